@@ -1,0 +1,33 @@
+"""gradient: a deep-learning framework written from scratch in Python.
+
+A PyTorch-like :class:`Tensor` with reverse-mode autograd over a backend abstraction.
+
+Example::
+
+    import gradient
+    x = gradient.randn(4, 3, requires_grad=True)
+    loss = (x @ x.T).relu().mean()
+    loss.backward()
+    print(x.grad.shape)
+"""
+
+from . import dtypes
+from .autograd import (enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled,
+                       no_grad, set_grad_enabled)
+from .device import device
+from .dtypes import (DType, bfloat16, bool_, float16, float32, float64, get_default_dtype, int8,
+                     int16, int32, int64, promote_types, result_type, set_default_dtype, uint8)
+from .errors import (AutogradError, DeviceError, DTypeError, FileFormatError, GradientError,
+                     ShapeError)
+from .tensor import Size, Tensor
+from .ops import *  # noqa: F401,F403
+from .ops.creation import Generator, default_generator  # noqa: F401
+from . import autograd, ops  # noqa: F401
+
+bool = bool_  # noqa: A001  (gradient.bool, like torch.bool)
+half, float, double = float16, float32, float64  # noqa: A001
+short, int, long = int16, int32, int64  # noqa: A001
+
+is_tensor = lambda obj: isinstance(obj, Tensor)  # noqa: E731
+
+__version__ = "0.1.0"

@@ -1,0 +1,237 @@
+"""The backward engine: walks the graph from the outputs to the leaves, without recursion.
+
+1. Find the nodes that matter (everything reachable for ``backward``; only the paths that lead
+   to the requested inputs for ``autograd.grad``) and count, for each, how many gradients
+   will flow into it.
+2. Run the nodes in dependency order, newest first among those ready (as PyTorch does):
+   each sums its incoming gradients, runs its hooks, calls its Function's backward and sends
+   one gradient along each edge. Broadcasting is undone here, once: a gradient whose shape
+   is larger than its input's is summed down to it, and cast to the input's dtype.
+3. Leaves accumulate into ``.grad``; non-leaves keep theirs only after ``retain_grad()``.
+   Saved tensors are freed as each node finishes, unless ``retain_graph=True``.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+from ..errors import AutogradError, ShapeError
+from . import grad_mode
+from .function import AccumulateGrad
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
+    """Accumulate d(tensors)/d(leaf) into every leaf's ``.grad``; see :meth:`Tensor.backward`."""
+    roots = _roots(tensors, grad_tensors, "backward")
+    _execute(roots, targets=None, retain_graph=create_graph if retain_graph is None else retain_graph,
+             create_graph=create_graph)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=False):
+    """Gradients of ``outputs`` with respect to ``inputs``, returned instead of accumulated.
+
+    Example::
+
+        >>> x = gradient.tensor([1.0, 2.0], requires_grad=True)
+        >>> (g,) = gradient.autograd.grad((x ** 3).sum(), x, create_graph=True)
+        >>> g            # 3 x^2, itself differentiable
+        tensor([ 3., 12.], grad_fn=<MulBackward>)
+    """
+    from ..tensor import Tensor
+
+    single = isinstance(inputs, Tensor)
+    inputs = (inputs,) if single else tuple(inputs)
+    for i, t in enumerate(inputs):
+        if not t.requires_grad:
+            raise AutogradError(f"grad: input {i} does not require grad; call .requires_grad_() on it "
+                                "before building the graph")
+    roots = _roots(outputs, grad_outputs, "grad")
+    targets = {}
+    for i, t in enumerate(inputs):
+        targets.setdefault(t._edge(), []).append(i)
+    captured = _execute(roots, targets, create_graph if retain_graph is None else retain_graph,
+                        create_graph)
+    result = []
+    for i, t in enumerate(inputs):
+        g = captured.get(i)
+        if g is None and not allow_unused:
+            raise AutogradError(f"grad: input {i} was not used to compute the outputs; pass "
+                                "allow_unused=True to get None for it")
+        result.append(g)
+    return tuple(result)
+
+
+def _roots(tensors, grad_tensors, what):
+    """(edge, gradient) pairs to start from, with implicit ones for scalar outputs."""
+    from ..tensor import Tensor
+
+    tensors = (tensors,) if isinstance(tensors, Tensor) else tuple(tensors)
+    if grad_tensors is None or isinstance(grad_tensors, Tensor):
+        grad_tensors = (grad_tensors,) * len(tensors) if grad_tensors is None else (grad_tensors,)
+    grad_tensors = tuple(grad_tensors)
+    if len(grad_tensors) != len(tensors):
+        raise AutogradError(f"{what}: got {len(tensors)} outputs but {len(grad_tensors)} gradients")
+    roots = []
+    for i, (t, g) in enumerate(zip(tensors, grad_tensors)):
+        if not t.requires_grad:
+            raise AutogradError(
+                f"{what}: output {i} does not require grad and has no grad_fn: nothing in its graph "
+                "requires grad (make the inputs with requires_grad=True, and compute outside no_grad)")
+        if g is None:
+            if t.numel() != 1:
+                raise AutogradError(
+                    f"{what}: a gradient can be created implicitly only for scalar outputs, output {i} "
+                    f"has shape {tuple(t.shape)}; pass gradient= with that shape")
+            g = _ones_like(t)
+        elif not isinstance(g, Tensor):
+            g = Tensor._make(t._backend.full(t.shape, g, t.dtype), False, t._backend)
+        elif tuple(g.shape) != tuple(t.shape):
+            raise ShapeError(f"{what}: gradient of shape {tuple(g.shape)} given for output {i} of "
+                             f"shape {tuple(t.shape)}; they must match")
+        roots.append((t._edge(), g))
+    return roots
+
+
+def _ones_like(t):
+    from ..tensor import Tensor
+    return Tensor._make(t._backend.full(t.shape, 1, t.dtype), False, t._backend)
+
+
+def _zeros(node, output_nr):
+    from ..tensor import Tensor
+    shape, dtype = node.output_meta[output_nr]
+    backend = node.ctx.backend
+    return Tensor._make(backend.full(shape, 0, dtype), False, backend)
+
+
+def _graph(roots, targets):
+    """Dependency counts of the nodes to visit, and the set of nodes whose backward must run."""
+    order = []          # nodes in DFS post-order: every node after all nodes it leads to
+    seen = set()
+    stack = [(edge[0], False) for edge, _ in roots]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if node in seen:
+            continue
+        seen.add(node)
+        stack.append((node, True))
+        for edge in node.next_edges:
+            if edge is not None and edge[0] not in seen:
+                stack.append((edge[0], False))
+
+    if targets is None:
+        run = {n for n in order if not isinstance(n, AccumulateGrad)}
+        keep = seen
+    else:
+        target_nodes = {node for node, _ in targets}
+        run = set()
+        for node in order:  # children first, so one pass decides every node
+            if any(e is not None and (e[0] in run or e[0] in target_nodes) for e in node.next_edges):
+                run.add(node)
+        keep = run | target_nodes
+    deps = dict.fromkeys(keep, 0)
+    for node in run:
+        for edge in node.next_edges:
+            if edge is not None and edge[0] in keep:
+                deps[edge[0]] += 1
+    return deps, run
+
+
+def _execute(roots, targets, retain_graph, create_graph):
+    deps, run = _graph(roots, targets)
+    buffers = {}
+    for (node, nr), g in roots:
+        if node in deps:
+            _add_to_buffer(buffers, node, nr, g)
+    ready = [(-node.seq, node) for node in {edge[0] for edge, _ in roots} if deps.get(node) == 0]
+    heapq.heapify(ready)
+    captured = {}
+    with grad_mode.set_grad_enabled(create_graph):
+        while ready:
+            _, node = heapq.heappop(ready)
+            grads = buffers.pop(node, None) or [None] * len(node.output_meta)
+            grads = [g if g is not None else _zeros(node, i) for i, g in enumerate(grads)]
+            _run_tensor_hooks(node, grads, create_graph)
+            if targets is not None:
+                for nr, g in enumerate(grads):
+                    for i in targets.get((node, nr), ()):
+                        captured[i] = g
+            if isinstance(node, AccumulateGrad):
+                if targets is None:
+                    _accumulate(node.tensor, grads[0], create_graph)
+                continue
+            if node not in run:
+                continue
+            input_grads = node.apply(grads)
+            if not retain_graph:
+                node.release()
+            _send(node, input_grads, buffers, deps, ready)
+    return captured
+
+
+def _send(node, input_grads, buffers, deps, ready):
+    """Pass each input gradient along its edge, matched to the input's shape and dtype."""
+    edges = node.next_edges
+    if len(input_grads) < len(edges):
+        input_grads = tuple(input_grads) + (None,) * (len(edges) - len(input_grads))
+    for edge, g, meta in zip(edges, input_grads, node.input_meta):
+        if edge is None or edge[0] not in deps:
+            continue
+        if g is not None:
+            shape, dtype = meta
+            if g.shape != shape:
+                g = _sum_to_shape(g, shape, node)
+            if g.dtype is not dtype:
+                g = g.to(dtype)
+            _add_to_buffer(buffers, edge[0], edge[1], g)
+        deps[edge[0]] -= 1
+        if deps[edge[0]] == 0:
+            heapq.heappush(ready, (-edge[0].seq, edge[0]))
+
+
+def _sum_to_shape(g, shape, node):
+    from ..ops.reduce import sum_to_shape
+    try:
+        return sum_to_shape(g, shape)
+    except ShapeError:
+        raise ShapeError(f"{node.name()} returned a gradient of shape {tuple(g.shape)} for an input "
+                         f"of shape {tuple(shape)}, which it does not broadcast to") from None
+
+
+def _add_to_buffer(buffers, node, nr, g):
+    slots = buffers.get(node)
+    if slots is None:
+        slots = buffers[node] = [None] * len(node.output_meta)
+    slots[nr] = g if slots[nr] is None else slots[nr] + g
+
+
+def _run_tensor_hooks(node, grads, create_graph):
+    """Hooks registered with Tensor.register_hook, then retain_grad, for each output."""
+    hooks = node.pre_hooks if not isinstance(node, AccumulateGrad) else node.tensor._hooks
+    if hooks:
+        if isinstance(node, AccumulateGrad):
+            hooks = {0: hooks}
+        for nr, fns in hooks.items():
+            for fn in fns:
+                new = fn(grads[nr])
+                if new is not None:
+                    grads[nr] = new
+    if node.retains:
+        for nr, ref in node.retains.items():
+            t = ref()
+            if t is not None:
+                _accumulate(t, grads[nr], create_graph)
+
+
+def _accumulate(tensor, g, create_graph):
+    if not create_graph:
+        g = g.detach()
+    if tensor.grad is None:
+        # a copy, so that two leaves never share one .grad (an in-place zero_ on one would clear both)
+        tensor.grad = g if create_graph else g.clone()
+    else:
+        tensor.grad = tensor.grad + g

@@ -1,0 +1,184 @@
+"""The backend contract: the primitives every device must provide.
+
+A backend stores arrays and runs a small set of primitive kernels on them. Everything
+else in gradient -- every differentiable op, every layer, every model -- is written on top
+of these primitives, so a new device that implements this class gets all of it.
+
+The primitives take and return the backend's own arrays (``numpy.ndarray`` on the CPU).
+Arrays expose ``.shape``, ``.ndim``, ``.size``, ``.dtype`` (a NumPy dtype) and ``.strides``.
+dtypes passed in are :class:`gradient.dtypes.DType` objects.
+
+Optional fused fast paths (softmax, norms, attention, quantized matmul) are methods a
+backend *may* add; ``gradient.ops`` looks them up with :meth:`Backend.fused` and falls back
+to the composition of primitives when the backend does not have them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+# Elementwise primitives, by name. Unary ops keep the dtype of a floating input.
+UNARY_OPS = frozenset({
+    "neg", "abs", "sign", "exp", "expm1", "log", "log1p", "sqrt", "sin", "cos", "tan", "tanh",
+    "sigmoid", "floor", "ceil", "round", "trunc", "reciprocal", "erf", "logical_not", "isnan",
+    "isinf", "isfinite", "bitwise_not", "asin", "acos", "atan",
+})
+BINARY_OPS = frozenset({
+    "add", "sub", "mul", "div", "floordiv", "mod", "pow", "maximum", "minimum", "atan2",
+    "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor",
+    "bitwise_and", "bitwise_or", "bitwise_xor",
+})
+REDUCE_OPS = frozenset({"sum", "prod", "max", "min", "argmax", "argmin", "any", "all"})
+
+
+class Backend:
+    """Primitive kernels for one kind of device. Subclasses implement every method below."""
+
+    #: device type this backend serves, e.g. ``"cpu"``
+    name: str = "abstract"
+
+    # ------------------------------------------------------------------ creation and transfer
+    def empty(self, shape: tuple, dtype) -> Any:
+        raise NotImplementedError
+
+    def full(self, shape: tuple, value, dtype) -> Any:
+        raise NotImplementedError
+
+    def arange(self, start, stop, step, dtype) -> Any:
+        raise NotImplementedError
+
+    def from_numpy(self, array) -> Any:
+        """Copy (or share, on the CPU) a NumPy array into backend storage."""
+        raise NotImplementedError
+
+    def to_numpy(self, x) -> Any:
+        """A NumPy array with the contents of ``x`` (shares memory on the CPU)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ random numbers
+    def generator(self, seed: int) -> Any:
+        """A random generator; every random primitive takes one explicitly."""
+        raise NotImplementedError
+
+    def uniform(self, gen, shape, low, high, dtype) -> Any:
+        raise NotImplementedError
+
+    def normal(self, gen, shape, mean, std, dtype) -> Any:
+        raise NotImplementedError
+
+    def randint(self, gen, low, high, shape, dtype) -> Any:
+        raise NotImplementedError
+
+    def permutation(self, gen, n, dtype) -> Any:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ elementwise
+    def unary(self, op: str, x) -> Any:
+        """One of :data:`UNARY_OPS` applied elementwise."""
+        raise NotImplementedError
+
+    def binary(self, op: str, a, b) -> Any:
+        """One of :data:`BINARY_OPS` with broadcasting; both operands have the same dtype."""
+        raise NotImplementedError
+
+    def where(self, cond, a, b) -> Any:
+        raise NotImplementedError
+
+    def cast(self, x, dtype) -> Any:
+        """``x`` converted to ``dtype`` (returns ``x`` itself when the dtype already matches)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ reductions and scans
+    def reduce(self, op: str, x, axis: tuple | int | None, keepdims: bool) -> Any:
+        """One of :data:`REDUCE_OPS`; ``argmax``/``argmin`` take a single axis or None.
+
+        Sums and products of float16/bfloat16 accumulate in float32.
+        """
+        raise NotImplementedError
+
+    def cumsum(self, x, axis: int) -> Any:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ linear algebra
+    def matmul(self, a, b) -> Any:
+        """Batched, broadcasting matmul with NumPy's rules; float32 accumulation for low precision."""
+        raise NotImplementedError
+
+    def einsum(self, equation: str, *operands) -> Any:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ views (no copy)
+    def reshape(self, x, shape: tuple) -> Any:
+        """A view when the strides allow, a copy otherwise."""
+        raise NotImplementedError
+
+    def permute(self, x, axes: Sequence[int]) -> Any:
+        raise NotImplementedError
+
+    def broadcast_to(self, x, shape: tuple) -> Any:
+        raise NotImplementedError
+
+    def windows(self, x, axes: Sequence[int], sizes: Sequence[int], steps: Sequence[int],
+                dilations: Sequence[int]) -> Any:
+        """Sliding windows over ``axes`` as a read-only strided view.
+
+        The result has the window-count dimensions in place of ``axes`` and the window
+        dimensions appended at the end (the im2col view behind convolutions and ``unfold``).
+        """
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ copies
+    def contiguous(self, x) -> Any:
+        """A C-contiguous array with the contents of ``x`` (``x`` itself if it already is)."""
+        raise NotImplementedError
+
+    def concatenate(self, xs: Sequence, axis: int) -> Any:
+        raise NotImplementedError
+
+    def pad(self, x, widths: Sequence[tuple[int, int]], mode: str, value) -> Any:
+        """``mode`` is ``constant``, ``reflect`` or ``edge`` (NumPy's names)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ indexing
+    def getitem(self, x, index) -> Any:
+        """NumPy indexing: slices, None, Ellipsis, integer and boolean arrays."""
+        raise NotImplementedError
+
+    def setitem(self, x, index, value) -> None:
+        """In place: ``x[index] = value``."""
+        raise NotImplementedError
+
+    def index_add(self, x, index, value) -> None:
+        """In place: ``x[index] += value``, with repeated indices accumulating."""
+        raise NotImplementedError
+
+    def take_along_axis(self, x, index, axis: int) -> Any:
+        raise NotImplementedError
+
+    def scatter_add(self, x, axis: int, index, src) -> None:
+        """In place: ``x[..., index[i], ...] += src[i]`` along ``axis`` (PyTorch's scatter_add_)."""
+        raise NotImplementedError
+
+    def put_along_axis(self, x, index, values, axis: int) -> None:
+        """In place: PyTorch's ``scatter_`` (last write wins for repeated indices)."""
+        raise NotImplementedError
+
+    def sort(self, x, axis: int, descending: bool, stable: bool) -> tuple[Any, Any]:
+        """(values, int64 indices)."""
+        raise NotImplementedError
+
+    def nonzero(self, x) -> Any:
+        """int64 array of shape (count, ndim)."""
+        raise NotImplementedError
+
+    def searchsorted(self, sorted_rows, values) -> Any:
+        """Row-wise right-side searchsorted for 2-d inputs (used by multinomial)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ optional fast paths
+    def fused(self, name: str):
+        """The optional fused kernel ``name`` if this backend has one, else None."""
+        return getattr(self, "fused_" + name, None)
+
+    def synchronize(self) -> None:
+        """Wait for queued work (a no-op on synchronous devices)."""

@@ -1,0 +1,252 @@
+"""The CPU backend: the primitive contract on NumPy.
+
+:class:`ArrayBackend` is written against an array module ``xp`` with NumPy's API, so the
+CUDA backend can reuse it with CuPy and override only the kernels that differ.
+
+float16 and bfloat16 are storage types here: NumPy has no half-precision BLAS and
+ml_dtypes' bfloat16 has few fast loops, so arithmetic on them is computed in float32 and
+rounded back to the storage type, which is also what PyTorch's CPU kernels do.
+"""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+
+from .base import Backend
+
+_LOW_PRECISION = (np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16))
+_F32 = np.dtype(np.float32)
+
+
+def _sigmoid(xp, x):
+    # exp of a non-positive argument only, so large |x| neither overflows nor warns
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+def _erf(xp, x):
+    try:
+        from scipy.special import erf  # exact to the last ulp when SciPy is there
+        return erf(x).astype(x.dtype, copy=False)
+    except ImportError:  # pragma: no cover - SciPy is optional
+        return np.vectorize(__import__("math").erf, otypes=[x.dtype])(x)
+
+
+def _round_half_even(xp, x):
+    return xp.round(x)  # NumPy rounds half to even, as torch.round does
+
+
+class ArrayBackend(Backend):
+    """Primitives implemented with a NumPy-compatible array module ``xp``."""
+
+    def __init__(self, xp, name: str):
+        self.xp = xp
+        self.name = name
+        xp_ = xp
+        self._unary = {
+            "neg": xp_.negative, "abs": xp_.abs, "sign": xp_.sign, "exp": xp_.exp,
+            "expm1": xp_.expm1, "log": xp_.log, "log1p": xp_.log1p, "sqrt": xp_.sqrt,
+            "sin": xp_.sin, "cos": xp_.cos, "tan": xp_.tan, "tanh": xp_.tanh,
+            "sigmoid": lambda x: _sigmoid(xp_, x), "floor": xp_.floor, "ceil": xp_.ceil,
+            "round": lambda x: _round_half_even(xp_, x), "trunc": xp_.trunc,
+            "reciprocal": lambda x: xp_.reciprocal(x) if x.dtype.kind == "f" else 1 / x,
+            "erf": lambda x: _erf(xp_, x), "logical_not": xp_.logical_not,
+            "isnan": xp_.isnan, "isinf": xp_.isinf, "isfinite": xp_.isfinite,
+            "bitwise_not": xp_.invert, "asin": xp_.arcsin, "acos": xp_.arccos, "atan": xp_.arctan,
+        }
+        self._binary = {
+            "add": xp_.add, "sub": xp_.subtract, "mul": xp_.multiply, "div": xp_.true_divide,
+            "floordiv": self._floordiv, "mod": self._mod, "pow": xp_.power,
+            "maximum": xp_.maximum, "minimum": xp_.minimum, "atan2": xp_.arctan2,
+            "eq": xp_.equal, "ne": xp_.not_equal, "lt": xp_.less, "le": xp_.less_equal,
+            "gt": xp_.greater, "ge": xp_.greater_equal, "logical_and": xp_.logical_and,
+            "logical_or": xp_.logical_or, "logical_xor": xp_.logical_xor,
+            "bitwise_and": xp_.bitwise_and, "bitwise_or": xp_.bitwise_or,
+            "bitwise_xor": xp_.bitwise_xor,
+        }
+
+    # ------------------------------------------------------------------ creation and transfer
+    def empty(self, shape, dtype):
+        return self.xp.empty(shape, dtype=dtype.numpy)
+
+    def full(self, shape, value, dtype):
+        return self.xp.full(shape, value, dtype=dtype.numpy)
+
+    def arange(self, start, stop, step, dtype):
+        if dtype.numpy in _LOW_PRECISION:
+            return self.xp.arange(start, stop, step, dtype=np.float64).astype(dtype.numpy)
+        return self.xp.arange(start, stop, step, dtype=dtype.numpy)
+
+    def from_numpy(self, array):
+        return self.xp.asarray(array)
+
+    def to_numpy(self, x):
+        return np.asarray(x)
+
+    # ------------------------------------------------------------------ random numbers
+    def generator(self, seed):
+        return np.random.Generator(np.random.PCG64(seed))
+
+    def uniform(self, gen, shape, low, high, dtype):
+        out = gen.random(shape, dtype=np.float64 if dtype.itemsize == 8 else np.float32)
+        return self.xp.asarray((out * (high - low) + low).astype(dtype.numpy, copy=False))
+
+    def normal(self, gen, shape, mean, std, dtype):
+        out = gen.standard_normal(shape, dtype=np.float64 if dtype.itemsize == 8 else np.float32)
+        return self.xp.asarray((out * std + mean).astype(dtype.numpy, copy=False))
+
+    def randint(self, gen, low, high, shape, dtype):
+        return self.xp.asarray(gen.integers(low, high, size=shape).astype(dtype.numpy, copy=False))
+
+    def permutation(self, gen, n, dtype):
+        return self.xp.asarray(gen.permutation(n).astype(dtype.numpy, copy=False))
+
+    # ------------------------------------------------------------------ elementwise
+    def unary(self, op, x):
+        fn = self._unary[op]
+        if x.dtype in _LOW_PRECISION:
+            return self.xp.asarray(fn(x.astype(_F32))).astype(x.dtype)
+        return self.xp.asarray(fn(x))
+
+    def binary(self, op, a, b):
+        fn = self._binary[op]
+        dtype = a.dtype
+        if dtype in _LOW_PRECISION:
+            out = self.xp.asarray(fn(a.astype(_F32), b.astype(_F32)))
+            return out if out.dtype.kind == "b" else out.astype(dtype)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return self.xp.asarray(fn(a, b))
+
+    def _floordiv(self, a, b):
+        if a.dtype.kind in "iu" and not b.all():
+            raise ZeroDivisionError("floor_divide: integer division by zero")
+        return self.xp.floor_divide(a, b)
+
+    def _mod(self, a, b):
+        if a.dtype.kind in "iu" and not b.all():
+            raise ZeroDivisionError("remainder: integer division by zero")
+        return self.xp.remainder(a, b)  # sign of the divisor, like torch.remainder
+
+    def where(self, cond, a, b):
+        return self.xp.asarray(self.xp.where(cond, a, b))
+
+    def cast(self, x, dtype):
+        return x.astype(dtype.numpy, copy=False)
+
+    # ------------------------------------------------------------------ reductions and scans
+    def reduce(self, op, x, axis, keepdims):
+        xp = self.xp
+        if op in ("argmax", "argmin"):
+            fn = xp.argmax if op == "argmax" else xp.argmin
+            src = x.astype(_F32) if x.dtype in _LOW_PRECISION else x
+            return xp.asarray(fn(src, axis=axis, keepdims=keepdims)).astype(np.int64, copy=False)
+        if op in ("sum", "prod"):
+            fn = xp.sum if op == "sum" else xp.prod
+            if x.dtype in _LOW_PRECISION:
+                return xp.asarray(fn(x, axis=axis, keepdims=keepdims, dtype=_F32)).astype(x.dtype)
+            if x.dtype.kind in "biu":  # integer and bool sums accumulate in int64, like PyTorch
+                return xp.asarray(fn(x, axis=axis, keepdims=keepdims, dtype=np.int64))
+            return xp.asarray(fn(x, axis=axis, keepdims=keepdims))
+        fn = {"max": xp.max, "min": xp.min, "any": xp.any, "all": xp.all}[op]
+        return xp.asarray(fn(x, axis=axis, keepdims=keepdims))
+
+    def cumsum(self, x, axis):
+        if x.dtype in _LOW_PRECISION:
+            return self.xp.cumsum(x, axis=axis, dtype=_F32).astype(x.dtype)
+        if x.dtype.kind in "biu":
+            return self.xp.cumsum(x, axis=axis, dtype=np.int64)
+        return self.xp.cumsum(x, axis=axis)
+
+    # ------------------------------------------------------------------ linear algebra
+    def matmul(self, a, b):
+        if a.dtype in _LOW_PRECISION:  # no half-precision BLAS on the CPU: float32 compute
+            return self.xp.matmul(a.astype(_F32), b.astype(_F32)).astype(a.dtype)
+        return self.xp.asarray(self.xp.matmul(a, b))
+
+    def einsum(self, equation, *operands):
+        dtype = operands[0].dtype
+        if dtype in _LOW_PRECISION:
+            ops = [o.astype(_F32) for o in operands]
+            return self.xp.einsum(equation, *ops, optimize=True).astype(dtype)
+        return self.xp.asarray(self.xp.einsum(equation, *operands, optimize=len(operands) > 2))
+
+    # ------------------------------------------------------------------ views
+    def reshape(self, x, shape):
+        return x.reshape(shape)
+
+    def permute(self, x, axes):
+        return x.transpose(axes)
+
+    def broadcast_to(self, x, shape):
+        return self.xp.broadcast_to(x, shape)
+
+    def windows(self, x, axes, sizes, steps, dilations):
+        shape, strides = list(x.shape), list(x.strides)
+        win_shape, win_strides = [], []
+        for ax, k, s, d in zip(axes, sizes, steps, dilations):
+            span = d * (k - 1) + 1
+            shape[ax] = max((x.shape[ax] - span) // s + 1, 0)
+            win_shape.append(k)
+            win_strides.append(x.strides[ax] * d)
+            strides[ax] = x.strides[ax] * s
+        return self.xp.lib.stride_tricks.as_strided(
+            x, tuple(shape) + tuple(win_shape), tuple(strides) + tuple(win_strides), writeable=False)
+
+    # ------------------------------------------------------------------ copies
+    def contiguous(self, x):
+        return self.xp.ascontiguousarray(x)
+
+    def concatenate(self, xs, axis):
+        return self.xp.concatenate(xs, axis=axis)
+
+    def pad(self, x, widths, mode, value):
+        if mode == "constant":
+            return self.xp.pad(x, widths, mode="constant", constant_values=value)
+        return self.xp.pad(x, widths, mode=mode)
+
+    # ------------------------------------------------------------------ indexing
+    def getitem(self, x, index):
+        return self.xp.asarray(x[index])
+
+    def setitem(self, x, index, value):
+        x[index] = value
+
+    def index_add(self, x, index, value):
+        self.xp.add.at(x, index, value)
+
+    def take_along_axis(self, x, index, axis):
+        return self.xp.take_along_axis(x, index, axis=axis)
+
+    def scatter_add(self, x, axis, index, src):
+        self.xp.add.at(x, self._along_axis_index(index, axis), src)
+
+    def put_along_axis(self, x, index, values, axis):
+        x[self._along_axis_index(index, axis)] = values
+
+    def _along_axis_index(self, index, axis):
+        """Full fancy index tuple that addresses x[..., index, ...] along ``axis``."""
+        grids = list(self.xp.ogrid[tuple(slice(n) for n in index.shape)]) if index.ndim else []
+        grids[axis] = index
+        return tuple(grids)
+
+    def sort(self, x, axis, descending, stable):
+        xp = self.xp
+        src = x.astype(_F32) if x.dtype in _LOW_PRECISION else x
+        if descending:
+            # negate to sort descending while keeping the stable order among ties
+            key = ~src if src.dtype.kind in "iu" else (~src if src.dtype.kind == "b" else -src)
+            idx = xp.argsort(key, axis=axis, kind="stable")
+        else:
+            idx = xp.argsort(src, axis=axis, kind="stable")
+        return xp.take_along_axis(x, idx, axis=axis), idx.astype(np.int64, copy=False)
+
+    def nonzero(self, x):
+        return self.xp.stack(self.xp.nonzero(x), axis=-1).astype(np.int64).reshape(-1, x.ndim)
+
+    def searchsorted(self, sorted_rows, values):
+        xp = self.xp
+        return xp.stack([xp.searchsorted(r, v, side="right") for r, v in zip(sorted_rows, values)])
+
+
+cpu_backend = ArrayBackend(np, "cpu")

@@ -1,0 +1,187 @@
+"""Data types and PyTorch's type-promotion rules.
+
+A :class:`DType` names an element type and knows its NumPy equivalent
+(bfloat16 comes from ``ml_dtypes``, since NumPy has none).
+
+Promotion follows PyTorch, not NumPy:
+
+* categories are ordered bool < integer < floating; a result takes the highest category present;
+* Python scalars and 0-d tensors only decide the *category*: ``int8_tensor + 1000`` stays int8,
+  ``int_tensor * 2.5`` becomes the default float dtype (float32), ``float16_tensor * 2.5`` stays float16;
+* float16 with bfloat16 gives float32; uint8 with int8 gives int16.
+
+Example::
+
+    >>> import gradient
+    >>> gradient.promote_types(gradient.uint8, gradient.int8)
+    gradient.int16
+"""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+
+from .errors import DTypeError
+
+__all__ = [
+    "DType", "bool_", "uint8", "int8", "int16", "int32", "int64",
+    "float16", "bfloat16", "float32", "float64",
+    "get_default_dtype", "set_default_dtype", "promote_types", "result_type", "as_dtype",
+]
+
+
+class DType:
+    """An element type: ``gradient.float32``, ``gradient.int64``, ..."""
+
+    __slots__ = ("name", "numpy", "is_floating_point", "is_signed", "itemsize", "_kind")
+
+    def __init__(self, name: str, numpy_dtype, kind: int):
+        self.name = name
+        self.numpy = np.dtype(numpy_dtype)
+        self.is_floating_point = kind == _FLOAT
+        self.is_signed = name not in ("bool", "uint8")
+        self.itemsize = self.numpy.itemsize
+        self._kind = kind  # category: 0 bool, 1 integer, 2 floating
+
+    def __repr__(self) -> str:
+        return f"gradient.{self.name}"
+
+    def __reduce__(self):  # dtypes are singletons, also across copy/pickle of user objects
+        return (as_dtype, (self.name,))
+
+    @property
+    def is_complex(self) -> bool:
+        return False
+
+
+_BOOL, _INT, _FLOAT = 0, 1, 2
+
+bool_ = DType("bool", np.bool_, _BOOL)
+uint8 = DType("uint8", np.uint8, _INT)
+int8 = DType("int8", np.int8, _INT)
+int16 = DType("int16", np.int16, _INT)
+int32 = DType("int32", np.int32, _INT)
+int64 = DType("int64", np.int64, _INT)
+float16 = DType("float16", np.float16, _FLOAT)
+bfloat16 = DType("bfloat16", ml_dtypes.bfloat16, _FLOAT)
+float32 = DType("float32", np.float32, _FLOAT)
+float64 = DType("float64", np.float64, _FLOAT)
+
+ALL_DTYPES = (bool_, uint8, int8, int16, int32, int64, float16, bfloat16, float32, float64)
+_BY_NUMPY = {d.numpy: d for d in ALL_DTYPES}
+_BY_NAME = {d.name: d for d in ALL_DTYPES}
+_BY_NAME.update({"half": float16, "float": float32, "double": float64, "long": int64,
+                 "int": int32, "short": int16, "bool_": bool_})
+
+_default_float = float32
+
+
+def get_default_dtype() -> DType:
+    """The floating dtype used for Python floats and integer division (float32 unless changed)."""
+    return _default_float
+
+
+def set_default_dtype(dtype) -> None:
+    """Set the default floating dtype, like ``torch.set_default_dtype``."""
+    global _default_float
+    dtype = as_dtype(dtype)
+    if not dtype.is_floating_point:
+        raise DTypeError(f"set_default_dtype: expected a floating dtype, got {dtype}")
+    _default_float = dtype
+
+
+def as_dtype(obj) -> DType:
+    """Turn a DType, a NumPy dtype, a Python type or a name ('float32', 'half') into a DType."""
+    if isinstance(obj, DType):
+        return obj
+    if obj is float:
+        return _default_float
+    if obj is int:
+        return int64
+    if obj is bool:
+        return bool_
+    if isinstance(obj, str):
+        name = obj.removeprefix("gradient.").removeprefix("torch.")
+        if name in _BY_NAME:
+            return _BY_NAME[name]
+    else:
+        try:
+            found = _BY_NUMPY.get(np.dtype(obj))
+        except TypeError:
+            found = None
+        if found is not None:
+            return found
+    known = ", ".join(d.name for d in ALL_DTYPES)
+    raise DTypeError(f"unknown dtype {obj!r}: expected one of {known}")
+
+
+def from_numpy_dtype(np_dtype) -> DType:
+    """The DType of a NumPy array's dtype; a clear error for the ones gradient does not support."""
+    found = _BY_NUMPY.get(np_dtype)
+    if found is None:
+        found = _BY_NUMPY.get(np.dtype(np_dtype))
+    if found is None:
+        raise DTypeError(f"NumPy dtype {np_dtype} is not supported by gradient: "
+                         f"convert the array to one of {', '.join(d.name for d in ALL_DTYPES)} first")
+    return found
+
+
+_INT_ORDER = {int8: 0, int16: 1, int32: 2, int64: 3}
+
+
+def promote_types(a: DType, b: DType) -> DType:
+    """The smallest dtype both ``a`` and ``b`` convert to, by PyTorch's table."""
+    if a is b:
+        return a
+    if a._kind != b._kind:
+        return a if a._kind > b._kind else b
+    if a._kind == _FLOAT:
+        if {a, b} == {float16, bfloat16}:
+            return float32
+        return a if a.itemsize > b.itemsize else b
+    # both integers
+    if a is uint8 or b is uint8:
+        other = b if a is uint8 else a
+        return int16 if other is int8 else other
+    return a if _INT_ORDER[a] > _INT_ORDER[b] else b
+
+
+def scalar_kind(value) -> int:
+    """Category of a Python scalar: bool, integer or floating."""
+    if isinstance(value, (bool, np.bool_)):
+        return _BOOL
+    if isinstance(value, (int, np.integer)):
+        return _INT
+    if isinstance(value, (float, np.floating)):
+        return _FLOAT
+    raise DTypeError(f"expected a Python number, got {type(value).__name__}")
+
+
+_KIND_DEFAULT = {_BOOL: bool_, _INT: int64}
+
+
+def result_type(*operands) -> DType:
+    """PyTorch's ``result_type`` over tensors and Python scalars.
+
+    Dimensioned tensors decide first; 0-d tensors only count when they are of a higher
+    category; Python scalars after that, and only through their category.
+    """
+    from .tensor import Tensor  # local: tensor imports dtypes
+
+    dims = zero_dims = None
+    scalar = -1
+    for op in operands:
+        if isinstance(op, Tensor):
+            if op.ndim:
+                dims = op.dtype if dims is None else promote_types(dims, op.dtype)
+            else:
+                zero_dims = op.dtype if zero_dims is None else promote_types(zero_dims, op.dtype)
+        else:
+            scalar = max(scalar, scalar_kind(op))
+    result = dims
+    if zero_dims is not None and (result is None or zero_dims._kind > result._kind):
+        result = zero_dims
+    if scalar >= 0 and (result is None or scalar > result._kind):
+        result = _default_float if scalar == _FLOAT else _KIND_DEFAULT[scalar]
+    return result

@@ -1,0 +1,32 @@
+"""One exception hierarchy for gradient.
+
+Each error subclasses the built-in exception a Python user would expect to catch
+(``ValueError`` for bad shapes, ``TypeError`` for bad dtypes, ...), so
+``except ValueError`` keeps working, while ``except gradient.GradientError``
+catches everything the framework raises on purpose.
+Messages say what was expected, what was given, and what to do.
+"""
+
+
+class GradientError(Exception):
+    """Base class of every error gradient raises on purpose."""
+
+
+class ShapeError(GradientError, ValueError):
+    """Shapes that do not fit together: ``matmul: shapes (3, 4) and (5, 6) do not align: 4 != 5``."""
+
+
+class DTypeError(GradientError, TypeError):
+    """An unknown dtype, or a dtype an operation does not support."""
+
+
+class DeviceError(GradientError, RuntimeError):
+    """An unknown or unavailable device, or tensors on different devices."""
+
+
+class AutogradError(GradientError, RuntimeError):
+    """Misuse of autograd: backward twice, modified saved tensors, no grad to compute."""
+
+
+class FileFormatError(GradientError, OSError):
+    """A checkpoint or weight file that is truncated, corrupt or of an unknown format."""

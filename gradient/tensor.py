@@ -1,0 +1,625 @@
+"""Tensor: a backend array plus the autograd metadata that links it into a graph.
+
+The arithmetic lives in :mod:`gradient.ops`; this class holds data, answers questions about
+it (shape, dtype, device), and wires operators and methods to the ops. Functions of
+``gradient.ops`` whose first argument is a tensor are bound here as methods under the same
+name, so ``x.exp()`` is ``gradient.exp(x)``.
+
+Example::
+
+    >>> x = gradient.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    >>> y = (x * x).sum()
+    >>> y.backward()
+    >>> x.grad
+    tensor([[2., 4.],
+            [6., 8.]])
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from .autograd import grad_mode
+from .backends import Backend, cpu_backend, get_backend
+from .device import as_device, device
+from .dtypes import DType, as_dtype, from_numpy_dtype, promote_types
+from .errors import AutogradError, DTypeError
+
+__all__ = ["Tensor", "Size"]
+
+
+class Size(tuple):
+    """The shape of a tensor: a tuple with PyTorch's ``Size`` repr and ``numel()``."""
+
+    def numel(self) -> int:
+        n = 1
+        for d in self:
+            n *= d
+        return n
+
+    def __repr__(self) -> str:
+        return f"gradient.Size({list(self)})"
+
+
+class _VersionCounter:
+    """Counts in-place writes to a storage; views share their base's counter."""
+
+    __slots__ = ("value", "last_op")
+
+    def __init__(self):
+        self.value = 0
+        self.last_op = None
+
+    def bump(self, op: str) -> None:
+        self.value += 1
+        self.last_op = op
+
+
+_DEVICES: dict[str, device] = {}
+
+
+class Tensor:
+    """An n-dimensional array with reverse-mode automatic differentiation.
+
+    Make tensors with :func:`gradient.tensor`, :func:`gradient.zeros`, :func:`gradient.randn`, ...
+    """
+
+    __slots__ = ("_data", "_backend", "requires_grad", "grad", "grad_fn", "_output_nr", "_version",
+                 "_base", "_accumulator", "_hooks", "_retains_grad", "__weakref__")
+    __array_priority__ = 1000  # NumPy scalars and arrays defer to Tensor's reflected operators
+
+    def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):
+        from .ops.creation import _as_array
+        backend = get_backend(as_device(device).type)
+        self._init(_as_array(data, dtype, backend), requires_grad, backend)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def _make(cls, data, requires_grad: bool = False, backend: Backend | None = None) -> "Tensor":
+        """Wrap a backend array without copying (the internal constructor)."""
+        t = object.__new__(cls)
+        t._init(data, requires_grad, backend or cpu_backend)
+        return t
+
+    def _init(self, data, requires_grad, backend):
+        self._data = data
+        self._backend = backend
+        self.grad = None
+        self.grad_fn = None
+        self._output_nr = 0
+        self._version = _VersionCounter()
+        self._base = None
+        self._accumulator = None
+        self._hooks = None
+        self._retains_grad = False
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    # ------------------------------------------------------------------ what it is
+    @property
+    def shape(self) -> Size:
+        return Size(self._data.shape)
+
+    def size(self, dim: int | None = None):
+        """The shape, or its length along ``dim``."""
+        if dim is None:
+            return Size(self._data.shape)
+        return self._data.shape[self._wrap_dim(dim)]
+
+    @property
+    def ndim(self) -> int:
+        return self._data.ndim
+
+    def dim(self) -> int:
+        return self._data.ndim
+
+    def ndimension(self) -> int:
+        return self._data.ndim
+
+    def numel(self) -> int:
+        return int(self._data.size)
+
+    def nelement(self) -> int:
+        return int(self._data.size)
+
+    @property
+    def dtype(self) -> DType:
+        return from_numpy_dtype(self._data.dtype)
+
+    @property
+    def device(self) -> device:
+        name = self._backend.name
+        dev = _DEVICES.get(name)
+        if dev is None:
+            dev = _DEVICES[name] = device(name)
+        return dev
+
+    @property
+    def is_cuda(self) -> bool:
+        return self._backend.name.startswith("cuda")
+
+    def is_floating_point(self) -> bool:
+        return self._data.dtype.kind == "f" or self.dtype.is_floating_point
+
+    def element_size(self) -> int:
+        return self._data.dtype.itemsize
+
+    def stride(self, dim: int | None = None):
+        """Strides in elements, like PyTorch's."""
+        strides = tuple(s // self._data.dtype.itemsize for s in self._data.strides)
+        return strides if dim is None else strides[self._wrap_dim(dim)]
+
+    def is_contiguous(self) -> bool:
+        return bool(self._data.flags.c_contiguous) if hasattr(self._data, "flags") else True
+
+    def data_ptr(self) -> int:
+        return self._data.__array_interface__["data"][0] if hasattr(self._data, "__array_interface__") \
+            else int(self._data.data.ptr)
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors not made by a recorded op (the ones whose ``.grad`` gets filled)."""
+        return self.grad_fn is None
+
+    @property
+    def T(self) -> "Tensor":
+        """All dimensions reversed (the transpose for 2-d tensors)."""
+        return _ops.permute(self, tuple(range(self.ndim - 1, -1, -1)))
+
+    @property
+    def mT(self) -> "Tensor":
+        """The last two dimensions swapped (batched matrix transpose)."""
+        return _ops.transpose(self, -2, -1)
+
+    @property
+    def data(self) -> "Tensor":
+        """The same storage, detached from the graph (prefer :meth:`detach`)."""
+        return self.detach()
+
+    @data.setter
+    def data(self, value: "Tensor") -> None:
+        self._data = value._data
+
+    def _wrap_dim(self, dim: int) -> int:
+        from .ops.shape import wrap_dim
+        return wrap_dim(dim, self.ndim)
+
+    # ------------------------------------------------------------------ leaving gradient
+    def numpy(self, *, force: bool = False) -> np.ndarray:
+        """The data as a NumPy array (sharing memory on the CPU).
+
+        Raises for tensors that require grad, like PyTorch: call ``.detach().numpy()``.
+        """
+        if self.requires_grad and not force:
+            raise AutogradError("numpy(): the tensor requires grad; call tensor.detach().numpy()")
+        return self._backend.to_numpy(self._data)
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.detach().numpy()
+        return out.astype(dtype) if dtype is not None else out
+
+    def item(self):
+        """The value of a one-element tensor as a Python number."""
+        if self._data.size != 1:
+            raise ValueError(f"item(): only one-element tensors convert to a Python number, this one "
+                             f"has {self._data.size} elements (shape {tuple(self.shape)})")
+        return self._python_values(self._backend.to_numpy(self._data).reshape(()))
+
+    def tolist(self):
+        """The data as (nested) Python lists of numbers."""
+        return self._python_values(self._backend.to_numpy(self._data))
+
+    def _python_values(self, arr: np.ndarray):
+        if arr.dtype.kind == "V" or arr.dtype.itemsize == 2 and arr.dtype.kind == "f" \
+                or self.dtype.name == "bfloat16":
+            arr = arr.astype(np.float32)
+        return arr.tolist()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if self.dtype.is_floating_point or self._data.size != 1:
+            raise TypeError("only one-element integer tensors can be used as an index")
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        if self._data.size != 1:
+            raise ValueError(f"the truth value of a tensor with {self._data.size} elements is "
+                             "ambiguous; use .any() or .all()")
+        return bool(self.item())
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return iter(_ops.unbind(self, 0))
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        from .printing import tensor_repr
+        return tensor_repr(self)
+
+    # ------------------------------------------------------------------ autograd
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        """Start (or stop) recording operations on this leaf tensor; returns the tensor."""
+        if requires_grad and not self.dtype.is_floating_point:
+            raise AutogradError(f"only tensors of floating dtype can require gradients, this one is "
+                                f"{self.dtype}; convert it with .float() first")
+        if not requires_grad and not self.is_leaf:
+            raise AutogradError("requires_grad_(False) is only allowed on leaf tensors; use .detach()")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def detach(self) -> "Tensor":
+        """A new tensor sharing this one's storage, outside the graph."""
+        t = Tensor._make(self._data, False, self._backend)
+        t._version = self._version
+        t._base = self
+        return t
+
+    def detach_(self) -> "Tensor":
+        self.grad_fn = None
+        self.requires_grad = False
+        return self
+
+    def retain_grad(self) -> None:
+        """Keep ``.grad`` on this non-leaf tensor after backward."""
+        if not self.requires_grad:
+            raise AutogradError("retain_grad() on a tensor that does not require grad")
+        if self.is_leaf or self._retains_grad:
+            return
+        node = self.grad_fn
+        if node.retains is None:
+            node.retains = {}
+        node.retains[self._output_nr] = weakref.ref(self)
+        self._retains_grad = True
+
+    @property
+    def retains_grad(self) -> bool:
+        return self._retains_grad
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` when this tensor's gradient is computed; a non-None return replaces it.
+
+        Returns a handle whose ``remove()`` unregisters the hook.
+        """
+        if not self.requires_grad:
+            raise AutogradError("cannot register a hook on a tensor that does not require grad")
+        if self.is_leaf:
+            if self._hooks is None:
+                self._hooks = []
+            hooks = self._hooks
+        else:
+            node = self.grad_fn
+            if node.pre_hooks is None:
+                node.pre_hooks = {}
+            hooks = node.pre_hooks.setdefault(self._output_nr, [])
+        hooks.append(hook)
+        return _HookHandle(hooks, hook)
+
+    def backward(self, gradient=None, retain_graph=None, create_graph: bool = False) -> None:
+        """Accumulate the gradient of this tensor into the ``.grad`` of every leaf it depends on."""
+        from .autograd.engine import backward
+        backward(self, gradient, retain_graph, create_graph)
+
+    def _edge(self):
+        """Where a gradient for this tensor goes: its grad_fn's output, or its leaf accumulator."""
+        if self.grad_fn is not None:
+            return (self.grad_fn, self._output_nr)
+        from .autograd.function import grad_accumulator
+        return (grad_accumulator(self), 0)
+
+    # ------------------------------------------------------------------ conversion
+    def to(self, *args, **kwargs) -> "Tensor":
+        """``to(dtype)``, ``to(device)``, ``to(device, dtype)`` or ``to(other_tensor)``; differentiable."""
+        dtype = kwargs.pop("dtype", None)
+        dev = kwargs.pop("device", None)
+        kwargs.pop("non_blocking", None)
+        copy = kwargs.pop("copy", False)
+        if kwargs:
+            raise TypeError(f"to(): unexpected arguments {sorted(kwargs)}")
+        for a in args:
+            if isinstance(a, Tensor):
+                dtype, dev = a.dtype, a.device
+            elif isinstance(a, (DType, type)) or (isinstance(a, str) and _looks_like_dtype(a)):
+                dtype = as_dtype(a)
+            elif a is not None:
+                dev = a
+        out = self
+        if dev is not None and as_device(dev).type != self._backend.name:
+            out = _ops.to_device(out, as_device(dev))
+        if dtype is not None and as_dtype(dtype) is not out.dtype:
+            out = _ops.cast(out, as_dtype(dtype))
+        if copy and out is self:
+            out = self.clone()
+        return out
+
+    def type(self, dtype=None):
+        if dtype is None:
+            return f"gradient.{self.dtype.name}"
+        return self.to(dtype)
+
+    def type_as(self, other: "Tensor") -> "Tensor":
+        return self.to(other.dtype)
+
+    def float(self) -> "Tensor":
+        return self.to(as_dtype("float32"))
+
+    def double(self) -> "Tensor":
+        return self.to(as_dtype("float64"))
+
+    def half(self) -> "Tensor":
+        return self.to(as_dtype("float16"))
+
+    def bfloat16(self) -> "Tensor":
+        return self.to(as_dtype("bfloat16"))
+
+    def long(self) -> "Tensor":
+        return self.to(as_dtype("int64"))
+
+    def int(self) -> "Tensor":
+        return self.to(as_dtype("int32"))
+
+    def short(self) -> "Tensor":
+        return self.to(as_dtype("int16"))
+
+    def char(self) -> "Tensor":
+        return self.to(as_dtype("int8"))
+
+    def byte(self) -> "Tensor":
+        return self.to(as_dtype("uint8"))
+
+    def bool(self) -> "Tensor":
+        return self.to(as_dtype("bool"))
+
+    def cpu(self) -> "Tensor":
+        return self.to("cpu")
+
+    def cuda(self, device=None) -> "Tensor":
+        return self.to(device or "cuda")
+
+    # ------------------------------------------------------------------ in-place operations
+    def _check_inplace(self, op: str, *others) -> bool:
+        """Refuse in-place writes autograd cannot follow; True when the write must be recorded."""
+        if not grad_mode.is_grad_enabled():
+            return False
+        if self.requires_grad and self.is_leaf:
+            raise AutogradError(
+                f"{op}: a leaf tensor that requires grad cannot be modified in place (its .grad "
+                "would be wrong); do it inside `with gradient.no_grad():`, or on a clone")
+        recording = self.requires_grad or any(isinstance(o, Tensor) and o.requires_grad for o in others)
+        base = self._base
+        if recording and base is not None and (base.requires_grad or self.requires_grad):
+            raise AutogradError(
+                f"{op}: in-place modification of a view of a tensor that requires grad is not "
+                "supported; index-assign into the base tensor instead (base[idx] = value), or use "
+                "out-of-place ops")
+        return recording
+
+    def _write(self, op: str, result: "Tensor") -> "Tensor":
+        """Store ``result`` into this tensor's storage and take over its place in the graph."""
+        if result.dtype is not self.dtype:
+            if promote_types(result.dtype, self.dtype) is not self.dtype:
+                raise DTypeError(f"{op}: the result has dtype {result.dtype}, which cannot be stored "
+                                 f"in place in a tensor of dtype {self.dtype}")
+            result = result.to(self.dtype)
+        if result._data is not self._data:
+            self._backend.setitem(self._data, Ellipsis, result._data)
+        self._version.bump(op)
+        if result.requires_grad:
+            self.requires_grad = True
+            self.grad_fn, self._output_nr = result.grad_fn, result._output_nr
+        return self
+
+    def _snapshot(self) -> "Tensor":
+        """This tensor's current value and graph position, in storage of its own.
+
+        In-place ops compute from the snapshot, so the graph keeps the old value
+        even after the storage is overwritten.
+        """
+        t = Tensor._make(self._backend.contiguous(self._data.copy()), self.requires_grad, self._backend)
+        t.grad_fn, t._output_nr = self.grad_fn, self._output_nr
+        return t
+
+    def _inplace(self, op: str, fn, *others) -> "Tensor":
+        src = self._snapshot() if self._check_inplace(op, *others) else self
+        return self._write(op, fn(src, *others))
+
+    def add_(self, other, alpha=1) -> "Tensor":
+        return self._inplace("add_", lambda s, o: _ops.add(s, o, alpha=alpha), other)
+
+    def sub_(self, other, alpha=1) -> "Tensor":
+        return self._inplace("sub_", lambda s, o: _ops.sub(s, o, alpha=alpha), other)
+
+    def mul_(self, other) -> "Tensor":
+        return self._inplace("mul_", _ops.mul, other)
+
+    def div_(self, other, rounding_mode=None) -> "Tensor":
+        return self._inplace("div_", lambda s, o: _ops.div(s, o, rounding_mode=rounding_mode), other)
+
+    def pow_(self, exponent) -> "Tensor":
+        return self._inplace("pow_", _ops.pow, exponent)
+
+    def clamp_(self, min=None, max=None) -> "Tensor":
+        return self._inplace("clamp_", lambda s, lo, hi: _ops.clamp(s, lo, hi), min, max)
+
+    clip_ = clamp_
+
+    def masked_fill_(self, mask, value) -> "Tensor":
+        return self._inplace("masked_fill_", lambda s, m, v: _ops.masked_fill(s, m, v), mask, value)
+
+    def copy_(self, src) -> "Tensor":
+        """Copy ``src`` (broadcast, and cast to this tensor's dtype) into this tensor."""
+        if not isinstance(src, Tensor):
+            src = Tensor(src, dtype=self.dtype, device=self.device)
+        return self._inplace("copy_", _copy_into, src)
+
+    def zero_(self) -> "Tensor":
+        return self.fill_(0)
+
+    def fill_(self, value) -> "Tensor":
+        if self._check_inplace("fill_", value):
+            return self.copy_(value)
+        v = value._data if isinstance(value, Tensor) else value
+        self._backend.setitem(self._data, Ellipsis, v)
+        self._version.bump("fill_")
+        return self
+
+    def __setitem__(self, index, value) -> None:
+        if self._check_inplace("__setitem__", value):
+            self._write("__setitem__", _ops.index_put(self._snapshot(), index, value))
+        else:
+            _ops.setitem_(self, index, value)
+            self._version.bump("__setitem__")
+
+    def __iadd__(self, other):
+        return self.add_(other)
+
+    def __isub__(self, other):
+        return self.sub_(other)
+
+    def __imul__(self, other):
+        return self.mul_(other)
+
+    def __itruediv__(self, other):
+        return self.div_(other)
+
+    # ------------------------------------------------------------------ operators
+    def __add__(self, other):
+        return _ops.add(self, other)
+
+    def __radd__(self, other):
+        return _ops.add(other, self)
+
+    def __sub__(self, other):
+        return _ops.sub(self, other)
+
+    def __rsub__(self, other):
+        return _ops.sub(other, self)
+
+    def __mul__(self, other):
+        return _ops.mul(self, other)
+
+    def __rmul__(self, other):
+        return _ops.mul(other, self)
+
+    def __truediv__(self, other):
+        return _ops.div(self, other)
+
+    def __rtruediv__(self, other):
+        return _ops.div(other, self)
+
+    def __floordiv__(self, other):
+        return _ops.floor_divide(self, other)
+
+    def __rfloordiv__(self, other):
+        return _ops.floor_divide(other, self)
+
+    def __mod__(self, other):
+        return _ops.remainder(self, other)
+
+    def __rmod__(self, other):
+        return _ops.remainder(other, self)
+
+    def __pow__(self, other):
+        return _ops.pow(self, other)
+
+    def __rpow__(self, other):
+        return _ops.pow(other, self)
+
+    def __matmul__(self, other):
+        return _ops.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _ops.matmul(other, self)
+
+    def __neg__(self):
+        return _ops.neg(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return _ops.abs(self)
+
+    def __invert__(self):
+        return _ops.bitwise_not(self)
+
+    def __and__(self, other):
+        return _ops.bitwise_and(self, other)
+
+    __rand__ = __and__
+
+    def __or__(self, other):
+        return _ops.bitwise_or(self, other)
+
+    __ror__ = __or__
+
+    def __xor__(self, other):
+        return _ops.bitwise_xor(self, other)
+
+    __rxor__ = __xor__
+
+    def __eq__(self, other):
+        return _ops.eq(self, other)
+
+    def __ne__(self, other):
+        return _ops.ne(self, other)
+
+    def __lt__(self, other):
+        return _ops.lt(self, other)
+
+    def __le__(self, other):
+        return _ops.le(self, other)
+
+    def __gt__(self, other):
+        return _ops.gt(self, other)
+
+    def __ge__(self, other):
+        return _ops.ge(self, other)
+
+    def __getitem__(self, index):
+        return _ops.getitem(self, index)
+
+
+class _HookHandle:
+    """What ``register_hook`` returns: ``remove()`` unregisters the hook."""
+
+    def __init__(self, hooks: list, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self) -> None:
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+def _copy_into(dst: Tensor, src: Tensor) -> Tensor:
+    """The value ``dst.copy_(src)`` stores; ``dst * 0`` keeps dst's graph so it gets a zero grad."""
+    out = _ops.expand(src.to(dst.dtype), dst.shape)
+    return out + dst * 0 if dst.requires_grad else out
+
+
+def _looks_like_dtype(name: str) -> bool:
+    try:
+        as_dtype(name)
+        return True
+    except DTypeError:
+        return False
+
+
+from . import ops as _ops  # noqa: E402  (ops import Tensor from this module)
+
+for _name in _ops.TENSOR_METHODS:
+    setattr(Tensor, _name, getattr(_ops, _name))
