@@ -8,9 +8,13 @@ from .elementwise import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403
 from .reduce import *  # noqa: F401,F403
 from .index import *  # noqa: F401,F403
-from . import creation, elementwise, index, reduce, shape
+from .linalg import *  # noqa: F401,F403
+from .nn import *  # noqa: F401,F403
+from .loss import *  # noqa: F401,F403
+from .conv import *  # noqa: F401,F403
+from . import conv, creation, elementwise, index, linalg, loss, nn, reduce, shape
 
-_MODULES = (creation, elementwise, shape, reduce, index)
+_MODULES = (creation, elementwise, shape, reduce, index, linalg, nn, loss, conv)
 TENSOR_METHODS = tuple(name for m in _MODULES for name in m.TENSOR_METHODS)
 
 from .creation import _as_array  # noqa: E402,F401  (used by Tensor())

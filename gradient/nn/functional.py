@@ -1,0 +1,11 @@
+"""``gradient.nn.functional``: the functional neural-network ops, as in ``torch.nn.functional``.
+
+Example::
+
+    import gradient.nn.functional as F
+    loss = F.cross_entropy(logits, targets, label_smoothing=0.1)
+"""
+
+from ..ops.conv import *  # noqa: F401,F403
+from ..ops.loss import *  # noqa: F401,F403
+from ..ops.nn import *  # noqa: F401,F403
