@@ -1,0 +1,96 @@
+"""Per-op overhead and a few large ops: gradient against PyTorch eager on the CPU, in one run.
+
+Run:  python bench/ops.py [--repeat 7]
+
+Prints one JSON line per case with both timings (median microseconds per call over several
+repeats) and ``ratio`` = gradient / torch (lower is better; 1.0 is parity). These machines
+are shared and noisy: compare ratios from one run, not absolute times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+import torch
+
+import gradient
+import gradient.nn.functional as GF
+
+
+def _time_per_call(fn, min_seconds: float = 0.2, repeat: int = 7) -> float:
+    """Median over ``repeat`` rounds of the mean time per call, in microseconds."""
+    fn()  # warm up
+    calls = 1
+    while True:  # find a call count that takes long enough to time reliably
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        if time.perf_counter() - t0 > min_seconds / 4:
+            break
+        calls *= 2
+    rounds = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        rounds.append((time.perf_counter() - t0) / calls * 1e6)
+    return statistics.median(rounds)
+
+
+def _cases():
+    rng = np.random.default_rng(0)
+    small = rng.standard_normal(16).astype(np.float32)
+    m1, m2 = (rng.standard_normal((512, 512)).astype(np.float32) for _ in range(2))
+    logits = rng.standard_normal((256, 1000)).astype(np.float32)
+    targets = rng.integers(0, 1000, 256)
+
+    def lib_cases(lib, F):
+        a = lib.tensor(small)
+        b = lib.tensor(small)
+        ga = lib.tensor(small, requires_grad=True)
+        gb = lib.tensor(small, requires_grad=True)
+        x = lib.tensor(m1, requires_grad=True)
+        w = lib.tensor(m2, requires_grad=True)
+        z = lib.tensor(logits, requires_grad=True)
+        t = lib.tensor(targets)
+
+        def add_16():
+            return a + b
+
+        def mul_sum_backward_16():
+            ga.grad = gb.grad = None
+            (ga * gb).sum().backward()
+
+        def matmul_512_forward_backward():
+            x.grad = w.grad = None
+            (x @ w).sum().backward()
+
+        def softmax_cross_entropy_step():
+            z.grad = None
+            F.cross_entropy(z, t).backward()
+
+        return {"add_16": add_16, "mul_sum_backward_16": mul_sum_backward_16,
+                "matmul_512_fwd_bwd": matmul_512_forward_backward,
+                "cross_entropy_256x1000_fwd_bwd": softmax_cross_entropy_step}
+
+    return lib_cases(gradient, GF), lib_cases(torch, torch.nn.functional)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    ours, theirs = _cases()
+    for name in ours:
+        g = _time_per_call(ours[name], repeat=args.repeat)
+        t = _time_per_call(theirs[name], repeat=args.repeat)
+        print(json.dumps({"case": name, "gradient_us": round(g, 2), "torch_us": round(t, 2),
+                          "ratio": round(g / t, 3), "torch_threads": torch.get_num_threads()}))
+
+
+if __name__ == "__main__":
+    main()
