@@ -72,7 +72,7 @@ ALL_DTYPES = (bool_, uint8, int8, int16, int32, int64, float16, bfloat16, float3
 _BY_NUMPY = {d.numpy: d for d in ALL_DTYPES}
 _BY_NAME = {d.name: d for d in ALL_DTYPES}
 _BY_NAME.update({"half": float16, "float": float32, "double": float64, "long": int64,
-                 "int": int32, "short": int16, "bool_": bool_})
+                 "int": int32, "short": int16, "char": int8, "byte": uint8, "bool_": bool_})
 
 _default_float = float32
 
@@ -92,11 +92,15 @@ def set_default_dtype(dtype) -> None:
 
 
 def as_dtype(obj) -> DType:
-    """Turn a DType, a NumPy dtype, a Python type or a name ('float32', 'half') into a DType."""
+    """Turn a DType, a NumPy dtype, a Python type or a name ('float32', 'half') into a DType.
+
+    Python types mean what they mean to PyTorch: ``float`` is float64 (whatever the default
+    dtype), ``int`` is int64 and ``bool`` is bool.
+    """
     if isinstance(obj, DType):
         return obj
     if obj is float:
-        return _default_float
+        return float64
     if obj is int:
         return int64
     if obj is bool:
@@ -105,7 +109,7 @@ def as_dtype(obj) -> DType:
         name = obj.removeprefix("gradient.").removeprefix("torch.")
         if name in _BY_NAME:
             return _BY_NAME[name]
-    else:
+    elif obj is not None:  # np.dtype(None) would be float64
         try:
             found = _BY_NUMPY.get(np.dtype(obj))
         except TypeError:

@@ -478,7 +478,16 @@ class Tensor:
         return self
 
     def __setitem__(self, index, value) -> None:
+        """``self[index] = value``; recorded by autograd when ``self`` or ``value`` requires grad
+        (the overwritten entries then get no gradient from ``self``'s old value)."""
         if self._check_inplace("__setitem__", value):
+            base = self._base
+            if base is not None and base._data is not self._data:
+                # the write would reach the base's storage but not its graph: refuse, not mislead
+                raise AutogradError(
+                    "__setitem__: assigning a value that requires grad into a view (e.g. "
+                    "x[0][1] = v) is not supported, the base tensor would not record it; "
+                    "index-assign into the base tensor instead (x[0, 1] = v)")
             self._write("__setitem__", _ops.index_put(self._snapshot(), index, value))
         else:
             _ops.setitem_(self, index, value)
@@ -619,7 +628,10 @@ def _looks_like_dtype(name: str) -> bool:
         return False
 
 
+from .autograd import function as _function  # noqa: E402
+_function.bind_tensor_class(Tensor)
+
 from . import ops as _ops  # noqa: E402  (ops import Tensor from this module)
 
-for _name in _ops.TENSOR_METHODS:
-    setattr(Tensor, _name, getattr(_ops, _name))
+for _module, _name in _ops.TENSOR_METHODS:
+    setattr(Tensor, _name, getattr(_module, _name))

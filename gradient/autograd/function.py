@@ -31,10 +31,23 @@ from __future__ import annotations
 import itertools
 import weakref
 
+from ..dtypes import ALL_DTYPES
 from ..errors import AutogradError, DeviceError
 from . import grad_mode
 
 _sequence = itertools.count()
+
+# NumPy dtypes of differentiable outputs (bfloat16 is ml_dtypes' kind "V", so kind "f" is not enough)
+_FLOAT_DTYPES = frozenset(d.numpy for d in ALL_DTYPES if d.is_floating_point)
+
+# gradient.tensor imports this module, so the Tensor class is handed in once it exists
+# (see the end of tensor.py) instead of being imported here.
+Tensor = None
+
+
+def bind_tensor_class(cls) -> None:
+    global Tensor
+    Tensor = cls
 
 
 class Context:
@@ -86,7 +99,6 @@ class SavedTensor:
                 f"clone the tensor before modifying it in place.")
         if self.tensor is not None:
             return self.tensor
-        from ..tensor import Tensor
         t = Tensor._make(self.data, self.requires_grad)
         if self.requires_grad:
             t.grad_fn, t._output_nr = node, self.output_nr
@@ -163,18 +175,17 @@ class Function:
 
     @classmethod
     def apply(cls, *args):
-        from ..tensor import Tensor
-
         backend = None
         record = False
         raw = []
         for a in args:
             if isinstance(a, Tensor):
-                if backend is None:
+                if backend is not a._backend:
+                    if backend is not None:
+                        raise DeviceError(
+                            f"{cls.__name__}: expected all tensors on the same device, got "
+                            f"{backend.name} and {a._backend.name}; move them with .to(device)")
                     backend = a._backend
-                elif a._backend is not backend:
-                    raise DeviceError(f"{cls.__name__}: expected all tensors on the same device, got "
-                                      f"{backend.name} and {a._backend.name}; move them with .to(device)")
                 record = record or a.requires_grad
                 raw.append(a._data)
             else:
@@ -185,41 +196,44 @@ class Function:
         if record:
             ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         out = cls.forward(ctx, *raw)
-        multiple = isinstance(out, tuple)
-        outs = out if multiple else (out,)
         if not record:
-            tensors = tuple(Tensor._make(o, False, backend) for o in outs)
-            return tensors if multiple else tensors[0]
+            if type(out) is tuple:
+                return tuple(Tensor._make(o, False, backend) for o in out)
+            return Tensor._make(out, False, backend)
+        return _record(cls, ctx, args, raw, out, backend)
 
-        non_diff = getattr(ctx, "_non_differentiable", ())
-        tensors = []
-        for o in outs:
-            differentiable = o.dtype.kind == "f" and not any(o is n for n in non_diff)
-            tensors.append(Tensor._make(o, differentiable, backend))
-        edges = []
-        meta = []
-        for a in args:
-            if isinstance(a, Tensor) and a.requires_grad:
-                edges.append(a._edge())
-                meta.append((a.shape, a.dtype))
-            else:
-                edges.append(None)
-                meta.append(None)
-        node = Node(cls, ctx, tuple(edges), tuple(meta), tuple((t.shape, t.dtype) for t in tensors))
-        for i, t in enumerate(tensors):
-            if t.requires_grad:
-                t.grad_fn, t._output_nr = node, i
-        ctx._node = node
-        ctx._saved = tuple(_resolve_saved(s, args, raw, outs, tensors, backend)
-                           for s in getattr(ctx, "_to_save", ()))
-        ctx._to_save = None
-        return tuple(tensors) if multiple else tensors[0]
+
+def _record(cls, ctx, args, raw, out, backend):
+    """Wrap the outputs of a recorded call and link them into the graph through a new Node."""
+    multiple = type(out) is tuple
+    outs = out if multiple else (out,)
+    non_diff = getattr(ctx, "_non_differentiable", ())
+    tensors = []
+    for o in outs:
+        differentiable = o.dtype in _FLOAT_DTYPES and not any(o is n for n in non_diff)
+        tensors.append(Tensor._make(o, differentiable, backend))
+    edges = []
+    meta = []
+    for a in args:
+        if isinstance(a, Tensor) and a.requires_grad:
+            edges.append(a._edge())
+            meta.append((a._data.shape, a.dtype))
+        else:
+            edges.append(None)
+            meta.append(None)
+    node = Node(cls, ctx, tuple(edges), tuple(meta), tuple((o.shape, t.dtype) for o, t in zip(outs, tensors)))
+    for i, t in enumerate(tensors):
+        if t.requires_grad:
+            t.grad_fn, t._output_nr = node, i
+    ctx._node = node
+    ctx._saved = tuple(_resolve_saved(s, args, raw, outs, tensors, backend)
+                       for s in getattr(ctx, "_to_save", ()))
+    ctx._to_save = None
+    return tuple(tensors) if multiple else tensors[0]
 
 
 def _resolve_saved(array, args, raw, outs, tensors, backend):
     """Match a saved array with an input or output of the call by identity."""
-    from ..tensor import Tensor
-
     if array is None:
         return _Constant(None)
     for a, r in zip(args, raw):

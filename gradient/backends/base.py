@@ -24,7 +24,7 @@ UNARY_OPS = frozenset({
     "isinf", "isfinite", "bitwise_not", "asin", "acos", "atan",
 })
 BINARY_OPS = frozenset({
-    "add", "sub", "mul", "div", "floordiv", "mod", "pow", "maximum", "minimum", "atan2",
+    "add", "sub", "mul", "div", "floordiv", "mod", "fmod", "pow", "maximum", "minimum", "atan2",
     "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor",
     "bitwise_and", "bitwise_or", "bitwise_xor",
 })
@@ -78,7 +78,12 @@ class Backend:
         raise NotImplementedError
 
     def binary(self, op: str, a, b) -> Any:
-        """One of :data:`BINARY_OPS` with broadcasting; both operands have the same dtype."""
+        """One of :data:`BINARY_OPS` with broadcasting; both operands have the same dtype.
+
+        ``floordiv`` rounds toward -inf, ``mod`` takes the sign of the divisor (Python's ``%``) and
+        ``fmod`` the sign of the dividend (C's ``fmod``); integer division by zero raises
+        ZeroDivisionError in all three.
+        """
         raise NotImplementedError
 
     def where(self, cond, a, b) -> Any:

@@ -16,6 +16,11 @@ import numpy as np
 from .base import Backend
 
 _LOW_PRECISION = (np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16))
+# Ops whose NumPy loops may warn (division by zero, log of 0, overflow): PyTorch is silent there,
+# so they run under np.errstate. The others skip it, since entering errstate costs more than a
+# small add.
+_MAY_WARN = frozenset({"div", "floordiv", "mod", "fmod", "pow", "atan2", "exp", "expm1", "log", "log1p",
+                       "sqrt", "reciprocal", "asin", "acos", "tan", "sigmoid"})
 _F32 = np.dtype(np.float32)
 
 
@@ -43,6 +48,7 @@ class ArrayBackend(Backend):
     def __init__(self, xp, name: str):
         self.xp = xp
         self.name = name
+        self._array_type = xp.ndarray
         xp_ = xp
         self._unary = {
             "neg": xp_.negative, "abs": xp_.abs, "sign": xp_.sign, "exp": xp_.exp,
@@ -57,7 +63,7 @@ class ArrayBackend(Backend):
         }
         self._binary = {
             "add": xp_.add, "sub": xp_.subtract, "mul": xp_.multiply, "div": xp_.true_divide,
-            "floordiv": self._floordiv, "mod": self._mod, "pow": xp_.power,
+            "floordiv": self._floordiv, "mod": self._mod, "fmod": self._fmod, "pow": xp_.power,
             "maximum": xp_.maximum, "minimum": xp_.minimum, "atan2": xp_.arctan2,
             "eq": xp_.equal, "ne": xp_.not_equal, "lt": xp_.less, "le": xp_.less_equal,
             "gt": xp_.greater, "ge": xp_.greater_equal, "logical_and": xp_.logical_and,
@@ -105,18 +111,30 @@ class ArrayBackend(Backend):
     # ------------------------------------------------------------------ elementwise
     def unary(self, op, x):
         fn = self._unary[op]
-        if x.dtype in _LOW_PRECISION:
-            return self.xp.asarray(fn(x.astype(_F32))).astype(x.dtype)
-        return self.xp.asarray(fn(x))
+        low = x.dtype in _LOW_PRECISION
+        if op in _MAY_WARN:
+            with np.errstate(all="ignore"):
+                out = fn(x.astype(_F32) if low else x)
+        else:
+            out = fn(x.astype(_F32) if low else x)
+        if low and out.dtype.kind == "f":
+            out = out.astype(x.dtype)
+        return out if type(out) is self._array_type else self.xp.asarray(out)
 
     def binary(self, op, a, b):
         fn = self._binary[op]
         dtype = a.dtype
-        if dtype in _LOW_PRECISION:
-            out = self.xp.asarray(fn(a.astype(_F32), b.astype(_F32)))
-            return out if out.dtype.kind == "b" else out.astype(dtype)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            return self.xp.asarray(fn(a, b))
+        low = dtype in _LOW_PRECISION
+        if low:
+            a, b = a.astype(_F32), b.astype(_F32)
+        if op in _MAY_WARN:
+            with np.errstate(all="ignore"):
+                out = fn(a, b)
+        else:
+            out = fn(a, b)
+        if low and out.dtype.kind == "f":
+            out = out.astype(dtype)
+        return out if type(out) is self._array_type else self.xp.asarray(out)
 
     def _floordiv(self, a, b):
         if a.dtype.kind in "iu" and not b.all():
@@ -127,6 +145,11 @@ class ArrayBackend(Backend):
         if a.dtype.kind in "iu" and not b.all():
             raise ZeroDivisionError("remainder: integer division by zero")
         return self.xp.remainder(a, b)  # sign of the divisor, like torch.remainder
+
+    def _fmod(self, a, b):
+        if a.dtype.kind in "iu" and not b.all():
+            raise ZeroDivisionError("fmod: integer division by zero")
+        return self.xp.fmod(a, b)  # sign of the dividend, like torch.fmod
 
     def where(self, cond, a, b):
         return self.xp.asarray(self.xp.where(cond, a, b))
@@ -169,7 +192,9 @@ class ArrayBackend(Backend):
         if dtype in _LOW_PRECISION:
             ops = [o.astype(_F32) for o in operands]
             return self.xp.einsum(equation, *ops, optimize=True).astype(dtype)
-        return self.xp.asarray(self.xp.einsum(equation, *operands, optimize=len(operands) > 2))
+        # planning the contraction (and so reaching BLAS) costs ~20 us: worth it past tiny inputs
+        optimize = len(operands) > 2 or max(o.size for o in operands) > 4096
+        return self.xp.asarray(self.xp.einsum(equation, *operands, optimize=optimize))
 
     # ------------------------------------------------------------------ views
     def reshape(self, x, shape):

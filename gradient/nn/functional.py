@@ -6,6 +6,7 @@ Example::
     loss = F.cross_entropy(logits, targets, label_smoothing=0.1)
 """
 
+from ..ops.attention import *  # noqa: F401,F403
 from ..ops.conv import *  # noqa: F401,F403
 from ..ops.loss import *  # noqa: F401,F403
 from ..ops.nn import *  # noqa: F401,F403

@@ -10,15 +10,24 @@ from .reduce import *  # noqa: F401,F403
 from .index import *  # noqa: F401,F403
 from .linalg import *  # noqa: F401,F403
 from .nn import *  # noqa: F401,F403
-from .loss import *  # noqa: F401,F403
-from .conv import *  # noqa: F401,F403
-from . import conv, creation, elementwise, index, linalg, loss, nn, reduce, shape
+# losses and conv/pool stay in gradient.nn.functional only (as in PyTorch), so that names like
+# `unfold` and `pad` do not collide with tensor functions of the same name
+from .attention import *  # noqa: F401,F403
+from .transfer import to_device  # noqa: F401
+from . import attention, conv, creation, elementwise, index, linalg, loss, nn, reduce, shape
 
-_MODULES = (creation, elementwise, shape, reduce, index, linalg, nn, loss, conv)
-TENSOR_METHODS = tuple(name for m in _MODULES for name in m.TENSOR_METHODS)
+_MODULES = (creation, elementwise, shape, reduce, index, linalg, nn, loss, conv, attention)
+#: (module, name) of every function that is also a Tensor method
+TENSOR_METHODS = tuple((m, name) for m in _MODULES for name in m.TENSOR_METHODS)
 
 from .creation import _as_array  # noqa: E402,F401  (used by Tensor())
 from .shape import wrap_dim, wrap_dims  # noqa: E402,F401
 from .elementwise import cast  # noqa: E402,F401
 from .reduce import sum_to_shape  # noqa: E402,F401
 from .index import getitem, setitem_, index_put  # noqa: E402,F401
+
+# `from gradient.ops import *` exports the functions, not the family modules (gradient.nn is
+# the layer package, not gradient.ops.nn)
+__all__ = [name for name, value in list(globals().items())
+           if not name.startswith("_") and not isinstance(value, type(creation))
+           and name != "TENSOR_METHODS"]

@@ -12,32 +12,94 @@ Example::
 
 from __future__ import annotations
 
+import builtins as _builtins
+import functools as _functools
+import math as _math
+import types as _types
+
+import ml_dtypes as _ml_dtypes
+
 from ..autograd.function import Function
-from ..dtypes import DType, bool_, get_default_dtype, result_type
-from ..errors import DTypeError
+from ..autograd.grad_mode import no_grad as _no_grad
+from ..dtypes import DType, bool_, float32, float64, from_numpy_dtype, get_default_dtype, result_type
+from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
 
 TENSOR_METHODS = (
-    "add", "sub", "mul", "div", "true_divide", "floor_divide", "remainder", "pow", "neg", "exp",
-    "log", "cast", "eq", "ne", "lt", "le", "gt", "ge", "logical_not", "logical_and", "logical_or",
+    "add", "sub", "mul", "div", "true_divide", "floor_divide", "remainder", "fmod", "pow", "neg",
+    "cast", "eq", "ne", "lt", "le", "gt", "ge", "logical_not", "logical_and", "logical_or",
     "logical_xor", "bitwise_not", "bitwise_and", "bitwise_or", "bitwise_xor",
     "subtract", "multiply", "divide", "negative", "greater", "less", "greater_equal", "less_equal",
     "not_equal", "isnan", "isinf", "isfinite",
+    # math functions
+    "abs", "absolute", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sqrt", "rsqrt",
+    "sin", "cos", "tan", "asin", "acos", "atan", "arcsin", "arccos", "arctan", "tanh", "sigmoid",
+    "erf", "reciprocal", "square", "atan2", "arctan2", "hypot",
+    # rounding and sign (zero gradient)
+    "sign", "sgn", "floor", "ceil", "round", "trunc", "fix", "frac",
+    # selection and mixing
+    "maximum", "minimum", "clamp", "clip", "clamp_min", "clamp_max", "where", "masked_fill",
+    "lerp", "addcmul", "addcdiv", "nan_to_num",
+    # closeness (no gradient)
+    "isclose", "allclose", "equal",
 )
 
 
 # ---------------------------------------------------------------------- operand handling
 def _constant(value, dtype: DType, like: Tensor) -> Tensor:
-    """A Python scalar as a 0-d constant on ``like``'s device."""
+    """A Python scalar as a 0-d constant of ``dtype`` on ``like``'s device.
+
+    Integers wrap around like C casts (``int8_tensor + 1000`` adds -24, as in PyTorch) instead of
+    failing in NumPy's range check; floats given to an integer dtype are truncated.
+    """
     backend = like._backend
+    if dtype is not bool_ and not dtype.is_floating_point:
+        try:
+            value = int(value)
+        except (OverflowError, ValueError):
+            raise DTypeError(f"cannot convert {value!r} to {dtype}") from None
+        span = 1 << (8 * dtype.itemsize)
+        value %= span
+        if dtype.is_signed and value >= span // 2:
+            value -= span
     return Tensor._make(backend.full((), value, dtype), False, backend)
 
 
-def _promote(a, b, dtype: DType | None = None):
-    """Both operands as tensors of one dtype: PyTorch's result type unless ``dtype`` is given."""
+def _broadcast_shapes(op: str, *shapes) -> tuple:
+    """The shape ``shapes`` broadcast to (NumPy's rules), or a ShapeError naming all of them."""
+    ndim = max(len(s) for s in shapes)
+    out = [1] * ndim
+    for s in shapes:
+        for k, n in enumerate(s, start=ndim - len(s)):
+            if n != 1:
+                if out[k] != 1 and out[k] != n:
+                    named = ", ".join(str(tuple(x)) for x in shapes[:-1]) + f" and {tuple(shapes[-1])}"
+                    raise ShapeError(f"{op}: shapes {named} do not broadcast: {out[k]} != {n} at "
+                                     f"dimension {k - ndim} (sizes must match or be 1)")
+                out[k] = n
+    return tuple(out)
+
+
+def _check_broadcast(op: str, a, b) -> None:
+    """Raise a ShapeError (not NumPy's ValueError) when two operands do not broadcast."""
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        sa, sb = a._data.shape, b._data.shape
+        if sa != sb and sa and sb:
+            _broadcast_shapes(op, sa, sb)
+
+
+def _promote(a, b, dtype: DType | None = None, op: str = "broadcast"):
+    """Both operands as tensors of one dtype: PyTorch's result type unless ``dtype`` is given.
+
+    Also checks that the shapes broadcast (naming ``op`` in the error).
+    """
+    if dtype is None and type(a) is Tensor and type(b) is Tensor and a._data.dtype == b._data.dtype:
+        _check_broadcast(op, a, b)
+        return a, b  # the common case, decided without the promotion table
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
-        raise TypeError(f"expected at least one tensor operand, got {type(a).__name__} and "
+        raise TypeError(f"{op}: expected at least one tensor operand, got {type(a).__name__} and "
                         f"{type(b).__name__}")
+    _check_broadcast(op, a, b)
     if dtype is None:
         dtype = result_type(a, b)
     like = a if isinstance(a, Tensor) else b
@@ -135,54 +197,132 @@ class Neg(Function):
         return -grad
 
 
+def _is_bool(x) -> bool:
+    """A bool tensor or a Python bool (PyTorch treats both alike in arithmetic checks)."""
+    return x.dtype is bool_ if isinstance(x, Tensor) else isinstance(x, bool)
+
+
 def add(input, other, *, alpha=1) -> Tensor:
-    """``input + alpha * other``."""
+    """``input + alpha * other``, broadcasting: ``gradient.add(x, y, alpha=2)``."""
     if alpha != 1:
-        other = mul(other, alpha)
-    return Add.apply(*_promote(input, other))
+        other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
+    return Add.apply(*_promote(input, other, op="add"))
 
 
 def sub(input, other, *, alpha=1) -> Tensor:
-    """``input - alpha * other``."""
-    if isinstance(input, Tensor) and input.dtype is bool_ and isinstance(other, Tensor) \
-            and other.dtype is bool_:
-        raise DTypeError("sub: subtracting two bool tensors is not supported; use logical_xor")
+    """``input - alpha * other``, broadcasting: ``gradient.sub(x, 1.0)``.
+
+    Bool operands are refused, as in PyTorch (``mask - 1`` is almost always a bug).
+    """
+    if _is_bool(input) or _is_bool(other):
+        if _is_bool(input) and _is_bool(other):
+            raise DTypeError("sub: subtracting two bool tensors is not supported; use logical_xor "
+                             "(the ^ operator) instead")
+        raise DTypeError("sub: subtraction with a bool tensor is not supported; to invert a mask use "
+                         "~mask or logical_not(), otherwise convert it first with .int() or .float()")
     if alpha != 1:
-        other = mul(other, alpha)
-    return Sub.apply(*_promote(input, other))
+        other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
+    return Sub.apply(*_promote(input, other, op="sub"))
 
 
 def mul(input, other) -> Tensor:
-    """Elementwise product, broadcasting."""
-    return Mul.apply(*_promote(input, other))
+    """Elementwise product, broadcasting: ``gradient.mul(x, 2)``."""
+    return Mul.apply(*_promote(input, other, op="mul"))
 
 
 def div(input, other, *, rounding_mode: str | None = None) -> Tensor:
-    """True division (integers give the default float), or ``rounding_mode='trunc'|'floor'``."""
+    """True division (integers give the default float), or ``rounding_mode='trunc'|'floor'``.
+
+    Example: ``gradient.div(gradient.tensor([-7, 7]), 2, rounding_mode="trunc")`` is ``tensor([-3, 3])``.
+    """
     if rounding_mode == "floor":
         return floor_divide(input, other)
     if rounding_mode == "trunc":
-        dtype = result_type(input, other)
-        q = div(input, other)
-        return cast(trunc(q), dtype) if not dtype.is_floating_point else trunc(q)
+        if result_type(input, other).is_floating_point:
+            return trunc(div(input, other))
+        # exact for integers (no detour through float32): floor division, plus one where the
+        # division was inexact and the operands have different signs
+        a, b = _promote(input, other, op="div")
+        q = floor_divide(a, b)
+        return q + (ne(remainder(a, b), 0) & ne(lt(a, 0), lt(b, 0)))
     if rounding_mode is not None:
         raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
     dtype = result_type(input, other)
     if not dtype.is_floating_point:
         dtype = get_default_dtype()
-    return Div.apply(*_promote(input, other, dtype))
+    return Div.apply(*_promote(input, other, dtype, op="div"))
 
 
 def neg(input: Tensor) -> Tensor:
+    """``-input``: ``gradient.neg(gradient.tensor([1, -2]))`` is ``tensor([-1, 2])``."""
     if input.dtype is bool_:
-        raise DTypeError("neg: negating a bool tensor is not supported; use logical_not")
+        raise DTypeError("neg: negating a bool tensor is not supported; to invert a mask use ~mask "
+                         "or logical_not()")
     return Neg.apply(input)
 
 
 subtract, multiply, divide, true_divide, negative = sub, mul, div, div, neg
 
 
+def reciprocal(input: Tensor) -> Tensor:
+    """``1 / input``; integers give the default float: ``gradient.tensor([2, 4]).reciprocal()``."""
+    return Reciprocal.apply(_floating(input))
+
+
+class Reciprocal(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = ctx.backend.unary("reciprocal", x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return -grad * y * y
+
+
+def square(input: Tensor) -> Tensor:
+    """``input * input``; integers stay integers, bools become int64 (PyTorch's ``pow(x, 2)``)."""
+    if input.dtype is bool_:
+        input = cast(input, result_type(input, 2))
+    return mul(input, input)
+
+
+def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
+    """``input + value * tensor1 * tensor2``, broadcasting all three.
+
+    Example: ``gradient.addcmul(acc, g, g, value=0.1)``. For integer tensors ``value`` is
+    truncated to an integer, as in PyTorch.
+    """
+    dtype = result_type(input, tensor1, tensor2)
+    if dtype is bool_:
+        raise DTypeError("addcmul: bool tensors are not supported; convert them with .int() first")
+    _broadcast_shapes("addcmul", *(t.shape for t in (input, tensor1, tensor2)))
+    if not dtype.is_floating_point:
+        value = int(value)
+    product = mul(cast(tensor1, dtype), cast(tensor2, dtype))
+    return add(cast(input, dtype), product if value == 1 else mul(product, value))
+
+
+def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tensor:
+    """``input + value * tensor1 / tensor2``, broadcasting all three (true division).
+
+    Example: ``gradient.addcdiv(p, m, v.sqrt() + 1e-8, value=-lr)``. Like PyTorch, it refuses an
+    integer ``tensor1`` and ``tensor2`` (convert them to float first).
+    """
+    if not tensor1.dtype.is_floating_point and not tensor2.dtype.is_floating_point:
+        raise DTypeError(f"addcdiv: integer division is not supported (tensor1 is {tensor1.dtype}, "
+                         f"tensor2 is {tensor2.dtype}); convert one of them with .float() first")
+    dtype = result_type(input, tensor1, tensor2)
+    _broadcast_shapes("addcdiv", *(t.shape for t in (input, tensor1, tensor2)))
+    quotient = div(cast(tensor1, dtype), cast(tensor2, dtype))
+    return add(cast(input, dtype), quotient if value == 1 else mul(quotient, value))
+
+
 # ---------------------------------------------------------------------- math functions
+# Each takes integer and bool tensors too and returns the default float for them (PyTorch's
+# rule); backward formulas reuse the saved output where that is cheaper than the input.
 class Exp(Function):
     @staticmethod
     def forward(ctx, x):
@@ -194,6 +334,19 @@ class Exp(Function):
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
         return grad * y
+
+
+class Expm1(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = ctx.backend.unary("expm1", x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return grad * (y + 1)
 
 
 class Log(Function):
@@ -208,19 +361,339 @@ class Log(Function):
         return grad / x
 
 
+class Log1p(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.backend.unary("log1p", x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad / (x + 1)
+
+
+class Sqrt(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = ctx.backend.unary("sqrt", x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return grad / (2 * y)  # inf at 0, like PyTorch
+
+
+class Rsqrt(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = ctx.backend.unary("reciprocal", ctx.backend.unary("sqrt", x))
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return grad * y * y * y * -0.5
+
+
+class Sin(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.backend.unary("sin", x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * cos(x)
+
+
+class Cos(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.backend.unary("cos", x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return -grad * sin(x)
+
+
+class Tan(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = ctx.backend.unary("tan", x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return grad * (y * y + 1)
+
+
+class Asin(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.backend.unary("asin", x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * rsqrt(1 - x * x)
+
+
+class Acos(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.backend.unary("acos", x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return -grad * rsqrt(1 - x * x)
+
+
+class Atan(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.backend.unary("atan", x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad / (x * x + 1)
+
+
+class Tanh(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = ctx.backend.unary("tanh", x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return grad * (1 - y * y)
+
+
+class Sigmoid(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = ctx.backend.unary("sigmoid", x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return grad * y * (1 - y)
+
+
+class Erf(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.backend.unary("erf", x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * exp(-x * x) * (2 / _math.sqrt(_math.pi))
+
+
+class Abs(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.backend.unary("abs", x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * sign(x)  # 0 at x == 0, like PyTorch
+
+
 def exp(input: Tensor) -> Tensor:
-    """e to the power of each element."""
+    """e to the power of each element: ``gradient.exp(gradient.tensor([0.0]))`` is ``tensor([1.])``."""
     return Exp.apply(_floating(input))
 
 
+def exp2(input: Tensor) -> Tensor:
+    """2 to the power of each element: ``gradient.exp2(gradient.tensor([3]))`` is ``tensor([8.])``."""
+    return pow(2.0, _floating(input))
+
+
+def expm1(input: Tensor) -> Tensor:
+    """``exp(x) - 1``, accurate for small x: ``gradient.expm1(gradient.tensor([1e-10]))``."""
+    return Expm1.apply(_floating(input))
+
+
 def log(input: Tensor) -> Tensor:
-    """Natural logarithm (-inf at 0, nan below)."""
+    """Natural logarithm (-inf at 0, nan below): ``gradient.log(gradient.tensor([1.0]))``."""
     return Log.apply(_floating(input))
+
+
+def log2(input: Tensor) -> Tensor:
+    """Base-2 logarithm: ``gradient.log2(gradient.tensor([8.0]))`` is ``tensor([3.])``."""
+    return log(input) * (1 / _math.log(2))
+
+
+def log10(input: Tensor) -> Tensor:
+    """Base-10 logarithm: ``gradient.log10(gradient.tensor([100.0]))`` is ``tensor([2.])``."""
+    return log(input) * (1 / _math.log(10))
+
+
+def log1p(input: Tensor) -> Tensor:
+    """``log(1 + x)``, accurate for small x: ``gradient.log1p(gradient.tensor([1e-10]))``."""
+    return Log1p.apply(_floating(input))
+
+
+def sqrt(input: Tensor) -> Tensor:
+    """Square root (nan below 0; the gradient at 0 is inf): ``gradient.tensor([4.0]).sqrt()``."""
+    return Sqrt.apply(_floating(input))
+
+
+def rsqrt(input: Tensor) -> Tensor:
+    """``1 / sqrt(x)``: ``gradient.tensor([4.0]).rsqrt()`` is ``tensor([0.5])``."""
+    return Rsqrt.apply(_floating(input))
+
+
+def sin(input: Tensor) -> Tensor:
+    """Sine, in radians: ``gradient.sin(gradient.tensor([0.0]))``."""
+    return Sin.apply(_floating(input))
+
+
+def cos(input: Tensor) -> Tensor:
+    """Cosine, in radians: ``gradient.cos(gradient.tensor([0.0]))``."""
+    return Cos.apply(_floating(input))
+
+
+def tan(input: Tensor) -> Tensor:
+    """Tangent, in radians: ``gradient.tan(gradient.tensor([0.5]))``."""
+    return Tan.apply(_floating(input))
+
+
+def asin(input: Tensor) -> Tensor:
+    """Inverse sine (nan outside [-1, 1]): ``gradient.asin(gradient.tensor([0.5]))``."""
+    return Asin.apply(_floating(input))
+
+
+def acos(input: Tensor) -> Tensor:
+    """Inverse cosine (nan outside [-1, 1]): ``gradient.acos(gradient.tensor([0.5]))``."""
+    return Acos.apply(_floating(input))
+
+
+def atan(input: Tensor) -> Tensor:
+    """Inverse tangent: ``gradient.atan(gradient.tensor([1.0]))`` is ``tensor([0.7854])``."""
+    return Atan.apply(_floating(input))
+
+
+def tanh(input: Tensor) -> Tensor:
+    """Hyperbolic tangent: ``gradient.tanh(gradient.tensor([0.5]))``."""
+    return Tanh.apply(_floating(input))
+
+
+def sigmoid(input: Tensor) -> Tensor:
+    """``1 / (1 + exp(-x))``, without overflow for large |x|: ``gradient.tensor([0.0]).sigmoid()``."""
+    return Sigmoid.apply(_floating(input))
+
+
+def erf(input: Tensor) -> Tensor:
+    """The error function: ``gradient.erf(gradient.tensor([0.5]))``."""
+    return Erf.apply(_floating(input))
+
+
+def abs(input: Tensor) -> Tensor:  # noqa: A001  (PyTorch's name)
+    """Absolute value; integers stay integers; the gradient at 0 is 0: ``gradient.tensor([-2]).abs()``."""
+    if input.dtype is bool_:
+        raise DTypeError("abs: not supported for bool tensors")
+    return Abs.apply(input)
+
+
+arcsin, arccos, arctan, absolute = asin, acos, atan, abs
+
+
+class Atan2(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return ctx.backend.binary("atan2", a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        r2 = a * a + b * b
+        # 1 / r^2, taken as 0 at the origin (PyTorch gives a zero gradient there, not nan)
+        inv = where(r2 == 0, 0.0, 1 / where(r2 == 0, 1.0, r2))
+        return (grad * b * inv if ctx.needs_input_grad[0] else None,
+                -grad * a * inv if ctx.needs_input_grad[1] else None)
+
+
+def atan2(input, other) -> Tensor:
+    """The angle of the point (other, input), in (-pi, pi]: ``gradient.atan2(y, x)``.
+
+    Integer operands give the default float.
+    """
+    dtype = result_type(input, other)
+    if not dtype.is_floating_point:
+        dtype = get_default_dtype()
+    return Atan2.apply(*_promote(input, other, dtype, op="atan2"))
+
+
+arctan2 = atan2
+
+
+def hypot(input, other) -> Tensor:
+    """``sqrt(input**2 + other**2)``: ``gradient.hypot(gradient.tensor([3.0]), gradient.tensor([4.0]))``.
+
+    Needs a floating operand (PyTorch refuses integer ones). float16 and bfloat16 are computed in
+    float32, so that the squares do not overflow; float32 overflows above about 1e19, where
+    PyTorch's fused kernel does not.
+    """
+    dtype = result_type(input, other)
+    if not dtype.is_floating_point:
+        raise DTypeError(f"hypot: expected floating tensors, got {dtype}; convert them with .float()")
+    compute = float32 if dtype.itemsize < 4 else dtype
+    a, b = _promote(input, other, compute, op="hypot")
+    return cast(sqrt(a * a + b * b), dtype)
+
+
+# ---------------------------------------------------------------------- powers
+def _integer_pow(backend, a, b):
+    """``a ** b`` for integer or bool arrays with PyTorch's results for negative exponents.
+
+    NumPy refuses negative integer exponents; PyTorch truncates the (fractional) result toward
+    zero: 1 for a base of 1, +-1 for -1 (by the exponent's parity) and 0 for every other base.
+    """
+    dtype = from_numpy_dtype(a.dtype)
+    if dtype is bool_:  # a ** b is False only for False ** True
+        return backend.binary("logical_or", a, backend.unary("logical_not", b))
+    if not dtype.is_signed:
+        return backend.binary("pow", a, b)
+    zero, one, minus_one = (backend.full((), v, dtype) for v in (0, 1, -1))
+    negative = backend.binary("lt", b, zero)
+    y = backend.binary("pow", a, backend.where(negative, zero, b))
+    odd = backend.binary("ne", backend.binary("mod", b, backend.full((), 2, dtype)), zero)
+    truncated = backend.where(backend.binary("eq", a, one), one,
+                              backend.where(backend.binary("eq", a, minus_one),
+                                            backend.where(odd, minus_one, one), zero))
+    return backend.where(negative, truncated, y)
 
 
 class Pow(Function):
     @staticmethod
     def forward(ctx, a, b):
+        if a.dtype.kind in "biu":
+            return _integer_pow(ctx.backend, a, b)  # integer results have no gradient
         y = ctx.backend.binary("pow", a, b)
         ctx.save_for_backward(a, b, y)
         return y
@@ -229,21 +702,33 @@ class Pow(Function):
     def backward(ctx, grad):
         a, b, y = ctx.saved_tensors
         grad_a = grad_b = None
+        # The masked-out branches are computed on harmless stand-in values: a where() passes
+        # zero to the branch it drops, and 0 * inf there would make second derivatives nan.
         if ctx.needs_input_grad[0]:
             # b * a^(b-1), with 0 where b == 0 so that 0^0 has derivative 0 as in PyTorch
-            grad_a = where(b == 0, 0.0, grad * b * pow(a, b - 1))
+            b_zero = b == 0
+            grad_a = where(b_zero, 0.0, grad * b * pow(a, where(b_zero, 1.0, b - 1)))
         if ctx.needs_input_grad[1]:
             # y * log(a), taken as 0 where a == 0 and b >= 0 (PyTorch's convention)
-            grad_b = where((a == 0) & (b >= 0), 0.0, grad * y * log(a))
+            flat = (a == 0) & (b >= 0)
+            grad_b = where(flat, 0.0, grad * y * log(where(flat, 1.0, a)))
         return grad_a, grad_b
 
 
-def pow(input, exponent) -> Tensor:
-    """``input ** exponent`` for tensor or scalar base and exponent."""
-    if isinstance(input, Tensor) and isinstance(exponent, Tensor) or not isinstance(input, Tensor):
-        return Pow.apply(*_promote(input, exponent))
-    # a tensor to a scalar power keeps the tensor's dtype category unless the exponent is a float
-    return Pow.apply(*_promote(input, exponent))
+def pow(input, exponent) -> Tensor:  # noqa: A001  (PyTorch's name)
+    """``input ** exponent`` for tensor or scalar base and exponent, with PyTorch's dtypes.
+
+    ``int_tensor ** 2`` stays an integer tensor, ``int_tensor ** 0.5`` is float32 and
+    ``2 ** int_tensor`` is int64. An integer tensor to a negative Python int power raises, as in
+    PyTorch; negative exponents inside an integer *tensor* truncate the result toward zero.
+
+    Example: ``gradient.tensor([1.0, 2.0]) ** 2`` is ``tensor([1., 4.])``.
+    """
+    dtype = result_type(input, exponent)
+    if not dtype.is_floating_point and not isinstance(exponent, Tensor) and exponent < 0:
+        raise ValueError(f"pow: integers to negative integer powers are not allowed (a {dtype} "
+                         f"tensor to the power {exponent}); convert the base with .float() first")
+    return Pow.apply(*_promote(input, exponent, dtype, op="pow"))
 
 
 # ---------------------------------------------------------------------- comparisons and logic (no grad)
@@ -259,10 +744,11 @@ def _comparison(op: str):
     fn_cls = type(op.capitalize(), (_Compare,), {"op": op})
 
     def compare(input, other) -> Tensor:
-        return fn_cls.apply(*_promote(input, other))
+        return fn_cls.apply(*_promote(input, other, op=op))
 
     compare.__name__ = op
-    compare.__doc__ = f"Elementwise ``{op}`` comparison, giving a bool tensor (no gradient)."
+    compare.__doc__ = (f"Elementwise ``{op}`` comparison after promotion, giving a bool tensor (no "
+                       f"gradient): ``gradient.{op}(x, 0.5)``.")
     return compare
 
 
@@ -274,9 +760,11 @@ def _logical(op: str):
     fn_cls = type(op.title().replace("_", ""), (_Compare,), {"op": op})
 
     def logical(input, other) -> Tensor:
-        return fn_cls.apply(*_promote(input, other, bool_))
+        return fn_cls.apply(*_promote(input, other, bool_, op=op))
 
     logical.__name__ = op
+    logical.__doc__ = (f"Elementwise ``{op}`` of the truth values (nonzero is True), giving a bool "
+                       f"tensor: ``gradient.{op}(x > 0, y > 0)``.")
     return logical
 
 
@@ -288,12 +776,14 @@ def _bitwise(op: str):
     fn_cls = type(op.title().replace("_", ""), (_Compare,), {"op": op})
 
     def bitwise(input, other) -> Tensor:
-        a, b = _promote(input, other)
+        a, b = _promote(input, other, op=op)
         if a.dtype.is_floating_point:
             raise DTypeError(f"{op}: expected integer or bool tensors, got {a.dtype}")
         return fn_cls.apply(a, b)
 
     bitwise.__name__ = op
+    bitwise.__doc__ = (f"Elementwise ``{op}`` of integer or bool tensors (the ``&``, ``|``, ``^`` "
+                       f"operators): ``gradient.{op}(mask1, mask2)``.")
     return bitwise
 
 
@@ -309,7 +799,7 @@ class _UnaryNoGrad(Function):
         return ctx.backend.unary(cls.op, x)
 
 
-def _unary_no_grad(op: str, check=None):
+def _unary_no_grad(op: str, doc: str, check=None):
     fn_cls = type(op.title().replace("_", ""), (_UnaryNoGrad,), {"op": op})
 
     def fn(input: Tensor) -> Tensor:
@@ -318,6 +808,7 @@ def _unary_no_grad(op: str, check=None):
         return fn_cls.apply(input)
 
     fn.__name__ = op
+    fn.__doc__ = doc
     return fn
 
 
@@ -326,14 +817,39 @@ def _no_float(x):
         raise DTypeError(f"bitwise_not: expected an integer or bool tensor, got {x.dtype}")
 
 
-logical_not = _unary_no_grad("logical_not")
-bitwise_not = _unary_no_grad("bitwise_not", _no_float)
-isnan = _unary_no_grad("isnan")
-isinf = _unary_no_grad("isinf")
-isfinite = _unary_no_grad("isfinite")
+logical_not = _unary_no_grad("logical_not", "``not x`` elementwise, as a bool tensor: "
+                             "``gradient.logical_not(mask)``.")
+bitwise_not = _unary_no_grad("bitwise_not", "``~x`` for integer and bool tensors: "
+                             "``gradient.bitwise_not(mask)``.", _no_float)
+isnan = _unary_no_grad("isnan", "Where the elements are nan, as a bool tensor: ``x.isnan()``.")
+isinf = _unary_no_grad("isinf", "Where the elements are +-inf, as a bool tensor: ``x.isinf()``.")
+isfinite = _unary_no_grad("isfinite", "Where the elements are neither nan nor +-inf: "
+                          "``x.isfinite()``.")
 
 
-# ---------------------------------------------------------------------- where
+# ---------------------------------------------------------------------- where, masked_fill
+class _FunctionAndMethod:
+    """A public function whose Tensor method takes its arguments in another order.
+
+    ``gradient.where(condition, x, y)`` is the function; PyTorch's method is
+    ``x.where(condition, y)``. Calling this object calls the function; reading it from a tensor
+    (``x.where``, via the descriptor protocol) gives the method.
+    """
+
+    def __init__(self, function, method):
+        _functools.update_wrapper(self, function)
+        self._function, self._method = function, method
+
+    def __call__(self, *args, **kwargs):
+        return self._function(*args, **kwargs)
+
+    def __get__(self, obj, objtype=None):
+        return self if obj is None else _types.MethodType(self._method, obj)
+
+    def __repr__(self) -> str:
+        return f"<function gradient.{self.__name__}>"
+
+
 class Where(Function):
     @staticmethod
     def forward(ctx, cond, a, b):
@@ -347,15 +863,223 @@ class Where(Function):
         return None, where(cond, grad, zero), where(cond, zero, grad)
 
 
-def where(condition: Tensor, input, other) -> Tensor:
-    """Elements of ``input`` where ``condition`` holds, of ``other`` elsewhere; broadcasting."""
+def _where(condition: Tensor, input, other, op: str = "where") -> Tensor:
+    if not isinstance(condition, Tensor):
+        raise TypeError(f"{op}: expected the condition to be a bool tensor, got "
+                        f"{type(condition).__name__}")
     if condition.dtype is not bool_:
-        condition = cast(condition, bool_)
-    a, b = _promote(input, other)
+        raise DTypeError(f"{op}: expected a bool condition, got a {condition.dtype} tensor; "
+                         "compare (x != 0) or convert it with .bool()")
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor):
+        # two scalars: their own result type (where(c, 1.0, 0) is float32, where(c, 1, 0) int64)
+        input = _constant(input, result_type(input, other), condition)
+    a, b = _promote(input, other, op=op)
+    if condition._data.shape != a._data.shape or a._data.shape != b._data.shape:
+        _broadcast_shapes(op, condition._data.shape, a._data.shape, b._data.shape)
     return Where.apply(condition, a, b)
 
 
-# ---------------------------------------------------------------------- rounding (zero gradient)
+def _where_function(condition: Tensor, input, other) -> Tensor:
+    """Elements of ``input`` where ``condition`` holds, of ``other`` elsewhere; broadcasting.
+
+    ``condition`` must be a bool tensor; ``input`` and ``other`` may be tensors or numbers and are
+    promoted to one dtype. The Tensor method is ``x.where(condition, y)`` (= ``where(condition, x, y)``).
+
+    Example: ``gradient.where(x > 0, x, 0.0)``.
+    """
+    return _where(condition, input, other)
+
+
+def _where_method(self: Tensor, condition: Tensor, other) -> Tensor:
+    """``self.where(condition, other)``: ``where(condition, self, other)``, as in PyTorch."""
+    return _where(condition, self, other)
+
+
+_where_function.__name__ = _where_function.__qualname__ = "where"
+where = _FunctionAndMethod(_where_function, _where_method)
+
+
+def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
+    """``input`` with ``value`` wherever ``mask`` is True; the mask broadcasts with ``input``.
+
+    ``value`` is a number or a 0-d tensor (which then gets a gradient), converted to ``input``'s
+    dtype as PyTorch does (``int_tensor.masked_fill(mask, 2.5)`` writes 2).
+
+    Example: ``scores.masked_fill(~allowed, float("-inf"))``.
+    """
+    if not isinstance(mask, Tensor) or mask.dtype is not bool_:
+        got = f"a {mask.dtype} tensor" if isinstance(mask, Tensor) else type(mask).__name__
+        raise DTypeError(f"masked_fill: expected a bool mask, got {got}; convert it with .bool()")
+    if isinstance(value, Tensor):
+        if value.ndim:
+            raise ShapeError(f"masked_fill: value must be a number or a 0-d tensor, got a tensor of "
+                             f"shape {tuple(value.shape)}")
+        value = cast(value, input.dtype)
+    else:
+        value = _constant(value, input.dtype, input)
+    return _where(mask, value, input, op="masked_fill")
+
+
+# ---------------------------------------------------------------------- maximum, minimum, clamp
+class Maximum(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return ctx.backend.binary("maximum", a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        half = where(a == b, grad * 0.5, grad)  # a tie splits the gradient evenly, as in PyTorch
+        zero = grad.new_zeros(())
+        return (where(a < b, zero, half) if ctx.needs_input_grad[0] else None,
+                where(a > b, zero, half) if ctx.needs_input_grad[1] else None)
+
+
+class Minimum(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return ctx.backend.binary("minimum", a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        half = where(a == b, grad * 0.5, grad)
+        zero = grad.new_zeros(())
+        return (where(a > b, zero, half) if ctx.needs_input_grad[0] else None,
+                where(a < b, zero, half) if ctx.needs_input_grad[1] else None)
+
+
+def maximum(input, other) -> Tensor:
+    """The larger of each pair of elements (nan if either is nan), broadcasting.
+
+    Where both are equal each gets half the gradient. Example: ``gradient.maximum(x, y)``.
+    """
+    return Maximum.apply(*_promote(input, other, op="maximum"))
+
+
+def minimum(input, other) -> Tensor:
+    """The smaller of each pair of elements (nan if either is nan), broadcasting.
+
+    Where both are equal each gets half the gradient. Example: ``gradient.minimum(x, y)``.
+    """
+    return Minimum.apply(*_promote(input, other, op="minimum"))
+
+
+class Clamp(Function):
+    @staticmethod
+    def forward(ctx, x, lo, hi):
+        y = x
+        if lo is not None:
+            y = ctx.backend.binary("maximum", y, lo)
+        if hi is not None:
+            y = ctx.backend.binary("minimum", y, hi)
+        ctx.save_for_backward(x, lo, hi)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        # PyTorch's convention: x gets the gradient where lo <= x <= hi (boundaries included);
+        # a bound gets it where it was the one chosen, and hi wins where lo > hi.
+        x, lo, hi = ctx.saved_tensors
+        zero = grad.new_zeros(())
+        grad_x = grad_lo = grad_hi = None
+        if ctx.needs_input_grad[0]:
+            if lo is not None and hi is not None:
+                inside = (x >= lo) & (x <= hi)
+            else:
+                inside = x >= lo if lo is not None else x <= hi
+            grad_x = where(inside, grad, zero)
+        if ctx.needs_input_grad[1]:
+            below = x < lo if hi is None else (x < lo) & (lo < hi)
+            grad_lo = where(below, grad, zero)
+        if ctx.needs_input_grad[2]:
+            above = x > hi if lo is None else (x > hi) | (hi < lo)
+            grad_hi = where(above, grad, zero)
+        return grad_x, grad_lo, grad_hi
+
+
+def clamp(input: Tensor, min=None, max=None) -> Tensor:  # noqa: A002  (PyTorch's names)
+    """Each element limited to ``[min, max]``: ``min(max(x, min), max)``, so ``max`` wins if min > max.
+
+    ``min`` and ``max`` may be None (but not both), numbers or tensors (which broadcast and get
+    gradients). The result dtype promotes over all of them, as in PyTorch
+    (``int_tensor.clamp(min=0.5)`` is float32). The gradient of ``input`` passes where
+    ``min <= x <= max``.
+
+    Example: ``x.clamp(min=0)``, ``gradient.clamp(x, -1.0, 1.0)``.
+    """
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of 'min' or 'max' must not be None")
+    bounds = [b for b in (min, max) if b is not None]
+    dtype = result_type(input, *bounds)
+    shapes = [t._data.shape for t in (input, *bounds) if isinstance(t, Tensor)]
+    if len(shapes) > 1:
+        _broadcast_shapes("clamp", *shapes)
+
+    def operand(b):
+        if b is None:
+            return None
+        return cast(b, dtype) if isinstance(b, Tensor) else _constant(b, dtype, input)
+
+    return Clamp.apply(cast(input, dtype), operand(min), operand(max))
+
+
+def clamp_min(input: Tensor, min) -> Tensor:  # noqa: A002
+    """``clamp(input, min=min)``: ``x.clamp_min(0.0)``."""
+    return clamp(input, min=min)
+
+
+def clamp_max(input: Tensor, max) -> Tensor:  # noqa: A002
+    """``clamp(input, max=max)``: ``x.clamp_max(1.0)``."""
+    return clamp(input, max=max)
+
+
+clip = clamp
+
+
+def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
+    """Linear interpolation ``input + weight * (end - input)``, broadcasting.
+
+    ``input`` and ``end`` must be floating tensors of one dtype; ``weight`` is a number, a 0-d
+    tensor or a tensor of that dtype, as in PyTorch. Example: ``gradient.lerp(a, b, 0.25)``.
+    """
+    if not input.dtype.is_floating_point:
+        raise DTypeError(f"lerp: expected floating tensors, got {input.dtype}")
+    if end.dtype is not input.dtype:
+        raise DTypeError(f"lerp: expected end to have dtype {input.dtype} (the dtype of input), got "
+                         f"{end.dtype}")
+    shapes = [input._data.shape, end._data.shape]
+    if isinstance(weight, Tensor):
+        if weight.ndim and weight.dtype is not input.dtype:
+            raise DTypeError(f"lerp: expected weight to have dtype {input.dtype} (the dtype of "
+                             f"input), got {weight.dtype}")
+        weight = cast(weight, input.dtype)
+        shapes.append(weight._data.shape)
+    _broadcast_shapes("lerp", *shapes)
+    return add(input, mul(weight, sub(end, input)))
+
+
+# ---------------------------------------------------------------------- rounding and sign (zero gradient)
+def _zero_grad(grad: Tensor) -> Tensor:
+    """The gradient of a piecewise constant function: zeros (not None, and not grad * 0, which
+    would turn an inf upstream gradient into nan)."""
+    from .creation import zeros_like
+    return zeros_like(grad)
+
+
+def _copy(x: Tensor) -> Tensor:
+    """A new tensor with the same values (what PyTorch's rounding functions return for integers)."""
+    from .shape import clone
+    return clone(x)
+
+
+def _no_bool(op: str, x: Tensor) -> None:
+    if x.dtype is bool_:
+        raise DTypeError(f"{op}: not supported for bool tensors; convert with .int() or .float() first")
+
+
 class _Rounding(Function):
     op = ""
 
@@ -365,16 +1089,101 @@ class _Rounding(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return grad * 0
+        return _zero_grad(grad)
 
 
 class Trunc(_Rounding):
     op = "trunc"
 
 
+class Floor(_Rounding):
+    op = "floor"
+
+
+class Ceil(_Rounding):
+    op = "ceil"
+
+
+class Round(Function):
+    @staticmethod
+    def forward(ctx, x, decimals):
+        if decimals == 0:
+            return ctx.backend.unary("round", x)
+        # PyTorch's formula: scale by a power of ten (divide for negative decimals), round half
+        # to even, scale back
+        backend = ctx.backend
+        scale = backend.full((), 10.0 ** _builtins.abs(decimals), from_numpy_dtype(x.dtype))
+        if decimals > 0:
+            return backend.binary("div", backend.unary("round", backend.binary("mul", x, scale)), scale)
+        return backend.binary("mul", backend.unary("round", backend.binary("div", x, scale)), scale)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _zero_grad(grad), None
+
+
+class Sign(Function):
+    @staticmethod
+    def forward(ctx, x):
+        s = ctx.backend.unary("sign", x)
+        if x.dtype.kind == "f":  # PyTorch's sign of nan is 0 (NumPy's is nan)
+            zero = ctx.backend.full((), 0, from_numpy_dtype(x.dtype))
+            s = ctx.backend.where(ctx.backend.unary("isnan", x), zero, s)
+        return s
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _zero_grad(grad)
+
+
 def trunc(input: Tensor) -> Tensor:
-    """Round toward zero; the gradient is zero."""
-    return input if not input.dtype.is_floating_point else Trunc.apply(input)
+    """Round toward zero; the gradient is zero: ``gradient.tensor([-1.5]).trunc()`` is ``tensor([-1.])``."""
+    _no_bool("trunc", input)
+    return Trunc.apply(input) if input.dtype.is_floating_point else _copy(input)
+
+
+def floor(input: Tensor) -> Tensor:
+    """Round toward -inf; the gradient is zero: ``gradient.tensor([-1.5]).floor()`` is ``tensor([-2.])``."""
+    _no_bool("floor", input)
+    return Floor.apply(input) if input.dtype.is_floating_point else _copy(input)
+
+
+def ceil(input: Tensor) -> Tensor:
+    """Round toward +inf; the gradient is zero: ``gradient.tensor([-1.5]).ceil()`` is ``tensor([-1.])``."""
+    _no_bool("ceil", input)
+    return Ceil.apply(input) if input.dtype.is_floating_point else _copy(input)
+
+
+def round(input: Tensor, *, decimals: int = 0) -> Tensor:  # noqa: A001  (PyTorch's name)
+    """Round half to even (``round(2.5) == 2``), to ``decimals`` places; the gradient is zero.
+
+    Example: ``gradient.tensor([0.5, 1.5, 1.26]).round()`` is ``tensor([0., 2., 1.])``;
+    ``x.round(decimals=1)`` rounds to tenths (negative decimals round to tens, hundreds, ...).
+    """
+    _no_bool("round", input)
+    if not input.dtype.is_floating_point:
+        if decimals != 0:
+            raise DTypeError(f"round: decimals is only supported for floating tensors, got {input.dtype}")
+        return _copy(input)
+    return Round.apply(input, int(decimals))
+
+
+def sign(input: Tensor) -> Tensor:
+    """-1, 0 or 1 by the sign of each element (0 for nan), in ``input``'s dtype; zero gradient.
+
+    Example: ``gradient.tensor([-2.0, 0.0, 3.0]).sign()`` is ``tensor([-1., 0., 1.])``.
+    """
+    return _copy(input) if input.dtype is bool_ else Sign.apply(input)
+
+
+def frac(input: Tensor) -> Tensor:
+    """The fractional part ``x - trunc(x)`` (with x's sign): ``gradient.tensor([-1.25]).frac()``."""
+    if not input.dtype.is_floating_point:
+        raise DTypeError(f"frac: expected a floating tensor, got {input.dtype}")
+    return sub(input, trunc(input))
+
+
+sgn, fix = sign, trunc
 
 
 class FloorDivide(Function):
@@ -384,12 +1193,23 @@ class FloorDivide(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return grad * 0, grad * 0
+        return _zero_grad(grad), _zero_grad(grad)
+
+
+def _no_bool_division(op: str, a: Tensor) -> None:
+    if a.dtype is bool_:
+        raise DTypeError(f"{op}: not supported for bool tensors; convert them with .int() first")
 
 
 def floor_divide(input, other) -> Tensor:
-    """Division rounded toward minus infinity (``//``); the gradient is zero."""
-    return FloorDivide.apply(*_promote(input, other))
+    """Division rounded toward -inf (the ``//`` operator), in the promoted dtype.
+
+    Integer division by zero raises ZeroDivisionError; the gradient is zero (PyTorch has none).
+    Example: ``gradient.tensor([-7, 7]) // 2`` is ``tensor([-4, 3])``.
+    """
+    a, b = _promote(input, other, op="floor_divide")
+    _no_bool_division("floor_divide", a)
+    return FloorDivide.apply(a, b)
 
 
 class Remainder(Function):
@@ -401,9 +1221,108 @@ class Remainder(Function):
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved_tensors
-        return grad, -grad * floor_divide(a, b)
+        return grad, (-grad * floor_divide(a, b) if ctx.needs_input_grad[1] else None)
 
 
 def remainder(input, other) -> Tensor:
-    """``input % other`` with the sign of the divisor (Python's and PyTorch's convention)."""
-    return Remainder.apply(*_promote(input, other))
+    """``input % other`` with the sign of the divisor (Python's and PyTorch's convention).
+
+    Example: ``gradient.tensor([-7, 7]) % 3`` is ``tensor([2, 1])``; see :func:`fmod` for C's.
+    """
+    a, b = _promote(input, other, op="remainder")
+    _no_bool_division("remainder", a)
+    return Remainder.apply(a, b)
+
+
+class Fmod(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return ctx.backend.binary("fmod", a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        return grad, (-grad * div(a, b, rounding_mode="trunc") if ctx.needs_input_grad[1] else None)
+
+
+def fmod(input, other) -> Tensor:
+    """``input - trunc(input / other) * other``: the remainder with the sign of the dividend (C's fmod).
+
+    Example: ``gradient.fmod(gradient.tensor([-7, 7]), 3)`` is ``tensor([-1, 1])``.
+    """
+    a, b = _promote(input, other, op="fmod")
+    _no_bool_division("fmod", a)
+    return Fmod.apply(a, b)
+
+
+# ---------------------------------------------------------------------- nan_to_num, closeness
+def nan_to_num(input: Tensor, nan: float = 0.0, posinf: float | None = None,
+               neginf: float | None = None) -> Tensor:
+    """nan, +inf and -inf replaced by ``nan``, ``posinf`` and ``neginf`` (default: the largest
+    and smallest finite values of the dtype); the gradient passes only at finite elements.
+
+    Example: ``gradient.tensor([float("nan"), 1.0]).nan_to_num()`` is ``tensor([0., 1.])``.
+    """
+    if not input.dtype.is_floating_point:
+        return _copy(input)
+    info = _ml_dtypes.finfo(input.dtype.numpy)
+    posinf = float(info.max) if posinf is None else posinf
+    neginf = float(info.min) if neginf is None else neginf
+    fill = [_constant(v, input.dtype, input) for v in (nan, posinf, neginf)]
+    with _no_grad():
+        replacement = where(isnan(input), fill[0], where(input > 0, fill[1], fill[2]))
+    return where(isfinite(input), input, replacement)
+
+
+def isclose(input: Tensor, other: Tensor, rtol: float = 1e-05, atol: float = 1e-08,
+            equal_nan: bool = False) -> Tensor:
+    """Where ``|input - other| <= atol + rtol * |other|`` (or both are equal, infinities included).
+
+    A bool tensor, broadcasting; both tensors must have one dtype, as in PyTorch. nan is close to
+    nan only with ``equal_nan=True``. Example: ``gradient.isclose(x, y, atol=1e-6)``.
+    """
+    if not isinstance(input, Tensor) or not isinstance(other, Tensor):
+        raise TypeError(f"isclose: expected two tensors, got {type(input).__name__} and "
+                        f"{type(other).__name__}")
+    if input.dtype is not other.dtype:
+        raise DTypeError(f"isclose: expected both tensors to have the same dtype, got {input.dtype} "
+                         f"and {other.dtype}")
+    if rtol < 0 or atol < 0:
+        raise ValueError(f"isclose: rtol and atol must be non-negative, got rtol={rtol}, atol={atol}")
+    _broadcast_shapes("isclose", input._data.shape, other._data.shape)
+    with _no_grad():
+        close = eq(input, other)
+        if equal_nan and input.dtype.is_floating_point:
+            close = close | (isnan(input) & isnan(other))
+        if rtol == 0 and atol == 0:
+            return close
+        a, b = input, other
+        if not a.dtype.is_floating_point:  # exact differences (no integer wrap-around)
+            a, b = cast(a, float64), cast(b, float64)
+        allowed = abs(b * rtol) + atol
+        # equal elements (infinities included) count as their own difference 0, so that
+        # inf - inf is never computed
+        actual = abs(where(close, b, a) - b)
+        return close | (isfinite(actual) & (actual <= allowed))
+
+
+def _all(x: Tensor) -> bool:
+    return bool(x._backend.to_numpy(x._backend.reduce("all", x._data, None, False)))
+
+
+def allclose(input: Tensor, other: Tensor, rtol: float = 1e-05, atol: float = 1e-08,
+             equal_nan: bool = False) -> bool:
+    """True when every element of :func:`isclose` is: ``gradient.allclose(x, y)``."""
+    return _all(isclose(input, other, rtol, atol, equal_nan))
+
+
+def equal(input: Tensor, other: Tensor) -> bool:
+    """True when both tensors have the same shape and equal values (after promotion; nan != nan).
+
+    Example: ``gradient.equal(gradient.tensor([1, 2]), gradient.tensor([1.0, 2.0]))`` is True.
+    """
+    if tuple(input.shape) != tuple(other.shape):
+        return False
+    with _no_grad():
+        return _all(eq(input, other))

@@ -1,4 +1,487 @@
-"""(being written)"""
+"""Linear algebra: matmul and its special cases (mm, bmm, dot, mv, outer), einsum, addmm, tensordot.
 
-__all__ = []
-TENSOR_METHODS = ()
+Everything runs on two backend primitives, ``backend.matmul`` (batched, broadcasting, float32
+accumulation for float16/bfloat16) and ``backend.einsum``. The backward of a product is again a
+product (``grad @ b.mT``, or an einsum of the grad with the other operands), written with these
+differentiable ops, so second derivatives come for free.
+
+Shapes follow PyTorch's ``matmul`` rules: a 1-d operand on the left is a row vector (1, k), on the
+right a column vector (k, 1), and the added dimension is dropped from the result; batch dimensions
+(all but the last two) broadcast.
+
+Example::
+
+    >>> a, b = gradient.randn(2, 1, 3, 4), gradient.randn(5, 4, 2)
+    >>> (a @ b).shape
+    gradient.Size([2, 5, 3, 2])
+    >>> gradient.einsum("bij,bjk->bik", gradient.randn(2, 3, 4), gradient.randn(2, 4, 5)).shape
+    gradient.Size([2, 3, 5])
+"""
+
+from __future__ import annotations
+
+from ..autograd.function import Function
+from ..dtypes import bool_, from_numpy_dtype
+from ..errors import DTypeError, ShapeError
+from ..tensor import Tensor
+from .creation import eye
+from .shape import expand, reshape, wrap_dim
+
+__all__ = ["matmul", "mm", "bmm", "dot", "vdot", "mv", "outer", "ger", "einsum", "addmm",
+           "baddbmm", "addmv", "tensordot"]
+TENSOR_METHODS = ("matmul", "mm", "bmm", "dot", "vdot", "mv", "outer", "ger", "addmm", "baddbmm",
+                  "addmv")
+
+
+# ---------------------------------------------------------------------- checks
+def _check_operands(name: str, *tensors) -> None:
+    """Tensors of one dtype that a product supports (PyTorch does not promote in matmul)."""
+    for t in tensors:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name}: expected Tensor operands, got {type(t).__name__}")
+    first = tensors[0].dtype
+    for t in tensors[1:]:
+        if t.dtype is not first:
+            raise DTypeError(f"{name}: expected both operands to have the same dtype, got {first.name} and "
+                             f"{t.dtype.name}; convert one with .to(dtype)")
+    if first is bool_:
+        raise DTypeError(f"{name}: bool tensors are not supported; convert them with .float() or .long()")
+
+
+def _check_ndim(name: str, t: Tensor, ndim: int, what: str) -> None:
+    if t.ndim != ndim:
+        raise ShapeError(f"{name}: expected {what} to be {ndim}-d, got shape {tuple(t.shape)}")
+
+
+def _broadcast_batch(name: str, a_shape: tuple, b_shape: tuple) -> tuple:
+    """The broadcast of the batch dimensions (everything but the matrix dims) of two operands."""
+    a_batch, b_batch = tuple(a_shape[:-2]), tuple(b_shape[:-2])
+    n = max(len(a_batch), len(b_batch))
+    a_pad = (1,) * (n - len(a_batch)) + a_batch
+    b_pad = (1,) * (n - len(b_batch)) + b_batch
+    out = []
+    for x, y in zip(a_pad, b_pad):
+        if x != y and x != 1 and y != 1:
+            raise ShapeError(f"{name}: the batch dimensions of shapes {tuple(a_shape)} and "
+                             f"{tuple(b_shape)} do not broadcast: {a_batch} and {b_batch}")
+        out.append(y if x == 1 else x)
+    return tuple(out)
+
+
+# ---------------------------------------------------------------------- matmul
+class Matmul(Function):
+    """``a @ b`` with PyTorch's rules for 1-d operands and broadcast batch dimensions."""
+
+    @staticmethod
+    def forward(ctx, a, b, out_shape):
+        backend = ctx.backend
+        ctx.save_for_backward(a, b)
+        # 1-d operands become matrices: (k,) is (1, k) on the left and (k, 1) on the right; the
+        # added dimension is dropped again by reshaping to ``out_shape``.
+        a2 = a if a.ndim > 1 else backend.reshape(a, (1,) + a.shape)
+        b2 = b if b.ndim > 1 else backend.reshape(b, b.shape + (1,))
+        out = backend.matmul(a2, b2)
+        return backend.reshape(out, out_shape) if out.shape != out_shape else out
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        a2 = a if a.ndim > 1 else reshape(a, (1,) + tuple(a.shape))
+        b2 = b if b.ndim > 1 else reshape(b, tuple(b.shape) + (1,))
+        # the grad with the dimensions that 1-d operands dropped put back: batch + (n, m)
+        g_shape = tuple(grad.shape[:grad.ndim - (a.ndim > 1) - (b.ndim > 1)])
+        g_shape += (a2.shape[-2], b2.shape[-1])
+        g = reshape(grad, g_shape)
+        grad_a = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_a = matmul(g, b2.mT)      # batch + (n, k); the engine sums the batch dims away
+            if a.ndim == 1:                # drop the row dimension: batch + (k,)
+                grad_a = reshape(grad_a, tuple(grad_a.shape[:-2]) + (grad_a.shape[-1],))
+        if ctx.needs_input_grad[1]:
+            grad_b = matmul(a2.mT, g)      # batch + (k, m)
+            if b.ndim == 1:                # drop the column dimension: batch + (k,)
+                grad_b = reshape(grad_b, tuple(grad_b.shape[:-1]))
+        return grad_a, grad_b, None
+
+
+def matmul(input: Tensor, other: Tensor) -> Tensor:
+    """Matrix product with PyTorch's rules: dot, matrix-vector, matrix-matrix, batched, broadcast.
+
+    ``gradient.matmul(gradient.randn(2, 1, 3, 4), gradient.randn(5, 4, 2)).shape == (2, 5, 3, 2)``
+    """
+    _check_operands("matmul", input, other)
+    a_shape, b_shape = tuple(input.shape), tuple(other.shape)
+    if input.ndim == 0 or other.ndim == 0:
+        raise ShapeError(f"matmul: both arguments need to be at least 1-d, got shapes {a_shape} and "
+                         f"{b_shape}; use * to multiply by a scalar")
+    k_a = a_shape[-1]
+    k_b = b_shape[-2] if other.ndim > 1 else b_shape[0]
+    if k_a != k_b:
+        raise ShapeError(f"matmul: shapes {a_shape} and {b_shape} do not align: {k_a} != {k_b}")
+    out_shape = _broadcast_batch("matmul", a_shape, b_shape)
+    if input.ndim > 1:
+        out_shape += (a_shape[-2],)
+    if other.ndim > 1:
+        out_shape += (b_shape[-1],)
+    return Matmul.apply(input, other, out_shape)
+
+
+def mm(input: Tensor, mat2: Tensor) -> Tensor:
+    """Product of two matrices (2-d only, no broadcasting): ``gradient.mm(a, b)``."""
+    _check_operands("mm", input, mat2)
+    _check_ndim("mm", input, 2, "input")
+    _check_ndim("mm", mat2, 2, "mat2")
+    return matmul(input, mat2)
+
+
+def bmm(input: Tensor, mat2: Tensor) -> Tensor:
+    """Batched product of (b, n, k) and (b, k, m) tensors, no broadcasting: ``gradient.bmm(a, b)``."""
+    _check_operands("bmm", input, mat2)
+    _check_ndim("bmm", input, 3, "input")
+    _check_ndim("bmm", mat2, 3, "mat2")
+    if input.shape[0] != mat2.shape[0]:
+        raise ShapeError(f"bmm: batch sizes of shapes {tuple(input.shape)} and {tuple(mat2.shape)} "
+                         f"differ: {input.shape[0]} != {mat2.shape[0]}")
+    return matmul(input, mat2)
+
+
+def _check_vectors(name: str, input: Tensor, other: Tensor) -> None:
+    _check_operands(name, input, other)
+    if input.ndim != 1 or other.ndim != 1:
+        raise ShapeError(f"{name}: expected two 1-d tensors, got shapes {tuple(input.shape)} and "
+                         f"{tuple(other.shape)}")
+
+
+def dot(input: Tensor, tensor: Tensor) -> Tensor:
+    """Inner product of two 1-d tensors of the same length (a 0-d result): ``gradient.dot(a, b)``."""
+    _check_vectors("dot", input, tensor)
+    return matmul(input, tensor)
+
+
+def vdot(input: Tensor, other: Tensor) -> Tensor:
+    """Like :func:`dot`; the complex conjugation of PyTorch's vdot is moot for real dtypes."""
+    _check_vectors("vdot", input, other)
+    return matmul(input, other)
+
+
+def mv(input: Tensor, vec: Tensor) -> Tensor:
+    """Matrix-vector product of an (n, k) matrix and a (k,) vector: ``gradient.mv(m, v)``."""
+    _check_operands("mv", input, vec)
+    _check_ndim("mv", input, 2, "input")
+    _check_ndim("mv", vec, 1, "vec")
+    return matmul(input, vec)
+
+
+def outer(input: Tensor, vec2: Tensor) -> Tensor:
+    """Outer product of two 1-d tensors, ``out[i, j] = input[i] * vec2[j]``; promotes dtypes like *."""
+    for t, what in ((input, "input"), (vec2, "vec2")):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"outer: expected Tensor operands, got {type(t).__name__}")
+        if t.ndim != 1:
+            raise ShapeError(f"outer: expected {what} to be 1-d, got shape {tuple(t.shape)}")
+    return reshape(input, (input.shape[0], 1)) * vec2
+
+
+ger = outer
+
+
+# ---------------------------------------------------------------------- addmm family
+class AddMatmul(Function):
+    """``beta * input + alpha * (a @ b)`` in one node, for 2-d or 3-d ``a`` and ``b``.
+
+    As in PyTorch, ``input`` is ignored when ``beta == 0`` (its nan and inf do not propagate),
+    though it still gets a (zero) gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, input, a, b, beta, alpha):
+        backend = ctx.backend
+        ctx.save_for_backward(a, b)
+        ctx.beta, ctx.alpha = beta, alpha
+        dtype = from_numpy_dtype(a.dtype)
+        out = backend.matmul(a, b)
+        if alpha != 1:
+            out = backend.binary("mul", out, backend.full((), alpha, dtype))
+        if beta != 0:
+            scaled = input if beta == 1 else backend.binary("mul", input, backend.full((), beta, dtype))
+            out = backend.binary("add", scaled, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        grad_input = grad_a = grad_b = None
+        if needs[0]:
+            grad_input = grad if ctx.beta == 1 else grad * ctx.beta   # summed to input's shape
+        g = grad if ctx.alpha == 1 else grad * ctx.alpha
+        if needs[1]:
+            grad_a = matmul(g, b.mT)
+        if needs[2]:
+            grad_b = matmul(a.mT, g)
+        return grad_input, grad_a, grad_b, None, None
+
+
+def _add_matmul(name: str, input: Tensor, a: Tensor, b: Tensor, beta, alpha) -> Tensor:
+    _check_operands(name, input, a, b)
+    if a.shape[-1] != b.shape[-2]:
+        raise ShapeError(f"{name}: shapes {tuple(a.shape)} and {tuple(b.shape)} do not align: "
+                         f"{a.shape[-1]} != {b.shape[-2]}")
+    out_shape = tuple(a.shape[:-1]) + (b.shape[-1],)
+    # input must broadcast to the product's shape (it cannot make the result bigger)
+    in_shape = tuple(input.shape)
+    lead = len(out_shape) - len(in_shape)
+    if lead < 0 or any(s != 1 and s != o for s, o in zip(in_shape, out_shape[lead:])):
+        raise ShapeError(f"{name}: input of shape {in_shape} does not broadcast to the shape of the "
+                         f"product, {out_shape}")
+    if not a.dtype.is_floating_point and (isinstance(beta, float) or isinstance(alpha, float)):
+        raise DTypeError(f"{name}: float beta and alpha need floating tensors, got {a.dtype.name}")
+    return AddMatmul.apply(input, a, b, beta, alpha)
+
+
+def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tensor:
+    """``beta * input + alpha * (mat1 @ mat2)`` for matrices; ``input`` broadcasts.
+
+    ``gradient.addmm(bias, x, w.T)`` is a linear layer.
+    """
+    _check_operands("addmm", input, mat1, mat2)
+    _check_ndim("addmm", mat1, 2, "mat1")
+    _check_ndim("addmm", mat2, 2, "mat2")
+    return _add_matmul("addmm", input, mat1, mat2, beta, alpha)
+
+
+def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
+    """``beta * input + alpha * bmm(batch1, batch2)``; ``input`` broadcasts to (b, n, m)."""
+    _check_operands("baddbmm", input, batch1, batch2)
+    _check_ndim("baddbmm", batch1, 3, "batch1")
+    _check_ndim("baddbmm", batch2, 3, "batch2")
+    if batch1.shape[0] != batch2.shape[0]:
+        raise ShapeError(f"baddbmm: batch sizes of shapes {tuple(batch1.shape)} and "
+                         f"{tuple(batch2.shape)} differ: {batch1.shape[0]} != {batch2.shape[0]}")
+    return _add_matmul("baddbmm", input, batch1, batch2, beta, alpha)
+
+
+def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1) -> Tensor:
+    """``beta * input + alpha * (mat @ vec)`` for an (n, k) matrix and a (k,) vector."""
+    _check_operands("addmv", input, mat, vec)
+    _check_ndim("addmv", mat, 2, "mat")
+    _check_ndim("addmv", vec, 1, "vec")
+    if input.ndim > 1:
+        raise ShapeError(f"addmv: expected input to be 0-d or 1-d, got shape {tuple(input.shape)}")
+    # as a matrix product with a (k, 1) column: input (n,) becomes (n, 1), a 0-d one (1,)
+    out = _add_matmul("addmv", reshape(input, tuple(input.shape) + (1,)), mat,
+                      reshape(vec, (vec.shape[0], 1)), beta, alpha)
+    return reshape(out, (mat.shape[0],))
+
+
+# ---------------------------------------------------------------------- einsum
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def _parse_einsum(equation: str, shapes: list) -> tuple[list[str], str]:
+    """The equation with '...' replaced by letters and the implicit output made explicit.
+
+    Returns (input subscripts per operand, output subscripts), all plain letters.
+    """
+    eq = equation.replace(" ", "")
+    lhs, arrow, rhs = eq.partition("->")
+    inputs = lhs.split(",")
+    if len(inputs) != len(shapes):
+        few = "fewer" if len(shapes) < len(inputs) else "more"
+        raise ValueError(f"einsum: {few} operands ({len(shapes)}) were given than the equation "
+                         f"{equation!r} specifies ({len(inputs)})")
+    for part in inputs + [rhs]:
+        bad = set(part.replace("...", "")) - set(_LETTERS)
+        if bad or part.count("...") > 1:
+            what = f"invalid subscript {sorted(bad)[0]!r}" if bad else "more than one '...'"
+            raise ValueError(f"einsum: {what} in {equation!r}; subscripts are letters a-z, A-Z and "
+                             "at most one '...' per operand")
+    used = set(eq) & set(_LETTERS)
+    spare = [c for c in _LETTERS if c not in used]
+
+    # '...' stands for the leading dims of each operand not named by letters; they align from the
+    # right (and broadcast) across operands, so they get the same letters right-aligned.
+    n_ell = 0
+    for i, (sub, shape) in enumerate(zip(inputs, shapes)):
+        named = len(sub.replace("...", ""))
+        if "..." in sub:
+            if named > len(shape):
+                raise ShapeError(f"einsum: operand {i} has {len(shape)} dimensions, fewer than the "
+                                 f"{named} subscripts of {sub!r}")
+            n_ell = max(n_ell, len(shape) - named)
+        elif named != len(shape):
+            raise ShapeError(f"einsum: the number of subscripts in {sub!r} ({named}) does not match "
+                             f"the number of dimensions ({len(shape)}) of operand {i}, and no '...' "
+                             "was given")
+    if n_ell > len(spare):
+        raise ValueError(f"einsum: too many dimensions in {equation!r} to name them all with letters")
+    ell = "".join(spare[:n_ell])
+    for i, (sub, shape) in enumerate(zip(inputs, shapes)):
+        if "..." in sub:
+            k = len(shape) - len(sub.replace("...", ""))
+            inputs[i] = sub.replace("...", ell[n_ell - k:])
+
+    if arrow:
+        if "..." in rhs:
+            rhs = rhs.replace("...", ell)
+        # without '...' in the output, the dims it stands for are summed, as in PyTorch
+        seen = set()
+        all_inputs = set("".join(inputs))
+        for c in rhs:
+            if c in seen:
+                raise ValueError(f"einsum: output subscript {c!r} appears more than once in "
+                                 f"{equation!r}")
+            if c not in all_inputs:
+                raise ValueError(f"einsum: output subscript {c!r} of {equation!r} does not appear "
+                                 "in any input")
+            seen.add(c)
+    else:
+        # implicit output: the '...' dims, then the letters used exactly once, alphabetically
+        counts = {}
+        for c in "".join(inputs):
+            counts[c] = counts.get(c, 0) + 1
+        rhs = ell + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ell))
+    return inputs, rhs
+
+
+class Einsum(Function):
+    """Einstein summation on an equation of plain letters whose sizes agree (see :func:`einsum`)."""
+
+    @staticmethod
+    def forward(ctx, equation, *operands):
+        ctx.equation = equation
+        ctx.save_for_backward(*operands)
+        out = ctx.backend.einsum(equation, *operands)
+        if len(operands) == 1 and getattr(out, "base", None) is not None:
+            out = out.copy()  # NumPy returns views for 'ij->ji', 'ii->i': give the result its own storage
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        operands = ctx.saved_tensors
+        lhs, out_sub = ctx.equation.split("->")
+        subs = lhs.split(",")
+        grads = [None]
+        for k, x in enumerate(operands):
+            if not ctx.needs_input_grad[k + 1]:
+                grads.append(None)
+                continue
+            others = [s for j, s in enumerate(subs) if j != k]
+            other_ops = [o for j, o in enumerate(operands) if j != k]
+            grads.append(_einsum_grad(grad, out_sub, others, other_ops, subs[k], tuple(x.shape)))
+        return tuple(grads)
+
+
+def _einsum_grad(grad: Tensor, out_sub: str, other_subs: list, others: list, sub: str,
+                 shape: tuple) -> Tensor:
+    """The gradient of one einsum operand with subscripts ``sub`` and shape ``shape``.
+
+    It is the einsum of the output grad with the other operands, onto the operand's letters:
+    letters found nowhere else (summed out of this operand alone) are broadcast back, and
+    repeated letters (a diagonal, as in 'ii->i') are scattered back onto the diagonal.
+    """
+    sizes = dict(zip(sub, shape))
+    unique = "".join(dict.fromkeys(sub))                      # letters of sub, first occurrences
+    available = set(out_sub).union(*other_subs)
+    kept = "".join(c for c in unique if c in available)
+    terms = [out_sub] + other_subs
+    if len(terms) == 1 and out_sub == kept:
+        g = grad
+    else:
+        g = einsum(",".join(terms) + "->" + kept, grad, *others)
+    if kept != unique:
+        # letters summed out of this operand alone: the output does not depend on where along them
+        # an element sits, so the grad is the same all along them
+        g = reshape(g, tuple(sizes[c] if c in available else 1 for c in unique))
+        g = expand(g, tuple(sizes[c] for c in unique))
+    if unique != sub:
+        # a repeated letter reads a diagonal: each repeat gets a fresh letter tied to the first one
+        # by an identity matrix, which puts the grad on the diagonal and zeros elsewhere
+        spare = iter(c for c in _LETTERS if c not in set(out_sub).union(sub, *other_subs))
+        full, eyes, eye_subs, seen = "", [], [], set()
+        for c in sub:
+            if c in seen:
+                fresh = next(spare, None)
+                if fresh is None:
+                    raise ValueError("einsum: too many subscripts to differentiate a repeated one")
+                eyes.append(eye(sizes[c], dtype=grad.dtype, device=grad.device))
+                eye_subs.append(c + fresh)
+                full += fresh
+            else:
+                full += c
+                seen.add(c)
+        g = einsum(",".join([unique] + eye_subs) + "->" + full, g, *eyes)
+    return g
+
+
+def einsum(equation: str, *operands) -> Tensor:
+    """Einstein summation, with PyTorch's signature and rules.
+
+    ``einsum("bij,bjk->bik", a, b)`` is a batched matmul; operands may also be passed as one list.
+    Supports '...' (broadcasting dims), the implicit output (``"ij,jk"``: letters used once, sorted),
+    repeated letters within an operand (``"ii->i"`` is the diagonal), and size-1 broadcasting.
+    Unlike PyTorch, which may return a view for one-operand equations ('ij->ji', 'ii->i'), the
+    result always has storage of its own.
+    """
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    if not isinstance(equation, str):
+        raise TypeError(f"einsum: expected the equation string first, got {type(equation).__name__}")
+    if not operands:
+        raise ValueError("einsum: expected at least one operand")
+    _check_operands("einsum", *operands)
+    inputs, out_sub = _parse_einsum(equation, [tuple(o.shape) for o in operands])
+
+    # each letter has one size; a size-1 dimension broadcasts against a larger one (PyTorch allows
+    # it for every letter): such dims are squeezed away, so the letter is summed out of that operand
+    sizes = {}
+    for i, (sub, o) in enumerate(zip(inputs, operands)):
+        for c, n in zip(sub, o.shape):
+            if c in sizes and n != sizes[c] and n != 1 and sizes[c] != 1:
+                raise ShapeError(f"einsum: subscript {c!r} of {equation!r} has size {sizes[c]} "
+                                 f"elsewhere but {n} in operand {i} (shape {tuple(o.shape)})")
+            if c not in sizes or sizes[c] == 1:
+                sizes[c] = n
+    ops = list(operands)
+    for i, (sub, o) in enumerate(zip(inputs, operands)):
+        squeeze = [j for j, (c, n) in enumerate(zip(sub, o.shape)) if n == 1 and sizes[c] != 1]
+        if squeeze:
+            ops[i] = reshape(o, tuple(n for j, n in enumerate(o.shape) if j not in squeeze))
+            inputs[i] = "".join(c for j, c in enumerate(sub) if j not in squeeze)
+    return Einsum.apply(",".join(inputs) + "->" + out_sub, *ops)
+
+
+def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
+    """Sum of products over ``dims``: the last ``dims`` of ``a`` with the first of ``b`` (an int),
+    or the listed dims ``([a dims], [b dims])``: ``gradient.tensordot(a, b, dims=([1, 0], [0, 1]))``.
+    """
+    _check_operands("tensordot", a, b)
+    if isinstance(dims, int) or hasattr(dims, "__index__") and not isinstance(dims, (list, tuple)):
+        n = int(dims)
+        if n < 0 or n > min(a.ndim, b.ndim):
+            raise ShapeError(f"tensordot: dims={n} must be between 0 and the smaller number of "
+                             f"dimensions, {min(a.ndim, b.ndim)}")
+        dims_a, dims_b = list(range(a.ndim - n, a.ndim)), list(range(n))
+    else:
+        dims_a, dims_b = dims
+        dims_a = [dims_a] if isinstance(dims_a, int) else list(dims_a)
+        dims_b = [dims_b] if isinstance(dims_b, int) else list(dims_b)
+        if len(dims_a) != len(dims_b):
+            raise ShapeError(f"tensordot: both dim lists must have the same length, got {dims_a} "
+                             f"and {dims_b}")
+    dims_a = [wrap_dim(d, a.ndim) for d in dims_a]
+    dims_b = [wrap_dim(d, b.ndim) for d in dims_b]
+    if a.ndim + b.ndim > len(_LETTERS):
+        raise ShapeError(f"tensordot: too many dimensions ({a.ndim} + {b.ndim})")
+    for da, db in zip(dims_a, dims_b):
+        if a.shape[da] != b.shape[db]:
+            raise ShapeError(f"tensordot: dimension {da} of shape {tuple(a.shape)} and dimension {db} "
+                             f"of shape {tuple(b.shape)} differ: {a.shape[da]} != {b.shape[db]}")
+    sub_a = list(_LETTERS[:a.ndim])
+    sub_b = list(_LETTERS[a.ndim:a.ndim + b.ndim])
+    for da, db in zip(dims_a, dims_b):
+        sub_b[db] = sub_a[da]
+    out = [c for i, c in enumerate(sub_a) if i not in dims_a]
+    out += [c for i, c in enumerate(sub_b) if i not in dims_b]
+    return einsum("".join(sub_a) + "," + "".join(sub_b) + "->" + "".join(out), a, b)
+

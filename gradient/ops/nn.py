@@ -1,26 +1,389 @@
-"""Neural-network functions: activations, softmax, normalization, dropout, embedding.
+"""Neural-network functions: activations, softmax, normalization, dropout, embedding, linear.
 
-These are exported as ``gradient.nn.functional``. Fused backend kernels are used when the
-backend has them (``backend.fused("softmax")``); otherwise the composition of primitives.
+These are exported as ``gradient.nn.functional`` with ``torch.nn.functional``'s names,
+signatures and defaults. The hot activations (relu, gelu, silu, softplus, elu) are one
+Function each: a forward on backend primitives and a backward written with differentiable
+ops, so second derivatives work. The rest, and the norms, are compositions of differentiable
+ops, which gives double backward for free; norms of float16/bfloat16 inputs compute their
+statistics in float32 and cast the result back, as PyTorch does.
 
 Example::
 
     >>> import gradient.nn.functional as F
     >>> F.softmax(gradient.tensor([1.0, 2.0, 3.0]), dim=-1)
+    >>> F.layer_norm(F.gelu(x @ w), (768,), gamma, beta)
 """
 
 from __future__ import annotations
 
+import math
+
 from ..autograd.function import Function
+from ..autograd.grad_mode import no_grad
+from ..dtypes import bfloat16, bool_, float16, float32, float64, from_numpy_dtype, int64
+from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
-from .elementwise import _floating, exp
+from . import creation
+from .elementwise import _floating, _promote, cast, erf, exp, pow, rsqrt, sigmoid, tanh, where
+from .elementwise import abs as _abs
+from .reduce import amax, mean
 from .reduce import sum as _sum
-from .shape import wrap_dim
+from .shape import broadcast_shapes, expand, permute, reshape, wrap_dim
 
-__all__ = ["softmax", "log_softmax"]
-TENSOR_METHODS = ("softmax", "log_softmax")
+__all__ = [
+    # activations
+    "relu", "relu_", "relu6", "leaky_relu", "leaky_relu_", "hardtanh", "hardtanh_", "gelu", "silu",
+    "softplus", "elu", "elu_", "selu", "celu", "mish", "hardsigmoid", "hardswish", "logsigmoid",
+    "softsign", "tanhshrink", "hardshrink", "softshrink", "threshold", "threshold_", "prelu", "glu",
+    # softmax family
+    "softmax", "log_softmax", "softmin",
+    # layers
+    "linear", "dropout", "dropout1d", "dropout2d", "dropout3d", "embedding", "one_hot",
+    # normalization and distances
+    "layer_norm", "rms_norm", "group_norm", "batch_norm", "normalize", "cosine_similarity",
+    "pairwise_distance",
+]
+TENSOR_METHODS = ("softmax", "log_softmax", "relu", "relu_", "hardshrink", "prelu")
+
+_LOW_PRECISION = (float16, bfloat16)
 
 
+# ---------------------------------------------------------------------- helpers
+def _scalar(b, value, like):
+    """A 0-d backend array holding ``value`` in ``like``'s dtype (for forward kernels)."""
+    return b.full((), value, from_numpy_dtype(like.dtype))
+
+
+def _upcast(b, x):
+    """float16/bfloat16 arrays as float32, so a multi-step kernel rounds once, at the end."""
+    return b.cast(x, float32) if from_numpy_dtype(x.dtype) in _LOW_PRECISION else x
+
+
+def _compute_dtype(x: Tensor):
+    """The dtype statistics are computed in: float32 for float16/bfloat16 inputs."""
+    return float32 if x.dtype in _LOW_PRECISION else x.dtype
+
+
+def _inplace(input: Tensor, name: str, fn) -> Tensor:
+    """Run an activation in place through Tensor's in-place machinery (version bump, checks)."""
+    return input._inplace(name, fn)
+
+
+# ---------------------------------------------------------------------- relu family
+class ReLU(Function):
+    @staticmethod
+    def forward(ctx, x):
+        b = ctx.backend
+        y = b.binary("maximum", x, _scalar(b, 0, x))  # maximum keeps NaN, like torch.relu
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return where(y > 0, grad, 0.0)  # the gradient at 0 is 0, as in PyTorch
+
+
+def relu(input: Tensor, inplace: bool = False) -> Tensor:
+    """max(x, 0); the gradient at 0 is 0. ``F.relu(gradient.tensor([-1.0, 2.0]))`` -> [0, 2]."""
+    if inplace:
+        return relu_(input)
+    return ReLU.apply(input)
+
+
+def relu_(input: Tensor) -> Tensor:
+    """In-place :func:`relu`."""
+    return _inplace(input, "relu_", ReLU.apply)
+
+
+class Hardtanh(Function):
+    @staticmethod
+    def forward(ctx, x, min_val, max_val):
+        b = ctx.backend
+        ctx.save_for_backward(x)
+        ctx.min_val, ctx.max_val = min_val, max_val
+        return b.binary("minimum", b.binary("maximum", x, _scalar(b, min_val, x)),
+                        _scalar(b, max_val, x))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        # zero at and beyond the ends, as PyTorch's hardtanh_backward
+        return where((x > ctx.min_val) & (x < ctx.max_val), grad, 0.0), None, None
+
+
+def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0,
+             inplace: bool = False) -> Tensor:
+    """x clipped to [min_val, max_val]. ``F.hardtanh(x, -2.0, 2.0)``."""
+    if min_val > max_val:
+        raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})")
+    if inplace:
+        return hardtanh_(input, min_val, max_val)
+    return Hardtanh.apply(_floating(input), min_val, max_val)
+
+
+def hardtanh_(input: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    return _inplace(input, "hardtanh_", lambda s: Hardtanh.apply(s, min_val, max_val))
+
+
+def relu6(input: Tensor, inplace: bool = False) -> Tensor:
+    """min(max(x, 0), 6). ``F.relu6(x)``."""
+    return hardtanh(input, 0.0, 6.0, inplace)
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """x where x > 0, else negative_slope * x. ``F.leaky_relu(x, 0.2)``."""
+    if inplace:
+        return leaky_relu_(input, negative_slope)
+    x = _floating(input)
+    return where(x > 0, x, x * negative_slope)
+
+
+def leaky_relu_(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+    return _inplace(input, "leaky_relu_", lambda s: leaky_relu(s, negative_slope))
+
+
+def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
+    """x where x > threshold, else ``value``. ``F.threshold(x, 0.1, 20.0)``."""
+    if inplace:
+        return threshold_(input, threshold, value)
+    return where(input > threshold, input, value)
+
+
+def threshold_(input: Tensor, threshold_value: float, value: float) -> Tensor:
+    return _inplace(input, "threshold_", lambda s: threshold(s, threshold_value, value))
+
+
+def prelu(input: Tensor, weight: Tensor) -> Tensor:
+    """leaky_relu with a learned slope per channel (dim 1), or one slope for all.
+
+    ``F.prelu(x, gradient.full((1,), 0.25))``
+    """
+    if weight.numel() != 1:
+        channels = input.shape[1] if input.ndim >= 2 else (input.shape[0] if input.ndim else 1)
+        if weight.ndim != 1 or weight.shape[0] != channels:
+            raise ShapeError(f"prelu: expected a weight of 1 or {channels} elements (the channels of "
+                             f"an input of shape {tuple(input.shape)}), got shape {tuple(weight.shape)}")
+        if input.ndim >= 2:
+            weight = reshape(weight, (channels,) + (1,) * (input.ndim - 2))
+    elif weight.ndim:
+        weight = reshape(weight, ())
+    return where(input > 0, input, weight * input)
+
+
+# ---------------------------------------------------------------------- smooth activations
+_SQRT1_2 = 1 / math.sqrt(2)
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+_SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
+_GELU_C = 0.044715
+
+
+class GELU(Function):
+    @staticmethod
+    def forward(ctx, x, approximate):
+        b = ctx.backend
+        ctx.approximate = approximate
+        ctx.save_for_backward(x)
+        x32 = _upcast(b, x)
+        c = lambda v: _scalar(b, v, x32)  # noqa: E731
+        if approximate == "tanh":
+            inner = b.binary("mul", c(_SQRT_2_OVER_PI), b.binary(
+                "add", x32, b.binary("mul", c(_GELU_C), b.binary("mul", x32, b.binary("mul", x32, x32)))))
+            cdf = b.binary("mul", c(0.5), b.binary("add", c(1.0), b.unary("tanh", inner)))
+        else:
+            cdf = b.binary("mul", c(0.5), b.binary("add", c(1.0), b.unary("erf", b.binary(
+                "mul", x32, c(_SQRT1_2)))))
+        return b.cast(b.binary("mul", x32, cdf), from_numpy_dtype(x.dtype))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        if ctx.approximate == "tanh":
+            t = tanh(_SQRT_2_OVER_PI * (x + _GELU_C * x * x * x))
+            dinner = _SQRT_2_OVER_PI * (1 + 3 * _GELU_C * x * x)
+            return grad * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * dinner), None
+        cdf = 0.5 * (1 + erf(x * _SQRT1_2))
+        pdf = exp(-0.5 * x * x) * _INV_SQRT_2PI
+        return grad * (cdf + x * pdf), None
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """x * Phi(x) with the exact erf formula, or the tanh approximation (``approximate='tanh'``).
+
+    ``F.gelu(x, approximate='tanh')``
+    """
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return GELU.apply(_floating(input), approximate)
+
+
+class SiLU(Function):
+    @staticmethod
+    def forward(ctx, x):
+        b = ctx.backend
+        ctx.save_for_backward(x)
+        x32 = _upcast(b, x)
+        return b.cast(b.binary("mul", x32, b.unary("sigmoid", x32)), from_numpy_dtype(x.dtype))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        s = sigmoid(x)
+        return grad * s * (1 + x * (1 - s))
+
+
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    """x * sigmoid(x) (also called swish). ``F.silu(x)``."""
+    if inplace:
+        return _inplace(input, "silu_", SiLU.apply)
+    return SiLU.apply(_floating(input))
+
+
+class Softplus(Function):
+    @staticmethod
+    def forward(ctx, x, beta, threshold):
+        b = ctx.backend
+        ctx.beta, ctx.threshold = beta, threshold
+        ctx.save_for_backward(x)
+        x32 = _upcast(b, x)
+        c = lambda v: _scalar(b, v, x32)  # noqa: E731
+        bx = b.binary("mul", x32, c(beta))
+        # exp of min(bx, threshold) only: the linear branch is used above the threshold anyway
+        soft = b.binary("div", b.unary("log1p", b.unary("exp", b.binary("minimum", bx, c(threshold)))),
+                        c(beta))
+        y = b.where(b.binary("gt", bx, c(threshold)), x32, soft)
+        return b.cast(y, from_numpy_dtype(x.dtype))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        bx = x * ctx.beta
+        return where(bx > ctx.threshold, grad, grad * sigmoid(bx)), None, None
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + exp(beta * x)) / beta, linear where beta * x > threshold. ``F.softplus(x)``."""
+    return Softplus.apply(_floating(input), beta, threshold)
+
+
+class ELU(Function):
+    """scale * x for x > 0, scale * alpha * (exp(x * input_scale) - 1) otherwise (elu/selu/celu)."""
+
+    @staticmethod
+    def forward(ctx, x, alpha, scale, input_scale):
+        b = ctx.backend
+        ctx.alpha, ctx.scale, ctx.input_scale = alpha, scale, input_scale
+        ctx.save_for_backward(x)
+        x32 = _upcast(b, x)
+        c = lambda v: _scalar(b, v, x32)  # noqa: E731
+        # expm1 of min(x, 0) only, so large positive inputs do not overflow in the unused branch
+        neg = b.binary("mul", c(scale * alpha), b.unary("expm1", b.binary(
+            "mul", b.binary("minimum", x32, c(0.0)), c(input_scale))))
+        y = b.where(b.binary("gt", x32, c(0.0)), b.binary("mul", x32, c(scale)), neg)
+        return b.cast(y, from_numpy_dtype(x.dtype))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        positive = x > 0
+        negative_part = where(positive, 0.0, x)  # keeps exp() finite, and its grad, in both branches
+        slope = (ctx.scale * ctx.alpha * ctx.input_scale) * exp(negative_part * ctx.input_scale)
+        return where(positive, grad * ctx.scale, grad * slope), None, None, None
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """x for x > 0, alpha * (exp(x) - 1) otherwise. ``F.elu(x, alpha=1.0)``."""
+    if inplace:
+        return elu_(input, alpha)
+    return ELU.apply(_floating(input), alpha, 1.0, 1.0)
+
+
+def elu_(input: Tensor, alpha: float = 1.0) -> Tensor:
+    return _inplace(input, "elu_", lambda s: ELU.apply(s, alpha, 1.0, 1.0))
+
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(input: Tensor, inplace: bool = False) -> Tensor:
+    """scale * elu(x, alpha) with the self-normalizing constants. ``F.selu(x)``."""
+    fn = lambda s: ELU.apply(s, _SELU_ALPHA, _SELU_SCALE, 1.0)  # noqa: E731
+    return _inplace(input, "selu_", fn) if inplace else fn(_floating(input))
+
+
+def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """max(0, x) + min(0, alpha * (exp(x / alpha) - 1)). ``F.celu(x, alpha=1.0)``."""
+    if alpha == 0:
+        raise ValueError("celu: alpha cannot be 0")
+    fn = lambda s: ELU.apply(s, alpha, 1.0, 1.0 / alpha)  # noqa: E731
+    return _inplace(input, "celu_", fn) if inplace else fn(_floating(input))
+
+
+def mish(input: Tensor, inplace: bool = False) -> Tensor:
+    """x * tanh(softplus(x)). ``F.mish(x)``."""
+    fn = lambda s: s * tanh(softplus(s))  # noqa: E731
+    return _inplace(input, "mish_", fn) if inplace else fn(_floating(input))
+
+
+def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
+    """relu6(x + 3) / 6: 0 below -3, 1 above 3, linear between. ``F.hardsigmoid(x)``."""
+    fn = lambda s: Hardtanh.apply(s + 3, 0.0, 6.0) / 6  # noqa: E731
+    return _inplace(input, "hardsigmoid_", fn) if inplace else fn(_floating(input))
+
+
+def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
+    """x * relu6(x + 3) / 6 (MobileNetV3). ``F.hardswish(x)``."""
+    fn = lambda s: s * Hardtanh.apply(s + 3, 0.0, 6.0) / 6  # noqa: E731
+    return _inplace(input, "hardswish_", fn) if inplace else fn(_floating(input))
+
+
+def logsigmoid(input: Tensor) -> Tensor:
+    """log(sigmoid(x)) = -softplus(-x), stable for large |x|. ``F.logsigmoid(x)``."""
+    return -softplus(-_floating(input))
+
+
+def softsign(input: Tensor) -> Tensor:
+    """x / (1 + |x|). ``F.softsign(x)``."""
+    x = _floating(input)
+    return x / (1 + _abs(x))
+
+
+def tanhshrink(input: Tensor) -> Tensor:
+    """x - tanh(x). ``F.tanhshrink(x)``."""
+    x = _floating(input)
+    return x - tanh(x)
+
+
+def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
+    """x where |x| > lambd, else 0. ``F.hardshrink(x, 0.5)``."""
+    return where((input > lambd) | (input < -lambd), input, 0.0)
+
+
+def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
+    """x - lambd above lambd, x + lambd below -lambd, 0 between. ``F.softshrink(x, 0.5)``."""
+    if lambd < 0:
+        raise ValueError(f"softshrink: lambd must be non-negative, got {lambd}")
+    return where(input > lambd, input - lambd, where(input < -lambd, input + lambd, 0.0))
+
+
+def glu(input: Tensor, dim: int = -1) -> Tensor:
+    """Gated linear unit: a * sigmoid(b) where a, b are the halves of ``input`` along ``dim``.
+
+    ``F.glu(gradient.randn(4, 6))`` has shape (4, 3).
+    """
+    if input.ndim == 0:
+        raise ShapeError("glu: does not support 0-d (scalar) tensors")
+    dim = wrap_dim(dim, input.ndim)
+    n = input.shape[dim]
+    if n % 2:
+        raise ShapeError(f"glu: halving dimension {dim} of shape {tuple(input.shape)} needs an even "
+                         f"size, got {n}")
+    lead = (slice(None),) * dim
+    return input[lead + (slice(0, n // 2),)] * sigmoid(input[lead + (slice(n // 2, n),)])
+
+
+# ---------------------------------------------------------------------- softmax family
 class Softmax(Function):
     @staticmethod
     def forward(ctx, x, dim):
@@ -56,7 +419,11 @@ class LogSoftmax(Function):
 
 
 def softmax(input: Tensor, dim: int = -1, dtype=None) -> Tensor:
-    """exp(x) / sum(exp(x)) along ``dim``; stable for large inputs (the maximum is subtracted)."""
+    """exp(x) / sum(exp(x)) along ``dim``; stable for large inputs (the maximum is subtracted).
+
+    ``dtype`` casts the input first (e.g. float32 for a float16 input). Unlike PyTorch, which
+    picks a legacy dimension when ``dim`` is omitted, the default is the last dimension.
+    """
     x = _floating(input if dtype is None else input.to(dtype))
     if x.ndim == 0:
         return x * 0 + 1
@@ -69,3 +436,464 @@ def log_softmax(input: Tensor, dim: int = -1, dtype=None) -> Tensor:
     if x.ndim == 0:
         return x * 0
     return LogSoftmax.apply(x, wrap_dim(dim, x.ndim))
+
+
+def softmin(input: Tensor, dim: int = -1, dtype=None) -> Tensor:
+    """softmax(-x) along ``dim``. ``F.softmin(x, dim=1)``."""
+    x = _floating(input if dtype is None else input.to(dtype))
+    return softmax(-x, dim)
+
+
+# ---------------------------------------------------------------------- linear
+class Linear(Function):
+    """x @ weight.T + bias over the last dimension of x (any leading dimensions)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        b = ctx.backend
+        ctx.save_for_backward(x, weight)
+        y = b.matmul(x, b.permute(weight, (1, 0)))
+        return y if bias is None else b.binary("add", y, bias)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            grad_x = Linear.apply(grad, weight.T, None)              # grad @ weight
+        if ctx.needs_input_grad[1]:
+            # flatten the leading dimensions: grad_w = grad2.T @ x2 = linear(grad2.T, x2.T)
+            g2, x2 = _flatten_leading(grad), _flatten_leading(x)
+            grad_w = Linear.apply(permute(g2, (1, 0)), permute(x2, (1, 0)), None)
+        grad_b = grad if ctx.needs_input_grad[2] else None   # the engine sums it to bias's shape
+        return grad_x, grad_w, grad_b
+
+
+def _flatten_leading(t: Tensor) -> Tensor:
+    """``t`` as a matrix: (product of the leading dimensions, last dimension)."""
+    rows = 1
+    for n in t.shape[:-1]:
+        rows *= n
+    return reshape(t, (rows, t.shape[-1]))
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``input @ weight.T + bias``; weight has shape (out_features, in_features).
+
+    ``F.linear(gradient.randn(8, 5, 3), gradient.randn(4, 3))`` has shape (8, 5, 4).
+    """
+    if weight.ndim == 1:  # PyTorch allows a vector weight: a dot product over the last dim
+        out = linear(input, reshape(weight, (1, weight.shape[0])), None)
+        out = reshape(out, tuple(out.shape[:-1]))
+        return out if bias is None else out + bias
+    if weight.ndim != 2:
+        raise ShapeError(f"linear: expected a 1-d or 2-d weight (out_features, in_features), got "
+                         f"shape {tuple(weight.shape)}")
+    if input.ndim == 0:
+        raise ShapeError("linear: the input must have at least one dimension, got a 0-d tensor")
+    if input.shape[-1] != weight.shape[1]:
+        raise ShapeError(f"linear: input of shape {tuple(input.shape)} has {input.shape[-1]} features "
+                         f"but weight of shape {tuple(weight.shape)} expects {weight.shape[1]}")
+    if input.dtype is not weight.dtype or (bias is not None and bias.dtype is not input.dtype):
+        got = f"{input.dtype}, {weight.dtype}" + (f", {bias.dtype}" if bias is not None else "")
+        raise DTypeError(f"linear: expected input, weight and bias of one dtype, got {got}; convert "
+                         "them with .to(dtype)")
+    if bias is not None and tuple(bias.shape) not in ((weight.shape[0],), (), (1,)):
+        raise ShapeError(f"linear: bias of shape {tuple(bias.shape)} does not match "
+                         f"out_features={weight.shape[0]}")
+    return Linear.apply(input, weight, bias)
+
+
+# ---------------------------------------------------------------------- dropout
+def _check_p(p: float, what: str) -> None:
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{what}: dropout probability has to be between 0 and 1, but got {p}")
+
+
+def _dropout_with_mask_shape(input: Tensor, p: float, mask_shape: tuple, inplace: bool,
+                             name: str) -> Tensor:
+    """``input`` times a random keep-mask of ``mask_shape`` (broadcast) scaled by 1/(1-p)."""
+    if p == 1.0:
+        fn = lambda s: s * 0  # noqa: E731  (zeros that still carry a (zero) gradient)
+    else:
+        b = input._backend
+        dtype = input.dtype if input.dtype is float64 else float32
+        u = b.uniform(creation.default_generator._state, mask_shape, 0.0, 1.0, dtype)
+        keep = b.binary("ge", u, b.full((), p, dtype))           # P(keep) = 1 - p
+        zero, scale = b.full((), 0, input.dtype), b.full((), 1.0 / (1.0 - p), input.dtype)
+        mask = Tensor._make(b.where(keep, scale, zero), False, b)
+        fn = lambda s: s * mask  # noqa: E731
+    return _inplace(input, name + "_", fn) if inplace else fn(input)
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p) (when training).
+
+    Uses the default generator, so ``gradient.manual_seed`` makes it reproducible.
+    ``F.dropout(x, 0.1, training=model.training)``; identity when ``training=False``.
+    """
+    _check_p(p, "dropout")
+    if not training or p == 0.0:
+        return input
+    if not input.dtype.is_floating_point:
+        raise DTypeError(f"dropout: expected a floating tensor, got {input.dtype}")
+    return _dropout_with_mask_shape(input, p, tuple(input.shape), inplace, "dropout")
+
+
+def _feature_dropout(input, p, training, inplace, name, batched_ndim):
+    _check_p(p, name)
+    if input.ndim not in (batched_ndim - 1, batched_ndim):
+        raise ShapeError(f"{name}: expected a {batched_ndim - 1}-d (unbatched) or {batched_ndim}-d "
+                         f"(batched) input, got shape {tuple(input.shape)}")
+    if not training or p == 0.0:
+        return input
+    channel_dims = 2 if input.ndim == batched_ndim else 1  # (N, C, ...) or (C, ...)
+    shape = tuple(input.shape[:channel_dims]) + (1,) * (input.ndim - channel_dims)
+    return _dropout_with_mask_shape(input, p, shape, inplace, name)
+
+
+def dropout1d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero whole channels of an (N, C, L) or (C, L) input with probability ``p``."""
+    return _feature_dropout(input, p, training, inplace, "dropout1d", 3)
+
+
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero whole channels of an (N, C, H, W) input with probability ``p``.
+
+    A 3-d input is taken as (N, C, L), as PyTorch does (it warns about it).
+    """
+    _check_p(p, "dropout2d")
+    if input.ndim == 3:
+        return _feature_dropout(input, p, training, inplace, "dropout2d", 3)
+    return _feature_dropout(input, p, training, inplace, "dropout2d", 4)
+
+
+def dropout3d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero whole channels of an (N, C, D, H, W) or (C, D, H, W) input with probability ``p``."""
+    return _feature_dropout(input, p, training, inplace, "dropout3d", 5)
+
+
+# ---------------------------------------------------------------------- embedding and one_hot
+class Embedding(Function):
+    """Rows of ``weight`` picked by integer ``ids`` (any shape): out[...] = weight[ids[...]]."""
+
+    @staticmethod
+    def forward(ctx, weight, ids, padding_idx, scale_grad_by_freq):
+        ctx.ids, ctx.num_rows = ids, weight.shape[0]
+        ctx.padding_idx, ctx.scale_grad_by_freq = padding_idx, scale_grad_by_freq
+        return ctx.backend.getitem(weight, ids)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return EmbeddingBackward.apply(grad, ctx.ids, ctx.num_rows, ctx.padding_idx,
+                                       ctx.scale_grad_by_freq), None, None, None
+
+
+class EmbeddingBackward(Function):
+    """The gradient of the table: rows of ``grad`` added up per id (repeats accumulate)."""
+
+    @staticmethod
+    def forward(ctx, grad, ids, num_rows, padding_idx, scale_grad_by_freq):
+        b = ctx.backend
+        ctx.ids, ctx.padding_idx = ids, padding_idx
+        out = b.full((num_rows,) + tuple(grad.shape[ids.ndim:]), 0, from_numpy_dtype(grad.dtype))
+        b.index_add(out, ids, grad)
+        ctx.row_scale = None
+        if scale_grad_by_freq:
+            # divide each row by how often its id occurs in this batch
+            counts = b.full((num_rows,), 0, from_numpy_dtype(grad.dtype))
+            b.index_add(counts, ids, b.full(ids.shape, 1, from_numpy_dtype(grad.dtype)))
+            one = b.full((), 1, from_numpy_dtype(grad.dtype))
+            scale = b.binary("div", one, b.binary("maximum", counts, one))
+            ctx.row_scale = b.reshape(scale, (num_rows,) + (1,) * (out.ndim - 1))
+            out = b.binary("mul", out, ctx.row_scale)
+        if padding_idx is not None:
+            b.setitem(out, padding_idx, 0)  # the padding row is never trained
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_grad):
+        # The adjoint of "add rows per id" is "pick rows per id", with the padding row and
+        # the frequency scaling applied first.
+        gg = grad_grad
+        b = gg._backend
+        if ctx.row_scale is not None:
+            gg = gg * Tensor._make(ctx.row_scale, False, b)
+        if ctx.padding_idx is not None:
+            keep = b.full((gg.shape[0],) + (1,) * (gg.ndim - 1), 1, gg.dtype)
+            b.setitem(keep, ctx.padding_idx, 0)
+            gg = gg * Tensor._make(keep, False, b)
+        return Embedding.apply(gg, ctx.ids, None, False), None, None, None, None
+
+
+def _embedding_renorm_(weight: Tensor, ids, max_norm: float, norm_type: float) -> None:
+    """Rescale in place the rows of ``weight`` used by ``ids`` whose norm exceeds ``max_norm``."""
+    with no_grad():
+        used = Tensor._make(weight._backend.full((weight.shape[0],), False, bool_), False,
+                            weight._backend)
+        weight._backend.setitem(used._data, ids, True)
+        norms = _safe_norm(weight.detach(), norm_type, 1, keepdim=False)
+        scale = where(used & (norms > max_norm), max_norm / (norms + 1e-7), 1.0)
+        new = weight.detach() * reshape(scale, (-1,) + (1,) * (weight.ndim - 1))
+        weight._backend.setitem(weight._data, Ellipsis, new._data)
+        weight._version.bump("embedding_renorm_")
+
+
+def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
+              max_norm: float | None = None, norm_type: float = 2.0,
+              scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
+    """Look up rows of ``weight`` (num_embeddings, dim) for integer ids of any shape.
+
+    The gradient adds up over repeated ids; the ``padding_idx`` row gets none.
+    ``F.embedding(gradient.tensor([[1, 2], [4, 1]]), gradient.randn(10, 3))`` has shape (2, 2, 3).
+    """
+    if not isinstance(input, Tensor) or input.dtype.is_floating_point or input.dtype.name == "bool":
+        got = input.dtype if isinstance(input, Tensor) else type(input).__name__
+        raise DTypeError(f"embedding: expected integer ids (int64 or int32), got {got}")
+    if weight.ndim != 2:
+        raise ShapeError(f"embedding: expected a 2-d weight (num_embeddings, embedding_dim), got "
+                         f"shape {tuple(weight.shape)}")
+    if sparse:
+        raise NotImplementedError("embedding: sparse gradients are not supported; use sparse=False")
+    n = weight.shape[0]
+    if padding_idx is not None:
+        if not -n <= padding_idx < n:
+            raise IndexError(f"embedding: padding_idx {padding_idx} is out of range for "
+                             f"{n} embeddings (expected {-n} to {n - 1})")
+        padding_idx %= n
+    ids = input._data
+    if input.numel():
+        b = input._backend
+        lo, hi = int(b.reduce("min", ids, None, False)), int(b.reduce("max", ids, None, False))
+        if lo < 0 or hi >= n:
+            bad = lo if lo < 0 else hi
+            raise IndexError(f"embedding: index {bad} is out of range for a table of {n} embeddings "
+                             f"(expected ids from 0 to {n - 1})")
+    if max_norm is not None:
+        _embedding_renorm_(weight, ids, max_norm, norm_type)
+    return Embedding.apply(weight, ids, padding_idx, scale_grad_by_freq)
+
+
+def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+    """int64 one-hot encoding: shape (*tensor.shape, num_classes).
+
+    ``F.one_hot(gradient.tensor([0, 2]), 3)`` -> [[1, 0, 0], [0, 0, 1]]
+    """
+    if tensor.dtype is not int64:
+        raise DTypeError(f"one_hot: expected an int64 (long) index tensor, got {tensor.dtype}")
+    b = tensor._backend
+    if tensor.numel():
+        lo = int(b.reduce("min", tensor._data, None, False))
+        hi = int(b.reduce("max", tensor._data, None, False))
+        if lo < 0:
+            raise ValueError(f"one_hot: class values must be non-negative, got {lo}")
+        if num_classes == -1:
+            num_classes = hi + 1
+        elif hi >= num_classes:
+            raise ValueError(f"one_hot: class values must be smaller than num_classes "
+                             f"({num_classes}), got {hi}")
+    elif num_classes == -1:
+        raise ValueError("one_hot: cannot infer the number of classes from an empty tensor; "
+                         "pass num_classes")
+    if num_classes < 0:
+        raise ValueError(f"one_hot: num_classes must be -1 or non-negative, got {num_classes}")
+    classes = creation.arange(num_classes, device=tensor.device)
+    return cast(reshape(tensor, tuple(tensor.shape) + (1,)) == classes, int64)
+
+
+# ---------------------------------------------------------------------- normalization
+def _normalized(x: Tensor, axes: tuple, eps: float) -> Tensor:
+    """(x - mean) / sqrt(var + eps) over ``axes`` (biased variance, two passes for accuracy)."""
+    centered = x - mean(x, axes, keepdim=True)
+    var = mean(centered * centered, axes, keepdim=True)
+    return centered * rsqrt(var + eps)
+
+
+def _affine(y: Tensor, weight, bias, shape, dtype) -> Tensor:
+    """y * weight + bias, with weight/bias reshaped to ``shape`` and cast to ``dtype``."""
+    if weight is not None:
+        y = y * reshape(cast(weight, dtype), shape)
+    if bias is not None:
+        y = y + reshape(cast(bias, dtype), shape)
+    return y
+
+
+def _check_param(name: str, fn: str, t, shape: tuple) -> None:
+    if t is not None and tuple(t.shape) != tuple(shape):
+        raise ShapeError(f"{fn}: expected {name} of shape {tuple(shape)}, got {tuple(t.shape)}")
+
+
+def _as_shape(normalized_shape) -> tuple:
+    if isinstance(normalized_shape, int) or hasattr(normalized_shape, "__index__"):
+        return (int(normalized_shape),)
+    return tuple(int(s) for s in normalized_shape)
+
+
+def _check_normalized_shape(fn: str, input: Tensor, shape: tuple) -> tuple:
+    k = len(shape)
+    if k == 0 or input.ndim < k or tuple(input.shape[input.ndim - k:]) != shape:
+        raise ShapeError(f"{fn}: given normalized_shape={list(shape)}, expected an input of shape "
+                         f"[*, {', '.join(map(str, shape))}], got {list(input.shape)}")
+    return tuple(range(input.ndim - k, input.ndim))
+
+
+def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Normalize over the last ``len(normalized_shape)`` dimensions, then scale and shift.
+
+    ``F.layer_norm(x, (x.shape[-1],), gamma, beta)``
+    """
+    shape = _as_shape(normalized_shape)
+    axes = _check_normalized_shape("layer_norm", input, shape)
+    _check_param("weight", "layer_norm", weight, shape)
+    _check_param("bias", "layer_norm", bias, shape)
+    dtype = _compute_dtype(input)
+    y = _normalized(cast(input, dtype), axes, eps)
+    return cast(_affine(y, weight, bias, shape, dtype), input.dtype)
+
+
+def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
+             eps: float | None = None) -> Tensor:
+    """x / sqrt(mean(x^2) + eps) over the last dimensions, times ``weight`` (LLaMA's norm).
+
+    The default ``eps`` is the machine epsilon of the compute dtype (float32 for float16 and
+    bfloat16 inputs), as in PyTorch. ``F.rms_norm(x, (x.shape[-1],), w, eps=1e-6)``
+    """
+    shape = _as_shape(normalized_shape)
+    axes = _check_normalized_shape("rms_norm", input, shape)
+    _check_param("weight", "rms_norm", weight, shape)
+    dtype = _compute_dtype(input)
+    if eps is None:
+        eps = 2.0 ** -52 if dtype is float64 else 2.0 ** -23  # finfo(dtype).eps
+    x = cast(input, dtype)
+    y = x * rsqrt(mean(x * x, axes, keepdim=True) + eps)
+    return cast(_affine(y, weight, None, shape, dtype), input.dtype)
+
+
+def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Normalize each group of channels of an (N, C, *) input, then a per-channel affine.
+
+    ``F.group_norm(x, 4, gamma, beta)`` for x of shape (N, 16, H, W)
+    """
+    if input.ndim < 2:
+        raise ShapeError(f"group_norm: expected an input of shape (N, C, *), got {tuple(input.shape)}")
+    n, c = input.shape[0], input.shape[1]
+    if num_groups <= 0 or c % num_groups:
+        raise ValueError(f"group_norm: expected the number of channels ({c}) to be divisible by "
+                         f"num_groups ({num_groups})")
+    _check_param("weight", "group_norm", weight, (c,))
+    _check_param("bias", "group_norm", bias, (c,))
+    dtype = _compute_dtype(input)
+    per_group = c // num_groups
+    for s in input.shape[2:]:
+        per_group *= s
+    grouped = reshape(cast(input, dtype), (n, num_groups, per_group))
+    y = reshape(_normalized(grouped, (2,), eps), tuple(input.shape))
+    y = _affine(y, weight, bias, (c,) + (1,) * (input.ndim - 2), dtype)
+    return cast(y, input.dtype)
+
+
+def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+               weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Normalize each channel (dim 1) of an (N, C), (N, C, L) or (N, C, H, W) input.
+
+    Training: batch statistics are used, and ``running_mean``/``running_var`` (if given) are
+    updated in place: ``(1 - momentum) * running + momentum * batch`` (unbiased variance for
+    ``running_var``). Evaluation: the running statistics are used.
+    ``F.batch_norm(x, rm, rv, gamma, beta, training=True)``
+    """
+    if input.ndim < 2:
+        raise ShapeError(f"batch_norm: expected an input of shape (N, C, *), got {tuple(input.shape)}")
+    c = input.shape[1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var),
+                    ("weight", weight), ("bias", bias)):
+        _check_param(name, "batch_norm", t, (c,))
+    dtype = _compute_dtype(input)
+    x = cast(input, dtype)
+    axes = (0,) + tuple(range(2, input.ndim))
+    stat_shape = (1, c) + (1,) * (input.ndim - 2)
+    if training:
+        count = input.numel() // c if c else 0
+        if count <= 1:
+            raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
+                             f"got input of shape {tuple(input.shape)}")
+        centered = x - mean(x, axes, keepdim=True)
+        var = mean(centered * centered, axes, keepdim=True)
+        y = centered * rsqrt(var + eps)
+        with no_grad():
+            if running_mean is not None:
+                batch_mean = reshape(mean(x.detach(), axes), (c,))
+                running_mean.copy_(running_mean * (1 - momentum) + cast(batch_mean, running_mean.dtype)
+                                   * momentum)
+            if running_var is not None:
+                unbiased = reshape(var.detach(), (c,)) * (count / (count - 1))
+                running_var.copy_(running_var * (1 - momentum) + cast(unbiased, running_var.dtype)
+                                  * momentum)
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm: running_mean and running_var must be given in evaluation "
+                             "mode (training=False)")
+        rm = reshape(cast(running_mean, dtype), stat_shape)
+        rv = reshape(cast(running_var, dtype), stat_shape)
+        y = (x - rm) * rsqrt(rv + eps)
+    return cast(_affine(y, weight, bias, stat_shape, dtype), input.dtype)
+
+
+# ---------------------------------------------------------------------- norms and distances
+def _safe_norm(x: Tensor, p: float, dim, keepdim: bool) -> Tensor:
+    """The p-norm over ``dim`` whose gradient at a zero vector is 0 (not NaN), as in PyTorch."""
+    if p == math.inf:
+        a = _abs(x)
+        if x.numel() == 0:
+            return _sum(a, dim, keepdim=keepdim)
+        return amax(a, dim, keepdim=keepdim)  # the gradient is shared among ties
+    if p == 2:
+        powered = x * x
+    elif p == 1:
+        return _sum(_abs(x), dim, keepdim=keepdim)
+    elif p == 0:
+        return _sum(cast(x != 0, x.dtype), dim, keepdim=keepdim)
+    else:
+        powered = pow(_abs(x), p)
+    total = _sum(powered, dim, keepdim=keepdim)
+    nonzero = total > 0
+    # the root of 1 where the sum is 0, so the root's derivative stays finite there
+    return where(nonzero, pow(where(nonzero, total, 1.0), 1.0 / p), 0.0)
+
+
+def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
+    """input / max(||input||_p, eps) along ``dim``. ``F.normalize(x, dim=-1)``."""
+    x = _floating(input)
+    norm = _safe_norm(x, p, wrap_dim(dim, x.ndim), keepdim=True)
+    return x / where(norm >= eps, norm, eps)   # clamp_min: gradient where norm >= eps
+
+
+def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
+    """Cosine of the angle between x1 and x2 along ``dim`` (broadcasting), in [-1, 1].
+
+    Each input is divided by its own norm (clamped to ``eps``) before the dot product, as
+    PyTorch does, which keeps the result in range and avoids overflow.
+    ``F.cosine_similarity(a, b, dim=-1)``
+    """
+    x1, x2 = _promote(_floating(x1), _floating(x2))
+    shape = tuple(broadcast_shapes(x1.shape, x2.shape))
+    dim = wrap_dim(dim, len(shape))
+    x1, x2 = expand(x1, shape), expand(x2, shape)
+
+    def unit(x):
+        norm = _safe_norm(x, 2, dim, keepdim=True)
+        # PyTorch clamps the norm in place under no_grad: the value is clamped, the gradient
+        # flows as if it were not
+        clamped = norm + where(norm >= eps, 0.0, eps - norm).detach()
+        return x / clamped
+
+    return _sum(unit(x1) * unit(x2), dim)
+
+
+def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6,
+                      keepdim: bool = False) -> Tensor:
+    """The p-norm of x1 - x2 + eps over the last dimension. ``F.pairwise_distance(a, b)``."""
+    diff = _floating(x1) - _floating(x2) + eps
+    return _safe_norm(diff, p, wrap_dim(-1, diff.ndim), keepdim=keepdim)

@@ -1,0 +1,189 @@
+"""Scaled dot-product attention, as ``torch.nn.functional.scaled_dot_product_attention``.
+
+``softmax(q @ k.T * scale + mask) @ v``, written as a composition of differentiable ops so
+that double backward works. A fused backend kernel can replace it later (ARCHITECTURE.md:
+fused fast paths are optional backend methods with this composition as the fallback).
+
+Semantics follow PyTorch 2.13:
+
+* shapes ``(..., L, E)`` for the query, ``(..., S, E)`` and ``(..., S, Ev)`` for key and
+  value; leading dimensions broadcast;
+* ``attn_mask`` is boolean (True = may attend) or additive (the query's dtype), and
+  broadcasts to ``(..., L, S)``; ``is_causal`` adds a top-left aligned lower-triangular
+  mask (query i sees keys 0..i, also when L != S); giving both is an error, as documented
+  by PyTorch (whose CPU kernel without autograd silently combines them instead);
+* a query row that may attend to no key at all (fully masked) gives zeros, and zero
+  gradients, like PyTorch's ``_safe_softmax`` (not nan);
+* grouped-query attention: with ``enable_gqa=True``, key/value may have fewer heads
+  (dimension -3) than the query, a divisor of its head count; query head h uses key head
+  ``h // (Hq // Hk)`` (PyTorch's ``repeat_interleave``). The query is reshaped into groups
+  instead of copying key and value.
+
+Example::
+
+    >>> import gradient.nn.functional as F
+    >>> q = k = v = gradient.randn(2, 4, 8, 16)          # (batch, heads, seq, head_dim)
+    >>> F.scaled_dot_product_attention(q, k, v, is_causal=True).shape
+    gradient.Size([2, 4, 8, 16])
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..dtypes import bool_
+from ..errors import DTypeError, ShapeError
+from ..tensor import Tensor
+from .creation import arange, default_generator
+from .elementwise import cast, where
+from .linalg import matmul as _matmul
+from .nn import softmax
+from .reduce import sum as _sum
+from .shape import reshape, transpose
+
+__all__ = ["scaled_dot_product_attention"]
+TENSOR_METHODS = ()
+
+
+def _broadcast_shapes(*shapes, what: str) -> tuple:
+    ndim = max(len(s) for s in shapes)
+    out = []
+    for i in range(ndim):
+        sizes = {s[i - ndim + len(s)] for s in shapes if i - ndim + len(s) >= 0} - {1}
+        if len(sizes) > 1:
+            raise ShapeError(f"scaled_dot_product_attention: {what} do not broadcast: "
+                             + ", ".join(str(tuple(s)) for s in shapes))
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
+
+
+def _dropout_mask(like: Tensor, p: float) -> Tensor:
+    """A constant tensor of 0 and 1/(1-p) (keep probability 1 - p), from the default generator."""
+    backend = like._backend
+    u = Tensor._make(backend.uniform(default_generator._state, tuple(like.shape), 0.0, 1.0,
+                                     like.dtype), False, backend)
+    return cast(u >= p, like.dtype) * (1.0 / (1.0 - p))
+
+
+def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
+                                 attn_mask: Tensor | None = None, dropout_p: float = 0.0,
+                                 is_causal: bool = False, scale: float | None = None,
+                                 enable_gqa: bool = False) -> Tensor:
+    """Attention ``softmax(query @ key^T * scale + mask) @ value`` (see the module docstring).
+
+    ``scale`` defaults to ``1 / sqrt(E)``. ``dropout_p > 0`` drops attention weights with
+    the default generator (seed it with ``gradient.manual_seed``); pass ``dropout_p=0`` in
+    evaluation, as with PyTorch (this function does not know about ``module.training``).
+
+    Example: ``out = F.scaled_dot_product_attention(q, k, v, is_causal=True)``
+    """
+    fn = "scaled_dot_product_attention"
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{fn}: {name} must be a Tensor, got {type(t).__name__}")
+    if min(query.ndim, key.ndim, value.ndim) < 2:
+        raise ShapeError(f"{fn}: query, key and value must be at least 2-d (..., seq, dim), got "
+                         f"shapes {tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}")
+    if not (query.dtype is key.dtype is value.dtype):
+        raise DTypeError(f"{fn}: query, key and value must have the same dtype, got {query.dtype}, "
+                         f"{key.dtype} and {value.dtype}")
+    if not query.dtype.is_floating_point:
+        raise DTypeError(f"{fn}: expected floating point query, key and value, got {query.dtype}")
+    if not 0.0 <= dropout_p <= 1.0:
+        raise ValueError(f"{fn}: dropout_p must be between 0 and 1, got {dropout_p}")
+    L, E = query.shape[-2], query.shape[-1]
+    S = key.shape[-2]
+    if key.shape[-1] != E:
+        raise ShapeError(f"{fn}: query and key must have the same embedding size (last "
+                         f"dimension): query {tuple(query.shape)}, key {tuple(key.shape)}")
+    if value.shape[-2] != S:
+        raise ShapeError(f"{fn}: key and value must have the same sequence length (dimension -2): "
+                         f"key {tuple(key.shape)}, value {tuple(value.shape)}")
+    if is_causal and attn_mask is not None:
+        raise ValueError(f"{fn}: pass either attn_mask or is_causal=True, not both (PyTorch raises "
+                         "too); fold the causal mask into attn_mask instead")
+    if attn_mask is not None and attn_mask.dtype not in (bool_, query.dtype):
+        raise DTypeError(f"{fn}: attn_mask must be bool or have the query's dtype {query.dtype}, "
+                         f"got {attn_mask.dtype}")
+
+    # Grouped heads: query (..., Hk * G, L, E) is viewed as (..., Hk, G, L, E) against key
+    # (..., Hk, 1, S, E), so each key head serves its G query heads without being copied.
+    k_groups = v_groups = 1
+    if enable_gqa:
+        if min(query.ndim, key.ndim, value.ndim) < 3:
+            raise ShapeError(f"{fn}: enable_gqa=True needs a head dimension (-3) in query, key and "
+                             f"value, got shapes {tuple(query.shape)}, {tuple(key.shape)}, "
+                             f"{tuple(value.shape)}")
+        hq, hk, hv = query.shape[-3], key.shape[-3], value.shape[-3]
+        if hq % hk or hq % hv:
+            raise ShapeError(f"{fn}: with enable_gqa=True the number of key heads ({hk}) and value "
+                             f"heads ({hv}) must divide the number of query heads ({hq})")
+        k_groups, v_groups = hq // hk, hq // hv
+    elif query.ndim >= 3 and key.ndim >= 3:
+        hq, hk = query.shape[-3], key.shape[-3]
+        if hq != hk and 1 not in (hq, hk) and hq % hk == 0:
+            raise ShapeError(f"{fn}: query has {hq} heads and key {hk} (dimension -3); pass "
+                             "enable_gqa=True for grouped-query attention")
+    # leading dimensions broadcast (the head dimension too, unless heads are grouped)
+    lead = -3 if enable_gqa else -2
+    _broadcast_shapes(tuple(query.shape[:lead]), tuple(key.shape[:lead]), tuple(value.shape[:lead]),
+                      what="the batch dimensions of query, key and value")
+
+    scale = 1.0 / math.sqrt(E) if scale is None else scale
+    q = query * scale  # scaling (..., L, E) costs less than scaling the (..., L, S) scores
+    if k_groups > 1:
+        scores = _merge_heads(_matmul(_split_heads(q, k_groups),
+                                      transpose(_split_heads(key, 1), -1, -2)))
+    else:
+        scores = _matmul(q, transpose(key, -1, -2))                         # (..., L, S)
+
+    allowed = None
+    if is_causal:
+        # top-left aligned: query i may attend to keys 0..i, whatever L and S are
+        rows = reshape(arange(L, device=query.device), (L, 1))
+        allowed = rows >= reshape(arange(S, device=query.device), (1, S))
+    if attn_mask is not None:
+        if attn_mask.ndim >= 1 and attn_mask.shape[-1] not in (1, S) \
+                or attn_mask.ndim >= 2 and attn_mask.shape[-2] not in (1, L):
+            raise ShapeError(f"{fn}: attn_mask of shape {tuple(attn_mask.shape)} does not "
+                             f"broadcast to the attention scores' shape {tuple(scores.shape)} "
+                             "(..., L, S)")
+        _broadcast_shapes(tuple(attn_mask.shape), tuple(scores.shape),
+                          what="attn_mask and the attention scores")
+        if attn_mask.dtype is bool_:
+            allowed = attn_mask
+        else:
+            scores = scores + attn_mask
+    if allowed is not None:
+        scores = where(allowed, scores, float("-inf"))
+
+    # A row with every score -inf has no key to attend to: PyTorch gives it zeros (its
+    # _safe_softmax). Softmax runs on a zeroed copy of such rows, so no nan appears in the
+    # forward or the backward, and the result is zeroed there.
+    if S == 0:
+        attn = scores  # no keys at all: (..., L, 0) @ (..., 0, Ev) gives zeros, as in PyTorch
+    else:
+        dead = _sum(scores == float("-inf"), -1, keepdim=True) == S
+        attn = where(dead, 0.0, softmax(where(dead, 0.0, scores), -1))
+    if dropout_p > 0.0:
+        attn = attn * 0.0 if dropout_p == 1.0 else attn * _dropout_mask(attn, dropout_p)
+
+    if v_groups > 1:
+        return _merge_heads(_matmul(_split_heads(attn, v_groups), _split_heads(value, 1)))
+    return _matmul(attn, value)
+
+
+def _split_heads(t: Tensor, groups: int) -> Tensor:
+    """(..., H * groups, N, D) viewed as (..., H, groups, N, D).
+
+    With ``groups=1`` (key and value) this inserts the singleton group dimension that
+    broadcasts against the query's groups.
+    """
+    shape = tuple(t.shape)
+    return reshape(t, shape[:-3] + (shape[-3] // groups, groups) + shape[-2:])
+
+
+def _merge_heads(t: Tensor) -> Tensor:
+    """Inverse of :func:`_split_heads`: (..., H, groups, N, D) back to (..., H * groups, N, D)."""
+    shape = tuple(t.shape)
+    return reshape(t, shape[:-4] + (shape[-4] * shape[-3],) + shape[-2:])

@@ -1,0 +1,34 @@
+"""Moving tensors between devices; differentiable (the gradient moves back)."""
+
+from __future__ import annotations
+
+from ..autograd.function import Function
+from ..backends import get_backend
+from ..tensor import Tensor
+
+TENSOR_METHODS = ()
+
+
+class ToDevice(Function):
+    @staticmethod
+    def forward(ctx, x, target):
+        ctx.source = ctx.backend.name
+        target_backend = get_backend(target.type)
+        return target_backend.from_numpy(ctx.backend.to_numpy(x))
+
+    @staticmethod
+    def backward(ctx, grad):
+        return to_device(grad, ctx.source), None
+
+
+def to_device(input: Tensor, device) -> Tensor:
+    """``input`` copied to ``device`` (``input`` itself when it is already there)."""
+    from ..device import as_device
+    device = as_device(device)
+    if device.type == input._backend.name:
+        return input
+    out = ToDevice.apply(input, device)
+    # the output lives on the target backend: rewrap it there
+    target = get_backend(device.type)
+    out._backend = target
+    return out

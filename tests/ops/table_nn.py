@@ -1,0 +1,205 @@
+"""Op table entries for gradient.nn.functional: activations, softmax, linear, norms, embedding, distances.
+
+Each op is called as ``m.nn.functional.<name>`` with ``m`` = gradient or torch. Inputs of the
+piecewise activations are kept away from their kinks (0, the clip ends, the shrink thresholds),
+where finite differences and PyTorch's subgradient conventions do not agree.
+"""
+
+import numpy as np
+
+import gradient.nn.functional  # noqa: F401  (makes gradient.nn available as m.nn)
+
+from .op_info import OpInfo, Sample, arr, away_from_zero, distinct, ints, positive
+
+
+def F(m):
+    return m.nn.functional
+
+
+def avoid(rng, *shape, kinks=(0.0,), low=-2.0, high=2.0, gap=0.2):
+    """Uniform values in [low, high) that stay at least ``gap`` away from every kink."""
+    vals = rng.uniform(low, high, size=shape)
+    for _ in range(100):
+        bad = np.zeros(vals.shape, bool)
+        for k in kinks:
+            bad |= np.abs(vals - k) < gap
+        if not bad.any():
+            return vals
+        vals = np.where(bad, rng.uniform(low, high, size=shape), vals)
+    raise AssertionError("could not sample values away from the kinks")
+
+
+def fn(name, **fixed):
+    """``m.nn.functional.<name>(*args, **fixed, **kwargs)``."""
+    return lambda m, *a, **k: getattr(F(m), name)(*a, **fixed, **k)
+
+
+def unary(name, sample_fn, **opts):
+    """An elementwise activation: a 2-d input, a 0-d input and an empty one."""
+    return OpInfo(name, fn(name), lambda r: [
+        Sample((sample_fn(r, 3, 4),)),
+        Sample((np.asarray(sample_fn(r)),), name="0-d"),
+        Sample((sample_fn(r, 0, 3),), name="empty"),
+    ], **opts)
+
+
+OPS = [
+    # ------------------------------------------------------------------ activations
+    unary("relu", away_from_zero),
+    OpInfo("relu6", fn("relu6"), lambda r: [
+        Sample((avoid(r, 4, 5, kinks=(0.0, 6.0), low=-2.0, high=8.0),)),
+    ]),
+    OpInfo("leaky_relu", fn("leaky_relu"), lambda r: [
+        Sample((away_from_zero(r, 3, 4),)),
+        Sample((away_from_zero(r, 2, 3),), {"negative_slope": 0.2}, name="slope"),
+        Sample((np.asarray(away_from_zero(r)),), name="0-d"),
+    ]),
+    OpInfo("hardtanh", fn("hardtanh"), lambda r: [
+        Sample((avoid(r, 3, 4, kinks=(-1.0, 1.0)),)),
+        Sample((avoid(r, 3, 4, kinks=(-0.5, 1.5)),), {"min_val": -0.5, "max_val": 1.5}, name="range"),
+    ]),
+    OpInfo("gelu", fn("gelu"), lambda r: [
+        Sample((arr(r, 3, 4, low=-4, high=4),)),
+        Sample((arr(r, 3, 4, low=-4, high=4),), {"approximate": "tanh"}, name="tanh"),
+        Sample((np.asarray(arr(r)),), name="0-d"),
+        Sample((arr(r, 0, 2),), {"approximate": "tanh"}, name="empty-tanh"),
+    ]),
+    unary("silu", lambda r, *s: arr(r, *s, low=-4, high=4)),
+    OpInfo("softplus", fn("softplus"), lambda r: [
+        Sample((arr(r, 3, 4, low=-4, high=4),)),
+        Sample((avoid(r, 3, 4, kinks=(0.5,)),), {"beta": 2.0, "threshold": 1.0}, name="threshold"),
+        Sample((np.asarray(arr(r)),), name="0-d"),
+    ]),
+    OpInfo("elu", fn("elu"), lambda r: [
+        Sample((away_from_zero(r, 3, 4),)),
+        Sample((away_from_zero(r, 3, 4),), {"alpha": 0.5}, name="alpha"),
+        Sample((away_from_zero(r, 0, 4),), name="empty"),
+    ]),
+    unary("selu", away_from_zero),
+    OpInfo("celu", fn("celu"), lambda r: [
+        Sample((away_from_zero(r, 3, 4),)),
+        Sample((away_from_zero(r, 3, 4),), {"alpha": 2.0}, name="alpha"),
+    ]),
+    unary("mish", lambda r, *s: arr(r, *s, low=-4, high=4)),
+    unary("hardsigmoid", lambda r, *s: avoid(r, *s, kinks=(-3.0, 3.0), low=-5, high=5)),
+    unary("hardswish", lambda r, *s: avoid(r, *s, kinks=(-3.0, 3.0), low=-5, high=5)),
+    unary("logsigmoid", lambda r, *s: arr(r, *s, low=-6, high=6)),
+    unary("softsign", away_from_zero),
+    unary("tanhshrink", arr),
+    OpInfo("hardshrink", fn("hardshrink"), lambda r: [
+        Sample((avoid(r, 3, 4, kinks=(-0.5, 0.5)),)),
+        Sample((avoid(r, 3, 4, kinks=(-1.0, 1.0)),), {"lambd": 1.0}, name="lambd"),
+    ]),
+    OpInfo("softshrink", fn("softshrink"), lambda r: [
+        Sample((avoid(r, 3, 4, kinks=(-0.5, 0.5)),)),
+        Sample((avoid(r, 3, 4, kinks=(-1.0, 1.0)),), {"lambd": 1.0}, name="lambd"),
+    ]),
+    OpInfo("threshold", fn("threshold"), lambda r: [
+        Sample((avoid(r, 3, 4, kinks=(0.5,)), 0.5, -3.0)),
+    ]),
+    OpInfo("prelu", fn("prelu"), lambda r: [
+        Sample((away_from_zero(r, 2, 3, 4), positive(r, 3, low=0.1, high=0.5)), name="per-channel"),
+        Sample((away_from_zero(r, 3, 4), positive(r, 1, low=0.1, high=0.5)), name="shared"),
+    ]),
+    OpInfo("glu", fn("glu"), lambda r: [
+        Sample((arr(r, 3, 4),)),
+        Sample((arr(r, 4, 3),), {"dim": 0}, name="dim0"),
+        Sample((arr(r, 2, 2, 4),), {"dim": -2}, name="3-d"),
+    ]),
+
+    # ------------------------------------------------------------------ softmax family
+    OpInfo("softmax", fn("softmax"), lambda r: [
+        Sample((arr(r, 3, 4), -1)),
+        Sample((arr(r, 2, 3, 4), 1), name="dim1"),
+        Sample((arr(r, 3, 4) * 50, 0), name="large"),
+    ]),
+    OpInfo("softmax_dtype", lambda m, x, d: F(m).softmax(x, d, dtype=m.float64), lambda r: [
+        Sample((arr(r, 3, 4), -1)),
+    ]),
+    OpInfo("log_softmax", fn("log_softmax"), lambda r: [
+        Sample((arr(r, 3, 4), -1)),
+        Sample((arr(r, 2, 3, 4), 0), name="dim0"),
+    ]),
+    OpInfo("softmin", fn("softmin"), lambda r: [
+        Sample((arr(r, 3, 4), 1)),
+    ]),
+    OpInfo("Tensor.softmax", lambda m, x, d: x.softmax(d), lambda r: [Sample((arr(r, 3, 4), 0))]),
+    OpInfo("Tensor.relu", lambda m, x: x.relu(), lambda r: [Sample((away_from_zero(r, 3, 4),))]),
+
+    # ------------------------------------------------------------------ linear
+    OpInfo("linear", fn("linear"), lambda r: [
+        Sample((arr(r, 4, 3), arr(r, 5, 3), arr(r, 5)), name="bias"),
+        Sample((arr(r, 4, 3), arr(r, 5, 3)), name="no-bias"),
+        Sample((arr(r, 2, 3, 3), arr(r, 4, 3), arr(r, 4)), name="3-d"),
+        Sample((arr(r, 3), arr(r, 4, 3), arr(r, 4)), name="1-d-input"),
+        Sample((arr(r, 0, 3), arr(r, 2, 3), arr(r, 2)), name="empty"),
+    ]),
+
+    # ------------------------------------------------------------------ normalization
+    OpInfo("layer_norm", fn("layer_norm"), lambda r: [
+        Sample((arr(r, 3, 4), (4,)), name="no-affine"),
+        Sample((arr(r, 3, 4), (4,), positive(r, 4), arr(r, 4)), name="affine"),
+        Sample((arr(r, 2, 2, 3), (2, 3), positive(r, 2, 3), arr(r, 2, 3)), name="2-d-shape"),
+        Sample((arr(r, 2, 2, 3), [2, 3]), {"eps": 1e-3}, name="2-d-no-affine"),
+        Sample((arr(r, 3, 4), (4,), positive(r, 4)), name="weight-only"),
+    ], atol=1e-4),
+    OpInfo("rms_norm", fn("rms_norm"), lambda r: [
+        Sample((arr(r, 3, 4), (4,)), name="no-weight"),
+        Sample((arr(r, 3, 4), (4,), positive(r, 4)), {"eps": 1e-6}, name="weight"),
+        Sample((arr(r, 2, 2, 3), (2, 3), positive(r, 2, 3)), name="2-d-shape"),
+    ], atol=1e-4),
+    OpInfo("group_norm", fn("group_norm"), lambda r: [
+        Sample((arr(r, 2, 4, 3), 2, positive(r, 4), arr(r, 4)), name="affine"),
+        Sample((arr(r, 2, 4, 3), 4), name="instance-like"),
+        Sample((arr(r, 2, 2, 2, 3), 1, positive(r, 2), arr(r, 2)), name="4-d-one-group"),
+    ], atol=1e-4),
+    # batch_norm(input, running_mean, running_var, weight, bias, training): the running
+    # statistics are plain (non-grad) arguments
+    OpInfo("batch_norm", fn("batch_norm"), lambda r: [
+        Sample((arr(r, 4, 3), arr(r, 3), positive(r, 3), positive(r, 3), arr(r, 3), True),
+               grad=(0, 3, 4), name="train-2d"),
+        Sample((arr(r, 2, 3, 4), arr(r, 3), positive(r, 3), positive(r, 3), arr(r, 3), True),
+               grad=(0, 3, 4), name="train-3d"),
+        Sample((arr(r, 2, 2, 2, 3), None, None, None, None, True), name="train-4d-no-stats"),
+        Sample((arr(r, 4, 3), arr(r, 3), positive(r, 3), positive(r, 3), arr(r, 3), False),
+               grad=(0, 3, 4), name="eval-2d"),
+        Sample((arr(r, 2, 2, 2, 3), arr(r, 2), positive(r, 2)), {"eps": 1e-3}, grad=(0,),
+               name="eval-4d-no-affine"),
+    ], atol=1e-4),
+
+    # ------------------------------------------------------------------ embedding
+    OpInfo("embedding", fn("embedding"), lambda r: [
+        Sample((np.array([[1, 2, 1], [4, 1, 0]]), arr(r, 5, 3)), name="repeats"),
+        Sample((np.array(2), arr(r, 3, 4)), name="0-d-ids"),
+        Sample((np.zeros((0, 2), np.int64), arr(r, 3, 4)), name="empty-ids"),
+    ]),
+    # padding_idx and scale_grad_by_freq change the gradient on purpose (it is no longer the
+    # derivative, so gradcheck does not apply): forward here, backward vs torch in
+    # test_nn_functional.py
+    OpInfo("embedding_options", fn("embedding"), lambda r: [
+        Sample((np.array([1, 0, 3, 0, 3]), arr(r, 4, 3)), {"padding_idx": 0}, name="padding"),
+        Sample((np.array([2, 1, 2]), arr(r, 3, 4)), {"padding_idx": -1}, name="negative-padding"),
+        Sample((ints(r, 2, 3, low=0, high=4), arr(r, 4, 2)), {"scale_grad_by_freq": True},
+               name="scale-grad-by-freq"),
+    ], grad=False),
+
+    # ------------------------------------------------------------------ norms and distances
+    OpInfo("normalize", fn("normalize"), lambda r: [
+        Sample((arr(r, 3, 4),)),
+        Sample((arr(r, 3, 4),), {"dim": -1}, name="dim-1"),
+        Sample((away_from_zero(r, 3, 4),), {"p": 1.0, "dim": 0}, name="p1"),
+        Sample((away_from_zero(r, 3, 4),), {"p": 3.0}, name="p3"),
+        Sample((arr(r, 4),), {"dim": 0}, name="1-d"),
+        Sample((distinct(r, 3, 4),), {"p": float("inf")}, name="p-inf"),
+    ]),
+    OpInfo("cosine_similarity", fn("cosine_similarity"), lambda r: [
+        Sample((arr(r, 3, 4), arr(r, 3, 4))),
+        Sample((arr(r, 3, 4), arr(r, 4)), {"dim": -1}, name="broadcast"),
+        Sample((arr(r, 2, 3, 2), arr(r, 2, 3, 2)), {"dim": 0}, name="dim0"),
+    ]),
+    OpInfo("pairwise_distance", fn("pairwise_distance"), lambda r: [
+        Sample((arr(r, 3, 4), arr(r, 3, 4))),
+        Sample((arr(r, 3, 4), arr(r, 3, 4)), {"p": 1.0, "keepdim": True}, name="p1-keepdim"),
+        Sample((arr(r, 3, 4), arr(r, 4)), {"p": 3.0}, name="broadcast-p3"),
+    ]),
+]

@@ -1,0 +1,159 @@
+"""Tensor basics: creation, properties, conversion, devices, random numbers, printing."""
+
+import numpy as np
+import pytest
+import torch
+
+import gradient
+from gradient.errors import AutogradError, DeviceError, DTypeError, ShapeError
+
+
+def same(ours, theirs):
+    """Values, shape and dtype equal to torch's."""
+    assert tuple(ours.shape) == tuple(theirs.shape)
+    assert ours.dtype.name == str(theirs.dtype).removeprefix("torch.")
+    np.testing.assert_allclose(ours.float().numpy() if ours.dtype.name == "bfloat16" else ours.numpy(),
+                               theirs.float().numpy() if theirs.dtype == torch.bfloat16 else theirs.numpy())
+
+
+@pytest.mark.parametrize("data", [1, 2.5, True, [1, 2], [1.0, 2], [[True, False]], [], [[1, 2], [3, 4]]])
+def test_tensor_infers_dtype_like_torch(data):
+    same(gradient.tensor(data), torch.tensor(data))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64", "int8", "uint8", "int16",
+                                   "int32", "int64", "bool"])
+def test_tensor_with_explicit_dtype(dtype):
+    same(gradient.tensor([0, 1, 2], dtype=getattr(gradient, dtype)),
+         torch.tensor([0, 1, 2], dtype=getattr(torch, dtype)))
+
+
+def test_tensor_from_numpy_keeps_dtype_and_copies():
+    a = np.arange(3, dtype=np.int32)
+    t = gradient.tensor(a)
+    a[0] = 7
+    assert t.dtype is gradient.int32 and t.tolist() == [0, 1, 2]
+
+
+def test_from_numpy_shares_memory():
+    a = np.zeros(3, dtype=np.float32)
+    t = gradient.from_numpy(a)
+    a[1] = 5
+    assert t.tolist() == [0, 5, 0]
+
+
+@pytest.mark.parametrize("make", [
+    lambda m: m.zeros(2, 3), lambda m: m.ones((2, 3)), lambda m: m.full((2,), 7),
+    lambda m: m.full((2,), 1.5), lambda m: m.arange(5), lambda m: m.arange(1, 2, 0.25),
+    lambda m: m.arange(0, 10, 3), lambda m: m.arange(5.0), lambda m: m.linspace(0, 1, 5),
+    lambda m: m.eye(3), lambda m: m.eye(2, 4), lambda m: m.zeros_like(m.ones(2, dtype=m.int32)),
+    lambda m: m.ones_like(m.zeros(2, 2)), lambda m: m.full_like(m.zeros(3), 4),
+    lambda m: m.zeros(3, dtype=m.float16), lambda m: m.empty(0, 3),
+    lambda m: m.ones(2).new_zeros(3), lambda m: m.zeros(2, dtype=m.int8).new_ones((2, 2)),
+])
+def test_creation_functions_match_torch(make):
+    same(make(gradient), make(torch))
+
+
+def test_properties():
+    t = gradient.zeros(2, 3, 4)
+    assert t.shape == (2, 3, 4) and t.size() == gradient.Size([2, 3, 4]) and t.size(-1) == 4
+    assert t.ndim == t.dim() == 3 and t.numel() == 24 and t.shape.numel() == 24
+    assert t.T.shape == (4, 3, 2) and t.mT.shape == (2, 4, 3)
+    assert t.device == gradient.device("cpu") and t.device.type == "cpu"
+    assert t.is_leaf and not t.requires_grad and t.grad is None and t.grad_fn is None
+    assert t.is_contiguous() and not t.T.is_contiguous()
+    assert t.stride() == (12, 4, 1)
+
+
+def test_numpy_item_tolist():
+    t = gradient.tensor([[1.5, 2.0]])
+    assert t.tolist() == [[1.5, 2.0]] and isinstance(t.numpy(), np.ndarray)
+    assert gradient.tensor(3).item() == 3 and isinstance(gradient.tensor(3).item(), int)
+    assert gradient.tensor([2.5], dtype=gradient.bfloat16).item() == 2.5
+    with pytest.raises(ValueError, match="one-element"):
+        t.item()
+    with pytest.raises(AutogradError, match="detach"):
+        gradient.ones(2, requires_grad=True).numpy()
+
+
+@pytest.mark.parametrize("method,dtype", [("float", "float32"), ("double", "float64"), ("half", "float16"),
+                                          ("bfloat16", "bfloat16"), ("long", "int64"), ("int", "int32"),
+                                          ("bool", "bool")])
+def test_conversion_methods(method, dtype):
+    ours = getattr(gradient.tensor([0.0, 1.7, -2.2]), method)()
+    theirs = getattr(torch.tensor([0.0, 1.7, -2.2]), method)()
+    same(ours, theirs)
+    assert ours.dtype is getattr(gradient, dtype)
+
+
+def test_to_dtype_is_differentiable():
+    x = gradient.tensor([1.0, 2.0], requires_grad=True)
+    y = x.to(gradient.float64) * 3
+    assert y.dtype is gradient.float64
+    y.sum().backward()
+    assert x.grad.dtype is gradient.float32 and x.grad.tolist() == [3.0, 3.0]
+    assert x.to("cpu") is x and x.to(gradient.float32) is x
+
+
+def test_unknown_dtype_and_device_errors():
+    with pytest.raises(DTypeError, match="unknown dtype"):
+        gradient.zeros(2, dtype="complex32")
+    with pytest.raises(DeviceError, match="unknown device"):
+        gradient.zeros(2, device="tpu")
+    with pytest.raises(DeviceError, match="cuda"):
+        gradient.zeros(2, device="cuda")
+    with pytest.raises(DeviceError, match="cuda"):
+        gradient.zeros(2).to("cuda:0")
+    with pytest.raises(DeviceError, match="index"):
+        gradient.device("cuda:x")
+
+
+def test_ragged_data_is_refused():
+    with pytest.raises(ShapeError, match="rectangular"):
+        gradient.tensor([[1, 2], [3]])
+    with pytest.raises(DTypeError):
+        gradient.tensor(["a"])
+
+
+def test_manual_seed_makes_random_numbers_reproducible():
+    gradient.manual_seed(123)
+    a = (gradient.rand(5), gradient.randn(5), gradient.randint(0, 10, (5,)), gradient.randperm(5))
+    gradient.manual_seed(123)
+    b = (gradient.rand(5), gradient.randn(5), gradient.randint(0, 10, (5,)), gradient.randperm(5))
+    for x, y in zip(a, b):
+        assert x.tolist() == y.tolist()
+
+
+def test_random_distributions_and_dtypes():
+    gradient.manual_seed(0)
+    u = gradient.rand(10000)
+    n = gradient.randn(10000, dtype=gradient.float64)
+    r = gradient.randint(3, 7, (1000,))
+    p = gradient.randperm(50)
+    assert u.dtype is gradient.float32 and 0 <= u.min().item() and u.max().item() < 1
+    assert abs(u.mean().item() - 0.5) < 0.02
+    assert n.dtype is gradient.float64 and abs(n.mean().item()) < 0.05 and abs(n.std().item() - 1) < 0.05
+    assert r.dtype is gradient.int64 and set(r.tolist()) == {3, 4, 5, 6}
+    assert sorted(p.tolist()) == list(range(50))
+    g = gradient.Generator().manual_seed(5)
+    assert gradient.rand(3, generator=g).tolist() == gradient.rand(
+        3, generator=gradient.Generator().manual_seed(5)).tolist()
+
+
+def test_repr_looks_like_torch():
+    assert repr(gradient.tensor([1.0, 2.0])) == "tensor([1., 2.])"
+    assert repr(gradient.tensor([1, 2])) == "tensor([1, 2])"
+    assert repr(gradient.tensor([1.5], requires_grad=True)) == "tensor([1.5000], requires_grad=True)"
+    assert "dtype=gradient.float64" in repr(gradient.tensor([1.0], dtype=gradient.float64))
+    assert "grad_fn=<MulBackward>" in repr(gradient.tensor([1.0], requires_grad=True) * 2)
+
+
+def test_python_number_conversions():
+    assert float(gradient.tensor(2.5)) == 2.5 and int(gradient.tensor(3)) == 3
+    assert bool(gradient.tensor([True]))
+    with pytest.raises(ValueError, match="ambiguous"):
+        bool(gradient.tensor([1, 2]))
+    assert len(gradient.zeros(4, 2)) == 4
+    assert [r.tolist() for r in gradient.tensor([[1, 2], [3, 4]])] == [[1, 2], [3, 4]]
+    assert [0, 1, 2][gradient.tensor(1)] == 1
