@@ -2,7 +2,14 @@
 
 Binary ops broadcast like NumPy and promote dtypes like PyTorch (see :mod:`gradient.dtypes`);
 the engine sums gradients back to each input's shape, so backward formulas here are
-written for same-shape operands.
+written for same-shape operands. Operands that do not broadcast raise
+:class:`~gradient.ShapeError` naming both shapes.
+
+Integer and bool inputs of float functions (``sqrt``, ``exp``, ``sigmoid``, ...) give the
+default float dtype; functions that are piecewise constant (``floor``, ``round``, ``sign``,
+``floor_divide``) have a zero gradient; ties and kinks follow PyTorch's conventions
+(``abs`` has gradient 0 at 0, ``maximum`` splits a tie's gradient in half, ``clamp`` passes
+the gradient where ``min <= x <= max``).
 
 Example::
 
@@ -94,7 +101,8 @@ def _promote(a, b, dtype: DType | None = None, op: str = "broadcast"):
     Also checks that the shapes broadcast (naming ``op`` in the error).
     """
     if dtype is None and type(a) is Tensor and type(b) is Tensor and a._data.dtype == b._data.dtype:
-        _check_broadcast(op, a, b)
+        if a._data.shape != b._data.shape:
+            _check_broadcast(op, a, b)
         return a, b  # the common case, decided without the promotion table
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         raise TypeError(f"{op}: expected at least one tensor operand, got {type(a).__name__} and "
@@ -129,7 +137,6 @@ class Cast(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        from ..dtypes import from_numpy_dtype
         return cast(grad, from_numpy_dtype(ctx.src_dtype)), None
 
 
@@ -264,11 +271,6 @@ def neg(input: Tensor) -> Tensor:
 subtract, multiply, divide, true_divide, negative = sub, mul, div, div, neg
 
 
-def reciprocal(input: Tensor) -> Tensor:
-    """``1 / input``; integers give the default float: ``gradient.tensor([2, 4]).reciprocal()``."""
-    return Reciprocal.apply(_floating(input))
-
-
 class Reciprocal(Function):
     @staticmethod
     def forward(ctx, x):
@@ -280,6 +282,11 @@ class Reciprocal(Function):
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
         return -grad * y * y
+
+
+def reciprocal(input: Tensor) -> Tensor:
+    """``1 / input``; integers give the default float: ``gradient.tensor([2, 4]).reciprocal()``."""
+    return Reciprocal.apply(_floating(input))
 
 
 def square(input: Tensor) -> Tensor:
@@ -336,6 +343,16 @@ class Exp(Function):
         return grad * y
 
 
+def exp(input: Tensor) -> Tensor:
+    """e to the power of each element: ``gradient.exp(gradient.tensor([0.0]))`` is ``tensor([1.])``."""
+    return Exp.apply(_floating(input))
+
+
+def exp2(input: Tensor) -> Tensor:
+    """2 to the power of each element: ``gradient.exp2(gradient.tensor([3]))`` is ``tensor([8.])``."""
+    return pow(2.0, _floating(input))
+
+
 class Expm1(Function):
     @staticmethod
     def forward(ctx, x):
@@ -349,6 +366,11 @@ class Expm1(Function):
         return grad * (y + 1)
 
 
+def expm1(input: Tensor) -> Tensor:
+    """``exp(x) - 1``, accurate for small x: ``gradient.expm1(gradient.tensor([1e-10]))``."""
+    return Expm1.apply(_floating(input))
+
+
 class Log(Function):
     @staticmethod
     def forward(ctx, x):
@@ -359,182 +381,6 @@ class Log(Function):
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
         return grad / x
-
-
-class Log1p(Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return ctx.backend.unary("log1p", x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        return grad / (x + 1)
-
-
-class Sqrt(Function):
-    @staticmethod
-    def forward(ctx, x):
-        y = ctx.backend.unary("sqrt", x)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad):
-        (y,) = ctx.saved_tensors
-        return grad / (2 * y)  # inf at 0, like PyTorch
-
-
-class Rsqrt(Function):
-    @staticmethod
-    def forward(ctx, x):
-        y = ctx.backend.unary("reciprocal", ctx.backend.unary("sqrt", x))
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad):
-        (y,) = ctx.saved_tensors
-        return grad * y * y * y * -0.5
-
-
-class Sin(Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return ctx.backend.unary("sin", x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        return grad * cos(x)
-
-
-class Cos(Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return ctx.backend.unary("cos", x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        return -grad * sin(x)
-
-
-class Tan(Function):
-    @staticmethod
-    def forward(ctx, x):
-        y = ctx.backend.unary("tan", x)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad):
-        (y,) = ctx.saved_tensors
-        return grad * (y * y + 1)
-
-
-class Asin(Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return ctx.backend.unary("asin", x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        return grad * rsqrt(1 - x * x)
-
-
-class Acos(Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return ctx.backend.unary("acos", x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        return -grad * rsqrt(1 - x * x)
-
-
-class Atan(Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return ctx.backend.unary("atan", x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        return grad / (x * x + 1)
-
-
-class Tanh(Function):
-    @staticmethod
-    def forward(ctx, x):
-        y = ctx.backend.unary("tanh", x)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad):
-        (y,) = ctx.saved_tensors
-        return grad * (1 - y * y)
-
-
-class Sigmoid(Function):
-    @staticmethod
-    def forward(ctx, x):
-        y = ctx.backend.unary("sigmoid", x)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad):
-        (y,) = ctx.saved_tensors
-        return grad * y * (1 - y)
-
-
-class Erf(Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return ctx.backend.unary("erf", x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        return grad * exp(-x * x) * (2 / _math.sqrt(_math.pi))
-
-
-class Abs(Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return ctx.backend.unary("abs", x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        return grad * sign(x)  # 0 at x == 0, like PyTorch
-
-
-def exp(input: Tensor) -> Tensor:
-    """e to the power of each element: ``gradient.exp(gradient.tensor([0.0]))`` is ``tensor([1.])``."""
-    return Exp.apply(_floating(input))
-
-
-def exp2(input: Tensor) -> Tensor:
-    """2 to the power of each element: ``gradient.exp2(gradient.tensor([3]))`` is ``tensor([8.])``."""
-    return pow(2.0, _floating(input))
-
-
-def expm1(input: Tensor) -> Tensor:
-    """``exp(x) - 1``, accurate for small x: ``gradient.expm1(gradient.tensor([1e-10]))``."""
-    return Expm1.apply(_floating(input))
 
 
 def log(input: Tensor) -> Tensor:
@@ -552,9 +398,34 @@ def log10(input: Tensor) -> Tensor:
     return log(input) * (1 / _math.log(10))
 
 
+class Log1p(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.backend.unary("log1p", x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad / (x + 1)
+
+
 def log1p(input: Tensor) -> Tensor:
     """``log(1 + x)``, accurate for small x: ``gradient.log1p(gradient.tensor([1e-10]))``."""
     return Log1p.apply(_floating(input))
+
+
+class Sqrt(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = ctx.backend.unary("sqrt", x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return grad / (2 * y)  # inf at 0, like PyTorch
 
 
 def sqrt(input: Tensor) -> Tensor:
@@ -562,9 +433,34 @@ def sqrt(input: Tensor) -> Tensor:
     return Sqrt.apply(_floating(input))
 
 
+class Rsqrt(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = ctx.backend.unary("reciprocal", ctx.backend.unary("sqrt", x))
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return grad * y * y * y * -0.5
+
+
 def rsqrt(input: Tensor) -> Tensor:
     """``1 / sqrt(x)``: ``gradient.tensor([4.0]).rsqrt()`` is ``tensor([0.5])``."""
     return Rsqrt.apply(_floating(input))
+
+
+class Sin(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.backend.unary("sin", x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * cos(x)
 
 
 def sin(input: Tensor) -> Tensor:
@@ -572,9 +468,34 @@ def sin(input: Tensor) -> Tensor:
     return Sin.apply(_floating(input))
 
 
+class Cos(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.backend.unary("cos", x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return -grad * sin(x)
+
+
 def cos(input: Tensor) -> Tensor:
     """Cosine, in radians: ``gradient.cos(gradient.tensor([0.0]))``."""
     return Cos.apply(_floating(input))
+
+
+class Tan(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = ctx.backend.unary("tan", x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return grad * (y * y + 1)
 
 
 def tan(input: Tensor) -> Tensor:
@@ -582,9 +503,33 @@ def tan(input: Tensor) -> Tensor:
     return Tan.apply(_floating(input))
 
 
+class Asin(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.backend.unary("asin", x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * rsqrt(1 - x * x)
+
+
 def asin(input: Tensor) -> Tensor:
     """Inverse sine (nan outside [-1, 1]): ``gradient.asin(gradient.tensor([0.5]))``."""
     return Asin.apply(_floating(input))
+
+
+class Acos(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.backend.unary("acos", x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return -grad * rsqrt(1 - x * x)
 
 
 def acos(input: Tensor) -> Tensor:
@@ -592,9 +537,34 @@ def acos(input: Tensor) -> Tensor:
     return Acos.apply(_floating(input))
 
 
+class Atan(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.backend.unary("atan", x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad / (x * x + 1)
+
+
 def atan(input: Tensor) -> Tensor:
     """Inverse tangent: ``gradient.atan(gradient.tensor([1.0]))`` is ``tensor([0.7854])``."""
     return Atan.apply(_floating(input))
+
+
+class Tanh(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = ctx.backend.unary("tanh", x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return grad * (1 - y * y)
 
 
 def tanh(input: Tensor) -> Tensor:
@@ -602,14 +572,51 @@ def tanh(input: Tensor) -> Tensor:
     return Tanh.apply(_floating(input))
 
 
+class Sigmoid(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = ctx.backend.unary("sigmoid", x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return grad * y * (1 - y)
+
+
 def sigmoid(input: Tensor) -> Tensor:
     """``1 / (1 + exp(-x))``, without overflow for large |x|: ``gradient.tensor([0.0]).sigmoid()``."""
     return Sigmoid.apply(_floating(input))
 
 
+class Erf(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.backend.unary("erf", x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * exp(-x * x) * (2 / _math.sqrt(_math.pi))
+
+
 def erf(input: Tensor) -> Tensor:
     """The error function: ``gradient.erf(gradient.tensor([0.5]))``."""
     return Erf.apply(_floating(input))
+
+
+class Abs(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.backend.unary("abs", x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * sign(x)  # 0 at x == 0, like PyTorch
 
 
 def abs(input: Tensor) -> Tensor:  # noqa: A001  (PyTorch's name)
@@ -1014,6 +1021,10 @@ def clamp(input: Tensor, min=None, max=None) -> Tensor:  # noqa: A002  (PyTorch'
         raise ValueError("clamp: at least one of 'min' or 'max' must not be None")
     bounds = [b for b in (min, max) if b is not None]
     dtype = result_type(input, *bounds)
+    if dtype is bool_ and not all(isinstance(b, Tensor) for b in bounds):
+        # (PyTorch has no bool kernel for number bounds; bool tensor bounds work)
+        raise DTypeError("clamp: number bounds are not supported for bool tensors; convert them with "
+                         ".int() first")
     shapes = [t._data.shape for t in (input, *bounds) if isinstance(t, Tensor)]
     if len(shapes) > 1:
         _broadcast_shapes("clamp", *shapes)
@@ -1055,7 +1066,9 @@ def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
         if weight.ndim and weight.dtype is not input.dtype:
             raise DTypeError(f"lerp: expected weight to have dtype {input.dtype} (the dtype of "
                              f"input), got {weight.dtype}")
-        weight = cast(weight, input.dtype)
+        # a 0-d weight promotes like any 0-d operand: it only wins over 0-d input and end
+        dtype = result_type(input, end, weight)
+        input, end, weight = cast(input, dtype), cast(end, dtype), cast(weight, dtype)
         shapes.append(weight._data.shape)
     _broadcast_shapes("lerp", *shapes)
     return add(input, mul(weight, sub(end, input)))
@@ -1303,7 +1316,7 @@ def isclose(input: Tensor, other: Tensor, rtol: float = 1e-05, atol: float = 1e-
         allowed = abs(b * rtol) + atol
         # equal elements (infinities included) count as their own difference 0, so that
         # inf - inf is never computed
-        actual = abs(where(close, b, a) - b)
+        actual = abs(where(close, 0, a) - where(close, 0, b))
         return close | (isfinite(actual) & (actual <= allowed))
 
 

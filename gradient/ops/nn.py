@@ -452,7 +452,14 @@ class Linear(Function):
     def forward(ctx, x, weight, bias):
         b = ctx.backend
         ctx.save_for_backward(x, weight)
-        y = b.matmul(x, b.permute(weight, (1, 0)))
+        lead = tuple(x.shape[:-1])
+        rows = 1
+        for n in lead:
+            rows *= n
+        # one (rows, in) @ (in, out) GEMM: several times faster than a batched matmul over
+        # the leading dimensions
+        y = b.matmul(b.reshape(x, (rows, x.shape[-1])), b.permute(weight, (1, 0)))
+        y = b.reshape(y, lead + (weight.shape[0],))
         return y if bias is None else b.binary("add", y, bias)
 
     @staticmethod

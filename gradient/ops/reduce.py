@@ -24,11 +24,12 @@ import math as _math
 from collections import namedtuple as _namedtuple
 
 from ..autograd.function import Function
+from ..dtypes import as_dtype as _as_dtype
 from ..dtypes import bool_, from_numpy_dtype, int64, uint8
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
-from .elementwise import _floating, cast, isnan, pow, where
-from .shape import clone, expand, reshape, wrap_dim
+from .elementwise import _floating, cast, isnan, maximum, minimum, pow, where
+from .shape import clone, expand, flip, reshape, wrap_dim
 
 TENSOR_METHODS = (
     "sum", "mean", "nansum", "nanmean", "prod", "max", "min", "amax", "amin", "aminmax",
@@ -128,20 +129,6 @@ class _Sqrt(Function):
         return where(zero, 0.0, grad / (2 * where(zero, 1.0, y)))
 
 
-class _Flip(Function):
-    """Reverse the order along ``axis`` (a copy); its own adjoint."""
-
-    @staticmethod
-    def forward(ctx, x, axis):
-        ctx.axis = axis
-        index = (slice(None),) * axis + (slice(None, None, -1),)
-        return ctx.backend.contiguous(ctx.backend.getitem(x, index))
-
-    @staticmethod
-    def backward(ctx, grad):
-        return _Flip.apply(grad, ctx.axis), None
-
-
 class _Shift(Function):
     """``x`` moved ``steps`` places along ``axis`` (back when negative); vacated places hold ``fill``.
 
@@ -160,20 +147,6 @@ class _Shift(Function):
     @staticmethod
     def backward(ctx, grad):
         return _Shift.apply(grad, ctx.axis, -ctx.steps, 0), None, None, None
-
-
-def _maximum(a, b):
-    from . import elementwise
-    if hasattr(elementwise, "maximum"):
-        return elementwise.maximum(a, b)
-    return where(a >= b, a, b)  # fallback while elementwise has no maximum (ties go to a)
-
-
-def _minimum(a, b):
-    from . import elementwise
-    if hasattr(elementwise, "minimum"):
-        return elementwise.minimum(a, b)
-    return where(a <= b, a, b)
 
 
 # ---------------------------------------------------------------------- sum, mean, prod
@@ -196,11 +169,6 @@ def sum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor
     if dtype is not None:
         input = cast(input, _as_dtype(dtype))
     return Sum.apply(input, _reduce_axes(dim, input.ndim), keepdim)
-
-
-def _as_dtype(dtype):
-    from ..dtypes import as_dtype
-    return as_dtype(dtype)
 
 
 def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
@@ -394,7 +362,7 @@ def max(input: Tensor, dim=None, keepdim: bool = False):
     >>> x.max(), x.max(dim=1).indices, gradient.max(x, x.T)
     """
     if isinstance(dim, Tensor):
-        return _maximum(input, dim)
+        return maximum(input, dim)
     if dim is None:
         _check_nonempty("max", input, ())
         return Amax.apply(input, tuple(range(input.ndim)), False)
@@ -407,7 +375,7 @@ def min(input: Tensor, dim=None, keepdim: bool = False):
     >>> gradient.tensor([[1.0, 5.0], [3.0, 2.0]]).min(dim=0)   # values [1., 2.], indices [0, 1]
     """
     if isinstance(dim, Tensor):
-        return _minimum(input, dim)
+        return minimum(input, dim)
     if dim is None:
         _check_nonempty("min", input, ())
         return Amin.apply(input, tuple(range(input.ndim)), False)
@@ -501,7 +469,7 @@ def median(input: Tensor, dim=None, keepdim: bool = False):
 # ---------------------------------------------------------------------- var and std
 def _correction(unbiased, correction) -> float:
     if unbiased is not None and correction is not None:
-        raise ValueError("var/std: pass either unbiased= or correction=, not both")
+        raise TypeError("var/std: pass either unbiased= or correction=, not both")
     if correction is not None:
         return correction
     return 1 if unbiased is None or unbiased else 0
@@ -604,7 +572,7 @@ class CumSum(Function):
     @staticmethod
     def backward(ctx, grad):
         # each input adds into its own and every later output: a cumulative sum from the end
-        return _Flip.apply(CumSum.apply(_Flip.apply(grad, ctx.axis), ctx.axis), ctx.axis), None
+        return flip(CumSum.apply(flip(grad, ctx.axis), ctx.axis), ctx.axis), None
 
 
 def _scan(fn, input: Tensor, dim) -> Tensor:

@@ -7,14 +7,12 @@ where they must contain ``ignore_index``.
 
 import numpy as np
 
-import gradient.nn.functional as GF
-
 from .op_info import OpInfo, Sample, arr, ints, positive
 
 
 def F(m):
     """``m.nn.functional``, for m = gradient or torch."""
-    return GF if m.__name__ == "gradient" else m.nn.functional
+    return m.nn.functional
 
 
 def _ce(m, x, t, *w, **k):

@@ -92,6 +92,15 @@ def test_argmax_on_ties_returns_first_index_like_torch(name):
         np.testing.assert_array_equal(ours.numpy(), theirs.numpy(), err_msg=str(kwargs))
 
 
+def test_argmax_of_bool_raises_like_torch():
+    with pytest.raises(RuntimeError, match="bool"):
+        torch.tensor([True, False]).argmax()
+    with pytest.raises(DTypeError, match="bool"):
+        gradient.tensor([True, False]).argmax()
+    with pytest.raises(DTypeError, match="bool"):
+        gradient.tensor([True, False]).argmin(dim=0)
+
+
 def test_max_min_propagate_nan_like_torch():
     values = [[1.0, NAN, 3.0], [4.0, 5.0, 6.0]]
     x, t = _pair(values, requires_grad=False)
@@ -367,3 +376,38 @@ def test_cumsum_backward_and_dtype_like_torch():
     x = gradient.tensor(values)
     assert x.cumsum(1, dtype=gradient.float64).dtype is gradient.float64
     assert gradient.tensor([True, True, False]).cumsum(0).tolist() == [1, 2, 2]
+
+
+def test_dtype_arguments_convert_first_like_torch():
+    x, t = gradient.tensor([1, 2, 3]), torch.tensor([1, 2, 3])
+    for name in ("sum", "prod", "nansum"):
+        ours = getattr(x, name)(dtype=gradient.float64)
+        theirs = getattr(t, name)(dtype=torch.float64)
+        assert ours.dtype is gradient.float64 and ours.item() == theirs.item()
+    ours = x.cumprod(0, dtype=gradient.float32)
+    assert ours.dtype is gradient.float32 and ours.tolist() == [1.0, 2.0, 6.0]
+    f = gradient.tensor([3.0, 4.0])
+    assert f.norm(dtype=gradient.float64).dtype is gradient.float64
+    assert gradient.nanmean(x, dtype=gradient.float32).item() == 2.0
+
+
+def test_var_mean_legacy_bool_and_conflicting_arguments():
+    x, t = _pair([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]], requires_grad=False)
+    for ours, theirs in zip(gradient.var_mean(x, True), torch.var_mean(t, True)):
+        _close(ours.numpy(), theirs.numpy())
+    for ours, theirs in zip(gradient.std_mean(x, False), torch.std_mean(t, False)):
+        _close(ours.numpy(), theirs.numpy())
+    with pytest.raises(TypeError, match="not both"):
+        x.var(unbiased=True, correction=1)
+
+
+def test_sum_to_size_like_torch():
+    x, t = _pair(np.arange(6.0).reshape(2, 3), requires_grad=False)
+    _close(x.sum_to_size(1, 3).numpy(), t.sum_to_size(1, 3).numpy())
+    _close(x.sum_to_size((2, 1)).numpy(), t.sum_to_size((2, 1)).numpy())
+    assert x.sum_to_size(2, 3) is x
+    _close(x.sum_to_size(3).numpy(), t.sum_to_size(3).numpy())
+    with pytest.raises(ValueError, match="broadcast"):
+        x.sum_to_size(4)
+    with pytest.raises(ValueError, match="fewer dimensions"):
+        x.sum_to_size(1, 2, 3)
