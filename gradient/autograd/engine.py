@@ -153,7 +153,11 @@ def _execute(roots, targets, retain_graph, create_graph):
     with grad_mode.set_grad_enabled(create_graph):
         while ready:
             _, node = heapq.heappop(ready)
-            grads = buffers.pop(node, None) or [None] * len(node.output_meta)
+            grads = buffers.pop(node, None)
+            if grads is None:
+                if isinstance(node, AccumulateGrad):
+                    continue  # every path to this leaf gave None: its .grad stays as it is
+                grads = [None] * len(node.output_meta)
             grads = [g if g is not None else _zeros(node, i) for i, g in enumerate(grads)]
             _run_tensor_hooks(node, grads, create_graph)
             if targets is not None:

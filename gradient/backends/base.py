@@ -19,8 +19,8 @@ from typing import Any, Sequence
 
 # Elementwise primitives, by name. Unary ops keep the dtype of a floating input.
 UNARY_OPS = frozenset({
-    "neg", "abs", "sign", "exp", "expm1", "log", "log2", "log10", "log1p", "sqrt", "sin", "cos", "tan", "tanh",
-    "sigmoid", "floor", "ceil", "round", "trunc", "reciprocal", "erf", "logical_not", "isnan",
+    "neg", "abs", "sign", "exp", "expm1", "log", "log2", "log10", "log1p", "sqrt", "sin", "cos",
+    "tan", "tanh", "sigmoid", "floor", "ceil", "round", "trunc", "reciprocal", "erf", "logical_not", "isnan",
     "isinf", "isfinite", "bitwise_not", "asin", "acos", "atan",
 })
 BINARY_OPS = frozenset({

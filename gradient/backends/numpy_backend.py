@@ -19,8 +19,8 @@ _LOW_PRECISION = (np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16))
 # Ops whose NumPy loops may warn (division by zero, log of 0, overflow): PyTorch is silent there,
 # so they run under np.errstate. The others skip it, since entering errstate costs more than a
 # small add.
-_MAY_WARN = frozenset({"div", "floordiv", "mod", "fmod", "pow", "atan2", "exp", "expm1", "log", "log2", "log10", "log1p",
-                       "sqrt", "reciprocal", "asin", "acos", "tan", "sigmoid"})
+_MAY_WARN = frozenset({"div", "floordiv", "mod", "fmod", "pow", "atan2", "exp", "expm1", "log",
+                       "log2", "log10", "log1p", "sqrt", "reciprocal", "asin", "acos", "tan", "sigmoid"})
 _F32 = np.dtype(np.float32)
 
 
@@ -52,7 +52,8 @@ class ArrayBackend(Backend):
         xp_ = xp
         self._unary = {
             "neg": xp_.negative, "abs": xp_.abs, "sign": xp_.sign, "exp": xp_.exp,
-            "expm1": xp_.expm1, "log": xp_.log, "log2": xp_.log2, "log10": xp_.log10, "log1p": xp_.log1p, "sqrt": xp_.sqrt,
+            "expm1": xp_.expm1, "log": xp_.log, "log2": xp_.log2, "log10": xp_.log10,
+            "log1p": xp_.log1p, "sqrt": xp_.sqrt,
             "sin": xp_.sin, "cos": xp_.cos, "tan": xp_.tan, "tanh": xp_.tanh,
             "sigmoid": lambda x: _sigmoid(xp_, x), "floor": xp_.floor, "ceil": xp_.ceil,
             "round": lambda x: _round_half_even(xp_, x), "trunc": xp_.trunc,

@@ -388,14 +388,37 @@ def log(input: Tensor) -> Tensor:
     return Log.apply(_floating(input))
 
 
+class _LogBase(Function):
+    """log2 and log10: their own kernels, so that powers of the base give exact integers."""
+    op, ln_base = "", 1.0
+
+    @classmethod
+    def forward(cls, ctx, x):
+        ctx.save_for_backward(x)
+        return ctx.backend.unary(cls.op, x)
+
+    @classmethod
+    def backward(cls, ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad / (x * cls.ln_base)
+
+
+class Log2(_LogBase):
+    op, ln_base = "log2", _math.log(2)
+
+
+class Log10(_LogBase):
+    op, ln_base = "log10", _math.log(10)
+
+
 def log2(input: Tensor) -> Tensor:
     """Base-2 logarithm: ``gradient.log2(gradient.tensor([8.0]))`` is ``tensor([3.])``."""
-    return log(input) * (1 / _math.log(2))
+    return Log2.apply(_floating(input))
 
 
 def log10(input: Tensor) -> Tensor:
     """Base-10 logarithm: ``gradient.log10(gradient.tensor([100.0]))`` is ``tensor([2.])``."""
-    return log(input) * (1 / _math.log(10))
+    return Log10.apply(_floating(input))
 
 
 class Log1p(Function):
@@ -1139,9 +1162,9 @@ class Sign(Function):
     @staticmethod
     def forward(ctx, x):
         s = ctx.backend.unary("sign", x)
-        if x.dtype.kind == "f":  # PyTorch's sign of nan is 0 (NumPy's is nan)
-            zero = ctx.backend.full((), 0, from_numpy_dtype(x.dtype))
-            s = ctx.backend.where(ctx.backend.unary("isnan", x), zero, s)
+        dtype = from_numpy_dtype(x.dtype)
+        if dtype.is_floating_point:  # PyTorch's sign of nan is 0 (NumPy's is nan)
+            s = ctx.backend.where(ctx.backend.unary("isnan", x), ctx.backend.full((), 0, dtype), s)
         return s
 
     @staticmethod

@@ -439,7 +439,7 @@ def log_softmax(input: Tensor, dim: int = -1, dtype=None) -> Tensor:
 
 
 def softmin(input: Tensor, dim: int = -1, dtype=None) -> Tensor:
-    """softmax(-x) along ``dim``. ``F.softmin(x, dim=1)``."""
+    """softmax(-x) along ``dim`` (the last by default, as :func:`softmax`). ``F.softmin(x, dim=1)``."""
     x = _floating(input if dtype is None else input.to(dtype))
     return softmax(-x, dim)
 
@@ -654,7 +654,7 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
     The gradient adds up over repeated ids; the ``padding_idx`` row gets none.
     ``F.embedding(gradient.tensor([[1, 2], [4, 1]]), gradient.randn(10, 3))`` has shape (2, 2, 3).
     """
-    if not isinstance(input, Tensor) or input.dtype.is_floating_point or input.dtype.name == "bool":
+    if not isinstance(input, Tensor) or input.dtype.is_floating_point or input.dtype is bool_:
         got = input.dtype if isinstance(input, Tensor) else type(input).__name__
         raise DTypeError(f"embedding: expected integer ids (int64 or int32), got {got}")
     if weight.ndim != 2:

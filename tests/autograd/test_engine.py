@@ -269,3 +269,18 @@ def test_gradcheck_needs_float64():
     x = gradient.tensor([1.0], requires_grad=True)
     with pytest.raises(AutogradError, match="float64"):
         gradient.autograd.gradcheck(lambda t: t * 2, (x,))
+
+
+def test_leaf_reached_only_through_none_gradients_keeps_grad_none():
+    class Blocker(gradient.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return ctx.backend.binary("mul", x, x)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return None
+
+    x = leaf([1.0, 2.0])
+    Blocker.apply(x).sum().backward()
+    assert x.grad is None

@@ -380,15 +380,12 @@ def test_rms_norm_weight_and_explicit_eps():
                                TF.rms_norm(t(x), [4], t(w), eps=1e-6).numpy(), rtol=1e-12)
 
 
-_BF16_GRAD = pytest.mark.xfail(
-    reason="core: Function.apply makes only outputs of NumPy kind 'f' differentiable, and "
-           "ml_dtypes' bfloat16 has kind 'V', so bfloat16 results carry no grad_fn")
 
 
 @pytest.mark.parametrize("dt,tdt,what", [
     (gradient.float16, torch.float16, "forward"), (gradient.float16, torch.float16, "backward"),
     (gradient.bfloat16, torch.bfloat16, "forward"),
-    pytest.param(gradient.bfloat16, torch.bfloat16, "backward", marks=_BF16_GRAD),
+    (gradient.bfloat16, torch.bfloat16, "backward"),
 ])
 def test_layer_norm_low_precision_matches_torch(dt, tdt, what):
     rng = np.random.default_rng(0)
@@ -407,10 +404,15 @@ def test_layer_norm_low_precision_matches_torch(dt, tdt, what):
         return
     up = rng.standard_normal((4, 16))
     (ours * g(up, dtype=dt)).sum().backward()
-    (theirs * t(up, dtype=tdt)).sum().backward()
+    # The reference is torch in float64 on the same low-precision values: torch's own bfloat16
+    # CPU backward is off by more than 1.0 on this input, while a float32-internal backward
+    # (ours) stays within the rounding of the result.
+    x64 = xt.detach().double().requires_grad_()
+    ref = TF.layer_norm(x64, (16,), t(w, dtype=tdt).double(), t(b, dtype=tdt).double())
+    (ref * t(up, dtype=tdt).double()).sum().backward()
     assert xg.grad.dtype is dt
-    scale = np.abs(xt.grad.float().numpy()).max()
-    np.testing.assert_allclose(xg.grad.float().numpy(), xt.grad.float().numpy(), atol=0.05 * scale)
+    scale = np.abs(x64.grad.numpy()).max()
+    np.testing.assert_allclose(xg.grad.float().numpy(), x64.grad.numpy(), atol=0.01 * scale)
 
 
 def test_layer_norm_and_group_norm_shape_errors():
