@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import heapq
 
+from ..dtypes import from_numpy_dtype
 from ..errors import AutogradError, ShapeError
 from . import grad_mode
+from . import function
 from .function import AccumulateGrad
 
 
@@ -38,8 +40,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         >>> g            # 3 x^2, itself differentiable
         tensor([ 3., 12.], grad_fn=<MulBackward>)
     """
-    from ..tensor import Tensor
-
+    Tensor = function.Tensor
     single = isinstance(inputs, Tensor)
     inputs = (inputs,) if single else tuple(inputs)
     for i, t in enumerate(inputs):
@@ -64,7 +65,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 
 def _roots(tensors, grad_tensors, what):
     """(edge, gradient) pairs to start from, with implicit ones for scalar outputs."""
-    from ..tensor import Tensor
+    Tensor = function.Tensor
 
     tensors = (tensors,) if isinstance(tensors, Tensor) else tuple(tensors)
     if grad_tensors is None or isinstance(grad_tensors, Tensor):
@@ -94,15 +95,13 @@ def _roots(tensors, grad_tensors, what):
 
 
 def _ones_like(t):
-    from ..tensor import Tensor
-    return Tensor._make(t._backend.full(t.shape, 1, t.dtype), False, t._backend)
+    return function.Tensor._make(t._backend.full(t.shape, 1, t.dtype), False, t._backend)
 
 
 def _zeros(node, output_nr):
-    from ..tensor import Tensor
     shape, dtype = node.output_meta[output_nr]
     backend = node.ctx.backend
-    return Tensor._make(backend.full(shape, 0, dtype), False, backend)
+    return function.Tensor._make(backend.full(shape, 0, dtype), False, backend)
 
 
 def _graph(roots, targets):
@@ -187,10 +186,10 @@ def _send(node, input_grads, buffers, deps, ready):
             continue
         if g is not None:
             shape, dtype = meta
-            if g.shape != shape:
+            if g._data.shape != shape:
                 g = _sum_to_shape(g, shape, node)
-            if g.dtype is not dtype:
-                g = g.to(dtype)
+            if g._data.dtype != dtype:
+                g = g.to(from_numpy_dtype(dtype))
             _add_to_buffer(buffers, edge[0], edge[1], g)
         deps[edge[0]] -= 1
         if deps[edge[0]] == 0:

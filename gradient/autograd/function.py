@@ -116,7 +116,7 @@ class Node:
         self.fn = fn
         self.ctx = ctx
         self.next_edges = next_edges      # per forward argument: (Node, output_nr) or None
-        self.input_meta = input_meta      # per forward argument: (shape, dtype) of tensor inputs
+        self.input_meta = input_meta      # per forward argument: (shape, NumPy dtype) of tensor inputs
         self.output_meta = output_meta    # per output: (shape, dtype), to fill in missing grads
         self.pre_hooks = None             # {output_nr: [hook, ...]} from Tensor.register_hook
         self.retains = None               # {output_nr: weakref(tensor)} from Tensor.retain_grad
@@ -217,7 +217,7 @@ def _record(cls, ctx, args, raw, out, backend):
     for a in args:
         if isinstance(a, Tensor) and a.requires_grad:
             edges.append(a._edge())
-            meta.append((a._data.shape, a.dtype))
+            meta.append((a._data.shape, a._data.dtype))
         else:
             edges.append(None)
             meta.append(None)

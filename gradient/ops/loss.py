@@ -27,7 +27,7 @@ from ..tensor import Tensor
 from .elementwise import _promote, cast, exp, log, log1p, where
 from .elementwise import abs as _abs
 from .index import gather
-from .nn import log_softmax
+from .nn import log_softmax, softmax
 from .reduce import mean as _mean
 from .reduce import sum as _sum
 from .shape import expand, reshape
@@ -233,8 +233,12 @@ def _check_class_range(target: Tensor, n_classes: int, ignore_index: int, fn: st
     bad = ((target < 0) | (target >= n_classes)) & (target != ignore_index)
     if bad.numel() and int(_sum(bad).item()):
         value = int(reshape(target, (-1,))[reshape(bad, (-1,))][0].item())
-        raise IndexError(f"{fn}: target {value} is out of bounds: expected a class index in "
-                         f"[0, {n_classes - 1}] or ignore_index={ignore_index}")
+        raise _class_range_error(value, n_classes, ignore_index, fn)
+
+
+def _class_range_error(value: int, n_classes: int, ignore_index: int, fn: str) -> IndexError:
+    return IndexError(f"{fn}: target {value} is out of bounds: expected a class index in "
+                      f"[0, {n_classes - 1}] or ignore_index={ignore_index}")
 
 
 def _pick(logp: Tensor, target: Tensor, weight, class_dim: int, ignore_index: int):
@@ -266,6 +270,94 @@ def _nll(logp, target, weight, class_dim, ignore_index, reduction):
         return _sum(loss)
     # PyTorch divides by the total weight of the non-ignored targets (nan if there are none)
     return _sum(loss) / _sum(w)
+
+
+class CrossEntropyIndex(Function):
+    """Cross entropy of logits against class indices: no class weight, no label smoothing.
+
+    The fast path of :func:`cross_entropy` for its most common use, as one node instead of
+    a log_softmax, a gather, a mask and a reduction. The forward makes four passes over the
+    logits (max, subtract, exp, sum) and reads each target's logit with a gather:
+    ``loss = log(sum(exp(x - max))) - (x - max)[target]``, the same arithmetic as
+    ``-log_softmax(x)[target]``. It keeps ``exp(x - max)`` and its sum, so the backward,
+    ``scale * (softmax(x) - one_hot(target))`` (see :class:`CrossEntropyIndexGrad`), is
+    one more pass. Ignored targets give 0 loss and 0 gradient (selected with ``where``, so a
+    ``-inf`` or nan logit there does not leak); ``'mean'`` divides by the number of others.
+    """
+
+    @staticmethod
+    def forward(ctx, x, target, dim, ignore_index, reduction, n_classes):
+        b = ctx.backend
+        dtype = from_numpy_dtype(x.dtype)
+        keep = b.binary("ne", target, b.full((), ignore_index, int64))
+        # out-of-range targets: checked on raw arrays (the Tensor-level check is ~8 ops)
+        bad = b.binary("logical_and", keep, b.binary("logical_or", b.binary("lt", target, b.full((), 0, int64)),
+                                                      b.binary("ge", target, b.full((), n_classes, int64))))
+        if bool(b.to_numpy(b.reduce("any", bad, None, False))):
+            value = int(b.to_numpy(b.getitem(target, bad))[0])
+            raise _class_range_error(value, n_classes, ignore_index, "cross_entropy")
+        # the target with a 1 inserted at the class dimension, to gather along it
+        index_shape = target.shape[:dim] + (1,) + target.shape[dim:]
+        keep = b.reshape(keep, index_shape)
+        index = b.where(keep, b.reshape(target, index_shape), b.full((), 0, int64))
+
+        shifted = b.binary("sub", x, b.reduce("max", x, dim, True))  # exp never overflows
+        e = b.unary("exp", shifted)
+        total = b.reduce("sum", e, dim, True)
+        loss = b.binary("sub", b.unary("log", total), b.take_along_axis(shifted, index, dim))
+        loss = b.reshape(b.where(keep, loss, b.full((), 0, dtype)), target.shape)
+        ctx.dim, ctx.reduction = dim, reduction
+        if reduction == "none":
+            count = None
+        else:
+            loss = b.reduce("sum", loss, None, False)
+            count = b.cast(b.reduce("sum", keep, None, False), dtype)
+            if reduction == "mean":  # nan when every target is ignored, as in PyTorch
+                loss = b.binary("div", loss, count)
+        ctx.save_for_backward(x, keep, index, e, total, count)
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, keep, index, e, total, count = ctx.saved_tensors
+        if ctx.reduction == "none":
+            grad = reshape(grad, _shape(keep))
+        elif ctx.reduction == "mean":
+            grad = grad / count
+        # each position's factor, 0 where the target is ignored (selected, so never nan)
+        scale = where(keep, grad, 0.0)
+        return CrossEntropyIndexGrad.apply(scale, x, e, total, index, ctx.dim), *(None,) * 5
+
+
+class CrossEntropyIndexGrad(Function):
+    """``scale * (softmax(x) - one_hot(index))`` along ``dim``: CrossEntropyIndex's gradient.
+
+    ``softmax(x)`` is ``e / total``, kept from the forward, so this is one pass over the
+    logits plus a scatter at the targets. Like PyTorch's ``nll_loss_backward`` it is a node of
+    its own, so second derivatives work; its backward (only needed for those) recomputes
+    ``softmax(x)`` with differentiable ops.
+    """
+
+    @staticmethod
+    def forward(ctx, scale, x, e, total, index, dim):
+        b = ctx.backend
+        ctx.dim = dim
+        ctx.save_for_backward(scale, x, index)
+        out = b.binary("mul", e, b.binary("div", scale, total))  # a new array: updated in place
+        b.scatter_add(out, dim, index, b.unary("neg", scale))
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        scale, x, index = ctx.saved_tensors
+        p = softmax(x, ctx.dim)
+        grad_p = _sum(grad * p, ctx.dim, keepdim=True)
+        grad_scale = grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_scale = grad_p - gather(grad, ctx.dim, index)
+        if ctx.needs_input_grad[1]:  # softmax's backward, times scale
+            grad_x = scale * p * (grad - grad_p)
+        return grad_scale, grad_x, None, None, None, None
 
 
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
@@ -313,6 +405,8 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
         return _cross_entropy_probs(input, target, weight, ignore_index, reduction, label_smoothing)
 
     class_dim, n_classes, target, weight = _class_setup(input, target, weight, fn)
+    if weight is None and label_smoothing == 0.0 and input.numel():
+        return CrossEntropyIndex.apply(input, target, class_dim, ignore_index, reduction, n_classes)
     _check_class_range(target, n_classes, ignore_index, fn)
     logp = log_softmax(input, class_dim)
     if label_smoothing == 0.0:

@@ -68,7 +68,9 @@ def _out_shape(shape, axes, keepdim):
 
 def _keep(grad: Tensor, ctx) -> Tensor:
     """The upstream gradient with the reduced dimensions put back (size 1), to broadcast."""
-    return grad if ctx.keepdim else reshape(grad, _keepdim_shape(ctx.shape, ctx.axes))
+    if ctx.keepdim or ctx.axes == tuple(range(len(ctx.axes))):
+        return grad  # leading dimensions reduced away broadcast back without a reshape
+    return reshape(grad, _keepdim_shape(ctx.shape, ctx.axes))
 
 
 def _count(shape, axes) -> int:

@@ -20,6 +20,10 @@ OPS = [
         Sample((arr(r, 3, 4), positive(r, 4)), name="broadcast"),
         Sample((3.0, positive(r, 4)), name="scalar-numerator"),
     ]),
+    OpInfo("neg", lambda m, a: -a, lambda r: [
+        Sample((arr(r, 3, 4),)), Sample((arr(r),), name="0-d"), Sample((arr(r, 0, 2),), name="empty"),
+    ]),
+    OpInfo("neg-function", lambda m, a: m.neg(a), lambda r: [Sample((arr(r, 2, 3),))]),
     OpInfo("exp", lambda m, a: a.exp(), lambda r: [Sample((arr(r, 3, 4),)), Sample((arr(r),), name="0-d")]),
     OpInfo("log", lambda m, a: m.log(a), lambda r: [Sample((positive(r, 3, 4),))]),
     OpInfo("sum", lambda m, a, **k: a.sum(**k), lambda r: [
