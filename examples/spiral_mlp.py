@@ -24,7 +24,7 @@ def two_spirals(n_per_class: int, noise: float = 0.15):
     return gradient.cat(xs), gradient.cat(labels)
 
 
-def main(steps: int = 600, hidden: int = 64, lr: float = 0.2, seed: int = 0) -> float:
+def main(steps: int = 2000, hidden: int = 64, lr: float = 0.3, seed: int = 0) -> float:
     gradient.manual_seed(seed)
     x, y = two_spirals(200)
 
@@ -50,7 +50,7 @@ def main(steps: int = 600, hidden: int = 64, lr: float = 0.2, seed: int = 0) -> 
             for p in params:
                 p -= lr * p.grad
 
-        if step % 100 == 0:
+        if step % 250 == 0:
             accuracy = (logits.argmax(dim=1) == y).float().mean().item()
             print(f"step {step:4d}  loss {loss.item():.4f}  accuracy {accuracy:.3f}")
     return accuracy

@@ -31,11 +31,8 @@ def _sigmoid(xp, x):
 
 
 def _erf(xp, x):
-    try:
-        from scipy.special import erf  # exact to the last ulp when SciPy is there
-        return erf(x).astype(x.dtype, copy=False)
-    except ImportError:  # pragma: no cover - SciPy is optional
-        return np.vectorize(__import__("math").erf, otypes=[x.dtype])(x)
+    from scipy.special import erf  # imported on first use: SciPy's import is slow
+    return erf(x).astype(x.dtype, copy=False)
 
 
 def _round_half_even(xp, x):

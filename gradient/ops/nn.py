@@ -398,7 +398,34 @@ class Softmax(Function):
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
-        return y * (grad - _sum(grad * y, ctx.dim, keepdim=True)), None
+        return SoftmaxGrad.apply(grad, y, ctx.dim), None
+
+
+class SoftmaxGrad(Function):
+    """Softmax's backward ``y * (grad - sum(grad * y))`` as one node (y: the softmax output).
+
+    One node on raw arrays instead of four Tensor ops; its own backward, needed only for
+    second derivatives, is written with differentiable ops.
+    """
+
+    @staticmethod
+    def forward(ctx, grad, y, dim):
+        b = ctx.backend
+        ctx.dim = dim
+        ctx.save_for_backward(grad, y)
+        dot = b.reduce("sum", b.binary("mul", grad, y), dim, True)
+        return b.binary("mul", y, b.binary("sub", grad, dot))
+
+    @staticmethod
+    def backward(ctx, gg):
+        grad, y = ctx.saved_tensors
+        gg_y = _sum(gg * y, ctx.dim, keepdim=True)
+        d_grad = d_y = None
+        if ctx.needs_input_grad[0]:
+            d_grad = y * (gg - gg_y)
+        if ctx.needs_input_grad[1]:
+            d_y = gg * (grad - _sum(grad * y, ctx.dim, keepdim=True)) - grad * gg_y
+        return d_grad, d_y, None
 
 
 class LogSoftmax(Function):
@@ -415,7 +442,34 @@ class LogSoftmax(Function):
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
-        return grad - exp(y) * _sum(grad, ctx.dim, keepdim=True), None
+        return LogSoftmaxGrad.apply(grad, y, ctx.dim), None
+
+
+class LogSoftmaxGrad(Function):
+    """LogSoftmax's backward ``grad - exp(y) * sum(grad)`` as one node (y: the log-softmax).
+
+    One node on raw arrays instead of four Tensor ops; its own backward, needed only for
+    second derivatives, is written with differentiable ops.
+    """
+
+    @staticmethod
+    def forward(ctx, grad, y, dim):
+        b = ctx.backend
+        ctx.dim = dim
+        ctx.save_for_backward(grad, y)
+        total = b.reduce("sum", grad, dim, True)
+        return b.binary("sub", grad, b.binary("mul", b.unary("exp", y), total))
+
+    @staticmethod
+    def backward(ctx, gg):
+        grad, y = ctx.saved_tensors
+        p = exp(y)
+        d_grad = d_y = None
+        if ctx.needs_input_grad[0]:
+            d_grad = gg - _sum(gg * p, ctx.dim, keepdim=True)
+        if ctx.needs_input_grad[1]:
+            d_y = -(gg * p) * _sum(grad, ctx.dim, keepdim=True)
+        return d_grad, d_y, None
 
 
 def softmax(input: Tensor, dim: int = -1, dtype=None) -> Tensor:
