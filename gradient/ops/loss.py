@@ -7,7 +7,9 @@ PyTorch's gradient at the clamped ends (x = 0 or 1) is not the derivative of its
 
 Class-index targets are read with a gather (one value per position, no (N, C) one-hot),
 and ignored positions are zeroed with :func:`where`, which selects rather than multiplies,
-so ``-inf`` logits (masked classes) never turn into nan.
+so ``-inf`` logits (masked classes) never turn into nan. The most common case, cross
+entropy with class indices and no weight or label smoothing, is a single node
+(:class:`CrossEntropyIndex`) that keeps the softmax for a one-pass backward.
 
 Example::
 
@@ -291,8 +293,9 @@ class CrossEntropyIndex(Function):
         dtype = from_numpy_dtype(x.dtype)
         keep = b.binary("ne", target, b.full((), ignore_index, int64))
         # out-of-range targets: checked on raw arrays (the Tensor-level check is ~8 ops)
-        bad = b.binary("logical_and", keep, b.binary("logical_or", b.binary("lt", target, b.full((), 0, int64)),
-                                                      b.binary("ge", target, b.full((), n_classes, int64))))
+        outside = b.binary("logical_or", b.binary("lt", target, b.full((), 0, int64)),
+                           b.binary("ge", target, b.full((), n_classes, int64)))
+        bad = b.binary("logical_and", keep, outside)
         if bool(b.to_numpy(b.reduce("any", bad, None, False))):
             value = int(b.to_numpy(b.getitem(target, bad))[0])
             raise _class_range_error(value, n_classes, ignore_index, "cross_entropy")

@@ -1,5 +1,7 @@
 """Edge semantics of the losses and scaled_dot_product_attention, checked against PyTorch."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -132,6 +134,98 @@ def test_1d_input_with_size_1_target_like_torch():
     g, t = _pair([0.5, 1.5, -1.0])
     ours = F.cross_entropy(g, gradient.tensor([1]), reduction="none")
     assert ours.shape == TF.cross_entropy(t, torch.tensor([1]), reduction="none").shape == ()
+
+
+# ---------------------------------------------------------------------- class-index fast path
+# cross_entropy with class indices and no weight or label smoothing is one node
+# (CrossEntropyIndex) whose backward is a node of its own; these check it against PyTorch
+# through second derivatives, including the derivative with respect to the incoming gradient.
+FAST_CASES = [
+    ((6, 5), [0, 4, -100, 2, 2, 1], {}),
+    ((6, 5), [0, 4, 3, 2, 2, 1], {"ignore_index": 2, "reduction": "none"}),
+    ((6, 5), [0, 4, -1, 2, 2, -1], {"ignore_index": -1, "reduction": "sum"}),
+    ((2, 3, 4), [[0, 1, 2, -100], [2, 2, 0, 1]], {}),
+    ((2, 3, 2, 2), [[[0, 1], [2, 1]], [[1, 0], [-100, 2]]], {"reduction": "none"}),
+    ((5,), 3, {}),
+    ((5,), 3, {"reduction": "none"}),
+]
+
+
+@pytest.mark.parametrize("shape,target,kwargs", FAST_CASES)
+def test_cross_entropy_fast_path_first_and_second_derivatives_match_torch(shape, target, kwargs):
+    data = np.random.default_rng(1).standard_normal(shape)
+    g, t = _pair(data, "float64", requires_grad=True)
+    lg = F.cross_entropy(g, gradient.tensor(target), **kwargs)
+    lt = TF.cross_entropy(t, torch.tensor(target), **kwargs)
+    assert lg.grad_fn.name() == "CrossEntropyIndexBackward"
+    assert lg.shape == tuple(lt.shape)
+    _close(lg, lt, rtol=1e-12)
+    v = np.random.default_rng(2).standard_normal(tuple(lt.shape))
+    vg, vt = _pair(v, "float64", requires_grad=True)
+    (dg,) = gradient.autograd.grad(lg, g, vg, create_graph=True)
+    (dt,) = torch.autograd.grad(lt, t, vt, create_graph=True)
+    _close(dg, dt, rtol=1e-10, atol=1e-14)
+    # second derivatives, with respect to the logits and to the incoming gradient
+    w = np.random.default_rng(3).standard_normal(shape)
+    sg = (dg * gradient.tensor(w)).sum() + (dg * dg).sum()
+    st = (dt * torch.tensor(w)).sum() + (dt * dt).sum()
+    gg = gradient.autograd.grad(sg, (g, vg))
+    gt = torch.autograd.grad(st, (t, vt))
+    for a, b in zip(gg, gt):
+        _close(a, b, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_cross_entropy_fast_path_equals_the_composite_path(reduction):
+    # a weight of ones takes the general path (log_softmax, gather, where), which must agree
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((64, 10)).astype(np.float32) * 5
+    target = rng.integers(0, 10, 64)
+    target[::7] = -100
+    a = gradient.tensor(x, requires_grad=True)
+    b = gradient.tensor(x, requires_grad=True)
+    fast = F.cross_entropy(a, gradient.tensor(target), reduction=reduction)
+    slow = F.cross_entropy(b, gradient.tensor(target), weight=gradient.ones(10),
+                           reduction=reduction)
+    assert fast.grad_fn.name() == "CrossEntropyIndexBackward"
+    assert slow.grad_fn.name() != "CrossEntropyIndexBackward"
+    np.testing.assert_array_equal(fast.detach().numpy(), slow.detach().numpy())
+    fast.sum().backward()
+    slow.sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-6, atol=1e-8)
+    assert not a.grad.numpy()[::7].any()
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_cross_entropy_fast_path_low_precision_like_torch(dtype):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((8, 6)).astype(np.float32)
+    target = [0, 5, 3, -100, 1, 1, 2, 4]
+    g = gradient.tensor(x).to(getattr(gradient, dtype)).requires_grad_()
+    t = torch.tensor(x).to(getattr(torch, dtype)).requires_grad_()
+    lg = F.cross_entropy(g, gradient.tensor(target))
+    lt = TF.cross_entropy(t, torch.tensor(target))
+    assert lg.dtype is getattr(gradient, dtype)
+    lg.backward()
+    lt.backward()
+    np.testing.assert_allclose(float(lg.item()), float(lt.item()), rtol=1e-2)
+    np.testing.assert_allclose(g.grad.float().numpy(), t.grad.float().numpy(), atol=2e-3)
+
+
+def test_cross_entropy_fast_path_target_errors_and_in_place_check():
+    x = gradient.ones(3, 4, requires_grad=True)
+    with pytest.raises(IndexError, match=r"target -1 is out of bounds.*ignore_index=-100"):
+        F.cross_entropy(x, gradient.tensor([0, -1, 1]))
+    with pytest.raises(IndexError, match="target 7 is out of bounds"):
+        F.cross_entropy(x, gradient.tensor([0, 7, 9]))
+    assert F.cross_entropy(x, gradient.tensor([0, -1, 1]), ignore_index=-1).item() == \
+        pytest.approx(math.log(4))
+    # the saved logits are checked for in-place changes, as everywhere
+    y = x * 1
+    loss = F.cross_entropy(y, gradient.tensor([0, 1, 2]))
+    y.add_(1)
+    with pytest.raises(gradient.errors.AutogradError, match="in-place"):
+        loss.backward()
 
 
 # ---------------------------------------------------------------------- errors

@@ -139,6 +139,26 @@ def test_prelu_weight_shape_error():
         F.prelu(gradient.zeros(2, 3, 4), gradient.ones(2))
 
 
+@pytest.mark.parametrize("name,dim", [("softmax", -1), ("softmax", 0), ("log_softmax", 1),
+                                      ("log_softmax", 0)])
+def test_softmax_family_derivatives_up_to_third_order_match_torch(name, dim):
+    # the backward of softmax/log_softmax is a node of its own (SoftmaxGrad/LogSoftmaxGrad)
+    # whose backward is composite: check it, and its derivative, against PyTorch
+    rng = np.random.default_rng(0)
+    x, v, w = (rng.standard_normal((3, 4)) for _ in range(3))
+    outs = []
+    for lib, fn in ((gradient, getattr(F, name)), (torch, getattr(TF, name))):
+        a = lib.tensor(x, requires_grad=True)
+        go = lib.tensor(v, requires_grad=True)
+        (d1,) = lib.autograd.grad(fn(a, dim), a, go, create_graph=True)
+        s2 = (d1 * lib.tensor(w)).sum() + (d1 * d1).sum()
+        d2a, d2g = lib.autograd.grad(s2, (a, go), create_graph=True)
+        (d3,) = lib.autograd.grad((d2a * d2a).sum() + (d2g * d2a).sum(), a)
+        outs.append([d.detach().numpy() for d in (d1, d2a, d2g, d3)])
+    for ours, theirs in zip(*outs):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+
+
 def test_softmax_dtype_kwarg():
     x = g([[1.0, 2.0, 3.0]], dtype=gradient.float16)
     out = F.softmax(x, -1, dtype=gradient.float32)
