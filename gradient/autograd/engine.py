@@ -231,10 +231,11 @@ def _run_tensor_hooks(node, grads, create_graph):
 
 
 def _accumulate(tensor, g, create_graph):
-    if not create_graph:
-        g = g.detach()
     if tensor.grad is None:
-        # a copy, so that two leaves never share one .grad (an in-place zero_ on one would clear both)
-        tensor.grad = g if create_graph else g.clone()
-    else:
+        # without create_graph: a copy outside the graph, so that two leaves never share one
+        # .grad (an in-place zero_ on one would clear both)
+        tensor.grad = g if create_graph else function.Tensor._make(g._data.copy(), False, g._backend)
+    elif create_graph:
         tensor.grad = tensor.grad + g
+    else:
+        tensor.grad = (tensor.grad + g).detach()
