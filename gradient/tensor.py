@@ -66,14 +66,19 @@ class Tensor:
     Make tensors with :func:`gradient.tensor`, :func:`gradient.zeros`, :func:`gradient.randn`, ...
     """
 
-    __slots__ = ("_data", "_backend", "requires_grad", "grad", "grad_fn", "_output_nr", "_version",
+    __slots__ = ("_data", "_backend", "_requires_grad", "grad", "grad_fn", "_output_nr", "_version",
                  "_base", "_accumulator", "_hooks", "_retains_grad", "__weakref__")
     __array_priority__ = 1000  # NumPy scalars and arrays defer to Tensor's reflected operators
 
     def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):
+        """``Tensor(data)`` is ``gradient.tensor(data, dtype=float32)``: like ``torch.Tensor``,
+        the class constructor makes a tensor of the default float dtype unless told otherwise."""
+        from .dtypes import get_default_dtype
         from .ops.creation import _as_array
         backend = get_backend(as_device(device).type)
-        self._init(_as_array(data, dtype, backend), requires_grad, backend)
+        data = _as_array(data, dtype if dtype is not None else get_default_dtype(), backend)
+        self._init(data, False, backend)
+        self.requires_grad_(requires_grad)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -94,9 +99,7 @@ class Tensor:
         self._accumulator = None
         self._hooks = None
         self._retains_grad = False
-        self.requires_grad = False
-        if requires_grad:
-            self.requires_grad_(True)
+        self._requires_grad = requires_grad  # callers pass True only for floating data
 
     # ------------------------------------------------------------------ what it is
     @property
@@ -252,6 +255,15 @@ class Tensor:
         return tensor_repr(self)
 
     # ------------------------------------------------------------------ autograd
+    @property
+    def requires_grad(self) -> bool:
+        """Whether operations on this tensor are recorded for backward."""
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        self.requires_grad_(value)
+
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
         """Start (or stop) recording operations on this leaf tensor; returns the tensor."""
         if requires_grad and not self.dtype.is_floating_point:
@@ -259,7 +271,7 @@ class Tensor:
                                 f"{self.dtype}; convert it with .float() first")
         if not requires_grad and not self.is_leaf:
             raise AutogradError("requires_grad_(False) is only allowed on leaf tensors; use .detach()")
-        self.requires_grad = bool(requires_grad)
+        self._requires_grad = bool(requires_grad)
         return self
 
     def detach(self) -> "Tensor":
@@ -271,7 +283,7 @@ class Tensor:
 
     def detach_(self) -> "Tensor":
         self.grad_fn = None
-        self.requires_grad = False
+        self._requires_grad = False
         return self
 
     def retain_grad(self) -> None:
@@ -419,7 +431,7 @@ class Tensor:
             self._backend.setitem(self._data, Ellipsis, result._data)
         self._version.bump(op)
         if result.requires_grad:
-            self.requires_grad = True
+            self._requires_grad = True
             self.grad_fn, self._output_nr = result.grad_fn, result._output_nr
         return self
 

@@ -157,3 +157,18 @@ def test_python_number_conversions():
     assert len(gradient.zeros(4, 2)) == 4
     assert [r.tolist() for r in gradient.tensor([[1, 2], [3, 4]])] == [[1, 2], [3, 4]]
     assert [0, 1, 2][gradient.tensor(1)] == 1
+
+
+def test_tensor_class_constructor_makes_default_float_like_torch():
+    same(gradient.Tensor([1, 2]), torch.Tensor([1, 2]))
+    assert gradient.Tensor([1.5], requires_grad=True).requires_grad
+
+
+def test_requires_grad_attribute_is_validated_like_torch():
+    with pytest.raises(AutogradError, match="floating"):
+        gradient.tensor([1, 2]).requires_grad = True
+    frozen = gradient.ones(2, requires_grad=True)
+    frozen.requires_grad = False  # freezing a parameter
+    assert not (frozen * 2).requires_grad
+    with pytest.raises(AutogradError, match="leaf"):
+        (gradient.ones(2, requires_grad=True) * 2).requires_grad = False

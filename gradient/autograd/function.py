@@ -74,7 +74,7 @@ class Context:
 class SavedTensor:
     """A tensor saved for backward, with the version it had, to detect in-place changes."""
 
-    __slots__ = ("tensor", "data", "version", "counter", "requires_grad", "output_nr")
+    __slots__ = ("tensor", "data", "backend", "version", "counter", "requires_grad", "output_nr")
 
     def __init__(self, tensor, output_nr=None):
         self.counter = tensor._version
@@ -87,6 +87,7 @@ class SavedTensor:
             # has no cycle (tensor -> node -> tensor); the tensor is rebuilt on unpack.
             self.tensor = None
             self.data = tensor._data
+            self.backend = tensor._backend
             self.requires_grad = tensor.requires_grad
 
     def unpack(self, node):
@@ -99,7 +100,7 @@ class SavedTensor:
                 f"clone the tensor before modifying it in place.")
         if self.tensor is not None:
             return self.tensor
-        t = Tensor._make(self.data, self.requires_grad)
+        t = Tensor._make(self.data, self.requires_grad, self.backend)
         if self.requires_grad:
             t.grad_fn, t._output_nr = node, self.output_nr
         t._version = self.counter
@@ -186,7 +187,7 @@ class Function:
                             f"{cls.__name__}: expected all tensors on the same device, got "
                             f"{backend.name} and {a._backend.name}; move them with .to(device)")
                     backend = a._backend
-                record = record or a.requires_grad
+                record = record or a._requires_grad
                 raw.append(a._data)
             else:
                 raw.append(a)

@@ -97,3 +97,17 @@ def test_device_registry():
     assert moved.device.type == "cpu" and moved.tolist() == [1.0, 1.0]
     with pytest.raises(DeviceError, match="same device"):
         gradient.ones(2) + gradient.ones(2, device="fake")
+
+
+def test_backward_stays_on_the_tensors_device():
+    class Other(type(cpu_backend)):
+        pass
+
+    register_backend("other", lambda: Other(np, "other"))
+    x = gradient.tensor([0.5, 1.0], device="other", requires_grad=True)
+    y = x.exp() * x.tanh()  # exp and tanh save their outputs, rebuilt on unpack
+    y.sum().backward()
+    assert x.grad.device.type == "other"
+    ref = gradient.tensor([0.5, 1.0], requires_grad=True)
+    (ref.exp() * ref.tanh()).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), ref.grad.numpy(), rtol=1e-6)
