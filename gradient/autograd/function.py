@@ -68,7 +68,8 @@ class Context:
                 "Trying to backward through the graph a second time (or to read saved tensors after "
                 "they were freed). Saved values are freed by .backward() and autograd.grad(): pass "
                 "retain_graph=True to the first call if you need to backward through the graph again.")
-        return tuple(s.unpack(self._node) for s in saved)
+        node = self._node()
+        return tuple(s.unpack(node) for s in saved)
 
 
 class SavedTensor:
@@ -226,7 +227,7 @@ def _record(cls, ctx, args, raw, out, backend):
     for i, t in enumerate(tensors):
         if t.requires_grad:
             t.grad_fn, t._output_nr = node, i
-    ctx._node = node
+    ctx._node = weakref.ref(node)  # weak: node -> ctx -> node would keep graphs alive until gc
     ctx._saved = tuple(_resolve_saved(s, args, raw, outs, tensors, backend)
                        for s in getattr(ctx, "_to_save", ()))
     ctx._to_save = None

@@ -284,3 +284,18 @@ def test_leaf_reached_only_through_none_gradients_keeps_grad_none():
     x = leaf([1.0, 2.0])
     Blocker.apply(x).sum().backward()
     assert x.grad is None
+
+
+def test_graphs_are_freed_by_reference_counting_without_the_garbage_collector():
+    import gc
+    import weakref
+
+    gc.disable()
+    try:
+        x = leaf([1.0, 2.0])
+        y = (x.exp() * x).sum()
+        node = weakref.ref(y.grad_fn)
+        del y
+        assert node() is None, "the graph of a dropped output must be freed at once"
+    finally:
+        gc.enable()
