@@ -67,7 +67,7 @@ class Tensor:
     """
 
     __slots__ = ("_data", "_backend", "_requires_grad", "grad", "grad_fn", "_output_nr", "_version",
-                 "_base", "_accumulator", "_hooks", "_retains_grad", "__weakref__")
+                 "_base", "_base_grad_fn", "_accumulator", "_hooks", "_retains_grad", "__weakref__")
     __array_priority__ = 1000  # NumPy scalars and arrays defer to Tensor's reflected operators
 
     def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):
@@ -95,7 +95,8 @@ class Tensor:
         self.grad_fn = None
         self._output_nr = 0
         self._version = _VersionCounter()
-        self._base = None
+        self._base = None  # the tensor whose storage this view shares (set by view ops)
+        self._base_grad_fn = None  # the base's grad_fn when the view was taken
         self._accumulator = None
         self._hooks = None
         self._retains_grad = False
@@ -277,8 +278,7 @@ class Tensor:
     def detach(self) -> "Tensor":
         """A new tensor sharing this one's storage, outside the graph."""
         t = Tensor._make(self._data, False, self._backend)
-        t._version = self._version
-        t._base = self
+        t._version = self._version  # shared, so in-place writes through t are still detected
         return t
 
     def detach_(self) -> "Tensor":
@@ -413,11 +413,15 @@ class Tensor:
                 "would be wrong); do it inside `with gradient.no_grad():`, or on a clone")
         recording = self.requires_grad or any(isinstance(o, Tensor) and o.requires_grad for o in others)
         base = self._base
-        if recording and base is not None and (base.requires_grad or self.requires_grad):
+        # A recorded write into a view reaches the base's storage but not the base's graph (PyTorch
+        # rebases the base; gradient does not), so it is refused rather than silently losing the
+        # gradient. A detached alias (same array as its base) is not a differentiable view.
+        if recording and base is not None and (base.requires_grad or self.requires_grad
+                                               or base._data is not self._data):
             raise AutogradError(
-                f"{op}: in-place modification of a view of a tensor that requires grad is not "
-                "supported; index-assign into the base tensor instead (base[idx] = value), or use "
-                "out-of-place ops")
+                f"{op}: in-place modification of a view is not supported when the base or the "
+                "written value requires grad (e.g. x[0][1] = v or x[0].add_(v)); index-assign into "
+                "the base tensor instead (x[0, 1] = v), or use out-of-place ops")
         return recording
 
     def _write(self, op: str, result: "Tensor") -> "Tensor":
@@ -431,6 +435,10 @@ class Tensor:
             self._backend.setitem(self._data, Ellipsis, result._data)
         self._version.bump(op)
         if result.requires_grad:
+            if result.grad_fn is None:
+                # a leaf (copy_ of a leaf of this shape and dtype): this tensor must not become
+                # the leaf's twin, its gradient has to flow into the leaf
+                result = _ops.clone(result)
             self._requires_grad = True
             self.grad_fn, self._output_nr = result.grad_fn, result._output_nr
         return self
@@ -493,13 +501,6 @@ class Tensor:
         """``self[index] = value``; recorded by autograd when ``self`` or ``value`` requires grad
         (the overwritten entries then get no gradient from ``self``'s old value)."""
         if self._check_inplace("__setitem__", value):
-            base = self._base
-            if base is not None and base._data is not self._data:
-                # the write would reach the base's storage but not its graph: refuse, not mislead
-                raise AutogradError(
-                    "__setitem__: assigning a value that requires grad into a view (e.g. "
-                    "x[0][1] = v) is not supported, the base tensor would not record it; "
-                    "index-assign into the base tensor instead (x[0, 1] = v)")
             self._write("__setitem__", _ops.index_put(self._snapshot(), index, value))
         else:
             _ops.setitem_(self, index, value)

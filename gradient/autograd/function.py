@@ -189,6 +189,8 @@ class Function:
                             f"{backend.name} and {a._backend.name}; move them with .to(device)")
                     backend = a._backend
                 record = record or a._requires_grad
+                if a._base is not None and a._base.grad_fn is not a._base_grad_fn:
+                    _refuse_stale_view(cls, a)
                 raw.append(a._data)
             else:
                 raw.append(a)
@@ -203,6 +205,19 @@ class Function:
                 return tuple(Tensor._make(o, False, backend) for o in out)
             return Tensor._make(out, False, backend)
         return _record(cls, ctx, args, raw, out, backend)
+
+
+def _refuse_stale_view(cls, view) -> None:
+    """A view whose base was rewritten by a recorded in-place op has an outdated graph.
+
+    PyTorch regenerates such a view's grad_fn; gradient does not, so it refuses the use
+    (while recording) instead of sending the gradient to the base's old value.
+    """
+    if grad_mode.is_grad_enabled():
+        raise AutogradError(
+            f"{cls.__name__}: this view was taken before its base was modified in place by a "
+            f"recorded operation ({view._version.last_op}), so its graph is stale; take the view "
+            "again after the in-place write (or compute under no_grad if no gradient is needed)")
 
 
 def _record(cls, ctx, args, raw, out, backend):

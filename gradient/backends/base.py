@@ -176,8 +176,9 @@ class Backend:
         """int64 array of shape (count, ndim)."""
         raise NotImplementedError
 
-    def searchsorted(self, sorted_rows, values) -> Any:
-        """Row-wise right-side searchsorted for 2-d inputs (used by multinomial)."""
+    def searchsorted(self, sorted_rows, values, right: bool = True) -> Any:
+        """Row-wise searchsorted of 2-d ``values`` in the 2-d ``sorted_rows`` (NaN sorts last):
+        per value, the number of row entries ``<= value`` (``right``) or ``< value``."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ optional fast paths

@@ -35,6 +35,12 @@ def _erf(xp, x):
     return erf(x).astype(x.dtype, copy=False)
 
 
+def _round_to(x, dtype):
+    """float32 results rounded to a half-precision storage type; overflow gives inf silently."""
+    with np.errstate(over="ignore"):
+        return x.astype(dtype)
+
+
 def _round_half_even(xp, x):
     return xp.round(x)  # NumPy rounds half to even, as torch.round does
 
@@ -116,7 +122,7 @@ class ArrayBackend(Backend):
         else:
             out = fn(x.astype(_F32) if low else x)
         if low and out.dtype.kind == "f":
-            out = out.astype(x.dtype)
+            out = _round_to(out, x.dtype)
         return out if type(out) is self._array_type else self.xp.asarray(out)
 
     def binary(self, op, a, b):
@@ -131,7 +137,7 @@ class ArrayBackend(Backend):
         else:
             out = fn(a, b)
         if low and out.dtype.kind == "f":
-            out = out.astype(dtype)
+            out = _round_to(out, dtype)
         return out if type(out) is self._array_type else self.xp.asarray(out)
 
     def _floordiv(self, a, b):
@@ -218,7 +224,7 @@ class ArrayBackend(Backend):
 
     # ------------------------------------------------------------------ copies
     def contiguous(self, x):
-        return self.xp.ascontiguousarray(x)
+        return self.xp.asarray(x, order="C")  # ascontiguousarray would make a 0-d array 1-d
 
     def concatenate(self, xs, axis):
         return self.xp.concatenate(xs, axis=axis)
@@ -267,9 +273,10 @@ class ArrayBackend(Backend):
     def nonzero(self, x):
         return self.xp.stack(self.xp.nonzero(x), axis=-1).astype(np.int64).reshape(-1, x.ndim)
 
-    def searchsorted(self, sorted_rows, values):
+    def searchsorted(self, sorted_rows, values, right=True):
         xp = self.xp
-        return xp.stack([xp.searchsorted(r, v, side="right") for r, v in zip(sorted_rows, values)])
+        side = "right" if right else "left"
+        return xp.stack([xp.searchsorted(r, v, side=side) for r, v in zip(sorted_rows, values)])
 
 
 cpu_backend = ArrayBackend(np, "cpu")

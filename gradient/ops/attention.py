@@ -34,35 +34,15 @@ import math
 from ..dtypes import bool_
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
-from .creation import arange, default_generator
-from .elementwise import cast, where
+from .creation import arange
+from .elementwise import where
 from .linalg import matmul as _matmul
-from .nn import softmax
+from .nn import _broadcasts_to, dropout, softmax
 from .reduce import sum as _sum
-from .shape import reshape, transpose
+from .shape import broadcast_shapes, reshape, transpose
 
 __all__ = ["scaled_dot_product_attention"]
 TENSOR_METHODS = ()
-
-
-def _broadcast_shapes(*shapes, what: str) -> tuple:
-    ndim = max(len(s) for s in shapes)
-    out = []
-    for i in range(ndim):
-        sizes = {s[i - ndim + len(s)] for s in shapes if i - ndim + len(s) >= 0} - {1}
-        if len(sizes) > 1:
-            raise ShapeError(f"scaled_dot_product_attention: {what} do not broadcast: "
-                             + ", ".join(str(tuple(s)) for s in shapes))
-        out.append(sizes.pop() if sizes else 1)
-    return tuple(out)
-
-
-def _dropout_mask(like: Tensor, p: float) -> Tensor:
-    """A constant tensor of 0 and 1/(1-p) (keep probability 1 - p), from the default generator."""
-    backend = like._backend
-    u = Tensor._make(backend.uniform(default_generator._state, tuple(like.shape), 0.0, 1.0,
-                                     like.dtype), False, backend)
-    return cast(u >= p, like.dtype) * (1.0 / (1.0 - p))
 
 
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
@@ -126,10 +106,16 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
                              "enable_gqa=True for grouped-query attention")
     # leading dimensions broadcast (the head dimension too, unless heads are grouped)
     lead = -3 if enable_gqa else -2
-    _broadcast_shapes(tuple(query.shape[:lead]), tuple(key.shape[:lead]), tuple(value.shape[:lead]),
-                      what="the batch dimensions of query, key and value")
+    try:
+        broadcast_shapes(query.shape[:lead], key.shape[:lead], value.shape[:lead])
+    except ShapeError:
+        shapes = f"{tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}"
+        raise ShapeError(f"{fn}: the batch dimensions of query, key and value do not broadcast: "
+                         f"{shapes}") from None
 
-    scale = 1.0 / math.sqrt(E) if scale is None else scale
+    if scale is None:
+        # E = 0: PyTorch's scale is inf, harmless because the scores are empty sums (zeros)
+        scale = 1.0 / math.sqrt(E) if E else math.inf
     q = query * scale  # scaling (..., L, E) costs less than scaling the (..., L, S) scores
     if k_groups > 1:
         scores = _merge_heads(_matmul(_split_heads(q, k_groups),
@@ -143,13 +129,11 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
         rows = reshape(arange(L, device=query.device), (L, 1))
         allowed = rows >= reshape(arange(S, device=query.device), (1, S))
     if attn_mask is not None:
-        if attn_mask.ndim >= 1 and attn_mask.shape[-1] not in (1, S) \
-                or attn_mask.ndim >= 2 and attn_mask.shape[-2] not in (1, L):
+        # the mask may not enlarge the output (PyTorch refuses that too)
+        if not _broadcasts_to(attn_mask.shape, scores.shape):
             raise ShapeError(f"{fn}: attn_mask of shape {tuple(attn_mask.shape)} does not "
                              f"broadcast to the attention scores' shape {tuple(scores.shape)} "
                              "(..., L, S)")
-        _broadcast_shapes(tuple(attn_mask.shape), tuple(scores.shape),
-                          what="attn_mask and the attention scores")
         if attn_mask.dtype is bool_:
             allowed = attn_mask
         else:
@@ -166,7 +150,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
         dead = _sum(scores == float("-inf"), -1, keepdim=True) == S
         attn = where(dead, 0.0, softmax(where(dead, 0.0, scores), -1))
     if dropout_p > 0.0:
-        attn = attn * 0.0 if dropout_p == 1.0 else attn * _dropout_mask(attn, dropout_p)
+        attn = dropout(attn, dropout_p)
 
     if v_groups > 1:
         return _merge_heads(_matmul(_split_heads(attn, v_groups), _split_heads(value, 1)))

@@ -15,7 +15,8 @@ twice differentiable without a backward of their own:
 - ``adaptive_max_pool`` = gather each (variable-size) window, padded by repeating an element
 
 All functions take PyTorch's arguments and accept batched ``(N, C, *spatial)`` and unbatched
-``(C, *spatial)`` inputs.
+``(C, *spatial)`` inputs. Deliberate differences from PyTorch's CPU kernels: adaptive_max_pool
+accepts integer inputs (PyTorch refuses them), avg_pool refuses them (PyTorch truncates the mean).
 
 Example::
 
@@ -29,15 +30,17 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 
 from ..autograd.function import Function
 from ..dtypes import from_numpy_dtype, int64
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
+from .creation import tensor
 from .index import getitem
 from .linalg import matmul
 from .reduce import sum as _sum
-from .shape import _as_view, permute, reshape, transpose
+from .shape import _as_view, clone, permute, reshape, transpose
 
 __all__ = [
     "pad", "unfold", "fold",
@@ -200,7 +203,10 @@ def _windows(x: Tensor, sizes, steps, dilations) -> Tensor:
 # ---------------------------------------------------------------------- pad
 def _pad_widths(input: Tensor, pad, fname="pad") -> list:
     """PyTorch's flat ``pad`` (last dimension first) as one (before, after) pair per dimension."""
-    pad = tuple(int(p) for p in pad)
+    try:
+        pad = tuple(operator.index(p) for p in pad)
+    except TypeError:  # a float width (or a non-sequence) is refused, as PyTorch does
+        raise TypeError(f"{fname}: pad must be a sequence of ints, got {pad!r}") from None
     if len(pad) % 2:
         raise ShapeError(f"{fname}: the padding length must be even (pairs of before/after), got "
                          f"{len(pad)} values: {pad}")
@@ -266,7 +272,7 @@ def pad(input: Tensor, pad, mode: str = "constant", value=None) -> Tensor:
         input = getitem(input, tuple(crop))
         widths = [(max(lo, 0), max(hi, 0)) for lo, hi in widths]
     if not any(lo or hi for lo, hi in widths):
-        return input
+        return clone(input)  # PyTorch's pad returns new storage even when it only crops
 
     if mode == "constant":
         return _ConstantPad.apply(input, tuple(widths), 0 if value is None else value)
@@ -311,6 +317,8 @@ def unfold(input: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tenso
     cols = _windows(x, k, st, dl)                                   # (N, C, oh, ow, kh, kw)
     n, c = x.shape[0], x.shape[1]
     out = reshape(permute(cols, (0, 1, 4, 5, 2, 3)), (n, c * k[0] * k[1], counts[0] * counts[1]))
+    if out._base is not None:  # a 1x1 kernel's columns are a view of the input; PyTorch copies
+        out = clone(out)
     return _unbatched(out, squeeze)
 
 
@@ -373,6 +381,8 @@ def _check_conv_dtypes(x: Tensor, weight: Tensor, bias, fname: str):
     if x.dtype is not weight.dtype:
         raise DTypeError(f"{fname}: input ({x.dtype}) and weight ({weight.dtype}) must have the same "
                          "dtype; convert one with .to()")
+    if bias is not None and not isinstance(bias, Tensor):
+        raise TypeError(f"{fname}: expected a Tensor bias (or None), got {type(bias).__name__}")
     if bias is not None and bias.dtype is not x.dtype:
         raise DTypeError(f"{fname}: bias ({bias.dtype}) must have the dtype of the input ({x.dtype})")
 
@@ -426,9 +436,8 @@ def _convnd(d, input, weight, bias, stride, padding, dilation, groups, fname) ->
             raise ShapeError(f"{fname}: the kernel (size {k}, dilation {dl}) is larger than the padded "
                              f"input (input size {spatial}, padding {tuple(widths)})")
 
-    flat_pad = tuple(v for lo_hi in reversed(widths) for v in lo_hi)
-    if any(flat_pad):
-        x = pad(x, flat_pad)
+    if any(lo or hi for lo, hi in widths):
+        x = pad(x, _flat(widths))
     cols = _windows(x, k, st, dl)                        # (N, C, *out, *k), a view of x
     counts = tuple(cols.shape[2:2 + d])
     length, ksize = math.prod(counts), math.prod(k)
@@ -620,6 +629,7 @@ def _pool_args(d, input, kernel_size, stride, padding, dilation, fname):
 
 
 def _flat(widths) -> tuple:
+    """(before, after) pairs, first dimension first, as F.pad's flat tuple (last dimension first)."""
     return tuple(v for lo_hi in reversed(widths) for v in lo_hi)
 
 
@@ -629,30 +639,34 @@ def _max_poolnd(d, input, kernel_size, stride, padding, dilation, ceil_mode, ret
         raise DTypeError(f"{fname}: bool input is not supported")
     spatial = tuple(x.shape[2:])
     counts, widths = _pool_geometry(spatial, k, st, p, dl, ceil_mode, fname)
-    lowest = float("-inf") if x.dtype.is_floating_point else -(2 ** (8 * x.element_size() - 1))
+    # pad with a value that never wins the max: -inf, or the integer dtype's minimum
+    if x.dtype.is_floating_point:
+        lowest = float("-inf")
+    else:
+        lowest = -(2 ** (8 * x.dtype.itemsize - 1)) if x.dtype.is_signed else 0
     x = pad(x, _flat(widths), value=lowest)
     cols = reshape(_windows(x, k, st, dl), tuple(x.shape[:2]) + counts + (math.prod(k),))
     values, idx = _WindowMax.apply(cols)
     values = _unbatched(values, squeeze)
     if not return_indices:
         return values
-    # PyTorch's indices: the flat position of each maximum in its (unpadded) input plane
-    flat = None
+    starts = [[i * s - q for i in range(n)] for n, s, q in zip(counts, st, p)]
+    return values, _unbatched(_plane_indices(idx, k, dl, starts, spatial, x), squeeze)
+
+
+def _plane_indices(idx: Tensor, k, dl, starts, spatial, like: Tensor) -> Tensor:
+    """PyTorch's pooling indices: the flat position (``h * W + w`` in 2-D) in the unpadded input
+    plane of the element that ``idx``, a flat position inside each window of size ``k`` with
+    dilation ``dl``, picks. ``starts[j]`` lists where the windows start along dimension j."""
+    d, flat = len(k), None
     for j in reversed(range(d)):
-        kj = idx % k[j]
-        idx = idx // k[j]
+        kj, idx = idx % k[j], idx // k[j]
         shape = [1] * d
-        shape[j] = counts[j]
-        start = _arange_like(counts[j], x) * st[j] - p[j]
-        pos = reshape(start, tuple(shape)) + kj * dl[j]
-        plane = math.prod(spatial[j + 1:])
-        flat = pos * plane if flat is None else flat + pos * plane
-    return values, _unbatched(flat, squeeze)
-
-
-def _arange_like(n: int, like: Tensor) -> Tensor:
-    from .creation import arange
-    return arange(n, dtype=int64, device=like.device)
+        shape[j] = len(starts[j])
+        start = reshape(tensor(starts[j], dtype=int64, device=like.device), tuple(shape))
+        pos = (start + kj * dl[j]) * math.prod(spatial[j + 1:])
+        flat = pos if flat is None else flat + pos
+    return flat
 
 
 def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -720,7 +734,6 @@ def _avg_divisor(spatial, counts, k, st, p, count_include_pad, like) -> Tensor:
     """PyTorch's divisor per output position: the window clipped to the padded input (padding
     counted), or clipped to the input itself (``count_include_pad=False``). It is a product of
     one factor per dimension."""
-    from .creation import tensor
     divisor = None
     for j, (n, kk, s, q, o) in enumerate(zip(spatial, k, st, p, counts)):
         sizes = []
@@ -803,7 +816,6 @@ def _adaptive_ranges(n: int, out: int) -> list:
 
 
 def _adaptive_avg_poolnd(d, input, output_size, fname):
-    from .creation import tensor
     x, squeeze = _batched(input, d, fname)
     if not x.dtype.is_floating_point:
         raise DTypeError(f"{fname}: expected a floating-point input, got {x.dtype}")
@@ -849,7 +861,6 @@ def adaptive_avg_pool2d(input, output_size) -> Tensor:
 
 
 def _adaptive_max_poolnd(d, input, output_size, return_indices, fname):
-    from .creation import tensor
     x, squeeze = _batched(input, d, fname)
     if x.dtype.name == "bool":
         raise DTypeError(f"{fname}: bool input is not supported")
@@ -876,16 +887,7 @@ def _adaptive_max_poolnd(d, input, output_size, return_indices, fname):
     values = _unbatched(values, squeeze)
     if not return_indices:
         return values
-    flat = None
-    for j in reversed(range(d)):
-        kj = idx % ks[j]
-        idx = idx // ks[j]
-        shape = [1] * d
-        shape[j] = sizes[j]
-        pos = reshape(tensor(starts[j], dtype=int64, device=x.device), tuple(shape)) + kj
-        plane = math.prod(spatial[j + 1:])
-        flat = pos * plane if flat is None else flat + pos * plane
-    return values, _unbatched(flat, squeeze)
+    return values, _unbatched(_plane_indices(idx, ks, (1,) * d, starts, spatial, x), squeeze)
 
 
 def adaptive_max_pool1d(input, output_size, return_indices=False):

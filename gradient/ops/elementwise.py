@@ -11,6 +11,17 @@ default float dtype; functions that are piecewise constant (``floor``, ``round``
 (``abs`` has gradient 0 at 0, ``maximum`` splits a tie's gradient in half, ``clamp`` passes
 the gradient where ``min <= x <= max``).
 
+Python scalars convert as in PyTorch (see :func:`_constant`): operands of arithmetic wrap into
+small integer dtypes, while scalar arguments (clamp bounds, masked_fill values, ``alpha``) that
+do not fit the dtype raise OverflowError.
+
+Deliberate differences from PyTorch: binary functions that PyTorch types as (Tensor, Tensor)
+(``atan2``, ``hypot``, ``maximum``, ``logical_and`` ...) also take a Python number for either
+operand; ``floor_divide`` has a zero gradient where PyTorch has none; ``where`` wraps a scalar
+that does not fit the dtype instead of raising; ``hypot`` squares in float32 for float32
+inputs, so it overflows above about 1e19; ``x.cast(dtype)`` is gradient's spelling of
+``x.to(dtype)``.
+
 Example::
 
     >>> a = gradient.tensor([1.0, 2.0], requires_grad=True)
@@ -53,23 +64,43 @@ TENSOR_METHODS = (
 
 
 # ---------------------------------------------------------------------- operand handling
-def _constant(value, dtype: DType, like: Tensor) -> Tensor:
+# The Python ints PyTorch takes as scalars: anything that fits int64 or uint64
+_SCALAR_INTS = range(-(1 << 63), 1 << 64)
+
+
+def _constant(value, dtype: DType, like: Tensor, *, checked: bool = False) -> Tensor:
     """A Python scalar as a 0-d constant of ``dtype`` on ``like``'s device.
 
-    Integers wrap around like C casts (``int8_tensor + 1000`` adds -24, as in PyTorch) instead of
-    failing in NumPy's range check; floats given to an integer dtype are truncated.
+    PyTorch converts scalars two ways, and so does this. Operands of arithmetic and comparisons
+    wrap around like C casts (``int8_tensor + 1000`` adds -24). Scalar *arguments*
+    (``checked=True``: clamp bounds, masked_fill values, alpha) must fit ``dtype`` and raise
+    OverflowError otherwise, except that unsigned dtypes take negative values down to -max and
+    wrap them (``uint8_tensor.clamp(-1)`` clamps to 255), and infinities and nan are fine for
+    floating dtypes. Either way, ints that fit in neither int64 nor uint64 raise, and floats given
+    to an integer dtype are truncated.
     """
-    backend = like._backend
-    if dtype is not bool_ and not dtype.is_floating_point:
+    if isinstance(value, int) and value not in _SCALAR_INTS:
+        raise OverflowError(f"int too big to convert: {value} does not fit in 64 bits")
+    if dtype.is_floating_point:
+        if checked and _math.isfinite(value):
+            largest = float(_ml_dtypes.finfo(dtype.numpy).max)
+            if _builtins.abs(value) > largest:
+                raise OverflowError(f"value {value} does not fit in {dtype} (its largest finite value "
+                                    f"is {largest})")
+    elif dtype is not bool_:
         try:
             value = int(value)
         except (OverflowError, ValueError):
             raise DTypeError(f"cannot convert {value!r} to {dtype}") from None
         span = 1 << (8 * dtype.itemsize)
+        if checked:
+            low, high = (-(span // 2), span // 2 - 1) if dtype.is_signed else (1 - span, span - 1)
+            if not low <= value <= high:
+                raise OverflowError(f"value {value} does not fit in {dtype} (expected {low} to {high})")
         value %= span
         if dtype.is_signed and value >= span // 2:
             value -= span
-    return Tensor._make(backend.full((), value, dtype), False, backend)
+    return Tensor._make(like._backend.full((), value, dtype), False, like._backend)
 
 
 def _broadcast_shapes(op: str, *shapes) -> tuple:
@@ -141,7 +172,10 @@ class Cast(Function):
 
 
 def cast(x: Tensor, dtype: DType) -> Tensor:
-    """``x`` converted to ``dtype`` (``x`` itself when it already has it); differentiable."""
+    """``x`` converted to ``dtype`` (``x`` itself when it already has it); differentiable.
+
+    gradient's own name (PyTorch spells it ``x.to(dtype)``): ``x.cast(gradient.float64)``.
+    """
     if x.dtype is dtype:
         return x
     return Cast.apply(x, dtype)
@@ -209,11 +243,29 @@ def _is_bool(x) -> bool:
     return x.dtype is bool_ if isinstance(x, Tensor) else isinstance(x, bool)
 
 
+def _times_alpha(op: str, input, other, alpha):
+    """``alpha * other`` for add and sub, in the dtype of the result, as PyTorch computes it.
+
+    Like PyTorch, a float alpha is refused for integer and bool results, a bool alpha for
+    anything but bool results, and an alpha that does not fit the result dtype.
+    """
+    if type(alpha) is int and alpha == 1:
+        return other
+    like = input if isinstance(input, Tensor) else other
+    if not isinstance(like, Tensor):
+        return other * alpha  # two numbers: _promote refuses them with a clear message
+    dtype = result_type(input, other)
+    if isinstance(alpha, bool) and dtype is not bool_:
+        raise DTypeError(f"{op}: a bool alpha is only supported for bool results, got {dtype} operands")
+    if isinstance(alpha, float) and not dtype.is_floating_point:
+        raise DTypeError(f"{op}: alpha must be an integer for {dtype} operands, got {alpha!r}")
+    other = cast(other, dtype) if isinstance(other, Tensor) else _constant(other, dtype, like)
+    return mul(other, _constant(alpha, dtype, like, checked=True))
+
+
 def add(input, other, *, alpha=1) -> Tensor:
     """``input + alpha * other``, broadcasting: ``gradient.add(x, y, alpha=2)``."""
-    if alpha != 1:
-        other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
-    return Add.apply(*_promote(input, other, op="add"))
+    return Add.apply(*_promote(input, _times_alpha("add", input, other, alpha), op="add"))
 
 
 def sub(input, other, *, alpha=1) -> Tensor:
@@ -227,9 +279,7 @@ def sub(input, other, *, alpha=1) -> Tensor:
                              "(the ^ operator) instead")
         raise DTypeError("sub: subtraction with a bool tensor is not supported; to invert a mask use "
                          "~mask or logical_not(), otherwise convert it first with .int() or .float()")
-    if alpha != 1:
-        other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
-    return Sub.apply(*_promote(input, other, op="sub"))
+    return Sub.apply(*_promote(input, _times_alpha("sub", input, other, alpha), op="sub"))
 
 
 def mul(input, other) -> Tensor:
@@ -290,7 +340,10 @@ def reciprocal(input: Tensor) -> Tensor:
 
 
 def square(input: Tensor) -> Tensor:
-    """``input * input``; integers stay integers, bools become int64 (PyTorch's ``pow(x, 2)``)."""
+    """``input * input``; integers stay integers, bools become int64 (PyTorch's ``pow(x, 2)``).
+
+    Example: ``gradient.tensor([-3, 2]).square()`` is ``tensor([9, 4])``.
+    """
     if input.dtype is bool_:
         input = cast(input, result_type(input, 2))
     return mul(input, input)
@@ -909,14 +962,21 @@ def _where(condition: Tensor, input, other, op: str = "where") -> Tensor:
     return Where.apply(condition, a, b)
 
 
-def _where_function(condition: Tensor, input, other) -> Tensor:
+def _where_function(condition: Tensor, input=None, other=None):
     """Elements of ``input`` where ``condition`` holds, of ``other`` elsewhere; broadcasting.
 
     ``condition`` must be a bool tensor; ``input`` and ``other`` may be tensors or numbers and are
     promoted to one dtype. The Tensor method is ``x.where(condition, y)`` (= ``where(condition, x, y)``).
+    ``where(condition)`` alone is ``nonzero(condition, as_tuple=True)``, as in PyTorch.
 
     Example: ``gradient.where(x > 0, x, 0.0)``.
     """
+    if input is None and other is None:
+        from .index import nonzero  # (index imports this module)
+        return nonzero(condition, as_tuple=True)
+    if input is None or other is None:
+        raise TypeError("where: expected both input and other, or neither (for the indices where "
+                        "condition holds)")
     return _where(condition, input, other)
 
 
@@ -946,7 +1006,7 @@ def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
                              f"shape {tuple(value.shape)}")
         value = cast(value, input.dtype)
     else:
-        value = _constant(value, input.dtype, input)
+        value = _constant(value, input.dtype, input, checked=True)
     return _where(mask, value, input, op="masked_fill")
 
 
@@ -1055,7 +1115,7 @@ def clamp(input: Tensor, min=None, max=None) -> Tensor:  # noqa: A002  (PyTorch'
     def operand(b):
         if b is None:
             return None
-        return cast(b, dtype) if isinstance(b, Tensor) else _constant(b, dtype, input)
+        return cast(b, dtype) if isinstance(b, Tensor) else _constant(b, dtype, input, checked=True)
 
     return Clamp.apply(cast(input, dtype), operand(min), operand(max))
 
@@ -1079,6 +1139,9 @@ def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
     ``input`` and ``end`` must be floating tensors of one dtype; ``weight`` is a number, a 0-d
     tensor or a tensor of that dtype, as in PyTorch. Example: ``gradient.lerp(a, b, 0.25)``.
     """
+    for name, t in (("input", input), ("end", end)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"lerp: expected {name} to be a tensor, got {type(t).__name__}")
     if not input.dtype.is_floating_point:
         raise DTypeError(f"lerp: expected floating tensors, got {input.dtype}")
     if end.dtype is not input.dtype:
@@ -1112,6 +1175,7 @@ def _copy(x: Tensor) -> Tensor:
 
 
 def _no_bool(op: str, x: Tensor) -> None:
+    """PyTorch has no bool kernels for rounding and division."""
     if x.dtype is bool_:
         raise DTypeError(f"{op}: not supported for bool tensors; convert with .int() or .float() first")
 
@@ -1143,15 +1207,21 @@ class Ceil(_Rounding):
 class Round(Function):
     @staticmethod
     def forward(ctx, x, decimals):
-        if decimals == 0:
-            return ctx.backend.unary("round", x)
-        # PyTorch's formula: scale by a power of ten (divide for negative decimals), round half
-        # to even, scale back
         backend = ctx.backend
-        scale = backend.full((), 10.0 ** _builtins.abs(decimals), from_numpy_dtype(x.dtype))
+        if decimals == 0:
+            return backend.unary("round", x)
+        # PyTorch's formula: scale by a power of ten (divide for negative decimals), round half
+        # to even, scale back; float16 and bfloat16 in float32, as PyTorch does, so that the
+        # scaled value neither overflows nor is rounded to the storage type before it is rounded
+        dtype = from_numpy_dtype(x.dtype)
+        compute = float32 if dtype.itemsize < 4 else dtype
+        x = backend.cast(x, compute)
+        scale = backend.full((), 10.0 ** _builtins.abs(decimals), compute)
         if decimals > 0:
-            return backend.binary("div", backend.unary("round", backend.binary("mul", x, scale)), scale)
-        return backend.binary("mul", backend.unary("round", backend.binary("div", x, scale)), scale)
+            y = backend.binary("div", backend.unary("round", backend.binary("mul", x, scale)), scale)
+        else:
+            y = backend.binary("mul", backend.unary("round", backend.binary("div", x, scale)), scale)
+        return backend.cast(y, dtype)
 
     @staticmethod
     def backward(ctx, grad):
@@ -1232,11 +1302,6 @@ class FloorDivide(Function):
         return _zero_grad(grad), _zero_grad(grad)
 
 
-def _no_bool_division(op: str, a: Tensor) -> None:
-    if a.dtype is bool_:
-        raise DTypeError(f"{op}: not supported for bool tensors; convert them with .int() first")
-
-
 def floor_divide(input, other) -> Tensor:
     """Division rounded toward -inf (the ``//`` operator), in the promoted dtype.
 
@@ -1244,7 +1309,7 @@ def floor_divide(input, other) -> Tensor:
     Example: ``gradient.tensor([-7, 7]) // 2`` is ``tensor([-4, 3])``.
     """
     a, b = _promote(input, other, op="floor_divide")
-    _no_bool_division("floor_divide", a)
+    _no_bool("floor_divide", a)
     return FloorDivide.apply(a, b)
 
 
@@ -1266,7 +1331,7 @@ def remainder(input, other) -> Tensor:
     Example: ``gradient.tensor([-7, 7]) % 3`` is ``tensor([2, 1])``; see :func:`fmod` for C's.
     """
     a, b = _promote(input, other, op="remainder")
-    _no_bool_division("remainder", a)
+    _no_bool("remainder", a)
     return Remainder.apply(a, b)
 
 
@@ -1288,7 +1353,7 @@ def fmod(input, other) -> Tensor:
     Example: ``gradient.fmod(gradient.tensor([-7, 7]), 3)`` is ``tensor([-1, 1])``.
     """
     a, b = _promote(input, other, op="fmod")
-    _no_bool_division("fmod", a)
+    _no_bool("fmod", a)
     return Fmod.apply(a, b)
 
 

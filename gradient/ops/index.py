@@ -7,8 +7,9 @@ In backward, repeated indices accumulate.
 
 Where PyTorch and NumPy disagree, gradient follows PyTorch: in ``x[0, :, [1, 2]]`` the integer
 selects first, so the result has shape ``(x.shape[1], 2)`` (NumPy gives ``(2, x.shape[1])``).
-One deliberate difference: negative slice steps (``x[::-1]``) work here, as in NumPy, while
-PyTorch raises; the result is a view and is differentiable.
+Deliberate differences: negative slice steps (``x[::-1]``) work here, as in NumPy, while
+PyTorch raises (the result is a view and is differentiable); sorts are always stable;
+``scatter(reduce=...)`` is not supported; ``multinomial`` uses gradient's own generator.
 
 Example::
 
@@ -21,14 +22,17 @@ from __future__ import annotations
 
 import collections
 import operator
+import warnings
+from math import prod as _prod
 
 import numpy as np
 
 from ..autograd.function import Function
-from ..dtypes import bool_, float64, int32, int64, result_type
+from ..dtypes import bool_, float64, int32, int64, result_type, uint8
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
-from .shape import _as_view, expand, reshape, wrap_dim
+from .creation import default_generator, tensor as _tensor
+from .shape import _as_view, _reshape_result, broadcast_shapes, expand, reshape, wrap_dim
 
 __all__ = [
     "getitem", "setitem_", "index_put", "select", "gather", "scatter", "scatter_add",
@@ -71,6 +75,11 @@ def _convert_index(index, backend):
         if isinstance(item, Tensor):
             if item.dtype.is_floating_point:
                 raise IndexError(f"tensors used as indices must be integer or bool, got {item.dtype}")
+            if item.dtype is uint8:
+                # PyTorch still reads uint8 index tensors as masks (deprecated, from before bool)
+                warnings.warn("indexing with a uint8 tensor reads it as a mask, as PyTorch does; "
+                              "use a bool tensor instead", UserWarning, stacklevel=5)
+                item = item.to(bool_)
             if item.ndim == 0 and item.dtype is not bool_:
                 out.append(int(item.item()))  # a 0-d integer tensor indexes like an int
             else:
@@ -222,7 +231,8 @@ class IndexPut(Function):
 
 
 def getitem(input: Tensor, index) -> Tensor:
-    """``input[index]``; a view for basic indexing, a copy for integer-array and mask indexing."""
+    """``input[index]``; a view for basic indexing (``x[1:, 0]``), a copy for integer-array and
+    mask indexing (``x[gradient.tensor([2, 0])]``, ``x[x > 0]``)."""
     plan = _plan(index, input.shape, input._backend)
     try:
         out = Index.apply(input, plan.index)
@@ -231,7 +241,7 @@ def getitem(input: Tensor, index) -> Tensor:
     if plan.basic:
         return _as_view(out, input)
     if plan.drop:
-        out = reshape(out, tuple(n for i, n in enumerate(out.shape) if i not in plan.drop))
+        out = _reshape_result(out, tuple(n for i, n in enumerate(out.shape) if i not in plan.drop))
     return out
 
 
@@ -296,7 +306,10 @@ def setitem_(input: Tensor, index, value) -> None:
 
 
 def select(input: Tensor, dim: int, index: int) -> Tensor:
-    """The slice at ``index`` along ``dim`` (that dimension removed); a view."""
+    """The slice at ``index`` along ``dim`` (that dimension removed); a view:
+    ``x.select(1, -1)`` is ``x[:, -1]``."""
+    if input.ndim == 0:
+        raise IndexError("select: cannot select from a 0-d tensor")
     dim = wrap_dim(dim, input.ndim)
     n = input.shape[dim]
     if not -n <= index < n:
@@ -308,7 +321,7 @@ def select(input: Tensor, dim: int, index: int) -> Tensor:
 def _int_index(fn: str, index, input: Tensor) -> Tensor:
     """``index`` as an integer tensor on ``input``'s device, with a clear error otherwise."""
     if not isinstance(index, Tensor):
-        index = Tensor(index, device=input.device)
+        index = _tensor(index, device=input.device)  # ints stay int64 (Tensor() makes floats)
     if index.dtype.is_floating_point or index.dtype is bool_:
         raise DTypeError(f"{fn}: expected an integer (int64) index tensor, got {index.dtype}")
     return index
@@ -346,10 +359,9 @@ def _wrap_negative(index: Tensor, size: int) -> Tensor:
 
 def _broadcast_shapes(fn: str, *shapes) -> tuple:
     try:
-        return tuple(np.broadcast_shapes(*(tuple(s) for s in shapes)))
-    except ValueError:
-        raise ShapeError(f"{fn}: shapes {', '.join(str(tuple(s)) for s in shapes)} cannot be "
-                         "broadcast together") from None
+        return tuple(broadcast_shapes(*shapes))
+    except ShapeError as e:
+        raise ShapeError(f"{fn}: {e}") from None
 
 
 def _same_dtype(fn: str, input: Tensor, other: Tensor, what: str) -> None:
@@ -463,7 +475,7 @@ def gather(input: Tensor, dim: int, index: Tensor, *, sparse_grad: bool = False)
     x1, i1 = _as_1d(input), _as_1d(index)
     _check_bounds("gather", i1, x1.shape[dim], dim)
     out = Gather.apply(x1, dim, i1)
-    return reshape(out, ()) if index.ndim == 0 else out
+    return _reshape_result(out, ()) if index.ndim == 0 else out
 
 
 def scatter(input: Tensor, dim: int, index: Tensor, src=None, *, value=None, reduce=None) -> Tensor:
@@ -493,7 +505,7 @@ def scatter(input: Tensor, dim: int, index: Tensor, src=None, *, value=None, red
     x1, i1 = _as_1d(input), _as_1d(index)
     _check_bounds("scatter", i1, x1.shape[dim], dim)
     out = Scatter.apply(x1, dim, i1, src)
-    return reshape(out, ()) if input.ndim == 0 else out
+    return _reshape_result(out, ()) if input.ndim == 0 else out
 
 
 def scatter_add(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
@@ -509,7 +521,7 @@ def scatter_add(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
     x1, i1 = _as_1d(input), _as_1d(index)
     _check_bounds("scatter_add", i1, x1.shape[dim], dim)
     out = ScatterAdd.apply(x1, dim, i1, _leading(_as_1d(src), i1.shape))
-    return reshape(out, ()) if input.ndim == 0 else out
+    return _reshape_result(out, ()) if input.ndim == 0 else out
 
 
 def take_along_dim(input: Tensor, indices: Tensor, dim: int | None = None) -> Tensor:
@@ -537,7 +549,7 @@ def take_along_dim(input: Tensor, indices: Tensor, dim: int | None = None) -> Te
     n = x1.shape[dim]
     _check_bounds("take_along_dim", i1, n, dim, negative=True)
     out = Gather.apply(x1, dim, _wrap_negative(i1, n))
-    return reshape(out, ()) if indices.ndim == 0 else out
+    return _reshape_result(out, ()) if indices.ndim == 0 else out
 
 
 def take(input: Tensor, index: Tensor) -> Tensor:
@@ -549,8 +561,8 @@ def take(input: Tensor, index: Tensor) -> Tensor:
     flat = reshape(input, (-1,))
     n = flat.shape[0]
     _check_bounds("take", index, n, 0, negative=True)
-    out = Gather.apply(flat, 0, reshape(_wrap_negative(index, n), (-1,))._data)
-    return reshape(out, tuple(index.shape))
+    out = Gather.apply(flat, 0, reshape(_wrap_negative(index, n), (-1,)))
+    return _reshape_result(out, tuple(index.shape))
 
 
 def _dim_index(fn: str, input: Tensor, dim: int, index, negative: bool = False):
@@ -574,7 +586,10 @@ def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:
     """
     dim, index, idx = _dim_index("index_select", input, dim, index)
     if input.ndim == 0:
-        return reshape(Index.apply(reshape(input, (1,)), idx), ())
+        if index.shape[0] != 1:
+            raise IndexError(f"index_select: a 0-d input takes an index with exactly one entry, "
+                             f"got {index.shape[0]}")
+        return _reshape_result(Index.apply(reshape(input, (1,)), idx), ())
     return Index.apply(input, idx)
 
 
@@ -593,7 +608,7 @@ def index_add(input: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1
     if alpha != 1:
         source = source * alpha
     out = IndexAccumulate.apply(_as_1d(input), _as_1d(source), idx)
-    return reshape(out, ()) if input.ndim == 0 else out
+    return _reshape_result(out, ()) if input.ndim == 0 else out
 
 
 def index_fill(input: Tensor, dim: int, index: Tensor, value) -> Tensor:
@@ -608,7 +623,7 @@ def index_fill(input: Tensor, dim: int, index: Tensor, value) -> Tensor:
         raise ShapeError(f"index_fill: value must be a number or a 0-d tensor, got shape "
                          f"{tuple(value.shape)}")
     out = IndexPut.apply(_as_1d(input), value, idx)
-    return reshape(out, ()) if input.ndim == 0 else out
+    return _reshape_result(out, ()) if input.ndim == 0 else out
 
 
 def masked_select(input: Tensor, mask: Tensor) -> Tensor:
@@ -620,9 +635,7 @@ def masked_select(input: Tensor, mask: Tensor) -> Tensor:
         raise DTypeError(f"masked_select: expected a bool mask, got "
                          f"{mask.dtype if isinstance(mask, Tensor) else type(mask).__name__}")
     shape = _broadcast_shapes("masked_select", input.shape, mask.shape)
-    x = expand(input, shape)
-    m = mask if tuple(mask.shape) == shape else Tensor._make(
-        mask._backend.broadcast_to(mask._data, shape), False, mask._backend)
+    x, m = expand(input, shape), expand(mask, shape)
     if not shape:  # 0-d: index a 1-element view, the result is 1-d
         x, m = reshape(x, (1,)), reshape(m, (1,))
     return Index.apply(x, (m._data,))
@@ -682,7 +695,7 @@ def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = 
     idx = _sort_indices(x, dim, descending)
     values = Gather.apply(x, dim, idx)
     if input.ndim == 0:
-        return _Sort(reshape(values, ()), reshape(idx, ()))
+        return _Sort(_reshape_result(values, ()), _reshape_result(idx, ()))
     return _Sort(values, idx)
 
 
@@ -690,7 +703,7 @@ def argsort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool
     """The int64 indices that sort ``input`` along ``dim`` (``sort(...).indices``)."""
     dim = wrap_dim(dim, input.ndim)
     idx = _sort_indices(_as_1d(input), dim, descending)
-    return reshape(idx, ()) if input.ndim == 0 else idx
+    return _reshape_result(idx, ()) if input.ndim == 0 else idx
 
 
 def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
@@ -709,7 +722,7 @@ def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: boo
     idx = getitem(idx, (slice(None),) * dim + (slice(0, k),))
     values = Gather.apply(x, dim, idx)
     if input.ndim == 0:
-        return _TopK(reshape(values, ()), reshape(idx, ()))
+        return _TopK(_reshape_result(values, ()), _reshape_result(idx, ()))
     return _TopK(values, idx)
 
 
@@ -733,7 +746,7 @@ def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):
         return _KthValue(values, idx)
     else:
         shape = tuple(s for d, s in enumerate(values.shape) if d != dim)
-    return _KthValue(reshape(values, shape), reshape(idx, shape))
+    return _KthValue(_reshape_result(values, shape), _reshape_result(idx, shape))
 
 
 def searchsorted(sorted_sequence: Tensor, values, *, out_int32: bool = False, right: bool = False,
@@ -757,7 +770,7 @@ def searchsorted(sorted_sequence: Tensor, values, *, out_int32: bool = False, ri
     if scalar:
         if seq.ndim != 1:
             raise ShapeError("searchsorted: a scalar value needs a 1-d sorted_sequence")
-        values = Tensor([values], device=seq.device)
+        values = _tensor([values], device=seq.device)
     if sorter is not None:
         seq = take_along_dim(seq, _int_index("searchsorted", sorter, seq), -1)
     if seq.ndim == 0:
@@ -766,19 +779,16 @@ def searchsorted(sorted_sequence: Tensor, values, *, out_int32: bool = False, ri
         raise ShapeError(f"searchsorted: the leading dimensions of sorted_sequence "
                          f"{tuple(seq.shape)} and values {tuple(values.shape)} must match")
     dtype = result_type(seq, values)
-    if dtype is bool_ or dtype.name.startswith("uint"):
-        dtype = int64  # the left-side search negates, which these types cannot
     b = seq._backend
     n = seq.shape[-1]
-    rows_seq = b.reshape(b.cast(b.contiguous(seq._data), dtype), (-1, n))
-    rows_val = b.reshape(b.cast(b.contiguous(values._data), dtype), (rows_seq.shape[0], -1))
-    if right:
-        out = b.searchsorted(rows_seq, rows_val)
+    rows = _prod(seq.shape[:-1])  # explicit sizes: a -1 cannot be inferred for empty shapes
+    per_row = values.numel() if seq.ndim == 1 else values.shape[-1]
+    if rows * per_row == 0:
+        out = b.full(tuple(values.shape), 0, int64)
     else:
-        # #{s < v} = n - #{-s <= -v}, and -s reversed is sorted ascending
-        flipped = b.contiguous(b.getitem(b.unary("neg", rows_seq), (slice(None), slice(None, None, -1))))
-        counts = b.searchsorted(flipped, b.unary("neg", rows_val))
-        out = b.binary("sub", b.full((), n, int64), b.cast(counts, int64))
+        out = b.searchsorted(b.reshape(b.cast(b.contiguous(seq._data), dtype), (rows, n)),
+                             b.reshape(b.cast(b.contiguous(values._data), dtype), (rows, per_row)),
+                             right)
     out = b.cast(b.reshape(out, tuple(values.shape)), int32 if out_int32 else int64)
     if scalar:
         out = b.reshape(out, ())
@@ -804,8 +814,6 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *,
     Uses gradient's own generator: the same seed gives the same draws in gradient, not PyTorch's.
     Example: ``gradient.multinomial(gradient.tensor([0.1, 0.9]), 4, replacement=True)``
     """
-    from .creation import default_generator
-
     if input.ndim not in (1, 2):
         raise ShapeError(f"multinomial: the weights must be 1-d or 2-d, got shape {tuple(input.shape)}")
     if not input.dtype.is_floating_point:

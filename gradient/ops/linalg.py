@@ -7,7 +7,10 @@ differentiable ops, so second derivatives come for free.
 
 Shapes follow PyTorch's ``matmul`` rules: a 1-d operand on the left is a row vector (1, k), on the
 right a column vector (k, 1), and the added dimension is dropped from the result; batch dimensions
-(all but the last two) broadcast.
+(all but the last two) broadcast. Operands must share a dtype (no promotion, as in PyTorch).
+
+Deliberate differences from PyTorch: einsum always returns new storage (PyTorch may return a view
+for one-operand equations); tensordot also takes ``dims=[1, 0]`` (one dim of each, as NumPy does).
 
 Example::
 
@@ -21,7 +24,7 @@ Example::
 from __future__ import annotations
 
 from ..autograd.function import Function
-from ..dtypes import bool_, from_numpy_dtype
+from ..dtypes import bfloat16, bool_, float16, float32, from_numpy_dtype
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
 from .creation import eye
@@ -109,16 +112,21 @@ def matmul(input: Tensor, other: Tensor) -> Tensor:
 
     ``gradient.matmul(gradient.randn(2, 1, 3, 4), gradient.randn(5, 4, 2)).shape == (2, 5, 3, 2)``
     """
-    _check_operands("matmul", input, other)
+    return _matmul("matmul", input, other)
+
+
+def _matmul(name: str, input: Tensor, other: Tensor) -> Tensor:
+    """:func:`matmul`, with errors that name ``name`` (mm, dot ... are matmul after their checks)."""
+    _check_operands(name, input, other)
     a_shape, b_shape = tuple(input.shape), tuple(other.shape)
     if input.ndim == 0 or other.ndim == 0:
-        raise ShapeError(f"matmul: both arguments need to be at least 1-d, got shapes {a_shape} and "
+        raise ShapeError(f"{name}: both arguments need to be at least 1-d, got shapes {a_shape} and "
                          f"{b_shape}; use * to multiply by a scalar")
     k_a = a_shape[-1]
     k_b = b_shape[-2] if other.ndim > 1 else b_shape[0]
     if k_a != k_b:
-        raise ShapeError(f"matmul: shapes {a_shape} and {b_shape} do not align: {k_a} != {k_b}")
-    out_shape = _broadcast_batch("matmul", a_shape, b_shape)
+        raise ShapeError(f"{name}: shapes {a_shape} and {b_shape} do not align: {k_a} != {k_b}")
+    out_shape = _broadcast_batch(name, a_shape, b_shape)
     if input.ndim > 1:
         out_shape += (a_shape[-2],)
     if other.ndim > 1:
@@ -131,7 +139,7 @@ def mm(input: Tensor, mat2: Tensor) -> Tensor:
     _check_operands("mm", input, mat2)
     _check_ndim("mm", input, 2, "input")
     _check_ndim("mm", mat2, 2, "mat2")
-    return matmul(input, mat2)
+    return _matmul("mm", input, mat2)
 
 
 def bmm(input: Tensor, mat2: Tensor) -> Tensor:
@@ -142,7 +150,7 @@ def bmm(input: Tensor, mat2: Tensor) -> Tensor:
     if input.shape[0] != mat2.shape[0]:
         raise ShapeError(f"bmm: batch sizes of shapes {tuple(input.shape)} and {tuple(mat2.shape)} "
                          f"differ: {input.shape[0]} != {mat2.shape[0]}")
-    return matmul(input, mat2)
+    return _matmul("bmm", input, mat2)
 
 
 def _check_vectors(name: str, input: Tensor, other: Tensor) -> None:
@@ -155,13 +163,16 @@ def _check_vectors(name: str, input: Tensor, other: Tensor) -> None:
 def dot(input: Tensor, tensor: Tensor) -> Tensor:
     """Inner product of two 1-d tensors of the same length (a 0-d result): ``gradient.dot(a, b)``."""
     _check_vectors("dot", input, tensor)
-    return matmul(input, tensor)
+    return _matmul("dot", input, tensor)
 
 
 def vdot(input: Tensor, other: Tensor) -> Tensor:
-    """Like :func:`dot`; the complex conjugation of PyTorch's vdot is moot for real dtypes."""
+    """Like :func:`dot`; the complex conjugation of PyTorch's vdot is moot for real dtypes.
+
+    ``gradient.vdot(gradient.tensor([1.0, 2.0]), gradient.tensor([3.0, 4.0]))`` is ``tensor(11.)``.
+    """
     _check_vectors("vdot", input, other)
-    return matmul(input, other)
+    return _matmul("vdot", input, other)
 
 
 def mv(input: Tensor, vec: Tensor) -> Tensor:
@@ -169,11 +180,14 @@ def mv(input: Tensor, vec: Tensor) -> Tensor:
     _check_operands("mv", input, vec)
     _check_ndim("mv", input, 2, "input")
     _check_ndim("mv", vec, 1, "vec")
-    return matmul(input, vec)
+    return _matmul("mv", input, vec)
 
 
 def outer(input: Tensor, vec2: Tensor) -> Tensor:
-    """Outer product of two 1-d tensors, ``out[i, j] = input[i] * vec2[j]``; promotes dtypes like *."""
+    """Outer product of two 1-d tensors, ``out[i, j] = input[i] * vec2[j]``; promotes dtypes like *.
+
+    ``gradient.outer(gradient.randn(3), gradient.randn(4)).shape == (3, 4)``
+    """
     for t, what in ((input, "input"), (vec2, "vec2")):
         if not isinstance(t, Tensor):
             raise TypeError(f"outer: expected Tensor operands, got {type(t).__name__}")
@@ -199,13 +213,17 @@ class AddMatmul(Function):
         ctx.save_for_backward(a, b)
         ctx.beta, ctx.alpha = beta, alpha
         dtype = from_numpy_dtype(a.dtype)
+        # float16/bfloat16: the whole expression in float32, rounded once at the end (as PyTorch);
+        # rounding the product, each scaled term and the sum apart is off by an ulp or more
+        compute = float32 if dtype in (float16, bfloat16) else dtype
+        a, b, input = (backend.cast(t, compute) for t in (a, b, input))
         out = backend.matmul(a, b)
         if alpha != 1:
-            out = backend.binary("mul", out, backend.full((), alpha, dtype))
+            out = backend.binary("mul", out, backend.full((), alpha, compute))
         if beta != 0:
-            scaled = input if beta == 1 else backend.binary("mul", input, backend.full((), beta, dtype))
+            scaled = input if beta == 1 else backend.binary("mul", input, backend.full((), beta, compute))
             out = backend.binary("add", scaled, out)
-        return out
+        return backend.cast(out, dtype)
 
     @staticmethod
     def backward(ctx, grad):
@@ -251,7 +269,10 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tens
 
 
 def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
-    """``beta * input + alpha * bmm(batch1, batch2)``; ``input`` broadcasts to (b, n, m)."""
+    """``beta * input + alpha * bmm(batch1, batch2)``; ``input`` broadcasts to (b, n, m).
+
+    ``gradient.baddbmm(scores, q, k.mT, beta=0, alpha=d ** -0.5)`` scales attention scores.
+    """
     _check_operands("baddbmm", input, batch1, batch2)
     _check_ndim("baddbmm", batch1, 3, "batch1")
     _check_ndim("baddbmm", batch2, 3, "batch2")
@@ -262,12 +283,23 @@ def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -
 
 
 def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1) -> Tensor:
-    """``beta * input + alpha * (mat @ vec)`` for an (n, k) matrix and a (k,) vector."""
+    """``beta * input + alpha * (mat @ vec)`` for an (n, k) matrix and a (k,) vector.
+
+    ``gradient.addmv(bias, w, x)`` is a linear layer on one vector. In float16/bfloat16 the sum is
+    computed in float32 and rounded once, as in addmm; PyTorch's addmv may differ by an ulp.
+    """
     _check_operands("addmv", input, mat, vec)
     _check_ndim("addmv", mat, 2, "mat")
     _check_ndim("addmv", vec, 1, "vec")
     if input.ndim > 1:
         raise ShapeError(f"addmv: expected input to be 0-d or 1-d, got shape {tuple(input.shape)}")
+    n, k = mat.shape
+    if vec.shape[0] != k:
+        raise ShapeError(f"addmv: shapes {tuple(mat.shape)} and {tuple(vec.shape)} do not align: "
+                         f"{k} != {vec.shape[0]}")
+    if input.ndim == 1 and input.shape[0] not in (1, n):
+        raise ShapeError(f"addmv: input of shape {tuple(input.shape)} does not broadcast to the shape "
+                         f"of the product, ({n},)")
     # as a matrix product with a (k, 1) column: input (n,) becomes (n, 1), a 0-d one (1,)
     out = _add_matmul("addmv", reshape(input, tuple(input.shape) + (1,)), mat,
                       reshape(vec, (vec.shape[0], 1)), beta, alpha)
@@ -436,6 +468,12 @@ def einsum(equation: str, *operands) -> Tensor:
     # it for every letter): such dims are squeezed away, so the letter is summed out of that operand
     sizes = {}
     for i, (sub, o) in enumerate(zip(inputs, operands)):
+        # a letter repeated within one operand reads a diagonal: no broadcasting there
+        own = {}
+        for c, n in zip(sub, o.shape):
+            if own.setdefault(c, n) != n:
+                raise ShapeError(f"einsum: subscript {c!r} is repeated in operand {i} (shape "
+                                 f"{tuple(o.shape)}) with different sizes: {own[c]} and {n}")
         for c, n in zip(sub, o.shape):
             if c in sizes and n != sizes[c] and n != 1 and sizes[c] != 1:
                 raise ShapeError(f"einsum: subscript {c!r} of {equation!r} has size {sizes[c]} "
@@ -471,6 +509,11 @@ def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
                              f"and {dims_b}")
     dims_a = [wrap_dim(d, a.ndim) for d in dims_a]
     dims_b = [wrap_dim(d, b.ndim) for d in dims_b]
+    for dims, which in ((dims_a, "first"), (dims_b, "second")):
+        twice = [d for d in dims if dims.count(d) > 1]
+        if twice:
+            raise ShapeError(f"tensordot: dimension {twice[0]} of the {which} operand is listed twice "
+                             f"in dims {dims}")
     if a.ndim + b.ndim > len(_LETTERS):
         raise ShapeError(f"tensordot: too many dimensions ({a.ndim} + {b.ndim})")
     for da, db in zip(dims_a, dims_b):

@@ -9,7 +9,12 @@ Class-index targets are read with a gather (one value per position, no (N, C) on
 and ignored positions are zeroed with :func:`where`, which selects rather than multiplies,
 so ``-inf`` logits (masked classes) never turn into nan. The most common case, cross
 entropy with class indices and no weight or label smoothing, is a single node
-(:class:`CrossEntropyIndex`) that keeps the softmax for a one-pass backward.
+(:class:`CrossEntropyIndex`) that keeps the softmax for a one-pass backward; it computes
+float16/bfloat16 logits in float32 and rounds once, as PyTorch does.
+
+Deliberate difference from PyTorch: operands of mixed dtypes promote to their common dtype
+in every loss (PyTorch's ``huber_loss`` keeps the input's dtype,
+``binary_cross_entropy_with_logits`` the target's, and ``kl_div`` refuses integer targets).
 
 Example::
 
@@ -29,7 +34,7 @@ from ..tensor import Tensor
 from .elementwise import _promote, cast, exp, log, log1p, where
 from .elementwise import abs as _abs
 from .index import gather
-from .nn import log_softmax, softmax
+from .nn import _minus_max, _require_float, _upcast, log_softmax, softmax
 from .reduce import mean as _mean
 from .reduce import sum as _sum
 from .shape import expand, reshape
@@ -83,9 +88,13 @@ def _xlogy_self(t: Tensor) -> Tensor:
     return where(zero, 0.0, t * log(where(zero, 1.0, t)))
 
 
-def _require_float(x: Tensor, fn: str, what: str = "input") -> None:
-    if not x.dtype.is_floating_point:
-        raise DTypeError(f"{fn}: expected a floating point {what}, got {x.dtype}")
+def _check_same_shape_target(input: Tensor, target, fn: str) -> None:
+    """The binary cross entropies take a target of exactly the input's shape (no broadcasting)."""
+    if not isinstance(target, Tensor):
+        raise TypeError(f"{fn}: target must be a Tensor, got {type(target).__name__}")
+    if _shape(target) != _shape(input):
+        raise ShapeError(f"{fn}: target of shape {_shape(target)} must have the input's shape "
+                         f"{_shape(input)}")
 
 
 def _pointwise_operands(input: Tensor, target, fn: str):
@@ -304,21 +313,23 @@ class CrossEntropyIndex(Function):
         keep = b.reshape(keep, index_shape)
         index = b.where(keep, b.reshape(target, index_shape), b.full((), 0, int64))
 
-        shifted = b.binary("sub", x, b.reduce("max", x, dim, True))  # exp never overflows
+        # float16/bfloat16 logits: float32 math and one rounding at the end, as PyTorch
+        shifted = _minus_max(b, _upcast(b, x), dim)
         e = b.unary("exp", shifted)
         total = b.reduce("sum", e, dim, True)
         loss = b.binary("sub", b.unary("log", total), b.take_along_axis(shifted, index, dim))
-        loss = b.reshape(b.where(keep, loss, b.full((), 0, dtype)), target.shape)
+        loss = b.reshape(b.where(keep, loss, b.full((), 0, from_numpy_dtype(loss.dtype))),
+                         target.shape)
         ctx.dim, ctx.reduction = dim, reduction
-        if reduction == "none":
-            count = None
-        else:
+        count = None
+        if reduction != "none":
             loss = b.reduce("sum", loss, None, False)
-            count = b.cast(b.reduce("sum", keep, None, False), dtype)
+            count = b.cast(b.reduce("sum", keep, None, False), from_numpy_dtype(loss.dtype))
             if reduction == "mean":  # nan when every target is ignored, as in PyTorch
                 loss = b.binary("div", loss, count)
+            count = b.cast(count, dtype)  # backward divides the incoming gradient by it
         ctx.save_for_backward(x, keep, index, e, total, count)
-        return loss
+        return b.cast(loss, dtype)
 
     @staticmethod
     def backward(ctx, grad):
@@ -346,9 +357,10 @@ class CrossEntropyIndexGrad(Function):
         b = ctx.backend
         ctx.dim = dim
         ctx.save_for_backward(scale, x, index)
-        out = b.binary("mul", e, b.binary("div", scale, total))  # a new array: updated in place
-        b.scatter_add(out, dim, index, b.unary("neg", scale))
-        return out
+        scale32 = _upcast(b, scale)  # e and total are float32 for float16/bfloat16 logits
+        out = b.binary("mul", e, b.binary("div", scale32, total))  # a new array: updated in place
+        b.scatter_add(out, dim, index, b.unary("neg", scale32))
+        return b.cast(out, from_numpy_dtype(x.dtype))
 
     @staticmethod
     def backward(ctx, grad):
@@ -510,11 +522,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     fn = "binary_cross_entropy"
     reduction = _legacy_reduction(size_average, reduce, reduction, fn)
     _require_float(input, fn)
-    if not isinstance(target, Tensor):
-        raise TypeError(f"{fn}: target must be a Tensor, got {type(target).__name__}")
-    if _shape(target) != _shape(input):
-        raise ShapeError(f"{fn}: target of shape {_shape(target)} must have the input's shape "
-                         f"{_shape(input)}")
+    _check_same_shape_target(input, target, fn)
     if target.dtype is not input.dtype:
         raise DTypeError(f"{fn}: target has dtype {target.dtype}, expected the input's dtype "
                          f"{input.dtype}")
@@ -562,17 +570,12 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
     fn = "binary_cross_entropy_with_logits"
     reduction = _legacy_reduction(size_average, reduce, reduction, fn)
     _require_float(input, fn)
-    if not isinstance(target, Tensor):
-        raise TypeError(f"{fn}: target must be a Tensor, got {type(target).__name__}")
-    if _shape(target) != _shape(input):
-        raise ShapeError(f"{fn}: target of shape {_shape(target)} must have the input's shape "
-                         f"{_shape(input)}")
+    _check_same_shape_target(input, target, fn)
     _require_float(target, fn, "target")
     x, t = _promote(input, target)
     log_sig = _log_sigmoid(x)
     if pos_weight is not None:
-        log_sig = log_sig * ((cast(_broadcast_weight(pos_weight, x, fn, "pos_weight"), x.dtype) - 1)
-                             * t + 1)
+        log_sig = log_sig * ((_broadcast_weight(pos_weight, x, fn, "pos_weight") - 1) * t + 1)
     loss = (1 - t) * x - log_sig
     if weight is not None:
         loss = loss * _broadcast_weight(weight, loss, fn, "weight")

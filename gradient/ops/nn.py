@@ -4,8 +4,14 @@ These are exported as ``gradient.nn.functional`` with ``torch.nn.functional``'s 
 signatures and defaults. The hot activations (relu, gelu, silu, softplus, elu) are one
 Function each: a forward on backend primitives and a backward written with differentiable
 ops, so second derivatives work. The rest, and the norms, are compositions of differentiable
-ops, which gives double backward for free; norms of float16/bfloat16 inputs compute their
-statistics in float32 and cast the result back, as PyTorch does.
+ops, which gives double backward for free. Float16/bfloat16 inputs are computed in float32
+and rounded once at the end (the activation kernels, the gelu and silu backward, softmax and
+its backward, the norms' statistics), as PyTorch's kernels do.
+
+Deliberate differences from PyTorch: the float activations (gelu, silu, softmax, ...) accept
+integer and bool inputs and compute them in the default float dtype, where PyTorch raises;
+``softmax``/``log_softmax`` default to the last dimension instead of PyTorch's legacy choice;
+``dropout2d`` refuses the 2-d and 5-d inputs PyTorch has deprecated.
 
 Example::
 
@@ -24,9 +30,10 @@ from ..dtypes import bfloat16, bool_, float16, float32, float64, from_numpy_dtyp
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
 from . import creation
-from .elementwise import _floating, _promote, cast, erf, exp, pow, rsqrt, sigmoid, tanh, where
+from .elementwise import (_constant, _floating, _promote, cast, erf, exp, pow, rsqrt, sigmoid, tanh,
+                          where)
 from .elementwise import abs as _abs
-from .reduce import amax, mean
+from .reduce import amax, amin, mean
 from .reduce import sum as _sum
 from .shape import broadcast_shapes, expand, permute, reshape, wrap_dim
 
@@ -64,9 +71,25 @@ def _compute_dtype(x: Tensor):
     return float32 if x.dtype in _LOW_PRECISION else x.dtype
 
 
-def _inplace(input: Tensor, name: str, fn) -> Tensor:
-    """Run an activation in place through Tensor's in-place machinery (version bump, checks)."""
-    return input._inplace(name, fn)
+def _minus_max(b, x, dim: int):
+    """``x - max(x)`` along ``dim``, so exp never overflows (``x`` itself when ``dim`` is
+    empty, where the max has no identity and the result is empty anyway)."""
+    if x.shape[dim] == 0:
+        return x
+    return b.binary("sub", x, b.reduce("max", x, dim, True))
+
+
+def _require_float(x: Tensor, fn: str, what: str = "input") -> None:
+    if not x.dtype.is_floating_point:
+        raise DTypeError(f"{fn}: expected a floating point {what}, got {x.dtype}")
+
+
+def _broadcasts_to(shape, target) -> bool:
+    """Whether a tensor of ``shape`` broadcasts to ``target`` without enlarging it."""
+    try:
+        return tuple(broadcast_shapes(shape, target)) == tuple(target)
+    except ShapeError:
+        return False
 
 
 # ---------------------------------------------------------------------- relu family
@@ -93,7 +116,7 @@ def relu(input: Tensor, inplace: bool = False) -> Tensor:
 
 def relu_(input: Tensor) -> Tensor:
     """In-place :func:`relu`."""
-    return _inplace(input, "relu_", ReLU.apply)
+    return input._inplace("relu_", ReLU.apply)
 
 
 class Hardtanh(Function):
@@ -114,16 +137,22 @@ class Hardtanh(Function):
 
 def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0,
              inplace: bool = False) -> Tensor:
-    """x clipped to [min_val, max_val]. ``F.hardtanh(x, -2.0, 2.0)``."""
+    """x clipped to [min_val, max_val]. ``F.hardtanh(x, -2.0, 2.0)``.
+
+    Integer inputs keep their dtype (the bounds are truncated to integers), as in PyTorch.
+    """
     if min_val > max_val:
         raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})")
+    if input.dtype is bool_:
+        raise DTypeError("hardtanh: bool inputs are not supported; convert with .float()")
     if inplace:
         return hardtanh_(input, min_val, max_val)
-    return Hardtanh.apply(_floating(input), min_val, max_val)
+    return Hardtanh.apply(input, min_val, max_val)
 
 
 def hardtanh_(input: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
-    return _inplace(input, "hardtanh_", lambda s: Hardtanh.apply(s, min_val, max_val))
+    """In-place :func:`hardtanh`."""
+    return input._inplace("hardtanh_", lambda s: Hardtanh.apply(s, min_val, max_val))
 
 
 def relu6(input: Tensor, inplace: bool = False) -> Tensor:
@@ -140,34 +169,38 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = Fals
 
 
 def leaky_relu_(input: Tensor, negative_slope: float = 0.01) -> Tensor:
-    return _inplace(input, "leaky_relu_", lambda s: leaky_relu(s, negative_slope))
+    """In-place :func:`leaky_relu`."""
+    return input._inplace("leaky_relu_", lambda s: leaky_relu(s, negative_slope))
 
 
 def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
-    """x where x > threshold, else ``value``. ``F.threshold(x, 0.1, 20.0)``."""
+    """x where x > threshold, else ``value`` (in x's dtype). ``F.threshold(x, 0.1, 20.0)``."""
     if inplace:
         return threshold_(input, threshold, value)
-    return where(input > threshold, input, value)
+    # the replacement takes the input's dtype (5.5 becomes 5 in an int tensor), as in PyTorch
+    return where(input > threshold, input, _constant(value, input.dtype, input))
 
 
 def threshold_(input: Tensor, threshold_value: float, value: float) -> Tensor:
-    return _inplace(input, "threshold_", lambda s: threshold(s, threshold_value, value))
+    """In-place :func:`threshold`."""
+    return input._inplace("threshold_", lambda s: threshold(s, threshold_value, value))
 
 
 def prelu(input: Tensor, weight: Tensor) -> Tensor:
     """leaky_relu with a learned slope per channel (dim 1), or one slope for all.
 
-    ``F.prelu(x, gradient.full((1,), 0.25))``
+    An input of fewer than 2 dimensions has no channel dimension, so its weight has one
+    element, as in PyTorch. ``F.prelu(x, gradient.full((1,), 0.25))``
     """
-    if weight.numel() != 1:
-        channels = input.shape[1] if input.ndim >= 2 else (input.shape[0] if input.ndim else 1)
-        if weight.ndim != 1 or weight.shape[0] != channels:
-            raise ShapeError(f"prelu: expected a weight of 1 or {channels} elements (the channels of "
-                             f"an input of shape {tuple(input.shape)}), got shape {tuple(weight.shape)}")
-        if input.ndim >= 2:
-            weight = reshape(weight, (channels,) + (1,) * (input.ndim - 2))
-    elif weight.ndim:
+    channels = input.shape[1] if input.ndim >= 2 else 1
+    if weight.numel() == 1:
         weight = reshape(weight, ())
+    elif weight.ndim == 1 and weight.shape[0] == channels:
+        weight = reshape(weight, (channels,) + (1,) * (input.ndim - 2))
+    else:
+        expected = "1 element" + (f" or {channels} (one per channel, dim 1)" if channels > 1 else "")
+        raise ShapeError(f"prelu: expected a weight of {expected} for an input of shape "
+                         f"{tuple(input.shape)}, got shape {tuple(weight.shape)}")
     return where(input > 0, input, weight * input)
 
 
@@ -198,13 +231,16 @@ class GELU(Function):
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
+        x = cast(x, _compute_dtype(x))  # float16/bfloat16: float32 math, one rounding at the end
         if ctx.approximate == "tanh":
             t = tanh(_SQRT_2_OVER_PI * (x + _GELU_C * x * x * x))
             dinner = _SQRT_2_OVER_PI * (1 + 3 * _GELU_C * x * x)
-            return grad * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * dinner), None
-        cdf = 0.5 * (1 + erf(x * _SQRT1_2))
-        pdf = exp(-0.5 * x * x) * _INV_SQRT_2PI
-        return grad * (cdf + x * pdf), None
+            slope = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * dinner
+        else:
+            cdf = 0.5 * (1 + erf(x * _SQRT1_2))
+            pdf = exp(-0.5 * x * x) * _INV_SQRT_2PI
+            slope = cdf + x * pdf
+        return cast(grad * slope, grad.dtype), None
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
@@ -228,14 +264,15 @@ class SiLU(Function):
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
+        x = cast(x, _compute_dtype(x))  # float16/bfloat16: float32 math, one rounding at the end
         s = sigmoid(x)
-        return grad * s * (1 + x * (1 - s))
+        return cast(grad * (s * (1 + x * (1 - s))), grad.dtype)
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
     """x * sigmoid(x) (also called swish). ``F.silu(x)``."""
     if inplace:
-        return _inplace(input, "silu_", SiLU.apply)
+        return input._inplace("silu_", SiLU.apply)
     return SiLU.apply(_floating(input))
 
 
@@ -299,7 +336,8 @@ def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
 
 
 def elu_(input: Tensor, alpha: float = 1.0) -> Tensor:
-    return _inplace(input, "elu_", lambda s: ELU.apply(s, alpha, 1.0, 1.0))
+    """In-place :func:`elu`."""
+    return input._inplace("elu_", lambda s: ELU.apply(s, alpha, 1.0, 1.0))
 
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
@@ -309,7 +347,7 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 def selu(input: Tensor, inplace: bool = False) -> Tensor:
     """scale * elu(x, alpha) with the self-normalizing constants. ``F.selu(x)``."""
     fn = lambda s: ELU.apply(s, _SELU_ALPHA, _SELU_SCALE, 1.0)  # noqa: E731
-    return _inplace(input, "selu_", fn) if inplace else fn(_floating(input))
+    return input._inplace("selu_", fn) if inplace else fn(_floating(input))
 
 
 def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
@@ -317,25 +355,25 @@ def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     if alpha == 0:
         raise ValueError("celu: alpha cannot be 0")
     fn = lambda s: ELU.apply(s, alpha, 1.0, 1.0 / alpha)  # noqa: E731
-    return _inplace(input, "celu_", fn) if inplace else fn(_floating(input))
+    return input._inplace("celu_", fn) if inplace else fn(_floating(input))
 
 
 def mish(input: Tensor, inplace: bool = False) -> Tensor:
     """x * tanh(softplus(x)). ``F.mish(x)``."""
     fn = lambda s: s * tanh(softplus(s))  # noqa: E731
-    return _inplace(input, "mish_", fn) if inplace else fn(_floating(input))
+    return input._inplace("mish_", fn) if inplace else fn(_floating(input))
 
 
 def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
     """relu6(x + 3) / 6: 0 below -3, 1 above 3, linear between. ``F.hardsigmoid(x)``."""
     fn = lambda s: Hardtanh.apply(s + 3, 0.0, 6.0) / 6  # noqa: E731
-    return _inplace(input, "hardsigmoid_", fn) if inplace else fn(_floating(input))
+    return input._inplace("hardsigmoid_", fn) if inplace else fn(_floating(input))
 
 
 def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
     """x * relu6(x + 3) / 6 (MobileNetV3). ``F.hardswish(x)``."""
     fn = lambda s: s * Hardtanh.apply(s + 3, 0.0, 6.0) / 6  # noqa: E731
-    return _inplace(input, "hardswish_", fn) if inplace else fn(_floating(input))
+    return input._inplace("hardswish_", fn) if inplace else fn(_floating(input))
 
 
 def logsigmoid(input: Tensor) -> Tensor:
@@ -384,13 +422,13 @@ def glu(input: Tensor, dim: int = -1) -> Tensor:
 
 
 # ---------------------------------------------------------------------- softmax family
+# The softmax kernels compute float16/bfloat16 inputs in float32 and round once, as PyTorch's.
 class Softmax(Function):
     @staticmethod
     def forward(ctx, x, dim):
         b = ctx.backend
-        shifted = b.binary("sub", x, b.reduce("max", x, dim, True))  # exp never overflows
-        e = b.unary("exp", shifted)
-        y = b.binary("div", e, b.reduce("sum", e, dim, True))
+        e = b.unary("exp", _minus_max(b, _upcast(b, x), dim))
+        y = b.cast(b.binary("div", e, b.reduce("sum", e, dim, True)), from_numpy_dtype(x.dtype))
         ctx.dim = dim
         ctx.save_for_backward(y)
         return y
@@ -413,8 +451,9 @@ class SoftmaxGrad(Function):
         b = ctx.backend
         ctx.dim = dim
         ctx.save_for_backward(grad, y)
-        dot = b.reduce("sum", b.binary("mul", grad, y), dim, True)
-        return b.binary("mul", y, b.binary("sub", grad, dot))
+        g32, y32 = _upcast(b, grad), _upcast(b, y)
+        dot = b.reduce("sum", b.binary("mul", g32, y32), dim, True)
+        return b.cast(b.binary("mul", y32, b.binary("sub", g32, dot)), from_numpy_dtype(grad.dtype))
 
     @staticmethod
     def backward(ctx, gg):
@@ -432,9 +471,9 @@ class LogSoftmax(Function):
     @staticmethod
     def forward(ctx, x, dim):
         b = ctx.backend
-        shifted = b.binary("sub", x, b.reduce("max", x, dim, True))
+        shifted = _minus_max(b, _upcast(b, x), dim)
         lse = b.unary("log", b.reduce("sum", b.unary("exp", shifted), dim, True))
-        y = b.binary("sub", shifted, lse)
+        y = b.cast(b.binary("sub", shifted, lse), from_numpy_dtype(x.dtype))
         ctx.dim = dim
         ctx.save_for_backward(y)
         return y
@@ -457,8 +496,10 @@ class LogSoftmaxGrad(Function):
         b = ctx.backend
         ctx.dim = dim
         ctx.save_for_backward(grad, y)
-        total = b.reduce("sum", grad, dim, True)
-        return b.binary("sub", grad, b.binary("mul", b.unary("exp", y), total))
+        g32 = _upcast(b, grad)
+        total = b.reduce("sum", g32, dim, True)
+        out = b.binary("sub", g32, b.binary("mul", b.unary("exp", _upcast(b, y)), total))
+        return b.cast(out, from_numpy_dtype(grad.dtype))
 
     @staticmethod
     def backward(ctx, gg):
@@ -477,19 +518,25 @@ def softmax(input: Tensor, dim: int = -1, dtype=None) -> Tensor:
 
     ``dtype`` casts the input first (e.g. float32 for a float16 input). Unlike PyTorch, which
     picks a legacy dimension when ``dim`` is omitted, the default is the last dimension.
+    ``F.softmax(gradient.tensor([1.0, 2.0, 3.0]), dim=-1)`` -> [0.0900, 0.2447, 0.6652]
     """
     x = _floating(input if dtype is None else input.to(dtype))
+    dim = wrap_dim(dim, x.ndim)
     if x.ndim == 0:
         return x * 0 + 1
-    return Softmax.apply(x, wrap_dim(dim, x.ndim))
+    return Softmax.apply(x, dim)
 
 
 def log_softmax(input: Tensor, dim: int = -1, dtype=None) -> Tensor:
-    """log(softmax(x)) along ``dim``, computed stably as x - max - log(sum(exp(x - max)))."""
+    """log(softmax(x)) along ``dim``, computed stably as x - max - log(sum(exp(x - max))).
+
+    ``F.log_softmax(logits, dim=1)``; ``dtype`` and the default ``dim`` as in :func:`softmax`.
+    """
     x = _floating(input if dtype is None else input.to(dtype))
+    dim = wrap_dim(dim, x.ndim)
     if x.ndim == 0:
         return x * 0
-    return LogSoftmax.apply(x, wrap_dim(dim, x.ndim))
+    return LogSoftmax.apply(x, dim)
 
 
 def softmin(input: Tensor, dim: int = -1, dtype=None) -> Tensor:
@@ -507,14 +554,11 @@ class Linear(Function):
         b = ctx.backend
         ctx.save_for_backward(x, weight)
         lead = tuple(x.shape[:-1])
-        rows = 1
-        for n in lead:
-            rows *= n
         # one (rows, in) @ (in, out) GEMM: several times faster than a batched matmul over
         # the leading dimensions
-        y = b.matmul(b.reshape(x, (rows, x.shape[-1])), b.permute(weight, (1, 0)))
+        y = b.matmul(b.reshape(x, (math.prod(lead), x.shape[-1])), b.permute(weight, (1, 0)))
         y = b.reshape(y, lead + (weight.shape[0],))
-        return y if bias is None else b.binary("add", y, bias)
+        return y if bias is None else b.binary("add", y, bias)  # bias broadcasts, as in PyTorch
 
     @staticmethod
     def backward(ctx, grad):
@@ -532,10 +576,7 @@ class Linear(Function):
 
 def _flatten_leading(t: Tensor) -> Tensor:
     """``t`` as a matrix: (product of the leading dimensions, last dimension)."""
-    rows = 1
-    for n in t.shape[:-1]:
-        rows *= n
-    return reshape(t, (rows, t.shape[-1]))
+    return reshape(t, (math.prod(t.shape[:-1]), t.shape[-1]))
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -559,9 +600,10 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         got = f"{input.dtype}, {weight.dtype}" + (f", {bias.dtype}" if bias is not None else "")
         raise DTypeError(f"linear: expected input, weight and bias of one dtype, got {got}; convert "
                          "them with .to(dtype)")
-    if bias is not None and tuple(bias.shape) not in ((weight.shape[0],), (), (1,)):
-        raise ShapeError(f"linear: bias of shape {tuple(bias.shape)} does not match "
-                         f"out_features={weight.shape[0]}")
+    out_shape = tuple(input.shape[:-1]) + (weight.shape[0],)
+    if bias is not None and not _broadcasts_to(bias.shape, out_shape):
+        raise ShapeError(f"linear: bias of shape {tuple(bias.shape)} does not broadcast to the "
+                         f"output's shape {out_shape} (out_features={weight.shape[0]})")
     return Linear.apply(input, weight, bias)
 
 
@@ -574,6 +616,7 @@ def _check_p(p: float, what: str) -> None:
 def _dropout_with_mask_shape(input: Tensor, p: float, mask_shape: tuple, inplace: bool,
                              name: str) -> Tensor:
     """``input`` times a random keep-mask of ``mask_shape`` (broadcast) scaled by 1/(1-p)."""
+    _require_float(input, name, "tensor")
     if p == 1.0:
         fn = lambda s: s * 0  # noqa: E731  (zeros that still carry a (zero) gradient)
     else:
@@ -584,7 +627,7 @@ def _dropout_with_mask_shape(input: Tensor, p: float, mask_shape: tuple, inplace
         zero, scale = b.full((), 0, input.dtype), b.full((), 1.0 / (1.0 - p), input.dtype)
         mask = Tensor._make(b.where(keep, scale, zero), False, b)
         fn = lambda s: s * mask  # noqa: E731
-    return _inplace(input, name + "_", fn) if inplace else fn(input)
+    return input._inplace(name + "_", fn) if inplace else fn(input)
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
@@ -596,8 +639,6 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     _check_p(p, "dropout")
     if not training or p == 0.0:
         return input
-    if not input.dtype.is_floating_point:
-        raise DTypeError(f"dropout: expected a floating tensor, got {input.dtype}")
     return _dropout_with_mask_shape(input, p, tuple(input.shape), inplace, "dropout")
 
 
@@ -614,14 +655,18 @@ def _feature_dropout(input, p, training, inplace, name, batched_ndim):
 
 
 def dropout1d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
-    """Zero whole channels of an (N, C, L) or (C, L) input with probability ``p``."""
+    """Zero whole channels of an (N, C, L) or (C, L) input with probability ``p``.
+
+    ``F.dropout1d(x, 0.2, training=model.training)``
+    """
     return _feature_dropout(input, p, training, inplace, "dropout1d", 3)
 
 
 def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Zero whole channels of an (N, C, H, W) input with probability ``p``.
 
-    A 3-d input is taken as (N, C, L), as PyTorch does (it warns about it).
+    A 3-d input is taken as (N, C, L), as PyTorch does (it warns about it); PyTorch's
+    deprecated 2-d and 5-d inputs are refused. ``F.dropout2d(x, 0.2, training=model.training)``
     """
     _check_p(p, "dropout2d")
     if input.ndim == 3:
@@ -630,7 +675,10 @@ def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: boo
 
 
 def dropout3d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
-    """Zero whole channels of an (N, C, D, H, W) or (C, D, H, W) input with probability ``p``."""
+    """Zero whole channels of an (N, C, D, H, W) or (C, D, H, W) input with probability ``p``.
+
+    ``F.dropout3d(x, 0.2, training=model.training)``
+    """
     return _feature_dropout(input, p, training, inplace, "dropout3d", 5)
 
 
@@ -804,6 +852,7 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
 
     ``F.layer_norm(x, (x.shape[-1],), gamma, beta)``
     """
+    _require_float(input, "layer_norm")
     shape = _as_shape(normalized_shape)
     axes = _check_normalized_shape("layer_norm", input, shape)
     _check_param("weight", "layer_norm", weight, shape)
@@ -820,6 +869,7 @@ def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
     The default ``eps`` is the machine epsilon of the compute dtype (float32 for float16 and
     bfloat16 inputs), as in PyTorch. ``F.rms_norm(x, (x.shape[-1],), w, eps=1e-6)``
     """
+    _require_float(input, "rms_norm")
     shape = _as_shape(normalized_shape)
     axes = _check_normalized_shape("rms_norm", input, shape)
     _check_param("weight", "rms_norm", weight, shape)
@@ -837,6 +887,7 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
 
     ``F.group_norm(x, 4, gamma, beta)`` for x of shape (N, 16, H, W)
     """
+    _require_float(input, "group_norm")
     if input.ndim < 2:
         raise ShapeError(f"group_norm: expected an input of shape (N, C, *), got {tuple(input.shape)}")
     n, c = input.shape[0], input.shape[1]
@@ -865,6 +916,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     ``running_var``). Evaluation: the running statistics are used.
     ``F.batch_norm(x, rm, rv, gamma, beta, training=True)``
     """
+    _require_float(input, "batch_norm")
     if input.ndim < 2:
         raise ShapeError(f"batch_norm: expected an input of shape (N, C, *), got {tuple(input.shape)}")
     c = input.shape[1]
@@ -905,11 +957,12 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
 # ---------------------------------------------------------------------- norms and distances
 def _safe_norm(x: Tensor, p: float, dim, keepdim: bool) -> Tensor:
     """The p-norm over ``dim`` whose gradient at a zero vector is 0 (not NaN), as in PyTorch."""
-    if p == math.inf:
+    if p in (math.inf, -math.inf):
         a = _abs(x)
         if x.numel() == 0:
             return _sum(a, dim, keepdim=keepdim)
-        return amax(a, dim, keepdim=keepdim)  # the gradient is shared among ties
+        # the largest (smallest for -inf) magnitude; the gradient is shared among ties
+        return (amax if p > 0 else amin)(a, dim, keepdim=keepdim)
     if p == 2:
         powered = x * x
     elif p == 1:

@@ -12,6 +12,14 @@ Gradient conventions (the same as PyTorch's):
 - ``prod`` is exact when the input holds zeros (one or several), to second order.
 - ``std`` and ``norm`` have gradient 0, not inf or nan, where the result is 0.
 
+float16 and bfloat16 inputs of ``mean``, ``var``, ``std`` and ``norm`` are reduced in float32
+and the result rounded back, as PyTorch's CPU kernels do.
+
+Deliberate differences from PyTorch: ``prod`` takes a tuple ``dim``; ``logsumexp`` and
+``median`` take ``dim=None`` (all elements); ``amax``/``amin`` send the gradient of a nan
+result to the nan elements (PyTorch's give nan gradients); which index ``median`` returns among
+ties may differ.
+
 Example::
 
     >>> x = gradient.tensor([[1.0, 5.0], [3.0, 2.0]])
@@ -21,14 +29,17 @@ Example::
 from __future__ import annotations
 
 import math as _math
+import operator as _operator
 from collections import namedtuple as _namedtuple
 
 from ..autograd.function import Function
 from ..dtypes import as_dtype as _as_dtype
-from ..dtypes import bool_, from_numpy_dtype, int64, uint8
+from ..dtypes import bool_, float32, from_numpy_dtype, int64, uint8
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
 from .elementwise import _floating, cast, isnan, maximum, minimum, pow, where
+from .elementwise import abs as _abs  # (gradient 0 at 0, as PyTorch's norms)
+from .elementwise import sign as _sign
 from .shape import clone, expand, flip, reshape, wrap_dim
 
 TENSOR_METHODS = (
@@ -46,12 +57,23 @@ _aminmax_result = _namedtuple("aminmax", ("min", "max"))
 
 
 # ---------------------------------------------------------------------- dims and shapes
+def _axis(dim, ndim: int) -> int:
+    """One ``dim`` as a non-negative axis: IndexError when out of range, TypeError when not an int
+    (``int(1.5)`` would quietly reduce dimension 1)."""
+    try:
+        dim = _operator.index(dim)
+    except TypeError:
+        raise TypeError(f"dim must be an int (or, where the reduction takes several, a tuple of "
+                        f"ints), got {dim!r}") from None
+    return wrap_dim(dim, ndim)
+
+
 def _reduce_axes(dim, ndim: int) -> tuple:
     """``dim`` as a sorted tuple of non-negative axes; None and ``()`` mean every dimension."""
     if dim is None or (isinstance(dim, (tuple, list)) and len(dim) == 0):
         return tuple(range(ndim))
     dims = tuple(dim) if isinstance(dim, (tuple, list)) else (dim,)
-    axes = [wrap_dim(int(d), ndim) for d in dims]  # IndexError when out of range
+    axes = [_axis(d, ndim) for d in dims]
     if len(set(axes)) != len(axes):
         raise ShapeError(f"dim {dims} names the same dimension more than once")
     return tuple(sorted(axes)) if ndim else ()  # a 0-d tensor accepts dim 0 / -1: nothing to reduce
@@ -94,26 +116,14 @@ def _require_float(name: str, input: Tensor) -> None:
                          "dtype= or convert with .float()")
 
 
-def _constant_mask(backend, array) -> Tensor:
-    return Tensor._make(array, False, backend)
+def _is_half(input: Tensor) -> bool:
+    """float16 and bfloat16: mean, var, std and norm reduce them in float32 and round the result
+    back, as PyTorch's CPU kernels do, since their sums (of squares) overflow float16 long before
+    the result does."""
+    return input.dtype.is_floating_point and input.dtype.itemsize < 4
 
 
 # ---------------------------------------------------------------------- small private helpers
-class _Sign(Function):
-    """sign(x) as a constant: its derivative is 0 almost everywhere, so it records no graph."""
-
-    @staticmethod
-    def forward(ctx, x):
-        out = ctx.backend.unary("sign", x)
-        ctx.mark_non_differentiable(out)
-        return out
-
-
-def _abs(x: Tensor) -> Tensor:
-    # x * sign(x): the value |x| with gradient sign(x), which is 0 at 0 as in PyTorch
-    return x * _Sign.apply(x)
-
-
 class _Sqrt(Function):
     """sqrt with gradient 0 where the result is 0 (PyTorch's convention for std and norm)."""
 
@@ -169,7 +179,9 @@ def sum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor
     >>> gradient.tensor([[1, 2], [3, 4]]).sum(dim=1)    # tensor([3, 7])
     """
     if dtype is not None:
-        input = cast(input, _as_dtype(dtype))
+        # PyTorch converts the input first; integers accumulate in int64, so the result is too
+        dtype = _as_dtype(dtype)
+        return cast(sum(cast(input, dtype), dim, keepdim), dtype)
     return Sum.apply(input, _reduce_axes(dim, input.ndim), keepdim)
 
 
@@ -180,9 +192,9 @@ def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tenso
     """
     if dtype is not None:
         input = cast(input, _as_dtype(dtype))
-    if not input.dtype.is_floating_point:
-        raise DTypeError(f"mean: expected a floating point tensor, got {input.dtype}; pass "
-                         "dtype= or convert with .float()")
+    _require_float("mean", input)
+    if _is_half(input):
+        return cast(mean(cast(input, float32), dim, keepdim), input.dtype)
     axes = _reduce_axes(dim, input.ndim)
     count = _count(input.shape, axes)
     total = Sum.apply(input, axes, keepdim)
@@ -251,8 +263,9 @@ def prod(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tenso
 
     >>> gradient.tensor([[1.0, 2.0], [3.0, 4.0]]).prod(dim=0)   # tensor([3., 8.])
     """
-    if dtype is not None:
-        input = cast(input, _as_dtype(dtype))
+    if dtype is not None:  # (see sum)
+        dtype = _as_dtype(dtype)
+        return cast(prod(cast(input, dtype), dim, keepdim), dtype)
     return Prod.apply(input, _reduce_axes(dim, input.ndim), keepdim)
 
 
@@ -339,14 +352,14 @@ class _SelectAlong(Function):
         positions = [1] * ctx.index.ndim
         positions[ctx.axis] = ctx.n
         along = b.reshape(b.arange(0, ctx.n, 1, int64), tuple(positions))
-        picked = _constant_mask(b, b.binary("eq", along, ctx.index))  # one-hot along axis
+        picked = Tensor._make(b.binary("eq", along, ctx.index), False, b)  # one-hot along axis
         if not ctx.keepdim:
             grad = reshape(grad, ctx.index.shape)
         return where(picked, grad, 0.0), None, None, None
 
 
 def _select_along(kind: str, result, input: Tensor, dim, keepdim: bool):
-    axis = wrap_dim(int(dim), input.ndim)
+    axis = _axis(dim, input.ndim)
     if input.ndim == 0:  # a 0-d tensor is its own max, at index 0
         input, keepdim = reshape(input, (1,)), False
     _check_nonempty(kind, input, (axis,))
@@ -409,7 +422,7 @@ def aminmax(input: Tensor, *, dim=None, keepdim: bool = False):
 
     >>> gradient.tensor([3.0, 1.0, 2.0]).aminmax()   # aminmax(min=tensor(1.), max=tensor(3.))
     """
-    dim = () if dim is None else int(dim)
+    dim = () if dim is None else _axis(dim, input.ndim)
     return _aminmax_result(amin(input, dim, keepdim), amax(input, dim, keepdim))
 
 
@@ -428,7 +441,7 @@ def _arg_reduce(op: str, input: Tensor, dim, keepdim: bool) -> Tensor:
         _check_nonempty(op, input, ())
         out = _ArgReduce.apply(reshape(input, (input.numel(),)), op, 0, False)
         return reshape(out, (1,) * input.ndim) if keepdim else out
-    axis = wrap_dim(int(dim), input.ndim)
+    axis = _axis(dim, input.ndim)
     if input.ndim == 0:
         return _ArgReduce.apply(reshape(input, (1,)), op, 0, False)
     _check_nonempty(op, input, (axis,))
@@ -488,6 +501,8 @@ def var(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correc
     if isinstance(dim, bool):  # var(x, unbiased)
         dim, unbiased = None, dim
     _require_float("var", input)
+    if _is_half(input):
+        return cast(var(cast(input, float32), dim, unbiased, keepdim, correction=correction), input.dtype)
     axes = _reduce_axes(dim, input.ndim)
     dof = _count(input.shape, axes) - _correction(unbiased, correction)
     centered = input - mean(input, axes, keepdim=True)
@@ -500,6 +515,8 @@ def std(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correc
 
     >>> gradient.tensor([[1.0, 3.0], [2.0, 2.0]]).std(dim=1)   # tensor([1.4142, 0.])
     """
+    if _is_half(input):  # (the variance may overflow float16 where the deviation does not)
+        return cast(std(cast(input, float32), dim, unbiased, keepdim, correction=correction), input.dtype)
     return _Sqrt.apply(var(input, dim, unbiased, keepdim, correction=correction))
 
 
@@ -578,7 +595,7 @@ class CumSum(Function):
 
 
 def _scan(fn, input: Tensor, dim) -> Tensor:
-    axis = wrap_dim(int(dim), input.ndim)
+    axis = _axis(dim, input.ndim)
     if input.ndim == 0:
         return reshape(fn(reshape(input, (1,)), 0), ())
     return fn(input, axis)
@@ -589,8 +606,9 @@ def cumsum(input: Tensor, dim: int, *, dtype=None) -> Tensor:
 
     >>> gradient.tensor([1, 2, 3]).cumsum(0)   # tensor([1, 3, 6])
     """
-    if dtype is not None:
-        input = cast(input, _as_dtype(dtype))
+    if dtype is not None:  # (see sum)
+        dtype = _as_dtype(dtype)
+        return cast(cumsum(cast(input, dtype), dim), dtype)
     return _scan(CumSum.apply, input, dim)
 
 
@@ -643,9 +661,9 @@ class _VectorNorm(Function):
         # and where x == 0 for p < 1 (where |x|^(p-1) is infinite)
         if p < 1:
             at_zero = x == 0
-            scaled = where(at_zero, 0.0, _Sign.apply(x) * pow(where(at_zero, 1.0, _abs(x)), p - 1))
+            scaled = where(at_zero, 0.0, _sign(x) * pow(where(at_zero, 1.0, _abs(x)), p - 1))
         elif p < 2:
-            scaled = _Sign.apply(x) * pow(_abs(x), p - 1)
+            scaled = _sign(x) * pow(_abs(x), p - 1)
         else:
             scaled = x * pow(_abs(x), p - 2)
         zero = norm == 0
@@ -660,13 +678,11 @@ class _CountNonzero(Function):
     def forward(ctx, x, axes, keepdim):
         b = ctx.backend
         nonzero = b.binary("ne", x, b.full((), 0, from_numpy_dtype(x.dtype)))
-        ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
         return b.cast(b.reduce("sum", nonzero, axes, keepdim), from_numpy_dtype(x.dtype))
 
     @staticmethod
     def backward(ctx, grad):
-        # zero (PyTorch leaves the grad None, but the result still has a grad_fn)
-        return expand(_keep(grad, ctx) * 0, ctx.shape), None, None
+        return None, None, None  # no gradient: the input's grad stays None, as in PyTorch
 
 
 def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
@@ -681,6 +697,8 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) ->
     if dtype is not None:
         input = cast(input, _as_dtype(dtype))
     _require_float("norm", input)
+    if _is_half(input):
+        return cast(norm(cast(input, float32), p, dim, keepdim), input.dtype)
     if isinstance(p, str):
         if p != "fro":
             raise ValueError(f"norm: p={p!r} is not supported; use a number, inf, -inf or 'fro'")
@@ -735,7 +753,11 @@ def count_nonzero(input: Tensor, dim=None) -> Tensor:
 
 # ---------------------------------------------------------------------- undoing broadcasting
 def sum_to_shape(x: Tensor, shape) -> Tensor:
-    """Sum the broadcast dimensions of ``x`` away so it has ``shape`` (undoes broadcasting)."""
+    """Sum the broadcast dimensions of ``x`` away so it has ``shape`` (undoes broadcasting).
+
+    The engine's reduction of gradients to their input's shape (no PyTorch counterpart; the
+    method is :func:`sum_to_size`): ``sum_to_shape(gradient.ones(2, 3), (1, 3))`` is ``[[2., 2., 2.]]``.
+    """
     shape = tuple(shape)
     if tuple(x.shape) == shape:
         return x

@@ -6,6 +6,12 @@ input, as in PyTorch: writing to a view writes to its base, and both share one v
 Ops that PyTorch documents as copies (cat, stack, flip, roll, repeat, tile, tril, triu) return
 storage of their own, even where NumPy could have given a view.
 
+Deliberate differences from PyTorch: ops that change nothing (``reshape`` to the same shape,
+``permute`` in order, ``squeeze`` without size-1 dimensions, ``expand`` to the same shape,
+``contiguous`` of a contiguous tensor) return the input itself rather than a new alias;
+``diagonal`` is a copy when the backend's strides cannot express it (see its docstring);
+``view(dtype)`` is not supported.
+
 Example::
 
     >>> x = gradient.arange(6).reshape(2, 3)
@@ -18,7 +24,7 @@ from __future__ import annotations
 from math import prod as _prod
 
 from ..autograd.function import Function
-from ..dtypes import from_numpy_dtype, int64, promote_types
+from ..dtypes import DType, from_numpy_dtype, int64, promote_types
 from ..errors import ShapeError
 from ..tensor import Size, Tensor
 
@@ -34,7 +40,8 @@ TENSOR_METHODS = (
 
 # ---------------------------------------------------------------------- dimension helpers
 def wrap_dim(dim: int, ndim: int) -> int:
-    """A possibly negative dimension index as a non-negative one, with a clear error if out of range."""
+    """A possibly negative dimension index as a non-negative one, with a clear IndexError if out
+    of range: ``wrap_dim(-1, 3)`` is 2."""
     n = max(ndim, 1)  # a 0-d tensor accepts dim 0 and -1, like PyTorch
     if not -n <= dim < n:
         raise IndexError(f"dimension {dim} is out of range for a tensor with {ndim} dimensions "
@@ -74,7 +81,20 @@ def _as_view(out: Tensor, base: Tensor, shares: bool | None = None) -> Tensor:
         shares = out._data.base is not None or out._data is base._data
     if shares:
         out._base = base if base._base is None else base._base
+        out._base_grad_fn = out._base.grad_fn
         out._version = base._version
+    return out
+
+
+def _reshape_result(out: Tensor, shape) -> Tensor:
+    """``out``, an op's own new result, in ``shape``.
+
+    No tensor the caller holds shares ``out``'s storage, so the reshaped tensor is not marked as
+    a view: in-place ops on it are ordinary in-place ops, as on any op's output. It keeps
+    ``out``'s version counter, which still guards ``out`` where the graph saved it.
+    """
+    out = reshape(out, shape)
+    out._base = None
     return out
 
 
@@ -161,7 +181,13 @@ def reshape(input: Tensor, *shape) -> Tensor:
 
 def view(input: Tensor, *shape) -> Tensor:
     """Like :func:`reshape` but never copies: raises ShapeError when the strides of a
-    non-contiguous tensor do not allow the new shape, as PyTorch does: ``x.view(-1)``."""
+    non-contiguous tensor do not allow the new shape, as PyTorch does: ``x.view(-1)``.
+
+    ``view(dtype)`` (the same bits read as another dtype) is not supported.
+    """
+    if len(shape) == 1 and isinstance(shape[0], DType):
+        raise TypeError(f"view(dtype): reading the bits as {shape[0]} is not supported; use "
+                        f".to({shape[0]}) to convert the values")
     shape = _infer_shape(_size_args(shape), input.numel(), "view", input.shape)
     if not _can_view(input, shape):
         raise ShapeError(f"view: shape {shape} is not compatible with the strides "
@@ -194,7 +220,7 @@ def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 
 
 def ravel(input: Tensor) -> Tensor:
-    """All elements as a 1-d tensor (a view when possible)."""
+    """All elements as a 1-d tensor (a view when possible): ``x.ravel()``."""
     return reshape(input, (-1,))
 
 
@@ -244,17 +270,19 @@ def _atleast(n: int, tensors):
 
 
 def atleast_1d(*tensors):
-    """Each tensor with at least 1 dimension (0-d becomes (1,)); one tensor in, one out."""
+    """Each tensor with at least 1 dimension (0-d becomes (1,)); one tensor in, one out:
+    ``a, b = atleast_1d(a, b)``."""
     return _atleast(1, tensors)
 
 
 def atleast_2d(*tensors):
-    """Each tensor with at least 2 dimensions: (N,) becomes (1, N)."""
+    """Each tensor with at least 2 dimensions: (N,) becomes (1, N): ``atleast_2d(x)``."""
     return _atleast(2, tensors)
 
 
 def atleast_3d(*tensors):
-    """Each tensor with at least 3 dimensions: (N,) becomes (1, N, 1), (M, N) becomes (M, N, 1)."""
+    """Each tensor with at least 3 dimensions: (N,) becomes (1, N, 1), (M, N) becomes (M, N, 1):
+    ``atleast_3d(x)``."""
     return _atleast(3, tensors)
 
 
@@ -299,7 +327,8 @@ swapaxes = swapdims = transpose
 
 
 def t(input: Tensor) -> Tensor:
-    """The transpose of a tensor with at most 2 dimensions (0-d and 1-d come back as they are)."""
+    """The transpose of a tensor with at most 2 dimensions (0-d and 1-d come back as they are):
+    ``w.t()``."""
     if input.ndim > 2:
         raise ShapeError(f"t: expects a tensor with <= 2 dimensions, got {input.ndim}; use "
                          ".transpose(dim0, dim1) or .mT")
@@ -386,7 +415,7 @@ def broadcast_shapes(*shapes) -> tuple:
 
 
 def broadcast_tensors(*tensors) -> tuple:
-    """The tensors broadcast to their common shape, as views."""
+    """The tensors broadcast to their common shape, as views: ``a, b = broadcast_tensors(a, b)``."""
     if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
         tensors = tuple(tensors[0])
     shape = broadcast_shapes(*(t.shape for t in tensors))
@@ -412,7 +441,8 @@ def repeat(input: Tensor, *sizes) -> Tensor:
 
 
 def tile(input: Tensor, dims) -> Tensor:
-    """Like :func:`repeat`, but ``dims`` shorter than the tensor is padded with leading 1s."""
+    """Like :func:`repeat`, but ``dims`` shorter than the tensor is padded with leading 1s:
+    ``x.tile((2,))`` repeats only the last dimension."""
     dims = tuple(dims) if isinstance(dims, (tuple, list)) else (int(dims),)
     return repeat(input, (1,) * (input.ndim - len(dims)) + dims)
 
@@ -425,9 +455,10 @@ def repeat_interleave(input: Tensor, repeats=None, dim: int | None = None, *,
     ``repeat_interleave(counts)`` alone gives ``arange(len(counts))`` repeated by ``counts``.
     """
     if repeats is None:  # repeat_interleave(repeats): indices repeated
-        from .creation import arange
-        counts = input
-        return repeat_interleave(arange(counts.shape[0], device=counts.device), counts, 0)
+        if input.ndim != 1:
+            raise ShapeError(f"repeat_interleave: repeats alone must be a 1-d tensor of counts, got "
+                             f"shape {tuple(input.shape)}")
+        return _repeated_positions(input)
     if dim is None:
         input, dim = flatten(input), 0
     dim = wrap_dim(dim, input.ndim)
@@ -438,20 +469,14 @@ def repeat_interleave(input: Tensor, repeats=None, dim: int | None = None, *,
         if repeats.dtype.is_floating_point or repeats.ndim > 1:
             raise ShapeError(f"repeat_interleave: repeats must be an int or a 0-d/1-d integer "
                              f"tensor, got {repeats.dtype} of shape {tuple(repeats.shape)}")
-        counts = repeats.reshape(-1).tolist()
-        if len(counts) == 1:
-            repeats = counts[0]
-        elif len(counts) != n:
-            raise ShapeError(f"repeat_interleave: repeats has {len(counts)} counts, but dimension "
-                             f"{dim} has size {n}")
+        if repeats.numel() == 1:
+            repeats = repeats.item()
+        elif repeats.numel() != n:
+            raise ShapeError(f"repeat_interleave: repeats has {repeats.numel()} counts, but "
+                             f"dimension {dim} has size {n}")
         else:
-            if any(c < 0 for c in counts):
-                raise ShapeError("repeat_interleave: repeats must be non-negative")
-            from .creation import tensor
             from .index import getitem
-            index = tensor([i for i, c in enumerate(counts) for _ in range(c)], dtype=int64,
-                           device=input.device)
-            return getitem(input, (slice(None),) * dim + (index,))
+            return getitem(input, (slice(None),) * dim + (_repeated_positions(repeats),))
     repeats = int(repeats)
     if repeats < 0:
         raise ShapeError(f"repeat_interleave: repeats must be non-negative, got {repeats}")
@@ -459,6 +484,25 @@ def repeat_interleave(input: Tensor, repeats=None, dim: int | None = None, *,
     x = expand(unsqueeze(input, dim + 1), shape[:dim + 1] + (repeats,) + shape[dim + 1:])
     out = reshape(x, shape[:dim] + (n * repeats,) + shape[dim + 1:])
     return clone(out) if out is input or out._base is not None else out
+
+
+def _repeated_positions(counts: Tensor) -> Tensor:
+    """``i`` repeated ``counts[i]`` times, for each ``i`` in order (int64, 1-d).
+
+    Position ``j`` of the result belongs to the ``i`` whose running total of counts first
+    exceeds ``j``: the number of running totals ``<= j``, one searchsorted over all positions.
+    """
+    b = counts._backend
+    c = b.cast(counts._data, int64)
+    if c.size and int(b.to_numpy(b.reduce("min", c, None, False))) < 0:
+        raise ShapeError("repeat_interleave: repeats must be non-negative")
+    ends = b.reshape(b.cumsum(c, 0), (1, c.size))
+    total = int(b.to_numpy(b.getitem(ends, (0, -1)))) if c.size else 0
+    if total == 0:
+        return Tensor._make(b.full((0,), 0, int64), False, b)
+    positions = b.reshape(b.arange(0, total, 1, int64), (1, total))
+    return Tensor._make(b.cast(b.reshape(b.searchsorted(ends, positions, True), (total,)), int64),
+                        False, b)
 
 
 # ---------------------------------------------------------------------- slicing: narrow, split, unbind
@@ -628,17 +672,20 @@ def _split_dim(name: str, input: Tensor, ios, dim: int, min_ndim: int) -> tuple:
 
 
 def hsplit(input: Tensor, indices_or_sections) -> tuple:
-    """:func:`tensor_split` along dimension 1 (0 for 1-d tensors); ints must divide evenly."""
+    """:func:`tensor_split` along dimension 1 (0 for 1-d tensors); ints must divide evenly:
+    ``left, right = x.hsplit(2)``."""
     return _split_dim("hsplit", input, indices_or_sections, 1 if input.ndim >= 2 else 0, 1)
 
 
 def vsplit(input: Tensor, indices_or_sections) -> tuple:
-    """:func:`tensor_split` along dimension 0 of a tensor with at least 2 dimensions."""
+    """:func:`tensor_split` along dimension 0 of a tensor with at least 2 dimensions:
+    ``top, bottom = x.vsplit(2)``."""
     return _split_dim("vsplit", input, indices_or_sections, 0, 2)
 
 
 def dsplit(input: Tensor, indices_or_sections) -> tuple:
-    """:func:`tensor_split` along dimension 2 of a tensor with at least 3 dimensions."""
+    """:func:`tensor_split` along dimension 2 of a tensor with at least 3 dimensions:
+    ``x.dsplit([1, 3])``."""
     return _split_dim("dsplit", input, indices_or_sections, 2, 3)
 
 
@@ -746,14 +793,16 @@ def stack(tensors, dim: int = 0) -> Tensor:
 
 
 def hstack(tensors) -> Tensor:
-    """Concatenate along dimension 1 (0 for 1-d tensors); 0-d tensors count as 1-d."""
+    """Concatenate along dimension 1 (0 for 1-d tensors); 0-d tensors count as 1-d:
+    ``hstack([a, b])``."""
     tensors = atleast_1d(*tensors)
     tensors = (tensors,) if isinstance(tensors, Tensor) else tensors
     return cat(tensors, 0 if tensors[0].ndim == 1 else 1)
 
 
 def vstack(tensors) -> Tensor:
-    """Concatenate along dimension 0 after making each tensor at least 2-d ((N,) is a row)."""
+    """Concatenate along dimension 0 after making each tensor at least 2-d ((N,) is a row):
+    ``vstack([row, matrix])``."""
     tensors = atleast_2d(*tensors)
     return cat((tensors,) if isinstance(tensors, Tensor) else tensors, 0)
 
@@ -762,13 +811,14 @@ row_stack = vstack
 
 
 def dstack(tensors) -> Tensor:
-    """Concatenate along dimension 2 after making each tensor at least 3-d."""
+    """Concatenate along dimension 2 after making each tensor at least 3-d: ``dstack([a, b])``."""
     tensors = atleast_3d(*tensors)
     return cat((tensors,) if isinstance(tensors, Tensor) else tensors, 2)
 
 
 def column_stack(tensors) -> Tensor:
-    """0-d and 1-d tensors as columns, then concatenated along dimension 1."""
+    """0-d and 1-d tensors as columns, then concatenated along dimension 1:
+    ``column_stack([x, y])`` is (N, 2) for two (N,) tensors."""
     return cat([reshape(t, (t.numel(), 1)) if t.ndim <= 1 else t for t in tensors], 1)
 
 
@@ -792,14 +842,14 @@ def flip(input: Tensor, dims) -> Tensor:
 
 
 def fliplr(input: Tensor) -> Tensor:
-    """Flip dimension 1 (left/right) of a tensor with at least 2 dimensions."""
+    """Flip dimension 1 (left/right) of a tensor with at least 2 dimensions: ``x.fliplr()``."""
     if input.ndim < 2:
         raise ShapeError(f"fliplr: expected a tensor with at least 2 dimensions, got {input.ndim}")
     return flip(input, (1,))
 
 
 def flipud(input: Tensor) -> Tensor:
-    """Flip dimension 0 (up/down) of a tensor with at least 1 dimension."""
+    """Flip dimension 0 (up/down) of a tensor with at least 1 dimension: ``x.flipud()``."""
     if input.ndim < 1:
         raise ShapeError("flipud: expected a tensor with at least 1 dimension, got a 0-d tensor")
     return flip(input, (0,))
@@ -831,8 +881,11 @@ def roll(input: Tensor, shifts, dims=None) -> Tensor:
     if dims is None:
         if len(shifts) != 1:
             raise ShapeError(f"roll: with dims=None, shifts must be a single int, got {shifts}")
-        return reshape(Roll.apply(flatten(input), shifts, (0,)), tuple(input.shape))
+        return _reshape_result(Roll.apply(flatten(input), shifts, (0,)), tuple(input.shape))
     dims = (dims,) if not isinstance(dims, (tuple, list)) else tuple(dims)
+    if input.ndim == 0:
+        raise IndexError(f"roll: a 0-d tensor has no dimensions to roll along (dims={dims}); call "
+                         "roll without dims")
     if len(shifts) != len(dims):
         raise ShapeError(f"roll: shifts and dims must have the same length, got {len(shifts)} "
                          f"shifts and {len(dims)} dims")
@@ -905,7 +958,11 @@ def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Te
     start = (offset if offset >= 0 else -offset * m) if length else 0
     stop = start + (length - 1) * (m + 1) + 1 if length else 0
     from .index import getitem
-    return getitem(reshape(x, batch + (n * m,)), (Ellipsis, slice(start, stop, m + 1)))
+    flat = reshape(x, batch + (n * m,))
+    out = getitem(flat, (Ellipsis, slice(start, stop, m + 1)))
+    if flat._base is None:  # reshape had to copy: the result is a copy, not a view of a temporary
+        out._base = None
+    return out
 
 
 _diagonal = diagonal  # for diag(), whose argument is also named diagonal
@@ -936,7 +993,7 @@ def diag_embed(input: Tensor, offset: int = 0, dim1: int = -2, dim2: int = -1) -
 
 def diag(input: Tensor, diagonal: int = 0) -> Tensor:
     """A 1-d tensor as the ``diagonal``-th diagonal of a square matrix, or the ``diagonal``-th
-    diagonal of a 2-d tensor."""
+    diagonal of a 2-d tensor: ``gradient.diag(gradient.ones(3))`` is the 3x3 identity."""
     if input.ndim == 1:
         return diag_embed(input, diagonal)
     if input.ndim == 2:
@@ -956,7 +1013,7 @@ class Clone(Function):
 
 
 def clone(input: Tensor, *, memory_format=None) -> Tensor:
-    """A copy with storage of its own; differentiable."""
+    """A copy with storage of its own; differentiable: ``y = x.clone()``."""
     return Clone.apply(input)
 
 
@@ -971,5 +1028,5 @@ class Contiguous(Function):
 
 
 def contiguous(input: Tensor, memory_format=None) -> Tensor:
-    """``input`` itself if its layout is C-contiguous, else a contiguous copy."""
+    """``input`` itself if its layout is C-contiguous, else a contiguous copy: ``x.T.contiguous()``."""
     return input if input.is_contiguous() else Contiguous.apply(input)

@@ -173,6 +173,9 @@ OPS = [
         Sample((arr(r, 3, 4) * 4, away_from_zero(r, 4))),
     ], grad=False),
     OpInfo("sub-alpha", lambda m, a, b: m.sub(a, b, alpha=2), lambda r: _binary(r)),
+    OpInfo("add-alpha", lambda m, a, b: m.add(a, b, alpha=-0.5), lambda r: _binary(r) + [
+        Sample((arr(r, 3, 4), _ints(r, 4)), name="int-other"),
+        Sample((np.asarray(arr(r)), arr(r, 2, 3)), name="0-d-input")]),
     OpInfo("rsub", lambda m, a: 1.5 - a, lambda r: [Sample((arr(r, 3, 4),))]),
     OpInfo("true-divide-int", lambda m, a, b: a / b, lambda r: [
         Sample((_ints(r, 3, 4), np.array([2, -3, 4, 7])), name="int")]),

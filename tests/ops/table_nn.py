@@ -100,6 +100,7 @@ OPS = [
     OpInfo("prelu", fn("prelu"), lambda r: [
         Sample((away_from_zero(r, 2, 3, 4), positive(r, 3, low=0.1, high=0.5)), name="per-channel"),
         Sample((away_from_zero(r, 3, 4), positive(r, 1, low=0.1, high=0.5)), name="shared"),
+        Sample((away_from_zero(r, 5), positive(r, 1, low=0.1, high=0.5)), name="1-d"),
     ]),
     OpInfo("glu", fn("glu"), lambda r: [
         Sample((arr(r, 3, 4),)),
@@ -112,6 +113,8 @@ OPS = [
         Sample((arr(r, 3, 4), -1)),
         Sample((arr(r, 2, 3, 4), 1), name="dim1"),
         Sample((arr(r, 3, 4) * 50, 0), name="large"),
+        Sample((np.asarray(arr(r)), -1), name="0-d"),
+        Sample((arr(r, 2, 0), -1), name="empty-dim"),
     ]),
     OpInfo("softmax_dtype", lambda m, x, d: F(m).softmax(x, d, dtype=m.float64), lambda r: [
         Sample((arr(r, 3, 4), -1)),
@@ -119,6 +122,8 @@ OPS = [
     OpInfo("log_softmax", fn("log_softmax"), lambda r: [
         Sample((arr(r, 3, 4), -1)),
         Sample((arr(r, 2, 3, 4), 0), name="dim0"),
+        Sample((np.asarray(arr(r)), 0), name="0-d"),
+        Sample((arr(r, 2, 0), 1), name="empty-dim"),
     ]),
     OpInfo("softmin", fn("softmin"), lambda r: [
         Sample((arr(r, 3, 4), 1)),
@@ -133,6 +138,7 @@ OPS = [
         Sample((arr(r, 2, 3, 3), arr(r, 4, 3), arr(r, 4)), name="3-d"),
         Sample((arr(r, 3), arr(r, 4, 3), arr(r, 4)), name="1-d-input"),
         Sample((arr(r, 0, 3), arr(r, 2, 3), arr(r, 2)), name="empty"),
+        Sample((arr(r, 2, 3, 3), arr(r, 4, 3), arr(r, 3, 4)), name="bias-broadcast"),
     ]),
 
     # ------------------------------------------------------------------ normalization

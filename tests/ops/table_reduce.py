@@ -187,14 +187,16 @@ OPS = [
         Sample((ints(r, 2, 3, 4, low=0, high=2),), {"dim": (0, 2)}, name="int-tuple"),
         Sample((ints(r, 3, 4, low=0, high=2).astype(bool),), {"dim": -1}, name="bool"),
     ], grad=False),
-    OpInfo("sum_int", lambda m, a, **k: a.sum(**k), lambda r: [
+    OpInfo("sum_int", lambda m, a, **k: a.sum(**_dtype(m, k)), lambda r: [
         Sample((ints(r, 3, 4),), {"dim": 1}, name="int64"),
         Sample((ints(r, 3, 4).astype(np.int32),), name="int32"),
         Sample((ints(r, 3, 4, high=2).astype(bool),), {"dim": 0}, name="bool"),
         Sample((ints(r, 3, 4).astype(np.uint8),), name="uint8"),
+        Sample((ints(r, 3, 4),), {"dim": 0, "dtype": "int16"}, name="dtype-int16"),
     ], grad=False),
-    OpInfo("cumsum_int", lambda m, a, **k: m.cumsum(a, **k), lambda r: [
+    OpInfo("cumsum_int", lambda m, a, **k: m.cumsum(a, **_dtype(m, k)), lambda r: [
         Sample((ints(r, 3, 4).astype(np.int32),), {"dim": 1}, name="int32"),
         Sample((ints(r, 3, 4, high=2).astype(bool),), {"dim": 0}, name="bool"),
+        Sample((ints(r, 3, 4),), {"dim": -1, "dtype": "int8"}, name="dtype-int8"),
     ], grad=False),
 ]

@@ -272,6 +272,44 @@ def test_outputs_are_fresh_tensors():
     np.testing.assert_array_equal(x.numpy(), np.arange(16.0).reshape(1, 1, 4, 4))
 
 
+@pytest.mark.parametrize("call", [
+    lambda F_, x: F_.unfold(x, 1),                       # a 1x1 im2col is a reshape of the input
+    lambda F_, x: F_.pad(x, (0, 0)),                     # nothing to pad
+    lambda F_, x: F_.pad(x, (0, -1, -1, 0)),             # only crops
+    lambda F_, x: F_.pad(x, (0, 0, 0, 0), mode="reflect"),
+    lambda F_, x: F_.pad(x, (0, 0, 0, 0), mode="circular"),
+])
+def test_outputs_that_could_be_views_are_fresh_tensors_like_torch(call):
+    # PyTorch's pad and unfold always return new storage; a view here would make an in-place
+    # write to the output change the input (or fail, the window view being read-only)
+    for lib, F_ in ((gradient, F), (torch, TF)):
+        x = lib.arange(16.0).reshape(1, 1, 4, 4)
+        call(F_, x)[...] = -1.0
+        np.testing.assert_array_equal(x.numpy(), np.arange(16.0).reshape(1, 1, 4, 4))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.int64])
+def test_max_pool_pads_integers_with_the_dtype_minimum_like_torch(dtype):
+    # the padding must never win the max: for uint8 that is 0, not -128 (which wraps to 128)
+    a = (np.arange(2 * 5 * 5) % 7 + 1).reshape(1, 2, 5, 5).astype(dtype)
+    g, t = gradient.tensor(a), torch.tensor(a)
+    (og, ig), (ot, it) = F.max_pool2d(g, 3, stride=2, padding=1, return_indices=True), \
+        TF.max_pool2d(t, 3, stride=2, padding=1, return_indices=True)
+    assert og.dtype.name == str(ot.dtype).removeprefix("torch.")
+    np.testing.assert_array_equal(og.numpy(), ot.numpy())
+    np.testing.assert_array_equal(ig.numpy(), it.numpy())
+
+
+def test_non_integer_arguments_are_type_errors():
+    x = gradient.zeros(1, 2, 4, 4)
+    with pytest.raises(TypeError, match=r"pad: pad must be a sequence of ints, got \(1\.5, 1\)"):
+        F.pad(x, (1.5, 1))
+    with pytest.raises(TypeError):
+        TF.pad(torch.zeros(1, 2, 4, 4), (1.5, 1))
+    with pytest.raises(TypeError, match=r"conv2d: expected a Tensor bias \(or None\), got list"):
+        F.conv2d(x, gradient.zeros(3, 2, 3, 3), [0.0, 0.0, 0.0])
+
+
 def test_float64_in_float64_out_and_no_grad_for_indices():
     x = gradient.randn(1, 2, 4, 4, dtype=gradient.float64, requires_grad=True)
     assert F.conv2d(x, gradient.randn(3, 2, 3, 3, dtype=gradient.float64)).dtype is gradient.float64

@@ -641,3 +641,104 @@ def test_log2_of_powers_of_two_is_exact():
     x = gradient.tensor([2.0 ** k for k in range(-20, 40)])
     assert gradient.log2(x).tolist() == [float(k) for k in range(-20, 40)]
     assert gradient.exp2(gradient.tensor([3, -1])).tolist() == [8.0, 0.5]
+
+
+# ---------------------------------------------------------------------- Python scalars: range checks
+def test_python_ints_beyond_64_bits_raise_like_torch():
+    for x in (gradient.tensor([1, 2]), gradient.tensor([1.0, 2.0]),
+              gradient.tensor([1, 2], dtype=gradient.uint8)):
+        for big in (2**64, -2**63 - 1, 2**1000):
+            with pytest.raises(OverflowError, match="64 bits"):
+                x + big
+    # the ends of the range still wrap, as in torch
+    for big in (2**63, 2**64 - 1, -2**63):
+        assert (gradient.tensor([1, 2]) + big).tolist() == (torch.tensor([1, 2]) + big).tolist()
+
+
+_OUT_OF_RANGE = [("int8", 300), ("int8", -129), ("uint8", 256), ("uint8", -256), ("int64", 2**63),
+                 ("float16", 1e6)]
+_SCALAR_ARGUMENT_CALLS = {
+    "clamp-min": lambda lib, x, v: lib.clamp(x, v),
+    "clamp-max": lambda lib, x, v: x.clamp(max=v),
+    "masked_fill": lambda lib, x, v: x.masked_fill(lib.tensor([True, False]), v),
+    "alpha": lambda lib, x, v: lib.add(x, x, alpha=v),
+}
+
+
+@pytest.mark.parametrize("dtype, value", _OUT_OF_RANGE)
+@pytest.mark.parametrize("call", _SCALAR_ARGUMENT_CALLS.values(), ids=_SCALAR_ARGUMENT_CALLS.keys())
+def test_scalar_arguments_out_of_the_dtype_range_raise_like_torch(dtype, value, call):
+    # scalar *arguments* (bounds, fill values, alpha) are checked, unlike scalar operands of + and *
+    with pytest.raises(RuntimeError, match="without overflow"):
+        call(torch, torch.tensor([1, 2], dtype=getattr(torch, dtype)), value)
+    with pytest.raises(OverflowError, match=rf"{value} does not fit in gradient\.{dtype}"):
+        call(gradient, gradient.tensor([1, 2], dtype=getattr(gradient, dtype)), value)
+
+
+@pytest.mark.parametrize("dtype, value", [("uint8", -1), ("uint8", -255), ("int8", 127), ("int8", -128),
+                                          ("float16", float("-inf")), ("float16", 65504.0)])
+@pytest.mark.parametrize("call", _SCALAR_ARGUMENT_CALLS.values(), ids=_SCALAR_ARGUMENT_CALLS.keys())
+def test_scalar_arguments_in_range_convert_like_torch(dtype, value, call):
+    # unsigned dtypes take negative arguments down to -max and wrap them, as torch does
+    ours = call(gradient, gradient.tensor([1, 2], dtype=getattr(gradient, dtype)), value)
+    theirs = call(torch, torch.tensor([1, 2], dtype=getattr(torch, dtype)), value)
+    assert ours.dtype.name == str(theirs.dtype).removeprefix("torch.")
+    assert ours.tolist() == theirs.tolist()
+
+
+# ---------------------------------------------------------------------- add/sub alpha
+@pytest.mark.parametrize("op", ["add", "sub"])
+def test_alpha_of_integer_operands_must_be_an_integer_like_torch(op):
+    a = gradient.tensor([1, 2])
+    for other in (a, 3):
+        with pytest.raises(gradient.DTypeError, match=f"{op}: alpha must be an integer for "
+                                                      "gradient.int64 operands, got 2.5"):
+            getattr(gradient, op)(a, other, alpha=2.5)
+    with pytest.raises(gradient.DTypeError, match="bool alpha is only supported for bool results"):
+        getattr(gradient, op)(a, a, alpha=True)
+
+
+def test_alpha_with_bool_operands_gives_bool_like_torch():
+    a, b = gradient.tensor([True, False]), gradient.tensor([False, False])
+    ta, tb = torch.tensor([True, False]), torch.tensor([False, False])
+    for alpha in (2, True, 0):
+        ours, theirs = gradient.add(a, b, alpha=alpha), torch.add(ta, tb, alpha=alpha)
+        assert ours.dtype is gradient.bool and ours.tolist() == theirs.tolist()
+
+
+def test_alpha_scales_in_the_result_dtype_like_torch():
+    # other (float16) is promoted to float32 before the scaling, so 3 * (1 + 2**-10) stays exact
+    base, other = np.zeros(1, np.float32), np.array([1 + 2**-10], np.float16)
+    ours = gradient.add(gradient.tensor(base), gradient.tensor(other), alpha=3)
+    theirs = torch.add(torch.tensor(base), torch.tensor(other), alpha=3)
+    assert ours.dtype is gradient.float32 and ours.tolist() == theirs.tolist() == [3.0029296875]
+    x = gradient.tensor(other.astype(np.float32), requires_grad=True)
+    gradient.sub(gradient.tensor(base), x, alpha=3).sum().backward()
+    assert x.grad.tolist() == [-3.0]
+
+
+# ---------------------------------------------------------------------- round, lerp, where
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_round_with_decimals_of_half_precision_like_torch(dtype):
+    # scaling by 10**decimals must not overflow (float16) or round twice (bfloat16)
+    values = [1234.5678, 1.4531, 0.5234, -3.1415, 65000.0]
+    for decimals in (2, 1, -2):
+        ours = gradient.tensor(values, dtype=getattr(gradient, dtype)).round(decimals=decimals)
+        theirs = torch.tensor(values, dtype=getattr(torch, dtype)).round(decimals=decimals)
+        assert ours.dtype.name == dtype
+        assert _np(ours).tolist() == _np(theirs).tolist(), decimals
+
+
+def test_lerp_needs_tensors_for_input_and_end():
+    with pytest.raises(TypeError, match="lerp: expected end to be a tensor, got float"):
+        gradient.lerp(gradient.tensor([1.0]), 3.0, 0.5)
+
+
+def test_where_with_only_a_condition_is_nonzero_as_tuple_like_torch():
+    mask = [[True, False, True], [False, False, True]]
+    ours, theirs = gradient.where(gradient.tensor(mask)), torch.where(torch.tensor(mask))
+    assert isinstance(ours, tuple) and len(ours) == len(theirs) == 2
+    for o, t in zip(ours, theirs):
+        assert o.dtype is gradient.int64 and o.tolist() == t.tolist()
+    with pytest.raises(TypeError, match="where: expected both input and other, or neither"):
+        gradient.where(gradient.tensor(mask), gradient.tensor(1.0))

@@ -78,6 +78,17 @@ def test_zero_d_integer_tensor_index_acts_like_an_int():
     assert x[1, gradient.tensor(3, dtype=gradient.int32)].item() == 7.0
 
 
+def test_uint8_index_tensor_is_a_mask_like_torch():
+    a = np.arange(12.0).reshape(3, 4)
+    g, t = _pair(a)
+    mask = [1, 0, 1]
+    with pytest.warns(UserWarning, match="uint8"):
+        ours = g[gradient.tensor(mask, dtype=gradient.uint8)]
+    with pytest.warns(UserWarning):
+        theirs = t[torch.tensor(mask, dtype=torch.uint8)]
+    _close(ours, theirs)
+
+
 def test_basic_index_is_a_view_sharing_storage():
     x = gradient.zeros(3, 4)
     row = x[1]
@@ -122,6 +133,16 @@ def test_getitem_out_of_range_raises_index_error(index, match):
     x = gradient.zeros(3, 4)
     with pytest.raises(IndexError, match=match):
         x[index if len(index) > 1 else index[0]]
+
+
+@pytest.mark.parametrize("call,error,match", [
+    (lambda: gradient.tensor(1.0).select(0, 0), IndexError, "0-d"),
+    (lambda: gradient.tensor(1.0).index_select(0, gradient.tensor([0, 0])), IndexError,
+     "0-d.*exactly one"),
+])
+def test_zero_d_select_errors(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
 
 
 def test_select_out_of_range():
@@ -229,6 +250,91 @@ def test_setitem_into_view_of_plain_tensor_with_grad_value_refused():
     assert out.requires_grad
 
 
+def test_inplace_op_on_view_of_plain_tensor_with_grad_value_refused():
+    # the write would reach the base's storage but not its graph: the base would silently lose
+    # the gradient (PyTorch rebases the base onto the view's graph; gradient refuses)
+    v = gradient.ones(3, requires_grad=True)
+    for write in (lambda view: view.copy_(v), lambda view: view.add_(v),
+                  lambda view: view.mul_(v)):
+        out = gradient.zeros(2, 3)
+        with pytest.raises(AutogradError, match=r"index-assign into the base tensor"):
+            write(out[0])
+        assert not out.requires_grad and out.tolist() == [[0.0] * 3] * 2
+    d = gradient.zeros(3).detach()          # a detached alias is not a differentiable view
+    d.mul_(v)
+    assert d.requires_grad
+
+
+def test_inplace_ops_on_a_0_d_non_leaf():
+    # the snapshot an in-place op computes from must stay 0-d (np.ascontiguousarray made it 1-d)
+    for m in (gradient, torch):
+        x = m.tensor([1.0, 2.0], requires_grad=True)
+        v = m.tensor(3.0, requires_grad=True)
+        loss = (x * x).sum()
+        loss /= 4
+        loss.mul_(v)
+        assert loss.shape == ()
+        loss.backward()
+        assert x.grad.tolist() == [1.5, 3.0] and v.grad.item() == 1.25
+        y = x.sum()
+        y[...] = v * 2
+        y.backward()
+        assert v.grad.item() == 3.25
+
+
+def test_copy_of_a_leaf_routes_the_gradient_to_the_leaf():
+    # copy_ of a leaf of the same shape and dtype used to make the destination that leaf's
+    # twin (a leaf itself), so the gradient stopped there
+    for m in (gradient, torch):
+        v = m.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        y = m.zeros(3)
+        y.copy_(v)
+        assert not y.is_leaf
+        (y * m.tensor([1.0, 10.0, 100.0])).sum().backward()
+        assert v.grad.tolist() == [1.0, 10.0, 100.0]
+
+
+@pytest.mark.parametrize("name,make", [
+    ("kthvalue", lambda x: x.kthvalue(2).values),
+    ("int-outside-advanced", lambda x: x[0, :, gradient.tensor([1, 2])]),
+    ("take", lambda x: x.take(gradient.tensor([[1, 2]]))),
+    ("roll-flat", lambda x: x.roll(1)),
+    ("diagonal-copy", lambda x: x.diagonal(0, 0, 2)),
+    ("gather-0-d", lambda x: x.reshape(-1).gather(0, gradient.tensor(3))),
+    ("index_select-0-d", lambda x: x[0, 0, 0].index_select(0, gradient.tensor([0]))),
+    ("sort-0-d", lambda x: x[0, 0, 0].sort().values),
+])
+def test_results_built_from_private_temporaries_are_not_views(name, make):
+    # these ops reshape a fresh result of their own; it is not a view of anything the caller
+    # holds, so in-place ops on it are ordinary ones (as in PyTorch), not refused view writes
+    x = gradient.arange(24.0).reshape(2, 3, 4).requires_grad_()
+    out = make(x)
+    assert out._base is None, name
+    expected = out.detach().numpy() * 2
+    out.mul_(2)
+    out.sum().backward()
+    np.testing.assert_array_equal(out.detach().numpy(), expected)
+    assert x.grad is not None and float(x.grad.sum()) == 2 * out.numel()
+
+
+def test_view_taken_before_recorded_write_to_its_base_is_refused_not_wrong():
+    # PyTorch regenerates y's graph after b[0] = v; gradient refuses to use the stale view
+    # rather than send its gradient to b's old value
+    a = gradient.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    v = gradient.tensor(10.0, requires_grad=True)
+    b = a * 1
+    y = b[0]
+    b[0] = v
+    assert y.item() == 10.0  # the value is shared, as in PyTorch
+    with pytest.raises(gradient.AutogradError, match="stale"):
+        y * 1
+    with gradient.no_grad():
+        assert (y * 1).item() == 10.0  # no graph needed: fine
+    fresh = b[0]
+    (fresh * 1).backward()
+    assert v.grad.item() == 1.0 and a.grad.tolist() == [0.0, 0.0, 0.0]
+
+
 def test_setitem_shape_mismatch_raises_shape_error():
     x = gradient.zeros(5)
     with pytest.raises(ShapeError, match=r"cannot assign values of shape \(3,\)"):
@@ -299,6 +405,16 @@ def test_out_of_range_raises_index_error(call, match):
 def test_bad_arguments_raise_clear_errors(call, error, match):
     with pytest.raises(error, match=match):
         call(gradient.zeros(3, 4))
+
+
+def test_index_arguments_given_as_lists_or_scalars_keep_integer_dtype():
+    # Tensor() makes float32 tensors, like torch.Tensor; plain indices must stay integers
+    x = gradient.arange(6.0).reshape(2, 3)
+    assert x.gather(1, [[0], [2]]).tolist() == [[0.0], [5.0]]
+    assert x.index_select(1, [2, 0]).tolist() == [[2.0, 0.0], [5.0, 3.0]]
+    seq = gradient.tensor([1, 3, 2 ** 40 + 1])
+    assert gradient.searchsorted(seq, 2 ** 40 + 1).item() == 2   # not rounded through float32
+    assert gradient.searchsorted(seq, 2 ** 40 + 1, right=True).item() == 3
 
 
 def test_scatter_with_src_larger_than_index_grads():
@@ -444,6 +560,25 @@ def test_searchsorted_options():
         gradient.searchsorted(gradient.zeros(2, 3), gradient.zeros(3, 1))
 
 
+@pytest.mark.parametrize("seq,values", [
+    ([1.0, 3.0, float("inf")], [2.0, float("nan"), 3.0, float("inf"), -float("inf")]),
+    ([[1.0, 5.0], [1.0, 2.0]], [[float("nan")], [2.0]]),               # NaN goes last
+    ([-2 ** 63, -2 ** 63 + 1, 0, 1], [0, 1, -2 ** 63 + 1, -2 ** 63]),     # no negation overflow
+    ([0, 200, 255], [200, 0, 255]),                                     # uint8
+    ([-0.0, 0.0, 1.0], [0.0, -0.0]),
+    ([], [1.0, 2.0]),
+    ([[], []], [[1.0], [2.0]]),
+])
+@pytest.mark.parametrize("right", [False, True])
+def test_searchsorted_edge_values_like_torch(seq, values, right):
+    dtype = "uint8" if seq == [0, 200, 255] else None
+    g = gradient.searchsorted(gradient.tensor(seq, dtype=dtype and gradient.uint8),
+                              gradient.tensor(values, dtype=dtype and gradient.uint8), right=right)
+    t = torch.searchsorted(torch.tensor(seq, dtype=dtype and torch.uint8),
+                           torch.tensor(values, dtype=dtype and torch.uint8), right=right)
+    assert g.tolist() == t.tolist()
+
+
 # ---------------------------------------------------------------------- multinomial
 def test_multinomial_with_replacement_frequencies():
     gradient.manual_seed(0)
@@ -516,3 +651,13 @@ def test_multinomial_errors(weights, n, kwargs, error, match):
         gradient.multinomial(gradient.tensor(weights), n, **kwargs)
     with pytest.raises(DTypeError, match="floating"):
         gradient.multinomial(gradient.tensor([1, 2]), 1)
+
+
+def test_view_of_a_plain_tensor_is_stale_after_a_recorded_write_into_its_base():
+    out = gradient.zeros(3)
+    head = out[:2]
+    out[0] = gradient.tensor(2.0, requires_grad=True)  # out now has a graph; head's has none
+    with pytest.raises(gradient.AutogradError, match="stale"):
+        head.sum()
+    detached = out.detach()
+    assert (detached * 2).tolist() == [4.0, 0.0, 0.0]  # a detached alias has no graph to go stale

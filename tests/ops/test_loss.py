@@ -212,6 +212,18 @@ def test_cross_entropy_fast_path_low_precision_like_torch(dtype):
     np.testing.assert_allclose(g.grad.float().numpy(), t.grad.float().numpy(), atol=2e-3)
 
 
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_cross_entropy_low_precision_computes_in_float32_and_rounds_once(dtype):
+    # like PyTorch's kernels: the loss of float16/bfloat16 logits is the float32 loss, rounded
+    rng = np.random.default_rng(0)
+    x = gradient.tensor(rng.standard_normal((16, 256)) * 3).to(getattr(gradient, dtype))
+    target = gradient.tensor(rng.integers(0, 256, 16))
+    for reduction in ("none", "sum"):
+        ours = F.cross_entropy(x, target, reduction=reduction)
+        once = F.cross_entropy(x.float(), target, reduction=reduction).to(x.dtype)
+        np.testing.assert_array_equal(ours.float().numpy(), once.float().numpy())
+
 def test_cross_entropy_fast_path_target_errors_and_in_place_check():
     x = gradient.ones(3, 4, requires_grad=True)
     with pytest.raises(IndexError, match=r"target -1 is out of bounds.*ignore_index=-100"):
@@ -486,3 +498,15 @@ def test_sdpa_double_backward_matches_torch():
     (gq2,) = gradient.autograd.grad(sum((g * g).sum() for g in gg), (gq,))
     (tq2,) = torch.autograd.grad(sum((g * g).sum() for g in tg), (tq,))
     _close(gq2, tq2, rtol=1e-9, atol=1e-12)
+
+
+def test_sdpa_mask_cannot_enlarge_the_output_like_torch():
+    q = gradient.ones(2, 3, 4)
+    with pytest.raises(ShapeError, match=r"attn_mask of shape \(5, 2, 3, 3\) does not broadcast"):
+        F.scaled_dot_product_attention(q, q, q, gradient.zeros(5, 2, 3, 3))
+
+
+def test_sdpa_empty_embedding_like_torch():
+    # E = 0: every score is 0, so each query averages the values (no 1 / sqrt(0) crash)
+    (gq, tq), (gk, tk), (gv, tv) = _qkv((2, 3, 0), (2, 4, 0), (2, 4, 5))
+    _close(F.scaled_dot_product_attention(gq, gk, gv), TF.scaled_dot_product_attention(tq, tk, tv))

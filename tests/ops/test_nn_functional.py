@@ -468,3 +468,112 @@ def test_cosine_similarity_zero_vector_and_range():
     out.sum().backward()
     outt.sum().backward()
     np.testing.assert_allclose(a.grad.numpy(), at.grad.numpy(), rtol=1e-5, atol=1e-12)
+
+
+# ---------------------------------------------------------------------- edge inputs (review)
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "softmin"])
+def test_softmax_family_over_an_empty_dim_like_torch(name):
+    # the max that keeps exp from overflowing has no identity on an empty dimension
+    x = g(np.zeros((3, 0), np.float32), requires_grad=True)
+    out = getattr(F, name)(x, dim=-1)
+    assert tuple(out.shape) == (3, 0) and out.dtype is gradient.float32
+    out.sum().backward()
+    assert tuple(x.grad.shape) == (3, 0)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_softmax_family_of_0d_checks_dim_like_torch(name):
+    assert getattr(F, name)(g(2.0), dim=-1).tolist() == getattr(TF, name)(t(2.0), dim=-1).tolist()
+    with pytest.raises(IndexError, match="out of range"):
+        getattr(F, name)(g(2.0), dim=1)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("dt,tdt", [(gradient.float16, torch.float16),
+                                    (gradient.bfloat16, torch.bfloat16)])
+def test_softmax_family_low_precision_rounds_once_like_torch(name, dt, tdt):
+    # PyTorch accumulates exp and its sum in float32 and rounds the result once
+    x = (np.random.default_rng(0).standard_normal((4, 256)) * 3).astype(np.float32)
+    ours = getattr(F, name)(g(x).to(dt), -1).float().numpy()
+    theirs = getattr(TF, name)(t(x).to(tdt), -1).float().numpy()
+    ulp = 2.0 ** -10 if dt is gradient.float16 else 2.0 ** -7
+    np.testing.assert_allclose(ours, theirs, rtol=ulp, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["gelu", "silu"])
+@pytest.mark.parametrize("dt,tdt", [(gradient.float16, torch.float16),
+                                    (gradient.bfloat16, torch.bfloat16)])
+def test_activation_grads_low_precision_round_once_like_torch(name, dt, tdt):
+    x = np.linspace(-4, 4, 64, dtype=np.float32)
+    xg, xt = g(x).to(dt).requires_grad_(), t(x).to(tdt).requires_grad_()
+    getattr(F, name)(xg).sum().backward()
+    getattr(TF, name)(xt).sum().backward()
+    assert xg.grad.dtype is dt
+    ulp = 2.0 ** -10 if dt is gradient.float16 else 2.0 ** -7
+    np.testing.assert_allclose(xg.grad.float().numpy(), xt.grad.float().numpy(), rtol=ulp,
+                               atol=ulp / 64)
+
+
+def test_hardtanh_and_threshold_keep_integer_dtype_like_torch():
+    x = [-3, 0, 1, 3, 8]
+    for ours, theirs in ((F.relu6(g(x)), TF.relu6(t(x))),
+                         (F.hardtanh(g(x), 0.5, 2.5), TF.hardtanh(t(x), 0.5, 2.5)),
+                         (F.threshold(g(x), 0.5, 2.5), TF.threshold(t(x), 0.5, 2.5))):
+        assert ours.dtype is gradient.int64
+        assert ours.tolist() == theirs.tolist()
+
+
+def test_prelu_1d_input_has_one_channel_like_torch():
+    # PyTorch: an input of fewer than 2 dimensions has no channel dimension (1 channel)
+    x = g([-1.0, 2.0, -3.0])
+    with pytest.raises(gradient.ShapeError, match="prelu: expected a weight of 1 element"):
+        F.prelu(x, g([0.1, 0.2, 0.3]))
+    assert F.prelu(x, g([0.5])).tolist() == TF.prelu(t([-1.0, 2.0, -3.0]), t([0.5])).tolist()
+
+
+def test_feature_dropout_refuses_integer_inputs_like_dropout():
+    x = gradient.ones(2, 2, 2, 2, dtype=gradient.int64)
+    with pytest.raises(gradient.DTypeError, match="dropout2d: expected a floating"):
+        F.dropout2d(x, 0.5)
+    with pytest.raises(gradient.DTypeError, match="dropout1d: expected a floating"):
+        F.dropout1d(x[0], 0.5)
+
+
+def test_norms_refuse_integer_inputs_naming_the_norm():
+    x = gradient.ones(2, 4, dtype=gradient.int64)
+    stats = (gradient.zeros(4), gradient.ones(4))
+    for name, call in (("layer_norm", lambda: F.layer_norm(x, (4,))),
+                       ("rms_norm", lambda: F.rms_norm(x, (4,))),
+                       ("group_norm", lambda: F.group_norm(x, 2)),
+                       ("batch_norm", lambda: F.batch_norm(x, *stats)),   # was int garbage
+                       ("batch_norm", lambda: F.batch_norm(x, None, None, training=True))):
+        with pytest.raises(gradient.DTypeError, match=f"{name}: expected a floating point input"):
+            call()
+
+
+def test_linear_bias_broadcasting_to_the_output_like_torch():
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((5, 2, 3)), rng.standard_normal((4, 3)), rng.standard_normal((2, 4))
+    xs = [g(x, requires_grad=True), g(w, requires_grad=True), g(b, requires_grad=True)]
+    ts = [t(x, requires_grad=True), t(w, requires_grad=True), t(b, requires_grad=True)]
+    ours, theirs = F.linear(*xs), TF.linear(*ts)
+    np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-12)
+    ours.sum().backward()
+    theirs.sum().backward()
+    for a, c in zip(xs, ts):
+        np.testing.assert_allclose(a.grad.numpy(), c.grad.numpy(), rtol=1e-12)
+    # a bias may not enlarge the output (PyTorch refuses it too)
+    with pytest.raises(gradient.ShapeError, match=r"linear: bias of shape \(5, 2, 4\)"):
+        F.linear(gradient.ones(2, 3), gradient.ones(4, 3), gradient.ones(5, 2, 4))
+
+
+def test_minus_inf_norm_is_the_smallest_magnitude_like_torch():
+    data = [[3.0, -4.0], [0.5, 2.0]]
+    x, y = g(data, requires_grad=True), t(data, requires_grad=True)
+    ours, theirs = F.normalize(x, p=-math.inf), TF.normalize(y, p=-math.inf)
+    np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-6)
+    ours.sum().backward()
+    theirs.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), y.grad.numpy(), rtol=1e-6)
+    assert F.pairwise_distance(g([[3.0, -4.0]]), gradient.zeros(1, 2), p=-math.inf,
+                               eps=0.0).tolist() == [3.0]

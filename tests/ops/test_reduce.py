@@ -354,8 +354,8 @@ def test_norm_gradient_at_zero_is_zero_like_torch(p):
     x, t = _pair(values, requires_grad=False)
     _close(x.norm(p=p, dim=1).numpy(), t.norm(p=p, dim=1).numpy())
     ours, theirs = _grads(lambda x: x.norm(p=p, dim=1), values)
-    if p == 0:  # no gradient in either library (torch leaves it None, gradient gives zeros)
-        assert not ours.any()
+    if p == 0:  # no gradient in either library: both leave it None
+        assert ours.item() is None and theirs.item() is None
         return
     _close(ours, theirs)
     assert (ours[0] == 0).all()
@@ -411,3 +411,65 @@ def test_sum_to_size_like_torch():
         x.sum_to_size(4)
     with pytest.raises(ValueError, match="fewer dimensions"):
         x.sum_to_size(1, 2, 3)
+
+
+# ---------------------------------------------------------------------- review fixes
+def test_integer_dtype_arguments_give_that_dtype_like_torch():
+    x, t = gradient.tensor([100, 100, 100]), torch.tensor([100, 100, 100])
+    calls = [lambda lib, x: x.sum(dtype=lib.int8), lambda lib, x: x.sum(0, dtype=lib.int16),
+             lambda lib, x: x.prod(dtype=lib.int32), lambda lib, x: x.nansum(dtype=lib.int8),
+             lambda lib, x: x.cumsum(0, dtype=lib.int8), lambda lib, x: x.cumprod(0, dtype=lib.int16),
+             lambda lib, x: x.float().sum(dtype=lib.int32)]
+    for call in calls:
+        ours, theirs = call(gradient, x), call(torch, t)
+        assert ours.dtype.name == str(theirs.dtype).removeprefix("torch.")
+        assert ours.tolist() == theirs.tolist()
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: x.sum(dim=1.5), lambda x: x.mean(dim=(0, 1.0)), lambda x: x.amax(dim=0.5),
+    lambda x: x.argmax(dim=1.0), lambda x: x.max(dim=1.0), lambda x: x.cumsum(0.5),
+    lambda x: x.argmax(dim=(0,)), lambda x: x.aminmax(dim=0.5),
+])
+def test_non_integer_dims_are_refused(call):
+    # int(1.5) would silently reduce dimension 1
+    with pytest.raises(TypeError, match="dim must be an int"):
+        call(gradient.ones(2, 3))
+
+
+_SQUARES_OVERFLOW = [200.0, -200.0] * 4  # the sum of squares overflows float16, the variance does not
+
+
+@pytest.mark.parametrize("call, values", [
+    (lambda x: x.mean(), [[60000.0, 60000.0], [60000.0, 60000.0]]),
+    (lambda x: x.var(), _SQUARES_OVERFLOW),
+    (lambda x: x.std(dim=0), [[300.0, 1.0], [-300.0, 2.0]]),
+    (lambda x: x.norm(), [300.0, 400.0]),
+    (lambda x: x.norm(p=3, dim=-1), [[30.0, 40.0], [1.0, 2.0]]),
+    (lambda x: (gradient if isinstance(x, gradient.Tensor) else torch).var_mean(x)[0], _SQUARES_OVERFLOW),
+    (lambda x: (gradient if isinstance(x, gradient.Tensor) else torch).std_mean(x)[0], _SQUARES_OVERFLOW),
+])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_reductions_compute_in_float32_like_torch(call, values, dtype):
+    ours = call(gradient.tensor(values, dtype=getattr(gradient, dtype), requires_grad=True))
+    theirs = call(torch.tensor(values, dtype=getattr(torch, dtype), requires_grad=True))
+    assert ours.dtype.name == dtype
+    assert np.isfinite(theirs.float().detach().numpy()).all()
+    np.testing.assert_allclose(ours.float().detach().numpy(), theirs.float().detach().numpy(), rtol=1e-2)
+
+
+def test_half_precision_norm_gradient_like_torch():
+    values = [300.0, 400.0]
+    x, t = gradient.tensor(values, dtype=gradient.float16, requires_grad=True), \
+        torch.tensor(values, dtype=torch.float16, requires_grad=True)
+    x.norm().backward()
+    t.norm().backward()
+    assert x.grad.dtype is gradient.float16
+    assert x.grad.float().tolist() == t.grad.float().tolist()
+
+
+def test_zero_norm_leaves_the_gradient_none_like_torch():
+    x, t = _pair([1.0, 0.0, 2.0])
+    x.norm(p=0).backward()
+    t.norm(p=0).backward()
+    assert x.grad is None and t.grad is None

@@ -206,6 +206,16 @@ def test_shape_errors():
         gradient.zeros(2, 6).unflatten(1, (4, -1))
 
 
+def test_zero_d_and_dtype_argument_errors():
+    with pytest.raises(IndexError, match="0-d"):
+        gradient.tensor(1.0).roll(1, 0)
+    assert gradient.tensor(1.0).roll(1).item() == 1.0      # no dims: allowed, as in PyTorch
+    with pytest.raises(ShapeError, match="1-d"):
+        gradient.repeat_interleave(gradient.tensor(3))
+    with pytest.raises(TypeError, match=r"view\(dtype\)"):
+        gradient.zeros(2, 6).view(gradient.int32)
+
+
 # ---------------------------------------------------------------------- dtypes
 PAIRS = [("int32", "float16"), ("uint8", "int8"), ("bool", "int64"), ("bool", "bool"),
          ("bfloat16", "float16"), ("int16", "float64"), ("uint8", "bool"), ("float32", "float32")]
