@@ -1,3 +1,13 @@
-"""Neural-network building blocks. ``gradient.nn.functional`` holds the functional ops."""
+"""Neural-network building blocks, as in ``torch.nn``: Module, Parameter, layers, losses, init.
 
-from . import functional  # noqa: F401
+Example::
+
+    import gradient.nn as nn
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
+    loss = nn.CrossEntropyLoss()(model(x), y)
+"""
+
+from . import functional, init, utils  # noqa: F401
+from .module import Module  # noqa: F401
+from .modules import *  # noqa: F401,F403
+from .parameter import Buffer, Parameter  # noqa: F401

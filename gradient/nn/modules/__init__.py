@@ -1,0 +1,1 @@
+"""The layers: one module file per family (linear, activation, conv, pooling, normalization ...)."""

@@ -1,0 +1,9 @@
+"""(being written)"""
+
+
+class Parameter:
+    pass
+
+
+class Buffer:
+    pass
