@@ -23,6 +23,7 @@ from .tensor import Size, Tensor
 from .ops import *  # noqa: F401,F403
 from .ops.creation import Generator, default_generator  # noqa: F401
 from . import amp, autograd, io, nn, ops, optim  # noqa: F401
+from .io import load, save  # noqa: F401
 
 bool = bool_  # noqa: A001  (gradient.bool, like torch.bool)
 half, float, double = float16, float32, float64  # noqa: A001

@@ -186,6 +186,19 @@ class Tensor:
     @data.setter
     def data(self, value: "Tensor") -> None:
         self._data = value._data
+        self._backend = value._backend
+
+    def __deepcopy__(self, memo) -> "Tensor":
+        """A copy with storage of its own (leaf tensors only, as in PyTorch); ``.grad`` is copied too."""
+        if not self.is_leaf:
+            raise AutogradError("only leaf tensors (made by the user, not by an op) can be "
+                                "deep-copied; detach() it first")
+        from copy import deepcopy
+        t = Tensor._make(self._data.copy(), self._requires_grad, self._backend)
+        if self.grad is not None:
+            t.grad = deepcopy(self.grad, memo)
+        memo[id(self)] = t
+        return t
 
     def _wrap_dim(self, dim: int) -> int:
         from .ops.shape import wrap_dim
@@ -497,6 +510,29 @@ class Tensor:
         self._version.bump("fill_")
         return self
 
+    def uniform_(self, a: float = 0.0, b: float = 1.0, *, generator=None) -> "Tensor":
+        """Fill with uniform random numbers in [a, b) (outside autograd, like ``nn.init``)."""
+        from .ops.creation import default_generator
+        gen = (generator or default_generator)._state
+        return self._fill_random("uniform_", self._backend.uniform(gen, tuple(self.shape), a, b,
+                                                                   self.dtype))
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator=None) -> "Tensor":
+        """Fill with normal random numbers (outside autograd, like ``nn.init``)."""
+        from .ops.creation import default_generator
+        gen = (generator or default_generator)._state
+        return self._fill_random("normal_", self._backend.normal(gen, tuple(self.shape), mean, std,
+                                                                 self.dtype))
+
+    def _fill_random(self, op: str, values) -> "Tensor":
+        if not self.dtype.is_floating_point:
+            raise DTypeError(f"{op}: expected a floating tensor, got {self.dtype}")
+        if grad_mode.is_grad_enabled() and self.requires_grad and not self.is_leaf:
+            raise AutogradError(f"{op}: cannot refill a tensor that is part of a graph; use a new tensor")
+        self._backend.setitem(self._data, Ellipsis, values)
+        self._version.bump(op)
+        return self
+
     def __setitem__(self, index, value) -> None:
         """``self[index] = value``; recorded by autograd when ``self`` or ``value`` requires grad
         (the overwritten entries then get no gradient from ``self``'s old value)."""
@@ -628,9 +664,16 @@ class _HookHandle:
 
 
 def _copy_into(dst: Tensor, src: Tensor) -> Tensor:
-    """The value ``dst.copy_(src)`` stores; ``dst * 0`` keeps dst's graph so it gets a zero grad."""
+    """The value ``dst.copy_(src)`` stores.
+
+    While recording, a ``where`` that always picks ``src`` keeps dst's old graph connected, so
+    it gets a zero gradient as in PyTorch (``src + dst * 0`` would turn inf or nan in dst into nan).
+    """
     out = _ops.expand(src.to(dst.dtype), dst.shape)
-    return out + dst * 0 if dst.requires_grad else out
+    if dst.requires_grad and grad_mode.is_grad_enabled():
+        everywhere = Tensor._make(dst._backend.full((), True, as_dtype("bool")), False, dst._backend)
+        return _ops.where(everywhere, out, dst)
+    return out
 
 
 def _looks_like_dtype(name: str) -> bool:

@@ -172,3 +172,36 @@ def test_requires_grad_attribute_is_validated_like_torch():
     assert not (frozen * 2).requires_grad
     with pytest.raises(AutogradError, match="leaf"):
         (gradient.ones(2, requires_grad=True) * 2).requires_grad = False
+
+
+def test_copy_under_no_grad_does_not_turn_inf_into_nan():
+    p = gradient.tensor([float("inf"), 1.0], requires_grad=True)
+    with gradient.no_grad():
+        p.copy_(gradient.tensor([1.0, 2.0]))
+    assert p.tolist() == [1.0, 2.0]
+    y = gradient.tensor([float("inf"), 1.0], requires_grad=True) * 1
+    y.copy_(gradient.tensor([3.0, 4.0]))  # recorded: the old value gets a zero gradient, not nan
+    assert y.tolist() == [3.0, 4.0]
+
+
+def test_deepcopy_of_leaf_tensors_copies_storage_and_grad():
+    import copy
+    x = gradient.tensor([1.0, 2.0], requires_grad=True)
+    (x * 3).sum().backward()
+    y = copy.deepcopy(x)
+    assert y.requires_grad and y.tolist() == [1.0, 2.0] and y.grad.tolist() == [3.0, 3.0]
+    y.detach()[0] = 9.0
+    assert x.tolist() == [1.0, 2.0]
+    with pytest.raises(AutogradError, match="leaf"):
+        copy.deepcopy(x * 2)
+
+
+def test_in_place_random_fills():
+    gradient.manual_seed(0)
+    w = gradient.empty(1000, requires_grad=True)
+    w.normal_(0.0, 2.0)
+    assert abs(w.detach().std().item() - 2.0) < 0.2 and w.requires_grad
+    w.uniform_(-1, 1)
+    assert -1 <= w.detach().min().item() and w.detach().max().item() < 1
+    with pytest.raises(DTypeError):
+        gradient.zeros(3, dtype=gradient.int64).normal_()

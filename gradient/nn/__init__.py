@@ -7,7 +7,9 @@ Example::
     loss = nn.CrossEntropyLoss()(model(x), y)
 """
 
-from . import functional, init, utils  # noqa: F401
 from .module import Module  # noqa: F401
 from .modules import *  # noqa: F401,F403
 from .parameter import Buffer, Parameter  # noqa: F401
+
+# after the star import, so that `nn.utils` is gradient.nn.utils (not a layers helper module)
+from . import functional, init, utils  # noqa: F401,E402

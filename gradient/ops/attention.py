@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 
+from ..autograd import autocast_state as _autocast
 from ..dtypes import bool_
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
@@ -58,6 +59,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     Example: ``out = F.scaled_dot_product_attention(q, k, v, is_causal=True)``
     """
     fn = "scaled_dot_product_attention"
+    # autocast: query, key, value and a float mask run in bf16/fp16 (a bool mask is not floating)
+    query, key, value, attn_mask = _autocast.to_lower_precision(query, key, value, attn_mask)
     for name, t in (("query", query), ("key", key), ("value", value)):
         if not isinstance(t, Tensor):
             raise TypeError(f"{fn}: {name} must be a Tensor, got {type(t).__name__}")

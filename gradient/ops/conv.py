@@ -32,6 +32,7 @@ import itertools
 import math
 import operator
 
+from ..autograd import autocast_state as _autocast
 from ..autograd.function import Function
 from ..dtypes import from_numpy_dtype, int64
 from ..errors import DTypeError, ShapeError
@@ -406,6 +407,7 @@ def _conv_padding(padding, d, k, dl, st, fname) -> list:
 
 
 def _convnd(d, input, weight, bias, stride, padding, dilation, groups, fname) -> Tensor:
+    input, weight, bias = _autocast.to_lower_precision(input, weight, bias)  # autocast: bf16/fp16
     x, squeeze = _batched(input, d, fname)
     _check_conv_dtypes(x, weight, bias, fname)
     if weight.ndim != d + 2:
@@ -493,6 +495,7 @@ def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
 
 def _conv_transposend(d, input, weight, bias, stride, padding, output_padding, groups, dilation,
                       fname) -> Tensor:
+    input, weight, bias = _autocast.to_lower_precision(input, weight, bias)  # autocast: bf16/fp16
     x, squeeze = _batched(input, d, fname)
     _check_conv_dtypes(x, weight, bias, fname)
     if weight.ndim != d + 2:

@@ -23,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+from ..autograd import autocast_state as _autocast
 from ..autograd.function import Function
 from ..dtypes import bfloat16, bool_, float16, float32, from_numpy_dtype
 from ..errors import DTypeError, ShapeError
@@ -112,6 +113,7 @@ def matmul(input: Tensor, other: Tensor) -> Tensor:
 
     ``gradient.matmul(gradient.randn(2, 1, 3, 4), gradient.randn(5, 4, 2)).shape == (2, 5, 3, 2)``
     """
+    input, other = _autocast.to_lower_precision(input, other)  # autocast: runs in bf16/fp16
     return _matmul("matmul", input, other)
 
 
@@ -136,6 +138,7 @@ def _matmul(name: str, input: Tensor, other: Tensor) -> Tensor:
 
 def mm(input: Tensor, mat2: Tensor) -> Tensor:
     """Product of two matrices (2-d only, no broadcasting): ``gradient.mm(a, b)``."""
+    input, mat2 = _autocast.to_lower_precision(input, mat2)  # autocast: runs in bf16/fp16
     _check_operands("mm", input, mat2)
     _check_ndim("mm", input, 2, "input")
     _check_ndim("mm", mat2, 2, "mat2")
@@ -144,6 +147,7 @@ def mm(input: Tensor, mat2: Tensor) -> Tensor:
 
 def bmm(input: Tensor, mat2: Tensor) -> Tensor:
     """Batched product of (b, n, k) and (b, k, m) tensors, no broadcasting: ``gradient.bmm(a, b)``."""
+    input, mat2 = _autocast.to_lower_precision(input, mat2)  # autocast: runs in bf16/fp16
     _check_operands("bmm", input, mat2)
     _check_ndim("bmm", input, 3, "input")
     _check_ndim("bmm", mat2, 3, "mat2")
@@ -262,6 +266,7 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tens
 
     ``gradient.addmm(bias, x, w.T)`` is a linear layer.
     """
+    input, mat1, mat2 = _autocast.to_lower_precision(input, mat1, mat2)  # autocast: bf16/fp16
     _check_operands("addmm", input, mat1, mat2)
     _check_ndim("addmm", mat1, 2, "mat1")
     _check_ndim("addmm", mat2, 2, "mat2")
@@ -273,6 +278,7 @@ def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -
 
     ``gradient.baddbmm(scores, q, k.mT, beta=0, alpha=d ** -0.5)`` scales attention scores.
     """
+    input, batch1, batch2 = _autocast.to_lower_precision(input, batch1, batch2)  # autocast: bf16/fp16
     _check_operands("baddbmm", input, batch1, batch2)
     _check_ndim("baddbmm", batch1, 3, "batch1")
     _check_ndim("baddbmm", batch2, 3, "batch2")
@@ -461,6 +467,13 @@ def einsum(equation: str, *operands) -> Tensor:
         raise TypeError(f"einsum: expected the equation string first, got {type(equation).__name__}")
     if not operands:
         raise ValueError("einsum: expected at least one operand")
+    if _autocast.any_enabled() and _contracts_between_operands(equation, operands):
+        operands = _autocast.to_lower_precision(*operands)  # autocast: runs in bf16/fp16
+    return _einsum(equation, operands)
+
+
+def _einsum(equation: str, operands) -> Tensor:
+    """:func:`einsum` after its autocast hook (tensordot has its own autocast rule)."""
     _check_operands("einsum", *operands)
     inputs, out_sub = _parse_einsum(equation, [tuple(o.shape) for o in operands])
 
@@ -489,10 +502,35 @@ def einsum(equation: str, *operands) -> Tensor:
     return Einsum.apply(",".join(inputs) + "->" + out_sub, *ops)
 
 
+def _contracts_between_operands(equation: str, operands) -> bool:
+    """Autocast rule for einsum: PyTorch's einsum is a chain of pairwise products, and a pair
+    that sums a shared subscript runs as ``bmm``, which autocast casts to bf16/fp16; pairs that
+    sum nothing (outer and elementwise products, 'ij,ij->ij') are a ``mul`` and stay float32.
+    gradient casts every operand when some subscript is summed between two operands. (PyTorch's
+    result can then still be float32 when a later pair multiplies in an uncast float32 operand,
+    as in 'ij,j,k->ik'; gradient gives bfloat16 there.)"""
+    if len(operands) < 2 or not all(isinstance(o, Tensor) for o in operands):
+        return False
+    try:
+        inputs, out_sub = _parse_einsum(equation.replace(" ", ""), [tuple(o.shape) for o in operands])
+    except (ValueError, TypeError, AttributeError):
+        return False  # a bad equation: einsum's own checks report it
+    return any(sum(c in sub for sub in inputs) > 1 and c not in out_sub for c in set("".join(inputs)))
+
+
 def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
     """Sum of products over ``dims``: the last ``dims`` of ``a`` with the first of ``b`` (an int),
     or the listed dims ``([a dims], [b dims])``: ``gradient.tensordot(a, b, dims=([1, 0], [0, 1]))``.
     """
+    if _autocast.any_enabled() and isinstance(a, Tensor) and isinstance(b, Tensor):
+        # autocast: PyTorch's tensordot is an mm (cast to bf16/fp16), except when it contracts
+        # every dimension of both operands: then it is a dot, which stays float32
+        if isinstance(dims, (list, tuple)):
+            n_dims = len(dims[0]) if isinstance(dims[0], (list, tuple)) else 1
+        else:
+            n_dims = int(dims)
+        if not (n_dims == a.ndim == b.ndim):
+            a, b = _autocast.to_lower_precision(a, b)
     _check_operands("tensordot", a, b)
     if isinstance(dims, int) or hasattr(dims, "__index__") and not isinstance(dims, (list, tuple)):
         n = int(dims)
@@ -526,5 +564,5 @@ def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
         sub_b[db] = sub_a[da]
     out = [c for i, c in enumerate(sub_a) if i not in dims_a]
     out += [c for i, c in enumerate(sub_b) if i not in dims_b]
-    return einsum("".join(sub_a) + "," + "".join(sub_b) + "->" + "".join(out), a, b)
+    return _einsum("".join(sub_a) + "," + "".join(sub_b) + "->" + "".join(out), (a, b))
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import warnings
 
+from ..autograd import autocast_state as _autocast
 from ..autograd.function import Function
 from ..dtypes import from_numpy_dtype, int64, uint8
 from ..errors import DTypeError, ShapeError
@@ -135,6 +136,8 @@ def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
     ``weight`` (the input's shape) scales each element; the weighted ``'mean'`` divides by
     ``weight.sum()``, as PyTorch does. Example: ``F.mse_loss(pred, y)``
     """
+    # autocast: on PyTorch's CPU float32 list (floating inputs cast up, gradients flow back)
+    input, target, weight = _autocast.to_float32(input, target, weight)
     reduction = _legacy_reduction(size_average, reduce, reduction, "mse_loss")
     a, b = _pointwise_operands(input, target, "mse_loss")
     d = a - b
@@ -147,6 +150,8 @@ def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
 
     ``weight`` works as in :func:`mse_loss`. Example: ``F.l1_loss(pred, y, reduction='sum')``
     """
+    # autocast: on PyTorch's CPU float32 list (floating inputs cast up, gradients flow back)
+    input, target, weight = _autocast.to_float32(input, target, weight)
     reduction = _legacy_reduction(size_average, reduce, reduction, "l1_loss")
     a, b = _pointwise_operands(input, target, "l1_loss")
     return _weighted(_abs(a - b), weight, input, reduction, "l1_loss", True)
@@ -158,6 +163,8 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None
 
     ``beta=0`` is the L1 loss. Example: ``F.smooth_l1_loss(pred, y, beta=0.5)``
     """
+    # autocast: on PyTorch's CPU float32 list (floating inputs cast up, gradients flow back)
+    input, target = _autocast.to_float32(input, target)
     reduction = _legacy_reduction(size_average, reduce, reduction, "smooth_l1_loss")
     if beta < 0:
         raise ValueError(f"smooth_l1_loss: beta must be non-negative, got {beta}")
@@ -178,6 +185,8 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
 
     Example: ``F.huber_loss(pred, y, delta=2.0)``
     """
+    # autocast: on PyTorch's CPU float32 list (floating inputs cast up, gradients flow back)
+    input, target, weight = _autocast.to_float32(input, target, weight)
     _check_reduction(reduction, "huber_loss")
     if delta <= 0:
         raise ValueError(f"huber_loss: delta must be positive, got {delta}")
@@ -386,6 +395,8 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
 
     Example: ``F.nll_loss(F.log_softmax(logits, 1), targets)``
     """
+    # autocast: on PyTorch's CPU float32 list (floating inputs cast up, gradients flow back)
+    input, target, weight = _autocast.to_float32(input, target, weight)
     reduction = _legacy_reduction(size_average, reduce, reduction, "nll_loss")
     _require_float(input, "nll_loss")
     class_dim, n_classes, target, weight = _class_setup(input, target, weight, "nll_loss")
@@ -407,6 +418,8 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
 
     Example: ``F.cross_entropy(logits, labels, ignore_index=0, label_smoothing=0.1)``
     """
+    # autocast: on PyTorch's CPU float32 list (floating inputs cast up, gradients flow back)
+    input, target, weight = _autocast.to_float32(input, target, weight)
     reduction = _legacy_reduction(size_average, reduce, reduction, "cross_entropy")
     fn = "cross_entropy"
     _require_float(input, fn)
@@ -519,6 +532,8 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
 
     Example: ``F.binary_cross_entropy(probs, labels)``
     """
+    # autocast: on PyTorch's CPU float32 list (floating inputs cast up, gradients flow back)
+    input, target, weight = _autocast.to_float32(input, target, weight)
     fn = "binary_cross_entropy"
     reduction = _legacy_reduction(size_average, reduce, reduction, fn)
     _require_float(input, fn)
@@ -567,6 +582,8 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
 
     Example: ``F.binary_cross_entropy_with_logits(logits, labels, pos_weight=w)``
     """
+    # autocast: on PyTorch's CPU float32 list (floating inputs cast up, gradients flow back)
+    input, target, weight, pos_weight = _autocast.to_float32(input, target, weight, pos_weight)
     fn = "binary_cross_entropy_with_logits"
     reduction = _legacy_reduction(size_average, reduce, reduction, fn)
     _require_float(input, fn)
@@ -593,6 +610,8 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduct
 
     Example: ``F.kl_div(F.log_softmax(student, -1), F.softmax(teacher, -1), reduction='batchmean')``
     """
+    # autocast: on PyTorch's CPU float32 list (floating inputs cast up, gradients flow back)
+    input, target = _autocast.to_float32(input, target)
     fn = "kl_div"
     reduction = _legacy_reduction(size_average, reduce, reduction, fn)
     if reduction == "mean":

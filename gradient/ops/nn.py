@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 
+from ..autograd import autocast_state as _autocast
 from ..autograd.function import Function
 from ..autograd.grad_mode import no_grad
 from ..dtypes import bfloat16, bool_, float16, float32, float64, from_numpy_dtype, int64
@@ -554,9 +555,18 @@ class Linear(Function):
         b = ctx.backend
         ctx.save_for_backward(x, weight)
         lead = tuple(x.shape[:-1])
+        x2 = b.reshape(x, (math.prod(lead), x.shape[-1]))
+        dtype = from_numpy_dtype(x.dtype)
+        if bias is not None and dtype in _LOW_PRECISION:
+            # float16/bfloat16 with a bias: product and sum in float32, rounded once at the end,
+            # as PyTorch does (rounding the product before adding the bias is an ulp off in about
+            # a third of the outputs, which autocast tests against torch make visible)
+            y = b.matmul(_upcast(b, x2), b.permute(_upcast(b, weight), (1, 0)))
+            y = b.binary("add", b.reshape(y, lead + (weight.shape[0],)), _upcast(b, bias))
+            return b.cast(y, dtype)
         # one (rows, in) @ (in, out) GEMM: several times faster than a batched matmul over
         # the leading dimensions
-        y = b.matmul(b.reshape(x, (math.prod(lead), x.shape[-1])), b.permute(weight, (1, 0)))
+        y = b.matmul(x2, b.permute(weight, (1, 0)))
         y = b.reshape(y, lead + (weight.shape[0],))
         return y if bias is None else b.binary("add", y, bias)  # bias broadcasts, as in PyTorch
 
@@ -584,6 +594,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
     ``F.linear(gradient.randn(8, 5, 3), gradient.randn(4, 3))`` has shape (8, 5, 4).
     """
+    input, weight, bias = _autocast.to_lower_precision(input, weight, bias)  # autocast: bf16/fp16
     if weight.ndim == 1:  # PyTorch allows a vector weight: a dot product over the last dim
         out = linear(input, reshape(weight, (1, weight.shape[0])), None)
         out = reshape(out, tuple(out.shape[:-1]))

@@ -1,1 +1,24 @@
-"""(being written)"""
+"""Optimizers and learning-rate schedulers, with ``torch.optim``'s names, defaults and update math.
+
+Example::
+
+    import gradient
+    opt = gradient.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.1)
+    sched = gradient.optim.lr_scheduler.warmup_cosine(opt, warmup_steps=100, total_steps=5000)
+    for x, y in batches:
+        loss = gradient.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+"""
+
+from . import lr_scheduler
+from .adagrad import Adagrad
+from .adam import Adam, AdamW
+from .optimizer import Optimizer, OptimizerError
+from .rmsprop import RMSprop
+from .sgd import SGD
+
+__all__ = ["Optimizer", "OptimizerError", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad",
+           "lr_scheduler"]

@@ -1,0 +1,149 @@
+"""LayerNorm, RMSNorm and GroupNorm, as in ``torch.nn``.
+
+Per-sample normalisations: statistics come from the input itself, so train and eval behave the
+same (unlike BatchNorm, see batchnorm.py). The affine ``weight`` starts at ones and ``bias``
+at zeros, as in PyTorch.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+from ... import ops as _ops
+from .. import functional as F
+from .. import init
+from ..module import Module
+from ..parameter import Parameter
+
+__all__ = ["LayerNorm", "RMSNorm", "GroupNorm"]
+
+
+def _shape_tuple(normalized_shape) -> tuple:
+    if isinstance(normalized_shape, numbers.Integral):
+        return (int(normalized_shape),)
+    return tuple(normalized_shape)
+
+
+class LayerNorm(Module):
+    """Normalise over the last ``len(normalized_shape)`` dimensions, then ``* weight + bias``.
+
+    ``elementwise_affine=False`` drops both parameters; ``bias=False`` keeps only ``weight``.
+
+    Example::
+
+        ln = nn.LayerNorm(768)
+        y = ln(gradient.randn(2, 5, 768))
+    """
+
+    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
+                 bias: bool = True, device=None, dtype=None):
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        self.normalized_shape = _shape_tuple(normalized_shape)
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        if elementwise_affine:
+            self.weight = Parameter(_ops.empty(self.normalized_shape, **factory))
+            if bias:
+                self.bias = Parameter(_ops.empty(self.normalized_shape, **factory))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        if self.elementwise_affine:
+            init.ones_(self.weight)
+            if self.bias is not None:
+                init.zeros_(self.bias)
+
+    def forward(self, input):
+        return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")
+
+
+class RMSNorm(Module):
+    """``x / sqrt(mean(x**2) + eps) * weight`` over the last dimensions (LLaMA's norm).
+
+    ``eps=None`` uses the machine epsilon of the input's dtype, as PyTorch does.
+
+    Example::
+
+        norm = nn.RMSNorm(4096, eps=1e-6)
+        y = norm(gradient.randn(2, 7, 4096))
+    """
+
+    def __init__(self, normalized_shape, eps: float | None = None, elementwise_affine: bool = True,
+                 device=None, dtype=None):
+        super().__init__()
+        self.normalized_shape = _shape_tuple(normalized_shape)
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        if elementwise_affine:
+            self.weight = Parameter(_ops.empty(self.normalized_shape, device=device, dtype=dtype))
+        else:
+            self.register_parameter("weight", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        if self.elementwise_affine:
+            init.ones_(self.weight)
+
+    def forward(self, input):
+        return F.rms_norm(input, self.normalized_shape, self.weight, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}")
+
+
+class GroupNorm(Module):
+    """Split the channels (dim 1) into ``num_groups`` groups and normalise each group per sample.
+
+    ``weight`` and ``bias`` are per channel (``num_channels``,) when ``affine``; the keyword-only
+    ``bias=False`` keeps only ``weight`` (PyTorch 2.13's signature).
+
+    Example::
+
+        gn = nn.GroupNorm(num_groups=4, num_channels=32)
+        y = gn(gradient.randn(8, 32, 16, 16))
+    """
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
+                 device=None, dtype=None, *, bias: bool = True):
+        super().__init__()
+        if num_groups <= 0 or num_channels % num_groups != 0:
+            raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by "
+                             f"num_groups ({num_groups}), and num_groups positive")
+        self.num_groups = num_groups
+        self.num_channels = num_channels
+        self.eps = eps
+        self.affine = affine
+        if affine:
+            self.weight = Parameter(_ops.empty(num_channels, device=device, dtype=dtype))
+            if bias:
+                self.bias = Parameter(_ops.empty(num_channels, device=device, dtype=dtype))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        if self.affine:
+            init.ones_(self.weight)
+            if self.bias is not None:
+                init.zeros_(self.bias)
+
+    def forward(self, input):
+        return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+                f"bias={self.bias is not None}")

@@ -1,0 +1,105 @@
+"""Embedding: a lookup table of vectors indexed by integer ids, as ``torch.nn.Embedding``."""
+
+from __future__ import annotations
+
+from ... import ops as _ops
+from ...autograd import no_grad
+from ...errors import ShapeError
+from .. import functional as F
+from .. import init
+from ..module import Module
+from ..parameter import Parameter
+from .linear import _check_size
+
+__all__ = ["Embedding"]
+
+
+class Embedding(Module):
+    """Rows of ``weight`` (num_embeddings, embedding_dim) looked up by integer ids of any shape.
+
+    ``weight`` starts as N(0, 1), as in PyTorch. With ``padding_idx`` that row starts at zero
+    and gets no gradient, so it stays a fixed "padding" vector. ``max_norm`` renormalises the
+    looked-up rows in place. ``sparse=True`` raises NotImplementedError (deliberate difference:
+    gradient has no sparse tensors; the dense gradient of ``sparse=False`` has the same values).
+
+    Example::
+
+        emb = nn.Embedding(10, 3, padding_idx=0)
+        vectors = emb(gradient.tensor([[1, 2, 0]]))   # (1, 3, 3)
+        emb2 = nn.Embedding.from_pretrained(gradient.randn(5, 4))
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
+                 max_norm: float | None = None, norm_type: float = 2.0,
+                 scale_grad_by_freq: bool = False, sparse: bool = False, _weight=None,
+                 _freeze: bool = False, device=None, dtype=None):
+        super().__init__()
+        self.num_embeddings = _check_size("Embedding", "num_embeddings", num_embeddings)
+        self.embedding_dim = _check_size("Embedding", "embedding_dim", embedding_dim)
+        if padding_idx is not None:
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise ValueError(f"Embedding: padding_idx must be within num_embeddings "
+                                 f"(-{num_embeddings} <= padding_idx < {num_embeddings}), got "
+                                 f"{padding_idx}")
+            padding_idx = padding_idx % num_embeddings
+        if sparse:
+            raise NotImplementedError("Embedding: sparse=True (sparse gradients) is not supported; "
+                                      "use sparse=False, whose dense gradient has the same values")
+        self.padding_idx = padding_idx
+        self.max_norm = max_norm
+        self.norm_type = norm_type
+        self.scale_grad_by_freq = scale_grad_by_freq
+        self.sparse = sparse
+        if _weight is None:
+            self.weight = Parameter(_ops.empty((num_embeddings, embedding_dim), device=device,
+                                               dtype=dtype), requires_grad=not _freeze)
+            self.reset_parameters()
+        else:
+            if tuple(_weight.shape) != (num_embeddings, embedding_dim):
+                raise ShapeError(f"Embedding: _weight has shape {tuple(_weight.shape)}, expected "
+                                 f"({num_embeddings}, {embedding_dim})")
+            self.weight = Parameter(_weight, requires_grad=not _freeze)
+
+    def reset_parameters(self) -> None:
+        init.normal_(self.weight)
+        self._fill_padding_idx_with_zero()
+
+    def _fill_padding_idx_with_zero(self) -> None:
+        if self.padding_idx is not None:
+            with no_grad():
+                self.weight[self.padding_idx] = 0
+
+    def forward(self, input):
+        return F.embedding(input, self.weight, self.padding_idx, self.max_norm, self.norm_type,
+                           self.scale_grad_by_freq, self.sparse)
+
+    def extra_repr(self) -> str:
+        s = f"{self.num_embeddings}, {self.embedding_dim}"
+        if self.padding_idx is not None:
+            s += f", padding_idx={self.padding_idx}"
+        if self.max_norm is not None:
+            s += f", max_norm={self.max_norm}"
+        if self.norm_type != 2:
+            s += f", norm_type={self.norm_type}"
+        if self.scale_grad_by_freq is not False:
+            s += f", scale_grad_by_freq={self.scale_grad_by_freq}"
+        if self.sparse is not False:
+            s += ", sparse=True"
+        return s
+
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze: bool = True, padding_idx: int | None = None,
+                        max_norm: float | None = None, norm_type: float = 2.0,
+                        scale_grad_by_freq: bool = False, sparse: bool = False) -> Embedding:
+        """An Embedding whose weight is the 2-d tensor ``embeddings``, frozen unless
+        ``freeze=False``.
+
+        The padding row is not zeroed (as in PyTorch): the given vectors are used as they are.
+        """
+        if embeddings.ndim != 2:
+            raise ShapeError("Embedding.from_pretrained: embeddings must be 2-d (num_embeddings, "
+                             f"embedding_dim), got shape {tuple(embeddings.shape)}")
+        rows, cols = embeddings.shape
+        return cls(num_embeddings=rows, embedding_dim=cols, _weight=embeddings, _freeze=freeze,
+                   padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type,
+                   scale_grad_by_freq=scale_grad_by_freq, sparse=sparse)

@@ -1,0 +1,81 @@
+"""Adagrad: per-coordinate step sizes that shrink with the sum of all past squared gradients."""
+
+from ..autograd import no_grad
+from ..ops.creation import full_like
+from .optimizer import Optimizer, check_unsupported, check_value, step_counter
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al., 2011) with PyTorch's update rule (``torch.optim.Adagrad``).
+
+    Per step ``t``, with ``g`` the gradient (negated when ``maximize``)::
+
+        g = g + weight_decay * p                          (when weight_decay != 0)
+        clr = lr / (1 + (t - 1) * lr_decay)
+        s = s + g * g                                     (s starts at initial_accumulator_value)
+        p = p - clr * g / (sqrt(s) + eps)
+
+    State per parameter (created when the optimizer is built, as in PyTorch): ``step`` and
+    ``sum``. Sparse gradients are not supported.
+
+    Example::
+
+        opt = gradient.optim.Adagrad(model.parameters(), lr=0.1, lr_decay=1e-3)
+    """
+
+    def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0,
+                 eps=1e-10, foreach=None, *, maximize=False, differentiable=False, fused=None):
+        defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
+                        initial_accumulator_value=initial_accumulator_value, foreach=foreach,
+                        maximize=maximize, differentiable=differentiable, fused=fused)
+        self._check_hyperparameters(defaults)
+        super().__init__(params, defaults)
+        for group in self.param_groups:
+            for p in group["params"]:
+                self._init_state(p, group)
+
+    def _check_hyperparameters(self, group):
+        check_unsupported(group)
+        check_value("learning rate", group["lr"], group["lr"] >= 0, "lr >= 0")
+        check_value("lr_decay value", group["lr_decay"], group["lr_decay"] >= 0, "lr_decay >= 0")
+        check_value("weight_decay value", group["weight_decay"], group["weight_decay"] >= 0,
+                    "weight_decay >= 0")
+        check_value("initial_accumulator_value value", group["initial_accumulator_value"],
+                    group["initial_accumulator_value"] >= 0, "initial_accumulator_value >= 0")
+        check_value("epsilon value", group["eps"], group["eps"] >= 0, "eps >= 0")
+
+    def _init_state(self, p, group):
+        state = self.state[p]
+        if len(state) == 0:
+            state["step"] = step_counter()
+            state["sum"] = full_like(p, group["initial_accumulator_value"])
+
+    def step(self, closure=None):
+        """One Adagrad update of every parameter that has a gradient; returns ``closure()``'s loss."""
+        loss = self._evaluate(closure)
+        with no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    self._init_state(p, group)  # groups added later start here
+                    adagrad_update(p, p.grad, self.state[p], lr=group["lr"],
+                                   lr_decay=group["lr_decay"], weight_decay=group["weight_decay"],
+                                   eps=group["eps"], maximize=group["maximize"])
+        return loss
+
+
+def adagrad_update(p, grad, state, *, lr, lr_decay, weight_decay, eps, maximize):
+    """Update ``p`` in place from ``grad`` and its Adagrad ``state``."""
+    if maximize:
+        grad = -grad
+    step_t = state["step"]
+    step_t.add_(1)
+    step = step_t.item()
+    if weight_decay != 0:
+        grad = grad.add(p, alpha=weight_decay)
+    clr = lr / (1 + (step - 1) * lr_decay)
+    state_sum = state["sum"]
+    state_sum.add_(grad * grad)
+    std = state_sum.sqrt() + eps
+    p.add_(grad / std * -clr)

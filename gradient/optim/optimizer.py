@@ -1,0 +1,315 @@
+"""The Optimizer base class: parameter groups, per-parameter state, and state dicts.
+
+An optimizer holds ``param_groups`` (a list of dicts: ``{'params': [tensors], 'lr': ..., ...}``,
+each group with its own hyper-parameters) and ``state`` (a dict from parameter to that parameter's
+buffers, e.g. Adam's ``exp_avg``). Subclasses implement :meth:`Optimizer.step`; everything else
+(groups, ``zero_grad``, saving and loading) lives here and follows ``torch.optim.Optimizer``, so
+state dicts have PyTorch's layout::
+
+    {'state': {0: {'step': tensor(3.), 'exp_avg': ..., ...}, 1: {...}},
+     'param_groups': [{'lr': 0.001, 'betas': (0.9, 0.999), ..., 'params': [0, 1]}]}
+
+Parameters are numbered in the order they appear across the groups, which is what makes a saved
+state loadable into a fresh optimizer built the same way.
+
+Differences from PyTorch (deliberate):
+
+- a parameter listed twice in one group is an error (PyTorch warns, and says it will become one),
+  and so is a set of parameters given directly (PyTorch refuses sets only inside group dicts);
+- ``load_state_dict`` copies the state tensors it is given (PyTorch may alias them when dtype
+  and device already match, so two optimizers loaded from one dict would share buffers);
+- learning rates and other hyper-parameters are Python numbers (no tensor ``lr``), and
+  ``capturable``/``differentiable`` are accepted only as False; ``foreach`` and ``fused`` are
+  accepted (so scripts that pass ``fused=True`` run) and have no effect: there is one
+  implementation;
+- no step/state-dict hooks.
+"""
+
+import functools
+from collections import defaultdict
+from copy import deepcopy
+from itertools import chain
+
+from ..autograd import enable_grad
+from ..dtypes import float32, float64, get_default_dtype
+from ..errors import GradientError
+from ..tensor import Tensor
+
+
+class OptimizerError(GradientError, ValueError):
+    """A bad hyper-parameter, a bad parameter list, or a state dict that does not fit."""
+
+
+class OptimizerTypeError(GradientError, TypeError):
+    """Something that is not a tensor (or a group dict) where the optimizer needs one."""
+
+
+_SET_MESSAGE = ("optimizer parameters need to be organized in ordered collections, but the ordering "
+                "of tensors in sets will change between runs. Please use a list instead.")
+
+
+class _RequiredParameter:
+    """Marks a hyper-parameter that has no default: every group must give it."""
+
+    def __repr__(self) -> str:
+        return "<required parameter>"
+
+
+required = _RequiredParameter()
+
+
+class Optimizer:
+    """Base class of all optimizers.
+
+    ``params`` is an iterable of tensors, of ``(name, tensor)`` pairs (as from
+    ``model.named_parameters()``), or of dicts that each define a parameter group
+    (``{'params': [...], 'lr': 0.1}``); ``defaults`` holds the hyper-parameters a group
+    gets when it does not set them itself.
+
+    Example::
+
+        opt = gradient.optim.SGD([{'params': model.body.parameters()},
+                                  {'params': model.head.parameters(), 'lr': 1e-2}],
+                                 lr=1e-3, momentum=0.9)
+        loss.backward(); opt.step(); opt.zero_grad()
+    """
+
+    def __init__(self, params, defaults: dict):
+        self.defaults = defaults
+        if isinstance(params, Tensor):
+            raise OptimizerTypeError(
+                f"params argument given to the optimizer should be an iterable of Tensors or dicts, "
+                f"but got a single {type(params).__name__}; pass [tensor] or model.parameters()")
+        if isinstance(params, (set, frozenset)):
+            raise OptimizerTypeError(_SET_MESSAGE)
+        self.state: defaultdict = defaultdict(dict)
+        self.param_groups: list[dict] = []
+        groups = list(params)
+        if len(groups) == 0:
+            raise OptimizerError("optimizer got an empty parameter list (did the model have no "
+                                 "parameters, or was a generator of parameters used up already?)")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    # Schedulers warn when they are stepped before the optimizer ever was (the PyTorch 1.1
+    # ordering mistake that skips the first learning rate); every step() records that it ran.
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        step = cls.__dict__.get("step")
+        if step is not None and not getattr(step, "_records_call", False):
+            @functools.wraps(step)
+            def recorded_step(self, *args, **kw):
+                self._opt_called = True
+                return step(self, *args, **kw)
+            recorded_step._records_call = True
+            cls.step = recorded_step
+
+    # ------------------------------------------------------------------ groups
+    def _check_hyperparameters(self, group: dict) -> None:
+        """Raise OptimizerError for a bad value in ``group`` (subclasses check their own)."""
+
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a group of parameters with its own hyper-parameters (e.g. unfrozen layers).
+
+        Missing hyper-parameters are taken from the optimizer's defaults. Example:
+        ``opt.add_param_group({'params': head.parameters(), 'lr': 1e-4})``.
+        """
+        if not isinstance(param_group, dict):
+            raise OptimizerTypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
+        if "params" not in param_group:
+            raise OptimizerError("param_group has no 'params' entry: expected "
+                                 "{'params': [tensors], ...options}")
+        params = param_group["params"]
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, (set, frozenset)):
+            raise OptimizerTypeError(_SET_MESSAGE)
+        params = list(params)
+
+        # (name, tensor) pairs from named_parameters(): keep the names for state dicts
+        names = [p[0] for p in params if isinstance(p, tuple)]
+        params = [p[1] if isinstance(p, tuple) else p for p in params]
+        if names and len(names) != len(params):
+            raise OptimizerError("all optimizer params should be with/without names. Some param "
+                                 "names are missing")
+        param_group["params"] = params
+        if names:
+            param_group["param_names"] = names
+
+        for p in params:
+            if not isinstance(p, Tensor):
+                raise OptimizerTypeError(f"optimizer can only optimize Tensors, but one of the params "
+                                         f"is {type(p).__name__}")
+            if not (p.is_leaf or p.retains_grad):
+                raise OptimizerError("can't optimize a non-leaf Tensor (it is the result of an "
+                                     "operation); optimize the leaf it was computed from, or a "
+                                     "detached copy: t.detach().requires_grad_()")
+        for name, default in self.defaults.items():
+            if default is required and name not in param_group:
+                raise OptimizerError(f"parameter group didn't specify a value of required "
+                                     f"optimization parameter {name}")
+            param_group.setdefault(name, default)
+        self._check_hyperparameters(param_group)
+
+        ids = {id(p) for p in params}
+        if len(ids) != len(params):
+            raise OptimizerError("optimizer contains a parameter group with duplicate parameters; "
+                                 "each parameter must appear once (it would be updated twice per "
+                                 "step)")
+        for group in self.param_groups:
+            if ("param_names" in param_group) != ("param_names" in group):
+                which = "with names" if "param_names" in param_group else "without names"
+                raise OptimizerError("all optimizer param groups should be with/without names. "
+                                     f"cannot add param group {which} to the optimizer")
+            if any(id(p) in ids for p in group["params"]):
+                raise OptimizerError("some parameters appear in more than one parameter group")
+        self.param_groups.append(param_group)
+
+    # ------------------------------------------------------------------ stepping
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradients: ``.grad = None`` (the default), or fill them with zeros."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    if p.grad.grad_fn is not None:
+                        p.grad.detach_()
+                    else:
+                        p.grad.requires_grad_(False)
+                    p.grad.zero_()
+
+    def step(self, closure=None):
+        """Update the parameters from their ``.grad`` once; ``closure`` re-evaluates the loss
+        (run with gradients enabled) and its result is returned."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement step()")
+
+    @staticmethod
+    def _evaluate(closure):
+        """The loss from ``closure`` (with grad enabled, as the closure calls backward), or None."""
+        if closure is None:
+            return None
+        with enable_grad():
+            return closure()
+
+    # ------------------------------------------------------------------ saving and loading
+    def state_dict(self) -> dict:
+        """The optimizer's state in PyTorch's layout: ``{'state': {index: {...}},
+        'param_groups': [{..., 'params': [indices]}]}``.
+
+        Parameters are replaced by their index in the order of the groups; the state tensors are
+        the optimizer's own (not copies), as in PyTorch: save them before stepping again.
+        """
+        index: dict[int, int] = {}
+        param_groups = []
+        for group in self.param_groups:
+            packed = {k: v for k, v in group.items() if k != "params"}
+            for p in group["params"]:
+                index.setdefault(id(p), len(index))
+            packed["params"] = [index[id(p)] for p in group["params"]]
+            param_groups.append(packed)
+        state = {(index[id(k)] if isinstance(k, Tensor) else k): v for k, v in self.state.items()}
+        return {"state": state, "param_groups": param_groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore state and hyper-parameters saved by :meth:`state_dict`.
+
+        The optimizer must have been built with the same groups of the same sizes. State tensors
+        are copied onto each parameter's device, and cast to its dtype (except ``step``).
+        """
+        if not isinstance(state_dict, dict) or "param_groups" not in state_dict \
+                or "state" not in state_dict:
+            raise OptimizerError("load_state_dict: expected a dict with 'state' and 'param_groups' "
+                                 "entries, as made by Optimizer.state_dict()")
+        groups = self.param_groups
+        saved_groups = deepcopy(state_dict["param_groups"])
+        if len(groups) != len(saved_groups):
+            raise OptimizerError(
+                f"loaded state dict has a different number of parameter groups: it has "
+                f"{len(saved_groups)}, this optimizer has {len(groups)}; build the optimizer with "
+                f"the same parameter groups as the one that was saved")
+        for i, (group, saved) in enumerate(zip(groups, saved_groups)):
+            if len(group["params"]) != len(saved["params"]):
+                raise OptimizerError(
+                    f"loaded state dict contains a parameter group that doesn't match the size of "
+                    f"optimizer's group: group {i} has {len(saved['params'])} parameters in the "
+                    f"state dict and {len(group['params'])} in this optimizer")
+
+        id_map = dict(zip(chain.from_iterable(g["params"] for g in saved_groups),
+                          chain.from_iterable(g["params"] for g in groups)))
+        state: defaultdict = defaultdict(dict)
+        for k, v in state_dict["state"].items():
+            if k in id_map:
+                param = id_map[k]
+                state[param] = _cast_state(param, v)
+            else:
+                state[k] = v
+        for group, saved in zip(groups, saved_groups):
+            saved["params"] = group["params"]
+            if "param_names" in group and "param_names" not in saved:
+                saved["param_names"] = group["param_names"]
+        self.state = state
+        self.param_groups = saved_groups
+
+    def __repr__(self) -> str:
+        lines = [type(self).__name__ + " ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {key}: {group[key]}" for key in sorted(group) if key != "params"]
+        return "\n".join(lines) + "\n)"
+
+
+def _cast_state(param: Tensor, value, key=None):
+    """A copy of saved state ``value`` for ``param``: tensors moved to its device (and cast to its
+    floating dtype, except the ``step`` counter), containers copied recursively."""
+    if isinstance(value, Tensor):
+        if key == "step":
+            return value.clone()
+        if param.is_floating_point():
+            return value.to(dtype=param.dtype, device=param.device).clone()
+        return value.to(device=param.device).clone()
+    if isinstance(value, dict):
+        return {k: _cast_state(param, v, k) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cast_state(param, v) for v in value)
+    return value
+
+
+# ---------------------------------------------------------------------- helpers for subclasses
+def step_counter() -> Tensor:
+    """A fresh per-parameter ``step`` count: a 0-d CPU float tensor, as in PyTorch (float64 when
+    the default dtype is float64, float32 otherwise), so state dicts compare with torch's."""
+    from ..ops.creation import tensor
+    return tensor(0.0, dtype=float64 if get_default_dtype() is float64 else float32)
+
+
+def check_value(name: str, value, ok: bool, expected: str) -> None:
+    """Raise PyTorch's ``Invalid <name>: <value>`` error, saying what was expected."""
+    if not ok:
+        raise OptimizerError(f"Invalid {name}: {value} (expected {expected})")
+
+
+def check_unsupported(group: dict) -> None:
+    """Refuse the PyTorch options whose semantics gradient does not implement."""
+    for option in ("capturable", "differentiable"):
+        if group.get(option):
+            raise NotImplementedError(f"{option}=True is not supported by gradient's optimizers; "
+                                      f"leave it False")
+    lr = group.get("lr")
+    if isinstance(lr, Tensor):
+        raise OptimizerTypeError("lr must be a Python number in gradient (a tensor lr is not "
+                                 "supported); use float(lr)")
+
+
+def lerp_(t: Tensor, end: Tensor, weight: float) -> None:
+    """``t.lerp_(end, weight)`` with PyTorch's formula (the form it picks for accuracy depends on
+    whether ``weight`` is below one half), so results round as in torch."""
+    diff = end - t
+    if abs(weight) < 0.5:
+        t.add_(diff * weight)
+    else:
+        t.copy_(end - diff * (1 - weight))

@@ -1,0 +1,72 @@
+"""Stochastic gradient descent, with optional momentum, dampening, Nesterov and weight decay."""
+
+from ..autograd import no_grad
+from .optimizer import Optimizer, OptimizerError, check_unsupported, check_value
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, with PyTorch's update rule (``torch.optim.SGD``).
+
+    Per step, with ``g`` the gradient (negated when ``maximize``)::
+
+        g = g + weight_decay * p                      (L2 penalty, when weight_decay != 0)
+        b = g on the first step, else momentum * b + (1 - dampening) * g
+        g = g + momentum * b if nesterov else b       (when momentum != 0)
+        p = p - lr * g
+
+    State per parameter: ``momentum_buffer`` (only when momentum != 0).
+
+    Example::
+
+        opt = gradient.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+        opt.zero_grad(); loss.backward(); opt.step()
+    """
+
+    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False,
+                 *, maximize=False, foreach=None, differentiable=False, fused=None):
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                        nesterov=nesterov, maximize=maximize, foreach=foreach,
+                        differentiable=differentiable, fused=fused)
+        self._check_hyperparameters(defaults)
+        super().__init__(params, defaults)
+
+    def _check_hyperparameters(self, group):
+        check_unsupported(group)
+        check_value("learning rate", group["lr"], group["lr"] >= 0, "lr >= 0")
+        check_value("momentum value", group["momentum"], group["momentum"] >= 0, "momentum >= 0")
+        check_value("weight_decay value", group["weight_decay"], group["weight_decay"] >= 0,
+                    "weight_decay >= 0")
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise OptimizerError(f"Nesterov momentum requires a momentum and zero dampening (got "
+                                 f"momentum={group['momentum']}, dampening={group['dampening']})")
+
+    def step(self, closure=None):
+        """One SGD update of every parameter that has a gradient; returns ``closure()``'s loss."""
+        loss = self._evaluate(closure)
+        with no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    state = self.state[p] if group["momentum"] != 0 else None
+                    sgd_update(p, p.grad, state, lr=group["lr"], momentum=group["momentum"],
+                               dampening=group["dampening"], weight_decay=group["weight_decay"],
+                               nesterov=group["nesterov"], maximize=group["maximize"])
+        return loss
+
+
+def sgd_update(p, grad, state, *, lr, momentum, dampening, weight_decay, nesterov, maximize):
+    """Update ``p`` in place from ``grad`` (``state`` holds the momentum buffer, if any)."""
+    if maximize:
+        grad = -grad
+    if weight_decay != 0:
+        grad = grad.add(p, alpha=weight_decay)
+    if momentum != 0:
+        buf = state.get("momentum_buffer")
+        if buf is None:
+            # the first step starts the buffer at the gradient itself, undamped (PyTorch's rule)
+            buf = state["momentum_buffer"] = grad.detach().clone()
+        else:
+            buf.mul_(momentum).add_(grad, alpha=1 - dampening)
+        grad = grad.add(buf, alpha=momentum) if nesterov else buf
+    p.add_(grad, alpha=-lr)
