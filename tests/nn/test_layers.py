@@ -397,3 +397,14 @@ def test_layers_in_a_training_loop_track_torch():
         with gradient.no_grad():
             for p in ours.parameters():
                 p -= 0.5 * p.grad
+
+
+def test_exported_names_are_torchs_and_do_not_shadow_packages():
+    exported = gnn.modules.__all__
+    assert len(exported) == len(set(exported))
+    for name in exported:
+        assert getattr(gnn, name) is getattr(gnn.modules, name)
+        assert hasattr(torch.nn, name), f"{name} is not a torch.nn name"
+    # the layer files' helpers (modules/utils.py) must not replace gradient.nn.utils
+    assert gnn.utils.__name__ == "gradient.nn.utils"
+    assert gnn.functional.__name__ == "gradient.nn.functional"

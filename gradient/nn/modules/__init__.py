@@ -16,3 +16,12 @@ from .loss import *  # noqa: F401,F403
 from .normalization import *  # noqa: F401,F403
 from .pooling import *  # noqa: F401,F403
 from .sparse import *  # noqa: F401,F403
+
+from . import (activation, attention, batchnorm, container, conv, dropout, flatten, linear, loss,
+               normalization, pooling, sparse)
+
+# Only the layer classes are re-exported: without __all__, ``from .modules import *`` in
+# gradient/nn/__init__.py would also export the submodules themselves, and modules/utils.py
+# would shadow gradient.nn.utils.
+__all__ = [name for mod in (activation, attention, batchnorm, container, conv, dropout, flatten,
+                            linear, loss, normalization, pooling, sparse) for name in mod.__all__]
