@@ -20,7 +20,7 @@ from ...errors import ShapeError
 from .. import functional as F
 from .. import init
 from ..module import Module
-from ..parameter import Parameter
+from .utils import _optional_parameter
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
 
@@ -40,15 +40,8 @@ class _BatchNorm(Module):
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
-        if affine:
-            self.weight = Parameter(_ops.empty(num_features, **factory))
-            if bias:
-                self.bias = Parameter(_ops.empty(num_features, **factory))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _optional_parameter(self, "weight", affine, num_features, factory)
+        _optional_parameter(self, "bias", affine and bias, num_features, factory)
         if track_running_stats:
             self.register_buffer("running_mean", _ops.zeros(num_features, **factory))
             self.register_buffer("running_var", _ops.ones(num_features, **factory))

@@ -18,7 +18,8 @@ from .. import init
 from ..module import Module
 from ..parameter import Parameter
 from .linear import _check_size
-from .utils import _pair, _reverse_repeat_tuple, _single, _triple
+from .utils import (_fan_in_uniform_, _optional_parameter, _pair, _reverse_repeat_tuple, _single,
+                    _triple)
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
 
@@ -90,20 +91,14 @@ class _ConvNd(Module):
         else:
             shape = (out_channels, in_channels // groups, *kernel_size)
         self.weight = Parameter(_ops.empty(shape, **factory))
-        if bias:
-            self.bias = Parameter(_ops.empty(out_channels, **factory))
-        else:
-            self.register_parameter("bias", None)
+        _optional_parameter(self, "bias", bias, out_channels, factory)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         # kaiming_uniform(a=sqrt(5)) is U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = C/g * prod(k)
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            if fan_in != 0:
-                bound = 1 / math.sqrt(fan_in)
-                init.uniform_(self.bias, -bound, bound)
+            _fan_in_uniform_(self.bias, self.weight)
 
     def extra_repr(self) -> str:
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

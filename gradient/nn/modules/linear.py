@@ -15,6 +15,7 @@ from .. import functional as F
 from .. import init
 from ..module import Module
 from ..parameter import Parameter
+from .utils import _fan_in_uniform_, _optional_parameter
 
 __all__ = ["Identity", "Linear", "Bilinear"]
 
@@ -60,19 +61,14 @@ class Linear(Module):
         self.in_features = _check_size(type(self).__name__, "in_features", in_features)
         self.out_features = _check_size(type(self).__name__, "out_features", out_features)
         self.weight = Parameter(_ops.empty((out_features, in_features), **factory))
-        if bias:
-            self.bias = Parameter(_ops.empty(out_features, **factory))
-        else:
-            self.register_parameter("bias", None)
+        _optional_parameter(self, "bias", bias, out_features, factory)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         # kaiming_uniform with a=sqrt(5) gives bound sqrt(6 / ((1 + 5) * fan_in)) = 1/sqrt(fan_in)
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+            _fan_in_uniform_(self.bias, self.weight)
 
     def forward(self, input):
         return F.linear(input, self.weight, self.bias)
@@ -106,10 +102,7 @@ class Bilinear(Module):
         self.in2_features = _check_size("Bilinear", "in2_features", in2_features)
         self.out_features = _check_size("Bilinear", "out_features", out_features)
         self.weight = Parameter(_ops.empty((out_features, in1_features, in2_features), **factory))
-        if bias:
-            self.bias = Parameter(_ops.empty(out_features, **factory))
-        else:
-            self.register_parameter("bias", None)
+        _optional_parameter(self, "bias", bias, out_features, factory)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -14,6 +14,7 @@ from .. import functional as F
 from .. import init
 from ..module import Module
 from ..parameter import Parameter
+from .utils import _optional_parameter
 
 __all__ = ["LayerNorm", "RMSNorm", "GroupNorm"]
 
@@ -42,15 +43,8 @@ class LayerNorm(Module):
         self.normalized_shape = _shape_tuple(normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
-        if elementwise_affine:
-            self.weight = Parameter(_ops.empty(self.normalized_shape, **factory))
-            if bias:
-                self.bias = Parameter(_ops.empty(self.normalized_shape, **factory))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _optional_parameter(self, "weight", elementwise_affine, self.normalized_shape, factory)
+        _optional_parameter(self, "bias", elementwise_affine and bias, self.normalized_shape, factory)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -124,15 +118,9 @@ class GroupNorm(Module):
         self.num_channels = num_channels
         self.eps = eps
         self.affine = affine
-        if affine:
-            self.weight = Parameter(_ops.empty(num_channels, device=device, dtype=dtype))
-            if bias:
-                self.bias = Parameter(_ops.empty(num_channels, device=device, dtype=dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        factory = {"device": device, "dtype": dtype}
+        _optional_parameter(self, "weight", affine, num_channels, factory)
+        _optional_parameter(self, "bias", affine and bias, num_channels, factory)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from itertools import repeat
+
+from ... import ops as _ops
+from .. import init
+from ..parameter import Parameter
 
 __all__: list = []
 
@@ -25,3 +30,16 @@ _triple = _ntuple(3, "_triple")
 def _reverse_repeat_tuple(t, n: int) -> tuple:
     """``(a, b)`` -> ``(b, b, a, a)`` for n=2: per-dimension padding in F.pad's order (last first)."""
     return tuple(x for x in reversed(t) for _ in range(n))
+
+
+def _optional_parameter(module, name: str, present: bool, shape, factory: dict) -> None:
+    """Register ``name`` as an uninitialised Parameter of ``shape``, or as None when absent
+    (``bias=False``, ``affine=False``): PyTorch's layers keep the name either way."""
+    module.register_parameter(name, Parameter(_ops.empty(shape, **factory)) if present else None)
+
+
+def _fan_in_uniform_(bias, weight) -> None:
+    """PyTorch's default bias init for Linear and Conv: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    fan_in, _ = init._calculate_fan_in_and_fan_out(weight)
+    bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+    init.uniform_(bias, -bound, bound)
