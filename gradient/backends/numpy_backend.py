@@ -81,6 +81,9 @@ class ArrayBackend(Backend):
         return self.xp.empty(shape, dtype=dtype.numpy)
 
     def full(self, shape, value, dtype):
+        if dtype.numpy in _LOW_PRECISION:
+            with np.errstate(over="ignore"):  # a value beyond float16's range is inf, silently
+                return self.xp.full(shape, value, dtype=dtype.numpy)
         return self.xp.full(shape, value, dtype=dtype.numpy)
 
     def arange(self, start, stop, step, dtype):
@@ -127,7 +130,9 @@ class ArrayBackend(Backend):
 
     def binary(self, op, a, b):
         fn = self._binary[op]
-        dtype = a.dtype
+        # a float16/bfloat16 operand may come with a float32 0-d scalar (see the contract):
+        # the result keeps the half-precision storage type
+        dtype = a.dtype if a.dtype in _LOW_PRECISION else b.dtype
         low = dtype in _LOW_PRECISION
         if low:
             a, b = a.astype(_F32), b.astype(_F32)
@@ -159,6 +164,8 @@ class ArrayBackend(Backend):
         return self.xp.asarray(self.xp.where(cond, a, b))
 
     def cast(self, x, dtype):
+        if dtype.numpy in _LOW_PRECISION:
+            return _round_to(x, dtype.numpy) if x.dtype != dtype.numpy else x
         return x.astype(dtype.numpy, copy=False)
 
     # ------------------------------------------------------------------ reductions and scans

@@ -39,7 +39,8 @@ import ml_dtypes as _ml_dtypes
 
 from ..autograd.function import Function
 from ..autograd.grad_mode import no_grad as _no_grad
-from ..dtypes import DType, bool_, float32, float64, from_numpy_dtype, get_default_dtype, result_type
+from ..dtypes import (DType, bfloat16, bool_, float16, float32, float64, from_numpy_dtype,
+                      get_default_dtype, result_type)
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
 
@@ -126,10 +127,16 @@ def _check_broadcast(op: str, a, b) -> None:
             _broadcast_shapes(op, sa, sb)
 
 
-def _promote(a, b, dtype: DType | None = None, op: str = "broadcast"):
+def _promote(a, b, dtype: DType | None = None, op: str = "broadcast", *,
+             scalars_in_float32=(False, False)):
     """Both operands as tensors of one dtype: PyTorch's result type unless ``dtype`` is given.
 
     Also checks that the shapes broadcast (naming ``op`` in the error).
+
+    ``scalars_in_float32`` says, per side, whether a scalar operand (a Python number or a 0-d
+    tensor) of a float16/bfloat16 result stays float32, as PyTorch's mul and div pass it to their
+    kernels (``half_tensor * 65536.0`` is not inf; ``half_tensor + 65536.0`` is, in both). The
+    backend computes half-precision arithmetic in float32 and rounds the result once.
     """
     if dtype is None and type(a) is Tensor and type(b) is Tensor and a._data.dtype == b._data.dtype:
         if a._data.shape != b._data.shape:
@@ -142,9 +149,18 @@ def _promote(a, b, dtype: DType | None = None, op: str = "broadcast"):
     if dtype is None:
         dtype = result_type(a, b)
     like = a if isinstance(a, Tensor) else b
-    a = cast(a, dtype) if isinstance(a, Tensor) else _constant(a, dtype, like)
-    b = cast(b, dtype) if isinstance(b, Tensor) else _constant(b, dtype, like)
+    low = dtype in (float16, bfloat16)
+    a = _operand(a, b, float32 if low and scalars_in_float32[0] else dtype, dtype, like)
+    b = _operand(b, a, float32 if low and scalars_in_float32[1] else dtype, dtype, like)
     return a, b
+
+
+def _operand(x, other, scalar_dtype: DType, dtype: DType, like: Tensor) -> Tensor:
+    """``x`` as a tensor of ``dtype``, or of ``scalar_dtype`` when it is a scalar beside an array."""
+    beside_array = isinstance(other, Tensor) and other.ndim > 0
+    if not isinstance(x, Tensor):
+        return _constant(x, scalar_dtype if beside_array else dtype, like)
+    return cast(x, scalar_dtype if beside_array and x.ndim == 0 else dtype)
 
 
 def _floating(x: Tensor) -> Tensor:
@@ -284,7 +300,10 @@ def sub(input, other, *, alpha=1) -> Tensor:
 
 def mul(input, other) -> Tensor:
     """Elementwise product, broadcasting: ``gradient.mul(x, 2)``."""
-    return Mul.apply(*_promote(input, other, op="mul"))
+    # as PyTorch: a scalar multiplier stays float32 on the right, and on the left only if it is
+    # a Python number (a 0-d tensor on the left is converted to the tensor's dtype first)
+    return Mul.apply(*_promote(input, other, op="mul",
+                               scalars_in_float32=(not isinstance(input, Tensor), True)))
 
 
 def div(input, other, *, rounding_mode: str | None = None) -> Tensor:
@@ -307,7 +326,9 @@ def div(input, other, *, rounding_mode: str | None = None) -> Tensor:
     dtype = result_type(input, other)
     if not dtype.is_floating_point:
         dtype = get_default_dtype()
-    return Div.apply(*_promote(input, other, dtype, op="div"))
+    # PyTorch keeps a Python-number numerator in float32, but not a 0-d tensor one
+    return Div.apply(*_promote(input, other, dtype, op="div",
+                               scalars_in_float32=(not isinstance(input, Tensor), True)))
 
 
 def neg(input: Tensor) -> Tensor:

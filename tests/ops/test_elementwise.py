@@ -742,3 +742,21 @@ def test_where_with_only_a_condition_is_nonzero_as_tuple_like_torch():
         assert o.dtype is gradient.int64 and o.tolist() == t.tolist()
     with pytest.raises(TypeError, match="where: expected both input and other, or neither"):
         gradient.where(gradient.tensor(mask), gradient.tensor(1.0))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("value", [65536.0, 1e-8, 3, 0.1, 70000])
+@pytest.mark.parametrize("op", ["mul", "div", "add", "sub", "rmul", "rsub", "radd"])
+def test_half_precision_with_a_scalar_converts_the_scalar_like_torch(dtype, value, op):
+    # PyTorch keeps the scalar of mul and div in float32 (half * 65536.0 is not inf) but converts
+    # the scalar of add and sub to the tensor's dtype (half + 65536.0 is inf); likewise here
+    fns = {"mul": lambda x, s: x * s, "div": lambda x, s: x / s, "add": lambda x, s: x + s,
+           "sub": lambda x, s: x - s, "rmul": lambda x, s: s * x, "rsub": lambda x, s: s - x,
+           "radd": lambda x, s: s + x}
+    results = []
+    for m in (gradient, torch):
+        x = m.tensor([0.25, -3.0, 1000.0], dtype=getattr(m, dtype))
+        for s in (value, m.tensor(value, dtype=m.float32), m.tensor(value, dtype=m.float64)):
+            r = fns[op](x, s)
+            results.append((str(r.dtype).split(".")[-1], r.float().tolist()))
+    assert results[:3] == results[3:]
