@@ -50,6 +50,7 @@ from ..dtypes import DType, as_dtype
 from ..errors import GradientError
 from ..tensor import Tensor
 from .parameter import Buffer, Parameter
+from .utils.grad import zero_grad_
 
 __all__ = ["Module", "RemovableHandle", "StateDictError"]
 
@@ -468,16 +469,7 @@ class Module:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset the gradients of every parameter: to None (default), or to zeros in place."""
-        for p in self.parameters():
-            if p.grad is not None:
-                if set_to_none:
-                    p.grad = None
-                else:
-                    if p.grad.grad_fn is not None:
-                        p.grad.detach_()
-                    else:
-                        p.grad.requires_grad_(False)
-                    p.grad.zero_()
+        zero_grad_(self.parameters(), set_to_none)
 
     def apply(self, fn: Callable[["Module"], None]) -> "Module":
         """Call ``fn`` on every descendant, then on this module (children first); returns self.

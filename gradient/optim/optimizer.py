@@ -33,6 +33,7 @@ from itertools import chain
 from ..autograd import enable_grad
 from ..dtypes import float32, float64, get_default_dtype
 from ..errors import GradientError
+from ..nn.utils.grad import zero_grad_
 from ..tensor import Tensor
 
 
@@ -170,18 +171,7 @@ class Optimizer:
     # ------------------------------------------------------------------ stepping
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the gradients: ``.grad = None`` (the default), or fill them with zeros."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                else:
-                    if p.grad.grad_fn is not None:
-                        p.grad.detach_()
-                    else:
-                        p.grad.requires_grad_(False)
-                    p.grad.zero_()
+        zero_grad_((p for group in self.param_groups for p in group["params"]), set_to_none)
 
     def step(self, closure=None):
         """Update the parameters from their ``.grad`` once; ``closure`` re-evaluates the loss
