@@ -1,6 +1,6 @@
 """Training step of a nanoGPT-style model: gradient against PyTorch eager, same weights, same batches.
 
-Run:  python bench/train_gpt.py [--steps 20] [--threads 2] [--sizes small,medium]
+Run:  python bench/train_gpt.py [--steps 10] [--rounds 2] [--threads 2] [--sizes small,medium]
 
 The model is written once (`build_gpt(lib, ...)`) and built twice, with ``lib = gradient`` and
 ``lib = torch``: gradient's API is PyTorch's, so the same code runs on both. The torch model's
@@ -90,7 +90,7 @@ def copy_weights(src: torch.nn.Module, dst) -> None:
     dst.load_state_dict(state)
 
 
-def run(size: str, steps: int) -> dict:
+def run(size: str, steps: int, rounds: int) -> dict:
     cfg = SIZES[size]
     torch.manual_seed(0)
     theirs = build_gpt(torch, **cfg)
@@ -102,27 +102,32 @@ def run(size: str, steps: int) -> dict:
     rng = np.random.default_rng(0)
     shape = (cfg["batch_size"], cfg["block_size"])
     batches = [(rng.integers(0, cfg["vocab_size"], shape), rng.integers(0, cfg["vocab_size"], shape))
-               for _ in range(steps)]
+               for _ in range(steps * rounds)]
 
+    # The libraries take turns in blocks of `steps` steps on the same batches. Not step by step:
+    # each library's idle worker threads spin for a while after a kernel (OpenMP, OpenBLAS), and
+    # interleaving single steps would time each library against the other's spinning threads.
+    # The first step of each block is left out of the timings for the same reason.
     losses = {"gradient": [], "torch": []}
     times = {"gradient": [], "torch": []}
-    for x, y in batches:  # alternate the two libraries step by step: both see the same load
-        for name, lib, model, opt in (("gradient", gradient, ours, opts[0]),
-                                      ("torch", torch, theirs, opts[1])):
-            xb, yb = lib.tensor(x), lib.tensor(y)
-            t0 = time.perf_counter()
-            loss = model(xb, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            times[name].append(time.perf_counter() - t0)
-            losses[name].append(loss.item())
+    for r in range(rounds):
+        for name, lib, model, opt in (("torch", torch, theirs, opts[1]),
+                                      ("gradient", gradient, ours, opts[0])):
+            for i, (x, y) in enumerate(batches[r * steps:(r + 1) * steps]):
+                xb, yb = lib.tensor(x), lib.tensor(y)
+                t0 = time.perf_counter()
+                loss = model(xb, yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                if i > 0:
+                    times[name].append(time.perf_counter() - t0)
+                losses[name].append(loss.item())
     rel = [abs(a - b) / abs(b) for a, b in zip(losses["gradient"], losses["torch"])]
-    skip = min(3, steps - 1)  # the first steps include one-time warm-up
-    g_ms = statistics.median(times["gradient"][skip:]) * 1e3
-    t_ms = statistics.median(times["torch"][skip:]) * 1e3
+    g_ms = statistics.median(times["gradient"]) * 1e3
+    t_ms = statistics.median(times["torch"]) * 1e3
     return {"case": f"train_gpt_{size}", **{k: cfg[k] for k in ("n_layer", "n_embd", "block_size")},
-            "steps": steps, "loss_max_rel_diff": float(f"{max(rel):.3g}"),
+            "steps": steps * rounds, "loss_max_rel_diff": float(f"{max(rel):.3g}"),
             "final_loss": round(losses["gradient"][-1], 5), "gradient_ms": round(g_ms, 2),
             "torch_ms": round(t_ms, 2), "ratio": round(g_ms / t_ms, 3),
             "torch_threads": torch.get_num_threads()}
@@ -130,13 +135,14 @@ def run(size: str, steps: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=10, help="steps per block")
+    parser.add_argument("--rounds", type=int, default=2, help="blocks per library, alternating")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--sizes", default="small,medium")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     for size in args.sizes.split(","):
-        print(json.dumps(run(size, args.steps)))
+        print(json.dumps(run(size, args.steps, args.rounds)))
 
 
 if __name__ == "__main__":

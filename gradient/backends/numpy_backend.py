@@ -286,4 +286,20 @@ class ArrayBackend(Backend):
         return xp.stack([xp.searchsorted(r, v, side=side) for r, v in zip(sorted_rows, values)])
 
 
-cpu_backend = ArrayBackend(np, "cpu")
+class NumpyBackend(ArrayBackend):
+    """The CPU backend: :class:`ArrayBackend` on NumPy, with numba's fused kernels
+    (:mod:`gradient.backends.cpu_kernels`) as its optional fast paths."""
+
+    _kernels = None  # the cpu_kernels module once imported, False when numba is missing
+
+    def fused(self, name):
+        if NumpyBackend._kernels is None:
+            try:  # imported on first use: numba's import costs a few hundred milliseconds
+                from . import cpu_kernels
+                NumpyBackend._kernels = cpu_kernels
+            except ImportError:
+                NumpyBackend._kernels = False
+        return self._kernels.FUSED.get(name) if self._kernels else None
+
+
+cpu_backend = NumpyBackend(np, "cpu")

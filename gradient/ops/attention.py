@@ -126,11 +126,25 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     else:
         scores = _matmul(q, transpose(key, -1, -2))                         # (..., L, S)
 
-    allowed = None
     if is_causal:
-        # top-left aligned: query i may attend to keys 0..i, whatever L and S are
-        rows = reshape(arange(L, device=query.device), (L, 1))
-        allowed = rows >= reshape(arange(S, device=query.device), (1, S))
+        # top-left aligned: query i may attend to keys 0..i, whatever L and S are. Key 0 is
+        # always visible, so no row is fully masked, and an additive -inf mask is all it takes
+        # (one pass forward, none backward).
+        scores = scores + _causal_mask(L, S, scores.dtype, query.device)
+        attn = softmax(scores, -1) if S else scores
+    else:
+        attn = _masked_softmax(scores, attn_mask, S, fn)
+    if dropout_p > 0.0:
+        attn = dropout(attn, dropout_p)
+    if v_groups > 1:
+        return _merge_heads(_matmul(_split_heads(attn, v_groups), _split_heads(value, 1)))
+    return _matmul(attn, value)
+
+
+def _masked_softmax(scores: Tensor, attn_mask, S: int, fn: str) -> Tensor:
+    """Softmax of the scores under an optional boolean or additive mask; a row that may attend
+    to no key gives zeros, like PyTorch's ``_safe_softmax``."""
+    allowed = None
     if attn_mask is not None:
         # the mask may not enlarge the output (PyTorch refuses that too)
         if not _broadcasts_to(attn_mask.shape, scores.shape):
@@ -152,12 +166,14 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     else:
         dead = _sum(scores == float("-inf"), -1, keepdim=True) == S
         attn = where(dead, 0.0, softmax(where(dead, 0.0, scores), -1))
-    if dropout_p > 0.0:
-        attn = dropout(attn, dropout_p)
+    return attn
 
-    if v_groups > 1:
-        return _merge_heads(_matmul(_split_heads(attn, v_groups), _split_heads(value, 1)))
-    return _matmul(attn, value)
+
+def _causal_mask(L: int, S: int, dtype, device) -> Tensor:
+    """(L, S) additive mask: 0 where query i may see key j (j <= i), -inf elsewhere."""
+    rows = reshape(arange(L, device=device), (L, 1))
+    hidden = rows < reshape(arange(S, device=device), (1, S))
+    return where(hidden, float("-inf"), 0.0).to(dtype)
 
 
 def _split_heads(t: Tensor, groups: int) -> Tensor:

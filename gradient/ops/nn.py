@@ -26,7 +26,7 @@ import math
 
 from ..autograd import autocast_state as _autocast
 from ..autograd.function import Function
-from ..autograd.grad_mode import no_grad
+from ..autograd.grad_mode import is_grad_enabled, no_grad
 from ..dtypes import bfloat16, bool_, float16, float32, float64, from_numpy_dtype, int64
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
@@ -78,6 +78,22 @@ def _minus_max(b, x, dim: int):
     if x.shape[dim] == 0:
         return x
     return b.binary("sub", x, b.reduce("max", x, dim, True))
+
+
+def _fused_backward(ctx, name: str, *args):
+    """The backend's fused kernel ``name`` on the raw arrays of ``args`` (Tensors or other
+    values), its result(s) as Tensors; None when the backend has no such kernel or it declines.
+
+    Backward passes use it only when no graph is being built (``create_graph=False``): the
+    composition of differentiable ops they fall back to is what makes second derivatives work.
+    """
+    kernel = ctx.backend.fused(name)
+    out = kernel(*(a._data if isinstance(a, Tensor) else a for a in args)) if kernel else None
+    if out is None:
+        return None
+    if type(out) is tuple:
+        return tuple(Tensor._make(o, False, ctx.backend) for o in out)
+    return Tensor._make(out, False, ctx.backend)
 
 
 def _require_float(x: Tensor, fn: str, what: str = "input") -> None:
@@ -218,6 +234,10 @@ class GELU(Function):
         b = ctx.backend
         ctx.approximate = approximate
         ctx.save_for_backward(x)
+        kernel = b.fused("gelu")
+        out = kernel(x, approximate) if kernel else None
+        if out is not None:
+            return out
         x32 = _upcast(b, x)
         c = lambda v: _scalar(b, v, x32)  # noqa: E731
         if approximate == "tanh":
@@ -232,6 +252,10 @@ class GELU(Function):
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
+        if not is_grad_enabled():  # no graph to build: the fused kernel, when the backend has one
+            out = _fused_backward(ctx, "gelu_backward", grad, x, ctx.approximate)
+            if out is not None:
+                return out, None
         x = cast(x, _compute_dtype(x))  # float16/bfloat16: float32 math, one rounding at the end
         if ctx.approximate == "tanh":
             t = tanh(_SQRT_2_OVER_PI * (x + _GELU_C * x * x * x))
@@ -868,9 +892,53 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
     axes = _check_normalized_shape("layer_norm", input, shape)
     _check_param("weight", "layer_norm", weight, shape)
     _check_param("bias", "layer_norm", bias, shape)
+    if len(shape) == 1 and input.numel() > 0 and _has_fused(input, "layer_norm") and all(
+            t is None or t.dtype is input.dtype for t in (weight, bias)):
+        return LayerNorm.apply(input, weight, bias, eps)
     dtype = _compute_dtype(input)
     y = _normalized(cast(input, dtype), axes, eps)
     return cast(_affine(y, weight, bias, shape, dtype), input.dtype)
+
+
+class LayerNorm(Function):
+    """Layer norm over the last dimension in the backend's fused kernels (float32/float64).
+
+    The forward and the first-order backward each take one kernel call; the backward of the
+    backward (second derivatives) is the textbook formula written with differentiable ops.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        y, mean, rstd = ctx.backend.fused("layer_norm")(x, weight, bias, eps)
+        ctx.eps, ctx.mean, ctx.rstd = eps, mean, rstd
+        ctx.save_for_backward(x, weight)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        fused = None
+        if not is_grad_enabled():
+            fused = _fused_backward(ctx, "layer_norm_backward", grad, x, ctx.mean, ctx.rstd, weight)
+        if fused is not None:
+            dx, dw, db = fused
+        else:  # a graph is being built: the same gradients from differentiable ops
+            n = x.shape[-1]
+            xhat = _normalized(x, (-1,), ctx.eps)
+            gw = grad if weight is None else grad * weight
+            rstd = rsqrt(mean((x - mean(x, -1, keepdim=True)) ** 2, -1, keepdim=True) + ctx.eps)
+            dx = rstd * (gw - _sum(gw, -1, keepdim=True) / n
+                         - xhat * (_sum(gw * xhat, -1, keepdim=True) / n))
+            lead = tuple(range(x.ndim - 1))
+            dw, db = _sum(grad * xhat, lead), _sum(grad, lead)
+        needs = ctx.needs_input_grad
+        return (dx if needs[0] else None, dw if needs[1] else None, db if needs[2] else None,
+                None)
+
+
+def _has_fused(input: Tensor, name: str) -> bool:
+    """Whether ``input``'s backend has the fused kernel ``name`` and it takes this dtype."""
+    return input.dtype in (float32, float64) and input._backend.fused(name) is not None
 
 
 def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,

@@ -97,11 +97,15 @@ class AdamW(Adam):
 def adam_update(p, grad, state, *, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
                 decoupled_weight_decay):
     """Update ``p`` in place from ``grad`` and its Adam ``state`` (PyTorch's single-tensor path)."""
-    if maximize:
-        grad = -grad
     step_t = state["step"]
     step_t.add_(1)
     step = step_t.item()
+    if _fused_update(p, grad, state, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                     weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
+                     decoupled_weight_decay=decoupled_weight_decay, step=step):
+        return
+    if maximize:
+        grad = -grad
     if weight_decay != 0:
         if decoupled_weight_decay:
             p.mul_(1 - lr * weight_decay)
@@ -124,3 +128,21 @@ def adam_update(p, grad, state, *, lr, beta1, beta2, eps, weight_decay, amsgrad,
         second = exp_avg_sq
     denom = second.sqrt() / bias_correction2_sqrt + eps
     p.add_(exp_avg / denom * -step_size)
+
+
+def _fused_update(p, grad, state, *, amsgrad, **hyper) -> bool:
+    """The update below in one pass of the backend's fused kernel; False when it has none.
+
+    The kernel performs the same float operations in the same order, so both paths give the
+    same bits (tested).
+    """
+    kernel = p._backend.fused("adam_step")
+    if kernel is None:
+        return False
+    moments = [state["exp_avg"], state["exp_avg_sq"]] + ([state["max_exp_avg_sq"]] if amsgrad else [])
+    if not kernel(p._data, grad._data, *(t._data for t in moments[:2]),
+                  moments[2]._data if amsgrad else None, **hyper):
+        return False
+    for t in [p] + moments:
+        t._version.bump("adam_step")
+    return True

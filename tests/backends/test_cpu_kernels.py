@@ -1,0 +1,131 @@
+"""The NumPy backend's fused numba kernels against the compositions they replace.
+
+Each op that has a fused fast path is run twice, once with the kernels and once with
+``Backend.fused`` returning None (the composition of primitives), and the two must agree:
+to rounding for activations and norms, bit for bit for the optimizer update.
+"""
+
+import numpy as np
+import pytest
+
+import gradient
+import gradient.nn.functional as F
+from gradient.backends import cpu_backend
+
+pytest.importorskip("numba")
+
+
+@pytest.fixture
+def composed(monkeypatch):
+    """Run the block with the fused kernels switched off."""
+    def switch_off():
+        monkeypatch.setattr(cpu_backend, "fused", lambda name: None)
+    return switch_off
+
+
+def _run(fn, *arrays):
+    """Outputs and input gradients of ``fn`` on fresh leaves made from ``arrays``."""
+    leaves = [gradient.tensor(a, requires_grad=True) for a in arrays]
+    out = fn(*leaves)
+    rng = np.random.default_rng(1)
+    out.backward(gradient.tensor(rng.standard_normal(out.shape).astype(arrays[0].dtype)))
+    return [out.detach().numpy()] + [t.grad.numpy() for t in leaves]
+
+
+def _both(fn, composed, *arrays):
+    fused = _run(fn, *arrays)
+    composed()
+    return fused, _run(fn, *arrays)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("approximate", ["tanh", "none"])
+@pytest.mark.parametrize("size", [(3, 5), (600, 700)])  # serial and parallel builds
+def test_gelu_fused_matches_composition(composed, dtype, approximate, size):
+    x = np.random.default_rng(0).standard_normal(size).astype(dtype) * 3
+    fused, reference = _both(lambda t: F.gelu(t, approximate=approximate), composed, x)
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    for a, b in zip(fused, reference):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+def test_gelu_kernel_is_used_and_takes_non_contiguous_input():
+    from gradient.backends import cpu_kernels
+    x = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
+    np.testing.assert_allclose(cpu_kernels.gelu(x.T, "tanh"), cpu_kernels.gelu(x, "tanh").T)
+    assert cpu_kernels.gelu(x.astype(np.float16), "tanh") is None  # declined: the op composes
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("affine", ["both", "weight", "none"])
+@pytest.mark.parametrize("shape", [(4, 7, 16), (512, 640)])
+def test_layer_norm_fused_matches_composition(composed, dtype, affine, shape):
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal(shape) * 2 + 1).astype(dtype)
+    n = shape[-1]
+    w = rng.standard_normal(n).astype(dtype)
+    b = rng.standard_normal(n).astype(dtype)
+    if affine == "both":
+        fn, arrays = (lambda t, w, b: F.layer_norm(t, (n,), w, b)), (x, w, b)
+    elif affine == "weight":
+        fn, arrays = (lambda t, w: F.layer_norm(t, (n,), w)), (x, w)
+    else:
+        fn, arrays = (lambda t: F.layer_norm(t, (n,))), (x,)
+    fused, reference = _both(fn, composed, *arrays)
+    tol = 2e-5 if dtype == np.float32 else 1e-11
+    for a, b in zip(fused, reference):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol * 10)
+
+
+def test_layer_norm_takes_a_transposed_input_and_second_derivatives():
+    rng = np.random.default_rng(0)
+    x = gradient.tensor(rng.standard_normal((8, 5)), requires_grad=True)
+    w = gradient.tensor(rng.standard_normal(8), requires_grad=True)
+    b = gradient.tensor(rng.standard_normal(8), requires_grad=True)
+    xt = x.T  # a non-contiguous input
+    assert gradient.autograd.gradcheck(lambda x, w, b: F.layer_norm(x.T, (8,), w, b), (x, w, b))
+    assert gradient.autograd.gradgradcheck(lambda x, w, b: F.layer_norm(x.T, (8,), w, b), (x, w, b))
+    import torch
+    ref = torch.nn.functional.layer_norm(torch.tensor(xt.detach().numpy()), (8,),
+                                         torch.tensor(w.detach().numpy()), torch.tensor(b.detach().numpy()))
+    np.testing.assert_allclose(F.layer_norm(xt, (8,), w, b).detach().numpy(), ref.numpy(), rtol=1e-12,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("options", [
+    dict(cls="AdamW"),
+    dict(cls="AdamW", amsgrad=True, weight_decay=0.1),
+    dict(cls="Adam", weight_decay=0.01, maximize=True),
+    dict(cls="Adam", betas=(0.3, 0.9)),  # lerp's other branch: weight 1 - beta1 >= 0.5
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_fused_update_is_bit_identical_to_the_composition(composed, options, dtype):
+    options = dict(options)
+    cls = getattr(gradient.optim, options.pop("cls"))
+    rng = np.random.default_rng(0)
+    start = rng.standard_normal((300, 700)).astype(dtype)  # large enough for the parallel build
+    grads = [rng.standard_normal(start.shape).astype(dtype) for _ in range(4)]
+
+    def train():
+        p = gradient.nn.Parameter(gradient.tensor(start))
+        opt = cls([p], lr=1e-2, **options)
+        for g in grads:
+            p.grad = gradient.tensor(g)
+            opt.step()
+        state = opt.state[p]
+        return [p.detach().numpy()] + [state[k].numpy() for k in sorted(state) if k != "step"]
+
+    fused = train()
+    composed()
+    reference = train()
+    for a, b in zip(fused, reference):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fused_adam_bumps_the_versions_of_what_it_updates():
+    p = gradient.nn.Parameter(gradient.ones(3))
+    opt = gradient.optim.AdamW([p])
+    p.grad = gradient.ones(3)
+    before = p._version.value
+    opt.step()
+    assert p._version.value > before
