@@ -4,6 +4,9 @@ Run:  python examples/char_gpt.py                 # ~100 s on 2 CPU cores
       python examples/char_gpt.py --amp bf16      # matrix products in bfloat16
       python examples/char_gpt.py --resume out-char-gpt/ckpt.safetensors   # continue a stopped run
 
+The loss curves go to out-char-gpt/char_gpt.png when matplotlib is installed
+(``pip install -e .[examples]``).
+
 This is nanoGPT (github.com/karpathy/nanoGPT) in miniature, written against gradient only. Read it
 top to bottom:
 
@@ -15,7 +18,8 @@ top to bottom:
 3. the training loop: AdamW with weight decay on the 2-d weights only, linear warmup + cosine
    decay, gradient clipping, optional bfloat16 autocast, periodic evaluation, checkpoints that
    ``--resume`` continues bit for bit;
-4. sampling: a few hundred characters with temperature and top-k.
+4. sampling: a few hundred characters with temperature and top-k;
+5. the figure: the batch losses, the train/val evaluations and the learning rate per step.
 
 What to expect with the defaults (2 layers, 4 heads, width 128, context 64, batch 16, 1000
 steps, lr 3e-3, seed 0; about 100 s on 2 CPU cores, 420k parameters): the corpus is ~890k
@@ -300,6 +304,53 @@ def save_checkpoint(path, model, optimizer, scheduler, step, rng, cfg):
     }, path)  # written atomically: a crash mid-save leaves the previous checkpoint intact
 
 
+# ---------------------------------------------------------------------------------- the figure
+def record_eval(history: dict, step: int, losses: dict) -> None:
+    history["eval_step"].append(step)
+    history["train"].append(losses["train"])
+    history["val"].append(losses["val"])
+
+
+def save_figure(path: str, history: dict, quiet: bool = False) -> str | None:
+    """The batch losses (faint), their running mean, the train/val evaluations and the learning
+    rate against the step. A resumed run plots the steps it ran itself.
+
+    Returns the path written, or None when matplotlib is not installed (the figure is optional).
+    """
+    try:
+        import matplotlib
+    except ImportError:
+        if not quiet:
+            print("matplotlib is not installed: no figure (pip install -e .[examples])")
+        return None
+    matplotlib.use("Agg")  # draws to a file; needs no display
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    steps, loss = np.asarray(history["step"]), np.asarray(history["loss"])
+    ax.plot(steps, loss, color="tab:blue", alpha=0.25, lw=0.8, label="batch loss")
+    if len(loss) >= 20:  # a running mean over 20 steps reads better than the raw batches
+        mean = np.convolve(loss, np.ones(20) / 20, mode="valid")
+        ax.plot(steps[19:], mean, color="tab:blue", lw=1.5, label="batch loss, mean of 20")
+    ax.plot(history["eval_step"], history["train"], "o-", color="tab:green", label="train (eval)")
+    ax.plot(history["eval_step"], history["val"], "s-", color="tab:red", label="val (eval)")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy (nats/char)")
+    ax.grid(alpha=0.3)
+    lr_ax = ax.twinx()  # the schedule: warmup then cosine decay
+    lr_ax.plot(steps, history["lr"], color="gray", ls="--", lw=1, label="learning rate")
+    lr_ax.set_ylabel("learning rate")
+    lines = ax.get_legend_handles_labels()
+    lr_lines = lr_ax.get_legend_handles_labels()
+    ax.legend(lines[0] + lr_lines[0], lines[1] + lr_lines[1], loc="upper right")
+    ax.set_title("char_gpt: character-level GPT on standard-library docstrings")
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=1000, help="total optimizer steps")
@@ -314,7 +365,7 @@ def parse_args(argv=None):
     p.add_argument("--weight-decay", type=float, default=0.1)
     p.add_argument("--grad-clip", type=float, default=1.0, help="max global grad norm; 0: off")
     p.add_argument("--amp", choices=["none", "bf16"], default="none")
-    p.add_argument("--out-dir", default="out-char-gpt", help="where checkpoints go")
+    p.add_argument("--out-dir", default="out-char-gpt", help="where checkpoints and the figure go")
     p.add_argument("--ckpt-interval", type=int, default=500, help="save every N steps; 0: never")
     p.add_argument("--resume", default=None, metavar="PATH",
                    help="checkpoint to continue from, with the same flags (the lr schedule is part "
@@ -366,12 +417,14 @@ def main(argv=None) -> dict:
               + (f"; resuming at step {step}" if step else ""))
 
     last_loss = float("nan")
+    history = {"step": [], "loss": [], "lr": [], "eval_step": [], "train": [], "val": []}
     steps = range(step, args.steps)
     bar = None if args.quiet else tqdm(steps, total=args.steps, initial=step, dynamic_ncols=True)
     model.train()
     for step in (bar if bar is not None else steps):
         if step % args.eval_interval == 0:
             losses = estimate_loss(model, data, args)
+            record_eval(history, step, losses)
             if bar is not None:  # bar.write prints above the bar instead of through it
                 bar.write(f"step {step}: train loss {losses['train']:.4f}, "
                           f"val loss {losses['val']:.4f}")
@@ -386,6 +439,9 @@ def main(argv=None) -> dict:
         optimizer.step()
         scheduler.step()
         last_loss = loss.item()
+        history["step"].append(step)
+        history["loss"].append(last_loss)
+        history["lr"].append(scheduler.get_last_lr()[0])
         if bar is not None:
             bar.set_postfix_str(f"loss {last_loss:.4f} lr {scheduler.get_last_lr()[0]:.2e}")
 
@@ -397,6 +453,8 @@ def main(argv=None) -> dict:
         bar.close()
 
     losses = estimate_loss(model, data, args)
+    record_eval(history, args.steps, losses)
+    figure = save_figure(os.path.join(args.out_dir, "char_gpt.png"), history, args.quiet)
     prompt = data.encode(args.prompt) or [0]
     model.eval()
     with autocast(args.amp):
@@ -412,7 +470,8 @@ def main(argv=None) -> dict:
     return {"train_loss": losses["train"], "val_loss": losses["val"],
             "last_batch_loss": last_loss,
             "initial_loss": math.log(data.vocab_size), "vocab_size": data.vocab_size,
-            "steps": args.steps, "sample": sample, "seconds": elapsed, "model": model}
+            "steps": args.steps, "sample": sample, "seconds": elapsed, "model": model,
+            "history": history, "figure": figure}
 
 
 if __name__ == "__main__":

@@ -11,11 +11,11 @@ Two rules keep them fast on any machine:
 * Transcendentals (tanh, exp, erf) stay in NumPy/SciPy, whose loops are vectorised; numba
   calls the scalar libm functions unless Intel's SVML is installed. The kernels do the
   polynomial work around them.
-* Each kernel has a serial and a ``parallel=True`` build; the parallel one only pays off past
-  a few hundred thousand elements, where thread start-up is small against the work.
+* Kernels run on one thread (see :func:`_compile`).
 
-Kernels take contiguous float32 or float64 arrays (the wrappers check and decline otherwise)
-and are compiled on first use and cached on disk by numba (``cache=True``).
+The kernels take contiguous float32 or float64 arrays; their wrappers make contiguous copies
+of other layouts and decline other dtypes. numba compiles each kernel on first use and caches
+the machine code on disk (``cache=True``).
 
 Example::
 
@@ -29,10 +29,8 @@ import math
 
 import numba
 import numpy as np
-from numba import prange
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-_PARALLEL_MIN = 1 << 18  # elements; below this the serial build is faster (measured, 2 cores)
 
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 _GELU_C = 0.044715
@@ -40,13 +38,17 @@ _SQRT1_2 = 1 / math.sqrt(2)
 _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 
 
-def _builds(fn):
-    """A serial and a parallel compiled build of ``fn`` (``prange`` is ``range`` in the first)."""
-    return numba.njit(cache=True)(fn), numba.njit(cache=True, parallel=True)(fn)
+def _compile(fn=None, **options):
+    """numba's njit as the kernels here need it; usable as ``@_compile`` or ``@_compile(...)``.
 
-
-def _pick(builds, size):
-    return builds[size >= _PARALLEL_MIN]
+    ``error_model="numpy"``: a division by zero gives inf/nan as in NumPy instead of raising,
+    which also lets LLVM vectorise loops that divide (numba's default checks every divisor).
+    Kernels stay serial: they stream memory, and on two cores numba's thread pool gained
+    nothing while competing with OpenBLAS's spinning threads right after a matmul.
+    """
+    if fn is None:
+        return lambda f: _compile(f, **options)
+    return numba.njit(cache=True, error_model="numpy", **options)(fn)
 
 
 def _usable(*arrays) -> bool:
@@ -61,54 +63,54 @@ def _flat(a):
 
 
 # ---------------------------------------------------------------------- GELU
+@_compile
 def _gelu_tanh_inner(x, k0, k1, out):
-    for i in prange(x.size):
+    for i in range(x.size):
         v = x[i]
         out[i] = k0 * (v + k1 * (v * v * v))
 
 
+@_compile
 def _gelu_tanh_finish(x, t, half, one, out):
-    for i in prange(x.size):
+    for i in range(x.size):
         out[i] = half * x[i] * (one + t[i])
 
 
+@_compile
 def _gelu_tanh_grad(g, x, t, half, one, k0, k3, out):
     # d/dx [0.5 x (1 + tanh(u))] = 0.5 (1 + t) + 0.5 x (1 - t^2) u',  u' = k0 (1 + 3 c x^2)
-    for i in prange(x.size):
+    for i in range(x.size):
         v = x[i]
         ti = t[i]
         du = k0 * (one + k3 * v * v)
         out[i] = g[i] * (half * (one + ti) + half * v * (one - ti * ti) * du)
 
 
+@_compile
 def _scale(x, k, out):
-    for i in prange(x.size):
+    for i in range(x.size):
         out[i] = x[i] * k
 
 
+@_compile
 def _gelu_erf_finish(x, e, half, one, out):
-    for i in prange(x.size):
+    for i in range(x.size):
         out[i] = half * x[i] * (one + e[i])
 
 
+@_compile
 def _neg_half_square(x, half, out):
-    for i in prange(x.size):
+    for i in range(x.size):
         out[i] = -half * x[i] * x[i]
 
 
+@_compile
 def _gelu_erf_grad(g, x, erf_x, exp_x, half, one, inv_sqrt_2pi, out):
     # d/dx [x Phi(x)] = Phi(x) + x phi(x)
-    for i in prange(x.size):
+    for i in range(x.size):
         out[i] = g[i] * (half * (one + erf_x[i]) + x[i] * exp_x[i] * inv_sqrt_2pi)
 
 
-_GELU_TANH_INNER = _builds(_gelu_tanh_inner)
-_GELU_TANH_FINISH = _builds(_gelu_tanh_finish)
-_GELU_TANH_GRAD = _builds(_gelu_tanh_grad)
-_SCALE = _builds(_scale)
-_GELU_ERF_FINISH = _builds(_gelu_erf_finish)
-_NEG_HALF_SQUARE = _builds(_neg_half_square)
-_GELU_ERF_GRAD = _builds(_gelu_erf_grad)
 
 
 def _erf(x):
@@ -125,14 +127,13 @@ def gelu(x, approximate: str):
     flat = _flat(x)
     out = np.empty_like(flat)
     t = np.empty_like(flat)
-    n = flat.size
     if approximate == "tanh":
-        _pick(_GELU_TANH_INNER, n)(flat, k(_SQRT_2_OVER_PI), k(_GELU_C), t)
+        _gelu_tanh_inner(flat, k(_SQRT_2_OVER_PI), k(_GELU_C), t)
         np.tanh(t, out=t)
-        _pick(_GELU_TANH_FINISH, n)(flat, t, k(0.5), k(1.0), out)
+        _gelu_tanh_finish(flat, t, k(0.5), k(1.0), out)
     else:
-        _pick(_SCALE, n)(flat, k(_SQRT1_2), t)
-        _pick(_GELU_ERF_FINISH, n)(flat, _erf(t), k(0.5), k(1.0), out)
+        _scale(flat, k(_SQRT1_2), t)
+        _gelu_erf_finish(flat, _erf(t), k(0.5), k(1.0), out)
     return out.reshape(x.shape)
 
 
@@ -144,26 +145,26 @@ def gelu_backward(grad, x, approximate: str):
     flat, g = _flat(x), _flat(grad)
     out = np.empty_like(flat)
     t = np.empty_like(flat)
-    n = flat.size
     if approximate == "tanh":
-        _pick(_GELU_TANH_INNER, n)(flat, k(_SQRT_2_OVER_PI), k(_GELU_C), t)
+        _gelu_tanh_inner(flat, k(_SQRT_2_OVER_PI), k(_GELU_C), t)
         np.tanh(t, out=t)
-        _pick(_GELU_TANH_GRAD, n)(g, flat, t, k(0.5), k(1.0), k(_SQRT_2_OVER_PI), k(3 * _GELU_C), out)
+        _gelu_tanh_grad(g, flat, t, k(0.5), k(1.0), k(_SQRT_2_OVER_PI), k(3 * _GELU_C), out)
     else:
-        _pick(_SCALE, n)(flat, k(_SQRT1_2), t)
+        _scale(flat, k(_SQRT1_2), t)
         _erf(t)
         e = np.empty_like(flat)
-        _pick(_NEG_HALF_SQUARE, n)(flat, k(0.5), e)
+        _neg_half_square(flat, k(0.5), e)
         np.exp(e, out=e)
-        _pick(_GELU_ERF_GRAD, n)(g, flat, t, e, k(0.5), k(1.0), k(_INV_SQRT_2PI), out)
+        _gelu_erf_grad(g, flat, t, e, k(0.5), k(1.0), k(_INV_SQRT_2PI), out)
     return out.reshape(x.shape)
 
 
 # ---------------------------------------------------------------------- layer norm
+@_compile(fastmath={"reassoc"})  # vectorised row sums
 def _layer_norm_fwd(x, w, b, eps, y, mean, rstd):
     # x, y: (rows, n); w, b: (n,) or (0,) when absent; statistics accumulate in float64
     rows, n = x.shape
-    for r in prange(rows):
+    for r in range(rows):
         s = 0.0
         for j in range(n):
             s += x[r, j]
@@ -185,35 +186,27 @@ def _layer_norm_fwd(x, w, b, eps, y, mean, rstd):
             y[r, j] = v
 
 
-def _layer_norm_bwd(g, x, mean, rstd, w, dx, dw_parts, db_parts):
-    # dx = rstd * (g w - mean(g w) - xhat * mean(g w xhat)); dw = sum g xhat; db = sum g.
-    # Rows are split into one chunk per partial so each thread owns its dw/db accumulators.
+@_compile(fastmath={"reassoc"})  # vectorised row sums
+def _layer_norm_bwd(g, x, mean, rstd, w, dx, dw, db):
+    # dx = rstd * (g w - mean(g w) - xhat * mean(g w xhat)); dw = sum g xhat; db = sum g
     rows, n = x.shape
-    chunks = dw_parts.shape[0]
-    for c in prange(chunks):
-        lo = rows * c // chunks
-        hi = rows * (c + 1) // chunks
-        for r in range(lo, hi):
-            m, iv = mean[r], rstd[r]
-            a = 0.0
-            bsum = 0.0
-            for j in range(n):
-                xhat = (x[r, j] - m) * iv
-                gw = g[r, j] * w[j] if w.size else g[r, j]
-                a += gw
-                bsum += gw * xhat
-                dw_parts[c, j] += g[r, j] * xhat
-                db_parts[c, j] += g[r, j]
-            a_mean = a / n
-            b_mean = bsum / n
-            for j in range(n):
-                xhat = (x[r, j] - m) * iv
-                gw = g[r, j] * w[j] if w.size else g[r, j]
-                dx[r, j] = iv * (gw - a_mean - xhat * b_mean)
-
-
-_LAYER_NORM_FWD = _builds(_layer_norm_fwd)
-_LAYER_NORM_BWD = _builds(_layer_norm_bwd)
+    for r in range(rows):
+        m, iv = mean[r], rstd[r]
+        a = 0.0
+        bsum = 0.0
+        for j in range(n):
+            xhat = (x[r, j] - m) * iv
+            gw = g[r, j] * w[j] if w.size else g[r, j]
+            a += gw
+            bsum += gw * xhat
+            dw[j] += g[r, j] * xhat
+            db[j] += g[r, j]
+        a_mean = a / n
+        b_mean = bsum / n
+        for j in range(n):
+            xhat = (x[r, j] - m) * iv
+            gw = g[r, j] * w[j] if w.size else g[r, j]
+            dx[r, j] = iv * (gw - a_mean - xhat * b_mean)
 
 
 def layer_norm(x, weight, bias, eps: float):
@@ -232,7 +225,7 @@ def layer_norm(x, weight, bias, eps: float):
     y = np.empty_like(x2)
     mean = np.empty(x2.shape[0], x.dtype)
     rstd = np.empty(x2.shape[0], x.dtype)
-    _pick(_LAYER_NORM_FWD, x.size)(x2, empty if weight is None else weight,
+    _layer_norm_fwd(x2, empty if weight is None else weight,
                                    empty if bias is None else bias, float(eps), y, mean, rstd)
     return y.reshape(x.shape), mean.reshape(x.shape[:-1]), rstd.reshape(x.shape[:-1])
 
@@ -245,23 +238,21 @@ def layer_norm_backward(grad, x, mean, rstd, weight):
     n = x.shape[-1]
     x2, g2 = _flat(x).reshape(-1, n), _flat(grad).reshape(-1, n)
     weight = None if weight is None else _flat(weight)
-    parallel = x.size >= _PARALLEL_MIN
-    chunks = max(1, min(numba.get_num_threads(), x2.shape[0])) if parallel else 1
     dx = np.empty_like(x2)
-    dw_parts = np.zeros((chunks, n), np.float64)
-    db_parts = np.zeros((chunks, n), np.float64)
-    _LAYER_NORM_BWD[parallel](g2, x2, _flat(mean), _flat(rstd),
-                              np.empty(0, x.dtype) if weight is None else weight, dx, dw_parts,
-                              db_parts)
-    return (dx.reshape(x.shape), dw_parts.sum(0).astype(x.dtype), db_parts.sum(0).astype(x.dtype))
+    dw = np.zeros(n, np.float64)
+    db = np.zeros(n, np.float64)
+    _layer_norm_bwd(g2, x2, _flat(mean), _flat(rstd),
+                    np.empty(0, x.dtype) if weight is None else weight, dx, dw, db)
+    return dx.reshape(x.shape), dw.astype(x.dtype), db.astype(x.dtype)
 
 
 # ---------------------------------------------------------------------- Adam / AdamW
+@_compile
 def _adam_step(p, g, m, v, vmax, decay, l2, w1, keep1, b2, one_minus_b2, bc2, eps, neg_step,
                maximize, amsgrad):
     # The same operations, in the same order and precision, as the single-tensor composition in
     # gradient.optim.adam (itself PyTorch's order): the two paths give identical bits.
-    for i in prange(p.size):
+    for i in range(p.size):
         gi = -g[i] if maximize else g[i]
         pi = p[i] * decay
         if l2 != 0:
@@ -278,7 +269,6 @@ def _adam_step(p, g, m, v, vmax, decay, l2, w1, keep1, b2, one_minus_b2, bc2, ep
         p[i] = pi + mi / (math.sqrt(second) / bc2 + eps) * neg_step
 
 
-_ADAM_STEP = _builds(_adam_step)
 
 
 def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1, beta2, eps,
@@ -299,7 +289,7 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1, be
     bc2 = (1 - beta2 ** step) ** 0.5
     amsgrad = max_exp_avg_sq is not None
     vmax = max_exp_avg_sq.reshape(-1) if amsgrad else np.empty(0, param.dtype)
-    _pick(_ADAM_STEP, param.size)(
+    _adam_step(
         param.reshape(-1), grad.reshape(-1), exp_avg.reshape(-1), exp_avg_sq.reshape(-1), vmax,
         k(decay), k(l2), k(w1), k(1 - w1), k(beta2), k(1 - beta2), k(bc2), k(eps),
         k(-(lr / (1 - beta1 ** step))), bool(maximize), amsgrad)

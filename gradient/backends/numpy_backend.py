@@ -14,6 +14,7 @@ import ml_dtypes
 import numpy as np
 
 from .base import Backend
+from .host_memory import keep_freed_memory
 
 _LOW_PRECISION = (np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16))
 # Ops whose NumPy loops may warn (division by zero, log of 0, overflow): PyTorch is silent there,
@@ -303,3 +304,4 @@ class NumpyBackend(ArrayBackend):
 
 
 cpu_backend = NumpyBackend(np, "cpu")
+keep_freed_memory()  # large temporaries reuse heap memory instead of fresh pages (see host_memory)

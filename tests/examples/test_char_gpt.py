@@ -47,6 +47,12 @@ def test_tiny_config_learns(char_gpt, tmp_path):
     assert out["train_loss"] < out["initial_loss"] - 1.0
     assert len(out["sample"]) == len("Return the ") + 20
     assert (tmp_path / "ckpt.safetensors").exists()  # saved at the last step
+    history = out["history"]
+    assert history["step"] == list(range(40)) and len(history["loss"]) == 40
+    assert history["eval_step"] == [0, 40] and history["val"][-1] == out["val_loss"]
+    if out["figure"] is not None:  # None only when matplotlib is not installed
+        assert out["figure"] == str(tmp_path / "char_gpt.png")
+        assert (tmp_path / "char_gpt.png").stat().st_size > 10_000
 
 
 class _Killed(Exception):
