@@ -32,3 +32,14 @@ short, int, long = int16, int32, int64  # noqa: A001
 is_tensor = lambda obj: isinstance(obj, Tensor)  # noqa: E731
 
 __version__ = "0.1.0"
+
+# The layers above nn (models, tokenizers, generation, the hub) load on first use, so that
+# `import gradient` stays quick for code that only needs tensors: `gradient.hub.load("gpt2")`.
+_LAZY_SUBMODULES = ("models", "generation", "tokenizers", "hub", "quant")
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'gradient' has no attribute {name!r}")

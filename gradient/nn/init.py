@@ -16,7 +16,10 @@ the same weights in gradient every run, but not the same weights as PyTorch; the
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
+import threading
 import warnings
 
 import numpy as np
@@ -24,9 +27,44 @@ import numpy as np
 from ..dtypes import float64
 from ..tensor import Tensor
 
-__all__ = ["calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_",
+__all__ = ["skip_init", "calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_",
            "eye_", "dirac_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
            "kaiming_normal_", "orthogonal_"]
+
+
+# ---------------------------------------------------------------------- skipping initialisation
+_skip = threading.local()
+
+
+@contextlib.contextmanager
+def skip_init():
+    """Make every init function in this module a no-op inside the block.
+
+    For modules whose weights are about to be overwritten, as when loading a checkpoint: building
+    a 124M-parameter model draws ~124M random numbers otherwise. The parameters keep whatever
+    ``empty`` gave them until they are loaded (``transformers`` does the same while loading).
+
+    Example::
+
+        >>> with nn.init.skip_init():
+        ...     model = GPT2LMHeadModel(config)       # uninitialised
+        >>> model.load_state_dict(weights)
+    """
+    previous = getattr(_skip, "active", False)
+    _skip.active = True
+    try:
+        yield
+    finally:
+        _skip.active = previous
+
+
+def _skippable(init_fn):
+    @functools.wraps(init_fn)
+    def wrapper(tensor, *args, **kwargs):
+        if getattr(_skip, "active", False):
+            return tensor
+        return init_fn(tensor, *args, **kwargs)
+    return wrapper
 
 
 # ---------------------------------------------------------------------- writing into a tensor
@@ -125,6 +163,7 @@ def _calculate_correct_fan(tensor: Tensor, mode: str) -> int:
 
 
 # ---------------------------------------------------------------------- basic distributions
+@_skippable
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:
     """Fill with values drawn uniformly from [a, b).
 
@@ -136,6 +175,7 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> 
                                      tensor.dtype))
 
 
+@_skippable
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tensor:
     """Fill with values drawn from N(mean, std**2).
 
@@ -147,6 +187,7 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None)
                                     float(std), tensor.dtype))
 
 
+@_skippable
 def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
                   b: float = 2.0, generator=None) -> Tensor:
     """Fill with values from N(mean, std**2) truncated to [a, b] (absolute bounds, not in stds).
@@ -173,6 +214,7 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
     return _store_numpy(tensor, values)
 
 
+@_skippable
 def constant_(tensor: Tensor, val: float) -> Tensor:
     """Fill with ``val``."""
     be = tensor._backend
@@ -181,16 +223,19 @@ def constant_(tensor: Tensor, val: float) -> Tensor:
     return tensor
 
 
+@_skippable
 def ones_(tensor: Tensor) -> Tensor:
     """Fill with ones."""
     return constant_(tensor, 1)
 
 
+@_skippable
 def zeros_(tensor: Tensor) -> Tensor:
     """Fill with zeros."""
     return constant_(tensor, 0)
 
 
+@_skippable
 def eye_(tensor: Tensor) -> Tensor:
     """Fill a 2-d tensor with the identity matrix (ones on the diagonal, zeros elsewhere)."""
     if tensor.ndimension() != 2:
@@ -198,6 +243,7 @@ def eye_(tensor: Tensor) -> Tensor:
     return _store_numpy(tensor, np.eye(*tensor.shape))
 
 
+@_skippable
 def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
     """Fill a 3-, 4- or 5-d conv weight with the Dirac delta: the convolution is the identity
     (on the first ``min(out, in)`` channels of each of ``groups`` groups)."""
@@ -217,6 +263,7 @@ def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
 
 
 # ---------------------------------------------------------------------- scaled by fan
+@_skippable
 def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
     """Glorot uniform: U(-a, a) with ``a = gain * sqrt(6 / (fan_in + fan_out))``."""
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
@@ -225,6 +272,7 @@ def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor
     return uniform_(tensor, -a, a, generator)
 
 
+@_skippable
 def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
     """Glorot normal: N(0, std**2) with ``std = gain * sqrt(2 / (fan_in + fan_out))``."""
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
@@ -232,6 +280,7 @@ def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
     return normal_(tensor, 0.0, std, generator)
 
 
+@_skippable
 def kaiming_uniform_(tensor: Tensor, a: float = 0, mode: str = "fan_in",
                      nonlinearity: str = "leaky_relu", generator=None) -> Tensor:
     """He uniform: U(-bound, bound) with ``bound = gain * sqrt(3 / fan)``.
@@ -249,6 +298,7 @@ def kaiming_uniform_(tensor: Tensor, a: float = 0, mode: str = "fan_in",
     return uniform_(tensor, -bound, bound, generator)
 
 
+@_skippable
 def kaiming_normal_(tensor: Tensor, a: float = 0, mode: str = "fan_in",
                     nonlinearity: str = "leaky_relu", generator=None) -> Tensor:
     """He normal: N(0, std**2) with ``std = gain / sqrt(fan)``."""
@@ -260,6 +310,7 @@ def kaiming_normal_(tensor: Tensor, a: float = 0, mode: str = "fan_in",
     return normal_(tensor, 0.0, std, generator)
 
 
+@_skippable
 def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
     """Fill with a (semi-)orthogonal matrix: rows (or columns) orthonormal, times ``gain``.
 

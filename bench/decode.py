@@ -1,0 +1,160 @@
+"""KV-cache decoding of GPT-2 124M: gradient against transformers, same random weights, same prompt.
+
+Run:  python bench/decode.py [--prompt 128] [--new 128] [--threads 2] [--rounds 2]
+
+The parent process writes a random-weight GPT-2 small checkpoint (float32) with transformers'
+``save_pretrained``; each library then runs in a child process of its own (so peak memory is
+its own) and does the same work: a prefill of the prompt that fills the KV cache and returns the
+last position's logits, then ``--new`` greedy decode steps of one token. Both loops are written
+out here so the two sides do exactly the same thing (transformers' ``generate`` adds its own
+overhead on top; gradient's ``generate`` is the same loop as below).
+
+It prints one JSON line: prefill and decode tokens/s for each library, their ratios
+gradient / transformers (higher is better), peak RSS, whether the generated tokens agree, and
+each figure as a fraction of the machine's ceiling: decode reads every weight once per token,
+so it is bounded by memory bandwidth (``--bandwidth``, GB/s); prefill is bounded by float32
+GEMM throughput (``--gflops``). Defaults are the figures measured on the 2-core machines in
+MACHINE-FACTS: 22.7 GB/s and 210 GFLOP/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def make_checkpoint(directory: str) -> None:
+    import torch
+    import transformers
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(transformers.GPT2Config())  # GPT-2 small, 124M
+    model.save_pretrained(directory)
+
+
+def run_gradient(directory, prompt, new, rounds):
+    import gradient
+    model = gradient.models.from_pretrained(directory)
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    timings = []
+    for _ in range(rounds):
+        with gradient.no_grad():
+            cache = model.new_cache(1, prompt.shape[1] + new)
+            t0 = time.perf_counter()
+            logits = model(gradient.tensor(prompt), cache=cache, logits_to_keep=1).logits
+            token = int(logits[0, -1].argmax().item())
+            t1 = time.perf_counter()
+            tokens = [token]
+            for _ in range(new - 1):
+                logits = model(gradient.tensor([[token]]), cache=cache).logits
+                token = int(logits[0, -1].argmax().item())
+                tokens.append(token)
+            t2 = time.perf_counter()
+        timings.append((t1 - t0, t2 - t1))
+    return timings, tokens, weight_bytes
+
+
+def run_transformers(directory, prompt, new, rounds):
+    import torch
+    import transformers
+    model = transformers.GPT2LMHeadModel.from_pretrained(directory).eval()
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    timings = []
+    for _ in range(rounds):
+        with torch.inference_mode():
+            cache = transformers.DynamicCache(config=model.config)
+            t0 = time.perf_counter()
+            out = model(torch.tensor(prompt), past_key_values=cache, use_cache=True,
+                        logits_to_keep=1)
+            token = int(out.logits[0, -1].argmax())
+            t1 = time.perf_counter()
+            tokens = [token]
+            for _ in range(new - 1):
+                out = model(torch.tensor([[token]]), past_key_values=cache, use_cache=True)
+                token = int(out.logits[0, -1].argmax())
+                tokens.append(token)
+            t2 = time.perf_counter()
+        timings.append((t1 - t0, t2 - t1))
+    return timings, tokens, weight_bytes
+
+
+def worker(args) -> None:
+    if args.worker == "transformers":
+        import torch
+        torch.set_num_threads(args.threads)
+    prompt = np.random.default_rng(0).integers(0, 50257, (1, args.prompt))
+    run = run_gradient if args.worker == "gradient" else run_transformers
+    timings, tokens, weight_bytes = run(args.checkpoint, prompt, args.new, args.rounds)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"timings": timings, "tokens": tokens, "peak_rss_mib": peak_mib,
+                      "weight_bytes": weight_bytes}))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--prompt", type=int, default=128, help="prompt tokens")
+    p.add_argument("--new", type=int, default=128, help="new tokens, greedy")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=2, help="runs per library; the best is reported")
+    p.add_argument("--bandwidth", type=float, default=22.7, help="memory bandwidth ceiling, GB/s")
+    p.add_argument("--gflops", type=float, default=210.0, help="float32 GEMM ceiling, GFLOP/s")
+    p.add_argument("--worker", choices=["gradient", "transformers"], help=argparse.SUPPRESS)
+    p.add_argument("--checkpoint", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        return worker(args)
+
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads),
+               OPENBLAS_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    results = {}
+    with tempfile.TemporaryDirectory() as directory:
+        make_checkpoint(directory)
+        for lib in ("gradient", "transformers"):
+            cmd = [sys.executable, __file__, "--worker", lib, "--checkpoint", directory,
+                   "--prompt", str(args.prompt), "--new", str(args.new), "--threads",
+                   str(args.threads), "--rounds", str(args.rounds)]
+            out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            if out.returncode:
+                raise SystemExit(f"{lib} worker failed:\n{out.stderr}")
+            results[lib] = json.loads(out.stdout.strip().splitlines()[-1])
+
+    n_layer, d, ctx = 12, 768, args.prompt
+    # prefill FLOPs without the head (logits_to_keep=1): 2 * non-embedding weights per token plus
+    # attention (q @ k^T and attn @ v, causal: about half of 2 * 2 * T^2 * d per layer)
+    non_embedding = 12 * d * d * n_layer
+    prefill_flops = 2 * non_embedding * ctx + 2 * n_layer * ctx * ctx * d
+    line = {"model": "gpt2-124M random, float32", "prompt": args.prompt, "new": args.new,
+            "threads": args.threads}
+    for lib, r in results.items():
+        prefill = min(t[0] for t in r["timings"])
+        decode = min(t[1] for t in r["timings"])
+        decode_tps = (args.new - 1) / decode
+        line[lib] = {
+            "prefill_tok_s": round(args.prompt / prefill, 1),
+            "decode_tok_s": round(decode_tps, 2),
+            "decode_median_tok_s": round((args.new - 1) / statistics.median(
+                t[1] for t in r["timings"]), 2),
+            "peak_rss_mib": round(r["peak_rss_mib"]),
+            # decode reads every weight once per token (the tied head is the embedding)
+            "decode_fraction_of_bandwidth": round(
+                decode_tps * r["weight_bytes"] / (args.bandwidth * 1e9), 3),
+            "prefill_fraction_of_gemm": round(prefill_flops / prefill / (args.gflops * 1e9), 3),
+        }
+    line["decode_ratio"] = round(line["gradient"]["decode_tok_s"]
+                                 / line["transformers"]["decode_tok_s"], 3)
+    line["prefill_ratio"] = round(line["gradient"]["prefill_tok_s"]
+                                  / line["transformers"]["prefill_tok_s"], 3)
+    line["same_tokens"] = results["gradient"]["tokens"] == results["transformers"]["tokens"]
+    print(json.dumps(line))
+
+
+if __name__ == "__main__":
+    main()

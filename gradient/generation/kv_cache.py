@@ -1,0 +1,92 @@
+"""A key/value cache for autoregressive decoding, preallocated once per generation.
+
+A transformer decoding token by token recomputes nothing for earlier positions if it keeps their
+keys and values. Growing the cache with a concatenation per token would copy the whole cache
+every step (quadratic in the output length); instead every layer gets one buffer of
+``max_length`` positions up front, new keys and values are written into the next free slots,
+and attention reads a view of the filled part.
+
+Layout: per layer, keys and values of shape ``(batch, n_kv_heads, max_length, head_dim)``. With
+grouped-query attention the cache holds only the key/value heads; the attention op groups the
+query heads against them without repeating K/V in memory.
+
+Protocol (what a model's forward does with it)::
+
+    k_all, v_all = cache.update(layer_index, k, v)   # k, v: (batch, n_kv_heads, T, head_dim)
+    ...                                               # every layer, at the same offset
+    cache.advance(T)                                  # once per forward, after the last layer
+
+Example::
+
+    >>> cache = KVCache(n_layers=12, batch_size=1, n_kv_heads=12, head_dim=64, max_length=256)
+    >>> logits = model(prompt_ids, cache=cache).logits        # prefill: fills positions 0..T-1
+    >>> logits = model(next_id, cache=cache).logits           # decode: one more position
+"""
+
+from __future__ import annotations
+
+from ..autograd import no_grad
+from ..dtypes import float32
+from ..errors import ShapeError
+from ..ops.creation import zeros
+
+__all__ = ["KVCache"]
+
+
+class KVCache:
+    """Keys and values of every layer, in buffers allocated once for ``max_length`` positions.
+
+    ``length`` is the number of positions stored so far (the offset of the next token).
+    """
+
+    def __init__(self, n_layers: int, batch_size: int, n_kv_heads: int, head_dim: int,
+                 max_length: int, dtype=float32, device=None):
+        shape = (batch_size, n_kv_heads, max_length, head_dim)
+        self.keys = [zeros(*shape, dtype=dtype, device=device) for _ in range(n_layers)]
+        self.values = [zeros(*shape, dtype=dtype, device=device) for _ in range(n_layers)]
+        self.max_length = max_length
+        self.length = 0
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.keys)
+
+    @property
+    def batch_size(self) -> int:
+        return self.keys[0].shape[0] if self.keys else 0
+
+    def update(self, layer: int, key, value):
+        """Write ``key``/``value`` (batch, n_kv_heads, T, head_dim) at positions ``length ..
+        length+T-1`` of ``layer`` and return views of positions ``0 .. length+T-1``.
+
+        The cache is inference state: the write is not recorded by autograd.
+        """
+        start, end = self.length, self.length + key.shape[-2]
+        if end > self.max_length:
+            raise ShapeError(f"KVCache: {end} positions do not fit in a cache of max_length "
+                             f"{self.max_length}; create the cache with a larger max_length "
+                             "(prompt length + max_new_tokens)")
+        k_buf, v_buf = self.keys[layer], self.values[layer]
+        if tuple(key.shape[:2]) != tuple(k_buf.shape[:2]) or key.shape[-1] != k_buf.shape[-1]:
+            raise ShapeError(f"KVCache: layer {layer} holds (batch, kv_heads, ., head_dim) = "
+                             f"{tuple(k_buf.shape)}, got keys of shape {tuple(key.shape)}")
+        with no_grad():
+            k_buf[:, :, start:end] = key
+            v_buf[:, :, start:end] = value
+        return k_buf[:, :, :end], v_buf[:, :, :end]
+
+    def advance(self, n: int) -> None:
+        """Mark ``n`` more positions as filled (the model calls this once per forward)."""
+        self.length += n
+
+    def crop(self, length: int) -> None:
+        """Forget every position from ``length`` on (for instance rejected draft tokens)."""
+        if not 0 <= length <= self.length:
+            raise ValueError(f"KVCache.crop: length must be between 0 and {self.length}, "
+                             f"got {length}")
+        self.length = length
+
+    def __repr__(self) -> str:
+        shape = tuple(self.keys[0].shape) if self.keys else ()
+        return (f"KVCache(n_layers={self.n_layers}, shape per layer={shape}, "
+                f"length={self.length})")

@@ -1,0 +1,17 @@
+"""Pretrained model families, one readable file each, with Hugging Face parameter names.
+
+* :mod:`.gpt2` -- GPT-2 (:class:`GPT2LMHeadModel`).
+* :mod:`.pretrained` -- loading and saving the Hugging Face layout, and :func:`from_pretrained`,
+  which picks the class from ``config.json``.
+
+Example::
+
+    >>> model = gradient.models.from_pretrained("path/to/checkpoint")
+"""
+
+from .gpt2 import GPT2Config, GPT2LMHeadModel
+from .pretrained import (MODEL_TYPES, CausalLMOutput, ModelConfig, PreTrainedModel,
+                         UnknownArchitectureError, from_pretrained, register_model)
+
+__all__ = ["GPT2Config", "GPT2LMHeadModel", "from_pretrained", "PreTrainedModel", "ModelConfig",
+           "CausalLMOutput", "register_model", "MODEL_TYPES", "UnknownArchitectureError"]

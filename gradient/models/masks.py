@@ -1,0 +1,52 @@
+"""The attention mask of a decoder: causal, optionally with padding, a KV-cache offset and a
+sliding window, as one boolean tensor that ``scaled_dot_product_attention`` takes.
+
+Query ``i`` of a forward of ``T`` new tokens sits at position ``past + i`` (``past`` tokens
+are already in the KV cache). It may attend to key position ``j`` when
+
+* ``j <= past + i`` (causal),
+* ``j > past + i - window`` (sliding window, Mistral), and
+* ``attention_mask[b, j] == 1`` (key ``j`` of sequence ``b`` is not padding).
+
+When none of that hides anything beyond plain causality, :func:`decoder_mask` returns ``None``
+and the caller uses ``is_causal`` (T == S) or no mask at all (one new token sees everything).
+
+Example::
+
+    >>> mask = decoder_mask(attention_mask, T=1, past=10)     # (B, 1, 1, 11) or None
+"""
+
+from __future__ import annotations
+
+from ..dtypes import bool_
+from ..ops.creation import arange
+from ..tensor import Tensor
+
+__all__ = ["decoder_mask"]
+
+
+def decoder_mask(attention_mask: Tensor | None, T: int, past: int = 0,
+                 window: int | None = None, device=None) -> Tensor | None:
+    """A boolean ``(B or 1, 1, T, past + T)`` mask (True = may attend), or ``None`` when plain
+    causal attention (``past == 0``) or no mask (``T == 1``, nothing hidden) is exact.
+
+    ``attention_mask`` is ``(B, past + T)`` of 1 (token) and 0 (padding), as in transformers.
+    """
+    S = past + T
+    padded = attention_mask is not None and not bool((attention_mask != 0).all())
+    windowed = window is not None and S > window
+    if not padded and not windowed and (past == 0 or T == 1):
+        return None
+    if attention_mask is not None and tuple(attention_mask.shape[-1:]) != (S,):
+        raise ValueError(f"attention_mask covers {attention_mask.shape[-1]} positions, but the "
+                         f"cache holds {past} and the input adds {T}: pass a mask over all "
+                         f"{S} positions (the cached ones too)")
+    query_pos = arange(past, S, device=device).reshape(T, 1)
+    key_pos = arange(S, device=device).reshape(1, S)
+    allowed = key_pos <= query_pos
+    if windowed:
+        allowed = allowed & (key_pos > query_pos - window)
+    allowed = allowed.reshape(1, 1, T, S)
+    if padded:
+        allowed = allowed & (attention_mask != 0).reshape(-1, 1, 1, S)
+    return allowed.to(bool_) if allowed.dtype is not bool_ else allowed

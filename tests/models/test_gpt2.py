@@ -1,0 +1,222 @@
+"""GPT-2 against transformers' GPT2LMHeadModel on the same random weights (float32)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+import gradient  # noqa: E402
+from gradient.errors import FileFormatError  # noqa: E402
+from gradient.models import GPT2LMHeadModel, UnknownArchitectureError, from_pretrained  # noqa: E402
+
+VOCAB = 300
+
+
+def _hf_model(seed=0, **overrides):
+    torch.manual_seed(seed)
+    cfg = transformers.GPT2Config(vocab_size=VOCAB, n_positions=96, n_embd=64, n_layer=2, n_head=4,
+                                  bos_token_id=0, eos_token_id=0, **overrides)
+    model = transformers.GPT2LMHeadModel(cfg).eval()
+    with torch.no_grad():  # larger than the default 0.02 so that the logits are far from uniform
+        for p in model.parameters():
+            if p.ndim > 1:
+                p.normal_(0.0, 0.2)
+    return model
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("gpt2")
+    hf = _hf_model()
+    hf.save_pretrained(path)
+    return hf, path
+
+
+@pytest.fixture(scope="module")
+def ours(checkpoint):
+    return GPT2LMHeadModel.from_pretrained(checkpoint[1])
+
+
+def _ids(shape, seed=0):
+    return np.random.default_rng(seed).integers(1, VOCAB, shape)
+
+
+def _logits(model, ids, **kw):
+    with gradient.no_grad():
+        return model(gradient.tensor(ids), **{k: gradient.tensor(v) for k, v in kw.items()}
+                     ).logits.numpy()
+
+
+def test_logits_match_transformers(checkpoint, ours):
+    hf, _ = checkpoint
+    ids = _ids((3, 17))
+    ref = hf(torch.tensor(ids)).logits.detach().numpy()
+    assert np.abs(_logits(ours, ids) - ref).max() < 1e-4
+
+
+def test_left_padded_batch_matches_transformers(checkpoint, ours):
+    hf, _ = checkpoint
+    ids = _ids((2, 12), seed=1)
+    mask = np.ones_like(ids)
+    mask[0, :5] = 0  # the first prompt is 5 tokens shorter
+    positions = np.clip(np.cumsum(mask, 1) - 1, 0, None)
+    ref = hf(torch.tensor(ids), attention_mask=torch.tensor(mask),
+             position_ids=torch.tensor(positions)).logits.detach().numpy()
+    out = _logits(ours, ids, attention_mask=mask, position_ids=positions)
+    real = mask.astype(bool)
+    assert np.abs(out[real] - ref[real]).max() < 1e-4
+    # the padded prompt's logits equal those of the same prompt alone
+    alone = _logits(ours, ids[:1, 5:])
+    assert np.abs(out[0, 5:] - alone[0]).max() < 1e-4
+
+
+def test_kv_cache_decoding_equals_full_recompute(ours):
+    ids = _ids((2, 20), seed=2)
+    full = _logits(ours, ids)
+    with gradient.no_grad():
+        cache = ours.new_cache(2, 32)
+        steps = [ours(gradient.tensor(ids[:, :8]), cache=cache).logits.numpy()]
+        for t in range(8, 20):
+            steps.append(ours(gradient.tensor(ids[:, t:t + 1]), cache=cache).logits.numpy())
+    assert cache.length == 20
+    assert np.abs(np.concatenate(steps, 1) - full).max() < 1e-5
+
+
+def test_logits_to_keep_gives_the_last_positions(ours):
+    ids = _ids((2, 9), seed=3)
+    with gradient.no_grad():
+        last = ours(gradient.tensor(ids), logits_to_keep=1).logits.numpy()
+    assert last.shape == (2, 1, VOCAB)
+    np.testing.assert_allclose(last[:, 0], _logits(ours, ids)[:, -1], atol=1e-6)
+
+
+def test_greedy_32_tokens_identical_to_transformers_generate(checkpoint, ours):
+    hf, _ = checkpoint
+    prompt = _ids((1, 6), seed=4)
+    ref = hf.generate(torch.tensor(prompt), max_new_tokens=32, do_sample=False, min_new_tokens=32,
+                      pad_token_id=0)[0, 6:].tolist()
+    assert len(set(ref)) > 4  # the weights give varied tokens, so the comparison means something
+    out, ids = [], gradient.tensor(prompt)
+    with gradient.no_grad():
+        cache = ours.new_cache(1, 6 + 32)
+        for _ in range(32):
+            logits = ours(ids, cache=cache, logits_to_keep=1).logits.numpy()[0, -1]
+            logits[0] = -np.inf  # min_new_tokens: no eos
+            out.append(int(logits.argmax()))
+            ids = gradient.tensor([[out[-1]]])
+    assert out == ref
+
+
+def test_loss_and_gradients_match_transformers(checkpoint):
+    hf, path = checkpoint
+    ours = GPT2LMHeadModel.from_pretrained(path, dtype=gradient.float32)
+    ours.train(), hf.train()
+    for module in (ours, hf):  # dropout off, train mode otherwise
+        for name, m in module.named_modules():
+            if type(m).__name__ == "Dropout":
+                m.p = 0.0
+    for m in ours.modules():
+        if hasattr(m, "attn_dropout"):
+            m.attn_dropout = 0.0
+    ids = _ids((2, 16), seed=5)
+    labels = ids.copy()
+    labels[:, :3] = -100
+    ref = hf(torch.tensor(ids), labels=torch.tensor(labels))
+    ref.loss.backward()
+    out = ours(gradient.tensor(ids), labels=gradient.tensor(labels))
+    out.loss.backward()
+    assert abs(out.loss.item() - ref.loss.item()) < 1e-5
+    hf_grads = dict(hf.named_parameters())
+    for name, p in ours.named_parameters():
+        g = hf_grads[name].grad.numpy()
+        if name.endswith(("c_attn.weight", "c_proj.weight", "c_fc.weight")):
+            g = g.T  # Conv1D layout in transformers
+        np.testing.assert_allclose(p.grad.numpy(), g, rtol=1e-3, atol=1e-5, err_msg=name)
+    hf.eval()
+
+
+def test_fine_tuning_lowers_the_loss(checkpoint):
+    model = GPT2LMHeadModel.from_pretrained(checkpoint[1])
+    model.train()
+    opt = gradient.optim.AdamW(model.parameters(), lr=3e-3)
+    ids = gradient.tensor(_ids((4, 24), seed=6))
+    losses = []
+    for _ in range(6):
+        loss = model(ids, labels=ids).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_checkpoints(tmp_path, dtype):
+    hf = _hf_model(seed=1).to(getattr(torch, dtype))
+    hf.save_pretrained(tmp_path)
+    stored = GPT2LMHeadModel.from_pretrained(tmp_path)  # keeps the stored dtype
+    assert stored.lm_head.weight.dtype is getattr(gradient, dtype)
+    upcast = GPT2LMHeadModel.from_pretrained(tmp_path, dtype="float32")
+    assert upcast.lm_head.weight.dtype is gradient.float32
+    ids = _ids((2, 10), seed=7)
+    ref = hf.float()(torch.tensor(ids)).logits.detach().numpy()  # the same rounded weights, fp32
+    # float32 compute on half-precision weights: as exact as float32
+    assert np.abs(_logits(upcast, ids) - ref).max() < 1e-4
+    # activations rounded to the half type after every op: a few units of its precision on
+    # logits of size ~10 (bfloat16 keeps 8 significant bits, float16 11)
+    tolerance = {"bfloat16": 0.5, "float16": 0.06}[dtype]
+    assert np.abs(_logits(stored, ids).astype(np.float32) - ref).max() < tolerance
+
+
+def test_save_pretrained_round_trip_and_shards(tmp_path, checkpoint, ours):
+    hf, _ = checkpoint
+    ids = _ids((1, 10), seed=8)
+    ref = hf(torch.tensor(ids)).logits.detach().numpy()
+    ours.save_pretrained(tmp_path / "single")
+    assert sorted(os.listdir(tmp_path / "single")) == ["config.json", "model.safetensors"]
+    ours.save_pretrained(tmp_path / "sharded", max_shard_size="100KB")
+    index = json.loads((tmp_path / "sharded" / "model.safetensors.index.json").read_text())
+    assert len(set(index["weight_map"].values())) > 2
+    assert "lm_head.weight" not in index["weight_map"]  # tied: stored once, as transformers does
+    for name in ("single", "sharded"):
+        back = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / name).eval()
+        assert np.abs(back(torch.tensor(ids)).logits.detach().numpy() - ref).max() < 1e-5
+        again = from_pretrained(tmp_path / name)
+        assert again.lm_head.weight is again.transformer.wte.weight
+        assert np.abs(_logits(again, ids) - ref).max() < 1e-4
+
+
+def test_openai_checkpoint_names_load(tmp_path, checkpoint, ours):
+    # OpenAI's gpt2 files name the tensors without "transformer." and carry attn.bias buffers
+    from gradient.io import load_safetensors, save_safetensors
+    hf, path = checkpoint
+    tensors = load_safetensors(path / "model.safetensors")
+    bare = {k.removeprefix("transformer."): v for k, v in tensors.items()}
+    bare["h.0.attn.bias"] = gradient.ones(1, 1, 96, 96)
+    save_safetensors(bare, tmp_path / "model.safetensors")
+    (tmp_path / "config.json").write_text((path / "config.json").read_text())
+    ids = _ids((1, 7), seed=9)
+    np.testing.assert_allclose(_logits(GPT2LMHeadModel.from_pretrained(tmp_path), ids),
+                               _logits(ours, ids), atol=1e-6)
+
+
+def test_clear_errors(tmp_path, checkpoint):
+    _, path = checkpoint
+    config = json.loads((path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps(dict(config, model_type="mamba")))
+    with pytest.raises(UnknownArchitectureError, match="'mamba'.*supported model types"):
+        from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "pytorch_model.bin").write_bytes(b"not loaded")
+    with pytest.raises(FileNotFoundError, match="never loads"):
+        from_pretrained(tmp_path)
+    from gradient.io import load_safetensors, save_safetensors
+    tensors = load_safetensors(path / "model.safetensors")
+    del tensors["transformer.h.1.mlp.c_fc.bias"]
+    save_safetensors(tensors, tmp_path / "model.safetensors")
+    with pytest.raises(FileFormatError, match=r"missing tensors: \['transformer.h.1.mlp.c_fc.bias'\]"):
+        from_pretrained(tmp_path)
