@@ -296,6 +296,35 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1, be
     return True
 
 
+# ---------------------------------------------------------------------- adding rows by index
+@_compile
+def _index_add_rows(out, ids, rows):
+    for i in range(ids.shape[0]):
+        r = ids[i]
+        for j in range(rows.shape[1]):
+            out[r, j] += rows[i, j]
+
+
+def index_add_rows(out, ids, values) -> bool:
+    """``out[ids[i]] += values[i]`` for every i, in order (what ``np.add.at(out, ids, values)``
+    does, with the same sums, ~10x faster): the gradient of an embedding table. ``ids`` is an
+    integer array of any shape, ``values`` has shape ``ids.shape + out.shape[1:]``. Returns
+    False (nothing done) for what the kernel does not handle: the caller falls back.
+    """
+    if not (_usable(out, values) and out.ndim >= 1 and out.flags.c_contiguous
+            and isinstance(ids, np.ndarray) and ids.dtype.kind in "iu"
+            and values.shape == ids.shape + out.shape[1:]):
+        return False
+    ids = ids.reshape(-1)
+    if ids.size and (ids.min() < 0 or ids.max() >= out.shape[0]):
+        return False  # negative ids wrap, out-of-range ones raise: NumPy's add.at handles both
+    width = math.prod(out.shape[1:])
+    _index_add_rows(out.reshape(out.shape[0], width), ids,
+                    np.ascontiguousarray(values).reshape(ids.size, width))
+    return True
+
+
 # the kernels the NumPy backend offers through Backend.fused(name)
 FUSED = {"gelu": gelu, "gelu_backward": gelu_backward, "layer_norm": layer_norm,
-         "layer_norm_backward": layer_norm_backward, "adam_step": adam_step}
+         "layer_norm_backward": layer_norm_backward, "adam_step": adam_step,
+         "index_add_rows": index_add_rows}

@@ -250,7 +250,9 @@ class ArrayBackend(Backend):
         x[index] = value
 
     def index_add(self, x, index, value):
-        self.xp.add.at(x, index, value)
+        add_rows = self.fused("index_add_rows")  # the embedding gradient; add.at is slow
+        if add_rows is None or not add_rows(x, index, value):
+            self.xp.add.at(x, index, value)
 
     def take_along_axis(self, x, index, axis):
         return self.xp.take_along_axis(x, index, axis=axis)

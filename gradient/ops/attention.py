@@ -144,6 +144,10 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
 def _masked_softmax(scores: Tensor, attn_mask, S: int, fn: str) -> Tensor:
     """Softmax of the scores under an optional boolean or additive mask; a row that may attend
     to no key gives zeros, like PyTorch's ``_safe_softmax``."""
+    if attn_mask is None:
+        # nothing is masked, so no row can be fully masked: a plain softmax (the decode step
+        # of a KV-cache loop lands here every token)
+        return softmax(scores, -1) if S else scores
     allowed = None
     if attn_mask is not None:
         # the mask may not enlarge the output (PyTorch refuses that too)

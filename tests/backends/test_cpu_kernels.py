@@ -129,3 +129,50 @@ def test_fused_adam_bumps_the_versions_of_what_it_updates():
     before = p._version.value
     opt.step()
     assert p._version.value > before
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("out_shape, ids_shape", [((65, 128), (16, 64)), ((10,), (7,)),
+                                                  ((5, 3, 4), (2, 6)), ((4, 2), (0,))])
+def test_index_add_rows_equals_numpy_add_at(dtype, out_shape, ids_shape):
+    from gradient.backends.cpu_kernels import index_add_rows
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, out_shape[0], ids_shape)  # with repeats: they must accumulate
+    values = rng.standard_normal(ids_shape + out_shape[1:]).astype(dtype)
+    start = rng.standard_normal(out_shape).astype(dtype)
+    expected, out = start.copy(), start.copy()
+    np.add.at(expected, ids, values)
+    assert index_add_rows(out, ids, values)
+    np.testing.assert_array_equal(out, expected)  # same additions in the same order
+
+
+def test_index_add_rows_declines_what_numpy_must_handle():
+    from gradient.backends.cpu_kernels import index_add_rows
+    out = np.zeros((4, 2), np.float32)
+    assert not index_add_rows(out, np.array([-1, 0]), np.ones((2, 2), np.float32))  # wraps
+    assert not index_add_rows(out, np.array([4]), np.ones((1, 2), np.float32))      # raises
+    assert not index_add_rows(out, (np.array([0]),), np.ones((1, 2), np.float32))   # a tuple
+    assert not index_add_rows(out.T, np.array([0]), np.ones((1, 4), np.float32))    # strided
+    assert not out.any()
+    # the backend primitive still does all of these, through NumPy
+    cpu_backend.index_add(out, np.array([-1, -1]), np.ones((2, 2), np.float32))
+    assert out[-1].tolist() == [2.0, 2.0]
+
+
+def test_embedding_gradient_uses_the_kernel_and_equals_the_composition(composed, monkeypatch):
+    from gradient.backends import cpu_kernels
+    ids = gradient.tensor(np.random.default_rng(1).integers(0, 9, (4, 6)))
+    calls = []
+    kernel = cpu_kernels.index_add_rows
+    monkeypatch.setitem(cpu_kernels.FUSED, "index_add_rows",
+                        lambda *a: calls.append(kernel(*a)) or calls[-1])
+
+    def grad():
+        w = gradient.randn(9, 5, requires_grad=True, generator=gradient.Generator().manual_seed(0))
+        (F.embedding(ids, w) * gradient.arange(5.0)).sum().backward()
+        return w.grad.numpy()
+
+    fused = grad()
+    assert calls and all(calls)  # the kernel ran and did not decline
+    composed()
+    np.testing.assert_array_equal(fused, grad())
