@@ -30,3 +30,15 @@ class AutogradError(GradientError, RuntimeError):
 
 class FileFormatError(GradientError, OSError):
     """A checkpoint or weight file that is truncated, corrupt or of an unknown format."""
+
+
+class TokenizerError(GradientError, ValueError):
+    """Misuse of a tokenizer: padding without a pad token, no chat template, an unknown token id."""
+
+
+class TokenizerFileNotFoundError(FileFormatError, FileNotFoundError):
+    """A tokenizer directory without the files a tokenizer is built from (the message lists them)."""
+
+
+class UnknownArchitectureError(GradientError, ValueError):
+    """A model configuration whose architecture (``model_type``) gradient does not implement."""

@@ -30,7 +30,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..dtypes import DType, bfloat16, float16, float32, float64
-from ..errors import FileFormatError, GradientError
+from ..errors import FileFormatError, UnknownArchitectureError
 from ..io import SafetensorsReader, save_safetensors
 from ..io.atomic import atomic_write
 from ..nn import Module
@@ -45,10 +45,6 @@ WEIGHTS_NAME = "model.safetensors"
 WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
 CONFIG_NAME = "config.json"
 _DTYPES = {"float32": float32, "float16": float16, "bfloat16": bfloat16, "float64": float64}
-
-
-class UnknownArchitectureError(GradientError, ValueError):
-    """A ``config.json`` whose ``model_type`` no gradient model serves."""
 
 
 # ----------------------------------------------------------------------------- configs

@@ -1,0 +1,257 @@
+"""The ``gradient`` command, in-process (``main([...])``) and once as ``python -m gradient``."""
+
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import gradient.cli
+from gradient.cli import main
+
+from .hub.checkpoints import add_to_cache
+from .hub.conftest import gpt2_dir, hub_cache, llama_dir, no_network  # noqa: F401  (fixtures)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _hf_greedy(directory, prompt, max_new_tokens):
+    """transformers' greedy continuation of ``prompt``: the new ids, eos included."""
+    import tokenizers
+    import torch
+    import transformers
+
+    ids = tokenizers.Tokenizer.from_file(os.path.join(directory, "tokenizer.json")).encode(prompt).ids
+    model = transformers.AutoModelForCausalLM.from_pretrained(directory).eval()
+    with torch.no_grad():
+        out = model.generate(torch.tensor([ids]), max_new_tokens=max_new_tokens, do_sample=False)
+    return out[0, len(ids):].tolist()
+
+
+def _decode(directory, ids):
+    import tokenizers
+    tok = tokenizers.Tokenizer.from_file(os.path.join(directory, "tokenizer.json"))
+    return tok.decode(ids, skip_special_tokens=True)
+
+
+def _same_text(a, b):
+    # Random weights emit stray bytes; invalid UTF-8 may split into one or several U+FFFD.
+    collapse = lambda s: re.sub("\ufffd+", "\ufffd", s)  # noqa: E731
+    return collapse(a) == collapse(b)
+
+
+@pytest.fixture
+def spy_tokens(monkeypatch):
+    """Record the token ids the CLI receives from the generator."""
+    seen = []
+    real = gradient.cli._token_stream
+
+    def spy(*args, **kwargs):
+        for token in real(*args, **kwargs):
+            seen.append(token)
+            yield token
+    monkeypatch.setattr(gradient.cli, "_token_stream", spy)
+    return seen
+
+
+def test_generate_greedy_matches_transformers(gpt2_dir, capsys, spy_tokens, no_network):
+    rc = main(["generate", gpt2_dir, "Hello, my dog", "--max-new-tokens", "8",
+               "--temperature", "0"])
+    out, err = capsys.readouterr()
+    assert rc == 0
+    expected = _hf_greedy(gpt2_dir, "Hello, my dog", 8)
+    assert spy_tokens == expected
+    eos = json.load(open(os.path.join(gpt2_dir, "config.json")))["eos_token_id"]
+    text = _decode(gpt2_dir, [t for t in expected if t != eos])
+    assert out.startswith("Hello, my dog") and out.endswith("\n")
+    assert _same_text(out[len("Hello, my dog"):-1], text)
+    assert re.search(r"\[\d+ tokens in [\d.]+ s: [\d.]+ tokens/s", err)
+    assert "tokens/s" not in out  # timings stay out of the text
+
+
+def test_text_streams_while_tokens_are_generated(gpt2_dir, monkeypatch, no_network):
+    events = []
+    real = gradient.cli._token_stream
+
+    def spy(*args, **kwargs):
+        for token in real(*args, **kwargs):
+            events.append("token")
+            yield token
+
+    class Terminal(io.StringIO):
+        def write(self, s):
+            if s:
+                events.append("text")
+            return super().write(s)
+
+    monkeypatch.setattr(gradient.cli, "_token_stream", spy)
+    monkeypatch.setattr(sys, "stdout", Terminal())
+    args = ["generate", gpt2_dir, "The", "--max-new-tokens", "12", "--no-echo", "--seed", "3",
+            "--top-k", "0", "--temperature", "0.5"]
+    assert main(args) == 0
+    assert events.count("token") >= 6
+    # text was written before the last token existed, not all at the end
+    last_token = len(events) - 1 - events[::-1].index("token")
+    assert "text" in events[:last_token]
+
+
+def test_sampling_with_a_seed_is_repeatable(gpt2_dir, capsys, no_network):
+    args = ["generate", gpt2_dir, "Once upon", "--max-new-tokens", "10", "--seed", "7",
+            "--temperature", "1.5", "--top-k", "0", "--top-p", "1", "--no-echo"]
+    runs = []
+    for seed in ("7", "7", "8"):
+        args[args.index("--seed") + 1] = seed
+        assert main(args) == 0
+        runs.append(capsys.readouterr().out)
+    assert runs[0] == runs[1]
+    assert runs[0] != runs[2]  # a different seed, another draw (at temperature 1.5, 10 tokens)
+    assert not runs[0].startswith("Once upon")
+
+
+def _run_chat(monkeypatch, capsys, argv, lines):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(lines))
+    rc = main(argv)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_chat_keeps_the_history_and_exits(gpt2_dir, monkeypatch, capsys, no_network):
+    from gradient.tokenizers import Tokenizer
+
+    conversations = []
+    real = Tokenizer.apply_chat_template
+
+    def record(self, messages, *args, **kwargs):
+        conversations.append([dict(m) for m in messages])
+        return real(self, messages, *args, **kwargs)
+
+    monkeypatch.setattr(Tokenizer, "apply_chat_template", record)
+    rc, out, err = _run_chat(monkeypatch, capsys,
+                             ["chat", gpt2_dir, "--max-new-tokens", "6", "--seed", "0",
+                              "--system", "Be brief."],
+                             "hi\n\nhow are you\n/exit\nnever read\n")
+    assert rc == 0
+    assert len(conversations) == 2  # the empty line is skipped, nothing after /exit is read
+    first, second = conversations
+    assert first == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
+    assert second[:2] == first and second[2]["role"] == "assistant"
+    assert second[3] == {"role": "user", "content": "how are you"}
+    reply = second[2]["content"]
+    assert out.startswith(reply + "\n")
+    assert len(re.findall(r"^\[\d+ tokens in", err, re.M)) == 2
+
+
+def test_chat_stops_at_the_end_of_turn_token(gpt2_dir, monkeypatch, capsys, no_network):
+    from gradient.tokenizers import Tokenizer
+
+    tok = Tokenizer.from_pretrained(gpt2_dir)
+    hello, world = tok.encode("Hello", add_special_tokens=False), tok.encode(" world")
+    end = tok.convert_tokens_to_ids("<|im_end|>")
+    script = hello + world + [end] + tok.encode(" never shown")
+    seen_stop_ids = []
+
+    def scripted(model, prompt_ids, args, stop_ids, max_new_tokens):
+        seen_stop_ids.append(stop_ids)
+        yield from script
+
+    monkeypatch.setattr(gradient.cli, "_token_stream", scripted)
+    rc, out, err = _run_chat(monkeypatch, capsys, ["chat", gpt2_dir], "hi\n")  # then EOF
+    assert rc == 0
+    assert end in seen_stop_ids[0]
+    assert out == "Hello world\n"
+
+
+def test_chat_needs_a_chat_template(gpt2_dir, tmp_path, monkeypatch, capsys, no_network):
+    plain = tmp_path / "base-model"
+    shutil.copytree(gpt2_dir, plain)
+    config = json.loads((plain / "tokenizer_config.json").read_text())
+    del config["chat_template"]
+    (plain / "tokenizer_config.json").write_text(json.dumps(config))
+    rc, out, err = _run_chat(monkeypatch, capsys, ["chat", str(plain)], "hi\n")
+    assert rc == 1 and out == ""
+    assert "no chat template" in err and "gradient generate" in err
+
+
+def test_generation_stays_inside_the_context(gpt2_dir, capsys, spy_tokens, no_network):
+    from gradient.tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_pretrained(gpt2_dir)
+    prompt = "a"
+    while len(tokenizer.encode(prompt + " dog")) < 121:  # the test GPT-2 has 128 positions
+        prompt += " dog"
+    n = len(tokenizer.encode(prompt))
+    assert main(["generate", gpt2_dir, prompt, "--max-new-tokens", "50", "--temperature", "0",
+                 "--repetition-penalty", "1.3"]) == 0
+    assert 1 <= len(spy_tokens) <= 128 - n
+    assert main(["generate", gpt2_dir, " x" * 200, "--max-new-tokens", "5"]) == 1
+    assert re.search(r"the prompt has \d+ tokens.* at most 128", capsys.readouterr().err)
+
+
+def test_chat_refuses_a_turn_that_overflows_the_context(gpt2_dir, monkeypatch, capsys, no_network):
+    rc, out, err = _run_chat(monkeypatch, capsys, ["chat", gpt2_dir, "--max-new-tokens", "3"],
+                             " x" * 200 + "\nhi\n")
+    assert rc == 0
+    assert "fills the model's context" in err and "/reset" in err
+    assert len(re.findall(r"^\[\d+ tokens in", err, re.M)) == 1  # the next turn still works
+
+
+def test_llama_chat(llama_dir, monkeypatch, capsys, no_network):
+    rc, out, err = _run_chat(monkeypatch, capsys,
+                             ["chat", llama_dir, "--max-new-tokens", "4", "--temperature", "0"],
+                             "hi\n")
+    assert rc == 0 and "tokens/s" in err
+
+
+# ----------------------------------------------------------------------------- models by name
+def test_hub_names_through_the_cli(hub_cache, gpt2_dir, capsys):
+    add_to_cache(hub_cache, "org/tiny-gpt2", gpt2_dir)
+    add_to_cache(hub_cache, "openai-community/gpt2", gpt2_dir)
+    outputs = []
+    for name in ("org/tiny-gpt2", "gpt2", gpt2_dir):
+        assert main(["generate", name, "Hi", "--max-new-tokens", "4", "--temperature", "0"]) == 0
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1] == outputs[2]
+
+
+# ----------------------------------------------------------------------------- errors
+def test_unknown_model_offline(hub_cache, capsys):
+    assert main(["generate", "org/not-cached", "Hi"]) == 1
+    err = capsys.readouterr().err
+    assert "gradient: error:" in err and "org/not-cached" in err and "HF_HUB_OFFLINE" in err
+
+
+def test_directory_without_config(tmp_path, capsys, no_network):
+    assert main(["generate", str(tmp_path), "Hi"]) == 1
+    assert "no config.json" in capsys.readouterr().err
+
+
+def test_gguf_file(tmp_path, capsys, no_network):
+    path = tmp_path / "m.gguf"
+    path.write_bytes(b"GGUF")
+    assert main(["chat", str(path)]) == 1
+    assert "GGUF" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", [["--top-p", "1.5"], ["--temperature", "-1"],
+                                 ["--max-new-tokens", "0"], ["--dtype", "int8"]])
+def test_bad_arguments_exit_with_usage(bad, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["generate", "gpt2", "Hi"] + bad)
+    assert info.value.code == 2
+    assert "usage: gradient generate" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- a real process
+def test_python_dash_m_gradient(gpt2_dir):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               HF_HUB_OFFLINE="1")
+    proc = subprocess.run([sys.executable, "-m", "gradient", "generate", gpt2_dir, "hello",
+                           "--max-new-tokens", "5"], capture_output=True, text=True,
+                          encoding="utf-8", env=env, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("hello") and proc.stdout.endswith("\n")
+    assert re.search(r"\d+ tokens in [\d.]+ s: [\d.]+ tokens/s", proc.stderr)
