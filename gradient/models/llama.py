@@ -35,19 +35,23 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import nn
+from ..autograd import no_grad
 from ..dtypes import float32
 from ..errors import ShapeError
-from ..generation.kv_cache import KVCache
 from ..nn import functional as F
-from ..ops.creation import arange, from_numpy
+from ..ops.creation import from_numpy
 from ..ops.reduce import mean
 from ..tensor import Tensor
 from .masks import decoder_mask
 from .pretrained import CausalLMOutput, ModelConfig, PreTrainedModel, register_model
+
+if TYPE_CHECKING:   # generation sits above models: imported where it is used
+    from ..generation.kv_cache import KVCache
 
 __all__ = ["LlamaConfig", "LlamaForCausalLM", "LlamaModel"]
 
@@ -94,8 +98,9 @@ class LlamaConfig(ModelConfig):
     """The configuration of a LLaMA-family model, with the keys of Hugging Face's ``config.json``.
 
     ``model_type`` ("llama", "mistral", "qwen2" or "qwen3") picks the family's defaults and
-    switches (biases, window, q/k norms); fields left at ``None`` take that type's default, as
-    transformers' per-type config classes do.
+    switches (biases, window, q/k norms); fields not given take that type's default, as
+    transformers' per-type config classes do (``num_key_value_heads=None`` and
+    ``head_dim=None`` mean "derive it": ``num_attention_heads``, ``hidden_size // heads``).
 
     Rotary settings: ``rope_theta`` and ``rope_scaling`` (``None`` or ``{"rope_type": "linear",
     "factor": 4.0}`` / ``{"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
@@ -156,28 +161,34 @@ class LlamaConfig(ModelConfig):
             raise ValueError(f"LlamaConfig: rotary embeddings need an even head_dim, got "
                              f"{self.head_dim}")
         self.rope_scaling = _normalized_rope_scaling(self.rope_scaling)
+        if self.model_type in ("qwen2", "qwen3"):
+            # as Qwen2Config: the window is off unless use_sliding_window, and then only on the
+            # layers from max_window_layers on
+            if not self.use_sliding_window:
+                self.sliding_window = None
+            if self.layer_types is None:
+                self.layer_types = [
+                    "sliding_attention" if self.sliding_window is not None
+                    and i >= self.max_window_layers else "full_attention"
+                    for i in range(self.num_hidden_layers)]
 
     @classmethod
     def from_dict(cls, d: dict) -> "LlamaConfig":
         """Build from a ``config.json`` dict, accepting both spellings of the rotary settings."""
         d = dict(d)
-        rope = d.pop("rope_parameters", None)
-        if isinstance(rope, dict) and rope:
-            rope = dict(rope)
-            # rope_parameters wins over the legacy keys, as in transformers 5
-            theta = rope.pop("rope_theta", None)
-            if theta is not None:
-                d["rope_theta"] = theta
-            d["rope_scaling"] = rope     # the rope_type and its settings ("default": none)
-        if d.get("rope_theta") is None:
-            d.pop("rope_theta", None)
+        # transformers 5 reads a legacy rope_scaling first, then rope_parameters; a theta inside
+        # the dict wins over a top-level rope_theta
+        legacy, rope = d.pop("rope_scaling", None), d.pop("rope_parameters", None)
+        rope = dict(legacy or rope or {})
+        theta = rope.pop("rope_theta", None) or d.get("rope_theta")
+        d["rope_theta"] = theta if theta is not None else cls.rope_theta
+        d["rope_scaling"] = rope or None   # the rope_type and its settings ("default": none)
         return super().from_dict(d)
 
     def to_dict(self) -> dict:
         d = super().to_dict()
         for key in _NOT_WRITTEN[self.model_type]:
-            if key not in self.extra:
-                d.pop(key, None)
+            d.pop(key, None)
         # transformers 5 reads one rope_parameters dict; transformers 4 reads rope_theta and
         # rope_scaling. Both are written and agree.
         rope = {"rope_type": "default", "rope_theta": self.rope_theta}
@@ -185,30 +196,15 @@ class LlamaConfig(ModelConfig):
             rope.update(self.rope_scaling)
         d["rope_parameters"] = rope
         if self.rope_scaling is not None:
-            d["rope_scaling"] = dict(self.rope_scaling, type=self.rope_scaling["rope_type"])
-        if self.model_type in ("qwen2", "qwen3"):
-            d["layer_types"] = self.attention_types()
+            d["rope_scaling"] = dict(self.rope_scaling)
         return d
 
-    # -- derived settings
     def attention_types(self) -> list[str]:
-        """Per layer, "full_attention" or "sliding_attention" (transformers' ``layer_types``)."""
-        if self.model_type == "mistral":
-            kind = "full_attention" if self.sliding_window is None else "sliding_attention"
-            return [kind] * self.num_hidden_layers
-        if self.model_type == "llama":
-            return ["full_attention"] * self.num_hidden_layers
-        if self.layer_types is not None:
+        """Per layer, "full_attention" or "sliding_attention" (within ``sliding_window``)."""
+        if self.model_type in ("qwen2", "qwen3"):
             return list(self.layer_types)
-        window = self.sliding_window if self.use_sliding_window else None
-        return ["sliding_attention" if window is not None and i >= self.max_window_layers
-                else "full_attention" for i in range(self.num_hidden_layers)]
-
-    def attention_window(self) -> int | None:
-        """The sliding window of the "sliding_attention" layers (``None``: no window at all)."""
-        if self.model_type in ("qwen2", "qwen3") and not self.use_sliding_window:
-            return None
-        return self.sliding_window
+        windowed = self.model_type == "mistral" and self.sliding_window is not None
+        return ["sliding_attention" if windowed else "full_attention"] * self.num_hidden_layers
 
 
 def _normalized_rope_scaling(scaling: dict | None) -> dict | None:
@@ -216,8 +212,8 @@ def _normalized_rope_scaling(scaling: dict | None) -> dict | None:
     for plain RoPE."""
     if not scaling:
         return None
-    scaling = {k: v for k, v in scaling.items() if k not in ("type", "rope_theta")}
-    rope_type = scaling.pop("rope_type", None) or dict(scaling).get("type") or "default"
+    rope_type = scaling.get("rope_type") or scaling.get("type") or "default"
+    scaling = {k: v for k, v in scaling.items() if k not in ("type", "rope_type", "rope_theta")}
     if rope_type == "default":
         return None
     if rope_type not in _ROPE_TYPES:
@@ -425,8 +421,8 @@ class LlamaModel(nn.Module):
                                     for i in range(config.num_hidden_layers))
         self.norm = LlamaRMSNorm(config.hidden_size, config.rms_norm_eps)
         self.rotary = RotaryEmbedding(rope_inv_freq(config))
-        self.window = config.attention_window()
         self.sliding = [t == "sliding_attention" for t in config.attention_types()]
+        self.window = config.sliding_window if any(self.sliding) else None
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
                 position_ids: Tensor | None = None, cache: KVCache | None = None) -> Tensor:
@@ -446,7 +442,7 @@ class LlamaModel(nn.Module):
         # one mask for the full-attention layers, one for the windowed ones (when any)
         full_mask = decoder_mask(attention_mask, T, past, device=x.device)
         window_mask = (decoder_mask(attention_mask, T, past, window=self.window, device=x.device)
-                       if self.window is not None and any(self.sliding) else None)
+                       if self.window is not None else None)
         for layer, sliding in zip(self.layers, self.sliding):
             x = layer(x, cos, sin, window_mask if sliding else full_mask, cache)
         if cache is not None:
@@ -471,20 +467,31 @@ class LlamaForCausalLM(PreTrainedModel):
 
     def __init__(self, config: LlamaConfig):
         super().__init__(config)
-        self.model = LlamaModel(config)
-        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
-        self._init_weights()
+        with nn.init.skip_init():   # the layers' own (PyTorch) init is replaced just below
+            self.model = LlamaModel(config)
+            self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self._init_weights()        # itself skipped when from_pretrained is about to load
         self.tie_weights()
 
     def _init_weights(self) -> None:
         """transformers' initialisation: N(0, initializer_range) for projections and
-        embeddings, zero biases, unit norm weights (already ones)."""
+        embeddings (the padding row zero), zero biases, unit norm weights (already ones)."""
         std = self.config.initializer_range
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
                 nn.init.normal_(module.weight, 0.0, std)
             if isinstance(module, nn.Linear) and module.bias is not None:
                 nn.init.zeros_(module.bias)
+        embedding = self.model.embed_tokens
+        if embedding.padding_idx is not None:
+            with no_grad():
+                embedding.weight[embedding.padding_idx] = 0
+
+    @classmethod
+    def _from_hf_tensor(cls, name: str, array):
+        # older checkpoints carry each layer's rotary inverse frequencies: derived from the
+        # config here, as in transformers, so not loaded
+        return None if name.endswith("rotary_emb.inv_freq") else (name, array)
 
     def forward(self, input_ids, attention_mask=None, position_ids=None,
                 cache: KVCache | None = None, labels=None,
@@ -509,8 +516,8 @@ class LlamaForCausalLM(PreTrainedModel):
         if input_ids.ndim != 2:
             raise ShapeError(f"LlamaForCausalLM: input_ids must be (batch, seq_len), got shape "
                              f"{tuple(input_ids.shape)}")
-        if attention_mask is not None:
-            attention_mask = _as_ids(attention_mask, "attention_mask")
+        if attention_mask is not None and not isinstance(attention_mask, Tensor):
+            attention_mask = from_numpy(np.asarray(attention_mask))   # 1/0 of any dtype
         hidden = self.model(input_ids, attention_mask, position_ids, cache)
         if logits_to_keep:
             hidden = hidden[:, -logits_to_keep:]
@@ -530,6 +537,7 @@ class LlamaForCausalLM(PreTrainedModel):
 
         Example: ``cache = model.new_cache(1, len(prompt) + max_new_tokens)``
         """
+        from ..generation.kv_cache import KVCache
         weight = self.model.embed_tokens.weight
         c = self.config
         return KVCache(c.num_hidden_layers, batch_size, c.num_key_value_heads, c.head_dim,
