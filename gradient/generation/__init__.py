@@ -1,8 +1,31 @@
 """Generation: the KV cache, sampling and the generate loop.
 
 * :class:`KVCache` -- keys and values preallocated per layer, filled by prefill and decode.
+* :func:`generate` -- greedy or sampled continuation of a batch of prompts, as transformers'
+  ``generate``; :func:`generate_tokens` yields the new ids step by step.
+* :func:`stream` -- the generated text of one prompt, piece by piece, never half a character
+  (:class:`gradient.tokenizers.IncrementalDecoder` does the decoding).
+* :mod:`.sampling` -- logits processors (repetition penalty, temperature, top-k, top-p, min-p)
+  and token selection; :mod:`.stopping` -- stop strings.
+
+Example::
+
+    >>> from gradient.generation import generate, stream
+    >>> out = generate(model, ids, max_new_tokens=32, do_sample=True, top_p=0.9, seed=0)
+    >>> for piece in stream(model, tokenizer, "Hello", max_new_tokens=32):
+    ...     print(piece, end="")
 """
 
+from .generate import TokenStream, generate, generate_tokens
 from .kv_cache import KVCache
+from .sampling import (LogitsProcessor, LogitsProcessorList, MinPLogitsWarper,
+                       RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper,
+                       TopKLogitsWarper, TopPLogitsWarper, build_processors, select_tokens)
+from .stopping import StopStrings
+from .streaming import stream
 
-__all__ = ["KVCache"]
+__all__ = ["KVCache", "generate", "generate_tokens", "TokenStream", "stream",
+           "StopStrings",
+           "LogitsProcessor", "LogitsProcessorList", "RepetitionPenaltyLogitsProcessor",
+           "TemperatureLogitsWarper", "TopKLogitsWarper", "TopPLogitsWarper", "MinPLogitsWarper",
+           "build_processors", "select_tokens"]

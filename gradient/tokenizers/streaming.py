@@ -1,15 +1,16 @@
 """Streaming decode: turn token ids into text one token at a time, as a model generates them.
 
-Decoding each token on its own does not work: a byte-level token can hold half of a UTF-8
-character (an emoji is 4 bytes, often 2 or 3 tokens), which decodes to U+FFFD, and
+Decoding each token on its own does not work: a byte-level token can hold part of a UTF-8
+character (an emoji is 4 bytes, often spread over 2 or 3 tokens), which decodes to U+FFFD, and
 SentencePiece-style decoders drop the leading space of the first token they see. So
-:class:`IncrementalDecoder` decodes a short window of recent tokens and emits only the text
-that the newest token added, and only once it ends in a complete character.
+:class:`IncrementalDecoder` decodes a short window of recent tokens after each one and returns
+the characters that are new and complete; a character still cut at the end of the window
+decodes to U+FFFD and is held back until the token that completes it arrives. A token that
+completes one character and starts the next gives the completed one at once.
 
-The window: ``prefix`` is the tokens already emitted since the last checkpoint, ``new`` the
-tokens not emitted yet. Decode ``prefix`` and ``prefix + new``; if the second is longer and
-does not end in U+FFFD, its extra characters are the next piece, and the checkpoint moves up.
-Each step decodes a few tokens, not the whole sequence, so streaming stays linear in its length.
+The window: tokens already shown that end on a character boundary stay in it as context (for
+the SentencePiece space), and everything older is forgotten, so each step decodes a few tokens
+and memory does not grow with the text.
 
 Example::
 
@@ -25,7 +26,7 @@ from typing import Iterable
 
 __all__ = ["IncrementalDecoder"]
 
-_REPLACEMENT = "\ufffd"
+_INCOMPLETE = "\ufffd"  # what decoders make of bytes that are not (yet) a whole character
 
 
 class IncrementalDecoder:
@@ -52,39 +53,41 @@ class IncrementalDecoder:
     def __init__(self, tokenizer, skip_special_tokens: bool = False):
         self.tokenizer = tokenizer
         self.skip_special_tokens = skip_special_tokens
-        self.ids: list[int] = []       # every id pushed so far
-        self._prefix_start = 0         # start of the window that gets decoded
-        self._emitted_end = 0          # ids[:_emitted_end] have been returned as text
+        self._ids: list[int] = []  # the window: context tokens, then tokens not fully shown
+        self._context = 0          # _ids[:_context] were shown and end on a character boundary
+        self._shown = 0            # characters of decode(_ids) returned so far
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=self.skip_special_tokens)
 
     def push(self, token_id: int | Iterable[int]) -> str:
-        """Add one token id (or several) and return the text that is now complete ('' if none)."""
-        if isinstance(token_id, int):
-            self.ids.append(token_id)
-        elif hasattr(token_id, "tolist"):           # a 0-d or 1-d tensor / numpy array
-            value = token_id.tolist()
-            self.ids.extend(value if isinstance(value, list) else [value])
-        else:
-            self.ids.extend(int(i) for i in token_id)
-        prefix_text = self._decode(self.ids[self._prefix_start:self._emitted_end])
-        text = self._decode(self.ids[self._prefix_start:])
-        # A trailing U+FFFD means the last token ended inside a multi-byte character: wait for
-        # the token that completes it. (An empty addition, e.g. a skipped special token, waits too.)
-        if len(text) <= len(prefix_text) or text.endswith(_REPLACEMENT):
-            return ""
-        self._prefix_start, self._emitted_end = self._emitted_end, len(self.ids)
-        return text[len(prefix_text):]
+        """Add one token id (or several) and return the characters now complete ('' if none)."""
+        if hasattr(token_id, "tolist"):  # a 0-d or 1-d tensor / NumPy array
+            token_id = token_id.tolist()
+        ids = [token_id] if isinstance(token_id, int) else [int(i) for i in token_id]
+        return "".join(self._push_one(i) for i in ids)
+
+    def _push_one(self, token_id: int) -> str:
+        self._ids.append(int(token_id))
+        text = self._decode(self._ids)
+        complete = text.rstrip(_INCOMPLETE)
+        piece = complete[self._shown:]
+        self._shown = max(self._shown, len(complete))
+        if len(complete) == len(text):
+            # A character boundary: this round's tokens become the next round's context, and
+            # the older context is dropped.
+            del self._ids[:self._context]
+            self._context = len(self._ids)
+            self._shown = len(self._decode(self._ids))
+        return piece
 
     def flush(self) -> str:
-        """Return whatever is still held back (an incomplete character decodes to U+FFFD) and
-        start over for a new sequence."""
-        prefix_text = self._decode(self.ids[self._prefix_start:self._emitted_end])
-        text = self._decode(self.ids[self._prefix_start:])
-        self.ids, self._prefix_start, self._emitted_end = [], 0, 0
-        return text[len(prefix_text):] if text.startswith(prefix_text) else text
+        """Return whatever is still held back (bytes that never formed a character, as
+        U+FFFD) and start over for a new sequence."""
+        rest = self._decode(self._ids)[self._shown:] if self._ids else ""
+        self._ids, self._context, self._shown = [], 0, 0
+        return rest
 
     def __repr__(self) -> str:
-        return (f"IncrementalDecoder(ids={len(self.ids)}, pending={len(self.ids) - self._emitted_end}, "
+        return (f"IncrementalDecoder(window={len(self._ids)} ids, "
                 f"skip_special_tokens={self.skip_special_tokens})")

@@ -1,0 +1,255 @@
+"""Logits processors and next-token selection, with Hugging Face transformers' semantics.
+
+A generation step turns the model's last-position logits, ``scores`` of shape (batch, vocab),
+into one token id per sequence. First the processors reshape the distribution, in
+transformers' order (``GenerationMixin._get_logits_processor``):
+
+1. :class:`RepetitionPenaltyLogitsProcessor` -- every token already in the sequence (prompt and
+   generated, left padding excluded) has its logit divided by the penalty (multiplied when
+   negative). Applied in greedy decoding too.
+2. :class:`TemperatureLogitsWarper` -- ``scores / temperature``.            \\
+3. :class:`TopKLogitsWarper` -- keep the ``k`` largest logits.              | sampling only
+4. :class:`TopPLogitsWarper` -- keep the smallest set of tokens whose        |
+   probability adds up to more than ``top_p`` (at least one token).         |
+5. :class:`MinPLogitsWarper` -- keep tokens at least ``min_p`` times as      |
+   likely as the most likely one.                                            /
+
+Removed tokens get ``-inf``. Then :func:`select_tokens` picks the argmax (greedy) or draws
+from ``softmax(scores)`` with a NumPy random ``Generator``.
+
+Processors run on the host, in NumPy float32: one ``(batch, vocab)`` row of logits crosses from
+the device per step, which is small next to a forward pass, and the same code serves every
+backend. Each is ``processor(input_ids, scores) -> scores`` with ``input_ids`` the (batch, length)
+int64 ids so far and ``scores`` (batch, vocab) float32, like transformers' classes, so tests
+check each against the class of the same name.
+
+Random numbers: a seed gives the same tokens on every run, but not the same tokens as
+PyTorch's ``torch.multinomial`` with that seed (a different random stream).
+
+Example::
+
+    >>> processors = build_processors(do_sample=True, temperature=0.7, top_p=0.9)
+    >>> scores = processors(input_ids, logits)              # (B, V) float32 NumPy arrays
+    >>> next_ids = select_tokens(scores, do_sample=True, rng=np.random.default_rng(0))
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["LogitsProcessor", "LogitsProcessorList", "RepetitionPenaltyLogitsProcessor",
+           "TemperatureLogitsWarper", "TopKLogitsWarper", "TopPLogitsWarper", "MinPLogitsWarper",
+           "build_processors", "select_tokens", "softmax"]
+
+_NEG_INF = np.float32(-np.inf)
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, in the dtype of ``scores``; ``-inf`` entries get 0."""
+    shifted = scores - scores.max(axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+class LogitsProcessor:
+    """Base class: ``processor(input_ids, scores) -> new scores`` (the input is not modified)."""
+
+    def __call__(self, input_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class LogitsProcessorList(list):
+    """Processors applied in order, as ``transformers.LogitsProcessorList``.
+
+    Example: ``scores = LogitsProcessorList([TemperatureLogitsWarper(0.7)])(ids, scores)``
+    """
+
+    def __call__(self, input_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        for processor in self:
+            scores = processor(input_ids, scores)
+        return scores
+
+
+class RepetitionPenaltyLogitsProcessor(LogitsProcessor):
+    """Penalise every token that occurs in ``input_ids``: its logit ``s`` becomes ``s / penalty``
+    when positive and ``s * penalty`` when negative (once per token, however often it occurs).
+
+    ``prompt_ignore_length``: leading positions not to count, one int for all rows or one per
+    row (generation passes each row's number of left-padding positions, as transformers does).
+    Ids outside the vocabulary of ``scores`` are ignored.
+
+    Example: ``RepetitionPenaltyLogitsProcessor(1.2)(ids, scores)``
+    """
+
+    def __init__(self, penalty: float, prompt_ignore_length=None):
+        if not isinstance(penalty, (int, float)) or isinstance(penalty, bool) or not penalty > 0:
+            raise ValueError(f"repetition_penalty must be a positive number (1.0 means no "
+                             f"penalty), got {penalty!r}")
+        self.penalty = float(penalty)
+        if prompt_ignore_length is not None and not isinstance(prompt_ignore_length, int):
+            prompt_ignore_length = np.asarray(prompt_ignore_length, dtype=np.int64)
+            if prompt_ignore_length.ndim != 1:
+                raise ValueError("prompt_ignore_length must be an int or one int per row, got "
+                                 f"shape {prompt_ignore_length.shape}")
+        self.prompt_ignore_length = prompt_ignore_length
+
+    def __call__(self, input_ids, scores):
+        input_ids = np.asarray(input_ids)
+        vocab = scores.shape[-1]
+        valid = input_ids < vocab
+        ignore = self.prompt_ignore_length
+        if isinstance(ignore, int):
+            valid[:, :ignore] = False
+        elif ignore is not None:
+            valid &= np.arange(input_ids.shape[1])[None, :] >= ignore[:, None]
+        rows = np.broadcast_to(np.arange(input_ids.shape[0])[:, None], input_ids.shape)[valid]
+        cols = input_ids[valid]
+        picked = scores[rows, cols]
+        out = scores.copy()
+        # A token that occurs twice is written twice with the same value: penalised once.
+        out[rows, cols] = np.where(picked < 0, picked * self.penalty, picked / self.penalty)
+        return out
+
+
+class TemperatureLogitsWarper(LogitsProcessor):
+    """``scores / temperature``: below 1 sharpens the distribution, above 1 flattens it.
+
+    Example: ``TemperatureLogitsWarper(0.7)(ids, scores)``
+    """
+
+    def __init__(self, temperature: float):
+        if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) \
+                or not temperature > 0:
+            hint = " (for greedy decoding use do_sample=False)" if temperature == 0 else ""
+            raise ValueError(f"temperature must be a positive number, got {temperature!r}{hint}")
+        self.temperature = float(temperature)
+
+    def __call__(self, input_ids, scores):
+        return scores / self.temperature
+
+
+class TopKLogitsWarper(LogitsProcessor):
+    """Keep the ``top_k`` largest logits (and any tied with the k-th), set the rest to -inf.
+
+    Example: ``TopKLogitsWarper(50)(ids, scores)``
+    """
+
+    def __init__(self, top_k: int, min_tokens_to_keep: int = 1):
+        if not isinstance(top_k, (int, np.integer)) or isinstance(top_k, bool) or top_k <= 0:
+            raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+        self.top_k = max(int(top_k), min_tokens_to_keep)
+
+    def __call__(self, input_ids, scores):
+        k = min(self.top_k, scores.shape[-1])
+        kth = np.partition(scores, -k, axis=-1)[..., -k, None]  # the k-th largest of each row
+        return np.where(scores < kth, _NEG_INF, scores)
+
+
+class TopPLogitsWarper(LogitsProcessor):
+    """Nucleus sampling: keep the most likely tokens whose probabilities add up to more than
+    ``top_p``; at least ``min_tokens_to_keep`` (1) tokens always stay.
+
+    As transformers: sort ascending, remove the tokens whose cumulative probability is
+    ``<= 1 - top_p``.
+
+    Example: ``TopPLogitsWarper(0.9)(ids, scores)``
+    """
+
+    def __init__(self, top_p: float, min_tokens_to_keep: int = 1):
+        top_p = float(top_p)
+        if not 0.0 <= top_p <= 1.0:
+            raise ValueError(f"top_p must be between 0 and 1, got {top_p}")
+        if not isinstance(min_tokens_to_keep, int) or min_tokens_to_keep < 1:
+            raise ValueError(f"min_tokens_to_keep must be a positive integer, got "
+                             f"{min_tokens_to_keep!r}")
+        self.top_p, self.min_tokens_to_keep = top_p, min_tokens_to_keep
+
+    def __call__(self, input_ids, scores):
+        order = np.argsort(scores, axis=-1, kind="stable")
+        sorted_scores = np.take_along_axis(scores, order, axis=-1)
+        # PyTorch's CPU cumsum accumulates in float64 and rounds each sum to float32; so do we,
+        # so that the same tokens sit on either side of the threshold.
+        cumulative = np.cumsum(softmax(sorted_scores), axis=-1, dtype=np.float64)
+        cumulative = cumulative.astype(scores.dtype)
+        remove_sorted = cumulative <= scores.dtype.type(1 - self.top_p)
+        remove_sorted[..., -self.min_tokens_to_keep:] = False
+        remove = np.empty_like(remove_sorted)
+        np.put_along_axis(remove, order, remove_sorted, axis=-1)
+        return np.where(remove, _NEG_INF, scores)
+
+
+class MinPLogitsWarper(LogitsProcessor):
+    """Keep the tokens whose probability is at least ``min_p`` times that of the most likely
+    token (at least ``min_tokens_to_keep`` tokens stay).
+
+    Example: ``MinPLogitsWarper(0.05)(ids, scores)``
+    """
+
+    def __init__(self, min_p: float, min_tokens_to_keep: int = 1):
+        if not 0.0 <= float(min_p) <= 1.0:
+            raise ValueError(f"min_p must be between 0 and 1, got {min_p}")
+        if not isinstance(min_tokens_to_keep, int) or min_tokens_to_keep < 1:
+            raise ValueError(f"min_tokens_to_keep must be a positive integer, got "
+                             f"{min_tokens_to_keep!r}")
+        self.min_p, self.min_tokens_to_keep = float(min_p), min_tokens_to_keep
+
+    def __call__(self, input_ids, scores):
+        probs = softmax(scores)
+        threshold = probs.max(axis=-1, keepdims=True) * probs.dtype.type(self.min_p)
+        remove = probs < threshold
+        k = min(self.min_tokens_to_keep, probs.shape[-1])
+        keep = np.argpartition(-probs, k - 1, axis=-1)[..., :k]
+        np.put_along_axis(remove, keep, False, axis=-1)
+        return np.where(remove, _NEG_INF, scores)
+
+
+def build_processors(do_sample: bool = False, temperature: float | None = 1.0,
+                     top_k: int | None = None, top_p: float | None = None,
+                     min_p: float | None = None, repetition_penalty: float | None = None,
+                     prompt_ignore_length=None) -> LogitsProcessorList:
+    """The processors ``generate`` applies, in transformers' order and with its rules for when
+    each one is active: repetition penalty when given and != 1; then, only when sampling,
+    temperature when != 1, top-k when given and != 0, top-p when < 1, and min-p when given.
+
+    Example: ``build_processors(do_sample=True, top_k=50, top_p=0.95)``
+    """
+    processors = LogitsProcessorList()
+    if repetition_penalty is not None and repetition_penalty != 1.0:
+        processors.append(RepetitionPenaltyLogitsProcessor(repetition_penalty,
+                                                           prompt_ignore_length))
+    if do_sample:
+        if temperature is not None and temperature != 1.0:
+            processors.append(TemperatureLogitsWarper(temperature))
+        if top_k is not None and top_k != 0:
+            processors.append(TopKLogitsWarper(top_k))
+        if top_p is not None and top_p < 1.0:
+            processors.append(TopPLogitsWarper(top_p))
+        if min_p is not None:
+            processors.append(MinPLogitsWarper(min_p))
+    return processors
+
+
+def select_tokens(scores: np.ndarray, do_sample: bool = False,
+                  rng: np.random.Generator | None = None) -> np.ndarray:
+    """One token id per row of ``scores`` (batch, vocab): the argmax (the first one on ties,
+    as ``torch.argmax``), or a draw from ``softmax(scores)`` with ``rng``.
+
+    The draw is inverse-CDF sampling in float64, one uniform number per row: a token of
+    probability 0 (a ``-inf`` score) is never drawn.
+
+    Example: ``select_tokens(scores, do_sample=True, rng=np.random.default_rng(0))``
+    """
+    if not do_sample:
+        return scores.argmax(axis=-1).astype(np.int64)
+    if rng is None:
+        raise ValueError("select_tokens: do_sample=True needs a NumPy random Generator (rng)")
+    scores = scores.astype(np.float64)
+    peak = scores.max(axis=-1, keepdims=True)
+    if not np.isfinite(peak).all():
+        raise ValueError("sampling: a row of scores has no finite maximum (all -inf, +inf or "
+                         "NaN): check the model's logits and the processors' settings")
+    cdf = np.cumsum(np.exp(scores - peak), axis=-1)
+    u = rng.random(scores.shape[0]) * cdf[:, -1]
+    # The first index whose cumulative weight exceeds u; zero-weight tokens never qualify.
+    picked = (cdf <= u[:, None]).sum(axis=-1)
+    return np.minimum(picked, scores.shape[-1] - 1).astype(np.int64)

@@ -1,0 +1,136 @@
+"""Logits processors against transformers' classes of the same name, and token selection."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+lp = pytest.importorskip("transformers.generation.logits_process")
+
+from gradient.generation import sampling  # noqa: E402
+
+
+def _scores(shape=(4, 500), seed=0):
+    return (np.random.default_rng(seed).standard_normal(shape) * 3).astype(np.float32)
+
+
+def _ids(shape=(4, 30), high=520, seed=1):  # some ids beyond the vocab of 500 (transformers too)
+    return np.random.default_rng(seed).integers(0, high, shape)
+
+
+CASES = {
+    "repetition": (lambda: sampling.RepetitionPenaltyLogitsProcessor(1.3),
+                   lambda: lp.RepetitionPenaltyLogitsProcessor(1.3)),
+    "repetition<1": (lambda: sampling.RepetitionPenaltyLogitsProcessor(0.7),
+                     lambda: lp.RepetitionPenaltyLogitsProcessor(0.7)),
+    "repetition-ignore-int": (lambda: sampling.RepetitionPenaltyLogitsProcessor(1.5, 7),
+                              lambda: lp.RepetitionPenaltyLogitsProcessor(1.5, 7)),
+    "repetition-ignore-rows": (
+        lambda: sampling.RepetitionPenaltyLogitsProcessor(1.5, np.array([0, 3, 12, 29])),
+        lambda: lp.RepetitionPenaltyLogitsProcessor(1.5, torch.tensor([0, 3, 12, 29]))),
+    "temperature": (lambda: sampling.TemperatureLogitsWarper(0.7),
+                    lambda: lp.TemperatureLogitsWarper(0.7)),
+    "temperature>1": (lambda: sampling.TemperatureLogitsWarper(1.9),
+                      lambda: lp.TemperatureLogitsWarper(1.9)),
+    "top-k": (lambda: sampling.TopKLogitsWarper(10), lambda: lp.TopKLogitsWarper(10)),
+    "top-k>vocab": (lambda: sampling.TopKLogitsWarper(900), lambda: lp.TopKLogitsWarper(900)),
+    "top-p": (lambda: sampling.TopPLogitsWarper(0.9), lambda: lp.TopPLogitsWarper(0.9)),
+    "top-p-small": (lambda: sampling.TopPLogitsWarper(0.2), lambda: lp.TopPLogitsWarper(0.2)),
+    "top-p-0": (lambda: sampling.TopPLogitsWarper(0.0), lambda: lp.TopPLogitsWarper(0.0)),
+    "min-p": (lambda: sampling.MinPLogitsWarper(0.1), lambda: lp.MinPLogitsWarper(0.1)),
+    "min-p-1": (lambda: sampling.MinPLogitsWarper(1.0), lambda: lp.MinPLogitsWarper(1.0)),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_processor_equals_transformers(name, seed):
+    ours, theirs = CASES[name]
+    scores, ids = _scores(seed=seed), _ids(seed=seed + 10)
+    before = scores.copy()
+    out = ours()(ids, scores)
+    ref = theirs()(torch.tensor(ids), torch.tensor(scores)).numpy()
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, ref)
+    np.testing.assert_array_equal(scores, before)  # the input is not modified
+    if name.startswith(("top", "min")):
+        assert np.isfinite(out).any(axis=-1).all()  # at least one token always stays
+
+
+def test_processors_that_remove_do_remove():
+    # Guards the equality test above against comparing two no-ops.
+    scores = _scores()
+    assert (sampling.TopKLogitsWarper(10)(None, scores) == -np.inf).sum(-1).tolist() == [490] * 4
+    assert (sampling.TopPLogitsWarper(0.5)(None, scores) == -np.inf).all(-1).sum() == 0
+    assert (sampling.TopPLogitsWarper(0.5)(None, scores) == -np.inf).sum() > 1000
+    penalised = sampling.RepetitionPenaltyLogitsProcessor(2.0)(np.array([[3, 3, 7]] * 4), scores)
+    assert (penalised != scores).sum() == 8
+
+
+def test_chain_in_transformers_order():
+    """build_processors applies penalty, temperature, top-k, top-p, min-p, in that order, as
+    transformers' generate does (checked on input where the order changes the result)."""
+    scores, ids = _scores(seed=3), _ids(seed=4, high=500)
+    ours = sampling.build_processors(do_sample=True, temperature=0.6, top_k=40, top_p=0.8,
+                                     min_p=0.05, repetition_penalty=1.4)
+    assert [type(p).__name__ for p in ours] == [
+        "RepetitionPenaltyLogitsProcessor", "TemperatureLogitsWarper", "TopKLogitsWarper",
+        "TopPLogitsWarper", "MinPLogitsWarper"]
+    theirs = lp.LogitsProcessorList([
+        lp.RepetitionPenaltyLogitsProcessor(1.4), lp.TemperatureLogitsWarper(0.6),
+        lp.TopKLogitsWarper(40), lp.TopPLogitsWarper(0.8), lp.MinPLogitsWarper(0.05)])
+    np.testing.assert_array_equal(ours(ids, scores),
+                                  theirs(torch.tensor(ids), torch.tensor(scores)).numpy())
+
+
+def test_which_processors_are_active():
+    assert len(sampling.build_processors()) == 0
+    # greedy: only the repetition penalty applies
+    greedy = sampling.build_processors(do_sample=False, temperature=0.5, top_k=5, top_p=0.5,
+                                       repetition_penalty=1.2)
+    assert [type(p).__name__ for p in greedy] == ["RepetitionPenaltyLogitsProcessor"]
+    # neutral settings add nothing (transformers' rules)
+    assert len(sampling.build_processors(do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
+                                         repetition_penalty=1.0)) == 0
+
+
+@pytest.mark.parametrize("make", [
+    lambda: sampling.TemperatureLogitsWarper(0.0), lambda: sampling.TemperatureLogitsWarper(-1.0),
+    lambda: sampling.TopKLogitsWarper(0), lambda: sampling.TopKLogitsWarper(2.5),
+    lambda: sampling.TopPLogitsWarper(1.5), lambda: sampling.MinPLogitsWarper(-0.1),
+    lambda: sampling.RepetitionPenaltyLogitsProcessor(0.0),
+])
+def test_bad_settings_raise(make):
+    with pytest.raises(ValueError):
+        make()
+
+
+def test_greedy_selection_takes_the_first_maximum():
+    scores = np.array([[0.0, 2.0, 2.0, 1.0], [5.0, -np.inf, 5.0, 0.0]], dtype=np.float32)
+    assert sampling.select_tokens(scores).tolist() == [1, 0]
+
+
+def test_sampling_follows_the_distribution_and_never_draws_removed_tokens():
+    logits = np.array([1.0, 0.0, -np.inf, 2.0, -1.0, -np.inf], dtype=np.float32)
+    scores = np.tile(logits, (40000, 1))
+    draws = sampling.select_tokens(scores, do_sample=True, rng=np.random.default_rng(0))
+    freq = np.bincount(draws, minlength=6) / len(draws)
+    expected = sampling.softmax(logits.astype(np.float64))
+    assert freq[2] == 0 and freq[5] == 0
+    np.testing.assert_allclose(freq, expected, atol=0.01)
+    # the first token with zero probability is never drawn either
+    first = np.tile(np.array([-np.inf, 0.0], dtype=np.float32), (1000, 1))
+    assert (sampling.select_tokens(first, True, np.random.default_rng(1)) == 1).all()
+
+
+def test_sampling_is_reproducible_with_a_seed():
+    scores = _scores((8, 500))
+    a = sampling.select_tokens(scores, True, np.random.default_rng(5))
+    b = sampling.select_tokens(scores, True, np.random.default_rng(5))
+    c = sampling.select_tokens(scores, True, np.random.default_rng(6))
+    assert a.tolist() == b.tolist() and a.tolist() != c.tolist()
+
+
+def test_sampling_rejects_rows_without_a_finite_score():
+    scores = np.full((1, 4), -np.inf, dtype=np.float32)
+    with pytest.raises(ValueError, match="no finite maximum"):
+        sampling.select_tokens(scores, True, np.random.default_rng(0))
