@@ -86,6 +86,20 @@ def run_transformers(directory, prompt, new, rounds):
     return timings, tokens, weight_bytes
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory. VmHWM, not getrusage's ru_maxrss: Linux carries
+    ru_maxrss over from the parent across fork and exec, so a worker would report the parent's
+    peak (the parent built the checkpoint with torch)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def worker(args) -> None:
     if args.worker == "transformers":
         import torch
@@ -93,7 +107,7 @@ def worker(args) -> None:
     prompt = np.random.default_rng(0).integers(0, 50257, (1, args.prompt))
     run = run_gradient if args.worker == "gradient" else run_transformers
     timings, tokens, weight_bytes = run(args.checkpoint, prompt, args.new, args.rounds)
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mib = peak_rss_mib()
     print(json.dumps({"timings": timings, "tokens": tokens, "peak_rss_mib": peak_mib,
                       "weight_bytes": weight_bytes}))
 

@@ -25,7 +25,6 @@ Example::
 
 from __future__ import annotations
 
-from ..autograd import no_grad
 from ..dtypes import float32
 from ..errors import ShapeError
 from ..ops.creation import zeros
@@ -70,10 +69,13 @@ class KVCache:
         if tuple(key.shape[:2]) != tuple(k_buf.shape[:2]) or key.shape[-1] != k_buf.shape[-1]:
             raise ShapeError(f"KVCache: layer {layer} holds (batch, kv_heads, ., head_dim) = "
                              f"{tuple(k_buf.shape)}, got keys of shape {tuple(key.shape)}")
-        with no_grad():
-            k_buf[:, :, start:end] = key
-            v_buf[:, :, start:end] = value
-        return k_buf[:, :, :end], v_buf[:, :, :end]
+        # A direct storage write (what ``k_buf[:, :, start:end] = key`` does under no_grad,
+        # without its indexing machinery: this runs twice per layer per decoded token).
+        index = (slice(None), slice(None), slice(start, end))
+        for buf, new in ((k_buf, key), (v_buf, value)):
+            buf._backend.setitem(buf._data, index, new._data)
+            buf._version.bump("KVCache.update")
+        return k_buf.narrow(2, 0, end), v_buf.narrow(2, 0, end)
 
     def advance(self, n: int) -> None:
         """Mark ``n`` more positions as filled (the model calls this once per forward)."""

@@ -124,6 +124,9 @@ def _check_broadcast(op: str, a, b) -> None:
     if isinstance(a, Tensor) and isinstance(b, Tensor):
         sa, sb = a._data.shape, b._data.shape
         if sa != sb and sa and sb:
+            n = min(len(sa), len(sb))
+            if sa[len(sa) - n:] == sb[len(sb) - n:]:
+                return  # one shape ends with the other (a bias, a row): broadcasts
             _broadcast_shapes(op, sa, sb)
 
 
