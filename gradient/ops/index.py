@@ -123,6 +123,23 @@ _Plan = collections.namedtuple("_Plan", ["index", "basic", "ndim", "drop"])
 ``ndim`` of NumPy's result, and the dimensions of that result to ``drop`` for PyTorch's layout."""
 
 
+def _plan_ints_and_slices(index, ndim: int) -> _Plan | None:
+    """The plan of the commonest index, ints and slices of ints only (``x[0]``, ``x[:, 1:3]``),
+    made without the general machinery below; None for anything else."""
+    items = index if type(index) is tuple else (index,)
+    kept = 0
+    for i in items:
+        if type(i) is slice:
+            if not all(v is None or type(v) is int for v in (i.start, i.stop, i.step)):
+                return None
+            kept += 1
+        elif type(i) is not int:
+            return None
+    if len(items) > ndim:
+        return None  # the general path raises the error
+    return _Plan(items + (Ellipsis,), True, kept + ndim - len(items), ())
+
+
 def _plan(index, shape, backend) -> _Plan:
     """Translate a PyTorch index into one NumPy-style index (plus dimensions to squeeze).
 
@@ -131,6 +148,9 @@ def _plan(index, shape, backend) -> _Plan:
     when an int sits outside the run of array indices (``x[0, :, [1, 2]]``). Such ints become
     one-element slices here, and their size-1 dimensions are dropped afterwards.
     """
+    fast = _plan_ints_and_slices(index, len(shape))
+    if fast is not None:
+        return fast
     items, basic = _convert_index(index, backend)
     ndim = len(shape)
     if sum(1 for i in items if i is Ellipsis) > 1:
