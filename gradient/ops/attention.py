@@ -110,7 +110,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     # leading dimensions broadcast (the head dimension too, unless heads are grouped)
     lead = -3 if enable_gqa else -2
     try:
-        broadcast_shapes(query.shape[:lead], key.shape[:lead], value.shape[:lead])
+        if not query.shape[:lead] == key.shape[:lead] == value.shape[:lead]:
+            broadcast_shapes(query.shape[:lead], key.shape[:lead], value.shape[:lead])
     except ShapeError:
         shapes = f"{tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}"
         raise ShapeError(f"{fn}: the batch dimensions of query, key and value do not broadcast: "

@@ -636,7 +636,8 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         raise DTypeError(f"linear: expected input, weight and bias of one dtype, got {got}; convert "
                          "them with .to(dtype)")
     out_shape = tuple(input.shape[:-1]) + (weight.shape[0],)
-    if bias is not None and not _broadcasts_to(bias.shape, out_shape):
+    if bias is not None and tuple(bias.shape) != out_shape[-1:] and \
+            not _broadcasts_to(bias.shape, out_shape):
         raise ShapeError(f"linear: bias of shape {tuple(bias.shape)} does not broadcast to the "
                          f"output's shape {out_shape} (out_features={weight.shape[0]})")
     return Linear.apply(input, weight, bias)
