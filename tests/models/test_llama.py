@@ -206,20 +206,13 @@ def test_cached_decoding_with_left_padding(pairs, name):
 
 
 def greedy(model, ids: np.ndarray, new_tokens: int) -> np.ndarray:
-    """Greedy decoding with the KV cache (until gradient.generation has generate())."""
-    batch, length = ids.shape
-    cache = model.new_cache(batch, length + new_tokens)
-    out = []
-    with gradient.no_grad():
-        logits = model(gradient.tensor(ids), cache=cache, logits_to_keep=1).logits
-        for _ in range(new_tokens):
-            token = logits[:, -1].argmax(-1).reshape(batch, 1)
-            out.append(token.numpy())
-            logits = model(token, cache=cache).logits
-    return np.concatenate([ids] + out, axis=1)
+    """Greedy decoding with the KV cache, through gradient's generate (stopping at the config's
+    eos and padding after it, as transformers does)."""
+    out = model.generate(gradient.tensor(ids), max_new_tokens=new_tokens)
+    return out.numpy()
 
 
-@pytest.mark.parametrize("name", ["llama_llama3", "mistral", "qwen2"])
+@pytest.mark.parametrize("name", ["llama", "llama_llama3", "mistral", "qwen2", "qwen3"])
 def test_greedy_generation_matches_transformers(pairs, name):
     pair = pairs(name)
     ids = prompts(2, 6, seed=3)
