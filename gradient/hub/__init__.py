@@ -1,7 +1,7 @@
 """The Hugging Face hub: from a model name to a model and tokenizer on this machine.
 
 * :func:`load` -- ``(model, tokenizer)`` from a hub id, a short alias (``"gpt2"``), a local
-  directory, or (soon) a ``.gguf`` file.
+  directory, or a ``.gguf`` file.
 * :func:`download_model` -- fetch a repo's config, safetensors weights and tokenizer into the
   standard Hugging Face cache (``HF_HOME``, ``HF_HUB_OFFLINE``, tokens and revisions as usual)
   and return the snapshot directory.
@@ -13,9 +13,8 @@ Example::
 """
 
 from .download import ALLOW_PATTERNS, MODEL_ALIASES, download_model, resolve_repo_id
-from .errors import GGUFNotSupportedError, HubError, ModelNotFoundError, UnsupportedWeightsError
+from .errors import HubError, ModelNotFoundError, UnsupportedWeightsError
 from .load import load, locate
 
 __all__ = ["load", "locate", "download_model", "resolve_repo_id", "MODEL_ALIASES",
-           "ALLOW_PATTERNS", "HubError", "ModelNotFoundError", "UnsupportedWeightsError",
-           "GGUFNotSupportedError"]
+           "ALLOW_PATTERNS", "HubError", "ModelNotFoundError", "UnsupportedWeightsError"]

@@ -21,6 +21,3 @@ class UnsupportedWeightsError(FileFormatError):
     """A repo whose weights gradient will not read: PyTorch pickles (``*.bin``, ``*.pt``), which
     can run code when loaded, or no weights at all."""
 
-
-class GGUFNotSupportedError(GradientError, NotImplementedError):
-    """A ``.gguf`` file: its loader is planned but not written yet."""

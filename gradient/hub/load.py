@@ -2,8 +2,8 @@
 
 What the name can be, checked in this order:
 
-1. a path ending in ``.gguf``: a GGUF file (its loader is the next piece of work; see
-   :func:`_load_gguf`, the one place it plugs in);
+1. a path ending in ``.gguf``: a GGUF file, loaded by
+   :func:`gradient.models.gguf_loader.load_gguf` (weights dequantized to float32 for now);
 2. an existing directory: a checkpoint in the Hugging Face layout (``config.json``, safetensors
    weights, ``tokenizer.json``), loaded as is;
 3. anything else: a hub repo id (``"HuggingFaceTB/SmolLM2-135M-Instruct"``) or a short alias
@@ -21,7 +21,7 @@ import json
 import os
 
 from .download import download_model
-from .errors import GGUFNotSupportedError, ModelNotFoundError
+from .errors import ModelNotFoundError
 
 __all__ = ["load", "locate"]
 
@@ -78,16 +78,14 @@ def locate(name_or_path, revision=None, token=None, cache_dir=None, **hub_kwargs
 
 
 # ----------------------------------------------------------------------------- GGUF
-# The one place GGUF files enter. The planned loader reads the file with gradient.io's GGUF
-# reader, builds the model from its metadata (llama/gpt2 architectures), keeps quantized blocks
-# for the quantized matmul, and builds the tokenizer from the file's tokenizer.ggml.* keys.
+# The one place GGUF files enter: gradient.models.gguf_loader builds the model from the file's
+# metadata (llama/qwen2/qwen3 architectures), dequantizes its tensors, and builds the tokenizer
+# from its tokenizer.ggml.* keys.
 def _load_gguf(path: str, dtype=None):
     if not os.path.isfile(path):
         raise ModelNotFoundError(f"no such GGUF file: {path}")
-    raise GGUFNotSupportedError(
-        f"{path}: loading GGUF files is planned but not implemented yet (GGUF support, "
-        "including its quantized weights, is the next piece of work). For now pass a hub repo "
-        "id or a directory with safetensors weights, config.json and tokenizer.json")
+    from ..models.gguf_loader import load_gguf
+    return load_gguf(path, dtype=dtype)
 
 
 # ----------------------------------------------------------------------------- helpers

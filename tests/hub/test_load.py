@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import gradient
-from gradient.hub import GGUFNotSupportedError, ModelNotFoundError, load
+from gradient.errors import FileFormatError
+from gradient.hub import ModelNotFoundError, load
 
 from .checkpoints import add_to_cache
 
@@ -109,12 +110,11 @@ def test_a_file_that_is_not_a_model(tmp_path, no_network):
         load(tmp_path / "config.json")
 
 
-def test_gguf_is_routed_to_the_planned_loader(tmp_path, no_network):
+def test_gguf_is_routed_to_the_gguf_loader(tmp_path, no_network):
+    # the loader itself is tested in tests/models/test_gguf_loader.py; here: the routing
     path = tmp_path / "model-Q4_0.gguf"
     path.write_bytes(b"GGUF\x03\x00\x00\x00")
-    with pytest.raises(GGUFNotSupportedError, match="GGUF.*not implemented yet") as info:
+    with pytest.raises(FileFormatError, match="model-Q4_0.gguf: not a GGUF file.*shorter than"):
         load(path)
-    assert isinstance(info.value, NotImplementedError)
-    assert isinstance(info.value, gradient.GradientError)
     with pytest.raises(ModelNotFoundError, match="no such GGUF file"):
         load(tmp_path / "missing.gguf")

