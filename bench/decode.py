@@ -1,6 +1,6 @@
 """KV-cache decoding of GPT-2 124M: gradient against transformers, same random weights, same prompt.
 
-Run:  python bench/decode.py [--prompt 128] [--new 128] [--threads 2] [--rounds 2]
+Run:  python bench/decode.py [--prompt 128] [--new 128] [--threads 2] [--rounds 3]
 
 The parent process writes a random-weight GPT-2 small checkpoint (float32) with transformers'
 ``save_pretrained``; each library then runs in a child process of its own (so peak memory is
@@ -127,7 +127,8 @@ def main() -> None:
     p.add_argument("--prompt", type=int, default=128, help="prompt tokens")
     p.add_argument("--new", type=int, default=128, help="new tokens, greedy")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--rounds", type=int, default=2, help="runs per library; the best is reported")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="runs per library, alternating; the best is reported (and the median)")
     p.add_argument("--bandwidth", type=float, default=22.7, help="memory bandwidth ceiling, GB/s")
     p.add_argument("--gflops", type=float, default=210.0, help="float32 GEMM ceiling, GFLOP/s")
     p.add_argument("--worker", choices=["gradient", "transformers"], help=argparse.SUPPRESS)
@@ -141,14 +142,23 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as directory:
         make_checkpoint(directory)
-        for lib in ("gradient", "transformers"):
-            cmd = [sys.executable, __file__, "--worker", lib, "--checkpoint", directory,
-                   "--prompt", str(args.prompt), "--new", str(args.new), "--threads",
-                   str(args.threads), "--rounds", str(args.rounds)]
-            out = subprocess.run(cmd, env=env, capture_output=True, text=True)
-            if out.returncode:
-                raise SystemExit(f"{lib} worker failed:\n{out.stderr}")
-            results[lib] = json.loads(out.stdout.strip().splitlines()[-1])
+        # The libraries take turns, one round each, so that a noisy spell on this shared
+        # machine falls on both rather than on whichever ran then.
+        for _ in range(args.rounds):
+            for lib in ("gradient", "transformers"):
+                cmd = [sys.executable, __file__, "--worker", lib, "--checkpoint", directory,
+                       "--prompt", str(args.prompt), "--new", str(args.new), "--threads",
+                       str(args.threads), "--rounds", "1"]
+                out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+                if out.returncode:
+                    raise SystemExit(f"{lib} worker failed:\n{out.stderr}")
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+                if lib in results:
+                    results[lib]["timings"] += r["timings"]
+                    results[lib]["peak_rss_mib"] = max(results[lib]["peak_rss_mib"],
+                                                       r["peak_rss_mib"])
+                else:
+                    results[lib] = r
 
     n_layer, d, ctx = 12, 768, args.prompt
     # prefill FLOPs without the head (logits_to_keep=1): 2 * non-embedding weights per token plus
