@@ -82,6 +82,10 @@ class ArrayBackend(Backend):
         return self.xp.empty(shape, dtype=dtype.numpy)
 
     def full(self, shape, value, dtype):
+        if isinstance(value, (int, float)) and value == 0:
+            # zeros come from calloc: large ones are fresh pages the kernel zeroes on first
+            # touch, so a model built only to be overwritten by a checkpoint costs no writes
+            return self.xp.zeros(shape, dtype=dtype.numpy)
         if dtype.numpy in _LOW_PRECISION:
             with np.errstate(over="ignore"):  # a value beyond float16's range is inf, silently
                 return self.xp.full(shape, value, dtype=dtype.numpy)
