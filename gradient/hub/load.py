@@ -34,17 +34,20 @@ def load(name_or_path, dtype=None, revision=None, token=None, cache_dir=None, **
     converts the weights. ``revision``, ``token`` and ``cache_dir`` choose what is fetched from
     the hub and where it is cached (defaults: ``"main"``, the stored token, the standard cache);
     other keyword arguments go to :func:`~gradient.hub.download_model` (``local_files_only=True``
-    ...). The model is in eval mode; its ``generation_config`` attribute holds the checkpoint's
-    ``generation_config.json`` (an empty dict when there is none).
+    ...); for a ``.gguf`` file, ``quantized=True`` keeps the layers' weights in their GGML
+    blocks instead of dequantizing them. The model is in eval mode; its ``generation_config``
+    attribute holds the checkpoint's ``generation_config.json`` (an empty dict when there is
+    none).
 
     Example::
 
         >>> model, tok = gradient.hub.load("HuggingFaceTB/SmolLM2-135M-Instruct", dtype="float32")
         >>> model, tok = gradient.hub.load("./my-checkpoint")
+        >>> model, tok = gradient.hub.load("SmolLM2-135M-Instruct.Q4_1.gguf", quantized=True)
     """
     path = os.path.expanduser(os.fspath(name_or_path))
     if path.lower().endswith(".gguf"):
-        return _load_gguf(path, dtype=dtype)
+        return _load_gguf(path, dtype=dtype, **hub_kwargs)
     directory = locate(path, revision=revision, token=token, cache_dir=cache_dir, **hub_kwargs)
 
     from ..models import from_pretrained
@@ -81,11 +84,13 @@ def locate(name_or_path, revision=None, token=None, cache_dir=None, **hub_kwargs
 # The one place GGUF files enter: gradient.models.gguf_loader builds the model from the file's
 # metadata (llama/qwen2/qwen3 architectures), dequantizes its tensors, and builds the tokenizer
 # from its tokenizer.ggml.* keys.
-def _load_gguf(path: str, dtype=None):
+def _load_gguf(path: str, dtype=None, quantized: bool = False):
+    """A ``.gguf`` file; ``quantized=True`` keeps the layers' weights in their GGML blocks
+    (see :func:`gradient.models.gguf_loader.load_gguf`)."""
     if not os.path.isfile(path):
         raise ModelNotFoundError(f"no such GGUF file: {path}")
     from ..models.gguf_loader import load_gguf
-    return load_gguf(path, dtype=dtype)
+    return load_gguf(path, dtype=dtype, quantized=quantized)
 
 
 # ----------------------------------------------------------------------------- helpers

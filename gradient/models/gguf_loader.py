@@ -40,6 +40,8 @@ from ..io.gguf import GGUFReader
 from ..nn import Parameter
 from ..nn import init as _init
 from ..ops.creation import from_numpy
+from ..quant.linear import QuantizedLinear
+from ..quant.matmul import MATMUL_TYPES
 from .llama import LlamaConfig, LlamaForCausalLM, RotaryEmbedding, rope_inv_freq
 from .pretrained import _as_dtype
 
@@ -64,6 +66,9 @@ _PER_LAYER = {"attn_norm": "input_layernorm", "ffn_norm": "post_attention_layern
 _LAYER_NAME = re.compile(r"blk\.(\d+)\.(\w+)\.(weight|bias)")
 # tensors that are not parameters: the llama3 rotary frequency factors (used, see below)
 _NOT_PARAMETERS = {"rope_freqs.weight"}
+# the per-layer projections that quantized=True keeps in their GGML blocks
+_PROJECTIONS = tuple(f"{p}.weight" for p in ("q_proj", "k_proj", "v_proj", "o_proj",
+                                              "gate_proj", "up_proj", "down_proj"))
 
 
 # ----------------------------------------------------------------------------- names and layout
@@ -191,13 +196,16 @@ def _rope_scaling(get, where: str) -> dict | None:
 
 
 # ----------------------------------------------------------------------------- the model
-def load_gguf(path, dtype=None):
+def load_gguf(path, dtype=None, quantized: bool = False):
     """Load a LLaMA-family GGUF file; returns ``(model, tokenizer)``.
 
     The weights are dequantized to float32 (``dtype=None``) or to ``dtype`` (``"bfloat16"``,
-    ``gradient.float16`` ...) one tensor at a time from the memory-mapped file; quantized
-    in-memory weights are the next step. The model is in eval mode, with ``name_or_path`` set
-    and ``generation_config`` holding the file's BOS/EOS ids.
+    ``gradient.float16`` ...) one tensor at a time from the memory-mapped file. With
+    ``quantized=True`` the projections of every layer (q/k/v/o, gate/up/down) instead become
+    :class:`~gradient.quant.QuantizedLinear` layers over the file's blocks, which stay mapped
+    and quantized (a 4-bit file stays about 4-bit in memory); the embedding, norms and head
+    are dequantized. The model is in eval mode, with ``name_or_path`` set and
+    ``generation_config`` holding the file's BOS/EOS ids.
 
     Example::
 
@@ -208,7 +216,7 @@ def load_gguf(path, dtype=None):
         # the tokenizer first: it is quick, and a file whose tokenizer is not supported fails
         # before the weights are read
         tokenizer = tokenizer_from_gguf(reader.metadata, name_or_path=reader.path)
-        model = _load_model(reader, _as_dtype(dtype))
+        model = _load_model(reader, _as_dtype(dtype), quantized)
     model.name_or_path = reader.path
     eos = [i for i in (reader.metadata.get("tokenizer.ggml.eos_token_id"),
                        reader.metadata.get("tokenizer.ggml.eot_token_id")) if i is not None]
@@ -227,7 +235,7 @@ def load_gguf_tokenizer(path):
         return tokenizer_from_gguf(reader.metadata, name_or_path=reader.path)
 
 
-def _load_model(reader: GGUFReader, dtype) -> LlamaForCausalLM:
+def _load_model(reader: GGUFReader, dtype, quantized: bool = False) -> LlamaForCausalLM:
     metadata, where = reader.metadata, reader.path
     arch = _architecture(metadata, where)
     config = config_from_gguf(metadata, reader.tensors, where)
@@ -243,6 +251,7 @@ def _load_model(reader: GGUFReader, dtype) -> LlamaForCausalLM:
             f"{where}: the tensors do not match a {arch} model of this configuration"
             + (f"; missing: {missing[:10]}" if missing else "")
             + (f"; not understood: {unknown[:10]}" if unknown else ""))
+    projections = {}  # HF weight name -> (raw blocks, GGML type), with quantized=True
     for name in reader.tensors:
         if name in _NOT_PARAMETERS:
             continue
@@ -251,10 +260,19 @@ def _load_model(reader: GGUFReader, dtype) -> LlamaForCausalLM:
             raise FileFormatError(f"{where}: tensor {name!r} has shape "
                                   f"{reader.tensors[name].shape}, but the metadata describes "
                                   f"{target} of shape {expected[target]}")
+        permuted = arch in _PERMUTED_QK and (".attn_q." in name or ".attn_k." in name)
+        n_heads = config.num_attention_heads if ".attn_q." in name else \
+            config.num_key_value_heads
+        if quantized and target.endswith(_PROJECTIONS) and \
+                reader.tensors[name].ggml_type in MATMUL_TYPES:
+            # rows are whole blocks, so llama.cpp's q/k row order is undone on the raw bytes
+            blocks = reader.raw(name).reshape(expected[target][0], -1)
+            projections[target] = (unpermute_qk(blocks, n_heads) if permuted else blocks,
+                                   reader.tensors[name].ggml_type)
+            continue  # the float placeholder (untouched zero pages) is replaced below
         array = reader.dequantize(name)
-        if arch in _PERMUTED_QK and (".attn_q." in name or ".attn_k." in name):
-            n = config.num_attention_heads if ".attn_q." in name else config.num_key_value_heads
-            array = unpermute_qk(array, n)
+        if permuted:
+            array = unpermute_qk(array, n_heads)
         tensor = from_numpy(array)
         # one tensor at a time, replacing the placeholder parameter, so that memory holds the
         # model plus one tensor, not the model twice
@@ -264,6 +282,12 @@ def _load_model(reader: GGUFReader, dtype) -> LlamaForCausalLM:
         if target in tied.values():
             model.tie_weights()   # lets go of the placeholder the tied head still holds
     model.tie_weights()
+    for target, (blocks, qtype) in projections.items():
+        owner = target.rpartition(".")[0]
+        linear = model.get_submodule(owner)
+        bias = linear.bias.detach().numpy() if linear.bias is not None else None
+        model.set_submodule(owner, QuantizedLinear.from_blocks(
+            blocks, qtype, linear.in_features, linear.out_features, bias=bias))
     model.requires_grad_(True)   # as from_pretrained leaves them (fine-tuning works)
     if "rope_freqs.weight" in reader.tensors:
         # llama 3.1-style scaling is stored as per-frequency divisors, not as config keys:

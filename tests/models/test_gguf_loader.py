@@ -619,3 +619,22 @@ def test_real_tokenizer(smollm2):
 def llama_cpp_split_specials(text, special):
     pattern = "(" + "|".join(regex.escape(s) for s in sorted(special, key=len, reverse=True)) + ")"
     return [p for p in regex.split(pattern, text) if p]
+
+
+@requires_smollm2
+def test_real_file_loads_quantized(smollm2):
+    from gradient.quant import GGMLType, QuantizedLinear
+    model, tok = smollm2
+    quantized, _ = load_gguf(smollm2_path(), quantized=True)
+    layers = [m for m in quantized.modules() if isinstance(m, QuantizedLinear)]
+    assert len(layers) == 30 * 7  # every projection of every layer
+    assert {layer.qtype for layer in layers} >= {GGMLType.Q4_1}
+    assert sum(p.numel() for p in quantized.parameters()) < 0.5 * sum(
+        p.numel() for p in model.parameters())  # the projections hold no float weights
+    ids = gradient.tensor([tok.encode("The capital of France is")])
+    with gradient.no_grad():
+        a = quantized(ids).logits.numpy()
+        b = model(ids).logits.numpy()
+    # the same dequantized values, summed in another order
+    assert np.abs(a - b).max() < 1e-3
+    assert (a.argmax(-1) == b.argmax(-1)).all()
