@@ -32,7 +32,8 @@ from __future__ import annotations
 import math
 
 from ..autograd import autocast_state as _autocast
-from ..dtypes import bool_
+from ..autograd import is_grad_enabled
+from ..dtypes import bool_, float32, float64, int64
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
 from .creation import arange
@@ -120,6 +121,10 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     if scale is None:
         # E = 0: PyTorch's scale is inf, harmless because the scores are empty sums (zeros)
         scale = 1.0 / math.sqrt(E) if E else math.inf
+    if (attn_mask is None and dropout_p == 0.0 and S and E and query.dtype in (float32, float64)
+            and not (is_grad_enabled() and (query.requires_grad or key.requires_grad
+                                            or value.requires_grad))):
+        return _attention_arrays(query, key, value, scale, k_groups, v_groups, is_causal)
     q = query * scale  # scaling (..., L, E) costs less than scaling the (..., L, S) scores
     if k_groups > 1:
         scores = _merge_heads(_matmul(_split_heads(q, k_groups),
@@ -140,6 +145,43 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     if v_groups > 1:
         return _merge_heads(_matmul(_split_heads(attn, v_groups), _split_heads(value, 1)))
     return _matmul(attn, value)
+
+
+def _attention_arrays(query: Tensor, key: Tensor, value: Tensor, scale: float, k_groups: int,
+                      v_groups: int, is_causal: bool) -> Tensor:
+    """The composition below on raw backend arrays, when nothing is recorded (inference).
+
+    The same backend primitives in the same order, so the result is bit for bit the
+    composition's; what is saved is the Tensor and Function machinery of a dozen ops, which
+    dominates one decode step's attention (a 1-row query against a few hundred keys).
+    """
+    b = query._backend
+    q, k, v = query._data, key._data, value._data
+    q = b.binary("mul", q, b.full((), scale, query.dtype))
+    kt = b.permute(k, tuple(range(k.ndim - 2)) + (k.ndim - 1, k.ndim - 2))
+    scores = _grouped_matmul(b, q, kt, k_groups)
+    L, S = scores.shape[-2], scores.shape[-1]
+    if is_causal:
+        rows = b.reshape(b.arange(0, L, 1, int64), (L, 1))
+        hidden = b.binary("lt", rows, b.reshape(b.arange(0, S, 1, int64), (1, S)))
+        mask = b.where(hidden, b.full((), float("-inf"), query.dtype),
+                       b.full((), 0.0, query.dtype))
+        scores = b.binary("add", scores, mask)
+    # Softmax.forward, step by step
+    e = b.unary("exp", b.binary("sub", scores, b.reduce("max", scores, -1, True)))
+    attn = b.binary("div", e, b.reduce("sum", e, -1, True))
+    return Tensor._make(_grouped_matmul(b, attn, v, v_groups), False, b)
+
+
+def _grouped_matmul(b, a, c, groups: int):
+    """``a @ c`` where ``c`` has ``groups`` times fewer heads (dimension -3) than ``a``."""
+    if groups == 1:
+        return b.matmul(a, c)
+    a_shape, c_shape = tuple(a.shape), tuple(c.shape)
+    a5 = b.reshape(a, a_shape[:-3] + (a_shape[-3] // groups, groups) + a_shape[-2:])
+    c5 = b.reshape(c, c_shape[:-3] + (c_shape[-3], 1) + c_shape[-2:])
+    out = b.matmul(a5, c5)
+    return b.reshape(out, a_shape[:-3] + (a_shape[-3],) + tuple(out.shape[-2:]))
 
 
 def _masked_softmax(scores: Tensor, attn_mask, S: int, fn: str) -> Tensor:

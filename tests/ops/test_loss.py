@@ -510,3 +510,31 @@ def test_sdpa_empty_embedding_like_torch():
     # E = 0: every score is 0, so each query averages the values (no 1 / sqrt(0) crash)
     (gq, tq), (gk, tk), (gv, tv) = _qkv((2, 3, 0), (2, 4, 0), (2, 4, 5))
     _close(F.scaled_dot_product_attention(gq, gk, gv), TF.scaled_dot_product_attention(tq, tk, tv))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", ["plain", "causal", "causal_rectangular", "gqa", "gqa_causal",
+                                  "broadcast", "strided_keys"])
+def test_attention_inference_path_equals_the_recorded_composition(dtype, case):
+    """Without autograd, attention runs on raw arrays; it must give the composition's bits."""
+    rng = np.random.default_rng(0)
+    hq, hk = (6, 2) if "gqa" in case else (4, 4)
+    q = rng.standard_normal((2, hq, 5, 8)).astype(dtype)
+    k = rng.standard_normal((2, hk, 7 if "rectangular" in case else 5, 8)).astype(dtype)
+    v = rng.standard_normal(k.shape[:-1] + (3,)).astype(dtype)
+    if case == "broadcast":
+        q = q[:1]
+    kw = dict(is_causal="causal" in case, enable_gqa="gqa" in case, scale=0.3)
+
+    def run(requires_grad):
+        args = [gradient.tensor(a, requires_grad=requires_grad) for a in (q, k, v)]
+        if case == "strided_keys":  # as a KV cache hands them over: a narrow view of a buffer
+            buf = gradient.zeros(2, hk, 9, 8, dtype=args[1].dtype)
+            with gradient.no_grad():
+                buf[:, :, :5] = args[1]
+            args[1] = buf.narrow(2, 0, 5)
+        return F.scaled_dot_product_attention(*args, **kw).detach().numpy()
+
+    fast = run(False)    # nothing to record: the raw-array path
+    recorded = run(True)  # the differentiable composition
+    np.testing.assert_array_equal(fast, recorded)
