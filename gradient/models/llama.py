@@ -318,6 +318,10 @@ class LlamaRMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.dtype is float32 and self.weight.dtype is float32:
+            # the two orders agree when nothing is rounded to a half type: F.rms_norm is the
+            # same arithmetic, with a fast path when no graph is recorded
+            return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
         h = x.to(float32)
         h = h * (mean(h * h, -1, keepdim=True) + self.eps).rsqrt()
         return self.weight * h.to(x.dtype)

@@ -956,9 +956,30 @@ def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
     dtype = _compute_dtype(input)
     if eps is None:
         eps = 2.0 ** -52 if dtype is float64 else 2.0 ** -23  # finfo(dtype).eps
+    count = math.prod(shape)
+    if (input.dtype is dtype and count and (weight is None or weight.dtype is dtype)
+            and not (is_grad_enabled() and (input.requires_grad
+                                            or (weight is not None and weight.requires_grad)))):
+        return _rms_norm_arrays(input, axes, shape, weight, eps, count)
     x = cast(input, dtype)
     y = x * rsqrt(mean(x * x, axes, keepdim=True) + eps)
     return cast(_affine(y, weight, None, shape, dtype), input.dtype)
+
+
+def _rms_norm_arrays(input: Tensor, axes: tuple, shape: tuple, weight, eps: float,
+                     count: int) -> Tensor:
+    """:func:`rms_norm`'s composition on raw backend arrays, when nothing is recorded (float32
+    or float64 inference): the same primitives in the same order, so the same bits, without the
+    Tensor machinery of seven ops (a decoder calls this twice per layer per token)."""
+    b, x, dtype = input._backend, input._data, input.dtype
+    total = b.reduce("sum", b.binary("mul", x, x), axes, True)
+    mean_square = b.binary("div", total, b.full((), count, dtype))
+    scale = b.unary("reciprocal", b.unary("sqrt", b.binary("add", mean_square,
+                                                            b.full((), eps, dtype))))
+    y = b.binary("mul", x, scale)
+    if weight is not None:
+        y = b.binary("mul", y, b.reshape(weight._data, shape))
+    return Tensor._make(y, False, b)
 
 
 def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,

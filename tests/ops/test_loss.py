@@ -538,3 +538,18 @@ def test_attention_inference_path_equals_the_recorded_composition(dtype, case):
     fast = run(False)    # nothing to record: the raw-array path
     recorded = run(True)  # the differentiable composition
     np.testing.assert_array_equal(fast, recorded)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("affine", [True, False])
+def test_rms_norm_inference_path_equals_the_recorded_composition(dtype, affine):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 4, 16)).astype(dtype)
+    w = rng.standard_normal(16).astype(dtype) if affine else None
+
+    def run(requires_grad):
+        weight = gradient.tensor(w, requires_grad=requires_grad) if affine else None
+        out = F.rms_norm(gradient.tensor(x, requires_grad=requires_grad), (16,), weight, 1e-5)
+        return out.detach().numpy()
+
+    np.testing.assert_array_equal(run(False), run(True))
