@@ -107,6 +107,8 @@ def _size_args(size) -> tuple:
 
 def _infer_shape(shape, numel: int, what: str, src_shape=None) -> tuple:
     """``shape`` with its -1 (if any) filled in so that it holds ``numel`` elements."""
+    if all(type(s) is int and s >= 0 for s in shape) and _prod(shape) == numel:
+        return tuple(shape)  # the common case: every size given, and they fit
     shape = tuple(int(s) for s in shape)
     src = f"a tensor of shape {tuple(src_shape)} ({numel} elements)" if src_shape is not None \
         else f"a tensor of {numel} elements"
@@ -167,6 +169,9 @@ class Reshape(Function):
 
 
 def _can_view(input: Tensor, shape) -> bool:
+    flags = getattr(input._data, "flags", None)  # NumPy and CuPy arrays have them
+    if flags is not None and flags.c_contiguous:
+        return True  # any shape of the same size is a view of contiguous memory
     return _view_strides(tuple(input._data.shape), tuple(input._data.strides), shape) is not None
 
 
