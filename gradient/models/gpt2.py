@@ -213,8 +213,9 @@ class GPT2LMHeadModel(PreTrainedModel):
         """A :class:`~gradient.generation.KVCache` for ``max_length`` positions."""
         from ..generation.kv_cache import KVCache
         c = self.config
+        wte = self.transformer.wte.weight  # not the head's: a quantized head has no float weight
         return KVCache(c.n_layer, batch_size, c.n_head, c.n_embd // c.n_head, max_length,
-                       dtype=dtype or self.lm_head.weight.dtype, device=self.lm_head.weight.device)
+                       dtype=dtype or wte.dtype, device=wte.device)
 
     # -- the checkpoint's layout
     @classmethod

@@ -1,5 +1,5 @@
-"""Quantized weights: GGML's block formats (the tensors of GGUF files), their dequantization,
-and matrix products that read the blocks directly.
+"""Quantized weights: GGML's block formats (the tensors of GGUF files), weight-only int8/int4,
+matrix products that read the packed weights directly, and measuring what quantization costs.
 
 * :mod:`gradient.quant.ggml` -- the GGML tensor types (:class:`GGMLType`), their block sizes,
   and :func:`dequantize`, numba kernels that turn Q4_0 ... Q6_K blocks into float32 exactly as
@@ -7,25 +7,37 @@ and matrix products that read the blocks directly.
 * :mod:`gradient.quant.matmul` -- :func:`quantized_matmul`, ``x @ W.T`` with ``W`` kept in its
   blocks: rows decoded into a cache-sized buffer for a few rows of ``x`` (decode), tiles
   dequantized into BLAS for many (prefill).
-* :mod:`gradient.quant.linear` -- :class:`QuantizedLinear`, the layer over those products, and
-  :func:`quantize`, which writes Q8_0/Q4_0/Q4_1/Q5_0/Q5_1 blocks as ggml does.
-
-A GGUF model is still dequantized to float32 when it is loaded (see
-:mod:`gradient.models.gguf_loader`); :class:`QuantizedLinear` is the layer that will keep it
-quantized.
+* :mod:`gradient.quant.linear` -- :class:`QuantizedLinear`, the layer over those products
+  (``gradient.hub.load("x.gguf", quantized=True)`` builds models of them).
+* :mod:`gradient.quant.weight_only` -- :func:`quantize`: a model's Linear layers to int8 (per
+  output channel), int4 (group-wise, optional zero points) or a GGML type
+  (:class:`WeightOnlyLinear` / :class:`QuantizedLinear`); given an array instead of a model,
+  it writes GGML blocks (Q8_0/Q4_0/Q4_1/Q5_0/Q5_1 as ggml does, Q4_K as llama.cpp does).
+* :mod:`gradient.quant.quality` -- :func:`~gradient.quant.quality.evaluate`: perplexity, mean
+  KL divergence and top-1 agreement of a quantized model against its float original.
 
 Example::
 
-    >>> from gradient.quant import GGMLType, dequantize, QuantizedLinear
-    >>> w = dequantize(raw_bytes, GGMLType.Q4_K, (4096, 4096))
-    >>> layer = QuantizedLinear.from_linear(nn.Linear(512, 256), "Q8_0")
+    >>> q8 = gradient.quant.quantize(model, "int8")               # a copy; model is unchanged
+    >>> q4 = gradient.quant.quantize(model, "int4", group_size=32)
+    >>> gradient.quant.quality.evaluate(model, q4, ids)["kl_mean"]
 """
 
 from .ggml import (BLOCK_SIZES, DEQUANTIZABLE, GGMLType, UnsupportedQuantTypeError, dequantize,
                    tensor_nbytes, type_name)
 from .linear import QUANTIZABLE, QuantizedLinear, quantize
 from .matmul import MATMUL_TYPES, dequantize_rows, quantized_matmul, quantized_matmul_t
+# weight-only int8/int4 and model quantization. ``quantize`` takes a model or a weight: it
+# replaces linear.quantize (the GGML block writer) here, and calls it for arrays
+from .weight_only import quantize  # noqa: F811
+from .weight_only import (GGML_SCHEMES, SCHEMES, PackedWeight, WeightOnlyLinear, pack_int4,
+                          quantize_blocks, quantize_model, quantize_q4_k, quantize_weight,
+                          unpack_int4, weight_only_matmul)
+from . import quality
 
 __all__ = ["GGMLType", "BLOCK_SIZES", "DEQUANTIZABLE", "UnsupportedQuantTypeError", "dequantize",
            "tensor_nbytes", "type_name", "QuantizedLinear", "quantize", "QUANTIZABLE",
-           "quantized_matmul", "quantized_matmul_t", "dequantize_rows", "MATMUL_TYPES"]
+           "quantized_matmul", "quantized_matmul_t", "dequantize_rows", "MATMUL_TYPES",
+           "quantize_model", "quantize_weight", "quantize_blocks", "quantize_q4_k",
+           "PackedWeight", "WeightOnlyLinear", "weight_only_matmul", "pack_int4", "unpack_int4",
+           "SCHEMES", "GGML_SCHEMES", "quality"]

@@ -1,0 +1,179 @@
+"""Quality and decode speed of gradient's quantization schemes on SmolLM2-135M-Instruct.
+
+Run:  python bench/quant_quality.py [--model PATH] [--tokens 512] [--new 32] [--rounds 2]
+                                    [--schemes int8,int4-g32,...] [--include-head]
+
+The float model is ``--model`` (a GGUF file or a Hugging Face checkpoint directory), else
+``$GRADIENT_SMOLLM2_GGUF``, else ``tests/fixtures/models/SmolLM2-135M-Instruct.Q4_1.gguf``, loaded
+by ``gradient.hub.load`` (a GGUF file is dequantized to float32). Mind what that reference is:
+the GGUF file's weights already lie on Q4_1's grid, so re-quantizing to Q4_1 reproduces them
+exactly (KL 0), and every other scheme is measured against a 4-bit model, not the original
+bfloat16 one; point ``--model`` at the original checkpoint for the usual figures. Each scheme quantizes a copy of it with ``gradient.quant.quantize``
+(every layer projection; the head, tied to the embedding, stays float unless
+``--include-head``), then:
+
+* quality, against the float model, with ``gradient.quant.quality.evaluate`` on the first
+  ``--tokens`` tokens of ``argparse``'s module docstring (prose and code, the same text on every
+  machine with the same Python): perplexity of each model, mean and max
+  ``KL(p_float || p_quant)`` per token (nats), top-1 agreement;
+* decode speed: greedy ``model.generate`` of ``--new`` tokens after a 16-token prompt, best of
+  ``--rounds``, in tokens/s, and its ratio to the float model's in the same run (these machines
+  are shared and noisy: compare ratios, not absolute figures);
+* size: bytes of the quantized layers' weights against their float32 bytes, bits per weight.
+
+A scheme that does not fit the model (int4 with group 128: SmolLM2's hidden size 576 is not a
+multiple of 128) prints a line with its ``error`` instead of figures. Q4_K writes the layers
+whose ``in_features`` is not a multiple of 256 (all but down_proj here) as Q5_0, as
+``llama-quantize`` does, and says so in ``note``.
+
+Prints one JSON line per scheme (the first one is the float model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import platform
+import sys
+import time
+import warnings
+
+import numba
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import gradient  # noqa: E402
+from gradient.quant import quality, quantize  # noqa: E402
+from gradient.quant.linear import QuantizedLinear  # noqa: E402
+from gradient.quant.weight_only import WeightOnlyLinear  # noqa: E402
+
+MODEL_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# name -> (scheme, options)
+SCHEMES = {
+    "int8": ("int8", {}),
+    "int4-g32": ("int4", {"group_size": 32}),
+    "int4-g32-zp": ("int4", {"group_size": 32, "zero_point": True}),
+    "int4-g64": ("int4", {"group_size": 64}),
+    "int4-g64-zp": ("int4", {"group_size": 64, "zero_point": True}),
+    "int4-g128": ("int4", {"group_size": 128}),
+    "int4-g192-zp": ("int4", {"group_size": 192, "zero_point": True}),
+    "Q8_0": ("Q8_0", {}),
+    "Q4_0": ("Q4_0", {}),
+    "Q4_1": ("Q4_1", {}),
+    "Q4_K": ("Q4_K", {}),
+}
+
+
+def find_model(arg: str | None) -> str | None:
+    for path in (arg, os.environ.get("GRADIENT_SMOLLM2_GGUF")):
+        if path:
+            if not os.path.exists(path):
+                raise SystemExit(f"no such file or directory: {path}")
+            return path
+    found = sorted(glob.glob(os.path.join(ROOT, "tests", "fixtures", "models", "**", MODEL_NAME),
+                             recursive=True))
+    return found[0] if found else None
+
+
+def text_ids(tokenizer, n: int) -> np.ndarray:
+    ids = tokenizer.encode(argparse.__doc__)
+    if len(ids) < n:
+        raise SystemExit(f"argparse's docstring has {len(ids)} tokens here, fewer than --tokens "
+                         f"{n}")
+    return np.asarray(ids[:n], dtype=np.int64)
+
+
+def decode_speed(model, prompt: np.ndarray, new: int, rounds: int) -> float:
+    """Best tokens/s of greedy generation of ``new`` tokens (prefill excluded by timing a
+    generation of 1 token and subtracting)."""
+    ids = gradient.tensor(prompt[None])
+    model.generate(ids, max_new_tokens=2)                 # warm up (numba, caches)
+    best = float("inf")
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        model.generate(ids, max_new_tokens=1)
+        t1 = time.perf_counter()
+        model.generate(ids, max_new_tokens=new + 1, eos_token_id=[])
+        t2 = time.perf_counter()
+        best = min(best, (t2 - t1) - (t1 - t0))
+    return new / best
+
+
+def layer_bytes(model) -> tuple[int, int]:
+    """(bytes of the quantized layers' weights, float32 bytes of the same weights)."""
+    q = f = 0
+    for m in model.modules():
+        if isinstance(m, (WeightOnlyLinear, QuantizedLinear)):
+            q += m.nbytes
+            f += 4 * m.in_features * m.out_features
+    return q, f
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model")
+    ap.add_argument("--tokens", type=int, default=512)
+    ap.add_argument("--new", type=int, default=32)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--schemes", default=",".join(SCHEMES),
+                    help=f"comma-separated, from {', '.join(SCHEMES)}")
+    ap.add_argument("--include-head", action="store_true",
+                    help="quantize lm_head too (it is tied to the embedding, which stays float)")
+    args = ap.parse_args()
+    path = find_model(args.model)
+    if path is None:
+        print(json.dumps({"bench": "quant_quality", "skipped": f"{MODEL_NAME} not found: pass "
+                          f"--model or set GRADIENT_SMOLLM2_GGUF"}))
+        return
+    t = time.perf_counter()
+    model, tokenizer = gradient.hub.load(path)
+    load_s = time.perf_counter() - t
+    ids = text_ids(tokenizer, args.tokens)
+    prompt = ids[:16]
+    common = {"bench": "quant_quality", "model": os.path.basename(path), "tokens": int(ids.size),
+              "text": "argparse.__doc__", "python": platform.python_version(),
+              "threads": numba.get_num_threads()}
+    t = time.perf_counter()
+    float_logits = quality.logits(model, ids)
+    float_eval_s = time.perf_counter() - t
+    float_tps = decode_speed(model, prompt, args.new, args.rounds)
+    ref = quality.evaluate(None, model, ids, float_logits=float_logits)   # the float ppl
+    print(json.dumps({**common, "scheme": "float32", "ppl": round(ref["ppl_float"], 4),
+                      "decode_tok_s": round(float_tps, 2), "load_s": round(load_s, 2),
+                      "eval_s": round(float_eval_s, 2)}), flush=True)
+    skip = () if args.include_head else ("lm_head",)
+    for name in args.schemes.split(","):
+        scheme, options = SCHEMES[name]
+        line = {**common, "scheme": name}
+        t = time.perf_counter()
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                q = quantize(model, scheme, skip=skip, **options)
+        except ValueError as e:                 # ShapeError: the scheme does not fit a layer
+            print(json.dumps({**line, "error": str(e)}), flush=True)
+            continue
+        line["quantize_s"] = round(time.perf_counter() - t, 2)
+        if caught:
+            line["note"] = str(caught[0].message)
+        r = quality.evaluate(None, q, ids, float_logits=float_logits)
+        tps = decode_speed(q, prompt, args.new, args.rounds)
+        qb, fb = layer_bytes(q)
+        n_weights = fb // 4
+        line.update({"ppl_float": round(r["ppl_float"], 4), "ppl_quant": round(r["ppl_quant"], 4),
+                     "ppl_ratio": round(r["ppl_quant"] / r["ppl_float"], 4),
+                     "kl_mean": float(f"{r['kl_mean']:.4g}"), "kl_max": round(r["kl_max"], 4),
+                     "top1_agreement": round(r["top1_agreement"], 4),
+                     "decode_tok_s": round(tps, 2), "decode_vs_float": round(tps / float_tps, 3),
+                     "layer_MiB": round(qb / 2**20, 2), "float_layer_MiB": round(fb / 2**20, 2),
+                     "bits_per_weight": round(8 * qb / max(1, n_weights), 3)})
+        print(json.dumps(line), flush=True)
+        del q
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,914 @@
+"""Weight-only quantization of a model: every ``nn.Linear`` becomes a layer whose weight is
+stored in 8 or 4 bits and multiplied without ever being expanded to a float matrix.
+
+``quantize(model, scheme, ...)`` is the entry point (``gradient.quant.quantize``). Schemes:
+
+* ``"int8"`` -- signed 8-bit codes, symmetric, one scale per output channel by default
+  (``scale = max|w_row| / 127``, ``w ~ q * scale``, ``q`` in -127..127).
+* ``"int4"`` -- 4-bit codes in groups of ``group_size`` consecutive weights along the input
+  dimension (32 by default), one scale per group, and either
+  - ``zero_point=False`` (symmetric, as GGML's Q4_0): ``scale = m / -8`` where ``m`` is the
+    group's value of largest magnitude (so it lands exactly on -8 and the whole -8..7 range is
+    used), ``w ~ q * scale``; or
+  - ``zero_point=True`` (asymmetric, as GPTQ/AWQ): the group's range ``[min(lo, 0),
+    max(hi, 0)]`` over 0..15, ``scale = range / 15``, an integer zero point ``z`` in 0..15,
+    ``w ~ (q - z) * scale``; zero stays exactly representable.
+* GGML block types (``"Q8_0"``, ``"Q4_0"``, ``"Q4_1"``, ``"Q5_0"``, ``"Q5_1"``, ``"Q4_K"``):
+  the Linears become :class:`~gradient.quant.linear.QuantizedLinear` layers over blocks written
+  as llama.cpp's reference quantizer writes them (:func:`quantize_q4_k` for Q4_K, bit-exact with
+  ``quantize_row_q4_K_ref``). Q4_K needs ``in_features % 256 == 0``; other layers fall back to
+  Q5_0, as ``llama-quantize`` does (with a warning).
+
+Storage (a :class:`PackedWeight`): ``qweight`` (int8 ``(out, in)``, or uint8 ``(out, in / 2)``
+for int4: two codes per byte), float16 ``scales`` of shape ``(out, in / group_size)`` (float16
+as GGML, GPTQ and AWQ store them: half the overhead of float32; codes are computed against the
+rounded scale) and, with zero points, uint8 ``zeros`` of the same shape. Int4 codes are packed
+two per byte in blocks of 32 as GGML's Q4_0 (byte ``j`` of a block: code ``j`` in the low
+nibble, code ``j + 16`` in the high one), so int4 group sizes are multiples of 32: decoding
+then writes two contiguous runs at a fixed distance, which the compiler vectorises (an
+even/odd interleave, or a distance known only at run time, it does not). Symmetric codes are
+stored offset by 8 (0..15), so every int4 weight decodes as ``(nibble - z) * scale`` with
+``z = 8`` when there are no zero points.
+
+The products follow :mod:`gradient.quant.matmul` (and reuse its thresholds, thread policy and
+float16 decoder): for up to :data:`~gradient.quant.matmul.SMALL_BATCH` rows of ``x`` (decoding)
+each weight row is decoded into an L1-sized float32 buffer and dotted with the rows of ``x``,
+in parallel over output rows only for matrices of at least
+:data:`~gradient.quant.matmul.PARALLEL_MIN_WEIGHTS` weights; for more rows (prefill), tiles of
+rows are dequantized into a scratch buffer and multiplied with BLAS. Float32 accumulation.
+
+Example::
+
+    >>> import gradient.quant as Q
+    >>> q8 = Q.quantize(model, "int8")                                # a copy; model unchanged
+    >>> q4 = Q.quantize(model, "int4", group_size=64, zero_point=True)
+    >>> q4.generate(ids, max_new_tokens=20)
+    >>> Q.quantize(model, "Q4_0", inplace=True)                       # QuantizedLinear layers
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import fnmatch
+import warnings
+
+import numba
+import numpy as np
+
+from ..autograd.function import Function
+from ..errors import DTypeError, ShapeError
+from ..nn.module import Module
+from ..nn.modules.linear import Linear
+from ..nn.parameter import Parameter
+from ..ops.creation import from_numpy
+from ..tensor import Tensor
+from . import linear as _ql
+from . import matmul as _qm
+from .ggml import GGMLType, UnsupportedQuantTypeError
+from .matmul import _f16, _jit
+
+__all__ = ["quantize", "quantize_model", "quantize_weight", "quantize_q4_k", "quantize_blocks",
+           "PackedWeight", "WeightOnlyLinear", "weight_only_matmul", "pack_int4", "unpack_int4",
+           "SCHEMES", "GGML_SCHEMES", "DEFAULT_INT4_GROUP"]
+
+#: The weight-only schemes (WeightOnlyLinear layers).
+SCHEMES = ("int8", "int4")
+#: The GGML block types :func:`quantize` can write (QuantizedLinear layers).
+GGML_SCHEMES = ("Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K")
+#: Group size of int4 when none is given: 32 fits every width GGML's blocks fit (SmolLM2's 576
+#: is not a multiple of 128) and is the most accurate of the usual 32/64/128.
+DEFAULT_INT4_GROUP = 32
+
+
+# ----------------------------------------------------------------------------- the format
+def pack_int4(codes: np.ndarray) -> np.ndarray:
+    """Pack 4-bit codes (integers 0..15, shape (rows, in_features), in_features a multiple of
+    32) two per byte, in blocks of 32 as GGML's Q4_0: byte ``j`` of a block holds code ``j``
+    (low nibble) and code ``j + 16`` (high nibble). Returns uint8 (rows, in_features / 2);
+    :func:`unpack_int4` inverts it.
+
+    Example: ``pack_int4(np.arange(32)[None])[0, :2]`` is ``[0x00 | 16 << 4, 0x01 | 17 << 4]``
+    """
+    codes = np.asarray(codes)
+    if codes.ndim != 2 or codes.shape[1] % 32:
+        raise ShapeError(f"pack_int4: expected codes of shape (rows, in_features) with "
+                         f"in_features a multiple of 32 (the packing block), got {codes.shape}")
+    if codes.size and (codes.min() < 0 or codes.max() > 15):
+        raise ValueError(f"pack_int4: codes must lie in 0..15, got {codes.min()}..{codes.max()}")
+    rows, k = codes.shape
+    c = codes.astype(np.uint8).reshape(rows, k // 32, 2, 16)
+    return np.ascontiguousarray((c[:, :, 0] | (c[:, :, 1] << 4)).reshape(rows, k // 2))
+
+
+def unpack_int4(packed: np.ndarray) -> np.ndarray:
+    """The codes (uint8 0..15, shape (rows, 2 * packed.shape[1])) that :func:`pack_int4`
+    packed.
+
+    Example: ``unpack_int4(pack_int4(codes))`` equals ``codes``
+    """
+    packed = np.asarray(packed, dtype=np.uint8)
+    if packed.ndim != 2 or packed.shape[1] % 16:
+        raise ShapeError(f"unpack_int4: expected packed codes of shape (rows, 16 * blocks), got "
+                         f"{packed.shape}")
+    rows, half = packed.shape
+    p = packed.reshape(rows, -1, 1, 16)
+    return np.concatenate([p & 15, p >> 4], axis=2).reshape(rows, 2 * half)
+
+
+def _check_groups(shape, group_size, where: str) -> tuple[int, int]:
+    if len(shape) != 2:
+        raise ShapeError(f"{where}: expected a 2-d (out_features, in_features) array, got shape "
+                         f"{tuple(shape)}")
+    if isinstance(group_size, bool) or not isinstance(group_size, (int, np.integer)) or \
+            group_size < 1:
+        raise ValueError(f"{where}: group_size must be a positive int, got {group_size!r}")
+    rows, k = shape
+    if k % group_size:
+        divisors = [g for g in (32, 64, 128, 256) if k % g == 0]
+        raise ShapeError(f"{where}: in_features={k} is not a multiple of group_size="
+                         f"{group_size}; groups cannot straddle rows. Use a group size that "
+                         f"divides {k}" + (f" (e.g. {', '.join(map(str, divisors))})"
+                                           if divisors else ""))
+    return int(rows), int(k)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class PackedWeight:
+    """A weight of shape (out_features, in_features) quantized by :func:`quantize_weight`.
+
+    ``qweight``: int8 (out, in) codes for 8 bits; uint8 (out, in / 2), two codes per byte (see
+    :func:`pack_int4`) for 4 bits. ``scales``: float16 (out, in / group_size). ``zeros``:
+    uint8 zero points of the same shape, or None (symmetric). The arrays are read-only.
+
+    Example: ``quantize_weight(w, bits=4, group_size=32).dequantize()`` is ``w`` up to rounding
+    """
+
+    qweight: np.ndarray
+    scales: np.ndarray
+    zeros: np.ndarray | None
+    bits: int
+    group_size: int
+    in_features: int
+
+    @property
+    def out_features(self) -> int:
+        return int(self.qweight.shape[0])
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the codes, scales and zero points."""
+        return int(self.qweight.nbytes + self.scales.nbytes +
+                   (self.zeros.nbytes if self.zeros is not None else 0))
+
+    @property
+    def bits_per_weight(self) -> float:
+        return 8.0 * self.nbytes / max(1, self.out_features * self.in_features)
+
+    def codes(self) -> np.ndarray:
+        """The integer codes, one per weight, as int32 (out, in)."""
+        if self.bits == 8:
+            return self.qweight.astype(np.int32)
+        return unpack_int4(self.qweight).astype(np.int32)
+
+    def dequantize(self) -> np.ndarray:
+        """The float32 (out, in) weight the codes stand for: ``(q - z) * scale`` per group,
+        computed with NumPy (the reference the kernels are tested against)."""
+        q = self.codes()
+        m, k, g = self.out_features, self.in_features, self.group_size
+        if self.zeros is not None:
+            z = self.zeros.astype(np.int32)
+        else:
+            z = np.full((m, k // g), 0 if self.bits == 8 else 8, np.int32)
+        q = (q.reshape(m, k // g, g) - z[..., None]).astype(np.float32)
+        return (q * self.scales.astype(np.float32)[..., None]).reshape(m, k)
+
+
+def quantize_weight(weight, bits: int = 8, group_size: int | None = None,
+                    zero_point: bool = False) -> PackedWeight:
+    """Quantize a float (out_features, in_features) weight to 8 or 4 bits (see the module
+    docstring for the exact rules). ``group_size=None``: one group per row for 8 bits (per
+    output channel), :data:`DEFAULT_INT4_GROUP` for 4 bits. ``zero_point`` is for 4 bits only.
+
+    Raises ShapeError when ``in_features`` is not a multiple of ``group_size``.
+
+    Example::
+
+        >>> p = quantize_weight(np.random.randn(64, 256).astype(np.float32), bits=4,
+        ...                     group_size=64, zero_point=True)
+        >>> p.qweight.shape, p.scales.shape, p.zeros.shape
+        ((64, 128), (64, 4), (64, 4))
+    """
+    if bits not in (8, 4):
+        raise ValueError(f"quantize_weight: bits must be 8 or 4, got {bits!r}")
+    if bits == 8 and zero_point:
+        raise ValueError("quantize_weight: int8 is symmetric (its per-channel error is already "
+                         "under 0.4% of the row's largest weight); zero points are for int4: "
+                         "pass zero_point=False")
+    w = np.asarray(weight, dtype=np.float32)
+    if w.ndim != 2:
+        raise ShapeError(f"quantize_weight: expected a 2-d (out_features, in_features) weight, "
+                         f"got shape {w.shape}")
+    m, k = w.shape
+    if group_size is None:
+        group_size = max(k, 1) if bits == 8 else DEFAULT_INT4_GROUP
+    _check_groups(w.shape, group_size, "quantize_weight")
+    if bits == 4 and group_size % 32:
+        raise ValueError(f"quantize_weight: int4 group_size must be a multiple of 32 (codes are "
+                         f"packed in blocks of 32, as GGML's), got {group_size}")
+    if not np.isfinite(w).all():
+        raise ValueError("quantize_weight: the weight has inf or NaN values; they cannot be "
+                         "quantized")
+    g = w.reshape(m, k // group_size, group_size)
+    zeros = None
+    if bits == 8:
+        scale = np.abs(g).max(axis=-1) / np.float32(127)
+        lo, hi = -127, 127
+    elif zero_point:
+        low = np.minimum(g.min(axis=-1), 0)
+        scale = (np.maximum(g.max(axis=-1), 0) - low) / np.float32(15)
+        lo, hi = 0, 15
+    else:
+        signed_max = np.take_along_axis(g, np.abs(g).argmax(axis=-1)[..., None], axis=-1)[..., 0]
+        scale = signed_max / np.float32(-8)
+        lo, hi = -8, 7
+    scales = scale.astype(np.float16)
+    if not np.isfinite(scales).all():
+        raise ValueError("quantize_weight: a scale exceeds float16's range (65504): weights "
+                         "of magnitude above ~5e5 (int4) or ~8e6 (int8) cannot be stored; "
+                         "rescale the weight")
+    s = scales.astype(np.float32)
+    inv = _ql._inverse(s)[..., None]                 # 0 where the scale is 0 (an all-zero group)
+    if zero_point:
+        z = np.clip(np.rint(-low * _ql._inverse(s)), 0, 15)
+        q = np.clip(np.rint(g * inv) + z[..., None], lo, hi)
+        zeros = z.astype(np.uint8)
+    else:
+        q = np.clip(np.rint(g * inv), lo, hi)
+    q = q.reshape(m, k)
+    if bits == 8:
+        qweight = q.astype(np.int8)
+    else:
+        qweight = pack_int4((q + (0 if zero_point else 8)).astype(np.uint8))
+    return PackedWeight(_readonly(qweight), _readonly(scales), None if zeros is None else
+                        _readonly(zeros), bits, int(group_size), int(k))
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a)
+    a.flags.writeable = False
+    return a
+
+
+# ----------------------------------------------------------------------------- kernels
+# The drivers have the structure of gradient.quant.matmul's (see there for why a row buffer);
+# they differ in the decoder, which reads codes, scales and zero points from three arrays.
+# ``zfix``: the constant zero point (0 for int8, 8 for symmetric int4), or -1: read ``zrow``.
+
+@_jit
+def _decode_row(bits, qrow, srow, zrow, zfix, w, g, n16):
+    """Decode one weight row (codes ``qrow``, the float16 scales' bytes ``srow``, zero points
+    ``zrow``) into float32 ``w``, ``(q - z) * scale`` group by group.
+
+    int4 goes 32 values at a time, like matmul's Q4_0 decoder: the high nibbles land at the
+    literal offset 16, and the trip count ``n16`` (16) is an argument, which is what lets
+    LLVM vectorise the loop (a runtime offset, or a literal trip count, measured 3 to 5 times
+    slower). ``q - z`` is exact in float32 as in integers."""
+    if bits == 8:
+        for gi in range(w.size // g):
+            s = _f16(srow[2 * gi], srow[2 * gi + 1])
+            codes = qrow[gi * g:gi * g + g]
+            out = w[gi * g:gi * g + g]
+            for j in range(g):
+                out[j] = np.float32(np.int8(codes[j])) * s
+        return
+    # (LLVM's vectoriser is fragile here: a loop over groups with a nested loop over their
+    # blocks, measured, is not vectorised; one flat loop over the blocks is)
+    z = np.float32(zfix)
+    if g == 32:
+        for b in range(w.size // 32):
+            s = _f16(srow[2 * b], srow[2 * b + 1])
+            if zfix < 0:
+                z = np.float32(zrow[b])
+            _decode_block_int4(qrow, w, b, z, s, n16)
+        return
+    blocks_per_group = g // 32
+    s = np.float32(0.0)
+    for b in range(w.size // 32):
+        if b % blocks_per_group == 0:
+            gi = b // blocks_per_group
+            s = _f16(srow[2 * gi], srow[2 * gi + 1])
+            if zfix < 0:
+                z = np.float32(zrow[gi])
+        _decode_block_int4(qrow, w, b, z, s, n16)
+
+
+@_jit(inline="always")
+def _decode_block_int4(qrow, w, b, z, s, n16):
+    o, base = b * 16, b * 32
+    for j in range(n16):
+        q = qrow[o + j]
+        w[base + j] = (np.float32(q & np.uint8(15)) - z) * s
+        w[base + 16 + j] = (np.float32(q >> np.uint8(4)) - z) * s
+
+
+@_jit(fastmath={"reassoc", "contract", "nsz"})
+def _matvec_rows(bits, qw, sc, zp, zfix, x, y, r0, r1, g, n16):
+    """y[:, r] = x @ w_r for r0 <= r < r1, each row decoded once into a cache-sized buffer."""
+    n, k = x.shape
+    w = np.empty(k, dtype=np.float32)
+    n4 = n - n % 4
+    for r in range(r0, r1):
+        _decode_row(bits, qw[r], sc[r], zp[r] if zfix < 0 else zp[0], zfix, w, g, n16)
+        for i in range(0, n4, 4):               # four rows of x per pass over the buffer
+            s0 = s1 = s2 = s3 = np.float32(0.0)
+            for j in range(k):
+                wj = w[j]
+                s0 += wj * x[i, j]
+                s1 += wj * x[i + 1, j]
+                s2 += wj * x[i + 2, j]
+                s3 += wj * x[i + 3, j]
+            y[i, r] = s0
+            y[i + 1, r] = s1
+            y[i + 2, r] = s2
+            y[i + 3, r] = s3
+        for i in range(n4, n):
+            s = np.float32(0.0)
+            for j in range(k):
+                s += w[j] * x[i, j]
+            y[i, r] = s
+
+
+@_jit(parallel=True)
+def _matvec_parallel(bits, qw, sc, zp, zfix, x, y, n_chunks, g, n16):
+    rows = qw.shape[0]
+    step = (rows + n_chunks - 1) // n_chunks
+    for c in numba.prange(n_chunks):
+        _matvec_rows(bits, qw, sc, zp, zfix, x, y, c * step, min(rows, (c + 1) * step), g, n16)
+
+
+@_jit
+def _dequant_rows(bits, qw, sc, zp, zfix, r0, r1, out, g, n16):
+    for r in range(r0, r1):
+        _decode_row(bits, qw[r], sc[r], zp[r] if zfix < 0 else zp[0], zfix, out[r - r0], g,
+                    n16)
+
+
+@_jit(parallel=True)
+def _dequant_parallel(bits, qw, sc, zp, zfix, r0, r1, out, n_chunks, g, n16):
+    step = (r1 - r0 + n_chunks - 1) // n_chunks
+    for c in numba.prange(n_chunks):
+        a = r0 + c * step
+        _dequant_rows(bits, qw, sc, zp, zfix, a, min(r1, a + step), out[a - r0:], g, n16)
+
+
+_NO_ZEROS = _readonly(np.zeros((1, 1), np.uint8))
+
+
+def _kernel_args(p: PackedWeight) -> tuple:
+    """The arrays and constants the kernels take: read-only uint8 arrays whatever the format,
+    so numba compiles each kernel once (a deep copy of a layer makes its arrays writeable)."""
+    qw = _readonly_view(p.qweight.view(np.uint8))
+    sc = _readonly_view(p.scales.view(np.uint8))   # (out, 2 * groups): the float16 bytes
+    if p.zeros is not None:
+        zp, zfix = _readonly_view(p.zeros), -1
+    else:
+        zp, zfix = _NO_ZEROS, (0 if p.bits == 8 else 8)
+    return p.bits, qw, sc, zp, zfix
+
+
+def _readonly_view(a: np.ndarray) -> np.ndarray:
+    if a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a
+
+
+def _dequant_into(p: PackedWeight, r0: int, r1: int, out: np.ndarray) -> None:
+    bits, qw, sc, zp, zfix = _kernel_args(p)
+    g = p.group_size
+    n_threads = _qm._threads((r1 - r0) * p.in_features)
+    if n_threads > 1:
+        _dequant_parallel(bits, qw, sc, zp, zfix, r0, r1, out, min(r1 - r0, n_threads), g,
+                          _qm._N16)
+    else:
+        _dequant_rows(bits, qw, sc, zp, zfix, r0, r1, out, g, _qm._N16)
+
+
+def _matmul_2d(x, p: PackedWeight) -> np.ndarray:
+    """``x @ W.T`` in float32 for x (N, in_features)."""
+    m, k = p.out_features, p.in_features
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.flags.writeable:       # one array type for numba
+        x = x.view()
+        x.flags.writeable = False
+    n = x.shape[0]
+    if n == 0 or m == 0 or k == 0:
+        return np.zeros((n, m), dtype=np.float32)
+    if n <= _qm.SMALL_BATCH:
+        bits, qw, sc, zp, zfix = _kernel_args(p)
+        y = np.empty((n, m), dtype=np.float32)
+        g = p.group_size
+        n_threads = _qm._threads(m * k)
+        if n_threads > 1:
+            _matvec_parallel(bits, qw, sc, zp, zfix, x, y, min(m, n_threads), g, _qm._N16)
+        else:
+            _matvec_rows(bits, qw, sc, zp, zfix, x, y, 0, m, g, _qm._N16)
+        return y
+    # prefill: y.T one tile of weight rows at a time, (tile, k) @ (k, n), as quantized_matmul
+    tile = max(16, min(m, _qm.TILE_BYTES // (4 * k)))
+    buf = np.empty((tile, k), dtype=np.float32)
+    yt = np.empty((m, n), dtype=np.float32)
+    xt = x.T
+    for r0 in range(0, m, tile):
+        r1 = min(m, r0 + tile)
+        w = buf[:r1 - r0]
+        _dequant_into(p, r0, r1, w)
+        np.matmul(w, xt, out=yt[r0:r1])
+    return np.ascontiguousarray(yt.T)
+
+
+def _matmul_t_2d(g, p: PackedWeight) -> np.ndarray:
+    """``g @ W`` for g (N, out_features): the input gradient, tile by tile."""
+    m, k = p.out_features, p.in_features
+    g = np.ascontiguousarray(g, dtype=np.float32)
+    out = np.zeros((g.shape[0], k), dtype=np.float32)
+    if out.size == 0 or m == 0:
+        return out
+    tile = max(16, min(m, _qm.TILE_BYTES // (4 * k)))
+    buf = np.empty((tile, k), dtype=np.float32)
+    for r0 in range(0, m, tile):
+        r1 = min(m, r0 + tile)
+        w = buf[:r1 - r0]
+        _dequant_into(p, r0, r1, w)
+        out += g[:, r0:r1] @ w
+    return out
+
+
+def weight_only_matmul(x, packed: PackedWeight) -> np.ndarray:
+    """``x @ W.T`` in float32 with ``W`` given by its codes (a :class:`PackedWeight`); ``x``
+    has shape (..., in_features), the result (..., out_features).
+
+    Example: ``y = weight_only_matmul(x, quantize_weight(w, bits=4))``
+    """
+    x = np.asarray(x)
+    if x.ndim == 0 or x.shape[-1] != packed.in_features:
+        raise ShapeError(f"weight_only_matmul: x of shape {x.shape} does not match a weight of "
+                         f"shape ({packed.out_features}, {packed.in_features})")
+    y = _matmul_2d(x.reshape(-1, x.shape[-1]), packed)
+    return y.reshape(x.shape[:-1] + (packed.out_features,))
+
+
+# ----------------------------------------------------------------------------- autograd
+class _WeightOnlyMatmul(Function):
+    """``x @ W.T`` with W given by its codes (frozen: no gradient)."""
+
+    @staticmethod
+    def forward(ctx, x, packed):
+        ctx.packed = packed
+        x_host = _ql._host(ctx, x)
+        y = _matmul_2d(x_host.reshape(-1, x_host.shape[-1]), packed)
+        return _ql._back(ctx, x, y.reshape(x_host.shape[:-1] + (packed.out_features,)))
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _WeightOnlyMatmulT.apply(grad, ctx.packed), None
+
+
+class _WeightOnlyMatmulT(Function):
+    """``g @ W``: the backward of :class:`_WeightOnlyMatmul`, whose backward is that again."""
+
+    @staticmethod
+    def forward(ctx, g, packed):
+        ctx.packed = packed
+        g_host = _ql._host(ctx, g)
+        out = _matmul_t_2d(g_host.reshape(-1, g_host.shape[-1]), packed)
+        return _ql._back(ctx, g, out.reshape(g_host.shape[:-1] + (packed.in_features,)))
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _WeightOnlyMatmul.apply(grad, ctx.packed), None
+
+
+# ----------------------------------------------------------------------------- the layer
+class WeightOnlyLinear(Module):
+    """``y = x @ W.T + bias`` with ``W`` stored as int8 or packed int4 codes and float16
+    scales (a :class:`PackedWeight`), multiplied by numba kernels that read the codes directly.
+
+    As :class:`~gradient.quant.linear.QuantizedLinear`: the weight is frozen and not in
+    ``parameters()``/``state_dict()`` (only ``bias`` is); gradients flow to the input (the
+    backward is ``grad @ W``, tile by tile); the product is computed in float32 whatever the
+    input dtype and cast back to it; ``model.to(dtype)`` does not touch the codes.
+
+    Example::
+
+        >>> layer = WeightOnlyLinear.from_linear(nn.Linear(256, 64), bits=4, group_size=64)
+        >>> layer(gradient.randn(3, 256)).shape
+        (3, 64)
+    """
+
+    def __init__(self, packed: PackedWeight, bias=None):
+        super().__init__()
+        if not isinstance(packed, PackedWeight):
+            raise TypeError(f"WeightOnlyLinear: expected a PackedWeight (from quantize_weight), "
+                            f"got {type(packed).__name__}")
+        self.packed = packed
+        self.in_features, self.out_features = packed.in_features, packed.out_features
+        if bias is None:
+            self.register_parameter("bias", None)
+        else:
+            if isinstance(bias, Tensor):
+                bias = bias.detach().numpy()
+            bias = np.array(bias, dtype=np.float32)
+            if bias.shape != (self.out_features,):
+                raise ShapeError(f"WeightOnlyLinear: bias must have shape ({self.out_features},), "
+                                 f"got {bias.shape}")
+            self.bias = Parameter(from_numpy(bias))
+
+    @classmethod
+    def from_linear(cls, linear, bits: int = 8, group_size: int | None = None,
+                    zero_point: bool = False) -> "WeightOnlyLinear":
+        """Quantize a float :class:`gradient.nn.Linear` (see :func:`quantize_weight`).
+
+        Example: ``WeightOnlyLinear.from_linear(model.lm_head, bits=8)``
+        """
+        weight = np.asarray(linear.weight.detach().numpy(), dtype=np.float32)
+        bias = linear.bias.detach().numpy() if linear.bias is not None else None
+        return cls(quantize_weight(weight, bits, group_size, zero_point), bias)
+
+    @property
+    def bits(self) -> int:
+        return self.packed.bits
+
+    @property
+    def group_size(self) -> int:
+        return self.packed.group_size
+
+    @property
+    def zero_point(self) -> bool:
+        return self.packed.zeros is not None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the quantized weight (codes, scales, zero points)."""
+        return self.packed.nbytes
+
+    def forward(self, input: Tensor) -> Tensor:
+        if not isinstance(input, Tensor):
+            raise TypeError(f"WeightOnlyLinear: expected a gradient.Tensor, got "
+                            f"{type(input).__name__}")
+        if input.ndim == 0 or input.shape[-1] != self.in_features:
+            raise ShapeError(f"WeightOnlyLinear: input of shape {tuple(input.shape)} has "
+                             f"{input.shape[-1] if input.ndim else 0} features, expected "
+                             f"{self.in_features}")
+        if not input.is_floating_point():
+            raise DTypeError(f"WeightOnlyLinear: expected a floating-point input, got "
+                             f"{input.dtype}; convert it with .float()")
+        y = _WeightOnlyMatmul.apply(input, self.packed)
+        if self.bias is None:
+            return y
+        bias = self.bias if self.bias.dtype is y.dtype else self.bias.to(y.dtype)
+        return y + bias
+
+    def dequantize(self) -> Tensor:
+        """The weight as a float32 (out_features, in_features) tensor (a new array)."""
+        out = np.empty((self.out_features, self.in_features), dtype=np.float32)
+        if out.size:
+            _dequant_into(self.packed, 0, self.out_features, out)
+        return from_numpy(out)
+
+    def extra_repr(self) -> str:
+        zp = ", zero_point=True" if self.zero_point else ""
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bits={self.bits}, group_size={self.group_size}{zp}, "
+                f"bias={self.bias is not None}, {_ql._size(self.nbytes)}")
+
+
+# ----------------------------------------------------------------------------- Q4_K writer
+# llama.cpp's quantize_row_q4_K_ref (ggml-quants.c), the quantizer llama-quantize uses without
+# an importance matrix: per 32-value sub-block a weighted least-squares search for a scale and
+# a min (make_qkx2_quants: 21 candidate scales around (max - min) / 15, weights |x| + rms),
+# then the 8 scales and 8 mins of each 256-value super-block quantized to 6 bits against
+# float16 super-scales, and the codes recomputed against those. gguf.quants cannot write
+# Q4_K, so the tests check it byte for byte against llama.cpp's own function.
+# Every operation below is a float32 operation as in the C code (numba would otherwise widen
+# int * float32 to float64, and the bytes would drift).
+
+_F = np.float32
+
+
+@_jit(inline="always")
+def _nearest_int(v):
+    # ggml's nearest_int: round half to even (valid for |v| < 2**22; larger values are clamped
+    # by every caller anyway)
+    v = min(max(v, _F(-4194303.0)), _F(4194303.0))
+    return np.int32(np.rint(v))
+
+
+@_jit
+def _make_qkx2_quants(x, weights, L, laux, nmax, rmin, rdelta, nstep):
+    """(scale, -min) of one sub-block, its codes in L: ggml's make_qkx2_quants (use_mad=false)."""
+    n = x.size
+    mn = x[0]
+    mx = x[0]
+    sum_w = weights[0]
+    sum_x = _F(sum_w * x[0])
+    for i in range(1, n):
+        if x[i] < mn:
+            mn = x[i]
+        if x[i] > mx:
+            mx = x[i]
+        w = weights[i]
+        sum_w = _F(sum_w + w)
+        sum_x = _F(sum_x + _F(w * x[i]))
+    if mn > 0:
+        mn = _F(0.0)
+    if mx == mn:
+        for i in range(n):
+            L[i] = 0
+        return _F(0.0), _F(-mn)
+    fmax = _F(nmax)
+    iscale = _F(fmax / _F(mx - mn))
+    scale = _F(_F(1.0) / iscale)
+    best_error = _F(0.0)
+    for i in range(n):
+        l = min(max(_nearest_int(_F(iscale * _F(x[i] - mn))), 0), nmax)
+        L[i] = l
+        diff = _F(_F(_F(scale * _F(l)) + mn) - x[i])
+        best_error = _F(best_error + _F(weights[i] * _F(diff * diff)))
+    for step in range(nstep + 1):
+        iscale = _F(_F(_F(rmin + _F(rdelta * _F(step))) + fmax) / _F(mx - mn))
+        sum_l = _F(0.0)
+        sum_l2 = _F(0.0)
+        sum_xl = _F(0.0)
+        for i in range(n):
+            l = min(max(_nearest_int(_F(iscale * _F(x[i] - mn))), 0), nmax)
+            laux[i] = l
+            w = weights[i]
+            wl = _F(w * _F(l))
+            sum_l = _F(sum_l + wl)
+            sum_l2 = _F(sum_l2 + _F(wl * _F(l)))
+            sum_xl = _F(sum_xl + _F(wl * x[i]))
+        D = _F(_F(sum_w * sum_l2) - _F(sum_l * sum_l))
+        if D > 0:
+            this_scale = _F(_F(_F(sum_w * sum_xl) - _F(sum_x * sum_l)) / D)
+            this_min = _F(_F(_F(sum_l2 * sum_x) - _F(sum_l * sum_xl)) / D)
+            if this_min > 0:
+                this_min = _F(0.0)
+                this_scale = _F(sum_xl / sum_l2)
+            cur_error = _F(0.0)
+            for i in range(n):
+                diff = _F(_F(_F(this_scale * _F(laux[i])) + this_min) - x[i])
+                cur_error = _F(cur_error + _F(weights[i] * _F(diff * diff)))
+            if cur_error < best_error:
+                for i in range(n):
+                    L[i] = laux[i]
+                best_error = cur_error
+                scale = this_scale
+                mn = this_min
+    return scale, _F(-mn)
+
+
+@_jit
+def _q4_k_search(x, L, ls, lm, d, dmin):
+    """First pass over super-blocks x (nb, 256): codes L, 6-bit scales ls and mins lm, and the
+    float32 super-scales d and dmin (rounded to float16 by the caller)."""
+    weights = np.empty(32, np.float32)
+    laux = np.empty(32, np.uint8)
+    scales = np.empty(8, np.float32)
+    mins = np.empty(8, np.float32)
+    for i in range(x.shape[0]):
+        max_scale = _F(0.0)
+        max_min = _F(0.0)
+        for j in range(8):
+            xs = x[i, 32 * j:32 * j + 32]
+            sum_x2 = _F(0.0)
+            for l in range(32):
+                sum_x2 = _F(sum_x2 + _F(xs[l] * xs[l]))
+            av_x = _F(np.sqrt(_F(sum_x2 / _F(32.0))))
+            for l in range(32):
+                weights[l] = _F(av_x + abs(xs[l]))
+            sc, mn = _make_qkx2_quants(xs, weights, L[i, 32 * j:32 * j + 32], laux, 15,
+                                       _F(-1.0), _F(0.1), 20)
+            scales[j] = sc
+            mins[j] = mn
+            if sc > max_scale:
+                max_scale = sc
+            if mn > max_min:
+                max_min = mn
+        inv_scale = _F(_F(63.0) / max_scale) if max_scale > 0 else _F(0.0)
+        inv_min = _F(_F(63.0) / max_min) if max_min > 0 else _F(0.0)
+        for j in range(8):
+            # the C code stores nearest_int in a uint8 before MIN(63, .): keep its low byte
+            ls[i, j] = min(63, _nearest_int(_F(inv_scale * scales[j])) & 255)
+            lm[i, j] = min(63, _nearest_int(_F(inv_min * mins[j])) & 255)
+        d[i] = _F(max_scale / _F(63.0))
+        dmin[i] = _F(max_min / _F(63.0))
+
+
+@_jit
+def _q4_k_codes(x, L, ls, lm, d16, dmin16):
+    """Second pass: the codes against the float16 super-scales (d16, dmin16 as float32)."""
+    for i in range(x.shape[0]):
+        for j in range(8):
+            dd = _F(d16[i] * _F(ls[i, j]))
+            if dd == 0:
+                continue
+            dm = _F(dmin16[i] * _F(lm[i, j]))
+            for l in range(32):
+                v = _nearest_int(_F(_F(x[i, 32 * j + l] + dm) / dd))
+                L[i, 32 * j + l] = min(max(v, 0), 15)
+
+
+def quantize_q4_k(weight) -> np.ndarray:
+    """Q4_K blocks of a float (out_features, in_features) weight, ``in_features`` a multiple of
+    256, as llama.cpp's ``quantize_row_q4_K_ref`` writes them (what ``llama-quantize`` does
+    without an importance matrix): uint8 of shape (out_features, in_features / 256 * 144).
+
+    Example: ``QuantizedLinear.from_blocks(quantize_q4_k(w), "Q4_K", 512, 64)``
+    """
+    w = np.asarray(weight, dtype=np.float32)
+    if w.ndim != 2:
+        raise ShapeError(f"quantize_q4_k: expected a 2-d weight (out_features, in_features), got "
+                         f"shape {w.shape}")
+    m, k = w.shape
+    if k % 256:
+        raise ShapeError(f"quantize_q4_k: Q4_K stores rows in super-blocks of 256 values; "
+                         f"in_features={k} is not a multiple of 256 (use Q4_0/Q5_0, which "
+                         f"need multiples of 32)")
+    if not np.isfinite(w).all():
+        raise ValueError("quantize_q4_k: the weight has inf or NaN values")
+    x = np.ascontiguousarray(w).reshape(-1, 256)
+    nb = x.shape[0]
+    L = np.zeros((nb, 256), np.uint8)
+    ls, lm = np.zeros((nb, 8), np.uint8), np.zeros((nb, 8), np.uint8)
+    d, dmin = np.zeros(nb, np.float32), np.zeros(nb, np.float32)
+    if nb:
+        _q4_k_search(x, L, ls, lm, d, dmin)
+    d16, dmin16 = d.astype(np.float16), dmin.astype(np.float16)
+    if nb:
+        _q4_k_codes(x, L, ls, lm, d16.astype(np.float32), dmin16.astype(np.float32))
+    # 12 bytes of scales: bytes 0..3 the scales 0..3 (+ top 2 bits of scales 4..7), 4..7 the
+    # mins 0..3 (+ top bits of mins 4..7), 8..11 the low nibbles of scales and mins 4..7
+    packed_scales = np.concatenate([ls[:, :4] | ((ls[:, 4:] >> 4) << 6),
+                                    lm[:, :4] | ((lm[:, 4:] >> 4) << 6),
+                                    (ls[:, 4:] & 15) | ((lm[:, 4:] & 15) << 4)], axis=1)
+    q = L.reshape(nb, 4, 2, 32)                   # 64 values: 32 low nibbles, 32 high
+    qs = (q[:, :, 0] | (q[:, :, 1] << 4)).reshape(nb, 128)
+    blocks = np.concatenate([d16.view(np.uint8).reshape(nb, 2), dmin16.view(np.uint8).reshape(
+        nb, 2), packed_scales.astype(np.uint8), qs], axis=1)
+    return np.ascontiguousarray(blocks).reshape(m, -1)
+
+
+def quantize_blocks(weight, qtype) -> np.ndarray:
+    """GGML blocks of a float weight: :func:`gradient.quant.linear.quantize`'s types plus Q4_K.
+
+    Example: ``quantize_blocks(w, "Q4_K").shape == (w.shape[0], w.shape[1] // 256 * 144)``
+    """
+    if _ql._as_type(qtype) == GGMLType.Q4_K:
+        return quantize_q4_k(weight)
+    return _ql.quantize(weight, qtype)
+
+
+# ----------------------------------------------------------------------------- models
+@dataclasses.dataclass(frozen=True)
+class _Scheme:
+    kind: str                  # "int8", "int4" or "ggml"
+    bits: int = 0
+    group_size: int | None = None
+    zero_point: bool = False
+    qtype: GGMLType | None = None
+
+
+def _parse_scheme(scheme, group_size, zero_point) -> _Scheme:
+    if not isinstance(scheme, str):
+        raise TypeError(f"quantize: scheme must be a string ('int8', 'int4' or a GGML type "
+                        f"such as 'Q4_0'), got {type(scheme).__name__}")
+    name = scheme.lower()
+    if name in SCHEMES:
+        bits = 8 if name == "int8" else 4
+        if bits == 8 and zero_point:
+            raise ValueError("quantize: int8 is symmetric; zero_point=True is for int4")
+        return _Scheme(name, bits, group_size, bool(zero_point))
+    if scheme.upper() in GGML_SCHEMES:
+        if group_size is not None or zero_point:
+            raise ValueError(f"quantize: GGML type {scheme.upper()} has a fixed block layout; "
+                             f"group_size and zero_point apply to 'int8'/'int4' only")
+        return _Scheme("ggml", qtype=GGMLType[scheme.upper()])
+    raise UnsupportedQuantTypeError(
+        f"quantize: unknown scheme {scheme!r}; expected one of {', '.join(SCHEMES)} "
+        f"(weight-only) or {', '.join(GGML_SCHEMES)} (GGML blocks)")
+
+
+def _skipped(name: str, skip) -> bool:
+    """``name`` matches an entry of ``skip``: equal, a dotted suffix ("lm_head" matches
+    "lm_head", "mlp.c_proj" matches "transformer.h.0.mlp.c_proj"), or an fnmatch pattern."""
+    return any(name == s or name.endswith("." + s) or fnmatch.fnmatchcase(name, s)
+               for s in skip)
+
+
+def _convert(linear: Linear, spec: _Scheme, name: str, fallbacks: list) -> Module:
+    if spec.kind != "ggml":
+        try:
+            return WeightOnlyLinear.from_linear(linear, spec.bits, spec.group_size,
+                                                spec.zero_point)
+        except ShapeError as e:
+            raise ShapeError(f"quantize: layer {name or '<root>'!r} "
+                             f"({linear.out_features}x{linear.in_features}): {e}. Choose "
+                             f"another group_size, or leave the layer out with skip=") from None
+    qtype = spec.qtype
+    if qtype == GGMLType.Q4_K and linear.in_features % 256:
+        qtype = GGMLType.Q5_0          # llama-quantize's fallback for Q4_K
+        fallbacks.append(name)
+    weight = np.asarray(linear.weight.detach().numpy(), dtype=np.float32)
+    bias = linear.bias.detach().numpy() if linear.bias is not None else None
+    try:
+        blocks = quantize_blocks(weight, qtype)
+    except ShapeError as e:
+        raise ShapeError(f"quantize: layer {name or '<root>'!r}: {e}; leave it out with "
+                         f"skip=") from None
+    return _ql.QuantizedLinear.from_blocks(blocks, qtype, linear.in_features,
+                                           linear.out_features, bias=bias)
+
+
+def quantize_model(model: Module, scheme: str = "int8", *, group_size: int | None = None,
+                   zero_point: bool = False, skip=("lm_head",), inplace: bool = False) -> Module:
+    """Quantize the weights of every ``nn.Linear`` of ``model``; returns the quantized model.
+
+    * ``scheme``: ``"int8"``, ``"int4"`` (:class:`WeightOnlyLinear` layers) or a GGML type of
+      :data:`GGML_SCHEMES` (:class:`~gradient.quant.linear.QuantizedLinear` layers).
+    * ``group_size``: weights per scale along the input dimension; ``None`` is per output
+      channel for int8 and 32 for int4. A layer whose ``in_features`` it does not divide
+      raises ShapeError (naming the layer).
+    * ``zero_point``: int4 only; asymmetric groups with uint4 zero points.
+    * ``skip``: names of layers to keep in float (exact names, dotted suffixes or fnmatch
+      patterns). The default keeps ``lm_head``: the head is the layer whose error reaches the
+      logits unaveraged, it is often tied to the embedding (which stays float anyway), and
+      GPT-2 reads ``lm_head.weight`` to size its KV cache. Pass ``skip=()`` to quantize it too.
+    * ``inplace=False`` (default): ``model`` is left as it is and a copy is returned, so the
+      float model stays available for comparison (:func:`gradient.quant.quality.evaluate`).
+      The copy shares nothing with ``model``, yet never copies the float weights of the
+      layers it replaces (peak memory: the float model plus the quantized layers).
+      ``inplace=True`` replaces the layers inside ``model`` and returns it.
+
+    Only layers of type exactly ``nn.Linear`` are replaced: subclasses may have their own
+    forward, and ``nn.MultiheadAttention`` reads its ``out_proj`` weight directly.
+
+    Example::
+
+        >>> q = quantize_model(model, "int4", group_size=64, zero_point=True)
+        >>> q.generate(ids, max_new_tokens=20)
+    """
+    if not isinstance(model, Module):
+        raise TypeError(f"quantize_model: expected a gradient.nn.Module, got "
+                        f"{type(model).__name__}")
+    spec = _parse_scheme(scheme, group_size, zero_point)
+    if isinstance(skip, str):
+        skip = (skip,)
+    fallbacks: list[str] = []
+    replaced = {}                                     # id(float layer) -> quantized layer
+    for name, module in model.named_modules():
+        if type(module) is Linear and not _skipped(name, skip):
+            replaced[id(module)] = _convert(module, spec, name, fallbacks)
+    if fallbacks:
+        warnings.warn(f"quantize: {len(fallbacks)} layer(s) have in_features not a multiple of "
+                      f"256 and were written as Q5_0 instead of Q4_K (as llama-quantize does): "
+                      f"{', '.join(fallbacks[:4])}{' ...' if len(fallbacks) > 4 else ''}",
+                      stacklevel=3)
+    if id(model) in replaced:                         # the model is itself a Linear
+        return replaced[id(model)]
+    if not inplace:
+        # deepcopy finds each replaced layer in its memo and takes the quantized one: the
+        # float weights of those layers are never copied
+        return copy.deepcopy(model, memo=dict(replaced))
+    for name, module in list(model.named_modules(remove_duplicate=False)):
+        if id(module) in replaced and name:
+            model.set_submodule(name, replaced[id(module)])
+    return model
+
+
+def quantize(target, scheme, **options):
+    """``gradient.quant.quantize``: one name for the two things "quantize" means here.
+
+    * ``quantize(model, scheme, group_size=None, zero_point=False, skip=("lm_head",),
+      inplace=False)`` with a :class:`~gradient.nn.Module`: :func:`quantize_model` (weight-only
+      int8/int4, or GGML blocks).
+    * ``quantize(weight, qtype)`` with an array or Tensor: the GGML block writer
+      (:func:`gradient.quant.linear.quantize`, bit-exact with ``gguf.quants.quantize``, plus
+      Q4_K through :func:`quantize_q4_k`), returning uint8 (out_features, row bytes).
+
+    The first argument decides, so code written against the block writer keeps working.
+
+    Example::
+
+        >>> q4 = quantize(model, "int4", group_size=32)
+        >>> blocks = quantize(np.ones((2, 32), np.float32), "Q8_0")    # (2, 34) uint8
+    """
+    if isinstance(target, Module):
+        return quantize_model(target, scheme, **options)
+    if options:
+        raise TypeError(f"quantize: {', '.join(sorted(options))} apply to models; an array is "
+                        f"quantized as quantize(weight, qtype)")
+    if isinstance(target, Tensor):
+        target = target.detach().numpy()
+    return quantize_blocks(target, scheme)
