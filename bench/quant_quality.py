@@ -32,7 +32,6 @@ Prints one JSON line per scheme (the first one is the float model).
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import platform
@@ -42,8 +41,8 @@ import warnings
 
 import numba
 import numpy as np
+from common import ROOT, SMOLLM2_NAME, find_smollm2
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import gradient  # noqa: E402
@@ -51,7 +50,6 @@ from gradient.quant import quality, quantize  # noqa: E402
 from gradient.quant.linear import QuantizedLinear  # noqa: E402
 from gradient.quant.weight_only import WeightOnlyLinear  # noqa: E402
 
-MODEL_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # name -> (scheme, options)
 SCHEMES = {
     "int8": ("int8", {}),
@@ -66,17 +64,6 @@ SCHEMES = {
     "Q4_1": ("Q4_1", {}),
     "Q4_K": ("Q4_K", {}),
 }
-
-
-def find_model(arg: str | None) -> str | None:
-    for path in (arg, os.environ.get("GRADIENT_SMOLLM2_GGUF")):
-        if path:
-            if not os.path.exists(path):
-                raise SystemExit(f"no such file or directory: {path}")
-            return path
-    found = sorted(glob.glob(os.path.join(ROOT, "tests", "fixtures", "models", "**", MODEL_NAME),
-                             recursive=True))
-    return found[0] if found else None
 
 
 def text_ids(tokenizer, n: int) -> np.ndarray:
@@ -124,9 +111,9 @@ def main() -> None:
     ap.add_argument("--include-head", action="store_true",
                     help="quantize lm_head too (it is tied to the embedding, which stays float)")
     args = ap.parse_args()
-    path = find_model(args.model)
+    path = find_smollm2(args.model)
     if path is None:
-        print(json.dumps({"bench": "quant_quality", "skipped": f"{MODEL_NAME} not found: pass "
+        print(json.dumps({"bench": "quant_quality", "skipped": f"{SMOLLM2_NAME} not found: pass "
                           f"--model or set GRADIENT_SMOLLM2_GGUF"}))
         return
     t = time.perf_counter()

