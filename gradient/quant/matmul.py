@@ -390,35 +390,43 @@ def _decode_row(qtype, row, w, n16):
 
 
 # ----------------------------------------------------------------------------- drivers
+@_jit(inline="always", fastmath={"reassoc", "contract", "nsz"})
+def _dot_rows(w, x, y, r):
+    """``y[:, r] = x @ w`` for one decoded weight row ``w`` (float32, length k) and every row of
+    ``x`` (n, k): four rows of x per pass, so each ``w[j]`` is loaded once for four products.
+    The weight-only int8/int4 kernels share it."""
+    n, k = x.shape
+    n4 = n - n % 4
+    for i in range(0, n4, 4):
+        s0 = s1 = s2 = s3 = np.float32(0.0)
+        for j in range(k):
+            wj = w[j]
+            s0 += wj * x[i, j]
+            s1 += wj * x[i + 1, j]
+            s2 += wj * x[i + 2, j]
+            s3 += wj * x[i + 3, j]
+        y[i, r] = s0
+        y[i + 1, r] = s1
+        y[i + 2, r] = s2
+        y[i + 3, r] = s3
+    for i in range(n4, n):
+        s = np.float32(0.0)
+        for j in range(k):
+            s += w[j] * x[i, j]
+        y[i, r] = s
+
+
 @_jit(fastmath={"reassoc", "contract", "nsz"})
 def _matvec_rows(qtype, blocks, x, y, r0, r1, n16):
     """y[:, r] = x @ w_r for rows r0 <= r < r1, each row decoded once into an L1-sized buffer.
 
     fastmath lets LLVM split the dot product over SIMD lanes (reassociation); the decoders keep
     their own strict flags when LLVM inlines them."""
-    n, k = x.shape
+    k = x.shape[1]
     w = np.empty(k, dtype=np.float32)
-    n4 = n - n % 4
     for r in range(r0, r1):
         _decode_row(qtype, blocks[r], w, n16)
-        # four rows of x per pass: each w[j] loaded once for four products
-        for i in range(0, n4, 4):
-            s0 = s1 = s2 = s3 = np.float32(0.0)
-            for j in range(k):
-                wj = w[j]
-                s0 += wj * x[i, j]
-                s1 += wj * x[i + 1, j]
-                s2 += wj * x[i + 2, j]
-                s3 += wj * x[i + 3, j]
-            y[i, r] = s0
-            y[i + 1, r] = s1
-            y[i + 2, r] = s2
-            y[i + 3, r] = s3
-        for i in range(n4, n):
-            s = np.float32(0.0)
-            for j in range(k):
-                s += w[j] * x[i, j]
-            y[i, r] = s
+        _dot_rows(w, x, y, r)
 
 
 @_jit(parallel=True)

@@ -66,7 +66,7 @@ from ..tensor import Tensor
 from . import linear as _ql
 from . import matmul as _qm
 from .ggml import GGMLType, UnsupportedQuantTypeError
-from .matmul import _f16, _jit
+from .matmul import _dot_rows, _f16, _jit
 
 __all__ = ["quantize", "quantize_model", "quantize_weight", "quantize_q4_k", "quantize_blocks",
            "PackedWeight", "WeightOnlyLinear", "weight_only_matmul", "pack_int4", "unpack_int4",
@@ -315,28 +315,11 @@ def _decode_block_int4(qrow, w, b, z, s, n16):
 @_jit(fastmath={"reassoc", "contract", "nsz"})
 def _matvec_rows(bits, qw, sc, zp, zfix, x, y, r0, r1, g, n16):
     """y[:, r] = x @ w_r for r0 <= r < r1, each row decoded once into a cache-sized buffer."""
-    n, k = x.shape
+    k = x.shape[1]
     w = np.empty(k, dtype=np.float32)
-    n4 = n - n % 4
     for r in range(r0, r1):
         _decode_row(bits, qw[r], sc[r], zp[r] if zfix < 0 else zp[0], zfix, w, g, n16)
-        for i in range(0, n4, 4):               # four rows of x per pass over the buffer
-            s0 = s1 = s2 = s3 = np.float32(0.0)
-            for j in range(k):
-                wj = w[j]
-                s0 += wj * x[i, j]
-                s1 += wj * x[i + 1, j]
-                s2 += wj * x[i + 2, j]
-                s3 += wj * x[i + 3, j]
-            y[i, r] = s0
-            y[i + 1, r] = s1
-            y[i + 2, r] = s2
-            y[i + 3, r] = s3
-        for i in range(n4, n):
-            s = np.float32(0.0)
-            for j in range(k):
-                s += w[j] * x[i, j]
-            y[i, r] = s
+        _dot_rows(w, x, y, r)
 
 
 @_jit(parallel=True)
