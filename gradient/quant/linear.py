@@ -195,6 +195,21 @@ def _as_type(qtype) -> GGMLType:
 
 
 # ----------------------------------------------------------------------------- the layer
+def check_input(layer, input) -> None:
+    """What a quantized linear layer accepts: a floating-point Tensor whose last dimension is
+    ``layer.in_features`` (QuantizedLinear and weight_only.WeightOnlyLinear)."""
+    name = type(layer).__name__
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{name}: expected a gradient.Tensor, got {type(input).__name__}")
+    if input.ndim == 0 or input.shape[-1] != layer.in_features:
+        raise ShapeError(f"{name}: input of shape {tuple(input.shape)} has "
+                         f"{input.shape[-1] if input.ndim else 0} features, expected "
+                         f"{layer.in_features}")
+    if not input.is_floating_point():
+        raise DTypeError(f"{name}: expected a floating-point input, got {input.dtype}; "
+                         "convert it with .float()")
+
+
 class QuantizedLinear(Module):
     """``y = x @ W.T + bias`` over the last dimension of ``x``, with ``W`` stored as GGML
     blocks of type ``qtype`` (see the module docstring for what differs from ``nn.Linear``).
@@ -260,16 +275,7 @@ class QuantizedLinear(Module):
 
     # ------------------------------------------------------------------ use
     def forward(self, input: Tensor) -> Tensor:
-        if not isinstance(input, Tensor):
-            raise TypeError(f"QuantizedLinear: expected a gradient.Tensor, got "
-                            f"{type(input).__name__}")
-        if input.ndim == 0 or input.shape[-1] != self.in_features:
-            raise ShapeError(f"QuantizedLinear: input of shape {tuple(input.shape)} has "
-                             f"{input.shape[-1] if input.ndim else 0} features, expected "
-                             f"{self.in_features}")
-        if not input.is_floating_point():
-            raise DTypeError(f"QuantizedLinear: expected a floating-point input, got "
-                             f"{input.dtype}; convert it with .float()")
+        check_input(self, input)
         y = _QuantizedMatmul.apply(input, self.qweight, int(self.qtype))
         if self.bias is None:
             return y

@@ -57,7 +57,7 @@ import numba
 import numpy as np
 
 from ..autograd.function import Function
-from ..errors import DTypeError, ShapeError
+from ..errors import ShapeError
 from ..nn.module import Module
 from ..nn.modules.linear import Linear
 from ..nn.parameter import Parameter
@@ -537,16 +537,7 @@ class WeightOnlyLinear(Module):
         return self.packed.nbytes
 
     def forward(self, input: Tensor) -> Tensor:
-        if not isinstance(input, Tensor):
-            raise TypeError(f"WeightOnlyLinear: expected a gradient.Tensor, got "
-                            f"{type(input).__name__}")
-        if input.ndim == 0 or input.shape[-1] != self.in_features:
-            raise ShapeError(f"WeightOnlyLinear: input of shape {tuple(input.shape)} has "
-                             f"{input.shape[-1] if input.ndim else 0} features, expected "
-                             f"{self.in_features}")
-        if not input.is_floating_point():
-            raise DTypeError(f"WeightOnlyLinear: expected a floating-point input, got "
-                             f"{input.dtype}; convert it with .float()")
+        _ql.check_input(self, input)
         y = _WeightOnlyMatmul.apply(input, self.packed)
         if self.bias is None:
             return y
