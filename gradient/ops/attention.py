@@ -39,7 +39,7 @@ from ..tensor import Tensor
 from .creation import arange
 from .elementwise import where
 from .linalg import matmul as _matmul
-from .nn import _broadcasts_to, dropout, softmax
+from .nn import _broadcasts_to, _softmax_array, dropout, softmax
 from .reduce import sum as _sum
 from .shape import broadcast_shapes, reshape, transpose
 
@@ -167,9 +167,7 @@ def _attention_arrays(query: Tensor, key: Tensor, value: Tensor, scale: float, k
         mask = b.where(hidden, b.full((), float("-inf"), query.dtype),
                        b.full((), 0.0, query.dtype))
         scores = b.binary("add", scores, mask)
-    # Softmax.forward, step by step
-    e = b.unary("exp", b.binary("sub", scores, b.reduce("max", scores, -1, True)))
-    attn = b.binary("div", e, b.reduce("sum", e, -1, True))
+    attn = _softmax_array(b, scores, scores.ndim - 1)  # what Softmax.forward computes
     return Tensor._make(_grouped_matmul(b, attn, v, v_groups), False, b)
 
 

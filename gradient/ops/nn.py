@@ -448,12 +448,16 @@ def glu(input: Tensor, dim: int = -1) -> Tensor:
 
 # ---------------------------------------------------------------------- softmax family
 # The softmax kernels compute float16/bfloat16 inputs in float32 and round once, as PyTorch's.
+def _softmax_array(b, x, dim: int):
+    """Softmax of a raw backend array along ``dim`` (float16/bfloat16 computed in float32)."""
+    e = b.unary("exp", _minus_max(b, _upcast(b, x), dim))
+    return b.cast(b.binary("div", e, b.reduce("sum", e, dim, True)), from_numpy_dtype(x.dtype))
+
+
 class Softmax(Function):
     @staticmethod
     def forward(ctx, x, dim):
-        b = ctx.backend
-        e = b.unary("exp", _minus_max(b, _upcast(b, x), dim))
-        y = b.cast(b.binary("div", e, b.reduce("sum", e, dim, True)), from_numpy_dtype(x.dtype))
+        y = _softmax_array(ctx.backend, x, dim)
         ctx.dim = dim
         ctx.save_for_backward(y)
         return y
