@@ -1,10 +1,12 @@
-"""The ``gradient`` command: generate text from, or chat with, a language model.
+"""The ``gradient`` command: generate text from, or chat with, a language model (or write it
+as a GGUF file).
 
 ::
 
     gradient generate MODEL "prompt" [--max-new-tokens N] [--temperature T] [--top-k K]
                                       [--top-p P] [--seed S] [--dtype DTYPE]
     gradient chat MODEL [--system "You are ..."] [same sampling options]
+    gradient export-gguf MODEL OUT.gguf [--type Q8_0|Q4_0|Q4_K|...]
 
 ``MODEL`` is a hub repo id (``HuggingFaceTB/SmolLM2-135M-Instruct``), a short name (``gpt2``),
 a local checkpoint directory, or a ``.gguf`` file; see :func:`gradient.hub.load`. Text streams
@@ -28,6 +30,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -39,6 +42,7 @@ __all__ = ["main", "build_parser"]
 # A chat stops on any of them that the vocabulary has, besides the model's eos token(s).
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>")
 DTYPES = ("float32", "bfloat16", "float16", "auto")
+EXPORT_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K")
 
 
 class CLIError(GradientError, ValueError):
@@ -86,6 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
     common(chat, max_new_tokens=512)
     chat.add_argument("--system", default=None, metavar="TEXT",
                       help="a system message that opens the conversation")
+
+    export = commands.add_parser("export-gguf", help="write a model as a GGUF file llama.cpp runs",
+                                 description="Write MODEL (hub id, directory or .gguf) and its "
+                                             "tokenizer to OUT.gguf, its matrices in TYPE.")
+    export.add_argument("model", metavar="MODEL",
+                        help="hub repo id (org/name), short name, directory or .gguf file")
+    export.add_argument("output", metavar="OUT.gguf")
+    export.add_argument("--type", default="Q8_0", type=str.upper, choices=EXPORT_TYPES,
+                        help="GGML type of the matrices (default Q8_0)")
+    export.add_argument("--revision", default=None, help="hub branch, tag or commit")
     return parser
 
 
@@ -102,6 +116,8 @@ def main(argv=None) -> int:
         except (AttributeError, ValueError, OSError):
             pass
     try:
+        if args.command == "export-gguf":
+            return _export_gguf(args)
         model, tokenizer = _load(args)
         if args.command == "generate":
             return _generate(model, tokenizer, args)
@@ -125,6 +141,23 @@ def _load(args):
     print(f"loaded {type(model).__name__} in {time.perf_counter() - start:.1f} s",
           file=sys.stderr, flush=True)
     return model, tokenizer
+
+
+def _export_gguf(args) -> int:
+    from .hub import load
+    from .models.gguf_writer import save_gguf
+
+    print(f"loading {args.model} ...", file=sys.stderr, flush=True)
+    model, tokenizer = load(args.model, revision=args.revision)
+    start = time.perf_counter()
+    try:
+        save_gguf(model, args.output, args.type, tokenizer)
+    except ImportError as e:          # no gguf package: not a GradientError, but expected
+        print(f"gradient: error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.output} ({args.type}, {os.path.getsize(args.output) / 2**20:.1f} MiB) "
+          f"in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    return 0
 
 
 def _generate(model, tokenizer, args) -> int:

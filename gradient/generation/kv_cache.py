@@ -25,9 +25,11 @@ Example::
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..dtypes import float32
 from ..errors import ShapeError
-from ..ops.creation import zeros
+from ..ops.creation import from_numpy, zeros
 
 __all__ = ["KVCache"]
 
@@ -41,8 +43,17 @@ class KVCache:
     def __init__(self, n_layers: int, batch_size: int, n_kv_heads: int, head_dim: int,
                  max_length: int, dtype=float32, device=None):
         shape = (batch_size, n_kv_heads, max_length, head_dim)
-        self.keys = [zeros(*shape, dtype=dtype, device=device) for _ in range(n_layers)]
-        self.values = [zeros(*shape, dtype=dtype, device=device) for _ in range(n_layers)]
+        self._stacked = None
+        if dtype is float32 and (device is None or device == "cpu"):
+            # every layer in one buffer (layer l a view of it), so that compiled decoding steps
+            # (gradient.models.llama_decode) reach all layers through one array
+            self._stacked = (np.zeros((n_layers,) + shape, np.float32),
+                             np.zeros((n_layers,) + shape, np.float32))
+            self.keys = [from_numpy(a) for a in self._stacked[0]]
+            self.values = [from_numpy(a) for a in self._stacked[1]]
+        else:
+            self.keys = [zeros(*shape, dtype=dtype, device=device) for _ in range(n_layers)]
+            self.values = [zeros(*shape, dtype=dtype, device=device) for _ in range(n_layers)]
         self.max_length = max_length
         self.length = 0
 
@@ -76,6 +87,12 @@ class KVCache:
             buf._backend.setitem(buf._data, index, new._data)
             buf._version.bump("KVCache.update")
         return k_buf.narrow(2, 0, end), v_buf.narrow(2, 0, end)
+
+    def stacked(self):
+        """``(keys, values)``: NumPy arrays (layers, batch, n_kv_heads, max_length, head_dim)
+        holding every layer (``cache.keys[l]`` is a view of ``keys[l]``), for float32 caches on
+        the CPU; None otherwise. Writers through them call :meth:`advance` as models do."""
+        return self._stacked
 
     def advance(self, n: int) -> None:
         """Mark ``n`` more positions as filled (the model calls this once per forward)."""

@@ -3,7 +3,7 @@
 What the name can be, checked in this order:
 
 1. a path ending in ``.gguf``: a GGUF file, loaded by
-   :func:`gradient.models.gguf_loader.load_gguf` (weights dequantized to float32 for now);
+   :func:`gradient.models.gguf_loader.load_gguf` (matrices kept in their GGML types);
 2. an existing directory: a checkpoint in the Hugging Face layout (``config.json``, safetensors
    weights, ``tokenizer.json``), loaded as is;
 3. anything else: a hub repo id (``"HuggingFaceTB/SmolLM2-135M-Instruct"``) or a short alias
@@ -34,8 +34,9 @@ def load(name_or_path, dtype=None, revision=None, token=None, cache_dir=None, **
     converts the weights. ``revision``, ``token`` and ``cache_dir`` choose what is fetched from
     the hub and where it is cached (defaults: ``"main"``, the stored token, the standard cache);
     other keyword arguments go to :func:`~gradient.hub.download_model` (``local_files_only=True``
-    ...); for a ``.gguf`` file, ``quantized=True`` keeps the layers' weights in their GGML
-    blocks instead of dequantizing them. The model is in eval mode; its ``generation_config``
+    ...). A ``.gguf`` file keeps its matrices in their GGML types (``quantized=False``
+    dequantizes them into a float model; ``activations="float32"`` trades the int8 decode
+    kernels for exact float products). The model is in eval mode; its ``generation_config``
     attribute holds the checkpoint's ``generation_config.json`` (an empty dict when there is
     none).
 
@@ -43,7 +44,7 @@ def load(name_or_path, dtype=None, revision=None, token=None, cache_dir=None, **
 
         >>> model, tok = gradient.hub.load("HuggingFaceTB/SmolLM2-135M-Instruct", dtype="float32")
         >>> model, tok = gradient.hub.load("./my-checkpoint")
-        >>> model, tok = gradient.hub.load("SmolLM2-135M-Instruct.Q4_1.gguf", quantized=True)
+        >>> model, tok = gradient.hub.load("SmolLM2-135M-Instruct.Q4_1.gguf")
     """
     path = os.path.expanduser(os.fspath(name_or_path))
     if path.lower().endswith(".gguf"):
@@ -82,15 +83,14 @@ def locate(name_or_path, revision=None, token=None, cache_dir=None, **hub_kwargs
 
 # ----------------------------------------------------------------------------- GGUF
 # The one place GGUF files enter: gradient.models.gguf_loader builds the model from the file's
-# metadata (llama/qwen2/qwen3 architectures), dequantizes its tensors, and builds the tokenizer
-# from its tokenizer.ggml.* keys.
-def _load_gguf(path: str, dtype=None, quantized: bool = False):
-    """A ``.gguf`` file; ``quantized=True`` keeps the layers' weights in their GGML blocks
-    (see :func:`gradient.models.gguf_loader.load_gguf`)."""
+# metadata (llama/qwen2/qwen3 architectures), keeps or dequantizes its tensors, and builds the
+# tokenizer from its tokenizer.ggml.* keys.
+def _load_gguf(path: str, dtype=None, quantized: bool = True, activations: str = "int8"):
+    """A ``.gguf`` file (see :func:`gradient.models.gguf_loader.load_gguf`)."""
     if not os.path.isfile(path):
         raise ModelNotFoundError(f"no such GGUF file: {path}")
     from ..models.gguf_loader import load_gguf
-    return load_gguf(path, dtype=dtype, quantized=quantized)
+    return load_gguf(path, dtype=dtype, quantized=quantized, activations=activations)
 
 
 # ----------------------------------------------------------------------------- helpers

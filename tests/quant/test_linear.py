@@ -57,7 +57,7 @@ def test_quantize_is_bit_exact_with_gguf(qtype):
 def test_from_linear_matches_dequantized_weight(qtype):
     gradient.manual_seed(0)
     linear = nn.Linear(96, 40)
-    layer = QuantizedLinear.from_linear(linear, qtype)
+    layer = QuantizedLinear.from_linear(linear, qtype, activations="float32")
     w = layer.dequantize().numpy()
     ref = gguf.quants.dequantize(quantize(linear.weight.detach().numpy(), qtype), T[qtype])
     np.testing.assert_array_equal(w, ref.reshape(40, 96))
@@ -71,16 +71,26 @@ def test_from_linear_matches_dequantized_weight(qtype):
     # and the float layer's output, up to the quantization error of the weight
     err = np.abs(y.numpy() - y_float.numpy()).max() / np.abs(y_float.numpy()).max()
     assert err < {"Q4_1": 0.2, "Q5_0": 0.1, "Q8_0": 0.01, "F16": 1e-3}[qtype]
+    # the default int8 activations: the same up to the activations' own rounding (F16 has no
+    # int8 kernel and stays exact)
+    fast = QuantizedLinear.from_linear(linear, qtype)
+    assert fast.activations == "int8"
+    with gradient.no_grad():
+        y_int8 = fast(x).numpy()
+    err = np.abs(y_int8 - expected).max() / np.abs(expected).max()
+    assert (np.array_equal(y_int8, y.numpy()) if qtype == "F16" else 0 < err < 2e-2), err
 
 
 @pytest.mark.parametrize("n", [1, 5, 33])
 def test_from_blocks_kquant_forward(n):
+    # exact products (float32 activations), by the repacked kernel (n <= 8) and by tiles
     rng = np.random.default_rng(n)
     raw = rng.integers(0, 256, (24, 2, 210), dtype=np.uint8)     # Q6_K, 24 x 512
     raw[..., 208:210] = (rng.standard_normal((24, 2, 1)) * 0.01).astype(np.float16).view(np.uint8)
     blocks = raw.reshape(24, -1)
     bias = rng.standard_normal(24).astype(np.float32)
-    layer = QuantizedLinear.from_blocks(blocks, GGMLType.Q6_K, 512, 24, bias=bias)
+    layer = QuantizedLinear.from_blocks(blocks, GGMLType.Q6_K, 512, 24, bias=bias,
+                                        activations="float32")
     assert np.shares_memory(layer.qweight, blocks)           # the blocks, not a copy
     w = gguf.quants.dequantize(blocks, T.Q6_K).reshape(24, 512)
     x = rng.standard_normal((n, 512)).astype(np.float32)
@@ -139,7 +149,7 @@ def test_module_state():
     assert layer.qweight is before and layer.bias.dtype is gradient.bfloat16
     assert not layer.qweight.flags.writeable
     assert repr(layer) == ("QuantizedLinear(in_features=64, out_features=16, qtype=Q4_1, "
-                           "bias=True, 640 B)")
+                           "bias=True, activations=int8, 1.5 KiB)")     # the repacked copy
     with gradient.no_grad():
         assert layer(gradient.randn(3, 64)).dtype is gradient.float32   # bias cast to the input's
 

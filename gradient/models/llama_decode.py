@@ -1,0 +1,312 @@
+"""One decoding step of a quantized LLaMA-family model in one compiled call.
+
+Decoding a token through the module graph runs some thirty Tensor operations per layer, each a
+few microseconds of Python (checks, dispatch, wrapping): for SmolLM2-135M (30 layers, rows 576
+wide) that overhead was twice the time of the arithmetic itself, whose int8 kernels take about
+6 ms per token. llama.cpp runs the same step as a compiled graph. This module does the same for
+the common case -- a batch of one sequence, one new token, weights kept in GGML types by the
+GGUF loader: :class:`FusedDecoder` runs every layer's RMSNorm, q/k/v projections (int8
+activations), rotary embedding, KV-cache write, grouped-query attention over the cache, output
+projection, SwiGLU MLP and residuals in one numba function, calling the kernels of
+:mod:`gradient.quant.interleaved` for the products.
+
+It computes what the modules compute, with the same kernels for the products; only the order
+of a few float32 sums differs (RMSNorm, attention), so the logits agree to ~1e-5 and greedy
+tokens match (tested against the module path). :meth:`LlamaForCausalLM.forward` uses it by
+itself when it applies (see :meth:`FusedDecoder.build` for the conditions), unless
+``model.fused_decode = False``.
+
+To run in one function, the weights of each projection are stacked over the layers (one
+(layers, groups, blocks, ., 32) array per projection; the layers' own
+:class:`~gradient.quant.InterleavedWeight` become views of it, so nothing is held twice), and
+the KV cache keeps all layers in one buffer (:meth:`KVCache.stacked`).
+
+Example::
+
+    >>> model, tok = gradient.hub.load("SmolLM2-135M-Instruct.Q4_1.gguf")
+    >>> model.generate([tok.encode("Hi")], max_new_tokens=32)     # decodes through FusedDecoder
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from ..quant.interleaved import (InterleavedWeight, _int8_byte, _int8_nibble, _quantize_rows,
+                                 _threads)
+from ..quant.linear import QuantizedLinear
+
+__all__ = ["FusedDecoder"]
+
+_PROJECTIONS = (("self_attn", "q_proj"), ("self_attn", "k_proj"), ("self_attn", "v_proj"),
+                ("self_attn", "o_proj"), ("mlp", "gate_proj"), ("mlp", "up_proj"),
+                ("mlp", "down_proj"))
+_FAST = {"reassoc", "contract", "nsz", "arcp", "afn"}
+
+
+class _Stacked:
+    """One projection of every layer: the repacked weights stacked over the layers. Each
+    layer's :class:`QuantizedLinear` is pointed at its slice as soon as it is copied, so its
+    own arrays are freed layer by layer (memory holds the model plus one layer's weight)."""
+
+    def __init__(self, modules: list[QuantizedLinear]):
+        first = modules[0].packed
+        self.nibble = first.kind == "nibble"
+        self.offset = first.offset
+        self.has_min = first.minimum.size > 0
+        self.out_features, self.in_features = first.shape
+        n = len(modules)
+        self.codes = np.empty((n,) + first.codes.shape, first.codes.dtype)
+        self.scale = np.empty((n,) + first.scale.shape, np.float32)
+        self.minimum = np.empty((n,) + first.minimum.shape, np.float32)
+        for i, m in enumerate(modules):
+            w = m.packed
+            self.codes[i], self.scale[i], self.minimum[i] = w.codes, w.scale, w.minimum
+            m.packed = InterleavedWeight(w.qtype, w.out_features, w.in_features, w.kind,
+                                         w.block, w.offset, self.codes[i], self.scale[i],
+                                         self.minimum[i])
+        self.n_chunks = min(first.codes.shape[0],
+                            2 * _threads(first.out_features * first.in_features))
+
+    def args(self):
+        return (self.codes, self.scale, self.minimum, self.has_min, self.offset, self.nibble,
+                self.n_chunks)
+
+
+class FusedDecoder:
+    """The decode step of one :class:`~gradient.models.LlamaForCausalLM` (see the module
+    docstring); build it with :meth:`build`, which says None when the model does not qualify."""
+
+    def __init__(self, model, layers, stacked, biases, norms, windows):
+        self.model = model
+        self._windows = windows
+        self._layers = layers          # [(QuantizedLinear, its packed), ...]: checked per step
+        self._stacked = stacked
+        self._biases = biases
+        self._norms = norms
+        c = model.config
+        self.n_heads, self.n_kv_heads, self.head_dim = (c.num_attention_heads,
+                                                         c.num_key_value_heads, c.head_dim)
+        self.eps = float(c.rms_norm_eps)
+
+    @classmethod
+    def build(cls, model) -> "FusedDecoder | None":
+        """A decoder for ``model``, or None unless: every layer's seven projections are
+        :class:`QuantizedLinear` layers with int8 activations over repacked weights of 32-value
+        blocks, of one GGML type per projection across the layers; only q/k/v have biases; no
+        per-head q/k norm (Qwen3); a SiLU MLP; float32 norm weights."""
+        c = model.config
+        inner = model.model
+        if c.hidden_act not in ("silu", "swish"):
+            return None
+        per_kind = [[] for _ in _PROJECTIONS]
+        layers = []
+        for layer in inner.layers:
+            if layer.self_attn.q_norm is not None:
+                return None
+            for kind, (block, name) in enumerate(_PROJECTIONS):
+                m = getattr(getattr(layer, block), name)
+                if not (isinstance(m, QuantizedLinear) and m.activations == "int8"
+                        and m.packed is not None and m.packed.block == 32):
+                    return None
+                if m.bias is not None and kind > 2:
+                    return None
+                per_kind[kind].append(m)
+                layers.append((m, None))
+        for mods in per_kind:
+            if len({m.qtype for m in mods}) != 1:
+                return None
+        norms = []
+        for layer in inner.layers:
+            for norm in (layer.input_layernorm, layer.post_attention_layernorm):
+                w = norm.weight.detach().numpy()
+                if w.dtype != np.float32:
+                    return None
+                norms.append(w)
+        for mods in per_kind:                 # same shapes across the layers, too
+            if len({(m.packed.codes.shape, m.packed.minimum.shape) for m in mods}) != 1:
+                return None
+        stacked = [_Stacked(mods) for mods in per_kind]   # the layers now read views of it
+        biases = []
+        for kind in range(3):
+            mods = per_kind[kind]
+            b = np.zeros((len(mods), mods[0].out_features), np.float32)
+            for i, m in enumerate(mods):
+                if m.bias is not None:
+                    b[i] = m.bias.detach().numpy().astype(np.float32)
+            biases.append(b)
+        layers = [(m, m.packed) for mods in zip(*per_kind) for m in mods]
+        # per layer: how many positions back it sees (0: all; Mistral's sliding window)
+        windows = np.array([inner.window if sliding else 0 for sliding in inner.sliding],
+                           dtype=np.int64)
+        return cls(model, layers, stacked, biases,
+                   np.stack(norms).reshape(len(inner.layers), 2, -1), windows)
+
+    def valid(self, model) -> bool:
+        """Whether ``model`` holds the layers this decoder was built over (a copy of the model
+        does not: its layers are other objects). Runs every step: plain dict lookups."""
+        i = 0
+        for layer in model.model.layers:
+            blocks = layer._modules
+            for block, name in _PROJECTIONS:
+                m, packed = self._layers[i]
+                if blocks[block]._modules[name] is not m or m.packed is not packed or \
+                        m.activations != "int8":
+                    return False
+                i += 1
+        return True
+
+    def step(self, x: np.ndarray, position: int, cos: np.ndarray, sin: np.ndarray,
+             keys: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Run every layer on the hidden state ``x`` (hidden,) of the token at ``position``,
+        writing its keys/values at ``position`` of ``keys``/``values`` (layers, kv_heads,
+        max_length, head_dim); returns the last layer's output (before the final norm)."""
+        x = np.array(x, dtype=np.float32)
+        args = []
+        for s in self._stacked:
+            args.extend(s.args())
+        _decode_layers(x, self._norms, np.float32(self.eps), *args, *self._biases,
+                       cos, sin, keys, values, position, self.n_heads, self.n_kv_heads,
+                       self.head_dim, self._stacked[4].out_features, self._windows)
+        return x
+
+
+# ----------------------------------------------------------------------------- the kernel
+@numba.njit(cache=True, fastmath=_FAST, error_model="numpy")
+def _rms_norm(x, w, eps, out):
+    s = np.float32(0.0)
+    for i in range(x.size):
+        s += x[i] * x[i]
+    r = np.float32(1.0) / np.sqrt(s / np.float32(x.size) + eps)
+    for i in range(x.size):
+        out[i] = (x[i] * r) * w[i]
+
+
+@numba.njit(cache=True)
+def _activation_buffers(n):
+    """xq, scale, sum32, sum16, qsum for one row of n values (see quantize_activations)."""
+    return (np.empty((1, n), np.int8), np.empty((1, n // 32), np.float32),
+            np.empty((1, n // 32), np.float32), np.empty((1, n // 16), np.float32),
+            np.empty((1, n // 32), np.int32))
+
+
+@numba.njit(inline="always")
+def _project(h, codes, scale, minimum, has_min, offset, nibble, n_chunks, layer, y, xq, xd, xs,
+             xs16, xsum):
+    """y (1, out) = int8(h) @ W[layer].T, the groups of rows in parallel. Inlined into the
+    caller, whose own parallel loop this becomes: numba's cache mishandles a cached function
+    that *calls* a parallel one (a second specialization loaded from the cache crashed)."""
+    _quantize_rows(h, xq, xd, xs, xs16, xsum)
+    groups = codes.shape[1]
+    step = (groups + n_chunks - 1) // n_chunks
+    for c in numba.prange(n_chunks):
+        g0, g1 = c * step, min(groups, (c + 1) * step)
+        if nibble:
+            _int8_nibble(codes[layer], scale[layer], minimum[layer], has_min, offset, xq, xd, xs,
+                         xsum, y, 0, g0, g1, 16)
+        else:
+            _int8_byte(codes[layer], scale[layer], minimum[layer], has_min, xq, xd, xs, xs16, y,
+                       0, g0, g1, 32)
+
+
+@numba.njit(cache=True, fastmath=_FAST, error_model="numpy")
+def _rotate(v, cos, sin, out):
+    """out = v * cos + roll(v, half) * sin, per head of length cos.size (HF's layout; the sign
+    of the first half is in ``sin``)."""
+    d = cos.size
+    half = d // 2
+    for h in range(v.size // d):
+        for i in range(d):
+            out[h * d + i] = v[h * d + i] * cos[i] + v[h * d + (i + half) % d] * sin[i]
+
+
+@numba.njit(inline="always", fastmath=_FAST, error_model="numpy")
+def _attend(q, keys, values, start, length, n_heads, n_kv, d, out, scores):
+    """Softmax attention of each query head over positions ``start .. length - 1`` of its K/V
+    head."""
+    group = n_heads // n_kv
+    scale = np.float32(1.0) / np.sqrt(np.float32(d))
+    for h in numba.prange(n_heads):
+        g = h // group
+        m = -np.inf
+        for t in range(start, length):
+            s = np.float32(0.0)
+            for i in range(d):
+                s += q[h * d + i] * keys[g, t, i]
+            s *= scale
+            scores[h, t] = s
+            m = max(m, s)
+        total = np.float32(0.0)
+        for t in range(start, length):
+            e = np.exp(scores[h, t] - m)
+            scores[h, t] = e
+            total += e
+        for i in range(d):
+            out[h * d + i] = 0.0
+        for t in range(start, length):
+            p = scores[h, t] / total
+            for i in range(d):
+                out[h * d + i] += p * values[g, t, i]
+
+
+@numba.njit(cache=True, parallel=True, fastmath=_FAST, error_model="numpy")
+def _decode_layers(x, norms, eps,
+                   qc, qs, qm, q_min, q_off, q_nib, q_ch,
+                   kc, ks, km, k_min, k_off, k_nib, k_ch,
+                   vc, vs, vm, v_min, v_off, v_nib, v_ch,
+                   oc, os_, om, o_min, o_off, o_nib, o_ch,
+                   gc, gs, gm, g_min, g_off, g_nib, g_ch,
+                   uc, us, um, u_min, u_off, u_nib, u_ch,
+                   dc, ds, dm, d_min, d_off, d_nib, d_ch,
+                   q_bias, k_bias, v_bias, cos, sin, keys, values, pos, n_heads, n_kv, d, inter,
+                   windows):
+    hidden = x.size
+    L = norms.shape[0]
+    h = np.empty((1, hidden), np.float32)
+    # int8 activations of each width: the hidden state, the attention output, the MLP's inner
+    hq, hd, hs, hs16, hsum = _activation_buffers(hidden)
+    oq, od, os32, os16_, osum = _activation_buffers(n_heads * d)
+    dq, dd, ds32, ds16, dsum = _activation_buffers(inter)
+    q = np.empty((1, n_heads * d), np.float32)
+    k = np.empty((1, n_kv * d), np.float32)
+    v = np.empty((1, n_kv * d), np.float32)
+    qr = np.empty(n_heads * d, np.float32)
+    att = np.empty((1, n_heads * d), np.float32)
+    o = np.empty((1, hidden), np.float32)
+    g = np.empty((1, inter), np.float32)
+    u = np.empty((1, inter), np.float32)
+    scores = np.empty((n_heads, pos + 1), np.float32)
+    for layer in range(L):
+        # attention block
+        _rms_norm(x, norms[layer, 0], eps, h[0])
+        _project(h, qc, qs, qm, q_min, q_off, q_nib, q_ch, layer, q, hq, hd, hs, hs16, hsum)
+        _project(h, kc, ks, km, k_min, k_off, k_nib, k_ch, layer, k, hq, hd, hs, hs16, hsum)
+        _project(h, vc, vs, vm, v_min, v_off, v_nib, v_ch, layer, v, hq, hd, hs, hs16, hsum)
+        for i in range(n_heads * d):
+            q[0, i] += q_bias[layer, i]
+        for i in range(n_kv * d):
+            k[0, i] += k_bias[layer, i]
+            v[0, i] += v_bias[layer, i]
+        _rotate(q[0], cos, sin, qr)
+        kr = keys[layer]
+        vr = values[layer]
+        for hh in range(n_kv):
+            for i in range(d):
+                j = hh * d + (i + d // 2) % d
+                kr[hh, pos, i] = k[0, hh * d + i] * cos[i] + k[0, j] * sin[i]
+                vr[hh, pos, i] = v[0, hh * d + i]
+        start = max(0, pos + 1 - windows[layer]) if windows[layer] > 0 else 0
+        _attend(qr, kr, vr, start, pos + 1, n_heads, n_kv, d, att[0], scores)
+        _project(att, oc, os_, om, o_min, o_off, o_nib, o_ch, layer, o, oq, od, os32, os16_, osum)
+        for i in range(hidden):
+            x[i] += o[0, i]
+        # MLP block
+        _rms_norm(x, norms[layer, 1], eps, h[0])
+        _project(h, gc, gs, gm, g_min, g_off, g_nib, g_ch, layer, g, hq, hd, hs, hs16, hsum)
+        _project(h, uc, us, um, u_min, u_off, u_nib, u_ch, layer, u, hq, hd, hs, hs16, hsum)
+        for i in range(inter):
+            a = g[0, i]
+            g[0, i] = a / (np.float32(1.0) + np.exp(-a)) * u[0, i]
+        _project(g, dc, ds, dm, d_min, d_off, d_nib, d_ch, layer, o, dq, dd, ds32, ds16, dsum)
+        for i in range(hidden):
+            x[i] += o[0, i]

@@ -1,0 +1,164 @@
+"""Row-interleaved GGML weights: repacking is lossless (dequantization bit-exact with gguf),
+the float32 products equal dequantize-then-matmul, and the int8 products compute llama.cpp's
+block formula on llama.cpp's quantized activations."""
+
+import numpy as np
+import pytest
+
+from gradient.errors import ShapeError
+from gradient.quant.ggml import BLOCK_SIZES, GGMLType, UnsupportedQuantTypeError
+from gradient.quant.interleaved import (INTERLEAVED_TYPES, LANES, SMALL_BATCH, InterleavedWeight,
+                                        _round_f16, interleaved_matmul, interleaved_matmul_t,
+                                        quantize_activations)
+
+from .gguf_fixtures import gguf
+
+T = gguf.GGMLQuantizationType
+# byte offsets of the float16 super-block scales of the k-quants (random bytes elsewhere)
+_K_SCALES = {GGMLType.Q2_K: (80, 82), GGMLType.Q3_K: (108,), GGMLType.Q4_K: (0, 2),
+             GGMLType.Q5_K: (0, 2), GGMLType.Q6_K: (208,)}
+
+
+def random_blocks(qtype, m, k, seed=0):
+    """GGML bytes of an (m, k) weight: quantized from random floats for the 32-value types
+    (gguf's quantizer), random bytes with sane float16 scales for the k-quants."""
+    rng = np.random.default_rng(seed)
+    if qtype not in _K_SCALES:
+        w = rng.standard_normal((m, k)).astype(np.float32)
+        w[0, :32] = 0                                   # a zero block
+        return np.ascontiguousarray(gguf.quants.quantize(w, T(int(qtype)))).reshape(m, -1)
+    block, nbytes = BLOCK_SIZES[qtype]
+    raw = rng.integers(0, 256, (m, k // block, nbytes), dtype=np.uint8)
+    for p in _K_SCALES[qtype]:
+        scales = rng.uniform(-0.01, 0.01, (m, k // block)).astype(np.float16)
+        raw[:, :, p:p + 2] = scales[..., None].view(np.uint8)
+    return raw.reshape(m, -1)
+
+
+def reference(blocks, qtype, m, k):
+    return gguf.quants.dequantize(blocks, T(int(qtype))).reshape(m, k).astype(np.float32)
+
+
+@pytest.mark.parametrize("qtype", INTERLEAVED_TYPES, ids=lambda t: t.name)
+def test_repacking_is_lossless(qtype):
+    m, k = 70, 512                      # 70 rows: two whole groups of 32 and a padded one
+    blocks = random_blocks(qtype, m, k)
+    w = InterleavedWeight.from_blocks(blocks, qtype, m, k)
+    ref = reference(blocks, qtype, m, k)
+    assert w.codes.shape[0] == 3 and w.codes.shape[-1] == LANES
+    np.testing.assert_array_equal(w.dequantize(), ref)
+    np.testing.assert_array_equal(w.dequantize(33, 69), ref[33:69])
+    ids = np.array([[69, 0], [31, 32]])
+    np.testing.assert_array_equal(w.rows(ids), ref[ids])
+
+
+@pytest.mark.parametrize("qtype", INTERLEAVED_TYPES, ids=lambda t: t.name)
+@pytest.mark.parametrize("n", [1, 3, SMALL_BATCH + 3])
+def test_float32_products_are_exact_weight_products(qtype, n):
+    m, k = 70, 512
+    blocks = random_blocks(qtype, m, k, seed=n)
+    w = InterleavedWeight.from_blocks(blocks, qtype, m, k)
+    ref = reference(blocks, qtype, m, k).astype(np.float64)
+    x = np.random.default_rng(1).standard_normal((n, k)).astype(np.float32)
+    y = interleaved_matmul(x, w, "float32")
+    expected = x @ ref.T
+    assert y.shape == (n, m) and y.dtype == np.float32
+    assert np.abs(y - expected).max() <= 1e-5 * np.abs(expected).max()
+    g = np.random.default_rng(2).standard_normal((n, m)).astype(np.float32)
+    expected_t = g @ ref
+    assert np.abs(interleaved_matmul_t(g, w) - expected_t).max() <= 1e-5 * np.abs(expected_t).max()
+
+
+def emulate_int8(x, w: InterleavedWeight):
+    """llama.cpp's quantized dot product in float64 from the same quantized activations:
+    per block ``(scale * x_scale) * sum(q_w * q_x) + minimum * x_sum``."""
+    xq, xd, xs, xs16, _ = quantize_activations(x)
+    ref = w.dequantize()
+    block = w.block
+    scale = np.empty((w.out_features, w.in_features // block))
+    minimum = np.zeros_like(scale)
+    codes = np.empty((w.out_features, w.in_features), np.float64)
+    for b in range(w.in_features // block):
+        cols = slice(b * block, (b + 1) * block)
+        g, lane = np.divmod(np.arange(w.out_features), LANES)
+        scale[:, b] = w.scale[g, b, lane]
+        if w.minimum.size:
+            minimum[:, b] = w.minimum[g, b, lane]
+        # the integer codes, recovered from the exact values: (value - minimum) / scale
+        with np.errstate(invalid="ignore", divide="ignore"):
+            c = (ref[:, cols] - minimum[:, b:b + 1]) / scale[:, b:b + 1]
+        codes[:, cols] = np.where(scale[:, b:b + 1] == 0, 0, np.rint(c))
+    y = np.zeros((x.shape[0], w.out_features))
+    for b in range(w.in_features // block):
+        cols = slice(b * block, (b + 1) * block)
+        isum = xq[:, cols].astype(np.float64) @ codes[:, cols].T
+        sx = xd[:, (b * block) // 32][:, None]
+        sm = (xs[:, b] if block == 32 else xs16[:, b])[:, None]
+        y += (scale[:, b] * sx) * isum + minimum[:, b] * sm
+    return y
+
+
+@pytest.mark.parametrize("qtype", INTERLEAVED_TYPES, ids=lambda t: t.name)
+@pytest.mark.parametrize("n", [1, 4])
+def test_int8_products_follow_llama_cpp_formula(qtype, n):
+    m, k = 70, 512
+    blocks = random_blocks(qtype, m, k, seed=3)
+    w = InterleavedWeight.from_blocks(blocks, qtype, m, k)
+    x = np.random.default_rng(4).standard_normal((n, k)).astype(np.float32)
+    y = interleaved_matmul(x, w, "int8")
+    expected = emulate_int8(x, w)
+    assert np.abs(y - expected).max() <= 1e-5 * np.abs(expected).max()
+    # and the exact product, up to the activations' 8 bits
+    exact = x.astype(np.float64) @ w.dequantize().T.astype(np.float64)
+    err = np.abs(y - exact).max() / np.abs(exact).max()
+    assert 1e-5 < err < 2e-2
+
+
+def test_activations_are_quantized_as_llama_cpp_q8_1():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 96)).astype(np.float32)
+    x[0, :32] = 0                                       # a zero block: scale 0, codes 0
+    x[1, 32:64] *= 1e-6                                 # tiny: a subnormal float16 scale
+    xq, xd, xs, xs16, qsum = quantize_activations(x)
+    blocks = x.reshape(2, 3, 32)
+    amax = np.abs(blocks).max(-1)
+    with np.errstate(divide="ignore"):
+        inv = np.where(amax > 0, np.float32(127) / amax, 0).astype(np.float32)
+    q = np.rint(blocks * inv[..., None]).astype(np.int8)
+    np.testing.assert_array_equal(xq.reshape(2, 3, 32), q)
+    d = (amax / np.float32(127)).astype(np.float32)
+    np.testing.assert_array_equal(xd, d.astype(np.float16).astype(np.float32))
+    sums = q.astype(np.int32).sum(-1)
+    np.testing.assert_array_equal(qsum, sums)
+    np.testing.assert_array_equal(xs, (sums * d).astype(np.float32).astype(np.float16)
+                                  .astype(np.float32))
+    halves = q.reshape(2, 6, 16).astype(np.int32).sum(-1) * np.repeat(d, 2, axis=1)
+    np.testing.assert_allclose(xs16, halves, rtol=1e-6)
+
+
+def test_float16_rounding_matches_numpy():
+    rng = np.random.default_rng(6)
+    v = np.concatenate([rng.standard_normal(2000) * 10.0 ** rng.integers(-9, 6, 2000),
+                        [0.0, -0.0, 65504.0, 65519.0, 65520.0, 1e9, -1e9, 2.0 ** -25,
+                         2.0 ** -24 * 1.5, 2.0 ** -24 * 2.5, 1 + 2.0 ** -11, 1 + 3 * 2.0 ** -11,
+                         np.inf, -np.inf]]).astype(np.float32)
+    a = v.copy()
+    _round_f16(a)
+    with np.errstate(over="ignore"):
+        expected = v.astype(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(a, expected)
+
+
+def test_errors():
+    blocks = random_blocks(GGMLType.Q8_0, 4, 64)
+    with pytest.raises(UnsupportedQuantTypeError, match="F16 is not repacked"):
+        InterleavedWeight.from_blocks(np.zeros((4, 128), np.uint8), GGMLType.F16, 4, 64)
+    w = InterleavedWeight.from_blocks(blocks, "Q8_0", 4, 64)
+    with pytest.raises(ShapeError, match=r"x of shape \(1, 32\) does not match"):
+        interleaved_matmul(np.ones((1, 32), np.float32), w)
+    with pytest.raises(ValueError, match="activations must be one of"):
+        interleaved_matmul(np.ones((1, 64), np.float32), w, "int4")
+    with pytest.raises(ShapeError, match="out of range"):
+        w.dequantize(2, 5)
+    with pytest.raises(ShapeError, match="multiple of 32"):
+        quantize_activations(np.ones((1, 48), np.float32))
