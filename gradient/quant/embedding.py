@@ -19,8 +19,6 @@ Example::
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..errors import DTypeError
 from ..nn.module import Module
 from ..ops.creation import from_numpy

@@ -55,8 +55,8 @@ import numba
 import numpy as np
 
 from ..errors import ShapeError
-from .ggml import BLOCK_SIZES, GGMLType, UnsupportedQuantTypeError
-from .matmul import _as_blocks, _f16, _scale_min_k4, _threads, QK_K, TILE_BYTES
+from .ggml import GGMLType, UnsupportedQuantTypeError
+from .matmul import TILE_BYTES, _as_blocks, _f16, _scale_min_k4, _threads
 
 __all__ = ["InterleavedWeight", "interleaved_matmul", "quantize_activations",
            "dequantize_interleaved", "INTERLEAVED_TYPES", "LANES", "ACTIVATIONS"]
