@@ -32,8 +32,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ..quant.interleaved import (InterleavedWeight, _int8_byte, _int8_nibble, _quantize_rows,
-                                 _threads)
+from ..quant.interleaved import InterleavedWeight, _int8_byte, _int8_nibble, _quantize_rows
 from ..quant.linear import QuantizedLinear
 
 __all__ = ["FusedDecoder"]
@@ -57,20 +56,17 @@ class _Stacked:
         self.out_features, self.in_features = first.shape
         n = len(modules)
         self.codes = np.empty((n,) + first.codes.shape, first.codes.dtype)
-        self.scale = np.empty((n,) + first.scale.shape, np.float32)
-        self.minimum = np.empty((n,) + first.minimum.shape, np.float32)
+        self.scale = np.empty((n,) + first.scale.shape, first.scale.dtype)
+        self.minimum = np.empty((n,) + first.minimum.shape, first.minimum.dtype)
         for i, m in enumerate(modules):
             w = m.packed
             self.codes[i], self.scale[i], self.minimum[i] = w.codes, w.scale, w.minimum
             m.packed = InterleavedWeight(w.qtype, w.out_features, w.in_features, w.kind,
                                          w.block, w.offset, self.codes[i], self.scale[i],
                                          self.minimum[i])
-        self.n_chunks = min(first.codes.shape[0],
-                            2 * _threads(first.out_features * first.in_features))
 
     def args(self):
-        return (self.codes, self.scale, self.minimum, self.has_min, self.offset, self.nibble,
-                self.n_chunks)
+        return (self.codes, self.scale, self.minimum, self.has_min, self.offset, self.nibble)
 
 
 class FusedDecoder:
@@ -167,7 +163,8 @@ class FusedDecoder:
             args.extend(s.args())
         _decode_layers(x, self._norms, np.float32(self.eps), *args, *self._biases,
                        cos, sin, keys, values, position, self.n_heads, self.n_kv_heads,
-                       self.head_dim, self._stacked[4].out_features, self._windows)
+                       self.head_dim, self._stacked[4].out_features, self._windows,
+                       2 * numba.get_num_threads())
         return x
 
 
@@ -190,23 +187,41 @@ def _activation_buffers(n):
             np.empty((1, n // 32), np.int32))
 
 
+@numba.njit(cache=True, error_model="numpy")
+def _groups(codes, scale, minimum, has_min, offset, nibble, layer, y, xq, xd, xs, xs16, xsum,
+            lo, hi):
+    """Columns of groups lo..hi of y (1, out) = int8 x @ W[layer].T."""
+    if lo >= hi:
+        return
+    if nibble:
+        _int8_nibble(codes[layer], scale[layer], minimum[layer], has_min, offset, xq, xd, xs,
+                     xsum, y, 0, lo, hi, 16)
+    else:
+        _int8_byte(codes[layer], scale[layer], minimum[layer], has_min, xq, xd, xs, xs16, y, 0,
+                   lo, hi, 32)
+
+
 @numba.njit(inline="always")
-def _project(h, codes, scale, minimum, has_min, offset, nibble, n_chunks, layer, y, xq, xd, xs,
-             xs16, xsum):
-    """y (1, out) = int8(h) @ W[layer].T, the groups of rows in parallel. Inlined into the
-    caller, whose own parallel loop this becomes: numba's cache mishandles a cached function
-    that *calls* a parallel one (a second specialization loaded from the cache crashed)."""
-    _quantize_rows(h, xq, xd, xs, xs16, xsum)
-    groups = codes.shape[1]
-    step = (groups + n_chunks - 1) // n_chunks
+def _project(n_chunks, layer, xq, xd, xs, xs16, xsum,
+             ac, as_, am, a_min, a_off, a_nib, ay,
+             bc, bs, bm, b_min, b_off, b_nib, by,
+             cc, cs, cm, c_min, c_off, c_nib, cy):
+    """Up to three products of the same int8 activations (q, k, v; gate, up; one alone: pass
+    the same projection with ``b``/``c`` having no groups) in one parallel loop over their
+    groups of rows, in ``n_chunks`` chunks. Inlined into the caller, whose own parallel loop
+    this becomes: numba's cache mishandles a cached function that *calls* a parallel one (a
+    second specialization loaded from the cache crashed)."""
+    na, nb, nc = ac.shape[1], bc.shape[1], cc.shape[1]
+    total = na + nb + nc
+    step = (total + n_chunks - 1) // n_chunks
     for c in numba.prange(n_chunks):
-        g0, g1 = c * step, min(groups, (c + 1) * step)
-        if nibble:
-            _int8_nibble(codes[layer], scale[layer], minimum[layer], has_min, offset, xq, xd, xs,
-                         xsum, y, 0, g0, g1, 16)
-        else:
-            _int8_byte(codes[layer], scale[layer], minimum[layer], has_min, xq, xd, xs, xs16, y,
-                       0, g0, g1, 32)
+        g0, g1 = c * step, min(total, (c + 1) * step)
+        _groups(ac, as_, am, a_min, a_off, a_nib, layer, ay, xq, xd, xs, xs16, xsum,
+                max(g0, 0), min(g1, na))
+        _groups(bc, bs, bm, b_min, b_off, b_nib, layer, by, xq, xd, xs, xs16, xsum,
+                max(g0, na) - na, min(g1, na + nb) - na)
+        _groups(cc, cs, cm, c_min, c_off, c_nib, layer, cy, xq, xd, xs, xs16, xsum,
+                max(g0, na + nb) - na - nb, min(g1, total) - na - nb)
 
 
 @numba.njit(cache=True, fastmath=_FAST, error_model="numpy")
@@ -251,15 +266,15 @@ def _attend(q, keys, values, start, length, n_heads, n_kv, d, out, scores):
 
 @numba.njit(cache=True, parallel=True, fastmath=_FAST, error_model="numpy")
 def _decode_layers(x, norms, eps,
-                   qc, qs, qm, q_min, q_off, q_nib, q_ch,
-                   kc, ks, km, k_min, k_off, k_nib, k_ch,
-                   vc, vs, vm, v_min, v_off, v_nib, v_ch,
-                   oc, os_, om, o_min, o_off, o_nib, o_ch,
-                   gc, gs, gm, g_min, g_off, g_nib, g_ch,
-                   uc, us, um, u_min, u_off, u_nib, u_ch,
-                   dc, ds, dm, d_min, d_off, d_nib, d_ch,
+                   qc, qs, qm, q_min, q_off, q_nib,
+                   kc, ks, km, k_min, k_off, k_nib,
+                   vc, vs, vm, v_min, v_off, v_nib,
+                   oc, os_, om, o_min, o_off, o_nib,
+                   gc, gs, gm, g_min, g_off, g_nib,
+                   uc, us, um, u_min, u_off, u_nib,
+                   dc, ds, dm, d_min, d_off, d_nib,
                    q_bias, k_bias, v_bias, cos, sin, keys, values, pos, n_heads, n_kv, d, inter,
-                   windows):
+                   windows, n_chunks):
     hidden = x.size
     L = norms.shape[0]
     h = np.empty((1, hidden), np.float32)
@@ -279,9 +294,11 @@ def _decode_layers(x, norms, eps,
     for layer in range(L):
         # attention block
         _rms_norm(x, norms[layer, 0], eps, h[0])
-        _project(h, qc, qs, qm, q_min, q_off, q_nib, q_ch, layer, q, hq, hd, hs, hs16, hsum)
-        _project(h, kc, ks, km, k_min, k_off, k_nib, k_ch, layer, k, hq, hd, hs, hs16, hsum)
-        _project(h, vc, vs, vm, v_min, v_off, v_nib, v_ch, layer, v, hq, hd, hs, hs16, hsum)
+        _quantize_rows(h, hq, hd, hs, hs16, hsum)
+        _project(n_chunks, layer, hq, hd, hs, hs16, hsum,
+                 qc, qs, qm, q_min, q_off, q_nib, q,
+                 kc, ks, km, k_min, k_off, k_nib, k,
+                 vc, vs, vm, v_min, v_off, v_nib, v)
         for i in range(n_heads * d):
             q[0, i] += q_bias[layer, i]
         for i in range(n_kv * d):
@@ -297,16 +314,27 @@ def _decode_layers(x, norms, eps,
                 vr[hh, pos, i] = v[0, hh * d + i]
         start = max(0, pos + 1 - windows[layer]) if windows[layer] > 0 else 0
         _attend(qr, kr, vr, start, pos + 1, n_heads, n_kv, d, att[0], scores)
-        _project(att, oc, os_, om, o_min, o_off, o_nib, o_ch, layer, o, oq, od, os32, os16_, osum)
+        _quantize_rows(att, oq, od, os32, os16_, osum)
+        _project(n_chunks, layer, oq, od, os32, os16_, osum,
+                 oc, os_, om, o_min, o_off, o_nib, o,
+                 oc[:, :0], os_[:, :0], om[:, :0], o_min, o_off, o_nib, o,
+                 oc[:, :0], os_[:, :0], om[:, :0], o_min, o_off, o_nib, o)
         for i in range(hidden):
             x[i] += o[0, i]
         # MLP block
         _rms_norm(x, norms[layer, 1], eps, h[0])
-        _project(h, gc, gs, gm, g_min, g_off, g_nib, g_ch, layer, g, hq, hd, hs, hs16, hsum)
-        _project(h, uc, us, um, u_min, u_off, u_nib, u_ch, layer, u, hq, hd, hs, hs16, hsum)
+        _quantize_rows(h, hq, hd, hs, hs16, hsum)
+        _project(n_chunks, layer, hq, hd, hs, hs16, hsum,
+                 gc, gs, gm, g_min, g_off, g_nib, g,
+                 uc, us, um, u_min, u_off, u_nib, u,
+                 uc[:, :0], us[:, :0], um[:, :0], u_min, u_off, u_nib, u)
         for i in range(inter):
             a = g[0, i]
             g[0, i] = a / (np.float32(1.0) + np.exp(-a)) * u[0, i]
-        _project(g, dc, ds, dm, d_min, d_off, d_nib, d_ch, layer, o, dq, dd, ds32, ds16, dsum)
+        _quantize_rows(g, dq, dd, ds32, ds16, dsum)
+        _project(n_chunks, layer, dq, dd, ds32, ds16, dsum,
+                 dc, ds, dm, d_min, d_off, d_nib, o,
+                 dc[:, :0], ds[:, :0], dm[:, :0], d_min, d_off, d_nib, o,
+                 dc[:, :0], ds[:, :0], dm[:, :0], d_min, d_off, d_nib, o)
         for i in range(hidden):
             x[i] += o[0, i]
