@@ -1,6 +1,6 @@
 """GGUF decoding of SmolLM2-135M-Instruct Q4_1: gradient against llama.cpp, same file, same prompt.
 
-Run:  python bench/gguf_decode.py [--model PATH] [--prompt 64] [--new 128] [--threads 2] [--rounds 2]
+Run:  python bench/gguf_decode.py [--model PATH] [--prompt 64] [--new 128] [--threads 2] [--rounds 3]
 
 The model is ``--model``, else ``$GRADIENT_SMOLLM2_GGUF``, else
 ``tests/fixtures/models/SmolLM2-135M-Instruct.Q4_1.gguf`` (``.ci/run`` fetches it from the
@@ -9,20 +9,23 @@ The model is ``--model``, else ``$GRADIENT_SMOLLM2_GGUF``, else
 
 The parent process makes a prompt of exactly ``--prompt`` token ids (a fixed English text,
 tokenized by gradient's GGUF tokenizer, which gives llama.cpp's ids) and starts each library in
-a child process of its own, so that each reports its own peak memory (VmHWM). Each child loads
-the file, then per round: a prefill of the prompt that returns the last position's logits, then
+a child process of its own, so that each reports its own peak memory (VmHWM); the two take
+turns, one child per library per round. Each child loads the file, then: a prefill of the prompt that returns the last position's logits, then
 ``--new - 1`` greedy decode steps of one token (argmax of the raw logits, no sampler: no
-repetition penalty). gradient goes through ``gradient.hub.load(path)`` and its KV cache, as
-``model.generate`` does; llama.cpp through ``Llama.eval`` with its default context settings
+repetition penalty). gradient goes through ``gradient.hub.load(path)`` (its default: the
+matrices kept in their GGML types, int8 activations, the fused decode step of
+:mod:`gradient.models.llama_decode`) and its KV cache, as ``model.generate`` does; llama.cpp through ``Llama.eval`` with its default context settings
 (float16 KV cache, ``n_batch=512``), reading the logits with ``llama_get_logits_ith``.
 
 It prints one JSON line: prefill and decode tokens/s for each library (best of ``--rounds``),
 the ratios gradient / llama.cpp (higher is better for gradient), peak RSS of each and its ratio
 (lower is better), load times, and how far the two greedy continuations agree
 (``agree_prefix``: tokens equal before the first difference; ``agree_positions``: equal
-positions out of ``--new``). They need not agree to the end: llama.cpp's Q4_1 matmuls quantize
-the activations to 8 bits, gradient's multiply float32 activations by the exactly dequantized
-weights, and two greedy paths part at the first near-tie.
+positions out of ``--new``). They need not agree to the end: both quantize the activations to
+8 bits in the decode products, but not on the same float32 inputs (gradient's prefill multiplies
+exactly dequantized weights with BLAS; sums run in other orders), and with SmolLM2's activation
+outliers one int8 code rounded the other way moves logits by tenths: two greedy paths part at
+the first near-tie.
 """
 
 from __future__ import annotations
@@ -146,7 +149,8 @@ def main() -> None:
     p.add_argument("--prompt", type=int, default=64, help="prompt tokens")
     p.add_argument("--new", type=int, default=128, help="new tokens, greedy")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--rounds", type=int, default=2, help="runs per library; the best is reported")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="runs per library, taking turns; the best is reported")
     p.add_argument("--worker", choices=["gradient", "llama_cpp"], help=argparse.SUPPRESS)
     p.add_argument("--ids", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -158,15 +162,24 @@ def main() -> None:
     threads = str(args.threads)
     env = dict(os.environ, OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads,
                MKL_NUM_THREADS=threads, NUMBA_NUM_THREADS=threads)
+    # the libraries take turns, one child process each per round: on a shared machine whose
+    # speed drifts, both see the same stretches of it (the best round of each is compared)
     results = {}
-    for lib in ("gradient", "llama_cpp"):
-        cmd = [sys.executable, os.path.abspath(__file__), "--worker", lib, "--model", path,
-               "--ids", json.dumps(prompt), "--new", str(args.new), "--threads", threads,
-               "--rounds", str(args.rounds)]
-        out = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        if out.returncode:
-            raise SystemExit(f"{lib} worker failed:\n{out.stderr}")
-        results[lib] = json.loads(out.stdout.strip().splitlines()[-1])
+    for _ in range(args.rounds):
+        for lib in ("gradient", "llama_cpp"):
+            cmd = [sys.executable, os.path.abspath(__file__), "--worker", lib, "--model", path,
+                   "--ids", json.dumps(prompt), "--new", str(args.new), "--threads", threads,
+                   "--rounds", "1"]
+            out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            if out.returncode:
+                raise SystemExit(f"{lib} worker failed:\n{out.stderr}")
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            if lib in results:
+                results[lib]["timings"] += r["timings"]
+                results[lib]["peak_rss_mib"] = max(results[lib]["peak_rss_mib"],
+                                                   r["peak_rss_mib"])
+            else:
+                results[lib] = r
 
     line = {"model": "SmolLM2-135M-Instruct Q4_1 (GGUF)", "prompt": args.prompt,
             "new": args.new, "threads": args.threads, "rounds": args.rounds}
