@@ -32,6 +32,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ..backends.host_memory import release_freed_memory
 from ..quant.interleaved import InterleavedWeight, _int8_byte, _int8_nibble, _quantize_rows
 from ..quant.linear import QuantizedLinear
 
@@ -122,7 +123,10 @@ class FusedDecoder:
         for mods in per_kind:                 # same shapes across the layers, too
             if len({(m.packed.codes.shape, m.packed.minimum.shape) for m in mods}) != 1:
                 return None
-        stacked = [_Stacked(mods) for mods in per_kind]   # the layers now read views of it
+        stacked = []                 # the layers now read views of it
+        for mods in per_kind:
+            stacked.append(_Stacked(mods))
+            release_freed_memory()   # the layers' own arrays, freed: not kept for reuse
         biases = []
         for kind in range(3):
             mods = per_kind[kind]
