@@ -234,7 +234,8 @@ def load_gguf(path, dtype=None, quantized: bool = True, activations: str = "int8
         # before the weights are read
         tokenizer = tokenizer_from_gguf(reader.metadata, name_or_path=reader.path)
         model = _load_model(reader, _as_dtype(dtype), quantized, activations)
-    release_freed_memory()   # the per-tensor temporaries of the conversion    model.name_or_path = reader.path
+    release_freed_memory()   # the per-tensor temporaries of the conversion
+    model.name_or_path = reader.path
     eos = [i for i in (reader.metadata.get("tokenizer.ggml.eos_token_id"),
                        reader.metadata.get("tokenizer.ggml.eot_token_id")) if i is not None]
     model.generation_config = {k: v for k, v in (
