@@ -10,7 +10,9 @@ The model is ``--model``, else ``$GRADIENT_SMOLLM2_GGUF``, else
 The parent process makes a prompt of exactly ``--prompt`` token ids (a fixed English text,
 tokenized by gradient's GGUF tokenizer, which gives llama.cpp's ids) and starts each library in
 a child process of its own, so that each reports its own peak memory (VmHWM); the two take
-turns, one child per library per round. Each child loads the file, then: a prefill of the prompt that returns the last position's logits, then
+turns, one child per library per round. Each child loads the file and runs an untimed warm-up
+(a prefill of 8 prompt tokens and 3 decode steps: gradient loads its compiled kernels and
+builds its fused decode step, llama.cpp sizes its buffers), then: a prefill of the prompt that returns the last position's logits, then
 ``--new - 1`` greedy decode steps of one token (argmax of the raw logits, no sampler: no
 repetition penalty). gradient goes through ``gradient.hub.load(path)`` (its default: the
 matrices kept in their GGML types, int8 activations, the fused decode step of
@@ -49,6 +51,10 @@ TEXT = ("The history of the printing press begins in the fifteenth century, when
         "people read, how quickly news travelled, and who could take part in public debate.")
 
 
+# the untimed warm-up of each child: a prefill of this many prompt tokens, then 3 decode steps
+WARMUP = 8
+
+
 def find_model(arg: str | None) -> str:
     path = find_smollm2(arg)
     if path is None or not os.path.isfile(path):
@@ -75,6 +81,11 @@ def run_gradient(path, prompt, new, rounds, threads):
     model, _ = gradient.hub.load(path)
     load_s = time.perf_counter() - t
     weight_bytes = model_bytes(model)
+    with gradient.no_grad():    # warm-up, untimed: loads the kernels, builds the fused step
+        cache = model.new_cache(1, WARMUP + 3)
+        model(gradient.tensor([prompt[:WARMUP]]), cache=cache, logits_to_keep=1)
+        for token in prompt[WARMUP:WARMUP + 3]:
+            model(gradient.tensor([[token]]), cache=cache)
     timings = []
     for _ in range(rounds):
         with gradient.no_grad():
@@ -107,6 +118,9 @@ def run_llama_cpp(path, prompt, new, rounds, threads):
                                        shape=(n_vocab,))
         return int(np.argmax(logits))
 
+    llm.eval(prompt[:WARMUP])   # warm-up, untimed, as for gradient
+    for token in prompt[WARMUP:WARMUP + 3]:
+        llm.eval([token])
     timings = []
     for _ in range(rounds):
         llm.reset()   # empty the KV cache
