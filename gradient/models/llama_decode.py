@@ -54,7 +54,7 @@ class _Stacked:
         self.nibble = first.kind == "nibble"
         self.offset = first.offset
         self.has_min = first.minimum.size > 0
-        self.out_features, self.in_features = first.shape
+        self.out_features = first.out_features
         n = len(modules)
         self.codes = np.empty((n,) + first.codes.shape, first.codes.dtype)
         self.scale = np.empty((n,) + first.scale.shape, first.scale.dtype)
@@ -74,17 +74,17 @@ class FusedDecoder:
     """The decode step of one :class:`~gradient.models.LlamaForCausalLM` (see the module
     docstring); build it with :meth:`build`, which says None when the model does not qualify."""
 
-    def __init__(self, model, layers, stacked, biases, norms, windows):
-        self.model = model
-        self._windows = windows
+    def __init__(self, config, layers, stacked, biases, norms, windows):
         self._layers = layers          # [(QuantizedLinear, its packed), ...]: checked per step
-        self._stacked = stacked
-        self._biases = biases
+        self._windows = windows
         self._norms = norms
-        c = model.config
-        self.n_heads, self.n_kv_heads, self.head_dim = (c.num_attention_heads,
-                                                         c.num_key_value_heads, c.head_dim)
-        self.eps = float(c.rms_norm_eps)
+        # the kernel's arguments that do not change from token to token, gathered once
+        self._weights = tuple(a for s in stacked for a in s.args()) + tuple(biases)
+        self.n_heads, self.n_kv_heads, self.head_dim = (config.num_attention_heads,
+                                                         config.num_key_value_heads,
+                                                         config.head_dim)
+        self.intermediate_size = stacked[4].out_features
+        self.eps = np.float32(config.rms_norm_eps)
 
     @classmethod
     def build(cls, model) -> "FusedDecoder | None":
@@ -97,7 +97,6 @@ class FusedDecoder:
         if c.hidden_act not in ("silu", "swish"):
             return None
         per_kind = [[] for _ in _PROJECTIONS]
-        layers = []
         for layer in inner.layers:
             if layer.self_attn.q_norm is not None:
                 return None
@@ -109,7 +108,6 @@ class FusedDecoder:
                 if m.bias is not None and kind > 2:
                     return None
                 per_kind[kind].append(m)
-                layers.append((m, None))
         for mods in per_kind:
             if len({m.qtype for m in mods}) != 1:
                 return None
@@ -139,7 +137,7 @@ class FusedDecoder:
         # per layer: how many positions back it sees (0: all; Mistral's sliding window)
         windows = np.array([inner.window if sliding else 0 for sliding in inner.sliding],
                            dtype=np.int64)
-        return cls(model, layers, stacked, biases,
+        return cls(c, layers, stacked, biases,
                    np.stack(norms).reshape(len(inner.layers), 2, -1), windows)
 
     def valid(self, model) -> bool:
@@ -162,13 +160,9 @@ class FusedDecoder:
         writing its keys/values at ``position`` of ``keys``/``values`` (layers, kv_heads,
         max_length, head_dim); returns the last layer's output (before the final norm)."""
         x = np.array(x, dtype=np.float32)
-        args = []
-        for s in self._stacked:
-            args.extend(s.args())
-        _decode_layers(x, self._norms, np.float32(self.eps), *args, *self._biases,
-                       cos, sin, keys, values, position, self.n_heads, self.n_kv_heads,
-                       self.head_dim, self._stacked[4].out_features, self._windows,
-                       2 * numba.get_num_threads())
+        _decode_layers(x, self._norms, self.eps, *self._weights, cos, sin, keys, values,
+                       position, self.n_heads, self.n_kv_heads, self.head_dim,
+                       self.intermediate_size, self._windows, 2 * numba.get_num_threads())
         return x
 
 
