@@ -56,7 +56,10 @@ import numpy as np
 
 from ..errors import ShapeError
 from .ggml import GGMLType, UnsupportedQuantTypeError
-from .matmul import TILE_BYTES, _as_blocks, _f16, _scale_min_k4, _threads
+# up to SMALL_BATCH rows of x the interleaved kernels, above it exact tiles into BLAS (the
+# crossover of gradient.quant.matmul, the same trade)
+from .matmul import (SMALL_BATCH, _as_blocks, _f16, _scale_min_k4, _threads, tile_rows,
+                     tiled_matmul, tiled_matmul_t)
 
 __all__ = ["InterleavedWeight", "interleaved_matmul", "quantize_activations",
            "dequantize_interleaved", "INTERLEAVED_TYPES", "LANES", "ACTIVATIONS"]
@@ -638,8 +641,6 @@ def _float_parallel(codes, scale, minimum, has_min, offset, nibble, x, y, n_chun
                       min(groups, (c + 1) * step), nj)
 
 
-#: Up to this many rows of x, the interleaved kernels; above, exact tiles into BLAS.
-SMALL_BATCH = 8
 
 
 def interleaved_matmul(x: np.ndarray, w: InterleavedWeight,
@@ -678,31 +679,20 @@ def interleaved_matmul(x: np.ndarray, w: InterleavedWeight,
     return y
 
 
+def _rows_into(w: InterleavedWeight):
+    """``dequant_into(r0, r1, out)`` for :func:`gradient.quant.matmul.tiled_matmul`; tiles of
+    whole groups of rows."""
+    return (lambda r0, r1, out: dequantize_interleaved(w, r0, r1, out),
+            tile_rows(w.out_features, w.in_features, LANES))
+
+
 def _tiled_matmul(x: np.ndarray, w: InterleavedWeight) -> np.ndarray:
-    m, k = w.out_features, w.in_features
-    tile = max(LANES, min(m, TILE_BYTES // (4 * k)) // LANES * LANES)
-    buf = np.empty((tile, k), np.float32)
-    yt = np.empty((m, x.shape[0]), np.float32)
-    for r0 in range(0, m, tile):
-        r1 = min(m, r0 + tile)
-        part = buf[:r1 - r0]
-        dequantize_interleaved(w, r0, r1, part)
-        np.matmul(part, x.T, out=yt[r0:r1])
-    return np.ascontiguousarray(yt.T)
+    into, rows = _rows_into(w)
+    return tiled_matmul(x, w.out_features, w.in_features, into, rows)
 
 
 def interleaved_matmul_t(g: np.ndarray, w: InterleavedWeight) -> np.ndarray:
     """``g @ W`` (the input gradient of :func:`interleaved_matmul`), tile by tile."""
-    m, k = w.out_features, w.in_features
-    g = np.ascontiguousarray(g, dtype=np.float32)
-    out = np.zeros((g.shape[0], k), np.float32)
-    if out.size == 0 or m == 0:
-        return out
-    tile = max(LANES, min(m, TILE_BYTES // (4 * k)) // LANES * LANES)
-    buf = np.empty((tile, k), np.float32)
-    for r0 in range(0, m, tile):
-        r1 = min(m, r0 + tile)
-        part = buf[:r1 - r0]
-        dequantize_interleaved(w, r0, r1, part)
-        out += g[:, r0:r1] @ part
-    return out
+    into, rows = _rows_into(w)
+    return tiled_matmul_t(np.ascontiguousarray(g, dtype=np.float32), w.out_features,
+                          w.in_features, into, rows)

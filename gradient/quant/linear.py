@@ -59,8 +59,10 @@ def _back(ctx, like, y: np.ndarray):
 
 
 class _QuantizedMatmul(Function):
-    """``x @ W.T`` with W the weight of a :class:`QuantizedLinear` (not a tensor: it gets no
-    gradient)."""
+    """``x @ W.T`` with W the frozen weight of a quantized layer (not a tensor: it gets no
+    gradient). The layer (:class:`QuantizedLinear`, :class:`~gradient.quant.weight_only.
+    WeightOnlyLinear`) provides ``_product(x)`` (``x @ W.T``), ``_product_t(g)`` (``g @ W``),
+    ``exact()`` (itself with exact float32 products) and ``in_features``/``out_features``."""
 
     @staticmethod
     def forward(ctx, x, layer):

@@ -601,17 +601,49 @@ def _matmul_2d(x, raw: np.ndarray, qtype: int) -> np.ndarray:
         else:
             _matvec_rows(qtype, raw, x, y, 0, m, _N16)
         return y
-    # prefill: y.T one tile of weight rows at a time, (tile, k) @ (k, n) into contiguous rows
-    tile = max(16, min(m, TILE_BYTES // (4 * k)))
-    buf = np.empty((tile, k), dtype=np.float32)
-    yt = np.empty((m, n), dtype=np.float32)
+    # prefill: dequantized tiles of rows into BLAS
+    return tiled_matmul(x, m, k, lambda r0, r1, w: _dequant_into(qtype, raw, r0, r1, w))
+
+
+def tile_rows(m: int, k: int, multiple: int = 1) -> int:
+    """Rows of a float32 tile of about :data:`TILE_BYTES` for a weight of m rows of k values:
+    at least 16 (or ``multiple``), a multiple of ``multiple``, at most m (rounded up)."""
+    return max(16 if multiple == 1 else multiple,
+               min(m, TILE_BYTES // (4 * k)) // multiple * multiple)
+
+
+def tiled_matmul(x: np.ndarray, m: int, k: int, dequant_into, rows: int | None = None):
+    """``x @ W.T`` (n, m) for float32 x (n, k) and a weight W (m, k) that exists only as
+    ``dequant_into(r0, r1, out)``, which writes rows r0:r1 of it as float32 into ``out``: one
+    tile of ``rows`` rows (default :func:`tile_rows`) at a time, ``(tile, k) @ (k, n)`` with
+    BLAS into contiguous rows of y.T. At most one tile of the float weight exists at a time;
+    every quantized format's prefill path goes through here."""
+    rows = tile_rows(m, k) if rows is None else rows
+    buf = np.empty((rows, k), dtype=np.float32)
+    yt = np.empty((m, x.shape[0]), dtype=np.float32)
     xt = x.T
-    for r0 in range(0, m, tile):
-        r1 = min(m, r0 + tile)
+    for r0 in range(0, m, rows):
+        r1 = min(m, r0 + rows)
         w = buf[:r1 - r0]
-        _dequant_into(qtype, raw, r0, r1, w)
+        dequant_into(r0, r1, w)
         np.matmul(w, xt, out=yt[r0:r1])
     return np.ascontiguousarray(yt.T)
+
+
+def tiled_matmul_t(g: np.ndarray, m: int, k: int, dequant_into, rows: int | None = None):
+    """``g @ W`` (n, k) for float32 g (n, m), W given as for :func:`tiled_matmul`, tile by
+    tile: the input gradient of that product."""
+    out = np.zeros((g.shape[0], k), dtype=np.float32)
+    if out.size == 0 or m == 0:
+        return out
+    rows = tile_rows(m, k) if rows is None else rows
+    buf = np.empty((rows, k), dtype=np.float32)
+    for r0 in range(0, m, rows):
+        r1 = min(m, r0 + rows)
+        w = buf[:r1 - r0]
+        dequant_into(r0, r1, w)
+        out += g[:, r0:r1] @ w
+    return out
 
 
 def quantized_matmul_t(g, blocks, qtype, out_features: int, in_features: int) -> np.ndarray:
@@ -639,16 +671,8 @@ def _matmul_t_2d(g, raw: np.ndarray, qtype: int) -> np.ndarray:
     """``g @ W`` for g (N, out_features) and ``raw`` from _as_blocks."""
     m, k = raw.shape[0], _in_features(raw, qtype)
     g = np.ascontiguousarray(g, dtype=np.float32)
-    out = np.zeros((g.shape[0], k), dtype=np.float32)
-    if out.size == 0 or m == 0:
-        return out
+    if g.shape[0] == 0 or k == 0 or m == 0:
+        return np.zeros((g.shape[0], k), dtype=np.float32)
     if qtype == _T_F32:
         return np.matmul(g, raw.view(np.float32))
-    tile = max(16, min(m, TILE_BYTES // (4 * k)))
-    buf = np.empty((tile, k), dtype=np.float32)
-    for r0 in range(0, m, tile):
-        r1 = min(m, r0 + tile)
-        w = buf[:r1 - r0]
-        _dequant_into(qtype, raw, r0, r1, w)
-        out += g[:, r0:r1] @ w
-    return out
+    return tiled_matmul_t(g, m, k, lambda r0, r1, w: _dequant_into(qtype, raw, r0, r1, w))

@@ -56,7 +56,6 @@ import warnings
 import numba
 import numpy as np
 
-from ..autograd.function import Function
 from ..errors import ShapeError
 from ..nn.module import Module
 from ..nn.modules.linear import Linear
@@ -398,34 +397,15 @@ def _matmul_2d(x, p: PackedWeight) -> np.ndarray:
         else:
             _matvec_rows(bits, qw, sc, zp, zfix, x, y, 0, m, g, _qm._N16)
         return y
-    # prefill: y.T one tile of weight rows at a time, (tile, k) @ (k, n), as quantized_matmul
-    tile = max(16, min(m, _qm.TILE_BYTES // (4 * k)))
-    buf = np.empty((tile, k), dtype=np.float32)
-    yt = np.empty((m, n), dtype=np.float32)
-    xt = x.T
-    for r0 in range(0, m, tile):
-        r1 = min(m, r0 + tile)
-        w = buf[:r1 - r0]
-        _dequant_into(p, r0, r1, w)
-        np.matmul(w, xt, out=yt[r0:r1])
-    return np.ascontiguousarray(yt.T)
+    # prefill: dequantized tiles of rows into BLAS, as quantized_matmul
+    return _qm.tiled_matmul(x, m, k, lambda r0, r1, w: _dequant_into(p, r0, r1, w))
 
 
 def _matmul_t_2d(g, p: PackedWeight) -> np.ndarray:
     """``g @ W`` for g (N, out_features): the input gradient, tile by tile."""
-    m, k = p.out_features, p.in_features
     g = np.ascontiguousarray(g, dtype=np.float32)
-    out = np.zeros((g.shape[0], k), dtype=np.float32)
-    if out.size == 0 or m == 0:
-        return out
-    tile = max(16, min(m, _qm.TILE_BYTES // (4 * k)))
-    buf = np.empty((tile, k), dtype=np.float32)
-    for r0 in range(0, m, tile):
-        r1 = min(m, r0 + tile)
-        w = buf[:r1 - r0]
-        _dequant_into(p, r0, r1, w)
-        out += g[:, r0:r1] @ w
-    return out
+    return _qm.tiled_matmul_t(g, p.out_features, p.in_features,
+                              lambda r0, r1, w: _dequant_into(p, r0, r1, w))
 
 
 def weight_only_matmul(x, packed: PackedWeight) -> np.ndarray:
@@ -440,37 +420,6 @@ def weight_only_matmul(x, packed: PackedWeight) -> np.ndarray:
                          f"shape ({packed.out_features}, {packed.in_features})")
     y = _matmul_2d(x.reshape(-1, x.shape[-1]), packed)
     return y.reshape(x.shape[:-1] + (packed.out_features,))
-
-
-# ----------------------------------------------------------------------------- autograd
-class _WeightOnlyMatmul(Function):
-    """``x @ W.T`` with W given by its codes (frozen: no gradient)."""
-
-    @staticmethod
-    def forward(ctx, x, packed):
-        ctx.packed = packed
-        x_host = _ql._host(ctx, x)
-        y = _matmul_2d(x_host.reshape(-1, x_host.shape[-1]), packed)
-        return _ql._back(ctx, x, y.reshape(x_host.shape[:-1] + (packed.out_features,)))
-
-    @staticmethod
-    def backward(ctx, grad):
-        return _WeightOnlyMatmulT.apply(grad, ctx.packed), None
-
-
-class _WeightOnlyMatmulT(Function):
-    """``g @ W``: the backward of :class:`_WeightOnlyMatmul`, whose backward is that again."""
-
-    @staticmethod
-    def forward(ctx, g, packed):
-        ctx.packed = packed
-        g_host = _ql._host(ctx, g)
-        out = _matmul_t_2d(g_host.reshape(-1, g_host.shape[-1]), packed)
-        return _ql._back(ctx, g, out.reshape(g_host.shape[:-1] + (packed.in_features,)))
-
-    @staticmethod
-    def backward(ctx, grad):
-        return _WeightOnlyMatmul.apply(grad, ctx.packed), None
 
 
 # ----------------------------------------------------------------------------- the layer
@@ -538,11 +487,21 @@ class WeightOnlyLinear(Module):
 
     def forward(self, input: Tensor) -> Tensor:
         _ql.check_input(self, input)
-        y = _WeightOnlyMatmul.apply(input, self.packed)
+        y = _ql._QuantizedMatmul.apply(input, self)
         if self.bias is None:
             return y
         bias = self.bias if self.bias.dtype is y.dtype else self.bias.to(y.dtype)
         return y + bias
+
+    # the protocol of gradient.quant.linear's autograd Functions
+    def _product(self, x: np.ndarray) -> np.ndarray:
+        return _matmul_2d(x, self.packed)
+
+    def _product_t(self, g: np.ndarray) -> np.ndarray:
+        return _matmul_t_2d(g, self.packed)
+
+    def exact(self) -> "WeightOnlyLinear":
+        return self      # its products are exact already (float32 activations)
 
     def dequantize(self) -> Tensor:
         """The weight as a float32 (out_features, in_features) tensor (a new array)."""
