@@ -26,7 +26,7 @@ import os
 import secrets
 import time
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "atomic_path"]
 
 # Stale temp files of dead processes are removed once they are this old (seconds).
 STALE_AFTER_S = 600.0
@@ -38,17 +38,34 @@ def atomic_write(path):
 
     On an exception the temp file is removed and ``path`` is left as it was.
     """
+    with atomic_path(path) as tmp:
+        # os.open with O_EXCL rather than tempfile.mkstemp: mkstemp creates mode 0600 files,
+        # while a checkpoint should get the usual permissions (0666 minus the umask), as open()
+        # would give.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                     0o666)
+        with os.fdopen(fd, "wb") as f:
+            yield f
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """The recipe above for writers that open their file by name (``gguf.GGUFWriter``): yields
+    a temp path in ``path``'s directory for the block to create and write; when the block ends
+    without error the file is fsynced and replaces ``path``, and when it fails it is removed.
+
+    Example::
+
+        with atomic_path("model.gguf") as tmp:
+            writer = gguf.GGUFWriter(tmp, "llama") ...
+    """
     path = os.fspath(path)
     directory, name = os.path.split(os.path.abspath(path))
     _remove_stale_temp_files(directory, name)
-    tmp = os.path.join(directory, f".{name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    # os.open with O_EXCL rather than tempfile.mkstemp: mkstemp creates mode 0600 files, while a
-    # checkpoint should get the usual permissions (0666 minus the umask), as open() would give.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    tmp = os.path.join(directory, f"{temp_file_prefix(path)}{os.getpid()}-{secrets.token_hex(4)}")
     try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
+        yield tmp
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

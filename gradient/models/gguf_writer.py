@@ -52,13 +52,11 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import fnmatch
 import json
 import os
 import re
-import secrets
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -66,7 +64,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import TokenizerError, UnknownArchitectureError
-from ..io.atomic import _fsync_directory, temp_file_prefix
+from ..io.atomic import atomic_path
 from ..nn.module import Module
 from ..quant.embedding import QuantizedEmbedding
 from ..quant.ggml import BLOCK_SIZES, GGMLType, UnsupportedQuantTypeError, tensor_nbytes
@@ -166,7 +164,7 @@ def save_gguf(model, path, qtype: str = "Q8_0", tokenizer=None, *,
         # the byte size: the bytes themselves are made one tensor at a time below
         writer.add_tensor_info(e.name, e.shape, np.float32, e.nbytes,
                                raw_dtype=gguf.GGMLQuantizationType(int(GGMLType[e.type])))
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         try:
             writer.write_header_to_file(path=Path(tmp))
             writer.write_kv_data_to_file()
@@ -620,27 +618,3 @@ def _check_tokenizer(tokenizer, metadata: dict, added: dict) -> None:
                     f"save_gguf: this tokenizer cannot be written faithfully as a GGUF "
                     f"'{plain['tokenizer.ggml.pre']}' byte-level BPE: read back, it encodes "
                     f"{text[:60]!r} as {got[:12]} instead of {want[:12]}")
-
-
-# ----------------------------------------------------------------------------- the file
-@contextlib.contextmanager
-def _atomic_path(path):
-    """A temp path in ``path``'s directory that replaces ``path`` when the block succeeds
-    (after an fsync), and is removed when it fails: ``path`` is never half written.
-
-    :func:`gradient.io.atomic.atomic_write` does this for writers that take a file object;
-    GGUFWriter opens its file by name. The temp name has atomic_write's form.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f"{temp_file_prefix(path)}{os.getpid()}-{secrets.token_hex(4)}")
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_directory(directory)   # make the rename itself durable
