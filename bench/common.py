@@ -1,4 +1,5 @@
-"""What several benchmarks share: a process's peak memory, and where the SmolLM2 GGUF file is.
+"""What several benchmarks share: timing a call, a process's peak memory, and where the SmolLM2
+GGUF file is.
 
 The scripts run as ``python bench/<name>.py``, so this folder is on ``sys.path`` and they
 ``from common import ...``.
@@ -9,10 +10,33 @@ from __future__ import annotations
 import glob
 import os
 import resource
+import statistics
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOLLM2_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_ENV = "GRADIENT_SMOLLM2_GGUF"
+
+
+def time_per_call(fn, min_seconds: float = 0.2, repeat: int = 7) -> float:
+    """Median over ``repeat`` rounds of the mean time per call of ``fn()``, in microseconds;
+    each round makes enough calls to last about ``min_seconds / 4``."""
+    fn()  # warm up (and compile)
+    calls = 1
+    while True:  # find a call count that takes long enough to time reliably
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        if time.perf_counter() - t0 > min_seconds / 4:
+            break
+        calls *= 2
+    rounds = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        rounds.append((time.perf_counter() - t0) / calls * 1e6)
+    return statistics.median(rounds)
 
 
 def peak_rss_mib() -> float:

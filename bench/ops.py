@@ -11,34 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 
 import numpy as np
 import torch
 
 import gradient
 import gradient.nn.functional as GF
-
-
-def _time_per_call(fn, min_seconds: float = 0.2, repeat: int = 7) -> float:
-    """Median over ``repeat`` rounds of the mean time per call, in microseconds."""
-    fn()  # warm up
-    calls = 1
-    while True:  # find a call count that takes long enough to time reliably
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        if time.perf_counter() - t0 > min_seconds / 4:
-            break
-        calls *= 2
-    rounds = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        rounds.append((time.perf_counter() - t0) / calls * 1e6)
-    return statistics.median(rounds)
+from common import time_per_call
 
 
 def _cases():
@@ -86,8 +65,8 @@ def main() -> None:
     args = parser.parse_args()
     ours, theirs = _cases()
     for name in ours:
-        g = _time_per_call(ours[name], repeat=args.repeat)
-        t = _time_per_call(theirs[name], repeat=args.repeat)
+        g = time_per_call(ours[name], repeat=args.repeat)
+        t = time_per_call(theirs[name], repeat=args.repeat)
         print(json.dumps({"case": name, "gradient_us": round(g, 2), "torch_us": round(t, 2),
                           "ratio": round(g / t, 3), "torch_threads": torch.get_num_threads()}))
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 
 import numba
 import numpy as np
@@ -26,27 +24,9 @@ from gradient.quant.ggml import BLOCK_SIZES, GGMLType
 from gradient.quant.linear import quantize
 from gradient.quant.matmul import dequantize_rows, quantized_matmul
 
+from common import time_per_call
+
 SHAPES = ((576, 1536), (1536, 576), (4096, 4096))
-
-
-def _time_per_call(fn, min_seconds: float = 0.1, repeat: int = 7) -> float:
-    """Median over ``repeat`` rounds of the mean time per call, in microseconds."""
-    fn()  # warm up (and compile)
-    calls = 1
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        if time.perf_counter() - t0 > min_seconds / 4:
-            break
-        calls *= 2
-    rounds = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        rounds.append((time.perf_counter() - t0) / calls * 1e6)
-    return statistics.median(rounds)
 
 
 def _random_blocks(rng, qtype: GGMLType, m: int, k: int) -> np.ndarray:
@@ -84,9 +64,9 @@ def main() -> None:
             blocks = _random_blocks(rng, qtype, m, k)
             w = dequantize_rows(blocks, qtype, m, k)
             x = rng.standard_normal((args.n, k)).astype(np.float32)
-            quant = _time_per_call(lambda: quantized_matmul(x, blocks, qtype, m, k),
-                                   repeat=args.repeat)
-            ref = _time_per_call(lambda: x @ w.T, repeat=args.repeat)
+            quant = time_per_call(lambda: quantized_matmul(x, blocks, qtype, m, k),
+                                  repeat=args.repeat, min_seconds=0.1)
+            ref = time_per_call(lambda: x @ w.T, repeat=args.repeat, min_seconds=0.1)
             print(json.dumps({
                 "type": name, "shape": [m, k], "n": args.n, "threads": numba.get_num_threads(),
                 "quant_us": round(quant, 1), "numpy_f32_us": round(ref, 1),
