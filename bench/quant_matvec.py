@@ -1,4 +1,4 @@
-"""Quantized matrix-vector products (gradient.quant.matmul) against NumPy on the float matrix.
+"""Quantized matrix-vector products (gradient.quant) against NumPy on the float matrix.
 
 Run:  python bench/quant_matvec.py [--repeat 7] [--n 1] [--types Q4_1,Q8_0,Q4_K,Q6_K]
 
@@ -7,7 +7,10 @@ For each GGML type and weight shape (out_features x in_features), one JSON line 
 quantized blocks; ``numpy_f32_us`` -- ``x @ W.T`` with NumPy (BLAS) on the already-dequantized
 float32 matrix (what a model holding float weights does); ``ratio`` = quant / numpy (lower is
 better); ``quant_GBps`` -- quantized bytes read per second by the kernel; ``numpy_GBps`` -- float32
-bytes per second for NumPy. Medians over ``--repeat`` rounds. The machines are shared and noisy:
+bytes per second for NumPy; ``interleaved_int8_us`` / ``interleaved_f32_us`` -- the repacked
+weight (:class:`~gradient.quant.InterleavedWeight`, what ``QuantizedLinear`` and GGUF models
+multiply by) with int8 and with float32 activations, and ``interleaved_ratio`` = int8 / numpy.
+Medians over ``--repeat`` rounds. The machines are shared and noisy:
 compare ratios from one run. K-quants need in_features to be a multiple of 256 (shapes that are
 not are skipped). The first run compiles the numba kernels (cached on disk afterwards).
 """
@@ -22,6 +25,8 @@ import numpy as np
 
 from gradient.quant.ggml import BLOCK_SIZES, GGMLType
 from gradient.quant.linear import quantize
+from gradient.quant.interleaved import (INTERLEAVED_TYPES, InterleavedWeight,
+                                        interleaved_matmul)
 from gradient.quant.matmul import dequantize_rows, quantized_matmul
 
 from common import time_per_call
@@ -67,12 +72,20 @@ def main() -> None:
             quant = time_per_call(lambda: quantized_matmul(x, blocks, qtype, m, k),
                                   repeat=args.repeat, min_seconds=0.1)
             ref = time_per_call(lambda: x @ w.T, repeat=args.repeat, min_seconds=0.1)
-            print(json.dumps({
+            line = {
                 "type": name, "shape": [m, k], "n": args.n, "threads": numba.get_num_threads(),
                 "quant_us": round(quant, 1), "numpy_f32_us": round(ref, 1),
                 "ratio": round(quant / ref, 3),
                 "quant_GBps": round(blocks.nbytes / quant / 1e3, 2),
-                "numpy_GBps": round(w.nbytes / ref / 1e3, 2)}), flush=True)
+                "numpy_GBps": round(w.nbytes / ref / 1e3, 2)}
+            if qtype in INTERLEAVED_TYPES:
+                packed = InterleavedWeight.from_blocks(blocks, qtype, m, k)
+                for act, key in (("int8", "interleaved_int8_us"), ("float32", "interleaved_f32_us")):
+                    t = time_per_call(lambda: interleaved_matmul(x, packed, act),
+                                      repeat=args.repeat, min_seconds=0.1)
+                    line[key] = round(t, 1)
+                line["interleaved_ratio"] = round(line["interleaved_int8_us"] / ref, 3)
+            print(json.dumps(line), flush=True)
 
 
 if __name__ == "__main__":
