@@ -325,6 +325,9 @@ def index_add_rows(out, ids, values) -> bool:
 
 
 # the kernels the NumPy backend offers through Backend.fused(name)
-FUSED = {"gelu": gelu, "gelu_backward": gelu_backward, "layer_norm": layer_norm,
+from .cpu_attention import attention_backward, attention_forward  # noqa: E402 (uses _compile)
+
+FUSED = {"attention_forward": attention_forward, "attention_backward": attention_backward,
+         "gelu": gelu, "gelu_backward": gelu_backward, "layer_norm": layer_norm,
          "layer_norm_backward": layer_norm_backward, "adam_step": adam_step,
          "index_add_rows": index_add_rows}

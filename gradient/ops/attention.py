@@ -1,8 +1,10 @@
 """Scaled dot-product attention, as ``torch.nn.functional.scaled_dot_product_attention``.
 
 ``softmax(q @ k.T * scale + mask) @ v``, written as a composition of differentiable ops so
-that double backward works. A fused backend kernel can replace it later (ARCHITECTURE.md:
-fused fast paths are optional backend methods with this composition as the fallback).
+that double backward works. Without a mask or dropout, and with one key head per query head,
+a backend's fused ``attention_forward``/``attention_backward`` kernels run it as one node
+(:class:`FusedAttention`); the composition stays the fallback (ARCHITECTURE.md: fused fast
+paths are optional backend methods).
 
 Semantics follow PyTorch 2.13:
 
@@ -33,13 +35,14 @@ import math
 
 from ..autograd import autocast_state as _autocast
 from ..autograd import is_grad_enabled
+from ..autograd.function import Function
 from ..dtypes import bool_, float32, float64, int64
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
 from .creation import arange
 from .elementwise import where
 from .linalg import matmul as _matmul
-from .nn import _broadcasts_to, _softmax_array, dropout, softmax
+from .nn import _broadcasts_to, _fused_backward, _softmax_array, dropout, softmax
 from .reduce import sum as _sum
 from .shape import broadcast_shapes, reshape, transpose
 
@@ -121,10 +124,15 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     if scale is None:
         # E = 0: PyTorch's scale is inf, harmless because the scores are empty sums (zeros)
         scale = 1.0 / math.sqrt(E) if E else math.inf
-    if (attn_mask is None and dropout_p == 0.0 and S and E and query.dtype in (float32, float64)
-            and not (is_grad_enabled() and (query.requires_grad or key.requires_grad
-                                            or value.requires_grad))):
-        return _attention_arrays(query, key, value, scale, k_groups, v_groups, is_causal)
+    if attn_mask is None and dropout_p == 0.0 and S and E and query.dtype in (float32, float64):
+        recording = is_grad_enabled() and (query.requires_grad or key.requires_grad
+                                            or value.requires_grad)
+        fused = (k_groups == v_groups == 1 and query.shape[:-2] == key.shape[:-2] == value.shape[:-2]
+                 and query._backend.fused("attention_forward") is not None)
+        if fused and (recording or L > 1):
+            return FusedAttention.apply(query, key, value, scale, is_causal)
+        if not recording:
+            return _attention_arrays(query, key, value, scale, k_groups, v_groups, is_causal)
     q = query * scale  # scaling (..., L, E) costs less than scaling the (..., L, S) scores
     if k_groups > 1:
         scores = _merge_heads(_matmul(_split_heads(q, k_groups),
@@ -145,6 +153,39 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     if v_groups > 1:
         return _merge_heads(_matmul(_split_heads(attn, v_groups), _split_heads(value, 1)))
     return _matmul(attn, value)
+
+
+class FusedAttention(Function):
+    """Attention without a mask (or with the causal one) through the backend's fused kernels.
+
+    The forward keeps the attention probabilities, as the composition would. The backward runs
+    the fused kernel when no graph is built; for second derivatives it is written with
+    differentiable ops (the softmax recomputed from the saved query and key).
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, scale, causal):
+        out, probs = ctx.backend.fused("attention_forward")(q, k, v, scale, causal)
+        ctx.scale, ctx.causal, ctx.probs = scale, causal, probs
+        ctx.save_for_backward(q, k, v, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        q, k, v, out = ctx.saved_tensors
+        if not is_grad_enabled():
+            grads = _fused_backward(ctx, "attention_backward", grad, q, k, v, out, ctx.probs,
+                                    ctx.scale, ctx.causal)
+            if grads is not None:
+                return (*grads, None, None)
+        scores = _matmul(q * ctx.scale, transpose(k, -1, -2))
+        if ctx.causal:
+            scores = scores + _causal_mask(q.shape[-2], k.shape[-2], scores.dtype, q.device)
+        p = softmax(scores, -1)
+        dp = _matmul(grad, transpose(v, -1, -2))
+        ds = p * (dp - _sum(dp * p, -1, keepdim=True))
+        return (_matmul(ds, k) * ctx.scale, _matmul(transpose(ds, -1, -2), q) * ctx.scale,
+                _matmul(transpose(p, -1, -2), grad), None, None)
 
 
 def _attention_arrays(query: Tensor, key: Tensor, value: Tensor, scale: float, k_groups: int,

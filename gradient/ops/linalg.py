@@ -23,6 +23,8 @@ Example::
 
 from __future__ import annotations
 
+import math
+
 from ..autograd import autocast_state as _autocast
 from ..autograd.function import Function
 from ..dtypes import bfloat16, bool_, float16, float32, from_numpy_dtype
@@ -84,6 +86,10 @@ class Matmul(Function):
         # added dimension is dropped again by reshaping to ``out_shape``.
         a2 = a if a.ndim > 1 else backend.reshape(a, (1,) + a.shape)
         b2 = b if b.ndim > 1 else backend.reshape(b, b.shape + (1,))
+        if a2.ndim > 2 and b2.ndim == 2:
+            # a stack of matrices times one matrix is one (rows, k) @ (k, m) GEMM: several times
+            # faster than a GEMM per matrix of the stack
+            a2 = backend.reshape(a2, (math.prod(a2.shape[:-1]), a2.shape[-1]))
         out = backend.matmul(a2, b2)
         return backend.reshape(out, out_shape) if out.shape != out_shape else out
 
@@ -101,7 +107,11 @@ class Matmul(Function):
             grad_a = matmul(g, b2.mT)      # batch + (n, k); the engine sums the batch dims away
             if a.ndim == 1:                # drop the row dimension: batch + (k,)
                 grad_a = reshape(grad_a, tuple(grad_a.shape[:-2]) + (grad_a.shape[-1],))
-        if ctx.needs_input_grad[1]:
+        if ctx.needs_input_grad[1] and a2.ndim > 2 and b.ndim == 2:
+            # b was shared by the whole stack: its gradient sums over it, in one GEMM
+            rows = math.prod(a2.shape[:-1])
+            grad_b = matmul(reshape(a2, (rows, a2.shape[-1])).mT, reshape(g, (rows, g.shape[-1])))
+        elif ctx.needs_input_grad[1]:
             grad_b = matmul(a2.mT, g)      # batch + (k, m)
             if b.ndim == 1:                # drop the column dimension: batch + (k,)
                 grad_b = reshape(grad_b, tuple(grad_b.shape[:-1]))

@@ -176,3 +176,69 @@ def test_embedding_gradient_uses_the_kernel_and_equals_the_composition(composed,
     assert calls and all(calls)  # the kernel ran and did not decline
     composed()
     np.testing.assert_array_equal(fused, grad())
+
+
+# ---------------------------------------------------------------------- attention
+def _heads(rng, dtype, *shape):
+    """(batch, heads, seq, dim) as heads split off a (batch, seq, heads, dim) array: a strided
+    view, as in a transformer block."""
+    b, h, n, d = shape
+    return rng.standard_normal((b, n, h, d)).astype(dtype).transpose(0, 2, 1, 3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("causal,L,S", [(True, 6, 6), (True, 4, 7), (True, 7, 3), (False, 5, 4)])
+def test_attention_fused_matches_composition_and_torch(composed, dtype, causal, L, S):
+    import torch
+    rng = np.random.default_rng(0)
+    q, k, v = _heads(rng, dtype, 2, 3, L, 4), _heads(rng, dtype, 2, 3, S, 4), _heads(rng, dtype, 2, 3, S, 5)
+
+    def attend(q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    fused, reference = _both(attend, composed, q, k, v)
+    tq, tk, tv = (torch.tensor(np.ascontiguousarray(a), requires_grad=True) for a in (q, k, v))
+    out = torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, is_causal=causal)
+    out.backward(torch.tensor(np.random.default_rng(1).standard_normal(out.shape).astype(dtype)))
+    theirs = [out.detach().numpy()] + [t.grad.numpy() for t in (tq, tk, tv)]
+    tol = 2e-6 if dtype == np.float32 else 1e-12
+    for a, b, c in zip(fused, reference, theirs):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+        np.testing.assert_allclose(a, c, rtol=tol, atol=tol)
+
+
+def test_attention_kernel_is_used_in_training_and_prefill(monkeypatch):
+    from gradient.backends import cpu_kernels
+    calls = []
+    for name in ("attention_forward", "attention_backward"):
+        kernel = cpu_kernels.FUSED[name]
+        monkeypatch.setitem(cpu_kernels.FUSED, name,
+                            lambda *a, _k=kernel, _n=name: calls.append(_n) or _k(*a))
+    q = gradient.randn(2, 2, 5, 4, requires_grad=True)
+    F.scaled_dot_product_attention(q, q, q, is_causal=True).sum().backward()
+    assert calls == ["attention_forward", "attention_backward"]
+    with gradient.no_grad():   # a prefill (several query rows) is fused too, a decode step is not
+        F.scaled_dot_product_attention(q, q, q, is_causal=True)
+        F.scaled_dot_product_attention(q[:, :, :1], q, q)
+    assert calls == ["attention_forward", "attention_backward", "attention_forward"]
+    # a mask, dropout or grouped heads take the composition
+    F.scaled_dot_product_attention(q, q, q, gradient.ones(5, 5, dtype=gradient.bool))
+    F.scaled_dot_product_attention(q, q[:, :1], q[:, :1], enable_gqa=True)
+    assert len(calls) == 3
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_attention_second_derivatives_through_the_fused_node(causal):
+    """The fused node's backward with create_graph=True is written with differentiable ops:
+    its first derivatives must equal the kernel's, and its own derivatives must check out."""
+    rng = np.random.default_rng(2)
+    q, k, v = (gradient.tensor(rng.standard_normal((1, 2, n, 3)), requires_grad=True)
+               for n in (4, 5, 5))
+    g = gradient.tensor(rng.standard_normal((1, 2, 4, 3)))
+
+    def attend(q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=0.7)
+    plain = gradient.autograd.grad(attend(q, k, v), (q, k, v), g)
+    graph = gradient.autograd.grad(attend(q, k, v), (q, k, v), g, create_graph=True)
+    for a, b in zip(plain, graph):
+        np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=1e-12, atol=1e-12)
+    assert gradient.autograd.gradgradcheck(attend, (q, k, v))

@@ -1,0 +1,118 @@
+"""Fused attention on the CPU: ``softmax(q k^T * scale [+ causal mask]) v`` and its backward,
+with the products on BLAS and the softmax passes compiled with numba.
+
+Composed from single ops, the softmax of one attention layer is a scale, a mask, a max, a
+subtraction, an exp, a sum and a division: seven passes over the (L, S) scores, each allocating
+a new array, and its backward three more. Here the scores are shifted in one in-place pass
+(scale, causal mask and row maximum), exponentiated in place by NumPy (numba would call the
+scalar libm ``exp``; NumPy's is vectorised), and normalised in another. Backward needs no
+reduction over dP: FlashAttention's identity ``sum_j P_ij dP_ij = g_i . out_i`` gives the
+softmax gradient in one pass. The four products are batched GEMMs.
+
+Forward keeps the probabilities (..., L, S) for backward, as the composition does. The kernels
+are serial, as the others in :mod:`gradient.backends.cpu_kernels`.
+
+Example::
+
+    >>> from gradient.backends import cpu_attention
+    >>> q = k = v = np.ones((2, 4, 8), np.float32)
+    >>> out, probs = cpu_attention.attention_forward(q, k, v, 0.35, True)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .cpu_kernels import _compile, _usable
+
+
+@_compile(fastmath={"reassoc"})  # vectorised row maxima and sums
+def _shift_rows(scores, scale, causal):
+    """scores * scale minus each row's maximum, in place; -inf past a causal row's end (key i)."""
+    Z, L, S = scores.shape
+    for z in range(Z):
+        for i in range(L):
+            n = min(i + 1, S) if causal else S
+            row = scores[z, i]
+            top = row[0] * scale
+            for j in range(1, n):
+                top = max(top, row[j] * scale)
+            for j in range(n):
+                row[j] = row[j] * scale - top
+            for j in range(n, S):
+                row[j] = -np.inf
+
+
+@_compile(fastmath={"reassoc"})
+def _normalize_rows(e):
+    """Rows of exp(shifted scores) divided by their sums, in place: the probabilities."""
+    Z, L, S = e.shape
+    for z in range(Z):
+        for i in range(L):
+            row = e[z, i]
+            total = row[0] * 0
+            for j in range(S):
+                total += row[j]
+            inv = 1 / total
+            for j in range(S):
+                row[j] *= inv
+
+
+@_compile(fastmath={"reassoc"})
+def _score_gradient(dp, probs, row_dot, scale):
+    """dS = P * (dP - row_dot) * scale, in place of dP."""
+    Z, L, S = dp.shape
+    for z in range(Z):
+        for i in range(L):
+            r = row_dot[z, i]
+            for j in range(S):
+                dp[z, i, j] = probs[z, i, j] * (dp[z, i, j] - r) * scale
+
+
+def _as_batches(a):
+    """A contiguous array (..., rows, cols) as (batch, rows, cols): a view."""
+    return a.reshape((-1,) + a.shape[-2:])
+
+
+def _handled(*arrays) -> bool:
+    """float32/float64 NumPy arrays of one dtype with equal leading (batch and head) dimensions."""
+    return (_usable(*arrays) and all(a.ndim >= 2 for a in arrays)
+            and len({a.shape[:-2] for a in arrays}) == 1)
+
+
+def _mT(a):
+    return a.swapaxes(-1, -2)
+
+
+def attention_forward(q, k, v, scale: float, causal: bool):
+    """``(out, probs)`` of attention over the last two dimensions; None if not handled.
+
+    q: (..., L, E), k: (..., S, E), v: (..., S, Ev) with the same leading dimensions; a causal
+    mask is top-left aligned (query i sees keys 0..i), as in PyTorch. ``probs`` (..., L, S)
+    feeds :func:`attention_backward`. Inputs may be strided views (heads split off a
+    (batch, seq, heads * dim) projection): the products read them in place.
+    """
+    if not _handled(q, k, v) or k.shape[-1] != q.shape[-1] or v.shape[-2] != k.shape[-2]:
+        return None
+    if k.shape[-2] == 0:
+        return None
+    probs = np.matmul(q, _mT(k))
+    _shift_rows(_as_batches(probs), q.dtype.type(scale), bool(causal))
+    np.exp(probs, out=probs)
+    _normalize_rows(_as_batches(probs))
+    return np.matmul(probs, v), probs
+
+
+def attention_backward(grad, q, k, v, out, probs, scale: float, causal: bool):
+    """``(dq, dk, dv)`` of :func:`attention_forward` for the upstream ``grad``; None if not handled."""
+    if not _handled(grad, q, k, v, out, probs) or grad.shape != out.shape:
+        return None
+    # softmax's backward needs sum_j P_ij dP_ij per row; FlashAttention's identity gives it as
+    # grad_i . out_i, without a pass over dP
+    row_dot = np.einsum("...d,...d->...", grad, out)
+    dv = np.matmul(_mT(probs), grad)
+    ds = np.matmul(grad, _mT(v))
+    _score_gradient(_as_batches(ds), _as_batches(probs),
+                    np.ascontiguousarray(row_dot).reshape(-1, row_dot.shape[-1]),
+                    q.dtype.type(scale))
+    return np.matmul(ds, k), np.matmul(_mT(ds), q), dv
