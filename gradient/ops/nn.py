@@ -601,6 +601,8 @@ class Linear(Function):
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
+        if not is_grad_enabled():  # no graph to build: two GEMMs on the raw arrays
+            return _linear_backward_arrays(ctx, grad, x, weight)
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
             grad_x = Linear.apply(grad, weight.T, None)              # grad @ weight
@@ -610,6 +612,21 @@ class Linear(Function):
             grad_w = Linear.apply(permute(g2, (1, 0)), permute(x2, (1, 0)), None)
         grad_b = grad if ctx.needs_input_grad[2] else None   # the engine sums it to bias's shape
         return grad_x, grad_w, grad_b
+
+
+def _linear_backward_arrays(ctx, grad, x, weight):
+    """Linear's backward without recording: the same products as the differentiable path
+    (``grad @ weight`` and ``grad2.T @ x2``), without the Tensor ops around them."""
+    b = ctx.backend
+    rows = math.prod(x.shape[:-1])
+    g2 = b.reshape(grad._data, (rows, weight.shape[0]))
+    grad_x = grad_w = None
+    if ctx.needs_input_grad[0]:
+        grad_x = Tensor._make(b.reshape(b.matmul(g2, weight._data), tuple(x.shape)), False, b)
+    if ctx.needs_input_grad[1]:
+        x2 = b.reshape(x._data, (rows, x.shape[-1]))
+        grad_w = Tensor._make(b.matmul(b.permute(g2, (1, 0)), x2), False, b)
+    return grad_x, grad_w, grad if ctx.needs_input_grad[2] else None
 
 
 def _flatten_leading(t: Tensor) -> Tensor:
