@@ -22,7 +22,7 @@ from .errors import (AutogradError, DeviceError, DTypeError, FileFormatError, Gr
 from .tensor import Size, Tensor
 from .ops import *  # noqa: F401,F403
 from .ops.creation import Generator, default_generator  # noqa: F401
-from . import amp, autograd, io, nn, ops, optim  # noqa: F401
+from . import amp, autograd, cuda, io, nn, ops, optim  # noqa: F401
 from .io import load, save  # noqa: F401
 
 bool = bool_  # noqa: A001  (gradient.bool, like torch.bool)

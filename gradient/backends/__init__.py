@@ -37,12 +37,11 @@ def get_backend(device_type: str) -> Backend:
     return backend
 
 
-def _cuda_unavailable() -> Backend:
-    raise DeviceError(
-        "device 'cuda' is not available: gradient's CUDA backend is not installed in this build "
-        "and no GPU was found. Use device='cpu'.")
+def _load_cuda() -> Backend:
+    from .cuda import load_backend  # imports CuPy: only when device "cuda" is first used
+    return load_backend()
 
 
-register_backend("cuda", _cuda_unavailable)
+register_backend("cuda", _load_cuda)
 
 __all__ = ["Backend", "ArrayBackend", "cpu_backend", "get_backend", "register_backend"]

@@ -182,6 +182,10 @@ class Backend:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ optional fast paths
+    #: NumPy dtypes of the inputs the fused kernels of :meth:`fused` take (norms, attention);
+    #: ops compose primitives for other dtypes
+    fused_dtypes: frozenset = frozenset()
+
     def fused(self, name: str):
         """The optional fused kernel ``name`` if this backend has one, else None."""
         return getattr(self, "fused_" + name, None)

@@ -246,6 +246,71 @@ def layer_norm_backward(grad, x, mean, rstd, weight):
     return dx.reshape(x.shape), dw.astype(x.dtype), db.astype(x.dtype)
 
 
+# ---------------------------------------------------------------------- RMS norm
+@_compile(fastmath={"reassoc"})  # vectorised row sums
+def _rms_norm_fwd(x, w, eps, y, rstd):
+    # x, y: (rows, n); w: (n,) or (0,); the mean square accumulates in float64
+    rows, n = x.shape
+    for r in range(rows):
+        s = 0.0
+        for j in range(n):
+            s += x[r, j] * x[r, j]
+        rstd[r] = 1.0 / math.sqrt(s / n + eps)
+        iv = rstd[r]  # in the array's dtype from here on
+        for j in range(n):
+            v = x[r, j] * iv
+            y[r, j] = v * w[j] if w.size else v
+
+
+@_compile(fastmath={"reassoc"})
+def _rms_norm_bwd(g, x, rstd, w, dx, dw):
+    # dx = rstd * (g w - xhat * mean(g w xhat)); dw = sum g xhat
+    rows, n = x.shape
+    for r in range(rows):
+        iv = rstd[r]
+        a = 0.0
+        for j in range(n):
+            xhat = x[r, j] * iv
+            gw = g[r, j] * w[j] if w.size else g[r, j]
+            a += gw * xhat
+            if w.size:
+                dw[j] += g[r, j] * xhat
+        a_mean = a / n
+        for j in range(n):
+            xhat = x[r, j] * iv
+            gw = g[r, j] * w[j] if w.size else g[r, j]
+            dx[r, j] = iv * (gw - xhat * a_mean)
+
+
+def rms_norm(x, weight, eps: float):
+    """RMS norm over the last dimension: ``(y, rstd)``; None if not handled.
+
+    ``rstd`` (1/sqrt(mean(x^2) + eps)) has shape ``x.shape[:-1]`` and feeds
+    :func:`rms_norm_backward`.
+    """
+    if x.ndim == 0 or not _usable(x, *([] if weight is None else [weight])):
+        return None
+    n = x.shape[-1]
+    x2 = _flat(x).reshape(-1, n)
+    y = np.empty_like(x2)
+    rstd = np.empty(x2.shape[0], x.dtype)
+    _rms_norm_fwd(x2, np.empty(0, x.dtype) if weight is None else _flat(weight), float(eps), y, rstd)
+    return y.reshape(x.shape), rstd.reshape(x.shape[:-1])
+
+
+def rms_norm_backward(grad, x, rstd, weight):
+    """Gradients ``(dx, dweight)`` of :func:`rms_norm` (dweight None without a weight)."""
+    if not _usable(grad, x, rstd, *([] if weight is None else [weight])) or grad.shape != x.shape:
+        return None
+    n = x.shape[-1]
+    x2, g2 = _flat(x).reshape(-1, n), _flat(grad).reshape(-1, n)
+    dx = np.empty_like(x2)
+    dw = np.zeros(n if weight is not None else 0, np.float64)
+    _rms_norm_bwd(g2, x2, _flat(rstd), np.empty(0, x.dtype) if weight is None else _flat(weight),
+                  dx, dw)
+    return dx.reshape(x.shape), None if weight is None else dw.astype(x.dtype)
+
+
 # ---------------------------------------------------------------------- Adam / AdamW
 @_compile
 def _adam_step(p, g, m, v, vmax, decay, l2, w1, keep1, b2, one_minus_b2, bc2, eps, neg_step,
@@ -329,5 +394,6 @@ from .cpu_attention import attention_backward, attention_forward  # noqa: E402 (
 
 FUSED = {"attention_forward": attention_forward, "attention_backward": attention_backward,
          "gelu": gelu, "gelu_backward": gelu_backward, "layer_norm": layer_norm,
-         "layer_norm_backward": layer_norm_backward, "adam_step": adam_step,
+         "layer_norm_backward": layer_norm_backward, "rms_norm": rms_norm,
+         "rms_norm_backward": rms_norm_backward, "adam_step": adam_step,
          "index_add_rows": index_add_rows}

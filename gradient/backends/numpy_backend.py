@@ -298,6 +298,7 @@ class NumpyBackend(ArrayBackend):
     (:mod:`gradient.backends.cpu_kernels`) as its optional fast paths."""
 
     _kernels = None  # the cpu_kernels module once imported, False when numba is missing
+    fused_dtypes = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
 
     def fused(self, name):
         if NumpyBackend._kernels is None:

@@ -42,7 +42,7 @@ from ..tensor import Tensor
 from .creation import arange
 from .elementwise import where
 from .linalg import matmul as _matmul
-from .nn import _broadcasts_to, _fused_backward, _softmax_array, dropout, softmax
+from .nn import _broadcasts_to, _fused_backward, _has_fused, _softmax_array, dropout, softmax
 from .reduce import sum as _sum
 from .shape import broadcast_shapes, reshape, transpose
 
@@ -124,14 +124,14 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     if scale is None:
         # E = 0: PyTorch's scale is inf, harmless because the scores are empty sums (zeros)
         scale = 1.0 / math.sqrt(E) if E else math.inf
-    if attn_mask is None and dropout_p == 0.0 and S and E and query.dtype in (float32, float64):
+    if attn_mask is None and dropout_p == 0.0 and S and E:
         recording = is_grad_enabled() and (query.requires_grad or key.requires_grad
                                             or value.requires_grad)
         fused = (k_groups == v_groups == 1 and query.shape[:-2] == key.shape[:-2] == value.shape[:-2]
-                 and query._backend.fused("attention_forward") is not None)
+                 and _has_fused(query, "attention_forward"))
         if fused and (recording or L > 1):
             return FusedAttention.apply(query, key, value, scale, is_causal)
-        if not recording:
+        if not recording and query.dtype in (float32, float64):
             return _attention_arrays(query, key, value, scale, k_groups, v_groups, is_causal)
     q = query * scale  # scaling (..., L, E) costs less than scaling the (..., L, S) scores
     if k_groups > 1:

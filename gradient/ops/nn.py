@@ -960,7 +960,8 @@ class LayerNorm(Function):
 
 def _has_fused(input: Tensor, name: str) -> bool:
     """Whether ``input``'s backend has the fused kernel ``name`` and it takes this dtype."""
-    return input.dtype in (float32, float64) and input._backend.fused(name) is not None
+    backend = input._backend
+    return input._data.dtype in backend.fused_dtypes and backend.fused(name) is not None
 
 
 def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
@@ -978,13 +979,45 @@ def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
     if eps is None:
         eps = 2.0 ** -52 if dtype is float64 else 2.0 ** -23  # finfo(dtype).eps
     count = math.prod(shape)
-    if (input.dtype is dtype and count and (weight is None or weight.dtype is dtype)
-            and not (is_grad_enabled() and (input.requires_grad
-                                            or (weight is not None and weight.requires_grad)))):
+    recording = is_grad_enabled() and (input.requires_grad
+                                       or (weight is not None and weight.requires_grad))
+    if (recording and len(shape) == 1 and count and _has_fused(input, "rms_norm")
+            and (weight is None or weight.dtype is input.dtype)):
+        return RMSNorm.apply(input, weight, eps)
+    if input.dtype is dtype and count and (weight is None or weight.dtype is dtype) and not recording:
         return _rms_norm_arrays(input, axes, shape, weight, eps, count)
     x = cast(input, dtype)
     y = x * rsqrt(mean(x * x, axes, keepdim=True) + eps)
     return cast(_affine(y, weight, None, shape, dtype), input.dtype)
+
+
+class RMSNorm(Function):
+    """RMS norm over the last dimension in the backend's fused kernels (float32/float64), for
+    training; as :class:`LayerNorm`, second derivatives go through differentiable ops."""
+
+    @staticmethod
+    def forward(ctx, x, weight, eps):
+        y, rstd = ctx.backend.fused("rms_norm")(x, weight, eps)
+        ctx.eps, ctx.rstd = eps, rstd
+        ctx.save_for_backward(x, weight)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        fused = None
+        if not is_grad_enabled():
+            fused = _fused_backward(ctx, "rms_norm_backward", grad, x, ctx.rstd, weight)
+        if fused is not None:
+            dx, dw = fused
+        else:  # a graph is being built: the same gradients from differentiable ops
+            rstd = rsqrt(mean(x * x, -1, keepdim=True) + ctx.eps)
+            xhat = x * rstd
+            gw = grad if weight is None else grad * weight
+            dx = rstd * (gw - xhat * mean(gw * xhat, -1, keepdim=True))
+            dw = None if weight is None else _sum(grad * xhat, tuple(range(x.ndim - 1)))
+        needs = ctx.needs_input_grad
+        return dx if needs[0] else None, dw if needs[1] else None, None
 
 
 def _rms_norm_arrays(input: Tensor, axes: tuple, shape: tuple, weight, eps: float,

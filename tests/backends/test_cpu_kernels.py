@@ -242,3 +242,37 @@ def test_attention_second_derivatives_through_the_fused_node(causal):
     for a, b in zip(plain, graph):
         np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=1e-12, atol=1e-12)
     assert gradient.autograd.gradgradcheck(attend, (q, k, v))
+
+
+# ---------------------------------------------------------------------- RMS norm
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("affine", [True, False])
+def test_rms_norm_fused_matches_composition(composed, dtype, affine):
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal((4, 6, 16)).astype(dtype) * 3]
+    if affine:
+        arrays.append(rng.standard_normal(16).astype(dtype))
+
+    def norm(x, *w):
+        assert x.requires_grad
+        out = F.rms_norm(x, (16,), *w, eps=1e-6)
+        return out
+    fused, reference = _both(norm, composed, *arrays)
+    tol = 2e-6 if dtype == np.float32 else 1e-12
+    for a, b in zip(fused, reference):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+def test_rms_norm_kernel_is_used_in_training_and_second_derivatives_check_out():
+    rng = np.random.default_rng(1)
+    x = gradient.tensor(rng.standard_normal((3, 5)), requires_grad=True)
+    w = gradient.tensor(rng.standard_normal(5), requires_grad=True)
+    assert F.rms_norm(x, (5,), w).grad_fn.name() == "RMSNormBackward"
+    assert gradient.autograd.gradcheck(lambda x, w: F.rms_norm(x, (5,), w, eps=1e-6), (x, w))
+    assert gradient.autograd.gradgradcheck(lambda x, w: F.rms_norm(x, (5,), w, eps=1e-6), (x, w))
+    # the differentiable backward (create_graph=True) gives the kernel's first derivatives
+    g = gradient.tensor(rng.standard_normal((3, 5)))
+    plain = gradient.autograd.grad(F.rms_norm(x, (5,), w), (x, w), g)
+    graph = gradient.autograd.grad(F.rms_norm(x, (5,), w), (x, w), g, create_graph=True)
+    for a, b in zip(plain, graph):
+        np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=1e-12, atol=1e-12)

@@ -31,6 +31,10 @@ def _load_table() -> list[OpInfo]:
     return ops
 
 
+# The devices every forward and backward check runs on: the CPU, and CUDA when a GPU is present
+# (those cases carry the ``gpu`` marker; without a GPU they are not generated).
+DEVICES = ["cpu"] + [pytest.param("cuda", marks=pytest.mark.gpu)] * gradient.cuda.is_available()
+
 OPS = _load_table()
 CASES = []
 for _op in OPS:
@@ -53,37 +57,40 @@ GRAD_CASES = [c for c in CASES if c.values[0].grad and _has_grad_input(c.values[
 GRADGRAD_CASES = [c for c in GRAD_CASES if c.values[0].gradgrad]
 
 
-def _make_inputs(lib, sample: Sample, dtype: str, grad: bool, noncontiguous: bool = False):
-    """Tensors for ``lib`` from the sample's arrays; returns (call args, leaves by position)."""
+def _make_inputs(lib, sample: Sample, dtype: str, grad: bool, noncontiguous: bool = False,
+                 device: str = "cpu"):
+    """Tensors for ``lib`` (on ``device``) from the sample's arrays; returns (call args, leaves
+    by position)."""
     args, leaves = [], {}
     for i, a in enumerate(sample.args):
         if not isinstance(a, np.ndarray):
-            args.append(_convert_nested(lib, a, dtype))
+            args.append(_convert_nested(lib, a, dtype, device))
             continue
         data = a.astype(dtype) if a.dtype.kind == "f" else a
         rg = grad and _requires_grad(sample, i, a)
         if noncontiguous and data.ndim >= 2:
             # a leaf holding the transposed data, and a transposed (non-contiguous) view of it
-            leaf = _tensor(lib, np.ascontiguousarray(data.T), rg)
+            leaf = _tensor(lib, np.ascontiguousarray(data.T), rg, device)
             t = leaf.permute(*reversed(range(data.ndim)))
         else:
-            leaf = t = _tensor(lib, data, rg)
+            leaf = t = _tensor(lib, data, rg, device)
         args.append(t)
         if rg:
             leaves[i] = leaf
     return args, leaves
 
 
-def _convert_nested(lib, a, dtype):
+def _convert_nested(lib, a, dtype, device="cpu"):
     if isinstance(a, (list, tuple)) and a and all(isinstance(x, np.ndarray) for x in a):
-        return type(a)(_tensor(lib, x.astype(dtype) if x.dtype.kind == "f" else x, False) for x in a)
+        return type(a)(_tensor(lib, x.astype(dtype) if x.dtype.kind == "f" else x, False, device)
+                       for x in a)
     return a
 
 
-def _tensor(lib, data, requires_grad):
-    if lib is torch:
+def _tensor(lib, data, requires_grad, device="cpu"):
+    if lib is torch:  # the oracle always runs on the CPU
         return torch.tensor(data, requires_grad=requires_grad)
-    return gradient.tensor(data, requires_grad=requires_grad)
+    return gradient.tensor(data, requires_grad=requires_grad, device=device)
 
 
 def _call(op: OpInfo, lib, args, kwargs):
@@ -116,10 +123,11 @@ def _assert_close(ours, theirs, op: OpInfo, what: str):
                                    err_msg=f"{op.name} {what}")
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("op,sample", CASES)
-def test_forward_matches_torch(op: OpInfo, sample: Sample):
+def test_forward_matches_torch(op: OpInfo, sample: Sample, device: str):
     for noncontiguous in (False, True) if op.noncontiguous else (False,):
-        g_args, _ = _make_inputs(gradient, sample, "float32", False, noncontiguous)
+        g_args, _ = _make_inputs(gradient, sample, "float32", False, noncontiguous, device)
         t_args, _ = _make_inputs(torch, sample, "float32", False, noncontiguous)
         ours = _flat_outputs(_call(op, gradient, g_args, sample.kwargs))
         theirs = _flat_outputs(_call(op, torch, t_args, sample.kwargs))
@@ -131,14 +139,14 @@ def test_forward_matches_torch(op: OpInfo, sample: Sample):
                     f"{op.name} output {k}: dtype {o.dtype} != torch {t.dtype}"
 
 
-def _backward_grads(op, lib, sample, dtype, rng_seed=1):
-    args, leaves = _make_inputs(lib, sample, dtype, True)
+def _backward_grads(op, lib, sample, dtype, rng_seed=1, device="cpu"):
+    args, leaves = _make_inputs(lib, sample, dtype, True, device=device)
     outs = [o for o in _flat_outputs(_call(op, lib, args, sample.kwargs))
             if getattr(o, "requires_grad", False)]
     rng = np.random.default_rng(rng_seed)
     total = None
     for o in outs:
-        w = _tensor(lib, rng.standard_normal(tuple(o.shape)).astype(dtype), False)
+        w = _tensor(lib, rng.standard_normal(tuple(o.shape)).astype(dtype), False, device)
         term = (o * w).sum()
         total = term if total is None else total + term
     if total is None:
@@ -147,9 +155,10 @@ def _backward_grads(op, lib, sample, dtype, rng_seed=1):
     return {i: leaf.grad for i, leaf in leaves.items()}
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("op,sample", GRAD_CASES)
-def test_backward_matches_torch(op: OpInfo, sample: Sample):
-    ours = _backward_grads(op, gradient, sample, "float32")
+def test_backward_matches_torch(op: OpInfo, sample: Sample, device: str):
+    ours = _backward_grads(op, gradient, sample, "float32", device=device)
     theirs = _backward_grads(op, torch, sample, "float32")
     assert set(ours) == set(theirs)
     for i in theirs:

@@ -1,0 +1,224 @@
+"""The CUDA backend's fused fast paths: launchers of the kernels in ``kernels/*.cu``.
+
+Each function has the signature of the CPU kernel of the same name in
+:mod:`gradient.backends.cpu_kernels` (raw arrays in, raw arrays out, None to decline), so
+``gradient.ops`` uses either without knowing the device. They decline float64 (the kernels
+exist for float32, float16 and bfloat16 storage): the op then composes CuPy primitives.
+
+Launch shapes follow the kernel files' headers: a block per row (up to 1024 threads) for row
+kernels, a grid-stride loop of 256-thread blocks for elementwise ones.
+
+Example (on a GPU)::
+
+    >>> from gradient.backends.cuda import fused
+    >>> y = fused.gelu(cupy.ones(8, cupy.float32), "tanh")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .compile import get_kernel
+
+_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float16): "f16"}
+
+
+def _suffix(*arrays):
+    """The kernel suffix of the arrays' one storage dtype, or None when a kernel does not take it."""
+    dtype = arrays[0].dtype
+    if any(a.dtype != dtype for a in arrays):
+        return None
+    return _SUFFIX.get(dtype)
+
+
+def _cupy():
+    import cupy
+    return cupy
+
+
+def _rows_launch(rows: int, cols: int):
+    block = min(1024, max(32, -(-cols // 32) * 32))
+    return (max(1, min(rows, 2 ** 31 - 1)),), (block,)
+
+
+def _elementwise_launch(n: int):
+    return (max(1, min(-(-n // 256), 65536)),), (256,)
+
+
+def _c(a):
+    return _cupy().ascontiguousarray(a)
+
+
+# ---------------------------------------------------------------------- GELU
+def gelu(x, approximate: str):
+    sfx = _suffix(x)
+    if sfx is None:
+        return None
+    x = _c(x)
+    y = _cupy().empty_like(x)
+    grid, block = _elementwise_launch(x.size)
+    get_kernel("gelu", f"gelu_forward_{sfx}")(
+        grid, block, (x, y, np.int64(x.size), np.int32(approximate == "tanh")))
+    return y
+
+
+def gelu_backward(grad, x, approximate: str):
+    sfx = _suffix(grad, x)
+    if sfx is None or grad.shape != x.shape:
+        return None
+    grad, x = _c(grad), _c(x)
+    dx = _cupy().empty_like(x)
+    grid, block = _elementwise_launch(x.size)
+    get_kernel("gelu", f"gelu_backward_{sfx}")(
+        grid, block, (grad, x, dx, np.int64(x.size), np.int32(approximate == "tanh")))
+    return dx
+
+
+# ---------------------------------------------------------------------- layer norm, RMS norm
+def layer_norm(x, weight, bias, eps: float):
+    present = [a for a in (weight, bias) if a is not None]
+    sfx = _suffix(x, *present)
+    if sfx is None or x.ndim == 0:
+        return None
+    cp = _cupy()
+    cols = x.shape[-1]
+    rows = x.size // cols if cols else 0
+    x = _c(x)
+    y = cp.empty_like(x)
+    mean = cp.empty(x.shape[:-1], cp.float32)
+    rstd = cp.empty(x.shape[:-1], cp.float32)
+    grid, block = _rows_launch(rows, cols)
+    get_kernel("norms", f"layer_norm_forward_{sfx}")(
+        grid, block, (x, None if weight is None else _c(weight), None if bias is None else _c(bias),
+                      y, mean, rstd, np.int64(rows), np.int64(cols), np.float32(eps)))
+    return y, mean, rstd
+
+
+def layer_norm_backward(grad, x, mean, rstd, weight):
+    sfx = _suffix(grad, x, *([] if weight is None else [weight]))
+    if sfx is None or grad.shape != x.shape:
+        return None
+    cp = _cupy()
+    cols = x.shape[-1]
+    rows = x.size // cols if cols else 0
+    grad, x = _c(grad), _c(x)
+    dx = cp.empty_like(x)
+    dw = cp.zeros(cols, cp.float32)
+    db = cp.zeros(cols, cp.float32)
+    grid, block = _rows_launch(rows, cols)
+    get_kernel("norms", f"layer_norm_backward_{sfx}")(
+        grid, block, (grad, x, None if weight is None else _c(weight), _c(mean), _c(rstd), dx,
+                      dw, db, np.int64(rows), np.int64(cols)))
+    return dx, dw.astype(x.dtype), db.astype(x.dtype)
+
+
+def rms_norm(x, weight, eps: float):
+    sfx = _suffix(x, *([] if weight is None else [weight]))
+    if sfx is None or x.ndim == 0:
+        return None
+    cp = _cupy()
+    cols = x.shape[-1]
+    rows = x.size // cols if cols else 0
+    x = _c(x)
+    y = cp.empty_like(x)
+    rstd = cp.empty(x.shape[:-1], cp.float32)
+    grid, block = _rows_launch(rows, cols)
+    get_kernel("norms", f"rms_norm_forward_{sfx}")(
+        grid, block, (x, None if weight is None else _c(weight), y, rstd, np.int64(rows),
+                      np.int64(cols), np.float32(eps)))
+    return y, rstd
+
+
+def rms_norm_backward(grad, x, rstd, weight):
+    sfx = _suffix(grad, x, *([] if weight is None else [weight]))
+    if sfx is None or grad.shape != x.shape:
+        return None
+    cp = _cupy()
+    cols = x.shape[-1]
+    rows = x.size // cols if cols else 0
+    grad, x = _c(grad), _c(x)
+    dx = cp.empty_like(x)
+    dw = None if weight is None else cp.zeros(cols, cp.float32)
+    grid, block = _rows_launch(rows, cols)
+    get_kernel("norms", f"rms_norm_backward_{sfx}")(
+        grid, block, (grad, x, None if weight is None else _c(weight), _c(rstd), dx, dw,
+                      np.int64(rows), np.int64(cols)))
+    return dx, None if dw is None else dw.astype(x.dtype)
+
+
+# ---------------------------------------------------------------------- attention
+def attention_forward(q, k, v, scale: float, causal: bool):
+    """Unfused on the GPU for now: cuBLAS products and the softmax kernel, with the (L, S) scores
+    in memory (a flash-attention kernel that keeps them on chip is still to come)."""
+    sfx = _suffix(q, k, v)
+    if sfx is None or q.shape[:-2] != k.shape[:-2] or k.shape[-2] == 0:
+        return None
+    cp = _cupy()
+    scores = cp.matmul(q, k.swapaxes(-1, -2))
+    scores *= scores.dtype.type(scale)
+    L, S = scores.shape[-2:]
+    if causal:
+        hidden = cp.arange(S)[None, :] > cp.arange(L)[:, None]
+        scores[..., hidden] = -cp.inf
+    rows = scores.size // S
+    grid, block = _rows_launch(rows, S)
+    get_kernel("softmax", f"softmax_forward_{sfx}")(grid, block, (scores, scores, np.int64(rows),
+                                                                  np.int64(S)))
+    return cp.matmul(scores, v), scores
+
+
+def attention_backward(grad, q, k, v, out, probs, scale: float, causal: bool):
+    sfx = _suffix(grad, q, k, v, out, probs)
+    if sfx is None or grad.shape != out.shape:
+        return None
+    cp = _cupy()
+    row_dot = (grad.astype(cp.float32) * out.astype(cp.float32)).sum(-1, keepdims=True)
+    dv = cp.matmul(probs.swapaxes(-1, -2), grad)
+    ds = cp.matmul(grad, v.swapaxes(-1, -2))
+    ds = (probs.astype(cp.float32) * (ds.astype(cp.float32) - row_dot) * scale).astype(q.dtype)
+    return cp.matmul(ds, k), cp.matmul(ds.swapaxes(-1, -2), q), dv
+
+
+# ---------------------------------------------------------------------- optimizer, embedding
+def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1, beta2, eps,
+              weight_decay, decoupled_weight_decay, maximize, step):
+    moments = [exp_avg, exp_avg_sq] + ([] if max_exp_avg_sq is None else [max_exp_avg_sq])
+    if (_suffix(param, grad) is None or any(m.dtype != np.float32 for m in moments)
+            or len({a.shape for a in [param, grad, *moments]}) != 1
+            or not all(a.flags.c_contiguous for a in [param, grad, *moments])):
+        return None
+    grid, block = _elementwise_launch(param.size)
+    get_kernel("adamw", f"adamw_step_{_suffix(param)}")(
+        grid, block, (param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, np.int64(param.size),
+                      np.float64(lr), np.float64(beta1), np.float64(beta2), np.float64(eps),
+                      np.float64(weight_decay), np.float64(1 - beta1 ** step),
+                      np.float64(1 - beta2 ** step), np.int32(bool(decoupled_weight_decay)),
+                      np.int32(bool(maximize))))
+    return True
+
+
+def index_add_rows(out, ids, values) -> bool:
+    """``out[ids[i]] += values[i]`` (an embedding's gradient) with atomic adds; float32 tables."""
+    if (out.dtype != np.float32 or out.ndim < 1 or not out.flags.c_contiguous
+            or ids.dtype.kind not in "iu" or values.shape != ids.shape + out.shape[1:]
+            or _suffix(values) is None):
+        return False
+    dim = math.prod(out.shape[1:])
+    n = ids.size
+    if n and (int(ids.min()) < 0 or int(ids.max()) >= out.shape[0]):
+        return False  # negative ids wrap, out-of-range ones raise: the composition handles both
+    grid, block = _elementwise_launch(n * dim)
+    get_kernel("embedding", f"embedding_backward_{_suffix(values)}")(
+        grid, block, (_c(ids.astype(np.int64, copy=False)).reshape(-1),
+                      _c(values).reshape(n, dim), out.reshape(out.shape[0], dim), np.int64(n),
+                      np.int64(dim), np.int64(out.shape[0]), np.int64(-1)))
+    return True
+
+
+FUSED = {"gelu": gelu, "gelu_backward": gelu_backward, "layer_norm": layer_norm,
+         "layer_norm_backward": layer_norm_backward, "rms_norm": rms_norm,
+         "rms_norm_backward": rms_norm_backward, "attention_forward": attention_forward,
+         "attention_backward": attention_backward, "adam_step": adam_step,
+         "index_add_rows": index_add_rows}

@@ -1,0 +1,277 @@
+"""The CUDA kernels of ``kernels/decode_attention.cu`` and ``kernels/quant_matvec.cu``.
+
+On every machine: both files compile with ``nvcc`` for sm_80 and sm_90 (skipped without nvcc)
+and define every kernel the backend launches. On a GPU (marked ``gpu``, skipped without CuPy or
+a device): the quantized mat-vecs against ``gguf.quants.dequantize(...) @ x``, and decode
+attention against a float64 NumPy softmax over the cache (grouped-query heads, sliding window,
+per-sequence lengths that are not a multiple of the 32-key tile, float32 / float16 / bfloat16).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+KERNELS = Path(__file__).resolve().parents[2] / "gradient" / "backends" / "cuda" / "kernels"
+
+EXPECTED = {
+    "decode_attention": ["decode_attention_f32", "decode_attention_f16", "decode_attention_bf16"],
+    "quant_matvec": ["matvec_q8_0", "matvec_q4_0", "matvec_q4_1", "matvec_q4_k", "matvec_q6_k"],
+}
+
+
+def _cupy():
+    """cupy when it is installed and sees a CUDA device, else None."""
+    try:
+        import cupy
+    except ImportError:
+        return None
+    try:
+        return cupy if cupy.cuda.is_available() else None
+    except Exception:  # a broken driver install: no device for these tests
+        return None
+
+
+cp = _cupy()
+requires_gpu = pytest.mark.skipif(cp is None, reason="no CuPy or no CUDA device")
+
+
+# ---------------------------------------------------------------------- every machine: nvcc
+def _nvcc_ptx(stem: str, arch: str, out_dir: Path) -> str:
+    """PTX of kernels/<stem>.cu for arch, from nvcc."""
+    out = out_dir / f"{stem}_{arch}.ptx"
+    result = subprocess.run(["nvcc", "-ptx", f"-arch={arch}", str(KERNELS / f"{stem}.cu"),
+                             "-o", str(out)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"nvcc -arch={arch} {stem}.cu failed:\n{result.stderr}"
+    return out.read_text()
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+@pytest.mark.parametrize("stem", sorted(EXPECTED))
+def test_kernels_compile_with_nvcc(stem, arch, tmp_path):
+    ptx = _nvcc_ptx(stem, arch, tmp_path)
+    entries = sorted(line.split(".entry", 1)[1].strip().rstrip("(").strip()
+                     for line in ptx.splitlines() if ".entry " in line)
+    assert entries == sorted(EXPECTED[stem])
+    # No per-thread arrays in local memory: the transposing reduction of decode attention and the
+    # per-vector accumulators of the mat-vecs must be fully unrolled into registers (a kernel
+    # that misses this is still right, but several times slower).
+    assert ".local" not in ptx
+
+
+# ---------------------------------------------------------------------- GPU: launching
+_modules: dict = {}
+
+
+def _kernel(stem: str, name: str):
+    """The kernel, through the backend's loader when it is importable, else compiled here."""
+    try:
+        from gradient.backends.cuda.compile import get_kernel
+    except ImportError:
+        get_kernel = None
+    if get_kernel is not None:
+        return get_kernel(stem, name)
+    if stem not in _modules:
+        options = ("--std=c++17",)
+        try:
+            import nvidia.cuda_runtime as runtime
+            options += tuple(f"-I{Path(p) / 'include'}" for p in runtime.__path__)
+        except ImportError:
+            pass
+        _modules[stem] = cp.RawModule(code=(KERNELS / f"{stem}.cu").read_text(), options=options)
+    return _modules[stem].get_function(name)
+
+
+# ---------------------------------------------------------------------- GPU: quantized mat-vec
+QTYPES = ["Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q6_K"]
+
+
+def _random_blocks(qtype, rows: int, cols: int, rng) -> np.ndarray:
+    """Valid GGML blocks (rows, cols // QK * block_bytes) of a random matrix."""
+    from gguf import GGMLQuantizationType as T
+    from gguf import quants
+    if qtype in (T.Q8_0, T.Q4_0, T.Q4_1):  # gguf quantizes these
+        return quants.quantize(rng.standard_normal((rows, cols)).astype(np.float32), qtype)
+    # gguf cannot quantize Q4_K / Q6_K: random quants and 6-bit scales are all valid; only the
+    # f16 super-block scales need sane values (random bits would give inf and NaN).
+    block, nbytes = quants.GGML_QUANT_SIZES[qtype]
+    n = rows * cols // block
+    raw = rng.integers(0, 256, (n, nbytes), dtype=np.uint8)
+
+    def f16():
+        return rng.uniform(0.001, 0.05, n).astype(np.float16).view(np.uint8).reshape(n, 2)
+    if qtype == T.Q4_K:
+        raw[:, 0:2] = f16()       # d
+        raw[:, 2:4] = f16()       # dmin
+    else:
+        raw[:, 208:210] = f16()   # d, after ql, qh and the int8 scales
+    return raw.reshape(rows, cols // block * nbytes)
+
+
+def _run_matvec(qtype, blocks: np.ndarray, x: np.ndarray, w_offset: int = 0,
+                x_offset: int = 0, warps_per_block: int = 4) -> np.ndarray:
+    """y (n_vec, rows) from the kernel; the offsets place w / x at unaligned device addresses."""
+    rows = blocks.shape[0]
+    n_vec, cols = x.shape
+    w_buf = cp.zeros(blocks.nbytes + 8, cp.uint8)
+    w_buf[w_offset:w_offset + blocks.nbytes] = cp.asarray(blocks.reshape(-1))
+    x_buf = cp.zeros(x.size + 4, cp.float32)
+    x_buf[x_offset:x_offset + x.size] = cp.asarray(x.reshape(-1))
+    # A guard zone after y, as long as the results of a whole group of 8 vectors
+    y_buf = cp.full(n_vec * rows + 8 * rows, cp.nan, cp.float32)
+    kernel = _kernel("quant_matvec", f"matvec_{qtype.name.lower()}")
+    kernel(((rows + warps_per_block - 1) // warps_per_block,), (32, warps_per_block),
+           (w_buf[w_offset:], x_buf[x_offset:], y_buf, np.int32(rows), np.int32(cols),
+            np.int32(n_vec)))
+    y = cp.asnumpy(y_buf)
+    assert np.isnan(y[n_vec * rows:]).all(), "the kernel wrote past the end of y"
+    return y[:n_vec * rows].reshape(n_vec, rows)
+
+
+def _check_matvec(qtype, blocks, x, y):
+    from gguf import quants
+    w = quants.dequantize(blocks, qtype).astype(np.float64)
+    ref = x.astype(np.float64) @ w.T
+    bound = np.abs(x.astype(np.float64)) @ np.abs(w).T  # the scale of a float32 sum's rounding
+    err = np.abs(y - ref)
+    assert np.all(err <= 1e-4 * np.abs(ref) + 1e-5 * bound), (
+        f"{qtype.name}: max error {np.nanmax(err):.3g} (max |ref| {np.abs(ref).max():.3g})")
+
+
+@pytest.mark.gpu
+@requires_gpu
+@pytest.mark.parametrize("n_vec", [1, 3, 8, 11])
+@pytest.mark.parametrize("qtype_name", QTYPES)
+def test_matvec_matches_gguf_dequantize(qtype_name, n_vec):
+    from gguf import GGMLQuantizationType
+    qtype = GGMLQuantizationType[qtype_name]
+    rng = np.random.default_rng(n_vec)
+    # 37 rows: the last block of warps is partly empty; 768 columns: 3 super-blocks for the K
+    # types, an odd number, so one half-warp has nothing to do in the last step. n_vec 11 takes
+    # two passes (8 + 3 vectors).
+    blocks = _random_blocks(qtype, 37, 768, rng)
+    x = rng.standard_normal((n_vec, 768)).astype(np.float32)
+    _check_matvec(qtype, blocks, x, _run_matvec(qtype, blocks, x))
+
+
+@pytest.mark.gpu
+@requires_gpu
+@pytest.mark.parametrize("qtype_name", QTYPES)
+def test_matvec_reads_unaligned_blocks_and_vectors(qtype_name):
+    from gguf import GGMLQuantizationType
+    qtype = GGMLQuantizationType[qtype_name]
+    rng = np.random.default_rng(7)
+    blocks = _random_blocks(qtype, 9, 512, rng)
+    x = rng.standard_normal((2, 512)).astype(np.float32)
+    for w_offset, x_offset in [(1, 0), (2, 1), (3, 3)]:
+        y = _run_matvec(qtype, blocks, x, w_offset=w_offset, x_offset=x_offset,
+                        warps_per_block=2)
+        _check_matvec(qtype, blocks, x, y)
+
+
+@pytest.mark.gpu
+@requires_gpu
+def test_matvec_on_a_layer_sized_matrix():
+    from gguf import GGMLQuantizationType
+    rng = np.random.default_rng(3)
+    for name in QTYPES:
+        qtype = GGMLQuantizationType[name]
+        blocks = _random_blocks(qtype, 1024, 4096, rng)
+        x = rng.standard_normal((1, 4096)).astype(np.float32)
+        _check_matvec(qtype, blocks, x, _run_matvec(qtype, blocks, x))
+
+
+# ---------------------------------------------------------------------- GPU: decode attention
+def _attention_reference(q, k, v, seq_lens, scale, window):
+    """float64 softmax(scale q k^T) v over each sequence's valid (and windowed) positions."""
+    batch, n_heads, head_dim = q.shape
+    group = n_heads // k.shape[1]
+    out = np.zeros((batch, n_heads, head_dim))
+    for b in range(batch):
+        end = int(seq_lens[b])
+        start = max(0, end - window) if window > 0 else 0
+        if end <= start:
+            continue
+        for h in range(n_heads):
+            keys = k[b, h // group, start:end].astype(np.float64)
+            values = v[b, h // group, start:end].astype(np.float64)
+            scores = keys @ q[b, h].astype(np.float64) * scale
+            p = np.exp(scores - scores.max())
+            out[b, h] = p @ values / p.sum()
+    return out
+
+
+_DTYPES = {  # storage dtype -> (kernel suffix, tolerance of the stored output)
+    "float32": ("f32", 2e-5),
+    "float16": ("f16", 2e-3),
+    "bfloat16": ("bf16", 1.6e-2),
+}
+
+
+def _run_attention(dtype, batch, n_heads, n_kv_heads, max_seq, head_dim, seq_lens, window,
+                   threads=128, seed=0, q_gain=1.0):
+    import ml_dtypes
+    suffix, tol = _DTYPES[dtype]
+    np_dtype = ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
+    rng = np.random.default_rng(seed)
+    q = (rng.standard_normal((batch, n_heads, head_dim)) * q_gain).astype(np_dtype)
+    k = rng.standard_normal((batch, n_kv_heads, max_seq, head_dim)).astype(np_dtype)
+    v = rng.standard_normal((batch, n_kv_heads, max_seq, head_dim)).astype(np_dtype)
+    lens = np.asarray(seq_lens, np.int32)
+    scale = 1.0 / np.sqrt(head_dim)
+
+    def device(a):  # CuPy has no bfloat16: the kernel reads the same 16-bit patterns
+        return cp.asarray(a.view(np.uint16) if dtype == "bfloat16" else a)
+    size = batch * n_heads * head_dim
+    out = device(np.full(size + 64, np.nan, np_dtype))  # a guard zone after the output
+    kernel = _kernel("decode_attention", f"decode_attention_{suffix}")
+    kernel((n_heads, batch), (threads,),
+           (device(q), device(k), device(v), out, cp.asarray(lens), np.int32(n_heads),
+            np.int32(n_kv_heads), np.int32(max_seq), np.int32(head_dim), np.float32(scale),
+            np.int32(window)))
+    got = cp.asnumpy(out)
+    if dtype == "bfloat16":
+        got = got.view(ml_dtypes.bfloat16)
+    assert np.isnan(got[size:].astype(np.float32)).all(), "the kernel wrote past the output"
+    got = got[:size].reshape(batch, n_heads, head_dim)
+    ref = _attention_reference(q, k, v, np.clip(lens, 0, max_seq), scale, window)
+    return got.astype(np.float64), ref, tol
+
+
+ATTENTION_CASES = {
+    # name: (batch, n_heads, n_kv_heads, max_seq, head_dim, seq_lens, window, threads)
+    "gqa": (2, 8, 2, 300, 64, [77, 300], 0, 128),
+    "mqa-window": (2, 4, 1, 200, 128, [150, 33], 40, 128),
+    "window-1": (1, 4, 2, 100, 128, [99], 1, 128),
+    "odd-head-dim-one-warp": (2, 6, 3, 90, 80, [90, 5], 0, 32),
+    "head-dim-256-empty-seq": (2, 2, 2, 130, 256, [0, 129], -1, 256),
+    "seq-len-past-max-clamps": (1, 2, 1, 64, 64, [1000], 0, 128),
+}
+
+
+@pytest.mark.gpu
+@requires_gpu
+@pytest.mark.parametrize("dtype", sorted(_DTYPES))
+@pytest.mark.parametrize("case", sorted(ATTENTION_CASES))
+def test_decode_attention_matches_numpy(case, dtype):
+    batch, n_heads, n_kv, max_seq, head_dim, lens, window, threads = ATTENTION_CASES[case]
+    got, ref, tol = _run_attention(dtype, batch, n_heads, n_kv, max_seq, head_dim, lens, window,
+                                   threads=threads)
+    np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)
+
+
+@pytest.mark.gpu
+@requires_gpu
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_decode_attention_long_cache(dtype):
+    # 32768 positions: the online softmax needs no memory proportional to seq_len; peaked
+    # scores (q scaled up) check that the running maximum keeps exp() from overflowing.
+    got, ref, tol = _run_attention(dtype, 1, 4, 2, 32768, 128, [32761], 0, q_gain=8.0)
+    np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)
+    got, ref, tol = _run_attention(dtype, 1, 4, 2, 32768, 128, [32761], 4096, seed=1)
+    np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)
