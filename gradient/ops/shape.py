@@ -24,6 +24,7 @@ from __future__ import annotations
 from math import prod as _prod
 
 from ..autograd.function import Function
+from ..autograd.grad_mode import is_grad_enabled
 from ..dtypes import DType, from_numpy_dtype, int64, promote_types
 from ..errors import ShapeError
 from ..tensor import Size, Tensor
@@ -165,6 +166,8 @@ class Reshape(Function):
 
     @staticmethod
     def backward(ctx, grad):
+        if not is_grad_enabled():  # no graph to build: reshape the raw array
+            return Tensor._make(ctx.backend.reshape(grad._data, ctx.shape), False, ctx.backend), None
         return reshape(grad, ctx.shape), None
 
 
@@ -303,6 +306,9 @@ class Permute(Function):
         inverse = [0] * len(ctx.axes)
         for i, a in enumerate(ctx.axes):
             inverse[a] = i
+        if not is_grad_enabled():  # no graph to build: permute the raw array
+            return Tensor._make(ctx.backend.permute(grad._data, tuple(inverse)), False,
+                                ctx.backend), None
         return permute(grad, tuple(inverse)), None
 
 
