@@ -17,9 +17,15 @@ glibc's defaults. Other C libraries (musl, macOS, Windows) are left alone.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import math
+import mmap
 import os
 import platform
+import threading
+
+import numpy as np
 
 _M_TRIM_THRESHOLD = -1  # glibc <malloc.h>
 _M_MMAP_THRESHOLD = -3
@@ -54,3 +60,36 @@ def release_freed_memory() -> bool:
         return False
     trim.argtypes = (ctypes.c_size_t,)
     return bool(trim(0))
+
+
+_placeholders = threading.local()
+PLACEHOLDER_MIN_BYTES = 1 << 20
+
+
+@contextlib.contextmanager
+def untouched_zeros():
+    """Inside the block, large zero-filled CPU arrays are fresh anonymous pages of their own.
+
+    For placeholders about to be replaced, as the parameters of a model built only to receive a
+    checkpoint: with the thresholds above, ``calloc`` serves them from the heap and clears reused
+    memory by writing it, which made a 135M-parameter skeleton cost ~30 MiB before a single
+    weight was read. Pages from ``mmap`` cost nothing until something writes them.
+    """
+    previous = getattr(_placeholders, "active", False)
+    _placeholders.active = True
+    try:
+        yield
+    finally:
+        _placeholders.active = previous
+
+
+def zero_pages(shape: tuple, dtype) -> np.ndarray | None:
+    """A writable zero array on pages of its own (unmapped with the array) inside
+    :func:`untouched_zeros` when it is large; None otherwise (the caller allocates as usual)."""
+    if not getattr(_placeholders, "active", False):
+        return None
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes < PLACEHOLDER_MIN_BYTES:
+        return None
+    return np.frombuffer(mmap.mmap(-1, nbytes), dtype).reshape(shape)

@@ -14,7 +14,7 @@ import ml_dtypes
 import numpy as np
 
 from .base import Backend
-from .host_memory import keep_freed_memory
+from .host_memory import keep_freed_memory, zero_pages
 
 _LOW_PRECISION = (np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16))
 # Ops whose NumPy loops may warn (division by zero, log of 0, overflow): PyTorch is silent there,
@@ -83,8 +83,8 @@ class ArrayBackend(Backend):
 
     def full(self, shape, value, dtype):
         if isinstance(value, (int, float)) and value == 0:
-            # zeros come from calloc: large ones are fresh pages the kernel zeroes on first
-            # touch, so a model built only to be overwritten by a checkpoint costs no writes
+            # calloc: fresh pages (zeroed by the kernel on first touch) above the mmap threshold,
+            # reused and cleared heap memory below it (placeholders: host_memory.untouched_zeros)
             return self.xp.zeros(shape, dtype=dtype.numpy)
         if dtype.numpy in _LOW_PRECISION:
             with np.errstate(over="ignore"):  # a value beyond float16's range is inf, silently
@@ -299,6 +299,13 @@ class NumpyBackend(ArrayBackend):
 
     _kernels = None  # the cpu_kernels module once imported, False when numba is missing
     fused_dtypes = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
+
+    def full(self, shape, value, dtype):
+        if isinstance(value, (int, float)) and value == 0:
+            pages = zero_pages(shape, dtype.numpy)  # placeholders: see host_memory.untouched_zeros
+            if pages is not None:
+                return pages
+        return super().full(shape, value, dtype)
 
     def fused(self, name):
         if NumpyBackend._kernels is None:

@@ -1,5 +1,6 @@
 """gradient asks glibc to keep freed memory at import; the opt-out must work."""
 
+import os
 import platform
 import subprocess
 import sys
@@ -45,3 +46,29 @@ def test_repeated_large_temporaries_stop_faulting_after_import():
     kept = faults("import gradient", "1")
     default = faults("import gradient", "0")
     assert kept < 100 < default, (kept, default)
+
+
+def test_placeholders_inside_untouched_zeros_cost_no_memory_until_written():
+    import mmap
+
+    import numpy as np
+
+    from gradient.backends import cpu_backend
+    from gradient.backends.host_memory import untouched_zeros
+    from gradient.dtypes import float32
+
+    def rss_mib():
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+    if not os.path.exists("/proc/self/status"):
+        pytest.skip("needs /proc (Linux)")
+    before = rss_mib()
+    with untouched_zeros():
+        arrays = [cpu_backend.full((1024, 1024), 0, float32) for _ in range(32)]  # 128 MiB
+    assert rss_mib() - before < 16
+    assert all(isinstance(a.base.base.obj, mmap.mmap) for a in arrays)  # pages of their own
+    assert all(not a.any() and a.flags.writeable for a in arrays)  # zeros, and writable
+    arrays[0][:] = 1.0
+    assert arrays[0].sum() == 1024 * 1024
+    small = cpu_backend.full((4,), 0, float32)   # outside the block: the usual allocation
+    assert isinstance(small, np.ndarray) and small.base is None
