@@ -454,10 +454,21 @@ def _softmax_array(b, x, dim: int):
     return b.cast(b.binary("div", e, b.reduce("sum", e, dim, True)), from_numpy_dtype(x.dtype))
 
 
+def _row_kernel(b, name: str, dim: int, *arrays):
+    """The backend's fused kernel ``name`` over the last dimension, on ``arrays``; None when the
+    backend has none, ``dim`` is not the last dimension, or the kernel declines."""
+    if dim != arrays[0].ndim - 1 or arrays[0].dtype not in b.fused_dtypes:
+        return None
+    kernel = b.fused(name)
+    return kernel(*arrays) if kernel is not None else None
+
+
 class Softmax(Function):
     @staticmethod
     def forward(ctx, x, dim):
-        y = _softmax_array(ctx.backend, x, dim)
+        y = _row_kernel(ctx.backend, "softmax", dim, x)
+        if y is None:
+            y = _softmax_array(ctx.backend, x, dim)
         ctx.dim = dim
         ctx.save_for_backward(y)
         return y
@@ -480,6 +491,9 @@ class SoftmaxGrad(Function):
         b = ctx.backend
         ctx.dim = dim
         ctx.save_for_backward(grad, y)
+        dx = _row_kernel(b, "softmax_backward", dim, grad, y)
+        if dx is not None:
+            return dx
         g32, y32 = _upcast(b, grad), _upcast(b, y)
         dot = b.reduce("sum", b.binary("mul", g32, y32), dim, True)
         return b.cast(b.binary("mul", y32, b.binary("sub", g32, dot)), from_numpy_dtype(grad.dtype))
@@ -500,9 +514,11 @@ class LogSoftmax(Function):
     @staticmethod
     def forward(ctx, x, dim):
         b = ctx.backend
-        shifted = _minus_max(b, _upcast(b, x), dim)
-        lse = b.unary("log", b.reduce("sum", b.unary("exp", shifted), dim, True))
-        y = b.cast(b.binary("sub", shifted, lse), from_numpy_dtype(x.dtype))
+        y = _row_kernel(b, "log_softmax", dim, x)
+        if y is None:
+            shifted = _minus_max(b, _upcast(b, x), dim)
+            lse = b.unary("log", b.reduce("sum", b.unary("exp", shifted), dim, True))
+            y = b.cast(b.binary("sub", shifted, lse), from_numpy_dtype(x.dtype))
         ctx.dim = dim
         ctx.save_for_backward(y)
         return y
@@ -525,6 +541,9 @@ class LogSoftmaxGrad(Function):
         b = ctx.backend
         ctx.dim = dim
         ctx.save_for_backward(grad, y)
+        dx = _row_kernel(b, "log_softmax_backward", dim, grad, y)
+        if dx is not None:
+            return dx
         g32 = _upcast(b, grad)
         total = b.reduce("sum", g32, dim, True)
         out = b.binary("sub", g32, b.binary("mul", b.unary("exp", _upcast(b, y)), total))

@@ -759,6 +759,14 @@ def test_cuda_launchers_match_the_cpu_kernels(emulated_launchers):
             np.testing.assert_allclose(np.asarray(u, np.float64), np.asarray(v, np.float64),
                                        rtol=tol, atol=tol)
 
+    def softmax_rows(a):
+        e = np.exp(a - a.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+    p = softmax_rows(x)
+    close(cuda.softmax(x), p)
+    close(cuda.log_softmax(x), np.log(p), tol=1e-5)
+    close(cuda.softmax_backward(grad, p), p * (grad - (grad * p).sum(-1, keepdims=True)))
+    close(cuda.log_softmax_backward(grad, np.log(p)), grad - p * grad.sum(-1, keepdims=True))
     for approximate in ("tanh", "none"):
         close(cuda.gelu(x, approximate), cpu.gelu(x, approximate))
         close(cuda.gelu_backward(grad, x, approximate), cpu.gelu_backward(grad, x, approximate))

@@ -76,6 +76,39 @@ def gelu_backward(grad, x, approximate: str):
     return dx
 
 
+# ---------------------------------------------------------------------- softmax, log-softmax
+def _rows_op(stem: str, name: str, *arrays):
+    """A row kernel of ``(inputs..., out, rows, cols)`` over the last dimension."""
+    sfx = _suffix(*arrays)
+    if sfx is None or arrays[0].ndim == 0 or len({a.shape for a in arrays}) != 1:
+        return None
+    arrays = tuple(_c(a) for a in arrays)
+    out = _cupy().empty_like(arrays[0])
+    cols = arrays[0].shape[-1]
+    rows = arrays[0].size // cols if cols else 0
+    if rows:
+        grid, block = _rows_launch(rows, cols)
+        get_kernel(stem, f"{name}_{sfx}")(grid, block, (*arrays, out, np.int64(rows),
+                                                         np.int64(cols)))
+    return out
+
+
+def softmax(x):
+    return _rows_op("softmax", "softmax_forward", x)
+
+
+def softmax_backward(grad, y):
+    return _rows_op("softmax", "softmax_backward", grad, y)
+
+
+def log_softmax(x):
+    return _rows_op("softmax", "log_softmax_forward", x)
+
+
+def log_softmax_backward(grad, y):
+    return _rows_op("softmax", "log_softmax_backward", grad, y)
+
+
 # ---------------------------------------------------------------------- layer norm, RMS norm
 def layer_norm(x, weight, bias, eps: float):
     present = [a for a in (weight, bias) if a is not None]
@@ -217,7 +250,8 @@ def index_add_rows(out, ids, values) -> bool:
     return True
 
 
-FUSED = {"gelu": gelu, "gelu_backward": gelu_backward, "layer_norm": layer_norm,
+FUSED = {"softmax": softmax, "softmax_backward": softmax_backward, "log_softmax": log_softmax,
+         "log_softmax_backward": log_softmax_backward, "gelu": gelu, "gelu_backward": gelu_backward, "layer_norm": layer_norm,
          "layer_norm_backward": layer_norm_backward, "rms_norm": rms_norm,
          "rms_norm_backward": rms_norm_backward, "attention_forward": attention_forward,
          "attention_backward": attention_backward, "adam_step": adam_step,
