@@ -1,0 +1,225 @@
+"""GPU benchmarks: gradient's CUDA backend against PyTorch eager CUDA, same weights, same run.
+
+Run:  python bench/cuda.py [--cases decode,prefill,train] [--new 128] [--rounds 3]
+
+Cases (each prints one JSON line with both figures and the ratio gradient / PyTorch):
+
+* ``decode``: GPT-2 124M with random weights in float16, a 128-token prompt then ``--new``
+  greedy tokens with a KV cache, batch 1 and batch 8; tokens/s, and for batch 1 the decode step
+  as a fraction of the memory-bandwidth limit (weight bytes per token over the bandwidth of a
+  device-to-device copy measured here).
+* ``prefill``: the same model on a 1024-token prompt (time to the last position's logits).
+* ``train``: the training step of bench/train_gpt.py's medium GPT (4 layers, width 256,
+  context 128, batch 16) under float16 autocast with AdamW; median step time.
+
+Needs a CUDA GPU, CuPy (``pip install -e ".[cuda]"``) and a CUDA build of PyTorch; without
+them it prints one line saying what is missing and exits 0. A case that fails prints its error
+in its line instead of stopping the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+
+# This file's name would shadow the `cuda` namespace package CuPy imports (cuda-pathfinder): a
+# module found anywhere on the path wins over a namespace package, so take the script's folder
+# off the path (its other modules are imported by file below).
+BENCH = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != BENCH]
+
+import numpy as np  # noqa: E402
+
+
+def _missing() -> str | None:
+    import gradient
+    if not gradient.cuda.is_available():
+        return "gradient: " + __import__("gradient.backends.cuda", fromlist=["x"]).available()[1]
+    try:
+        import torch
+    except ImportError:
+        return "PyTorch is not installed"
+    if not torch.cuda.is_available():
+        return "PyTorch has no CUDA device (a CPU build?)"
+    return None
+
+
+def _bandwidth_gbs() -> float:
+    """Device-to-device copy bandwidth (read + write), GB/s."""
+    import cupy
+    a = cupy.empty(1 << 28, cupy.uint8)
+    b = cupy.empty_like(a)
+    cupy.copyto(b, a)
+    cupy.cuda.Device().synchronize()
+    t = time.perf_counter()
+    for _ in range(10):
+        cupy.copyto(b, a)
+    cupy.cuda.Device().synchronize()
+    return 2 * a.nbytes * 10 / (time.perf_counter() - t) / 1e9
+
+
+def _gpt2_pair(directory):
+    import torch
+    import transformers
+
+    import gradient
+    torch.manual_seed(0)
+    transformers.GPT2LMHeadModel(transformers.GPT2Config()).save_pretrained(directory)
+    theirs = transformers.GPT2LMHeadModel.from_pretrained(directory, dtype=torch.float16).cuda()
+    ours = gradient.models.from_pretrained(directory, dtype=gradient.float16).to("cuda")
+    return ours.eval(), theirs.eval()
+
+
+def _decode(ours, theirs, batch: int, prompt_len: int, new: int, rounds: int) -> dict:
+    import torch
+
+    import gradient
+    prompt = np.random.default_rng(0).integers(0, 50257, (batch, prompt_len))
+    times = {"gradient": [], "torch": []}
+    for _ in range(rounds):
+        with gradient.no_grad():
+            cache = ours.new_cache(batch, prompt_len + new)
+            ids = gradient.tensor(prompt, device="cuda")
+            logits = ours(ids, cache=cache, logits_to_keep=1).logits
+            gradient.cuda.synchronize()
+            t = time.perf_counter()
+            for _ in range(new):
+                token = logits[:, -1].argmax(-1).reshape(batch, 1)
+                logits = ours(token, cache=cache).logits
+            gradient.cuda.synchronize()
+            times["gradient"].append(time.perf_counter() - t)
+        with torch.no_grad():
+            out = theirs(torch.tensor(prompt, device="cuda"), use_cache=True)
+            past, logits = out.past_key_values, out.logits
+            torch.cuda.synchronize()
+            t = time.perf_counter()
+            for _ in range(new):
+                token = logits[:, -1].argmax(-1, keepdim=True)
+                out = theirs(token, past_key_values=past, use_cache=True)
+                past, logits = out.past_key_values, out.logits
+            torch.cuda.synchronize()
+            times["torch"].append(time.perf_counter() - t)
+    tok_s = {k: batch * new / min(v) for k, v in times.items()}
+    return {"gradient_tok_s": round(tok_s["gradient"], 1), "torch_tok_s": round(tok_s["torch"], 1),
+            "ratio": round(tok_s["gradient"] / tok_s["torch"], 3)}
+
+
+def _prefill(ours, theirs, length: int, rounds: int) -> dict:
+    import torch
+
+    import gradient
+    prompt = np.random.default_rng(1).integers(0, 50257, (1, length))
+    times = {"gradient": [], "torch": []}
+    for _ in range(rounds + 1):
+        with gradient.no_grad():
+            gradient.cuda.synchronize()
+            t = time.perf_counter()
+            ours(gradient.tensor(prompt, device="cuda"), logits_to_keep=1).logits.cpu()
+            times["gradient"].append(time.perf_counter() - t)
+        with torch.no_grad():
+            torch.cuda.synchronize()
+            t = time.perf_counter()
+            theirs(torch.tensor(prompt, device="cuda"), logits_to_keep=1).logits.cpu()
+            times["torch"].append(time.perf_counter() - t)
+    tok_s = {k: length / min(v[1:]) for k, v in times.items()}   # the first call warms up
+    return {"gradient_tok_s": round(tok_s["gradient"], 1), "torch_tok_s": round(tok_s["torch"], 1),
+            "ratio": round(tok_s["gradient"] / tok_s["torch"], 3)}
+
+
+def _bench_module(name: str):
+    """bench/<name>.py, imported by its path (the folder is not on sys.path, see the top)."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(BENCH, name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _train(steps: int) -> dict:
+    import torch
+    train_gpt = _bench_module("train_gpt")
+    SIZES, build_gpt, copy_weights = train_gpt.SIZES, train_gpt.build_gpt, train_gpt.copy_weights
+
+    import gradient
+    cfg = SIZES["medium"]
+    torch.manual_seed(0)
+    theirs = build_gpt(torch, **cfg)
+    ours = build_gpt(gradient, **cfg)
+    copy_weights(theirs, ours)
+    theirs, ours = theirs.cuda(), ours.to("cuda")
+    libs = {"torch": (torch, theirs, torch.optim.AdamW(theirs.parameters(), lr=1e-3), "cuda"),
+            "gradient": (gradient, ours, gradient.optim.AdamW(ours.parameters(), lr=1e-3), "cuda")}
+    rng = np.random.default_rng(0)
+    shape = (cfg["batch_size"], cfg["block_size"])
+    batches = [(rng.integers(0, 65, shape), rng.integers(0, 65, shape)) for _ in range(steps)]
+    times = {}
+    for name, (lib, model, opt, device) in libs.items():
+        sync = torch.cuda.synchronize if lib is torch else gradient.cuda.synchronize
+        amp = lib.amp.autocast(device_type="cuda", dtype=lib.float16)
+        per_step = []
+        for i, (x, y) in enumerate(batches):
+            xb, yb = lib.tensor(x, device=device), lib.tensor(y, device=device)
+            sync()
+            t = time.perf_counter()
+            with amp:
+                loss = model(xb, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sync()
+            if i:
+                per_step.append(time.perf_counter() - t)
+        times[name] = statistics.median(per_step) * 1e3
+    return {"gradient_ms": round(times["gradient"], 2), "torch_ms": round(times["torch"], 2),
+            "ratio": round(times["gradient"] / times["torch"], 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default="decode,prefill,train")
+    parser.add_argument("--new", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    why = _missing()
+    if why:
+        print(json.dumps({"skipped": why}))
+        return
+    import gradient
+    device = gradient.cuda.get_device_name()
+    cases = args.cases.split(",")
+    pair = None
+    if {"decode", "prefill"} & set(cases):
+        pair = _gpt2_pair(tempfile.mkdtemp())
+    runs = []
+    if "decode" in cases:
+        for batch in (1, 8):
+            runs.append((f"gpt2_decode_fp16_batch{batch}",
+                         lambda b=batch: _decode(*pair, b, 128, args.new, args.rounds)))
+    if "prefill" in cases:
+        runs.append(("gpt2_prefill_fp16_1024", lambda: _prefill(*pair, 1024, args.rounds)))
+    if "train" in cases:
+        runs.append(("train_gpt_medium_fp16", lambda: _train(20)))
+    bandwidth = _bandwidth_gbs()
+    weight_bytes = sum(p.numel() * p.element_size() for p in pair[0].parameters()) if pair else 0
+    for name, run in runs:
+        line = {"case": name, "device": device}
+        try:
+            line.update(run())
+            if name == "gpt2_decode_fp16_batch1":
+                limit = bandwidth * 1e9 / weight_bytes      # tokens/s if only weights were read
+                line["decode_fraction_of_bandwidth"] = round(line["gradient_tok_s"] / limit, 3)
+                line["bandwidth_gbs"] = round(bandwidth, 1)
+        except Exception as exc:  # report and go on: the other cases still say something
+            line["error"] = f"{type(exc).__name__}: {exc}"
+            line["where"] = traceback.format_exc(limit=-3)
+        print(json.dumps(line), flush=True)
+
+
+if __name__ == "__main__":
+    main()
