@@ -67,6 +67,10 @@ class _QuantizedMatmul(Function):
     @staticmethod
     def forward(ctx, x, layer):
         ctx.layer = layer
+        if ctx.backend.name != "cpu" and hasattr(layer, "_device_product"):
+            y = layer._device_product(ctx.backend, x.reshape(-1, x.shape[-1]))
+            if y is not None:   # the weight's blocks on the device, read by its kernel
+                return y.reshape(x.shape[:-1] + (layer.out_features,)).astype(x.dtype, copy=False)
         x_host = _host(ctx, x)
         y = layer._product(x_host.reshape(-1, x_host.shape[-1]))
         return _back(ctx, x, y.reshape(x_host.shape[:-1] + (layer.out_features,)))
@@ -264,6 +268,7 @@ class QuantizedLinear(Module):
             packed = InterleavedWeight.from_blocks(self.qweight, qtype, self.out_features,
                                                    self.in_features)
         self.packed = packed
+        self._device_blocks = {}   # device type -> the GGML blocks uploaded there (on first use)
         if bias is None:
             self.register_parameter("bias", None)
         else:
@@ -321,6 +326,18 @@ class QuantizedLinear(Module):
         if self.packed is not None:
             return interleaved_matmul_t(g, self.packed)
         return _qm._matmul_t_2d(g, self.qweight, int(self.qtype))
+
+    def _device_product(self, backend, x):
+        """``x @ W.T`` on a GPU backend that has a kernel for this type (the blocks are uploaded
+        once, on first use); None otherwise (the product then runs on the host)."""
+        kernel = backend.fused("quant_matmul")
+        if kernel is None or self.qtype.name not in getattr(kernel, "types", ()):
+            return None
+        blocks = self._device_blocks.get(backend.name)
+        if blocks is None:
+            blocks = backend.from_numpy(np.ascontiguousarray(self.qweight))
+            self._device_blocks[backend.name] = blocks
+        return kernel(x, blocks, self.qtype.name, self.out_features, self.in_features)
 
     def exact(self) -> "QuantizedLinear":
         """This layer with ``activations="float32"`` (itself when it already is), sharing

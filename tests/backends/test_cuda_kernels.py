@@ -212,7 +212,8 @@ def test_each_kernel_exists_for_every_storage_dtype(stem):
 # ============================================================================ 2. runners
 _C_SCALARS = {"long long": np.int64, "int": np.int32, "float": np.float32, "double": np.float64}
 _C_POINTEES = {"float": "float32", "__half": "float16", "__nv_bfloat16": "bfloat16",
-               "long long": "int64", "int": "int32", "double": "float64"}
+               "long long": "int64", "int": "int32", "double": "float64",
+               "unsigned char": "uint8"}
 _SIGNATURES: dict = {}
 
 
@@ -802,3 +803,39 @@ def test_cuda_launchers_match_the_cpu_kernels(emulated_launchers):
     close(table[0], table[1], tol=1e-6)
     assert not cuda.index_add_rows(table[0], np.array([7]), rows[0, :1])   # out of range: declined
     assert cuda.gelu(x.astype(np.float64), "tanh") is None                 # float64: declined
+
+
+def test_quantized_linear_on_a_device_reads_its_blocks_with_the_kernel(emulated_launchers,
+                                                                       monkeypatch):
+    """QuantizedLinear on a non-CPU device: the GGML blocks are uploaded once and read by the
+    mat-vec kernel (here: quant_matvec.cu on the emulator, through the CUDA launcher, on a
+    device whose arrays live in host memory)."""
+    gguf = pytest.importorskip("gguf")
+    import gradient
+    from gradient.backends import register_backend
+    from gradient.backends.numpy_backend import ArrayBackend
+    from gradient.quant import QuantizedLinear
+
+    class HostDevice(ArrayBackend):
+        fused_dtypes = frozenset({np.dtype(np.float32)})
+
+        def fused(self, name):
+            return emulated_launchers.FUSED.get(name) if name == "quant_matmul" else None
+
+    device = HostDevice(np, "emulated_gpu")
+    register_backend("emulated_gpu", device)
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((10, 64)).astype(np.float32)
+    uploads = []
+    from_numpy = device.from_numpy
+    monkeypatch.setattr(device, "from_numpy", lambda a: uploads.append(a.dtype) or from_numpy(a))
+    for qtype in ("Q8_0", "Q4_1"):
+        blocks = gguf.quants.quantize(weight, gguf.GGMLQuantizationType[qtype])
+        layer = QuantizedLinear.from_blocks(blocks, qtype, 64, 10)
+        x = rng.standard_normal((3, 64)).astype(np.float32)
+        expected = x @ gguf.quants.dequantize(blocks, gguf.GGMLQuantizationType[qtype]).T
+        for _ in range(2):
+            y = layer(gradient.tensor(x).to("emulated_gpu"))
+            assert y.device.type == "emulated_gpu"
+            np.testing.assert_allclose(y.numpy(), expected, rtol=1e-4, atol=1e-4)
+    assert uploads.count(np.uint8) == 2   # each layer's blocks went up once

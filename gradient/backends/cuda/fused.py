@@ -250,9 +250,35 @@ def index_add_rows(out, ids, values) -> bool:
     return True
 
 
+# ---------------------------------------------------------------------- GGML-quantized weights
+#: the GGML types quant_matvec.cu reads, and its kernel for each
+MATVEC_KERNELS = {"Q8_0": "matvec_q8_0", "Q4_0": "matvec_q4_0", "Q4_1": "matvec_q4_1",
+                  "Q4_K": "matvec_q4_k", "Q6_K": "matvec_q6_k"}
+ROWS_PER_BLOCK = 4   # output rows per block: one warp each
+
+
+def quant_matmul(x, blocks, qtype: str, out_features: int, in_features: int):
+    """``x @ W.T`` for x (n, in_features) and W stored as GGML blocks on the device (uint8,
+    out_features rows of blocks): (n, out_features) float32, products in float32 (the exact
+    weights, unlike the CPU's int8 activations); None for a type without a kernel."""
+    name = MATVEC_KERNELS.get(qtype)
+    if name is None or x.ndim != 2 or x.shape[1] != in_features:
+        return None
+    cp = _cupy()
+    x32 = cp.ascontiguousarray(x, dtype=cp.float32)
+    y = cp.empty((x.shape[0], out_features), cp.float32)
+    if x.shape[0] and out_features:
+        get_kernel("quant_matvec", name)(
+            (-(-out_features // ROWS_PER_BLOCK),), (32, ROWS_PER_BLOCK),
+            (blocks, x32, y, np.int32(out_features), np.int32(in_features), np.int32(x.shape[0])))
+    return y
+
+
+quant_matmul.types = frozenset(MATVEC_KERNELS)
+
 FUSED = {"softmax": softmax, "softmax_backward": softmax_backward, "log_softmax": log_softmax,
          "log_softmax_backward": log_softmax_backward, "gelu": gelu, "gelu_backward": gelu_backward, "layer_norm": layer_norm,
          "layer_norm_backward": layer_norm_backward, "rms_norm": rms_norm,
          "rms_norm_backward": rms_norm_backward, "attention_forward": attention_forward,
          "attention_backward": attention_backward, "adam_step": adam_step,
-         "index_add_rows": index_add_rows}
+         "index_add_rows": index_add_rows, "quant_matmul": quant_matmul}
