@@ -29,13 +29,14 @@ import warnings
 
 from ..autograd import autocast_state as _autocast
 from ..autograd.function import Function
+from ..autograd.grad_mode import is_grad_enabled
 from ..dtypes import from_numpy_dtype, int64, uint8
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
 from .elementwise import _promote, cast, exp, log, log1p, where
 from .elementwise import abs as _abs
 from .index import gather
-from .nn import _minus_max, _require_float, _upcast, log_softmax, softmax
+from .nn import _fused_backward, _minus_max, _require_float, _upcast, log_softmax, softmax
 from .reduce import mean as _mean
 from .reduce import sum as _sum
 from .shape import expand, reshape
@@ -322,13 +323,23 @@ class CrossEntropyIndex(Function):
         keep = b.reshape(keep, index_shape)
         index = b.where(keep, b.reshape(target, index_shape), b.full((), 0, int64))
 
-        # float16/bfloat16 logits: float32 math and one rounding at the end, as PyTorch
-        shifted = _minus_max(b, _upcast(b, x), dim)
-        e = b.unary("exp", shifted)
-        total = b.reduce("sum", e, dim, True)
-        loss = b.binary("sub", b.unary("log", total), b.take_along_axis(shifted, index, dim))
-        loss = b.reshape(b.where(keep, loss, b.full((), 0, from_numpy_dtype(loss.dtype))),
-                         target.shape)
+        kernel = (b.fused("cross_entropy") if x.ndim == 2 and dim == 1
+                  and x.dtype in b.fused_dtypes else None)
+        rows = kernel(x, b.reshape(index, (x.shape[0],)), -1) if kernel is not None else None
+        ctx.fused = rows is not None
+        if ctx.fused:  # one pass per row on the device; backward reads the log-sum-exp
+            loss, lse = rows
+            e, total = None, lse
+            loss = b.reshape(b.where(b.reshape(keep, target.shape), loss,
+                                     b.full((), 0, from_numpy_dtype(loss.dtype))), target.shape)
+        else:
+            # float16/bfloat16 logits: float32 math and one rounding at the end, as PyTorch
+            shifted = _minus_max(b, _upcast(b, x), dim)
+            e = b.unary("exp", shifted)
+            total = b.reduce("sum", e, dim, True)
+            loss = b.binary("sub", b.unary("log", total), b.take_along_axis(shifted, index, dim))
+            loss = b.reshape(b.where(keep, loss, b.full((), 0, from_numpy_dtype(loss.dtype))),
+                             target.shape)
         ctx.dim, ctx.reduction = dim, reduction
         count = None
         if reduction != "none":
@@ -349,6 +360,18 @@ class CrossEntropyIndex(Function):
             grad = grad / count
         # each position's factor, 0 where the target is ignored (selected, so never nan)
         scale = where(keep, grad, 0.0)
+        if ctx.fused:
+            if not is_grad_enabled():
+                rows = x.shape[0]
+                dx = _fused_backward(ctx, "cross_entropy_backward", x, reshape(index, (rows,)),
+                                     total, reshape(scale, (rows,)))
+                if dx is not None:
+                    return dx, *(None,) * 5
+            # a graph is being built: the composition's saved values, recomputed from x
+            b = ctx.backend
+            e_raw = b.unary("exp", _minus_max(b, _upcast(b, x._data), ctx.dim))
+            e = Tensor._make(e_raw, False, b)
+            total = Tensor._make(b.reduce("sum", e_raw, ctx.dim, True), False, b)
         return CrossEntropyIndexGrad.apply(scale, x, e, total, index, ctx.dim), *(None,) * 5
 
 

@@ -839,3 +839,38 @@ def test_quantized_linear_on_a_device_reads_its_blocks_with_the_kernel(emulated_
             assert y.device.type == "emulated_gpu"
             np.testing.assert_allclose(y.numpy(), expected, rtol=1e-4, atol=1e-4)
     assert uploads.count(np.uint8) == 2   # each layer's blocks went up once
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_on_a_device_uses_the_kernels(emulated_launchers, reduction):
+    """F.cross_entropy on a device whose fused kernels are the CUDA launchers (run by the
+    emulator, arrays in host memory): loss and gradient equal the CPU's, ignored rows included."""
+    import gradient
+    import gradient.nn.functional as F
+    from gradient.backends import register_backend
+    from gradient.backends.numpy_backend import ArrayBackend
+    calls = []
+
+    class HostDevice(ArrayBackend):
+        fused_dtypes = frozenset({np.dtype(np.float32)})
+
+        def fused(self, name):
+            if name.startswith("cross_entropy"):
+                kernel = emulated_launchers.FUSED[name]
+                return lambda *a: calls.append(name) or kernel(*a)
+            return None
+
+    register_backend("emulated_ce", HostDevice(np, "emulated_ce"))
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((6, 37)).astype(np.float32) * 3
+    target = np.array([3, -100, 36, 0, 5, -100])
+    upstream = rng.standard_normal(6).astype(np.float32) if reduction == "none" else None
+    results = []
+    for device in ("cpu", "emulated_ce"):
+        x = gradient.tensor(logits, device=device, requires_grad=True)
+        loss = F.cross_entropy(x, gradient.tensor(target, device=device), reduction=reduction)
+        loss.backward(None if upstream is None else gradient.tensor(upstream, device=device))
+        results.append((loss.detach().numpy(), x.grad.numpy()))
+    assert calls == ["cross_entropy", "cross_entropy_backward"]
+    for ours, ref in zip(*results):
+        np.testing.assert_allclose(ours, ref, rtol=2e-5, atol=2e-6)

@@ -109,6 +109,45 @@ def log_softmax_backward(grad, y):
     return _rows_op("softmax", "log_softmax_backward", grad, y)
 
 
+# ---------------------------------------------------------------------- cross-entropy
+def cross_entropy(x, target, ignore_index: int):
+    """Per-row cross entropy of logits x (rows, classes) against int64 class indices (rows,),
+    all in range or ``ignore_index`` (the caller checks): ``(loss, lse)``, float32 (rows,);
+    an ignored row has loss 0."""
+    sfx = _suffix(x)
+    if sfx is None or x.ndim != 2 or target.shape != x.shape[:1]:
+        return None
+    cp = _cupy()
+    rows, classes = x.shape
+    loss = cp.empty(rows, cp.float32)
+    lse = cp.empty(rows, cp.float32)
+    if rows:
+        grid, block = _rows_launch(rows, classes)
+        get_kernel("cross_entropy", f"cross_entropy_forward_{sfx}")(
+            grid, block, (_c(x), _c(target.astype(np.int64, copy=False)), loss, lse,
+                          np.int64(rows), np.int64(classes), np.int64(ignore_index),
+                          np.float32(0.0)))
+    return loss, lse
+
+
+def cross_entropy_backward(x, target, lse, scale):
+    """``scale[r] * (softmax(x[r]) - one_hot(target[r]))`` from the forward's log-sum-exp."""
+    sfx = _suffix(x)
+    if sfx is None or x.ndim != 2 or target.shape != x.shape[:1]:
+        return None
+    cp = _cupy()
+    rows, classes = x.shape
+    dx = cp.empty_like(_c(x))
+    if rows:
+        grid, block = _rows_launch(rows, classes)
+        get_kernel("cross_entropy", f"cross_entropy_backward_{sfx}")(
+            grid, block, (_c(x), _c(target.astype(np.int64, copy=False)),
+                          _c(lse.astype(np.float32, copy=False)),
+                          _c(scale.astype(np.float32, copy=False)), dx, np.int64(rows),
+                          np.int64(classes), np.int64(-1), np.float32(0.0)))
+    return dx
+
+
 # ---------------------------------------------------------------------- layer norm, RMS norm
 def layer_norm(x, weight, bias, eps: float):
     present = [a for a in (weight, bias) if a is not None]
@@ -281,4 +320,5 @@ FUSED = {"softmax": softmax, "softmax_backward": softmax_backward, "log_softmax"
          "layer_norm_backward": layer_norm_backward, "rms_norm": rms_norm,
          "rms_norm_backward": rms_norm_backward, "attention_forward": attention_forward,
          "attention_backward": attention_backward, "adam_step": adam_step,
-         "index_add_rows": index_add_rows, "quant_matmul": quant_matmul}
+         "index_add_rows": index_add_rows, "quant_matmul": quant_matmul,
+         "cross_entropy": cross_entropy, "cross_entropy_backward": cross_entropy_backward}
