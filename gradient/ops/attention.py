@@ -131,6 +131,13 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
                  and _has_fused(query, "attention_forward"))
         if fused and (recording or L > 1):
             return FusedAttention.apply(query, key, value, scale, is_causal)
+        if (not recording and L == 1 and (S == 1 or not is_causal) and query.ndim == 4
+                and key.ndim == 4 and k_groups == v_groups and _has_fused(query, "decode_attention")):
+            # a decode step on a device with a kernel that reads the KV cache in place
+            out = query._backend.fused("decode_attention")(query._data, key._data, value._data,
+                                                          scale)
+            if out is not None:
+                return Tensor._make(out, False, query._backend)
         if not recording and query.dtype in (float32, float64):
             return _attention_arrays(query, key, value, scale, k_groups, v_groups, is_causal)
     q = query * scale  # scaling (..., L, E) costs less than scaling the (..., L, S) scores

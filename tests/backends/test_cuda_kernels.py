@@ -874,3 +874,37 @@ def test_cross_entropy_on_a_device_uses_the_kernels(emulated_launchers, reductio
     assert calls == ["cross_entropy", "cross_entropy_backward"]
     for ours, ref in zip(*results):
         np.testing.assert_allclose(ours, ref, rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("heads, kv_heads, length", [(4, 2, 37), (3, 3, 1), (2, 1, 70)])
+def test_decode_attention_on_a_device_reads_the_kv_cache_in_place(emulated_launchers, heads,
+                                                                   kv_heads, length):
+    """A one-token F.scaled_dot_product_attention against keys/values that are the first
+    ``length`` positions of a cache buffer runs the decode-attention kernel on such a device."""
+    import gradient
+    import gradient.nn.functional as F
+    from gradient.backends import register_backend
+    from gradient.backends.numpy_backend import ArrayBackend
+    calls = []
+
+    class HostDevice(ArrayBackend):
+        fused_dtypes = frozenset({np.dtype(np.float32)})
+
+        def fused(self, name):
+            if name == "decode_attention":
+                kernel = emulated_launchers.FUSED[name]
+                return lambda *a: calls.append(name) or kernel(*a)
+            return None
+
+    register_backend("emulated_decode", HostDevice(np, "emulated_decode"))
+    rng = np.random.default_rng(1)
+    q = rng.standard_normal((2, heads, 1, 16)).astype(np.float32)
+    cache = rng.standard_normal((2, 2, kv_heads, 80, 16)).astype(np.float32)  # keys, values
+    results = []
+    for device in ("cpu", "emulated_decode"):
+        buffer = gradient.tensor(cache, device=device)
+        k, v = buffer[0, :, :, :length], buffer[1, :, :, :length]
+        results.append(F.scaled_dot_product_attention(gradient.tensor(q, device=device), k, v,
+                                                      enable_gqa=True).numpy())
+    assert calls == ["decode_attention"]
+    np.testing.assert_allclose(results[1], results[0], rtol=2e-5, atol=2e-6)

@@ -253,6 +253,49 @@ def attention_backward(grad, q, k, v, out, probs, scale: float, causal: bool):
     return cp.matmul(ds, k), cp.matmul(ds.swapaxes(-1, -2), q), dv
 
 
+def _cache_layout(a, heads: int, length: int, dim: int):
+    """``max_seq`` when ``a`` (batch, heads, length, dim) is the first ``length`` positions of a
+    contiguous (batch, heads, max_seq, dim) cache buffer (as a KV cache hands its keys over);
+    None otherwise."""
+    item = a.dtype.itemsize
+    if a.ndim != 4 or a.strides[3] != item or a.strides[2] != dim * item:
+        return None
+    max_seq = a.strides[1] // (dim * item)
+    if max_seq < length or a.strides[1] != max_seq * dim * item or \
+            (a.shape[0] > 1 and a.strides[0] != heads * max_seq * dim * item):
+        return None
+    return max_seq
+
+
+def decode_attention(q, k, v, scale: float):
+    """One query row per (batch, head) against keys/values that are views of a KV cache, with
+    grouped heads: q (B, Hq, 1, D), k and v (B, Hk, S, D); (B, Hq, 1, D), or None."""
+    sfx = _suffix(q, k, v)
+    if sfx is None or q.ndim != 4 or q.shape[2] != 1 or k.shape != v.shape:
+        return None
+    batch, heads, _, dim = q.shape
+    kv_heads, length = k.shape[1], k.shape[2]
+    if not (0 < dim <= 256 and k.shape[3] == dim and k.shape[0] == batch and heads % kv_heads == 0
+            and length > 0):
+        return None
+    max_seq = _cache_layout(k, kv_heads, length, dim)
+    if max_seq is None or _cache_layout(v, kv_heads, length, dim) != max_seq:
+        return None
+    cp = _cupy()
+    item = k.dtype.itemsize
+    # the whole cache as the kernel sees it (it reads only the first `length` positions)
+    shape = (batch, kv_heads, max_seq, dim)
+    strides = (kv_heads * max_seq * dim * item, max_seq * dim * item, dim * item, item)
+    k, v = (cp.lib.stride_tricks.as_strided(a, shape, strides) for a in (k, v))
+    out = cp.empty((batch, heads, 1, dim), q.dtype)
+    seq_lens = cp.full((batch,), length, cp.int32)
+    get_kernel("decode_attention", f"decode_attention_{sfx}")(
+        (heads, batch), (128,), (_c(q), k, v, out, seq_lens, np.int32(heads), np.int32(kv_heads),
+                                 np.int32(max_seq), np.int32(dim), np.float32(scale),
+                                 np.int32(0)))
+    return out
+
+
 # ---------------------------------------------------------------------- optimizer, embedding
 def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1, beta2, eps,
               weight_decay, decoupled_weight_decay, maximize, step):
@@ -321,4 +364,5 @@ FUSED = {"softmax": softmax, "softmax_backward": softmax_backward, "log_softmax"
          "rms_norm_backward": rms_norm_backward, "attention_forward": attention_forward,
          "attention_backward": attention_backward, "adam_step": adam_step,
          "index_add_rows": index_add_rows, "quant_matmul": quant_matmul,
-         "cross_entropy": cross_entropy, "cross_entropy_backward": cross_entropy_backward}
+         "cross_entropy": cross_entropy, "cross_entropy_backward": cross_entropy_backward,
+         "decode_attention": decode_attention}
