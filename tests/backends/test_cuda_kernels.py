@@ -737,10 +737,12 @@ def test_adamw_step_gives_the_bits_of_the_cpu_kernel(runner):
 def emulated_launchers(emulator, monkeypatch):
     """gradient.backends.cuda.fused with NumPy standing in for CuPy and every launch run by the
     emulator: checks the launchers' shapes, grids and argument types against the kernels."""
-    from gradient.backends.cuda import fused
-    monkeypatch.setattr(fused, "_cupy", lambda: np)
-    monkeypatch.setattr(fused, "get_kernel", lambda stem, name: (
-        lambda grid, block, args, shared_mem=0: emulator.launch(stem, name, grid, block, args)))
+    from gradient.backends.cuda import flash, fused
+    for module in (fused, flash):
+        monkeypatch.setattr(module, "_cupy", lambda: np)
+        monkeypatch.setattr(module, "get_kernel", lambda stem, name: (
+            lambda grid, block, args, shared_mem=0: emulator.launch(stem, name, grid, block,
+                                                                   args)))
     return fused
 
 
@@ -783,10 +785,16 @@ def test_cuda_launchers_match_the_cpu_kernels(emulated_launchers):
               cpu.rms_norm_backward(grad, x, rstd, weight), tol=1e-4)
     q, k, v, go = (rng.standard_normal((2, 3, 5, 4)).astype(np.float32) for _ in range(4))
     for causal in (True, False):
-        out, probs = cuda.attention_forward(q, k, v, 0.5, causal)
-        close((out, probs), cpu.attention_forward(q, k, v, 0.5, causal))
-        close(cuda.attention_backward(go, q, k, v, out, probs, 0.5, causal),
-              cpu.attention_backward(go, q, k, v, out, probs, 0.5, causal))
+        cpu_out, cpu_probs = cpu.attention_forward(q, k, v, 0.5, causal)
+        cpu_grads = cpu.attention_backward(go, q, k, v, cpu_out, cpu_probs, 0.5, causal)
+        for head_dim in (4, 160):   # flash kernels up to 128, the scores path beyond
+            pad = [(0, 0)] * 3 + [(0, head_dim - 4)]   # zero dims change nothing
+            qp, kp, vp, gp = (np.pad(a, pad) for a in (q, k, v, go))
+            out, saved = cuda.attention_forward(qp, kp, vp, 0.5, causal)
+            assert saved[0] == ("flash" if head_dim <= 128 else "scores")
+            close(out[..., :4], cpu_out)
+            grads = cuda.attention_backward(gp, qp, kp, vp, out, saved, 0.5, causal)
+            close(tuple(g[..., :4] for g in grads), cpu_grads)
     states = []
     for impl in (cuda, cpu):
         p, m, s = x.copy(), np.zeros_like(x), np.zeros_like(x)

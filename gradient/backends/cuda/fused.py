@@ -222,8 +222,27 @@ def rms_norm_backward(grad, x, rstd, weight):
 
 # ---------------------------------------------------------------------- attention
 def attention_forward(q, k, v, scale: float, causal: bool):
-    """Unfused on the GPU for now: cuBLAS products and the softmax kernel, with the (L, S) scores
-    in memory (a flash-attention kernel that keeps them on chip is still to come)."""
+    """FlashAttention (``flash.py``: the (L, S) scores stay on chip) where it applies (head dims
+    up to 128), else cuBLAS products around the softmax kernel. The second result is what
+    :func:`attention_backward` needs, tagged with the path that made it."""
+    from . import flash
+    result = flash.attention_forward(q, k, v, scale, causal)
+    if result is not None:
+        return result[0], ("flash", result[1])
+    result = _scores_attention_forward(q, k, v, scale, causal)
+    return None if result is None else (result[0], ("scores", result[1]))
+
+
+def attention_backward(grad, q, k, v, out, saved, scale: float, causal: bool):
+    from . import flash
+    kind, value = saved
+    if kind == "flash":
+        return flash.attention_backward(grad, q, k, v, out, value, scale, causal)
+    return _scores_attention_backward(grad, q, k, v, out, value, scale, causal)
+
+
+def _scores_attention_forward(q, k, v, scale: float, causal: bool):
+    """Attention with the (L, S) scores in memory: cuBLAS products and the softmax kernel."""
     sfx = _suffix(q, k, v)
     if sfx is None or q.shape[:-2] != k.shape[:-2] or k.shape[-2] == 0:
         return None
@@ -241,7 +260,7 @@ def attention_forward(q, k, v, scale: float, causal: bool):
     return cp.matmul(scores, v), scores
 
 
-def attention_backward(grad, q, k, v, out, probs, scale: float, causal: bool):
+def _scores_attention_backward(grad, q, k, v, out, probs, scale: float, causal: bool):
     sfx = _suffix(grad, q, k, v, out, probs)
     if sfx is None or grad.shape != out.shape:
         return None
