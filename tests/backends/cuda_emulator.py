@@ -373,3 +373,26 @@ class EmulatorRunner:
         call = ctypes.cast(getattr(library, f"emu_call_{name}"), ctypes.c_void_p)
         failed = library.emu_launch(call, argv, *grid, *block)
         assert not failed, f"{name}: deadlock (a __syncthreads or shuffle not reached by all)"
+
+
+def build_emulator(tmp_dir, check_args, stems) -> EmulatorRunner:
+    """An :class:`EmulatorRunner` with the kernel files ``stems`` built (two at a time: most of
+    the emulator's cost is the C++ compiler), for a pytest fixture; skips the test on a machine
+    that cannot build one (not Linux, or no host C++ compiler)."""
+    import sys
+
+    import pytest
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the kernel emulator needs Linux (ucontext coroutines)")
+    cxx = host_cxx()
+    if cxx is None:
+        pytest.skip("no host C++ compiler (g++, clang++) to build the kernel emulator")
+    runner = EmulatorRunner(cxx, tmp_dir, check_args)
+    stems = sorted(stems)
+    for i in range(0, len(stems), 2):
+        threads = [threading.Thread(target=runner.build, args=(stem,)) for stem in stems[i:i + 2]]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    return runner

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 
 import numpy as np
 import pytest
@@ -26,7 +25,7 @@ from gradient.backends.cuda import flash
 from gradient.backends.cuda.compile import (get_kernel, kernel_names, kernel_signatures,
                                             kernel_sources)
 
-from .cuda_emulator import EmulatorRunner, host_cxx
+from .cuda_emulator import build_emulator
 
 torch = pytest.importorskip("torch", reason="PyTorch is the reference of these tests")
 
@@ -57,14 +56,7 @@ def _check_args(stem: str, name: str, args: tuple) -> None:
 # ---------------------------------------------------------------------- devices
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory):
-    if not sys.platform.startswith("linux"):
-        pytest.skip("the kernel emulator needs Linux (ucontext coroutines)")
-    cxx = host_cxx()
-    if cxx is None:
-        pytest.skip("no host C++ compiler (g++, clang++) to build the kernel emulator")
-    runner = EmulatorRunner(cxx, tmp_path_factory.mktemp("cuda_emulator_flash"), _check_args)
-    runner.build(STEM)
-    return runner
+    return build_emulator(tmp_path_factory.mktemp("cuda_emulator_flash"), _check_args, [STEM])
 
 
 @pytest.fixture(scope="module")

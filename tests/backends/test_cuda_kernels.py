@@ -29,8 +29,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
-import threading
 
 import numpy as np
 import pytest
@@ -40,7 +38,7 @@ from gradient.backends.cuda.compile import (compile_ptx, cuda_include_dir, kerne
                                             kernel_signatures, kernel_sources)
 from gradient.errors import DeviceError
 
-from .cuda_emulator import EmulatorRunner, host_cxx
+from .cuda_emulator import build_emulator
 
 try:  # the test oracle of the kernel runs (the compile tests do not need it)
     import torch
@@ -273,21 +271,7 @@ class GpuRunner:
 
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory):
-    if not sys.platform.startswith("linux"):
-        pytest.skip("the kernel emulator needs Linux (ucontext coroutines)")
-    cxx = host_cxx()
-    if cxx is None:
-        pytest.skip("no host C++ compiler (g++, clang++) to build the kernel emulator")
-    runner = EmulatorRunner(cxx, tmp_path_factory.mktemp("cuda_emulator"), _check_args)
-    # build every file now, two at a time: most of the emulator's cost is the C++ compiler
-    stems = sorted(EXPECTED)
-    threads = [threading.Thread(target=runner.build, args=(stem,)) for stem in stems]
-    for i in range(0, len(threads), 2):
-        for t in threads[i:i + 2]:
-            t.start()
-        for t in threads[i:i + 2]:
-            t.join()
-    return runner
+    return build_emulator(tmp_path_factory.mktemp("cuda_emulator"), _check_args, EXPECTED)
 
 
 @pytest.fixture(scope="session")

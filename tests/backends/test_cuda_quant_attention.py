@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +25,7 @@ import pytest
 
 from gradient.backends.cuda.compile import kernel_signatures, kernel_sources
 
-from .cuda_emulator import EmulatorRunner, host_cxx
+from .cuda_emulator import EmulatorRunner, build_emulator
 
 KERNELS = Path(__file__).resolve().parents[2] / "gradient" / "backends" / "cuda" / "kernels"
 
@@ -142,18 +140,8 @@ class GpuRunner:
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory):
-    if not sys.platform.startswith("linux"):
-        pytest.skip("the kernel emulator needs Linux (ucontext coroutines)")
-    cxx = host_cxx()
-    if cxx is None:
-        pytest.skip("no host C++ compiler (g++, clang++) to build the kernel emulator")
-    runner = EmulatorRunner(cxx, tmp_path_factory.mktemp("cuda_emulator_qa"), _check_args)
-    threads = [threading.Thread(target=runner.build, args=(stem,)) for stem in sorted(EXPECTED)]
-    for t in threads:  # the two builds at once: most of the emulator's cost is the C++ compiler
-        t.start()
-    for t in threads:
-        t.join()
-    return runner
+    return build_emulator(tmp_path_factory.mktemp("cuda_emulator_qa"), _check_args,
+                          EXPECTED)
 
 
 @pytest.fixture(scope="module")
