@@ -149,6 +149,9 @@ class TokenStream:
         self._processors = build_processors(do_sample, temperature, top_k, top_p, min_p,
                                             repetition_penalty, ignore)
         self._do_sample = do_sample
+        # greedy with nothing to process the scores: on an accelerator, pick the id there
+        self._argmax_on_device = (not do_sample and len(self._processors) == 0
+                                  and self._device is not None and self._device.type != "cpu")
         self._rng = None
         if do_sample:
             if seed is None:  # follow gradient.manual_seed, as transformers follows torch's
@@ -188,8 +191,10 @@ class TokenStream:
 
     def _forward(self, cache, step_ids: np.ndarray, positions: np.ndarray | None):
         """One forward (prefill when ``step_ids`` is the prompt): the last position's logits as
-        a float32 (B, vocab) NumPy array. Grad mode is switched off only around the forward,
-        never across a ``yield``, so the caller's code between steps keeps its own mode."""
+        a float32 (B, vocab) NumPy array, or, for greedy decoding without processors on an
+        accelerator, the chosen ids (B,) (the argmax runs there: only B ints come back). Grad
+        mode is switched off only around the forward, never across a ``yield``, so the caller's
+        code between steps keeps its own mode."""
         with no_grad():
             kwargs = {}
             if self._padded:
@@ -197,6 +202,8 @@ class TokenStream:
                 kwargs["position_ids"] = tensor(positions, dtype=int64, device=self._device)
             logits = self.model(tensor(step_ids, dtype=int64, device=self._device), cache=cache,
                                 logits_to_keep=1, **kwargs).logits
+            if self._argmax_on_device:
+                return logits[:, -1].argmax(-1).numpy().astype(np.int64)
             return np.array(logits[:, -1].float().numpy(), dtype=np.float32)
 
     def _run(self) -> Iterator[list[int]]:
@@ -207,8 +214,11 @@ class TokenStream:
         scores = self._forward(cache, self._ids[:, :T],
                                self._prompt_positions if self._padded else None)
         for step in range(self.max_new_tokens):
-            scores = self._processors(self._ids[:, :self.length], scores)
-            next_ids = select_tokens(scores, self._do_sample, self._rng)
+            if self._argmax_on_device:
+                next_ids = scores      # already the argmax (first on ties, as on the CPU)
+            else:
+                scores = self._processors(self._ids[:, :self.length], scores)
+                next_ids = select_tokens(scores, self._do_sample, self._rng)
             if self._pad is not None:
                 next_ids[self.finished] = self._pad
             self._ids[:, self.length] = next_ids
