@@ -1,5 +1,5 @@
-"""What several benchmarks share: timing a call, a process's peak memory, and where the SmolLM2
-GGUF file is.
+"""What several benchmarks share: timing a call, a process's peak memory, running a worker
+process for one round, and where the SmolLM2 GGUF file is.
 
 The scripts run as ``python bench/<name>.py``, so this folder is on ``sys.path`` and they
 ``from common import ...``.
@@ -8,9 +8,11 @@ The scripts run as ``python bench/<name>.py``, so this folder is on ``sys.path``
 from __future__ import annotations
 
 import glob
+import json
 import os
 import resource
 import statistics
+import subprocess
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,6 +39,21 @@ def time_per_call(fn, min_seconds: float = 0.2, repeat: int = 7) -> float:
             fn()
         rounds.append((time.perf_counter() - t0) / calls * 1e6)
     return statistics.median(rounds)
+
+
+def run_worker_round(results: dict, lib: str, cmd: list, env: dict) -> None:
+    """Run one round of ``lib`` in a worker process (``cmd``, which prints a JSON line last) and
+    add it to ``results[lib]``: the rounds' timings are concatenated, the peak RSS is the
+    largest. A failed worker stops the benchmark with its stderr."""
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"{lib} worker failed:\n{out.stderr}")
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    if lib in results:
+        results[lib]["timings"] += r["timings"]
+        results[lib]["peak_rss_mib"] = max(results[lib]["peak_rss_mib"], r["peak_rss_mib"])
+    else:
+        results[lib] = r
 
 
 def peak_rss_mib() -> float:

@@ -25,13 +25,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
-from common import peak_rss_mib
+from common import peak_rss_mib, run_worker_round
 
 PREFILLS = 4  # prefills timed per round (the KV cache is refilled each time); the fastest counts
 
@@ -135,16 +134,7 @@ def main() -> None:
                 cmd = [sys.executable, __file__, "--worker", lib, "--checkpoint", directory,
                        "--prompt", str(args.prompt), "--new", str(args.new), "--threads",
                        str(args.threads), "--rounds", "1"]
-                out = subprocess.run(cmd, env=env, capture_output=True, text=True)
-                if out.returncode:
-                    raise SystemExit(f"{lib} worker failed:\n{out.stderr}")
-                r = json.loads(out.stdout.strip().splitlines()[-1])
-                if lib in results:
-                    results[lib]["timings"] += r["timings"]
-                    results[lib]["peak_rss_mib"] = max(results[lib]["peak_rss_mib"],
-                                                       r["peak_rss_mib"])
-                else:
-                    results[lib] = r
+                run_worker_round(results, lib, cmd, env)
 
     n_layer, d, ctx = 12, 768, args.prompt
     # prefill FLOPs without the head (logits_to_keep=1): 2 * non-embedding weights per token plus

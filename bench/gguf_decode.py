@@ -36,12 +36,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
 import numpy as np
-from common import ROOT, SMOLLM2_HINT, SMOLLM2_NAME, find_smollm2, peak_rss_mib
+from common import (ROOT, SMOLLM2_HINT, SMOLLM2_NAME, find_smollm2, peak_rss_mib,
+                    run_worker_round)
 TEXT = ("The history of the printing press begins in the fifteenth century, when Johannes "
         "Gutenberg combined movable metal type, oil-based ink and a wooden press adapted from "
         "those used to make wine. Within fifty years presses were working in more than two "
@@ -184,16 +184,7 @@ def main() -> None:
             cmd = [sys.executable, os.path.abspath(__file__), "--worker", lib, "--model", path,
                    "--ids", json.dumps(prompt), "--new", str(args.new), "--threads", threads,
                    "--rounds", "1"]
-            out = subprocess.run(cmd, env=env, capture_output=True, text=True)
-            if out.returncode:
-                raise SystemExit(f"{lib} worker failed:\n{out.stderr}")
-            r = json.loads(out.stdout.strip().splitlines()[-1])
-            if lib in results:
-                results[lib]["timings"] += r["timings"]
-                results[lib]["peak_rss_mib"] = max(results[lib]["peak_rss_mib"],
-                                                   r["peak_rss_mib"])
-            else:
-                results[lib] = r
+            run_worker_round(results, lib, cmd, env)
 
     line = {"model": "SmolLM2-135M-Instruct Q4_1 (GGUF)", "prompt": args.prompt,
             "new": args.new, "threads": args.threads, "rounds": args.rounds}
