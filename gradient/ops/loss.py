@@ -36,7 +36,8 @@ from ..tensor import Tensor
 from .elementwise import _promote, cast, exp, log, log1p, where
 from .elementwise import abs as _abs
 from .index import gather
-from .nn import _fused_backward, _minus_max, _require_float, _upcast, log_softmax, softmax
+from .nn import (_fused_backward, _minus_max, _require_float, _row_kernel, _upcast, log_softmax,
+                 softmax)
 from .reduce import mean as _mean
 from .reduce import sum as _sum
 from .shape import expand, reshape
@@ -293,6 +294,14 @@ def _nll(logp, target, weight, class_dim, ignore_index, reduction):
     return _sum(loss) / _sum(w)
 
 
+def _shifted_exp_sum(b, x, dim: int):
+    """``(x - max, exp(x - max), sum(exp(x - max)))`` along ``dim`` on raw arrays; float16 and
+    bfloat16 logits in float32 (one rounding at the end, as PyTorch)."""
+    shifted = _minus_max(b, _upcast(b, x), dim)
+    e = b.unary("exp", shifted)
+    return shifted, e, b.reduce("sum", e, dim, True)
+
+
 class CrossEntropyIndex(Function):
     """Cross entropy of logits against class indices: no class weight, no label smoothing.
 
@@ -323,9 +332,8 @@ class CrossEntropyIndex(Function):
         keep = b.reshape(keep, index_shape)
         index = b.where(keep, b.reshape(target, index_shape), b.full((), 0, int64))
 
-        kernel = (b.fused("cross_entropy") if x.ndim == 2 and dim == 1
-                  and x.dtype in b.fused_dtypes else None)
-        rows = kernel(x, b.reshape(index, (x.shape[0],)), -1) if kernel is not None else None
+        rows = (_row_kernel(b, "cross_entropy", dim, x, b.reshape(index, (x.shape[0],)), -1)
+                if x.ndim == 2 else None)
         ctx.fused = rows is not None
         if ctx.fused:  # one pass per row on the device; backward reads the log-sum-exp
             loss, lse = rows
@@ -333,10 +341,7 @@ class CrossEntropyIndex(Function):
             loss = b.reshape(b.where(b.reshape(keep, target.shape), loss,
                                      b.full((), 0, from_numpy_dtype(loss.dtype))), target.shape)
         else:
-            # float16/bfloat16 logits: float32 math and one rounding at the end, as PyTorch
-            shifted = _minus_max(b, _upcast(b, x), dim)
-            e = b.unary("exp", shifted)
-            total = b.reduce("sum", e, dim, True)
+            shifted, e, total = _shifted_exp_sum(b, x, dim)
             loss = b.binary("sub", b.unary("log", total), b.take_along_axis(shifted, index, dim))
             loss = b.reshape(b.where(keep, loss, b.full((), 0, from_numpy_dtype(loss.dtype))),
                              target.shape)
@@ -369,9 +374,7 @@ class CrossEntropyIndex(Function):
                     return dx, *(None,) * 5
             # a graph is being built: the composition's saved values, recomputed from x
             b = ctx.backend
-            e_raw = b.unary("exp", _minus_max(b, _upcast(b, x._data), ctx.dim))
-            e = Tensor._make(e_raw, False, b)
-            total = Tensor._make(b.reduce("sum", e_raw, ctx.dim, True), False, b)
+            _, e, total = (Tensor._make(a, False, b) for a in _shifted_exp_sum(b, x._data, ctx.dim))
         return CrossEntropyIndexGrad.apply(scale, x, e, total, index, ctx.dim), *(None,) * 5
 
 

@@ -38,6 +38,12 @@ def _cupy():
     return cupy
 
 
+def _rows_cols(x):
+    """``x`` as (rows, cols) over its last dimension: the sizes a row kernel takes."""
+    cols = x.shape[-1]
+    return (x.size // cols if cols else 0), cols
+
+
 def _rows_launch(rows: int, cols: int):
     block = min(1024, max(32, -(-cols // 32) * 32))
     return (max(1, min(rows, 2 ** 31 - 1)),), (block,)
@@ -84,8 +90,7 @@ def _rows_op(stem: str, name: str, *arrays):
         return None
     arrays = tuple(_c(a) for a in arrays)
     out = _cupy().empty_like(arrays[0])
-    cols = arrays[0].shape[-1]
-    rows = arrays[0].size // cols if cols else 0
+    rows, cols = _rows_cols(arrays[0])
     if rows:
         grid, block = _rows_launch(rows, cols)
         get_kernel(stem, f"{name}_{sfx}")(grid, block, (*arrays, out, np.int64(rows),
@@ -155,8 +160,7 @@ def layer_norm(x, weight, bias, eps: float):
     if sfx is None or x.ndim == 0:
         return None
     cp = _cupy()
-    cols = x.shape[-1]
-    rows = x.size // cols if cols else 0
+    rows, cols = _rows_cols(x)
     x = _c(x)
     y = cp.empty_like(x)
     mean = cp.empty(x.shape[:-1], cp.float32)
@@ -173,8 +177,7 @@ def layer_norm_backward(grad, x, mean, rstd, weight):
     if sfx is None or grad.shape != x.shape:
         return None
     cp = _cupy()
-    cols = x.shape[-1]
-    rows = x.size // cols if cols else 0
+    rows, cols = _rows_cols(x)
     grad, x = _c(grad), _c(x)
     dx = cp.empty_like(x)
     dw = cp.zeros(cols, cp.float32)
@@ -191,8 +194,7 @@ def rms_norm(x, weight, eps: float):
     if sfx is None or x.ndim == 0:
         return None
     cp = _cupy()
-    cols = x.shape[-1]
-    rows = x.size // cols if cols else 0
+    rows, cols = _rows_cols(x)
     x = _c(x)
     y = cp.empty_like(x)
     rstd = cp.empty(x.shape[:-1], cp.float32)
@@ -208,8 +210,7 @@ def rms_norm_backward(grad, x, rstd, weight):
     if sfx is None or grad.shape != x.shape:
         return None
     cp = _cupy()
-    cols = x.shape[-1]
-    rows = x.size // cols if cols else 0
+    rows, cols = _rows_cols(x)
     grad, x = _c(grad), _c(x)
     dx = cp.empty_like(x)
     dw = None if weight is None else cp.zeros(cols, cp.float32)
