@@ -730,6 +730,36 @@ def emulated_launchers(emulator, monkeypatch):
     return fused
 
 
+@pytest.fixture
+def emulated_device(emulated_launchers):
+    """``make(name, kernels)``: register device ``name`` whose arrays live in host memory and
+    whose fused kernels ``kernels`` are the CUDA launchers, run by the emulator (the ops path of
+    a GPU, on this machine). Returns ``(backend, calls)``; ``calls`` lists the kernels used."""
+    import functools
+
+    from gradient.backends import register_backend
+    from gradient.backends.numpy_backend import ArrayBackend
+
+    def make(name: str, kernels: tuple):
+        calls = []
+
+        class HostDevice(ArrayBackend):
+            fused_dtypes = frozenset({np.dtype(np.float32)})
+
+            def fused(self, kernel):
+                if kernel not in kernels:
+                    return None
+                launcher = emulated_launchers.FUSED[kernel]
+                # wraps: keeps the launcher's attributes (quant_matmul.types)
+                return functools.wraps(launcher)(
+                    lambda *a: calls.append(kernel) or launcher(*a))
+
+        backend = HostDevice(np, name)
+        register_backend(name, backend)
+        return backend, calls
+    return make
+
+
 def test_cuda_launchers_match_the_cpu_kernels(emulated_launchers):
     from gradient.backends import cpu_kernels as cpu
     cuda = emulated_launchers
@@ -797,25 +827,16 @@ def test_cuda_launchers_match_the_cpu_kernels(emulated_launchers):
     assert cuda.gelu(x.astype(np.float64), "tanh") is None                 # float64: declined
 
 
-def test_quantized_linear_on_a_device_reads_its_blocks_with_the_kernel(emulated_launchers,
+def test_quantized_linear_on_a_device_reads_its_blocks_with_the_kernel(emulated_device,
                                                                        monkeypatch):
     """QuantizedLinear on a non-CPU device: the GGML blocks are uploaded once and read by the
     mat-vec kernel (here: quant_matvec.cu on the emulator, through the CUDA launcher, on a
     device whose arrays live in host memory)."""
     gguf = pytest.importorskip("gguf")
     import gradient
-    from gradient.backends import register_backend
-    from gradient.backends.numpy_backend import ArrayBackend
     from gradient.quant import QuantizedLinear
 
-    class HostDevice(ArrayBackend):
-        fused_dtypes = frozenset({np.dtype(np.float32)})
-
-        def fused(self, name):
-            return emulated_launchers.FUSED.get(name) if name == "quant_matmul" else None
-
-    device = HostDevice(np, "emulated_gpu")
-    register_backend("emulated_gpu", device)
+    device, calls = emulated_device("emulated_gpu", ("quant_matmul",))
     rng = np.random.default_rng(0)
     weight = rng.standard_normal((10, 64)).astype(np.float32)
     uploads = []
@@ -831,28 +852,16 @@ def test_quantized_linear_on_a_device_reads_its_blocks_with_the_kernel(emulated_
             assert y.device.type == "emulated_gpu"
             np.testing.assert_allclose(y.numpy(), expected, rtol=1e-4, atol=1e-4)
     assert uploads.count(np.uint8) == 2   # each layer's blocks went up once
+    assert calls == ["quant_matmul"] * 4
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_cross_entropy_on_a_device_uses_the_kernels(emulated_launchers, reduction):
+def test_cross_entropy_on_a_device_uses_the_kernels(emulated_device, reduction):
     """F.cross_entropy on a device whose fused kernels are the CUDA launchers (run by the
     emulator, arrays in host memory): loss and gradient equal the CPU's, ignored rows included."""
     import gradient
     import gradient.nn.functional as F
-    from gradient.backends import register_backend
-    from gradient.backends.numpy_backend import ArrayBackend
-    calls = []
-
-    class HostDevice(ArrayBackend):
-        fused_dtypes = frozenset({np.dtype(np.float32)})
-
-        def fused(self, name):
-            if name.startswith("cross_entropy"):
-                kernel = emulated_launchers.FUSED[name]
-                return lambda *a: calls.append(name) or kernel(*a)
-            return None
-
-    register_backend("emulated_ce", HostDevice(np, "emulated_ce"))
+    _, calls = emulated_device("emulated_ce", ("cross_entropy", "cross_entropy_backward"))
     rng = np.random.default_rng(0)
     logits = rng.standard_normal((6, 37)).astype(np.float32) * 3
     target = np.array([3, -100, 36, 0, 5, -100])
@@ -861,34 +870,25 @@ def test_cross_entropy_on_a_device_uses_the_kernels(emulated_launchers, reductio
     for device in ("cpu", "emulated_ce"):
         x = gradient.tensor(logits, device=device, requires_grad=True)
         loss = F.cross_entropy(x, gradient.tensor(target, device=device), reduction=reduction)
-        loss.backward(None if upstream is None else gradient.tensor(upstream, device=device))
-        results.append((loss.detach().numpy(), x.grad.numpy()))
+        g = None if upstream is None else gradient.tensor(upstream, device=device)
+        (graph_grad,) = gradient.autograd.grad(loss, (x,), g, create_graph=True, retain_graph=True)
+        loss.backward(g)
+        results.append((loss.detach().numpy(), x.grad.numpy(), graph_grad.detach().numpy()))
+    # the first backward built a graph (the composition, recomputed from the logits); the
+    # second did not (the kernel)
     assert calls == ["cross_entropy", "cross_entropy_backward"]
     for ours, ref in zip(*results):
         np.testing.assert_allclose(ours, ref, rtol=2e-5, atol=2e-6)
 
 
 @pytest.mark.parametrize("heads, kv_heads, length", [(4, 2, 37), (3, 3, 1), (2, 1, 70)])
-def test_decode_attention_on_a_device_reads_the_kv_cache_in_place(emulated_launchers, heads,
+def test_decode_attention_on_a_device_reads_the_kv_cache_in_place(emulated_device, heads,
                                                                    kv_heads, length):
     """A one-token F.scaled_dot_product_attention against keys/values that are the first
     ``length`` positions of a cache buffer runs the decode-attention kernel on such a device."""
     import gradient
     import gradient.nn.functional as F
-    from gradient.backends import register_backend
-    from gradient.backends.numpy_backend import ArrayBackend
-    calls = []
-
-    class HostDevice(ArrayBackend):
-        fused_dtypes = frozenset({np.dtype(np.float32)})
-
-        def fused(self, name):
-            if name == "decode_attention":
-                kernel = emulated_launchers.FUSED[name]
-                return lambda *a: calls.append(name) or kernel(*a)
-            return None
-
-    register_backend("emulated_decode", HostDevice(np, "emulated_decode"))
+    _, calls = emulated_device("emulated_decode", ("decode_attention",))
     rng = np.random.default_rng(1)
     q = rng.standard_normal((2, heads, 1, 16)).astype(np.float32)
     cache = rng.standard_normal((2, 2, kv_heads, 80, 16)).astype(np.float32)  # keys, values
