@@ -292,6 +292,11 @@ def _load_model(reader: GGUFReader, dtype, quantized: bool = True,
             reader.release(name)   # repacked: the mapped pages need not stay in memory
             continue
         array = reader.dequantize(name)
+        if not array.flags.owndata and array.nbytes < _COPIED_BELOW:
+            # a small float tensor (a norm's weight) is a view of the map: copied, because
+            # reading it later would map the file's pages around it back in (the kernel maps
+            # whole page-cache folios, up to megabytes, for a few bytes)
+            array = array.copy()
         reader.release(name)
         if permuted:
             array = unpermute_qk(array, n_heads)
@@ -318,6 +323,10 @@ def _load_model(reader: GGUFReader, dtype, quantized: bool = True,
         model.model.rotary = RotaryEmbedding((inv_freq / factors).astype(np.float32))
     model.eval()
     return model
+
+
+#: float tensors smaller than this are copied out of the map (see _load_model)
+_COPIED_BELOW = 1 << 20
 
 
 def _keeps_blocks(target: str, ggml_type: int) -> bool:

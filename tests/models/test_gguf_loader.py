@@ -10,6 +10,7 @@ agree with an independent byte-level BPE split the way llama.cpp splits text.
 
 import json
 import math
+import mmap
 
 import numpy as np
 import pytest
@@ -621,6 +622,13 @@ def llama_cpp_split_specials(text, special):
     return [p for p in regex.split(pattern, text) if p]
 
 
+def _memory_owner(array):
+    """The object at the end of ``array``'s chain of bases (a NumPy array, a memory map...)."""
+    while isinstance(array, np.ndarray) and array.base is not None:
+        array = array.base
+    return array
+
+
 @requires_smollm2
 def test_real_file_loads_quantized(smollm2):
     """The default load keeps every matrix in its GGML type: 7 projections per layer (Q4_1),
@@ -635,6 +643,8 @@ def test_real_file_loads_quantized(smollm2):
     assert isinstance(embedding, QuantizedEmbedding) and embedding.qtype == GGMLType.Q8_0
     assert quantized.lm_head.packed is embedding.packed                # one table, not two
     assert sum(p.numel() for p in quantized.parameters()) == 61 * 576    # the norms only
+    # ... copied out of the file's map: reading a view of it maps megabytes of pages back in
+    assert not any(isinstance(_memory_owner(p._data), mmap.mmap) for p in quantized.parameters())
     held = sum(m.nbytes for m in layers if m is not quantized.lm_head) + embedding.nbytes
     assert held < 0.3 * sum(p.numel() * 4 for p in model.parameters())  # vs float32
     ids = gradient.tensor([tok.encode("The capital of France is")])
