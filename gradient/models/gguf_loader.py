@@ -204,6 +204,11 @@ def _rope_scaling(get, where: str) -> dict | None:
 
 
 # ----------------------------------------------------------------------------- the model
+#: metadata keys holding one entry per token or merge: only the tokenizer reads them
+_VOCABULARY_LISTS = ("tokenizer.ggml.tokens", "tokenizer.ggml.merges", "tokenizer.ggml.scores",
+                     "tokenizer.ggml.token_type")
+
+
 def load_gguf(path, dtype=None, quantized: bool = True, activations: str = "int8"):
     """Load a LLaMA-family GGUF file; returns ``(model, tokenizer)``.
 
@@ -233,7 +238,13 @@ def load_gguf(path, dtype=None, quantized: bool = True, activations: str = "int8
         # the tokenizer first: it is quick, and a file whose tokenizer is not supported fails
         # before the weights are read
         tokenizer = tokenizer_from_gguf(reader.metadata, name_or_path=reader.path)
-        model = _load_model(reader, _as_dtype(dtype), quantized, activations)
+        config = config_from_gguf(reader.metadata, reader.tensors, reader.path)
+        # the vocabulary's lists (about 10 MiB of Python strings for 49k tokens and merges)
+        # now live in the tokenizer: let them go before the weights add to the peak
+        for key in _VOCABULARY_LISTS:
+            reader.metadata.pop(key, None)
+        release_freed_memory()
+        model = _load_model(reader, config, _as_dtype(dtype), quantized, activations)
     release_freed_memory()   # the per-tensor temporaries of the conversion
     model.name_or_path = reader.path
     eos = [i for i in (reader.metadata.get("tokenizer.ggml.eos_token_id"),
@@ -253,11 +264,10 @@ def load_gguf_tokenizer(path):
         return tokenizer_from_gguf(reader.metadata, name_or_path=reader.path)
 
 
-def _load_model(reader: GGUFReader, dtype, quantized: bool = True,
+def _load_model(reader: GGUFReader, config: LlamaConfig, dtype, quantized: bool = True,
                 activations: str = "int8") -> LlamaForCausalLM:
     metadata, where = reader.metadata, reader.path
     arch = _architecture(metadata, where)
-    config = config_from_gguf(metadata, reader.tensors, where)
     with _init.skip_init():
         model = LlamaForCausalLM(config)
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
