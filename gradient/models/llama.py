@@ -302,8 +302,11 @@ class RotaryEmbedding:
 
 def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     """Rotate pairs ``(x[i], x[i + half])`` of each head by the position's angles (HF's
-    ``rotate_half`` layout, not GGUF's interleaved one). ``x`` is (B, heads, T, head_dim)."""
-    return x * cos + x.roll(x.shape[-1] // 2, -1) * sin
+    ``rotate_half`` layout, not GGUF's interleaved one). ``x`` is (B, heads, T, head_dim).
+
+    ``F.rotary_embedding`` is ``x * cos + x.roll(half, -1) * sin`` (the sign is in the sine
+    table), one kernel each way on a GPU."""
+    return F.rotary_embedding(x, cos, sin)
 
 
 # ----------------------------------------------------------------------------- layers
@@ -345,6 +348,8 @@ class LlamaMLP(nn.Module):
         self.act = _ACTIVATIONS[config.hidden_act]
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.act is F.silu:   # silu(gate) * up: one fused kernel each way on a GPU
+            return self.down_proj(F.swiglu(self.gate_proj(x), self.up_proj(x)))
         return self.down_proj(self.act(self.gate_proj(x)) * self.up_proj(x))
 
 

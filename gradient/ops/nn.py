@@ -36,7 +36,7 @@ from .elementwise import (_constant, _floating, _promote, cast, erf, exp, pow, r
 from .elementwise import abs as _abs
 from .reduce import amax, amin, mean
 from .reduce import sum as _sum
-from .shape import broadcast_shapes, expand, permute, reshape, wrap_dim
+from .shape import broadcast_shapes, expand, permute, reshape, roll, wrap_dim
 
 __all__ = [
     # activations
@@ -50,6 +50,8 @@ __all__ = [
     # normalization and distances
     "layer_norm", "rms_norm", "group_norm", "batch_norm", "normalize", "cosine_similarity",
     "pairwise_distance",
+    # fused LLaMA blocks (not in torch.nn.functional)
+    "swiglu", "rotary_embedding",
 ]
 TENSOR_METHODS = ("softmax", "log_softmax", "relu", "relu_", "hardshrink", "prelu")
 
@@ -1185,3 +1187,112 @@ def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6,
     """The p-norm of x1 - x2 + eps over the last dimension. ``F.pairwise_distance(a, b)``."""
     diff = _floating(x1) - _floating(x2) + eps
     return _safe_norm(diff, p, wrap_dim(-1, diff.ndim), keepdim=keepdim)
+
+
+# ---------------------------------------------------------------------- SwiGLU, rotary embedding
+def swiglu(gate: Tensor, up: Tensor) -> Tensor:
+    """``silu(gate) * up``: the gated activation of LLaMA-family feed-forward blocks
+    (``down(swiglu(gate(x), up(x)))``). Not in ``torch.nn.functional``.
+
+    On a backend with the fused ``swiglu`` kernels (a GPU) it is one pass forward and one
+    backward for gate and up of one shape and dtype; elsewhere it is the composition.
+    ``F.swiglu(gate_proj(x), up_proj(x))``
+    """
+    if (isinstance(up, Tensor) and gate.shape == up.shape and gate.dtype is up.dtype
+            and gate.numel() and _has_fused(gate, "swiglu")):
+        return SwiGLU.apply(gate, up)
+    return silu(gate) * up
+
+
+class SwiGLU(Function):
+    """:func:`swiglu` in the backend's fused kernels; second derivatives go through the
+    same gradients written with differentiable ops (as :class:`RMSNorm`)."""
+
+    @staticmethod
+    def forward(ctx, gate, up):
+        b = ctx.backend
+        ctx.save_for_backward(gate, up)
+        out = b.fused("swiglu")(gate, up)
+        if out is None:  # declined: the composition's primitives (silu rounded, then the product)
+            g32 = _upcast(b, gate)
+            act = b.binary("mul", g32, b.unary("sigmoid", g32))
+            out = b.binary("mul", b.cast(act, from_numpy_dtype(gate.dtype)), up)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        gate, up = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        fused = None
+        if not is_grad_enabled():   # no graph to build: the kernel
+            fused = _fused_backward(ctx, "swiglu_backward", grad, gate, up)
+        if fused is not None:
+            dgate, dup = fused
+        else:  # a graph is being built (or the kernel declined): differentiable ops
+            dtype = _compute_dtype(gate)   # float16: float32 math, one rounding at the end
+            g, g_out = cast(gate, dtype), cast(grad, dtype)
+            s = sigmoid(g)
+            dgate = cast(g_out * cast(up, dtype) * (s * (1 + g * (1 - s))), gate.dtype) \
+                if needs[0] else None
+            dup = cast(g_out * (g * s), up.dtype) if needs[1] else None
+        return dgate if needs[0] else None, dup if needs[1] else None
+
+
+def rotary_embedding(input: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotary position embedding in Hugging Face's ``rotate_half`` layout with the sign of
+    ``rotate_half`` folded into the sine table (``-sin`` on the first half, as
+    :class:`gradient.models.llama.RotaryEmbedding` builds it):
+    ``input * cos + input.roll(half, -1) * sin`` over the last dimension (head_dim, even).
+
+    ``input`` is (..., seq, head_dim), typically (batch, heads, seq, head_dim); ``cos`` and
+    ``sin`` broadcast to it: (seq, head_dim) shared by the batch, or (batch, 1, seq, head_dim)
+    per sequence (tables gathered at position ids). On a backend with the fused
+    ``rotary_embedding`` kernel (a GPU) forward and backward are one pass each; elsewhere it is
+    the composition. Not in ``torch.nn.functional``.
+
+    Example::
+
+        >>> q = F.rotary_embedding(q, cos[:T], sin[:T])   # q (B, H, T, D), tables (T, D)
+    """
+    if input.ndim == 0 or input.shape[-1] % 2:
+        raise ShapeError(f"rotary_embedding: expected an input of shape (..., head_dim) with an "
+                         f"even head_dim, got {tuple(input.shape)}")
+    if (isinstance(cos, Tensor) and isinstance(sin, Tensor) and cos.shape == sin.shape
+            and cos.dtype is input.dtype and sin.dtype is input.dtype and input.numel()
+            and _has_fused(input, "rotary_embedding")):
+        return Rotary.apply(input, cos, sin)
+    return input * cos + roll(input, input.shape[-1] // 2, -1) * sin
+
+
+class Rotary(Function):
+    """:func:`rotary_embedding` in the backend's fused kernel. The map is linear in ``x``:
+    its backward is the transpose ``g * cos + roll(g * sin, half)`` (the kernel's ``backward``
+    mode), written with differentiable ops when a graph is being built."""
+
+    @staticmethod
+    def forward(ctx, x, cos, sin):
+        b = ctx.backend
+        ctx.save_for_backward(x, cos, sin)
+        out = b.fused("rotary_embedding")(x, cos, sin, False)
+        if out is None:  # a layout the kernel does not read: the composition's primitives
+            half = x.shape[-1] // 2
+            rolled = b.concatenate([b.getitem(x, (Ellipsis, slice(half, None))),
+                                    b.getitem(x, (Ellipsis, slice(0, half)))], x.ndim - 1)
+            out = b.binary("add", b.binary("mul", x, cos), b.binary("mul", rolled, sin))
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, cos, sin = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        half = x.shape[-1] // 2
+        dx = None
+        if needs[0]:
+            if not is_grad_enabled():
+                dx = _fused_backward(ctx, "rotary_embedding", grad, cos, sin, True)
+            if dx is None:
+                dx = grad * cos + roll(grad * sin, half, -1)
+        # the tables' gradients (rarely wanted): summed to their shapes by the engine
+        dcos = grad * x if needs[1] else None
+        dsin = grad * roll(x, half, -1) if needs[2] else None
+        return dx, dcos, dsin

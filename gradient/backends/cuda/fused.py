@@ -82,6 +82,80 @@ def gelu_backward(grad, x, approximate: str):
     return dx
 
 
+# ---------------------------------------------------------------------- rotary embedding, SwiGLU
+def _rotary_layout(x_shape, table_shape):
+    """``(batch, heads, cs_batch_stride)`` of rotary.cu for x (..., seq, head_dim) and cos/sin
+    tables broadcast over x's leading dimensions, or None when the kernel cannot read them.
+
+    The tables may vary along a prefix of x's leading dimensions (the batch, for per-batch
+    tables made from position ids) and be broadcast (size 1) along the rest (the heads):
+    (seq, D), (1, 1, seq, D), (B, 1, seq, D) for x (B, H, seq, D)."""
+    if len(x_shape) < 2 or x_shape[-1] % 2 or len(table_shape) > len(x_shape):
+        return None
+    table = (1,) * (len(x_shape) - len(table_shape)) + tuple(table_shape)
+    if table[-2:] != tuple(x_shape[-2:]):
+        return None
+    lead, table_lead = tuple(x_shape[:-2]), table[:-2]
+    varying = max((i + 1 for i, n in enumerate(table_lead) if n != 1), default=0)
+    if table_lead[:varying] != lead[:varying]:
+        return None
+    seq, dim = x_shape[-2:]
+    return (math.prod(lead[:varying]), math.prod(lead[varying:]),
+            seq * dim if varying else 0)
+
+
+def rotary_embedding(x, cos, sin, backward: bool):
+    """``x * cos + roll(x, half, -1) * sin`` over the last dimension (Hugging Face's rotate_half
+    layout with gradient's folded-sign sine table), or with ``backward`` its transpose applied
+    to the gradient ``x``: ``x * cos + roll(x * sin, half, -1)``. cos and sin have one shape,
+    broadcast over x's leading dimensions as :func:`_rotary_layout` says; the result is x's
+    shape, contiguous."""
+    sfx = _suffix(x, cos, sin)
+    layout = _rotary_layout(x.shape, cos.shape) if cos.shape == sin.shape else None
+    if sfx is None or layout is None:
+        return None
+    batch, heads, stride = layout
+    seq, dim = x.shape[-2:]
+    x = _c(x)
+    out = _cupy().empty_like(x)
+    if x.size:
+        grid, block = _elementwise_launch(x.size // 2)   # one thread per pair (d, d + half)
+        get_kernel("rotary", f"rotary_embedding_{sfx}")(
+            grid, block, (x, _c(cos), _c(sin), out, np.int64(batch), np.int64(heads),
+                          np.int64(seq), np.int64(dim), np.int64(stride), np.int32(1),
+                          np.int32(bool(backward))))
+    return out
+
+
+def swiglu(gate, up):
+    """``silu(gate) * up`` for gate and up of one shape."""
+    sfx = _suffix(gate, up)
+    if sfx is None or gate.shape != up.shape:
+        return None
+    gate, up = _c(gate), _c(up)
+    out = _cupy().empty_like(gate)
+    if gate.size:
+        grid, block = _elementwise_launch(gate.size)
+        get_kernel("swiglu", f"swiglu_forward_{sfx}")(grid, block, (gate, up, out,
+                                                                    np.int64(gate.size)))
+    return out
+
+
+def swiglu_backward(grad, gate, up):
+    """``(dgate, dup)`` of :func:`swiglu` for the incoming gradient ``grad``."""
+    sfx = _suffix(grad, gate, up)
+    if sfx is None or not grad.shape == gate.shape == up.shape:
+        return None
+    cp = _cupy()
+    grad, gate, up = _c(grad), _c(gate), _c(up)
+    dgate, dup = cp.empty_like(gate), cp.empty_like(up)
+    if gate.size:
+        grid, block = _elementwise_launch(gate.size)
+        get_kernel("swiglu", f"swiglu_backward_{sfx}")(
+            grid, block, (grad, gate, up, dgate, dup, np.int64(gate.size)))
+    return dgate, dup
+
+
 # ---------------------------------------------------------------------- softmax, log-softmax
 def _rows_op(stem: str, name: str, *arrays):
     """A row kernel of ``(inputs..., out, rows, cols)`` over the last dimension."""
@@ -378,11 +452,48 @@ def quant_matmul(x, blocks, qtype: str, out_features: int, in_features: int):
 
 quant_matmul.types = frozenset(MATVEC_KERNELS)
 
+#: the GGML types quant_rows.cu reads: (its kernel, values per block, bytes per block)
+ROWS_KERNELS = {"Q8_0": ("get_rows_q8_0", 32, 34), "Q4_0": ("get_rows_q4_0", 32, 18),
+                "Q4_1": ("get_rows_q4_1", 32, 20), "Q5_0": ("get_rows_q5_0", 32, 22),
+                "Q5_1": ("get_rows_q5_1", 32, 24), "Q2_K": ("get_rows_q2_k", 256, 84),
+                "Q3_K": ("get_rows_q3_k", 256, 110), "Q4_K": ("get_rows_q4_k", 256, 144),
+                "Q5_K": ("get_rows_q5_k", 256, 176), "Q6_K": ("get_rows_q6_k", 256, 210)}
+
+
+def quant_rows(blocks, ids, qtype: str, num_embeddings: int, embedding_dim: int):
+    """Rows ``ids`` (any integer array) of a (num_embeddings, embedding_dim) table stored as GGML
+    blocks on the device (uint8, a row of blocks per table row): float32 of shape
+    ``ids.shape + (embedding_dim,)``, bit-exact with ``gguf.quants.dequantize``. The ids stay on
+    the device: one out of range is not read and gets a row of NaN (no host sync to raise).
+    None for a type without a kernel, float ids, or blocks that do not hold the table."""
+    kernel = ROWS_KERNELS.get(qtype)
+    if kernel is None or ids.dtype.kind not in "iu":
+        return None
+    name, per_block, block_bytes = kernel
+    if (embedding_dim % per_block or not 0 <= num_embeddings < 2 ** 31
+            or not 0 <= embedding_dim < 2 ** 31
+            or blocks.size != num_embeddings * (embedding_dim // per_block) * block_bytes):
+        return None
+    cp = _cupy()
+    flat = cp.ascontiguousarray(ids.reshape(-1), dtype=cp.int64)
+    out = cp.empty((flat.size, embedding_dim), cp.float32)
+    if flat.size and embedding_dim:
+        grid, block = _rows_launch(flat.size, embedding_dim)
+        get_kernel("quant_rows", name)(
+            grid, block, (_c(blocks), flat, out, np.int64(flat.size), np.int32(num_embeddings),
+                          np.int32(embedding_dim)))
+    return out.reshape(ids.shape + (embedding_dim,))
+
+
+quant_rows.types = frozenset(ROWS_KERNELS)
+
 FUSED = {"softmax": softmax, "softmax_backward": softmax_backward, "log_softmax": log_softmax,
          "log_softmax_backward": log_softmax_backward, "gelu": gelu, "gelu_backward": gelu_backward, "layer_norm": layer_norm,
          "layer_norm_backward": layer_norm_backward, "rms_norm": rms_norm,
          "rms_norm_backward": rms_norm_backward, "attention_forward": attention_forward,
          "attention_backward": attention_backward, "adam_step": adam_step,
          "index_add_rows": index_add_rows, "quant_matmul": quant_matmul,
+         "quant_rows": quant_rows,
          "cross_entropy": cross_entropy, "cross_entropy_backward": cross_entropy_backward,
-         "decode_attention": decode_attention}
+         "decode_attention": decode_attention, "rotary_embedding": rotary_embedding,
+         "swiglu": swiglu, "swiglu_backward": swiglu_backward}
