@@ -9,6 +9,11 @@ same repacked table (:meth:`QuantizedEmbedding.as_linear`), so the table is held
 
 The table is frozen: lookups return float32 tensors that need no gradient for the table.
 
+On a GPU (ids on a device whose backend has the ``quant_rows`` kernel for the type) the rows are
+decoded there: the table's GGML blocks go up to the device on the first lookup (shared with the
+tied head), and the ids never come back to the host. ``Module.to(device)`` leaves the table on
+the host (it is not a parameter); the first lookup on the device uploads it.
+
 Example::
 
     >>> emb = QuantizedEmbedding.from_blocks(reader.raw("token_embd.weight"), "Q8_0", 49152, 576)
@@ -23,6 +28,7 @@ from ..errors import DTypeError
 from ..nn.module import Module
 from ..ops.creation import from_numpy
 from ..tensor import Tensor
+from .device_blocks import DeviceBlocks
 from .ggml import UnsupportedQuantTypeError
 from .interleaved import INTERLEAVED_TYPES, InterleavedWeight
 from .linear import QuantizedLinear, _as_type, _size
@@ -52,6 +58,7 @@ class QuantizedEmbedding(Module):
         self.qweight = _as_blocks(blocks, int(qtype), self.num_embeddings, self.embedding_dim)
         self.packed = InterleavedWeight.from_blocks(self.qweight, qtype, self.num_embeddings,
                                                     self.embedding_dim)
+        self._device_blocks = DeviceBlocks(self.qweight)   # uploaded to a device on first use
 
     @classmethod
     def from_blocks(cls, blocks, qtype, num_embeddings: int,
@@ -60,22 +67,48 @@ class QuantizedEmbedding(Module):
         return cls(blocks, qtype, num_embeddings, embedding_dim)
 
     def forward(self, input: Tensor) -> Tensor:
+        """The rows ``input`` (integer ids of any shape): float32 of shape
+        ``input.shape + (embedding_dim,)``, on the ids' device.
+
+        On the CPU an id outside ``[0, num_embeddings)`` raises IndexError. On a device with the
+        ``quant_rows`` kernel the ids are not brought back to the host to check them: such an id
+        gives a row of NaN instead. On a device without it, the ids are copied to the host, checked
+        and the rows decoded there, and the result goes back to the ids' device.
+        """
         if not isinstance(input, Tensor):
             raise TypeError(f"QuantizedEmbedding: expected a gradient.Tensor of token ids, got "
                             f"{type(input).__name__}")
         if input.dtype.is_floating_point:
             raise DTypeError(f"QuantizedEmbedding: expected integer ids, got {input.dtype}")
+        backend = input._backend
+        if backend.name != "cpu":
+            rows = self._device_rows(backend, input._data)
+            if rows is not None:
+                return Tensor._make(rows, False, backend)
         ids = input.numpy()
         if ids.size and (ids.min() < 0 or ids.max() >= self.num_embeddings):
             bad = ids.min() if ids.min() < 0 else ids.max()
             raise IndexError(f"QuantizedEmbedding: id {int(bad)} is out of range for a table "
                              f"of {self.num_embeddings} rows")
-        return from_numpy(self.packed.rows(ids))
+        rows = from_numpy(self.packed.rows(ids))
+        return rows if backend.name == "cpu" else rows.to(input.device)
+
+    def _device_rows(self, backend, ids):
+        """The rows ``ids`` (a device array) decoded on the device by the backend's
+        ``quant_rows`` kernel (the blocks uploaded once, on first use); None when the backend
+        has no kernel for this type."""
+        kernel = backend.fused("quant_rows")
+        if kernel is None or self.qtype.name not in getattr(kernel, "types", ()):
+            return None
+        return kernel(self._device_blocks.on(backend), ids, self.qtype.name,
+                      self.num_embeddings, self.embedding_dim)
 
     def as_linear(self, activations: str = "int8") -> QuantizedLinear:
         """``x @ table.T`` as a :class:`QuantizedLinear` sharing this table (a tied head)."""
-        return QuantizedLinear(self.qweight, self.qtype, self.embedding_dim, self.num_embeddings,
+        head = QuantizedLinear(self.qweight, self.qtype, self.embedding_dim, self.num_embeddings,
                                activations=activations, packed=self.packed)
+        head._device_blocks = self._device_blocks   # one copy of the table on a device, too
+        return head
 
     def dequantize(self) -> Tensor:
         """The table as a float32 tensor (a new array)."""

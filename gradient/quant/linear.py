@@ -40,6 +40,7 @@ from ..nn.parameter import Parameter
 from ..ops.creation import from_numpy
 from ..tensor import Tensor
 from . import matmul as _qm
+from .device_blocks import DeviceBlocks
 from .ggml import BLOCK_SIZES, GGMLType, UnsupportedQuantTypeError
 from .interleaved import (ACTIVATIONS, INTERLEAVED_TYPES, InterleavedWeight,
                           interleaved_matmul, interleaved_matmul_t)
@@ -268,7 +269,7 @@ class QuantizedLinear(Module):
             packed = InterleavedWeight.from_blocks(self.qweight, qtype, self.out_features,
                                                    self.in_features)
         self.packed = packed
-        self._device_blocks = {}   # device type -> the GGML blocks uploaded there (on first use)
+        self._device_blocks = DeviceBlocks(self.qweight)   # uploaded to a device on first use
         if bias is None:
             self.register_parameter("bias", None)
         else:
@@ -333,11 +334,8 @@ class QuantizedLinear(Module):
         kernel = backend.fused("quant_matmul")
         if kernel is None or self.qtype.name not in getattr(kernel, "types", ()):
             return None
-        blocks = self._device_blocks.get(backend.name)
-        if blocks is None:
-            blocks = backend.from_numpy(np.ascontiguousarray(self.qweight))
-            self._device_blocks[backend.name] = blocks
-        return kernel(x, blocks, self.qtype.name, self.out_features, self.in_features)
+        return kernel(x, self._device_blocks.on(backend), self.qtype.name, self.out_features,
+                      self.in_features)
 
     def exact(self) -> "QuantizedLinear":
         """This layer with ``activations="float32"`` (itself when it already is), sharing

@@ -1,0 +1,43 @@
+"""DeviceBlocks: the GGML blocks of a frozen quantized weight, uploaded to a device once.
+
+A quantized layer keeps its blocks as a host array (often a memory map of the GGUF file). A GPU
+kernel that reads them (``quant_matmul`` for :class:`~gradient.quant.QuantizedLinear`,
+``quant_rows`` for :class:`~gradient.quant.QuantizedEmbedding`) needs them in device memory:
+they go up on the first call on that device and stay there, one copy per device type. The
+blocks are frozen, so a copy never goes stale. A tied embedding and its output head share one
+``DeviceBlocks``, so the table is held once on the device too.
+
+``Module.to(device)`` does not upload them (they are not parameters): the first forward on the
+device does.
+
+Example::
+
+    >>> blocks = DeviceBlocks(layer.qweight)
+    >>> w = blocks.on(backend)          # the device array; the same one on every later call
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["DeviceBlocks"]
+
+
+class DeviceBlocks:
+    """Per-device copies of one host array of GGML blocks (uint8, a row of blocks per row),
+    made on first use by :meth:`on`."""
+
+    def __init__(self, blocks: np.ndarray):
+        self.blocks = blocks
+        self._copies: dict = {}   # backend name -> the blocks in that backend's memory
+
+    def on(self, backend):
+        """The blocks as an array of ``backend`` (uploaded on the first call, then reused)."""
+        copy = self._copies.get(backend.name)
+        if copy is None:
+            copy = backend.from_numpy(np.ascontiguousarray(self.blocks))
+            self._copies[backend.name] = copy
+        return copy
+
+    def __repr__(self) -> str:
+        return f"DeviceBlocks({self.blocks.nbytes} bytes, on {sorted(self._copies) or 'no device'})"
