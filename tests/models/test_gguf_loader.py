@@ -25,6 +25,7 @@ from gradient.models.gguf_loader import (config_from_gguf, hf_name, load_gguf, l
                                          permute_qk, tokenizer_from_gguf, unpermute_qk)
 from gradient.tokenizers import ByteLevelBPE, render_chat_template
 
+from ..devices import DEVICES
 from ..quant.gguf_fixtures import gguf, requires_smollm2, smollm2_path, write_gguf
 from ..tokenizers.builders import CHATML_TEMPLATE, SPECIALS, byte_level_backend
 from ..tokenizers.corpus import MULTILINGUAL, held_out_texts, training_text
@@ -188,9 +189,10 @@ class Converted:
         with torch.no_grad():
             return self.hf(torch.as_tensor(ids)).logits.float().numpy()
 
-    def our_logits(self, ids, model=None):
+    def our_logits(self, ids, model=None, device="cpu"):
         with gradient.no_grad():
-            return (model or self.ours)(gradient.tensor(np.asarray(ids))).logits.numpy()
+            return (model or self.ours)(gradient.tensor(np.asarray(ids), device=device)
+                                        ).logits.numpy()
 
 
 @pytest.fixture(scope="module")
@@ -224,12 +226,14 @@ def test_names_and_permutation_helpers():
     assert not np.array_equal(unpermute_qk(w, 4), w)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_logits_match_transformers(converted, name):
+def test_logits_match_transformers(converted, name, device):
     pair = converted(name)
     assert set(pair.ours.state_dict()) == set(pair.hf.state_dict())
+    model = pair.ours if device == "cpu" else load_gguf(pair.path, quantized=False)[0].to(device)
     ids = prompts()
-    ours, ref = pair.our_logits(ids), pair.hf_logits(ids)
+    ours, ref = pair.our_logits(ids, model, device), pair.hf_logits(ids)
     assert ours.shape == ref.shape == (2, 12, VOCAB)
     np.testing.assert_allclose(ours, ref, rtol=0, atol=2e-4)
 

@@ -13,6 +13,8 @@ import gradient  # noqa: E402
 from gradient.errors import FileFormatError  # noqa: E402
 from gradient.models import GPT2LMHeadModel, UnknownArchitectureError, from_pretrained  # noqa: E402
 
+from ..devices import DEVICES  # noqa: E402
+
 VOCAB = 300
 
 
@@ -37,8 +39,20 @@ def checkpoint(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def ours(checkpoint):
-    return GPT2LMHeadModel.from_pretrained(checkpoint[1])
+def models(checkpoint):
+    """``models(device)``: ours loaded from the checkpoint onto ``device`` (once per device)."""
+    loaded = {}
+
+    def on(device):
+        if device not in loaded:
+            loaded[device] = GPT2LMHeadModel.from_pretrained(checkpoint[1]).to(device)
+        return loaded[device]
+    return on
+
+
+@pytest.fixture(scope="module")
+def ours(models):
+    return models("cpu")
 
 
 def _ids(shape, seed=0):
@@ -46,19 +60,25 @@ def _ids(shape, seed=0):
 
 
 def _logits(model, ids, **kw):
+    """Logits as a NumPy array; array inputs go to the model's device."""
+    device = model.lm_head.weight.device
+    kw = {k: gradient.tensor(v, device=device) if isinstance(v, np.ndarray) else v
+          for k, v in kw.items()}
     with gradient.no_grad():
-        return model(gradient.tensor(ids), **{k: gradient.tensor(v) for k, v in kw.items()}
-                     ).logits.numpy()
+        return model(gradient.tensor(ids, device=device), **kw).logits.numpy()
 
 
-def test_logits_match_transformers(checkpoint, ours):
+@pytest.mark.parametrize("device", DEVICES)
+def test_logits_match_transformers(checkpoint, models, device):
     hf, _ = checkpoint
     ids = _ids((3, 17))
     ref = hf(torch.tensor(ids)).logits.detach().numpy()
-    assert np.abs(_logits(ours, ids) - ref).max() < 1e-4
+    assert np.abs(_logits(models(device), ids) - ref).max() < 1e-4
 
 
-def test_left_padded_batch_matches_transformers(checkpoint, ours):
+@pytest.mark.parametrize("device", DEVICES)
+def test_left_padded_batch_matches_transformers(checkpoint, models, device):
+    ours = models(device)
     hf, _ = checkpoint
     ids = _ids((2, 12), seed=1)
     mask = np.ones_like(ids)
@@ -74,14 +94,16 @@ def test_left_padded_batch_matches_transformers(checkpoint, ours):
     assert np.abs(out[0, 5:] - alone[0]).max() < 1e-4
 
 
-def test_kv_cache_decoding_equals_full_recompute(ours):
+@pytest.mark.parametrize("device", DEVICES)
+def test_kv_cache_decoding_equals_full_recompute(models, device):
+    ours = models(device)
     ids = _ids((2, 20), seed=2)
     full = _logits(ours, ids)
     with gradient.no_grad():
         cache = ours.new_cache(2, 32)
-        steps = [ours(gradient.tensor(ids[:, :8]), cache=cache).logits.numpy()]
+        steps = [_logits(ours, ids[:, :8], cache=cache)]
         for t in range(8, 20):
-            steps.append(ours(gradient.tensor(ids[:, t:t + 1]), cache=cache).logits.numpy())
+            steps.append(_logits(ours, ids[:, t:t + 1], cache=cache))
     assert cache.length == 20
     assert np.abs(np.concatenate(steps, 1) - full).max() < 1e-5
 
@@ -94,26 +116,29 @@ def test_logits_to_keep_gives_the_last_positions(ours):
     np.testing.assert_allclose(last[:, 0], _logits(ours, ids)[:, -1], atol=1e-6)
 
 
-def test_greedy_32_tokens_identical_to_transformers_generate(checkpoint, ours):
+@pytest.mark.parametrize("device", DEVICES)
+def test_greedy_32_tokens_identical_to_transformers_generate(checkpoint, models, device):
     hf, _ = checkpoint
+    ours = models(device)
     prompt = _ids((1, 6), seed=4)
     ref = hf.generate(torch.tensor(prompt), max_new_tokens=32, do_sample=False, min_new_tokens=32,
                       pad_token_id=0)[0, 6:].tolist()
     assert len(set(ref)) > 4  # the weights give varied tokens, so the comparison means something
-    out, ids = [], gradient.tensor(prompt)
+    out, ids = [], gradient.tensor(prompt, device=device)
     with gradient.no_grad():
         cache = ours.new_cache(1, 6 + 32)
         for _ in range(32):
             logits = ours(ids, cache=cache, logits_to_keep=1).logits.numpy()[0, -1]
             logits[0] = -np.inf  # min_new_tokens: no eos
             out.append(int(logits.argmax()))
-            ids = gradient.tensor([[out[-1]]])
+            ids = gradient.tensor([[out[-1]]], device=device)
     assert out == ref
 
 
-def test_loss_and_gradients_match_transformers(checkpoint):
+@pytest.mark.parametrize("device", DEVICES)
+def test_loss_and_gradients_match_transformers(checkpoint, device):
     hf, path = checkpoint
-    ours = GPT2LMHeadModel.from_pretrained(path, dtype=gradient.float32)
+    ours = GPT2LMHeadModel.from_pretrained(path, dtype=gradient.float32).to(device)
     ours.train(), hf.train()
     for module in (ours, hf):  # dropout off, train mode otherwise
         for name, m in module.named_modules():
@@ -125,9 +150,10 @@ def test_loss_and_gradients_match_transformers(checkpoint):
     ids = _ids((2, 16), seed=5)
     labels = ids.copy()
     labels[:, :3] = -100
+    hf.zero_grad()   # the module-scoped model: gradients of an earlier run would add up
     ref = hf(torch.tensor(ids), labels=torch.tensor(labels))
     ref.loss.backward()
-    out = ours(gradient.tensor(ids), labels=gradient.tensor(labels))
+    out = ours(gradient.tensor(ids, device=device), labels=gradient.tensor(labels, device=device))
     out.loss.backward()
     assert abs(out.loss.item() - ref.loss.item()) < 1e-5
     hf_grads = dict(hf.named_parameters())

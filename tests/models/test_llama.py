@@ -21,6 +21,8 @@ from gradient.io import load_safetensors, save_safetensors
 from gradient.models.llama import LlamaConfig, LlamaForCausalLM, rope_inv_freq
 from gradient.models.pretrained import MODEL_TYPES, UnknownArchitectureError, from_pretrained
 
+from ..devices import DEVICES
+
 VOCAB = 160
 SMALL = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
@@ -61,14 +63,25 @@ class Pair:
         self.dir = os.path.join(root, name)
         self.hf.save_pretrained(self.dir)
         self.ours = LlamaForCausalLM.from_pretrained(self.dir)
+        self._on = {"cpu": self.ours}
+
+    def on(self, device: str) -> LlamaForCausalLM:
+        """Ours loaded onto ``device`` (once per device)."""
+        if device not in self._on:
+            self._on[device] = LlamaForCausalLM.from_pretrained(self.dir).to(device)
+        return self._on[device]
 
     def hf_logits(self, ids, **kwargs):
         with torch.no_grad():
             return self.hf(torch.as_tensor(ids), **kwargs).logits.float().numpy()
 
-    def our_logits(self, ids, **kwargs):
+    def our_logits(self, ids, device="cpu", **kwargs):
+        """Our logits on ``device`` as a NumPy array (array arguments go there too)."""
+        kwargs = {k: gradient.tensor(v, device=device) if isinstance(v, np.ndarray) else v
+                  for k, v in kwargs.items()}
         with gradient.no_grad():
-            return self.ours(gradient.tensor(np.asarray(ids)), **kwargs).logits.float().numpy()
+            return self.on(device)(gradient.tensor(np.asarray(ids), device=device),
+                                   **kwargs).logits.float().numpy()
 
 
 @pytest.fixture(scope="module")
@@ -100,29 +113,31 @@ def left_padded():
 
 
 # ----------------------------------------------------------------------------- logits
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_logits_match_transformers(pairs, name):
+def test_logits_match_transformers(pairs, name, device):
     pair = pairs(name)
     hf_keys = set(pair.hf.state_dict())
     ours_keys = set(pair.ours.state_dict())
     assert ours_keys == hf_keys   # the same names, tied head included in both
     ids = prompts()
-    ours, ref = pair.our_logits(ids), pair.hf_logits(ids)
+    ours, ref = pair.our_logits(ids, device), pair.hf_logits(ids)
     assert ours.shape == ref.shape == (3, 11, VOCAB)
     np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-4)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", ["llama", "mistral", "qwen3"])
-def test_left_padded_batch_matches_transformers(pairs, name):
+def test_left_padded_batch_matches_transformers(pairs, name, device):
     pair = pairs(name)
     ids, mask, positions = left_padded()
-    ours = pair.our_logits(ids, attention_mask=mask, position_ids=positions)
+    ours = pair.our_logits(ids, device, attention_mask=mask, position_ids=positions)
     ref = pair.hf_logits(ids, attention_mask=torch.as_tensor(mask),
                          position_ids=torch.as_tensor(positions))
     keep = mask == 1
     np.testing.assert_allclose(ours[keep], ref[keep], rtol=0, atol=1e-4)
     # the padding does hide something: without the mask row 0 differs
-    unmasked = pair.our_logits(ids, position_ids=positions)
+    unmasked = pair.our_logits(ids, device, position_ids=positions)
     assert np.abs(unmasked[0, -1] - ref[0, -1]).max() > 1e-2
 
 
@@ -175,17 +190,19 @@ def test_rms_norm_rounds_like_transformers(torch_dtype):
 
 
 # ----------------------------------------------------------------------------- KV cache
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", ["llama", "mistral", "qwen3"])
-def test_cached_decoding_matches_full_forward(pairs, name):
+def test_cached_decoding_matches_full_forward(pairs, name, device):
     """Prefill, a chunk of several tokens (cache offset > 0 and T > 1), then one at a time."""
-    model = pairs(name).ours
+    model = pairs(name).on(device)
     ids = prompts(2, 14, seed=2)
-    full = pairs(name).our_logits(ids)
+    full = pairs(name).our_logits(ids, device)
     cache = model.new_cache(batch_size=2, max_length=20)
     pieces = [(0, 5), (5, 8)] + [(t, t + 1) for t in range(8, 14)]
     with gradient.no_grad():
         for start, end in pieces:
-            step = model(gradient.tensor(ids[:, start:end]), cache=cache).logits.numpy()
+            step = model(gradient.tensor(ids[:, start:end], device=device),
+                         cache=cache).logits.numpy()
             np.testing.assert_allclose(step, full[:, start:end], rtol=0, atol=1e-5)
     assert cache.length == 14
 
@@ -205,18 +222,19 @@ def test_cached_decoding_with_left_padding(pairs, name):
             np.testing.assert_allclose(step[keep], full[:, start:end][keep], rtol=0, atol=1e-5)
 
 
-def greedy(model, ids: np.ndarray, new_tokens: int) -> np.ndarray:
+def greedy(model, ids: np.ndarray, new_tokens: int, device="cpu") -> np.ndarray:
     """Greedy decoding with the KV cache, through gradient's generate (stopping at the config's
     eos and padding after it, as transformers does)."""
-    out = model.generate(gradient.tensor(ids), max_new_tokens=new_tokens)
+    out = model.generate(gradient.tensor(ids, device=device), max_new_tokens=new_tokens)
     return out.numpy()
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", ["llama", "llama_llama3", "mistral", "qwen2", "qwen3"])
-def test_greedy_generation_matches_transformers(pairs, name):
+def test_greedy_generation_matches_transformers(pairs, name, device):
     pair = pairs(name)
     ids = prompts(2, 6, seed=3)
-    ours = greedy(pair.ours, ids, 32)
+    ours = greedy(pair.on(device), ids, 32, device)
     with torch.no_grad():
         ref = pair.hf.generate(torch.as_tensor(ids), max_new_tokens=32, do_sample=False,
                                attention_mask=torch.ones(ids.shape, dtype=torch.long)).numpy()
@@ -371,7 +389,8 @@ def test_config_accepts_both_rope_spellings(tmp_path):
 
 
 # ----------------------------------------------------------------------------- training
-def test_loss_and_gradients_match_transformers(pairs):
+@pytest.mark.parametrize("device", DEVICES)
+def test_loss_and_gradients_match_transformers(pairs, device):
     pair = pairs("qwen3")
     ids = prompts(2, 9, seed=4)
     labels = ids.copy()
@@ -379,8 +398,8 @@ def test_loss_and_gradients_match_transformers(pairs):
     pair.hf.zero_grad()
     ref = pair.hf(torch.as_tensor(ids), labels=torch.as_tensor(labels))
     ref.loss.backward()
-    model = LlamaForCausalLM.from_pretrained(pair.dir)
-    out = model(gradient.tensor(ids), labels=gradient.tensor(labels))
+    model = LlamaForCausalLM.from_pretrained(pair.dir).to(device)
+    out = model(gradient.tensor(ids, device=device), labels=gradient.tensor(labels, device=device))
     np.testing.assert_allclose(out.loss.item(), ref.loss.item(), rtol=1e-5)
     out.loss.backward()
     hf_params = dict(pair.hf.named_parameters())

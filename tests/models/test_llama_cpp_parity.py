@@ -22,6 +22,9 @@ that our argmax at every position is llama.cpp's next token: exactly the conditi
 decoding to reproduce them, in one pass instead of 64. The decode loop with the KV cache
 (``model.generate``) is checked on every prompt too; all but the first are marked ``slow``
 (about 5 s each on 2 cores).
+
+(a) and (b) run on every device in ``tests.devices.DEVICES`` (a GPU's quantized products are
+exact float32 too), and the KV-cache loop on the first prompt on each.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import pytest
 
 import gradient
 
+from ..devices import DEVICES
 from ..quant.gguf_fixtures import SMOLLM2_ENV as MODEL_ENV
 from ..quant.gguf_fixtures import SMOLLM2_NAME as MODEL_NAME
 from ..quant.gguf_fixtures import smollm2_path
@@ -94,16 +98,29 @@ def smollm2_int8():
 
 
 @pytest.fixture(scope="module")
-def teacher_forced(smollm2):
+def smollm2_on(smollm2):
+    """``smollm2_on(device)``: the (a) model on ``device``, loaded once per device."""
+    models = {"cpu": smollm2[0]}
+
+    def on(device):
+        if device not in models:
+            models[device] = gradient.hub.load(smollm2_path(), activations="float32")[0].to(device)
+        return models[device]
+    return on
+
+
+@pytest.fixture(scope="module", params=DEVICES)
+def teacher_forced(request, smollm2_on):
     """{prompt name: float64 logits (64, vocab)}: our logits at the prompt's last position and
     after each of llama.cpp's first 63 greedy tokens (row i predicts greedy token i), from one
-    forward pass per prompt."""
-    model, _ = smollm2
+    forward pass per prompt, on the device ``request.param``."""
+    device = request.param
+    model = smollm2_on(device)
     out = {}
     with gradient.no_grad():
         for p in F32["prompts"]:
             ids = p["ids"] + p["greedy"][:-1]
-            logits = model(gradient.tensor([ids])).logits[0, len(p["ids"]) - 1:]
+            logits = model(gradient.tensor([ids], device=device)).logits[0, len(p["ids"]) - 1:]
             out[p["name"]] = logits.numpy().astype(np.float64)
     return out
 
@@ -160,15 +177,17 @@ def test_f32_greedy_64_tokens_match_llama_cpp(teacher_forced, name):
 
 
 def _kv_cache_cases():
-    # the first prompt always; the others are marked slow (-m 'not slow' skips them)
-    return [pytest.param(n, marks=() if i == 0 else pytest.mark.slow)
-            for i, n in enumerate(PROMPTS)]
+    # the first prompt on every device; the others on the CPU, marked slow (-m 'not slow'
+    # skips them)
+    first = [pytest.param(PROMPTS[0], *d.values, marks=d.marks) if hasattr(d, "marks")
+             else pytest.param(PROMPTS[0], d) for d in DEVICES]   # a GPU's case keeps its mark
+    return first + [pytest.param(n, "cpu", marks=pytest.mark.slow) for n in PROMPTS[1:]]
 
 
 @requires_model
-@pytest.mark.parametrize("name", _kv_cache_cases())
-def test_f32_greedy_with_the_kv_cache_matches_llama_cpp(smollm2, name):
-    model, _ = smollm2
+@pytest.mark.parametrize("name, device", _kv_cache_cases())
+def test_f32_greedy_with_the_kv_cache_matches_llama_cpp(smollm2_on, name, device):
+    model = smollm2_on(device)
     p = entry(F32, name)
     # eos_token_id=[]: never stop, as llama.cpp's loop. The explicit mask matters: SmolLM2's
     # pad id is its eos id (<|im_end|>), and with eos overridden generate would take the

@@ -21,6 +21,7 @@ import gradient
 torch = pytest.importorskip("torch")
 
 from .op_info import OpInfo, Sample  # noqa: E402
+from ..devices import DEVICES  # noqa: E402  (the CPU, and CUDA when present)
 
 
 def _load_table() -> list[OpInfo]:
@@ -31,9 +32,6 @@ def _load_table() -> list[OpInfo]:
     return ops
 
 
-# The devices every forward and backward check runs on: the CPU, and CUDA when a GPU is present
-# (those cases carry the ``gpu`` marker; without a GPU they are not generated).
-DEVICES = ["cpu"] + [pytest.param("cuda", marks=pytest.mark.gpu)] * gradient.cuda.is_available()
 
 OPS = _load_table()
 CASES = []
