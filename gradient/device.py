@@ -1,9 +1,18 @@
 """Device objects and device strings: ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
 
+A device is a type and an optional index. ``"cuda:1"`` is GPU 1; ``"cuda"`` (no index) is the
+current GPU, 0 unless ``gradient.cuda.set_device`` or ``gradient.cuda.device(n)`` says
+otherwise, and a tensor made there reports the index it got (``cuda:0``), as in PyTorch. An
+integer is a GPU index (``device(1)`` is ``cuda:1``).
+
 Example::
 
     >>> gradient.device("cpu")
     device(type='cpu')
+    >>> gradient.device("cuda:1")
+    device(type='cuda', index=1)
+    >>> str(gradient.device("cuda", 1))
+    'cuda:1'
 """
 
 from __future__ import annotations
@@ -13,20 +22,38 @@ from .errors import DeviceError
 
 
 class device:
-    """A device: a type (``"cpu"``, ``"cuda"``) and an optional index, like ``torch.device``."""
+    """A device: a type (``"cpu"``, ``"cuda"``) and an optional index, like ``torch.device``.
+
+    ``device("cuda:1")``, ``device("cuda", 1)``, ``device(1)`` (a GPU index) and
+    ``device(other_device)`` are accepted. Unlike PyTorch, a device without an index equals
+    index 0 (``device("cuda") == device("cuda:0")``); it does not follow the current device.
+    """
 
     __slots__ = ("type", "index")
 
     def __init__(self, spec, index: int | None = None):
         if isinstance(spec, device):
             spec, index = spec.type, spec.index if index is None else index
+        elif isinstance(spec, int) and not isinstance(spec, bool) and index is None:
+            spec, index = "cuda", spec  # torch.device(1) is cuda:1
         if not isinstance(spec, str):
             raise DeviceError(f"expected a device string like 'cpu' or 'cuda:0', got {spec!r}")
-        kind, _, idx = spec.partition(":")
+        kind, colon, idx = spec.partition(":")
+        if not kind or (colon and not idx):
+            raise DeviceError(f"bad device string {spec!r}: expected a type, then optionally ':' "
+                              "and an index, like 'cuda' or 'cuda:1'")
         if idx:
             if not idx.isdigit():
-                raise DeviceError(f"bad device string {spec!r}: the index after ':' must be a number")
+                raise DeviceError(f"bad device string {spec!r}: the index after ':' must be a "
+                                  "non-negative number")
+            if index is not None and int(idx) != index:
+                raise DeviceError(f"device({spec!r}, {index}): the string already names index "
+                                  f"{idx}; pass the index once")
             index = int(idx)
+        if index is not None:
+            if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+                raise DeviceError(f"device index must be a non-negative integer, got {index!r}")
+            index = int(index)
         self.type = kind
         self.index = index
 
@@ -39,7 +66,10 @@ class device:
 
     def __eq__(self, other) -> bool:
         if isinstance(other, str):
-            other = device(other)
+            try:
+                other = device(other)
+            except DeviceError:
+                return False
         return isinstance(other, device) and (self.type, self.index or 0) == (other.type, other.index or 0)
 
     def __hash__(self) -> int:
@@ -47,12 +77,25 @@ class device:
 
 
 CPU = device("cpu")
+_CHECKED: dict[str, device] = {"cpu": CPU}  # device strings already parsed and found to exist
 
 
 def as_device(spec) -> device:
-    """A :class:`device` from a string, a device or None (the CPU); checks the backend exists."""
+    """A :class:`device` from a string, a device, a GPU index or None (the CPU).
+
+    Checks that it exists: DeviceError for an unknown type, an unavailable one (saying why),
+    or an index past the type's devices (saying how many there are).
+    """
     if spec is None:
         return CPU
+    if spec.__class__ is str:
+        dev = _CHECKED.get(spec)
+        if dev is None:
+            dev = device(spec)
+            get_backend(dev)
+            if len(_CHECKED) < 256:
+                _CHECKED[spec] = dev
+        return dev
     dev = spec if isinstance(spec, device) else device(spec)
-    get_backend(dev.type)  # raises a clear error for unknown or unavailable devices
+    get_backend(dev)
     return dev

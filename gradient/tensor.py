@@ -75,7 +75,7 @@ class Tensor:
         the class constructor makes a tensor of the default float dtype unless told otherwise."""
         from .dtypes import get_default_dtype
         from .ops.creation import _as_array
-        backend = get_backend(as_device(device).type)
+        backend = get_backend(as_device(device))
         data = _as_array(data, dtype if dtype is not None else get_default_dtype(), backend)
         self._init(data, False, backend)
         self.requires_grad_(requires_grad)
@@ -135,7 +135,8 @@ class Tensor:
 
     @property
     def device(self) -> device:
-        name = self._backend.name
+        """Where the data lives: ``device(type='cpu')``, ``device(type='cuda', index=1)``..."""
+        name = self._backend.name  # the device string: one backend per device
         dev = _DEVICES.get(name)
         if dev is None:
             dev = _DEVICES[name] = device(name)
@@ -194,7 +195,7 @@ class Tensor:
             raise AutogradError("only leaf tensors (made by the user, not by an op) can be "
                                 "deep-copied; detach() it first")
         from copy import deepcopy
-        t = Tensor._make(self._data.copy(), self._requires_grad, self._backend)
+        t = Tensor._make(self._backend.copy(self._data), self._requires_grad, self._backend)
         if self.grad is not None:
             t.grad = deepcopy(self.grad, memo)
         memo[id(self)] = t
@@ -363,8 +364,8 @@ class Tensor:
             elif a is not None:
                 dev = a
         out = self
-        if dev is not None and as_device(dev).type != self._backend.name:
-            out = _ops.to_device(out, as_device(dev))
+        if dev is not None and get_backend(as_device(dev)) is not self._backend:
+            out = _ops.to_device(out, as_device(dev))  # another device, or another index
         if dtype is not None and as_dtype(dtype) is not out.dtype:
             out = _ops.cast(out, as_dtype(dtype))
         if copy and out is self:
@@ -413,7 +414,8 @@ class Tensor:
         return self.to("cpu")
 
     def cuda(self, device=None) -> "Tensor":
-        return self.to(device or "cuda")
+        """A copy on the GPU ``device`` (an index, ``"cuda:1"``; the current GPU when None)."""
+        return self.to("cuda" if device is None else device)
 
     # ------------------------------------------------------------------ in-place operations
     def _check_inplace(self, op: str, *others) -> bool:
@@ -462,7 +464,8 @@ class Tensor:
         In-place ops compute from the snapshot, so the graph keeps the old value
         even after the storage is overwritten.
         """
-        t = Tensor._make(self._backend.contiguous(self._data.copy()), self.requires_grad, self._backend)
+        b = self._backend
+        t = Tensor._make(b.contiguous(b.copy(self._data)), self.requires_grad, b)
         t.grad_fn, t._output_nr = self.grad_fn, self._output_nr
         return t
 
@@ -497,6 +500,8 @@ class Tensor:
         """Copy ``src`` (broadcast, and cast to this tensor's dtype) into this tensor."""
         if not isinstance(src, Tensor):
             src = Tensor(src, dtype=self.dtype, device=self.device)
+        elif src._backend is not self._backend:  # from another device, as in PyTorch
+            src = src.to(self.device)
         return self._inplace("copy_", _copy_into, src)
 
     def zero_(self) -> "Tensor":

@@ -234,7 +234,7 @@ def _accumulate(tensor, g, create_graph):
     if tensor.grad is None:
         # without create_graph: a copy outside the graph, so that two leaves never share one
         # .grad (an in-place zero_ on one would clear both)
-        tensor.grad = g if create_graph else function.Tensor._make(g._data.copy(), False, g._backend)
+        tensor.grad = g if create_graph else function.Tensor._make(g._backend.copy(g._data), False, g._backend)
     elif create_graph:
         tensor.grad = tensor.grad + g
     else:

@@ -34,7 +34,8 @@ REDUCE_OPS = frozenset({"sum", "prod", "max", "min", "argmax", "argmin", "any", 
 class Backend:
     """Primitive kernels for one kind of device. Subclasses implement every method below."""
 
-    #: device type this backend serves, e.g. ``"cpu"``
+    #: the device this backend serves, as a device string: ``"cpu"``, ``"cuda:1"`` (one backend
+    #: per GPU)
     name: str = "abstract"
 
     # ------------------------------------------------------------------ creation and transfer
@@ -133,6 +134,11 @@ class Backend:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ copies
+    def copy(self, x) -> Any:
+        """A new array with the contents of ``x`` (in this backend's memory: on a machine with
+        several GPUs, on this backend's GPU whatever device is current)."""
+        raise NotImplementedError
+
     def contiguous(self, x) -> Any:
         """A C-contiguous array with the contents of ``x`` (``x`` itself if it already is)."""
         raise NotImplementedError

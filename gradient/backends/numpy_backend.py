@@ -235,6 +235,9 @@ class ArrayBackend(Backend):
             x, tuple(shape) + tuple(win_shape), tuple(strides) + tuple(win_strides), writeable=False)
 
     # ------------------------------------------------------------------ copies
+    def copy(self, x):
+        return x.copy()
+
     def contiguous(self, x):
         return self.xp.asarray(x, order="C")  # ascontiguousarray would make a 0-d array 1-d
 

@@ -36,7 +36,7 @@ class Generator:
 
     def manual_seed(self, seed: int) -> "Generator":
         self._seed = int(seed)
-        self._state = get_backend(self.device.type).generator(self._seed)
+        self._state = get_backend(self.device).generator(self._seed)
         return self
 
     def seed(self) -> int:
@@ -88,7 +88,7 @@ def _shape(size) -> tuple:
 
 
 def _backend(device):
-    return get_backend(as_device(device).type)
+    return get_backend(as_device(device))
 
 
 def _wrap(array, backend, requires_grad) -> Tensor:

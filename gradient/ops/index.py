@@ -221,7 +221,7 @@ class IndexAccumulate(Function):
     @staticmethod
     def forward(ctx, base, values, index):
         ctx.index = index
-        out = base.copy()
+        out = ctx.backend.copy(base)
         ctx.backend.index_add(out, index, values)
         return out
 
@@ -236,7 +236,7 @@ class IndexPut(Function):
     @staticmethod
     def forward(ctx, base, values, index):
         ctx.index = index
-        out = base.copy()
+        out = ctx.backend.copy(base)
         ctx.backend.setitem(out, index, values)
         return out
 
@@ -428,7 +428,7 @@ class ScatterAdd(Function):
     def forward(ctx, base, dim, index, src):
         ctx.dim = dim
         ctx.save_for_backward(index)
-        out = base.copy()
+        out = ctx.backend.copy(base)
         ctx.backend.scatter_add(out, dim, index, src)
         return out
 
@@ -449,7 +449,7 @@ class Scatter(Function):
     def forward(ctx, base, dim, index, src):
         ctx.dim = dim
         ctx.save_for_backward(index)
-        out = base.copy()
+        out = ctx.backend.copy(base)
         ctx.backend.put_along_axis(out, index, src, dim)
         return out
 

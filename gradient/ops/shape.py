@@ -1016,7 +1016,7 @@ def diag(input: Tensor, diagonal: int = 0) -> Tensor:
 class Clone(Function):
     @staticmethod
     def forward(ctx, x):
-        return x.copy()
+        return ctx.backend.copy(x)
 
     @staticmethod
     def backward(ctx, grad):

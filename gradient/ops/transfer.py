@@ -13,7 +13,7 @@ class ToDevice(Function):
     @staticmethod
     def forward(ctx, x, target):
         ctx.source = ctx.backend.name
-        target_backend = get_backend(target.type)
+        target_backend = get_backend(target)
         return target_backend.from_numpy(ctx.backend.to_numpy(x))
 
     @staticmethod
@@ -25,10 +25,10 @@ def to_device(input: Tensor, device) -> Tensor:
     """``input`` copied to ``device`` (``input`` itself when it is already there)."""
     from ..device import as_device
     device = as_device(device)
-    if device.type == input._backend.name:
+    target = get_backend(device)  # the backend of that device (an index picks one GPU)
+    if target is input._backend:
         return input
     out = ToDevice.apply(input, device)
     # the output lives on the target backend: rewrap it there
-    target = get_backend(device.type)
     out._backend = target
     return out

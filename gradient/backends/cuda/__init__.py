@@ -1,5 +1,7 @@
 """The CUDA device: CuPy arrays, cuBLAS matmul and custom kernels (``kernels/*.cu``).
 
+Each GPU is a device of its own, ``"cuda:0"``, ``"cuda:1"``..., with a backend of its own
+(:func:`load_backend`); ``"cuda"`` means the current one (see :mod:`gradient.backends`).
 Nothing here imports CuPy until device ``"cuda"`` is first used, so ``import gradient``
 works on machines without CuPy or without a GPU; using the device there raises a
 :class:`~gradient.errors.DeviceError` that says what is missing. Install the GPU
@@ -46,13 +48,32 @@ def available() -> tuple[bool, str]:
     return True, ""
 
 
-def load_backend():
-    """The CUDA backend, created on first use of device ``"cuda"``; DeviceError when unavailable."""
+def _unavailable(why: str) -> DeviceError:
+    return DeviceError(f"device 'cuda' is not available: {why}. Use device='cpu', or check "
+                       "gradient.cuda.is_available() first")
+
+
+def checked_device_count() -> int:
+    """Number of CUDA devices; DeviceError, saying what is missing, when there is none."""
     ok, why = available()
     if not ok:
-        raise DeviceError(f"device 'cuda' is not available: {why}. Use device='cpu', or check "
-                          "gradient.cuda.is_available() first")
+        raise _unavailable(why)
+    return device_count()
+
+
+def load_backend(index: int = 0):
+    """The backend of GPU ``index`` (device ``"cuda:<index>"``), created on its first use.
+
+    DeviceError when CUDA is unavailable or there is no such GPU. On a machine with one GPU
+    the backend is :class:`~.backend.CupyBackend`; with several, every backend is a
+    :class:`~.backend.MultiDeviceCupyBackend`, which makes its GPU CuPy's current device
+    before each primitive.
+    """
+    n = checked_device_count()
+    if not 0 <= index < n:
+        raise DeviceError(f"device 'cuda:{index}' does not exist: this machine has {n} CUDA "
+                          f"device{'s' if n > 1 else ''} (cuda:0 to cuda:{n - 1})")
     import cupy
 
-    from .backend import CupyBackend
-    return CupyBackend(cupy)
+    from .backend import CupyBackend, MultiDeviceCupyBackend
+    return (CupyBackend if n == 1 else MultiDeviceCupyBackend)(cupy, index)

@@ -10,7 +10,14 @@ array module; this class overrides only what differs on the GPU:
   (cuBLAS tensor cores, CuPy's float32 accumulators), instead of the CPU's upcast copies;
 * ``erf`` from ``cupyx.scipy.special``;
 * fused fast paths (:meth:`fused`) are the custom kernels of ``kernels/*.cu``;
-* memory statistics over CuPy's memory pool, with the peak tracked by an allocator hook.
+* memory statistics over CuPy's memory pool, per GPU, with the peaks tracked by an allocator hook.
+
+One backend serves one GPU: ``CupyBackend(cupy, 1)`` is device ``"cuda:1"``. CuPy allocates
+new arrays and launches kernels on its *current* device, so where a machine has several GPUs,
+each backend is a :class:`MultiDeviceCupyBackend`: before each primitive it makes its GPU the
+current device, only when it is not already (one ``cudaGetDevice`` per primitive, a
+``cudaSetDevice`` only at a switch), and leaves it current afterwards, so the raw array work
+an op does between primitives lands on the same GPU. A machine with one GPU pays nothing.
 
 CuPy has no bfloat16 dtype, so bfloat16 tensors are refused on this device with a clear error
 (use float16 there).
@@ -20,9 +27,13 @@ Example::
     >>> from gradient.backends import get_backend
     >>> cuda = get_backend("cuda")          # raises DeviceError without a GPU
     >>> x = cuda.from_numpy(np.ones(3, np.float32))
+    >>> int(x.device.id), get_backend("cuda:1").name      # on a machine with two GPUs
+    (0, 'cuda:1')
 """
 
 from __future__ import annotations
+
+import inspect
 
 import numpy as np
 
@@ -34,28 +45,45 @@ _BFLOAT16_ERROR = ("bfloat16 is not available on device 'cuda': CuPy has no bflo
                    "or keep bfloat16 tensors on the CPU")
 
 
+# the peak of each GPU's pool use, by device id, noted by the allocator hook (one per process)
+_PEAKS: dict[int, int] = {}
+_TRACKED: set = set()  # the cupy modules whose allocator carries the hook
+
+
+def _track_peaks(cupy) -> None:
+    """Route CuPy's allocations through the pool plus a note of each GPU's peak use."""
+    if cupy in _TRACKED:
+        return
+    pool = cupy.get_default_memory_pool()
+
+    def malloc(size):  # CuPy's pool keeps no peak: note it after every allocation
+        memory = pool.malloc(size)
+        used = pool.used_bytes()  # of the current device, where the memory was allocated
+        device = memory.device_id
+        if used > _PEAKS.get(device, 0):
+            _PEAKS[device] = used
+        return memory
+    cupy.cuda.set_allocator(malloc)
+    _TRACKED.add(cupy)
+
+
 class CupyBackend(ArrayBackend):
-    """The primitive contract on CuPy arrays (one backend serves the current CUDA device)."""
+    """The primitive contract on CuPy arrays of one GPU, device ``"cuda:<index>"``.
+
+    Used as it is on a machine with one GPU, where CuPy's current device is always this one.
+    """
 
     # the kernels of kernels/*.cu exist for float32 and float16 storage (math in float32)
     fused_dtypes = frozenset({np.dtype(np.float32), np.dtype(np.float16)})
 
-    def __init__(self, cupy):
-        super().__init__(cupy, "cuda")
+    def __init__(self, cupy, index: int = 0):
+        super().__init__(cupy, f"cuda:{index}")
         self.cupy = cupy
+        self.index = index
         self._unary["erf"] = self._erf
         self._kernels = None
-        self._peak = 0
         self._pool = cupy.get_default_memory_pool()
-        pool = self._pool
-
-        def malloc(size):  # CuPy's pool keeps no peak: note it after every allocation
-            memory = pool.malloc(size)
-            used = pool.used_bytes()
-            if used > self._peak:
-                self._peak = used
-            return memory
-        cupy.cuda.set_allocator(malloc)
+        _track_peaks(cupy)
 
     # ------------------------------------------------------------------ dtypes
     @staticmethod
@@ -124,20 +152,69 @@ class CupyBackend(ArrayBackend):
         return self._kernels.get(name)
 
     # ------------------------------------------------------------------ device state
+    # These name their GPU themselves (CuPy's pool and synchronize act on the current device).
     def synchronize(self) -> None:
-        self.cupy.cuda.Device().synchronize()
+        self.cupy.cuda.Device(self.index).synchronize()
 
     def memory_allocated(self) -> int:
-        return int(self._pool.used_bytes())
+        with self.cupy.cuda.Device(self.index):
+            return int(self._pool.used_bytes())
 
     def max_memory_allocated(self) -> int:
-        return max(int(self._peak), self.memory_allocated())
+        return max(_PEAKS.get(self.index, 0), self.memory_allocated())
 
     def reset_peak_memory_stats(self) -> None:
-        self._peak = self.memory_allocated()
+        _PEAKS[self.index] = self.memory_allocated()
 
     def memory_reserved(self) -> int:
-        return int(self._pool.total_bytes())
+        with self.cupy.cuda.Device(self.index):
+            return int(self._pool.total_bytes())
 
     def empty_cache(self) -> None:
-        self._pool.free_all_blocks()
+        with self.cupy.cuda.Device(self.index):
+            self._pool.free_all_blocks()
+
+
+# the methods that name their GPU themselves, or do no GPU work
+_OWN_DEVICE = frozenset({"generator", "synchronize", "memory_allocated", "max_memory_allocated",
+                         "reset_peak_memory_stats", "memory_reserved", "empty_cache"})
+
+
+def _on_its_device(method):
+    """``method`` run with the backend's GPU as CuPy's current device (switched only if needed)."""
+    def on_device(self, *args, **kwargs):
+        if self._get_device() != self.index:
+            self._set_device(self.index)
+        return method(self, *args, **kwargs)
+    on_device.__name__ = on_device.__qualname__ = method.__name__
+    on_device.__doc__ = method.__doc__
+    on_device.__wrapped__ = method
+    return on_device
+
+
+class MultiDeviceCupyBackend(CupyBackend):
+    """:class:`CupyBackend` for machines with several GPUs.
+
+    Each primitive (every public method but those in ``_OWN_DEVICE``) first makes this
+    backend's GPU CuPy's current device when it is not already, and leaves it current: the
+    check is one ``cudaGetDevice`` per primitive, much less than a ``with cupy.cuda.Device``,
+    and the raw array work an op does next (``x.copy()``, a fused kernel's launch and its
+    output) lands on the same GPU. Raw work an op does *before* its first primitive runs on
+    whichever GPU is current (a ``x.copy()`` that opens an op, as in ``clone``): such copies
+    belong in a primitive.
+    """
+
+    def __init__(self, cupy, index: int = 0):
+        super().__init__(cupy, index)
+        # bound once: the check is the per-primitive cost
+        self._get_device = cupy.cuda.runtime.getDevice
+        self._set_device = cupy.cuda.runtime.setDevice
+
+
+def _guarded_methods(cls) -> list[str]:
+    return sorted(name for name in dir(cls) if not name.startswith("_") and name not in _OWN_DEVICE
+                  and inspect.isfunction(getattr(cls, name)))
+
+
+for _name in _guarded_methods(CupyBackend):
+    setattr(MultiDeviceCupyBackend, _name, _on_its_device(getattr(CupyBackend, _name)))
