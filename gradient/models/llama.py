@@ -41,11 +41,12 @@ import numpy as np
 
 from .. import nn
 from ..autograd import is_grad_enabled, no_grad
-from ..dtypes import float32
+from ..dtypes import float32, float64
 from ..errors import ShapeError
 from ..nn import functional as F
 from ..ops.creation import from_numpy
 from ..ops.reduce import mean
+from ..ops.shape import cat
 from ..tensor import Tensor
 from .masks import decoder_mask
 from .pretrained import CausalLMOutput, ModelConfig, PreTrainedModel, register_model
@@ -269,7 +270,9 @@ class RotaryEmbedding:
     def __init__(self, inv_freq: np.ndarray, length: int = 256):
         self.inv_freq = inv_freq
         self.length = 0
-        self._tables: dict = {}   # (dtype, device) -> (cos, sin) tensors of `length` rows
+        # (dtype, device) -> (cos, sin) tensors of `length` rows; ("angles", device) ->
+        # (inv_freq, sign) tensors, for position ids on an accelerator (see _at)
+        self._tables: dict = {}
         self._grow(length)
 
     def _grow(self, length: int) -> None:
@@ -287,6 +290,9 @@ class RotaryEmbedding:
     def __call__(self, start: int, T: int, position_ids: Tensor | None, dtype, device):
         """``(cos, sin)`` for positions ``start .. start+T-1`` (shape (T, head_dim)) or for
         ``position_ids`` (B, T) (shape (B, T, head_dim)), in ``dtype``."""
+        if position_ids is not None and position_ids._backend.name != "cpu":
+            # on an accelerator, reading the largest id to size the table would be a host sync
+            return self._at(position_ids, dtype)
         end = start + T if position_ids is None else int(position_ids.max().item()) + 1
         if end > self.length:
             self._grow(max(end, 2 * self.length))
@@ -298,6 +304,23 @@ class RotaryEmbedding:
         if position_ids is None:
             return cos[start:end], sin[start:end]  # views: nothing computed per token
         return F.embedding(position_ids, cos), F.embedding(position_ids, sin)
+
+    def _at(self, position_ids: Tensor, dtype):
+        """``(cos, sin)`` at ``position_ids`` (B, T), computed on their device as the table's
+        rows are (float32 angles, float64 cosine and sine, one rounding): no table lookup,
+        so no largest id to read back to the host."""
+        device = position_ids.device
+        key = ("angles", str(device))
+        if key not in self._tables:
+            half = self.inv_freq.shape[0]
+            sign = np.concatenate([-np.ones(half), np.ones(half)])   # the folded rotate_half
+            self._tables[key] = (from_numpy(self.inv_freq).to(device),
+                                 from_numpy(sign).to(device))
+        inv_freq, sign = self._tables[key]
+        angles = position_ids.to(float32).unsqueeze(-1) * inv_freq      # (B, T, half)
+        angles = cat([angles, angles], -1).to(float64)
+        return (angles.cos().to(float32).to(dtype),
+                (angles.sin() * sign).to(float32).to(dtype))
 
 
 def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:

@@ -31,9 +31,13 @@ def decoder_mask(attention_mask: Tensor | None, T: int, past: int = 0,
     causal attention (``past == 0``) or no mask (``T == 1``, nothing hidden) is exact.
 
     ``attention_mask`` is ``(B, past + T)`` of 1 (token) and 0 (padding), as in transformers.
+    On the CPU a mask without any 0 is dropped; on an accelerator it is used as given, since
+    looking for a 0 would bring a value back to the host (a synchronisation) at every forward:
+    pass ``attention_mask=None`` there when nothing is padded (``generate`` does).
     """
     S = past + T
-    padded = attention_mask is not None and not bool((attention_mask != 0).all())
+    padded = attention_mask is not None and (attention_mask._backend.name != "cpu"
+                                             or not bool((attention_mask != 0).all()))
     windowed = window is not None and S > window
     if not padded and not windowed and (past == 0 or T == 1):
         return None

@@ -768,7 +768,21 @@ class Embedding(Function):
     def forward(ctx, weight, ids, padding_idx, scale_grad_by_freq):
         ctx.ids, ctx.num_rows = ids, weight.shape[0]
         ctx.padding_idx, ctx.scale_grad_by_freq = padding_idx, scale_grad_by_freq
-        return ctx.backend.getitem(weight, ids)
+        b = ctx.backend
+        if b.name == "cpu":
+            return b.getitem(weight, ids)   # ids checked by embedding()
+        # On an accelerator the ids are not read back to check them (a host sync per lookup):
+        # an id out of range gives a row of NaN instead, decided on the device (PyTorch has a
+        # device-side assert; CuPy's indexing would wrap the id around silently).
+        id_type = from_numpy_dtype(ids.dtype)
+        inside = b.binary("logical_and", b.binary("ge", ids, b.full((), 0, id_type)),
+                          b.binary("lt", ids, b.full((), weight.shape[0], id_type)))
+        rows = b.getitem(weight, b.where(inside, ids, b.full((), 0, id_type)))
+        row_type = from_numpy_dtype(weight.dtype)
+        if not row_type.is_floating_point:
+            return rows
+        inside = b.reshape(inside, tuple(ids.shape) + (1,) * (weight.ndim - 1))
+        return b.where(inside, rows, b.full((), float("nan"), row_type))
 
     @staticmethod
     def backward(ctx, grad):
@@ -831,7 +845,9 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
               scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
     """Look up rows of ``weight`` (num_embeddings, dim) for integer ids of any shape.
 
-    The gradient adds up over repeated ids; the ``padding_idx`` row gets none.
+    The gradient adds up over repeated ids; the ``padding_idx`` row gets none. On the CPU an
+    id out of range raises IndexError; on an accelerator the ids are not brought back to the
+    host to check them (a synchronisation per lookup), and such an id gives a row of NaN.
     ``F.embedding(gradient.tensor([[1, 2], [4, 1]]), gradient.randn(10, 3))`` has shape (2, 2, 3).
     """
     if not isinstance(input, Tensor) or input.dtype.is_floating_point or input.dtype is bool_:
@@ -849,8 +865,8 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
                              f"{n} embeddings (expected {-n} to {n - 1})")
         padding_idx %= n
     ids = input._data
-    if input.numel():
-        b = input._backend
+    b = input._backend
+    if input.numel() and b.name == "cpu":  # on an accelerator: NaN rows (see Embedding)
         lo, hi = int(b.reduce("min", ids, None, False)), int(b.reduce("max", ids, None, False))
         if lo < 0 or hi >= n:
             bad = lo if lo < 0 else hi
