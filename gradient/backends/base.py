@@ -78,6 +78,12 @@ class Backend:
         """One of :data:`UNARY_OPS` applied elementwise."""
         raise NotImplementedError
 
+    def add_(self, a, b) -> Any:
+        """``a += b`` in place and return ``a`` (``b`` broadcasts to ``a`` and has its dtype):
+        for an op adding into an array it has just made and no one else holds, which saves
+        a pass over a new array (a bias added to a product)."""
+        raise NotImplementedError
+
     def binary(self, op: str, a, b) -> Any:
         """One of :data:`BINARY_OPS` with broadcasting; both operands have the same dtype.
 

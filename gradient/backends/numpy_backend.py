@@ -133,6 +133,10 @@ class ArrayBackend(Backend):
             out = _round_to(out, x.dtype)
         return out if type(out) is self._array_type else self.xp.asarray(out)
 
+    def add_(self, a, b):
+        self.xp.add(a, b, out=a)
+        return a
+
     def binary(self, op, a, b):
         fn = self._binary[op]
         # a float16/bfloat16 operand may come with a float32 0-d scalar (see the contract):

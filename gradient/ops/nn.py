@@ -617,7 +617,11 @@ class Linear(Function):
         # the leading dimensions
         y = b.matmul(x2, b.permute(weight, (1, 0)))
         y = b.reshape(y, lead + (weight.shape[0],))
-        return y if bias is None else b.binary("add", y, bias)  # bias broadcasts, as in PyTorch
+        if bias is None:
+            return y
+        if bias.dtype == y.dtype:
+            return b.add_(y, bias)   # into the fresh product: no second array (bias broadcasts)
+        return b.binary("add", y, bias)
 
     @staticmethod
     def backward(ctx, grad):
