@@ -78,10 +78,11 @@ class Backend:
         """One of :data:`UNARY_OPS` applied elementwise."""
         raise NotImplementedError
 
-    def add_(self, a, b) -> Any:
-        """``a += b`` in place and return ``a`` (``b`` broadcasts to ``a`` and has its dtype):
-        for an op adding into an array it has just made and no one else holds, which saves
-        a pass over a new array (a bias added to a product)."""
+    def binary_(self, op: str, a, b) -> Any:
+        """``binary(op, a, b)`` written into ``a``, which is returned (``b`` broadcasts to ``a``
+        and has its float32 or float64 dtype; ``op`` is ``add``, ``sub``, ``mul`` or ``div``):
+        for an op writing into an array it has just made, or owns, instead of making a new one
+        (a bias added to a product, gradients scaled by clipping)."""
         raise NotImplementedError
 
     def binary(self, op: str, a, b) -> Any:

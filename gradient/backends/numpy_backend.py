@@ -133,8 +133,8 @@ class ArrayBackend(Backend):
             out = _round_to(out, x.dtype)
         return out if type(out) is self._array_type else self.xp.asarray(out)
 
-    def add_(self, a, b):
-        self.xp.add(a, b, out=a)
+    def binary_(self, op, a, b):
+        self._binary[op](a, b, out=a)
         return a
 
     def binary(self, op, a, b):

@@ -620,7 +620,7 @@ class Linear(Function):
         if bias is None:
             return y
         if bias.dtype == y.dtype:
-            return b.add_(y, bias)   # into the fresh product: no second array (bias broadcasts)
+            return b.binary_("add", y, bias)   # into the fresh product (bias broadcasts)
         return b.binary("add", y, bias)
 
     @staticmethod

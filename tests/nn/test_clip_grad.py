@@ -144,3 +144,21 @@ def test_parameters_to_vector_and_back_match_torch():
 def test_reachable_as_nn_utils_like_torch():
     # torch scripts call torch.nn.utils.clip_grad_norm_(...) through the attribute path
     assert gradient.nn.utils.clip_grad_norm_ is clip_grad_norm_
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_raw_array_path_gives_the_bits_of_the_tensor_ops(dtype, monkeypatch):
+    """The 2-norm and the scaling of same-dtype gradients run on the raw arrays (no Tensor per
+    parameter); they give the bits of the general path, and the scaling still counts as an
+    in-place change of each gradient."""
+    from gradient.nn.utils import clip_grad
+    fast, _ = make(scale=3.0, dtype=dtype)
+    slow, _ = make(scale=3.0, dtype=dtype)
+    versions = [p.grad._version.value for p in fast if p.grad is not None]
+    norm_fast = clip_grad_norm_(fast, 0.5)
+    monkeypatch.setattr(clip_grad, "_RAW_DTYPES", ())   # every gradient through tensor ops
+    norm_slow = clip_grad_norm_(slow, 0.5)
+    assert norm_fast.numpy().tobytes() == norm_slow.numpy().tobytes()
+    for a, b in zip(grads(fast), grads(slow)):
+        assert a.tobytes() == b.tobytes()
+    assert [p.grad._version.value for p in fast if p.grad is not None] == [v + 1 for v in versions]

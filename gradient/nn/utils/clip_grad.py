@@ -9,6 +9,8 @@ Example::
 
 from __future__ import annotations
 
+import numpy as np
+
 from ...autograd.grad_mode import no_grad
 from ...dtypes import promote_types
 from ...errors import AutogradError
@@ -40,19 +42,48 @@ def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = F
     norm_type = float(norm_type)
     if not tensors:
         return ops.tensor(0.0)
-    # the norm of per-tensor norms is the norm of everything (for every p, inf included)
-    norms = [ops.norm(t, norm_type) for t in tensors]
+    total = _two_norm_of_arrays(tensors) if norm_type == 2.0 else None
+    if total is not None:
+        norms = [total]
+    else:
+        # the norm of per-tensor norms is the norm of everything (for every p, inf included)
+        norms = [ops.norm(t, norm_type) for t in tensors]
     dtype = norms[0].dtype
     for n in norms[1:]:
         dtype = promote_types(dtype, n.dtype)
     device = norms[0].device
-    total = ops.norm(ops.stack([n.to(device=device, dtype=dtype) for n in norms]), norm_type)
+    if total is None:
+        total = ops.norm(ops.stack([n.to(device=device, dtype=dtype) for n in norms]), norm_type)
     if error_if_nonfinite and not bool(ops.isfinite(total)):
         raise AutogradError(
             f"The total norm of order {norm_type} for gradients from `parameters` is non-finite, so "
             "it cannot be clipped. To disable this error and scale the gradients by the non-finite "
             "norm anyway, set `error_if_nonfinite=False`")
     return total
+
+
+#: gradient dtypes clipped on the raw arrays (the half types round through float32: tensor ops)
+_RAW_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _two_norm_of_arrays(tensors) -> Tensor | None:
+    """The 2-norm of all ``tensors`` together when they share one backend and one float32 or
+    float64 dtype: :func:`ops.norm` of the stacked per-tensor norms, computed with the same
+    primitives (the same bits) on the raw arrays, without a Tensor per step -- clipping a
+    model's gradients every step costs a few primitives per parameter. None otherwise."""
+    b, dtype = tensors[0]._backend, tensors[0]._data.dtype
+    if dtype not in _RAW_DTYPES or any(
+            t._backend is not b or t._data.dtype != dtype for t in tensors):
+        return None
+    norms = []
+    for t in tensors:
+        x = t._data
+        axes = tuple(range(x.ndim))
+        norms.append(b.reshape(b.unary("sqrt", b.reduce("sum", b.binary("mul", x, x), axes,
+                                                         False)), (1,)))
+    stacked = b.concatenate(norms, 0)
+    total = b.unary("sqrt", b.reduce("sum", b.binary("mul", stacked, stacked), (0,), False))
+    return Tensor._make(total, False, b)
 
 
 @no_grad()
@@ -65,7 +96,14 @@ def clip_grads_with_norm_(parameters, max_norm: float, total_norm: Tensor, forea
     coef = ops.clamp(float(max_norm) / (total_norm + 1e-6), max=1.0)
     for g in grads:
         # multiplied even when coef is 1, as PyTorch does (no data-dependent branch on the device)
-        g.mul_(coef.to(g.device))
+        if (g._backend is coef._backend and g._data.dtype == coef._data.dtype
+                and g._data.dtype in _RAW_DTYPES and not g.requires_grad
+                and getattr(g._data.flags, "writeable", True)):
+            # the usual case, once per step: the product written into the gradient's storage
+            g._backend.binary_("mul", g._data, coef._data)
+            g._version.bump("mul_")
+        else:
+            g.mul_(coef.to(g.device))
 
 
 @no_grad()
