@@ -72,3 +72,18 @@ def test_placeholders_inside_untouched_zeros_cost_no_memory_until_written():
     assert arrays[0].sum() == 1024 * 1024
     small = cpu_backend.full((4,), 0, float32)   # outside the block: the usual allocation
     assert isinstance(small, np.ndarray) and small.base is None
+
+
+@pytest.mark.skipif(not GLIBC, reason="the setting goes with the thresholds, set only with glibc")
+@pytest.mark.parametrize("env, expected", [
+    ({}, False),                                        # gradient turns NumPy's huge pages off
+    ({"GRADIENT_KEEP_FREED_MEMORY": "0"}, True),        # ... only with its own thresholds
+    ({"NUMPY_MADVISE_HUGEPAGE": "1"}, True),            # ... and never against the user's choice
+])
+def test_numpy_huge_pages_are_turned_off_with_the_thresholds(env, expected):
+    # _set_madvise_hugepage returns the setting it replaces: what importing gradient left
+    script = ("import numpy as np, gradient\n"
+              "print(getattr(np, '_core', np).multiarray._set_madvise_hugepage(True))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin", **env}, check=True)
+    assert out.stdout.strip() == str(expected)
