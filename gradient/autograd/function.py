@@ -207,6 +207,20 @@ class Function:
         return _record(cls, ctx, args, raw, out, backend)
 
 
+def check_same_device(name: str, *tensors) -> None:
+    """Raise :class:`DeviceError`, as :meth:`Function.apply` does, unless ``tensors`` (None
+    entries skipped) are on one device: for fast paths that run on raw arrays without apply."""
+    first = None
+    for t in tensors:
+        if t is None:
+            continue
+        if first is None:
+            first = t._backend
+        elif t._backend is not first:
+            raise DeviceError(f"{name}: expected all tensors on the same device, got "
+                              f"{first.name} and {t._backend.name}; move them with .to(device)")
+
+
 def _refuse_stale_view(cls, view) -> None:
     """A view whose base was rewritten by a recorded in-place op has an outdated graph.
 

@@ -35,7 +35,7 @@ import math
 
 from ..autograd import autocast_state as _autocast
 from ..autograd import is_grad_enabled
-from ..autograd.function import Function
+from ..autograd.function import Function, check_same_device
 from ..dtypes import bool_, float32, float64, int64
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
@@ -125,6 +125,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
         # E = 0: PyTorch's scale is inf, harmless because the scores are empty sums (zeros)
         scale = 1.0 / math.sqrt(E) if E else math.inf
     if attn_mask is None and dropout_p == 0.0 and S and E:
+        check_same_device(fn, query, key, value)   # the paths below may skip Function.apply
         recording = is_grad_enabled() and (query.requires_grad or key.requires_grad
                                             or value.requires_grad)
         fused = (k_groups == v_groups == 1 and query.shape[:-2] == key.shape[:-2] == value.shape[:-2]

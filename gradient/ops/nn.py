@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 
 from ..autograd import autocast_state as _autocast
-from ..autograd.function import Function
+from ..autograd.function import Function, check_same_device
 from ..autograd.grad_mode import is_grad_enabled, no_grad
 from ..dtypes import bfloat16, bool_, float16, float32, float64, from_numpy_dtype, int64
 from ..errors import DTypeError, ShapeError
@@ -868,6 +868,7 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
             raise IndexError(f"embedding: padding_idx {padding_idx} is out of range for "
                              f"{n} embeddings (expected {-n} to {n - 1})")
         padding_idx %= n
+    check_same_device("embedding", weight, input)   # the ids go in as a raw array
     ids = input._data
     b = input._backend
     if input.numel() and b.name == "cpu":  # on an accelerator: NaN rows (see Embedding)
@@ -1026,6 +1027,7 @@ def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
             and (weight is None or weight.dtype is input.dtype)):
         return RMSNorm.apply(input, weight, eps)
     if input.dtype is dtype and count and (weight is None or weight.dtype is dtype) and not recording:
+        check_same_device("rms_norm", input, weight)
         return _rms_norm_arrays(input, axes, shape, weight, eps, count)
     x = cast(input, dtype)
     y = x * rsqrt(mean(x * x, axes, keepdim=True) + eps)

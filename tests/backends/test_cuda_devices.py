@@ -200,6 +200,23 @@ def test_ops_mixing_two_indices_raise(op):
     np.testing.assert_array_equal(a.numpy(), [1.0, 2.0])  # nothing was written
 
 
+@pytest.mark.parametrize("op", [
+    lambda a, b: gradient.nn.functional.embedding(gradient.tensor([0, 1], device=b.device),
+                                                  a.reshape(2, 1)),
+    lambda a, b: gradient.nn.functional.rms_norm(a.reshape(1, 2), (2,), b),
+    lambda a, b: gradient.nn.functional.scaled_dot_product_attention(
+        a.reshape(1, 1, 1, 2), b.reshape(1, 1, 1, 2), b.reshape(1, 1, 1, 2)),
+    lambda a, b: gradient.nn.functional.scaled_dot_product_attention(
+        a.reshape(1, 1, 2, 1), b.reshape(1, 1, 2, 1), b.reshape(1, 1, 2, 1), is_causal=True),
+], ids=["embedding", "rms_norm", "decode_attention", "attention"])
+def test_fast_paths_without_a_graph_refuse_two_indices_too(op):
+    """Inference paths that run on raw arrays (not through Function.apply) check devices too."""
+    a, b = host([1.0, 2.0], 0), host([3.0, 4.0], 1)
+    with gradient.no_grad(), pytest.raises(DeviceError, match="same device, got hostgpu:[01] "
+                                                             "and hostgpu:[01]"):
+        op(a, b)
+
+
 def test_module_to_an_index_moves_parameters_and_buffers():
     gradient.manual_seed(0)
     model = gradient.nn.Sequential(gradient.nn.Linear(4, 3), gradient.nn.BatchNorm1d(3))
