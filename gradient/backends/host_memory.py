@@ -100,7 +100,31 @@ def zero_pages(shape: tuple, dtype) -> np.ndarray | None:
     if not getattr(_placeholders, "active", False):
         return None
     dtype = np.dtype(dtype)
-    nbytes = math.prod(shape) * dtype.itemsize
-    if nbytes < PLACEHOLDER_MIN_BYTES:
+    if math.prod(shape) * dtype.itemsize < PLACEHOLDER_MIN_BYTES:
         return None
-    return np.frombuffer(mmap.mmap(-1, nbytes), dtype).reshape(shape)
+    return pages_of_their_own(shape, dtype)
+
+
+#: arrays from :func:`pages_of_their_own` at least this large get their own mapping
+OWN_PAGES_MIN_BYTES = 64 << 10
+
+
+def pages_of_their_own(shape: tuple, dtype) -> np.ndarray:
+    """A writable zero array on anonymous pages of its own, given back to the kernel when the
+    array goes: for large long-lived arrays such as a model's repacked weights.
+
+    From the heap, weights that are later freed or replaced (stacked for a fused decode step)
+    leave holes there, which glibc then fills with the temporaries of the next passes: the
+    temporaries land on pages all over the holes, and a SmolLM2 prefill after a decode step
+    made the heap 40 MiB larger than before it. Small arrays (under 64 KiB) come from the heap.
+
+    Example: ``codes = pages_of_their_own((groups, blocks, 16, 32), np.uint8)``
+    """
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes < OWN_PAGES_MIN_BYTES:
+        return np.zeros(shape, dtype)
+    # private: a forked child writing to its copy must not change the parent's (the default
+    # for an anonymous map is shared)
+    pages = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    return np.frombuffer(pages, dtype).reshape(shape)

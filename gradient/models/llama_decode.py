@@ -32,7 +32,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ..backends.host_memory import release_freed_memory
+from ..backends.host_memory import pages_of_their_own, release_freed_memory
 from ..quant.interleaved import InterleavedWeight, _int8_byte, _int8_nibble, _quantize_rows
 from ..quant.linear import QuantizedLinear
 
@@ -56,9 +56,10 @@ class _Stacked:
         self.has_min = first.minimum.size > 0
         self.out_features = first.out_features
         n = len(modules)
-        self.codes = np.empty((n,) + first.codes.shape, first.codes.dtype)
-        self.scale = np.empty((n,) + first.scale.shape, first.scale.dtype)
-        self.minimum = np.empty((n,) + first.minimum.shape, first.minimum.dtype)
+        # outside the heap, as the layers' own arrays (see host_memory.pages_of_their_own)
+        self.codes = pages_of_their_own((n,) + first.codes.shape, first.codes.dtype)
+        self.scale = pages_of_their_own((n,) + first.scale.shape, first.scale.dtype)
+        self.minimum = pages_of_their_own((n,) + first.minimum.shape, first.minimum.dtype)
         for i, m in enumerate(modules):
             w = m.packed
             self.codes[i], self.scale[i], self.minimum[i] = w.codes, w.scale, w.minimum

@@ -54,6 +54,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from ..backends.host_memory import pages_of_their_own
 from ..errors import ShapeError
 from .ggml import GGMLType, UnsupportedQuantTypeError
 # up to SMALL_BATCH rows of x the interleaved kernels, above it exact tiles into BLAS (the
@@ -337,10 +338,12 @@ class InterleavedWeight:
         groups = -(-int(out_features) // LANES)
         n_blocks = int(in_features) // block
         per_block = 16 if kind == "nibble" else block
-        codes = np.zeros((groups, n_blocks, per_block, LANES),
-                         np.uint8 if kind == "nibble" else np.int8)
-        scale = np.zeros((groups, n_blocks, LANES), np.float32)
-        minimum = np.zeros((groups, n_blocks, LANES) if has_min else (0, 0, 0), np.float32)
+        # long-lived: on pages of their own, outside the heap (see pages_of_their_own)
+        codes = pages_of_their_own((groups, n_blocks, per_block, LANES),
+                                   np.uint8 if kind == "nibble" else np.int8)
+        scale = pages_of_their_own((groups, n_blocks, LANES), np.float32)
+        minimum = pages_of_their_own((groups, n_blocks, LANES) if has_min else (0, 0, 0),
+                                     np.float32)
         if raw.size:
             _PACKERS[qtype](raw, codes, scale, minimum, _N16)
         return cls(qtype, int(out_features), int(in_features), kind, block, offset,

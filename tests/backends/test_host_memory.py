@@ -87,3 +87,34 @@ def test_numpy_huge_pages_are_turned_off_with_the_thresholds(env, expected):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          env={"PATH": "/usr/bin:/bin", **env}, check=True)
     assert out.stdout.strip() == str(expected)
+
+
+def test_pages_of_their_own_are_private_zero_pages_for_large_arrays():
+    import mmap
+
+    import numpy as np
+
+    from gradient.backends.host_memory import OWN_PAGES_MIN_BYTES, pages_of_their_own
+    from gradient.quant import quantize
+    from gradient.quant.interleaved import InterleavedWeight
+
+    def owner(a):   # what holds the array's memory: a map, or NumPy itself (the heap)
+        while isinstance(a, np.ndarray) and a.base is not None:
+            a = a.base
+        return a.obj if isinstance(a, memoryview) else a
+
+    big = pages_of_their_own((OWN_PAGES_MIN_BYTES // 4,), np.float32)
+    small = pages_of_their_own((4,), np.float32)
+    assert isinstance(owner(big), mmap.mmap) and isinstance(owner(small), np.ndarray)
+    assert not big.any() and big.flags.writeable and big.dtype == np.float32
+    # a model's repacked weights live there, outside the heap
+    w = np.random.default_rng(0).standard_normal((256, 512)).astype(np.float32)
+    packed = InterleavedWeight.from_blocks(quantize(w, "Q4_0"), "Q4_0", 256, 512)
+    assert isinstance(owner(packed.codes), mmap.mmap)
+    if hasattr(os, "fork"):   # private pages: a forked child's write stays in the child
+        pid = os.fork()
+        if pid == 0:
+            big[0] = 1.0
+            os._exit(0)
+        os.waitpid(pid, 0)
+        assert big[0] == 0.0
