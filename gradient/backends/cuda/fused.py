@@ -409,18 +409,23 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1, be
 
 
 def index_add_rows(out, ids, values) -> bool:
-    """``out[ids[i]] += values[i]`` (an embedding's gradient) with atomic adds; float32 tables."""
+    """``out[ids[i]] += values[i]`` (an embedding's gradient) with atomic adds; float32 tables.
+
+    Negative ids count from the end, as in NumPy's ``add.at``. Ids out of range are skipped
+    rather than checked: checking would read them back to the host (a synchronisation) on every
+    backward, and the lookup has already turned them into NaN rows (see ``F.embedding``)."""
     if (out.dtype != np.float32 or out.ndim < 1 or not out.flags.c_contiguous
             or ids.dtype.kind not in "iu" or values.shape != ids.shape + out.shape[1:]
             or _suffix(values) is None):
         return False
+    cp = _cupy()
     dim = math.prod(out.shape[1:])
     n = ids.size
-    if n and (int(ids.min()) < 0 or int(ids.max()) >= out.shape[0]):
-        return False  # negative ids wrap, out-of-range ones raise: the composition handles both
+    ids = ids.astype(np.int64, copy=False)
+    ids = cp.where(ids < 0, ids + out.shape[0], ids)   # on the device: no sync
     grid, block = _elementwise_launch(n * dim)
     get_kernel("embedding", f"embedding_backward_{_suffix(values)}")(
-        grid, block, (_c(ids.astype(np.int64, copy=False)).reshape(-1),
+        grid, block, (_c(ids).reshape(-1),
                       _c(values).reshape(n, dim), out.reshape(out.shape[0], dim), np.int64(n),
                       np.int64(dim), np.int64(out.shape[0]), np.int64(-1)))
     return True
