@@ -847,7 +847,7 @@ def test_quantized_linear_on_a_device_reads_its_blocks_with_the_kernel(emulated_
     uploads = []
     from_numpy = device.from_numpy
     monkeypatch.setattr(device, "from_numpy", lambda a: uploads.append(a.dtype) or from_numpy(a))
-    for qtype in ("Q8_0", "Q4_1"):
+    for qtype in ("Q8_0", "Q4_1", "Q5_0"):
         blocks = gguf.quants.quantize(weight, gguf.GGMLQuantizationType[qtype])
         layer = QuantizedLinear.from_blocks(blocks, qtype, 64, 10)
         x = rng.standard_normal((3, 64)).astype(np.float32)
@@ -856,8 +856,33 @@ def test_quantized_linear_on_a_device_reads_its_blocks_with_the_kernel(emulated_
             y = layer(gradient.tensor(x).to("emulated_gpu"))
             assert y.device.type == "emulated_gpu"
             np.testing.assert_allclose(y.numpy(), expected, rtol=1e-4, atol=1e-4)
-    assert uploads.count(np.uint8) == 2   # each layer's blocks went up once
-    assert calls == ["quant_matmul"] * 4
+    assert uploads.count(np.uint8) == 3   # each layer's blocks went up once
+    assert calls == ["quant_matmul"] * 6
+
+
+@pytest.mark.parametrize("qtype", ["Q2_K", "Q3_K", "Q5_K"])
+def test_quantized_linear_on_a_device_reads_k_quant_blocks_with_the_kernel(emulated_device, qtype):
+    """The K types gguf cannot quantize: random super-blocks with sane f16 scales, two per row."""
+    gguf = pytest.importorskip("gguf")
+    import gradient
+    from gradient.quant import QuantizedLinear
+
+    device, calls = emulated_device("emulated_gpu_k", ("quant_matmul",))
+    rng = np.random.default_rng(1)
+    t = gguf.GGMLQuantizationType[qtype]
+    n_bytes = gguf.quants.GGML_QUANT_SIZES[t][1]
+    raw = rng.integers(0, 256, (5 * 2, n_bytes), dtype=np.uint8)
+    # where each type keeps its f16 d (and dmin): random bits there would give inf and NaN
+    for start in {"Q2_K": (80, 82), "Q3_K": (108,), "Q5_K": (0, 2)}[qtype]:
+        raw[:, start:start + 2] = rng.uniform(0.001, 0.05, (10, 1)).astype(np.float16).view(np.uint8)
+    blocks = raw.reshape(5, 2 * n_bytes)
+    layer = QuantizedLinear.from_blocks(blocks, qtype, 512, 5)
+    x = rng.standard_normal((2, 512)).astype(np.float32)
+    expected = x.astype(np.float64) @ gguf.quants.dequantize(blocks, t).astype(np.float64).T
+    y = layer(gradient.tensor(x).to("emulated_gpu_k"))
+    assert y.device.type == "emulated_gpu_k"
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-4, atol=1e-3)
+    assert calls == ["quant_matmul"]
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])

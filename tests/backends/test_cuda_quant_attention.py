@@ -31,7 +31,8 @@ KERNELS = Path(__file__).resolve().parents[2] / "gradient" / "backends" / "cuda"
 
 EXPECTED = {
     "decode_attention": ["decode_attention_f32", "decode_attention_f16", "decode_attention_bf16"],
-    "quant_matvec": ["matvec_q8_0", "matvec_q4_0", "matvec_q4_1", "matvec_q4_k", "matvec_q6_k"],
+    "quant_matvec": ["matvec_q8_0", "matvec_q4_0", "matvec_q4_1", "matvec_q5_0", "matvec_q5_1",
+                     "matvec_q2_k", "matvec_q3_k", "matvec_q4_k", "matvec_q5_k", "matvec_q6_k"],
 }
 
 
@@ -222,28 +223,33 @@ def test_emulator_catches_a_wrong_mat_vec_launch(emulator):
 
 
 # ---------------------------------------------------------------------- quantized mat-vec
-QTYPES = ["Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q6_K"]
+QTYPES = ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"]
 
 
 def _random_blocks(qtype, rows: int, cols: int, rng) -> np.ndarray:
     """Valid GGML blocks (rows, cols // QK * block_bytes) of a random matrix."""
     from gguf import GGMLQuantizationType as T
     from gguf import quants
-    if qtype in (T.Q8_0, T.Q4_0, T.Q4_1):  # gguf quantizes these
+    if qtype in (T.Q8_0, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1):  # gguf quantizes these
         return quants.quantize(rng.standard_normal((rows, cols)).astype(np.float32), qtype)
-    # gguf cannot quantize Q4_K / Q6_K: random quants and 6-bit scales are all valid; only the
-    # f16 super-block scales need sane values (random bits would give inf and NaN).
+    # gguf cannot quantize the K types: random quants, masks and 4/6-bit scales are all valid;
+    # only the f16 super-block scales need sane values (random bits would give inf and NaN).
     block, nbytes = quants.GGML_QUANT_SIZES[qtype]
     n = rows * cols // block
     raw = rng.integers(0, 256, (n, nbytes), dtype=np.uint8)
 
     def f16():
         return rng.uniform(0.001, 0.05, n).astype(np.float16).view(np.uint8).reshape(n, 2)
-    if qtype == T.Q4_K:
+    if qtype in (T.Q4_K, T.Q5_K):
         raw[:, 0:2] = f16()       # d
         raw[:, 2:4] = f16()       # dmin
+    elif qtype == T.Q2_K:
+        raw[:, 80:82] = f16()     # d, after the scales and qs
+        raw[:, 82:84] = f16()     # dmin
+    elif qtype == T.Q3_K:
+        raw[:, 108:110] = f16()   # d, after hmask, qs and the packed scales
     else:
-        raw[:, 208:210] = f16()   # d, after ql, qh and the int8 scales
+        raw[:, 208:210] = f16()   # Q6_K: d, after ql, qh and the int8 scales
     return raw.reshape(rows, cols // block * nbytes)
 
 

@@ -434,7 +434,9 @@ def index_add_rows(out, ids, values) -> bool:
 # ---------------------------------------------------------------------- GGML-quantized weights
 #: the GGML types quant_matvec.cu reads, and its kernel for each
 MATVEC_KERNELS = {"Q8_0": "matvec_q8_0", "Q4_0": "matvec_q4_0", "Q4_1": "matvec_q4_1",
-                  "Q4_K": "matvec_q4_k", "Q6_K": "matvec_q6_k"}
+                  "Q5_0": "matvec_q5_0", "Q5_1": "matvec_q5_1", "Q2_K": "matvec_q2_k",
+                  "Q3_K": "matvec_q3_k", "Q4_K": "matvec_q4_k", "Q5_K": "matvec_q5_k",
+                  "Q6_K": "matvec_q6_k"}
 ROWS_PER_BLOCK = 4   # output rows per block: one warp each
 
 
