@@ -43,16 +43,13 @@ def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = F
     if not tensors:
         return ops.tensor(0.0)
     total = _two_norm_of_arrays(tensors) if norm_type == 2.0 else None
-    if total is not None:
-        norms = [total]
-    else:
+    if total is None:
         # the norm of per-tensor norms is the norm of everything (for every p, inf included)
         norms = [ops.norm(t, norm_type) for t in tensors]
-    dtype = norms[0].dtype
-    for n in norms[1:]:
-        dtype = promote_types(dtype, n.dtype)
-    device = norms[0].device
-    if total is None:
+        dtype = norms[0].dtype
+        for n in norms[1:]:
+            dtype = promote_types(dtype, n.dtype)
+        device = norms[0].device
         total = ops.norm(ops.stack([n.to(device=device, dtype=dtype) for n in norms]), norm_type)
     if error_if_nonfinite and not bool(ops.isfinite(total)):
         raise AutogradError(
