@@ -92,11 +92,8 @@ def get_backend(device="cpu") -> Backend:
         backend = _BACKENDS.get(device)  # "cpu", "cuda:0": a dictionary lookup, nothing more
         if backend is not None:
             return backend
-        kind, colon, index = device.partition(":")
-        if not kind or colon and not index.isdigit():
-            raise DeviceError(f"bad device string {device!r}: expected a type, then optionally ':' "
-                              "and a non-negative index, like 'cuda' or 'cuda:1'")
-        return _resolve(kind, int(index) if index else None)
+        from ..device import device as parse   # the one parser of device strings
+        device = parse(device)
     if device is None:
         return cpu_backend
     try:
@@ -169,11 +166,9 @@ def set_current_index(device_type: str, index: int) -> None:
 
     Checks that the device exists (DeviceError otherwise, saying how many do) and loads it.
     """
-    if device_type not in _COUNTS:
-        get_backend(f"{device_type}:{int(index)}")  # unknown type, or an index other than 0
-        return
-    get_backend(f"{device_type}:{int(index)}")
-    _current.by_type[device_type] = int(index)
+    get_backend(f"{device_type}:{int(index)}")  # unknown type, or an index past its devices
+    if device_type in _COUNTS:
+        _current.by_type[device_type] = int(index)
 
 
 def loaded_backends(device_type: str) -> list[Backend]:

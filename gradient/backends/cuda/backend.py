@@ -33,6 +33,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import numpy as np
@@ -182,13 +183,11 @@ _OWN_DEVICE = frozenset({"generator", "synchronize", "memory_allocated", "max_me
 
 def _on_its_device(method):
     """``method`` run with the backend's GPU as CuPy's current device (switched only if needed)."""
+    @functools.wraps(method)
     def on_device(self, *args, **kwargs):
         if self._get_device() != self.index:
             self._set_device(self.index)
         return method(self, *args, **kwargs)
-    on_device.__name__ = on_device.__qualname__ = method.__name__
-    on_device.__doc__ = method.__doc__
-    on_device.__wrapped__ = method
     return on_device
 
 
