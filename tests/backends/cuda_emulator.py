@@ -30,6 +30,39 @@ from gradient.backends.cuda.compile import kernel_signatures, kernel_sources
 
 SOURCES = kernel_sources()
 
+#: the NumPy type each C scalar parameter must be passed as (CuPy passes a scalar by its own
+#: size: a wrong type is garbage)
+C_SCALARS = {"long long": np.int64, "int": np.int32, "float": np.float32, "double": np.float64}
+#: the array dtypes each C pointee accepts
+C_POINTEES = {"float": ("float32",), "__half": ("float16",), "__nv_bfloat16": ("bfloat16",),
+              "long long": ("int64",), "int": ("int32",), "double": ("float64",),
+              "unsigned char": ("uint8",)}
+_SIGNATURES: dict = {}
+
+
+def check_launch_args(stem: str, name: str, args: tuple, *, pointees=C_POINTEES,
+                      nullable: bool = False) -> None:
+    """Assert that every launch argument of kernel ``name`` (of ``kernels/<stem>.cu``) has the
+    exact type of its C parameter and that arrays are contiguous. ``pointees`` may accept more
+    dtypes for a pointee; ``nullable``: a None pointer is allowed (an optional array)."""
+    if stem not in _SIGNATURES:
+        _SIGNATURES[stem] = kernel_signatures(SOURCES[stem])
+    assert name in _SIGNATURES[stem], f"{stem}.cu has no kernel {name}"
+    params = _SIGNATURES[stem][name]
+    assert len(args) == len(params), f"{name}: {len(args)} arguments for {len(params)} parameters"
+    for (kind, pname), arg in zip(params, args):
+        if kind.endswith("*"):
+            if arg is None and nullable:
+                continue
+            pointee = kind[:-1].replace("const ", "").strip()
+            assert str(arg.dtype) in pointees[pointee], (
+                f"{name}({pname}): {kind} needs {' or '.join(pointees[pointee])} data, got "
+                f"{arg.dtype}")
+            assert arg.flags.c_contiguous, f"{name}({pname}): not contiguous"
+        else:
+            assert type(arg) is C_SCALARS[kind], (
+                f"{name}({pname}): {kind} needs {C_SCALARS[kind].__name__}, got {type(arg)}")
+
 
 # The emulator's CUDA: enough of the device API for the kernels of kernels/*.cu.
 # Every CUDA thread of a block is a coroutine (ucontext) of the calling host thread; a thread

@@ -22,35 +22,19 @@ import numpy as np
 import pytest
 
 from gradient.backends.cuda import flash
-from gradient.backends.cuda.compile import (get_kernel, kernel_names, kernel_signatures,
-                                            kernel_sources)
+from gradient.backends.cuda.compile import get_kernel, kernel_names, kernel_sources
 
-from .cuda_emulator import build_emulator
+from .cuda_emulator import build_emulator, check_launch_args
 
 torch = pytest.importorskip("torch", reason="PyTorch is the reference of these tests")
 
 STEM = "flash_attention"
 SOURCE = kernel_sources()[STEM]
-SIGNATURES = kernel_signatures(SOURCE)
-
-_C_SCALARS = {"long long": np.int64, "int": np.int32, "float": np.float32}
-_C_POINTEES = {"float": "float32", "__half": "float16", "__nv_bfloat16": "bfloat16"}
 
 
 def _check_args(stem: str, name: str, args: tuple) -> None:
-    """Every launch argument has the exact type of its C parameter (CuPy passes a scalar by
-    its own size: a wrong type is garbage), and arrays are contiguous."""
-    params = SIGNATURES[name]
-    assert len(args) == len(params), f"{name}: {len(args)} arguments for {len(params)} parameters"
-    for (kind, pname), arg in zip(params, args):
-        if kind.endswith("*"):
-            pointee = kind[:-1].replace("const ", "").strip()
-            assert str(arg.dtype) == _C_POINTEES[pointee], (
-                f"{name}({pname}): {kind} needs {_C_POINTEES[pointee]} data, got {arg.dtype}")
-            assert arg.flags.c_contiguous, f"{name}({pname}): not contiguous"
-        else:
-            assert type(arg) is _C_SCALARS[kind], (
-                f"{name}({pname}): {kind} needs {_C_SCALARS[kind].__name__}, got {type(arg)}")
+    """Every launch argument has the exact type of its C parameter, and arrays are contiguous."""
+    check_launch_args(stem, name, args)
 
 
 # ---------------------------------------------------------------------- devices

@@ -38,7 +38,7 @@ from gradient.backends.cuda.compile import (compile_ptx, cuda_include_dir, kerne
                                             kernel_signatures, kernel_sources)
 from gradient.errors import DeviceError
 
-from .cuda_emulator import build_emulator
+from .cuda_emulator import build_emulator, check_launch_args
 
 try:  # the test oracle of the kernel runs (the compile tests do not need it)
     import torch
@@ -208,35 +208,9 @@ def test_each_kernel_exists_for_every_storage_dtype(stem):
 
 
 # ============================================================================ 2. runners
-_C_SCALARS = {"long long": np.int64, "int": np.int32, "float": np.float32, "double": np.float64}
-_C_POINTEES = {"float": "float32", "__half": "float16", "__nv_bfloat16": "bfloat16",
-               "long long": "int64", "int": "int32", "double": "float64",
-               "unsigned char": "uint8"}
-_SIGNATURES: dict = {}
-
-
-def _signature(stem: str, name: str) -> list[tuple[str, str]]:
-    if stem not in _SIGNATURES:
-        _SIGNATURES[stem] = kernel_signatures(SOURCES[stem])
-    assert name in _SIGNATURES[stem], f"{stem}.cu has no kernel {name}"
-    return _SIGNATURES[stem][name]
-
-
 def _check_args(stem: str, name: str, args: tuple) -> None:
-    """Every launch argument has the exact type its C parameter needs."""
-    params = _signature(stem, name)
-    assert len(args) == len(params), f"{name}: {len(args)} arguments for {len(params)} parameters"
-    for (kind, pname), arg in zip(params, args):
-        if kind.endswith("*"):
-            if arg is None:
-                continue
-            pointee = kind[:-1].replace("const ", "").strip()
-            assert str(arg.dtype) == _C_POINTEES[pointee], (
-                f"{name}({pname}): {kind} needs {_C_POINTEES[pointee]} data, got {arg.dtype}")
-            assert arg.flags.c_contiguous, f"{name}({pname}): not contiguous"
-        else:
-            assert type(arg) is _C_SCALARS[kind], (
-                f"{name}({pname}): {kind} needs {_C_SCALARS[kind].__name__}, got {type(arg)}")
+    """Every launch argument has the exact type its C parameter needs; optional arrays None."""
+    check_launch_args(stem, name, args, nullable=True)
 
 
 def test_argument_check_catches_a_wrong_scalar_type():

@@ -23,9 +23,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gradient.backends.cuda.compile import kernel_signatures, kernel_sources
 
-from .cuda_emulator import EmulatorRunner, build_emulator
+from .cuda_emulator import C_POINTEES, EmulatorRunner, build_emulator, check_launch_args
 
 KERNELS = Path(__file__).resolve().parents[2] / "gradient" / "backends" / "cuda" / "kernels"
 
@@ -98,28 +97,13 @@ def _kernel(stem: str, name: str):
     return _modules[stem].get_function(name)
 
 
-SOURCES = kernel_sources()
-_SCALARS = {"int": np.int32, "float": np.float32}
-_POINTEES = {"unsigned char": ("uint8",), "float": ("float32",), "int": ("int32",),
-             "__half": ("float16",),
-             # CuPy has no bfloat16: the kernels read the same 16-bit patterns from uint16
-             "__nv_bfloat16": ("bfloat16", "uint16")}
+# CuPy has no bfloat16: the kernels read the same 16-bit patterns from uint16
+_POINTEES = {**C_POINTEES, "__nv_bfloat16": ("bfloat16", "uint16")}
 
 
 def _check_args(stem: str, name: str, args: tuple) -> None:
-    """Every launch argument has the exact type its C parameter needs (CuPy passes a scalar by
-    its own size: a wrong type is garbage)."""
-    params = kernel_signatures(SOURCES[stem])[name]
-    assert len(args) == len(params), f"{name}: {len(args)} arguments for {len(params)} parameters"
-    for (kind, pname), arg in zip(params, args):
-        if kind.endswith("*"):
-            pointee = kind[:-1].replace("const ", "").strip()
-            assert str(arg.dtype) in _POINTEES[pointee], (
-                f"{name}({pname}): {kind} needs {_POINTEES[pointee]} data, got {arg.dtype}")
-            assert arg.flags.c_contiguous, f"{name}({pname}): not contiguous"
-        else:
-            assert type(arg) is _SCALARS[kind], (
-                f"{name}({pname}): {kind} needs {_SCALARS[kind].__name__}, got {type(arg)}")
+    """Every launch argument has the exact type its C parameter needs."""
+    check_launch_args(stem, name, args, pointees=_POINTEES)
 
 
 class GpuRunner:
