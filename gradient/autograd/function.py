@@ -206,6 +206,15 @@ class Function:
             return Tensor._make(out, False, backend)
         return _record(cls, ctx, args, raw, out, backend)
 
+    @classmethod
+    def forward_arrays(cls, backend, *args):
+        """``forward`` on raw arrays of ``backend``, with nothing recorded and no Tensor made:
+        what :meth:`apply` computes under no_grad, for inference paths that chain many ops on
+        raw arrays (a model's decode step). ``Linear.forward_arrays(b, x, w, bias)``."""
+        ctx = Context()
+        ctx.backend = backend
+        return cls.forward(ctx, *args)
+
 
 def check_same_device(name: str, *tensors) -> None:
     """Raise :class:`DeviceError`, as :meth:`Function.apply` does, unless ``tensors`` (None

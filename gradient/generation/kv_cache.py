@@ -71,6 +71,20 @@ class KVCache:
 
         The cache is inference state: the write is not recorded by autograd.
         """
+        end = self._write(layer, key._data, value._data)
+        return self.keys[layer].narrow(2, 0, end), self.values[layer].narrow(2, 0, end)
+
+    def update_arrays(self, layer: int, key, value):
+        """:meth:`update` on raw backend arrays, for decode paths that run on them: returns raw
+        views ``(keys, values)`` of positions ``0 .. length+T-1``."""
+        end = self._write(layer, key, value)
+        index = (slice(None), slice(None), slice(0, end))
+        k_buf, v_buf = self.keys[layer], self.values[layer]
+        return k_buf._backend.getitem(k_buf._data, index), v_buf._backend.getitem(v_buf._data, index)
+
+    def _write(self, layer: int, key, value) -> int:
+        """Store the raw arrays ``key``/``value`` at the next positions of ``layer``; returns
+        the end of the filled part."""
         start, end = self.length, self.length + key.shape[-2]
         if end > self.max_length:
             raise ShapeError(f"KVCache: {end} positions do not fit in a cache of max_length "
@@ -84,9 +98,9 @@ class KVCache:
         # without its indexing machinery: this runs twice per layer per decoded token).
         index = (slice(None), slice(None), slice(start, end))
         for buf, new in ((k_buf, key), (v_buf, value)):
-            buf._backend.setitem(buf._data, index, new._data)
+            buf._backend.setitem(buf._data, index, new)
             buf._version.bump("KVCache.update")
-        return k_buf.narrow(2, 0, end), v_buf.narrow(2, 0, end)
+        return end
 
     def stacked(self):
         """``(keys, values)``: NumPy arrays (layers, batch, n_kv_heads, max_length, head_dim)

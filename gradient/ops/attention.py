@@ -36,7 +36,7 @@ import math
 from ..autograd import autocast_state as _autocast
 from ..autograd import is_grad_enabled
 from ..autograd.function import Function, check_same_device
-from ..dtypes import bool_, float32, float64, int64
+from ..dtypes import bool_, float32, float64, from_numpy_dtype, int64
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
 from .creation import arange
@@ -46,7 +46,7 @@ from .nn import _broadcasts_to, _fused_backward, _has_fused, _softmax_array, dro
 from .reduce import sum as _sum
 from .shape import broadcast_shapes, reshape, transpose
 
-__all__ = ["scaled_dot_product_attention"]
+__all__ = ["scaled_dot_product_attention", "attention_arrays"]
 TENSOR_METHODS = ()
 
 
@@ -132,15 +132,11 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
                  and _has_fused(query, "attention_forward"))
         if fused and (recording or L > 1):
             return FusedAttention.apply(query, key, value, scale, is_causal)
-        if (not recording and L == 1 and (S == 1 or not is_causal) and query.ndim == 4
-                and key.ndim == 4 and k_groups == v_groups and _has_fused(query, "decode_attention")):
-            # a decode step on a device with a kernel that reads the KV cache in place
-            out = query._backend.fused("decode_attention")(query._data, key._data, value._data,
-                                                          scale)
+        if not recording:
+            out = attention_arrays(query._backend, query._data, key._data, value._data, scale,
+                                   k_groups, v_groups, is_causal)
             if out is not None:
                 return Tensor._make(out, False, query._backend)
-        if not recording and query.dtype in (float32, float64):
-            return _attention_arrays(query, key, value, scale, k_groups, v_groups, is_causal)
     q = query * scale  # scaling (..., L, E) costs less than scaling the (..., L, S) scores
     if k_groups > 1:
         scores = _merge_heads(_matmul(_split_heads(q, k_groups),
@@ -196,28 +192,38 @@ class FusedAttention(Function):
                 _matmul(transpose(p, -1, -2), grad), None, None)
 
 
-def _attention_arrays(query: Tensor, key: Tensor, value: Tensor, scale: float, k_groups: int,
-                      v_groups: int, is_causal: bool) -> Tensor:
-    """The composition below on raw backend arrays, when nothing is recorded (inference).
+def attention_arrays(b, q, k, v, scale: float, k_groups: int = 1, v_groups: int = 1,
+                     is_causal: bool = False):
+    """Attention on raw arrays of backend ``b`` when nothing is recorded (inference), without
+    mask or dropout; None when neither path below takes ``q``'s dtype.
 
-    The same backend primitives in the same order, so the result is bit for bit the
-    composition's; what is saved is the Tensor and Function machinery of a dozen ops, which
-    dominates one decode step's attention (a 1-row query against a few hundred keys).
+    A one-row query (a decode step) against a cache runs the backend's ``decode_attention``
+    kernel when it has one for the dtype. Otherwise, for float32/float64, the composition of
+    :func:`scaled_dot_product_attention` runs on the raw arrays: the same backend primitives in
+    the same order, so the result is bit for bit the composition's; what is saved is the Tensor
+    and Function machinery of a dozen ops, which dominates one decode step's attention (a 1-row
+    query against a few hundred keys). Models' decode paths on raw arrays call this too.
     """
-    b = query._backend
-    q, k, v = query._data, key._data, value._data
-    q = b.binary("mul", q, b.full((), scale, query.dtype))
+    L, S = q.shape[-2], k.shape[-2]
+    if (L == 1 and (S == 1 or not is_causal) and q.ndim == 4 and k.ndim == 4
+            and k_groups == v_groups and q.dtype in b.fused_dtypes):
+        kernel = b.fused("decode_attention")   # reads the KV cache in place
+        out = kernel(q, k, v, scale) if kernel is not None else None
+        if out is not None:
+            return out
+    if from_numpy_dtype(q.dtype) not in (float32, float64):
+        return None
+    dtype = from_numpy_dtype(q.dtype)
+    q = b.binary("mul", q, b.full((), scale, dtype))
     kt = b.permute(k, tuple(range(k.ndim - 2)) + (k.ndim - 1, k.ndim - 2))
     scores = _grouped_matmul(b, q, kt, k_groups)
-    L, S = scores.shape[-2], scores.shape[-1]
     if is_causal:
         rows = b.reshape(b.arange(0, L, 1, int64), (L, 1))
         hidden = b.binary("lt", rows, b.reshape(b.arange(0, S, 1, int64), (1, S)))
-        mask = b.where(hidden, b.full((), float("-inf"), query.dtype),
-                       b.full((), 0.0, query.dtype))
+        mask = b.where(hidden, b.full((), float("-inf"), dtype), b.full((), 0.0, dtype))
         scores = b.binary("add", scores, mask)
     attn = _softmax_array(b, scores, scores.ndim - 1)  # what Softmax.forward computes
-    return Tensor._make(_grouped_matmul(b, attn, v, v_groups), False, b)
+    return _grouped_matmul(b, attn, v, v_groups)
 
 
 def _grouped_matmul(b, a, c, groups: int):
