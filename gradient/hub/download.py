@@ -154,27 +154,44 @@ def _not_cached_message(repo_id, revision, cache_dir, local_files_only, error) -
                 f"it once with network access (`hf download {repo_id}`, or run this again with "
                 "HF_HUB_OFFLINE unset), point HF_HOME or HF_HUB_CACHE at a cache that holds it, or "
                 "pass a local directory with config.json")
-    return (f"could not reach the Hugging Face hub for {where}, and it is not in the cache at "
-            f"{cache}{have}: check the network connection (or HF_ENDPOINT), or pass a local "
-            f"directory ({type(error).__name__}: {error})")
+    from huggingface_hub import constants
+    # the hub may have answered (a 5xx, a mirror without the Hub's headers): name the endpoint
+    return (f"could not fetch {where} from the hub at {constants.ENDPOINT}, and it is not in "
+            f"the cache at {cache}{have}: check the network connection and HF_ENDPOINT, or pass "
+            f"a local directory ({type(error).__name__}: {error})")
 
 
 def _cached_revisions(repo_id: str, cache: str) -> list[str]:
-    """Branch/tag names under ``refs/`` of a cached repo (empty when it is not cached)."""
-    refs = os.path.join(cache, "models--" + repo_id.replace("/", "--"), "refs")
+    """Branch/tag names under ``refs/`` of a cached repo whose snapshot holds a model (empty
+    when it is not cached). huggingface_hub writes a ref, and the snapshot file by file, as it
+    downloads, so a download that failed leaves a ref to a partial snapshot: not a revision
+    that loads."""
+    repo = os.path.join(cache, "models--" + repo_id.replace("/", "--"))
+    refs = os.path.join(repo, "refs")
     found = []
     for root, _, files in os.walk(refs):
-        found += [os.path.relpath(os.path.join(root, f), refs).replace(os.sep, "/") for f in files]
+        for f in files:
+            path = os.path.join(root, f)
+            with open(path) as fh:
+                commit = fh.read().strip()
+            snapshot = os.path.join(repo, "snapshots", commit)
+            if os.path.isdir(snapshot) and _holds_a_model(set(os.listdir(snapshot))):
+                found.append(os.path.relpath(path, refs).replace(os.sep, "/"))
     return sorted(found)
+
+
+def _holds_a_model(files: set) -> bool:
+    """Whether a snapshot's top-level ``files`` are what ``from_pretrained`` needs."""
+    return "config.json" in files and any(f.endswith(".safetensors") for f in files)
 
 
 def _check_snapshot(directory, repo_id, revision, token, cache_dir) -> None:
     """Fail early, and say why, when a snapshot lacks what ``from_pretrained`` needs: the
     usual cause is a repo with only pickle weights, which the allow-list did not fetch."""
     present = set(os.listdir(directory))
-    has_weights = any(f.endswith(".safetensors") for f in present)
-    if has_weights and "config.json" in present:
+    if _holds_a_model(present):
         return
+    has_weights = any(f.endswith(".safetensors") for f in present)
     repo_files = _repo_files(repo_id, revision, token, cache_dir)
     everything = sorted(present | set(repo_files or ()))
     pickles = [f for f in everything if f.endswith(_PICKLE_SUFFIXES)]
