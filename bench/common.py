@@ -1,5 +1,5 @@
 """What several benchmarks share: timing a call, a process's peak memory, running a worker
-process for one round, and where the SmolLM2 GGUF file is.
+process for one round, measuring the machine's ceilings, and where the SmolLM2 GGUF file is.
 
 The scripts run as ``python bench/<name>.py``, so this folder is on ``sys.path`` and they
 ``from common import ...``.
@@ -13,6 +13,7 @@ import os
 import resource
 import statistics
 import subprocess
+import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,6 +55,42 @@ def run_worker_round(results: dict, lib: str, cmd: list, env: dict) -> None:
         results[lib]["peak_rss_mib"] = max(results[lib]["peak_rss_mib"], r["peak_rss_mib"])
     else:
         results[lib] = r
+
+
+_CEILINGS = """
+import json, time
+import numpy as np
+def best(fn, n=5):
+    fn()
+    times = []
+    for _ in range(n):
+        t = time.perf_counter(); fn(); times.append(time.perf_counter() - t)
+    return min(times)
+source = np.ones(128 << 20, np.float32)               # 512 MiB
+target = np.empty_like(source)
+matrix, vector = source.reshape(16384, 8192), np.ones(8192, np.float32)
+a = np.ones((2048, 2048), np.float32)
+print(json.dumps({"copy_gbps": 2 * source.nbytes / best(lambda: np.copyto(target, source)) / 1e9,
+                  "read_gbps": matrix.nbytes / best(lambda: matrix @ vector) / 1e9,
+                  "gemm_gflops": 2 * 2048 ** 3 / best(lambda: a @ a) / 1e9}))
+"""
+
+
+def machine_ceilings(env: dict) -> dict:
+    """The machine's ceilings now, measured in a child process under the benchmark's thread
+    settings (``env``), each the fastest of five tries:
+
+    * ``copy_gbps``: bytes read plus bytes written by a copy of 512 MiB, MACHINE-FACTS' measure
+      of memory bandwidth;
+    * ``read_gbps``: bytes read by a float32 matrix-vector product over that 512 MiB as a
+      matrix (BLAS streams it once with all its threads); with no writes, it runs above the copy;
+    * ``gemm_gflops``: a 2048² float32 matrix product.
+
+    This shared machine's memory bandwidth drifts by tens of percent within minutes, so
+    benchmarks measure it next to their rounds rather than quote a figure."""
+    out = subprocess.run([sys.executable, "-c", _CEILINGS], env=env, capture_output=True,
+                         text=True, check=True)
+    return json.loads(out.stdout)
 
 
 def peak_rss_mib() -> float:

@@ -14,9 +14,12 @@ overhead on top; gradient's ``generate`` is the same loop as below).
 It prints one JSON line: prefill and decode tokens/s for each library, their ratios
 gradient / transformers (higher is better), peak RSS, whether the generated tokens agree, and
 each figure as a fraction of the machine's ceiling: decode reads every weight once per token,
-so it is bounded by memory bandwidth (``--bandwidth``, GB/s); prefill is bounded by float32
-GEMM throughput (``--gflops``). Defaults are the figures measured on the 2-core machines in
-MACHINE-FACTS: 22.7 GB/s and 210 GFLOP/s.
+so it is bounded by memory bandwidth; prefill is bounded by float32 GEMM throughput. Both
+ceilings are measured before every round (:func:`common.machine_ceilings`), since this shared
+machine's bandwidth drifts by tens of percent within minutes: decode's fraction is of the
+bandwidth of a 512 MiB copy, as MACHINE-FACTS measures it (and, stricter, of a 512 MiB
+matrix-vector product's reads), prefill's of a 2048² matrix product. The line also gives the
+fractions of MACHINE-FACTS' figures (``--bandwidth`` 22.7 GB/s, ``--gflops`` 210 GFLOP/s).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import tempfile
 import time
 
 import numpy as np
-from common import peak_rss_mib, run_worker_round
+from common import machine_ceilings, peak_rss_mib, run_worker_round
 
 PREFILLS = 4  # prefills timed per round (the KV cache is refilled each time); the fastest counts
 
@@ -114,8 +117,10 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=3,
                    help="runs per library, alternating; the best is reported (and the median)")
-    p.add_argument("--bandwidth", type=float, default=22.7, help="memory bandwidth ceiling, GB/s")
-    p.add_argument("--gflops", type=float, default=210.0, help="float32 GEMM ceiling, GFLOP/s")
+    p.add_argument("--bandwidth", type=float, default=22.7,
+                   help="MACHINE-FACTS' memory bandwidth, GB/s (the measured one comes first)")
+    p.add_argument("--gflops", type=float, default=210.0,
+                   help="MACHINE-FACTS' float32 GEMM throughput, GFLOP/s (likewise)")
     p.add_argument("--worker", choices=["gradient", "transformers"], help=argparse.SUPPRESS)
     p.add_argument("--checkpoint", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -129,7 +134,9 @@ def main() -> None:
         make_checkpoint(directory)
         # The libraries take turns, one round each, so that a noisy spell on this shared
         # machine falls on both rather than on whichever ran then.
+        ceilings = []
         for _ in range(args.rounds):
+            ceilings.append(machine_ceilings(env))
             for lib in ("gradient", "transformers"):
                 cmd = [sys.executable, __file__, "--worker", lib, "--checkpoint", directory,
                        "--prompt", str(args.prompt), "--new", str(args.new), "--threads",
@@ -141,8 +148,11 @@ def main() -> None:
     # attention (q @ k^T and attn @ v, causal: about half of 2 * 2 * T^2 * d per layer)
     non_embedding = 12 * d * d * n_layer
     prefill_flops = 2 * non_embedding * ctx + 2 * n_layer * ctx * ctx * d
+    copy_gbps, read_gbps, gemm_gflops = (statistics.median(c[k] for c in ceilings)
+                                         for k in ("copy_gbps", "read_gbps", "gemm_gflops"))
     line = {"model": "gpt2-124M random, float32", "prompt": args.prompt, "new": args.new,
-            "threads": args.threads}
+            "threads": args.threads, "measured_copy_gbps": round(copy_gbps, 1),
+            "measured_read_gbps": round(read_gbps, 1), "measured_gemm_gflops": round(gemm_gflops, 1)}
     for lib, r in results.items():
         prefill = min(t[0] for t in r["timings"])
         decode = min(t[1] for t in r["timings"])
@@ -155,8 +165,13 @@ def main() -> None:
             "peak_rss_mib": round(r["peak_rss_mib"]),
             # decode reads every weight once per token (the tied head is the embedding)
             "decode_fraction_of_bandwidth": round(
+                decode_tps * r["weight_bytes"] / (copy_gbps * 1e9), 3),
+            "decode_fraction_of_read": round(decode_tps * r["weight_bytes"] / (read_gbps * 1e9), 3),
+            "prefill_fraction_of_gemm": round(prefill_flops / prefill / (gemm_gflops * 1e9), 3),
+            "decode_fraction_of_facts_bandwidth": round(
                 decode_tps * r["weight_bytes"] / (args.bandwidth * 1e9), 3),
-            "prefill_fraction_of_gemm": round(prefill_flops / prefill / (args.gflops * 1e9), 3),
+            "prefill_fraction_of_facts_gemm": round(
+                prefill_flops / prefill / (args.gflops * 1e9), 3),
         }
     line["decode_ratio"] = round(line["gradient"]["decode_tok_s"]
                                  / line["transformers"]["decode_tok_s"], 3)
