@@ -116,3 +116,76 @@ def attention_backward(grad, q, k, v, out, probs, scale: float, causal: bool):
                     np.ascontiguousarray(row_dot).reshape(-1, row_dot.shape[-1]),
                     q.dtype.type(scale))
     return np.matmul(ds, k), np.matmul(_mT(ds), q), dv
+
+
+# ---------------------------------------------------------------------- one decode step
+@_compile(fastmath={"reassoc"})  # vectorised dot products and sums over head_dim
+def _decode_attention(q, k, v, length, scale, out):
+    """out[b, h] = softmax(q[b, h] . k[b, h // group, :length] * scale) @ v[b, h // group, :length]
+    for one query row per head; k and v are whole cache buffers (B, Hk, max_len, D)."""
+    B, Hq, _, D = q.shape
+    group = Hq // k.shape[1]
+    scores = np.empty(length, q.dtype)
+    qs = np.empty(D, q.dtype)
+    acc = np.empty(D, q.dtype)
+    for b in range(B):
+        for h in range(Hq):
+            kh = h // group
+            for d in range(D):
+                qs[d] = q[b, h, 0, d] * scale   # scale the query, as the composition does
+            top = -np.inf
+            for j in range(length):
+                s = qs[0] * 0
+                for d in range(D):
+                    s += qs[d] * k[b, kh, j, d]
+                scores[j] = s
+                top = max(top, s)
+            total = qs[0] * 0
+            for j in range(length):   # libm's scalar exp: one per position, against 2 * D
+                e = np.exp(scores[j] - top)   # multiply-adds around it (the module's NumPy rule)
+                scores[j] = e
+                total += e
+            for d in range(D):
+                acc[d] = 0
+            for j in range(length):
+                p = scores[j] / total
+                for d in range(D):
+                    acc[d] += p * v[b, kh, j, d]
+            for d in range(D):
+                out[b, h, 0, d] = acc[d]
+
+
+def _whole_cache(a):
+    """The C-contiguous buffer (B, H, max_len, D) that ``a`` = ``buffer[:, :, :length]`` is a view
+    of (``a`` itself when contiguous), or None for another layout."""
+    B, H, S, D = a.shape
+    item = a.dtype.itemsize
+    if a.strides[3] != item or a.strides[2] != D * item or a.strides[1] % (D * item):
+        return None
+    max_len = a.strides[1] // (D * item)
+    if max_len < S or (B > 1 and a.strides[0] != H * max_len * D * item):
+        return None
+    return np.lib.stride_tricks.as_strided(a, (B, H, max_len, D),
+                                           (H * max_len * D * item, max_len * D * item, D * item, item))
+
+
+def decode_attention(q, k, v, scale: float):
+    """Attention of one query row per head against keys and values read in place from a KV
+    cache, with grouped heads: q (B, Hq, 1, D), k and v (B, Hk, S, D) views of cache buffers
+    (positions 0..S-1 of (B, Hk, max_len, D)); (B, Hq, 1, D), or None if not handled.
+
+    Composed of NumPy calls, the same step is a dozen small operations per layer, each looping
+    over the heads; one compiled pass reads each cached key and value once.
+    """
+    if not _usable(q, k, v) or q.ndim != 4 or q.shape[2] != 1 or k.shape != v.shape or k.ndim != 4:
+        return None
+    B, Hq, _, D = q.shape
+    Hk, S = k.shape[1], k.shape[2]
+    if S == 0 or k.shape[0] != B or k.shape[3] != D or Hq % Hk:
+        return None
+    keys, values = _whole_cache(k), _whole_cache(v)
+    if keys is None or values is None:
+        return None
+    out = np.empty((B, Hq, 1, D), q.dtype)
+    _decode_attention(np.ascontiguousarray(q), keys, values, S, q.dtype.type(scale), out)
+    return out

@@ -390,9 +390,10 @@ def index_add_rows(out, ids, values) -> bool:
 
 
 # the kernels the NumPy backend offers through Backend.fused(name)
-from .cpu_attention import attention_backward, attention_forward  # noqa: E402 (uses _compile)
+from .cpu_attention import attention_backward, attention_forward, decode_attention  # noqa: E402
 
 FUSED = {"attention_forward": attention_forward, "attention_backward": attention_backward,
+         "decode_attention": decode_attention,
          "gelu": gelu, "gelu_backward": gelu_backward, "layer_norm": layer_norm,
          "layer_norm_backward": layer_norm_backward, "rms_norm": rms_norm,
          "rms_norm_backward": rms_norm_backward, "adam_step": adam_step,

@@ -216,14 +216,54 @@ def test_attention_kernel_is_used_in_training_and_prefill(monkeypatch):
     q = gradient.randn(2, 2, 5, 4, requires_grad=True)
     F.scaled_dot_product_attention(q, q, q, is_causal=True).sum().backward()
     assert calls == ["attention_forward", "attention_backward"]
-    with gradient.no_grad():   # a prefill (several query rows) is fused too, a decode step is not
-        F.scaled_dot_product_attention(q, q, q, is_causal=True)
+    with gradient.no_grad():   # a prefill (several query rows) is fused too; a decode step
+        F.scaled_dot_product_attention(q, q, q, is_causal=True)      # has its own kernel
         F.scaled_dot_product_attention(q[:, :, :1], q, q)
     assert calls == ["attention_forward", "attention_backward", "attention_forward"]
     # a mask, dropout or grouped heads take the composition
     F.scaled_dot_product_attention(q, q, q, gradient.ones(5, 5, dtype=gradient.bool))
     F.scaled_dot_product_attention(q, q[:, :1], q[:, :1], enable_gqa=True)
     assert len(calls) == 3
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch,heads,kv_heads,length", [(1, 4, 4, 1), (2, 6, 2, 9), (3, 4, 1, 17)])
+def test_decode_attention_reads_the_cache_in_place_and_matches_torch(dtype, batch, heads,
+                                                                     kv_heads, length):
+    import torch
+    from gradient.backends import cpu_kernels
+    rng = np.random.default_rng(0)
+    keys = rng.standard_normal((batch, kv_heads, 24, 8)).astype(dtype)   # cache buffers
+    values = rng.standard_normal((batch, kv_heads, 24, 8)).astype(dtype)
+    k, v = keys[:, :, :length], values[:, :, :length]                    # what a cache hands out
+    q = _heads(rng, dtype, batch, heads, 1, 8)
+    out = cpu_kernels.FUSED["decode_attention"](q, k, v, 0.3)
+    assert out is not None and out.shape == (batch, heads, 1, 8) and out.dtype == dtype
+    tq, tk, tv = (torch.tensor(np.ascontiguousarray(a)) for a in (q, k, v))
+    theirs = torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, scale=0.3,
+                                                              enable_gqa=True).numpy()
+    tol = 2e-6 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out, theirs, rtol=tol, atol=tol)
+    # through F.scaled_dot_product_attention when nothing is recorded (a decode step)
+    with gradient.no_grad():
+        ours = F.scaled_dot_product_attention(*(gradient.tensor(a) for a in (q, k, v)), scale=0.3,
+                                              enable_gqa=True)
+    np.testing.assert_allclose(ours.numpy(), theirs, rtol=tol, atol=tol)
+
+
+def test_decode_attention_declines_other_layouts_and_shapes():
+    from gradient.backends import cpu_kernels
+    decode = cpu_kernels.FUSED["decode_attention"]
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((1, 4, 1, 8)).astype(np.float32)
+    k = rng.standard_normal((1, 2, 6, 8)).astype(np.float32)
+    assert decode(q, k, k, 1.0) is not None
+    assert decode(q, k.transpose(0, 1, 3, 2).copy().transpose(0, 1, 3, 2), k, 1.0) is None  # columns
+    assert decode(q, k[:, :, ::2], k[:, :, ::2], 1.0) is None            # every other position
+    assert decode(np.concatenate([q, q], 2), k, k, 1.0) is None          # two query rows
+    assert decode(q[:, :3], k, k, 1.0) is None                           # 3 heads over 2
+    assert decode(q, k[:, :, :0], k[:, :, :0], 1.0) is None               # nothing cached
+    assert decode(q.astype(np.float64), k, k, 1.0) is None               # mixed dtypes
 
 
 @pytest.mark.parametrize("causal", [True, False])
