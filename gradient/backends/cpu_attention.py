@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from .cpu_kernels import _compile, _usable
+from .kv_layout import cache_buffer
 
 
 @_compile(fastmath={"reassoc"})  # vectorised row maxima and sums
@@ -155,20 +156,6 @@ def _decode_attention(q, k, v, length, scale, out):
                 out[b, h, 0, d] = acc[d]
 
 
-def _whole_cache(a):
-    """The C-contiguous buffer (B, H, max_len, D) that ``a`` = ``buffer[:, :, :length]`` is a view
-    of (``a`` itself when contiguous), or None for another layout."""
-    B, H, S, D = a.shape
-    item = a.dtype.itemsize
-    if a.strides[3] != item or a.strides[2] != D * item or a.strides[1] % (D * item):
-        return None
-    max_len = a.strides[1] // (D * item)
-    if max_len < S or (B > 1 and a.strides[0] != H * max_len * D * item):
-        return None
-    return np.lib.stride_tricks.as_strided(a, (B, H, max_len, D),
-                                           (H * max_len * D * item, max_len * D * item, D * item, item))
-
-
 def decode_attention(q, k, v, scale: float):
     """Attention of one query row per head against keys and values read in place from a KV
     cache, with grouped heads: q (B, Hq, 1, D), k and v (B, Hk, S, D) views of cache buffers
@@ -183,7 +170,7 @@ def decode_attention(q, k, v, scale: float):
     Hk, S = k.shape[1], k.shape[2]
     if S == 0 or k.shape[0] != B or k.shape[3] != D or Hq % Hk:
         return None
-    keys, values = _whole_cache(k), _whole_cache(v)
+    keys, values = (cache_buffer(a, np.lib.stride_tricks.as_strided) for a in (k, v))
     if keys is None or values is None:
         return None
     out = np.empty((B, Hq, 1, D), q.dtype)

@@ -34,6 +34,7 @@ from ..ops.attention import attention_arrays
 from ..ops.creation import arange
 from ..ops.nn import LayerNorm as _LayerNormFn
 from ..ops.nn import Linear as _LinearFn
+from ..ops.nn import layer_norm_is_fused
 from ..tensor import Tensor
 from .masks import decoder_mask
 from .pretrained import CausalLMOutput, ModelConfig, PreTrainedModel, register_model
@@ -225,8 +226,7 @@ def _layer_norm(b, x, norm):
     """``norm`` on the raw array ``x``: the backend's fused kernel where ``F.layer_norm`` would
     run it, the module's forward otherwise."""
     weight, bias = (None if p is None else p._data for p in (norm.weight, norm.bias))
-    if x.dtype in b.fused_dtypes and b.fused("layer_norm") is not None and len(
-            norm.normalized_shape) == 1 and all(p is None or p.dtype == x.dtype for p in (weight, bias)):
+    if layer_norm_is_fused(b, x, weight, bias, norm.normalized_shape):
         return _LayerNormFn.forward_arrays(b, x, weight, bias, norm.eps)
     return norm.forward(Tensor._make(x, False, b))._data
 

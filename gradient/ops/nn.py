@@ -956,12 +956,21 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
     axes = _check_normalized_shape("layer_norm", input, shape)
     _check_param("weight", "layer_norm", weight, shape)
     _check_param("bias", "layer_norm", bias, shape)
-    if len(shape) == 1 and input.numel() > 0 and _has_fused(input, "layer_norm") and all(
-            t is None or t.dtype is input.dtype for t in (weight, bias)):
+    if layer_norm_is_fused(input._backend, input._data, *(None if t is None else t._data
+                                                           for t in (weight, bias)), shape):
         return LayerNorm.apply(input, weight, bias, eps)
     dtype = _compute_dtype(input)
     y = _normalized(cast(input, dtype), axes, eps)
     return cast(_affine(y, weight, bias, shape, dtype), input.dtype)
+
+
+def layer_norm_is_fused(backend, x, weight, bias, normalized_shape) -> bool:
+    """Whether :func:`layer_norm` runs ``backend``'s fused kernel (:class:`LayerNorm`) on the raw
+    arrays ``x``, ``weight`` and ``bias`` (None when absent): one normalized dimension, a
+    non-empty input, a dtype the kernel takes, and parameters of the input's dtype."""
+    return (len(normalized_shape) == 1 and x.size > 0 and x.dtype in backend.fused_dtypes
+            and backend.fused("layer_norm") is not None
+            and all(p is None or p.dtype == x.dtype for p in (weight, bias)))
 
 
 class LayerNorm(Function):

@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 
+from ..kv_layout import cache_buffer
 from .compile import get_kernel
 
 _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float16): "f16"}
@@ -347,20 +348,6 @@ def _scores_attention_backward(grad, q, k, v, out, probs, scale: float, causal: 
     return cp.matmul(ds, k), cp.matmul(ds.swapaxes(-1, -2), q), dv
 
 
-def _cache_layout(a, heads: int, length: int, dim: int):
-    """``max_seq`` when ``a`` (batch, heads, length, dim) is the first ``length`` positions of a
-    contiguous (batch, heads, max_seq, dim) cache buffer (as a KV cache hands its keys over);
-    None otherwise."""
-    item = a.dtype.itemsize
-    if a.ndim != 4 or a.strides[3] != item or a.strides[2] != dim * item:
-        return None
-    max_seq = a.strides[1] // (dim * item)
-    if max_seq < length or a.strides[1] != max_seq * dim * item or \
-            (a.shape[0] > 1 and a.strides[0] != heads * max_seq * dim * item):
-        return None
-    return max_seq
-
-
 def decode_attention(q, k, v, scale: float):
     """One query row per (batch, head) against keys/values that are views of a KV cache, with
     grouped heads: q (B, Hq, 1, D), k and v (B, Hk, S, D); (B, Hq, 1, D), or None."""
@@ -372,15 +359,12 @@ def decode_attention(q, k, v, scale: float):
     if not (0 < dim <= 256 and k.shape[3] == dim and k.shape[0] == batch and heads % kv_heads == 0
             and length > 0):
         return None
-    max_seq = _cache_layout(k, kv_heads, length, dim)
-    if max_seq is None or _cache_layout(v, kv_heads, length, dim) != max_seq:
-        return None
     cp = _cupy()
-    item = k.dtype.itemsize
     # the whole cache as the kernel sees it (it reads only the first `length` positions)
-    shape = (batch, kv_heads, max_seq, dim)
-    strides = (kv_heads * max_seq * dim * item, max_seq * dim * item, dim * item, item)
-    k, v = (cp.lib.stride_tricks.as_strided(a, shape, strides) for a in (k, v))
+    k, v = (cache_buffer(a, cp.lib.stride_tricks.as_strided) for a in (k, v))
+    if k is None or v is None or k.shape != v.shape:
+        return None
+    max_seq = k.shape[2]
     out = cp.empty((batch, heads, 1, dim), q.dtype)
     seq_lens = cp.full((batch,), length, cp.int32)
     get_kernel("decode_attention", f"decode_attention_{sfx}")(
