@@ -33,11 +33,13 @@ from ..nn import functional as F
 from ..ops.attention import attention_arrays
 from ..ops.creation import arange
 from ..ops.nn import LayerNorm as _LayerNormFn
-from ..ops.nn import Linear as _LinearFn
 from ..ops.nn import layer_norm_is_fused
 from ..tensor import Tensor
 from .masks import decoder_mask
 from .pretrained import CausalLMOutput, ModelConfig, PreTrainedModel, register_model
+from .raw_decode import linear as _linear
+from .raw_decode import plain as _plain
+from .raw_decode import plain_linear as _plain_linear
 
 __all__ = ["GPT2Config", "GPT2LMHeadModel"]
 
@@ -206,22 +208,6 @@ class GPT2Model(nn.Module):
         return layers
 
 
-def _plain(module, cls) -> bool:
-    """``module`` is exactly ``cls``, in evaluation mode and without forward hooks: running its
-    forward's arithmetic on raw arrays then does what calling it would."""
-    return type(module) is cls and not module.training and not (
-        module._forward_hooks or module._forward_pre_hooks)
-
-
-def _plain_linear(module, dtype) -> bool:
-    """A plain ``nn.Linear`` whose parameters have the NumPy ``dtype`` (``F.linear`` raises on
-    mixed dtypes: the module graph is left to raise it)."""
-    params = module._parameters
-    bias = params["bias"]
-    return _plain(module, nn.Linear) and params["weight"]._data.dtype == dtype and (
-        bias is None or bias._data.dtype == dtype)
-
-
 def _layer_norm(b, x, norm):
     """``norm`` on the raw array ``x``: the backend's fused kernel where ``F.layer_norm`` would
     run it, the module's forward otherwise."""
@@ -229,11 +215,6 @@ def _layer_norm(b, x, norm):
     if layer_norm_is_fused(b, x, weight, bias, norm.normalized_shape):
         return _LayerNormFn.forward_arrays(b, x, weight, bias, norm.eps)
     return norm.forward(Tensor._make(x, False, b))._data
-
-
-def _linear(b, x, linear):
-    return _LinearFn.forward_arrays(b, x, linear.weight._data,
-                                    None if linear.bias is None else linear.bias._data)
 
 
 def _decode_on_arrays(layers, x, cache):

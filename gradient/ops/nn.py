@@ -1037,7 +1037,7 @@ def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
         return RMSNorm.apply(input, weight, eps)
     if input.dtype is dtype and count and (weight is None or weight.dtype is dtype) and not recording:
         check_same_device("rms_norm", input, weight)
-        return _rms_norm_arrays(input, axes, shape, weight, eps, count)
+        return _rms_norm_arrays(input, shape, weight, eps)
     x = cast(input, dtype)
     y = x * rsqrt(mean(x * x, axes, keepdim=True) + eps)
     return cast(_affine(y, weight, None, shape, dtype), input.dtype)
@@ -1072,20 +1072,29 @@ class RMSNorm(Function):
         return dx if needs[0] else None, dw if needs[1] else None, None
 
 
-def _rms_norm_arrays(input: Tensor, axes: tuple, shape: tuple, weight, eps: float,
-                     count: int) -> Tensor:
+def _rms_norm_arrays(input: Tensor, shape: tuple, weight, eps: float) -> Tensor:
     """:func:`rms_norm`'s composition on raw backend arrays, when nothing is recorded (float32
     or float64 inference): the same primitives in the same order, so the same bits, without the
     Tensor machinery of seven ops (a decoder calls this twice per layer per token)."""
-    b, x, dtype = input._backend, input._data, input.dtype
+    b = input._backend
+    return Tensor._make(rms_norm_arrays(b, input._data, shape, None if weight is None
+                                        else weight._data, eps), False, b)
+
+
+def rms_norm_arrays(b, x, shape: tuple, weight, eps: float):
+    """:func:`rms_norm` over the last ``len(shape)`` dimensions of the float32/float64 raw
+    array ``x`` of backend ``b`` (``weight``: a raw array or None), as it runs when nothing is
+    recorded; for decode paths on raw arrays."""
+    dtype = from_numpy_dtype(x.dtype)
+    axes = tuple(range(x.ndim - len(shape), x.ndim))
     total = b.reduce("sum", b.binary("mul", x, x), axes, True)
-    mean_square = b.binary("div", total, b.full((), count, dtype))
+    mean_square = b.binary("div", total, b.full((), math.prod(shape), dtype))
     scale = b.unary("reciprocal", b.unary("sqrt", b.binary("add", mean_square,
                                                             b.full((), eps, dtype))))
     y = b.binary("mul", x, scale)
     if weight is not None:
-        y = b.binary("mul", y, b.reshape(weight._data, shape))
-    return Tensor._make(y, False, b)
+        y = b.binary("mul", y, b.reshape(weight, shape))
+    return y
 
 
 def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
@@ -1235,6 +1244,15 @@ def swiglu(gate: Tensor, up: Tensor) -> Tensor:
     return silu(gate) * up
 
 
+def swiglu_arrays(b, gate, up):
+    """:func:`swiglu` on raw arrays of backend ``b`` when nothing is recorded: the fused kernel
+    where :func:`swiglu` takes it, otherwise SiLU's forward and the product."""
+    if (gate.shape == up.shape and gate.dtype == up.dtype and gate.size
+            and gate.dtype in b.fused_dtypes and b.fused("swiglu") is not None):
+        return SwiGLU.forward_arrays(b, gate, up)
+    return b.binary("mul", SiLU.forward_arrays(b, gate), up)
+
+
 class SwiGLU(Function):
     """:func:`swiglu` in the backend's fused kernels; second derivatives go through the
     same gradients written with differentiable ops (as :class:`RMSNorm`)."""
@@ -1295,6 +1313,23 @@ def rotary_embedding(input: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return input * cos + roll(input, input.shape[-1] // 2, -1) * sin
 
 
+def rotary_arrays(b, x, cos, sin):
+    """:func:`rotary_embedding` on raw arrays of backend ``b`` (an even head_dim) when nothing
+    is recorded: the fused kernel where :func:`rotary_embedding` takes it, otherwise its
+    composition (the roll as two slices joined, then ``x * cos + rolled * sin``)."""
+    if (cos.shape == sin.shape and cos.dtype == x.dtype == sin.dtype and x.size
+            and x.dtype in b.fused_dtypes and b.fused("rotary_embedding") is not None):
+        return Rotary.forward_arrays(b, x, cos, sin)
+    return _rotary_composed(b, x, cos, sin)
+
+
+def _rotary_composed(b, x, cos, sin):
+    half = x.shape[-1] // 2
+    rolled = b.concatenate([b.getitem(x, (Ellipsis, slice(half, None))),
+                            b.getitem(x, (Ellipsis, slice(0, half)))], x.ndim - 1)
+    return b.binary("add", b.binary("mul", x, cos), b.binary("mul", rolled, sin))
+
+
 class Rotary(Function):
     """:func:`rotary_embedding` in the backend's fused kernel. The map is linear in ``x``:
     its backward is the transpose ``g * cos + roll(g * sin, half)`` (the kernel's ``backward``
@@ -1306,10 +1341,7 @@ class Rotary(Function):
         ctx.save_for_backward(x, cos, sin)
         out = b.fused("rotary_embedding")(x, cos, sin, False)
         if out is None:  # a layout the kernel does not read: the composition's primitives
-            half = x.shape[-1] // 2
-            rolled = b.concatenate([b.getitem(x, (Ellipsis, slice(half, None))),
-                                    b.getitem(x, (Ellipsis, slice(0, half)))], x.ndim - 1)
-            out = b.binary("add", b.binary("mul", x, cos), b.binary("mul", rolled, sin))
+            out = _rotary_composed(b, x, cos, sin)
         return out
 
     @staticmethod

@@ -14,6 +14,7 @@ from gradient.errors import FileFormatError  # noqa: E402
 from gradient.models import GPT2LMHeadModel, UnknownArchitectureError, from_pretrained  # noqa: E402
 
 from ..devices import DEVICES  # noqa: E402
+from .raw_decode_checks import assert_module_graph_where_forwards_differ  # noqa: E402
 
 VOCAB = 300
 
@@ -144,35 +145,9 @@ def test_decode_on_arrays_is_bit_identical_to_the_module_graph(models, device, d
 
 def test_decode_takes_the_module_graph_where_its_forwards_would_differ(checkpoint, decode_calls):
     model = GPT2LMHeadModel.from_pretrained(checkpoint[1])
-    ids = _ids((1, 9), seed=8)
-    expected = _decode(model, ids, fused=False)
-    seen = []
-    handle = model.transformer.h[1].mlp.c_fc.register_forward_hook(lambda m, i, o: seen.append(1))
-    np.testing.assert_array_equal(_decode(model, ids), expected)
-    assert len(seen) == 4 and decode_calls == []  # the hook ran at every step, prefill included
-    handle.remove()
-
-    class Scaled(gradient.nn.Linear):             # a subclass may compute something else
-        def forward(self, x):
-            return super().forward(x) * 2.0
-    old = model.transformer.h[0].attn.c_proj
-    model.transformer.h[0].attn.c_proj = Scaled(64, 64)
-    model.transformer.h[0].attn.c_proj.load_state_dict(old.state_dict())
-    scaled = _decode(model, ids)
-    assert decode_calls == [] and not np.allclose(scaled, expected)
-    model.transformer.h[0].attn.c_proj = old
-
-    with gradient.amp.autocast("cpu", dtype=gradient.bfloat16):    # the products in bfloat16
-        low = _decode(model, ids)
-    assert decode_calls == [] and not np.array_equal(low, expected)
-
-    with gradient.enable_grad():                  # recording: the graph is needed
-        cache = model.new_cache(1, 9)
-        model(gradient.tensor(ids[:, :8]), cache=cache)
-        model(gradient.tensor(ids[:, 8:]), cache=cache).logits.sum().backward()
-    assert decode_calls == [] and model.lm_head.weight.grad is not None
-    np.testing.assert_array_equal(_decode(model, ids), expected)
-    assert len(decode_calls) == 3
+    blocks = model.transformer.h
+    assert_module_graph_where_forwards_differ(model, _decode, decode_calls, _ids((1, 9), seed=8),
+                                              blocks[1].mlp.c_fc, blocks[0].attn, "c_proj")
 
 
 def test_logits_to_keep_gives_the_last_positions(ours):

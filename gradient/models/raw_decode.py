@@ -1,0 +1,41 @@
+"""What the models' decode steps on raw arrays share: the test that a module may be skipped
+(its forward's arithmetic run directly on backend arrays) and the linear projection.
+
+A decode step (one new token per sequence) of a small model on the CPU is a few hundred tiny
+calls, and the Module/Tensor machinery around each costs about as much as the arithmetic.
+GPT-2 and the LLaMA family therefore run their blocks on raw backend arrays when nothing can
+observe the difference: no graph recorded, no autocast, evaluation mode, and every module of
+the plain class the model file built, without hooks. The path calls the same forwards in the
+same order as the modules, so its logits are bit for bit the module graph's.
+
+Example::
+
+    >>> plain(model.transformer.h[0].ln_1, nn.LayerNorm)   # eval mode, no hooks: True
+"""
+
+from __future__ import annotations
+
+from .. import nn
+from ..ops.nn import Linear as _LinearFn
+
+
+def plain(module, cls) -> bool:
+    """``module`` is exactly ``cls``, in evaluation mode and without forward hooks: running its
+    forward's arithmetic on raw arrays then does what calling it would."""
+    return type(module) is cls and not module.training and not (
+        module._forward_hooks or module._forward_pre_hooks)
+
+
+def plain_linear(module, dtype) -> bool:
+    """A plain ``nn.Linear`` whose parameters have the NumPy ``dtype`` (``F.linear`` raises on
+    mixed dtypes: the module graph is left to raise it)."""
+    if not plain(module, nn.Linear):
+        return False
+    weight, bias = module._parameters["weight"], module._parameters["bias"]
+    return weight._data.dtype == dtype and (bias is None or bias._data.dtype == dtype)
+
+
+def linear(b, x, module):
+    """``module(x)`` for a :func:`plain_linear` module, on the raw array ``x`` of backend ``b``."""
+    weight, bias = module._parameters["weight"], module._parameters["bias"]
+    return _LinearFn.forward_arrays(b, x, weight._data, None if bias is None else bias._data)
