@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cpu_kernels import _compile, _usable
+from .cpu_compile import compile_kernel as _compile
+from .cpu_compile import usable as _usable
 from .kv_layout import cache_buffer
 
 

@@ -11,7 +11,7 @@ Two rules keep them fast on any machine:
 * Transcendentals (tanh, exp, erf) stay in NumPy/SciPy, whose loops are vectorised; numba
   calls the scalar libm functions unless Intel's SVML is installed. The kernels do the
   polynomial work around them.
-* Kernels run on one thread (see :func:`_compile`).
+* Kernels run on one thread (see :func:`gradient.backends.cpu_compile.compile_kernel`).
 
 The kernels take contiguous float32 or float64 arrays; their wrappers make contiguous copies
 of other layouts and decline other dtypes. numba compiles each kernel on first use and caches
@@ -27,34 +27,15 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+from .cpu_compile import compile_kernel as _compile
+from .cpu_compile import usable as _usable
 
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 _GELU_C = 0.044715
 _SQRT1_2 = 1 / math.sqrt(2)
 _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
-
-
-def _compile(fn=None, **options):
-    """numba's njit as the kernels here need it; usable as ``@_compile`` or ``@_compile(...)``.
-
-    ``error_model="numpy"``: a division by zero gives inf/nan as in NumPy instead of raising,
-    which also lets LLVM vectorise loops that divide (numba's default checks every divisor).
-    Kernels stay serial: they stream memory, and on two cores numba's thread pool gained
-    nothing while competing with OpenBLAS's spinning threads right after a matmul.
-    """
-    if fn is None:
-        return lambda f: _compile(f, **options)
-    return numba.njit(cache=True, error_model="numpy", **options)(fn)
-
-
-def _usable(*arrays) -> bool:
-    """Whether every array is a float32/float64 NumPy array of one dtype."""
-    dtype = arrays[0].dtype
-    return dtype in _FLOATS and all(isinstance(a, np.ndarray) and a.dtype == dtype for a in arrays)
 
 
 def _flat(a):

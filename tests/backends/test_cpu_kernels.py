@@ -316,3 +316,14 @@ def test_rms_norm_kernel_is_used_in_training_and_second_derivatives_check_out():
     graph = gradient.autograd.grad(F.rms_norm(x, (5,), w), (x, w), g, create_graph=True)
     for a, b in zip(plain, graph):
         np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("module", ["cpu_attention", "cpu_kernels", "cpu_compile"])
+def test_each_kernel_module_imports_first(module):
+    """Each kernel module imports on its own, before the others (as its docstring example does):
+    no import cycle between the kernels and the attention kernels."""
+    import subprocess
+    import sys
+    code = f"from gradient.backends import {module}; print({module}.__name__)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
