@@ -93,6 +93,42 @@ def machine_ceilings(env: dict) -> dict:
     return json.loads(out.stdout)
 
 
+_RUNTIME = """
+import json
+import numpy as np
+def hwm():
+    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM:")).split()[1]) / 1024
+numpy_only = hwm()
+import numba
+import kernel                     # numba-compiled with cache=True: loaded from the disk cache
+kernel.double(np.ones(4, np.float32), np.empty(4, np.float32))
+print(json.dumps({"python_numpy_mib": numpy_only, "with_numba_mib": hwm()}))
+"""
+
+_KERNEL = """
+import numba
+@numba.njit(cache=True)
+def double(x, out):
+    for i in range(x.size):
+        out[i] = 2 * x[i]
+"""
+
+
+def numba_runtime_mib(env: dict) -> dict:
+    """Peak resident memory of a bare Python process with NumPy (``python_numpy_mib``), and of
+    one that then imports numba and calls a single small kernel loaded from numba's disk cache
+    (``with_numba_mib``, as gradient loads its kernels): the floor that numba's runtime (LLVM,
+    its type system) puts under any process that runs numba-compiled kernels."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as folder:
+        with open(os.path.join(folder, "kernel.py"), "w") as f:
+            f.write(_KERNEL)
+        run = lambda: subprocess.run([sys.executable, "-c", _RUNTIME], env=env, cwd=folder,  # noqa: E731
+                                     capture_output=True, text=True, check=True)
+        run()                      # compiles the kernel and writes the cache
+        return {k: round(v) for k, v in json.loads(run().stdout).items()}
+
+
 def peak_rss_mib() -> float:
     """This process's peak resident memory. VmHWM, not getrusage's ru_maxrss: Linux carries
     ru_maxrss over from the parent across fork and exec, so a worker would report the parent's

@@ -21,7 +21,10 @@ matrices kept in their GGML types, int8 activations, the fused decode step of
 
 It prints one JSON line: prefill and decode tokens/s for each library (best of ``--rounds``),
 the ratios gradient / llama.cpp (higher is better for gradient), peak RSS of each and its ratio
-(lower is better), load times, and how far the two greedy continuations agree
+(lower is better), the share of gradient's peak that is numba's runtime (``numba_runtime``:
+the peak of a bare NumPy process, and of one that imports numba and calls one disk-cached
+kernel; about 130 MiB of LLVM and numba's type system, whatever the kernels do) and the memory
+ratio without it, load times, and how far the two greedy continuations agree
 (``agree_prefix``: tokens equal before the first difference; ``agree_positions``: equal
 positions out of ``--new``). They need not agree to the end: both quantize the activations to
 8 bits in the decode products, but not on the same float32 inputs (gradient's prefill multiplies
@@ -40,8 +43,8 @@ import sys
 import time
 
 import numpy as np
-from common import (ROOT, SMOLLM2_HINT, SMOLLM2_NAME, find_smollm2, peak_rss_mib,
-                    run_worker_round)
+from common import (ROOT, SMOLLM2_HINT, SMOLLM2_NAME, find_smollm2, numba_runtime_mib,
+                    peak_rss_mib, run_worker_round)
 TEXT = ("The history of the printing press begins in the fifteenth century, when Johannes "
         "Gutenberg combined movable metal type, oil-based ink and a wooden press adapted from "
         "those used to make wine. Within fifty years presses were working in more than two "
@@ -205,6 +208,12 @@ def main() -> None:
     line["decode_ratio"] = round(g["decode_tok_s"] / c["decode_tok_s"], 3)
     line["prefill_ratio"] = round(g["prefill_tok_s"] / c["prefill_tok_s"], 3)
     line["peak_rss_ratio"] = round(g["peak_rss_mib"] / c["peak_rss_mib"], 2)
+    # how much of gradient's peak is numba's runtime, which any numba-compiled kernel brings
+    floor = numba_runtime_mib(env)
+    numba_share = floor["with_numba_mib"] - floor["python_numpy_mib"]
+    line["numba_runtime"] = dict(floor, numba_share_mib=numba_share)
+    line["peak_rss_ratio_without_numba_runtime"] = round(
+        (g["peak_rss_mib"] - numba_share) / c["peak_rss_mib"], 2)
     ours, theirs = results["gradient"]["tokens"], results["llama_cpp"]["tokens"]
     prefix = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), len(ours))
     line["agree_prefix"] = prefix
