@@ -1,9 +1,11 @@
 """KV-cache decoding of GPT-2 124M: gradient against transformers, same random weights, same prompt.
 
-Run:  python bench/decode.py [--prompt 128] [--new 128] [--threads 2] [--rounds 3]
+Run:  python bench/decode.py [--model gpt2|smollm2] [--prompt 128] [--new 128] [--threads 2] [--rounds 3]
 
-The parent process writes a random-weight GPT-2 small checkpoint (float32) with transformers'
-``save_pretrained``; each library then runs in a child process of its own (so peak memory is
+The parent process writes a random-weight checkpoint (float32) with transformers'
+``save_pretrained``: GPT-2 small by default, or with ``--model smollm2`` a LLaMA-family model of
+SmolLM2-135M's shape (30 layers, width 576, grouped-query attention with 3 key/value heads,
+tied head); each library then runs in a child process of its own (so peak memory is
 its own) and does the same work: a prefill of the prompt that fills the KV cache and returns the
 last position's logits (timed ``PREFILLS`` times per round, the fastest counting: one prefill
 lasts a fraction of a second, and this shared machine's noise is not), then ``--new`` greedy
@@ -38,12 +40,33 @@ from common import machine_ceilings, peak_rss_mib, run_worker_round
 PREFILLS = 4  # prefills timed per round (the KV cache is refilled each time); the fastest counts
 
 
-def make_checkpoint(directory: str) -> None:
+# transformers configurations of the two models, float32 with random weights
+MODELS = {
+    "gpt2": ("gpt2", {}),                                   # GPT-2 small, 124M
+    "smollm2": ("llama", dict(vocab_size=49152, hidden_size=576, intermediate_size=1536,
+                              num_hidden_layers=30, num_attention_heads=9,
+                              num_key_value_heads=3, max_position_embeddings=2048,
+                              rope_theta=100000.0, rms_norm_eps=1e-5,
+                              tie_word_embeddings=True)),   # SmolLM2-135M's shape
+}
+
+
+def make_checkpoint(name: str, directory: str) -> dict:
+    """Write the random-weight checkpoint; returns the shapes the FLOP counts need."""
     import torch
     import transformers
     torch.manual_seed(0)
-    model = transformers.GPT2LMHeadModel(transformers.GPT2Config())  # GPT-2 small, 124M
+    model_type, overrides = MODELS[name]
+    config = transformers.AutoConfig.for_model(model_type, **overrides)
+    model = transformers.AutoModelForCausalLM.from_config(config)
     model.save_pretrained(directory)
+    embeddings = {id(m.weight) for m in model.modules()
+                  if isinstance(m, torch.nn.Embedding)} | {id(model.get_output_embeddings().weight)}
+    return {"vocab": config.vocab_size, "n_layer": config.num_hidden_layers,
+            "attention_width": config.hidden_size,   # heads * head_dim in both models
+            # the weights of the layers' products (embeddings, head, norms and biases aside)
+            "matrix_weights": sum(p.numel() for p in model.parameters()
+                                  if p.ndim == 2 and id(p) not in embeddings)}
 
 
 def run_gradient(directory, prompt, new, rounds):
@@ -74,7 +97,7 @@ def run_gradient(directory, prompt, new, rounds):
 def run_transformers(directory, prompt, new, rounds):
     import torch
     import transformers
-    model = transformers.GPT2LMHeadModel.from_pretrained(directory).eval()
+    model = transformers.AutoModelForCausalLM.from_pretrained(directory).eval()
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     timings = []
     for _ in range(rounds):
@@ -102,7 +125,7 @@ def worker(args) -> None:
     if args.worker == "transformers":
         import torch
         torch.set_num_threads(args.threads)
-    prompt = np.random.default_rng(0).integers(0, 50257, (1, args.prompt))
+    prompt = np.random.default_rng(0).integers(0, args.vocab, (1, args.prompt))
     run = run_gradient if args.worker == "gradient" else run_transformers
     timings, tokens, weight_bytes = run(args.checkpoint, prompt, args.new, args.rounds)
     peak_mib = peak_rss_mib()
@@ -112,6 +135,8 @@ def worker(args) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", choices=sorted(MODELS), default="gpt2",
+                   help="GPT-2 small, or a LLaMA-family model of SmolLM2-135M's shape")
     p.add_argument("--prompt", type=int, default=128, help="prompt tokens")
     p.add_argument("--new", type=int, default=128, help="new tokens, greedy")
     p.add_argument("--threads", type=int, default=2)
@@ -123,6 +148,7 @@ def main() -> None:
                    help="MACHINE-FACTS' float32 GEMM throughput, GFLOP/s (likewise)")
     p.add_argument("--worker", choices=["gradient", "transformers"], help=argparse.SUPPRESS)
     p.add_argument("--checkpoint", help=argparse.SUPPRESS)
+    p.add_argument("--vocab", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         return worker(args)
@@ -131,7 +157,7 @@ def main() -> None:
                OPENBLAS_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     results = {}
     with tempfile.TemporaryDirectory() as directory:
-        make_checkpoint(directory)
+        shapes = make_checkpoint(args.model, directory)
         # The libraries take turns, one round each, so that a noisy spell on this shared
         # machine falls on both rather than on whichever ran then.
         ceilings = []
@@ -140,17 +166,17 @@ def main() -> None:
             for lib in ("gradient", "transformers"):
                 cmd = [sys.executable, __file__, "--worker", lib, "--checkpoint", directory,
                        "--prompt", str(args.prompt), "--new", str(args.new), "--threads",
-                       str(args.threads), "--rounds", "1"]
+                       str(args.threads), "--rounds", "1", "--vocab", str(shapes["vocab"])]
                 run_worker_round(results, lib, cmd, env)
 
-    n_layer, d, ctx = 12, 768, args.prompt
-    # prefill FLOPs without the head (logits_to_keep=1): 2 * non-embedding weights per token plus
+    n_layer, d, ctx = shapes["n_layer"], shapes["attention_width"], args.prompt
+    # prefill FLOPs without the head (logits_to_keep=1): 2 * the layers' weights per token plus
     # attention (q @ k^T and attn @ v, causal: about half of 2 * 2 * T^2 * d per layer)
-    non_embedding = 12 * d * d * n_layer
-    prefill_flops = 2 * non_embedding * ctx + 2 * n_layer * ctx * ctx * d
+    prefill_flops = 2 * shapes["matrix_weights"] * ctx + 2 * n_layer * ctx * ctx * d
     copy_gbps, read_gbps, gemm_gflops = (statistics.median(c[k] for c in ceilings)
                                          for k in ("copy_gbps", "read_gbps", "gemm_gflops"))
-    line = {"model": "gpt2-124M random, float32", "prompt": args.prompt, "new": args.new,
+    names = {"gpt2": "gpt2-124M random, float32", "smollm2": "SmolLM2-135M-shaped llama random, float32"}
+    line = {"model": names[args.model], "prompt": args.prompt, "new": args.new,
             "threads": args.threads, "measured_copy_gbps": round(copy_gbps, 1),
             "measured_read_gbps": round(read_gbps, 1), "measured_gemm_gflops": round(gemm_gflops, 1)}
     for lib, r in results.items():

@@ -140,6 +140,60 @@ def gelu_backward(grad, x, approximate: str):
     return out.reshape(x.shape)
 
 
+# ---------------------------------------------------------------------- SiLU
+# sigmoid(x) as the NumPy backend computes it: with e = exp(-|x|) (no overflow for any x),
+# 1 / (1 + e) for x >= 0 and e / (1 + e) below; the kernels round each step as the
+# composition of primitives does, so they give its bits in a third of the passes.
+@_compile
+def _neg_abs(x, out):
+    for i in range(x.size):
+        out[i] = -abs(x[i])
+
+
+@_compile
+def _silu_finish(x, e, one, out):
+    for i in range(x.size):
+        v = x[i]
+        s = (one if v >= 0 else e[i]) / (one + e[i])
+        out[i] = v * s
+
+
+@_compile
+def _silu_grad(g, x, e, one, out):
+    # d/dx [x s(x)] = s (1 + x (1 - s))
+    for i in range(x.size):
+        v = x[i]
+        s = (one if v >= 0 else e[i]) / (one + e[i])
+        out[i] = g[i] * (s * (one + v * (one - s)))
+
+
+def _exp_neg_abs(flat):
+    e = np.empty_like(flat)
+    _neg_abs(flat, e)
+    np.exp(e, out=e)   # NumPy's vectorised exp (see the module docstring)
+    return e
+
+
+def silu(x):
+    """``x * sigmoid(x)`` of a float array; None if not handled."""
+    if not _usable(x):
+        return None
+    flat = _flat(x)
+    out = np.empty_like(flat)
+    _silu_finish(flat, _exp_neg_abs(flat), x.dtype.type(1), out)
+    return out.reshape(x.shape)
+
+
+def silu_backward(grad, x):
+    """``grad * silu'(x)``; None if not handled."""
+    if not _usable(grad, x) or grad.shape != x.shape:
+        return None
+    flat = _flat(x)
+    out = np.empty_like(flat)
+    _silu_grad(_flat(grad), flat, _exp_neg_abs(flat), x.dtype.type(1), out)
+    return out.reshape(x.shape)
+
+
 # ---------------------------------------------------------------------- layer norm
 @_compile(fastmath={"reassoc"})  # vectorised row sums
 def _layer_norm_fwd(x, w, b, eps, y, mean, rstd):
@@ -375,7 +429,8 @@ from .cpu_attention import attention_backward, attention_forward, decode_attenti
 
 FUSED = {"attention_forward": attention_forward, "attention_backward": attention_backward,
          "decode_attention": decode_attention,
-         "gelu": gelu, "gelu_backward": gelu_backward, "layer_norm": layer_norm,
+         "gelu": gelu, "gelu_backward": gelu_backward, "silu": silu,
+         "silu_backward": silu_backward, "layer_norm": layer_norm,
          "layer_norm_backward": layer_norm_backward, "rms_norm": rms_norm,
          "rms_norm_backward": rms_norm_backward, "adam_step": adam_step,
          "index_add_rows": index_add_rows}

@@ -285,12 +285,20 @@ class SiLU(Function):
     def forward(ctx, x):
         b = ctx.backend
         ctx.save_for_backward(x)
+        kernel = b.fused("silu")
+        out = kernel(x) if kernel else None
+        if out is not None:
+            return out
         x32 = _upcast(b, x)
         return b.cast(b.binary("mul", x32, b.unary("sigmoid", x32)), from_numpy_dtype(x.dtype))
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
+        if not is_grad_enabled():  # no graph to build: the fused kernel, when the backend has one
+            out = _fused_backward(ctx, "silu_backward", grad, x)
+            if out is not None:
+                return out
         x = cast(x, _compute_dtype(x))  # float16/bfloat16: float32 math, one rounding at the end
         s = sigmoid(x)
         return cast(grad * (s * (1 + x * (1 - s))), grad.dtype)

@@ -57,6 +57,34 @@ def test_gelu_kernel_is_used_and_takes_non_contiguous_input():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_silu_fused_is_bit_identical_to_the_composition(composed, dtype):
+    """The kernels round each step as the primitives do: the same bits, special values too
+    (a model's decode path and its module graph may take either)."""
+    x = np.random.default_rng(0).standard_normal((40, 300)).astype(dtype) * 8
+    x[0, :6] = [0.0, -0.0, 90.0, -90.0, 1e-30, -1e-30]
+    fused, reference = _both(F.silu, composed, x)
+    for a, b in zip(fused, reference):
+        np.testing.assert_array_equal(a, b)
+    with np.errstate(invalid="ignore"):        # -inf * 0: NaN, as in the composition
+        special = np.array([np.inf, -np.inf, np.nan], dtype)
+        np.testing.assert_array_equal(_run(F.silu, special)[0], [np.inf, np.nan, np.nan])
+
+
+def test_silu_kernels_are_used_and_take_non_contiguous_input(monkeypatch):
+    from gradient.backends import cpu_kernels
+    x = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
+    np.testing.assert_array_equal(cpu_kernels.silu(x.T), cpu_kernels.silu(x).T)
+    assert cpu_kernels.silu(x.astype(np.float16)) is None  # declined: the op composes
+    calls = []
+    for name in ("silu", "silu_backward"):
+        kernel = cpu_kernels.FUSED[name]
+        monkeypatch.setitem(cpu_kernels.FUSED, name,
+                            lambda *a, _k=kernel, _n=name: calls.append(_n) or _k(*a))
+    _run(F.silu, x)
+    assert calls == ["silu", "silu_backward"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("affine", ["both", "weight", "none"])
 @pytest.mark.parametrize("shape", [(4, 7, 16), (512, 640)])
 def test_layer_norm_fused_matches_composition(composed, dtype, affine, shape):
