@@ -44,7 +44,7 @@ from .elementwise import where
 from .linalg import matmul as _matmul
 from .nn import _broadcasts_to, _fused_backward, _has_fused, _softmax_array, dropout, softmax
 from .reduce import sum as _sum
-from .shape import broadcast_shapes, reshape, transpose
+from .shape import broadcast_shapes, expand, reshape, transpose
 
 __all__ = ["scaled_dot_product_attention", "attention_arrays"]
 TENSOR_METHODS = ()
@@ -128,9 +128,15 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
         check_same_device(fn, query, key, value)   # the paths below may skip Function.apply
         recording = is_grad_enabled() and (query.requires_grad or key.requires_grad
                                             or value.requires_grad)
-        fused = (k_groups == v_groups == 1 and query.shape[:-2] == key.shape[:-2] == value.shape[:-2]
+        grouped = (k_groups == v_groups > 1 and key.shape[-3] == value.shape[-3]
+                   and query.shape[:-3] == key.shape[:-3] == value.shape[:-3])
+        fused = ((grouped or (k_groups == v_groups == 1
+                              and query.shape[:-2] == key.shape[:-2] == value.shape[:-2]))
                  and _has_fused(query, "attention_forward"))
         if fused and (recording or L > 1):
+            if grouped:   # the kernels over (..., key heads, groups): see _grouped_views
+                return _merge_heads(FusedAttention.apply(*_grouped_views(query, key, value, k_groups),
+                                                         scale, is_causal))
             return FusedAttention.apply(query, key, value, scale, is_causal)
         if not recording:
             out = attention_arrays(query._backend, query._data, key._data, value._data, scale,
@@ -284,6 +290,17 @@ def _split_heads(t: Tensor, groups: int) -> Tensor:
     """
     shape = tuple(t.shape)
     return reshape(t, shape[:-3] + (shape[-3] // groups, groups) + shape[-2:])
+
+
+def _grouped_views(query: Tensor, key: Tensor, value: Tensor, groups: int):
+    """Grouped heads as the fused kernels take them, with equal leading dimensions: the query
+    (..., Hk * groups, L, E) viewed as (..., Hk, groups, L, E), key and value (..., Hk, S, E)
+    expanded to (..., Hk, groups, S, E), a view that repeats nothing in memory (the expansion's
+    backward sums each group's key and value gradients)."""
+    def spread(t):
+        return expand(_split_heads(t, 1), tuple(t.shape[:-3]) + (t.shape[-3], groups)
+                      + tuple(t.shape[-2:]))
+    return _split_heads(query, groups), spread(key), spread(value)
 
 
 def _merge_heads(t: Tensor) -> Tensor:

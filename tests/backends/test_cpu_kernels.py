@@ -248,10 +248,37 @@ def test_attention_kernel_is_used_in_training_and_prefill(monkeypatch):
         F.scaled_dot_product_attention(q, q, q, is_causal=True)      # has its own kernel
         F.scaled_dot_product_attention(q[:, :, :1], q, q)
     assert calls == ["attention_forward", "attention_backward", "attention_forward"]
-    # a mask, dropout or grouped heads take the composition
+    # a mask or dropout take the composition
     F.scaled_dot_product_attention(q, q, q, gradient.ones(5, 5, dtype=gradient.bool))
-    F.scaled_dot_product_attention(q, q[:, :1], q[:, :1], enable_gqa=True)
+    F.scaled_dot_product_attention(q, q, q, dropout_p=0.5)
     assert len(calls) == 3
+    # grouped heads take the kernels too, each key head broadcast over its group of queries
+    F.scaled_dot_product_attention(q, q[:, :1], q[:, :1], enable_gqa=True).sum().backward()
+    assert calls[3:] == ["attention_forward", "attention_backward"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("causal", [True, False])
+def test_grouped_heads_through_the_kernels_match_torch(dtype, causal):
+    """Grouped-query attention (6 query heads on 2 key/value heads) through the fused kernels:
+    output and the three gradients against torch's enable_gqa."""
+    import torch
+    rng = np.random.default_rng(3)
+    arrays = [_heads(rng, dtype, 2, 6, 7, 8), _heads(rng, dtype, 2, 2, 7, 8),
+              _heads(rng, dtype, 2, 2, 7, 8)]
+    grad = rng.standard_normal((2, 6, 7, 8)).astype(dtype)
+    ours = [gradient.tensor(a, requires_grad=True) for a in arrays]
+    out = F.scaled_dot_product_attention(*ours, is_causal=causal, enable_gqa=True)
+    out.backward(gradient.tensor(grad))
+    theirs = [torch.tensor(np.ascontiguousarray(a), requires_grad=True) for a in arrays]
+    ref = torch.nn.functional.scaled_dot_product_attention(*theirs, is_causal=causal,
+                                                           enable_gqa=True)
+    ref.backward(torch.tensor(grad))
+    tol = 2e-6 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), rtol=tol, atol=tol)
+    for a, b in zip(ours, theirs):
+        assert a.grad.shape == tuple(b.grad.shape)
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
