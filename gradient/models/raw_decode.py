@@ -26,16 +26,27 @@ def plain(module, cls) -> bool:
         module._forward_hooks or module._forward_pre_hooks)
 
 
+#: Linear layer classes besides ``nn.Linear`` that the raw path runs through their
+#: ``forward_arrays(backend, x)`` method (their forward on a raw array, nothing recorded): the
+#: quantized layers of :mod:`gradient.quant` add themselves when that package is imported.
+ARRAY_LINEARS: set = set()
+
+
 def plain_linear(module, dtype) -> bool:
     """A plain ``nn.Linear`` whose parameters have the NumPy ``dtype`` (``F.linear`` raises on
-    mixed dtypes: the module graph is left to raise it)."""
-    if not plain(module, nn.Linear):
+    mixed dtypes: the module graph is left to raise it), or a plain layer of
+    :data:`ARRAY_LINEARS` whose bias (if any) has that dtype."""
+    cls = type(module)
+    if not (cls is nn.Linear or cls in ARRAY_LINEARS) or not plain(module, cls):
         return False
-    weight, bias = module._parameters["weight"], module._parameters["bias"]
-    return weight._data.dtype == dtype and (bias is None or bias._data.dtype == dtype)
+    weight, bias = module._parameters.get("weight"), module._parameters["bias"]
+    return ((weight is None or weight._data.dtype == dtype)
+            and (bias is None or bias._data.dtype == dtype))
 
 
 def linear(b, x, module):
     """``module(x)`` for a :func:`plain_linear` module, on the raw array ``x`` of backend ``b``."""
+    if type(module) is not nn.Linear:
+        return module.forward_arrays(b, x)
     weight, bias = module._parameters["weight"], module._parameters["bias"]
     return _LinearFn.forward_arrays(b, x, weight._data, None if bias is None else bias._data)

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..autograd.function import Function
 from ..errors import DTypeError, ShapeError
+from ..models.raw_decode import ARRAY_LINEARS
 from ..nn.module import Module
 from ..nn.parameter import Parameter
 from ..ops.creation import from_numpy
@@ -206,6 +207,15 @@ def _as_type(qtype) -> GGMLType:
 
 
 # ----------------------------------------------------------------------------- the layer
+def forward_arrays(layer, backend, x):
+    """The forward of a quantized linear layer (QuantizedLinear, weight_only.WeightOnlyLinear)
+    on the raw float array ``x``: the product, then the bias (of ``x``'s dtype) added as
+    ``y + bias`` adds it."""
+    y = _QuantizedMatmul.forward_arrays(backend, x, layer)
+    bias = layer._parameters["bias"]
+    return y if bias is None else backend.binary("add", y, bias._data)
+
+
 def check_input(layer, input) -> None:
     """What a quantized linear layer accepts: a floating-point Tensor whose last dimension is
     ``layer.in_features`` (QuantizedLinear and weight_only.WeightOnlyLinear)."""
@@ -316,6 +326,11 @@ class QuantizedLinear(Module):
         bias = self.bias if self.bias.dtype is y.dtype else self.bias.to(y.dtype)
         return y + bias
 
+    def forward_arrays(self, backend, x):
+        """:meth:`forward` on the raw float array ``x`` of ``backend`` with nothing recorded,
+        for decode paths on raw arrays (:mod:`gradient.models.raw_decode`)."""
+        return forward_arrays(self, backend, x)
+
     def _product(self, x: np.ndarray) -> np.ndarray:
         """``x @ W.T`` for a 2-d float array x."""
         if self.packed is not None:
@@ -365,6 +380,10 @@ class QuantizedLinear(Module):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"qtype={self.qtype.name}, bias={self.bias is not None}, "
                 f"activations={self.activations}, {_size(self.nbytes)}")
+
+
+# the decode paths on raw arrays run this layer through forward_arrays
+ARRAY_LINEARS.add(QuantizedLinear)
 
 
 def _size(nbytes: int) -> str:

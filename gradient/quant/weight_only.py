@@ -493,6 +493,11 @@ class WeightOnlyLinear(Module):
         bias = self.bias if self.bias.dtype is y.dtype else self.bias.to(y.dtype)
         return y + bias
 
+    def forward_arrays(self, backend, x):
+        """:meth:`forward` on the raw float array ``x`` of ``backend`` with nothing recorded,
+        for decode paths on raw arrays (:mod:`gradient.models.raw_decode`)."""
+        return _ql.forward_arrays(self, backend, x)
+
     # the protocol of gradient.quant.linear's autograd Functions
     def _product(self, x: np.ndarray) -> np.ndarray:
         return _matmul_2d(x, self.packed)
@@ -515,6 +520,10 @@ class WeightOnlyLinear(Module):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bits={self.bits}, group_size={self.group_size}{zp}, "
                 f"bias={self.bias is not None}, {_ql._size(self.nbytes)}")
+
+
+# the decode paths on raw arrays run this layer through forward_arrays
+_ql.ARRAY_LINEARS.add(WeightOnlyLinear)
 
 
 # ----------------------------------------------------------------------------- Q4_K writer
@@ -802,7 +811,9 @@ def quantize_model(model: Module, scheme: str = "int8", *, group_size: int | Non
     replaced = {}                                     # id(float layer) -> quantized layer
     for name, module in model.named_modules():
         if type(module) is Linear and not _skipped(name, skip):
-            replaced[id(module)] = _convert(module, spec, name, fallbacks)
+            layer = _convert(module, spec, name, fallbacks)
+            layer.train(module.training)              # the mode of the layer it replaces
+            replaced[id(module)] = layer
     if fallbacks:
         warnings.warn(f"quantize: {len(fallbacks)} layer(s) have in_features not a multiple of "
                       f"256 and were written as Q5_0 instead of Q4_K (as llama-quantize does): "
