@@ -6,7 +6,8 @@ The model is written once (`build_gpt(lib, ...)`) and built twice, with ``lib = 
 ``lib = torch``: gradient's API is PyTorch's, so the same code runs on both. The torch model's
 initial weights are copied into ours, both train with AdamW on identical batches, and the script
 prints one JSON line per size with the loss curves' largest relative difference and the median
-step-time ratio gradient / torch (lower is better; 1.0 is parity).
+step-time ratio gradient / torch (lower is better; 1.0 is parity), and that ratio per round
+(``ratio_per_round``), which shows how much the machine's drift moves it.
 """
 
 from __future__ import annotations
@@ -126,10 +127,16 @@ def run(size: str, steps: int, rounds: int) -> dict:
     rel = [abs(a - b) / abs(b) for a, b in zip(losses["gradient"], losses["torch"])]
     g_ms = statistics.median(times["gradient"]) * 1e3
     t_ms = statistics.median(times["torch"]) * 1e3
+    # each round's ratio of medians: how far this shared machine's drift moves the figure
+    per_block = steps - 1
+    rounds_ratio = [round(statistics.median(times["gradient"][r * per_block:(r + 1) * per_block])
+                          / statistics.median(times["torch"][r * per_block:(r + 1) * per_block]), 3)
+                    for r in range(rounds)] if per_block > 0 else []
     return {"case": f"train_gpt_{size}", **{k: cfg[k] for k in ("n_layer", "n_embd", "block_size")},
             "steps": steps * rounds, "loss_max_rel_diff": float(f"{max(rel):.3g}"),
             "final_loss": round(losses["gradient"][-1], 5), "gradient_ms": round(g_ms, 2),
             "torch_ms": round(t_ms, 2), "ratio": round(g_ms / t_ms, 3),
+            "ratio_per_round": rounds_ratio,
             "torch_threads": torch.get_num_threads()}
 
 
