@@ -330,8 +330,8 @@ def _int8_rows(qw, sc, x, y, r0, r1, g):
     """The int8 rows' products without decoding them: per group, the codes' dot product with
     ``x`` in float32, times the group's scale. The same sum as the decoded row's, with the scale
     applied once per group rather than once per weight; one loop that LLVM vectorises (sign
-    extension, conversion, multiply-add), 4 times the speed of decode-then-dot for one row of
-    ``x``, where the codes, a quarter of float32's bytes, are the only memory traffic."""
+    extension, conversion, multiply-add). Measured against decoding each row first: 2.5 times
+    the speed for one row of ``x`` (a decode step), 1.2 times for eight."""
     n, k = x.shape
     for r in range(r0, r1):
         qrow, srow = qw[r], sc[r]
