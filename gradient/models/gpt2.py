@@ -26,9 +26,6 @@ import dataclasses
 import math
 
 from .. import nn
-from ..autograd import autocast_state as _autocast
-from ..autograd import is_grad_enabled
-from ..generation.kv_cache import KVCache
 from ..nn import functional as F
 from ..ops.attention import attention_arrays
 from ..ops.creation import arange
@@ -40,6 +37,7 @@ from .pretrained import CausalLMOutput, ModelConfig, PreTrainedModel, register_m
 from .raw_decode import linear as _linear
 from .raw_decode import plain as _plain
 from .raw_decode import plain_linear as _plain_linear
+from .raw_decode import step_may_skip_modules
 
 __all__ = ["GPT2Config", "GPT2LMHeadModel"]
 
@@ -165,7 +163,7 @@ class GPT2Model(nn.Module):
             position_ids = arange(past, past + T, device=input_ids.device).unsqueeze(0)
         x = self.drop(self.wte(input_ids) + self.wpe(position_ids))
         mask = decoder_mask(attention_mask, T, past, device=input_ids.device)
-        layers = self._decode_plan(x) if mask is None and T == 1 and type(cache) is KVCache else None
+        layers = self._decode_plan(x, cache) if mask is None and T == 1 else None
         if layers is not None:
             x = _decode_on_arrays(layers, x, cache)
         else:
@@ -179,13 +177,13 @@ class GPT2Model(nn.Module):
     #: False always runs the module graph.
     fused_decode = True
 
-    def _decode_plan(self, x):
+    def _decode_plan(self, x, cache):
         """Per block, the modules :func:`_decode_on_arrays` runs; None unless a decode step
-        (one token, no padding mask, a :class:`KVCache`) may skip the module graph: nothing
-        recorded, no autocast, evaluation mode, and every block made of this file's modules
-        (plain ``nn.Linear`` of ``x``'s dtype, ``nn.LayerNorm``, ``nn.Dropout``) without forward
-        hooks."""
-        if not self.fused_decode or self.training or is_grad_enabled() or _autocast.any_enabled():
+        (one token, no padding mask) may skip the module graph: the stack allows it
+        (:func:`~gradient.models.raw_decode.step_may_skip_modules`) and every block is made of
+        this file's modules (plain ``nn.Linear`` of ``x``'s dtype, ``nn.LayerNorm``,
+        ``nn.Dropout``) without forward hooks."""
+        if not step_may_skip_modules(self, cache):
             return None
         layers = []
         dtype = x.dtype.numpy
@@ -294,6 +292,7 @@ class GPT2LMHeadModel(PreTrainedModel):
 
     def new_cache(self, batch_size: int, max_length: int, dtype=None):
         """A :class:`~gradient.generation.KVCache` for ``max_length`` positions."""
+        from ..generation.kv_cache import KVCache
         c = self.config
         wte = self.transformer.wte.weight  # not the head's: a quantized head has no float weight
         return KVCache(c.n_layer, batch_size, c.n_head, c.n_embd // c.n_head, max_length,

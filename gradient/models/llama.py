@@ -44,7 +44,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import nn
-from ..autograd import autocast_state as _autocast
 from ..autograd import is_grad_enabled, no_grad
 from ..dtypes import float32, float64
 from ..errors import ShapeError
@@ -57,7 +56,7 @@ from ..ops.shape import cat
 from ..tensor import Tensor
 from .masks import decoder_mask
 from .pretrained import CausalLMOutput, ModelConfig, PreTrainedModel, register_model
-from .raw_decode import linear, plain, plain_linear
+from .raw_decode import linear, plain, plain_linear, step_may_skip_modules
 
 if TYPE_CHECKING:   # generation sits above models: imported where it is used
     from ..generation.kv_cache import KVCache
@@ -501,12 +500,11 @@ class LlamaModel(nn.Module):
 
     def _decode_plan(self, x, cache):
         """Per layer, the modules :func:`_decode_on_arrays` runs; None unless a decode step (one
-        token, no mask, default positions, a :class:`KVCache`) may skip the module graph:
-        nothing recorded, no autocast, evaluation mode, float32, and every layer made of this
-        file's modules (plain ``nn.Linear``, ``LlamaRMSNorm``, a SiLU MLP) without hooks."""
-        from ..generation.kv_cache import KVCache
-        if (not self.fused_decode or type(cache) is not KVCache or self.training
-                or is_grad_enabled() or _autocast.any_enabled() or x.dtype is not float32):
+        token, no mask, default positions) may skip the module graph: the stack allows it
+        (:func:`~gradient.models.raw_decode.step_may_skip_modules`), float32, and every layer
+        made of this file's modules (plain ``nn.Linear``, ``LlamaRMSNorm``, a SiLU MLP) without
+        hooks."""
+        if x.dtype is not float32 or not step_may_skip_modules(self, cache):
             return None
         dtype = np.dtype(np.float32)
         plan = []

@@ -16,7 +16,19 @@ Example::
 from __future__ import annotations
 
 from .. import nn
+from ..autograd import autocast_state as _autocast
+from ..autograd import is_grad_enabled
 from ..ops.nn import Linear as _LinearFn
+
+
+def step_may_skip_modules(stack, cache) -> bool:
+    """The conditions on the whole decoder ``stack`` (``GPT2Model``, ``LlamaModel``): it allows
+    the path (its ``fused_decode`` flag), the cache is a :class:`KVCache`, the stack is in
+    evaluation mode, nothing is recorded and no autocast is active. Each model then checks its
+    own modules with :func:`plain` and :func:`plain_linear`."""
+    from ..generation.kv_cache import KVCache   # generation sits above models
+    return (stack.fused_decode and type(cache) is KVCache and not stack.training
+            and not is_grad_enabled() and not _autocast.any_enabled())
 
 
 def plain(module, cls) -> bool:
