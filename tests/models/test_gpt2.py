@@ -14,7 +14,8 @@ from gradient.errors import FileFormatError  # noqa: E402
 from gradient.models import GPT2LMHeadModel, UnknownArchitectureError, from_pretrained  # noqa: E402
 
 from ..devices import DEVICES  # noqa: E402
-from .raw_decode_checks import assert_module_graph_where_forwards_differ  # noqa: E402
+from .raw_decode_checks import (assert_module_graph_where_forwards_differ,  # noqa: E402
+                                count_raw_steps, decode_logits)
 
 VOCAB = 300
 
@@ -109,44 +110,27 @@ def test_kv_cache_decoding_equals_full_recompute(models, device):
     assert np.abs(np.concatenate(steps, 1) - full).max() < 1e-5
 
 
-def _decode(model, ids, prompt=6, fused=True):
-    """Logits of a prefill of ``prompt`` tokens then one-token steps through the rest."""
-    model.transformer.fused_decode = fused
-    try:
-        with gradient.no_grad():
-            cache = model.new_cache(ids.shape[0], ids.shape[1])
-            steps = [_logits(model, ids[:, :prompt], cache=cache)]
-            for t in range(prompt, ids.shape[1]):
-                steps.append(_logits(model, ids[:, t:t + 1], cache=cache))
-    finally:
-        model.transformer.fused_decode = True
-    return np.concatenate(steps, 1)
-
-
 @pytest.fixture
 def decode_calls(monkeypatch):
-    """How many decode steps ran on raw arrays (``gpt2._decode_on_arrays``)."""
+    """One entry per decode step run on raw arrays (``gpt2._decode_on_arrays``)."""
     from gradient.models import gpt2
-    calls = []
-    real = gpt2._decode_on_arrays
-    monkeypatch.setattr(gpt2, "_decode_on_arrays", lambda *a: calls.append(1) or real(*a))
-    return calls
+    return count_raw_steps(monkeypatch, gpt2)
 
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_decode_on_arrays_is_bit_identical_to_the_module_graph(models, device, decode_calls):
     ours = models(device)
     ids = _ids((2, 14), seed=7)
-    fused = _decode(ours, ids)
+    fused = decode_logits(ours, ids)
     assert len(decode_calls) == 8                 # every one-token step skipped the modules
-    np.testing.assert_array_equal(fused, _decode(ours, ids, fused=False))
+    np.testing.assert_array_equal(fused, decode_logits(ours, ids, fused=False))
     assert len(decode_calls) == 8
 
 
 def test_decode_takes_the_module_graph_where_its_forwards_would_differ(checkpoint, decode_calls):
     model = GPT2LMHeadModel.from_pretrained(checkpoint[1])
     blocks = model.transformer.h
-    assert_module_graph_where_forwards_differ(model, _decode, decode_calls, _ids((1, 9), seed=8),
+    assert_module_graph_where_forwards_differ(model, decode_calls, _ids((1, 9), seed=8),
                                               blocks[1].mlp.c_fc, blocks[0].attn, "c_proj")
 
 

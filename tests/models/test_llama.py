@@ -22,7 +22,8 @@ from gradient.models.llama import LlamaConfig, LlamaForCausalLM, rope_inv_freq
 from gradient.models.pretrained import MODEL_TYPES, UnknownArchitectureError, from_pretrained
 
 from ..devices import DEVICES
-from .raw_decode_checks import assert_module_graph_where_forwards_differ
+from .raw_decode_checks import (assert_module_graph_where_forwards_differ, count_raw_steps,
+                                decode_logits)
 
 VOCAB = 160
 SMALL = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
@@ -223,28 +224,11 @@ def test_cached_decoding_with_left_padding(pairs, name):
             np.testing.assert_allclose(step[keep], full[:, start:end][keep], rtol=0, atol=1e-5)
 
 
-def _decode(model, ids, prompt=6, fused=True, device="cpu"):
-    """Logits of a prefill of ``prompt`` tokens then one-token steps through the rest."""
-    model.model.fused_decode = fused
-    try:
-        with gradient.no_grad():
-            cache = model.new_cache(ids.shape[0], ids.shape[1])
-            steps = [model(gradient.tensor(ids[:, :prompt], device=device), cache=cache)]
-            for t in range(prompt, ids.shape[1]):
-                steps.append(model(gradient.tensor(ids[:, t:t + 1], device=device), cache=cache))
-    finally:
-        model.model.fused_decode = True
-    return np.concatenate([s.logits.numpy() for s in steps], 1)
-
-
 @pytest.fixture
 def decode_calls(monkeypatch):
-    """How many decode steps ran on raw arrays (``llama._decode_on_arrays``)."""
+    """One entry per decode step run on raw arrays (``llama._decode_on_arrays``)."""
     from gradient.models import llama
-    calls = []
-    real = llama._decode_on_arrays
-    monkeypatch.setattr(llama, "_decode_on_arrays", lambda *a: calls.append(1) or real(*a))
-    return calls
+    return count_raw_steps(monkeypatch, llama)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -253,11 +237,11 @@ def test_decode_on_arrays_is_bit_identical_to_the_module_graph(pairs, name, devi
                                                                 decode_calls):
     model = pairs(name).on(device)
     ids = prompts(2, 14, seed=7)
-    fused = _decode(model, ids, device=device)
+    fused = decode_logits(model, ids)
     # Mistral's window (4) is shorter than the 6-token prompt: every step needs the window's
     # mask, which only the module graph applies
     assert len(decode_calls) == (0 if name == "mistral" else 8)
-    np.testing.assert_array_equal(fused, _decode(model, ids, fused=False, device=device))
+    np.testing.assert_array_equal(fused, decode_logits(model, ids, fused=False))
     assert len(decode_calls) == (0 if name == "mistral" else 8)
 
 
@@ -265,15 +249,15 @@ def test_decode_takes_the_module_graph_where_its_forwards_would_differ(pairs, de
     model = LlamaForCausalLM.from_pretrained(pairs("qwen2").dir)
     ids = prompts(1, 9, seed=8)
     attn = model.model.layers[0].self_attn
-    assert_module_graph_where_forwards_differ(model, _decode, decode_calls, ids,
+    assert_module_graph_where_forwards_differ(model, decode_calls, ids,
                                               model.model.layers[1].mlp.up_proj, attn, "o_proj")
-    expected = _decode(model, ids, fused=False)
+    expected = decode_logits(model, ids, fused=False)
     with gradient.no_grad():                      # explicit positions: the module graph
         cache = model.new_cache(1, 9)
         model(gradient.tensor(ids[:, :8]), cache=cache)
         model(gradient.tensor(ids[:, 8:]), cache=cache, position_ids=gradient.tensor([[8]]))
     assert len(decode_calls) == 3                 # the three of the shared checks, no more
-    np.testing.assert_array_equal(_decode(model, ids), expected)
+    np.testing.assert_array_equal(decode_logits(model, ids), expected)
 
 
 def greedy(model, ids: np.ndarray, new_tokens: int, device="cpu") -> np.ndarray:

@@ -26,6 +26,7 @@ from gradient.quant.weight_only import (PackedWeight, WeightOnlyLinear, pack_int
                                         quantize_q4_k, quantize_weight, unpack_int4,
                                         weight_only_matmul)
 
+from ..models.raw_decode_checks import count_raw_steps, decode_logits
 from .gguf_fixtures import gguf
 
 # (bits, group_size, zero_point): int8 per channel and in groups, int4 both ways
@@ -247,21 +248,6 @@ def test_quantize_model_copy(scheme, options):
     assert out.tolist() == q.generate(ids[:1, :4], max_new_tokens=6, eos_token_id=[]).tolist()
 
 
-def _decode_steps(model, transformer, ids, fused):
-    """Logits of a prefill of 5 tokens, then one-token steps through the rest of ``ids``,
-    with the decode path on raw arrays allowed (``fused``) or not."""
-    transformer.fused_decode = fused
-    try:
-        with gradient.no_grad():
-            cache = model.new_cache(ids.shape[0], ids.shape[1])
-            steps = [model(gradient.tensor(ids[:, :5]), cache=cache).logits.numpy()]
-            for t in range(5, ids.shape[1]):
-                steps.append(model(gradient.tensor(ids[:, t:t + 1]), cache=cache).logits.numpy())
-    finally:
-        transformer.fused_decode = True
-    return np.concatenate(steps, 1)
-
-
 @pytest.mark.parametrize("scheme", ["int8", "int4", "Q8_0"])
 @pytest.mark.parametrize("family", ["llama", "gpt2"])
 def test_quantized_models_decode_on_raw_arrays(scheme, family, monkeypatch):
@@ -272,15 +258,11 @@ def test_quantized_models_decode_on_raw_arrays(scheme, family, monkeypatch):
     model = tiny_llama() if family == "llama" else tiny_gpt2()
     q = Q.quantize(model, scheme)
     assert not any(m.training for m in q.modules())
-    module = llama if family == "llama" else gpt2
-    calls = []
-    real = module._decode_on_arrays
-    monkeypatch.setattr(module, "_decode_on_arrays", lambda *a: calls.append(1) or real(*a))
-    transformer = q.model if family == "llama" else q.transformer
+    calls = count_raw_steps(monkeypatch, llama if family == "llama" else gpt2)
     ids = np.random.default_rng(1).integers(0, 96, (2, 9))
-    fused = _decode_steps(q, transformer, ids, True)
+    fused = decode_logits(q, ids, prompt=5)
     assert len(calls) == 4
-    np.testing.assert_array_equal(fused, _decode_steps(q, transformer, ids, False))
+    np.testing.assert_array_equal(fused, decode_logits(q, ids, prompt=5, fused=False))
     assert len(calls) == 4
     assert all(m.training for m in Q.quantize(model.train(), scheme).modules())
 
