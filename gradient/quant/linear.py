@@ -207,15 +207,6 @@ def _as_type(qtype) -> GGMLType:
 
 
 # ----------------------------------------------------------------------------- the layer
-def forward_arrays(layer, backend, x):
-    """The forward of a quantized linear layer (QuantizedLinear, weight_only.WeightOnlyLinear)
-    on the raw float array ``x``: the product, then the bias (of ``x``'s dtype) added as
-    ``y + bias`` adds it."""
-    y = _QuantizedMatmul.forward_arrays(backend, x, layer)
-    bias = layer._parameters["bias"]
-    return y if bias is None else backend.binary("add", y, bias._data)
-
-
 def check_input(layer, input) -> None:
     """What a quantized linear layer accepts: a floating-point Tensor whose last dimension is
     ``layer.in_features`` (QuantizedLinear and weight_only.WeightOnlyLinear)."""
@@ -231,7 +222,30 @@ def check_input(layer, input) -> None:
                          "convert it with .float()")
 
 
-class QuantizedLinear(Module):
+class _QuantizedLayer(Module):
+    """What :class:`QuantizedLinear` and :class:`~gradient.quant.weight_only.WeightOnlyLinear`
+    share: ``y = x @ W.T + bias`` through :class:`_QuantizedMatmul`, whose protocol
+    (``_product``, ``_product_t``, ``exact()``, ``in_features``/``out_features``) each provides,
+    on Tensors and on raw arrays."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        check_input(self, input)
+        y = _QuantizedMatmul.apply(input, self)
+        if self.bias is None:
+            return y
+        bias = self.bias if self.bias.dtype is y.dtype else self.bias.to(y.dtype)
+        return y + bias
+
+    def forward_arrays(self, backend, x):
+        """:meth:`forward` on the raw float array ``x`` of ``backend`` with nothing recorded (the
+        bias, if any, of ``x``'s dtype), for decode paths on raw arrays
+        (:mod:`gradient.models.raw_decode`)."""
+        y = _QuantizedMatmul.forward_arrays(backend, x, self)
+        bias = self._parameters["bias"]
+        return y if bias is None else backend.binary("add", y, bias._data)
+
+
+class QuantizedLinear(_QuantizedLayer):
     """``y = x @ W.T + bias`` over the last dimension of ``x``, with ``W`` stored as GGML
     blocks of type ``qtype`` (see the module docstring for what differs from ``nn.Linear``).
 
@@ -318,19 +332,6 @@ class QuantizedLinear(Module):
         return cls(quantize(weight, qtype), qtype, in_features, out_features, bias, activations)
 
     # ------------------------------------------------------------------ use
-    def forward(self, input: Tensor) -> Tensor:
-        check_input(self, input)
-        y = _QuantizedMatmul.apply(input, self)
-        if self.bias is None:
-            return y
-        bias = self.bias if self.bias.dtype is y.dtype else self.bias.to(y.dtype)
-        return y + bias
-
-    def forward_arrays(self, backend, x):
-        """:meth:`forward` on the raw float array ``x`` of ``backend`` with nothing recorded,
-        for decode paths on raw arrays (:mod:`gradient.models.raw_decode`)."""
-        return forward_arrays(self, backend, x)
-
     def _product(self, x: np.ndarray) -> np.ndarray:
         """``x @ W.T`` for a 2-d float array x."""
         if self.packed is not None:

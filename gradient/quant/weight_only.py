@@ -448,7 +448,7 @@ def weight_only_matmul(x, packed: PackedWeight) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- the layer
-class WeightOnlyLinear(Module):
+class WeightOnlyLinear(_ql._QuantizedLayer):
     """``y = x @ W.T + bias`` with ``W`` stored as int8 or packed int4 codes and float16
     scales (a :class:`PackedWeight`), multiplied by numba kernels that read the codes directly.
 
@@ -509,19 +509,6 @@ class WeightOnlyLinear(Module):
     def nbytes(self) -> int:
         """Bytes of the quantized weight (codes, scales, zero points)."""
         return self.packed.nbytes
-
-    def forward(self, input: Tensor) -> Tensor:
-        _ql.check_input(self, input)
-        y = _ql._QuantizedMatmul.apply(input, self)
-        if self.bias is None:
-            return y
-        bias = self.bias if self.bias.dtype is y.dtype else self.bias.to(y.dtype)
-        return y + bias
-
-    def forward_arrays(self, backend, x):
-        """:meth:`forward` on the raw float array ``x`` of ``backend`` with nothing recorded,
-        for decode paths on raw arrays (:mod:`gradient.models.raw_decode`)."""
-        return _ql.forward_arrays(self, backend, x)
 
     # the protocol of gradient.quant.linear's autograd Functions
     def _product(self, x: np.ndarray) -> np.ndarray:
