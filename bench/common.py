@@ -94,15 +94,15 @@ def machine_ceilings(env: dict) -> dict:
 
 
 _RUNTIME = """
-import json
+import json, sys
 import numpy as np
-def hwm():
-    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM:")).split()[1]) / 1024
-numpy_only = hwm()
+sys.path.insert(0, sys.argv[1])
+from common import peak_rss_mib   # (nothing heavy: the standard library)
+numpy_only = peak_rss_mib()
 import numba
 import kernel                     # numba-compiled with cache=True: loaded from the disk cache
 kernel.double(np.ones(4, np.float32), np.empty(4, np.float32))
-print(json.dumps({"python_numpy_mib": numpy_only, "with_numba_mib": hwm()}))
+print(json.dumps({"python_numpy_mib": numpy_only, "with_numba_mib": peak_rss_mib()}))
 """
 
 _KERNEL = """
@@ -123,8 +123,9 @@ def numba_runtime_mib(env: dict) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         with open(os.path.join(folder, "kernel.py"), "w") as f:
             f.write(_KERNEL)
-        run = lambda: subprocess.run([sys.executable, "-c", _RUNTIME], env=env, cwd=folder,  # noqa: E731
-                                     capture_output=True, text=True, check=True)
+        here = os.path.dirname(os.path.abspath(__file__))
+        run = lambda: subprocess.run([sys.executable, "-c", _RUNTIME, here], env=env,  # noqa: E731
+                                     cwd=folder, capture_output=True, text=True, check=True)
         run()                      # compiles the kernel and writes the cache
         return {k: round(v) for k, v in json.loads(run().stdout).items()}
 

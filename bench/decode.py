@@ -40,14 +40,14 @@ from common import machine_ceilings, peak_rss_mib, run_worker_round
 PREFILLS = 4  # prefills timed per round (the KV cache is refilled each time); the fastest counts
 
 
-# transformers configurations of the two models, float32 with random weights
+# the two models: their label, and the transformers configuration (float32, random weights)
 MODELS = {
-    "gpt2": ("gpt2", {}),                                   # GPT-2 small, 124M
-    "smollm2": ("llama", dict(vocab_size=49152, hidden_size=576, intermediate_size=1536,
-                              num_hidden_layers=30, num_attention_heads=9,
-                              num_key_value_heads=3, max_position_embeddings=2048,
-                              rope_theta=100000.0, rms_norm_eps=1e-5,
-                              tie_word_embeddings=True)),   # SmolLM2-135M's shape
+    "gpt2": ("gpt2-124M random, float32", "gpt2", {}),      # GPT-2 small
+    "smollm2": ("SmolLM2-135M-shaped llama random, float32", "llama",
+                dict(vocab_size=49152, hidden_size=576, intermediate_size=1536,
+                     num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
+                     max_position_embeddings=2048, rope_theta=100000.0, rms_norm_eps=1e-5,
+                     tie_word_embeddings=True)),
 }
 
 
@@ -56,7 +56,7 @@ def make_checkpoint(name: str, directory: str) -> dict:
     import torch
     import transformers
     torch.manual_seed(0)
-    model_type, overrides = MODELS[name]
+    _, model_type, overrides = MODELS[name]
     config = transformers.AutoConfig.for_model(model_type, **overrides)
     model = transformers.AutoModelForCausalLM.from_config(config)
     model.save_pretrained(directory)
@@ -175,8 +175,7 @@ def main() -> None:
     prefill_flops = 2 * shapes["matrix_weights"] * ctx + 2 * n_layer * ctx * ctx * d
     copy_gbps, read_gbps, gemm_gflops = (statistics.median(c[k] for c in ceilings)
                                          for k in ("copy_gbps", "read_gbps", "gemm_gflops"))
-    names = {"gpt2": "gpt2-124M random, float32", "smollm2": "SmolLM2-135M-shaped llama random, float32"}
-    line = {"model": names[args.model], "prompt": args.prompt, "new": args.new,
+    line = {"model": MODELS[args.model][0], "prompt": args.prompt, "new": args.new,
             "threads": args.threads, "measured_copy_gbps": round(copy_gbps, 1),
             "measured_read_gbps": round(read_gbps, 1), "measured_gemm_gflops": round(gemm_gflops, 1)}
     for lib, r in results.items():

@@ -217,9 +217,9 @@ def attention_arrays(b, q, k, v, scale: float, k_groups: int = 1, v_groups: int 
         out = kernel(q, k, v, scale) if kernel is not None else None
         if out is not None:
             return out
-    if from_numpy_dtype(q.dtype) not in (float32, float64):
-        return None
     dtype = from_numpy_dtype(q.dtype)
+    if dtype not in (float32, float64):
+        return None
     q = b.binary("mul", q, b.full((), scale, dtype))
     kt = b.permute(k, tuple(range(k.ndim - 2)) + (k.ndim - 1, k.ndim - 2))
     scores = _grouped_matmul(b, q, kt, k_groups)
