@@ -1246,17 +1246,22 @@ def swiglu(gate: Tensor, up: Tensor) -> Tensor:
     backward for gate and up of one shape and dtype; elsewhere it is the composition.
     ``F.swiglu(gate_proj(x), up_proj(x))``
     """
-    if (isinstance(up, Tensor) and gate.shape == up.shape and gate.dtype is up.dtype
-            and gate.numel() and _has_fused(gate, "swiglu")):
+    if isinstance(up, Tensor) and _swiglu_is_fused(gate._backend, gate._data, up._data):
         return SwiGLU.apply(gate, up)
     return silu(gate) * up
+
+
+def _swiglu_is_fused(b, gate, up) -> bool:
+    """Whether :func:`swiglu` runs backend ``b``'s fused kernels on the raw arrays ``gate`` and
+    ``up``: one shape and dtype, not empty, a dtype the kernels take."""
+    return (gate.shape == up.shape and gate.dtype == up.dtype and gate.size > 0
+            and gate.dtype in b.fused_dtypes and b.fused("swiglu") is not None)
 
 
 def swiglu_arrays(b, gate, up):
     """:func:`swiglu` on raw arrays of backend ``b`` when nothing is recorded: the fused kernel
     where :func:`swiglu` takes it, otherwise SiLU's forward and the product."""
-    if (gate.shape == up.shape and gate.dtype == up.dtype and gate.size
-            and gate.dtype in b.fused_dtypes and b.fused("swiglu") is not None):
+    if _swiglu_is_fused(b, gate, up):
         return SwiGLU.forward_arrays(b, gate, up)
     return b.binary("mul", SiLU.forward_arrays(b, gate), up)
 
@@ -1314,19 +1319,25 @@ def rotary_embedding(input: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     if input.ndim == 0 or input.shape[-1] % 2:
         raise ShapeError(f"rotary_embedding: expected an input of shape (..., head_dim) with an "
                          f"even head_dim, got {tuple(input.shape)}")
-    if (isinstance(cos, Tensor) and isinstance(sin, Tensor) and cos.shape == sin.shape
-            and cos.dtype is input.dtype and sin.dtype is input.dtype and input.numel()
-            and _has_fused(input, "rotary_embedding")):
+    if (isinstance(cos, Tensor) and isinstance(sin, Tensor)
+            and _rotary_is_fused(input._backend, input._data, cos._data, sin._data)):
         return Rotary.apply(input, cos, sin)
     return input * cos + roll(input, input.shape[-1] // 2, -1) * sin
+
+
+def _rotary_is_fused(b, x, cos, sin) -> bool:
+    """Whether :func:`rotary_embedding` runs backend ``b``'s fused kernel on the raw arrays:
+    tables of one shape, everything of ``x``'s dtype, ``x`` not empty and of a dtype the kernel
+    takes."""
+    return (cos.shape == sin.shape and cos.dtype == x.dtype == sin.dtype and x.size > 0
+            and x.dtype in b.fused_dtypes and b.fused("rotary_embedding") is not None)
 
 
 def rotary_arrays(b, x, cos, sin):
     """:func:`rotary_embedding` on raw arrays of backend ``b`` (an even head_dim) when nothing
     is recorded: the fused kernel where :func:`rotary_embedding` takes it, otherwise its
     composition (the roll as two slices joined, then ``x * cos + rolled * sin``)."""
-    if (cos.shape == sin.shape and cos.dtype == x.dtype == sin.dtype and x.size
-            and x.dtype in b.fused_dtypes and b.fused("rotary_embedding") is not None):
+    if _rotary_is_fused(b, x, cos, sin):
         return Rotary.forward_arrays(b, x, cos, sin)
     return _rotary_composed(b, x, cos, sin)
 
