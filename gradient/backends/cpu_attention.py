@@ -46,16 +46,17 @@ def _shift_rows(scores, scale, causal):
 
 
 @_compile(fastmath={"reassoc"})
-def _normalize_rows(e):
-    """Rows of exp(shifted scores) divided by their sums, in place: the probabilities."""
+def _normalize_rows(e, one):
+    """Rows of exp(shifted scores) divided by their sums, in place: the probabilities.
+    ``one`` is 1 in e's dtype (see the note on literals in :mod:`.cpu_compile`)."""
     Z, L, S = e.shape
     for z in range(Z):
         for i in range(L):
             row = e[z, i]
-            total = row[0] * 0
-            for j in range(S):
+            total = row[0]
+            for j in range(1, S):
                 total += row[j]
-            inv = 1 / total
+            inv = one / total
             for j in range(S):
                 row[j] *= inv
 
@@ -101,7 +102,7 @@ def attention_forward(q, k, v, scale: float, causal: bool):
     probs = np.matmul(q, _mT(k))
     _shift_rows(_as_batches(probs), q.dtype.type(scale), bool(causal))
     np.exp(probs, out=probs)
-    _normalize_rows(_as_batches(probs))
+    _normalize_rows(_as_batches(probs), q.dtype.type(1))
     return np.matmul(probs, v), probs
 
 
@@ -121,36 +122,49 @@ def attention_backward(grad, q, k, v, out, probs, scale: float, causal: bool):
 
 
 # ---------------------------------------------------------------------- one decode step
-@_compile(fastmath={"reassoc"})  # vectorised dot products and sums over head_dim
-def _decode_attention(q, k, v, length, scale, out):
-    """out[b, h] = softmax(q[b, h] . k[b, h // group, :length] * scale) @ v[b, h // group, :length]
-    for one query row per head; k and v are whole cache buffers (B, Hk, max_len, D)."""
+@_compile(fastmath={"reassoc"})  # vectorised dot products and row maxima over head_dim
+def _decode_scores(q, k, length, scale, scores):
+    """scores[b, h, j] = q[b, h] . k[b, h // group, j] * scale minus the row's maximum, for
+    the first ``length`` positions of k, a whole cache buffer (B, Hk, max_len, D)."""
     B, Hq, _, D = q.shape
     group = Hq // k.shape[1]
-    scores = np.empty(length, q.dtype)
     qs = np.empty(D, q.dtype)
-    acc = np.empty(D, q.dtype)
     for b in range(B):
         for h in range(Hq):
             kh = h // group
+            row = scores[b, h]
             for d in range(D):
                 qs[d] = q[b, h, 0, d] * scale   # scale the query, as the composition does
-            top = -np.inf
             for j in range(length):
-                s = qs[0] * 0
-                for d in range(D):
+                s = qs[0] * k[b, kh, j, 0]
+                for d in range(1, D):
                     s += qs[d] * k[b, kh, j, d]
-                scores[j] = s
-                top = max(top, s)
-            total = qs[0] * 0
-            for j in range(length):   # libm's scalar exp: one per position, against 2 * D
-                e = np.exp(scores[j] - top)   # multiply-adds around it (the module's NumPy rule)
-                scores[j] = e
-                total += e
+                row[j] = s
+            top = row[0]
+            for j in range(1, length):
+                top = max(top, row[j])
+            for j in range(length):
+                row[j] -= top
+
+
+@_compile(fastmath={"reassoc"})  # vectorised over head_dim
+def _decode_weighted_sum(e, v, length, out):
+    """out[b, h] = e[b, h] @ v[b, h // group, :length] / sum(e[b, h]): the softmax-weighted
+    average of the first ``length`` positions of v, a whole cache buffer (B, Hk, max_len, D)."""
+    B, Hq, _, D = out.shape
+    group = Hq // v.shape[1]
+    acc = np.empty(D, out.dtype)
+    for b in range(B):
+        for h in range(Hq):
+            kh = h // group
+            row = e[b, h]
+            total = row[0]
+            for j in range(1, length):
+                total += row[j]
             for d in range(D):
                 acc[d] = 0
             for j in range(length):
-                p = scores[j] / total
+                p = row[j] / total
                 for d in range(D):
                     acc[d] += p * v[b, kh, j, d]
             for d in range(D):
@@ -163,7 +177,8 @@ def decode_attention(q, k, v, scale: float):
     (positions 0..S-1 of (B, Hk, max_len, D)); (B, Hq, 1, D), or None if not handled.
 
     Composed of NumPy calls, the same step is a dozen small operations per layer, each looping
-    over the heads; one compiled pass reads each cached key and value once.
+    over the heads. Here two compiled passes, the scores and then the weighted sum of values,
+    read each cached key and value once, with NumPy's vectorised exp between them.
     """
     if not _usable(q, k, v) or q.ndim != 4 or q.shape[2] != 1 or k.shape != v.shape or k.ndim != 4:
         return None
@@ -174,6 +189,9 @@ def decode_attention(q, k, v, scale: float):
     keys, values = (cache_buffer(a, np.lib.stride_tricks.as_strided) for a in (k, v))
     if keys is None or values is None:
         return None
+    scores = np.empty((B, Hq, S), q.dtype)
+    _decode_scores(np.ascontiguousarray(q), keys, S, q.dtype.type(scale), scores)
+    np.exp(scores, out=scores)   # NumPy's vectorised exp (see the module docstring)
     out = np.empty((B, Hq, 1, D), q.dtype)
-    _decode_attention(np.ascontiguousarray(q), keys, values, S, q.dtype.type(scale), out)
+    _decode_weighted_sum(scores, values, S, out)
     return out

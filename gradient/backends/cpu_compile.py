@@ -1,12 +1,20 @@
 """How the CPU kernels are compiled (numba) and which arrays they take: shared by
 :mod:`gradient.backends.cpu_kernels` and :mod:`gradient.backends.cpu_attention`.
 
+Numbers in a kernel's arithmetic: numba types a Python literal as int64 or float64, and a
+float32 combined with either is a float64 (``x[i] * 0`` is a float64 zero, ``1 / total`` a
+float64 quotient). A float32 kernel holding such a literal computes in double: slower
+(conversions, half-width vectors) and not the arithmetic of the NumPy composition it replaces.
+So kernels take constants as arguments in the arrays' dtype (``one``, ``half``) or start a sum
+from its first term; ``tests/backends/test_cpu_kernels.py`` checks the compiled code for it. A
+kernel that accumulates in double on purpose (the norms' statistics) takes a float64 argument.
+
 Example::
 
     >>> @compile_kernel
-    ... def double(x, out):
+    ... def double(x, two, out):   # two = x.dtype.type(2)
     ...     for i in range(x.size):
-    ...         out[i] = 2 * x[i]
+    ...         out[i] = two * x[i]
 """
 
 from __future__ import annotations

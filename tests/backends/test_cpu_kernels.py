@@ -382,3 +382,55 @@ def test_each_kernel_module_imports_first(module):
     code = f"from gradient.backends import {module}; print({module}.__name__)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def _float32_workload():
+    """Run every CPU kernel on float32 input once (training step and decode step pieces)."""
+    rng = np.random.default_rng(0)
+    x = gradient.tensor(rng.standard_normal((2, 6, 16)).astype(np.float32), requires_grad=True)
+    y = F.silu(F.gelu(F.layer_norm(x, (16,)), approximate="tanh")) + F.gelu(x) + F.rms_norm(x, (16,))
+    heads = y.view(2, 6, 2, 8).transpose(1, 2)
+    out = F.scaled_dot_product_attention(heads, heads, heads, is_causal=True)
+    emb = gradient.nn.Embedding(10, 16)
+    (out.sum() + emb(gradient.tensor([[1, 2, 1]])).sum()).backward()
+    gradient.optim.AdamW([x] + list(emb.parameters())).step()
+    with gradient.no_grad():
+        cache = np.zeros((1, 2, 12, 8), np.float32)
+        F.scaled_dot_product_attention(gradient.tensor(heads.detach().numpy()[:1, :, :1]),
+                                       gradient.tensor(cache[:, :, :5]),
+                                       gradient.tensor(cache[:, :, :5]))
+
+
+def test_float32_kernels_compute_in_float32():
+    """No float32 kernel computes in double: a Python literal in a kernel's arithmetic makes
+    numba promote float32 to float64 (see gradient.backends.cpu_compile), which is slower and
+    not the arithmetic of the composition. Each kernel is compiled afresh (code loaded from
+    numba's cache cannot be inspected) for the float32 signatures the workload used; kernels
+    that accumulate in double on purpose take a float64 argument (the norms' eps) and are
+    left out."""
+    import re
+
+    import numba
+    from numba.core.registry import CPUDispatcher
+
+    from gradient.backends import cpu_attention, cpu_kernels
+    _float32_workload()
+    checked, doubles = [], []
+    for module in (cpu_kernels, cpu_attention):
+        for name, kernel in vars(module).items():
+            if not isinstance(kernel, CPUDispatcher) or kernel.__module__ != module.__name__:
+                continue
+            options = {k: v for k, v in kernel.targetoptions.items() if k != "cache"}
+            for sig in kernel.signatures:
+                if "float32" not in str(sig) or "float64" in str(sig):
+                    continue
+                fresh = numba.njit(**options)(kernel.py_func)
+                fresh.compile(sig)
+                ir = fresh.inspect_llvm(sig)
+                checked.append(name)
+                if re.search(r"fpext |= f(?:add|sub|mul|div) [^\n]*double", ir):
+                    doubles.append(name)
+    assert {"_decode_scores", "_decode_weighted_sum", "_normalize_rows", "_shift_rows",
+            "_score_gradient", "_gelu_tanh_grad", "_silu_grad", "_adam_step",
+            "_index_add_rows"} <= set(checked), sorted(set(checked))   # the workload reached them
+    assert doubles == [], f"float32 kernels computing in float64: {doubles}"
