@@ -66,6 +66,10 @@ __all__ = ["InterleavedWeight", "interleaved_matmul", "quantize_activations",
            "dequantize_interleaved", "INTERLEAVED_TYPES", "LANES", "ACTIVATIONS"]
 
 #: Rows interleaved per group: the SIMD lanes of the kernels (a 512-bit register of int16).
+#: The kernels read it as a compile-time constant, not from the arrays' shapes: with the lane
+#: loops' trip count known, LLVM vectorises them whole. Read from a shape, the count was
+#: unknown and LLVM (on an AVX-512 AMD machine) chose 64-lane loops whose 8-lane remainder
+#: then did all the work: the int8 products ran 1.4 times slower.
 LANES = 32
 #: Values of ``activations=``.
 ACTIVATIONS = ("int8", "float32")
@@ -106,7 +110,7 @@ _FAST = {"reassoc", "contract", "nsz", "arcp", "afn"}
 
 @_jit
 def _pack_q4_0(raw, codes, scale, minimum, n16):
-    G = codes.shape[3]
+    G = LANES
     for r in range(raw.shape[0]):
         g, lane, row = r // G, r % G, raw[r]
         for b in range(codes.shape[1]):
@@ -118,7 +122,7 @@ def _pack_q4_0(raw, codes, scale, minimum, n16):
 
 @_jit
 def _pack_q4_1(raw, codes, scale, minimum, n16):
-    G = codes.shape[3]
+    G = LANES
     for r in range(raw.shape[0]):
         g, lane, row = r // G, r % G, raw[r]
         for b in range(codes.shape[1]):
@@ -133,7 +137,7 @@ def _pack_q4_1(raw, codes, scale, minimum, n16):
 def _pack_q4_k(raw, codes, scale, minimum, n16):
     # sub-block 2q + h of a super-block: nibble h of qs[32q .. 32q + 31]; repacked as Q4_0's
     # nibble order (value j low, value j + 16 high)
-    G = codes.shape[3]
+    G = LANES
     for r in range(raw.shape[0]):
         g, lane, row = r // G, r % G, raw[r]
         for sb in range(codes.shape[1] // 8):
@@ -155,7 +159,7 @@ def _pack_q4_k(raw, codes, scale, minimum, n16):
 
 @_jit
 def _pack_q8_0(raw, codes, scale, minimum, n16):
-    G = codes.shape[3]
+    G = LANES
     for r in range(raw.shape[0]):
         g, lane, row = r // G, r % G, raw[r]
         for b in range(codes.shape[1]):
@@ -173,7 +177,7 @@ def _u32(row, k):
 
 @_jit
 def _pack_q5_0(raw, codes, scale, minimum, n16):
-    G = codes.shape[3]
+    G = LANES
     for r in range(raw.shape[0]):
         g, lane, row = r // G, r % G, raw[r]
         for b in range(codes.shape[1]):
@@ -190,7 +194,7 @@ def _pack_q5_0(raw, codes, scale, minimum, n16):
 
 @_jit
 def _pack_q5_1(raw, codes, scale, minimum, n16):
-    G = codes.shape[3]
+    G = LANES
     for r in range(raw.shape[0]):
         g, lane, row = r // G, r % G, raw[r]
         for b in range(codes.shape[1]):
@@ -207,7 +211,7 @@ def _pack_q5_1(raw, codes, scale, minimum, n16):
 
 @_jit
 def _pack_q5_k(raw, codes, scale, minimum, n16):
-    G = codes.shape[3]
+    G = LANES
     for r in range(raw.shape[0]):
         g, lane, row = r // G, r % G, raw[r]
         for sb in range(codes.shape[1] // 8):
@@ -229,7 +233,7 @@ def _pack_q5_k(raw, codes, scale, minimum, n16):
 
 @_jit
 def _pack_q2_k(raw, codes, scale, minimum, n16):
-    G = codes.shape[3]
+    G = LANES
     for r in range(raw.shape[0]):
         g, lane, row = r // G, r % G, raw[r]
         for sb in range(codes.shape[1] // 16):
@@ -251,7 +255,7 @@ def _pack_q2_k(raw, codes, scale, minimum, n16):
 
 @_jit
 def _pack_q3_k(raw, codes, scale, minimum, n16):
-    G = codes.shape[3]
+    G = LANES
     for r in range(raw.shape[0]):
         g, lane, row = r // G, r % G, raw[r]
         for sb in range(codes.shape[1] // 16):
@@ -275,7 +279,7 @@ def _pack_q3_k(raw, codes, scale, minimum, n16):
 
 @_jit
 def _pack_q6_k(raw, codes, scale, minimum, n16):
-    G = codes.shape[3]
+    G = LANES
     for r in range(raw.shape[0]):
         g, lane, row = r // G, r % G, raw[r]
         for sb in range(codes.shape[1] // 16):
@@ -399,7 +403,7 @@ def _value(codes, scale, minimum, has_min, offset, nibble, block, g, b, i, lane)
 
 @_jit
 def _dequant_groups(codes, scale, minimum, has_min, offset, nibble, block, r0, r1, out):
-    G = codes.shape[3]
+    G = LANES
     for r in range(r0, r1):
         g, lane = r // G, r % G
         for b in range(codes.shape[1]):
@@ -421,7 +425,7 @@ def _dequant_parallel(codes, scale, minimum, has_min, offset, nibble, block, r0,
 
 @_jit
 def _gather_rows(codes, scale, minimum, has_min, offset, nibble, block, ids, out):
-    G = codes.shape[3]
+    G = LANES
     for t in range(ids.size):
         g, lane = ids[t] // G, ids[t] % G
         for b in range(codes.shape[1]):
@@ -518,7 +522,7 @@ def _int8_nibble(codes, scale, minimum, has_min, offset, xq, xd, xs, xsum, y, i,
     block, 32 lanes (rows) of int32 sums of int16 products, then ``(scale * x_scale) * sum +
     minimum * x_sum``. Q4_0's offset comes off the sum as ``offset * sum(x_q)``, outside the
     inner loop."""
-    nb, G = codes.shape[1], codes.shape[3]
+    nb, G = codes.shape[1], LANES
     m = y.shape[1]
     isum = np.empty(G, np.int32)
     acc = np.empty(G, np.float32)
@@ -548,7 +552,7 @@ def _int8_nibble(codes, scale, minimum, has_min, offset, xq, xd, xs, xsum, y, i,
 @_jit(fastmath=_FAST)
 def _int8_byte(codes, scale, minimum, has_min, xq, xd, xs, xs16, y, i, g0, g1, nj):
     """As _int8_nibble for one-byte codes in blocks of ``nj`` (16 or 32) values."""
-    nb, G = codes.shape[1], codes.shape[3]
+    nb, G = codes.shape[1], LANES
     m = y.shape[1]
     isum = np.empty(G, np.int32)
     acc = np.empty(G, np.float32)
@@ -582,7 +586,7 @@ def _float_groups(codes, scale, minimum, has_min, offset, nibble, x, y, g0, g1, 
     """y[:, rows of groups g0..g1] with float32 activations: each weight decoded exactly
     (``scale * (q - offset) + minimum``), float32 products and sums."""
     n = x.shape[0]
-    nb, G = codes.shape[1], codes.shape[3]
+    nb, G = codes.shape[1], LANES
     m = y.shape[1]
     acc = np.empty((n, G), np.float32)
     wa = np.empty(G, np.float32)
