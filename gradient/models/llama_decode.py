@@ -238,7 +238,9 @@ def _rotate(v, cos, sin, out):
 def _attend(q, keys, values, start, length, n_heads, n_kv, d, out, scores):
     """Softmax attention of each query head over positions ``start .. length - 1`` of its K/V
     head. Serial: for one token the heads are too small to split (measured: a parallel loop
-    over SmolLM2's 9 heads took 3 times as long), and float32 throughout (expf, not exp)."""
+    over SmolLM2's 9 heads took 3 times as long), and float32 throughout (expf, not exp).
+    The weighted sum reads each cached value row once for all the query heads of its group
+    (measured: 20-30% faster than a pass per query head)."""
     group = n_heads // n_kv
     scale = np.float32(1.0) / np.sqrt(np.float32(d))
     for h in range(n_heads):
@@ -256,12 +258,18 @@ def _attend(q, keys, values, start, length, n_heads, n_kv, d, out, scores):
             e = np.exp(scores[h, t] - m)
             scores[h, t] = e
             total += e
-        for i in range(d):
-            out[h * d + i] = 0.0
+        inv = np.float32(1.0) / total
         for t in range(start, length):
-            p = scores[h, t] / total
-            for i in range(d):
-                out[h * d + i] += p * values[g, t, i]
+            scores[h, t] *= inv
+    for i in range(n_heads * d):
+        out[i] = 0.0
+    for g in range(n_kv):
+        for t in range(start, length):
+            for hh in range(group):   # (a loop over range(g * group, ...) ran 2x slower)
+                h = g * group + hh
+                p = scores[h, t]
+                for i in range(d):
+                    out[h * d + i] += p * values[g, t, i]
 
 
 @numba.njit(cache=True, parallel=True, fastmath=_FAST, error_model="numpy")
