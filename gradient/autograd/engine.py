@@ -101,7 +101,7 @@ def _ones_like(t):
 def _zeros(node, output_nr):
     shape, dtype = node.output_meta[output_nr]
     backend = node.ctx.backend
-    return function.Tensor._make(backend.full(shape, 0, dtype), False, backend)
+    return function.Tensor._make(backend.full(shape, 0, from_numpy_dtype(dtype)), False, backend)
 
 
 def _graph(roots, targets):

@@ -119,7 +119,7 @@ class Node:
         self.ctx = ctx
         self.next_edges = next_edges      # per forward argument: (Node, output_nr) or None
         self.input_meta = input_meta      # per forward argument: (shape, NumPy dtype) of tensor inputs
-        self.output_meta = output_meta    # per output: (shape, dtype), to fill in missing grads
+        self.output_meta = output_meta    # per output: (shape, NumPy dtype), to fill in missing grads
         self.pre_hooks = None             # {output_nr: [hook, ...]} from Tensor.register_hook
         self.retains = None               # {output_nr: weakref(tensor)} from Tensor.retain_grad
         self.seq = next(_sequence)
@@ -144,7 +144,7 @@ class AccumulateGrad(Node):
     __slots__ = ("tensor",)
 
     def __init__(self, tensor):
-        super().__init__(AccumulateGrad, None, (), (), ((tensor.shape, tensor.dtype),))
+        super().__init__(AccumulateGrad, None, (), (), ((tensor.shape, tensor._data.dtype),))
         self.tensor = tensor
 
     def name(self) -> str:
@@ -198,7 +198,7 @@ class Function:
         ctx.backend = backend
         record = record and grad_mode.is_grad_enabled()
         if record:
-            ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+            ctx.needs_input_grad = tuple([isinstance(a, Tensor) and a._requires_grad for a in args])
         out = cls.forward(ctx, *raw)
         if not record:
             if type(out) is tuple:
@@ -245,29 +245,33 @@ def _refuse_stale_view(cls, view) -> None:
 
 def _record(cls, ctx, args, raw, out, backend):
     """Wrap the outputs of a recorded call and link them into the graph through a new Node."""
+    # (runs once per recorded op: list comprehensions and plain attribute reads, not
+    # generators and properties, keep it a few microseconds)
     multiple = type(out) is tuple
     outs = out if multiple else (out,)
-    non_diff = getattr(ctx, "_non_differentiable", ())
-    tensors = []
-    for o in outs:
-        differentiable = o.dtype in _FLOAT_DTYPES and not any(o is n for n in non_diff)
-        tensors.append(Tensor._make(o, differentiable, backend))
+    attrs = ctx.__dict__
+    non_diff = attrs.get("_non_differentiable")
+    tensors = [Tensor._make(o, o.dtype in _FLOAT_DTYPES
+                            and not (non_diff and any(o is n for n in non_diff)), backend)
+               for o in outs]
     edges = []
     meta = []
     for a in args:
-        if isinstance(a, Tensor) and a.requires_grad:
+        if isinstance(a, Tensor) and a._requires_grad:
             edges.append(a._edge())
-            meta.append((a._data.shape, a._data.dtype))
+            data = a._data
+            meta.append((data.shape, data.dtype))
         else:
             edges.append(None)
             meta.append(None)
-    node = Node(cls, ctx, tuple(edges), tuple(meta), tuple((o.shape, t.dtype) for o, t in zip(outs, tensors)))
+    node = Node(cls, ctx, tuple(edges), tuple(meta), tuple([(o.shape, o.dtype) for o in outs]))
     for i, t in enumerate(tensors):
-        if t.requires_grad:
+        if t._requires_grad:
             t.grad_fn, t._output_nr = node, i
     ctx._node = weakref.ref(node)  # weak: node -> ctx -> node would keep graphs alive until gc
-    ctx._saved = tuple(_resolve_saved(s, args, raw, outs, tensors, backend)
-                       for s in getattr(ctx, "_to_save", ()))
+    to_save = attrs.get("_to_save")
+    ctx._saved = tuple([_resolve_saved(s, args, raw, outs, tensors, backend)
+                        for s in to_save]) if to_save else ()
     ctx._to_save = None
     return tuple(tensors) if multiple else tensors[0]
 
