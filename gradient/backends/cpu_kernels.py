@@ -426,6 +426,7 @@ def index_add_rows(out, ids, values) -> bool:
 
 # the kernels the NumPy backend offers through Backend.fused(name)
 from .cpu_attention import attention_backward, attention_forward, decode_attention  # noqa: E402
+from .cpu_low_precision import low_precision_linear  # noqa: E402
 
 FUSED = {"attention_forward": attention_forward, "attention_backward": attention_backward,
          "decode_attention": decode_attention,
@@ -433,4 +434,4 @@ FUSED = {"attention_forward": attention_forward, "attention_backward": attention
          "silu_backward": silu_backward, "layer_norm": layer_norm,
          "layer_norm_backward": layer_norm_backward, "rms_norm": rms_norm,
          "rms_norm_backward": rms_norm_backward, "adam_step": adam_step,
-         "index_add_rows": index_add_rows}
+         "index_add_rows": index_add_rows, "low_precision_linear": low_precision_linear}

@@ -614,6 +614,16 @@ class Linear(Function):
         lead = tuple(x.shape[:-1])
         x2 = b.reshape(x, (math.prod(lead), x.shape[-1]))
         dtype = from_numpy_dtype(x.dtype)
+        if dtype in _LOW_PRECISION:
+            # a few rows against a low-precision weight read in place, in float32 (the CPU's
+            # kernel for decoding; None elsewhere): then the bias and one rounding, as below
+            kernel = b.fused("low_precision_linear")
+            y = kernel(x2, weight) if kernel is not None else None
+            if y is not None:
+                y = b.reshape(y, lead + (weight.shape[0],))
+                if bias is not None:
+                    y = b.binary("add", y, _upcast(b, bias))
+                return b.cast(y, dtype)
         if bias is not None and dtype in _LOW_PRECISION:
             # float16/bfloat16 with a bias: product and sum in float32, rounded once at the end,
             # as PyTorch does (rounding the product before adding the bias is an ulp off in about

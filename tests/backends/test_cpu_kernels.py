@@ -399,6 +399,11 @@ def _float32_workload():
         F.scaled_dot_product_attention(gradient.tensor(heads.detach().numpy()[:1, :, :1]),
                                        gradient.tensor(cache[:, :, :5]),
                                        gradient.tensor(cache[:, :, :5]))
+    # bfloat16 products: the serial kernels themselves (the parallel split is left out below)
+    from gradient.backends import cpu_low_precision as low
+    x, out, bits = np.ones((1, 8), np.float32), np.empty((1, 16), np.float32), np.zeros(16, np.uint32)
+    low._rows(x, np.zeros((16, 8), np.uint16), out, 0, 16, bits)
+    low._columns(x, np.zeros((8, 16), np.uint16), out, 0, 8, bits)
 
 
 def test_float32_kernels_compute_in_float32():
@@ -413,13 +418,15 @@ def test_float32_kernels_compute_in_float32():
     import numba
     from numba.core.registry import CPUDispatcher
 
-    from gradient.backends import cpu_attention, cpu_kernels
+    from gradient.backends import cpu_attention, cpu_kernels, cpu_low_precision
     _float32_workload()
     checked, doubles = [], []
-    for module in (cpu_kernels, cpu_attention):
+    for module in (cpu_kernels, cpu_attention, cpu_low_precision):
         for name, kernel in vars(module).items():
             if not isinstance(kernel, CPUDispatcher) or kernel.__module__ != module.__name__:
                 continue
+            if kernel.targetoptions.get("parallel"):   # a thread split around serial kernels:
+                continue                                # slow to compile, no arithmetic of its own
             options = {k: v for k, v in kernel.targetoptions.items() if k != "cache"}
             for sig in kernel.signatures:
                 if "float32" not in str(sig) or "float64" in str(sig):
@@ -432,5 +439,5 @@ def test_float32_kernels_compute_in_float32():
                     doubles.append(name)
     assert {"_decode_scores", "_decode_weighted_sum", "_normalize_rows", "_shift_rows",
             "_score_gradient", "_gelu_tanh_grad", "_silu_grad", "_adam_step",
-            "_index_add_rows"} <= set(checked), sorted(set(checked))   # the workload reached them
+            "_index_add_rows", "_rows", "_columns"} <= set(checked), sorted(set(checked))
     assert doubles == [], f"float32 kernels computing in float64: {doubles}"
