@@ -1,18 +1,18 @@
-"""Products with bfloat16 weights on the CPU that read the weight in place.
+"""Products with bfloat16 and float16 weights on the CPU that read the weight in place.
 
-NumPy has no bfloat16 BLAS, so the backend computes a bfloat16 ``x @ W.T`` in float32: it
-converts the whole weight to a float32 copy on every call, then runs a float32 GEMM. For a
-few rows of ``x`` (decoding a token) the conversion is the whole cost: it reads the weight,
-writes twice its size and reads that again, once per token (a bfloat16 GPT-2 decoded 7 times
-slower than in float32). Here each weight row is widened to float32 in a small scratch row (a
-bfloat16 is the top half of a float32: a 16-bit shift, exact) and dotted with the rows of
-``x`` in float32, so the weight is read once, at half the bytes of float32.
+NumPy has no half-precision BLAS, so the backend computes a bfloat16 or float16 ``x @ W.T``
+in float32: it converts the whole weight to a float32 copy on every call, then runs a float32
+GEMM. For a few rows of ``x`` (decoding a token) the conversion is the whole cost: it reads
+the weight, writes twice its size and reads that again, once per token (a bfloat16 GPT-2
+decoded 7 times slower than in float32). Here each weight row is widened to float32 in a
+small scratch row (exactly: see :func:`_widen`) and dotted with the rows of ``x`` in float32,
+so the weight is read once, at half the bytes of float32.
 
 The arithmetic is the float32 product of the exactly widened values, as the backend's path
 computes it; only the order of the float32 sums differs (as between two BLAS libraries).
 
-Unlike the other CPU kernels this one runs on numba's threads (``parallel=True``): a bfloat16
-decode step runs no float32 BLAS products whose spinning threads it would compete with, and
+Unlike the other CPU kernels this one runs on numba's threads (``parallel=True``): a
+half-precision decode step runs no float32 BLAS products whose spinning threads it would compete with, and
 two threads read memory twice as fast as one (measured on GPT-2's matrices: 31 against
 16 GB/s).
 
@@ -36,16 +36,43 @@ from .cpu_compile import compile_kernel as _compile
 MAX_ROWS = 16
 
 _BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
+_FLOAT16 = np.dtype(np.float16)
+
+
+_INF, _NAN = np.float32(np.inf), np.float32(np.nan)
+_TWO_POW_112 = np.float32(2.0 ** 112)   # float16's exponent bias (15) to float32's (127)
+
+
+@_compile(inline="always")
+def _widen(bits, scratch, half):
+    """``scratch`` (uint32; read as float32) = the 16-bit floats whose bits are ``bits``,
+    widened exactly: bfloat16 is the top half of a float32; a float16's exponent and mantissa
+    are shifted into place and rebiased by one multiplication (exact for normal and subnormal
+    values), infinities and NaNs set apart."""
+    n = bits.shape[0]
+    if not half:
+        for k in range(n):
+            scratch[k] = np.uint32(bits[k]) << 16
+        return
+    widened = scratch.view(np.float32)
+    for k in range(n):
+        scratch[k] = np.uint32(bits[k] & 0x7FFF) << 13
+    for k in range(n):
+        h = bits[k]
+        v = widened[k] * _TWO_POW_112
+        if h & 0x7C00 == 0x7C00:
+            v = _INF if h & 0x3FF == 0 else _NAN
+        widened[k] = -v if h & 0x8000 else v
 
 
 @_compile(fastmath={"reassoc"})   # vectorised dot products
-def _rows(x, w_bits, out, r0, r1, scratch):
-    """out[:, r] = x @ float32(w[r]) for the weight rows r0..r1 (w_bits: the bfloat16 bits)."""
+def _rows(x, w_bits, half, out, r0, r1, scratch):
+    """out[:, r] = x @ float32(w[r]) for the weight rows r0..r1 (w_bits: the 16-bit floats'
+    bits; ``half``: float16, else bfloat16)."""
     M, K = x.shape
     widened = scratch.view(np.float32)
     for r in range(r0, r1):
-        for k in range(K):
-            scratch[k] = np.uint32(w_bits[r, k]) << 16
+        _widen(w_bits[r], scratch, half)
         for i in range(M):
             s = x[i, 0] * widened[0]
             for k in range(1, K):
@@ -54,7 +81,7 @@ def _rows(x, w_bits, out, r0, r1, scratch):
 
 
 @_compile(fastmath={"reassoc"})   # vectorised over the output columns
-def _columns(x, wt_bits, partial, k0, k1, scratch):
+def _columns(x, wt_bits, half, partial, k0, k1, scratch):
     """partial = x[:, k0:k1] @ float32(wt[k0:k1]) for a weight stored transposed, (in, out)
     (GPT-2's Conv1D layout): per input k, the widened row k times x[:, k], added. A range of
     whole rows is one contiguous stretch of memory."""
@@ -65,9 +92,7 @@ def _columns(x, wt_bits, partial, k0, k1, scratch):
         for n in range(N):
             partial[i, n] = 0
     for k in range(k0, k1):
-        row = wt_bits[k]
-        for n in range(N):
-            scratch[n] = np.uint32(row[n]) << 16
+        _widen(wt_bits[k], scratch, half)
         for i in range(M):
             a = x[i, k]
             acc = partial[i]
@@ -76,13 +101,13 @@ def _columns(x, wt_bits, partial, k0, k1, scratch):
 
 
 @_compile(parallel=True)
-def _parallel(x, w_bits, transposed, out, n_chunks):
+def _parallel(x, w_bits, half, transposed, out, n_chunks):
     if transposed:   # chunks of input rows, each summed apart, then added in chunk order
         K, N = w_bits.shape
         step = (K + n_chunks - 1) // n_chunks
         partials = np.empty((n_chunks, x.shape[0], N), np.float32)
         for c in numba.prange(n_chunks):
-            _columns(x, w_bits, partials[c], c * step, min(K, (c + 1) * step),
+            _columns(x, w_bits, half, partials[c], c * step, min(K, (c + 1) * step),
                      np.empty(N, np.uint32))
         out[:] = partials[0]
         for c in range(1, n_chunks):
@@ -91,13 +116,13 @@ def _parallel(x, w_bits, transposed, out, n_chunks):
         N = w_bits.shape[0]
         step = (N + n_chunks - 1) // n_chunks
         for c in numba.prange(n_chunks):
-            _rows(x, w_bits, out, c * step, min(N, (c + 1) * step),
+            _rows(x, w_bits, half, out, c * step, min(N, (c + 1) * step),
                   np.empty(x.shape[1], np.uint32))
 
 
 def low_precision_linear(x, weight):
-    """``x @ weight.T`` in float32 for a bfloat16 ``weight`` (out, in), C-contiguous or the
-    transpose of a C-contiguous (in, out) array, and at most :data:`MAX_ROWS` rows of ``x``
+    """``x @ weight.T`` in float32 for a bfloat16 or float16 ``weight`` (out, in), C-contiguous
+    or the transpose of a C-contiguous (in, out) array, and at most :data:`MAX_ROWS` rows of ``x``
     (rows, in; widened exactly to float32): a float32 (rows, out) array, or None for what the
     kernel does not take (the caller then converts the weight and runs the GEMM)."""
     if not _takes(x, weight):
@@ -107,14 +132,14 @@ def low_precision_linear(x, weight):
     x32 = np.ascontiguousarray(x, dtype=np.float32)
     out = np.empty((x.shape[0], weight.shape[0]), np.float32)
     n_chunks = min(bits.shape[0], 2 * numba.get_num_threads())
-    _parallel(x32, bits, transposed, out, n_chunks)
+    _parallel(x32, bits, weight.dtype == _FLOAT16, transposed, out, n_chunks)
     return out
 
 
 def _takes(x, weight) -> bool:
     return (isinstance(x, np.ndarray) and isinstance(weight, np.ndarray)
-            and weight.dtype == _BFLOAT16 and weight.ndim == 2
+            and weight.dtype in (_BFLOAT16, _FLOAT16) and weight.ndim == 2
             and (weight.flags.c_contiguous or weight.T.flags.c_contiguous)
             and weight.shape[0] > 0 and weight.shape[1] > 0
             and x.ndim == 2 and 0 < x.shape[0] <= MAX_ROWS and x.shape[1] == weight.shape[1]
-            and x.dtype in (_BFLOAT16, np.dtype(np.float16), np.dtype(np.float32)))
+            and x.dtype in (_BFLOAT16, _FLOAT16, np.dtype(np.float32)))

@@ -402,8 +402,9 @@ def _float32_workload():
     # bfloat16 products: the serial kernels themselves (the parallel split is left out below)
     from gradient.backends import cpu_low_precision as low
     x, out, bits = np.ones((1, 8), np.float32), np.empty((1, 16), np.float32), np.zeros(16, np.uint32)
-    low._rows(x, np.zeros((16, 8), np.uint16), out, 0, 16, bits)
-    low._columns(x, np.zeros((8, 16), np.uint16), out, 0, 8, bits)
+    for half in (False, True):
+        low._rows(x, np.zeros((16, 8), np.uint16), half, out, 0, 16, bits)
+        low._columns(x, np.zeros((8, 16), np.uint16), half, out, 0, 8, bits)
 
 
 def test_float32_kernels_compute_in_float32():

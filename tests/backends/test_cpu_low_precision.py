@@ -1,4 +1,5 @@
-"""The CPU kernel for products with bfloat16 weights read in place (decoding a few rows)."""
+"""The CPU kernel for products with bfloat16 and float16 weights read in place (decoding a few
+rows)."""
 
 import ml_dtypes
 import numpy as np
@@ -14,30 +15,41 @@ from gradient.backends.cpu_low_precision import MAX_ROWS, low_precision_linear  
 BF16 = ml_dtypes.bfloat16
 
 
-def _weight(rng, out_features, in_features, layout):
-    """A bfloat16 (out, in) weight, C-contiguous or the transpose of an (in, out) array."""
+def _weight(rng, out_features, in_features, layout, dtype):
+    """A half-precision (out, in) weight, C-contiguous or the transpose of an (in, out) array."""
     if layout == "rows":
-        return rng.standard_normal((out_features, in_features)).astype(BF16)
-    return rng.standard_normal((in_features, out_features)).astype(BF16).T
+        return rng.standard_normal((out_features, in_features)).astype(dtype)
+    return rng.standard_normal((in_features, out_features)).astype(dtype).T
 
 
+@pytest.mark.parametrize("dtype", [BF16, np.float16])
+def test_every_half_precision_value_is_widened_exactly(dtype):
+    """All 65536 bit patterns (zeros, subnormals, normals, infinities, NaNs) times 1.0."""
+    weight = np.arange(65536, dtype=np.uint32).astype(np.uint16).view(dtype).reshape(-1, 1)
+    got = low_precision_linear(np.ones((1, 1), np.float32), weight)[0]
+    want = weight[:, 0].astype(np.float32)
+    nan = np.isnan(want)
+    assert np.array_equal(np.isnan(got), nan)
+    assert np.array_equal(got[~nan].view(np.uint32), want[~nan].view(np.uint32))
+
+
+@pytest.mark.parametrize("dtype", [BF16, np.float16])
 @pytest.mark.parametrize("layout", ["rows", "transposed"])
 @pytest.mark.parametrize("rows", [1, 3, MAX_ROWS])
 @pytest.mark.parametrize("out_features, in_features", [(1, 1), (5, 3), (37, 70), (300, 129)])
-def test_matches_the_float32_product_of_the_widened_weight(layout, rows, out_features,
+def test_matches_the_float32_product_of_the_widened_weight(dtype, layout, rows, out_features,
                                                           in_features):
     rng = np.random.default_rng(out_features + rows)
-    weight = _weight(rng, out_features, in_features, layout)
+    weight = _weight(rng, out_features, in_features, layout, dtype)
     x = rng.standard_normal((rows, in_features)).astype(np.float32)
     y = low_precision_linear(x, weight)
     assert y.dtype == np.float32 and y.shape == (rows, out_features)
     expected = x.astype(np.float64) @ weight.astype(np.float64).T   # the widening is exact
     scale = np.abs(x).astype(np.float64) @ np.abs(weight.astype(np.float64)).T
     assert np.all(np.abs(y - expected) <= 1e-6 * in_features * scale + 1e-30)
-    # bfloat16 rows of x are widened exactly too
-    x16 = x.astype(BF16)
-    np.testing.assert_allclose(low_precision_linear(x16, weight),
-                               low_precision_linear(x16.astype(np.float32), weight), rtol=0, atol=0)
+    x16 = x.astype(dtype)   # half-precision rows of x are widened exactly too
+    np.testing.assert_array_equal(low_precision_linear(x16, weight),
+                                  low_precision_linear(x16.astype(np.float32), weight))
 
 
 def test_declines_what_it_does_not_take():
@@ -46,15 +58,15 @@ def test_declines_what_it_does_not_take():
     x = np.ones((2, 6), np.float32)
     assert low_precision_linear(x, w) is not None
     assert low_precision_linear(np.ones((MAX_ROWS + 1, 6), np.float32), w) is None  # a GEMM's job
-    assert low_precision_linear(x, w.astype(np.float16)) is None      # no float16 in numba
     assert low_precision_linear(x, w.astype(np.float32)) is None      # float32 goes to BLAS
     assert low_precision_linear(x, w[:, ::2]) is None                 # neither layout
     assert low_precision_linear(np.ones((2, 5), np.float32), w) is None
     assert low_precision_linear(np.ones((2, 6), np.int64), w) is None
 
 
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 @pytest.mark.parametrize("bias", [True, False])
-def test_bfloat16_linear_uses_it_and_agrees_with_torch(monkeypatch, bias):
+def test_half_precision_linear_uses_it_and_agrees_with_torch(monkeypatch, bias, dtype):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(3)
     w = rng.standard_normal((40, 24)).astype(np.float32)
@@ -64,13 +76,14 @@ def test_bfloat16_linear_uses_it_and_agrees_with_torch(monkeypatch, bias):
     kernel = cpu_backend.fused("low_precision_linear")
     monkeypatch.setitem(type(cpu_backend)._kernels.FUSED, "low_precision_linear",
                         lambda *a: calls.append(1) or kernel(*a))
-    to = lambda a: None if a is None else gradient.tensor(a.astype(BF16))  # noqa: E731
+    to = lambda a: None if a is None else gradient.tensor(a).to(getattr(gradient, dtype))  # noqa: E731
     ours = F.linear(to(x), to(w), to(b)).float().numpy()
     assert calls and ours.shape == (2, 1, 40)
-    tt = lambda a: None if a is None else torch.tensor(a).to(torch.bfloat16)  # noqa: E731
+    tt = lambda a: None if a is None else torch.tensor(a).to(getattr(torch, dtype))  # noqa: E731
     theirs = torch.nn.functional.linear(tt(x), tt(w), tt(b)).float().numpy()
-    # float32 sums in another order, one rounding to bfloat16: at most one bfloat16 step apart
-    np.testing.assert_allclose(ours, theirs, rtol=2 ** -7, atol=1e-6)
+    # float32 sums in another order, one rounding to the half type: one of its steps apart
+    step = 2 ** -7 if dtype == "bfloat16" else 2 ** -10
+    np.testing.assert_allclose(ours, theirs, rtol=step, atol=1e-6)
     monkeypatch.setitem(type(cpu_backend)._kernels.FUSED, "low_precision_linear", None)
     composed = F.linear(to(x), to(w), to(b)).float().numpy()
-    np.testing.assert_allclose(ours, composed, rtol=2 ** -7, atol=1e-6)
+    np.testing.assert_allclose(ours, composed, rtol=step, atol=1e-6)
