@@ -33,6 +33,7 @@ import numba
 import numpy as np
 
 from ..backends.host_memory import pages_of_their_own, release_freed_memory
+from ..nn.module import structure_version
 from ..quant.interleaved import InterleavedWeight, _int8_byte, _int8_nibble, _quantize_rows
 from ..quant.linear import QuantizedLinear
 
@@ -77,6 +78,7 @@ class FusedDecoder:
 
     def __init__(self, config, layers, stacked, biases, norms, windows):
         self._layers = layers          # [(QuantizedLinear, its packed), ...]: checked per step
+        self._checked_at = None        # structure_version() when valid() last walked them
         self._windows = windows
         self._norms = norms
         # the kernel's arguments that do not change from token to token, gathered once
@@ -143,7 +145,13 @@ class FusedDecoder:
 
     def valid(self, model) -> bool:
         """Whether ``model`` holds the layers this decoder was built over (a copy of the model
-        does not: its layers are other objects). Runs every step: plain dict lookups."""
+        does not: its layers are other objects). Runs every step; the walk over the layers only
+        when some module changed since the last walk found them (:func:`structure_version`):
+        right after a step has streamed the weights through the caches, the walk's 210 cold
+        modules cost about 0.4 ms of a 8 ms token."""
+        version = structure_version()   # read first: a change during the walk is seen next time
+        if version == self._checked_at:
+            return True
         i = 0
         for layer in model.model.layers:
             blocks = layer._modules
@@ -153,6 +161,7 @@ class FusedDecoder:
                         m.activations != "int8":
                     return False
                 i += 1
+        self._checked_at = version
         return True
 
     def step(self, x: np.ndarray, position: int, cos: np.ndarray, sin: np.ndarray,

@@ -155,6 +155,58 @@ def _forward_unimplemented(self, *input: Any) -> None:
                               "function; define forward(self, ...) in the subclass")
 
 
+# How many times any module's attributes or children were set or removed: a structure derived
+# from a module tree and cached (a compiled decoder over its layers) stays valid while this is
+# unchanged, and is checked again otherwise. A list, so that the class and the children dicts
+# below share one count.
+_changes = [0]
+
+
+def structure_version() -> int:
+    """The count of changes to any :class:`Module`'s attributes or children so far.
+
+    Example: ``v = structure_version(); ...; unchanged = structure_version() == v``
+    """
+    return _changes[0]
+
+
+class _Children(OrderedDict):
+    """A module's ``_modules``: an ordered dict whose every mutation counts as a change (the
+    containers and direct writes alter it without going through ``__setattr__``)."""
+
+    def __setitem__(self, key, value):
+        _changes[0] += 1
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key):
+        _changes[0] += 1
+        super().__delitem__(key)
+
+    def clear(self):
+        _changes[0] += 1
+        super().clear()
+
+    def pop(self, *args):
+        _changes[0] += 1
+        return super().pop(*args)
+
+    def popitem(self, last=True):
+        _changes[0] += 1
+        return super().popitem(last)
+
+    def update(self, *args, **kwargs):
+        _changes[0] += 1
+        super().update(*args, **kwargs)
+
+    def setdefault(self, key, default=None):
+        _changes[0] += 1
+        return super().setdefault(key, default)
+
+    def move_to_end(self, key, last=True):
+        _changes[0] += 1
+        super().move_to_end(key, last)
+
+
 class Module:
     """Base class for all neural-network modules; subclass it and define ``forward``.
 
@@ -183,7 +235,7 @@ class Module:
         setattr_(self, "_parameters", OrderedDict())
         setattr_(self, "_buffers", OrderedDict())
         setattr_(self, "_non_persistent_buffers_set", set())
-        setattr_(self, "_modules", OrderedDict())
+        setattr_(self, "_modules", _Children())
         setattr_(self, "_forward_pre_hooks", OrderedDict())
         setattr_(self, "_forward_pre_hooks_with_kwargs", set())
         setattr_(self, "_forward_hooks", OrderedDict())
@@ -259,6 +311,8 @@ class Module:
     register_module = add_module
 
     def __setattr__(self, name: str, value) -> None:
+        _changes[0] += 1
+
         def remove_from(*dicts_or_sets):
             for d in dicts_or_sets:
                 if name in d:
@@ -318,6 +372,7 @@ class Module:
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __delattr__(self, name: str) -> None:
+        _changes[0] += 1
         if name in self._parameters:
             del self._parameters[name]
         elif name in self._buffers:

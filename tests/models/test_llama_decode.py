@@ -130,6 +130,31 @@ def test_a_replaced_layer_is_noticed():
     assert old is not model.model.layers[1].self_attn.o_proj
 
 
+@pytest.mark.parametrize("how", ["a container", "a direct write", "activations"])
+def test_changes_made_between_steps_are_noticed(how):
+    """valid() walks the layers again after any change to any module (structure_version),
+    however it was made."""
+    model = quantized_model(qtypes=("Q8_0",), seed=3)
+    decode(model, [1, 2, 3], 2, True)
+    decoder = model.__dict__["_fused_decoder"][1]
+    # the replacements are built first: building a module is itself a change
+    layer = quantized_model(qtypes=("Q4_0",), seed=4).model.layers[1]
+    up = QuantizedLinear.from_linear(gradient.nn.Linear(64, 96, bias=False), "Q8_0")
+    assert decoder.valid(model)
+    mlp = model.model.layers[0].mlp
+    if how == "a container":
+        model.model.layers[1] = layer
+    elif how == "a direct write":
+        mlp._modules["up_proj"] = up
+    else:
+        mlp.up_proj.activations = "float32"
+    assert not decoder.valid(model)
+    fused, ids_fused = decode(model, [1, 2, 3], 4, True)
+    graph, ids_graph = decode(model, [1, 2, 3], 4, False)
+    assert ids_fused == ids_graph
+    assert np.abs(fused - graph).max() <= 1e-4 * np.abs(graph).max()
+
+
 def test_padding_and_batches_take_the_module_graph():
     model = quantized_model()
     with gradient.no_grad():

@@ -587,3 +587,41 @@ def test_buffer_assignment_and_math_on_modules():
     m.w = Parameter(gradient.full((2,), 2.0))
     assert "stat" in m._buffers and list(m.state_dict()) == ["w"]
     assert math.isclose(float((m.w * m.stat).sum()), 4.0)
+
+
+def test_structure_version_counts_every_change_to_attributes_and_children():
+    from gradient.nn.module import structure_version
+    nn = gradient.nn
+    seq = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    lst = nn.ModuleList([nn.Identity()])
+    dct = nn.ModuleDict({"a": nn.Identity()})
+    # built before: constructing a module is itself a change
+    weight, tanh, relu, ids, relu2, relu3, ident = (
+        nn.Parameter(gradient.ones(2, 2)), nn.Tanh(), nn.ReLU(), [nn.Identity(), nn.Identity()],
+        nn.ReLU(), nn.ReLU(), nn.Identity())
+    changes = [
+        lambda: setattr(seq[0], "weight", weight),
+        lambda: setattr(seq[0], "note", "x"),                  # a plain attribute too
+        lambda: delattr(seq[0], "note"),
+        lambda: seq.__setitem__(1, tanh),
+        lambda: seq.__delitem__(1),
+        lambda: seq.append(relu),
+        lambda: lst.insert(0, ids[0]),
+        lambda: lst.extend([ids[1]]),
+        lambda: lst.__setitem__(0, relu2),
+        lambda: lst.pop(0),
+        lambda: dct.update({"b": relu3}),
+        lambda: dct.pop("a"),
+        lambda: dct.clear(),
+        lambda: seq._modules.__setitem__("0", ident),          # a direct write
+        lambda: seq.train(False),
+    ]
+    for change in changes:
+        before = structure_version()
+        change()
+        assert structure_version() != before, change
+    before = structure_version()
+    with gradient.no_grad():   # using a model changes nothing
+        seq(gradient.ones(1, 2))
+        list(seq.parameters()), seq.state_dict(), repr(seq)
+    assert structure_version() == before
