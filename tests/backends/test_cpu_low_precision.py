@@ -87,3 +87,31 @@ def test_half_precision_linear_uses_it_and_agrees_with_torch(monkeypatch, bias, 
     monkeypatch.setitem(type(cpu_backend)._kernels.FUSED, "low_precision_linear", None)
     composed = F.linear(to(x), to(w), to(b)).float().numpy()
     np.testing.assert_allclose(ours, composed, rtol=step, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("affine", [True, False])
+def test_half_precision_layer_norm_in_inference_takes_the_float32_kernel(monkeypatch, dtype,
+                                                                         affine):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 2, 48)).astype(np.float32) * 3 + 1
+    w, b = (rng.standard_normal(48).astype(np.float32) for _ in range(2))
+    to = lambda a: gradient.tensor(a).to(getattr(gradient, dtype))  # noqa: E731
+    tt = lambda a: torch.tensor(a).to(getattr(torch, dtype))  # noqa: E731
+    calls = []
+    kernel = cpu_backend.fused("layer_norm")
+    monkeypatch.setitem(type(cpu_backend)._kernels.FUSED, "layer_norm",
+                        lambda *a: calls.append(a[0].dtype) or kernel(*a))
+    params = (to(w), to(b)) if affine else (None, None)
+    with gradient.no_grad():
+        ours = F.layer_norm(to(x), (48,), *params)
+    assert calls == [np.float32] and ours.dtype is getattr(gradient, dtype)
+    theirs = torch.nn.functional.layer_norm(tt(x), (48,), *((tt(w), tt(b)) if affine else
+                                                             (None, None)))
+    step = 2 ** -7 if dtype == "bfloat16" else 2 ** -10
+    np.testing.assert_allclose(ours.float().numpy(), theirs.float().numpy(), rtol=step, atol=step)
+    # recording: the composition, whose gradients autograd derives
+    leaf = to(x).requires_grad_()
+    F.layer_norm(leaf, (48,), *params).float().sum().backward()
+    assert len(calls) == 1 and leaf.grad is not None
