@@ -186,6 +186,8 @@ class Tensor:
 
     @data.setter
     def data(self, value: "Tensor") -> None:
+        from .nn.module import count_change   # a replaced storage may invalidate cached structures
+        count_change()
         self._data = value._data
         self._backend = value._backend
 

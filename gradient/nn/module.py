@@ -118,6 +118,7 @@ def _set_data(t: Tensor, new: Tensor) -> None:
     """
     if new is t:
         return
+    count_change()
     t._data = new._data
     t._backend = new._backend
     t._accumulator = None  # the old AccumulateGrad node recorded the old shape and dtype
@@ -162,8 +163,15 @@ def _forward_unimplemented(self, *input: Any) -> None:
 _changes = [0]
 
 
+def count_change() -> None:
+    """Count a change that :func:`structure_version` does not see by itself (a parameter's
+    storage replaced: ``Tensor.data = ...``, ``Module.to``)."""
+    _changes[0] += 1
+
+
 def structure_version() -> int:
-    """The count of changes to any :class:`Module`'s attributes or children so far.
+    """The count of changes to any :class:`Module`'s attributes or children, and of replaced
+    parameter storage, so far.
 
     Example: ``v = structure_version(); ...; unchanged = structure_version() == v``
     """

@@ -155,6 +155,30 @@ def test_changes_made_between_steps_are_noticed(how):
     assert np.abs(fused - graph).max() <= 1e-4 * np.abs(graph).max()
 
 
+def test_norms_and_biases_changed_in_place_or_replaced_reach_the_fused_step():
+    model = quantized_model("qwen2", ("Q4_1",), seed=5)      # q/k/v biases
+    decode(model, [4, 9, 2], 2, True)
+    decoder = model.__dict__["_fused_decoder"][1]
+    layer = model.model.layers[1]
+    with gradient.no_grad():                                 # in place: seen through the views
+        layer.input_layernorm.weight.mul_(1.5)
+        layer.self_attn.k_proj.bias.add_(0.25)
+    assert decoder.valid(model)
+    fused, ids_fused = decode(model, [4, 9, 2], 5, True)
+    graph, ids_graph = decode(model, [4, 9, 2], 5, False)
+    assert ids_fused == ids_graph
+    assert np.abs(fused - graph).max() <= 1e-4 * np.abs(graph).max()
+    # a new storage for a weight: the decoder is rebuilt over it
+    new = gradient.randn(64) * 0.5 + 1
+    layer.post_attention_layernorm.weight.data = new
+    assert not decoder.valid(model)
+    fused, ids_fused = decode(model, [4, 9, 2], 5, True)
+    assert model.__dict__["_fused_decoder"][1] is not decoder
+    graph, ids_graph = decode(model, [4, 9, 2], 5, False)
+    assert ids_fused == ids_graph
+    assert np.abs(fused - graph).max() <= 1e-4 * np.abs(graph).max()
+
+
 def test_padding_and_batches_take_the_module_graph():
     model = quantized_model()
     with gradient.no_grad():
