@@ -987,11 +987,13 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
 
 def _low_precision_layer_norm(input: Tensor, weight, bias, shape: tuple, eps: float):
     """A float16/bfloat16 layer norm when nothing is recorded (inference): the float32 kernel
-    on the widened input, one rounding at the end, as the composition below rounds once; about
-    20 times faster than the composition's dozen ops with casts on a decode step's row. None
-    when it does not apply (recording, parameters of another dtype, no float32 kernel)."""
-    if input.dtype not in _LOW_PRECISION or len(shape) != 1 or is_grad_enabled() and (
-            input.requires_grad or any(t is not None and t.requires_grad for t in (weight, bias))):
+    on the widened input, one rounding at the end, as the composition below rounds once. The
+    composition's dozen ops with casts took 4.8 ms of a bfloat16 GPT-2 decode step's 25 layer
+    norms, the kernel 1.3. None when it does not apply (recording, parameters of another
+    dtype, no float32 kernel)."""
+    recording = is_grad_enabled() and (
+        input.requires_grad or any(t is not None and t.requires_grad for t in (weight, bias)))
+    if input.dtype not in _LOW_PRECISION or len(shape) != 1 or recording:
         return None
     b = input._backend
     params = [None if t is None else t._data for t in (weight, bias)]
