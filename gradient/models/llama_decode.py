@@ -18,8 +18,10 @@ itself when it applies (see :meth:`FusedDecoder.build` for the conditions), unle
 
 To run in one function, the weights of each projection are stacked over the layers (one
 (layers, groups, blocks, ., 32) array per projection; the layers' own
-:class:`~gradient.quant.InterleavedWeight` become views of it, so nothing is held twice), and
-the KV cache keeps all layers in one buffer (:meth:`KVCache.stacked`).
+:class:`~gradient.quant.InterleavedWeight` become views of it, so nothing is held twice), so
+are the norms' weights and the q/k/v biases (the parameters become views: changes made in
+place reach the kernel), and the KV cache keeps all layers in one buffer
+(:meth:`KVCache.stacked`).
 
 Example::
 
@@ -95,7 +97,7 @@ class FusedDecoder:
         """A decoder for ``model``, or None unless: every layer's seven projections are
         :class:`QuantizedLinear` layers with int8 activations over repacked weights of 32-value
         blocks, of one GGML type per projection across the layers; only q/k/v have biases; no
-        per-head q/k norm (Qwen3); a SiLU MLP; float32 norm weights."""
+        per-head q/k norm (Qwen3); a SiLU MLP; float32 norm weights and biases."""
         c = model.config
         inner = model.model
         if c.hidden_act not in ("silu", "swish"):
