@@ -566,16 +566,19 @@ def _int8_byte(codes, scale, minimum, has_min, xq, xd, xs, xs16, y, i, g0, g1, n
         acc[:] = 0
         for b in range(nb):
             isum[:] = 0
-            for jj in range(nj // 2):
-                # two products per int16 (|q x| <= 127 * 128: a pair sum still fits), half
-                # as many widenings to int32
-                j = 2 * jj
-                qa = codes[g, b, j]
-                qb = codes[g, b, j + 1]
-                xa = np.int16(xq[i, b * nj + j])
-                xb = np.int16(xq[i, b * nj + j + 1])
+            for jj in range(nj // 4):
+                # four products per step summed in int32 before one add to the running sums
+                # (measured: 0.77 of the time of two products in int16 per step; LLVM made
+                # those int32 multiplies anyway)
+                j = 4 * jj
+                o = b * nj + j
+                q0, q1 = codes[g, b, j], codes[g, b, j + 1]
+                q2, q3 = codes[g, b, j + 2], codes[g, b, j + 3]
+                x0, x1 = np.int32(xq[i, o]), np.int32(xq[i, o + 1])
+                x2, x3 = np.int32(xq[i, o + 2]), np.int32(xq[i, o + 3])
                 for r in range(G):
-                    isum[r] += np.int32(np.int16(np.int16(qa[r]) * xa + np.int16(qb[r]) * xb))
+                    isum[r] += (np.int32(q0[r]) * x0 + np.int32(q1[r]) * x1
+                                + np.int32(q2[r]) * x2 + np.int32(q3[r]) * x3)
             sx = xd[i, (b * nj) // 32]
             sm = xs[i, b] if nj == 32 else xs16[i, b]
             for r in range(G):
