@@ -32,7 +32,8 @@ def compile_kernel(fn=None, **options):
     ``error_model="numpy"``: a division by zero gives inf/nan as in NumPy instead of raising,
     which also lets LLVM vectorise loops that divide (numba's default checks every divisor).
     Kernels stay serial: they stream memory, and on two cores numba's thread pool gained
-    nothing while competing with OpenBLAS's spinning threads right after a matmul.
+    nothing while competing with OpenBLAS's spinning threads right after a matmul. (The
+    exception, ``parallel=True``, is :mod:`.cpu_low_precision`, whose docstring says why.)
     ``cache=True``: the machine code is kept on disk, compiled once per installation.
     """
     if fn is None:

@@ -119,7 +119,8 @@ class FusedDecoder:
                 return None
         norms = [norm for layer in inner.layers
                  for norm in (layer.input_layernorm, layer.post_attention_layernorm)]
-        if any(n.weight.detach().numpy().dtype != np.float32 for n in norms) or any(
+        norm_weights = [n.weight.detach().numpy() for n in norms]
+        if any(w.dtype != np.float32 for w in norm_weights) or any(
                 m.bias is not None and m.bias.detach().numpy().dtype != np.float32
                 for mods in per_kind[:3] for m in mods):
             return None
@@ -133,7 +134,7 @@ class FusedDecoder:
         # The norms' weights and the q/k/v biases are stacked too, and the parameters made
         # views of the stacks: a change made to them in place reaches the kernel.
         shared = []
-        norm_stack = np.stack([n.weight.detach().numpy() for n in norms])
+        norm_stack = np.stack(norm_weights)
         for n, row in zip(norms, norm_stack):
             shared.append(_share(n, "weight", row))
         biases = []
