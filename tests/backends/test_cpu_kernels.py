@@ -12,6 +12,8 @@ import gradient
 import gradient.nn.functional as F
 from gradient.backends import cpu_backend
 
+from .kernel_spy import record_kernel_calls
+
 pytest.importorskip("numba")
 
 
@@ -75,11 +77,7 @@ def test_silu_kernels_are_used_and_take_non_contiguous_input(monkeypatch):
     x = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
     np.testing.assert_array_equal(cpu_kernels.silu(x.T), cpu_kernels.silu(x).T)
     assert cpu_kernels.silu(x.astype(np.float16)) is None  # declined: the op composes
-    calls = []
-    for name in ("silu", "silu_backward"):
-        kernel = cpu_kernels.FUSED[name]
-        monkeypatch.setitem(cpu_kernels.FUSED, name,
-                            lambda *a, _k=kernel, _n=name: calls.append(_n) or _k(*a))
+    calls = record_kernel_calls(monkeypatch, "silu", "silu_backward")
     _run(F.silu, x)
     assert calls == ["silu", "silu_backward"]
 
@@ -235,12 +233,7 @@ def test_attention_fused_matches_composition_and_torch(composed, dtype, causal, 
 
 
 def test_attention_kernel_is_used_in_training_and_prefill(monkeypatch):
-    from gradient.backends import cpu_kernels
-    calls = []
-    for name in ("attention_forward", "attention_backward"):
-        kernel = cpu_kernels.FUSED[name]
-        monkeypatch.setitem(cpu_kernels.FUSED, name,
-                            lambda *a, _k=kernel, _n=name: calls.append(_n) or _k(*a))
+    calls = record_kernel_calls(monkeypatch, "attention_forward", "attention_backward")
     q = gradient.randn(2, 2, 5, 4, requires_grad=True)
     F.scaled_dot_product_attention(q, q, q, is_causal=True).sum().backward()
     assert calls == ["attention_forward", "attention_backward"]

@@ -7,10 +7,12 @@ import pytest
 
 import gradient
 import gradient.nn.functional as F
-from gradient.backends import cpu_backend
 
 pytest.importorskip("numba")
+from gradient.backends import cpu_kernels  # noqa: E402
 from gradient.backends.cpu_low_precision import MAX_ROWS, low_precision_linear  # noqa: E402
+
+from .kernel_spy import record_kernel_calls  # noqa: E402
 
 BF16 = ml_dtypes.bfloat16
 
@@ -72,19 +74,16 @@ def test_half_precision_linear_uses_it_and_agrees_with_torch(monkeypatch, bias, 
     w = rng.standard_normal((40, 24)).astype(np.float32)
     b = rng.standard_normal(40).astype(np.float32) if bias else None
     x = rng.standard_normal((2, 1, 24)).astype(np.float32)
-    calls = []
-    kernel = cpu_backend.fused("low_precision_linear")
-    monkeypatch.setitem(type(cpu_backend)._kernels.FUSED, "low_precision_linear",
-                        lambda *a: calls.append(1) or kernel(*a))
+    calls = record_kernel_calls(monkeypatch, "low_precision_linear")
     to = lambda a: None if a is None else gradient.tensor(a).to(getattr(gradient, dtype))  # noqa: E731
     ours = F.linear(to(x), to(w), to(b)).float().numpy()
-    assert calls and ours.shape == (2, 1, 40)
+    assert calls == ["low_precision_linear"] and ours.shape == (2, 1, 40)
     tt = lambda a: None if a is None else torch.tensor(a).to(getattr(torch, dtype))  # noqa: E731
     theirs = torch.nn.functional.linear(tt(x), tt(w), tt(b)).float().numpy()
     # float32 sums in another order, one rounding to the half type: one of its steps apart
     step = 2 ** -7 if dtype == "bfloat16" else 2 ** -10
     np.testing.assert_allclose(ours, theirs, rtol=step, atol=1e-6)
-    monkeypatch.setitem(type(cpu_backend)._kernels.FUSED, "low_precision_linear", None)
+    monkeypatch.setitem(cpu_kernels.FUSED, "low_precision_linear", None)
     composed = F.linear(to(x), to(w), to(b)).float().numpy()
     np.testing.assert_allclose(ours, composed, rtol=step, atol=1e-6)
 
@@ -99,14 +98,11 @@ def test_half_precision_layer_norm_in_inference_takes_the_float32_kernel(monkeyp
     w, b = (rng.standard_normal(48).astype(np.float32) for _ in range(2))
     to = lambda a: gradient.tensor(a).to(getattr(gradient, dtype))  # noqa: E731
     tt = lambda a: torch.tensor(a).to(getattr(torch, dtype))  # noqa: E731
-    calls = []
-    kernel = cpu_backend.fused("layer_norm")
-    monkeypatch.setitem(type(cpu_backend)._kernels.FUSED, "layer_norm",
-                        lambda *a: calls.append(a[0].dtype) or kernel(*a))
+    calls = record_kernel_calls(monkeypatch, "layer_norm")   # it takes float32/float64 only
     params = (to(w), to(b)) if affine else (None, None)
     with gradient.no_grad():
         ours = F.layer_norm(to(x), (48,), *params)
-    assert calls == [np.float32] and ours.dtype is getattr(gradient, dtype)
+    assert calls == ["layer_norm"] and ours.dtype is getattr(gradient, dtype)
     theirs = torch.nn.functional.layer_norm(tt(x), (48,), *((tt(w), tt(b)) if affine else
                                                              (None, None)))
     step = 2 ** -7 if dtype == "bfloat16" else 2 ** -10
