@@ -47,6 +47,7 @@ from .. import nn
 from ..autograd import is_grad_enabled, no_grad
 from ..dtypes import float32, float64
 from ..errors import ShapeError
+from ..nn.module import structure_version
 from ..nn import functional as F
 from ..ops.attention import attention_arrays
 from ..ops.creation import from_numpy
@@ -674,11 +675,15 @@ class LlamaForCausalLM(PreTrainedModel):
             return None
         if attention_mask is not None and not bool((attention_mask.numpy() != 0).all()):
             return None
+        # (layers, decoder or None, structure_version() after building): a model that did not
+        # qualify is looked at again only after some module changed (a hook removed, say)
         decoder = self.__dict__.get("_fused_decoder")
         key = (id(self.model.layers[0].self_attn.q_proj), id(self.model.layers[-1].mlp.down_proj))
-        if decoder is None or decoder[0] != key or (decoder[1] and not decoder[1].valid(self)):
+        if decoder is None or decoder[0] != key or not (
+                decoder[1].valid(self) if decoder[1] else decoder[2] == structure_version()):
             from .llama_decode import FusedDecoder
-            decoder = (key, FusedDecoder.build(self))
+            built = FusedDecoder.build(self)
+            decoder = (key, built, structure_version())
             self.__dict__["_fused_decoder"] = decoder
         if not decoder[1]:
             return None

@@ -38,6 +38,7 @@ from ..backends.host_memory import pages_of_their_own, release_freed_memory
 from ..nn.module import structure_version
 from ..quant.interleaved import InterleavedWeight, _int8_byte, _int8_nibble, _quantize_rows
 from ..quant.linear import QuantizedLinear
+from .raw_decode import plain
 
 __all__ = ["FusedDecoder"]
 
@@ -94,13 +95,15 @@ class FusedDecoder:
 
     @classmethod
     def build(cls, model) -> "FusedDecoder | None":
-        """A decoder for ``model``, or None unless: every layer's seven projections are
+        """A decoder for ``model``, or None unless: the decoder stack and its layers are the
+        plain modules of :mod:`gradient.models.llama` (:func:`_runs_as_built`: no hooks, no
+        subclass or replaced forward, evaluation mode); every layer's seven projections are
         :class:`QuantizedLinear` layers with int8 activations over repacked weights of 32-value
         blocks, of one GGML type per projection across the layers; only q/k/v have biases; no
         per-head q/k norm (Qwen3); a SiLU MLP; float32 norm weights and biases."""
         c = model.config
         inner = model.model
-        if c.hidden_act not in ("silu", "swish"):
+        if c.hidden_act not in ("silu", "swish") or not _runs_as_built(model):
             return None
         per_kind = [[] for _ in _PROJECTIONS]
         for layer in inner.layers:
@@ -155,14 +158,18 @@ class FusedDecoder:
 
     def valid(self, model) -> bool:
         """Whether ``model`` holds the layers this decoder was built over (a copy of the model
-        does not: its layers are other objects). Runs every step; the walk over the layers only
-        when some module changed since the last walk found them (:func:`structure_version`):
-        right after a step has streamed the weights through the caches, the walk's 210 cold
-        modules cost about 0.4 ms of a 8 ms token. The norms' weights and the biases must still
-        be the parameters made views of the stacks (a replaced storage is a change too)."""
+        does not: its layers are other objects), still as built (:func:`_runs_as_built`: a
+        forward hook registered since then must run). Runs every step; the walk over the layers
+        only when some module changed since the last walk found them
+        (:func:`structure_version`): right after a step has streamed the weights through the
+        caches, the walk's 210 cold modules cost about 0.4 ms of a 8 ms token. The norms'
+        weights and the biases must still be the parameters made views of the stacks (a
+        replaced storage is a change too)."""
         version = structure_version()   # read first: a change during the walk is seen next time
         if version == self._checked_at:
             return True
+        if not _runs_as_built(model):
+            return False
         i = 0
         for layer in model.model.layers:
             blocks = layer._modules
@@ -188,6 +195,29 @@ class FusedDecoder:
                        position, self.n_heads, self.n_kv_heads, self.head_dim,
                        self.intermediate_size, self._windows, 2 * numba.get_num_threads())
         return x
+
+
+def _runs_as_built(model) -> bool:
+    """The modules the fused step stands in for are the plain classes of
+    :mod:`gradient.models.llama` (:func:`~gradient.models.raw_decode.plain`): exactly those
+    classes, in evaluation mode, with no forward hooks and no ``forward`` set on an instance. The
+    step replaces their calls, so a hook there would not run and a subclass's forward would be
+    ignored; the module graph runs instead. (The embedding and the final norm are still called
+    as modules around the step.)"""
+    from .llama import LlamaAttention, LlamaDecoderLayer, LlamaMLP, LlamaModel, LlamaRMSNorm
+    if not plain(model.model, LlamaModel):
+        return False
+    for layer in model.model.layers:
+        parts = layer._modules
+        attn, mlp = parts["self_attn"], parts["mlp"]
+        if not (plain(layer, LlamaDecoderLayer) and plain(attn, LlamaAttention)
+                and plain(mlp, LlamaMLP) and plain(parts["input_layernorm"], LlamaRMSNorm)
+                and plain(parts["post_attention_layernorm"], LlamaRMSNorm)):
+            return False
+        blocks = {"self_attn": attn._modules, "mlp": mlp._modules}
+        if not all(plain(blocks[block][name], QuantizedLinear) for block, name in _PROJECTIONS):
+            return False
+    return True
 
 
 def _share(module, name: str, view: np.ndarray) -> tuple:

@@ -32,10 +32,11 @@ def step_may_skip_modules(stack, cache) -> bool:
 
 
 def plain(module, cls) -> bool:
-    """``module`` is exactly ``cls``, in evaluation mode and without forward hooks: running its
-    forward's arithmetic on raw arrays then does what calling it would."""
+    """``module`` is exactly ``cls``, in evaluation mode, without forward hooks and without a
+    ``forward`` of its own (set on the instance): running its class's forward arithmetic on raw
+    arrays then does what calling it would."""
     return type(module) is cls and not module.training and not (
-        module._forward_hooks or module._forward_pre_hooks)
+        module._forward_hooks or module._forward_pre_hooks) and "forward" not in module.__dict__
 
 
 #: Linear layer classes besides ``nn.Linear`` that the raw path runs through their

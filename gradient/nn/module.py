@@ -83,6 +83,7 @@ class RemovableHandle:
         self._dicts = (hooks_dict, *extra_dicts)
 
     def remove(self) -> None:
+        _changes[0] += 1   # a hook removed: see structure_version
         for d in self._dicts:
             if isinstance(d, dict):
                 d.pop(self.id, None)
@@ -156,10 +157,10 @@ def _forward_unimplemented(self, *input: Any) -> None:
                               "function; define forward(self, ...) in the subclass")
 
 
-# How many times any module's attributes or children were set or removed: a structure derived
-# from a module tree and cached (a compiled decoder over its layers) stays valid while this is
-# unchanged, and is checked again otherwise. A list, so that the class and the children dicts
-# below share one count.
+# How many times any module's attributes, children or forward hooks were set or removed: a
+# structure derived from a module tree and cached (a compiled decoder over its layers) stays
+# valid while this is unchanged, and is checked again otherwise. A list, so that the class and
+# the children dicts below share one count.
 _changes = [0]
 
 
@@ -170,8 +171,8 @@ def count_change() -> None:
 
 
 def structure_version() -> int:
-    """The count of changes to any :class:`Module`'s attributes or children, and of replaced
-    parameter storage, so far.
+    """The count of changes to any :class:`Module`'s attributes, children or forward hooks, and
+    of replaced parameter storage, so far.
 
     Example: ``v = structure_version(); ...; unchanged = structure_version() == v``
     """
@@ -794,6 +795,7 @@ class Module:
         With ``with_kwargs=True`` the hook is ``hook(module, args, kwargs)`` and may return a new
         ``(args, kwargs)`` pair. ``prepend=True`` runs it before the hooks already registered.
         """
+        count_change()   # paths that skip hook-less modules must see it (structure_version)
         handle = RemovableHandle(self._forward_pre_hooks,
                                  extra_dicts=(self._forward_pre_hooks_with_kwargs,))
         self._forward_pre_hooks[handle.id] = hook
@@ -816,6 +818,7 @@ class Module:
             >>> h = model.fc1.register_forward_hook(lambda m, args, out: acts.update(fc1=out))
             >>> model(x); h.remove()
         """
+        count_change()   # as in register_forward_pre_hook
         handle = RemovableHandle(self._forward_hooks, extra_dicts=(
             self._forward_hooks_with_kwargs, self._forward_hooks_always_called))
         self._forward_hooks[handle.id] = hook

@@ -36,8 +36,8 @@ def count_raw_steps(monkeypatch, model_module) -> list:
 
 
 def assert_module_graph_where_forwards_differ(model, decode_calls, ids, hooked, parent, name):
-    """With a forward hook on ``hooked``, a subclassed ``Linear`` at ``parent.<name>``, autocast
-    or a recorded graph, the decode steps take the module graph (``decode_calls``, from
+    """With a forward hook on ``hooked``, a subclassed ``Linear`` at ``parent.<name>`` or a
+    ``forward`` set on the one there, autocast or a recorded graph, the decode steps take the module graph (``decode_calls``, from
     :func:`count_raw_steps`, stays empty) and give what it gives; afterwards the raw path is
     taken again with the same logits (``ids`` of shape (1, 9): a prefill of 6, three steps)."""
     expected = decode_logits(model, ids, fused=False)
@@ -57,6 +57,12 @@ def assert_module_graph_where_forwards_differ(model, decode_calls, ids, hooked, 
     scaled = decode_logits(model, ids)
     assert decode_calls == [] and not np.allclose(scaled, expected)
     setattr(parent, name, old)
+
+    old.forward = lambda x: type(old).forward(old, x) * 2.0   # a forward set on the instance
+    own = decode_logits(model, ids)
+    assert decode_calls == [] and not np.allclose(own, expected)
+    np.testing.assert_array_equal(own, decode_logits(model, ids, fused=False))
+    del old.forward
 
     with gradient.amp.autocast("cpu", dtype=gradient.bfloat16):    # the products in bfloat16
         low = decode_logits(model, ids)

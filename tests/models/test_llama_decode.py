@@ -25,7 +25,7 @@ def quantized_model(model_type="llama", qtypes=("Q8_0",), seed=0, **overrides):
               num_attention_heads=4, num_key_value_heads=2, head_dim=16,
               max_position_embeddings=128, model_type=model_type)
     kw.update(overrides)
-    model = LlamaForCausalLM(LlamaConfig(**kw)).eval()
+    model = LlamaForCausalLM(LlamaConfig(**kw))
     for layer in model.model.layers:
         for i, name in enumerate(PROJECTIONS):
             block = layer.self_attn if i < 4 else layer.mlp
@@ -34,7 +34,7 @@ def quantized_model(model_type="llama", qtypes=("Q8_0",), seed=0, **overrides):
                 with gradient.no_grad():
                     linear.bias.copy_(gradient.randn(*linear.bias.shape) * 0.1)
             setattr(block, name, QuantizedLinear.from_linear(linear, qtypes[i % len(qtypes)]))
-    return model
+    return model.eval()     # the new layers too
 
 
 def decode(model, prompt, steps, fused):
@@ -177,6 +177,61 @@ def test_norms_and_biases_changed_in_place_or_replaced_reach_the_fused_step():
     graph, ids_graph = decode(model, [4, 9, 2], 5, False)
     assert ids_fused == ids_graph
     assert np.abs(fused - graph).max() <= 1e-4 * np.abs(graph).max()
+
+
+def _module_at(model, where):
+    layer = model.model.layers[1]
+    return {"the decoder stack": model.model, "a layer": layer, "attention": layer.self_attn,
+            "the MLP": layer.mlp, "a projection": layer.mlp.up_proj,
+            "a norm": layer.post_attention_layernorm}[where]
+
+
+@pytest.mark.parametrize("where", ["the decoder stack", "a layer", "attention", "the MLP",
+                                   "a projection", "a norm"])
+@pytest.mark.parametrize("change", ["forward hook", "forward pre-hook", "forward on the instance",
+                                    "training mode"])
+def test_modules_that_could_compute_otherwise_are_called(monkeypatch, where, change):
+    """The fused step stands in for the calls of the stack, its layers and their parts: once
+    one of them has a hook, a forward of its own or training mode, even after the decoder was
+    built, every step calls the modules again (the hook runs at each step, logits equal the
+    module graph's); once undone, the steps are fused again."""
+    model = quantized_model(qtypes=("Q8_0",), seed=6)
+    fused_steps = []
+    real_step = FusedDecoder.step
+    monkeypatch.setattr(FusedDecoder, "step", lambda *a: fused_steps.append(1) or real_step(*a))
+    prompt = [7, 3, 11, 2]
+    graph, ids_graph = decode(model, prompt, 5, False)
+    decode(model, prompt, 2, True)
+    assert len(fused_steps) == 2                                   # built and used
+    module = _module_at(model, where)
+    calls = []
+    if change == "forward hook":
+        undo = module.register_forward_hook(lambda m, args, out: calls.append(1)).remove
+    elif change == "forward pre-hook":
+        undo = module.register_forward_pre_hook(lambda m, args: calls.append(1)).remove
+    elif change == "forward on the instance":
+        own = type(module).forward
+        module.forward = lambda *a, **k: calls.append(1) or own(module, *a, **k)
+
+        def undo():
+            del module.forward
+    else:
+        module.train()
+        calls = None
+
+        def undo():
+            module.eval()
+    fused_steps.clear()
+    got, ids_got = decode(model, prompt, 5, True)
+    assert fused_steps == []
+    if calls is not None:
+        assert len(calls) == 6                                     # the prefill and 5 steps
+    assert ids_got == ids_graph
+    np.testing.assert_array_equal(got, graph)
+    undo()
+    again, ids_again = decode(model, prompt, 5, True)
+    assert len(fused_steps) == 5 and ids_again == ids_graph
+    assert np.abs(again - graph).max() <= 1e-4 * np.abs(graph).max()
 
 
 def test_padding_and_batches_take_the_module_graph():
