@@ -346,8 +346,7 @@ class Tensor:
         """Where a gradient for this tensor goes: its grad_fn's output, or its leaf accumulator."""
         if self.grad_fn is not None:
             return (self.grad_fn, self._output_nr)
-        from .autograd.function import grad_accumulator
-        return (grad_accumulator(self), 0)
+        return (_function.grad_accumulator(self), 0)   # (imported at the end of this file)
 
     # ------------------------------------------------------------------ conversion
     def to(self, *args, **kwargs) -> "Tensor":
