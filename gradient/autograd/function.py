@@ -1,13 +1,15 @@
-"""Function: one differentiable operation, its forward and its backward on one screen.
+"""Differentiable operations, their forward and their backward on one screen.
 
-``forward(ctx, *args)`` runs on raw backend arrays (``ctx.backend`` has the primitives);
-``backward(ctx, *grads)`` receives and returns :class:`~gradient.Tensor` objects and is written
-with gradient's own differentiable ops, so a graph recorded during backward
-(``create_graph=True``) gives second derivatives with no extra code.
+:class:`ArrayFunction` is what gradient's own ops are made of: ``forward(ctx, *args)`` runs on
+raw backend arrays (``ctx.backend`` has the primitives); ``backward(ctx, *grads)`` receives and
+returns :class:`~gradient.Tensor` objects and is written with gradient's own differentiable
+ops, so a graph recorded during backward (``create_graph=True``) gives second derivatives with
+no extra code. :class:`Function` (``gradient.autograd.Function``) is PyTorch's
+``torch.autograd.Function`` for users: its forward receives and returns Tensors.
 
 Example::
 
-    class Exp(Function):
+    class Exp(ArrayFunction):
         @staticmethod
         def forward(ctx, x):
             y = ctx.backend.unary("exp", x)
@@ -59,6 +61,14 @@ class Context:
     def mark_non_differentiable(self, *arrays) -> None:
         """Outputs that get no grad_fn (indices, masks)."""
         self._non_differentiable = arrays
+
+    def set_materialize_grads(self, value: bool) -> None:
+        """Accepted for PyTorch's API; backward always receives zeros for outputs that got no
+        gradient, which code written for ``value=False`` (None checks) handles as well."""
+
+    def mark_dirty(self, *tensors) -> None:
+        raise AutogradError("a custom Function that modifies its inputs in place (ctx.mark_dirty) "
+                            "is not supported: return new tensors from forward instead")
 
     @property
     def saved_tensors(self) -> tuple:
@@ -164,8 +174,32 @@ def grad_accumulator(tensor) -> AccumulateGrad:
     return node
 
 
-class Function:
-    """Base class of differentiable operations; see the module docstring."""
+def _unwrap_inputs(cls, args) -> tuple:
+    """``(backend, any input requires grad, raw arrays)`` of an op's arguments: tensors must share
+    one backend, and a stale view is refused while recording."""
+    backend = None
+    record = False
+    raw = []
+    for a in args:
+        if isinstance(a, Tensor):
+            if backend is not a._backend:
+                if backend is not None:
+                    raise DeviceError(
+                        f"{cls.__name__}: expected all tensors on the same device, got "
+                        f"{backend.name} and {a._backend.name}; move them with .to(device)")
+                backend = a._backend
+            record = record or a._requires_grad
+            if a._base is not None and a._base.grad_fn is not a._base_grad_fn:
+                _refuse_stale_view(cls, a)
+            raw.append(a._data)
+        else:
+            raw.append(a)
+    return backend, record, raw
+
+
+class ArrayFunction:
+    """Base class of gradient's differentiable operations, forward on raw arrays; see the module
+    docstring."""
 
     @staticmethod
     def forward(ctx, *args):
@@ -177,23 +211,7 @@ class Function:
 
     @classmethod
     def apply(cls, *args):
-        backend = None
-        record = False
-        raw = []
-        for a in args:
-            if isinstance(a, Tensor):
-                if backend is not a._backend:
-                    if backend is not None:
-                        raise DeviceError(
-                            f"{cls.__name__}: expected all tensors on the same device, got "
-                            f"{backend.name} and {a._backend.name}; move them with .to(device)")
-                    backend = a._backend
-                record = record or a._requires_grad
-                if a._base is not None and a._base.grad_fn is not a._base_grad_fn:
-                    _refuse_stale_view(cls, a)
-                raw.append(a._data)
-            else:
-                raw.append(a)
+        backend, record, raw = _unwrap_inputs(cls, args)
         ctx = Context()
         ctx.backend = backend
         record = record and grad_mode.is_grad_enabled()
@@ -216,8 +234,149 @@ class Function:
         return cls.forward(ctx, *args)
 
 
+class Function:
+    """A differentiable operation written by a user, as PyTorch's ``torch.autograd.Function``:
+    ``forward(ctx, *args)`` receives the Tensors (and other arguments) it is applied to and
+    returns a Tensor or a tuple; it runs without recording a graph. ``backward(ctx, *grads)``
+    receives one gradient per output and returns one per forward argument (None for those that
+    need none), written with gradient's differentiable ops, so ``create_graph=True`` and
+    :func:`~gradient.autograd.gradgradcheck` work. ``ctx.save_for_backward(*tensors)``,
+    ``ctx.saved_tensors``, ``ctx.needs_input_grad`` and ``ctx.mark_non_differentiable`` are
+    PyTorch's; so is the ``setup_context`` form (``forward(*args)`` without ctx). Non-Tensor
+    outputs pass through and get a None gradient.
+
+    Example::
+
+        >>> class Exp(gradient.autograd.Function):
+        ...     @staticmethod
+        ...     def forward(ctx, x):
+        ...         y = x.exp()
+        ...         ctx.save_for_backward(y)
+        ...         return y
+        ...
+        ...     @staticmethod
+        ...     def backward(ctx, grad):
+        ...         (y,) = ctx.saved_tensors
+        ...         return grad * y
+        >>> y = Exp.apply(gradient.tensor([0.5], requires_grad=True))
+
+    Differences from PyTorch: a forward that writes into its inputs in place (``ctx.mark_dirty``)
+    is not supported, and backward always receives zeros, never None, for outputs that got no
+    gradient (``ctx.set_materialize_grads(False)`` is accepted and changes nothing).
+    (gradient's own ops are :class:`ArrayFunction` subclasses, whose forward runs on raw arrays.)
+    """
+
+    @staticmethod
+    def forward(ctx, *args, **kwargs):
+        raise NotImplementedError(
+            "a gradient.autograd.Function subclass must define forward(ctx, *args) as a "
+            "@staticmethod (or forward(*args) together with setup_context(ctx, inputs, output))")
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        """Override to save what backward needs when ``forward`` takes no ctx (PyTorch 2's form)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise NotImplementedError(
+            "a gradient.autograd.Function subclass must define backward(ctx, *grads) as a "
+            "@staticmethod to be differentiated")
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        if kwargs:   # as PyTorch: bound to forward's parameters, each an input with a gradient
+            args = _bind_arguments(cls, args, kwargs)
+        backend, record, raw = _unwrap_inputs(cls, args)
+        ctx = Context()
+        ctx.backend = backend
+        ctx.needs_input_grad = tuple([isinstance(a, Tensor) and a._requires_grad for a in args])
+        record = record and grad_mode.is_grad_enabled()
+        with grad_mode.no_grad():
+            if cls.setup_context is Function.setup_context:
+                out = cls.forward(ctx, *args)
+            else:
+                out = cls.forward(*args)
+                cls.setup_context(ctx, args, out)
+        if not record:
+            return out
+        multiple = type(out) is tuple
+        outs = out if multiple else (out,)
+        tensor_at = [i for i, o in enumerate(outs) if isinstance(o, Tensor)]
+        if not tensor_at:
+            raise AutogradError(f"{cls.__name__}.forward returned no Tensor, so nothing can "
+                                "carry a gradient; return the result as a Tensor")
+        if any(outs[i]._backend is not backend for i in tensor_at) and backend is not None:
+            raise DeviceError(f"{cls.__name__}.forward returned a tensor on another device than "
+                              "its inputs; return it on the inputs' device")
+        # the Tensor-level requests of ctx, as the arrays ArrayFunction's recording matches
+        attrs = ctx.__dict__
+        for key in ("_to_save", "_non_differentiable"):
+            if attrs.get(key):
+                attrs[key] = tuple(_array_of(cls, t) for t in attrs[key])
+        arrays = tuple(outs[i]._data for i in tensor_at)
+        recorded = _record(cls, ctx, args, raw, arrays, outs[tensor_at[0]]._backend,
+                           node_type=_FunctionNode)
+        ctx._node().tensor_at = (tensor_at, len(outs))
+        if not multiple:
+            return recorded[0]
+        result = list(outs)
+        for i, t in zip(tensor_at, recorded):
+            result[i] = t
+        return tuple(result)
+
+
+class _FunctionNode(Node):
+    """The node of a user's :class:`Function`: backward is called with one gradient per output
+    (None for non-Tensor ones), and what it returns is checked."""
+
+    __slots__ = ("tensor_at",)
+
+    def apply(self, grads):
+        tensor_at, n_outputs = self.tensor_at
+        full = [None] * n_outputs
+        for i, g in zip(tensor_at, grads):
+            full[i] = g
+        out = self.fn.backward(self.ctx, *full)
+        out = out if isinstance(out, tuple) else (out,)
+        n_inputs = len(self.next_edges)
+        if len(out) < n_inputs or any(g is not None for g in out[n_inputs:]):
+            raise AutogradError(f"{self.fn.__name__}.backward returned {len(out)} gradient(s) "
+                                f"but forward took {n_inputs} argument(s): return one per "
+                                "argument, None for those that need no gradient")
+        for i, g in enumerate(out[:n_inputs]):
+            if g is not None and not isinstance(g, Tensor):
+                raise AutogradError(f"{self.fn.__name__}.backward returned a "
+                                    f"{type(g).__name__} as gradient {i}; return Tensors "
+                                    "(or None)")
+        return out[:n_inputs]
+
+
+def _bind_arguments(cls, args, kwargs) -> tuple:
+    """``args`` and ``kwargs`` as the positional arguments of ``cls.forward`` (after ctx, unless
+    the setup_context form), defaults filled in."""
+    import inspect
+    params = list(inspect.signature(cls.forward).parameters.values())
+    if cls.setup_context is Function.setup_context:
+        params = params[1:]   # ctx
+    bound = inspect.Signature(params).bind(*args, **kwargs)
+    bound.apply_defaults()
+    return bound.args
+
+
+def _array_of(cls, value):
+    """The array a saved (or non-differentiable) value stands for: Tensors by their data."""
+    if value is None or not isinstance(value, Tensor):
+        if value is not None:
+            raise AutogradError(f"{cls.__name__}: save_for_backward and mark_non_differentiable "
+                                f"take Tensors (or None), got a {type(value).__name__}; keep "
+                                "other values as attributes of ctx")
+        return None
+    return value._data
+
+
 def check_same_device(name: str, *tensors) -> None:
-    """Raise :class:`DeviceError`, as :meth:`Function.apply` does, unless ``tensors`` (None
+    """Raise :class:`DeviceError`, as :meth:`ArrayFunction.apply` does, unless ``tensors`` (None
     entries skipped) are on one device: for fast paths that run on raw arrays without apply."""
     first = None
     for t in tensors:
@@ -243,7 +402,7 @@ def _refuse_stale_view(cls, view) -> None:
             "again after the in-place write (or compute under no_grad if no gradient is needed)")
 
 
-def _record(cls, ctx, args, raw, out, backend):
+def _record(cls, ctx, args, raw, out, backend, node_type=None):
     """Wrap the outputs of a recorded call and link them into the graph through a new Node."""
     # (runs once per recorded op: list comprehensions and plain attribute reads, not
     # generators and properties, keep it a few microseconds)
@@ -264,7 +423,8 @@ def _record(cls, ctx, args, raw, out, backend):
         else:
             edges.append(None)
             meta.append(None)
-    node = Node(cls, ctx, tuple(edges), tuple(meta), tuple([(o.shape, o.dtype) for o in outs]))
+    node = (node_type or Node)(cls, ctx, tuple(edges), tuple(meta),
+                               tuple([(o.shape, o.dtype) for o in outs]))
     for i, t in enumerate(tensors):
         if t._requires_grad:
             t.grad_fn, t._output_nr = node, i

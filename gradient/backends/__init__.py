@@ -3,7 +3,7 @@
 A device type has one device (``"cpu"``) or several, numbered from 0 (``"cuda:0"``,
 ``"cuda:1"``). Every device has a backend object of its own, named by its device string, so a
 tensor's backend says where it lives, and an op given tensors of two backends refuses them
-(``Function.apply`` compares backends). A type with several devices and no index
+(``ArrayFunction.apply`` compares backends). A type with several devices and no index
 (``"cuda"``) means the type's *current* device: 0 unless :func:`set_current_index` (which
 ``gradient.cuda.set_device`` and ``gradient.cuda.device(n)`` call) says otherwise, per
 thread, as in PyTorch.

@@ -35,7 +35,7 @@ import math
 
 from ..autograd import autocast_state as _autocast
 from ..autograd import is_grad_enabled
-from ..autograd.function import Function, check_same_device
+from ..autograd.function import ArrayFunction, check_same_device
 from ..dtypes import bool_, float32, float64, from_numpy_dtype, int64
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
@@ -125,7 +125,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
         # E = 0: PyTorch's scale is inf, harmless because the scores are empty sums (zeros)
         scale = 1.0 / math.sqrt(E) if E else math.inf
     if attn_mask is None and dropout_p == 0.0 and S and E:
-        check_same_device(fn, query, key, value)   # the paths below may skip Function.apply
+        check_same_device(fn, query, key, value)   # the paths below may skip ArrayFunction.apply
         recording = is_grad_enabled() and (query.requires_grad or key.requires_grad
                                             or value.requires_grad)
         grouped = (k_groups == v_groups > 1 and key.shape[-3] == value.shape[-3]
@@ -165,7 +165,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     return _matmul(attn, value)
 
 
-class FusedAttention(Function):
+class FusedAttention(ArrayFunction):
     """Attention without a mask (or with the causal one) through the backend's fused kernels.
 
     The forward keeps the attention probabilities, as the composition would. The backward runs

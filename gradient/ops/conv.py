@@ -33,7 +33,7 @@ import math
 import operator
 
 from ..autograd import autocast_state as _autocast
-from ..autograd.function import Function
+from ..autograd.function import ArrayFunction
 from ..dtypes import from_numpy_dtype, int64
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
@@ -93,7 +93,7 @@ def _kernel_positions(sizes):
     return itertools.product(*(range(k) for k in sizes))
 
 
-class _Unfold(Function):
+class _Unfold(ArrayFunction):
     """Sliding windows over the last ``len(sizes)`` dimensions: ``(..., *spatial)`` ->
     ``(..., *counts, *sizes)``, a read-only strided view of the input (im2col without copying)."""
 
@@ -108,7 +108,7 @@ class _Unfold(Function):
         return _Fold.apply(grad, ctx.spatial, *ctx.params), None, None, None
 
 
-class _Fold(Function):
+class _Fold(ArrayFunction):
     """The adjoint of :class:`_Unfold`: ``(..., *counts, *sizes)`` windows summed back into
     ``(..., *spatial)``; where windows overlap, their values add up."""
 
@@ -134,7 +134,7 @@ class _Fold(Function):
         return _Unfold.apply(grad, *ctx.params), None, None, None, None
 
 
-class _ConstantPad(Function):
+class _ConstantPad(ArrayFunction):
     """Pad every dimension by non-negative ``widths`` ((before, after) pairs) with ``value``."""
 
     @staticmethod
@@ -147,7 +147,7 @@ class _ConstantPad(Function):
         return getitem(grad, ctx.inner), None, None
 
 
-class _WindowMax(Function):
+class _WindowMax(ArrayFunction):
     """Max over the last dimension, and its int64 argmax (the first one among ties, as PyTorch;
     a NaN counts as the maximum). The gradient goes to the argmax only."""
 
@@ -165,7 +165,7 @@ class _WindowMax(Function):
         return _ScatterLast.apply(grad, ctx.idx, ctx.size)
 
 
-class _ScatterLast(Function):
+class _ScatterLast(ArrayFunction):
     """``(...)`` values placed at ``idx`` along a new last dimension of ``size`` zeros."""
 
     @staticmethod
@@ -181,7 +181,7 @@ class _ScatterLast(Function):
         return _GatherLast.apply(grad, ctx.idx), None, None
 
 
-class _GatherLast(Function):
+class _GatherLast(ArrayFunction):
     """The element at ``idx`` of each row of the last dimension (the adjoint of _ScatterLast)."""
 
     @staticmethod

@@ -37,7 +37,7 @@ import types as _types
 
 import ml_dtypes as _ml_dtypes
 
-from ..autograd.function import Function
+from ..autograd.function import ArrayFunction
 from ..autograd.grad_mode import no_grad as _no_grad
 from ..dtypes import (DType, bfloat16, bool_, float16, float32, float64, from_numpy_dtype,
                       get_default_dtype, result_type)
@@ -179,7 +179,7 @@ def _as_tensor(x) -> Tensor:
 
 
 # ---------------------------------------------------------------------- dtype conversion
-class Cast(Function):
+class Cast(ArrayFunction):
     @staticmethod
     def forward(ctx, x, dtype):
         ctx.src_dtype = x.dtype
@@ -201,7 +201,7 @@ def cast(x: Tensor, dtype: DType) -> Tensor:
 
 
 # ---------------------------------------------------------------------- arithmetic
-class Add(Function):
+class Add(ArrayFunction):
     @staticmethod
     def forward(ctx, a, b):
         return ctx.backend.binary("add", a, b)
@@ -211,7 +211,7 @@ class Add(Function):
         return grad, grad
 
 
-class Sub(Function):
+class Sub(ArrayFunction):
     @staticmethod
     def forward(ctx, a, b):
         return ctx.backend.binary("sub", a, b)
@@ -221,7 +221,7 @@ class Sub(Function):
         return grad, -grad
 
 
-class Mul(Function):
+class Mul(ArrayFunction):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
@@ -234,7 +234,7 @@ class Mul(Function):
                 grad * a if ctx.needs_input_grad[1] else None)
 
 
-class Div(Function):
+class Div(ArrayFunction):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
@@ -247,7 +247,7 @@ class Div(Function):
         return grad_a, (-grad_a * a / b if ctx.needs_input_grad[1] else None)
 
 
-class Neg(Function):
+class Neg(ArrayFunction):
     @staticmethod
     def forward(ctx, x):
         return ctx.backend.unary("neg", x)
@@ -345,7 +345,7 @@ def neg(input: Tensor) -> Tensor:
 subtract, multiply, divide, true_divide, negative = sub, mul, div, div, neg
 
 
-class Reciprocal(Function):
+class Reciprocal(ArrayFunction):
     @staticmethod
     def forward(ctx, x):
         y = ctx.backend.unary("reciprocal", x)
@@ -407,7 +407,7 @@ def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
 # ---------------------------------------------------------------------- math functions
 # Each takes integer and bool tensors too and returns the default float for them (PyTorch's
 # rule); backward formulas reuse the saved output where that is cheaper than the input.
-class Exp(Function):
+class Exp(ArrayFunction):
     @staticmethod
     def forward(ctx, x):
         y = ctx.backend.unary("exp", x)
@@ -430,7 +430,7 @@ def exp2(input: Tensor) -> Tensor:
     return pow(2.0, _floating(input))
 
 
-class Expm1(Function):
+class Expm1(ArrayFunction):
     @staticmethod
     def forward(ctx, x):
         y = ctx.backend.unary("expm1", x)
@@ -448,7 +448,7 @@ def expm1(input: Tensor) -> Tensor:
     return Expm1.apply(_floating(input))
 
 
-class Log(Function):
+class Log(ArrayFunction):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -465,7 +465,7 @@ def log(input: Tensor) -> Tensor:
     return Log.apply(_floating(input))
 
 
-class _LogBase(Function):
+class _LogBase(ArrayFunction):
     """log2 and log10: their own kernels, so that powers of the base give exact integers."""
     op, ln_base = "", 1.0
 
@@ -498,7 +498,7 @@ def log10(input: Tensor) -> Tensor:
     return Log10.apply(_floating(input))
 
 
-class Log1p(Function):
+class Log1p(ArrayFunction):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -515,7 +515,7 @@ def log1p(input: Tensor) -> Tensor:
     return Log1p.apply(_floating(input))
 
 
-class Sqrt(Function):
+class Sqrt(ArrayFunction):
     @staticmethod
     def forward(ctx, x):
         y = ctx.backend.unary("sqrt", x)
@@ -533,7 +533,7 @@ def sqrt(input: Tensor) -> Tensor:
     return Sqrt.apply(_floating(input))
 
 
-class Rsqrt(Function):
+class Rsqrt(ArrayFunction):
     @staticmethod
     def forward(ctx, x):
         y = ctx.backend.unary("reciprocal", ctx.backend.unary("sqrt", x))
@@ -551,7 +551,7 @@ def rsqrt(input: Tensor) -> Tensor:
     return Rsqrt.apply(_floating(input))
 
 
-class Sin(Function):
+class Sin(ArrayFunction):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -568,7 +568,7 @@ def sin(input: Tensor) -> Tensor:
     return Sin.apply(_floating(input))
 
 
-class Cos(Function):
+class Cos(ArrayFunction):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -585,7 +585,7 @@ def cos(input: Tensor) -> Tensor:
     return Cos.apply(_floating(input))
 
 
-class Tan(Function):
+class Tan(ArrayFunction):
     @staticmethod
     def forward(ctx, x):
         y = ctx.backend.unary("tan", x)
@@ -603,7 +603,7 @@ def tan(input: Tensor) -> Tensor:
     return Tan.apply(_floating(input))
 
 
-class Asin(Function):
+class Asin(ArrayFunction):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -620,7 +620,7 @@ def asin(input: Tensor) -> Tensor:
     return Asin.apply(_floating(input))
 
 
-class Acos(Function):
+class Acos(ArrayFunction):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -637,7 +637,7 @@ def acos(input: Tensor) -> Tensor:
     return Acos.apply(_floating(input))
 
 
-class Atan(Function):
+class Atan(ArrayFunction):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -654,7 +654,7 @@ def atan(input: Tensor) -> Tensor:
     return Atan.apply(_floating(input))
 
 
-class Tanh(Function):
+class Tanh(ArrayFunction):
     @staticmethod
     def forward(ctx, x):
         y = ctx.backend.unary("tanh", x)
@@ -672,7 +672,7 @@ def tanh(input: Tensor) -> Tensor:
     return Tanh.apply(_floating(input))
 
 
-class Sigmoid(Function):
+class Sigmoid(ArrayFunction):
     @staticmethod
     def forward(ctx, x):
         y = ctx.backend.unary("sigmoid", x)
@@ -690,7 +690,7 @@ def sigmoid(input: Tensor) -> Tensor:
     return Sigmoid.apply(_floating(input))
 
 
-class Erf(Function):
+class Erf(ArrayFunction):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -707,7 +707,7 @@ def erf(input: Tensor) -> Tensor:
     return Erf.apply(_floating(input))
 
 
-class Abs(Function):
+class Abs(ArrayFunction):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -729,7 +729,7 @@ def abs(input: Tensor) -> Tensor:  # noqa: A001  (PyTorch's name)
 arcsin, arccos, arctan, absolute = asin, acos, atan, abs
 
 
-class Atan2(Function):
+class Atan2(ArrayFunction):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
@@ -796,7 +796,7 @@ def _integer_pow(backend, a, b):
     return backend.where(negative, truncated, y)
 
 
-class Pow(Function):
+class Pow(ArrayFunction):
     @staticmethod
     def forward(ctx, a, b):
         if a.dtype.kind in "biu":
@@ -839,7 +839,7 @@ def pow(input, exponent) -> Tensor:  # noqa: A001  (PyTorch's name)
 
 
 # ---------------------------------------------------------------------- comparisons and logic (no grad)
-class _Compare(Function):
+class _Compare(ArrayFunction):
     op = ""
 
     @classmethod
@@ -898,7 +898,7 @@ bitwise_and, bitwise_or, bitwise_xor = (_bitwise(op) for op in ("bitwise_and", "
                                                                  "bitwise_xor"))
 
 
-class _UnaryNoGrad(Function):
+class _UnaryNoGrad(ArrayFunction):
     op = ""
 
     @classmethod
@@ -957,7 +957,7 @@ class _FunctionAndMethod:
         return f"<function gradient.{self.__name__}>"
 
 
-class Where(Function):
+class Where(ArrayFunction):
     @staticmethod
     def forward(ctx, cond, a, b):
         ctx.save_for_backward(cond)
@@ -1035,7 +1035,7 @@ def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
 
 
 # ---------------------------------------------------------------------- maximum, minimum, clamp
-class Maximum(Function):
+class Maximum(ArrayFunction):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
@@ -1050,7 +1050,7 @@ class Maximum(Function):
                 where(a > b, zero, half) if ctx.needs_input_grad[1] else None)
 
 
-class Minimum(Function):
+class Minimum(ArrayFunction):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
@@ -1081,7 +1081,7 @@ def minimum(input, other) -> Tensor:
     return Minimum.apply(*_promote(input, other, op="minimum"))
 
 
-class Clamp(Function):
+class Clamp(ArrayFunction):
     @staticmethod
     def forward(ctx, x, lo, hi):
         y = x
@@ -1204,7 +1204,7 @@ def _no_bool(op: str, x: Tensor) -> None:
         raise DTypeError(f"{op}: not supported for bool tensors; convert with .int() or .float() first")
 
 
-class _Rounding(Function):
+class _Rounding(ArrayFunction):
     op = ""
 
     @classmethod
@@ -1228,7 +1228,7 @@ class Ceil(_Rounding):
     op = "ceil"
 
 
-class Round(Function):
+class Round(ArrayFunction):
     @staticmethod
     def forward(ctx, x, decimals):
         backend = ctx.backend
@@ -1252,7 +1252,7 @@ class Round(Function):
         return _zero_grad(grad), None
 
 
-class Sign(Function):
+class Sign(ArrayFunction):
     @staticmethod
     def forward(ctx, x):
         s = ctx.backend.unary("sign", x)
@@ -1316,7 +1316,7 @@ def frac(input: Tensor) -> Tensor:
 sgn, fix = sign, trunc
 
 
-class FloorDivide(Function):
+class FloorDivide(ArrayFunction):
     @staticmethod
     def forward(ctx, a, b):
         return ctx.backend.binary("floordiv", a, b)
@@ -1337,7 +1337,7 @@ def floor_divide(input, other) -> Tensor:
     return FloorDivide.apply(a, b)
 
 
-class Remainder(Function):
+class Remainder(ArrayFunction):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
@@ -1359,7 +1359,7 @@ def remainder(input, other) -> Tensor:
     return Remainder.apply(a, b)
 
 
-class Fmod(Function):
+class Fmod(ArrayFunction):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)

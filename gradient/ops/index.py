@@ -27,7 +27,7 @@ from math import prod as _prod
 
 import numpy as np
 
-from ..autograd.function import Function
+from ..autograd.function import ArrayFunction
 from ..dtypes import bool_, float64, int32, int64, result_type, uint8
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
@@ -199,7 +199,7 @@ def _plan(index, shape, backend) -> _Plan:
     return _Plan(tuple(new), False, pos + ndim - dim, tuple(drop))
 
 
-class Index(Function):
+class Index(ArrayFunction):
     @staticmethod
     def forward(ctx, x, index):
         ctx.shape, ctx.index = x.shape, index
@@ -215,7 +215,7 @@ class Index(Function):
         return IndexAccumulate.apply(zeros, grad, ctx.index), None
 
 
-class IndexAccumulate(Function):
+class IndexAccumulate(ArrayFunction):
     """``base`` with ``values`` added at ``index`` (repeated indices add up); out of place."""
 
     @staticmethod
@@ -230,7 +230,7 @@ class IndexAccumulate(Function):
         return grad, Index.apply(grad, ctx.index), None
 
 
-class IndexPut(Function):
+class IndexPut(ArrayFunction):
     """``base`` with ``values`` written at ``index``; out of place."""
 
     @staticmethod
@@ -402,7 +402,7 @@ def _as_1d(t: Tensor) -> Tensor:
 
 
 # ====================================================================== gather / scatter
-class Gather(Function):
+class Gather(ArrayFunction):
     """``out[i][j] = x[index[i][j]][j]`` (for dim 0): PyTorch's gather."""
 
     @staticmethod
@@ -421,7 +421,7 @@ class Gather(Function):
         return ScatterAdd.apply(grad.new_zeros(ctx.shape), ctx.dim, index, grad), None, None
 
 
-class ScatterAdd(Function):
+class ScatterAdd(ArrayFunction):
     """``base`` plus ``src`` added at ``index`` along ``dim`` (src has index's shape); out of place."""
 
     @staticmethod
@@ -439,7 +439,7 @@ class ScatterAdd(Function):
         return grad, None, None, grad_src
 
 
-class Scatter(Function):
+class Scatter(ArrayFunction):
     """``base`` with ``src`` written at ``index`` along ``dim``; out of place.
 
     ``src`` has index's shape, or is 0-d (a fill value).

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 
 from ..autograd import autocast_state as _autocast
-from ..autograd.function import Function
+from ..autograd.function import ArrayFunction
 from ..dtypes import bfloat16, bool_, float16, float32, from_numpy_dtype
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
@@ -75,7 +75,7 @@ def _broadcast_batch(name: str, a_shape: tuple, b_shape: tuple) -> tuple:
 
 
 # ---------------------------------------------------------------------- matmul
-class Matmul(Function):
+class Matmul(ArrayFunction):
     """``a @ b`` with PyTorch's rules for 1-d operands and broadcast batch dimensions."""
 
     @staticmethod
@@ -214,7 +214,7 @@ ger = outer
 
 
 # ---------------------------------------------------------------------- addmm family
-class AddMatmul(Function):
+class AddMatmul(ArrayFunction):
     """``beta * input + alpha * (a @ b)`` in one node, for 2-d or 3-d ``a`` and ``b``.
 
     As in PyTorch, ``input`` is ignored when ``beta == 0`` (its nan and inf do not propagate),
@@ -392,7 +392,7 @@ def _parse_einsum(equation: str, shapes: list) -> tuple[list[str], str]:
     return inputs, rhs
 
 
-class Einsum(Function):
+class Einsum(ArrayFunction):
     """Einstein summation on an equation of plain letters whose sizes agree (see :func:`einsum`)."""
 
     @staticmethod

@@ -28,7 +28,7 @@ from __future__ import annotations
 import warnings
 
 from ..autograd import autocast_state as _autocast
-from ..autograd.function import Function
+from ..autograd.function import ArrayFunction
 from ..autograd.grad_mode import is_grad_enabled
 from ..dtypes import from_numpy_dtype, int64, uint8
 from ..errors import DTypeError, ShapeError
@@ -302,7 +302,7 @@ def _shifted_exp_sum(b, x, dim: int):
     return shifted, e, b.reduce("sum", e, dim, True)
 
 
-class CrossEntropyIndex(Function):
+class CrossEntropyIndex(ArrayFunction):
     """Cross entropy of logits against class indices: no class weight, no label smoothing.
 
     The fast path of :func:`cross_entropy` for its most common use, as one node instead of
@@ -378,7 +378,7 @@ class CrossEntropyIndex(Function):
         return CrossEntropyIndexGrad.apply(scale, x, e, total, index, ctx.dim), *(None,) * 5
 
 
-class CrossEntropyIndexGrad(Function):
+class CrossEntropyIndexGrad(ArrayFunction):
     """``scale * (softmax(x) - one_hot(index))`` along ``dim``: CrossEntropyIndex's gradient.
 
     ``softmax(x)`` is ``e / total``, kept from the forward, so this is one pass over the
@@ -511,7 +511,7 @@ def _cross_entropy_probs(input, target, weight, ignore_index, reduction, label_s
 
 
 # ---------------------------------------------------------------------- binary cross entropy
-class BinaryCrossEntropy(Function):
+class BinaryCrossEntropy(ArrayFunction):
     """Unreduced ``-(t log x + (1 - t) log(1 - x))`` with each log clamped at -100 (PyTorch).
 
     The backward is PyTorch's: ``(x - t) / max(x (1 - x), 1e-12)`` for the input (finite at

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 
 from ..autograd import autocast_state as _autocast
-from ..autograd.function import Function, check_same_device
+from ..autograd.function import ArrayFunction, check_same_device
 from ..autograd.grad_mode import is_grad_enabled, no_grad
 from ..dtypes import bfloat16, bool_, float16, float32, float64, from_numpy_dtype, int64
 from ..errors import DTypeError, ShapeError
@@ -112,7 +112,7 @@ def _broadcasts_to(shape, target) -> bool:
 
 
 # ---------------------------------------------------------------------- relu family
-class ReLU(Function):
+class ReLU(ArrayFunction):
     @staticmethod
     def forward(ctx, x):
         b = ctx.backend
@@ -138,7 +138,7 @@ def relu_(input: Tensor) -> Tensor:
     return input._inplace("relu_", ReLU.apply)
 
 
-class Hardtanh(Function):
+class Hardtanh(ArrayFunction):
     @staticmethod
     def forward(ctx, x, min_val, max_val):
         b = ctx.backend
@@ -230,7 +230,7 @@ _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 _GELU_C = 0.044715
 
 
-class GELU(Function):
+class GELU(ArrayFunction):
     @staticmethod
     def forward(ctx, x, approximate):
         b = ctx.backend
@@ -280,7 +280,7 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     return GELU.apply(_floating(input), approximate)
 
 
-class SiLU(Function):
+class SiLU(ArrayFunction):
     @staticmethod
     def forward(ctx, x):
         b = ctx.backend
@@ -311,7 +311,7 @@ def silu(input: Tensor, inplace: bool = False) -> Tensor:
     return SiLU.apply(_floating(input))
 
 
-class Softplus(Function):
+class Softplus(ArrayFunction):
     @staticmethod
     def forward(ctx, x, beta, threshold):
         b = ctx.backend
@@ -338,7 +338,7 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
     return Softplus.apply(_floating(input), beta, threshold)
 
 
-class ELU(Function):
+class ELU(ArrayFunction):
     """scale * x for x > 0, scale * alpha * (exp(x * input_scale) - 1) otherwise (elu/selu/celu)."""
 
     @staticmethod
@@ -473,7 +473,7 @@ def _row_kernel(b, name: str, dim: int, *arrays):
     return kernel(*arrays) if kernel is not None else None
 
 
-class Softmax(Function):
+class Softmax(ArrayFunction):
     @staticmethod
     def forward(ctx, x, dim):
         y = _row_kernel(ctx.backend, "softmax", dim, x)
@@ -489,7 +489,7 @@ class Softmax(Function):
         return SoftmaxGrad.apply(grad, y, ctx.dim), None
 
 
-class SoftmaxGrad(Function):
+class SoftmaxGrad(ArrayFunction):
     """Softmax's backward ``y * (grad - sum(grad * y))`` as one node (y: the softmax output).
 
     One node on raw arrays instead of four Tensor ops; its own backward, needed only for
@@ -520,7 +520,7 @@ class SoftmaxGrad(Function):
         return d_grad, d_y, None
 
 
-class LogSoftmax(Function):
+class LogSoftmax(ArrayFunction):
     @staticmethod
     def forward(ctx, x, dim):
         b = ctx.backend
@@ -539,7 +539,7 @@ class LogSoftmax(Function):
         return LogSoftmaxGrad.apply(grad, y, ctx.dim), None
 
 
-class LogSoftmaxGrad(Function):
+class LogSoftmaxGrad(ArrayFunction):
     """LogSoftmax's backward ``grad - exp(y) * sum(grad)`` as one node (y: the log-softmax).
 
     One node on raw arrays instead of four Tensor ops; its own backward, needed only for
@@ -604,7 +604,7 @@ def softmin(input: Tensor, dim: int = -1, dtype=None) -> Tensor:
 
 
 # ---------------------------------------------------------------------- linear
-class Linear(Function):
+class Linear(ArrayFunction):
     """x @ weight.T + bias over the last dimension of x (any leading dimensions)."""
 
     @staticmethod
@@ -782,7 +782,7 @@ def dropout3d(input: Tensor, p: float = 0.5, training: bool = True, inplace: boo
 
 
 # ---------------------------------------------------------------------- embedding and one_hot
-class Embedding(Function):
+class Embedding(ArrayFunction):
     """Rows of ``weight`` picked by integer ``ids`` (any shape): out[...] = weight[ids[...]]."""
 
     @staticmethod
@@ -811,7 +811,7 @@ class Embedding(Function):
                                        ctx.scale_grad_by_freq), None, None, None
 
 
-class EmbeddingBackward(Function):
+class EmbeddingBackward(ArrayFunction):
     """The gradient of the table: rows of ``grad`` added up per id (repeats accumulate)."""
 
     @staticmethod
@@ -1016,7 +1016,7 @@ def layer_norm_is_fused(backend, x, weight, bias, normalized_shape) -> bool:
             and all(p is None or p.dtype == x.dtype for p in (weight, bias)))
 
 
-class LayerNorm(Function):
+class LayerNorm(ArrayFunction):
     """Layer norm over the last dimension in the backend's fused kernels (float32/float64).
 
     The forward and the first-order backward each take one kernel call; the backward of the
@@ -1086,7 +1086,7 @@ def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
     return cast(_affine(y, weight, None, shape, dtype), input.dtype)
 
 
-class RMSNorm(Function):
+class RMSNorm(ArrayFunction):
     """RMS norm over the last dimension in the backend's fused kernels (float32/float64), for
     training; as :class:`LayerNorm`, second derivatives go through differentiable ops."""
 
@@ -1301,7 +1301,7 @@ def swiglu_arrays(b, gate, up):
     return b.binary("mul", SiLU.forward_arrays(b, gate), up)
 
 
-class SwiGLU(Function):
+class SwiGLU(ArrayFunction):
     """:func:`swiglu` in the backend's fused kernels; second derivatives go through the
     same gradients written with differentiable ops (as :class:`RMSNorm`)."""
 
@@ -1384,7 +1384,7 @@ def _rotary_composed(b, x, cos, sin):
     return b.binary("add", b.binary("mul", x, cos), b.binary("mul", rolled, sin))
 
 
-class Rotary(Function):
+class Rotary(ArrayFunction):
     """:func:`rotary_embedding` in the backend's fused kernel. The map is linear in ``x``:
     its backward is the transpose ``g * cos + roll(g * sin, half)`` (the kernel's ``backward``
     mode), written with differentiable ops when a graph is being built."""

@@ -32,7 +32,7 @@ import math as _math
 import operator as _operator
 from collections import namedtuple as _namedtuple
 
-from ..autograd.function import Function
+from ..autograd.function import ArrayFunction
 from ..dtypes import as_dtype as _as_dtype
 from ..dtypes import bool_, float32, from_numpy_dtype, int64, uint8
 from ..errors import DTypeError, ShapeError
@@ -124,7 +124,7 @@ def _is_half(input: Tensor) -> bool:
 
 
 # ---------------------------------------------------------------------- small private helpers
-class _Sqrt(Function):
+class _Sqrt(ArrayFunction):
     """sqrt with gradient 0 where the result is 0 (PyTorch's convention for std and norm)."""
 
     @staticmethod
@@ -141,7 +141,7 @@ class _Sqrt(Function):
         return where(zero, 0.0, grad / (2 * where(zero, 1.0, y)))
 
 
-class _Shift(Function):
+class _Shift(ArrayFunction):
     """``x`` moved ``steps`` places along ``axis`` (back when negative); vacated places hold ``fill``.
 
     ``0 < |steps| < x.shape[axis]``. The adjoint is the shift the other way, filled with 0.
@@ -162,7 +162,7 @@ class _Shift(Function):
 
 
 # ---------------------------------------------------------------------- sum, mean, prod
-class Sum(Function):
+class Sum(ArrayFunction):
     @staticmethod
     def forward(ctx, x, axes, keepdim):
         ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
@@ -223,7 +223,7 @@ def nanmean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Te
     return nansum(input, dim, keepdim) / present
 
 
-class Prod(Function):
+class Prod(ArrayFunction):
     @staticmethod
     def forward(ctx, x, axes, keepdim):
         ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
@@ -270,7 +270,7 @@ def prod(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tenso
 
 
 # ---------------------------------------------------------------------- max, min, median
-class _EvenSplitReduce(Function):
+class _EvenSplitReduce(ArrayFunction):
     """A reduction selecting elements by value; the gradient is split evenly among ties.
 
     Subclasses compute ``value`` with every reduced dimension kept (size 1).
@@ -325,7 +325,7 @@ def _median_index(b, x, axis):
     return b.take_along_axis(order, pos, axis)
 
 
-class _SelectAlong(Function):
+class _SelectAlong(ArrayFunction):
     """(values, indices): one element per slice along ``axis``, picked by ``kind``.
 
     The gradient goes to the picked element only (PyTorch's max/min/median with a dim).
@@ -426,7 +426,7 @@ def aminmax(input: Tensor, *, dim=None, keepdim: bool = False):
     return _aminmax_result(amin(input, dim, keepdim), amax(input, dim, keepdim))
 
 
-class _ArgReduce(Function):
+class _ArgReduce(ArrayFunction):
     """argmax/argmin: int64 indices, no gradient."""
 
     @staticmethod
@@ -543,7 +543,7 @@ def std_mean(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, c
 
 
 # ---------------------------------------------------------------------- logsumexp
-class LogSumExp(Function):
+class LogSumExp(ArrayFunction):
     @staticmethod
     def forward(ctx, x, axes, keepdim):
         b = ctx.backend
@@ -582,7 +582,7 @@ def logsumexp(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
 
 
 # ---------------------------------------------------------------------- cumsum, cumprod
-class CumSum(Function):
+class CumSum(ArrayFunction):
     @staticmethod
     def forward(ctx, x, axis):
         ctx.axis = axis
@@ -639,7 +639,7 @@ def cumprod(input: Tensor, dim: int, *, dtype=None) -> Tensor:
 
 
 # ---------------------------------------------------------------------- norm
-class _VectorNorm(Function):
+class _VectorNorm(ArrayFunction):
     """(sum |x|^p)^(1/p) for a finite p other than 0, 1 and 2 (those have simpler forms)."""
 
     @staticmethod
@@ -671,7 +671,7 @@ class _VectorNorm(Function):
         return scaled * scale, None, None, None
 
 
-class _CountNonzero(Function):
+class _CountNonzero(ArrayFunction):
     """The number of nonzero elements as a float: the "0-norm", which has no gradient."""
 
     @staticmethod
@@ -719,7 +719,7 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) ->
 
 
 # ---------------------------------------------------------------------- all, any, count_nonzero
-class _LogicalReduce(Function):
+class _LogicalReduce(ArrayFunction):
     @staticmethod
     def forward(ctx, x, op, axes, keepdim):
         return ctx.backend.reduce(op, x, axes, keepdim)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from math import prod as _prod
 
-from ..autograd.function import Function
+from ..autograd.function import ArrayFunction
 from ..autograd.grad_mode import is_grad_enabled
 from ..dtypes import DType, from_numpy_dtype, int64, promote_types
 from ..errors import ShapeError
@@ -158,7 +158,7 @@ def _view_strides(shape, strides, new_shape):
 
 
 # ---------------------------------------------------------------------- reshape and friends
-class Reshape(Function):
+class Reshape(ArrayFunction):
     @staticmethod
     def forward(ctx, x, shape):
         ctx.shape = x.shape
@@ -295,7 +295,7 @@ def atleast_3d(*tensors):
 
 
 # ---------------------------------------------------------------------- permutations
-class Permute(Function):
+class Permute(ArrayFunction):
     @staticmethod
     def forward(ctx, x, axes):
         ctx.axes = axes
@@ -366,7 +366,7 @@ moveaxis = movedim
 
 
 # ---------------------------------------------------------------------- broadcasting and repetition
-class Expand(Function):
+class Expand(ArrayFunction):
     @staticmethod
     def forward(ctx, x, shape):
         return ctx.backend.broadcast_to(x, shape)
@@ -522,7 +522,7 @@ def _slice_along(dim: int, index) -> tuple:
     return (slice(None),) * dim + (index,)
 
 
-class Narrow(Function):
+class Narrow(ArrayFunction):
     @staticmethod
     def forward(ctx, x, dim, start, length):
         ctx.dim, ctx.start, ctx.after = dim, start, x.shape[dim] - start - length
@@ -533,7 +533,7 @@ class Narrow(Function):
         return PadDim.apply(grad, ctx.dim, ctx.start, ctx.after), None, None, None
 
 
-class PadDim(Function):
+class PadDim(ArrayFunction):
     """Zeros added before and after along one dimension: the adjoint of :class:`Narrow`."""
 
     @staticmethod
@@ -567,7 +567,7 @@ def narrow(input: Tensor, dim: int, start: int, length: int) -> Tensor:
     return _as_view(Narrow.apply(input, dim, start, length), input, shares=True)
 
 
-class Split(Function):
+class Split(ArrayFunction):
     """Pieces ``x[start:start + length]`` along ``dim``, one output per ``(start, length)`` range."""
 
     @staticmethod
@@ -700,7 +700,7 @@ def dsplit(input: Tensor, indices_or_sections) -> tuple:
     return _split_dim("dsplit", input, indices_or_sections, 2, 3)
 
 
-class Unbind(Function):
+class Unbind(ArrayFunction):
     @staticmethod
     def forward(ctx, x, dim):
         ctx.dim = dim
@@ -729,7 +729,7 @@ def _legacy_empty(shape) -> bool:
     return len(shape) == 1 and shape[0] == 0
 
 
-class Cat(Function):
+class Cat(ArrayFunction):
     @staticmethod
     def forward(ctx, dim, *xs):
         ctx.dim = dim
@@ -834,7 +834,7 @@ def column_stack(tensors) -> Tensor:
 
 
 # ---------------------------------------------------------------------- reordering: flip, roll
-class Flip(Function):
+class Flip(ArrayFunction):
     @staticmethod
     def forward(ctx, x, dims):
         ctx.dims = dims
@@ -866,7 +866,7 @@ def flipud(input: Tensor) -> Tensor:
     return flip(input, (0,))
 
 
-class Roll(Function):
+class Roll(ArrayFunction):
     @staticmethod
     def forward(ctx, x, shifts, dims):
         ctx.shifts, ctx.dims = shifts, dims
@@ -913,7 +913,7 @@ def _triangle_mask(backend, rows: int, cols: int, diagonal: int, upper: bool):
     return backend.binary("ge" if upper else "le", offset, k)
 
 
-class Triangle(Function):
+class Triangle(ArrayFunction):
     @staticmethod
     def forward(ctx, x, diagonal, upper):
         ctx.diagonal, ctx.upper = diagonal, upper
@@ -1013,7 +1013,7 @@ def diag(input: Tensor, diagonal: int = 0) -> Tensor:
 
 
 # ---------------------------------------------------------------------- copies
-class Clone(Function):
+class Clone(ArrayFunction):
     @staticmethod
     def forward(ctx, x):
         return ctx.backend.copy(x)
@@ -1028,7 +1028,7 @@ def clone(input: Tensor, *, memory_format=None) -> Tensor:
     return Clone.apply(input)
 
 
-class Contiguous(Function):
+class Contiguous(ArrayFunction):
     @staticmethod
     def forward(ctx, x):
         return ctx.backend.contiguous(x)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from ..autograd.function import Function
+from ..autograd.function import ArrayFunction
 from ..backends import get_backend
 from ..tensor import Tensor
 
 TENSOR_METHODS = ()
 
 
-class ToDevice(Function):
+class ToDevice(ArrayFunction):
     @staticmethod
     def forward(ctx, x, target):
         ctx.source = ctx.backend.name

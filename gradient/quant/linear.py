@@ -8,7 +8,7 @@ optional float bias. It is a drop-in replacement for :class:`gradient.nn.Linear`
 * **No gradient recorded** (``with gradient.no_grad():``, or an input that does not require
   grad): the kernel runs on the input's array and the result is wrapped in a Tensor.
 * **Gradient recorded for the input** (fine-tuning adapters on top of a quantized model,
-  saliency...): the product is still an autograd ``Function`` whose backward is
+  saliency...): the product is still an autograd ``ArrayFunction`` whose backward is
   ``grad @ W``, computed tile by tile from the blocks (:func:`~gradient.quant.matmul.
   quantized_matmul_t`), and whose own backward is the forward product again, so double
   backward works too. ``W`` itself is frozen: it has no gradient and is not a parameter.
@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd.function import Function
+from ..autograd.function import ArrayFunction
 from ..errors import DTypeError, ShapeError
 from ..models.raw_decode import ARRAY_LINEARS
 from ..nn.module import Module
@@ -60,7 +60,7 @@ def _back(ctx, like, y: np.ndarray):
     return y if isinstance(like, np.ndarray) else ctx.backend.from_numpy(y)
 
 
-class _QuantizedMatmul(Function):
+class _QuantizedMatmul(ArrayFunction):
     """``x @ W.T`` with W the frozen weight of a quantized layer (not a tensor: it gets no
     gradient). The layer (:class:`QuantizedLinear`, :class:`~gradient.quant.weight_only.
     WeightOnlyLinear`) provides ``_product(x)`` (``x @ W.T``), ``_product_t(g)`` (``g @ W``),
@@ -82,7 +82,7 @@ class _QuantizedMatmul(Function):
         return _QuantizedMatmulT.apply(grad, ctx.layer), None
 
 
-class _QuantizedMatmulT(Function):
+class _QuantizedMatmulT(ArrayFunction):
     """``g @ W``: the backward of :class:`_QuantizedMatmul`, whose backward is that again."""
 
     @staticmethod

@@ -1,0 +1,223 @@
+"""gradient.autograd.Function, the user's custom differentiable op: the same class body runs under
+PyTorch's torch.autograd.Function and gives the same values and gradients."""
+
+import numpy as np
+import pytest
+import torch
+
+import gradient
+from gradient.errors import AutogradError
+
+
+def define(lib):
+    """The custom Functions of these tests, written once against ``lib`` (gradient or torch)."""
+
+    class Exp(lib.autograd.Function):           # saves an output
+        @staticmethod
+        def forward(ctx, x):
+            y = x.exp()
+            ctx.save_for_backward(y)
+            return y
+
+        @staticmethod
+        def backward(ctx, grad):
+            (y,) = ctx.saved_tensors
+            return grad * y
+
+    class ScaledTanh(lib.autograd.Function):     # saves an input, a keyword with a default
+        @staticmethod
+        def forward(ctx, x, scale=2.0):
+            ctx.save_for_backward(x)
+            ctx.scale = scale
+            return lib.tanh(x) * scale
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            return grad * ctx.scale * (1 - lib.tanh(x) ** 2), None
+
+    class MulAdd(lib.autograd.Function):         # two tensor inputs, two outputs and an int
+        @staticmethod
+        def forward(ctx, a, b):
+            ctx.save_for_backward(a, b)
+            ctx.flags = ctx.needs_input_grad
+            return a * b, a + b, 7
+
+        @staticmethod
+        def backward(ctx, g_prod, g_sum, g_int):
+            assert g_int is None
+            a, b = ctx.saved_tensors
+            return g_prod * b + g_sum, g_prod * a + g_sum
+
+    class SortValues(lib.autograd.Function):     # an integer output marked non-differentiable
+        @staticmethod
+        def forward(ctx, x):
+            values, order = lib.sort(x)
+            ctx.mark_non_differentiable(order)
+            ctx.save_for_backward(order)
+            return values, order
+
+        @staticmethod
+        def backward(ctx, g_values, g_order):
+            (order,) = ctx.saved_tensors
+            return lib.zeros_like(g_values).scatter(-1, order, g_values)
+
+    class Cube(lib.autograd.Function):           # PyTorch 2's split form
+        @staticmethod
+        def forward(x):
+            return x ** 3
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            (x,) = inputs
+            ctx.save_for_backward(x)
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            return grad * 3 * x ** 2
+
+    return {"Exp": Exp, "ScaledTanh": ScaledTanh, "MulAdd": MulAdd, "SortValues": SortValues,
+            "Cube": Cube}
+
+
+OURS, THEIRS = define(gradient), define(torch)
+X = np.array([[0.3, -1.2, 0.7], [1.5, 0.1, -0.4]])
+Y = np.array([[0.9, 0.2, -0.5], [-1.1, 0.6, 0.8]])
+
+
+def both(fn, *arrays):
+    """``fn(lib, functions, *leaves)`` in gradient and torch: (outputs, input grads) of each,
+    after backward of the sum of every differentiable output times fixed weights."""
+    results = []
+    for lib, fns in ((gradient, OURS), (torch, THEIRS)):
+        leaves = [lib.tensor(a, dtype=lib.float64, requires_grad=True) for a in arrays]
+        outs = fn(lib, fns, *leaves)
+        outs = outs if isinstance(outs, tuple) else (outs,)
+        total = sum((o * (i + 1.5)).sum() for i, o in enumerate(outs)
+                    if isinstance(o, (gradient.Tensor, torch.Tensor)) and o.requires_grad)
+        total.backward()
+        results.append(([o.detach().numpy() if hasattr(o, "detach") else o for o in outs],
+                        [t.grad.numpy() for t in leaves]))
+    return results
+
+
+@pytest.mark.parametrize("case", [
+    lambda lib, f, x: f["Exp"].apply(x),
+    lambda lib, f, x: f["ScaledTanh"].apply(x),
+    lambda lib, f, x: f["ScaledTanh"].apply(x, scale=0.5),
+    lambda lib, f, x: f["ScaledTanh"].apply(x, 3.0),
+    lambda lib, f, x: f["SortValues"].apply(x)[0] * 2,
+    lambda lib, f, x: f["Cube"].apply(x).sin(),
+], ids=["saved output", "saved input", "keyword", "positional extra", "non-differentiable "
+        "output", "setup_context"])
+def test_values_and_gradients_match_pytorch(case):
+    (ours, our_grads), (theirs, their_grads) = both(case, X)
+    for a, b in zip(ours + our_grads, theirs + their_grads):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_several_outputs_and_a_non_tensor_one():
+    (ours, our_grads), (theirs, their_grads) = both(
+        lambda lib, f, a, b: f["MulAdd"].apply(a, b), X, Y)
+    assert ours[2] == theirs[2] == 7
+    for a, b in zip(ours[:2] + our_grads, theirs[:2] + their_grads):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_needs_input_grad_and_outputs_without_a_graph():
+    a = gradient.tensor(X, requires_grad=True)
+    b = gradient.tensor(Y)
+    prod, _, _ = OURS["MulAdd"].apply(a, b)
+    assert prod.requires_grad and prod.grad_fn.name() == "MulAddBackward"
+    assert prod.grad_fn.ctx.flags == (True, False)
+    with gradient.no_grad():
+        plain = OURS["Exp"].apply(a)
+    assert not plain.requires_grad and plain.grad_fn is None
+    values, order = OURS["SortValues"].apply(a)
+    assert values.requires_grad and not order.requires_grad
+
+
+@pytest.mark.parametrize("name", ["Exp", "ScaledTanh", "Cube"])
+def test_gradcheck_and_gradgradcheck(name):
+    x = gradient.tensor(X, dtype=gradient.float64, requires_grad=True)
+    assert gradient.autograd.gradcheck(OURS[name].apply, (x,))
+    assert gradient.autograd.gradgradcheck(OURS[name].apply, (x,))
+
+
+def test_second_derivative_matches_pytorch():
+    grads = []
+    for lib, fns in ((gradient, OURS), (torch, THEIRS)):
+        x = lib.tensor(X, dtype=lib.float64, requires_grad=True)
+        (g,) = lib.autograd.grad(fns["ScaledTanh"].apply(x).sum(), (x,), create_graph=True)
+        (gg,) = lib.autograd.grad((g * g).sum(), (x,))
+        grads.append(gg.numpy())
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-12)
+
+
+def test_a_saved_input_changed_in_place_is_caught():
+    x = gradient.tensor(X, requires_grad=True)
+    h = x * 1
+    y = OURS["ScaledTanh"].apply(h)
+    with gradient.no_grad():
+        h.add_(1.0)
+    with pytest.raises(AutogradError, match="modified by an in-place"):
+        y.sum().backward()
+
+
+def test_mistakes_get_clear_errors():
+    class TooFew(gradient.autograd.Function):
+        @staticmethod
+        def forward(ctx, a, b):
+            return a * b
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    class NotATensor(gradient.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad.numpy() * 2
+
+    class SavesANumber(gradient.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x, 3.0)
+            return x * 2
+
+    class NoBackward(gradient.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+    x = gradient.tensor(X, requires_grad=True)
+    with pytest.raises(AutogradError, match="returned 1 gradient.*took 2 argument"):
+        TooFew.apply(x, x).sum().backward()
+    with pytest.raises(AutogradError, match="returned a ndarray as gradient 0"):
+        NotATensor.apply(x).sum().backward()
+    with pytest.raises(AutogradError, match="take Tensors .or None., got a float"):
+        SavesANumber.apply(x)
+    with pytest.raises(NotImplementedError, match="must define backward"):
+        NoBackward.apply(x).sum().backward()
+
+
+def test_array_functions_still_run_on_arrays():
+    """gradient's own ops keep their forward on raw arrays (gradient.autograd.ArrayFunction)."""
+    class Twice(gradient.autograd.ArrayFunction):
+        @staticmethod
+        def forward(ctx, x):
+            assert isinstance(x, np.ndarray)
+            return ctx.backend.binary("mul", x, x.dtype.type(2))
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * 2
+
+    x = gradient.tensor(X, requires_grad=True)
+    Twice.apply(x).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.full(X.shape, 2.0))
