@@ -15,8 +15,9 @@ from . import dtypes
 from .autograd import (enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled,
                        no_grad, set_grad_enabled)
 from .device import device
-from .dtypes import (DType, bfloat16, bool_, float16, float32, float64, get_default_dtype, int8,
-                     int16, int32, int64, promote_types, result_type, set_default_dtype, uint8)
+from .dtypes import (DType, bfloat16, bool_, finfo, float16, float32, float64, get_default_dtype,
+                     iinfo, int8, int16, int32, int64, promote_types, result_type,
+                     set_default_dtype, uint8)
 from .errors import (AutogradError, DeviceError, DTypeError, FileFormatError, GradientError,
                      ShapeError)
 from .tensor import Size, Tensor
@@ -24,6 +25,8 @@ from .ops import *  # noqa: F401,F403
 from .ops.creation import Generator, default_generator  # noqa: F401
 from . import amp, autograd, cuda, io, nn, ops, optim  # noqa: F401
 from .io import load, save  # noqa: F401
+from .amp import autocast  # noqa: F401  (gradient.autocast, like torch.autocast)
+from .threads import get_num_threads, set_num_threads  # noqa: F401
 
 bool = bool_  # noqa: A001  (gradient.bool, like torch.bool)
 half, float, double = float16, float32, float64  # noqa: A001

@@ -28,6 +28,7 @@ __all__ = [
     "DType", "bool_", "uint8", "int8", "int16", "int32", "int64",
     "float16", "bfloat16", "float32", "float64",
     "get_default_dtype", "set_default_dtype", "promote_types", "result_type", "as_dtype",
+    "finfo", "iinfo",
 ]
 
 
@@ -118,6 +119,48 @@ def as_dtype(obj) -> DType:
             return found
     known = ", ".join(d.name for d in ALL_DTYPES)
     raise DTypeError(f"unknown dtype {obj!r}: expected one of {known}")
+
+
+class finfo:  # noqa: N801  (PyTorch's name)
+    """The limits of a floating dtype, as ``torch.finfo``: ``bits``, ``eps``, ``max``, ``min``,
+    ``tiny`` (= ``smallest_normal``), ``resolution`` and ``dtype`` (its name).
+
+    Example: ``gradient.finfo(gradient.float32).min`` (the default dtype when none is given).
+    """
+
+    def __init__(self, dtype=None):
+        dtype = get_default_dtype() if dtype is None else as_dtype(dtype)
+        if not dtype.is_floating_point:
+            raise DTypeError(f"finfo: expected a floating dtype, got {dtype}; use gradient.iinfo "
+                             "for integer dtypes")
+        info = ml_dtypes.finfo(dtype.numpy)   # NumPy's for NumPy's types, bfloat16's too
+        self.bits, self.dtype = info.bits, dtype.name
+        self.eps, self.max, self.min = float(info.eps), float(info.max), float(info.min)
+        self.tiny = self.smallest_normal = float(info.smallest_normal)
+        self.resolution = 10.0 ** -info.precision   # exact, not rounded to the dtype
+
+    def __repr__(self) -> str:
+        return (f"finfo(resolution={self.resolution:g}, min={self.min:g}, max={self.max:g}, "
+                f"eps={self.eps:g}, smallest_normal={self.smallest_normal:g}, "
+                f"tiny={self.tiny:g}, dtype={self.dtype})")
+
+
+class iinfo:  # noqa: N801
+    """The limits of an integer dtype, as ``torch.iinfo``: ``bits``, ``max``, ``min``, ``dtype``.
+
+    Example: ``gradient.iinfo(gradient.int64).max``
+    """
+
+    def __init__(self, dtype):
+        dtype = as_dtype(dtype)
+        if dtype._kind != _INT:
+            raise DTypeError(f"iinfo: expected an integer dtype, got {dtype}; use gradient.finfo "
+                             "for floating dtypes")
+        info = np.iinfo(dtype.numpy)
+        self.bits, self.max, self.min, self.dtype = info.bits, int(info.max), int(info.min), dtype.name
+
+    def __repr__(self) -> str:
+        return f"iinfo(min={self.min:g}, max={self.max:g}, dtype={self.dtype})"
 
 
 def from_numpy_dtype(np_dtype) -> DType:

@@ -3,7 +3,9 @@
 Each error subclasses the built-in exception a Python user would expect to catch
 (``ValueError`` for bad shapes, ``TypeError`` for bad dtypes, ...), so
 ``except ValueError`` keeps working, while ``except gradient.GradientError``
-catches everything the framework raises on purpose.
+catches everything the framework raises on purpose. Shape and dtype errors are also
+``RuntimeError``s, the class PyTorch raises for them, so code ported from PyTorch that
+catches ``RuntimeError`` catches them too.
 Messages say what was expected, what was given, and what to do.
 """
 
@@ -12,11 +14,11 @@ class GradientError(Exception):
     """Base class of every error gradient raises on purpose."""
 
 
-class ShapeError(GradientError, ValueError):
+class ShapeError(GradientError, ValueError, RuntimeError):
     """Shapes that do not fit together: ``matmul: shapes (3, 4) and (5, 6) do not align: 4 != 5``."""
 
 
-class DTypeError(GradientError, TypeError):
+class DTypeError(GradientError, TypeError, RuntimeError):
     """An unknown dtype, or a dtype an operation does not support."""
 
 

@@ -25,7 +25,7 @@ from .autograd import grad_mode
 from .backends import Backend, cpu_backend, get_backend
 from .device import as_device, device
 from .dtypes import DType, as_dtype, from_numpy_dtype, promote_types
-from .errors import AutogradError, DTypeError
+from .errors import AutogradError, DTypeError, ShapeError
 
 __all__ = ["Tensor", "Size"]
 
@@ -250,8 +250,8 @@ class Tensor:
         return int(self.item())
 
     def __bool__(self) -> bool:
-        if self._data.size != 1:
-            raise ValueError(f"the truth value of a tensor with {self._data.size} elements is "
+        if self._data.size != 1:   # a ValueError and, as in PyTorch, a RuntimeError
+            raise ShapeError(f"the truth value of a tensor with {self._data.size} elements is "
                              "ambiguous; use .any() or .all()")
         return bool(self.item())
 
@@ -270,6 +270,12 @@ class Tensor:
     def __repr__(self) -> str:
         from .printing import tensor_repr
         return tensor_repr(self)
+
+    def __format__(self, spec: str) -> str:
+        """A 0-d tensor formats as its number, as in PyTorch: ``f"{loss:.4f}"``."""
+        if self.ndim == 0:
+            return format(self.item(), spec)
+        return object.__format__(self, spec)   # "" gives str(); other specs raise TypeError
 
     # ------------------------------------------------------------------ autograd
     @property

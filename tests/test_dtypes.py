@@ -187,3 +187,34 @@ def test_dtypes_are_singletons_through_pickle_and_copy():
     for d in dtypes.ALL_DTYPES:
         assert pickle.loads(pickle.dumps(d)) is d
         assert copy.deepcopy(d) is d
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_finfo_and_iinfo_match_torch(name):
+    ours, theirs = _ours(name), getattr(torch, name)
+    if theirs.is_floating_point:
+        a, b = gradient.finfo(ours), torch.finfo(theirs)
+        keys = ("bits", "eps", "max", "min", "tiny", "smallest_normal", "resolution", "dtype")
+        with pytest.raises(TypeError, match="use gradient.finfo"):
+            gradient.iinfo(ours)
+    elif name != "bool":
+        a, b = gradient.iinfo(ours), torch.iinfo(theirs)
+        keys = ("bits", "max", "min", "dtype")
+        with pytest.raises(TypeError, match="use gradient.iinfo"):
+            gradient.finfo(ours)
+    else:
+        for info in (gradient.finfo, gradient.iinfo):
+            with pytest.raises(TypeError):
+                info(ours)
+        return
+    assert {k: getattr(a, k) for k in keys} == {k: getattr(b, k) for k in keys}
+    assert repr(a) == repr(b)
+
+
+def test_finfo_defaults_to_the_default_dtype():
+    assert gradient.finfo().dtype == "float32"
+    gradient.set_default_dtype(gradient.float64)
+    try:
+        assert gradient.finfo().bits == 64
+    finally:
+        gradient.set_default_dtype(gradient.float32)

@@ -205,3 +205,36 @@ def test_in_place_random_fills():
     assert -1 <= w.detach().min().item() and w.detach().max().item() < 1
     with pytest.raises(DTypeError):
         gradient.zeros(3, dtype=gradient.int64).normal_()
+
+
+def test_format_and_truth_value_like_torch():
+    for lib in (gradient, torch):
+        t = lib.tensor(1.23456)
+        assert f"{t:.3f}" == "1.235" and "{:>7.2f}".format(t) == "   1.23"
+        assert f"{lib.tensor(7):05d}" == "00007"
+        with pytest.raises(TypeError, match="unsupported format string"):
+            f"{lib.ones(2):.2f}"
+        assert f"{lib.ones(2)}" == str(lib.ones(2))
+        with pytest.raises(RuntimeError):     # PyTorch's class (ours is also a ValueError)
+            bool(lib.ones(2))
+        with pytest.raises(RuntimeError):     # a shape error, as PyTorch raises it
+            lib.ones(3).view(2, 2)
+
+
+def test_set_num_threads_limits_blas_and_numba():
+    import numba
+    from threadpoolctl import threadpool_info
+    before = gradient.get_num_threads()
+    try:
+        gradient.set_num_threads(1)
+        assert gradient.get_num_threads() == 1 and numba.get_num_threads() == 1
+        assert all(p["num_threads"] == 1 for p in threadpool_info() if p["user_api"] == "blas")
+        x = gradient.randn(64, 64)
+        np.testing.assert_allclose((x @ x).numpy(), x.numpy() @ x.numpy(), rtol=1e-5, atol=1e-5)
+    finally:
+        gradient.set_num_threads(before)
+    assert gradient.get_num_threads() == before
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="positive number of threads"):
+            gradient.set_num_threads(bad)
+    assert gradient.autocast is gradient.amp.autocast
