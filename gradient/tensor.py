@@ -70,13 +70,23 @@ class Tensor:
                  "_base", "_base_grad_fn", "_accumulator", "_hooks", "_retains_grad", "__weakref__")
     __array_priority__ = 1000  # NumPy scalars and arrays defer to Tensor's reflected operators
 
-    def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):
+    def __init__(self, *data, dtype=None, device=None, requires_grad: bool = False):
         """``Tensor(data)`` is ``gradient.tensor(data, dtype=float32)``: like ``torch.Tensor``,
-        the class constructor makes a tensor of the default float dtype unless told otherwise."""
+        the class constructor makes a tensor of the default float dtype unless told otherwise.
+        ``Tensor(2, 3)`` (sizes) is a (2, 3) tensor of zeros (PyTorch leaves it uninitialised),
+        and ``Tensor()`` an empty one."""
         from .dtypes import get_default_dtype
         from .ops.creation import _as_array
         backend = get_backend(as_device(device))
-        data = _as_array(data, dtype if dtype is not None else get_default_dtype(), backend)
+        dtype = dtype if dtype is not None else get_default_dtype()
+        if all(type(n) is int for n in data):
+            data = np.zeros(data if data else (0,), dtype.numpy)   # sizes, not values
+        elif len(data) == 1:
+            data = data[0]
+        else:
+            raise TypeError(f"Tensor(): expected one sequence of values or integer sizes, got "
+                            f"{len(data)} arguments ({', '.join(type(d).__name__ for d in data)})")
+        data = _as_array(data, dtype, backend)
         self._init(data, False, backend)
         self.requires_grad_(requires_grad)
 
@@ -506,7 +516,7 @@ class Tensor:
     def copy_(self, src) -> "Tensor":
         """Copy ``src`` (broadcast, and cast to this tensor's dtype) into this tensor."""
         if not isinstance(src, Tensor):
-            src = Tensor(src, dtype=self.dtype, device=self.device)
+            src = _ops.tensor(src, dtype=self.dtype, device=self.device)
         elif src._backend is not self._backend:  # from another device, as in PyTorch
             src = src.to(self.device)
         return self._inplace("copy_", _copy_into, src)

@@ -162,6 +162,11 @@ def test_python_number_conversions():
 def test_tensor_class_constructor_makes_default_float_like_torch():
     same(gradient.Tensor([1, 2]), torch.Tensor([1, 2]))
     assert gradient.Tensor([1.5], requires_grad=True).requires_grad
+    for sizes in [(2, 3), (4,), ()]:          # sizes (torch leaves the values uninitialised)
+        t = gradient.Tensor(*sizes)
+        assert t.shape == torch.Tensor(*sizes).shape and t.dtype == gradient.float32
+    with pytest.raises(TypeError, match="one sequence of values or integer sizes"):
+        gradient.Tensor([1.0], 2)
 
 
 def test_requires_grad_attribute_is_validated_like_torch():

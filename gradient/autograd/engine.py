@@ -30,8 +30,12 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
-         allow_unused=False):
+         only_inputs=True, allow_unused=None, is_grads_batched=False, materialize_grads=False):
     """Gradients of ``outputs`` with respect to ``inputs``, returned instead of accumulated.
+
+    As PyTorch's: ``allow_unused=True`` gives None for an input the outputs do not depend on,
+    ``materialize_grads=True`` zeros instead (and implies allow_unused); ``only_inputs`` is
+    accepted and ignored (deprecated in PyTorch too); ``is_grads_batched`` is not supported.
 
     Example::
 
@@ -41,6 +45,13 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         tensor([ 3., 12.], grad_fn=<MulBackward>)
     """
     Tensor = function.Tensor
+    if is_grads_batched:
+        raise AutogradError("grad: is_grads_batched=True (vmap over grad_outputs) is not "
+                            "supported; call grad once per batch of grad_outputs")
+    if allow_unused is None:
+        allow_unused = materialize_grads
+    elif materialize_grads and not allow_unused:
+        raise ValueError("grad: materialize_grads=True requires allow_unused to be True or None")
     single = isinstance(inputs, Tensor)
     inputs = (inputs,) if single else tuple(inputs)
     for i, t in enumerate(inputs):
@@ -59,6 +70,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         if g is None and not allow_unused:
             raise AutogradError(f"grad: input {i} was not used to compute the outputs; pass "
                                 "allow_unused=True to get None for it")
+        if g is None and materialize_grads:
+            from ..ops.creation import zeros_like
+            g = zeros_like(t)
         result.append(g)
     return tuple(result)
 

@@ -82,13 +82,36 @@ def _analytic_jacobians(fn, inputs, diff_idx):
     return jac
 
 
+# PyTorch's gradcheck options that need no code here: the check is always the full,
+# deterministic, backward-mode one, with grads of undefined outputs and dtypes not inspected
+_ACCEPTED = {"fast_mode", "nondet_tol", "check_undefined_grad", "check_grad_dtypes",
+             "check_backward_ad", "masked", "gen_non_contig_grad_outputs",
+             "check_fwd_over_rev", "check_rev_over_rev"}
+# ... and those asking for checks gradient has no machinery for (forward mode, vmap)
+_UNSUPPORTED = {"check_forward_ad", "check_batched_grad", "check_batched_forward_grad"}
+
+
+def _check_options(name: str, options: dict) -> None:
+    """Refuse unknown options, and options that ask for checks gradient cannot do."""
+    for key, value in options.items():
+        if key in _UNSUPPORTED:
+            if value:
+                raise GradcheckError(f"{name}: {key}=True is not supported (gradient has no "
+                                     "forward-mode AD or vmap); leave it False")
+        elif key not in _ACCEPTED:
+            raise TypeError(f"{name}() got an unexpected keyword argument {key!r}")
+
+
 def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
-              raise_exception: bool = True) -> bool:
+              raise_exception: bool = True, **options) -> bool:
     """Check the gradients of ``fn`` at ``inputs`` (tensors that require grad; use float64).
 
     Returns True when they match; otherwise raises :class:`GradcheckError` (or returns False
-    with ``raise_exception=False``).
+    with ``raise_exception=False``). PyTorch's other options are accepted (see
+    :func:`_check_options`): the whole Jacobian is always compared, so ``fast_mode`` checks
+    no less.
     """
+    _check_options("gradcheck", options)
     inputs = _as_tuple(inputs)
     diff_idx = _differentiable_inputs(inputs)
     if not diff_idx:
@@ -114,12 +137,13 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
 
 
 def gradgradcheck(fn, inputs, grad_outputs=None, eps: float = 1e-6, atol: float = 1e-5,
-                  rtol: float = 1e-3, raise_exception: bool = True) -> bool:
+                  rtol: float = 1e-3, raise_exception: bool = True, **options) -> bool:
     """Check second derivatives: gradcheck of the vector-Jacobian product of ``fn``.
 
     ``grad_outputs`` default to fixed random tensors (treated as further differentiable inputs,
-    as PyTorch does), so every second-order term is exercised.
+    as PyTorch does), so every second-order term is exercised. Options as :func:`gradcheck`.
     """
+    _check_options("gradgradcheck", options)
     from ..ops.creation import tensor
     from .engine import grad
 

@@ -299,3 +299,31 @@ def test_graphs_are_freed_by_reference_counting_without_the_garbage_collector():
         assert node() is None, "the graph of a dropped output must be freed at once"
     finally:
         gc.enable()
+
+
+def test_grad_takes_pytorchs_arguments():
+    outs = []
+    for lib in (gradient, torch):
+        x = leaf([1.0, 2.0], lib)
+        unused = leaf([3.0], lib)
+        gx, gu = lib.autograd.grad((x * x).sum(), (x, unused), None, None, False, True,
+                                   materialize_grads=True)     # positional order as torch
+        outs.append((gx.numpy(), gu.numpy()))
+        with pytest.raises(RuntimeError):
+            lib.autograd.grad((x * x).sum(), (x, unused))    # unused, not allowed
+    np.testing.assert_array_equal(outs[0][0], outs[1][0])
+    np.testing.assert_array_equal(outs[0][1], outs[1][1])
+    x = leaf([1.0])
+    with pytest.raises(AutogradError, match="is_grads_batched"):
+        gradient.autograd.grad((x * 2).sum(), x, is_grads_batched=True)
+
+
+def test_gradcheck_accepts_pytorchs_options():
+    x = leaf([0.5, -1.0])
+    assert gradient.autograd.gradcheck(lambda t: t.sin(), (x,), fast_mode=True, nondet_tol=0.0,
+                                       check_undefined_grad=True)
+    assert gradient.autograd.gradgradcheck(lambda t: t.sin(), (x,), fast_mode=True)
+    with pytest.raises(AutogradError, match="check_forward_ad=True is not supported"):
+        gradient.autograd.gradcheck(lambda t: t.sin(), (x,), check_forward_ad=True)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'atoll'"):
+        gradient.autograd.gradcheck(lambda t: t.sin(), (x,), atoll=1e-3)
