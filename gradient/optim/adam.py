@@ -3,7 +3,7 @@
 from ..autograd import no_grad
 from ..ops.creation import zeros_like
 from ..ops.elementwise import maximum
-from .optimizer import Optimizer, check_unsupported, check_value, lerp_, step_counter
+from .optimizer import Optimizer, check_adam_hyperparameters, lerp_, step_counter
 
 
 class Adam(Optimizer):
@@ -36,15 +36,7 @@ class Adam(Optimizer):
         super().__init__(params, defaults)
 
     def _check_hyperparameters(self, group):
-        check_unsupported(group)
-        lr, eps, betas, wd = group["lr"], group["eps"], group["betas"], group["weight_decay"]
-        check_value("learning rate", lr, lr >= 0, "lr >= 0")
-        check_value("epsilon value", eps, eps >= 0, "eps >= 0")
-        check_value("betas", betas, isinstance(betas, (tuple, list)) and len(betas) == 2,
-                    "a pair (beta1, beta2)")
-        check_value("beta parameter at index 0", betas[0], 0 <= betas[0] < 1, "0 <= beta1 < 1")
-        check_value("beta parameter at index 1", betas[1], 0 <= betas[1] < 1, "0 <= beta2 < 1")
-        check_value("weight_decay value", wd, wd >= 0, "weight_decay >= 0")
+        check_adam_hyperparameters(group)
 
     def step(self, closure=None):
         """One Adam update of every parameter that has a gradient; returns ``closure()``'s loss."""

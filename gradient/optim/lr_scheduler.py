@@ -17,10 +17,11 @@ the lr for epoch 0; call ``scheduler.step()`` once per epoch (or per batch) *aft
 
 For GPT-style training, :func:`warmup_cosine` gives linear warmup then cosine decay.
 
+:class:`ReduceLROnPlateau` is the odd one out: it is stepped with a metric
+(``sched.step(val_loss)``) and lowers the lr when that metric stops improving.
+
 Differences from PyTorch: ``step(epoch)`` (deprecated in torch) is supported the same way;
-``get_lr()`` called directly does not warn; learning rates are Python numbers (no tensor lr);
-CyclicLR, CosineAnnealingWarmRestarts, ChainedScheduler, MultiplicativeLR and ReduceLROnPlateau
-are not implemented yet.
+``get_lr()`` called directly does not warn; learning rates are Python numbers (no tensor lr).
 """
 
 import math
@@ -29,11 +30,13 @@ import warnings
 from bisect import bisect_right
 from collections import Counter
 
+from ..errors import GradientError
 from .optimizer import Optimizer, OptimizerError, OptimizerTypeError
 
-__all__ = ["LRScheduler", "LambdaLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR",
-           "ExponentialLR", "PolynomialLR", "CosineAnnealingLR", "OneCycleLR", "SequentialLR",
-           "warmup_cosine"]
+__all__ = ["LRScheduler", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR",
+           "LinearLR", "ExponentialLR", "PolynomialLR", "CosineAnnealingLR", "OneCycleLR",
+           "SequentialLR", "ChainedScheduler", "ReduceLROnPlateau", "CyclicLR",
+           "CosineAnnealingWarmRestarts", "warmup_cosine"]
 
 
 def _per_group(name: str, optimizer: Optimizer, value) -> list:
@@ -168,6 +171,43 @@ class LambdaLR(LRScheduler):
         for fn, saved in zip(self.lr_lambdas, lr_lambdas):
             if saved is not None:
                 fn.__dict__.update(saved)
+
+
+class MultiplicativeLR(LRScheduler):
+    """Multiply the lr by ``lr_lambda(epoch)`` at every step (epoch 0 keeps the initial lr); one
+    function, or a list with one per group.
+
+    Unlike :class:`LambdaLR`, the factor applies to the *current* lr, so the factors compound.
+    Example (the same as ``ExponentialLR(opt, gamma=0.95)``)::
+
+        sched = MultiplicativeLR(opt, lr_lambda=lambda epoch: 0.95)
+
+    In the state dict, callable objects keep their attributes; plain functions and lambdas are
+    not saved (as in PyTorch).
+    """
+
+    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
+        self.optimizer = optimizer
+        if isinstance(lr_lambda, (list, tuple)):
+            if len(lr_lambda) != len(optimizer.param_groups):
+                raise OptimizerError(f"Expected {len(optimizer.param_groups)} lr_lambdas (one per "
+                                     f"parameter group), but got {len(lr_lambda)}")
+            self.lr_lambdas = list(lr_lambda)
+        else:
+            self.lr_lambdas = [lr_lambda] * len(optimizer.param_groups)
+        for fn in self.lr_lambdas:
+            if not callable(fn):
+                raise OptimizerTypeError(f"lr_lambda should be a function of the epoch, but got "
+                                         f"{type(fn).__name__}")
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        if self._is_initial:
+            return self._current_lrs()
+        return [lr * fn(self.last_epoch) for fn, lr in zip(self.lr_lambdas, self._current_lrs())]
+
+    state_dict = LambdaLR.state_dict
+    load_state_dict = LambdaLR.load_state_dict
 
 
 class StepLR(LRScheduler):
@@ -533,6 +573,373 @@ class SequentialLR(LRScheduler):
         self.__dict__.update(state_dict)
         for scheduler, saved in zip(self._schedulers, schedulers):
             scheduler.load_state_dict(saved)
+
+
+class ChainedScheduler(LRScheduler):
+    """Step several schedulers of one optimizer together, in the order given, at every step.
+
+    The schedulers must be *chainable* (each computes the new lr from the current one, as all
+    here but :class:`ReduceLROnPlateau` and the closed forms of ``step(epoch)`` do), so their
+    effects compose: a warmup factor times a decay, for example. Example::
+
+        warmup = ConstantLR(opt, factor=0.1, total_iters=5)
+        decay = ExponentialLR(opt, gamma=0.9)
+        sched = ChainedScheduler([warmup, decay], optimizer=opt)
+        # lr = 0.1 * 0.9**t * initial_lr for t < 5, then 0.9**t * initial_lr
+    """
+
+    def __init__(self, schedulers, optimizer=None):
+        if len(schedulers) < 1:
+            raise OptimizerError("ChainedScheduler expects at least one scheduler to be chained, "
+                                 "but got no scheduler.")
+        optimizer = optimizer or schedulers[0].optimizer
+        for i, scheduler in enumerate(schedulers):
+            if not hasattr(scheduler, "optimizer"):
+                raise OptimizerTypeError(f"ChainedScheduler at index {i} should have `optimizer` "
+                                         f"as its attribute.")
+            if isinstance(scheduler, ReduceLROnPlateau):
+                raise OptimizerError(
+                    f"ChainedScheduler does not support `ReduceLROnPlateau` scheduler as it requires "
+                    f"additional kwargs to be specified when calling `step`, but got one at index "
+                    f"{i} in the given schedulers sequence; step it on its own")
+            if scheduler.optimizer is not optimizer:
+                raise OptimizerError(
+                    f"ChainedScheduler expects all schedulers to belong to the same optimizer, but "
+                    f"got scheduler {type(scheduler).__name__} at index {i} with another optimizer")
+        self._schedulers = schedulers
+        self.optimizer = optimizer
+        self._last_lr = [group["lr"] for group in self._schedulers[-1].optimizer.param_groups]
+
+    def step(self) -> None:
+        """Step every scheduler once, in order."""
+        for scheduler in self._schedulers:
+            scheduler.step()
+        self._last_lr = [group["lr"] for group in self._schedulers[-1].optimizer.param_groups]
+
+    state_dict = SequentialLR.state_dict
+    load_state_dict = SequentialLR.load_state_dict
+
+
+# ---------------------------------------------------------------------- on a metric
+class SchedulerStateError(GradientError, RuntimeError):
+    """The optimizer no longer fits the scheduler's saved settings (e.g. a group was added)."""
+
+
+class ReduceLROnPlateau(LRScheduler):
+    """Multiply the lr by ``factor`` when a metric has stopped improving for ``patience`` epochs.
+
+    Step it with the metric, once per evaluation: ``sched.step(val_loss)``. ``mode='min'``
+    looks for decreases (a loss), ``'max'`` for increases (an accuracy). A value is an
+    improvement only when it beats the best so far by ``threshold``: relatively
+    (``best * (1 - threshold)`` in min mode, ``best * (1 + threshold)`` in max mode) with
+    ``threshold_mode='rel'``, by an absolute margin (``best -/+ threshold``) with ``'abs'``.
+    After ``patience + 1`` epochs in a row without improvement the lr of every group becomes
+    ``max(lr * factor, min_lr)`` (``min_lr`` a number, or one per group), unless that changes it
+    by no more than ``eps``; then ``cooldown`` epochs pass in which bad epochs are not counted.
+
+    Example::
+
+        sched = ReduceLROnPlateau(opt, mode='min', factor=0.5, patience=3, min_lr=1e-6)
+        for epoch in range(100):
+            train_one_epoch(model, opt)
+            sched.step(validate(model))
+    """
+
+    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,
+                 threshold_mode="rel", cooldown=0, min_lr=0, eps=1e-8):
+        if factor >= 1.0:
+            raise OptimizerError(f"Factor should be < 1.0 (the lr is multiplied by it), got "
+                                 f"{factor}")
+        self.factor = factor
+        if not isinstance(optimizer, Optimizer):
+            raise OptimizerTypeError(f"{type(optimizer).__name__} is not an Optimizer")
+        self.optimizer = optimizer
+        if isinstance(min_lr, (list, tuple)):
+            if len(min_lr) != len(optimizer.param_groups):
+                raise OptimizerError(f"expected {len(optimizer.param_groups)} min_lrs (one per "
+                                     f"parameter group), got {len(min_lr)}")
+            self.default_min_lr = None
+            self.min_lrs = list(min_lr)
+        else:
+            self.default_min_lr = min_lr
+            self.min_lrs = [min_lr] * len(optimizer.param_groups)
+        self.patience = patience
+        self.cooldown = cooldown
+        self.eps = eps
+        self.last_epoch = 0
+        self._last_lr = self._current_lrs()
+        self._init_is_better(mode=mode, threshold=threshold, threshold_mode=threshold_mode)
+        self._reset()
+
+    def _reset(self) -> None:
+        """Forget the best value and the bad-epoch and cooldown counts."""
+        self.best = self.mode_worse
+        self.cooldown_counter = 0
+        self.num_bad_epochs = 0
+
+    def step(self, metrics, epoch=None) -> None:
+        """Record one epoch's ``metrics`` (a number or a 0-d tensor) and lower the lr if it is
+        time to."""
+        current = float(metrics)
+        if epoch is None:
+            epoch = self.last_epoch + 1
+        else:
+            warnings.warn("The epoch parameter in `scheduler.step()` is deprecated (as in PyTorch); "
+                          "call `scheduler.step(metrics)` without it.", UserWarning, stacklevel=2)
+        self.last_epoch = epoch
+
+        if self._is_better(current, self.best):
+            self.best = current
+            self.num_bad_epochs = 0
+        else:
+            self.num_bad_epochs += 1
+
+        if self.in_cooldown:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0  # bad epochs in the cooldown do not count
+
+        if self.num_bad_epochs > self.patience:
+            self._reduce_lr()
+            self.cooldown_counter = self.cooldown
+            self.num_bad_epochs = 0
+        self._last_lr = self._current_lrs()
+
+    def _reduce_lr(self) -> None:
+        groups = self.optimizer.param_groups
+        if len(groups) != len(self.min_lrs):
+            if self.default_min_lr is None:
+                raise SchedulerStateError(
+                    f"The number of param groups in the `optimizer` ({len(groups)}) differs from "
+                    f"when `ReduceLROnPlateau` was initialized ({len(self.min_lrs)}), usually due "
+                    f"to a new param group being added to the optimizer. Please modify the "
+                    f"`min_lrs` field to match the length of the `optimizer` param groups.")
+            self.min_lrs = [self.default_min_lr] * len(groups)
+        for group, min_lr in zip(groups, self.min_lrs):
+            old_lr = float(group["lr"])
+            new_lr = max(old_lr * self.factor, min_lr)
+            if old_lr - new_lr > self.eps:  # too small a change is not worth making
+                group["lr"] = new_lr
+
+    @property
+    def in_cooldown(self) -> bool:
+        return self.cooldown_counter > 0
+
+    def _is_better(self, a, best) -> bool:
+        if self.mode == "min" and self.threshold_mode == "rel":
+            return a < best * (1.0 - self.threshold)
+        if self.mode == "min" and self.threshold_mode == "abs":
+            return a < best - self.threshold
+        if self.mode == "max" and self.threshold_mode == "rel":
+            return a > best * (self.threshold + 1.0)
+        return a > best + self.threshold
+
+    def _init_is_better(self, mode, threshold, threshold_mode) -> None:
+        if mode not in {"min", "max"}:
+            raise OptimizerError(f"mode {mode} is unknown! Expected 'min' or 'max'")
+        if threshold_mode not in {"rel", "abs"}:
+            raise OptimizerError(f"threshold mode {threshold_mode} is unknown! Expected 'rel' or "
+                                 f"'abs'")
+        self.mode_worse = math.inf if mode == "min" else -math.inf
+        self.mode = mode
+        self.threshold = threshold
+        self.threshold_mode = threshold_mode
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.__dict__.update(state_dict)
+        self._init_is_better(mode=self.mode, threshold=self.threshold,
+                             threshold_mode=self.threshold_mode)
+
+
+# ---------------------------------------------------------------------- cycles and restarts
+class CyclicLR(LRScheduler):
+    """Cyclical learning rates (Smith, 2017): the lr goes from ``base_lr`` up to ``max_lr`` in
+    ``step_size_up`` steps and back down in ``step_size_down`` (default: the same), again and again.
+
+    The amplitude ``max_lr - base_lr`` is scaled by a policy: ``'triangular'`` (no scaling),
+    ``'triangular2'`` (halved every cycle) or ``'exp_range'`` (``gamma ** step``); or by your own
+    ``scale_fn`` of the cycle number (``scale_mode='cycle'``) or of the step
+    (``scale_mode='iterations'``), in which case ``mode`` is ignored. With ``cycle_momentum``
+    the momentum (SGD's ``momentum``, or Adam's ``beta1``) moves the opposite way between
+    ``max_momentum`` and ``base_momentum``. ``base_lr``, ``max_lr`` and the momenta take one
+    value or a list with one per group. Building it sets each group's lr to ``base_lr``.
+
+    Step it once per *batch*. Example::
+
+        opt = gradient.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        sched = CyclicLR(opt, base_lr=0.01, max_lr=0.1, step_size_up=2000, mode='triangular2')
+
+    In the state dict, a callable-object ``scale_fn`` keeps its attributes; a plain function or
+    lambda is not saved (as in PyTorch).
+    """
+
+    def __init__(self, optimizer, base_lr, max_lr, step_size_up=2000, step_size_down=None,
+                 mode="triangular", gamma=1.0, scale_fn=None, scale_mode="cycle",
+                 cycle_momentum=True, base_momentum=0.8, max_momentum=0.9, last_epoch=-1):
+        if not isinstance(optimizer, Optimizer):
+            raise OptimizerTypeError(f"{type(optimizer).__name__} is not an Optimizer")
+        self.optimizer = optimizer
+        base_lrs = _per_group("base_lr", optimizer, base_lr)
+        if last_epoch == -1:
+            for lr, group in zip(base_lrs, optimizer.param_groups):
+                group["lr"] = lr
+        self.max_lrs = _per_group("max_lr", optimizer, max_lr)
+
+        step_size_up = float(step_size_up)
+        step_size_down = float(step_size_down) if step_size_down is not None else step_size_up
+        self.total_size = step_size_up + step_size_down
+        self.step_ratio = step_size_up / self.total_size
+
+        if mode not in ("triangular", "triangular2", "exp_range") and scale_fn is None:
+            raise OptimizerError(f"mode is invalid and scale_fn is None: expected mode "
+                                 f"'triangular', 'triangular2' or 'exp_range', got {mode!r}, or "
+                                 f"a scale_fn")
+        self.mode = mode
+        self.gamma = gamma
+        self._scale_fn_custom = scale_fn
+        self.scale_mode = scale_mode
+        self._init_scale_fn()
+
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+                raise OptimizerError("optimizer must support momentum or beta1 with "
+                                     "`cycle_momentum` option enabled")
+            self.use_beta1 = "betas" in optimizer.defaults
+            self.base_momentums = _per_group("base_momentum", optimizer, base_momentum)
+            self.max_momentums = _per_group("max_momentum", optimizer, max_momentum)
+            if last_epoch == -1:
+                for m_max, m_base, group in zip(self.max_momentums, self.base_momentums,
+                                                optimizer.param_groups):
+                    self._set_momentum(group, m_max)
+                    group["max_momentum"] = m_max
+                    group["base_momentum"] = m_base
+        super().__init__(optimizer, last_epoch)
+        # as in torch, the constructor's step used the groups' initial_lr; from now on, base_lr
+        self.base_lrs = base_lrs
+
+    def _init_scale_fn(self) -> None:
+        # the built-in policies fix the scale mode (torch's rule), a custom scale_fn keeps yours
+        if self._scale_fn_custom is None:
+            self.scale_mode = "iterations" if self.mode == "exp_range" else "cycle"
+
+    def scale_fn(self, x) -> float:
+        """The amplitude's scale at cycle (or step) ``x``."""
+        if self._scale_fn_custom is not None:
+            return self._scale_fn_custom(x)
+        if self.mode == "triangular":
+            return 1.0
+        if self.mode == "triangular2":
+            return 1 / (2.0 ** (x - 1))
+        return self.gamma ** x
+
+    def _set_momentum(self, group, value):
+        if self.use_beta1:
+            group["betas"] = (value, *group["betas"][1:])
+        else:
+            group["momentum"] = value
+
+    def get_lr(self):
+        cycle = math.floor(1 + self.last_epoch / self.total_size)
+        x = 1.0 + self.last_epoch / self.total_size - cycle  # position in the cycle, in [0, 1)
+        if x <= self.step_ratio:
+            scale_factor = x / self.step_ratio
+        else:
+            scale_factor = (x - 1) / (self.step_ratio - 1)
+        scale = self.scale_fn(cycle if self.scale_mode == "cycle" else self.last_epoch)
+
+        lrs = [base_lr + (max_lr - base_lr) * scale_factor * scale
+               for base_lr, max_lr in zip(self.base_lrs, self.max_lrs)]
+        if self.cycle_momentum:
+            for group, m_base, m_max in zip(self.optimizer.param_groups, self.base_momentums,
+                                            self.max_momentums):
+                self._set_momentum(group, m_max - (m_max - m_base) * scale_factor * scale)
+        return lrs
+
+    def state_dict(self):
+        state = {k: v for k, v in self.__dict__.items()
+                 if k not in ("optimizer", "_scale_fn_custom")}
+        fn = self._scale_fn_custom
+        state["_scale_fn_custom"] = (fn.__dict__.copy() if fn is not None
+                                     and not isinstance(fn, types.FunctionType) else None)
+        return state
+
+    def load_state_dict(self, state_dict):
+        state_dict = dict(state_dict)
+        saved_fn = state_dict.pop("_scale_fn_custom", None)
+        self.__dict__.update(state_dict)
+        if saved_fn is not None:
+            self._scale_fn_custom.__dict__.update(saved_fn)
+        self._init_scale_fn()
+
+
+class CosineAnnealingWarmRestarts(LRScheduler):
+    """SGDR (Loshchilov & Hutter, 2016): cosine annealing from the initial lr to ``eta_min`` over
+    ``T_i`` epochs, then a restart at the initial lr; the first period is ``T_0`` epochs and each
+    next one ``T_mult`` times longer::
+
+        lr = eta_min + (initial_lr - eta_min) * (1 + cos(pi * T_cur / T_i)) / 2
+
+    where ``T_cur`` counts the epochs since the last restart. ``step()`` advances one epoch;
+    ``step(epoch)`` jumps to ``epoch``, which may be fractional, to anneal within an epoch
+    (this use is not deprecated here, as in PyTorch). Example (per batch)::
+
+        sched = CosineAnnealingWarmRestarts(opt, T_0=10, T_mult=2, eta_min=1e-5)
+        for epoch in range(70):
+            for i, batch in enumerate(loader):
+                train_step(batch)
+                sched.step(epoch + i / len(loader))
+    """
+
+    def __init__(self, optimizer, T_0, T_mult=1, eta_min=0.0, last_epoch=-1):
+        if not isinstance(T_0, int) or T_0 <= 0:
+            raise OptimizerError(f"Expected positive integer T_0, but got {T_0}")
+        if not isinstance(T_mult, int) or T_mult < 1:
+            raise OptimizerError(f"Expected integer T_mult >= 1, but got {T_mult}")
+        if not isinstance(eta_min, (float, int)):
+            raise OptimizerError(f"Expected float or int eta_min, but got {eta_min} of type "
+                                 f"{type(eta_min).__name__}")
+        self.T_0 = T_0
+        self.T_i = T_0
+        self.T_mult = T_mult
+        self.eta_min = eta_min
+        self.T_cur = last_epoch
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        cosine = 1 + math.cos(math.pi * self.T_cur / self.T_i)
+        return [self.eta_min + (base_lr - self.eta_min) * cosine / 2 for base_lr in self.base_lrs]
+
+    def step(self, epoch=None) -> None:
+        """Advance one epoch, or go to ``epoch`` (an int or a float), and set the new lrs.
+
+        Steps without and with an epoch can be mixed: after ``step(26)``, ``step()`` goes to 27.
+        """
+        if epoch is None and self.last_epoch < 0:
+            epoch = 0
+        if epoch is None:
+            epoch = self.last_epoch + 1
+            self.T_cur = self.T_cur + 1
+            if self.T_cur >= self.T_i:
+                self.T_cur = self.T_cur % self.T_i
+                self.T_i = self.T_i * self.T_mult
+        else:
+            if epoch < 0:
+                raise OptimizerError(f"Expected non-negative epoch, but got {epoch}")
+            if epoch >= self.T_0:
+                if self.T_mult == 1:
+                    self.T_cur = epoch % self.T_0
+                else:
+                    # the restart before `epoch`: T_0 * (1 + T_mult + ... + T_mult**(n-1)) <= epoch
+                    n = int(math.log((epoch / self.T_0 * (self.T_mult - 1) + 1), self.T_mult))
+                    self.T_cur = epoch - self.T_0 * (self.T_mult ** n - 1) / (self.T_mult - 1)
+                    self.T_i = self.T_0 * self.T_mult ** n
+            else:
+                self.T_i = self.T_0
+                self.T_cur = epoch
+        self.last_epoch = math.floor(epoch)
+        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+            group["lr"] = lr
+        self._last_lr = self._current_lrs()
 
 
 # ---------------------------------------------------------------------- warmup + cosine

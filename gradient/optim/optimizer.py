@@ -295,6 +295,19 @@ def check_unsupported(group: dict) -> None:
                                  "supported); use float(lr)")
 
 
+def check_adam_hyperparameters(group: dict) -> None:
+    """The checks of Adam and its variants (lr, eps, betas, weight_decay), PyTorch's messages."""
+    check_unsupported(group)
+    lr, eps, betas, wd = group["lr"], group["eps"], group["betas"], group["weight_decay"]
+    check_value("learning rate", lr, lr >= 0, "lr >= 0")
+    check_value("epsilon value", eps, eps >= 0, "eps >= 0")
+    check_value("betas", betas, isinstance(betas, (tuple, list)) and len(betas) == 2,
+                "a pair (beta1, beta2)")
+    check_value("beta parameter at index 0", betas[0], 0 <= betas[0] < 1, "0 <= beta1 < 1")
+    check_value("beta parameter at index 1", betas[1], 0 <= betas[1] < 1, "0 <= beta2 < 1")
+    check_value("weight_decay value", wd, wd >= 0, "weight_decay >= 0")
+
+
 def lerp_(t: Tensor, end: Tensor, weight: float) -> None:
     """``t.lerp_(end, weight)`` with PyTorch's formula (the form it picks for accuracy depends on
     whether ``weight`` is below one half), so results round as in torch."""
