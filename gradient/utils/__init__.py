@@ -1,0 +1,11 @@
+"""Utilities around training: :mod:`gradient.utils.data` (datasets, samplers, DataLoader).
+
+Example::
+
+    from gradient.utils.data import DataLoader, TensorDataset
+    loader = DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True)
+"""
+
+from . import data
+
+__all__ = ["data"]
