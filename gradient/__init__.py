@@ -23,7 +23,7 @@ from .errors import (AutogradError, DeviceError, DTypeError, FileFormatError, Gr
 from .tensor import Size, Tensor
 from .ops import *  # noqa: F401,F403
 from .ops.creation import Generator, default_generator  # noqa: F401
-from . import amp, autograd, cuda, io, nn, ops, optim, utils  # noqa: F401
+from . import amp, autograd, cuda, io, linalg, nn, ops, optim, utils  # noqa: F401
 from .io import load, save  # noqa: F401
 from .amp import autocast  # noqa: F401  (gradient.autocast, like torch.autocast)
 from .threads import get_num_threads, set_num_threads  # noqa: F401

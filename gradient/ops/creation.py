@@ -14,6 +14,7 @@ in gradient every time, but not the same numbers as PyTorch.
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 
@@ -23,7 +24,8 @@ from ..dtypes import as_dtype, bool_, from_numpy_dtype, get_default_dtype, int64
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
 
-TENSOR_METHODS = ("new_zeros", "new_ones", "new_full", "new_empty", "new_tensor")
+TENSOR_METHODS = ("new_zeros", "new_ones", "new_full", "new_empty", "new_tensor", "bernoulli",
+                  "bernoulli_", "random_", "exponential_")
 
 
 # ---------------------------------------------------------------------- random state
@@ -372,3 +374,185 @@ def randn_like(input: Tensor, dtype=None, device=None, requires_grad=False) -> T
 def randint_like(input: Tensor, low, high=None, dtype=None, device=None) -> Tensor:
     dtype, device = _like(input, dtype, device)
     return randint(low, high, tuple(input.shape), dtype=dtype, device=device)
+
+
+# ---------------------------------------------------------------------- random draws from tensors
+def _uniform64(input: Tensor, generator, shape=None):
+    b = input._backend
+    return b.uniform(_gen(generator), tuple(input.shape) if shape is None else shape, 0.0, 1.0,
+                     as_dtype("float64"))
+
+
+def _probabilities(fn: str, p, like: Tensor):
+    """``p`` (a number or a tensor) as a float64 array, after checking it lies in [0, 1]."""
+    b = like._backend
+    if isinstance(p, Tensor):
+        if not p.dtype.is_floating_point:
+            raise DTypeError(f"{fn}: expected floating-point probabilities, got {p.dtype}")
+        arr = b.cast(p._data, as_dtype("float64"))
+        if p.numel():
+            lo = float(b.to_numpy(b.reduce("min", arr, None, False)))
+            hi = float(b.to_numpy(b.reduce("max", arr, None, False)))
+            if not 0.0 <= lo <= hi <= 1.0:  # (also catches nan)
+                raise ValueError(f"{fn}: expected probabilities in [0, 1], got values from {lo} to {hi}")
+        return arr
+    if not 0.0 <= float(p) <= 1.0:
+        raise ValueError(f"{fn}: expected a probability in [0, 1], got {p}")
+    return b.full((), float(p), as_dtype("float64"))
+
+
+def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
+    """0 or 1 per element, 1 with probability ``input`` (or ``p`` when given), in ``input``'s
+    dtype and shape.
+
+    Not differentiable (PyTorch's records a zero gradient). Uses gradient's own generator.
+    Example: ``gradient.bernoulli(gradient.full((2, 3), 0.25))``
+    """
+    probs = _probabilities("bernoulli", input if p is None else p, input)
+    b = input._backend
+    hit = b.binary("lt", _uniform64(input, generator), probs)
+    return Tensor._make(b.cast(hit, input.dtype), False, b)
+
+
+def _refill(input: Tensor, op: str, values) -> Tensor:
+    """Overwrite ``input`` with the array ``values`` (random draws), as an in-place op: the
+    version counter moves, a leaf that requires grad is refused (as PyTorch does), and a
+    non-leaf in a recorded graph passes a zero gradient back to what it held before."""
+    b = input._backend
+    values = b.cast(values, input.dtype)
+    if input._check_inplace(op):
+        from .elementwise import where
+        everywhere = Tensor._make(b.full((), True, bool_), False, b)
+        return input._write(op, where(everywhere, Tensor._make(values, False, b), input._snapshot()))
+    b.setitem(input._data, Ellipsis, values)
+    input._version.bump(op)
+    return input
+
+
+def bernoulli_(input: Tensor, p=0.5, *, generator=None) -> Tensor:
+    """Fill with 0 or 1, 1 with probability ``p`` (a number, or a tensor broadcasting to
+    ``input``); in place. Example: ``mask = gradient.empty(4, 4).bernoulli_(0.9)``."""
+    probs = _probabilities("bernoulli_", p, input)
+    b = input._backend
+    if isinstance(p, Tensor):
+        from .shape import broadcast_shapes
+        if tuple(broadcast_shapes(tuple(input.shape), tuple(p.shape))) != tuple(input.shape):
+            raise ShapeError(f"bernoulli_: p of shape {tuple(p.shape)} does not broadcast to the "
+                             f"tensor's shape {tuple(input.shape)}")
+    return _refill(input, "bernoulli_", b.binary("lt", _uniform64(input, generator), probs))
+
+
+def _integer_range(dtype) -> tuple[int, int]:
+    """The integers ``random_()`` draws for ``dtype`` by default, inclusive: [0, max]; for floats
+    every integer the dtype holds exactly, [0, 2 ** mantissa digits]."""
+    if dtype is bool_:
+        return 0, 1
+    if dtype.is_floating_point:
+        import ml_dtypes
+        return 0, 2 ** (int(ml_dtypes.finfo(dtype.numpy).nmant) + 1)
+    return 0, int(np.iinfo(dtype.numpy).max)
+
+
+def random_(input: Tensor, from_=0, to=None, *, generator=None) -> Tensor:
+    """Fill with random integers, in place: ``x.random_(to)`` draws from [0, to),
+    ``x.random_(from, to)`` from [from, to), and ``x.random_()`` from [0, largest], where largest
+    is the dtype's maximum (integers) or 2 ** mantissa digits (floats: 2 ** 24 for float32).
+
+    Example: ``gradient.empty(5, dtype=gradient.int64).random_(10)``
+    """
+    if to is None:
+        if from_ == 0 and not isinstance(from_, bool):
+            low, high = _integer_range(input.dtype)
+            high += 1
+        else:  # random_(to)
+            low, high = 0, operator.index(from_)
+    else:
+        low, high = operator.index(from_), operator.index(to)
+    if low >= high:
+        raise ValueError(f"random_: expected from < to, got from={low}, to={high}")
+    if not input.dtype.is_floating_point and input.dtype is not bool_:
+        info = np.iinfo(input.dtype.numpy)
+        if low < info.min or high - 1 > info.max:
+            raise ValueError(f"random_: the range [{low}, {high}) does not fit in {input.dtype} "
+                             f"({info.min} to {info.max})")
+    b = input._backend
+    draws = b.randint(_gen(generator), low, high, tuple(input.shape), int64)
+    return _refill(input, "random_", draws)
+
+
+def exponential_(input: Tensor, lambd: float = 1.0, *, generator=None) -> Tensor:
+    """Fill with draws from the exponential distribution of rate ``lambd``, in place."""
+    if not input.dtype.is_floating_point:
+        raise DTypeError(f"exponential_: expected a floating tensor, got {input.dtype}")
+    if not lambd > 0:
+        raise ValueError(f"exponential_: expected lambd > 0, got {lambd}")
+    b = input._backend
+    f64 = as_dtype("float64")
+    e = b.unary("neg", b.unary("log1p", b.unary("neg", _uniform64(input, generator))))  # -log(1-u)
+    return _refill(input, "exponential_", b.binary("div", e, b.full((), float(lambd), f64)))
+
+
+def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
+           requires_grad=False) -> Tensor:
+    """Normal random numbers with the given ``mean`` and ``std`` (numbers or tensors, which
+    broadcast), or ``normal(mean, std, size)`` for numbers.
+
+    The draws are ``mean + std * eps`` with ``eps`` standard normal, so the result is
+    differentiable in tensor ``mean`` and ``std`` (the reparameterization PyTorch uses too).
+    Example: ``gradient.normal(gradient.zeros(3), gradient.tensor([1.0, 2.0, 3.0]))``,
+    ``gradient.normal(0.0, 1.0, size=(2, 3))``.
+    """
+    tensors = [t for t in (mean, std) if isinstance(t, Tensor)]
+    if not tensors:
+        if size is None:
+            raise TypeError("normal: with a number mean and std, give the size, e.g. "
+                            "normal(0.0, 1.0, size=(2, 3))")
+        if std < 0:
+            raise ValueError(f"normal: expected std >= 0, got {std}")
+        return randn(*_shape((size,)), generator=generator, dtype=dtype, device=device,
+                     requires_grad=False).mul_(std).add_(mean).requires_grad_(requires_grad)
+    if size is not None:
+        raise TypeError("normal: size is only taken with a number mean and std; the shape "
+                        "comes from the tensors")
+    from ..dtypes import result_type
+    from .shape import broadcast_shapes
+    for t in tensors:
+        if not t.dtype.is_floating_point:
+            raise DTypeError(f"normal: expected floating-point mean and std, got {t.dtype}")
+    if isinstance(std, Tensor):
+        if std.numel() and float(std.detach().min()) < 0:
+            raise ValueError("normal: expected std >= 0, got a negative entry")
+    elif std < 0:
+        raise ValueError(f"normal: expected std >= 0, got {std}")
+    like = tensors[0]
+    out_dtype = result_type(*tensors)
+    shape = tuple(broadcast_shapes(*(tuple(t.shape) for t in tensors)))
+    b = like._backend
+    eps = Tensor._make(b.normal(_gen(generator), shape, 0.0, 1.0, out_dtype), False, b)
+    return mean + std * eps
+
+
+# ---------------------------------------------------------------------- triangle indices
+def _triangle_indices(fn: str, np_fn, row: int, col: int, offset: int, dtype, device) -> Tensor:
+    row, col, offset = operator.index(row), operator.index(col), operator.index(offset)
+    if row < 0 or col < 0:
+        raise ValueError(f"{fn}: row and col must be non-negative, got row={row}, col={col}")
+    dtype = as_dtype(dtype) if dtype is not None else int64
+    if dtype.is_floating_point or dtype is bool_:
+        raise DTypeError(f"{fn}: expected an integer dtype, got {dtype}")
+    rows, cols = np_fn(row, k=offset, m=col)  # row-major order, as PyTorch's
+    backend = _backend(device)
+    return Tensor._make(backend.from_numpy(np.stack([rows, cols]).astype(dtype.numpy).reshape(2, -1)),
+                        False, backend)
+
+
+def tril_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None) -> Tensor:
+    """The (2, N) coordinates of the lower triangle (on and below diagonal ``offset``) of a
+    ``row`` by ``col`` matrix, row by row. Example: ``x[tuple(gradient.tril_indices(3, 3))]``."""
+    return _triangle_indices("tril_indices", np.tril_indices, row, col, offset, dtype, device)
+
+
+def triu_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None) -> Tensor:
+    """The (2, N) coordinates of the upper triangle (on and above diagonal ``offset``) of a
+    ``row`` by ``col`` matrix, row by row. Example: ``gradient.triu_indices(3, 4, offset=1)``."""
+    return _triangle_indices("triu_indices", np.triu_indices, row, col, offset, dtype, device)

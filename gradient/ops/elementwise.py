@@ -15,6 +15,11 @@ Python scalars convert as in PyTorch (see :func:`_constant`): operands of arithm
 small integer dtypes, while scalar arguments (clamp bounds, masked_fill values, ``alpha``) that
 do not fit the dtype raise OverflowError.
 
+The in-place methods PyTorch has for these functions (``x.exp_()``, ``lerp_``, ``addcmul_``,
+``floor_`` ...) are made from the out-of-place functions at the end of this module (see
+:func:`_inplace_op`); ``add_``, ``sub_``, ``mul_``, ``div_``, ``pow_`` and ``clamp_`` are
+``Tensor``'s own.
+
 Deliberate differences from PyTorch: binary functions that PyTorch types as (Tensor, Tensor)
 (``atan2``, ``hypot``, ``maximum``, ``logical_and`` ...) also take a Python number for either
 operand; ``floor_divide`` has a zero gradient where PyTorch has none; ``where`` wraps a scalar
@@ -1451,3 +1456,79 @@ def equal(input: Tensor, other: Tensor) -> bool:
         return False
     with _no_grad():
         return _all(eq(input, other))
+
+
+# ---------------------------------------------------------------------- in-place variants
+def _inplace_op(input: Tensor, name: str, fn, *others) -> Tensor:
+    """``input`` overwritten with ``fn(input, *others)``: the engine of every ``x.op_()`` here.
+
+    It runs the out-of-place op and writes its result into ``input``'s storage through
+    ``Tensor._inplace``, which bumps the version counter (so a graph that saved ``input``
+    notices on backward), refuses a leaf that requires grad (as PyTorch does) and, when
+    recording, moves ``input`` to the new node of the graph. ``others`` are the arguments that
+    may require grad; the result must keep ``input``'s shape, and its dtype must be storable in
+    ``input``'s (``int_tensor.sqrt_()`` raises, as in PyTorch).
+    """
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{name}: expected a Tensor to modify in place, got {type(input).__name__}")
+
+    def checked(s, *o):
+        out = fn(s, *o)
+        if tuple(out.shape) != tuple(s.shape):
+            raise ShapeError(f"{name}: the result has shape {tuple(out.shape)}, which does not fit in "
+                             f"place into a tensor of shape {tuple(s.shape)} (an in-place op cannot "
+                             f"grow its tensor by broadcasting); use the out-of-place "
+                             f"{name.rstrip('_')} instead")
+        return out
+
+    return input._inplace(name, checked, *others)
+
+
+def _make_inplace(fn, name: str | None = None):
+    """The in-place method ``name`` (``fn.__name__ + '_'`` by default) of the out-of-place ``fn``.
+
+    Positional and keyword arguments are passed on to ``fn``; tensors among them may require
+    grad (``a.lerp_(b, w)`` with ``b`` requiring grad records the graph).
+    """
+    name = name or fn.__name__ + "_"
+
+    def method(input: Tensor, *args, **kwargs) -> Tensor:
+        keys, n = tuple(kwargs), len(args)
+
+        def apply(s, *values):
+            return fn(s, *values[:n], **dict(zip(keys, values[n:])))
+
+        return _inplace_op(input, name, apply, *args, *kwargs.values())
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = (f"In-place :func:`{fn.__name__}`: ``x.{name}(...)`` overwrites ``x`` with "
+                      f"``x.{fn.__name__}(...)`` and returns ``x``. Differentiable when ``x`` is not "
+                      "a leaf that requires grad.")
+    return method
+
+
+_INPLACE_OF = {
+    # math functions (integer tensors raise where the result is floating, as in PyTorch)
+    "exp_": exp, "exp2_": exp2, "expm1_": expm1, "log_": log, "log2_": log2, "log10_": log10,
+    "log1p_": log1p, "sqrt_": sqrt, "rsqrt_": rsqrt, "sin_": sin, "cos_": cos, "tan_": tan,
+    "asin_": asin, "acos_": acos, "atan_": atan, "arcsin_": asin, "arccos_": acos,
+    "arctan_": atan, "tanh_": tanh, "sigmoid_": sigmoid, "erf_": erf, "reciprocal_": reciprocal,
+    "square_": square, "neg_": neg, "negative_": neg, "abs_": abs, "absolute_": abs,
+    "atan2_": atan2, "arctan2_": atan2, "hypot_": hypot,
+    # rounding and sign
+    "floor_": floor, "ceil_": ceil, "round_": round, "trunc_": trunc, "fix_": trunc,
+    "frac_": frac, "sign_": sign, "sgn_": sign,
+    # arithmetic that Tensor does not define itself (add_, sub_, mul_, div_, pow_ are methods)
+    "floor_divide_": floor_divide, "remainder_": remainder, "fmod_": fmod,
+    "true_divide_": div, "multiply_": mul, "subtract_": sub, "divide_": div,
+    # selection and mixing
+    "clamp_min_": clamp_min, "clamp_max_": clamp_max, "lerp_": lerp, "addcmul_": addcmul,
+    "addcdiv_": addcdiv, "nan_to_num_": nan_to_num,
+    # comparisons and logic: the bool result stored in the tensor's dtype (1 and 0)
+    "eq_": eq, "ne_": ne, "lt_": lt, "le_": le, "gt_": gt, "ge_": ge,
+    "logical_not_": logical_not, "logical_and_": logical_and, "logical_or_": logical_or,
+    "logical_xor_": logical_xor, "bitwise_not_": bitwise_not, "bitwise_and_": bitwise_and,
+    "bitwise_or_": bitwise_or, "bitwise_xor_": bitwise_xor,
+}
+globals().update({_name: _make_inplace(_fn, _name) for _name, _fn in _INPLACE_OF.items()})
+TENSOR_METHODS = TENSOR_METHODS + tuple(_INPLACE_OF)

@@ -9,7 +9,8 @@ Where PyTorch and NumPy disagree, gradient follows PyTorch: in ``x[0, :, [1, 2]]
 selects first, so the result has shape ``(x.shape[1], 2)`` (NumPy gives ``(2, x.shape[1])``).
 Deliberate differences: negative slice steps (``x[::-1]``) work here, as in NumPy, while
 PyTorch raises (the result is a view and is differentiable); sorts are always stable;
-``scatter(reduce=...)`` is not supported; ``multinomial`` uses gradient's own generator.
+``unique`` always sorts (also with ``sorted=False``); ``multinomial`` uses gradient's own
+generator. The in-place forms (``scatter_``, ``index_add_``, ``index_put_``, ...) are here too.
 
 Example::
 
@@ -28,22 +29,30 @@ from math import prod as _prod
 import numpy as np
 
 from ..autograd.function import ArrayFunction
+from ..autograd.grad_mode import no_grad as _no_grad
 from ..dtypes import bool_, float64, int32, int64, result_type, uint8
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
 from .creation import default_generator, tensor as _tensor
-from .shape import _as_view, _reshape_result, broadcast_shapes, expand, reshape, wrap_dim
+from .elementwise import _inplace_op, floor_divide as _floor_divide, where as _where
+from .shape import _as_view, _reshape_result, broadcast_shapes, clone, expand, reshape, wrap_dim
 
 __all__ = [
     "getitem", "setitem_", "index_put", "select", "gather", "scatter", "scatter_add",
     "take_along_dim", "take", "index_select", "index_add", "index_fill", "masked_select", "nonzero",
     "argwhere", "sort", "argsort", "topk", "kthvalue", "searchsorted", "bucketize", "multinomial",
+    "scatter_reduce", "index_copy", "masked_scatter", "put", "unique", "unique_consecutive",
+    "bincount", "isin", "index_put_",
 ]
+# (the other in-place forms are Tensor methods only, as in PyTorch: see TENSOR_METHODS)
 
 TENSOR_METHODS = (
     "select", "index_put", "gather", "scatter", "scatter_add", "index_select", "index_add",
     "index_fill", "take", "take_along_dim", "masked_select", "nonzero", "argwhere", "topk", "sort",
-    "argsort", "kthvalue", "multinomial",
+    "argsort", "kthvalue", "multinomial", "scatter_reduce", "index_copy", "masked_scatter", "put",
+    "unique", "unique_consecutive", "bincount", "isin",
+    "scatter_", "scatter_add_", "scatter_reduce_", "index_add_", "index_fill_", "index_copy_",
+    "index_put_", "masked_scatter_", "put_", "fill_diagonal_",
 )
 
 # What topk/sort/kthvalue return: a tuple with ``.values`` and ``.indices``, like torch.return_types.
@@ -503,15 +512,25 @@ def scatter(input: Tensor, dim: int, index: Tensor, src=None, *, value=None, red
     ``out[index[i][j]][j] = src[i][j]`` (dim=0). Out of place (this is not ``scatter_``).
 
     With repeated indices one of the written values wins (which one is unspecified in PyTorch).
+    ``reduce="add"`` or ``"multiply"`` accumulates instead (PyTorch's older form of
+    :func:`scatter_reduce` with ``"sum"`` and ``"prod"``).
     Example: ``gradient.zeros(3, 2).scatter(0, gradient.tensor([[2, 0]]), gradient.ones(1, 2))``
     """
-    if reduce is not None:
-        raise NotImplementedError("scatter: reduce= is not supported; use scatter_add for 'add'")
     if src is None and value is None:
         raise TypeError("scatter: give src (a tensor) or value (a number)")
     if src is not None and value is not None:
         raise TypeError("scatter: give either src or value, not both")
     index = _int_index("scatter", index, input)
+    if reduce is not None:
+        if reduce not in ("add", "multiply"):
+            raise ValueError(f"scatter: reduce must be 'add' or 'multiply', got {reduce!r} (use "
+                             "scatter_reduce for 'mean', 'amax' and 'amin')")
+        if not isinstance(src, Tensor):  # a number: the same value at every index position
+            src = _values_for(input, value if src is None else src)
+            if src.ndim:
+                raise TypeError("scatter: value must be a number; pass a tensor as src")
+            src = expand(src, tuple(index.shape))
+        return scatter_reduce(input, dim, index, src, "sum" if reduce == "add" else "prod")
     dim = wrap_dim(dim, input.ndim)
     if isinstance(src, Tensor):
         _same_dtype("scatter", input, src, "src")
@@ -879,3 +898,462 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *,
     if input.ndim == 1:
         idx = b.reshape(idx, (num_samples,))
     return Tensor._make(b.contiguous(idx), False, b)
+
+
+# ====================================================================== scatter_reduce
+_SCATTER_REDUCTIONS = ("sum", "prod", "mean", "amax", "amin")
+
+
+def _flat_targets(b, shape, dim: int, index):
+    """Where each entry of ``index`` (an array of ``input``'s ndim) writes in the flattened
+    ``input`` of ``shape``: ``index`` along ``dim``, its own position along the others."""
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.insert(0, step)
+        step *= n
+    out = b.binary("mul", index, b.full((), strides[dim], int64))
+    for d, n in enumerate(index.shape):
+        if d != dim:
+            coord = b.reshape(b.arange(0, n, 1, int64), tuple(n if k == d else 1
+                                                               for k in range(index.ndim)))
+            out = b.binary("add", out, b.binary("mul", coord, b.full((), strides[d], int64)))
+    return b.reshape(b.contiguous(out), (index.size,))
+
+
+def _rank_groups(b, targets) -> list:
+    """The positions of 1-d ``targets`` split into rounds that each hit every target at most once.
+
+    Round ``r`` holds, for each distinct target, its ``r``-th occurrence (in order). Round 0
+    therefore holds every distinct target exactly once. A reduction with repeated indices
+    becomes a few passes of plain (collision-free) gathers and writes, on backend primitives.
+    """
+    n = targets.shape[0]
+    if n == 0:
+        return []
+    values, order = b.sort(targets, 0, False, True)
+    start = b.concatenate([b.full((1,), True, bool_),
+                           b.binary("ne", b.getitem(values, (slice(1, None),)),
+                                    b.getitem(values, (slice(None, -1),)))], 0)
+    segment = b.binary("sub", b.cumsum(b.cast(start, int64), 0), b.full((), 1, int64))
+    first = b.reshape(b.nonzero(start), (-1,))
+    rank = b.binary("sub", b.arange(0, n, 1, int64), b.take_along_axis(first, segment, 0))
+    rounds = int(b.to_numpy(b.reduce("max", rank, None, False))) + 1
+    return [b.getitem(order, (b.binary("eq", rank, b.full((), r, int64)),)) for r in range(rounds)]
+
+
+class _ScatterExtreme(ArrayFunction):
+    """scatter_reduce's amax/amin on flat arrays: one pass per round of :func:`_rank_groups`.
+
+    The gradient is split evenly among the elements equal to the result, as PyTorch does; an
+    element of ``x`` counts only where it took part (see scatter_reduce's docstring)."""
+
+    @staticmethod
+    def forward(ctx, x, targets, src, groups, include_self, op):
+        b = ctx.backend
+        out = b.copy(x)
+        for r, g in enumerate(groups):
+            at, values = b.getitem(targets, (g,)), b.getitem(src, (g,))
+            if r or include_self:
+                values = b.binary(op, b.getitem(out, (at,)), values)
+            b.setitem(out, (at,), values)
+        ctx.include_self = include_self
+        ctx.save_for_backward(x, targets, src, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, targets, src, out = ctx.saved_tensors
+        chosen_src = src == Gather.apply(out, 0, targets)
+        chosen_x = x == out
+        if not ctx.include_self:  # x took part only where nothing was scattered
+            chosen_x = Scatter.apply(chosen_x, 0, targets, _tensor(False, device=x.device))
+        dtype = grad.dtype
+        count = ScatterAdd.apply(chosen_x.to(dtype), 0, targets, chosen_src.to(dtype))
+        share = grad / count  # count >= 1 wherever a gradient goes
+        zero = grad.new_zeros(())
+        return (_where(chosen_x, share, zero), None,
+                _where(chosen_src, Gather.apply(share, 0, targets), zero), None, None, None)
+
+
+def scatter_reduce(input: Tensor, dim: int, index: Tensor, src: Tensor, reduce: str, *,
+                   include_self: bool = True) -> Tensor:
+    """A copy of ``input`` where the values of ``src`` are reduced into the positions ``index``
+    names along ``dim`` (``out[index[i][j]][j] = reduce(out[...], src[i][j])`` for dim 0).
+
+    ``reduce`` is ``"sum"``, ``"prod"``, ``"mean"``, ``"amax"`` or ``"amin"``; with
+    ``include_self=False`` the original values at scattered positions are left out of the
+    reduction. Integer ``"mean"`` rounds toward -inf, as PyTorch's. Differentiable in ``input``
+    and ``src`` (``"prod"`` exactly, also with zeros; ``"amax"``/``"amin"`` split the gradient
+    evenly among ties). Deliberate difference: with ``include_self=False`` an input value that
+    equals the result is not one of the ties (PyTorch counts it, then gives it no gradient, so
+    part of the gradient is lost).
+
+    Example::
+
+        >>> gradient.zeros(3).scatter_reduce(0, gradient.tensor([0, 0, 2]),
+        ...                                  gradient.tensor([1.0, 2.0, 5.0]), "amax")
+        tensor([2., 0., 5.])
+    """
+    if reduce not in _SCATTER_REDUCTIONS:
+        raise ValueError(f"scatter_reduce: reduce must be one of {', '.join(_SCATTER_REDUCTIONS)}; "
+                         f"got {reduce!r}")
+    if not isinstance(src, Tensor):
+        raise TypeError(f"scatter_reduce: expected src to be a tensor, got {type(src).__name__}")
+    index = _int_index("scatter_reduce", index, input)
+    dim = wrap_dim(dim, input.ndim)
+    _same_dtype("scatter_reduce", input, src, "src")
+    _check_gather_shapes("scatter_reduce", input, dim, index, src)
+    x1, i1 = _as_1d(input), _as_1d(index)
+    _check_bounds("scatter_reduce", i1, x1.shape[dim], dim)
+    s1 = _leading(_as_1d(src), i1.shape)
+    out = _scatter_reduce(x1, dim, i1, s1, reduce, include_self)
+    return _reshape_result(out, ()) if input.ndim == 0 else out
+
+
+def _scatter_reduce(x: Tensor, dim: int, index: Tensor, src: Tensor, reduce: str,
+                    include_self: bool) -> Tensor:
+    b = x._backend
+    if reduce in ("sum", "mean"):
+        base = x if include_self else Scatter.apply(x, dim, index, x.new_zeros(()))
+        total = ScatterAdd.apply(base, dim, index, src)
+        if reduce == "sum":
+            return total
+        with _no_grad():  # how many values each position averages
+            hits = ScatterAdd.apply(x.new_zeros(tuple(x.shape), dtype=int64), dim, index,
+                                    src.new_ones(tuple(src.shape), dtype=int64))
+            count = hits + 1 if include_self else hits + (hits == 0).to(int64)
+        if x.dtype.is_floating_point:
+            return total / count.to(x.dtype)
+        return _floor_divide(total, count.to(x.dtype))  # integers round down, as in PyTorch
+    # prod, amax, amin: on the flattened tensors, one collision-free pass per round
+    shape = tuple(x.shape)
+    targets = Tensor._make(_flat_targets(b, shape, dim, index._data), False, b)
+    flat_x, flat_src = reshape(x, (-1,)), reshape(src, (-1,))
+    groups = _rank_groups(b, targets._data)
+    if reduce == "prod":
+        out = flat_x
+        if not include_self:
+            out = Scatter.apply(out, 0, targets, flat_x.new_ones(()))
+        for g in groups:
+            at = Tensor._make(b.getitem(targets._data, (g,)), False, b)
+            picked = Gather.apply(flat_src, 0, Tensor._make(g, False, b))
+            out = Scatter.apply(out, 0, at, Gather.apply(out, 0, at) * picked)
+        return reshape(out, shape) if out is not flat_x else clone(x)
+    op = "maximum" if reduce == "amax" else "minimum"
+    out = _ScatterExtreme.apply(flat_x, targets, flat_src, groups, include_self, op)
+    return reshape(out, shape)
+
+
+# ====================================================================== more writes by index
+def index_copy(input: Tensor, dim: int, index: Tensor, source: Tensor) -> Tensor:
+    """A copy of ``input`` with the slices of ``source`` written at ``index`` along ``dim``:
+    ``out[:, index[i]] = source[:, i]`` (dim=1). With repeated indices one of the written slices
+    wins (which one is unspecified, as in PyTorch).
+
+    Example: ``gradient.zeros(3, 2).index_copy(0, gradient.tensor([2, 0]), gradient.ones(2, 2))``
+    """
+    dim, index, idx = _dim_index("index_copy", input, dim, index)
+    if not isinstance(source, Tensor):
+        raise TypeError(f"index_copy: expected source to be a tensor, got {type(source).__name__}")
+    _same_dtype("index_copy", input, source, "source")
+    want = list(_as_1d(input).shape)
+    want[dim] = index.shape[0]
+    if tuple(_as_1d(source).shape) != tuple(want):
+        raise ShapeError(f"index_copy: source must have shape {tuple(want)} (the input's shape with "
+                         f"dimension {dim} the length of the index), got {tuple(source.shape)}")
+    out = IndexPut.apply(_as_1d(input), _as_1d(source), idx)
+    return _reshape_result(out, ()) if input.ndim == 0 else out
+
+
+def masked_scatter(input: Tensor, mask: Tensor, source: Tensor) -> Tensor:
+    """A copy of ``input`` (broadcast with the bool ``mask``) whose positions where ``mask`` is
+    True take the leading elements of ``source``, in row-major order.
+
+    ``source`` needs at least as many elements as ``mask`` has True entries.
+    Example: ``x.masked_scatter(x < 0, gradient.zeros(x.numel()))``
+    """
+    if not isinstance(mask, Tensor) or mask.dtype is not bool_:
+        raise DTypeError(f"masked_scatter: expected a bool mask, got "
+                         f"{mask.dtype if isinstance(mask, Tensor) else type(mask).__name__}")
+    if not isinstance(source, Tensor):
+        raise TypeError(f"masked_scatter: expected source to be a tensor, got {type(source).__name__}")
+    _same_dtype("masked_scatter", input, source, "source")
+    shape = _broadcast_shapes("masked_scatter", input.shape, mask.shape)
+    x, m = expand(input, shape), expand(mask, shape)
+    b = mask._backend
+    count = int(b.to_numpy(b.reduce("sum", b.cast(m._data, int64), None, False)))
+    if count > source.numel():
+        raise ShapeError(f"masked_scatter: the mask has {count} True entries but source has only "
+                         f"{source.numel()} elements; give a source with at least {count}")
+    values = getitem(reshape(source, (-1,)), slice(0, count))
+    if not shape:  # 0-d: write through a 1-element view
+        return reshape(index_put(reshape(x, (1,)), (reshape(m, (1,)),), values), ())
+    return index_put(x, (m,), values)
+
+
+def put(input: Tensor, index: Tensor, source: Tensor, accumulate: bool = False) -> Tensor:
+    """A copy of ``input`` with ``source`` written at ``index`` of its flattened elements
+    (negative indices count from the end; ``accumulate=True`` adds, repeats adding up).
+
+    Example: ``gradient.zeros(2, 2).put(gradient.tensor([0, -1]), gradient.tensor([1.0, 2.0]))``
+    """
+    index = _int_index("put", index, input)
+    if not isinstance(source, Tensor):
+        raise TypeError(f"put: expected source to be a tensor, got {type(source).__name__}")
+    _same_dtype("put", input, source, "source")
+    if source.numel() != index.numel():
+        raise ShapeError(f"put: source must have as many elements as index ({index.numel()}), got "
+                         f"{source.numel()}")
+    flat = reshape(input, (-1,))
+    n = flat.shape[0]
+    _check_bounds("put", index, n, 0, negative=True)
+    position = reshape(_wrap_negative(index, n), (-1,))
+    out = index_put(flat, (position,), reshape(source, (-1,)), accumulate)
+    return reshape(out, tuple(input.shape))
+
+
+def _diagonal_positions(fn: str, shape, wrap: bool):
+    """Flat positions of the main diagonal of ``shape`` (2-d, or n-d with equal sizes)."""
+    if len(shape) < 2:
+        raise ShapeError(f"{fn}: expected a tensor of at least 2 dimensions, got shape {tuple(shape)}")
+    if len(shape) > 2 and len(set(shape)) != 1:
+        raise ShapeError(f"{fn}: a tensor of more than 2 dimensions must have all dimensions of "
+                         f"equal length, got shape {tuple(shape)}")
+    numel = _prod(shape)
+    if len(shape) == 2:
+        rows, cols = shape
+        if wrap:  # tall matrices: the diagonal restarts one row after it left the last column
+            return np.arange(0, numel, cols + 1, dtype=np.int64)
+        return np.arange(min(rows, cols), dtype=np.int64) * (cols + 1)
+    step = sum(shape[0] ** k for k in range(len(shape)))
+    return np.arange(shape[0], dtype=np.int64) * step
+
+
+def _fill_diagonal(input: Tensor, fill_value, wrap: bool) -> Tensor:
+    positions = _diagonal_positions("fill_diagonal_", tuple(input.shape), wrap)
+    b = input._backend
+    index = Tensor._make(b.from_numpy(positions), False, b)
+    out = index_put(reshape(input, (-1,)), (index,), fill_value)
+    return reshape(out, tuple(input.shape))
+
+
+# ====================================================================== in-place forms
+def scatter_(input: Tensor, dim: int, index: Tensor, src=None, *, value=None, reduce=None) -> Tensor:
+    """In-place :func:`scatter`: ``x.scatter_(1, idx, 1.0)`` writes 1 at ``idx`` along dim 1."""
+    return _inplace_op(input, "scatter_",
+                    lambda s, v: scatter(s, dim, index, v, value=value, reduce=reduce), src)
+
+
+def scatter_add_(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
+    """In-place :func:`scatter_add`."""
+    return _inplace_op(input, "scatter_add_", lambda s, v: scatter_add(s, dim, index, v), src)
+
+
+def scatter_reduce_(input: Tensor, dim: int, index: Tensor, src: Tensor, reduce: str, *,
+                    include_self: bool = True) -> Tensor:
+    """In-place :func:`scatter_reduce`."""
+    return _inplace_op(input, "scatter_reduce_", lambda s, v: scatter_reduce(
+        s, dim, index, v, reduce, include_self=include_self), src)
+
+
+def index_add_(input: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1) -> Tensor:
+    """In-place :func:`index_add`: ``acc.index_add_(0, rows, updates)``."""
+    return _inplace_op(input, "index_add_", lambda s, v: index_add(s, dim, index, v, alpha=alpha),
+                    source)
+
+
+def index_fill_(input: Tensor, dim: int, index: Tensor, value) -> Tensor:
+    """In-place :func:`index_fill`."""
+    return _inplace_op(input, "index_fill_", lambda s, v: index_fill(s, dim, index, v), value)
+
+
+def index_copy_(input: Tensor, dim: int, index: Tensor, source: Tensor) -> Tensor:
+    """In-place :func:`index_copy`."""
+    return _inplace_op(input, "index_copy_", lambda s, v: index_copy(s, dim, index, v), source)
+
+
+def index_put_(input: Tensor, indices, values, accumulate: bool = False) -> Tensor:
+    """In-place :func:`index_put`: ``x.index_put_((rows, cols), values, accumulate=True)``."""
+    return _inplace_op(input, "index_put_", lambda s, v: index_put(s, indices, v, accumulate), values)
+
+
+def masked_scatter_(input: Tensor, mask: Tensor, source: Tensor) -> Tensor:
+    """In-place :func:`masked_scatter` (``mask`` must broadcast to ``input``'s shape)."""
+    return _inplace_op(input, "masked_scatter_", lambda s, v: masked_scatter(s, mask, v), source)
+
+
+def put_(input: Tensor, index: Tensor, source: Tensor, accumulate: bool = False) -> Tensor:
+    """In-place :func:`put`."""
+    return _inplace_op(input, "put_", lambda s, v: put(s, index, v, accumulate), source)
+
+
+def fill_diagonal_(input: Tensor, fill_value, wrap: bool = False) -> Tensor:
+    """Write ``fill_value`` on the main diagonal, in place (a 2-d tensor, or n-d with all sizes
+    equal). With ``wrap=True`` the diagonal of a tall matrix restarts after every
+    ``cols + 1`` rows, as in PyTorch and NumPy.
+
+    Example: ``gradient.zeros(3, 3).fill_diagonal_(1.0)`` is the identity.
+    """
+    return _inplace_op(input, "fill_diagonal_", lambda s, v: _fill_diagonal(s, v, wrap), fill_value)
+
+
+# ====================================================================== unique, bincount, isin
+# Integer-valued results: none of these is differentiable (their outputs carry no grad_fn).
+def _runs(b, rows):
+    """Where a new run of equal rows starts in the 2-d array ``rows`` (a bool array per row)."""
+    n = rows.shape[0]
+    if n == 0:
+        return b.full((0,), False, bool_)
+    differs = b.binary("ne", b.getitem(rows, (slice(1, None),)), b.getitem(rows, (slice(None, -1),)))
+    return b.concatenate([b.full((1,), True, bool_), b.reduce("any", differs, 1, False)], 0)
+
+
+def _lexsort_rows(b, rows):
+    """The stable order that sorts the rows of 2-d ``rows`` lexicographically (first column first)."""
+    order = b.arange(0, rows.shape[0], 1, int64)
+    for col in reversed(range(rows.shape[1])):  # least significant column first, each sort stable
+        key = b.take_along_axis(b.contiguous(b.getitem(rows, (slice(None), col))), order, 0)
+        order = b.take_along_axis(order, b.sort(key, 0, False, True)[1], 0)
+    return order
+
+
+def _unique(fn: str, input: Tensor, sort: bool, return_inverse: bool, return_counts: bool, dim):
+    b = input._backend
+    data = input._data
+    if dim is None:
+        rows = b.reshape(b.contiguous(data), (data.size, 1))
+        axis = None
+    else:
+        if input.ndim == 0:
+            raise IndexError(f"{fn}: dim={dim} given for a 0-d tensor; leave dim=None")
+        axis = wrap_dim(dim, input.ndim)
+        moved = b.permute(data, (axis,) + tuple(d for d in range(input.ndim) if d != axis))
+        rows = b.reshape(b.contiguous(moved), (data.shape[axis], _prod(moved.shape[1:])))
+    n = rows.shape[0]
+    if sort and n:
+        order = _lexsort_rows(b, rows)
+        rows = b.getitem(rows, (order,))
+    else:
+        order = None
+    start = _runs(b, rows)
+    values = b.getitem(rows, (start,))
+    if axis is None:
+        out = b.reshape(values, (values.shape[0],))
+    else:
+        kept = tuple(moved.shape[1:])
+        out = b.reshape(values, (values.shape[0],) + kept)
+        back = list(range(1, out.ndim))
+        back.insert(axis, 0)
+        out = b.contiguous(b.permute(out, tuple(back)))
+    results = [Tensor._make(out, False, b)]
+    if return_inverse:
+        run = b.binary("sub", b.cumsum(b.cast(start, int64), 0), b.full((), 1, int64))
+        if order is not None:  # back from the sorted order to the input's
+            inverse = b.full((n,), 0, int64)
+            b.setitem(inverse, (order,), run)
+            run = inverse
+        shape = tuple(input.shape) if axis is None else (n,)
+        results.append(Tensor._make(b.reshape(run, shape), False, b))
+    if return_counts:
+        first = b.reshape(b.nonzero(start), (-1,))
+        ends = b.concatenate([b.getitem(first, (slice(1, None),)), b.full((1,), n, int64)], 0)
+        results.append(Tensor._make(b.binary("sub", ends, first), False, b))
+    return results[0] if len(results) == 1 else tuple(results)
+
+
+def unique(input: Tensor, sorted: bool = True, return_inverse: bool = False,
+           return_counts: bool = False, dim: int | None = None):
+    """The distinct elements of ``input`` in ascending order (flattened), or with ``dim`` the
+    distinct slices along ``dim`` (sorted lexicographically).
+
+    ``return_inverse`` adds, for each element (or slice), the index of its value in the result;
+    ``return_counts`` adds how often each value occurs. NaNs are all distinct, as in PyTorch.
+    Not differentiable. gradient always sorts (PyTorch may not with ``sorted=False``).
+
+    Example::
+
+        >>> values, inverse, counts = gradient.tensor([3, 1, 3, 2]).unique(return_inverse=True,
+        ...                                                                return_counts=True)
+        >>> values, inverse, counts
+        (tensor([1, 2, 3]), tensor([2, 0, 2, 1]), tensor([1, 1, 2]))
+    """
+    return _unique("unique", input, True, return_inverse, return_counts, dim)
+
+
+def unique_consecutive(input: Tensor, return_inverse: bool = False, return_counts: bool = False,
+                       dim: int | None = None):
+    """Each run of equal consecutive elements (or slices along ``dim``) collapsed to one, with
+    optional inverse indices and run lengths, like :func:`unique` without sorting.
+
+    Example: ``gradient.tensor([1, 1, 2, 1]).unique_consecutive()`` is ``tensor([1, 2, 1])``.
+    """
+    return _unique("unique_consecutive", input, False, return_inverse, return_counts, dim)
+
+
+def bincount(input: Tensor, weights: Tensor | None = None, minlength: int = 0) -> Tensor:
+    """How often each value 0, 1, ... occurs in the 1-d non-negative integer ``input`` (the sum
+    of ``weights`` at those positions when given); length ``max(input) + 1``, at least
+    ``minlength``.
+
+    dtypes follow PyTorch: int64 without weights, float32 for float32 weights, float64 for any
+    other weights. Not differentiable (nor is PyTorch's).
+    Example: ``gradient.bincount(gradient.tensor([0, 2, 2]))`` is ``tensor([1, 0, 2])``.
+    """
+    if not isinstance(input, Tensor) or input.dtype.is_floating_point or input.dtype is bool_:
+        got = input.dtype if isinstance(input, Tensor) else type(input).__name__
+        raise DTypeError(f"bincount: expected a 1-d tensor of non-negative integers, got {got}")
+    if input.ndim != 1:
+        raise ShapeError(f"bincount: expected a 1-d tensor of non-negative integers, got shape "
+                         f"{tuple(input.shape)}")
+    minlength = operator.index(minlength)
+    if minlength < 0:
+        raise ValueError(f"bincount: minlength must be non-negative, got {minlength}")
+    b = input._backend
+    lo, hi = _minmax(input) if input.numel() else (0, -1)
+    if lo < 0:
+        raise ValueError(f"bincount: expected non-negative values, got {lo}")
+    if weights is None:
+        dtype, src = int64, b.full(tuple(input.shape), 1, int64)
+    else:
+        if not isinstance(weights, Tensor):
+            raise TypeError(f"bincount: expected weights to be a tensor, got {type(weights).__name__}")
+        if tuple(weights.shape) != tuple(input.shape):
+            raise ShapeError(f"bincount: weights must have the input's shape {tuple(input.shape)}, "
+                             f"got {tuple(weights.shape)}")
+        dtype = weights.dtype if weights.dtype.name == "float32" else float64
+        src = b.cast(weights._data, dtype)
+    out = b.full((max(hi + 1, minlength),), 0, dtype)
+    if input.numel():
+        b.scatter_add(out, 0, b.cast(input._data, int64), src)
+    return Tensor._make(out, False, b)
+
+
+def isin(elements, test_elements, *, assume_unique: bool = False, invert: bool = False) -> Tensor:
+    """A bool tensor of ``elements``' shape: whether each element occurs in ``test_elements``
+    (or does not, with ``invert=True``). Either argument may be a number; nan is in nothing.
+
+    Example: ``gradient.isin(gradient.tensor([1, 2, 3]), gradient.tensor([2, 5]))`` is
+    ``tensor([False, True, False])``.
+    """
+    if not isinstance(elements, Tensor) and not isinstance(test_elements, Tensor):
+        raise TypeError("isin: expected elements or test_elements to be a tensor, got "
+                        f"{type(elements).__name__} and {type(test_elements).__name__}")
+    like = elements if isinstance(elements, Tensor) else test_elements
+    if not isinstance(elements, Tensor):
+        elements = _tensor(elements, device=like.device)
+    if not isinstance(test_elements, Tensor):
+        test_elements = _tensor(test_elements, device=like.device)
+    dtype = result_type(elements, test_elements)
+    b = like._backend
+    values = b.reshape(b.cast(b.contiguous(elements._data), dtype), (1, elements.numel()))
+    tests = b.reshape(b.cast(b.contiguous(test_elements._data), dtype), (test_elements.numel(),))
+    if tests.shape[0] == 0 or values.shape[1] == 0:
+        found = b.full((1, values.shape[1]), False, bool_)
+    else:
+        tests = b.reshape(b.sort(tests, 0, False, True)[0], (1, tests.shape[0]))
+        at = b.searchsorted(tests, values, False)  # the first test value >= each element
+        at = b.binary("minimum", b.cast(at, int64), b.full((), tests.shape[1] - 1, int64))
+        found = b.binary("eq", b.take_along_axis(tests, at, 1), values)
+    if invert:
+        found = b.unary("logical_not", found)
+    return Tensor._make(b.reshape(found, tuple(elements.shape)), False, b)

@@ -34,7 +34,7 @@ from .creation import eye
 from .shape import expand, reshape, wrap_dim
 
 __all__ = ["matmul", "mm", "bmm", "dot", "vdot", "mv", "outer", "ger", "einsum", "addmm",
-           "baddbmm", "addmv", "tensordot"]
+           "baddbmm", "addmv", "tensordot", "cdist"]
 TENSOR_METHODS = ("matmul", "mm", "bmm", "dot", "vdot", "mv", "outer", "ger", "addmm", "baddbmm",
                   "addmv")
 
@@ -576,3 +576,31 @@ def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
     out += [c for i, c in enumerate(sub_b) if i not in dims_b]
     return _einsum("".join(sub_a) + "," + "".join(sub_b) + "->" + "".join(out), (a, b))
 
+
+
+# ---------------------------------------------------------------------- pairwise distances
+def cdist(x1: Tensor, x2: Tensor, p: float = 2.0,
+          compute_mode: str = "use_mm_for_euclid_dist_if_necessary") -> Tensor:
+    """The p-norm distance between each row of ``x1`` (..., P, M) and each row of ``x2``
+    (..., R, M): a (..., P, R) tensor; batch dimensions broadcast.
+
+    Computed from the differences themselves for every ``p`` (PyTorch may use the faster but
+    less exact ``|a|^2 + |b|^2 - 2ab`` for p=2; ``compute_mode`` is accepted and ignored).
+    The gradient at distance 0 is 0, as in PyTorch. Example: ``gradient.cdist(a, b).min(dim=1)``.
+    """
+    from .reduce import norm
+    from .shape import unsqueeze
+    _check_operands("cdist", x1, x2)
+    for name, t in (("x1", x1), ("x2", x2)):
+        if t.ndim < 2:
+            raise ShapeError(f"cdist: expected {name} to have at least 2 dimensions (rows, features), "
+                             f"got shape {tuple(t.shape)}")
+    if not x1.dtype.is_floating_point:
+        raise DTypeError(f"cdist: expected floating-point tensors, got {x1.dtype}")
+    if x1.shape[-1] != x2.shape[-1]:
+        raise ShapeError(f"cdist: x1 {tuple(x1.shape)} and x2 {tuple(x2.shape)} must have the same "
+                         f"number of features (last dimension): {x1.shape[-1]} != {x2.shape[-1]}")
+    if not p >= 0:
+        raise ValueError(f"cdist: p must be non-negative, got {p}")
+    _broadcast_batch("cdist", tuple(x1.shape), tuple(x2.shape))
+    return norm(unsqueeze(x1, -2) - unsqueeze(x2, -3), p, dim=-1)

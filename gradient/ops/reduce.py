@@ -45,7 +45,7 @@ from .shape import clone, expand, flip, reshape, wrap_dim
 TENSOR_METHODS = (
     "sum", "mean", "nansum", "nanmean", "prod", "max", "min", "amax", "amin", "aminmax",
     "argmax", "argmin", "var", "std", "logsumexp", "cumsum", "cumprod", "norm", "all", "any",
-    "count_nonzero", "median", "sum_to_size",
+    "count_nonzero", "median", "sum_to_size", "diff",
 )
 
 # The (values, indices) results of max/min/median with a dim, like torch.return_types.max:
@@ -779,3 +779,43 @@ def sum_to_size(input: Tensor, *size) -> Tensor:
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
     return sum_to_shape(input, size)
+
+
+# ---------------------------------------------------------------------- differences
+def diff(input: Tensor, n: int = 1, dim: int = -1, prepend: Tensor | None = None,
+         append: Tensor | None = None) -> Tensor:
+    """The ``n``-th forward difference along ``dim``: ``out[i] = x[i + 1] - x[i]``, applied ``n``
+    times (each time one shorter), after ``prepend`` and ``append`` are joined on. Bool tensors
+    give ``x[i + 1] != x[i]``. The inverse of ``cumsum`` up to the first element.
+
+    Example: ``gradient.tensor([1, 4, 9, 16]).diff()`` is ``tensor([3, 5, 7])``.
+    """
+    from .elementwise import logical_xor, sub
+    from .shape import cat, narrow
+    if not isinstance(input, Tensor):
+        raise TypeError(f"diff: expected a Tensor, got {type(input).__name__}")
+    if input.ndim == 0:
+        raise ShapeError("diff: expected a tensor of at least one dimension, got a 0-d tensor")
+    n = _operator.index(n)
+    if n < 0:
+        raise ValueError(f"diff: the order n must be non-negative, got {n}")
+    dim = wrap_dim(dim, input.ndim)
+    parts = []
+    for name, extra in (("prepend", prepend), (None, input), ("append", append)):
+        if extra is None:
+            continue
+        if not isinstance(extra, Tensor):
+            raise TypeError(f"diff: expected {name} to be a tensor, got {type(extra).__name__}")
+        if [size for d, size in enumerate(extra.shape) if d != dim] != \
+                [size for d, size in enumerate(input.shape) if d != dim] or extra.ndim != input.ndim:
+            raise ShapeError(f"diff: {name} of shape {tuple(extra.shape)} must match the input's "
+                             f"shape {tuple(input.shape)} in every dimension but {dim}")
+        parts.append(extra)
+    x = cat(parts, dim) if len(parts) > 1 else input
+    step = logical_xor if x.dtype is bool_ else sub
+    for _ in range(n):
+        length = x.shape[dim]
+        if length == 0:
+            break
+        x = step(narrow(x, dim, 1, length - 1), narrow(x, dim, 0, length - 1))
+    return clone(x) if x is input else x

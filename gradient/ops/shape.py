@@ -35,7 +35,7 @@ TENSOR_METHODS = (
     "expand", "expand_as", "broadcast_to", "repeat", "tile", "repeat_interleave",
     "narrow", "split", "chunk", "tensor_split", "hsplit", "vsplit", "dsplit", "unbind",
     "flip", "fliplr", "flipud", "roll", "tril", "triu", "diagonal", "diag_embed", "diag",
-    "clone", "contiguous",
+    "clone", "contiguous", "unfold", "is_complex",
 )
 
 
@@ -1041,3 +1041,137 @@ class Contiguous(ArrayFunction):
 def contiguous(input: Tensor, memory_format=None) -> Tensor:
     """``input`` itself if its layout is C-contiguous, else a contiguous copy: ``x.T.contiguous()``."""
     return input if input.is_contiguous() else Contiguous.apply(input)
+
+
+# ---------------------------------------------------------------------- grids and windows
+def meshgrid(*tensors, indexing: str = "ij") -> tuple:
+    """Coordinate grids from 1-d tensors: with ``indexing="ij"`` output ``k`` has shape
+    ``(len(t0), len(t1), ...)`` and varies along dimension ``k``; ``"xy"`` swaps the first two
+    dimensions (NumPy's and MATLAB's convention). The outputs are broadcast views.
+
+    PyTorch warns when ``indexing`` is not given; gradient takes ``"ij"`` silently.
+    Example: ``ys, xs = gradient.meshgrid(gradient.arange(2), gradient.arange(3), indexing="ij")``
+    """
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if not tensors:
+        raise ShapeError("meshgrid: expected at least one tensor")
+    if indexing not in ("ij", "xy"):
+        raise ValueError(f"meshgrid: indexing must be 'ij' or 'xy', got {indexing!r}")
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"meshgrid: expected tensors, got {type(t).__name__} at position {i}")
+        if t.ndim > 1:
+            raise ShapeError(f"meshgrid: expected 0-d or 1-d tensors, got shape {tuple(t.shape)} "
+                             f"at position {i}")
+        if t.dtype is not tensors[0].dtype:
+            raise ShapeError(f"meshgrid: expected all tensors to have the same dtype, got "
+                             f"{tensors[0].dtype} and {t.dtype}")
+    sizes = [t.numel() for t in tensors]
+    dims = list(range(len(tensors)))
+    if indexing == "xy" and len(tensors) > 1:
+        dims[0], dims[1] = 1, 0
+    shape = [0] * len(tensors)
+    for k, d in enumerate(dims):
+        shape[d] = sizes[k]
+    out = []
+    for k, t in enumerate(tensors):
+        along = [1] * len(tensors)
+        along[dims[k]] = sizes[k]
+        out.append(expand(reshape(t, tuple(along)), tuple(shape)))
+    return tuple(out)
+
+
+def cartesian_prod(*tensors) -> Tensor:
+    """Every combination of one element from each 1-d tensor, as the rows of an
+    (n0 * n1 * ..., len(tensors)) tensor (``itertools.product`` order); one tensor is returned
+    as it is. Example: ``gradient.cartesian_prod(gradient.tensor([1, 2]), gradient.tensor([3, 4]))``.
+    """
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor) or t.ndim != 1:
+            got = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+            raise ShapeError(f"cartesian_prod: expected 1-d tensors, got {got} at position {i}")
+    if len(tensors) == 1:
+        return tensors[0]
+    grids = meshgrid(*tensors, indexing="ij")
+    return stack([reshape(g, (-1,)) for g in grids], dim=1)
+
+
+class _UnfoldDim(ArrayFunction):
+    """Windows of ``size`` every ``step`` along ``dim``: that dimension becomes the window count
+    and a last dimension of ``size`` is added (a read-only strided view of the input)."""
+
+    @staticmethod
+    def forward(ctx, x, dim, size, step):
+        ctx.shape, ctx.params = x.shape, (dim, size, step)
+        return ctx.backend.windows(x, (dim,), (size,), (step,), (1,))
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _FoldDim.apply(grad, ctx.shape, *ctx.params), None, None, None
+
+
+class _FoldDim(ArrayFunction):
+    """The adjoint of :class:`_UnfoldDim`: windows summed back where they came from."""
+
+    @staticmethod
+    def forward(ctx, windows, shape, dim, size, step):
+        b = ctx.backend
+        ctx.params = (dim, size, step)
+        out = b.full(tuple(shape), 0, from_numpy_dtype(windows.dtype))
+        count = windows.shape[dim]
+        if count == 0:
+            return out
+        # element k of every window: one strided slice of the output, no two windows colliding
+        for k in range(size):
+            region = _slice_along(dim, slice(k, k + step * (count - 1) + 1, step))
+            piece = b.getitem(windows, (Ellipsis, k))
+            b.setitem(out, region, b.binary("add", b.getitem(out, region), piece))
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _UnfoldDim.apply(grad, *ctx.params), None, None, None, None
+
+
+def unfold(input: Tensor, dimension: int, size: int, step: int) -> Tensor:
+    """``Tensor.unfold``: every slice of length ``size`` along ``dimension``, starting every
+    ``step``; that dimension becomes the number of slices and a new last dimension of ``size``
+    holds each one. A read-only view; where slices overlap, their gradients add up.
+
+    Example: ``gradient.arange(7.0).unfold(0, 3, 2)`` has rows ``[0, 1, 2]``, ``[2, 3, 4]``,
+    ``[4, 5, 6]``. (``gradient.nn.functional.unfold`` is the im2col of images.)
+    """
+    dim = wrap_dim(dimension, input.ndim)
+    size, step = int(size), int(step)
+    n = input.shape[dim] if input.ndim else 1
+    if step <= 0:
+        raise ValueError(f"unfold: step must be positive, got {step}")
+    if not 0 <= size <= n:
+        raise ShapeError(f"unfold: size {size} does not fit dimension {dim} of size {n} "
+                         f"(expected 0 <= size <= {n})")
+    if input.ndim == 0:  # one element: one window of it (size 1), or none (size 0)
+        return narrow(reshape(clone(input), (1,)), 0, 0, size)
+    return _as_view(_UnfoldDim.apply(input, dim, size, step), input, shares=True)
+
+
+# ---------------------------------------------------------------------- queries as functions
+def numel(input: Tensor) -> int:
+    """The number of elements: ``gradient.numel(x)`` is ``x.numel()``."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"numel: expected a Tensor, got {type(input).__name__}")
+    return input.numel()
+
+
+def is_floating_point(input: Tensor) -> bool:
+    """Whether the dtype is a floating one (float16, bfloat16, float32, float64)."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"is_floating_point: expected a Tensor, got {type(input).__name__}")
+    return input.is_floating_point()
+
+
+def is_complex(input: Tensor) -> bool:
+    """Always False: gradient has no complex dtypes (PyTorch's ``is_complex``, for ported code)."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"is_complex: expected a Tensor, got {type(input).__name__}")
+    return False

@@ -288,3 +288,70 @@ OPS = [
         Sample((arr(r, 3, 1), arr(r, 4)), {"atol": 0.5}, name="broadcast"),
     ], grad=False),
 ]
+
+
+# ---------------------------------------------------------------------- in-place methods
+# ``x.clone().op_(...)``: the clone is a non-leaf, so the in-place op is recorded by autograd and
+# the table checks its forward, its backward against PyTorch's, gradcheck and gradgradcheck.
+def _inplace(m, x, *args, method, **kwargs):
+    return getattr(x.clone(), method)(*args, **kwargs)
+
+
+def _inplace_unary_samples(r):
+    domain = {"log_": positive, "sqrt_": positive, "rsqrt_": positive, "log2_": positive,
+              "log10_": positive, "reciprocal_": away_from_zero, "abs_": away_from_zero,
+              "absolute_": away_from_zero, "sign_": away_from_zero, "log1p_": positive,
+              "asin_": lambda r, *s: arr(r, *s, low=-0.9, high=0.9),
+              "acos_": lambda r, *s: arr(r, *s, low=-0.9, high=0.9)}
+    names = ["exp_", "log_", "neg_", "abs_", "sqrt_", "rsqrt_", "sigmoid_", "tanh_", "sin_", "cos_",
+             "reciprocal_", "square_", "floor_", "ceil_", "round_", "trunc_", "sign_", "expm1_",
+             "log1p_", "log2_", "log10_", "exp2_", "tan_", "asin_", "acos_", "atan_", "erf_",
+             "frac_", "negative_", "absolute_", "fix_"]  # (sgn_: torch gives a ZeroTensor grad)
+    samples = [Sample((domain.get(n, arr)(r, 2, 3),), {"method": n}, name=n) for n in names]
+    samples.append(Sample((positive(r),), {"method": "sqrt_"}, name="sqrt_-0-d"))
+    samples.append(Sample((arr(r, 0, 2),), {"method": "exp_"}, name="exp_-empty"))
+    return samples
+
+
+def _inplace_binary_samples(r):
+    return [
+        Sample((arr(r, 2, 3), arr(r, 2, 3), 0.25), {"method": "lerp_"}, name="lerp_"),
+        Sample((arr(r, 2, 3), arr(r, 3), arr(r, 2, 1)), {"method": "lerp_"}, name="lerp_-tensor-weight"),
+        Sample((arr(r, 2, 3), arr(r, 2, 3), arr(r, 3)), {"method": "addcmul_", "value": 0.5},
+               name="addcmul_"),
+        Sample((arr(r, 2, 3), arr(r, 3), away_from_zero(r, 2, 3)), {"method": "addcdiv_", "value": -2.0},
+               name="addcdiv_"),
+        Sample((arr(r, 2, 3), 0.1), {"method": "clamp_min_"}, name="clamp_min_"),
+        Sample((arr(r, 2, 3), -0.1), {"method": "clamp_max_"}, name="clamp_max_"),
+        Sample((arr(r, 2, 3), away_from_zero(r, 2, 3)), {"method": "atan2_"}, name="atan2_"),
+        Sample((away_from_zero(r, 2, 3), away_from_zero(r, 3)), {"method": "hypot_"}, name="hypot_"),
+        Sample((arr(r, 2, 3), positive(r, 2, 3)), {"method": "multiply_"}, name="multiply_"),
+        Sample((arr(r, 2, 3), positive(r, 2, 3)), {"method": "divide_"}, name="divide_"),
+        Sample((arr(r, 2, 3), positive(r, 3)), {"method": "true_divide_"}, name="true_divide_"),
+        Sample((arr(r, 2, 3), arr(r, 2, 3)), {"method": "subtract_", "alpha": 2},
+               name="subtract_-alpha"),
+        Sample((arr(r, 2, 3),), {"method": "nan_to_num_"}, name="nan_to_num_"),
+        Sample((arr(r, 2, 3),), {"method": "round_", "decimals": 1}, name="round_-decimals"),
+    ]
+
+
+def _inplace_integer_samples(r):
+    return [Sample((_ints(r, 2, 3),), {"method": n}, name=n)
+            for n in ("neg_", "abs_", "square_", "sign_", "floor_", "ceil_", "round_", "trunc_",
+                      "bitwise_not_")] + [
+        Sample((_ints(r, 2, 3), _ints(r, 3)), {"method": "eq_"}, name="eq_"),
+        Sample((_ints(r, 2, 3), 2), {"method": "floor_divide_"}, name="floor_divide_"),
+        Sample((_ints(r, 2, 3), 3), {"method": "remainder_"}, name="remainder_"),
+        Sample((_ints(r, 2, 3), -3), {"method": "fmod_"}, name="fmod_"),
+        Sample((_ints(r, 2, 3), _ints(r, 2, 3)), {"method": "bitwise_xor_"}, name="bitwise_xor_"),
+        Sample((arr(r, 2, 3) > 0, arr(r, 3) > 0), {"method": "logical_or_"}, name="logical_or_"),
+        Sample((arr(r, 2, 3) > 0,), {"method": "logical_not_"}, name="logical_not_"),
+        Sample((arr(r, 2, 3), arr(r, 3)), {"method": "lt_"}, name="lt_-float"),
+    ]
+
+
+OPS += [
+    OpInfo("inplace-unary", _inplace, _inplace_unary_samples),
+    OpInfo("inplace-binary", _inplace, _inplace_binary_samples),
+    OpInfo("inplace-integer", _inplace, _inplace_integer_samples, grad=False),
+]

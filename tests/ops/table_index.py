@@ -5,6 +5,8 @@ grad); several samples repeat indices on purpose, so backward must accumulate. V
 sorted use ``distinct`` so there are no ties to break.
 """
 
+import warnings
+
 import numpy as np
 
 from .op_info import OpInfo, Sample, arr, distinct, ints
@@ -242,5 +244,166 @@ OPS = [
                name="right"),
         Sample((np.array([[1, 3, 3], [0, 5, 9]]), np.array([[3, 0], [9, 10]])), {"side": "left"},
                name="batched-int"),
+    ], grad=False),
+]
+
+
+# ---------------------------------------------------------------------- scatter_reduce, index_copy, ...
+def _with_zero(a):
+    a = a.copy()
+    a.flat[1] = 0.0  # prod's gradient must stay exact where a factor is zero
+    return a
+
+
+def _scatter_reduce_samples(r):
+    samples = []
+    for reduce in ("sum", "prod", "mean", "amax", "amin"):
+        for include_self in (True, False):
+            src = _with_zero(arr(r, 4, 4)) if reduce == "prod" else arr(r, 4, 4)
+            samples.append(Sample((arr(r, 3, 4), ints(r, 4, 4, high=3), src),
+                                  {"dim": 0, "reduce": reduce, "include_self": include_self},
+                                  name=f"{reduce}-{'self' if include_self else 'no-self'}"))
+    samples += [
+        Sample((arr(r, 3, 5), ints(r, 3, 4, high=5), arr(r, 3, 4)), {"dim": -1, "reduce": "prod"},
+               name="dim-1-smaller-index"),
+        Sample((arr(r, 5), ints(r, 8, high=5), arr(r, 8)), {"dim": 0, "reduce": "amin",
+                                                            "include_self": False}, name="1-d"),
+        Sample((arr(r, 2, 3, 2), ints(r, 2, 3, 3, high=2), arr(r, 2, 3, 3)),
+               {"dim": 2, "reduce": "mean"}, name="3-d"),
+        Sample((arr(r, 3, 2), ints(r, 0, 2), arr(r, 0, 2)), {"dim": 0, "reduce": "amax"},
+               name="empty-index"),
+    ]
+    return samples
+
+
+def _scatter_reduce(m, x, i, s, dim, reduce, include_self=True):
+    return m.scatter_reduce(x, dim, i, s, reduce, include_self=include_self)
+
+
+def _quiet_scatter(m, x, i, s, **k):
+    with warnings.catch_warnings():  # torch deprecates scatter(reduce=...) for scatter_reduce
+        warnings.simplefilter("ignore", UserWarning)
+        return x.scatter(0, i, s, **k)
+
+
+def _masked_scatter_samples(r):
+    m = _mask(r, 3, 4)
+    return [
+        Sample((arr(r, 3, 4), m, arr(r, 12))),
+        Sample((arr(r, 3, 4), m[0].copy(), arr(r, 3, 5)), name="broadcast-mask-bigger-source"),
+        Sample((arr(r, 4), _mask(r, 2, 1), arr(r, 8)), name="broadcast-input"),
+    ]
+
+
+OPS += [
+    OpInfo("scatter_reduce", _scatter_reduce, _scatter_reduce_samples),
+    OpInfo("scatter_reduce-method", lambda m, x, i, s: x.scatter_reduce(1, i, s, "sum",
+                                                                        include_self=False),
+           lambda r: [Sample((arr(r, 2, 4), ints(r, 2, 3, high=4), arr(r, 2, 3)))]),
+    OpInfo("scatter_reduce-int", _scatter_reduce, lambda r: [
+        Sample((ints(r, 3, 4, low=-9, high=9), ints(r, 4, 4, high=3), ints(r, 4, 4, low=-9, high=9)),
+               {"dim": 0, "reduce": red, "include_self": inc}, name=f"{red}-{inc}")
+        for red in ("sum", "prod", "mean", "amax", "amin") for inc in (True, False)
+    ], grad=False),
+    OpInfo("scatter-reduce-arg", lambda m, x, i, s, **k: x.scatter(0, i, s, **k), ref=_quiet_scatter,
+           samples=lambda r: [
+        Sample((arr(r, 3, 4), ints(r, 4, 4, high=3), arr(r, 4, 4)), {"reduce": "add"}, name="add"),
+        Sample((arr(r, 3, 4), ints(r, 4, 4, high=3), arr(r, 4, 4)), {"reduce": "multiply"},
+               name="multiply"),
+    ], grad=False),  # torch: "scatter(reduce=...) does not support automatic differentiation"
+    OpInfo("index_copy", lambda m, x, i, s, **k: x.index_copy(k["dim"], i, s), lambda r: [
+        Sample((arr(r, 4, 3), np.array([3, 0]), arr(r, 2, 3)), {"dim": 0}),
+        Sample((arr(r, 2, 5), np.array([4, 1, 2]), arr(r, 2, 3)), {"dim": -1}, name="dim-1"),
+        Sample((arr(r), np.array([0]), arr(r)), {"dim": 0}, name="0-d"),
+    ]),
+    OpInfo("masked_scatter", lambda m, x, k, s: m.masked_scatter(x, k, s), _masked_scatter_samples),
+    OpInfo("put", lambda m, x, i, s, **k: x.put(i, s, **k), lambda r: [
+        Sample((arr(r, 3, 4), np.array([[0, -1], [5, 7]]), arr(r, 2, 2))),
+        Sample((arr(r, 3, 4), np.array([0, 5, 0, -12]), arr(r, 4)), {"accumulate": True},
+               name="accumulate-repeats"),
+    ]),
+    # ------------------------------------------------------------------ in place, on a clone
+    OpInfo("scatter_", lambda m, x, i, *s, **k: x.clone().scatter_(1, i, *s, **k), lambda r: [
+        Sample((arr(r, 3, 5), _unique_rows(r, 3, 5, 2), arr(r, 3, 2)), name="src"),
+        Sample((arr(r, 3, 5), _unique_rows(r, 3, 5, 2), 1.0), name="scalar"),
+        Sample((arr(r, 3, 5), _unique_rows(r, 3, 5, 2)), {"value": -2.0}, name="value"),
+    ]),
+    OpInfo("scatter_add_", lambda m, x, i, s: x.clone().scatter_add_(0, i, s), lambda r: [
+        Sample((arr(r, 3, 4), ints(r, 4, 4, high=3), arr(r, 4, 4)), name="repeats"),
+    ]),
+    OpInfo("scatter_reduce_", lambda m, x, i, s, reduce: x.clone().scatter_reduce_(
+        0, i, s, reduce, include_self=False), lambda r: [
+        Sample((arr(r, 3, 4), ints(r, 4, 4, high=3), arr(r, 4, 4), red), name=red)
+        for red in ("prod", "amax")
+    ]),
+    OpInfo("index_add_", lambda m, x, i, s, **k: x.clone().index_add_(0, i, s, **k), lambda r: [
+        Sample((arr(r, 4, 3), np.array([0, 2, 0]), arr(r, 3, 3)), {"alpha": -1.5}),
+    ]),
+    OpInfo("index_add_-into-constant", lambda m, i, s: m.zeros(4, 3, dtype=s.dtype).index_add_(
+        0, i, s), lambda r: [Sample((np.array([0, 2, 0]), arr(r, 3, 3)))]),
+    OpInfo("index_fill_", lambda m, x, i, v: x.clone().index_fill_(1, i, v), lambda r: [
+        Sample((arr(r, 3, 4), np.array([0, -1]), 2.5), name="number"),
+        Sample((arr(r, 3, 4), np.array([2]), arr(r)), name="0-d-tensor"),
+    ]),
+    OpInfo("index_copy_", lambda m, x, i, s: x.clone().index_copy_(0, i, s), lambda r: [
+        Sample((arr(r, 4, 3), np.array([3, 1]), arr(r, 2, 3))),
+    ]),
+    OpInfo("index_put_", lambda m, x, i, j, v, **k: x.clone().index_put_((i, j), v, **k), lambda r: [
+        Sample((arr(r, 3, 4), np.array([0, 2]), np.array([1, 3]), arr(r, 2)), name="values"),
+        Sample((arr(r, 3, 4), np.array([0, 0, 2]), np.array([1, 1, 3]), arr(r, 3)),
+               {"accumulate": True}, name="accumulate-repeats"),
+        Sample((arr(r, 3, 4), np.array([0, 2]), np.array([1, 3]), arr(r)), name="0-d-value"),
+    ]),
+    OpInfo("masked_scatter_", lambda m, x, k, s: x.clone().masked_scatter_(k, s), lambda r: [
+        Sample((arr(r, 3, 4), _mask(r, 4), arr(r, 13))),
+    ]),
+    OpInfo("put_", lambda m, x, i, s: x.clone().put_(i, s), lambda r: [
+        Sample((arr(r, 3, 4), np.array([1, -2]), arr(r, 2))),
+    ]),
+    OpInfo("fill_diagonal_", lambda m, x, **k: x.clone().fill_diagonal_(-1.5, **k), lambda r: [
+        Sample((arr(r, 3, 3),), name="square"),
+        Sample((arr(r, 5, 2),), name="tall"),
+        Sample((arr(r, 5, 2),), {"wrap": True}, name="tall-wrap"),
+        Sample((arr(r, 2, 4),), name="wide"),
+        Sample((arr(r, 3, 3, 3),), name="3-d"),
+    ]),
+    # ------------------------------------------------------------------ integer results (no grad)
+    OpInfo("unique", lambda m, x, **k: m.unique(x, **k), lambda r: [
+        Sample((ints(r, 3, 4),)),
+        Sample((ints(r, 3, 4),), {"return_inverse": True, "return_counts": True}, name="all"),
+        Sample((ints(r, 10, high=3).astype(np.float64),), {"return_counts": True}, name="float"),
+        Sample((ints(r, 3, 4, high=2) > 0,), {"return_inverse": True}, name="bool"),
+        Sample((np.array([[1, 2], [0, 5], [1, 2]]),), {"dim": 0, "return_inverse": True,
+                                                       "return_counts": True}, name="dim-0"),
+        Sample((np.array([[1, 2, 1], [0, 5, 0]]),), {"dim": 1, "return_inverse": True}, name="dim-1"),
+        Sample((ints(r, 0, 2),), {"return_inverse": True, "return_counts": True}, name="empty"),
+        Sample((np.array(3),), {"return_inverse": True}, name="0-d"),
+    ], grad=False),
+    OpInfo("unique-method", lambda m, x: x.unique(sorted=True, return_counts=True), lambda r: [
+        Sample((np.array([2.5, -1.0, 2.5, np.nan, np.nan]),), name="nans-distinct"),
+    ], grad=False),
+    OpInfo("unique_consecutive", lambda m, x, **k: m.unique_consecutive(x, **k), lambda r: [
+        Sample((np.array([1, 1, 2, 2, 3, 1, 1, 2]),), {"return_inverse": True,
+                                                       "return_counts": True}),
+        Sample((np.array([[1, 1, 2], [1, 1, 2]]),), {"dim": 1, "return_counts": True}, name="dim"),
+    ], grad=False),
+    OpInfo("bincount", lambda m, x, *w, **k: m.bincount(x, *w, **k), lambda r: [
+        Sample((ints(r, 12, high=6),)),
+        Sample((ints(r, 12, high=6),), {"minlength": 9}, name="minlength"),
+        Sample((ints(r, 5, high=4), arr(r, 5)), name="float-weights"),
+        Sample((ints(r, 5, high=4), ints(r, 5)), name="int-weights"),
+        Sample((np.zeros(0, dtype=np.int64),), {"minlength": 3}, name="empty"),
+        Sample((ints(r, 6, high=3).astype(np.int32),), name="int32"),
+    ], grad=False),
+    # (torch's isin fails on a non-contiguous 2-d test_elements: the ref copies it)
+    OpInfo("isin", lambda m, x, t, **k: m.isin(x, t, **k), ref=lambda m, x, t, **k: m.isin(
+        x, t.contiguous() if isinstance(t, m.Tensor) else t, **k), samples=lambda r: [
+        Sample((ints(r, 3, 4, high=8), ints(r, 5, high=8))),
+        Sample((ints(r, 3, 4, high=8), ints(r, 2, 2, high=8)), {"invert": True}, name="invert"),
+        Sample((ints(r, 6, high=4).astype(np.float64), ints(r, 3, high=4)), name="float-int"),
+        Sample((ints(r, 6, high=4), 2), name="scalar-test"),
+        Sample((3, ints(r, 6, high=4)), name="scalar-element"),
+        Sample((np.array([1.0, np.nan]), np.array([np.nan, 1.0])), name="nan"),
+        Sample((ints(r, 4), np.zeros(0, dtype=np.int64)), name="empty-test"),
     ], grad=False),
 ]

@@ -112,3 +112,40 @@ OPS = [
         Sample((arr(r, 2, 3), arr(r, 3, 2)), {"dims": ([-1], [0])}, name="negative"),
     ]),
 ]
+
+# ---------------------------------------------------------------------- distances and gradient.linalg
+import gradient.linalg  # noqa: E402,F401  (so that m.linalg exists for m = gradient)
+
+OPS += [
+    OpInfo("cdist", lambda m, a, b, **k: m.cdist(a, b, **k), lambda r: [
+        Sample((arr(r, 3, 2), arr(r, 4, 2)), name="p-2"),
+        Sample((arr(r, 2, 3, 2), arr(r, 4, 2)), {"p": 1.0}, name="p-1-batch-broadcast"),
+        Sample((arr(r, 3, 3), arr(r, 2, 3)), {"p": 3.0}, name="p-3"),
+        Sample((arr(r, 3, 2), arr(r, 2, 2)), {"p": float("inf")}, name="p-inf"),
+        Sample((arr(r, 0, 2), arr(r, 2, 2)), name="empty"),
+    ]),
+    OpInfo("linalg.vector_norm", lambda m, a, **k: m.linalg.vector_norm(a, **k), lambda r: [
+        Sample((arr(r, 3, 4),)),
+        Sample((arr(r, 3, 4),), {"ord": 1, "dim": -1}, name="ord-1"),
+        Sample((arr(r, 2, 3, 2),), {"ord": 3.0, "dim": (0, 2), "keepdim": True}, name="ord-3-dims"),
+        Sample((arr(r, 3, 4),), {"ord": float("-inf"), "dim": 0}, name="ord--inf"),
+    ]),
+    OpInfo("linalg.matrix_norm", lambda m, a, **k: m.linalg.matrix_norm(a, **k), lambda r: [
+        Sample((arr(r, 3, 4),), name="fro"),
+        Sample((arr(r, 2, 3, 4),), {"ord": 1}, name="ord-1-batch"),
+        Sample((arr(r, 3, 4),), {"ord": -1, "keepdim": True}, name="ord--1"),
+        Sample((arr(r, 3, 4),), {"ord": float("inf")}, name="inf"),
+        Sample((arr(r, 3, 2, 4),), {"ord": float("-inf"), "dim": (2, 0)}, name="-inf-dims"),
+    ]),
+    OpInfo("linalg.norm", lambda m, a, **k: m.linalg.norm(a, **k), lambda r: [
+        Sample((arr(r, 2, 3, 4),), name="all"),
+        Sample((arr(r, 3, 4),), {"ord": 1}, name="matrix"),
+        Sample((arr(r, 4),), {"ord": 3}, name="vector"),
+        Sample((arr(r, 2, 3, 4),), {"dim": 1, "keepdim": True}, name="dim"),
+        Sample((arr(r, 2, 3, 4),), {"ord": float("inf"), "dim": (1, 2)}, name="matrix-dims"),
+    ]),
+    OpInfo("linalg.vecdot", lambda m, a, b, **k: m.linalg.vecdot(a, b, **k), lambda r: [
+        Sample((arr(r, 3, 4), arr(r, 4)), name="broadcast"),
+        Sample((arr(r, 3, 4), arr(r, 3, 4)), {"dim": 0}, name="dim-0"),
+    ]),
+]

@@ -200,3 +200,25 @@ OPS = [
         Sample((ints(r, 3, 4),), {"dim": -1, "dtype": "int8"}, name="dtype-int8"),
     ], grad=False),
 ]
+
+# ---------------------------------------------------------------------- differences
+def _diff(m, a, *tensors, extra=(), **k):
+    """``m.diff(a, ...)`` with the tensors named in ``extra`` ("prepend", "append") passed by name."""
+    return m.diff(a, **k, **dict(zip(extra, tensors)))
+
+
+OPS += [
+    OpInfo("diff", _diff, lambda r: [
+        Sample((arr(r, 3, 5),)),
+        Sample((arr(r, 3, 5),), {"n": 2, "dim": 0}, name="n-2-dim-0"),
+        Sample((arr(r, 3, 4), arr(r, 3, 1), arr(r, 3, 2)), {"n": 3, "extra": ("prepend", "append")},
+               name="prepend-append"),
+        Sample((arr(r, 2, 4), arr(r, 1, 4)), {"dim": 0, "extra": ("append",)}, name="append-dim-0"),
+        Sample((arr(r, 4),), {"n": 6}, name="n-past-length"),
+        Sample((arr(r, 4),), {"n": 0}, name="n-0"),
+    ]),
+    OpInfo("diff-method", lambda m, a, **k: a.diff(**k), lambda r: [
+        Sample((ints(r, 3, 5),), {"n": 2}, name="int"),
+        Sample((ints(r, 6, high=2).astype(bool),), name="bool"),
+    ], grad=False),
+]

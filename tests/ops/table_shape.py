@@ -243,3 +243,30 @@ OPS = [
     OpInfo("clone", lambda m, a: a.clone(), lambda r: [Sample((arr(r, 3, 4),)), Sample((arr(r),))]),
     OpInfo("contiguous", lambda m, a: a.contiguous(), lambda r: [Sample((arr(r, 3, 4),))]),
 ]
+
+# ---------------------------------------------------------------------- grids and windows
+OPS += [
+    OpInfo("unfold-method", lambda m, a, *k: a.unfold(*k), lambda r: [
+        Sample((arr(r, 7), 0, 3, 2), name="overlapping"),
+        Sample((arr(r, 2, 6, 3), 1, 2, 3), name="gaps"),
+        Sample((arr(r, 3, 5), -1, 5, 1), name="whole"),
+        Sample((arr(r, 3, 5), 0, 1, 1), name="size-1"),
+        Sample((arr(r, 4, 3), 0, 4, 7), name="step-past-end"),
+        Sample((arr(r, 4, 3), 1, 0, 1), name="size-0"),
+        Sample((arr(r), 0, 1, 1), name="0-d"),
+    ]),
+    OpInfo("meshgrid", lambda m, *t, **k: m.meshgrid(*t, **k), lambda r: [
+        Sample((arr(r, 2), arr(r, 3)), {"indexing": "ij"}, name="ij"),
+        Sample((arr(r, 2), arr(r, 3), arr(r, 4)), {"indexing": "xy"}, name="xy-3"),
+        Sample((arr(r, 3),), {"indexing": "xy"}, name="one"),
+        Sample((arr(r), arr(r, 2)), {"indexing": "ij"}, name="0-d"),
+    ]),
+    OpInfo("meshgrid-list", lambda m, a, b: m.meshgrid([a, b], indexing="xy"), lambda r: [
+        Sample((ints(r, 3), ints(r, 2)), name="int"),
+    ], grad=False),
+    OpInfo("cartesian_prod", lambda m, *t: m.cartesian_prod(*t), lambda r: [
+        Sample((arr(r, 2), arr(r, 3))),
+        Sample((arr(r, 2), arr(r, 1), arr(r, 3)), name="three"),
+        Sample((arr(r, 3),), name="one"),
+    ]),
+]

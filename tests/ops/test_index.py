@@ -661,3 +661,162 @@ def test_view_of_a_plain_tensor_is_stale_after_a_recorded_write_into_its_base():
         head.sum()
     detached = out.detach()
     assert (detached * 2).tolist() == [4.0, 0.0, 0.0]  # a detached alias has no graph to go stale
+
+
+# ---------------------------------------------------------------------- scatter_reduce
+@pytest.mark.parametrize("reduce", ["amax", "amin"])
+@pytest.mark.parametrize("include_self", [True, False])
+def test_scatter_reduce_splits_the_gradient_evenly_among_ties_like_torch(reduce, include_self):
+    # position 1 gets 5 from self and twice from src: a three-way tie; without self, a two-way
+    # tie of the src values (self holds 7 there: see the next test for why it is not 5)
+    sign = 1.0 if reduce == "amax" else -1.0
+    x = [1.0, (5.0 if include_self else 7.0) * sign, 2.0, -5.0 * sign]
+    v = 5.0 * sign
+    src = [v, v, 3.0, 3.0]
+    index = [1, 1, 0, 0]
+    grads = []
+    for lib in (gradient, torch):
+        a = lib.tensor(x, dtype=lib.float64, requires_grad=True)
+        s = lib.tensor(src, dtype=lib.float64, requires_grad=True)
+        out = a.scatter_reduce(0, lib.tensor(index), s, reduce, include_self=include_self)
+        (out * lib.tensor([1.0, 2.0, 3.0, 4.0], dtype=lib.float64)).sum().backward()
+        grads.append((out, a.grad, s.grad))
+    for ours, theirs in zip(*grads):
+        _close(ours, theirs)
+
+
+def test_scatter_reduce_tie_with_an_excluded_self_value_keeps_the_whole_gradient():
+    # With include_self=False, self's value takes no part even if it equals the result; PyTorch
+    # (2.13) still counts it among the ties and so loses a third of the gradient here
+    # (src.grad [2/3, 2/3]); gradient gives the two src values half each.
+    a = gradient.tensor([1.0, 5.0], dtype=gradient.float64, requires_grad=True)
+    s = gradient.tensor([5.0, 5.0], dtype=gradient.float64, requires_grad=True)
+    out = a.scatter_reduce(0, gradient.tensor([1, 1]), s, "amax", include_self=False)
+    (out * gradient.tensor([1.0, 2.0], dtype=gradient.float64)).sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [1.0, 0.0])
+    np.testing.assert_array_equal(s.grad.numpy(), [1.0, 1.0])
+
+
+def test_scatter_reduce_prod_gradient_is_exact_with_several_zeros():
+    for include_self in (True, False):
+        grads = []
+        for lib in (gradient, torch):
+            a = lib.tensor([0.0, 2.0], dtype=lib.float64, requires_grad=True)
+            s = lib.tensor([0.0, 3.0, 0.0, 4.0], dtype=lib.float64, requires_grad=True)
+            out = a.scatter_reduce(0, lib.tensor([0, 0, 1, 1]), s, "prod", include_self=include_self)
+            out.sum().backward()
+            grads.append((out, a.grad, s.grad))
+        for ours, theirs in zip(*grads):
+            _close(ours, theirs)
+
+
+def test_scatter_reduce_mean_of_integers_rounds_down_like_torch():
+    for include_self in (True, False):
+        g, t = _pair([[5, -5, 5]])
+        i = [[0, 0, 1, 1]]
+        src = [[1, 2, -3, 4]]
+        _close(g.scatter_reduce(1, gradient.tensor(i), gradient.tensor(src), "mean",
+                                include_self=include_self),
+               t.scatter_reduce(1, torch.tensor(i), torch.tensor(src), "mean",
+                                include_self=include_self))
+
+
+@pytest.mark.parametrize("call,error,match", [
+    (lambda x, i, s: x.scatter_reduce(0, i, s, "max"), ValueError, "reduce must be one of"),
+    (lambda x, i, s: x.scatter_reduce(0, i, s.double(), "sum"), DTypeError, "dtype of the input"),
+    (lambda x, i, s: x.scatter_reduce(0, i + 3, s, "amax"), IndexError, "out of range"),
+    (lambda x, i, s: x.scatter_reduce(0, i.float(), s, "sum"), DTypeError, "integer"),
+    (lambda x, i, s: x.scatter_reduce(0, i, s[:1], "sum"), ShapeError, "larger than src"),
+    (lambda x, i, s: x.scatter_reduce(0, i, 1.0, "sum"), TypeError, "src to be a tensor"),
+    (lambda x, i, s: x.scatter(0, i, s, reduce="mean"), ValueError, "'add' or 'multiply'"),
+])
+def test_scatter_reduce_errors(call, error, match):
+    x, i, s = gradient.zeros(3, 2), gradient.tensor([[0, 1], [2, 2]]), gradient.ones(2, 2)
+    with pytest.raises(error, match=match):
+        call(x, i, s)
+
+
+def test_scatter_with_reduce_and_a_value_like_torch():
+    for reduce in ("add", "multiply"):
+        g, t = _pair([[2.0, 3.0, 4.0]])
+        _close(g.scatter(1, gradient.tensor([[0, 0, 2]]), 1.5, reduce=reduce),
+               t.scatter(1, torch.tensor([[0, 0, 2]]), 1.5, reduce=reduce))
+
+
+# ---------------------------------------------------------------------- index_copy, masked_scatter, put
+def test_index_copy_masked_scatter_and_put_errors():
+    x = gradient.zeros(3, 2)
+    with pytest.raises(ShapeError, match=r"index_copy: source must have shape \(2, 2\)"):
+        x.index_copy(0, gradient.tensor([0, 1]), gradient.ones(3, 2))
+    with pytest.raises(DTypeError, match="source to have the dtype"):
+        x.index_copy(0, gradient.tensor([0]), gradient.ones(1, 2, dtype=gradient.float64))
+    with pytest.raises(ShapeError, match="has 6 True entries but source has only 5"):
+        x.masked_scatter(gradient.ones(3, 2, dtype=gradient.bool), gradient.ones(5))
+    with pytest.raises(DTypeError, match="bool mask"):
+        x.masked_scatter(gradient.ones(3, 2), gradient.ones(6))
+    with pytest.raises(IndexError, match="index 6 is out of range"):
+        x.put(gradient.tensor([6]), gradient.ones(1))
+    with pytest.raises(ShapeError, match="as many elements as index"):
+        x.put(gradient.tensor([0, 1]), gradient.ones(3))
+
+
+def test_fill_diagonal_errors():
+    with pytest.raises(ShapeError, match="at least 2 dimensions"):
+        gradient.zeros(3).fill_diagonal_(1.0)
+    with pytest.raises(ShapeError, match="equal length"):
+        gradient.zeros(2, 2, 3).fill_diagonal_(1.0)
+
+
+# ---------------------------------------------------------------------- unique, bincount, isin
+def test_unique_matches_torch_on_random_data():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 4, size=(30, 3))
+    g, t = _pair(a)
+    for kwargs in ({}, {"return_inverse": True, "return_counts": True},
+                   {"dim": 0, "return_inverse": True, "return_counts": True},
+                   {"dim": 1, "return_counts": True}):
+        ours, theirs = g.unique(**kwargs), t.unique(**kwargs)
+        for o, th in zip(ours if isinstance(ours, tuple) else (ours,),
+                         theirs if isinstance(theirs, tuple) else (theirs,)):
+            _close(o, th)
+    values, inverse = g.unique(return_inverse=True)
+    np.testing.assert_array_equal(values[inverse].numpy(), a)  # the inverse rebuilds the input
+
+
+def test_unique_is_not_differentiable_and_refuses_dim_on_0_d():
+    values = gradient.tensor([1.0, 1.0, 2.0], requires_grad=True).unique()
+    assert not values.requires_grad and values.grad_fn is None
+    with pytest.raises(IndexError, match="0-d"):
+        gradient.tensor(1).unique(dim=0)
+    with pytest.raises(IndexError, match="out of range"):
+        gradient.zeros(2, 2).unique(dim=2)
+
+
+@pytest.mark.parametrize("input,kwargs,error,match", [
+    (gradient.tensor([-1, 2]), {}, ValueError, "non-negative values, got -1"),
+    (gradient.tensor([[1, 2]]), {}, ShapeError, r"1-d tensor .* got shape \(1, 2\)"),
+    (gradient.tensor([1.0, 2.0]), {}, DTypeError, "non-negative integers, got gradient.float32"),
+    (gradient.tensor([1, 2]), {"minlength": -1}, ValueError, "minlength must be non-negative"),
+    (gradient.tensor([1, 2]), {"weights": gradient.ones(3)}, ShapeError, "weights must have"),
+])
+def test_bincount_errors(input, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        gradient.bincount(input, **kwargs)
+
+
+def test_bincount_weights_are_not_differentiable():
+    w = gradient.ones(3, requires_grad=True)
+    out = gradient.bincount(gradient.tensor([0, 0, 2]), w)
+    assert not out.requires_grad
+    np.testing.assert_array_equal(out.numpy(), [2.0, 0.0, 1.0])
+
+
+def test_isin_needs_a_tensor_and_agrees_with_numpy_on_random_data():
+    with pytest.raises(TypeError, match="to be a tensor"):
+        gradient.isin(1, 2)
+    rng = np.random.default_rng(1)
+    a, b = rng.integers(-20, 20, size=(7, 9)), rng.integers(-20, 20, size=25)
+    np.testing.assert_array_equal(gradient.isin(gradient.tensor(a), gradient.tensor(b)).numpy(),
+                                  np.isin(a, b))
+    np.testing.assert_array_equal(
+        gradient.isin(gradient.tensor(a), gradient.tensor(b), invert=True).numpy(), ~np.isin(a, b))

@@ -349,3 +349,58 @@ def test_low_precision_add_matmul_rounds_once(dtype, fn, shapes):
         exact = getattr(torch, fn)(*[t.double() for t in low], beta=0.3, alpha=1.7).numpy()
         assert ours.dtype.name == dtype
         assert np.all(np.abs(ours.double().numpy() - exact) <= np.abs(theirs - exact)), (seed, ours, theirs)
+
+
+# ---------------------------------------------------------------------- cdist and gradient.linalg
+import gradient.linalg  # noqa: E402
+
+
+@pytest.mark.parametrize("a,b,kwargs,error,match", [
+    ((3,), (2, 3), {}, ShapeError, "x1 to have at least 2 dimensions"),
+    ((3, 2), (4, 3), {}, ShapeError, r"same number of features .* 2 != 3"),
+    ((2, 3, 2), (3, 4, 2), {}, ShapeError, "batch dimensions"),
+    ((3, 2), (4, 2), {"p": -1.0}, ValueError, "p must be non-negative"),
+])
+def test_cdist_errors(a, b, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        gradient.cdist(gradient.zeros(*a), gradient.zeros(*b), **kwargs)
+
+
+def test_cdist_refuses_integers_and_has_a_zero_gradient_at_zero_distance():
+    with pytest.raises(DTypeError, match="floating-point"):
+        gradient.cdist(gradient.zeros(2, 2, dtype=gradient.int64), gradient.zeros(2, 2, dtype=gradient.int64))
+    grads = []
+    for lib in (gradient, torch):
+        a = lib.tensor([[1.0, 2.0], [0.0, 0.0]], dtype=lib.float64, requires_grad=True)
+        lib.cdist(a, lib.tensor([[1.0, 2.0]], dtype=lib.float64)).sum().backward()
+        grads.append(a.grad.numpy())
+    np.testing.assert_allclose(*grads)
+    assert not np.any(np.isnan(grads[0]))
+
+
+def test_linalg_namespace_errors():
+    A = gradient.ones(2, 3, 4)
+    with pytest.raises(NotImplementedError, match="singular values"):
+        gradient.linalg.matrix_norm(A, ord="nuc")
+    with pytest.raises(ValueError, match="ord must be"):
+        gradient.linalg.matrix_norm(A, ord=3)
+    with pytest.raises(ShapeError, match="at least 2 dimensions"):
+        gradient.linalg.matrix_norm(gradient.ones(3))
+    with pytest.raises(ShapeError, match="must differ"):
+        gradient.linalg.matrix_norm(A, dim=(1, -2))
+    with pytest.raises(TypeError, match="ord must be a number"):
+        gradient.linalg.vector_norm(A, ord="fro")
+    with pytest.raises(DTypeError, match="floating-point tensor, got gradient.int64"):
+        gradient.linalg.vector_norm(gradient.arange(3))
+    with pytest.raises(ShapeError, match="1-d or 2-d"):
+        gradient.linalg.norm(A, ord=1)
+
+
+def test_linalg_dtype_argument_and_aliases():
+    x = gradient.arange(4).reshape(2, 2)
+    out = gradient.linalg.vector_norm(x, dtype=gradient.float64)
+    assert out.dtype is gradient.float64
+    np.testing.assert_allclose(float(out), np.sqrt(14.0))
+    a = gradient.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(gradient.linalg.matmul(a, a.T).numpy(), (a @ a.T).numpy())
+    np.testing.assert_array_equal(gradient.linalg.diagonal(a).numpy(), [0.0, 4.0])

@@ -473,3 +473,26 @@ def test_zero_norm_leaves_the_gradient_none_like_torch():
     x.norm(p=0).backward()
     t.norm(p=0).backward()
     assert x.grad is None and t.grad is None
+
+
+# ---------------------------------------------------------------------- diff
+@pytest.mark.parametrize("call,error,match", [
+    (lambda: gradient.tensor(1.0).diff(), gradient.ShapeError, "at least one dimension"),
+    (lambda: gradient.zeros(3).diff(n=-1), ValueError, "must be non-negative"),
+    (lambda: gradient.zeros(2, 3).diff(prepend=gradient.zeros(3, 1)), gradient.ShapeError,
+     r"prepend of shape \(3, 1\) must match .* \(2, 3\) in every dimension but 1"),
+    (lambda: gradient.zeros(2, 3).diff(append=gradient.zeros(3)), gradient.ShapeError, "append"),
+    (lambda: gradient.zeros(3).diff(append=[1.0]), TypeError, "append to be a tensor"),
+])
+def test_diff_errors(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_diff_inverts_cumsum_and_promotes_like_torch():
+    x = gradient.tensor([[1.0, 4.0, 9.0], [2.0, 3.0, 5.0]])
+    np.testing.assert_allclose(x.cumsum(1).diff(dim=1).numpy(), x[:, 1:].numpy())
+    ours = gradient.tensor([1, 2, 4]).diff(prepend=gradient.tensor([0.5]))
+    theirs = torch.tensor([1, 2, 4]).diff(prepend=torch.tensor([0.5]))
+    assert ours.dtype.name == str(theirs.dtype).removeprefix("torch.")
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy())

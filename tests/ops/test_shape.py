@@ -349,3 +349,61 @@ def test_no_op_reshape_and_permute_return_the_input():
 def test_broadcast_shapes_like_torch():
     for shapes in [((2, 1), (3,)), ((1,), (0, 1)), ((), (2, 2)), ((5, 1, 4), (3, 1))]:
         assert tuple(gradient.broadcast_shapes(*shapes)) == tuple(torch.broadcast_shapes(*shapes))
+
+
+# ---------------------------------------------------------------------- unfold, meshgrid, cartesian_prod
+def test_unfold_is_a_view_sharing_the_version_counter():
+    x = gradient.arange(10.0)
+    windows = x.unfold(0, 4, 3)
+    assert windows._base is x and windows._version is x._version
+    x.mul_(2)  # the view sees the change, as in PyTorch
+    np.testing.assert_array_equal(windows.numpy(), [[0, 2, 4, 6], [6, 8, 10, 12], [12, 14, 16, 18]])
+
+
+def test_unfold_overlapping_windows_add_their_gradients_like_torch():
+    grads = []
+    for lib in (gradient, torch):
+        x = lib.arange(6.0, requires_grad=True)
+        (x.unfold(0, 3, 1) * lib.arange(12.0).reshape(4, 3)).sum().backward()
+        grads.append(x.grad.numpy())
+    np.testing.assert_array_equal(*grads)
+
+
+@pytest.mark.parametrize("args,error,match", [
+    ((0, 5, 1), ShapeError, r"size 5 does not fit dimension 0 of size 4"),
+    ((0, 2, 0), ValueError, "step must be positive"),
+    ((2, 1, 1), IndexError, "out of range"),
+])
+def test_unfold_errors(args, error, match):
+    with pytest.raises(error, match=match):
+        gradient.zeros(4, 3).unfold(*args)
+
+
+def test_meshgrid_outputs_are_views_and_errors_are_clear():
+    a, b = gradient.arange(2.0), gradient.arange(3.0)
+    ys, xs = gradient.meshgrid(a, b, indexing="ij")
+    assert ys._base is a and xs._base is b
+    with pytest.raises(ValueError, match="'ij' or 'xy'"):
+        gradient.meshgrid(a, b, indexing="yx")
+    with pytest.raises(ShapeError, match=r"0-d or 1-d tensors, got shape \(2, 3\)"):
+        gradient.meshgrid(a, gradient.zeros(2, 3))
+    with pytest.raises(ShapeError, match="same dtype"):
+        gradient.meshgrid(a, gradient.arange(3))
+    with pytest.raises(ShapeError, match="at least one"):
+        gradient.meshgrid()
+
+
+def test_cartesian_prod_needs_1_d_tensors():
+    with pytest.raises(ShapeError, match=r"1-d tensors, got \(2, 2\) at position 1"):
+        gradient.cartesian_prod(gradient.zeros(2), gradient.zeros(2, 2))
+
+
+def test_numel_is_floating_point_and_is_complex_as_functions():
+    x = gradient.zeros(2, 3, dtype=gradient.float16)
+    assert gradient.numel(x) == 6 and gradient.numel(gradient.tensor(1)) == 1
+    assert gradient.is_floating_point(x) and not gradient.is_floating_point(gradient.arange(3))
+    assert gradient.is_floating_point(x.bfloat16())
+    assert not gradient.is_complex(x) and not x.is_complex()
+    for fn in (gradient.numel, gradient.is_floating_point, gradient.is_complex):
+        with pytest.raises(TypeError, match="expected a Tensor"):
+            fn([1.0])

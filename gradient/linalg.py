@@ -1,0 +1,133 @@
+"""``gradient.linalg``: PyTorch's ``torch.linalg`` namespace, for the functions gradient has.
+
+The norms (``vector_norm``, ``matrix_norm``, ``norm``), and ``matmul``, ``vecdot`` and
+``diagonal`` under their ``torch.linalg`` names. Everything is a composition of the
+differentiable ops in :mod:`gradient.ops`, so it has first and second derivatives.
+
+Deliberate differences from PyTorch: the matrix norms that need singular values (``"nuc"``,
+``2`` and ``-2``) and the decompositions and solvers (``inv``, ``svd``, ``solve``, ...) are not
+there: the backends have no LAPACK-style primitive yet. Asking for them raises
+NotImplementedError.
+
+Example::
+
+    >>> import gradient
+    >>> x = gradient.tensor([[3.0, 4.0], [0.0, 1.0]])
+    >>> gradient.linalg.vector_norm(x, dim=-1)
+    tensor([5., 1.])
+    >>> gradient.linalg.matrix_norm(x, ord=1)    # the largest column sum of |x|
+    tensor(5.)
+"""
+
+from __future__ import annotations
+
+import math
+
+from .dtypes import as_dtype
+from .errors import DTypeError, ShapeError
+from .ops import elementwise as _elementwise
+from .ops import reduce as _reduce
+from .ops.linalg import matmul
+from .ops.shape import diagonal as _diagonal
+from .ops.shape import squeeze, wrap_dim
+from .tensor import Tensor
+
+__all__ = ["vector_norm", "matrix_norm", "norm", "matmul", "vecdot", "diagonal"]
+
+
+def _floating(fn: str, x, dtype) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{fn}: expected a Tensor, got {type(x).__name__}")
+    if dtype is not None:
+        x = x.to(as_dtype(dtype))
+    if not x.dtype.is_floating_point:
+        raise DTypeError(f"{fn}: expected a floating-point tensor, got {x.dtype}; convert it with "
+                         ".float() or pass dtype=")
+    return x
+
+
+def vector_norm(x: Tensor, ord=2, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    """The vector ``ord``-norm of ``x`` over ``dim`` (every element when None, whatever the shape):
+    ``(sum |x|^ord)^(1/ord)``; ``ord`` is a number, ``inf`` (max |x|), ``-inf`` (min |x|) or 0
+    (the count of nonzeros). The gradient at a zero vector is 0.
+
+    Example: ``gradient.linalg.vector_norm(x, ord=1, dim=(0, 1))``
+    """
+    x = _floating("linalg.vector_norm", x, dtype)
+    if isinstance(ord, str) or isinstance(ord, bool):
+        raise TypeError(f"linalg.vector_norm: ord must be a number (or inf, -inf), got {ord!r}; "
+                        "use linalg.matrix_norm for 'fro' and 'nuc'")
+    return _reduce.norm(x, float(ord), dim, keepdim)
+
+
+def _matrix_dims(fn: str, A: Tensor, dim) -> tuple[int, int]:
+    if A.ndim < 2:
+        raise ShapeError(f"{fn}: expected a tensor of at least 2 dimensions (a matrix or a batch of "
+                         f"them), got shape {tuple(A.shape)}")
+    if not isinstance(dim, (tuple, list)) or len(dim) != 2:
+        raise ShapeError(f"{fn}: dim must be a pair of dimensions, got {dim!r}")
+    d0, d1 = (wrap_dim(int(d), A.ndim) for d in dim)
+    if d0 == d1:
+        raise ShapeError(f"{fn}: the two dimensions of dim must differ, got {tuple(dim)}")
+    return d0, d1
+
+
+def matrix_norm(A: Tensor, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dtype=None) -> Tensor:
+    """The matrix norm of ``A`` (or of each matrix in a batch) over the two dimensions ``dim``.
+
+    ``ord`` is ``"fro"`` (the square root of the sum of squares), ``1`` / ``-1`` (the largest /
+    smallest sum of ``|A|`` down a column) or ``inf`` / ``-inf`` (the same along a row).
+    Example: ``gradient.linalg.matrix_norm(A, ord=float("inf"))``
+    """
+    A = _floating("linalg.matrix_norm", A, dtype)
+    rows, cols = _matrix_dims("linalg.matrix_norm", A, dim)
+    if ord == "fro":
+        return _reduce.norm(A, 2.0, (rows, cols), keepdim)
+    if ord in ("nuc", 2, -2):
+        raise NotImplementedError(f"linalg.matrix_norm: ord={ord!r} needs singular values, which "
+                                  "gradient does not compute yet; use 'fro', 1, -1, inf or -inf")
+    if ord in (1, -1):
+        summed, across = rows, cols   # column sums (down the rows), then the extreme column
+    elif ord in (math.inf, -math.inf):
+        summed, across = cols, rows   # row sums, then the extreme row
+    else:
+        raise ValueError(f"linalg.matrix_norm: ord must be 'fro', 'nuc', 1, -1, 2, -2, inf or -inf, "
+                         f"got {ord!r}")
+    sums = _reduce.sum(_elementwise.abs(A), summed, True)
+    extreme = _reduce.amax if ord > 0 else _reduce.amin
+    out = extreme(sums, across, True)
+    return out if keepdim else squeeze(out, (rows, cols))
+
+
+def norm(A: Tensor, ord=None, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    """``vector_norm`` or ``matrix_norm``, chosen as PyTorch's ``linalg.norm`` does: an int
+    ``dim`` (or a 1-d input) gives a vector norm, a pair of dims (or a 2-d input with ``ord``
+    given) a matrix norm; with neither ``ord`` nor ``dim``, the 2-norm of all elements.
+
+    Example: ``gradient.linalg.norm(x)``, ``gradient.linalg.norm(A, ord=1, dim=(1, 2))``
+    """
+    A = _floating("linalg.norm", A, dtype)
+    if dim is not None:
+        if isinstance(dim, (tuple, list)):
+            if len(dim) == 1:
+                return vector_norm(A, 2 if ord is None else ord, tuple(dim), keepdim)
+            return matrix_norm(A, "fro" if ord is None else ord, tuple(dim), keepdim)
+        return vector_norm(A, 2 if ord is None else ord, dim, keepdim)
+    if ord is None:
+        return vector_norm(A, 2, None, keepdim)
+    if A.ndim == 1:
+        return vector_norm(A, ord, None, keepdim)
+    if A.ndim == 2:
+        return matrix_norm(A, ord, (-2, -1), keepdim)
+    raise ShapeError(f"linalg.norm: with ord given and dim=None the input must be 1-d or 2-d, got "
+                     f"shape {tuple(A.shape)}; pass dim")
+
+
+def vecdot(x: Tensor, y: Tensor, *, dim: int = -1) -> Tensor:
+    """The dot product of ``x`` and ``y`` along ``dim``, broadcasting the other dimensions."""
+    return _reduce.sum(_elementwise.mul(x, y), dim)
+
+
+def diagonal(A: Tensor, *, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Tensor:
+    """``gradient.diagonal`` with the last two dimensions as the default (``torch.linalg``'s)."""
+    return _diagonal(A, offset, dim1, dim2)

@@ -1,0 +1,179 @@
+"""In-place methods (``x.exp_()``, ``x.scatter_(...)``, ``x.index_add_(...)`` ...): what makes
+them in-place rather than what they compute (the op table compares their values and gradients
+with PyTorch's): they write into the tensor's own storage and return it, bump the version
+counter once (shared with views), refuse a leaf that requires grad, make backward fail when a
+tensor saved for it was overwritten, keep the dtype, and cannot grow a tensor by broadcasting.
+"""
+
+import numpy as np
+import pytest
+
+import gradient
+from gradient.errors import AutogradError, DTypeError, ShapeError
+
+torch = pytest.importorskip("torch")
+
+
+def _idx(lib, *values):
+    return lib.tensor(list(values))
+
+
+# one call per in-place method: (name, fn(lib, x) modifying the float (3, 4) tensor x)
+CALLS = [
+    ("exp_", lambda lib, x: x.exp_()),
+    ("log_", lambda lib, x: x.abs_().add_(1).log_()),
+    ("neg_", lambda lib, x: x.neg_()),
+    ("abs_", lambda lib, x: x.abs_()),
+    ("sqrt_", lambda lib, x: x.abs_().sqrt_()),
+    ("rsqrt_", lambda lib, x: x.abs_().add_(1).rsqrt_()),
+    ("sigmoid_", lambda lib, x: x.sigmoid_()),
+    ("tanh_", lambda lib, x: x.tanh_()),
+    ("sin_", lambda lib, x: x.sin_()),
+    ("cos_", lambda lib, x: x.cos_()),
+    ("reciprocal_", lambda lib, x: x.abs_().add_(1).reciprocal_()),
+    ("square_", lambda lib, x: x.square_()),
+    ("floor_", lambda lib, x: x.floor_()),
+    ("ceil_", lambda lib, x: x.ceil_()),
+    ("round_", lambda lib, x: x.round_()),
+    ("trunc_", lambda lib, x: x.trunc_()),
+    ("sign_", lambda lib, x: x.sign_()),
+    ("addcmul_", lambda lib, x: x.addcmul_(x.detach() * 0 + 2, lib.ones(4), value=0.5)),
+    ("addcdiv_", lambda lib, x: x.addcdiv_(lib.ones(3, 4), lib.full((4,), 4.0), value=2)),
+    ("lerp_", lambda lib, x: x.lerp_(lib.ones(3, 4), 0.25)),
+    ("scatter_", lambda lib, x: x.scatter_(1, lib.tensor([[0, 2]] * 3), 1.0)),
+    ("scatter_add_", lambda lib, x: x.scatter_add_(0, lib.tensor([[0, 1, 1, 2]]), lib.ones(1, 4))),
+    ("scatter_reduce_", lambda lib, x: x.scatter_reduce_(0, lib.tensor([[2, 2, 0, 1]]),
+                                                         lib.ones(1, 4), "amax")),
+    ("index_add_", lambda lib, x: x.index_add_(0, _idx(lib, 0, 0), lib.ones(2, 4))),
+    ("index_fill_", lambda lib, x: x.index_fill_(1, _idx(lib, 3, 1), -1.0)),
+    ("index_copy_", lambda lib, x: x.index_copy_(0, _idx(lib, 2), lib.ones(1, 4))),
+    ("index_put_", lambda lib, x: x.index_put_((_idx(lib, 0, 2), _idx(lib, 1, 1)),
+                                               lib.tensor(7.0))),
+    ("masked_scatter_", lambda lib, x: x.masked_scatter_(x > 0, lib.arange(12.0))),
+    ("put_", lambda lib, x: x.put_(_idx(lib, 0, -1), lib.tensor([5.0, 6.0]))),
+    ("fill_diagonal_", lambda lib, x: x.fill_diagonal_(9.0)),
+    ("clamp_min_", lambda lib, x: x.clamp_min_(0.0)),
+]
+NAMES = [name for name, _ in CALLS]
+
+
+def _start(lib):
+    return lib.tensor(np.linspace(-2.0, 2.5, 12).reshape(3, 4), dtype=lib.float32)
+
+
+@pytest.mark.parametrize("name,call", CALLS, ids=NAMES)
+def test_writes_into_its_storage_like_torch(name, call):
+    x = _start(gradient)
+    ptr, before = x.data_ptr(), x._version.value
+    out = call(gradient, x)
+    assert out is x and x.data_ptr() == ptr
+    assert x._version.value > before
+    t = _start(torch)
+    call(torch, t)
+    np.testing.assert_allclose(x.numpy(), t.numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name,call", CALLS, ids=NAMES)
+def test_leaf_that_requires_grad_is_refused_but_no_grad_allows_it(name, call):
+    x = _start(gradient).requires_grad_()
+    with pytest.raises(AutogradError, match="leaf tensor that requires grad"):
+        call(gradient, x)
+    with gradient.no_grad():
+        call(gradient, x)
+    assert x.grad_fn is None and x.is_leaf
+
+
+@pytest.mark.parametrize("name,call", CALLS, ids=NAMES)
+def test_overwriting_a_tensor_saved_for_backward_fails_backward(name, call):
+    x = _start(gradient).requires_grad_()
+    y = x * 1
+    z = (y * y).sum()  # saves y
+    call(gradient, y)
+    with pytest.raises(AutogradError, match=f"modified by an in-place operation.*{name}"):
+        z.backward()
+
+
+def test_version_counter_moves_once_per_call_and_is_shared_with_views():
+    base = gradient.zeros(3, 4)
+    row = base[1]
+    v0 = base._version.value
+    row.exp_()
+    base[:, 0].index_fill_(0, gradient.tensor([2]), 5.0)
+    row.scatter_(0, gradient.tensor([3]), 2.0)
+    assert base._version.value == row._version.value == v0 + 3
+    np.testing.assert_allclose(base.numpy(), [[0, 0, 0, 0], [1, 1, 1, 2], [5, 0, 0, 0]])
+
+
+def test_in_place_on_a_view_of_a_graph_tensor_is_refused():
+    y = gradient.ones(3, 4, requires_grad=True) * 2
+    with pytest.raises(AutogradError, match="view"):
+        y[0].exp_()
+
+
+def test_in_place_records_the_graph_and_matches_torch_gradients():
+    def run(lib):
+        x = lib.tensor([[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]], dtype=lib.float64,
+                       requires_grad=True)
+        src = lib.tensor([[3.0, -2.0, 0.5]], dtype=lib.float64, requires_grad=True)
+        y = x * 2
+        y.sin_().index_add_(0, lib.tensor([1]), src).scatter_(1, lib.tensor([[2], [0]]), 0.0)
+        (y * y).sum().backward()
+        return y.detach().numpy(), x.grad.numpy(), src.grad.numpy()
+
+    for ours, theirs in zip(run(gradient), run(torch)):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+def test_in_place_into_a_constant_from_a_tensor_that_requires_grad():
+    src = gradient.ones(2, 3, requires_grad=True)
+    acc = gradient.zeros(4, 3)
+    acc.index_add_(0, gradient.tensor([1, 1]), src * 3)
+    assert acc.requires_grad and not acc.is_leaf
+    acc.sum().backward()
+    np.testing.assert_allclose(src.grad.numpy(), np.full((2, 3), 3.0))
+
+
+def test_a_floating_result_cannot_be_stored_in_an_integer_tensor():
+    x = gradient.arange(4)
+    for method in ("sqrt_", "exp_", "sigmoid_", "reciprocal_"):
+        with pytest.raises(DTypeError, match="cannot be stored in place"):
+            getattr(x, method)()
+    np.testing.assert_array_equal(x.numpy(), [0, 1, 2, 3])  # untouched
+    np.testing.assert_array_equal(gradient.arange(-2, 2).abs_().numpy(), [2, 1, 0, 1])
+
+
+def test_an_in_place_op_cannot_grow_its_tensor_by_broadcasting():
+    x = gradient.zeros(3)
+    with pytest.raises(ShapeError, match=r"addcmul_: the result has shape \(2, 3\).*in place"):
+        x.addcmul_(gradient.ones(2, 3), gradient.ones(3))
+    with pytest.raises(ShapeError, match="lerp_"):
+        x.lerp_(gradient.ones(2, 3), 0.5)
+    np.testing.assert_array_equal(x.numpy(), [0, 0, 0])
+
+
+def test_in_place_methods_as_functions():
+    x = gradient.tensor([0.0, 1.0])
+    assert gradient.exp_(x) is x
+    np.testing.assert_allclose(x.numpy(), [1.0, np.e], rtol=1e-6)
+    with pytest.raises(TypeError, match="expected a Tensor"):
+        gradient.exp_([1.0])
+
+
+def test_random_fills_are_in_place_and_refuse_leaves_that_require_grad():
+    for fill in (lambda t: t.bernoulli_(0.5), lambda t: t.random_(0, 5),
+                 lambda t: t.exponential_()):
+        x = gradient.zeros(4, 5)
+        v0 = x._version.value
+        assert fill(x) is x and x._version.value == v0 + 1
+        leaf = gradient.zeros(3, requires_grad=True)
+        with pytest.raises(AutogradError, match="leaf"):
+            fill(leaf)
+
+
+def test_random_fill_of_a_non_leaf_passes_a_zero_gradient_like_torch():
+    for lib in (gradient, torch):
+        x = lib.ones(5, requires_grad=True)
+        y = x * 3
+        y.bernoulli_(0.5)
+        (y * 2).sum().backward()
+        np.testing.assert_array_equal(x.grad.numpy(), np.zeros(5))
