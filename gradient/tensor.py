@@ -463,6 +463,10 @@ class Tensor:
                 raise DTypeError(f"{op}: the result has dtype {result.dtype}, which cannot be stored "
                                  f"in place in a tensor of dtype {self.dtype}")
             result = result.to(self.dtype)
+        if result._data.shape != self._data.shape and not _fits_in(result.shape, self.shape):
+            raise ShapeError(f"{op}: the result has shape {tuple(result.shape)}, which does not fit "
+                             f"in place into a tensor of shape {tuple(self.shape)} (an in-place "
+                             "op cannot grow its tensor by broadcasting); use the out-of-place op")
         if result._data is not self._data:
             self._backend.setitem(self._data, Ellipsis, result._data)
         self._version.bump(op)
@@ -696,6 +700,14 @@ def _copy_into(dst: Tensor, src: Tensor) -> Tensor:
         everywhere = Tensor._make(dst._backend.full((), True, as_dtype("bool")), False, dst._backend)
         return _ops.where(everywhere, out, dst)
     return out
+
+
+def _fits_in(shape, target) -> bool:
+    """Whether values of ``shape`` broadcast to exactly ``target`` (stored in place there)."""
+    try:
+        return tuple(np.broadcast_shapes(tuple(shape), tuple(target))) == tuple(target)
+    except ValueError:
+        return False
 
 
 def _looks_like_dtype(name: str) -> bool:

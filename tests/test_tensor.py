@@ -243,3 +243,13 @@ def test_set_num_threads_limits_blas_and_numba():
         with pytest.raises(ValueError, match="positive number of threads"):
             gradient.set_num_threads(bad)
     assert gradient.autocast is gradient.amp.autocast
+
+
+def test_in_place_ops_cannot_grow_their_tensor():
+    for lib in (gradient, torch):
+        x = lib.zeros(2, 3)
+        x.add_(lib.ones(3))                       # broadcasts into x: fine
+        with pytest.raises(RuntimeError):
+            lib.zeros(3).add_(lib.zeros(2, 3))
+    with pytest.raises(ShapeError, match=r"add_: the result has shape \(2, 3\), which does not fit"):
+        gradient.zeros(3).add_(gradient.zeros(2, 3))
