@@ -27,12 +27,22 @@ from . import amp, autograd, cuda, io, linalg, nn, ops, optim, utils  # noqa: F4
 from .io import load, save  # noqa: F401
 from .amp import autocast  # noqa: F401  (gradient.autocast, like torch.autocast)
 from .threads import get_num_threads, set_num_threads  # noqa: F401
+from .backends.cuda import get_float32_matmul_precision, set_float32_matmul_precision  # noqa: F401
 
 bool = bool_  # noqa: A001  (gradient.bool, like torch.bool)
 half, float, double = float16, float32, float64  # noqa: A001
 short, int, long = int16, int32, int64  # noqa: A001
 
 is_tensor = lambda obj: isinstance(obj, Tensor)  # noqa: E731
+
+
+def compile(model=None, **options):  # noqa: A001  (torch.compile)
+    """``torch.compile``'s place in a ported script: gradient has no graph compiler, so the model
+    (or function) comes back unchanged and runs eagerly, as ``torch.compile(backend="eager")``
+    would. Usable as ``compile(model)`` and as the decorators ``@compile``/``@compile(...)``."""
+    if model is None:
+        return lambda fn: fn
+    return model
 
 __version__ = "0.1.0"
 

@@ -30,7 +30,8 @@ from .ops.creation import default_generator
 
 __all__ = ["is_available", "device_count", "current_device", "set_device", "device",
            "get_device_name", "synchronize", "manual_seed", "manual_seed_all", "memory_allocated",
-           "max_memory_allocated", "reset_peak_memory_stats", "memory_reserved", "empty_cache"]
+           "max_memory_allocated", "reset_peak_memory_stats", "memory_reserved", "empty_cache",
+           "amp"]
 
 
 def is_available() -> bool:
@@ -162,3 +163,19 @@ def empty_cache() -> None:
     _backend()  # DeviceError, saying why, without CUDA
     for backend in _backends.loaded_backends("cuda"):
         backend.empty_cache()
+
+
+class amp:  # noqa: N801  (torch.cuda.amp, a namespace)
+    """``torch.cuda.amp``'s aliases, deprecated in PyTorch but common in training scripts
+    (``scaler = gradient.cuda.amp.GradScaler(enabled=use_fp16)``): :class:`gradient.amp.GradScaler`
+    and :class:`gradient.amp.autocast` for device "cuda"."""
+
+    @staticmethod
+    def GradScaler(*args, **kwargs):  # noqa: N802  (PyTorch's name)
+        from .amp import GradScaler
+        return GradScaler("cuda", *args, **kwargs)
+
+    @staticmethod
+    def autocast(*args, **kwargs):
+        from .amp import autocast
+        return autocast("cuda", *args, **kwargs)

@@ -19,6 +19,41 @@ from __future__ import annotations
 from ...errors import DeviceError
 
 
+class _MatmulFlags:
+    """``torch.backends.cuda.matmul``'s switches, kept for scripts ported from PyTorch
+    (``gradient.backends.cuda.matmul.allow_tf32 = True``). They *allow* faster, less exact
+    float32 products; gradient's cuBLAS products always run in full float32 (PyTorch's
+    default), which every setting allows."""
+
+    allow_tf32 = False
+    allow_fp16_reduced_precision_reduction = True
+    allow_bf16_reduced_precision_reduction = True
+
+
+matmul = _MatmulFlags()
+
+_PRECISIONS = ("highest", "high", "medium")
+
+
+def set_float32_matmul_precision(precision: str) -> None:
+    """PyTorch's ``torch.set_float32_matmul_precision``: "high" and "medium" allow TF32 products
+    (:data:`matmul`); gradient's float32 products stay exact at every setting."""
+    if precision not in _PRECISIONS:   # (PyTorch warns and ignores it)
+        raise ValueError(f"set_float32_matmul_precision: expected one of {_PRECISIONS}, got "
+                         f"{precision!r}")
+    global _precision
+    _precision = precision
+    matmul.allow_tf32 = precision != "highest"
+
+
+_precision = "highest"
+
+
+def get_float32_matmul_precision() -> str:
+    """The last :func:`set_float32_matmul_precision` ("highest" by default)."""
+    return _precision
+
+
 def _cupy():
     """The cupy module, or None when it is not installed."""
     try:
