@@ -12,7 +12,7 @@ from gradient import optim
 from gradient.errors import GradientError
 from gradient.optim import lr_scheduler
 
-from .test_lr_scheduler import make_optimizer, sched_module
+from .test_lr_scheduler import assert_resumes_identically, make_optimizer, sched_module
 
 STEPS = 60
 
@@ -251,27 +251,7 @@ def test_plateau_state_dict_round_trip():
                                   "Cyclic-scale_fn-cycle", "Chained-three", "Multiplicative"])
 def test_scheduler_state_dict_round_trip(name):
     """Save optimizer and scheduler mid-way, rebuild both, load: the rest of the lrs are the same."""
-    build = SCHEDULERS[name]
-    opt = make_optimizer(optim)
-    sched = build(lr_scheduler, opt)
-    for _ in range(17):
-        opt.step()
-        sched.step()
-    opt_state, sched_state = opt.state_dict(), sched.state_dict()
-    assert "optimizer" not in sched_state
-
-    opt2 = make_optimizer(optim)
-    sched2 = build(lr_scheduler, opt2)
-    opt2.load_state_dict(opt_state)
-    sched2.load_state_dict(sched_state)
-    assert sched2.get_last_lr() == sched.get_last_lr()
-    for _ in range(25):
-        for o, s in ((opt, sched), (opt2, sched2)):
-            o.step()
-            s.step()
-        assert [g["lr"] for g in opt2.param_groups] == [g["lr"] for g in opt.param_groups]
-        assert ([g.get("momentum") for g in opt2.param_groups]
-                == [g.get("momentum") for g in opt.param_groups])
+    assert_resumes_identically(SCHEDULERS[name], steps_before=17, steps_after=25)
 
 
 def test_cyclic_state_dict_keeps_callable_objects_only():

@@ -44,6 +44,20 @@ CONFIGS = [
     ("Adagrad", dict(lr=0.1, lr_decay=0.1)),
     ("Adagrad", dict(weight_decay=0.1, initial_accumulator_value=0.1, eps=1e-6)),
     ("Adagrad", dict(lr=0.1, lr_decay=0.01, maximize=True)),
+    ("NAdam", {}),
+    ("NAdam", dict(lr=0.01, momentum_decay=0.01)),
+    ("NAdam", dict(lr=0.01, weight_decay=0.1)),
+    ("NAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
+    ("NAdam", dict(lr=0.05, betas=(0.3, 0.8), eps=1e-3, maximize=True)),
+    ("RAdam", {}),
+    ("RAdam", dict(lr=0.01, weight_decay=0.1)),
+    ("RAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
+    ("RAdam", dict(lr=0.05, betas=(0.5, 0.9), maximize=True)),  # rectifies from step 6 on
+    ("RAdam", dict(lr=0.1, betas=(0.8, 0.6), eps=1e-4)),        # rho_inf = 4: never rectifies
+    ("Adamax", {}),
+    ("Adamax", dict(lr=0.01, weight_decay=0.1)),
+    ("Adamax", dict(lr=0.05, betas=(0.3, 0.8), eps=1e-3, maximize=True)),
+    ("Adamax", dict(lr=0.01, betas=(0.9, 0.5), weight_decay=0.05, maximize=True)),
 ]
 
 DEFAULTS = {"SGD": {}, "Adam": {}, "AdamW": {}, "RMSprop": {}, "Adagrad": {}}
@@ -94,13 +108,15 @@ def test_matches_torch_over_20_steps(config, dtype):
     name, kwargs = config
     rng = np.random.default_rng(0)
     ours, theirs = make_params(rng, dtype)
+    before = [p.detach().numpy().copy() for p in ours]
     opt, topt = getattr(optim, name)(ours, **kwargs), getattr(torch.optim, name)(theirs, **kwargs)
     for step in range(STEPS):
         feed_grads(rng, ours, theirs, dtype, step)
         opt.step()
         topt.step()
-    for a, b in zip(ours, theirs):
+    for a, b, start in zip(ours, theirs, before):
         assert a.dtype.name == dtype
+        assert not np.allclose(a.detach().numpy(), start)  # the parameters really moved
         assert_close(a, b, dtype)
     assert_state_matches(opt, topt, dtype)
 
@@ -111,6 +127,9 @@ def test_matches_torch_over_20_steps(config, dtype):
     ("AdamW", [dict(lr=0.01, weight_decay=0.0), dict(lr=0.002)]),
     ("RMSprop", [dict(lr=0.01, centered=True), dict(lr=0.001)]),
     ("Adagrad", [dict(lr=0.1), dict(lr=0.02, lr_decay=0.1)]),
+    ("NAdam", [dict(lr=0.01), dict(lr=0.002, weight_decay=0.1, decoupled_weight_decay=True)]),
+    ("RAdam", [dict(lr=0.01, betas=(0.5, 0.9)), dict(lr=0.001, weight_decay=0.1)]),
+    ("Adamax", [dict(lr=0.01), dict(lr=0.05, maximize=True, eps=1e-2)]),
 ])
 def test_two_parameter_groups_with_their_own_options(name, group_options):
     rng = np.random.default_rng(1)
@@ -239,6 +258,9 @@ def clone_state_dict(sd):
     ("AdamW", dict(lr=0.01, weight_decay=0.1)),
     ("RMSprop", dict(lr=0.01, centered=True, momentum=0.5)),
     ("Adagrad", dict(lr=0.1, lr_decay=0.01)),
+    ("NAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
+    ("RAdam", dict(lr=0.01, weight_decay=0.1)),
+    ("Adamax", dict(lr=0.01, maximize=True)),
 ], ids=_ids)
 def test_state_dict_round_trip_continues_identically(config):
     name, kwargs = config
@@ -349,6 +371,15 @@ BAD = [
     ("RMSprop", dict(momentum=-0.1), ValueError, "momentum"),
     ("Adagrad", dict(lr_decay=-0.1), ValueError, "lr_decay"),
     ("Adagrad", dict(initial_accumulator_value=-1.0), ValueError, "initial_accumulator_value"),
+    ("NAdam", dict(lr=-1.0), ValueError, "learning rate"),
+    ("NAdam", dict(betas=(1.0, 0.9)), ValueError, "beta parameter at index 0"),
+    ("NAdam", dict(momentum_decay=-0.1), ValueError, "momentum_decay"),
+    ("NAdam", dict(eps=-1.0), ValueError, "epsilon"),
+    ("RAdam", dict(betas=(0.9, 1.0)), ValueError, "beta parameter at index 1"),
+    ("RAdam", dict(weight_decay=-0.1), ValueError, "weight_decay"),
+    ("Adamax", dict(lr=-0.1), ValueError, "learning rate"),
+    ("Adamax", dict(betas=(-0.1, 0.9)), ValueError, "beta parameter at index 0"),
+    ("Adamax", dict(weight_decay=-1.0), ValueError, "weight_decay"),
 ]
 
 
