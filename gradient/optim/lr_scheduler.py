@@ -137,6 +137,17 @@ class LRScheduler:
         self.__dict__.update(state_dict)
 
 
+def _one_per_group(optimizer, lr_lambda) -> list:
+    """``lr_lambda`` for each parameter group: one function for all, or a list of one per group."""
+    groups = len(optimizer.param_groups)
+    if not isinstance(lr_lambda, (list, tuple)):
+        return [lr_lambda] * groups
+    if len(lr_lambda) != groups:
+        raise OptimizerError(f"Expected {groups} lr_lambdas (one per parameter group), but got "
+                             f"{len(lr_lambda)}")
+    return list(lr_lambda)
+
+
 class LambdaLR(LRScheduler):
     """``lr = initial_lr * lr_lambda(epoch)``; one function, or a list with one per group.
 
@@ -146,13 +157,7 @@ class LambdaLR(LRScheduler):
 
     def __init__(self, optimizer, lr_lambda, last_epoch=-1):
         self.optimizer = optimizer
-        if isinstance(lr_lambda, (list, tuple)):
-            if len(lr_lambda) != len(optimizer.param_groups):
-                raise OptimizerError(f"Expected {len(optimizer.param_groups)} lr_lambdas (one per "
-                                     f"parameter group), but got {len(lr_lambda)}")
-            self.lr_lambdas = list(lr_lambda)
-        else:
-            self.lr_lambdas = [lr_lambda] * len(optimizer.param_groups)
+        self.lr_lambdas = _one_per_group(optimizer, lr_lambda)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
@@ -188,13 +193,7 @@ class MultiplicativeLR(LRScheduler):
 
     def __init__(self, optimizer, lr_lambda, last_epoch=-1):
         self.optimizer = optimizer
-        if isinstance(lr_lambda, (list, tuple)):
-            if len(lr_lambda) != len(optimizer.param_groups):
-                raise OptimizerError(f"Expected {len(optimizer.param_groups)} lr_lambdas (one per "
-                                     f"parameter group), but got {len(lr_lambda)}")
-            self.lr_lambdas = list(lr_lambda)
-        else:
-            self.lr_lambdas = [lr_lambda] * len(optimizer.param_groups)
+        self.lr_lambdas = _one_per_group(optimizer, lr_lambda)
         for fn in self.lr_lambdas:
             if not callable(fn):
                 raise OptimizerTypeError(f"lr_lambda should be a function of the epoch, but got "
