@@ -553,14 +553,22 @@ def scatter_add(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
 
     Example: ``gradient.zeros(3).scatter_add(0, gradient.tensor([0, 0, 2]), gradient.ones(3))``
     """
-    index = _int_index("scatter_add", index, input)
-    dim = wrap_dim(dim, input.ndim)
-    _same_dtype("scatter_add", input, src, "src")
-    _check_gather_shapes("scatter_add", input, dim, index, src)
-    x1, i1 = _as_1d(input), _as_1d(index)
-    _check_bounds("scatter_add", i1, x1.shape[dim], dim)
-    out = ScatterAdd.apply(x1, dim, i1, _leading(_as_1d(src), i1.shape))
+    x1, dim, i1, s1 = _scatter_operands("scatter_add", input, dim, index, src)
+    out = ScatterAdd.apply(x1, dim, i1, s1)
     return _reshape_result(out, ()) if input.ndim == 0 else out
+
+
+def _scatter_operands(name: str, input: Tensor, dim: int, index, src: Tensor) -> tuple:
+    """``(input, dim, index, src)`` of a scatter that combines ``src`` into ``input``, checked
+    (integer index in bounds, one dtype, gather-compatible shapes) and made at least 1-d, with
+    ``dim`` wrapped and ``src`` cut to the index's shape."""
+    index = _int_index(name, index, input)
+    dim = wrap_dim(dim, input.ndim)
+    _same_dtype(name, input, src, "src")
+    _check_gather_shapes(name, input, dim, index, src)
+    x1, i1 = _as_1d(input), _as_1d(index)
+    _check_bounds(name, i1, x1.shape[dim], dim)
+    return x1, dim, i1, _leading(_as_1d(src), i1.shape)
 
 
 def take_along_dim(input: Tensor, indices: Tensor, dim: int | None = None) -> Tensor:
@@ -999,13 +1007,7 @@ def scatter_reduce(input: Tensor, dim: int, index: Tensor, src: Tensor, reduce: 
                          f"got {reduce!r}")
     if not isinstance(src, Tensor):
         raise TypeError(f"scatter_reduce: expected src to be a tensor, got {type(src).__name__}")
-    index = _int_index("scatter_reduce", index, input)
-    dim = wrap_dim(dim, input.ndim)
-    _same_dtype("scatter_reduce", input, src, "src")
-    _check_gather_shapes("scatter_reduce", input, dim, index, src)
-    x1, i1 = _as_1d(input), _as_1d(index)
-    _check_bounds("scatter_reduce", i1, x1.shape[dim], dim)
-    s1 = _leading(_as_1d(src), i1.shape)
+    x1, dim, i1, s1 = _scatter_operands("scatter_reduce", input, dim, index, src)
     out = _scatter_reduce(x1, dim, i1, s1, reduce, include_self)
     return _reshape_result(out, ()) if input.ndim == 0 else out
 
