@@ -306,7 +306,8 @@ class Function:
         if not tensor_at:
             raise AutogradError(f"{cls.__name__}.forward returned no Tensor, so nothing can "
                                 "carry a gradient; return the result as a Tensor")
-        if any(outs[i]._backend is not backend for i in tensor_at) and backend is not None:
+        # (recording means an input requires grad, so backend is that input's)
+        if any(outs[i]._backend is not backend for i in tensor_at):
             raise DeviceError(f"{cls.__name__}.forward returned a tensor on another device than "
                               "its inputs; return it on the inputs' device")
         # the Tensor-level requests of ctx, as the arrays ArrayFunction's recording matches
@@ -315,8 +316,7 @@ class Function:
             if attrs.get(key):
                 attrs[key] = tuple(_array_of(cls, t) for t in attrs[key])
         arrays = tuple(outs[i]._data for i in tensor_at)
-        recorded = _record(cls, ctx, args, raw, arrays, outs[tensor_at[0]]._backend,
-                           node_type=_FunctionNode)
+        recorded = _record(cls, ctx, args, raw, arrays, backend, node_type=_FunctionNode)
         ctx._node().tensor_at = (tensor_at, len(outs))
         if not multiple:
             return recorded[0]
@@ -366,12 +366,12 @@ def _bind_arguments(cls, args, kwargs) -> tuple:
 
 def _array_of(cls, value):
     """The array a saved (or non-differentiable) value stands for: Tensors by their data."""
-    if value is None or not isinstance(value, Tensor):
-        if value is not None:
-            raise AutogradError(f"{cls.__name__}: save_for_backward and mark_non_differentiable "
-                                f"take Tensors (or None), got a {type(value).__name__}; keep "
-                                "other values as attributes of ctx")
+    if value is None:
         return None
+    if not isinstance(value, Tensor):
+        raise AutogradError(f"{cls.__name__}: save_for_backward and mark_non_differentiable "
+                            f"take Tensors (or None), got a {type(value).__name__}; keep "
+                            "other values as attributes of ctx")
     return value._data
 
 
@@ -402,7 +402,7 @@ def _refuse_stale_view(cls, view) -> None:
             "again after the in-place write (or compute under no_grad if no gradient is needed)")
 
 
-def _record(cls, ctx, args, raw, out, backend, node_type=None):
+def _record(cls, ctx, args, raw, out, backend, node_type=Node):
     """Wrap the outputs of a recorded call and link them into the graph through a new Node."""
     # (runs once per recorded op: list comprehensions and plain attribute reads, not
     # generators and properties, keep it a few microseconds)
@@ -423,8 +423,7 @@ def _record(cls, ctx, args, raw, out, backend, node_type=None):
         else:
             edges.append(None)
             meta.append(None)
-    node = (node_type or Node)(cls, ctx, tuple(edges), tuple(meta),
-                               tuple([(o.shape, o.dtype) for o in outs]))
+    node = node_type(cls, ctx, tuple(edges), tuple(meta), tuple([(o.shape, o.dtype) for o in outs]))
     for i, t in enumerate(tensors):
         if t._requires_grad:
             t.grad_fn, t._output_nr = node, i
