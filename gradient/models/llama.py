@@ -448,6 +448,15 @@ class LlamaDecoderLayer(nn.Module):
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
+def plain_layer(layer) -> bool:
+    """``layer`` and its attention and MLP are this file's plain modules
+    (:func:`~gradient.models.raw_decode.plain`: those classes, evaluation mode, no hooks, no
+    forward of their own), so a decode step may run their arithmetic without calling them."""
+    parts = layer._modules
+    return (plain(layer, LlamaDecoderLayer) and plain(parts["self_attn"], LlamaAttention)
+            and plain(parts["mlp"], LlamaMLP))
+
+
 class LlamaModel(nn.Module):
     """The decoder stack without the head: token ids to final hidden states."""
 
@@ -512,8 +521,7 @@ class LlamaModel(nn.Module):
         for layer in self.layers:
             parts = layer._modules
             attn, mlp = parts["self_attn"], parts["mlp"]
-            if not (plain(layer, LlamaDecoderLayer) and plain(attn, LlamaAttention)
-                    and plain(mlp, LlamaMLP) and mlp.act is F.silu):
+            if not (plain_layer(layer) and mlp.act is F.silu):
                 return None
             a, m = attn._modules, mlp._modules
             norms = (parts["input_layernorm"], parts["post_attention_layernorm"],

@@ -111,8 +111,8 @@ class FusedDecoder:
                 return None
             for kind, (block, name) in enumerate(_PROJECTIONS):
                 m = getattr(getattr(layer, block), name)
-                if not (isinstance(m, QuantizedLinear) and m.activations == "int8"
-                        and m.packed is not None and m.packed.block == 32):
+                # (a plain QuantizedLinear already: see _runs_as_built)
+                if not (m.activations == "int8" and m.packed is not None and m.packed.block == 32):
                     return None
                 if m.bias is not None and kind > 2:
                     return None
@@ -204,17 +204,15 @@ def _runs_as_built(model) -> bool:
     step replaces their calls, so a hook there would not run and a subclass's forward would be
     ignored; the module graph runs instead. (The embedding and the final norm are still called
     as modules around the step.)"""
-    from .llama import LlamaAttention, LlamaDecoderLayer, LlamaMLP, LlamaModel, LlamaRMSNorm
+    from .llama import LlamaModel, LlamaRMSNorm, plain_layer
     if not plain(model.model, LlamaModel):
         return False
     for layer in model.model.layers:
         parts = layer._modules
-        attn, mlp = parts["self_attn"], parts["mlp"]
-        if not (plain(layer, LlamaDecoderLayer) and plain(attn, LlamaAttention)
-                and plain(mlp, LlamaMLP) and plain(parts["input_layernorm"], LlamaRMSNorm)
+        if not (plain_layer(layer) and plain(parts["input_layernorm"], LlamaRMSNorm)
                 and plain(parts["post_attention_layernorm"], LlamaRMSNorm)):
             return False
-        blocks = {"self_attn": attn._modules, "mlp": mlp._modules}
+        blocks = {"self_attn": parts["self_attn"]._modules, "mlp": parts["mlp"]._modules}
         if not all(plain(blocks[block][name], QuantizedLinear) for block, name in _PROJECTIONS):
             return False
     return True
