@@ -1466,22 +1466,12 @@ def _inplace_op(input: Tensor, name: str, fn, *others) -> Tensor:
     ``Tensor._inplace``, which bumps the version counter (so a graph that saved ``input``
     notices on backward), refuses a leaf that requires grad (as PyTorch does) and, when
     recording, moves ``input`` to the new node of the graph. ``others`` are the arguments that
-    may require grad; the result must keep ``input``'s shape, and its dtype must be storable in
+    may require grad; the result must fit in ``input``'s shape, and its dtype must be storable in
     ``input``'s (``int_tensor.sqrt_()`` raises, as in PyTorch).
     """
     if not isinstance(input, Tensor):
         raise TypeError(f"{name}: expected a Tensor to modify in place, got {type(input).__name__}")
-
-    def checked(s, *o):
-        out = fn(s, *o)
-        if tuple(out.shape) != tuple(s.shape):
-            raise ShapeError(f"{name}: the result has shape {tuple(out.shape)}, which does not fit in "
-                             f"place into a tensor of shape {tuple(s.shape)} (an in-place op cannot "
-                             f"grow its tensor by broadcasting); use the out-of-place "
-                             f"{name.rstrip('_')} instead")
-        return out
-
-    return input._inplace(name, checked, *others)
+    return input._inplace(name, fn, *others)   # (Tensor._write refuses a result that grows it)
 
 
 def _make_inplace(fn, name: str | None = None):
