@@ -75,7 +75,7 @@ def build_gpt(lib, vocab_size, block_size, n_layer, n_head, n_embd, **_):
                 nn.init.zeros_(module.bias)
 
         def forward(self, idx, targets):
-            pos = lib.arange(idx.shape[1])
+            pos = lib.arange(idx.shape[1], device=idx.device)
             x = self.wte(idx) + self.wpe(pos)
             for block in self.h:
                 x = block(x)

@@ -119,12 +119,13 @@ def _parallel(x, w_bits, half, transposed, out, n_chunks):
                   np.empty(x.shape[1], np.uint32))
 
 
-def low_precision_linear(x, weight):
-    """``x @ weight.T`` in float32 for a bfloat16 or float16 ``weight`` (out, in), C-contiguous
-    or the transpose of a C-contiguous (in, out) array, and at most :data:`MAX_ROWS` rows of ``x``
-    (rows, in; widened exactly to float32): a float32 (rows, out) array, or None for what the
-    kernel does not take (the caller then converts the weight and runs the GEMM)."""
-    if not _takes(x, weight):
+def low_precision_linear(x, weight, bias=None):
+    """``x @ weight.T (+ bias)`` in float32 for a bfloat16 or float16 ``weight`` (out, in),
+    C-contiguous or the transpose of a C-contiguous (in, out) array, and at most
+    :data:`MAX_ROWS` rows of ``x`` (rows, in; widened exactly to float32): a float32 (rows, out)
+    array, the bias (out,) added in float32 after the product, or None for what the kernel does
+    not take (the caller then converts the weight and runs the GEMM)."""
+    if not _takes(x, weight) or (bias is not None and bias.shape != (weight.shape[0],)):
         return None
     transposed = not weight.flags.c_contiguous
     bits = (weight.T if transposed else weight).view(np.uint16)
@@ -132,6 +133,8 @@ def low_precision_linear(x, weight):
     out = np.empty((x.shape[0], weight.shape[0]), np.float32)
     n_chunks = min(bits.shape[0], 2 * numba.get_num_threads())
     _parallel(x32, bits, weight.dtype == _FLOAT16, transposed, out, n_chunks)
+    if bias is not None:
+        out += bias.astype(np.float32)
     return out
 
 

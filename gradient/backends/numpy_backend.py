@@ -235,8 +235,12 @@ class ArrayBackend(Backend):
             win_shape.append(k)
             win_strides.append(x.strides[ax] * d)
             strides[ax] = x.strides[ax] * s
-        return self.xp.lib.stride_tricks.as_strided(
-            x, tuple(shape) + tuple(win_shape), tuple(strides) + tuple(win_strides), writeable=False)
+        return self._read_only_view(x, tuple(shape) + tuple(win_shape),
+                                    tuple(strides) + tuple(win_strides))
+
+    def _read_only_view(self, x, shape, strides):
+        # read-only: overlapping windows share elements, so a write through them is refused
+        return self.xp.lib.stride_tricks.as_strided(x, shape, strides, writeable=False)
 
     # ------------------------------------------------------------------ copies
     def copy(self, x):

@@ -317,11 +317,24 @@ def index_put(input: Tensor, indices, values, accumulate: bool = False) -> Tenso
                          f"at {indices!r} into a tensor of shape {tuple(input.shape)}: {e}") from None
 
 
+def _shares_elements(data) -> bool:
+    """Whether elements of ``data`` share memory, so that writing one writes others: NumPy marks
+    such views (broadcasts, windows) read-only; CuPy has no such flag, so there a stride of 0
+    along a dimension longer than 1 (a broadcast) tells."""
+    flags = getattr(data, "flags", None)
+    if flags is None:
+        return False
+    writeable = getattr(flags, "writeable", None)
+    if writeable is not None:
+        return not writeable
+    return any(stride == 0 and size > 1 for stride, size in zip(data.strides, data.shape))
+
+
 def setitem_(input: Tensor, index, value) -> None:
     """In place ``input[index] = value`` without autograd (used by ``Tensor.__setitem__``)."""
     plan = _plan(index, input.shape, input._backend)
     values = _fit_values(_values_for(input, value), plan, index, input)
-    if hasattr(input._data, "flags") and not input._data.flags.writeable:
+    if _shares_elements(input._data):
         raise ShapeError(f"index assignment: this tensor of shape {tuple(input.shape)} is a broadcast "
                          "(expanded) view whose elements share memory and cannot be written; "
                          "call .clone() first")

@@ -615,21 +615,20 @@ class Linear(ArrayFunction):
         x2 = b.reshape(x, (math.prod(lead), x.shape[-1]))
         dtype = from_numpy_dtype(x.dtype)
         if dtype in _LOW_PRECISION:
-            # float16/bfloat16: a float32 product, from the backend's kernel that reads the
-            # weight in place (a few rows, on the CPU) or, with a bias, from a float32 GEMM of
-            # both widened; then the bias in float32 and one rounding at the end, as PyTorch
-            # does (rounding the product before adding the bias is an ulp off in about a third
-            # of the outputs, which autocast tests against torch make visible). Without a bias
-            # and a kernel, the backend's own low-precision product below.
+            # float16/bfloat16: a float32 product plus the bias in float32, then one rounding
+            # at the end, as PyTorch does (rounding the product before adding the bias is an
+            # ulp off in about a third of the outputs, which autocast tests against torch make
+            # visible). The product comes from the backend's kernel that reads the weight in
+            # place (a few rows on the CPU; cuBLAS's float16 GEMM with a float32 result on a
+            # GPU) or, with a bias, from a float32 GEMM of both widened. Without a bias and a
+            # kernel, the backend's own low-precision product below.
             kernel = b.fused("low_precision_linear")
-            y = kernel(x2, weight) if kernel is not None else None
+            y = kernel(x2, weight, bias) if kernel is not None else None
             if y is None and bias is not None:
                 y = b.matmul(_upcast(b, x2), b.permute(_upcast(b, weight), (1, 0)))
+                y = b.binary_("add", y, _upcast(b, bias))
             if y is not None:
-                y = b.reshape(y, lead + (weight.shape[0],))
-                if bias is not None:
-                    y = b.binary("add", y, _upcast(b, bias))
-                return b.cast(y, dtype)
+                return b.cast(b.reshape(y, lead + (weight.shape[0],)), dtype)
         # one (rows, in) @ (in, out) GEMM: several times faster than a batched matmul over
         # the leading dimensions
         y = b.matmul(x2, b.permute(weight, (1, 0)))

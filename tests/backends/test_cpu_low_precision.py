@@ -52,6 +52,9 @@ def test_matches_the_float32_product_of_the_widened_weight(dtype, layout, rows, 
     x16 = x.astype(dtype)   # half-precision rows of x are widened exactly too
     np.testing.assert_array_equal(low_precision_linear(x16, weight),
                                   low_precision_linear(x16.astype(np.float32), weight))
+    bias = rng.standard_normal(out_features).astype(dtype)   # added in float32 after the product
+    np.testing.assert_array_equal(low_precision_linear(x, weight, bias),
+                                  y + bias.astype(np.float32))
 
 
 def test_declines_what_it_does_not_take():
@@ -64,6 +67,7 @@ def test_declines_what_it_does_not_take():
     assert low_precision_linear(x, w[:, ::2]) is None                 # neither layout
     assert low_precision_linear(np.ones((2, 5), np.float32), w) is None
     assert low_precision_linear(np.ones((2, 6), np.int64), w) is None
+    assert low_precision_linear(x, w, np.ones(7, BF16)) is None       # a bias of the wrong size
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])

@@ -81,7 +81,7 @@ def test_matmul_and_autograd_on_the_gpu_match_the_cpu():
         x = gradient.tensor(a, dtype=gradient.float32, device=device, requires_grad=True)
         w = gradient.tensor(b, dtype=gradient.float32, device=device, requires_grad=True)
         (x @ w).relu().sum().backward()
-        results.append([t.cpu().numpy() for t in (x @ w, x.grad, w.grad)])
+        results.append([t.detach().cpu().numpy() for t in (x @ w, x.grad, w.grad)])
     for ours, ref in zip(*results):
         np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5)
 
@@ -92,6 +92,47 @@ def test_float16_matmul_accumulates_in_float32():
     # 4096 products of 1: a float16 accumulator would stop at 2048
     x = gradient.ones(1, 4096, dtype=gradient.float16, device="cuda")
     assert (x @ x.T).item() == 4096.0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not GPU, reason="no CUDA device (or no CuPy)")
+@pytest.mark.parametrize("rows", [1, 37])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("layout", ["row-major", "transposed"])
+def test_float16_linear_is_one_cublas_product_rounded_once(rows, bias, layout, monkeypatch):
+    """A float16 Linear on the GPU: cuBLAS's float16 GEMM with a float32 result and the bias
+    added before the one rounding (as torch's addmm), reading the weight in either layout."""
+    from gradient.backends.cuda import fused
+    F, f16 = gradient.nn.functional, gradient.float16
+    calls = []
+    kernel = fused.FUSED["low_precision_linear"]
+    monkeypatch.setitem(fused.FUSED, "low_precision_linear",
+                        lambda *a: calls.append(kernel(*a)) or calls[-1])
+    rng = np.random.default_rng(rows)
+    x = rng.standard_normal((rows, 96)).astype(np.float16)
+    w = rng.standard_normal((80, 96)).astype(np.float16)
+    b = rng.standard_normal(80).astype(np.float16) if bias else None
+    if layout == "row-major":
+        weight = gradient.tensor(w, device="cuda")
+    else:
+        weight = gradient.tensor(np.ascontiguousarray(w.T), device="cuda").T
+    out = F.linear(gradient.tensor(x, device="cuda"), weight,
+                   None if b is None else gradient.tensor(b, device="cuda"))
+    assert out.dtype is f16 and calls and calls[-1] is not None
+    exact = x.astype(np.float64) @ w.astype(np.float64).T + (0 if b is None else b)
+    # one rounding of a float32 sum: within one float16 step of the exact value
+    np.testing.assert_allclose(out.cpu().numpy().astype(np.float64), exact,
+                               rtol=2 ** -10, atol=2 ** -14)
+    # float32 accumulation: 4096 products of 1 plus a bias of 4 (float16 would stop at 2048)
+    ones = gradient.ones(1, 4096, dtype=f16, device="cuda")
+    total = F.linear(ones, gradient.ones(3, 4096, dtype=f16, device="cuda"),
+                     gradient.full((3,), 4.0, dtype=f16, device="cuda"))
+    assert total.cpu().tolist() == [[4100.0] * 3]
+    # no input features: the bias alone (or zeros)
+    empty, no_features = (gradient.zeros(n, 0, dtype=f16, device="cuda") for n in (2, 3))
+    bias3 = gradient.tensor([1.0, 2.0, 3.0], dtype=f16, device="cuda")
+    assert F.linear(empty, no_features, bias3).cpu().tolist() == [[1, 2, 3]] * 2
+    assert F.linear(empty, no_features).cpu().tolist() == [[0, 0, 0]] * 2
 
 
 @pytest.mark.gpu

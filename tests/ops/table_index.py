@@ -339,8 +339,9 @@ OPS += [
     OpInfo("index_add_", lambda m, x, i, s, **k: x.clone().index_add_(0, i, s, **k), lambda r: [
         Sample((arr(r, 4, 3), np.array([0, 2, 0]), arr(r, 3, 3)), {"alpha": -1.5}),
     ]),
-    OpInfo("index_add_-into-constant", lambda m, i, s: m.zeros(4, 3, dtype=s.dtype).index_add_(
-        0, i, s), lambda r: [Sample((np.array([0, 2, 0]), arr(r, 3, 3)))]),
+    OpInfo("index_add_-into-constant", lambda m, i, s: m.zeros(
+        4, 3, dtype=s.dtype, device=s.device).index_add_(0, i, s),
+        lambda r: [Sample((np.array([0, 2, 0]), arr(r, 3, 3)))]),
     OpInfo("index_fill_", lambda m, x, i, v: x.clone().index_fill_(1, i, v), lambda r: [
         Sample((arr(r, 3, 4), np.array([0, -1]), 2.5), name="number"),
         Sample((arr(r, 3, 4), np.array([2]), arr(r)), name="0-d-tensor"),

@@ -145,6 +145,11 @@ class CupyBackend(ArrayBackend):
     def einsum(self, equation, *operands):
         return self.cupy.einsum(equation, *operands)
 
+    # ------------------------------------------------------------------ views
+    def _read_only_view(self, x, shape, strides):
+        # CuPy arrays have no read-only flag (as_strided takes no `writeable`)
+        return self.cupy.lib.stride_tricks.as_strided(x, shape, strides)
+
     # ------------------------------------------------------------------ fused kernels
     def fused(self, name):
         if self._kernels is None:

@@ -16,6 +16,7 @@ Example (on a GPU)::
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -55,7 +56,8 @@ def _elementwise_launch(n: int):
 
 
 def _c(a):
-    return _cupy().ascontiguousarray(a)
+    # C-contiguous; unlike cupy.ascontiguousarray, a 0-d array stays 0-d
+    return a if a.flags.c_contiguous else a.copy(order="C")
 
 
 # ---------------------------------------------------------------------- GELU
@@ -81,6 +83,66 @@ def gelu_backward(grad, x, approximate: str):
     get_kernel("gelu", f"gelu_backward_{sfx}")(
         grid, block, (grad, x, dx, np.int64(x.size), np.int32(approximate == "tanh")))
     return dx
+
+
+# ---------------------------------------------------------------------- float16 linear
+_ONE, _ZERO = np.ones(1, np.float32), np.zeros(1, np.float32)   # GEMM scalars, on the host
+
+
+@functools.lru_cache(maxsize=1)
+def _cublas():
+    """CuPy's CUDA runtime and cuBLAS bindings (imported once, on first use)."""
+    from cupy_backends.cuda.api import runtime
+    from cupy_backends.cuda.libs import cublas
+    return runtime, cublas
+
+
+def low_precision_linear(x, weight, bias=None):
+    """``x @ weight.T (+ bias)`` as float32 for float16 ``x`` (rows, in) and ``weight`` (out, in):
+    one cuBLAS GEMM on the tensor cores with float16 operands and a float32 result
+    (``cublasGemmEx``, float32 accumulation), the bias added in float32 by the GEMM itself
+    (``C`` starts as the bias, ``beta = 1``). The caller rounds once, as PyTorch's addmm does,
+    and the weight is read where it is, not widened into a float32 copy on every call.
+    ``weight`` may be row-major or the transpose of a row-major (in, out) array; None for what
+    this does not take (other dtypes or layouts)."""
+    if (x.ndim != 2 or weight.ndim != 2 or x.shape[1] != weight.shape[1]
+            or x.dtype != np.float16 or weight.dtype != np.float16
+            or (bias is not None and bias.shape != (weight.shape[0],))):
+        return None
+    if weight.flags.c_contiguous:        # (out, in) row-major: column-major (in, out), transposed
+        transpose, lead = True, weight.shape[1]
+    elif weight.T.flags.c_contiguous:    # (in, out) row-major: column-major (out, in) as it is
+        transpose, lead = False, weight.shape[0]
+    else:
+        return None
+    cp = _cupy()
+    rows, k, n_out = x.shape[0], x.shape[1], weight.shape[0]
+    y = cp.empty((rows, n_out), cp.float32)
+    if bias is not None:
+        y[...] = bias
+    elif k == 0:
+        y.fill(0)          # an empty sum
+    if y.size == 0 or k == 0:
+        return y
+    x = _c(x)
+    runtime, cublas = _cublas()
+    # row-major Y (rows, out) is column-major Y^T (out, rows) = op(W) (out, k) @ X^T (k, rows)
+    handle = cp.cuda.device.get_cublas_handle()
+    cublas.setStream(handle, cp.cuda.get_current_stream().ptr)
+    mode = cublas.getPointerMode(handle)
+    if mode != cublas.CUBLAS_POINTER_MODE_HOST:   # alpha and beta are on the host
+        cublas.setPointerMode(handle, cublas.CUBLAS_POINTER_MODE_HOST)
+    try:
+        cublas.gemmEx(handle, cublas.CUBLAS_OP_T if transpose else cublas.CUBLAS_OP_N,
+                      cublas.CUBLAS_OP_N, n_out, rows, k, _ONE.ctypes.data,
+                      weight.data.ptr, runtime.CUDA_R_16F, lead, x.data.ptr, runtime.CUDA_R_16F, k,
+                      (_ZERO if bias is None else _ONE).ctypes.data, y.data.ptr,
+                      runtime.CUDA_R_32F, n_out, cublas.CUBLAS_COMPUTE_32F,
+                      cublas.CUBLAS_GEMM_DEFAULT)
+    finally:
+        if mode != cublas.CUBLAS_POINTER_MODE_HOST:
+            cublas.setPointerMode(handle, mode)
+    return y
 
 
 # ---------------------------------------------------------------------- rotary embedding, SwiGLU
@@ -397,9 +459,14 @@ def index_add_rows(out, ids, values) -> bool:
 
     Negative ids count from the end, as in NumPy's ``add.at``. Ids out of range are skipped
     rather than checked: checking would read them back to the host (a synchronisation) on every
-    backward, and the lookup has already turned them into NaN rows (see ``F.embedding``)."""
-    if (out.dtype != np.float32 or out.ndim < 1 or not out.flags.c_contiguous
-            or ids.dtype.kind not in "iu" or values.shape != ids.shape + out.shape[1:]
+    backward, and the lookup has already turned them into NaN rows (see ``F.embedding``).
+    ``ids`` may be an index tuple: one array of row ids is taken, anything else declined."""
+    if isinstance(ids, tuple):
+        if len(ids) != 1:
+            return False
+        ids = ids[0]
+    if (not hasattr(ids, "dtype") or out.dtype != np.float32 or out.ndim < 1
+            or not out.flags.c_contiguous or ids.dtype.kind not in "iu" or values.shape != ids.shape + out.shape[1:]
             or _suffix(values) is None):
         return False
     cp = _cupy()
@@ -487,4 +554,5 @@ FUSED = {"softmax": softmax, "softmax_backward": softmax_backward, "log_softmax"
          "quant_rows": quant_rows,
          "cross_entropy": cross_entropy, "cross_entropy_backward": cross_entropy_backward,
          "decode_attention": decode_attention, "rotary_embedding": rotary_embedding,
-         "swiglu": swiglu, "swiglu_backward": swiglu_backward}
+         "swiglu": swiglu, "swiglu_backward": swiglu_backward,
+         "low_precision_linear": low_precision_linear}
