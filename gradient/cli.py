@@ -4,7 +4,7 @@ as a GGUF file).
 ::
 
     gradient generate MODEL "prompt" [--max-new-tokens N] [--temperature T] [--top-k K]
-                                      [--top-p P] [--seed S] [--dtype DTYPE]
+                                      [--top-p P] [--seed S] [--dtype DTYPE] [--device cuda]
     gradient chat MODEL [--system "You are ..."] [same sampling options]
     gradient export-gguf MODEL OUT.gguf [--type Q8_0|Q4_0|Q4_K|...]
 
@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "the fastest on CPU)")
         p.add_argument("--revision", default=None,
                        help="hub branch, tag or commit (default main)")
+        p.add_argument("--device", default="cpu",
+                       help="where the model runs: cpu, cuda or cuda:N (default cpu; a GPU "
+                            "needs pip install -e '.[cuda]' and --dtype float16 or float32)")
 
     gen = commands.add_parser("generate", help="continue a prompt, streaming the text",
                               description="Continue PROMPT with MODEL, streaming the text.")
@@ -138,8 +141,10 @@ def _load(args):
     print(f"loading {args.model} ...", file=sys.stderr, flush=True)
     start = time.perf_counter()
     model, tokenizer = load(args.model, dtype=dtype, revision=args.revision)
-    print(f"loaded {type(model).__name__} in {time.perf_counter() - start:.1f} s",
-          file=sys.stderr, flush=True)
+    if args.device != "cpu":
+        model = model.to(args.device)   # a DeviceError says why when there is no such device
+    print(f"loaded {type(model).__name__} in {time.perf_counter() - start:.1f} s"
+          + ("" if args.device == "cpu" else f" onto {args.device}"), file=sys.stderr, flush=True)
     return model, tokenizer
 
 

@@ -73,6 +73,26 @@ def test_generate_greedy_matches_transformers(gpt2_dir, capsys, spy_tokens, no_n
     assert "tokens/s" not in out  # timings stay out of the text
 
 
+@pytest.mark.skipif(gradient.cuda.is_available(), reason="checks the error without a GPU")
+def test_device_without_a_gpu_is_a_clear_error(gpt2_dir, capsys, no_network):
+    rc = main(["generate", gpt2_dir, "Hello", "--max-new-tokens", "2", "--device", "cuda"])
+    assert rc == 1 and "cuda" in capsys.readouterr().err.lower()
+    rc = main(["generate", gpt2_dir, "Hello", "--max-new-tokens", "2", "--device", "tpu"])
+    assert rc == 1 and "tpu" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not gradient.cuda.is_available(), reason="no CUDA device (or no CuPy)")
+def test_generate_on_a_gpu_gives_the_cpu_tokens(gpt2_dir, capsys, spy_tokens, no_network):
+    argv = ["generate", gpt2_dir, "Hello, my dog", "--max-new-tokens", "8", "--temperature", "0"]
+    assert main(argv) == 0
+    on_cpu = list(spy_tokens)
+    spy_tokens.clear()
+    assert main(argv + ["--device", "cuda"]) == 0
+    assert [int(t) for t in spy_tokens] == [int(t) for t in on_cpu]
+    assert "onto cuda" in capsys.readouterr().err
+
+
 def test_text_streams_while_tokens_are_generated(gpt2_dir, monkeypatch, no_network):
     events = []
     real = gradient.cli._token_stream
