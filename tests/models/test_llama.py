@@ -157,7 +157,8 @@ def test_logits_to_keep_and_default_positions(pairs):
     ids = prompts()
     full, last = pair.our_logits(ids), pair.our_logits(ids, logits_to_keep=3)
     assert last.shape == (3, 3, VOCAB)
-    np.testing.assert_allclose(last, full[:, -3:], rtol=0, atol=1e-6)
+    # the head's BLAS product of 3 rows and of all rows may sum in another order: relative
+    np.testing.assert_allclose(last, full[:, -3:], rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(pair.our_logits(ids, position_ids=np.arange(11)), full)
     # rotary positions are relative: a common shift changes nothing, a gap does
     shifted = pair.our_logits(ids, position_ids=np.arange(5, 16))
