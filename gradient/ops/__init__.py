@@ -30,7 +30,10 @@ from .index import getitem, setitem_, index_put  # noqa: E402,F401
 # the layer package, not gradient.ops.nn)
 __all__ = [name for name, value in list(globals().items())
            if not name.startswith("_") and not isinstance(value, type(creation))
-           and name not in ("TENSOR_METHODS", "embedding", "batch_norm", "rotary_embedding",
-                            "swiglu")]
-# (torch.embedding and torch.batch_norm take other arguments than the functional forms, and
-# torch has no rotary_embedding or swiglu: those stay in gradient.nn.functional only)
+           and name not in ("TENSOR_METHODS", "embedding", "batch_norm", "instance_norm",
+                            "rotary_embedding", "swiglu")]
+# (torch.embedding, torch.batch_norm and torch.instance_norm take other arguments than the
+# functional forms, and torch has no rotary_embedding or swiglu: those stay in
+# gradient.nn.functional only)
+from .sampling import pixel_shuffle, pixel_unshuffle  # noqa: E402,F401  (torch.pixel_shuffle too)
+__all__ += ["pixel_shuffle", "pixel_unshuffle"]

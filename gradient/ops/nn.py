@@ -1412,3 +1412,71 @@ class Rotary(ArrayFunction):
         dcos = grad * x if needs[1] else None
         dsin = grad * roll(x, half, -1) if needs[2] else None
         return dx, dcos, dsin
+
+
+# ---------------------------------------------------------------------- instance norm
+__all__.append("instance_norm")
+
+
+def instance_norm(input: Tensor, running_mean: Tensor | None = None,
+                  running_var: Tensor | None = None, weight: Tensor | None = None,
+                  bias: Tensor | None = None, use_input_stats: bool = True, momentum: float = 0.1,
+                  eps: float = 1e-5) -> Tensor:
+    """Normalize each channel of each sample of an (N, C, *spatial) input over its spatial
+    dimensions (biased variance), then a per-channel affine, as ``torch.nn.functional.instance_norm``.
+
+    With ``use_input_stats`` (the default) and running statistics given, these are updated in
+    place with the statistics averaged over the batch: ``(1 - momentum) * running + momentum *
+    mean_n(stat)``, the unbiased variance going into ``running_var`` (PyTorch's rule).
+    ``use_input_stats=False`` normalizes with the running statistics instead (an InstanceNorm
+    layer with ``track_running_stats=True`` in eval mode).
+
+    Example::
+
+        >>> F.instance_norm(gradient.randn(2, 3, 8, 8)).shape
+        gradient.Size([2, 3, 8, 8])
+    """
+    fn = "instance_norm"
+    _require_float(input, fn)
+    if input.ndim < 2:
+        raise ShapeError(f"{fn}: expected an input of shape (N, C, *spatial), got {tuple(input.shape)}")
+    spatial = math.prod(input.shape[2:])
+    if use_input_stats and spatial == 1:
+        raise ValueError(f"{fn}: expected more than 1 spatial element when training, got input size "
+                         f"{list(input.shape)}; each (sample, channel) is normalized over its own "
+                         f"spatial positions, so it needs at least 2")
+    if (running_mean is None) != (running_var is None):
+        raise ValueError(f"{fn}: running_mean and running_var must either both be None or neither be "
+                         f"None, got running_mean={'None' if running_mean is None else 'a tensor'} and "
+                         f"running_var={'None' if running_var is None else 'a tensor'}")
+    if not use_input_stats and running_mean is None:
+        raise ValueError(f"{fn}: expected running_mean and running_var to be defined when "
+                         f"use_input_stats is False")
+    c = input.shape[1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var),
+                    ("weight", weight), ("bias", bias)):
+        _check_param(name, fn, t, (c,))
+    dtype = _compute_dtype(input)
+    x = cast(input, dtype)
+    stat_shape = (1, c) + (1,) * (input.ndim - 2)
+    if use_input_stats:
+        axes = tuple(range(2, input.ndim))
+        centered = x - mean(x, axes, keepdim=True)
+        var = mean(centered * centered, axes, keepdim=True)
+        y = centered * rsqrt(var + eps)
+        if running_mean is not None:
+            with no_grad():
+                # the running statistics follow the instances' statistics averaged over the batch
+                # (PyTorch keeps one copy per sample, updates each, and averages the copies)
+                batch_mean = mean(x.detach(), (0,) + axes)
+                unbiased = mean(reshape(var.detach(), tuple(input.shape[:2])), 0) * (
+                    spatial / (spatial - 1))
+                running_mean.copy_(running_mean * (1 - momentum)
+                                   + cast(batch_mean, running_mean.dtype) * momentum)
+                running_var.copy_(running_var * (1 - momentum)
+                                  + cast(unbiased, running_var.dtype) * momentum)
+    else:
+        rm = reshape(cast(running_mean, dtype), stat_shape)
+        rv = reshape(cast(running_var, dtype), stat_shape)
+        y = (x - rm) * rsqrt(rv + eps)
+    return cast(_affine(y, weight, bias, stat_shape, dtype), input.dtype)

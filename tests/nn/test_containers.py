@@ -171,3 +171,14 @@ def test_sequential_state_dict_interchanges_with_torch():
     x = np.random.default_rng(2).standard_normal((2, 3)).astype(np.float32)
     np.testing.assert_allclose(ours(gradient.tensor(x)).detach().numpy(),
                                theirs(torch.tensor(x)).detach().numpy(), atol=1e-6)
+
+
+def test_module_list_repr_prints_runs_of_equal_children_once_as_torch():
+    for make in (lambda nn: nn.ModuleList(),
+                 lambda nn: nn.ModuleList([nn.Linear(2, 2)]),
+                 lambda nn: nn.ModuleList([nn.Linear(2, 2) for _ in range(3)]
+                                          + [nn.ReLU(), nn.Linear(2, 2), nn.Linear(2, 3),
+                                             nn.Linear(2, 3)]),
+                 lambda nn: nn.Sequential(nn.ModuleList([nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+                                                         for _ in range(2)]))):
+        assert repr(make(gnn)) == repr(make(torch.nn))

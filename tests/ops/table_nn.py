@@ -1,4 +1,5 @@
-"""Op table entries for gradient.nn.functional: activations, softmax, linear, norms, embedding, distances.
+"""Op table entries for gradient.nn.functional: activations, softmax, linear, norms, embedding, distances,
+resampling (interpolate, pixel_shuffle, affine_grid, grid_sample).
 
 Each op is called as ``m.nn.functional.<name>`` with ``m`` = gradient or torch. Inputs of the
 piecewise activations are kept away from their kinks (0, the clip ends, the shrink thresholds),
@@ -207,5 +208,95 @@ OPS = [
         Sample((arr(r, 3, 4), arr(r, 3, 4))),
         Sample((arr(r, 3, 4), arr(r, 3, 4)), {"p": 1.0, "keepdim": True}, name="p1-keepdim"),
         Sample((arr(r, 3, 4), arr(r, 4)), {"p": 3.0}, name="broadcast-p3"),
+    ]),
+
+    # ------------------------------------------------------------------ instance norm
+    # instance_norm(input, running_mean, running_var, weight, bias, use_input_stats): the
+    # running statistics are plain (non-grad) arguments, updated in place when given
+    OpInfo("instance_norm", fn("instance_norm"), lambda r: [
+        Sample((arr(r, 2, 3, 4),), name="3-d"),
+        Sample((arr(r, 2, 3, 2, 3), None, None, positive(r, 3), arr(r, 3)), name="4-d-affine"),
+        Sample((arr(r, 1, 2, 2, 2, 3), None, None, positive(r, 2)), {"eps": 1e-3},
+               name="5-d-weight-only"),
+        Sample((arr(r, 2, 3, 4), arr(r, 3), positive(r, 3), positive(r, 3), arr(r, 3), True),
+               {"momentum": 0.3}, grad=(0, 3, 4), name="running-stats-train"),
+        Sample((arr(r, 2, 3, 4), arr(r, 3), positive(r, 3), positive(r, 3), arr(r, 3), False),
+               grad=(0, 3, 4), name="running-stats-eval"),
+    ], atol=1e-4),
+
+    # ------------------------------------------------------------------ resampling
+    # interpolate is linear in its input, so gradcheck is exact for every mode (nearest too).
+    # Each mode: size and scale_factor, up and down, integer and non-integer factors,
+    # align_corners both ways; torch's source-index rule for a given scale_factor shows where
+    # in / out and 1 / scale_factor differ (3 * 1.7 -> 5, not 3 / 5).
+    OpInfo("interpolate", fn("interpolate"), lambda r: [
+        Sample((arr(r, 1, 2, 3),), {"size": 5}, name="nearest-1d-size"),
+        Sample((arr(r, 2, 1, 2, 3),), {"scale_factor": 2}, name="nearest-2d-x2"),
+        Sample((arr(r, 1, 2, 3, 2),), {"scale_factor": (1.7, 2.5)}, name="nearest-2d-fractional"),
+        Sample((arr(r, 1, 1, 4, 5),), {"size": (2, 3)}, name="nearest-2d-down"),
+        Sample((arr(r, 1, 1, 2, 2, 3),), {"scale_factor": (1.0, 2.0, 1.5)}, name="nearest-3d"),
+        Sample((arr(r, 1, 2, 3, 4),), {"scale_factor": 1.7, "mode": "nearest-exact"},
+               name="nearest-exact-up"),
+        Sample((arr(r, 1, 2, 5),), {"scale_factor": 0.6, "mode": "nearest-exact"},
+               name="nearest-exact-down"),
+        Sample((arr(r, 2, 1, 3),), {"scale_factor": 2.5, "mode": "linear"}, name="linear"),
+        Sample((arr(r, 1, 2, 3),), {"size": 5, "mode": "linear", "align_corners": True},
+               name="linear-align"),
+        Sample((arr(r, 1, 1, 5),), {"scale_factor": 0.5, "mode": "linear"}, name="linear-down"),
+        Sample((arr(r, 1, 2, 2, 3),), {"size": (3, 5), "mode": "bilinear"}, name="bilinear-size"),
+        Sample((arr(r, 1, 1, 2, 3),), {"scale_factor": (1.5, 2), "mode": "bilinear",
+                                       "align_corners": True}, name="bilinear-align"),
+        Sample((arr(r, 1, 1, 4, 5),), {"scale_factor": 0.6, "mode": "bilinear"},
+               name="bilinear-down"),
+        Sample((arr(r, 1, 1, 3, 2),), {"scale_factor": 1.7, "mode": "bilinear",
+                                       "recompute_scale_factor": True}, name="bilinear-recompute"),
+        Sample((arr(r, 1, 1, 2, 3),), {"scale_factor": 2, "mode": "bicubic"}, name="bicubic"),
+        Sample((arr(r, 1, 1, 3, 2),), {"size": (4, 3), "mode": "bicubic", "align_corners": True},
+               name="bicubic-align"),
+        Sample((arr(r, 1, 1, 3, 4),), {"size": (2, 2), "mode": "bicubic"}, name="bicubic-down"),
+        Sample((arr(r, 1, 1, 2, 2, 2),), {"scale_factor": 1.5, "mode": "trilinear"},
+               name="trilinear"),
+        Sample((arr(r, 1, 1, 2, 3, 2),), {"size": (2, 4, 3), "mode": "trilinear",
+                                          "align_corners": True}, name="trilinear-align"),
+        Sample((arr(r, 1, 2, 4, 5),), {"size": (2, 3), "mode": "area"}, name="area-2d"),
+        Sample((arr(r, 1, 1, 6),), {"scale_factor": 0.5, "mode": "area"}, name="area-1d"),
+        Sample((arr(r, 0, 2, 2, 2),), {"scale_factor": 2, "mode": "bilinear"}, name="empty-batch"),
+    ]),
+    OpInfo("pixel_shuffle", fn("pixel_shuffle"), lambda r: [
+        Sample((arr(r, 1, 8, 2, 3), 2)),
+        Sample((arr(r, 2, 1, 9, 2, 1), 3), name="extra-batch-dims"),
+        Sample((arr(r, 4, 2, 2), 2), name="3-d"),
+        Sample((arr(r, 1, 3, 2, 2), 1), name="factor-1"),
+        Sample((ints(r, 1, 4, 2, 2), 2), name="int"),
+    ]),
+    OpInfo("pixel_unshuffle", fn("pixel_unshuffle"), lambda r: [
+        Sample((arr(r, 1, 2, 4, 6), 2)),
+        Sample((arr(r, 2, 1, 1, 3, 3), 3), name="extra-batch-dims"),
+        Sample((arr(r, 1, 2, 2), 1), name="factor-1"),
+    ]),
+    # grid_sample's output is piecewise smooth in the grid (kinks where a sample crosses a pixel
+    # centre, or the border under padding): random coordinates stay clear of them. The nearest
+    # mode gives the grid no gradient (PyTorch: zeros), so only the input is differentiated.
+    OpInfo("affine_grid", fn("affine_grid"), lambda r: [
+        Sample((arr(r, 2, 2, 3), (2, 3, 4, 5)), {"align_corners": False}, name="2d"),
+        Sample((arr(r, 1, 2, 3), (1, 1, 3, 2)), {"align_corners": True}, name="2d-align"),
+        Sample((arr(r, 1, 3, 4), (1, 2, 2, 3, 2)), {"align_corners": False}, name="3d"),
+    ]),
+    OpInfo("grid_sample", fn("grid_sample"), lambda r: [
+        Sample((arr(r, 1, 2, 3, 4), arr(r, 1, 2, 3, 2, low=-1.2, high=1.2)),
+               {"align_corners": False}, name="bilinear-zeros"),
+        Sample((arr(r, 2, 1, 3, 3), arr(r, 2, 2, 2, 2, low=-1.5, high=1.5)),
+               {"padding_mode": "border", "align_corners": True}, name="bilinear-border"),
+        Sample((arr(r, 1, 1, 4, 3), arr(r, 1, 3, 2, 2, low=-2.5, high=2.5)),
+               {"padding_mode": "reflection", "align_corners": False}, name="bilinear-reflection"),
+        Sample((arr(r, 1, 1, 3, 4), arr(r, 1, 2, 2, 2, low=-2.5, high=2.5)),
+               {"padding_mode": "reflection", "align_corners": True}, name="reflection-align"),
+        Sample((arr(r, 1, 1, 3, 4), arr(r, 1, 2, 2, 2, low=-1.3, high=1.3)),
+               {"mode": "bicubic", "padding_mode": "border", "align_corners": False},
+               name="bicubic"),
+        Sample((arr(r, 1, 2, 3, 3), arr(r, 1, 2, 3, 2, low=-1.2, high=1.2)),
+               {"mode": "nearest", "align_corners": False}, grad=(0,), name="nearest"),
+        Sample((arr(r, 1, 1, 2, 3, 2), arr(r, 1, 2, 1, 2, 3, low=-1.2, high=1.2)),
+               {"align_corners": False}, name="trilinear"),
     ]),
 ]

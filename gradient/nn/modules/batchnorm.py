@@ -25,14 +25,14 @@ from .utils import _optional_parameter
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
 
 
-class _BatchNorm(Module):
-    """Shared body of the BatchNorm layers; subclasses only say which input ranks they take."""
+class _NormBase(Module):
+    """What the BatchNorm and InstanceNorm layers share, as PyTorch's ``_NormBase``: the affine
+    parameters and the running statistics, under PyTorch's names (``weight``, ``bias``,
+    ``running_mean``, ``running_var``, ``num_batches_tracked``), so checkpoints load either way.
+    Subclasses give the defaults and the forward."""
 
-    _input_dims: tuple = ()
-
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
-                 affine: bool = True, track_running_stats: bool = True, device=None, dtype=None,
-                 *, bias: bool = True):
+    def __init__(self, num_features: int, eps: float, momentum: float | None, affine: bool,
+                 track_running_stats: bool, device, dtype, bias: bool):
         super().__init__()
         factory = {"device": device, "dtype": dtype}
         self.num_features = num_features
@@ -66,6 +66,18 @@ class _BatchNorm(Module):
             init.ones_(self.weight)
             if self.bias is not None:
                 init.zeros_(self.bias)
+
+
+class _BatchNorm(_NormBase):
+    """Shared body of the BatchNorm layers; subclasses only say which input ranks they take."""
+
+    _input_dims: tuple = ()
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True, device=None, dtype=None,
+                 *, bias: bool = True):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype,
+                         bias)
 
     def _check_input_dim(self, input) -> None:
         if input.ndim not in self._input_dims:

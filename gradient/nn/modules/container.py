@@ -1,20 +1,27 @@
-"""Containers: Sequential, ModuleList and ModuleDict, as in ``torch.nn``.
+"""Containers as in ``torch.nn``: Sequential, ModuleList, ModuleDict, ParameterList, ParameterDict.
 
 They hold submodules under string keys in ``self._modules`` (registered through ``add_module``,
 so parameters, ``.to()``, ``train()`` and ``state_dict()`` see them). Sequential and ModuleList
 use the keys "0", "1", ...; deleting or inserting renumbers them, as PyTorch does, so the state
 dict keys of a container always follow its current order.
+
+ParameterList and ParameterDict hold parameters the same way, as attributes named "0", "1", ...
+or by their keys, so ``named_parameters()`` and ``state_dict()`` give PyTorch's names.
 """
 
 from __future__ import annotations
 
 import operator
 from collections import OrderedDict
+from collections import abc as _abc
 from itertools import islice
 
-from ..module import Module
+from ...errors import GradientError
+from ...tensor import Tensor
+from ..module import Module, _addindent
+from ..parameter import Parameter
 
-__all__ = ["Sequential", "ModuleList", "ModuleDict"]
+__all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
 
 
 def _renumber(modules: dict) -> None:
@@ -157,6 +164,21 @@ class ModuleList(Module):
         if modules is not None:
             self.extend(modules)
 
+    def __repr__(self) -> str:
+        # as torch's: a run of consecutive children with equal reprs prints once,
+        # "(0-5): 6 x Block(...)", so a deep stack stays readable
+        reprs = [repr(module) for module in self._modules.values()]
+        if not reprs:
+            return self._get_name() + "()"
+        lines, start = [], 0
+        for end in range(1, len(reprs) + 1):
+            if end == len(reprs) or reprs[end] != reprs[start]:
+                body = _addindent(reprs[start], 2)
+                lines.append(f"({start}): {body}" if end - start == 1
+                             else f"({start}-{end - 1}): {end - start} x {body}")
+                start = end
+        return self._get_name() + "(\n  " + "\n  ".join(lines) + "\n)"
+
     def _abs_key(self, idx) -> str:
         idx = operator.index(idx)
         n = len(self)
@@ -290,3 +312,300 @@ class ModuleDict(Module):
                 pairs.append(pair)
         for key, module in pairs:
             self[key] = module
+
+
+# ---------------------------------------------------------------------------- parameter containers
+
+# PyTorch's legacy tensor type names, which ParameterDict's repr shows ("torch.FloatTensor");
+# ours say "gradient." instead of "torch.".
+_LEGACY_TYPE_NAMES = {
+    "float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
+    "bfloat16": "BFloat16Tensor", "int64": "LongTensor", "int32": "IntTensor",
+    "int16": "ShortTensor", "int8": "CharTensor", "uint8": "ByteTensor", "bool": "BoolTensor",
+    "complex64": "ComplexFloatTensor", "complex128": "ComplexDoubleTensor",
+}
+
+
+class _MissingKeyError(GradientError, KeyError, AttributeError):
+    """A key that a ParameterDict does not hold. PyTorch raises AttributeError here (its lookup
+    is ``getattr``); this is also a KeyError, which is what code written for dicts catches."""
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes
+        return str(self.args[0])
+
+
+def _as_parameter(value):
+    """What the parameter containers store for ``value``: a plain tensor becomes a Parameter
+    (over the same storage, requires_grad=True, as PyTorch's containers do); anything else,
+    a Parameter included, is stored as it is."""
+    if isinstance(value, Tensor) and not isinstance(value, Parameter):
+        return Parameter(value)
+    return value
+
+
+def _describe(value, type_name) -> str:
+    """One entry of a parameter container's repr, in PyTorch's words."""
+    if not isinstance(value, Tensor):
+        return f"Object of type: {type(value).__name__}"
+    size = "x".join(str(n) for n in value.shape)
+    # PyTorch names the device only when it is not the CPU
+    device = "" if value.device.type == "cpu" else f" ({value.device})"
+    kind = "Parameter" if isinstance(value, Parameter) else "Tensor"
+    return f"{kind} containing: [{type_name(value)} of size {size}{device}]"
+
+
+def _legacy_type_name(t: Tensor) -> str:
+    name = _LEGACY_TYPE_NAMES.get(t.dtype.name, f"{t.dtype.name}Tensor")
+    return f"gradient.{name}" if t.device.type == "cpu" else f"gradient.{t.device.type}.{name}"
+
+
+class ParameterList(Module):
+    """A list of parameters, registered so that ``parameters()``, ``state_dict()`` and ``.to()``
+    see them (under the names "0", "1", ..., as in PyTorch).
+
+    Assigning a plain tensor (in the constructor, ``append``, ``extend``, ``+=`` or
+    ``plist[i] = t``) stores it as a :class:`~gradient.nn.Parameter` over the same storage that
+    requires grad; a Parameter is stored as it is (keeping its ``requires_grad``). Other objects
+    may be stored too: a Module becomes a child module, anything else a plain attribute. Like
+    PyTorch's, the list has no ``insert``, ``pop`` or ``del``. Unlike PyTorch's, a failed
+    ``append`` (an integer tensor cannot be a Parameter) leaves the list unchanged.
+
+    Example::
+
+        class Mixture(nn.Module):
+            def __init__(self, n):
+                super().__init__()
+                self.weights = nn.ParameterList([gradient.randn(4, 4) for _ in range(n)])
+
+            def forward(self, x):
+                for w in self.weights:
+                    x = x @ w
+                return x
+
+        [name for name, _ in Mixture(2).named_parameters()]   # ['weights.0', 'weights.1']
+    """
+
+    def __init__(self, values=None) -> None:
+        super().__init__()
+        self._size = 0
+        if values is not None:
+            self += values
+
+    def _key(self, idx) -> str:
+        """The attribute name of entry ``idx`` (negative counts from the end)."""
+        idx = operator.index(idx)
+        n = self._size
+        if not -n <= idx < n:
+            raise IndexError(f"ParameterList: index {idx} is out of range for a list of {n}")
+        return str(idx + n if idx < 0 else idx)
+
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):
+            out = self.__class__()   # a new list holding the same parameters, as PyTorch's
+            for i in range(self._size)[idx]:
+                out.append(self[i])
+            return out
+        return getattr(self, self._key(idx))
+
+    def __setitem__(self, idx, value) -> None:
+        setattr(self, self._key(idx), _as_parameter(value))
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self):
+        return iter([self[i] for i in range(self._size)])
+
+    def __iadd__(self, values) -> ParameterList:
+        return self.extend(values)
+
+    def __dir__(self):
+        return [key for key in super().__dir__() if not key.isdigit()]
+
+    def append(self, value) -> ParameterList:
+        """Add ``value`` at the end (a plain tensor becomes a Parameter); returns ``self``."""
+        setattr(self, str(self._size), _as_parameter(value))
+        self._size += 1   # only once stored: a value that cannot be stored leaves no gap
+        return self
+
+    def extend(self, values) -> ParameterList:
+        """Append every element of the iterable ``values``; returns ``self``."""
+        # a tensor is iterable (over its rows), but extending by one is surely a mistake
+        if not isinstance(values, _abc.Iterable) or isinstance(values, Tensor):
+            raise TypeError("ParameterList.extend should be called with an iterable, but got "
+                            f"{type(values).__name__}; to add one tensor use append")
+        for value in values:
+            self.append(value)
+        return self
+
+    def extra_repr(self) -> str:
+        return "\n".join(f"  ({i}): " + _describe(p, lambda t: f"gradient.{t.dtype.name}")
+                         for i, p in enumerate(self))
+
+    def __call__(self, *args, **kwargs):
+        raise RuntimeError("ParameterList should not be called: it has no forward; index or "
+                           "iterate over it in your module's forward")
+
+
+class ParameterDict(Module):
+    """An ordered dict of parameters with string keys, registered under those keys so that
+    ``parameters()``, ``state_dict()`` and ``.to()`` see them.
+
+    Assigning a plain tensor (in the constructor, ``update``, ``setdefault`` or
+    ``pdict[key] = t``) stores it as a :class:`~gradient.nn.Parameter` over the same storage
+    that requires grad. As in PyTorch, ``update`` (and so the constructor) with a plain ``dict``
+    adds its entries in sorted key order; an ``OrderedDict``, a ParameterDict or a sequence of
+    ``(key, value)`` pairs keeps its order.
+
+    Differences from PyTorch: a missing key raises an error that is both a ``KeyError`` and an
+    ``AttributeError`` (PyTorch's is an AttributeError); a key naming one of the module's own
+    attributes or methods (``"training"``, ``"keys"``) is refused with a KeyError instead of
+    replacing the attribute; a failed assignment leaves the dict unchanged.
+
+    Example::
+
+        heads = nn.ParameterDict({"left": gradient.randn(5, 10), "right": gradient.randn(5, 10)})
+        y = heads["left"] @ x
+        list(heads.state_dict())          # ['left', 'right']
+    """
+
+    def __init__(self, parameters=None) -> None:
+        super().__init__()
+        self._keys: dict = {}
+        if parameters is not None:
+            self.update(parameters)
+
+    @staticmethod
+    def _check_key(key) -> None:
+        if not isinstance(key, str):
+            raise TypeError(f"ParameterDict keys must be strings (they become parameter names), "
+                            f"got {key!r} of type {type(key).__name__}; use str(key)")
+
+    def __getitem__(self, key: str):
+        self._check_key(key)
+        if key not in self._keys:
+            raise _MissingKeyError(f"ParameterDict has no key {key!r}; its keys are "
+                                   f"{list(self._keys)}")
+        # straight from the registries: getattr would find a method first for a key like "get"
+        for registry in (self._parameters, self._buffers, self._modules):
+            if key in registry:
+                return registry[key]
+        return self.__dict__[key]
+
+    def __setitem__(self, key: str, value) -> None:
+        self._check_key(key)
+        if key not in self._keys and hasattr(self, key):
+            raise KeyError(f"ParameterDict: the key {key!r} is the name of an attribute of the "
+                           "module itself, which storing an entry under it would replace; "
+                           "choose another key")
+        setattr(self, key, _as_parameter(value))
+        self._keys[key] = None   # only once stored (setattr refuses names with a ".")
+
+    def __delitem__(self, key: str) -> None:
+        self[key]   # the missing-key error
+        delattr(self, key)
+        del self._keys[key]
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __iter__(self):
+        return iter(self._keys)
+
+    def __reversed__(self):
+        return reversed(list(self._keys))
+
+    def __contains__(self, key) -> bool:
+        return key in self._keys
+
+    def __or__(self, other) -> ParameterDict:
+        out = self.copy()
+        out.update(other)
+        return out
+
+    def __ror__(self, other):
+        out = other.copy()
+        out.update(self)
+        return out
+
+    def __ior__(self, other) -> ParameterDict:
+        self.update(other)
+        return self
+
+    def copy(self) -> ParameterDict:
+        """A new ParameterDict holding the same parameters (not copies of them), in order."""
+        return ParameterDict(OrderedDict((k, self[k]) for k in self._keys))
+
+    def setdefault(self, key: str, default=None):
+        """``self[key]``, first storing ``default`` under ``key`` if it is missing."""
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def clear(self) -> None:
+        """Remove every entry."""
+        for key in list(self._keys):
+            del self[key]
+
+    def pop(self, key: str):
+        """Remove the entry under ``key`` and return it."""
+        value = self[key]
+        del self[key]
+        return value
+
+    def popitem(self) -> tuple:
+        """Remove and return the last inserted ``(key, value)`` pair."""
+        if not self._keys:
+            raise KeyError("popitem(): ParameterDict is empty")
+        key = next(reversed(list(self._keys)))
+        return key, self.pop(key)
+
+    def get(self, key: str, default=None):
+        """``self[key]`` if the key is present, else ``default``."""
+        return self[key] if key in self else default
+
+    def fromkeys(self, keys, default=None) -> ParameterDict:
+        """A new ParameterDict with ``default`` under each of ``keys`` (as in PyTorch, a method
+        of an instance, not a classmethod)."""
+        return ParameterDict((k, default) for k in keys)
+
+    def keys(self):
+        return self._keys.keys()
+
+    def items(self):
+        return ((k, self[k]) for k in self._keys)
+
+    def values(self):
+        return (self[k] for k in self._keys)
+
+    def update(self, parameters) -> None:
+        """Add (or replace) entries from a mapping or an iterable of ``(key, value)`` pairs."""
+        if not isinstance(parameters, _abc.Iterable):
+            raise TypeError("ParameterDict.update should be called with a mapping or an iterable "
+                            f"of (key, value) pairs, but got {type(parameters).__name__}")
+        if isinstance(parameters, (OrderedDict, ParameterDict)):
+            pairs = list(parameters.items())
+        elif isinstance(parameters, _abc.Mapping):
+            # PyTorch sorts a plain mapping's keys (from when dicts had no order); so do we,
+            # so that parameter and state-dict order match a ParameterDict built by PyTorch
+            pairs = sorted(parameters.items(), key=lambda kv: kv[0])
+        else:
+            pairs = []
+            for j, pair in enumerate(parameters):
+                if not isinstance(pair, _abc.Iterable):
+                    raise TypeError(f"ParameterDict update sequence element #{j} should be a "
+                                    f"(key, value) pair, got {type(pair).__name__}")
+                pair = tuple(pair)
+                if len(pair) != 2:
+                    raise ValueError(f"ParameterDict update sequence element #{j} has length "
+                                     f"{len(pair)}; 2 is required (a (key, value) pair)")
+                pairs.append(pair)
+        for key, value in pairs:
+            self[key] = value
+
+    def extra_repr(self) -> str:
+        return "\n".join(f"  ({k}): " + _describe(p, _legacy_type_name) for k, p in self.items())
+
+    def __call__(self, *args, **kwargs):
+        raise RuntimeError("ParameterDict should not be called: it has no forward; look its "
+                           "entries up by key in your module's forward")

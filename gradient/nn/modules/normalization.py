@@ -8,15 +8,19 @@ at zeros, as in PyTorch.
 from __future__ import annotations
 
 import numbers
+import warnings
 
 from ... import ops as _ops
 from .. import functional as F
 from .. import init
+from ...errors import ShapeError
 from ..module import Module
 from ..parameter import Parameter
+from .batchnorm import _NormBase
 from .utils import _optional_parameter
 
-__all__ = ["LayerNorm", "RMSNorm", "GroupNorm"]
+__all__ = ["LayerNorm", "RMSNorm", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d",
+           "InstanceNorm3d"]
 
 
 def _shape_tuple(normalized_shape) -> tuple:
@@ -135,3 +139,90 @@ class GroupNorm(Module):
     def extra_repr(self) -> str:
         return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
                 f"bias={self.bias is not None}")
+
+
+# ---------------------------------------------------------------------- instance norm
+
+class _InstanceNorm(_NormBase):
+    """Shared body of the InstanceNorm layers; subclasses say which input ranks they take.
+
+    Its parameters and buffers are BatchNorm's (:class:`_NormBase`), but the defaults differ:
+    no affine parameters and no running statistics; ``num_batches_tracked`` is kept for
+    checkpoint compatibility with PyTorch and never advanced. It is not a subclass of BatchNorm
+    (nor is it in PyTorch), so ``isinstance(m, _BatchNorm)`` checks that freeze BatchNorm layers
+    leave it alone.
+    """
+
+    _batched_ndim: int = 0  # the rank of a batched input; one less is an unbatched one
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = False, track_running_stats: bool = False, device=None, dtype=None,
+                 *, bias: bool = True):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype,
+                         bias)
+
+    def forward(self, input):
+        n = self._batched_ndim
+        if input.ndim not in (n - 1, n):
+            raise ShapeError(f"{type(self).__name__}: expected {n - 1}D (unbatched) or {n}D (batched) "
+                             f"input, got {input.ndim}D input of shape {tuple(input.shape)}")
+        feature_dim = input.ndim - (n - 1)
+        if input.shape[feature_dim] != self.num_features:
+            if self.affine:
+                raise ValueError(f"{type(self).__name__}: expected input's size at dim={feature_dim} "
+                                 f"to match num_features ({self.num_features}), but got: "
+                                 f"{input.shape[feature_dim]} (input shape {tuple(input.shape)})")
+            warnings.warn(f"input's size at dim={feature_dim} does not match num_features. You can "
+                          "silence this warning by not passing in num_features, which is not used "
+                          "because affine=False", stacklevel=2)
+        unbatched = input.ndim == n - 1
+        x = input.unsqueeze(0) if unbatched else input
+        # Batch statistics in training, and always without running statistics; the running ones
+        # in eval mode when they are tracked. momentum=None never moves them (PyTorch's rule).
+        out = F.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                              self.training or not self.track_running_stats,
+                              self.momentum if self.momentum is not None else 0.0, self.eps)
+        return out.squeeze(0) if unbatched else out
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, bias={self.bias is not None}, "
+                f"track_running_stats={self.track_running_stats}")
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Instance normalisation of (N, C, L) or unbatched (C, L) inputs: each channel of each
+    sample normalised over L. No affine parameters and no running statistics by default.
+
+    Example::
+
+        norm = nn.InstanceNorm1d(16, affine=True)
+        y = norm(gradient.randn(4, 16, 50))
+    """
+
+    _batched_ndim = 3
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Instance normalisation of (N, C, H, W) or unbatched (C, H, W) inputs: each channel of
+    each sample normalised over H and W (style transfer, GAN generators).
+
+    Example::
+
+        norm = nn.InstanceNorm2d(3)
+        y = norm(gradient.randn(8, 3, 32, 32))
+    """
+
+    _batched_ndim = 4
+
+
+class InstanceNorm3d(_InstanceNorm):
+    """Instance normalisation of (N, C, D, H, W) or unbatched (C, D, H, W) inputs.
+
+    Example::
+
+        norm = nn.InstanceNorm3d(3, track_running_stats=True)
+        y = norm(gradient.randn(2, 3, 4, 8, 8))
+    """
+
+    _batched_ndim = 5
