@@ -12,8 +12,9 @@ Example::
 """
 
 from . import dtypes
-from .autograd import (enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled,
-                       no_grad, set_grad_enabled)
+from .autograd import (enable_grad, inference_mode, is_anomaly_check_nan_enabled,
+                       is_anomaly_enabled, is_grad_enabled, is_inference_mode_enabled, no_grad,
+                       set_grad_enabled)
 from .device import device
 from .dtypes import (DType, bfloat16, bool_, finfo, float16, float32, float64, get_default_dtype,
                      iinfo, int8, int16, int32, int64, promote_types, result_type,
@@ -23,7 +24,7 @@ from .errors import (AutogradError, DeviceError, DTypeError, FileFormatError, Gr
 from .tensor import Size, Tensor
 from .ops import *  # noqa: F401,F403
 from .ops.creation import Generator, default_generator  # noqa: F401
-from . import amp, autograd, cuda, io, linalg, nn, ops, optim, utils  # noqa: F401
+from . import amp, autograd, cuda, io, linalg, nn, ops, optim, testing, utils  # noqa: F401
 from .io import load, save  # noqa: F401
 from .amp import autocast  # noqa: F401  (gradient.autocast, like torch.autocast)
 from .threads import get_num_threads, set_num_threads  # noqa: F401

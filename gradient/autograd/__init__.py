@@ -1,12 +1,17 @@
-"""Reverse-mode automatic differentiation: Function, the backward engine, grad modes, gradcheck."""
+"""Reverse-mode automatic differentiation: Function, the backward engine, grad modes, gradcheck,
+anomaly detection, and ``functional`` (jacobian, hessian, vjp, jvp, hvp, vhp)."""
 
+from .anomaly_mode import (detect_anomaly, is_anomaly_check_nan_enabled, is_anomaly_enabled,
+                           set_detect_anomaly)
 from .engine import backward, grad
 from .function import ArrayFunction, Context, Function
 from .gradcheck import gradcheck, gradgradcheck
 from .grad_mode import (enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled,
                         no_grad, set_grad_enabled)
+from . import functional  # noqa: E402  (its functions import the ops they use when called)
 
 __all__ = ["Function", "ArrayFunction", "Context", "backward", "grad", "no_grad", "enable_grad", "set_grad_enabled",
            "inference_mode", "is_grad_enabled", "is_inference_mode_enabled", "gradcheck",
-           "gradgradcheck"]
+           "gradgradcheck", "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled",
+           "is_anomaly_check_nan_enabled", "functional"]
 

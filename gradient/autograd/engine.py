@@ -9,6 +9,10 @@
    is larger than its input's is summed down to it, and cast to the input's dtype.
 3. Leaves accumulate into ``.grad``; non-leaves keep theirs only after ``retain_grad()``.
    Saved tensors are freed as each node finishes, unless ``retain_graph=True``.
+
+Under anomaly detection (``gradient.autograd.detect_anomaly``) each node's backward goes through
+:func:`_apply_checked`, which raises on NaN gradients and adds the node's forward traceback to
+errors; otherwise the loop pays one boolean test per node.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import heapq
 
 from ..dtypes import from_numpy_dtype
 from ..errors import AutogradError, ShapeError
-from . import grad_mode
+from . import anomaly_mode, grad_mode
 from . import function
 from .function import AccumulateGrad
 
@@ -163,6 +167,7 @@ def _execute(roots, targets, retain_graph, create_graph):
     ready = [(-node.seq, node) for node in {edge[0] for edge, _ in roots} if deps.get(node) == 0]
     heapq.heapify(ready)
     captured = {}
+    anomaly = anomaly_mode._enabled   # read once: a backward runs in one mode throughout
     with grad_mode.set_grad_enabled(create_graph):
         while ready:
             _, node = heapq.heappop(ready)
@@ -183,11 +188,38 @@ def _execute(roots, targets, retain_graph, create_graph):
                 continue
             if node not in run:
                 continue
-            input_grads = node.apply(grads)
+            input_grads = _apply_checked(node, grads) if anomaly else node.apply(grads)
             if not retain_graph:
                 node.release()
             _send(node, input_grads, buffers, deps, ready)
     return captured
+
+
+def _apply_checked(node, grads):
+    """``node.apply(grads)`` under anomaly detection: an error raised by the backward gets the
+    forward traceback of the node as a note, and a NaN in a returned gradient raises (unless
+    ``check_nan=False``), naming the node and the input, as PyTorch does."""
+    try:
+        input_grads = node.apply(grads)
+    except Exception as exc:
+        if hasattr(exc, "add_note"):   # Python 3.11+; on 3.10 the error goes up as it is
+            exc.add_note(f"(the error was raised by the backward of {node.name()})"
+                         + anomaly_mode.format_forward_trace(node))
+        raise
+    if anomaly_mode._check_nan:
+        for i, g in enumerate(input_grads):
+            if g is not None and _has_nan(g):
+                raise AutogradError(f"Function '{node.name()}' returned nan values in its "
+                                    f"{i}th output." + anomaly_mode.format_forward_trace(node))
+    return input_grads
+
+
+def _has_nan(g) -> bool:
+    data = g._data
+    if data.dtype not in function._FLOAT_DTYPES:
+        return False
+    backend = g._backend
+    return bool(backend.to_numpy(backend.reduce("any", backend.unary("isnan", data), None, False)))
 
 
 def _send(node, input_grads, buffers, deps, ready):

@@ -35,7 +35,7 @@ import weakref
 
 from ..dtypes import ALL_DTYPES
 from ..errors import AutogradError, DeviceError
-from . import grad_mode
+from . import anomaly_mode, grad_mode
 
 _sequence = itertools.count()
 
@@ -121,8 +121,10 @@ class SavedTensor:
 class Node:
     """A recorded application of a Function: the unit the backward engine runs."""
 
+    # forward_trace: where the forward ran, set only under anomaly detection (an unset slot
+    # costs nothing; readers use getattr(node, "forward_trace", None))
     __slots__ = ("fn", "ctx", "next_edges", "input_meta", "output_meta", "pre_hooks",
-                 "retains", "seq", "__weakref__")
+                 "retains", "seq", "forward_trace", "__weakref__")
 
     def __init__(self, fn, ctx, next_edges, input_meta, output_meta):
         self.fn = fn
@@ -317,7 +319,9 @@ class Function:
                 attrs[key] = tuple(_array_of(cls, t) for t in attrs[key])
         arrays = tuple(outs[i]._data for i in tensor_at)
         recorded = _record(cls, ctx, args, raw, arrays, backend, node_type=_FunctionNode)
-        ctx._node().tensor_at = (tensor_at, len(outs))
+        node = ctx._node()   # None when every output was marked non-differentiable: no graph
+        if node is not None:
+            node.tensor_at = (tensor_at, len(outs))
         if not multiple:
             return recorded[0]
         result = list(outs)
@@ -424,6 +428,8 @@ def _record(cls, ctx, args, raw, out, backend, node_type=Node):
             edges.append(None)
             meta.append(None)
     node = node_type(cls, ctx, tuple(edges), tuple(meta), tuple([(o.shape, o.dtype) for o in outs]))
+    if anomaly_mode._enabled:   # the one check anomaly detection adds to every recorded op
+        node.forward_trace = anomaly_mode.capture_forward_trace()
     for i, t in enumerate(tensors):
         if t._requires_grad:
             t.grad_fn, t._output_nr = node, i

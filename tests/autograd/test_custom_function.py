@@ -221,3 +221,21 @@ def test_array_functions_still_run_on_arrays():
     x = gradient.tensor(X, requires_grad=True)
     Twice.apply(x).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), np.full(X.shape, 2.0))
+
+
+def test_every_output_marked_non_differentiable_records_nothing():
+    # as torch: allowed; the outputs carry no grad_fn and do not require grad
+    class Indices(gradient.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            out = x.argmax(-1).to(gradient.float32)
+            ctx.mark_non_differentiable(out)
+            return out
+
+        @staticmethod
+        def backward(ctx, grad):
+            return None
+
+    x = gradient.randn(3, 4, requires_grad=True)
+    out = Indices.apply(x)
+    assert not out.requires_grad and out.grad_fn is None
