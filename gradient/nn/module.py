@@ -30,8 +30,15 @@ Deliberate differences from PyTorch:
 - ``load_state_dict`` raises :class:`StateDictError` (a ``RuntimeError``, like PyTorch's) and
   writes shapes as tuples: ``size mismatch for weight: copying a param with shape (2, 3) ...``.
   It also accepts NumPy arrays as values (what a checkpoint reader may hand over).
-- Backward hooks on modules, global hooks, ``_load_from_state_dict`` overrides by subclasses and
-  state-dict hooks are not implemented.
+- Module backward hooks follow PyTorch's (see :meth:`Module.register_full_backward_hook`), with
+  three differences: a ``grad_output`` entry for an output that requires grad but got no gradient
+  is zeros (PyTorch: None), because gradient's engine always materializes missing gradients; the
+  deprecated :meth:`Module.register_backward_hook` runs as a full backward hook (PyTorch gives it
+  the gradients of the last autograd node of ``forward``, which miss some of ``grad_input``); and
+  an in-place write into a module's hooked input or output is refused with gradient's error for
+  in-place writes into views (PyTorch's words it differently).
+- Global forward hooks, ``_load_from_state_dict`` overrides by subclasses and state-dict hooks are
+  not implemented (the global backward hooks are: :func:`register_module_full_backward_hook`).
 """
 
 from __future__ import annotations
@@ -39,20 +46,24 @@ from __future__ import annotations
 import copy
 import itertools
 import warnings
+import weakref
 from collections import OrderedDict, namedtuple
 from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
+from ..autograd import grad_mode
+from ..autograd.function import Function
 from ..autograd.grad_mode import no_grad
 from ..device import as_device
 from ..dtypes import DType, as_dtype
-from ..errors import GradientError
+from ..errors import AutogradError, GradientError
 from ..tensor import Tensor
 from .parameter import Buffer, Parameter
 from .utils.grad import zero_grad_
 
-__all__ = ["Module", "RemovableHandle", "StateDictError"]
+__all__ = ["Module", "RemovableHandle", "StateDictError", "register_module_full_backward_hook",
+           "register_module_full_backward_pre_hook", "register_module_backward_hook"]
 
 
 class StateDictError(GradientError, RuntimeError):
@@ -78,9 +89,12 @@ class RemovableHandle:
 
     _next_id = itertools.count()
 
-    def __init__(self, hooks_dict: dict, *, extra_dicts: tuple = ()):
+    def __init__(self, hooks_dict: dict, *, extra_dicts: tuple = (), module=None):
         self.id = next(RemovableHandle._next_id)
         self._dicts = (hooks_dict, *extra_dicts)
+        # the module whose hooks flag to update on removal (weakly: a handle kept around must
+        # not keep its module alive)
+        self._module = weakref.ref(module) if module is not None else None
 
     def remove(self) -> None:
         _changes[0] += 1   # a hook removed: see structure_version
@@ -89,6 +103,9 @@ class RemovableHandle:
                 d.pop(self.id, None)
             else:  # a set of hook ids (with_kwargs, always_call)
                 d.discard(self.id)
+        module = self._module() if self._module is not None else None
+        if module is not None:
+            module._update_hooks_flag()
 
     def __enter__(self) -> "RemovableHandle":
         return self
@@ -179,6 +196,68 @@ def structure_version() -> int:
     return _changes[0]
 
 
+# Backward hooks for every module (PyTorch's torch.nn.modules.module globals). They run before each
+# module's own; _global_is_full_backward_hook[0] says which kind was registered (None: none yet).
+_global_backward_pre_hooks: OrderedDict = OrderedDict()
+_global_backward_hooks: OrderedDict = OrderedDict()
+_global_is_full_backward_hook = [None]
+
+
+def register_module_full_backward_pre_hook(hook: Callable) -> RemovableHandle:
+    """Register ``hook(module, grad_output)`` as a backward pre-hook of every module (for
+    debugging and profiling, as in PyTorch); it runs before the modules' own pre-hooks and
+    behaves as :meth:`Module.register_full_backward_pre_hook` describes.
+
+    Example::
+
+        >>> h = register_module_full_backward_pre_hook(lambda m, g_out: print(type(m).__name__))
+        >>> model(x).sum().backward()        # prints each module's name as its gradients arrive
+        >>> h.remove()
+    """
+    count_change()
+    handle = RemovableHandle(_global_backward_pre_hooks)
+    _global_backward_pre_hooks[handle.id] = hook
+    return handle
+
+
+def register_module_full_backward_hook(hook: Callable) -> RemovableHandle:
+    """Register ``hook(module, grad_input, grad_output)`` as a full backward hook of every module
+    (for debugging and profiling, as in PyTorch); it runs before the modules' own hooks and
+    behaves as :meth:`Module.register_full_backward_hook` describes.
+
+    Example::
+
+        >>> norms = {}
+        >>> h = register_module_full_backward_hook(
+        ...     lambda m, g_in, g_out: norms.setdefault(type(m).__name__, g_out[0].norm()))
+        >>> model(x).sum().backward(); h.remove()
+    """
+    if _global_is_full_backward_hook[0] is False:
+        raise RuntimeError("Cannot use both regular backward hooks and full backward hooks as a "
+                           "global Module hook. Please use only one of them.")
+    count_change()
+    _global_is_full_backward_hook[0] = True
+    handle = RemovableHandle(_global_backward_hooks)
+    _global_backward_hooks[handle.id] = hook
+    return handle
+
+
+def register_module_backward_hook(hook: Callable) -> RemovableHandle:
+    """Deprecated, as in PyTorch: use :func:`register_module_full_backward_hook`. The hook runs
+    as a full backward hook of every module (see :meth:`Module.register_backward_hook`).
+
+    Example: ``h = register_module_backward_hook(lambda m, g_in, g_out: None)``
+    """
+    if _global_is_full_backward_hook[0] is True:
+        raise RuntimeError("Cannot use both regular backward hooks and full backward hooks as a "
+                           "global Module hook. Please use only one of them.")
+    count_change()
+    _global_is_full_backward_hook[0] = False
+    handle = RemovableHandle(_global_backward_hooks)
+    _global_backward_hooks[handle.id] = hook
+    return handle
+
+
 class _Children(OrderedDict):
     """A module's ``_modules``: an ordered dict whose every mutation counts as a change (the
     containers and direct writes alter it without going through ``__setattr__``)."""
@@ -236,6 +315,7 @@ class Module:
 
     training: bool
     forward: Callable[..., Any] = _forward_unimplemented
+    _has_hooks = False   # (instances set their own in __init__; see __call__)
 
     def __init__(self) -> None:
         # object.__setattr__: our __setattr__ reads these dicts, which do not exist yet
@@ -250,6 +330,12 @@ class Module:
         setattr_(self, "_forward_hooks", OrderedDict())
         setattr_(self, "_forward_hooks_with_kwargs", set())
         setattr_(self, "_forward_hooks_always_called", set())
+        setattr_(self, "_backward_pre_hooks", OrderedDict())
+        setattr_(self, "_backward_hooks", OrderedDict())
+        # True once a full backward hook is registered, False once a deprecated one is: PyTorch
+        # refuses to mix the two kinds on one module, so do we
+        setattr_(self, "_is_full_backward_hook", None)
+        setattr_(self, "_has_hooks", False)   # see __call__
 
     # ------------------------------------------------------------------ registration
     def register_parameter(self, name: str, param: Parameter | None) -> None:
@@ -797,8 +883,9 @@ class Module:
         """
         count_change()   # paths that skip hook-less modules must see it (structure_version)
         handle = RemovableHandle(self._forward_pre_hooks,
-                                 extra_dicts=(self._forward_pre_hooks_with_kwargs,))
+                                 extra_dicts=(self._forward_pre_hooks_with_kwargs,), module=self)
         self._forward_pre_hooks[handle.id] = hook
+        object.__setattr__(self, "_has_hooks", True)
         if with_kwargs:
             self._forward_pre_hooks_with_kwargs.add(handle.id)
         if prepend:
@@ -820,8 +907,9 @@ class Module:
         """
         count_change()   # as in register_forward_pre_hook
         handle = RemovableHandle(self._forward_hooks, extra_dicts=(
-            self._forward_hooks_with_kwargs, self._forward_hooks_always_called))
+            self._forward_hooks_with_kwargs, self._forward_hooks_always_called), module=self)
         self._forward_hooks[handle.id] = hook
+        object.__setattr__(self, "_has_hooks", True)
         if with_kwargs:
             self._forward_hooks_with_kwargs.add(handle.id)
         if always_call:
@@ -830,9 +918,109 @@ class Module:
             self._forward_hooks.move_to_end(handle.id, last=False)
         return handle
 
+    def register_full_backward_pre_hook(self, hook: Callable,
+                                        prepend: bool = False) -> RemovableHandle:
+        """Call ``hook(module, grad_output)`` when the gradients with respect to the module's
+        outputs are ready, before they flow into ``forward``'s operations.
+
+        ``grad_output`` is a tuple with one entry per output (``forward``'s result, or each element
+        of a tuple result), None for outputs that are not tensors or do not require grad. A
+        non-None return (a tuple of the same length, or a Tensor for a one-output module) replaces
+        ``grad_output`` for what follows. ``prepend=True`` runs the hook before those already
+        registered; hooks registered with :func:`register_module_full_backward_pre_hook` run
+        first. As in PyTorch, the hooks a call will run are those registered when it ran forward.
+
+        Example::
+
+            >>> lin = nn.Linear(3, 2)
+            >>> h = lin.register_full_backward_pre_hook(lambda m, g_out: (g_out[0] * 0.5,))
+            >>> lin(gradient.ones(1, 3)).sum().backward()      # lin.weight.grad is halved
+            >>> h.remove()
+        """
+        count_change()   # paths that skip hook-less modules must see it (structure_version)
+        handle = RemovableHandle(self._backward_pre_hooks, module=self)
+        self._backward_pre_hooks[handle.id] = hook
+        object.__setattr__(self, "_has_hooks", True)
+        if prepend:
+            self._backward_pre_hooks.move_to_end(handle.id, last=False)
+        return handle
+
+    def register_full_backward_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
+        """Call ``hook(module, grad_input, grad_output)`` when the gradients with respect to the
+        module's inputs have been computed; a non-None return replaces ``grad_input``.
+
+        ``grad_input`` has one entry per positional argument of the call (keyword arguments are
+        ignored, as in PyTorch): None for non-tensors, zeros for tensors that do not require grad
+        (when another one does); ``grad_output`` is what :meth:`register_full_backward_pre_hook`
+        describes, after the pre-hooks. The hook should not modify its arguments; it may return
+        a tuple (or list) of the same length as ``grad_input``, whose tensors must keep each
+        input's shape and dtype (None stops the gradient of that input).
+
+        PyTorch's firing rules: if no input requires grad, the hook runs when the gradients with
+        respect to the outputs are computed, with ``grad_input`` all None (and a warning), and
+        must return None; if no output requires grad, it does not run. While hooks are
+        registered, ``forward`` receives views of its tensor arguments and the caller views of
+        its results, and writing into those in place (with grad recorded) raises an error.
+        ``prepend=True`` runs the hook before those already registered.
+
+        Example::
+
+            >>> lin = nn.Linear(3, 2)
+            >>> seen = []
+            >>> h = lin.register_full_backward_hook(lambda m, g_in, g_out: seen.append(g_in))
+            >>> lin(gradient.ones(1, 3, requires_grad=True)).sum().backward()
+            >>> seen[0][0].shape                 # d(loss)/d(input)
+            gradient.Size([1, 3])
+            >>> h.remove()
+        """
+        if self._is_full_backward_hook is False:
+            raise RuntimeError("Cannot use both regular backward hooks and full backward hooks "
+                               "on a single Module. Please use only one of them.")
+        count_change()
+        object.__setattr__(self, "_is_full_backward_hook", True)
+        handle = RemovableHandle(self._backward_hooks, module=self)
+        self._backward_hooks[handle.id] = hook
+        object.__setattr__(self, "_has_hooks", True)
+        if prepend:
+            self._backward_hooks.move_to_end(handle.id, last=False)
+        return handle
+
+    def register_backward_hook(self, hook: Callable) -> RemovableHandle:
+        """Deprecated (as in PyTorch): use :meth:`register_full_backward_hook`.
+
+        Kept so that old scripts run: the hook is run as a full backward hook, with the
+        documented ``grad_input`` and ``grad_output``, and each call of the module that records
+        a graph gives PyTorch's FutureWarning. (PyTorch calls it with the gradients of the last
+        autograd node of ``forward``, which for most modules miss some of ``grad_input``.) It
+        cannot be mixed with full backward hooks on one module.
+
+        Example: ``h = model.register_backward_hook(lambda m, g_in, g_out: None)`` (warns on use).
+        """
+        if self._is_full_backward_hook is True:
+            raise RuntimeError("Cannot use both regular backward hooks and full backward hooks "
+                               "on a single Module. Please use only one of them.")
+        count_change()
+        object.__setattr__(self, "_is_full_backward_hook", False)
+        handle = RemovableHandle(self._backward_hooks, module=self)
+        self._backward_hooks[handle.id] = hook
+        object.__setattr__(self, "_has_hooks", True)
+        return handle
+
     def __call__(self, *args, **kwargs):
-        if not (self._forward_pre_hooks or self._forward_hooks):
-            return self.forward(*args, **kwargs)  # the common case: no hooks
+        # The hot path: three truth tests when there are no hooks. This module's four hook dicts
+        # are summed up in one flag, kept by the register_* methods and the handles' remove():
+        # each attribute read costs tens of nanoseconds here, a global one a few. (So a hook
+        # put into one of the dicts directly, not through register_*, is not seen.)
+        if not (self._has_hooks or _global_backward_hooks or _global_backward_pre_hooks):
+            return self.forward(*args, **kwargs)
+        return self._call_with_hooks(args, kwargs)
+
+    def _update_hooks_flag(self) -> None:
+        object.__setattr__(self, "_has_hooks", bool(
+            self._forward_pre_hooks or self._forward_hooks or self._backward_hooks
+            or self._backward_pre_hooks))
+
+    def _call_with_hooks(self, args: tuple, kwargs: dict):
         called = set()
         result = None
         try:
@@ -848,6 +1036,13 @@ class Module:
                     out = hook(self, args)
                     if out is not None:
                         args = out if isinstance(out, tuple) else (out,)
+            backward_hook = None
+            if (self._backward_hooks or self._backward_pre_hooks or _global_backward_hooks
+                    or _global_backward_pre_hooks):
+                # the hooks as they are now: this call runs these, whatever is registered later
+                full, pre, deprecated = self._backward_hook_lists()
+                backward_hook = _BackwardHook(self, full, pre, deprecated)
+                args = backward_hook.setup_input_hook(args)
             result = self.forward(*args, **kwargs)
             for hook_id, hook in list(self._forward_hooks.items()):
                 called.add(hook_id)
@@ -857,6 +1052,8 @@ class Module:
                     out = hook(self, args, result)
                 if out is not None:
                     result = out
+            if backward_hook is not None:
+                result = backward_hook.setup_output_hook(result)
             return result
         except Exception:
             for hook_id, hook in list(self._forward_hooks.items()):
@@ -869,8 +1066,17 @@ class Module:
                     except Exception as e:  # noqa: BLE001  (the original error is what matters)
                         warnings.warn(f"forward hook with always_call=True raised an exception "
                                       f"that was silenced, as another error was raised in "
-                                      f"forward: {e}", stacklevel=2)
+                                      f"forward: {e}", stacklevel=3)
             raise
+
+    def _backward_hook_lists(self) -> tuple[list, list, bool]:
+        """(full hooks, pre-hooks, whether a deprecated hook is among them): the global ones
+        first, then this module's, as PyTorch orders them."""
+        full = [*_global_backward_hooks.values(), *self._backward_hooks.values()]
+        pre = [*_global_backward_pre_hooks.values(), *self._backward_pre_hooks.values()]
+        deprecated = bool((_global_backward_hooks and _global_is_full_backward_hook[0] is False)
+                          or (self._backward_hooks and self._is_full_backward_hook is False))
+        return full, pre, deprecated
 
     # ------------------------------------------------------------------ copying and printing
     def __deepcopy__(self, memo):
@@ -908,6 +1114,204 @@ class Module:
             else:
                 main += "\n  " + "\n  ".join(lines) + "\n"
         return main + ")"
+
+
+# ---------------------------------------------------------------------- backward hooks
+class _BackwardHookFunction(Function):
+    """The identity on a module's tensor inputs (or outputs) that require grad, whose backward
+    is where the module's backward hooks run: on the inputs' side it receives the gradients with
+    respect to the inputs (grad_input), on the outputs' side those with respect to the outputs
+    (grad_output), and what it returns is what flows on, so a hook can replace them."""
+
+    @staticmethod
+    def forward(ctx, state, inputs_side, *tensors):
+        ctx.state, ctx.inputs_side = state, inputs_side
+        ctx.set_materialize_grads(False)   # None for an output that got no gradient, as PyTorch
+        return tensors
+
+    @staticmethod
+    def backward(ctx, *grads):
+        state = ctx.state
+        grads = state.input_grads(grads) if ctx.inputs_side else state.output_grads(grads)
+        return (None, None, *grads)
+
+
+def _hook_name(hook) -> str:
+    return getattr(hook, "__name__", type(hook).__name__)
+
+
+def _check_grad(g, meta, hook, what: str, i: int) -> None:
+    """Refuse (as PyTorch does) a gradient a hook returned unless it is None or a tensor of the
+    shape and dtype of the value it is the gradient of."""
+    if g is None:
+        return
+    shape, dtype = meta[0], meta[1]
+    if not isinstance(g, Tensor):
+        raise AutogradError(f"backward hook {_hook_name(hook)!r} returned a {type(g).__name__} as "
+                            f"{what}[{i}]; return Tensors (or None)")
+    if tuple(g.shape) != tuple(shape):
+        raise AutogradError(f"backward hook {_hook_name(hook)!r} has changed the size of value: "
+                            f"{what}[{i}] has shape {tuple(g.shape)}, expected {tuple(shape)}; "
+                            "return a gradient of the same shape")
+    if g.dtype is not dtype:
+        raise AutogradError(f"backward hook {_hook_name(hook)!r} has changed the type of value: "
+                            f"{what}[{i}] has dtype {g.dtype}, expected {dtype}; cast it back "
+                            f"with .to({dtype})")
+
+
+def _as_hook_view(new: Tensor, old: Tensor) -> None:
+    """Make ``new`` (the identity's output, over ``old``'s storage) a view of ``old``: it shares
+    ``old``'s version counter, so saved copies of ``old`` still notice writes through ``new``,
+    and a recorded in-place write into it is refused, as PyTorch refuses in-place writes into a
+    hooked module's inputs and outputs (the write would bypass the hook's node)."""
+    base = old._base if old._base is not None else old
+    new._base, new._base_grad_fn, new._version = base, base.grad_fn, old._version
+
+
+class _Side:
+    """The tensors of one side (the call's arguments, or its results) that a hook sees."""
+
+    __slots__ = ("count", "index", "meta", "wrapped", "hooked")
+
+    def __init__(self, values: tuple):
+        self.count = len(values)                                            # entries of the tuple
+        self.index = [i for i, v in enumerate(values) if isinstance(v, Tensor)]   # the tensors'
+        self.meta = {i: (values[i].shape, values[i].dtype, values[i].device) for i in self.index}
+        # the tensors that go through the identity: those that require grad. (The others get no
+        # gradient; passing them too would need mark_non_differentiable, which matches arrays by
+        # identity and so would also catch a detached alias of a tensor that requires grad.)
+        self.wrapped = [i for i in self.index if values[i].requires_grad]
+        # whether the identity was applied: something requires grad and grad mode is on
+        self.hooked = bool(self.wrapped) and grad_mode.is_grad_enabled()
+
+
+class _BackwardHook:
+    """One call's backward hooks (PyTorch's ``BackwardHook``): the identity on the call's tensor
+    arguments and on its results, and the bookkeeping between the two. The output side runs
+    first in backward: it runs the pre-hooks and keeps grad_output; the input side then runs the
+    full hooks with grad_input and that grad_output."""
+
+    __slots__ = ("module", "hooks", "pre_hooks", "deprecated", "grad_outputs", "inputs", "outputs")
+
+    def __init__(self, module, hooks: list, pre_hooks: list, deprecated: bool):
+        self.module, self.hooks, self.pre_hooks = module, hooks, pre_hooks
+        self.deprecated = deprecated
+        self.grad_outputs = None
+        self.inputs = self.outputs = None   # a _Side each
+
+    def _wrap(self, values: tuple, side: _Side, inputs_side: bool):
+        """``values`` with each tensor that requires grad replaced by the identity's output
+        (unchanged when nothing is recorded)."""
+        if not side.hooked:
+            return values
+        olds = [values[i] for i in side.wrapped]
+        outs = _BackwardHookFunction.apply(self, inputs_side, *olds)
+        wrapped = list(values)
+        for i, new, old in zip(side.wrapped, outs, olds):
+            _as_hook_view(new, old)
+            wrapped[i] = new
+        return tuple(wrapped) if type(values) is tuple else type(values)(*wrapped)  # namedtuples
+
+    def setup_input_hook(self, args: tuple) -> tuple:
+        self.inputs = _Side(args)
+        return self._wrap(args, self.inputs, True)
+
+    def setup_output_hook(self, result):
+        if not isinstance(result, (Tensor, tuple)):
+            warnings.warn("For backward hooks to be called, module output should be a Tensor or a "
+                          f"tuple of Tensors but received {type(result)}", stacklevel=4)
+        single = not isinstance(result, tuple)
+        values = (result,) if single else result
+        self.outputs = _Side(values)
+        values = self._wrap(values, self.outputs, False)
+        if self.deprecated and self.outputs.hooked:
+            warnings.warn("Using a non-full backward hook (register_backward_hook) is deprecated "
+                          "and will be removed in future versions. PyTorch gives it the gradients of "
+                          "the last autograd Node of forward, which miss some of grad_input; "
+                          "gradient runs it as a full backward hook, with the documented "
+                          "grad_input and grad_output. Please use register_full_backward_hook.",
+                          FutureWarning, stacklevel=4)
+        return values[0] if single else values
+
+    def output_grads(self, grads: tuple) -> list:
+        """Backward of the outputs' identity: grad_output through the pre-hooks, kept for the
+        full hooks; returns the gradients that flow on into forward's operations."""
+        side = self.outputs
+        grad_outputs = [None] * side.count     # None for outputs without a gradient, as PyTorch
+        for i, g in zip(side.wrapped, grads):
+            grad_outputs[i] = g
+        grad_outputs = tuple(grad_outputs)
+        for hook in self.pre_hooks:
+            out = hook(self.module, grad_outputs)
+            if out is None:
+                continue
+            if isinstance(out, Tensor):   # PyTorch documents a Tensor for one output
+                out = (out,)
+            if not isinstance(out, (tuple, list)):
+                raise AutogradError(f"backward pre-hook {_hook_name(hook)!r} returned a "
+                                    f"{type(out).__name__}; return None or a tuple of "
+                                    f"{len(grad_outputs)} gradient(s) (None allowed)")
+            if len(out) != len(grad_outputs):
+                raise RuntimeError("Backward pre hook returned an invalid number of grad_output, "
+                                   f"got {len(out)}, but expected {len(grad_outputs)}")
+            for i in side.wrapped:
+                _check_grad(out[i], side.meta[i], hook, "grad_output", i)
+            grad_outputs = tuple(out)
+        self.grad_outputs = grad_outputs
+        if not self.inputs.hooked and self.hooks:
+            # no input requires grad: the input side never runs, so the full hooks run now
+            warnings.warn("Full backward hook is firing when gradients are computed with respect "
+                          "to module outputs since no inputs require gradients. See the "
+                          "docstring of Module.register_full_backward_hook for more details.",
+                          stacklevel=2)
+            grad_inputs = (None,) * self.inputs.count
+            for hook in self.hooks:
+                out = hook(self.module, grad_inputs, grad_outputs)
+                if out is not None and not (isinstance(out, (tuple, list))
+                                            and all(g is None for g in out)):
+                    raise RuntimeError("Backward hook for Modules where no input requires gradient "
+                                       "should always return None or None for all gradients.")
+            self.grad_outputs = None
+        return [grad_outputs[i] for i in side.wrapped]
+
+    def input_grads(self, grads: tuple) -> list:
+        """Backward of the inputs' identity: the full hooks with grad_input and grad_output;
+        returns the gradients that flow on into the module's inputs."""
+        if self.grad_outputs is None:
+            # the gradient reached the inputs without passing through the outputs (as in a
+            # double backward): PyTorch runs no hook then
+            return list(grads)
+        side = self.inputs
+        grad_inputs = [None] * side.count                  # None for non-tensors
+        received = dict(zip(side.wrapped, grads))
+        for i in side.index:
+            g = received.get(i)
+            if g is None:
+                # zeros for a tensor without a gradient (one that does not require grad, or that
+                # forward did not use), as PyTorch gives
+                from ..ops.creation import zeros   # ops sit below nn; imported when first needed
+                shape, dtype, device = side.meta[i]
+                g = zeros(tuple(shape), dtype=dtype, device=device)
+            grad_inputs[i] = g
+        grad_inputs = tuple(grad_inputs)
+        grad_outputs = self.grad_outputs
+        for hook in self.hooks:
+            out = hook(self.module, grad_inputs, grad_outputs)
+            if out is None:
+                continue
+            if not isinstance(out, (tuple, list)):
+                raise AutogradError(f"backward hook {_hook_name(hook)!r} returned a "
+                                    f"{type(out).__name__}; return None or a tuple of "
+                                    f"{len(grad_inputs)} gradient(s), one per positional "
+                                    "input (None allowed)")
+            if len(out) != len(grad_inputs):
+                raise RuntimeError("Backward hook returned an invalid number of grad_input, got "
+                                   f"{len(out)}, but expected {len(grad_inputs)}")
+            for i in side.wrapped:
+                _check_grad(out[i], side.meta[i], hook, "grad_input", i)
+            grad_inputs = tuple(out)
+        self.grad_outputs = None
+        return [grad_inputs[i] for i in side.wrapped]
 
 
 def _copy_tensor(t: Tensor, memo) -> Tensor:

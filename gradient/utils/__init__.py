@@ -6,6 +6,6 @@ Example::
     loader = DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True)
 """
 
-from . import data
+from . import checkpoint, data
 
-__all__ = ["data"]
+__all__ = ["checkpoint", "data"]
