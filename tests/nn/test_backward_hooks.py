@@ -457,3 +457,10 @@ def test_backward_hooks_count_as_structure_changes():
         before = structure_version()
         handle.remove()
         assert structure_version() != before
+
+
+def test_torch_import_path_of_the_global_hooks_works():
+    # ported code imports these from torch.nn.modules.module
+    from gradient.nn.modules.module import Module, register_module_full_backward_hook
+    assert Module is gradient.nn.Module
+    assert register_module_full_backward_hook is gmodule.register_module_full_backward_hook
