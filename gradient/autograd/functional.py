@@ -176,14 +176,21 @@ def _detach(value, create_graph: bool):
     return value.detach()
 
 
-def _single_element_v(refs, of_input: bool):
-    """v may be left out only where it would be the single number 1."""
-    if len(refs) != 1 or refs[0].numel() != 1:
-        what = ("the input to the user-provided function is" if of_input
-                else "the user-provided function returns")
-        raise AutogradError(f"The vector v can only be None if {what} a single Tensor with a single "
-                            "element. Pass v, shaped as the "
-                            f"{'inputs' if of_input else 'outputs'}.")
+def _prepare_v(v, refs, refs_were_tuple: bool, create_graph: bool, fn: str, of_input: bool):
+    """``v`` as a tuple checked against ``refs`` (the inputs, or the outputs for vjp), or None
+    where it may be left out (``refs`` is one single-element tensor)."""
+    if v is None:   # only where it would be the single number 1
+        if len(refs) != 1 or refs[0].numel() != 1:
+            what = ("the input to the user-provided function is" if of_input
+                    else "the user-provided function returns")
+            raise AutogradError(f"The vector v can only be None if {what} a single Tensor with a "
+                                "single element. Pass v, shaped as the "
+                                f"{'inputs' if of_input else 'outputs'}.")
+        return None
+    _, v = _as_tuple(v, "v", fn)
+    v = _fresh(v, create_graph, need_graph=False)
+    _check_v(v, refs, refs_were_tuple)
+    return v
 
 
 def _check_strategy(strategy: str, fn: str, argument: str) -> None:
@@ -217,6 +224,19 @@ def _scalar_output(func, fn: str, strict: bool):
     return wrapped
 
 
+def _scalar_gradient(func, inputs, v, create_graph: bool, strict: bool, fn: str):
+    """What hvp and vhp start with (under enable_grad): the inputs as fresh leaves, v checked
+    against them, the scalar output of ``func`` and its gradient with a graph (the Jacobian
+    they differentiate again). ``(inputs_were_tuple, inputs, v, output, jac)``."""
+    inputs_were_tuple, inputs = _as_tuple(inputs, "inputs", fn)
+    inputs = _fresh(inputs, create_graph, need_graph=True)
+    v = _prepare_v(v, inputs, inputs_were_tuple, create_graph, fn, of_input=True)
+    output = _scalar_output(func, fn, strict)(*inputs)
+    jac = _grad((output,), inputs, create_graph=True)
+    _check_differentiable(jac, "jacobian", strict)
+    return inputs_were_tuple, inputs, v, output, jac
+
+
 # ---------------------------------------------------------------------------- public functions
 def vjp(func, inputs, v=None, create_graph=False, strict=False):
     """The output of ``func`` at ``inputs``, and the vector-Jacobian product ``v^T J`` (one
@@ -241,12 +261,7 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
         outputs_were_tuple, outputs = _as_tuple(func(*inputs), "outputs of the user-provided function",
                                                 "vjp")
         _check_differentiable(outputs, "outputs", strict)
-        if v is not None:
-            _, v = _as_tuple(v, "v", "vjp")
-            v = _fresh(v, create_graph, need_graph=False)
-            _check_v(v, outputs, outputs_were_tuple)
-        else:
-            _single_element_v(outputs, of_input=False)
+        v = _prepare_v(v, outputs, outputs_were_tuple, create_graph, "vjp", of_input=False)
     grads = _grad(outputs, inputs, v, create_graph=create_graph)
     grads = _zeros_where_missing(grads, inputs, strict, create_graph, "back")
     return (_unpack(_detach(outputs, create_graph), outputs_were_tuple),
@@ -274,12 +289,7 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
     with grad_mode.enable_grad():
         inputs_were_tuple, inputs = _as_tuple(inputs, "inputs", "jvp")
         inputs = _fresh(inputs, create_graph, need_graph=True)
-        if v is not None:
-            _, v = _as_tuple(v, "v", "jvp")
-            v = _fresh(v, create_graph, need_graph=False)
-            _check_v(v, inputs, inputs_were_tuple)
-        else:
-            _single_element_v(inputs, of_input=True)
+        v = _prepare_v(v, inputs, inputs_were_tuple, create_graph, "jvp", of_input=True)
         outputs_were_tuple, outputs = _as_tuple(func(*inputs), "outputs of the user-provided function",
                                                 "jvp")
         _check_differentiable(outputs, "outputs", strict)
@@ -424,17 +434,8 @@ def vhp(func, inputs, v=None, create_graph=False, strict=False):
         tensor([6., 12.], dtype=gradient.float64)
     """
     with grad_mode.enable_grad():
-        inputs_were_tuple, inputs = _as_tuple(inputs, "inputs", "vhp")
-        inputs = _fresh(inputs, create_graph, need_graph=True)
-        if v is not None:
-            _, v = _as_tuple(v, "v", "vhp")
-            v = _fresh(v, create_graph, need_graph=False)
-            _check_v(v, inputs, inputs_were_tuple)
-        else:
-            _single_element_v(inputs, of_input=True)
-        output = _scalar_output(func, "vhp", strict)(*inputs)
-        jac = _grad((output,), inputs, create_graph=True)
-        _check_differentiable(jac, "jacobian", strict)
+        inputs_were_tuple, inputs, v, output, jac = _scalar_gradient(func, inputs, v, create_graph,
+                                                                     strict, "vhp")
     grads = _grad(jac, inputs, v, create_graph=create_graph)
     grads = _zeros_where_missing(grads, inputs, strict, create_graph, "double_back")
     return _detach(output, create_graph), _unpack(_detach(grads, create_graph), inputs_were_tuple)
@@ -458,17 +459,8 @@ def hvp(func, inputs, v=None, create_graph=False, strict=False):
     from ..ops.creation import zeros_like  # ops sits above autograd: imported when called
 
     with grad_mode.enable_grad():
-        inputs_were_tuple, inputs = _as_tuple(inputs, "inputs", "hvp")
-        inputs = _fresh(inputs, create_graph, need_graph=True)
-        if v is not None:
-            _, v = _as_tuple(v, "v", "hvp")
-            v = _fresh(v, create_graph, need_graph=False)
-            _check_v(v, inputs, inputs_were_tuple)
-        else:
-            _single_element_v(inputs, of_input=True)
-        output = _scalar_output(func, "hvp", strict)(*inputs)
-        jac = _grad((output,), inputs, create_graph=True)
-        _check_differentiable(jac, "jacobian", strict)
+        inputs_were_tuple, inputs, v, output, jac = _scalar_gradient(func, inputs, v, create_graph,
+                                                                     strict, "hvp")
         u = tuple(zeros_like(t, requires_grad=True) for t in inputs)
         h_u = _grad(jac, inputs, u, create_graph=True)                 # H^T u, a graph in u
     grads = _grad(h_u, u, v, create_graph=create_graph)                # d(v . H^T u)/du = H v
