@@ -196,6 +196,29 @@ def structure_version() -> int:
     return _changes[0]
 
 
+def _add_hook(hooks: OrderedDict, hook: Callable, *, module=None, prepend: bool = False,
+              extra_dicts: tuple = ()) -> RemovableHandle:
+    """Put ``hook`` into ``hooks`` (before the others with ``prepend``) and return its handle.
+    A registration counts as a structure change (paths that skip hook-less modules must see it:
+    :func:`structure_version`) and sets ``module``'s hooks flag (see ``Module.__call__``)."""
+    count_change()
+    handle = RemovableHandle(hooks, extra_dicts=extra_dicts, module=module)
+    hooks[handle.id] = hook
+    if module is not None:
+        object.__setattr__(module, "_has_hooks", True)
+    if prepend:
+        hooks.move_to_end(handle.id, last=False)
+    return handle
+
+
+def _check_backward_hook_kind(registered, full: bool, where: str) -> None:
+    """PyTorch refuses to mix full and deprecated backward hooks: ``registered`` is True once a
+    full one is, False once a deprecated one is, None before either."""
+    if registered is (not full):
+        raise RuntimeError("Cannot use both regular backward hooks and full backward hooks "
+                           f"{where}. Please use only one of them.")
+
+
 # Backward hooks for every module (PyTorch's torch.nn.modules.module globals). They run before each
 # module's own; _global_is_full_backward_hook[0] says which kind was registered (None: none yet).
 _global_backward_pre_hooks: OrderedDict = OrderedDict()
@@ -214,10 +237,7 @@ def register_module_full_backward_pre_hook(hook: Callable) -> RemovableHandle:
         >>> model(x).sum().backward()        # prints each module's name as its gradients arrive
         >>> h.remove()
     """
-    count_change()
-    handle = RemovableHandle(_global_backward_pre_hooks)
-    _global_backward_pre_hooks[handle.id] = hook
-    return handle
+    return _add_hook(_global_backward_pre_hooks, hook)
 
 
 def register_module_full_backward_hook(hook: Callable) -> RemovableHandle:
@@ -232,14 +252,9 @@ def register_module_full_backward_hook(hook: Callable) -> RemovableHandle:
         ...     lambda m, g_in, g_out: norms.setdefault(type(m).__name__, g_out[0].norm()))
         >>> model(x).sum().backward(); h.remove()
     """
-    if _global_is_full_backward_hook[0] is False:
-        raise RuntimeError("Cannot use both regular backward hooks and full backward hooks as a "
-                           "global Module hook. Please use only one of them.")
-    count_change()
+    _check_backward_hook_kind(_global_is_full_backward_hook[0], True, "as a global Module hook")
     _global_is_full_backward_hook[0] = True
-    handle = RemovableHandle(_global_backward_hooks)
-    _global_backward_hooks[handle.id] = hook
-    return handle
+    return _add_hook(_global_backward_hooks, hook)
 
 
 def register_module_backward_hook(hook: Callable) -> RemovableHandle:
@@ -248,14 +263,9 @@ def register_module_backward_hook(hook: Callable) -> RemovableHandle:
 
     Example: ``h = register_module_backward_hook(lambda m, g_in, g_out: None)``
     """
-    if _global_is_full_backward_hook[0] is True:
-        raise RuntimeError("Cannot use both regular backward hooks and full backward hooks as a "
-                           "global Module hook. Please use only one of them.")
-    count_change()
+    _check_backward_hook_kind(_global_is_full_backward_hook[0], False, "as a global Module hook")
     _global_is_full_backward_hook[0] = False
-    handle = RemovableHandle(_global_backward_hooks)
-    _global_backward_hooks[handle.id] = hook
-    return handle
+    return _add_hook(_global_backward_hooks, hook)
 
 
 class _Children(OrderedDict):
@@ -881,15 +891,10 @@ class Module:
         With ``with_kwargs=True`` the hook is ``hook(module, args, kwargs)`` and may return a new
         ``(args, kwargs)`` pair. ``prepend=True`` runs it before the hooks already registered.
         """
-        count_change()   # paths that skip hook-less modules must see it (structure_version)
-        handle = RemovableHandle(self._forward_pre_hooks,
-                                 extra_dicts=(self._forward_pre_hooks_with_kwargs,), module=self)
-        self._forward_pre_hooks[handle.id] = hook
-        object.__setattr__(self, "_has_hooks", True)
+        handle = _add_hook(self._forward_pre_hooks, hook, module=self, prepend=prepend,
+                           extra_dicts=(self._forward_pre_hooks_with_kwargs,))
         if with_kwargs:
             self._forward_pre_hooks_with_kwargs.add(handle.id)
-        if prepend:
-            self._forward_pre_hooks.move_to_end(handle.id, last=False)
         return handle
 
     def register_forward_hook(self, hook: Callable, *, prepend: bool = False,
@@ -905,17 +910,12 @@ class Module:
             >>> h = model.fc1.register_forward_hook(lambda m, args, out: acts.update(fc1=out))
             >>> model(x); h.remove()
         """
-        count_change()   # as in register_forward_pre_hook
-        handle = RemovableHandle(self._forward_hooks, extra_dicts=(
-            self._forward_hooks_with_kwargs, self._forward_hooks_always_called), module=self)
-        self._forward_hooks[handle.id] = hook
-        object.__setattr__(self, "_has_hooks", True)
+        handle = _add_hook(self._forward_hooks, hook, module=self, prepend=prepend, extra_dicts=(
+            self._forward_hooks_with_kwargs, self._forward_hooks_always_called))
         if with_kwargs:
             self._forward_hooks_with_kwargs.add(handle.id)
         if always_call:
             self._forward_hooks_always_called.add(handle.id)
-        if prepend:
-            self._forward_hooks.move_to_end(handle.id, last=False)
         return handle
 
     def register_full_backward_pre_hook(self, hook: Callable,
@@ -937,13 +937,7 @@ class Module:
             >>> lin(gradient.ones(1, 3)).sum().backward()      # lin.weight.grad is halved
             >>> h.remove()
         """
-        count_change()   # paths that skip hook-less modules must see it (structure_version)
-        handle = RemovableHandle(self._backward_pre_hooks, module=self)
-        self._backward_pre_hooks[handle.id] = hook
-        object.__setattr__(self, "_has_hooks", True)
-        if prepend:
-            self._backward_pre_hooks.move_to_end(handle.id, last=False)
-        return handle
+        return _add_hook(self._backward_pre_hooks, hook, module=self, prepend=prepend)
 
     def register_full_backward_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
         """Call ``hook(module, grad_input, grad_output)`` when the gradients with respect to the
@@ -973,17 +967,9 @@ class Module:
             gradient.Size([1, 3])
             >>> h.remove()
         """
-        if self._is_full_backward_hook is False:
-            raise RuntimeError("Cannot use both regular backward hooks and full backward hooks "
-                               "on a single Module. Please use only one of them.")
-        count_change()
+        _check_backward_hook_kind(self._is_full_backward_hook, True, "on a single Module")
         object.__setattr__(self, "_is_full_backward_hook", True)
-        handle = RemovableHandle(self._backward_hooks, module=self)
-        self._backward_hooks[handle.id] = hook
-        object.__setattr__(self, "_has_hooks", True)
-        if prepend:
-            self._backward_hooks.move_to_end(handle.id, last=False)
-        return handle
+        return _add_hook(self._backward_hooks, hook, module=self, prepend=prepend)
 
     def register_backward_hook(self, hook: Callable) -> RemovableHandle:
         """Deprecated (as in PyTorch): use :meth:`register_full_backward_hook`.
@@ -996,15 +982,9 @@ class Module:
 
         Example: ``h = model.register_backward_hook(lambda m, g_in, g_out: None)`` (warns on use).
         """
-        if self._is_full_backward_hook is True:
-            raise RuntimeError("Cannot use both regular backward hooks and full backward hooks "
-                               "on a single Module. Please use only one of them.")
-        count_change()
+        _check_backward_hook_kind(self._is_full_backward_hook, False, "on a single Module")
         object.__setattr__(self, "_is_full_backward_hook", False)
-        handle = RemovableHandle(self._backward_hooks, module=self)
-        self._backward_hooks[handle.id] = hook
-        object.__setattr__(self, "_has_hooks", True)
-        return handle
+        return _add_hook(self._backward_hooks, hook, module=self)
 
     def __call__(self, *args, **kwargs):
         # The hot path: three truth tests when there are no hooks. This module's four hook dicts
