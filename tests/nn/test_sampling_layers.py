@@ -18,6 +18,7 @@ import gradient
 import gradient.nn as gnn
 import gradient.nn.functional as F
 
+from .test_batchnorm_layers import assert_same_buffers, make_pair
 from .test_layers import assert_close, load_from_torch, names_and_shapes, randn, run_both
 
 TF = torch.nn.functional
@@ -108,33 +109,12 @@ INSTANCE_OPTIONS = [
 ]
 
 
-def make_norm_pair(cls: str, **kwargs):
-    theirs = getattr(torch.nn, cls)(3, **kwargs).double()
-    ours = getattr(gnn, cls)(3, **kwargs).double()
-    with torch.no_grad():  # non-trivial affine parameters, so that their effect is checked
-        if theirs.weight is not None:
-            theirs.weight.uniform_(0.5, 1.5)
-        if theirs.bias is not None:
-            theirs.bias.uniform_(-0.5, 0.5)
-    load_from_torch(ours, theirs)
-    return ours, theirs
-
-
-def assert_same_buffers(ours, theirs):
-    buffers_t = dict(theirs.named_buffers())
-    buffers_o = dict(ours.named_buffers())
-    assert list(buffers_o) == list(buffers_t)
-    for name, bt in buffers_t.items():
-        assert buffers_o[name].dtype.name == str(bt.dtype).replace("torch.", ""), name
-        assert_close(buffers_o[name], bt, what=name)
-
-
 @pytest.mark.parametrize("options", INSTANCE_OPTIONS,
                          ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "default")
 @pytest.mark.parametrize("cls,shape", [(c, s) for c, shapes in INSTANCE_SHAPES.items() for s in shapes],
                          ids=lambda v: v if isinstance(v, str) else "x".join(map(str, v)))
 def test_instance_norm_training_steps_then_eval_match_torch(cls, shape, options):
-    ours, theirs = make_norm_pair(cls, **options)
+    ours, theirs = make_pair(cls, **options)
     rng = np.random.default_rng(5)
     for step in range(3):                                  # training: instance statistics
         x = rng.standard_normal(shape) * (step + 1) + step
@@ -166,7 +146,7 @@ def test_instance_norm_running_stats_values():
 
 
 def test_instance_norm_without_running_stats_uses_instance_stats_in_eval():
-    ours, theirs = make_norm_pair("InstanceNorm2d", affine=True)
+    ours, theirs = make_pair("InstanceNorm2d", affine=True)
     ours.eval()
     theirs.eval()
     run_both(ours, theirs, [randn(2, 3, 3, 3)])
