@@ -176,12 +176,14 @@ def _execute(roots, targets, retain_graph, create_graph):
                 if isinstance(node, AccumulateGrad):
                     continue  # every path to this leaf gave None: its .grad stays as it is
                 grads = [None] * len(node.output_meta)
-            grads = [g if g is not None else _zeros(node, i) for i, g in enumerate(grads)]
+            # hooks see the gradients as they came (None for an output that got none), as PyTorch's
             _run_tensor_hooks(node, grads, create_graph)
+            if _materializes(node):
+                grads = [g if g is not None else _zeros(node, i) for i, g in enumerate(grads)]
             if targets is not None:
                 for nr, g in enumerate(grads):
                     for i in targets.get((node, nr), ()):
-                        captured[i] = g
+                        captured[i] = g if g is not None else _zeros(node, nr)
             if isinstance(node, AccumulateGrad):
                 if targets is None:
                     _accumulate(node.tensor, grads[0], create_graph)
@@ -193,6 +195,13 @@ def _execute(roots, targets, retain_graph, create_graph):
                 node.release()
             _send(node, input_grads, buffers, deps, ready)
     return captured
+
+
+def _materializes(node) -> bool:
+    """Whether the node's backward gets zeros for outputs without a gradient: always, unless a
+    custom Function's forward called ``ctx.set_materialize_grads(False)`` (then None)."""
+    ctx = node.ctx
+    return ctx is None or ctx.__dict__.get("_materialize_grads", True)
 
 
 def _apply_checked(node, grads):
@@ -272,7 +281,7 @@ def _run_tensor_hooks(node, grads, create_graph):
     if node.retains:
         for nr, ref in node.retains.items():
             t = ref()
-            if t is not None:
+            if t is not None and grads[nr] is not None:   # no gradient: .grad stays None
                 _accumulate(t, grads[nr], create_graph)
 
 

@@ -63,8 +63,9 @@ class Context:
         self._non_differentiable = arrays
 
     def set_materialize_grads(self, value: bool) -> None:
-        """Accepted for PyTorch's API; backward always receives zeros for outputs that got no
-        gradient, which code written for ``value=False`` (None checks) handles as well."""
+        """With ``False``, backward receives None (not zeros) for outputs that got no gradient,
+        as in PyTorch; the default, True, gives zeros of the output's shape."""
+        self._materialize_grads = bool(value)
 
     def mark_dirty(self, *tensors) -> None:
         raise AutogradError("a custom Function that modifies its inputs in place (ctx.mark_dirty) "
@@ -263,8 +264,7 @@ class Function:
         >>> y = Exp.apply(gradient.tensor([0.5], requires_grad=True))
 
     Differences from PyTorch: a forward that writes into its inputs in place (``ctx.mark_dirty``)
-    is not supported, and backward always receives zeros, never None, for outputs that got no
-    gradient (``ctx.set_materialize_grads(False)`` is accepted and changes nothing).
+    is not supported.
     (gradient's own ops are :class:`ArrayFunction` subclasses, whose forward runs on raw arrays.)
     """
 

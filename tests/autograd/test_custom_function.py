@@ -239,3 +239,44 @@ def test_every_output_marked_non_differentiable_records_nothing():
     x = gradient.randn(3, 4, requires_grad=True)
     out = Indices.apply(x)
     assert not out.requires_grad and out.grad_fn is None
+
+
+@pytest.mark.parametrize("materialize", [True, False])
+def test_set_materialize_grads_decides_between_zeros_and_none(materialize):
+    # an output that got no gradient reaches backward as zeros (the default) or as None after
+    # ctx.set_materialize_grads(False), as in torch
+    def run(lib):
+        seen = []
+
+        class Two(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                ctx.set_materialize_grads(materialize)
+                return x * 2, x * 3
+
+            @staticmethod
+            def backward(ctx, ga, gb):
+                seen.append(None if gb is None else gb.tolist())
+                return ga * 2 if gb is None else ga * 2 + gb * 3
+
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        Two.apply(x)[0].sum().backward()
+        return seen, x.grad.tolist()
+
+    ours, theirs = run(gradient), run(torch)
+    assert ours == theirs
+    assert ours[0] == ([[0.0, 0.0]] if materialize else [None])
+
+
+def test_hooks_and_retain_grad_of_an_output_without_gradient():
+    # torch calls the tensor's hook with None and leaves its retained .grad None
+    def run(lib):
+        x = lib.ones(3, requires_grad=True)
+        a, b = (x * 2).split(2)
+        calls = []
+        b.register_hook(lambda g: calls.append(g))
+        b.retain_grad()
+        a.sum().backward()
+        return calls, b.grad, x.grad.tolist()
+
+    assert run(gradient) == run(torch) == ([None], None, [2.0, 2.0, 0.0])
