@@ -33,8 +33,8 @@ Deliberate differences from PyTorch:
 - Module backward hooks follow PyTorch's (see :meth:`Module.register_full_backward_hook`), with
   two differences: the deprecated :meth:`Module.register_backward_hook` runs as a full backward
   hook (PyTorch gives it the gradients of the last autograd node of ``forward``, which miss some
-  of ``grad_input``); and an in-place write into a module's hooked input or output is refused with gradient's error for
-  in-place writes into views (PyTorch's words it differently).
+  of ``grad_input``); and an in-place write into a module's hooked input or output is refused
+  with gradient's error for in-place writes into views (PyTorch's words it differently).
 - Global forward hooks, ``_load_from_state_dict`` overrides by subclasses and state-dict hooks are
   not implemented (the global backward hooks are: :func:`register_module_full_backward_hook`).
 """
