@@ -200,8 +200,10 @@ def _execute(roots, targets, retain_graph, create_graph):
 def _materializes(node) -> bool:
     """Whether the node's backward gets zeros for outputs without a gradient: always, unless a
     custom Function's forward called ``ctx.set_materialize_grads(False)`` (then None)."""
-    ctx = node.ctx
-    return ctx is None or ctx.__dict__.get("_materialize_grads", True)
+    # (only a custom Function can turn it off; gradient's own ops are not asked, which also
+    # leaves utils.checkpoint's stand-in contexts alone)
+    return (not isinstance(node, function._FunctionNode)
+            or getattr(node.ctx, "_materialize_grads", True))
 
 
 def _apply_checked(node, grads):
