@@ -198,12 +198,12 @@ def _execute(roots, targets, retain_graph, create_graph):
 
 
 def _materializes(node) -> bool:
-    """Whether the node's backward gets zeros for outputs without a gradient: always, unless a
-    custom Function's forward called ``ctx.set_materialize_grads(False)`` (then None)."""
-    # (only a custom Function can turn it off; gradient's own ops are not asked, which also
-    # leaves utils.checkpoint's stand-in contexts alone)
-    return (not isinstance(node, function._FunctionNode)
-            or getattr(node.ctx, "_materialize_grads", True))
+    """Whether the node's backward gets zeros for outputs without a gradient: yes, unless its
+    forward turned it off (``ctx.set_materialize_grads(False)`` in a custom Function, or an op
+    with several outputs whose backward skips the work for an unused one); then None."""
+    # getattr, not ctx.__dict__: utils.checkpoint's stand-in contexts answer it from the
+    # recomputed context (AccumulateGrad's ctx is None: materialized)
+    return getattr(node.ctx, "_materialize_grads", True)
 
 
 def _apply_checked(node, grads):
