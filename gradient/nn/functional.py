@@ -9,6 +9,7 @@ Example::
 from ..ops.attention import *  # noqa: F401,F403
 from ..ops.conv import *  # noqa: F401,F403
 from ..ops.loss import *  # noqa: F401,F403
+from ..ops.loss_margin import *  # noqa: F401,F403
 from ..ops.nn import *  # noqa: F401,F403
 from ..ops.sampling import *  # noqa: F401,F403
 from ..ops.elementwise import sigmoid, tanh  # noqa: F401  (torch.nn.functional has them too)

@@ -112,3 +112,89 @@ class Buffer(Tensor):
 
     def __init__(self, data=None, *, persistent: bool = True):
         pass
+
+
+# ---------------------------------------------------------------------- lazy placeholders
+__all__ += ["UninitializedParameter", "UninitializedBuffer", "is_lazy"]
+
+
+def _empty_placeholder(device, dtype) -> Tensor:
+    from ..ops.creation import empty
+    return empty((0,), device=device, dtype=dtype)
+
+
+class _Uninitialized:
+    """What the two placeholders share: ``materialize(shape)`` gives them storage of ``shape``
+    and turns them into the class they stand for (``cls_to_become``), in place, so every
+    reference to them (an optimizer built before the first forward excepted) sees the result."""
+
+    __slots__ = ()   # so that UninitializedBuffer keeps Tensor's layout
+    cls_to_become = Tensor
+
+    def materialize(self, shape, device=None, dtype=None) -> None:
+        """Give the placeholder uninitialized storage of ``shape`` (on its device and dtype
+        unless given) and make it a plain ``cls_to_become``."""
+        from ..ops.creation import empty
+        if isinstance(shape, int):
+            shape = (shape,)
+        new = empty(tuple(shape), device=device or self.device, dtype=dtype or self.dtype)
+        self._data, self._backend = new._data, new._backend
+        self.__class__ = self.cls_to_become
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
+
+
+class UninitializedParameter(_Uninitialized, Parameter):
+    """A parameter whose shape is not known yet (a lazy layer's weight before its first call).
+
+    It holds no data (an empty tensor); :meth:`materialize` gives it a shape and makes it a
+    :class:`Parameter`. Difference from PyTorch: reading ``.shape`` of a placeholder gives
+    ``(0,)`` instead of raising.
+
+    Example::
+
+        >>> w = nn.UninitializedParameter()
+        >>> w.materialize((3, 4)); type(w).__name__, tuple(w.shape)
+        ('Parameter', (3, 4))
+    """
+
+    cls_to_become = Parameter
+
+    def __new__(cls, requires_grad: bool = True, device=None, dtype=None):
+        return Parameter.__new__(cls, _empty_placeholder(device, dtype), requires_grad)
+
+    def __init__(self, requires_grad: bool = True, device=None, dtype=None):
+        pass
+
+    def __deepcopy__(self, memo):
+        if id(self) in memo:
+            return memo[id(self)]
+        result = type(self)(self.requires_grad, self.device, self.dtype)
+        memo[id(self)] = result
+        return result
+
+
+class UninitializedBuffer(_Uninitialized, Tensor):
+    """A buffer whose shape is not known yet (a lazy BatchNorm's running statistics);
+    :meth:`materialize` gives it a shape and makes it a plain tensor.
+
+    Example: ``b = nn.UninitializedBuffer(); b.materialize(8)``
+    """
+
+    __slots__ = ()   # the layout of Tensor, so that materialize can turn it into one
+    cls_to_become = Tensor
+
+    def __new__(cls, requires_grad: bool = False, device=None, dtype=None):
+        data = _empty_placeholder(device, dtype)
+        out = cls._make(data._data, False, data._backend)
+        out._requires_grad = requires_grad
+        return out
+
+    def __init__(self, requires_grad: bool = False, device=None, dtype=None):
+        pass
+
+
+def is_lazy(value) -> bool:
+    """Whether ``value`` is an uninitialized parameter or buffer (a lazy layer's placeholder)."""
+    return isinstance(value, _Uninitialized)

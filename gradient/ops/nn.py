@@ -1228,7 +1228,11 @@ def _safe_norm(x: Tensor, p: float, dim, keepdim: bool) -> Tensor:
     elif p == 0:
         return _sum(cast(x != 0, x.dtype), dim, keepdim=keepdim)
     else:
-        powered = pow(_abs(x), p)
+        # |x|^p with p < 1 has an infinite slope at 0: take the power of 1 there (and use 0),
+        # so a zero coordinate gets gradient 0 as in PyTorch, not 0 * inf = nan
+        a = _abs(x)
+        zero = a == 0
+        powered = where(zero, 0.0, pow(where(zero, 1.0, a), p))
     total = _sum(powered, dim, keepdim=keepdim)
     nonzero = total > 0
     # the root of 1 where the sum is 0, so the root's derivative stays finite there
@@ -1269,6 +1273,33 @@ def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6,
     """The p-norm of x1 - x2 + eps over the last dimension. ``F.pairwise_distance(a, b)``."""
     diff = _floating(x1) - _floating(x2) + eps
     return _safe_norm(diff, p, wrap_dim(-1, diff.ndim), keepdim=keepdim)
+
+
+__all__.append("pdist")
+
+
+def pdist(input: Tensor, p: float = 2.0) -> Tensor:
+    """p-norm distances between every pair of rows of an (N, M) input, as ``torch.pdist``: the
+    upper triangle (i < j) of the distance matrix, row by row, a 1-d tensor of N(N-1)/2 values.
+
+    The gradient at a zero distance is 0 (as PyTorch's), not nan.
+
+    Example::
+
+        >>> F.pdist(gradient.tensor([[0., 0.], [3., 4.], [6., 8.]]))
+        tensor([ 5., 10.,  5.])
+    """
+    if not isinstance(input, Tensor):
+        raise TypeError(f"pdist: expected a Tensor input, got {type(input).__name__}")
+    if input.ndim != 2:
+        raise ShapeError(f"pdist: expected a 2-D (N, M) input, got a {input.ndim}-D input of shape "
+                         f"{tuple(input.shape)}")
+    if p < 0:
+        raise ValueError(f"pdist: p must be non-negative, got {p}")
+    x = _floating(input)
+    i, j = creation.triu_indices(x.shape[0], x.shape[0], 1, device=x.device)
+    # every pair's difference gathered at once: O(N^2 M) memory, simple and differentiable
+    return _safe_norm(x[i] - x[j], p, 1, keepdim=False)
 
 
 # ---------------------------------------------------------------------- SwiGLU, rotary embedding

@@ -1,4 +1,5 @@
-"""Utilities for training, as in ``torch.nn.utils``: gradient clipping and parameter vectors.
+"""Utilities for training, as in ``torch.nn.utils``: gradient clipping, parameter vectors,
+parametrizations (weight norm, spectral norm).
 
 Example::
 
@@ -8,3 +9,23 @@ Example::
 from . import clip_grad, convert_parameters, grad, rnn  # noqa: F401
 from .clip_grad import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm  # noqa: F401
 from .convert_parameters import parameters_to_vector, vector_to_parameters  # noqa: F401
+
+# Loaded on first use: gradient.nn.module imports this package (for zero_grad_) before Module
+# exists, and these need Module. The functions shadow their modules' names, as
+# torch.nn.utils.weight_norm does.
+_LAZY = {"parametrize": ("parametrize", None), "parametrizations": ("parametrizations", None),
+         "weight_norm": ("weight_norm", "weight_norm"),
+         "remove_weight_norm": ("weight_norm", "remove_weight_norm"),
+         "spectral_norm": ("spectral_norm", "spectral_norm"),
+         "remove_spectral_norm": ("spectral_norm", "remove_spectral_norm")}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    module_name, attr = _LAZY[name]
+    module = importlib.import_module(f"{__name__}.{module_name}")
+    value = module if attr is None else getattr(module, attr)
+    globals()[name] = value
+    return value

@@ -1,0 +1,199 @@
+"""nn.utils.parametrize, parametrizations.weight_norm/spectral_norm and the legacy
+weight_norm/spectral_norm hooks against torch: state-dict keys, values and gradients on copied
+state, and the register/remove/assign/cache behaviour."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import gradient
+import gradient.nn as gnn
+from gradient.nn.utils import parametrizations as GP
+from gradient.nn.utils import parametrize as gpz
+
+from .test_layers import assert_close, load_from_torch, randn
+
+
+def _grads(module):
+    return {n: p.grad for n, p in module.named_parameters()}
+
+
+def _compare_train_step(ours, theirs, x, steps=2):
+    """Forward/backward ``steps`` times on both (buffers evolve in training mode); compare the
+    outputs, every parameter's gradient and the state dicts."""
+    for _ in range(steps):
+        out_o, out_t = ours(gradient.tensor(x)), theirs(torch.tensor(x))
+        assert_close(out_o, out_t, what="output")
+        out_o.pow(2).sum().backward()
+        out_t.pow(2).sum().backward()
+    go, gt = _grads(ours), _grads(theirs)
+    assert list(go) == list(gt)
+    for name in gt:
+        assert_close(go[name], gt[name], what=f"grad of {name}")
+    so, st = ours.state_dict(), theirs.state_dict()
+    assert list(so) == list(st)
+    for k in st:
+        assert_close(so[k], st[k], what=k)
+
+
+@pytest.mark.parametrize("make,dim,x", [
+    (lambda nn: nn.Linear(4, 3), 0, randn(5, 4)),
+    (lambda nn: nn.Conv1d(2, 3, 2), 1, randn(2, 2, 5)),
+    (lambda nn: nn.Linear(4, 3), None, randn(5, 4)),
+])
+def test_weight_norm_parametrization_matches_torch(make, dim, x):
+    theirs = torch.nn.utils.parametrizations.weight_norm(make(torch.nn).double(), dim=dim)
+    ours = GP.weight_norm(make(gnn).double(), dim=dim)
+    assert repr(ours) == repr(theirs)
+    load_from_torch(ours, theirs)
+    _compare_train_step(ours, theirs, x)
+
+
+@pytest.mark.parametrize("make,x", [
+    (lambda nn: nn.Linear(4, 3), randn(5, 4)),
+    (lambda nn: nn.Conv2d(2, 3, 2), randn(1, 2, 4, 4)),
+    (lambda nn: nn.ConvTranspose1d(3, 2, 2), randn(2, 3, 4)),
+])
+def test_spectral_norm_parametrization_matches_torch(make, x):
+    theirs = torch.nn.utils.parametrizations.spectral_norm(make(torch.nn).double())
+    ours = GP.spectral_norm(make(gnn).double())
+    assert repr(ours) == repr(theirs)
+    load_from_torch(ours, theirs)  # the same power-iteration vectors
+    _compare_train_step(ours, theirs, x)
+    ours.eval(), theirs.eval()
+    _compare_train_step(ours, theirs, x, steps=1)
+
+
+def test_spectral_norm_starts_close_to_the_true_norm():
+    gradient.manual_seed(0)
+    layer = GP.spectral_norm(gnn.Linear(6, 5).double())
+    layer.eval()
+    top = np.linalg.svd(layer.weight.detach().numpy(), compute_uv=False)[0]
+    assert abs(top - 1.0) < 1e-3
+
+
+def test_legacy_weight_norm_matches_torch():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = torch.nn.utils.weight_norm(torch.nn.Conv1d(2, 3, 2).double(), dim=None)
+        with pytest.warns(FutureWarning, match="deprecated"):
+            ours = gnn.utils.weight_norm(gnn.Conv1d(2, 3, 2).double(), dim=None)
+    assert repr(ours) == repr(theirs)
+    load_from_torch(ours, theirs)
+    _compare_train_step(ours, theirs, randn(2, 2, 5))
+    gnn.utils.remove_weight_norm(ours)
+    torch.nn.utils.remove_weight_norm(theirs)
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == ["bias", "weight"]
+    assert_close(ours.weight, theirs.weight)
+    with pytest.raises(ValueError, match="not found"):
+        gnn.utils.remove_weight_norm(ours)
+
+
+def test_legacy_spectral_norm_matches_torch():
+    theirs = torch.nn.utils.spectral_norm(torch.nn.Linear(4, 3).double())
+    ours = gnn.utils.spectral_norm(gnn.Linear(4, 3).double())
+    load_from_torch(ours, theirs)
+    _compare_train_step(ours, theirs, randn(5, 4))
+    gnn.utils.remove_spectral_norm(ours)
+    torch.nn.utils.remove_spectral_norm(theirs)
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == ["bias", "weight"]
+    assert_close(ours.weight, theirs.weight)
+    with pytest.raises(RuntimeError, match="two spectral_norm"):
+        gnn.utils.spectral_norm(gnn.utils.spectral_norm(gnn.Linear(2, 2)))
+
+
+class Symmetric(gnn.Module):
+    def forward(self, X):
+        return X.triu() + X.triu(1).transpose(-1, -2)
+
+
+class Scale(gnn.Module):
+    def forward(self, X):
+        return X * 2.0
+
+    def right_inverse(self, X):
+        return X / 2.0
+
+
+def test_register_read_assign_and_remove():
+    layer = gnn.Linear(3, 3)
+    before = layer.weight.detach().numpy().copy()
+    gpz.register_parametrization(layer, "weight", Scale())
+    assert type(layer).__name__ == "ParametrizedLinear" and isinstance(layer, gnn.Linear)
+    assert gpz.is_parametrized(layer) and gpz.is_parametrized(layer, "weight")
+    assert not gpz.is_parametrized(layer, "bias")
+    # right_inverse stored weight / 2, so the parametrized value is the original weight
+    np.testing.assert_allclose(layer.weight.detach().numpy(), before, rtol=1e-6)
+    assert list(layer.state_dict()) == ["bias", "parametrizations.weight.original"]
+    layer.weight = gradient.ones(3, 3)
+    np.testing.assert_allclose(layer.parametrizations.weight.original.detach().numpy(), 0.5)
+    gpz.register_parametrization(layer, "weight", Symmetric())   # chained
+    w = layer.weight.detach().numpy()
+    np.testing.assert_allclose(w, w.T)
+    out = layer(gradient.randn(2, 3))
+    out.sum().backward()
+    assert layer.parametrizations.weight.original.grad is not None
+    gpz.remove_parametrizations(layer, "weight")
+    assert type(layer) is gnn.Linear and list(layer.state_dict()) == ["bias", "weight"]
+    assert isinstance(layer.weight, gnn.Parameter)
+    np.testing.assert_allclose(layer.weight.detach().numpy(), w)
+
+
+def test_remove_without_leaving_parametrized_keeps_the_original():
+    layer = gnn.Linear(2, 2)
+    gpz.register_parametrization(layer, "weight", Scale())
+    original = layer.parametrizations.weight.original
+    gpz.remove_parametrizations(layer, "weight", leave_parametrized=False)
+    assert layer.weight is original
+
+
+def test_cached_computes_once():
+    calls = []
+
+    class Count(gnn.Module):
+        def forward(self, X):
+            calls.append(1)
+            return X
+
+    layer = gnn.Linear(2, 2)
+    gpz.register_parametrization(layer, "weight", Count())
+    calls.clear()
+    with gpz.cached():
+        a, b = layer.weight, layer.weight
+    assert a is b and len(calls) == 1
+    layer.weight
+    assert len(calls) == 2
+
+
+class Flatten(gnn.Module):
+    def forward(self, X):
+        return X.reshape(-1)
+
+
+def test_parametrize_buffer_and_errors():
+    bn = gnn.BatchNorm1d(3)
+    gpz.register_parametrization(bn, "running_var", Scale())
+    assert "parametrizations.running_var.original" in bn.state_dict()
+    with pytest.raises(ValueError, match="does not have a parameter"):
+        gpz.register_parametrization(gnn.Linear(2, 2), "nope", Scale())
+    with pytest.raises(ValueError, match="shape or dtype"):
+        gpz.register_parametrization(gnn.Linear(2, 3), "weight", Flatten())
+    with pytest.raises(ValueError, match="does not have a parametrization"):
+        gpz.remove_parametrizations(gnn.Linear(2, 2), "weight")
+    with pytest.raises(RuntimeError, match="right_inverse"):
+        layer = gpz.register_parametrization(gnn.Linear(2, 2), "weight", Symmetric())
+        layer.weight = gradient.ones(2, 2)
+
+
+def test_parameters_to_vector_round_trip_matches_torch():
+    ours, theirs = gnn.Linear(3, 2), torch.nn.Linear(3, 2)
+    load_from_torch(ours, theirs)
+    vo = gnn.utils.parameters_to_vector(ours.parameters())
+    vt = torch.nn.utils.parameters_to_vector(theirs.parameters())
+    assert_close(vo, vt)
+    gnn.utils.vector_to_parameters(vo * 2, ours.parameters())
+    assert_close(ours.bias, theirs.bias * 2)
