@@ -25,6 +25,7 @@ from .tensor import Size, Tensor
 from .ops import *  # noqa: F401,F403
 from .ops.creation import Generator, default_generator  # noqa: F401
 from . import amp, autograd, cuda, io, linalg, nn, ops, optim, testing, utils  # noqa: F401
+from . import special  # noqa: F401  (torch.special)
 from .io import load, save  # noqa: F401
 from .amp import autocast  # noqa: F401  (gradient.autocast, like torch.autocast)
 from .threads import get_num_threads, set_num_threads  # noqa: F401
@@ -49,7 +50,7 @@ __version__ = "0.1.0"
 
 # The layers above nn (models, tokenizers, generation, the hub) load on first use, so that
 # `import gradient` stays quick for code that only needs tensors: `gradient.hub.load("gpt2")`.
-_LAZY_SUBMODULES = ("models", "generation", "tokenizers", "hub", "quant")
+_LAZY_SUBMODULES = ("models", "generation", "tokenizers", "hub", "quant", "distributions")
 
 
 def __getattr__(name):

@@ -1,0 +1,92 @@
+"""Helpers shared by the distributions: broadcasting parameters, probs <-> logits, host draws."""
+
+from __future__ import annotations
+
+import numbers
+
+from .. import dtypes
+from ..ops import creation as _creation
+from ..ops import elementwise as _ew
+from ..ops import special as _special
+from ..ops.shape import broadcast_tensors
+from ..ops.reduce import logsumexp, sum as _sum
+from ..tensor import Tensor
+
+
+def broadcast_all(*values):
+    """Tensors and numbers broadcast to one shape; numbers become tensors of the tensors' dtype
+    (the default float dtype when there are none), as ``torch.distributions.utils.broadcast_all``."""
+    tensors = [v for v in values if isinstance(v, Tensor)]
+    if len(tensors) < len(values):
+        for v in values:
+            if not isinstance(v, (Tensor, numbers.Number)):
+                raise TypeError(f"expected tensors or numbers as parameters, got {type(v).__name__}")
+        like = tensors[0] if tensors else None
+        dtype = like.dtype if like is not None else dtypes.get_default_dtype()
+        device = like.device if like is not None else None
+        values = [v if isinstance(v, Tensor) else _creation.tensor(float(v), dtype=dtype, device=device)
+                  for v in values]
+    return broadcast_tensors(*values)
+
+
+def sum_rightmost(value: Tensor, dim: int) -> Tensor:
+    """``value`` summed over its ``dim`` rightmost dimensions (itself when dim is 0)."""
+    return _sum(value, tuple(range(-dim, 0))) if dim > 0 else value
+
+
+def clamp_probs(probs: Tensor) -> Tensor:
+    """Probabilities kept inside (0, 1) by the dtype's epsilon, so their logs stay finite."""
+    eps = dtypes.finfo(probs.dtype).eps
+    return _ew.clamp(probs, eps, 1 - eps)
+
+
+def probs_to_logits(probs: Tensor, is_binary: bool = False) -> Tensor:
+    """Log-odds of binary probabilities, or log-probabilities of categorical ones."""
+    p = clamp_probs(probs)
+    return _ew.log(p) - _ew.log1p(-p) if is_binary else _ew.log(p)
+
+
+def logits_to_probs(logits: Tensor, is_binary: bool = False) -> Tensor:
+    """Probabilities from log-odds (sigmoid) or from unnormalized log-probabilities (softmax)."""
+    if is_binary:
+        return _ew.sigmoid(logits)
+    return _ew.exp(logits - logsumexp(logits, dim=-1, keepdim=True))
+
+
+def softplus(x: Tensor) -> Tensor:
+    """``log(1 + exp(x))`` without overflow, with gradient exactly ``sigmoid(x)`` (also at 0)."""
+    return _special.logaddexp(x, 0.0)
+
+
+class lazy_property:
+    """A property computed on first access and then stored on the instance (``probs`` from
+    ``logits`` or the reverse): only the parameter given is stored until the other is asked for."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.__doc__ = fn.__doc__
+        self.__name__ = fn.__name__
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        value = self.fn(instance)
+        instance.__dict__[self.__name__] = value
+        return value
+
+
+def host_generator():
+    """The NumPy generator behind gradient's default generator (every backend draws its random
+    numbers on the host), for the draws the backends have no primitive for (gamma, Poisson,
+    binomial): ``gradient.manual_seed`` makes them reproducible like the rest."""
+    return _creation.default_generator._state
+
+
+def from_host(array, like: Tensor) -> Tensor:
+    """A host NumPy array as a tensor of ``like``'s dtype and device (no gradient)."""
+    return _creation.tensor(array, dtype=like.dtype, device=like.device)
+
+
+def host_array(t: Tensor):
+    """A tensor's values as a float64 NumPy array on the host."""
+    return t.detach().to(dtypes.float64).cpu().numpy()
