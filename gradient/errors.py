@@ -30,6 +30,12 @@ class AutogradError(GradientError, RuntimeError):
     """Misuse of autograd: backward twice, modified saved tensors, no grad to compute."""
 
 
+class LinAlgError(GradientError, RuntimeError):
+    """A matrix a decomposition cannot handle: a singular matrix given to ``inv`` or ``solve``,
+    a matrix that is not positive-definite given to ``cholesky`` (PyTorch's
+    ``torch.linalg.LinAlgError``, also a ``RuntimeError``)."""
+
+
 class FileFormatError(GradientError, OSError):
     """A checkpoint or weight file that is truncated, corrupt or of an unknown format."""
 

@@ -1,13 +1,15 @@
-"""``gradient.linalg``: PyTorch's ``torch.linalg`` namespace, for the functions gradient has.
+"""``gradient.linalg``: PyTorch's ``torch.linalg`` namespace.
 
-The norms (``vector_norm``, ``matrix_norm``, ``norm``), and ``matmul``, ``vecdot`` and
-``diagonal`` under their ``torch.linalg`` names. Everything is a composition of the
-differentiable ops in :mod:`gradient.ops`, so it has first and second derivatives.
-
-Deliberate differences from PyTorch: the matrix norms that need singular values (``"nuc"``,
-``2`` and ``-2``) and the decompositions and solvers (``inv``, ``svd``, ``solve``, ...) are not
-there: the backends have no LAPACK-style primitive yet. Asking for them raises
-NotImplementedError.
+The norms (``vector_norm``, ``matrix_norm``, ``norm``, ``cond``), ``matmul``, ``vecdot``,
+``diagonal``, ``cross`` and ``multi_dot``, and the decompositions and solvers: ``inv``,
+``inv_ex``, ``det``, ``slogdet``, ``solve``, ``solve_triangular``, ``cholesky``, ``cholesky_ex``,
+``qr``, ``eigh``, ``eigvalsh``, ``svd``, ``svdvals``, ``pinv``, ``lstsq``, ``matrix_power``,
+``matrix_exp`` and ``matrix_rank`` (from :mod:`gradient.ops.linalg_decompositions`, where their
+backward formulas are). Everything has first and second derivatives. Functions that return
+several tensors return named tuples with PyTorch's field names (``Q, R = linalg.qr(A)``,
+``linalg.eigh(A).eigenvalues``). Real float32/float64 matrices only (no complex dtypes, no
+general ``eig``/``eigvals``); a singular matrix given to ``inv`` or ``solve``, or one that is not
+positive-definite given to ``cholesky``, raises :class:`LinAlgError`, as in PyTorch.
 
 Example::
 
@@ -29,10 +31,24 @@ from .ops import elementwise as _elementwise
 from .ops import reduce as _reduce
 from .ops.linalg import matmul
 from .ops.shape import diagonal as _diagonal
+from .ops.shape import movedim as _movedim
 from .ops.shape import squeeze, wrap_dim
+from .ops.shape import unsqueeze as _unsqueeze
 from .tensor import Tensor
+from .errors import LinAlgError  # noqa: F401  (torch.linalg.LinAlgError)
+from .ops.linalg_decompositions import (cholesky_ex, det, eigh, eigvalsh, inv, inv_ex, lstsq,
+                                        matrix_exp, matrix_power, matrix_rank, multi_dot, pinv,
+                                        solve, solve_triangular, svdvals)
+from .ops.linalg_decompositions import linalg_cholesky as cholesky
+from .ops.linalg_decompositions import linalg_cross as cross
+from .ops.linalg_decompositions import linalg_qr as qr
+from .ops.linalg_decompositions import linalg_slogdet as slogdet
+from .ops.linalg_decompositions import linalg_svd as svd
 
-__all__ = ["vector_norm", "matrix_norm", "norm", "matmul", "vecdot", "diagonal"]
+__all__ = ["vector_norm", "matrix_norm", "norm", "cond", "matmul", "vecdot", "diagonal", "cross",
+           "multi_dot", "inv", "inv_ex", "det", "slogdet", "solve", "solve_triangular", "cholesky",
+           "cholesky_ex", "qr", "eigh", "eigvalsh", "svd", "svdvals", "pinv", "lstsq",
+           "matrix_power", "matrix_exp", "matrix_rank", "LinAlgError"]
 
 
 def _floating(fn: str, x, dtype) -> Tensor:
@@ -75,8 +91,9 @@ def _matrix_dims(fn: str, A: Tensor, dim) -> tuple[int, int]:
 def matrix_norm(A: Tensor, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dtype=None) -> Tensor:
     """The matrix norm of ``A`` (or of each matrix in a batch) over the two dimensions ``dim``.
 
-    ``ord`` is ``"fro"`` (the square root of the sum of squares), ``1`` / ``-1`` (the largest /
-    smallest sum of ``|A|`` down a column) or ``inf`` / ``-inf`` (the same along a row).
+    ``ord`` is ``"fro"`` (the square root of the sum of squares), ``"nuc"`` (the sum of the
+    singular values), ``2`` / ``-2`` (the largest / smallest singular value), ``1`` / ``-1`` (the
+    largest / smallest sum of ``|A|`` down a column) or ``inf`` / ``-inf`` (the same along a row).
     Example: ``gradient.linalg.matrix_norm(A, ord=float("inf"))``
     """
     A = _floating("linalg.matrix_norm", A, dtype)
@@ -84,8 +101,14 @@ def matrix_norm(A: Tensor, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dt
     if ord == "fro":
         return _reduce.norm(A, 2.0, (rows, cols), keepdim)
     if ord in ("nuc", 2, -2):
-        raise NotImplementedError(f"linalg.matrix_norm: ord={ord!r} needs singular values, which "
-                                  "gradient does not compute yet; use 'fro', 1, -1, inf or -inf")
+        # by the singular values: their sum, the largest, the smallest
+        moved = _movedim(A, (rows, cols), (-2, -1))
+        s = svdvals(moved)
+        out = _reduce.sum(s, -1) if ord == "nuc" else (_reduce.amax if ord == 2 else _reduce.amin)(s, -1)
+        if keepdim:
+            for d in sorted((rows, cols)):
+                out = _unsqueeze(out, d)
+        return out
     if ord in (1, -1):
         summed, across = rows, cols   # column sums (down the rows), then the extreme column
     elif ord in (math.inf, -math.inf):
@@ -131,3 +154,21 @@ def vecdot(x: Tensor, y: Tensor, *, dim: int = -1) -> Tensor:
 def diagonal(A: Tensor, *, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Tensor:
     """``gradient.diagonal`` with the last two dimensions as the default (``torch.linalg``'s)."""
     return _diagonal(A, offset, dim1, dim2)
+
+
+def cond(A: Tensor, p=None) -> Tensor:
+    """The condition number of ``A`` in the matrix norm ``p``: for ``None`` or ``2`` the ratio of
+    the largest to the smallest singular value (``-2``: its inverse; any shape), for ``'fro'``,
+    ``'nuc'``, ``1``, ``-1``, ``inf`` and ``-inf`` ``norm(A) * norm(inv(A))`` (square, invertible).
+
+    Example: ``gradient.linalg.cond(gradient.tensor([[1.0, 0.0], [0.0, 1e-3]]))`` is ``1000`` (up to rounding).
+    """
+    A = _floating("linalg.cond", A, None)
+    if p is None or p in (2, -2):
+        s = svdvals(A)
+        ratio = s[..., 0] / s[..., -1]
+        return ratio if p != -2 else 1.0 / ratio
+    if A.ndim < 2 or A.shape[-1] != A.shape[-2]:
+        raise ShapeError(f"linalg.cond: p={p!r} needs square matrices, got shape {tuple(A.shape)}; "
+                         "use p=None or 2 for rectangular ones")
+    return matrix_norm(A, p) * matrix_norm(inv(A), p)

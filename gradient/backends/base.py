@@ -22,11 +22,15 @@ UNARY_OPS = frozenset({
     "neg", "abs", "sign", "exp", "expm1", "log", "log2", "log10", "log1p", "sqrt", "sin", "cos",
     "tan", "tanh", "sigmoid", "floor", "ceil", "round", "trunc", "reciprocal", "erf", "logical_not", "isnan",
     "isinf", "isfinite", "bitwise_not", "asin", "acos", "atan",
+    # hyperbolic and special functions (scipy.special's names; signbit gives bool)
+    "sinh", "cosh", "asinh", "acosh", "atanh", "signbit", "gammaln", "digamma", "erfc", "erfinv",
+    "ndtri", "log_ndtr", "i0", "i0e", "i1", "i1e",
 })
 BINARY_OPS = frozenset({
     "add", "sub", "mul", "div", "floordiv", "mod", "fmod", "pow", "maximum", "minimum", "atan2",
     "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor",
     "bitwise_and", "bitwise_or", "bitwise_xor",
+    "polygamma",  # polygamma(n, x): the order n as an array of x's dtype
 })
 REDUCE_OPS = frozenset({"sum", "prod", "max", "min", "argmax", "argmin", "any", "all"})
 
@@ -118,6 +122,51 @@ class Backend:
         raise NotImplementedError
 
     def einsum(self, equation: str, *operands) -> Any:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ dense decompositions (LAPACK)
+    # float32/float64 stacks of matrices (..., m, n); operands of two-argument primitives come
+    # with their batch dimensions already broadcast to one shape. ``info`` arrays are int32 of
+    # the batch shape, LAPACK's convention: 0 where the matrix was fine, k > 0 where it failed
+    # at (1-based) step k. Failures are reported through ``info``, never raised, so that the
+    # ``*_ex`` ops can return them; non-convergence (eigh, svd) raises errors.LinAlgError.
+    def solve(self, a, b) -> tuple[Any, Any]:
+        """``(x, info)`` with ``a @ x == b`` for square ``a`` (..., n, n) and ``b`` (..., n, k);
+        ``x`` is NaN where ``a`` is singular (info > 0: a zero pivot of its LU factorization)."""
+        raise NotImplementedError
+
+    def solve_triangular(self, a, b, upper: bool, unitriangular: bool) -> Any:
+        """``x`` with ``a @ x == b``, reading only the upper or lower triangle of ``a`` (and taking
+        its diagonal as ones when ``unitriangular``); no check for singularity (inf/NaN result)."""
+        raise NotImplementedError
+
+    def cholesky(self, a) -> tuple[Any, Any]:
+        """``(l, info)``: the lower Cholesky factor, reading the lower triangle of ``a``; info > 0
+        is the order of the leading minor that is not positive-definite (``l`` is then partial)."""
+        raise NotImplementedError
+
+    def det(self, a) -> Any:
+        raise NotImplementedError
+
+    def slogdet(self, a) -> tuple[Any, Any]:
+        """``(sign, log|det|)``; a singular matrix gives ``(0, -inf)``."""
+        raise NotImplementedError
+
+    def qr(self, a, complete: bool) -> tuple[Any, Any]:
+        """``(q, r)`` with ``q`` (..., m, k) and ``r`` (..., k, n), k = min(m, n), or ``q``
+        (..., m, m) and ``r`` (..., m, n) when ``complete``."""
+        raise NotImplementedError
+
+    def eigh(self, a, upper: bool) -> tuple[Any, Any]:
+        """``(w, v)`` of a symmetric matrix, eigenvalues ascending, reading one triangle of ``a``."""
+        raise NotImplementedError
+
+    def svd(self, a, full_matrices: bool) -> tuple[Any, Any, Any]:
+        """``(u, s, vh)`` with ``s`` descending (NumPy's ``linalg.svd``)."""
+        raise NotImplementedError
+
+    def matrix_exp(self, a) -> Any:
+        """The matrix exponential of each square matrix of ``a``."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ views (no copy)

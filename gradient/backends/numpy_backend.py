@@ -21,7 +21,11 @@ _LOW_PRECISION = (np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16))
 # so they run under np.errstate. The others skip it, since entering errstate costs more than a
 # small add.
 _MAY_WARN = frozenset({"div", "floordiv", "mod", "fmod", "pow", "atan2", "exp", "expm1", "log",
-                       "log2", "log10", "log1p", "sqrt", "reciprocal", "asin", "acos", "tan", "sigmoid"})
+                       "log2", "log10", "log1p", "sqrt", "reciprocal", "asin", "acos", "tan", "sigmoid",
+                       "sinh", "cosh", "acosh", "atanh", "polygamma"})
+# The special functions of scipy.special (cupyx.scipy.special on the GPU) behind unary ops
+_SPECIAL_UNARY = ("gammaln", "digamma", "erfc", "erfinv", "ndtri", "log_ndtr", "i0", "i0e", "i1",
+                  "i1e")
 _F32 = np.dtype(np.float32)
 
 
@@ -65,7 +69,10 @@ class ArrayBackend(Backend):
             "erf": lambda x: _erf(xp_, x), "logical_not": xp_.logical_not,
             "isnan": xp_.isnan, "isinf": xp_.isinf, "isfinite": xp_.isfinite,
             "bitwise_not": xp_.invert, "asin": xp_.arcsin, "acos": xp_.arccos, "atan": xp_.arctan,
+            "sinh": xp_.sinh, "cosh": xp_.cosh, "asinh": xp_.arcsinh, "acosh": xp_.arccosh,
+            "atanh": xp_.arctanh, "signbit": xp_.signbit,
         }
+        self._unary.update({name: self._special_function(name) for name in _SPECIAL_UNARY})
         self._binary = {
             "add": xp_.add, "sub": xp_.subtract, "mul": xp_.multiply, "div": xp_.true_divide,
             "floordiv": self._floordiv, "mod": self._mod, "fmod": self._fmod, "pow": xp_.power,
@@ -74,8 +81,21 @@ class ArrayBackend(Backend):
             "gt": xp_.greater, "ge": xp_.greater_equal, "logical_and": xp_.logical_and,
             "logical_or": xp_.logical_or, "logical_xor": xp_.logical_xor,
             "bitwise_and": xp_.bitwise_and, "bitwise_or": xp_.bitwise_or,
-            "bitwise_xor": xp_.bitwise_xor,
+            "bitwise_xor": xp_.bitwise_xor, "polygamma": self._special_function("polygamma"),
         }
+
+    def _special_module(self):
+        """scipy.special, imported on first use (SciPy's import is slow); CuPy's backend
+        answers cupyx.scipy.special."""
+        import scipy.special
+        return scipy.special
+
+    def _special_function(self, name):
+        """The special function ``name`` keeping its first floating operand's dtype (SciPy
+        computes some float32 inputs in float64)."""
+        def fn(*args):
+            return getattr(self._special_module(), name)(*args).astype(args[-1].dtype, copy=False)
+        return fn
 
     # ------------------------------------------------------------------ creation and transfer
     def empty(self, shape, dtype):
@@ -215,6 +235,116 @@ class ArrayBackend(Backend):
         # planning the contraction (and so reaching BLAS) costs ~20 us: worth it past tiny inputs
         optimize = len(operands) > 2 or max(o.size for o in operands) > 4096
         return self.xp.asarray(self.xp.einsum(equation, *operands, optimize=optimize))
+
+    # ------------------------------------------------------------------ dense decompositions
+    # xp.linalg (NumPy's or CuPy's) factors whole batches at once. It raises LinAlgError for the
+    # whole batch when one matrix is singular (or not positive-definite); only then do the
+    # matrices go one by one through SciPy's LAPACK wrappers, on the host, to learn which ones
+    # failed and at which step (the ``info`` of the contract).
+    def _linalg_raises(self):
+        """A context under which xp.linalg raises LinAlgError for a failed factorization
+        (NumPy always does; CuPy only when told, see the CUDA backend)."""
+        import contextlib
+        return contextlib.nullcontext()
+
+    def _no_failures(self, batch_shape):
+        return self.xp.zeros(batch_shape, dtype=np.int32)
+
+    def solve(self, a, b):
+        try:
+            with self._linalg_raises():
+                return self.xp.asarray(self.xp.linalg.solve(a, b)), self._no_failures(a.shape[:-2])
+        except np.linalg.LinAlgError:
+            return self._factor_one_by_one("getrf", a, b)
+
+    def cholesky(self, a):
+        try:
+            with self._linalg_raises():
+                return self.xp.asarray(self.xp.linalg.cholesky(a)), self._no_failures(a.shape[:-2])
+        except np.linalg.LinAlgError:
+            return self._factor_one_by_one("potrf", a)
+
+    def _factor_one_by_one(self, factor, a, b=None):
+        """``solve`` (factor "getrf") or ``cholesky`` ("potrf") matrix by matrix on the host, with
+        LAPACK's info for each; a singular matrix's solution is NaN, as the contract says."""
+        from scipy.linalg import lapack
+        a_host = self.to_numpy(a)
+        n = a_host.shape[-1]
+        mats = a_host.reshape((-1, n, n))
+        info = np.zeros(len(mats), np.int32)
+        if factor == "getrf":
+            b_host = self.to_numpy(b)
+            rhs = b_host.reshape((-1,) + b_host.shape[-2:])
+            out = np.full(rhs.shape, np.nan, a_host.dtype)
+            for i, m in enumerate(mats):
+                getrf, getrs = lapack.get_lapack_funcs(("getrf", "getrs"), (m,))
+                lu, piv, info[i] = getrf(m)
+                if info[i] == 0:
+                    out[i] = getrs(lu, piv, rhs[i])[0]
+            out = out.reshape(b_host.shape)
+        else:
+            out = np.empty_like(mats)
+            for i, m in enumerate(mats):
+                (potrf,) = lapack.get_lapack_funcs(("potrf",), (m,))
+                c, info[i] = potrf(m, lower=True, clean=True)
+                out[i] = np.tril(c)
+            out = out.reshape(a_host.shape)
+        return self.xp.asarray(out), self.xp.asarray(info.reshape(a_host.shape[:-2]))
+
+    def solve_triangular(self, a, b, upper, unitriangular):
+        # SciPy on the host (a no-op transfer for NumPy); SciPy >= 1.15 takes batches
+        from scipy.linalg import solve_triangular
+        from scipy.linalg.blas import get_blas_funcs
+        a_host, b_host = self.to_numpy(a), self.to_numpy(b)
+        try:
+            x = solve_triangular(a_host, b_host, lower=not upper, unit_diagonal=unitriangular,
+                                 check_finite=False)
+        except np.linalg.LinAlgError:
+            # a zero on the diagonal: trsm (no singularity check) gives PyTorch's inf/NaN result
+            mats, rhs = a_host.reshape((-1,) + a_host.shape[-2:]), b_host.reshape((-1,) + b_host.shape[-2:])
+            x = np.empty(rhs.shape, a_host.dtype)
+            with np.errstate(all="ignore"):
+                for i, (m, r) in enumerate(zip(mats, rhs)):
+                    (trsm,) = get_blas_funcs(("trsm",), (m, r))
+                    x[i] = trsm(1.0, m, r, lower=not upper, diag=int(unitriangular))
+            x = x.reshape(b_host.shape)
+        return self.xp.asarray(x.astype(a_host.dtype, copy=False))
+
+    def det(self, a):
+        return self.xp.asarray(self.xp.linalg.det(a))
+
+    def slogdet(self, a):
+        sign, logabsdet = self.xp.linalg.slogdet(a)
+        return self.xp.asarray(sign), self.xp.asarray(logabsdet)
+
+    def qr(self, a, complete):
+        q, r = self.xp.linalg.qr(a, mode="complete" if complete else "reduced")
+        return self.xp.asarray(q), self.xp.asarray(r)
+
+    def eigh(self, a, upper):
+        try:
+            w, v = self.xp.linalg.eigh(a, UPLO="U" if upper else "L")
+        except np.linalg.LinAlgError as e:
+            from ..errors import LinAlgError
+            raise LinAlgError(f"linalg.eigh: the eigenvalue algorithm did not converge ({e}); "
+                              "check the input for inf or NaN") from None
+        return self.xp.asarray(w), self.xp.asarray(v)
+
+    def svd(self, a, full_matrices):
+        try:
+            u, s, vh = self.xp.linalg.svd(a, full_matrices=full_matrices)
+        except np.linalg.LinAlgError as e:
+            from ..errors import LinAlgError
+            raise LinAlgError(f"linalg.svd: the SVD algorithm did not converge ({e}); check the "
+                              "input for inf or NaN") from None
+        return self.xp.asarray(u), self.xp.asarray(s), self.xp.asarray(vh)
+
+    def matrix_exp(self, a):
+        from scipy.linalg import expm   # on the host; SciPy >= 1.9 takes batches
+        a_host = self.to_numpy(a)
+        if a_host.size == 0:
+            return self.xp.asarray(a_host.copy())
+        return self.xp.asarray(expm(a_host).astype(a_host.dtype, copy=False))
 
     # ------------------------------------------------------------------ views
     def reshape(self, x, shape):

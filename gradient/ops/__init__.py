@@ -9,14 +9,19 @@ from .shape import *  # noqa: F401,F403
 from .reduce import *  # noqa: F401,F403
 from .index import *  # noqa: F401,F403
 from .linalg import *  # noqa: F401,F403
+from .linalg_decompositions import *  # noqa: F401,F403
 from .nn import *  # noqa: F401,F403
 # losses and conv/pool stay in gradient.nn.functional only (as in PyTorch), so that names like
 # `unfold` and `pad` do not collide with tensor functions of the same name
 from .attention import *  # noqa: F401,F403
+from .special import *  # noqa: F401,F403  (its __all__: the torch.* names, not torch.special's own)
 from .transfer import to_device  # noqa: F401
 from . import attention, conv, creation, elementwise, index, linalg, loss, nn, reduce, shape
+from . import special
+from . import linalg_decompositions
 
-_MODULES = (creation, elementwise, shape, reduce, index, linalg, nn, loss, conv, attention)
+_MODULES = (creation, elementwise, shape, reduce, index, linalg, nn, loss, conv, attention, special,
+            linalg_decompositions)
 #: (module, name) of every function that is also a Tensor method
 TENSOR_METHODS = tuple((m, name) for m in _MODULES for name in m.TENSOR_METHODS)
 

@@ -8,7 +8,8 @@ array module; this class overrides only what differs on the GPU:
   so one seed gives the same numbers on every device (PyTorch does not promise that; we can);
 * float16 matmul and reductions run on the GPU in float16 storage with float32 accumulation
   (cuBLAS tensor cores, CuPy's float32 accumulators), instead of the CPU's upcast copies;
-* ``erf`` from ``cupyx.scipy.special``;
+* ``erf`` and the special functions (``gammaln``, ``digamma``, ``polygamma``, ``erfinv``, ``i0``
+  ...) from ``cupyx.scipy.special``;
 * fused fast paths (:meth:`fused`) are the custom kernels of ``kernels/*.cu``;
 * memory statistics over CuPy's memory pool, per GPU, with the peaks tracked by an allocator hook.
 
@@ -134,6 +135,12 @@ class CupyBackend(ArrayBackend):
         return self.cupy.asarray(gen.permutation(n).astype(dtype.numpy, copy=False))
 
     # ------------------------------------------------------------------ math that differs
+    def _special_module(self):
+        # the special-function unary ops (gammaln, digamma, erfinv, i0, ...) and polygamma run
+        # as CuPy's elementwise kernels, with the same names as in SciPy
+        import cupyx.scipy.special
+        return cupyx.scipy.special
+
     def _erf(self, x):
         from cupyx.scipy.special import erf
         return erf(x).astype(x.dtype, copy=False)
@@ -144,6 +151,40 @@ class CupyBackend(ArrayBackend):
 
     def einsum(self, equation, *operands):
         return self.cupy.einsum(equation, *operands)
+
+    # ------------------------------------------------------------------ dense decompositions
+    # cupy.linalg (cuSOLVER) factors batches on the GPU; solve, cholesky, det, slogdet, qr, eigh
+    # and svd come from ArrayBackend through self.xp. A failed factorization is found by
+    # checking cuSOLVER's info (cupyx.errstate below, a device sync), and then the matrices are
+    # redone one by one on the host for their info (ArrayBackend._factor_one_by_one).
+    def _linalg_raises(self):
+        import cupyx
+        return cupyx.errstate(linalg="raise")  # CuPy's default is not to look at cuSOLVER's info
+
+    def _each_matrix(self, fn, a, *others):
+        """``fn`` on each matrix of a batch (for cupyx.scipy.linalg functions that take one)."""
+        if a.ndim == 2:
+            return fn(a, *others)
+        mats = a.reshape((-1,) + a.shape[-2:])
+        rest = [o.reshape((-1,) + o.shape[-2:]) for o in others]
+        outs = [fn(m, *(o[i] for o in rest)) for i, m in enumerate(mats)]
+        out = self.cupy.stack(outs) if outs else self.cupy.empty(
+            mats.shape[:1] + (others[0] if others else a).shape[-2:], a.dtype)
+        return out.reshape((others[0] if others else a).shape)
+
+    def solve_triangular(self, a, b, upper, unitriangular):
+        from cupyx.scipy.linalg import solve_triangular
+        return self._each_matrix(
+            lambda m, r: solve_triangular(m, r, lower=not upper, unit_diagonal=unitriangular), a, b)
+
+    def matrix_exp(self, a):
+        try:
+            from cupyx.scipy.linalg import expm   # CuPy >= 13
+        except ImportError:
+            return super().matrix_exp(a)          # SciPy on the host
+        if a.size == 0:
+            return a.copy()
+        return self._each_matrix(expm, a)
 
     # ------------------------------------------------------------------ views
     def _read_only_view(self, x, shape, strides):
