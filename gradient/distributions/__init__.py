@@ -11,9 +11,11 @@ pair of types (``register_kl`` adds pairs).
 Draws come from gradient's default generator, so ``gradient.manual_seed`` makes them
 reproducible (gamma, Poisson and binomial draws are made by its NumPy state on the host).
 
-Differences from PyTorch: Gamma, Beta, Dirichlet and StudentT have no ``rsample`` (PyTorch has
-implicit reparameterization for them); Gamma has no ``cdf``; Poisson and Binomial have no
-``entropy``; MultivariateNormal is not here yet.
+Differences from PyTorch: Gamma, Chi2, Beta, Dirichlet and StudentT have no ``rsample`` (PyTorch
+has implicit reparameterization for them); Gamma has no ``cdf``; Poisson and Binomial have no
+``entropy``; LowRankMultivariateNormal factors its full covariance (same values, O(n^3)).
+Not here: FisherSnedecor, Kumaraswamy, LKJCholesky, Multinomial,
+NegativeBinomial, Wishart and most transforms.
 
 Example::
 
@@ -32,27 +34,42 @@ from .beta import Beta
 from .binomial import Binomial
 from .categorical import Categorical, OneHotCategorical
 from .cauchy import Cauchy
+from .chi2 import Chi2
+from .continuous_bernoulli import ContinuousBernoulli
 from .dirichlet import Dirichlet
 from .distribution import Distribution
 from .exponential import Exponential
 from .gamma import Gamma
 from .geometric import Geometric
 from .gumbel import Gumbel
+from .half_cauchy import HalfCauchy
+from .half_normal import HalfNormal
 from .independent import Independent
 from .kl import kl_divergence, register_kl
 from .laplace import Laplace
 from .log_normal import LogNormal
+from .mixture_same_family import MixtureSameFamily
+from .multivariate_normal import LowRankMultivariateNormal, MultivariateNormal
 from .normal import Normal
+from .pareto import Pareto
 from .poisson import Poisson
+from .relaxed_bernoulli import LogitRelaxedBernoulli, RelaxedBernoulli
+from .relaxed_categorical import ExpRelaxedCategorical, RelaxedOneHotCategorical
 from .studentT import StudentT
 from .transformed_distribution import TransformedDistribution
 from .transforms import AffineTransform, ExpTransform, SigmoidTransform, TanhTransform, Transform
 from .uniform import Uniform
+from .von_mises import VonMises
+from .weibull import Weibull
 
 __all__ = [
-    "AffineTransform", "Bernoulli", "Beta", "Binomial", "Categorical", "Cauchy", "Dirichlet",
-    "Distribution", "ExpTransform", "Exponential", "Gamma", "Geometric", "Gumbel", "Independent",
-    "Laplace", "LogNormal", "Normal", "OneHotCategorical", "Poisson", "SigmoidTransform",
-    "StudentT", "TanhTransform", "Transform", "TransformedDistribution", "Uniform", "constraints",
-    "kl_divergence", "register_kl", "transforms",
+    "AffineTransform", "Bernoulli", "Beta", "Binomial", "Categorical", "Cauchy", "Chi2",
+    "ContinuousBernoulli", "Dirichlet",
+    "Distribution", "ExpRelaxedCategorical", "ExpTransform", "Exponential", "Gamma", "Geometric",
+    "Gumbel", "HalfCauchy", "HalfNormal", "Independent", "Laplace", "LogNormal",
+    "LogitRelaxedBernoulli", "LowRankMultivariateNormal", "MixtureSameFamily", "MultivariateNormal",
+    "Normal", "OneHotCategorical", "Pareto", "Poisson", "RelaxedBernoulli",
+    "RelaxedOneHotCategorical", "SigmoidTransform", "StudentT", "TanhTransform", "Transform",
+    "TransformedDistribution", "Uniform", "VonMises", "Weibull", "constraints", "kl_divergence",
+    "register_kl", "transforms",
 ]

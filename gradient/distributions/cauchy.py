@@ -5,32 +5,18 @@ from __future__ import annotations
 import math
 
 from ..ops import creation as _creation
-from . import constraints
-from .distribution import Distribution
-from .utils import broadcast_all
+from .location_scale import LocationScale
 
 
-class Cauchy(Distribution):
+class Cauchy(LocationScale):
     """The Cauchy (Lorentz) distribution: no mean (nan) and infinite variance. ``rsample`` is
     reparameterized (``loc + scale * tan(pi (u - 1/2))``).
 
     Example: ``Cauchy(0.0, 1.0).cdf(gradient.tensor(1.0))`` is ``tensor(0.7500)``.
     """
-    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
-    support = constraints.real
-    has_rsample = True
-
-    def __init__(self, loc, scale, validate_args=None):
-        self.loc, self.scale = broadcast_all(loc, scale)
-        super().__init__(self.loc.shape, validate_args=validate_args)
-
     @property
     def mean(self):
         return self.loc * float("nan")
-
-    @property
-    def mode(self):
-        return self.loc
 
     @property
     def variance(self):

@@ -22,8 +22,8 @@ from ..ops import reduce as _reduce
 __all__ = [
     "Constraint", "boolean", "dependent", "dependent_property", "greater_than", "greater_than_eq",
     "half_open_interval", "independent", "integer_interval", "interval", "is_dependent",
-    "less_than", "nonnegative", "nonnegative_integer", "positive", "positive_integer", "real",
-    "real_vector", "simplex", "unit_interval",
+    "less_than", "lower_cholesky", "nonnegative", "nonnegative_integer", "positive",
+    "positive_definite", "positive_integer", "real", "real_vector", "simplex", "unit_interval",
 ]
 
 
@@ -179,6 +179,27 @@ class _Simplex(Constraint):
         return nonnegative_ & (_ew.abs(_reduce.sum(value, -1) - 1) < 1e-6)
 
 
+class _LowerCholesky(Constraint):
+    """Lower-triangular square matrices with a positive diagonal (Cholesky factors)."""
+    event_dim = 2
+
+    def check(self, value):
+        from ..ops.shape import diagonal, tril
+        lower = _reduce.all(_reduce.all(tril(value) == value, dim=-1), dim=-1)
+        return lower & _reduce.all(diagonal(value, 0, -2, -1) > 0, dim=-1)
+
+
+class _PositiveDefinite(Constraint):
+    """Symmetric positive-definite square matrices (those with a Cholesky factor)."""
+    event_dim = 2
+
+    def check(self, value):
+        from ..ops.linalg_decompositions import cholesky_ex
+        symmetric = _reduce.all(_reduce.all(_ew.abs(value - value.mT) <= 1e-6 * (1 + _ew.abs(value)),
+                                            dim=-1), dim=-1)
+        return symmetric & (cholesky_ex(value).info == 0)
+
+
 class independent(Constraint):
     """``base_constraint`` over ``reinterpreted_batch_ndims`` more rightmost dimensions."""
 
@@ -223,3 +244,5 @@ unit_interval = _Interval(0.0, 1.0)
 interval = _Interval
 half_open_interval = _HalfOpenInterval
 simplex = _Simplex()
+lower_cholesky = _LowerCholesky()
+positive_definite = _PositiveDefinite()

@@ -6,35 +6,21 @@ import math
 
 from ..dtypes import finfo
 from ..ops import creation as _creation
-from . import constraints
-from .distribution import Distribution
-from .utils import broadcast_all
+from .location_scale import LocationScale
 
 _EULER_GAMMA = 0.57721566490153286060
 
 
-class Gumbel(Distribution):
+class Gumbel(LocationScale):
     """The Gumbel distribution with location ``loc`` and scale ``scale``: the law of the maximum
     of many draws. ``rsample`` is reparameterized (``loc - scale * log(-log u)``).
 
     PyTorch builds it as a TransformedDistribution of a Uniform; the formulas here are direct.
     Example: ``Gumbel(0.0, 1.0).mean`` is ``tensor(0.5772)``.
     """
-    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
-    support = constraints.real
-    has_rsample = True
-
-    def __init__(self, loc, scale, validate_args=None):
-        self.loc, self.scale = broadcast_all(loc, scale)
-        super().__init__(self.loc.shape, validate_args=validate_args)
-
     @property
     def mean(self):
         return self.loc + self.scale * _EULER_GAMMA
-
-    @property
-    def mode(self):
-        return self.loc
 
     @property
     def variance(self):

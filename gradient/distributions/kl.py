@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from ..ops import elementwise as _ew
 from ..ops import reduce as _reduce
+from ..ops.linalg_decompositions import solve_triangular
+from ..ops.shape import broadcast_shapes
 from .bernoulli import Bernoulli
 from .beta import Beta
 from .categorical import Categorical, OneHotCategorical
@@ -23,6 +25,7 @@ from .exponential import Exponential
 from .gamma import Gamma
 from .independent import Independent
 from .laplace import Laplace
+from .multivariate_normal import MultivariateNormal, batch_mahalanobis, half_log_det
 from .normal import Normal
 from .poisson import Poisson
 from .uniform import Uniform
@@ -167,3 +170,19 @@ def _kl_independent_independent(p, q):
         raise NotImplementedError("kl_divergence: Independent distributions reinterpreting different "
                                   "numbers of batch dimensions")
     return sum_rightmost(kl_divergence(p.base_dist, q.base_dist), p.reinterpreted_batch_ndims)
+
+
+@register_kl(MultivariateNormal, MultivariateNormal)
+def _kl_mvn_mvn(p, q):
+    # KL = log(|Σq|/|Σp|)/2 + (tr(Σq⁻¹ Σp) + (μq-μp)ᵀ Σq⁻¹ (μq-μp) - n)/2, all from the Cholesky
+    # factors: tr(Σq⁻¹ Σp) is the squared Frobenius norm of Lq⁻¹ Lp (also for the low-rank form)
+    if tuple(p.event_shape) != tuple(q.event_shape):
+        raise ValueError(f"kl_divergence: multivariate normals of different sizes "
+                         f"{tuple(p.event_shape)} and {tuple(q.event_shape)}")
+    n = p.event_shape[0]
+    Lp, Lq = p._unbroadcasted_scale_tril, q._unbroadcasted_scale_tril
+    batch = broadcast_shapes(tuple(p.batch_shape), tuple(q.batch_shape))
+    M = solve_triangular(Lq.expand(*batch, n, n), Lp.expand(*batch, n, n), upper=False)
+    trace_term = _reduce.sum(M * M, (-2, -1))
+    mahalanobis = batch_mahalanobis(Lq, q.loc - p.loc)
+    return half_log_det(Lq) - half_log_det(Lp) + 0.5 * (trace_term + mahalanobis - n)

@@ -4,31 +4,17 @@ from __future__ import annotations
 
 from ..dtypes import finfo
 from ..ops import creation as _creation
-from . import constraints
-from .distribution import Distribution
-from .utils import broadcast_all
+from .location_scale import LocationScale
 
 
-class Laplace(Distribution):
+class Laplace(LocationScale):
     """The Laplace distribution with location ``loc`` and scale ``scale``; reparameterized
     ``rsample`` (inverse cdf of a uniform draw).
 
     Example: ``Laplace(0.0, 1.0).log_prob(gradient.tensor(0.0))`` is ``tensor(-0.6931)``.
     """
-    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
-    support = constraints.real
-    has_rsample = True
-
-    def __init__(self, loc, scale, validate_args=None):
-        self.loc, self.scale = broadcast_all(loc, scale)
-        super().__init__(self.loc.shape, validate_args=validate_args)
-
     @property
     def mean(self):
-        return self.loc
-
-    @property
-    def mode(self):
         return self.loc
 
     @property

@@ -5,12 +5,10 @@ from __future__ import annotations
 import math
 
 from ..ops import creation as _creation
-from . import constraints
-from .distribution import Distribution
-from .utils import broadcast_all
+from .location_scale import LocationScale
 
 
-class Normal(Distribution):
+class Normal(LocationScale):
     """The normal (Gaussian) distribution with mean ``loc`` and standard deviation ``scale``.
 
     ``rsample`` is reparameterized (``loc + scale * eps`` with ``eps ~ N(0, 1)``).
@@ -21,20 +19,8 @@ class Normal(Distribution):
         >>> d.log_prob(gradient.tensor([0.0, 0.0]))
         tensor([-0.9189, -1.6433])
     """
-    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
-    support = constraints.real
-    has_rsample = True
-
-    def __init__(self, loc, scale, validate_args=None):
-        self.loc, self.scale = broadcast_all(loc, scale)
-        super().__init__(self.loc.shape, validate_args=validate_args)
-
     @property
     def mean(self):
-        return self.loc
-
-    @property
-    def mode(self):
         return self.loc
 
     @property

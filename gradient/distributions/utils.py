@@ -29,6 +29,14 @@ def broadcast_all(*values):
     return broadcast_tensors(*values)
 
 
+def as_tensor_like(value, like: Tensor) -> Tensor:
+    """``value`` itself if it is a tensor, else a 0-d tensor of ``like``'s dtype and device
+    (a temperature or a bound given as a Python number)."""
+    if isinstance(value, Tensor):
+        return value
+    return _creation.tensor(float(value), dtype=like.dtype, device=like.device)
+
+
 def sum_rightmost(value: Tensor, dim: int) -> Tensor:
     """``value`` summed over its ``dim`` rightmost dimensions (itself when dim is 0)."""
     return _sum(value, tuple(range(-dim, 0))) if dim > 0 else value
