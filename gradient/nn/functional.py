@@ -12,4 +12,8 @@ from ..ops.loss import *  # noqa: F401,F403
 from ..ops.loss_margin import *  # noqa: F401,F403
 from ..ops.nn import *  # noqa: F401,F403
 from ..ops.sampling import *  # noqa: F401,F403
+from ..ops.channels import *  # noqa: F401,F403
+from ..ops.embedding_bag import *  # noqa: F401,F403
+from ..ops.pooling_extra import *  # noqa: F401,F403
+from ..ops.stochastic import *  # noqa: F401,F403
 from ..ops.elementwise import sigmoid, tanh  # noqa: F401  (torch.nn.functional has them too)

@@ -22,6 +22,9 @@ from .rnn import *  # noqa: F401,F403
 from .sparse import *  # noqa: F401,F403
 from .transformer import *  # noqa: F401,F403
 from .upsampling import *  # noqa: F401,F403
+from .adaptive import *  # noqa: F401,F403
+from .channelshuffle import *  # noqa: F401,F403
+from .fold import *  # noqa: F401,F403
 
 from . import (activation, attention, batchnorm, container, conv, distance, dropout, flatten, lazy,
                linear, loss, normalization, padding, pooling, rnn, sparse, transformer, upsampling)
@@ -32,3 +35,5 @@ from . import (activation, attention, batchnorm, container, conv, distance, drop
 __all__ = [name for mod in (activation, attention, batchnorm, container, conv, distance, dropout,
                             flatten, lazy, linear, loss, normalization, padding, pooling, rnn, sparse,
                             transformer, upsampling) for name in mod.__all__]
+from . import adaptive, channelshuffle, fold  # noqa: E402
+__all__ += adaptive.__all__ + channelshuffle.__all__ + fold.__all__

@@ -17,7 +17,7 @@ from ..parameter import Parameter
 __all__ = ["ReLU", "ReLU6", "LeakyReLU", "PReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish",
            "Hardtanh", "Hardsigmoid", "Hardswish", "Sigmoid", "Tanh", "LogSigmoid", "Softplus",
            "Softsign", "Tanhshrink", "Hardshrink", "Softshrink", "Threshold", "GLU",
-           "Softmax", "LogSoftmax", "Softmin"]
+           "Softmax", "LogSoftmax", "Softmin", "Softmax2d", "RReLU"]
 
 
 def _inplace(inplace: bool, lead: str = "") -> str:
@@ -381,3 +381,44 @@ class Softmin(Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
+
+
+class Softmax2d(Module):
+    """Softmax over the channels of each spatial position: ``softmax(x, dim=-3)`` of a
+    (N, C, H, W) or (C, H, W) input.
+
+    Example::
+
+        probs = nn.Softmax2d()(gradient.randn(2, 5, 8, 8))   # sums to 1 over dim 1
+    """
+
+    def forward(self, input):
+        if input.ndim not in (3, 4):
+            raise ValueError(f"Softmax2d: expected a 3-d (C, H, W) or 4-d (N, C, H, W) input, got "
+                             f"{input.ndim}-d")
+        return F.softmax(input, -3)
+
+
+class RReLU(Module):
+    """Randomized leaky ReLU: while training each negative element is scaled by a slope drawn
+    from U(lower, upper) (gradient's default generator); in evaluation by their mean.
+
+    Example::
+
+        act = nn.RReLU(0.1, 0.3)
+        y = act(x)          # random slopes while training
+        act.eval()
+        act(x)              # slope 0.2
+    """
+
+    def __init__(self, lower: float = 1.0 / 8, upper: float = 1.0 / 3, inplace: bool = False):
+        super().__init__()
+        self.lower = lower
+        self.upper = upper
+        self.inplace = inplace
+
+    def forward(self, input):
+        return F.rrelu(input, self.lower, self.upper, self.training, self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"lower={self.lower}, upper={self.upper}{_inplace(self.inplace, ', ')}"

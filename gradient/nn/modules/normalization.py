@@ -20,7 +20,7 @@ from .batchnorm import _NormBase
 from .utils import _optional_parameter
 
 __all__ = ["LayerNorm", "RMSNorm", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d",
-           "InstanceNorm3d"]
+           "InstanceNorm3d", "LocalResponseNorm"]
 
 
 def _shape_tuple(normalized_shape) -> tuple:
@@ -226,3 +226,27 @@ class InstanceNorm3d(_InstanceNorm):
     """
 
     _batched_ndim = 5
+
+
+class LocalResponseNorm(Module):
+    """Normalization by the energy of ``size`` neighbouring channels (AlexNet):
+    ``x / (k + alpha * mean(x^2 over the channel window))^beta``. No parameters.
+
+    Example::
+
+        lrn = nn.LocalResponseNorm(5)
+        y = lrn(gradient.randn(2, 16, 8, 8))
+    """
+
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0):
+        super().__init__()
+        self.size = size
+        self.alpha = alpha
+        self.beta = beta
+        self.k = k
+
+    def forward(self, input):
+        return F.local_response_norm(input, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self) -> str:
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"

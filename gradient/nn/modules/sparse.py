@@ -1,4 +1,4 @@
-"""Embedding: a lookup table of vectors indexed by integer ids, as ``torch.nn.Embedding``."""
+"""Embedding and EmbeddingBag: lookup tables of vectors indexed by integer ids, as in ``torch.nn``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from ..module import Module
 from ..parameter import Parameter
 from .linear import _check_size
 
-__all__ = ["Embedding"]
+__all__ = ["Embedding", "EmbeddingBag"]
 
 
 class Embedding(Module):
@@ -103,3 +103,96 @@ class Embedding(Module):
         return cls(num_embeddings=rows, embedding_dim=cols, _weight=embeddings, _freeze=freeze,
                    padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type,
                    scale_grad_by_freq=scale_grad_by_freq, sparse=sparse)
+
+
+class EmbeddingBag(Module):
+    """Sums, means or maxima (``mode``) of bags of rows of ``weight`` (num_embeddings,
+    embedding_dim), without materialising the rows of each bag as a padded tensor.
+
+    ``forward(input, offsets=None, per_sample_weights=None)``: the bags are the rows of a 2-d
+    ``input``, or the runs of a 1-d ``input`` starting at ``offsets``; see
+    :func:`gradient.nn.functional.embedding_bag`. ``weight`` starts as N(0, 1); the
+    ``padding_idx`` row starts at zero and is left out of every bag. ``sparse=True`` raises
+    NotImplementedError, as in :class:`Embedding`.
+
+    Example::
+
+        bag = nn.EmbeddingBag(10, 3, mode="sum")
+        ids = gradient.tensor([1, 2, 4, 5, 4, 3, 2, 9])
+        out = bag(ids, gradient.tensor([0, 4]))        # (2, 3)
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, max_norm: float | None = None,
+                 norm_type: float = 2.0, scale_grad_by_freq: bool = False, mode: str = "mean",
+                 sparse: bool = False, _weight=None, include_last_offset: bool = False,
+                 padding_idx: int | None = None, device=None, dtype=None):
+        super().__init__()
+        self.num_embeddings = _check_size("EmbeddingBag", "num_embeddings", num_embeddings)
+        self.embedding_dim = _check_size("EmbeddingBag", "embedding_dim", embedding_dim)
+        if mode not in ("sum", "mean", "max"):
+            raise ValueError(f"EmbeddingBag: mode must be 'sum', 'mean' or 'max', got {mode!r}")
+        if padding_idx is not None:
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise ValueError(f"EmbeddingBag: padding_idx must be within num_embeddings "
+                                 f"(-{num_embeddings} <= padding_idx < {num_embeddings}), got "
+                                 f"{padding_idx}")
+            padding_idx = padding_idx % num_embeddings
+        if sparse:
+            raise NotImplementedError("EmbeddingBag: sparse=True (sparse gradients) is not "
+                                      "supported; use sparse=False")
+        self.max_norm = max_norm
+        self.norm_type = norm_type
+        self.scale_grad_by_freq = scale_grad_by_freq
+        self.mode = mode
+        self.sparse = sparse
+        self.include_last_offset = include_last_offset
+        self.padding_idx = padding_idx
+        if _weight is None:
+            self.weight = Parameter(_ops.empty((num_embeddings, embedding_dim), device=device,
+                                               dtype=dtype))
+            self.reset_parameters()
+        else:
+            if tuple(_weight.shape) != (num_embeddings, embedding_dim):
+                raise ShapeError(f"EmbeddingBag: _weight has shape {tuple(_weight.shape)}, expected "
+                                 f"({num_embeddings}, {embedding_dim})")
+            self.weight = Parameter(_weight)
+
+    def reset_parameters(self) -> None:
+        init.normal_(self.weight)
+        if self.padding_idx is not None:
+            with no_grad():
+                self.weight[self.padding_idx] = 0
+
+    def forward(self, input, offsets=None, per_sample_weights=None):
+        return F.embedding_bag(input, self.weight, offsets, self.max_norm, self.norm_type,
+                               self.scale_grad_by_freq, self.mode, self.sparse,
+                               per_sample_weights, self.include_last_offset, self.padding_idx)
+
+    def extra_repr(self) -> str:
+        s = f"{self.num_embeddings}, {self.embedding_dim}"
+        if self.max_norm is not None:
+            s += f", max_norm={self.max_norm}"
+        if self.norm_type != 2:
+            s += f", norm_type={self.norm_type}"
+        if self.scale_grad_by_freq is not False:
+            s += f", scale_grad_by_freq={self.scale_grad_by_freq}"
+        s += f", mode={self.mode!r}"
+        if self.padding_idx is not None:
+            s += f", padding_idx={self.padding_idx}"
+        return s
+
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze: bool = True, max_norm: float | None = None,
+                        norm_type: float = 2.0, scale_grad_by_freq: bool = False,
+                        mode: str = "mean", sparse: bool = False,
+                        include_last_offset: bool = False,
+                        padding_idx: int | None = None) -> "EmbeddingBag":
+        """An EmbeddingBag on the 2-d tensor ``embeddings`` (frozen unless ``freeze=False``)."""
+        if embeddings.ndim != 2:
+            raise ShapeError("EmbeddingBag.from_pretrained: embeddings must be 2-d, got shape "
+                             f"{tuple(embeddings.shape)}")
+        rows, cols = embeddings.shape
+        bag = cls(rows, cols, max_norm, norm_type, scale_grad_by_freq, mode, sparse, embeddings,
+                  include_last_offset, padding_idx)
+        bag.weight.requires_grad = not freeze
+        return bag
