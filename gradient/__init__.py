@@ -29,6 +29,10 @@ from . import special  # noqa: F401  (torch.special)
 from .io import load, save  # noqa: F401
 from .amp import autocast  # noqa: F401  (gradient.autocast, like torch.autocast)
 from .threads import get_num_threads, set_num_threads  # noqa: F401
+# torch.conv2d, torch.batch_norm, torch.kl_div ... with PyTorch's top-level signatures
+from .ops.torch_functional import *  # noqa: F401,F403,E402
+from .settings import *  # noqa: F401,F403,E402  (default device, determinism, autocast queries)
+from .printing import set_printoptions  # noqa: F401,E402
 from .backends.cuda import get_float32_matmul_precision, set_float32_matmul_precision  # noqa: F401
 
 bool = bool_  # noqa: A001  (gradient.bool, like torch.bool)

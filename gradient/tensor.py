@@ -67,7 +67,8 @@ class Tensor:
     """
 
     __slots__ = ("_data", "_backend", "_requires_grad", "grad", "grad_fn", "_output_nr", "_version",
-                 "_base", "_base_grad_fn", "_accumulator", "_hooks", "_retains_grad", "__weakref__")
+                 "_base", "_base_grad_fn", "_accumulator", "_hooks", "_retains_grad", "__weakref__",
+                 "_post_accumulate_hooks")
     __array_priority__ = 1000  # NumPy scalars and arrays defer to Tensor's reflected operators
 
     def __init__(self, *data, dtype=None, device=None, requires_grad: bool = False):
@@ -110,6 +111,7 @@ class Tensor:
         self._accumulator = None
         self._hooks = None
         self._retains_grad = False
+        self._post_accumulate_hooks = None   # register_post_accumulate_grad_hook's, leaves only
         self._requires_grad = requires_grad  # callers pass True only for floating data
 
     # ------------------------------------------------------------------ what it is
@@ -188,6 +190,49 @@ class Tensor:
     def mT(self) -> "Tensor":
         """The last two dimensions swapped (batched matrix transpose)."""
         return _ops.transpose(self, -2, -1)
+
+    @property
+    def mH(self) -> "Tensor":
+        """The conjugate transpose of the last two dimensions: ``mT`` (no complex dtypes here)."""
+        if self.ndim < 2:
+            raise ShapeError(f"tensor.mH is only supported on matrices or batches of matrices. Got "
+                             f"{self.ndim}-D tensor.")
+        return _ops.transpose(self, -2, -1)
+
+    @property
+    def H(self) -> "Tensor":
+        """The conjugate transpose of a matrix (a 0-d tensor is its own): ``x.H``."""
+        if self.ndim not in (0, 2):
+            raise ShapeError(f"tensor.H is only supported on matrices (2-D tensors). Got "
+                             f"{self.ndim}-D tensor.")
+        return _ops.transpose(self, 0, 1) if self.ndim == 2 else _ops.clone(self)
+
+    @property
+    def is_cpu(self) -> bool:
+        return self._backend.name == "cpu"
+
+    @property
+    def itemsize(self) -> int:
+        """Bytes per element: ``element_size()``."""
+        return self._data.dtype.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the elements take: ``numel() * itemsize``."""
+        return int(self._data.size) * self._data.dtype.itemsize
+
+    @property
+    def output_nr(self) -> int:
+        """Which output of its ``grad_fn`` this tensor is (0 for leaves)."""
+        return self._output_nr
+
+    def storage_offset(self) -> int:
+        """Elements between the start of the storage and this tensor's first element (0 unless
+        this is a view into a larger tensor, e.g. ``x[1:]``)."""
+        base = self._base
+        if base is None or self._data.size == 0:
+            return 0
+        return (self.data_ptr() - base.data_ptr()) // self._data.dtype.itemsize
 
     @property
     def data(self) -> "Tensor":
@@ -352,6 +397,22 @@ class Tensor:
             hooks = node.pre_hooks.setdefault(self._output_nr, [])
         hooks.append(hook)
         return _HookHandle(hooks, hook)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(self)`` after backward has accumulated into this leaf's ``.grad`` (where
+        an "optimizer step in backward" updates the parameter and frees its gradient).
+
+        Leaves only, as in PyTorch; not called by ``autograd.grad``. Returns a handle whose
+        ``remove()`` unregisters the hook.
+        """
+        if not self.requires_grad:
+            raise AutogradError("cannot register a hook on a tensor that doesn't require gradient")
+        if not self.is_leaf:
+            raise AutogradError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+        if self._post_accumulate_hooks is None:
+            self._post_accumulate_hooks = []
+        self._post_accumulate_hooks.append(hook)
+        return _HookHandle(self._post_accumulate_hooks, hook)
 
     def backward(self, gradient=None, retain_graph=None, create_graph: bool = False) -> None:
         """Accumulate the gradient of this tensor into the ``.grad`` of every leaf it depends on."""

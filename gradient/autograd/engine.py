@@ -187,6 +187,10 @@ def _execute(roots, targets, retain_graph, create_graph):
             if isinstance(node, AccumulateGrad):
                 if targets is None:
                     _accumulate(node.tensor, grads[0], create_graph)
+                    hooks = node.tensor._post_accumulate_hooks
+                    if hooks:   # register_post_accumulate_grad_hook's, now that .grad is final
+                        for hook in list(hooks):
+                            hook(node.tensor)
                 continue
             if node not in run:
                 continue

@@ -19,9 +19,21 @@ from .transfer import to_device  # noqa: F401
 from . import attention, conv, creation, elementwise, index, linalg, loss, nn, reduce, shape
 from . import special
 from . import linalg_decompositions
+# order statistics and histograms, matrix builders, number helpers, windows, scatter-style
+# writes, strided views, and the in-place forms PyTorch has beyond elementwise ones
+from .statistics import *  # noqa: F401,F403
+from .matrices import *  # noqa: F401,F403
+from .bits import *  # noqa: F401,F403
+from .windows import *  # noqa: F401,F403
+from .scatter_into import *  # noqa: F401,F403
+from .strided import *  # noqa: F401,F403
+from .inplace_extra import *  # noqa: F401,F403
+from .conversion import *  # noqa: F401,F403
+from . import bits, conversion, inplace_extra, matrices, scatter_into, statistics, strided, windows
 
 _MODULES = (creation, elementwise, shape, reduce, index, linalg, nn, loss, conv, attention, special,
-            linalg_decompositions)
+            linalg_decompositions, statistics, matrices, bits, windows, scatter_into, strided,
+            inplace_extra)
 #: (module, name) of every function that is also a Tensor method
 TENSOR_METHODS = tuple((m, name) for m in _MODULES for name in m.TENSOR_METHODS)
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..backends import get_backend
 from ..device import as_device
+from .. import settings as _settings
 from ..dtypes import as_dtype, bool_, from_numpy_dtype, get_default_dtype, int64
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
@@ -90,6 +91,8 @@ def _shape(size) -> tuple:
 
 
 def _backend(device):
+    if device is None:   # gradient.set_default_device's choice (the CPU unless set)
+        return get_backend(_settings.get_default_device())
     return get_backend(as_device(device))
 
 

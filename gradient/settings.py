@@ -1,0 +1,75 @@
+"""Global switches PyTorch scripts flip at the top: the default device of factory functions,
+deterministic algorithms, and the autocast queries.
+
+- ``set_default_device("cuda")`` makes ``gradient.zeros``, ``randn``, ``tensor``, ``arange`` ...
+  create tensors there when they are given no ``device`` (ops on existing tensors are
+  unaffected, as in PyTorch). ``None`` goes back to the CPU.
+- ``use_deterministic_algorithms(True)`` is recorded and reported back; gradient's CPU ops are
+  deterministic already (NumPy kernels, fixed reduction orders, no atomics), so nothing else
+  changes. On the GPU, ``index_add``/``scatter_add`` accumulate with atomics, whose order (and
+  so the last bits of float sums) may vary from run to run.
+- ``is_autocast_enabled(device_type="cuda")`` and ``get_autocast_dtype(device_type)`` read
+  :mod:`gradient.amp`'s autocast state.
+
+Example::
+
+    >>> gradient.use_deterministic_algorithms(True)
+    >>> gradient.are_deterministic_algorithms_enabled()
+    True
+"""
+
+from __future__ import annotations
+
+from .autograd import autocast_state as _autocast
+from .device import as_device
+
+__all__ = ["set_default_device", "get_default_device", "use_deterministic_algorithms",
+           "are_deterministic_algorithms_enabled", "is_deterministic_algorithms_warn_only_enabled",
+           "is_autocast_enabled", "get_autocast_dtype"]
+
+_default_device = None        # None: the CPU
+_deterministic = {"mode": False, "warn_only": False}
+
+
+def set_default_device(device) -> None:
+    """The device factory functions use when given none (``None``: the CPU).
+
+    Example: ``gradient.set_default_device("cuda")``
+    """
+    global _default_device
+    _default_device = None if device is None else as_device(device)
+
+
+def get_default_device():
+    """The device factory functions use when given none: ``device(type='cpu')`` by default."""
+    return as_device(_default_device)
+
+
+def use_deterministic_algorithms(mode: bool, *, warn_only: bool = False) -> None:
+    """Ask for deterministic algorithms. Recorded only: gradient's CPU ops are deterministic
+    (see the module docstring). Example: ``gradient.use_deterministic_algorithms(True)``."""
+    if not isinstance(mode, bool):
+        raise TypeError(f"use_deterministic_algorithms expects a bool, but got {type(mode).__name__}")
+    _deterministic["mode"], _deterministic["warn_only"] = mode, bool(warn_only)
+
+
+def are_deterministic_algorithms_enabled() -> bool:
+    """Whether ``use_deterministic_algorithms(True)`` is in effect."""
+    return _deterministic["mode"]
+
+
+def is_deterministic_algorithms_warn_only_enabled() -> bool:
+    """Whether ``use_deterministic_algorithms(True, warn_only=True)`` is in effect."""
+    return _deterministic["mode"] and _deterministic["warn_only"]
+
+
+def is_autocast_enabled(device_type: str | None = None) -> bool:
+    """Whether autocast is on in this thread for ``device_type`` ("cuda" when not given, as in
+    PyTorch): ``with gradient.autocast("cpu"): gradient.is_autocast_enabled("cpu")`` is True."""
+    return _autocast.is_enabled("cuda" if device_type is None else device_type)
+
+
+def get_autocast_dtype(device_type: str):
+    """The dtype autocast uses on ``device_type``: bfloat16 for "cpu", float16 for "cuda" by
+    default, or what ``autocast(dtype=...)`` set."""
+    return _autocast.get_dtype(device_type)
