@@ -6,7 +6,7 @@ from ..ops import creation as _creation
 from ..ops import elementwise as _ew
 from . import constraints
 from .distribution import Distribution
-from .utils import broadcast_all, logits_to_probs, probs_to_logits, lazy_property, softplus
+from .utils import broadcast_all, store_probs_or_logits, logits_to_probs, probs_to_logits, lazy_property, softplus
 
 
 class Bernoulli(Distribution):
@@ -21,14 +21,7 @@ class Bernoulli(Distribution):
     has_enumerate_support = True
 
     def __init__(self, probs=None, logits=None, validate_args=None):
-        if (probs is None) == (logits is None):
-            raise ValueError("Bernoulli: give either probs or logits, not both (and not neither)")
-        if probs is not None:
-            (self.probs,) = broadcast_all(probs)
-            shape = self.probs.shape
-        else:
-            (self.logits,) = broadcast_all(logits)
-            shape = self.logits.shape
+        shape = store_probs_or_logits(self, probs, logits).shape
         super().__init__(shape, validate_args=validate_args)
 
     @lazy_property

@@ -6,7 +6,7 @@ from ..autograd.grad_mode import no_grad
 from ..ops import special as _special
 from . import constraints
 from .distribution import Distribution
-from .utils import (broadcast_all, from_host, host_array, host_generator, lazy_property,
+from .utils import (broadcast_all, probs_or_logits, from_host, host_array, host_generator, lazy_property,
                     logits_to_probs, probs_to_logits)
 
 
@@ -22,8 +22,7 @@ class Binomial(Distribution):
     has_enumerate_support = False
 
     def __init__(self, total_count=1, probs=None, logits=None, validate_args=None):
-        if (probs is None) == (logits is None):
-            raise ValueError("Binomial: give either probs or logits, not both (and not neither)")
+        probs_or_logits("Binomial", probs, logits)
         if probs is not None:
             self.total_count, self.probs = broadcast_all(total_count, probs)
             self.total_count = self.total_count.to(self.probs.dtype)

@@ -9,7 +9,7 @@ from ..ops import reduce as _reduce
 from ..ops.shape import broadcast_tensors
 from . import constraints
 from .distribution import Distribution
-from .utils import lazy_property, logits_to_probs, probs_to_logits
+from .utils import lazy_property, probs_or_logits, logits_to_probs, probs_to_logits
 
 
 class Categorical(Distribution):
@@ -27,9 +27,7 @@ class Categorical(Distribution):
     has_enumerate_support = True
 
     def __init__(self, probs=None, logits=None, validate_args=None):
-        if (probs is None) == (logits is None):
-            raise ValueError(f"{type(self).__name__}: give either probs or logits, not both (and not neither)")
-        param = probs if probs is not None else logits
+        _, param = probs_or_logits(type(self).__name__, probs, logits)
         if param.ndim < 1:
             raise ValueError(f"{type(self).__name__}: the parameter must have at least one dimension")
         if probs is not None:

@@ -8,7 +8,7 @@ from ..ops import creation as _creation
 from ..ops import elementwise as _ew
 from . import constraints
 from .distribution import Distribution
-from .utils import (broadcast_all, clamp_probs, lazy_property, logits_to_probs, probs_to_logits,
+from .utils import (store_probs_or_logits, clamp_probs, lazy_property, logits_to_probs, probs_to_logits,
                     softplus)
 
 
@@ -30,14 +30,7 @@ class ContinuousBernoulli(Distribution):
     has_rsample = True
 
     def __init__(self, probs=None, logits=None, lims=(0.499, 0.501), validate_args=None):
-        if (probs is None) == (logits is None):
-            raise ValueError("ContinuousBernoulli: give either probs or logits, not both (and not neither)")
-        if probs is not None:
-            (self.probs,) = broadcast_all(probs)
-            shape = self.probs.shape
-        else:
-            (self.logits,) = broadcast_all(logits)
-            shape = self.logits.shape
+        shape = store_probs_or_logits(self, probs, logits).shape
         self._lims = lims
         super().__init__(shape, validate_args=validate_args)
 

@@ -7,7 +7,7 @@ from ..ops import creation as _creation
 from ..ops import special as _special
 from . import constraints
 from .distribution import Distribution
-from .utils import broadcast_all, lazy_property, logits_to_probs, probs_to_logits, softplus
+from .utils import broadcast_all, store_probs_or_logits, lazy_property, logits_to_probs, probs_to_logits, softplus
 
 
 class Geometric(Distribution):
@@ -20,14 +20,7 @@ class Geometric(Distribution):
     support = constraints.nonnegative_integer
 
     def __init__(self, probs=None, logits=None, validate_args=None):
-        if (probs is None) == (logits is None):
-            raise ValueError("Geometric: give either probs or logits, not both (and not neither)")
-        if probs is not None:
-            (self.probs,) = broadcast_all(probs)
-            shape = self.probs.shape
-        else:
-            (self.logits,) = broadcast_all(logits)
-            shape = self.logits.shape
+        shape = store_probs_or_logits(self, probs, logits).shape
         super().__init__(shape, validate_args=validate_args)
         if self._validate_args and probs is not None and not bool((self.probs > 0).all()):
             raise ValueError("Geometric: expected probs > 0")

@@ -8,7 +8,7 @@ from .distribution import Distribution
 from .transformed_distribution import TransformedDistribution
 from .transforms import SigmoidTransform
 from .utils import as_tensor_like as _as_tensor
-from .utils import broadcast_all, clamp_probs, lazy_property, logits_to_probs, probs_to_logits, softplus
+from .utils import store_probs_or_logits, clamp_probs, lazy_property, logits_to_probs, probs_to_logits, softplus
 
 
 class LogitRelaxedBernoulli(Distribution):
@@ -26,15 +26,7 @@ class LogitRelaxedBernoulli(Distribution):
     has_rsample = True
 
     def __init__(self, temperature, probs=None, logits=None, validate_args=None):
-        if (probs is None) == (logits is None):
-            raise ValueError(f"{type(self).__name__}: give either probs or logits, not both "
-                             "(and not neither)")
-        if probs is not None:
-            (self.probs,) = broadcast_all(probs)
-            shape = self.probs.shape
-        else:
-            (self.logits,) = broadcast_all(logits)
-            shape = self.logits.shape
+        shape = store_probs_or_logits(self, probs, logits).shape
         self.temperature = _as_tensor(temperature, self.probs if probs is not None else self.logits)
         super().__init__(shape, validate_args=validate_args)
 

@@ -13,6 +13,22 @@ from ..ops.reduce import logsumexp, sum as _sum
 from ..tensor import Tensor
 
 
+def probs_or_logits(name: str, probs, logits) -> tuple[str, object]:
+    """``("probs", probs)`` or ``("logits", logits)``: the one parameter given (exactly one must be)."""
+    if (probs is None) == (logits is None):
+        raise ValueError(f"{name}: give either probs or logits, not both (and not neither)")
+    return ("probs", probs) if probs is not None else ("logits", logits)
+
+
+def store_probs_or_logits(dist, probs, logits) -> Tensor:
+    """Keep on ``dist`` the one of ``probs``/``logits`` given, as a tensor (the other is computed
+    from it when asked for: a :class:`lazy_property`); returns that tensor."""
+    key, value = probs_or_logits(type(dist).__name__, probs, logits)
+    (tensor,) = broadcast_all(value)
+    setattr(dist, key, tensor)
+    return tensor
+
+
 def broadcast_all(*values):
     """Tensors and numbers broadcast to one shape; numbers become tensors of the tensors' dtype
     (the default float dtype when there are none), as ``torch.distributions.utils.broadcast_all``."""

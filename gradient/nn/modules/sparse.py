@@ -14,6 +14,17 @@ from .linear import _check_size
 __all__ = ["Embedding", "EmbeddingBag"]
 
 
+def _check_padding_idx(layer: str, padding_idx, num_embeddings: int):
+    """``padding_idx`` as a row index in 0..num_embeddings-1 (negative ones count from the end),
+    or None; out of range is a ValueError, as in PyTorch."""
+    if padding_idx is None:
+        return None
+    if not -num_embeddings <= padding_idx < num_embeddings:
+        raise ValueError(f"{layer}: padding_idx must be within num_embeddings "
+                         f"(-{num_embeddings} <= padding_idx < {num_embeddings}), got {padding_idx}")
+    return padding_idx % num_embeddings
+
+
 class Embedding(Module):
     """Rows of ``weight`` (num_embeddings, embedding_dim) looked up by integer ids of any shape.
 
@@ -36,12 +47,7 @@ class Embedding(Module):
         super().__init__()
         self.num_embeddings = _check_size("Embedding", "num_embeddings", num_embeddings)
         self.embedding_dim = _check_size("Embedding", "embedding_dim", embedding_dim)
-        if padding_idx is not None:
-            if not -num_embeddings <= padding_idx < num_embeddings:
-                raise ValueError(f"Embedding: padding_idx must be within num_embeddings "
-                                 f"(-{num_embeddings} <= padding_idx < {num_embeddings}), got "
-                                 f"{padding_idx}")
-            padding_idx = padding_idx % num_embeddings
+        padding_idx = _check_padding_idx("Embedding", padding_idx, num_embeddings)
         if sparse:
             raise NotImplementedError("Embedding: sparse=True (sparse gradients) is not supported; "
                                       "use sparse=False, whose dense gradient has the same values")
@@ -131,12 +137,7 @@ class EmbeddingBag(Module):
         self.embedding_dim = _check_size("EmbeddingBag", "embedding_dim", embedding_dim)
         if mode not in ("sum", "mean", "max"):
             raise ValueError(f"EmbeddingBag: mode must be 'sum', 'mean' or 'max', got {mode!r}")
-        if padding_idx is not None:
-            if not -num_embeddings <= padding_idx < num_embeddings:
-                raise ValueError(f"EmbeddingBag: padding_idx must be within num_embeddings "
-                                 f"(-{num_embeddings} <= padding_idx < {num_embeddings}), got "
-                                 f"{padding_idx}")
-            padding_idx = padding_idx % num_embeddings
+        padding_idx = _check_padding_idx("EmbeddingBag", padding_idx, num_embeddings)
         if sparse:
             raise NotImplementedError("EmbeddingBag: sparse=True (sparse gradients) is not "
                                       "supported; use sparse=False")
