@@ -58,6 +58,22 @@ CONFIGS = [
     ("Adamax", dict(lr=0.01, weight_decay=0.1)),
     ("Adamax", dict(lr=0.05, betas=(0.3, 0.8), eps=1e-3, maximize=True)),
     ("Adamax", dict(lr=0.01, betas=(0.9, 0.5), weight_decay=0.05, maximize=True)),
+    ("Adadelta", {}),
+    ("Adadelta", dict(lr=0.5, rho=0.5, eps=1e-4)),
+    ("Adadelta", dict(lr=1.0, rho=0.95, weight_decay=0.1)),
+    ("Adadelta", dict(lr=2.0, rho=0.3, maximize=True)),
+    ("ASGD", {}),                                               # t0 = 1e6: ax just follows p
+    ("ASGD", dict(lr=0.05, lambd=0.01, alpha=0.5, t0=5)),       # averaging from step 6 on
+    ("ASGD", dict(lr=0.05, t0=3, weight_decay=0.1)),
+    ("ASGD", dict(lr=0.1, lambd=0.1, t0=0, maximize=True)),
+    ("Rprop", {}),
+    ("Rprop", dict(lr=0.05, etas=(0.3, 1.5))),
+    ("Rprop", dict(lr=0.1, step_sizes=(0.02, 0.15))),           # both clamps come into play
+    ("Rprop", dict(lr=0.01, etas=(0.6, 1.1), maximize=True)),
+    ("Adafactor", {}),
+    ("Adafactor", dict(lr=0.05, beta2_decay=-0.5, eps=(1e-3, 1e-2))),
+    ("Adafactor", dict(lr=0.01, weight_decay=0.1, d=2.0)),
+    ("Adafactor", dict(lr=0.1, eps=(None, 0.5), maximize=True)),  # alpha from eps2
 ]
 
 DEFAULTS = {"SGD": {}, "Adam": {}, "AdamW": {}, "RMSprop": {}, "Adagrad": {}}
@@ -130,6 +146,10 @@ def test_matches_torch_over_20_steps(config, dtype):
     ("NAdam", [dict(lr=0.01), dict(lr=0.002, weight_decay=0.1, decoupled_weight_decay=True)]),
     ("RAdam", [dict(lr=0.01, betas=(0.5, 0.9)), dict(lr=0.001, weight_decay=0.1)]),
     ("Adamax", [dict(lr=0.01), dict(lr=0.05, maximize=True, eps=1e-2)]),
+    ("Adadelta", [dict(lr=0.5), dict(lr=1.0, rho=0.5, weight_decay=0.1)]),
+    ("ASGD", [dict(lr=0.05, t0=2), dict(lr=0.01, lambd=0.1)]),
+    ("Rprop", [dict(lr=0.05), dict(lr=0.01, etas=(0.2, 1.3), maximize=True)]),
+    ("Adafactor", [dict(lr=0.05), dict(lr=0.01, beta2_decay=-0.6, weight_decay=0.1)]),
 ])
 def test_two_parameter_groups_with_their_own_options(name, group_options):
     rng = np.random.default_rng(1)
@@ -261,6 +281,10 @@ def clone_state_dict(sd):
     ("NAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
     ("RAdam", dict(lr=0.01, weight_decay=0.1)),
     ("Adamax", dict(lr=0.01, maximize=True)),
+    ("Adadelta", dict(lr=0.5, weight_decay=0.1)),
+    ("ASGD", dict(lr=0.05, t0=5)),
+    ("Rprop", dict(lr=0.05, maximize=True)),
+    ("Adafactor", dict(lr=0.05, weight_decay=0.1)),
 ], ids=_ids)
 def test_state_dict_round_trip_continues_identically(config):
     name, kwargs = config
@@ -380,6 +404,23 @@ BAD = [
     ("Adamax", dict(lr=-0.1), ValueError, "learning rate"),
     ("Adamax", dict(betas=(-0.1, 0.9)), ValueError, "beta parameter at index 0"),
     ("Adamax", dict(weight_decay=-1.0), ValueError, "weight_decay"),
+    ("Adadelta", dict(lr=-1.0), ValueError, "Invalid learning rate: -1"),
+    ("Adadelta", dict(rho=1.5), ValueError, "rho"),
+    ("Adadelta", dict(eps=-1e-6), ValueError, "epsilon"),
+    ("Adadelta", dict(weight_decay=-0.1), ValueError, "weight_decay"),
+    ("ASGD", dict(lr=-0.1), ValueError, "learning rate"),
+    ("ASGD", dict(weight_decay=-0.1), ValueError, "weight_decay"),
+    ("Rprop", dict(lr=-0.1), ValueError, "learning rate"),
+    ("Rprop", dict(etas=(1.2, 0.5)), ValueError, "eta values"),
+    ("Rprop", dict(etas=(0.0, 1.2)), ValueError, "eta values"),
+    ("Rprop", dict(etas=(0.5, 1.0)), ValueError, "eta values"),
+    ("LBFGS", dict(lr=-1.0), ValueError, "learning rate"),
+    ("Adafactor", dict(lr=-1.0), ValueError, "learning rate"),
+    ("Adafactor", dict(beta2_decay=0.5), ValueError, "beta2_decay"),
+    ("Adafactor", dict(eps=(-1.0, 1e-3)), ValueError, "epsilon1"),
+    ("Adafactor", dict(eps=(None, -1e-3)), ValueError, "epsilon2"),
+    ("Adafactor", dict(d=0.5), ValueError, "clipping threshold d"),
+    ("Adafactor", dict(weight_decay=-0.1), ValueError, "weight_decay"),
 ]
 
 
