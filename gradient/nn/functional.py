@@ -14,6 +14,7 @@ from ..ops.nn import *  # noqa: F401,F403
 from ..ops.sampling import *  # noqa: F401,F403
 from ..ops.channels import *  # noqa: F401,F403
 from ..ops.embedding_bag import *  # noqa: F401,F403
+from ..ops.ctc import *  # noqa: F401,F403
 from ..ops.pooling_extra import *  # noqa: F401,F403
 from ..ops.stochastic import *  # noqa: F401,F403
 from ..ops.elementwise import sigmoid, tanh  # noqa: F401  (torch.nn.functional has them too)

@@ -29,11 +29,15 @@ from .scatter_into import *  # noqa: F401,F403
 from .strided import *  # noqa: F401,F403
 from .inplace_extra import *  # noqa: F401,F403
 from .conversion import *  # noqa: F401,F403
+# other names torch has for existing ops (rsub, split_with_sizes, clamp_ ...); NumPy-born helpers
+from .aliases import *  # noqa: F401,F403
+from .numpy_style import *  # noqa: F401,F403
+from . import aliases, numpy_style, storage  # (storage: Tensor methods only)
 from . import bits, conversion, inplace_extra, matrices, scatter_into, statistics, strided, windows
 
 _MODULES = (creation, elementwise, shape, reduce, index, linalg, nn, loss, conv, attention, special,
             linalg_decompositions, statistics, matrices, bits, windows, scatter_into, strided,
-            inplace_extra)
+            inplace_extra, aliases, numpy_style, storage)
 #: (module, name) of every function that is also a Tensor method
 TENSOR_METHODS = tuple((m, name) for m in _MODULES for name in m.TENSOR_METHODS)
 

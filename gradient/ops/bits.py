@@ -19,7 +19,7 @@ from collections import namedtuple as _namedtuple
 import ml_dtypes as _ml_dtypes
 
 from ..autograd.grad_mode import no_grad as _no_grad
-from ..dtypes import bool_, float64, int32, result_type
+from ..dtypes import bool_, float64, int32, int64, result_type
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
 from .elementwise import (_as_tensor, _floating, abs as _abs, cast, eq, floor, floor_divide, isfinite,
@@ -185,3 +185,54 @@ def is_signed(input: Tensor) -> bool:
     Example: ``gradient.tensor([1], dtype=gradient.uint8).is_signed()`` is False.
     """
     return input.dtype.is_floating_point or bool(getattr(input.dtype, "is_signed", False))
+
+
+# ---------------------------------------------------------------------- bit shifts
+# Shifts are multiplications and floor divisions by powers of two, which the backend has: an
+# integer product wraps around exactly as a left shift drops its high bits, and floor division is
+# the arithmetic (sign-keeping) right shift. Shifting by a negative amount or by the whole width
+# or more gives 0 to the left, and the sign (0 or -1) to the right, as PyTorch.
+
+def _powers_of_two(dtype, amount: Tensor) -> tuple[Tensor, int]:
+    """``2 ** amount`` in ``dtype``, wrapped as the dtype wraps (2 ** 7 is -128 in int8), with
+    out-of-range amounts clamped; and the dtype's width in bits."""
+    import numpy as np
+    from .creation import tensor
+    from .elementwise import clamp
+    width = dtype.itemsize * 8
+    table = np.array([1 << i for i in range(width)], dtype=np.uint64).astype(dtype.numpy)
+    powers = tensor(table, device=amount.device)
+    return powers[cast(clamp(amount, 0, width - 1), int64)], width
+
+
+def bitwise_left_shift(input, other) -> Tensor:
+    """``input << other`` for integer tensors (or a number and a tensor): bits shifted left,
+    the high ones dropped; 0 where ``other`` is negative or at least the width.
+
+    Example: ``gradient.bitwise_left_shift(gradient.tensor([1, 3]), 2)`` is ``tensor([4, 12])``.
+    """
+    a, k = _integers("bitwise_left_shift", input, other)
+    with _no_grad():
+        p, width = _powers_of_two(a.dtype, k)
+        valid = logical_and(k >= 0, lt(k, width))
+        return where(valid, mul(a, p), 0).to(a.dtype)
+
+
+def bitwise_right_shift(input, other) -> Tensor:
+    """``input >> other`` for integer tensors (or a number and a tensor): the arithmetic shift
+    (rounds toward -inf, keeps the sign); the sign (0 or -1) where ``other`` is negative or at
+    least the width.
+
+    Example: ``gradient.bitwise_right_shift(gradient.tensor([16, -16]), 2)`` is ``tensor([4, -4])``.
+    """
+    a, k = _integers("bitwise_right_shift", input, other)
+    with _no_grad():
+        p, width = _powers_of_two(a.dtype, k)
+        limit = width - 1 if a.dtype.is_signed else width   # 2 ** (width - 1) is negative if signed
+        valid = logical_and(k >= 0, lt(k, limit))
+        sign = where(lt(a, 0), -1, 0).to(a.dtype)
+        return where(valid, floor_divide(a, where(valid, p, 1).to(a.dtype)), sign).to(a.dtype)
+
+
+__all__ += ["bitwise_left_shift", "bitwise_right_shift"]
+TENSOR_METHODS += ("bitwise_left_shift", "bitwise_right_shift")

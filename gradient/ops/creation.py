@@ -26,7 +26,7 @@ from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
 
 TENSOR_METHODS = ("new_zeros", "new_ones", "new_full", "new_empty", "new_tensor", "bernoulli",
-                  "bernoulli_", "random_", "exponential_")
+                  "bernoulli_", "random_", "exponential_", "log_normal_", "cauchy_", "geometric_")
 
 
 # ---------------------------------------------------------------------- random state
@@ -493,6 +493,62 @@ def exponential_(input: Tensor, lambd: float = 1.0, *, generator=None) -> Tensor
     f64 = as_dtype("float64")
     e = b.unary("neg", b.unary("log1p", b.unary("neg", _uniform64(input, generator))))  # -log(1-u)
     return _refill(input, "exponential_", b.binary("div", e, b.full((), float(lambd), f64)))
+
+
+def _scalar(b, value):
+    return b.full((), float(value), as_dtype("float64"))
+
+
+def log_normal_(input: Tensor, mean: float = 1.0, std: float = 2.0, *, generator=None) -> Tensor:
+    """Fill with ``exp(N(mean, std ** 2))`` draws (a log-normal distribution whose logarithm has
+    that mean and standard deviation), in place.
+
+    Example: ``gradient.empty(3).log_normal_(0.0, 0.5)``
+    """
+    if not input.dtype.is_floating_point:
+        raise DTypeError(f"log_normal_: expected a floating tensor, got {input.dtype}")
+    if not std > 0:
+        raise ValueError(f"log_normal_ expects std > 0.0, but found std={std}")
+    b = input._backend
+    draws = b.normal(_gen(generator), tuple(input.shape), float(mean), float(std),
+                     as_dtype("float64"))
+    return _refill(input, "log_normal_", b.unary("exp", draws))
+
+
+def cauchy_(input: Tensor, median: float = 0.0, sigma: float = 1.0, *, generator=None) -> Tensor:
+    """Fill with draws from the Cauchy distribution centred on ``median`` with scale ``sigma``
+    (``median + sigma * tan(pi * (u - 1/2))`` for uniform ``u``), in place.
+
+    Example: ``gradient.empty(3).cauchy_()``
+    """
+    if not input.dtype.is_floating_point:
+        raise DTypeError(f"cauchy_: expected a floating tensor, got {input.dtype}")
+    if not sigma > 0:
+        raise ValueError(f"cauchy_ expects sigma > 0.0, but found sigma={sigma}")
+    b = input._backend
+    angle = b.binary("mul", b.binary("sub", _uniform64(input, generator), _scalar(b, 0.5)),
+                     _scalar(b, math.pi))
+    draws = b.binary("add", b.binary("mul", b.unary("tan", angle), _scalar(b, sigma)),
+                     _scalar(b, median))
+    return _refill(input, "cauchy_", draws)
+
+
+def geometric_(input: Tensor, p: float, *, generator=None) -> Tensor:
+    """Fill with the number of Bernoulli(``p``) trials up to and including the first success
+    (1, 2, 3, ...), in place; integer tensors too.
+
+    Drawn by inversion: ``floor(log(1 - u) / log(1 - p)) + 1`` for uniform ``u`` in [0, 1).
+    Example: ``gradient.empty(5, dtype=gradient.int64).geometric_(0.3)``
+    """
+    if not 0 < p < 1:
+        raise ValueError(f"geometric_ expects p to be in (0, 1), but got p={p}")
+    if input.dtype is bool_:
+        raise DTypeError("geometric_: not supported for bool tensors")
+    b = input._backend
+    log_fail = _scalar(b, math.log1p(-p))
+    trials = b.unary("floor", b.binary("div", b.unary("log1p", b.unary("neg", _uniform64(
+        input, generator))), log_fail))
+    return _refill(input, "geometric_", b.binary("add", trials, _scalar(b, 1.0)))
 
 
 def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,

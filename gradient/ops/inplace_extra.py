@@ -19,8 +19,9 @@ Example::
 from __future__ import annotations
 
 from ..tensor import Tensor
-from .bits import gcd, lcm, ldexp, nextafter
+from .bits import bitwise_left_shift, bitwise_right_shift, gcd, lcm, ldexp, nextafter
 from .elementwise import _make_inplace, ge, gt, le, lt, ne
+from .linalg import addmm, addmv, baddbmm
 from .matrices import addbmm, addr, renorm
 from .reduce import cumprod, cumsum
 from .shape import squeeze, t, transpose, tril, triu, unsqueeze
@@ -33,6 +34,8 @@ _VALUE_INPLACE = {
     "greater_": gt, "greater_equal_": ge, "less_": lt, "less_equal_": le, "not_equal_": ne,
     "gcd_": gcd, "lcm_": lcm, "ldexp_": ldexp, "nextafter_": nextafter,
     "renorm_": renorm, "addr_": addr, "addbmm_": addbmm,
+    "addmm_": addmm, "addmv_": addmv, "baddbmm_": baddbmm,
+    "bitwise_left_shift_": bitwise_left_shift, "bitwise_right_shift_": bitwise_right_shift,
 }
 globals().update({_name: _make_inplace(_fn, _name) for _name, _fn in _VALUE_INPLACE.items()})
 

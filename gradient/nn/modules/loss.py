@@ -382,3 +382,27 @@ class PoissonNLLLoss(_Loss):
     def forward(self, log_input, target):
         return F.poisson_nll_loss(log_input, target, log_input=self.log_input, full=self.full,
                                   eps=self.eps, reduction=self.reduction)
+
+
+__all__ += ["CTCLoss"]
+
+
+class CTCLoss(_Loss):
+    """Connectionist temporal classification loss (see :func:`gradient.nn.functional.ctc_loss`).
+
+    Example::
+
+        ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+        loss = ctc(logits.log_softmax(2), targets, input_lengths, target_lengths)
+    """
+
+    _fn = "ctc_loss"
+
+    def __init__(self, blank: int = 0, reduction: str = "mean", zero_infinity: bool = False):
+        super().__init__(reduction=reduction)
+        self.blank = blank
+        self.zero_infinity = zero_infinity
+
+    def forward(self, log_probs, targets, input_lengths, target_lengths):
+        return F.ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=self.blank,
+                          reduction=self.reduction, zero_infinity=self.zero_infinity)

@@ -33,11 +33,15 @@ How it differs from PyTorch:
   (a ``ValueError``) for tensors of different lengths in a ``TensorDataset``, ``ValueError`` for
   an empty ``ConcatDataset``, ``TypeError`` for an iterable dataset inside a ``ConcatDataset``
   or a map-style one inside a ``ChainDataset``.
-* Not implemented: ``DistributedSampler`` and the ``DataPipe`` classes.
+* ``DistributedSampler`` (:mod:`.distributed`) partitions indices as PyTorch's does; it reads
+  ``num_replicas``/``rank`` from ``WORLD_SIZE``/``RANK`` when not given (there is no process
+  group), and its shuffled orders are gradient's.
+* Not implemented: the ``DataPipe`` classes.
 """
 
 from .collate import default_collate, default_convert
 from .dataloader import DataLoader, get_worker_info
+from .distributed import DistributedSampler
 from .dataset import (ChainDataset, ConcatDataset, Dataset, IterableDataset, StackDataset, Subset,
                       TensorDataset, random_split)
 from .sampler import (BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
@@ -46,4 +50,4 @@ from .sampler import (BatchSampler, RandomSampler, Sampler, SequentialSampler, S
 __all__ = ["DataLoader", "Dataset", "IterableDataset", "TensorDataset", "StackDataset",
            "ConcatDataset", "ChainDataset", "Subset", "random_split", "Sampler",
            "SequentialSampler", "RandomSampler", "SubsetRandomSampler", "WeightedRandomSampler",
-           "BatchSampler", "default_collate", "default_convert", "get_worker_info"]
+           "BatchSampler", "DistributedSampler", "default_collate", "default_convert", "get_worker_info"]

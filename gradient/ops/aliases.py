@@ -1,0 +1,145 @@
+"""Other names PyTorch has for what gradient already computes, so ported scripts find them:
+``rsub``, ``positive``, ``split_with_sizes``, ``unsafe_split``/``unsafe_chunk``, the deprecated
+``range``, the top-level in-place forms (``gradient.clamp_(x, 0)`` is ``x.clamp_(0)``), and the
+type queries ``typename``, ``is_storage`` and ``can_cast``.
+
+Example::
+
+    >>> gradient.rsub(gradient.tensor([1, 2]), 5)        # 5 - x: tensor([4, 3])
+    >>> gradient.can_cast(gradient.float32, gradient.int32)
+    False
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Sequence
+
+import numpy as np
+
+from ..dtypes import as_dtype, bool_, get_default_dtype
+from ..errors import DTypeError
+from ..tensor import Tensor
+from .creation import tensor
+from .elementwise import sub
+from .shape import chunk, split
+
+__all__ = ["rsub", "positive", "split_with_sizes", "unsafe_split", "unsafe_chunk", "range",
+           "typename", "is_storage", "can_cast"]
+TENSOR_METHODS = ("positive", "split_with_sizes", "unsafe_split", "unsafe_chunk")
+
+
+def rsub(input, other, *, alpha=1) -> Tensor:
+    """``other - alpha * input`` (``sub`` with its operands swapped).
+
+    Example: ``gradient.rsub(gradient.tensor([1.0, 2.0]), 5.0, alpha=2)`` is ``tensor([3., 1.])``.
+    """
+    return sub(other, input, alpha=alpha)
+
+
+def positive(input: Tensor) -> Tensor:
+    """``+input``: the tensor itself (bool tensors are refused, as in PyTorch).
+
+    Example: ``gradient.positive(x) is x``.
+    """
+    if input.dtype is bool_:
+        raise DTypeError("The `+` operator, on a bool tensor is not supported.")
+    return input
+
+
+def split_with_sizes(input: Tensor, split_sizes: Sequence[int], dim: int = 0) -> tuple:
+    """Views of ``input`` of the given sizes along ``dim`` (they must add up to its size).
+
+    Example: ``gradient.arange(5).split_with_sizes([2, 3])`` is
+    ``(tensor([0, 1]), tensor([2, 3, 4]))``.
+    """
+    if not isinstance(split_sizes, (list, tuple)):
+        raise TypeError(f"split_with_sizes(): split_sizes must be a tuple of ints, not "
+                        f"{type(split_sizes).__name__}")
+    return split(input, list(split_sizes), dim)
+
+
+def unsafe_split(tensor: Tensor, split_size: int, dim: int = 0) -> tuple:
+    """:func:`split` under its other name (PyTorch's skips view tracking; gradient's pieces are
+    the same views as ``split``'s). Example: ``gradient.unsafe_split(x, 2)``."""
+    return split(tensor, split_size, dim)
+
+
+def unsafe_chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
+    """:func:`chunk` under its other name (see :func:`unsafe_split`).
+    Example: ``gradient.unsafe_chunk(x, 3)``."""
+    return chunk(input, chunks, dim)
+
+
+def range(start, end, step=1, *, dtype=None, device=None,  # noqa: A001  (torch.range)
+          requires_grad: bool = False) -> Tensor:
+    """Deprecated, as in PyTorch (use :func:`arange`): the values ``start, start + step, ...``
+    up to and *including* ``end``, in the default floating dtype unless ``dtype`` is given.
+
+    Example: ``gradient.range(1, 4)`` is ``tensor([1., 2., 3., 4.])`` (with a UserWarning).
+    """
+    warnings.warn("torch.range is deprecated and will be removed in a future release because its "
+                  "behavior is inconsistent with Python's range builtin. Instead, use "
+                  "torch.arange, which produces values in [start, end).", UserWarning, stacklevel=2)
+    if step == 0:
+        raise ValueError("range: step must be nonzero")
+    if (end - start) * step < 0:
+        raise ValueError("range: upper bound and lower bound inconsistent with step sign")
+    n = int(math.floor((end - start) / step)) + 1
+    values = start + np.arange(n, dtype=np.float64) * step     # in float64, then one rounding
+    dtype = as_dtype(dtype) if dtype is not None else get_default_dtype()
+    return tensor(values, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def typename(obj) -> str:
+    """A readable name for ``obj``'s type: ``x.type()`` for a tensor, else the dotted name of
+    the class or function (``typename(nn.Linear)`` is ``'gradient.nn.modules.linear.Linear'``,
+    ``typename(3)`` is ``'int'``)."""
+    if isinstance(obj, Tensor):
+        return obj.type()
+    # a class or a function names itself; any other object is named by its class
+    named = obj if hasattr(obj, "__qualname__") or hasattr(obj, "__name__") else type(obj)
+    module = getattr(named, "__module__", "") or ""
+    name = getattr(named, "__qualname__", None) or named.__name__
+    return name if module in ("", "builtins") else f"{module}.{name}"
+
+
+def is_storage(obj) -> bool:
+    """Whether ``obj`` is a storage object: always False, since gradient has no storages (a
+    tensor owns its backend array). Example: ``gradient.is_storage(x)`` is False."""
+    return False
+
+
+def _category(dtype) -> int:
+    """0 bool, 1 integer, 2 floating: casting may go up this order, never down."""
+    if dtype is bool_:
+        return 0
+    return 2 if dtype.is_floating_point else 1
+
+
+def can_cast(from_, to) -> bool:
+    """Whether PyTorch's type promotion allows casting ``from_`` to ``to``: within a kind any
+    size goes (int64 to int8 too), and a kind may rise (bool to integer to floating), not fall.
+
+    Example: ``gradient.can_cast(gradient.int64, gradient.float16)`` is True,
+    ``gradient.can_cast(gradient.float32, gradient.int32)`` is False.
+    """
+    return _category(as_dtype(from_)) <= _category(as_dtype(to))
+
+
+# ---------------------------------------------------------------------- top-level in-place forms
+def _top_level_inplace(name: str):
+    def fn(input: Tensor, *args, **kwargs) -> Tensor:
+        return getattr(input, name)(*args, **kwargs)
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = (f"``gradient.{name}(x, ...)`` is ``x.{name}(...)``: in place, returns ``x``.")
+    return fn
+
+
+_TOP_LEVEL_INPLACE = ("clamp_", "clip_", "acosh_", "arccosh_", "asinh_", "arcsinh_", "atanh_",
+                      "arctanh_", "cosh_", "sinh_", "erfc_", "i0_", "logit_", "sinc_", "xlogy_",
+                      "deg2rad_", "rad2deg_", "addmv_", "detach_", "resize_as_")
+globals().update({_n: _top_level_inplace(_n) for _n in _TOP_LEVEL_INPLACE})
+__all__ += list(_TOP_LEVEL_INPLACE)

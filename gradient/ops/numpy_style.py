@@ -1,0 +1,108 @@
+"""Functions PyTorch took from NumPy and SciPy: ``unravel_index`` (flat indices to coordinates),
+``vander`` (the Vandermonde matrix) and ``cumulative_trapezoid`` (running trapezoidal integrals).
+
+Example::
+
+    >>> gradient.unravel_index(gradient.tensor([5, 7]), (2, 4))
+    (tensor([1, 1]), tensor([1, 3]))
+    >>> gradient.vander(gradient.tensor([1, 2, 3]), N=3)     # columns x**2, x, 1
+"""
+
+from __future__ import annotations
+
+import operator
+
+from ..autograd.grad_mode import no_grad
+from ..dtypes import bool_, int64
+from ..errors import DTypeError, ShapeError
+from ..tensor import Tensor
+from .creation import ones_like, tensor
+from .elementwise import cast, floor_divide, remainder
+from .reduce import cumsum, diff
+from .shape import narrow, reshape, stack, wrap_dim
+
+__all__ = ["unravel_index", "vander", "cumulative_trapezoid"]
+TENSOR_METHODS = ()
+
+
+def unravel_index(indices, shape) -> tuple:
+    """The coordinates in a tensor of ``shape`` of the row-major flat ``indices`` (taken modulo
+    the number of elements, as PyTorch: -1 is the last one): one int64 tensor per dimension,
+    each of ``indices``' shape.
+
+    Example: ``gradient.unravel_index(gradient.tensor(5), (2, 4))`` is
+    ``(tensor(1), tensor(1))``.
+    """
+    if not isinstance(indices, Tensor):
+        indices = tensor(indices)
+    if indices.dtype.is_floating_point or indices.dtype is bool_:
+        raise DTypeError(f"unravel_index: expected 'indices' to be an integer tensor, got "
+                         f"{indices.dtype}")
+    shape = (operator.index(shape),) if not isinstance(shape, (tuple, list)) else tuple(
+        operator.index(s) for s in shape)
+    if any(s < 0 for s in shape):
+        raise ValueError(f"unravel_index: 'shape' cannot have negative values, got {shape}")
+    numel = 1
+    for s in shape:
+        numel *= s
+    with no_grad():
+        # like PyTorch, indices out of range are not refused: they wrap around modulo the
+        # number of elements (so -1 is the last element)
+        flat = remainder(cast(indices, int64), max(numel, 1))
+        coords = []
+        for s in reversed(shape):                  # peel off the fastest-moving dimension first
+            coords.append(remainder(flat, s))
+            flat = floor_divide(flat, s)
+    return tuple(reversed(coords))
+
+
+def vander(x: Tensor, N: int | None = None, increasing: bool = False) -> Tensor:
+    """The Vandermonde matrix of the 1-d ``x``: column ``j`` is ``x ** (N - 1 - j)`` (``x ** j``
+    when ``increasing``); ``N`` defaults to ``len(x)``. Integer and bool inputs give int64.
+
+    Built by repeated multiplication (not ``pow``), so its gradient is finite at ``x = 0``.
+    Example: ``gradient.vander(gradient.tensor([2.0, 3.0]), N=3)`` is ``[[4, 2, 1], [9, 3, 1]]``.
+    """
+    if x.ndim != 1:
+        raise ShapeError(f"vander: x must be a one-dimensional tensor, got shape {tuple(x.shape)}")
+    N = x.shape[0] if N is None else operator.index(N)
+    if N < 0:
+        raise ValueError(f"vander: N must be non-negative, got {N}")
+    if not x.dtype.is_floating_point:
+        x = cast(x, int64)
+    if N == 0:
+        return reshape(x, (-1, 1))[:, :0]
+    columns = [ones_like(x)]
+    for _ in range(N - 1):
+        columns.append(columns[-1] * x)
+    if not increasing:
+        columns.reverse()
+    return stack(columns, 1)
+
+
+def cumulative_trapezoid(y: Tensor, x: Tensor | None = None, *, dx: float | None = None,
+                         dim: int = -1) -> Tensor:
+    """The running trapezoidal integral of ``y`` along ``dim`` (one value fewer than ``y`` has):
+    samples ``dx`` apart (1 by default) or at the points ``x`` (1-d, or of ``y``'s shape).
+
+    Example: ``gradient.cumulative_trapezoid(gradient.tensor([1.0, 2.0, 3.0]))`` is
+    ``tensor([1.5, 4.0])``.
+    """
+    if x is not None and dx is not None:
+        raise TypeError("cumulative_trapezoid: give either the sample points x or the spacing dx, "
+                        "not both")
+    dim = wrap_dim(dim, y.ndim)
+    n = y.shape[dim]
+    if n == 0:
+        return narrow(y, dim, 0, 0) * 1.0
+    pairs = narrow(y, dim, 0, n - 1) + narrow(y, dim, 1, n - 1)
+    if x is None:
+        return cumsum(pairs * ((1.0 if dx is None else dx) / 2), dim)
+    if x.ndim == 1:
+        if x.shape[0] != n:
+            raise ShapeError(f"cumulative_trapezoid: x has {x.shape[0]} points, y has {n} along "
+                             f"dim {dim}")
+        steps = reshape(diff(x), (n - 1,) + (1,) * (y.ndim - dim - 1))
+    else:
+        steps = diff(x, dim=dim)
+    return cumsum(pairs * steps / 2, dim)

@@ -1,0 +1,119 @@
+"""Tensor methods about memory rather than values: ``resize_``/``resize_as_``, ``apply_``,
+``new_empty_strided``, and the no-ops ``pin_memory``/``is_pinned`` and
+``share_memory_``/``is_shared``.
+
+gradient runs in one process and copies to a GPU from ordinary memory, so there is no pinned or
+shared memory: ``pin_memory()`` and ``share_memory_()`` return the tensor unchanged and
+``is_pinned()``/``is_shared()`` say False (where PyTorch would say True after the call).
+A tensor owns a backend array rather than a storage with strides, so ``new_empty_strided``
+makes a contiguous tensor (PyTorch's ``empty_strided`` strides only change the memory layout),
+and ``resize_`` gives the tensor a new array: views taken before it no longer share its memory.
+
+Example::
+
+    >>> x = gradient.arange(6.0)
+    >>> x.resize_(2, 2)                  # the first 4 elements, in row-major order
+    tensor([[0., 1.],
+            [2., 3.]])
+    >>> x.apply_(lambda v: v * 10)       # a Python function on every element (CPU only)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import grad_mode
+from ..errors import AutogradError, DeviceError, ShapeError
+from ..tensor import Tensor
+from .creation import _refill, new_empty
+
+__all__ = []
+TENSOR_METHODS = ("resize_", "resize_as_", "apply_", "new_empty_strided", "pin_memory",
+                  "is_pinned", "share_memory_", "is_shared")
+
+
+def _sizes(size) -> tuple:
+    if len(size) == 1 and not isinstance(size[0], int):     # resize_((2, 3)) or resize_(x.shape)
+        size = tuple(size[0])
+    size = tuple(int(s) for s in size)
+    if any(s < 0 for s in size):
+        raise ShapeError(f"resize_: sizes must be non-negative, got {size}")
+    return size
+
+
+def resize_(input: Tensor, *size) -> Tensor:
+    """Give ``input`` the shape ``size`` in place: it keeps its first elements (row-major) when it
+    shrinks or keeps its size; when it grows, the new elements are zeros (PyTorch leaves them
+    uninitialised). Refused for a tensor that requires grad, as in PyTorch.
+
+    Example: ``gradient.arange(6.0).resize_(2, 2)`` holds ``[[0, 1], [2, 3]]``.
+    """
+    shape = _sizes(size)
+    if input.requires_grad and grad_mode.is_grad_enabled():
+        raise AutogradError("cannot resize variables that require grad")
+    b = input._backend
+    flat = b.reshape(b.contiguous(input._data), (input.numel(),))
+    n = int(np.prod(shape, dtype=np.int64))
+    if n <= input.numel():
+        flat = b.contiguous(b.getitem(flat, slice(0, n)))
+    else:
+        flat = b.concatenate([flat, b.full((n - input.numel(),), 0, input.dtype)], 0)
+    input._data = b.reshape(flat, shape)
+    input._version.bump("resize_")
+    return input
+
+
+def resize_as_(input: Tensor, the_template: Tensor) -> Tensor:
+    """``input.resize_(the_template.shape)``. Example: ``x.resize_as_(y)``."""
+    return resize_(input, tuple(the_template.shape))
+
+
+def apply_(input: Tensor, callable) -> Tensor:  # noqa: A002  (PyTorch's argument name)
+    """Replace every element ``v`` of a CPU tensor with ``callable(v)`` (a Python number), in place.
+    Slow (one Python call per element) and not differentiable, as in PyTorch.
+
+    Example: ``gradient.tensor([1, 2, 3]).apply_(lambda v: v * v)`` holds ``[1, 4, 9]``.
+    """
+    if input.device.type != "cpu":
+        raise DeviceError("apply_ is only implemented on CPU tensors")
+    if input.requires_grad and grad_mode.is_grad_enabled():
+        raise AutogradError("apply_: cannot apply a Python function to a tensor that requires "
+                            "grad; do it inside `with gradient.no_grad():` or on a detached copy")
+    values = np.asarray(input.numpy(force=True)).reshape(-1)
+    out = np.array([callable(v) for v in values.tolist()], dtype=values.dtype).reshape(
+        tuple(input.shape))
+    return _refill(input, "apply_", input._backend.from_numpy(out))
+
+
+def new_empty_strided(input: Tensor, size, stride, *, dtype=None, device=None,
+                      requires_grad: bool = False, **kwargs) -> Tensor:
+    """An uninitialised tensor of ``size`` like ``input`` (its dtype and device unless given);
+    ``stride`` is checked for length and otherwise ignored (gradient's tensors are contiguous).
+
+    Example: ``x.new_empty_strided((2, 3), (3, 1))``
+    """
+    if len(tuple(stride)) != len(tuple(size)):
+        raise ShapeError(f"new_empty_strided: mismatch in length of strides ({len(stride)}) and "
+                         f"shape ({len(size)})")
+    return new_empty(input, tuple(size), dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def pin_memory(input: Tensor, device=None) -> Tensor:
+    """The tensor itself: gradient has no page-locked memory (see the module docstring)."""
+    return input
+
+
+def is_pinned(input: Tensor, device=None) -> bool:
+    """Always False: gradient has no page-locked memory."""
+    return False
+
+
+def share_memory_(input: Tensor) -> Tensor:
+    """The tensor itself, unchanged: gradient runs in one process, so there is nothing to share
+    with (see the module docstring)."""
+    return input
+
+
+def is_shared(input: Tensor) -> bool:
+    """Always False: gradient runs in one process and has no shared-memory tensors."""
+    return False
