@@ -117,7 +117,10 @@ def main() -> None:
                           f"--model or set GRADIENT_SMOLLM2_GGUF"}))
         return
     t = time.perf_counter()
-    model, tokenizer = gradient.hub.load(path)
+    # a GGUF file loads quantized by default (its GGML types kept): the reference here is the
+    # dequantized float32 model, which each scheme then quantizes
+    kwargs = {"quantized": False} if path.lower().endswith(".gguf") else {}
+    model, tokenizer = gradient.hub.load(path, **kwargs)
     load_s = time.perf_counter() - t
     ids = text_ids(tokenizer, args.tokens)
     prompt = ids[:16]
