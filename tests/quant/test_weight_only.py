@@ -125,13 +125,13 @@ def test_kernel_matches_dequantize_then_matmul(bits, group, zp, n):
     p = quantize_weight(random_weight(m, k), bits, group, zp)
     w = p.dequantize().astype(np.float64)
     x = rng.standard_normal((n, k)).astype(np.float32)
-    close(weight_only_matmul(x, p), x @ w.T)                 # row buffer (n <= 8) or tiles
+    close(weight_only_matmul(x, p), x @ w.T)                 # n = 1, row buffer (n <= 8) or tiles
     close(weight_only_matmul(x[0], p), x[0] @ w.T)           # 1-d input
     y = weight_only_matmul(x.reshape(1, n, k), p)            # leading dims kept
     assert y.shape == (1, n, m)
 
 
-@pytest.mark.parametrize("n", [2, 20])
+@pytest.mark.parametrize("n", [1, 2, 20])                  # 1: int4's decode-step kernel
 @pytest.mark.parametrize("bits,group,zp", [(8, None, False), (4, 64, True)], ids=["int8", "int4"])
 def test_parallel_kernels(monkeypatch, bits, group, zp, n):
     # every matrix runs multi-threaded: the prange drivers give the serial results
