@@ -54,7 +54,7 @@ __version__ = "0.1.0"
 
 # The layers above nn (models, tokenizers, generation, the hub) load on first use, so that
 # `import gradient` stays quick for code that only needs tensors: `gradient.hub.load("gpt2")`.
-_LAZY_SUBMODULES = ("models", "generation", "tokenizers", "hub", "quant", "distributions")
+_LAZY_SUBMODULES = ("models", "generation", "tokenizers", "hub", "quant", "distributions", "func")
 
 
 def __getattr__(name):

@@ -14,6 +14,7 @@ from .convert_parameters import parameters_to_vector, vector_to_parameters  # no
 # exists, and these need Module. The functions shadow their modules' names, as
 # torch.nn.utils.weight_norm does.
 _LAZY = {"parametrize": ("parametrize", None), "parametrizations": ("parametrizations", None),
+         "stateless": ("stateless", None),
          "weight_norm": ("weight_norm", "weight_norm"),
          "remove_weight_norm": ("weight_norm", "remove_weight_norm"),
          "spectral_norm": ("spectral_norm", "spectral_norm"),
