@@ -331,30 +331,69 @@ def test_state_dict_layout_is_torchs():
     assert sd["state"][0]["step"].item() == 1.0 and sd["state"][0]["step"].dtype is gradient.float32
 
 
-def test_loads_a_state_dict_saved_by_torch():
+# (optimizer, its options, steps torch takes before handing over its state dict)
+TORCH_STATE_CASES = [
+    ("Adam", dict(lr=0.01, amsgrad=True, weight_decay=0.01), 5),
+    *((name, dict(lr=0.01, weight_decay=0.01), 8) for name in ("NAdam", "RAdam", "Adamax")),
+    *((name, dict(lr=0.05), 8) for name in ("Adadelta", "Rprop", "Adafactor")),
+    ("ASGD", dict(lr=0.05, t0=3), 8),
+]
+
+
+@pytest.mark.parametrize("name, options, steps", TORCH_STATE_CASES,
+                         ids=[case[0] for case in TORCH_STATE_CASES])
+def test_loads_a_state_dict_saved_by_torch(name, options, steps):
     """torch's state dict with its tensors converted: gradient continues where torch would."""
     rng = np.random.default_rng(4)
     ours, theirs = make_params(rng, "float32")
-    topt = torch.optim.Adam(theirs, lr=0.01, amsgrad=True, weight_decay=0.01)
-    for step in range(5):
+    topt = getattr(torch.optim, name)(theirs, **options)
+    for step in range(steps):
         feed_grads(rng, ours, theirs, "float32", step)
         topt.step()
     tsd = topt.state_dict()
     converted = {"state": {k: {n: gradient.tensor(v.numpy()) for n, v in s.items()}
                            for k, s in tsd["state"].items()},
                  "param_groups": tsd["param_groups"]}
-    with torch.no_grad():
+    with gradient.no_grad():
         for a, b in zip(ours, theirs):
-            a.detach().copy_(gradient.tensor(b.detach().numpy()))
-    opt = optim.Adam(ours)
+            a.copy_(gradient.tensor(b.detach().numpy()))
+    opt = getattr(optim, name)(ours)
     opt.load_state_dict(converted)
-    assert opt.param_groups[0]["amsgrad"] and opt.param_groups[0]["lr"] == 0.01
-    for step in range(5, 10):
+    assert all(opt.param_groups[0][key] == value for key, value in options.items())
+    for step in range(steps, steps + 6):
         feed_grads(rng, ours, theirs, "float32", step)
         opt.step()
         topt.step()
     for a, b in zip(ours, theirs):
         assert_close(a, b, "float32")
+
+
+@pytest.mark.parametrize("name", ["NAdam", "RAdam", "Adamax", "Adadelta", "ASGD", "Rprop",
+                                  "Adafactor"])
+def test_zero_grad_and_closure(name):
+    p, tp = gradient.tensor([1.0, -2.0], requires_grad=True), torch.tensor([1.0, -2.0], requires_grad=True)
+    opt, topt = getattr(optim, name)([p], lr=0.1), getattr(torch.optim, name)([tp], lr=0.1)
+    for _ in range(3):
+        def closure():
+            opt.zero_grad()
+            loss = (p * p * p).sum()
+            loss.backward()
+            return loss
+
+        def tclosure():
+            topt.zero_grad()
+            loss = (tp * tp * tp).sum()
+            loss.backward()
+            return loss
+        assert opt.step(closure).item() == pytest.approx(topt.step(tclosure).item(), rel=1e-6)
+    assert_close(p, tp, "float32")
+    opt.zero_grad(set_to_none=False)
+    assert p.grad.tolist() == [0.0, 0.0]
+    opt.zero_grad()
+    assert p.grad is None
+    before = p.tolist()
+    opt.step()  # no gradient: nothing changes
+    assert p.tolist() == before
 
 
 def test_adamw_keeps_decoupled_decay_when_loading_an_adam_state_dict():

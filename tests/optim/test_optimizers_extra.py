@@ -1,8 +1,8 @@
-"""What Adadelta, ASGD, Rprop, Adafactor and LBFGS need beyond the tables of
-test_optimizers.py (where the first four have their 20-step comparisons with torch, parameter
-groups, state-dict round trips and bad hyper-parameters): LBFGS against torch with closures, on a
-least-squares and a Rosenbrock problem, with and without the strong-Wolfe line search; loading
-torch's state dicts; closures and zero_grad; Adafactor on stacks of matrices."""
+"""What Adadelta, ASGD, Rprop, Adafactor and LBFGS need beyond test_optimizers.py (where the
+first four have their 20-step comparisons with torch, parameter groups, state-dict round trips,
+bad hyper-parameters, torch's state dicts and closures): LBFGS against torch with closures, on a
+least-squares and a Rosenbrock problem, with and without the strong-Wolfe line search; Adafactor
+on stacks of matrices."""
 
 import numpy as np
 import pytest
@@ -11,66 +11,10 @@ import torch
 import gradient
 from gradient import optim
 
-from .test_optimizers import assert_close, feed_grads, make_params
-
-NEW = ["Adadelta", "ASGD", "Rprop", "Adafactor"]
+from .test_optimizers import assert_close
 
 
 # ---------------------------------------------------------------------- the four first-order ones
-@pytest.mark.parametrize("name", NEW)
-def test_loads_a_state_dict_saved_by_torch(name):
-    rng = np.random.default_rng(4)
-    ours, theirs = make_params(rng, "float32")
-    kwargs = dict(lr=0.05, t0=3) if name == "ASGD" else dict(lr=0.05)
-    topt = getattr(torch.optim, name)(theirs, **kwargs)
-    for step in range(8):
-        feed_grads(rng, ours, theirs, "float32", step)
-        topt.step()
-    tsd = topt.state_dict()
-    converted = {"state": {k: {n: gradient.tensor(v.numpy()) for n, v in s.items()}
-                           for k, s in tsd["state"].items()},
-                 "param_groups": tsd["param_groups"]}
-    with gradient.no_grad():
-        for a, b in zip(ours, theirs):
-            a.copy_(gradient.tensor(b.detach().numpy()))
-    opt = getattr(optim, name)(ours)
-    opt.load_state_dict(converted)
-    assert opt.param_groups[0]["lr"] == 0.05
-    for step in range(8, 14):
-        feed_grads(rng, ours, theirs, "float32", step)
-        opt.step()
-        topt.step()
-    for a, b in zip(ours, theirs):
-        assert_close(a, b, "float32")
-
-
-@pytest.mark.parametrize("name", NEW)
-def test_zero_grad_and_closure(name):
-    p, tp = gradient.tensor([1.0, -2.0], requires_grad=True), torch.tensor([1.0, -2.0], requires_grad=True)
-    opt, topt = getattr(optim, name)([p], lr=0.1), getattr(torch.optim, name)([tp], lr=0.1)
-    for _ in range(3):
-        def closure():
-            opt.zero_grad()
-            loss = (p * p * p).sum()
-            loss.backward()
-            return loss
-
-        def tclosure():
-            topt.zero_grad()
-            loss = (tp * tp * tp).sum()
-            loss.backward()
-            return loss
-        assert opt.step(closure).item() == pytest.approx(topt.step(tclosure).item(), rel=1e-6)
-    assert_close(p, tp, "float32")
-    opt.zero_grad(set_to_none=False)
-    assert p.grad.tolist() == [0.0, 0.0]
-    opt.zero_grad()
-    assert p.grad is None
-    before = p.tolist()
-    opt.step()  # no gradient: nothing changes
-    assert p.tolist() == before
-
-
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_adafactor_factors_the_last_two_dims_of_a_stack(dtype):
     rng = np.random.default_rng(5)
