@@ -25,6 +25,19 @@ def _check_padding_idx(layer: str, padding_idx, num_embeddings: int):
     return padding_idx % num_embeddings
 
 
+
+def _table(layer: str, _weight, num_embeddings: int, embedding_dim: int, device, dtype,
+           requires_grad: bool = True) -> Parameter:
+    """The layer's (num_embeddings, embedding_dim) weight: ``_weight`` when given (its shape
+    checked), else uninitialized, for reset_parameters to fill."""
+    if _weight is None:
+        return Parameter(_ops.empty((num_embeddings, embedding_dim), device=device, dtype=dtype),
+                         requires_grad=requires_grad)
+    if tuple(_weight.shape) != (num_embeddings, embedding_dim):
+        raise ShapeError(f"{layer}: _weight has shape {tuple(_weight.shape)}, expected "
+                         f"({num_embeddings}, {embedding_dim})")
+    return Parameter(_weight, requires_grad=requires_grad)
+
 class Embedding(Module):
     """Rows of ``weight`` (num_embeddings, embedding_dim) looked up by integer ids of any shape.
 
@@ -56,15 +69,10 @@ class Embedding(Module):
         self.norm_type = norm_type
         self.scale_grad_by_freq = scale_grad_by_freq
         self.sparse = sparse
+        self.weight = _table("Embedding", _weight, num_embeddings, embedding_dim, device, dtype,
+                             requires_grad=not _freeze)
         if _weight is None:
-            self.weight = Parameter(_ops.empty((num_embeddings, embedding_dim), device=device,
-                                               dtype=dtype), requires_grad=not _freeze)
             self.reset_parameters()
-        else:
-            if tuple(_weight.shape) != (num_embeddings, embedding_dim):
-                raise ShapeError(f"Embedding: _weight has shape {tuple(_weight.shape)}, expected "
-                                 f"({num_embeddings}, {embedding_dim})")
-            self.weight = Parameter(_weight, requires_grad=not _freeze)
 
     def reset_parameters(self) -> None:
         init.normal_(self.weight)
@@ -148,21 +156,13 @@ class EmbeddingBag(Module):
         self.sparse = sparse
         self.include_last_offset = include_last_offset
         self.padding_idx = padding_idx
+        self.weight = _table("EmbeddingBag", _weight, num_embeddings, embedding_dim, device, dtype)
         if _weight is None:
-            self.weight = Parameter(_ops.empty((num_embeddings, embedding_dim), device=device,
-                                               dtype=dtype))
             self.reset_parameters()
-        else:
-            if tuple(_weight.shape) != (num_embeddings, embedding_dim):
-                raise ShapeError(f"EmbeddingBag: _weight has shape {tuple(_weight.shape)}, expected "
-                                 f"({num_embeddings}, {embedding_dim})")
-            self.weight = Parameter(_weight)
 
-    def reset_parameters(self) -> None:
-        init.normal_(self.weight)
-        if self.padding_idx is not None:
-            with no_grad():
-                self.weight[self.padding_idx] = 0
+    # N(0, 1) with the padding row zeroed, as Embedding
+    reset_parameters = Embedding.reset_parameters
+    _fill_padding_idx_with_zero = Embedding._fill_padding_idx_with_zero
 
     def forward(self, input, offsets=None, per_sample_weights=None):
         return F.embedding_bag(input, self.weight, offsets, self.max_norm, self.norm_type,
