@@ -45,18 +45,15 @@ class Adadelta(Optimizer):
         """One Adadelta update of every parameter with a gradient; returns ``closure()``'s loss."""
         loss = self._evaluate(closure)
         with no_grad():
-            for group in self.param_groups:
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    state = self.state[p]
-                    if len(state) == 0:
-                        state["step"] = step_counter()
-                        state["square_avg"] = zeros_like(p)
-                        state["acc_delta"] = zeros_like(p)
-                    adadelta_update(p, p.grad, state, lr=group["lr"], rho=group["rho"],
-                                    eps=group["eps"], weight_decay=group["weight_decay"],
-                                    maximize=group["maximize"])
+            for group, p in self._params_with_grad():
+                state = self.state[p]
+                if len(state) == 0:
+                    state["step"] = step_counter()
+                    state["square_avg"] = zeros_like(p)
+                    state["acc_delta"] = zeros_like(p)
+                adadelta_update(p, p.grad, state, lr=group["lr"], rho=group["rho"],
+                                eps=group["eps"], weight_decay=group["weight_decay"],
+                                maximize=group["maximize"])
         return loss
 
 

@@ -64,31 +64,28 @@ class Adafactor(Optimizer):
         loss."""
         loss = self._evaluate(closure)
         with no_grad():
-            for group in self.param_groups:
+            for group, p in self._params_with_grad():
                 eps1, eps2 = group["eps"]
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    if not p.is_floating_point():
-                        raise TypeError(f"Adafactor: parameters must be floating point, got "
-                                        f"{p.dtype}")
-                    state = self.state[p]
-                    if len(state) == 0:
-                        state["step"] = step_counter()
-                        if p.grad.dim() > 1:
-                            # factored second moment: one number per row and one per column
-                            shape = list(p.grad.shape)
-                            state["row_var"] = zeros(*shape[:-1], 1, dtype=p.grad.dtype,
-                                                     device=p.grad.device)
-                            state["col_var"] = zeros(*shape[:-2], 1, shape[-1],
-                                                     dtype=p.grad.dtype, device=p.grad.device)
-                        else:
-                            state["variance"] = zeros_like(p.grad)
-                    adafactor_update(p, p.grad, state, lr=group["lr"],
-                                     beta2_decay=group["beta2_decay"],
-                                     eps1=finfo(p.dtype).eps if eps1 is None else eps1, eps2=eps2,
-                                     d=group["d"], weight_decay=group["weight_decay"],
-                                     maximize=group["maximize"])
+                if not p.is_floating_point():
+                    raise TypeError(f"Adafactor: parameters must be floating point, got "
+                                    f"{p.dtype}")
+                state = self.state[p]
+                if len(state) == 0:
+                    state["step"] = step_counter()
+                    if p.grad.dim() > 1:
+                        # factored second moment: one number per row and one per column
+                        shape = list(p.grad.shape)
+                        state["row_var"] = zeros(*shape[:-1], 1, dtype=p.grad.dtype,
+                                                 device=p.grad.device)
+                        state["col_var"] = zeros(*shape[:-2], 1, shape[-1],
+                                                 dtype=p.grad.dtype, device=p.grad.device)
+                    else:
+                        state["variance"] = zeros_like(p.grad)
+                adafactor_update(p, p.grad, state, lr=group["lr"],
+                                 beta2_decay=group["beta2_decay"],
+                                 eps1=finfo(p.dtype).eps if eps1 is None else eps1, eps2=eps2,
+                                 d=group["d"], weight_decay=group["weight_decay"],
+                                 maximize=group["maximize"])
         return loss
 
 

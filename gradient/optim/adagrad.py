@@ -54,14 +54,11 @@ class Adagrad(Optimizer):
         """One Adagrad update of every parameter that has a gradient; returns ``closure()``'s loss."""
         loss = self._evaluate(closure)
         with no_grad():
-            for group in self.param_groups:
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    self._init_state(p, group)  # groups added later start here
-                    adagrad_update(p, p.grad, self.state[p], lr=group["lr"],
-                                   lr_decay=group["lr_decay"], weight_decay=group["weight_decay"],
-                                   eps=group["eps"], maximize=group["maximize"])
+            for group, p in self._params_with_grad():
+                self._init_state(p, group)  # groups added later start here
+                adagrad_update(p, p.grad, self.state[p], lr=group["lr"],
+                               lr_decay=group["lr_decay"], weight_decay=group["weight_decay"],
+                               eps=group["eps"], maximize=group["maximize"])
         return loss
 
 

@@ -42,22 +42,19 @@ class Adam(Optimizer):
         """One Adam update of every parameter that has a gradient; returns ``closure()``'s loss."""
         loss = self._evaluate(closure)
         with no_grad():
-            for group in self.param_groups:
+            for group, p in self._params_with_grad():
                 beta1, beta2 = group["betas"]
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    state = self.state[p]
-                    if len(state) == 0:
-                        state["step"] = step_counter()
-                        state["exp_avg"] = zeros_like(p)
-                        state["exp_avg_sq"] = zeros_like(p)
-                        if group["amsgrad"]:
-                            state["max_exp_avg_sq"] = zeros_like(p)
-                    adam_update(p, p.grad, state, lr=group["lr"], beta1=beta1, beta2=beta2,
-                                eps=group["eps"], weight_decay=group["weight_decay"],
-                                amsgrad=group["amsgrad"], maximize=group["maximize"],
-                                decoupled_weight_decay=group["decoupled_weight_decay"])
+                state = self.state[p]
+                if len(state) == 0:
+                    state["step"] = step_counter()
+                    state["exp_avg"] = zeros_like(p)
+                    state["exp_avg_sq"] = zeros_like(p)
+                    if group["amsgrad"]:
+                        state["max_exp_avg_sq"] = zeros_like(p)
+                adam_update(p, p.grad, state, lr=group["lr"], beta1=beta1, beta2=beta2,
+                            eps=group["eps"], weight_decay=group["weight_decay"],
+                            amsgrad=group["amsgrad"], maximize=group["maximize"],
+                            decoupled_weight_decay=group["decoupled_weight_decay"])
         return loss
 
 

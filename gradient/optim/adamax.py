@@ -40,19 +40,16 @@ class Adamax(Optimizer):
         """One Adamax update of every parameter that has a gradient; returns ``closure()``'s loss."""
         loss = self._evaluate(closure)
         with no_grad():
-            for group in self.param_groups:
+            for group, p in self._params_with_grad():
                 beta1, beta2 = group["betas"]
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    state = self.state[p]
-                    if len(state) == 0:
-                        state["step"] = step_counter()
-                        state["exp_avg"] = zeros_like(p)
-                        state["exp_inf"] = zeros_like(p)
-                    adamax_update(p, p.grad, state, lr=group["lr"], beta1=beta1, beta2=beta2,
-                                  eps=group["eps"], weight_decay=group["weight_decay"],
-                                  maximize=group["maximize"])
+                state = self.state[p]
+                if len(state) == 0:
+                    state["step"] = step_counter()
+                    state["exp_avg"] = zeros_like(p)
+                    state["exp_inf"] = zeros_like(p)
+                adamax_update(p, p.grad, state, lr=group["lr"], beta1=beta1, beta2=beta2,
+                              eps=group["eps"], weight_decay=group["weight_decay"],
+                              maximize=group["maximize"])
         return loss
 
 

@@ -48,19 +48,16 @@ class ASGD(Optimizer):
         """One ASGD update of every parameter that has a gradient; returns ``closure()``'s loss."""
         loss = self._evaluate(closure)
         with no_grad():
-            for group in self.param_groups:
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    state = self.state[p]
-                    if len(state) == 0:
-                        state["step"] = step_counter()
-                        state["eta"] = step_counter().fill_(group["lr"])
-                        state["mu"] = step_counter().fill_(1.0)
-                        state["ax"] = zeros_like(p)
-                    asgd_update(p, p.grad, state, lr=group["lr"], lambd=group["lambd"],
-                                alpha=group["alpha"], t0=group["t0"],
-                                weight_decay=group["weight_decay"], maximize=group["maximize"])
+            for group, p in self._params_with_grad():
+                state = self.state[p]
+                if len(state) == 0:
+                    state["step"] = step_counter()
+                    state["eta"] = step_counter().fill_(group["lr"])
+                    state["mu"] = step_counter().fill_(1.0)
+                    state["ax"] = zeros_like(p)
+                asgd_update(p, p.grad, state, lr=group["lr"], lambd=group["lambd"],
+                            alpha=group["alpha"], t0=group["t0"],
+                            weight_decay=group["weight_decay"], maximize=group["maximize"])
         return loss
 
 

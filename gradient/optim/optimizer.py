@@ -178,6 +178,14 @@ class Optimizer:
         (run with gradients enabled) and its result is returned."""
         raise NotImplementedError(f"{type(self).__name__} does not implement step()")
 
+    def _params_with_grad(self):
+        """``(group, param)`` for every parameter that has a gradient, group by group, in order:
+        what a step updates (parameters without one are skipped, as in PyTorch)."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    yield group, p
+
     @staticmethod
     def _evaluate(closure):
         """The loss from ``closure`` (with grad enabled, as the closure calls backward), or None."""

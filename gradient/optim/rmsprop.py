@@ -48,22 +48,19 @@ class RMSprop(Optimizer):
         """One RMSprop update of every parameter that has a gradient; returns ``closure()``'s loss."""
         loss = self._evaluate(closure)
         with no_grad():
-            for group in self.param_groups:
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    state = self.state[p]
-                    if len(state) == 0:
-                        state["step"] = step_counter()
-                        state["square_avg"] = zeros_like(p)
-                        if group["momentum"] > 0:
-                            state["momentum_buffer"] = zeros_like(p)
-                        if group["centered"]:
-                            state["grad_avg"] = zeros_like(p)
-                    rmsprop_update(p, p.grad, state, lr=group["lr"], alpha=group["alpha"],
-                                   eps=group["eps"], weight_decay=group["weight_decay"],
-                                   momentum=group["momentum"], centered=group["centered"],
-                                   maximize=group["maximize"])
+            for group, p in self._params_with_grad():
+                state = self.state[p]
+                if len(state) == 0:
+                    state["step"] = step_counter()
+                    state["square_avg"] = zeros_like(p)
+                    if group["momentum"] > 0:
+                        state["momentum_buffer"] = zeros_like(p)
+                    if group["centered"]:
+                        state["grad_avg"] = zeros_like(p)
+                rmsprop_update(p, p.grad, state, lr=group["lr"], alpha=group["alpha"],
+                               eps=group["eps"], weight_decay=group["weight_decay"],
+                               momentum=group["momentum"], centered=group["centered"],
+                               maximize=group["maximize"])
         return loss
 
 

@@ -50,17 +50,14 @@ class Rprop(Optimizer):
         """One Rprop update of every parameter that has a gradient; returns ``closure()``'s loss."""
         loss = self._evaluate(closure)
         with no_grad():
-            for group in self.param_groups:
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    state = self.state[p]
-                    if len(state) == 0:
-                        state["step"] = step_counter()
-                        state["prev"] = zeros_like(p)
-                        state["step_size"] = full_like(p.grad, group["lr"])
-                    rprop_update(p, p.grad, state, etas=group["etas"],
-                                 step_sizes=group["step_sizes"], maximize=group["maximize"])
+            for group, p in self._params_with_grad():
+                state = self.state[p]
+                if len(state) == 0:
+                    state["step"] = step_counter()
+                    state["prev"] = zeros_like(p)
+                    state["step_size"] = full_like(p.grad, group["lr"])
+                rprop_update(p, p.grad, state, etas=group["etas"],
+                             step_sizes=group["step_sizes"], maximize=group["maximize"])
         return loss
 
 

@@ -44,14 +44,11 @@ class SGD(Optimizer):
         """One SGD update of every parameter that has a gradient; returns ``closure()``'s loss."""
         loss = self._evaluate(closure)
         with no_grad():
-            for group in self.param_groups:
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    state = self.state[p] if group["momentum"] != 0 else None
-                    sgd_update(p, p.grad, state, lr=group["lr"], momentum=group["momentum"],
-                               dampening=group["dampening"], weight_decay=group["weight_decay"],
-                               nesterov=group["nesterov"], maximize=group["maximize"])
+            for group, p in self._params_with_grad():
+                state = self.state[p] if group["momentum"] != 0 else None
+                sgd_update(p, p.grad, state, lr=group["lr"], momentum=group["momentum"],
+                           dampening=group["dampening"], weight_decay=group["weight_decay"],
+                           nesterov=group["nesterov"], maximize=group["maximize"])
         return loss
 
 
