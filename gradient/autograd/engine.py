@@ -18,6 +18,7 @@ errors; otherwise the loop pays one boolean test per node.
 from __future__ import annotations
 
 import heapq
+import sys
 
 from ..dtypes import from_numpy_dtype
 from ..errors import AutogradError, ShapeError
@@ -186,7 +187,8 @@ def _execute(roots, targets, retain_graph, create_graph):
                         captured[i] = g if g is not None else _zeros(node, nr)
             if isinstance(node, AccumulateGrad):
                 if targets is None:
-                    _accumulate(node.tensor, grads[0], create_graph)
+                    owned = _unshared(grads)   # (before grads[0] is put on the call's stack)
+                    _accumulate(node.tensor, grads[0], create_graph, owned)
                     hooks = node.tensor._post_accumulate_hooks
                     if hooks:   # register_post_accumulate_grad_hook's, now that .grad is final
                         for hook in list(hooks):
@@ -198,6 +200,7 @@ def _execute(roots, targets, retain_graph, create_graph):
             if not retain_graph:
                 node.release()
             _send(node, input_grads, buffers, deps, ready)
+            input_grads = None   # the buffers hold the gradients now (see _unshared)
     return captured
 
 
@@ -273,6 +276,21 @@ def _add_to_buffer(buffers, node, nr, g):
     slots[nr] = g if slots[nr] is None else slots[nr] + g
 
 
+def _unshared(grads) -> bool:
+    """Whether ``grads[0]``, a leaf's summed gradient, is referenced only by ``grads`` and owns
+    memory nothing else points to: a result just computed for this leaf, which can become its
+    ``.grad`` without a copy (PyTorch steals such gradients too). A gradient sent to several
+    leaves, kept by a hook, or a view of another array (reshape's backward) is copied."""
+    g = grads[0]
+    if g is None or g._base is not None or g.grad_fn is not None:
+        return False
+    data = g._data
+    # references counted: here the list item, ``g`` and getrefcount's argument; for the array
+    # the tensor's attribute, ``data`` and the argument
+    return (sys.getrefcount(g) <= 3 and getattr(data, "base", True) is None
+            and sys.getrefcount(data) <= 3)
+
+
 def _run_tensor_hooks(node, grads, create_graph):
     """Hooks registered with Tensor.register_hook, then retain_grad, for each output."""
     hooks = node.pre_hooks if not isinstance(node, AccumulateGrad) else node.tensor._hooks
@@ -291,11 +309,15 @@ def _run_tensor_hooks(node, grads, create_graph):
                 _accumulate(t, grads[nr], create_graph)
 
 
-def _accumulate(tensor, g, create_graph):
+def _accumulate(tensor, g, create_graph, owned=False):
     if tensor.grad is None:
-        # without create_graph: a copy outside the graph, so that two leaves never share one
-        # .grad (an in-place zero_ on one would clear both)
-        tensor.grad = g if create_graph else function.Tensor._make(g._backend.copy(g._data), False, g._backend)
+        # without create_graph: outside the graph, and never shared with another leaf's .grad
+        # (an in-place zero_ on one would clear both): the gradient itself when nothing else
+        # holds it (``owned``), else a copy
+        if create_graph or owned:
+            tensor.grad = g
+        else:
+            tensor.grad = function.Tensor._make(g._backend.copy(g._data), False, g._backend)
     elif create_graph:
         tensor.grad = tensor.grad + g
     else:

@@ -9,6 +9,11 @@ scalar libm ``exp``; NumPy's is vectorised), and normalised in another. Backward
 reduction over dP: FlashAttention's identity ``sum_j P_ij dP_ij = g_i . out_i`` gives the
 softmax gradient in one pass. The four products are batched GEMMs.
 
+The output is stored heads inside tokens, as PyTorch's: merging the heads back with
+``out.transpose(1, 2).contiguous().view(B, T, C)`` copies nothing. The gradients of q, k and v are
+laid out like q, k and v; when those are pieces of one projection, the gradients are pieces of
+one new array, so the backward of the split joins them without a copy (see :mod:`.cpu_layout`).
+
 Forward keeps the probabilities (..., L, S) for backward, as the composition does. The kernels
 are serial, as the others in :mod:`gradient.backends.cpu_kernels`.
 
@@ -25,6 +30,7 @@ import numpy as np
 
 from .cpu_compile import compile_kernel as _compile
 from .cpu_compile import usable as _usable
+from .cpu_layout import empty_like_views, heads_inside_tokens
 from .kv_layout import cache_buffer
 
 
@@ -103,7 +109,8 @@ def attention_forward(q, k, v, scale: float, causal: bool):
     _shift_rows(_as_batches(probs), q.dtype.type(scale), bool(causal))
     np.exp(probs, out=probs)
     _normalize_rows(_as_batches(probs), q.dtype.type(1))
-    return np.matmul(probs, v), probs
+    out = heads_inside_tokens(probs.shape[:-1] + v.shape[-1:], q.dtype)
+    return np.matmul(probs, v, out=out), probs
 
 
 def attention_backward(grad, q, k, v, out, probs, scale: float, causal: bool):
@@ -113,12 +120,15 @@ def attention_backward(grad, q, k, v, out, probs, scale: float, causal: bool):
     # softmax's backward needs sum_j P_ij dP_ij per row; FlashAttention's identity gives it as
     # grad_i . out_i, without a pass over dP
     row_dot = np.einsum("...d,...d->...", grad, out)
-    dv = np.matmul(_mT(probs), grad)
+    dq, dk, dv = empty_like_views(q, k, v)
+    np.matmul(_mT(probs), grad, out=dv)
     ds = np.matmul(grad, _mT(v))
     _score_gradient(_as_batches(ds), _as_batches(probs),
                     np.ascontiguousarray(row_dot).reshape(-1, row_dot.shape[-1]),
                     q.dtype.type(scale))
-    return np.matmul(ds, k), np.matmul(_mT(ds), q), dv
+    np.matmul(ds, k, out=dq)
+    np.matmul(_mT(ds), q, out=dk)
+    return dq, dk, dv
 
 
 # ---------------------------------------------------------------------- one decode step

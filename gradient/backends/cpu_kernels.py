@@ -346,6 +346,99 @@ def rms_norm_backward(grad, x, rstd, weight):
     return dx.reshape(x.shape), None if weight is None else dw.astype(x.dtype)
 
 
+# ---------------------------------------------------------------------- cross entropy
+@_compile(fastmath={"reassoc"})  # vectorised row maxima
+def _minus_row_max(x, shifted, top):
+    rows, n = x.shape
+    for r in range(rows):
+        m = x[r, 0]
+        for j in range(1, n):
+            m = max(m, x[r, j])
+        top[r] = m
+        for j in range(n):
+            shifted[r, j] = x[r, j] - m
+
+
+@_compile(fastmath={"reassoc"})  # vectorised row sums
+def _cross_entropy_rows(x, e, target, ignore_index, top, zero, loss, lse):
+    # loss = log(sum(exp(x - max))) - (x - max)[target]: -log_softmax(x)[target]
+    rows, n = x.shape
+    for r in range(rows):
+        s = e[r, 0]
+        for j in range(1, n):
+            s += e[r, j]
+        log_s = np.log(s)
+        lse[r, 0] = top[r]
+        lse[r, 1] = log_s
+        t = target[r]
+        if t == ignore_index or t < 0 or t >= n:  # (the caller checked the range)
+            loss[r] = zero
+        else:
+            loss[r] = log_s - (x[r, t] - top[r])
+
+
+@_compile
+def _log_softmax_rows(x, lse, out):
+    rows, n = x.shape
+    for r in range(rows):
+        for j in range(n):
+            out[r, j] = (x[r, j] - lse[r, 0]) - lse[r, 1]
+
+
+@_compile
+def _scale_rows_less_target(p, target, scale):
+    # p = softmax(x) in place -> scale * (p - one_hot(target))
+    rows, n = p.shape
+    for r in range(rows):
+        s = scale[r]
+        for j in range(n):
+            p[r, j] *= s
+        t = target[r]
+        if 0 <= t < n:
+            p[r, t] -= s
+
+
+def _rows_of_classes(x, target) -> bool:
+    return x.ndim == 2 and x.shape[1] > 0 and target.shape == x.shape[:1] and target.dtype.kind in "iu"
+
+
+def cross_entropy(x, target, ignore_index: int):
+    """Per-row cross entropy of logits x (rows, classes) against class indices (rows,), all in
+    range or ``ignore_index`` (the caller checks): ``(loss, lse)``, loss in x's dtype and an
+    ignored row's 0; None if not handled.
+
+    ``lse``, what :func:`cross_entropy_backward` reads, is the log-sum-exp of each row in two
+    parts, (rows, 2): the row's maximum and the log of its sum of ``exp(x - max)``. Added up
+    they would round (float32 keeps three decimals at 1e4), and softmax's backward, ``exp(x -
+    lse)``, would be off by as much, so backward subtracts them one at a time as log_softmax
+    does.
+    """
+    if not _usable(x) or not _rows_of_classes(x, target):
+        return None
+    x = np.ascontiguousarray(x)
+    rows = x.shape[0]
+    e, top = np.empty_like(x), np.empty(rows, x.dtype)
+    _minus_row_max(x, e, top)
+    np.exp(e, out=e)   # NumPy's vectorised exp (see the module docstring)
+    loss, lse = np.empty(rows, x.dtype), np.empty((rows, 2), x.dtype)
+    _cross_entropy_rows(x, e, target.astype(np.int64, copy=False), int(ignore_index), top,
+                        x.dtype.type(0), loss, lse)
+    return loss, lse
+
+
+def cross_entropy_backward(x, target, lse, scale):
+    """``scale[r] * (softmax(x[r]) - one_hot(target[r]))``, softmax from the forward's
+    log-sum-exp parts; None if not handled."""
+    if not _usable(x, lse, scale) or not _rows_of_classes(x, target) \
+            or lse.shape != target.shape + (2,) or scale.shape != target.shape:
+        return None
+    dx = np.empty(x.shape, x.dtype)
+    _log_softmax_rows(np.ascontiguousarray(x), np.ascontiguousarray(lse), dx)
+    np.exp(dx, out=dx)
+    _scale_rows_less_target(dx, target.astype(np.int64, copy=False), np.ascontiguousarray(scale))
+    return dx
+
+
 # ---------------------------------------------------------------------- Adam / AdamW
 @_compile
 def _adam_step(p, g, m, v, vmax, decay, l2, w1, keep1, b2, one_minus_b2, bc2, eps, neg_step,
@@ -426,6 +519,7 @@ def index_add_rows(out, ids, values) -> bool:
 
 # the kernels the NumPy backend offers through Backend.fused(name)
 from .cpu_attention import attention_backward, attention_forward, decode_attention  # noqa: E402
+from .cpu_layout import joined  # noqa: E402
 from .cpu_low_precision import low_precision_linear  # noqa: E402
 
 FUSED = {"attention_forward": attention_forward, "attention_backward": attention_backward,
@@ -434,4 +528,6 @@ FUSED = {"attention_forward": attention_forward, "attention_backward": attention
          "silu_backward": silu_backward, "layer_norm": layer_norm,
          "layer_norm_backward": layer_norm_backward, "rms_norm": rms_norm,
          "rms_norm_backward": rms_norm_backward, "adam_step": adam_step,
-         "index_add_rows": index_add_rows, "low_precision_linear": low_precision_linear}
+         "index_add_rows": index_add_rows, "low_precision_linear": low_precision_linear,
+         "joined_pieces": joined, "cross_entropy": cross_entropy,
+         "cross_entropy_backward": cross_entropy_backward}

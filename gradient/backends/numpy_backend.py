@@ -10,6 +10,8 @@ rounded back to the storage type, which is also what PyTorch's CPU kernels do.
 
 from __future__ import annotations
 
+import math
+
 import ml_dtypes
 import numpy as np
 
@@ -448,6 +450,13 @@ class NumpyBackend(ArrayBackend):
                 return pages
         return super().full(shape, value, dtype)
 
+    def reduce(self, op, x, axis, keepdims):
+        if op == "sum":
+            out = _sum_of_rows(x, axis, keepdims)
+            if out is not None:
+                return out
+        return super().reduce(op, x, axis, keepdims)
+
     def fused(self, name):
         if NumpyBackend._kernels is None:
             try:  # imported on first use: numba's import costs a few hundred milliseconds
@@ -456,6 +465,22 @@ class NumpyBackend(ArrayBackend):
             except ImportError:
                 NumpyBackend._kernels = False
         return self._kernels.FUSED.get(name) if self._kernels else None
+
+
+def _sum_of_rows(x, axis, keepdims):
+    """The sum over the leading axes of a C-contiguous float32/float64 array, as ``ones @ rows``
+    (None for other reductions). Summing down the rows of a (rows, width) matrix is what the
+    engine does for every bias gradient; NumPy's reduction adds one row at a time, while BLAS's
+    matrix-vector product streams the matrix once, about twice as fast on (1024, 512)."""
+    if (type(axis) is not tuple or not 0 < len(axis) < x.ndim or axis != tuple(range(len(axis)))
+            or x.dtype not in NumpyBackend.fused_dtypes or not x.flags.c_contiguous):
+        return None
+    lead = len(axis)
+    rows = math.prod(x.shape[:lead])
+    if rows < 16:
+        return None
+    out = np.ones(rows, x.dtype) @ x.reshape(rows, -1)
+    return out.reshape((1,) * lead + x.shape[lead:] if keepdims else x.shape[lead:])
 
 
 cpu_backend = NumpyBackend(np, "cpu")

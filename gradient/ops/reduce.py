@@ -770,7 +770,11 @@ def sum_to_shape(x: Tensor, shape) -> Tensor:
             axes += (lead + i,)
         elif n != x.shape[lead + i]:
             raise ShapeError(f"sum_to_shape: {tuple(x.shape)} does not broadcast from {shape}")
-    out = Sum.apply(x, axes, True) if axes else x
+    if not axes:
+        return x
+    if axes == tuple(range(lead)):   # only leading dimensions go: the sum has the shape already
+        return Sum.apply(x, axes, False)
+    out = Sum.apply(x, axes, True)
     return reshape(out, shape) if tuple(out.shape) != shape else out
 
 

@@ -579,6 +579,12 @@ class Split(ArrayFunction):
     def backward(ctx, *grads):
         # The engine passes zeros for the pieces that were not used, so every grad is a tensor.
         if _tiles(ctx.ranges, ctx.size):
+            if not is_grad_enabled():  # pieces already side by side in one buffer: no copy
+                join = ctx.backend.fused("joined_pieces")
+                shape = grads[0].shape[:ctx.dim] + (ctx.size,) + grads[0].shape[ctx.dim + 1:]
+                whole = join([g._data for g in grads], shape, ctx.dim, ctx.ranges) if join else None
+                if whole is not None:
+                    return Tensor._make(whole, False, ctx.backend), None, None
             return cat(grads, ctx.dim), None, None
         # tensor_split with indices out of order: pieces may overlap or leave gaps
         total = None

@@ -2,7 +2,7 @@
 
 from ..autograd import no_grad
 from ..ops.creation import zeros_like
-from .optimizer import Optimizer, check_unsupported, check_value, step_counter
+from .optimizer import Optimizer, advance_step, check_unsupported, check_value, step_counter
 
 
 class Adadelta(Optimizer):
@@ -59,7 +59,7 @@ class Adadelta(Optimizer):
 
 def adadelta_update(p, grad, state, *, lr, rho, eps, weight_decay, maximize):
     """Update ``p`` in place from ``grad`` and its Adadelta ``state``."""
-    state["step"].add_(1)
+    advance_step(state["step"])
     if maximize:
         grad = -grad
     if weight_decay != 0:

@@ -3,7 +3,7 @@
 from ..autograd import no_grad
 from ..dtypes import finfo
 from ..ops.creation import zeros, zeros_like
-from .optimizer import Optimizer, check_unsupported, check_value, lerp_, step_counter
+from .optimizer import Optimizer, advance_step, check_unsupported, check_value, lerp_, step_counter
 
 
 class Adafactor(Optimizer):
@@ -98,8 +98,7 @@ def adafactor_update(p, grad, state, *, lr, beta2_decay, eps1, eps2, d, weight_d
     if maximize:
         grad = -grad
     step_t = state["step"]
-    step_t.add_(1)
-    step = step_t.item()
+    step = advance_step(step_t)
     beta = step ** beta2_decay
     rho = min(lr, 1 / step ** 0.5)
     alpha = max(eps2, _rms(p)) * rho  # measured before the weight decay, as torch does

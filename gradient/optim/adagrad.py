@@ -2,7 +2,7 @@
 
 from ..autograd import no_grad
 from ..ops.creation import full_like
-from .optimizer import Optimizer, check_unsupported, check_value, step_counter
+from .optimizer import Optimizer, advance_step, check_unsupported, check_value, step_counter
 
 
 class Adagrad(Optimizer):
@@ -67,8 +67,7 @@ def adagrad_update(p, grad, state, *, lr, lr_decay, weight_decay, eps, maximize)
     if maximize:
         grad = -grad
     step_t = state["step"]
-    step_t.add_(1)
-    step = step_t.item()
+    step = advance_step(step_t)
     if weight_decay != 0:
         grad = grad.add(p, alpha=weight_decay)
     clr = lr / (1 + (step - 1) * lr_decay)

@@ -3,7 +3,7 @@
 from ..autograd import no_grad
 from ..ops.creation import zeros_like
 from ..ops.elementwise import maximum
-from .optimizer import Optimizer, check_adam_hyperparameters, lerp_, step_counter
+from .optimizer import Optimizer, advance_step, check_adam_hyperparameters, lerp_, step_counter
 
 
 class Adam(Optimizer):
@@ -87,8 +87,7 @@ def adam_update(p, grad, state, *, lr, beta1, beta2, eps, weight_decay, amsgrad,
                 decoupled_weight_decay):
     """Update ``p`` in place from ``grad`` and its Adam ``state`` (PyTorch's single-tensor path)."""
     step_t = state["step"]
-    step_t.add_(1)
-    step = step_t.item()
+    step = advance_step(step_t)
     if _fused_update(p, grad, state, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
                      weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
                      decoupled_weight_decay=decoupled_weight_decay, step=step):

@@ -3,7 +3,7 @@
 from ..autograd import no_grad
 from ..ops.creation import zeros_like
 from ..ops.elementwise import maximum
-from .optimizer import Optimizer, check_adam_hyperparameters, lerp_, step_counter
+from .optimizer import Optimizer, advance_step, check_adam_hyperparameters, lerp_, step_counter
 
 
 class Adamax(Optimizer):
@@ -58,8 +58,7 @@ def adamax_update(p, grad, state, *, lr, beta1, beta2, eps, weight_decay, maximi
     if maximize:
         grad = -grad
     step_t = state["step"]
-    step_t.add_(1)
-    step = step_t.item()
+    step = advance_step(step_t)
     if weight_decay != 0:
         grad = grad.add(p, alpha=weight_decay)
 

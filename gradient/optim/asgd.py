@@ -2,7 +2,7 @@
 
 from ..autograd import no_grad
 from ..ops.creation import zeros_like
-from .optimizer import Optimizer, check_unsupported, check_value, step_counter
+from .optimizer import Optimizer, advance_step, check_unsupported, check_value, step_counter
 
 
 class ASGD(Optimizer):
@@ -66,7 +66,7 @@ def asgd_update(p, grad, state, *, lr, lambd, alpha, t0, weight_decay, maximize)
     if maximize:
         grad = -grad
     step_t = state["step"]
-    step_t.add_(1)
+    advance_step(step_t)
     if weight_decay != 0:
         grad = grad.add(p, alpha=weight_decay)
 

@@ -2,7 +2,8 @@
 
 from ..autograd import no_grad
 from ..ops.creation import zeros_like
-from .optimizer import Optimizer, check_adam_hyperparameters, check_value, lerp_, step_counter
+from .optimizer import (Optimizer, advance_step, check_adam_hyperparameters, check_value, lerp_,
+                        step_counter)
 
 
 class NAdam(Optimizer):
@@ -69,8 +70,7 @@ def nadam_update(p, grad, state, *, lr, beta1, beta2, eps, weight_decay, momentu
     if maximize:
         grad = -grad
     step_t = state["step"]
-    step_t.add_(1)
-    step = step_t.item()
+    step = advance_step(step_t)
     bias_correction2 = 1 - beta2 ** step
     if weight_decay != 0:
         if decoupled_weight_decay:

@@ -30,6 +30,8 @@ from collections import defaultdict
 from copy import deepcopy
 from itertools import chain
 
+import numpy as np
+
 from ..autograd import enable_grad
 from ..dtypes import float32, float64, get_default_dtype
 from ..errors import GradientError
@@ -283,6 +285,22 @@ def step_counter() -> Tensor:
     the default dtype is float64, float32 otherwise), so state dicts compare with torch's."""
     from ..ops.creation import tensor
     return tensor(0.0, dtype=float64 if get_default_dtype() is float64 else float32)
+
+
+def advance_step(step_t: Tensor) -> float:
+    """Add 1 to a :func:`step_counter` in place and return the new count as a Python float.
+
+    Every parameter's update starts with it, so it skips what ``step_t.add_(1)`` does for any
+    tensor (type promotion, dispatch, the autograd checks) and writes the 0-d array directly,
+    bumping the version counter as an in-place op does.
+    """
+    data = step_t._data
+    if not isinstance(data, np.ndarray) or step_t.requires_grad:   # not the CPU counter: the op
+        step_t.add_(1)
+        return step_t.item()
+    data += 1
+    step_t._version.bump("add_")
+    return float(data)
 
 
 def check_value(name: str, value, ok: bool, expected: str) -> None:

@@ -2,7 +2,7 @@
 
 from ..autograd import no_grad
 from ..ops.creation import zeros_like
-from .optimizer import Optimizer, check_adam_hyperparameters, lerp_, step_counter
+from .optimizer import Optimizer, advance_step, check_adam_hyperparameters, lerp_, step_counter
 
 
 class RAdam(Optimizer):
@@ -66,8 +66,7 @@ def radam_update(p, grad, state, *, lr, beta1, beta2, eps, weight_decay, decoupl
     if maximize:
         grad = -grad
     step_t = state["step"]
-    step_t.add_(1)
-    step = step_t.item()
+    step = advance_step(step_t)
     if weight_decay != 0:
         if decoupled_weight_decay:
             p.mul_(1 - lr * weight_decay)

@@ -2,7 +2,7 @@
 
 from ..autograd import no_grad
 from ..ops.creation import zeros_like
-from .optimizer import Optimizer, check_unsupported, check_value, lerp_, step_counter
+from .optimizer import Optimizer, advance_step, check_unsupported, check_value, lerp_, step_counter
 
 
 class RMSprop(Optimizer):
@@ -68,7 +68,7 @@ def rmsprop_update(p, grad, state, *, lr, alpha, eps, weight_decay, momentum, ce
     """Update ``p`` in place from ``grad`` and its RMSprop ``state``."""
     if maximize:
         grad = -grad
-    state["step"].add_(1)
+    advance_step(state["step"])
     if weight_decay != 0:
         grad = grad.add(p, alpha=weight_decay)
 

@@ -4,7 +4,7 @@ it flips; only the gradient's sign is used."""
 from ..autograd import no_grad
 from ..ops.creation import full_like, ones_like, zeros_like
 from ..ops.elementwise import where
-from .optimizer import Optimizer, check_unsupported, check_value, step_counter
+from .optimizer import Optimizer, advance_step, check_unsupported, check_value, step_counter
 
 
 class Rprop(Optimizer):
@@ -65,7 +65,7 @@ def rprop_update(p, grad, state, *, etas, step_sizes, maximize):
     """Update ``p`` in place from ``grad`` and its Rprop ``state``."""
     if maximize:
         grad = -grad
-    state["step"].add_(1)
+    advance_step(state["step"])
     etaminus, etaplus = etas
     prev, step_size = state["prev"], state["step_size"]
 

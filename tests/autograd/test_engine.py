@@ -26,6 +26,28 @@ def test_grad_is_a_copy_not_shared_between_leaves():
     assert b.grad.item() == 1.0
 
 
+def test_a_gradient_nothing_else_holds_becomes_grad_without_a_copy(monkeypatch):
+    from gradient.backends import cpu_backend
+    copies = []
+    monkeypatch.setattr(cpu_backend, "copy", lambda a: copies.append(a.shape) or a.copy())
+    x = gradient.randn(4, 3, dtype=gradient.float64)
+    w, b = leaf(np.ones((3, 5))), leaf(np.zeros(5))
+    ((x @ w) + b).sum().backward()            # a product and a column sum: fresh arrays
+    assert copies == []
+    np.testing.assert_allclose(w.grad.numpy(), np.repeat(x.numpy().sum(0)[:, None], 5, 1))
+    np.testing.assert_allclose(b.grad.numpy(), np.full(5, 4.0))
+    kept = []                                 # a gradient a hook keeps is copied
+    c = leaf([1.0, 2.0])
+    c.register_hook(lambda g: kept.append(g))
+    (c * 3).sum().backward()
+    assert c.grad is not kept[0] and copies == [(2,)]
+    c.grad.zero_()
+    np.testing.assert_allclose(kept[0].numpy(), [3.0, 3.0])
+    v = leaf([1.0, 2.0, 3.0, 4.0])            # a view of another gradient is copied
+    (v.view(2, 2) * 2).sum().backward()
+    assert copies == [(2,), (4,)]
+
+
 def test_non_leaf_keeps_grad_only_after_retain_grad():
     x = leaf([1.0, 2.0])
     y = x * 2

@@ -366,6 +366,40 @@ def test_rms_norm_kernel_is_used_in_training_and_second_derivatives_check_out():
         np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_fused_matches_composition_and_torch(composed, dtype, reduction):
+    import torch
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((40, 7)).astype(dtype) * 4
+    x[3] = [1e4, -1e4, 0, 0, 0, 0, 1e4]      # huge logits: softmax from the two lse parts
+    target = rng.integers(0, 7, 40)
+    target[::9] = -100
+
+    def loss(t):
+        return F.cross_entropy(t, gradient.tensor(target), reduction=reduction)
+    fused, reference = _both(loss, composed, x)
+    tx = torch.tensor(x, requires_grad=True)
+    out = torch.nn.functional.cross_entropy(tx, torch.tensor(target), reduction=reduction)
+    out.backward(torch.tensor(np.random.default_rng(1).standard_normal(out.shape).astype(dtype)))
+    tol = 2e-6 if dtype == np.float32 else 1e-12
+    for a, b, c in zip(fused, reference, (out.detach().numpy(), tx.grad.numpy())):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+        np.testing.assert_allclose(a, c, rtol=tol, atol=tol)
+
+
+def test_cross_entropy_kernels_are_used_and_decline_other_shapes(monkeypatch):
+    from gradient.backends import cpu_kernels
+    calls = record_kernel_calls(monkeypatch, "cross_entropy", "cross_entropy_backward")
+    x = gradient.randn(6, 4, requires_grad=True)
+    F.cross_entropy(x, gradient.tensor([0, 1, 2, 3, 0, 1])).backward()
+    assert calls == ["cross_entropy", "cross_entropy_backward"]
+    logits = np.zeros((3, 4), np.float32)
+    assert cpu_kernels.cross_entropy(logits, np.zeros(2, np.int64), -100) is None      # rows differ
+    assert cpu_kernels.cross_entropy(logits.astype(np.float16), np.zeros(3, np.int64), -100) is None
+    assert cpu_kernels.cross_entropy(np.zeros((3, 0), np.float32), np.zeros(3, np.int64), -1) is None
+
+
 @pytest.mark.parametrize("module", ["cpu_attention", "cpu_kernels", "cpu_compile"])
 def test_each_kernel_module_imports_first(module):
     """Each kernel module imports on its own, before the others (as its docstring example does):
@@ -385,7 +419,8 @@ def _float32_workload():
     heads = y.view(2, 6, 2, 8).transpose(1, 2)
     out = F.scaled_dot_product_attention(heads, heads, heads, is_causal=True)
     emb = gradient.nn.Embedding(10, 16)
-    (out.sum() + emb(gradient.tensor([[1, 2, 1]])).sum()).backward()
+    loss = F.cross_entropy(out.reshape(-1, 8), gradient.tensor([0, 1, 2, 3] * 6))
+    (out.sum() + emb(gradient.tensor([[1, 2, 1]])).sum() + loss).backward()
     gradient.optim.AdamW([x] + list(emb.parameters())).step()
     with gradient.no_grad():
         cache = np.zeros((1, 2, 12, 8), np.float32)
@@ -433,5 +468,6 @@ def test_float32_kernels_compute_in_float32():
                     doubles.append(name)
     assert {"_decode_scores", "_decode_weighted_sum", "_normalize_rows", "_shift_rows",
             "_score_gradient", "_gelu_tanh_grad", "_silu_grad", "_adam_step",
-            "_index_add_rows", "_rows", "_columns"} <= set(checked), sorted(set(checked))
+            "_index_add_rows", "_rows", "_columns", "_minus_row_max", "_cross_entropy_rows",
+            "_log_softmax_rows", "_scale_rows_less_target"} <= set(checked), sorted(set(checked))
     assert doubles == [], f"float32 kernels computing in float64: {doubles}"

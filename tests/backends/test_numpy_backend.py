@@ -111,3 +111,21 @@ def test_backward_stays_on_the_tensors_device():
     ref = gradient.tensor([0.5, 1.0], requires_grad=True)
     (ref.exp() * ref.tanh()).sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), ref.grad.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,axes", [((64, 5), (0,)), ((4, 16, 3), (0, 1)), ((40, 3, 2), (0,)),
+                                        ((3, 5), (0,)), ((20, 6), (1,)), ((20, 6), (0, 1))])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_sums_over_leading_axes_equal_numpy(dtype, shape, axes, keepdims):
+    """Sums down the rows (bias gradients) go through a matrix-vector product from 16 rows on;
+    every reduction still equals NumPy's, to rounding, in shape and value."""
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    for a in (x, np.asfortranarray(x)):   # a non-contiguous array takes NumPy's own sum
+        ours = cpu_backend.reduce("sum", a, axes, keepdims)
+        expected = a.sum(axis=axes, keepdims=keepdims)
+        assert ours.shape == expected.shape and ours.dtype == expected.dtype
+        np.testing.assert_allclose(ours, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
+    ints = np.arange(64 * 3).reshape(64, 3)
+    assert cpu_backend.reduce("sum", ints, (0,), False).dtype == np.int64
+    np.testing.assert_array_equal(cpu_backend.reduce("sum", ints, (0,), False), ints.sum(0))

@@ -189,10 +189,11 @@ def test_cross_entropy_fast_path_equals_the_composite_path(reduction):
                            reduction=reduction)
     assert fast.grad_fn.name() == "CrossEntropyIndexBackward"
     assert slow.grad_fn.name() != "CrossEntropyIndexBackward"
-    np.testing.assert_array_equal(fast.detach().numpy(), slow.detach().numpy())
+    # the CPU's fused kernel sums each row in another order than NumPy's: last bits differ
+    np.testing.assert_allclose(fast.detach().numpy(), slow.detach().numpy(), rtol=1e-6, atol=1e-6)
     fast.sum().backward()
     slow.sum().backward()
-    np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-6, atol=1e-6)
     assert not a.grad.numpy()[::7].any()
 
 
