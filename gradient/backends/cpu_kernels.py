@@ -489,7 +489,7 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1, be
     return True
 
 
-# ---------------------------------------------------------------------- adding rows by index
+# ---------------------------------------------------------------------- adding rows
 @_compile
 def _index_add_rows(out, ids, rows):
     for i in range(ids.shape[0]):
@@ -517,6 +517,25 @@ def index_add_rows(out, ids, values) -> bool:
     return True
 
 
+@_compile
+def _add_to_rows(out, row):
+    rows, n = out.shape
+    for r in range(rows):
+        for j in range(n):
+            out[r, j] += row[j]
+
+
+def add_to_rows(out, row) -> bool:
+    """``out += row`` in place, ``row`` (n,) broadcast over the rows of ``out`` (..., n): a
+    Linear layer's bias, added to its fresh product. NumPy's broadcasting loop takes about
+    three times as long; returns False (nothing done) for what the kernel does not handle."""
+    if not (_usable(out, row) and out.ndim >= 1 and row.ndim == 1 and out.flags.c_contiguous
+            and out.shape[-1] == row.shape[0]):
+        return False
+    _add_to_rows(out.reshape(-1, row.shape[0]), np.ascontiguousarray(row))
+    return True
+
+
 # the kernels the NumPy backend offers through Backend.fused(name)
 from .cpu_attention import attention_backward, attention_forward, decode_attention  # noqa: E402
 from .cpu_layout import joined  # noqa: E402
@@ -530,4 +549,4 @@ FUSED = {"attention_forward": attention_forward, "attention_backward": attention
          "rms_norm_backward": rms_norm_backward, "adam_step": adam_step,
          "index_add_rows": index_add_rows, "low_precision_linear": low_precision_linear,
          "joined_pieces": joined, "cross_entropy": cross_entropy,
-         "cross_entropy_backward": cross_entropy_backward}
+         "cross_entropy_backward": cross_entropy_backward, "add_to_rows": add_to_rows}

@@ -635,8 +635,11 @@ class Linear(ArrayFunction):
         y = b.reshape(y, lead + (weight.shape[0],))
         if bias is None:
             return y
-        if bias.dtype == y.dtype:
-            return b.binary_("add", y, bias)   # into the fresh product (bias broadcasts)
+        if bias.dtype == y.dtype:   # into the fresh product (bias broadcasts)
+            add_to_rows = b.fused("add_to_rows")
+            if add_to_rows is not None and add_to_rows(y, bias):
+                return y
+            return b.binary_("add", y, bias)
         return b.binary("add", y, bias)
 
     @staticmethod

@@ -367,6 +367,24 @@ def test_rms_norm_kernel_is_used_in_training_and_second_derivatives_check_out():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_linear_bias_kernel_is_bit_identical_to_numpy(composed, monkeypatch, dtype):
+    from gradient.backends.cpu_kernels import add_to_rows
+    rng = np.random.default_rng(3)
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in ((2, 5, 4), (6, 4), (6,)))
+    calls = record_kernel_calls(monkeypatch, "add_to_rows")
+    fused = _run(F.linear, x, w, b)
+    assert calls == ["add_to_rows"]
+    composed()
+    for a, c in zip(fused, _run(F.linear, x, w, b)):
+        np.testing.assert_array_equal(a, c)
+    y = np.zeros((3, 4), dtype)
+    assert not add_to_rows(y.T, np.ones(3, dtype))           # declined: not C-contiguous
+    assert not add_to_rows(y, np.ones(4, np.float16))        # declined: another dtype
+    assert add_to_rows(y, np.arange(8, dtype=dtype)[::2])    # a strided row is fine
+    np.testing.assert_array_equal(y, np.tile(np.arange(0, 8, 2, dtype=dtype), (3, 1)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_cross_entropy_fused_matches_composition_and_torch(composed, dtype, reduction):
     import torch
@@ -419,6 +437,7 @@ def _float32_workload():
     heads = y.view(2, 6, 2, 8).transpose(1, 2)
     out = F.scaled_dot_product_attention(heads, heads, heads, is_causal=True)
     emb = gradient.nn.Embedding(10, 16)
+    out = F.linear(out, gradient.ones(8, 8), gradient.ones(8))
     loss = F.cross_entropy(out.reshape(-1, 8), gradient.tensor([0, 1, 2, 3] * 6))
     (out.sum() + emb(gradient.tensor([[1, 2, 1]])).sum() + loss).backward()
     gradient.optim.AdamW([x] + list(emb.parameters())).step()
@@ -469,5 +488,5 @@ def test_float32_kernels_compute_in_float32():
     assert {"_decode_scores", "_decode_weighted_sum", "_normalize_rows", "_shift_rows",
             "_score_gradient", "_gelu_tanh_grad", "_silu_grad", "_adam_step",
             "_index_add_rows", "_rows", "_columns", "_minus_row_max", "_cross_entropy_rows",
-            "_log_softmax_rows", "_scale_rows_less_target"} <= set(checked), sorted(set(checked))
+            "_log_softmax_rows", "_scale_rows_less_target", "_add_to_rows"} <= set(checked), sorted(set(checked))
     assert doubles == [], f"float32 kernels computing in float64: {doubles}"
