@@ -66,14 +66,21 @@ def find_model(arg: str | None) -> str:
 
 
 def model_bytes(model) -> int:
-    """Bytes of the weights as the model holds them: parameters and buffers, plus the blocks of
-    layers that keep GGML-quantized blocks outside ``parameters()`` (``QuantizedLinear.qweight``)."""
+    """Bytes of the weights as the model holds them: parameters and buffers, plus what layers
+    keep outside ``parameters()``: the repacked blocks the kernels read (``packed``), else the
+    GGML blocks themselves (``qweight``). A tied output head shares the embedding's blocks,
+    which count once."""
     total = sum(t.numel() * t.element_size()
                 for t in (*model.parameters(), *model.buffers()))
+    seen = set()
     for m in model.modules():
-        qweight = getattr(m, "qweight", None)
-        if isinstance(qweight, np.ndarray):
-            total += qweight.nbytes
+        held = getattr(m, "packed", None)
+        if held is None:
+            held = getattr(m, "qweight", None)
+        if held is None or not hasattr(held, "nbytes") or id(held) in seen:
+            continue
+        seen.add(id(held))
+        total += held.nbytes
     return total
 
 
