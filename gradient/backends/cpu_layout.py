@@ -58,15 +58,15 @@ def _no_self_overlap(a) -> bool:
 def empty_like_views(*arrays) -> tuple:
     """New writeable arrays with the shapes, dtype and strides of ``arrays``.
 
-    When the arrays are disjoint views of one C-contiguous array (its pieces), the new ones are
-    views of one new buffer of that array's shape, at the same offsets: the gradients of pieces
-    are then the pieces of a gradient. Otherwise each is ``np.empty_like`` (dimensions in the
-    same memory order). The parts of the shared buffer no view covers are left uninitialised:
-    only :func:`joined`, which checks that the views cover it all, hands the buffer out.
+    When the arrays are disjoint views that together make up one C-contiguous array (its
+    pieces), the new ones are views of one new buffer of that array's shape, at the same
+    offsets: the gradients of pieces are then the pieces of a gradient, and every element of
+    the buffer belongs to one of them. Otherwise each is ``np.empty_like`` (dimensions in the
+    same memory order).
     """
     owner = arrays[0].base
     shared = (owner is not None and isinstance(owner, np.ndarray) and owner.base is None
-              and owner.flags.c_contiguous
+              and owner.flags.c_contiguous and sum(a.size for a in arrays) == owner.size
               and all(a.base is owner and a.dtype == owner.dtype and _no_self_overlap(a)
                       for a in arrays)
               and _disjoint(arrays))

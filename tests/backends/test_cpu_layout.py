@@ -28,13 +28,14 @@ def test_pieces_of_one_array_get_pieces_of_one_new_buffer():
     np.testing.assert_array_equal(dq.base.reshape(qkv.shape), qkv)   # fills the buffer like qkv
 
 
-@pytest.mark.parametrize("case", ["same array", "broadcast", "separate", "overlapping"])
+@pytest.mark.parametrize("case", ["same array", "broadcast", "separate", "overlapping", "a part"])
 def test_other_inputs_get_arrays_of_their_own(case):
     base = np.ones((4, 6), np.float32)
     arrays = {"same array": (base[:, :3], base[:, :3]),
               "broadcast": (np.broadcast_to(base[:1], (4, 6)),),
               "separate": (np.ones((4, 3), np.float32), np.ones((4, 3), np.float32)),
-              "overlapping": (base[:, :4], base[:, 2:])}[case]
+              "overlapping": (base[:, :4], base[:, 2:]),
+              "a part": (base[:, :2], base[:, 2:4])}[case]   # not all of base: no buffer that big
     out = empty_like_views(*arrays)
     assert all(o.base is None and o.shape == a.shape for o, a in zip(out, arrays))
     assert all(not np.shares_memory(a, b) for i, a in enumerate(out) for b in out[i + 1:])
