@@ -284,11 +284,33 @@ def _unshared(grads) -> bool:
     g = grads[0]
     if g is None or g._base is not None or g.grad_fn is not None:
         return False
+    if getattr(g._data, "base", True) is not None:
+        return False
+    tensor_refs, array_refs = _reference_counts(grads)
+    return tensor_refs <= _ALONE[0] and array_refs <= _ALONE[1]
+
+
+def _reference_counts(grads) -> tuple:
+    """``sys.getrefcount`` of ``grads[0]`` and of its ``_data``, as seen from here."""
+    g = grads[0]
     data = g._data
-    # references counted: here the list item, ``g`` and getrefcount's argument; for the array
-    # the tensor's attribute, ``data`` and the argument
-    return (sys.getrefcount(g) <= 3 and getattr(data, "base", True) is None
-            and sys.getrefcount(data) <= 3)
+    return sys.getrefcount(g), sys.getrefcount(data)
+
+
+class _Alone:
+    __slots__ = ("_data",)
+
+
+def _counts_alone() -> tuple:
+    """What :func:`_reference_counts` gives for an object held only by its list and an array
+    held only by that object: measured, not assumed, since interpreters count the references
+    of locals and arguments differently."""
+    probe = _Alone()
+    probe._data = object()
+    return _reference_counts([probe])
+
+
+_ALONE = _counts_alone()
 
 
 def _run_tensor_hooks(node, grads, create_graph):
