@@ -1,6 +1,6 @@
 """A character-level GPT, trained with gradient on the docstrings of Python's standard library.
 
-Run:  python examples/char_gpt.py                 # ~100 s on 2 CPU cores
+Run:  python examples/char_gpt.py                 # ~30 s on 2 CPU cores
       python examples/char_gpt.py --amp bf16      # matrix products in bfloat16
       python examples/char_gpt.py --resume out-char-gpt/ckpt.safetensors   # continue a stopped run
 
@@ -22,7 +22,7 @@ top to bottom:
 5. the figure: the batch losses, the train/val evaluations and the learning rate per step.
 
 What to expect with the defaults (2 layers, 4 heads, width 128, context 64, batch 16, 1000
-steps, lr 3e-3, seed 0; about 100 s on 2 CPU cores, 420k parameters): the corpus is ~890k
+steps, lr 3e-3, seed 0; about 30 s on 2 CPU cores, 420k parameters): the corpus is ~890k
 characters with a vocabulary of ~100, so the loss starts at ln(vocab) = ln(102) ~ 4.6; the val
 loss ends near 1.8 nats/char (train ~1.7). The sample is not English yet, but it has words,
 sentences, blank lines between paragraphs and phrases like ``Return the`` and ``(attribute``.
