@@ -6,10 +6,10 @@ from ..ops import creation as _creation
 from ..ops import elementwise as _ew
 from . import constraints
 from .distribution import Distribution
-from .utils import broadcast_all, store_probs_or_logits, logits_to_probs, probs_to_logits, lazy_property, softplus
+from .utils import BinaryProbsOrLogits, broadcast_all, softplus, store_probs_or_logits
 
 
-class Bernoulli(Distribution):
+class Bernoulli(BinaryProbsOrLogits, Distribution):
     """1 with probability ``probs`` and 0 otherwise; give either ``probs`` or ``logits``
     (log-odds), not both. Not reparameterizable (``sample`` has no gradient).
 
@@ -23,14 +23,6 @@ class Bernoulli(Distribution):
     def __init__(self, probs=None, logits=None, validate_args=None):
         shape = store_probs_or_logits(self, probs, logits).shape
         super().__init__(shape, validate_args=validate_args)
-
-    @lazy_property
-    def logits(self):
-        return probs_to_logits(self.probs, is_binary=True)
-
-    @lazy_property
-    def probs(self):
-        return logits_to_probs(self.logits, is_binary=True)
 
     @property
     def param_shape(self):

@@ -6,11 +6,11 @@ from ..autograd.grad_mode import no_grad
 from ..ops import special as _special
 from . import constraints
 from .distribution import Distribution
-from .utils import (broadcast_all, probs_or_logits, from_host, host_array, host_generator, lazy_property,
-                    logits_to_probs, probs_to_logits)
+from .utils import (BinaryProbsOrLogits, broadcast_all, from_host, host_array, host_generator,
+                    probs_or_logits)
 
 
-class Binomial(Distribution):
+class Binomial(BinaryProbsOrLogits, Distribution):
     """Successes in ``total_count`` Bernoulli(``probs``) trials; ``probs`` or ``logits``.
     Draws come from the default generator's host state.
 
@@ -34,14 +34,6 @@ class Binomial(Distribution):
     @constraints.dependent_property(is_discrete=True, event_dim=0)
     def support(self):
         return constraints.integer_interval(0, self.total_count)
-
-    @lazy_property
-    def logits(self):
-        return probs_to_logits(self.probs, is_binary=True)
-
-    @lazy_property
-    def probs(self):
-        return logits_to_probs(self.logits, is_binary=True)
 
     @property
     def mean(self):

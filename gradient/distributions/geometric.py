@@ -7,10 +7,10 @@ from ..ops import creation as _creation
 from ..ops import special as _special
 from . import constraints
 from .distribution import Distribution
-from .utils import broadcast_all, store_probs_or_logits, lazy_property, logits_to_probs, probs_to_logits, softplus
+from .utils import BinaryProbsOrLogits, broadcast_all, softplus, store_probs_or_logits
 
 
-class Geometric(Distribution):
+class Geometric(BinaryProbsOrLogits, Distribution):
     """The number of failures before the first success of Bernoulli(``probs``) trials (0, 1, ...);
     ``probs`` or ``logits``, not both.
 
@@ -24,14 +24,6 @@ class Geometric(Distribution):
         super().__init__(shape, validate_args=validate_args)
         if self._validate_args and probs is not None and not bool((self.probs > 0).all()):
             raise ValueError("Geometric: expected probs > 0")
-
-    @lazy_property
-    def logits(self):
-        return probs_to_logits(self.probs, is_binary=True)
-
-    @lazy_property
-    def probs(self):
-        return logits_to_probs(self.logits, is_binary=True)
 
     @property
     def mean(self):

@@ -8,10 +8,10 @@ from .distribution import Distribution
 from .transformed_distribution import TransformedDistribution
 from .transforms import SigmoidTransform
 from .utils import as_tensor_like as _as_tensor
-from .utils import store_probs_or_logits, clamp_probs, lazy_property, logits_to_probs, probs_to_logits, softplus
+from .utils import BinaryProbsOrLogits, clamp_probs, softplus, store_probs_or_logits
 
 
-class LogitRelaxedBernoulli(Distribution):
+class LogitRelaxedBernoulli(BinaryProbsOrLogits, Distribution):
     """The logit of a :class:`RelaxedBernoulli` draw: ``(logits + logistic noise) / temperature``,
     on the real line. ``rsample`` is reparameterized.
 
@@ -30,14 +30,6 @@ class LogitRelaxedBernoulli(Distribution):
         self.temperature = _as_tensor(temperature, self.probs if probs is not None else self.logits)
         super().__init__(shape, validate_args=validate_args)
 
-    @lazy_property
-    def logits(self):
-        return probs_to_logits(self.probs, is_binary=True)
-
-    @lazy_property
-    def probs(self):
-        return logits_to_probs(self.logits, is_binary=True)
-
     def rsample(self, sample_shape=()):
         shape = self._extended_shape(sample_shape)
         logits = self.logits
@@ -51,7 +43,28 @@ class LogitRelaxedBernoulli(Distribution):
         return self.temperature.log() + diff - 2 * softplus(diff)
 
 
-class RelaxedBernoulli(TransformedDistribution):
+class RelaxedTransformed(TransformedDistribution):
+    """A relaxed distribution made by a transform of its logit-space base (RelaxedBernoulli,
+    RelaxedOneHotCategorical): ``temperature``, ``logits`` and ``probs`` are the base's, which
+    checked them."""
+
+    def _check_parameters(self):
+        pass  # the base distribution checked them
+
+    @property
+    def temperature(self):
+        return self.base_dist.temperature
+
+    @property
+    def logits(self):
+        return self.base_dist.logits
+
+    @property
+    def probs(self):
+        return self.base_dist.probs
+
+
+class RelaxedBernoulli(RelaxedTransformed):
     """The Concrete / Gumbel-softmax relaxation of :class:`Bernoulli`: values in (0, 1) that
     approach 0/1 draws as ``temperature`` goes to 0; ``rsample`` is reparameterized.
     (A :class:`LogitRelaxedBernoulli` pushed through a sigmoid.)
@@ -68,18 +81,3 @@ class RelaxedBernoulli(TransformedDistribution):
     def __init__(self, temperature, probs=None, logits=None, validate_args=None):
         base = LogitRelaxedBernoulli(temperature, probs, logits, validate_args=validate_args)
         super().__init__(base, SigmoidTransform(), validate_args=validate_args)
-
-    def _check_parameters(self):
-        pass  # the base distribution checked them
-
-    @property
-    def temperature(self):
-        return self.base_dist.temperature
-
-    @property
-    def logits(self):
-        return self.base_dist.logits
-
-    @property
-    def probs(self):
-        return self.base_dist.probs

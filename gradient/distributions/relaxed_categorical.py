@@ -9,7 +9,7 @@ from ..ops.reduce import logsumexp, sum as _sum
 from . import constraints
 from .categorical import Categorical
 from .distribution import Distribution
-from .transformed_distribution import TransformedDistribution
+from .relaxed_bernoulli import RelaxedTransformed
 from .transforms import ExpTransform
 from .utils import as_tensor_like as _as_tensor, clamp_probs
 
@@ -73,7 +73,7 @@ class ExpRelaxedCategorical(Distribution):
         return score + log_scale
 
 
-class RelaxedOneHotCategorical(TransformedDistribution):
+class RelaxedOneHotCategorical(RelaxedTransformed):
     """The Concrete / Gumbel-softmax relaxation of :class:`OneHotCategorical`: points of the
     simplex that approach one-hot vectors as ``temperature`` goes to 0; ``rsample`` is
     reparameterized. (An :class:`ExpRelaxedCategorical` pushed through ``exp``.)
@@ -91,18 +91,3 @@ class RelaxedOneHotCategorical(TransformedDistribution):
     def __init__(self, temperature, probs=None, logits=None, validate_args=None):
         base = ExpRelaxedCategorical(temperature, probs, logits, validate_args=validate_args)
         super().__init__(base, ExpTransform(), validate_args=validate_args)
-
-    def _check_parameters(self):
-        pass
-
-    @property
-    def temperature(self):
-        return self.base_dist.temperature
-
-    @property
-    def logits(self):
-        return self.base_dist.logits
-
-    @property
-    def probs(self):
-        return self.base_dist.probs

@@ -99,6 +99,21 @@ class lazy_property:
         return value
 
 
+
+class BinaryProbsOrLogits:
+    """``probs`` and ``logits`` of a distribution with one success probability per entry
+    (Bernoulli, Binomial, Geometric ...): the one given is stored by
+    :func:`store_probs_or_logits`, the other computed from it on first access. A mixin, listed
+    before :class:`Distribution`: ``class Bernoulli(BinaryProbsOrLogits, Distribution)``."""
+
+    @lazy_property
+    def logits(self):
+        return probs_to_logits(self.probs, is_binary=True)
+
+    @lazy_property
+    def probs(self):
+        return logits_to_probs(self.logits, is_binary=True)
+
 def host_generator():
     """The NumPy generator behind gradient's default generator (every backend draws its random
     numbers on the host), for the draws the backends have no primitive for (gamma, Poisson,
