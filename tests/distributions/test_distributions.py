@@ -6,7 +6,6 @@ shapes, moments of large seeded samples, reparameterized gradients, validation a
 reproducibility.
 """
 
-import math
 
 import numpy as np
 import pytest
@@ -16,6 +15,9 @@ import gradient.distributions as gd
 
 torch = pytest.importorskip("torch")
 td = torch.distributions
+
+from .torch_parity import (as_numpy as _np, assert_gradients_match, assert_values_match,  # noqa: E402
+                           tensor as _tensor, weighted_gradients)
 
 R = np.random.default_rng(0)
 
@@ -35,12 +37,6 @@ def _probs(*shape):
 def _simplex(*shape):
     p = R.uniform(0.1, 1.0, size=shape)
     return p / p.sum(-1, keepdims=True)
-
-
-def _tensor(lib, a, requires_grad=False):
-    if lib is torch:
-        return torch.tensor(a, dtype=torch.float64, requires_grad=requires_grad)
-    return gradient.tensor(a, dtype=gradient.float64, requires_grad=requires_grad)
 
 
 def _value(lib, v):
@@ -142,49 +138,18 @@ def _quantity(dist, name, lib, case):
     return getattr(dist, name)
 
 
-def _np(t):
-    return t.detach().numpy()
-
-
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_values_match_torch(case):
-    ours, _ = _build(case, gradient)
-    theirs, _ = _build(case, torch)
-    assert tuple(ours.batch_shape) == tuple(theirs.batch_shape)
-    assert tuple(ours.event_shape) == tuple(theirs.event_shape)
-    for name in CASES[case][3]:
-        o, t = _quantity(ours, name, gradient, case), _quantity(theirs, name, torch, case)
-        assert tuple(o.shape) == tuple(t.shape), f"{case}.{name}: shape {tuple(o.shape)} != {tuple(t.shape)}"
-        np.testing.assert_allclose(_np(o), _np(t), rtol=1e-10, atol=1e-12, equal_nan=True,
-                                   err_msg=f"{case}.{name}")
+    assert_values_match(lambda lib: _build(case, lib), lambda d, name, lib: _quantity(d, name, lib, case),
+                        CASES[case][3], rtol=1e-10, atol=1e-12, case=case)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_gradients_match_torch(case):
-    grads = []
-    for lib in (gradient, torch):
-        dist, params = _build(case, lib)
-        total = 0
-        weights = np.random.default_rng(1)
-        for name in CASES[case][3]:
-            q = _quantity(dist, name, lib, case)
-            w = weights.standard_normal(tuple(q.shape))  # drawn for every quantity: same in both
-            if not q.dtype.is_floating_point or not np.isfinite(_np(q)).all():
-                continue  # (integer modes, Cauchy's nan mean and inf variance)
-            if not q.requires_grad:
-                continue  # (torch's constant modes: zeros_like)
-            total = total + (q * _tensor(lib, w)).sum()
-        assert not isinstance(total, int), f"{case}: nothing differentiable to compare"
-        total.backward()
-        grads.append({k: v.grad for k, v in params.items() if v.requires_grad})
-    ours, theirs = grads
-    for k in theirs:
-        if theirs[k] is None:
-            assert ours[k] is None or not np.any(_np(ours[k])), f"{case}: grad of {k}"
-            continue
-        assert ours[k] is not None, f"{case}: no gradient for {k}"
-        np.testing.assert_allclose(_np(ours[k]), _np(theirs[k]), rtol=1e-7, atol=1e-9,
-                                   err_msg=f"{case}: grad of {k}")
+    ours, theirs = weighted_gradients(lambda lib: _build(case, lib),
+                                      lambda d, name, lib: _quantity(d, name, lib, case),
+                                      CASES[case][3], seed=1, case=case)
+    assert_gradients_match(ours, theirs, rtol=1e-7, atol=1e-9, case=case)
 
 
 # ---------------------------------------------------------------------- KL divergence

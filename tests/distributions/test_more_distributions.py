@@ -13,6 +13,9 @@ import gradient.distributions as gd
 torch = pytest.importorskip("torch")
 td = torch.distributions
 
+from .torch_parity import (assert_gradients_match, assert_values_match, tensor as _tensor,  # noqa: E402
+                           weighted_gradients)
+
 R = np.random.default_rng(7)
 
 
@@ -27,16 +30,6 @@ def _real(*shape):
 def _simplex(*shape):
     p = R.uniform(0.1, 1.0, size=shape)
     return p / p.sum(-1, keepdims=True)
-
-
-def _tensor(lib, a, requires_grad=False):
-    if lib is torch:
-        return torch.tensor(a, dtype=torch.float64, requires_grad=requires_grad)
-    return gradient.tensor(a, dtype=gradient.float64, requires_grad=requires_grad)
-
-
-def _np(t):
-    return t.detach().numpy()
 
 
 def _get(D, name):
@@ -126,42 +119,18 @@ def _quantity(dist, name, lib, case):
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_values_match_torch(case):
-    ours, _ = _build(case, gradient)
-    theirs, _ = _build(case, torch)
-    assert tuple(ours.batch_shape) == tuple(theirs.batch_shape)
-    assert tuple(ours.event_shape) == tuple(theirs.event_shape)
     tol = CASES[case][4]
-    for name in CASES[case][3]:
-        o, t = _quantity(ours, name, gradient, case), _quantity(theirs, name, torch, case)
-        assert tuple(o.shape) == tuple(t.shape), f"{case}.{name}: {tuple(o.shape)} != {tuple(t.shape)}"
-        np.testing.assert_allclose(_np(o), _np(t), rtol=tol, atol=tol, equal_nan=True,
-                                   err_msg=f"{case}.{name}")
+    assert_values_match(lambda lib: _build(case, lib), lambda d, name, lib: _quantity(d, name, lib, case),
+                        CASES[case][3], rtol=tol, atol=tol, case=case)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_gradients_match_torch(case):
-    grads = []
-    for lib in (gradient, torch):
-        dist, params = _build(case, lib)
-        weights = np.random.default_rng(3)
-        total = 0
-        for name in CASES[case][3]:
-            q = _quantity(dist, name, lib, case)
-            w = weights.standard_normal(tuple(q.shape))
-            if not np.isfinite(_np(q)).all() or not q.requires_grad:
-                continue
-            total = total + (q * _tensor(lib, w)).sum()
-        total.backward()
-        grads.append({k: v.grad for k, v in params.items()})
-    ours, theirs = grads
+    ours, theirs = weighted_gradients(lambda lib: _build(case, lib),
+                                      lambda d, name, lib: _quantity(d, name, lib, case),
+                                      CASES[case][3], seed=3, case=case)
     tol = max(CASES[case][4], 1e-7)
-    for k in theirs:
-        if theirs[k] is None:
-            assert ours[k] is None or not np.any(_np(ours[k])), f"{case}: grad of {k}"
-            continue
-        assert ours[k] is not None, f"{case}: no gradient for {k}"
-        np.testing.assert_allclose(_np(ours[k]), _np(theirs[k]), rtol=tol * 10, atol=tol,
-                                   err_msg=f"{case}: grad of {k}")
+    assert_gradients_match(ours, theirs, rtol=tol * 10, atol=tol, case=case)
 
 
 def test_von_mises_entropy_matches_numerical_integration():

@@ -12,6 +12,9 @@ import gradient.distributions as gd
 torch = pytest.importorskip("torch")
 td = torch.distributions
 
+from .torch_parity import (as_numpy as _np, assert_values_match, tensor as _tensor,  # noqa: E402
+                           weighted_gradients)
+
 R = np.random.default_rng(11)
 
 
@@ -22,16 +25,6 @@ def _spd(*batch, n=3):
 
 def _tril(*batch, n=3):
     return np.linalg.cholesky(_spd(*batch, n=n))
-
-
-def _tensor(lib, a, requires_grad=False):
-    if lib is torch:
-        return torch.tensor(a, dtype=torch.float64, requires_grad=requires_grad)
-    return gradient.tensor(a, dtype=gradient.float64, requires_grad=requires_grad)
-
-
-def _np(t):
-    return t.detach().numpy()
 
 
 def _mvn(kind):
@@ -72,29 +65,15 @@ def _quantity(dist, name, lib, case):
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_values_match_torch(case):
-    ours, _ = _build(case, gradient)
-    theirs, _ = _build(case, torch)
-    assert tuple(ours.batch_shape) == tuple(theirs.batch_shape)
-    assert tuple(ours.event_shape) == tuple(theirs.event_shape)
-    for name in QUANTITIES:
-        o, t = _quantity(ours, name, gradient, case), _quantity(theirs, name, torch, case)
-        assert tuple(o.shape) == tuple(t.shape), f"{case}.{name}: {tuple(o.shape)} != {tuple(t.shape)}"
-        np.testing.assert_allclose(_np(o), _np(t), rtol=1e-9, atol=1e-11, err_msg=f"{case}.{name}")
+    assert_values_match(lambda lib: _build(case, lib), lambda d, name, lib: _quantity(d, name, lib, case),
+                        QUANTITIES, rtol=1e-9, atol=1e-11, case=case, equal_nan=False)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_gradients_match_torch(case):
-    grads = []
-    for lib in (gradient, torch):
-        dist, params = _build(case, lib)
-        weights = np.random.default_rng(2)
-        total = 0
-        for name in QUANTITIES:
-            q = _quantity(dist, name, lib, case)
-            total = total + (q * _tensor(lib, weights.standard_normal(tuple(q.shape)))).sum()
-        total.backward()
-        grads.append({k: v.grad for k, v in params.items()})
-    ours, theirs = grads
+    ours, theirs = weighted_gradients(lambda lib: _build(case, lib),
+                                      lambda d, name, lib: _quantity(d, name, lib, case),
+                                      QUANTITIES, seed=2, case=case, every=True)
     for k in theirs:
         o, t = _np(ours[k]), _np(theirs[k])
         if k == "matrix" and case in ("covariance", "precision"):
