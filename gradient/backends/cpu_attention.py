@@ -181,6 +181,34 @@ def _decode_weighted_sum(e, v, length, out):
                 out[b, h, 0, d] = acc[d]
 
 
+@_compile
+def decode_split_heads(qkv, bias, pos, q, keys, values):
+    """The new token's fused projection ``qkv`` (B, 3 * H * D), before its ``bias``, split into
+    heads: the query into ``q`` (B, H, 1, D), the key and value written at position ``pos`` of
+    the cache buffers ``keys``/``values`` (B, H, max_len, D). The bias is added as Linear adds
+    it, so the values are those of the projection, split and written by the module graph."""
+    B, H, _, D = q.shape
+    C = H * D
+    for b in range(B):
+        for h in range(H):
+            for d in range(D):
+                i = h * D + d
+                q[b, h, 0, d] = qkv[b, i] + bias[i]
+                keys[b, h, pos, d] = qkv[b, C + i] + bias[C + i]
+                values[b, h, pos, d] = qkv[b, 2 * C + i] + bias[2 * C + i]
+
+
+def decode_cached(q, keys, values, length: int, scale, out):
+    """What :func:`decode_attention` computes, into ``out`` (B, Hq, 1, D), for ``q`` (B, Hq, 1,
+    D) contiguous and whole cache buffers ``keys``/``values`` (B, Hk, max_len, D) of which the
+    first ``length`` positions count; ``scale`` in q's dtype. Nothing checked: for compiled
+    decode steps that built these arrays themselves."""
+    scores = np.empty(q.shape[:2] + (length,), q.dtype)
+    _decode_scores(q, keys, length, scale, scores)
+    np.exp(scores, out=scores)   # NumPy's vectorised exp (see the module docstring)
+    _decode_weighted_sum(scores, values, length, out)
+
+
 def decode_attention(q, k, v, scale: float):
     """Attention of one query row per head against keys and values read in place from a KV
     cache, with grouped heads: q (B, Hq, 1, D), k and v (B, Hk, S, D) views of cache buffers
@@ -199,9 +227,6 @@ def decode_attention(q, k, v, scale: float):
     keys, values = (cache_buffer(a, np.lib.stride_tricks.as_strided) for a in (k, v))
     if keys is None or values is None:
         return None
-    scores = np.empty((B, Hq, S), q.dtype)
-    _decode_scores(np.ascontiguousarray(q), keys, S, q.dtype.type(scale), scores)
-    np.exp(scores, out=scores)   # NumPy's vectorised exp (see the module docstring)
     out = np.empty((B, Hq, 1, D), q.dtype)
-    _decode_weighted_sum(scores, values, S, out)
+    decode_cached(np.ascontiguousarray(q), keys, values, S, q.dtype.type(scale), out)
     return out

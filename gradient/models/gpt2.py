@@ -31,9 +31,11 @@ from ..ops.attention import attention_arrays
 from ..ops.creation import arange
 from ..ops.nn import LayerNorm as _LayerNormFn
 from ..ops.nn import layer_norm_is_fused
+from ..nn.module import structure_version
 from ..tensor import Tensor
 from .masks import decoder_mask
 from .pretrained import CausalLMOutput, ModelConfig, PreTrainedModel, register_model
+from .gpt2_decode import DecodeStep
 from .raw_decode import linear as _linear
 from .raw_decode import plain as _plain
 from .raw_decode import plain_linear as _plain_linear
@@ -86,6 +88,9 @@ _ACTIVATIONS = {
     "silu": F.silu,
     "swish": F.silu,
 }
+# the GELUs above by their form, for the compiled decode step (gpt2_decode)
+_GELU_FORMS = {_ACTIVATIONS["gelu_new"]: "tanh", _ACTIVATIONS["gelu_pytorch_tanh"]: "tanh",
+               F.gelu: "none"}
 
 
 class GPT2Attention(nn.Module):
@@ -163,30 +168,51 @@ class GPT2Model(nn.Module):
             position_ids = arange(past, past + T, device=input_ids.device).unsqueeze(0)
         x = self.drop(self.wte(input_ids) + self.wpe(position_ids))
         mask = decoder_mask(attention_mask, T, past, device=input_ids.device)
-        layers = self._decode_plan(x, cache) if mask is None and T == 1 else None
-        if layers is not None:
+        layers, step = self._decode_plan(x, cache) if mask is None and T == 1 else (None, None)
+        # float32 on the CPU: each layer's small ops in a few compiled calls, ln_f included
+        out = step(x, cache) if step is not None else None
+        if out is not None:
+            x = Tensor._make(out, False, x._backend)
+        elif layers is not None:
             x = _decode_on_arrays(layers, x, cache)
         else:
             for block in self.h:
                 x = block(x, mask, cache)
         if cache is not None:
             cache.advance(T)
-        return self.ln_f(x)
+        return x if out is not None else self.ln_f(x)
 
     #: Decode single tokens on raw arrays when possible (see :func:`_decode_on_arrays`);
     #: False always runs the module graph.
     fused_decode = True
 
     def _decode_plan(self, x, cache):
-        """Per block, the modules :func:`_decode_on_arrays` runs; None unless a decode step
-        (one token, no padding mask) may skip the module graph: the stack allows it
+        """``(layers, step)`` for a decode step (one token, no padding mask), ``(None, None)``
+        unless the stack allows skipping the module graph
         (:func:`~gradient.models.raw_decode.step_may_skip_modules`) and every block is made of
         this file's modules (plain ``nn.Linear`` of ``x``'s dtype, ``nn.LayerNorm``,
-        ``nn.Dropout``) without forward hooks."""
+        ``nn.Dropout``) without forward hooks. ``layers`` holds per block the modules
+        :func:`_decode_on_arrays` runs; ``step`` is the compiled CPU step over them and ``ln_f``
+        (:class:`~gradient.models.gpt2_decode.DecodeStep`, when it applies). Both are kept
+        until some module changes (:func:`~gradient.nn.module.structure_version`)."""
         if not step_may_skip_modules(self, cache):
-            return None
+            return None, None
+        key = (id(self), structure_version(), x.dtype)   # (a deep copy has other modules)
+        plan = self.__dict__.get("_plan")
+        if plan is None or plan[0] != key:
+            layers = self._blocks_plan(x.dtype.numpy)
+            step = None
+            if layers is not None and _plain(self.ln_f, nn.LayerNorm):
+                step = DecodeStep.build(layers, self.ln_f, _GELU_FORMS)
+            plan = (key, layers, step)
+            self.__dict__["_plan"] = plan   # (not an attribute: setting it is no change)
+        return plan[1], plan[2]
+
+    def _blocks_plan(self, dtype):
+        """Per block, the modules :func:`_decode_on_arrays` runs, or None unless each is plain
+        (:func:`~gradient.models.raw_decode.plain`) and each Linear's parameters have the NumPy
+        ``dtype``."""
         layers = []
-        dtype = x.dtype.numpy
         for block in self.h:
             if not _plain(block, GPT2Block):
                 return None

@@ -11,7 +11,8 @@ transformers = pytest.importorskip("transformers")
 
 import gradient  # noqa: E402
 from gradient.errors import FileFormatError  # noqa: E402
-from gradient.models import GPT2LMHeadModel, UnknownArchitectureError, from_pretrained  # noqa: E402
+from gradient.models import (GPT2Config, GPT2LMHeadModel, UnknownArchitectureError,  # noqa: E402
+                             from_pretrained)
 
 from ..devices import DEVICES  # noqa: E402
 from .raw_decode_checks import (assert_module_graph_where_forwards_differ,  # noqa: E402
@@ -117,21 +118,69 @@ def decode_calls(monkeypatch):
     return count_raw_steps(monkeypatch, gpt2)
 
 
+@pytest.fixture
+def compiled_calls(monkeypatch):
+    """One entry per decode step that the compiled CPU step (``gpt2_decode.DecodeStep``) ran."""
+    from gradient.models.gpt2_decode import DecodeStep
+    calls, real = [], DecodeStep.__call__
+
+    def counting(self, *args):
+        out = real(self, *args)
+        if out is not None:
+            calls.append(1)
+        return out
+    monkeypatch.setattr(DecodeStep, "__call__", counting)
+    return calls
+
+
 @pytest.mark.parametrize("device", DEVICES)
-def test_decode_on_arrays_is_bit_identical_to_the_module_graph(models, device, decode_calls):
+def test_decode_steps_are_bit_identical_to_the_module_graph(models, device, decode_calls,
+                                                            compiled_calls):
     ours = models(device)
     ids = _ids((2, 14), seed=7)
     fused = decode_logits(ours, ids)
-    assert len(decode_calls) == 8                 # every one-token step skipped the modules
+    # every one-token step skipped the modules: on the CPU through the compiled step
+    on_cpu = device == "cpu"
+    assert (len(compiled_calls), len(decode_calls)) == ((8, 0) if on_cpu else (0, 8))
     np.testing.assert_array_equal(fused, decode_logits(ours, ids, fused=False))
-    assert len(decode_calls) == 8
+    assert len(compiled_calls) + len(decode_calls) == 8
 
 
-def test_decode_takes_the_module_graph_where_its_forwards_would_differ(checkpoint, decode_calls):
+@pytest.mark.parametrize("activation", ["gelu_new", "gelu", "relu"])
+def test_compiled_cpu_step_and_raw_arrays_give_the_module_graph_bits(activation, decode_calls,
+                                                                      compiled_calls,
+                                                                      monkeypatch):
+    """Each GELU form through the compiled step; ReLU (not compiled) on raw arrays; and the
+    raw-array path on the CPU as well, with the compiled step turned off."""
+    gradient.manual_seed(3)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=VOCAB, n_positions=32, n_embd=32, n_layer=2,
+                                       n_head=4, activation_function=activation)).eval()
+    rng = np.random.default_rng(5)       # biases and norms too (the initial ones are 0 and 1)
+    with gradient.no_grad():
+        for p in model.parameters():
+            p.copy_(gradient.tensor(rng.normal(0, 0.3, p.shape).astype(np.float32)))
+    ids = _ids((3, 12), seed=9)
+    expected = decode_logits(model, ids, fused=False)
+    np.testing.assert_array_equal(decode_logits(model, ids), expected)
+    compiled = activation != "relu"
+    assert (len(compiled_calls), len(decode_calls)) == ((6, 0) if compiled else (0, 6))
+    from gradient.models.gpt2_decode import DecodeStep
+    monkeypatch.setattr(DecodeStep, "__call__", lambda *args: None)
+    np.testing.assert_array_equal(decode_logits(model, ids), expected)
+    assert len(decode_calls) == (6 if compiled else 12)
+
+
+def test_decode_takes_the_module_graph_where_its_forwards_would_differ(checkpoint, decode_calls,
+                                                                       compiled_calls):
     model = GPT2LMHeadModel.from_pretrained(checkpoint[1])
     blocks = model.transformer.h
-    assert_module_graph_where_forwards_differ(model, decode_calls, _ids((1, 9), seed=8),
+    assert_module_graph_where_forwards_differ(model, compiled_calls, _ids((1, 9), seed=8),
                                               blocks[1].mlp.c_fc, blocks[0].attn, "c_proj")
+    assert decode_calls == []
+    hook = model.transformer.ln_f.register_forward_hook(lambda *args: None)
+    decode_logits(model, _ids((1, 9), seed=8))          # a hook on ln_f: not the compiled step
+    assert len(compiled_calls) == 3 and len(decode_calls) == 3
+    hook.remove()
 
 
 def test_logits_to_keep_gives_the_last_positions(ours):
