@@ -170,6 +170,31 @@ def test_compiled_cpu_step_and_raw_arrays_give_the_module_graph_bits(activation,
     assert len(decode_calls) == (6 if compiled else 12)
 
 
+def test_compiled_step_sees_weights_changed_replaced_or_copied(compiled_calls):
+    """The step gathers the weights' arrays once: a change in place, a replaced storage and a
+    deep copy of the model (other arrays) must all reach it."""
+    import copy
+    gradient.manual_seed(4)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=VOCAB, n_positions=32, n_embd=32, n_layer=2,
+                                       n_head=4)).eval()
+    ids = _ids((1, 9), seed=10)
+    fc = model.transformer.h[1].mlp.c_fc
+    rng = np.random.default_rng(6)
+    decode_logits(model, ids)                              # builds the step
+    with gradient.no_grad():
+        fc.bias.add_(gradient.tensor(rng.normal(0, 1, fc.bias.shape).astype(np.float32)))
+    np.testing.assert_array_equal(decode_logits(model, ids), decode_logits(model, ids, fused=False))
+    fc.weight.data = gradient.tensor(rng.normal(0, 1, fc.weight.shape).astype(np.float32))
+    np.testing.assert_array_equal(decode_logits(model, ids), decode_logits(model, ids, fused=False))
+    twin = copy.deepcopy(model)
+    with gradient.no_grad():
+        twin.transformer.h[0].attn.c_proj.bias.add_(1.0)
+    changed = decode_logits(twin, ids)
+    np.testing.assert_array_equal(changed, decode_logits(twin, ids, fused=False))
+    assert not np.allclose(changed, decode_logits(model, ids))
+    assert len(compiled_calls) == 5 * 3                    # every step of the five fused runs
+
+
 def test_decode_takes_the_module_graph_where_its_forwards_would_differ(checkpoint, decode_calls,
                                                                        compiled_calls):
     model = GPT2LMHeadModel.from_pretrained(checkpoint[1])
