@@ -182,8 +182,9 @@ class GPT2Model(nn.Module):
             cache.advance(T)
         return x if out is not None else self.ln_f(x)
 
-    #: Decode single tokens on raw arrays when possible (see :func:`_decode_on_arrays`);
-    #: False always runs the module graph.
+    #: Decode single tokens on raw arrays when possible (the compiled CPU step of
+    #: :mod:`gradient.models.gpt2_decode`, else :func:`_decode_on_arrays`); False always runs
+    #: the module graph.
     fused_decode = True
 
     def _decode_plan(self, x, cache):
