@@ -182,6 +182,8 @@ class GPT2Model(nn.Module):
             cache.advance(T)
         return x if out is not None else self.ln_f(x)
 
+    _derived_caches = ("_plan",)   # see _decode_plan
+
     #: Decode single tokens on raw arrays when possible (the compiled CPU step of
     #: :mod:`gradient.models.gpt2_decode`, else :func:`_decode_on_arrays`); False always runs
     #: the module graph.
@@ -198,7 +200,7 @@ class GPT2Model(nn.Module):
         until some module changes (:func:`~gradient.nn.module.structure_version`)."""
         if not step_may_skip_modules(self, cache):
             return None, None
-        key = (id(self), structure_version(), x.dtype)   # (a deep copy has other modules)
+        key = (id(self), structure_version(), x.dtype)
         plan = self.__dict__.get("_plan")
         if plan is None or plan[0] != key:
             layers = self._blocks_plan(x.dtype.numpy)

@@ -669,6 +669,7 @@ class LlamaForCausalLM(PreTrainedModel):
     #: Decode single tokens of quantized GGUF models in one compiled step when possible (see
     #: :mod:`gradient.models.llama_decode`); False always runs the module graph.
     fused_decode = True
+    _derived_caches = ("_fused_decoder",)   # see _fused_decode_step
 
     def _fused_decode_step(self, input_ids, attention_mask, cache):
         """The final hidden state (1, 1, hidden) of one token decoded by

@@ -324,6 +324,10 @@ class Module:
     training: bool
     forward: Callable[..., Any] = _forward_unimplemented
     _has_hooks = False   # (instances set their own in __init__; see __call__)
+    #: Names of caches a subclass derives from its module tree and keeps in ``__dict__`` (a
+    #: compiled decode step over its layers): rebuilt on use, so a deep copy leaves them out
+    #: rather than copying them, with the arrays they gather, next to the copied parameters.
+    _derived_caches: tuple = ()
 
     def __init__(self) -> None:
         # object.__setattr__: our __setattr__ reads these dicts, which do not exist yet
@@ -1069,7 +1073,8 @@ class Module:
         new = type(self).__new__(type(self))
         memo[id(self)] = new
         for key, value in self.__dict__.items():
-            object.__setattr__(new, key, copy.deepcopy(value, memo))
+            if key not in self._derived_caches:
+                object.__setattr__(new, key, copy.deepcopy(value, memo))
         return new
 
     def extra_repr(self) -> str:

@@ -187,6 +187,7 @@ def test_compiled_step_sees_weights_changed_replaced_or_copied(compiled_calls):
     fc.weight.data = gradient.tensor(rng.normal(0, 1, fc.weight.shape).astype(np.float32))
     np.testing.assert_array_equal(decode_logits(model, ids), decode_logits(model, ids, fused=False))
     twin = copy.deepcopy(model)
+    assert "_plan" not in twin.transformer.__dict__        # not copied: rebuilt on use
     with gradient.no_grad():
         twin.transformer.h[0].attn.c_proj.bias.add_(1.0)
     changed = decode_logits(twin, ids)
