@@ -61,6 +61,18 @@ def _shift(x: Tensor, axis: int, step: int, fill) -> Tensor:
     return cat([head, narrow(x, axis, 0, n - shape[axis])], axis)
 
 
+def _picked(x: Tensor, axis: int, idx: Tensor, scalar: bool, keepdim: bool, result):
+    """``result(values, indices)`` for the elements of ``x`` at ``idx`` along ``axis``, shaped
+    as the reduction returns them: 0-d for a 0-d input (``scalar``), ``axis`` squeezed unless
+    ``keepdim``."""
+    values = gather(x, axis, idx)
+    if scalar:
+        return result(reshape(values, ()), reshape(idx, ()))
+    if not keepdim:
+        values, idx = squeeze(values, axis), squeeze(idx, axis)
+    return result(values, idx)
+
+
 def _running_extreme(name: str, input: Tensor, dim: int, larger: bool, result):
     scalar = input.ndim == 0
     x = reshape(input, (1,)) if scalar else input
@@ -84,10 +96,7 @@ def _running_extreme(name: str, input: Tensor, dim: int, larger: bool, result):
             take = logical_and(beats, pi >= 0)
             v, idx = where(take, pv, v), where(take, pi, idx)
             step *= 2
-    values = gather(x, axis, idx)
-    if scalar:
-        return result(reshape(values, ()), reshape(idx, ()))
-    return result(values, idx)
+    return _picked(x, axis, idx, scalar, True, result)
 
 
 def cummax(input: Tensor, dim: int):
@@ -241,12 +250,7 @@ def nanmedian(input: Tensor, dim=None, keepdim: bool = False):
         count = _sum(logical_not(isnan(x)), axis, keepdim=True)
         middle = clamp(floor((count - 1) / 2), min=0)
         idx = gather(order, axis, cast(middle, int64))
-    values = gather(x, axis, idx)
-    if scalar:
-        return _nanmedian_result(reshape(values, ()), reshape(idx, ()))
-    if not keepdim:
-        values, idx = squeeze(values, axis), squeeze(idx, axis)
-    return _nanmedian_result(values, idx)
+    return _picked(x, axis, idx, scalar, keepdim, _nanmedian_result)
 
 
 def mode(input: Tensor, dim: int = -1, keepdim: bool = False):
@@ -278,12 +282,7 @@ def mode(input: Tensor, dim: int = -1, keepdim: bool = False):
         first_best = amin(where(length == best, pos, n), axis, keepdim=True)
         value = gather(s, axis, first_best)
         idx = amax(where(x == value, pos, -1), axis, keepdim=True)
-    values = gather(x, axis, idx)
-    if scalar:
-        return _mode_result(reshape(values, ()), reshape(idx, ()))
-    if not keepdim:
-        values, idx = squeeze(values, axis), squeeze(idx, axis)
-    return _mode_result(values, idx)
+    return _picked(x, axis, idx, scalar, keepdim, _mode_result)
 
 
 def msort(input: Tensor) -> Tensor:
