@@ -194,26 +194,25 @@ def test_training_through_autograd_gives_torch_losses():
     assert losses[-1] < losses[0] / 2
 
 
-def test_step_with_closure_returns_its_loss_and_computes_grads():
-    p, tp = gradient.tensor([1.0, -2.0], requires_grad=True), torch.tensor([1.0, -2.0], requires_grad=True)
-    opt, topt = optim.SGD([p], lr=0.1, momentum=0.9), torch.optim.SGD([tp], lr=0.1, momentum=0.9)
-
+def _cube_sum_closure(opt, p):
+    """A closure for ``opt.step`` (gradient's or torch's): clears the gradients, backpropagates
+    ``sum(p ** 3)`` and returns it."""
     def closure():
         opt.zero_grad()
         loss = (p * p * p).sum()
         loss.backward()
         return loss
+    return closure
 
-    def tclosure():
-        topt.zero_grad()
-        loss = (tp * tp * tp).sum()
-        loss.backward()
-        return loss
+
+def test_step_with_closure_returns_its_loss_and_computes_grads():
+    p, tp = gradient.tensor([1.0, -2.0], requires_grad=True), torch.tensor([1.0, -2.0], requires_grad=True)
+    opt, topt = optim.SGD([p], lr=0.1, momentum=0.9), torch.optim.SGD([tp], lr=0.1, momentum=0.9)
 
     for _ in range(3):
         with gradient.no_grad():  # the closure runs with grad enabled even so, as in torch
-            loss = opt.step(closure)
-        tloss = topt.step(tclosure)
+            loss = opt.step(_cube_sum_closure(opt, p))
+        tloss = topt.step(_cube_sum_closure(topt, tp))
         assert loss.item() == pytest.approx(tloss.item(), rel=1e-6)
     assert_close(p, tp, "float32")
 
@@ -374,18 +373,8 @@ def test_zero_grad_and_closure(name):
     p, tp = gradient.tensor([1.0, -2.0], requires_grad=True), torch.tensor([1.0, -2.0], requires_grad=True)
     opt, topt = getattr(optim, name)([p], lr=0.1), getattr(torch.optim, name)([tp], lr=0.1)
     for _ in range(3):
-        def closure():
-            opt.zero_grad()
-            loss = (p * p * p).sum()
-            loss.backward()
-            return loss
-
-        def tclosure():
-            topt.zero_grad()
-            loss = (tp * tp * tp).sum()
-            loss.backward()
-            return loss
-        assert opt.step(closure).item() == pytest.approx(topt.step(tclosure).item(), rel=1e-6)
+        loss, tloss = opt.step(_cube_sum_closure(opt, p)), topt.step(_cube_sum_closure(topt, tp))
+        assert loss.item() == pytest.approx(tloss.item(), rel=1e-6)
     assert_close(p, tp, "float32")
     opt.zero_grad(set_to_none=False)
     assert p.grad.tolist() == [0.0, 0.0]
