@@ -92,8 +92,7 @@ class DecodeStep:
         keys, values = stacked
         B, _, C = x.shape
         h = x._data.reshape(B, C).copy()    # the residual stream, updated in place
-        normed = np.empty((B, C), np.float32)
-        normed[...] = cpu_kernels.layer_norm(h, *self._layers[0][0])[0]
+        normed = cpu_kernels.layer_norm(h, *self._layers[0][0])[0]   # (B, C), rewritten below
         o = np.empty((B, C), np.float32)
         for layer, (_, ln_2, heads, head_dim, scale, linears) in enumerate(self._layers):
             (w_qkv, b_qkv), (w_proj, b_proj), (w_fc, b_fc), (w_out, b_out) = linears
