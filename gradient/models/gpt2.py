@@ -168,12 +168,14 @@ class GPT2Model(nn.Module):
             position_ids = arange(past, past + T, device=input_ids.device).unsqueeze(0)
         x = self.drop(self.wte(input_ids) + self.wpe(position_ids))
         mask = decoder_mask(attention_mask, T, past, device=input_ids.device)
-        layers, step = self._decode_plan(x, cache) if mask is None and T == 1 else (None, None)
+        # one new token, or a prompt into an empty cache: maybe without the module graph
+        skippable = mask is None and (T == 1 or past == 0)
+        layers, step = self._decode_plan(x, cache) if skippable else (None, None)
         # float32 on the CPU: each layer's small ops in a few compiled calls, ln_f included
         out = step(x, cache) if step is not None else None
         if out is not None:
             x = Tensor._make(out, False, x._backend)
-        elif layers is not None:
+        elif layers is not None and T == 1:
             x = _decode_on_arrays(layers, x, cache)
         else:
             for block in self.h:
@@ -185,12 +187,13 @@ class GPT2Model(nn.Module):
     _derived_caches = ("_plan",)   # see _decode_plan
 
     #: Decode single tokens on raw arrays when possible (the compiled CPU step of
-    #: :mod:`gradient.models.gpt2_decode`, else :func:`_decode_on_arrays`); False always runs
-    #: the module graph.
+    #: :mod:`gradient.models.gpt2_decode`, which also takes prompts into an empty cache, else
+    #: :func:`_decode_on_arrays`); False always runs the module graph.
     fused_decode = True
 
     def _decode_plan(self, x, cache):
-        """``(layers, step)`` for a decode step (one token, no padding mask), ``(None, None)``
+        """``(layers, step)`` for a decode step (one token, no padding mask) or a prefill
+        (``step`` only: a prompt into an empty cache), ``(None, None)``
         unless the stack allows skipping the module graph
         (:func:`~gradient.models.raw_decode.step_may_skip_modules`) and every block is made of
         this file's modules (plain ``nn.Linear`` of ``x``'s dtype, ``nn.LayerNorm``,

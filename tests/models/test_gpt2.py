@@ -120,14 +120,15 @@ def decode_calls(monkeypatch):
 
 @pytest.fixture
 def compiled_calls(monkeypatch):
-    """One entry per decode step that the compiled CPU step (``gpt2_decode.DecodeStep``) ran."""
+    """One entry per forward that the compiled CPU step (``gpt2_decode.DecodeStep``) ran: its
+    number of new tokens (1 for a decode step, the prompt's length for a prefill)."""
     from gradient.models.gpt2_decode import DecodeStep
     calls, real = [], DecodeStep.__call__
 
-    def counting(self, *args):
-        out = real(self, *args)
+    def counting(self, x, cache):
+        out = real(self, x, cache)
         if out is not None:
-            calls.append(1)
+            calls.append(x.shape[1])
         return out
     monkeypatch.setattr(DecodeStep, "__call__", counting)
     return calls
@@ -139,11 +140,32 @@ def test_decode_steps_are_bit_identical_to_the_module_graph(models, device, deco
     ours = models(device)
     ids = _ids((2, 14), seed=7)
     fused = decode_logits(ours, ids)
-    # every one-token step skipped the modules: on the CPU through the compiled step
+    # every one-token step skipped the modules: on the CPU through the compiled step, which
+    # took the prompt of 6 too
     on_cpu = device == "cpu"
-    assert (len(compiled_calls), len(decode_calls)) == ((8, 0) if on_cpu else (0, 8))
+    assert (compiled_calls, len(decode_calls)) == (([6] + [1] * 8, 0) if on_cpu else ([], 8))
     np.testing.assert_array_equal(fused, decode_logits(ours, ids, fused=False))
-    assert len(compiled_calls) + len(decode_calls) == 8
+    assert len(compiled_calls) + len(decode_calls) == (9 if on_cpu else 8)
+
+
+def test_only_a_prompt_into_an_empty_cache_takes_the_compiled_step(models, compiled_calls):
+    """A chunk of several tokens after cached ones needs a mask: the module graph runs it."""
+    ours = models("cpu")
+    ids = _ids((2, 12), seed=11)
+    chunks = [(0, 5), (5, 8), (8, 9), (9, 12), (12, 12)]
+    logits = {}
+    for fused in (True, False):
+        ours.transformer.fused_decode = fused
+        try:
+            with gradient.no_grad():
+                cache = ours.new_cache(2, 12)
+                logits[fused] = [ours(gradient.tensor(ids[:, a:b]), cache=cache).logits.numpy()
+                                 for a, b in chunks[:-1]]
+        finally:
+            ours.transformer.fused_decode = True
+    assert compiled_calls == [5, 1]
+    for fused, graph in zip(logits[True], logits[False]):
+        np.testing.assert_array_equal(fused, graph)
 
 
 @pytest.mark.parametrize("activation", ["gelu_new", "gelu", "relu"])
@@ -163,7 +185,7 @@ def test_compiled_cpu_step_and_raw_arrays_give_the_module_graph_bits(activation,
     expected = decode_logits(model, ids, fused=False)
     np.testing.assert_array_equal(decode_logits(model, ids), expected)
     compiled = activation != "relu"
-    assert (len(compiled_calls), len(decode_calls)) == ((6, 0) if compiled else (0, 6))
+    assert (compiled_calls, len(decode_calls)) == (([6] + [1] * 6, 0) if compiled else ([], 6))
     from gradient.models.gpt2_decode import DecodeStep
     monkeypatch.setattr(DecodeStep, "__call__", lambda *args: None)
     np.testing.assert_array_equal(decode_logits(model, ids), expected)
@@ -193,7 +215,7 @@ def test_compiled_step_sees_weights_changed_replaced_or_copied(compiled_calls):
     changed = decode_logits(twin, ids)
     np.testing.assert_array_equal(changed, decode_logits(twin, ids, fused=False))
     assert not np.allclose(changed, decode_logits(model, ids))
-    assert len(compiled_calls) == 5 * 3                    # every step of the five fused runs
+    assert compiled_calls == [6, 1, 1, 1] * 5             # every forward of the five fused runs
 
 
 def test_decode_takes_the_module_graph_where_its_forwards_would_differ(checkpoint, decode_calls,
@@ -205,7 +227,7 @@ def test_decode_takes_the_module_graph_where_its_forwards_would_differ(checkpoin
     assert decode_calls == []
     hook = model.transformer.ln_f.register_forward_hook(lambda *args: None)
     decode_logits(model, _ids((1, 9), seed=8))          # a hook on ln_f: not the compiled step
-    assert len(compiled_calls) == 3 and len(decode_calls) == 3
+    assert compiled_calls == [6, 1, 1, 1] and len(decode_calls) == 3
     hook.remove()
 
 
