@@ -168,9 +168,9 @@ class GPT2Model(nn.Module):
             position_ids = arange(past, past + T, device=input_ids.device).unsqueeze(0)
         x = self.drop(self.wte(input_ids) + self.wpe(position_ids))
         mask = decoder_mask(attention_mask, T, past, device=input_ids.device)
-        # one new token, or a prompt into an empty cache: maybe without the module graph
-        skippable = mask is None and (T == 1 or past == 0)
-        layers, step = self._decode_plan(x, cache) if skippable else (None, None)
+        # no mask: one new token, or a prompt into an empty cache (see decoder_mask); these may
+        # skip the module graph
+        layers, step = self._decode_plan(x, cache) if mask is None else (None, None)
         # float32 on the CPU: each layer's small ops in a few compiled calls, ln_f included
         out = step(x, cache) if step is not None else None
         if out is not None:

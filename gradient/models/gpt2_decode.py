@@ -18,9 +18,9 @@ calls besides its four products, with the additions folded into the kernels next
 
 A prompt into an empty cache (prefill) takes the same step over all its tokens, with the
 module graph's causal attention (:func:`~gradient.backends.cpu_attention.attention_forward`) in
-place of the one-token kernels: its products are matrix products, and the step saves the Tensor
-and Module machinery and three passes per layer over the (T, n_embd) activations, about 5% of a
-128-token prefill of GPT-2 small.
+place of the one-token kernels. Its products are matrix products; what the step saves is the
+Tensor and Module machinery and the separate passes over the activations that the fused calls
+above replace: about 5% of a 128-token prefill of GPT-2 small.
 
 Nothing goes through Tensor or Module, and the weights' arrays are gathered once. What remains
 of the small work (about 2 ms of a GPT-2 small token on 2 cores) is mostly attention: it reads
