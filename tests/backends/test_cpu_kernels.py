@@ -475,7 +475,7 @@ def test_float32_kernels_compute_in_float32():
                 continue
             if kernel.targetoptions.get("parallel"):   # a thread split around serial kernels:
                 continue                                # slow to compile, no arithmetic of its own
-            options = {k: v for k, v in kernel.targetoptions.items() if k != "cache"}
+            options = {k: v for k, v in kernel.targetoptions.items() if k not in ("cache", "nopython")}
             for sig in kernel.signatures:
                 if "float32" not in str(sig) or "float64" in str(sig):
                     continue
