@@ -1,5 +1,28 @@
-"""How the CPU kernels are compiled (numba) and which arrays they take: shared by
-:mod:`gradient.backends.cpu_kernels` and :mod:`gradient.backends.cpu_attention`.
+"""How gradient's CPU kernels are compiled (numba): one helper, one policy, for every kernel in
+the project (:mod:`gradient.backends`, :mod:`gradient.quant`, :mod:`gradient.models`).
+
+The policy, and why:
+
+* ``cache=True``: the machine code is kept on disk (numba's cache, ``NUMBA_CACHE_DIR``), so a
+  kernel is compiled once per installation and machine, not in every process.
+* **No fastmath flags at all.** With ``reassoc``, ``contract`` (FMA) and the like, LLVM may
+  change a result's rounding, and numba keeps more than one optimised copy of the same kernel:
+  the body of a ``parallel=True`` loop is compiled, loaded and run as a library of its own when
+  it is compiled, while the copy that goes to the disk cache is the one linked into the caller
+  and optimised again there. So the same call gave other bits from the cache than fresh (the
+  int8 products of a GGUF model's Q4_1 weights, whose minimum term LLVM reassociated one way
+  in one copy and another way in the other: logits off by 0.3 from the second run on). Without
+  fastmath, every copy computes exactly what the source says, in every process and on every
+  CPU (AVX2 or AVX-512 alike). ``tests/backends/test_compiled_cache.py`` checks it for every
+  kernel.
+* Sums therefore vectorise only where the source gives them independent lanes
+  (:mod:`.cpu_reduce`), and dot products that are many rows times one vector (attention's
+  scores) go to BLAS (``np.dot`` inside a kernel calls it), which no compile path can change.
+* ``error_model="numpy"``: a division by zero gives inf/nan as in NumPy instead of raising,
+  which also lets LLVM vectorise loops that divide (numba's default checks every divisor).
+* ``parallel=True`` only where a kernel says so (numba's threads; see the kernel's docstring
+  for why it pays), and ``inline=True`` for small helpers that numba should paste into their
+  callers.
 
 Numbers in a kernel's arithmetic: numba types a Python literal as int64 or float64, and a
 float32 combined with either is a float64 (``x[i] * 0`` is a float64 zero, ``1 / total`` a
@@ -24,21 +47,13 @@ import numpy as np
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
-
-def compile_kernel(fn=None, **options):
-    """numba's njit as the kernels need it; usable as ``@compile_kernel`` or
-    ``@compile_kernel(...)``.
-
-    ``error_model="numpy"``: a division by zero gives inf/nan as in NumPy instead of raising,
-    which also lets LLVM vectorise loops that divide (numba's default checks every divisor).
-    Kernels stay serial: they stream memory, and on two cores numba's thread pool gained
-    nothing while competing with OpenBLAS's spinning threads right after a matmul. (The
-    exception, ``parallel=True``, is :mod:`.cpu_low_precision`, whose docstring says why.)
-    ``cache=True``: the machine code is kept on disk, compiled once per installation.
-    """
+def compile_kernel(fn=None, *, parallel: bool = False, inline: bool = False):
+    """Compile ``fn`` with numba under the policy above; usable as ``@compile_kernel`` or
+    ``@compile_kernel(parallel=True)``. There is deliberately no way to ask for fastmath."""
     if fn is None:
-        return lambda f: compile_kernel(f, **options)
-    return numba.njit(cache=True, error_model="numpy", **options)(fn)
+        return lambda f: compile_kernel(f, parallel=parallel, inline=inline)
+    return numba.njit(cache=True, error_model="numpy", parallel=parallel,
+                      inline="always" if inline else "never")(fn)
 
 
 def usable(*arrays) -> bool:

@@ -31,6 +31,7 @@ import numpy as np
 
 from .cpu_compile import compile_kernel as _compile
 from .cpu_compile import usable as _usable
+from .cpu_reduce import LANES, fold_lanes, lane_sum, lane_sum_squares
 
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 _GELU_C = 0.044715
@@ -224,20 +225,14 @@ def silu_backward(grad, x):
 
 
 # ---------------------------------------------------------------------- layer norm
-@_compile(fastmath={"reassoc"})  # vectorised row sums
+@_compile
 def _layer_norm_fwd(x, w, b, eps, y, mean, rstd):
     # x, y: (rows, n); w, b: (n,) or (0,) when absent; statistics accumulate in float64
     rows, n = x.shape
+    acc = np.empty(LANES, np.float64)
     for r in range(rows):
-        s = 0.0
-        for j in range(n):
-            s += x[r, j]
-        mu = s / n
-        s2 = 0.0
-        for j in range(n):
-            d = x[r, j] - mu
-            s2 += d * d
-        inv = 1.0 / math.sqrt(s2 / n + eps)
+        mu = lane_sum(x[r], acc) / n
+        inv = 1.0 / math.sqrt(lane_sum_squares(x[r], mu, acc) / n + eps)
         mean[r] = mu
         rstd[r] = inv
         m, iv = mean[r], rstd[r]  # in the array's dtype from here on
@@ -250,15 +245,31 @@ def _layer_norm_fwd(x, w, b, eps, y, mean, rstd):
             y[r, j] = v
 
 
-@_compile(fastmath={"reassoc"})  # vectorised row sums
+@_compile
 def _layer_norm_bwd(g, x, mean, rstd, w, dx, dw, db):
-    # dx = rstd * (g w - mean(g w) - xhat * mean(g w xhat)); dw = sum g xhat; db = sum g
+    # dx = rstd * (g w - mean(g w) - xhat * mean(g w xhat)); dw = sum g xhat; db = sum g.
+    # The two row sums in lanes (see .cpu_reduce); dw and db are sums over rows, lane-wise
+    # already.
     rows, n = x.shape
+    full = n - n % LANES
+    acc_a = np.empty(LANES, np.float64)
+    acc_b = np.empty(LANES, np.float64)
     for r in range(rows):
         m, iv = mean[r], rstd[r]
-        a = 0.0
-        bsum = 0.0
-        for j in range(n):
+        acc_a[:] = -0.0
+        acc_b[:] = -0.0
+        for j0 in range(0, full, LANES):
+            for lane in range(LANES):
+                j = j0 + lane
+                xhat = (x[r, j] - m) * iv
+                gw = g[r, j] * w[j] if w.size else g[r, j]
+                acc_a[lane] += gw
+                acc_b[lane] += gw * xhat
+                dw[j] += g[r, j] * xhat
+                db[j] += g[r, j]
+        a = fold_lanes(acc_a)
+        bsum = fold_lanes(acc_b)
+        for j in range(full, n):
             xhat = (x[r, j] - m) * iv
             gw = g[r, j] * w[j] if w.size else g[r, j]
             a += gw
@@ -289,14 +300,14 @@ def layer_norm(x, weight, bias, eps: float):
     y = np.empty_like(x2)
     mean = np.empty(x2.shape[0], x.dtype)
     rstd = np.empty(x2.shape[0], x.dtype)
-    _layer_norm_fwd(x2, empty if weight is None else weight,
-                                   empty if bias is None else bias, float(eps), y, mean, rstd)
+    _layer_norm_fwd(x2, empty if weight is None else weight, empty if bias is None else bias,
+                    float(eps), y, mean, rstd)
     return y.reshape(x.shape), mean.reshape(x.shape[:-1]), rstd.reshape(x.shape[:-1])
 
 
 @_compile
 def _residual_layer_norm(h, o, bias, w, b, eps, y, mean, rstd):
-    # (no fastmath here: h + (o + bias) rounds as Linear's bias then the residual's addition)
+    # h + (o + bias) rounds as Linear's bias, then the residual's addition
     rows, n = h.shape
     for r in range(rows):
         for j in range(n):
@@ -331,29 +342,38 @@ def layer_norm_backward(grad, x, mean, rstd, weight):
 
 
 # ---------------------------------------------------------------------- RMS norm
-@_compile(fastmath={"reassoc"})  # vectorised row sums
+@_compile
 def _rms_norm_fwd(x, w, eps, y, rstd):
     # x, y: (rows, n); w: (n,) or (0,); the mean square accumulates in float64
     rows, n = x.shape
+    acc = np.empty(LANES, np.float64)
     for r in range(rows):
-        s = 0.0
-        for j in range(n):
-            s += x[r, j] * x[r, j]
-        rstd[r] = 1.0 / math.sqrt(s / n + eps)
+        rstd[r] = 1.0 / math.sqrt(lane_sum_squares(x[r], 0.0, acc) / n + eps)
         iv = rstd[r]  # in the array's dtype from here on
         for j in range(n):
             v = x[r, j] * iv
             y[r, j] = v * w[j] if w.size else v
 
 
-@_compile(fastmath={"reassoc"})
+@_compile
 def _rms_norm_bwd(g, x, rstd, w, dx, dw):
-    # dx = rstd * (g w - xhat * mean(g w xhat)); dw = sum g xhat
+    # dx = rstd * (g w - xhat * mean(g w xhat)); dw = sum g xhat (the row sum in lanes)
     rows, n = x.shape
+    full = n - n % LANES
+    acc = np.empty(LANES, np.float64)
     for r in range(rows):
         iv = rstd[r]
-        a = 0.0
-        for j in range(n):
+        acc[:] = -0.0
+        for j0 in range(0, full, LANES):
+            for lane in range(LANES):
+                j = j0 + lane
+                xhat = x[r, j] * iv
+                gw = g[r, j] * w[j] if w.size else g[r, j]
+                acc[lane] += gw * xhat
+                if w.size:
+                    dw[j] += g[r, j] * xhat
+        a = fold_lanes(acc)
+        for j in range(full, n):
             xhat = x[r, j] * iv
             gw = g[r, j] * w[j] if w.size else g[r, j]
             a += gw * xhat
@@ -396,7 +416,7 @@ def rms_norm_backward(grad, x, rstd, weight):
 
 
 # ---------------------------------------------------------------------- cross entropy
-@_compile(fastmath={"reassoc"})  # vectorised row maxima
+@_compile
 def _minus_row_max(x, shifted, top):
     rows, n = x.shape
     for r in range(rows):
@@ -408,15 +428,13 @@ def _minus_row_max(x, shifted, top):
             shifted[r, j] = x[r, j] - m
 
 
-@_compile(fastmath={"reassoc"})  # vectorised row sums
+@_compile
 def _cross_entropy_rows(x, e, target, ignore_index, top, zero, loss, lse):
     # loss = log(sum(exp(x - max))) - (x - max)[target]: -log_softmax(x)[target]
     rows, n = x.shape
+    acc = np.empty(LANES, x.dtype)
     for r in range(rows):
-        s = e[r, 0]
-        for j in range(1, n):
-            s += e[r, j]
-        log_s = np.log(s)
+        log_s = np.log(lane_sum(e[r], acc))
         lse[r, 0] = top[r]
         lse[r, 1] = log_s
         t = target[r]

@@ -30,6 +30,7 @@ import numba
 import numpy as np
 
 from .cpu_compile import compile_kernel as _compile
+from .cpu_reduce import LANES, lane_dot
 
 #: Up to this many rows of x the kernel runs; above it, the float32 GEMM of the converted
 #: weight, whose conversion is then shared by enough rows (measured on GPT-2's 3072 x 768
@@ -42,7 +43,7 @@ _INF, _NAN = np.float32(np.inf), np.float32(np.nan)
 _TWO_POW_112 = np.float32(2.0 ** 112)   # float16's exponent bias (15) to float32's (127)
 
 
-@_compile(inline="always")
+@_compile(inline=True)
 def _widen(bits, scratch, half):
     """``scratch`` (uint32; read as float32) = the 16-bit floats whose bits are ``bits``,
     widened exactly: bfloat16 is the top half of a float32; a float16's exponent and mantissa
@@ -64,22 +65,20 @@ def _widen(bits, scratch, half):
         widened[k] = -v if h & 0x8000 else v
 
 
-@_compile(fastmath={"reassoc"})   # vectorised dot products
+@_compile
 def _rows(x, w_bits, half, out, r0, r1, scratch):
     """out[:, r] = x @ float32(w[r]) for the weight rows r0..r1 (w_bits: the 16-bit floats'
-    bits; ``half``: float16, else bfloat16)."""
-    M, K = x.shape
+    bits; ``half``: float16, else bfloat16), each dot product in lanes (see .cpu_reduce)."""
+    M = x.shape[0]
     widened = scratch.view(np.float32)
+    acc = np.empty(LANES, np.float32)
     for r in range(r0, r1):
         _widen(w_bits[r], scratch, half)
         for i in range(M):
-            s = x[i, 0] * widened[0]
-            for k in range(1, K):
-                s += x[i, k] * widened[k]
-            out[i, r] = s
+            out[i, r] = lane_dot(x[i], widened, acc)
 
 
-@_compile(fastmath={"reassoc"})   # vectorised over the output columns
+@_compile   # the loop over output columns vectorises as it is: each is a lane
 def _columns(x, wt_bits, half, partial, k0, k1, scratch):
     """partial = x[:, k0:k1] @ float32(wt[k0:k1]) for a weight stored transposed, (in, out)
     (GPT-2's Conv1D layout): per input k, the widened row k times x[:, k], added. A range of

@@ -10,8 +10,8 @@ activations), rotary embedding, KV-cache write, grouped-query attention over the
 projection, SwiGLU MLP and residuals in one numba function, calling the kernels of
 :mod:`gradient.quant.interleaved` for the products.
 
-It computes what the modules compute, with the same kernels for the products; only the order
-of a few float32 sums differs (RMSNorm, attention), so the logits agree to ~1e-5 and greedy
+It computes what the modules compute, with the same kernels for the products and RMSNorm;
+only the order of a few float32 sums in attention differs, so the logits agree to ~1e-5 and greedy
 tokens match (tested against the module path). :meth:`LlamaForCausalLM.forward` uses it by
 itself when it applies (see :meth:`FusedDecoder.build` for the conditions), unless
 ``model.fused_decode = False``.
@@ -34,6 +34,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ..backends.cpu_compile import compile_kernel
+from ..backends.cpu_kernels import _rms_norm_fwd
+from ..backends.cpu_reduce import LANES, lane_sum
 from ..backends.host_memory import pages_of_their_own, release_freed_memory
 from ..nn.module import structure_version
 from ..quant.interleaved import InterleavedWeight, _int8_byte, _int8_nibble, _quantize_rows
@@ -45,7 +48,6 @@ __all__ = ["FusedDecoder"]
 _PROJECTIONS = (("self_attn", "q_proj"), ("self_attn", "k_proj"), ("self_attn", "v_proj"),
                 ("self_attn", "o_proj"), ("mlp", "gate_proj"), ("mlp", "up_proj"),
                 ("mlp", "down_proj"))
-_FAST = {"reassoc", "contract", "nsz", "arcp", "afn"}
 
 
 class _Stacked:
@@ -91,7 +93,7 @@ class FusedDecoder:
                                                          config.num_key_value_heads,
                                                          config.head_dim)
         self.intermediate_size = stacked[4].out_features
-        self.eps = np.float32(config.rms_norm_eps)
+        self.eps = float(config.rms_norm_eps)   # as the module graph's RMSNorm takes it
 
     @classmethod
     def build(cls, model) -> "FusedDecoder | None":
@@ -226,17 +228,7 @@ def _share(module, name: str, view: np.ndarray) -> tuple:
 
 
 # ----------------------------------------------------------------------------- the kernel
-@numba.njit(cache=True, fastmath=_FAST, error_model="numpy")
-def _rms_norm(x, w, eps, out):
-    s = np.float32(0.0)
-    for i in range(x.size):
-        s += x[i] * x[i]
-    r = np.float32(1.0) / np.sqrt(s / np.float32(x.size) + eps)
-    for i in range(x.size):
-        out[i] = (x[i] * r) * w[i]
-
-
-@numba.njit(cache=True)
+@compile_kernel
 def _activation_buffers(n):
     """xq, scale, sum32, sum16, qsum for one row of n values (see quantize_activations)."""
     return (np.empty((1, n), np.int8), np.empty((1, n // 32), np.float32),
@@ -244,7 +236,7 @@ def _activation_buffers(n):
             np.empty((1, n // 32), np.int32))
 
 
-@numba.njit(cache=True, error_model="numpy")
+@compile_kernel
 def _groups(codes, scale, minimum, has_min, offset, nibble, layer, y, xq, xd, xs, xs16, xsum,
             lo, hi):
     """Columns of groups lo..hi of y (1, out) = int8 x @ W[layer].T."""
@@ -258,7 +250,7 @@ def _groups(codes, scale, minimum, has_min, offset, nibble, layer, y, xq, xd, xs
                    lo, hi, 32)
 
 
-@numba.njit(inline="always")
+@compile_kernel(inline=True)
 def _project(n_chunks, layer, xq, xd, xs, xs16, xsum,
              ac, as_, am, a_min, a_off, a_nib, ay,
              bc, bs, bm, b_min, b_off, b_nib, by,
@@ -281,7 +273,7 @@ def _project(n_chunks, layer, xq, xd, xs, xs16, xsum,
                 max(g0, na + nb) - na - nb, min(g1, total) - na - nb)
 
 
-@numba.njit(cache=True, fastmath=_FAST, error_model="numpy")
+@compile_kernel
 def _rotate(v, cos, sin, out):
     """out = v * cos + roll(v, half) * sin, per head of length cos.size (HF's layout; the sign
     of the first half is in ``sin``)."""
@@ -292,33 +284,30 @@ def _rotate(v, cos, sin, out):
             out[h * d + i] = v[h * d + i] * cos[i] + v[h * d + (i + half) % d] * sin[i]
 
 
-@numba.njit(cache=True, fastmath=_FAST, error_model="numpy")
+@compile_kernel
 def _attend(q, keys, values, start, length, n_heads, n_kv, d, out, scores):
     """Softmax attention of each query head over positions ``start .. length - 1`` of its K/V
     head. Serial: for one token the heads are too small to split (measured: a parallel loop
     over SmolLM2's 9 heads took 3 times as long), and float32 throughout (expf, not exp).
-    The weighted sum reads each cached value row once for all the query heads of its group
-    (measured: 20-30% faster than a pass per query head)."""
+    The scores are one BLAS matrix-vector product per head (``np.dot``); the weighted sum
+    reads each cached value row once for all the query heads of its group (measured: 20-30%
+    faster than a pass per query head)."""
     group = n_heads // n_kv
     scale = np.float32(1.0) / np.sqrt(np.float32(d))
+    acc = np.empty(LANES, np.float32)
     for h in range(n_heads):
         g = h // group
+        row = scores[h, start:length]
+        row[:] = np.dot(keys[g, start:length], q[h * d:(h + 1) * d])
         m = np.float32(-np.inf)
-        for t in range(start, length):
-            s = np.float32(0.0)
-            for i in range(d):
-                s += q[h * d + i] * keys[g, t, i]
-            s *= scale
-            scores[h, t] = s
-            m = max(m, s)
-        total = np.float32(0.0)
-        for t in range(start, length):
-            e = np.exp(scores[h, t] - m)
-            scores[h, t] = e
-            total += e
-        inv = np.float32(1.0) / total
-        for t in range(start, length):
-            scores[h, t] *= inv
+        for t in range(length - start):
+            row[t] *= scale
+            m = max(m, row[t])
+        for t in range(length - start):
+            row[t] = np.exp(row[t] - m)
+        inv = np.float32(1.0) / lane_sum(row, acc)
+        for t in range(length - start):
+            row[t] *= inv
     for i in range(n_heads * d):
         out[i] = 0.0
     for g in range(n_kv):
@@ -330,7 +319,7 @@ def _attend(q, keys, values, start, length, n_heads, n_kv, d, out, scores):
                     out[h * d + i] += p * values[g, t, i]
 
 
-@numba.njit(cache=True, parallel=True, fastmath=_FAST, error_model="numpy")
+@compile_kernel(parallel=True)
 def _decode_layers(x, norms, eps,
                    qc, qs, qm, q_min, q_off, q_nib,
                    kc, ks, km, k_min, k_off, k_nib,
@@ -357,9 +346,10 @@ def _decode_layers(x, norms, eps,
     g = np.empty((1, inter), np.float32)
     u = np.empty((1, inter), np.float32)
     scores = np.empty((n_heads, pos + 1), np.float32)
+    rstd = np.empty(1, np.float32)
     for layer in range(L):
         # attention block
-        _rms_norm(x, norms[layer, 0], eps, h[0])
+        _rms_norm_fwd(x.reshape((1, hidden)), norms[layer, 0], eps, h, rstd)
         _quantize_rows(h, hq, hd, hs, hs16, hsum)
         _project(n_chunks, layer, hq, hd, hs, hs16, hsum,
                  qc, qs, qm, q_min, q_off, q_nib, q,
@@ -388,7 +378,7 @@ def _decode_layers(x, norms, eps,
         for i in range(hidden):
             x[i] += o[0, i]
         # MLP block
-        _rms_norm(x, norms[layer, 1], eps, h[0])
+        _rms_norm_fwd(x.reshape((1, hidden)), norms[layer, 1], eps, h, rstd)
         _quantize_rows(h, hq, hd, hs, hs16, hsum)
         _project(n_chunks, layer, hq, hd, hs, hs16, hsum,
                  gc, gs, gm, g_min, g_off, g_nib, g,

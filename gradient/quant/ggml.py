@@ -49,6 +49,7 @@ import enum
 import numba
 import numpy as np
 
+from ..backends.cpu_compile import compile_kernel
 from ..errors import FileFormatError
 
 __all__ = ["GGMLType", "BLOCK_SIZES", "DEQUANTIZABLE", "UnsupportedQuantTypeError",
@@ -146,25 +147,19 @@ def tensor_nbytes(ggml_type: int, n_elements: int) -> int:
 # Every kernel takes the blocks as a (n_blocks, type_size) uint8 array, the float16 -> float32
 # table, and writes a (n_blocks, block_size) float32 array. Integers are converted to float32
 # explicitly before any float arithmetic: numba would otherwise promote an int64 times a float32
-# to float64, and round differently from ggml.
+# to float64, and round differently from ggml. Blocks are independent: one prange over them.
 
 # float16 bits -> float32, all 65536 of them (exact: every float16 is a float32). A table
 # lookup is the fastest exact conversion in a kernel and keeps NaN payloads as NumPy does.
 _F16_TO_F32 = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float32)
 
 
-def _kernel(fn):
-    # error_model="numpy": no division checks (there are none) and no exceptions in the loops;
-    # parallel: blocks are independent, one prange over them
-    return numba.njit(cache=True, parallel=True, error_model="numpy")(fn)
-
-
-@numba.njit(cache=True, inline="always")
+@compile_kernel(inline=True)
 def _f16(lut, lo, hi):
     return lut[np.int64(lo) | (np.int64(hi) << 8)]
 
 
-@_kernel
+@compile_kernel(parallel=True)
 def _dequant_q8_0(blocks, lut, out):
     for i in numba.prange(blocks.shape[0]):
         b = blocks[i]
@@ -173,7 +168,7 @@ def _dequant_q8_0(blocks, lut, out):
             out[i, j] = np.float32(np.int8(b[2 + j])) * d
 
 
-@_kernel
+@compile_kernel(parallel=True)
 def _dequant_q4_0(blocks, lut, out):
     for i in numba.prange(blocks.shape[0]):
         b = blocks[i]
@@ -184,7 +179,7 @@ def _dequant_q4_0(blocks, lut, out):
             out[i, j + 16] = d * np.float32(np.int32(q >> 4) - 8)
 
 
-@_kernel
+@compile_kernel(parallel=True)
 def _dequant_q4_1(blocks, lut, out):
     for i in numba.prange(blocks.shape[0]):
         b = blocks[i]
@@ -196,13 +191,13 @@ def _dequant_q4_1(blocks, lut, out):
             out[i, j + 16] = d * np.float32(q >> 4) + m
 
 
-@numba.njit(cache=True, inline="always")
+@compile_kernel(inline=True)
 def _u32(b, k):
     return (np.uint32(b[k]) | (np.uint32(b[k + 1]) << 8) | (np.uint32(b[k + 2]) << 16)
             | (np.uint32(b[k + 3]) << 24))
 
 
-@_kernel
+@compile_kernel(parallel=True)
 def _dequant_q5_0(blocks, lut, out):
     for i in numba.prange(blocks.shape[0]):
         b = blocks[i]
@@ -216,7 +211,7 @@ def _dequant_q5_0(blocks, lut, out):
             out[i, j + 16] = d * np.float32(hi - 16)
 
 
-@_kernel
+@compile_kernel(parallel=True)
 def _dequant_q5_1(blocks, lut, out):
     for i in numba.prange(blocks.shape[0]):
         b = blocks[i]
@@ -231,7 +226,7 @@ def _dequant_q5_1(blocks, lut, out):
             out[i, j + 16] = d * np.float32(hi) + m
 
 
-@_kernel
+@compile_kernel(parallel=True)
 def _dequant_q2_k(blocks, lut, out):
     # bytes: scales[16] | qs[64] | d | dmin. Value e (0..255): group g = e // 128 of 32 bytes,
     # field s = (e % 128) // 32 of byte l = e % 32 in that group; sub-block e // 16.
@@ -248,7 +243,7 @@ def _dequant_q2_k(blocks, lut, out):
             out[i, e] = dl * np.float32(q) - ml
 
 
-@_kernel
+@compile_kernel(parallel=True)
 def _dequant_q3_k(blocks, lut, out):
     # bytes: hmask[32] | qs[64] | scales[12] | d. Sixteen 6-bit scales: the low 4 bits of scale k
     # are nibble k // 8 of scales[k % 8], the high 2 bits are field k // 4 of scales[8 + k % 4].
@@ -268,7 +263,7 @@ def _dequant_q3_k(blocks, lut, out):
             out[i, e] = dl * np.float32(ql - ((hbit ^ 1) << 2))
 
 
-@numba.njit(cache=True, inline="always")
+@compile_kernel(inline=True)
 def _scale_min_k4(b, base, j):
     """Scale and min j (0..7) of the 12 packed bytes at b[base:]: 6 bits each. j < 4: low 6 bits
     of bytes j and 4 + j; j >= 4: a nibble of byte 8 + j - 4 plus the top 2 bits of j - 4's."""
@@ -281,7 +276,7 @@ def _scale_min_k4(b, base, j):
     return sc, mn
 
 
-@_kernel
+@compile_kernel(parallel=True)
 def _dequant_q4_k(blocks, lut, out):
     # bytes: d | dmin | scales[12] | qs[128]. Value e: 32-byte group g = e // 64, nibble
     # h = (e % 64) // 32 of byte l = e % 32; sub-block j = e // 32.
@@ -299,7 +294,7 @@ def _dequant_q4_k(blocks, lut, out):
                 out[i, j * 32 + l] = dl * np.float32(q) - ml
 
 
-@_kernel
+@compile_kernel(parallel=True)
 def _dequant_q5_k(blocks, lut, out):
     # bytes: d | dmin | scales[12] | qh[32] | qs[128]. Nibbles as Q4_K; the fifth bit of value e
     # is bit e // 32 of qh[e % 32].
@@ -317,7 +312,7 @@ def _dequant_q5_k(blocks, lut, out):
                 out[i, j * 32 + l] = dl * np.float32(q) - ml
 
 
-@_kernel
+@compile_kernel(parallel=True)
 def _dequant_q6_k(blocks, lut, out):
     # bytes: ql[128] | qh[64] | scales[16] (int8) | d. Value e: half g = e // 128, r = e % 128;
     # low nibble h = r // 64 of ql[g * 64 + r % 64]; high 2 bits field r // 32 of

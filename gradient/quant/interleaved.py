@@ -54,6 +54,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from ..backends.cpu_compile import compile_kernel
 from ..backends.host_memory import pages_of_their_own
 from ..errors import ShapeError
 from .ggml import GGMLType, UnsupportedQuantTypeError
@@ -95,20 +96,11 @@ INTERLEAVED_TYPES = tuple(_FORMATS)
 _N16, _N32 = 16, 32
 
 
-def _jit(fn=None, **options):
-    if fn is None:
-        return lambda f: _jit(f, **options)
-    return numba.njit(cache=True, error_model="numpy", **options)(fn)
-
-
-_FAST = {"reassoc", "contract", "nsz", "arcp", "afn"}
-
-
 # ----------------------------------------------------------------------------- repacking
 # Each packer reads the GGML rows of ``raw`` (rows, row bytes) and writes, for row r, lane
 # r % G of group r // G. Offsets are bytes within a block, as in gradient.quant.matmul.
 
-@_jit
+@compile_kernel
 def _pack_q4_0(raw, codes, scale, minimum, n16):
     G = LANES
     for r in range(raw.shape[0]):
@@ -120,7 +112,7 @@ def _pack_q4_0(raw, codes, scale, minimum, n16):
                 codes[g, b, j, lane] = row[o + 2 + j]
 
 
-@_jit
+@compile_kernel
 def _pack_q4_1(raw, codes, scale, minimum, n16):
     G = LANES
     for r in range(raw.shape[0]):
@@ -133,7 +125,7 @@ def _pack_q4_1(raw, codes, scale, minimum, n16):
                 codes[g, b, j, lane] = row[o + 4 + j]
 
 
-@_jit
+@compile_kernel
 def _pack_q4_k(raw, codes, scale, minimum, n16):
     # sub-block 2q + h of a super-block: nibble h of qs[32q .. 32q + 31]; repacked as Q4_0's
     # nibble order (value j low, value j + 16 high)
@@ -157,7 +149,7 @@ def _pack_q4_k(raw, codes, scale, minimum, n16):
                         codes[g, b, j, lane] = np.uint8(lo | (hi << 4))
 
 
-@_jit
+@compile_kernel
 def _pack_q8_0(raw, codes, scale, minimum, n16):
     G = LANES
     for r in range(raw.shape[0]):
@@ -169,13 +161,13 @@ def _pack_q8_0(raw, codes, scale, minimum, n16):
                 codes[g, b, j, lane] = np.int8(row[o + 2 + j])
 
 
-@_jit
+@compile_kernel
 def _u32(row, k):
     return (np.int64(row[k]) | (np.int64(row[k + 1]) << 8) | (np.int64(row[k + 2]) << 16)
             | (np.int64(row[k + 3]) << 24))
 
 
-@_jit
+@compile_kernel
 def _pack_q5_0(raw, codes, scale, minimum, n16):
     G = LANES
     for r in range(raw.shape[0]):
@@ -192,7 +184,7 @@ def _pack_q5_0(raw, codes, scale, minimum, n16):
                 codes[g, b, j + 16, lane] = np.int8(hi - 16)
 
 
-@_jit
+@compile_kernel
 def _pack_q5_1(raw, codes, scale, minimum, n16):
     G = LANES
     for r in range(raw.shape[0]):
@@ -209,7 +201,7 @@ def _pack_q5_1(raw, codes, scale, minimum, n16):
                                                     np.int32(((qh >> (j + 16)) & 1) << 4))
 
 
-@_jit
+@compile_kernel
 def _pack_q5_k(raw, codes, scale, minimum, n16):
     G = LANES
     for r in range(raw.shape[0]):
@@ -231,7 +223,7 @@ def _pack_q5_k(raw, codes, scale, minimum, n16):
                         codes[g, b, l, lane] = np.int8(v)
 
 
-@_jit
+@compile_kernel
 def _pack_q2_k(raw, codes, scale, minimum, n16):
     G = LANES
     for r in range(raw.shape[0]):
@@ -253,7 +245,7 @@ def _pack_q2_k(raw, codes, scale, minimum, n16):
                             codes[g, b, l, lane] = np.int8((np.int32(row[src + l]) >> (2 * s)) & 3)
 
 
-@_jit
+@compile_kernel
 def _pack_q3_k(raw, codes, scale, minimum, n16):
     G = LANES
     for r in range(raw.shape[0]):
@@ -277,7 +269,7 @@ def _pack_q3_k(raw, codes, scale, minimum, n16):
                             codes[g, b, l, lane] = np.int8(ql - ((hbit ^ 1) << 2))
 
 
-@_jit
+@compile_kernel
 def _pack_q6_k(raw, codes, scale, minimum, n16):
     G = LANES
     for r in range(raw.shape[0]):
@@ -387,7 +379,7 @@ class InterleavedWeight:
 
 
 # ----------------------------------------------------------------------------- dequantizing
-@_jit(inline="always")
+@compile_kernel(inline=True)
 def _value(codes, scale, minimum, has_min, offset, nibble, block, g, b, i, lane):
     """Value ``i`` (0 <= i < block) of block ``b`` of row ``g * G + lane``, as ggml rounds it."""
     if nibble:
@@ -401,7 +393,7 @@ def _value(codes, scale, minimum, has_min, offset, nibble, block, g, b, i, lane)
     return v
 
 
-@_jit
+@compile_kernel
 def _dequant_groups(codes, scale, minimum, has_min, offset, nibble, block, r0, r1, out):
     G = LANES
     for r in range(r0, r1):
@@ -412,7 +404,7 @@ def _dequant_groups(codes, scale, minimum, has_min, offset, nibble, block, r0, r
                                                     nibble, block, g, b, i, lane)
 
 
-@_jit(parallel=True)
+@compile_kernel(parallel=True)
 def _dequant_parallel(codes, scale, minimum, has_min, offset, nibble, block, r0, r1, out,
                       n_chunks):
     step = (r1 - r0 + n_chunks - 1) // n_chunks
@@ -423,7 +415,7 @@ def _dequant_parallel(codes, scale, minimum, has_min, offset, nibble, block, r0,
                         out[a - r0:b - r0])
 
 
-@_jit
+@compile_kernel
 def _gather_rows(codes, scale, minimum, has_min, offset, nibble, block, ids, out):
     G = LANES
     for t in range(ids.size):
@@ -446,7 +438,7 @@ def dequantize_interleaved(w: InterleavedWeight, r0: int, r1: int, out: np.ndarr
 
 
 # ----------------------------------------------------------------------------- activations
-@_jit
+@compile_kernel
 def _round_f16(a):
     """Round float32 values to the nearest float16 (ties to even), in place, as float32."""
     u = a.view(np.uint32)
@@ -463,7 +455,7 @@ def _round_f16(a):
                 np.uint32(0xFFFFE000)
 
 
-@_jit
+@compile_kernel
 def _quantize_rows(x, xq, xd, xs, xs16, xsum):
     n, k = x.shape
     for i in range(n):
@@ -516,7 +508,7 @@ def quantize_activations(x: np.ndarray):
 
 
 # ----------------------------------------------------------------------------- products
-@_jit(fastmath=_FAST)
+@compile_kernel
 def _int8_nibble(codes, scale, minimum, has_min, offset, xq, xd, xs, xsum, y, i, g0, g1, n16):
     """Row ``i`` of y, its columns of groups g0..g1, for nibble codes and int8 activations: per
     block, 32 lanes (rows) of int32 sums of int16 products, then ``(scale * x_scale) * sum +
@@ -555,7 +547,7 @@ def _int8_nibble(codes, scale, minimum, has_min, offset, xq, xd, xs, xsum, y, i,
             y[i, g * G + r] = acc[r]
 
 
-@_jit(fastmath=_FAST)
+@compile_kernel
 def _int8_byte(codes, scale, minimum, has_min, xq, xd, xs, xs16, y, i, g0, g1, nj):
     """As _int8_nibble for one-byte codes in blocks of ``nj`` (16 or 32) values."""
     nb, G = codes.shape[1], LANES
@@ -590,7 +582,7 @@ def _int8_byte(codes, scale, minimum, has_min, xq, xd, xs, xs16, y, i, g0, g1, n
             y[i, g * G + r] = acc[r]
 
 
-@_jit(fastmath=_FAST)
+@compile_kernel
 def _float_groups(codes, scale, minimum, has_min, offset, nibble, x, y, g0, g1, nj):
     """y[:, rows of groups g0..g1] with float32 activations: each weight decoded exactly
     (``scale * (q - offset) + minimum``), float32 products and sums."""
@@ -631,7 +623,7 @@ def _float_groups(codes, scale, minimum, has_min, offset, nibble, x, y, g0, g1, 
                 y[i, g * G + r] = acc[i, r]
 
 
-@_jit(parallel=True)
+@compile_kernel(parallel=True)
 def _int8_parallel(codes, scale, minimum, has_min, offset, nibble, xq, xd, xs, xs16, xsum, y,
                    n_chunks, nj):
     # the rows of x one after the other: the weights (a few hundred KB per call) stay in the
@@ -648,7 +640,7 @@ def _int8_parallel(codes, scale, minimum, has_min, offset, nibble, xq, xd, xs, x
                 _int8_byte(codes, scale, minimum, has_min, xq, xd, xs, xs16, y, i, g0, g1, nj)
 
 
-@_jit(parallel=True)
+@compile_kernel(parallel=True)
 def _float_parallel(codes, scale, minimum, has_min, offset, nibble, x, y, n_chunks, nj):
     groups = codes.shape[0]
     step = (groups + n_chunks - 1) // n_chunks

@@ -8,7 +8,7 @@ here decode one row at a time into a buffer that stays in the L1/L2 cache and us
 * **few rows of x** (``N <= SMALL_BATCH``: decoding, one token at a time) -- for each output row,
   decode its blocks (each block's scale and min are read once, then applied to its 32 or 256
   values) into a float32 row buffer, then take the dot products with the ``N`` activation
-  rows, four rows of x per pass over the buffer. The weight bytes are read once per call
+  rows from that buffer. The weight bytes are read once per call
   whatever ``N``; numba runs the rows in parallel (``prange`` over chunks of rows) when the
   matrix is large enough to pay for the thread launch, else serially.
 * **many rows of x** (prefill) -- decode a tile of weight rows into a float32 scratch buffer and
@@ -19,8 +19,9 @@ Why a row buffer and not the "factored" form ``d * sum(q * x) + m * sum(x)`` tha
 SIMD code uses: numba cannot vectorise that form (a horizontal sum per 32 values), while it does
 vectorise a block decode and a long dot product; measured, decode-then-dot was 1.5-3 times faster.
 
-Accumulation is in float32 (the dot products run in SIMD lanes, so the summation order differs
-from a sequential sum; errors stay ~1e-6 relative). The row decoders reproduce ggml's arithmetic
+Accumulation is in float32, each dot product in 64 lanes (:mod:`gradient.backends.cpu_reduce`),
+so its order differs from a sequential sum's (errors stay ~1e-6 relative) but is the same on
+every machine and from every compiled copy. The row decoders reproduce ggml's arithmetic
 exactly (no fused multiply-add), so :func:`dequantize_rows` is bit-exact with
 ``gguf.quants.dequantize``.
 
@@ -42,6 +43,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ..backends.cpu_compile import compile_kernel
+from ..backends.cpu_reduce import LANES, lane_dot
 from ..errors import ShapeError
 from .ggml import BLOCK_SIZES, GGMLType, UnsupportedQuantTypeError, type_name
 
@@ -77,22 +80,12 @@ _T_Q2_K, _T_Q3_K, _T_Q4_K = int(GGMLType.Q2_K), int(GGMLType.Q3_K), int(GGMLType
 _T_Q5_K, _T_Q6_K = int(GGMLType.Q5_K), int(GGMLType.Q6_K)
 
 
-def _jit(fn=None, **options):
-    """numba.njit as the kernels here need it (see gradient.backends.cpu_kernels._compile).
-
-    No fastmath on the decoders: ggml rounds ``d * q`` and ``+ m`` separately, and so must we.
-    """
-    if fn is None:
-        return lambda f: _jit(f, **options)
-    return numba.njit(cache=True, error_model="numpy", **options)(fn)
-
-
 # ----------------------------------------------------------------------------- scalars
 # 2 ** (e - 25) for the 5-bit exponent e of a float16 (e = 0: subnormals, 2 ** -24)
 _F16_POW2 = np.array([2.0 ** -24] + [2.0 ** (e - 25) for e in range(1, 32)], dtype=np.float32)
 
 
-@_jit(inline="always")
+@compile_kernel(inline=True)
 def _f16(lo, hi):
     """The float16 stored little-endian in bytes ``lo``, ``hi``, as float32 (exact)."""
     h = np.int32(lo) | (np.int32(hi) << 8)
@@ -107,14 +100,14 @@ def _f16(lo, hi):
     return -v if h & 0x8000 else v
 
 
-@_jit(inline="always")
+@compile_kernel(inline=True)
 def _u32(row, k):
     """The little-endian uint32 at ``row[k:k + 4]``."""
     return (np.uint32(row[k]) | (np.uint32(row[k + 1]) << 8) | (np.uint32(row[k + 2]) << 16)
             | (np.uint32(row[k + 3]) << 24))
 
 
-@_jit(inline="always")
+@compile_kernel(inline=True)
 def _scale_min_k4(row, base, j):
     """Scale and min ``j`` (0..7) of Q4_K/Q5_K: eight 6-bit pairs packed in the 12 bytes at
     ``row[base:]``. j < 4: low 6 bits of bytes j and j + 4; j >= 4: a nibble of byte j + 4 with
@@ -132,7 +125,7 @@ def _scale_min_k4(row, base, j):
 # Each decoder turns one weight row (its bytes, 1-d uint8) into float32 values w (1-d, length
 # in_features), with ggml's arithmetic. Offsets in the comments are bytes within one block.
 
-@_jit
+@compile_kernel
 def _row_q8_0(row, w, n16):
     # d | 32 x int8 q                       w = q * d
     n32 = 2 * n16
@@ -143,7 +136,7 @@ def _row_q8_0(row, w, n16):
             w[base + j] = np.float32(np.int8(row[o + 2 + j])) * d
 
 
-@_jit
+@compile_kernel
 def _row_q4_0(row, w, n16):
     # d | 16 bytes: value j in the low nibble of byte j, value j + 16 in its high nibble
     #                                       w = d * (q - 8)
@@ -156,7 +149,7 @@ def _row_q4_0(row, w, n16):
             w[base + 16 + j] = d * np.float32((q >> 4) - 8)
 
 
-@_jit
+@compile_kernel
 def _row_q4_1(row, w, n16):
     # d | m | 16 bytes of nibbles as Q4_0     w = d * q + m
     for b in range(w.size // 32):
@@ -169,7 +162,7 @@ def _row_q4_1(row, w, n16):
             w[base + 16 + j] = d * np.float32(q >> 4) + m
 
 
-@_jit
+@compile_kernel
 def _row_q5_0(row, w, n16):
     # d | qh (uint32: bit j is the fifth bit of value j) | nibbles as Q4_0    w = d * (q - 16)
     for b in range(w.size // 32):
@@ -184,7 +177,7 @@ def _row_q5_0(row, w, n16):
             w[base + 16 + j] = d * np.float32(hi - 16)
 
 
-@_jit
+@compile_kernel
 def _row_q5_1(row, w, n16):
     # d | m | qh | nibbles                   w = d * q + m
     for b in range(w.size // 32):
@@ -200,7 +193,7 @@ def _row_q5_1(row, w, n16):
             w[base + 16 + j] = d * np.float32(hi) + m
 
 
-@_jit
+@compile_kernel
 def _row_q2_k(row, w, n16):
     # scales[16] (4-bit scale | 4-bit min << 4, one per 16 values) | qs[64] | d | dmin.
     # Value g * 128 + s * 32 + l: bits 2s..2s+1 of qs[g * 32 + l].   w = d*sc * q - dmin*min
@@ -222,7 +215,7 @@ def _row_q2_k(row, w, n16):
                         w[dst + l] = dl * np.float32(q) - ml
 
 
-@_jit
+@compile_kernel
 def _row_q3_k(row, w, n16):
     # hmask[32] | qs[64] | scales[12] | d. Low 2 bits as Q2_K; the third bit of value e is bit
     # e // 32 of hmask[e % 32], and a *clear* bit subtracts 4. Sixteen 6-bit scales: low 4 bits
@@ -248,7 +241,7 @@ def _row_q3_k(row, w, n16):
                         w[dst + l] = dl * np.float32(ql - ((hbit ^ 1) << 2))
 
 
-@_jit
+@compile_kernel
 def _row_q4_k(row, w, n16):
     # d | dmin | scales[12] (eight 6-bit scales and mins) | qs[128]. Value g * 64 + h * 32 + l:
     # nibble h of qs[g * 32 + l], sub-block 2g + h.   w = d*sc * q - dmin*min
@@ -269,7 +262,7 @@ def _row_q4_k(row, w, n16):
                     w[dst + l] = dl * np.float32(q) - ml
 
 
-@_jit
+@compile_kernel
 def _row_q5_k(row, w, n16):
     # d | dmin | scales[12] | qh[32] | qs[128]: Q4_K plus a fifth bit, bit j of qh[l] for
     # value j * 32 + l.                       w = d*sc * q - dmin*min
@@ -292,7 +285,7 @@ def _row_q5_k(row, w, n16):
                     w[dst + l] = dl * np.float32(q) - ml
 
 
-@_jit
+@compile_kernel
 def _row_q6_k(row, w, n16):
     # ql[128] | qh[64] | scales[16] (int8, one per 16 values) | d. Value g * 128 + r: low nibble
     # r // 64 of ql[g * 64 + r % 64], high 2 bits field r // 32 of qh[g * 32 + r % 32].
@@ -315,7 +308,7 @@ def _row_q6_k(row, w, n16):
                         w[dst + l] = dl * np.float32((lo | (hi << 4)) - 32)
 
 
-@_jit
+@compile_kernel
 def _row_f16(row, w, n16):
     # Three vectorisable passes over the row, in the integer and float views of w:
     # 1. move exponent and mantissa into float32 position, rebias the exponent (+112);
@@ -342,7 +335,7 @@ def _row_f16(row, w, n16):
         wi[k] = wi[k] | ((np.uint32(h16[k]) & np.uint32(0x8000)) << np.uint32(16))
 
 
-@_jit
+@compile_kernel
 def _row_bf16(row, w, n16):
     # bfloat16 is the top half of a float32
     h16 = row.view(np.uint16)
@@ -351,14 +344,14 @@ def _row_bf16(row, w, n16):
         wi[k] = np.uint32(h16[k]) << np.uint32(16)
 
 
-@_jit
+@compile_kernel
 def _row_f32(row, w, n16):
     f = row.view(np.float32)
     for k in range(w.size):
         w[k] = f[k]
 
 
-@_jit
+@compile_kernel
 def _decode_row(qtype, row, w, n16):
     """Decode one row of type ``qtype`` (its bytes ``row``) into float32 ``w``."""
     if qtype == _T_Q4_1:
@@ -390,46 +383,27 @@ def _decode_row(qtype, row, w, n16):
 
 
 # ----------------------------------------------------------------------------- drivers
-@_jit(inline="always", fastmath={"reassoc", "contract", "nsz"})
-def _dot_rows(w, x, y, r):
+@compile_kernel(inline=True)
+def _dot_rows(w, x, y, r, acc):
     """``y[:, r] = x @ w`` for one decoded weight row ``w`` (float32, length k) and every row of
-    ``x`` (n, k): four rows of x per pass, so each ``w[j]`` is loaded once for four products.
-    The weight-only int8/int4 kernels share it."""
-    n, k = x.shape
-    n4 = n - n % 4
-    for i in range(0, n4, 4):
-        s0 = s1 = s2 = s3 = np.float32(0.0)
-        for j in range(k):
-            wj = w[j]
-            s0 += wj * x[i, j]
-            s1 += wj * x[i + 1, j]
-            s2 += wj * x[i + 2, j]
-            s3 += wj * x[i + 3, j]
-        y[i, r] = s0
-        y[i + 1, r] = s1
-        y[i + 2, r] = s2
-        y[i + 3, r] = s3
-    for i in range(n4, n):
-        s = np.float32(0.0)
-        for j in range(k):
-            s += w[j] * x[i, j]
-        y[i, r] = s
+    ``x`` (n, k), each in lanes (``acc``: LANES float32 of scratch); ``w`` is in the L1 cache
+    by then. The weight-only int4 kernels share it."""
+    for i in range(x.shape[0]):
+        y[i, r] = lane_dot(w, x[i], acc)
 
 
-@_jit(fastmath={"reassoc", "contract", "nsz"})
+@compile_kernel
 def _matvec_rows(qtype, blocks, x, y, r0, r1, n16):
-    """y[:, r] = x @ w_r for rows r0 <= r < r1, each row decoded once into an L1-sized buffer.
-
-    fastmath lets LLVM split the dot product over SIMD lanes (reassociation); the decoders keep
-    their own strict flags when LLVM inlines them."""
+    """y[:, r] = x @ w_r for rows r0 <= r < r1, each row decoded once into an L1-sized buffer."""
     k = x.shape[1]
     w = np.empty(k, dtype=np.float32)
+    acc = np.empty(LANES, dtype=np.float32)
     for r in range(r0, r1):
         _decode_row(qtype, blocks[r], w, n16)
-        _dot_rows(w, x, y, r)
+        _dot_rows(w, x, y, r, acc)
 
 
-@_jit(parallel=True)
+@compile_kernel(parallel=True)
 def _matvec_parallel(qtype, blocks, x, y, n_chunks, n16):
     rows = blocks.shape[0]
     step = (rows + n_chunks - 1) // n_chunks
@@ -437,14 +411,14 @@ def _matvec_parallel(qtype, blocks, x, y, n_chunks, n16):
         _matvec_rows(qtype, blocks, x, y, c * step, min(rows, (c + 1) * step), n16)
 
 
-@_jit
+@compile_kernel
 def _dequant_rows(qtype, blocks, r0, r1, out, n16):
     """out[r - r0] = row r of the weight, decoded, for r0 <= r < r1."""
     for r in range(r0, r1):
         _decode_row(qtype, blocks[r], out[r - r0], n16)
 
 
-@_jit(parallel=True)
+@compile_kernel(parallel=True)
 def _dequant_parallel(qtype, blocks, r0, r1, out, n_chunks, n16):
     step = (r1 - r0 + n_chunks - 1) // n_chunks
     for c in numba.prange(n_chunks):

@@ -56,6 +56,8 @@ import warnings
 import numba
 import numpy as np
 
+from ..backends.cpu_compile import compile_kernel
+from ..backends.cpu_reduce import LANES, fold_lanes
 from ..errors import ShapeError
 from ..nn.module import Module
 from ..nn.modules.linear import Linear
@@ -65,7 +67,7 @@ from ..tensor import Tensor
 from . import linear as _ql
 from . import matmul as _qm
 from .ggml import GGMLType, UnsupportedQuantTypeError
-from .matmul import _dot_rows, _f16, _jit
+from .matmul import _dot_rows, _f16
 
 __all__ = ["quantize", "quantize_model", "quantize_weight", "quantize_q4_k", "quantize_blocks",
            "PackedWeight", "WeightOnlyLinear", "weight_only_matmul", "pack_int4", "unpack_int4",
@@ -264,7 +266,7 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 # they differ in the decoder, which reads codes, scales and zero points from three arrays.
 # ``zfix``: the constant zero point (0 for int8, 8 for symmetric int4), or -1: read ``zrow``.
 
-@_jit
+@compile_kernel
 def _decode_row(bits, qrow, srow, zrow, zfix, w, g, n16):
     """Decode one weight row (codes ``qrow``, the float16 scales' bytes ``srow``, zero points
     ``zrow``) into float32 ``w``, ``(q - z) * scale`` group by group.
@@ -302,7 +304,7 @@ def _decode_row(bits, qrow, srow, zrow, zfix, w, g, n16):
         _decode_block_int4(qrow, w, b, z, s, n16)
 
 
-@_jit(inline="always")
+@compile_kernel(inline=True)
 def _decode_block_int4(qrow, w, b, z, s, n16):
     o, base = b * 16, b * 32
     for j in range(n16):
@@ -311,7 +313,7 @@ def _decode_block_int4(qrow, w, b, z, s, n16):
         w[base + 16 + j] = (np.float32(q >> np.uint8(4)) - z) * s
 
 
-@_jit(fastmath={"reassoc", "contract", "nsz"})
+@compile_kernel
 def _matvec_rows(bits, qw, sc, zp, zfix, x, y, r0, r1, g, n16):
     """y[:, r] = x @ w_r for r0 <= r < r1: int8 rows straight from their codes, int4 rows too
     for one row of x (a decode step), else each decoded once into a cache-sized buffer."""
@@ -323,12 +325,13 @@ def _matvec_rows(bits, qw, sc, zp, zfix, x, y, r0, r1, g, n16):
         return
     k = x.shape[1]
     w = np.empty(k, dtype=np.float32)
+    acc = np.empty(LANES, dtype=np.float32)
     for r in range(r0, r1):
         _decode_row(bits, qw[r], sc[r], zp[r] if zfix < 0 else zp[0], zfix, w, g, n16)
-        _dot_rows(w, x, y, r)
+        _dot_rows(w, x, y, r, acc)
 
 
-@_jit(fastmath={"reassoc", "contract", "nsz"}, inline="always")
+@compile_kernel(inline=True)
 def _int4_rows(qw, sc, zp, zfix, x, y, r0, r1, g, n16):
     """One row of ``x`` (a decode step) times int4 rows, without decoding them into a buffer:
     ``sum_j (q_j - z) s x_j = s sum_j q_j x_j - z s sum_j x_j``, the codes' products with x
@@ -370,28 +373,35 @@ def _int4_rows(qw, sc, zp, zfix, x, y, r0, r1, g, n16):
         y[0, r] = total - zeros
 
 
-@_jit(fastmath={"reassoc", "contract", "nsz"}, inline="always")
+@compile_kernel(inline=True)
 def _int8_rows(qw, sc, x, y, r0, r1, g):
     """The int8 rows' products without decoding them: per group, the codes' dot product with
-    ``x`` in float32, times the group's scale. The same sum as the decoded row's, with the scale
-    applied once per group rather than once per weight; one loop that LLVM vectorises (sign
-    extension, conversion, multiply-add). Measured against decoding each row first: 2.5 times
-    the speed for one row of ``x`` (a decode step), 1.2 times for eight."""
+    ``x`` in float32 (in lanes, see :mod:`gradient.backends.cpu_reduce`), times the group's
+    scale. The same products as the decoded row's, with the scale applied once per group
+    rather than once per weight. Measured against decoding each row first: 2.5 times the
+    speed for one row of ``x`` (a decode step), 1.2 times for eight."""
     n, k = x.shape
+    full = g - g % LANES
+    acc = np.empty(LANES, np.float32)
     for r in range(r0, r1):
         qrow, srow = qw[r], sc[r]
         for i in range(n):
-            acc = np.float32(0.0)
+            total = np.float32(0.0)
             for gi in range(k // g):
-                part = np.float32(0.0)
                 base = gi * g
-                for j in range(g):
-                    part += np.float32(np.int8(qrow[base + j])) * x[i, base + j]
-                acc += part * _f16(srow[2 * gi], srow[2 * gi + 1])
-            y[i, r] = acc
+                acc[:] = -0.0
+                for j0 in range(base, base + full, LANES):
+                    for lane in range(LANES):
+                        j = j0 + lane
+                        acc[lane] += np.float32(np.int8(qrow[j])) * x[i, j]
+                part = fold_lanes(acc)
+                for j in range(base + full, base + g):
+                    part += np.float32(np.int8(qrow[j])) * x[i, j]
+                total += part * _f16(srow[2 * gi], srow[2 * gi + 1])
+            y[i, r] = total
 
 
-@_jit(parallel=True)
+@compile_kernel(parallel=True)
 def _matvec_parallel(bits, qw, sc, zp, zfix, x, y, n_chunks, g, n16):
     rows = qw.shape[0]
     step = (rows + n_chunks - 1) // n_chunks
@@ -399,14 +409,14 @@ def _matvec_parallel(bits, qw, sc, zp, zfix, x, y, n_chunks, g, n16):
         _matvec_rows(bits, qw, sc, zp, zfix, x, y, c * step, min(rows, (c + 1) * step), g, n16)
 
 
-@_jit
+@compile_kernel
 def _dequant_rows(bits, qw, sc, zp, zfix, r0, r1, out, g, n16):
     for r in range(r0, r1):
         _decode_row(bits, qw[r], sc[r], zp[r] if zfix < 0 else zp[0], zfix, out[r - r0], g,
                     n16)
 
 
-@_jit(parallel=True)
+@compile_kernel(parallel=True)
 def _dequant_parallel(bits, qw, sc, zp, zfix, r0, r1, out, n_chunks, g, n16):
     step = (r1 - r0 + n_chunks - 1) // n_chunks
     for c in numba.prange(n_chunks):
@@ -596,7 +606,7 @@ _ql.ARRAY_LINEARS.add(WeightOnlyLinear)
 _F = np.float32
 
 
-@_jit(inline="always")
+@compile_kernel(inline=True)
 def _nearest_int(v):
     # ggml's nearest_int: round half to even (valid for |v| < 2**22; larger values are clamped
     # by every caller anyway)
@@ -604,7 +614,7 @@ def _nearest_int(v):
     return np.int32(np.rint(v))
 
 
-@_jit
+@compile_kernel
 def _make_qkx2_quants(x, weights, L, laux, nmax, rmin, rdelta, nstep):
     """(scale, -min) of one sub-block, its codes in L: ggml's make_qkx2_quants (use_mad=false)."""
     n = x.size
@@ -668,7 +678,7 @@ def _make_qkx2_quants(x, weights, L, laux, nmax, rmin, rdelta, nstep):
     return scale, _F(-mn)
 
 
-@_jit
+@compile_kernel
 def _q4_k_search(x, L, ls, lm, d, dmin):
     """First pass over super-blocks x (nb, 256): codes L, 6-bit scales ls and mins lm, and the
     float32 super-scales d and dmin (rounded to float16 by the caller)."""
@@ -705,7 +715,7 @@ def _q4_k_search(x, L, ls, lm, d, dmin):
         dmin[i] = _F(max_min / _F(63.0))
 
 
-@_jit
+@compile_kernel
 def _q4_k_codes(x, L, ls, lm, d16, dmin16):
     """Second pass: the codes against the float16 super-scales (d16, dmin16 as float32)."""
     for i in range(x.shape[0]):

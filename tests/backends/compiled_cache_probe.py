@@ -1,0 +1,298 @@
+"""Representative calls of every family of gradient's compiled (numba) kernels, run as a script.
+
+``python -m tests.backends.compiled_cache_probe`` runs each call below on fixed inputs and prints
+one JSON object: the SHA-256 of each call's outputs, and for every numba function defined in
+gradient, the signatures it was compiled for and numba's counts of cache hits and misses.
+``test_compiled_cache.py`` runs it in a child process with an empty ``NUMBA_CACHE_DIR`` (every
+kernel compiled now), then in a second child with that cache (every kernel loaded from disk),
+and requires the same bits from both. A kernel that none of these calls reaches is reported,
+so a new kernel needs a call here before the test passes.
+
+The thresholds that choose between the serial and the parallel drivers are lowered so that
+small inputs take both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import pkgutil
+import sys
+
+import numpy as np
+
+
+def _digest(arrays) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        if not isinstance(a, np.ndarray):     # a kernel that declined its input: a probe bug
+            raise TypeError(f"expected an array from every call, got {type(a).__name__}")
+        a = np.ascontiguousarray(a)
+        h.update(str((a.dtype.str, a.shape)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def _f32(rng, *shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- backends
+def cpu_kernels():
+    from gradient.backends import cpu_kernels as k
+    rng = _rng(1)
+    x, g = _f32(rng, 6, 40), _f32(rng, 6, 40)
+    w, b = _f32(rng, 40), _f32(rng, 40)
+    out = []
+    for form in ("tanh", "none"):
+        out += [k.gelu(x, form), k.gelu_backward(g, x, form)]
+    h = x.copy()
+    k.bias_gelu_(h, b, "tanh")
+    out += [h, k.silu(x), k.silu_backward(g, x)]
+    y, mean, rstd = k.layer_norm(x, w, b, 1e-5)
+    out += [y, mean, rstd, *k.layer_norm_backward(g, x, mean, rstd, w)]
+    y64 = k.layer_norm(x.astype(np.float64), None, None, 1e-5)
+    out += list(y64)
+    h, normed = x.copy(), np.empty_like(x)
+    k.residual_layer_norm(h, g, b, w, b, 1e-5, normed)
+    out += [h, normed]
+    y, rstd = k.rms_norm(x, w, 1e-6)
+    out += [y, rstd, *k.rms_norm_backward(g, x, rstd, w)]
+    target = rng.integers(0, 40, 6)
+    target[2] = -100
+    loss, lse = k.cross_entropy(x, target, -100)
+    out += [loss, lse, k.cross_entropy_backward(x, target, lse, np.full(6, 0.25, np.float32))]
+    p, m, v = _f32(rng, 50), np.zeros(50, np.float32), np.zeros(50, np.float32)
+    for _ in range(3):
+        k.adam_step(p, g.reshape(-1)[:50].copy(), m, v, None, lr=1e-2, beta1=0.9,
+                    beta2=0.999, eps=1e-8, weight_decay=0.01, decoupled_weight_decay=True,
+                    maximize=False, step=1)
+    out += [p, m, v]
+    rows = np.zeros((8, 40), np.float32)
+    k.index_add_rows(rows, np.array([1, 3, 1, 7, 0, 3]), x)
+    k.add_to_rows(rows, b)
+    return out + [rows]
+
+
+def cpu_attention():
+    from gradient.backends import cpu_attention as a
+    rng = _rng(2)
+    q, k, v = _f32(rng, 2, 3, 7, 16), _f32(rng, 2, 3, 9, 16), _f32(rng, 2, 3, 9, 16)
+    out = []
+    for causal in (False, True):
+        o, probs = a.attention_forward(q, k, v, 0.25, causal)
+        grad = _f32(rng, *o.shape)
+        out += [o, probs, *a.attention_backward(grad, q, k, v, o, probs, 0.25, causal)]
+    keys, values = np.zeros((2, 2, 12, 16), np.float32), np.zeros((2, 2, 12, 16), np.float32)
+    for pos in range(5):
+        qkv, bias = _f32(rng, 2, 3 * 32), _f32(rng, 3 * 32)
+        qh = np.empty((2, 2, 1, 16), np.float32)
+        a.decode_split_heads(qkv, bias, pos, qh, keys, values)
+        o = np.empty_like(qh)
+        a.decode_cached(qh, keys, values, pos + 1, np.float32(0.25), o)
+        out += [qh, o]
+    return out + [keys, values]
+
+
+def cpu_low_precision():
+    import ml_dtypes
+
+    from gradient.backends.cpu_low_precision import low_precision_linear
+    rng = _rng(3)
+    out = []
+    for dtype in (ml_dtypes.bfloat16, np.float16):
+        w = _f32(rng, 48, 40).astype(dtype)
+        for rows in (1, 5):
+            x = _f32(rng, rows, 40)
+            out += [low_precision_linear(x, w), low_precision_linear(x, w.T.copy().T)]
+    return out
+
+
+# ----------------------------------------------------------------------------- quant
+_QTYPES = ("Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
+           "F16", "BF16", "F32")
+
+
+def _blocks(rng, qtype, rows=64, cols=256):
+    """A (rows, cols) weight as the bytes of GGML type ``qtype``: quantized by gradient where
+    it writes the type, else random bytes below 0x3C (every float16 among them finite)."""
+    import ml_dtypes
+
+    from gradient.quant import ggml, weight_only
+    w = _f32(rng, rows, cols)
+    if qtype in weight_only.GGML_SCHEMES:
+        return weight_only.quantize_blocks(w, qtype)
+    if qtype in ("F32", "F16", "BF16"):
+        dtype = {"F32": np.float32, "F16": np.float16, "BF16": ml_dtypes.bfloat16}[qtype]
+        return w.astype(dtype).view(np.uint8)
+    row_bytes = ggml.tensor_nbytes(ggml.GGMLType[qtype], cols)
+    return rng.integers(0, 0x3C, (rows, row_bytes), dtype=np.uint8)
+
+
+def _serial_then_parallel():
+    """Loop twice: with quant's products on one thread, then on numba's threads."""
+    from gradient.quant import matmul
+    for threshold in (1 << 40, 0):
+        matmul.PARALLEL_MIN_WEIGHTS = threshold
+        yield
+
+
+def ggml_dequantize():
+    from gradient.quant import ggml
+    rng = _rng(4)
+    out = []
+    for serial in (True, False):
+        ggml.PARALLEL_MIN_VALUES = 1 << 30 if serial else 0
+        for name in _QTYPES:
+            qtype = ggml.GGMLType[name]
+            out.append(ggml.dequantize(_blocks(rng, name), qtype, (64, 256)))
+    return out
+
+
+def quant_matmul():
+    from gradient.quant import matmul
+    from gradient.quant.ggml import GGMLType
+    rng = _rng(5)
+    out = []
+    for _ in _serial_then_parallel():
+        for name in _QTYPES:
+            blocks, qtype = _blocks(rng, name), GGMLType[name]
+            for rows in (1, 3, 20):      # the row kernels, and dequantized tiles into BLAS
+                out.append(matmul.quantized_matmul(_f32(rng, rows, 256), blocks, qtype, 64, 256))
+            out.append(matmul.quantized_matmul_t(_f32(rng, 2, 64), blocks, qtype, 64, 256))
+            out.append(matmul.dequantize_rows(blocks, qtype, 64, 256, 8, 40))
+    return out
+
+
+def quant_interleaved():
+    from gradient.quant import interleaved
+    from gradient.quant.ggml import GGMLType
+    rng = _rng(6)
+    out = []
+    for _ in _serial_then_parallel():
+        for name in ("Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K",
+                     "Q6_K"):
+            w = interleaved.InterleavedWeight.from_blocks(_blocks(rng, name), GGMLType[name],
+                                                          64, 256)
+            for activations in interleaved.ACTIVATIONS:
+                for rows in (1, 3):
+                    out.append(interleaved.interleaved_matmul(_f32(rng, rows, 256), w,
+                                                              activations))
+            out += [interleaved.interleaved_matmul(_f32(rng, 20, 256), w),
+                    interleaved.interleaved_matmul_t(_f32(rng, 2, 64), w),
+                    w.dequantize(), w.rows(np.array([0, 33, 63, 5]))]
+    out += list(interleaved.quantize_activations(_f32(rng, 3, 256) * 3))
+    return out
+
+
+def quant_weight_only():
+    from gradient.quant import weight_only
+    rng = _rng(7)
+    w = _f32(rng, 64, 256)
+    out = [weight_only.quantize_q4_k(w)]
+    for _ in _serial_then_parallel():
+        for bits, group, zero in ((8, None, False), (4, 32, True), (4, 64, False)):
+            p = weight_only.quantize_weight(w, bits=bits, group_size=group, zero_point=zero)
+            for rows in (1, 3, 20):
+                out.append(weight_only.weight_only_matmul(_f32(rng, rows, 256), p))
+            out.append(p.dequantize())
+    return out
+
+
+# ----------------------------------------------------------------------------- models
+def _greedy(model, prompt, steps):
+    import gradient
+    out, ids = [], list(prompt)
+    with gradient.no_grad():
+        cache = model.new_cache(1, len(prompt) + steps)
+        logits = model(gradient.tensor([ids]), cache=cache).logits
+        for _ in range(steps):
+            last = logits.numpy()[0, -1]
+            out.append(last)
+            ids.append(int(last.argmax()))
+            logits = model(gradient.tensor([ids[-1:]]), cache=cache).logits
+    return out
+
+
+def gpt2_decode():
+    import gradient
+    from gradient.models import GPT2Config, GPT2LMHeadModel
+    gradient.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=200, n_positions=64, n_embd=64, n_layer=2,
+                                       n_head=4)).eval()
+    with gradient.no_grad():
+        for p in model.parameters():     # biases and norms away from their 0 and 1
+            p.add_(gradient.randn(*p.shape) * 0.05)
+    return _greedy(model, [3, 14, 15, 92, 65], 6)
+
+
+def llama_decode():
+    """The fused decode step (one signature of it: it takes most of the probe's compile time),
+    with q/k/v biases and both kinds of interleaved codes."""
+    import gradient
+    from gradient.models import LlamaConfig, LlamaForCausalLM
+    from gradient.quant import QuantizedLinear
+    qtypes = ("Q4_1", "Q8_0", "Q4_0", "Q5_0")
+    gradient.manual_seed(1)
+    model = LlamaForCausalLM(LlamaConfig(
+        vocab_size=200, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=64,
+        model_type="qwen2"))
+    for layer in model.model.layers:
+        for i, (block, name) in enumerate(
+                [(layer.self_attn, n) for n in ("q_proj", "k_proj", "v_proj", "o_proj")]
+                + [(layer.mlp, n) for n in ("gate_proj", "up_proj", "down_proj")]):
+            linear = getattr(block, name)
+            if linear.bias is not None:
+                with gradient.no_grad():
+                    linear.bias.copy_(gradient.randn(*linear.bias.shape) * 0.1)
+            setattr(block, name, QuantizedLinear.from_linear(linear, qtypes[i % len(qtypes)]))
+    return _greedy(model.eval(), [5, 17, 42, 8, 99, 3], 6)
+
+
+CALLS = {f.__name__: f for f in (cpu_kernels, cpu_attention, cpu_low_precision, ggml_dequantize,
+                                 quant_matmul, quant_interleaved, quant_weight_only, gpt2_decode,
+                                 llama_decode)}
+
+
+# ----------------------------------------------------------------------------- the report
+def compiled_functions() -> dict:
+    """Every numba dispatcher defined in a module of gradient, by ``module.name``."""
+    import numba.core.registry
+
+    import gradient
+    found = {}
+    for info in pkgutil.walk_packages(gradient.__path__, "gradient."):
+        if ".cuda" in info.name:
+            continue
+        module = importlib.import_module(info.name)
+        for name, value in vars(module).items():
+            if (isinstance(value, numba.core.registry.CPUDispatcher)
+                    and value.py_func.__module__ == module.__name__):
+                found[f"{module.__name__}.{name}"] = value
+    return found
+
+
+def main() -> None:
+    digests = {name: _digest(call()) for name, call in CALLS.items()}
+    functions = {}
+    for name, dispatcher in compiled_functions().items():
+        stats = dispatcher.stats
+        functions[name] = {
+            "signatures": len(dispatcher.signatures),
+            "cached": type(dispatcher._cache).__name__ != "NullCache",
+            "inline": dispatcher.targetoptions.get("inline", "never") == "always",
+            "fastmath": bool(dispatcher.targetoptions.get("fastmath")),
+            "hits": sum(stats.cache_hits.values()),
+            "misses": sum(stats.cache_misses.values()),
+        }
+    json.dump({"digests": digests, "functions": functions}, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
