@@ -50,3 +50,8 @@ class TokenizerFileNotFoundError(FileFormatError, FileNotFoundError):
 
 class UnknownArchitectureError(GradientError, ValueError):
     """A model configuration whose architecture (``model_type``) gradient does not implement."""
+
+
+class KernelRegistryError(GradientError, ValueError):
+    """A kernel registered under an undeclared op name, with parameters that do not match the
+    op's declaration, or twice for one op and backend (see :mod:`gradient.kernels`)."""

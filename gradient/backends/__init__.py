@@ -27,6 +27,7 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
+from .. import kernels
 from ..errors import DeviceError
 from .base import Backend
 from .numpy_backend import ArrayBackend, cpu_backend
@@ -189,7 +190,13 @@ def _count_cuda() -> int:
     return checked_device_count()
 
 
+def _load_cuda_kernels():
+    """Register the launchers of cuda/kernels/*.cu (they import CuPy only when they run)."""
+    from .cuda import fused  # noqa: F401
+
+
 register_backend("cuda", _load_cuda, device_count=_count_cuda)
+kernels.add_loader("cuda", _load_cuda_kernels)
 
 __all__ = ["Backend", "ArrayBackend", "cpu_backend", "get_backend", "register_backend",
            "device_count", "current_index", "set_current_index", "loaded_backends"]

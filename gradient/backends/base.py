@@ -8,9 +8,10 @@ The primitives take and return the backend's own arrays (``numpy.ndarray`` on th
 Arrays expose ``.shape``, ``.ndim``, ``.size``, ``.dtype`` (a NumPy dtype) and ``.strides``.
 dtypes passed in are :class:`gradient.dtypes.DType` objects.
 
-Optional fused fast paths (softmax, norms, attention, quantized matmul) are methods a
-backend *may* add; ``gradient.ops`` looks them up with :meth:`Backend.fused` and falls back
-to the composition of primitives when the backend does not have them.
+Optional fused fast paths (softmax, norms, attention, quantized matmul) are not methods: a
+backend registers them in :mod:`gradient.kernels` under declared op names and the backend's
+kind (its ``name`` before any ``:index``), and ``gradient.ops`` falls back to the composition
+of primitives when a backend has none, or its kernel declines an input.
 """
 
 from __future__ import annotations
@@ -242,15 +243,6 @@ class Backend:
         """Row-wise searchsorted of 2-d ``values`` in the 2-d ``sorted_rows`` (NaN sorts last):
         per value, the number of row entries ``<= value`` (``right``) or ``< value``."""
         raise NotImplementedError
-
-    # ------------------------------------------------------------------ optional fast paths
-    #: NumPy dtypes of the inputs the fused kernels of :meth:`fused` take (norms, attention);
-    #: ops compose primitives for other dtypes
-    fused_dtypes: frozenset = frozenset()
-
-    def fused(self, name: str):
-        """The optional fused kernel ``name`` if this backend has one, else None."""
-        return getattr(self, "fused_" + name, None)
 
     def synchronize(self) -> None:
         """Wait for queued work (a no-op on synchronous devices)."""

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..kernels.registry import register
+from .cpu_compile import FLOATS as _FLOATS
 from .cpu_compile import compile_kernel as _compile
 from .cpu_compile import usable as _usable
 from .cpu_reduce import LANES, lane_sum
@@ -92,6 +94,7 @@ def _mT(a):
     return a.swapaxes(-1, -2)
 
 
+@register("attention_forward", "cpu", "numba", _FLOATS)
 def attention_forward(q, k, v, scale: float, causal: bool):
     """``(out, probs)`` of attention over the last two dimensions; None if not handled.
 
@@ -112,6 +115,7 @@ def attention_forward(q, k, v, scale: float, causal: bool):
     return np.matmul(probs, v, out=out), probs
 
 
+@register("attention_backward", "cpu", "numba", _FLOATS)
 def attention_backward(grad, q, k, v, out, probs, scale: float, causal: bool):
     """``(dq, dk, dv)`` of :func:`attention_forward` for the upstream ``grad``; None if not handled."""
     if not _handled(grad, q, k, v, out, probs) or grad.shape != out.shape:
@@ -204,6 +208,7 @@ def decode_cached(q, keys, values, length: int, scale, out):
     _decode_weighted_sum(scores, values, length, out)
 
 
+@register("decode_attention", "cpu", "numba", _FLOATS)
 def decode_attention(q, k, v, scale: float):
     """Attention of one query row per head against keys and values read in place from a KV
     cache, with grouped heads: q (B, Hq, 1, D), k and v (B, Hk, S, D) views of cache buffers

@@ -29,6 +29,8 @@ import math
 
 import numpy as np
 
+from ..kernels.registry import register
+from .cpu_compile import FLOATS as _FLOATS
 from .cpu_compile import compile_kernel as _compile
 from .cpu_compile import usable as _usable
 from .cpu_reduce import LANES, fold_lanes, lane_sum, lane_sum_squares
@@ -101,6 +103,7 @@ def _erf(x):
     return x
 
 
+@register("gelu", "cpu", "numba", _FLOATS)
 def gelu(x, approximate: str):
     """GELU of a float array (exact erf form, or ``approximate='tanh'``); None if not handled."""
     if not _usable(x):
@@ -148,6 +151,7 @@ def bias_gelu_(x, bias, approximate: str) -> None:
         _gelu_erf_finish(flat, _erf(t_flat), k(0.5), k(1.0), flat)
 
 
+@register("gelu_backward", "cpu", "numba", _FLOATS)
 def gelu_backward(grad, x, approximate: str):
     """``grad * gelu'(x)``; None if not handled."""
     if not _usable(grad, x) or grad.shape != x.shape:
@@ -204,6 +208,7 @@ def _exp_neg_abs(flat):
     return e
 
 
+@register("silu", "cpu", "numba", _FLOATS)
 def silu(x):
     """``x * sigmoid(x)`` of a float array; None if not handled."""
     if not _usable(x):
@@ -214,6 +219,7 @@ def silu(x):
     return out.reshape(x.shape)
 
 
+@register("silu_backward", "cpu", "numba", _FLOATS)
 def silu_backward(grad, x):
     """``grad * silu'(x)``; None if not handled."""
     if not _usable(grad, x) or grad.shape != x.shape:
@@ -284,6 +290,7 @@ def _layer_norm_bwd(g, x, mean, rstd, w, dx, dw, db):
             dx[r, j] = iv * (gw - a_mean - xhat * b_mean)
 
 
+@register("layer_norm", "cpu", "numba", _FLOATS)
 def layer_norm(x, weight, bias, eps: float):
     """LayerNorm over the last dimension: ``(y, mean, rstd)``; None if not handled.
 
@@ -325,6 +332,7 @@ def residual_layer_norm(h, o, bias, weight, norm_bias, eps: float, out):
     _residual_layer_norm(h, o, bias, weight, norm_bias, float(eps), out, stats[0], stats[1])
 
 
+@register("layer_norm_backward", "cpu", "numba", _FLOATS)
 def layer_norm_backward(grad, x, mean, rstd, weight):
     """Gradients ``(dx, dweight, dbias)`` of :func:`layer_norm`; None if not handled."""
     present = [a for a in (weight,) if a is not None]
@@ -386,6 +394,7 @@ def _rms_norm_bwd(g, x, rstd, w, dx, dw):
             dx[r, j] = iv * (gw - xhat * a_mean)
 
 
+@register("rms_norm", "cpu", "numba", _FLOATS)
 def rms_norm(x, weight, eps: float):
     """RMS norm over the last dimension: ``(y, rstd)``; None if not handled.
 
@@ -402,6 +411,7 @@ def rms_norm(x, weight, eps: float):
     return y.reshape(x.shape), rstd.reshape(x.shape[:-1])
 
 
+@register("rms_norm_backward", "cpu", "numba", _FLOATS)
 def rms_norm_backward(grad, x, rstd, weight):
     """Gradients ``(dx, dweight)`` of :func:`rms_norm` (dweight None without a weight)."""
     if not _usable(grad, x, rstd, *([] if weight is None else [weight])) or grad.shape != x.shape:
@@ -469,6 +479,7 @@ def _rows_of_classes(x, target) -> bool:
     return x.ndim == 2 and x.shape[1] > 0 and target.shape == x.shape[:1] and target.dtype.kind in "iu"
 
 
+@register("cross_entropy", "cpu", "numba", _FLOATS)
 def cross_entropy(x, target, ignore_index: int):
     """Per-row cross entropy of logits x (rows, classes) against class indices (rows,), all in
     range or ``ignore_index`` (the caller checks): ``(loss, lse)``, loss in x's dtype and an
@@ -493,6 +504,7 @@ def cross_entropy(x, target, ignore_index: int):
     return loss, lse
 
 
+@register("cross_entropy_backward", "cpu", "numba", _FLOATS)
 def cross_entropy_backward(x, target, lse, scale):
     """``scale[r] * (softmax(x[r]) - one_hot(target[r]))``, softmax from the forward's
     log-sum-exp parts; None if not handled."""
@@ -531,6 +543,7 @@ def _adam_step(p, g, m, v, vmax, decay, l2, w1, keep1, b2, one_minus_b2, bc2, ep
 
 
 
+@register("adam_step", "cpu", "numba", _FLOATS)
 def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1, beta2, eps,
               weight_decay, decoupled_weight_decay, maximize, step):
     """One Adam/AdamW update of raw arrays in place (``step`` already counts this update).
@@ -565,6 +578,7 @@ def _index_add_rows(out, ids, rows):
             out[r, j] += rows[i, j]
 
 
+@register("index_add_rows", "cpu", "numba", _FLOATS)
 def index_add_rows(out, ids, values) -> bool:
     """``out[ids[i]] += values[i]`` for every i, in order (what ``np.add.at(out, ids, values)``
     does, with the same sums, ~10x faster): the gradient of an embedding table. ``ids`` is an
@@ -592,6 +606,7 @@ def _add_to_rows(out, row):
             out[r, j] += row[j]
 
 
+@register("add_to_rows", "cpu", "numba", _FLOATS)
 def add_to_rows(out, row) -> bool:
     """``out += row`` in place, ``row`` (n,) broadcast over the rows of ``out`` (..., n): a
     Linear layer's bias, added to its fresh product. NumPy's broadcasting loop takes about
@@ -601,19 +616,3 @@ def add_to_rows(out, row) -> bool:
         return False
     _add_to_rows(out.reshape(-1, row.shape[0]), np.ascontiguousarray(row))
     return True
-
-
-# the kernels the NumPy backend offers through Backend.fused(name)
-from .cpu_attention import attention_backward, attention_forward, decode_attention  # noqa: E402
-from .cpu_layout import joined  # noqa: E402
-from .cpu_low_precision import low_precision_linear  # noqa: E402
-
-FUSED = {"attention_forward": attention_forward, "attention_backward": attention_backward,
-         "decode_attention": decode_attention,
-         "gelu": gelu, "gelu_backward": gelu_backward, "silu": silu,
-         "silu_backward": silu_backward, "layer_norm": layer_norm,
-         "layer_norm_backward": layer_norm_backward, "rms_norm": rms_norm,
-         "rms_norm_backward": rms_norm_backward, "adam_step": adam_step,
-         "index_add_rows": index_add_rows, "low_precision_linear": low_precision_linear,
-         "joined_pieces": joined, "cross_entropy": cross_entropy,
-         "cross_entropy_backward": cross_entropy_backward, "add_to_rows": add_to_rows}

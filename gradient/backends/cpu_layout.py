@@ -26,6 +26,8 @@ import math
 
 import numpy as np
 
+from ..kernels.registry import register
+
 
 def _address(a) -> int:
     return a.__array_interface__["data"][0]
@@ -78,6 +80,7 @@ def empty_like_views(*arrays) -> tuple:
                             strides=a.strides) for a in arrays)
 
 
+@register("joined_pieces", "cpu", "numpy")
 def joined(pieces, shape, dim: int, ranges):
     """The array of ``shape`` whose slices ``[start:start + length]`` along ``dim`` are exactly
     ``pieces`` (``ranges`` tile the dimension in order), when the pieces are views of one

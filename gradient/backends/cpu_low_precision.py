@@ -29,6 +29,7 @@ import ml_dtypes
 import numba
 import numpy as np
 
+from ..kernels.registry import register
 from .cpu_compile import compile_kernel as _compile
 from .cpu_reduce import LANES, lane_dot
 
@@ -118,6 +119,7 @@ def _parallel(x, w_bits, half, transposed, out, n_chunks):
                   np.empty(x.shape[1], np.uint32))
 
 
+@register("low_precision_linear", "cpu", "numba")
 def low_precision_linear(x, weight, bias=None):
     """``x @ weight.T (+ bias)`` in float32 for a bfloat16 or float16 ``weight`` (out, in),
     C-contiguous or the transpose of a C-contiguous (in, out) array, and at most

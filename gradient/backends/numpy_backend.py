@@ -15,6 +15,7 @@ import math
 import ml_dtypes
 import numpy as np
 
+from .. import kernels
 from .base import Backend
 from .host_memory import keep_freed_memory, zero_pages
 
@@ -397,9 +398,8 @@ class ArrayBackend(Backend):
         x[index] = value
 
     def index_add(self, x, index, value):
-        add_rows = self.fused("index_add_rows")  # the embedding gradient; add.at is slow
-        if add_rows is None or not add_rows(x, index, value):
-            self.xp.add.at(x, index, value)
+        if not kernels.call("index_add_rows", self, x, index, value):   # the embedding
+            self.xp.add.at(x, index, value)                                # gradient; add.at is slow
 
     def take_along_axis(self, x, index, axis):
         return self.xp.take_along_axis(x, index, axis=axis)
@@ -437,11 +437,9 @@ class ArrayBackend(Backend):
 
 
 class NumpyBackend(ArrayBackend):
-    """The CPU backend: :class:`ArrayBackend` on NumPy, with numba's fused kernels
-    (:mod:`gradient.backends.cpu_kernels`) as its optional fast paths."""
-
-    _kernels = None  # the cpu_kernels module once imported, False when numba is missing
-    fused_dtypes = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
+    """The CPU backend: :class:`ArrayBackend` on NumPy. Its fused kernels (numba's, in
+    :mod:`gradient.backends.cpu_kernels` and beside it) are in :mod:`gradient.kernels`'
+    registry under the backend kind ``"cpu"``."""
 
     def full(self, shape, value, dtype):
         if isinstance(value, (int, float)) and value == 0:
@@ -457,15 +455,6 @@ class NumpyBackend(ArrayBackend):
                 return out
         return super().reduce(op, x, axis, keepdims)
 
-    def fused(self, name):
-        if NumpyBackend._kernels is None:
-            try:  # imported on first use: numba's import costs a few hundred milliseconds
-                from . import cpu_kernels
-                NumpyBackend._kernels = cpu_kernels
-            except ImportError:
-                NumpyBackend._kernels = False
-        return self._kernels.FUSED.get(name) if self._kernels else None
-
 
 def _sum_of_rows(x, axis, keepdims):
     """The sum over the leading axes of a C-contiguous float32/float64 array, as ``ones @ rows``
@@ -473,7 +462,7 @@ def _sum_of_rows(x, axis, keepdims):
     engine does for every bias gradient; NumPy's reduction adds one row at a time, while BLAS's
     matrix-vector product streams the matrix once, about twice as fast on (1024, 512)."""
     if (type(axis) is not tuple or not 0 < len(axis) < x.ndim or axis != tuple(range(len(axis)))
-            or x.dtype not in NumpyBackend.fused_dtypes or not x.flags.c_contiguous):
+            or x.dtype not in _FLOATS or not x.flags.c_contiguous):
         return None
     lead = len(axis)
     rows = math.prod(x.shape[:lead])
@@ -483,5 +472,15 @@ def _sum_of_rows(x, axis, keepdims):
     return out.reshape((1,) * lead + x.shape[lead:] if keepdims else x.shape[lead:])
 
 
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _load_cpu_kernels():
+    """Import the CPU kernel modules, which register themselves: on the first lookup only, since
+    numba's import costs a few hundred milliseconds."""
+    from . import cpu_attention, cpu_kernels, cpu_layout, cpu_low_precision  # noqa: F401
+
+
+kernels.add_loader("cpu", _load_cpu_kernels, needs=("numba", "llvmlite"))
 cpu_backend = NumpyBackend(np, "cpu")
 keep_freed_memory()  # large temporaries reuse heap memory instead of fresh pages (see host_memory)

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import nn
+from .. import kernels, nn
 from ..backends import cpu_backend
 
 __all__ = ["DecodeStep"]
@@ -78,7 +78,7 @@ class DecodeStep:
             linears = [(w._data.T, b._data) for w, b in linears]
             built.append((_norm(ln_1), _norm(ln_2), attn.n_head, attn.head_dim,
                           np.float32(attn.scale), linears))
-        if cpu_backend.fused("layer_norm") is None:    # no numba: the kernels are absent
+        if kernels.lookup("layer_norm", "cpu") is None:    # no numba: the kernels are absent
             return None
         return cls(built, _norm(ln_f), forms.pop())
 
@@ -116,6 +116,7 @@ class DecodeStep:
             cpu_kernels.residual_layer_norm(h, o, b_out, *following, normed)
         for buffer in (*cache.keys, *cache.values):
             buffer._version.bump("KVCache.update")
+        kernels.record("gpt2_decode_step", "numba")
         return normed.reshape(B, T, C)
 
     @staticmethod

@@ -34,6 +34,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .. import kernels
 from ..backends.cpu_compile import compile_kernel
 from ..backends.cpu_kernels import _rms_norm_fwd
 from ..backends.cpu_reduce import LANES, lane_sum
@@ -196,6 +197,7 @@ class FusedDecoder:
         _decode_layers(x, self._norms, self.eps, *self._weights, cos, sin, keys, values,
                        position, self.n_heads, self.n_kv_heads, self.head_dim,
                        self.intermediate_size, self._windows, 2 * numba.get_num_threads())
+        kernels.record("llama_decode_step", "numba")
         return x
 
 

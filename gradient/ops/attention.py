@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 
+from .. import kernels
 from ..autograd import autocast_state as _autocast
 from ..autograd import is_grad_enabled
 from ..autograd.function import ArrayFunction, check_same_device
@@ -175,7 +176,7 @@ class FusedAttention(ArrayFunction):
 
     @staticmethod
     def forward(ctx, q, k, v, scale, causal):
-        out, probs = ctx.backend.fused("attention_forward")(q, k, v, scale, causal)
+        out, probs = kernels.call("attention_forward", ctx.backend, q, k, v, scale, causal)
         ctx.scale, ctx.causal, ctx.probs = scale, causal, probs
         ctx.save_for_backward(q, k, v, out)
         return out
@@ -212,9 +213,8 @@ def attention_arrays(b, q, k, v, scale: float, k_groups: int = 1, v_groups: int 
     """
     L, S = q.shape[-2], k.shape[-2]
     if (L == 1 and (S == 1 or not is_causal) and q.ndim == 4 and k.ndim == 4
-            and k_groups == v_groups and q.dtype in b.fused_dtypes):
-        kernel = b.fused("decode_attention")   # reads the KV cache in place
-        out = kernel(q, k, v, scale) if kernel is not None else None
+            and k_groups == v_groups):
+        out = kernels.call("decode_attention", b, q, k, v, scale)   # reads the cache in place
         if out is not None:
             return out
     dtype = from_numpy_dtype(q.dtype)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 
+from .. import kernels
 from ..autograd import autocast_state as _autocast
 from ..autograd.function import ArrayFunction, check_same_device
 from ..autograd.grad_mode import is_grad_enabled, no_grad
@@ -89,8 +90,7 @@ def _fused_backward(ctx, name: str, *args):
     Backward passes use it only when no graph is being built (``create_graph=False``): the
     composition of differentiable ops they fall back to is what makes second derivatives work.
     """
-    kernel = ctx.backend.fused(name)
-    out = kernel(*(a._data if isinstance(a, Tensor) else a for a in args)) if kernel else None
+    out = kernels.call(name, ctx.backend, *(a._data if isinstance(a, Tensor) else a for a in args))
     if out is None:
         return None
     if type(out) is tuple:
@@ -236,8 +236,7 @@ class GELU(ArrayFunction):
         b = ctx.backend
         ctx.approximate = approximate
         ctx.save_for_backward(x)
-        kernel = b.fused("gelu")
-        out = kernel(x, approximate) if kernel else None
+        out = kernels.call("gelu", b, x, approximate)
         if out is not None:
             return out
         x32 = _upcast(b, x)
@@ -285,8 +284,7 @@ class SiLU(ArrayFunction):
     def forward(ctx, x):
         b = ctx.backend
         ctx.save_for_backward(x)
-        kernel = b.fused("silu")
-        out = kernel(x) if kernel else None
+        out = kernels.call("silu", b, x)
         if out is not None:
             return out
         x32 = _upcast(b, x)
@@ -467,10 +465,9 @@ def _softmax_array(b, x, dim: int):
 def _row_kernel(b, name: str, dim: int, *arrays):
     """The backend's fused kernel ``name`` over the last dimension, on ``arrays``; None when the
     backend has none, ``dim`` is not the last dimension, or the kernel declines."""
-    if dim != arrays[0].ndim - 1 or arrays[0].dtype not in b.fused_dtypes:
+    if dim != arrays[0].ndim - 1:
         return None
-    kernel = b.fused(name)
-    return kernel(*arrays) if kernel is not None else None
+    return kernels.call(name, b, *arrays)
 
 
 class Softmax(ArrayFunction):
@@ -622,8 +619,7 @@ class Linear(ArrayFunction):
             # place (a few rows on the CPU; cuBLAS's float16 GEMM with a float32 result on a
             # GPU) or, with a bias, from a float32 GEMM of both widened. Without a bias and a
             # kernel, the backend's own low-precision product below.
-            kernel = b.fused("low_precision_linear")
-            y = kernel(x2, weight, bias) if kernel is not None else None
+            y = kernels.call("low_precision_linear", b, x2, weight, bias)
             if y is None and bias is not None:
                 y = b.matmul(_upcast(b, x2), b.permute(_upcast(b, weight), (1, 0)))
                 y = b.binary_("add", y, _upcast(b, bias))
@@ -636,8 +632,7 @@ class Linear(ArrayFunction):
         if bias is None:
             return y
         if bias.dtype == y.dtype:   # into the fresh product (bias broadcasts)
-            add_to_rows = b.fused("add_to_rows")
-            if add_to_rows is not None and add_to_rows(y, bias):
+            if kernels.call("add_to_rows", b, y, bias):
                 return y
             return b.binary_("add", y, bias)
         return b.binary("add", y, bias)
@@ -1005,7 +1000,7 @@ def _low_precision_layer_norm(input: Tensor, weight, bias, shape: tuple, eps: fl
     if not layer_norm_is_fused(b, x, *wide, shape):
         return None
     check_same_device("layer_norm", input, weight, bias)
-    y = b.fused("layer_norm")(x, *wide, eps)[0]
+    y = kernels.call("layer_norm", b, x, *wide, eps)[0]
     return Tensor._make(b.cast(y, input.dtype), False, b)
 
 
@@ -1013,8 +1008,8 @@ def layer_norm_is_fused(backend, x, weight, bias, normalized_shape) -> bool:
     """Whether :func:`layer_norm` runs ``backend``'s fused kernel (:class:`LayerNorm`) on the raw
     arrays ``x``, ``weight`` and ``bias`` (None when absent): one normalized dimension, a
     non-empty input, a dtype the kernel takes, and parameters of the input's dtype."""
-    return (len(normalized_shape) == 1 and x.size > 0 and x.dtype in backend.fused_dtypes
-            and backend.fused("layer_norm") is not None
+    return (len(normalized_shape) == 1 and x.size > 0
+            and kernels.lookup("layer_norm", backend, x.dtype) is not None
             and all(p is None or p.dtype == x.dtype for p in (weight, bias)))
 
 
@@ -1027,7 +1022,7 @@ class LayerNorm(ArrayFunction):
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps):
-        y, mean, rstd = ctx.backend.fused("layer_norm")(x, weight, bias, eps)
+        y, mean, rstd = kernels.call("layer_norm", ctx.backend, x, weight, bias, eps)
         ctx.eps, ctx.mean, ctx.rstd = eps, mean, rstd
         ctx.save_for_backward(x, weight)
         return y
@@ -1056,8 +1051,7 @@ class LayerNorm(ArrayFunction):
 
 def _has_fused(input: Tensor, name: str) -> bool:
     """Whether ``input``'s backend has the fused kernel ``name`` and it takes this dtype."""
-    backend = input._backend
-    return input._data.dtype in backend.fused_dtypes and backend.fused(name) is not None
+    return kernels.lookup(name, input._backend, input._data.dtype) is not None
 
 
 def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
@@ -1094,7 +1088,7 @@ class RMSNorm(ArrayFunction):
 
     @staticmethod
     def forward(ctx, x, weight, eps):
-        y, rstd = ctx.backend.fused("rms_norm")(x, weight, eps)
+        y, rstd = kernels.call("rms_norm", ctx.backend, x, weight, eps)
         ctx.eps, ctx.rstd = eps, rstd
         ctx.save_for_backward(x, weight)
         return y
@@ -1323,7 +1317,7 @@ def _swiglu_is_fused(b, gate, up) -> bool:
     """Whether :func:`swiglu` runs backend ``b``'s fused kernels on the raw arrays ``gate`` and
     ``up``: one shape and dtype, not empty, a dtype the kernels take."""
     return (gate.shape == up.shape and gate.dtype == up.dtype and gate.size > 0
-            and gate.dtype in b.fused_dtypes and b.fused("swiglu") is not None)
+            and kernels.lookup("swiglu", b, gate.dtype) is not None)
 
 
 def swiglu_arrays(b, gate, up):
@@ -1342,7 +1336,7 @@ class SwiGLU(ArrayFunction):
     def forward(ctx, gate, up):
         b = ctx.backend
         ctx.save_for_backward(gate, up)
-        out = b.fused("swiglu")(gate, up)
+        out = kernels.call("swiglu", b, gate, up)
         if out is None:  # declined: the composition's primitives (silu rounded, then the product)
             g32 = _upcast(b, gate)
             act = b.binary("mul", g32, b.unary("sigmoid", g32))
@@ -1398,7 +1392,7 @@ def _rotary_is_fused(b, x, cos, sin) -> bool:
     tables of one shape, everything of ``x``'s dtype, ``x`` not empty and of a dtype the kernel
     takes."""
     return (cos.shape == sin.shape and cos.dtype == x.dtype == sin.dtype and x.size > 0
-            and x.dtype in b.fused_dtypes and b.fused("rotary_embedding") is not None)
+            and kernels.lookup("rotary_embedding", b, x.dtype) is not None)
 
 
 def rotary_arrays(b, x, cos, sin):
@@ -1426,7 +1420,7 @@ class Rotary(ArrayFunction):
     def forward(ctx, x, cos, sin):
         b = ctx.backend
         ctx.save_for_backward(x, cos, sin)
-        out = b.fused("rotary_embedding")(x, cos, sin, False)
+        out = kernels.call("rotary_embedding", b, x, cos, sin, False)
         if out is None:  # a layout the kernel does not read: the composition's primitives
             out = _rotary_composed(b, x, cos, sin)
         return out

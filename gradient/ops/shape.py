@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from math import prod as _prod
 
+from .. import kernels
 from ..autograd.function import ArrayFunction
 from ..autograd.grad_mode import is_grad_enabled
 from ..dtypes import DType, from_numpy_dtype, int64, promote_types
@@ -580,9 +581,9 @@ class Split(ArrayFunction):
         # The engine passes zeros for the pieces that were not used, so every grad is a tensor.
         if _tiles(ctx.ranges, ctx.size):
             if not is_grad_enabled():  # pieces already side by side in one buffer: no copy
-                join = ctx.backend.fused("joined_pieces")
                 shape = grads[0].shape[:ctx.dim] + (ctx.size,) + grads[0].shape[ctx.dim + 1:]
-                whole = join([g._data for g in grads], shape, ctx.dim, ctx.ranges) if join else None
+                whole = kernels.call("joined_pieces", ctx.backend, [g._data for g in grads],
+                                     shape, ctx.dim, ctx.ranges)
                 if whole is not None:
                     return Tensor._make(whole, False, ctx.backend), None, None
             return cat(grads, ctx.dim), None, None

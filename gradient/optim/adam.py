@@ -1,5 +1,6 @@
 """Adam and AdamW: adaptive moment estimation, with L2 or decoupled weight decay."""
 
+from .. import kernels
 from ..autograd import no_grad
 from ..ops.creation import zeros_like
 from ..ops.elementwise import maximum
@@ -124,12 +125,10 @@ def _fused_update(p, grad, state, *, amsgrad, **hyper) -> bool:
     The kernel performs the same float operations in the same order, so both paths give the
     same bits (tested).
     """
-    kernel = p._backend.fused("adam_step")
-    if kernel is None:
-        return False
     moments = [state["exp_avg"], state["exp_avg_sq"]] + ([state["max_exp_avg_sq"]] if amsgrad else [])
-    if not kernel(p._data, grad._data, *(t._data for t in moments[:2]),
-                  moments[2]._data if amsgrad else None, **hyper):
+    if not kernels.call("adam_step", p._backend, p._data, grad._data,
+                        *(t._data for t in moments[:2]), moments[2]._data if amsgrad else None,
+                        **hyper):
         return False
     for t in [p] + moments:
         t._version.bump("adam_step")

@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+from .. import kernels
 from ..errors import DTypeError
 from ..nn.module import Module
 from ..ops.creation import from_numpy
@@ -97,8 +98,8 @@ class QuantizedEmbedding(Module):
         """The rows ``ids`` (a device array) decoded on the device by the backend's
         ``quant_rows`` kernel (the blocks uploaded once, on first use); None when the backend
         has no kernel for this type."""
-        kernel = backend.fused("quant_rows")
-        if kernel is None or self.qtype.name not in getattr(kernel, "types", ()):
+        kernel = kernels.lookup("quant_rows", backend)
+        if kernel is None or self.qtype.name not in getattr(kernel.fn, "types", ()):
             return None
         return kernel(self._device_blocks.on(backend), ids, self.qtype.name,
                       self.num_embeddings, self.embedding_dim)

@@ -57,6 +57,7 @@ import numpy as np
 from ..backends.cpu_compile import compile_kernel
 from ..backends.host_memory import pages_of_their_own
 from ..errors import ShapeError
+from ..kernels.registry import register
 from .ggml import GGMLType, UnsupportedQuantTypeError
 # up to SMALL_BATCH rows of x the interleaved kernels, above it exact tiles into BLAS (the
 # crossover of gradient.quant.matmul, the same trade)
@@ -651,6 +652,7 @@ def _float_parallel(codes, scale, minimum, has_min, offset, nibble, x, y, n_chun
 
 
 
+@register("interleaved_matmul", "cpu", "numba")
 def interleaved_matmul(x: np.ndarray, w: InterleavedWeight,
                        activations: str = "int8") -> np.ndarray:
     """``x @ W.T`` (float32, shape (n, out_features)) for x (n, in_features).

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from ..autograd.function import ArrayFunction
 from ..errors import DTypeError, ShapeError
 from ..models.raw_decode import ARRAY_LINEARS
@@ -43,8 +44,7 @@ from ..tensor import Tensor
 from . import matmul as _qm
 from .device_blocks import DeviceBlocks
 from .ggml import BLOCK_SIZES, GGMLType, UnsupportedQuantTypeError
-from .interleaved import (ACTIVATIONS, INTERLEAVED_TYPES, InterleavedWeight,
-                          interleaved_matmul, interleaved_matmul_t)
+from .interleaved import ACTIVATIONS, INTERLEAVED_TYPES, InterleavedWeight, interleaved_matmul_t
 
 __all__ = ["QuantizedLinear", "quantize", "QUANTIZABLE"]
 
@@ -335,8 +335,9 @@ class QuantizedLinear(_QuantizedLayer):
     def _product(self, x: np.ndarray) -> np.ndarray:
         """``x @ W.T`` for a 2-d float array x."""
         if self.packed is not None:
-            return interleaved_matmul(x, self.packed, self.activations)
-        return _qm._matmul_2d(x, self.qweight, int(self.qtype))
+            return kernels.call("interleaved_matmul", "cpu", x, self.packed, self.activations)
+        return kernels.call("quant_matmul", "cpu", x, self.qweight, self.qtype.name,
+                            self.out_features, self.in_features)
 
     def _product_t(self, g: np.ndarray) -> np.ndarray:
         """``g @ W`` for a 2-d float array g."""
@@ -347,8 +348,8 @@ class QuantizedLinear(_QuantizedLayer):
     def _device_product(self, backend, x):
         """``x @ W.T`` on a GPU backend that has a kernel for this type (the blocks are uploaded
         once, on first use); None otherwise (the product then runs on the host)."""
-        kernel = backend.fused("quant_matmul")
-        if kernel is None or self.qtype.name not in getattr(kernel, "types", ()):
+        kernel = kernels.lookup("quant_matmul", backend)
+        if kernel is None or self.qtype.name not in getattr(kernel.fn, "types", ()):
             return None
         return kernel(x, self._device_blocks.on(backend), self.qtype.name, self.out_features,
                       self.in_features)

@@ -46,6 +46,7 @@ import numpy as np
 from ..backends.cpu_compile import compile_kernel
 from ..backends.cpu_reduce import LANES, lane_dot
 from ..errors import ShapeError
+from ..kernels.registry import register
 from .ggml import BLOCK_SIZES, GGMLType, UnsupportedQuantTypeError, type_name
 
 __all__ = ["quantized_matmul", "quantized_matmul_t", "dequantize_rows", "MATMUL_TYPES",
@@ -428,13 +429,16 @@ def _dequant_parallel(qtype, blocks, r0, r1, out, n_chunks, n16):
 
 # ----------------------------------------------------------------------------- entry points
 def _qtype(qtype) -> int:
+    """The GGML type ``qtype`` (a GGMLType, its number or its name) as a number."""
     try:
-        t = GGMLType(int(qtype))
-    except (ValueError, TypeError):
+        t = GGMLType[qtype] if isinstance(qtype, str) else GGMLType(int(qtype))
+    except (KeyError, ValueError, TypeError):
         t = None
     if t not in MATMUL_TYPES:
+        shown = t.name if t is not None else (repr(qtype) if isinstance(qtype, str)
+                                              else type_name(int(qtype)))
         raise UnsupportedQuantTypeError(
-            f"quantized_matmul: GGML type {type_name(int(qtype)) if t is None else t.name} is not "
+            f"quantized_matmul: GGML type {shown} is not "
             f"supported; supported: {', '.join(m.name for m in MATMUL_TYPES)}. Dequantize the "
             f"weight (gradient.quant.dequantize) and use a float matmul instead")
     return int(t)
@@ -520,6 +524,7 @@ def dequantize_rows(blocks, qtype, out_features: int, in_features: int, start: i
     return out
 
 
+@register("quant_matmul", "cpu", "numba")
 def quantized_matmul(x, blocks, qtype, out_features: int, in_features: int) -> np.ndarray:
     """``x @ W.T`` in float32, where ``W`` (out_features, in_features) is a GGML tensor stored
     as ``blocks``, its raw bytes as in the GGUF file (any contiguous array: uint8 of shape

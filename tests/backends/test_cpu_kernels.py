@@ -12,7 +12,7 @@ import gradient
 import gradient.nn.functional as F
 from gradient.backends import cpu_backend
 
-from .kernel_spy import record_kernel_calls
+from .kernel_spy import record_kernel_calls, record_kernel_results, without_kernels
 
 pytest.importorskip("numba")
 
@@ -20,9 +20,7 @@ pytest.importorskip("numba")
 @pytest.fixture
 def composed(monkeypatch):
     """Run the block with the fused kernels switched off."""
-    def switch_off():
-        monkeypatch.setattr(cpu_backend, "fused", lambda name: None)
-    return switch_off
+    return lambda: without_kernels(monkeypatch)
 
 
 def _run(fn, *arrays):
@@ -186,12 +184,8 @@ def test_index_add_rows_declines_what_numpy_must_handle():
 
 
 def test_embedding_gradient_uses_the_kernel_and_equals_the_composition(composed, monkeypatch):
-    from gradient.backends import cpu_kernels
     ids = gradient.tensor(np.random.default_rng(1).integers(0, 9, (4, 6)))
-    calls = []
-    kernel = cpu_kernels.index_add_rows
-    monkeypatch.setitem(cpu_kernels.FUSED, "index_add_rows",
-                        lambda *a: calls.append(kernel(*a)) or calls[-1])
+    calls = record_kernel_results(monkeypatch, "index_add_rows")
 
     def grad():
         w = gradient.randn(9, 5, requires_grad=True, generator=gradient.Generator().manual_seed(0))
@@ -279,13 +273,13 @@ def test_grouped_heads_through_the_kernels_match_torch(dtype, causal):
 def test_decode_attention_reads_the_cache_in_place_and_matches_torch(dtype, batch, heads,
                                                                      kv_heads, length):
     import torch
-    from gradient.backends import cpu_kernels
+    from gradient.backends import cpu_attention
     rng = np.random.default_rng(0)
     keys = rng.standard_normal((batch, kv_heads, 24, 8)).astype(dtype)   # cache buffers
     values = rng.standard_normal((batch, kv_heads, 24, 8)).astype(dtype)
     k, v = keys[:, :, :length], values[:, :, :length]                    # what a cache hands out
     q = _heads(rng, dtype, batch, heads, 1, 8)
-    out = cpu_kernels.FUSED["decode_attention"](q, k, v, 0.3)
+    out = cpu_attention.decode_attention(q, k, v, 0.3)
     assert out is not None and out.shape == (batch, heads, 1, 8) and out.dtype == dtype
     tq, tk, tv = (torch.tensor(np.ascontiguousarray(a)) for a in (q, k, v))
     theirs = torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, scale=0.3,
@@ -300,8 +294,8 @@ def test_decode_attention_reads_the_cache_in_place_and_matches_torch(dtype, batc
 
 
 def test_decode_attention_declines_other_layouts_and_shapes():
-    from gradient.backends import cpu_kernels
-    decode = cpu_kernels.FUSED["decode_attention"]
+    from gradient.backends import cpu_attention
+    decode = cpu_attention.decode_attention
     rng = np.random.default_rng(0)
     q = rng.standard_normal((1, 4, 1, 8)).astype(np.float32)
     k = rng.standard_normal((1, 2, 6, 8)).astype(np.float32)

@@ -9,10 +9,9 @@ import gradient
 import gradient.nn.functional as F
 
 pytest.importorskip("numba")
-from gradient.backends import cpu_kernels  # noqa: E402
 from gradient.backends.cpu_low_precision import MAX_ROWS, low_precision_linear  # noqa: E402
 
-from .kernel_spy import record_kernel_calls  # noqa: E402
+from .kernel_spy import record_kernel_calls, without_kernel  # noqa: E402
 
 BF16 = ml_dtypes.bfloat16
 
@@ -87,7 +86,7 @@ def test_half_precision_linear_uses_it_and_agrees_with_torch(monkeypatch, bias, 
     # float32 sums in another order, one rounding to the half type: one of its steps apart
     step = 2 ** -7 if dtype == "bfloat16" else 2 ** -10
     np.testing.assert_allclose(ours, theirs, rtol=step, atol=1e-6)
-    monkeypatch.setitem(cpu_kernels.FUSED, "low_precision_linear", None)
+    without_kernel(monkeypatch, "low_precision_linear")
     composed = F.linear(to(x), to(w), to(b)).float().numpy()
     np.testing.assert_allclose(ours, composed, rtol=step, atol=1e-6)
 

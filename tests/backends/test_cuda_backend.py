@@ -8,6 +8,8 @@ import gradient
 from gradient.backends import cuda as cuda_backend
 from gradient.errors import DeviceError, DTypeError
 
+from .kernel_spy import record_kernel_results
+
 GPU = gradient.cuda.is_available()
 
 
@@ -102,12 +104,8 @@ def test_float16_matmul_accumulates_in_float32():
 def test_float16_linear_is_one_cublas_product_rounded_once(rows, bias, layout, monkeypatch):
     """A float16 Linear on the GPU: cuBLAS's float16 GEMM with a float32 result and the bias
     added before the one rounding (as torch's addmm), reading the weight in either layout."""
-    from gradient.backends.cuda import fused
     F, f16 = gradient.nn.functional, gradient.float16
-    calls = []
-    kernel = fused.FUSED["low_precision_linear"]
-    monkeypatch.setitem(fused.FUSED, "low_precision_linear",
-                        lambda *a: calls.append(kernel(*a)) or calls[-1])
+    calls = record_kernel_results(monkeypatch, "low_precision_linear", "cuda")
     rng = np.random.default_rng(rows)
     x = rng.standard_normal((rows, 96)).astype(np.float16)
     w = rng.standard_normal((80, 96)).astype(np.float16)

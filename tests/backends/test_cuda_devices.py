@@ -19,6 +19,7 @@ import gradient
 from gradient.backends import (ArrayBackend, Backend, current_index, get_backend, register_backend,
                                set_current_index)
 from gradient.errors import DeviceError
+from gradient.kernels import lookup
 
 GPU = gradient.cuda.is_available()
 GPUS = gradient.cuda.device_count()
@@ -370,7 +371,6 @@ def fake_gpus():
     def load(index):
         backend = MultiDeviceCupyBackend(cupy, index)
         backend.name = f"fakecuda:{index}"
-        backend._kernels = {}  # no fused kernels
         return backend
     FAKE.current = FAKE.switches = 0
     register_backend("fakecuda", load, device_count=FAKE.count)
@@ -382,8 +382,41 @@ def test_every_primitive_of_a_multi_gpu_backend_is_guarded():
     contract = {n for n in dir(Backend) if not n.startswith("_") and callable(getattr(Backend, n))}
     guarded = {n for n in dir(MultiDeviceCupyBackend) if getattr(
         getattr(MultiDeviceCupyBackend, n), "__wrapped__", None) is getattr(CupyBackend, n)}
-    assert contract - _OWN_DEVICE <= guarded and "fused" in guarded and "from_numpy" in guarded
+    assert contract - _OWN_DEVICE <= guarded and "from_numpy" in guarded
     assert not guarded & _OWN_DEVICE
+
+
+def test_cuda_launchers_run_on_the_gpu_of_their_first_array(monkeypatch):
+    """The registered CUDA kernels are called outside the backend's guarded methods, so each
+    launcher makes its arrays' GPU current itself (and switches only when it differs)."""
+    from gradient.backends.cuda import fused
+
+    class Runtime:
+        current, switches = 0, 0
+
+        @staticmethod
+        def getDevice():
+            return Runtime.current
+
+    class Device:
+        def __init__(self, index):
+            self.index = index
+
+        def __enter__(self):
+            self.before, Runtime.current = Runtime.current, self.index
+            Runtime.switches += 1
+
+        def __exit__(self, *exc):
+            Runtime.current = self.before
+
+    cupy = type("cupy", (), {"cuda": type("cuda", (), {"runtime": Runtime, "Device": Device})})
+    monkeypatch.setattr(fused, "_cupy", lambda: cupy)
+    on_gpu = lambda i: type("array", (), {"device": type("device", (), {"id": i})})()  # noqa: E731
+    launcher = fused._on_its_device(lambda *args: Runtime.current)
+    assert launcher(on_gpu(1), 3) == 1 and Runtime.current == 0 and Runtime.switches == 1
+    assert launcher(on_gpu(0)) == 0 and Runtime.switches == 1        # already current: no switch
+    assert launcher(2.0, on_gpu(1), on_gpu(0)) == 1        # the first GPU array decides
+    assert lookup("softmax", "cuda").fn is fused.softmax   # the registered kernel is wrapped
 
 
 def test_a_multi_gpu_backend_switches_the_current_gpu_only_when_it_differs(fake_gpus):

@@ -39,6 +39,7 @@ from gradient.backends.cuda.compile import (compile_ptx, cuda_include_dir, kerne
 from gradient.errors import DeviceError
 
 from .cuda_emulator import build_emulator, check_launch_args
+from .kernel_spy import device_kernels
 
 try:  # the test oracle of the kernel runs (the compile tests do not need it)
     import torch
@@ -705,7 +706,7 @@ def emulated_launchers(emulator, monkeypatch):
 
 
 @pytest.fixture
-def emulated_device(emulated_launchers):
+def emulated_device(emulated_launchers, monkeypatch):
     """``make(name, kernels)``: register device ``name`` whose arrays live in host memory and
     whose fused kernels ``kernels`` are the CUDA launchers, run by the emulator (the ops path of
     a GPU, on this machine). Returns ``(backend, calls)``; ``calls`` lists the kernels used."""
@@ -716,25 +717,24 @@ def emulated_device(emulated_launchers):
 
     def make(name: str, kernels: tuple):
         calls = []
-
-        class HostDevice(ArrayBackend):
-            fused_dtypes = frozenset({np.dtype(np.float32)})
-
-            def fused(self, kernel):
-                if kernel not in kernels:
-                    return None
-                launcher = emulated_launchers.FUSED[kernel]
-                # wraps: keeps the launcher's attributes (quant_matmul.types)
-                return functools.wraps(launcher)(
-                    lambda *a: calls.append(kernel) or launcher(*a))
-
-        backend = HostDevice(np, name)
+        backend = ArrayBackend(np, name)
         register_backend(name, backend)
+        launchers = {}
+        for kernel in kernels:
+            launcher = getattr(emulated_launchers, kernel)
+            # wraps: keeps the launcher's attributes (quant_matmul.types)
+            launchers[kernel] = functools.wraps(launcher)(
+                lambda *a, _l=launcher, _k=kernel: calls.append(_k) or _l(*a))
+        quantized = {k: f for k, f in launchers.items() if hasattr(f, "types")}
+        device_kernels(monkeypatch, name, quantized)          # they check their inputs
+        device_kernels(monkeypatch, name, {k: f for k, f in launchers.items()
+                                           if k not in quantized}, dtypes=(np.float32,))
         return backend, calls
     return make
 
 
 def test_cuda_launchers_match_the_cpu_kernels(emulated_launchers):
+    from gradient.backends import cpu_attention
     from gradient.backends import cpu_kernels as cpu
     cuda = emulated_launchers
     rng = np.random.default_rng(0)
@@ -773,8 +773,8 @@ def test_cuda_launchers_match_the_cpu_kernels(emulated_launchers):
               cpu.rms_norm_backward(grad, x, rstd, weight), tol=1e-4)
     q, k, v, go = (rng.standard_normal((2, 3, 5, 4)).astype(np.float32) for _ in range(4))
     for causal in (True, False):
-        cpu_out, cpu_probs = cpu.attention_forward(q, k, v, 0.5, causal)
-        cpu_grads = cpu.attention_backward(go, q, k, v, cpu_out, cpu_probs, 0.5, causal)
+        cpu_out, cpu_probs = cpu_attention.attention_forward(q, k, v, 0.5, causal)
+        cpu_grads = cpu_attention.attention_backward(go, q, k, v, cpu_out, cpu_probs, 0.5, causal)
         for head_dim in (4, 160):   # flash kernels up to 128, the scores path beyond
             pad = [(0, 0)] * 3 + [(0, head_dim - 4)]   # zero dims change nothing
             qp, kp, vp, gp = (np.pad(a, pad) for a in (q, k, v, go))

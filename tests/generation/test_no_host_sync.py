@@ -40,6 +40,7 @@ to the head):
 from __future__ import annotations
 
 import contextlib
+import functools
 import traceback
 
 import numpy as np
@@ -48,6 +49,7 @@ import pytest
 import gradient
 from gradient.backends import register_backend
 from gradient.backends.numpy_backend import ArrayBackend
+from gradient.kernels import lookup, register
 from gradient.models import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
 
@@ -233,15 +235,16 @@ class _DeviceNumpy:
 class SyncDetectingBackend(ArrayBackend):
     """A device whose arrays are DeviceArrays; ``to_numpy`` is the one way to the host and is
     recorded (with the stack that asked) in :attr:`transfers`. ``kernels``: fused kernel name ->
-    function on host ndarrays, run as an opaque device kernel."""
-
-    fused_dtypes = frozenset({np.dtype(np.float32)})
+    function on host ndarrays, registered as this device's kernel (float32 inputs, but for the
+    quantized ones) and run as an opaque device kernel."""
 
     def __init__(self, name: str, kernels: dict):
         super().__init__(_DeviceNumpy(), name)
-        self.kernels = kernels
         self.transfers: list[tuple] = []
         self.launched: set[str] = set()   # the fused kernels used
+        for op, kernel in kernels.items():
+            register(op, name, "emulated",
+                     None if hasattr(kernel, "types") else (np.float32,))(self._launcher(op, kernel))
 
     def from_numpy(self, array):
         return _device(np.array(array, copy=True))   # a copy, as an upload is
@@ -254,26 +257,20 @@ class SyncDetectingBackend(ArrayBackend):
         self.transfers.append((out.shape, out.dtype, "".join(traceback.format_stack(limit=8))))
         return out
 
-    def fused(self, name):
-        kernel = self.kernels.get(name)
-        if kernel is None:
-            return None
-
+    def _launcher(self, name, kernel):
+        @functools.wraps(kernel)
         def launch(*args):
             self.launched.add(name)
             with host_access():
                 host = [a.view(np.ndarray) if isinstance(a, DeviceArray) else a for a in args]
                 return _device(kernel(*host))
-        if hasattr(kernel, "types"):   # the GGML types a quantized kernel reads
-            launch.types = kernel.types
-        return launch
+        return launch     # (wraps copies the GGML types a quantized kernel reads, ``types``)
 
 
 # ---------------------------------------------------------------------- emulated kernels
 def _kernels() -> dict:
     """The fused kernels of a CUDA backend that inference uses, on host arrays (the CPU's numba
     kernels where the CPU has the same one)."""
-    from gradient.backends import cpu_kernels
     from gradient.quant.ggml import GGMLType
     from gradient.quant.matmul import dequantize_rows, quantized_matmul
 
@@ -307,7 +304,7 @@ def _kernels() -> dict:
         return rows
 
     quant_matmul.types = quant_rows.types = frozenset({"Q8_0", "Q4_0"})
-    kernels = {name: cpu_kernels.FUSED[name]
+    kernels = {name: lookup(name, "cpu").fn
                for name in ("gelu", "layer_norm", "rms_norm", "attention_forward")}
     kernels.update(softmax=softmax, swiglu=swiglu, rotary_embedding=rotary_embedding,
                    decode_attention=decode_attention, quant_matmul=quant_matmul,

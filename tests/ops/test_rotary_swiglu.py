@@ -30,6 +30,7 @@ from gradient.backends.numpy_backend import ArrayBackend
 from gradient.models.llama import LlamaConfig, LlamaForCausalLM, RotaryEmbedding
 
 from ..backends import test_cuda_kernels
+from ..backends.kernel_spy import device_kernels
 from ..backends.cuda_emulator import build_emulator
 from ..models.test_llama import SMALL
 
@@ -155,7 +156,7 @@ def _float64_leaves(rng, *shapes, device="cpu", scale=1.0):
 
 
 @pytest.fixture
-def reference_device():
+def reference_device(monkeypatch):
     """A device whose fused kernels are NumPy float64 references of the CUDA launchers'
     contract (formulas from the kernel headers), so gradcheck runs the ops' Function path:
     ``(backend, calls)``."""
@@ -177,15 +178,11 @@ def reference_device():
 
     kernels = {"rotary_embedding": rotary, "swiglu": swiglu, "swiglu_backward": swiglu_backward}
 
-    class ReferenceDevice(ArrayBackend):
-        fused_dtypes = frozenset({np.dtype(np.float64)})
-
-        def fused(self, name):
-            kernel = kernels.get(name)
-            return kernel and (lambda *a: calls.append(name) or kernel(*a))
-
-    backend = ReferenceDevice(np, "rotary_swiglu_reference")
+    backend = ArrayBackend(np, "rotary_swiglu_reference")
     register_backend("rotary_swiglu_reference", backend)
+    device_kernels(monkeypatch, "rotary_swiglu_reference",
+                   {name: (lambda *a, _k=kernel, _n=name: calls.append(_n) or _k(*a))
+                    for name, kernel in kernels.items()}, dtypes=(np.float64,))
     return backend, calls
 
 

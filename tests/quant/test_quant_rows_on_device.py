@@ -24,6 +24,7 @@ import pytest
 gguf = pytest.importorskip("gguf", reason="gguf.quants.dequantize is the reference")
 
 import gradient  # noqa: E402
+from gradient.kernels import lookup  # noqa: E402
 from gradient.quant import QuantizedEmbedding  # noqa: E402
 
 from ..backends.cuda_emulator import build_emulator  # noqa: E402
@@ -104,7 +105,7 @@ def test_kernel_types_are_the_embedding_types(emulated_launchers):
     from gradient.quant import INTERLEAVED_TYPES
     assert emulated_launchers.quant_rows.types == {t.name for t in INTERLEAVED_TYPES}
     assert set(F16_FIELDS) == {t.name for t in INTERLEAVED_TYPES}
-    assert emulated_launchers.FUSED["quant_rows"] is emulated_launchers.quant_rows
+    assert lookup("quant_rows", "cuda").fn is emulated_launchers.quant_rows
 
 
 def test_out_of_range_ids_give_nan_rows_and_the_others_are_right(emulated_launchers):

@@ -10,7 +10,8 @@ array module; this class overrides only what differs on the GPU:
   (cuBLAS tensor cores, CuPy's float32 accumulators), instead of the CPU's upcast copies;
 * ``erf`` and the special functions (``gammaln``, ``digamma``, ``polygamma``, ``erfinv``, ``i0``
   ...) from ``cupyx.scipy.special``;
-* fused fast paths (:meth:`fused`) are the custom kernels of ``kernels/*.cu``;
+* its fused fast paths are the custom kernels of ``kernels/*.cu`` (:mod:`.fused`, registered in
+  :mod:`gradient.kernels` under the backend kind ``"cuda"``);
 * memory statistics over CuPy's memory pool, per GPU, with the peaks tracked by an allocator hook.
 
 One backend serves one GPU: ``CupyBackend(cupy, 1)`` is device ``"cuda:1"``. CuPy allocates
@@ -75,15 +76,11 @@ class CupyBackend(ArrayBackend):
     Used as it is on a machine with one GPU, where CuPy's current device is always this one.
     """
 
-    # the kernels of kernels/*.cu exist for float32 and float16 storage (math in float32)
-    fused_dtypes = frozenset({np.dtype(np.float32), np.dtype(np.float16)})
-
     def __init__(self, cupy, index: int = 0):
         super().__init__(cupy, f"cuda:{index}")
         self.cupy = cupy
         self.index = index
         self._unary["erf"] = self._erf
-        self._kernels = None
         self._pool = cupy.get_default_memory_pool()
         _track_peaks(cupy)
 
@@ -190,13 +187,6 @@ class CupyBackend(ArrayBackend):
     def _read_only_view(self, x, shape, strides):
         # CuPy arrays have no read-only flag (as_strided takes no `writeable`)
         return self.cupy.lib.stride_tricks.as_strided(x, shape, strides)
-
-    # ------------------------------------------------------------------ fused kernels
-    def fused(self, name):
-        if self._kernels is None:
-            from . import fused
-            self._kernels = fused.FUSED
-        return self._kernels.get(name)
 
     # ------------------------------------------------------------------ device state
     # These name their GPU themselves (CuPy's pool and synchronize act on the current device).

@@ -21,8 +21,36 @@ import math
 
 import numpy as np
 
+from ...kernels.registry import register
 from ..kv_layout import cache_buffer
 from .compile import get_kernel
+
+#: The storage dtypes the kernels of kernels/*.cu exist for (their math is in float32).
+_STORAGE = (np.float32, np.float16)
+
+
+def _on_its_device(fn):
+    """``fn`` run with the GPU of its first GPU array argument as CuPy's current device, switched
+    only when it is another (on a machine with several GPUs a launcher's outputs must be
+    allocated on its inputs' GPU)."""
+    @functools.wraps(fn)
+    def on_its_device(*args, **kwargs):
+        for a in args:
+            index = getattr(getattr(a, "device", None), "id", None)
+            if index is not None:
+                if _cupy().cuda.runtime.getDevice() != index:
+                    with _cupy().cuda.Device(index):
+                        return fn(*args, **kwargs)
+                break
+        return fn(*args, **kwargs)
+    return on_its_device
+
+
+def _register(op: str, dtypes=None):
+    """Register a launcher as ``op``'s kernel for the backend kind ``"cuda"``, on its arrays'
+    GPU (:func:`_on_its_device`)."""
+    return lambda fn: register(op, "cuda", "cuda", dtypes)(_on_its_device(fn))
+
 
 _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float16): "f16"}
 
@@ -61,6 +89,7 @@ def _c(a):
 
 
 # ---------------------------------------------------------------------- GELU
+@_register("gelu", _STORAGE)
 def gelu(x, approximate: str):
     sfx = _suffix(x)
     if sfx is None:
@@ -73,6 +102,7 @@ def gelu(x, approximate: str):
     return y
 
 
+@_register("gelu_backward", _STORAGE)
 def gelu_backward(grad, x, approximate: str):
     sfx = _suffix(grad, x)
     if sfx is None or grad.shape != x.shape:
@@ -97,6 +127,7 @@ def _cublas():
     return runtime, cublas
 
 
+@_register("low_precision_linear")
 def low_precision_linear(x, weight, bias=None):
     """``x @ weight.T (+ bias)`` as float32 for float16 ``x`` (rows, in) and ``weight`` (out, in):
     one cuBLAS GEMM on the tensor cores with float16 operands and a float32 result
@@ -167,6 +198,7 @@ def _rotary_layout(x_shape, table_shape):
             seq * dim if varying else 0)
 
 
+@_register("rotary_embedding", _STORAGE)
 def rotary_embedding(x, cos, sin, backward: bool):
     """``x * cos + roll(x, half, -1) * sin`` over the last dimension (Hugging Face's rotate_half
     layout with gradient's folded-sign sine table), or with ``backward`` its transpose applied
@@ -190,6 +222,7 @@ def rotary_embedding(x, cos, sin, backward: bool):
     return out
 
 
+@_register("swiglu", _STORAGE)
 def swiglu(gate, up):
     """``silu(gate) * up`` for gate and up of one shape."""
     sfx = _suffix(gate, up)
@@ -204,6 +237,7 @@ def swiglu(gate, up):
     return out
 
 
+@_register("swiglu_backward", _STORAGE)
 def swiglu_backward(grad, gate, up):
     """``(dgate, dup)`` of :func:`swiglu` for the incoming gradient ``grad``."""
     sfx = _suffix(grad, gate, up)
@@ -235,23 +269,28 @@ def _rows_op(stem: str, name: str, *arrays):
     return out
 
 
+@_register("softmax", _STORAGE)
 def softmax(x):
     return _rows_op("softmax", "softmax_forward", x)
 
 
+@_register("softmax_backward", _STORAGE)
 def softmax_backward(grad, y):
     return _rows_op("softmax", "softmax_backward", grad, y)
 
 
+@_register("log_softmax", _STORAGE)
 def log_softmax(x):
     return _rows_op("softmax", "log_softmax_forward", x)
 
 
+@_register("log_softmax_backward", _STORAGE)
 def log_softmax_backward(grad, y):
     return _rows_op("softmax", "log_softmax_backward", grad, y)
 
 
 # ---------------------------------------------------------------------- cross-entropy
+@_register("cross_entropy", _STORAGE)
 def cross_entropy(x, target, ignore_index: int):
     """Per-row cross entropy of logits x (rows, classes) against int64 class indices (rows,),
     all in range or ``ignore_index`` (the caller checks): ``(loss, lse)``, float32 (rows,);
@@ -272,6 +311,7 @@ def cross_entropy(x, target, ignore_index: int):
     return loss, lse
 
 
+@_register("cross_entropy_backward", _STORAGE)
 def cross_entropy_backward(x, target, lse, scale):
     """``scale[r] * (softmax(x[r]) - one_hot(target[r]))`` from the forward's log-sum-exp."""
     sfx = _suffix(x)
@@ -291,6 +331,7 @@ def cross_entropy_backward(x, target, lse, scale):
 
 
 # ---------------------------------------------------------------------- layer norm, RMS norm
+@_register("layer_norm", _STORAGE)
 def layer_norm(x, weight, bias, eps: float):
     present = [a for a in (weight, bias) if a is not None]
     sfx = _suffix(x, *present)
@@ -309,6 +350,7 @@ def layer_norm(x, weight, bias, eps: float):
     return y, mean, rstd
 
 
+@_register("layer_norm_backward", _STORAGE)
 def layer_norm_backward(grad, x, mean, rstd, weight):
     sfx = _suffix(grad, x, *([] if weight is None else [weight]))
     if sfx is None or grad.shape != x.shape:
@@ -326,6 +368,7 @@ def layer_norm_backward(grad, x, mean, rstd, weight):
     return dx, dw.astype(x.dtype), db.astype(x.dtype)
 
 
+@_register("rms_norm", _STORAGE)
 def rms_norm(x, weight, eps: float):
     sfx = _suffix(x, *([] if weight is None else [weight]))
     if sfx is None or x.ndim == 0:
@@ -342,6 +385,7 @@ def rms_norm(x, weight, eps: float):
     return y, rstd
 
 
+@_register("rms_norm_backward", _STORAGE)
 def rms_norm_backward(grad, x, rstd, weight):
     sfx = _suffix(grad, x, *([] if weight is None else [weight]))
     if sfx is None or grad.shape != x.shape:
@@ -359,6 +403,7 @@ def rms_norm_backward(grad, x, rstd, weight):
 
 
 # ---------------------------------------------------------------------- attention
+@_register("attention_forward", _STORAGE)
 def attention_forward(q, k, v, scale: float, causal: bool):
     """FlashAttention (``flash.py``: the (L, S) scores stay on chip) where it applies (head dims
     up to 128), else cuBLAS products around the softmax kernel. The second result is what
@@ -371,6 +416,7 @@ def attention_forward(q, k, v, scale: float, causal: bool):
     return None if result is None else (result[0], ("scores", result[1]))
 
 
+@_register("attention_backward", _STORAGE)
 def attention_backward(grad, q, k, v, out, saved, scale: float, causal: bool):
     from . import flash
     kind, value = saved
@@ -410,6 +456,7 @@ def _scores_attention_backward(grad, q, k, v, out, probs, scale: float, causal: 
     return cp.matmul(ds, k), cp.matmul(ds.swapaxes(-1, -2), q), dv
 
 
+@_register("decode_attention", _STORAGE)
 def decode_attention(q, k, v, scale: float):
     """One query row per (batch, head) against keys/values that are views of a KV cache, with
     grouped heads: q (B, Hq, 1, D), k and v (B, Hk, S, D); (B, Hq, 1, D), or None."""
@@ -437,6 +484,7 @@ def decode_attention(q, k, v, scale: float):
 
 
 # ---------------------------------------------------------------------- optimizer, embedding
+@_register("adam_step")
 def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1, beta2, eps,
               weight_decay, decoupled_weight_decay, maximize, step):
     moments = [exp_avg, exp_avg_sq] + ([] if max_exp_avg_sq is None else [max_exp_avg_sq])
@@ -454,6 +502,7 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1, be
     return True
 
 
+@_register("index_add_rows")
 def index_add_rows(out, ids, values) -> bool:
     """``out[ids[i]] += values[i]`` (an embedding's gradient) with atomic adds; float32 tables.
 
@@ -491,6 +540,7 @@ MATVEC_KERNELS = {"Q8_0": "matvec_q8_0", "Q4_0": "matvec_q4_0", "Q4_1": "matvec_
 ROWS_PER_BLOCK = 4   # output rows per block: one warp each
 
 
+@_register("quant_matmul")
 def quant_matmul(x, blocks, qtype: str, out_features: int, in_features: int):
     """``x @ W.T`` for x (n, in_features) and W stored as GGML blocks on the device (uint8,
     out_features rows of blocks): (n, out_features) float32, products in float32 (the exact
@@ -518,6 +568,7 @@ ROWS_KERNELS = {"Q8_0": ("get_rows_q8_0", 32, 34), "Q4_0": ("get_rows_q4_0", 32,
                 "Q5_K": ("get_rows_q5_k", 256, 176), "Q6_K": ("get_rows_q6_k", 256, 210)}
 
 
+@_register("quant_rows")
 def quant_rows(blocks, ids, qtype: str, num_embeddings: int, embedding_dim: int):
     """Rows ``ids`` (any integer array) of a (num_embeddings, embedding_dim) table stored as GGML
     blocks on the device (uint8, a row of blocks per table row): float32 of shape
@@ -544,15 +595,3 @@ def quant_rows(blocks, ids, qtype: str, num_embeddings: int, embedding_dim: int)
 
 
 quant_rows.types = frozenset(ROWS_KERNELS)
-
-FUSED = {"softmax": softmax, "softmax_backward": softmax_backward, "log_softmax": log_softmax,
-         "log_softmax_backward": log_softmax_backward, "gelu": gelu, "gelu_backward": gelu_backward, "layer_norm": layer_norm,
-         "layer_norm_backward": layer_norm_backward, "rms_norm": rms_norm,
-         "rms_norm_backward": rms_norm_backward, "attention_forward": attention_forward,
-         "attention_backward": attention_backward, "adam_step": adam_step,
-         "index_add_rows": index_add_rows, "quant_matmul": quant_matmul,
-         "quant_rows": quant_rows,
-         "cross_entropy": cross_entropy, "cross_entropy_backward": cross_entropy_backward,
-         "decode_attention": decode_attention, "rotary_embedding": rotary_embedding,
-         "swiglu": swiglu, "swiglu_backward": swiglu_backward,
-         "low_precision_linear": low_precision_linear}

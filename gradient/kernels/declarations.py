@@ -1,0 +1,73 @@
+"""Every op name a backend may implement with a fast kernel, its signature and what it computes.
+
+A kernel returns None (or False, for the in-place ones that return a flag) to decline an input
+it does not handle; the op then composes the same result from the backend's primitives. Arrays
+are the backend's raw arrays; "None" in a signature marks an argument that may be absent.
+"""
+
+from .registry import declare
+
+# ----------------------------------------------------------------------------- activations
+declare("gelu", "(x, approximate) -> y",
+        "x * Phi(x), exact ('none') or with the tanh approximation ('tanh')")
+declare("gelu_backward", "(grad, x, approximate) -> dx", "the gradient of gelu")
+declare("silu", "(x) -> y", "x * sigmoid(x)")
+declare("silu_backward", "(grad, x) -> dx", "the gradient of silu")
+declare("swiglu", "(gate, up) -> y", "silu(gate) * up")
+declare("swiglu_backward", "(grad, gate, up) -> (dgate, dup)", "the gradients of swiglu")
+declare("softmax", "(x) -> y", "softmax over the last dimension")
+declare("softmax_backward", "(grad, y) -> dx", "the gradient of softmax, from its output")
+declare("log_softmax", "(x) -> y", "log_softmax over the last dimension")
+declare("log_softmax_backward", "(grad, y) -> dx", "the gradient of log_softmax, from its output")
+
+# ----------------------------------------------------------------------------- norms
+declare("layer_norm", "(x, weight, bias, eps) -> (y, mean, rstd)",
+        "LayerNorm over the last dimension; weight and bias may be None; mean and rstd "
+        "(1 / sqrt(var + eps)), shaped x.shape[:-1], feed layer_norm_backward")
+declare("layer_norm_backward", "(grad, x, mean, rstd, weight) -> (dx, dweight, dbias)",
+        "the gradients of layer_norm")
+declare("rms_norm", "(x, weight, eps) -> (y, rstd)",
+        "RMSNorm over the last dimension; weight may be None; rstd feeds rms_norm_backward")
+declare("rms_norm_backward", "(grad, x, rstd, weight) -> (dx, dweight)",
+        "the gradients of rms_norm (dweight None without a weight)")
+
+# ----------------------------------------------------------------------------- attention
+declare("attention_forward", "(q, k, v, scale, causal) -> (out, saved)",
+        "softmax(q k^T * scale [+ causal mask]) v over the last two dimensions; saved feeds "
+        "attention_backward")
+declare("attention_backward", "(grad, q, k, v, out, saved, scale, causal) -> (dq, dk, dv)",
+        "the gradients of attention_forward")
+declare("decode_attention", "(q, k, v, scale) -> out",
+        "one query row per head (B, Hq, 1, D) against k, v (B, Hk, S, D) read in place from "
+        "a KV cache, heads grouped when Hk < Hq")
+declare("rotary_embedding", "(x, cos, sin, backward) -> y",
+        "x * cos + rotate_half(x) * sin (sin negated for backward)")
+
+# ----------------------------------------------------------------------------- losses
+declare("cross_entropy", "(x, target, ignore_index) -> (loss, lse)",
+        "per-row cross entropy of logits (rows, classes) against class indices; lse (rows, 2) "
+        "feeds cross_entropy_backward")
+declare("cross_entropy_backward", "(x, target, lse, scale) -> dx",
+        "scale[r] * (softmax(x[r]) - one_hot(target[r]))")
+
+# ----------------------------------------------------------------------------- linear
+declare("add_to_rows", "(out, row) -> done",
+        "out += row in place, row broadcast over the rows of out: a Linear's bias")
+declare("low_precision_linear", "(x, weight, bias) -> y",
+        "x @ weight.T (+ bias) in float32 for a bfloat16/float16 weight read in place")
+declare("quant_matmul", "(x, blocks, qtype, out_features, in_features) -> y",
+        "x @ W.T for W stored as GGML blocks of type qtype (its name)")
+declare("quant_rows", "(blocks, ids, qtype, num_embeddings, embedding_dim) -> rows",
+        "the rows ids of a table stored as GGML blocks, decoded")
+declare("interleaved_matmul", "(x, weight, activations) -> y",
+        "x @ W.T for W a repacked GGML weight (gradient.quant.InterleavedWeight); activations "
+        "'int8' quantizes x as llama.cpp does, 'float32' multiplies exact weights")
+
+# ----------------------------------------------------------------------------- the rest
+declare("adam_step", "(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq) -> done",
+        "one Adam/AdamW update in place (keyword arguments lr, beta1, beta2, eps, "
+        "weight_decay, decoupled_weight_decay, maximize, step)")
+declare("index_add_rows", "(out, ids, values) -> done",
+        "out[ids[i]] += values[i] in order: an embedding table's gradient")
+declare("joined_pieces", "(pieces, shape, dim, ranges) -> joined",
+        "the concatenation of gradient pieces that already share one buffer, without a copy")

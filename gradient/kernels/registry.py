@@ -1,0 +1,173 @@
+"""The kernel registry: which fast kernels exist, under which op names, for which backends and
+dtypes, and the one way ops reach them.
+
+An op (``gradient.ops``, an optimizer, a quantized layer) that has a fast path asks for it by
+name: ``call("layer_norm", backend, x, weight, bias, eps)``. The registry finds the kernel that
+``backend`` registered under that name and runs it; when there is none, or the kernel declines
+its input (returns None or False), the caller composes the op from the backend's primitives, as
+PyTorch's dispatcher falls back to a composite implementation. Every call made inside a
+:func:`gradient.kernels.trace` is counted, the fallbacks included, so a test or a benchmark can
+tell which path ran.
+
+Each op name is declared once, with its signature (:func:`declare`, in
+:mod:`gradient.kernels.declarations`); a backend registers an implementation of a declared op
+with the dtypes it takes (:func:`register`). Backends load their kernels lazily: a backend adds
+a loader (:func:`add_loader`) that imports its kernel modules the first time one of its kernels
+is asked for, so ``import gradient`` does not import numba or CuPy.
+
+Example::
+
+    >>> @register("gelu", "cpu", "numba", dtypes=("float32", "float64"))
+    ... def gelu(x, approximate): ...
+    >>> call("gelu", cpu_backend, x, "tanh")        # the result, or None: compose it
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import KernelRegistryError
+from . import trace as _trace
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """An op name's contract: ``signature`` is its parameters and results, as
+    ``"(x, weight, bias, eps) -> (y, mean, rstd)"``; ``doc`` says what it computes."""
+    op: str
+    signature: str
+    doc: str
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        inside = self.signature[self.signature.index("(") + 1:self.signature.index(")")]
+        return tuple(p.strip() for p in inside.split(",") if p.strip())
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """A registered implementation of ``op`` on the backend kind ``backend`` (``"cpu"``,
+    ``"cuda"``), named ``implementation`` in traces. ``dtypes`` are the NumPy dtypes of its
+    first argument that it takes (None: it checks its inputs itself). Calling it runs ``fn``
+    and counts the call in any active trace: as this implementation, or as the composite when
+    it declines."""
+    op: str
+    backend: str
+    implementation: str
+    dtypes: frozenset | None
+    fn: object
+
+    def takes(self, dtype) -> bool:
+        return self.dtypes is None or np.dtype(dtype) in self.dtypes
+
+    def __call__(self, *args, **kwargs):
+        out = self.fn(*args, **kwargs)
+        if _trace.active:
+            _trace.record(self.op, self.implementation if out is not None and out is not False
+                          else _trace.COMPOSITE)
+        return out
+
+
+_DECLARED: dict[str, Declaration] = {}
+_KERNELS: dict[tuple[str, str], Kernel] = {}
+_LOADERS: dict = {}         # backend kind -> (a function importing its kernel modules, the
+                            # optional modules without which there are none); run once
+
+
+def declare(op: str, signature: str, doc: str) -> None:
+    """Declare the op name ``op``: the parameters every implementation takes, in order, and
+    what it returns."""
+    if op in _DECLARED:
+        raise KernelRegistryError(f"declare: {op!r} is declared already")
+    _DECLARED[op] = Declaration(op, signature, doc)
+
+
+def register(op: str, backend: str, implementation: str, dtypes=None):
+    """Decorator: ``fn`` implements the declared ``op`` on the backend kind ``backend``.
+
+    Its positional parameters must match the declaration's in number (their names may
+    differ). ``dtypes``: the NumPy dtypes of its first argument that it takes; :func:`call`
+    declines other dtypes for it. None: it checks its inputs itself.
+    """
+    declaration = _DECLARED.get(op)
+    if declaration is None:
+        raise KernelRegistryError(f"register: {op!r} is not a declared op; declare it in "
+                                  f"gradient/kernels/declarations.py with its signature first")
+
+    def add(fn):
+        positional = [p for p in inspect.signature(fn).parameters.values()
+                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        if len(positional) != len(declaration.parameters):
+            raise KernelRegistryError(
+                f"register: {fn.__module__}.{fn.__qualname__} takes {len(positional)} "
+                f"parameters, but {op!r} is declared as {declaration.signature}")
+        if (op, backend) in _KERNELS:
+            raise KernelRegistryError(f"register: {backend} has a kernel for {op!r} already "
+                                      f"({_KERNELS[op, backend].fn.__module__})")
+        _KERNELS[op, backend] = Kernel(op, backend, implementation,
+                                       None if dtypes is None
+                                       else frozenset(np.dtype(d) for d in dtypes), fn)
+        return fn
+    return add
+
+
+def add_loader(backend: str, loader, needs: tuple[str, ...] = ()) -> None:
+    """``loader()`` imports the kernel modules of the backend kind ``backend``; it runs the
+    first time a kernel of that kind is looked up. ``needs``: optional packages (numba) whose
+    absence means the backend has no kernels; any other import error propagates."""
+    _LOADERS[backend] = (loader, needs)
+
+
+def _kind(backend) -> str:
+    """The backend kind of a backend object (its name before any ``:index``) or a string."""
+    name = backend if isinstance(backend, str) else backend.name
+    return name.partition(":")[0]
+
+
+def _load(kind: str) -> None:
+    loader, needs = _LOADERS.pop(kind, (None, ()))
+    if loader is not None:
+        try:
+            loader()
+        except ModuleNotFoundError as error:   # numba missing: the ops compose instead
+            if error.name not in needs:
+                raise
+
+
+def lookup(op: str, backend, dtype=None) -> Kernel | None:
+    """The kernel registered for ``op`` on ``backend`` (a backend or its name), or None; with
+    ``dtype``, None as well when the kernel does not take that dtype."""
+    kind = _kind(backend)
+    if kind in _LOADERS:
+        _load(kind)
+    kernel = _KERNELS.get((op, kind))
+    if kernel is None or (dtype is not None and not kernel.takes(dtype)):
+        return None
+    return kernel
+
+
+def call(op: str, backend, *args, **kwargs):
+    """Run ``op``'s kernel for ``backend`` on ``args``: its result, or None when there is no
+    kernel, it does not take the first argument's dtype, or it declines (the caller then
+    composes the op). Counted in active traces."""
+    kernel = lookup(op, backend)
+    if kernel is not None and (kernel.dtypes is None or args[0].dtype in kernel.dtypes):
+        return kernel(*args, **kwargs)
+    if _trace.active:
+        _trace.record(op, _trace.COMPOSITE)
+    return None
+
+
+def declared() -> dict[str, Declaration]:
+    """Every declared op name and its declaration."""
+    return dict(_DECLARED)
+
+
+def registered(op: str | None = None) -> list[Kernel]:
+    """The registered kernels (of ``op``), after loading every backend's that can load."""
+    for kind in list(_LOADERS):
+        _load(kind)
+    return [k for k in _KERNELS.values() if op is None or k.op == op]
