@@ -31,7 +31,8 @@ from .amp import autocast  # noqa: F401  (gradient.autocast, like torch.autocast
 from .threads import get_num_threads, set_num_threads  # noqa: F401
 # torch.conv2d, torch.batch_norm, torch.kl_div ... with PyTorch's top-level signatures
 from .ops.torch_functional import *  # noqa: F401,F403,E402
-from .settings import *  # noqa: F401,F403,E402  (default device, determinism, autocast queries)
+from .settings import *  # noqa: F401,F403,E402  (default device, determinism)
+from .amp import get_autocast_dtype  # noqa: F401,E402
 from .printing import set_printoptions  # noqa: F401,E402
 from .backends.cuda import get_float32_matmul_precision, set_float32_matmul_precision  # noqa: F401
 
@@ -42,6 +43,13 @@ short, int, long = int16, int32, int64  # noqa: A001
 is_tensor = lambda obj: isinstance(obj, Tensor)  # noqa: E731
 
 
+def is_autocast_enabled(device_type=None):
+    """``torch.is_autocast_enabled``: whether autocast is on in this thread for ``device_type``,
+    "cuda" when not given, as in PyTorch (``gradient.amp.is_autocast_enabled()`` asks about any
+    device type). ``with gradient.autocast("cpu"): gradient.is_autocast_enabled("cpu")`` is True."""
+    return amp.is_autocast_enabled("cuda" if device_type is None else device_type)
+
+
 def compile(model=None, **options):  # noqa: A001  (torch.compile)
     """``torch.compile``'s place in a ported script: gradient has no graph compiler, so the model
     (or function) comes back unchanged and runs eagerly, as ``torch.compile(backend="eager")``
@@ -50,7 +58,7 @@ def compile(model=None, **options):  # noqa: A001  (torch.compile)
         return lambda fn: fn
     return model
 
-__version__ = "0.1.0"
+from .version import __version__
 
 # The layers above nn (models, tokenizers, generation, the hub) load on first use, so that
 # `import gradient` stays quick for code that only needs tensors: `gradient.hub.load("gpt2")`.

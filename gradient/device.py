@@ -17,7 +17,7 @@ Example::
 
 from __future__ import annotations
 
-from .backends import get_backend
+from .backends import get_backend, parse_device
 from .errors import DeviceError
 
 
@@ -36,26 +36,7 @@ class device:
             spec, index = spec.type, spec.index if index is None else index
         elif isinstance(spec, int) and not isinstance(spec, bool) and index is None:
             spec, index = "cuda", spec  # torch.device(1) is cuda:1
-        if not isinstance(spec, str):
-            raise DeviceError(f"expected a device string like 'cpu' or 'cuda:0', got {spec!r}")
-        kind, colon, idx = spec.partition(":")
-        if not kind or (colon and not idx):
-            raise DeviceError(f"bad device string {spec!r}: expected a type, then optionally ':' "
-                              "and an index, like 'cuda' or 'cuda:1'")
-        if idx:
-            if not idx.isdigit():
-                raise DeviceError(f"bad device string {spec!r}: the index after ':' must be a "
-                                  "non-negative number")
-            if index is not None and int(idx) != index:
-                raise DeviceError(f"device({spec!r}, {index}): the string already names index "
-                                  f"{idx}; pass the index once")
-            index = int(idx)
-        if index is not None:
-            if isinstance(index, bool) or not isinstance(index, int) or index < 0:
-                raise DeviceError(f"device index must be a non-negative integer, got {index!r}")
-            index = int(index)
-        self.type = kind
-        self.index = index
+        self.type, self.index = parse_device(spec, index)
 
     def __repr__(self) -> str:
         extra = "" if self.index is None else f", index={self.index}"

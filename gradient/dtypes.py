@@ -214,12 +214,10 @@ def result_type(*operands) -> DType:
     Dimensioned tensors decide first; 0-d tensors only count when they are of a higher
     category; Python scalars after that, and only through their category.
     """
-    from .tensor import Tensor  # local: tensor imports dtypes
-
     dims = zero_dims = None
     scalar = -1
     for op in operands:
-        if isinstance(op, Tensor):
+        if isinstance(getattr(op, "dtype", None), DType):   # a Tensor (dtypes sits below it)
             if op.ndim:
                 dims = op.dtype if dims is None else promote_types(dims, op.dtype)
             else:

@@ -55,3 +55,18 @@ class UnknownArchitectureError(GradientError, ValueError):
 class KernelRegistryError(GradientError, ValueError):
     """A kernel registered under an undeclared op name, with parameters that do not match the
     op's declaration, or twice for one op and backend (see :mod:`gradient.kernels`)."""
+
+
+class HubError(GradientError, OSError):
+    """A model that gradient cannot locate or fetch (:mod:`gradient.hub`,
+    :mod:`gradient.io.download`)."""
+
+
+class ModelNotFoundError(HubError, FileNotFoundError):
+    """No such local directory, no such hub repo or revision, or a repo that is not in the cache
+    while downloads are off. The message says where gradient looked and what to do."""
+
+
+class UnsupportedWeightsError(FileFormatError):
+    """A repo whose weights gradient will not read: PyTorch pickles (``*.bin``, ``*.pt``), which
+    can run code when loaded, or no weights at all."""

@@ -1,5 +1,5 @@
-"""Global switches PyTorch scripts flip at the top: the default device of factory functions,
-deterministic algorithms, and the autocast queries.
+"""Global switches PyTorch scripts flip at the top: the default device of factory functions and
+deterministic algorithms.
 
 - ``set_default_device("cuda")`` makes ``gradient.zeros``, ``randn``, ``tensor``, ``arange`` ...
   create tensors there when they are given no ``device`` (ops on existing tensors are
@@ -8,8 +8,6 @@ deterministic algorithms, and the autocast queries.
   deterministic already (NumPy kernels, fixed reduction orders, no atomics), so nothing else
   changes. On the GPU, ``index_add``/``scatter_add`` accumulate with atomics, whose order (and
   so the last bits of float sums) may vary from run to run.
-- ``is_autocast_enabled(device_type="cuda")`` and ``get_autocast_dtype(device_type)`` read
-  :mod:`gradient.amp`'s autocast state.
 
 Example::
 
@@ -20,12 +18,10 @@ Example::
 
 from __future__ import annotations
 
-from .autograd import autocast_state as _autocast
 from .device import as_device
 
 __all__ = ["set_default_device", "get_default_device", "use_deterministic_algorithms",
-           "are_deterministic_algorithms_enabled", "is_deterministic_algorithms_warn_only_enabled",
-           "is_autocast_enabled", "get_autocast_dtype"]
+           "are_deterministic_algorithms_enabled", "is_deterministic_algorithms_warn_only_enabled"]
 
 _default_device = None        # None: the CPU
 _deterministic = {"mode": False, "warn_only": False}
@@ -61,15 +57,3 @@ def are_deterministic_algorithms_enabled() -> bool:
 def is_deterministic_algorithms_warn_only_enabled() -> bool:
     """Whether ``use_deterministic_algorithms(True, warn_only=True)`` is in effect."""
     return _deterministic["mode"] and _deterministic["warn_only"]
-
-
-def is_autocast_enabled(device_type: str | None = None) -> bool:
-    """Whether autocast is on in this thread for ``device_type`` ("cuda" when not given, as in
-    PyTorch): ``with gradient.autocast("cpu"): gradient.is_autocast_enabled("cpu")`` is True."""
-    return _autocast.is_enabled("cuda" if device_type is None else device_type)
-
-
-def get_autocast_dtype(device_type: str):
-    """The dtype autocast uses on ``device_type``: bfloat16 for "cpu", float16 for "cuda" by
-    default, or what ``autocast(dtype=...)`` set."""
-    return _autocast.get_dtype(device_type)

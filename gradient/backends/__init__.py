@@ -83,6 +83,34 @@ def register_backend(device_type: str, backend: Backend | Callable[..., Backend]
         _LOADERS[device_type] = backend
 
 
+def parse_device(spec: str, index: int | None = None) -> tuple[str, int | None]:
+    """``(type, index)`` of a device string (``"cpu"``, ``"cuda"``, ``"cuda:1"``), the index
+    given apart or None: the one parser of device strings (:class:`gradient.device` uses it).
+    DeviceError for a malformed string or index; it does not check that the device exists.
+
+    Example: ``parse_device("cuda:1")`` is ``("cuda", 1)``
+    """
+    if not isinstance(spec, str):
+        raise DeviceError(f"expected a device string like 'cpu' or 'cuda:0', got {spec!r}")
+    kind, colon, idx = spec.partition(":")
+    if not kind or (colon and not idx):
+        raise DeviceError(f"bad device string {spec!r}: expected a type, then optionally ':' "
+                          "and an index, like 'cuda' or 'cuda:1'")
+    if idx:
+        if not idx.isdigit():
+            raise DeviceError(f"bad device string {spec!r}: the index after ':' must be a "
+                              "non-negative number")
+        if index is not None and int(idx) != index:
+            raise DeviceError(f"device({spec!r}, {index}): the string already names index "
+                              f"{idx}; pass the index once")
+        index = int(idx)
+    if index is not None:
+        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+            raise DeviceError(f"device index must be a non-negative integer, got {index!r}")
+        index = int(index)
+    return kind, index
+
+
 def get_backend(device="cpu") -> Backend:
     """The backend of ``device``, loading it on first use.
 
@@ -94,15 +122,15 @@ def get_backend(device="cpu") -> Backend:
         backend = _BACKENDS.get(device)  # "cpu", "cuda:0": a dictionary lookup, nothing more
         if backend is not None:
             return backend
-        from ..device import device as parse   # the one parser of device strings
-        device = parse(device)
-    if device is None:
+        kind, index = parse_device(device)
+    elif device is None:
         return cpu_backend
-    try:
-        kind, index = device.type, device.index
-    except AttributeError:
-        raise DeviceError(f"expected a device string like 'cpu' or 'cuda:0', or a gradient.device; "
-                          f"got {device!r}") from None
+    else:
+        try:
+            kind, index = device.type, device.index
+        except AttributeError:
+            raise DeviceError(f"expected a device string like 'cpu' or 'cuda:0', or a "
+                              f"gradient.device; got {device!r}") from None
     backend = _BACKENDS.get(kind) if index is None else _BACKENDS.get(f"{kind}:{index}")
     return backend if backend is not None else _resolve(kind, index)
 
@@ -198,5 +226,5 @@ def _load_cuda_kernels():
 register_backend("cuda", _load_cuda, device_count=_count_cuda)
 kernels.add_loader("cuda", _load_cuda_kernels)
 
-__all__ = ["Backend", "ArrayBackend", "cpu_backend", "get_backend", "register_backend",
+__all__ = ["Backend", "ArrayBackend", "cpu_backend", "get_backend", "parse_device", "register_backend",
            "device_count", "current_index", "set_current_index", "loaded_backends"]

@@ -4,7 +4,8 @@
   directory, or a ``.gguf`` file.
 * :func:`download_model` -- fetch a repo's config, safetensors weights and tokenizer into the
   standard Hugging Face cache (``HF_HOME``, ``HF_HUB_OFFLINE``, tokens and revisions as usual)
-  and return the snapshot directory.
+  and return the snapshot directory (:mod:`gradient.io.download`, where the models' own
+  ``from_pretrained`` reach it too).
 
 Example::
 
@@ -12,8 +13,8 @@ Example::
     >>> path = gradient.hub.download_model("openai-community/gpt2", revision="main")
 """
 
-from .download import ALLOW_PATTERNS, MODEL_ALIASES, download_model, resolve_repo_id
-from .errors import HubError, ModelNotFoundError, UnsupportedWeightsError
+from ..errors import HubError, ModelNotFoundError, UnsupportedWeightsError
+from ..io.download import ALLOW_PATTERNS, MODEL_ALIASES, download_model, resolve_repo_id
 from .load import load, locate
 
 __all__ = ["load", "locate", "download_model", "resolve_repo_id", "MODEL_ALIASES",

@@ -20,8 +20,8 @@ from __future__ import annotations
 import json
 import os
 
-from .download import download_model
-from .errors import ModelNotFoundError
+from ..errors import ModelNotFoundError
+from ..io.download import download_model
 
 __all__ = ["load", "locate"]
 

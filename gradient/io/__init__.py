@@ -4,6 +4,8 @@
   lists and tuples around tensors and plain values, in one safetensors file, written atomically.
 * :func:`save_safetensors` / :func:`load_safetensors` -- flat ``{name: tensor}`` weight files, as
   Hugging Face ships them (``load_safetensors(path, mmap=True)`` maps the file lazily).
+* :mod:`.download` -- a model's files from the Hugging Face hub into its cache (what
+  :func:`gradient.hub.download_model` and ``from_pretrained`` of a hub id call).
 
 Example::
 

@@ -118,7 +118,7 @@ def _resolve(path_or_repo_id, **hub_kwargs) -> str:
     path = os.fspath(path_or_repo_id)
     if os.path.isdir(path):
         return path
-    from ..hub.download import download_model  # the hub layer, only when a download is needed
+    from ..io.download import download_model  # huggingface_hub, only when a download is needed
     return download_model(path, **hub_kwargs)
 
 

@@ -39,18 +39,21 @@ def plain(module, cls) -> bool:
         module._forward_hooks or module._forward_pre_hooks) and "forward" not in module.__dict__
 
 
-#: Linear layer classes besides ``nn.Linear`` that the raw path runs through their
-#: ``forward_arrays(backend, x)`` method (their forward on a raw array, nothing recorded): the
-#: quantized layers of :mod:`gradient.quant` add themselves when that package is imported.
-ARRAY_LINEARS: set = set()
+def _defined_in(cls, name):
+    """The class of ``cls``'s method resolution order that defines ``name``, or None."""
+    return next((k for k in cls.__mro__ if name in k.__dict__), None)
 
 
 def plain_linear(module, dtype) -> bool:
     """A plain ``nn.Linear`` whose parameters have the NumPy ``dtype`` (``F.linear`` raises on
-    mixed dtypes: the module graph is left to raise it), or a plain layer of
-    :data:`ARRAY_LINEARS` whose bias (if any) has that dtype."""
+    mixed dtypes: the module graph is left to raise it), or a plain layer whose class defines
+    ``forward_arrays(backend, x)`` (its forward on a raw array, nothing recorded: the quantized
+    layers of :mod:`gradient.quant`) where it defines ``forward`` (a subclass with a forward of
+    its own is not taken), whose bias (if any) has that dtype."""
     cls = type(module)
-    if not (cls is nn.Linear or cls in ARRAY_LINEARS) or not plain(module, cls):
+    arrays = _defined_in(cls, "forward_arrays")
+    if (not (cls is nn.Linear or (arrays is not None and arrays is _defined_in(cls, "forward")))
+            or not plain(module, cls)):
         return False
     weight, bias = module._parameters.get("weight"), module._parameters["bias"]
     return ((weight is None or weight._data.dtype == dtype)

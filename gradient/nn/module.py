@@ -57,8 +57,7 @@ from ..device import as_device
 from ..dtypes import DType, as_dtype
 from ..errors import AutogradError, GradientError
 from ..tensor import Tensor
-from .parameter import Buffer, Parameter
-from .utils.grad import zero_grad_
+from .parameter import Buffer, Parameter, zero_grad_
 
 __all__ = ["Module", "RemovableHandle", "StateDictError", "register_module_full_backward_hook",
            "register_module_full_backward_pre_hook", "register_module_backward_hook"]

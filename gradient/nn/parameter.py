@@ -15,6 +15,8 @@ Example::
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import numpy as np
 
 from ..tensor import Tensor
@@ -198,3 +200,22 @@ class UninitializedBuffer(_Uninitialized, Tensor):
 def is_lazy(value) -> bool:
     """Whether ``value`` is an uninitialized parameter or buffer (a lazy layer's placeholder)."""
     return isinstance(value, _Uninitialized)
+
+
+def zero_grad_(parameters: Iterable[Tensor], set_to_none: bool = True) -> None:
+    """Forget the gradients of ``parameters``: ``.grad = None`` (default), or zeros in place.
+
+    ``nn.utils.grad.zero_grad_(model.parameters())``; what ``Module.zero_grad`` and
+    ``Optimizer.zero_grad`` share.
+    """
+    for p in parameters:
+        if p.grad is None:
+            continue
+        if set_to_none:
+            p.grad = None
+        else:
+            if p.grad.grad_fn is not None:
+                p.grad.detach_()
+            else:
+                p.grad.requires_grad_(False)
+            p.grad.zero_()

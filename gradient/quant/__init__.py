@@ -41,21 +41,10 @@ from .weight_only import (GGML_SCHEMES, SCHEMES, PackedWeight, WeightOnlyLinear,
                           unpack_int4, weight_only_matmul)
 from . import quality
 
-
-def save_gguf(model, path, qtype="Q8_0", tokenizer=None, **options):
-    """Write a LLaMA-family model and its tokenizer as a GGUF file llama.cpp runs, its
-    matrices in ``qtype`` (Q8_0, Q4_0, Q4_K ...); see
-    :func:`gradient.models.gguf_writer.save_gguf`. Needs the ``gguf`` package.
-
-    Example: ``gradient.quant.save_gguf(model, "m.Q8_0.gguf", "Q8_0", tokenizer)``
-    """
-    from ..models.gguf_writer import save_gguf as _save_gguf   # models sit above quant
-    return _save_gguf(model, path, qtype, tokenizer, **options)
-
 __all__ = ["GGMLType", "BLOCK_SIZES", "DEQUANTIZABLE", "UnsupportedQuantTypeError", "dequantize",
            "tensor_nbytes", "type_name", "QuantizedLinear", "QuantizedEmbedding",
            "InterleavedWeight", "interleaved_matmul", "INTERLEAVED_TYPES", "quantize", "QUANTIZABLE",
            "quantized_matmul", "quantized_matmul_t", "dequantize_rows", "MATMUL_TYPES",
            "quantize_model", "quantize_weight", "quantize_blocks", "quantize_q4_k",
            "PackedWeight", "WeightOnlyLinear", "weight_only_matmul", "pack_int4", "unpack_int4",
-           "SCHEMES", "GGML_SCHEMES", "quality", "save_gguf"]
+           "SCHEMES", "GGML_SCHEMES", "quality"]

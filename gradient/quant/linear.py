@@ -36,7 +36,6 @@ import numpy as np
 from .. import kernels
 from ..autograd.function import ArrayFunction
 from ..errors import DTypeError, ShapeError
-from ..models.raw_decode import ARRAY_LINEARS
 from ..nn.module import Module
 from ..nn.parameter import Parameter
 from ..ops.creation import from_numpy
@@ -382,10 +381,6 @@ class QuantizedLinear(_QuantizedLayer):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"qtype={self.qtype.name}, bias={self.bias is not None}, "
                 f"activations={self.activations}, {_size(self.nbytes)}")
-
-
-# the decode paths on raw arrays run this layer through forward_arrays
-ARRAY_LINEARS.add(QuantizedLinear)
 
 
 def _size(nbytes: int) -> str:

@@ -589,10 +589,6 @@ class WeightOnlyLinear(_ql._QuantizedLayer):
                 f"bias={self.bias is not None}, {_ql._size(self.nbytes)}")
 
 
-# the decode paths on raw arrays run this layer through forward_arrays
-_ql.ARRAY_LINEARS.add(WeightOnlyLinear)
-
-
 # ----------------------------------------------------------------------------- Q4_K writer
 # llama.cpp's quantize_row_q4_K_ref (ggml-quants.c), the quantizer llama-quantize uses without
 # an importance matrix: per 32-value sub-block a weighted least-squares search for a scale and

@@ -6,7 +6,7 @@ import pytest
 
 import gradient
 from gradient.hub import ModelNotFoundError, UnsupportedWeightsError, download_model
-from gradient.hub import download as hub_download
+from gradient.io import download as hub_download
 
 from .checkpoints import add_to_cache
 

@@ -10,9 +10,8 @@ from . import clip_grad, convert_parameters, grad, rnn  # noqa: F401
 from .clip_grad import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm  # noqa: F401
 from .convert_parameters import parameters_to_vector, vector_to_parameters  # noqa: F401
 
-# Loaded on first use: gradient.nn.module imports this package (for zero_grad_) before Module
-# exists, and these need Module. The functions shadow their modules' names, as
-# torch.nn.utils.weight_norm does.
+# Loaded on first use, which keeps `import gradient` from importing them. The functions shadow
+# their modules' names, as torch.nn.utils.weight_norm does.
 _LAZY = {"parametrize": ("parametrize", None), "parametrizations": ("parametrizations", None),
          "stateless": ("stateless", None),
          "weight_norm": ("weight_norm", "weight_norm"),

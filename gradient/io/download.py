@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 
-from .errors import ModelNotFoundError, UnsupportedWeightsError
+from ..errors import ModelNotFoundError, UnsupportedWeightsError
 
 __all__ = ["download_model", "resolve_repo_id", "MODEL_ALIASES", "ALLOW_PATTERNS"]
 
@@ -138,7 +138,7 @@ def _hub_errors() -> dict:
 
 
 def _gradient_version() -> str:
-    from .. import __version__
+    from ..version import __version__
     return __version__
 
 
