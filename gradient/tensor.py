@@ -21,7 +21,7 @@ import weakref
 
 import numpy as np
 
-from .autograd import grad_mode
+from .autograd import capture_state, grad_mode
 from .backends import Backend, cpu_backend, get_backend
 from .device import as_device, device
 from .dtypes import DType, as_dtype, from_numpy_dtype, promote_types
@@ -55,6 +55,8 @@ class _VersionCounter:
     def bump(self, op: str) -> None:
         self.value += 1
         self.last_op = op
+        if capture_state.recorder is not None:   # a captured step cannot replay a hidden write
+            capture_state.recorder.wrote_in_place(op)
 
 
 _DEVICES: dict[str, device] = {}
@@ -241,8 +243,6 @@ class Tensor:
 
     @data.setter
     def data(self, value: "Tensor") -> None:
-        from .nn.module import count_change   # a replaced storage may invalidate cached structures
-        count_change()
         self._data = value._data
         self._backend = value._backend
 
@@ -270,6 +270,8 @@ class Tensor:
         """
         if self.requires_grad and not force:
             raise AutogradError("numpy(): the tensor requires grad; call tensor.detach().numpy()")
+        if capture_state.recorder is not None:
+            capture_state.recorder.read_to_host("numpy()")
         return self._backend.to_numpy(self._data)
 
     def __array__(self, dtype=None, copy=None):
@@ -281,10 +283,14 @@ class Tensor:
         if self._data.size != 1:
             raise ValueError(f"item(): only one-element tensors convert to a Python number, this one "
                              f"has {self._data.size} elements (shape {tuple(self.shape)})")
+        if capture_state.recorder is not None:
+            capture_state.recorder.read_to_host("item()")
         return self._python_values(self._backend.to_numpy(self._data).reshape(()))
 
     def tolist(self):
         """The data as (nested) Python lists of numbers."""
+        if capture_state.recorder is not None:
+            capture_state.recorder.read_to_host("tolist()")
         return self._python_values(self._backend.to_numpy(self._data))
 
     def _python_values(self, arr: np.ndarray):

@@ -35,7 +35,7 @@ import weakref
 
 from ..dtypes import ALL_DTYPES
 from ..errors import AutogradError, DeviceError
-from . import anomaly_mode, grad_mode
+from . import anomaly_mode, capture_state, grad_mode
 
 _sequence = itertools.count()
 
@@ -222,19 +222,12 @@ class ArrayFunction:
             ctx.needs_input_grad = tuple([isinstance(a, Tensor) and a._requires_grad for a in args])
         out = cls.forward(ctx, *raw)
         if not record:
+            if capture_state.recorder is not None:   # a step being captured (gradient.capture)
+                capture_state.recorder.op(cls.forward, ctx, raw, out)
             if type(out) is tuple:
                 return tuple(Tensor._make(o, False, backend) for o in out)
             return Tensor._make(out, False, backend)
         return _record(cls, ctx, args, raw, out, backend)
-
-    @classmethod
-    def forward_arrays(cls, backend, *args):
-        """``forward`` on raw arrays of ``backend``, with nothing recorded and no Tensor made:
-        what :meth:`apply` computes under no_grad, for inference paths that chain many ops on
-        raw arrays (a model's decode step). ``Linear.forward_arrays(b, x, w, bias)``."""
-        ctx = Context()
-        ctx.backend = backend
-        return cls.forward(ctx, *args)
 
 
 class Function:

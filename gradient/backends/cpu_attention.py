@@ -180,23 +180,6 @@ def _decode_weighted_sum(e, v, length, out):
                 out[b, h, 0, d] = acc[d]
 
 
-@_compile
-def decode_split_heads(qkv, bias, pos, q, keys, values):
-    """The new token's fused projection ``qkv`` (B, 3 * H * D), before its ``bias``, split into
-    heads: the query into ``q`` (B, H, 1, D), the key and value written at position ``pos`` of
-    the cache buffers ``keys``/``values`` (B, H, max_len, D). The bias is added as Linear adds
-    it, so the values are those of the projection, split and written by the module graph."""
-    B, H, _, D = q.shape
-    C = H * D
-    for b in range(B):
-        for h in range(H):
-            for d in range(D):
-                i = h * D + d
-                q[b, h, 0, d] = qkv[b, i] + bias[i]
-                keys[b, h, pos, d] = qkv[b, C + i] + bias[C + i]
-                values[b, h, pos, d] = qkv[b, 2 * C + i] + bias[2 * C + i]
-
-
 def decode_cached(q, keys, values, length: int, scale, out):
     """What :func:`decode_attention` computes, into ``out`` (B, Hq, 1, D), for ``q`` (B, Hq, 1,
     D) contiguous and whole cache buffers ``keys``/``values`` (B, Hk, max_len, D) of which the

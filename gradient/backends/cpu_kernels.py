@@ -122,35 +122,6 @@ def gelu(x, approximate: str):
     return out.reshape(x.shape)
 
 
-@_compile
-def _bias_gelu_tanh_inner(x, bias, k0, k1, out):
-    # x (rows, n) += bias, then the tanh's argument of each value, as _gelu_tanh_inner
-    rows, n = x.shape
-    for r in range(rows):
-        for j in range(n):
-            v = x[r, j] + bias[j]
-            x[r, j] = v
-            out[r, j] = k0 * (v + k1 * (v * v * v))
-
-
-def bias_gelu_(x, bias, approximate: str) -> None:
-    """``x = gelu(x + bias)`` in place: a Linear's fresh product ``x`` (rows, n), its bias
-    ``bias`` (n,) and the GELU after it (``approximate`` "tanh" or "none"), rounded as
-    :func:`add_to_rows` then :func:`gelu` round. For compiled decode steps, which pass
-    contiguous arrays of one float dtype; nothing is checked."""
-    k = x.dtype.type
-    t = np.empty_like(x)
-    flat, t_flat = x.reshape(-1), t.reshape(-1)
-    if approximate == "tanh":
-        _bias_gelu_tanh_inner(x, bias, k(_SQRT_2_OVER_PI), k(_GELU_C), t)
-        np.tanh(t_flat, out=t_flat)
-        _gelu_tanh_finish(flat, t_flat, k(0.5), k(1.0), flat)
-    else:
-        _add_to_rows(x, bias)
-        _scale(flat, k(_SQRT1_2), t_flat)
-        _gelu_erf_finish(flat, _erf(t_flat), k(0.5), k(1.0), flat)
-
-
 @register("gelu_backward", "cpu", "numba", _FLOATS)
 def gelu_backward(grad, x, approximate: str):
     """``grad * gelu'(x)``; None if not handled."""
@@ -310,26 +281,6 @@ def layer_norm(x, weight, bias, eps: float):
     _layer_norm_fwd(x2, empty if weight is None else weight, empty if bias is None else bias,
                     float(eps), y, mean, rstd)
     return y.reshape(x.shape), mean.reshape(x.shape[:-1]), rstd.reshape(x.shape[:-1])
-
-
-@_compile
-def _residual_layer_norm(h, o, bias, w, b, eps, y, mean, rstd):
-    # h + (o + bias) rounds as Linear's bias, then the residual's addition
-    rows, n = h.shape
-    for r in range(rows):
-        for j in range(n):
-            h[r, j] = h[r, j] + (o[r, j] + bias[j])
-    _layer_norm_fwd(h, w, b, eps, y, mean, rstd)
-
-
-def residual_layer_norm(h, o, bias, weight, norm_bias, eps: float, out):
-    """``h += o + bias`` in place, then ``out = LayerNorm(h)`` (with ``weight``/``norm_bias``,
-    empty arrays when absent): a transformer block's residual after a Linear's product ``o``
-    (rows, n) and the next block's norm, in one call, rounded as the three ops round apart.
-    For compiled decode steps, which pass contiguous arrays of one float dtype; nothing is
-    checked."""
-    stats = np.empty((2, h.shape[0]), h.dtype)
-    _residual_layer_norm(h, o, bias, weight, norm_bias, float(eps), out, stats[0], stats[1])
 
 
 @register("layer_norm_backward", "cpu", "numba", _FLOATS)

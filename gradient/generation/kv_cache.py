@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..autograd import capture_state
 from ..dtypes import float32
 from ..errors import ShapeError
 from ..ops.creation import from_numpy, zeros
+from ..tensor import Tensor
 
 __all__ = ["KVCache"]
 
@@ -69,8 +71,12 @@ class KVCache:
         """Write ``key``/``value`` (batch, n_kv_heads, T, head_dim) at positions ``length ..
         length+T-1`` of ``layer`` and return views of positions ``0 .. length+T-1``.
 
-        The cache is inference state: the write is not recorded by autograd.
+        The cache is inference state: the write is not recorded by autograd. A captured step
+        (:mod:`gradient.capture`) replays the write at its own position.
         """
+        if capture_state.recorder is not None:
+            k, v = capture_state.run(KVCache.update_arrays, self, layer, key._data, value._data)
+            return Tensor._make(k, False, key._backend), Tensor._make(v, False, value._backend)
         end = self._write(layer, key._data, value._data)
         return self.keys[layer].narrow(2, 0, end), self.values[layer].narrow(2, 0, end)
 

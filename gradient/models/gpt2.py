@@ -27,19 +27,10 @@ import math
 
 from .. import nn
 from ..nn import functional as F
-from ..ops.attention import attention_arrays
 from ..ops.creation import arange
-from ..ops.nn import LayerNorm as _LayerNormFn
-from ..ops.nn import layer_norm_is_fused
-from ..nn.module import structure_version
-from ..tensor import Tensor
+from .decode_step import decode_step, replays_decode_step
 from .masks import decoder_mask
 from .pretrained import CausalLMOutput, ModelConfig, PreTrainedModel, register_model
-from .gpt2_decode import DecodeStep
-from .raw_decode import linear as _linear
-from .raw_decode import plain as _plain
-from .raw_decode import plain_linear as _plain_linear
-from .raw_decode import step_may_skip_modules
 
 __all__ = ["GPT2Config", "GPT2LMHeadModel"]
 
@@ -88,9 +79,6 @@ _ACTIVATIONS = {
     "silu": F.silu,
     "swish": F.silu,
 }
-# the GELUs above by their form, for the compiled decode step (gpt2_decode)
-_GELU_FORMS = {_ACTIVATIONS["gelu_new"]: "tanh", _ACTIVATIONS["gelu_pytorch_tanh"]: "tanh",
-               F.gelu: "none"}
 
 
 class GPT2Attention(nn.Module):
@@ -168,111 +156,24 @@ class GPT2Model(nn.Module):
             position_ids = arange(past, past + T, device=input_ids.device).unsqueeze(0)
         x = self.drop(self.wte(input_ids) + self.wpe(position_ids))
         mask = decoder_mask(attention_mask, T, past, device=input_ids.device)
-        # no mask: one new token, or a prompt into an empty cache (see decoder_mask); these may
-        # skip the module graph
-        layers, step = self._decode_plan(x, cache) if mask is None else (None, None)
-        # float32 on the CPU: each layer's small ops in a few compiled calls, ln_f included
-        out = step(x, cache) if step is not None else None
-        if out is not None:
-            x = Tensor._make(out, False, x._backend)
-        elif layers is not None and T == 1:
-            x = _decode_on_arrays(layers, x, cache)
+        if T == 1 and mask is None and replays_decode_step(self, cache):
+            x = decode_step(self, self._blocks)(x, None, cache)
         else:
-            for block in self.h:
-                x = block(x, mask, cache)
+            x = self._blocks(x, mask, cache)
         if cache is not None:
             cache.advance(T)
-        return x if out is not None else self.ln_f(x)
+        return x
 
-    _derived_caches = ("_plan",)   # see _decode_plan
-
-    #: Decode single tokens on raw arrays when possible (the compiled CPU step of
-    #: :mod:`gradient.models.gpt2_decode`, which also takes prompts into an empty cache, else
-    #: :func:`_decode_on_arrays`); False always runs the module graph.
-    fused_decode = True
-
-    def _decode_plan(self, x, cache):
-        """``(layers, step)`` for a decode step (one token, no padding mask) or a prefill
-        (``step`` only: a prompt into an empty cache), ``(None, None)``
-        unless the stack allows skipping the module graph
-        (:func:`~gradient.models.raw_decode.step_may_skip_modules`) and every block is made of
-        this file's modules (plain ``nn.Linear`` of ``x``'s dtype, ``nn.LayerNorm``,
-        ``nn.Dropout``) without forward hooks. ``layers`` holds per block the modules
-        :func:`_decode_on_arrays` runs; ``step`` is the compiled CPU step over them and ``ln_f``
-        (:class:`~gradient.models.gpt2_decode.DecodeStep`, when it applies). Both are kept
-        until some module changes (:func:`~gradient.nn.module.structure_version`)."""
-        if not step_may_skip_modules(self, cache):
-            return None, None
-        key = (id(self), structure_version(), x.dtype)
-        plan = self.__dict__.get("_plan")
-        if plan is None or plan[0] != key:
-            layers = self._blocks_plan(x.dtype.numpy)
-            step = None
-            if layers is not None and _plain(self.ln_f, nn.LayerNorm):
-                step = DecodeStep.build(layers, self.ln_f, _GELU_FORMS)
-            plan = (key, layers, step)
-            self.__dict__["_plan"] = plan   # (not an attribute: setting it is no change)
-        return plan[1], plan[2]
-
-    def _blocks_plan(self, dtype):
-        """Per block, the modules :func:`_decode_on_arrays` runs, or None unless each is plain
-        (:func:`~gradient.models.raw_decode.plain`) and each Linear's parameters have the NumPy
-        ``dtype``."""
-        layers = []
+    def _blocks(self, x, mask=None, cache=None):
+        """The blocks and the final norm: what a decode step replays once captured."""
         for block in self.h:
-            if not _plain(block, GPT2Block):
-                return None
-            parts = block._modules
-            attn, mlp = parts["attn"], parts["mlp"]
-            if not (_plain(attn, GPT2Attention) and _plain(mlp, GPT2MLP)):
-                return None
-            a, m = attn._modules, mlp._modules
-            ln_1, ln_2, drop_a, drop_m = parts["ln_1"], parts["ln_2"], a["resid_dropout"], m["dropout"]
-            c_attn, attn_proj, c_fc, mlp_proj = a["c_attn"], a["c_proj"], m["c_fc"], m["c_proj"]
-            if not (_plain(ln_1, nn.LayerNorm) and _plain(ln_2, nn.LayerNorm)
-                    and _plain(drop_a, nn.Dropout) and _plain(drop_m, nn.Dropout)
-                    and _plain_linear(c_attn, dtype) and _plain_linear(attn_proj, dtype)
-                    and _plain_linear(c_fc, dtype) and _plain_linear(mlp_proj, dtype)):
-                return None
-            layers.append((ln_1, c_attn, attn, attn_proj, ln_2, c_fc, mlp.act, mlp_proj))
-        return layers
+            x = block(x, mask, cache)
+        return self.ln_f(x)
 
-
-def _layer_norm(b, x, norm):
-    """``norm`` on the raw array ``x``: the backend's fused kernel where ``F.layer_norm`` would
-    run it, the module's forward otherwise."""
-    weight, bias = (None if p is None else p._data for p in (norm.weight, norm.bias))
-    if layer_norm_is_fused(b, x, weight, bias, norm.normalized_shape):
-        return _LayerNormFn.forward_arrays(b, x, weight, bias, norm.eps)
-    return norm.forward(Tensor._make(x, False, b))._data
-
-
-def _decode_on_arrays(layers, x, cache):
-    """Every block for one new token per sequence (``x``: (B, 1, n_embd)) on raw backend arrays.
-
-    The same forwards as the modules' (Linear, LayerNorm, the activation, attention), in the
-    same order, so the hidden state is bit for bit the module graph's. What is skipped is the
-    Module and Tensor machinery around the two hundred small calls of a decode step: about 4 of
-    the 25 ms per token of GPT-2 small on 2 CPU cores, whose products otherwise read the 500 MB
-    of weights at memory speed.
-    """
-    b = x._backend
-    B, _, C = x.shape
-    h = x._data
-    for layer, (ln_1, c_attn, attn, attn_proj, ln_2, c_fc, act, mlp_proj) in enumerate(layers):
-        qkv = b.reshape(_linear(b, _layer_norm(b, h, ln_1), c_attn), (B, 1, 3, attn.n_head, attn.head_dim))
-        qkv = b.permute(qkv, (2, 0, 3, 1, 4))                  # (3, B, n_head, 1, head_dim)
-        q, k, v = (b.getitem(qkv, i) for i in range(3))
-        k, v = cache.update_arrays(layer, k, v)
-        y = attention_arrays(b, q, k, v, attn.scale)
-        if y is None:   # a dtype the raw paths do not take: the op itself
-            y = F.scaled_dot_product_attention(*(Tensor._make(t, False, b) for t in (q, k, v)),
-                                               scale=attn.scale)._data
-        y = b.reshape(b.permute(y, (0, 2, 1, 3)), (B, 1, C))
-        h = b.binary("add", h, _linear(b, y, attn_proj))
-        inner = act(Tensor._make(_linear(b, _layer_norm(b, h, ln_2), c_fc), False, b))._data
-        h = b.binary("add", h, _linear(b, inner, mlp_proj))
-    return Tensor._make(h, False, b)
+    #: Replay the decode step (one new token per sequence) once captured from the blocks'
+    #: forward (see :mod:`gradient.capture`); False always runs the module graph.
+    fused_decode = True
+    _derived_caches = ("_captured",)
 
 
 @register_model("gpt2")

@@ -23,9 +23,9 @@ One layer, top to bottom (``x`` is (batch, T, hidden))::
     h = x + o_proj(attention(rope(q_proj(norm(x))), rope(k_proj(norm(x))), v_proj(norm(x))))
     y = h + down_proj(silu(gate_proj(norm(h))) * up_proj(norm(h)))
 
-Decoding one token at a time, the layers run on raw arrays when nothing could tell the
-difference (:func:`_decode_on_arrays`, same bits as the module graph); quantized GGUF models go
-further, through one compiled step (:mod:`gradient.models.llama_decode`).
+Decoding one token at a time, the layers' forward is captured once and replayed
+(:mod:`gradient.models.decode_step`, same bits as the module graph); quantized GGUF models of
+one sequence go through one compiled step instead (:mod:`gradient.models.llama_decode`).
 
 Example::
 
@@ -47,17 +47,15 @@ from .. import nn
 from ..autograd import is_grad_enabled, no_grad
 from ..dtypes import float32, float64
 from ..errors import ShapeError
-from ..nn.module import structure_version
 from ..nn import functional as F
-from ..ops.attention import attention_arrays
+from ..nn.module import ModuleWatch
 from ..ops.creation import from_numpy
-from ..ops.nn import rms_norm_arrays, rotary_arrays, swiglu_arrays
 from ..ops.reduce import mean
 from ..ops.shape import cat
 from ..tensor import Tensor
+from .decode_step import decode_step, replays_decode_step
 from .masks import decoder_mask
 from .pretrained import CausalLMOutput, ModelConfig, PreTrainedModel, register_model
-from .raw_decode import linear, plain, plain_linear, step_may_skip_modules
 
 if TYPE_CHECKING:   # generation sits above models: imported where it is used
     from ..generation.kv_cache import KVCache
@@ -448,15 +446,6 @@ class LlamaDecoderLayer(nn.Module):
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
-def plain_layer(layer) -> bool:
-    """``layer`` and its attention and MLP are this file's plain modules
-    (:func:`~gradient.models.raw_decode.plain`: those classes, evaluation mode, no hooks, no
-    forward of their own), so a decode step may run their arithmetic without calling them."""
-    parts = layer._modules
-    return (plain(layer, LlamaDecoderLayer) and plain(parts["self_attn"], LlamaAttention)
-            and plain(parts["mlp"], LlamaMLP))
-
-
 class LlamaModel(nn.Module):
     """The decoder stack without the head: token ids to final hidden states."""
 
@@ -492,93 +481,25 @@ class LlamaModel(nn.Module):
         full_mask = decoder_mask(attention_mask, T, past, device=x.device)
         window_mask = (decoder_mask(attention_mask, T, past, window=self.window, device=x.device)
                        if self.window is not None else None)
-        plan = None
-        if T == 1 and position_ids is None and full_mask is None and window_mask is None:
-            plan = self._decode_plan(x, cache)
-        if plan is not None:
-            x = _decode_on_arrays(plan, x, cos, sin, cache)
+        if (T == 1 and position_ids is None and full_mask is None and window_mask is None
+                and replays_decode_step(self, cache)):
+            x = decode_step(self, self._layers_forward)(x, cos, sin, None, None, cache)
         else:
-            for layer, sliding in zip(self.layers, self.sliding):
-                x = layer(x, cos, sin, window_mask if sliding else full_mask, cache)
+            x = self._layers_forward(x, cos, sin, full_mask, window_mask, cache)
         if cache is not None:
             cache.advance(T)
+        return x
+
+    def _layers_forward(self, x, cos, sin, full_mask, window_mask, cache):
+        """Every decoder layer and the final norm: what a decode step replays once captured."""
+        for layer, sliding in zip(self.layers, self.sliding):
+            x = layer(x, cos, sin, window_mask if sliding else full_mask, cache)
         return self.norm(x)
 
-    #: Decode single tokens on raw arrays when possible (see :func:`_decode_on_arrays`);
-    #: False always runs the module graph.
+    #: Replay the decode step (one new token per sequence) once captured from the layers'
+    #: forward (see :mod:`gradient.capture`); False always runs the module graph.
     fused_decode = True
-
-    def _decode_plan(self, x, cache):
-        """Per layer, the modules :func:`_decode_on_arrays` runs; None unless a decode step (one
-        token, no mask, default positions) may skip the module graph: the stack allows it
-        (:func:`~gradient.models.raw_decode.step_may_skip_modules`), float32, and every layer
-        made of this file's modules (plain ``nn.Linear``, ``LlamaRMSNorm``, a SiLU MLP) without
-        hooks."""
-        if x.dtype is not float32 or not step_may_skip_modules(self, cache):
-            return None
-        dtype = np.dtype(np.float32)
-        plan = []
-        for layer in self.layers:
-            parts = layer._modules
-            attn, mlp = parts["self_attn"], parts["mlp"]
-            if not (plain_layer(layer) and mlp.act is F.silu):
-                return None
-            a, m = attn._modules, mlp._modules
-            norms = (parts["input_layernorm"], parts["post_attention_layernorm"],
-                     a.get("q_norm"), a.get("k_norm"))   # Qwen3 only
-            projections = (a["q_proj"], a["k_proj"], a["v_proj"], a["o_proj"],
-                           m["gate_proj"], m["up_proj"], m["down_proj"])
-            if not (all(n is None or (plain(n, LlamaRMSNorm)
-                                      and n._parameters["weight"]._data.dtype == dtype)
-                        for n in norms)
-                    and all(plain_linear(p, dtype) for p in projections)):
-                return None
-            plan.append((attn, norms, projections))
-        return plan
-
-
-def _rms_norm(b, x, norm):
-    """``norm(x)`` for a float32 :class:`LlamaRMSNorm` on the raw float32 array ``x``."""
-    weight = norm._parameters["weight"]
-    return rms_norm_arrays(b, x, tuple(weight.shape), weight._data, norm.eps)
-
-
-def _decode_on_arrays(plan, x, cos, sin, cache):
-    """Every decoder layer for one new token per sequence (``x``: (B, 1, hidden)) on raw
-    backend arrays (see :mod:`gradient.models.raw_decode`).
-
-    The same forwards as the modules' (RMSNorm, the projections, rotary, the cache write,
-    grouped-query attention, SwiGLU), in the same order, so the hidden state is bit for bit
-    the module graph's; what is skipped is the Module and Tensor machinery around the roughly
-    four hundred small calls of a step (30 layers of SmolLM2-135M), which on 2 CPU cores cost
-    about as much as reading the weights.
-    """
-    b = x._backend
-    B = x.shape[0]
-    h, cos, sin = x._data, cos._data, sin._data
-    for attn, (norm_1, norm_2, q_norm, k_norm), (q_proj, k_proj, v_proj, o_proj, gate_proj,
-                                                 up_proj, down_proj) in plan:
-        heads, kv_heads, d = attn.n_heads, attn.n_kv_heads, attn.head_dim
-        n = _rms_norm(b, h, norm_1)
-        q = b.reshape(linear(b, n, q_proj), (B, 1, heads, d))
-        k = b.reshape(linear(b, n, k_proj), (B, 1, kv_heads, d))
-        v = b.permute(b.reshape(linear(b, n, v_proj), (B, 1, kv_heads, d)), (0, 2, 1, 3))
-        if q_norm is not None:   # Qwen3
-            q, k = _rms_norm(b, q, q_norm), _rms_norm(b, k, k_norm)
-        q = rotary_arrays(b, b.permute(q, (0, 2, 1, 3)), cos, sin)
-        k = rotary_arrays(b, b.permute(k, (0, 2, 1, 3)), cos, sin)
-        k, v = cache.update_arrays(attn.layer_idx, k, v)
-        groups = heads // kv_heads
-        y = attention_arrays(b, q, k, v, 1.0 / math.sqrt(d), groups, groups)
-        if y is None:   # a dtype the raw paths do not take: the op itself
-            y = F.scaled_dot_product_attention(*(Tensor._make(t, False, b) for t in (q, k, v)),
-                                               enable_gqa=True)._data
-        y = b.reshape(b.permute(y, (0, 2, 1, 3)), (B, 1, heads * d))
-        h = b.binary("add", h, linear(b, y, o_proj))
-        n = _rms_norm(b, h, norm_2)
-        gated = swiglu_arrays(b, linear(b, n, gate_proj), linear(b, n, up_proj))
-        h = b.binary("add", h, linear(b, gated, down_proj))
-    return Tensor._make(h, False, b)
+    _derived_caches = ("_captured",)
 
 
 # ----------------------------------------------------------------------------- the LM
@@ -684,15 +605,16 @@ class LlamaForCausalLM(PreTrainedModel):
             return None
         if attention_mask is not None and not bool((attention_mask.numpy() != 0).all()):
             return None
-        # (layers, decoder or None, structure_version() after building): a model that did not
-        # qualify is looked at again only after some module changed (a hook removed, say)
+        # (layers, decoder or None, a watch of the modules): a model that did not qualify is
+        # looked at again only after some module changed (a hook removed, say)
         decoder = self.__dict__.get("_fused_decoder")
         key = (id(self.model.layers[0].self_attn.q_proj), id(self.model.layers[-1].mlp.down_proj))
         if decoder is None or decoder[0] != key or not (
-                decoder[1].valid(self) if decoder[1] else decoder[2] == structure_version()):
+                decoder[1].valid(self) if decoder[1] else not decoder[2].changed):
             from .llama_decode import FusedDecoder
+            watch = ModuleWatch(self.modules())
             built = FusedDecoder.build(self)
-            decoder = (key, built, structure_version())
+            decoder = (key, built, watch)
             self.__dict__["_fused_decoder"] = decoder
         if not decoder[1]:
             return None

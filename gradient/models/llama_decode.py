@@ -39,10 +39,9 @@ from ..backends.cpu_compile import compile_kernel
 from ..backends.cpu_kernels import _rms_norm_fwd
 from ..backends.cpu_reduce import LANES, lane_sum
 from ..backends.host_memory import pages_of_their_own, release_freed_memory
-from ..nn.module import structure_version
+from ..nn.module import ModuleWatch
 from ..quant.interleaved import InterleavedWeight, _int8_byte, _int8_nibble, _quantize_rows
 from ..quant.linear import QuantizedLinear
-from .raw_decode import plain
 
 __all__ = ["FusedDecoder"]
 
@@ -85,7 +84,7 @@ class FusedDecoder:
     def __init__(self, config, layers, stacked, biases, norms, windows, shared):
         self._layers = layers          # [(QuantizedLinear, its packed), ...]: checked per step
         self._shared = shared          # [(module, name, parameter, view of a stack), ...]: too
-        self._checked_at = None        # structure_version() when valid() last walked them
+        self._watch = None             # of the modules when valid() last walked them
         self._windows = windows
         self._norms = norms
         # the kernel's arguments that do not change from token to token, gathered once
@@ -162,15 +161,18 @@ class FusedDecoder:
     def valid(self, model) -> bool:
         """Whether ``model`` holds the layers this decoder was built over (a copy of the model
         does not: its layers are other objects), still as built (:func:`_runs_as_built`: a
-        forward hook registered since then must run). Runs every step; the walk over the layers
-        only when some module changed since the last walk found them
-        (:func:`structure_version`): right after a step has streamed the weights through the
-        caches, the walk's 210 cold modules cost about 0.4 ms of a 8 ms token. The norms'
-        weights and the biases must still be the parameters made views of the stacks (a
-        replaced storage is a change too)."""
-        version = structure_version()   # read first: a change during the walk is seen next time
-        if version == self._checked_at:
+        forward hook registered since then must run), whose norms' weights and biases are still
+        the parameters made views of the stacks (a replaced storage is a change too). Runs every
+        step; the walk over the layers only when some module changed since the last walk found
+        them (a :class:`~gradient.nn.module.ModuleWatch`): right after a step has streamed the
+        weights through the caches, the walk's 210 cold modules cost about 0.4 ms of a 8 ms
+        token."""
+        for module, name, param, view in self._shared:
+            if module._parameters.get(name) is not param or param._data is not view:
+                return False
+        if self._watch is not None and not self._watch.changed:
             return True
+        watch = ModuleWatch(model.modules())   # begun first: a change during the walk is seen
         if not _runs_as_built(model):
             return False
         i = 0
@@ -182,10 +184,7 @@ class FusedDecoder:
                         m.activations != "int8":
                     return False
                 i += 1
-        for module, name, param, view in self._shared:
-            if module._parameters.get(name) is not param or param._data is not view:
-                return False
-        self._checked_at = version
+        self._watch = watch
         return True
 
     def step(self, x: np.ndarray, position: int, cos: np.ndarray, sin: np.ndarray,
@@ -203,23 +202,33 @@ class FusedDecoder:
 
 def _runs_as_built(model) -> bool:
     """The modules the fused step stands in for are the plain classes of
-    :mod:`gradient.models.llama` (:func:`~gradient.models.raw_decode.plain`): exactly those
+    :mod:`gradient.models.llama` (:func:`plain`): exactly those
     classes, in evaluation mode, with no forward hooks and no ``forward`` set on an instance. The
     step replaces their calls, so a hook there would not run and a subclass's forward would be
     ignored; the module graph runs instead. (The embedding and the final norm are still called
     as modules around the step.)"""
-    from .llama import LlamaModel, LlamaRMSNorm, plain_layer
+    from .llama import LlamaAttention, LlamaDecoderLayer, LlamaMLP, LlamaModel, LlamaRMSNorm
     if not plain(model.model, LlamaModel):
         return False
     for layer in model.model.layers:
         parts = layer._modules
-        if not (plain_layer(layer) and plain(parts["input_layernorm"], LlamaRMSNorm)
+        if not (plain(layer, LlamaDecoderLayer) and plain(parts["self_attn"], LlamaAttention)
+                and plain(parts["mlp"], LlamaMLP)
+                and plain(parts["input_layernorm"], LlamaRMSNorm)
                 and plain(parts["post_attention_layernorm"], LlamaRMSNorm)):
             return False
         blocks = {"self_attn": parts["self_attn"]._modules, "mlp": parts["mlp"]._modules}
         if not all(plain(blocks[block][name], QuantizedLinear) for block, name in _PROJECTIONS):
             return False
     return True
+
+
+def plain(module, cls) -> bool:
+    """``module`` is exactly ``cls``, in evaluation mode, without forward hooks and without a
+    ``forward`` of its own (set on the instance): running its class's arithmetic here does what
+    calling it would."""
+    return type(module) is cls and not module.training and not (
+        module._forward_hooks or module._forward_pre_hooks) and "forward" not in module.__dict__
 
 
 def _share(module, name: str, view: np.ndarray) -> tuple:

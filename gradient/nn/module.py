@@ -50,7 +50,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
-from ..autograd import grad_mode
+from ..autograd import capture_state, grad_mode
 from ..autograd.function import Function
 from ..autograd.grad_mode import no_grad
 from ..device import as_device
@@ -59,7 +59,7 @@ from ..errors import AutogradError, GradientError
 from ..tensor import Tensor
 from .parameter import Buffer, Parameter, zero_grad_
 
-__all__ = ["Module", "RemovableHandle", "StateDictError", "register_module_full_backward_hook",
+__all__ = ["Module", "ModuleWatch", "RemovableHandle", "StateDictError", "register_module_full_backward_hook",
            "register_module_full_backward_pre_hook", "register_module_backward_hook"]
 
 
@@ -94,7 +94,6 @@ class RemovableHandle:
         self._module = weakref.ref(module) if module is not None else None
 
     def remove(self) -> None:
-        _changes[0] += 1   # a hook removed: see structure_version
         for d in self._dicts:
             if isinstance(d, dict):
                 d.pop(self.id, None)
@@ -103,6 +102,7 @@ class RemovableHandle:
         module = self._module() if self._module is not None else None
         if module is not None:
             module._update_hooks_flag()
+            changed(module)   # a hook removed
 
     def __enter__(self) -> "RemovableHandle":
         return self
@@ -133,7 +133,6 @@ def _set_data(t: Tensor, new: Tensor) -> None:
     """
     if new is t:
         return
-    count_change()
     t._data = new._data
     t._backend = new._backend
     t._accumulator = None  # the old AccumulateGrad node recorded the old shape and dtype
@@ -171,38 +170,58 @@ def _forward_unimplemented(self, *input: Any) -> None:
                               "function; define forward(self, ...) in the subclass")
 
 
-# How many times any module's attributes, children or forward hooks were set or removed: a
-# structure derived from a module tree and cached (a compiled decoder over its layers) stays
-# valid while this is unchanged, and is checked again otherwise. A list, so that the class and
-# the children dicts below share one count.
-_changes = [0]
+class ModuleWatch:
+    """Whether any of some modules changed since the watch began: ``changed`` turns True when
+    one of them has an attribute, child, parameter or buffer set or deleted, or a forward hook
+    registered or removed. What is derived from a module tree and cached (a captured decode
+    step over its layers) keeps one and is rebuilt once it fired; nothing is counted globally.
+    (Values changed in place and replaced storage (``Tensor.data = ...``) are not changes of
+    the tree: such a cache checks the identity and version of the tensors it read.)
 
+    Example::
 
-def count_change() -> None:
-    """Count a change that :func:`structure_version` does not see by itself (a parameter's
-    storage replaced: ``Tensor.data = ...``, ``Module.to``)."""
-    _changes[0] += 1
-
-
-def structure_version() -> int:
-    """The count of changes to any :class:`Module`'s attributes, children or forward hooks, and
-    of replaced parameter storage, so far.
-
-    Example: ``v = structure_version(); ...; unchanged = structure_version() == v``
+        >>> watch = ModuleWatch(model.modules())
+        >>> model.layers[0].register_forward_hook(print_shapes)
+        >>> watch.changed
+        True
     """
-    return _changes[0]
+
+    __slots__ = ("changed", "__weakref__")
+
+    def __init__(self, modules):
+        self.changed = False
+        for module in modules:
+            watches = module.__dict__.get("_watches")
+            if watches is None:
+                watches = weakref.WeakSet()
+                object.__setattr__(module, "_watches", watches)
+                module._modules.watches = watches
+            watches.add(self)
+
+
+def changed(module) -> None:
+    """Tell the watches of ``module`` that it changed (see :class:`ModuleWatch`): for writers
+    that go around ``__setattr__`` (``functional_call`` swapping tensors into the registries)."""
+    _fire(module.__dict__.get("_watches"))
+
+
+def _fire(watches) -> None:
+    if watches:
+        for watch in list(watches):
+            watch.changed = True
+        watches.clear()
 
 
 def _add_hook(hooks: OrderedDict, hook: Callable, *, module=None, prepend: bool = False,
               extra_dicts: tuple = ()) -> RemovableHandle:
     """Put ``hook`` into ``hooks`` (before the others with ``prepend``) and return its handle.
-    A registration counts as a structure change (paths that skip hook-less modules must see it:
-    :func:`structure_version`) and sets ``module``'s hooks flag (see ``Module.__call__``)."""
-    count_change()
+    A registration is a change of ``module`` (see :class:`ModuleWatch`) and sets its hooks flag
+    (see ``Module.__call__``)."""
     handle = RemovableHandle(hooks, extra_dicts=extra_dicts, module=module)
     hooks[handle.id] = hook
     if module is not None:
         object.__setattr__(module, "_has_hooks", True)
+        changed(module)
     if prepend:
         hooks.move_to_end(handle.id, last=False)
     return handle
@@ -266,40 +285,47 @@ def register_module_backward_hook(hook: Callable) -> RemovableHandle:
 
 
 class _Children(OrderedDict):
-    """A module's ``_modules``: an ordered dict whose every mutation counts as a change (the
-    containers and direct writes alter it without going through ``__setattr__``)."""
+    """A module's ``_modules``: an ordered dict whose every mutation is a change of its module
+    (the containers and direct writes alter it without going through ``__setattr__``);
+    ``watches`` is its module's (see :class:`ModuleWatch`), set when the first watch begins."""
+
+    watches = None
 
     def __setitem__(self, key, value):
-        _changes[0] += 1
+        _fire(self.watches)
         super().__setitem__(key, value)
 
     def __delitem__(self, key):
-        _changes[0] += 1
+        _fire(self.watches)
         super().__delitem__(key)
 
     def clear(self):
-        _changes[0] += 1
+        _fire(self.watches)
         super().clear()
 
     def pop(self, *args):
-        _changes[0] += 1
+        _fire(self.watches)
         return super().pop(*args)
 
     def popitem(self, last=True):
-        _changes[0] += 1
+        _fire(self.watches)
         return super().popitem(last)
 
     def update(self, *args, **kwargs):
-        _changes[0] += 1
+        _fire(self.watches)
         super().update(*args, **kwargs)
 
     def setdefault(self, key, default=None):
-        _changes[0] += 1
+        _fire(self.watches)
         return super().setdefault(key, default)
 
     def move_to_end(self, key, last=True):
-        _changes[0] += 1
+        _fire(self.watches)
         super().move_to_end(key, last)
+
+    def __deepcopy__(self, memo):
+        # a copy's watches are its own (none yet)
+        return _Children((k, copy.deepcopy(v, memo)) for k, v in self.items())
 
 
 class Module:
@@ -417,7 +443,7 @@ class Module:
     register_module = add_module
 
     def __setattr__(self, name: str, value) -> None:
-        _changes[0] += 1
+        _fire(self.__dict__.get("_watches"))
 
         def remove_from(*dicts_or_sets):
             for d in dicts_or_sets:
@@ -478,7 +504,7 @@ class Module:
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __delattr__(self, name: str) -> None:
-        _changes[0] += 1
+        _fire(self.__dict__.get("_watches"))
         if name in self._parameters:
             del self._parameters[name]
         elif name in self._buffers:
@@ -1007,14 +1033,14 @@ class Module:
         try:
             for hook_id, hook in list(self._forward_pre_hooks.items()):
                 if hook_id in self._forward_pre_hooks_with_kwargs:
-                    out = hook(self, args, kwargs)
+                    out = capture_state.call(hook, self, args, kwargs)
                     if out is not None:
                         if not (isinstance(out, tuple) and len(out) == 2):
                             raise RuntimeError("forward pre-hook must return None or a tuple of "
                                                f"(new_args, new_kwargs), but got {out}.")
                         args, kwargs = out
                 else:
-                    out = hook(self, args)
+                    out = capture_state.call(hook, self, args)
                     if out is not None:
                         args = out if isinstance(out, tuple) else (out,)
             backward_hook = None
@@ -1027,10 +1053,11 @@ class Module:
             result = self.forward(*args, **kwargs)
             for hook_id, hook in list(self._forward_hooks.items()):
                 called.add(hook_id)
+                # (a captured step calls the hook again at this point: gradient.capture)
                 if hook_id in self._forward_hooks_with_kwargs:
-                    out = hook(self, args, kwargs, result)
+                    out = capture_state.call(hook, self, args, kwargs, result)
                 else:
-                    out = hook(self, args, result)
+                    out = capture_state.call(hook, self, args, result)
                 if out is not None:
                     result = out
             if backward_hook is not None:
@@ -1072,7 +1099,7 @@ class Module:
         new = type(self).__new__(type(self))
         memo[id(self)] = new
         for key, value in self.__dict__.items():
-            if key not in self._derived_caches:
+            if key not in self._derived_caches and key != "_watches":
                 object.__setattr__(new, key, copy.deepcopy(value, memo))
         return new
 

@@ -35,6 +35,7 @@ import math
 
 from .. import kernels
 from ..autograd import autocast_state as _autocast
+from ..autograd import capture_state
 from ..autograd import is_grad_enabled
 from ..autograd.function import ArrayFunction, check_same_device
 from ..dtypes import bool_, float32, float64, from_numpy_dtype, int64
@@ -140,8 +141,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
                                                          scale, is_causal))
             return FusedAttention.apply(query, key, value, scale, is_causal)
         if not recording:
-            out = attention_arrays(query._backend, query._data, key._data, value._data, scale,
-                                   k_groups, v_groups, is_causal)
+            out = capture_state.run(attention_arrays, query._backend, query._data, key._data,
+                                    value._data, scale, k_groups, v_groups, is_causal)
             if out is not None:
                 return Tensor._make(out, False, query._backend)
     q = query * scale  # scaling (..., L, E) costs less than scaling the (..., L, S) scores
@@ -209,7 +210,7 @@ def attention_arrays(b, q, k, v, scale: float, k_groups: int = 1, v_groups: int 
     :func:`scaled_dot_product_attention` runs on the raw arrays: the same backend primitives in
     the same order, so the result is bit for bit the composition's; what is saved is the Tensor
     and Function machinery of a dozen ops, which dominates one decode step's attention (a 1-row
-    query against a few hundred keys). Models' decode paths on raw arrays call this too.
+    query against a few hundred keys). A captured decode step replays this call.
     """
     L, S = q.shape[-2], k.shape[-2]
     if (L == 1 and (S == 1 or not is_causal) and q.ndim == 4 and k.ndim == 4

@@ -26,6 +26,7 @@ import math
 
 from .. import kernels
 from ..autograd import autocast_state as _autocast
+from ..autograd import capture_state
 from ..autograd.function import ArrayFunction, check_same_device
 from ..autograd.grad_mode import is_grad_enabled, no_grad
 from ..dtypes import bfloat16, bool_, float16, float32, float64, from_numpy_dtype, int64
@@ -996,12 +997,18 @@ def _low_precision_layer_norm(input: Tensor, weight, bias, shape: tuple, eps: fl
     if any(p is not None and p.dtype != input._data.dtype for p in params):
         return None
     wide = [None if p is None else _upcast(b, p) for p in params]
-    x = _upcast(b, input._data)
-    if not layer_norm_is_fused(b, x, *wide, shape):
-        return None
+    if not (input.numel() and kernels.lookup("layer_norm", b, float32.numpy) is not None
+            and all(p is None or p.dtype == float32.numpy for p in wide)):
+        return None   # (what layer_norm_is_fused asks of the widened input)
     check_same_device("layer_norm", input, weight, bias)
-    y = kernels.call("layer_norm", b, x, *wide, eps)[0]
-    return Tensor._make(b.cast(y, input.dtype), False, b)
+    return Tensor._make(capture_state.run(_layer_norm_widened, b, input._data, *wide, eps),
+                        False, b)
+
+
+def _layer_norm_widened(b, x, weight, bias, eps):
+    """The float32 layer norm kernel on ``x`` widened, rounded once to ``x``'s dtype."""
+    y = kernels.call("layer_norm", b, _upcast(b, x), weight, bias, eps)[0]
+    return b.cast(y, from_numpy_dtype(x.dtype))
 
 
 def layer_norm_is_fused(backend, x, weight, bias, normalized_shape) -> bool:
@@ -1116,14 +1123,15 @@ def _rms_norm_arrays(input: Tensor, shape: tuple, weight, eps: float) -> Tensor:
     or float64 inference): the same primitives in the same order, so the same bits, without the
     Tensor machinery of seven ops (a decoder calls this twice per layer per token)."""
     b = input._backend
-    return Tensor._make(rms_norm_arrays(b, input._data, shape, None if weight is None
-                                        else weight._data, eps), False, b)
+    return Tensor._make(capture_state.run(rms_norm_arrays, b, input._data, shape,
+                                          None if weight is None else weight._data, eps),
+                        False, b)
 
 
 def rms_norm_arrays(b, x, shape: tuple, weight, eps: float):
     """:func:`rms_norm` over the last ``len(shape)`` dimensions of the float32/float64 raw
     array ``x`` of backend ``b`` (``weight``: a raw array or None), as it runs when nothing is
-    recorded; for decode paths on raw arrays."""
+    recorded (what a captured decode step replays)."""
     dtype = from_numpy_dtype(x.dtype)
     axes = tuple(range(x.ndim - len(shape), x.ndim))
     total = b.reduce("sum", b.binary("mul", x, x), axes, True)
@@ -1320,14 +1328,6 @@ def _swiglu_is_fused(b, gate, up) -> bool:
             and kernels.lookup("swiglu", b, gate.dtype) is not None)
 
 
-def swiglu_arrays(b, gate, up):
-    """:func:`swiglu` on raw arrays of backend ``b`` when nothing is recorded: the fused kernel
-    where :func:`swiglu` takes it, otherwise SiLU's forward and the product."""
-    if _swiglu_is_fused(b, gate, up):
-        return SwiGLU.forward_arrays(b, gate, up)
-    return b.binary("mul", SiLU.forward_arrays(b, gate), up)
-
-
 class SwiGLU(ArrayFunction):
     """:func:`swiglu` in the backend's fused kernels; second derivatives go through the
     same gradients written with differentiable ops (as :class:`RMSNorm`)."""
@@ -1393,15 +1393,6 @@ def _rotary_is_fused(b, x, cos, sin) -> bool:
     takes."""
     return (cos.shape == sin.shape and cos.dtype == x.dtype == sin.dtype and x.size > 0
             and kernels.lookup("rotary_embedding", b, x.dtype) is not None)
-
-
-def rotary_arrays(b, x, cos, sin):
-    """:func:`rotary_embedding` on raw arrays of backend ``b`` (an even head_dim) when nothing
-    is recorded: the fused kernel where :func:`rotary_embedding` takes it, otherwise its
-    composition (the roll as two slices joined, then ``x * cos + rolled * sin``)."""
-    if _rotary_is_fused(b, x, cos, sin):
-        return Rotary.forward_arrays(b, x, cos, sin)
-    return _rotary_composed(b, x, cos, sin)
 
 
 def _rotary_composed(b, x, cos, sin):

@@ -224,8 +224,7 @@ def check_input(layer, input) -> None:
 class _QuantizedLayer(Module):
     """What :class:`QuantizedLinear` and :class:`~gradient.quant.weight_only.WeightOnlyLinear`
     share: ``y = x @ W.T + bias`` through :class:`_QuantizedMatmul`, whose protocol
-    (``_product``, ``_product_t``, ``exact()``, ``in_features``/``out_features``) each provides,
-    on Tensors and on raw arrays."""
+    (``_product``, ``_product_t``, ``exact()``, ``in_features``/``out_features``) each provides."""
 
     def forward(self, input: Tensor) -> Tensor:
         check_input(self, input)
@@ -234,14 +233,6 @@ class _QuantizedLayer(Module):
             return y
         bias = self.bias if self.bias.dtype is y.dtype else self.bias.to(y.dtype)
         return y + bias
-
-    def forward_arrays(self, backend, x):
-        """:meth:`forward` on the raw float array ``x`` of ``backend`` with nothing recorded (the
-        bias, if any, of ``x``'s dtype), for decode paths on raw arrays
-        (:mod:`gradient.models.raw_decode`)."""
-        y = _QuantizedMatmul.forward_arrays(backend, x, self)
-        bias = self._parameters["bias"]
-        return y if bias is None else backend.binary("add", y, bias._data)
 
 
 class QuantizedLinear(_QuantizedLayer):

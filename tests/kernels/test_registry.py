@@ -74,4 +74,6 @@ def test_decoding_a_gpt2_model_is_seen_in_the_trace():
                                        n_head=2)).eval()
     with kernels.trace() as t:
         model.generate(gradient.tensor([[1, 2, 3]]), max_new_tokens=4)
-    assert t.calls("gpt2_decode_step") == {"numba": 4}   # the prompt, then 3 one-token steps
+    # after the prompt, three one-token steps: two captured, then one replayed
+    assert t.calls("captured_step") == {"capture": 2, "replay": 1}
+    assert t.calls("decode_attention") == {"numba": 2 * 3}   # per layer and step

@@ -2,6 +2,7 @@
 
 import json
 import os
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -15,8 +16,8 @@ from gradient.models import (GPT2Config, GPT2LMHeadModel, UnknownArchitectureErr
                              from_pretrained)
 
 from ..devices import DEVICES  # noqa: E402
-from .raw_decode_checks import (assert_module_graph_where_forwards_differ,  # noqa: E402
-                                count_raw_steps, decode_logits)
+from .decode_step_checks import (assert_user_changes_keep_the_step,  # noqa: E402
+                                 decode_logits, steps_by_kind)
 
 VOCAB = 300
 
@@ -111,69 +112,42 @@ def test_kv_cache_decoding_equals_full_recompute(models, device):
     assert np.abs(np.concatenate(steps, 1) - full).max() < 1e-5
 
 
-@pytest.fixture
-def decode_calls(monkeypatch):
-    """One entry per decode step run on raw arrays (``gpt2._decode_on_arrays``)."""
-    from gradient.models import gpt2
-    return count_raw_steps(monkeypatch, gpt2)
-
-
-@pytest.fixture
-def compiled_calls(monkeypatch):
-    """One entry per forward that the compiled CPU step (``gpt2_decode.DecodeStep``) ran: its
-    number of new tokens (1 for a decode step, the prompt's length for a prefill)."""
-    from gradient.models.gpt2_decode import DecodeStep
-    calls, real = [], DecodeStep.__call__
-
-    def counting(self, x, cache):
-        out = real(self, x, cache)
-        if out is not None:
-            calls.append(x.shape[1])
-        return out
-    monkeypatch.setattr(DecodeStep, "__call__", counting)
-    return calls
-
-
 @pytest.mark.parametrize("device", DEVICES)
-def test_decode_steps_are_bit_identical_to_the_module_graph(models, device, decode_calls,
-                                                            compiled_calls):
+def test_decode_steps_are_bit_identical_to_the_module_graph(models, device):
     ours = models(device)
     ids = _ids((2, 14), seed=7)
-    fused = decode_logits(ours, ids)
-    # every one-token step skipped the modules: on the CPU through the compiled step, which
-    # took the prompt of 6 too
-    on_cpu = device == "cpu"
-    assert (compiled_calls, len(decode_calls)) == (([6] + [1] * 8, 0) if on_cpu else ([], 8))
+    counts = Counter()
+    fused = decode_logits(ours, ids, counts=counts)
+    # the first two one-token steps captured, the other six replayed
+    assert steps_by_kind(counts) == {"capture": 2, "replay": 6, "module graph": 0}
     np.testing.assert_array_equal(fused, decode_logits(ours, ids, fused=False))
-    assert len(compiled_calls) + len(decode_calls) == (9 if on_cpu else 8)
 
 
-def test_only_a_prompt_into_an_empty_cache_takes_the_compiled_step(models, compiled_calls):
-    """A chunk of several tokens after cached ones needs a mask: the module graph runs it."""
+def test_chunks_after_cached_tokens_take_the_module_graph(models):
+    """A chunk of several tokens needs a mask, or is a prompt: the module graph runs it; the
+    one-token steps between chunks are captured."""
     ours = models("cpu")
     ids = _ids((2, 12), seed=11)
-    chunks = [(0, 5), (5, 8), (8, 9), (9, 12)]
+    chunks = [(0, 5), (5, 8), (8, 9), (9, 10), (10, 11), (11, 12)]
     logits = {}
     for fused in (True, False):
         ours.transformer.fused_decode = fused
         try:
-            with gradient.no_grad():
+            with gradient.no_grad(), gradient.kernels.trace() as t:
                 cache = ours.new_cache(2, 12)
                 logits[fused] = [ours(gradient.tensor(ids[:, a:b]), cache=cache).logits.numpy()
                                  for a, b in chunks]
         finally:
             ours.transformer.fused_decode = True
-    assert compiled_calls == [5, 1]
+        if fused:
+            assert steps_by_kind(t.counts) == {"capture": 2, "replay": 2, "module graph": 0}
     for fused, graph in zip(logits[True], logits[False]):
         np.testing.assert_array_equal(fused, graph)
 
 
 @pytest.mark.parametrize("activation", ["gelu_new", "gelu", "relu"])
-def test_compiled_cpu_step_and_raw_arrays_give_the_module_graph_bits(activation, decode_calls,
-                                                                      compiled_calls,
-                                                                      monkeypatch):
-    """Each GELU form through the compiled step; ReLU (not compiled) on raw arrays; and the
-    raw-array path on the CPU as well, with the compiled step turned off."""
+def test_captured_step_gives_the_module_graph_bits(activation):
+    """Each activation of the config, through the step captured from its forward."""
     gradient.manual_seed(3)
     model = GPT2LMHeadModel(GPT2Config(vocab_size=VOCAB, n_positions=32, n_embd=32, n_layer=2,
                                        n_head=4, activation_function=activation)).eval()
@@ -182,53 +156,48 @@ def test_compiled_cpu_step_and_raw_arrays_give_the_module_graph_bits(activation,
         for p in model.parameters():
             p.copy_(gradient.tensor(rng.normal(0, 0.3, p.shape).astype(np.float32)))
     ids = _ids((3, 12), seed=9)
-    expected = decode_logits(model, ids, fused=False)
-    np.testing.assert_array_equal(decode_logits(model, ids), expected)
-    compiled = activation != "relu"
-    assert (compiled_calls, len(decode_calls)) == (([6] + [1] * 6, 0) if compiled else ([], 6))
-    from gradient.models.gpt2_decode import DecodeStep
-    monkeypatch.setattr(DecodeStep, "__call__", lambda *args: None)
-    np.testing.assert_array_equal(decode_logits(model, ids), expected)
-    assert len(decode_calls) == (6 if compiled else 12)
+    counts = Counter()
+    np.testing.assert_array_equal(decode_logits(model, ids, counts=counts),
+                                  decode_logits(model, ids, fused=False))
+    assert steps_by_kind(counts) == {"capture": 2, "replay": 4, "module graph": 0}
 
 
-def test_compiled_step_sees_weights_changed_replaced_or_copied(compiled_calls):
-    """The step gathers the weights' arrays once: a change in place, a replaced storage and a
-    deep copy of the model (other arrays) must all reach it."""
+def test_captured_step_sees_weights_changed_replaced_or_copied():
+    """The step reads the weights' arrays it captured: a change in place, a replaced storage
+    and a deep copy of the model (other arrays) must all reach it."""
     import copy
     gradient.manual_seed(4)
     model = GPT2LMHeadModel(GPT2Config(vocab_size=VOCAB, n_positions=32, n_embd=32, n_layer=2,
                                        n_head=4)).eval()
-    ids = _ids((1, 9), seed=10)
+    ids = _ids((1, 12), seed=10)
     fc = model.transformer.h[1].mlp.c_fc
     rng = np.random.default_rng(6)
-    decode_logits(model, ids)                              # builds the step
+    counts = Counter()
+    decode_logits(model, ids, counts=counts)               # captures the step
     with gradient.no_grad():
         fc.bias.add_(gradient.tensor(rng.normal(0, 1, fc.bias.shape).astype(np.float32)))
-    np.testing.assert_array_equal(decode_logits(model, ids), decode_logits(model, ids, fused=False))
+    np.testing.assert_array_equal(decode_logits(model, ids, counts=counts),
+                                  decode_logits(model, ids, fused=False))
     fc.weight.data = gradient.tensor(rng.normal(0, 1, fc.weight.shape).astype(np.float32))
-    np.testing.assert_array_equal(decode_logits(model, ids), decode_logits(model, ids, fused=False))
+    np.testing.assert_array_equal(decode_logits(model, ids, counts=counts),
+                                  decode_logits(model, ids, fused=False))
     twin = copy.deepcopy(model)
-    assert "_plan" not in twin.transformer.__dict__        # not copied: rebuilt on use
+    assert "_captured" not in twin.transformer.__dict__    # not copied: captured on use
     with gradient.no_grad():
         twin.transformer.h[0].attn.c_proj.bias.add_(1.0)
-    changed = decode_logits(twin, ids)
+    changed = decode_logits(twin, ids, counts=counts)
     np.testing.assert_array_equal(changed, decode_logits(twin, ids, fused=False))
-    assert not np.allclose(changed, decode_logits(model, ids))
-    assert compiled_calls == [6, 1, 1, 1] * 5             # every forward of the five fused runs
+    assert not np.allclose(changed, decode_logits(model, ids, counts=counts))
+    # each run captured its first two steps (setting fused_decode is a change of the stack
+    # too: tests/capture checks that an unchanged step is kept across runs)
+    assert steps_by_kind(counts) == {"capture": 10, "replay": 20, "module graph": 0}
 
 
-def test_decode_takes_the_module_graph_where_its_forwards_would_differ(checkpoint, decode_calls,
-                                                                       compiled_calls):
+def test_user_changes_keep_the_captured_step(checkpoint):
     model = GPT2LMHeadModel.from_pretrained(checkpoint[1])
     blocks = model.transformer.h
-    assert_module_graph_where_forwards_differ(model, compiled_calls, _ids((1, 9), seed=8),
-                                              blocks[1].mlp.c_fc, blocks[0].attn, "c_proj")
-    assert decode_calls == []
-    hook = model.transformer.ln_f.register_forward_hook(lambda *args: None)
-    decode_logits(model, _ids((1, 9), seed=8))          # a hook on ln_f: not the compiled step
-    assert compiled_calls == [6, 1, 1, 1] and len(decode_calls) == 3
-    hook.remove()
+    assert_user_changes_keep_the_step(model, _ids((1, 12), seed=8), blocks[1].mlp.c_fc,
+                                      blocks[0].attn, "c_proj")
 
 
 def test_logits_to_keep_gives_the_last_positions(ours):

@@ -9,6 +9,7 @@ with ours. Models are shared through a module-scoped cache so each is built once
 import json
 import os
 import shutil
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -22,8 +23,7 @@ from gradient.models.llama import LlamaConfig, LlamaForCausalLM, rope_inv_freq
 from gradient.models.pretrained import MODEL_TYPES, UnknownArchitectureError, from_pretrained
 
 from ..devices import DEVICES
-from .raw_decode_checks import (assert_module_graph_where_forwards_differ, count_raw_steps,
-                                decode_logits)
+from .decode_step_checks import assert_user_changes_keep_the_step, decode_logits, steps_by_kind
 
 VOCAB = 160
 SMALL = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
@@ -225,39 +225,33 @@ def test_cached_decoding_with_left_padding(pairs, name):
             np.testing.assert_allclose(step[keep], full[:, start:end][keep], rtol=0, atol=1e-5)
 
 
-@pytest.fixture
-def decode_calls(monkeypatch):
-    """One entry per decode step run on raw arrays (``llama._decode_on_arrays``)."""
-    from gradient.models import llama
-    return count_raw_steps(monkeypatch, llama)
-
-
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_decode_on_arrays_is_bit_identical_to_the_module_graph(pairs, name, device,
-                                                                decode_calls):
+def test_captured_decode_step_is_bit_identical_to_the_module_graph(pairs, name, device):
     model = pairs(name).on(device)
     ids = prompts(2, 14, seed=7)
-    fused = decode_logits(model, ids)
+    counts = Counter()
+    fused = decode_logits(model, ids, counts=counts)
     # Mistral's window (4) is shorter than the 6-token prompt: every step needs the window's
-    # mask, which only the module graph applies
-    assert len(decode_calls) == (0 if name == "mistral" else 8)
+    # mask, an input that grows with the position: the module graph runs them
+    expected = ({"capture": 0, "replay": 0, "module graph": 0} if name == "mistral"
+                else {"capture": 2, "replay": 6, "module graph": 0})
+    assert steps_by_kind(counts) == expected
     np.testing.assert_array_equal(fused, decode_logits(model, ids, fused=False))
-    assert len(decode_calls) == (0 if name == "mistral" else 8)
 
 
-def test_decode_takes_the_module_graph_where_its_forwards_would_differ(pairs, decode_calls):
+def test_user_changes_keep_the_captured_step(pairs):
     model = LlamaForCausalLM.from_pretrained(pairs("qwen2").dir)
-    ids = prompts(1, 9, seed=8)
+    ids = prompts(1, 12, seed=8)
     attn = model.model.layers[0].self_attn
-    assert_module_graph_where_forwards_differ(model, decode_calls, ids,
-                                              model.model.layers[1].mlp.up_proj, attn, "o_proj")
+    assert_user_changes_keep_the_step(model, ids, model.model.layers[1].mlp.up_proj, attn,
+                                      "o_proj")
     expected = decode_logits(model, ids, fused=False)
-    with gradient.no_grad():                      # explicit positions: the module graph
+    with gradient.no_grad(), gradient.kernels.trace() as t:   # explicit positions: the graph
         cache = model.new_cache(1, 9)
         model(gradient.tensor(ids[:, :8]), cache=cache)
-        model(gradient.tensor(ids[:, 8:]), cache=cache, position_ids=gradient.tensor([[8]]))
-    assert len(decode_calls) == 3                 # the three of the shared checks, no more
+        model(gradient.tensor(ids[:, 8:9]), cache=cache, position_ids=gradient.tensor([[8]]))
+    assert sum(steps_by_kind(t.counts).values()) == 0
     np.testing.assert_array_equal(decode_logits(model, ids), expected)
 
 

@@ -443,18 +443,17 @@ def test_hook_less_calls_take_the_plain_path(monkeypatch):
         lin(data(G, 1, 3))
 
 
-def test_backward_hooks_count_as_structure_changes():
-    from gradient.nn.module import structure_version
+def test_backward_hooks_are_changes_of_their_module():
+    from gradient.nn.module import ModuleWatch
     lin = linear(G)
     for register in (lambda: lin.register_full_backward_hook(lambda *a: None),
-                     lambda: lin.register_full_backward_pre_hook(lambda *a: None),
-                     lambda: gmodule.register_module_full_backward_pre_hook(lambda *a: None)):
-        before = structure_version()
+                     lambda: lin.register_full_backward_pre_hook(lambda *a: None)):
+        watch = ModuleWatch([lin])
         handle = register()
-        assert structure_version() != before
-        before = structure_version()
+        assert watch.changed
+        watch = ModuleWatch([lin])
         handle.remove()
-        assert structure_version() != before
+        assert watch.changed
 
 
 def test_torch_import_path_of_the_global_hooks_works():

@@ -589,8 +589,8 @@ def test_buffer_assignment_and_math_on_modules():
     assert math.isclose(float((m.w * m.stat).sum()), 4.0)
 
 
-def test_structure_version_counts_every_change_to_attributes_and_children():
-    from gradient.nn.module import structure_version
+def test_a_module_watch_sees_every_change_to_attributes_and_children():
+    from gradient.nn.module import ModuleWatch
     nn = gradient.nn
     seq = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
     lst = nn.ModuleList([nn.Identity()])
@@ -617,11 +617,28 @@ def test_structure_version_counts_every_change_to_attributes_and_children():
         lambda: seq.train(False),
     ]
     for change in changes:
-        before = structure_version()
+        watch = ModuleWatch([*seq.modules(), lst, *lst, dct, *dct.values()])
         change()
-        assert structure_version() != before, change
-    before = structure_version()
+        assert watch.changed, change
+    seq = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    watch = ModuleWatch(seq.modules())
     with gradient.no_grad():   # using a model changes nothing
         seq(gradient.ones(1, 2))
         list(seq.parameters()), seq.state_dict(), repr(seq)
-    assert structure_version() == before
+    with gradient.no_grad():   # nor do its values (a watcher checks the tensors it read)
+        seq[0].weight.add_(1.0)
+        seq[0].weight.data = gradient.zeros(2, 2)
+    assert not watch.changed
+    other = nn.Linear(2, 2)    # another module's change is not seen
+    other.note = "x"
+    assert not watch.changed
+    handle = seq[0].register_forward_hook(lambda *a: None)   # a hook is
+    assert watch.changed
+    watch = ModuleWatch(seq.modules())
+    handle.remove()
+    assert watch.changed
+    import copy
+    twin = copy.deepcopy(seq)  # a copy has watches of its own (none)
+    watch = ModuleWatch(seq.modules())
+    twin[0].note = "y"
+    assert not watch.changed

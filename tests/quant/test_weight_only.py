@@ -26,7 +26,7 @@ from gradient.quant.weight_only import (PackedWeight, WeightOnlyLinear, pack_int
                                         quantize_q4_k, quantize_weight, unpack_int4,
                                         weight_only_matmul)
 
-from ..models.raw_decode_checks import count_raw_steps, decode_logits
+from ..models.decode_step_checks import decode_logits, steps_by_kind
 from .gguf_fixtures import gguf
 
 # (bits, group_size, zero_point): int8 per channel and in groups, int4 both ways
@@ -250,20 +250,19 @@ def test_quantize_model_copy(scheme, options):
 
 @pytest.mark.parametrize("scheme", ["int8", "int4", "Q8_0"])
 @pytest.mark.parametrize("family", ["llama", "gpt2"])
-def test_quantized_models_decode_on_raw_arrays(scheme, family, monkeypatch):
+def test_quantized_models_replay_their_decode_steps(scheme, family):
     """The quantized layers keep the mode of the layers they replace, and a quantized model's
-    decode steps skip the module graph as a float model's do, with the same bits. (A batch of
-    2: LLaMA's one-sequence GGUF decoder does not apply.)"""
-    from gradient.models import gpt2, llama
+    decode steps are captured and replayed as a float model's are, with the same bits. (A batch
+    of 2: LLaMA's one-sequence GGUF decoder does not apply.)"""
+    from collections import Counter
     model = tiny_llama() if family == "llama" else tiny_gpt2()
     q = Q.quantize(model, scheme)
     assert not any(m.training for m in q.modules())
-    calls = count_raw_steps(monkeypatch, llama if family == "llama" else gpt2)
-    ids = np.random.default_rng(1).integers(0, 96, (2, 9))
-    fused = decode_logits(q, ids, prompt=5)
-    assert len(calls) == 4
+    ids = np.random.default_rng(1).integers(0, 96, (2, 10))
+    counts = Counter()
+    fused = decode_logits(q, ids, prompt=5, counts=counts)
+    assert steps_by_kind(counts) == {"capture": 2, "replay": 3, "module graph": 0}
     np.testing.assert_array_equal(fused, decode_logits(q, ids, prompt=5, fused=False))
-    assert len(calls) == 4
     assert all(m.training for m in Q.quantize(model.train(), scheme).modules())
 
 

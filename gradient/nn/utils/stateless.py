@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from ..module import Module, count_change
+from ..module import Module, changed
 
 __all__ = ["functional_call"]
 
@@ -91,7 +91,7 @@ def _swap(module: Module, name: str, value):
     """Put ``value`` at the dotted ``name``; return what was there (``_MISSING`` if nothing)."""
     prefix, _, attr = name.rpartition(".")
     owner = module.get_submodule(prefix)
-    count_change()   # cached structures (the fused LLaMA decoder) must see the new tensors
+    changed(owner)   # what was derived from it (a captured step) must see the new tensors
     for registry in (owner._parameters, owner._buffers):
         if attr in registry:
             old = registry[attr]
@@ -105,7 +105,7 @@ def _swap(module: Module, name: str, value):
 def _unswap(module: Module, name: str, old) -> None:
     prefix, _, attr = name.rpartition(".")
     owner = module.get_submodule(prefix)
-    count_change()
+    changed(owner)
     for registry in (owner._parameters, owner._buffers):
         if attr in registry:
             registry[attr] = old

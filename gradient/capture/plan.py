@@ -1,0 +1,98 @@
+"""A recorded run compiled into one Python function that makes the same calls on new arrays.
+
+The :class:`Plan` of a decode step of GPT-2 small is some two hundred lines like::
+
+    s7 = f6(k4, s3, k5, k6, 1e-05)         # LayerNorm
+    s8 = f7(k7, s7, k8, k9)                # Linear
+    s12, s13 = f11(s1, 0, s10, s11)        # KVCache.update_arrays
+
+one per recorded call, where ``s`` are the arrays made during the step (and its inputs), ``f``
+the forwards and kernels that were called, and ``k`` the constants (weights, contexts). Python
+runs it without any of the Tensor, autograd or Module machinery around each call: no checks,
+no dispatch, no hooks lookup. :attr:`Plan.source` shows it.
+
+Example::
+
+    >>> plan = Plan(recorder, out_refs, watch)
+    >>> plan.valid() and plan.replay(x_array, cache)
+"""
+
+from __future__ import annotations
+
+import math
+
+from .recorder import CONST, SEQ, SLOT
+
+__all__ = ["Plan"]
+
+
+class Plan:
+    """The calls a :class:`~gradient.capture.recorder.Recorder` recorded, compiled
+    (:attr:`source`), with what keeps them valid: the module tree unchanged (``watch``, a
+    :class:`~gradient.nn.module.ModuleWatch`) and every parameter or buffer the run read still
+    holding the same array at the same version."""
+
+    def __init__(self, recorder, out_refs, watch):
+        self.source, self._replay = _compile(recorder.calls, recorder.n_inputs, out_refs)
+        self.n_calls = len(recorder.calls)
+        self._tensors = tuple(recorder.tensors_read.values())
+        self._watch = watch
+
+    def valid(self) -> bool:
+        """No module of the tree changed and no tensor read was replaced or written in place."""
+        if self._watch.changed:
+            return False
+        for tensor, array, version in self._tensors:
+            if tensor._data is not array or tensor._version.value != version:
+                return False
+        return True
+
+    def replay(self, *inputs) -> tuple:
+        """The recorded calls on ``inputs`` (the arrays and objects of the input slots, in
+        order); the arrays of the results."""
+        return self._replay(*inputs)
+
+
+def _compile(calls, n_inputs: int, out_refs) -> tuple:
+    """``(source, function)`` of the calls (see the module docstring)."""
+    names: dict = {}        # what the source calls by name
+    by_id: dict = {}        # id(constant) -> its name
+
+    def named(value, prefix):
+        name = by_id.get(id(value))
+        if name is None:
+            name = f"{prefix}{len(by_id)}"
+            by_id[id(value)] = name
+            names[name] = value
+        return name
+
+    def expr(ref):
+        kind = ref[0]
+        if kind == SLOT:
+            return f"s{ref[1]}"
+        if kind == SEQ:
+            items = "".join(f"{expr(r)}, " for r in ref[2])
+            return f"[{items}]" if ref[1] is list else f"({items})"
+        value = ref[1]
+        if value is None or type(value) in (bool, int, str) or (
+                type(value) is float and math.isfinite(value)):
+            return repr(value)
+        return named(value, "k")
+
+    params = ", ".join(f"s{i}" for i in range(n_inputs))
+    lines = [f"def step({params}):"]
+    for call in calls:
+        fn = named(call.fn, "f")
+        args = ", ".join(expr(r) for r in call.args)
+        if call.outs is None:
+            target = f"s{call.out} = "
+        elif not call.outs:
+            target = ""
+        else:
+            target = ", ".join("_" if o is None else f"s{o}" for o in call.outs) + ", = "
+        lines.append(f"    {target}{fn}({args})   # {call.label}")
+    lines.append(f"    return ({''.join(f'{expr(r)}, ' for r in out_refs)})")
+    source = "\n".join(lines) + "\n"
+    scope = dict(names)
+    exec(compile(source, "<captured step>", "exec"), scope)   # noqa: S102  (our own source)
+    return source, scope["step"]

@@ -1,0 +1,39 @@
+"""When and how a model's decode step is replayed: the step is the model's own forward over
+its decoder stack, captured by :mod:`gradient.capture` and replayed for the next tokens.
+
+Nothing here knows a model's math. :func:`replays_decode_step` says when replaying cannot be
+told from running the modules (evaluation mode, nothing recorded, no autocast, gradient's own
+KV cache, whose writes the capture replays at each step's position); :func:`decode_step` gives
+the stack's :class:`~gradient.capture.CapturedStep`, kept on the stack.
+
+Example::
+
+    >>> if T == 1 and mask is None and replays_decode_step(self, cache):
+    ...     x = decode_step(self, self._layers_forward)(x, cos, sin, cache)
+"""
+
+from __future__ import annotations
+
+from ..autograd import autocast_state as _autocast
+from ..autograd import is_grad_enabled
+from ..capture import CapturedStep
+from ..generation.kv_cache import KVCache
+
+__all__ = ["decode_step", "replays_decode_step"]
+
+
+def replays_decode_step(stack, cache) -> bool:
+    """The decoder ``stack`` (``GPT2Model``, ``LlamaModel``) allows it (its ``fused_decode``
+    flag), is in evaluation mode, nothing is recorded, no autocast is active and ``cache`` is
+    a :class:`~gradient.generation.KVCache`."""
+    return (stack.fused_decode and type(cache) is KVCache and not stack.training
+            and not is_grad_enabled() and not _autocast.any_enabled())
+
+
+def decode_step(stack, forward) -> CapturedStep:
+    """The captured step of ``forward`` (a bound method of ``stack`` over its layers), made on
+    first use and kept in the stack's ``__dict__`` (a derived cache: ``_derived_caches``)."""
+    step = stack.__dict__.get("_captured")
+    if step is None:
+        step = stack.__dict__["_captured"] = CapturedStep(forward, stack)
+    return step

@@ -1,0 +1,167 @@
+"""gradient.capture: a step captured from a module forward, replayed with the module graph's
+bits, kept while nothing it read changed, and refused where replaying could differ."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+import gradient
+from gradient import nn
+from gradient.capture import CapturedStep
+from gradient.generation import KVCache
+
+
+class Block(nn.Module):
+    """A small residual block that writes a KV cache, as a decoder layer does."""
+
+    def __init__(self, width=8, layer=0):
+        super().__init__()
+        self.layer = layer
+        self.norm = nn.LayerNorm(width)
+        self.proj = nn.Linear(width, 3 * width)
+        self.out = nn.Linear(width, width)
+
+    def forward(self, x, cache):
+        q, k, v = self.proj(self.norm(x)).view(1, 1, 3, 1, -1).permute(2, 0, 3, 1, 4)
+        k, v = cache.update(self.layer, k, v)
+        y = nn.functional.scaled_dot_product_attention(q, k, v)
+        return x + self.out(gradient.nn.functional.gelu(y.reshape(1, 1, -1)))
+
+
+class Stack(nn.Module):
+    def __init__(self, n=2):
+        super().__init__()
+        self.blocks = nn.ModuleList(Block(layer=i) for i in range(n))
+
+    def forward(self, x, cache):
+        for block in self.blocks:
+            x = block(x, cache)
+        return x
+
+
+def run(stack, step, steps=6, seed=0):
+    """The outputs of ``steps`` one-token steps through ``step`` (a CapturedStep, or the stack
+    itself), a fresh cache, and the trace's counts."""
+    xs = np.random.default_rng(seed).normal(size=(steps, 1, 1, 8)).astype(np.float32)
+    cache = KVCache(len(stack.blocks), 1, 1, 8, steps)
+    outs = []
+    with gradient.no_grad(), gradient.kernels.trace() as t:
+        for x in xs:
+            outs.append(step(gradient.tensor(x), cache).numpy().copy())
+            cache.advance(1)
+    return np.stack(outs), t.calls("captured_step")
+
+
+@pytest.fixture
+def stack():
+    gradient.manual_seed(0)
+    return Stack().eval()
+
+
+def test_replay_gives_the_module_graph_bits(stack):
+    step = CapturedStep(stack.forward, stack)
+    got, calls = run(stack, step)
+    expected, _ = run(stack, stack)
+    np.testing.assert_array_equal(got, expected)
+    assert calls == {"capture": 2, "replay": 4} and step.status() == ["replaying"]
+    plan = next(iter(step._entries.values()))
+    assert "KVCache.update_arrays" in plan.source and "Linear" in plan.source
+    again, calls = run(stack, step)   # nothing changed: the plan is kept
+    assert calls == {"replay": 6}
+    np.testing.assert_array_equal(again, expected)
+
+
+def test_values_changed_in_place_or_replaced_are_seen(stack):
+    step = CapturedStep(stack.forward, stack)
+    run(stack, step)
+    lin = stack.blocks[1].out
+    with gradient.no_grad():
+        lin.bias.add_(1.0)                              # in place: the version moves
+    got, calls = run(stack, step)
+    np.testing.assert_array_equal(got, run(stack, stack)[0])
+    assert calls == {"capture": 2, "replay": 4}
+    lin.weight.data = gradient.ones(8, 8)               # a replaced storage
+    got, calls = run(stack, step)
+    np.testing.assert_array_equal(got, run(stack, stack)[0])
+    assert calls == {"capture": 2, "replay": 4}
+
+
+def test_a_hook_runs_at_every_step_and_its_result_replaces_the_output(stack):
+    step = CapturedStep(stack.forward, stack)
+    run(stack, step)
+    seen = []
+
+    def hook(module, args, out):
+        seen.append(out.shape)
+        return out * 0.5
+    stack.blocks[0].register_forward_hook(hook)
+    got, calls = run(stack, step)
+    assert calls == {"capture": 2, "replay": 4} and len(seen) == 6
+    np.testing.assert_array_equal(got, run(stack, stack)[0])
+
+
+def test_an_adapter_replacing_a_layer_is_captured(stack):
+    class LoRA(nn.Module):
+        def __init__(self, base, rank=2):
+            super().__init__()
+            self.base = base
+            self.a = nn.Linear(base.in_features, rank, bias=False)
+            self.b = nn.Linear(rank, base.out_features, bias=False)
+
+        def forward(self, x):
+            return self.base(x) + self.b(self.a(x)) * 0.5
+
+    step = CapturedStep(stack.forward, stack)
+    plain, _ = run(stack, step)
+    stack.blocks[1].proj = LoRA(stack.blocks[1].proj)
+    got, calls = run(stack, step)
+    assert calls == {"capture": 2, "replay": 4} and not np.array_equal(got, plain)
+    np.testing.assert_array_equal(got, run(stack, stack)[0])
+
+
+def test_what_cannot_be_replayed_runs_the_module_graph(stack):
+    """Python control flow on the data, a write in place and code that reads the position:
+    refused, counted as the module graph; tried again once the modules change."""
+    step = CapturedStep(stack.forward, stack)
+    block = stack.blocks[0]
+    cases = {
+        "a read of tensor data": lambda x, cache: x * 2 if x.sum().item() > 0 else x,
+        "an in-place write": lambda x, cache: x.add_(1.0),
+        "differ from one position": lambda x, cache: x * (cache.length + 1),
+    }
+    for reason, before in cases.items():
+        block.forward = lambda x, cache, before=before: Block.forward(block, before(x, cache),
+                                                                      cache)
+        got, calls = run(stack, step)
+        np.testing.assert_array_equal(got, run(stack, stack)[0])
+        assert calls.get("replay", 0) == 0 and calls["module graph"] > 0, reason
+        assert reason in step.status()[0]
+    del block.forward                                    # a change: captured again
+    assert run(stack, step)[1] == {"capture": 2, "replay": 4}
+
+
+def test_a_changed_hook_structure_is_replayed_through_the_module_graph(stack):
+    """A hook that returned nothing when captured and a tensor later: that step runs the
+    module graph, which then captures again."""
+    step = CapturedStep(stack.forward, stack)
+    state = {"scale": None}
+    stack.blocks[0].register_forward_hook(
+        lambda m, i, out: None if state["scale"] is None else out * state["scale"])
+    xs = np.random.default_rng(3).normal(size=(6, 1, 1, 8)).astype(np.float32)
+    cache = KVCache(2, 1, 1, 8, 6)
+    outs = []
+    with gradient.no_grad():
+        for i, x in enumerate(xs):
+            if i == 4:
+                state["scale"] = 3.0
+            outs.append(step(gradient.tensor(x), cache).numpy().copy())
+            cache.advance(1)
+    cache = KVCache(2, 1, 1, 8, 6)
+    state["scale"] = None
+    with gradient.no_grad():
+        for i, x in enumerate(xs):
+            if i == 4:
+                state["scale"] = 3.0
+            np.testing.assert_array_equal(outs[i], stack(gradient.tensor(x), cache).numpy())
+            cache.advance(1)
