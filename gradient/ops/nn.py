@@ -996,18 +996,21 @@ def _low_precision_layer_norm(input: Tensor, weight, bias, shape: tuple, eps: fl
     params = [None if t is None else t._data for t in (weight, bias)]
     if any(p is not None and p.dtype != input._data.dtype for p in params):
         return None
-    wide = [None if p is None else _upcast(b, p) for p in params]
-    if not (input.numel() and kernels.lookup("layer_norm", b, float32.numpy) is not None
-            and all(p is None or p.dtype == float32.numpy for p in wide)):
-        return None   # (what layer_norm_is_fused asks of the widened input)
+    # what layer_norm_is_fused asks of the widened arrays (all float32: the params are of the
+    # input's half dtype)
+    if not (input.numel() and kernels.lookup("layer_norm", b, float32.numpy) is not None):
+        return None
     check_same_device("layer_norm", input, weight, bias)
-    return Tensor._make(capture_state.run(_layer_norm_widened, b, input._data, *wide, eps),
+    return Tensor._make(capture_state.run(_layer_norm_widened, b, input._data, *params, eps),
                         False, b)
 
 
 def _layer_norm_widened(b, x, weight, bias, eps):
-    """The float32 layer norm kernel on ``x`` widened, rounded once to ``x``'s dtype."""
-    y = kernels.call("layer_norm", b, _upcast(b, x), weight, bias, eps)[0]
+    """The float32 layer norm kernel on ``x``, ``weight`` and ``bias`` widened, rounded once to
+    ``x``'s dtype. (The parameters are widened here, inside the call a captured step replays,
+    so that the step reads the parameters themselves: a change to them is seen.)"""
+    wide = [None if p is None else _upcast(b, p) for p in (weight, bias)]
+    y = kernels.call("layer_norm", b, _upcast(b, x), *wide, eps)[0]
     return b.cast(y, from_numpy_dtype(x.dtype))
 
 

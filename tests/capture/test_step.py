@@ -165,3 +165,19 @@ def test_a_changed_hook_structure_is_replayed_through_the_module_graph(stack):
                 state["scale"] = 3.0
             np.testing.assert_array_equal(outs[i], stack(gradient.tensor(x), cache).numpy())
             cache.advance(1)
+
+
+def test_parameters_widened_inside_a_call_are_still_read_from_the_parameter():
+    """A bfloat16 LayerNorm widens its weight for the float32 kernel inside the call the step
+    replays, so the step reads the weight itself: a change in place reaches it."""
+    norm = nn.LayerNorm(8).to(gradient.bfloat16).eval()
+    step = CapturedStep(norm.forward, norm)
+    x = gradient.randn(2, 8).to(gradient.bfloat16)
+    with gradient.no_grad(), gradient.kernels.trace() as t:
+        for _ in range(3):
+            np.testing.assert_array_equal(step(x).float().numpy(), norm(x).float().numpy())
+        norm.weight.mul_(3.0)
+        for _ in range(3):
+            np.testing.assert_array_equal(step(x).float().numpy(), norm(x).float().numpy())
+    assert t.calls("captured_step") == {"capture": 4, "replay": 2}
+    assert t.calls("layer_norm") == {"numba": 12}   # the widened kernel ran
