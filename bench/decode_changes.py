@@ -80,7 +80,8 @@ def main():
     for _ in range(args.rounds):
         for name, model in (("plain", plain), ("lora", lora), ("hook", hooked)):
             times[name].append(ms_per_token(model, prompt, args.new))
-    ratios = {name: [t / p for t, p in zip(times[name], times["plain"])] for name in ("lora", "hook")}
+    ratios = {name: [t / p for t, p in zip(times[name], times["plain"])]
+              for name in ("lora", "hook")}
     print(json.dumps({
         "model": args.gguf or "SmolLM2-135M-shaped, float32, random",
         "ms_per_token": {k: round(statistics.median(v), 2) for k, v in times.items()},

@@ -89,13 +89,9 @@ class Recorder:
         """Run ``fn(*args)`` (raw arrays) and record it as one call."""
         if self._paused:
             return fn(*args)
-        self._paused += 1
-        try:
-            out = fn(*args)
-        finally:
-            self._paused -= 1
+        out = self._unrecorded(fn, args)
         if out is not None:
-            self._record(fn, args, out, getattr(fn, "__qualname__", type(fn).__name__))
+            self._record(fn, args, out, _label(fn))
         return out
 
     def call(self, fn, args):
@@ -103,11 +99,7 @@ class Recorder:
         :class:`TensorCall`, which wraps the arrays of a later step into Tensors again."""
         if self._paused:
             return fn(*args)
-        self._paused += 1
-        try:
-            result = fn(*args)
-        finally:
-            self._paused -= 1
+        result = self._unrecorded(fn, args)
         leaves, spec = flatten(args)
         refs = []
         kinds = []
@@ -121,9 +113,16 @@ class Recorder:
         out_leaves, _ = flatten(result)
         outs = tuple(t._data for t in out_leaves if isinstance(t, Tensor))
         wrapper = TensorCall(fn, spec, tuple(kinds), len(outs))
-        self._record(wrapper, refs, outs, getattr(fn, "__qualname__", type(fn).__name__),
-                     raw_refs=True)
+        self._record(wrapper, refs, outs, _label(fn), raw_refs=True)
         return result
+
+    def _unrecorded(self, fn, args):
+        """``fn(*args)`` with nothing it does recorded: the caller records it as one call."""
+        self._paused += 1
+        try:
+            return fn(*args)
+        finally:
+            self._paused -= 1
 
     def wrote_in_place(self, op: str) -> None:
         if not self._paused and self.failure is None:
@@ -217,6 +216,10 @@ def unflatten(spec, leaves):
     if kind is dict:
         return {k: unflatten(s, leaves) for k, s in items}
     return kind(unflatten(s, leaves) for s in items)
+
+
+def _label(fn) -> str:
+    return getattr(fn, "__qualname__", type(fn).__name__)
 
 
 def _is_array(value) -> bool:

@@ -59,8 +59,9 @@ from ..errors import AutogradError, GradientError
 from ..tensor import Tensor
 from .parameter import Buffer, Parameter, zero_grad_
 
-__all__ = ["Module", "ModuleWatch", "RemovableHandle", "StateDictError", "register_module_full_backward_hook",
-           "register_module_full_backward_pre_hook", "register_module_backward_hook"]
+__all__ = ["Module", "ModuleWatch", "RemovableHandle", "StateDictError",
+           "register_module_full_backward_hook", "register_module_full_backward_pre_hook",
+           "register_module_backward_hook"]
 
 
 class StateDictError(GradientError, RuntimeError):
