@@ -6,7 +6,8 @@ Run:  python bench/decode_changes.py [--gguf PATH] [--new 48] [--rounds 5]
 Without ``--gguf``: a float32 LLaMA-family model of SmolLM2-135M's shape (30 layers, width
 576, random weights). With it: that GGUF file as ``gradient.hub.load`` gives it (the real
 SmolLM2-135M-Instruct Q4_1: int8 activations; the plain model decodes through its fused
-decoder, the changed ones through the step captured from the module forward). The LoRA is a
+decoder, the changed ones through the step captured from the module forward; so does
+``plain_captured``, the plain model with its fused decoder off). The LoRA is a
 user's own ``nn.Module``: ``base(x) + B(A(x)) * scale``, rank 8. Each round times ``--new``
 greedy tokens of each variant in turn (blocks per variant, interleaved across rounds); the
 JSON line gives the median ms/token of each and the ratios to the plain model, with the
@@ -75,13 +76,17 @@ def main():
         layer.self_attn.v_proj = LoRA(layer.self_attn.v_proj)
     for layer in hooked.model.layers:
         layer.register_forward_hook(lambda m, i, o: None)
+    variants = {"plain": plain, "lora": lora, "hook": hooked}
+    if args.gguf:   # the plain model through the captured step too (its fused decoder off)
+        variants["plain_captured"] = load(args.gguf)
+        variants["plain_captured"].fused_decode = False
     prompt = [504, 3575, 282, 4649, 314]
-    times = {"plain": [], "lora": [], "hook": []}
+    times = {name: [] for name in variants}
     for _ in range(args.rounds):
-        for name, model in (("plain", plain), ("lora", lora), ("hook", hooked)):
+        for name, model in variants.items():
             times[name].append(ms_per_token(model, prompt, args.new))
     ratios = {name: [t / p for t, p in zip(times[name], times["plain"])]
-              for name in ("lora", "hook")}
+              for name in variants if name != "plain"}
     print(json.dumps({
         "model": args.gguf or "SmolLM2-135M-shaped, float32, random",
         "ms_per_token": {k: round(statistics.median(v), 2) for k, v in times.items()},

@@ -26,6 +26,11 @@ Example::
 Arrays passed to ``save_for_backward`` are matched by identity with the inputs and outputs
 of the call and saved as those tensors (with their version, to catch in-place changes);
 any other array is saved as a constant.
+
+An op may also define ``specialize(ctx, *args)``: called when a decode step is captured
+(:mod:`gradient.capture`), it returns a function of the same arguments that the replayed step
+calls instead of ``forward`` (with the decisions that depend only on shapes, dtypes and
+constants taken once, typically a kernel from ``gradient.kernels.prepare``), or None.
 """
 
 from __future__ import annotations
@@ -223,7 +228,7 @@ class ArrayFunction:
         out = cls.forward(ctx, *raw)
         if not record:
             if capture_state.recorder is not None:   # a step being captured (gradient.capture)
-                capture_state.recorder.op(cls.forward, ctx, raw, out)
+                capture_state.recorder.op(cls, ctx, raw, out)
             if type(out) is tuple:
                 return tuple(Tensor._make(o, False, backend) for o in out)
             return Tensor._make(out, False, backend)

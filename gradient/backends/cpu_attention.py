@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels.registry import register
+from ..kernels.registry import prepares, register
 from .cpu_compile import FLOATS as _FLOATS
 from .cpu_compile import compile_kernel as _compile
 from .cpu_compile import usable as _usable
@@ -213,3 +213,31 @@ def decode_attention(q, k, v, scale: float):
     out = np.empty((B, Hq, 1, D), q.dtype)
     decode_cached(np.ascontiguousarray(q), keys, values, S, q.dtype.type(scale), out)
     return out
+
+
+@prepares("decode_attention", "cpu")
+def _prepare_decode_attention(q, k, v, scale: float):
+    """:func:`decode_attention` for the later steps of a captured decode step: queries of q's
+    shape, keys and values of a cache of k's and v's layout, any length. The whole buffers the
+    views begin are found again only when the views' owner changes (another cache)."""
+    if decode_attention(q, k, v, scale) is None or not q.flags.c_contiguous:
+        return None
+    shape, dtype, strides = q.shape, q.dtype, (k.strides, v.strides)
+    factor = dtype.type(scale)
+    seen = [None, None, None, None]   # the owners of the last views, and their whole buffers
+
+    def prepared(q_, k_, v_, scale_):
+        if (q_.shape != shape or q_.dtype != dtype or not q_.flags.c_contiguous
+                or (k_.strides, v_.strides) != strides or k_.shape != v_.shape
+                or k_.shape[2] == 0 or scale_ != scale or k_.dtype != dtype):
+            return None
+        if k_.base is None or k_.base is not seen[0] or v_.base is not seen[1]:
+            keys, values = (cache_buffer(a, np.lib.stride_tricks.as_strided) for a in (k_, v_))
+            if keys is None or values is None:
+                return None
+            seen[:] = k_.base, v_.base, keys, values
+        out = np.empty(shape, dtype)
+        decode_cached(q_, seen[2], seen[3], k_.shape[2], factor, out)
+        return out
+    return prepared
+

@@ -29,7 +29,7 @@ import math
 
 import numpy as np
 
-from ..kernels.registry import register
+from ..kernels.registry import prepares, register
 from .cpu_compile import FLOATS as _FLOATS
 from .cpu_compile import compile_kernel as _compile
 from .cpu_compile import usable as _usable
@@ -300,6 +300,135 @@ def layer_norm_backward(grad, x, mean, rstd, weight):
     return dx.reshape(x.shape), dw.astype(x.dtype), db.astype(x.dtype)
 
 
+# ---------------------------------------------------------------------- SwiGLU
+# silu(gate) * up with silu rounded first, as the composition rounds it (the SiLU kernels'
+# sigmoid, from NumPy's exp of -|gate|): the composition's bits in two passes instead of four.
+@_compile
+def _swiglu_finish(gate, e, up, one, out):
+    for i in range(gate.size):
+        v = gate[i]
+        s = (one if v >= 0 else e[i]) / (one + e[i])
+        out[i] = (v * s) * up[i]
+
+
+@_compile
+def _swiglu_grad(g, gate, e, up, one, dgate, dup):
+    # d/dgate = g up s (1 + gate (1 - s)); d/dup = g silu(gate), each in the order SwiGLU's
+    # differentiable backward rounds it
+    for i in range(gate.size):
+        v = gate[i]
+        s = (one if v >= 0 else e[i]) / (one + e[i])
+        dgate[i] = (g[i] * up[i]) * (s * (one + v * (one - s)))
+        dup[i] = g[i] * (v * s)
+
+
+@register("swiglu", "cpu", "numba", _FLOATS)
+def swiglu(gate, up):
+    """``silu(gate) * up`` for ``gate`` and ``up`` of one shape; None if not handled."""
+    if not _usable(gate, up) or gate.shape != up.shape:
+        return None
+    flat = _flat(gate)
+    out = np.empty_like(flat)
+    _swiglu_finish(flat, _exp_neg_abs(flat), _flat(up), gate.dtype.type(1), out)
+    return out.reshape(gate.shape)
+
+
+@prepares("swiglu", "cpu")
+def _prepare_swiglu(gate, up):
+    """:func:`swiglu` for later calls on contiguous arrays of this shape and dtype."""
+    if swiglu(gate, up) is None or not (gate.flags.c_contiguous and up.flags.c_contiguous):
+        return None
+    shape, dtype, one = gate.shape, gate.dtype, gate.dtype.type(1)
+
+    def prepared(gate_, up_):
+        if (gate_.shape != shape or up_.shape != shape or gate_.dtype != dtype
+                or up_.dtype != dtype or not (gate_.flags.c_contiguous and up_.flags.c_contiguous)):
+            return None
+        flat = gate_.reshape(-1)
+        out = np.empty(shape, dtype)
+        _swiglu_finish(flat, _exp_neg_abs(flat), up_.reshape(-1), one, out.reshape(-1))
+        return out
+    return prepared
+
+
+
+@register("swiglu_backward", "cpu", "numba", _FLOATS)
+def swiglu_backward(grad, gate, up):
+    """``(dgate, dup)`` of :func:`swiglu` for the incoming gradient; None if not handled."""
+    if not _usable(grad, gate, up) or not grad.shape == gate.shape == up.shape:
+        return None
+    flat = _flat(gate)
+    dgate, dup = np.empty_like(flat), np.empty_like(flat)
+    _swiglu_grad(_flat(grad), flat, _exp_neg_abs(flat), _flat(up), gate.dtype.type(1), dgate,
+                 dup)
+    return dgate.reshape(gate.shape), dup.reshape(gate.shape)
+
+
+# ---------------------------------------------------------------------- rotary embedding
+@_compile
+def _rotary(x, cos, sin, backward, out):
+    # x (B, H, T, D) in any layout (a head split's view); cos and sin (B or 1, H or 1, T, D);
+    # out contiguous. Forward: x cos + roll(x, half) sin; backward: x cos + roll(x sin, half).
+    B, H, T, D = x.shape
+    half = D // 2
+    for b in range(B):
+        cb = b if cos.shape[0] > 1 else 0
+        for h in range(H):
+            ch = h if cos.shape[1] > 1 else 0
+            for t in range(T):
+                c = cos[cb, ch, t]
+                s = sin[cb, ch, t]
+                xr = x[b, h, t]
+                o = out[b, h, t]
+                if backward:
+                    for i in range(half):
+                        o[i] = xr[i] * c[i] + xr[i + half] * s[i + half]
+                        o[i + half] = xr[i + half] * c[i + half] + xr[i] * s[i]
+                else:
+                    for i in range(half):
+                        o[i] = xr[i] * c[i] + xr[i + half] * s[i]
+                        o[i + half] = xr[i + half] * c[i + half] + xr[i] * s[i + half]
+
+
+@register("rotary_embedding", "cpu", "numba", _FLOATS)
+def rotary_embedding(x, cos, sin, backward: bool):
+    """``x * cos + roll(x, half, -1) * sin`` over the last (even) dimension, or with
+    ``backward`` its transpose applied to a gradient ``x``: ``x * cos + roll(x * sin, half,
+    -1)``. ``x`` has two to four dimensions and may be a strided view (a head split); ``cos``
+    and ``sin``, of one shape, are (T, D) tables or broadcast over x's heads (B, 1, T, D). The
+    result is contiguous; None if not handled."""
+    if (not _usable(x, cos, sin) or not 2 <= x.ndim <= 4 or x.shape[-1] % 2
+            or cos.shape != sin.shape or cos.ndim > x.ndim):
+        return None
+    four = (1,) * (4 - x.ndim) + x.shape
+    table = (1,) * (4 - cos.ndim) + cos.shape
+    if table[2:] != four[2:] or any(t not in (1, n) for t, n in zip(table[:2], four[:2])):
+        return None
+    out = np.empty(four, x.dtype)
+    _rotary(x.reshape(four), cos.reshape(table), sin.reshape(table), bool(backward), out)
+    return out.reshape(x.shape)
+
+
+@prepares("rotary_embedding", "cpu")
+def _prepare_rotary_embedding(x, cos, sin, backward: bool):
+    """:func:`rotary_embedding` for later calls on arrays of these shapes, layouts and dtype."""
+    if rotary_embedding(x, cos, sin, backward) is None:
+        return None
+    layout = (x.shape, x.strides, cos.shape, cos.strides, sin.strides, x.dtype)
+    four = (1,) * (4 - x.ndim) + x.shape
+    table = (1,) * (4 - cos.ndim) + cos.shape
+
+    def prepared(x_, cos_, sin_, backward_):
+        if (x_.shape, x_.strides, cos_.shape, cos_.strides, sin_.strides, x_.dtype) != layout \
+                or cos_.dtype != layout[5] or sin_.dtype != layout[5]:
+            return None
+        out = np.empty(four, x_.dtype)
+        _rotary(x_.reshape(four), cos_.reshape(table), sin_.reshape(table), bool(backward_), out)
+        return out.reshape(layout[0])
+    return prepared
+
+
+
 # ---------------------------------------------------------------------- RMS norm
 @_compile
 def _rms_norm_fwd(x, w, eps, y, rstd):
@@ -360,6 +489,28 @@ def rms_norm(x, weight, eps: float):
     rstd = np.empty(x2.shape[0], x.dtype)
     _rms_norm_fwd(x2, np.empty(0, x.dtype) if weight is None else _flat(weight), float(eps), y, rstd)
     return y.reshape(x.shape), rstd.reshape(x.shape[:-1])
+
+
+@prepares("rms_norm", "cpu")
+def _prepare_rms_norm(x, weight, eps: float):
+    """:func:`rms_norm` for later calls on contiguous arrays of x's shape and dtype."""
+    if (rms_norm(x, weight, eps) is None or not x.flags.c_contiguous
+            or not (weight is None or weight.flags.c_contiguous)):
+        return None
+    shape, dtype, n = x.shape, x.dtype, x.shape[-1]
+    rows = x.size // n if n else 0
+    w = np.empty(0, dtype) if weight is None else weight.reshape(-1)   # a view of the weight
+
+    def prepared(x_, weight_, eps_):
+        if (x_.shape != shape or x_.dtype != dtype or not x_.flags.c_contiguous
+                or weight_ is not weight):
+            return None
+        y = np.empty(shape, dtype)
+        rstd = np.empty(rows, dtype)
+        _rms_norm_fwd(x_.reshape(rows, n), w, float(eps_), y.reshape(rows, n), rstd)
+        return y, rstd.reshape(shape[:-1])
+    return prepared
+
 
 
 @register("rms_norm_backward", "cpu", "numba", _FLOATS)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 
-from .recorder import CONST, SEQ, SLOT
+from .recorder import CONST, SEQ, SLOT, Call
 
 __all__ = ["Plan"]
 
@@ -53,8 +53,44 @@ class Plan:
         return self._replay(*inputs)
 
 
+def _merged(calls) -> list:
+    """The calls, with those that can run as one merged into the first of them.
+
+    A replayed function (a call's ``run``) that can be merged has a ``merge_key`` and a
+    ``merge_with(others)`` giving one function of its arguments that returns the results of
+    it and the ``others`` (themselves functions of the same key) as a tuple; at most
+    ``merge_limit`` (an attribute too) run as one. Calls merge when their keys are equal and
+    they read the same slots (a product of the same activations by several weights, whose
+    other arguments, constants, each captured for itself): the merged call runs where the
+    first one ran, when every argument of the others exists already, and defines their
+    results before anything reads them."""
+    groups: dict = {}
+    for index, call in enumerate(calls):
+        key = getattr(call.run, "merge_key", None)
+        if key is not None and call.outs is None:
+            slots = tuple(a for a in call.args if a[0] == SLOT)
+            group = groups.setdefault((key, slots), [[]])
+            if len(group[-1]) == call.run.merge_limit:
+                group.append([])
+            group[-1].append(index)
+    replaced, dropped = {}, set()
+    for chunks in groups.values():
+        for chunk in chunks:
+            if len(chunk) < 2:
+                continue
+            first = calls[chunk[0]]
+            runs = [calls[i].run for i in chunk]
+            replaced[chunk[0]] = Call(first.fn, first.args, None,
+                                      tuple(calls[i].out for i in chunk),
+                                      " + ".join(calls[i].label for i in chunk),
+                                      runs[0].merge_with(runs[1:]))
+            dropped.update(chunk[1:])
+    return [replaced.get(i, call) for i, call in enumerate(calls) if i not in dropped]
+
+
 def _compile(calls, n_inputs: int, out_refs) -> tuple:
     """``(source, function)`` of the calls (see the module docstring)."""
+    calls = _merged(calls)
     names: dict = {}        # what the source calls by name
     by_id: dict = {}        # id(constant) -> its name
 
@@ -82,7 +118,7 @@ def _compile(calls, n_inputs: int, out_refs) -> tuple:
     params = ", ".join(f"s{i}" for i in range(n_inputs))
     lines = [f"def step({params}):"]
     for call in calls:
-        fn = named(call.fn, "f")
+        fn = named(call.run, "f")
         args = ", ".join(expr(r) for r in call.args)
         if call.outs is None:
             target = f"s{call.out} = "

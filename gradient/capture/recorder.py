@@ -34,12 +34,15 @@ SLOT, CONST, SEQ = "slot", "const", "seq"
 class Call:
     """One recorded call: ``outs = fn(*args)``. ``args`` are references (``(SLOT, i)``,
     ``(CONST, value)`` or ``(SEQ, type, refs)``); ``outs`` the slots of the returned arrays,
-    or None when a single array was returned into slot ``out``; ``label`` names it."""
+    or None when a single array was returned into slot ``out``; ``label`` names it. ``run`` is
+    what a replay calls: ``fn``, or ``fn`` specialized to these arguments (see
+    :meth:`Recorder.run`)."""
 
-    __slots__ = ("fn", "args", "out", "outs", "label")
+    __slots__ = ("fn", "args", "out", "outs", "label", "run")
 
-    def __init__(self, fn, args, out, outs, label):
+    def __init__(self, fn, args, out, outs, label, run=None):
         self.fn, self.args, self.out, self.outs, self.label = fn, args, out, outs, label
+        self.run = fn if run is None else run
 
     def same_as(self, other: "Call") -> bool:
         """The same function on the same references: what a recording at another position
@@ -77,21 +80,28 @@ class Recorder:
     def __exit__(self, *exc) -> None:
         capture_state.recorder = None
 
-    def op(self, forward, ctx, raw, out) -> None:
-        """An op's forward was applied: ``out = forward(ctx, *raw)``."""
+    def op(self, op, ctx, raw, out) -> None:
+        """An op (an ``ArrayFunction`` class) was applied: ``out = op.forward(ctx, *raw)``."""
         if self._paused:
             return
         fresh = Context()
         fresh.backend = ctx.backend
-        self._record(forward, (fresh, *raw), out, forward.__qualname__.split(".")[0])
+        args = (fresh, *raw)
+        self._record(op.forward, args, out, op.__name__, _specialized(op, args))
 
     def run(self, fn, args):
-        """Run ``fn(*args)`` (raw arrays) and record it as one call."""
+        """Run ``fn(*args)`` (raw arrays) and record it as one call.
+
+        A replay calls ``fn`` again, or what ``fn.specialize(*args)`` returned for it, if ``fn``
+        has that attribute (an op's ``specialize`` likewise): a function of the same arguments
+        computing the same result, with the decisions that depend only on what the signature
+        of a captured step fixes (shapes, dtypes, constants) taken once, here; it must compute
+        the general result for arguments unlike these (``gradient.kernels.prepare``)."""
         if self._paused:
             return fn(*args)
         out = self._unrecorded(fn, args)
         if out is not None:
-            self._record(fn, args, out, _label(fn))
+            self._record(fn, args, out, _label(fn), _specialized(fn, args))
         return out
 
     def call(self, fn, args):
@@ -154,13 +164,13 @@ class Recorder:
             self.tensors_read[id(tensor)] = (tensor, value, tensor._version.value)
         return (CONST, value)
 
-    def _record(self, fn, args, out, label, raw_refs=False) -> None:
+    def _record(self, fn, args, out, label, run=None, raw_refs=False) -> None:
         refs = list(args) if raw_refs else [self._ref(a) for a in args]
         if type(out) is tuple:
             outs = tuple(self._new_slot(o) if _is_array(o) else None for o in out)
-            self.calls.append(Call(fn, refs, None, outs, label))
+            self.calls.append(Call(fn, refs, None, outs, label, run))
         else:
-            self.calls.append(Call(fn, refs, self._new_slot(out), None, label))
+            self.calls.append(Call(fn, refs, self._new_slot(out), None, label, run))
 
 
 class TensorCall:
@@ -216,6 +226,13 @@ def unflatten(spec, leaves):
     if kind is dict:
         return {k: unflatten(s, leaves) for k, s in items}
     return kind(unflatten(s, leaves) for s in items)
+
+
+def _specialized(owner, args):
+    """``owner.specialize(*args)`` where ``owner`` (a raw-array function or an op's class) has
+    one (see :meth:`Recorder.run`), else None."""
+    specialize = getattr(owner, "specialize", None)
+    return None if specialize is None else specialize(*args)
 
 
 def _label(fn) -> str:

@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from dataclasses import dataclass
 
@@ -59,6 +60,7 @@ class Kernel:
     implementation: str
     dtypes: frozenset | None
     fn: object
+    prepare: object = None     # its prepared form's maker (see prepares), or None
 
     def takes(self, dtype) -> bool:
         return self.dtypes is None or np.dtype(dtype) in self.dtypes
@@ -114,6 +116,26 @@ def register(op: str, backend: str, implementation: str, dtypes=None):
     return add
 
 
+def prepares(op: str, backend: str):
+    """Decorator: ``maker`` gives the prepared form of the kernel already registered for ``op``
+    on ``backend`` (see :func:`prepare`): ``maker(*args)`` returns a function called as the
+    kernel is, for arguments like ``args``, or None.
+
+    Example::
+
+        >>> @prepares("rms_norm", "cpu")
+        ... def _prepare_rms_norm(x, weight, eps): ...
+    """
+    def add(maker):
+        kernel = _KERNELS.get((op, backend))
+        if kernel is None:
+            raise KernelRegistryError(f"prepares: {backend} has no kernel for {op!r} to prepare; "
+                                      f"register the kernel first")
+        _KERNELS[op, backend] = dataclasses.replace(kernel, prepare=maker)
+        return maker
+    return add
+
+
 def add_loader(backend: str, loader, needs: tuple[str, ...] = ()) -> None:
     """``loader()`` imports the kernel modules of the backend kind ``backend``; it runs the
     first time a kernel of that kind is looked up. ``needs``: optional packages (numba) whose
@@ -159,6 +181,68 @@ def call(op: str, backend, *args, **kwargs):
     if _trace.active:
         _trace.record(op, _trace.COMPOSITE)
     return None
+
+
+def prepare(op: str, backend, *args):
+    """``op``'s kernel for ``backend`` prepared for repeated calls on arguments like ``args``
+    (the same shapes, dtypes, layouts and constants: a captured step's calls), or None when
+    there is no kernel, it would decline ``args``, or it has no prepared form. The result is
+    called as the kernel is (``prepared(*args)``), runs only the compiled work, with the
+    checks and decisions made once here, and is counted in active traces as the kernel is;
+    given arguments unlike ``args`` it runs the kernel itself.
+
+    A backend offers a kernel's prepared form with :func:`prepares`.
+
+    Example::
+
+        >>> norm = prepare("rms_norm", cpu, x, weight, 1e-5)
+        >>> y, rstd = norm(x, weight, 1e-5)         # the same as call("rms_norm", cpu, ...)
+    """
+    kernel = lookup(op, backend)
+    maker = kernel.prepare if kernel is not None else None
+    if maker is None or (kernel.dtypes is not None and args[0].dtype not in kernel.dtypes):
+        return None
+    fast = maker(*args)
+    if fast is None:
+        return None
+    implementation = kernel.implementation
+
+    def prepared(*call_args):
+        out = fast(*call_args)
+        if out is None:        # arguments unlike the prepared ones: the kernel itself
+            return kernel(*call_args)
+        if _trace.active:
+            _trace.record(op, implementation)
+        return out
+
+    prepared.__qualname__ = f"{op} (prepared)"
+    return prepared
+
+
+def specialization(op: str, backend, args: tuple, to_kernel, general, result=None):
+    """What an op or raw-array function returns from its ``specialize`` (see
+    :mod:`gradient.capture`) when its work is ``op``'s kernel: a function of the call's
+    arguments that runs the kernel prepared for ``args`` (:func:`prepare`) on
+    ``to_kernel(*arguments)`` and returns ``result(out)`` (the kernel's output itself by
+    default), or ``general(*arguments)`` where the kernel declines; None when there is no
+    prepared kernel.
+
+    Example::
+
+        >>> Rotary.specialize = staticmethod(lambda ctx, x, cos, sin: specialization(
+        ...     "rotary_embedding", ctx.backend, (ctx, x, cos, sin),
+        ...     lambda ctx, x, cos, sin: (x, cos, sin, False), Rotary.forward))
+    """
+    kernel = prepare(op, backend, *to_kernel(*args))
+    if kernel is None:
+        return None
+
+    def run(*arguments):
+        out = kernel(*to_kernel(*arguments))
+        if out is None:
+            return general(*arguments)
+        return out if result is None else result(out)
+    return run
 
 
 def declared() -> dict[str, Declaration]:

@@ -233,6 +233,20 @@ def attention_arrays(b, q, k, v, scale: float, k_groups: int = 1, v_groups: int 
     return _grouped_matmul(b, attn, v, v_groups)
 
 
+def _specialize_attention(b, q, k, v, scale, k_groups=1, v_groups=1, is_causal=False):
+    """For a captured decode step: the ``decode_attention`` kernel prepared for one query
+    row per head against a cache of this layout (the path :func:`attention_arrays` takes)."""
+    if not (q.shape[-2] == 1 and not is_causal and q.ndim == 4 and k.ndim == 4
+            and k_groups == v_groups):
+        return None
+    return kernels.specialization(
+        "decode_attention", b, (b, q, k, v, scale, k_groups, v_groups, is_causal),
+        lambda b, q, k, v, scale, *_: (q, k, v, scale), attention_arrays)
+
+
+attention_arrays.specialize = _specialize_attention
+
+
 def _grouped_matmul(b, a, c, groups: int):
     """``a @ c`` where ``c`` has ``groups`` times fewer heads (dimension -3) than ``a``."""
     if groups == 1:

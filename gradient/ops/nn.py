@@ -1122,9 +1122,9 @@ class RMSNorm(ArrayFunction):
 
 
 def _rms_norm_arrays(input: Tensor, shape: tuple, weight, eps: float) -> Tensor:
-    """:func:`rms_norm`'s composition on raw backend arrays, when nothing is recorded (float32
-    or float64 inference): the same primitives in the same order, so the same bits, without the
-    Tensor machinery of seven ops (a decoder calls this twice per layer per token)."""
+    """:func:`rms_norm` on raw backend arrays, when nothing is recorded (float32 or float64
+    inference): the fused kernel or the composition's primitives, without the Tensor machinery
+    of seven ops (a decoder calls this twice per layer per token)."""
     b = input._backend
     return Tensor._make(capture_state.run(rms_norm_arrays, b, input._data, shape,
                                           None if weight is None else weight._data, eps),
@@ -1134,7 +1134,12 @@ def _rms_norm_arrays(input: Tensor, shape: tuple, weight, eps: float) -> Tensor:
 def rms_norm_arrays(b, x, shape: tuple, weight, eps: float):
     """:func:`rms_norm` over the last ``len(shape)`` dimensions of the float32/float64 raw
     array ``x`` of backend ``b`` (``weight``: a raw array or None), as it runs when nothing is
-    recorded (what a captured decode step replays)."""
+    recorded (what a captured decode step replays): the backend's fused kernel when it has
+    one for a norm over the last dimension, else the composition of primitives."""
+    if len(shape) == 1:
+        fused = kernels.call("rms_norm", b, x, weight, eps)
+        if fused is not None:
+            return fused[0]
     dtype = from_numpy_dtype(x.dtype)
     axes = tuple(range(x.ndim - len(shape), x.ndim))
     total = b.reduce("sum", b.binary("mul", x, x), axes, True)
@@ -1145,6 +1150,15 @@ def rms_norm_arrays(b, x, shape: tuple, weight, eps: float):
     if weight is not None:
         y = b.binary("mul", y, b.reshape(weight, shape))
     return y
+
+
+def _rms_norm_kernel_args(b, x, shape, weight, eps):
+    return x, weight, eps
+
+
+rms_norm_arrays.specialize = lambda b, x, shape, weight, eps: (kernels.specialization(
+    "rms_norm", b, (b, x, shape, weight, eps), _rms_norm_kernel_args, rms_norm_arrays,
+    lambda out: out[0]) if len(shape) == 1 else None)
 
 
 def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
@@ -1336,6 +1350,11 @@ class SwiGLU(ArrayFunction):
     same gradients written with differentiable ops (as :class:`RMSNorm`)."""
 
     @staticmethod
+    def specialize(ctx, gate, up):
+        return kernels.specialization("swiglu", ctx.backend, (ctx, gate, up),
+                                      lambda ctx, gate, up: (gate, up), SwiGLU.forward)
+
+    @staticmethod
     def forward(ctx, gate, up):
         b = ctx.backend
         ctx.save_for_backward(gate, up)
@@ -1409,6 +1428,12 @@ class Rotary(ArrayFunction):
     """:func:`rotary_embedding` in the backend's fused kernel. The map is linear in ``x``:
     its backward is the transpose ``g * cos + roll(g * sin, half)`` (the kernel's ``backward``
     mode), written with differentiable ops when a graph is being built."""
+
+    @staticmethod
+    def specialize(ctx, x, cos, sin):
+        return kernels.specialization("rotary_embedding", ctx.backend, (ctx, x, cos, sin),
+                                      lambda ctx, x, cos, sin: (x, cos, sin, False),
+                                      Rotary.forward)
 
     @staticmethod
     def forward(ctx, x, cos, sin):

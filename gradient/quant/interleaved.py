@@ -57,14 +57,14 @@ import numpy as np
 from ..backends.cpu_compile import compile_kernel
 from ..backends.host_memory import pages_of_their_own
 from ..errors import ShapeError
-from ..kernels.registry import register
+from ..kernels.registry import prepares, register
 from .ggml import GGMLType, UnsupportedQuantTypeError
 # up to SMALL_BATCH rows of x the interleaved kernels, above it exact tiles into BLAS (the
 # crossover of gradient.quant.matmul, the same trade)
 from .matmul import (SMALL_BATCH, _as_blocks, _f16, _scale_min_k4, _threads, tile_rows,
                      tiled_matmul, tiled_matmul_t)
 
-__all__ = ["InterleavedWeight", "interleaved_matmul", "quantize_activations",
+__all__ = ["InterleavedWeight", "interleaved_matmul", "int8_products", "quantize_activations",
            "dequantize_interleaved", "INTERLEAVED_TYPES", "LANES", "ACTIVATIONS"]
 
 #: Rows interleaved per group: the SIMD lanes of the kernels (a 512-bit register of int16).
@@ -625,15 +625,23 @@ def _float_groups(codes, scale, minimum, has_min, offset, nibble, x, y, g0, g1, 
 
 
 @compile_kernel(parallel=True)
-def _int8_parallel(codes, scale, minimum, has_min, offset, nibble, xq, xd, xs, xs16, xsum, y,
-                   n_chunks, nj):
-    # the rows of x one after the other: the weights (a few hundred KB per call) stay in the
-    # L2 cache between rows, and a lane-per-row loop without an inner loop over x vectorises
+def _int8_product(x, codes, scale, minimum, has_min, offset, nibble, y, n_chunks, nj):
+    # the rows of x quantized first (one pass, on one thread: a few microseconds for a decode
+    # step's row), then one parallel loop over chunks of groups of rows of W; in each chunk the
+    # rows of x one after the other: the weights (a few hundred KB per call) stay in the L2
+    # cache between rows, and a lane-per-row loop without an inner loop over x vectorises
+    n, k = x.shape
+    xq = np.empty((n, k), np.int8)
+    xd = np.empty((n, k // 32), np.float32)
+    xs = np.empty((n, k // 32), np.float32)
+    xs16 = np.empty((n, k // 16), np.float32)
+    xsum = np.empty((n, k // 32), np.int32)
+    _quantize_rows(x, xq, xd, xs, xs16, xsum)
     groups = codes.shape[0]
     step = (groups + n_chunks - 1) // n_chunks
     for c in numba.prange(n_chunks):
         g0, g1 = c * step, min(groups, (c + 1) * step)
-        for i in range(xq.shape[0]):
+        for i in range(n):
             if nibble:
                 _int8_nibble(codes, scale, minimum, has_min, offset, xq, xd, xs, xsum, y, i,
                              g0, g1, nj)
@@ -641,8 +649,72 @@ def _int8_parallel(codes, scale, minimum, has_min, offset, nibble, xq, xd, xs, x
                 _int8_byte(codes, scale, minimum, has_min, xq, xd, xs, xs16, y, i, g0, g1, nj)
 
 
+@compile_kernel
+def _product_groups(codes, scale, minimum, has_min, offset, nibble, nj, xq, xd, xs, xs16, xsum,
+                    y, i, lo, hi):
+    """Row i of y, its columns of groups lo..hi (none when lo >= hi), int8 activations."""
+    if lo >= hi:
+        return
+    if nibble:
+        _int8_nibble(codes, scale, minimum, has_min, offset, xq, xd, xs, xsum, y, i, lo, hi, nj)
+    else:
+        _int8_byte(codes, scale, minimum, has_min, xq, xd, xs, xs16, y, i, lo, hi, nj)
+
+
 @compile_kernel(parallel=True)
-def _float_parallel(codes, scale, minimum, has_min, offset, nibble, x, y, n_chunks, nj):
+def _int8_products(x, n_chunks,
+                   ac, as_, am, a_min, a_off, a_nib, a_nj, ay,
+                   bc, bs, bm, b_min, b_off, b_nib, b_nj, by,
+                   cc, cs, cm, c_min, c_off, c_nib, c_nj, cy):
+    # three products of the same rows x (q, k and v; gate and up with an empty third): x
+    # quantized once, then one parallel loop over the groups of rows of all three weights,
+    # each computed as _int8_product computes it
+    n, k = x.shape
+    xq = np.empty((n, k), np.int8)
+    xd = np.empty((n, k // 32), np.float32)
+    xs = np.empty((n, k // 32), np.float32)
+    xs16 = np.empty((n, k // 16), np.float32)
+    xsum = np.empty((n, k // 32), np.int32)
+    _quantize_rows(x, xq, xd, xs, xs16, xsum)
+    na, nb, nc = ac.shape[0], bc.shape[0], cc.shape[0]
+    total = na + nb + nc
+    step = (total + n_chunks - 1) // n_chunks
+    for c in numba.prange(n_chunks):
+        g0, g1 = c * step, min(total, (c + 1) * step)
+        for i in range(n):
+            _product_groups(ac, as_, am, a_min, a_off, a_nib, a_nj, xq, xd, xs, xs16, xsum, ay,
+                            i, g0, min(g1, na))
+            _product_groups(bc, bs, bm, b_min, b_off, b_nib, b_nj, xq, xd, xs, xs16, xsum, by,
+                            i, max(g0, na) - na, min(g1, na + nb) - na)
+            _product_groups(cc, cs, cm, c_min, c_off, c_nib, c_nj, xq, xd, xs, xs16, xsum, cy,
+                            i, max(g0, na + nb) - na - nb, min(g1, total) - na - nb)
+
+
+def int8_products(x: np.ndarray, weights: list) -> tuple:
+    """``(x @ W.T for W in weights)`` with int8 activations, for two or three weights of one
+    ``in_features`` and a few contiguous float32 rows x: one compiled call that quantizes x
+    once and runs the products in one parallel loop (the q, k and v projections of a decode
+    step, as llama.cpp runs them), each result bit for bit :func:`interleaved_matmul`'s.
+
+    Example: ``q, k, v = int8_products(h, [wq, wk, wv])``
+    """
+    if not 2 <= len(weights) <= 3:
+        raise ValueError(f"int8_products: expected two or three weights, got {len(weights)}")
+    ys = [np.empty((x.shape[0], w.out_features), np.float32) for w in weights]
+    args = []
+    for w, y in zip(weights, ys):
+        _, head, (_, nj) = _few_rows(w, "int8")
+        args += [*head, nj, y]
+    if len(weights) == 2:      # no third product: the first weight with no groups
+        args += [a[:0] if isinstance(a, np.ndarray) and a.ndim else a for a in args[:8]]
+    groups = sum(w.codes.shape[0] for w in weights)
+    n_chunks = min(groups, _threads(sum(w.out_features for w in weights) * x.shape[1]) * 2)
+    _int8_products(x, n_chunks, *args)
+    return tuple(ys)
+
+
+@compile_kernel(parallel=True)
+def _float_product(x, codes, scale, minimum, has_min, offset, nibble, y, n_chunks, nj):
     groups = codes.shape[0]
     step = (groups + n_chunks - 1) // n_chunks
     for c in numba.prange(n_chunks):
@@ -650,6 +722,14 @@ def _float_parallel(codes, scale, minimum, has_min, offset, nibble, x, y, n_chun
                       min(groups, (c + 1) * step), nj)
 
 
+def _few_rows(w: InterleavedWeight, activations: str) -> tuple:
+    """``(kernel, head, tail)``: y = x @ W.T for a few contiguous float32 rows x (at most
+    :data:`SMALL_BATCH`) is ``kernel(x, *head, y, *tail)``, one compiled call."""
+    nibble = w.kind == "nibble"
+    return (_int8_product if activations == "int8" else _float_product,
+            (w.codes, w.scale, w.minimum, w.minimum.size > 0, w.offset, nibble),
+            (min(w.codes.shape[0], _threads(w.out_features * w.in_features) * 2),
+             16 if nibble else w.block))
 
 
 @register("interleaved_matmul", "cpu", "numba")
@@ -675,18 +755,33 @@ def interleaved_matmul(x: np.ndarray, w: InterleavedWeight,
     if n > SMALL_BATCH:
         return _tiled_matmul(x, w)
     y = np.empty((n, m), np.float32)
-    groups = w.codes.shape[0]
-    n_chunks = min(groups, _threads(m * w.in_features) * 2)
-    nibble = w.kind == "nibble"
-    nj = 16 if nibble else w.block
-    has_min = w.minimum.size > 0
-    if activations == "int8":
-        _int8_parallel(w.codes, w.scale, w.minimum, has_min, w.offset, nibble,
-                       *quantize_activations(x), y, n_chunks, nj)
-    else:
-        _float_parallel(w.codes, w.scale, w.minimum, has_min, w.offset, nibble, x, y,
-                        n_chunks, nj)
+    kernel, head, tail = _few_rows(w, activations)
+    kernel(x, *head, y, *tail)
     return y
+
+
+@prepares("interleaved_matmul", "cpu")
+def _prepare(x, w, activations="int8"):
+    """:func:`interleaved_matmul` for later calls on rows of x's shape and the same weight (a
+    captured decode step): the compiled call alone; None where the general path is needed."""
+    if not (type(x) is np.ndarray and x.dtype == np.float32 and x.flags.c_contiguous
+            and x.ndim == 2 and 0 < x.shape[0] <= SMALL_BATCH and x.shape[1] == w.in_features
+            and w.out_features > 0 and activations in ACTIVATIONS):
+        return None
+    shape, out_shape = x.shape, (x.shape[0], w.out_features)
+    kernel, (codes, scale, minimum, has_min, offset, nibble), (n_chunks, nj) = \
+        _few_rows(w, activations)
+
+    def prepared(x_, w_, activations_="int8"):
+        if (x_.shape != shape or w_ is not w or activations_ != activations
+                or type(x_) is not np.ndarray or x_.dtype != np.float32
+                or not x_.flags.c_contiguous):
+            return None
+        y = np.empty(out_shape, np.float32)
+        kernel(x_, codes, scale, minimum, has_min, offset, nibble, y, n_chunks, nj)
+        return y
+    return prepared
+
 
 
 def _rows_into(w: InterleavedWeight):

@@ -43,7 +43,8 @@ from ..tensor import Tensor
 from . import matmul as _qm
 from .device_blocks import DeviceBlocks
 from .ggml import BLOCK_SIZES, GGMLType, UnsupportedQuantTypeError
-from .interleaved import ACTIVATIONS, INTERLEAVED_TYPES, InterleavedWeight, interleaved_matmul_t
+from .interleaved import (ACTIVATIONS, INTERLEAVED_TYPES, InterleavedWeight, int8_products,
+                          interleaved_matmul_t)
 
 __all__ = ["QuantizedLinear", "quantize", "QUANTIZABLE"]
 
@@ -80,6 +81,34 @@ class _QuantizedMatmul(ArrayFunction):
     def backward(ctx, grad):
         return _QuantizedMatmulT.apply(grad, ctx.layer), None
 
+    @staticmethod
+    def specialize(ctx, x, layer):
+        """For a captured step (see :class:`~gradient.autograd.function.ArrayFunction`): the
+        layer's product prepared for inputs of x's shape on the CPU, or None."""
+        prepared = getattr(layer, "_prepared_product", None)
+        if ctx.backend.name != "cpu" or prepared is None or type(x) is not np.ndarray:
+            return None
+        shape, rows = x.shape, (-1, x.shape[-1])
+        product = prepared(x.reshape(rows))
+        if product is None:
+            return None
+        kernel, weight_args = product
+        out_shape = shape[:-1] + (layer.out_features,)
+
+        def forward(ctx_, x_, layer_):
+            if layer_ is not layer or x_.shape != shape:
+                return _QuantizedMatmul.forward(ctx_, x_, layer_)
+            return kernel(x_.reshape(rows), *weight_args).reshape(out_shape)
+
+        packed, activations = weight_args
+        if activations == "int8" and x.dtype == np.float32 and x.flags.c_contiguous:
+            # products of the same activations (q, k, v; gate, up) run as one in a replayed
+            # step (gradient.capture.plan._merged): one quantization, one parallel loop
+            forward.merge_key, forward.merge_limit = ("int8 interleaved", shape), 3
+            forward.layer, forward.packed, forward.out_shape = layer, packed, out_shape
+            forward.merge_with = lambda others: _merged_products(shape, rows, [forward, *others])
+        return forward
+
 
 class _QuantizedMatmulT(ArrayFunction):
     """``g @ W``: the backward of :class:`_QuantizedMatmul`, whose backward is that again."""
@@ -95,6 +124,22 @@ class _QuantizedMatmulT(ArrayFunction):
     def backward(ctx, grad):
         # the first derivative is linear in W and exact: its derivative is the exact product
         return _QuantizedMatmul.apply(grad, ctx.layer.exact()), None
+
+
+def _merged_products(shape, rows, forwards):
+    """One replayed call for several specialized :class:`_QuantizedMatmul` forwards of the
+    same input (see ``specialize``): a function of the first one's arguments returning each
+    one's result."""
+    weights = [f.packed for f in forwards]
+    out_shapes = [f.out_shape for f in forwards]
+
+    def products(ctx_, x_, layer_):
+        if x_.shape != shape:
+            return tuple(f(ctx_, x_, f.layer) for f in forwards)
+        ys = int8_products(x_.reshape(rows), weights)
+        kernels.record("interleaved_matmul", "numba", len(ys))   # counted in active traces
+        return tuple(y.reshape(s) for y, s in zip(ys, out_shapes))
+    return products
 
 
 # ----------------------------------------------------------------------------- quantizing
@@ -328,6 +373,15 @@ class QuantizedLinear(_QuantizedLayer):
             return kernels.call("interleaved_matmul", "cpu", x, self.packed, self.activations)
         return kernels.call("quant_matmul", "cpu", x, self.qweight, self.qtype.name,
                             self.out_features, self.in_features)
+
+    def _prepared_product(self, x: np.ndarray):
+        """:meth:`_product` prepared for later calls on arrays of x's shape (a captured
+        step; see ``gradient.kernels.prepare``): ``(kernel, args)`` with ``kernel(x, *args)``
+        the product, or None."""
+        if self.packed is None:
+            return None
+        kernel = kernels.prepare("interleaved_matmul", "cpu", x, self.packed, self.activations)
+        return None if kernel is None else (kernel, (self.packed, self.activations))
 
     def _product_t(self, g: np.ndarray) -> np.ndarray:
         """``g @ W`` for a 2-d float array g."""

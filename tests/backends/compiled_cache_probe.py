@@ -68,6 +68,12 @@ def cpu_kernels():
                     beta2=0.999, eps=1e-8, weight_decay=0.01, decoupled_weight_decay=True,
                     maximize=False, step=1)
     out += [p, m, v]
+    up = _f32(rng, 6, 40)
+    out += [k.swiglu(x * 4, up), *k.swiglu_backward(g, x * 4, up)]
+    heads = _f32(rng, 2, 5, 3, 8).transpose(0, 2, 1, 3)     # a head split's strided view
+    cos, sin = _f32(rng, 5, 8), _f32(rng, 5, 8)
+    out += [k.rotary_embedding(heads, cos, sin, backward) for backward in (False, True)]
+    out.append(k.rotary_embedding(heads, cos[None, None], sin[None, None], False))
     rows = np.zeros((8, 40), np.float32)
     k.index_add_rows(rows, np.array([1, 3, 1, 7, 0, 3]), x)
     k.add_to_rows(rows, b)
@@ -180,6 +186,12 @@ def quant_interleaved():
             out += [interleaved.interleaved_matmul(_f32(rng, 20, 256), w),
                     interleaved.interleaved_matmul_t(_f32(rng, 2, 64), w),
                     w.dequantize(), w.rows(np.array([0, 33, 63, 5]))]
+        by_kind = [interleaved.InterleavedWeight.from_blocks(_blocks(rng, n), GGMLType[n], 64,
+                                                              256) for n in ("Q4_1", "Q6_K")]
+        for rows in (1, 3):      # several products of the same rows (q, k, v) in one call
+            x = _f32(rng, rows, 256)
+            out += list(interleaved.int8_products(x, by_kind))
+            out += list(interleaved.int8_products(x, by_kind + by_kind[:1]))
     out += list(interleaved.quantize_activations(_f32(rng, 3, 256) * 3))
     return out
 

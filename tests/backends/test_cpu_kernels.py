@@ -326,6 +326,54 @@ def test_attention_second_derivatives_through_the_fused_node(causal):
     assert gradient.autograd.gradgradcheck(attend, (q, k, v))
 
 
+# ---------------------------------------------------------------------- SwiGLU, rotary
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_swiglu_fused_is_bit_identical_to_the_composition(composed, dtype, monkeypatch):
+    """silu rounded, then the product, forward and backward: the composition's bits (a decode
+    step replays the kernel where the module graph of a recorded forward composes)."""
+    rng = np.random.default_rng(0)
+    gate = rng.standard_normal((6, 300)).astype(dtype) * 8
+    gate[0, :4] = [0.0, -0.0, 90.0, -90.0]
+    up = rng.standard_normal((6, 300)).astype(dtype)
+    calls = record_kernel_calls(monkeypatch, "swiglu", "swiglu_backward")
+    fused = _run(F.swiglu, gate, up)
+    assert calls == ["swiglu", "swiglu_backward"]
+    composed()
+    for a, b in zip(fused, _run(F.swiglu, gate, up)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("tables", ["shared", "per sequence"])
+def test_rotary_fused_is_bit_identical_to_the_composition(composed, dtype, tables, monkeypatch):
+    """A head split's strided view, tables of (T, D) or (B, 1, T, D): the composition's bits
+    forward and backward."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 5, 3, 8)).astype(dtype)          # (B, T, H, D)
+    shape = (5, 8) if tables == "shared" else (2, 1, 5, 8)
+    cos, sin = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
+
+    def rotate(x, cos, sin):
+        return F.rotary_embedding(x.transpose(1, 2), cos, sin)   # (B, H, T, D), not contiguous
+    calls = record_kernel_calls(monkeypatch, "rotary_embedding")
+    fused = _run(rotate, x, cos, sin)
+    assert calls == ["rotary_embedding", "rotary_embedding"]       # forward, backward
+    composed()
+    for a, b in zip(fused, _run(rotate, x, cos, sin)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_rotary_kernel_declines_what_it_does_not_read():
+    from gradient.backends import cpu_kernels
+    x = np.ones((2, 3, 4, 8), np.float32)
+    assert cpu_kernels.rotary_embedding(x, np.ones((4, 8)), np.ones((4, 8)), False) is None
+    assert cpu_kernels.rotary_embedding(x, np.ones((3, 8), np.float32),
+                                        np.ones((3, 8), np.float32), False) is None
+    assert cpu_kernels.rotary_embedding(np.ones((1, 2, 3, 4, 8), np.float32),
+                                        np.ones((4, 8), np.float32),
+                                        np.ones((4, 8), np.float32), False) is None
+
+
 # ---------------------------------------------------------------------- RMS norm
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("affine", [True, False])
@@ -428,7 +476,9 @@ def _float32_workload():
     rng = np.random.default_rng(0)
     x = gradient.tensor(rng.standard_normal((2, 6, 16)).astype(np.float32), requires_grad=True)
     y = F.silu(F.gelu(F.layer_norm(x, (16,)), approximate="tanh")) + F.gelu(x) + F.rms_norm(x, (16,))
+    y = F.swiglu(y, x)
     heads = y.view(2, 6, 2, 8).transpose(1, 2)
+    heads = F.rotary_embedding(heads, gradient.ones(6, 8), gradient.zeros(6, 8))
     out = F.scaled_dot_product_attention(heads, heads, heads, is_causal=True)
     emb = gradient.nn.Embedding(10, 16)
     out = F.linear(out, gradient.ones(8, 8), gradient.ones(8))
@@ -482,5 +532,6 @@ def test_float32_kernels_compute_in_float32():
     assert {"_decode_scores", "_decode_weighted_sum", "_normalize_rows", "_shift_rows",
             "_score_gradient", "_gelu_tanh_grad", "_silu_grad", "_adam_step",
             "_index_add_rows", "_rows", "_columns", "_minus_row_max", "_cross_entropy_rows",
-            "_log_softmax_rows", "_scale_rows_less_target", "_add_to_rows"} <= set(checked), sorted(set(checked))
+            "_log_softmax_rows", "_scale_rows_less_target", "_add_to_rows", "_swiglu_finish",
+            "_swiglu_grad", "_rotary"} <= set(checked), sorted(set(checked))
     assert doubles == [], f"float32 kernels computing in float64: {doubles}"

@@ -181,3 +181,40 @@ def test_parameters_widened_inside_a_call_are_still_read_from_the_parameter():
             np.testing.assert_array_equal(step(x).float().numpy(), norm(x).float().numpy())
     assert t.calls("captured_step") == {"capture": 4, "replay": 2}
     assert t.calls("layer_norm") == {"numba": 12}   # the widened kernel ran
+
+
+class Products(nn.Module):
+    """Four quantized products of the same activations (q, k, v and one more), one of each
+    kind of interleaved codes, and one of another input."""
+
+    def __init__(self):
+        super().__init__()
+        from gradient.quant import QuantizedLinear
+        gradient.manual_seed(3)
+        self.a, self.b, self.c, self.d, self.e = (
+            QuantizedLinear.from_linear(nn.Linear(64, n), qtype)
+            for n, qtype in ((96, "Q4_1"), (32, "Q8_0"), (64, "Q4_0"), (32, "Q5_1"), (64, "Q8_0")))
+
+    def forward(self, x):
+        return self.a(x), self.b(x), self.e(self.c(x) * 2.0), self.d(x)
+
+
+@pytest.mark.parametrize("rows", [1, 3])
+def test_products_of_the_same_activations_run_as_one_call_with_the_same_bits(rows):
+    """A replayed step runs the quantized products that read one array as one call (at most
+    three: one quantization of the activations, one parallel loop), each result bit for bit
+    the module graph's."""
+    module = Products().eval()
+    step = CapturedStep(module.forward, module)
+    xs = np.random.default_rng(rows).normal(size=(4, rows, 64)).astype(np.float32)
+    with gradient.no_grad(), gradient.kernels.trace() as t:
+        got = [[o.numpy() for o in step(gradient.tensor(x))] for x in xs]
+    with gradient.no_grad():
+        expected = [[o.numpy() for o in module(gradient.tensor(x))] for x in xs]
+    for g, e in zip(got, expected):
+        for a, b in zip(g, e):
+            np.testing.assert_array_equal(a, b)
+    plan = next(iter(step._entries.values()))
+    assert plan.source.count("_QuantizedMatmul + _QuantizedMatmul + _QuantizedMatmul") == 1
+    assert plan.source.count("# _QuantizedMatmul\n") == 2      # the fourth, and e's own input
+    assert t.calls("interleaved_matmul") == {"numba": 5 * 4}

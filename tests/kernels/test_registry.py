@@ -77,3 +77,20 @@ def test_decoding_a_gpt2_model_is_seen_in_the_trace():
     # after the prompt, three one-token steps: two captured, then one replayed
     assert t.calls("captured_step") == {"capture": 2, "replay": 1}
     assert t.calls("decode_attention") == {"numba": 2 * 3}   # per layer and step
+
+
+def test_a_prepared_kernel_computes_what_the_kernel_does_and_is_counted():
+    """kernels.prepare: the kernel with its checks made once, for arguments like the given
+    ones (a captured step's); other arguments run the kernel itself."""
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((1, 1, 24)).astype(np.float32), np.ones(24, np.float32)
+    norm = kernels.prepare("rms_norm", "cpu", x, w, 1e-5)
+    assert norm is not None and kernels.prepare("gelu", "cpu", x, "tanh") is None  # no form
+    with kernels.trace() as t:
+        for got, expected in zip(norm(x, w, 1e-5), kernels.call("rms_norm", "cpu", x, w, 1e-5)):
+            np.testing.assert_array_equal(got, expected)
+        wider = rng.standard_normal((3, 24)).astype(np.float32)      # unlike: the kernel
+        np.testing.assert_array_equal(norm(wider, w, 1e-5)[0],
+                                      kernels.call("rms_norm", "cpu", wider, w, 1e-5)[0])
+    assert t.counts == {("rms_norm", "numba"): 4}
+    assert kernels.prepare("rms_norm", "cpu", x.astype(np.float16), None, 1e-5) is None
