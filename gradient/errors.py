@@ -70,3 +70,9 @@ class ModelNotFoundError(HubError, FileNotFoundError):
 class UnsupportedWeightsError(FileFormatError):
     """A repo whose weights gradient will not read: PyTorch pickles (``*.bin``, ``*.pt``), which
     can run code when loaded, or no weights at all."""
+
+
+class GenerationError(GradientError, ValueError):
+    """Generation arguments out of range: ``top_p`` above 1, a negative temperature or
+    ``max_new_tokens``, a prompt that encodes to no tokens (see
+    :func:`gradient.generation.check_sampling`)."""

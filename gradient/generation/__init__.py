@@ -20,7 +20,8 @@ from .generate import TokenStream, generate, generate_tokens
 from .kv_cache import KVCache
 from .sampling import (LogitsProcessor, LogitsProcessorList, MinPLogitsWarper,
                        RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper,
-                       TopKLogitsWarper, TopPLogitsWarper, build_processors, select_tokens)
+                       TopKLogitsWarper, TopPLogitsWarper, build_processors, check_sampling,
+                       select_tokens)
 from .stopping import StopStrings
 from .streaming import stream
 
@@ -28,4 +29,4 @@ __all__ = ["KVCache", "generate", "generate_tokens", "TokenStream", "stream",
            "StopStrings",
            "LogitsProcessor", "LogitsProcessorList", "RepetitionPenaltyLogitsProcessor",
            "TemperatureLogitsWarper", "TopKLogitsWarper", "TopPLogitsWarper", "MinPLogitsWarper",
-           "build_processors", "select_tokens"]
+           "build_processors", "check_sampling", "select_tokens"]

@@ -36,10 +36,10 @@ import numpy as np
 
 from ..autograd import no_grad
 from ..dtypes import int64
-from ..errors import ShapeError
+from ..errors import GenerationError, ShapeError
 from ..ops.creation import randint, tensor
 from ..tensor import Tensor
-from .sampling import build_processors, select_tokens
+from .sampling import build_processors, check_sampling, select_tokens
 from .stopping import StopStrings
 
 __all__ = ["generate", "generate_tokens", "TokenStream"]
@@ -51,6 +51,8 @@ def _as_ids(value, name: str) -> np.ndarray:
         array = value.detach().numpy()
     else:
         array = np.asarray(value)
+        if array.size == 0 and array.dtype == np.float64:   # [] or [[]]: no ids, not floats
+            array = array.astype(np.int64)
     if array.dtype.kind not in "iub" or array.ndim not in (1, 2):
         raise ShapeError(f"{name}: expected integer ids of shape (batch, length) or (length,), "
                          f"got {array.dtype} of shape {array.shape}")
@@ -98,13 +100,13 @@ class TokenStream:
                  min_p: float | None = None, repetition_penalty: float | None = None,
                  eos_token_id=None, stop_strings=None, seed: int | None = None,
                  attention_mask=None, pad_token_id: int | None = None, tokenizer=None):
+        check_sampling(max_new_tokens, do_sample, temperature, top_k, top_p, min_p,
+                       repetition_penalty)
         ids = _as_ids(input_ids, "input_ids")
         B, T = ids.shape
         if T == 0:
             raise ShapeError("generate: the prompt is empty; give at least one token per "
                              "sequence (for instance the model's bos token)")
-        if not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
         self.model = model
         self.prompt_length, self.max_new_tokens = T, int(max_new_tokens)
         self._device = _model_device(model)
@@ -166,7 +168,7 @@ class TokenStream:
         config = getattr(self.model, "config", None)
         learned = getattr(config, "n_positions", None)  # GPT-2: one embedding per position
         if isinstance(learned, int) and total > learned:
-            raise ValueError(f"generate: the prompt ({self.prompt_length} tokens) plus "
+            raise GenerationError(f"generate: the prompt ({self.prompt_length} tokens) plus "
                              f"max_new_tokens ({self.max_new_tokens}) make {total} positions, "
                              f"more than the model's n_positions ({learned}); lower "
                              f"max_new_tokens or shorten the prompt")

@@ -35,11 +35,54 @@ Example::
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
+
+from ..errors import GenerationError
 
 __all__ = ["LogitsProcessor", "LogitsProcessorList", "RepetitionPenaltyLogitsProcessor",
            "TemperatureLogitsWarper", "TopKLogitsWarper", "TopPLogitsWarper", "MinPLogitsWarper",
-           "build_processors", "select_tokens", "softmax"]
+           "build_processors", "check_sampling", "select_tokens", "softmax"]
+
+
+def _number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _integer(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_sampling(max_new_tokens=0, do_sample: bool = False, temperature=1.0, top_k=None,
+                   top_p=None, min_p=None, repetition_penalty=None) -> None:
+    """Refuse generation arguments out of their range with a :class:`GenerationError` that
+    says what was expected: ``max_new_tokens`` an integer >= 0; ``temperature`` a number > 0
+    when sampling (>= 0 otherwise: greedy decoding ignores it); ``top_k`` an integer >= 0 (0:
+    off); ``top_p`` and ``min_p`` in [0, 1]; ``repetition_penalty`` > 0 (1: off). None means
+    "not used" for all but ``max_new_tokens``. ``generate``, ``stream`` and the ``gradient``
+    command all check their arguments here, before any work.
+
+    Example: ``check_sampling(20, do_sample=True, temperature=0.7, top_p=0.9)``
+    """
+    if not _integer(max_new_tokens) or max_new_tokens < 0:
+        raise GenerationError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+    if temperature is not None:
+        if not _number(temperature) or temperature < 0:
+            raise GenerationError(f"temperature must be a number >= 0, got {temperature!r}")
+        if do_sample and temperature == 0:
+            raise GenerationError("temperature must be > 0 when sampling, got 0; for greedy "
+                                  "decoding use do_sample=False")
+    if top_k is not None and (not _integer(top_k) or top_k < 0):
+        raise GenerationError(f"top_k must be an integer >= 0 (0 turns it off), got {top_k!r}")
+    for name, value in (("top_p", top_p), ("min_p", min_p)):
+        if value is not None and (not _number(value) or not 0 <= value <= 1):
+            raise GenerationError(f"{name} must be a number between 0 and 1, got {value!r}")
+    if repetition_penalty is not None and (not _number(repetition_penalty)
+                                           or repetition_penalty <= 0):
+        raise GenerationError(f"repetition_penalty must be a number > 0 (1 turns it off), got "
+                              f"{repetition_penalty!r}")
 
 _NEG_INF = np.float32(-np.inf)
 
@@ -83,14 +126,14 @@ class RepetitionPenaltyLogitsProcessor(LogitsProcessor):
 
     def __init__(self, penalty: float, prompt_ignore_length=None):
         if not isinstance(penalty, (int, float)) or isinstance(penalty, bool) or not penalty > 0:
-            raise ValueError(f"repetition_penalty must be a positive number (1.0 means no "
-                             f"penalty), got {penalty!r}")
+            raise GenerationError(f"repetition_penalty must be a positive number (1.0 means no "
+                                  f"penalty), got {penalty!r}")
         self.penalty = float(penalty)
         if prompt_ignore_length is not None and not isinstance(prompt_ignore_length, int):
             prompt_ignore_length = np.asarray(prompt_ignore_length, dtype=np.int64)
             if prompt_ignore_length.ndim != 1:
-                raise ValueError("prompt_ignore_length must be an int or one int per row, got "
-                                 f"shape {prompt_ignore_length.shape}")
+                raise GenerationError("prompt_ignore_length must be an int or one int per row, got "
+                                      f"shape {prompt_ignore_length.shape}")
         self.prompt_ignore_length = prompt_ignore_length
 
     def __call__(self, input_ids, scores):
@@ -121,7 +164,8 @@ class TemperatureLogitsWarper(LogitsProcessor):
         if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) \
                 or not temperature > 0:
             hint = " (for greedy decoding use do_sample=False)" if temperature == 0 else ""
-            raise ValueError(f"temperature must be a positive number, got {temperature!r}{hint}")
+            raise GenerationError(f"temperature must be a positive number, got "
+                                  f"{temperature!r}{hint}")
         self.temperature = float(temperature)
 
     def __call__(self, input_ids, scores):
@@ -136,7 +180,7 @@ class TopKLogitsWarper(LogitsProcessor):
 
     def __init__(self, top_k: int, min_tokens_to_keep: int = 1):
         if not isinstance(top_k, (int, np.integer)) or isinstance(top_k, bool) or top_k <= 0:
-            raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+            raise GenerationError(f"top_k must be a positive integer, got {top_k!r}")
         self.top_k = max(int(top_k), min_tokens_to_keep)
 
     def __call__(self, input_ids, scores):
@@ -158,10 +202,10 @@ class TopPLogitsWarper(LogitsProcessor):
     def __init__(self, top_p: float, min_tokens_to_keep: int = 1):
         top_p = float(top_p)
         if not 0.0 <= top_p <= 1.0:
-            raise ValueError(f"top_p must be between 0 and 1, got {top_p}")
+            raise GenerationError(f"top_p must be between 0 and 1, got {top_p}")
         if not isinstance(min_tokens_to_keep, int) or min_tokens_to_keep < 1:
-            raise ValueError(f"min_tokens_to_keep must be a positive integer, got "
-                             f"{min_tokens_to_keep!r}")
+            raise GenerationError(f"min_tokens_to_keep must be a positive integer, got "
+                                  f"{min_tokens_to_keep!r}")
         self.top_p, self.min_tokens_to_keep = top_p, min_tokens_to_keep
 
     def __call__(self, input_ids, scores):
@@ -187,10 +231,10 @@ class MinPLogitsWarper(LogitsProcessor):
 
     def __init__(self, min_p: float, min_tokens_to_keep: int = 1):
         if not 0.0 <= float(min_p) <= 1.0:
-            raise ValueError(f"min_p must be between 0 and 1, got {min_p}")
+            raise GenerationError(f"min_p must be between 0 and 1, got {min_p}")
         if not isinstance(min_tokens_to_keep, int) or min_tokens_to_keep < 1:
-            raise ValueError(f"min_tokens_to_keep must be a positive integer, got "
-                             f"{min_tokens_to_keep!r}")
+            raise GenerationError(f"min_tokens_to_keep must be a positive integer, got "
+                                  f"{min_tokens_to_keep!r}")
         self.min_p, self.min_tokens_to_keep = float(min_p), min_tokens_to_keep
 
     def __call__(self, input_ids, scores):
@@ -242,12 +286,13 @@ def select_tokens(scores: np.ndarray, do_sample: bool = False,
     if not do_sample:
         return scores.argmax(axis=-1).astype(np.int64)
     if rng is None:
-        raise ValueError("select_tokens: do_sample=True needs a NumPy random Generator (rng)")
+        raise GenerationError("select_tokens: do_sample=True needs a NumPy random Generator "
+                              "(rng)")
     scores = scores.astype(np.float64)
     peak = scores.max(axis=-1, keepdims=True)
     if not np.isfinite(peak).all():
-        raise ValueError("sampling: a row of scores has no finite maximum (all -inf, +inf or "
-                         "NaN): check the model's logits and the processors' settings")
+        raise GenerationError("sampling: a row of scores has no finite maximum (all -inf, +inf or "
+                              "NaN): check the model's logits and the processors' settings")
     cdf = np.cumsum(np.exp(scores - peak), axis=-1)
     u = rng.random(scores.shape[0]) * cdf[:, -1]
     # The first index whose cumulative weight exceeds u; zero-weight tokens never qualify.

@@ -25,6 +25,8 @@ from typing import Iterable
 
 import numpy as np
 
+from ..errors import GenerationError
+
 __all__ = ["StopStrings", "as_tokenizer"]
 
 
@@ -61,11 +63,11 @@ class StopStrings:
             stop_strings = [stop_strings]
         strings = list(stop_strings)
         if not strings or not all(isinstance(s, str) and s for s in strings):
-            raise ValueError(f"stop_strings must be a non-empty string or a list of non-empty "
-                             f"strings, got {stop_strings!r}")
+            raise GenerationError(f"stop_strings must be a non-empty string or a list of "
+                                  f"non-empty strings, got {stop_strings!r}")
         if tokenizer is None:
-            raise ValueError("stop_strings need the tokenizer (or a decode(ids) -> str function) "
-                             "to turn tokens into text: pass tokenizer=...")
+            raise GenerationError("stop_strings need the tokenizer (or a decode(ids) -> str "
+                                  "function) to turn tokens into text: pass tokenizer=...")
         self._tokenizer = as_tokenizer(tokenizer)
         self.strings = strings
         # Every token stands for at least one byte, so a stop string spans at most as many

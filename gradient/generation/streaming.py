@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from ..errors import ShapeError
+from ..errors import GenerationError, ShapeError
 from ..tokenizers.streaming import IncrementalDecoder
 from .generate import TokenStream
 from .stopping import as_tokenizer
@@ -53,6 +53,9 @@ def stream(model, tokenizer, prompt, max_new_tokens: int, skip_special_tokens: b
     """
     tokenizer = as_tokenizer(tokenizer)
     ids = _encode(tokenizer, prompt) if isinstance(prompt, str) else prompt
+    if isinstance(prompt, str) and not ids:
+        raise GenerationError(f"stream: the prompt {prompt!r} encodes to no tokens; give a "
+                              "non-empty prompt")
     steps = TokenStream(model, ids, max_new_tokens, tokenizer=tokenizer, **kwargs)
     if steps.finished.shape[0] != 1:
         raise ShapeError(f"stream: one prompt at a time, got a batch of "

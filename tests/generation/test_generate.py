@@ -2,6 +2,7 @@
 against a loop that recomputes the whole sequence without a cache."""
 
 import gc
+import re
 import tracemalloc
 
 import numpy as np
@@ -10,8 +11,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import gradient  # noqa: E402
-from gradient.errors import ShapeError  # noqa: E402
-from gradient.generation import generate, generate_tokens  # noqa: E402
+from gradient.errors import GenerationError, ShapeError  # noqa: E402
+from gradient.generation import check_sampling, generate, generate_tokens  # noqa: E402
 
 from .conftest import VOCAB, random_ids  # noqa: E402
 
@@ -336,3 +337,29 @@ def test_bad_arguments(gpt2_pair):
     with pytest.warns(UserWarning, match="right padding"):
         generate(ours, ids, 2, attention_mask=mask)
     assert VOCAB == ours.config.vocab_size
+
+
+@pytest.mark.parametrize("kwargs, says", [
+    (dict(do_sample=True, top_p=2), "top_p must be a number between 0 and 1, got 2"),
+    (dict(do_sample=False, top_p=-0.5), "top_p must be"),
+    (dict(do_sample=True, temperature=-1), "temperature must be a number >= 0, got -1"),
+    (dict(do_sample=True, temperature=float("nan")), "temperature must be"),
+    (dict(do_sample=True, top_k=-3), "top_k must be an integer >= 0"),
+    (dict(do_sample=True, top_k=2.5), "top_k must be an integer"),
+    (dict(do_sample=True, min_p=1.5), "min_p must be"),
+    (dict(repetition_penalty=0), "repetition_penalty must be a number > 0"),
+    (dict(max_new_tokens=-1), "max_new_tokens must be an integer >= 0, got -1"),
+    (dict(max_new_tokens=2.0), "max_new_tokens must be an integer"),
+])
+def test_sampling_arguments_out_of_range_are_refused_up_front(gpt2_pair, kwargs, says):
+    """One check for generate, stream and the command line (generation.check_sampling), with
+    gradient's own error class (a ValueError), even where the setting would be ignored."""
+    _, ours = gpt2_pair
+    kwargs = dict(kwargs)
+    n = kwargs.pop("max_new_tokens", 3)
+    with pytest.raises(GenerationError, match=re.escape(says)):
+        generate(ours, random_ids((1, 4)), n, **kwargs)
+    with pytest.raises(GenerationError, match=re.escape(says)):
+        check_sampling(n, **kwargs)
+    assert issubclass(GenerationError, ValueError)
+

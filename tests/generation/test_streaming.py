@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import gradient
-from gradient.errors import ShapeError
+from gradient.errors import GenerationError, ShapeError
 from gradient.generation import generate, stream
 from gradient.tokenizers import IncrementalDecoder
 
@@ -132,3 +132,9 @@ def test_one_prompt_at_a_time(gpt2_pair, byte_tokenizer):
     _, ours = gpt2_pair
     with pytest.raises(ShapeError, match="one prompt"):
         stream(ours, byte_tokenizer, random_ids((2, 3)), 4)
+
+
+def test_an_empty_text_prompt_says_so(gpt2_pair, byte_tokenizer):
+    _, ours = gpt2_pair
+    with pytest.raises(GenerationError, match="encodes to no tokens; give a non-empty prompt"):
+        stream(ours, byte_tokenizer, "", 5)
