@@ -32,9 +32,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
+import threading
 import time
 
-from .errors import GradientError
+from .errors import GenerationError, GradientError
+from .version import __version__
 
 __all__ = ["main", "build_parser"]
 
@@ -53,23 +56,24 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``gradient`` command (subcommands ``generate`` and ``chat``)."""
     parser = argparse.ArgumentParser(
         prog="gradient", description="Generate text with a language model, or chat with one.")
+    parser.add_argument("--version", action="version", version=f"gradient {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def common(p: argparse.ArgumentParser, max_new_tokens: int) -> None:
         p.add_argument("model", metavar="MODEL",
                        help="hub repo id (org/name), short name (gpt2), directory or .gguf file")
-        p.add_argument("--max-new-tokens", type=_positive_int, default=max_new_tokens,
+        p.add_argument("--max-new-tokens", type=_integer, default=max_new_tokens,
                        metavar="N", help=f"most tokens to generate (default {max_new_tokens})")
-        p.add_argument("--temperature", type=_non_negative_float, default=0.8, metavar="T",
+        p.add_argument("--temperature", type=_number, default=0.8, metavar="T",
                        help="sampling temperature; 0 decodes greedily (default 0.8)")
-        p.add_argument("--top-k", type=_non_negative_int, default=40, metavar="K",
+        p.add_argument("--top-k", type=_integer, default=40, metavar="K",
                        help="sample among the K most likely tokens; 0 for all (default 40)")
-        p.add_argument("--top-p", type=_probability, default=0.95, metavar="P",
+        p.add_argument("--top-p", type=_number, default=0.95, metavar="P",
                        help="sample among the most likely tokens holding P of the probability "
                             "(default 0.95; 1 turns it off)")
-        p.add_argument("--repetition-penalty", type=_positive_float, default=1.0, metavar="R",
+        p.add_argument("--repetition-penalty", type=_number, default=1.0, metavar="R",
                        help="divide the logits of tokens already seen by R (default 1: off)")
-        p.add_argument("--seed", type=int, default=None, metavar="S",
+        p.add_argument("--seed", type=_integer, default=None, metavar="S",
                        help="random seed, for repeatable sampling")
         p.add_argument("--dtype", choices=DTYPES, default="float32",
                        help="weight dtype; 'auto' keeps the checkpoint's (default float32, "
@@ -103,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--type", default="Q8_0", type=str.upper, choices=EXPORT_TYPES,
                         help="GGML type of the matrices (default Q8_0)")
     export.add_argument("--revision", default=None, help="hub branch, tag or commit")
+    for command in (gen, chat, export):   # its own usage for its errors (_check_arguments)
+        command.set_defaults(command_parser=command)
     return parser
 
 
@@ -113,6 +119,7 @@ def main(argv=None) -> int:
     Example: ``main(["generate", "gpt2", "Hello", "--max-new-tokens", "5"])``
     """
     args = build_parser().parse_args(argv)
+    _check_arguments(args.command_parser, args)
     for stream in (sys.stdout, sys.stderr):
         try:  # a model can emit any character: never die on a terminal that cannot show it
             stream.reconfigure(errors="replace")
@@ -122,15 +129,66 @@ def main(argv=None) -> int:
         if args.command == "export-gguf":
             return _export_gguf(args)
         model, tokenizer = _load(args)
-        if args.command == "generate":
-            return _generate(model, tokenizer, args)
-        return _chat(model, tokenizer, args)
-    except GradientError as e:
-        print(f"gradient: error: {e}", file=sys.stderr)
-        return 1
+        with _CompileNotice():
+            if args.command == "generate":
+                return _generate(model, tokenizer, args)
+            return _chat(model, tokenizer, args)
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130
+    except (GradientError, OSError) as e:   # a file or folder the command cannot use, too
+        print(f"gradient: error: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:   # noqa: BLE001  (a bug: one line, the traceback on request)
+        if os.environ.get("GRADIENT_TRACEBACK"):
+            raise
+        print(f"gradient: error: {type(e).__name__}: {e}\n(this is a bug in gradient; "
+              "GRADIENT_TRACEBACK=1 shows where it happened)", file=sys.stderr)
+        return 1
+
+
+def _check_arguments(parser: argparse.ArgumentParser, args) -> None:
+    """Refuse values out of range before anything loads, as usage errors (exit status 2):
+    the sampling settings through the same check as the Python API
+    (:func:`gradient.generation.check_sampling`), the output path of ``export-gguf``."""
+    if args.command == "export-gguf":
+        try:
+            _check_output_path(args.output)
+        except CLIError as e:
+            parser.exit(2, f"{parser.format_usage()}gradient export-gguf: error: {e}\n")
+        return
+    from .generation.sampling import check_sampling
+
+    flags = {"max_new_tokens": "--max-new-tokens", "temperature": "--temperature",
+             "top_k": "--top-k", "top_p": "--top-p", "repetition_penalty": "--repetition-penalty"}
+    try:
+        if args.max_new_tokens < 1:
+            raise GenerationError(f"max_new_tokens must be at least 1, got {args.max_new_tokens}")
+        check_sampling(args.max_new_tokens, args.temperature > 0, args.temperature, args.top_k,
+                       args.top_p, None, args.repetition_penalty)
+    except GenerationError as e:
+        message = str(e)
+        for name, flag in flags.items():
+            message = message.replace(name, flag)
+        parser.exit(2, f"{parser.format_usage()}gradient {args.command}: error: {message}\n")
+
+
+def _check_output_path(path: str) -> None:
+    """Whether a file can be written at ``path``, found out before a model is loaded: not a
+    folder, in a folder that exists and takes a new file."""
+    if os.path.isdir(path):
+        raise CLIError(f"{path} is a folder; give the path of the file to write, for example "
+                       f"{os.path.join(path, 'model.gguf')}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CLIError(f"the folder {folder} does not exist; create it first (mkdir -p "
+                       f"{folder}) or write somewhere else")
+    try:   # a probe file: permissions, a read-only file system, a full disk's quota
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".gradient-write-test-"):
+            pass
+    except OSError as e:
+        raise CLIError(f"cannot write in {folder}: {e.strerror or e}; choose another "
+                       f"folder") from None
 
 
 # ----------------------------------------------------------------------------- commands
@@ -195,14 +253,23 @@ def _chat(model, tokenizer, args) -> int:
     system = [{"role": "system", "content": args.system}] if args.system else []
     messages = list(system)
     interactive = sys.stdin.isatty()
+    history = _line_editing() if interactive else None
     if interactive:
-        print("chat: /exit or Ctrl-D leaves, /reset starts over, Ctrl-C stops a reply",
-              file=sys.stderr)
+        print('chat: /exit or Ctrl-D leaves, /reset starts over, Ctrl-C stops a reply; """ '
+              'begins and ends a message of several lines', file=sys.stderr)
+    try:
+        return _converse(model, tokenizer, args, messages, system, stop_ids, interactive)
+    finally:
+        if history is not None:
+            history()
+
+
+def _converse(model, tokenizer, args, messages, system, stop_ids, interactive) -> int:
     while True:
-        line = _read_line("> " if interactive else "")
-        if line is None or line.strip() in ("/exit", "/quit"):
+        text = _read_message(interactive)
+        if text is None or text.strip() in ("/exit", "/quit"):
             break
-        text = line.strip()
+        text = text.strip()
         if not text:
             continue
         if text == "/reset":
@@ -238,9 +305,10 @@ def _stream_reply(model, tokenizer, prompt_ids, args, stop_ids) -> dict:
     from .tokenizers import IncrementalDecoder
 
     # never run past the model's context (GPT-2 has no positions beyond n_positions)
-    max_new_tokens = min(args.max_new_tokens, _context_length(model) - len(prompt_ids))
+    context = _context_length(model)
+    max_new_tokens = min(args.max_new_tokens, context - len(prompt_ids))
     decoder = IncrementalDecoder(tokenizer, skip_special_tokens=True)
-    pieces, generated = [], 0
+    pieces, generated, stopped = [], 0, False
     start = time.perf_counter()
     first = None
 
@@ -257,11 +325,17 @@ def _stream_reply(model, tokenizer, prompt_ids, args, stop_ids) -> dict:
             generated += 1
             token_id = int(token_id)
             if token_id in stop_ids:
+                stopped = True
                 break
             emit(decoder.push(token_id))
         emit(decoder.flush())
     except KeyboardInterrupt:
         raise KeyboardInterrupt(_stats(pieces, len(prompt_ids), generated, start, first))
+    if not stopped and generated == max_new_tokens < args.max_new_tokens:
+        print(f"\n(the reply stopped at the model's context of {context} tokens: the prompt "
+              f"took {len(prompt_ids)} of them; shorten it"
+              + (", or /reset to start over)" if args.command == "chat" else ")"),
+              file=sys.stderr, end="")
     return _stats(pieces, len(prompt_ids), generated, start, first)
 
 
@@ -270,13 +344,125 @@ def _token_stream(model, prompt_ids, args, stop_ids, max_new_tokens):
     from .generation import generate_tokens
 
     sampling = args.temperature > 0
+    progress = _PrefillProgress()
     steps = generate_tokens(
         model, [list(prompt_ids)], max_new_tokens, do_sample=sampling,
         temperature=args.temperature if sampling else 1.0, top_k=args.top_k, top_p=args.top_p,
         repetition_penalty=args.repetition_penalty, eos_token_id=sorted(stop_ids),
-        seed=args.seed)
+        seed=args.seed, prefill_progress=progress)
     for (token_id,) in steps:  # one prompt: one id per step
+        progress.close()
         yield token_id
+
+
+class _PrefillProgress:
+    """``prefill 1024/8150 tokens (12%), about 1 min 40 s left`` on stderr while a long
+    prompt is read (rewritten in place on a terminal, a line every few seconds elsewhere)."""
+
+    def __init__(self):
+        self.start = time.perf_counter()
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.perf_counter()
+        elapsed = now - self.start
+        if done >= total or (now - self.last < 2.0 and not sys.stderr.isatty()):
+            return
+        self.last = now
+        left = elapsed / done * (total - done)
+        line = (f"prefill {done}/{total} tokens ({100 * done // total}%), about "
+                f"{_duration(left)} left")
+        if sys.stderr.isatty():
+            print(f"\r{line}\x1b[K", end="", file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown and sys.stderr.isatty():
+            print("\r\x1b[K", end="", file=sys.stderr, flush=True)
+        self.shown = False
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds + 0.5)
+    return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
+
+
+class _CompileNotice:
+    """While numba compiles gradient's CPU kernels (the first run on a machine, or after an
+    upgrade: later runs load them from numba's cache), a line on stderr says so and counts
+    the seconds, so that a first run never looks hung."""
+
+    def __init__(self):
+        self.active = 0
+        self.started = None
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.thread = None
+
+    def __enter__(self):
+        try:
+            from numba.core import event
+        except ImportError:
+            return self
+        self.event = event
+        notice = self
+
+        class Listener(event.Listener):
+            def on_start(self, _):
+                notice._started()
+
+            def on_end(self, _):
+                with notice.lock:
+                    notice.active -= 1
+        self.listener = Listener()
+        event.register("numba:compile", self.listener)
+        return self
+
+    def _started(self):
+        with self.lock:
+            self.active += 1
+            if self.thread is None:
+                self.started = time.perf_counter()
+                self.thread = threading.Thread(target=self._tick, daemon=True)
+                self.thread.start()
+
+    def _tick(self):
+        # on a terminal the notice has a line of its own (the text may be mid-line), its
+        # seconds rewritten in place; elsewhere a line when it starts and one when it ends
+        tty = sys.stderr.isatty()
+        message = "compiling gradient's CPU kernels for this machine (once: later runs load them)"
+        print(("\n" + message + " ...") if tty else message, end="" if tty else "\n",
+              file=sys.stderr, flush=True)
+        idle_since = None
+        while not self.done.wait(1.0):
+            with self.lock:
+                busy = self.active > 0
+            if busy:
+                idle_since = None
+            elif idle_since is None:
+                idle_since = time.perf_counter()
+            elif time.perf_counter() - idle_since > 1.0:
+                break
+            if tty:
+                print(f"\r{message} ... {time.perf_counter() - self.started:.0f} s\x1b[K",
+                      end="", file=sys.stderr, flush=True)
+        took = f"{time.perf_counter() - self.started:.0f} s"
+        print(f"\r{message}: done in {took}\x1b[K" if tty else f"compiled in {took}",
+              file=sys.stderr, flush=True)
+        with self.lock:
+            self.thread = None
+
+    def __exit__(self, *exc):
+        if hasattr(self, "listener"):
+            self.event.unregister("numba:compile", self.listener)
+        self.done.set()
+        thread = self.thread
+        if thread is not None:
+            thread.join(timeout=2.0)
+        return False
 
 
 def _stats(pieces, prompt_tokens, generated, start, first) -> dict:
@@ -329,7 +515,7 @@ def _read_line(prompt: str) -> str | None:
     """One line of user input without its newline, or None at the end of the input."""
     if prompt:
         try:
-            return input(prompt)  # line editing and history when a terminal is attached
+            return input(prompt)  # readline's line editing and history (see _line_editing)
         except EOFError:
             print(file=sys.stderr)
             return None
@@ -337,39 +523,68 @@ def _read_line(prompt: str) -> str | None:
     return line.rstrip("\n") if line else None
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
+def _read_message(interactive: bool) -> str | None:
+    """One chat message: a line, or the lines between two lines of triple quotes (a line that
+    begins with \"\"\" opens the block, one that ends with it closes it); None at the end of the
+    input. A paste of several lines into a terminal arrives as one message too (readline's
+    bracketed paste keeps its newlines)."""
+    line = _read_line("> " if interactive else "")
+    if line is None or not line.lstrip().startswith('"""'):
+        return line
+    text = line.lstrip()[3:]
+    if text.rstrip().endswith('"""'):           # \"\"\"one line\"\"\"
+        return text.rstrip()[:-3]
+    lines = [text] if text else []
+    while True:
+        line = _read_line("... " if interactive else "")
+        if line is None:
+            break
+        if line.rstrip().endswith('"""'):
+            lines.append(line.rstrip()[:-3])
+            break
+        lines.append(line)
+    return "\n".join(lines)
 
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
-    return value
+def _line_editing():
+    """Line editing and history for the chat prompt (GNU readline, or libedit on macOS): the
+    arrow keys move and recall, long pastes are read whole (readline reads the terminal
+    character by character, past the terminal's 4 KB line limit). The history is kept in
+    ``$XDG_CACHE_HOME/gradient/chat_history`` (``~/.cache`` by default); returns the function
+    that saves it, or None where Python has no readline (Windows)."""
+    try:
+        import readline
+    except ImportError:
+        return None
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    path = os.path.join(cache, "gradient", "chat_history")
+    try:
+        readline.read_history_file(path)
+    except OSError:            # none yet, or unreadable: start empty
+        pass
+    readline.set_history_length(1000)
+
+    def save() -> None:
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            readline.write_history_file(path)
+        except OSError:        # a read-only home: the history is not kept, nothing else lost
+            pass
+    return save
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
-    return value
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
-
-
-def _probability(text: str) -> float:
-    value = float(text)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a probability in (0, 1], got {text}")
-    return value
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m gradient` goes through __main__.py

@@ -256,13 +256,139 @@ def test_gguf_file(tmp_path, capsys, no_network):
     assert "GGUF" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("bad", [["--top-p", "1.5"], ["--temperature", "-1"],
-                                 ["--max-new-tokens", "0"], ["--dtype", "int8"]])
-def test_bad_arguments_exit_with_usage(bad, capsys):
+@pytest.mark.parametrize("bad, says", [
+    (["--top-p", "1.5"], "--top-p must be a number between 0 and 1, got 1.5"),
+    (["--temperature", "-1"], "--temperature must be a number >= 0, got -1.0"),
+    (["--max-new-tokens", "0"], "--max-new-tokens must be at least 1, got 0"),
+    (["--max-new-tokens", "abc"], "--max-new-tokens: expected an integer, got 'abc'"),
+    (["--top-k", "-2"], "--top-k must be an integer >= 0"),
+    (["--repetition-penalty", "0"], "--repetition-penalty must be a number > 0"),
+    (["--temperature", "hot"], "--temperature: expected a number, got 'hot'"),
+    (["--dtype", "int8"], "invalid choice: 'int8'")])
+def test_bad_arguments_exit_with_usage(bad, says, capsys, monkeypatch):
+    """Checked before anything loads, by the same rules as the Python API's, in the words of
+    the command's flags (no internal names)."""
+    monkeypatch.setattr("gradient.hub.load", _must_not_load)
     with pytest.raises(SystemExit) as info:
         main(["generate", "gpt2", "Hi"] + bad)
     assert info.value.code == 2
-    assert "usage: gradient generate" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "usage: gradient generate" in err and says in err and "_" not in err.split("error:")[1]
+
+
+def _must_not_load(*args, **kwargs):
+    raise AssertionError("the model was loaded before the arguments were checked")
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"gradient {gradient.__version__}"
+
+
+@pytest.mark.parametrize("where, says", [
+    ("missing/out.gguf", "does not exist; create it first"),
+    (".", "is a folder; give the path of the file to write"),
+    ("read-only/out.gguf", "cannot write in"),
+])
+def test_export_gguf_checks_where_it_writes_before_loading(where, says, tmp_path, monkeypatch,
+                                                            capsys):
+    (tmp_path / "read-only").mkdir()
+    real = gradient.cli.tempfile.NamedTemporaryFile
+
+    def probe(*args, dir=None, **kwargs):   # root may write anywhere: the refusal is simulated
+        if dir is not None and dir.endswith("read-only"):
+            raise OSError(30, "Read-only file system")
+        return real(*args, dir=dir, **kwargs)
+    monkeypatch.setattr(gradient.cli.tempfile, "NamedTemporaryFile", probe)
+    monkeypatch.setattr("gradient.hub.load", _must_not_load)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        main(["export-gguf", "gpt2", where])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and says in err and "usage: gradient export-gguf" in err
+    assert "Traceback" not in err
+    assert "Read-only file system" in err or where != "read-only/out.gguf"
+
+
+def test_chat_reads_a_message_of_several_lines(gpt2_dir, monkeypatch, capsys, no_network):
+    from gradient.tokenizers import Tokenizer
+
+    conversations = []
+    real = Tokenizer.apply_chat_template
+
+    def record(self, messages, *args, **kwargs):
+        conversations.append([dict(m) for m in messages])
+        return real(self, messages, *args, **kwargs)
+    monkeypatch.setattr(Tokenizer, "apply_chat_template", record)
+    rc, out, err = _run_chat(monkeypatch, capsys, ["chat", gpt2_dir, "--max-new-tokens", "2"],
+                             '"""first line\n\nsecond line\n"""\n"""one line"""\n')
+    assert rc == 0
+    assert [c[-1]["content"] for c in conversations] == ["first line\n\nsecond line",
+                                                         "one line"]
+
+
+def test_generate_says_when_the_context_cut_the_reply(gpt2_dir, capsys, no_network):
+    from gradient.tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_pretrained(gpt2_dir)
+    prompt = "a"
+    while len(tokenizer.encode(prompt + " dog")) < 125:  # the test GPT-2 has 128 positions
+        prompt += " dog"
+    assert main(["generate", gpt2_dir, prompt, "--max-new-tokens", "50", "--temperature", "0",
+                 "--repetition-penalty", "1.3"]) == 0
+    err = capsys.readouterr().err
+    assert "stopped at the model's context of 128 tokens" in err
+
+
+def test_compiling_kernels_is_announced(capsys):
+    """A first run compiles numba kernels for tens of seconds: the command says so."""
+    import numba
+    kernel = numba.njit(lambda x: x + 1)        # not cached: compiled on its first call
+    with gradient.cli._CompileNotice():
+        assert kernel(1) == 2
+    err = capsys.readouterr().err
+    assert "compiling gradient's CPU kernels for this machine" in err and "compiled in" in err
+
+
+def test_long_prompts_report_their_prefill(monkeypatch, capsys):
+    """The CLI's progress line: tokens done of the total, and the time left."""
+    progress = gradient.cli._PrefillProgress()
+    progress(512, 2048)
+    progress.last = 0.0
+    progress(1024, 2048)
+    progress(2048, 2048)       # done: nothing more
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("prefill 512/2048 tokens (25%), about ")
+    assert lines[1].startswith("prefill 1024/2048 tokens (50%)") and lines[1].endswith(" left")
+
+
+@pytest.mark.parametrize("argv", [
+    ["generate", "/nonexistent/model", "hi"],
+    ["chat", "/nonexistent/model"],
+    ["export-gguf", "/nonexistent/model", "out.gguf"],
+    ["export-gguf", "/nonexistent/model", "/nonexistent/folder/out.gguf"],
+    ["generate", "MODEL", ""],
+    ["generate", "MODEL", "hi", "--max-new-tokens", "abc"],
+    ["generate", "MODEL", "hi", "--top-p", "2"],
+    ["generate", "MODEL.gguf", "hi"],
+    ["chat", "MODEL", "--seed", "x"],
+    ["nonsense"],
+    [],
+])
+def test_no_command_shows_a_traceback(argv, gpt2_dir, tmp_path):
+    """Every subcommand, with bad paths and bad values: one line of error, a non-zero status,
+    never a Python traceback (a real process, as a user runs it)."""
+    (tmp_path / "MODEL.gguf").write_bytes(b"GGUF" + bytes(20))          # a truncated file
+    argv = [a.replace("MODEL.gguf", str(tmp_path / "MODEL.gguf")).replace("MODEL", gpt2_dir)
+            for a in argv]
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               HF_HUB_OFFLINE="1")
+    proc = subprocess.run([sys.executable, "-m", "gradient", *argv], capture_output=True,
+                          text=True, env=env, cwd=tmp_path, timeout=120, stdin=subprocess.DEVNULL)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr and "error" in proc.stderr, proc.stderr
 
 
 # ----------------------------------------------------------------------------- a real process

@@ -44,6 +44,9 @@ from .stopping import StopStrings
 
 __all__ = ["generate", "generate_tokens", "TokenStream"]
 
+#: Tokens per forward when a long prompt is prefilled in pieces to report its progress.
+PREFILL_CHUNK = 512
+
 
 def _as_ids(value, name: str) -> np.ndarray:
     """Token ids (or a mask) as a 2-D int64 NumPy array; a 1-D input is one sequence."""
@@ -93,13 +96,16 @@ class TokenStream:
 
     :func:`generate_tokens` makes one; :func:`generate` runs one to the end. Between steps,
     :attr:`sequences` is the output so far and :attr:`finished` says which sequences are done.
+    ``prefill_progress(done, total)``, if given, is told how far the prompt's forward has
+    come (a long prompt is then prefilled in pieces of :data:`PREFILL_CHUNK` tokens).
     """
 
     def __init__(self, model, input_ids, max_new_tokens: int, do_sample: bool = False,
                  temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                  min_p: float | None = None, repetition_penalty: float | None = None,
                  eos_token_id=None, stop_strings=None, seed: int | None = None,
-                 attention_mask=None, pad_token_id: int | None = None, tokenizer=None):
+                 attention_mask=None, pad_token_id: int | None = None, tokenizer=None,
+                 prefill_progress=None):
         check_sampling(max_new_tokens, do_sample, temperature, top_k, top_p, min_p,
                        repetition_penalty)
         ids = _as_ids(input_ids, "input_ids")
@@ -161,6 +167,7 @@ class TokenStream:
             self._rng = np.random.default_rng(seed)
         self._stops = (StopStrings(stop_strings, tokenizer, B)
                        if stop_strings is not None else None)
+        self._prefill_progress = prefill_progress
         self._steps = self._run()
 
     def _check_length(self, total: int) -> None:
@@ -208,13 +215,26 @@ class TokenStream:
                 return logits[:, -1].argmax(-1).numpy().astype(np.int64)
             return np.array(logits[:, -1].float().numpy(), dtype=np.float32)
 
+    def _prefill(self, cache):
+        """The prompt's forward: in one call, or, with ``prefill_progress`` and a prompt of
+        more than :data:`PREFILL_CHUNK` tokens (not padded), in chunks of that many tokens,
+        ``prefill_progress(done, total)`` called after each."""
+        T = self.prompt_length
+        if self._prefill_progress is None or self._padded or T <= PREFILL_CHUNK:
+            return self._forward(cache, self._ids[:, :T],
+                                 self._prompt_positions if self._padded else None)
+        for start in range(0, T, PREFILL_CHUNK):
+            end = min(T, start + PREFILL_CHUNK)
+            scores = self._forward(cache, self._ids[:, start:end], None)
+            self._prefill_progress(end, T)
+        return scores
+
     def _run(self) -> Iterator[list[int]]:
         if self.max_new_tokens == 0:
             return
         B, T = self._ids.shape[0], self.prompt_length
         cache = self.model.new_cache(B, T + self.max_new_tokens)
-        scores = self._forward(cache, self._ids[:, :T],
-                               self._prompt_positions if self._padded else None)
+        scores = self._prefill(cache)
         for step in range(self.max_new_tokens):
             if self._argmax_on_device:
                 next_ids = scores      # already the argmax (first on ties, as on the CPU)

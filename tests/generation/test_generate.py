@@ -363,3 +363,18 @@ def test_sampling_arguments_out_of_range_are_refused_up_front(gpt2_pair, kwargs,
         check_sampling(n, **kwargs)
     assert issubclass(GenerationError, ValueError)
 
+
+def test_a_long_prompt_is_prefilled_in_pieces_when_its_progress_is_asked(gpt2_pair,
+                                                                          monkeypatch):
+    """prefill_progress: the prompt's forward in pieces of PREFILL_CHUNK tokens, each
+    reported; the tokens are those of the one-piece prefill."""
+    import importlib
+    _, ours = gpt2_pair
+    ids = random_ids((1, 40))
+    reports = []
+    monkeypatch.setattr(importlib.import_module("gradient.generation.generate"),
+                        "PREFILL_CHUNK", 16)
+    steps = generate_tokens(ours, ids, 5, prefill_progress=lambda *a: reports.append(a))
+    chunked = [t for (t,) in steps]
+    assert reports == [(16, 40), (32, 40), (40, 40)]
+    assert chunked == generate(ours, ids, 5).numpy()[0, 40:].tolist()
