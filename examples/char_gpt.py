@@ -467,6 +467,10 @@ def main(argv=None) -> dict:
               f"top-k {args.top_k}) ---\n{sample}\n---")
         print(f"final: train loss {losses['train']:.4f}, val loss {losses['val']:.4f} "
               f"(ln vocab {math.log(data.vocab_size):.3f}), {elapsed:.0f} s")
+        written = [os.path.join(args.out_dir, "ckpt.safetensors")] if args.ckpt_interval else []
+        written += [figure] if figure else []
+        if written:
+            print("wrote " + " and ".join(os.path.abspath(p) for p in written))
     return {"train_loss": losses["train"], "val_loss": losses["val"],
             "last_batch_loss": last_loss,
             "initial_loss": math.log(data.vocab_size), "vocab_size": data.vocab_size,

@@ -128,8 +128,9 @@ def main(argv=None) -> int:
     try:
         if args.command == "export-gguf":
             return _export_gguf(args)
-        model, tokenizer = _load(args)
         with _CompileNotice():
+            model, tokenizer = _load(args)
+            _settle_notice()
             if args.command == "generate":
                 return _generate(model, tokenizer, args)
             return _chat(model, tokenizer, args)
@@ -201,6 +202,7 @@ def _load(args):
     model, tokenizer = load(args.model, dtype=dtype, revision=args.revision)
     if args.device != "cpu":
         model = model.to(args.device)   # a DeviceError says why when there is no such device
+    _settle_notice()
     print(f"loaded {type(model).__name__} in {time.perf_counter() - start:.1f} s"
           + ("" if args.device == "cpu" else f" onto {args.device}"), file=sys.stderr, flush=True)
     return model, tokenizer
@@ -315,6 +317,7 @@ def _stream_reply(model, tokenizer, prompt_ids, args, stop_ids) -> dict:
     def emit(piece: str) -> None:
         if piece:
             pieces.append(piece)
+            _settle_notice()
             sys.stdout.write(piece)
             sys.stdout.flush()
 
@@ -370,6 +373,7 @@ class _PrefillProgress:
         if done >= total or (now - self.last < 2.0 and not sys.stderr.isatty()):
             return
         self.last = now
+        _settle_notice()
         left = elapsed / done * (total - done)
         line = (f"prefill {done}/{total} tokens ({100 * done // total}%), about "
                 f"{_duration(left)} left")
@@ -392,77 +396,91 @@ def _duration(seconds: float) -> str:
 
 class _CompileNotice:
     """While numba compiles gradient's CPU kernels (the first run on a machine, or after an
-    upgrade: later runs load them from numba's cache), a line on stderr says so and counts
-    the seconds, so that a first run never looks hung."""
+    upgrade: later runs load them from numba's cache), a line on stderr says so and counts the
+    seconds, so that a first run never looks hung.
+
+    On a terminal the notice has a line of its own, rewritten once a second while a compile
+    runs; :meth:`settle` ends that line before the command writes text (the generated text may
+    be mid-line). Elsewhere it prints a line when compiling starts and one when the command
+    goes on."""
 
     def __init__(self):
-        self.active = 0
-        self.started = None
         self.lock = threading.Lock()
-        self.done = threading.Event()
+        self.active = 0          # compiles running (numba compiles callees inside callers)
+        self.started = None      # when the open notice began; None: no notice open
+        self.stop = threading.Event()
         self.thread = None
+        self.tty = sys.stderr.isatty()
+        self.message = ("compiling gradient's CPU kernels for this machine (once: later runs "
+                        "load them)")
 
     def __enter__(self):
+        global _NOTICE
         try:
             from numba.core import event
         except ImportError:
             return self
-        self.event = event
         notice = self
 
         class Listener(event.Listener):
             def on_start(self, _):
-                notice._started()
+                notice._compiling(+1)
 
             def on_end(self, _):
-                with notice.lock:
-                    notice.active -= 1
-        self.listener = Listener()
+                notice._compiling(-1)
+        self.event, self.listener = event, Listener()
         event.register("numba:compile", self.listener)
+        self.thread = threading.Thread(target=self._tick, daemon=True)
+        self.thread.start()
+        _NOTICE = self
         return self
 
-    def _started(self):
+    def _compiling(self, change: int) -> None:
         with self.lock:
-            self.active += 1
-            if self.thread is None:
+            self.active += change
+            if self.started is None and self.active > 0:
                 self.started = time.perf_counter()
-                self.thread = threading.Thread(target=self._tick, daemon=True)
-                self.thread.start()
+                if self.tty:
+                    print(f"\n{self.message} ...", end="", file=sys.stderr, flush=True)
+                else:
+                    print(self.message, file=sys.stderr, flush=True)
 
-    def _tick(self):
-        # on a terminal the notice has a line of its own (the text may be mid-line), its
-        # seconds rewritten in place; elsewhere a line when it starts and one when it ends
-        tty = sys.stderr.isatty()
-        message = "compiling gradient's CPU kernels for this machine (once: later runs load them)"
-        print(("\n" + message + " ...") if tty else message, end="" if tty else "\n",
-              file=sys.stderr, flush=True)
-        idle_since = None
-        while not self.done.wait(1.0):
+    def _tick(self) -> None:
+        while not self.stop.wait(1.0):
             with self.lock:
-                busy = self.active > 0
-            if busy:
-                idle_since = None
-            elif idle_since is None:
-                idle_since = time.perf_counter()
-            elif time.perf_counter() - idle_since > 1.0:
-                break
-            if tty:
-                print(f"\r{message} ... {time.perf_counter() - self.started:.0f} s\x1b[K",
-                      end="", file=sys.stderr, flush=True)
-        took = f"{time.perf_counter() - self.started:.0f} s"
-        print(f"\r{message}: done in {took}\x1b[K" if tty else f"compiled in {took}",
-              file=sys.stderr, flush=True)
+                if self.tty and self.active > 0 and self.started is not None:
+                    print(f"\r{self.message} ... {time.perf_counter() - self.started:.0f} s"
+                          "\x1b[K", end="", file=sys.stderr, flush=True)
+
+    def settle(self) -> None:
+        """End an open notice (the command is about to write; nothing compiles meanwhile)."""
         with self.lock:
-            self.thread = None
+            if self.started is None or self.active > 0:
+                return
+            took = f"{time.perf_counter() - self.started:.0f} s"
+            print(f"\r{self.message}: {took}\x1b[K" if self.tty else f"compiled in {took}",
+                  file=sys.stderr, flush=True)
+            self.started = None
 
     def __exit__(self, *exc):
-        if hasattr(self, "listener"):
+        global _NOTICE
+        if self.thread is not None:
             self.event.unregister("numba:compile", self.listener)
-        self.done.set()
-        thread = self.thread
-        if thread is not None:
-            thread.join(timeout=2.0)
+            self.stop.set()
+            self.thread.join(timeout=2.0)
+            self.active = 0
+            self.settle()
+            _NOTICE = None
         return False
+
+
+#: The notice of the command running (see _CompileNotice), settled before text is written.
+_NOTICE = None
+
+
+def _settle_notice() -> None:
+    if _NOTICE is not None:
+        _NOTICE.settle()
 
 
 def _stats(pieces, prompt_tokens, generated, start, first) -> dict:
@@ -473,6 +491,7 @@ def _stats(pieces, prompt_tokens, generated, start, first) -> dict:
 
 
 def _report(stats: dict) -> None:
+    _settle_notice()
     n, seconds = stats["generated"], stats["seconds"]
     rate = n / seconds if seconds > 0 else float("inf")
     line = f"[{n} tokens in {seconds:.2f} s: {rate:.1f} tokens/s"
@@ -513,6 +532,7 @@ def _context_length(model) -> int:
 
 def _read_line(prompt: str) -> str | None:
     """One line of user input without its newline, or None at the end of the input."""
+    _settle_notice()
     if prompt:
         try:
             return input(prompt)  # readline's line editing and history (see _line_editing)
@@ -525,9 +545,8 @@ def _read_line(prompt: str) -> str | None:
 
 def _read_message(interactive: bool) -> str | None:
     """One chat message: a line, or the lines between two lines of triple quotes (a line that
-    begins with \"\"\" opens the block, one that ends with it closes it); None at the end of the
-    input. A paste of several lines into a terminal arrives as one message too (readline's
-    bracketed paste keeps its newlines)."""
+    begins with \"\"\" opens the block, one that ends with it closes it: how a paste of several
+    lines becomes one message); None at the end of the input."""
     line = _read_line("> " if interactive else "")
     if line is None or not line.lstrip().startswith('"""'):
         return line
