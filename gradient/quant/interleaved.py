@@ -495,10 +495,17 @@ def quantize_activations(x: np.ndarray):
     Example: ``q, d, s, s16, qsum = quantize_activations(np.ones((1, 64), np.float32))``
     """
     x = np.ascontiguousarray(x, dtype=np.float32)
-    n, k = x.shape
+    k = x.shape[1]
     if k % 32:
         raise ShapeError(f"quantize_activations: rows of {k} values; int8 activations are "
                          f"quantized in blocks of 32, so k must be a multiple of 32")
+    return _quantized(x)
+
+
+@compile_kernel
+def _quantized(x):
+    """:func:`quantize_activations` of contiguous float32 rows, in new arrays."""
+    n, k = x.shape
     xq = np.empty((n, k), np.int8)
     xd = np.empty((n, k // 32), np.float32)
     xs = np.empty((n, k // 32), np.float32)
@@ -624,31 +631,6 @@ def _float_groups(codes, scale, minimum, has_min, offset, nibble, x, y, g0, g1, 
                 y[i, g * G + r] = acc[i, r]
 
 
-@compile_kernel(parallel=True)
-def _int8_product(x, codes, scale, minimum, has_min, offset, nibble, y, n_chunks, nj):
-    # the rows of x quantized first (one pass, on one thread: a few microseconds for a decode
-    # step's row), then one parallel loop over chunks of groups of rows of W; in each chunk the
-    # rows of x one after the other: the weights (a few hundred KB per call) stay in the L2
-    # cache between rows, and a lane-per-row loop without an inner loop over x vectorises
-    n, k = x.shape
-    xq = np.empty((n, k), np.int8)
-    xd = np.empty((n, k // 32), np.float32)
-    xs = np.empty((n, k // 32), np.float32)
-    xs16 = np.empty((n, k // 16), np.float32)
-    xsum = np.empty((n, k // 32), np.int32)
-    _quantize_rows(x, xq, xd, xs, xs16, xsum)
-    groups = codes.shape[0]
-    step = (groups + n_chunks - 1) // n_chunks
-    for c in numba.prange(n_chunks):
-        g0, g1 = c * step, min(groups, (c + 1) * step)
-        for i in range(n):
-            if nibble:
-                _int8_nibble(codes, scale, minimum, has_min, offset, xq, xd, xs, xsum, y, i,
-                             g0, g1, nj)
-            else:
-                _int8_byte(codes, scale, minimum, has_min, xq, xd, xs, xs16, y, i, g0, g1, nj)
-
-
 @compile_kernel
 def _product_groups(codes, scale, minimum, has_min, offset, nibble, nj, xq, xd, xs, xs16, xsum,
                     y, i, lo, hi):
@@ -662,6 +644,22 @@ def _product_groups(codes, scale, minimum, has_min, offset, nibble, nj, xq, xd, 
 
 
 @compile_kernel(parallel=True)
+def _int8_product(x, codes, scale, minimum, has_min, offset, nibble, y, n_chunks, nj):
+    # the rows of x quantized first (one pass, on one thread: a few microseconds for a decode
+    # step's row), then one parallel loop over chunks of groups of rows of W; in each chunk the
+    # rows of x one after the other: the weights (a few hundred KB per call) stay in the L2
+    # cache between rows, and a lane-per-row loop without an inner loop over x vectorises
+    xq, xd, xs, xs16, xsum = _quantized(x)
+    groups = codes.shape[0]
+    step = (groups + n_chunks - 1) // n_chunks
+    for c in numba.prange(n_chunks):
+        g0, g1 = c * step, min(groups, (c + 1) * step)
+        for i in range(x.shape[0]):
+            _product_groups(codes, scale, minimum, has_min, offset, nibble, nj, xq, xd, xs,
+                            xs16, xsum, y, i, g0, g1)
+
+
+@compile_kernel(parallel=True)
 def _int8_products(x, n_chunks,
                    ac, as_, am, a_min, a_off, a_nib, a_nj, ay,
                    bc, bs, bm, b_min, b_off, b_nib, b_nj, by,
@@ -669,13 +667,8 @@ def _int8_products(x, n_chunks,
     # three products of the same rows x (q, k and v; gate and up with an empty third): x
     # quantized once, then one parallel loop over the groups of rows of all three weights,
     # each computed as _int8_product computes it
-    n, k = x.shape
-    xq = np.empty((n, k), np.int8)
-    xd = np.empty((n, k // 32), np.float32)
-    xs = np.empty((n, k // 32), np.float32)
-    xs16 = np.empty((n, k // 16), np.float32)
-    xsum = np.empty((n, k // 32), np.int32)
-    _quantize_rows(x, xq, xd, xs, xs16, xsum)
+    xq, xd, xs, xs16, xsum = _quantized(x)
+    n = x.shape[0]
     na, nb, nc = ac.shape[0], bc.shape[0], cc.shape[0]
     total = na + nb + nc
     step = (total + n_chunks - 1) // n_chunks
