@@ -139,17 +139,24 @@ def _run_chat(monkeypatch, capsys, argv, lines):
     return rc, out, err
 
 
-def test_chat_keeps_the_history_and_exits(gpt2_dir, monkeypatch, capsys, no_network):
+@pytest.fixture
+def conversations(monkeypatch):
+    """The messages of every turn the chat renders with the chat template."""
     from gradient.tokenizers import Tokenizer
 
-    conversations = []
+    seen = []
     real = Tokenizer.apply_chat_template
 
     def record(self, messages, *args, **kwargs):
-        conversations.append([dict(m) for m in messages])
+        seen.append([dict(m) for m in messages])
         return real(self, messages, *args, **kwargs)
 
     monkeypatch.setattr(Tokenizer, "apply_chat_template", record)
+    return seen
+
+
+def test_chat_keeps_the_history_and_exits(gpt2_dir, monkeypatch, capsys, no_network,
+                                          conversations):
     rc, out, err = _run_chat(monkeypatch, capsys,
                              ["chat", gpt2_dir, "--max-new-tokens", "6", "--seed", "0",
                               "--system", "Be brief."],
@@ -312,16 +319,8 @@ def test_export_gguf_checks_where_it_writes_before_loading(where, says, tmp_path
     assert "Read-only file system" in err or where != "read-only/out.gguf"
 
 
-def test_chat_reads_a_message_of_several_lines(gpt2_dir, monkeypatch, capsys, no_network):
-    from gradient.tokenizers import Tokenizer
-
-    conversations = []
-    real = Tokenizer.apply_chat_template
-
-    def record(self, messages, *args, **kwargs):
-        conversations.append([dict(m) for m in messages])
-        return real(self, messages, *args, **kwargs)
-    monkeypatch.setattr(Tokenizer, "apply_chat_template", record)
+def test_chat_reads_a_message_of_several_lines(gpt2_dir, monkeypatch, capsys, no_network,
+                                               conversations):
     rc, out, err = _run_chat(monkeypatch, capsys, ["chat", gpt2_dir, "--max-new-tokens", "2"],
                              '"""first line\n\nsecond line\n"""\n"""one line"""\n')
     assert rc == 0
