@@ -400,3 +400,56 @@ def test_python_dash_m_gradient(gpt2_dir):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("hello") and proc.stdout.endswith("\n")
     assert re.search(r"\d+ tokens in [\d.]+ s: [\d.]+ tokens/s", proc.stderr)
+
+
+def test_chat_in_a_terminal_edits_lines_reads_long_pastes_and_keeps_history(gpt2_dir, tmp_path):
+    """A real terminal (a pseudo-terminal): the left arrow moves the cursor (readline) instead
+    of sending escape codes to the model, a line of 11 KB is read whole (a terminal's own line
+    limit is 4 KB), and the history is saved under the cache directory."""
+    import pty
+    import select
+
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               HF_HUB_OFFLINE="1", XDG_CACHE_HOME=str(tmp_path), TERM="xterm")
+    pid, fd = pty.fork()
+    if pid == 0:   # the child: the command, on the terminal
+        os.execve(sys.executable, [sys.executable, "-m", "gradient", "chat", gpt2_dir,
+                                   "--max-new-tokens", "1", "--temperature", "0"], env)
+    seen = b""
+
+    def read_until(marker: bytes, timeout: float = 120.0) -> None:
+        nonlocal seen
+        import time
+        end = time.monotonic() + timeout
+        while marker not in seen and time.monotonic() < end:
+            if select.select([fd], [], [], 0.5)[0]:
+                try:
+                    seen += os.read(fd, 65536)
+                except OSError:
+                    break
+        assert marker in seen, seen[-2000:]
+
+    try:
+        read_until(b"> ")
+        os.write(fd, b"helo\x1b[D\x1b[Dl\r")              # "helo", left, left, "l", Enter
+        read_until(b"tokens/s")
+        long_line = " ".join(f"w{i}" for i in range(2000)).encode()   # ~11 KB
+        start = len(seen)
+        for i in range(0, len(long_line), 1024):          # typed in pieces, as a paste arrives
+            os.write(fd, long_line[i:i + 1024])
+        os.write(fd, b"\r")
+        read_until(b"fills the model's context")   # the test GPT-2 reads 128 tokens
+        reply = seen[start:].decode("utf-8", "replace")
+        prompt_tokens = int(re.search(r"the conversation \((\d+) tokens\)", reply).group(1))
+        os.write(fd, b"/exit\r")
+        status = os.waitpid(pid, 0)[1]
+        pid = None
+        assert os.WEXITSTATUS(status) == 0
+    finally:
+        if pid is not None:    # a step above failed: the command still waits for input
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    history = (tmp_path / "gradient" / "chat_history").read_text()
+    assert "hello" in history and "helo" not in history.replace("hello", "")
+    assert prompt_tokens > 2000          # every word of the long line reached the model
