@@ -453,3 +453,27 @@ def test_chat_in_a_terminal_edits_lines_reads_long_pastes_and_keeps_history(gpt2
     history = (tmp_path / "gradient" / "chat_history").read_text()
     assert "hello" in history and "helo" not in history.replace("hello", "")
     assert prompt_tokens > 2000          # every word of the long line reached the model
+
+
+def test_the_first_run_says_it_compiles_and_writes_the_text_of_every_later_run():
+    """A fresh install: numba's cache empty, the first `gradient generate` of a GGUF model
+    compiles the CPU kernels for tens of seconds. It says so on a terminal, counting the
+    seconds, and its greedy text is the text of the next run, which loads the kernels from
+    the cache and says nothing of compiling (bench/cold_start.py times both)."""
+    from .quant.gguf_fixtures import smollm2_path
+    path = smollm2_path()
+    if path is None:
+        pytest.skip("the SmolLM2 GGUF fixture is absent (.ci/run downloads it)")
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("cold_start",
+                                                  os.path.join(ROOT, "bench", "cold_start.py"))
+    cold_start = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cold_start)
+    with __import__("tempfile").TemporaryDirectory() as cache:
+        cold = cold_start.run(path, 8, cache)
+        warm = cold_start.run(path, 8, cache)
+    assert cold["returncode"] == warm["returncode"] == 0
+    assert cold["text"] == warm["text"] and cold["text"].startswith(" Paris")
+    assert cold["said_compiling"] and not warm["said_compiling"]
+    ticks = set(re.findall(r"load them\) \.\.\. (\d+) s", cold["stderr"]))
+    assert len(ticks) >= 3           # the seconds counted while compiling, not a silent stall
