@@ -26,6 +26,8 @@ Example::
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from ..kernels.registry import prepares, register
@@ -218,26 +220,37 @@ def decode_attention(q, k, v, scale: float):
 @prepares("decode_attention", "cpu")
 def _prepare_decode_attention(q, k, v, scale: float):
     """:func:`decode_attention` for the later steps of a captured decode step: queries of q's
-    shape, keys and values of a cache of k's and v's layout, any length. The whole buffers the
-    views begin are found again only when the views' owner changes (another cache)."""
+    shape, keys and values of a cache of k's and v's layout, any length. Where the views'
+    owner (the cache's storage) is the one of the last call, the whole buffers are made from
+    it at the offsets found then (a weak reference: a finished generation's cache is not kept
+    alive)."""
     if decode_attention(q, k, v, scale) is None or not q.flags.c_contiguous:
         return None
     shape, dtype, strides = q.shape, q.dtype, (k.strides, v.strides)
     factor = dtype.type(scale)
-    seen = [None, None, None, None]   # the owners of the last views, and their whole buffers
+    seen = {}   # "k"/"v" -> (weak reference to the owner, the whole buffer's shape, offset)
+
+    def whole(a, name):
+        owner, known = a.base, seen.get(name)
+        if known is not None and owner is not None and known[0]() is owner:
+            return np.ndarray(known[1], dtype, owner, known[2], known[3])
+        buffer = cache_buffer(a, np.lib.stride_tricks.as_strided)
+        if buffer is not None and isinstance(owner, np.ndarray) and owner.flags.c_contiguous:
+            offset = (buffer.__array_interface__["data"][0]
+                      - owner.__array_interface__["data"][0])
+            seen[name] = (weakref.ref(owner), buffer.shape, offset, buffer.strides)
+        return buffer
 
     def prepared(q_, k_, v_, scale_):
         if (q_.shape != shape or q_.dtype != dtype or not q_.flags.c_contiguous
                 or (k_.strides, v_.strides) != strides or k_.shape != v_.shape
                 or k_.shape[2] == 0 or scale_ != scale or k_.dtype != dtype):
             return None
-        if k_.base is None or k_.base is not seen[0] or v_.base is not seen[1]:
-            keys, values = (cache_buffer(a, np.lib.stride_tricks.as_strided) for a in (k_, v_))
-            if keys is None or values is None:
-                return None
-            seen[:] = k_.base, v_.base, keys, values
+        keys, values = whole(k_, "k"), whole(v_, "v")
+        if keys is None or values is None:
+            return None
         out = np.empty(shape, dtype)
-        decode_cached(q_, seen[2], seen[3], k_.shape[2], factor, out)
+        decode_cached(q_, keys, values, k_.shape[2], factor, out)
         return out
     return prepared
 

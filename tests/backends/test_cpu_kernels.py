@@ -535,3 +535,26 @@ def test_float32_kernels_compute_in_float32():
             "_log_softmax_rows", "_scale_rows_less_target", "_add_to_rows", "_swiglu_finish",
             "_swiglu_grad", "_rotary"} <= set(checked), sorted(set(checked))
     assert doubles == [], f"float32 kernels computing in float64: {doubles}"
+
+
+def test_prepared_decode_attention_reads_later_positions_and_keeps_no_cache_alive():
+    """The prepared form (what a replayed decode step calls) equals the kernel at every length,
+    for the cache it was prepared on and another one, and holds no cache once it is dropped."""
+    import gc
+    import weakref
+
+    from gradient import kernels
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((1, 4, 1, 8)).astype(np.float32)
+    caches = [rng.standard_normal((2, 3, 1, 2, 16, 8)).astype(np.float32) for _ in range(2)]
+    attend = kernels.prepare("decode_attention", "cpu", q, caches[0][0, 1][:, :, :3],
+                             caches[0][1, 1][:, :, :3], 0.5)
+    for cache in caches + caches[:1]:
+        for length in (3, 4, 16):
+            k, v = cache[0, 1][:, :, :length], cache[1, 1][:, :, :length]
+            np.testing.assert_array_equal(attend(q, k, v, 0.5),
+                                          kernels.call("decode_attention", "cpu", q, k, v, 0.5))
+    dropped = weakref.ref(caches.pop(0))
+    del cache, k, v
+    gc.collect()
+    assert dropped() is None
