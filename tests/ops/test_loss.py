@@ -559,3 +559,19 @@ def test_rms_norm_inference_path_equals_the_recorded_composition(dtype, affine, 
         return out.detach().numpy()
 
     np.testing.assert_array_equal(run(False), run(True))
+
+
+def test_rms_norm_inference_path_takes_the_kernel_of_the_recorded_path():
+    """With the CPU's kernel, inference and a recorded forward run the same kernel: the same
+    bits, and the trace says so."""
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal((2, 3, 16)).astype(np.float32), rng.standard_normal(16)
+    w = w.astype(np.float32)
+
+    def run(requires_grad):
+        out = F.rms_norm(gradient.tensor(x, requires_grad=requires_grad), (16,),
+                         gradient.tensor(w, requires_grad=requires_grad), 1e-5)
+        return out.detach().numpy()
+    with gradient.kernels.trace() as t:
+        np.testing.assert_array_equal(run(False), run(True))
+    assert t.calls("rms_norm") == {"numba": 2}
