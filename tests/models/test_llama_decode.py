@@ -296,3 +296,29 @@ def test_smollm2_fused_steps_are_as_close_to_exact_as_the_module_graph():
         np.testing.assert_array_equal(fused.argmax(-1)[clear], reference.argmax(-1)[clear])
     assert checked >= 10
     model.fused_decode = True
+
+
+@pytest.mark.parametrize("model_type, qtypes", [
+    ("llama", ("Q4_1", "Q8_0", "Q4_0", "Q5_1")),   # q, k, v of three kinds, merged into one call
+    ("qwen2", ("Q4_1",)),                          # q/k/v biases
+    ("mistral", ("Q8_0",)),                        # a sliding window
+])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_captured_steps_of_quantized_models_give_the_module_graph_bits(model_type, qtypes,
+                                                                       batch):
+    """With the fused decoder off (or a model it does not cover), a quantized model decodes
+    through the step captured from its forward: prepared kernels, the products of q, k and v
+    (and of gate and up) as one call each, the module graph's logits bit for bit."""
+    from collections import Counter
+
+    from .decode_step_checks import decode_logits, steps_by_kind
+    model = quantized_model(model_type, qtypes)
+    model.fused_decode = False
+    ids = np.random.default_rng(batch).integers(0, 300, (batch, 12))
+    counts = Counter()
+    np.testing.assert_array_equal(decode_logits(model, ids, counts=counts),
+                                  decode_logits(model, ids, fused=False))
+    assert steps_by_kind(counts) == {"capture": 2, "replay": 4, "module graph": 0}
+    plan = next(iter(model.model.__dict__["_captured"]._entries.values()))
+    assert plan.source.count("_QuantizedMatmul + _QuantizedMatmul + _QuantizedMatmul") == 2
+    assert plan.source.count("# _QuantizedMatmul + _QuantizedMatmul\n") == 2
