@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 
-from .recorder import CONST, SEQ, SLOT, Call
+from .recorder import SEQ, SLOT, Call
 
 __all__ = ["Plan"]
 
@@ -68,8 +68,7 @@ def _merged(calls) -> list:
     for index, call in enumerate(calls):
         key = getattr(call.run, "merge_key", None)
         if key is not None and call.outs is None:
-            slots = tuple(a for a in call.args if a[0] == SLOT)
-            group = groups.setdefault((key, slots), [[]])
+            group = groups.setdefault((key, _slots_read(call.args)), [[]])
             if len(group[-1]) == call.run.merge_limit:
                 group.append([])
             group[-1].append(index)
@@ -86,6 +85,18 @@ def _merged(calls) -> list:
                                       runs[0].merge_with(runs[1:]))
             dropped.update(chunk[1:])
     return [replaced.get(i, call) for i, call in enumerate(calls) if i not in dropped]
+
+
+def _slots_read(refs) -> tuple:
+    """The slots among references, those inside lists and tuples included, with where they
+    sit (what two calls must share to be merged)."""
+    found = []
+    for position, ref in enumerate(refs):
+        if ref[0] == SLOT:
+            found.append((position, ref[1]))
+        elif ref[0] == SEQ:
+            found.append((position, _slots_read(ref[2])))
+    return tuple(found)
 
 
 def _compile(calls, n_inputs: int, out_refs) -> tuple:
