@@ -155,11 +155,17 @@ def _neg_abs(x, out):
         out[i] = -abs(x[i])
 
 
+@_compile(inline=True)
+def _sigmoid(v, e, one):
+    """sigmoid(v) from e = exp(-|v|), as the backend's ``sigmoid`` rounds it."""
+    return (one if v >= 0 else e) / (one + e)
+
+
 @_compile
 def _silu_finish(x, e, one, out):
     for i in range(x.size):
         v = x[i]
-        s = (one if v >= 0 else e[i]) / (one + e[i])
+        s = _sigmoid(v, e[i], one)
         out[i] = v * s
 
 
@@ -168,7 +174,7 @@ def _silu_grad(g, x, e, one, out):
     # d/dx [x s(x)] = s (1 + x (1 - s))
     for i in range(x.size):
         v = x[i]
-        s = (one if v >= 0 else e[i]) / (one + e[i])
+        s = _sigmoid(v, e[i], one)
         out[i] = g[i] * (s * (one + v * (one - s)))
 
 
@@ -307,7 +313,7 @@ def layer_norm_backward(grad, x, mean, rstd, weight):
 def _swiglu_finish(gate, e, up, one, out):
     for i in range(gate.size):
         v = gate[i]
-        s = (one if v >= 0 else e[i]) / (one + e[i])
+        s = _sigmoid(v, e[i], one)
         out[i] = (v * s) * up[i]
 
 
@@ -317,7 +323,7 @@ def _swiglu_grad(g, gate, e, up, one, dgate, dup):
     # differentiable backward rounds it
     for i in range(gate.size):
         v = gate[i]
-        s = (one if v >= 0 else e[i]) / (one + e[i])
+        s = _sigmoid(v, e[i], one)
         dgate[i] = (g[i] * up[i]) * (s * (one + v * (one - s)))
         dup[i] = g[i] * (v * s)
 
@@ -349,7 +355,6 @@ def _prepare_swiglu(gate, up):
         _swiglu_finish(flat, _exp_neg_abs(flat), up_.reshape(-1), one, out.reshape(-1))
         return out
     return prepared
-
 
 
 @register("swiglu_backward", "cpu", "numba", _FLOATS)
@@ -390,13 +395,9 @@ def _rotary(x, cos, sin, backward, out):
                         o[i + half] = xr[i + half] * c[i + half] + xr[i] * s[i + half]
 
 
-@register("rotary_embedding", "cpu", "numba", _FLOATS)
-def rotary_embedding(x, cos, sin, backward: bool):
-    """``x * cos + roll(x, half, -1) * sin`` over the last (even) dimension, or with
-    ``backward`` its transpose applied to a gradient ``x``: ``x * cos + roll(x * sin, half,
-    -1)``. ``x`` has two to four dimensions and may be a strided view (a head split); ``cos``
-    and ``sin``, of one shape, are (T, D) tables or broadcast over x's heads (B, 1, T, D). The
-    result is contiguous; None if not handled."""
+def _rotary_shapes(x, cos, sin):
+    """``(x's shape, the tables' shape)`` made four-dimensional for :func:`_rotary`, or None
+    for what it does not read."""
     if (not _usable(x, cos, sin) or not 2 <= x.ndim <= 4 or x.shape[-1] % 2
             or cos.shape != sin.shape or cos.ndim > x.ndim):
         return None
@@ -404,6 +405,20 @@ def rotary_embedding(x, cos, sin, backward: bool):
     table = (1,) * (4 - cos.ndim) + cos.shape
     if table[2:] != four[2:] or any(t not in (1, n) for t, n in zip(table[:2], four[:2])):
         return None
+    return four, table
+
+
+@register("rotary_embedding", "cpu", "numba", _FLOATS)
+def rotary_embedding(x, cos, sin, backward: bool):
+    """``x * cos + roll(x, half, -1) * sin`` over the last (even) dimension, or with
+    ``backward`` its transpose applied to a gradient ``x``: ``x * cos + roll(x * sin, half,
+    -1)``. ``x`` has two to four dimensions and may be a strided view (a head split); ``cos``
+    and ``sin``, of one shape, are (T, D) tables or broadcast over x's heads (B, 1, T, D). The
+    result is contiguous; None if not handled."""
+    shapes = _rotary_shapes(x, cos, sin)
+    if shapes is None:
+        return None
+    four, table = shapes
     out = np.empty(four, x.dtype)
     _rotary(x.reshape(four), cos.reshape(table), sin.reshape(table), bool(backward), out)
     return out.reshape(x.shape)
@@ -412,11 +427,11 @@ def rotary_embedding(x, cos, sin, backward: bool):
 @prepares("rotary_embedding", "cpu")
 def _prepare_rotary_embedding(x, cos, sin, backward: bool):
     """:func:`rotary_embedding` for later calls on arrays of these shapes, layouts and dtype."""
-    if rotary_embedding(x, cos, sin, backward) is None:
+    shapes = _rotary_shapes(x, cos, sin)
+    if shapes is None:
         return None
+    four, table = shapes
     layout = (x.shape, x.strides, cos.shape, cos.strides, sin.strides, x.dtype)
-    four = (1,) * (4 - x.ndim) + x.shape
-    table = (1,) * (4 - cos.ndim) + cos.shape
 
     def prepared(x_, cos_, sin_, backward_):
         if (x_.shape, x_.strides, cos_.shape, cos_.strides, sin_.strides, x_.dtype) != layout \
@@ -426,7 +441,6 @@ def _prepare_rotary_embedding(x, cos, sin, backward: bool):
         _rotary(x_.reshape(four), cos_.reshape(table), sin_.reshape(table), bool(backward_), out)
         return out.reshape(layout[0])
     return prepared
-
 
 
 # ---------------------------------------------------------------------- RMS norm
@@ -510,7 +524,6 @@ def _prepare_rms_norm(x, weight, eps: float):
         _rms_norm_fwd(x_.reshape(rows, n), w, float(eps_), y.reshape(rows, n), rstd)
         return y, rstd.reshape(shape[:-1])
     return prepared
-
 
 
 @register("rms_norm_backward", "cpu", "numba", _FLOATS)

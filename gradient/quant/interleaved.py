@@ -776,7 +776,6 @@ def _prepare(x, w, activations="int8"):
     return prepared
 
 
-
 def _rows_into(w: InterleavedWeight):
     """``dequant_into(r0, r1, out)`` for :func:`gradient.quant.matmul.tiled_matmul`; tiles of
     whole groups of rows."""
