@@ -861,7 +861,7 @@ class Flip(ArrayFunction):
         ctx.dims = dims
         index = tuple(slice(None, None, -1) if d in dims else slice(None) for d in range(x.ndim))
         # NumPy would give a view with negative strides; PyTorch's flip returns a copy
-        return ctx.backend.getitem(x, index).copy()
+        return ctx.backend.copy(ctx.backend.getitem(x, index))
 
     @staticmethod
     def backward(ctx, grad):
@@ -899,7 +899,7 @@ class Roll(ArrayFunction):
             if s:  # the last s elements move to the front
                 out = b.concatenate([b.getitem(out, _slice_along(d, slice(n - s, None))),
                                      b.getitem(out, _slice_along(d, slice(0, n - s)))], d)
-        return out if out is not x else x.copy()  # a copy even when nothing moved, as in PyTorch
+        return out if out is not x else b.copy(x)  # a copy even when nothing moved, as in PyTorch
 
     @staticmethod
     def backward(ctx, grad):

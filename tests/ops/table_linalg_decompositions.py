@@ -46,7 +46,7 @@ def spaced_singular(r, *shape):
 
 def _spd(m, a):
     """A symmetric positive-definite matrix made from any square ``a``."""
-    return a @ a.mT + a.shape[-1] * m.eye(a.shape[-1], dtype=a.dtype)
+    return a @ a.mT + a.shape[-1] * m.eye(a.shape[-1], dtype=a.dtype, device=a.device)
 
 
 def _sym(a):
