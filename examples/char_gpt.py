@@ -222,7 +222,7 @@ class GPT(nn.Module):
         """Logits (B, T, vocab) for every position, and the mean cross-entropy if targets."""
         B, T = idx.shape
         assert T <= self.cfg.block_size, f"sequence of {T} > block_size {self.cfg.block_size}"
-        x = self.wte(idx) + self.wpe(gradient.arange(T))
+        x = self.wte(idx) + self.wpe(gradient.arange(T, device=idx.device))
         for block in self.h:
             x = block(x)
         # The output head reuses the token embedding (weight tying, as GPT-2): a character's
