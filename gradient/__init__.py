@@ -20,12 +20,13 @@ from .dtypes import (DType, bfloat16, bool_, finfo, float16, float32, float64, g
                      iinfo, int8, int16, int32, int64, promote_types, result_type,
                      set_default_dtype, uint8)
 from .errors import (AutogradError, DeviceError, DTypeError, FileFormatError, GradientError,
-                     ShapeError)
+                     PluginError, ShapeError)
 from .tensor import Size, Tensor
 from .ops import *  # noqa: F401,F403
 from .ops.creation import Generator, default_generator  # noqa: F401
 from . import amp, autograd, cuda, io, linalg, nn, ops, optim, testing, utils  # noqa: F401
 from . import special  # noqa: F401  (torch.special)
+from . import plugins  # noqa: F401,E402  (gradient.plugins.list())
 from .io import load, save  # noqa: F401
 from .amp import autocast  # noqa: F401  (gradient.autocast, like torch.autocast)
 from .threads import get_num_threads, set_num_threads  # noqa: F401

@@ -26,6 +26,13 @@ class DeviceError(GradientError, RuntimeError):
     """An unknown or unavailable device, or tensors on different devices."""
 
 
+class PluginError(DeviceError):
+    """A plugin device failed: its process exited, hung past ``GRADIENT_PLUGIN_TIMEOUT``, spoke
+    another protocol version or sent bytes that are not frames (the message quotes the end of
+    its stderr), or a primitive failed in it (the message names the primitive and its
+    arguments' shapes and dtypes). The parent process and other devices keep working."""
+
+
 class AutogradError(GradientError, RuntimeError):
     """Misuse of autograd: backward twice, modified saved tensors, no grad to compute."""
 
