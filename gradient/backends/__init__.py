@@ -64,7 +64,7 @@ def register_backend(device_type: str, backend: Backend | Callable[..., Backend]
         >>> gradient.ones(2, device="x:2").device
         device(type='x', index=2)
     """
-    if ":" in device_type or not device_type:
+    if (":" in device_type and not _is_plugin_type(device_type)) or not device_type:
         raise DeviceError(f"register_backend: expected a device type like 'cuda' (no index), "
                           f"got {device_type!r}")
     for key in [k for k in _BACKENDS if k == device_type or k.startswith(device_type + ":")]:
@@ -93,7 +93,13 @@ def parse_device(spec: str, index: int | None = None) -> tuple[str, int | None]:
     if not isinstance(spec, str):
         raise DeviceError(f"expected a device string like 'cpu' or 'cuda:0', got {spec!r}")
     kind, colon, idx = spec.partition(":")
-    if not kind or (colon and not idx):
+    if kind == "plugin":   # "plugin:NAME" is the type, "plugin:NAME:1" its device 1
+        name, colon, idx = idx.partition(":")
+        if not name or (colon and not idx):
+            raise DeviceError(f"bad device string {spec!r}: expected 'plugin:NAME' or "
+                              "'plugin:NAME:INDEX', like 'plugin:reference'")
+        kind = f"plugin:{name}"
+    elif not kind or (colon and not idx):
         raise DeviceError(f"bad device string {spec!r}: expected a type, then optionally ':' "
                           "and an index, like 'cuda' or 'cuda:1'")
     if idx:
@@ -136,6 +142,10 @@ def get_backend(device="cpu") -> Backend:
 
 
 def _resolve(kind: str, index: int | None) -> Backend:
+    if _is_plugin_type(kind) and kind not in _COUNTS:
+        from . import plugin   # the plugin is found, and registered, on first use
+        loader, count = plugin.loader(kind)
+        register_backend(kind, loader, device_count=count)
     count = _COUNTS.get(kind)
     if count is None:  # a type with one device (or an unknown type)
         backend = _BACKENDS.get(kind)
@@ -162,6 +172,10 @@ def _resolve(kind: str, index: int | None) -> Backend:
                               f"{backend.name!r} for device {key!r}; name it {key!r}")
         _BACKENDS[key] = backend
     return backend
+
+
+def _is_plugin_type(kind: str) -> bool:
+    return kind.startswith("plugin:") and kind.count(":") == 1 and len(kind) > 7
 
 
 def _how_many(n: int, kind: str) -> str:

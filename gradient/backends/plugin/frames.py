@@ -1,0 +1,118 @@
+"""Frames of the plugin protocol (``docs/plugin-protocol.md``, section 1): how one message is
+written to and read from a pipe, on either side.
+
+A frame is the magic ``GRD1``, the header's length (uint32, little-endian), the payload's
+length (uint64), the header (one JSON object) and the payload (raw bytes).
+
+Example::
+
+    >>> write_frame(pipe, {"op": "sync", "id": 3})
+    >>> header, payload = read_frame(pipe)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+
+__all__ = ["MAGIC", "FrameError", "encode_frame", "read_frame", "write_frame", "parse_frame",
+           "frame_size", "encode_float", "decode_float"]
+
+MAGIC = b"GRD1"
+_PREFIX = struct.Struct("<4sIQ")
+#: headers longer than this are not headers (a stray write to the plugin's stdout, say)
+MAX_HEADER = 1 << 24
+
+
+class FrameError(ValueError):
+    """Bytes that are not a frame: the wrong magic, a header that is not one JSON object."""
+
+
+def encode_frame(header: dict, payload=b"") -> list:
+    """The frame's pieces, ready for ``writelines``: prefix and header, then the payload (a
+    bytes-like object; not copied)."""
+    head = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
+    size = memoryview(payload).nbytes
+    return [_PREFIX.pack(MAGIC, len(head), size) + head, payload] if size else \
+        [_PREFIX.pack(MAGIC, len(head), 0) + head]
+
+
+def write_frame(stream, header: dict, payload=b"") -> None:
+    """Write one frame to a binary stream and flush it."""
+    stream.writelines(encode_frame(header, payload))
+    stream.flush()
+
+
+def read_frame(stream) -> tuple[dict, bytearray] | None:
+    """``(header, payload)`` of the next frame on a binary stream, or None at the end of the
+    stream (the other side closed it). FrameError for bytes that are not a frame."""
+    prefix = _read_exactly(stream, _PREFIX.size, allow_eof=True)
+    if prefix is None:
+        return None
+    size = frame_size(prefix)
+    head_size = _PREFIX.unpack_from(prefix)[1]
+    header = _header(_read_exactly(stream, head_size))
+    rest = size - _PREFIX.size - head_size
+    return header, _read_exactly(stream, rest) if rest else bytearray()
+
+
+def frame_size(buffer) -> int | None:
+    """The whole size of the frame that ``buffer`` begins with, once its prefix is there;
+    FrameError if it is not the prefix of a frame."""
+    if len(buffer) < _PREFIX.size:
+        return None
+    magic, head_size, payload_size = _PREFIX.unpack_from(buffer)
+    if magic != MAGIC:
+        raise FrameError(f"expected a frame starting with {MAGIC!r}, got {bytes(buffer[:4])!r}")
+    if head_size > MAX_HEADER:
+        raise FrameError(f"a frame header of {head_size} bytes (at most {MAX_HEADER})")
+    return _PREFIX.size + head_size + payload_size
+
+
+def parse_frame(buffer, copy: bool = True) -> tuple[tuple | None, int]:
+    """``((header, payload), bytes used)`` for the frame that ``buffer`` (a bytearray) begins
+    with, or ``(None, 0)`` while it is incomplete. The payload is a copy, or with
+    ``copy=False`` a memoryview of ``buffer``."""
+    size = frame_size(buffer)
+    if size is None or len(buffer) < size:
+        return None, 0
+    end = _PREFIX.size + _PREFIX.unpack_from(buffer)[1]
+    header = _header(buffer[_PREFIX.size:end])
+    return (header, buffer[end:size] if copy else memoryview(buffer)[end:size]), size
+
+
+def _header(data) -> dict:
+    try:
+        header = json.loads(bytes(data))
+    except ValueError as e:
+        raise FrameError(f"a frame header that is not JSON: {e}") from None
+    if type(header) is not dict:
+        raise FrameError(f"a frame header that is not a JSON object: {type(header).__name__}")
+    return header
+
+
+def _read_exactly(stream, n: int, allow_eof: bool = False):
+    buffer = bytearray(n)
+    view = memoryview(buffer)
+    got = 0
+    while got < n:
+        k = stream.readinto(view[got:])
+        if not k:
+            if allow_eof and got == 0:
+                return None
+            raise FrameError(f"the stream ended inside a frame ({got} of {n} bytes)")
+        got += k
+    return buffer
+
+
+def encode_float(value):
+    """A number as the protocol writes it: itself, or "inf", "-inf", "nan"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if value != value else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def decode_float(value):
+    """The inverse of :func:`encode_float`."""
+    return float(value) if isinstance(value, str) else value

@@ -1,0 +1,215 @@
+"""The reference plugin: gradient's NumPy backend in a process of its own, behind the plugin
+protocol (``docs/plugin-protocol.md``). Run it as ``python -m gradient.backends.plugin.reference``;
+gradient does that for the device ``"plugin:reference"``.
+
+It tests the protocol, and it is the template for a plugin author: read a frame, run the
+request, keep the first error for the next synchronising reply, repeat. Everything device
+specific is in :class:`ReferencePlugin`'s use of ``self.backend``: a plugin for another device
+keeps the loop and replaces the arrays and the primitives.
+
+The environment variable ``GRADIENT_REFERENCE_PRIMITIVES`` (a comma-separated list) limits the
+primitives it offers, so that the client's host fallback can be tested on a plugin that
+implements only a few.
+
+Example::
+
+    $ python -m gradient.backends.plugin.reference < requests.bin > replies.bin
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+from .frames import decode_float, read_frame, write_frame
+from .wire import (IN_PLACE, PRIMITIVES, PROTOCOL, SIGNATURES, VIEWS, WireDType, decode_index,
+                   dtype_name)
+
+_SYNCHRONISING = ("hello", "sync", "to_bytes")
+
+
+class ReferencePlugin:
+    """The state of one session: arrays by handle, failed handles, the first error not yet
+    reported."""
+
+    def __init__(self, backend, primitives):
+        self.backend = backend
+        self.primitives = primitives
+        self.arrays: dict = {}      # handle -> array (or a random generator)
+        self.failed: set = set()
+        self.error: dict | None = None
+
+    # -- the loop
+    def serve(self, stdin, stdout) -> None:
+        while True:
+            frame = read_frame(stdin)
+            if frame is None:
+                return
+            header, payload = frame
+            reply = self.handle(header, payload)
+            if reply is not None:
+                write_frame(stdout, *reply)
+                if header.get("op") == "hello" and not reply[0]["ok"]:
+                    return
+
+    def handle(self, request: dict, payload) -> tuple | None:
+        """The reply ``(header, payload)`` to one request, or None for a request that gets none."""
+        op, rid = request.get("op"), request.get("id")
+        if op == "hello":
+            return self._hello(request), b""
+        if op == "free":
+            for h in request.get("handles", ()):
+                self.arrays.pop(h, None)
+                self.failed.discard(h)
+            return None
+        reply_wanted = op in _SYNCHRONISING or request.get("reply", False)
+        result_payload = b""
+        info = {}
+        try:
+            if op == "sync":
+                pass
+            elif op == "to_bytes":
+                result_payload, info = self._to_bytes(request)
+            else:
+                info = self._run(op, request, payload)
+        except Exception as e:   # noqa: BLE001  (reported to the client, the plugin goes on)
+            self._fail(request, e)
+        if not reply_wanted:
+            return None
+        if self.error is not None:
+            error, self.error = self.error, None
+            return {"id": rid, "ok": False, "error": error}, b""
+        return {"id": rid, "ok": True, **info}, result_payload
+
+    def _hello(self, request) -> dict:
+        if request.get("protocol") != PROTOCOL:
+            return {"id": request.get("id"), "ok": False,
+                    "error": {"message": f"the reference plugin speaks protocol {PROTOCOL}"}}
+        return {"id": request.get("id"), "ok": True, "protocol": PROTOCOL, "name": "reference",
+                "devices": [{"name": "host memory (NumPy, in a separate process)"}],
+                "dtypes": ["float32", "float64", "float16", "bfloat16", "int8", "int16",
+                           "int32", "int64", "uint8", "bool"],
+                "primitives": list(self.primitives), "kernels": [],
+                "shared_memory": False, "max_inline_bytes": 1 << 62}
+
+    # -- requests
+    def _to_bytes(self, request):
+        a = self._array(request["x"])
+        data = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+        return memoryview(data), {"shape": list(a.shape), "dtype": dtype_name(a.dtype)}
+
+    def _run(self, op, request, payload) -> dict:
+        if op == "from_bytes":
+            dtype = WireDType(request["dtype"]).numpy
+            result = np.frombuffer(payload, dtype).reshape(request["shape"])
+            self._store(request, (result,))
+            return {}
+        if op not in self.primitives:
+            raise NotImplementedError(f"the primitive {op!r} is not offered by this plugin")
+        args = [self._argument(kind, request[name]) for name, kind in SIGNATURES[op]]
+        inputs = [a for a in args if isinstance(a, np.ndarray)]
+        if op == "einsum":   # the method takes the operands one by one
+            args = [args[0], *args[1]]
+        result = getattr(self.backend, op)(*args)
+        if op in IN_PLACE:
+            return {}
+        results = result if type(result) is tuple else (result,)
+        if op not in VIEWS or _gathers(op, request):
+            # new arrays are C-contiguous and share nothing with the inputs
+            results = tuple(self._fresh(r, inputs) for r in results)
+        self._store(request, results)
+        if not request.get("reply"):
+            return {}
+        return {"outs": [{"shape": list(r.shape), "dtype": dtype_name(r.dtype),
+                          "strides": [s // r.itemsize for s in r.strides]} for r in results]}
+
+    def _argument(self, kind, value):
+        if kind == "array" or kind == "gen":
+            return self._array(value)
+        if kind == "arrays":
+            return [self._array(h) for h in value]
+        if kind == "dtype":
+            return WireDType(value)
+        if kind == "index":
+            return decode_index(value, self._array)
+        if kind == "float":
+            return decode_float(value)
+        return tuple(value) if type(value) is list and kind == "value" and _is_shape(value) \
+            else value
+
+    @staticmethod
+    def _fresh(result, inputs):
+        if not isinstance(result, np.ndarray):
+            return result        # a random generator
+        if not result.flags.c_contiguous or any(np.may_share_memory(result, a) for a in inputs):
+            return np.array(result, order="C")
+        return result
+
+    def _array(self, handle):
+        if handle in self.failed:
+            raise _FailedInput(handle)
+        try:
+            return self.arrays[handle]
+        except KeyError:
+            raise ValueError(f"no array has the handle {handle} (freed, or never made)") from None
+
+    def _store(self, request, results) -> None:
+        outs = request.get("out", ())
+        if len(outs) != len(results):
+            raise ValueError(f"{request.get('op')} makes {len(results)} arrays, the request "
+                             f"names {len(outs)}")
+        for h, r in zip(outs, results):
+            self.arrays[h] = r
+
+    def _fail(self, request, exc) -> None:
+        op = request.get("op")
+        outs = list(request.get("out", ()))
+        if op in IN_PLACE:
+            outs.append(request.get("x", request.get("a")))
+        self.failed.update(h for h in outs if h is not None)
+        if self.error is not None or isinstance(exc, _FailedInput):
+            return   # the first failure is the one reported; what follows from it is not news
+        shapes, dtypes = [], []
+        for name, kind in SIGNATURES.get(op, ()):
+            handles = request.get(name)
+            for h in handles if kind == "arrays" else (handles,) if kind == "array" else ():
+                a = self.arrays.get(h)
+                if isinstance(a, np.ndarray):
+                    shapes.append(list(a.shape))
+                    dtypes.append(dtype_name(a.dtype))
+        self.error = {"request": request.get("id"), "op": op, "type": type(exc).__name__,
+                      "message": str(exc), "shapes": shapes, "dtypes": dtypes}
+
+
+class _FailedInput(Exception):
+    def __init__(self, handle):
+        super().__init__(f"reads the array {handle}, which an earlier request failed to make")
+
+
+def _gathers(op, request) -> bool:
+    """An index with arrays: the result is a new array, not a view."""
+    return op == "getitem" and any(type(i) is dict and "array" in i for i in request["index"])
+
+
+def _is_shape(value) -> bool:
+    return all(type(v) is int for v in value)
+
+
+def main() -> int:
+    from ..numpy_backend import ArrayBackend
+    offered = os.environ.get("GRADIENT_REFERENCE_PRIMITIVES")
+    primitives = [p for p in PRIMITIVES if p not in ("from_bytes", "to_bytes")]
+    if offered:
+        primitives = [p for p in primitives if p in offered.split(",")]
+    plugin = ReferencePlugin(ArrayBackend(np, "plugin:reference"), primitives)
+    # replies only on the real stdout: anything printed by mistake goes to stderr
+    stdout = sys.stdout.buffer
+    sys.stdout = sys.stderr
+    plugin.serve(sys.stdin.buffer, stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""The plugin backend: the protocol's frames, the reference plugin as a device, the host
+fallback, and every way a plugin can fail (crash, hang, garbage, wrong version), each raising
+PluginError while the parent process keeps working. The op conformance table runs over the
+plugin too (``GRADIENT_TEST_PLUGINS=reference``, a pass of its own in ``.ci/run``)."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+
+import gradient
+from gradient.backends import get_backend
+from gradient.backends.plugin.frames import FrameError, encode_frame, read_frame
+from gradient.errors import DeviceError, PluginError
+
+REF = "plugin:reference"
+
+
+def _frame_bytes(header, payload=b""):
+    return b"".join(bytes(p) for p in encode_frame(header, payload))
+
+
+# ---------------------------------------------------------------------- frames
+def test_frames_round_trip():
+    stream = io.BytesIO(_frame_bytes({"op": "x", "v": [1, 2.5, None]}, b"abc")
+                        + _frame_bytes({"op": "y"}))
+    assert read_frame(stream) == ({"op": "x", "v": [1, 2.5, None]}, bytearray(b"abc"))
+    assert read_frame(stream) == ({"op": "y"}, bytearray())
+    assert read_frame(stream) is None
+
+
+@pytest.mark.parametrize("data", [b"XXXX" + bytes(12), _frame_bytes({"op": "x"})[:10],
+                                  b"GRD1" + (3).to_bytes(4, "little") + bytes(8) + b"{x}"])
+def test_frames_refuse_what_is_not_a_frame(data):
+    with pytest.raises(FrameError):
+        read_frame(io.BytesIO(data))
+
+
+# ---------------------------------------------------------------------- the reference plugin
+def test_a_tensor_moves_to_the_plugin_and_back():
+    x = gradient.arange(12, dtype=gradient.float32).reshape(3, 4)
+    y = x.to(REF)
+    assert str(y.device) == "plugin:reference:0" and y.device == gradient.device(REF)
+    np.testing.assert_array_equal(y.cpu().numpy(), x.numpy())
+    np.testing.assert_array_equal((y.T @ y).cpu().numpy(), (x.T @ x).numpy())
+
+
+def test_views_share_storage_in_the_plugin():
+    x = gradient.zeros(4, 5, device=REF)
+    column = x[:, 1]
+    column.fill_(3.0)                    # written through the view ...
+    x.view(20)[0] = -1.0                 # ... and through another
+    expected = np.zeros((4, 5), np.float32)
+    expected[:, 1] = 3.0
+    expected[0, 0] = -1.0
+    np.testing.assert_array_equal(x.cpu().numpy(), expected)
+    assert x.T.stride() == (1, 5) and not x.T.is_contiguous()
+
+
+def test_ops_are_pipelined_without_round_trips():
+    b = get_backend(REF)
+    session = b._live()
+    host = np.full((8, 8), 0.01, np.float32)
+    x = b.from_numpy(host)
+    sent = session._next_id
+    for _ in range(20):
+        x = b.binary("add", b.matmul(x, x), x)
+        host = host @ host + host
+    assert session._next_id == sent + 40     # 40 requests written, none waiting for a reply,
+    assert x.shape == (8, 8)                 # the results' shapes known without asking
+    np.testing.assert_allclose(b.to_numpy(x), host, rtol=1e-5)
+
+
+def test_a_failed_primitive_raises_at_the_next_synchronisation():
+    b = get_backend(REF)
+    a = b.from_numpy(np.ones((3, 4), np.float32))
+    bad = b.from_numpy(np.ones((3, 2), np.int64))
+    out = b._send("matmul", (a, bad), [a.shadow])[0]   # shapes the client would refuse
+    with pytest.raises(PluginError, match=r"matmul\(float32 \(3, 4\), int64 \(3, 2\)\)"):
+        b.to_numpy(out)
+    np.testing.assert_array_equal(b.to_numpy(a), np.ones((3, 4)))   # the plugin goes on
+
+
+def test_integer_division_by_zero_is_still_a_zero_division_error():
+    x = gradient.tensor([1, 2], device=REF)
+    with pytest.raises(ZeroDivisionError):
+        (x // gradient.tensor([1, 0], device=REF)).tolist()
+
+
+def test_a_model_trains_on_the_plugin_as_on_the_cpu():
+    gradient.manual_seed(0)
+    cpu = gradient.nn.Sequential(gradient.nn.Linear(6, 16), gradient.nn.GELU(),
+                                 gradient.nn.LayerNorm(16), gradient.nn.Linear(16, 3))
+    plugin = gradient.nn.Sequential(gradient.nn.Linear(6, 16), gradient.nn.GELU(),
+                                    gradient.nn.LayerNorm(16), gradient.nn.Linear(16, 3))
+    plugin.load_state_dict(cpu.state_dict())
+    plugin.to(REF)
+    x, y = gradient.randn(32, 6), gradient.randint(0, 3, (32,))
+    for model, dev in ((cpu, "cpu"), (plugin, REF)):
+        opt = gradient.optim.AdamW(model.parameters(), lr=1e-2)
+        for _ in range(5):
+            loss = gradient.nn.functional.cross_entropy(model(x.to(dev)), y.to(dev))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        model.final = loss.item()
+    assert plugin.final == pytest.approx(cpu.final, rel=1e-6, abs=1e-7)
+    for p, q in zip(cpu.parameters(), plugin.parameters()):
+        np.testing.assert_allclose(q.detach().cpu().numpy(), p.detach().numpy(), rtol=1e-6,
+                                   atol=1e-7)
+
+
+def test_plugins_are_listed():
+    assert "reference" in gradient.plugins.list()
+
+
+def test_an_unknown_plugin_is_a_device_error():
+    with pytest.raises(DeviceError, match="no plugin named 'nosuch' is installed"):
+        gradient.ones(2, device="plugin:nosuch")
+    with pytest.raises(DeviceError, match="plugin:NAME"):
+        gradient.device("plugin:")
+
+
+# ---------------------------------------------------------------------- plugins that misbehave
+def _plugin(tmp_path, monkeypatch, name: str, body: str) -> str:
+    """Install an executable plugin ``name`` (a Python script) on GRADIENT_PLUGIN_PATH."""
+    path = tmp_path / f"gradient-plugin-{name}"
+    path.write_text(f"#!{sys.executable}\n" + textwrap.dedent(body))
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("GRADIENT_PLUGIN_PATH", str(tmp_path))
+    return f"plugin:{name}"
+
+
+_SERVE_REFERENCE = """
+    import os, sys
+    from gradient.backends.plugin import reference
+    sys.exit(reference.main())
+"""
+
+
+def test_a_partial_plugin_falls_back_to_the_host_with_one_warning(tmp_path, monkeypatch):
+    device = _plugin(tmp_path, monkeypatch, "partial", """
+        import os, sys
+        os.environ["GRADIENT_REFERENCE_PRIMITIVES"] = (
+            "reshape,permute,broadcast_to,windows,getitem,setitem,full,empty")
+        from gradient.backends.plugin import reference
+        sys.exit(reference.main())
+    """)
+    x = gradient.arange(6, dtype=gradient.float32).reshape(2, 3)
+
+    def compute():
+        w = x.to(device)
+        w.add_(1.0)                              # in place: on the host, written back
+        return (x.to(device) @ x.T.to(device)).cpu(), w.cpu()
+
+    with pytest.warns(UserWarning, match="does not implement 'matmul'"):
+        first = compute()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")            # the second time: no warning
+        second = compute()
+    for y, w in (first, second):
+        np.testing.assert_array_equal(y.numpy(), (x @ x.T).numpy())
+        np.testing.assert_array_equal(w.numpy(), (x + 1).numpy())
+
+
+def test_a_killed_plugin_raises_and_the_next_tensor_restarts_it(tmp_path, monkeypatch):
+    device = _plugin(tmp_path, monkeypatch, "killed", _SERVE_REFERENCE)
+    x = gradient.ones(3, device=device)
+    get_backend(device).session._process.kill()
+    with pytest.raises(PluginError, match="process exited|no longer running"):
+        (x * 2).sum().item()
+    with pytest.raises(PluginError, match="lost"):
+        x.cpu()
+    assert gradient.ones(2, device=device).sum().item() == 2.0     # a new process
+
+
+def test_a_plugin_that_hangs_times_out(tmp_path, monkeypatch):
+    device = _plugin(tmp_path, monkeypatch, "hangs", """
+        import sys, time
+        from gradient.backends.plugin.frames import read_frame, write_frame
+        header, _ = read_frame(sys.stdin.buffer)
+        write_frame(sys.stdout.buffer, {"id": header["id"], "ok": True, "protocol": 1,
+                    "name": "hangs", "devices": [{"name": "x"}],
+                    "primitives": ["reshape", "permute", "broadcast_to", "windows", "getitem",
+                                   "setitem", "full"]})
+        sys.stderr.write("about to hang\\n"); sys.stderr.flush()
+        time.sleep(60)
+    """)
+    monkeypatch.setenv("GRADIENT_PLUGIN_TIMEOUT", "1")
+    x = gradient.ones(3, device=device)
+    with pytest.raises(PluginError, match=r"(?s)did not answer within 1 s.*about to hang"):
+        x.cpu()
+    assert gradient.ones(2).sum().item() == 2.0     # the parent and the CPU are fine
+
+
+def test_a_plugin_that_sends_garbage_is_refused(tmp_path, monkeypatch):
+    device = _plugin(tmp_path, monkeypatch, "garbage", """
+        import sys
+        sys.stdout.write("Hello, I am not a plugin\\n" * 4); sys.stdout.flush()
+        sys.stdin.read()
+    """)
+    with pytest.raises(PluginError, match="not a frame"):
+        gradient.ones(3, device=device)
+
+
+def test_a_plugin_of_another_version_is_refused(tmp_path, monkeypatch):
+    device = _plugin(tmp_path, monkeypatch, "future", """
+        import sys
+        from gradient.backends.plugin.frames import read_frame, write_frame
+        header, _ = read_frame(sys.stdin.buffer)
+        write_frame(sys.stdout.buffer, {"id": header["id"], "ok": False,
+                    "error": {"message": "speaks protocol 2"}})
+    """)
+    with pytest.raises(PluginError, match="speaks protocol 2"):
+        gradient.ones(3, device=device)
+
+
+def test_a_plugin_that_cannot_start_is_a_plugin_error(tmp_path, monkeypatch):
+    device = _plugin(tmp_path, monkeypatch, "crashes", """
+        import sys
+        sys.stderr.write("missing driver libfoo.so\\n")
+        sys.exit(3)
+    """)
+    with pytest.raises(PluginError, match=r"(?s)exit status 3.*missing driver libfoo"):
+        gradient.ones(3, device=device)
