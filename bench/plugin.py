@@ -1,0 +1,123 @@
+"""What the plugin protocol costs: a pipelined small op, a synchronising round trip, bulk
+transfer, and ``examples/char_gpt.py``'s training step on the reference plugin against the
+same step in-process.
+
+Run:  python bench/plugin.py [--plugin reference] [--steps 5] [--rounds 5]
+
+The reference plugin computes with the same NumPy backend as the CPU device, in another
+process, so the step-time ratio measures the protocol, not the math. The step is timed in
+blocks of ``--steps`` steps per device, the devices alternating for ``--rounds`` rounds; the
+JSON line gives the median ratio and its spread (min, max over the rounds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import gradient
+from gradient.backends import get_backend
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "examples"))
+import char_gpt  # noqa: E402
+
+
+def pipelined_op_us(b, n: int = 4000) -> float:
+    """Microseconds per small elementwise op sent without waiting (the final sync included)."""
+    x = b.from_numpy(np.ones(4, np.float32))
+    b.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        x = b.binary("add", x, x)
+    b.synchronize()
+    return (time.perf_counter() - t0) / n * 1e6
+
+
+def round_trip_us(b, n: int = 1000) -> float:
+    """Microseconds per read of a small array back to the host (a full round trip)."""
+    x = b.from_numpy(np.ones(4, np.float32))
+    b.to_numpy(x)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        b.to_numpy(x)
+    return (time.perf_counter() - t0) / n * 1e6
+
+
+def transfer_gbs(b, megabytes: int = 256) -> tuple[float, float]:
+    """GB/s up (from_numpy, then a sync) and down (to_numpy) for one array of that size."""
+    host = np.random.default_rng(0).random(megabytes * 2**20 // 4, dtype=np.float32)
+    up, down = [], []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        x = b.from_numpy(host)
+        b.synchronize()
+        up.append(host.nbytes / (time.perf_counter() - t0) / 1e9)
+        t0 = time.perf_counter()
+        back = b.to_numpy(x)
+        down.append(host.nbytes / (time.perf_counter() - t0) / 1e9)
+        assert np.array_equal(back, host)
+        del x
+    return max(up), max(down)
+
+
+def train_steps(device: str, steps: int, state):
+    model, opt, batches = state[device]
+    t0 = time.perf_counter()
+    for i in range(steps):
+        x, y = batches[i % len(batches)]
+        _, loss = model(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gradient.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    loss.item()        # the last step's result read back: the work is done
+    return (time.perf_counter() - t0) / steps * 1e3
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--plugin", default="reference")
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=5)
+    args = p.parse_args()
+    device = f"plugin:{args.plugin}"
+    b = get_backend(device)
+    result = {"plugin": args.plugin, "pipelined_op_us": round(pipelined_op_us(b), 1),
+              "round_trip_us": round(round_trip_us(b), 1)}
+    up, down = transfer_gbs(b)
+    result.update(upload_gbs=round(up, 2), download_gbs=round(down, 2))
+
+    gradient.manual_seed(0)
+    data = char_gpt.CharData(char_gpt.stdlib_docstrings(200_000), 64)
+    cfg = char_gpt.GPTConfig(vocab_size=data.vocab_size)
+    rng = np.random.default_rng(0)
+    batches = [data.batch("train", 16, rng) for _ in range(args.steps)]
+    state = {}
+    for dev in ("cpu", device):
+        gradient.manual_seed(0)
+        model = char_gpt.GPT(cfg).to(dev)
+        model.train()
+        state[dev] = (model, char_gpt.configure_optimizer(model, 3e-3, 0.1),
+                      [(x.to(dev), y.to(dev)) for x, y in batches])
+        train_steps(dev, 2, state)     # warm up
+    times = {"cpu": [], device: []}
+    for _ in range(args.rounds):
+        for dev in times:
+            times[dev].append(train_steps(dev, args.steps, state))
+    ratios = [p / c for p, c in zip(times[device], times["cpu"])]
+    result.update(step_ms_cpu=round(statistics.median(times["cpu"]), 2),
+                  step_ms_plugin=round(statistics.median(times[device]), 2),
+                  step_ratio=round(statistics.median(ratios), 3),
+                  step_ratio_spread=[round(min(ratios), 3), round(max(ratios), 3)])
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
