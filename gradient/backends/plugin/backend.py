@@ -42,9 +42,6 @@ __all__ = ["PluginBackend"]
 #: what a plugin must offer besides from_bytes/to_bytes: views share storage, and the host
 #: fallback of an in-place primitive writes its result back with setitem
 REQUIRED = VIEWS + ("setitem",)
-#: primitives whose results the client cannot foresee: the plugin replies with their metadata
-_DATA_SHAPED = ("nonzero", "einsum", "solve", "solve_triangular", "cholesky", "det", "slogdet",
-                "qr", "eigh", "svd", "matrix_exp")
 _FREE_BATCH = 256
 
 
@@ -57,7 +54,7 @@ class PluginBackend(Backend):
         self.plugin, self.index, self._argv = plugin, index, list(argv)
         self.session: Session | None = None
         self._host = ArrayBackend(np, "cpu")
-        self._offered: frozenset = frozenset()
+        self._offered: dict = {}   # primitive -> None (any input) or (dtypes, names) it takes
         self._handles = itertools.count(1)
         self._frees: list = []
         self._warned: set = set()
@@ -69,13 +66,14 @@ class PluginBackend(Backend):
         if session is None or session.dead is not None:
             session = self.session = Session(self.plugin, self._argv,
                                              {"GRADIENT_PLUGIN_DEVICE": str(self.index)})
-            offered = set(session.hello.get("primitives", ()))
-            missing = [p for p in REQUIRED if p not in offered]
+            offered = _capabilities(session.hello.get("primitives", ()))
+            missing = [p for p in REQUIRED if offered.get(p, False) is not None]
             if missing:
                 session.close()
-                raise PluginError(f"plugin {self.plugin!r} does not offer {', '.join(missing)}, "
-                                  "which every plugin must (docs/plugin-protocol.md, section 7)")
-            self._offered = frozenset(offered)
+                raise PluginError(f"plugin {self.plugin!r} does not offer {', '.join(missing)} "
+                                  "for every dtype, which every plugin must "
+                                  "(docs/plugin-protocol.md, section 7)")
+            self._offered = offered
             self._handles = itertools.count(1)
             self._frees = []
         return session
@@ -143,19 +141,35 @@ class PluginBackend(Backend):
     def _call(self, op: str, args: tuple, shadows):
         """``op`` on the plugin, or on the host when the plugin does not offer it; one result
         or a tuple, as the contract's method returns."""
-        if op not in self._offered_now():
+        if not self._offers(op, args):
             return self._on_host(op, args)
         results = self._send(op, args, shadows)
         return results[0] if len(results) == 1 else results
 
-    def _offered_now(self) -> frozenset:
+    def _offers(self, op: str, args: tuple = ()) -> bool:
+        """Whether the plugin runs ``op`` on these arguments: it lists the primitive, for the
+        dtypes of its arrays (and a dtype argument) and the op name (unary, binary, reduce)."""
         self._live()
-        return self._offered
+        entry = self._offered.get(op, False)
+        if entry is None or entry is False:
+            return entry is None
+        dtypes, names = entry
+        if names is not None and args and args[0] not in names:
+            return False
+        if dtypes is not None:
+            for (_, kind), value in zip(SIGNATURES[op], args):
+                if kind == "array" and dtype_name(value.dtype) not in dtypes:
+                    return False
+                if kind == "arrays" and any(dtype_name(v.dtype) not in dtypes for v in value):
+                    return False
+                if kind == "dtype" and dtype_name(value.numpy) not in dtypes:
+                    return False
+        return True
 
     def _ask(self, op: str, args: tuple, n_results: int = 1):
-        """``op``, whose ``n_results`` results' metadata the plugin replies with (see
-        _DATA_SHAPED)."""
-        if op not in self._offered_now():
+        """``op``, whose ``n_results`` results' metadata the plugin replies with: the data
+        decides them (nonzero, a boolean mask, einsum, the decompositions)."""
+        if not self._offers(op, args):
             return self._on_host(op, args)
         session = self._live()
         self._flush_frees(session)
@@ -199,10 +213,13 @@ class PluginBackend(Backend):
                           "host (the inputs are copied there and the result back), which is "
                           "slow. This warning is shown once.", stacklevel=4)
         host_args = [self._host_value(a) for a in args]
+        if op == "einsum":   # the method takes the operands one by one
+            host_args = [host_args[0], *host_args[1]]
         result = getattr(self._host, op)(*host_args)
-        if op in IN_PLACE:
-            self.setitem(args[0], (Ellipsis,), self.from_numpy(host_args[0]))
-            return args[0] if op == "binary_" else None
+        if op in IN_PLACE:   # the written array (the first array argument) gets the result
+            written = next(i for i, (_, kind) in enumerate(SIGNATURES[op]) if kind == "array")
+            self.setitem(args[written], (Ellipsis,), self.from_numpy(host_args[written]))
+            return args[written] if op == "binary_" else None
         if type(result) is tuple:
             return tuple(self._upload(r) for r in result)
         return self._upload(result)
@@ -259,7 +276,7 @@ class PluginBackend(Backend):
 
     # ------------------------------------------------------------------ random numbers
     def generator(self, seed):
-        if "generator" not in self._offered_now():
+        if not self._offers("generator"):
             return self._host.generator(seed)
         return self._call("generator", (int(seed),), [contiguous_shadow((), np.uint8)])
 
@@ -411,6 +428,8 @@ class PluginBackend(Backend):
             # a view (ints included: a 0-d view, as the plugin makes it)
             full = items if Ellipsis in items else items + (Ellipsis,)
             return self._view("getitem", (x, full), x.shadow[full])
+        if not self._offers("getitem_arrays"):
+            return self._on_host("getitem", (x, index))
         shape = _gathered_shape(x.shape, items)
         if shape is None:   # a boolean mask: the data decides the shape
             return self._ask("getitem", (x, index))
@@ -419,6 +438,12 @@ class PluginBackend(Backend):
     def setitem(self, x, index, value):
         if type(value) is not PluginArray:
             value = self.from_numpy(np.asarray(value, dtype=x.dtype))
+        items = index if type(index) is tuple else (index,)
+        if not all(i is None or i is Ellipsis or type(i) in (int, slice)
+                   or isinstance(i, np.integer) for i in items) and \
+                not self._offers("setitem_arrays"):
+            self._on_host("setitem", (x, index, value))
+            return
         self._call("setitem", (x, index, value), [])
 
     def index_add(self, x, index, value):
@@ -446,6 +471,20 @@ class PluginBackend(Backend):
     def searchsorted(self, sorted_rows, values, right=True):
         return self._call("searchsorted", (sorted_rows, values, right),
                           [contiguous_shadow(values.shape, np.int64)])
+
+
+def _capabilities(entries) -> dict:
+    """The handshake's ``primitives``: names (for every dtype), or objects naming a primitive
+    with the ``dtypes`` and the op ``names`` it takes."""
+    offered = {}
+    for entry in entries:
+        if type(entry) is str:
+            offered[entry] = None
+        elif type(entry) is dict and type(entry.get("name")) is str:
+            dtypes, names = entry.get("dtypes"), entry.get("names")
+            offered[entry["name"]] = (None if dtypes is None else frozenset(dtypes),
+                                      None if names is None else frozenset(names))
+    return offered
 
 
 def _plain(value):
