@@ -161,6 +161,14 @@ class Session:
             self._process.wait(timeout=2)
         except (OSError, subprocess.TimeoutExpired):
             self._process.kill()
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
+        for pipe in (self._stdin, self._stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
 
     def _fail(self, what: str):
         """Kill the process and raise PluginError saying ``what`` and quoting its stderr."""
@@ -170,6 +178,7 @@ class Session:
             self._process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
+        self._close_pipes()
         time.sleep(0.05)   # the stderr thread's last read
         tail = bytes(self._stderr[-4000:]).decode("utf-8", "replace").strip()
         code = self._process.returncode
@@ -184,6 +193,7 @@ class Session:
         while True:
             chunk = stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536)
             if not chunk:
+                stream.close()
                 return
             self._stderr += chunk
             if len(self._stderr) > 2 * _STDERR_KEEP:
