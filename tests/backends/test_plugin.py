@@ -230,3 +230,36 @@ def test_a_plugin_that_cannot_start_is_a_plugin_error(tmp_path, monkeypatch):
     """)
     with pytest.raises(PluginError, match=r"(?s)exit status 3.*missing driver libfoo"):
         gradient.ones(3, device=device)
+
+
+# ---------------------------------------------------------------------- the C plugin
+@pytest.fixture
+def c_plugin(tmp_path, monkeypatch):
+    from ..devices import build_c_plugin
+    if build_c_plugin(str(tmp_path), "ctest") is None:
+        pytest.skip("no C compiler (cc, gcc or clang) to build examples/plugin_c/plugin.c")
+    monkeypatch.setenv("GRADIENT_PLUGIN_PATH", str(tmp_path))
+    return "plugin:ctest"
+
+
+def test_the_c_plugin_computes_float32_and_leaves_the_rest_to_the_host(c_plugin):
+    hello = get_backend(c_plugin).hello()
+    assert hello["name"] == "tinyc" and "matmul" in str(hello["primitives"])
+    x = gradient.arange(12, dtype=gradient.float32).reshape(3, 4)
+    y = x.to(c_plugin)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # float32 math, views and copies: all in the plugin
+        out = ((y[:, 1:] * 2 - 1).exp().sum(dim=0) @ y.T[1:]).cpu()
+        row = y.T.reshape(12).cpu()
+    np.testing.assert_allclose(out.numpy(), ((x[:, 1:] * 2 - 1).exp().sum(dim=0) @ x.T[1:]).numpy(),
+                               rtol=1e-6)
+    np.testing.assert_array_equal(row.numpy(), x.T.reshape(12).numpy())
+    ids = gradient.tensor([2, 0], device=c_plugin)
+    with pytest.warns(UserWarning, match="does not implement 'getitem'"):
+        picked = y[ids]                   # integer arrays: on the host, named once
+    np.testing.assert_array_equal(picked.cpu().numpy(), x.numpy()[[2, 0]])
+    b = get_backend(c_plugin)
+    bad = b._send("matmul", (y._data, y._data), [y._data.shadow])[0]   # (3, 4) @ (3, 4)
+    with pytest.raises(PluginError, match=r"matmul\(float32 \(3, 4\), float32 \(3, 4\)\).*align"):
+        b.to_numpy(bad)                   # the C plugin's error, at the synchronisation
+    assert (y * 1).sum().item() == 66.0   # and it went on
