@@ -78,6 +78,16 @@ def test_ops_are_pipelined_without_round_trips():
     np.testing.assert_allclose(b.to_numpy(x), host, rtol=1e-5)
 
 
+def test_large_arrays_move_through_shared_memory():
+    from gradient.backends.plugin.shared import THRESHOLD
+    b = get_backend(REF)
+    host = np.random.default_rng(0).standard_normal(THRESHOLD // 4 * 3).astype(np.float32)
+    x = gradient.from_numpy(host).to(REF)
+    assert b._segment._shm is not None            # the session's segment carried it
+    np.testing.assert_array_equal((x * 2).cpu().numpy(), host * 2)
+    np.testing.assert_array_equal(x[::3].cpu().numpy(), host[::3])   # a small one, inline
+
+
 def test_a_failed_primitive_raises_at_the_next_synchronisation():
     b = get_backend(REF)
     a = b.from_numpy(np.ones((3, 4), np.float32))

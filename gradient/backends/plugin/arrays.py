@@ -82,7 +82,7 @@ class PluginArray:
 
     def __del__(self):
         try:
-            self.device._release(self.session, self.handle)
+            self.device._release(self.session, self.handle, self.shadow.nbytes)
         except Exception:   # noqa: BLE001  (interpreter shutdown)
             pass
 

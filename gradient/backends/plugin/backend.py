@@ -35,6 +35,7 @@ from ..numpy_backend import ArrayBackend
 from .arrays import PluginArray, contiguous_shadow, shadow_of
 from .frames import encode_float
 from .session import Session
+from .shared import THRESHOLD, Segment
 from .wire import IN_PLACE, SIGNATURES, VIEWS, dtype_name, encode_index, numpy_dtype
 
 __all__ = ["PluginBackend"]
@@ -42,7 +43,8 @@ __all__ = ["PluginBackend"]
 #: what a plugin must offer besides from_bytes/to_bytes: views share storage, and the host
 #: fallback of an in-place primitive writes its result back with setitem
 REQUIRED = VIEWS + ("setitem",)
-_FREE_BATCH = 256
+_FREE_BATCH = 256               # frees are sent once this many are queued,
+_FREE_BYTES = 64 << 20          # or once they hold this much memory
 
 
 class PluginBackend(Backend):
@@ -57,8 +59,10 @@ class PluginBackend(Backend):
         self._offered: dict = {}   # primitive -> None (any input) or (dtypes, names) it takes
         self._handles = itertools.count(1)
         self._frees: list = []
+        self._freed_bytes = 0
         self._warned: set = set()
         self._dtypes: dict = {}
+        self._segment = Segment()     # shared memory for large transfers
 
     # ------------------------------------------------------------------ the session
     def _live(self) -> Session:
@@ -76,6 +80,7 @@ class PluginBackend(Backend):
             self._offered = offered
             self._handles = itertools.count(1)
             self._frees = []
+            self._segment.close()
         return session
 
     def hello(self) -> dict:
@@ -86,14 +91,16 @@ class PluginBackend(Backend):
         """Stop the plugin's process; tensors on the device are lost."""
         if self.session is not None:
             self.session.close()
+        self._segment.close()
 
-    def _release(self, session, handle: int) -> None:
+    def _release(self, session, handle: int, nbytes: int) -> None:
         if session is self.session and session.dead is None:
             self._frees.append(handle)   # sent with the next request once enough are queued
+            self._freed_bytes += nbytes
 
     def _flush_frees(self, session) -> None:
         if self._frees:
-            handles, self._frees = self._frees, []
+            handles, self._frees, self._freed_bytes = self._frees, [], 0
             session.send({"op": "free", "handles": handles})
 
     def _handle(self, a) -> int:
@@ -111,7 +118,7 @@ class PluginBackend(Backend):
         """Send primitive ``op`` with ``args`` (in the signature's order); its results will
         have ``shadows``. Returns the results' proxies."""
         session = self._live()
-        if len(self._frees) >= _FREE_BATCH:
+        if len(self._frees) >= _FREE_BATCH or self._freed_bytes >= _FREE_BYTES:
             self._flush_frees(session)
         header = self._header(op, args)
         outs = [next(self._handles) for _ in shadows]
@@ -261,17 +268,32 @@ class PluginBackend(Backend):
         numpy_dtype(name)   # one the protocol knows (ValueError otherwise)
         session = self._live()
         h = next(self._handles)
-        session.send({"op": "from_bytes", "shape": list(array.shape), "dtype": name, "out": [h]},
-                     memoryview(array).cast("B") if array.size else b"")
+        header = {"op": "from_bytes", "shape": list(array.shape), "dtype": name, "out": [h]}
+        if self._shares(array.nbytes):   # through the segment, which is free once answered
+            header["shm"], header["reply"] = self._segment.write(array), True
+            reply, _ = session.request(header)
+            self._raise_if_failed(reply)
+        else:
+            session.send(header, memoryview(array).cast("B") if array.size else b"")
         return PluginArray(self, h, contiguous_shadow(array.shape, array.dtype))
+
+    def _shares(self, nbytes: int) -> bool:
+        """Whether a transfer of ``nbytes`` goes through shared memory."""
+        return nbytes >= THRESHOLD and bool(self.session.hello.get("shared_memory"))
 
     def to_numpy(self, x):
         if type(x) is not PluginArray:
             return np.asarray(x)
         session = self._live()
         self._flush_frees(session)
-        reply, payload = session.request({"op": "to_bytes", "x": self._handle(x)})
+        header = {"op": "to_bytes", "x": self._handle(x)}
+        shared = self._shares(x.nbytes)
+        if shared:
+            buffer, header["shm"] = self._segment.view(x.nbytes)
+        reply, payload = session.request(header)
         self._raise_if_failed(reply)
+        if shared:   # copied out: the segment serves the next transfer
+            return np.frombuffer(buffer, x.dtype).reshape(x.shape).copy()
         return np.frombuffer(payload, x.dtype).reshape(x.shape)
 
     # ------------------------------------------------------------------ random numbers

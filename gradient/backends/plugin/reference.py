@@ -24,6 +24,7 @@ import sys
 import numpy as np
 
 from .frames import decode_float, read_frame, write_frame
+from .shared import attached
 from .wire import (IN_PLACE, PRIMITIVES, PROTOCOL, SIGNATURES, VIEWS, WireDType, decode_index,
                    dtype_name)
 
@@ -92,17 +93,22 @@ class ReferencePlugin:
                 "dtypes": ["float32", "float64", "float16", "bfloat16", "int8", "int16",
                            "int32", "int64", "uint8", "bool"],
                 "primitives": list(self.primitives), "kernels": [],
-                "shared_memory": False, "max_inline_bytes": 1 << 62}
+                "shared_memory": True, "max_inline_bytes": 1 << 62}
 
     # -- requests
     def _to_bytes(self, request):
         a = self._array(request["x"])
         data = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+        if "shm" in request:   # into the client's segment, before the reply
+            np.frombuffer(attached(request["shm"]), np.uint8)[:] = data
+            return b"", {"shape": list(a.shape), "dtype": dtype_name(a.dtype)}
         return memoryview(data), {"shape": list(a.shape), "dtype": dtype_name(a.dtype)}
 
     def _run(self, op, request, payload) -> dict:
         if op == "from_bytes":
             dtype = WireDType(request["dtype"]).numpy
+            if "shm" in request:   # copied out of the client's segment, which it reuses
+                payload = bytearray(attached(request["shm"]))
             result = np.frombuffer(payload, dtype).reshape(request["shape"])
             self._store(request, (result,))
             return {}
