@@ -50,8 +50,10 @@ def round_trip_us(b, n: int = 1000) -> float:
     return (time.perf_counter() - t0) / n * 1e6
 
 
-def transfer_gbs(b, megabytes: int = 256) -> tuple[float, float]:
-    """GB/s up (from_numpy, then a sync) and down (to_numpy) for one array of that size."""
+def transfer_gbs(b, megabytes: int) -> tuple[float, float]:
+    """GB/s up (from_numpy, then a sync) and down (to_numpy) for one array of that size, best
+    of three. Above glibc's mmap threshold as gradient sets it (64 MiB), every new array is
+    fresh pages on both sides, and page faults bound the rate."""
     host = np.random.default_rng(0).random(megabytes * 2**20 // 4, dtype=np.float32)
     up, down = [], []
     for _ in range(3):
@@ -91,8 +93,10 @@ def main() -> None:
     b = get_backend(device)
     result = {"plugin": args.plugin, "pipelined_op_us": round(pipelined_op_us(b), 1),
               "round_trip_us": round(round_trip_us(b), 1)}
-    up, down = transfer_gbs(b)
-    result.update(upload_gbs=round(up, 2), download_gbs=round(down, 2))
+    for megabytes in (32, 256):
+        up, down = transfer_gbs(b, megabytes)
+        result[f"upload_gbs_{megabytes}MB"] = round(up, 2)
+        result[f"download_gbs_{megabytes}MB"] = round(down, 2)
 
     gradient.manual_seed(0)
     data = char_gpt.CharData(char_gpt.stdlib_docstrings(200_000), 64)
