@@ -97,7 +97,7 @@ class ReferencePlugin:
 
     # -- requests
     def _to_bytes(self, request):
-        a = self._array(request["x"])
+        a = self._host_array(self._array(request["x"]))
         data = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
         if "shm" in request:   # into the client's segment, before the reply
             np.frombuffer(attached(request["shm"]), np.uint8)[:] = data
@@ -115,21 +115,33 @@ class ReferencePlugin:
         if op not in self.primitives:
             raise NotImplementedError(f"the primitive {op!r} is not offered by this plugin")
         args = [self._argument(kind, request[name]) for name, kind in SIGNATURES[op]]
-        inputs = [a for a in args if isinstance(a, np.ndarray)]
-        if op == "einsum":   # the method takes the operands one by one
-            args = [args[0], *args[1]]
-        result = getattr(self.backend, op)(*args)
-        if op in IN_PLACE:
+        results = self._compute(op, args, request)
+        if results is None:     # in place
             return {}
-        results = result if type(result) is tuple else (result,)
-        if op not in VIEWS or _gathers(op, request):
-            # new arrays are C-contiguous and share nothing with the inputs
-            results = tuple(self._fresh(r, inputs) for r in results)
         self._store(request, results)
         if not request.get("reply"):
             return {}
         return {"outs": [{"shape": list(r.shape), "dtype": dtype_name(r.dtype),
                           "strides": [s // r.itemsize for s in r.strides]} for r in results]}
+
+    def _host_array(self, array) -> np.ndarray:
+        """An array as host memory, for ``to_bytes`` (here it already is)."""
+        return array
+
+    def _compute(self, op, args, request) -> tuple | None:
+        """The results of primitive ``op`` on decoded ``args`` (None for an in-place one): the
+        part a plugin for another device replaces."""
+        inputs = [a for a in args if isinstance(a, np.ndarray)]
+        if op == "einsum":   # the method takes the operands one by one
+            args = [args[0], *args[1]]
+        result = getattr(self.backend, op)(*args)
+        if op in IN_PLACE:
+            return None
+        results = result if type(result) is tuple else (result,)
+        if op not in VIEWS or _gathers(op, request):
+            # new arrays are C-contiguous and share nothing with the inputs
+            results = tuple(self._fresh(r, inputs) for r in results)
+        return results
 
     def _argument(self, kind, value):
         if kind == "array" or kind == "gen":
@@ -182,7 +194,7 @@ class ReferencePlugin:
             handles = request.get(name)
             for h in handles if kind == "arrays" else (handles,) if kind == "array" else ():
                 a = self.arrays.get(h)
-                if isinstance(a, np.ndarray):
+                if hasattr(a, "shape") and hasattr(a, "dtype"):
                     shapes.append(list(a.shape))
                     dtypes.append(dtype_name(a.dtype))
         self.error = {"request": request.get("id"), "op": op, "type": type(exc).__name__,
