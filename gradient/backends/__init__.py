@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import Callable
 
@@ -142,6 +143,12 @@ def get_backend(device="cpu") -> Backend:
 
 
 def _resolve(kind: str, index: int | None) -> Backend:
+    if kind == "metal" and "metal" not in _LOADERS:   # Apple's GPUs: the WebGPU plugin
+        if sys.platform != "darwin":
+            raise DeviceError("'metal' is Apple's GPU API: on macOS it is the WebGPU plugin "
+                              "(pip install 'gradient[webgpu]'); on this machine use "
+                              "'plugin:webgpu' (Vulkan or D3D12) or 'cpu'")
+        return get_backend("plugin:webgpu" if index is None else f"plugin:webgpu:{index}")
     if _is_plugin_type(kind) and kind not in _COUNTS:
         from . import plugin   # the plugin is found, and registered, on first use
         loader, count = plugin.loader(kind)
