@@ -1,8 +1,10 @@
 """The devices the conformance tests run on: the CPU, CUDA when a GPU is present, and the
 plugin devices when ``GRADIENT_TEST_PLUGINS`` names them (a comma-separated list such as
-``reference,tinyc``; ``.ci/run`` runs the conformance suite over them as a second pass).
+``reference,tinyc,webgpu``; ``.ci/run`` runs the conformance suite over them as a second
+pass).
 ``tinyc`` is the C plugin of ``examples/plugin_c/``, compiled here with the system's C compiler
-(left out, with a note, where there is none).
+(left out, with a note, where there is none); ``webgpu`` is left out where no WebGPU adapter
+is found.
 
 The CUDA cases carry the ``gpu`` marker (``pytest -m gpu`` runs only them); without a GPU they
 are not generated, so a CPU-only run neither skips nor fails them. The plugin cases carry the
@@ -50,6 +52,12 @@ def _plugins() -> list[str]:
         else:   # found by the plugin discovery of this process
             os.environ["GRADIENT_PLUGIN_PATH"] = os.pathsep.join(
                 [folder] + [p for p in os.environ.get("GRADIENT_PLUGIN_PATH", "").split(os.pathsep) if p])
+    if "webgpu" in names:
+        try:   # the plugin starts where wgpu finds an adapter (here: Mesa's software Vulkan)
+            gradient.backends.get_backend("plugin:webgpu").hello()
+        except gradient.errors.DeviceError as e:
+            print(f"tests/devices.py: no plugin:webgpu cases ({str(e).splitlines()[0]})")
+            names.remove("webgpu")
     return names
 
 

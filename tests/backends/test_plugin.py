@@ -113,18 +113,23 @@ def test_a_model_trains_on_the_plugin_as_on_the_cpu():
     plugin.load_state_dict(cpu.state_dict())
     plugin.to(REF)
     x, y = gradient.randn(32, 6), gradient.randint(0, 3, (32,))
-    for model, dev in ((cpu, "cpu"), (plugin, REF)):
-        opt = gradient.optim.AdamW(model.parameters(), lr=1e-2)
-        for _ in range(5):
-            loss = gradient.nn.functional.cross_entropy(model(x.to(dev)), y.to(dev))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        model.final = loss.item()
-    assert plugin.final == pytest.approx(cpu.final, rel=1e-6, abs=1e-7)
+    losses = [_train(model, dev, x, y, gradient.optim.AdamW, 1e-2, 5)
+              for model, dev in ((cpu, "cpu"), (plugin, REF))]
+    assert losses[1] == pytest.approx(losses[0], rel=1e-6, abs=1e-7)
     for p, q in zip(cpu.parameters(), plugin.parameters()):
         np.testing.assert_allclose(q.detach().cpu().numpy(), p.detach().numpy(), rtol=1e-6,
                                    atol=1e-7)
+
+
+def _train(model, device, x, y, optimizer, lr, steps) -> float:
+    """The loss of the last of ``steps`` steps of cross-entropy training on ``device``."""
+    opt = optimizer(model.parameters(), lr=lr)
+    for _ in range(steps):
+        loss = gradient.nn.functional.cross_entropy(model(x.to(device)), y.to(device))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return loss.item()
 
 
 def test_plugins_are_listed():
@@ -273,3 +278,52 @@ def test_the_c_plugin_computes_float32_and_leaves_the_rest_to_the_host(c_plugin)
     with pytest.raises(PluginError, match=r"matmul\(float32 \(3, 4\), float32 \(3, 4\)\).*align"):
         b.to_numpy(bad)                   # the C plugin's error, at the synchronisation
     assert (y * 1).sum().item() == 66.0   # and it went on
+
+
+# ---------------------------------------------------------------------- the WebGPU plugin
+@pytest.fixture(scope="module")
+def webgpu():
+    if "webgpu" not in gradient.plugins.list():
+        pytest.skip("the webgpu plugin needs the wgpu package (pip install 'gradient[webgpu]')")
+    try:
+        get_backend("plugin:webgpu").hello()
+    except DeviceError as e:
+        pytest.skip(f"no WebGPU adapter here: {str(e).splitlines()[0]}")
+    return "plugin:webgpu"
+
+
+def test_the_webgpu_plugin_computes_on_the_adapter(webgpu):
+    from gradient.backends.plugin import webgpu as plugin
+    b = get_backend(webgpu)
+    assert b.hello()["name"] == "webgpu" and b.hello()["devices"][0]["name"]
+    x = gradient.randn(5, 7)
+    y = x.to(webgpu)
+    # views are metadata over one GPU buffer; the shaders read any strides
+    out = ((y.T[1:] * 2 - 1).tanh().sum(dim=1, keepdim=True) + y.T[1:] @ y[:, :3]).cpu()
+    ref = (x.T[1:] * 2 - 1).tanh().sum(dim=1, keepdim=True) + x.T[1:] @ x[:, :3]
+    np.testing.assert_allclose(out.numpy(), ref.numpy(), rtol=1e-5, atol=1e-5)
+    column = y[:, 2]
+    column.fill_(4.0)                     # an in-place write seen through the other view
+    assert (y.T[2] == 4.0).all().item()
+    assert set(plugin.UNARY) >= {"exp", "tanh", "sigmoid"} and set(plugin.BINARY) >= {"add", "mul"}
+
+
+def test_the_webgpu_plugin_trains_like_the_cpu(webgpu):
+    gradient.manual_seed(0)
+    cpu = gradient.nn.Sequential(gradient.nn.Linear(6, 16), gradient.nn.Tanh(),
+                                 gradient.nn.Linear(16, 3))
+    gpu = gradient.nn.Sequential(gradient.nn.Linear(6, 16), gradient.nn.Tanh(),
+                                 gradient.nn.Linear(16, 3))
+    gpu.load_state_dict(cpu.state_dict())
+    gpu.to(webgpu)
+    x, y = gradient.randn(32, 6), gradient.randint(0, 3, (32,))
+    losses = [_train(model, dev, x, y, gradient.optim.SGD, 0.1, 3)
+              for model, dev in ((cpu, "cpu"), (gpu, webgpu))]
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+
+
+def test_metal_is_a_clear_error_off_macos():
+    if sys.platform == "darwin":
+        pytest.skip("on macOS 'metal' is the WebGPU plugin")
+    with pytest.raises(DeviceError, match="'metal' is Apple's GPU API.*plugin:webgpu"):
+        gradient.ones(2, device="metal")

@@ -2,7 +2,8 @@
 
 A plugin is found, by name, in this order:
 
-1. built in: ``reference`` (:mod:`.reference`, NumPy in a separate process);
+1. built in: ``reference`` (:mod:`.reference`, NumPy in a separate process), and ``webgpu``
+   (:mod:`.webgpu`) where the ``wgpu`` package is installed (``pip install gradient[webgpu]``);
 2. a Python package's entry point in the group ``gradient.plugins``: its name is the plugin's,
    and it loads to the command line that starts it (a list of strings, or a function
    returning one);
@@ -27,12 +28,20 @@ from ...errors import DeviceError
 __all__ = ["installed", "command", "PREFIX"]
 
 PREFIX = "gradient-plugin-"
-_BUILTIN = {"reference": [sys.executable, "-m", "gradient.backends.plugin.reference"]}
+_BUILTIN = {"reference": [sys.executable, "-m", "gradient.backends.plugin.reference"],
+            "webgpu": [sys.executable, "-m", "gradient.backends.plugin.webgpu"]}
+
+
+def _builtin() -> dict:
+    """The built-in plugins this installation can run (webgpu needs the wgpu package)."""
+    import importlib.util
+    return {name: argv for name, argv in _BUILTIN.items()
+            if name != "webgpu" or importlib.util.find_spec("wgpu") is not None}
 
 
 def installed() -> dict[str, str]:
     """Every plugin found, by name, with where it was found."""
-    found = {name: "built in" for name in _BUILTIN}
+    found = {name: "built in" for name in _builtin()}
     for ep in _entry_points():
         found.setdefault(ep.name, f"entry point {ep.value}")
     for folder in _path():
@@ -49,8 +58,13 @@ def installed() -> dict[str, str]:
 
 def command(name: str) -> list[str]:
     """The command line that starts plugin ``name``; DeviceError if none is installed."""
-    if name in _BUILTIN:
-        return list(_BUILTIN[name])
+    builtin = _builtin()
+    if name in builtin:
+        return list(builtin[name])
+    if name == "webgpu":
+        raise DeviceError("the webgpu plugin needs the wgpu package: pip install 'gradient[webgpu]' "
+                          "(and, on Linux, a Vulkan driver: apt-get install mesa-vulkan-drivers "
+                          "libvulkan1)")
     for ep in _entry_points():
         if ep.name == name:
             target = ep.load()
