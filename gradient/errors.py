@@ -33,6 +33,12 @@ class PluginError(DeviceError):
     arguments' shapes and dtypes). The parent process and other devices keep working."""
 
 
+class DistributedError(GradientError, RuntimeError):
+    """A process group that cannot work: no launcher (``gradient run -n 2 script.py``), a
+    collective that did not complete within ``GRADIENT_DISTRIBUTED_TIMEOUT`` (another rank
+    failed or never reached it), or ranks that disagree on a tensor's shape."""
+
+
 class AutogradError(GradientError, RuntimeError):
     """Misuse of autograd: backward twice, modified saved tensors, no grad to compute."""
 
