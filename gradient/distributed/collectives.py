@@ -1,0 +1,327 @@
+"""The process group and its collectives over MPI (``mpi4py``): what ``gradient.distributed``
+exports, with ``torch.distributed``'s names and semantics.
+
+Tensors go in and come out on their device; a collective writes its result into the tensor
+it was given (``all_reduce``, ``broadcast``, ``recv``) or into the output tensors passed. The
+arrays of CPU tensors are given to MPI as they are (contiguous ones without a copy); other
+devices' go through host memory.
+
+Every collective is started non-blocking and waited for with a deadline
+(``GRADIENT_DISTRIBUTED_TIMEOUT`` seconds, default 300): a rank that died, raised, or took
+another path makes the others raise :class:`~gradient.errors.DistributedError` instead of
+hanging. ``async_op=True`` returns the :class:`Work` instead of waiting.
+
+Example (run with ``gradient run -n 2 script.py``)::
+
+    >>> import gradient.distributed as dist
+    >>> dist.init_process_group("mpi")
+    >>> t = gradient.tensor([float(dist.get_rank() + 1)])
+    >>> dist.all_reduce(t)          # t == [3.] on both ranks
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import time
+
+import numpy as np
+
+from ..errors import DistributedError
+from ..tensor import Tensor
+
+__all__ = ["ReduceOp", "Work", "ProcessGroup", "init_process_group", "destroy_process_group",
+           "is_initialized", "is_available", "get_rank", "get_world_size", "get_group", "barrier",
+           "all_reduce", "broadcast", "all_gather", "all_gather_into_tensor",
+           "reduce_scatter_tensor", "send", "recv", "new_group"]
+
+
+class ReduceOp(enum.Enum):
+    """How ``all_reduce`` combines the ranks' tensors (``torch.distributed.ReduceOp``)."""
+    SUM = "sum"
+    AVG = "avg"
+    PRODUCT = "product"
+    MAX = "max"
+    MIN = "min"
+
+
+def timeout() -> float:
+    """Seconds a collective may take: ``GRADIENT_DISTRIBUTED_TIMEOUT``, default 300."""
+    try:
+        return float(os.environ.get("GRADIENT_DISTRIBUTED_TIMEOUT", "300"))
+    except ValueError:
+        return 300.0
+
+
+class Work:
+    """A collective under way (``async_op=True``): :meth:`wait` finishes it (writing its result
+    into the tensors) and :meth:`is_completed` asks without waiting."""
+
+    def __init__(self, group: "ProcessGroup", requests: list, what: str, finish=None):
+        self._group, self._requests, self._what, self._finish = group, requests, what, finish
+        self._done = False
+
+    def is_completed(self) -> bool:
+        if not self._done and self._group.mpi.Request.Testall(self._requests):
+            self._complete()
+        return self._done
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until the collective is done; DistributedError past the deadline."""
+        if self._done:
+            return True
+        limit = time.monotonic() + (timeout() if timeout_s is None else timeout_s)
+        Testall = self._group.mpi.Request.Testall
+        spins = 0
+        while not Testall(self._requests):
+            if time.monotonic() > limit:
+                raise DistributedError(
+                    f"rank {self._group.rank}: {self._what} did not complete within "
+                    f"{timeout() if timeout_s is None else timeout_s:g} s "
+                    "(GRADIENT_DISTRIBUTED_TIMEOUT): another rank failed, exited or did not "
+                    "call it")
+            spins += 1
+            if spins > 100:   # after a short spin, yield the core to the other ranks
+                time.sleep(min(1e-3, 1e-6 * spins))
+        self._complete()
+        return True
+
+    def _complete(self) -> None:
+        self._done = True
+        if self._finish is not None:
+            self._finish()
+
+
+class ProcessGroup:
+    """Ranks that communicate: an MPI communicator, with its rank and size."""
+
+    def __init__(self, comm, mpi):
+        self.comm, self.mpi = comm, mpi
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+
+    def __repr__(self) -> str:
+        return f"ProcessGroup(rank={self.rank}, size={self.size}, backend='mpi')"
+
+
+_WORLD: ProcessGroup | None = None
+
+
+def is_available() -> bool:
+    """Whether the MPI backend can be used (``mpi4py`` is installed)."""
+    import importlib.util
+    return importlib.util.find_spec("mpi4py") is not None
+
+
+def init_process_group(backend: str = "mpi", init_method=None, world_size: int = -1,
+                       rank: int = -1, timeout=None, **_ignored) -> None:
+    """Join the default process group of the processes an MPI launcher started
+    (``gradient run -n N script.py`` or ``mpiexec -n N python script.py``).
+
+    ``backend`` is ``"mpi"`` or ``"auto"`` (``"gloo"`` is taken as MPI too, for scripts written
+    for torch; ``"nccl"`` is not available yet). A process started without a launcher is a
+    group of one... unless ``world_size`` asks for more, which raises DistributedError saying
+    how to launch.
+    """
+    global _WORLD
+    if _WORLD is not None:
+        raise DistributedError("init_process_group: the default process group is already "
+                               "initialised (call destroy_process_group first)")
+    if backend not in ("mpi", "auto", "gloo"):
+        raise DistributedError(f"init_process_group: backend {backend!r} is not available; "
+                               "gradient's backend is 'mpi' (or 'auto')")
+    if not is_available():
+        raise DistributedError("init_process_group: the MPI backend needs mpi4py and an MPI "
+                               "library: pip install 'gradient[distributed]'")
+    from mpi4py import MPI
+    comm = MPI.COMM_WORLD
+    if world_size not in (-1, None) and comm.Get_size() != world_size:
+        raise DistributedError(
+            f"init_process_group: world_size={world_size} was asked for, but this process was "
+            f"started as one of {comm.Get_size()}; launch the script with "
+            f"`gradient run -n {world_size} script.py` (or `mpiexec -n {world_size} python "
+            "script.py`)")
+    if rank not in (-1, None) and comm.Get_rank() != rank:
+        raise DistributedError(f"init_process_group: rank={rank} was asked for, but MPI made "
+                               f"this process rank {comm.Get_rank()}")
+    _WORLD = ProcessGroup(comm, MPI)
+    os.environ.setdefault("RANK", str(_WORLD.rank))
+    os.environ.setdefault("WORLD_SIZE", str(_WORLD.size))
+
+
+def destroy_process_group(group=None) -> None:
+    """Leave the default process group (MPI itself is finalised when the process exits)."""
+    global _WORLD
+    if group is None or group is _WORLD:
+        _WORLD = None
+
+
+def is_initialized() -> bool:
+    return _WORLD is not None
+
+
+def get_group(group=None) -> ProcessGroup:
+    """The group a collective runs in: ``group``, or the default one."""
+    if group is not None:
+        return group
+    if _WORLD is None:
+        raise DistributedError("the default process group is not initialised: call "
+                               "gradient.distributed.init_process_group() first")
+    return _WORLD
+
+
+def get_rank(group=None) -> int:
+    return get_group(group).rank
+
+
+def get_world_size(group=None) -> int:
+    return get_group(group).size
+
+
+def new_group(ranks=None) -> ProcessGroup | None:
+    """A group of some ranks (all of them by default); None on a rank outside it. Every rank
+    of the default group must call it, with the same ranks."""
+    world = get_group()
+    ranks = sorted(range(world.size) if ranks is None else ranks)
+    comm = world.comm.Create_group(world.comm.Get_group().Incl(ranks))
+    return None if comm == world.mpi.COMM_NULL else ProcessGroup(comm, world.mpi)
+
+
+# ---------------------------------------------------------------------------- collectives
+def _host(tensor: Tensor) -> np.ndarray:
+    """A contiguous host array with the tensor's values: its own array where that is one."""
+    data = tensor._data
+    if type(data) is np.ndarray and data.flags.c_contiguous and data.dtype.kind != "V":
+        return data
+    return np.ascontiguousarray(tensor._backend.to_numpy(data))
+
+
+def _write_back(tensor: Tensor, host: np.ndarray, op: str) -> None:
+    """Put ``host`` (from :func:`_host`) into the tensor, if it is not its own array."""
+    if host is not tensor._data:
+        backend = tensor._backend
+        backend.setitem(tensor._data, (Ellipsis,), backend.from_numpy(host.reshape(tensor.shape)))
+    tensor._version.bump(op)
+
+
+_LOW = ("float16", "bfloat16")
+
+
+def _reducible(array: np.ndarray) -> np.ndarray:
+    """MPI reduces float16/bfloat16 in float32 here (one rounding at the end)."""
+    return array.astype(np.float32) if array.dtype.name in _LOW else array
+
+
+def _mpi_op(group, op):
+    op = ReduceOp(op) if not isinstance(op, ReduceOp) else op
+    mpi = group.mpi
+    return {ReduceOp.SUM: mpi.SUM, ReduceOp.AVG: mpi.SUM, ReduceOp.PRODUCT: mpi.PROD,
+            ReduceOp.MAX: mpi.MAX, ReduceOp.MIN: mpi.MIN}[op], op
+
+
+def _run(work: Work, async_op: bool):
+    if async_op:
+        return work
+    work.wait()
+    return None
+
+
+def all_reduce(tensor: Tensor, op=ReduceOp.SUM, group=None, async_op: bool = False):
+    """Combine ``tensor`` over the ranks (sum by default), in place on every rank."""
+    g = get_group(group)
+    host = _host(tensor)
+    buffer = _reducible(host)
+    mpi_op, op = _mpi_op(g, op)
+    request = g.comm.Iallreduce(g.mpi.IN_PLACE, buffer, op=mpi_op)
+
+    def finish():
+        result = buffer
+        if op is ReduceOp.AVG:
+            result = result / g.size if result.dtype.kind == "f" else result // g.size
+        if result is not host:
+            host[...] = result.astype(host.dtype, copy=False)
+        _write_back(tensor, host, "all_reduce")
+    return _run(Work(g, [request], "all_reduce", finish), async_op)
+
+
+def broadcast(tensor: Tensor, src: int, group=None, async_op: bool = False):
+    """Rank ``src``'s ``tensor`` into ``tensor`` on every rank."""
+    g = get_group(group)
+    host = _host(tensor)
+    request = g.comm.Ibcast(host.view(np.uint8).reshape(-1), root=src)
+    return _run(Work(g, [request], "broadcast",
+                     lambda: _write_back(tensor, host, "broadcast") if g.rank != src else None),
+                async_op)
+
+
+def all_gather(tensor_list: list, tensor: Tensor, group=None, async_op: bool = False):
+    """Every rank's ``tensor`` into ``tensor_list[rank]`` on every rank."""
+    g = get_group(group)
+    if len(tensor_list) != g.size:
+        raise DistributedError(f"all_gather: tensor_list has {len(tensor_list)} tensors for "
+                               f"{g.size} ranks")
+    send = _host(tensor)
+    gathered = np.empty((g.size,) + send.shape, send.dtype)
+    request = g.comm.Iallgather(send.view(np.uint8).reshape(-1),
+                                gathered.view(np.uint8).reshape(g.size, -1))
+
+    def finish():
+        for out, part in zip(tensor_list, gathered):
+            _write_back(out, np.ascontiguousarray(part), "all_gather")
+    return _run(Work(g, [request], "all_gather", finish), async_op)
+
+
+def all_gather_into_tensor(output: Tensor, input: Tensor, group=None, async_op: bool = False):
+    """Every rank's ``input`` concatenated along the first dimension into ``output``."""
+    g = get_group(group)
+    send = _host(input)
+    out = _host(output)
+    if out.size != send.size * g.size:
+        raise DistributedError(f"all_gather_into_tensor: output of shape {tuple(output.shape)} "
+                               f"cannot hold {g.size} inputs of shape {tuple(input.shape)}")
+    request = g.comm.Iallgather(send.view(np.uint8).reshape(-1),
+                                out.view(np.uint8).reshape(g.size, -1))
+    return _run(Work(g, [request], "all_gather_into_tensor",
+                     lambda: _write_back(output, out, "all_gather_into_tensor")), async_op)
+
+
+def reduce_scatter_tensor(output: Tensor, input: Tensor, op=ReduceOp.SUM, group=None,
+                          async_op: bool = False):
+    """``input`` (ranks times ``output``'s size along the first dimension) combined over the
+    ranks; rank r gets part r in ``output``."""
+    g = get_group(group)
+    send = _reducible(_host(input))
+    out = _host(output)
+    if send.size != out.size * g.size:
+        raise DistributedError(f"reduce_scatter_tensor: input of shape {tuple(input.shape)} is "
+                               f"not {g.size} outputs of shape {tuple(output.shape)}")
+    mpi_op, op = _mpi_op(g, op)
+    result = np.empty(out.shape, send.dtype)
+    request = g.comm.Ireduce_scatter_block(send.reshape(-1), result.reshape(-1), op=mpi_op)
+
+    def finish():
+        value = result / g.size if op is ReduceOp.AVG else result
+        out[...] = value.astype(out.dtype, copy=False)
+        _write_back(output, out, "reduce_scatter_tensor")
+    return _run(Work(g, [request], "reduce_scatter_tensor", finish), async_op)
+
+
+def send(tensor: Tensor, dst: int, group=None, tag: int = 0) -> None:
+    """Send ``tensor`` to rank ``dst`` (which calls :func:`recv`)."""
+    g = get_group(group)
+    host = _host(tensor)
+    Work(g, [g.comm.Isend(host.view(np.uint8).reshape(-1), dest=dst, tag=tag)], "send").wait()
+
+
+def recv(tensor: Tensor, src: int, group=None, tag: int = 0) -> int:
+    """Receive into ``tensor`` what rank ``src`` sent; returns ``src``."""
+    g = get_group(group)
+    host = _host(tensor)
+    Work(g, [g.comm.Irecv(host.view(np.uint8).reshape(-1), source=src, tag=tag)], "recv",
+         lambda: _write_back(tensor, host, "recv")).wait()
+    return src
+
+
+def barrier(group=None, async_op: bool = False):
+    """Wait until every rank of the group reached it."""
+    g = get_group(group)
+    return _run(Work(g, [g.comm.Ibarrier()], "barrier"), async_op)
