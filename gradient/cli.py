@@ -107,7 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--type", default="Q8_0", type=str.upper, choices=EXPORT_TYPES,
                         help="GGML type of the matrices (default Q8_0)")
     export.add_argument("--revision", default=None, help="hub branch, tag or commit")
-    for command in (gen, chat, export):   # its own usage for its errors (_check_arguments)
+    run = commands.add_parser("run", help="run a training script on N processes (MPI)",
+                              description="Run SCRIPT with ARGS on N processes under MPI "
+                                          "(mpiexec), for gradient.distributed.")
+    run.add_argument("-n", "--nproc", type=_integer, default=2, metavar="N",
+                     help="how many processes (ranks) to start (default 2)")
+    run.add_argument("script", metavar="SCRIPT")
+    run.add_argument("script_args", nargs=argparse.REMAINDER, metavar="ARGS")
+    for command in (gen, chat, export, run):   # its own usage for its errors (_check_arguments)
         command.set_defaults(command_parser=command)
     return parser
 
@@ -126,6 +133,9 @@ def main(argv=None) -> int:
         except (AttributeError, ValueError, OSError):
             pass
     try:
+        if args.command == "run":
+            from .distributed.launch import run
+            return run(args.nproc, args.script, args.script_args)
         if args.command == "export-gguf":
             return _export_gguf(args)
         with _CompileNotice():
@@ -152,6 +162,11 @@ def _check_arguments(parser: argparse.ArgumentParser, args) -> None:
     """Refuse values out of range before anything loads, as usage errors (exit status 2):
     the sampling settings through the same check as the Python API
     (:func:`gradient.generation.check_sampling`), the output path of ``export-gguf``."""
+    if args.command == "run":
+        if args.nproc < 1:
+            parser.exit(2, f"{parser.format_usage()}gradient run: error: -n must be at least 1, "
+                           f"got {args.nproc}\n")
+        return
     if args.command == "export-gguf":
         try:
             _check_output_path(args.output)
