@@ -1,0 +1,185 @@
+"""``DistributedDataParallel``: one model replica per rank, gradients averaged across the ranks
+during backward, as ``torch.nn.parallel.DistributedDataParallel`` does.
+
+At wrap time every parameter and buffer is broadcast from rank 0, so the replicas start equal.
+The parameters are grouped into buckets of about ``bucket_cap_mb`` megabytes, in reverse order
+of registration (roughly the order backward produces their gradients). When the last gradient
+of a bucket has been accumulated (a post-accumulate hook on each parameter), the bucket's
+gradients are flattened into one buffer and an all-reduce starts, without waiting: the
+communication of early buckets overlaps the rest of backward. When the last bucket is ready,
+every all-reduce is waited for and each ``.grad`` becomes the average over the ranks.
+
+``no_sync()`` skips the averaging (gradient accumulation: the averaging happens in the first
+backward after the context). With ``find_unused_parameters=True`` the forward's autograd graph
+is walked to find parameters that take no part, which count as ready with zero gradients;
+without it, a parameter that gets no gradient leaves its bucket incomplete, and the next
+forward raises, as in PyTorch.
+
+Example (``gradient run -n 2 train.py``)::
+
+    >>> dist.init_process_group("mpi")
+    >>> model = DistributedDataParallel(model)
+    >>> loss = loss_fn(model(x_shard), y_shard); loss.backward()    # grads averaged
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from ... import distributed as dist
+from ...autograd import is_grad_enabled, no_grad
+from ...errors import DistributedError
+from ..module import Module
+
+__all__ = ["DistributedDataParallel"]
+
+
+class DistributedDataParallel(Module):
+    """``module`` replicated on every rank of ``process_group`` (see the module docstring)."""
+
+    def __init__(self, module: Module, device_ids=None, output_device=None, dim: int = 0,
+                 broadcast_buffers: bool = True, process_group=None, bucket_cap_mb: float = 25,
+                 find_unused_parameters: bool = False, **_ignored):
+        super().__init__()
+        self.module = module
+        self.process_group = dist.get_group(process_group)
+        self.broadcast_buffers = broadcast_buffers
+        self.find_unused_parameters = find_unused_parameters
+        with no_grad():
+            for t in list(module.parameters()) + list(module.buffers()):
+                dist.broadcast(t, 0, group=self.process_group)
+        params = [p for p in module.parameters() if p.requires_grad]
+        self._buckets = _buckets(params, int(bucket_cap_mb * 2**20))
+        self._bucket_of = {id(p): b for b, bucket in enumerate(self._buckets) for p in bucket}
+        self._pending = [len(bucket) for bucket in self._buckets]
+        self._works: list = []
+        self._started = False
+        self._sync = True
+        self._hooks = [p.register_post_accumulate_grad_hook(self._grad_ready) for p in params]
+
+    def forward(self, *args, **kwargs):
+        if self._started:
+            raise DistributedError(
+                "DistributedDataParallel: the previous backward did not produce gradients for "
+                "every parameter, so their averaging never finished; pass "
+                "find_unused_parameters=True if some parameters take no part in the forward")
+        if self.broadcast_buffers and self._sync:
+            with no_grad():
+                for b in self.module.buffers():
+                    dist.broadcast(b, 0, group=self.process_group)
+        out = self.module(*args, **kwargs)
+        if self.find_unused_parameters and self._sync and is_grad_enabled():
+            used = _leaves_reached(out)
+            for bucket in self._buckets:
+                for p in bucket:
+                    if id(p) not in used:
+                        self._grad_ready(p)   # takes part with a zero gradient
+        return out
+
+    @contextlib.contextmanager
+    def no_sync(self):
+        """Gradients accumulate locally inside; the next backward outside averages them."""
+        self._sync = False
+        try:
+            yield
+        finally:
+            self._sync = True
+
+    # -- the buckets
+    def _grad_ready(self, param) -> None:
+        if not self._sync:
+            return
+        self._started = True
+        b = self._bucket_of[id(param)]
+        self._pending[b] -= 1
+        if self._pending[b] == 0:
+            self._works.append(self._reduce(self._buckets[b]))
+        if len(self._works) == len(self._buckets):
+            self._finish()
+
+    def _reduce(self, bucket):
+        """Start the all-reduce of one bucket's gradients, flattened."""
+        dtype = np.result_type(*[p.dtype.numpy for p in bucket])
+        flat = np.concatenate([_grad_host(p, dtype).reshape(-1) for p in bucket])
+        from ...tensor import Tensor
+        buffer = Tensor._make(flat, False)
+        return bucket, buffer, dist.all_reduce(buffer, group=self.process_group, async_op=True)
+
+    def _finish(self) -> None:
+        size = self.process_group.size
+        for bucket, buffer, work in self._works:
+            work.wait()
+            flat = buffer._data / size
+            start = 0
+            with no_grad():
+                for p in bucket:
+                    n = p.numel()
+                    part = flat[start:start + n].reshape(tuple(p.shape)).astype(p.dtype.numpy)
+                    start += n
+                    value = p._backend.from_numpy(part)
+                    if p.grad is None:
+                        from ...tensor import Tensor
+                        p.grad = Tensor._make(value, False, p._backend)
+                    else:
+                        p.grad._backend.setitem(p.grad._data, (Ellipsis,), value)
+                        p.grad._version.bump("DistributedDataParallel")
+        self._works = []
+        self._pending = [len(bucket) for bucket in self._buckets]
+        self._started = False
+
+
+def _buckets(params, cap_bytes: int) -> list:
+    """The parameters in reverse order, cut into runs of about ``cap_bytes`` of one dtype."""
+    buckets, current, size = [], [], 0
+    for p in reversed(params):
+        nbytes = p.numel() * p.dtype.itemsize
+        if current and (size + nbytes > cap_bytes or p.dtype != current[0].dtype):
+            buckets.append(current)
+            current, size = [], 0
+        current.append(p)
+        size += nbytes
+    if current:
+        buckets.append(current)
+    return buckets
+
+
+def _grad_host(param, dtype) -> np.ndarray:
+    if param.grad is None:
+        return np.zeros(param.numel(), dtype)
+    return np.asarray(param.grad._backend.to_numpy(param.grad._data), dtype)
+
+
+def _leaves_reached(out) -> set:
+    """The ids of the leaf tensors the autograd graph of ``out`` (tensors, tuples, dicts)
+    reaches."""
+    from ...tensor import Tensor
+    roots, seen, reached = [], set(), set()
+
+    def collect(value):
+        if isinstance(value, Tensor):
+            if value.grad_fn is not None:
+                roots.append(value.grad_fn)
+        elif isinstance(value, (tuple, list)):
+            for v in value:
+                collect(v)
+        elif isinstance(value, dict):
+            for v in value.values():
+                collect(v)
+        elif hasattr(value, "__dict__"):   # a ModelOutput-like object
+            for v in vars(value).values():
+                collect(v)
+
+    collect(out)
+    while roots:
+        node = roots.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        tensor = getattr(node, "tensor", None)   # AccumulateGrad holds its leaf
+        if tensor is not None:
+            reached.add(id(tensor))
+        for edge in node.next_edges:   # (node, output_nr) per input, None for a constant
+            roots.append(edge[0] if edge else None)
+    return reached
