@@ -1,0 +1,100 @@
+"""gradient.distributed on real MPI ranks: collectives on 2 and 3 ranks against what they must
+give, DistributedDataParallel on 2 ranks (each on half the batch) against one process on the
+whole batch, and a rank that fails or hangs making the others stop with an error."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import gradient
+import gradient.distributed as dist
+from gradient.errors import DistributedError
+
+pytest.importorskip("mpi4py", reason="gradient.distributed needs mpi4py (gradient[distributed])")
+
+from .worker import train  # noqa: E402
+
+WORKER = os.path.join(os.path.dirname(__file__), "worker.py")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _launch(case, n, tmp_path, timeout=180, env=None):
+    out = str(tmp_path / case)
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "gradient", "run", "-n", str(n), WORKER, case,
+                           out], capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                          env={**os.environ, "OMP_NUM_THREADS": "1",
+                               "OPENBLAS_NUM_THREADS": "1", **(env or {})})
+    return proc, time.monotonic() - start, out
+
+
+def _results(case, n, tmp_path):
+    proc, _, out = _launch(case, n, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [dict(np.load(f"{out}.rank{r}.npz")) for r in range(n)]
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_collectives(tmp_path, n):
+    ranks = _results("collectives", n, tmp_path)
+    values = np.array([[r + 1.0, 2.0 * r] for r in range(n)])
+    expected = {"all_reduce_SUM": values.sum(0), "all_reduce_AVG": values.mean(0),
+                "all_reduce_MAX": values.max(0), "all_reduce_MIN": values.min(0),
+                "all_reduce_PRODUCT": values.prod(0), "broadcast": np.full(3, n - 1.0),
+                "all_gather": np.array([[r, r * 10.0] for r in range(n)]),
+                "all_gather_into_tensor": np.array([[r, -r * 1.0] for r in range(n)])}
+    whole = sum(np.arange(2 * n, dtype=np.float32) * (r + 1) for r in range(n))
+    for rank, got in enumerate(ranks):
+        for name, value in expected.items():
+            np.testing.assert_allclose(got[name], value, rtol=1e-12, err_msg=name)
+        np.testing.assert_array_equal(got["reduce_scatter_tensor"], whole[2 * rank:2 * rank + 2])
+        np.testing.assert_array_equal(got["ring"], np.full(3, 7.0 + (rank - 1 if rank else n - 1)))
+
+
+@pytest.mark.parametrize("case,dtype,tol", [
+    ("ddp", gradient.float64, 1e-10), ("ddp_float32", gradient.float32, 1e-6),
+    ("ddp_accumulate", gradient.float64, 1e-10), ("ddp_small_buckets", gradient.float64, 1e-10),
+    ("ddp_unused", gradient.float64, 1e-10)])
+def test_ddp_on_two_ranks_equals_one_process(tmp_path, case, dtype, tol):
+    kwargs = {"ddp_accumulate": {"accumulate": 2}, "ddp_unused": {"unused": True}}.get(case, {})
+    alone = train(0, 1, dtype, **kwargs)
+    for rank in _results(case, 2, tmp_path):
+        assert rank.keys() == alone.keys()
+        for name, value in alone.items():
+            np.testing.assert_allclose(rank[name], value, rtol=tol, atol=tol, err_msg=name)
+
+
+def test_a_rank_that_raises_stops_the_others(tmp_path):
+    proc, seconds, _ = _launch("fail", 2, tmp_path, timeout=120)
+    assert proc.returncode != 0 and seconds < 60
+    assert "RuntimeError: rank 1 fails on purpose" in proc.stderr
+    assert "rank 1 failed; stopping every rank" in proc.stderr
+
+
+def test_a_rank_that_hangs_times_out_the_others(tmp_path):
+    proc, seconds, _ = _launch("hang", 2, tmp_path, timeout=120,
+                               env={"GRADIENT_DISTRIBUTED_TIMEOUT": "3"})
+    assert proc.returncode != 0 and seconds < 60
+    assert "barrier did not complete within 3 s" in proc.stderr
+
+
+def test_without_a_launcher_init_says_how_to_launch():
+    code = ("import gradient.distributed as d\n"
+            "try:\n    d.init_process_group('mpi', world_size=2)\n"
+            "except Exception as e:\n    print(type(e).__name__, e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, cwd=ROOT).stdout
+    assert "DistributedError" in out and "gradient run -n 2 script.py" in out
+
+
+def test_collectives_need_a_process_group():
+    if dist.is_initialized():
+        pytest.skip("a process group is initialised in this process")
+    with pytest.raises(DistributedError, match="init_process_group"):
+        dist.all_reduce(gradient.ones(2))

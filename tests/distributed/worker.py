@@ -1,0 +1,128 @@
+"""What the distributed tests run on each rank (``gradient run -n N worker.py CASE OUT``): one
+case of collectives or training, its results written to ``OUT.rankR.npz`` for the test to
+compare with one process."""
+
+import sys
+
+import numpy as np
+
+import gradient
+import gradient.distributed as dist
+from gradient import nn
+
+
+def collectives(rank, size):
+    out = {}
+    t = gradient.tensor([float(rank + 1), 2.0 * rank], dtype=gradient.float64)
+    for op in ("SUM", "AVG", "MAX", "MIN", "PRODUCT"):
+        x = t.clone()
+        dist.all_reduce(x, op=getattr(dist.ReduceOp, op))
+        out[f"all_reduce_{op}"] = x.numpy()
+    b = gradient.full((3,), float(rank))
+    dist.broadcast(b, src=size - 1)
+    out["broadcast"] = b.numpy()
+    parts = [gradient.zeros(2) for _ in range(size)]
+    dist.all_gather(parts, gradient.tensor([rank, rank * 10.0]))
+    out["all_gather"] = np.stack([p.numpy() for p in parts])
+    whole = gradient.zeros(size, 2)
+    dist.all_gather_into_tensor(whole, gradient.tensor([[rank, -rank * 1.0]]))
+    out["all_gather_into_tensor"] = whole.numpy()
+    mine = gradient.zeros(2)
+    dist.reduce_scatter_tensor(mine, gradient.arange(2 * size, dtype=gradient.float32) * (rank + 1))
+    out["reduce_scatter_tensor"] = mine.numpy()
+    work = dist.all_reduce(gradient.ones(4), async_op=True)
+    work.wait()
+    if size > 1:   # a ring of send/recv
+        got = gradient.zeros(3)
+        if rank == 0:
+            dist.send(gradient.full((3,), 7.0), 1)
+            dist.recv(got, size - 1)
+        else:
+            dist.recv(got, rank - 1)
+            dist.send(got + 1, (rank + 1) % size)
+        out["ring"] = got.numpy()
+    dist.barrier()
+    return out
+
+
+class Net(nn.Module):
+    def __init__(self, unused: bool):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(8, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(),
+                                  nn.Linear(32, 4))
+        self.extra = nn.Linear(3, 3) if unused else None   # takes no part in the forward
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def model_and_data(dtype, unused=False):
+    gradient.manual_seed(0)
+    model = Net(unused).to(dtype)
+    rng = np.random.default_rng(1)
+    x = gradient.from_numpy(rng.standard_normal((24, 8))).to(dtype)
+    y = gradient.from_numpy(rng.integers(0, 4, 24))
+    return model, x, y
+
+
+def train(rank, size, dtype=gradient.float64, accumulate=1, bucket_cap_mb=25, unused=False):
+    """Steps of SGD on ``size`` ranks, each on its share of the batch (``accumulate``
+    micro-batches, all but the last inside no_sync)."""
+    model, x, y = model_and_data(dtype, unused)
+    if size > 1 or dist.is_initialized():
+        model = nn.parallel.DistributedDataParallel(model, bucket_cap_mb=bucket_cap_mb,
+                                                    find_unused_parameters=unused)
+    opt = gradient.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    shard = len(x) // size
+    xs, ys = x[rank * shard:(rank + 1) * shard], y[rank * shard:(rank + 1) * shard]
+    micro = len(xs) // accumulate
+    for _ in range(4):
+        opt.zero_grad()
+        for k in range(accumulate):
+            xb, yb = xs[k * micro:(k + 1) * micro], ys[k * micro:(k + 1) * micro]
+            step = (model.no_sync() if k < accumulate - 1 and hasattr(model, "no_sync")
+                    else _nothing())
+            with step:
+                loss = nn.functional.cross_entropy(model(xb), yb) / accumulate
+                loss.backward()
+        opt.step()
+    inner = model.module if hasattr(model, "module") else model
+    return {name: p.detach().numpy() for name, p in inner.named_parameters()}
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+CASES = {
+    "collectives": collectives,
+    "ddp": train,
+    "ddp_float32": lambda r, s: train(r, s, gradient.float32),
+    "ddp_accumulate": lambda r, s: train(r, s, accumulate=2),
+    "ddp_small_buckets": lambda r, s: train(r, s, bucket_cap_mb=0.001),
+    "ddp_unused": lambda r, s: train(r, s, unused=True),
+}
+
+
+def main():
+    case, out = sys.argv[1], sys.argv[2]
+    dist.init_process_group("mpi")
+    rank, size = dist.get_rank(), dist.get_world_size()
+    if case in ("fail", "hang"):
+        if rank == 1:
+            if case == "fail":
+                raise RuntimeError("rank 1 fails on purpose")
+            import time
+            time.sleep(120)   # never reaches the barrier
+        dist.barrier()        # rank 0 waits here for a rank that never comes
+        return
+    results = CASES[case](rank, size)
+    np.savez(f"{out}.rank{rank}.npz", **results)
+
+
+if __name__ == "__main__":
+    main()
