@@ -41,9 +41,6 @@ from .version import __version__
 
 __all__ = ["main", "build_parser"]
 
-# Tokens that end an assistant turn in common chat formats (ChatML, Llama 3, Phi-3, Gemma).
-# A chat stops on any of them that the vocabulary has, besides the model's eos token(s).
-END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>")
 DTYPES = ("float32", "bfloat16", "float16", "auto")
 EXPORT_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K")
 
@@ -241,16 +238,17 @@ def _export_gguf(args) -> int:
 
 
 def _generate(model, tokenizer, args) -> int:
+    from .generation.limits import context_length, stop_ids
     ids = tokenizer.encode(args.prompt)
     if not ids:
         raise CLIError("generate: the prompt encodes to no tokens; give a non-empty prompt")
-    if len(ids) >= _context_length(model):
+    if len(ids) >= context_length(model):
         raise CLIError(f"generate: the prompt has {len(ids)} tokens, and {args.model} reads at "
-                       f"most {_context_length(model)}: shorten the prompt")
+                       f"most {context_length(model)}: shorten the prompt")
     if not args.no_echo:
         sys.stdout.write(args.prompt)
         sys.stdout.flush()
-    stats = _stream_reply(model, tokenizer, ids, args, stop_ids=_eos_ids(model, tokenizer))
+    stats = _stream_reply(model, tokenizer, ids, args, stop_ids(model, tokenizer))
     sys.stdout.write("\n")
     sys.stdout.flush()
     _report(stats)
@@ -258,6 +256,7 @@ def _generate(model, tokenizer, args) -> int:
 
 
 def _chat(model, tokenizer, args) -> int:
+    from .generation.limits import stop_ids
     from .tokenizers import TokenizerError
 
     try:
@@ -266,7 +265,7 @@ def _chat(model, tokenizer, args) -> int:
         raise CLIError(f"{args.model} has no chat template (base models usually have none): "
                        "use `gradient generate` to continue a prompt, or an instruct model") \
             from None
-    stop_ids = _eos_ids(model, tokenizer) | _end_of_turn_ids(tokenizer)
+    stops = stop_ids(model, tokenizer, chat=True)
     system = [{"role": "system", "content": args.system}] if args.system else []
     messages = list(system)
     interactive = sys.stdin.isatty()
@@ -275,13 +274,14 @@ def _chat(model, tokenizer, args) -> int:
         print('chat: /exit or Ctrl-D leaves, /reset starts over, Ctrl-C stops a reply; """ '
               'begins and ends a message of several lines', file=sys.stderr)
     try:
-        return _converse(model, tokenizer, args, messages, system, stop_ids, interactive)
+        return _converse(model, tokenizer, args, messages, system, stops, interactive)
     finally:
         if history is not None:
             history()
 
 
-def _converse(model, tokenizer, args, messages, system, stop_ids, interactive) -> int:
+def _converse(model, tokenizer, args, messages, system, stops, interactive) -> int:
+    from .generation.limits import context_length
     while True:
         text = _read_message(interactive)
         if text is None or text.strip() in ("/exit", "/quit"):
@@ -295,13 +295,13 @@ def _converse(model, tokenizer, args, messages, system, stop_ids, interactive) -
             continue
         messages.append({"role": "user", "content": text})
         ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True)
-        if len(ids) >= _context_length(model):
+        if len(ids) >= context_length(model):
             messages.pop()
             print(f"gradient: the conversation ({len(ids)} tokens) fills the model's context "
-                  f"({_context_length(model)} tokens): /reset to start over", file=sys.stderr)
+                  f"({context_length(model)} tokens): /reset to start over", file=sys.stderr)
             continue
         try:
-            stats = _stream_reply(model, tokenizer, ids, args, stop_ids)
+            stats = _stream_reply(model, tokenizer, ids, args, stops)
         except KeyboardInterrupt as stop:  # stop this reply, keep the conversation
             stats = stop.args[0] if stop.args and isinstance(stop.args[0], dict) else None
             print("\n(interrupted)", file=sys.stderr)
@@ -316,13 +316,14 @@ def _converse(model, tokenizer, args, messages, system, stop_ids, interactive) -
 
 
 # ----------------------------------------------------------------------------- generation
-def _stream_reply(model, tokenizer, prompt_ids, args, stop_ids) -> dict:
+def _stream_reply(model, tokenizer, prompt_ids, args, stops) -> dict:
     """Generate after ``prompt_ids``, writing text to stdout as it comes; returns the reply's
     text and timings. A KeyboardInterrupt carries the statistics so far."""
+    from .generation.limits import context_length
     from .tokenizers import IncrementalDecoder
 
     # never run past the model's context (GPT-2 has no positions beyond n_positions)
-    context = _context_length(model)
+    context = context_length(model)
     max_new_tokens = min(args.max_new_tokens, context - len(prompt_ids))
     decoder = IncrementalDecoder(tokenizer, skip_special_tokens=True)
     pieces, generated, stopped = [], 0, False
@@ -337,12 +338,12 @@ def _stream_reply(model, tokenizer, prompt_ids, args, stop_ids) -> dict:
             sys.stdout.flush()
 
     try:
-        for token_id in _token_stream(model, prompt_ids, args, stop_ids, max_new_tokens):
+        for token_id in _token_stream(model, prompt_ids, args, stops, max_new_tokens):
             if first is None:
                 first = time.perf_counter()
             generated += 1
             token_id = int(token_id)
-            if token_id in stop_ids:
+            if token_id in stops:
                 stopped = True
                 break
             emit(decoder.push(token_id))
@@ -518,33 +519,6 @@ def _report(stats: dict) -> None:
 
 
 # ----------------------------------------------------------------------------- helpers
-def _eos_ids(model, tokenizer) -> set[int]:
-    """End-of-sequence ids: the tokenizer's eos and generation_config.json's eos_token_id(s)."""
-    ids = set()
-    if tokenizer.eos_token_id is not None:
-        ids.add(int(tokenizer.eos_token_id))
-    for source in (getattr(model, "generation_config", None) or {},
-                   {"eos_token_id": getattr(model.config, "eos_token_id", None)}):
-        eos = source.get("eos_token_id")
-        ids.update(int(i) for i in (eos if isinstance(eos, (list, tuple)) else [eos])
-                   if i is not None)
-    return ids
-
-
-def _end_of_turn_ids(tokenizer) -> set[int]:
-    vocab = tokenizer.get_vocab()
-    return {vocab[t] for t in END_OF_TURN_TOKENS if t in vocab}
-
-
-def _context_length(model) -> int:
-    config = model.config
-    for name in ("max_position_embeddings", "n_positions"):
-        value = getattr(config, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return 1 << 30
-
-
 def _read_line(prompt: str) -> str | None:
     """One line of user input without its newline, or None at the end of the input."""
     _settle_notice()
