@@ -1,0 +1,43 @@
+"""``gradient serve``: an OpenAI-compatible HTTP server for any model ``gradient.hub.load``
+takes (Hugging Face directories, hub ids, GGUF files).
+
+Example::
+
+    $ gradient serve SmolLM2-135M-Instruct.Q4_1.gguf --port 8000
+    >>> from openai import OpenAI
+    >>> client = OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="none")
+    >>> client.chat.completions.create(model="SmolLM2-135M-Instruct.Q4_1",
+    ...                                messages=[{"role": "user", "content": "Hi"}])
+
+Requests are served one generation at a time, in order (continuous batching is to come).
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["create_app", "serve", "model_name"]
+
+
+def create_app(model, tokenizer, model_id: str, max_queue: int = 64):
+    """The ASGI app serving ``model`` as ``model_id`` (see :mod:`.app`)."""
+    from .app import create_app as make
+    return make(model, tokenizer, model_id, max_queue)
+
+
+def model_name(source: str) -> str:
+    """The name a model is served under: its file's or folder's name without ``.gguf``, or the
+    hub id as given."""
+    base = os.path.basename(os.path.normpath(source)) if os.path.exists(source) else source
+    return base[:-5] if base.endswith(".gguf") else base
+
+
+def serve(model, tokenizer, model_id: str, host: str = "127.0.0.1", port: int = 8000,
+          max_queue: int = 64) -> None:
+    """Serve a loaded ``model`` as ``model_id`` until interrupted (uvicorn)."""
+    import uvicorn
+
+    model.eval()
+    app = create_app(model, tokenizer, model_id, max_queue)
+    print(f"gradient serve: {model_id} on http://{host}:{port}/v1 (Ctrl-C stops)", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

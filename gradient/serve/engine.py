@@ -1,0 +1,156 @@
+"""The generation side of the server: one worker thread runs the requests' generations one
+after another, and hands each request its text as it comes.
+
+The HTTP side (:mod:`.app`) makes a :class:`Job` and :meth:`Engine.submit`\\ s it; the worker
+runs it through :class:`~gradient.generation.TokenStream` and calls ``job.emit`` with each
+event: ``("text", piece)`` as characters complete (text that could begin a stop sequence is
+held back until it is clear), then ``("done", finish_reason, usage)``, or ``("error",
+exception)``. ``job.cancel()`` (a client that went away) stops it at the next token.
+
+Example::
+
+    >>> engine = Engine(model, tokenizer)
+    >>> job = Job(prompt_ids, max_tokens=20, emit=print)
+    >>> engine.submit(job)
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass, field
+
+from ..generation import TokenStream
+from ..generation.limits import context_length, stop_ids
+from ..tokenizers import IncrementalDecoder
+
+__all__ = ["Engine", "Job", "QueueFull"]
+
+
+class QueueFull(Exception):
+    """The engine's queue holds as many requests as it may (the server answers 503)."""
+
+
+@dataclass
+class Job:
+    """One generation: the prompt's ids, the sampling settings, and where its events go."""
+
+    prompt_ids: list
+    max_tokens: int
+    emit: callable
+    temperature: float = 1.0
+    top_p: float | None = None
+    top_k: int | None = None
+    seed: int | None = None
+    stop: list = field(default_factory=list)
+    chat: bool = False
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+
+class Engine:
+    """The model, its tokenizer and the worker thread that runs :class:`Job`\\ s in order;
+    at most ``max_queue`` wait (:meth:`submit` raises :class:`QueueFull` beyond)."""
+
+    def __init__(self, model, tokenizer, max_queue: int = 64):
+        self.model, self.tokenizer = model, tokenizer
+        self.context = context_length(model)
+        self._stops = {False: stop_ids(model, tokenizer), True: stop_ids(model, tokenizer, True)}
+        self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
+        self.running = 0
+        self.stats = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0}
+        threading.Thread(target=self._work, daemon=True, name="gradient serve engine").start()
+
+    @property
+    def waiting(self) -> int:
+        return self._queue.qsize()
+
+    def submit(self, job: Job) -> None:
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            raise QueueFull(f"{self._queue.maxsize} requests are waiting") from None
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job.cancelled.is_set():
+                continue
+            self.running = 1
+            try:
+                self._run(job)
+            except Exception as e:   # noqa: BLE001  (the request fails; the server goes on)
+                job.emit(("error", e))
+            finally:
+                self.running = 0
+
+    def _run(self, job: Job) -> None:
+        from ..autograd import no_grad
+        max_tokens = min(job.max_tokens, self.context - len(job.prompt_ids))
+        greedy = job.temperature == 0
+        steps = TokenStream(self.model, [job.prompt_ids], max_tokens, do_sample=not greedy,
+                            temperature=1.0 if greedy else job.temperature,
+                            top_p=None if greedy else job.top_p,
+                            top_k=None if greedy else job.top_k, seed=job.seed,
+                            eos_token_id=sorted(self._stops[job.chat]))
+        decoder = IncrementalDecoder(self.tokenizer, skip_special_tokens=True)
+        held = _StopFilter(job.stop)
+        generated, finish = 0, "length"
+        with no_grad():
+            for (token,) in steps:
+                if job.cancelled.is_set():
+                    return
+                generated += 1
+                if token in self._stops[job.chat]:
+                    finish = "stop"
+                    break
+                piece = held.push(decoder.push(token))
+                if piece:
+                    job.emit(("text", piece))
+                if held.stopped:
+                    finish = "stop"
+                    break
+        if finish == "length" or not held.stopped:
+            rest = held.push(decoder.flush()) + held.flush()
+            if rest:
+                job.emit(("text", rest))
+        usage = {"prompt_tokens": len(job.prompt_ids), "completion_tokens": generated,
+                 "total_tokens": len(job.prompt_ids) + generated}
+        self.stats["requests"] += 1
+        self.stats["prompt_tokens"] += usage["prompt_tokens"]
+        self.stats["completion_tokens"] += generated
+        job.emit(("done", finish, usage))
+
+
+class _StopFilter:
+    """Text with the OpenAI ``stop`` sequences applied: everything before the first stop
+    sequence, holding back a tail that could still become one."""
+
+    def __init__(self, stops):
+        self.stops = [s for s in stops if s]
+        self.pending = ""
+        self.stopped = False
+
+    def push(self, text: str) -> str:
+        if self.stopped or not text:
+            return ""
+        self.pending += text
+        if not self.stops:
+            out, self.pending = self.pending, ""
+            return out
+        cut = min((i for i in (self.pending.find(s) for s in self.stops) if i >= 0), default=-1)
+        if cut >= 0:
+            self.stopped = True
+            out, self.pending = self.pending[:cut], ""
+            return out
+        keep = max((k for s in self.stops for k in range(1, len(s))
+                    if self.pending.endswith(s[:k])), default=0)
+        out, self.pending = self.pending[:len(self.pending) - keep], self.pending[
+            len(self.pending) - keep:]
+        return out
+
+    def flush(self) -> str:
+        out, self.pending = ("" if self.stopped else self.pending), ""
+        return out
