@@ -104,6 +104,20 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--type", default="Q8_0", type=str.upper, choices=EXPORT_TYPES,
                         help="GGML type of the matrices (default Q8_0)")
     export.add_argument("--revision", default=None, help="hub branch, tag or commit")
+    serve = commands.add_parser("serve", help="serve a model over HTTP with OpenAI's API",
+                                description="Serve MODEL at http://HOST:PORT/v1 for OpenAI "
+                                            "clients (chat completions, completions, models).")
+    serve.add_argument("model", metavar="MODEL",
+                       help="hub repo id (org/name), short name (gpt2), directory or .gguf file")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default "
+                                                           "127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=_integer, default=8000, help="port (default 8000)")
+    serve.add_argument("--max-queue", type=_integer, default=64, metavar="N",
+                       help="requests that may wait; more get 503 (default 64)")
+    serve.add_argument("--dtype", choices=DTYPES, default="float32",
+                       help="weight dtype (default float32)")
+    serve.add_argument("--revision", default=None, help="hub branch, tag or commit")
+    serve.add_argument("--device", default="cpu", help="where the model runs (default cpu)")
     run = commands.add_parser("run", help="run a training script on N processes (MPI)",
                               description="Run SCRIPT with ARGS on N processes under MPI "
                                           "(mpiexec), for gradient.distributed.")
@@ -111,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="how many processes (ranks) to start (default 2)")
     run.add_argument("script", metavar="SCRIPT")
     run.add_argument("script_args", nargs=argparse.REMAINDER, metavar="ARGS")
-    for command in (gen, chat, export, run):   # its own usage for its errors (_check_arguments)
+    for command in (gen, chat, export, serve, run):   # its own usage for its errors (_check_arguments)
         command.set_defaults(command_parser=command)
     return parser
 
@@ -133,6 +147,11 @@ def main(argv=None) -> int:
         if args.command == "run":
             from .distributed.launch import run
             return run(args.nproc, args.script, args.script_args)
+        if args.command == "serve":
+            from .serve import model_name, serve
+            model, tokenizer = _load(args)
+            serve(model, tokenizer, model_name(args.model), args.host, args.port, args.max_queue)
+            return 0
         if args.command == "export-gguf":
             return _export_gguf(args)
         with _CompileNotice():
@@ -159,6 +178,11 @@ def _check_arguments(parser: argparse.ArgumentParser, args) -> None:
     """Refuse values out of range before anything loads, as usage errors (exit status 2):
     the sampling settings through the same check as the Python API
     (:func:`gradient.generation.check_sampling`), the output path of ``export-gguf``."""
+    if args.command == "serve":
+        if not 0 < args.port < 65536 or args.max_queue < 1:
+            parser.exit(2, f"{parser.format_usage()}gradient serve: error: --port must be "
+                           "1-65535 and --max-queue at least 1\n")
+        return
     if args.command == "run":
         if args.nproc < 1:
             parser.exit(2, f"{parser.format_usage()}gradient run: error: -n must be at least 1, "
