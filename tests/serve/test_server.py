@@ -1,0 +1,165 @@
+"""gradient serve driven by the real ``openai`` client: a tiny LLaMA with a chat template on
+a server started on 127.0.0.1, checked against gradient's own generate on the same ids."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import gradient
+from gradient.generation.limits import stop_ids
+
+from ..hub.conftest import llama_dir  # noqa: F401  (the fixture)
+
+openai = pytest.importorskip("openai")
+uvicorn = pytest.importorskip("uvicorn")
+httpx = pytest.importorskip("httpx")
+
+MODEL = "tiny-llama"
+
+
+@pytest.fixture(scope="module")
+def server(llama_dir):  # noqa: F811
+    from gradient.serve import create_app
+    model, tokenizer = gradient.hub.load(str(llama_dir))
+    model.eval()
+    app = create_app(model, tokenizer, MODEL, max_queue=4)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if srv.started:
+            break
+        time.sleep(0.05)
+    url = f"http://127.0.0.1:{port}"
+    yield url, model, tokenizer, app
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def client(server):
+    return openai.OpenAI(base_url=server[0] + "/v1", api_key="none", max_retries=0)
+
+
+def _greedy(model, tokenizer, ids, n, chat):
+    out = gradient.generation.generate(model, [ids], n, eos_token_id=sorted(
+        stop_ids(model, tokenizer, chat)))
+    new = out[0].tolist()[len(ids):]
+    stops = stop_ids(model, tokenizer, chat)
+    kept = []
+    for t in new:
+        if t in stops:
+            break
+        kept.append(t)
+    return tokenizer.decode(kept, skip_special_tokens=True), len(new)
+
+
+MESSAGES = [{"role": "system", "content": "You are terse."},
+            {"role": "user", "content": "Name a colour."}]
+
+
+def test_chat_completion_is_greedy_generate(server, client):
+    _, model, tokenizer, _ = server
+    reply = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=12,
+                                           temperature=0)
+    ids = list(tokenizer.apply_chat_template(MESSAGES, add_generation_prompt=True))
+    text, n = _greedy(model, tokenizer, ids, 12, chat=True)
+    assert reply.choices[0].message.content == text
+    assert reply.choices[0].message.role == "assistant"
+    assert reply.usage.prompt_tokens == len(ids) and reply.usage.completion_tokens == n
+    assert reply.usage.total_tokens == len(ids) + n
+    assert reply.choices[0].finish_reason in ("stop", "length") and reply.model == MODEL
+
+
+def test_streamed_chat_gives_the_same_text_and_usage(server, client):
+    whole = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=12,
+                                           temperature=0)
+    chunks = list(client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=12,
+                                                 temperature=0, stream=True,
+                                                 stream_options={"include_usage": True}))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == whole.choices[0].message.content
+    assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == \
+        whole.choices[0].finish_reason
+
+
+def test_completions_and_stop_sequences(server, client):
+    _, model, tokenizer, _ = server
+    prompt = "The quick brown fox"
+    full = client.completions.create(model=MODEL, prompt=prompt, max_tokens=16, temperature=0)
+    ids = list(getattr(tokenizer.encode(prompt), "ids", tokenizer.encode(prompt)))
+    assert full.choices[0].text == _greedy(model, tokenizer, ids, 16, chat=False)[0]
+    text = full.choices[0].text
+    stop = text[len(text) // 2:len(text) // 2 + 2]
+    assert len(stop) == 2, f"the reply {text!r} is too short to cut"
+    cut = client.completions.create(model=MODEL, prompt=prompt, max_tokens=16, temperature=0,
+                                    stop=[stop])
+    assert cut.choices[0].text == text[:text.find(stop)]
+    assert cut.choices[0].finish_reason == "stop"
+    streamed = "".join(c.choices[0].text for c in client.completions.create(
+        model=MODEL, prompt=prompt, max_tokens=16, temperature=0, stop=stop, stream=True))
+    assert streamed == cut.choices[0].text
+
+
+def test_a_seed_repeats_a_sampled_reply(client):
+    a, b = (client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=10,
+                                           temperature=1.0, top_p=0.9, seed=7)
+            for _ in range(2))
+    assert a.choices[0].message.content == b.choices[0].message.content
+
+
+def test_models_health_and_metrics(server, client):
+    assert [m.id for m in client.models.list().data] == [MODEL]
+    assert httpx.get(server[0] + "/health").json() == {"status": "ok"}
+    metrics = httpx.get(server[0] + "/metrics").text
+    assert "gradient_requests_total" in metrics and "gradient_queue_depth" in metrics
+
+
+@pytest.mark.parametrize("body,status,says", [
+    ("{not json", 400, "not valid JSON"),
+    ({"model": MODEL, "messages": "hi"}, 400, "'messages' must be"),
+    ({"model": MODEL, "messages": MESSAGES, "temperature": 3}, 400, "'temperature'"),
+    ({"model": MODEL, "messages": MESSAGES, "max_tokens": "ten"}, 400, "'max_tokens'"),
+    ({"model": MODEL, "messages": MESSAGES, "n": 2}, 400, "'n'"),
+    ({"model": "gpt-4o", "messages": MESSAGES}, 404, "does not exist"),
+    ({"model": MODEL, "prompt": ["a", "b"]}, 400, "'prompt'"),
+])
+def test_bad_requests_get_openai_errors(server, body, status, says):
+    path = "/v1/completions" if "prompt" in body else "/v1/chat/completions"
+    data = body if isinstance(body, str) else json.dumps(body)
+    response = httpx.post(server[0] + path, content=data,
+                          headers={"Content-Type": "application/json"})
+    assert response.status_code == status
+    assert says in response.json()["error"]["message"]
+
+
+def test_a_prompt_longer_than_the_context_is_refused(server, client):
+    _, model, _, _ = server
+    long_prompt = list(range(1, 3)) * model.config.max_position_embeddings
+    with pytest.raises(openai.BadRequestError, match="context holds"):
+        client.completions.create(model=MODEL, prompt=long_prompt, max_tokens=4)
+
+
+def test_a_client_that_leaves_mid_stream_frees_its_place(server, client):
+    stream = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=200,
+                                            temperature=1.0, stream=True)
+    next(iter(stream))
+    stream.close()                                   # gone after the first chunk
+    start = time.monotonic()
+    reply = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=4,
+                                           temperature=0)
+    assert reply.choices[0].message.content is not None
+    assert time.monotonic() - start < 30
+    engine = server[3].state.engine
+    assert engine.waiting == 0
