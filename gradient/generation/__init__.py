@@ -18,6 +18,7 @@ Example::
 
 from .generate import TokenStream, generate, generate_tokens
 from .kv_cache import KVCache
+from .prompt_cache import PromptCache
 from .sampling import (LogitsProcessor, LogitsProcessorList, MinPLogitsWarper,
                        RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper,
                        TopKLogitsWarper, TopPLogitsWarper, build_processors, check_sampling,
@@ -25,7 +26,7 @@ from .sampling import (LogitsProcessor, LogitsProcessorList, MinPLogitsWarper,
 from .stopping import StopStrings
 from .streaming import stream
 
-__all__ = ["KVCache", "generate", "generate_tokens", "TokenStream", "stream",
+__all__ = ["KVCache", "PromptCache", "generate", "generate_tokens", "TokenStream", "stream",
            "StopStrings",
            "LogitsProcessor", "LogitsProcessorList", "RepetitionPenaltyLogitsProcessor",
            "TemperatureLogitsWarper", "TopKLogitsWarper", "TopPLogitsWarper", "MinPLogitsWarper",

@@ -105,7 +105,7 @@ class TokenStream:
                  min_p: float | None = None, repetition_penalty: float | None = None,
                  eos_token_id=None, stop_strings=None, seed: int | None = None,
                  attention_mask=None, pad_token_id: int | None = None, tokenizer=None,
-                 prefill_progress=None):
+                 prefill_progress=None, prompt_cache=None):
         check_sampling(max_new_tokens, do_sample, temperature, top_k, top_p, min_p,
                        repetition_penalty)
         ids = _as_ids(input_ids, "input_ids")
@@ -168,6 +168,10 @@ class TokenStream:
         self._stops = (StopStrings(stop_strings, tokenizer, B)
                        if stop_strings is not None else None)
         self._prefill_progress = prefill_progress
+        if prompt_cache is not None and (B != 1 or self._padded):
+            raise GenerationError("generate: a prompt_cache holds one sequence: give one "
+                                  "prompt without padding")
+        self._prompt_cache = prompt_cache
         self._steps = self._run()
 
     def _check_length(self, total: int) -> None:
@@ -215,15 +219,16 @@ class TokenStream:
                 return logits[:, -1].argmax(-1).numpy().astype(np.int64)
             return np.array(logits[:, -1].float().numpy(), dtype=np.float32)
 
-    def _prefill(self, cache):
-        """The prompt's forward: in one call, or, with ``prefill_progress`` and a prompt of
-        more than :data:`PREFILL_CHUNK` tokens (not padded), in chunks of that many tokens,
+    def _prefill(self, cache, first: int = 0):
+        """The prompt's forward from position ``first`` on (the cache holds the positions
+        before it): in one call, or, with ``prefill_progress`` and more than
+        :data:`PREFILL_CHUNK` tokens to run (not padded), in chunks of that many tokens,
         ``prefill_progress(done, total)`` called after each."""
         T = self.prompt_length
-        if self._prefill_progress is None or self._padded or T <= PREFILL_CHUNK:
-            return self._forward(cache, self._ids[:, :T],
+        if self._prefill_progress is None or self._padded or T - first <= PREFILL_CHUNK:
+            return self._forward(cache, self._ids[:, first:T],
                                  self._prompt_positions if self._padded else None)
-        for start in range(0, T, PREFILL_CHUNK):
+        for start in range(first, T, PREFILL_CHUNK):
             end = min(T, start + PREFILL_CHUNK)
             scores = self._forward(cache, self._ids[:, start:end], None)
             self._prefill_progress(end, T)
@@ -233,8 +238,19 @@ class TokenStream:
         if self.max_new_tokens == 0:
             return
         B, T = self._ids.shape[0], self.prompt_length
-        cache = self.model.new_cache(B, T + self.max_new_tokens)
-        scores = self._prefill(cache)
+        if self._prompt_cache is None:
+            cache, first = self.model.new_cache(B, T + self.max_new_tokens), 0
+        else:
+            cache, first = self._prompt_cache.take(self._ids[0, :T], T + self.max_new_tokens)
+        try:
+            yield from self._decode(cache, first)
+        finally:   # what the cache holds now, for the next generation (also when stopped early)
+            if self._prompt_cache is not None:
+                self._prompt_cache.remember(self._ids[0, :cache.length])
+
+    def _decode(self, cache, first: int) -> Iterator[list[int]]:
+        B = self._ids.shape[0]
+        scores = self._prefill(cache, first)
         for step in range(self.max_new_tokens):
             if self._argmax_on_device:
                 next_ids = scores      # already the argmax (first on ties, as on the CPU)
@@ -278,7 +294,8 @@ def generate(model, input_ids, max_new_tokens: int, do_sample: bool = False,
              temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
              min_p: float | None = None, repetition_penalty: float | None = None,
              eos_token_id=None, stop_strings=None, seed: int | None = None,
-             attention_mask=None, pad_token_id: int | None = None, tokenizer=None) -> Tensor:
+             attention_mask=None, pad_token_id: int | None = None, tokenizer=None,
+             prompt_cache=None) -> Tensor:
     """Continue each prompt by up to ``max_new_tokens`` tokens, as transformers' ``generate``.
 
     Args:
@@ -308,6 +325,9 @@ def generate(model, input_ids, max_new_tokens: int, do_sample: bool = False,
             padding wherever it occurs in ``input_ids``.
         tokenizer: a tokenizer (``decode``) or a ``decode(ids) -> str`` function, for
             ``stop_strings``.
+        prompt_cache: a :class:`~gradient.generation.PromptCache` of one sequence: the part of
+            the prompt it already holds (the longest shared prefix with the last generation
+            given it) is not run again, and it keeps this generation's keys and values.
 
     Returns:
         ``(B, T + n)`` int64 tensor: the prompts followed by the ``n <= max_new_tokens``
@@ -322,7 +342,8 @@ def generate(model, input_ids, max_new_tokens: int, do_sample: bool = False,
                          temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
                          repetition_penalty=repetition_penalty, eos_token_id=eos_token_id,
                          stop_strings=stop_strings, seed=seed, attention_mask=attention_mask,
-                         pad_token_id=pad_token_id, tokenizer=tokenizer)
+                         pad_token_id=pad_token_id, tokenizer=tokenizer,
+                         prompt_cache=prompt_cache)
     for _ in stream:
         pass
     return stream.sequences

@@ -1,0 +1,72 @@
+"""The KV cache of a conversation, kept from one generation to the next.
+
+A chat's next prompt is the previous prompt, the reply, and the new message; a server's
+requests often share a long system prompt. :class:`PromptCache` keeps the keys and values of
+the ids the last generation ran through the model, and the next generation given it
+(``generate(..., prompt_cache=pc)``) runs only the part of its prompt after the longest prefix
+the two share: turn N prefills only the new message.
+
+Example::
+
+    >>> pc = PromptCache(model)
+    >>> generate(model, [turn1_ids], 64, prompt_cache=pc)     # prefills all of turn 1
+    >>> generate(model, [turn2_ids], 64, prompt_cache=pc)     # only what follows turn 1's ids
+    >>> pc.reused                                              # positions taken from the cache
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import no_grad
+from .limits import context_length
+
+__all__ = ["PromptCache"]
+
+
+class PromptCache:
+    """The cache of one sequence of ``model`` and the token ids whose keys and values it
+    holds. Not shared between threads."""
+
+    def __init__(self, model):
+        self.model = model
+        self.cache = None
+        self.ids = np.empty(0, np.int64)
+        self.reused = 0        # positions the last generation found in the cache
+
+    def clear(self) -> None:
+        """Forget everything (a new conversation)."""
+        self.cache, self.ids, self.reused = None, np.empty(0, np.int64), 0
+
+    def shared_prefix(self, prompt) -> int:
+        """How many leading ids ``prompt`` shares with the cached ones."""
+        prompt = np.asarray(prompt)
+        n = min(len(prompt), len(self.ids))
+        differ = np.flatnonzero(prompt[:n] != self.ids[:n])
+        return int(differ[0]) if differ.size else n
+
+    def take(self, prompt, total: int):
+        """``(cache, start)`` for a generation of ``prompt`` (ids of one sequence) growing to
+        ``total`` positions: a cache holding the keys and values of ``prompt[:start]``, with
+        room for ``total``. At least the last prompt id is left to run, for its logits."""
+        start = min(self.shared_prefix(prompt), len(prompt) - 1)
+        old = self.cache
+        if old is None or old.max_length < total:
+            # room for the conversation to grow: fewer copies of the kept part
+            room = min(max(total, 2 * total, 1024), max(total, context_length(self.model)))
+            self.cache = self.model.new_cache(1, room)
+            if start and old is not None:
+                with no_grad():
+                    for src, dst in zip(old.keys + old.values, self.cache.keys + self.cache.values):
+                        dst.narrow(2, 0, start).copy_(src.narrow(2, 0, start))
+                self.cache.length = start
+            else:
+                start = 0
+        else:
+            self.cache.crop(start)
+        self.reused = start
+        return self.cache, start
+
+    def remember(self, ids) -> None:
+        """The ids whose keys and values the cache now holds (positions ``0 .. len-1``)."""
+        self.ids = np.array(ids, dtype=np.int64)

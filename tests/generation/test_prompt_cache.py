@@ -1,0 +1,72 @@
+"""PromptCache: a second generation runs only the part of its prompt after what the cache
+holds, and gives exactly the tokens of a generation from scratch."""
+
+import numpy as np
+import pytest
+
+import gradient
+from gradient.generation import PromptCache, generate
+
+from ..hub.conftest import llama_dir  # noqa: F401  (the fixture)
+
+
+@pytest.fixture(scope="module")
+def model(llama_dir):  # noqa: F811
+    model, _ = gradient.hub.load(str(llama_dir))
+    return model.eval()
+
+
+def _count_positions(model, monkeypatch):
+    """How many prompt positions the model's forwards ran, by call."""
+    seen = []
+    forward = type(model).forward
+
+    def spy(self, input_ids, *args, **kwargs):
+        seen.append(input_ids.shape[1])
+        return forward(self, input_ids, *args, **kwargs)
+    monkeypatch.setattr(type(model), "forward", spy)
+    return seen
+
+
+def test_the_second_turn_runs_only_its_new_tokens(model, monkeypatch):
+    rng = np.random.default_rng(0)
+    turn1 = rng.integers(3, 200, 40).tolist()
+    pc = PromptCache(model)
+    first = generate(model, [turn1], 8, eos_token_id=[], prompt_cache=pc)[0].tolist()
+    turn2 = first + rng.integers(3, 200, 12).tolist()   # the reply, then a new message
+    seen = _count_positions(model, monkeypatch)
+    second = generate(model, [turn2], 8, eos_token_id=[], prompt_cache=pc)[0].tolist()
+    # the cache held turn 1 and the reply but its last token (never run through the model)
+    assert pc.reused == len(first) - 1 and seen[0] == len(turn2) - pc.reused
+    monkeypatch.undo()
+    assert second == generate(model, [turn2], 8, eos_token_id=[])[0].tolist()
+
+
+def test_a_different_prompt_reuses_the_shared_prefix_only(model):
+    rng = np.random.default_rng(1)
+    system = rng.integers(3, 200, 30).tolist()
+    pc = PromptCache(model)
+    generate(model, [system + [5, 6, 7]], 4, eos_token_id=[], prompt_cache=pc)
+    other = system + [9, 9]
+    out = generate(model, [other], 6, do_sample=True, seed=3, eos_token_id=[], prompt_cache=pc)
+    assert pc.reused == len(system)
+    assert out[0].tolist() == generate(model, [other], 6, do_sample=True, seed=3,
+                                       eos_token_id=[])[0].tolist()
+
+
+# the cache is first made as long as the model's context (128 here): growing it means going past
+@pytest.mark.filterwarnings("ignore:generate.*max_position_embeddings")
+def test_the_cache_grows_keeping_what_it_holds(model):
+    pc = PromptCache(model)
+    prompt = list(range(3, 20))
+    generate(model, [prompt], 2, eos_token_id=[], prompt_cache=pc)
+    small = pc.cache.max_length
+    longer = prompt + [4] * (small + 10)          # more than the cache has room for
+    out = generate(model, [longer], 3, eos_token_id=[], prompt_cache=pc)
+    assert pc.cache.max_length > small and pc.reused == len(prompt)
+    assert out[0].tolist() == generate(model, [longer], 3, eos_token_id=[])[0].tolist()
+
+
+def test_a_prompt_cache_takes_one_sequence(model):
+    with pytest.raises(gradient.errors.GenerationError, match="one sequence"):
+        generate(model, [[1, 2], [3, 4]], 2, prompt_cache=PromptCache(model))
