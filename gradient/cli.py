@@ -305,7 +305,9 @@ def _chat(model, tokenizer, args) -> int:
 
 
 def _converse(model, tokenizer, args, messages, system, stops, interactive) -> int:
+    from .generation import PromptCache
     from .generation.limits import context_length
+    conversation = PromptCache(model)   # turn N reads only what follows turn N-1
     while True:
         text = _read_message(interactive)
         if text is None or text.strip() in ("/exit", "/quit"):
@@ -315,6 +317,7 @@ def _converse(model, tokenizer, args, messages, system, stops, interactive) -> i
             continue
         if text == "/reset":
             messages = list(system)
+            conversation.clear()
             print("(conversation cleared)", file=sys.stderr)
             continue
         messages.append({"role": "user", "content": text})
@@ -325,7 +328,7 @@ def _converse(model, tokenizer, args, messages, system, stops, interactive) -> i
                   f"({context_length(model)} tokens): /reset to start over", file=sys.stderr)
             continue
         try:
-            stats = _stream_reply(model, tokenizer, ids, args, stops)
+            stats = _stream_reply(model, tokenizer, ids, args, stops, conversation)
         except KeyboardInterrupt as stop:  # stop this reply, keep the conversation
             stats = stop.args[0] if stop.args and isinstance(stop.args[0], dict) else None
             print("\n(interrupted)", file=sys.stderr)
@@ -340,7 +343,7 @@ def _converse(model, tokenizer, args, messages, system, stops, interactive) -> i
 
 
 # ----------------------------------------------------------------------------- generation
-def _stream_reply(model, tokenizer, prompt_ids, args, stops) -> dict:
+def _stream_reply(model, tokenizer, prompt_ids, args, stops, prompt_cache=None) -> dict:
     """Generate after ``prompt_ids``, writing text to stdout as it comes; returns the reply's
     text and timings. A KeyboardInterrupt carries the statistics so far."""
     from .generation.limits import context_length
@@ -362,7 +365,8 @@ def _stream_reply(model, tokenizer, prompt_ids, args, stops) -> dict:
             sys.stdout.flush()
 
     try:
-        for token_id in _token_stream(model, prompt_ids, args, stops, max_new_tokens):
+        for token_id in _token_stream(model, prompt_ids, args, stops, max_new_tokens,
+                                      prompt_cache):
             if first is None:
                 first = time.perf_counter()
             generated += 1
@@ -382,8 +386,9 @@ def _stream_reply(model, tokenizer, prompt_ids, args, stops) -> dict:
     return _stats(pieces, len(prompt_ids), generated, start, first)
 
 
-def _token_stream(model, prompt_ids, args, stop_ids, max_new_tokens):
-    """The new token ids, one at a time, from gradient.generation's step-by-step generator."""
+def _token_stream(model, prompt_ids, args, stop_ids, max_new_tokens, prompt_cache=None):
+    """The new token ids, one at a time, from gradient.generation's step-by-step generator
+    (a chat's ``prompt_cache`` holds the conversation so far: only the new part is read)."""
     from .generation import generate_tokens
 
     sampling = args.temperature > 0
@@ -392,7 +397,7 @@ def _token_stream(model, prompt_ids, args, stop_ids, max_new_tokens):
         model, [list(prompt_ids)], max_new_tokens, do_sample=sampling,
         temperature=args.temperature if sampling else 1.0, top_k=args.top_k, top_p=args.top_p,
         repetition_penalty=args.repetition_penalty, eos_token_id=sorted(stop_ids),
-        seed=args.seed, prefill_progress=progress)
+        seed=args.seed, prefill_progress=progress, prompt_cache=prompt_cache)
     for (token_id,) in steps:  # one prompt: one id per step
         progress.close()
         yield token_id

@@ -181,7 +181,7 @@ def test_chat_stops_at_the_end_of_turn_token(gpt2_dir, monkeypatch, capsys, no_n
     script = hello + world + [end] + tok.encode(" never shown")
     seen_stop_ids = []
 
-    def scripted(model, prompt_ids, args, stop_ids, max_new_tokens):
+    def scripted(model, prompt_ids, args, stop_ids, max_new_tokens, prompt_cache=None):
         seen_stop_ids.append(stop_ids)
         yield from script
 
@@ -231,6 +231,24 @@ def test_llama_chat(llama_dir, monkeypatch, capsys, no_network):
                              ["chat", llama_dir, "--max-new-tokens", "4", "--temperature", "0"],
                              "hi\n")
     assert rc == 0 and "tokens/s" in err
+
+
+def test_the_second_chat_turn_reads_only_the_new_message(llama_dir, monkeypatch, capsys,
+                                                         no_network):
+    from gradient.generation import PromptCache
+    taken = []
+    real = PromptCache.take
+
+    def take(self, prompt, total):
+        cache, start = real(self, prompt, total)
+        taken.append((start, len(prompt)))
+        return cache, start
+    monkeypatch.setattr(PromptCache, "take", take)
+    rc, _, _ = _run_chat(monkeypatch, capsys, ["chat", str(llama_dir), "--temperature", "0",
+                                               "--max-new-tokens", "6"], "hello\nand then?\n")
+    assert rc == 0 and len(taken) == 2
+    (start1, total1), (start2, total2) = taken
+    assert start1 == 0 and start2 >= total1   # turn 1's prompt (at least) is not read again
 
 
 # ----------------------------------------------------------------------------- models by name
