@@ -66,7 +66,10 @@ def create_app(model, tokenizer, model_id: str, max_queue: int = 64) -> Starlett
                  f"gradient_prompt_tokens_total {s['prompt_tokens']}",
                  f"gradient_completion_tokens_total {s['completion_tokens']}",
                  f"gradient_queue_depth {engine.waiting}",
-                 f"gradient_batch_size {engine.running}"]
+                 f"gradient_batch_size {engine.running}",
+                 f"gradient_prefix_cache_hit_rate "
+                 f"{s['cached_prompt_tokens'] / max(1, s['prompt_tokens']):.4f}",
+                 f"gradient_time_to_first_token_seconds_sum {s['first_token_seconds']:.6f}"]
         return PlainTextResponse("\n".join(lines) + "\n")
 
     async def chat(request: Request):

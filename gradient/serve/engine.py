@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from dataclasses import dataclass, field
 
-from ..generation import TokenStream
+from ..generation import PromptCache, TokenStream
 from ..generation.limits import context_length, stop_ids
 from ..tokenizers import IncrementalDecoder
 
@@ -54,13 +55,17 @@ class Engine:
     """The model, its tokenizer and the worker thread that runs :class:`Job`\\ s in order;
     at most ``max_queue`` wait (:meth:`submit` raises :class:`QueueFull` beyond)."""
 
-    def __init__(self, model, tokenizer, max_queue: int = 64):
+    def __init__(self, model, tokenizer, max_queue: int = 64, prompt_caches: int = 4):
         self.model, self.tokenizer = model, tokenizer
+        # the KV caches of the last few prompts (a shared system prompt, a conversation's
+        # earlier turns): a request runs only what follows its longest shared prefix
+        self._caches = [PromptCache(model) for _ in range(prompt_caches)]
         self.context = context_length(model)
         self._stops = {False: stop_ids(model, tokenizer), True: stop_ids(model, tokenizer, True)}
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
         self.running = 0
-        self.stats = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0}
+        self.stats = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0,
+                      "cached_prompt_tokens": 0, "first_token_seconds": 0.0}
         threading.Thread(target=self._work, daemon=True, name="gradient serve engine").start()
 
     @property
@@ -90,11 +95,13 @@ class Engine:
         from ..autograd import no_grad
         max_tokens = min(job.max_tokens, self.context - len(job.prompt_ids))
         greedy = job.temperature == 0
+        cache = self._cache_for(job.prompt_ids)
+        start = time.perf_counter()
         steps = TokenStream(self.model, [job.prompt_ids], max_tokens, do_sample=not greedy,
                             temperature=1.0 if greedy else job.temperature,
                             top_p=None if greedy else job.top_p,
                             top_k=None if greedy else job.top_k, seed=job.seed,
-                            eos_token_id=sorted(self._stops[job.chat]))
+                            eos_token_id=sorted(self._stops[job.chat]), prompt_cache=cache)
         decoder = IncrementalDecoder(self.tokenizer, skip_special_tokens=True)
         held = _StopFilter(job.stop)
         generated, finish = 0, "length"
@@ -103,6 +110,9 @@ class Engine:
                 if job.cancelled.is_set():
                     return
                 generated += 1
+                if generated == 1:
+                    self.stats["first_token_seconds"] += time.perf_counter() - start
+                    self.stats["cached_prompt_tokens"] += cache.reused
                 if token in self._stops[job.chat]:
                     finish = "stop"
                     break
@@ -122,6 +132,17 @@ class Engine:
         self.stats["prompt_tokens"] += usage["prompt_tokens"]
         self.stats["completion_tokens"] += generated
         job.emit(("done", finish, usage))
+
+
+    def _cache_for(self, prompt) -> PromptCache:
+        """The prompt cache sharing the longest prefix with ``prompt``, moved to the front;
+        with none shared, the least recently used one."""
+        best = max(self._caches, key=lambda c: c.shared_prefix(prompt))
+        if best.shared_prefix(prompt) == 0:
+            best = self._caches[-1]
+        self._caches.remove(best)
+        self._caches.insert(0, best)
+        return best
 
 
 class _StopFilter:

@@ -163,3 +163,16 @@ def test_a_client_that_leaves_mid_stream_frees_its_place(server, client):
     assert time.monotonic() - start < 30
     engine = server[3].state.engine
     assert engine.waiting == 0
+
+
+def test_a_shared_system_prompt_is_read_once(server, client):
+    engine = server[3].state.engine
+    system = {"role": "system", "content": "You answer questions about colours."}
+    cached = engine.stats["cached_prompt_tokens"]
+    for question in ("Name a colour.", "Name another colour."):
+        client.chat.completions.create(model=MODEL, messages=[system, {"role": "user",
+                                                                       "content": question}],
+                                       max_tokens=3, temperature=0)
+    # the second request found the system prompt's keys and values in a prompt cache
+    assert engine.stats["cached_prompt_tokens"] - cached >= 20
+    assert "gradient_prefix_cache_hit_rate" in httpx.get(server[0] + "/metrics").text
