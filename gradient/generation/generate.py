@@ -240,16 +240,8 @@ class TokenStream:
         B, T = self._ids.shape[0], self.prompt_length
         if self._prompt_cache is None:
             cache, first = self.model.new_cache(B, T + self.max_new_tokens), 0
-        else:
-            cache, first = self._prompt_cache.take(self._ids[0, :T], T + self.max_new_tokens)
-        try:
-            yield from self._decode(cache, first)
-        finally:   # what the cache holds now, for the next generation (also when stopped early)
-            if self._prompt_cache is not None:
-                self._prompt_cache.remember(self._ids[0, :cache.length])
-
-    def _decode(self, cache, first: int) -> Iterator[list[int]]:
-        B = self._ids.shape[0]
+        else:   # it holds the first cache.length ids of the row, wherever we stop
+            cache, first = self._prompt_cache.take(self._ids[0], T, T + self.max_new_tokens)
         scores = self._prefill(cache, first)
         for step in range(self.max_new_tokens):
             if self._argmax_on_device:

@@ -31,12 +31,19 @@ class PromptCache:
     def __init__(self, model):
         self.model = model
         self.cache = None
-        self.ids = np.empty(0, np.int64)
         self.reused = 0        # positions the last generation found in the cache
+        # the ids of the last generation's sequence (its prompt, then the tokens generated):
+        # the cache holds the first cache.length of them, whenever the generation stopped
+        self._source = np.empty(0, np.int64)
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The ids whose keys and values the cache holds (positions ``0 .. len-1``)."""
+        return self._source[:self.cache.length] if self.cache is not None else self._source[:0]
 
     def clear(self) -> None:
         """Forget everything (a new conversation)."""
-        self.cache, self.ids, self.reused = None, np.empty(0, np.int64), 0
+        self.cache, self.reused, self._source = None, 0, np.empty(0, np.int64)
 
     def shared_prefix(self, prompt) -> int:
         """How many leading ids ``prompt`` shares with the cached ones."""
@@ -45,10 +52,14 @@ class PromptCache:
         differ = np.flatnonzero(prompt[:n] != self.ids[:n])
         return int(differ[0]) if differ.size else n
 
-    def take(self, prompt, total: int):
-        """``(cache, start)`` for a generation of ``prompt`` (ids of one sequence) growing to
-        ``total`` positions: a cache holding the keys and values of ``prompt[:start]``, with
-        room for ``total``. At least the last prompt id is left to run, for its logits."""
+    def take(self, sequence, prompt_length: int, total: int):
+        """``(cache, start)`` for a generation whose ids are ``sequence`` (a row the generation
+        fills: the prompt's ``prompt_length`` ids, then each token generated) growing to
+        ``total`` positions: a cache holding the keys and values of the prompt's first
+        ``start`` ids, with room for ``total``. At least the last prompt id is left to run, for
+        its logits. From then on the cache holds the first ``cache.length`` ids of
+        ``sequence``, wherever the generation stops."""
+        prompt = sequence[:prompt_length]
         start = min(self.shared_prefix(prompt), len(prompt) - 1)
         old = self.cache
         if old is None or old.max_length < total:
@@ -65,8 +76,5 @@ class PromptCache:
         else:
             self.cache.crop(start)
         self.reused = start
+        self._source = sequence
         return self.cache, start
-
-    def remember(self, ids) -> None:
-        """The ids whose keys and values the cache now holds (positions ``0 .. len-1``)."""
-        self.ids = np.array(ids, dtype=np.int64)

@@ -70,3 +70,16 @@ def test_the_cache_grows_keeping_what_it_holds(model):
 def test_a_prompt_cache_takes_one_sequence(model):
     with pytest.raises(gradient.errors.GenerationError, match="one sequence"):
         generate(model, [[1, 2], [3, 4]], 2, prompt_cache=PromptCache(model))
+
+
+def test_a_generation_stopped_early_leaves_what_it_ran(model):
+    from gradient.generation import generate_tokens
+    pc = PromptCache(model)
+    prompt = list(range(3, 40))
+    steps = generate_tokens(model, [prompt], 20, eos_token_id=[], prompt_cache=pc)
+    taken = [next(steps)[0] for _ in range(3)]     # the consumer stops after three tokens
+    # (the stream is still alive: nothing closed it) the cache holds the prompt and the two
+    # tokens fed back so far
+    assert pc.ids.tolist() == prompt + taken[:2]
+    generate(model, [prompt + taken + [7]], 2, eos_token_id=[], prompt_cache=pc)
+    assert pc.reused == len(prompt) + 2
