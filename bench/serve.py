@@ -1,0 +1,104 @@
+"""The server on SmolLM2-135M Q4_1: time to first token with and without a cached system
+prompt, and aggregate decode throughput at 1, 4 and 8 concurrent streams.
+
+Run:  python bench/serve.py [--gguf PATH] [--tokens 64]
+
+It starts ``gradient serve`` in-process on 127.0.0.1 (uvicorn in a thread) and drives it with
+the ``openai`` client:
+
+* ``prefix``: a chat with a system prompt of about 1,000 tokens, then a second chat with the
+  same system prompt and another question: time to first token (streamed) of each, and their
+  ratio (the issue's goal: the second at most 15% of the first);
+* ``concurrency``: N clients at once, each streaming ``--tokens`` tokens of a short chat with
+  a different question; aggregate generated tokens per second, and the median time to first
+  token. Requests are served one at a time today, so the aggregate stays near the
+  single-stream rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import statistics
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from common import find_smollm2  # noqa: E402
+
+import gradient  # noqa: E402
+
+
+def start_server(path: str):
+    import uvicorn
+    from gradient.serve import create_app, model_name
+    model, tokenizer = gradient.hub.load(path)
+    model.eval()
+    name = model_name(path)
+    app = create_app(model, tokenizer, name, max_queue=64)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    return f"http://127.0.0.1:{port}/v1", name, tokenizer
+
+
+def stream_chat(client, name, messages, tokens):
+    """(time to first token, seconds, tokens generated) of one streamed chat."""
+    start = time.perf_counter()
+    first, usage = None, None
+    for chunk in client.chat.completions.create(model=name, messages=messages, max_tokens=tokens,
+                                                temperature=0, stream=True,
+                                                stream_options={"include_usage": True}):
+        if first is None and chunk.choices and chunk.choices[0].delta.content:
+            first = time.perf_counter() - start
+        if chunk.usage is not None:
+            usage = chunk.usage
+    return first, time.perf_counter() - start, usage.completion_tokens
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--gguf", default=None)
+    p.add_argument("--tokens", type=int, default=64)
+    args = p.parse_args()
+    from openai import OpenAI
+    path = find_smollm2(args.gguf)
+    if path is None:
+        raise SystemExit("no SmolLM2 GGUF: pass --gguf PATH (see bench/common.py)")
+    url, name, tokenizer = start_server(path)
+    client = OpenAI(base_url=url, api_key="none", max_retries=0)
+    stream_chat(client, name, [{"role": "user", "content": "Hello"}], 4)   # warm up
+
+    words = ("The assistant answers questions about geography, history and science with "
+             "short, precise answers, citing the relevant facts. ")
+    system = {"role": "system", "content": words * 50}
+    n_system = len(tokenizer.apply_chat_template([system], add_generation_prompt=False))
+    first = stream_chat(client, name, [system, {"role": "user", "content":
+                                                "What is the capital of France?"}], 8)[0]
+    second = stream_chat(client, name, [system, {"role": "user", "content":
+                                                 "What is the largest ocean?"}], 8)[0]
+    result = {"system_prompt_tokens": n_system, "ttft_first_s": round(first, 3),
+              "ttft_second_s": round(second, 3), "ttft_ratio": round(second / first, 3)}
+
+    questions = [f"Tell me one fact about the number {i}." for i in range(64)]
+    for n in (1, 4, 8):
+        with ThreadPoolExecutor(n) as pool:
+            start = time.perf_counter()
+            runs = list(pool.map(lambda q: stream_chat(client, name, [{"role": "user",
+                                                                       "content": q}],
+                                                       args.tokens), questions[:n * 2]))
+            seconds = time.perf_counter() - start
+        result[f"streams_{n}"] = {"tokens_per_s": round(sum(r[2] for r in runs) / seconds, 1),
+                                  "ttft_median_s": round(statistics.median(r[0] for r in runs), 3)}
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
