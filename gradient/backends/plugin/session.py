@@ -30,6 +30,8 @@ from .wire import PROTOCOL
 __all__ = ["Session", "timeout"]
 
 _STDERR_KEEP = 64 * 1024
+#: requests queued before they are written in one piece
+_BATCH = 32
 
 
 def timeout() -> float:
@@ -59,6 +61,7 @@ class Session:
         # writes that would block wait in select (bounded by the timeout) instead
         os.set_blocking(self._stdin.fileno(), False)
         self._received = bytearray()    # bytes read from the plugin's stdout, not yet parsed
+        self._queued: list = []         # requests not written yet (see send)
         threading.Thread(target=self._drain_stderr, daemon=True,
                          name=f"gradient plugin {name} stderr").start()
         header, _ = self.request({"op": "hello", "protocol": PROTOCOL,
@@ -69,24 +72,39 @@ class Session:
 
     # -- sending
     def send(self, header: dict, payload=b"") -> int:
-        """Write one request that gets no reply; returns its id."""
+        """Queue one request that gets no reply; returns its id. Requests are written in
+        batches (:data:`_BATCH` of them, or at once with a payload, which the caller may change
+        afterwards, or before any synchronising request): one write and one wake-up of the
+        plugin for many small ops."""
         if self.dead is not None:
             raise PluginError(f"plugin {self.name!r} is no longer running ({self.dead}); "
                               "tensors on it are lost, a new tensor on the device starts it again")
         self._next_id += 1
         header["id"] = self._next_id
         pieces = encode_frame(header, payload)
+        self._queued.append(pieces[0])
+        if len(pieces) > 1 or len(self._queued) >= _BATCH:
+            self.flush(pieces[1:])
+        return self._next_id
+
+    def flush(self, extra=()) -> None:
+        """Write the queued requests (then ``extra`` pieces) to the plugin."""
+        data = b"".join(self._queued)
+        self._queued.clear()
         try:
-            for piece in pieces:
+            self._write_all(memoryview(data))
+            for piece in extra:
                 self._write_all(memoryview(piece).cast("B"))
         except (BrokenPipeError, ValueError, OSError):
             self._fail("its process exited")
-        return self._next_id
 
     def request(self, header: dict, payload=b"") -> tuple[dict, bytearray]:
-        """Write one synchronising request and wait for its reply ``(header, payload)``. An
-        ``"ok": false`` reply is returned as it is (the caller raises it)."""
+        """Write one synchronising request (after those queued) and wait for its reply
+        ``(header, payload)``. An ``"ok": false`` reply is returned as it is (the caller raises
+        it)."""
         rid = self.send(header, payload)
+        if self._queued:
+            self.flush()
         reply = self._read_reply()
         if reply[0].get("id") != rid:
             self._fail(f"answered request {reply[0].get('id')!r} where {rid} was expected")
