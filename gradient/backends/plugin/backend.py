@@ -34,6 +34,7 @@ from ..base import Backend
 from ..numpy_backend import ArrayBackend
 from .arrays import PluginArray, contiguous_shadow, shadow_of
 from .frames import encode_float
+from .discovery import environment
 from .session import Session
 from .shared import THRESHOLD, Segment
 from .wire import IN_PLACE, SIGNATURES, VIEWS, dtype_name, encode_index, numpy_dtype
@@ -68,8 +69,8 @@ class PluginBackend(Backend):
     def _live(self) -> Session:
         session = self.session
         if session is None or session.dead is not None:
-            session = self.session = Session(self.plugin, self._argv,
-                                             {"GRADIENT_PLUGIN_DEVICE": str(self.index)})
+            session = self.session = Session(self.plugin, self._argv, {
+                **environment(self.plugin), "GRADIENT_PLUGIN_DEVICE": str(self.index)})
             offered = _capabilities(session.hello.get("primitives", ()))
             missing = [p for p in REQUIRED if offered.get(p, False) is not None]
             if missing:
