@@ -70,6 +70,35 @@ def test_ddp_on_two_ranks_equals_one_process(tmp_path, case, dtype, tol):
             np.testing.assert_allclose(rank[name], value, rtol=tol, atol=tol, err_msg=name)
 
 
+def test_tensor_parallel_layers_on_two_ranks_equal_the_unsplit_ones(tmp_path):
+    from .worker import tensor_parallel_inputs
+    fc1, fc2, x, x2 = tensor_parallel_inputs()
+    y = fc2(gradient.nn.functional.gelu(fc1(x)))
+    (y * y).sum().backward()
+    mlp = {"up": (fc1.weight.grad.numpy().copy(), fc1.bias.grad.numpy().copy()),
+           "down": (fc2.weight.grad.numpy().copy(), fc2.bias.grad.numpy().copy())}
+    fc1.zero_grad(), fc2.zero_grad()
+    z = fc1(x2)
+    w = fc2(z)
+    (w.sin().sum() + z.square().sum()).backward()
+    gathered = {"wide": (fc1.weight.grad.numpy(), fc1.bias.grad.numpy()),
+                "full_in": (fc2.weight.grad.numpy(), fc2.bias.grad.numpy())}
+    for r, got in enumerate(_results("tensor_parallel", 2, tmp_path)):
+        for name, value in (("y", y), ("x_grad", x.grad), ("z", z), ("w", w),
+                            ("x2_grad", x2.grad)):
+            np.testing.assert_allclose(got[name], value.detach().numpy(), rtol=1e-12,
+                                       atol=1e-12, err_msg=name)
+        for name, (weight, bias) in {**mlp, **gathered}.items():
+            if name in ("up", "wide"):        # rows r*8 .. r*8+7 of the weight and bias
+                weight, bias = weight[r * 8:(r + 1) * 8], bias[r * 8:(r + 1) * 8]
+            else:                             # columns r*8 .. r*8+7; the whole bias
+                weight = weight[:, r * 8:(r + 1) * 8]
+            np.testing.assert_allclose(got[f"{name}_weight_grad"], weight, rtol=1e-12,
+                                       atol=1e-12, err_msg=name)
+            np.testing.assert_allclose(got[f"{name}_bias_grad"], bias, rtol=1e-12,
+                                       atol=1e-12, err_msg=name)
+
+
 def test_a_rank_that_raises_stops_the_others(tmp_path):
     proc, seconds, _ = _launch("fail", 2, tmp_path, timeout=120)
     assert proc.returncode != 0 and seconds < 60

@@ -98,7 +98,43 @@ class _nothing:
         return False
 
 
+def tensor_parallel(rank, size):
+    """An MLP split by columns then rows, and a column-parallel layer that gathers its output:
+    outputs and gradients, for the test to compare with the unsplit layers."""
+    from gradient.nn.parallel import ColumnParallelLinear, RowParallelLinear
+    fc1, fc2, x, x2 = tensor_parallel_inputs()
+    out = {}
+    if size > 1:
+        up = ColumnParallelLinear.from_linear(fc1, gather_output=False)
+        down = RowParallelLinear.from_linear(fc2, input_is_parallel=True)
+        wide = ColumnParallelLinear.from_linear(fc1, gather_output=True)
+        full_in = RowParallelLinear.from_linear(fc2)               # slices its input itself
+    else:
+        up = down = wide = full_in = None
+    y = down(nn.functional.gelu(up(x))) if up else fc2(nn.functional.gelu(fc1(x)))
+    (y * y).sum().backward()
+    z = wide(x2) if wide else fc1(x2)
+    w = full_in(z) if full_in else fc2(z)
+    (w.sin().sum() + z.square().sum()).backward()
+    out.update(y=y.detach().numpy(), x_grad=x.grad.numpy(), z=z.detach().numpy(),
+               w=w.detach().numpy(), x2_grad=x2.grad.numpy())
+    layers = (up, down, wide, full_in) if up else (fc1, fc2, fc1, fc2)
+    for name, layer in zip(("up", "down", "wide", "full_in"), layers):
+        out[f"{name}_weight_grad"] = layer.weight.grad.numpy()
+        out[f"{name}_bias_grad"] = layer.bias.grad.numpy()
+    return out
+
+
+def tensor_parallel_inputs():
+    gradient.manual_seed(0)
+    fc1, fc2 = nn.Linear(8, 16).double(), nn.Linear(16, 6).double()
+    x = gradient.randn(5, 8, dtype=gradient.float64, requires_grad=True)
+    x2 = gradient.randn(3, 8, dtype=gradient.float64, requires_grad=True)
+    return fc1, fc2, x, x2
+
+
 CASES = {
+    "tensor_parallel": tensor_parallel,
     "collectives": collectives,
     "ddp": train,
     "ddp_float32": lambda r, s: train(r, s, gradient.float32),
