@@ -239,9 +239,9 @@ def test_the_second_chat_turn_reads_only_the_new_message(llama_dir, monkeypatch,
     taken = []
     real = PromptCache.take
 
-    def take(self, prompt, total):
-        cache, start = real(self, prompt, total)
-        taken.append((start, len(prompt)))
+    def take(self, sequence, prompt_length, total):
+        cache, start = real(self, sequence, prompt_length, total)
+        taken.append((start, prompt_length))
         return cache, start
     monkeypatch.setattr(PromptCache, "take", take)
     rc, _, _ = _run_chat(monkeypatch, capsys, ["chat", str(llama_dir), "--temperature", "0",
