@@ -281,15 +281,16 @@ class TokenStream:
     def _run_prompt_lookup(self, cache, scores) -> Iterator[list[int]]:
         """Greedy decoding checking drafted tokens (:mod:`.prompt_lookup`) in one forward."""
         end = self.prompt_length + self.max_new_tokens
-        token = int(np.argmax(scores[0]))
+        tokens = [int(np.argmax(scores[0]))]   # to emit: kept drafts, then the model's choice
         while True:
-            self._ids[0, self.length] = token
-            self.length += 1
-            done = token in self._eos
-            self.finished[0] = done
-            yield [token]
-            if done or self.length == end:
-                return
+            for token in tokens:
+                self._ids[0, self.length] = token
+                self.length += 1
+                done = token in self._eos
+                self.finished[0] = done
+                yield [token]
+                if done or self.length == end:
+                    return
             drafted = draft(self._ids[0, :self.length], min(self._lookup, end - self.length - 1))
             # the last token and the drafts in one forward: the choice after each of them
             run = np.concatenate([[token], drafted]).astype(np.int64)[None, :]
@@ -302,16 +303,7 @@ class TokenStream:
                 kept += 1
             # positions of rejected drafts leave the cache; the kept ones are tokens we emit
             cache.crop(cache.length - (len(drafted) - kept))
-            for t in drafted[:kept]:
-                t = int(t)
-                self._ids[0, self.length] = t
-                self.length += 1
-                done = t in self._eos
-                self.finished[0] = done
-                yield [t]
-                if done or self.length == end:
-                    return
-            token = int(choices[kept])
+            tokens = [int(t) for t in drafted[:kept]] + [int(choices[kept])]
 
 
 def generate_tokens(model, input_ids, max_new_tokens: int, **kwargs) -> TokenStream:
