@@ -262,6 +262,15 @@ static Array *view_of(const Array *src) {   /* shares the storage; shape/strides
     return a;
 }
 
+/* A view of src's storage at src's offset, with another shape and strides. */
+static Array *view_as(const Array *src, int nd, const int64_t *shape, const int64_t *strides) {
+    Array *v = view_of(src);
+    v->ndim = nd;
+    memcpy(v->shape, shape, nd * sizeof(int64_t));
+    memcpy(v->strides, strides, nd * sizeof(int64_t));
+    return v;
+}
+
 static unsigned char *at(const Array *a, int64_t element) {
     return a->st->data + (size_t)element * ITEMSIZE[a->dtype];
 }
@@ -420,11 +429,7 @@ static Array *op_reshape(J *req) {
         for (int d = nd - 1; d >= 0; d--) { c->strides[d] = step; step *= shape[d] > 1 ? shape[d] : 1; }
         return c;
     }
-    Array *v = view_of(x);
-    v->ndim = nd;
-    memcpy(v->shape, shape, sizeof shape);
-    memcpy(v->strides, strides, sizeof strides);
-    return v;
+    return view_as(x, nd, shape, strides);
 }
 
 static Array *op_permute(J *req) {
@@ -447,11 +452,7 @@ static Array *op_broadcast_to(J *req) {
         fail("ValueError", "broadcast_to: the shapes do not broadcast");
         return NULL;
     }
-    Array *v = view_of(x);
-    v->ndim = nd;
-    memcpy(v->shape, shape, sizeof shape);
-    memcpy(v->strides, strides, sizeof strides);
-    return v;
+    return view_as(x, nd, shape, strides);
 }
 
 static Array *op_windows(J *req) {
