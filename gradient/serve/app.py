@@ -176,14 +176,14 @@ def _job(body: dict, chat: bool, engine: Engine, model_id: str) -> tuple:
     if body.get("logprobs") or body.get("top_logprobs"):
         raise RequestError(400, "logprobs are not supported yet", "logprobs")
     limit = body.get("max_completion_tokens", body.get("max_tokens"))
-    max_tokens = _integer(body, "max_tokens", limit, 1, engine.context - len(prompt),
+    max_tokens = _integer("max_tokens", limit, 1, engine.context - len(prompt),
                           engine.context - len(prompt))
     temperature = _number(body, "temperature", 0.0, 2.0, 1.0)
     top_p = _number(body, "top_p", 0.0, 1.0, 1.0)
     if top_p == 0.0:
         raise RequestError(400, "'top_p' must be above 0", "top_p")
-    top_k = _integer(body, "top_k", body.get("top_k"), 0, None, 0)
-    seed = _integer(body, "seed", body.get("seed"), None, None, None)
+    top_k = _integer("top_k", body.get("top_k"), 0, None, 0)
+    seed = _integer("seed", body.get("seed"), None, None, None)
     stop = body.get("stop")
     stop = [] if stop is None else [stop] if isinstance(stop, str) else stop
     if not (isinstance(stop, list) and len(stop) <= 4 and all(isinstance(s, str) for s in stop)):
@@ -214,7 +214,7 @@ def _message(m, i: int) -> dict:
     return {"role": m["role"], "content": content}
 
 
-def _integer(body, name, value, low, high, default):
+def _integer(name, value, low, high, default):
     if value is None:
         return default
     if type(value) is not int or (low is not None and value < low):

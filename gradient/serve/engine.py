@@ -21,6 +21,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from ..autograd import no_grad
 from ..generation import PromptCache, TokenStream
 from ..generation.limits import context_length, stop_ids
 from ..tokenizers import IncrementalDecoder
@@ -92,7 +93,6 @@ class Engine:
                 self.running = 0
 
     def _run(self, job: Job) -> None:
-        from ..autograd import no_grad
         max_tokens = min(job.max_tokens, self.context - len(job.prompt_ids))
         greedy = job.temperature == 0
         cache = self._cache_for(job.prompt_ids)

@@ -154,7 +154,7 @@ class ReferencePlugin:
             return decode_index(value, self._array)
         if kind == "float":
             return decode_float(value)
-        return tuple(value) if type(value) is list and kind == "value" and _is_shape(value) \
+        return tuple(value) if type(value) is list and _is_shape(value) \
             else value
 
     @staticmethod
