@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import weakref
 
+import numba
 import numpy as np
 
-from ..kernels.registry import prepares, register
+from ..kernels.lowering import Lowered
+from ..kernels.registry import lowers, prepares, register
 from .cpu_compile import FLOATS as _FLOATS
 from .cpu_compile import compile_kernel as _compile
 from .cpu_compile import usable as _usable
@@ -150,7 +152,8 @@ def _decode_scores(q, k, length, scale, scores):
         for h in range(Hq):
             for d in range(D):
                 qs[d] = q[b, h, 0, d] * scale   # scale the query, as the composition does
-            row = np.dot(k[b, h // group, :length], qs)
+            # (a view of a cache buffer is contiguous per head: BLAS reads it in place)
+            row = np.dot(np.ascontiguousarray(k[b, h // group, :length]), qs)
             top = row[0]
             for j in range(1, length):
                 top = max(top, row[j])
@@ -191,6 +194,20 @@ def decode_cached(q, keys, values, length: int, scale, out):
     _decode_scores(q, keys, length, scale, scores)
     np.exp(scores, out=scores)   # NumPy's vectorised exp (see the module docstring)
     _decode_weighted_sum(scores, values, length, out)
+
+
+@_compile
+def decode_attention_compiled(q, k, v, scale):
+    """:func:`decode_attention` inside a compiled step (see :mod:`gradient.kernels.lowering`):
+    q contiguous, k and v the filled part of a cache's buffers."""
+    length = k.shape[2]
+    scores = np.empty((q.shape[0], q.shape[1], length), q.dtype)
+    _decode_scores(q, k, length, scale, scores)
+    with numba.objmode():
+        np.exp(scores, out=scores)   # NumPy's, as decode_cached
+    out = np.empty(q.shape, q.dtype)
+    _decode_weighted_sum(scores, v, length, out)
+    return out
 
 
 @register("decode_attention", "cpu", "numba", _FLOATS)
@@ -254,3 +271,10 @@ def _prepare_decode_attention(q, k, v, scale: float):
         return out
     return prepared
 
+
+
+@lowers("decode_attention", "cpu")
+def _lower_decode_attention(q, k, v, scale: float):
+    if decode_attention(q, k, v, scale) is None or not q.flags.c_contiguous:
+        return None
+    return Lowered(decode_attention_compiled, (q, k, v, q.dtype.type(scale)))

@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
-from ..kernels.registry import prepares, register
+from ..kernels.lowering import Lowered
+from ..kernels.registry import lowers, prepares, register
 from .cpu_compile import FLOATS as _FLOATS
 from .cpu_compile import compile_kernel as _compile
 from .cpu_compile import usable as _usable
@@ -120,6 +122,28 @@ def gelu(x, approximate: str):
         _scale(flat, k(_SQRT1_2), t)
         _gelu_erf_finish(flat, _erf(t), k(0.5), k(1.0), out)
     return out.reshape(x.shape)
+
+
+@_compile
+def gelu_tanh_compiled(x, k0, k1, half, one):
+    """:func:`gelu` with the tanh approximation inside a compiled step (see
+    :mod:`gradient.kernels.lowering`), with NumPy's tanh as the eager kernel takes it."""
+    flat = np.ascontiguousarray(x).reshape(x.size)
+    t = np.empty_like(flat)
+    _gelu_tanh_inner(flat, k0, k1, t)
+    with numba.objmode():
+        np.tanh(t, out=t)
+    out = np.empty(x.shape, x.dtype)
+    _gelu_tanh_finish(flat, t, half, one, out.reshape(out.size))
+    return out
+
+
+@lowers("gelu", "cpu")
+def _lower_gelu(x, approximate: str):
+    if approximate != "tanh" or not _usable(x):
+        return None
+    k = x.dtype.type
+    return Lowered(gelu_tanh_compiled, (x, k(_SQRT_2_OVER_PI), k(_GELU_C), k(0.5), k(1.0)))
 
 
 @register("gelu_backward", "cpu", "numba", _FLOATS)
@@ -289,6 +313,29 @@ def layer_norm(x, weight, bias, eps: float):
     return y.reshape(x.shape), mean.reshape(x.shape[:-1]), rstd.reshape(x.shape[:-1])
 
 
+@_compile
+def layer_norm_compiled(x, w, b, eps):
+    """:func:`layer_norm` inside a compiled step: ``(y, mean, rstd)``."""
+    n = x.shape[-1]
+    rows = x.size // n
+    y = np.empty(x.shape, x.dtype)
+    mean = np.empty(rows, x.dtype)
+    rstd = np.empty(rows, x.dtype)
+    _layer_norm_fwd(np.ascontiguousarray(x).reshape((rows, n)), w, b, eps, y.reshape((rows, n)),
+                    mean, rstd)
+    return y, mean, rstd
+
+
+@lowers("layer_norm", "cpu")
+def _lower_layer_norm(x, weight, bias, eps: float):
+    present = [a for a in (weight, bias) if a is not None]
+    if x.ndim == 0 or x.shape[-1] == 0 or not _usable(x, *present) or not all(
+            a.flags.c_contiguous for a in present):
+        return None
+    w, b = (np.empty(0, x.dtype) if a is None else a.reshape(-1) for a in (weight, bias))
+    return Lowered(layer_norm_compiled, (x, w, b, float(eps)))
+
+
 @register("layer_norm_backward", "cpu", "numba", _FLOATS)
 def layer_norm_backward(grad, x, mean, rstd, weight):
     """Gradients ``(dx, dweight, dbias)`` of :func:`layer_norm`; None if not handled."""
@@ -355,6 +402,27 @@ def _prepare_swiglu(gate, up):
         _swiglu_finish(flat, _exp_neg_abs(flat), up_.reshape(-1), one, out.reshape(-1))
         return out
     return prepared
+
+
+@_compile
+def swiglu_compiled(gate, up, one):
+    """:func:`swiglu` inside a compiled step (see :mod:`gradient.kernels.lowering`), with
+    NumPy's exp as the eager kernel takes it."""
+    flat = np.ascontiguousarray(gate).reshape(gate.size)
+    e = np.empty_like(flat)
+    _neg_abs(flat, e)
+    with numba.objmode():
+        np.exp(e, out=e)
+    out = np.empty(gate.shape, gate.dtype)
+    _swiglu_finish(flat, e, np.ascontiguousarray(up).reshape(up.size), one, out.reshape(out.size))
+    return out
+
+
+@lowers("swiglu", "cpu")
+def _lower_swiglu(gate, up):
+    if swiglu(gate, up) is None:
+        return None
+    return Lowered(swiglu_compiled, (gate, up, gate.dtype.type(1)))
 
 
 @register("swiglu_backward", "cpu", "numba", _FLOATS)
@@ -443,6 +511,23 @@ def _prepare_rotary_embedding(x, cos, sin, backward: bool):
     return prepared
 
 
+@_compile
+def rotary_compiled(x, cos, sin, table):
+    """:func:`rotary_embedding` (forward) inside a compiled step, for a 4-d x."""
+    out = np.empty(x.shape, x.dtype)
+    _rotary(x, np.ascontiguousarray(cos).reshape(table), np.ascontiguousarray(sin).reshape(table),
+            False, out)
+    return out
+
+
+@lowers("rotary_embedding", "cpu")
+def _lower_rotary_embedding(x, cos, sin, backward: bool):
+    shapes = _rotary_shapes(x, cos, sin)
+    if shapes is None or backward or x.ndim != 4:
+        return None
+    return Lowered(rotary_compiled, (x, cos, sin, shapes[1]))
+
+
 # ---------------------------------------------------------------------- RMS norm
 @_compile
 def _rms_norm_fwd(x, w, eps, y, rstd):
@@ -524,6 +609,27 @@ def _prepare_rms_norm(x, weight, eps: float):
         _rms_norm_fwd(x_.reshape(rows, n), w, float(eps_), y.reshape(rows, n), rstd)
         return y, rstd.reshape(shape[:-1])
     return prepared
+
+
+@_compile
+def rms_norm_compiled(x, w, eps):
+    """:func:`rms_norm` inside a compiled step: ``(y, rstd)``."""
+    n = x.shape[-1]
+    rows = x.size // n
+    y = np.empty(x.shape, x.dtype)
+    rstd = np.empty(rows, x.dtype)
+    _rms_norm_fwd(np.ascontiguousarray(x).reshape((rows, n)), w, eps, y.reshape((rows, n)), rstd)
+    return y, rstd
+
+
+@lowers("rms_norm", "cpu")
+def _lower_rms_norm(x, weight, eps: float):
+    if rms_norm(x, weight, eps) is None or x.shape[-1] == 0:
+        return None
+    w = np.empty(0, x.dtype) if weight is None else np.ascontiguousarray(weight).reshape(-1)
+    if weight is not None and w.base is None and w is not weight:
+        return None   # a copy of the weight would not follow changes made to it
+    return Lowered(rms_norm_compiled, (x, w, float(eps)))
 
 
 @register("rms_norm_backward", "cpu", "numba", _FLOATS)

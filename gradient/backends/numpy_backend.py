@@ -478,7 +478,8 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 def _load_cpu_kernels():
     """Import the CPU kernel modules, which register themselves: on the first lookup only, since
     numba's import costs a few hundred milliseconds."""
-    from . import cpu_attention, cpu_kernels, cpu_layout, cpu_low_precision  # noqa: F401
+    from . import (cpu_attention, cpu_kernels, cpu_layout, cpu_low_precision,  # noqa: F401
+                   cpu_lowered)
 
 
 kernels.add_loader("cpu", _load_cpu_kernels, needs=("numba", "llvmlite"))

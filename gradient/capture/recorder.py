@@ -38,11 +38,12 @@ class Call:
     what a replay calls: ``fn``, or ``fn`` specialized to these arguments (see
     :meth:`Recorder.run`)."""
 
-    __slots__ = ("fn", "args", "out", "outs", "label", "run")
+    __slots__ = ("fn", "args", "out", "outs", "label", "run", "lower")
 
-    def __init__(self, fn, args, out, outs, label, run=None):
+    def __init__(self, fn, args, out, outs, label, run=None, lower=None):
         self.fn, self.args, self.out, self.outs, self.label = fn, args, out, outs, label
         self.run = fn if run is None else run
+        self.lower = lower   # its compiled form's maker (gradient.capture.lowering), or None
 
     def same_as(self, other: "Call") -> bool:
         """The same function on the same references: what a recording at another position
@@ -87,7 +88,8 @@ class Recorder:
         fresh = Context()
         fresh.backend = ctx.backend
         args = (fresh, *raw)
-        self._record(op.forward, args, out, op.__name__, _specialized(op, args))
+        self._record(op.forward, args, out, op.__name__, _specialized(op, args),
+                     lower=getattr(op, "lower", None))
 
     def run(self, fn, args):
         """Run ``fn(*args)`` (raw arrays) and record it as one call.
@@ -101,7 +103,8 @@ class Recorder:
             return fn(*args)
         out = self._unrecorded(fn, args)
         if out is not None:
-            self._record(fn, args, out, _label(fn), _specialized(fn, args))
+            self._record(fn, args, out, _label(fn), _specialized(fn, args),
+                         lower=getattr(fn, "lower", None))
         return out
 
     def call(self, fn, args):
@@ -164,13 +167,13 @@ class Recorder:
             self.tensors_read[id(tensor)] = (tensor, value, tensor._version.value)
         return (CONST, value)
 
-    def _record(self, fn, args, out, label, run=None, raw_refs=False) -> None:
+    def _record(self, fn, args, out, label, run=None, raw_refs=False, lower=None) -> None:
         refs = list(args) if raw_refs else [self._ref(a) for a in args]
         if type(out) is tuple:
             outs = tuple(self._new_slot(o) if _is_array(o) else None for o in out)
-            self.calls.append(Call(fn, refs, None, outs, label, run))
+            self.calls.append(Call(fn, refs, None, outs, label, run, lower))
         else:
-            self.calls.append(Call(fn, refs, self._new_slot(out), None, label, run))
+            self.calls.append(Call(fn, refs, self._new_slot(out), None, label, run, lower))
 
 
 class TensorCall:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from ..autograd import capture_state
 from ..dtypes import float32
 from ..errors import ShapeError
@@ -47,8 +48,8 @@ class KVCache:
         shape = (batch_size, n_kv_heads, max_length, head_dim)
         self._stacked = None
         if dtype is float32 and (device is None or device == "cpu"):
-            # every layer in one buffer (layer l a view of it), so that compiled decoding steps
-            # (gradient.models.llama_decode) reach all layers through one array
+            # every layer in one buffer (layer l a view of it), so that a compiled decode step
+            # (gradient.capture.compiled) reaches all layers through one array
             self._stacked = (np.zeros((n_layers,) + shape, np.float32),
                              np.zeros((n_layers,) + shape, np.float32))
             self.keys = [from_numpy(a) for a in self._stacked[0]]
@@ -129,3 +130,9 @@ class KVCache:
         shape = tuple(self.keys[0].shape) if self.keys else ()
         return (f"KVCache(n_layers={self.n_layers}, shape per layer={shape}, "
                 f"length={self.length})")
+
+
+# the compiled form of the write in a captured step compiled into a loop
+# (gradient.kernels.lowering): the cache's buffers and length are read before each step
+KVCache.update_arrays.lower = lambda cache, layer, key, value: kernels.lower(
+    "kv_write", cache.keys[layer]._backend, cache, layer, key, value)

@@ -16,9 +16,11 @@ Example::
 """
 
 from . import declarations as _declarations  # noqa: F401  (every op declared before kernels register)
-from .registry import (Declaration, Kernel, add_loader, call, declared, lookup, prepare,
-                       prepares, register, registered, specialization)
+from .lowering import Derived, Lowered
+from .registry import (Declaration, Kernel, add_loader, call, declared, lookup, lower, lowers,
+                       prepare, prepares, register, registered, specialization)
 from .trace import COMPOSITE, Trace, record, trace
 
 __all__ = ["trace", "Trace", "COMPOSITE", "record", "call", "prepare", "prepares", "specialization",
-           "lookup", "register", "add_loader", "declared", "registered", "Declaration", "Kernel"]
+           "lookup", "register", "add_loader", "declared", "registered", "Declaration", "Kernel",
+           "lower", "lowers", "Lowered", "Derived"]

@@ -71,3 +71,17 @@ declare("index_add_rows", "(out, ids, values) -> done",
         "out[ids[i]] += values[i] in order: an embedding table's gradient")
 declare("joined_pieces", "(pieces, shape, dim, ranges) -> joined",
         "the concatenation of gradient pieces that already share one buffer, without a copy")
+
+# ----------------------------------------------------------------------------- compiled steps
+# Ops that have only a compiled form, for captured steps compiled into one loop
+# (gradient.kernels.lowering): what the op computes with the backend's primitives, as a
+# function a compiled loop can call.
+declare("reshape", "(x, shape) -> y", "x reshaped (a view of contiguous x)")
+declare("permute", "(x, axes) -> y", "x with its axes permuted (a view)")
+declare("add", "(a, b) -> y", "a + b, broadcast")
+declare("mul", "(a, b) -> y", "a * b, broadcast")
+declare("linear", "(x, weight, bias) -> y", "x @ weight.T (+ bias) over x's last dimension")
+declare("unbind", "(x, dim) -> slices", "the slices of x along dim (views)")
+declare("kv_write", "(cache, layer, key, value) -> (keys, values)",
+        "key and value written at a KV cache's next positions of the layer; the filled part "
+        "of the layer's buffers")

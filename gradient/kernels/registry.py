@@ -75,6 +75,7 @@ class Kernel:
 
 _DECLARED: dict[str, Declaration] = {}
 _KERNELS: dict[tuple[str, str], Kernel] = {}
+_LOWERINGS: dict = {}      # (op, backend kind) -> the maker of its compiled form (lowers)
 _LOADERS: dict = {}         # backend kind -> (a function importing its kernel modules, the
                             # optional modules without which there are none); run once
 
@@ -219,13 +220,13 @@ def prepare(op: str, backend, *args):
     return prepared
 
 
-def specialization(op: str, backend, args: tuple, to_kernel, general, result=None):
+def specialization(op: str, backend, args: tuple, to_kernel, general, pick=None):
     """What an op or raw-array function returns from its ``specialize`` (see
     :mod:`gradient.capture`) when its work is ``op``'s kernel: a function of the call's
     arguments that runs the kernel prepared for ``args`` (:func:`prepare`) on
-    ``to_kernel(*arguments)`` and returns ``result(out)`` (the kernel's output itself by
-    default), or ``general(*arguments)`` where the kernel declines; None when there is no
-    prepared kernel.
+    ``to_kernel(*arguments)`` and returns its output (or the output's item ``pick``), or
+    ``general(*arguments)`` where the kernel declines; None when there is no prepared kernel.
+    Its ``lower`` gives the kernel's compiled form for the same arguments (:func:`lower`).
 
     Example::
 
@@ -241,8 +242,48 @@ def specialization(op: str, backend, args: tuple, to_kernel, general, result=Non
         out = kernel(*to_kernel(*arguments))
         if out is None:
             return general(*arguments)
-        return out if result is None else result(out)
+        return out if pick is None else out[pick]
+    run.lower = lambda *arguments: lower(op, backend, *to_kernel(*arguments), pick=pick)
     return run
+
+
+def lowers(op: str, backend: str):
+    """Decorator: ``maker`` gives the compiled form of the declared ``op`` on ``backend`` for a
+    captured step compiled into one loop (:mod:`gradient.kernels.lowering`): ``maker(*args)``,
+    with the arguments of the op's kernel, returns a :class:`~gradient.kernels.lowering.
+    Lowered` computing what the kernel returns for arguments like these, or None.
+
+    Example::
+
+        >>> @lowers("swiglu", "cpu")
+        ... def _lower_swiglu(gate, up): return Lowered(swiglu_compiled, (gate, up, one))
+    """
+    if op not in _DECLARED:
+        raise KernelRegistryError(f"lowers: {op!r} is not a declared op; declare it in "
+                                  f"gradient/kernels/declarations.py with its signature first")
+
+    def add(maker):
+        _LOWERINGS[op, backend] = maker
+        return maker
+    return add
+
+
+def lower(op: str, backend, *args, pick=None):
+    """The compiled form of ``op`` on ``backend`` for ``args`` (see :func:`lowers`), or None;
+    ``pick``: the item of its results that the call returns. Counted in traces as the
+    backend's kernel for ``op``, if it has one."""
+    kind = _kind(backend)
+    if kind in _LOADERS:
+        _load(kind)
+    maker = _LOWERINGS.get((op, kind))
+    lowered = None if maker is None else maker(*args)
+    if lowered is None:
+        return None
+    kernel = _KERNELS.get((op, kind))
+    if kernel is not None:
+        lowered.trace = (op, kernel.implementation)
+    lowered.pick = pick
+    return lowered
 
 
 def declared() -> dict[str, Declaration]:

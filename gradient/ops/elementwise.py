@@ -42,6 +42,7 @@ import types as _types
 
 import ml_dtypes as _ml_dtypes
 
+from .. import kernels
 from ..autograd.function import ArrayFunction
 from ..autograd.grad_mode import no_grad as _no_grad
 from ..dtypes import (DType, bfloat16, bool_, float16, float32, float64, from_numpy_dtype,
@@ -207,6 +208,9 @@ def cast(x: Tensor, dtype: DType) -> Tensor:
 
 # ---------------------------------------------------------------------- arithmetic
 class Add(ArrayFunction):
+    # the compiled form in a captured step compiled into a loop (gradient.kernels.lowering)
+    lower = staticmethod(lambda ctx, a, b: kernels.lower("add", ctx.backend, a, b))
+
     @staticmethod
     def forward(ctx, a, b):
         return ctx.backend.binary("add", a, b)
@@ -227,6 +231,8 @@ class Sub(ArrayFunction):
 
 
 class Mul(ArrayFunction):
+    lower = staticmethod(lambda ctx, a, b: kernels.lower("mul", ctx.backend, a, b))
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)

@@ -232,6 +232,10 @@ _GELU_C = 0.044715
 
 
 class GELU(ArrayFunction):
+    # the compiled form in a captured step compiled into a loop (gradient.kernels.lowering)
+    lower = staticmethod(lambda ctx, x, approximate: kernels.lower("gelu", ctx.backend, x,
+                                                                   approximate))
+
     @staticmethod
     def forward(ctx, x, approximate):
         b = ctx.backend
@@ -604,6 +608,10 @@ def softmin(input: Tensor, dim: int = -1, dtype=None) -> Tensor:
 # ---------------------------------------------------------------------- linear
 class Linear(ArrayFunction):
     """x @ weight.T + bias over the last dimension of x (any leading dimensions)."""
+
+    # the compiled form in a captured step compiled into a loop (gradient.kernels.lowering)
+    lower = staticmethod(lambda ctx, x, weight, bias: kernels.lower("linear", ctx.backend, x,
+                                                                     weight, bias))
 
     @staticmethod
     def forward(ctx, x, weight, bias):
@@ -1030,6 +1038,9 @@ class LayerNorm(ArrayFunction):
     backward (second derivatives) is the textbook formula written with differentiable ops.
     """
 
+    lower = staticmethod(lambda ctx, x, weight, bias, eps: kernels.lower(
+        "layer_norm", ctx.backend, x, weight, bias, eps, pick=0))
+
     @staticmethod
     def forward(ctx, x, weight, bias, eps):
         y, mean, rstd = kernels.call("layer_norm", ctx.backend, x, weight, bias, eps)
@@ -1158,7 +1169,7 @@ def _rms_norm_kernel_args(b, x, shape, weight, eps):
 
 rms_norm_arrays.specialize = lambda b, x, shape, weight, eps: (kernels.specialization(
     "rms_norm", b, (b, x, shape, weight, eps), _rms_norm_kernel_args, rms_norm_arrays,
-    lambda out: out[0]) if len(shape) == 1 else None)
+    pick=0) if len(shape) == 1 else None)
 
 
 def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,

@@ -160,6 +160,9 @@ def _view_strides(shape, strides, new_shape):
 
 # ---------------------------------------------------------------------- reshape and friends
 class Reshape(ArrayFunction):
+    # the compiled form in a captured step compiled into a loop (gradient.kernels.lowering)
+    lower = staticmethod(lambda ctx, x, shape: kernels.lower("reshape", ctx.backend, x, shape))
+
     @staticmethod
     def forward(ctx, x, shape):
         ctx.shape = x.shape
@@ -297,6 +300,8 @@ def atleast_3d(*tensors):
 
 # ---------------------------------------------------------------------- permutations
 class Permute(ArrayFunction):
+    lower = staticmethod(lambda ctx, x, axes: kernels.lower("permute", ctx.backend, x, axes))
+
     @staticmethod
     def forward(ctx, x, axes):
         ctx.axes = axes
@@ -708,6 +713,8 @@ def dsplit(input: Tensor, indices_or_sections) -> tuple:
 
 
 class Unbind(ArrayFunction):
+    lower = staticmethod(lambda ctx, x, dim: kernels.lower("unbind", ctx.backend, x, dim))
+
     @staticmethod
     def forward(ctx, x, dim):
         ctx.dim = dim

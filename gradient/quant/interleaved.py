@@ -57,6 +57,7 @@ import numpy as np
 from ..backends.cpu_compile import compile_kernel
 from ..backends.host_memory import pages_of_their_own
 from ..errors import ShapeError
+from ..kernels.lowering import Lowered
 from ..kernels.registry import prepares, register
 from .ggml import GGMLType, UnsupportedQuantTypeError
 # up to SMALL_BATCH rows of x the interleaved kernels, above it exact tiles into BLAS (the
@@ -704,6 +705,88 @@ def int8_products(x: np.ndarray, weights: list) -> tuple:
     n_chunks = min(groups, _threads(sum(w.out_features for w in weights) * x.shape[1]) * 2)
     _int8_products(x, n_chunks, *args)
     return tuple(ys)
+
+
+@compile_kernel
+def int8_product_compiled(x, rows, out_shape, codes, scale, minimum, has_min, offset, nibble,
+                          n_chunks, nj):
+    """What a :class:`~gradient.quant.QuantizedLinear` with int8 activations computes for a few
+    rows, inside a compiled step (see :mod:`gradient.kernels.lowering`): x reshaped to
+    ``rows``, times W.T, reshaped to ``out_shape``."""
+    x2 = np.ascontiguousarray(x).reshape(rows)
+    y = np.empty((rows[0], out_shape[len(out_shape) - 1]), np.float32)
+    _int8_product(x2, codes, scale, minimum, has_min, offset, nibble, y, n_chunks, nj)
+    return y.reshape(out_shape)
+
+
+@compile_kernel
+def float_product_compiled(x, rows, out_shape, codes, scale, minimum, has_min, offset, nibble,
+                           n_chunks, nj):
+    """:func:`int8_product_compiled` with float32 activations."""
+    x2 = np.ascontiguousarray(x).reshape(rows)
+    y = np.empty((rows[0], out_shape[len(out_shape) - 1]), np.float32)
+    _float_product(x2, codes, scale, minimum, has_min, offset, nibble, y, n_chunks, nj)
+    return y.reshape(out_shape)
+
+
+@compile_kernel
+def products_compiled(x, rows, n_chunks,
+                      ac, as_, am, a_min, a_off, a_nib, a_nj, a_shape,
+                      bc, bs, bm, b_min, b_off, b_nib, b_nj, b_shape,
+                      cc, cs, cm, c_min, c_off, c_nib, c_nj, c_shape):
+    """:func:`int8_products` of three weights inside a compiled step."""
+    x2 = np.ascontiguousarray(x).reshape(rows)
+    n = rows[0]
+    ay = np.empty((n, a_shape[len(a_shape) - 1]), np.float32)
+    by = np.empty((n, b_shape[len(b_shape) - 1]), np.float32)
+    cy = np.empty((n, c_shape[len(c_shape) - 1]), np.float32)
+    _int8_products(x2, n_chunks, ac, as_, am, a_min, a_off, a_nib, a_nj, ay,
+                   bc, bs, bm, b_min, b_off, b_nib, b_nj, by,
+                   cc, cs, cm, c_min, c_off, c_nib, c_nj, cy)
+    return ay.reshape(a_shape), by.reshape(b_shape), cy.reshape(c_shape)
+
+
+@compile_kernel
+def two_products_compiled(x, rows, n_chunks,
+                          ac, as_, am, a_min, a_off, a_nib, a_nj, a_shape,
+                          bc, bs, bm, b_min, b_off, b_nib, b_nj, b_shape,
+                          cc, cs, cm, c_min, c_off, c_nib, c_nj):
+    """:func:`int8_products` of two weights inside a compiled step (``c``: a weight with no
+    groups, as :func:`int8_products` passes it)."""
+    x2 = np.ascontiguousarray(x).reshape(rows)
+    n = rows[0]
+    ay = np.empty((n, a_shape[len(a_shape) - 1]), np.float32)
+    by = np.empty((n, b_shape[len(b_shape) - 1]), np.float32)
+    _int8_products(x2, n_chunks, ac, as_, am, a_min, a_off, a_nib, a_nj, ay,
+                   bc, bs, bm, b_min, b_off, b_nib, b_nj, by,
+                   cc, cs, cm, c_min, c_off, c_nib, c_nj, ay)
+    return ay.reshape(a_shape), by.reshape(b_shape)
+
+
+def lowered_products(x, rows, weights, out_shapes) -> Lowered:
+    """The compiled form (:mod:`gradient.kernels.lowering`) of ``int8_products`` of x
+    reshaped to ``rows`` by two or three weights, each result reshaped to its out shape: the
+    kernel's arguments as :func:`int8_products` makes them (the same compiled specialization)."""
+    args = []
+    for w, shape in zip(weights, out_shapes):
+        _, head, (_, nj) = _few_rows(w, "int8")
+        args += [*head, nj, tuple(shape)]
+    groups = sum(w.codes.shape[0] for w in weights)
+    n_chunks = min(groups, _threads(sum(w.out_features for w in weights) * rows[1]) * 2)
+    if len(weights) == 2:      # no third product: the first weight with no groups
+        args += [a[:0] if isinstance(a, np.ndarray) and a.ndim else a for a in args[:7]]
+    fn = products_compiled if len(weights) == 3 else two_products_compiled
+    return Lowered(fn, (x, tuple(rows), n_chunks, *args),
+                   trace=("interleaved_matmul", "numba", len(weights)))
+
+
+def lowered_product(x, rows, w, activations, out_shape) -> Lowered:
+    """The compiled form of ``interleaved_matmul(x.reshape(rows), w, activations)`` reshaped
+    to ``out_shape`` (a prepared product: see ``_prepare``)."""
+    kernel, head, (n_chunks, nj) = _few_rows(w, activations)
+    fn = int8_product_compiled if kernel is _int8_product else float_product_compiled
+    return Lowered(fn, (x, tuple(rows), tuple(out_shape), *head, n_chunks, nj),
+                   trace=("interleaved_matmul", "numba"))
 
 
 @compile_kernel(parallel=True)

@@ -31,6 +31,8 @@ Example::
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import kernels
@@ -44,6 +46,7 @@ from . import matmul as _qm
 from .device_blocks import DeviceBlocks
 from .ggml import BLOCK_SIZES, GGMLType, UnsupportedQuantTypeError
 from .interleaved import (ACTIVATIONS, INTERLEAVED_TYPES, InterleavedWeight, int8_products,
+                          lowered_product, lowered_products,
                           interleaved_matmul_t)
 
 __all__ = ["QuantizedLinear", "quantize", "QUANTIZABLE"]
@@ -101,6 +104,9 @@ class _QuantizedMatmul(ArrayFunction):
             return kernel(x_.reshape(rows), *weight_args).reshape(out_shape)
 
         packed, activations = weight_args
+        forward.lower = lambda ctx_, x_, layer_: (
+            lowered_product(x_, (math.prod(shape[:-1]), shape[-1]), packed, activations,
+                            out_shape) if layer_ is layer and x_.shape == shape else None)
         if activations == "int8" and x.dtype == np.float32 and x.flags.c_contiguous:
             # products of the same activations (q, k, v; gate, up) run as one in a replayed
             # step (gradient.capture.plan._merged): one quantization, one parallel loop
@@ -139,6 +145,9 @@ def _merged_products(shape, rows, forwards):
         ys = int8_products(x_.reshape(rows), weights)
         kernels.record("interleaved_matmul", "numba", len(ys))   # counted in active traces
         return tuple(y.reshape(s) for y, s in zip(ys, out_shapes))
+    products.lower = lambda ctx_, x_, layer_: (
+        lowered_products(x_, (math.prod(shape[:-1]), shape[-1]), weights, out_shapes)
+        if x_.shape == shape else None)
     return products
 
 

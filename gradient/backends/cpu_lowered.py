@@ -1,0 +1,254 @@
+"""Compiled forms of the CPU's array operations, for captured steps compiled into one loop
+(:mod:`gradient.capture.compiled`): what an op without a kernel of its own (a reshape, an
+addition, a float32 ``Linear``) or the KV cache's write computes, as numba functions a compiled
+loop calls. Each computes the bits of the NumPy call it stands for: IEEE operations are the
+same in both; a product goes to NumPy's own BLAS from inside the compiled code (numba's
+``objmode``), since numba's ``np.dot`` calls another BLAS build that may round otherwise.
+
+Each is registered as the compiled form of its op (``gradient.kernels.lowers``) for float32 or
+float64 NumPy arrays of one dtype.
+
+Example::
+
+    >>> y = add(np.ones(3, np.float32), np.ones(3, np.float32))
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from ..kernels.lowering import Derived, Lowered
+from ..kernels.registry import lowers
+from .cpu_compile import FLOATS, compile_kernel
+
+__all__ = ["reshape", "permute", "add", "mul", "unbind3", "linear", "kv_write", "takes"]
+
+_NO_BIAS = {np.dtype(d): np.empty(0, d) for d in FLOATS}   # one constant: the same in every layer
+
+
+def takes(*arrays) -> bool:
+    """Whether the compiled forms here take these arrays: NumPy float32/float64, one dtype."""
+    dtype = arrays[0].dtype
+    return dtype in FLOATS and all(type(a) is np.ndarray and a.dtype == dtype for a in arrays)
+
+
+@compile_kernel
+def reshape(x, shape):
+    """``x`` reshaped (a copy where x is not contiguous, as NumPy's reshape of such a view)."""
+    return np.ascontiguousarray(x).reshape(shape)
+
+
+@compile_kernel
+def permute(x, shape, strides):
+    """``x`` with its axes permuted: the view of ``shape`` and ``strides`` (bytes), as the
+    lowering computed them from x's."""
+    return np.lib.stride_tricks.as_strided(x, shape, strides)
+
+
+@compile_kernel
+def add(a, b):
+    """``a + b`` for contiguous arrays, b of a's shape or of its trailing dimensions (a bias)."""
+    out = np.empty(a.shape, a.dtype)
+    flat, fa, fb = out.reshape(out.size), a.reshape(a.size), b.reshape(b.size)
+    n = fb.size
+    for i in range(flat.size):
+        flat[i] = fa[i] + fb[i % n]
+    return out
+
+
+@compile_kernel
+def mul(a, b):
+    """``a * b`` for contiguous arrays, b of a's shape or of its trailing dimensions (or a
+    number: 0-d)."""
+    out = np.empty(a.shape, a.dtype)
+    flat, fa, fb = out.reshape(out.size), a.reshape(a.size), b.reshape(b.size)
+    n = fb.size
+    for i in range(flat.size):
+        flat[i] = fa[i] * fb[i % n]
+    return out
+
+
+@compile_kernel
+def unbind3(x):
+    """The three slices of x along its first dimension (views): q, k and v."""
+    return x[0], x[1], x[2]
+
+
+def _matmul_into(x2, weight, y):
+    """``y[...] = x2 @ weight.T``: the product the NumPy backend's ``Linear`` computes."""
+    np.matmul(x2, weight.T, out=y)
+
+
+@compile_kernel
+def linear(x, weight, bias, has_bias, rows, out_shape):
+    """``x @ weight.T (+ bias)`` over the last dimension of x, reshaped to ``out_shape``."""
+    x2 = np.ascontiguousarray(x).reshape((rows, x.shape[-1]))
+    y = np.empty((rows, weight.shape[0]), x.dtype)
+    with numba.objmode():
+        _matmul_into(x2, weight, y)
+    if has_bias:
+        for r in range(rows):
+            for j in range(y.shape[1]):
+                y[r, j] += bias[j]
+    return y.reshape(out_shape)
+
+
+@compile_kernel
+def kv_write(keys, values, length, layer, key, value):
+    """Write ``key``/``value`` (batch, kv_heads, T, head_dim) at positions ``length ..`` of
+    layer ``layer`` of the cache buffers ``keys``/``values`` (layers, batch, kv_heads,
+    max_length, head_dim); the filled part of that layer's buffers, as
+    :meth:`gradient.generation.KVCache.update_arrays` returns it."""
+    B, H, T, D = key.shape
+    end = length + T
+    if end > keys.shape[3]:
+        raise IndexError("KVCache: the positions do not fit in the cache")
+    for b in range(B):
+        for h in range(H):
+            for t in range(T):
+                for d in range(D):
+                    keys[layer, b, h, length + t, d] = key[b, h, t, d]
+                    values[layer, b, h, length + t, d] = value[b, h, t, d]
+    return keys[layer, :, :, :end], values[layer, :, :, :end]
+
+
+# ----------------------------------------------------------------------------- registered
+@lowers("reshape", "cpu")
+def _lower_reshape(x, shape):
+    if not takes(x):
+        return None
+    return Lowered(reshape, (x, tuple(x.reshape(shape).shape)))
+
+
+@lowers("permute", "cpu")
+def _lower_permute(x, axes):
+    if not takes(x):
+        return None
+    view = x.transpose(axes)
+    return Lowered(permute, (x, tuple(view.shape), tuple(view.strides)))
+
+
+def _trailing(a, b) -> bool:
+    """b has a's shape or that of its trailing dimensions (broadcast over the leading ones),
+    both contiguous and not empty."""
+    return (b.ndim <= a.ndim and b.shape == a.shape[a.ndim - b.ndim:] and b.size > 0
+            and a.flags.c_contiguous and b.flags.c_contiguous)
+
+
+@lowers("add", "cpu")
+def _lower_add(a, b):
+    return Lowered(add, (a, b)) if takes(a, b) and _trailing(a, b) else None
+
+
+@lowers("mul", "cpu")
+def _lower_mul(a, b):
+    return Lowered(mul, (a, b)) if takes(a, b) and _trailing(a, b) else None
+
+
+@lowers("unbind", "cpu")
+def _lower_unbind(x, dim):
+    ok = x.ndim > 0 and dim == 0 and x.shape[0] == 3 and takes(x)
+    return Lowered(unbind3, (x,)) if ok else None
+
+
+@lowers("linear", "cpu")
+def _lower_linear(x, weight, bias):
+    if not takes(x, weight, *([] if bias is None else [bias])) or x.ndim == 0 or weight.ndim != 2:
+        return None
+    lead = x.shape[:-1]
+    return Lowered(linear, (x, weight, _NO_BIAS[x.dtype] if bias is None else bias,
+                            bias is not None, math.prod(lead), lead + (weight.shape[0],)))
+
+
+def _stacked_keys(cache):
+    return cache.stacked()[0]
+
+
+def _stacked_values(cache):
+    return cache.stacked()[1]
+
+
+def _length(cache):
+    return cache.length
+
+
+@lowers("kv_write", "cpu")
+def _lower_kv_write(cache, layer, key, value):
+    stacked = cache.stacked()
+    if stacked is None or not takes(key, value, *stacked) or key.ndim != 4:
+        return None
+    return Lowered(kv_write, (Derived(cache, _stacked_keys, "keys"),
+                              Derived(cache, _stacked_values, "values"),
+                              Derived(cache, _length, "length"), layer, key, value))
+
+
+# ----------------------------------------------------------------------------- layers' arrays
+# A compiled loop over a model's layers reads each layer's weights. Passed as a tuple of
+# arrays indexed by the layer, numba compiles every read into a switch over the layers (30
+# layers, 25 weights: minutes of LLVM); instead the loop gets every weight's address and shape
+# per layer in two integer arrays and makes the layer's array in place (no copy). The arrays
+# are C-contiguous and kept alive by the caller.
+@numba.extending.intrinsic
+def _pointer(typingctx, address, like):
+    """A pointer to ``like``'s dtype at the integer ``address``."""
+    signature = numba.types.CPointer(like.dtype)(address, like)
+
+    def codegen(context, builder, sig, args):
+        return builder.inttoptr(args[0], context.get_value_type(sig.return_type))
+    return signature, codegen
+
+
+@compile_kernel(inline=True)
+def layer_array0(addresses, shapes, like, layer):
+    """Weight ``i`` of layer ``layer`` (a number here), called with ``addresses[i]``,
+    ``shapes[i]``."""
+    return numba.carray(_pointer(addresses[layer], like), ())
+
+
+@compile_kernel(inline=True)
+def layer_array1(addresses, shapes, like, layer):
+    return numba.carray(_pointer(addresses[layer], like), (shapes[layer, 0],))
+
+
+@compile_kernel(inline=True)
+def layer_array2(addresses, shapes, like, layer):
+    return numba.carray(_pointer(addresses[layer], like), (shapes[layer, 0], shapes[layer, 1]))
+
+
+@compile_kernel(inline=True)
+def layer_array3(addresses, shapes, like, layer):
+    return numba.carray(_pointer(addresses[layer], like),
+                        (shapes[layer, 0], shapes[layer, 1], shapes[layer, 2]))
+
+
+@compile_kernel(inline=True)
+def layer_array4(addresses, shapes, like, layer):
+    return numba.carray(_pointer(addresses[layer], like),
+                        (shapes[layer, 0], shapes[layer, 1], shapes[layer, 2], shapes[layer, 3]))
+
+
+#: layer_array<ndim>, by ndim
+LAYER_ARRAYS = {0: layer_array0, 1: layer_array1, 2: layer_array2, 3: layer_array3,
+                4: layer_array4}
+
+
+def layer_arrays(weights) -> tuple | None:
+    """``(addresses, shapes)`` for :data:`LAYER_ARRAYS` of weights that differ from layer to
+    layer (``weights[i]``: weight i's array in each layer): int64 arrays (weights, layers)
+    and (weights, layers, 4); None unless every one is a C-contiguous NumPy array of 0-4
+    dimensions, each weight of one dtype and number of dimensions in every layer."""
+    for arrays in weights:
+        first = arrays[0]
+        if first.ndim not in LAYER_ARRAYS or not all(
+                type(a) is np.ndarray and a.dtype == first.dtype and a.ndim == first.ndim
+                and a.flags.c_contiguous for a in arrays):
+            return None
+    addresses = np.array([[a.ctypes.data for a in arrays] for arrays in weights], np.int64)
+    shapes = np.zeros((len(weights), len(weights[0]), 4), np.int64)
+    for i, arrays in enumerate(weights):
+        for j, a in enumerate(arrays):
+            shapes[i, j, :a.ndim] = a.shape
+    return addresses.reshape(len(weights), -1), shapes
