@@ -439,6 +439,12 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
 
 
+def _object_mode_block(ev) -> bool:
+    """A compile event of the object-mode block inside a cached kernel (NumPy called from
+    compiled code, ``numba.objmode``): numba redoes it in every process, in milliseconds."""
+    return any(str(a) == "ffi_forced_object" for a in ev.data.get("args", ()))
+
+
 class _CompileNotice:
     """While numba compiles gradient's CPU kernels (the first run on a machine, or after an
     upgrade: later runs load them from numba's cache), a line on stderr says so and counts the
@@ -468,11 +474,13 @@ class _CompileNotice:
         notice = self
 
         class Listener(event.Listener):
-            def on_start(self, _):
-                notice._compiling(+1)
+            def on_start(self, ev):
+                if not _object_mode_block(ev):
+                    notice._compiling(+1)
 
-            def on_end(self, _):
-                notice._compiling(-1)
+            def on_end(self, ev):
+                if not _object_mode_block(ev):
+                    notice._compiling(-1)
         self.event, self.listener = event, Listener()
         event.register("numba:compile", self.listener)
         self.thread = threading.Thread(target=self._tick, daemon=True)

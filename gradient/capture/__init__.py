@@ -7,7 +7,8 @@ This is how the models' fast decode steps are made: derived from their module fo
 written again. A user's hook, adapter or replaced module is captured like the rest.
 
 * :class:`CapturedStep` -- a function replayed once captured, per input signature;
-* :class:`Plan` -- one captured run, compiled into Python (``plan.source``);
+* :class:`Plan` -- one captured run, compiled into Python (``plan.source``), its repeated
+  blocks of calls (a decoder's layers) into one numba loop (:mod:`.compiled`, ``plan.loop``);
 * :class:`Recorder` -- what records a run.
 
 Example::

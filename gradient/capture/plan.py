@@ -9,7 +9,9 @@ The :class:`Plan` of a decode step of GPT-2 small is some two hundred lines like
 one per recorded call, where ``s`` are the arrays made during the step (and its inputs), ``f``
 the forwards and kernels that were called, and ``k`` the constants (weights, contexts). Python
 runs it without any of the Tensor, autograd or Module machinery around each call: no checks,
-no dispatch, no hooks lookup. :attr:`Plan.source` shows it.
+no dispatch, no hooks lookup. :attr:`Plan.source` shows it. Where the calls repeat in identical
+blocks (a decoder's layers), the blocks become one call of a numba loop over them
+(:mod:`.compiled`): one call per step instead of hundreds.
 
 Example::
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import math
 
+from .compiled import LoopFailed, compile_loop
 from .recorder import SEQ, SLOT, Call
 
 __all__ = ["Plan"]
@@ -28,12 +31,22 @@ __all__ = ["Plan"]
 
 class Plan:
     """The calls a :class:`~gradient.capture.recorder.Recorder` recorded, compiled
-    (:attr:`source`), with what keeps them valid: the module tree unchanged (``watch``, a
-    :class:`~gradient.nn.module.ModuleWatch`) and every parameter or buffer the run read still
-    holding the same array at the same version."""
+    (:attr:`source`; the longest run of identical blocks of them as one numba loop where every
+    call has a compiled form: :attr:`loop`, a :class:`~gradient.capture.compiled.LoopInfo`, or
+    None and :attr:`why_python`), with what keeps them valid: the module tree unchanged
+    (``watch``, a :class:`~gradient.nn.module.ModuleWatch`) and every parameter or buffer the
+    run read still holding the same array at the same version."""
 
     def __init__(self, recorder, out_refs, watch):
-        self.source, self._replay = _compile(recorder.calls, recorder.n_inputs, out_refs)
+        calls = _merged(recorder.calls)
+        self.source, self._python = _compile(calls, recorder.n_inputs, out_refs)
+        with_loop, found = compile_loop(calls, recorder, out_refs)
+        if with_loop is None:
+            self.loop, self.why_python = None, found
+            self._replay = self._python
+        else:
+            self.loop, self.why_python = found, None
+            self.source, self._replay = _compile(with_loop, recorder.n_inputs, out_refs)
         self.n_calls = len(recorder.calls)
         self._tensors = tuple(recorder.tensors_read.values())
         self._watch = watch
@@ -49,8 +62,16 @@ class Plan:
 
     def replay(self, *inputs) -> tuple:
         """The recorded calls on ``inputs`` (the arrays and objects of the input slots, in
-        order); the arrays of the results."""
-        return self._replay(*inputs)
+        order); the arrays of the results. Where the compiled loop (:attr:`loop`, see
+        :mod:`.compiled`) fails, the calls replay in Python, which raises gradient's own error
+        if there is one (a full KV cache); given arguments of other types than it was compiled
+        for, it is not used again."""
+        try:
+            return self._replay(*inputs)
+        except LoopFailed as failure:
+            if isinstance(failure.__cause__, TypeError):
+                self._replay = self._python
+            return self._python(*inputs)
 
 
 def _merged(calls) -> list:
@@ -100,8 +121,7 @@ def _slots_read(refs) -> tuple:
 
 
 def _compile(calls, n_inputs: int, out_refs) -> tuple:
-    """``(source, function)`` of the calls (see the module docstring)."""
-    calls = _merged(calls)
+    """``(source, function)`` of the (merged) calls (see the module docstring)."""
     names: dict = {}        # what the source calls by name
     by_id: dict = {}        # id(constant) -> its name
 

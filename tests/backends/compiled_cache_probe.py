@@ -238,7 +238,7 @@ def gpt2_decode():
 
 
 def llama_decode():
-    """The fused decode step (one signature of it: it takes most of the probe's compile time),
+    """The decode step compiled into one loop over the layers (gradient.capture.compiled),
     with q/k/v biases and both kinds of interleaved codes."""
     import gradient
     from gradient.models import LlamaConfig, LlamaForCausalLM
@@ -261,9 +261,41 @@ def llama_decode():
     return _greedy(model.eval(), [5, 17, 42, 8, 99, 3], 6)
 
 
+def llama_float_decode():
+    """The compiled decode step of a float32 model with a user's LoRA adapter on q_proj (float
+    products, a scaled sum) and of one whose quantized layers take float32 activations."""
+    import gradient
+    from gradient.models import LlamaConfig, LlamaForCausalLM
+    from gradient.quant import QuantizedLinear
+
+    class LoRA(gradient.nn.Module):
+        def __init__(self, base):
+            super().__init__()
+            self.base, self.a, self.b = base, gradient.nn.Linear(64, 4, bias=False), \
+                gradient.nn.Linear(4, 64, bias=False)
+
+        def forward(self, x):
+            return self.base(x) + self.b(self.a(x)) * 0.5
+    out = []
+    for quantized in (False, True):
+        gradient.manual_seed(2)
+        model = LlamaForCausalLM(LlamaConfig(
+            vocab_size=200, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+            max_position_embeddings=64))
+        for layer in model.model.layers:
+            if quantized:
+                layer.mlp.up_proj = QuantizedLinear.from_linear(layer.mlp.up_proj, "Q8_0",
+                                                                activations="float32")
+            else:
+                layer.self_attn.q_proj = LoRA(layer.self_attn.q_proj)
+        out += _greedy(model.eval(), [5, 17, 42], 6)
+    return out
+
+
 CALLS = {f.__name__: f for f in (cpu_kernels, cpu_attention, cpu_low_precision, ggml_dequantize,
                                  quant_matmul, quant_interleaved, quant_weight_only, gpt2_decode,
-                                 llama_decode)}
+                                 llama_decode, llama_float_decode)}
 
 
 # ----------------------------------------------------------------------------- the report

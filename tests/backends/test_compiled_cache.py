@@ -24,7 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _probe(cache_dir: Path) -> dict:
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir))
+    # (a compiled decode step's source is written under GRADIENT_CACHE_DIR: a fresh one too)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir),
+               GRADIENT_CACHE_DIR=str(cache_dir / "gradient"))
     run = subprocess.run([sys.executable, "-m", "tests.backends.compiled_cache_probe"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
     assert run.returncode == 0, run.stderr[-4000:]

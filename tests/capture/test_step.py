@@ -66,7 +66,8 @@ def test_replay_gives_the_module_graph_bits(stack):
     np.testing.assert_array_equal(got, expected)
     assert calls == {"capture": 2, "replay": 4} and step.status() == ["replaying"]
     plan = next(iter(step._entries.values()))
-    assert "KVCache.update_arrays" in plan.source and "Linear" in plan.source
+    source = plan.source + (plan.loop.source if plan.loop else "")   # (the blocks: one loop)
+    assert "KVCache.update_arrays" in source and "Linear" in source
     again, calls = run(stack, step)   # nothing changed: the plan is kept
     assert calls == {"replay": 6}
     np.testing.assert_array_equal(again, expected)
