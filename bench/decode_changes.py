@@ -5,9 +5,9 @@ Run:  python bench/decode_changes.py [--gguf PATH] [--new 48] [--rounds 5]
 
 Without ``--gguf``: a float32 LLaMA-family model of SmolLM2-135M's shape (30 layers, width
 576, random weights). With it: that GGUF file as ``gradient.hub.load`` gives it (the real
-SmolLM2-135M-Instruct Q4_1: int8 activations; the plain model decodes through its fused
-decoder, the changed ones through the step captured from the module forward; so does
-``plain_captured``, the plain model with its fused decoder off). The LoRA is a
+SmolLM2-135M-Instruct Q4_1: int8 activations). Every variant decodes through the step captured
+from its module forward and compiled into one loop over the layers; ``module_graph`` is the
+plain model with that off (its decoder stack's ``fused_decode``), for reference. The LoRA is a
 user's own ``nn.Module``: ``base(x) + B(A(x)) * scale``, rank 8. Each round times ``--new``
 greedy tokens of each variant in turn (blocks per variant, interleaved across rounds); the
 JSON line gives the median ms/token of each and the ratios to the plain model, with the
@@ -55,13 +55,13 @@ def ms_per_token(model, prompt, new):
         cache = model.new_cache(1, len(prompt) + new + 1)
         logits = model(gradient.tensor([prompt]), cache=cache, logits_to_keep=1).logits
         token = int(logits[0, -1].argmax())
-        model(gradient.tensor([[token]]), cache=cache)    # warm: the first steps capture
-        model(gradient.tensor([[token]]), cache=cache)
+        for _ in range(3):    # warm: the first two steps capture, the third compiles the loop
+            model(gradient.tensor([[token]]), cache=cache)
         start = time.perf_counter()
-        for _ in range(new - 2):
+        for _ in range(new - 3):
             logits = model(gradient.tensor([[token]]), cache=cache).logits
             token = int(logits[0, -1].argmax())
-        return (time.perf_counter() - start) * 1e3 / (new - 2)
+        return (time.perf_counter() - start) * 1e3 / (new - 3)
 
 
 def main():
@@ -77,9 +77,8 @@ def main():
     for layer in hooked.model.layers:
         layer.register_forward_hook(lambda m, i, o: None)
     variants = {"plain": plain, "lora": lora, "hook": hooked}
-    if args.gguf:   # the plain model through the captured step too (its fused decoder off)
-        variants["plain_captured"] = load(args.gguf)
-        variants["plain_captured"].fused_decode = False
+    variants["module_graph"] = load(args.gguf)
+    variants["module_graph"].model.fused_decode = False
     prompt = [504, 3575, 282, 4649, 314]
     times = {name: [] for name in variants}
     for _ in range(args.rounds):

@@ -12,11 +12,11 @@ tokenized by gradient's GGUF tokenizer, which gives llama.cpp's ids) and starts 
 a child process of its own, so that each reports its own peak memory (VmHWM); the two take
 turns, one child per library per round. Each child loads the file and runs an untimed warm-up
 (a prefill of 8 prompt tokens and 3 decode steps: gradient loads its compiled kernels and
-builds its fused decode step, llama.cpp sizes its buffers), then: a prefill of the prompt that returns the last position's logits, then
+captures and compiles its decode step, llama.cpp sizes its buffers), then: a prefill of the prompt that returns the last position's logits, then
 ``--new - 1`` greedy decode steps of one token (argmax of the raw logits, no sampler: no
 repetition penalty). gradient goes through ``gradient.hub.load(path)`` (its default: the
-matrices kept in their GGML types, int8 activations, the fused decode step of
-:mod:`gradient.models.llama_decode`) and its KV cache, as ``model.generate`` does; llama.cpp through ``Llama.eval`` with its default context settings
+matrices kept in their GGML types, int8 activations, the decode step captured from the
+module forward and compiled into one loop, :mod:`gradient.capture.compiled`) and its KV cache, as ``model.generate`` does; llama.cpp through ``Llama.eval`` with its default context settings
 (float16 KV cache, ``n_batch=512``), reading the logits with ``llama_get_logits_ith``.
 
 It prints one JSON line: prefill and decode tokens/s for each library (best of ``--rounds``),

@@ -24,8 +24,8 @@ One layer, top to bottom (``x`` is (batch, T, hidden))::
     y = h + down_proj(silu(gate_proj(norm(h))) * up_proj(norm(h)))
 
 Decoding one token at a time, the layers' forward is captured once and replayed
-(:mod:`gradient.models.decode_step`, same bits as the module graph); quantized GGUF models of
-one sequence go through one compiled step instead (:mod:`gradient.models.llama_decode`).
+(:mod:`gradient.models.decode_step`, same bits as the module graph), its thirty-odd calls per
+layer compiled into one loop over the layers (:mod:`gradient.capture.compiled`).
 
 Example::
 
@@ -44,11 +44,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import nn
-from ..autograd import is_grad_enabled, no_grad
+from ..autograd import no_grad
 from ..dtypes import float32, float64
 from ..errors import ShapeError
 from ..nn import functional as F
-from ..nn.module import ModuleWatch
 from ..ops.creation import from_numpy
 from ..ops.reduce import mean
 from ..ops.shape import cat
@@ -570,10 +569,6 @@ class LlamaForCausalLM(PreTrainedModel):
                              f"{tuple(input_ids.shape)}")
         if attention_mask is not None and not isinstance(attention_mask, Tensor):
             attention_mask = from_numpy(np.asarray(attention_mask))   # 1/0 of any dtype
-        if labels is None and position_ids is None:
-            hidden = self._fused_decode_step(input_ids, attention_mask, cache)
-            if hidden is not None:
-                return CausalLMOutput(logits=self.lm_head(hidden), loss=None)
         hidden = self.model(input_ids, attention_mask, position_ids, cache)
         if logits_to_keep:
             hidden = hidden[:, -logits_to_keep:]
@@ -586,48 +581,6 @@ class LlamaForCausalLM(PreTrainedModel):
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).to(float32),
                                    targets.reshape(-1), ignore_index=-100)
         return CausalLMOutput(logits=logits, loss=loss)
-
-    #: Decode single tokens of quantized GGUF models in one compiled step when possible (see
-    #: :mod:`gradient.models.llama_decode`); False always runs the module graph.
-    fused_decode = True
-    _derived_caches = ("_fused_decoder",)   # see _fused_decode_step
-
-    def _fused_decode_step(self, input_ids, attention_mask, cache):
-        """The final hidden state (1, 1, hidden) of one token decoded by
-        :class:`~gradient.models.llama_decode.FusedDecoder`, or None when that does not apply
-        (training, gradients recorded, not one token of one sequence, padding, no CPU float32
-        cache, or a model the decoder does not cover)."""
-        if not self.fused_decode or cache is None or self.training or is_grad_enabled() or \
-                tuple(input_ids.shape) != (1, 1):
-            return None
-        stacked = cache.stacked()
-        if stacked is None or stacked[0].shape[1] != 1:
-            return None
-        if attention_mask is not None and not bool((attention_mask.numpy() != 0).all()):
-            return None
-        # (layers, decoder or None, a watch of the modules): a model that did not qualify is
-        # looked at again only after some module changed (a hook removed, say)
-        decoder = self.__dict__.get("_fused_decoder")
-        key = (id(self.model.layers[0].self_attn.q_proj), id(self.model.layers[-1].mlp.down_proj))
-        if decoder is None or decoder[0] != key or not (
-                decoder[1].valid(self) if decoder[1] else not decoder[2].changed):
-            from .llama_decode import FusedDecoder
-            watch = ModuleWatch(self.modules())
-            built = FusedDecoder.build(self)
-            decoder = (key, built, watch)
-            self.__dict__["_fused_decoder"] = decoder
-        if not decoder[1]:
-            return None
-        past = cache.length
-        if past + 1 > cache.max_length:
-            return None          # the module path raises the cache's own error
-        x = self.model.embed_tokens(input_ids).numpy().reshape(-1)
-        cos, sin = self.model.rotary(past, 1, None, float32, None)
-        keys, values = stacked
-        out = decoder[1].step(x, past, cos.numpy().reshape(-1), sin.numpy().reshape(-1),
-                              keys[:, 0], values[:, 0])
-        cache.advance(1)
-        return self.model.norm(from_numpy(out.reshape(1, 1, -1)))
 
     def new_cache(self, batch_size: int, max_length: int, dtype=None) -> KVCache:
         """A :class:`KVCache` for ``batch_size`` sequences of up to ``max_length`` tokens, in
