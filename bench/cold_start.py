@@ -4,11 +4,10 @@ after installing: every CPU kernel compiled now) and warm (every later run).
 Run:  python bench/cold_start.py [--gguf PATH] [--tokens 30]
 
 Each run is ``gradient generate GGUF "The capital of France is" --temperature 0 --no-echo`` in
-a child process with its own ``NUMBA_CACHE_DIR`` (empty for the cold run, the one the cold run
-filled for the warm run). It times, from the process's start: the first byte of generated
-text, the longest wait between two pieces of output (stdout, and stderr on a terminal: what a user
-watches),
-and the end. The JSON line gives both runs and whether their texts agree (they must: the same
+a child process with its own ``NUMBA_CACHE_DIR`` and ``GRADIENT_CACHE_DIR`` (empty for the cold
+run, the ones the cold run filled for the warm run). It times, from the process's start: the
+first byte of generated text, the longest wait between two pieces of output (stdout, and stderr
+on a terminal: what a user watches), and the end. The JSON line gives both runs and whether their texts agree (they must: the same
 greedy text on the first run as on every later one).
 """
 
@@ -30,6 +29,7 @@ DEFAULT = os.path.join(ROOT, "tests", "fixtures", "models", "SmolLM2-135M-Instru
 
 def run(gguf: str, tokens: int, cache: str) -> dict:
     env = dict(os.environ, NUMBA_CACHE_DIR=cache, HF_HUB_OFFLINE="1",
+               GRADIENT_CACHE_DIR=os.path.join(cache, "gradient"),   # the compiled steps too
                PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     # stderr on a terminal (a pseudo-terminal), as a user sees the command's notices
     master, slave = pty.openpty()
