@@ -1,6 +1,7 @@
 """Representative calls of every family of gradient's compiled (numba) kernels, run as a script.
 
-``python -m tests.backends.compiled_cache_probe`` runs each call below on fixed inputs and prints
+``python -m tests.backends.compiled_cache_probe [FAMILY ...]`` runs each call below (or those
+named) on fixed inputs and prints
 one JSON object: the SHA-256 of each call's outputs, and for every numba function defined in
 gradient, the signatures it was compiled for and numba's counts of cache hits and misses.
 ``test_compiled_cache.py`` runs it in a child process with an empty ``NUMBA_CACHE_DIR`` (every
@@ -317,7 +318,8 @@ def compiled_functions() -> dict:
 
 
 def main() -> None:
-    digests = {name: _digest(call()) for name, call in CALLS.items()}
+    chosen = sys.argv[1:] or list(CALLS)      # the families to run (all by default)
+    digests = {name: _digest(CALLS[name]()) for name in chosen}
     functions = {}
     for name, dispatcher in compiled_functions().items():
         stats = dispatcher.stats

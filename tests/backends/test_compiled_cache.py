@@ -6,8 +6,8 @@ the kernels and every later one loads them. With fastmath flags LLVM was free to
 copies of one kernel differently, and it did: a GGUF model's logits moved by 0.3 from the
 second run on (see :mod:`gradient.backends.cpu_compile`). A single pytest process cannot see
 that, since it compiles everything fresh, so this test runs ``compiled_cache_probe`` (a
-representative call of every kernel family) in a child process with an empty
-``NUMBA_CACHE_DIR``, then in a second child with the cache that the first one wrote.
+representative call of every kernel family) in child processes with empty
+``NUMBA_CACHE_DIR``s, then in second children with the caches that the first ones wrote.
 """
 
 import json
@@ -23,21 +23,48 @@ pytest.importorskip("numba")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _probe(cache_dir: Path) -> dict:
-    # (a compiled decode step's source is written under GRADIENT_CACHE_DIR: a fresh one too)
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir),
-               GRADIENT_CACHE_DIR=str(cache_dir / "gradient"))
-    run = subprocess.run([sys.executable, "-m", "tests.backends.compiled_cache_probe"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
-    assert run.returncode == 0, run.stderr[-4000:]
-    return json.loads(run.stdout)
+#: The probe's families in two groups, each run by a child of its own with a cache of its own,
+#: the two at once (compiling is single-threaded: the machine's second core runs the other).
+GROUPS = (("cpu_kernels", "cpu_attention", "cpu_low_precision", "ggml_dequantize",
+           "quant_matmul", "quant_interleaved", "quant_weight_only"),
+          ("gpt2_decode", "llama_decode", "llama_float_decode"))
+
+
+def _probe(cache_dirs) -> dict:
+    """Both groups run at once, each with its own NUMBA_CACHE_DIR (and GRADIENT_CACHE_DIR: a
+    compiled decode step's source is written there); their reports merged."""
+    children = []
+    for cache_dir, families in zip(cache_dirs, GROUPS):
+        env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir),
+                   GRADIENT_CACHE_DIR=str(cache_dir / "gradient"))
+        children.append(subprocess.Popen(
+            [sys.executable, "-m", "tests.backends.compiled_cache_probe", *families], cwd=ROOT,
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    reports = []
+    for child in children:
+        out, err = child.communicate(timeout=1200)
+        assert child.returncode == 0, err[-4000:]
+        reports.append(json.loads(out))
+    merged = {"digests": {}, "functions": {}}
+    for report in reports:
+        merged["digests"].update(report["digests"])
+        for name, f in report["functions"].items():
+            seen = merged["functions"].setdefault(name, dict(f, signatures=0, hits=0, misses=0))
+            for count in ("signatures", "hits", "misses"):
+                seen[count] += f[count]
+    return merged
 
 
 @pytest.fixture(scope="module")
 def fresh_and_cached(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("numba-cache")
-    fresh = _probe(cache)                   # compiles every kernel, writes the cache
-    return fresh, _probe(cache)             # loads every kernel from it
+    caches = [tmp_path_factory.mktemp("numba-cache") for _ in GROUPS]
+    fresh = _probe(caches)                  # compiles every kernel, writes the caches
+    return fresh, _probe(caches)            # loads every kernel from them
+
+
+def test_the_groups_cover_the_probe():
+    from .compiled_cache_probe import CALLS
+    assert sorted(n for group in GROUPS for n in group) == sorted(CALLS)
 
 
 def test_every_kernel_family_gives_the_same_bits_from_the_disk_cache(fresh_and_cached):
