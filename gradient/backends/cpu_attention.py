@@ -199,7 +199,8 @@ def decode_cached(q, keys, values, length: int, scale, out):
 @_compile
 def decode_attention_compiled(q, k, v, scale):
     """:func:`decode_attention` inside a compiled step (see :mod:`gradient.kernels.lowering`):
-    q contiguous, k and v the filled part of a cache's buffers."""
+    k and v the filled part of a cache's buffers."""
+    q = np.ascontiguousarray(q)
     length = k.shape[2]
     scores = np.empty((q.shape[0], q.shape[1], length), q.dtype)
     _decode_scores(q, k, length, scale, scores)
@@ -275,6 +276,6 @@ def _prepare_decode_attention(q, k, v, scale: float):
 
 @lowers("decode_attention", "cpu")
 def _lower_decode_attention(q, k, v, scale: float):
-    if decode_attention(q, k, v, scale) is None or not q.flags.c_contiguous:
+    if decode_attention(q, k, v, scale) is None:
         return None
     return Lowered(decode_attention_compiled, (q, k, v, q.dtype.type(scale)))

@@ -244,7 +244,17 @@ def _specialize_attention(b, q, k, v, scale, k_groups=1, v_groups=1, is_causal=F
         lambda b, q, k, v, scale, *_: (q, k, v, scale), attention_arrays)
 
 
+def _lower_attention(b, q, k, v, scale, k_groups=1, v_groups=1, is_causal=False):
+    """For a captured step compiled into a loop: the ``decode_attention`` kernel's compiled
+    form, for the calls that take that kernel (queries in any layout)."""
+    if not (q.shape[-2] == 1 and not is_causal and q.ndim == 4 and k.ndim == 4
+            and k_groups == v_groups):
+        return None
+    return kernels.lower("decode_attention", b, q, k, v, scale)
+
+
 attention_arrays.specialize = _specialize_attention
+attention_arrays.lower = _lower_attention
 
 
 def _grouped_matmul(b, a, c, groups: int):
