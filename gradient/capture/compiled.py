@@ -155,7 +155,7 @@ def _items(calls, recorder) -> list:
         try:
             lowered = lowering_of(call, [value(r) for r in call.args])
             items.append(_Item(call, lowered, slots))
-        except (_Refusal, ValueError, TypeError, KeyError):   # numba cannot type a constant
+        except Exception:   # noqa: BLE001  (numba cannot type a constant, say: replayed in Python)
             items.append(_Item(call, None, slots))
     return items
 
@@ -526,9 +526,10 @@ def _build(loop, recorder) -> tuple:
             function = _compiled(module.loop, [numba.typeof(loop.count)] +
                                  [types[name] for name in [*loop.params, "A", "S"]])
         else:
-            function = _python_loop(module, driver, loop, arguments, types)
-    except numba.core.errors.NumbaError as error:
-        raise _Refusal(f"numba cannot compile the blocks: {str(error).splitlines()[0]}")
+            function = _python_loop(module, driver, loop)
+    except Exception as error:   # noqa: BLE001  (numba's errors, or any other: the plan stays Python)
+        first = (str(error).splitlines() or [type(error).__name__])[0]
+        raise _Refusal(f"numba cannot compile the blocks: {first}") from error
     run = _driver(loop, function, slots, readers, arguments, segmented=bool(driver))
     shown = source if not driver else source + "\n\n# run from Python:\n" + driver + "\n"
     return run, LoopInfo(shown, loop.count, loop.period, segments)
@@ -552,7 +553,7 @@ def _compiled(dispatcher, types):
     return dispatcher
 
 
-def _python_loop(module, driver, loop, arguments, types):
+def _python_loop(module, driver, loop):
     """The Python loop over the layers calling the numba segments, each compiled for the types
     of the values the captured step gave it."""
     import re
