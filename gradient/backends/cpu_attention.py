@@ -17,6 +17,11 @@ one new array, so the backward of the split joins them without a copy (see :mod:
 Forward keeps the probabilities (..., L, S) for backward, as the composition does. The kernels
 are serial, as the others in :mod:`gradient.backends.cpu_kernels`.
 
+Inference (nothing recorded) has its own kernel, :func:`decode_attention`: a decode step's
+query rows against a KV cache read in place, and a causal prompt's, with one arithmetic per
+query row (see the comment above :data:`_KEY_TILE`), in parallel over key heads and tiles of
+query positions, without building the (L, S) probabilities of every head at once.
+
 Example::
 
     >>> from gradient.backends import cpu_attention
@@ -25,8 +30,6 @@ Example::
 """
 
 from __future__ import annotations
-
-import weakref
 
 import numba
 import numpy as np
@@ -38,7 +41,7 @@ from .cpu_compile import compile_kernel as _compile
 from .cpu_compile import usable as _usable
 from .cpu_reduce import LANES, lane_sum
 from .cpu_layout import empty_like_views, heads_inside_tokens
-from .kv_layout import cache_buffer
+from .cpu_lowered import _pointer
 
 
 @_compile
@@ -138,144 +141,255 @@ def attention_backward(grad, q, k, v, out, probs, scale: float, causal: bool):
     return dq, dk, dv
 
 
-# ---------------------------------------------------------------------- one decode step
+# ------------------------------------------------ attention over a cache: decode and prefill
+# One kernel computes inference attention for a decode step (one query row per head against
+# the cache) and for a prefill (every row of a causal prompt), with the same arithmetic per
+# query row whatever the number of rows: the logits of a prompt run whole are those of the
+# same tokens decoded one at a time, bit for bit. That matters more than it seems: with int8
+# activations (gradient.quant) a last-bit difference in one attention output can flip an
+# activation's rounding and move the logits by tenths, so two summation orders (BLAS GEMM
+# for a prompt, a matrix-vector product for a step) gave visibly different logits.
+#
+# Per query row (position p, seeing keys 0..p): the query scaled first; each score a sum over
+# head_dim in index order (vectorised across keys: a tile of keys is transposed first, so the
+# SIMD lanes hold keys, not head_dim); the row's maximum subtracted; exp by :func:`_exp_row`;
+# the sum of the row in lanes (:func:`lane_sum`); the output a sum over keys in position
+# order of p_j * v_j (vectorised across head_dim). Nothing depends on the number of rows, on
+# which rows share a tile or on the thread that runs them.
+
+#: Keys transposed at a time when scoring.
+_KEY_TILE = 64
+#: Query positions per work item of a prefill (each item: one key head's group of query
+#: heads, these positions): the rows that share each transposed key tile and value row.
+_ROW_TILE = 16
+#: Below this many multiply-adds an attention call runs on one thread (a parallel launch
+#: costs tens of microseconds: more than a short decode step's attention).
+_PARALLEL_MIN_WORK = 1 << 18
+
+
 @_compile
-def _decode_scores(q, k, length, scale, scores):
-    """scores[b, h, j] = q[b, h] . k[b, h // group, j] * scale minus the row's maximum, for
-    the first ``length`` positions of k, a whole cache buffer (B, Hk, max_len, D). The dot
-    products are one BLAS matrix-vector product per head (``np.dot`` in numba calls it): as
-    fast as a vectorised loop at 64 positions and 3 times as fast at 2,048."""
-    B, Hq, _, D = q.shape
+def _exp_row(x, n, bits, f32):
+    """exp of x[:n] in place. float32 (``f32``): Cephes' ``expf`` (x = k ln 2 + r, a degree-7
+    polynomial in r, times 2**k built in ``bits``, an int32 scratch of n), written so that LLVM
+    vectorises it: NumPy's SIMD exp cannot be called from compiled code, and the scalar libm
+    ``expf`` numba calls is several times slower. Relative error below 2 ulp for arguments up
+    to 88.37 (a softmax's shifted scores are at most 0; above, inf); below -87.3, about 1e-38
+    rather than 0 (no difference to a softmax). float64: ``np.exp``."""
+    if not f32:
+        for j in range(n):
+            x[j] = np.exp(x[j])
+        return
+    lo, hi = np.float32(-87.33654), np.float32(88.37626)
+    for j in range(n):
+        t = x[j]
+        t = lo if t < lo else t       # NaN passes both tests: it stays NaN
+        t = hi if t > hi else t
+        k = np.floor(t * np.float32(1.44269504088896341) + np.float32(0.5))
+        r = t - k * np.float32(0.693359375) - k * np.float32(-2.12194440e-4)
+        p = np.float32(1.9875691500e-4)
+        p = p * r + np.float32(1.3981999507e-3)
+        p = p * r + np.float32(8.3334519073e-3)
+        p = p * r + np.float32(4.1665795894e-2)
+        p = p * r + np.float32(1.6666665459e-1)
+        p = p * r + np.float32(5.0000001201e-1)
+        x[j] = p * r * r + r + np.float32(1.0)
+        bits[j] = (np.int32(k) + np.int32(127)) << np.int32(23)
+    powers = bits[:n].view(np.float32)
+    for j in range(n):
+        x[j] *= powers[j]
+
+
+@_compile(inline=True)
+def _whole(a):
+    """The C-contiguous (B, H, max_len, D) buffer whose first S positions the 4-d array ``a``
+    (B, H, S, D) is (a KV cache's view; ``a`` itself when contiguous), else a contiguous copy
+    of ``a``. The kernels read C arrays: with a strided array's unknown inner stride, LLVM
+    does not vectorise the loops over head_dim (measured: 3 times slower)."""
+    B, H, S, D = a.shape
+    item = a.itemsize
+    row = D * item
+    st = a.strides
+    if (st[3] == item and st[2] == row and st[1] % row == 0 and st[1] // row >= S
+            and (B == 1 or st[0] == H * st[1])):
+        return numba.carray(_pointer(a.ctypes.data, a), (B, H, st[1] // row, D))
+    return np.ascontiguousarray(a)
+
+
+@_compile
+def _attend(q, k, v, S, scale, f32, b, hk, i0, i1, out):
+    """Query positions i0..i1 of the query heads that key head ``hk`` serves, batch ``b``:
+    q (B, Hq, L, D) at the last L of the first S positions of k (B, Hk, max_len, D) and v
+    (B, Hk, max_len, Dv), each row seeing the keys up to its own position; into out (B, Hq,
+    L, Dv)."""
+    _, Hq, L, D = q.shape
+    Dv = v.shape[3]
     group = Hq // k.shape[1]
-    qs = np.empty(D, q.dtype)
-    for b in range(B):
-        for h in range(Hq):
+    past = S - L
+    per_head = i1 - i0
+    R = group * per_head
+    n = past + i1                                  # keys the last row sees
+    dtype = q.dtype
+    qs = np.empty((R, D), dtype)
+    limit = np.empty(R, np.int64)
+    for r in range(R):
+        h, i = hk * group + r // per_head, i0 + r % per_head
+        limit[r] = past + i + 1
+        for d in range(D):
+            qs[r, d] = q[b, h, i, d] * scale       # the query scaled, as the composition does
+    scores = np.empty((R, n), dtype)
+    kt = np.empty((D, _KEY_TILE), dtype)
+    for j0 in range(0, n, _KEY_TILE):
+        m = min(_KEY_TILE, n - j0)
+        for j in range(m):
             for d in range(D):
-                qs[d] = q[b, h, 0, d] * scale   # scale the query, as the composition does
-            # (a view of a cache buffer is contiguous per head: BLAS reads it in place)
-            row = np.dot(np.ascontiguousarray(k[b, h // group, :length]), qs)
-            top = row[0]
-            for j in range(1, length):
-                top = max(top, row[j])
-            for j in range(length):
-                scores[b, h, j] = row[j] - top
+                kt[d, j] = k[b, hk, j0 + j, d]
+        for r in range(R):
+            row = scores[r, j0:j0 + m]
+            first = qs[r, 0]
+            for j in range(m):
+                row[j] = first * kt[0, j]
+            for d in range(1, D):
+                qd = qs[r, d]
+                for j in range(m):
+                    row[j] += qd * kt[d, j]
+    bits = np.empty(n, np.int32)
+    lanes = np.empty(LANES, dtype)
+    total = np.empty(R, dtype)
+    for r in range(R):
+        lim = limit[r]
+        row = scores[r]
+        top = row[0]
+        for j in range(1, lim):
+            top = max(top, row[j])
+        for j in range(lim):
+            row[j] -= top
+        _exp_row(row, lim, bits, f32)
+        total[r] = lane_sum(row[:lim], lanes)
+    acc = np.empty(Dv, dtype)
+    for r in range(R):
+        acc[:] = 0
+        for j in range(limit[r]):
+            p = scores[r, j] / total[r]
+            for d in range(Dv):
+                acc[d] += p * v[b, hk, j, d]
+        h, i = hk * group + r // per_head, i0 + r % per_head
+        for d in range(Dv):
+            out[b, h, i, d] = acc[d]
 
 
 @_compile
-def _decode_weighted_sum(e, v, length, out):
-    """out[b, h] = e[b, h] @ v[b, h // group, :length] / sum(e[b, h]): the softmax-weighted
-    average of the first ``length`` positions of v, a whole cache buffer (B, Hk, max_len, D).
-    The loop over head_dim vectorises as it is: each of its sums is a lane."""
-    B, Hq, _, D = out.shape
-    group = Hq // v.shape[1]
-    acc = np.empty(D, out.dtype)
-    lanes = np.empty(LANES, out.dtype)
-    for b in range(B):
-        for h in range(Hq):
-            kh = h // group
-            row = e[b, h]
-            total = lane_sum(row[:length], lanes)
-            for d in range(D):
-                acc[d] = 0
-            for j in range(length):
-                p = row[j] / total
-                for d in range(D):
-                    acc[d] += p * v[b, kh, j, d]
-            for d in range(D):
-                out[b, h, 0, d] = acc[d]
+def _attention_items(q, k, v, S, scale, f32, out, c, n_chunks):
+    """Work items c, c + n_chunks, ... of :func:`attention_into`: (batch, key head, tile of
+    _ROW_TILE query positions), dealt round-robin so that early (short) and late (long)
+    positions of a causal prompt spread over the threads."""
+    B, L, Hk = q.shape[0], q.shape[2], k.shape[1]
+    tiles = (L + _ROW_TILE - 1) // _ROW_TILE
+    for t in range(c, B * Hk * tiles, n_chunks):
+        tile = t // (B * Hk)
+        b, hk = (t % (B * Hk)) // Hk, t % Hk
+        _attend(q, k, v, S, scale, f32, b, hk, tile * _ROW_TILE,
+                min(L, (tile + 1) * _ROW_TILE), out)
 
 
-def decode_cached(q, keys, values, length: int, scale, out):
-    """What :func:`decode_attention` computes, into ``out`` (B, Hq, 1, D), for ``q`` (B, Hq, 1,
-    D) contiguous and whole cache buffers ``keys``/``values`` (B, Hk, max_len, D) of which the
-    first ``length`` positions count; ``scale`` in q's dtype. Nothing checked: for compiled
-    decode steps that built these arrays themselves."""
-    scores = np.empty(q.shape[:2] + (length,), q.dtype)
-    _decode_scores(q, keys, length, scale, scores)
-    np.exp(scores, out=scores)   # NumPy's vectorised exp (see the module docstring)
-    _decode_weighted_sum(scores, values, length, out)
+@_compile(parallel=True)
+def _attention_parallel(q, k, v, S, scale, f32, out, n_chunks):
+    for c in numba.prange(n_chunks):
+        _attention_items(q, k, v, S, scale, f32, out, c, n_chunks)
 
 
 @_compile
-def decode_attention_compiled(q, k, v, scale):
+def attention_into(q, k, v, scale, out, n_threads):
+    """The kernel: ``out`` (B, Hq, L, Dv) = attention of q (B, Hq, L, D), the last L of the S
+    positions of k (B, Hk, S, D) and v (B, Hk, S, Dv), each row seeing the keys up to its own
+    position; any strides; ``scale`` in q's dtype. On ``n_threads`` threads (1: this one)."""
+    f32 = q.itemsize == 4
+    S = k.shape[2]
+    keys, values = _whole(k), _whole(v)
+    if n_threads > 1:
+        _attention_parallel(q, keys, values, S, scale, f32, out, n_threads)
+    else:
+        _attention_items(q, keys, values, S, scale, f32, out, 0, 1)
+
+
+def _threads_for(q, k) -> int:
+    """Threads for :func:`attention_into` on these shapes (1 for a short decode step)."""
+    B, Hq, L, D = q.shape
+    S = k.shape[2]
+    work = B * Hq * D * (L * (S - L) + L * (L + 1) // 2)
+    items = B * k.shape[1] * -(-L // _ROW_TILE)
+    if work < _PARALLEL_MIN_WORK or items < 2:
+        return 1
+    return min(items, numba.get_num_threads())
+
+
+@_compile
+def decode_attention_compiled(q, k, v, scale, max_threads):
     """:func:`decode_attention` inside a compiled step (see :mod:`gradient.kernels.lowering`):
-    k and v the filled part of a cache's buffers."""
-    q = np.ascontiguousarray(q)
-    length = k.shape[2]
-    scores = np.empty((q.shape[0], q.shape[1], length), q.dtype)
-    _decode_scores(q, k, length, scale, scores)
-    with numba.objmode():
-        np.exp(scores, out=scores)   # NumPy's, as decode_cached
-    out = np.empty(q.shape, q.dtype)
-    _decode_weighted_sum(scores, v, length, out)
+    k and v the filled part of a cache's buffers; up to ``max_threads`` threads when the call
+    is large enough (as :func:`_threads_for`)."""
+    out = np.empty(q.shape[:3] + v.shape[3:], q.dtype)
+    B, Hq, L, D = q.shape
+    S = k.shape[2]
+    work = B * Hq * D * (L * (S - L) + L * (L + 1) // 2)
+    items = B * k.shape[1] * ((L + _ROW_TILE - 1) // _ROW_TILE)
+    threads = 1 if work < _PARALLEL_MIN_WORK or items < 2 else min(items, max_threads)
+    attention_into(q, k, v, scale, out, threads)
     return out
 
 
 @register("decode_attention", "cpu", "numba", _FLOATS)
 def decode_attention(q, k, v, scale: float):
-    """Attention of one query row per head against keys and values read in place from a KV
-    cache, with grouped heads: q (B, Hq, 1, D), k and v (B, Hk, S, D) views of cache buffers
-    (positions 0..S-1 of (B, Hk, max_len, D)); (B, Hq, 1, D), or None if not handled.
+    """Inference attention of queries at the last L of S positions, each seeing the keys up to
+    its own position, with grouped heads: q (B, Hq, L, D), k and v (B, Hk, S, D) (views of a
+    KV cache are read in place); (B, Hq, L, D) stored heads inside tokens (see
+    :func:`attention_forward`), or None if not handled. A decode step is L = 1 (every key); a
+    causal prompt, L = S.
 
-    Composed of NumPy calls, the same step is a dozen small operations per layer, each looping
-    over the heads. Here two compiled passes, the scores and then the weighted sum of values,
-    read each cached key and value once, with NumPy's vectorised exp between them.
+    Composed of NumPy calls, a decode step's attention is a dozen small operations per layer,
+    each looping over the heads; a prompt's builds the (L, S) probabilities of every head.
+    Here each key head's group of query heads reads each key and value once per tile of
+    query positions, in one compiled call (see the comment above :data:`_KEY_TILE` for why
+    the arithmetic per row does not depend on L).
     """
-    if not _usable(q, k, v) or q.ndim != 4 or q.shape[2] != 1 or k.shape != v.shape or k.ndim != 4:
+    if (not _usable(q, k, v) or q.ndim != 4 or k.ndim != 4 or v.ndim != 4
+            or k.shape[:3] != v.shape[:3]):
         return None
-    B, Hq, _, D = q.shape
+    B, Hq, L, D = q.shape
     Hk, S = k.shape[1], k.shape[2]
-    if S == 0 or k.shape[0] != B or k.shape[3] != D or Hq % Hk:
+    if (L == 0 or S < L or k.shape[0] != B or v.shape[0] != B or k.shape[3] != D or Hk == 0
+            or Hq % Hk):
         return None
-    keys, values = (cache_buffer(a, np.lib.stride_tricks.as_strided) for a in (k, v))
-    if keys is None or values is None:
-        return None
-    out = np.empty((B, Hq, 1, D), q.dtype)
-    decode_cached(np.ascontiguousarray(q), keys, values, S, q.dtype.type(scale), out)
+    out = heads_inside_tokens((B, Hq, L, v.shape[3]), q.dtype)
+    attention_into(q, k, v, q.dtype.type(scale), out, _threads_for(q, k))
     return out
 
 
 @prepares("decode_attention", "cpu")
 def _prepare_decode_attention(q, k, v, scale: float):
     """:func:`decode_attention` for the later steps of a captured decode step: queries of q's
-    shape, keys and values of a cache of k's and v's layout, any length. Where the views'
-    owner (the cache's storage) is the one of the last call, the whole buffers are made from
-    it at the offsets found then (a weak reference: a finished generation's cache is not kept
-    alive)."""
-    if decode_attention(q, k, v, scale) is None or not q.flags.c_contiguous:
+    shape, keys and values of any length (the kernel call without the checks)."""
+    if decode_attention(q, k, v, scale) is None:
         return None
-    shape, dtype, strides = q.shape, q.dtype, (k.strides, v.strides)
-    factor = dtype.type(scale)
-    seen = {}   # "k"/"v" -> (weak reference to the owner, the whole buffer's shape, offset)
-
-    def whole(a, name):
-        owner, known = a.base, seen.get(name)
-        if known is not None and owner is not None and known[0]() is owner:
-            return np.ndarray(known[1], dtype, owner, known[2], known[3])
-        buffer = cache_buffer(a, np.lib.stride_tricks.as_strided)
-        if buffer is not None and isinstance(owner, np.ndarray) and owner.flags.c_contiguous:
-            offset = (buffer.__array_interface__["data"][0]
-                      - owner.__array_interface__["data"][0])
-            seen[name] = (weakref.ref(owner), buffer.shape, offset, buffer.strides)
-        return buffer
+    shape, dtype, factor = q.shape, q.dtype, q.dtype.type(scale)
+    out_shape = q.shape[:3] + v.shape[3:]
+    heads, key_dim, value_dim = k.shape[:2], k.shape[3], v.shape[3]   # not k: no cache kept
 
     def prepared(q_, k_, v_, scale_):
-        if (q_.shape != shape or q_.dtype != dtype or not q_.flags.c_contiguous
-                or (k_.strides, v_.strides) != strides or k_.shape != v_.shape
-                or k_.shape[2] == 0 or scale_ != scale or k_.dtype != dtype):
+        if (type(q_) is not np.ndarray or q_.shape != shape or q_.dtype != dtype
+                or scale_ != scale or k_.dtype != dtype or v_.dtype != dtype
+                or k_.ndim != 4 or k_.shape[:3] != v_.shape[:3] or k_.shape[2] < shape[2]
+                or k_.shape[:2] != heads or k_.shape[3] != key_dim
+                or v_.shape[3] != value_dim):
             return None
-        keys, values = whole(k_, "k"), whole(v_, "v")
-        if keys is None or values is None:
-            return None
-        out = np.empty(shape, dtype)
-        decode_cached(q_, keys, values, k_.shape[2], factor, out)
+        out = np.empty(out_shape, dtype)
+        attention_into(q_, k_, v_, factor, out, _threads_for(q_, k_))
         return out
     return prepared
-
 
 
 @lowers("decode_attention", "cpu")
 def _lower_decode_attention(q, k, v, scale: float):
     if decode_attention(q, k, v, scale) is None:
         return None
-    return Lowered(decode_attention_compiled, (q, k, v, q.dtype.type(scale)))
+    return Lowered(decode_attention_compiled,
+                   (q, k, v, q.dtype.type(scale), numba.get_num_threads()))

@@ -38,8 +38,10 @@ declare("attention_forward", "(q, k, v, scale, causal) -> (out, saved)",
 declare("attention_backward", "(grad, q, k, v, out, saved, scale, causal) -> (dq, dk, dv)",
         "the gradients of attention_forward")
 declare("decode_attention", "(q, k, v, scale) -> out",
-        "one query row per head (B, Hq, 1, D) against k, v (B, Hk, S, D) read in place from "
-        "a KV cache, heads grouped when Hk < Hq")
+        "query rows (B, Hq, L, D) at the last L of the S positions of k, v (B, Hk, S, D) "
+        "(read in place from a KV cache), each row seeing the keys up to its own position, "
+        "heads grouped when Hk < Hq: L = 1 a decode step, L = S a causal prompt (a kernel "
+        "may take only L = 1 and return None otherwise)")
 declare("rotary_embedding", "(x, cos, sin, backward) -> y",
         "x * cos + rotate_half(x) * sin (sin negated for backward)")
 

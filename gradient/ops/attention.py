@@ -135,16 +135,16 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
         fused = ((grouped or (k_groups == v_groups == 1
                               and query.shape[:-2] == key.shape[:-2] == value.shape[:-2]))
                  and _has_fused(query, "attention_forward"))
-        if fused and (recording or L > 1):
-            if grouped:   # the kernels over (..., key heads, groups): see _grouped_views
-                return _merge_heads(FusedAttention.apply(*_grouped_views(query, key, value, k_groups),
-                                                         scale, is_causal))
-            return FusedAttention.apply(query, key, value, scale, is_causal)
         if not recording:
             out = capture_state.run(attention_arrays, query._backend, query._data, key._data,
                                     value._data, scale, k_groups, v_groups, is_causal)
             if out is not None:
                 return Tensor._make(out, False, query._backend)
+        if fused:
+            if grouped:   # the kernels over (..., key heads, groups): see _grouped_views
+                return _merge_heads(FusedAttention.apply(*_grouped_views(query, key, value, k_groups),
+                                                         scale, is_causal))
+            return FusedAttention.apply(query, key, value, scale, is_causal)
     q = query * scale  # scaling (..., L, E) costs less than scaling the (..., L, S) scores
     if k_groups > 1:
         scores = _merge_heads(_matmul(_split_heads(q, k_groups),
@@ -205,21 +205,25 @@ def attention_arrays(b, q, k, v, scale: float, k_groups: int = 1, v_groups: int 
     """Attention on raw arrays of backend ``b`` when nothing is recorded (inference), without
     mask or dropout; None when neither path below takes ``q``'s dtype.
 
-    A one-row query (a decode step) against a cache runs the backend's ``decode_attention``
-    kernel when it has one for the dtype. Otherwise, for float32/float64, the composition of
-    :func:`scaled_dot_product_attention` runs on the raw arrays: the same backend primitives in
-    the same order, so the result is bit for bit the composition's; what is saved is the Tensor
+    A one-row query (a decode step) against a cache, and a causal prompt (as many query rows
+    as keys), run the backend's ``decode_attention`` kernel when it has one for the dtype: on
+    the CPU, the same arithmetic for each query row in both, so a prompt run whole gives the
+    logits of its tokens decoded one at a time (see :mod:`gradient.backends.cpu_attention`).
+    Otherwise a many-row query returns None (the caller's fused kernel or composition runs it)
+    and, for float32/float64, a one-row query runs the composition of
+    :func:`scaled_dot_product_attention` on the raw arrays: the same backend primitives in the
+    same order, so the result is bit for bit the composition's; what is saved is the Tensor
     and Function machinery of a dozen ops, which dominates one decode step's attention (a 1-row
     query against a few hundred keys). A captured decode step replays this call.
     """
     L, S = q.shape[-2], k.shape[-2]
-    if (L == 1 and (S == 1 or not is_causal) and q.ndim == 4 and k.ndim == 4
+    if (_over_a_cache(L, S, is_causal) and q.ndim == 4 and k.ndim == 4
             and k_groups == v_groups):
         out = kernels.call("decode_attention", b, q, k, v, scale)   # reads the cache in place
         if out is not None:
             return out
     dtype = from_numpy_dtype(q.dtype)
-    if dtype not in (float32, float64):
+    if L > 1 or dtype not in (float32, float64):
         return None
     q = b.binary("mul", q, b.full((), scale, dtype))
     kt = b.permute(k, tuple(range(k.ndim - 2)) + (k.ndim - 1, k.ndim - 2))
@@ -231,6 +235,12 @@ def attention_arrays(b, q, k, v, scale: float, k_groups: int = 1, v_groups: int 
         scores = b.binary("add", scores, mask)
     attn = _softmax_array(b, scores, scores.ndim - 1)  # what Softmax.forward computes
     return _grouped_matmul(b, attn, v, v_groups)
+
+
+def _over_a_cache(L: int, S: int, is_causal: bool) -> bool:
+    """Whether attention of L query rows against S keys is what ``decode_attention`` computes
+    (each row i seeing keys up to S - L + i): one row without a mask, or a causal square."""
+    return (L == 1 and (S == 1 or not is_causal)) or (is_causal and L == S)
 
 
 def _specialize_attention(b, q, k, v, scale, k_groups=1, v_groups=1, is_causal=False):

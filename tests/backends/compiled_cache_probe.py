@@ -92,12 +92,13 @@ def cpu_attention():
         out += [o, probs, *a.attention_backward(grad, q, k, v, o, probs, 0.25, causal)]
     keys, values = np.zeros((2, 2, 12, 16), np.float32), np.zeros((2, 2, 12, 16), np.float32)
     for pos in range(5):
-        qh = _f32(rng, 2, 2, 1, 16)
+        qh = _f32(rng, 2, 4, 1, 16)                       # grouped heads, one row
         keys[:, :, pos], values[:, :, pos] = _f32(rng, 2, 2, 16), _f32(rng, 2, 2, 16)
-        o = np.empty_like(qh)
-        a.decode_cached(qh, keys, values, pos + 1, np.float32(0.25), o)
-        out += [qh, o]
-    return out + [keys, values]
+        out += [qh, a.decode_attention(qh, keys[:, :, :pos + 1], values[:, :, :pos + 1], 0.25)]
+    prompt = _f32(rng, 1, 6, 40, 16), _f32(rng, 1, 2, 40, 16), _f32(rng, 1, 2, 40, 16)
+    o = np.empty((1, 6, 40, 16), np.float32)
+    a.attention_into(*prompt, np.float32(0.25), o, 2)    # a causal prompt, on two threads
+    return out + [keys, values, *prompt, o]
 
 
 def cpu_low_precision():

@@ -227,21 +227,24 @@ def test_attention_fused_matches_composition_and_torch(composed, dtype, causal, 
 
 
 def test_attention_kernel_is_used_in_training_and_prefill(monkeypatch):
-    calls = record_kernel_calls(monkeypatch, "attention_forward", "attention_backward")
+    calls = record_kernel_calls(monkeypatch, "attention_forward", "attention_backward",
+                                "decode_attention")
     q = gradient.randn(2, 2, 5, 4, requires_grad=True)
     F.scaled_dot_product_attention(q, q, q, is_causal=True).sum().backward()
     assert calls == ["attention_forward", "attention_backward"]
-    with gradient.no_grad():   # a prefill (several query rows) is fused too; a decode step
-        F.scaled_dot_product_attention(q, q, q, is_causal=True)      # has its own kernel
+    with gradient.no_grad():   # a causal prompt and a decode step take the cache kernel
+        F.scaled_dot_product_attention(q, q, q, is_causal=True)
         F.scaled_dot_product_attention(q[:, :, :1], q, q)
-    assert calls == ["attention_forward", "attention_backward", "attention_forward"]
+        F.scaled_dot_product_attention(q, q, q)                          # not causal: fused
+    assert calls == ["attention_forward", "attention_backward", "decode_attention",
+                     "decode_attention", "attention_forward"]
     # a mask or dropout take the composition
     F.scaled_dot_product_attention(q, q, q, gradient.ones(5, 5, dtype=gradient.bool))
     F.scaled_dot_product_attention(q, q, q, dropout_p=0.5)
-    assert len(calls) == 3
+    assert len(calls) == 5
     # grouped heads take the kernels too, each key head broadcast over its group of queries
     F.scaled_dot_product_attention(q, q[:, :1], q[:, :1], enable_gqa=True).sum().backward()
-    assert calls[3:] == ["attention_forward", "attention_backward"]
+    assert calls[5:] == ["attention_forward", "attention_backward"]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -293,19 +296,52 @@ def test_decode_attention_reads_the_cache_in_place_and_matches_torch(dtype, batc
     np.testing.assert_allclose(ours.numpy(), theirs, rtol=tol, atol=tol)
 
 
-def test_decode_attention_declines_other_layouts_and_shapes():
+def test_decode_attention_reads_any_layout_and_declines_other_shapes():
     from gradient.backends import cpu_attention
     decode = cpu_attention.decode_attention
     rng = np.random.default_rng(0)
     q = rng.standard_normal((1, 4, 1, 8)).astype(np.float32)
-    k = rng.standard_normal((1, 2, 6, 8)).astype(np.float32)
-    assert decode(q, k, k, 1.0) is not None
-    assert decode(q, k.transpose(0, 1, 3, 2).copy().transpose(0, 1, 3, 2), k, 1.0) is None  # columns
-    assert decode(q, k[:, :, ::2], k[:, :, ::2], 1.0) is None            # every other position
-    assert decode(np.concatenate([q, q], 2), k, k, 1.0) is None          # two query rows
+    k = rng.standard_normal((1, 2, 12, 8)).astype(np.float32)
+    expected = decode(q, k[:, :, ::2].copy(), k[:, :, ::2].copy(), 1.0)
+    columns = k.transpose(0, 1, 3, 2).copy().transpose(0, 1, 3, 2)
+    np.testing.assert_array_equal(decode(q, columns[:, :, ::2], k[:, :, ::2], 1.0), expected)
     assert decode(q[:, :3], k, k, 1.0) is None                           # 3 heads over 2
     assert decode(q, k[:, :, :0], k[:, :, :0], 1.0) is None               # nothing cached
     assert decode(q.astype(np.float64), k, k, 1.0) is None               # mixed dtypes
+    assert decode(np.zeros((1, 4, 13, 8), np.float32), k, k, 1.0) is None   # more rows than keys
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("heads,kv_heads,rows,keys", [(4, 4, 7, 7), (6, 2, 40, 40), (6, 2, 5, 21),
+                                                      (9, 3, 100, 100)])
+def test_cache_attention_of_a_prompt_is_its_rows_decoded_one_by_one(dtype, heads, kv_heads,
+                                                                     rows, keys):
+    """Query rows at the last ``rows`` of ``keys`` positions (a causal prompt when they are
+    equal), each seeing the keys up to its own position: torch's bottom-right causal
+    attention, and every row bit for bit what the same row decoded alone gives (the
+    arithmetic per row does not depend on how many rows there are)."""
+    import torch
+    from gradient.backends import cpu_attention
+    rng = np.random.default_rng(rows)
+    q = _heads(rng, dtype, 2, heads, rows, 16)
+    k, v = _heads(rng, dtype, 2, kv_heads, keys, 16), _heads(rng, dtype, 2, kv_heads, keys, 16)
+    out = cpu_attention.decode_attention(q, k, v, 0.3)
+    past = keys - rows
+    allowed = torch.arange(keys)[None, :] <= torch.arange(rows)[:, None] + past
+    theirs = torch.nn.functional.scaled_dot_product_attention(
+        *(torch.tensor(np.ascontiguousarray(a)) for a in (q, k, v)), attn_mask=allowed,
+        scale=0.3, enable_gqa=True).numpy()
+    tol = 2e-6 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out, theirs, rtol=tol, atol=tol)
+    one_by_one = [cpu_attention.decode_attention(np.ascontiguousarray(q[:, :, i:i + 1]),
+                                                 k[:, :, :past + i + 1], v[:, :, :past + i + 1],
+                                                 0.3) for i in range(rows)]
+    np.testing.assert_array_equal(np.concatenate(one_by_one, 2), out)
+    if rows == keys:   # F.scaled_dot_product_attention's causal prompt takes this kernel
+        with gradient.no_grad():
+            ours = F.scaled_dot_product_attention(*(gradient.tensor(a) for a in (q, k, v)),
+                                                  scale=0.3, is_causal=True, enable_gqa=True)
+        np.testing.assert_array_equal(ours.numpy(), out)
 
 
 @pytest.mark.parametrize("causal", [True, False])
@@ -490,6 +526,13 @@ def _float32_workload():
         F.scaled_dot_product_attention(gradient.tensor(heads.detach().numpy()[:1, :, :1]),
                                        gradient.tensor(cache[:, :, :5]),
                                        gradient.tensor(cache[:, :, :5]))
+        # the cache attention's pieces, called here: compiled from a caller loaded from numba's
+        # cache, they would not be compiled (nor their signatures known) in this process
+        from gradient.backends import cpu_attention
+        q = np.ones((1, 2, 1, 8), np.float32)
+        cpu_attention._attend(q, cache, cache, 5, np.float32(0.3), True, 0, 0, 0, 1,
+                              np.empty_like(q))
+        cpu_attention._exp_row(np.zeros(3, np.float32), 3, np.empty(3, np.int32), True)
     # bfloat16 products: the serial kernels themselves (the parallel split is left out below)
     from gradient.backends import cpu_low_precision as low
     x, out, bits = np.ones((1, 8), np.float32), np.empty((1, 16), np.float32), np.zeros(16, np.uint32)
@@ -529,7 +572,7 @@ def test_float32_kernels_compute_in_float32():
                 checked.append(name)
                 if re.search(r"fpext |= f(?:add|sub|mul|div) [^\n]*double", ir):
                     doubles.append(name)
-    assert {"_decode_scores", "_decode_weighted_sum", "_normalize_rows", "_shift_rows",
+    assert {"_attend", "_exp_row", "_normalize_rows", "_shift_rows",
             "_score_gradient", "_gelu_tanh_grad", "_silu_grad", "_adam_step",
             "_index_add_rows", "_rows", "_columns", "_minus_row_max", "_cross_entropy_rows",
             "_log_softmax_rows", "_scale_rows_less_target", "_add_to_rows", "_swiglu_finish",

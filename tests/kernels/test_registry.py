@@ -81,7 +81,8 @@ def test_decoding_a_gpt2_model_is_seen_in_the_trace():
         model.generate(gradient.tensor([[1, 2, 3]]), max_new_tokens=4)
     # after the prompt, three one-token steps: two captured, then one replayed
     assert t.calls("captured_step") == {"capture": 2, "replay": 1}
-    assert t.calls("decode_attention") == {"numba": 2 * 3}   # per layer and step
+    # per layer: the prompt (a causal square) and the three steps
+    assert t.calls("decode_attention") == {"numba": 2 * 4}
 
 
 def test_a_prepared_kernel_computes_what_the_kernel_does_and_is_counted():
