@@ -296,16 +296,18 @@ class QuantizedLinear(_QuantizedLayer):
     Build it with :meth:`from_blocks` (a GGUF tensor's bytes) or :meth:`from_linear`
     (quantize a float layer); :meth:`dequantize` gives the float weight back.
 
-    ``activations`` chooses the product for a few rows of ``x`` (decoding), for the types that
-    :mod:`gradient.quant.interleaved` repacks (Q4_0 ... Q6_K):
+    ``activations`` chooses the product, for the types that :mod:`gradient.quant.interleaved`
+    repacks (Q4_0 ... Q6_K):
 
     * ``"int8"`` (the default, as llama.cpp): each 32 values of x quantized to int8, integer
       dot products; fast, and about 0.5% relative error per product on top of the weights' own.
+      Every row of x is computed alone, the same way for a decode step's one row as for a
+      prompt's hundreds, so a prompt's logits are those of its tokens decoded one by one.
     * ``"float32"``: the exact weights times float32 x (what dequantize-then-matmul gives, up
-      to summation order).
+      to summation order); many rows multiply exactly dequantized tiles with BLAS.
 
-    Many rows (prefill, training) always multiply exactly dequantized tiles with BLAS. The float
-    types (F32, F16, BF16) are always exact.
+    The gradient of x (training through a frozen quantized layer) is always the exact
+    ``g @ W``. The float types (F32, F16, BF16) are always exact.
 
     Example::
 

@@ -236,6 +236,42 @@ def test_smollm2_compiled_steps_are_the_module_graph_and_close_to_exact():
     model.model.fused_decode = True
 
 
+@pytest.mark.parametrize("model_type, qtypes", [
+    ("llama", ("Q4_1", "Q8_0", "Q4_0", "Q5_1")),
+    ("qwen3", ("Q8_0",)),
+])
+def test_a_sequence_run_whole_gives_the_logits_of_its_tokens_decoded(model_type, qtypes):
+    """The module graph over a whole sequence (no cache: 20 query rows) and the compiled decode
+    steps compute the same arithmetic: int8 activations for any number of rows, and attention
+    whose arithmetic per query row does not depend on how many rows there are. So every
+    position's logits are the same bits either way (with int8 activations a last-bit
+    difference anywhere could move them by tenths: one activation rounding the other way)."""
+    model = quantized_model(model_type, qtypes, num_hidden_layers=3)
+    # a quantized head too (as a GGUF model's): a float head's BLAS product rounds a row
+    # differently in a 20-row matrix than alone
+    model.lm_head = QuantizedLinear.from_linear(model.lm_head, "Q8_0")
+    ids = list(np.random.default_rng(5).integers(0, 300, 20))
+    with gradient.no_grad():
+        whole = model(gradient.tensor([ids])).logits.numpy()[0].astype(np.float64)
+    np.testing.assert_array_equal(forced(model, ids, 9, True), whole[9:])
+    assert plan_of(model).loop is not None
+    model.model.fused_decode = True
+
+
+@requires_smollm2
+def test_smollm2_prompts_run_whole_give_the_logits_of_their_tokens_decoded():
+    model, _ = gradient.hub.load(smollm2_path())
+    fixture = json.load(open(os.path.join(os.path.dirname(__file__), "..", "fixtures",
+                                          "llama_cpp", "smollm2_q4_1.json")))
+    for p in fixture["prompts"][:2]:
+        ids = p["ids"] + p["greedy"][:12]
+        with gradient.no_grad():
+            whole = model(gradient.tensor([ids])).logits.numpy()[0].astype(np.float64)
+        np.testing.assert_array_equal(forced(model, ids, len(p["ids"]), True),
+                                      whole[len(p["ids"]):])
+    model.model.fused_decode = True
+
+
 
 
 @pytest.mark.parametrize("model_type, qtypes", [

@@ -239,10 +239,19 @@ def test_quantize_model_copy(scheme, options):
         assert layer.group_size == options.get("group_size", 512 if scheme == "int8" else 32)
     else:
         assert q.model.layers[0].self_attn.q_proj.qtype == GGMLType[scheme]
-    # the quantized model computes with exactly the dequantized weights
+    # the quantized model computes with exactly the dequantized weights (GGML layers: with
+    # float32 activations; their default int8 activations lose ~1% of each product)
     ids = gradient.tensor(np.random.default_rng(0).integers(0, 96, (2, 12)))
+    exact = q
+    if kind is QuantizedLinear:
+        exact = copy.deepcopy(q)
+        for name, module in list(exact.named_modules()):
+            if isinstance(module, QuantizedLinear):
+                exact.set_submodule(name, module.exact())
     with gradient.no_grad():
-        close(q(ids).logits.numpy(), dequantized_copy(model, q)(ids).logits.numpy(), 1e-4)
+        reference = dequantized_copy(model, q)(ids).logits.numpy()
+        close(exact(ids).logits.numpy(), reference, 1e-4)
+        close(q(ids).logits.numpy(), reference, 0.05)
     out = q.generate(ids[:1, :4], max_new_tokens=6, eos_token_id=[])
     assert tuple(out.shape) == (1, 10)
     assert out.tolist() == q.generate(ids[:1, :4], max_new_tokens=6, eos_token_id=[]).tolist()
