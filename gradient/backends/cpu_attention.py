@@ -38,10 +38,12 @@ from ..kernels.lowering import Lowered
 from ..kernels.registry import lowers, prepares, register
 from .cpu_compile import FLOATS as _FLOATS
 from .cpu_compile import compile_kernel as _compile
+from .cpu_compile import compiled_already, in_threads
 from .cpu_compile import usable as _usable
 from .cpu_reduce import LANES, lane_sum
 from .cpu_layout import empty_like_views, heads_inside_tokens
 from .cpu_lowered import _pointer
+from .kv_layout import cache_buffer
 
 
 @_compile
@@ -203,8 +205,7 @@ def _exp_row(x, n, bits, f32):
 def _whole(a):
     """The C-contiguous (B, H, max_len, D) buffer whose first S positions the 4-d array ``a``
     (B, H, S, D) is (a KV cache's view; ``a`` itself when contiguous), else a contiguous copy
-    of ``a``. The kernels read C arrays: with a strided array's unknown inner stride, LLVM
-    does not vectorise the loops over head_dim (measured: 3 times slower)."""
+    of ``a``: :func:`_rows` inside a compiled step (see there why)."""
     B, H, S, D = a.shape
     item = a.itemsize
     row = D * item
@@ -219,8 +220,8 @@ def _whole(a):
 def _attend(q, k, v, S, scale, f32, b, hk, i0, i1, out):
     """Query positions i0..i1 of the query heads that key head ``hk`` serves, batch ``b``:
     q (B, Hq, L, D) at the last L of the first S positions of k (B, Hk, max_len, D) and v
-    (B, Hk, max_len, Dv), each row seeing the keys up to its own position; into out (B, Hq,
-    L, Dv)."""
+    (B, Hk, max_len, Dv), each row seeing the keys up to its own position; into out (B, L,
+    Hq, Dv): heads inside tokens, as PyTorch lays attention's output out."""
     _, Hq, L, D = q.shape
     Dv = v.shape[3]
     group = Hq // k.shape[1]
@@ -274,12 +275,12 @@ def _attend(q, k, v, S, scale, f32, b, hk, i0, i1, out):
                 acc[d] += p * v[b, hk, j, d]
         h, i = hk * group + r // per_head, i0 + r % per_head
         for d in range(Dv):
-            out[b, h, i, d] = acc[d]
+            out[b, i, h, d] = acc[d]
 
 
 @_compile
 def _attention_items(q, k, v, S, scale, f32, out, c, n_chunks):
-    """Work items c, c + n_chunks, ... of :func:`attention_into`: (batch, key head, tile of
+    """Work items c, c + n_chunks, ... of :func:`attend`: (batch, key head, tile of
     _ROW_TILE query positions), dealt round-robin so that early (short) and late (long)
     positions of a causal prompt spread over the threads."""
     B, L, Hk = q.shape[0], q.shape[2], k.shape[1]
@@ -297,44 +298,67 @@ def _attention_parallel(q, k, v, S, scale, f32, out, n_chunks):
         _attention_items(q, k, v, S, scale, f32, out, c, n_chunks)
 
 
-@_compile
-def attention_into(q, k, v, scale, out, n_threads):
-    """The kernel: ``out`` (B, Hq, L, Dv) = attention of q (B, Hq, L, D), the last L of the S
-    positions of k (B, Hk, S, D) and v (B, Hk, S, Dv), each row seeing the keys up to its own
-    position; any strides; ``scale`` in q's dtype. On ``n_threads`` threads (1: this one)."""
-    f32 = q.itemsize == 4
-    S = k.shape[2]
-    keys, values = _whole(k), _whole(v)
-    if n_threads > 1:
-        _attention_parallel(q, keys, values, S, scale, f32, out, n_threads)
-    else:
-        _attention_items(q, keys, values, S, scale, f32, out, 0, 1)
+def _rows(a):
+    """A KV cache view (B, H, S, D) as the whole C-contiguous buffer it is the start of (no
+    copy), else ``a`` as a C-contiguous array: the kernels take C arrays (with a strided
+    array's unknown inner stride LLVM does not vectorise the loops over head_dim: measured 3
+    times slower), and one layout means one compiled specialization."""
+    if a.flags.c_contiguous:
+        return a
+    whole = cache_buffer(a, np.lib.stride_tricks.as_strided)
+    return whole if whole is not None else np.ascontiguousarray(a)
 
 
-def _threads_for(q, k) -> int:
-    """Threads for :func:`attention_into` on these shapes (1 for a short decode step)."""
-    B, Hq, L, D = q.shape
-    S = k.shape[2]
+def _threads_for(B: int, Hq: int, Hk: int, L: int, S: int, D: int) -> int:
+    """Threads for attention of these sizes: 1 below :data:`_PARALLEL_MIN_WORK`."""
     work = B * Hq * D * (L * (S - L) + L * (L + 1) // 2)
-    items = B * k.shape[1] * -(-L // _ROW_TILE)
+    items = B * Hk * -(-L // _ROW_TILE)
     if work < _PARALLEL_MIN_WORK or items < 2:
         return 1
     return min(items, numba.get_num_threads())
 
 
+def attend(q, k, v, scale, n_threads: int | None = None) -> np.ndarray:
+    """The kernel: attention of q (B, Hq, L, D), the last L of the S positions of k (B, Hk, S,
+    D) and v (B, Hk, S, Dv), each row seeing the keys up to its own position (any layouts;
+    a cache's views are read in place); (B, Hq, L, Dv) stored heads inside tokens. On
+    ``n_threads`` threads (default: by the size of the work): numba's where its
+    ``parallel=True`` copy is compiled already, else Python's running the serial kernel
+    (:func:`~.cpu_compile.in_threads`), not to compile that copy before a first token (it
+    costs seconds; the compiled decode loop has one).
+
+    Example: ``out = attend(q, cache_keys[:, :, :n], cache_values[:, :, :n], 0.125)``
+    """
+    B, Hq, L, D = q.shape
+    Hk, S = k.shape[1], k.shape[2]
+    out = np.empty((B, L, Hq, v.shape[3]), q.dtype)
+    args = (np.ascontiguousarray(q), _rows(k), _rows(v), S, q.dtype.type(scale),
+            q.dtype == np.float32, out)
+    n = _threads_for(B, Hq, Hk, L, S, D) if n_threads is None else n_threads
+    if n > 1 and compiled_already(_attention_parallel, (*args, n)):
+        _attention_parallel(*args, n)
+    else:
+        in_threads(_attention_items, args, n, n)
+    return out.transpose(0, 2, 1, 3)
+
+
 @_compile
 def decode_attention_compiled(q, k, v, scale, max_threads):
-    """:func:`decode_attention` inside a compiled step (see :mod:`gradient.kernels.lowering`):
-    k and v the filled part of a cache's buffers; up to ``max_threads`` threads when the call
-    is large enough (as :func:`_threads_for`)."""
-    out = np.empty(q.shape[:3] + v.shape[3:], q.dtype)
+    """:func:`decode_attention` of one query row per head (a decode step) inside a compiled
+    step (see :mod:`gradient.kernels.lowering`): k and v the filled part of a cache's
+    buffers; up to ``max_threads`` threads (numba's) when the call is large enough (as
+    :func:`_threads_for`). A C-contiguous (B, Hq, 1, Dv) result."""
     B, Hq, L, D = q.shape
-    S = k.shape[2]
+    Hk, S = k.shape[1], k.shape[2]
+    out = np.empty((B, L, Hq, v.shape[3]), q.dtype)
     work = B * Hq * D * (L * (S - L) + L * (L + 1) // 2)
-    items = B * k.shape[1] * ((L + _ROW_TILE - 1) // _ROW_TILE)
-    threads = 1 if work < _PARALLEL_MIN_WORK or items < 2 else min(items, max_threads)
-    attention_into(q, k, v, scale, out, threads)
-    return out
+    items = B * Hk * ((L + _ROW_TILE - 1) // _ROW_TILE)
+    args = (np.ascontiguousarray(q), _whole(k), _whole(v), S, scale, q.itemsize == 4, out)
+    if work >= _PARALLEL_MIN_WORK and items > 1 and max_threads > 1:
+        _attention_parallel(*args, min(items, max_threads))
+    else:
+        _attention_items(*args, 0, 1)
+    return out.reshape((B, Hq, L, v.shape[3]))     # one row: heads inside tokens is (B, Hq, 1)
 
 
 @register("decode_attention", "cpu", "numba", _FLOATS)
@@ -359,9 +383,7 @@ def decode_attention(q, k, v, scale: float):
     if (L == 0 or S < L or k.shape[0] != B or v.shape[0] != B or k.shape[3] != D or Hk == 0
             or Hq % Hk):
         return None
-    out = heads_inside_tokens((B, Hq, L, v.shape[3]), q.dtype)
-    attention_into(q, k, v, q.dtype.type(scale), out, _threads_for(q, k))
-    return out
+    return attend(q, k, v, scale)
 
 
 @prepares("decode_attention", "cpu")
@@ -371,7 +393,6 @@ def _prepare_decode_attention(q, k, v, scale: float):
     if decode_attention(q, k, v, scale) is None:
         return None
     shape, dtype, factor = q.shape, q.dtype, q.dtype.type(scale)
-    out_shape = q.shape[:3] + v.shape[3:]
     heads, key_dim, value_dim = k.shape[:2], k.shape[3], v.shape[3]   # not k: no cache kept
 
     def prepared(q_, k_, v_, scale_):
@@ -381,15 +402,13 @@ def _prepare_decode_attention(q, k, v, scale: float):
                 or k_.shape[:2] != heads or k_.shape[3] != key_dim
                 or v_.shape[3] != value_dim):
             return None
-        out = np.empty(out_shape, dtype)
-        attention_into(q_, k_, v_, factor, out, _threads_for(q_, k_))
-        return out
+        return attend(q_, k_, v_, factor)
     return prepared
 
 
 @lowers("decode_attention", "cpu")
 def _lower_decode_attention(q, k, v, scale: float):
-    if decode_attention(q, k, v, scale) is None:
+    if q.ndim != 4 or q.shape[2] != 1 or decode_attention(q, k, v, scale) is None:
         return None
     return Lowered(decode_attention_compiled,
                    (q, k, v, q.dtype.type(scale), numba.get_num_threads()))

@@ -16,13 +16,15 @@ The policy, and why:
   CPU (AVX2 or AVX-512 alike). ``tests/backends/test_compiled_cache.py`` checks it for every
   kernel.
 * Sums therefore vectorise only where the source gives them independent lanes
-  (:mod:`.cpu_reduce`), and dot products that are many rows times one vector (attention's
-  scores) go to BLAS (``np.dot`` inside a kernel calls it), which no compile path can change.
+  (:mod:`.cpu_reduce`), or across independent sums (attention's scores: many keys at once,
+  each summed over head_dim in order).
 * ``error_model="numpy"``: a division by zero gives inf/nan as in NumPy instead of raising,
   which also lets LLVM vectorise loops that divide (numba's default checks every divisor).
 * ``parallel=True`` only where a kernel says so (numba's threads; see the kernel's docstring
   for why it pays), and ``inline=True`` for small helpers that numba should paste into their
-  callers.
+  callers. Compiling a ``parallel=True`` kernel takes seconds; a kernel that Python threads
+  run side by side instead (attention) needs none of that: ``nogil=True`` for every kernel, so
+  a running kernel never holds the GIL.
 
 Numbers in a kernel's arithmetic: numba types a Python literal as int64 or float64, and a
 float32 combined with either is a float64 (``x[i] * 0`` is a float64 zero, ``1 / total`` a
@@ -42,6 +44,8 @@ Example::
 
 from __future__ import annotations
 
+import os
+
 import numba
 import numpy as np
 
@@ -52,7 +56,7 @@ def compile_kernel(fn=None, *, parallel: bool = False, inline: bool = False):
     ``@compile_kernel(parallel=True)``. There is deliberately no way to ask for fastmath."""
     if fn is None:
         return lambda f: compile_kernel(f, parallel=parallel, inline=inline)
-    return numba.njit(cache=True, error_model="numpy", parallel=parallel,
+    return numba.njit(cache=True, error_model="numpy", parallel=parallel, nogil=True,
                       inline="always" if inline else "never")(fn)
 
 
@@ -60,3 +64,108 @@ def usable(*arrays) -> bool:
     """Whether every array is a float32/float64 NumPy array of one dtype."""
     dtype = arrays[0].dtype
     return dtype in FLOATS and all(isinstance(a, np.ndarray) and a.dtype == dtype for a in arrays)
+
+
+_pool = None
+_ready: dict = {}
+
+
+def compiled_already(dispatcher, args: tuple) -> bool:
+    """Whether to call the ``parallel=True`` kernel ``dispatcher`` on ``args`` rather than its
+    serial chunks on Python threads (:func:`in_threads`; the same bits). Compiling such a
+    kernel takes seconds, and with ``GRADIENT_COMPILE_IN_BACKGROUND=1`` (the ``gradient``
+    commands, see :mod:`gradient.capture.background`) a first token should not wait for it:
+    then, unless the kernel is compiled in this process or in numba's disk cache, a child
+    process compiles it into the cache for the next run (:func:`compile_noted_in_a_child`),
+    and this one takes Python's threads
+    (which cost a decode step milliseconds next to numba's spinning ones: not for good).
+    Otherwise the kernel is compiled here, as any other. Decided once per kernel, kind of
+    arguments and process.
+    """
+    key = (dispatcher, *((a.dtype.char, a.ndim, a.flags.c_contiguous, a.flags.writeable)
+                         if isinstance(a, np.ndarray) else type(a) for a in args))
+    ready = _ready.get(key)
+    if ready is None:
+        ready = bool(dispatcher.signatures) or os.environ.get(BACKGROUND) != "1"
+        if not ready:
+            try:
+                types = tuple(numba.typeof(a) for a in args)
+                ready = dispatcher._cache.load_overload(types, dispatcher.targetctx) is not None
+                if not ready:
+                    _compile_in_a_child(dispatcher, types)
+            except Exception:   # noqa: BLE001  (numba's internals moved: compile it here)
+                ready = True
+        _ready[key] = ready
+    return ready
+
+
+#: The environment variable that moves compiling out of the way of a first token.
+BACKGROUND = "GRADIENT_COMPILE_IN_BACKGROUND"
+
+_CHILD = r"""
+import importlib, pickle, sys
+import numba
+numba.get_num_threads()   # numba's threading layer, which parallel kernels link against
+for module, name, types in pickle.loads(bytes.fromhex(sys.stdin.read())):
+    getattr(importlib.import_module(module), name).compile(types)
+"""
+
+_deferred: list = []     # (module, name, types) that a child is to compile
+_children: list = []     # kept so that Python does not warn of children it did not wait for
+
+
+def _compile_in_a_child(dispatcher, types) -> None:
+    """Note ``dispatcher`` for ``types`` for :func:`compile_noted_in_a_child`."""
+    py = dispatcher.py_func
+    _deferred.append((py.__module__, py.__name__, types))
+
+
+def compile_noted_in_a_child() -> None:
+    """Compile the kernels :func:`compiled_already` noted, in one child process at a lower
+    priority, into numba's disk cache; nothing waits for it. Called once the first tokens are
+    out (when a decode loop goes to its own child: see gradient.capture.background), so that
+    the compile does not slow them down."""
+    import pickle
+    import subprocess
+    import sys
+    if not _deferred:
+        return
+    jobs = pickle.dumps(list(_deferred)).hex().encode()
+    _deferred.clear()
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=(lambda: os.nice(10)) if hasattr(os, "nice") else None)
+    child.stdin.write(jobs)
+    child.stdin.close()
+    _children.append(child)
+
+
+def in_threads(kernel, args: tuple, n_chunks: int, n_threads: int) -> None:
+    """``kernel(*args, c, n_chunks)`` for every chunk ``c`` in range(n_chunks), on up to
+    ``n_threads`` threads (the caller's among them), chunks dealt round-robin: the parallel
+    split of a serial kernel (which releases the GIL, see the policy above) without compiling
+    a ``parallel=True`` copy of it. A chunk's exception is raised here.
+
+    Example: ``in_threads(_chunk_of_rows, (x, out), n_chunks=4, n_threads=2)``
+    """
+    global _pool
+    n_threads = max(1, min(n_threads, n_chunks))
+    if n_threads == 1:
+        for c in range(n_chunks):
+            kernel(*args, c, n_chunks)
+        return
+    if _pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+        _pool = ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 2) - 1),
+                                   thread_name_prefix="gradient-kernel")
+
+    def chunks(first):
+        for c in range(first, n_chunks, n_threads):
+            kernel(*args, c, n_chunks)
+    others = [_pool.submit(chunks, t) for t in range(1, n_threads)]
+    try:
+        chunks(0)
+    finally:
+        for other in others:
+            other.result()

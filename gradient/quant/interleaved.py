@@ -59,7 +59,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from ..backends.cpu_compile import compile_kernel
+from ..backends.cpu_compile import compile_kernel, compiled_already, in_threads
 from ..backends.host_memory import pages_of_their_own
 from ..errors import ShapeError
 from ..kernels.lowering import Lowered
@@ -649,20 +649,64 @@ def _product_groups(codes, scale, minimum, has_min, offset, nibble, nj, xq, xd, 
         _int8_byte(codes, scale, minimum, has_min, xq, xd, xs, xs16, y, i, lo, hi, nj)
 
 
+@compile_kernel
+def _int8_chunk(xq, xd, xs, xs16, xsum, codes, scale, minimum, has_min, offset, nibble, y, nj,
+                c, n_chunks):
+    """Chunk ``c`` of ``n_chunks`` of an int8 product of the quantized rows (xq, xd, ...): its
+    groups of rows of W, for every row of x one after the other (the chunk's weights, a few
+    hundred KB, stay in the L2 cache between rows, and a lane-per-row loop without an inner
+    loop over x vectorises)."""
+    groups = codes.shape[0]
+    step = (groups + n_chunks - 1) // n_chunks
+    g0, g1 = c * step, min(groups, (c + 1) * step)
+    for i in range(xq.shape[0]):
+        _product_groups(codes, scale, minimum, has_min, offset, nibble, nj, xq, xd, xs, xs16,
+                        xsum, y, i, g0, g1)
+
+
 @compile_kernel(parallel=True)
 def _int8_product(x, codes, scale, minimum, has_min, offset, nibble, y, n_chunks, nj):
     # the rows of x quantized first (one pass, on one thread: a few microseconds for a decode
-    # step's row), then one parallel loop over chunks of groups of rows of W; in each chunk the
-    # rows of x one after the other: the weights (a few hundred KB per call) stay in the L2
-    # cache between rows, and a lane-per-row loop without an inner loop over x vectorises
+    # step's row), then the chunks in parallel (numba's threads: in compiled steps)
     xq, xd, xs, xs16, xsum = _quantized(x)
-    groups = codes.shape[0]
-    step = (groups + n_chunks - 1) // n_chunks
     for c in numba.prange(n_chunks):
-        g0, g1 = c * step, min(groups, (c + 1) * step)
-        for i in range(x.shape[0]):
-            _product_groups(codes, scale, minimum, has_min, offset, nibble, nj, xq, xd, xs,
-                            xs16, xsum, y, i, g0, g1)
+        _int8_chunk(xq, xd, xs, xs16, xsum, codes, scale, minimum, has_min, offset, nibble, y,
+                    nj, c, n_chunks)
+
+
+def _int8_threads(x, codes, scale, minimum, has_min, offset, nibble, y, n_chunks, nj):
+    """:func:`_int8_product` called from Python; where it is not compiled yet (see
+    :func:`~gradient.backends.cpu_compile.compiled_already`), its chunks on Python threads,
+    so that no ``parallel=True`` kernel is compiled before a first token; the same bits."""
+    args = (x, codes, scale, minimum, has_min, offset, nibble, y, n_chunks, nj)
+    if compiled_already(_int8_product, args):
+        _int8_product(*args)
+        return
+    quantized = _quantized(x)
+    in_threads(_int8_chunk, (*quantized, codes, scale, minimum, has_min, offset, nibble, y, nj),
+               n_chunks, _threads(x.shape[0] * y.shape[1] * x.shape[1]))
+
+
+@compile_kernel
+def _products_chunk(xq, xd, xs, xs16, xsum,
+                    ac, as_, am, a_min, a_off, a_nib, a_nj, ay,
+                    bc, bs, bm, b_min, b_off, b_nib, b_nj, by,
+                    cc, cs, cm, c_min, c_off, c_nib, c_nj, cy, c, n_chunks):
+    """Chunk ``c`` of ``n_chunks`` of three int8 products of the same quantized rows: the
+    groups of rows of the three weights, taken as one list, each computed as
+    :func:`_int8_chunk` computes it."""
+    n = xq.shape[0]
+    na, nb, nc = ac.shape[0], bc.shape[0], cc.shape[0]
+    total = na + nb + nc
+    step = (total + n_chunks - 1) // n_chunks
+    g0, g1 = c * step, min(total, (c + 1) * step)
+    for i in range(n):
+        _product_groups(ac, as_, am, a_min, a_off, a_nib, a_nj, xq, xd, xs, xs16, xsum, ay,
+                        i, g0, min(g1, na))
+        _product_groups(bc, bs, bm, b_min, b_off, b_nib, b_nj, xq, xd, xs, xs16, xsum, by,
+                        i, max(g0, na) - na, min(g1, na + nb) - na)
+        _product_groups(cc, cs, cm, c_min, c_off, c_nib, c_nj, xq, xd, xs, xs16, xsum, cy,
+                        i, max(g0, na + nb) - na - nb, min(g1, total) - na - nb)
 
 
 @compile_kernel(parallel=True)
@@ -671,22 +715,12 @@ def _int8_products(x, n_chunks,
                    bc, bs, bm, b_min, b_off, b_nib, b_nj, by,
                    cc, cs, cm, c_min, c_off, c_nib, c_nj, cy):
     # three products of the same rows x (q, k and v; gate and up with an empty third): x
-    # quantized once, then one parallel loop over the groups of rows of all three weights,
-    # each computed as _int8_product computes it
+    # quantized once, then one parallel loop over the groups of rows of all three weights
     xq, xd, xs, xs16, xsum = _quantized(x)
-    n = x.shape[0]
-    na, nb, nc = ac.shape[0], bc.shape[0], cc.shape[0]
-    total = na + nb + nc
-    step = (total + n_chunks - 1) // n_chunks
     for c in numba.prange(n_chunks):
-        g0, g1 = c * step, min(total, (c + 1) * step)
-        for i in range(n):
-            _product_groups(ac, as_, am, a_min, a_off, a_nib, a_nj, xq, xd, xs, xs16, xsum, ay,
-                            i, g0, min(g1, na))
-            _product_groups(bc, bs, bm, b_min, b_off, b_nib, b_nj, xq, xd, xs, xs16, xsum, by,
-                            i, max(g0, na) - na, min(g1, na + nb) - na)
-            _product_groups(cc, cs, cm, c_min, c_off, c_nib, c_nj, xq, xd, xs, xs16, xsum, cy,
-                            i, max(g0, na + nb) - na - nb, min(g1, total) - na - nb)
+        _products_chunk(xq, xd, xs, xs16, xsum, ac, as_, am, a_min, a_off, a_nib, a_nj, ay,
+                        bc, bs, bm, b_min, b_off, b_nib, b_nj, by,
+                        cc, cs, cm, c_min, c_off, c_nib, c_nj, cy, c, n_chunks)
 
 
 def int8_products(x: np.ndarray, weights: list) -> tuple:
@@ -707,8 +741,12 @@ def int8_products(x: np.ndarray, weights: list) -> tuple:
     if len(weights) == 2:      # no third product: the first weight with no groups
         args += [a[:0] if isinstance(a, np.ndarray) and a.ndim else a for a in args[:8]]
     groups = sum(w.codes.shape[0] for w in weights)
+    n_threads = _threads(x.shape[0] * sum(w.out_features for w in weights) * x.shape[1])
     n_chunks = min(groups, _threads(sum(w.out_features for w in weights) * x.shape[1]) * 2)
-    _int8_products(x, n_chunks, *args)
+    if compiled_already(_int8_products, (x, n_chunks, *args)):
+        _int8_products(x, n_chunks, *args)
+    else:
+        in_threads(_products_chunk, (*_quantized(x), *args), n_chunks, n_threads)
     return tuple(ys)
 
 
@@ -789,25 +827,41 @@ def lowered_product(x, rows, w, activations, out_shape) -> Lowered:
     """The compiled form of ``interleaved_matmul(x.reshape(rows), w, activations)`` reshaped
     to ``out_shape`` (a prepared product: see ``_prepare``)."""
     kernel, head, (n_chunks, nj) = _few_rows(w, activations)
-    fn = int8_product_compiled if kernel is _int8_product else float_product_compiled
+    fn = int8_product_compiled if kernel is _int8_threads else float_product_compiled
     return Lowered(fn, (x, tuple(rows), tuple(out_shape), *head, n_chunks, nj),
                    trace=("interleaved_matmul", "numba"))
 
 
-@compile_kernel(parallel=True)
-def _float_product(x, codes, scale, minimum, has_min, offset, nibble, y, n_chunks, nj):
+@compile_kernel
+def _float_chunk(x, codes, scale, minimum, has_min, offset, nibble, y, nj, c, n_chunks):
+    """Chunk ``c`` of ``n_chunks`` of a float32-activation product: its groups of rows of W."""
     groups = codes.shape[0]
     step = (groups + n_chunks - 1) // n_chunks
+    _float_groups(codes, scale, minimum, has_min, offset, nibble, x, y, c * step,
+                  min(groups, (c + 1) * step), nj)
+
+
+@compile_kernel(parallel=True)
+def _float_product(x, codes, scale, minimum, has_min, offset, nibble, y, n_chunks, nj):
     for c in numba.prange(n_chunks):
-        _float_groups(codes, scale, minimum, has_min, offset, nibble, x, y, c * step,
-                      min(groups, (c + 1) * step), nj)
+        _float_chunk(x, codes, scale, minimum, has_min, offset, nibble, y, nj, c, n_chunks)
+
+
+def _float_threads(x, codes, scale, minimum, has_min, offset, nibble, y, n_chunks, nj):
+    """:func:`_float_product` called from Python, on Python threads (as :func:`_int8_threads`)."""
+    args = (x, codes, scale, minimum, has_min, offset, nibble, y, n_chunks, nj)
+    if compiled_already(_float_product, args):
+        _float_product(*args)
+        return
+    in_threads(_float_chunk, (x, codes, scale, minimum, has_min, offset, nibble, y, nj),
+               n_chunks, _threads(x.shape[0] * y.shape[1] * x.shape[1]))
 
 
 def _few_rows(w: InterleavedWeight, activations: str) -> tuple:
     """``(kernel, head, tail)``: y = x @ W.T for a few contiguous float32 rows x (at most
     :data:`SMALL_BATCH`) is ``kernel(x, *head, y, *tail)``, one compiled call."""
     nibble = w.kind == "nibble"
-    return (_int8_product if activations == "int8" else _float_product,
+    return (_int8_threads if activations == "int8" else _float_threads,
             (w.codes, w.scale, w.minimum, w.minimum.size > 0, w.offset, nibble),
             (min(w.codes.shape[0], _threads(w.out_features * w.in_features) * 2),
              16 if nibble else w.block))

@@ -96,8 +96,7 @@ def cpu_attention():
         keys[:, :, pos], values[:, :, pos] = _f32(rng, 2, 2, 16), _f32(rng, 2, 2, 16)
         out += [qh, a.decode_attention(qh, keys[:, :, :pos + 1], values[:, :, :pos + 1], 0.25)]
     prompt = _f32(rng, 1, 6, 40, 16), _f32(rng, 1, 2, 40, 16), _f32(rng, 1, 2, 40, 16)
-    o = np.empty((1, 6, 40, 16), np.float32)
-    a.attention_into(*prompt, np.float32(0.25), o, 2)    # a causal prompt, on two threads
+    o = a.attend(*prompt, 0.25, 2)                        # a causal prompt, on two threads
     return out + [keys, values, *prompt, o]
 
 
