@@ -143,6 +143,20 @@ def main(argv=None) -> int:
             stream.reconfigure(errors="replace")
         except (AttributeError, ValueError, OSError):
             pass
+    # a decode step's loop compiles in a child process while the first tokens flow (see
+    # gradient.capture.background), for this command only (main may be called in a program)
+    switch = "GRADIENT_COMPILE_IN_BACKGROUND"
+    before = os.environ.get(switch)
+    os.environ.setdefault(switch, "1")
+    try:
+        return _run(args)
+    finally:
+        if before is None:
+            os.environ.pop(switch, None)
+
+
+def _run(args) -> int:
+    """The command of the parsed ``args`` (see :func:`main`)."""
     try:
         if args.command == "run":
             from .distributed.launch import run

@@ -50,6 +50,7 @@ from ..errors import GradientError
 from ..kernels.lowering import Derived
 from ..kernels.trace import active as _traces_open
 from ..kernels.trace import record as _record
+from . import background
 from .recorder import SEQ, SLOT, Call
 
 __all__ = ["compile_loop", "steps_directory", "LoopInfo", "LoopFailed", "SWITCH"]
@@ -63,11 +64,14 @@ _MAX_PROLOGUE = 64     # calls before the repeated blocks that the search looks 
 class LoopInfo:
     """What :func:`compile_loop` made: its ``source`` (the numba functions and, for a loop
     run from Python, its driver), the number of ``blocks`` (layers), ``calls`` per block, and
-    ``segments``: the numba functions a block runs (1: the whole loop is one)."""
+    ``segments``: the numba functions a block runs (1: the whole loop is one); ``pending``:
+    the child process compiling it (a :class:`~gradient.capture.background.Pending`), if
+    any."""
     source: str
     blocks: int
     calls: int
     segments: int
+    pending: object = None
 
 
 class LoopFailed(GradientError):
@@ -523,8 +527,14 @@ def _build(loop, recorder) -> tuple:
     module = _import(f"gradient_compiled_step_{digest}", source)
     try:
         if segments == 1 and not driver:
-            function = _compiled(module.loop, [numba.typeof(loop.count)] +
-                                 [types[name] for name in [*loop.params, "A", "S"]])
+            signature = [numba.typeof(loop.count)] + [types[name] for name in
+                                                      [*loop.params, "A", "S"]]
+            if (background.enabled() and getattr(module, "__file__", None)
+                    and not background.cached(module.loop, signature)):
+                function = background.Pending(module.loop, signature, module.__file__,
+                                              module.__name__, _compiled)
+            else:
+                function = _compiled(module.loop, signature)
         else:
             function = _python_loop(module, driver, loop)
     except Exception as error:   # noqa: BLE001  (numba's errors, or any other: the plan stays Python)
@@ -532,7 +542,8 @@ def _build(loop, recorder) -> tuple:
         raise _Refusal(f"numba cannot compile the blocks: {first}") from error
     run = _driver(loop, function, slots, readers, arguments, segmented=bool(driver))
     shown = source if not driver else source + "\n\n# run from Python:\n" + driver + "\n"
-    return run, LoopInfo(shown, loop.count, loop.period, segments)
+    pending = function if isinstance(function, background.Pending) else None
+    return run, LoopInfo(shown, loop.count, loop.period, segments, pending)
 
 
 def _type_of(value):
@@ -547,6 +558,8 @@ def _type_of(value):
 
 def _compiled(dispatcher, types):
     """``dispatcher`` compiled for ``types`` and no others."""
+    import numba
+    numba.get_num_threads()   # numba's threading layer loaded: parallel callees link against it
     if not dispatcher.signatures:
         dispatcher.compile(tuple(types))
         dispatcher.disable_compile()

@@ -86,6 +86,31 @@ def test_the_blocks_run_as_one_compiled_loop_with_the_module_graph_bits(stack):
     assert trace.counts[("decode_attention", "numba")] == 6 * 3
 
 
+def test_a_loop_compiled_by_a_child_process_takes_over_once_ready(stack, monkeypatch, tmp_path):
+    """With the background switch on (the CLI's), a loop whose machine code is not cached yet
+    is compiled by a child process: the steps replay in Python meanwhile, then take the loop
+    once it is loaded from the cache, with the module graph's bits throughout."""
+    monkeypatch.setenv("GRADIENT_COMPILE_IN_BACKGROUND", "1")
+    monkeypatch.setenv("GRADIENT_CACHE_DIR", str(tmp_path))      # a loop module never compiled
+    for name in [name for name in sys.modules if name.startswith("gradient_compiled_step_")]:
+        monkeypatch.delitem(sys.modules, name)                       # (nor imported)
+    step = CapturedStep(stack.forward, stack)
+    xs = np.random.default_rng(0).normal(size=(8, 1, 1, 16)).astype(np.float32)
+    cache = KVCache(3, 1, 2, 8, 8)
+    outs = []
+    with gradient.no_grad():
+        for t, x in enumerate(xs):
+            if t == 4:
+                pending = plan_of(step).loop.pending
+                assert pending is not None and pending._function is None   # Python so far
+                assert pending.wait(timeout=600) == 0
+            outs.append(step(gradient.tensor(x), cache).numpy().copy())
+            cache.advance(1)
+    assert pending._function is not None                                  # the loop, loaded
+    expected, _ = run(stack, stack, steps=8)
+    np.testing.assert_array_equal(np.stack(outs), expected)
+
+
 def test_the_python_replay_gives_the_same_bits(stack, monkeypatch):
     compiled, _ = run(stack, CapturedStep(stack.forward, stack))
     monkeypatch.setenv("GRADIENT_COMPILE_STEPS", "0")
