@@ -540,7 +540,13 @@ def test_attention_inference_path_equals_the_recorded_composition(dtype, case):
 
     fast = run(False)    # nothing to record: the raw-array path
     recorded = run(True)  # the differentiable composition
-    np.testing.assert_array_equal(fast, recorded)
+    if kw["is_causal"] and q.shape[-2] == k.shape[-2]:
+        # a causal prompt takes the cache kernel, whose arithmetic per query row is a decode
+        # step's (gradient.backends.cpu_attention), not the composition's: close, not equal
+        tol = 1e-6 if dtype == np.float32 else 1e-14
+        np.testing.assert_allclose(fast, recorded, rtol=tol, atol=tol)
+    else:
+        np.testing.assert_array_equal(fast, recorded)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
