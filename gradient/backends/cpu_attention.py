@@ -309,13 +309,20 @@ def _rows(a):
     return whole if whole is not None else np.ascontiguousarray(a)
 
 
-def _threads_for(B: int, Hq: int, Hk: int, L: int, S: int, D: int) -> int:
-    """Threads for attention of these sizes: 1 below :data:`_PARALLEL_MIN_WORK`."""
+@_compile(inline=True)
+def _split(B, Hq, Hk, L, S, D, max_threads):
+    """Threads for attention of these sizes: 1 below :data:`_PARALLEL_MIN_WORK`, else up to
+    ``max_threads``, at most one per work item."""
     work = B * Hq * D * (L * (S - L) + L * (L + 1) // 2)
-    items = B * Hk * -(-L // _ROW_TILE)
+    items = B * Hk * ((L + _ROW_TILE - 1) // _ROW_TILE)
     if work < _PARALLEL_MIN_WORK or items < 2:
         return 1
-    return min(items, numba.get_num_threads())
+    return min(items, max_threads)
+
+
+def _threads_for(B: int, Hq: int, Hk: int, L: int, S: int, D: int) -> int:
+    """:func:`_split` on numba's threads."""
+    return _split(B, Hq, Hk, L, S, D, numba.get_num_threads())
 
 
 def attend(q, k, v, scale, n_threads: int | None = None) -> np.ndarray:
@@ -347,15 +354,14 @@ def decode_attention_compiled(q, k, v, scale, max_threads):
     """:func:`decode_attention` of one query row per head (a decode step) inside a compiled
     step (see :mod:`gradient.kernels.lowering`): k and v the filled part of a cache's
     buffers; up to ``max_threads`` threads (numba's) when the call is large enough (as
-    :func:`_threads_for`). A C-contiguous (B, Hq, 1, Dv) result."""
+    :func:`_split`). A C-contiguous (B, Hq, 1, Dv) result."""
     B, Hq, L, D = q.shape
     Hk, S = k.shape[1], k.shape[2]
     out = np.empty((B, L, Hq, v.shape[3]), q.dtype)
-    work = B * Hq * D * (L * (S - L) + L * (L + 1) // 2)
-    items = B * Hk * ((L + _ROW_TILE - 1) // _ROW_TILE)
+    threads = _split(B, Hq, Hk, L, S, D, max_threads)
     args = (np.ascontiguousarray(q), _whole(k), _whole(v), S, scale, q.itemsize == 4, out)
-    if work >= _PARALLEL_MIN_WORK and items > 1 and max_threads > 1:
-        _attention_parallel(*args, min(items, max_threads))
+    if threads > 1:
+        _attention_parallel(*args, threads)
     else:
         _attention_items(*args, 0, 1)
     return out.reshape((B, Hq, L, v.shape[3]))     # one row: heads inside tokens is (B, Hq, 1)

@@ -88,13 +88,11 @@ def compiled_already(dispatcher, args: tuple) -> bool:
     if ready is None:
         ready = bool(dispatcher.signatures) or os.environ.get(BACKGROUND) != "1"
         if not ready:
-            try:
-                types = tuple(numba.typeof(a) for a in args)
-                ready = dispatcher._cache.load_overload(types, dispatcher.targetctx) is not None
-                if not ready:
-                    _compile_in_a_child(dispatcher, types)
-            except Exception:   # noqa: BLE001  (numba's internals moved: compile it here)
-                ready = True
+            types = tuple(numba.typeof(a) for a in args)
+            ready = in_disk_cache(dispatcher, types)
+            if not ready:
+                py = dispatcher.py_func
+                _deferred.append((py.__module__, py.__name__, types))
         _ready[key] = ready
     return ready
 
@@ -114,10 +112,19 @@ _deferred: list = []     # (module, name, types) that a child is to compile
 _children: list = []     # kept so that Python does not warn of children it did not wait for
 
 
-def _compile_in_a_child(dispatcher, types) -> None:
-    """Note ``dispatcher`` for ``types`` for :func:`compile_noted_in_a_child`."""
-    py = dispatcher.py_func
-    _deferred.append((py.__module__, py.__name__, types))
+def in_disk_cache(dispatcher, types) -> bool:
+    """Whether numba's disk cache holds ``dispatcher``'s machine code for ``types`` (True where
+    numba's internals moved: then it is compiled where it is called, as without a child)."""
+    try:
+        return dispatcher._cache.load_overload(tuple(types), dispatcher.targetctx) is not None
+    except Exception:   # noqa: BLE001
+        return True
+
+
+def lower_priority() -> None:
+    """In a child that compiles, before it starts: the tokens of its parent come first."""
+    if hasattr(os, "nice"):
+        os.nice(10)
 
 
 def compile_noted_in_a_child() -> None:
@@ -135,7 +142,7 @@ def compile_noted_in_a_child() -> None:
     child = subprocess.Popen(
         [sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        preexec_fn=(lambda: os.nice(10)) if hasattr(os, "nice") else None)
+        preexec_fn=lower_priority)
     child.stdin.write(jobs)
     child.stdin.close()
     _children.append(child)

@@ -29,8 +29,9 @@ from ..backends import cpu_compile
 
 __all__ = ["SWITCH", "enabled", "cached", "Pending", "StillCompiling"]
 
-#: Environment variable: "1" compiles a step's loop in a child process (see the docstring).
-SWITCH = "GRADIENT_COMPILE_IN_BACKGROUND"
+#: Environment variable: "1" compiles a step's loop in a child process (see the docstring);
+#: the same switch moves the parallel kernels' compiling out of the way (cpu_compile).
+SWITCH = cpu_compile.BACKGROUND
 
 _CHILD = r"""
 import importlib.util, pickle, sys
@@ -49,20 +50,12 @@ def enabled() -> bool:
     return os.environ.get(SWITCH) == "1"
 
 
-def cached(dispatcher, types) -> bool:
-    """Whether numba's disk cache holds ``dispatcher``'s machine code for ``types``."""
-    try:
-        return dispatcher._cache.load_overload(tuple(types), dispatcher.targetctx) is not None
-    except Exception:   # noqa: BLE001  (numba's internals moved: compile here, as without a child)
-        return True
+#: Whether numba's disk cache holds a dispatcher's machine code for some types.
+cached = cpu_compile.in_disk_cache
 
 
 class StillCompiling(RuntimeError):
     """The child has not finished: this step replays in Python."""
-
-
-def _lower_priority() -> None:   # in the child, before it starts: tokens come first
-    os.nice(10)
 
 
 class Pending:
@@ -76,8 +69,7 @@ class Pending:
         self._log = tempfile.TemporaryFile()
         self._child = subprocess.Popen(
             [sys.executable, "-c", _CHILD, name, path], stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL, stderr=self._log, env=os.environ.copy(),
-            preexec_fn=_lower_priority if hasattr(os, "nice") else None)
+            stdout=subprocess.DEVNULL, stderr=self._log, preexec_fn=cpu_compile.lower_priority)
         self._child.stdin.write(pickle.dumps(self._types).hex().encode())
         self._child.stdin.close()
         self._function = None
