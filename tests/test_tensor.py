@@ -1,5 +1,6 @@
 """Tensor basics: creation, properties, conversion, devices, random numbers, printing."""
 
+import os
 import numpy as np
 import pytest
 import torch
@@ -243,6 +244,23 @@ def test_set_num_threads_limits_blas_and_numba():
         with pytest.raises(ValueError, match="positive number of threads"):
             gradient.set_num_threads(bad)
     assert gradient.autocast is gradient.amp.autocast
+
+
+def test_importing_gradient_lets_numba_threads_yield_to_blas_unless_the_user_chose():
+    # numba's OpenMP threads spin after a parallel kernel; a BLAS product beside them ran 3-4x
+    # slower (gradient.threads): gradient sets a short spin, but never over the user's choice
+    import subprocess
+    import sys
+    show = "import os, gradient; print(os.environ.get('GOMP_SPINCOUNT'))"
+
+    def spin_count(**env):
+        clean = {k: v for k, v in os.environ.items()
+                 if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+        return subprocess.run([sys.executable, "-c", show], env={**clean, **env}, check=True,
+                              capture_output=True, text=True).stdout.strip()
+    assert spin_count() == gradient.threads.NUMBA_SPIN_COUNT
+    assert spin_count(GOMP_SPINCOUNT="123") == "123"
+    assert spin_count(OMP_WAIT_POLICY="ACTIVE") == "None"
 
 
 def test_in_place_ops_cannot_grow_their_tensor():
