@@ -1,6 +1,10 @@
 """Decode and prefill speed of a GGUF model against another revision of gradient, side by side.
 
-Run:  python bench/versus_revision.py --rev main~3 [--gguf PATH] [--rounds 5] [--new 64]
+Run:  python bench/versus_revision.py --rev main~3 [--model PATH] [--rounds 5] [--new 64]
+
+``--model`` is a GGUF file (SmolLM2-135M Q4_1 by default) or a Hugging Face checkpoint directory
+(weights and ``config.json``; no tokenizer needed), e.g. a random GPT-2 written by
+``bench/decode.py``'s ``make_checkpoint``.
 
 The other revision is checked out with ``git worktree`` into a temporary directory; each round
 runs one child process per revision in turn (the order alternating between rounds), each
@@ -25,10 +29,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_GGUF = os.path.join(ROOT, "tests", "fixtures", "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 CHILD = r"""
-import json, sys, time
+import json, os, sys, time
 import gradient
 path, prompt_len, new = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-model, _ = gradient.hub.load(path)
+if os.path.isdir(path):
+    model = gradient.models.from_pretrained(path)
+else:
+    model, _ = gradient.hub.load(path)
 prompt = [(i * 37) % 4000 + 100 for i in range(prompt_len)]
 
 def run(prompt, new):
@@ -50,7 +57,7 @@ print(json.dumps({"prefill_s": prefill, "decode_ms": decode * 1e3, "gradient": g
 
 def child(tree, args):
     env = dict(os.environ, PYTHONPATH=tree)
-    out = subprocess.run([sys.executable, "-c", CHILD, args.gguf, str(args.prompt), str(args.new)],
+    out = subprocess.run([sys.executable, "-c", CHILD, args.model, str(args.prompt), str(args.new)],
                          env=env, capture_output=True, text=True, check=True, cwd=tree)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     if not result["gradient"].startswith(tree):
@@ -61,7 +68,8 @@ def child(tree, args):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rev", required=True, help="the git revision to compare with")
-    p.add_argument("--gguf", default=DEFAULT_GGUF)
+    p.add_argument("--model", "--gguf", default=DEFAULT_GGUF,
+                   help="a GGUF file or a Hugging Face checkpoint directory")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--new", type=int, default=64)
     p.add_argument("--prompt", type=int, default=128)
@@ -78,7 +86,7 @@ def main():
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", other], cwd=ROOT,
                        capture_output=True)
-    result = {"model": os.path.basename(args.gguf), "rev": args.rev,
+    result = {"model": os.path.basename(args.model), "rev": args.rev,
               "prompt_tokens": args.prompt, "new_tokens": args.new}
     for key in ("decode_ms", "prefill_s"):
         ours = [t[key] for t in times["this"]]
