@@ -37,13 +37,12 @@ Two products read the repacked weight, for a few rows of ``x`` (decoding):
 * ``activations="float32"`` -- the weights decoded exactly, float32 activations, float32
   accumulation: the same numbers as dequantize-then-matmul up to summation order.
 
-With int8 activations, any number of rows of ``x`` (a prompt too) takes the int8 kernel: a
-prompt's logits are then those of its tokens decoded one at a time, bit for bit, as in
-llama.cpp, whose prompt processing quantizes the activations too (measured on SmolLM2's
-Q4_1 shapes at 128 rows: within 10% of the time of BLAS on dequantized tiles). With float32
-activations, many rows (above :data:`SMALL_BATCH`) take tiles of the exactly dequantized
-weight into BLAS (:func:`dequantize_interleaved` into a scratch tile), as
-:mod:`gradient.quant.matmul` does.
+Any number of rows of ``x`` (a prompt too) takes the same kernel as one row: a prompt's
+logits are then those of its tokens decoded one at a time, bit for bit, as in llama.cpp,
+whose prompt processing quantizes the activations too. Measured on SmolLM2's Q4_1 shapes:
+int8 at 128 rows within 10% of the time of BLAS on dequantized tiles; float32 prefills of
+128 to 1,024 tokens 5-30% faster than with the tiles, which stay for the backward
+(:func:`interleaved_matmul_t`).
 
 Example::
 
@@ -65,10 +64,8 @@ from ..errors import ShapeError
 from ..kernels.lowering import Lowered
 from ..kernels.registry import prepares, register
 from .ggml import GGMLType, UnsupportedQuantTypeError
-# with float32 activations: up to SMALL_BATCH rows of x the interleaved kernel, above it
-# exact tiles into BLAS (the crossover of gradient.quant.matmul, the same trade)
 from .matmul import (SMALL_BATCH, _as_blocks, _f16, _scale_min_k4, _threads, tile_rows,
-                     tiled_matmul, tiled_matmul_t)
+                     tiled_matmul_t)
 
 __all__ = ["InterleavedWeight", "interleaved_matmul", "int8_products", "quantize_activations",
            "dequantize_interleaved", "INTERLEAVED_TYPES", "LANES", "ACTIVATIONS"]
@@ -736,7 +733,7 @@ def int8_products(x: np.ndarray, weights: list) -> tuple:
     ys = [np.empty((x.shape[0], w.out_features), np.float32) for w in weights]
     args = []
     for w, y in zip(weights, ys):
-        _, head, (_, nj) = _few_rows(w, "int8")
+        _, head, (_, nj) = _product_call(w, "int8")
         args += [*head, nj, y]
     if len(weights) == 2:      # no third product: the first weight with no groups
         args += [a[:0] if isinstance(a, np.ndarray) and a.ndim else a for a in args[:8]]
@@ -812,7 +809,7 @@ def lowered_products(x, rows, weights, out_shapes) -> Lowered:
     kernel's arguments as :func:`int8_products` makes them (the same compiled specialization)."""
     args = []
     for w, shape in zip(weights, out_shapes):
-        _, head, (_, nj) = _few_rows(w, "int8")
+        _, head, (_, nj) = _product_call(w, "int8")
         args += [*head, nj, tuple(shape)]
     groups = sum(w.codes.shape[0] for w in weights)
     n_chunks = min(groups, _threads(sum(w.out_features for w in weights) * rows[1]) * 2)
@@ -826,7 +823,7 @@ def lowered_products(x, rows, weights, out_shapes) -> Lowered:
 def lowered_product(x, rows, w, activations, out_shape) -> Lowered:
     """The compiled form of ``interleaved_matmul(x.reshape(rows), w, activations)`` reshaped
     to ``out_shape`` (a prepared product: see ``_prepare``)."""
-    kernel, head, (n_chunks, nj) = _few_rows(w, activations)
+    kernel, head, (n_chunks, nj) = _product_call(w, activations)
     fn = int8_product_compiled if kernel is _int8_threads else float_product_compiled
     return Lowered(fn, (x, tuple(rows), tuple(out_shape), *head, n_chunks, nj),
                    trace=("interleaved_matmul", "numba"))
@@ -857,9 +854,9 @@ def _float_threads(x, codes, scale, minimum, has_min, offset, nibble, y, n_chunk
                n_chunks, _threads(x.shape[0] * y.shape[1] * x.shape[1]))
 
 
-def _few_rows(w: InterleavedWeight, activations: str) -> tuple:
-    """``(kernel, head, tail)``: y = x @ W.T for a few contiguous float32 rows x (at most
-    :data:`SMALL_BATCH`) is ``kernel(x, *head, y, *tail)``, one compiled call."""
+def _product_call(w: InterleavedWeight, activations: str) -> tuple:
+    """``(kernel, head, tail)``: y = x @ W.T for contiguous float32 rows x is
+    ``kernel(x, *head, y, *tail)``, one compiled call."""
     nibble = w.kind == "nibble"
     return (_int8_threads if activations == "int8" else _float_threads,
             (w.codes, w.scale, w.minimum, w.minimum.size > 0, w.offset, nibble),
@@ -873,9 +870,8 @@ def interleaved_matmul(x: np.ndarray, w: InterleavedWeight,
     """``x @ W.T`` (float32, shape (n, out_features)) for x (n, in_features).
 
     ``activations="int8"``: the rows of x quantized as llama.cpp does (see the module
-    docstring), each row's result the same bits whatever the number of rows; ``"float32"``:
-    exact weights times float32 x, above :data:`SMALL_BATCH` rows exactly dequantized tiles
-    into BLAS.
+    docstring); ``"float32"``: exact weights times float32 x. Either way each row's result
+    is the same bits whatever the number of rows.
 
     Example: ``y = interleaved_matmul(np.ones((1, 576), np.float32), w)``
     """
@@ -888,10 +884,8 @@ def interleaved_matmul(x: np.ndarray, w: InterleavedWeight,
     n, m = x.shape[0], w.out_features
     if n == 0 or m == 0 or w.in_features == 0:
         return np.zeros((n, m), np.float32)
-    if n > SMALL_BATCH and activations == "float32":
-        return _tiled_matmul(x, w)
     y = np.empty((n, m), np.float32)
-    kernel, head, tail = _few_rows(w, activations)
+    kernel, head, tail = _product_call(w, activations)
     kernel(x, *head, y, *tail)
     return y
 
@@ -906,7 +900,7 @@ def _prepare(x, w, activations="int8"):
         return None
     shape, out_shape = x.shape, (x.shape[0], w.out_features)
     kernel, (codes, scale, minimum, has_min, offset, nibble), (n_chunks, nj) = \
-        _few_rows(w, activations)
+        _product_call(w, activations)
 
     def prepared(x_, w_, activations_="int8"):
         if (x_.shape != shape or w_ is not w or activations_ != activations
@@ -920,15 +914,10 @@ def _prepare(x, w, activations="int8"):
 
 
 def _rows_into(w: InterleavedWeight):
-    """``dequant_into(r0, r1, out)`` for :func:`gradient.quant.matmul.tiled_matmul`; tiles of
+    """``dequant_into(r0, r1, out)`` for :func:`gradient.quant.matmul.tiled_matmul_t`; tiles of
     whole groups of rows."""
     return (lambda r0, r1, out: dequantize_interleaved(w, r0, r1, out),
             tile_rows(w.out_features, w.in_features, LANES))
-
-
-def _tiled_matmul(x: np.ndarray, w: InterleavedWeight) -> np.ndarray:
-    into, rows = _rows_into(w)
-    return tiled_matmul(x, w.out_features, w.in_features, into, rows)
 
 
 def interleaved_matmul_t(g: np.ndarray, w: InterleavedWeight) -> np.ndarray:

@@ -304,7 +304,7 @@ class QuantizedLinear(_QuantizedLayer):
       Every row of x is computed alone, the same way for a decode step's one row as for a
       prompt's hundreds, so a prompt's logits are those of its tokens decoded one by one.
     * ``"float32"``: the exact weights times float32 x (what dequantize-then-matmul gives, up
-      to summation order); many rows multiply exactly dequantized tiles with BLAS.
+      to summation order); each row computed alone too.
 
     The gradient of x (training through a frozen quantized layer) is always the exact
     ``g @ W``. The float types (F32, F16, BF16) are always exact.

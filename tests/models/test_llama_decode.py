@@ -17,9 +17,10 @@ from ..quant.gguf_fixtures import requires_smollm2, smollm2_path
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-def quantized_model(model_type="llama", qtypes=("Q8_0",), seed=0, **overrides):
+def quantized_model(model_type="llama", qtypes=("Q8_0",), seed=0, activations="int8",
+                    **overrides):
     """A small random LLaMA-family model whose projections are QuantizedLinear (int8
-    activations), cycling through ``qtypes`` by projection."""
+    activations unless told), cycling through ``qtypes`` by projection."""
     gradient.manual_seed(seed)
     kw = dict(vocab_size=300, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
               num_attention_heads=4, num_key_value_heads=2, head_dim=16,
@@ -33,7 +34,8 @@ def quantized_model(model_type="llama", qtypes=("Q8_0",), seed=0, **overrides):
             if linear.bias is not None:     # give the biases values (they start at zero)
                 with gradient.no_grad():
                     linear.bias.copy_(gradient.randn(*linear.bias.shape) * 0.1)
-            setattr(block, name, QuantizedLinear.from_linear(linear, qtypes[i % len(qtypes)]))
+            setattr(block, name, QuantizedLinear.from_linear(linear, qtypes[i % len(qtypes)],
+                                                             activations))
     return model.eval()     # the new layers too
 
 
@@ -236,20 +238,22 @@ def test_smollm2_compiled_steps_are_the_module_graph_and_close_to_exact():
     model.model.fused_decode = True
 
 
-@pytest.mark.parametrize("model_type, qtypes", [
-    ("llama", ("Q4_1", "Q8_0", "Q4_0", "Q5_1")),
-    ("qwen3", ("Q8_0",)),
+@pytest.mark.parametrize("model_type, qtypes, activations", [
+    ("llama", ("Q4_1", "Q8_0", "Q4_0", "Q5_1"), "int8"),
+    ("llama", ("Q4_1", "Q8_0", "Q4_0", "Q5_1"), "float32"),
+    ("qwen3", ("Q8_0",), "int8"),
 ])
-def test_a_sequence_run_whole_gives_the_logits_of_its_tokens_decoded(model_type, qtypes):
+def test_a_sequence_run_whole_gives_the_logits_of_its_tokens_decoded(model_type, qtypes,
+                                                                     activations):
     """The module graph over a whole sequence (no cache: 20 query rows) and the compiled decode
-    steps compute the same arithmetic: int8 activations for any number of rows, and attention
-    whose arithmetic per query row does not depend on how many rows there are. So every
-    position's logits are the same bits either way (with int8 activations a last-bit
+    steps compute the same arithmetic: the same quantized product for any number of rows, and
+    attention whose arithmetic per query row does not depend on how many rows there are. So
+    every position's logits are the same bits either way (with int8 activations a last-bit
     difference anywhere could move them by tenths: one activation rounding the other way)."""
-    model = quantized_model(model_type, qtypes, num_hidden_layers=3)
+    model = quantized_model(model_type, qtypes, activations=activations, num_hidden_layers=3)
     # a quantized head too (as a GGUF model's): a float head's BLAS product rounds a row
     # differently in a 20-row matrix than alone
-    model.lm_head = QuantizedLinear.from_linear(model.lm_head, "Q8_0")
+    model.lm_head = QuantizedLinear.from_linear(model.lm_head, "Q8_0", activations)
     ids = list(np.random.default_rng(5).integers(0, 300, 20))
     with gradient.no_grad():
         whole = model(gradient.tensor([ids])).logits.numpy()[0].astype(np.float64)
