@@ -151,6 +151,9 @@ def main(argv=None) -> int:
     try:
         return _run(args)
     finally:
+        compiling = sys.modules.get("gradient.backends.cpu_compile")
+        if compiling is not None:   # kernels the run computed without compiling, for next time
+            compiling.compile_noted_in_a_child()
         if before is None:
             os.environ.pop(switch, None)
 

@@ -45,6 +45,7 @@ Example::
 from __future__ import annotations
 
 import os
+import time
 
 import numba
 import numpy as np
@@ -71,30 +72,40 @@ _ready: dict = {}
 
 
 def compiled_already(dispatcher, args: tuple) -> bool:
-    """Whether to call the ``parallel=True`` kernel ``dispatcher`` on ``args`` rather than its
-    serial chunks on Python threads (:func:`in_threads`; the same bits). Compiling such a
-    kernel takes seconds, and with ``GRADIENT_COMPILE_IN_BACKGROUND=1`` (the ``gradient``
-    commands, see :mod:`gradient.capture.background`) a first token should not wait for it:
-    then, unless the kernel is compiled in this process or in numba's disk cache, a child
-    process compiles it into the cache for the next run (:func:`compile_noted_in_a_child`),
-    and this one takes Python's threads
-    (which cost a decode step milliseconds next to numba's spinning ones: not for good).
-    Otherwise the kernel is compiled here, as any other. Decided once per kernel, kind of
-    arguments and process.
+    """Whether to call the kernel ``dispatcher`` on ``args`` now, or something that gives its
+    bits without compiling it (a NumPy twin, or a ``parallel=True`` kernel's serial chunks on
+    Python threads, :func:`in_threads`). Compiling takes seconds, and with
+    ``GRADIENT_COMPILE_IN_BACKGROUND=1`` (the ``gradient`` commands, see
+    :mod:`gradient.capture.background`) a first token should not wait for it: then, unless the
+    kernel is compiled in this process or in numba's disk cache, a child process compiles it
+    into the cache (:func:`compile_noted_in_a_child`) and this answers False until it is there
+    (looked up again every :data:`RECHECK_SECONDS`). Otherwise True: the kernel is compiled
+    here, as any other. Decided per kernel and kind of arguments.
     """
     key = (dispatcher, *((a.dtype.char, a.ndim, a.flags.c_contiguous, a.flags.writeable)
                          if isinstance(a, np.ndarray) else type(a) for a in args))
     ready = _ready.get(key)
+    if ready is True:
+        return True
+    if ready is None and (dispatcher.signatures or os.environ.get(BACKGROUND) != "1"):
+        _ready[key] = True
+        return True
+    now = time.monotonic()
+    if ready is not None and now - ready < RECHECK_SECONDS:
+        return False
+    types = tuple(numba.typeof(a) for a in args)
+    if in_disk_cache(dispatcher, types):
+        _ready[key] = True
+        return True
     if ready is None:
-        ready = bool(dispatcher.signatures) or os.environ.get(BACKGROUND) != "1"
-        if not ready:
-            types = tuple(numba.typeof(a) for a in args)
-            ready = in_disk_cache(dispatcher, types)
-            if not ready:
-                py = dispatcher.py_func
-                _deferred.append((py.__module__, py.__name__, types))
-        _ready[key] = ready
-    return ready
+        py = dispatcher.py_func
+        _deferred.append((py.__module__, py.__name__, types))
+    _ready[key] = now
+    return False
+
+
+#: How often a kernel that a child process is compiling is looked for in the disk cache.
+RECHECK_SECONDS = 2.0
 
 
 #: The environment variable that moves compiling out of the way of a first token.
@@ -131,7 +142,7 @@ def compile_noted_in_a_child() -> None:
     """Compile the kernels :func:`compiled_already` noted, in one child process at a lower
     priority, into numba's disk cache; nothing waits for it. Called once the first tokens are
     out (when a decode loop goes to its own child: see gradient.capture.background), so that
-    the compile does not slow them down."""
+    the compile does not slow them down, and when a command ends (for what was noted since)."""
     import pickle
     import subprocess
     import sys

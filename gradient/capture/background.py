@@ -30,7 +30,7 @@ from ..backends import cpu_compile
 __all__ = ["SWITCH", "enabled", "cached", "Pending", "StillCompiling"]
 
 #: Environment variable: "1" compiles a step's loop in a child process (see the docstring);
-#: the same switch moves the parallel kernels' compiling out of the way (cpu_compile).
+#: the same switch moves the largest kernels' compiling out of the way (cpu_compile).
 SWITCH = cpu_compile.BACKGROUND
 
 _CHILD = r"""
@@ -73,7 +73,7 @@ class Pending:
         self._child.stdin.write(pickle.dumps(self._types).hex().encode())
         self._child.stdin.close()
         self._function = None
-        cpu_compile.compile_noted_in_a_child()   # the parallel kernels the Python path avoided
+        cpu_compile.compile_noted_in_a_child()   # the kernels the first tokens did without
 
     def wait(self, timeout: float | None = None) -> int:
         """Wait for the child (at most ``timeout`` seconds); its exit status."""
