@@ -63,6 +63,7 @@ from ..backends.host_memory import pages_of_their_own
 from ..errors import ShapeError
 from ..kernels.lowering import Lowered
 from ..kernels.registry import prepares, register
+from . import int8_numpy
 from .ggml import GGMLType, UnsupportedQuantTypeError
 from .matmul import (SMALL_BATCH, _as_blocks, _f16, _scale_min_k4, _threads, tile_rows,
                      tiled_matmul_t)
@@ -673,15 +674,15 @@ def _int8_product(x, codes, scale, minimum, has_min, offset, nibble, y, n_chunks
 
 def _int8_threads(x, codes, scale, minimum, has_min, offset, nibble, y, n_chunks, nj):
     """:func:`_int8_product` called from Python; where it is not compiled yet (see
-    :func:`~gradient.backends.cpu_compile.compiled_already`), its chunks on Python threads,
-    so that no ``parallel=True`` kernel is compiled before a first token; the same bits."""
+    :func:`~gradient.backends.cpu_compile.compiled_already`), its NumPy twin
+    (:mod:`.int8_numpy`), so that no int8 kernel is compiled before a first token; the same
+    bits."""
     args = (x, codes, scale, minimum, has_min, offset, nibble, y, n_chunks, nj)
     if compiled_already(_int8_product, args):
         _int8_product(*args)
-        return
-    quantized = _quantized(x)
-    in_threads(_int8_chunk, (*quantized, codes, scale, minimum, has_min, offset, nibble, y, nj),
-               n_chunks, _threads(x.shape[0] * y.shape[1] * x.shape[1]))
+    else:
+        int8_numpy.product(int8_numpy.quantize_rows(x), codes, scale, minimum, has_min, offset,
+                           nibble, nj, y)
 
 
 @compile_kernel
@@ -738,12 +739,14 @@ def int8_products(x: np.ndarray, weights: list) -> tuple:
     if len(weights) == 2:      # no third product: the first weight with no groups
         args += [a[:0] if isinstance(a, np.ndarray) and a.ndim else a for a in args[:8]]
     groups = sum(w.codes.shape[0] for w in weights)
-    n_threads = _threads(x.shape[0] * sum(w.out_features for w in weights) * x.shape[1])
     n_chunks = min(groups, _threads(sum(w.out_features for w in weights) * x.shape[1]) * 2)
     if compiled_already(_int8_products, (x, n_chunks, *args)):
         _int8_products(x, n_chunks, *args)
-    else:
-        in_threads(_products_chunk, (*_quantized(x), *args), n_chunks, n_threads)
+    else:      # not compiled yet: each product's NumPy twin (see _int8_threads)
+        quantized = int8_numpy.quantize_rows(x)
+        for w, y in zip(weights, ys):
+            _, head, (_, nj) = _product_call(w, "int8")
+            int8_numpy.product(quantized, *head, nj, y)
     return tuple(ys)
 
 

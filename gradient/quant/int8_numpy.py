@@ -1,0 +1,107 @@
+"""The int8 products of :mod:`.interleaved` in NumPy, with the compiled kernels' bits: what a
+first run on a machine computes while those kernels are being compiled.
+
+Compiling the int8 kernels takes seconds (about 7 of SmolLM2-135M's first token's 12 on 2
+cores). The ``gradient`` commands compile them in a child process instead
+(:mod:`gradient.capture.background`) and meanwhile compute the same products here: the same
+bits, so a first run's text is every later run's. Slower than the kernels (a few times for a
+decode step), and used only until they are in numba's disk cache.
+
+Why NumPy can give the kernels' bits:
+
+* **the activations** are quantized per 32 values with the kernel's float32 operations, one
+  rounding each (``max|x|``, a division, ``rint(x * inv)``, the scales rounded to float16:
+  NumPy's conversion rounds as the kernel's bit arithmetic does);
+* **each block's sum of integer products is exact**: at most 32 * 127 * 128 < 2**24 in
+  magnitude, so a float32 matrix product of the codes and the quantized activations gives
+  every block's integer exactly, whatever order or FMA BLAS uses;
+* **the float epilogue** runs in the kernel's order: per block, in block order,
+  ``acc += (scale * x_scale) * sum`` (``+ minimum * x_sum`` for types with a minimum), every
+  operation a float32 rounding, without FMA (the kernels are compiled without fastmath).
+
+``tests/quant/test_int8_numpy.py`` checks the bits against the kernels for every repacked type.
+
+Example::
+
+    >>> quantized = quantize_rows(x)                              # x (n, k) float32
+    >>> product(quantized, w.codes, w.scale, w.minimum, w.minimum.size > 0, w.offset,
+    ...         w.kind == "nibble", nj, y)                         # y (n, w.out_features)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["quantize_rows", "product"]
+
+#: Rows of the weight multiplied at a time: the codes widened to float32 take 4 bytes a value.
+_ROWS_AT_ONCE = 8192
+
+
+def quantize_rows(x: np.ndarray) -> tuple:
+    """``(xq, xd, xs, xs16, xsum)`` of contiguous float32 rows ``x`` (n, k): the kernel's
+    ``_quantized`` (see :func:`gradient.quant.interleaved.quantize_activations`)."""
+    n, k = x.shape
+    blocks = x.reshape(n, k // 32, 32)
+    amax = np.abs(blocks).max(axis=2) if k else np.zeros((n, 0), np.float32)
+    d = amax / np.float32(127.0)
+    inv = np.zeros_like(amax)
+    np.divide(np.float32(127.0), amax, out=inv, where=amax > 0)
+    q = np.rint(blocks * inv[:, :, None]).astype(np.int32)
+    s0, s1 = q[:, :, :16].sum(axis=2), q[:, :, 16:].sum(axis=2)
+    xsum = (s0 + s1).astype(np.int32)
+    xs = (s0 + s1).astype(np.float32) * d
+    xs16 = np.stack([s0.astype(np.float32) * d, s1.astype(np.float32) * d], axis=2)
+    return (q.astype(np.int8).reshape(n, k), _round_f16(d), _round_f16(xs),
+            xs16.reshape(n, k // 16), xsum)
+
+
+def _round_f16(a: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):             # beyond float16's range: inf, as the kernel
+        return a.astype(np.float16).astype(np.float32)
+
+
+def product(quantized: tuple, codes, scale, minimum, has_min: bool, offset: int, nibble: bool,
+            nj: int, y: np.ndarray) -> None:
+    """``y = x @ W.T`` for the quantized rows of x (:func:`quantize_rows`) and the repacked
+    weight's arrays, as the kernel ``_int8_chunk`` computes it (``nj``: bytes of codes per
+    block for nibble codes, values per block for byte codes)."""
+    xq, xd, xs, xs16, xsum = quantized
+    n = xq.shape[0]
+    groups, blocks, _, lanes = codes.shape
+    values = 32 if nibble else nj
+    # per block: which activation scale, and which sum of activations the minimum takes
+    x_scale = xd if nibble or nj == 32 else xd[:, (np.arange(blocks) * nj) // 32]
+    x_sum = xs if nibble or nj == 32 else xs16
+    shift = (offset * xsum.astype(np.int64)).astype(np.float32) if nibble and offset else None
+    x_blocks = xq.reshape(n, blocks, values).transpose(1, 0, 2).astype(np.float32)
+    step = max(1, _ROWS_AT_ONCE // lanes)
+    for g0 in range(0, groups, step):
+        g1 = min(groups, g0 + step)
+        rows = slice(g0 * lanes, min(y.shape[1], g1 * lanes))
+        width = rows.stop - rows.start
+        if nibble:   # byte j holds value j in its low four bits, value 16 + j in its high
+            c = codes[g0:g1]
+            w = np.concatenate([c & np.uint8(15), c >> np.uint8(4)], axis=2)
+        else:
+            w = codes[g0:g1]
+        # (blocks, values, rows), exact in float32; the sums (blocks, n, rows) exact too
+        w = w.transpose(1, 2, 0, 3).reshape(blocks, values, -1).astype(np.float32)
+        sums = np.matmul(x_blocks, w)[:, :, :width]
+        w_scale = scale[g0:g1].transpose(1, 0, 2).reshape(blocks, -1)[:, :width]
+        w_min = (minimum[g0:g1].transpose(1, 0, 2).reshape(blocks, -1)[:, :width]
+                 if has_min else None)
+        acc = np.zeros((n, width), np.float32)
+        with np.errstate(all="ignore"):          # inf and nan as the kernel makes them
+            _epilogue(acc, sums, shift, w_scale, w_min, x_scale, x_sum, has_min)
+        y[:, rows] = acc
+
+
+def _epilogue(acc, sums, shift, w_scale, w_min, x_scale, x_sum, has_min) -> None:
+    """The blocks' scaled sums added into acc in block order, as the kernel does."""
+    for b in range(sums.shape[0]):
+        s = sums[b] if shift is None else sums[b] - shift[:, b, None]
+        t = (w_scale[b][None, :] * x_scale[:, b, None]) * s
+        if has_min:
+            t += w_min[b][None, :] * x_sum[:, b, None]
+        acc += t

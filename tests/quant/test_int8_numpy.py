@@ -1,0 +1,43 @@
+"""The NumPy int8 products (what a first run computes while the kernels compile) give the
+compiled kernels' bits: activations quantized the same, every repacked type, one row and many,
+zero and tiny blocks, weights of more rows than one multiplication takes."""
+
+import numpy as np
+import pytest
+
+from gradient.quant import int8_numpy
+from gradient.quant.interleaved import (INTERLEAVED_TYPES, InterleavedWeight, _int8_product,
+                                        _product_call, quantize_activations)
+
+from .test_interleaved import random_blocks
+
+
+def activations(n, k, seed):
+    x = np.random.default_rng(seed).standard_normal((n, k)).astype(np.float32)
+    x[0, :32] = 0                             # a zero block: scale 0, codes 0
+    x[-1, 32:64] *= 1e-6                      # tiny: subnormal float16 scales
+    x[-1, 64:96] *= 3e4                       # large: float16 sums near their limit
+    return x
+
+
+@pytest.mark.parametrize("n", [1, 5])
+def test_activations_are_quantized_as_the_kernel_does(n):
+    x = activations(n, 256, seed=n)
+    for ours, kernels in zip(int8_numpy.quantize_rows(x), quantize_activations(x)):
+        assert ours.dtype == kernels.dtype
+        np.testing.assert_array_equal(ours, kernels)
+
+
+@pytest.mark.parametrize("qtype", INTERLEAVED_TYPES, ids=lambda t: t.name)
+@pytest.mark.parametrize("n", [1, 6])
+def test_products_are_the_kernels_bits(qtype, n, monkeypatch):
+    m, k = 150, 512                          # 150 rows: two whole groups and a padded one
+    w = InterleavedWeight.from_blocks(random_blocks(qtype, m, k, seed=n), qtype, m, k)
+    x = activations(n, k, seed=10 + n)
+    _, head, (n_chunks, nj) = _product_call(w, "int8")
+    kernels = np.empty((n, m), np.float32)
+    _int8_product(x, *head, kernels, n_chunks, nj)
+    monkeypatch.setattr(int8_numpy, "_ROWS_AT_ONCE", 64)    # three passes over the groups
+    ours = np.full((n, m), np.nan, np.float32)
+    int8_numpy.product(int8_numpy.quantize_rows(x), *head, nj, ours)
+    np.testing.assert_array_equal(ours, kernels)
