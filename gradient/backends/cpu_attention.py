@@ -36,6 +36,7 @@ import numpy as np
 
 from ..kernels.lowering import Lowered
 from ..kernels.registry import lowers, prepares, register
+from . import cpu_attention_numpy
 from .cpu_compile import FLOATS as _FLOATS
 from .cpu_compile import compile_kernel as _compile
 from .cpu_compile import compiled_already, in_threads
@@ -332,7 +333,8 @@ def attend(q, k, v, scale, n_threads: int | None = None) -> np.ndarray:
     ``n_threads`` threads (default: by the size of the work): numba's where its
     ``parallel=True`` copy is compiled already, else Python's running the serial kernel
     (:func:`~.cpu_compile.in_threads`), not to compile that copy before a first token (it
-    costs seconds; the compiled decode loop has one).
+    costs seconds; the compiled decode loop has one); where the serial kernel is not
+    compiled either, in float32, its NumPy twin (:mod:`.cpu_attention_numpy`).
 
     Example: ``out = attend(q, cache_keys[:, :, :n], cache_values[:, :, :n], 0.125)``
     """
@@ -344,6 +346,8 @@ def attend(q, k, v, scale, n_threads: int | None = None) -> np.ndarray:
     n = _threads_for(B, Hq, Hk, L, S, D) if n_threads is None else n_threads
     if n > 1 and compiled_already(_attention_parallel, (*args, n)):
         _attention_parallel(*args, n)
+    elif q.dtype == np.float32 and not compiled_already(_attention_items, (*args, 0, 1)):
+        cpu_attention_numpy.attend(*args[:5], out)      # its NumPy twin: the same bits
     else:
         in_threads(_attention_items, args, n, n)
     return out.transpose(0, 2, 1, 3)
