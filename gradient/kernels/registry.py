@@ -145,9 +145,12 @@ def add_loader(backend: str, loader, needs: tuple[str, ...] = ()) -> None:
 
 
 def _kind(backend) -> str:
-    """The backend kind of a backend object (its name before any ``:index``) or a string."""
-    name = backend if isinstance(backend, str) else backend.name
-    return name.partition(":")[0]
+    """The backend kind of a backend object or a string: its name before any ``:index``, or
+    the object's own ``kernel_kind`` (a plugin's, ``"plugin:NAME"``: each plugin offers its
+    own kernels)."""
+    if isinstance(backend, str):
+        return backend.partition(":")[0]
+    return getattr(backend, "kernel_kind", None) or backend.name.partition(":")[0]
 
 
 def _load(kind: str) -> None:

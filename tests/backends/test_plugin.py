@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import gradient
+import gradient.nn.functional as F
 from gradient.backends import get_backend
 from gradient.backends.plugin.frames import FrameError, encode_frame, read_frame
 from gradient.errors import DeviceError, PluginError
@@ -141,6 +142,62 @@ def test_an_unknown_plugin_is_a_device_error():
         gradient.ones(2, device="plugin:nosuch")
     with pytest.raises(DeviceError, match="plugin:NAME"):
         gradient.device("plugin:")
+
+
+def _fused_ops(device):
+    """Softmax, log_softmax, the two norms (affine or not, on a strided view), SiLU and
+    SwiGLU of one input on ``device``, on the CPU; and the kernel calls counted."""
+    gradient.manual_seed(3)
+    x = gradient.randn(4, 6, 10) * 3
+    w, bias = gradient.randn(10), gradient.randn(10)
+
+    def ops(x, w, bias):
+        view = x.transpose(0, 1)                # strided: the kernel reads any layout
+        return [F.softmax(x, -1), F.log_softmax(view, -1), F.rms_norm(view, (10,), w, 1e-5),
+                F.rms_norm(x, (10,), None, 1e-6), F.layer_norm(view, (10,), w, bias),
+                F.layer_norm(x, (10,), None, None, 1e-3), F.silu(x),
+                F.silu(x[..., :5]) * x[..., 5:]]
+    with gradient.no_grad(), gradient.kernels.trace() as trace:
+        ours = ops(*(t.to(device) for t in (x, w, bias)))
+        ours = [o.cpu().numpy() for o in ours]
+    with gradient.no_grad():
+        expected = [o.numpy() for o in ops(x, w, bias)]
+    return ours, expected, trace.counts
+
+
+def test_fused_kernels_run_in_the_plugin_that_offers_them():
+    kinds = {k["name"] for k in get_backend(REF).hello()["kernels"]}
+    assert {"softmax", "log_softmax", "rms_norm", "layer_norm", "silu", "swiglu"} <= kinds
+    ours, expected, counts = _fused_ops(REF)
+    for a, b in zip(ours, expected):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+    for op in ("softmax", "log_softmax", "rms_norm", "layer_norm"):
+        assert counts[op, "plugin"] >= 1, counts
+
+
+def test_a_plugin_without_kernels_composes_the_ops(tmp_path, monkeypatch):
+    device = _plugin(tmp_path, monkeypatch, "bare", """
+        import sys
+        from gradient.backends.plugin import reference
+        reference.KERNELS.clear()
+        sys.exit(reference.main())
+    """)
+    ours, expected, counts = _fused_ops(device)
+    for a, b in zip(ours, expected):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+    assert not any(impl == "plugin" for _, impl in counts), counts
+    assert counts["softmax", "composite"] >= 1
+
+
+def test_a_kernel_of_a_dtype_the_plugin_does_not_list_is_composed():
+    x = gradient.randn(3, 5, dtype=gradient.float16).to(REF)
+    with gradient.no_grad(), gradient.kernels.trace() as trace:
+        y = F.softmax(x.float(), -1).cpu()       # float32: the plugin's kernel
+        z = F.rms_norm(x, (5,), None, 1e-5).cpu()   # float16: composed
+    assert trace.counts["softmax", "plugin"] == 1 and ("rms_norm", "plugin") not in trace.counts
+    np.testing.assert_allclose(y.numpy(), F.softmax(x.cpu().float(), -1).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(z.float().numpy(),
+                               F.rms_norm(x.cpu(), (5,), None, 1e-5).float().numpy(), rtol=1e-3)
 
 
 # ---------------------------------------------------------------------- plugins that misbehave
@@ -306,6 +363,14 @@ def test_the_webgpu_plugin_computes_on_the_adapter(webgpu):
     column.fill_(4.0)                     # an in-place write seen through the other view
     assert (y.T[2] == 4.0).all().item()
     assert set(plugin.UNARY) >= {"exp", "tanh", "sigmoid"} and set(plugin.BINARY) >= {"add", "mul"}
+
+
+def test_the_webgpu_plugin_runs_the_fused_kernels_in_shaders(webgpu):
+    ours, expected, counts = _fused_ops(webgpu)
+    for a, b in zip(ours, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    for op in ("softmax", "log_softmax", "rms_norm", "layer_norm", "silu"):
+        assert counts[op, "plugin"] >= 1, counts
 
 
 def test_the_webgpu_plugin_trains_like_the_cpu(webgpu):

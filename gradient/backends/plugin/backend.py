@@ -32,6 +32,7 @@ import numpy as np
 from ...errors import PluginError
 from ..base import Backend
 from ..numpy_backend import ArrayBackend
+from . import kernels
 from .arrays import PluginArray, contiguous_shadow, shadow_of
 from .frames import encode_float
 from .discovery import environment
@@ -79,6 +80,7 @@ class PluginBackend(Backend):
                                   "for every dtype, which every plugin must "
                                   "(docs/plugin-protocol.md, section 7)")
             self._offered = offered
+            kernels.offer(self, session.hello.get("kernels", ()))
             self._handles = itertools.count(1)
             self._frees = []
             self._segment.close()
@@ -119,13 +121,32 @@ class PluginBackend(Backend):
         """Send primitive ``op`` with ``args`` (in the signature's order); its results will
         have ``shadows``. Returns the results' proxies."""
         session = self._live()
+        return self._write(session, self._header(op, args), shadows)
+
+    def _write(self, session, header: dict, shadows) -> tuple:
+        """Send a request that makes arrays with ``shadows``, without waiting: their proxies."""
         if len(self._frees) >= _FREE_BATCH or self._freed_bytes >= _FREE_BYTES:
             self._flush_frees(session)
-        header = self._header(op, args)
         outs = [next(self._handles) for _ in shadows]
         header["out"] = outs
         session.send(header)
         return tuple(PluginArray(self, h, s) for h, s in zip(outs, shadows))
+
+    @property
+    def kernel_kind(self) -> str:
+        """The kind the kernel registry files this plugin's fused kernels under (see
+        :mod:`.kernels`): each plugin offers its own."""
+        return f"plugin:{self.plugin}"
+
+    def kernel(self, name: str, args: tuple, results) -> tuple:
+        """The plugin's fused kernel ``name`` (one it listed, see :mod:`.kernels`) on ``args``,
+        in the declaration's order; ``results`` their (shape, dtype) pairs."""
+        session = self._live()
+        encoded = [{"array": self._handle(a)} if isinstance(a, (PluginArray, np.ndarray)) else
+                   encode_float(float(a)) if isinstance(a, (float, np.floating)) else
+                   int(a) if isinstance(a, np.integer) else a for a in args]
+        return self._write(session, {"op": "kernel", "name": name, "args": encoded},
+                           [contiguous_shadow(shape, dtype) for shape, dtype in results])
 
     def _header(self, op, args) -> dict:
         header = {"op": op}

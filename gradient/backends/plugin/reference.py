@@ -7,9 +7,10 @@ request, keep the first error for the next synchronising reply, repeat. Everythi
 specific is in :class:`ReferencePlugin`'s use of ``self.backend``: a plugin for another device
 keeps the loop and replaces the arrays and the primitives.
 
-The environment variable ``GRADIENT_REFERENCE_PRIMITIVES`` (a comma-separated list) limits the
-primitives it offers, so that the client's host fallback can be tested on a plugin that
-implements only a few.
+It offers a few fused kernels too (:data:`KERNELS`: softmax, the norms, SiLU), written in
+NumPy. The environment variable ``GRADIENT_REFERENCE_PRIMITIVES`` (a comma-separated list)
+limits the primitives it offers, and then it offers no kernels, so that the client's host
+fallback and the composed ops can be tested on a plugin that implements only a few.
 
 Example::
 
@@ -35,9 +36,12 @@ class ReferencePlugin:
     """The state of one session: arrays by handle, failed handles, the first error not yet
     reported."""
 
-    def __init__(self, backend, primitives):
+    kernel_dtypes = ("float32", "float64")   # what its fused kernels take
+
+    def __init__(self, backend, primitives, kernels=()):
         self.backend = backend
         self.primitives = primitives
+        self.kernels = tuple(kernels)
         self.arrays: dict = {}      # handle -> array (or a random generator)
         self.failed: set = set()
         self.error: dict | None = None
@@ -92,7 +96,8 @@ class ReferencePlugin:
                 "devices": [{"name": "host memory (NumPy, in a separate process)"}],
                 "dtypes": ["float32", "float64", "float16", "bfloat16", "int8", "int16",
                            "int32", "int64", "uint8", "bool"],
-                "primitives": list(self.primitives), "kernels": [],
+                "primitives": list(self.primitives),
+                "kernels": [{"name": k, "dtypes": list(self.kernel_dtypes)} for k in self.kernels],
                 "shared_memory": True, "max_inline_bytes": 1 << 62}
 
     # -- requests
@@ -112,6 +117,8 @@ class ReferencePlugin:
             result = np.frombuffer(payload, dtype).reshape(request["shape"])
             self._store(request, (result,))
             return {}
+        if op == "kernel":
+            return self._kernel(request)
         if op not in self.primitives:
             raise NotImplementedError(f"the primitive {op!r} is not offered by this plugin")
         args = [self._argument(kind, request[name]) for name, kind in SIGNATURES[op]]
@@ -123,6 +130,20 @@ class ReferencePlugin:
             return {}
         return {"outs": [{"shape": list(r.shape), "dtype": dtype_name(r.dtype),
                           "strides": [s // r.itemsize for s in r.strides]} for r in results]}
+
+    def _kernel(self, request) -> dict:
+        """A fused kernel (section 5.1): its array arguments by handle, the rest as they are."""
+        name = request["name"]
+        if name not in self.kernels:
+            raise NotImplementedError(f"the kernel {name!r} is not offered by this plugin")
+        args = [self._array(a["array"]) if type(a) is dict else a for a in request["args"]]
+        self._store(request, self._fused(name, args))
+        return {}
+
+    def _fused(self, name, args) -> tuple:
+        """The results of fused kernel ``name``, new C-contiguous arrays: the part a plugin for
+        another device replaces."""
+        return tuple(np.ascontiguousarray(r) for r in KERNELS[name](*args))
 
     def _host_array(self, array) -> np.ndarray:
         """An array as host memory, for ``to_bytes`` (here it already is)."""
@@ -190,13 +211,19 @@ class ReferencePlugin:
         if self.error is not None or isinstance(exc, _FailedInput):
             return   # the first failure is the one reported; what follows from it is not news
         shapes, dtypes = [], []
-        for name, kind in SIGNATURES.get(op, ()):
-            handles = request.get(name)
-            for h in handles if kind == "arrays" else (handles,) if kind == "array" else ():
-                a = self.arrays.get(h)
-                if hasattr(a, "shape") and hasattr(a, "dtype"):
-                    shapes.append(list(a.shape))
-                    dtypes.append(dtype_name(a.dtype))
+        if op == "kernel":      # its arrays are among its args
+            op = f"kernel {request.get('name')}"
+            handles = [a["array"] for a in request.get("args", ()) if type(a) is dict]
+        else:
+            handles = []
+            for name, kind in SIGNATURES.get(op, ()):
+                value = request.get(name)
+                handles += value if kind == "arrays" else [value] if kind == "array" else []
+        for h in handles:
+            a = self.arrays.get(h)
+            if hasattr(a, "shape") and hasattr(a, "dtype"):
+                shapes.append(list(a.shape))
+                dtypes.append(dtype_name(a.dtype))
         self.error = {"request": request.get("id"), "op": op, "type": type(exc).__name__,
                       "message": str(exc), "shapes": shapes, "dtypes": dtypes}
 
@@ -204,6 +231,42 @@ class ReferencePlugin:
 class _FailedInput(Exception):
     def __init__(self, handle):
         super().__init__(f"reads the array {handle}, which an earlier request failed to make")
+
+
+# ------------------------------------------------------------------ fused kernels (NumPy)
+# Over the last dimension, in the input's dtype: what gradient.kernels.declarations says.
+def _softmax(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return (e / e.sum(axis=-1, keepdims=True),)
+
+
+def _log_softmax(x):
+    shifted = x - x.max(axis=-1, keepdims=True)
+    return (shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True)),)
+
+
+def _rms_norm(x, weight, eps):
+    rstd = 1 / np.sqrt((x * x).mean(axis=-1) + x.dtype.type(eps))
+    y = x * rstd[..., None]
+    return (y if weight is None else y * weight), rstd
+
+
+def _layer_norm(x, weight, bias, eps):
+    mean = x.mean(axis=-1)
+    centred = x - mean[..., None]
+    rstd = 1 / np.sqrt((centred * centred).mean(axis=-1) + x.dtype.type(eps))
+    y = centred * rstd[..., None]
+    y = y if weight is None else y * weight
+    return (y if bias is None else y + bias), mean, rstd
+
+
+def _silu(x):
+    return (x / (1 + np.exp(-x)),)
+
+
+KERNELS = {"softmax": _softmax, "log_softmax": _log_softmax, "rms_norm": _rms_norm,
+           "layer_norm": _layer_norm, "silu": _silu,
+           "swiglu": lambda gate, up: (_silu(gate)[0] * up,)}
 
 
 def _gathers(op, request) -> bool:
@@ -222,7 +285,8 @@ def main() -> int:
         "getitem_arrays", "setitem_arrays"]
     if offered:
         primitives = [p for p in primitives if p in offered.split(",")]
-    plugin = ReferencePlugin(ArrayBackend(np, "plugin:reference"), primitives)
+    kernels = [] if offered else list(KERNELS)
+    plugin = ReferencePlugin(ArrayBackend(np, "plugin:reference"), primitives, kernels)
     # replies only on the real stdout: anything printed by mistake goes to stderr
     stdout = sys.stdout.buffer
     sys.stdout = sys.stderr

@@ -9,7 +9,9 @@ storage, and the view primitives only compute new metadata. The shaders cover
 
 * ``unary`` and ``binary`` (with broadcasting, any strides), ``copy`` and ``contiguous``;
 * ``reduce`` (sum with compensated summation, max, min; any axes);
-* ``matmul`` (batched, broadcast batch dimensions, float32 accumulation).
+* ``matmul`` (batched, broadcast batch dimensions, float32 accumulation);
+* the fused kernels softmax, log_softmax, rms_norm and layer_norm (one invocation per row),
+  SiLU and SwiGLU (section 5.1 of the protocol).
 
 Everything else -- other dtypes, indexing with arrays, sorting, the decompositions, in-place
 writes -- runs with NumPy inside this process, on the arrays downloaded from the GPU (an in-place
@@ -157,9 +159,65 @@ MAIN
 """
 
 
+# Fused kernels over the last dimension: one invocation per row of a contiguous x (n values
+# from info[2] + row * n), sums in order. info: rows, n, x offset, weight offset (-1: none),
+# bias offset (-1: none), eps (its float32 bits).
+_ROW_HEAD = """
+@group(0) @binding(0) var<storage, read> info: array<i32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+MAIN
+    let n = info[1];
+    let base = info[2] + i * n;
+    var top = x[base];          // the row's maximum (NaN propagates)
+    for (var j: i32 = 1; j < n; j = j + 1) {
+        let v = x[base + j];
+        top = select(select(max(top, v), v, v != v), top, top != top);
+    }
+"""
+_SOFTMAX = _ROW_HEAD + """
+    var total: f32 = 0.0;
+    for (var j: i32 = 0; j < n; j = j + 1) { total = total + exp(x[base + j] - top); }
+    for (var j: i32 = 0; j < n; j = j + 1) { out[i * n + j] = RESULT; }
+}
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+"""
+_NORM = """
+@group(0) @binding(0) var<storage, read> info: array<i32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read> b: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read_write> mean_out: array<f32>;
+@group(0) @binding(6) var<storage, read_write> rstd_out: array<f32>;
+MAIN
+    let n = info[1];
+    let base = info[2] + i * n;
+    var mean: f32 = 0.0;
+    if (CENTRED) {
+        var s: f32 = 0.0;
+        for (var j: i32 = 0; j < n; j = j + 1) { s = s + x[base + j]; }
+        mean = s / f32(n);
+    }
+    var ss: f32 = 0.0;
+    for (var j: i32 = 0; j < n; j = j + 1) { let d = x[base + j] - mean; ss = ss + d * d; }
+    let rstd = 1.0 / sqrt(ss / f32(n) + bitcast<f32>(info[5]));
+    for (var j: i32 = 0; j < n; j = j + 1) {
+        var y = (x[base + j] - mean) * rstd;
+        if (info[3] >= 0) { y = y * w[info[3] + j]; }
+        if (info[4] >= 0) { y = y + b[info[4] + j]; }
+        out[i * n + j] = y;
+    }
+    mean_out[i] = mean;
+    rstd_out[i] = rstd;
+}
+"""
+_SOFTMAXES = {"softmax": "exp(x[base + j] - top) / total",
+              "log_softmax": "(x[base + j] - top) - log(total)"}
+_SILU = "x / (1.0 + exp(-x))"
+
 _ELEMENTWISE, _MATMUL = (shader.replace("MAIN", _MAIN) + _OFFSETS
                          for shader in (_ELEMENTWISE, _MATMUL))
-_REDUCE = _REDUCE.replace("MAIN", _MAIN)
+_REDUCE, _SOFTMAX, _NORM = (shader.replace("MAIN", _MAIN) for shader in (_REDUCE, _SOFTMAX, _NORM))
 
 
 class Storage:
@@ -281,9 +339,11 @@ class WebGPUPlugin(ReferencePlugin):
     """The reference plugin's loop over GPU arrays (see the module docstring)."""
 
     name = "webgpu"
+    kernel_dtypes = ("float32",)
 
     def __init__(self, backend, primitives, gpu: GPU):
-        super().__init__(backend, primitives)
+        super().__init__(backend, primitives, ("softmax", "log_softmax", "rms_norm",
+                                               "layer_norm", "silu", "swiglu"))
         self.gpu = gpu
 
     def _hello(self, request) -> dict:
@@ -379,6 +439,55 @@ class WebGPUPlugin(ReferencePlugin):
         if op == "matmul" and args[0].ndim and args[1].ndim:
             return (self._matmul(*args),)
         return None
+
+    # -- fused kernels
+    def _fused(self, name, args) -> tuple:
+        arrays = [a for a in args if isinstance(a, (GPUArray, np.ndarray))]
+        if any(a.dtype != _F32 or a.ndim > _MAXD or not self._fits(max(a.size, 1))
+               for a in arrays) or not arrays[0].size:
+            return super()._fused(name, [self._host(a) for a in args])
+        if name == "silu":
+            return (self._elementwise(_SILU, args[0], args[0]),)
+        if name == "swiglu":
+            return (self._elementwise(f"{_SILU} * y", args[0], args[1]),)
+        if name in _SOFTMAXES:
+            x = self._contiguous(args[0])
+            out = self._new(x.shape)
+            rows = x.size // x.shape[-1]
+            source = _SOFTMAX.replace("RESULT", _SOFTMAXES[name])
+            self.gpu.run(self.gpu.pipeline(("row", name), source),
+                         [rows, x.shape[-1], x.offset], [x.storage.buffer, out.storage.buffer],
+                         rows)
+            return (out,)
+        return self._norm(name, *args)
+
+    def _norm(self, name, x, weight, *rest) -> tuple:
+        """rms_norm (x, weight, eps) or layer_norm (x, weight, bias, eps) over rows of x."""
+        bias, eps = rest if name == "layer_norm" else (None, rest[0])
+        x = self._contiguous(x)
+        weight, bias = (None if p is None else self._contiguous(p) for p in (weight, bias))
+        rows = x.size // x.shape[-1]
+        out, mean, rstd = self._new(x.shape), self._new(x.shape[:-1]), self._new(x.shape[:-1])
+        eps_bits = int(np.float32(eps).view(np.int32))
+        meta = [rows, x.shape[-1], x.offset, -1 if weight is None else weight.offset,
+                -1 if bias is None else bias.offset, eps_bits]
+        source = _NORM.replace("CENTRED", "true" if name == "layer_norm" else "false")
+        absent = x.storage.buffer       # bound where a parameter is None, never read
+        buffers = [x.storage.buffer, absent if weight is None else weight.storage.buffer,
+                   absent if bias is None else bias.storage.buffer, out.storage.buffer,
+                   mean.storage.buffer, rstd.storage.buffer]
+        self.gpu.run(self.gpu.pipeline(("norm", name), source), meta, buffers, rows)
+        return (out, mean, rstd) if name == "layer_norm" else (out, rstd)
+
+    def _contiguous(self, x) -> GPUArray:
+        x = self._on_gpu(x)
+        if x.elements == _contiguous_strides(x.shape):
+            return x
+        return self._elementwise("x", x, x)
+
+    def _new(self, shape) -> GPUArray:
+        n = math.prod(shape)
+        return GPUArray(Storage(self.gpu, n), 0, shape, _contiguous_strides(shape))
 
     def _elementwise(self, expression: str, a, b) -> GPUArray:
         a, b = self._on_gpu(a), self._on_gpu(b)
