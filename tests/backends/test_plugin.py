@@ -365,6 +365,21 @@ def test_the_webgpu_plugin_computes_on_the_adapter(webgpu):
     assert set(plugin.UNARY) >= {"exp", "tanh", "sigmoid"} and set(plugin.BINARY) >= {"add", "mul"}
 
 
+def test_the_webgpu_plugins_blocked_matmul_takes_any_shape_and_layout(webgpu):
+    rng = np.random.default_rng(7)
+    cases = [((37, 50), (50, 19)), ((3, 1, 20, 33), (4, 33, 17)), ((50,), (50, 3)),
+             ((5, 16), (16,)), ((1, 1), (1, 1))]
+    for a_shape, b_shape in cases:
+        a = rng.standard_normal(a_shape).astype(np.float32)
+        b = rng.standard_normal(b_shape).astype(np.float32)
+        out = (gradient.tensor(a).to(webgpu) @ gradient.tensor(b).to(webgpu)).cpu().numpy()
+        np.testing.assert_allclose(out, a @ b, rtol=1e-5, atol=1e-5)
+    a = rng.standard_normal((40, 24)).astype(np.float32)
+    t = gradient.tensor(a).to(webgpu)
+    np.testing.assert_allclose((t.T @ t[:, 3:]).cpu().numpy(), a.T @ a[:, 3:], rtol=1e-5,
+                               atol=1e-4)                       # strided operands
+
+
 def test_the_webgpu_plugin_runs_the_fused_kernels_in_shaders(webgpu):
     ours, expected, counts = _fused_ops(webgpu)
     for a, b in zip(ours, expected):

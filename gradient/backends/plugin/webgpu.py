@@ -9,7 +9,8 @@ storage, and the view primitives only compute new metadata. The shaders cover
 
 * ``unary`` and ``binary`` (with broadcasting, any strides), ``copy`` and ``contiguous``;
 * ``reduce`` (sum with compensated summation, max, min; any axes);
-* ``matmul`` (batched, broadcast batch dimensions, float32 accumulation);
+* ``matmul`` (batched, broadcast batch dimensions, a 4 x 4 block of outputs per invocation,
+  float32 accumulation in the order of k);
 * the fused kernels softmax, log_softmax, rms_norm and layer_norm (one invocation per row),
   SiLU and SwiGLU (section 5.1 of the protocol).
 
@@ -133,30 +134,61 @@ _SUM_STEP = """let t = acc + (v - carry);   // Kahan: what the sum lost comes ba
 _MAX_STEP = "if (v != v || v > acc || acc != acc) { acc = select(v, acc, acc != acc); }"
 _MIN_STEP = "if (v != v || v < acc || acc != acc) { acc = select(v, acc, acc != acc); }"
 
+# each invocation a block of 4 x 4 outputs (its row and column blocks from i, the batch from
+# i / blocks): per step of k it reads four values of a and four of b for sixteen products,
+# a quarter of the reads of one output per invocation, and no workgroup barriers; every sum
+# over k runs in index order
 _MATMUL = """
 @group(0) @binding(0) var<storage, read> info: array<i32>;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-// info: outputs, M, N, K, batch ndim, batch shape[8], a batch strides[8], b batch strides[8],
+// info: blocks, M, N, K, batch ndim, batch shape[8], a batch strides[8], b batch strides[8],
 //       a offset, a row stride, a column stride, b offset, b row stride, b column stride
 MAIN
     let m = info[1];
     let n = info[2];
     let k = info[3];
-    let col = i % n;
-    let row = (i / n) % m;
-    let o = vec2<i32>(info[29], info[32]) + offsets(i / (n * m), info[4], 5, 13, 21);
-    let oa = o.x + row * info[30];
-    let ob = o.y + col * info[34];
-    var acc: f32 = 0.0;
+    let col_blocks = (n + 3) / 4;
+    let per_batch = ((m + 3) / 4) * col_blocks;
+    let batch = i / per_batch;
+    let row0 = ((i % per_batch) / col_blocks) * 4;
+    let col0 = (i % col_blocks) * 4;
+    let o = vec2<i32>(info[29], info[32]) + offsets(batch, info[4], 5, 13, 21);
+    var rows = vec4<i32>(0, 1, 2, 3) + row0;
+    var cols = vec4<i32>(0, 1, 2, 3) + col0;
+    let row_ok = rows < vec4<i32>(m);
+    let col_ok = cols < vec4<i32>(n);
+    rows = select(vec4<i32>(row0), rows, row_ok);    // past the edge: read a valid row, unused
+    cols = select(vec4<i32>(col0), cols, col_ok);
+    let ra = o.x + rows * info[30];
+    let cb = o.y + cols * info[34];
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
     for (var q: i32 = 0; q < k; q = q + 1) {
-        acc = acc + a[oa + q * info[31]] * b[ob + q * info[33]];
+        let qa = q * info[31];
+        let vb = vec4<f32>(b[cb.x + q * info[33]], b[cb.y + q * info[33]],
+                           b[cb.z + q * info[33]], b[cb.w + q * info[33]]);
+        acc0 = acc0 + a[ra.x + qa] * vb;
+        acc1 = acc1 + a[ra.y + qa] * vb;
+        acc2 = acc2 + a[ra.z + qa] * vb;
+        acc3 = acc3 + a[ra.w + qa] * vb;
     }
-    out[i] = acc;
+    let base = batch * m * n;
+    let accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    for (var r: i32 = 0; r < 4; r = r + 1) {
+        if (row_ok[r]) {
+            for (var c: i32 = 0; c < 4; c = c + 1) {
+                if (col_ok[c]) { out[base + rows[r] * n + cols[c]] = accs[r][c]; }
+            }
+        }
+    }
 }
 """
+_MATMUL_BLOCK = 4
 
 
 # Fused kernels over the last dimension: one invocation per row of a contiguous x (n values
@@ -307,9 +339,9 @@ class GPU:
                 layout="auto", compute={"module": module, "entry_point": "main"})
         return pipeline
 
-    def run(self, pipeline, meta: list, buffers: list, n: int) -> None:
-        """Dispatch ``pipeline`` over ``n`` invocations: binding 0 the metadata, then the
-        buffers in order."""
+    def run(self, pipeline, meta: list, buffers: list, n: int, grid=None) -> None:
+        """Dispatch ``pipeline`` over ``n`` invocations (or over the workgroups ``grid``):
+        binding 0 the metadata, then the buffers in order."""
         usage = self.wgpu.BufferUsage.STORAGE | self.wgpu.BufferUsage.COPY_DST
         meta_buffer = self.device.create_buffer_with_data(
             data=np.asarray(meta, np.int32).tobytes(), usage=usage)
@@ -320,13 +352,15 @@ class GPU:
                                                         "size": buffer.size}})
         bind_group = self.device.create_bind_group(layout=pipeline.get_bind_group_layout(0),
                                                    entries=entries)
-        groups = max(1, -(-n // _GROUP))
-        nx = min(groups, _MAX_GROUPS)
+        if grid is None:
+            groups = max(1, -(-n // _GROUP))
+            nx = min(groups, _MAX_GROUPS)
+            grid = (nx, -(-groups // nx), 1)
         encoder = self.device.create_command_encoder()
         compute = encoder.begin_compute_pass()
         compute.set_pipeline(pipeline)
         compute.set_bind_group(0, bind_group)
-        compute.dispatch_workgroups(nx, -(-groups // nx), 1)
+        compute.dispatch_workgroups(*grid)
         compute.end()
         self.device.queue.submit([encoder.finish()])
 
@@ -542,10 +576,11 @@ class WebGPUPlugin(ReferencePlugin):
         if total and k:
             a_batch = _broadcast_strides(GPUArray(a.storage, 0, a_shape[:-2], a_str[:-2]), batch)
             b_batch = _broadcast_strides(GPUArray(b.storage, 0, b_shape[:-2], b_str[:-2]), batch)
-            meta = ([total, m, n, k, len(batch)] + _pad(batch, 1) + _pad(a_batch) + _pad(b_batch)
+            blocks = math.prod(batch) * -(-m // _MATMUL_BLOCK) * -(-n // _MATMUL_BLOCK)
+            meta = ([blocks, m, n, k, len(batch)] + _pad(batch, 1) + _pad(a_batch) + _pad(b_batch)
                     + [a.offset, a_str[-2], a_str[-1], b.offset, b_str[-2], b_str[-1]])
             self.gpu.run(self.gpu.pipeline(("matmul",), _MATMUL), meta,
-                         [a.storage.buffer, b.storage.buffer, out.storage.buffer], total)
+                         [a.storage.buffer, b.storage.buffer, out.storage.buffer], blocks)
         elif total:   # k == 0: zeros
             out.storage.write(self.gpu, np.zeros(total, _F32))
         return out
