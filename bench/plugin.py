@@ -4,11 +4,12 @@ same step in-process.
 
 Run:  python bench/plugin.py [--plugin reference] [--steps 5] [--rounds 5]
 
-The reference plugin runs the backend contract's primitives with NumPy in another process. So
-that the step-time ratio measures the protocol, not the math, the in-process step it is
-compared with runs the same primitives: a device ``"primitives"`` of the plain NumPy backend
-with no fused kernels (the CPU device's numba kernels -- softmax, norms, attention -- would
-make it another computation; its step is reported too, as ``step_ms_cpu_fused``). The step is
+The reference plugin runs the backend contract's primitives with NumPy in another process, and
+its fused kernels (softmax, the norms, a Linear's bias, the Adam step) in NumPy too. So that
+the step-time ratio measures the protocol, not the math, the in-process step it is compared
+with runs the same: a device ``"primitives"`` of the plain NumPy backend with the reference
+plugin's NumPy kernels registered for it (the CPU device's numba kernels would make it
+another computation; its step is reported too, as ``step_ms_cpu_fused``). The step is
 timed in blocks of ``--steps`` steps per device, the devices alternating for ``--rounds``
 rounds; the JSON line gives the median ratio and its spread (min, max over the rounds).
 """
@@ -25,8 +26,11 @@ import time
 import numpy as np
 
 import gradient
+from gradient import kernels
 from gradient.backends import get_backend, register_backend
 from gradient.backends.numpy_backend import ArrayBackend
+from gradient.backends.plugin import kernels as plugin_kernels
+from gradient.backends.plugin import reference
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "examples"))
@@ -107,7 +111,10 @@ def main() -> None:
     cfg = char_gpt.GPTConfig(vocab_size=data.vocab_size)
     rng = np.random.default_rng(0)
     batches = [data.batch("train", 16, rng) for _ in range(args.steps)]
-    register_backend("primitives", ArrayBackend(np, "primitives"))   # no fused kernels
+    # in process, the same NumPy primitives and kernels as the reference plugin's
+    register_backend("primitives", ArrayBackend(np, "primitives"))
+    for name, compute in reference.KERNELS.items():
+        kernels.register(name, "primitives", "numpy")(plugin_kernels.as_kernel(name, compute))
     devices = ("primitives", device, "cpu")
     state = {}
     for dev in devices:

@@ -114,9 +114,33 @@ def test_a_model_trains_on_the_plugin_as_on_the_cpu():
     plugin.load_state_dict(cpu.state_dict())
     plugin.to(REF)
     x, y = gradient.randn(32, 6), gradient.randint(0, 3, (32,))
-    losses = [_train(model, dev, x, y, gradient.optim.AdamW, 1e-2, 5)
-              for model, dev in ((cpu, "cpu"), (plugin, REF))]
+    with gradient.kernels.trace() as trace:
+        losses = [_train(model, dev, x, y, gradient.optim.AdamW, 1e-2, 5)
+                  for model, dev in ((cpu, "cpu"), (plugin, REF))]
+    # the reference plugin's Adam step, bias add and LayerNorm ran there, each one request
+    for op in ("adam_step", "add_to_rows", "layer_norm"):
+        assert trace.counts[op, "plugin"] >= 5, trace.counts
     assert losses[1] == pytest.approx(losses[0], rel=1e-6, abs=1e-7)
+    for p, q in zip(cpu.parameters(), plugin.parameters()):
+        np.testing.assert_allclose(q.detach().cpu().numpy(), p.detach().numpy(), rtol=1e-6,
+                                   atol=1e-7)
+
+
+@pytest.mark.parametrize("options", [dict(), dict(amsgrad=True, maximize=True),
+                                     dict(weight_decay=0.1), dict(betas=(0.4, 0.9))])
+@pytest.mark.parametrize("optimizer", ["Adam", "AdamW"])
+def test_the_plugins_adam_step_is_the_cpus(optimizer, options):
+    gradient.manual_seed(1)
+    cpu = gradient.nn.Linear(5, 4)
+    plugin = gradient.nn.Linear(5, 4)
+    plugin.load_state_dict(cpu.state_dict())
+    plugin.to(REF)
+    x, y = gradient.randn(8, 5), gradient.randint(0, 4, (8,))
+    make = getattr(gradient.optim, optimizer)
+    with gradient.kernels.trace() as trace:
+        for model, dev in ((cpu, "cpu"), (plugin, REF)):
+            _train(model, dev, x, y, lambda params, lr: make(params, lr=lr, **options), 0.05, 3)
+    assert trace.counts["adam_step", "plugin"] == 6          # two parameters, three steps
     for p, q in zip(cpu.parameters(), plugin.parameters()):
         np.testing.assert_allclose(q.detach().cpu().numpy(), p.detach().numpy(), rtol=1e-6,
                                    atol=1e-7)

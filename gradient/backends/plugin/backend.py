@@ -138,15 +138,26 @@ class PluginBackend(Backend):
         :mod:`.kernels`): each plugin offers its own."""
         return f"plugin:{self.plugin}"
 
-    def kernel(self, name: str, args: tuple, results) -> tuple:
+    def kernel(self, name: str, args: tuple, results, kwargs=None) -> tuple:
         """The plugin's fused kernel ``name`` (one it listed, see :mod:`.kernels`) on ``args``,
-        in the declaration's order; ``results`` their (shape, dtype) pairs."""
+        in the declaration's order, and keyword arguments ``kwargs``; ``results`` their
+        (shape, dtype) pairs (none for a kernel that writes in place)."""
         session = self._live()
-        encoded = [{"array": self._handle(a)} if isinstance(a, (PluginArray, np.ndarray)) else
-                   encode_float(float(a)) if isinstance(a, (float, np.floating)) else
-                   int(a) if isinstance(a, np.integer) else a for a in args]
-        return self._write(session, {"op": "kernel", "name": name, "args": encoded},
+        header = {"op": "kernel", "name": name, "args": [self._kernel_value(a) for a in args]}
+        if kwargs:
+            header["kwargs"] = {k: self._kernel_value(v) for k, v in kwargs.items()}
+        return self._write(session, header,
                            [contiguous_shadow(shape, dtype) for shape, dtype in results])
+
+    def _kernel_value(self, a):
+        """A kernel argument as section 5.1 writes it."""
+        if isinstance(a, (PluginArray, np.ndarray)):
+            return {"array": self._handle(a)}
+        if isinstance(a, (bool, np.bool_)):
+            return bool(a)
+        if isinstance(a, (float, np.floating)):
+            return encode_float(float(a))
+        return int(a) if isinstance(a, np.integer) else a
 
     def _header(self, op, args) -> dict:
         header = {"op": op}

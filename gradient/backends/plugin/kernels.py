@@ -37,7 +37,7 @@ def _rows_of(i: int):
 
 
 #: The kernels a plugin may offer, and their results' (shape, dtype) from the arguments (all
-#: over the last dimension; results C-contiguous).
+#: over the last dimension; results C-contiguous; none for the kernels that write in place).
 RESULTS = {
     "softmax": (_like(0),),
     "log_softmax": (_like(0),),
@@ -51,6 +51,9 @@ RESULTS = {
     "swiglu_backward": (_like(1), _like(2)),
     "rms_norm": (_like(0), _rows_of(0)),
     "layer_norm": (_like(0), _rows_of(0), _rows_of(0)),
+    # in place: no results (the call returns True, "done")
+    "add_to_rows": (),
+    "adam_step": (),
 }
 
 
@@ -67,16 +70,27 @@ def offer(backend, entries) -> None:
 
 
 def _forwarder(name: str, backend):
-    """``name``'s kernel on ``backend``'s plugin, with the declaration's parameters."""
+    """``name``'s kernel on ``backend``'s plugin."""
     results = RESULTS[name]
+    return as_kernel(name, lambda *args, **kwargs: backend.kernel(
+        name, args, [shape_dtype(args) for shape_dtype in results], kwargs),
+        f"{name} (plugin {backend.plugin})")
 
-    def run(*args):
+
+def as_kernel(name: str, compute, qualname: str | None = None):
+    """A registry kernel for the declared ``name`` made of ``compute``, which returns a tuple
+    of results (empty for a kernel that writes in place): the declaration's parameters, its
+    result (one, a tuple, or True for "done"), declining an empty input.
+
+    Example: ``register("softmax", "mine", "numpy")(as_kernel("softmax", my_softmax))``
+    """
+    def run(*args, **kwargs):
         if args[0].size == 0:      # nothing over the last dimension: the composition's rules
             return None
-        out = backend.kernel(name, args, [shape_dtype(args) for shape_dtype in results])
-        return out[0] if len(out) == 1 else out
-    parameters = registry.declared()[name].parameters
+        out = compute(*args, **kwargs)
+        return True if not out else out[0] if len(out) == 1 else out
     run.__signature__ = inspect.Signature(
-        [inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in parameters])
-    run.__qualname__ = f"{name} (plugin {backend.plugin})"
+        [inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+         for p in registry.declared()[name].parameters])
+    run.__qualname__ = qualname or name
     return run

@@ -7,8 +7,8 @@ request, keep the first error for the next synchronising reply, repeat. Everythi
 specific is in :class:`ReferencePlugin`'s use of ``self.backend``: a plugin for another device
 keeps the loop and replaces the arrays and the primitives.
 
-It offers a few fused kernels too (:data:`KERNELS`: softmax, the norms, SiLU), written in
-NumPy. The environment variable ``GRADIENT_REFERENCE_PRIMITIVES`` (a comma-separated list)
+It offers a few fused kernels too (:data:`KERNELS`: softmax, the norms, SiLU, a Linear's bias,
+the Adam step), written in NumPy. The environment variable ``GRADIENT_REFERENCE_PRIMITIVES`` (a comma-separated list)
 limits the primitives it offers, and then it offers no kernels, so that the client's host
 fallback and the composed ops can be tested on a plugin that implements only a few.
 
@@ -137,13 +137,14 @@ class ReferencePlugin:
         if name not in self.kernels:
             raise NotImplementedError(f"the kernel {name!r} is not offered by this plugin")
         args = [self._array(a["array"]) if type(a) is dict else a for a in request["args"]]
-        self._store(request, self._fused(name, args))
+        kwargs = {k: decode_float(v) for k, v in request.get("kwargs", {}).items()}
+        self._store(request, self._fused(name, args, kwargs))
         return {}
 
-    def _fused(self, name, args) -> tuple:
-        """The results of fused kernel ``name``, new C-contiguous arrays: the part a plugin for
-        another device replaces."""
-        return tuple(np.ascontiguousarray(r) for r in KERNELS[name](*args))
+    def _fused(self, name, args, kwargs) -> tuple:
+        """The results of fused kernel ``name``, new C-contiguous arrays (none for one that
+        writes in place): the part a plugin for another device replaces."""
+        return tuple(np.ascontiguousarray(r) for r in KERNELS[name](*args, **kwargs))
 
     def _host_array(self, array) -> np.ndarray:
         """An array as host memory, for ``to_bytes`` (here it already is)."""
@@ -264,9 +265,45 @@ def _silu(x):
     return (x / (1 + np.exp(-x)),)
 
 
+def _add_to_rows(out, row):
+    out += row
+    return ()
+
+
+def _adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1, beta2, eps,
+               weight_decay, decoupled_weight_decay, maximize, step):
+    """One Adam/AdamW update in place, in the order of gradient.optim.adam's composition (in
+    place where that gives the same roundings: a += b is a + b)."""
+    k = param.dtype.type
+    g = -grad if maximize else grad
+    if weight_decay and not decoupled_weight_decay:
+        g = g + k(weight_decay) * param
+    w1 = 1 - beta1
+    if w1 < 0.5:
+        exp_avg += (g - exp_avg) * k(w1)
+    else:
+        exp_avg[...] = g - (g - exp_avg) * k(1 - w1)
+    exp_avg_sq *= k(beta2)
+    exp_avg_sq += g * k(1 - beta2) * g
+    second = exp_avg_sq
+    if max_exp_avg_sq is not None:
+        np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+        second = max_exp_avg_sq
+    update = np.sqrt(second)
+    update /= k((1 - beta2 ** step) ** 0.5)
+    update += k(eps)
+    np.divide(exp_avg, update, out=update)
+    update *= k(-(lr / (1 - beta1 ** step)))
+    if weight_decay and decoupled_weight_decay:
+        param *= k(1 - lr * weight_decay)
+    param += update
+    return ()
+
+
 KERNELS = {"softmax": _softmax, "log_softmax": _log_softmax, "rms_norm": _rms_norm,
            "layer_norm": _layer_norm, "silu": _silu,
-           "swiglu": lambda gate, up: (_silu(gate)[0] * up,)}
+           "swiglu": lambda gate, up: (_silu(gate)[0] * up,),
+           "add_to_rows": _add_to_rows, "adam_step": _adam_step}
 
 
 def _gathers(op, request) -> bool:

@@ -475,11 +475,11 @@ class WebGPUPlugin(ReferencePlugin):
         return None
 
     # -- fused kernels
-    def _fused(self, name, args) -> tuple:
+    def _fused(self, name, args, kwargs) -> tuple:
         arrays = [a for a in args if isinstance(a, (GPUArray, np.ndarray))]
         if any(a.dtype != _F32 or a.ndim > _MAXD or not self._fits(max(a.size, 1))
-               for a in arrays) or not arrays[0].size:
-            return super()._fused(name, [self._host(a) for a in args])
+               for a in arrays) or not arrays[0].size:     # (kernels with results only)
+            return super()._fused(name, [self._host(a) for a in args], kwargs)
         if name == "silu":
             return (self._elementwise(_SILU, args[0], args[0]),)
         if name == "swiglu":
