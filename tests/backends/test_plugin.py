@@ -404,6 +404,35 @@ def test_the_webgpu_plugins_blocked_matmul_takes_any_shape_and_layout(webgpu):
                                atol=1e-4)                       # strided operands
 
 
+def test_the_webgpu_plugin_writes_in_place_on_the_adapter(webgpu):
+    from gradient.backends.plugin import webgpu as plugin
+    rng = np.random.default_rng(8)
+    host = rng.standard_normal((6, 8)).astype(np.float32)
+    row = rng.standard_normal(4).astype(np.float32)
+    x = gradient.tensor(host).to(webgpu)
+    view = x[1:, ::2]                        # strided: every other column of five rows
+    view += gradient.tensor(row).to(webgpu)  # binary_, the row broadcast
+    x[0] = 3.0                               # setitem with a basic index
+    x[2:4, 1] = x[4:6, 1]                    # from the same storage
+    x.T[5] *= 2                              # through a transposed view
+    expected = host.copy()
+    expected[1:, ::2] += row
+    expected[0] = 3.0
+    expected[2:4, 1] = expected[4:6, 1]
+    expected.T[5] *= 2
+    np.testing.assert_array_equal(x.cpu().numpy(), expected)
+    # and those writes are shaders: the plugin's class, in this process, never goes to the host
+    from gradient.backends.numpy_backend import ArrayBackend
+    gpu_plugin = plugin.WebGPUPlugin(ArrayBackend(np, "plugin:webgpu"), [], plugin.GPU())
+    gpu_plugin._in_place_through_host = None           # would fail if called
+    target = gpu_plugin._upload(host)
+    gpu_plugin._compute("binary_", ["add", target, np.tile(row, 2)], {})
+    gpu_plugin._compute("setitem", [target, (0,), np.array(3.0, np.float32)], {})
+    expected = host + np.tile(row, 2)
+    expected[0] = 3.0
+    np.testing.assert_array_equal(gpu_plugin._host(target), expected)
+
+
 def test_the_webgpu_plugin_runs_the_fused_kernels_in_shaders(webgpu):
     ours, expected, counts = _fused_ops(webgpu)
     for a, b in zip(ours, expected):

@@ -14,10 +14,12 @@ storage, and the view primitives only compute new metadata. The shaders cover
 * the fused kernels softmax, log_softmax, rms_norm and layer_norm (one invocation per row),
   SiLU and SwiGLU (section 5.1 of the protocol).
 
-Everything else -- other dtypes, indexing with arrays, sorting, the decompositions, in-place
-writes -- runs with NumPy inside this process, on the arrays downloaded from the GPU (an in-place
-write downloads the storage, writes and uploads it again, so every view sees it). Results
-computed that way stay in host memory until a shader needs them. So the plugin offers every
+In-place writes of float32 values (``binary_`` with those ops, ``setitem`` with a basic index)
+are shaders too, into the written view's storage. Everything else -- other dtypes, indexing
+with arrays, sorting, the decompositions, the other in-place primitives -- runs with NumPy
+inside this process, on the arrays downloaded from the GPU (an in-place write there downloads
+the storage, writes and uploads it again, so every view sees it). Results computed that way
+stay in host memory until a shader needs them. So the plugin offers every
 primitive, and the client never has to fall back. WGSL has no float64 and no 64-bit integers,
 and a storage binding holds at most 128 MiB: those arrays stay on the host too.
 
@@ -92,6 +94,23 @@ MAIN
     let x = a[o.x];
     let y = b[o.y];
     out[i] = EXPR;
+}
+"""
+
+# an in-place write into a strided view of a storage: binary_ (x op= y) and setitem (x[...] =
+# y), y broadcast; the value is read from another buffer (WebGPU does not bind one buffer as
+# both read and read_write)
+_INTO = """
+@group(0) @binding(0) var<storage, read> info: array<i32>;
+@group(0) @binding(1) var<storage, read> b: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+// info: n, ndim, shape[8], then for the written view and the value: offset, strides[8]
+MAIN
+    let o = vec2<i32>(info[10], info[19]) + offsets(i, info[1], 2, 11, 20);
+    let x = out[o.x];
+    let y = b[o.y];
+    out[o.x] = EXPR;
 }
 """
 
@@ -247,8 +266,8 @@ _SOFTMAXES = {"softmax": "exp(x[base + j] - top) / total",
               "log_softmax": "(x[base + j] - top) - log(total)"}
 _SILU = "x / (1.0 + exp(-x))"
 
-_ELEMENTWISE, _MATMUL = (shader.replace("MAIN", _MAIN) + _OFFSETS
-                         for shader in (_ELEMENTWISE, _MATMUL))
+_ELEMENTWISE, _MATMUL, _INTO = (shader.replace("MAIN", _MAIN) + _OFFSETS
+                                for shader in (_ELEMENTWISE, _MATMUL, _INTO))
 _REDUCE, _SOFTMAX, _NORM = (shader.replace("MAIN", _MAIN) for shader in (_REDUCE, _SOFTMAX, _NORM))
 
 
@@ -424,7 +443,9 @@ class WebGPUPlugin(ReferencePlugin):
         if op in IN_PLACE:
             target = args[1] if op == "binary_" else args[0]
             if isinstance(target, GPUArray):
-                return self._in_place_through_host(op, args, target)
+                if not self._write_in_place(op, args, target):
+                    self._in_place_through_host(op, args, target)
+                return None
         elif gpu_args and op in VIEWS and not _gathers(op, request):
             return (self._view(op, args),)
         results = self._shader(op, args)
@@ -447,6 +468,39 @@ class WebGPUPlugin(ReferencePlugin):
         if op == "windows":
             return _view_of(x, self.backend.windows(shadow, *args[1:]))
         return _view_of(x, shadow[args[1]])   # getitem with integers, slices, None, ...
+
+    def _write_in_place(self, op, args, target: GPUArray) -> bool:
+        """``binary_`` with a shader's op, or ``setitem`` with a basic index, of a float32
+        value, written on the GPU; False where the host does it."""
+        if op == "binary_" and args[0] in BINARY:
+            view, value, expression = target, args[2], BINARY[args[0]]
+        elif op == "setitem" and not any(isinstance(i, (np.ndarray, GPUArray)) for i in args[1]):
+            index = tuple(args[1])
+            if not any(i is Ellipsis for i in index):
+                index += (Ellipsis,)       # a 0-d view, not a scalar, for integers everywhere
+            view, value, expression = _view_of(target, target.shadow()[index]), args[2], "y"
+        else:
+            return False
+        if isinstance(value, np.ndarray) and value.dtype == _F32 and self._fits(max(value.size, 1)):
+            value = self._upload(value)
+        if (not isinstance(value, GPUArray) or view.ndim > _MAXD or value.ndim > view.ndim
+                or any(s == 0 and n > 1 for s, n in zip(view.elements, view.shape))):
+            return False
+        try:
+            if np.broadcast_shapes(view.shape, value.shape) != view.shape:
+                return False
+        except ValueError:
+            return False                   # the host raises NumPy's error
+        if value.storage is target.storage:   # read before any write, as NumPy does
+            value = self._elementwise("x", value, value)
+        if view.size:
+            meta = ([view.size, view.ndim] + _pad(view.shape, 1) + [view.offset]
+                    + _pad(view.elements) + [value.offset]
+                    + _pad(_broadcast_strides(value, view.shape)))
+            self.gpu.run(self.gpu.pipeline(("into", expression),
+                                           _INTO.replace("EXPR", expression)),
+                         meta, [value.storage.buffer, target.storage.buffer], view.size)
+        return True
 
     def _in_place_through_host(self, op, args, target: GPUArray):
         storage = target.storage.read(self.gpu)
