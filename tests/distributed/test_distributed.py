@@ -60,14 +60,27 @@ def test_collectives(tmp_path, n):
 @pytest.mark.parametrize("case,dtype,tol", [
     ("ddp", gradient.float64, 1e-10), ("ddp_float32", gradient.float32, 1e-6),
     ("ddp_accumulate", gradient.float64, 1e-10), ("ddp_small_buckets", gradient.float64, 1e-10),
-    ("ddp_unused", gradient.float64, 1e-10)])
+    ("ddp_unused", gradient.float64, 1e-10), ("zero", gradient.float64, 1e-10)])
 def test_ddp_on_two_ranks_equals_one_process(tmp_path, case, dtype, tol):
-    kwargs = {"ddp_accumulate": {"accumulate": 2}, "ddp_unused": {"unused": True}}.get(case, {})
+    kwargs = {"ddp_accumulate": {"accumulate": 2}, "ddp_unused": {"unused": True},
+              "zero": {"adam": True}}.get(case, {})
     alone = train(0, 1, dtype, **kwargs)
     for rank in _results(case, 2, tmp_path):
+        rank.pop("state_elements", None)
         assert rank.keys() == alone.keys()
         for name, value in alone.items():
             np.testing.assert_allclose(rank[name], value, rtol=tol, atol=tol, err_msg=name)
+
+
+def test_zero_on_three_ranks_shards_the_state_and_equals_one_process(tmp_path):
+    alone = train(0, 1, gradient.float64, adam=True)
+    ranks = _results("zero", 3, tmp_path)
+    held = [int(r.pop("state_elements")) for r in ranks]
+    total = sum(v.size for v in alone.values())
+    assert sum(held) == total and all(0 < h < total for h in held), held   # each element once
+    for rank in ranks:
+        for name, value in alone.items():
+            np.testing.assert_allclose(rank[name], value, rtol=1e-10, atol=1e-10, err_msg=name)
 
 
 def test_tensor_parallel_layers_on_two_ranks_equal_the_unsplit_ones(tmp_path):

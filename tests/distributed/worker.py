@@ -65,14 +65,29 @@ def model_and_data(dtype, unused=False):
     return model, x, y
 
 
-def train(rank, size, dtype=gradient.float64, accumulate=1, bucket_cap_mb=25, unused=False):
-    """Steps of SGD on ``size`` ranks, each on its share of the batch (``accumulate``
-    micro-batches, all but the last inside no_sync)."""
+def train(rank, size, dtype=gradient.float64, accumulate=1, bucket_cap_mb=25, unused=False,
+          adam=False):
+    """Steps of SGD (or AdamW with a decaying learning rate, ``adam``: on several ranks its
+    state sharded by ZeroRedundancyOptimizer) on ``size`` ranks, each on its share of the
+    batch (``accumulate`` micro-batches, all but the last inside no_sync)."""
     model, x, y = model_and_data(dtype, unused)
-    if size > 1 or dist.is_initialized():
+    distributed = size > 1 or dist.is_initialized()
+    if distributed:
         model = nn.parallel.DistributedDataParallel(model, bucket_cap_mb=bucket_cap_mb,
                                                     find_unused_parameters=unused)
-    opt = gradient.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    if adam:
+        groups = [{"params": list(model.parameters())[:2], "weight_decay": 0.0},
+                  {"params": list(model.parameters())[2:]}]
+        if distributed:
+            from gradient.distributed.optim import ZeroRedundancyOptimizer
+            opt = ZeroRedundancyOptimizer(groups, optimizer_class=gradient.optim.AdamW,
+                                          lr=0.05, weight_decay=0.1)
+        else:
+            opt = gradient.optim.AdamW(groups, lr=0.05, weight_decay=0.1)
+        schedule = gradient.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+    else:
+        opt = gradient.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        schedule = None
     shard = len(x) // size
     xs, ys = x[rank * shard:(rank + 1) * shard], y[rank * shard:(rank + 1) * shard]
     micro = len(xs) // accumulate
@@ -86,8 +101,14 @@ def train(rank, size, dtype=gradient.float64, accumulate=1, bucket_cap_mb=25, un
                 loss = nn.functional.cross_entropy(model(xb), yb) / accumulate
                 loss.backward()
         opt.step()
+        if schedule is not None:
+            schedule.step()
     inner = model.module if hasattr(model, "module") else model
-    return {name: p.detach().numpy() for name, p in inner.named_parameters()}
+    out = {name: p.detach().numpy() for name, p in inner.named_parameters()}
+    if adam and distributed:   # the elements whose optimizer state this rank holds
+        out["state_elements"] = np.array(sum(
+            p.numel() for p in inner.parameters() if p in opt.optim.state))
+    return out
 
 
 class _nothing:
@@ -141,6 +162,7 @@ CASES = {
     "ddp_accumulate": lambda r, s: train(r, s, accumulate=2),
     "ddp_small_buckets": lambda r, s: train(r, s, bucket_cap_mb=0.001),
     "ddp_unused": lambda r, s: train(r, s, unused=True),
+    "zero": lambda r, s: train(r, s, adam=True),
 }
 
 
