@@ -112,6 +112,22 @@ def test_tensor_parallel_layers_on_two_ranks_equal_the_unsplit_ones(tmp_path):
                                        atol=1e-12, err_msg=name)
 
 
+@pytest.mark.parametrize("n", [2, 3])
+def test_a_vocabulary_parallel_embedding_equals_the_whole_table(tmp_path, n):
+    from .worker import embedding_inputs
+    table, ids, head = embedding_inputs()
+    rows = table(ids)
+    ((rows @ head).tanh().sum()).backward()
+    part = 12 // n
+    for r, got in enumerate(_results("vocab_parallel", n, tmp_path)):
+        assert int(got["start"]) == r * part
+        np.testing.assert_allclose(got["rows"], rows.detach().numpy(), rtol=1e-12, atol=1e-12)
+        # this rank's rows of the table's gradient (the padding row's stays zero)
+        np.testing.assert_allclose(got["weight_grad"],
+                                   table.weight.grad.numpy()[r * part:(r + 1) * part],
+                                   rtol=1e-12, atol=1e-12)
+
+
 def test_a_rank_that_raises_stops_the_others(tmp_path):
     proc, seconds, _ = _launch("fail", 2, tmp_path, timeout=120)
     assert proc.returncode != 0 and seconds < 60

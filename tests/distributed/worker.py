@@ -154,7 +154,27 @@ def tensor_parallel_inputs():
     return fc1, fc2, x, x2
 
 
+def embedding_inputs():
+    gradient.manual_seed(2)
+    table = nn.Embedding(12, 5, padding_idx=7).double()
+    ids = gradient.tensor([[0, 5, 6, 11], [7, 3, 6, 9]])
+    head = gradient.randn(5, 3, dtype=gradient.float64)
+    return table, ids, head
+
+
+def vocab_parallel(rank, size):
+    """A vocabulary-parallel embedding's lookup, and its rows' gradient, on this rank."""
+    from gradient.nn.parallel import VocabParallelEmbedding
+    table, ids, head = embedding_inputs()
+    layer = VocabParallelEmbedding.from_embedding(table)
+    rows = layer(ids)
+    ((rows @ head).tanh().sum()).backward()
+    return {"rows": rows.detach().numpy(), "weight_grad": layer.weight.grad.numpy(),
+            "start": np.array(layer.start)}
+
+
 CASES = {
+    "vocab_parallel": vocab_parallel,
     "tensor_parallel": tensor_parallel,
     "collectives": collectives,
     "ddp": train,

@@ -1,7 +1,9 @@
 """``torch.nn.parallel``: :class:`DistributedDataParallel`; and tensor parallelism's
-:class:`ColumnParallelLinear` and :class:`RowParallelLinear` (Megatron-LM's)."""
+:class:`ColumnParallelLinear`, :class:`RowParallelLinear` and :class:`VocabParallelEmbedding`
+(Megatron-LM's)."""
 
 from .distributed import DistributedDataParallel
-from .tensor_parallel import ColumnParallelLinear, RowParallelLinear
+from .tensor_parallel import ColumnParallelLinear, RowParallelLinear, VocabParallelEmbedding
 
-__all__ = ["DistributedDataParallel", "ColumnParallelLinear", "RowParallelLinear"]
+__all__ = ["DistributedDataParallel", "ColumnParallelLinear", "RowParallelLinear",
+           "VocabParallelEmbedding"]

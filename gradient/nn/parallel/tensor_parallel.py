@@ -14,6 +14,10 @@ backward that makes the result the unsplit layer's.
 A column-parallel layer followed by a row-parallel one (an MLP, or attention's projections)
 communicates once in forward and once in backward.
 
+* :class:`VocabParallelEmbedding` splits an embedding table's rows (the vocabulary): rank r
+  holds ids ``r*k .. (r+1)*k``, looks up the ids it holds (zeros for the others), and the
+  rows are summed over the ranks in forward; each rank's gradient reaches its own rows.
+
 Example (``gradient run -n 2 script.py``)::
 
     >>> up = ColumnParallelLinear.from_linear(mlp.fc1, gather_output=False)
@@ -33,7 +37,7 @@ from .. import init
 from ..module import Module
 from ..parameter import Parameter
 
-__all__ = ["ColumnParallelLinear", "RowParallelLinear"]
+__all__ = ["ColumnParallelLinear", "RowParallelLinear", "VocabParallelEmbedding"]
 
 
 class _CopyToGroup(Function):
@@ -174,6 +178,43 @@ class RowParallelLinear(Module):
             x = _SliceLastDim.apply(x, self.group)
         y = _ReduceFromGroup.apply(F.linear(x, self.weight), self.group)
         return y if self.bias is None else y + self.bias
+
+
+class VocabParallelEmbedding(Module):
+    """``nn.Embedding(num_embeddings, embedding_dim)`` with the rows split among the ranks of
+    ``group`` (see the module docstring); every rank gets the whole lookup."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx=None, group=None,
+                 dtype=None):
+        super().__init__()
+        self.group = dist.get_group(group)
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        part = _split(num_embeddings, self.group.size, "num_embeddings")
+        self.start, self.end = self.group.rank * part, (self.group.rank + 1) * part
+        self.padding_idx = padding_idx
+        self.weight = Parameter(empty(part, embedding_dim, dtype=dtype))
+        with no_grad():
+            init.normal_(self.weight)
+            if padding_idx is not None and self.start <= padding_idx < self.end:
+                self.weight[padding_idx - self.start].zero_()
+
+    @classmethod
+    def from_embedding(cls, embedding, group=None):
+        """This rank's rows of a full ``nn.Embedding`` (the same on every rank)."""
+        layer = cls(embedding.num_embeddings, embedding.embedding_dim, embedding.padding_idx,
+                    group, embedding.weight.dtype)
+        with no_grad():
+            layer.weight.copy_(embedding.weight[layer.start:layer.end])
+        return layer
+
+    def forward(self, ids):
+        mine = (ids >= self.start) & (ids < self.end)
+        local = (ids - self.start) * mine                 # others look up row 0, then zeroed
+        padding = None
+        if self.padding_idx is not None and self.start <= self.padding_idx < self.end:
+            padding = self.padding_idx - self.start
+        rows = F.embedding(local, self.weight, padding) * mine.unsqueeze(-1).to(self.weight.dtype)
+        return _ReduceFromGroup.apply(rows, self.group)
 
 
 def _init_like_linear(weight, bias, fan_in: int) -> None:
