@@ -128,6 +128,31 @@ def test_a_vocabulary_parallel_embedding_equals_the_whole_table(tmp_path, n):
                                    rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("n", [2, 3])
+def test_a_gpipe_pipeline_on_n_ranks_trains_as_one_process(tmp_path, n):
+    from .worker import pipeline_model
+    model, x, y = pipeline_model()
+    opt = gradient.optim.SGD(model.parameters(), lr=0.5)
+    expected = {}
+    for step in range(2):
+        opt.zero_grad()
+        output = model(x)
+        losses = [gradient.nn.functional.cross_entropy(model(xb), yb)
+                  for xb, yb in zip(x.chunk(4), y.chunk(4))]
+        gradient.nn.functional.cross_entropy(output, y).backward()   # = the losses' mean
+        expected[f"losses{step}"] = np.array([float(v) for v in losses])
+        expected[f"output{step}"] = output.detach().numpy()
+        opt.step()
+    for i, layer in enumerate(model):
+        for name, p in layer.named_parameters():
+            expected[f"{i}.{name}"] = p.detach().numpy()
+    ranks = _results("pipeline", n, tmp_path)
+    got = {k: v for r in ranks for k, v in r.items()}
+    assert got.keys() == expected.keys()
+    for name, value in expected.items():
+        np.testing.assert_allclose(got[name], value, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
 def test_a_rank_that_raises_stops_the_others(tmp_path):
     proc, seconds, _ = _launch("fail", 2, tmp_path, timeout=120)
     assert proc.returncode != 0 and seconds < 60

@@ -173,7 +173,52 @@ def vocab_parallel(rank, size):
             "start": np.array(layer.start)}
 
 
+def pipeline_model():
+    gradient.manual_seed(3)
+    layers = [nn.Linear(8, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 16),
+              nn.Tanh(), nn.Linear(16, 4)]
+    rng = np.random.default_rng(4)
+    x = gradient.from_numpy(rng.standard_normal((24, 8)))
+    y = gradient.from_numpy(rng.integers(0, 4, 24))
+    return nn.Sequential(*layers).double(), x, y
+
+
+#: where the layers split into 2 and 3 stages
+PIPELINE_SPLITS = {1: [0, 7], 2: [0, 4, 7], 3: [0, 2, 4, 7]}
+
+
+def pipeline(rank, size):
+    """Two steps of SGD through a GPipe schedule of 4 micro-batches, this rank one stage:
+    its parameters after, the last stage's losses and outputs."""
+    from gradient.distributed.pipelining import PipelineStage, ScheduleGPipe
+    model, x, y = pipeline_model()
+    cut = PIPELINE_SPLITS[size]
+    stage = nn.Sequential(*list(model)[cut[rank]:cut[rank + 1]])
+    schedule = ScheduleGPipe(PipelineStage(stage, rank, size), 4,
+                             loss_fn=nn.functional.cross_entropy)
+    opt = gradient.optim.SGD(stage.parameters(), lr=0.5)
+    out = {}
+    for step in range(2):
+        opt.zero_grad()
+        if rank == 0:
+            schedule.step(x)
+        elif rank == size - 1:
+            losses = []
+            output = schedule.step(target=y, losses=losses)
+            out[f"losses{step}"] = np.array([float(v) for v in losses])
+            out[f"output{step}"] = output.numpy()
+        else:
+            schedule.step()
+        opt.step()
+    for i, layer in enumerate(model):
+        if cut[rank] <= i < cut[rank + 1]:
+            for name, p in layer.named_parameters():
+                out[f"{i}.{name}"] = p.detach().numpy()
+    return out
+
+
 CASES = {
+    "pipeline": pipeline,
     "vocab_parallel": vocab_parallel,
     "tensor_parallel": tensor_parallel,
     "collectives": collectives,
