@@ -15,10 +15,12 @@ Example::
 
 from .gpt2 import GPT2Config, GPT2LMHeadModel
 from .llama import LlamaConfig, LlamaForCausalLM, LlamaModel
+from .tensor_parallel import shard_llama
 from .pretrained import (MODEL_TYPES, CausalLMOutput, ModelConfig, PreTrainedModel,
                          UnknownArchitectureError, from_pretrained, register_model)
 
 __all__ = ["GPT2Config", "GPT2LMHeadModel", "LlamaConfig", "LlamaForCausalLM", "LlamaModel",
+           "shard_llama",
            "from_pretrained", "PreTrainedModel", "ModelConfig", "CausalLMOutput",
            "register_model", "MODEL_TYPES", "UnknownArchitectureError", "load_gguf", "save_gguf"]
 

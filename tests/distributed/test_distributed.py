@@ -153,6 +153,23 @@ def test_a_gpipe_pipeline_on_n_ranks_trains_as_one_process(tmp_path, n):
         np.testing.assert_allclose(got[name], value, rtol=1e-10, atol=1e-12, err_msg=name)
 
 
+@pytest.mark.parametrize("tied", [False, True])
+def test_a_llama_sharded_across_two_ranks_equals_the_whole_model(tmp_path, tied):
+    from .worker import llama_inputs, llama_run
+    expected = llama_run(*llama_inputs(tied))
+    n = 2
+    for r, got in enumerate(_results("shard_llama_tied" if tied else "shard_llama", n,
+                                     tmp_path)):
+        assert got.keys() == expected.keys()
+        for name, whole in expected.items():
+            part = got[name]
+            if part.shape != whole.shape:     # this rank's rows or columns of the parameter
+                axis = 0 if part.shape[0] != whole.shape[0] else 1
+                k = part.shape[axis]
+                whole = np.take(whole, range(r * k, (r + 1) * k), axis=axis)
+            np.testing.assert_allclose(part, whole, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
 def test_a_rank_that_raises_stops_the_others(tmp_path):
     proc, seconds, _ = _launch("fail", 2, tmp_path, timeout=120)
     assert proc.returncode != 0 and seconds < 60

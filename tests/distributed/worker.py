@@ -217,7 +217,35 @@ def pipeline(rank, size):
     return out
 
 
+def llama_inputs(tied):
+    from gradient.models import LlamaConfig, LlamaForCausalLM
+    gradient.manual_seed(5)
+    config = LlamaConfig(vocab_size=48, hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         head_dim=8, max_position_embeddings=64, tie_word_embeddings=tied)
+    model = LlamaForCausalLM(config).double()
+    ids = gradient.from_numpy(np.random.default_rng(6).integers(0, 48, (2, 9)))
+    return model, ids
+
+
+def llama_run(model, ids):
+    out = model(ids, labels=ids)
+    out.loss.backward()
+    result = {"logits": out.logits.detach().numpy(), "loss": out.loss.detach().numpy()}
+    result.update({f"grad.{name}": p.grad.numpy() for name, p in model.named_parameters()})
+    return result
+
+
+def shard(rank, size, tied):
+    """A tensor-parallel LLaMA's logits, loss and its parameters' gradients on this rank."""
+    from gradient.models.tensor_parallel import shard_llama
+    model, ids = llama_inputs(tied)
+    return llama_run(shard_llama(model), ids)
+
+
 CASES = {
+    "shard_llama": lambda r, s: shard(r, s, False),
+    "shard_llama_tied": lambda r, s: shard(r, s, True),
     "pipeline": pipeline,
     "vocab_parallel": vocab_parallel,
     "tensor_parallel": tensor_parallel,
