@@ -98,7 +98,8 @@ class TokenStream:
     :func:`generate_tokens` makes one; :func:`generate` runs one to the end. Between steps,
     :attr:`sequences` is the output so far and :attr:`finished` says which sequences are done.
     ``prefill_progress(done, total)``, if given, is told how far the prompt's forward has
-    come (a long prompt is then prefilled in pieces of :data:`PREFILL_CHUNK` tokens).
+    come (a long prompt is then prefilled in pieces of :data:`PREFILL_CHUNK` tokens). With
+    ``keep_logits=True``, :attr:`logits` holds each step's raw logits.
     """
 
     def __init__(self, model, input_ids, max_new_tokens: int, do_sample: bool = False,
@@ -107,7 +108,7 @@ class TokenStream:
                  eos_token_id=None, stop_strings=None, seed: int | None = None,
                  attention_mask=None, pad_token_id: int | None = None, tokenizer=None,
                  prefill_progress=None, prompt_cache=None,
-                 prompt_lookup_num_tokens: int | None = None):
+                 prompt_lookup_num_tokens: int | None = None, keep_logits: bool = False):
         check_sampling(max_new_tokens, do_sample, temperature, top_k, top_p, min_p,
                        repetition_penalty)
         ids = _as_ids(input_ids, "input_ids")
@@ -160,8 +161,13 @@ class TokenStream:
                                             repetition_penalty, ignore)
         self._do_sample = do_sample
         # greedy with nothing to process the scores: on an accelerator, pick the id there
-        self._argmax_on_device = (not do_sample and len(self._processors) == 0
+        self._argmax_on_device = (not do_sample and len(self._processors) == 0 and not keep_logits
                                   and self._device is not None and self._device.type != "cpu")
+        self._keep_logits = keep_logits
+        #: with ``keep_logits``: the model's logits (B, vocab) float32 of the step whose tokens
+        #: were just yielded, before temperature, top-k, top-p or penalties (log-probabilities
+        #: as a server reports them)
+        self.logits = None
         self._rng = None
         if do_sample:
             if seed is None:  # follow gradient.manual_seed, as transformers follows torch's
@@ -176,10 +182,10 @@ class TokenStream:
         self._prompt_cache = prompt_cache
         self._lookup = int(prompt_lookup_num_tokens or 0)
         if self._lookup and (B != 1 or self._padded or do_sample or len(self._processors)
-                             or self._stops is not None):
+                             or self._stops is not None or keep_logits):
             raise GenerationError("generate: prompt_lookup_num_tokens needs greedy decoding of "
-                                  "one unpadded sequence, without repetition_penalty or "
-                                  "stop_strings")
+                                  "one unpadded sequence, without repetition_penalty, "
+                                  "stop_strings or keep_logits")
         self._steps = self._run()
 
     def _check_length(self, total: int) -> None:
@@ -258,6 +264,8 @@ class TokenStream:
             if self._argmax_on_device:
                 next_ids = scores      # already the argmax (first on ties, as on the CPU)
             else:
+                if self._keep_logits:
+                    self.logits = scores.copy()
                 scores = self._processors(self._ids[:, :self.length], scores)
                 next_ids = select_tokens(scores, self._do_sample, self._rng)
             if self._pad is not None:

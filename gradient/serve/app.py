@@ -97,23 +97,32 @@ def create_app(model, tokenizer, model_id: str, max_queue: int = 64) -> Starlett
             return StreamingResponse(_events(events, job, rid, chat, model_id, include_usage),
                                      media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache"})
-        text, finish, usage = [], None, None
-        while finish is None:
+        texts, tokens, finishes, usage = {}, {}, {}, None
+        while usage is None:
             event = await events.get()
             if event[0] == "text":
-                text.append(event[1])
+                texts.setdefault(event[1], []).append(event[2])
+            elif event[0] == "token":
+                tokens.setdefault(event[1], []).append(event[2])
+            elif event[0] == "done":
+                finishes[event[1]] = event[2]
             elif event[0] == "error":
                 return RequestError(500, f"generation failed: {event[1]}",
                                     kind="server_error").response()
             else:
-                finish, usage = event[1], event[2]
-        content = "".join(text)
-        choice = ({"index": 0, "message": {"role": "assistant", "content": content},
-                   "logprobs": None, "finish_reason": finish} if chat else
-                  {"index": 0, "text": content, "logprobs": None, "finish_reason": finish})
+                usage = event[1]
+        choices = []
+        for i in range(job.n):
+            content = "".join(texts.get(i, []))
+            logprobs = (None if job.logprobs is None else
+                        _logprobs_field(tokens.get(i, []), chat, job.logprobs))
+            choices.append({"index": i, "message": {"role": "assistant", "content": content},
+                            "logprobs": logprobs, "finish_reason": finishes[i]} if chat else
+                           {"index": i, "text": content, "logprobs": logprobs,
+                            "finish_reason": finishes[i]})
         return JSONResponse({"id": rid, "object": "chat.completion" if chat else
                              "text_completion", "created": int(time.time()), "model": model_id,
-                             "choices": [choice], "usage": usage})
+                             "choices": choices, "usage": usage})
 
     routes = [Route("/health", health), Route("/v1/models", models), Route("/metrics", metrics),
               Route("/v1/chat/completions", chat, methods=["POST"]),
@@ -170,11 +179,10 @@ def _job(body: dict, chat: bool, engine: Engine, model_id: str) -> tuple:
         raise RequestError(400, f"the prompt is {len(prompt)} tokens long; this model's context "
                            f"holds {engine.context}", "messages" if chat else "prompt",
                            code="context_length_exceeded")
-    n = body.get("n", 1)
-    if n not in (1, None):
-        raise RequestError(400, "'n' > 1 is not supported yet: send one request per choice", "n")
-    if body.get("logprobs") or body.get("top_logprobs"):
-        raise RequestError(400, "logprobs are not supported yet", "logprobs")
+    n = _integer("n", body.get("n"), 1, None, 1)
+    if n > MAX_CHOICES:
+        raise RequestError(400, f"'n' must be at most {MAX_CHOICES}", "n")
+    logprobs = _logprobs(body, chat)
     limit = body.get("max_completion_tokens", body.get("max_tokens"))
     max_tokens = _integer("max_tokens", limit, 1, engine.context - len(prompt),
                           engine.context - len(prompt))
@@ -196,8 +204,33 @@ def _job(body: dict, chat: bool, engine: Engine, model_id: str) -> tuple:
         raise RequestError(400, "'stream_options' must be an object", "stream_options")
     job = Job(prompt, max_tokens, emit=None, temperature=temperature,
               top_p=None if top_p >= 1.0 else top_p, top_k=top_k or None, seed=seed, stop=stop,
-              chat=chat)
+              chat=chat, n=n, logprobs=logprobs)
     return job, stream, bool(options.get("include_usage"))
+
+
+#: The most choices one request may ask for (``n``): they are generated one after another.
+MAX_CHOICES = 16
+
+
+def _logprobs(body: dict, chat: bool) -> int | None:
+    """How many likeliest tokens to report with each token's log-probability, or None for no
+    log-probabilities: chat's ``logprobs`` (true/false) and ``top_logprobs`` (0-20), the
+    completions' ``logprobs`` (0-5)."""
+    if not chat:
+        value = body.get("logprobs")
+        return None if value is None else _integer_in("logprobs", value, 0, 5)
+    wanted, top = body.get("logprobs", False), body.get("top_logprobs")
+    if not isinstance(wanted, bool):
+        raise RequestError(400, "'logprobs' must be true or false", "logprobs")
+    if top is not None and not wanted:
+        raise RequestError(400, "'top_logprobs' needs 'logprobs': true", "top_logprobs")
+    return (0 if top is None else _integer_in("top_logprobs", top, 0, 20)) if wanted else None
+
+
+def _integer_in(name, value, low, high) -> int:
+    if type(value) is not int or not low <= value <= high:
+        raise RequestError(400, f"'{name}' must be an integer from {low} to {high}", name)
+    return value
 
 
 def _message(m, i: int) -> dict:
@@ -232,18 +265,44 @@ def _number(body, name, low, high, default):
     return float(value)
 
 
+def _logprobs_field(entries: list, chat: bool, top: int, offset: int = 0):
+    """A choice's ``logprobs``: chat's ``{"content": entries}``, or the completions' columns
+    (tokens, token_logprobs, top_logprobs, text_offset from ``offset``)."""
+    if chat:
+        return {"content": entries, "refusal": None}
+    offsets, at = [], offset
+    for e in entries:
+        offsets.append(at)
+        at += len(e["token"])
+    return {"tokens": [e["token"] for e in entries],
+            "token_logprobs": [e["logprob"] for e in entries],
+            "top_logprobs": [{t["token"]: t["logprob"] for t in e["top_logprobs"]}
+                             for e in entries] if top else None,
+            "text_offset": offsets}
+
+
 async def _events(events: asyncio.Queue, job: Job, rid: str, chat: bool, model_id: str,
                   include_usage: bool):
-    """The server-sent events of a streamed completion; a disconnect cancels the job."""
+    """The server-sent events of a streamed completion (the choices one after another, each
+    token's log-probabilities with the text that follows them); a disconnect cancels the
+    job."""
     created = int(time.time())
     kind = "chat.completion.chunk" if chat else "text_completion"
+    pending: list = []                 # log-probability entries not sent yet
+    offsets = [0] * job.n              # (completions) characters sent so far, per choice
 
-    def chunk(delta=None, finish=None, usage=None, choices=True):
+    def chunk(index=0, delta=None, finish=None, usage=None, choices=True):
+        logprobs = None
+        if job.logprobs is not None and choices and (pending or finish):
+            logprobs = _logprobs_field(list(pending), chat, job.logprobs, offsets[index])
+            offsets[index] += sum(len(e["token"]) for e in pending)
+            pending.clear()
         if chat:
-            choice = {"index": 0, "delta": delta or {}, "logprobs": None, "finish_reason": finish}
-        else:
-            choice = {"index": 0, "text": (delta or {}).get("content", ""), "logprobs": None,
+            choice = {"index": index, "delta": delta or {}, "logprobs": logprobs,
                       "finish_reason": finish}
+        else:
+            choice = {"index": index, "text": (delta or {}).get("content", ""),
+                      "logprobs": logprobs, "finish_reason": finish}
         data = {"id": rid, "object": kind, "created": created, "model": model_id,
                 "choices": [choice] if choices else []}
         if usage is not None:
@@ -251,19 +310,24 @@ async def _events(events: asyncio.Queue, job: Job, rid: str, chat: bool, model_i
         return f"data: {json.dumps(data)}\n\n"
 
     try:
-        if chat:
-            yield chunk({"role": "assistant", "content": ""})
+        started = set()
         while True:
             event = await events.get()
+            if event[0] in ("text", "token", "done") and chat and event[1] not in started:
+                started.add(event[1])
+                yield chunk(event[1], {"role": "assistant", "content": ""})
             if event[0] == "text":
-                yield chunk({"content": event[1]})
+                yield chunk(event[1], {"content": event[2]})
+            elif event[0] == "token":
+                pending.append(event[2])
+            elif event[0] == "done":
+                yield chunk(event[1], {}, finish=event[2])
             elif event[0] == "error":
                 yield f"data: {json.dumps({'error': {'message': str(event[1]), 'type': 'server_error'}})}\n\n"
                 break
             else:
-                yield chunk({}, finish=event[1])
                 if include_usage:
-                    yield chunk(usage=event[2], choices=False)
+                    yield chunk(usage=event[1], choices=False)
                 break
         yield "data: [DONE]\n\n"
     finally:

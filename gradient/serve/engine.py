@@ -2,10 +2,13 @@
 after another, and hands each request its text as it comes.
 
 The HTTP side (:mod:`.app`) makes a :class:`Job` and :meth:`Engine.submit`\\ s it; the worker
-runs it through :class:`~gradient.generation.TokenStream` and calls ``job.emit`` with each
-event: ``("text", piece)`` as characters complete (text that could begin a stop sequence is
-held back until it is clear), then ``("done", finish_reason, usage)``, or ``("error",
-exception)``. ``job.cancel()`` (a client that went away) stops it at the next token.
+runs it through :class:`~gradient.generation.TokenStream`, once per choice (``n``), and calls
+``job.emit`` with each event of choice ``i``: ``("text", i, piece)`` as characters complete
+(text that could begin a stop sequence is held back until it is clear), ``("token", i,
+entry)`` per token when log-probabilities are asked for (OpenAI's ``{"token", "logprob",
+"bytes", "top_logprobs"}``), ``("done", i, finish_reason)``; then ``("usage", usage)``, or
+``("error", exception)``. ``job.cancel()`` (a client that went away) stops it at the next
+token.
 
 Example::
 
@@ -20,6 +23,8 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from ..autograd import no_grad
 from ..generation import PromptCache, TokenStream
@@ -46,6 +51,8 @@ class Job:
     seed: int | None = None
     stop: list = field(default_factory=list)
     chat: bool = False
+    n: int = 1                        # choices, generated one after the other
+    logprobs: int | None = None       # None: none; k: each token's, and the k likeliest
     cancelled: threading.Event = field(default_factory=threading.Event)
 
     def cancel(self) -> None:
@@ -93,6 +100,23 @@ class Engine:
                 self.running = 0
 
     def _run(self, job: Job) -> None:
+        generated = 0
+        for index in range(job.n):
+            seed = job.seed if job.seed is None or job.n == 1 else job.seed + index
+            done = self._choice(job, index, seed)
+            if done is None:        # cancelled
+                return
+            generated += done
+        usage = {"prompt_tokens": len(job.prompt_ids), "completion_tokens": generated,
+                 "total_tokens": len(job.prompt_ids) + generated}
+        self.stats["requests"] += 1
+        self.stats["prompt_tokens"] += usage["prompt_tokens"]
+        self.stats["completion_tokens"] += generated
+        job.emit(("usage", usage))
+
+    def _choice(self, job: Job, index: int, seed) -> int | None:
+        """Choice ``index`` of ``job``: its events; the tokens it generated (None if the job
+        was cancelled)."""
         max_tokens = min(job.max_tokens, self.context - len(job.prompt_ids))
         greedy = job.temperature == 0
         cache = self._cache_for(job.prompt_ids)
@@ -100,39 +124,53 @@ class Engine:
         steps = TokenStream(self.model, [job.prompt_ids], max_tokens, do_sample=not greedy,
                             temperature=1.0 if greedy else job.temperature,
                             top_p=None if greedy else job.top_p,
-                            top_k=None if greedy else job.top_k, seed=job.seed,
-                            eos_token_id=sorted(self._stops[job.chat]), prompt_cache=cache)
+                            top_k=None if greedy else job.top_k, seed=seed,
+                            eos_token_id=sorted(self._stops[job.chat]), prompt_cache=cache,
+                            keep_logits=job.logprobs is not None)
         decoder = IncrementalDecoder(self.tokenizer, skip_special_tokens=True)
         held = _StopFilter(job.stop)
         generated, finish = 0, "length"
         with no_grad():
             for (token,) in steps:
                 if job.cancelled.is_set():
-                    return
+                    return None
                 generated += 1
-                if generated == 1:
+                if generated == 1 and index == 0:
                     self.stats["first_token_seconds"] += time.perf_counter() - start
                     self.stats["cached_prompt_tokens"] += cache.reused
                 if token in self._stops[job.chat]:
                     finish = "stop"
                     break
+                if job.logprobs is not None:
+                    job.emit(("token", index, self._logprobs(steps.logits[0], token,
+                                                             job.logprobs)))
                 piece = held.push(decoder.push(token))
                 if piece:
-                    job.emit(("text", piece))
+                    job.emit(("text", index, piece))
                 if held.stopped:
                     finish = "stop"
                     break
         if finish == "length" or not held.stopped:
             rest = held.push(decoder.flush()) + held.flush()
             if rest:
-                job.emit(("text", rest))
-        usage = {"prompt_tokens": len(job.prompt_ids), "completion_tokens": generated,
-                 "total_tokens": len(job.prompt_ids) + generated}
-        self.stats["requests"] += 1
-        self.stats["prompt_tokens"] += usage["prompt_tokens"]
-        self.stats["completion_tokens"] += generated
-        job.emit(("done", finish, usage))
+                job.emit(("text", index, rest))
+        job.emit(("done", index, finish))
+        return generated
 
+    def _logprobs(self, logits, token: int, top: int) -> dict:
+        """OpenAI's log-probability entry of ``token`` under the model's ``logits`` (before
+        any sampling setting), with the ``top`` likeliest tokens."""
+        x = logits.astype(np.float64)
+        high = x.max()
+        log_total = high + np.log(np.exp(x - high).sum())
+
+        def entry(t):
+            text = self.tokenizer.decode([int(t)])
+            return {"token": text, "logprob": float(x[t] - log_total),
+                    "bytes": list(text.encode("utf-8"))}
+        likeliest = np.argpartition(-x, top - 1)[:top] if top else np.zeros(0, np.int64)
+        likeliest = likeliest[np.argsort(-x[likeliest], kind="stable")]
+        return {**entry(token), "top_logprobs": [entry(t) for t in likeliest]}
 
     def _cache_for(self, prompt) -> PromptCache:
         """The prompt cache sharing the longest prefix with ``prompt``, moved to the front;

@@ -112,6 +112,54 @@ def test_completions_and_stop_sequences(server, client):
     assert streamed == cut.choices[0].text
 
 
+def test_logprobs_are_the_models_log_softmax(server, client):
+    _, model, tokenizer, _ = server
+    reply = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=6,
+                                           temperature=0, logprobs=True, top_logprobs=3)
+    ids = list(tokenizer.apply_chat_template(MESSAGES, add_generation_prompt=True))
+    content = reply.choices[0].logprobs.content
+    assert "".join(e.token for e in content) == reply.choices[0].message.content
+    for entry in content:               # each token's log-probability from the model itself
+        with gradient.no_grad():
+            logits = model(gradient.tensor([ids])).logits[0, -1].double().numpy()
+        expected = logits - np.log(np.exp(logits - logits.max()).sum()) - logits.max()
+        best = int(expected.argmax())
+        assert entry.logprob == pytest.approx(expected[best], abs=1e-5)   # greedy: the best
+        assert [t.logprob for t in entry.top_logprobs] == pytest.approx(
+            np.sort(expected)[::-1][:3], abs=1e-5)
+        assert entry.top_logprobs[0].token == entry.token
+        assert bytes(entry.bytes).decode() == entry.token
+        ids.append(best)
+    legacy = client.completions.create(model=MODEL, prompt="The quick brown fox", max_tokens=5,
+                                       temperature=0, logprobs=2)
+    lp = legacy.choices[0].logprobs
+    assert "".join(lp.tokens) == legacy.choices[0].text and len(lp.token_logprobs) == 5
+    assert all(len(t) <= 2 for t in lp.top_logprobs) and lp.text_offset[0] == 0
+    streamed = list(client.chat.completions.create(
+        model=MODEL, messages=MESSAGES, max_tokens=6, temperature=0, logprobs=True,
+        stream=True))
+    entries = [e for c in streamed if c.choices and c.choices[0].logprobs
+               for e in c.choices[0].logprobs.content]
+    assert [e.logprob for e in entries] == pytest.approx([e.logprob for e in content])
+
+
+def test_n_choices_are_generated_with_their_own_seeds(server, client):
+    reply = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=8,
+                                           temperature=1.0, n=3, seed=11)
+    assert [c.index for c in reply.choices] == [0, 1, 2]
+    one = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=8,
+                                         temperature=1.0, seed=12)
+    assert reply.choices[1].message.content == one.choices[0].message.content   # seed + 1
+    assert reply.usage.completion_tokens >= 3
+    chunks = list(client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=8,
+                                                 temperature=1.0, n=3, seed=11, stream=True))
+    texts = {}
+    for c in chunks:
+        for choice in c.choices:
+            texts[choice.index] = texts.get(choice.index, "") + (choice.delta.content or "")
+    assert [texts[i] for i in range(3)] == [c.message.content for c in reply.choices]
+
+
 def test_a_seed_repeats_a_sampled_reply(client):
     a, b = (client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=10,
                                            temperature=1.0, top_p=0.9, seed=7)
@@ -131,7 +179,12 @@ def test_models_health_and_metrics(server, client):
     ({"model": MODEL, "messages": "hi"}, 400, "'messages' must be"),
     ({"model": MODEL, "messages": MESSAGES, "temperature": 3}, 400, "'temperature'"),
     ({"model": MODEL, "messages": MESSAGES, "max_tokens": "ten"}, 400, "'max_tokens'"),
-    ({"model": MODEL, "messages": MESSAGES, "n": 2}, 400, "'n'"),
+    ({"model": MODEL, "messages": MESSAGES, "n": 0}, 400, "'n'"),
+    ({"model": MODEL, "messages": MESSAGES, "n": 17}, 400, "'n'"),
+    ({"model": MODEL, "messages": MESSAGES, "top_logprobs": 2}, 400, "needs 'logprobs'"),
+    ({"model": MODEL, "messages": MESSAGES, "logprobs": True, "top_logprobs": 21}, 400,
+     "'top_logprobs'"),
+    ({"model": MODEL, "prompt": "hi", "logprobs": 6}, 400, "'logprobs'"),
     ({"model": "gpt-4o", "messages": MESSAGES}, 404, "does not exist"),
     ({"model": MODEL, "prompt": ["a", "b"]}, 400, "'prompt'"),
 ])
