@@ -39,6 +39,7 @@ from ..dtypes import int64
 from ..errors import GenerationError, ShapeError
 from ..ops.creation import randint, tensor
 from ..tensor import Tensor
+from .assistant import AssistantDrafter
 from .prompt_lookup import draft
 from .sampling import build_processors, check_sampling, select_tokens
 from .stopping import StopStrings
@@ -108,7 +109,8 @@ class TokenStream:
                  eos_token_id=None, stop_strings=None, seed: int | None = None,
                  attention_mask=None, pad_token_id: int | None = None, tokenizer=None,
                  prefill_progress=None, prompt_cache=None,
-                 prompt_lookup_num_tokens: int | None = None, keep_logits: bool = False):
+                 prompt_lookup_num_tokens: int | None = None, keep_logits: bool = False,
+                 assistant_model=None, num_assistant_tokens: int = 5):
         check_sampling(max_new_tokens, do_sample, temperature, top_k, top_p, min_p,
                        repetition_penalty)
         ids = _as_ids(input_ids, "input_ids")
@@ -181,9 +183,21 @@ class TokenStream:
                                   "prompt without padding")
         self._prompt_cache = prompt_cache
         self._lookup = int(prompt_lookup_num_tokens or 0)
+        self._draft = draft                 # drafts from the text itself, or a draft model's
+        if assistant_model is not None:
+            if self._lookup:
+                raise GenerationError("generate: give assistant_model or "
+                                      "prompt_lookup_num_tokens, not both")
+            self._lookup = int(num_assistant_tokens)
+            if self._lookup < 1:
+                raise GenerationError(f"generate: num_assistant_tokens must be at least 1, got "
+                                      f"{num_assistant_tokens}")
+            self._draft = AssistantDrafter(assistant_model, model,
+                                           T + self.max_new_tokens + self._lookup)
         if self._lookup and (B != 1 or self._padded or do_sample or len(self._processors)
                              or self._stops is not None or keep_logits):
-            raise GenerationError("generate: prompt_lookup_num_tokens needs greedy decoding of "
+            raise GenerationError("generate: prompt_lookup_num_tokens and assistant_model need "
+                                  "greedy decoding of "
                                   "one unpadded sequence, without repetition_penalty, "
                                   "stop_strings or keep_logits")
         self._steps = self._run()
@@ -299,7 +313,8 @@ class TokenStream:
                 yield [token]
                 if done or self.length == end:
                     return
-            drafted = draft(self._ids[0, :self.length], min(self._lookup, end - self.length - 1))
+            drafted = self._draft(self._ids[0, :self.length],
+                                  min(self._lookup, end - self.length - 1))
             # the last token and the drafts in one forward: the choice after each of them
             run = np.concatenate([[token], drafted]).astype(np.int64)[None, :]
             with no_grad():
@@ -334,7 +349,8 @@ def generate(model, input_ids, max_new_tokens: int, do_sample: bool = False,
              min_p: float | None = None, repetition_penalty: float | None = None,
              eos_token_id=None, stop_strings=None, seed: int | None = None,
              attention_mask=None, pad_token_id: int | None = None, tokenizer=None,
-             prompt_cache=None, prompt_lookup_num_tokens: int | None = None) -> Tensor:
+             prompt_cache=None, prompt_lookup_num_tokens: int | None = None,
+             assistant_model=None, num_assistant_tokens: int = 5) -> Tensor:
     """Continue each prompt by up to ``max_new_tokens`` tokens, as transformers' ``generate``.
 
     Args:
@@ -374,6 +390,9 @@ def generate(model, input_ids, max_new_tokens: int, do_sample: bool = False,
             decode step, so it does not pay yet (``bench/prompt_lookup.py``: 0.9x at 6.8
             tokens per forward on SmolLM2); keep it at 7 or less for quantized models (up to
             8 rows take the same int8 kernels as one).
+        assistant_model, num_assistant_tokens: greedy speculative decoding with a draft model
+            of the same vocabulary (:mod:`.assistant`; transformers' names): it drafts this
+            many tokens, the model checks them in one forward; the same tokens as greedy.
 
     Returns:
         ``(B, T + n)`` int64 tensor: the prompts followed by the ``n <= max_new_tokens``
@@ -390,7 +409,9 @@ def generate(model, input_ids, max_new_tokens: int, do_sample: bool = False,
                          stop_strings=stop_strings, seed=seed, attention_mask=attention_mask,
                          pad_token_id=pad_token_id, tokenizer=tokenizer,
                          prompt_cache=prompt_cache,
-                         prompt_lookup_num_tokens=prompt_lookup_num_tokens)
+                         prompt_lookup_num_tokens=prompt_lookup_num_tokens,
+                         assistant_model=assistant_model,
+                         num_assistant_tokens=num_assistant_tokens)
     for _ in stream:
         pass
     return stream.sequences
