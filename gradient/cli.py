@@ -118,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="weight dtype (default float32)")
     serve.add_argument("--revision", default=None, help="hub branch, tag or commit")
     serve.add_argument("--device", default="cpu", help="where the model runs (default cpu)")
+    serve.add_argument("--draft", default=None, metavar="MODEL",
+                       help="a smaller model of the same vocabulary that drafts tokens for "
+                            "greedy requests (speculative decoding: the same text, fewer "
+                            "forwards of MODEL)")
     run = commands.add_parser("run", help="run a training script on N processes (MPI)",
                               description="Run SCRIPT with ARGS on N processes under MPI "
                                           "(mpiexec), for gradient.distributed.")
@@ -167,7 +171,13 @@ def _run(args) -> int:
         if args.command == "serve":
             from .serve import model_name, serve
             model, tokenizer = _load(args)
-            serve(model, tokenizer, model_name(args.model), args.host, args.port, args.max_queue)
+            draft = None
+            if args.draft is not None:
+                from .hub import load
+                draft, _ = load(args.draft, revision=args.revision)
+                draft = draft.to(args.device) if args.device != "cpu" else draft
+            serve(model, tokenizer, model_name(args.model), args.host, args.port, args.max_queue,
+                  draft)
             return 0
         if args.command == "export-gguf":
             return _export_gguf(args)

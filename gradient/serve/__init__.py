@@ -9,7 +9,8 @@ Example::
     >>> client.chat.completions.create(model="SmolLM2-135M-Instruct.Q4_1",
     ...                                messages=[{"role": "user", "content": "Hi"}])
 
-Requests are served one generation at a time, in order (continuous batching is to come).
+Requests are served one generation at a time, in order (continuous batching is to come);
+``--draft`` adds speculative decoding with a smaller model for greedy requests.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ import os
 __all__ = ["create_app", "serve", "model_name"]
 
 
-def create_app(model, tokenizer, model_id: str, max_queue: int = 64):
-    """The ASGI app serving ``model`` as ``model_id`` (see :mod:`.app`)."""
+def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None):
+    """The ASGI app serving ``model`` as ``model_id`` (see :mod:`.app`); ``draft``, a smaller
+    model of the same vocabulary, drafts tokens for greedy requests."""
     from .app import create_app as make
-    return make(model, tokenizer, model_id, max_queue)
+    return make(model, tokenizer, model_id, max_queue, draft)
 
 
 def model_name(source: str) -> str:
@@ -33,11 +35,13 @@ def model_name(source: str) -> str:
 
 
 def serve(model, tokenizer, model_id: str, host: str = "127.0.0.1", port: int = 8000,
-          max_queue: int = 64) -> None:
+          max_queue: int = 64, draft=None) -> None:
     """Serve a loaded ``model`` as ``model_id`` until interrupted (uvicorn)."""
     import uvicorn
 
     model.eval()
-    app = create_app(model, tokenizer, model_id, max_queue)
+    if draft is not None:
+        draft.eval()
+    app = create_app(model, tokenizer, model_id, max_queue, draft)
     print(f"gradient serve: {model_id} on http://{host}:{port}/v1 (Ctrl-C stops)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -48,9 +48,9 @@ class RequestError(Exception):
                             status_code=self.status, headers=self.headers)
 
 
-def create_app(model, tokenizer, model_id: str, max_queue: int = 64) -> Starlette:
-    """The app serving ``model`` under the name ``model_id``."""
-    engine = Engine(model, tokenizer, max_queue=max_queue)
+def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None) -> Starlette:
+    """The app serving ``model`` under the name ``model_id`` (``draft``: see :class:`Engine`)."""
+    engine = Engine(model, tokenizer, max_queue=max_queue, draft=draft)
     created = int(time.time())
 
     async def health(request: Request):

@@ -61,10 +61,14 @@ class Job:
 
 class Engine:
     """The model, its tokenizer and the worker thread that runs :class:`Job`\\ s in order;
-    at most ``max_queue`` wait (:meth:`submit` raises :class:`QueueFull` beyond)."""
+    at most ``max_queue`` wait (:meth:`submit` raises :class:`QueueFull` beyond). ``draft``, a
+    smaller model of the same vocabulary, drafts tokens that the model checks several at a
+    time for greedy requests without log-probabilities (speculative decoding: the same
+    text)."""
 
-    def __init__(self, model, tokenizer, max_queue: int = 64, prompt_caches: int = 4):
-        self.model, self.tokenizer = model, tokenizer
+    def __init__(self, model, tokenizer, max_queue: int = 64, prompt_caches: int = 4,
+                 draft=None):
+        self.model, self.tokenizer, self.draft = model, tokenizer, draft
         # the KV caches of the last few prompts (a shared system prompt, a conversation's
         # earlier turns): a request runs only what follows its longest shared prefix
         self._caches = [PromptCache(model) for _ in range(prompt_caches)]
@@ -126,7 +130,9 @@ class Engine:
                             top_p=None if greedy else job.top_p,
                             top_k=None if greedy else job.top_k, seed=seed,
                             eos_token_id=sorted(self._stops[job.chat]), prompt_cache=cache,
-                            keep_logits=job.logprobs is not None)
+                            keep_logits=job.logprobs is not None,
+                            assistant_model=(self.draft if greedy and job.logprobs is None
+                                             else None))
         decoder = IncrementalDecoder(self.tokenizer, skip_special_tokens=True)
         held = _StopFilter(job.stop)
         generated, finish = 0, "length"

@@ -160,6 +160,26 @@ def test_n_choices_are_generated_with_their_own_seeds(server, client):
     assert [texts[i] for i in range(3)] == [c.message.content for c in reply.choices]
 
 
+def test_a_draft_model_gives_the_greedy_text(server, llama_dir):  # noqa: F811
+    from gradient.serve.engine import Engine, Job
+    _, model, tokenizer, _ = server
+    twin, _ = gradient.hub.load(str(llama_dir))
+    ids = list(tokenizer.apply_chat_template(MESSAGES, add_generation_prompt=True))
+
+    def reply(engine):
+        events, done = [], threading.Event()
+        engine.submit(Job(ids, 12, emit=lambda e: (events.append(e),
+                                                    e[0] in ("usage", "error") and done.set()),
+                          temperature=0, chat=True))
+        assert done.wait(60)
+        return "".join(e[2] for e in events if e[0] == "text"), events[-1]
+    plain = reply(Engine(model, tokenizer))
+    drafts, forward = [], twin.forward
+    twin.forward = lambda *a, **k: drafts.append(1) or forward(*a, **k)   # the draft is used
+    assert reply(Engine(model, tokenizer, draft=twin.eval())) == plain
+    assert plain[0] and drafts
+
+
 def test_a_seed_repeats_a_sampled_reply(client):
     a, b = (client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=10,
                                            temperature=1.0, top_p=0.9, seed=7)
