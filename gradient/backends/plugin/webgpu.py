@@ -358,9 +358,9 @@ class GPU:
                 layout="auto", compute={"module": module, "entry_point": "main"})
         return pipeline
 
-    def run(self, pipeline, meta: list, buffers: list, n: int, grid=None) -> None:
-        """Dispatch ``pipeline`` over ``n`` invocations (or over the workgroups ``grid``):
-        binding 0 the metadata, then the buffers in order."""
+    def run(self, pipeline, meta: list, buffers: list, n: int) -> None:
+        """Dispatch ``pipeline`` over ``n`` invocations: binding 0 the metadata, then the
+        buffers in order."""
         usage = self.wgpu.BufferUsage.STORAGE | self.wgpu.BufferUsage.COPY_DST
         meta_buffer = self.device.create_buffer_with_data(
             data=np.asarray(meta, np.int32).tobytes(), usage=usage)
@@ -371,15 +371,13 @@ class GPU:
                                                         "size": buffer.size}})
         bind_group = self.device.create_bind_group(layout=pipeline.get_bind_group_layout(0),
                                                    entries=entries)
-        if grid is None:
-            groups = max(1, -(-n // _GROUP))
-            nx = min(groups, _MAX_GROUPS)
-            grid = (nx, -(-groups // nx), 1)
+        groups = max(1, -(-n // _GROUP))
+        nx = min(groups, _MAX_GROUPS)
         encoder = self.device.create_command_encoder()
         compute = encoder.begin_compute_pass()
         compute.set_pipeline(pipeline)
         compute.set_bind_group(0, bind_group)
-        compute.dispatch_workgroups(*grid)
+        compute.dispatch_workgroups(nx, -(-groups // nx), 1)
         compute.end()
         self.device.queue.submit([encoder.finish()])
 
@@ -478,7 +476,7 @@ class WebGPUPlugin(ReferencePlugin):
             index = tuple(args[1])
             if not any(i is Ellipsis for i in index):
                 index += (Ellipsis,)       # a 0-d view, not a scalar, for integers everywhere
-            view, value, expression = _view_of(target, target.shadow()[index]), args[2], "y"
+            view, value, expression = self._view("getitem", [target, index]), args[2], "y"
         else:
             return False
         if isinstance(value, np.ndarray) and value.dtype == _F32 and self._fits(max(value.size, 1)):
@@ -494,9 +492,7 @@ class WebGPUPlugin(ReferencePlugin):
         if value.storage is target.storage:   # read before any write, as NumPy does
             value = self._elementwise("x", value, value)
         if view.size:
-            meta = ([view.size, view.ndim] + _pad(view.shape, 1) + [view.offset]
-                    + _pad(view.elements) + [value.offset]
-                    + _pad(_broadcast_strides(value, view.shape)))
+            meta = _operands_meta(view.shape, (view, value))
             self.gpu.run(self.gpu.pipeline(("into", expression),
                                            _INTO.replace("EXPR", expression)),
                          meta, [value.storage.buffer, target.storage.buffer], view.size)
@@ -581,11 +577,9 @@ class WebGPUPlugin(ReferencePlugin):
         a, b = self._on_gpu(a), self._on_gpu(b)
         shape = np.broadcast_shapes(a.shape, b.shape)
         n = math.prod(shape)
-        out = GPUArray(Storage(self.gpu, n), 0, shape, _contiguous_strides(shape))
+        out = self._new(shape)
         if n:
-            meta = [n, len(shape)] + _pad(shape, 1)
-            for x in (a, b):
-                meta += [x.offset] + _pad(_broadcast_strides(x, shape))
+            meta = _operands_meta(shape, (a, b))
             pipeline = self.gpu.pipeline(("elementwise", expression),
                                          _ELEMENTWISE.replace("EXPR", expression))
             self.gpu.run(pipeline, meta, [a.storage.buffer, b.storage.buffer, out.storage.buffer], n)
@@ -602,7 +596,7 @@ class WebGPUPlugin(ReferencePlugin):
         shape = tuple(1 if d in axes else x.shape[d] for d in range(ndim)) if keepdims else \
             tuple(kept_shape)
         n = math.prod(kept_shape)
-        out = GPUArray(Storage(self.gpu, n), 0, shape, _contiguous_strides(shape))
+        out = self._new(shape)
         if n:
             count = math.prod(x.shape[d] for d in reduced)
             meta = ([n, len(kept)] + _pad(kept_shape, 1) + _pad([x.elements[d] for d in kept])
@@ -626,7 +620,7 @@ class WebGPUPlugin(ReferencePlugin):
         batch = np.broadcast_shapes(a_shape[:-2], b_shape[:-2])
         shape = batch + ((m,) if a.ndim > 1 else ()) + ((n,) if b.ndim > 1 else ())
         total = math.prod(batch) * m * n
-        out = GPUArray(Storage(self.gpu, total), 0, shape, _contiguous_strides(shape))
+        out = self._new(shape)
         if total and k:
             a_batch = _broadcast_strides(GPUArray(a.storage, 0, a_shape[:-2], a_str[:-2]), batch)
             b_batch = _broadcast_strides(GPUArray(b.storage, 0, b_shape[:-2], b_str[:-2]), batch)
@@ -646,6 +640,15 @@ def _contiguous_strides(shape) -> tuple:
         strides.append(step)
         step *= max(n, 1)
     return tuple(reversed(strides))
+
+
+def _operands_meta(shape, operands) -> list:
+    """The metadata of an elementwise shader over ``shape``: the element count, the shape,
+    then each operand's offset and strides broadcast to the shape."""
+    meta = [math.prod(shape), len(shape)] + _pad(shape, 1)
+    for x in operands:
+        meta += [x.offset] + _pad(_broadcast_strides(x, shape))
+    return meta
 
 
 def _broadcast_strides(x: GPUArray, shape) -> list:
