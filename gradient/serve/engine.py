@@ -106,7 +106,7 @@ class Engine:
     def _run(self, job: Job) -> None:
         generated = 0
         for index in range(job.n):
-            seed = job.seed if job.seed is None or job.n == 1 else job.seed + index
+            seed = None if job.seed is None else job.seed + index
             done = self._choice(job, index, seed)
             if done is None:        # cancelled
                 return

@@ -8,9 +8,10 @@ specific is in :class:`ReferencePlugin`'s use of ``self.backend``: a plugin for 
 keeps the loop and replaces the arrays and the primitives.
 
 It offers a few fused kernels too (:data:`KERNELS`: softmax, the norms, SiLU, a Linear's bias,
-the Adam step), written in NumPy. The environment variable ``GRADIENT_REFERENCE_PRIMITIVES`` (a comma-separated list)
-limits the primitives it offers, and then it offers no kernels, so that the client's host
-fallback and the composed ops can be tested on a plugin that implements only a few.
+the Adam step), written in NumPy. The environment variable ``GRADIENT_REFERENCE_PRIMITIVES``
+(a comma-separated list) limits the primitives it offers, and then it offers no kernels, so
+that the client's host fallback and the composed ops can be tested on a plugin that
+implements only a few.
 
 Example::
 
