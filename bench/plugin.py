@@ -2,7 +2,7 @@
 transfer, and ``examples/char_gpt.py``'s training step on the reference plugin against the
 same step in-process.
 
-Run:  python bench/plugin.py [--plugin reference] [--steps 5] [--rounds 5]
+Run:  python bench/plugin.py [--plugin reference] [--steps 5] [--rounds 5] [--threads N]
 
 The reference plugin runs the backend contract's primitives with NumPy in another process, and
 its fused kernels (softmax, the norms, a Linear's bias, the Adam step) in NumPy too. So that
@@ -12,6 +12,12 @@ plugin's NumPy kernels registered for it (the CPU device's numba kernels would m
 another computation; its step is reported too, as ``step_ms_cpu_fused``). The step is
 timed in blocks of ``--steps`` steps per device, the devices alternating for ``--rounds``
 rounds; the JSON line gives the median ratio and its spread (min, max over the rounds).
+
+``--threads N`` gives NumPy's BLAS N threads on both sides (the default is the machine's
+cores). In-process the step runs its products with every core; behind the protocol the
+client's Python and the plugin's products run at once and share the cores. With one thread
+each, both sides do the same arithmetic the same way, and the ratio is what the protocol and
+the second process cost.
 """
 
 from __future__ import annotations
@@ -96,10 +102,16 @@ def main() -> None:
     p.add_argument("--plugin", default="reference")
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--threads", type=int, default=None,
+                   help="BLAS threads in this process and in the plugin's")
     args = p.parse_args()
+    if args.threads:
+        os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)   # read by the plugin's NumPy
+        gradient.set_num_threads(args.threads)
     device = f"plugin:{args.plugin}"
     b = get_backend(device)
-    result = {"plugin": args.plugin, "pipelined_op_us": round(pipelined_op_us(b), 1),
+    result = {"plugin": args.plugin, "threads": args.threads or os.cpu_count(),
+              "pipelined_op_us": round(pipelined_op_us(b), 1),
               "round_trip_us": round(round_trip_us(b), 1)}
     for megabytes in (32, 256):
         up, down = transfer_gbs(b, megabytes)

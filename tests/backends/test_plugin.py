@@ -18,7 +18,8 @@ import pytest
 import gradient
 import gradient.nn.functional as F
 from gradient.backends import get_backend
-from gradient.backends.plugin.frames import FrameError, encode_frame, read_frame
+from gradient.backends.plugin.frames import (FrameError, FrameReader, encode_frame, read_frame,
+                                             spin_seconds)
 from gradient.errors import DeviceError, PluginError
 
 REF = "plugin:reference"
@@ -42,6 +43,46 @@ def test_frames_round_trip():
 def test_frames_refuse_what_is_not_a_frame(data):
     with pytest.raises(FrameError):
         read_frame(io.BytesIO(data))
+
+
+@pytest.mark.parametrize("spin", [0.0, 1e-3])
+def test_frame_reader_reads_small_and_large_frames_from_a_pipe(spin):
+    large = np.arange(200_000, dtype=np.uint8).tobytes()      # read into a buffer of its own
+    data = (_frame_bytes({"op": "x"}, b"abc") + _frame_bytes({"op": "y"}, large)
+            + _frame_bytes({"op": "z"}))
+    r, w = os.pipe()
+    writer = __import__("threading").Thread(target=lambda: (os.write(w, data), os.close(w)))
+    writer.start()
+    frames = FrameReader(r)
+    got = [frames.read(spin=spin) for _ in range(4)]
+    writer.join()
+    os.close(r)
+    assert got[0] == ({"op": "x"}, bytearray(b"abc"))
+    assert got[1][0] == {"op": "y"} and bytes(got[1][1]) == large
+    assert got[2] == ({"op": "z"}, bytearray()) and got[3] is None
+
+
+def test_frame_reader_times_out_and_sees_a_stream_end_inside_a_frame():
+    import time
+    r, w = os.pipe()
+    frames = FrameReader(r)
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError):
+        frames.read(deadline=t0 + 0.05, spin=0.01)
+    assert 0.04 < time.monotonic() - t0 < 5
+    os.write(w, _frame_bytes({"op": "x"}, b"abcdef")[:-2])
+    os.close(w)
+    with pytest.raises(FrameError, match="ended inside a frame"):
+        frames.read()
+    os.close(r)
+
+
+def test_spin_seconds_follows_the_environment(monkeypatch):
+    monkeypatch.setenv("GRADIENT_PLUGIN_SPIN_US", "250")
+    multi = len(os.sched_getaffinity(0)) > 1 if hasattr(os, "sched_getaffinity") else True
+    assert spin_seconds() == (250e-6 if multi else 0.0)
+    monkeypatch.setenv("GRADIENT_PLUGIN_SPIN_US", "0")
+    assert spin_seconds() == 0.0
 
 
 # ---------------------------------------------------------------------- the reference plugin

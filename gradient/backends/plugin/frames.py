@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import select
 import struct
+import time
 
-__all__ = ["MAGIC", "FrameError", "encode_frame", "read_frame", "write_frame", "parse_frame",
-           "frame_size", "encode_float", "decode_float"]
+__all__ = ["MAGIC", "FrameError", "FrameReader", "encode_frame", "read_frame", "write_frame",
+           "parse_frame", "frame_size", "spin_seconds", "encode_float", "decode_float"]
 
 MAGIC = b"GRD1"
 _PREFIX = struct.Struct("<4sIQ")
@@ -80,6 +83,99 @@ def parse_frame(buffer, copy: bool = True) -> tuple[tuple | None, int]:
     end = _PREFIX.size + _PREFIX.unpack_from(buffer)[1]
     header = _header(buffer[_PREFIX.size:end])
     return (header, buffer[end:size] if copy else memoryview(buffer)[end:size]), size
+
+
+class FrameReader:
+    """Frames from a pipe's file descriptor, read into a buffer of its own: one system call
+    brings in as many frames as the pipe holds, and a large frame is read straight into a
+    buffer of its size.
+
+    Example::
+
+        >>> frames = FrameReader(sys.stdin.fileno())
+        >>> header, payload = frames.read()      # None once the other side closed the pipe
+    """
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        os.set_blocking(fd, False)
+        self._buffer = bytearray()
+
+    def read(self, deadline: float | None = None, spin: float = 0.0):
+        """``(header, payload)`` of the next frame, or None at the end of the stream.
+        TimeoutError once ``time.monotonic()`` passes ``deadline`` with no frame; FrameError
+        for bytes that are not a frame, or a stream that ends inside one. The payload is the
+        frame's own (a copy, or a buffer read for it alone): the caller may keep it.
+
+        With the pipe empty it polls it for ``spin`` seconds before it sleeps in ``select``:
+        waking a sleeping process costs tens of microseconds, more than the rest of a round
+        trip of small messages. Spin where an answer is due soon (see :func:`spin_seconds`);
+        polling takes a CPU the other side may want."""
+        while True:
+            frame, used = parse_frame(self._buffer)
+            if frame is not None:
+                del self._buffer[:used]
+                return frame
+            size = frame_size(self._buffer)
+            if size is not None and size - len(self._buffer) > 1 << 16:
+                return self._read_large(size, deadline)
+            chunk = self._read_some(deadline, spin)
+            if not chunk:
+                if self._buffer:
+                    raise FrameError(f"the stream ended inside a frame ({len(self._buffer)} "
+                                     "bytes of it)")
+                return None
+            self._buffer += chunk
+
+    def _read_large(self, size: int, deadline) -> tuple[dict, memoryview]:
+        buffer = bytearray(size)
+        got = len(self._buffer)
+        buffer[:got] = self._buffer
+        self._buffer = bytearray()
+        view = memoryview(buffer)
+        while got < size:
+            self._wait(deadline)
+            try:
+                n = os.readv(self.fd, [view[got:]])
+            except BlockingIOError:
+                continue
+            if not n:
+                raise FrameError(f"the stream ended inside a frame ({got} of {size} bytes)")
+            got += n
+        del view
+        frame, _ = parse_frame(buffer, copy=False)
+        return frame
+
+    def _read_some(self, deadline, spin: float) -> bytes:
+        end = time.perf_counter() + spin
+        while True:
+            try:
+                return os.read(self.fd, 1 << 20)
+            except BlockingIOError:
+                pass
+            if time.perf_counter() >= end:
+                self._wait(deadline)
+
+    def _wait(self, deadline) -> None:
+        wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not select.select([self.fd], [], [], wait)[0]:
+            raise TimeoutError("no frame arrived in time")
+
+
+def spin_seconds() -> float:
+    """How long a reader polls an empty pipe before it sleeps: ``GRADIENT_PLUGIN_SPIN_US``
+    microseconds (default 100), and never on a machine with one CPU for this process, where
+    polling would only keep the writer from running."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:     # not on Linux
+        cpus = os.cpu_count() or 1
+    if cpus < 2:
+        return 0.0
+    try:
+        return max(0.0, float(os.environ.get("GRADIENT_PLUGIN_SPIN_US", "100"))) * 1e-6
+    except ValueError:
+        return 100e-6
 
 
 def _header(data) -> dict:

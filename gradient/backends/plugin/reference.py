@@ -25,7 +25,7 @@ import sys
 
 import numpy as np
 
-from .frames import decode_float, read_frame, write_frame
+from .frames import FrameReader, decode_float, spin_seconds, write_frame
 from .shared import attached
 from .wire import (IN_PLACE, PRIMITIVES, PROTOCOL, SIGNATURES, VIEWS, WireDType, decode_index,
                    dtype_name)
@@ -49,13 +49,18 @@ class ReferencePlugin:
 
     # -- the loop
     def serve(self, stdin, stdout) -> None:
+        requests = FrameReader(stdin.fileno())
+        spin, replied = spin_seconds(), False
         while True:
-            frame = read_frame(stdin)
+            # after a reply the client is likely to send again at once; while it streams
+            # requests that get none, polling would only take a CPU from it
+            frame = requests.read(spin=spin if replied else 0.0)
             if frame is None:
                 return
             header, payload = frame
             reply = self.handle(header, payload)
-            if reply is not None:
+            replied = reply is not None
+            if replied:
                 write_frame(stdout, *reply)
                 if header.get("op") == "hello" and not reply[0]["ok"]:
                     return

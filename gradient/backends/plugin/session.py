@@ -24,7 +24,7 @@ import time
 
 from ...errors import PluginError
 from ...version import __version__
-from .frames import FrameError, encode_frame, parse_frame, frame_size
+from .frames import FrameError, FrameReader, encode_frame, spin_seconds
 from .wire import PROTOCOL
 
 __all__ = ["Session", "timeout"]
@@ -60,7 +60,8 @@ class Session:
         self._stdin, self._stdout = self._process.stdin, self._process.stdout
         # writes that would block wait in select (bounded by the timeout) instead
         os.set_blocking(self._stdin.fileno(), False)
-        self._received = bytearray()    # bytes read from the plugin's stdout, not yet parsed
+        self._replies = FrameReader(self._stdout.fileno())
+        self._spin = spin_seconds()
         self._queued: list = []         # requests not written yet (see send)
         threading.Thread(target=self._drain_stderr, daemon=True,
                          name=f"gradient plugin {name} stderr").start()
@@ -129,45 +130,18 @@ class Session:
                            "(GRADIENT_PLUGIN_TIMEOUT)")
 
     def _read_reply(self):
-        """The next frame from the plugin: parsed from what was read, reading more (each wait
-        bounded by the timeout) until a whole frame is there; a large frame is read straight
-        into a buffer of its size."""
-        fd = self._stdout.fileno()
-        limit = time.monotonic() + timeout()
-        while True:
-            try:
-                size = frame_size(self._received)
-                frame, used = parse_frame(self._received)
-            except FrameError as e:
-                self._fail(f"sent something that is not a frame ({e})")
-            if frame is not None:
-                del self._received[:used]
-                return frame
-            if size is not None and size - len(self._received) > 1 << 16:
-                buffer = bytearray(size)
-                got = len(self._received)
-                buffer[:got] = self._received
-                view = memoryview(buffer)
-                while got < size:
-                    self._wait_readable(fd, limit)
-                    n = os.readv(fd, [view[got:]])
-                    if not n:
-                        self._fail("its process exited")
-                    got += n
-                del view
-                self._received = bytearray()
-                frame, _ = parse_frame(buffer, copy=False)
-                return frame
-            self._wait_readable(fd, limit)
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                self._fail("its process exited")
-            self._received += chunk
-
-    def _wait_readable(self, fd, limit) -> None:
-        ready, _, _ = select.select([fd], [], [], max(0.0, limit - time.monotonic()))
-        if not ready:
+        """The next frame from the plugin, each wait bounded by the timeout."""
+        try:
+            frame = self._replies.read(time.monotonic() + timeout(), self._spin)
+        except TimeoutError:
             self._fail(f"did not answer within {timeout():g} s (GRADIENT_PLUGIN_TIMEOUT)")
+        except FrameError as e:
+            if "ended inside a frame" in str(e):
+                self._fail("its process exited")
+            self._fail(f"sent something that is not a frame ({e})")
+        if frame is None:
+            self._fail("its process exited")
+        return frame
 
     # -- ending
     def close(self) -> None:
