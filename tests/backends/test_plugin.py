@@ -474,6 +474,119 @@ def test_the_webgpu_plugin_writes_in_place_on_the_adapter(webgpu):
     np.testing.assert_array_equal(gpu_plugin._host(target), expected)
 
 
+class _NoHost:
+    """A stand-in for the plugin's NumPy backend that fails when the host path is taken."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the primitive ran on the host ({name})")
+
+
+@pytest.fixture(scope="module")
+def gpu_plugin(webgpu):
+    """The WebGPU plugin's class in this process, with no host path to fall back to."""
+    from gradient.backends.plugin import webgpu as plugin
+    return plugin.WebGPUPlugin(_NoHost(), [], plugin.GPU())
+
+
+def test_the_webgpu_plugin_compares_selects_and_casts_on_the_adapter(gpu_plugin):
+    from gradient.backends.plugin.wire import WireDType
+    p = gpu_plugin
+    a = np.array([np.nan, 1.0, np.nan, 2.0, 3.0, -0.0, 2.5], np.float32)
+    b = np.array([np.nan, np.nan, 1.0, 2.0, -np.inf, 0.0, -7.5], np.float32)
+    x, y = p._upload(a), p._upload(b)
+    for op in ("eq", "ne", "lt", "le", "gt", "ge"):
+        out, = p._compute("binary", [op, x, y], {})
+        np.testing.assert_array_equal(p._host(out), getattr(np, {"eq": "equal", "ne": "not_equal",
+            "lt": "less", "le": "less_equal", "gt": "greater", "ge": "greater_equal"}[op])(a, b))
+    for op, f in (("maximum", np.maximum), ("minimum", np.minimum)):   # NaN propagates
+        np.testing.assert_array_equal(p._host(p._compute("binary", [op, x, y], {})[0]), f(a, b))
+    mask, = p._compute("binary", ["lt", x, y], {})
+    both, = p._compute("binary", ["logical_or", mask, p._upload(a > 2)], {})
+    np.testing.assert_array_equal(p._host(both), (a < b) | (a > 2))
+    picked, = p._compute("where", [both, x, y], {})
+    np.testing.assert_array_equal(p._host(picked), np.where((a < b) | (a > 2), a, b))
+    ints, = p._compute("cast", [p._upload(np.array([2.7, -2.7, 0.0, 1e6], np.float32)),
+                                WireDType("int32")], {})
+    assert p._host(ints).dtype == np.int32
+    np.testing.assert_array_equal(p._host(ints), [2, -2, 0, 1000000])
+    back, = p._compute("cast", [ints, WireDType("bool")], {})
+    np.testing.assert_array_equal(p._host(back), [True, True, False, True])
+    summed, = p._compute("binary", ["add", ints, p._upload(np.array(2**31 - 1, np.int32))], {})
+    np.testing.assert_array_equal(p._host(summed), np.array([2, -2, 0, 1000000], np.int32)
+                                  + np.int32(2**31 - 1))                  # wraps as NumPy's
+    # power with NumPy's special values (WGSL's pow is undefined below 0)
+    base = np.array([-2.0, -0.5, 0.0, -0.0, 1.0, -1.0, 3.0, np.nan, -np.inf, np.inf, 7.25],
+                    np.float32)
+    exponents = np.array([3.0, 2.0, 0.5, -1.0, 0.0, np.nan, -2.0, 1 / 3, np.inf, -np.inf, 2.5],
+                         np.float32)
+    for e in exponents:              # x ** scalar (NumPy takes x ** 0.5 as a square root)
+        got, = p._compute("binary", ["pow", p._upload(base), p._upload(np.array(e))], {})
+        with np.errstate(all="ignore"):
+            expected = np.power(base, e)
+        np.testing.assert_allclose(p._host(got), expected, rtol=2e-6)
+        assert (np.signbit(p._host(got)) == np.signbit(expected))[~np.isnan(expected)].all()
+    filled, = p._compute("full", [(2, 3), 7, WireDType("int32")], {})
+    np.testing.assert_array_equal(p._host(filled), np.full((2, 3), 7, np.int32))
+
+
+def test_the_webgpu_plugin_concatenates_and_pads_on_the_adapter(gpu_plugin):
+    p = gpu_plugin
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((3, 4, 5)).astype(np.float32)
+    x = p._upload(a)
+    xt, = p._compute("permute", [x, (0, 2, 1)], {})          # a strided view
+    joined, = p._compute("concatenate", [[xt, p._upload(a[:, :2].transpose(0, 2, 1))], 2], {})
+    np.testing.assert_array_equal(p._host(joined),
+                                  np.concatenate([a.transpose(0, 2, 1),
+                                                  a[:, :2].transpose(0, 2, 1)], 2))
+    padded, = p._compute("pad", [xt, ((1, 0), (0, 2), (3, 1)), "constant", -1.5], {})
+    np.testing.assert_array_equal(p._host(padded), np.pad(a.transpose(0, 2, 1),
+                                  ((1, 0), (0, 2), (3, 1)), constant_values=-1.5))
+
+
+def test_the_webgpu_plugin_gathers_and_scatters_on_the_adapter(gpu_plugin):
+    p = gpu_plugin
+    rng = np.random.default_rng(4)
+    table = rng.standard_normal((7, 3, 4)).astype(np.float32)
+    ids = np.array([[3, -1, 3], [0, 6, 3]])                    # repeats and a negative id
+    x = p._upload(table)
+    rows, = p._compute("getitem", [x, (ids, Ellipsis)], {"index": [{"array": 0}, "..."]})
+    np.testing.assert_array_equal(p._host(rows), table[ids])
+    index = rng.integers(-3, 3, (7, 2, 4))
+    taken, = p._compute("take_along_axis", [x, index, 1], {})
+    np.testing.assert_array_equal(p._host(taken), np.take_along_axis(table, index, 1))
+
+    # index_add with repeats: NumPy's add.at sums, bit for bit (values of very different size)
+    values = (rng.standard_normal((2, 3, 3, 4)) * 10.0 ** rng.integers(-4, 5, (2, 3, 3, 4))
+              ).astype(np.float32)
+    target = p._upload(table)
+    p._compute("index_add", [target, (ids,), p._upload(values)], {})
+    expected = table.copy()
+    np.add.at(expected, ids, values)
+    np.testing.assert_array_equal(p._host(target), expected)
+    p._compute("setitem", [target, (ids, slice(None)), p._upload(values)], {})   # the last wins
+    expected[ids] = values
+    np.testing.assert_array_equal(p._host(target), expected)
+
+    src = rng.standard_normal((7, 2, 4)).astype(np.float32)
+    target = p._upload(table)
+    p._compute("scatter_add", [target, 1, index, p._upload(src)], {})
+    expected = table.copy()
+    grids = list(np.ogrid[:7, :2, :4])
+    grids[1] = index
+    np.add.at(expected, tuple(grids), src)
+    np.testing.assert_array_equal(p._host(target), expected)
+    p._compute("put_along_axis", [target, index, p._upload(src), 1], {})
+    expected[tuple(grids)] = src
+    np.testing.assert_array_equal(p._host(target), expected)
+
+
+def test_the_webgpu_plugin_sends_an_index_out_of_range_to_the_host(webgpu):
+    x = gradient.zeros(4, 3, device=webgpu)
+    with pytest.raises(PluginError, match="out of bounds"):
+        x[gradient.tensor([1, 4])].cpu()                  # NumPy's error, from the host path
+
+
 def test_the_webgpu_plugin_runs_the_fused_kernels_in_shaders(webgpu):
     ours, expected, counts = _fused_ops(webgpu)
     for a, b in zip(ours, expected):
