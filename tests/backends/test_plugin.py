@@ -529,6 +529,32 @@ def test_the_webgpu_plugin_compares_selects_and_casts_on_the_adapter(gpu_plugin)
     np.testing.assert_array_equal(p._host(filled), np.full((2, 3), 7, np.int32))
 
 
+def test_the_webgpu_plugin_computes_float16_in_float32_on_the_adapter(gpu_plugin):
+    from gradient.backends.plugin.wire import WireDType
+    p = gpu_plugin
+    if np.dtype(np.float16) not in p.gpu.dtypes:
+        pytest.skip("this adapter has no shader-f16")
+    rng = np.random.default_rng(5)
+    a = (rng.standard_normal((6, 9)) * 4).astype(np.float16)
+    b = rng.standard_normal((9, 5)).astype(np.float16)
+    x, y = p._upload(a), p._upload(b)
+    assert isinstance(x, type(p._upload(np.ones(1, np.float32))))      # a GPU array
+    with np.errstate(all="ignore"):
+        for got, expected in (
+                (p._compute("unary", ["tanh", x], {})[0], np.tanh(a)),
+                (p._compute("binary", ["div", x, p._upload(np.float16(3))], {})[0], a / np.float16(3)),
+                (p._compute("matmul", [x, y], {})[0], (a.astype(np.float32) @ b).astype(np.float16)),
+                (p._compute("reduce", ["sum", x, 1, False], {})[0],
+                 a.astype(np.float32).sum(1).astype(np.float16)),
+                (p._compute("reduce", ["max", x, 0, True], {})[0], a.max(0, keepdims=True))):
+            assert p._host(got).dtype == np.float16
+            np.testing.assert_array_equal(p._host(got), expected)
+    # rounding to float16: ties to even, subnormals, past the largest finite value
+    edges = np.array([65519, 65520, -7e4, 2049, 2051, 6e-8, 3e-8, np.nan, -np.inf], np.float32)
+    halves, = p._compute("cast", [p._upload(edges), WireDType("float16")], {})
+    np.testing.assert_array_equal(p._host(halves), edges.astype(np.float16))
+
+
 def test_the_webgpu_plugin_concatenates_and_pads_on_the_adapter(gpu_plugin):
     p = gpu_plugin
     rng = np.random.default_rng(3)

@@ -4,16 +4,18 @@
 ``"plugin:webgpu"`` (``"metal"`` on a Mac names the same plugin).
 
 It is the reference plugin (:mod:`..reference`) with another place for the arrays: a float32,
-int32 or bool array lives in a GPU buffer, as a strided view (offset, shape and strides in
-elements) of a storage (:mod:`.memory`), and the view primitives only compute new metadata.
+int32 or bool array (and float16 where the adapter has ``shader-f16``: stored as f16, computed
+in f32 and rounded, as NumPy does) lives in a GPU buffer, as a strided view (offset, shape and
+strides in elements) of a storage (:mod:`.memory`), and the view primitives only compute new
+metadata.
 The shaders (:mod:`.shaders`, dispatched by :mod:`.compute` and :mod:`.indexing`) cover
 
 * ``unary`` and ``binary`` (with broadcasting, any strides; comparisons and logical ops make
   bools), ``where``, ``cast`` between the three dtypes, ``full``, ``copy`` and ``contiguous``,
   ``concatenate`` and constant ``pad``;
 * ``reduce`` (sum with compensated summation, max, min; any axes);
-* ``matmul`` (batched, broadcast batch dimensions, a 4 x 4 block of outputs per invocation,
-  float32 accumulation in the order of k);
+* ``matmul`` of float32 or float16 (batched, broadcast batch dimensions, a 4 x 4 block of
+  outputs per invocation, float32 accumulation in the order of k);
 * gathers with an integer array (``x[ids]`` of rows, ``take_along_axis``) and writes with one
   (``index_add`` and ``setitem`` of rows, ``scatter_add``, ``put_along_axis``): the plugin
   reads the index on the host and plans the writes so that repeats add up in NumPy's order;

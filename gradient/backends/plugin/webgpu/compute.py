@@ -120,7 +120,8 @@ def pad_constant(gpu, x: GPUArray, widths, value) -> GPUArray:
 
 
 def reduce(gpu, name: str, x: GPUArray, axis, keepdims: bool) -> GPUArray:
-    """sum (compensated), max or min of float32 ``x`` over ``axis`` (an int, a tuple, None)."""
+    """sum (compensated, in float32), max or min of float ``x`` over ``axis`` (an int, a
+    tuple, None)."""
     ndim = x.ndim
     axes = set(range(ndim)) if axis is None else {
         a % ndim for a in (axis if isinstance(axis, (tuple, list)) else (axis,))}
@@ -130,19 +131,20 @@ def reduce(gpu, name: str, x: GPUArray, axis, keepdims: bool) -> GPUArray:
     shape = tuple(1 if d in axes else x.shape[d] for d in range(ndim)) if keepdims else \
         tuple(kept_shape)
     n = math.prod(kept_shape)
-    out = gpu.new(shape)
+    out = gpu.new(shape, x.dtype)
     if n:
         count = math.prod(x.shape[d] for d in reduced)
         meta = ([n, len(kept)] + pad(kept_shape, 1) + pad([x.elements[d] for d in kept])
                 + [x.offset, count, len(reduced)] + pad([x.shape[d] for d in reduced], 1)
                 + pad([x.elements[d] for d in reduced]))
-        gpu.run(gpu.pipeline(("reduce", name), shaders.reduce(name)), meta,
+        gpu.run(gpu.pipeline(("reduce", name, x.dtype), shaders.reduce(name, WGSL[x.dtype])), meta,
                 [x.storage.buffer, out.storage.buffer], n)
     return out
 
 
 def matmul(gpu, a: GPUArray, b: GPUArray) -> GPUArray:
-    """NumPy's matmul of float32 arrays: batched, broadcast, 1-d operands as a row or column."""
+    """NumPy's matmul of two float32 or two float16 arrays (accumulated in float32): batched,
+    broadcast, 1-d operands as a row or column."""
     block = shaders.MATMUL_BLOCK
     a_shape, a_str = ((1,) + a.shape, (0,) + a.elements) if a.ndim == 1 else (a.shape, a.elements)
     b_shape, b_str = (b.shape + (1,), b.elements + (0,)) if b.ndim == 1 else (b.shape, b.elements)
@@ -151,14 +153,14 @@ def matmul(gpu, a: GPUArray, b: GPUArray) -> GPUArray:
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align")
     batch = np.broadcast_shapes(a_shape[:-2], b_shape[:-2])
     shape = batch + ((m,) if a.ndim > 1 else ()) + ((n,) if b.ndim > 1 else ())
-    out = gpu.new(shape)
+    out = gpu.new(shape, a.dtype)
     if out.size and k:
         a_batch = broadcast_strides(GPUArray(a.storage, 0, a_shape[:-2], a_str[:-2]), batch)
         b_batch = broadcast_strides(GPUArray(b.storage, 0, b_shape[:-2], b_str[:-2]), batch)
         blocks = math.prod(batch) * -(-m // block) * -(-n // block)
         meta = ([blocks, m, n, k, len(batch)] + pad(batch, 1) + pad(a_batch) + pad(b_batch)
                 + [a.offset, a_str[-2], a_str[-1], b.offset, b_str[-2], b_str[-1]])
-        gpu.run(gpu.pipeline(("matmul",), shaders.MATMUL), meta,
+        gpu.run(gpu.pipeline(("matmul", a.dtype), shaders.matmul(WGSL[a.dtype])), meta,
                 [a.storage.buffer, b.storage.buffer, out.storage.buffer], blocks)
     return out                       # (k == 0: zeros)
 

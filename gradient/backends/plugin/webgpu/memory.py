@@ -1,10 +1,11 @@
 """Where the WebGPU plugin's arrays live: the adapter and its device (:class:`GPU`), GPU
 buffers of 32-bit words (:class:`Storage`) and strided views of them (:class:`GPUArray`).
 
-Three dtypes live on the GPU, one word per element: float32 (WGSL ``f32``), int32 (``i32``)
-and bool (``u32``, 0 or 1). WGSL has no 64-bit types, so float64 and int64 arrays stay in
-host memory in the plugin's process; an int64 index array goes to the GPU as int32 for the
-shader that reads it (see :mod:`.indexing`).
+These dtypes live on the GPU: float32 (WGSL ``f32``), int32 (``i32``) and bool (``u32``, 0 or
+1), one 32-bit word per element, and float16 (``f16``, two bytes) where the adapter has the
+``shader-f16`` feature. WGSL has no 64-bit types, so float64 and int64 arrays stay in host
+memory in the plugin's process; an int64 index array goes to the GPU as int32 for the shader
+that reads it (see :mod:`.indexing`).
 
 Example::
 
@@ -23,11 +24,13 @@ import numpy as np
 
 from ..arrays import shadow_of
 
-#: the dtypes that live in GPU buffers, and their WGSL element types
-WGSL = {np.dtype(np.float32): "f32", np.dtype(np.int32): "i32", np.dtype(np.bool_): "u32"}
-_WORDS = {np.dtype(np.float32): np.float32, np.dtype(np.int32): np.int32,
-          np.dtype(np.bool_): np.uint32}
-F32 = np.dtype(np.float32)
+#: the dtypes that can live in GPU buffers, and their WGSL element types
+WGSL = {np.dtype(np.float32): "f32", np.dtype(np.int32): "i32", np.dtype(np.bool_): "u32",
+        np.dtype(np.float16): "f16"}
+# how each is stored (a bool as a 32-bit word)
+_STORED = {np.dtype(np.float32): np.float32, np.dtype(np.int32): np.int32,
+           np.dtype(np.bool_): np.uint32, np.dtype(np.float16): np.float16}
+F32, F16 = np.dtype(np.float32), np.dtype(np.float16)
 MAXD = 8               # dimensions the shaders' metadata holds
 GROUP = 64             # invocations per workgroup
 MAX_GROUPS = 65535     # workgroups per grid dimension (WebGPU's limit)
@@ -39,8 +42,10 @@ class Storage:
     def __init__(self, gpu, n: int, dtype, data: np.ndarray | None = None):
         import wgpu
         self.n, self.dtype = n, np.dtype(dtype)
+        self.stored = np.dtype(_STORED[self.dtype])
+        self.nbytes = -(-self.stored.itemsize * n // 4) * 4   # copies move whole words
         self.buffer = gpu.device.create_buffer(   # WebGPU zeroes a new buffer
-            size=max(4, 4 * n),
+            size=max(4, self.nbytes),
             usage=wgpu.BufferUsage.STORAGE | wgpu.BufferUsage.COPY_SRC | wgpu.BufferUsage.COPY_DST)
         if data is not None:
             self.write(gpu, data)
@@ -49,14 +54,15 @@ class Storage:
         """The elements, downloaded: a new 1-d array of the storage's dtype."""
         if not self.n:
             return np.zeros(0, self.dtype)
-        words = np.frombuffer(gpu.device.queue.read_buffer(self.buffer, 0, 4 * self.n),
-                              _WORDS[self.dtype])
+        words = np.frombuffer(gpu.device.queue.read_buffer(self.buffer, 0, self.nbytes),
+                              self.stored, self.n)
         return words != 0 if self.dtype == np.bool_ else words.copy()
 
     def write(self, gpu, data: np.ndarray) -> None:
         if self.n:
-            gpu.device.queue.write_buffer(
-                self.buffer, 0, np.asarray(data, _WORDS[self.dtype], order="C"))
+            stored = np.zeros(self.nbytes // self.stored.itemsize, self.stored)
+            stored[:self.n] = np.asarray(data, self.stored).reshape(-1)
+            gpu.device.queue.write_buffer(self.buffer, 0, stored)
 
 
 class GPUArray:
@@ -118,8 +124,11 @@ class GPU:
         if self.adapter is None:
             raise RuntimeError("no WebGPU adapter (on Linux: install a Vulkan driver, such as "
                                "Mesa's: apt-get install mesa-vulkan-drivers libvulkan1)")
-        self.device = self.adapter.request_device_sync()
+        half = "shader-f16" in self.adapter.features
+        self.device = self.adapter.request_device_sync(
+            required_features=["shader-f16"] if half else [])
         self.max_binding = int(self.device.limits["max-storage-buffer-binding-size"])
+        self.dtypes = set(WGSL) if half else set(WGSL) - {F16}
         self._pipelines: dict = {}
 
     def name(self) -> str:
@@ -130,7 +139,7 @@ class GPU:
     def holds(self, dtype, n: int) -> bool:
         """Whether an array of ``n`` elements of ``dtype`` can live on the GPU (a binding
         holds at most ``max_binding`` bytes, and shaders index with 32-bit integers)."""
-        return np.dtype(dtype) in WGSL and 0 < 4 * n <= self.max_binding and n < 2**31
+        return np.dtype(dtype) in self.dtypes and 0 < 4 * n <= self.max_binding and n < 2**31
 
     def new(self, shape, dtype=F32) -> GPUArray:
         """A new C-contiguous array of zeros."""

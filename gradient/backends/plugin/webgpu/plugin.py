@@ -18,14 +18,14 @@ import numpy as np
 from ..reference import ReferencePlugin, _gathers
 from ..wire import IN_PLACE, PRIMITIVES, VIEWS
 from . import compute, indexing
-from .memory import F32, GPU, MAXD, WGSL, GPUArray, view_of
+from .memory import F16, F32, GPU, MAXD, WGSL, GPUArray, view_of
 from .shaders import (BINARY, BOOL_UNARY, COMPARE, FLOAT_COMPARE, INT_BINARY, INT_UNARY, LOGICAL,
                       REDUCE, SILU, SOFTMAXES, UNARY, as_bool)
 
 __all__ = ["WebGPUPlugin", "main"]
 
 _I32, _BOOL = np.dtype(np.int32), np.dtype(np.bool_)
-_UNARY = {F32: UNARY, _I32: INT_UNARY, _BOOL: BOOL_UNARY}
+_UNARY = {F32: UNARY, F16: UNARY, _I32: INT_UNARY, _BOOL: BOOL_UNARY}
 # binary ops by operand dtype: their expression and the result's dtype (None: the operands')
 _BINARY = {
     F32: {**{op: (e, None) for op, e in BINARY.items()},
@@ -35,6 +35,8 @@ _BINARY = {
     _BOOL: {**{op: (as_bool(e), None) for op, e in LOGICAL.items()},
             **{op: (as_bool(COMPARE[op]), None) for op in ("eq", "ne")}},
 }
+_BINARY[F16] = _BINARY[F32]       # float16 is computed in float32 (see shaders.compute_type)
+_FLOATS = (F32, F16)
 
 
 class WebGPUPlugin(ReferencePlugin):
@@ -127,8 +129,8 @@ class WebGPUPlugin(ReferencePlugin):
         gpu = self.gpu
         if op == "binary_":
             value = self._gpu(args[2])
-            if args[0] not in BINARY or target.dtype != F32 or value is None \
-                    or value.dtype != F32 or not self._broadcasts(value, target):
+            if args[0] not in BINARY or target.dtype not in _FLOATS or value is None \
+                    or value.dtype != target.dtype or not self._broadcasts(value, target):
                 return False
             compute.write_into(gpu, target, compute.value_apart(gpu, value, target),
                                BINARY[args[0]])
@@ -228,11 +230,12 @@ class WebGPUPlugin(ReferencePlugin):
             if args[2] != "constant":
                 return None
             return (compute.pad_constant(gpu, operands[0], args[1], args[3]),)
-        if dtype != F32:
+        if dtype not in _FLOATS:
             return None
         if op == "reduce" and args[0] in REDUCE and operands[0].size:
             return (compute.reduce(gpu, args[0], operands[0], *args[2:]),)
-        if op == "matmul" and operands[0].ndim and operands[1].ndim:
+        if op == "matmul" and operands[0].ndim and operands[1].ndim and \
+                operands[1].dtype == dtype:
             return (compute.matmul(gpu, *operands),)
         return None
 

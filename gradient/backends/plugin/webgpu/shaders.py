@@ -41,13 +41,20 @@ SILU = "x / (1.0 + exp(-x))"
 MATMUL_BLOCK = 4
 
 
+def compute_type(element: str) -> str:
+    """The WGSL type an element of storage type ``element`` is computed in."""
+    return "f32" if element == "f16" else element
+
+
 def as_bool(condition: str) -> str:
     """A WGSL bool expression as a bool element (u32 0 or 1)."""
     return f"select(0u, 1u, {condition})"
 
 
 def cast(source: str, target: str) -> str:
-    """The WGSL expression converting an element x of type ``source`` to ``target``."""
+    """The WGSL expression converting an element x stored as ``source`` (and loaded in its
+    compute type) to what is stored as ``target`` (before the store's conversion)."""
+    source, target = compute_type(source), target if target == "u32" else compute_type(target)
     if target == "u32":       # to bool: anything not zero (NaN included, as in NumPy)
         return as_bool({"f32": "x != 0.0", "i32": "x != 0", "u32": "x != 0u"}[source])
     return "x" if source == target else f"{target}(x)"
@@ -108,16 +115,16 @@ fn offsets(index: i32, ndim: i32, shape_at: i32, a_at: i32, b_at: i32) -> vec2<i
 
 _ELEMENTWISE = """
 @group(0) @binding(0) var<storage, read> info: array<i32>;
-@group(0) @binding(1) var<storage, read> a: array<TA>;
-@group(0) @binding(2) var<storage, read> b: array<TB>;
-@group(0) @binding(3) var<storage, read_write> out: array<TO>;
+@group(0) @binding(1) var<storage, read> a: array<T_A>;
+@group(0) @binding(2) var<storage, read> b: array<T_B>;
+@group(0) @binding(3) var<storage, read_write> out: array<T_O>;
 
 // info: n, ndim, shape[8], then per operand: offset, strides[8]
 MAIN
     let o = vec2<i32>(info[10], info[19]) + offsets(i, info[1], 2, 11, 20);
-    let x = a[o.x];
-    let y = b[o.y];
-    out[i] = EXPR;
+    let x = C_A(a[o.x]);
+    let y = C_B(b[o.y]);
+    out[i] = STORE(EXPR);
 }
 """
 
@@ -125,9 +132,9 @@ MAIN
 _WHERE = """
 @group(0) @binding(0) var<storage, read> info: array<i32>;
 @group(0) @binding(1) var<storage, read> c: array<u32>;
-@group(0) @binding(2) var<storage, read> a: array<TO>;
-@group(0) @binding(3) var<storage, read> b: array<TO>;
-@group(0) @binding(4) var<storage, read_write> out: array<TO>;
+@group(0) @binding(2) var<storage, read> a: array<T_O>;
+@group(0) @binding(3) var<storage, read> b: array<T_O>;
+@group(0) @binding(4) var<storage, read_write> out: array<T_O>;
 
 // info: n, ndim, shape[8], then for the condition, a and b: offset, strides[8]
 MAIN
@@ -142,15 +149,15 @@ MAIN
 # both read and read_write)
 _INTO = """
 @group(0) @binding(0) var<storage, read> info: array<i32>;
-@group(0) @binding(1) var<storage, read> b: array<TB>;
-@group(0) @binding(2) var<storage, read_write> out: array<TO>;
+@group(0) @binding(1) var<storage, read> b: array<T_B>;
+@group(0) @binding(2) var<storage, read_write> out: array<T_O>;
 
 // info: n, ndim, shape[8], then for the written view and the value: offset, strides[8]
 MAIN
     let o = vec2<i32>(info[10], info[19]) + offsets(i, info[1], 2, 11, 20);
-    let x = out[o.x];
-    let y = b[o.y];
-    out[o.x] = EXPR;
+    let x = C_O(out[o.x]);
+    let y = C_B(b[o.y]);
+    out[o.x] = STORE(EXPR);
 }
 """
 
@@ -159,9 +166,9 @@ MAIN
 # non-negative by the plugin)
 _GATHER = """
 @group(0) @binding(0) var<storage, read> info: array<i32>;
-@group(0) @binding(1) var<storage, read> x: array<TO>;
+@group(0) @binding(1) var<storage, read> x: array<T_O>;
 @group(0) @binding(2) var<storage, read> index: array<i32>;
-@group(0) @binding(3) var<storage, read_write> out: array<TO>;
+@group(0) @binding(3) var<storage, read_write> out: array<T_O>;
 
 // info: n, ndim, shape[8], then for x (its stride 0 along the gathered dimension) and the
 // index: offset, strides[8]; then the gathered dimension's stride in x
@@ -176,11 +183,11 @@ MAIN
 # added (index_add: ((x + v1) + v2) ..., as NumPy's add.at) or put (setitem: the last wins)
 _ROWS = """
 @group(0) @binding(0) var<storage, read> info: array<i32>;
-@group(0) @binding(1) var<storage, read> v: array<TO>;
+@group(0) @binding(1) var<storage, read> v: array<T_O>;
 @group(0) @binding(2) var<storage, read> rows: array<i32>;
 @group(0) @binding(3) var<storage, read> starts: array<i32>;
 @group(0) @binding(4) var<storage, read> order: array<i32>;
-@group(0) @binding(5) var<storage, read_write> out: array<TO>;
+@group(0) @binding(5) var<storage, read_write> out: array<T_O>;
 
 // info: groups * inner, rest ndim, rest shape[8], target offset, target rest strides[8],
 //       target row stride, inner (v is contiguous: value row r at r * inner)
@@ -203,11 +210,11 @@ _ROWS_STEP = {"add": "acc = acc + y;", "put": "acc = y;"}
 # starts[g] .. starts[g + 1] (scatter_add, put_along_axis); offsets made on the host
 _ELEMENTS = """
 @group(0) @binding(0) var<storage, read> info: array<i32>;
-@group(0) @binding(1) var<storage, read> v: array<TO>;
+@group(0) @binding(1) var<storage, read> v: array<T_O>;
 @group(0) @binding(2) var<storage, read> targets: array<i32>;
 @group(0) @binding(3) var<storage, read> starts: array<i32>;
 @group(0) @binding(4) var<storage, read> sources: array<i32>;
-@group(0) @binding(5) var<storage, read_write> out: array<TO>;
+@group(0) @binding(5) var<storage, read_write> out: array<T_O>;
 
 // info: groups
 MAIN
@@ -223,8 +230,8 @@ MAIN
 
 _REDUCE = """
 @group(0) @binding(0) var<storage, read> info: array<i32>;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<T_A>;
+@group(0) @binding(2) var<storage, read_write> out: array<T_O>;
 
 // info: outputs, kept ndim, kept shape[8], kept strides[8], offset,
 //       reduced count, reduced ndim, reduced shape[8], reduced strides[8]
@@ -247,10 +254,10 @@ MAIN
             o = o + (r % n) * info[29 + d];
             r = r / n;
         }
-        let v = a[o];
+        let v = f32(a[o]);
         STEP
     }
-    out[i] = acc;
+    out[i] = STORE(acc);
 }
 """
 
@@ -258,8 +265,8 @@ REDUCE_STEPS = {
     "sum": ("0.0", """let t = acc + (v - carry);   // Kahan: what the sum lost comes back next time
         carry = (t - acc) - (v - carry);
         acc = t;"""),
-    "max": ("a[base]", "if (is_nan(v) || v > acc) { acc = select(v, acc, is_nan(acc)); }"),
-    "min": ("a[base]", "if (is_nan(v) || v < acc) { acc = select(v, acc, is_nan(acc)); }"),
+    "max": ("f32(a[base])", "if (is_nan(v) || v > acc) { acc = select(v, acc, is_nan(acc)); }"),
+    "min": ("f32(a[base])", "if (is_nan(v) || v < acc) { acc = select(v, acc, is_nan(acc)); }"),
 }
 
 # each invocation a block of 4 x 4 outputs (its row and column blocks from i, the batch from
@@ -268,9 +275,9 @@ REDUCE_STEPS = {
 # over k runs in index order
 _MATMUL = """
 @group(0) @binding(0) var<storage, read> info: array<i32>;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<T_A>;
+@group(0) @binding(2) var<storage, read> b: array<T_A>;
+@group(0) @binding(3) var<storage, read_write> out: array<T_O>;
 
 // info: blocks, M, N, K, batch ndim, batch shape[8], a batch strides[8], b batch strides[8],
 //       a offset, a row stride, a column stride, b offset, b row stride, b column stride
@@ -298,19 +305,19 @@ MAIN
     var acc3 = vec4<f32>(0.0);
     for (var q: i32 = 0; q < k; q = q + 1) {
         let qa = q * info[31];
-        let vb = vec4<f32>(b[cb.x + q * info[33]], b[cb.y + q * info[33]],
-                           b[cb.z + q * info[33]], b[cb.w + q * info[33]]);
-        acc0 = acc0 + a[ra.x + qa] * vb;
-        acc1 = acc1 + a[ra.y + qa] * vb;
-        acc2 = acc2 + a[ra.z + qa] * vb;
-        acc3 = acc3 + a[ra.w + qa] * vb;
+        let vb = vec4<f32>(f32(b[cb.x + q * info[33]]), f32(b[cb.y + q * info[33]]),
+                           f32(b[cb.z + q * info[33]]), f32(b[cb.w + q * info[33]]));
+        acc0 = acc0 + f32(a[ra.x + qa]) * vb;
+        acc1 = acc1 + f32(a[ra.y + qa]) * vb;
+        acc2 = acc2 + f32(a[ra.z + qa]) * vb;
+        acc3 = acc3 + f32(a[ra.w + qa]) * vb;
     }
     let base = batch * m * n;
     let accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
     for (var r: i32 = 0; r < 4; r = r + 1) {
         if (row_ok[r]) {
             for (var c: i32 = 0; c < 4; c = c + 1) {
-                if (col_ok[c]) { out[base + rows[r] * n + cols[c]] = accs[r][c]; }
+                if (col_ok[c]) { out[base + rows[r] * n + cols[c]] = STORE(accs[r][c]); }
             }
         }
     }
@@ -377,42 +384,69 @@ def _complete(shader: str, offsets: bool = True) -> str:
     return shader.replace("MAIN", _MAIN) + (_OFFSETS if offsets else "") + _IS_NAN
 
 
+# float16 (where the adapter has shader-f16): stored as f16, computed in f32 as NumPy does,
+# and rounded back with f16(), which WGSL leaves undefined past f16's range (NumPy: inf)
+_F16 = """
+fn to_f16(x: f32) -> f16 {
+    let inf = bitcast<f32>(0x7f800000u);
+    if (abs(x) >= 65520.0) { return f16(select(-inf, inf, x > 0.0)); }
+    return f16(x);
+}
+"""
+
+
+def _typed(source: str, to: str = "f32", **types) -> str:
+    """``source`` with its element types (``T_A``, ``T_B``, ``T_O``: the arguments ``ta``,
+    ``tb``, ``to``), their compute types (``C_A``, ...) and ``STORE(...)`` (a compute value
+    stored as ``to``) filled in."""
+    source = source.replace("STORE(", "to_f16(" if to == "f16" else f"{to}(")
+    types["to"] = to
+    for name, element in types.items():
+        letter = name[1].upper()
+        source = source.replace(f"T_{letter}", element).replace(f"C_{letter}",
+                                                                compute_type(element))
+    return ("enable f16;\n" + source + _F16) if "f16" in types.values() else source
+
+
 def elementwise(expression: str, ta: str, tb: str, to: str) -> str:
-    """``out[i] = expression`` of x from a and y from b (element types ``ta``, ``tb``)."""
-    return _complete(_ELEMENTWISE).replace("EXPR", expression).replace(
-        "TA", ta).replace("TB", tb).replace("TO", to)
+    """``out[i] = expression`` of x from a and y from b (element types ``ta``, ``tb``; x and y
+    in their compute types)."""
+    return _typed(_complete(_ELEMENTWISE).replace("EXPR", expression), to, ta=ta, tb=tb)
 
 
 def where(to: str) -> str:
-    return _complete(_WHERE).replace("TO", to)
+    return _typed(_complete(_WHERE), to)
 
 
 def into(expression: str, tb: str, to: str) -> str:
     """An in-place write ``x = expression`` of x (the target's element) and y (the value's)."""
-    return _complete(_INTO).replace("EXPR", expression).replace("TB", tb).replace("TO", to)
+    return _typed(_complete(_INTO).replace("EXPR", expression), to, tb=tb)
 
 
 def gather(to: str) -> str:
-    return _complete(_GATHER).replace("TO", to)
+    return _typed(_complete(_GATHER), to)
 
 
 def rows(step: str, to: str) -> str:
     """Rows of a target added to or put by a plan (``step``: ``"add"`` or ``"put"``)."""
-    return _complete(_ROWS).replace("STEP", _ROWS_STEP[step]).replace("TO", to)
+    return _typed(_complete(_ROWS).replace("STEP", _ROWS_STEP[step]), to)
 
 
 def elements(step: str, to: str) -> str:
     """Elements of a target added to or put by a plan (``step``: ``"add"`` or ``"put"``)."""
-    return _complete(_ELEMENTS, offsets=False).replace("STEP", _ROWS_STEP[step]).replace(
-        "TO", to)
+    return _typed(_complete(_ELEMENTS, offsets=False).replace("STEP", _ROWS_STEP[step]), to)
 
 
-def reduce(name: str) -> str:
+def reduce(name: str, ta: str = "f32") -> str:
+    """sum (in f32), max or min over the reduced dimensions, stored as ``ta``."""
     init, step = REDUCE_STEPS[name]
-    return _complete(_REDUCE, offsets=False).replace("INIT", init).replace("STEP", step)
+    return _typed(_complete(_REDUCE, offsets=False).replace("INIT", init).replace("STEP", step),
+                  ta, ta=ta)
 
 
-MATMUL = _complete(_MATMUL)
+def matmul(ta: str = "f32") -> str:
+    """The blocked matmul of two ``ta`` arrays, accumulated in f32."""
+    return _typed(_complete(_MATMUL), ta, ta=ta)
 
 
 def softmax(name: str) -> str:
