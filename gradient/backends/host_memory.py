@@ -128,3 +128,23 @@ def pages_of_their_own(shape: tuple, dtype) -> np.ndarray:
     # for an anonymous map is shared)
     pages = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     return np.frombuffer(pages, dtype).reshape(shape)
+
+
+def landing_array(shape: tuple, dtype) -> np.ndarray:
+    """An uninitialised array for a large copy to land in: from the heap below
+    :data:`MMAP_THRESHOLD` (reused, warm pages), above it a mapping of its own with transparent
+    huge pages (which the heap's arrays go without, see the module's doc). At that size glibc
+    would map fresh pages anyway, one page fault per 4 KiB: 256 MiB copied into them took
+    125-140 ms on the 2-core test machine, against 44 ms with huge pages. For arrays that
+    arrive whole, such as a transfer between processes.
+
+    Example: ``out = landing_array(shape, np.float32); out[...] = incoming``
+    """
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes < MMAP_THRESHOLD:
+        return np.empty(shape, dtype)
+    pages = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        pages.madvise(mmap.MADV_HUGEPAGE)
+    return np.frombuffer(pages, dtype).reshape(shape)

@@ -5,6 +5,7 @@ import platform
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from gradient.backends import host_memory
@@ -118,3 +119,24 @@ def test_pages_of_their_own_are_private_zero_pages_for_large_arrays():
             os._exit(0)
         os.waitpid(pid, 0)
         assert big[0] == 0.0
+
+
+def _mapping(array):
+    """The mmap an array's memory belongs to, or None."""
+    import mmap
+    base = array.base
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "base", None) or getattr(base, "obj", None)
+    return base
+
+
+def test_landing_array_is_heap_memory_below_the_threshold_and_a_mapping_above():
+    small = host_memory.landing_array((3, 4), np.float32)
+    assert small.shape == (3, 4) and small.dtype == np.float32 and small.flags.writeable
+    assert _mapping(small) is None
+    rows = host_memory.MMAP_THRESHOLD // 4 // 1024 + 1
+    large = host_memory.landing_array((rows, 1024), np.float32)
+    assert large.shape == (rows, 1024) and large.flags.writeable and large.flags.c_contiguous
+    assert _mapping(large) is not None and len(_mapping(large)) == large.nbytes
+    large[-1] = 7.0                       # the whole mapping is the array's
+    assert large[-1, -1] == 7.0

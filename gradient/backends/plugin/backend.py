@@ -31,6 +31,7 @@ import numpy as np
 
 from ...errors import PluginError
 from ..base import Backend
+from ..host_memory import landing_array
 from ..numpy_backend import ArrayBackend
 from . import kernels
 from .arrays import PluginArray, contiguous_shadow, shadow_of
@@ -326,7 +327,9 @@ class PluginBackend(Backend):
         reply, payload = session.request(header)
         self._raise_if_failed(reply)
         if shared:   # copied out: the segment serves the next transfer
-            return np.frombuffer(buffer, x.dtype).reshape(x.shape).copy()
+            out = landing_array(x.shape, x.dtype)
+            out.reshape(-1)[...] = np.frombuffer(buffer, x.dtype)
+            return out
         return np.frombuffer(payload, x.dtype).reshape(x.shape)
 
     # ------------------------------------------------------------------ random numbers

@@ -25,6 +25,7 @@ import sys
 
 import numpy as np
 
+from ..host_memory import landing_array
 from .frames import FrameReader, decode_float, spin_seconds, write_frame
 from .shared import attached
 from .wire import (IN_PLACE, PRIMITIVES, PROTOCOL, SIGNATURES, VIEWS, WireDType, decode_index,
@@ -119,8 +120,10 @@ class ReferencePlugin:
         if op == "from_bytes":
             dtype = WireDType(request["dtype"]).numpy
             if "shm" in request:   # copied out of the client's segment, which it reuses
-                payload = bytearray(attached(request["shm"]))
-            result = np.frombuffer(payload, dtype).reshape(request["shape"])
+                result = landing_array(tuple(request["shape"]), dtype)
+                result.reshape(-1)[...] = np.frombuffer(attached(request["shm"]), dtype)
+            else:
+                result = np.frombuffer(payload, dtype).reshape(request["shape"])
             self._store(request, (result,))
             return {}
         if op == "kernel":
