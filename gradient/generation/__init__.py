@@ -1,6 +1,7 @@
 """Generation: the KV cache, sampling and the generate loop.
 
-* :class:`KVCache` -- keys and values preallocated per layer, filled by prefill and decode.
+* :class:`KVCache` -- keys and values preallocated per layer, filled by prefill and decode;
+  :class:`BatchKVCache` -- the same for sequences decoded together at their own positions.
 * :func:`generate` -- greedy or sampled continuation of a batch of prompts, as transformers'
   ``generate``; :func:`generate_tokens` yields the new ids step by step.
 * :func:`stream` -- the generated text of one prompt, piece by piece, never half a character
@@ -16,6 +17,7 @@ Example::
     ...     print(piece, end="")
 """
 
+from .batch_cache import BatchKVCache
 from .generate import TokenStream, generate, generate_tokens
 from .kv_cache import KVCache
 from .prompt_cache import PromptCache
@@ -26,7 +28,7 @@ from .sampling import (LogitsProcessor, LogitsProcessorList, MinPLogitsWarper,
 from .stopping import StopStrings
 from .streaming import stream
 
-__all__ = ["KVCache", "PromptCache", "generate", "generate_tokens", "TokenStream", "stream",
+__all__ = ["KVCache", "BatchKVCache", "PromptCache", "generate", "generate_tokens", "TokenStream", "stream",
            "StopStrings",
            "LogitsProcessor", "LogitsProcessorList", "RepetitionPenaltyLogitsProcessor",
            "TemperatureLogitsWarper", "TopKLogitsWarper", "TopPLogitsWarper", "MinPLogitsWarper",

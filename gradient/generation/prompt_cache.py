@@ -52,6 +52,13 @@ class PromptCache:
         differ = np.flatnonzero(prompt[:n] != self.ids[:n])
         return int(differ[0]) if differ.size else n
 
+    def hold(self, sequence, length: int) -> None:
+        """The cache now holds the keys and values of the first ``length`` ids of
+        ``sequence`` (someone wrote them: a server decoding the sequence elsewhere and copying
+        its positions back)."""
+        self._source = sequence
+        self.cache.length = length
+
     def take(self, sequence, prompt_length: int, total: int):
         """``(cache, start)`` for a generation whose ids are ``sequence`` (a row the generation
         fills: the prompt's ``prompt_length`` ids, then each token generated) growing to

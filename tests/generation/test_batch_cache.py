@@ -1,0 +1,92 @@
+"""BatchKVCache: sequences at different positions decoded in one forward give the logits each
+gives alone, on GPT-2 and LLaMA, as sequences join and leave the batch."""
+
+import numpy as np
+import pytest
+
+import gradient
+from gradient.autograd import no_grad
+from gradient.errors import ShapeError
+from gradient.generation import BatchKVCache
+
+from ..hub.conftest import llama_dir  # noqa: F401  (the fixture)
+
+
+@pytest.fixture(scope="module")
+def llama(llama_dir):  # noqa: F811
+    model, _ = gradient.hub.load(str(llama_dir))
+    return model.eval()
+
+
+def _alone(model, ids):
+    """The last position's logits of ``ids`` run alone, from scratch."""
+    with no_grad():
+        return model(gradient.tensor([ids]), logits_to_keep=1).logits[0, -1].numpy()
+
+
+def _prefilled(model, ids):
+    cache = model.new_cache(1, len(ids) + 8)
+    with no_grad():
+        logits = model(gradient.tensor([ids]), cache=cache, logits_to_keep=1).logits
+    return cache, logits[0, -1].numpy()
+
+
+def _step(model, batch, tokens):
+    ids, mask, positions = batch.step_inputs(tokens)
+    with no_grad():
+        return model(ids, attention_mask=mask, position_ids=positions, cache=batch,
+                     logits_to_keep=1).logits[:, -1].numpy()
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_a_batch_step_gives_each_sequences_own_logits(family, gpt2_pair, llama):
+    model = gpt2_pair[1].eval() if family == "gpt2" else llama
+    rng = np.random.default_rng(0)
+    prompts = [rng.integers(3, 250, n).tolist() for n in (5, 17, 9)]
+    batch = BatchKVCache(model, rows=4, max_length=64)
+    sequences = []
+    for prompt in prompts[:2]:
+        cache, logits = _prefilled(model, prompt)
+        assert batch.add(cache, len(prompt)) == len(sequences)
+        sequences.append(prompt + [int(logits.argmax())])
+    for step in range(6):
+        if step == 2:            # a third sequence joins two steps in
+            cache, logits = _prefilled(model, prompts[2])
+            batch.add(cache, len(prompts[2]))
+            sequences.append(prompts[2] + [int(logits.argmax())])
+        if step == 4:            # the first leaves; the last moves into its row
+            assert batch.remove(0) == 2
+            sequences = [sequences[2], sequences[1]]
+        logits = _step(model, batch, [s[-1] for s in sequences])
+        for row, seq in enumerate(sequences):
+            np.testing.assert_allclose(logits[row], _alone(model, seq), rtol=1e-5, atol=1e-5)
+            seq.append(int(logits[row].argmax()))
+    assert batch.lengths[:batch.size].tolist() == [len(s) - 1 for s in sequences]
+
+
+def test_a_row_copied_back_continues_alone(llama):
+    rng = np.random.default_rng(1)
+    prompt = rng.integers(3, 250, 11).tolist()
+    batch = BatchKVCache(llama, rows=2, max_length=32)
+    cache, logits = _prefilled(llama, prompt)
+    batch.add(cache, len(prompt))
+    seq = prompt + [int(logits.argmax())]
+    for _ in range(3):
+        seq.append(int(_step(llama, batch, [seq[-1]])[0].argmax()))
+    back = llama.new_cache(1, 32)
+    batch.copy_to(0, back, int(batch.lengths[0]))
+    back.length = int(batch.lengths[0])
+    with no_grad():
+        logits = llama(gradient.tensor([[seq[-1]]]), cache=back).logits[0, -1].numpy()
+    np.testing.assert_allclose(logits, _alone(llama, seq), rtol=1e-5, atol=1e-5)
+
+
+def test_a_full_batch_and_a_full_row_are_clear_errors(llama):
+    batch = BatchKVCache(llama, rows=1, max_length=8)
+    cache, _ = _prefilled(llama, [5, 6, 7])
+    batch.add(cache, 3)
+    with pytest.raises(ShapeError, match="all 1 rows are in use"):
+        batch.add(cache, 3)
+    batch.lengths[0] = 8
+    with pytest.raises(ShapeError, match="a row is full"):
+        batch.step_inputs([1])
