@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_integer, default=8000, help="port (default 8000)")
     serve.add_argument("--max-queue", type=_integer, default=64, metavar="N",
                        help="requests that may wait; more get 503 (default 64)")
+    serve.add_argument("--max-batch", type=_integer, default=8, metavar="N",
+                       help="sequences decoded together, joining and leaving between steps "
+                            "(continuous batching; default 8)")
     serve.add_argument("--dtype", choices=DTYPES, default="float32",
                        help="weight dtype (default float32)")
     serve.add_argument("--revision", default=None, help="hub branch, tag or commit")
@@ -177,7 +180,7 @@ def _run(args) -> int:
                 draft, _ = load(args.draft, revision=args.revision)
                 draft = draft.to(args.device) if args.device != "cpu" else draft
             serve(model, tokenizer, model_name(args.model), args.host, args.port, args.max_queue,
-                  draft)
+                  draft, args.max_batch)
             return 0
         if args.command == "export-gguf":
             return _export_gguf(args)

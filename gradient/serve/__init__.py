@@ -9,8 +9,9 @@ Example::
     >>> client.chat.completions.create(model="SmolLM2-135M-Instruct.Q4_1",
     ...                                messages=[{"role": "user", "content": "Hi"}])
 
-Requests are served one generation at a time, in order (continuous batching is to come);
-``--draft`` adds speculative decoding with a smaller model for greedy requests.
+Up to ``--max-batch`` sequences (default 8) are decoded together, joining and leaving the
+batch between steps (continuous batching, :mod:`.batching`); ``--draft`` adds speculative
+decoding with a smaller model for greedy requests, one sequence at a time.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ import os
 __all__ = ["create_app", "serve", "model_name"]
 
 
-def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None):
+def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
+               max_batch: int = 8):
     """The ASGI app serving ``model`` as ``model_id`` (see :mod:`.app`); ``draft``, a smaller
-    model of the same vocabulary, drafts tokens for greedy requests."""
+    model of the same vocabulary, drafts tokens for greedy requests; ``max_batch`` sequences
+    are decoded together."""
     from .app import create_app as make
-    return make(model, tokenizer, model_id, max_queue, draft)
+    return make(model, tokenizer, model_id, max_queue, draft, max_batch)
 
 
 def model_name(source: str) -> str:
@@ -35,13 +38,13 @@ def model_name(source: str) -> str:
 
 
 def serve(model, tokenizer, model_id: str, host: str = "127.0.0.1", port: int = 8000,
-          max_queue: int = 64, draft=None) -> None:
+          max_queue: int = 64, draft=None, max_batch: int = 8) -> None:
     """Serve a loaded ``model`` as ``model_id`` until interrupted (uvicorn)."""
     import uvicorn
 
     model.eval()
     if draft is not None:
         draft.eval()
-    app = create_app(model, tokenizer, model_id, max_queue, draft)
+    app = create_app(model, tokenizer, model_id, max_queue, draft, max_batch)
     print(f"gradient serve: {model_id} on http://{host}:{port}/v1 (Ctrl-C stops)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -48,9 +48,11 @@ class RequestError(Exception):
                             status_code=self.status, headers=self.headers)
 
 
-def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None) -> Starlette:
-    """The app serving ``model`` under the name ``model_id`` (``draft``: see :class:`Engine`)."""
-    engine = Engine(model, tokenizer, max_queue=max_queue, draft=draft)
+def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
+               max_batch: int = 8) -> Starlette:
+    """The app serving ``model`` under the name ``model_id`` (``draft`` and ``max_batch``:
+    see :class:`Engine`)."""
+    engine = Engine(model, tokenizer, max_queue=max_queue, draft=draft, max_batch=max_batch)
     created = int(time.time())
 
     async def health(request: Request):
@@ -69,7 +71,10 @@ def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None)
                  f"gradient_batch_size {engine.running}",
                  f"gradient_prefix_cache_hit_rate "
                  f"{s['cached_prompt_tokens'] / max(1, s['prompt_tokens']):.4f}",
-                 f"gradient_time_to_first_token_seconds_sum {s['first_token_seconds']:.6f}"]
+                 f"gradient_time_to_first_token_seconds_sum {s['first_token_seconds']:.6f}",
+                 # continuous batching: rows / steps is the mean batch of a decode step
+                 f"gradient_decode_steps_total {s['decode_steps']}",
+                 f"gradient_decode_rows_total {s['decode_rows']}"]
         return PlainTextResponse("\n".join(lines) + "\n")
 
     async def chat(request: Request):

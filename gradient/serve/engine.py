@@ -1,5 +1,6 @@
-"""The generation side of the server: one worker thread runs the requests' generations one
-after another, and hands each request its text as it comes.
+"""The generation side of the server: one worker thread runs the requests' generations and
+hands each request its text as it comes: up to ``max_batch`` sequences decoded together
+(:mod:`.batching`), or, with a draft model, one after another.
 
 The HTTP side (:mod:`.app`) makes a :class:`Job` and :meth:`Engine.submit`\\ s it; the worker
 runs it through :class:`~gradient.generation.TokenStream`, once per choice (``n``), and calls
@@ -30,6 +31,8 @@ from ..autograd import no_grad
 from ..generation import PromptCache, TokenStream
 from ..generation.limits import context_length, stop_ids
 from ..tokenizers import IncrementalDecoder
+from .batching import Scheduler
+from .stops import StopFilter
 
 __all__ = ["Engine", "Job", "QueueFull"]
 
@@ -60,14 +63,15 @@ class Job:
 
 
 class Engine:
-    """The model, its tokenizer and the worker thread that runs :class:`Job`\\ s in order;
-    at most ``max_queue`` wait (:meth:`submit` raises :class:`QueueFull` beyond). ``draft``, a
-    smaller model of the same vocabulary, drafts tokens that the model checks several at a
-    time for greedy requests without log-probabilities (speculative decoding: the same
-    text)."""
+    """The model, its tokenizer and the worker thread that runs :class:`Job`\\ s; at most
+    ``max_queue`` wait (:meth:`submit` raises :class:`QueueFull` beyond). Up to ``max_batch``
+    sequences are decoded together (:class:`~.batching.Scheduler`). ``draft``, a smaller model
+    of the same vocabulary, drafts tokens that the model checks several at a time for greedy
+    requests without log-probabilities (speculative decoding: the same text); the requests
+    then run one after another."""
 
     def __init__(self, model, tokenizer, max_queue: int = 64, prompt_caches: int = 4,
-                 draft=None):
+                 draft=None, max_batch: int = 8):
         self.model, self.tokenizer, self.draft = model, tokenizer, draft
         # the KV caches of the last few prompts (a shared system prompt, a conversation's
         # earlier turns): a request runs only what follows its longest shared prefix
@@ -77,8 +81,16 @@ class Engine:
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
         self.running = 0
         self.stats = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0,
-                      "cached_prompt_tokens": 0, "first_token_seconds": 0.0}
-        threading.Thread(target=self._work, daemon=True, name="gradient serve engine").start()
+                      "cached_prompt_tokens": 0, "first_token_seconds": 0.0,
+                      "decode_steps": 0, "decode_rows": 0}
+        # continuous batching (.batching) unless speculation needs one sequence at a time, or
+        # a sliding window would need each row's own window in the mask
+        window = getattr(getattr(model, "config", None), "sliding_window", None)
+        batched = draft is None and max_batch > 1 and not (
+            isinstance(window, int) and window < self.context)
+        self.max_batch = max_batch if batched else 1
+        work = Scheduler(self, max_batch).run if batched else self._work
+        threading.Thread(target=work, daemon=True, name="gradient serve engine").start()
 
     @property
     def waiting(self) -> int:
@@ -111,6 +123,10 @@ class Engine:
             if done is None:        # cancelled
                 return
             generated += done
+        self._completed(job, generated)
+
+    def _completed(self, job: Job, generated: int) -> None:
+        """Count a request whose choices generated ``generated`` tokens; emit its usage."""
         usage = {"prompt_tokens": len(job.prompt_ids), "completion_tokens": generated,
                  "total_tokens": len(job.prompt_ids) + generated}
         self.stats["requests"] += 1
@@ -134,7 +150,7 @@ class Engine:
                             assistant_model=(self.draft if greedy and job.logprobs is None
                                              else None))
         decoder = IncrementalDecoder(self.tokenizer, skip_special_tokens=True)
-        held = _StopFilter(job.stop)
+        held = StopFilter(job.stop)
         generated, finish = 0, "length"
         with no_grad():
             for (token,) in steps:
@@ -187,35 +203,3 @@ class Engine:
         self._caches.remove(best)
         self._caches.insert(0, best)
         return best
-
-
-class _StopFilter:
-    """Text with the OpenAI ``stop`` sequences applied: everything before the first stop
-    sequence, holding back a tail that could still become one."""
-
-    def __init__(self, stops):
-        self.stops = [s for s in stops if s]
-        self.pending = ""
-        self.stopped = False
-
-    def push(self, text: str) -> str:
-        if self.stopped or not text:
-            return ""
-        self.pending += text
-        if not self.stops:
-            out, self.pending = self.pending, ""
-            return out
-        cut = min((i for i in (self.pending.find(s) for s in self.stops) if i >= 0), default=-1)
-        if cut >= 0:
-            self.stopped = True
-            out, self.pending = self.pending[:cut], ""
-            return out
-        keep = max((k for s in self.stops for k in range(1, len(s))
-                    if self.pending.endswith(s[:k])), default=0)
-        out, self.pending = self.pending[:len(self.pending) - keep], self.pending[
-            len(self.pending) - keep:]
-        return out
-
-    def flush(self) -> str:
-        out, self.pending = ("" if self.stopped else self.pending), ""
-        return out

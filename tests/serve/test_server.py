@@ -249,3 +249,40 @@ def test_a_shared_system_prompt_is_read_once(server, client):
     # the second request found the system prompt's keys and values in a prompt cache
     assert engine.stats["cached_prompt_tokens"] - cached >= 20
     assert "gradient_prefix_cache_hit_rate" in httpx.get(server[0] + "/metrics").text
+
+
+def test_concurrent_requests_are_decoded_together(server, client):
+    """Four chats at once, of different lengths and arriving at different times: each reply is
+    greedy generate's on its own ids, and the decode steps ran several sequences at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+    _, model, tokenizer, app = server
+    engine = app.state.engine
+    assert engine.max_batch > 1
+    questions = ["Name a colour.", "Name a fruit, please, and say why you like it.",
+                 "Hi", "Count to three."]
+    steps, rows = engine.stats["decode_steps"], engine.stats["decode_rows"]
+
+    def ask(k):
+        time.sleep(0.01 * k)                   # they join a batch already running
+        messages = [{"role": "user", "content": questions[k]}]
+        reply = client.chat.completions.create(model=MODEL, messages=messages,
+                                               max_tokens=60 + 8 * k, temperature=0)
+        ids = list(tokenizer.apply_chat_template(messages, add_generation_prompt=True))
+        return reply.choices[0].message.content, _greedy(model, tokenizer, ids, 60 + 8 * k,
+                                                         chat=True)[0]
+    with ThreadPoolExecutor(4) as pool:
+        for got, expected in pool.map(ask, range(4)):
+            assert got == expected
+    steps, rows = engine.stats["decode_steps"] - steps, engine.stats["decode_rows"] - rows
+    assert rows > steps > 0          # a mean batch above one sequence
+    metrics = httpx.get(server[0] + "/metrics").text
+    assert "gradient_decode_rows_total" in metrics
+
+
+def test_more_choices_than_rows_all_finish(server, client):
+    engine = server[3].state.engine
+    reply = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=5,
+                                           temperature=1.0, seed=3, n=engine.max_batch + 3)
+    assert len(reply.choices) == engine.max_batch + 3
+    assert sorted(c.index for c in reply.choices) == list(range(engine.max_batch + 3))
+    assert engine.running == 0 and engine.waiting == 0

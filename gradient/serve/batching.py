@@ -1,0 +1,287 @@
+"""Continuous batching: the requests' sequences decoded together, joining and leaving the
+running batch between steps.
+
+Each step feeds every running sequence its last token in one forward (a
+:class:`~gradient.generation.BatchKVCache` holds them, each at its own position), so the
+weights are read once per step for the whole batch rather than once per sequence. Between
+steps, finished and cancelled sequences leave, and waiting ones join: a joining sequence's
+prompt is prefilled on its own (in the :class:`~gradient.generation.PromptCache` that shares
+the longest prefix with it, so a shared system prompt or a conversation's earlier turns are not
+run again), then its keys and values are copied into a free row. When it finishes, its row is
+copied back into that prompt cache, so the conversation's next turn finds the reply there too.
+
+Every choice (``n``) of a request is a sequence of its own. Sampling follows
+:class:`~gradient.generation.TokenStream`'s rules (the same processors, one random generator
+per choice seeded with ``seed + i``), and the events a sequence emits are the sequential
+engine's (:mod:`.engine`).
+
+Example::
+
+    >>> scheduler = Scheduler(engine, max_batch=8)
+    >>> scheduler.run()          # in the engine's worker thread, for ever
+"""
+
+from __future__ import annotations
+
+import collections
+import queue
+import time
+
+import numpy as np
+
+from ..autograd import no_grad
+from ..dtypes import int64
+from ..generation import BatchKVCache, build_processors, select_tokens
+from ..ops.creation import randint, tensor
+from ..tokenizers import IncrementalDecoder
+from .stops import StopFilter
+
+__all__ = ["Scheduler"]
+
+
+class _Sequence:
+    """One choice of a request while it runs: its ids, its sampler and its text filter."""
+
+    def __init__(self, job, index: int, max_tokens: int, stops, tokenizer):
+        self.job, self.index, self.stops = job, index, stops
+        prompt = np.asarray(job.prompt_ids, np.int64)
+        self.prompt_length, self.max_tokens = len(prompt), max_tokens
+        self.ids = np.empty(len(prompt) + max_tokens, np.int64)   # prompt, then each token
+        self.ids[:len(prompt)] = prompt
+        self.length = len(prompt)
+        greedy = job.temperature == 0
+        self.do_sample = not greedy
+        self.processors = build_processors(not greedy, job.temperature, job.top_k, job.top_p)
+        self.rng = None
+        if not greedy:
+            seed = job.seed + index if job.seed is not None else \
+                int(randint(0, 2 ** 62, (1,)).item())
+            self.rng = np.random.default_rng(seed)
+        self.decoder = IncrementalDecoder(tokenizer, skip_special_tokens=True)
+        self.held = StopFilter(job.stop)
+        self.generated, self.finish = 0, None
+        self.prompt_cache = None
+        self.cache = None          # its own one-sequence cache, when it is not in the batch
+
+
+class Scheduler:
+    """The engine's worker loop with up to ``max_batch`` sequences running at once.
+
+    A sequence running alone decodes in its own one-sequence cache (its prompt cache's), where
+    the model replays its fused decode step: one stream is as fast as without batching. When a
+    second one joins, the first moves into the batch; when one is left, it moves out again."""
+
+    def __init__(self, engine, max_batch: int):
+        self.engine, self.max_batch = engine, max_batch
+        self.batch = BatchKVCache(engine.model, max_batch, engine.context)
+        self.running: list[_Sequence] = []       # in the batch: sequence i is in row i
+        self.solo: _Sequence | None = None       # or the one sequence, in its own cache
+        self.waiting: collections.deque = collections.deque()   # (job, choice) not started
+        # id(job) -> [job, its choices not finished, its completion tokens so far]
+        self._left: dict = {}
+
+    @property
+    def size(self) -> int:
+        return len(self.running) + (self.solo is not None)
+
+    def run(self) -> None:
+        while True:
+            try:
+                self._admit()
+                if self.size:
+                    self._step()
+            except Exception as e:   # noqa: BLE001  (the requests fail; the server goes on)
+                for job, _, _ in list(self._left.values()):
+                    job.emit(("error", e))
+                self._left.clear()
+                self.running.clear()
+                self.waiting.clear()
+                self.solo, self.batch.size = None, 0
+            self.engine.running = self.size
+
+    # -- joining
+    def _admit(self) -> None:
+        """Start waiting choices while rows are free; wait for a request when nothing runs."""
+        while self.size < self.max_batch:
+            if not self.waiting:
+                try:
+                    job = self.engine._queue.get(block=not self.size)
+                except queue.Empty:
+                    return
+                if job.cancelled.is_set():
+                    continue
+                self._left[id(job)] = [job, job.n, 0]
+                self.waiting.extend((job, i) for i in range(job.n))
+            job, index = self.waiting.popleft()
+            if job.cancelled.is_set() or id(job) not in self._left:
+                self._left.pop(id(job), None)
+                continue
+            try:
+                self._start(job, index)
+            except Exception as e:   # noqa: BLE001  (this request fails, the others go on)
+                self._drop(job)
+                job.emit(("error", e))
+
+    def _start(self, job, index: int) -> None:
+        engine = self.engine
+        max_tokens = min(job.max_tokens, engine.context - len(job.prompt_ids))
+        seq = _Sequence(job, index, max_tokens, engine._stops[job.chat], engine.tokenizer)
+        if max_tokens <= 0:
+            seq.finish = "length"
+            self._finish(seq)
+            return
+        if self.solo is not None:    # before its prompt cache can be taken by this one
+            self._into_batch(self.solo)
+        start = time.perf_counter()
+        P = seq.prompt_length
+        prompt_cache = seq.prompt_cache = engine._cache_for(seq.ids[:P])
+        cache, first = prompt_cache.take(seq.ids, P, P + max_tokens)
+        with no_grad():
+            logits = engine.model(tensor(seq.ids[None, first:P], dtype=int64), cache=cache,
+                                  logits_to_keep=1).logits
+            scores = np.array(logits[:, -1].float().numpy(), dtype=np.float32)
+        seq.cache = cache
+        if self.running:
+            self._into_batch(seq)
+        else:
+            self.solo = seq
+        if index == 0:
+            engine.stats["first_token_seconds"] += time.perf_counter() - start
+            engine.stats["cached_prompt_tokens"] += prompt_cache.reused
+        self._choose(seq, scores)
+        if seq.finish is not None:
+            self._retire(seq)
+
+    def _into_batch(self, seq: _Sequence) -> None:
+        """Move a sequence from its own cache into the next row of the batch."""
+        self.batch.add(seq.cache, seq.cache.length)
+        self.running.append(seq)
+        if seq is self.solo:
+            self.solo = None
+        seq.cache = None
+
+    def _out_of_batch(self) -> None:
+        """Move the batch's one sequence into a cache of its own (its prompt cache's where that
+        has room for the rest of it)."""
+        seq = self.running[0]
+        held = int(self.batch.lengths[0])
+        cache = seq.prompt_cache.cache
+        need = seq.prompt_length + seq.max_tokens
+        if cache is None or cache.max_length < need:
+            cache = self.engine.model.new_cache(1, need)
+        self.batch.copy_to(0, cache, held)
+        cache.length = held
+        self.batch.remove(0)
+        self.running.clear()
+        seq.cache, self.solo = cache, seq
+
+    # -- a step
+    def _step(self) -> None:
+        for seq in [s for s in self.running + [self.solo] if s and s.job.cancelled.is_set()]:
+            self._retire(seq)
+        if self.solo is not None:
+            seq = self.solo
+            with no_grad():
+                logits = self.engine.model(tensor([[seq.ids[seq.length - 1]]], dtype=int64),
+                                           cache=seq.cache, logits_to_keep=1).logits
+                scores = np.array(logits[:, -1].float().numpy(), dtype=np.float32)
+            self._count(1)
+            self._choose(seq, scores)
+            if seq.finish is not None:
+                self._retire(seq)
+            return
+        if not self.running:
+            return
+        last = [seq.ids[seq.length - 1] for seq in self.running]
+        ids, mask, positions = self.batch.step_inputs(last)
+        with no_grad():
+            logits = self.engine.model(ids, attention_mask=mask, position_ids=positions,
+                                       cache=self.batch, logits_to_keep=1).logits
+            scores = np.array(logits[:, -1].float().numpy(), dtype=np.float32)
+        self._count(len(self.running))
+        for i, seq in enumerate(list(self.running)):
+            self._choose(seq, scores[i:i + 1])
+        for seq in [s for s in self.running if s.finish is not None]:
+            self._retire(seq)
+        if len(self.running) == 1 and not self.waiting and self.engine._queue.empty():
+            self._out_of_batch()
+
+    def _count(self, rows: int) -> None:
+        self.engine.stats["decode_steps"] += 1
+        self.engine.stats["decode_rows"] += rows
+
+    def _choose(self, seq: _Sequence, scores: np.ndarray) -> None:
+        """Pick the sequence's next token from its logits ``(1, vocab)`` and emit it."""
+        job, engine = seq.job, self.engine
+        raw = scores[0]
+        scores = seq.processors(seq.ids[None, :seq.length], scores)
+        token = int(select_tokens(scores, seq.do_sample, seq.rng)[0])
+        seq.generated += 1
+        if token in seq.stops:
+            seq.finish = "stop"
+            return
+        if job.logprobs is not None:
+            job.emit(("token", seq.index, engine._logprobs(raw, token, job.logprobs)))
+        seq.ids[seq.length] = token
+        seq.length += 1
+        piece = seq.held.push(seq.decoder.push(token))
+        if piece:
+            job.emit(("text", seq.index, piece))
+        if seq.held.stopped:
+            seq.finish = "stop"
+        elif seq.generated == seq.max_tokens:
+            seq.finish = "length"
+
+    # -- leaving
+    def _retire(self, seq: _Sequence) -> None:
+        """Take ``seq`` out of the running ones; keep its keys and values in its prompt
+        cache."""
+        cancelled = seq.job.cancelled.is_set()
+        pc = seq.prompt_cache
+        if seq is self.solo:
+            self.solo = None
+            if not cancelled and pc.cache is seq.cache:
+                pc.hold(seq.ids, seq.cache.length)
+        else:
+            row = self.running.index(seq)
+            held = int(self.batch.lengths[row])
+            if not cancelled and pc.cache is not None and pc.cache.max_length >= held:
+                self.batch.copy_to(row, pc.cache, held)
+                pc.hold(seq.ids, held)
+            self._leave_row(row)
+        if cancelled:
+            self._left.pop(id(seq.job), None)
+        else:
+            self._finish(seq)
+
+    def _leave_row(self, row: int) -> None:
+        moved = self.batch.remove(row)
+        last = self.running.pop()
+        if moved is not None:
+            self.running[row] = last
+
+    def _drop(self, job) -> None:
+        """Forget a failed request: its running choices leave, the waiting ones will not run."""
+        self._left.pop(id(job), None)
+        if self.solo is not None and self.solo.job is job:
+            self.solo = None
+        for seq in [s for s in self.running if s.job is job]:
+            self._leave_row(self.running.index(seq))
+
+    def _finish(self, seq: _Sequence) -> None:
+        """Emit the end of the sequence's text and its ``done``; the request's usage after
+        its last choice."""
+        job, finish = seq.job, seq.finish
+        if finish == "length" or not seq.held.stopped:
+            rest = seq.held.push(seq.decoder.flush()) + seq.held.flush()
+            if rest:
+                job.emit(("text", seq.index, rest))
+        job.emit(("done", seq.index, finish))
+        left = self._left.get(id(job))
+        if left is None:
+            return
+        left[1] -= 1
+        left[2] += seq.generated
+        if left[1] == 0:
+            del self._left[id(job)]
+            self.engine._completed(job, left[2])
