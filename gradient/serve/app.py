@@ -3,7 +3,8 @@
 ``POST /v1/chat/completions`` and ``POST /v1/completions`` take OpenAI's request shapes and
 answer with its response shapes, or with server-sent events (``"stream": true``) ending in
 ``data: [DONE]``, as the ``openai`` client parses them. ``GET /v1/models``, ``GET /health``
-and ``GET /metrics`` (Prometheus text) tell what is served and how it goes.
+and ``GET /metrics`` (Prometheus text) tell what is served and how it goes. ``GET /`` is a
+chat page (``chat.html``: streaming, multi-turn, a stop button) over the same API.
 
 Bad requests get OpenAI's error body ``{"error": {"message", "type", "param", "code"}}`` with
 400 (malformed JSON, wrong types, a prompt longer than the context), 404 (another model) or
@@ -19,13 +20,14 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import importlib.resources
 import json
 import time
 import uuid
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.routing import Route
 
 from .engine import Engine, Job, QueueFull
@@ -129,7 +131,13 @@ def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
                              "text_completion", "created": int(time.time()), "model": model_id,
                              "choices": choices, "usage": usage})
 
-    routes = [Route("/health", health), Route("/v1/models", models), Route("/metrics", metrics),
+    page = importlib.resources.files(__package__).joinpath("chat.html").read_text("utf-8")
+
+    async def chat_page(request: Request):
+        return HTMLResponse(page)
+
+    routes = [Route("/", chat_page), Route("/health", health), Route("/v1/models", models),
+              Route("/metrics", metrics),
               Route("/v1/chat/completions", chat, methods=["POST"]),
               Route("/v1/completions", completions, methods=["POST"])]
     app = Starlette(routes=routes)

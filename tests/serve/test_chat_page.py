@@ -1,0 +1,96 @@
+"""gradient serve's chat page (GET /) in headless Chromium (Debian's chromium and
+chromium-driver, driven by selenium) against a server on 127.0.0.1: a message typed and
+sent streams the model's reply into the page, a second turn sends the conversation, Stop
+ends a reply, and a screenshot is saved."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from .test_server import _greedy, server  # noqa: F401  (the fixture)
+from ..hub.conftest import llama_dir  # noqa: F401  (the fixture)
+
+webdriver = pytest.importorskip("selenium.webdriver")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if chromium is None or driver_path is None:
+        pytest.skip("no chromium and chromedriver (apt-get install chromium chromium-driver)")
+    from selenium.webdriver.chrome.service import Service
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--window-size=1000,700"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    yield driver
+    driver.quit()
+
+
+def _wait(driver, condition, seconds=60):
+    from selenium.webdriver.support.ui import WebDriverWait
+    return WebDriverWait(driver, seconds, poll_frequency=0.05).until(lambda d: condition(d))
+
+
+def _type_and_send(driver, text):
+    box = driver.find_element("id", "message")
+    box.send_keys(text)
+    driver.find_element("id", "send").click()
+
+
+def test_the_chat_page_streams_a_reply_and_keeps_the_conversation(server, browser,  # noqa: F811
+                                                                    tmp_path):
+    url, model, tokenizer, _ = server
+    browser.get(url + "/")
+    _wait(browser, lambda d: d.find_element("id", "model").text == "tiny-llama")
+    temperature = browser.find_element("id", "temperature")
+    temperature.clear()
+    temperature.send_keys("0")                     # greedy: the text is known
+    tokens = browser.find_element("id", "max-tokens")
+    tokens.clear()
+    tokens.send_keys("12")
+
+    _type_and_send(browser, "Name a colour.")
+    _wait(browser, lambda d: d.find_element("tag name", "body").get_attribute("data-state")
+          == "idle" and d.find_elements("css selector", ".assistant"))
+    shown = browser.find_elements("css selector", ".assistant")[-1].text
+    messages = [{"role": "user", "content": "Name a colour."}]
+    ids = list(tokenizer.apply_chat_template(messages, add_generation_prompt=True))
+    expected = _greedy(model, tokenizer, ids, 12, chat=True)[0]
+    assert shown == expected.strip() or shown == expected
+    assert browser.find_elements("css selector", ".user")[0].text == "Name a colour."
+
+    # a second turn: the whole conversation goes to the server
+    _type_and_send(browser, "Another one.")
+    _wait(browser, lambda d: len(d.find_elements("css selector", ".assistant")) == 2
+          and d.find_element("tag name", "body").get_attribute("data-state") == "idle")
+    messages += [{"role": "assistant", "content": expected},
+                 {"role": "user", "content": "Another one."}]
+    ids = list(tokenizer.apply_chat_template(messages, add_generation_prompt=True))
+    second = _greedy(model, tokenizer, ids, 12, chat=True)[0]
+    assert browser.find_elements("css selector", ".assistant")[-1].text in (second,
+                                                                           second.strip())
+    path = tmp_path / "chat.png"
+    assert browser.save_screenshot(str(path)) and path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_stop_ends_a_reply(server, browser):  # noqa: F811
+    url = server[0]
+    browser.get(url + "/")
+    _wait(browser, lambda d: d.find_element("id", "model").text == "tiny-llama")
+    tokens = browser.find_element("id", "max-tokens")
+    tokens.clear()
+    tokens.send_keys("100000")                     # would run to the context's end
+    _type_and_send(browser, "Tell me a long story.")
+    _wait(browser, lambda d: d.find_elements("css selector", ".assistant")
+          and d.find_elements("css selector", ".assistant")[-1].text)
+    browser.find_element("id", "stop").click()
+    _wait(browser, lambda d: d.find_element("tag name", "body").get_attribute("data-state")
+          == "idle", seconds=10)
+    engine = server[3].state.engine
+    _wait(browser, lambda d: engine.running == 0, seconds=10)     # its slot is free
