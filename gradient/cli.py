@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a smaller model of the same vocabulary that drafts tokens for "
                             "greedy requests (speculative decoding: the same text, fewer "
                             "forwards of MODEL)")
+    serve.add_argument("--prompt-lookup", type=_integer, default=0, metavar="N",
+                       help="draft up to N tokens from the text itself for greedy requests "
+                            "(prompt lookup decoding: the same text; for replies that repeat "
+                            "their input)")
     run = commands.add_parser("run", help="run a training script on N processes (MPI)",
                               description="Run SCRIPT with ARGS on N processes under MPI "
                                           "(mpiexec), for gradient.distributed.")
@@ -180,7 +184,7 @@ def _run(args) -> int:
                 draft, _ = load(args.draft, revision=args.revision)
                 draft = draft.to(args.device) if args.device != "cpu" else draft
             serve(model, tokenizer, model_name(args.model), args.host, args.port, args.max_queue,
-                  draft, args.max_batch)
+                  draft, args.max_batch, args.prompt_lookup)
             return 0
         if args.command == "export-gguf":
             return _export_gguf(args)

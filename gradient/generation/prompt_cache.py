@@ -56,6 +56,9 @@ class PromptCache:
         """The cache now holds the keys and values of the first ``length`` ids of
         ``sequence`` (someone wrote them: a server decoding the sequence elsewhere and copying
         its positions back)."""
+        if not 0 <= length <= min(len(sequence), self.cache.max_length):
+            raise ValueError(f"PromptCache.hold: {length} positions, for {len(sequence)} ids "
+                             f"in a cache of {self.cache.max_length}")
         self._source = sequence
         self.cache.length = length
 

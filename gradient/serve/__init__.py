@@ -10,8 +10,9 @@ Example::
     ...                                messages=[{"role": "user", "content": "Hi"}])
 
 Up to ``--max-batch`` sequences (default 8) are decoded together, joining and leaving the
-batch between steps (continuous batching, :mod:`.batching`); ``--draft`` adds speculative
-decoding with a smaller model for greedy requests, one sequence at a time.
+batch between steps (continuous batching, :mod:`.batching`); ``--draft`` (a smaller model) or
+``--prompt-lookup N`` (n-gram drafts from the text) adds speculative decoding for a greedy
+request while it runs alone.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ __all__ = ["create_app", "serve", "model_name"]
 
 
 def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
-               max_batch: int = 8):
-    """The ASGI app serving ``model`` as ``model_id`` (see :mod:`.app`); ``draft``, a smaller
-    model of the same vocabulary, drafts tokens for greedy requests; ``max_batch`` sequences
-    are decoded together."""
+               max_batch: int = 8, prompt_lookup: int = 0):
+    """The ASGI app serving ``model`` as ``model_id`` (see :mod:`.app`); ``max_batch``
+    sequences are decoded together; ``draft`` (a smaller model of the same vocabulary) or
+    ``prompt_lookup`` (n-gram drafts from the text) drafts tokens for greedy requests."""
     from .app import create_app as make
-    return make(model, tokenizer, model_id, max_queue, draft, max_batch)
+    return make(model, tokenizer, model_id, max_queue, draft, max_batch, prompt_lookup)
 
 
 def model_name(source: str) -> str:
@@ -38,13 +39,13 @@ def model_name(source: str) -> str:
 
 
 def serve(model, tokenizer, model_id: str, host: str = "127.0.0.1", port: int = 8000,
-          max_queue: int = 64, draft=None, max_batch: int = 8) -> None:
+          max_queue: int = 64, draft=None, max_batch: int = 8, prompt_lookup: int = 0) -> None:
     """Serve a loaded ``model`` as ``model_id`` until interrupted (uvicorn)."""
     import uvicorn
 
     model.eval()
     if draft is not None:
         draft.eval()
-    app = create_app(model, tokenizer, model_id, max_queue, draft, max_batch)
+    app = create_app(model, tokenizer, model_id, max_queue, draft, max_batch, prompt_lookup)
     print(f"gradient serve: {model_id} on http://{host}:{port}/v1 (Ctrl-C stops)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -51,10 +51,11 @@ class RequestError(Exception):
 
 
 def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
-               max_batch: int = 8) -> Starlette:
-    """The app serving ``model`` under the name ``model_id`` (``draft`` and ``max_batch``:
-    see :class:`Engine`)."""
-    engine = Engine(model, tokenizer, max_queue=max_queue, draft=draft, max_batch=max_batch)
+               max_batch: int = 8, prompt_lookup: int = 0) -> Starlette:
+    """The app serving ``model`` under the name ``model_id`` (``draft``, ``max_batch`` and
+    ``prompt_lookup``: see :class:`Engine`)."""
+    engine = Engine(model, tokenizer, max_queue=max_queue, draft=draft, max_batch=max_batch,
+                    prompt_lookup=prompt_lookup)
     created = int(time.time())
 
     async def health(request: Request):

@@ -10,7 +10,9 @@ the longest prefix with it, so a shared system prompt or a conversation's earlie
 run again), then its keys and values are copied into a free row. When it finishes, its row is
 copied back into that prompt cache, so the conversation's next turn finds the reply there too.
 
-Every choice (``n``) of a request is a sequence of its own. Sampling follows
+A greedy sequence running alone may speculate (a draft model's tokens, or prompt lookup's
+n-gram drafts, checked several per forward: the same text). Every choice (``n``) of a
+request is a sequence of its own. Sampling follows
 :class:`~gradient.generation.TokenStream`'s rules (the same processors, one random generator
 per choice seeded with ``seed + i``), and the events a sequence emits are the sequential
 engine's (:mod:`.engine`).
@@ -181,12 +183,15 @@ class Scheduler:
             self._retire(seq)
         if self.solo is not None:
             seq = self.solo
-            with no_grad():
-                logits = self.engine.model(tensor([[seq.ids[seq.length - 1]]], dtype=int64),
-                                           cache=seq.cache, logits_to_keep=1).logits
-                scores = np.array(logits[:, -1].float().numpy(), dtype=np.float32)
-            self._count(1)
-            self._choose(seq, scores)
+            if self._speculates(seq):
+                self._speculative_step(seq)
+            else:
+                with no_grad():
+                    logits = self.engine.model(tensor([[seq.ids[seq.length - 1]]], dtype=int64),
+                                               cache=seq.cache, logits_to_keep=1).logits
+                    scores = np.array(logits[:, -1].float().numpy(), dtype=np.float32)
+                self._count(1)
+                self._choose(seq, scores)
             if seq.finish is not None:
                 self._retire(seq)
             return
@@ -205,6 +210,36 @@ class Scheduler:
             self._retire(seq)
         if len(self.running) == 1 and not self.waiting and self.engine._queue.empty():
             self._out_of_batch()
+
+    def _speculates(self, seq: _Sequence) -> bool:
+        """Whether drafted tokens can stand in for the sequence's own choices: greedy, with
+        nothing processing the scores and no log-probabilities to report."""
+        return (self.engine.drafter is not None and not seq.do_sample
+                and not len(seq.processors) and seq.job.logprobs is None)
+
+    def _speculative_step(self, seq: _Sequence) -> None:
+        """The last token and up to ``draft_tokens`` drafted ones in one forward: the drafts
+        the model would have chosen itself are kept, then its own choice after them
+        (greedy decoding's text, several tokens per forward when the drafts are good)."""
+        engine = self.engine
+        room = min(engine.draft_tokens, seq.max_tokens - seq.generated - 1)
+        drafted = (engine.drafter(seq.ids[:seq.length], room) if room > 0
+                   else np.zeros(0, np.int64))
+        run = np.concatenate([[seq.ids[seq.length - 1]], drafted]).astype(np.int64)[None, :]
+        with no_grad():
+            logits = engine.model(tensor(run, dtype=int64), cache=seq.cache,
+                                  logits_to_keep=run.shape[1]).logits
+            scores = np.array(logits[0].float().numpy(), dtype=np.float32)
+        self._count(1)
+        choices = scores.argmax(-1)
+        kept = 0
+        while kept < len(drafted) and choices[kept] == drafted[kept]:
+            kept += 1
+        seq.cache.crop(seq.cache.length - (len(drafted) - kept))   # the rejected positions
+        for j in range(kept + 1):
+            self._choose(seq, scores[j:j + 1])
+            if seq.finish is not None:
+                break
 
     def _count(self, rows: int) -> None:
         self.engine.stats["decode_steps"] += 1
@@ -241,7 +276,8 @@ class Scheduler:
         if seq is self.solo:
             self.solo = None
             if not cancelled and pc.cache is seq.cache:
-                pc.hold(seq.ids, seq.cache.length)
+                # (a stop among accepted drafts leaves positions past the ids kept)
+                pc.hold(seq.ids, min(seq.cache.length, seq.length))
         else:
             row = self.running.index(seq)
             held = int(self.batch.lengths[row])

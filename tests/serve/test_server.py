@@ -180,6 +180,35 @@ def test_a_draft_model_gives_the_greedy_text(server, llama_dir):  # noqa: F811
     assert plain[0] and drafts
 
 
+def test_prompt_lookup_gives_the_greedy_text(server):
+    from gradient.serve.engine import Engine, Job
+    _, model, tokenizer, _ = server
+    # a prompt that repeats itself: its n-grams are drafts worth checking
+    text = "red blue green red blue green red blue green red blue"
+    ids = list(getattr(tokenizer.encode(text), "ids", tokenizer.encode(text)))
+
+    def reply(engine):
+        events, done = [], threading.Event()
+        engine.submit(Job(ids, 24, emit=lambda e: (events.append(e),
+                                                    e[0] in ("usage", "error") and done.set()),
+                          temperature=0))
+        assert done.wait(60)
+        return "".join(e[2] for e in events if e[0] == "text"), events[-1]
+    plain = reply(Engine(model, tokenizer))
+    checked, forward = [], type(model).forward
+
+    def spy(self, input_ids, *args, **kwargs):
+        if kwargs.get("cache") is not None and kwargs["cache"].length > 0:
+            checked.append(input_ids.shape[1])       # a decode forward: 1 + the drafts
+        return forward(self, input_ids, *args, **kwargs)
+    type(model).forward = spy
+    try:
+        assert reply(Engine(model, tokenizer, prompt_lookup=4)) == plain
+    finally:
+        type(model).forward = forward
+    assert max(checked) > 1 and len(checked) < 23     # drafts checked, fewer forwards
+
+
 def test_a_seed_repeats_a_sampled_reply(client):
     a, b = (client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=10,
                                            temperature=1.0, top_p=0.9, seed=7)
@@ -285,4 +314,8 @@ def test_more_choices_than_rows_all_finish(server, client):
                                            temperature=1.0, seed=3, n=engine.max_batch + 3)
     assert len(reply.choices) == engine.max_batch + 3
     assert sorted(c.index for c in reply.choices) == list(range(engine.max_batch + 3))
+    for _ in range(100):             # (the worker counts its rows after the last event)
+        if engine.running == 0:
+            break
+        time.sleep(0.02)
     assert engine.running == 0 and engine.waiting == 0
