@@ -10,17 +10,18 @@ Launch a script on N processes with ``gradient run -n N script.py args`` (it wra
 
 Collectives: :func:`all_reduce`, :func:`broadcast`, :func:`all_gather`,
 :func:`all_gather_into_tensor`, :func:`reduce_scatter_tensor`, :func:`send`, :func:`recv`,
-:func:`barrier`, each with ``async_op=True`` returning a :class:`Work`. A rank that fails
+:func:`barrier`, each with ``async_op=True`` returning a :class:`Work`, and :func:`isend`,
+:func:`irecv`, which always return one. A rank that fails
 makes the others raise :class:`~gradient.errors.DistributedError` within
 ``GRADIENT_DISTRIBUTED_TIMEOUT`` seconds instead of hanging.
 """
 
 from .collectives import (ProcessGroup, ReduceOp, Work, all_gather, all_gather_into_tensor,
                           all_reduce, barrier, broadcast, destroy_process_group, get_group,
-                          get_rank, get_world_size, init_process_group, is_available,
-                          is_initialized, new_group, recv, reduce_scatter_tensor, send)
+                          get_rank, get_world_size, init_process_group, irecv, is_available,
+                          is_initialized, isend, new_group, recv, reduce_scatter_tensor, send)
 
 __all__ = ["ProcessGroup", "ReduceOp", "Work", "all_gather", "all_gather_into_tensor",
            "all_reduce", "barrier", "broadcast", "destroy_process_group", "get_group", "get_rank",
-           "get_world_size", "init_process_group", "is_available", "is_initialized", "new_group",
-           "recv", "reduce_scatter_tensor", "send"]
+           "get_world_size", "init_process_group", "irecv", "is_available", "is_initialized",
+           "isend", "new_group", "recv", "reduce_scatter_tensor", "send"]

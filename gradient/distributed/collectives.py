@@ -33,7 +33,7 @@ from ..tensor import Tensor
 __all__ = ["ReduceOp", "Work", "ProcessGroup", "init_process_group", "destroy_process_group",
            "is_initialized", "is_available", "get_rank", "get_world_size", "get_group", "barrier",
            "all_reduce", "broadcast", "all_gather", "all_gather_into_tensor",
-           "reduce_scatter_tensor", "send", "recv", "new_group"]
+           "reduce_scatter_tensor", "send", "recv", "isend", "irecv", "new_group"]
 
 
 class ReduceOp(enum.Enum):
@@ -307,18 +307,31 @@ def reduce_scatter_tensor(output: Tensor, input: Tensor, op=ReduceOp.SUM, group=
 
 def send(tensor: Tensor, dst: int, group=None, tag: int = 0) -> None:
     """Send ``tensor`` to rank ``dst`` (which calls :func:`recv`)."""
-    g = get_group(group)
-    host = _host(tensor)
-    Work(g, [g.comm.Isend(host.view(np.uint8).reshape(-1), dest=dst, tag=tag)], "send").wait()
+    isend(tensor, dst, group, tag).wait()
 
 
 def recv(tensor: Tensor, src: int, group=None, tag: int = 0) -> int:
     """Receive into ``tensor`` what rank ``src`` sent; returns ``src``."""
+    irecv(tensor, src, group, tag).wait()
+    return src
+
+
+def isend(tensor: Tensor, dst: int, group=None, tag: int = 0) -> Work:
+    """Start sending ``tensor`` to rank ``dst``; the work handle's ``wait()`` returns once it
+    is sent (until then ``tensor`` must not change). A send that does not wait cannot block a
+    pair of ranks that send to each other before they receive."""
     g = get_group(group)
     host = _host(tensor)
-    Work(g, [g.comm.Irecv(host.view(np.uint8).reshape(-1), source=src, tag=tag)], "recv",
-         lambda: _write_back(tensor, host, "recv")).wait()
-    return src
+    return Work(g, [g.comm.Isend(host.view(np.uint8).reshape(-1), dest=dst, tag=tag)], "send")
+
+
+def irecv(tensor: Tensor, src: int, group=None, tag: int = 0) -> Work:
+    """Start receiving into ``tensor`` what rank ``src`` sends; ``wait()`` on the handle
+    returns once it is there."""
+    g = get_group(group)
+    host = _host(tensor)
+    return Work(g, [g.comm.Irecv(host.view(np.uint8).reshape(-1), source=src, tag=tag)], "recv",
+                lambda: _write_back(tensor, host, "recv"))
 
 
 def barrier(group=None, async_op: bool = False):

@@ -128,8 +128,9 @@ def test_a_vocabulary_parallel_embedding_equals_the_whole_table(tmp_path, n):
                                    rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("case", ["pipeline", "pipeline_1f1b"])
 @pytest.mark.parametrize("n", [2, 3])
-def test_a_gpipe_pipeline_on_n_ranks_trains_as_one_process(tmp_path, n):
+def test_a_pipeline_on_n_ranks_trains_as_one_process(tmp_path, n, case):
     from .worker import pipeline_model
     model, x, y = pipeline_model()
     opt = gradient.optim.SGD(model.parameters(), lr=0.5)
@@ -146,7 +147,7 @@ def test_a_gpipe_pipeline_on_n_ranks_trains_as_one_process(tmp_path, n):
     for i, layer in enumerate(model):
         for name, p in layer.named_parameters():
             expected[f"{i}.{name}"] = p.detach().numpy()
-    ranks = _results("pipeline", n, tmp_path)
+    ranks = _results(case, n, tmp_path)
     got = {k: v for r in ranks for k, v in r.items()}
     assert got.keys() == expected.keys()
     for name, value in expected.items():
@@ -198,3 +199,24 @@ def test_collectives_need_a_process_group():
         pytest.skip("a process group is initialised in this process")
     with pytest.raises(DistributedError, match="init_process_group"):
         dist.all_reduce(gradient.ones(2))
+
+
+@pytest.mark.parametrize("stages,n", [(2, 4), (3, 4), (4, 2)])
+def test_1f1b_runs_every_micro_batch_once_holding_few_at_a_time(stages, n):
+    from gradient.distributed.pipelining import Schedule1F1B
+
+    class Stage:                     # the schedule's order needs only the stage's place
+        num_stages = stages
+    for index in range(stages):
+        Stage.stage_index = index
+        schedule = Schedule1F1B.__new__(Schedule1F1B)
+        schedule.stage, schedule.n = Stage, n
+        order = schedule._order()
+        assert sorted(order) == sorted([("F", k) for k in range(n)] + [("B", k) for k in range(n)])
+        held, most = 0, 0
+        for kind, k in order:
+            assert kind == "F" or ("F", k) in order[:order.index((kind, k))]
+            held += 1 if kind == "F" else -1
+            most = max(most, held)
+        assert most <= min(n, stages - index)          # GPipe holds all n
+        assert [k for kind, k in order if kind == "B"] == list(range(n))

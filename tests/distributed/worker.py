@@ -187,15 +187,15 @@ def pipeline_model():
 PIPELINE_SPLITS = {1: [0, 7], 2: [0, 4, 7], 3: [0, 2, 4, 7]}
 
 
-def pipeline(rank, size):
-    """Two steps of SGD through a GPipe schedule of 4 micro-batches, this rank one stage:
-    its parameters after, the last stage's losses and outputs."""
-    from gradient.distributed.pipelining import PipelineStage, ScheduleGPipe
+def pipeline(rank, size, schedule_class="ScheduleGPipe"):
+    """Two steps of SGD through a schedule of 4 micro-batches, this rank one stage: its
+    parameters after, the last stage's losses and outputs."""
+    from gradient.distributed import pipelining
     model, x, y = pipeline_model()
     cut = PIPELINE_SPLITS[size]
     stage = nn.Sequential(*list(model)[cut[rank]:cut[rank + 1]])
-    schedule = ScheduleGPipe(PipelineStage(stage, rank, size), 4,
-                             loss_fn=nn.functional.cross_entropy)
+    schedule = getattr(pipelining, schedule_class)(pipelining.PipelineStage(stage, rank, size),
+                                                   4, loss_fn=nn.functional.cross_entropy)
     opt = gradient.optim.SGD(stage.parameters(), lr=0.5)
     out = {}
     for step in range(2):
@@ -247,6 +247,7 @@ CASES = {
     "shard_llama": lambda r, s: shard(r, s, False),
     "shard_llama_tied": lambda r, s: shard(r, s, True),
     "pipeline": pipeline,
+    "pipeline_1f1b": lambda rank, size: pipeline(rank, size, "Schedule1F1B"),
     "vocab_parallel": vocab_parallel,
     "tensor_parallel": tensor_parallel,
     "collectives": collectives,
