@@ -13,6 +13,10 @@ the ``openai`` client:
   a different question (two rounds of N requests); aggregate generated tokens per second, the
   median time to first token, and the aggregate over the single-stream rate. Up to
   ``--max-batch`` sequences are decoded together (continuous batching).
+
+The same concurrency runs against llama-cpp-python's OpenAI server on the same file (the peer,
+``pip install 'llama-cpp-python[server]'``, 2 threads) where it is installed, after
+gradient's; the JSON line gives gradient's rate over the peer's at each concurrency.
 """
 
 from __future__ import annotations
@@ -50,17 +54,68 @@ def start_server(path: str, max_batch: int):
 
 
 def stream_chat(client, name, messages, tokens):
-    """(time to first token, seconds, tokens generated) of one streamed chat."""
+    """(time to first token, seconds, tokens generated) of one streamed chat. The tokens are
+    the usage's count, or, from a server that sends no usage in streams (llama_cpp.server),
+    the chunks with text (one token each there)."""
     start = time.perf_counter()
-    first, usage = None, None
+    first, usage, pieces = None, None, 0
     for chunk in client.chat.completions.create(model=name, messages=messages, max_tokens=tokens,
                                                 temperature=0, stream=True,
                                                 stream_options={"include_usage": True}):
-        if first is None and chunk.choices and chunk.choices[0].delta.content:
-            first = time.perf_counter() - start
-        if chunk.usage is not None:
+        if chunk.choices and chunk.choices[0].delta.content:
+            pieces += 1
+            if first is None:
+                first = time.perf_counter() - start
+        if getattr(chunk, "usage", None) is not None:
             usage = chunk.usage
-    return first, time.perf_counter() - start, usage.completion_tokens
+    return first, time.perf_counter() - start, usage.completion_tokens if usage else pieces
+
+
+def start_peer(path: str):
+    """llama-cpp-python's own OpenAI server on the same file (``python -m llama_cpp.server``,
+    2 threads), or None where llama_cpp is not installed: ``(url, model name, process)``."""
+    import importlib.util
+    import subprocess
+    import urllib.request
+    if importlib.util.find_spec("llama_cpp") is None:
+        return None
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", path,
+                                "--port", str(port), "--n_ctx", "4096", "--n_threads", "2",
+                                "--n_threads_batch", "2"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/v1"
+    for _ in range(600):
+        try:
+            with urllib.request.urlopen(url + "/models", timeout=1) as r:
+                return url, json.load(r)["data"][0]["id"], process
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit("llama_cpp.server did not start")
+
+
+def concurrency(client, name, tokens: int) -> dict:
+    """Aggregate tokens/s, median time to first token, and the aggregate over one stream's, for
+    1, 4, 8 and 16 clients at once (two rounds of requests each)."""
+    questions = [f"Tell me one fact about the number {i}." for i in range(32)]
+    result = {}
+    for n in (1, 4, 8, 16):
+        with ThreadPoolExecutor(n) as pool:
+            start = time.perf_counter()
+            runs = list(pool.map(lambda q: stream_chat(client, name, [{"role": "user",
+                                                                       "content": q}],
+                                                       tokens), questions[:n * 2]))
+            seconds = time.perf_counter() - start
+        rate = sum(r[2] for r in runs) / seconds
+        single = result["streams_1"]["tokens_per_s"] if n > 1 else rate
+        result[f"streams_{n}"] = {"tokens_per_s": round(rate, 1),
+                                  "ttft_median_s": round(statistics.median(
+                                      r[0] for r in runs if r[0] is not None), 3),
+                                  "vs_single": round(rate / single, 2)}
+    return result
 
 
 def main() -> None:
@@ -68,6 +123,7 @@ def main() -> None:
     p.add_argument("--gguf", default=None)
     p.add_argument("--tokens", type=int, default=64)
     p.add_argument("--max-batch", type=int, default=8)
+    p.add_argument("--no-peer", action="store_true", help="skip llama_cpp.server")
     args = p.parse_args()
     from openai import OpenAI
     path = find_smollm2(args.gguf)
@@ -86,21 +142,21 @@ def main() -> None:
     second = stream_chat(client, name, [system, {"role": "user", "content":
                                                  "What is the largest ocean?"}], 8)[0]
     result = {"system_prompt_tokens": n_system, "ttft_first_s": round(first, 3),
-              "ttft_second_s": round(second, 3), "ttft_ratio": round(second / first, 3)}
-
-    questions = [f"Tell me one fact about the number {i}." for i in range(32)]
-    for n in (1, 4, 8, 16):
-        with ThreadPoolExecutor(n) as pool:
-            start = time.perf_counter()
-            runs = list(pool.map(lambda q: stream_chat(client, name, [{"role": "user",
-                                                                       "content": q}],
-                                                       args.tokens), questions[:n * 2]))
-            seconds = time.perf_counter() - start
-        rate = sum(r[2] for r in runs) / seconds
-        single = result["streams_1"]["tokens_per_s"] if n > 1 else rate
-        result[f"streams_{n}"] = {"tokens_per_s": round(rate, 1),
-                                  "ttft_median_s": round(statistics.median(r[0] for r in runs), 3),
-                                  "vs_single": round(rate / single, 2)}
+              "ttft_second_s": round(second, 3), "ttft_ratio": round(second / first, 3),
+              "gradient": concurrency(client, name, args.tokens)}
+    peer = None if args.no_peer else start_peer(path)
+    if peer is not None:       # measured after gradient, with gradient's server idle
+        peer_url, peer_name, process = peer
+        try:
+            peer_client = OpenAI(base_url=peer_url, api_key="none", max_retries=0, timeout=600)
+            stream_chat(peer_client, peer_name, [{"role": "user", "content": "Hello"}], 4)
+            result["llama_cpp_server"] = concurrency(peer_client, peer_name, args.tokens)
+        finally:
+            process.kill()
+        result["gradient_over_peer"] = {
+            k: round(result["gradient"][k]["tokens_per_s"]
+                     / result["llama_cpp_server"][k]["tokens_per_s"], 2)
+            for k in result["gradient"]}
     print(json.dumps(result))
 
 
