@@ -3,8 +3,7 @@
 import os
 import sys
 
-os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")   # Mesa's Vulkan loader asks for it
-
-from .plugin import main  # noqa: E402
-
-sys.exit(main())
+if __name__ == "__main__":     # (not when a tool imports every module of the package)
+    os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")   # Mesa's Vulkan loader asks for it
+    from .plugin import main
+    sys.exit(main())
