@@ -299,6 +299,22 @@ def _attention_parallel(q, k, v, S, scale, f32, out, n_chunks):
         _attention_items(q, k, v, S, scale, f32, out, c, n_chunks)
 
 
+@_compile
+def _ragged_items(q, k, v, lengths, scale, f32, out, c, n_chunks):
+    """Work items c, c + n_chunks, ... of :func:`ragged_decode_attention`: (row, key head),
+    each :func:`_attend` of one query position against that row's first lengths[row] keys."""
+    B, Hk = q.shape[0], k.shape[1]
+    for t in range(c, B * Hk, n_chunks):
+        b, hk = t // Hk, t % Hk
+        _attend(q, k, v, lengths[b], scale, f32, b, hk, 0, 1, out)
+
+
+@_compile(parallel=True)
+def _ragged_parallel(q, k, v, lengths, scale, f32, out, n_chunks):
+    for c in numba.prange(n_chunks):
+        _ragged_items(q, k, v, lengths, scale, f32, out, c, n_chunks)
+
+
 def _rows(a):
     """A KV cache view (B, H, S, D) as the whole C-contiguous buffer it is the start of (no
     copy), else ``a`` as a C-contiguous array: the kernels take C arrays (with a strided
@@ -394,6 +410,47 @@ def decode_attention(q, k, v, scale: float):
             or Hq % Hk):
         return None
     return attend(q, k, v, scale)
+
+
+def ragged_attend(q, k, v, lengths, scale, n_threads: int | None = None):
+    """The kernel of :func:`ragged_decode_attention` on ``n_threads`` threads (default: by the
+    size of the work); None where it is not compiled yet (see
+    :func:`~.cpu_compile.compiled_already`: the caller composes it meanwhile)."""
+    B, Hq, _, D = q.shape
+    Hk = k.shape[1]
+    out = np.empty((B, 1, Hq, v.shape[3]), q.dtype)
+    args = (np.ascontiguousarray(q), _rows(k), _rows(v), lengths, q.dtype.type(scale),
+            q.dtype == np.float32, out)
+    if not compiled_already(_ragged_items, (*args, 0, 1)):
+        return None
+    n = _threads_for(B, Hq, Hk, 1, int(lengths.max()), D) if n_threads is None else n_threads
+    if n > 1 and compiled_already(_ragged_parallel, (*args, n)):
+        _ragged_parallel(*args, n)
+    else:
+        in_threads(_ragged_items, args, n, n)
+    return out.transpose(0, 2, 1, 3)
+
+
+@register("ragged_decode_attention", "cpu", "numba", _FLOATS)
+def ragged_decode_attention(q, k, v, lengths, scale: float):
+    """A decode step of B sequences at different lengths (a server's batch): q (B, Hq, 1, D),
+    k and v (B, Hk, S, D) (a batch cache's views, read in place), row b seeing its first
+    ``lengths[b]`` keys; (B, Hq, 1, D), or None if not handled. Each row is computed as
+    :func:`decode_attention` computes that sequence decoded alone (the same bits), in one
+    call for the whole batch.
+
+    Example: ``out = ragged_decode_attention(q, keys[:B, :, :S], values[:B, :, :S], lengths, s)``
+    """
+    if (not _usable(q, k, v) or q.ndim != 4 or k.ndim != 4 or v.ndim != 4
+            or k.shape[:3] != v.shape[:3]):
+        return None
+    B, Hq, L, D = q.shape
+    Hk, S = k.shape[1], k.shape[2]
+    lengths = np.asarray(lengths, np.int64)
+    if (L != 1 or k.shape[0] != B or k.shape[3] != D or Hk == 0 or Hq % Hk
+            or lengths.shape != (B,) or (lengths < 1).any() or (lengths > S).any()):
+        return None
+    return ragged_attend(q, k, v, lengths, scale)
 
 
 @prepares("decode_attention", "cpu")

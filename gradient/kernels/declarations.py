@@ -42,6 +42,10 @@ declare("decode_attention", "(q, k, v, scale) -> out",
         "(read in place from a KV cache), each row seeing the keys up to its own position, "
         "heads grouped when Hk < Hq: L = 1 a decode step, L = S a causal prompt (a kernel "
         "may take only L = 1 and return None otherwise)")
+declare("ragged_decode_attention", "(q, k, v, lengths, scale) -> out",
+        "a decode step of sequences at different lengths: query rows (B, Hq, 1, D), row b "
+        "seeing the first lengths[b] of the positions of k, v (B, Hk, S, D) (read in place), "
+        "each row's arithmetic decode_attention's on its own keys")
 declare("rotary_embedding", "(x, cos, sin, backward) -> y",
         "x * cos + rotate_half(x) * sin (sin negated for backward)")
 

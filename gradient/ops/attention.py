@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .. import kernels
 from ..autograd import autocast_state as _autocast
 from ..autograd import capture_state
@@ -126,6 +128,11 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     if scale is None:
         # E = 0: PyTorch's scale is inf, harmless because the scores are empty sums (zeros)
         scale = 1.0 / math.sqrt(E) if E else math.inf
+    if (attn_mask is not None and L == 1 and dropout_p == 0.0 and not is_grad_enabled()
+            and k_groups == v_groups):
+        out = _ragged_decode(query, key, value, attn_mask, scale)
+        if out is not None:
+            return out
     if attn_mask is None and dropout_p == 0.0 and S and E:
         check_same_device(fn, query, key, value)   # the paths below may skip ArrayFunction.apply
         recording = is_grad_enabled() and (query.requires_grad or key.requires_grad
@@ -235,6 +242,29 @@ def attention_arrays(b, q, k, v, scale: float, k_groups: int = 1, v_groups: int 
         scores = b.binary("add", scores, mask)
     attn = _softmax_array(b, scores, scores.ndim - 1)  # what Softmax.forward computes
     return _grouped_matmul(b, attn, v, v_groups)
+
+
+def _ragged_decode(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor,
+                   scale: float) -> Tensor | None:
+    """A decode step of sequences of different lengths in one batch (a server's continuous
+    batching): one query row per head, and a boolean mask ``(B, 1, 1, S)`` that lets row ``b``
+    see the first ``S_b`` keys. The backend's ``ragged_decode_attention`` runs each row on its
+    own first ``S_b`` keys, read in place: the arithmetic of that sequence decoded alone,
+    without the (B, H, 1, S) scores of the composition. None where that does not apply
+    (another mask, another device, no kernel)."""
+    b = query._backend
+    if (query.ndim != 4 or key.ndim != 4 or attn_mask.dtype is not bool_ or b.name != "cpu"
+            or attn_mask._backend is not b or tuple(attn_mask.shape) != (query.shape[0], 1, 1,
+                                                                        key.shape[2])):
+        return None
+    B, S = query.shape[0], key.shape[2]
+    mask = np.asarray(attn_mask._data).reshape(B, S)
+    lengths = mask.sum(axis=1)
+    if not (mask == (np.arange(S) < lengths[:, None])).all() or not lengths.all():
+        return None                       # not a prefix per row (or a row that sees nothing)
+    out = kernels.call("ragged_decode_attention", b, query._data, key._data, value._data,
+                       lengths, scale)
+    return None if out is None else Tensor._make(out, False, b)
 
 
 def _over_a_cache(L: int, S: int, is_causal: bool) -> bool:

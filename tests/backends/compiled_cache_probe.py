@@ -97,7 +97,9 @@ def cpu_attention():
         out += [qh, a.decode_attention(qh, keys[:, :, :pos + 1], values[:, :, :pos + 1], 0.25)]
     prompt = _f32(rng, 1, 6, 40, 16), _f32(rng, 1, 2, 40, 16), _f32(rng, 1, 2, 40, 16)
     o = a.attend(*prompt, 0.25, 2)                        # a causal prompt, on two threads
-    return out + [keys, values, *prompt, o]
+    qh = _f32(rng, 2, 4, 1, 16)                           # a batch of rows at their own lengths
+    ragged = a.ragged_attend(qh, keys[:, :, :5], values[:, :, :5], np.array([3, 5]), 0.25, 2)
+    return out + [keys, values, *prompt, o, qh, ragged]
 
 
 def cpu_low_precision():

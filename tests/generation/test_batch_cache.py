@@ -90,3 +90,29 @@ def test_a_full_batch_and_a_full_row_are_clear_errors(llama):
     batch.lengths[0] = 8
     with pytest.raises(ShapeError, match="a row is full"):
         batch.step_inputs([1])
+
+
+def test_ragged_decode_attention_is_each_rows_decode_attention():
+    from gradient.backends import cpu_attention
+    rng = np.random.default_rng(2)
+    q = rng.standard_normal((3, 6, 1, 16)).astype(np.float32)       # grouped heads
+    buf = rng.standard_normal((2, 4, 2, 40, 16)).astype(np.float32)  # (k|v, rows, heads, L, D)
+    k, v = buf[0][:3, :, :30], buf[1][:3, :, :30]                     # views of a batch cache
+    lengths = [7, 30, 1]
+    out = cpu_attention.ragged_decode_attention(q, k, v, lengths, 0.25)
+    for b, n in enumerate(lengths):
+        alone = cpu_attention.decode_attention(q[b:b + 1], k[b:b + 1, :, :n],
+                                               v[b:b + 1, :, :n], 0.25)
+        np.testing.assert_array_equal(out[b:b + 1], alone)        # the same bits
+    # and the op takes that path for a prefix mask, matching the composition
+    import gradient.nn.functional as F
+    mask = np.arange(30)[None, :] < np.array(lengths)[:, None]
+    args = [gradient.tensor(a) for a in (q, np.ascontiguousarray(k), np.ascontiguousarray(v))]
+    with no_grad():
+        fast = F.scaled_dot_product_attention(*args, attn_mask=gradient.tensor(mask[:, None,
+                                                                                      None]),
+                                              enable_gqa=True)
+    composed = F.scaled_dot_product_attention(*[a.requires_grad_() for a in args],
+                                              attn_mask=gradient.tensor(mask[:, None, None]),
+                                              enable_gqa=True)
+    np.testing.assert_allclose(fast.numpy(), composed.detach().numpy(), rtol=1e-5, atol=1e-6)
