@@ -14,8 +14,8 @@ A greedy sequence running alone may speculate (a draft model's tokens, or prompt
 n-gram drafts, checked several per forward: the same text). Every choice (``n``) of a
 request is a sequence of its own. Sampling follows
 :class:`~gradient.generation.TokenStream`'s rules (the same processors, one random generator
-per choice seeded with ``seed + i``), and the events a sequence emits are the sequential
-engine's (:mod:`.engine`).
+per choice seeded with ``seed + i``), and a sequence emits the events :mod:`.engine`
+describes.
 
 Example::
 
@@ -75,12 +75,20 @@ class Scheduler:
 
     def __init__(self, engine, max_batch: int):
         self.engine, self.max_batch = engine, max_batch
-        self.batch = BatchKVCache(engine.model, max_batch, engine.context)
+        self._batch: BatchKVCache | None = None  # made when a second sequence first joins
         self.running: list[_Sequence] = []       # in the batch: sequence i is in row i
         self.solo: _Sequence | None = None       # or the one sequence, in its own cache
         self.waiting: collections.deque = collections.deque()   # (job, choice) not started
         # id(job) -> [job, its choices not finished, its completion tokens so far]
         self._left: dict = {}
+
+    @property
+    def batch(self) -> BatchKVCache:
+        """The batch's cache, allocated on first use: rows times the context, which on the
+        CPU costs only the pages written, but on a GPU its whole size."""
+        if self._batch is None:
+            self._batch = BatchKVCache(self.engine.model, self.max_batch, self.engine.context)
+        return self._batch
 
     @property
     def size(self) -> int:
@@ -98,7 +106,9 @@ class Scheduler:
                 self._left.clear()
                 self.running.clear()
                 self.waiting.clear()
-                self.solo, self.batch.size = None, 0
+                self.solo = None
+                if self._batch is not None:
+                    self._batch.size = 0
             self.engine.running = self.size
 
     # -- joining
