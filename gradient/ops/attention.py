@@ -128,9 +128,10 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     if scale is None:
         # E = 0: PyTorch's scale is inf, harmless because the scores are empty sums (zeros)
         scale = 1.0 / math.sqrt(E) if E else math.inf
-    if (attn_mask is not None and L == 1 and dropout_p == 0.0 and not is_grad_enabled()
+    if (attn_mask is not None and dropout_p == 0.0 and not is_grad_enabled()
             and k_groups == v_groups):
-        out = _ragged_decode(query, key, value, attn_mask, scale)
+        out = (_ragged_decode(query, key, value, attn_mask, scale) if L == 1 else
+               _after_a_cache(query, key, value, attn_mask, scale))
         if out is not None:
             return out
     if attn_mask is None and dropout_p == 0.0 and S and E:
@@ -264,6 +265,28 @@ def _ragged_decode(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor,
         return None                       # not a prefix per row (or a row that sees nothing)
     out = kernels.call("ragged_decode_attention", b, query._data, key._data, value._data,
                        lengths, scale)
+    return None if out is None else Tensor._make(out, False, b)
+
+
+def _after_a_cache(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor,
+                   scale: float) -> Tensor | None:
+    """L > 1 new tokens after S - L cached ones, under the mask a decoder makes for them (row
+    i sees keys 0 .. S - L + i): speculative decoding's check of drafted tokens, or a prompt
+    prefilled in pieces. The backend's ``decode_attention`` computes each row as the decode
+    step of that position would (see :func:`attention_arrays`), so the drafts' logits are the
+    ones single steps would give, and greedy speculation keeps greedy's tokens. None where
+    that does not apply."""
+    b = query._backend
+    L, S = query.shape[-2], key.shape[-2]
+    if (query.ndim != 4 or key.ndim != 4 or attn_mask.dtype is not bool_ or b.name != "cpu"
+            or attn_mask._backend is not b or attn_mask.ndim != 4 or not 1 < L < S
+            or tuple(attn_mask.shape[1:]) != (1, L, S)
+            or attn_mask.shape[0] not in (1, query.shape[0])):
+        return None
+    causal = np.arange(S)[None, :] <= (S - L + np.arange(L))[:, None]
+    if not (np.asarray(attn_mask._data) == causal).all():
+        return None
+    out = kernels.call("decode_attention", b, query._data, key._data, value._data, scale)
     return None if out is None else Tensor._make(out, False, b)
 
 

@@ -116,3 +116,26 @@ def test_ragged_decode_attention_is_each_rows_decode_attention():
                                               attn_mask=gradient.tensor(mask[:, None, None]),
                                               enable_gqa=True)
     np.testing.assert_allclose(fast.numpy(), composed.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_drafted_tokens_after_a_cache_get_the_single_steps_attention():
+    """Speculative decoding checks L drafted tokens after S - L cached ones under the decoder's
+    mask: each row's attention must be the decode step's of that position, bit for bit, or a
+    near-tie can make greedy speculation leave greedy's tokens."""
+    import gradient.nn.functional as F
+    from gradient.backends import cpu_attention
+    from gradient.models.masks import decoder_mask
+    rng = np.random.default_rng(3)
+    L, S = 4, 19
+    q = rng.standard_normal((1, 6, L, 16)).astype(np.float32)
+    k = rng.standard_normal((1, 2, S, 16)).astype(np.float32)
+    v = rng.standard_normal((1, 2, S, 16)).astype(np.float32)
+    mask = decoder_mask(None, L, S - L)                      # what the models pass
+    with no_grad():
+        out = F.scaled_dot_product_attention(gradient.tensor(q), gradient.tensor(k),
+                                             gradient.tensor(v), attn_mask=mask,
+                                             enable_gqa=True).numpy()
+    for i in range(L):
+        n = S - L + i + 1
+        step = cpu_attention.decode_attention(q[:, :, i:i + 1], k[:, :, :n], v[:, :, :n], 0.25)
+        np.testing.assert_array_equal(out[:, :, i:i + 1], step)
