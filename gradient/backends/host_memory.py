@@ -124,9 +124,17 @@ def pages_of_their_own(shape: tuple, dtype) -> np.ndarray:
     nbytes = math.prod(shape) * dtype.itemsize
     if nbytes < OWN_PAGES_MIN_BYTES:
         return np.zeros(shape, dtype)
+    return _own_mapping(shape, dtype, nbytes)
+
+
+def _own_mapping(shape: tuple, dtype: np.dtype, nbytes: int, huge: bool = False) -> np.ndarray:
+    """A zero array on an anonymous mapping of its own (unmapped with the array); ``huge``
+    asks for transparent huge pages."""
     # private: a forked child writing to its copy must not change the parent's (the default
     # for an anonymous map is shared)
     pages = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    if huge and hasattr(mmap, "MADV_HUGEPAGE"):
+        pages.madvise(mmap.MADV_HUGEPAGE)
     return np.frombuffer(pages, dtype).reshape(shape)
 
 
@@ -144,7 +152,4 @@ def landing_array(shape: tuple, dtype) -> np.ndarray:
     nbytes = math.prod(shape) * dtype.itemsize
     if nbytes < MMAP_THRESHOLD:
         return np.empty(shape, dtype)
-    pages = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    if hasattr(mmap, "MADV_HUGEPAGE"):
-        pages.madvise(mmap.MADV_HUGEPAGE)
-    return np.frombuffer(pages, dtype).reshape(shape)
+    return _own_mapping(shape, dtype, nbytes, huge=True)
