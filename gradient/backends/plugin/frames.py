@@ -19,8 +19,9 @@ import select
 import struct
 import time
 
-__all__ = ["MAGIC", "FrameError", "FrameReader", "encode_frame", "read_frame", "write_frame",
-           "parse_frame", "frame_size", "spin_seconds", "encode_float", "decode_float"]
+__all__ = ["MAGIC", "FrameError", "TruncatedFrame", "FrameReader", "encode_frame", "read_frame",
+           "write_frame", "parse_frame", "frame_size", "spin_seconds", "encode_float",
+           "decode_float"]
 
 MAGIC = b"GRD1"
 _PREFIX = struct.Struct("<4sIQ")
@@ -30,6 +31,10 @@ MAX_HEADER = 1 << 24
 
 class FrameError(ValueError):
     """Bytes that are not a frame: the wrong magic, a header that is not one JSON object."""
+
+
+class TruncatedFrame(FrameError):
+    """The stream ended inside a frame (the writer went away mid-message)."""
 
 
 def encode_frame(header: dict, payload=b"") -> list:
@@ -122,7 +127,7 @@ class FrameReader:
             chunk = self._read_some(deadline, spin)
             if not chunk:
                 if self._buffer:
-                    raise FrameError(f"the stream ended inside a frame ({len(self._buffer)} "
+                    raise TruncatedFrame(f"the stream ended inside a frame ({len(self._buffer)} "
                                      "bytes of it)")
                 return None
             self._buffer += chunk
@@ -140,7 +145,7 @@ class FrameReader:
             except BlockingIOError:
                 continue
             if not n:
-                raise FrameError(f"the stream ended inside a frame ({got} of {size} bytes)")
+                raise TruncatedFrame(f"the stream ended inside a frame ({got} of {size} bytes)")
             got += n
         del view
         frame, _ = parse_frame(buffer, copy=False)
@@ -197,7 +202,7 @@ def _read_exactly(stream, n: int, allow_eof: bool = False):
         if not k:
             if allow_eof and got == 0:
                 return None
-            raise FrameError(f"the stream ended inside a frame ({got} of {n} bytes)")
+            raise TruncatedFrame(f"the stream ended inside a frame ({got} of {n} bytes)")
         got += k
     return buffer
 

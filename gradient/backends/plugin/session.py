@@ -24,7 +24,7 @@ import time
 
 from ...errors import PluginError
 from ...version import __version__
-from .frames import FrameError, FrameReader, encode_frame, spin_seconds
+from .frames import FrameError, FrameReader, TruncatedFrame, encode_frame, spin_seconds
 from .wire import PROTOCOL
 
 __all__ = ["Session", "timeout"]
@@ -135,9 +135,9 @@ class Session:
             frame = self._replies.read(time.monotonic() + timeout(), self._spin)
         except TimeoutError:
             self._fail(f"did not answer within {timeout():g} s (GRADIENT_PLUGIN_TIMEOUT)")
+        except TruncatedFrame:
+            self._fail("its process exited")
         except FrameError as e:
-            if "ended inside a frame" in str(e):
-                self._fail("its process exited")
             self._fail(f"sent something that is not a frame ({e})")
         if frame is None:
             self._fail("its process exited")
