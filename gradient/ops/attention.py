@@ -245,6 +245,20 @@ def attention_arrays(b, q, k, v, scale: float, k_groups: int = 1, v_groups: int 
     return _grouped_matmul(b, attn, v, v_groups)
 
 
+def _host_mask(query: Tensor, key: Tensor, attn_mask: Tensor, rows: int):
+    """The boolean mask as a NumPy array ``(B or 1, L, S)`` where the decode kernels below may
+    take it (4-d query and key on the CPU, a bool mask on the same backend, of shape (B, 1, L,
+    S), or (1, 1, L, S) when ``rows`` is 1); None otherwise."""
+    b = query._backend
+    L, S = query.shape[-2], key.shape[-2]
+    if (query.ndim != 4 or key.ndim != 4 or attn_mask.dtype is not bool_ or b.name != "cpu"
+            or attn_mask._backend is not b or attn_mask.ndim != 4
+            or tuple(attn_mask.shape[1:]) != (1, L, S)
+            or attn_mask.shape[0] not in {query.shape[0], rows}):
+        return None
+    return np.asarray(attn_mask._data).reshape(attn_mask.shape[0], L, S)
+
+
 def _ragged_decode(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor,
                    scale: float) -> Tensor | None:
     """A decode step of sequences of different lengths in one batch (a server's continuous
@@ -253,16 +267,15 @@ def _ragged_decode(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor,
     own first ``S_b`` keys, read in place: the arithmetic of that sequence decoded alone,
     without the (B, H, 1, S) scores of the composition. None where that does not apply
     (another mask, another device, no kernel)."""
-    b = query._backend
-    if (query.ndim != 4 or key.ndim != 4 or attn_mask.dtype is not bool_ or b.name != "cpu"
-            or attn_mask._backend is not b or tuple(attn_mask.shape) != (query.shape[0], 1, 1,
-                                                                        key.shape[2])):
+    mask = _host_mask(query, key, attn_mask, query.shape[0])
+    if mask is None:
         return None
     B, S = query.shape[0], key.shape[2]
-    mask = np.asarray(attn_mask._data).reshape(B, S)
+    mask = mask.reshape(B, S)
     lengths = mask.sum(axis=1)
     if not (mask == (np.arange(S) < lengths[:, None])).all() or not lengths.all():
         return None                       # not a prefix per row (or a row that sees nothing)
+    b = query._backend
     out = kernels.call("ragged_decode_attention", b, query._data, key._data, value._data,
                        lengths, scale)
     return None if out is None else Tensor._make(out, False, b)
@@ -276,16 +289,13 @@ def _after_a_cache(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor,
     step of that position would (see :func:`attention_arrays`), so the drafts' logits are the
     ones single steps would give, and greedy speculation keeps greedy's tokens. None where
     that does not apply."""
-    b = query._backend
     L, S = query.shape[-2], key.shape[-2]
-    if (query.ndim != 4 or key.ndim != 4 or attn_mask.dtype is not bool_ or b.name != "cpu"
-            or attn_mask._backend is not b or attn_mask.ndim != 4 or not 1 < L < S
-            or tuple(attn_mask.shape[1:]) != (1, L, S)
-            or attn_mask.shape[0] not in (1, query.shape[0])):
+    mask = _host_mask(query, key, attn_mask, 1) if 1 < L < S else None
+    if mask is None:
         return None
-    causal = np.arange(S)[None, :] <= (S - L + np.arange(L))[:, None]
-    if not (np.asarray(attn_mask._data) == causal).all():
+    if not (mask == (np.arange(S)[None, :] <= (S - L + np.arange(L))[:, None])).all():
         return None
+    b = query._backend
     out = kernels.call("decode_attention", b, query._data, key._data, value._data, scale)
     return None if out is None else Tensor._make(out, False, b)
 
