@@ -91,8 +91,8 @@ class FakeHub:
 
     ``add_repo(repo_id, commits, refs)`` serves ``commits`` (commit sha -> {path: bytes}) with
     ``refs`` (branch -> commit sha). ``endpoint`` is the value for ``HF_ENDPOINT``; ``requests``
-    the log of every request received, in order. Files named in ``unavailable`` get a 503, as
-    from a hub that is down after answering the listing.
+    the log of every request received, in order. Files named in ``unavailable`` get a 503 with
+    ``Retry-After: 0``, as from a hub that is down after answering the listing.
     """
 
     def __init__(self):
@@ -256,7 +256,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         sha, files = found
         if filename in self.server.hub.unavailable:
-            return self._error(503, None, "Service Unavailable", method)
+            # Retry-After 0: huggingface_hub retries after 1 s instead of its backoff's 23 s
+            return self._error(503, None, "Service Unavailable", method, {"Retry-After": "0"})
         f = files.get(filename)
         if f is None:
             return self._error(404, "EntryNotFound", f"{filename} does not exist", method,
