@@ -65,8 +65,12 @@ def test_ddp_on_two_ranks_equals_one_process(tmp_path, case, dtype, tol):
     kwargs = {"ddp_accumulate": {"accumulate": 2}, "ddp_unused": {"unused": True},
               "zero": {"adam": True}}.get(case, {})
     alone = train(0, 1, dtype, **kwargs)
+    elements = sum(value.size for value in alone.values())
     for rank in _results(case, 2, tmp_path):
         rank.pop("state_elements", None)
+        if case != "zero":   # every backward outside no_sync averaged each bucket once
+            syncs, reduces, nbytes, buckets, timed = rank.pop("comm_stats")
+            assert (syncs, reduces, nbytes, timed) == (4, 4 * buckets, 4 * elements * dtype.itemsize, 1)
         assert rank.keys() == alone.keys()
         for name, value in alone.items():
             np.testing.assert_allclose(rank[name], value, rtol=tol, atol=tol, err_msg=name)
@@ -220,3 +224,15 @@ def test_1f1b_runs_every_micro_batch_once_holding_few_at_a_time(stages, n):
             most = max(most, held)
         assert most <= min(n, stages - index)          # GPipe holds all n
         assert [k for kind, k in order if kind == "B"] == list(range(n))
+
+
+def test_ddp_buckets_start_with_a_small_one_and_keep_one_dtype_each():
+    """PyTorch's bucketing: the parameters in reverse order, a first bucket of about 1 MiB so
+    that communication starts early in backward, then buckets of the cap, one dtype each."""
+    from gradient.nn.parallel.distributed import _buckets
+    params = [gradient.zeros(n, dtype=dt) for n, dt in
+              [(300_000, gradient.float32), (100_000, gradient.float32), (200_000, gradient.float32),
+               (50_000, gradient.float64), (200_000, gradient.float32), (210_000, gradient.float32)]]
+    buckets = _buckets(params, cap_bytes=2 * 2**20, first_cap_bytes=2**20)
+    assert [[p.numel() for p in b] for b in buckets] == [
+        [210_000], [200_000], [50_000], [200_000, 100_000], [300_000]]

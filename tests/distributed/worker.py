@@ -105,6 +105,10 @@ def train(rank, size, dtype=gradient.float64, accumulate=1, bucket_cap_mb=25, un
             schedule.step()
     inner = model.module if hasattr(model, "module") else model
     out = {name: p.detach().numpy() for name, p in inner.named_parameters()}
+    if distributed and not adam:   # what the averaging cost: 4 syncs of every bucket
+        stats = model.comm_stats()
+        out["comm_stats"] = np.array([stats["syncs"], stats["all_reduces"], stats["bytes_reduced"],
+                                      len(model._buckets), stats["exposed_comm_s"] >= 0])
     if adam and distributed:   # the elements whose optimizer state this rank holds
         out["state_elements"] = np.array(sum(
             p.numel() for p in inner.parameters() if p in opt.optim.state))

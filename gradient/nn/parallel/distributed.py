@@ -2,12 +2,16 @@
 during backward, as ``torch.nn.parallel.DistributedDataParallel`` does.
 
 At wrap time every parameter and buffer is broadcast from rank 0, so the replicas start equal.
-The parameters are grouped into buckets of about ``bucket_cap_mb`` megabytes, in reverse order
-of registration (roughly the order backward produces their gradients). When the last gradient
-of a bucket has been accumulated (a post-accumulate hook on each parameter), the bucket's
-gradients are flattened into one buffer and an all-reduce starts, without waiting: the
-communication of early buckets overlaps the rest of backward. When the last bucket is ready,
-every all-reduce is waited for and each ``.grad`` becomes the average over the ranks.
+The parameters are grouped into buckets in reverse order of registration (roughly the order
+backward produces their gradients): a first bucket of about 1 MiB, so that communication starts
+early, then buckets of about ``bucket_cap_mb`` megabytes, as PyTorch does. When the last
+gradient of a bucket has been accumulated (a post-accumulate hook on each parameter), the
+bucket's gradients are flattened into one buffer and an all-reduce starts, without waiting.
+MPI moves a non-blocking collective's data only while the process is inside an MPI call, so
+every later hook asks the collectives under way whether they are done, which lets them advance
+while backward goes on. When the last bucket is ready, every all-reduce is waited for and each
+``.grad`` becomes the average over the ranks; the time spent in that wait, the communication
+backward did not hide, is counted in :meth:`DistributedDataParallel.comm_stats`.
 
 ``no_sync()`` skips the averaging (gradient accumulation: the averaging happens in the first
 backward after the context). With ``find_unused_parameters=True`` the forward's autograd graph
@@ -25,6 +29,7 @@ Example (``gradient run -n 2 train.py``)::
 from __future__ import annotations
 
 import contextlib
+import time
 
 import numpy as np
 
@@ -34,6 +39,8 @@ from ...errors import DistributedError
 from ..module import Module
 
 __all__ = ["DistributedDataParallel"]
+
+FIRST_BUCKET_BYTES = 2**20   # PyTorch's first bucket: its all-reduce starts early in backward
 
 
 class DistributedDataParallel(Module):
@@ -51,13 +58,15 @@ class DistributedDataParallel(Module):
             for t in list(module.parameters()) + list(module.buffers()):
                 dist.broadcast(t, 0, group=self.process_group)
         params = [p for p in module.parameters() if p.requires_grad]
-        self._buckets = _buckets(params, int(bucket_cap_mb * 2**20))
+        self._buckets = _buckets(params, int(bucket_cap_mb * 2**20),
+                                 min(FIRST_BUCKET_BYTES, int(bucket_cap_mb * 2**20)))
         self._bucket_of = {id(p): b for b, bucket in enumerate(self._buckets) for p in bucket}
         self._pending = [len(bucket) for bucket in self._buckets]
         self._works: list = []
         self._started = False
         self._sync = True
         self._hooks = [p.register_post_accumulate_grad_hook(self._grad_ready) for p in params]
+        self._stats = {"syncs": 0, "all_reduces": 0, "bytes_reduced": 0, "exposed_comm_s": 0.0}
 
     def forward(self, *args, **kwargs):
         if self._started:
@@ -87,11 +96,23 @@ class DistributedDataParallel(Module):
         finally:
             self._sync = True
 
+    def comm_stats(self) -> dict:
+        """What the gradient averaging cost since wrapping: ``syncs`` (backward passes that
+        averaged), ``all_reduces`` and ``bytes_reduced`` (the buckets sent), and
+        ``exposed_comm_s``: the seconds backward waited for communication after its last
+        gradient, the part that computation did not hide.
+
+        >>> stats = model.comm_stats(); stats["exposed_comm_s"] / stats["syncs"]
+        """
+        return dict(self._stats)
+
     # -- the buckets
     def _grad_ready(self, param) -> None:
         if not self._sync:
             return
         self._started = True
+        for _, _, work in self._works:   # MPI advances a collective only inside a call
+            work.is_completed()
         b = self._bucket_of[id(param)]
         self._pending[b] -= 1
         if self._pending[b] == 0:
@@ -105,12 +126,18 @@ class DistributedDataParallel(Module):
         flat = np.concatenate([_grad_host(p, dtype).reshape(-1) for p in bucket])
         from ...tensor import Tensor
         buffer = Tensor._make(flat, False)
+        self._stats["all_reduces"] += 1
+        self._stats["bytes_reduced"] += flat.nbytes
         return bucket, buffer, dist.all_reduce(buffer, group=self.process_group, async_op=True)
 
     def _finish(self) -> None:
         size = self.process_group.size
-        for bucket, buffer, work in self._works:
+        start_wait = time.perf_counter()
+        for _, _, work in self._works:
             work.wait()
+        self._stats["exposed_comm_s"] += time.perf_counter() - start_wait
+        self._stats["syncs"] += 1
+        for bucket, buffer, work in self._works:
             flat = buffer._data / size
             start = 0
             with no_grad():
@@ -130,12 +157,14 @@ class DistributedDataParallel(Module):
         self._started = False
 
 
-def _buckets(params, cap_bytes: int) -> list:
-    """The parameters in reverse order, cut into runs of about ``cap_bytes`` of one dtype."""
+def _buckets(params, cap_bytes: int, first_cap_bytes: int) -> list:
+    """The parameters in reverse order, cut into runs of one dtype: about ``first_cap_bytes``
+    for the first, ``cap_bytes`` for the others."""
     buckets, current, size = [], [], 0
     for p in reversed(params):
         nbytes = p.numel() * p.dtype.itemsize
-        if current and (size + nbytes > cap_bytes or p.dtype != current[0].dtype):
+        cap = cap_bytes if buckets else first_cap_bytes
+        if current and (size + nbytes > cap or p.dtype != current[0].dtype):
             buckets.append(current)
             current, size = [], 0
         current.append(p)
