@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import time
 
-import numpy as np
 
 from ... import distributed as dist
 from ...autograd import is_grad_enabled, no_grad
@@ -121,13 +120,16 @@ class DistributedDataParallel(Module):
             self._finish()
 
     def _reduce(self, bucket):
-        """Start the all-reduce of one bucket's gradients, flattened."""
-        dtype = np.result_type(*[p.dtype.numpy for p in bucket])
-        flat = np.concatenate([_grad_host(p, dtype).reshape(-1) for p in bucket])
+        """Start the all-reduce of one bucket's gradients (one dtype), flattened into one buffer
+        on their device: NCCL reduces CUDA buffers on the GPU, MPI the others."""
+        backend, dtype = bucket[0]._backend, bucket[0].dtype
+        flat = backend.concatenate(
+            [backend.reshape(p.grad._data, (-1,)) if p.grad is not None
+             else backend.full((p.numel(),), 0, dtype) for p in bucket], 0)
         from ...tensor import Tensor
-        buffer = Tensor._make(flat, False)
+        buffer = Tensor._make(flat, False, backend)
         self._stats["all_reduces"] += 1
-        self._stats["bytes_reduced"] += flat.nbytes
+        self._stats["bytes_reduced"] += buffer.numel() * dtype.itemsize
         return bucket, buffer, dist.all_reduce(buffer, group=self.process_group, async_op=True)
 
     def _finish(self) -> None:
@@ -137,21 +139,17 @@ class DistributedDataParallel(Module):
             work.wait()
         self._stats["exposed_comm_s"] += time.perf_counter() - start_wait
         self._stats["syncs"] += 1
-        for bucket, buffer, work in self._works:
-            flat = buffer._data / size
-            start = 0
-            with no_grad():
+        with no_grad():
+            for bucket, buffer, work in self._works:
+                flat = buffer / size
+                start = 0
                 for p in bucket:
-                    n = p.numel()
-                    part = flat[start:start + n].reshape(tuple(p.shape)).astype(p.dtype.numpy)
-                    start += n
-                    value = p._backend.from_numpy(part)
+                    part = flat[start:start + p.numel()].reshape(p.shape)
+                    start += p.numel()
                     if p.grad is None:
-                        from ...tensor import Tensor
-                        p.grad = Tensor._make(value, False, p._backend)
+                        p.grad = part
                     else:
-                        p.grad._backend.setitem(p.grad._data, (Ellipsis,), value)
-                        p.grad._version.bump("DistributedDataParallel")
+                        p.grad.copy_(part)
         self._works = []
         self._pending = [len(bucket) for bucket in self._buckets]
         self._started = False
@@ -172,12 +170,6 @@ def _buckets(params, cap_bytes: int, first_cap_bytes: int) -> list:
     if current:
         buckets.append(current)
     return buckets
-
-
-def _grad_host(param, dtype) -> np.ndarray:
-    if param.grad is None:
-        return np.zeros(param.numel(), dtype)
-    return np.asarray(param.grad._backend.to_numpy(param.grad._data), dtype)
 
 
 def _leaves_reached(out) -> set:
