@@ -1,4 +1,5 @@
-"""Training across processes: ``torch.distributed``'s API over MPI (``mpi4py``).
+"""Training across processes: ``torch.distributed``'s API over MPI (``mpi4py``), and NCCL
+between GPUs (``init_process_group("nccl")``, :mod:`.nccl`).
 
 Launch a script on N processes with ``gradient run -n N script.py args`` (it wraps
 ``mpiexec``; scripts started by ``mpiexec`` directly work too), and in it::
@@ -20,8 +21,21 @@ from .collectives import (ProcessGroup, ReduceOp, Work, all_gather, all_gather_i
                           all_reduce, barrier, broadcast, destroy_process_group, get_group,
                           get_rank, get_world_size, init_process_group, irecv, is_available,
                           is_initialized, isend, new_group, recv, reduce_scatter_tensor, send)
+from .nccl import nccl_unavailable
+
+
+def is_mpi_available() -> bool:
+    """Whether ``init_process_group("mpi")`` can work (mpi4py is installed)."""
+    return is_available()
+
+
+def is_nccl_available() -> bool:
+    """Whether ``init_process_group("nccl")`` can work: CuPy with NCCL and a CUDA device."""
+    return nccl_unavailable() is None
+
 
 __all__ = ["ProcessGroup", "ReduceOp", "Work", "all_gather", "all_gather_into_tensor",
            "all_reduce", "barrier", "broadcast", "destroy_process_group", "get_group", "get_rank",
            "get_world_size", "init_process_group", "irecv", "is_available", "is_initialized",
+           "is_mpi_available", "is_nccl_available",
            "isend", "new_group", "recv", "reduce_scatter_tensor", "send"]

@@ -34,15 +34,24 @@ def _launch(case, n, tmp_path, timeout=180, env=None):
     return proc, time.monotonic() - start, out
 
 
-def _results(case, n, tmp_path):
-    proc, _, out = _launch(case, n, tmp_path)
+def _results(case, n, tmp_path, env=None):
+    proc, _, out = _launch(case, n, tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return [dict(np.load(f"{out}.rank{r}.npz")) for r in range(n)]
 
 
-@pytest.mark.parametrize("n", [2, 3])
-def test_collectives(tmp_path, n):
-    ranks = _results("collectives", n, tmp_path)
+@pytest.mark.parametrize("n,backend", [(2, "auto"), (3, "mpi")])
+def test_collectives(tmp_path, n, backend):
+    """("auto" is NCCL where the machine's GPUs can be used; these tensors are on the CPU, so
+    MPI moves them either way.)"""
+    from gradient.distributed.nccl import nccl_unavailable
+    ranks = _results("collectives", n, tmp_path, {"GRADIENT_TEST_DIST_BACKEND": backend})
+    expected = "nccl" if backend == "auto" and not nccl_unavailable() else "mpi"
+    assert [str(r.pop("backend")) for r in ranks] == [expected] * n
+    _check_collectives(ranks, n)
+
+
+def _check_collectives(ranks, n):
     values = np.array([[r + 1.0, 2.0 * r] for r in range(n)])
     expected = {"all_reduce_SUM": values.sum(0), "all_reduce_AVG": values.mean(0),
                 "all_reduce_MAX": values.max(0), "all_reduce_MIN": values.min(0),
@@ -54,7 +63,9 @@ def test_collectives(tmp_path, n):
         for name, value in expected.items():
             np.testing.assert_allclose(got[name], value, rtol=1e-12, err_msg=name)
         np.testing.assert_array_equal(got["reduce_scatter_tensor"], whole[2 * rank:2 * rank + 2])
-        np.testing.assert_array_equal(got["ring"], np.full(3, 7.0 + (rank - 1 if rank else n - 1)))
+        if n > 1:
+            np.testing.assert_array_equal(got["ring"],
+                                          np.full(3, 7.0 + (rank - 1 if rank else n - 1)))
 
 
 @pytest.mark.parametrize("case,dtype,tol", [
@@ -196,6 +207,36 @@ def test_without_a_launcher_init_says_how_to_launch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, cwd=ROOT).stdout
     assert "DistributedError" in out and "gradient run -n 2 script.py" in out
+
+
+def test_the_nccl_backend_says_why_it_cannot_run():
+    from gradient.distributed.nccl import nccl_unavailable
+    why = nccl_unavailable()
+    if why is None:
+        pytest.skip("NCCL can run here (the gpu tests use it)")
+    with pytest.raises(DistributedError, match="'nccl' backend cannot run here: .*backend='mpi'"):
+        dist.init_process_group("nccl")
+    assert not dist.is_initialized()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not gradient.cuda.is_available(), reason="no CUDA device (or no CuPy)")
+@pytest.mark.parametrize("case", ["collectives", "ddp"])
+def test_nccl_on_one_gpu(tmp_path, case):
+    """NCCL refuses two ranks on one GPU, so one rank: the NCCL path runs end to end."""
+    from gradient.distributed.nccl import nccl_unavailable
+    if nccl_unavailable():
+        pytest.skip(nccl_unavailable())
+    env = {"GRADIENT_TEST_DIST_BACKEND": "nccl", "GRADIENT_TEST_DIST_DEVICE": "cuda"}
+    ranks = _results(case, 1, tmp_path, env)
+    if case == "collectives":
+        assert str(ranks[0].pop("backend")) == "nccl"
+        _check_collectives(ranks, 1)
+    else:
+        alone = train(0, 1)
+        ranks[0].pop("comm_stats")
+        for name, value in alone.items():
+            np.testing.assert_allclose(ranks[0][name], value, rtol=1e-10, err_msg=name)
 
 
 def test_collectives_need_a_process_group():

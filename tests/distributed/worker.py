@@ -1,7 +1,9 @@
 """What the distributed tests run on each rank (``gradient run -n N worker.py CASE OUT``): one
 case of collectives or training, its results written to ``OUT.rankR.npz`` for the test to
-compare with one process."""
+compare with one process. ``GRADIENT_TEST_DIST_BACKEND`` (default ``mpi``) picks the process
+group's backend and ``GRADIENT_TEST_DIST_DEVICE`` (default ``cpu``) the tensors' device."""
 
+import os
 import sys
 
 import numpy as np
@@ -10,32 +12,36 @@ import gradient
 import gradient.distributed as dist
 from gradient import nn
 
+BACKEND = os.environ.get("GRADIENT_TEST_DIST_BACKEND", "mpi")
+DEVICE = os.environ.get("GRADIENT_TEST_DIST_DEVICE", "cpu")
+
 
 def collectives(rank, size):
-    out = {}
-    t = gradient.tensor([float(rank + 1), 2.0 * rank], dtype=gradient.float64)
+    out = {"backend": np.array(dist.get_group().backend)}
+    t = gradient.tensor([float(rank + 1), 2.0 * rank], dtype=gradient.float64, device=DEVICE)
     for op in ("SUM", "AVG", "MAX", "MIN", "PRODUCT"):
         x = t.clone()
         dist.all_reduce(x, op=getattr(dist.ReduceOp, op))
         out[f"all_reduce_{op}"] = x.numpy()
-    b = gradient.full((3,), float(rank))
+    b = gradient.full((3,), float(rank), device=DEVICE)
     dist.broadcast(b, src=size - 1)
     out["broadcast"] = b.numpy()
-    parts = [gradient.zeros(2) for _ in range(size)]
-    dist.all_gather(parts, gradient.tensor([rank, rank * 10.0]))
+    parts = [gradient.zeros(2, device=DEVICE) for _ in range(size)]
+    dist.all_gather(parts, gradient.tensor([rank, rank * 10.0], device=DEVICE))
     out["all_gather"] = np.stack([p.numpy() for p in parts])
-    whole = gradient.zeros(size, 2)
-    dist.all_gather_into_tensor(whole, gradient.tensor([[rank, -rank * 1.0]]))
+    whole = gradient.zeros(size, 2, device=DEVICE)
+    dist.all_gather_into_tensor(whole, gradient.tensor([[rank, -rank * 1.0]], device=DEVICE))
     out["all_gather_into_tensor"] = whole.numpy()
-    mine = gradient.zeros(2)
-    dist.reduce_scatter_tensor(mine, gradient.arange(2 * size, dtype=gradient.float32) * (rank + 1))
+    mine = gradient.zeros(2, device=DEVICE)
+    dist.reduce_scatter_tensor(mine, gradient.arange(2 * size, dtype=gradient.float32,
+                                                     device=DEVICE) * (rank + 1))
     out["reduce_scatter_tensor"] = mine.numpy()
-    work = dist.all_reduce(gradient.ones(4), async_op=True)
+    work = dist.all_reduce(gradient.ones(4, device=DEVICE), async_op=True)
     work.wait()
     if size > 1:   # a ring of send/recv
-        got = gradient.zeros(3)
+        got = gradient.zeros(3, device=DEVICE)
         if rank == 0:
-            dist.send(gradient.full((3,), 7.0), 1)
+            dist.send(gradient.full((3,), 7.0, device=DEVICE), 1)
             dist.recv(got, size - 1)
         else:
             dist.recv(got, rank - 1)
@@ -58,10 +64,10 @@ class Net(nn.Module):
 
 def model_and_data(dtype, unused=False):
     gradient.manual_seed(0)
-    model = Net(unused).to(dtype)
+    model = Net(unused).to(dtype).to(DEVICE)
     rng = np.random.default_rng(1)
-    x = gradient.from_numpy(rng.standard_normal((24, 8))).to(dtype)
-    y = gradient.from_numpy(rng.integers(0, 4, 24))
+    x = gradient.from_numpy(rng.standard_normal((24, 8))).to(dtype).to(DEVICE)
+    y = gradient.from_numpy(rng.integers(0, 4, 24)).to(DEVICE)
     return model, x, y
 
 
@@ -266,7 +272,7 @@ CASES = {
 
 def main():
     case, out = sys.argv[1], sys.argv[2]
-    dist.init_process_group("mpi")
+    dist.init_process_group(BACKEND)
     rank, size = dist.get_rank(), dist.get_world_size()
     if case in ("fail", "hang"):
         if rank == 1:
