@@ -52,6 +52,24 @@ class PromptCache:
         differ = np.flatnonzero(prompt[:n] != self.ids[:n])
         return int(differ[0]) if differ.size else n
 
+    def copy_prefix(self, other: "PromptCache", length: int) -> None:
+        """Hold the keys, values and ids of ``other``'s first ``length`` positions instead of
+        what this cache held; ``other`` keeps its own. A request that shares only a prefix
+        with ``other`` (a system prompt, a conversation's early turns) branches off here
+        without cutting ``other``'s longer sequence short."""
+        if not 0 <= length <= len(other.ids):
+            raise ValueError(f"PromptCache.copy_prefix: {length} positions, of the "
+                             f"{len(other.ids)} the other cache holds")
+        if self.cache is None or self.cache.max_length < length:
+            self.cache = self.model.new_cache(1, other.cache.max_length)
+        with no_grad():
+            for src, dst in zip(other.cache.keys + other.cache.values,
+                                self.cache.keys + self.cache.values):
+                dst.narrow(2, 0, length).copy_(src.narrow(2, 0, length))
+        self._source = other.ids[:length].copy()
+        self.cache.length = length
+        self.reused = 0
+
     def hold(self, sequence, length: int) -> None:
         """The cache now holds the keys and values of the first ``length`` ids of
         ``sequence`` (someone wrote them: a server decoding the sequence elsewhere and copying

@@ -36,6 +36,9 @@ __all__ = ["Engine", "Job", "QueueFull", "DRAFT_TOKENS"]
 
 #: tokens a draft model proposes per check (transformers' num_assistant_tokens)
 DRAFT_TOKENS = 5
+#: A request may drop this many of a prompt cache's last positions and still take the cache
+#: itself (a chat template re-rendering the end of the last reply); see Engine._cache_for.
+BRANCH_POSITIONS = 16
 
 
 class QueueFull(Exception):
@@ -135,11 +138,19 @@ class Engine:
         return {**entry(token), "top_logprobs": [entry(t) for t in likeliest]}
 
     def _cache_for(self, prompt) -> PromptCache:
-        """The prompt cache sharing the longest prefix with ``prompt``, moved to the front;
-        with none shared, the least recently used one."""
+        """The prompt cache for ``prompt``, moved to the front: the one sharing the longest
+        prefix with it, unless the request would throw away more of what that cache holds
+        than it shares (and more than ``BRANCH_POSITIONS``: a conversation's next turn keeps
+        its cache). Then the least recently used cache takes a copy of the shared prefix
+        and the other keeps its longer sequence, for the request that continues it: copying
+        costs less than what is kept. With nothing shared, the least recently used one."""
         best = max(self._caches, key=lambda c: c.shared_prefix(prompt))
-        if best.shared_prefix(prompt) == 0:
-            best = self._caches[-1]
+        shared, oldest = best.shared_prefix(prompt), self._caches[-1]
+        if shared == 0:
+            best = oldest
+        elif len(best.ids) - shared > max(BRANCH_POSITIONS, shared) and oldest is not best:
+            oldest.copy_prefix(best, shared)
+            best = oldest
         self._caches.remove(best)
         self._caches.insert(0, best)
         return best

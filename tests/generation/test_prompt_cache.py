@@ -54,6 +54,26 @@ def test_a_different_prompt_reuses_the_shared_prefix_only(model):
                                        eos_token_id=[])[0].tolist()
 
 
+def test_a_branch_copies_the_shared_prefix_and_leaves_the_other_cache_whole(model):
+    rng = np.random.default_rng(2)
+    system = rng.integers(3, 200, 30).tolist()
+    first = system + rng.integers(3, 200, 20).tolist()
+    a, b = PromptCache(model), PromptCache(model)
+    generate(model, [first], 4, eos_token_id=[], prompt_cache=a)
+    held = a.ids.copy()
+    keys = a.cache.keys[0].narrow(2, 0, len(held)).numpy().copy()
+    b.copy_prefix(a, len(system))
+    other = system + [9, 9]
+    out = generate(model, [other], 6, eos_token_id=[], prompt_cache=b)
+    assert b.reused == len(system)
+    assert out[0].tolist() == generate(model, [other], 6, eos_token_id=[])[0].tolist()
+    # the first cache still holds its whole sequence, untouched
+    np.testing.assert_array_equal(a.ids, held)
+    np.testing.assert_array_equal(a.cache.keys[0].narrow(2, 0, len(held)).numpy(), keys)
+    with pytest.raises(ValueError, match="copy_prefix"):
+        b.copy_prefix(a, len(held) + 1)
+
+
 # the cache is first made as long as the model's context (128 here): growing it means going past
 @pytest.mark.filterwarnings("ignore:generate.*max_position_embeddings")
 def test_the_cache_grows_keeping_what_it_holds(model):

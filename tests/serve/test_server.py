@@ -280,6 +280,22 @@ def test_a_shared_system_prompt_is_read_once(server, client):
     assert "gradient_prefix_cache_hit_rate" in httpx.get(server[0] + "/metrics").text
 
 
+def test_a_new_question_does_not_evict_a_long_shared_prompt(server, client):
+    """A request sharing only a few positions with a cached conversation branches into another
+    prompt cache: the long system prompt stays cached for the next question that uses it."""
+    engine = server[3].state.engine
+    system = {"role": "system", "content": "You answer questions about colours, shapes and "
+                                           "the names of things, briefly and politely."}
+    ask = lambda messages: client.chat.completions.create(   # noqa: E731
+        model=MODEL, messages=messages, max_tokens=3, temperature=0)
+    ask([system, {"role": "user", "content": "Name a colour."}])
+    ask([{"role": "system", "content": "Something else entirely."},
+         {"role": "user", "content": "Hi."}])               # shares only the template's start
+    cached = engine.stats["cached_prompt_tokens"]
+    ask([system, {"role": "user", "content": "Name a shape."}])
+    assert engine.stats["cached_prompt_tokens"] - cached >= 20
+
+
 def test_concurrent_requests_are_decoded_together(server, client):
     """Four chats at once, of different lengths and arriving at different times: each reply is
     greedy generate's on its own ids, and the decode steps ran several sequences at a time."""
