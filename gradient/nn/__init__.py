@@ -13,5 +13,5 @@ from .parameter import Buffer, Parameter  # noqa: F401
 from .parameter import UninitializedBuffer, UninitializedParameter  # noqa: F401
 
 # after the star import, so that `nn.utils` is gradient.nn.utils (not a layers helper module)
-from . import functional, init, utils  # noqa: F401,E402
+from . import attention, functional, init, utils  # noqa: F401,E402
 from . import parallel  # noqa: F401,E402  (torch.nn.parallel.DistributedDataParallel)

@@ -14,6 +14,10 @@ Semantics follow PyTorch 2.13:
   broadcasts to ``(..., L, S)``; ``is_causal`` adds a top-left aligned lower-triangular
   mask (query i sees keys 0..i, also when L != S); giving both is an error, as documented
   by PyTorch (whose CPU kernel without autograd silently combines them instead);
+* ``attn_mask`` may be a :class:`~gradient.ops.causal_bias.CausalBias`
+  (``torch.nn.attention.bias``): upper left is ``is_causal``; lower right (query i of L sees
+  keys 0 .. S - L + i: new tokens after cached ones) runs, in inference on the CPU, the
+  decode kernel without a mask tensor, so a captured step of several tokens replays;
 * a query row that may attend to no key at all (fully masked) gives zeros, and zero
   gradients, like PyTorch's ``_safe_softmax`` (not nan);
 * grouped-query attention: with ``enable_gqa=True``, key/value may have fewer heads
@@ -43,6 +47,7 @@ from ..autograd.function import ArrayFunction, check_same_device
 from ..dtypes import bool_, float32, float64, from_numpy_dtype, int64
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
+from .causal_bias import CausalBias
 from .creation import arange
 from .elementwise import where
 from .linalg import matmul as _matmul
@@ -67,6 +72,11 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     Example: ``out = F.scaled_dot_product_attention(q, k, v, is_causal=True)``
     """
     fn = "scaled_dot_product_attention"
+    bias = None
+    if isinstance(attn_mask, CausalBias):
+        if is_causal:
+            raise ValueError(f"{fn}: a CausalBias is already causal; pass is_causal=False")
+        bias, attn_mask = attn_mask, None
     # autocast: query, key, value and a float mask run in bf16/fp16 (a bool mask is not floating)
     query, key, value, attn_mask = _autocast.to_lower_precision(query, key, value, attn_mask)
     for name, t in (("query", query), ("key", key), ("value", value)):
@@ -93,6 +103,16 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     if is_causal and attn_mask is not None:
         raise ValueError(f"{fn}: pass either attn_mask or is_causal=True, not both (PyTorch raises "
                          "too); fold the causal mask into attn_mask instead")
+    lower_right = False
+    if bias is not None:
+        bias.check(L, S, fn)
+        seen = bias.keys_seen_by_first_query()
+        if seen <= 0:                    # the first queries see no key: the mask as it is
+            attn_mask = bias._materialize(query.device)
+        elif seen == 1:                  # upper left, or lower right with L == S
+            is_causal = True
+        elif L > 1:                      # (one query seeing every key needs no mask)
+            lower_right = True
     if attn_mask is not None and attn_mask.dtype not in (bool_, query.dtype):
         raise DTypeError(f"{fn}: attn_mask must be bool or have the query's dtype {query.dtype}, "
                          f"got {attn_mask.dtype}")
@@ -142,10 +162,11 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
                    and query.shape[:-3] == key.shape[:-3] == value.shape[:-3])
         fused = ((grouped or (k_groups == v_groups == 1
                               and query.shape[:-2] == key.shape[:-2] == value.shape[:-2]))
-                 and _has_fused(query, "attention_forward"))
+                 and _has_fused(query, "attention_forward") and not lower_right)
         if not recording:
             out = capture_state.run(attention_arrays, query._backend, query._data, key._data,
-                                    value._data, scale, k_groups, v_groups, is_causal)
+                                    value._data, scale, k_groups, v_groups, is_causal,
+                                    lower_right)
             if out is not None:
                 return Tensor._make(out, False, query._backend)
         if fused:
@@ -153,6 +174,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
                 return _merge_heads(FusedAttention.apply(*_grouped_views(query, key, value, k_groups),
                                                          scale, is_causal))
             return FusedAttention.apply(query, key, value, scale, is_causal)
+    if lower_right:   # no kernel took it: the composition, under the mask
+        attn_mask = bias._materialize(query.device)
     q = query * scale  # scaling (..., L, E) costs less than scaling the (..., L, S) scores
     if k_groups > 1:
         scores = _merge_heads(_matmul(_split_heads(q, k_groups),
@@ -209,12 +232,13 @@ class FusedAttention(ArrayFunction):
 
 
 def attention_arrays(b, q, k, v, scale: float, k_groups: int = 1, v_groups: int = 1,
-                     is_causal: bool = False):
+                     is_causal: bool = False, lower_right: bool = False):
     """Attention on raw arrays of backend ``b`` when nothing is recorded (inference), without
     mask or dropout; None when neither path below takes ``q``'s dtype.
 
-    A one-row query (a decode step) against a cache, and a causal prompt (as many query rows
-    as keys), run the backend's ``decode_attention`` kernel when it has one for the dtype: on
+    A one-row query (a decode step) against a cache, a causal prompt (as many query rows as
+    keys) and, with ``lower_right``, L rows after S - L cached keys (row i seeing keys 0 .. S -
+    L + i) run the backend's ``decode_attention`` kernel when it has one for the dtype: on
     the CPU, the same arithmetic for each query row in both, so a prompt run whole gives the
     logits of its tokens decoded one at a time (see :mod:`gradient.backends.cpu_attention`).
     Otherwise a many-row query returns None (the caller's fused kernel or composition runs it)
@@ -225,7 +249,7 @@ def attention_arrays(b, q, k, v, scale: float, k_groups: int = 1, v_groups: int 
     query against a few hundred keys). A captured decode step replays this call.
     """
     L, S = q.shape[-2], k.shape[-2]
-    if (_over_a_cache(L, S, is_causal) and q.ndim == 4 and k.ndim == 4
+    if (_over_a_cache(L, S, is_causal, lower_right) and q.ndim == 4 and k.ndim == 4
             and k_groups == v_groups):
         out = kernels.call("decode_attention", b, q, k, v, scale)   # reads the cache in place
         if out is not None:
@@ -300,13 +324,16 @@ def _after_a_cache(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor,
     return None if out is None else Tensor._make(out, False, b)
 
 
-def _over_a_cache(L: int, S: int, is_causal: bool) -> bool:
+def _over_a_cache(L: int, S: int, is_causal: bool, lower_right: bool = False) -> bool:
     """Whether attention of L query rows against S keys is what ``decode_attention`` computes
-    (each row i seeing keys up to S - L + i): one row without a mask, or a causal square."""
-    return (L == 1 and (S == 1 or not is_causal)) or (is_causal and L == S)
+    (each row i seeing keys up to S - L + i): one row without a mask, a causal square, or
+    ``lower_right``'s rows."""
+    return ((L == 1 and (S == 1 or not is_causal)) or (is_causal and L == S)
+            or (lower_right and L <= S))
 
 
-def _specialize_attention(b, q, k, v, scale, k_groups=1, v_groups=1, is_causal=False):
+def _specialize_attention(b, q, k, v, scale, k_groups=1, v_groups=1, is_causal=False,
+                          lower_right=False):
     """For a captured decode step: the ``decode_attention`` kernel prepared for one query
     row per head against a cache of this layout (the path :func:`attention_arrays` takes)."""
     if not (q.shape[-2] == 1 and not is_causal and q.ndim == 4 and k.ndim == 4
@@ -317,7 +344,8 @@ def _specialize_attention(b, q, k, v, scale, k_groups=1, v_groups=1, is_causal=F
         lambda b, q, k, v, scale, *_: (q, k, v, scale), attention_arrays)
 
 
-def _lower_attention(b, q, k, v, scale, k_groups=1, v_groups=1, is_causal=False):
+def _lower_attention(b, q, k, v, scale, k_groups=1, v_groups=1, is_causal=False,
+                     lower_right=False):
     """For a captured step compiled into a loop: the ``decode_attention`` kernel's compiled
     form, for the calls that take that kernel (queries in any layout)."""
     if not (q.shape[-2] == 1 and not is_causal and q.ndim == 4 and k.ndim == 4

@@ -1,0 +1,85 @@
+"""Causal masks as objects, as ``torch.nn.attention.bias``: :func:`causal_upper_left` and
+:func:`causal_lower_right` give a :class:`CausalBias` that ``scaled_dot_product_attention``
+takes as its ``attn_mask`` without a mask tensor being made.
+
+Upper left is ``is_causal=True``'s alignment: query i sees keys 0 .. i. Lower right aligns
+the last query with the last key: query i of L sees keys 0 .. S - L + i, which is what L new
+tokens after S - L cached ones see (a prompt prefilled in pieces, drafted tokens checked by
+speculative decoding). Known to be causal, that attention runs the decode kernels on the CPU,
+and since the object's shape is not a tensor's, a captured decode step of several tokens can
+be replayed at every position.
+
+Example::
+
+    >>> from gradient.nn.attention.bias import causal_lower_right
+    >>> F.scaled_dot_product_attention(q, k, v, attn_mask=causal_lower_right(L, S))
+"""
+
+from __future__ import annotations
+
+import enum
+
+from ..errors import ShapeError
+
+__all__ = ["CausalVariant", "CausalBias", "causal_upper_left", "causal_lower_right"]
+
+
+class CausalVariant(enum.IntEnum):
+    """Where the causal triangle is anchored (``torch.nn.attention.bias.CausalVariant``)."""
+    UPPER_LEFT = 1
+    LOWER_RIGHT = 2
+
+
+class CausalBias:
+    """A causal mask of ``seq_len_q`` queries against ``seq_len_kv`` keys, aligned as
+    ``variant`` says (see the module docstring)."""
+
+    def __init__(self, variant: CausalVariant, seq_len_q: int, seq_len_kv: int):
+        if not isinstance(variant, CausalVariant):
+            raise TypeError(f"CausalBias: variant must be a CausalVariant, got {variant!r}")
+        self.variant, self.seq_len_q, self.seq_len_kv = variant, int(seq_len_q), int(seq_len_kv)
+
+    @property
+    def shape(self) -> tuple:
+        return (self.seq_len_q, self.seq_len_kv)
+
+    def check(self, L: int, S: int, fn: str) -> None:
+        if (L, S) != self.shape:
+            raise ShapeError(f"{fn}: the CausalBias is for {self.seq_len_q} queries and "
+                             f"{self.seq_len_kv} keys, got {L} and {S}")
+
+    def keys_seen_by_first_query(self) -> int:
+        """How many keys query 0 sees: 1 (upper left), S - L + 1 (lower right)."""
+        if self.variant is CausalVariant.UPPER_LEFT:
+            return 1
+        return self.seq_len_kv - self.seq_len_q + 1
+
+    def _materialize(self, device=None):
+        """The mask as a boolean ``(L, S)`` tensor (True = may attend)."""
+        from .creation import arange
+        L, S = self.shape
+        rows = arange(L, device=device).reshape(L, 1) + (self.keys_seen_by_first_query() - 1)
+        return arange(S, device=device).reshape(1, S) <= rows
+
+    def __repr__(self) -> str:
+        return (f"CausalBias(variant={self.variant.name}, seq_len_q={self.seq_len_q}, "
+                f"seq_len_kv={self.seq_len_kv})")
+
+
+def causal_upper_left(*size) -> CausalBias:
+    """Query i sees keys 0 .. i (``is_causal=True``'s mask). ``size``: (L, S)."""
+    return CausalBias(CausalVariant.UPPER_LEFT, *_size(size))
+
+
+def causal_lower_right(*size) -> CausalBias:
+    """Query i of L sees keys 0 .. S - L + i: L new tokens after S - L cached. ``size``:
+    (L, S)."""
+    return CausalBias(CausalVariant.LOWER_RIGHT, *_size(size))
+
+
+def _size(size) -> tuple:
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    if len(size) != 2:
+        raise ValueError(f"a causal bias takes two sizes (queries, keys), got {size!r}")
+    return size

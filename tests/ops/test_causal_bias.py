@@ -1,0 +1,101 @@
+"""``gradient.nn.attention.bias`` against ``torch.nn.attention.bias``: causal masks as objects
+given to ``scaled_dot_product_attention`` as ``attn_mask``, forward and backward, and the
+lower-right one running the decode kernels in inference."""
+
+import numpy as np
+import pytest
+import torch
+from torch.nn.attention import bias as torch_bias
+
+import gradient
+import gradient.nn.functional as F
+from gradient.autograd.gradcheck import gradcheck, gradgradcheck
+from gradient.errors import ShapeError
+from gradient.nn.attention import SDPBackend, sdpa_kernel
+from gradient.nn.attention import bias
+
+from ..devices import DEVICES
+
+SIZES = [(3, 7), (1, 5), (4, 4), (2, 9), (5, 3)]   # (queries, keys); the last: L > S
+VARIANTS = ["causal_lower_right", "causal_upper_left"]
+
+
+def _inputs(L, S, seed=0, heads=(4, 2)):
+    rng = np.random.default_rng(seed)
+    hq, hk = heads
+    return (rng.standard_normal((2, hq, L, 8)), rng.standard_normal((2, hk, S, 8)),
+            rng.standard_normal((2, hk, S, 8)))
+
+
+@pytest.mark.filterwarnings("ignore:Lower right causal bias")
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("L,S", SIZES)
+def test_forward_and_backward_match_torch(L, S, variant, device):
+    q, k, v = _inputs(L, S)
+    tq, tk, tv = (torch.tensor(a, requires_grad=True) for a in (q, k, v))
+    expected = torch.nn.functional.scaled_dot_product_attention(
+        tq, tk, tv, attn_mask=getattr(torch_bias, variant)(L, S), enable_gqa=True)
+    gq, gk, gv = (gradient.tensor(a, requires_grad=True, device=device) for a in (q, k, v))
+    out = F.scaled_dot_product_attention(gq, gk, gv, attn_mask=getattr(bias, variant)(L, S),
+                                         enable_gqa=True)
+    np.testing.assert_allclose(out.detach().cpu().numpy(), expected.detach().numpy(),
+                               rtol=1e-10, atol=1e-12)
+    weights = np.random.default_rng(1).standard_normal(expected.shape)
+    (expected * torch.tensor(weights)).sum().backward()
+    (out * gradient.tensor(weights, device=device)).sum().backward()
+    for mine, theirs in ((gq, tq), (gk, tk), (gv, tv)):
+        np.testing.assert_allclose(mine.grad.cpu().numpy(), theirs.grad.numpy(), rtol=1e-9,
+                                   atol=1e-12)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_gradcheck_and_gradgradcheck(variant):
+    q, k, v = (gradient.tensor(a, requires_grad=True) for a in _inputs(2, 5, seed=3))
+    mask = getattr(bias, variant)(2, 5)
+
+    def attend(q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
+    assert gradcheck(attend, (q, k, v))
+    assert gradgradcheck(attend, (q, k, v))
+
+
+@pytest.mark.parametrize("L,S", [(3, 7), (8, 40), (2, 3)])
+def test_lower_right_in_inference_runs_the_decode_kernel_and_matches_the_mask(L, S):
+    """Without autograd, float32 on the CPU: the decode kernel (each row as that position's
+    decode step), with the bits of the same attention under the (1, 1, L, S) boolean mask a
+    decoder makes."""
+    q, k, v = (gradient.tensor(a, dtype=gradient.float32) for a in _inputs(L, S, seed=5))
+    allowed = np.arange(S)[None, :] <= (S - L + np.arange(L))[:, None]
+    with gradient.no_grad(), gradient.kernels.trace() as t:
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.causal_lower_right(L, S),
+                                             enable_gqa=True)
+        masked = F.scaled_dot_product_attention(       # the mask a decoder makes
+            q, k, v, attn_mask=gradient.tensor(allowed[None, None]), enable_gqa=True)
+    assert any(name == "decode_attention" for name, _ in t.counts)
+    np.testing.assert_array_equal(out.numpy(), masked.numpy())
+
+
+def test_the_bias_checks_its_use():
+    q, k, v = (gradient.tensor(a) for a in _inputs(3, 7, heads=(2, 2)))
+    with pytest.raises(ShapeError, match="CausalBias is for 3 queries and 6 keys"):
+        F.scaled_dot_product_attention(q, k, v, attn_mask=bias.causal_lower_right(3, 6))
+    with pytest.raises(ValueError, match="already causal"):
+        F.scaled_dot_product_attention(q, k, v, attn_mask=bias.causal_upper_left(3, 7),
+                                       is_causal=True)
+    with pytest.raises(ValueError, match="two sizes"):
+        bias.causal_lower_right(3)
+    assert bias.causal_lower_right((3, 7)).shape == (3, 7)
+    assert repr(bias.causal_upper_left(2, 4)) == \
+        "CausalBias(variant=UPPER_LEFT, seq_len_q=2, seq_len_kv=4)"
+
+
+def test_sdpa_kernel_accepts_torch_s_backends():
+    q = gradient.randn(1, 2, 4, 8)
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.MATH]):
+        out = F.scaled_dot_product_attention(q, q, q, is_causal=True)
+    np.testing.assert_array_equal(out.numpy(),
+                                  F.scaled_dot_product_attention(q, q, q, is_causal=True).numpy())
+    with pytest.raises(TypeError, match="SDPBackend"):
+        with sdpa_kernel("flash"):
+            pass
