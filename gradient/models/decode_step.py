@@ -1,6 +1,10 @@
 """When and how a model's decode step is replayed: the step is the model's own forward over
 its decoder stack, captured by :mod:`gradient.capture` and replayed for the next tokens.
 
+A step is one new token per sequence, or a few (up to :data:`CAPTURED_TOKENS`) after a cache
+under the lower-right causal mask: speculative decoding's check of drafted tokens, which
+then costs about what a decode step costs instead of a pass through the module graph.
+
 Nothing here knows a model's math. :func:`replays_decode_step` says when replaying cannot be
 told from running the modules (evaluation mode, nothing recorded, no autocast, gradient's own
 KV cache, whose writes the capture replays at each step's position); :func:`decode_step` gives
@@ -8,8 +12,8 @@ the stack's :class:`~gradient.capture.CapturedStep`, kept on the stack.
 
 Example::
 
-    >>> if T == 1 and mask is None and replays_decode_step(self, cache):
-    ...     x = decode_step(self, self._layers_forward)(x, cos, sin, cache)
+    >>> if captured_tokens(T, mask) and replays_decode_step(self, cache):
+    ...     x = decode_step(self, self._layers_forward)(x, cos, sin, mask, cache)
 """
 
 from __future__ import annotations
@@ -18,8 +22,25 @@ from ..autograd import autocast_state as _autocast
 from ..autograd import is_grad_enabled
 from ..capture import CapturedStep
 from ..generation.kv_cache import KVCache
+from ..ops.causal_bias import CausalBias, CausalVariant
 
-__all__ = ["decode_step", "replays_decode_step"]
+__all__ = ["decode_step", "replays_decode_step", "captured_tokens", "CAPTURED_TOKENS"]
+
+#: The most new tokens a captured step takes: speculative decoding checks up to 7 drafts and
+#: the last token, the rows the quantized products take through their row kernels.
+CAPTURED_TOKENS = 8
+
+
+def captured_tokens(T: int, *masks) -> bool:
+    """Whether a forward of ``T`` new tokens whose decoder ``masks`` are these (None where a
+    model has no such layers) may be a captured step: one token with no mask, or 2 ..
+    :data:`CAPTURED_TOKENS` after a cache, under the lower-right causal bias (nothing padded,
+    no window reached)."""
+    if T == 1:
+        return all(m is None for m in masks)
+    biases = [m for m in masks if m is not None]
+    return T <= CAPTURED_TOKENS and bool(biases) and all(
+        isinstance(m, CausalBias) and m.variant is CausalVariant.LOWER_RIGHT for m in biases)
 
 
 def replays_decode_step(stack, cache) -> bool:

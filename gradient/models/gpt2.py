@@ -28,7 +28,7 @@ import math
 from .. import nn
 from ..nn import functional as F
 from ..ops.creation import arange
-from .decode_step import decode_step, replays_decode_step
+from .decode_step import captured_tokens, decode_step, replays_decode_step
 from .masks import decoder_mask
 from .pretrained import CausalLMOutput, ModelConfig, PreTrainedModel, register_model
 
@@ -156,8 +156,8 @@ class GPT2Model(nn.Module):
             position_ids = arange(past, past + T, device=input_ids.device).unsqueeze(0)
         x = self.drop(self.wte(input_ids) + self.wpe(position_ids))
         mask = decoder_mask(attention_mask, T, past, device=input_ids.device)
-        if T == 1 and mask is None and replays_decode_step(self, cache):
-            x = decode_step(self, self._blocks)(x, None, cache)
+        if captured_tokens(T, mask) and replays_decode_step(self, cache):
+            x = decode_step(self, self._blocks)(x, mask, cache)
         else:
             x = self._blocks(x, mask, cache)
         if cache is not None:

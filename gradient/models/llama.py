@@ -52,7 +52,7 @@ from ..ops.creation import from_numpy
 from ..ops.reduce import mean
 from ..ops.shape import cat
 from ..tensor import Tensor
-from .decode_step import decode_step, replays_decode_step
+from .decode_step import captured_tokens, decode_step, replays_decode_step
 from .masks import decoder_mask
 from .pretrained import CausalLMOutput, ModelConfig, PreTrainedModel, register_model
 
@@ -480,9 +480,10 @@ class LlamaModel(nn.Module):
         full_mask = decoder_mask(attention_mask, T, past, device=x.device)
         window_mask = (decoder_mask(attention_mask, T, past, window=self.window, device=x.device)
                        if self.window is not None else None)
-        if (T == 1 and position_ids is None and full_mask is None and window_mask is None
+        if (position_ids is None and captured_tokens(T, full_mask, window_mask)
                 and replays_decode_step(self, cache)):
-            x = decode_step(self, self._layers_forward)(x, cos, sin, None, None, cache)
+            x = decode_step(self, self._layers_forward)(x, cos, sin, full_mask, window_mask,
+                                                        cache)
         else:
             x = self._layers_forward(x, cos, sin, full_mask, window_mask, cache)
         if cache is not None:

@@ -9,7 +9,10 @@ are already in the KV cache). It may attend to key position ``j`` when
 * ``attention_mask[b, j] == 1`` (key ``j`` of sequence ``b`` is not padding).
 
 When none of that hides anything beyond plain causality, :func:`decoder_mask` returns ``None``
-and the caller uses ``is_causal`` (T == S) or no mask at all (one new token sees everything).
+and the caller uses ``is_causal`` (T == S) or no mask at all (one new token sees everything);
+for several new tokens after a cache it returns ``causal_lower_right(T, past + T)``, a
+:class:`~gradient.ops.causal_bias.CausalBias`: no tensor, and a shape that does not change
+with ``past``, so a model may replay a captured step of T tokens at every position.
 
 Example::
 
@@ -19,6 +22,7 @@ Example::
 from __future__ import annotations
 
 from ..dtypes import bool_
+from ..ops.causal_bias import CausalBias, causal_lower_right
 from ..ops.creation import arange
 from ..tensor import Tensor
 
@@ -26,9 +30,10 @@ __all__ = ["decoder_mask"]
 
 
 def decoder_mask(attention_mask: Tensor | None, T: int, past: int = 0,
-                 window: int | None = None, device=None) -> Tensor | None:
+                 window: int | None = None, device=None) -> Tensor | CausalBias | None:
     """A boolean ``(B or 1, 1, T, past + T)`` mask (True = may attend), or ``None`` when plain
-    causal attention (``past == 0``) or no mask (``T == 1``, nothing hidden) is exact.
+    causal attention (``past == 0``) or no mask (``T == 1``, nothing hidden) is exact, or
+    ``causal_lower_right(T, past + T)`` when causality after the cache is all there is.
 
     ``attention_mask`` is ``(B, past + T)`` of 1 (token) and 0 (padding), as in transformers.
     On the CPU a mask without any 0 is dropped; on an accelerator it is used as given, since
@@ -39,8 +44,8 @@ def decoder_mask(attention_mask: Tensor | None, T: int, past: int = 0,
     padded = attention_mask is not None and (attention_mask._backend.name != "cpu"
                                              or not bool((attention_mask != 0).all()))
     windowed = window is not None and S > window
-    if not padded and not windowed and (past == 0 or T == 1):
-        return None
+    if not padded and not windowed:
+        return None if past == 0 or T == 1 else causal_lower_right(T, S)
     if attention_mask is not None and tuple(attention_mask.shape[-1:]) != (S,):
         raise ValueError(f"attention_mask covers {attention_mask.shape[-1]} positions, but the "
                          f"cache holds {past} and the input adds {T}: pass a mask over all "

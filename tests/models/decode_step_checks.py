@@ -9,11 +9,12 @@ import numpy as np
 import gradient
 
 
-def decode_logits(model, ids, prompt=6, fused=True, counts=None):
-    """Logits (B, T, vocab) of a prefill of the first ``prompt`` tokens of ``ids`` then one-token
-    steps through the rest, on the model's device, with the captured decode step allowed
-    (``fused``) or not (the decoder stack's ``fused_decode`` flag). ``counts`` (a Counter), if
-    given, gains the kernel trace of the run."""
+def decode_logits(model, ids, prompt=6, fused=True, counts=None, chunk=1):
+    """Logits (B, T, vocab) of a prefill of the first ``prompt`` tokens of ``ids`` then steps of
+    ``chunk`` tokens (one by default; several as speculative decoding checks drafts) through
+    the rest, on the model's device, with the captured decode step allowed (``fused``) or not
+    (the decoder stack's ``fused_decode`` flag). ``counts`` (a Counter), if given, gains the
+    kernel trace of the run."""
     stack = model.transformer if hasattr(model, "transformer") else model.model
     device = next(iter(model.parameters())).device
     stack.fused_decode = fused
@@ -21,8 +22,9 @@ def decode_logits(model, ids, prompt=6, fused=True, counts=None):
         with gradient.no_grad(), gradient.kernels.trace() as t:
             cache = model.new_cache(ids.shape[0], ids.shape[1])
             steps = [model(gradient.tensor(ids[:, :prompt], device=device), cache=cache)]
-            for t_ in range(prompt, ids.shape[1]):
-                steps.append(model(gradient.tensor(ids[:, t_:t_ + 1], device=device), cache=cache))
+            for t_ in range(prompt, ids.shape[1], chunk):
+                steps.append(model(gradient.tensor(ids[:, t_:t_ + chunk], device=device),
+                                   cache=cache, logits_to_keep=chunk))
     finally:
         stack.fused_decode = True
     if counts is not None:

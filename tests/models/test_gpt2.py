@@ -123,9 +123,11 @@ def test_decode_steps_are_bit_identical_to_the_module_graph(models, device):
     np.testing.assert_array_equal(fused, decode_logits(ours, ids, fused=False))
 
 
-def test_chunks_after_cached_tokens_take_the_module_graph(models):
-    """A chunk of several tokens needs a mask, or is a prompt: the module graph runs it; the
-    one-token steps between chunks are captured."""
+def test_chunks_after_cached_tokens_are_steps_of_their_own_size(models):
+    """The prompt (no cache yet) runs through the module graph; a chunk of 3 tokens after the
+    cache is a captured step of its own size (captured once here, replayed from the second
+    chunk of that size), and the one-token steps are captured and replayed: the module
+    graph's bits throughout."""
     ours = models("cpu")
     ids = _ids((2, 12), seed=11)
     chunks = [(0, 5), (5, 8), (8, 9), (9, 10), (10, 11), (11, 12)]
@@ -140,7 +142,7 @@ def test_chunks_after_cached_tokens_take_the_module_graph(models):
         finally:
             ours.transformer.fused_decode = True
         if fused:
-            assert steps_by_kind(t.counts) == {"capture": 2, "replay": 2, "module graph": 0}
+            assert steps_by_kind(t.counts) == {"capture": 3, "replay": 2, "module graph": 0}
     for fused, graph in zip(logits[True], logits[False]):
         np.testing.assert_array_equal(fused, graph)
 
@@ -165,6 +167,19 @@ def test_captured_step_gives_the_module_graph_bits(activation):
     plan = next(iter(model.transformer.__dict__["_captured"]._entries.values()))
     assert plan.loop is not None, plan.why_python
     assert ("# run from Python" in plan.loop.source) == (activation != "gelu_new")
+
+
+def test_steps_of_several_tokens_are_captured_with_the_module_graph_bits():
+    """Steps of 4 tokens after the cache, under the lower-right causal bias: replayed, with
+    the module graph's bits."""
+    gradient.manual_seed(4)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=VOCAB, n_positions=32, n_embd=32, n_layer=2,
+                                       n_head=4)).eval()
+    ids = _ids((2, 22), seed=11)
+    counts = Counter()
+    np.testing.assert_array_equal(decode_logits(model, ids, counts=counts, chunk=4),
+                                  decode_logits(model, ids, fused=False, chunk=4))
+    assert steps_by_kind(counts) == {"capture": 2, "replay": 2, "module graph": 0}
 
 
 def test_captured_step_sees_weights_changed_replaced_or_copied():
