@@ -4,10 +4,10 @@ decode speed-up.
 
 Run:  python bench/prompt_lookup.py [--gguf PATH] [--tokens 96] [--rounds 3]
 
-On the CPU the check of several drafted tokens runs through the module graph, while a single
-token goes through the captured decode step: a forward of a few tokens costs several
-single-token steps, so prompt lookup pays only when enough drafts are kept
-(``tokens_per_forward``).
+The check of several drafted tokens is a captured step too, but its products cost nearly as
+much per row as a single token's step: a forward of a few tokens costs several single-token
+steps, so prompt lookup pays only when enough drafts are kept (``tokens_per_forward``); the
+number drafted follows how many were kept (``gradient.generation.draft_schedule``).
 """
 
 from __future__ import annotations

@@ -40,6 +40,7 @@ from ..errors import GenerationError, ShapeError
 from ..ops.creation import randint, tensor
 from ..tensor import Tensor
 from .assistant import AssistantDrafter
+from .draft_schedule import DraftSchedule
 from .prompt_lookup import draft
 from .sampling import build_processors, check_sampling, select_tokens
 from .stopping import StopStrings
@@ -303,6 +304,7 @@ class TokenStream:
     def _run_prompt_lookup(self, cache, scores) -> Iterator[list[int]]:
         """Greedy decoding checking drafted tokens (:mod:`.prompt_lookup`) in one forward."""
         end = self.prompt_length + self.max_new_tokens
+        schedule = DraftSchedule(self._lookup)   # fewer drafts, or none for a while, when they fail
         tokens = [int(np.argmax(scores[0]))]   # to emit: kept drafts, then the model's choice
         while True:
             for token in tokens:
@@ -313,8 +315,9 @@ class TokenStream:
                 yield [token]
                 if done or self.length == end:
                     return
-            drafted = self._draft(self._ids[0, :self.length],
-                                  min(self._lookup, end - self.length - 1))
+            wanted = schedule.next(end - self.length - 1)
+            drafted = (self._draft(self._ids[0, :self.length], wanted) if wanted
+                       else np.zeros(0, np.int64))
             # the last token and the drafts in one forward: the choice after each of them
             run = np.concatenate([[token], drafted]).astype(np.int64)[None, :]
             with no_grad():
@@ -324,6 +327,7 @@ class TokenStream:
             kept = 0
             while kept < len(drafted) and choices[kept] == drafted[kept]:
                 kept += 1
+            schedule.update(len(drafted), kept)
             # positions of rejected drafts leave the cache; the kept ones are tokens we emit
             cache.crop(cache.length - (len(drafted) - kept))
             tokens = [int(t) for t in drafted[:kept]] + [int(choices[kept])]
@@ -385,11 +389,13 @@ def generate(model, input_ids, max_new_tokens: int, do_sample: bool = False,
             given it) is not run again, and it keeps this generation's keys and values.
         prompt_lookup_num_tokens: greedy decoding that checks up to this many drafted tokens
             per forward, drafted from the text itself (:mod:`.prompt_lookup`; transformers'
-            name): the same tokens, fewer forwards when the output repeats the input. On the
-            CPU a forward of several tokens runs through the module graph, not the captured
-            decode step, so it does not pay yet (``bench/prompt_lookup.py``: 0.9x at 6.8
-            tokens per forward on SmolLM2); keep it at 7 or less for quantized models (up to
-            8 rows take the same int8 kernels as one).
+            name): the same tokens, fewer forwards when the output repeats the input. The
+            number drafted follows how many were kept (:mod:`.draft_schedule`; after drafts
+            rejected whole, plain steps for a while). On the CPU checking k drafts costs
+            nearly k + 1 decode steps' arithmetic, so it pays only when most are kept
+            (``bench/prompt_lookup.py`` on SmolLM2, whose drafts are rarely kept: 0.87x,
+            against 0.28x with a fixed number); keep it at 7 or less for quantized models
+            (up to 8 rows take the same int8 kernels as one).
         assistant_model, num_assistant_tokens: greedy speculative decoding with a draft model
             of the same vocabulary (:mod:`.assistant`; transformers' names): it drafts this
             many tokens, the model checks them in one forward; the same tokens as greedy.

@@ -34,6 +34,7 @@ import numpy as np
 from ..autograd import no_grad
 from ..dtypes import int64
 from ..generation import BatchKVCache, build_processors, select_tokens
+from ..generation.draft_schedule import DraftSchedule
 from ..ops.creation import randint, tensor
 from ..tokenizers import IncrementalDecoder
 from .stops import StopFilter
@@ -64,6 +65,7 @@ class _Sequence:
         self.generated, self.finish = 0, None
         self.prompt_cache = None
         self.cache = None          # its own one-sequence cache, when it is not in the batch
+        self.schedule = None       # how many tokens to draft, when it speculates
 
 
 class Scheduler:
@@ -232,8 +234,10 @@ class Scheduler:
         the model would have chosen itself are kept, then its own choice after them
         (greedy decoding's text, several tokens per forward when the drafts are good)."""
         engine = self.engine
-        room = min(engine.draft_tokens, seq.max_tokens - seq.generated - 1)
-        drafted = (engine.drafter(seq.ids[:seq.length], room) if room > 0
+        if seq.schedule is None:
+            seq.schedule = DraftSchedule(engine.draft_tokens)
+        wanted = seq.schedule.next(seq.max_tokens - seq.generated - 1)
+        drafted = (engine.drafter(seq.ids[:seq.length], wanted) if wanted > 0
                    else np.zeros(0, np.int64))
         run = np.concatenate([[seq.ids[seq.length - 1]], drafted]).astype(np.int64)[None, :]
         with no_grad():
@@ -245,6 +249,7 @@ class Scheduler:
         kept = 0
         while kept < len(drafted) and choices[kept] == drafted[kept]:
             kept += 1
+        seq.schedule.update(len(drafted), kept)
         seq.cache.crop(seq.cache.length - (len(drafted) - kept))   # the rejected positions
         for j in range(kept + 1):
             self._choose(seq, scores[j:j + 1])

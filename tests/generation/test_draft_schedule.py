@@ -1,0 +1,42 @@
+"""How many tokens speculative decoding drafts: more while they are kept, fewer when not, and
+plain steps for a while after drafts rejected whole."""
+
+from gradient.generation.draft_schedule import FIRST_SIZE, LONGEST_WAIT, DraftSchedule
+
+
+def test_drafts_grow_while_kept_and_follow_what_was_kept():
+    s = DraftSchedule(7)
+    assert s.next(100) == FIRST_SIZE == 3
+    s.update(3, 3)
+    assert s.next(100) == 5
+    s.update(5, 5)
+    assert s.next(100) == 7            # at most the limit
+    s.update(7, 7)
+    assert s.next(100) == 7
+    s.update(7, 2)                     # two kept: one more than that next
+    assert s.next(100) == 3
+    assert s.next(2) == 2              # never more than may still be generated
+
+
+def test_drafts_rejected_whole_wait_longer_each_time():
+    s = DraftSchedule(8)
+    plain_steps = []
+    for _ in range(9):
+        size = s.next(100)
+        assert size > 0
+        s.update(size, 0)
+        waited = 0
+        while s.next(100) == 0:
+            waited += 1
+        plain_steps.append(waited)
+    assert plain_steps == [1, 2, 4, 8, 16, 32, 32, 32, 32]
+    assert max(plain_steps) == LONGEST_WAIT
+    assert s.size == 1
+    s.update(1, 1)                     # kept again: no more waiting, and growing
+    assert s.next(100) == 3
+
+
+def test_a_forward_without_drafts_changes_nothing():
+    s = DraftSchedule(5)
+    s.update(0, 0)
+    assert s.next(100) == 3
