@@ -46,11 +46,18 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 
 import numba
 import numpy as np
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+# A few kernels call NumPy's BLAS inside ``numba.objmode()`` on purpose (a float product in a
+# compiled decode loop), taking the GIL back for that call only; numba warns at every such
+# compile that the block cannot run without the GIL, which is the intent.
+warnings.filterwarnings("ignore", message="Code running in object mode won't allow parallel "
+                        "execution despite nogil=True", category=numba.NumbaWarning)
 
 def compile_kernel(fn=None, *, parallel: bool = False, inline: bool = False):
     """Compile ``fn`` with numba under the policy above; usable as ``@compile_kernel`` or
