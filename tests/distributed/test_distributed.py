@@ -98,6 +98,29 @@ def test_zero_on_three_ranks_shards_the_state_and_equals_one_process(tmp_path):
             np.testing.assert_allclose(rank[name], value, rtol=1e-10, atol=1e-10, err_msg=name)
 
 
+def test_zero_checkpoints_hold_the_whole_optimizer_state(tmp_path):
+    """consolidate_state_dict + state_dict on 2 ranks give the plain AdamW's state after the
+    same steps; 3 ranks load the plain optimizer's state (another partition) and train on as
+    the plain optimizer does."""
+    from .worker import zero_checkpoint
+    alone = zero_checkpoint(0, 1)
+    state = {k: v for k, v in alone.items() if k.startswith("state_")}
+    plain = tmp_path / "plain_state.npz"
+    np.savez(plain, param_groups=alone.pop("param_groups"), **state)
+    env = {"PLAIN_STATE": str(plain)}
+    two = _results("zero_checkpoint", 2, tmp_path, env)
+    assert "refused_elsewhere" in two[0]
+    assert str(two[1].pop("param_groups")) == str(np.load(plain)["param_groups"])
+    for key, value in state.items():
+        np.testing.assert_allclose(two[1][key], value, rtol=1e-10, atol=1e-12, err_msg=key)
+    for ranks in (two, _results("zero_checkpoint", 3, tmp_path, env)):
+        for rank in ranks:
+            for name, value in alone.items():
+                if not name.startswith("state_"):
+                    np.testing.assert_allclose(rank[name], value, rtol=1e-10, atol=1e-12,
+                                               err_msg=name)
+
+
 def test_tensor_parallel_layers_on_two_ranks_equal_the_unsplit_ones(tmp_path):
     from .worker import tensor_parallel_inputs
     fc1, fc2, x, x2 = tensor_parallel_inputs()

@@ -3,6 +3,7 @@ case of collectives or training, its results written to ``OUT.rankR.npz`` for th
 compare with one process. ``GRADIENT_TEST_DIST_BACKEND`` (default ``mpi``) picks the process
 group's backend and ``GRADIENT_TEST_DIST_DEVICE`` (default ``cpu``) the tensors' device."""
 
+import json
 import os
 import sys
 
@@ -253,6 +254,66 @@ def shard(rank, size, tied):
     return llama_run(shard_llama(model), ids)
 
 
+def zero_checkpoint(rank, size, steps=(2, 2)):
+    """AdamW (two groups) for steps[0] steps; its whole state (ZeRO: consolidated on the last
+    rank) saved; a fresh optimizer loads it and runs steps[1] more. On one rank the plain
+    optimizer; on several, ZeroRedundancyOptimizer, and the fresh one loads the plain
+    optimizer's saved state (``OUT.plain_state.npz``, written by the test), not its own."""
+    model, x, y = model_and_data(gradient.float64)
+    distributed = dist.is_initialized()
+    if distributed:
+        model = nn.parallel.DistributedDataParallel(model)
+
+    def optimizer():
+        groups = [{"params": list(model.parameters())[:2], "weight_decay": 0.0},
+                  {"params": list(model.parameters())[2:]}]
+        if distributed:
+            from gradient.distributed.optim import ZeroRedundancyOptimizer
+            return ZeroRedundancyOptimizer(groups, optimizer_class=gradient.optim.AdamW,
+                                           lr=0.05, weight_decay=0.1)
+        return gradient.optim.AdamW(groups, lr=0.05, weight_decay=0.1)
+
+    shard = len(x) // size
+    xs, ys = x[rank * shard:(rank + 1) * shard], y[rank * shard:(rank + 1) * shard]
+
+    def train(opt, n):
+        for _ in range(n):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(xs), ys).backward()
+            opt.step()
+    opt = optimizer()
+    train(opt, steps[0])
+    out = {}
+    if distributed:
+        opt.consolidate_state_dict(to=size - 1)
+        if rank != size - 1:
+            try:
+                opt.state_dict()
+            except gradient.errors.DistributedError:
+                out["refused_elsewhere"] = np.array(1)
+    if not distributed or rank == size - 1:
+        saved = opt.state_dict()
+        out.update({f"state_{i}_{k}": np.asarray(v.numpy() if hasattr(v, "numpy") else v)
+                    for i, entry in saved["state"].items() for k, v in entry.items()})
+        out["param_groups"] = np.array(json.dumps(saved["param_groups"]))
+    fresh = optimizer()
+    if distributed:   # the plain optimizer's state, saved by the one-process run
+        plain = dict(np.load(os.environ["PLAIN_STATE"]))
+        state = {}
+        for key, value in plain.items():
+            if key.startswith("state_"):
+                _, i, name = key.split("_", 2)
+                state.setdefault(int(i), {})[name] = gradient.from_numpy(value)
+        saved = {"state": state, "param_groups": json.loads(str(plain["param_groups"]))}
+    else:
+        saved = opt.state_dict()
+    fresh.load_state_dict(saved)
+    train(fresh, steps[1])
+    inner = model.module if hasattr(model, "module") else model
+    out.update({name: p.detach().numpy() for name, p in inner.named_parameters()})
+    return out
+
+
 CASES = {
     "shard_llama": lambda r, s: shard(r, s, False),
     "shard_llama_tied": lambda r, s: shard(r, s, True),
@@ -267,6 +328,7 @@ CASES = {
     "ddp_small_buckets": lambda r, s: train(r, s, bucket_cap_mb=0.001),
     "ddp_unused": lambda r, s: train(r, s, unused=True),
     "zero": lambda r, s: train(r, s, adam=True),
+    "zero_checkpoint": zero_checkpoint,
 }
 
 
