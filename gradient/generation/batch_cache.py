@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import no_grad
+from ..autograd import capture_state, no_grad
 from ..dtypes import int64
 from ..errors import ShapeError
 from ..ops.creation import tensor
+from ..tensor import Tensor
 
 __all__ = ["BatchKVCache"]
 
@@ -101,21 +102,36 @@ class BatchKVCache:
 
     def update(self, layer: int, key, value):
         """The model's write of a step: each row's one new key and value ``(size, heads, 1,
-        head_dim)`` at that row's own position; views of every row in use up to the longest."""
+        head_dim)`` at that row's own position; views of every row in use up to the longest.
+        A captured batched step (:mod:`gradient.capture`) replays the write with the rows and
+        lengths of its own step."""
+        if capture_state.recorder is not None:
+            k, v = capture_state.run(BatchKVCache.update_arrays, self, layer, key._data,
+                                     value._data)
+            return Tensor._make(k, False, key._backend), Tensor._make(v, False, value._backend)
+        self.update_arrays(layer, key._data, value._data)
+        end = self.length + 1
+        return (self.keys[layer][:self.size, :, :end], self.values[layer][:self.size, :, :end])
+
+    def update_arrays(self, layer: int, key, value):
+        """:meth:`update` on raw backend arrays: returns raw views ``(keys, values)`` of the
+        rows in use up to the longest row's new position."""
         if key.shape[0] != self.size or key.shape[2] != 1:
             raise ShapeError(f"BatchKVCache: a step gives one position for each of the "
                              f"{self.size} rows in use, got keys of shape {tuple(key.shape)}")
-        end = self.length + 1
+        views = []
+        index = (slice(0, self.size), slice(None), slice(0, self.length + 1))
         for buf, new in ((self.keys[layer], key), (self.values[layer], value)):
-            if buf._backend.name == "cpu":       # every row's position in one write
-                index = (np.arange(self.size), slice(None), self.lengths[:self.size])
-                buf._backend.setitem(buf._data, index, new._data[:, :, 0])
+            b = buf._backend
+            if b.name == "cpu":       # every row's position in one write
+                b.setitem(buf._data, (np.arange(self.size), slice(None),
+                                      self.lengths[:self.size]), new[:, :, 0])
             else:
                 for i, at in enumerate(self.lengths[:self.size]):
-                    row = buf._backend.getitem(new._data, (i,))
-                    buf._backend.setitem(buf._data, (i, slice(None), slice(at, at + 1)), row)
+                    b.setitem(buf._data, (i, slice(None), slice(at, at + 1)), b.getitem(new, (i,)))
             buf._version.bump("BatchKVCache.update")
-        return (self.keys[layer][:self.size, :, :end], self.values[layer][:self.size, :, :end])
+            views.append(b.getitem(buf._data, index))
+        return views[0], views[1]
 
     def advance(self, n: int) -> None:
         """The model calls this once per forward: every row in use holds ``n`` more."""

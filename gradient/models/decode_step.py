@@ -21,8 +21,9 @@ from __future__ import annotations
 from ..autograd import autocast_state as _autocast
 from ..autograd import is_grad_enabled
 from ..capture import CapturedStep
+from ..generation.batch_cache import BatchKVCache
 from ..generation.kv_cache import KVCache
-from ..ops.causal_bias import CausalBias, CausalVariant
+from ..ops.causal_bias import CausalBias, CausalVariant, RowPrefixBias
 
 __all__ = ["decode_step", "replays_decode_step", "captured_tokens", "CAPTURED_TOKENS"]
 
@@ -31,23 +32,27 @@ __all__ = ["decode_step", "replays_decode_step", "captured_tokens", "CAPTURED_TO
 CAPTURED_TOKENS = 8
 
 
-def captured_tokens(T: int, *masks) -> bool:
+def captured_tokens(T: int, *masks, positions=None) -> bool:
     """Whether a forward of ``T`` new tokens whose decoder ``masks`` are these (None where a
-    model has no such layers) may be a captured step: one token with no mask, or 2 ..
-    :data:`CAPTURED_TOKENS` after a cache, under the lower-right causal bias (nothing padded,
-    no window reached)."""
-    if T == 1:
-        return all(m is None for m in masks)
+    model has no such layers) may be a captured step: one token with no mask, one token per
+    row of a batch at different lengths (:class:`~gradient.ops.causal_bias.RowPrefixBias`,
+    with its explicit ``positions``), or 2 .. :data:`CAPTURED_TOKENS` after a cache, under the
+    lower-right causal bias (nothing padded, no window reached)."""
     biases = [m for m in masks if m is not None]
-    return T <= CAPTURED_TOKENS and bool(biases) and all(
+    if T == 1:
+        if not biases:
+            return positions is None
+        return all(isinstance(m, RowPrefixBias) for m in biases)
+    return positions is None and T <= CAPTURED_TOKENS and bool(biases) and all(
         isinstance(m, CausalBias) and m.variant is CausalVariant.LOWER_RIGHT for m in biases)
 
 
 def replays_decode_step(stack, cache) -> bool:
     """The decoder ``stack`` (``GPT2Model``, ``LlamaModel``) allows it (its ``fused_decode``
     flag), is in evaluation mode, nothing is recorded, no autocast is active and ``cache`` is
-    a :class:`~gradient.generation.KVCache`."""
-    return (stack.fused_decode and type(cache) is KVCache and not stack.training
+    a :class:`~gradient.generation.KVCache` or a
+    :class:`~gradient.generation.BatchKVCache`."""
+    return (stack.fused_decode and type(cache) in (KVCache, BatchKVCache) and not stack.training
             and not is_grad_enabled() and not _autocast.any_enabled())
 
 

@@ -480,7 +480,7 @@ class LlamaModel(nn.Module):
         full_mask = decoder_mask(attention_mask, T, past, device=x.device)
         window_mask = (decoder_mask(attention_mask, T, past, window=self.window, device=x.device)
                        if self.window is not None else None)
-        if (position_ids is None and captured_tokens(T, full_mask, window_mask)
+        if (captured_tokens(T, full_mask, window_mask, positions=position_ids)
                 and replays_decode_step(self, cache)):
             x = decode_step(self, self._layers_forward)(x, cos, sin, full_mask, window_mask,
                                                         cache)

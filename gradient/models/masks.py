@@ -22,7 +22,9 @@ Example::
 from __future__ import annotations
 
 from ..dtypes import bool_
-from ..ops.causal_bias import CausalBias, causal_lower_right
+import numpy as np
+
+from ..ops.causal_bias import CausalBias, RowPrefixBias, causal_lower_right
 from ..ops.creation import arange
 from ..tensor import Tensor
 
@@ -33,7 +35,9 @@ def decoder_mask(attention_mask: Tensor | None, T: int, past: int = 0,
                  window: int | None = None, device=None) -> Tensor | CausalBias | None:
     """A boolean ``(B or 1, 1, T, past + T)`` mask (True = may attend), or ``None`` when plain
     causal attention (``past == 0``) or no mask (``T == 1``, nothing hidden) is exact, or
-    ``causal_lower_right(T, past + T)`` when causality after the cache is all there is.
+    ``causal_lower_right(T, past + T)`` when causality after the cache is all there is, or a
+    :class:`~gradient.ops.causal_bias.RowPrefixBias` for one new token per row whose padding
+    mask is a prefix of each row (sequences at different lengths in one batch).
 
     ``attention_mask`` is ``(B, past + T)`` of 1 (token) and 0 (padding), as in transformers.
     On the CPU a mask without any 0 is dropped; on an accelerator it is used as given, since
@@ -46,6 +50,9 @@ def decoder_mask(attention_mask: Tensor | None, T: int, past: int = 0,
     windowed = window is not None and S > window
     if not padded and not windowed:
         return None if past == 0 or T == 1 else causal_lower_right(T, S)
+    rows = _row_prefixes(attention_mask, S) if T == 1 and not windowed else None
+    if rows is not None:
+        return rows
     if attention_mask is not None and tuple(attention_mask.shape[-1:]) != (S,):
         raise ValueError(f"attention_mask covers {attention_mask.shape[-1]} positions, but the "
                          f"cache holds {past} and the input adds {T}: pass a mask over all "
@@ -59,3 +66,15 @@ def decoder_mask(attention_mask: Tensor | None, T: int, past: int = 0,
     if padded:
         allowed = allowed & (attention_mask != 0).reshape(-1, 1, 1, S)
     return allowed.to(bool_) if allowed.dtype is not bool_ else allowed
+
+
+def _row_prefixes(attention_mask: Tensor | None, S: int) -> RowPrefixBias | None:
+    """A (B, S) mask on the CPU whose rows each hold 1s then 0s (a batch of sequences at
+    different lengths, as a server's batch cache gives it), as a RowPrefixBias; else None."""
+    if attention_mask is None or attention_mask._backend.name != "cpu" or attention_mask.ndim != 2:
+        return None
+    held = np.asarray(attention_mask._data) != 0
+    lengths = held.sum(axis=1)
+    if not lengths.all() or not (held == (np.arange(S)[None, :] < lengths[:, None])).all():
+        return None
+    return RowPrefixBias(lengths, S)

@@ -47,7 +47,7 @@ from ..autograd.function import ArrayFunction, check_same_device
 from ..dtypes import bool_, float32, float64, from_numpy_dtype, int64
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
-from .causal_bias import CausalBias
+from .causal_bias import CausalBias, RowPrefixBias
 from .creation import arange
 from .elementwise import where
 from .linalg import matmul as _matmul
@@ -72,11 +72,16 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     Example: ``out = F.scaled_dot_product_attention(q, k, v, is_causal=True)``
     """
     fn = "scaled_dot_product_attention"
-    bias = None
-    if isinstance(attn_mask, CausalBias):
+    bias = rows = None
+    if isinstance(attn_mask, (CausalBias, RowPrefixBias)):
         if is_causal:
-            raise ValueError(f"{fn}: a CausalBias is already causal; pass is_causal=False")
-        bias, attn_mask = attn_mask, None
+            raise ValueError(f"{fn}: a {type(attn_mask).__name__} is already causal; pass "
+                             "is_causal=False")
+        if isinstance(attn_mask, CausalBias):
+            bias = attn_mask
+        else:
+            rows = attn_mask
+        attn_mask = None
     # autocast: query, key, value and a float mask run in bf16/fp16 (a bool mask is not floating)
     query, key, value, attn_mask = _autocast.to_lower_precision(query, key, value, attn_mask)
     for name, t in (("query", query), ("key", key), ("value", value)):
@@ -113,6 +118,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
             is_causal = True
         elif L > 1:                      # (one query seeing every key needs no mask)
             lower_right = True
+    if rows is not None:
+        rows.check(query.shape[0] if query.ndim == 4 else -1, L, S, fn)
     if attn_mask is not None and attn_mask.dtype not in (bool_, query.dtype):
         raise DTypeError(f"{fn}: attn_mask must be bool or have the query's dtype {query.dtype}, "
                          f"got {attn_mask.dtype}")
@@ -148,6 +155,14 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     if scale is None:
         # E = 0: PyTorch's scale is inf, harmless because the scores are empty sums (zeros)
         scale = 1.0 / math.sqrt(E) if E else math.inf
+    if rows is not None:
+        if (dropout_p == 0.0 and not is_grad_enabled() and k_groups == v_groups
+                and key.ndim == 4):
+            out = capture_state.run(ragged_attention_arrays, query._backend, query._data,
+                                    key._data, value._data, rows, scale)
+            if out is not None:
+                return Tensor._make(out, False, query._backend)
+        attn_mask = rows._materialize(query.device)   # no kernel took it: under the mask
     if (attn_mask is not None and dropout_p == 0.0 and not is_grad_enabled()
             and k_groups == v_groups):
         out = (_ragged_decode(query, key, value, attn_mask, scale) if L == 1 else
@@ -267,6 +282,13 @@ def attention_arrays(b, q, k, v, scale: float, k_groups: int = 1, v_groups: int 
         scores = b.binary("add", scores, mask)
     attn = _softmax_array(b, scores, scores.ndim - 1)  # what Softmax.forward computes
     return _grouped_matmul(b, attn, v, v_groups)
+
+
+def ragged_attention_arrays(b, q, k, v, rows: RowPrefixBias, scale: float):
+    """A decode step of sequences at different lengths on raw arrays (row b seeing its first
+    ``rows.lengths[b]`` keys): the backend's ``ragged_decode_attention``, or None. A captured
+    batched step replays this call with each step's :class:`RowPrefixBias`."""
+    return kernels.call("ragged_decode_attention", b, q, k, v, rows.lengths, scale)
 
 
 def _host_mask(query: Tensor, key: Tensor, attn_mask: Tensor, rows: int):

@@ -9,6 +9,11 @@ speculative decoding). Known to be causal, that attention runs the decode kernel
 and since the object's shape is not a tensor's, a captured decode step of several tokens can
 be replayed at every position.
 
+:class:`RowPrefixBias` is gradient's own: one new token per sequence of a batch whose
+sequences sit at different lengths (a server's continuous batching), row b seeing its first
+``lengths[b]`` keys. It runs the ragged decode kernel, and its lengths are data, not a shape:
+a captured batched step replays with each step's lengths.
+
 Example::
 
     >>> from gradient.nn.attention.bias import causal_lower_right
@@ -19,9 +24,12 @@ from __future__ import annotations
 
 import enum
 
+import numpy as np
+
 from ..errors import ShapeError
 
-__all__ = ["CausalVariant", "CausalBias", "causal_upper_left", "causal_lower_right"]
+__all__ = ["CausalVariant", "CausalBias", "causal_upper_left", "causal_lower_right",
+           "RowPrefixBias"]
 
 
 class CausalVariant(enum.IntEnum):
@@ -83,3 +91,29 @@ def _size(size) -> tuple:
     if len(size) != 2:
         raise ValueError(f"a causal bias takes two sizes (queries, keys), got {size!r}")
     return size
+
+
+class RowPrefixBias:
+    """One query row per sequence, row b seeing keys ``0 .. lengths[b] - 1`` of the ``S``
+    positions (``lengths``: int64, each in 1 .. S): what a batch of sequences at different
+    lengths sees at a decode step. Made by :func:`~gradient.models.masks.decoder_mask` from a
+    padding mask of that shape."""
+
+    def __init__(self, lengths, seq_len_kv: int):
+        self.lengths = np.ascontiguousarray(lengths, np.int64)
+        self.seq_len_kv = int(seq_len_kv)
+
+    def check(self, B: int, L: int, S: int, fn: str) -> None:
+        if L != 1 or S != self.seq_len_kv or B != len(self.lengths):
+            raise ShapeError(f"{fn}: the RowPrefixBias is for one query in each of "
+                             f"{len(self.lengths)} rows against {self.seq_len_kv} keys, got "
+                             f"{B} rows of {L} queries against {S} keys")
+
+    def _materialize(self, device=None):
+        """The mask as a boolean ``(B, 1, 1, S)`` tensor (True = may attend)."""
+        from .creation import tensor
+        allowed = np.arange(self.seq_len_kv)[None, :] < self.lengths[:, None]
+        return tensor(allowed.reshape(len(self.lengths), 1, 1, self.seq_len_kv), device=device)
+
+    def __repr__(self) -> str:
+        return f"RowPrefixBias(lengths={self.lengths.tolist()}, seq_len_kv={self.seq_len_kv})"

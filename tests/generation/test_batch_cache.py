@@ -64,6 +64,53 @@ def test_a_batch_step_gives_each_sequences_own_logits(family, gpt2_pair, llama):
     assert batch.lengths[:batch.size].tolist() == [len(s) - 1 for s in sequences]
 
 
+def _batch_run(model, fused):
+    """Logits of 8 batch steps of 2 or 3 sequences (one joins, one leaves), the decoder's
+    captured step allowed or not; the kernel trace."""
+    stack = model.transformer if hasattr(model, "transformer") else model.model
+    stack.fused_decode = fused
+    rng = np.random.default_rng(5)
+    prompts = [rng.integers(3, 250, n).tolist() for n in (6, 13, 4)]
+    out = []
+    try:
+        with gradient.kernels.trace() as t:
+            batch = BatchKVCache(model, rows=3, max_length=48)
+            last = []
+            for prompt in prompts[:2]:
+                cache, logits = _prefilled(model, prompt)
+                batch.add(cache, len(prompt))
+                last.append(int(logits.argmax()))
+            for step in range(8):
+                if step == 3:
+                    cache, logits = _prefilled(model, prompts[2])
+                    batch.add(cache, len(prompts[2]))
+                    last.append(int(logits.argmax()))
+                if step == 6:
+                    batch.remove(0)
+                    last = [last[2], last[1]]
+                logits = _step(model, batch, last)
+                out.append(logits)
+                last = [int(row.argmax()) for row in logits]
+    finally:
+        stack.fused_decode = True
+    return out, t.counts
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_batch_steps_are_captured_and_replayed_with_the_module_graphs_bits(family, gpt2_pair,
+                                                                            llama):
+    """The rows' lengths are data (a RowPrefixBias), not a mask whose shape grows: the batch's
+    step is captured per number of rows and replayed, bit for bit the module graph's."""
+    model = gpt2_pair[1].eval() if family == "gpt2" else llama
+    fused, counts = _batch_run(model, True)
+    graph, _ = _batch_run(model, False)
+    for a, b in zip(fused, graph):
+        np.testing.assert_array_equal(a, b)
+    steps = {kind: counts[("captured_step", kind)] for kind in ("capture", "replay")}
+    # 2 rows: steps 0-2 and 6-7 (captured twice, replayed 3 times); 3 rows: steps 3-5 (2, 1)
+    assert steps == {"capture": 4, "replay": 4}, steps
+
+
 def test_a_row_copied_back_continues_alone(llama):
     rng = np.random.default_rng(1)
     prompt = rng.integers(3, 250, 11).tolist()

@@ -99,3 +99,31 @@ def test_sdpa_kernel_accepts_torch_s_backends():
     with pytest.raises(TypeError, match="SDPBackend"):
         with sdpa_kernel("flash"):
             pass
+
+
+def test_row_prefixes_give_the_bits_of_their_mask_and_its_gradients():
+    """gradient's RowPrefixBias (a batch of sequences at different lengths, one new token
+    each): the ragged decode kernel in inference, the composition under its mask otherwise."""
+    from gradient.ops.causal_bias import RowPrefixBias
+    rng = np.random.default_rng(6)
+    q = rng.standard_normal((3, 4, 1, 8)).astype(np.float32)
+    k, v = (rng.standard_normal((3, 2, 9, 8)).astype(np.float32) for _ in range(2))
+    lengths = np.array([9, 2, 5])
+    rows = RowPrefixBias(lengths, 9)
+    mask = gradient.tensor((np.arange(9)[None, :] < lengths[:, None])[:, None, None])
+    args = [gradient.tensor(a) for a in (q, k, v)]
+    with gradient.no_grad(), gradient.kernels.trace() as t:
+        out = F.scaled_dot_product_attention(*args, attn_mask=rows, enable_gqa=True)
+        masked = F.scaled_dot_product_attention(*args, attn_mask=mask, enable_gqa=True)
+    assert any(name == "ragged_decode_attention" for name, _ in t.counts)
+    np.testing.assert_array_equal(out.numpy(), masked.numpy())
+    grads = []
+    for m in (rows, mask):
+        leaves = [gradient.tensor(a.astype(np.float64), requires_grad=True) for a in (q, k, v)]
+        F.scaled_dot_product_attention(*leaves, attn_mask=m, enable_gqa=True).sum().backward()
+        grads.append([x.grad.numpy() for x in leaves])
+    for a, b in zip(*grads):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ShapeError, match="RowPrefixBias is for one query in each of 2 rows"):
+        F.scaled_dot_product_attention(*args, attn_mask=RowPrefixBias(lengths[:2], 9),
+                                       enable_gqa=True)
