@@ -34,14 +34,14 @@ CAPTURED_TOKENS = 8
 
 def captured_tokens(T: int, *masks, positions=None) -> bool:
     """Whether a forward of ``T`` new tokens whose decoder ``masks`` are these (None where a
-    model has no such layers) may be a captured step: one token with no mask, one token per
-    row of a batch at different lengths (:class:`~gradient.ops.causal_bias.RowPrefixBias`,
-    with its explicit ``positions``), or 2 .. :data:`CAPTURED_TOKENS` after a cache, under the
-    lower-right causal bias (nothing padded, no window reached)."""
+    model has no such layers) may be a captured step: one token with no mask, or one token
+    per row of a batch at different lengths (a
+    :class:`~gradient.ops.causal_bias.RowPrefixBias`), with or without explicit
+    ``positions`` (they only change the rotary inputs); or 2 .. :data:`CAPTURED_TOKENS`
+    tokens after a cache, under the lower-right causal bias (nothing padded, no window
+    reached), at the cache's own positions."""
     biases = [m for m in masks if m is not None]
     if T == 1:
-        if not biases:
-            return positions is None
         return all(isinstance(m, RowPrefixBias) for m in biases)
     return positions is None and T <= CAPTURED_TOKENS and bool(biases) and all(
         isinstance(m, CausalBias) and m.variant is CausalVariant.LOWER_RIGHT for m in biases)
