@@ -37,10 +37,11 @@ class Plan:
     (``watch``, a :class:`~gradient.nn.module.ModuleWatch`) and every parameter or buffer the
     run read still holding the same array at the same version."""
 
-    def __init__(self, recorder, out_refs, watch):
+    def __init__(self, recorder, out_refs, watch, loop: bool = True):
         calls = _merged(recorder.calls)
         self.source, self._python = _compile(calls, recorder.n_inputs, out_refs)
-        with_loop, found = compile_loop(calls, recorder, out_refs)
+        with_loop, found = (compile_loop(calls, recorder, out_refs) if loop else
+                            (None, "the step's owner asked for no compiled loop"))
         if with_loop is None:
             self.loop, self.why_python = None, found
             self._replay = self._python

@@ -46,11 +46,14 @@ _SCALARS = (bool, int, float, str, type(None))
 class CapturedStep:
     """``fn(*inputs)`` over the modules under ``root``, replayed once captured (see the module
     docstring). ``inputs`` are Tensors, Python scalars and objects passed through to the calls
-    that take them (a KV cache); ``fn`` returns a Tensor or a tuple of Tensors."""
+    that take them (a KV cache); ``fn`` returns a Tensor or a tuple of Tensors.
+    ``compile_loop(*inputs)``, if given, says whether the plan of these inputs' signature may
+    compile its blocks into a numba loop (:class:`~gradient.capture.plan.Plan`)."""
 
-    def __init__(self, fn, root):
+    def __init__(self, fn, root, compile_loop=None):
         self._fn = fn
         self._root = root
+        self._compile_loop = compile_loop
         self._entries: dict = {}   # input signature -> Plan | _Recording | _Refused
 
     def __call__(self, *inputs):
@@ -104,7 +107,8 @@ class CapturedStep:
         if type(previous) is not _Recording or previous.watch.changed:
             self._entries[key] = recording     # compared with the next one
         elif previous.same_as(recording):
-            plan = Plan(recorder, recording.out_refs, watch)
+            loop = self._compile_loop is None or self._compile_loop(*inputs)
+            plan = Plan(recorder, recording.out_refs, watch, loop=loop)
             plan.outputs = (out_spec, recording.backends)   # how its arrays are returned
             self._entries[key] = plan
         else:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from ..autograd import autocast_state as _autocast
 from ..autograd import is_grad_enabled
-from ..capture import CapturedStep
+from ..capture import CapturedStep, background
 from ..generation.batch_cache import BatchKVCache
 from ..generation.kv_cache import KVCache
 from ..ops.causal_bias import CausalBias, CausalVariant, RowPrefixBias
@@ -61,5 +61,16 @@ def decode_step(stack, forward) -> CapturedStep:
     first use and kept in the stack's ``__dict__`` (a derived cache: ``_derived_caches``)."""
     step = stack.__dict__.get("_captured")
     if step is None:
-        step = stack.__dict__["_captured"] = CapturedStep(forward, stack)
+        step = stack.__dict__["_captured"] = CapturedStep(forward, stack, _loop_worth_compiling)
     return step
+
+
+def _loop_worth_compiling(x, *inputs) -> bool:
+    """A one-token step of sequences at one length is compiled into a numba loop: it is what
+    decoding repeats. Steps of several tokens (speculative checks, short prefills) and of a
+    server's batch at different lengths come in many signatures (each number of tokens or
+    rows), each a loop of its own to compile for seconds: only where a child process
+    compiles them while the step replays in Python (the ``gradient`` commands, see
+    :mod:`gradient.capture.background`); in a library call they replay in Python."""
+    one_token = x.shape[1] == 1 and not any(isinstance(i, RowPrefixBias) for i in inputs)
+    return one_token or background.enabled()
