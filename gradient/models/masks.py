@@ -21,9 +21,9 @@ Example::
 
 from __future__ import annotations
 
-from ..dtypes import bool_
 import numpy as np
 
+from ..dtypes import bool_
 from ..ops.causal_bias import CausalBias, RowPrefixBias, causal_lower_right
 from ..ops.creation import arange
 from ..tensor import Tensor
@@ -71,10 +71,7 @@ def decoder_mask(attention_mask: Tensor | None, T: int, past: int = 0,
 def _row_prefixes(attention_mask: Tensor | None, S: int) -> RowPrefixBias | None:
     """A (B, S) mask on the CPU whose rows each hold 1s then 0s (a batch of sequences at
     different lengths, as a server's batch cache gives it), as a RowPrefixBias; else None."""
-    if attention_mask is None or attention_mask._backend.name != "cpu" or attention_mask.ndim != 2:
+    if (attention_mask is None or attention_mask._backend.name != "cpu"
+            or tuple(attention_mask.shape[1:]) != (S,) or attention_mask.ndim != 2):
         return None
-    held = np.asarray(attention_mask._data) != 0
-    lengths = held.sum(axis=1)
-    if not lengths.all() or not (held == (np.arange(S)[None, :] < lengths[:, None])).all():
-        return None
-    return RowPrefixBias(lengths, S)
+    return RowPrefixBias.of_mask(np.asarray(attention_mask._data) != 0)

@@ -314,16 +314,11 @@ def _ragged_decode(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor,
     without the (B, H, 1, S) scores of the composition. None where that does not apply
     (another mask, another device, no kernel)."""
     mask = _host_mask(query, key, attn_mask, query.shape[0])
-    if mask is None:
-        return None
-    B, S = query.shape[0], key.shape[2]
-    mask = mask.reshape(B, S)
-    lengths = mask.sum(axis=1)
-    if not (mask == (np.arange(S) < lengths[:, None])).all() or not lengths.all():
+    rows = None if mask is None else RowPrefixBias.of_mask(mask.reshape(query.shape[0], -1))
+    if rows is None:
         return None                       # not a prefix per row (or a row that sees nothing)
     b = query._backend
-    out = kernels.call("ragged_decode_attention", b, query._data, key._data, value._data,
-                       lengths, scale)
+    out = ragged_attention_arrays(b, query._data, key._data, value._data, rows, scale)
     return None if out is None else Tensor._make(out, False, b)
 
 

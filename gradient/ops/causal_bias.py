@@ -103,6 +103,16 @@ class RowPrefixBias:
         self.lengths = np.ascontiguousarray(lengths, np.int64)
         self.seq_len_kv = int(seq_len_kv)
 
+    @classmethod
+    def of_mask(cls, held: np.ndarray) -> "RowPrefixBias | None":
+        """The bias of a boolean ``(B, S)`` array whose rows each hold Trues then Falses, every
+        row at least one True; None for any other mask."""
+        S = held.shape[1]
+        lengths = held.sum(axis=1)
+        if not lengths.all() or not (held == (np.arange(S)[None, :] < lengths[:, None])).all():
+            return None
+        return cls(lengths, S)
+
     def check(self, B: int, L: int, S: int, fn: str) -> None:
         if L != 1 or S != self.seq_len_kv or B != len(self.lengths):
             raise ShapeError(f"{fn}: the RowPrefixBias is for one query in each of "
