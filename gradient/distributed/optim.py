@@ -144,10 +144,9 @@ class ZeroRedundancyOptimizer(Optimizer):
         state = state_dict["state"]
         local_state = {local: state[saved_index[g]]
                        for local, g in enumerate(self._global_indices()) if saved_index[g] in state}
-        local_groups = [{**_hyperparameters(saved), "params": list(range(start, start + len(
-                            mine["params"])))}
-                        for saved, mine, start in zip(saved_groups, self._local_groups,
-                                                      _starts(self._local_groups)) if mine["params"]]
+        owned = [saved for saved, mine in zip(saved_groups, self._local_groups) if mine["params"]]
+        local_groups = [{**_hyperparameters(saved), "params": current["params"]}
+                        for saved, current in zip(owned, self.optim.state_dict()["param_groups"])]
         self.optim.load_state_dict({"state": local_state, "param_groups": local_groups})
 
     def _global_indices(self) -> list:
@@ -156,14 +155,6 @@ class ZeroRedundancyOptimizer(Optimizer):
         position = {id(p): i for i, p in enumerate(p for g in self.param_groups
                                                     for p in g["params"])}
         return [position[id(p)] for g in self._local_groups for p in g["params"]]
-
-
-def _starts(groups) -> list:
-    starts, n = [], 0
-    for g in groups:
-        starts.append(n)
-        n += len(g["params"])
-    return starts
 
 
 def _to_host(value):
