@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import time
 
-
 from ... import distributed as dist
 from ...autograd import is_grad_enabled, no_grad
 from ...errors import DistributedError
