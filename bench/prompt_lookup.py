@@ -42,12 +42,13 @@ FORWARDS = []
 LOOKUP = 7
 
 
-def run(model, ids, tokens, lookup):
-    """(seconds after the first token, tokens after the first, the tokens)."""
+def run(model, ids, tokens, lookup=None, **options):
+    """(seconds after the first token, tokens after the first, the tokens) of greedy decoding
+    with ``prompt_lookup_num_tokens=lookup`` and any other ``generate`` ``options``."""
     FORWARDS.clear()
     # (every id a token: the template's end-of-turn ids are not padding)
     steps = generate_tokens(model, [ids], tokens, eos_token_id=[], attention_mask=[[1] * len(ids)],
-                            prompt_lookup_num_tokens=lookup)
+                            prompt_lookup_num_tokens=lookup, **options)
     out, first = [], None
     for (t,) in steps:
         out.append(t)

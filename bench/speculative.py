@@ -18,14 +18,12 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from common import find_smollm2  # noqa: E402
-from prompt_lookup import CODE  # noqa: E402
+from prompt_lookup import CODE, run  # noqa: E402
 
 import gradient  # noqa: E402
-from gradient.generation import generate_tokens  # noqa: E402
 from gradient.generation.draft_schedule import DraftSchedule  # noqa: E402
 from gradient.models.gguf_writer import save_gguf  # noqa: E402
 
@@ -56,18 +54,6 @@ class Counted:
         self.forwards, self.drafted, self.kept = 0, 0, 0
 
 
-def run(model, ids, tokens, draft):
-    """(tokens per second after the first token, the tokens)."""
-    stream = generate_tokens(model, [ids], tokens, eos_token_id=[],
-                             attention_mask=[[1] * len(ids)], assistant_model=draft)
-    out, first = [], None
-    for (t,) in stream:
-        out.append(t)
-        if first is None:
-            first = time.perf_counter()
-    return (len(out) - 1) / (time.perf_counter() - first), out
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--gguf", default=None)
@@ -87,13 +73,15 @@ def main() -> None:
     for name, text in PROMPTS.items():
         ids = list(tok.apply_chat_template([{"role": "user", "content": text}],
                                            add_generation_prompt=True))
-        run(target, ids, 8, None)          # warm up both paths
-        run(target, ids, 8, draft)
+        run(target, ids, 8)                # warm up both paths
+        run(target, ids, 8, assistant_model=draft)
         ratios, plain_speeds, spec_speeds = [], [], []
         for _ in range(args.rounds):
-            plain, plain_out = run(target, ids, args.tokens, None)
+            seconds, n, plain_out = run(target, ids, args.tokens)
+            plain = n / seconds
             counted.reset()
-            spec, spec_out = run(target, ids, args.tokens, draft)
+            seconds, n, spec_out = run(target, ids, args.tokens, assistant_model=draft)
+            spec = n / seconds
             ratios.append(spec / plain)
             plain_speeds.append(plain)
             spec_speeds.append(spec)
