@@ -1,6 +1,7 @@
 """GGUF decoding of SmolLM2-135M-Instruct Q4_1: gradient against llama.cpp, same file, same prompt.
 
 Run:  python bench/gguf_decode.py [--model PATH] [--prompt 64] [--new 128] [--threads 2] [--rounds 3]
+      python bench/gguf_decode.py --context 0,512,2048 --plot depth.png   (speed against depth)
 
 The model is ``--model``, else ``$GRADIENT_SMOLLM2_GGUF``, else
 ``tests/fixtures/models/SmolLM2-135M-Instruct.Q4_1.gguf`` (``.ci/run`` fetches it from the
@@ -18,6 +19,13 @@ repetition penalty). gradient goes through ``gradient.hub.load(path)`` (its defa
 matrices kept in their GGML types, int8 activations, the decode step captured from the
 module forward and compiled into one loop, :mod:`gradient.capture.compiled`) and its KV cache, as ``model.generate`` does; llama.cpp through ``Llama.eval`` with its default context settings
 (float16 KV cache, ``n_batch=512``), reading the logits with ``llama_get_logits_ith``.
+
+With ``--context 0,512,2048`` each child runs, per round, one prefill and ``--new`` greedy
+decode steps after each of those prompt lengths (0: a one-token prompt), each in a fresh
+cache: decode tokens/s at each depth of the cache (attention over the cache grows with it,
+the weights' cost does not), and the prefill tokens/s of each prompt, the longest among them.
+The JSON line then has ``by_depth`` for each library and the ratios by depth; ``--plot
+PATH`` draws decode tokens/s against depth for both.
 
 It prints one JSON line: prefill and decode tokens/s for each library (best of ``--rounds``),
 the ratios gradient / llama.cpp (higher is better for gradient), peak RSS of each and its ratio
@@ -84,7 +92,7 @@ def model_bytes(model) -> int:
     return total
 
 
-def run_gradient(path, prompt, new, rounds, threads):
+def run_gradient(path, prompt, depths, new, rounds, threads):
     sys.path.insert(0, ROOT)
     import gradient
     t = time.perf_counter()
@@ -96,30 +104,34 @@ def run_gradient(path, prompt, new, rounds, threads):
         model(gradient.tensor([prompt[:WARMUP]]), cache=cache, logits_to_keep=1)
         for token in prompt[WARMUP:WARMUP + 3]:
             model(gradient.tensor([[token]]), cache=cache)
-    timings = []
+    timings, tokens = [], {}
     for _ in range(rounds):
-        with gradient.no_grad():
-            cache = model.new_cache(1, len(prompt) + new)
-            t0 = time.perf_counter()
-            logits = model(gradient.tensor([prompt]), cache=cache, logits_to_keep=1).logits
-            token = int(logits[0, -1].argmax().item())
-            t1 = time.perf_counter()
-            tokens = [token]
-            for _ in range(new - 1):
-                logits = model(gradient.tensor([[token]]), cache=cache).logits
+        row = []
+        for depth in depths:
+            ids = prompt[:max(depth, 1)]
+            with gradient.no_grad():
+                cache = model.new_cache(1, len(ids) + new)
+                t0 = time.perf_counter()
+                logits = model(gradient.tensor([ids]), cache=cache, logits_to_keep=1).logits
                 token = int(logits[0, -1].argmax().item())
-                tokens.append(token)
-            t2 = time.perf_counter()
-        timings.append((t1 - t0, t2 - t1))
+                t1 = time.perf_counter()
+                tokens[depth] = [token]
+                for _ in range(new - 1):
+                    logits = model(gradient.tensor([[token]]), cache=cache).logits
+                    token = int(logits[0, -1].argmax().item())
+                    tokens[depth].append(token)
+                t2 = time.perf_counter()
+            row.append((t1 - t0, t2 - t1))
+        timings.append(row)
     return {"timings": timings, "tokens": tokens, "load_s": load_s,
             "weight_bytes": int(weight_bytes)}
 
 
-def run_llama_cpp(path, prompt, new, rounds, threads):
+def run_llama_cpp(path, prompt, depths, new, rounds, threads):
     import llama_cpp
     t = time.perf_counter()
-    llm = llama_cpp.Llama(path, n_ctx=len(prompt) + new, n_batch=512, n_threads=threads,
-                          n_threads_batch=threads, seed=0, verbose=False)
+    llm = llama_cpp.Llama(path, n_ctx=max(max(depths), 1) + new, n_batch=512,
+                          n_threads=threads, n_threads_batch=threads, seed=0, verbose=False)
     load_s = time.perf_counter() - t
     n_vocab = llm.n_vocab()
 
@@ -131,20 +143,23 @@ def run_llama_cpp(path, prompt, new, rounds, threads):
     llm.eval(prompt[:WARMUP])   # warm-up, untimed, as for gradient
     for token in prompt[WARMUP:WARMUP + 3]:
         llm.eval([token])
-    timings = []
+    timings, tokens = [], {}
     for _ in range(rounds):
-        llm.reset()   # empty the KV cache
-        t0 = time.perf_counter()
-        llm.eval(prompt)
-        token = next_token()
-        t1 = time.perf_counter()
-        tokens = [token]
-        for _ in range(new - 1):
-            llm.eval([token])
+        row = []
+        for depth in depths:
+            llm.reset()   # empty the KV cache
+            t0 = time.perf_counter()
+            llm.eval(prompt[:max(depth, 1)])
             token = next_token()
-            tokens.append(token)
-        t2 = time.perf_counter()
-        timings.append((t1 - t0, t2 - t1))
+            t1 = time.perf_counter()
+            tokens[depth] = [token]
+            for _ in range(new - 1):
+                llm.eval([token])
+                token = next_token()
+                tokens[depth].append(token)
+            t2 = time.perf_counter()
+            row.append((t1 - t0, t2 - t1))
+        timings.append(row)
     return {"timings": timings, "tokens": tokens, "load_s": load_s,
             "version": llama_cpp.__version__}
 
@@ -152,7 +167,7 @@ def run_llama_cpp(path, prompt, new, rounds, threads):
 def worker(args) -> None:
     prompt = json.loads(args.ids)
     run = run_gradient if args.worker == "gradient" else run_llama_cpp
-    result = run(args.model, prompt, args.new, args.rounds, args.threads)
+    result = run(args.model, prompt, depths(args), args.new, args.rounds, args.threads)
     result["peak_rss_mib"] = peak_rss_mib()
     print(json.dumps(result))
 
@@ -167,10 +182,38 @@ def make_prompt(path: str, length: int) -> list[int]:
     return ids[:length]
 
 
+def depths(args) -> list[int]:
+    """The prompt lengths the decode steps run after: ``--context``, else ``--prompt``."""
+    return [int(d) for d in args.context.split(",")] if args.context else [args.prompt]
+
+
+def plot(line: dict, path: str) -> None:
+    """Decode tokens/s against the depth of the cache, both libraries, as a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for lib, label in (("gradient", "gradient"), ("llama_cpp", "llama.cpp")):
+        by_depth = line[lib]["by_depth"]
+        ax.plot([int(d) for d in by_depth], [v["decode_tok_s"] for v in by_depth.values()],
+                marker="o", label=label)
+    ax.set_xlabel("tokens in the KV cache before decoding")
+    ax.set_ylabel("decode tokens/s (best round)")
+    ax.set_title(f"{line['model']}, {line['threads']} threads")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", help=f"the {SMOLLM2_NAME} file")
     p.add_argument("--prompt", type=int, default=64, help="prompt tokens")
+    p.add_argument("--context", help="comma-separated prompt lengths (e.g. 0,512,2048): "
+                   "decode speed at each depth of the cache, instead of --prompt")
+    p.add_argument("--plot", help="write a PNG of decode tokens/s against depth here")
     p.add_argument("--new", type=int, default=128, help="new tokens, greedy")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=3,
@@ -182,7 +225,8 @@ def main() -> None:
         return worker(args)
 
     path = os.path.abspath(find_model(args.model))
-    prompt = make_prompt(path, args.prompt)
+    lengths = depths(args)
+    prompt = make_prompt(path, max(max(lengths), 1))
     threads = str(args.threads)
     env = dict(os.environ, OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads,
                MKL_NUM_THREADS=threads, NUMBA_NUM_THREADS=threads)
@@ -193,27 +237,44 @@ def main() -> None:
         for lib in ("gradient", "llama_cpp"):
             cmd = [sys.executable, os.path.abspath(__file__), "--worker", lib, "--model", path,
                    "--ids", json.dumps(prompt), "--new", str(args.new), "--threads", threads,
-                   "--rounds", "1"]
+                   "--rounds", "1", "--prompt", str(args.prompt)]
+            if args.context:
+                cmd += ["--context", args.context]
             run_worker_round(results, lib, cmd, env)
 
-    line = {"model": "SmolLM2-135M-Instruct Q4_1 (GGUF)", "prompt": args.prompt,
-            "new": args.new, "threads": args.threads, "rounds": args.rounds}
+    line = {"model": "SmolLM2-135M-Instruct Q4_1 (GGUF)", "new": args.new,
+            "threads": args.threads, "rounds": args.rounds}
+    if args.context:
+        line["context"] = lengths
+    else:
+        line["prompt"] = args.prompt
     for lib, r in results.items():
-        prefill = min(t[0] for t in r["timings"])
-        decode = min(t[1] for t in r["timings"])
-        line[lib] = {
-            "prefill_tok_s": round(args.prompt / prefill, 1),
-            "decode_tok_s": round((args.new - 1) / decode, 2),
-            "decode_median_tok_s": round((args.new - 1) / statistics.median(
-                t[1] for t in r["timings"]), 2),
-            "peak_rss_mib": round(r["peak_rss_mib"]),
-            "load_s": round(r["load_s"], 2),
-        }
+        by_depth = {}
+        for k, depth in enumerate(lengths):
+            prefill = min(t[k][0] for t in r["timings"])
+            decode = [t[k][1] for t in r["timings"]]
+            by_depth[str(depth)] = {
+                "prefill_tok_s": round(max(depth, 1) / prefill, 1),
+                "decode_tok_s": round((args.new - 1) / min(decode), 2),
+                "decode_median_tok_s": round((args.new - 1) / statistics.median(decode), 2)}
+        line[lib] = {"peak_rss_mib": round(r["peak_rss_mib"]), "load_s": round(r["load_s"], 2)}
+        if args.context:
+            line[lib]["by_depth"] = by_depth
+        else:
+            line[lib].update(by_depth[str(args.prompt)])
     line["gradient"]["weight_mib"] = round(results["gradient"]["weight_bytes"] / 2 ** 20)
     line["llama_cpp"]["version"] = results["llama_cpp"]["version"]
     g, c = line["gradient"], line["llama_cpp"]
-    line["decode_ratio"] = round(g["decode_tok_s"] / c["decode_tok_s"], 3)
-    line["prefill_ratio"] = round(g["prefill_tok_s"] / c["prefill_tok_s"], 3)
+    if args.context:
+        line["decode_ratio_by_depth"] = {
+            d: round(g["by_depth"][d]["decode_tok_s"] / c["by_depth"][d]["decode_tok_s"], 3)
+            for d in g["by_depth"]}
+        line["prefill_ratio_by_depth"] = {
+            d: round(g["by_depth"][d]["prefill_tok_s"] / c["by_depth"][d]["prefill_tok_s"], 3)
+            for d in g["by_depth"]}
+    else:
+        line["decode_ratio"] = round(g["decode_tok_s"] / c["decode_tok_s"], 3)
+        line["prefill_ratio"] = round(g["prefill_tok_s"] / c["prefill_tok_s"], 3)
     line["peak_rss_ratio"] = round(g["peak_rss_mib"] / c["peak_rss_mib"], 2)
     # how much of gradient's peak is numba's runtime, which any numba-compiled kernel brings
     floor = numba_runtime_mib(env)
@@ -221,10 +282,17 @@ def main() -> None:
     line["numba_runtime"] = dict(floor, numba_share_mib=numba_share)
     line["peak_rss_ratio_without_numba_runtime"] = round(
         (g["peak_rss_mib"] - numba_share) / c["peak_rss_mib"], 2)
-    ours, theirs = results["gradient"]["tokens"], results["llama_cpp"]["tokens"]
+    first = str(lengths[0])   # the greedy continuations after the first prompt length
+    ours, theirs = results["gradient"]["tokens"][first], results["llama_cpp"]["tokens"][first]
     prefix = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), len(ours))
     line["agree_prefix"] = prefix
     line["agree_positions"] = sum(a == b for a, b in zip(ours, theirs))
+    if args.plot:
+        if args.context:
+            plot(line, args.plot)
+            line["plot"] = os.path.abspath(args.plot)
+        else:
+            print("--plot needs --context: no figure", file=sys.stderr)
     print(json.dumps(line))
 
 
