@@ -99,7 +99,8 @@ def cpu_attention():
     o = a.attend(*prompt, 0.25, 2)                        # a causal prompt, on two threads
     qh = _f32(rng, 2, 4, 1, 16)                           # a batch of rows at their own lengths
     ragged = a.ragged_attend(qh, keys[:, :, :5], values[:, :, :5], np.array([3, 5]), 0.25, 2)
-    return out + [keys, values, *prompt, o, qh, ragged]
+    step = a.attend(prompt[0][:, :, -1:].copy(), *prompt[1:], 0.25, 2)   # a decode step, 2 threads
+    return out + [keys, values, *prompt, o, qh, ragged, step]
 
 
 def cpu_low_precision():

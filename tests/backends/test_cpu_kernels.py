@@ -312,6 +312,31 @@ def test_decode_attention_reads_any_layout_and_declines_other_shapes():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch,heads,kv_heads,keys", [(1, 9, 3, 1), (1, 9, 3, 63), (2, 4, 4, 64),
+                                                       (1, 6, 2, 65), (2, 9, 3, 700)])
+def test_a_decode_step_on_several_threads_gives_the_serial_kernels_bits(dtype, batch, heads,
+                                                                        kv_heads, keys):
+    """A decode step's attention split by tiles of keys, then by query rows, over 2 or 3
+    threads (``_decode_parallel``) is the serial kernel's, bit for bit, and so is the last row
+    of the prompt it ends, computed by the prefill's tiles of query positions."""
+    from gradient.backends import cpu_attention
+    rng = np.random.default_rng(keys)
+    keys_buf = _heads(rng, dtype, batch, kv_heads, keys + 5, 16) * 3   # a cache's buffers
+    values_buf = _heads(rng, dtype, batch, kv_heads, keys + 5, 16)
+    k, v = keys_buf[:, :, :keys], values_buf[:, :, :keys]
+    q = _heads(rng, dtype, batch, heads, keys, 16)
+    last = np.ascontiguousarray(q[:, :, -1:])
+    serial = cpu_attention.attend(last, k, v, 0.3, n_threads=1)
+    for threads in (2, 3):
+        np.testing.assert_array_equal(cpu_attention.attend(last, k, v, 0.3, n_threads=threads),
+                                      serial)
+        compiled = cpu_attention.decode_attention_compiled(last, k, v, dtype(0.3), threads)
+        np.testing.assert_array_equal(compiled, serial)
+    prompt = cpu_attention.attend(q, k, v, 0.3, n_threads=2)
+    np.testing.assert_array_equal(prompt[:, :, -1:], serial)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("heads,kv_heads,rows,keys", [(4, 4, 7, 7), (6, 2, 40, 40), (6, 2, 5, 21),
                                                       (9, 3, 100, 100)])
 def test_cache_attention_of_a_prompt_is_its_rows_decoded_one_by_one(dtype, heads, kv_heads,
