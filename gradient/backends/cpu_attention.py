@@ -42,6 +42,7 @@ from .cpu_compile import FLOATS as _FLOATS
 from .cpu_compile import compile_kernel as _compile
 from .cpu_compile import compiled_already, in_threads
 from .cpu_compile import usable as _usable
+from .cpu_half import as_bits, widen
 from .cpu_reduce import LANES, lane_sum
 from .cpu_layout import empty_like_views, heads_inside_tokens
 from .cpu_lowered import _pointer
@@ -219,22 +220,36 @@ def _whole(a):
 
 
 @_compile(inline=True)
-def _transpose_keys(k, b, hk, j0, m, kt):
-    """Keys j0 .. j0+m-1 of key head ``hk`` of k (B, Hk, max_len, D) into kt (D, m): lanes
-    then hold keys. In blocks of 8 x 8 where the tile is whole: each key's 8 values and each
-    column's 8 keys stay in registers (measured 1.3x faster than a key at a time); only
-    data moves, so the scores are the same bits."""
-    D = k.shape[3]
+def _transpose_rows(src, m, kt):
+    """The first m rows of src (m, D) into kt (D, m). In blocks of 8 x 8 where the tile is
+    whole: each key's 8 values and each column's 8 keys stay in registers (measured 1.3x
+    faster than a key at a time)."""
+    D = src.shape[1]
     if m == _KEY_TILE and D % 8 == 0:
         for jb in range(0, _KEY_TILE, 8):
             for db in range(0, D, 8):
                 for j in range(8):
                     for d in range(8):
-                        kt[db + d, jb + j] = k[b, hk, j0 + jb + j, db + d]
+                        kt[db + d, jb + j] = widen(src[jb + j, db + d])
     else:
         for j in range(m):
             for d in range(D):
-                kt[d, j] = k[b, hk, j0 + j, d]
+                kt[d, j] = widen(src[j, d])
+
+
+@_compile(inline=True)
+def _transpose_keys(k, b, hk, j0, m, kt, wide):
+    """Keys j0 .. j0+m-1 of key head ``hk`` of k (B, Hk, max_len, D) into kt (D, m): lanes
+    then hold keys. Only data moves, so the scores are the same bits. Float16 keys (uint16
+    bits, :mod:`.cpu_half`) are widened first, key by key into ``wide`` (a (_KEY_TILE, D)
+    scratch), where the conversion runs 8 values to an instruction."""
+    if k.itemsize == 2:
+        for j in range(m):
+            for d in range(k.shape[3]):
+                wide[j, d] = widen(k[b, hk, j0 + j, d])
+        _transpose_rows(wide, m, kt)
+    else:
+        _transpose_rows(k[b, hk, j0:j0 + m], m, kt)
 
 
 @_compile(inline=True)
@@ -268,12 +283,13 @@ def _softmax_numerators(row, lim, bits, lanes, f32):
 
 @_compile(inline=True)
 def _weigh_values(e, total, lim, v, b, hk, acc):
-    """``sum_j (e_j / total) v_j`` over keys j < lim in position order, into acc."""
+    """``sum_j (e_j / total) v_j`` over keys j < lim in position order, into acc (float16
+    values, as uint16 bits, widened)."""
     acc[:] = 0
     for j in range(lim):
         p = e[j] / total
         for d in range(acc.size):
-            acc[d] += p * v[b, hk, j, d]
+            acc[d] += p * widen(v[b, hk, j, d])
 
 
 @_compile
@@ -299,9 +315,10 @@ def _attend(q, k, v, S, scale, f32, b, hk, i0, i1, out):
             qs[r, d] = q[b, h, i, d] * scale       # the query scaled, as the composition does
     scores = np.empty((R, n), dtype)
     kt = np.empty((D, _KEY_TILE), dtype)
+    wide = np.empty((_KEY_TILE, D), dtype)
     for j0 in range(0, n, _KEY_TILE):
         m = min(_KEY_TILE, n - j0)
-        _transpose_keys(k, b, hk, j0, m, kt)
+        _transpose_keys(k, b, hk, j0, m, kt, wide)
         _score_tile(qs, kt, m, scores, j0)
     bits = np.empty(n, np.int32)
     lanes = np.empty(LANES, dtype)
@@ -324,6 +341,7 @@ def _decode_scores(q, k, S, scale, scores, c, n_chunks):
     tiles = (S + _KEY_TILE - 1) // _KEY_TILE
     qs = np.empty((group, D), q.dtype)
     kt = np.empty((D, _KEY_TILE), q.dtype)
+    wide = np.empty((_KEY_TILE, D), q.dtype)
     last = -1
     for t in range(c, B * Hk * tiles, n_chunks):
         bh, tile = t // tiles, t % tiles
@@ -335,7 +353,7 @@ def _decode_scores(q, k, S, scale, scores, c, n_chunks):
             last = bh
         j0 = tile * _KEY_TILE
         m = min(_KEY_TILE, S - j0)
-        _transpose_keys(k, b, hk, j0, m, kt)
+        _transpose_keys(k, b, hk, j0, m, kt, wide)
         _score_tile(qs, kt, m, scores[bh], j0)
 
 
@@ -464,7 +482,8 @@ def attend(q, k, v, scale, n_threads: int | None = None) -> np.ndarray:
     B, Hq, L, D = q.shape
     Hk, S = k.shape[1], k.shape[2]
     out = np.empty((B, L, Hq, v.shape[3]), q.dtype)
-    args = (np.ascontiguousarray(q), _rows(k), _rows(v), S, q.dtype.type(scale),
+    keys, values = _rows(k), _rows(v)
+    args = (np.ascontiguousarray(q), as_bits(keys), as_bits(values), S, q.dtype.type(scale),
             q.dtype == np.float32, out)
     n = _threads_for(B, Hq, Hk, L, S, D) if n_threads is None else n_threads
     if n > 1 and L == 1 and compiled_already(_decode_parallel, (*args, n)):
@@ -472,7 +491,7 @@ def attend(q, k, v, scale, n_threads: int | None = None) -> np.ndarray:
     elif n > 1 and compiled_already(_attention_parallel, (*args, n)):
         _attention_parallel(*args, n)
     elif q.dtype == np.float32 and not compiled_already(_attention_items, (*args, 0, 1)):
-        cpu_attention_numpy.attend(*args[:5], out)      # its NumPy twin: the same bits
+        cpu_attention_numpy.attend(args[0], keys, values, S, args[4], out)   # the same bits
     else:
         in_threads(_attention_items, args, n, n)
     return out.transpose(0, 2, 1, 3)
@@ -498,6 +517,15 @@ def decode_attention_compiled(q, k, v, scale, max_threads):
     return out.reshape((B, Hq, L, v.shape[3]))     # one row: heads inside tokens is (B, Hq, 1)
 
 
+def _takes_cache(q, k, v) -> bool:
+    """q, k and v of one float dtype, or float32 queries against a float16 cache (keys and
+    values widened exactly as they are read)."""
+    if _usable(q, k, v):
+        return True
+    return (isinstance(q, np.ndarray) and q.dtype == np.float32
+            and all(isinstance(a, np.ndarray) and a.dtype == np.float16 for a in (k, v)))
+
+
 @register("decode_attention", "cpu", "numba", _FLOATS)
 def decode_attention(q, k, v, scale: float):
     """Inference attention of queries at the last L of S positions, each seeing the keys up to
@@ -512,7 +540,7 @@ def decode_attention(q, k, v, scale: float):
     query positions, in one compiled call (see the comment above :data:`_KEY_TILE` for why
     the arithmetic per row does not depend on L).
     """
-    if (not _usable(q, k, v) or q.ndim != 4 or k.ndim != 4 or v.ndim != 4
+    if (not _takes_cache(q, k, v) or q.ndim != 4 or k.ndim != 4 or v.ndim != 4
             or k.shape[:3] != v.shape[:3]):
         return None
     B, Hq, L, D = q.shape
@@ -530,8 +558,8 @@ def ragged_attend(q, k, v, lengths, scale, n_threads: int | None = None):
     B, Hq, _, D = q.shape
     Hk = k.shape[1]
     out = np.empty((B, 1, Hq, v.shape[3]), q.dtype)
-    args = (np.ascontiguousarray(q), _rows(k), _rows(v), lengths, q.dtype.type(scale),
-            q.dtype == np.float32, out)
+    args = (np.ascontiguousarray(q), as_bits(_rows(k)), as_bits(_rows(v)), lengths,
+            q.dtype.type(scale), q.dtype == np.float32, out)
     if not compiled_already(_ragged_items, (*args, 0, 1)):
         return None
     n = _threads_for(B, Hq, Hk, 1, int(lengths.max()), D) if n_threads is None else n_threads
@@ -552,7 +580,7 @@ def ragged_decode_attention(q, k, v, lengths, scale: float):
 
     Example: ``out = ragged_decode_attention(q, keys[:B, :, :S], values[:B, :, :S], lengths, s)``
     """
-    if (not _usable(q, k, v) or q.ndim != 4 or k.ndim != 4 or v.ndim != 4
+    if (not _takes_cache(q, k, v) or q.ndim != 4 or k.ndim != 4 or v.ndim != 4
             or k.shape[:3] != v.shape[:3]):
         return None
     B, Hq, L, D = q.shape
@@ -570,12 +598,12 @@ def _prepare_decode_attention(q, k, v, scale: float):
     shape, keys and values of any length (the kernel call without the checks)."""
     if decode_attention(q, k, v, scale) is None:
         return None
-    shape, dtype, factor = q.shape, q.dtype, q.dtype.type(scale)
+    shape, dtype, factor, k_dtype = q.shape, q.dtype, q.dtype.type(scale), k.dtype
     heads, key_dim, value_dim = k.shape[:2], k.shape[3], v.shape[3]   # not k: no cache kept
 
     def prepared(q_, k_, v_, scale_):
         if (type(q_) is not np.ndarray or q_.shape != shape or q_.dtype != dtype
-                or scale_ != scale or k_.dtype != dtype or v_.dtype != dtype
+                or scale_ != scale or k_.dtype != k_dtype or v_.dtype != k_dtype
                 or k_.ndim != 4 or k_.shape[:3] != v_.shape[:3] or k_.shape[2] < shape[2]
                 or k_.shape[:2] != heads or k_.shape[3] != key_dim
                 or v_.shape[3] != value_dim):

@@ -46,11 +46,13 @@ _POLY = tuple(np.float32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.333451
 
 def attend(q, k, v, S: int, scale, out) -> None:
     """Attention of q (B, Hq, L, D) float32, the last L of S positions, over the first S
-    positions of k (B, Hk, >= S, D) and v (B, Hk, >= S, Dv), each row seeing the keys up to
-    its own position; into out (B, L, Hq, Dv)."""
+    positions of k (B, Hk, >= S, D) and v (B, Hk, >= S, Dv) (float32, or a float16 cache),
+    each row seeing the keys up to its own position; into out (B, L, Hq, Dv)."""
     B, Hq, L, D = q.shape
     Hk = k.shape[1]
     group = Hq // Hk
+    if k.dtype != q.dtype:     # a float16 cache: widened exactly, as the kernel reads it
+        k, v = k[:, :, :S].astype(q.dtype), v[:, :, :S].astype(q.dtype)
     past = S - L
     with np.errstate(all="ignore"):           # inf and nan as the kernel makes them
         for b in range(B):

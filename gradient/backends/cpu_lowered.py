@@ -23,6 +23,7 @@ import numpy as np
 from ..kernels.lowering import Derived, Lowered
 from ..kernels.registry import lowers
 from .cpu_compile import FLOATS, compile_kernel
+from .cpu_half import as_bits, narrow
 
 __all__ = ["reshape", "permute", "add", "mul", "unbind3", "linear", "kv_write", "takes"]
 
@@ -100,7 +101,8 @@ def linear(x, weight, bias, has_bias, rows, out_shape):
 def kv_write(keys, values, length, layer, key, value):
     """Write ``key``/``value`` (batch, kv_heads, T, head_dim) at positions ``length ..`` of
     layer ``layer`` of the cache buffers ``keys``/``values`` (layers, batch, kv_heads,
-    max_length, head_dim); the filled part of that layer's buffers, as
+    max_length, head_dim), float16 ones as their uint16 bits (rounded to nearest even, as
+    NumPy's assignment rounds); the filled part of that layer's buffers, as
     :meth:`gradient.generation.KVCache.update_arrays` returns it."""
     B, H, T, D = key.shape
     end = length + T
@@ -110,8 +112,8 @@ def kv_write(keys, values, length, layer, key, value):
         for h in range(H):
             for t in range(T):
                 for d in range(D):
-                    keys[layer, b, h, length + t, d] = key[b, h, t, d]
-                    values[layer, b, h, length + t, d] = value[b, h, t, d]
+                    keys[layer, b, h, length + t, d] = narrow(key[b, h, t, d], keys)
+                    values[layer, b, h, length + t, d] = narrow(value[b, h, t, d], values)
     return keys[layer, :, :, :end], values[layer, :, :, :end]
 
 
@@ -164,11 +166,11 @@ def _lower_linear(x, weight, bias):
 
 
 def _stacked_keys(cache):
-    return cache.stacked()[0]
+    return as_bits(cache.stacked()[0])
 
 
 def _stacked_values(cache):
-    return cache.stacked()[1]
+    return as_bits(cache.stacked()[1])
 
 
 def _length(cache):
@@ -178,7 +180,9 @@ def _length(cache):
 @lowers("kv_write", "cpu")
 def _lower_kv_write(cache, layer, key, value):
     stacked = cache.stacked()
-    if stacked is None or not takes(key, value, *stacked) or key.ndim != 4:
+    if (stacked is None or not takes(key, value) or key.ndim != 4
+            or any(type(a) is not np.ndarray or not (a.dtype == key.dtype or (
+                a.dtype == np.float16 and key.dtype == np.float32)) for a in stacked)):
         return None
     return Lowered(kv_write, (Derived(cache, _stacked_keys, "keys"),
                               Derived(cache, _stacked_values, "values"),

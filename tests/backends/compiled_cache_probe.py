@@ -100,7 +100,9 @@ def cpu_attention():
     qh = _f32(rng, 2, 4, 1, 16)                           # a batch of rows at their own lengths
     ragged = a.ragged_attend(qh, keys[:, :, :5], values[:, :, :5], np.array([3, 5]), 0.25, 2)
     step = a.attend(prompt[0][:, :, -1:].copy(), *prompt[1:], 0.25, 2)   # a decode step, 2 threads
-    return out + [keys, values, *prompt, o, qh, ragged, step]
+    half = a.attend(prompt[0][:, :, -1:].copy(), *(x.astype(np.float16) for x in prompt[1:]),
+                    0.25, 2)                                # the same against a float16 cache
+    return out + [keys, values, *prompt, o, qh, ragged, step, half]
 
 
 def cpu_low_precision():
@@ -267,7 +269,8 @@ def llama_decode():
 
 def llama_float_decode():
     """The compiled decode step of a float32 model with a user's LoRA adapter on q_proj (float
-    products, a scaled sum) and of one whose quantized layers take float32 activations."""
+    products, a scaled sum) and of one whose quantized layers take float32 activations, with
+    a float16 KV cache."""
     import gradient
     from gradient.models import LlamaConfig, LlamaForCausalLM
     from gradient.quant import QuantizedLinear
@@ -291,6 +294,7 @@ def llama_float_decode():
             if quantized:
                 layer.mlp.up_proj = QuantizedLinear.from_linear(layer.mlp.up_proj, "Q8_0",
                                                                 activations="float32")
+                model.kv_cache_dtype = gradient.float16         # and a float16 KV cache
             else:
                 layer.self_attn.q_proj = LoRA(layer.self_attn.q_proj)
         out += _greedy(model.eval(), [5, 17, 42], 6)
