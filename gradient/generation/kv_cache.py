@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import kernels
 from ..autograd import capture_state
-from ..dtypes import float32
+from ..dtypes import float16, float32
 from ..errors import ShapeError
 from ..ops.creation import from_numpy, zeros
 from ..tensor import Tensor
@@ -47,11 +47,11 @@ class KVCache:
                  max_length: int, dtype=float32, device=None):
         shape = (batch_size, n_kv_heads, max_length, head_dim)
         self._stacked = None
-        if dtype is float32 and (device is None or device == "cpu"):
+        if dtype in (float32, float16) and (device is None or device == "cpu"):
             # every layer in one buffer (layer l a view of it), so that a compiled decode step
             # (gradient.capture.compiled) reaches all layers through one array
-            self._stacked = (np.zeros((n_layers,) + shape, np.float32),
-                             np.zeros((n_layers,) + shape, np.float32))
+            self._stacked = (np.zeros((n_layers,) + shape, dtype.numpy),
+                             np.zeros((n_layers,) + shape, dtype.numpy))
             self.keys = [from_numpy(a) for a in self._stacked[0]]
             self.values = [from_numpy(a) for a in self._stacked[1]]
         else:
@@ -111,8 +111,9 @@ class KVCache:
 
     def stacked(self):
         """``(keys, values)``: NumPy arrays (layers, batch, n_kv_heads, max_length, head_dim)
-        holding every layer (``cache.keys[l]`` is a view of ``keys[l]``), for float32 caches on
-        the CPU; None otherwise. Writers through them call :meth:`advance` as models do."""
+        holding every layer (``cache.keys[l]`` is a view of ``keys[l]``), for float32 and
+        float16 caches on the CPU; None otherwise. Writers through them call :meth:`advance`
+        as models do."""
         return self._stacked
 
     def advance(self, n: int) -> None:

@@ -26,7 +26,8 @@ from ..io.download import download_model
 __all__ = ["load", "locate"]
 
 
-def load(name_or_path, dtype=None, revision=None, token=None, cache_dir=None, **hub_kwargs):
+def load(name_or_path, dtype=None, revision=None, token=None, cache_dir=None,
+         kv_cache_dtype=None, **hub_kwargs):
     """Load a causal language model and its tokenizer; returns ``(model, tokenizer)``.
 
     ``name_or_path`` is a hub repo id or alias, a local checkpoint directory, or a ``.gguf``
@@ -36,7 +37,10 @@ def load(name_or_path, dtype=None, revision=None, token=None, cache_dir=None, **
     other keyword arguments go to :func:`~gradient.hub.download_model` (``local_files_only=True``
     ...). A ``.gguf`` file keeps its matrices in their GGML types (``quantized=False``
     dequantizes them into a float model; ``activations="float32"`` trades the int8 decode
-    kernels for exact float products). The model is in eval mode; its ``generation_config``
+    kernels for exact float products). ``kv_cache_dtype="float16"`` makes generation keep its
+    keys and values in float16, as llama.cpp does by default: half the memory, and at long
+    context faster decoding (a step reads the whole cache); None keeps them in the weights'
+    dtype (float32 for a GGUF file). The model is in eval mode; its ``generation_config``
     attribute holds the checkpoint's ``generation_config.json`` (an empty dict when there is
     none).
 
@@ -45,20 +49,42 @@ def load(name_or_path, dtype=None, revision=None, token=None, cache_dir=None, **
         >>> model, tok = gradient.hub.load("HuggingFaceTB/SmolLM2-135M-Instruct", dtype="float32")
         >>> model, tok = gradient.hub.load("./my-checkpoint")
         >>> model, tok = gradient.hub.load("SmolLM2-135M-Instruct.Q4_1.gguf")
+        >>> model, tok = gradient.hub.load("SmolLM2-135M-Instruct.Q4_1.gguf",
+        ...                                kv_cache_dtype="float16")
     """
+    cache_dtype = _cache_dtype(kv_cache_dtype)
     path = os.path.expanduser(os.fspath(name_or_path))
     if path.lower().endswith(".gguf"):
-        return _load_gguf(path, dtype=dtype, **hub_kwargs)
-    directory = locate(path, revision=revision, token=token, cache_dir=cache_dir, **hub_kwargs)
+        model, tokenizer = _load_gguf(path, dtype=dtype, **hub_kwargs)
+    else:
+        directory = locate(path, revision=revision, token=token, cache_dir=cache_dir,
+                           **hub_kwargs)
 
-    from ..models import from_pretrained
-    from ..tokenizers import Tokenizer
+        from ..models import from_pretrained
+        from ..tokenizers import Tokenizer
 
-    model = from_pretrained(directory, dtype=dtype)
-    tokenizer = Tokenizer.from_pretrained(directory)
-    model.generation_config = _read_generation_config(directory)
-    model.name_or_path = directory
+        model = from_pretrained(directory, dtype=dtype)
+        tokenizer = Tokenizer.from_pretrained(directory)
+        model.generation_config = _read_generation_config(directory)
+        model.name_or_path = directory
+    if cache_dtype is not None:
+        model.kv_cache_dtype = cache_dtype
     return model, tokenizer
+
+
+def _cache_dtype(kv_cache_dtype):
+    """The KV cache dtype asked for, checked: None, float32 or float16."""
+    if kv_cache_dtype is None:
+        return None
+    from ..dtypes import as_dtype, float16, float32
+    try:
+        dtype = as_dtype(kv_cache_dtype)
+    except (TypeError, ValueError):
+        dtype = None
+    if dtype not in (float16, float32):
+        raise ValueError(f"load: kv_cache_dtype must be 'float16', 'float32' or None (the "
+                         f"weights' dtype), got {kv_cache_dtype!r}")
+    return dtype
 
 
 def locate(name_or_path, revision=None, token=None, cache_dir=None, **hub_kwargs) -> str:

@@ -224,12 +224,13 @@ class GPT2LMHeadModel(PreTrainedModel):
         return CausalLMOutput(logits, loss)
 
     def new_cache(self, batch_size: int, max_length: int, dtype=None):
-        """A :class:`~gradient.generation.KVCache` for ``max_length`` positions."""
+        """A :class:`~gradient.generation.KVCache` for ``max_length`` positions, in ``dtype``,
+        else the model's ``kv_cache_dtype``, else the weights' dtype."""
         from ..generation.kv_cache import KVCache
         c = self.config
         wte = self.transformer.wte.weight  # not the head's: a quantized head has no float weight
         return KVCache(c.n_layer, batch_size, c.n_head, c.n_embd // c.n_head, max_length,
-                       dtype=dtype or wte.dtype, device=wte.device)
+                       dtype=dtype or self.kv_cache_dtype or wte.dtype, device=wte.device)
 
     # -- the checkpoint's layout
     @classmethod

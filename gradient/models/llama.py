@@ -585,7 +585,7 @@ class LlamaForCausalLM(PreTrainedModel):
 
     def new_cache(self, batch_size: int, max_length: int, dtype=None) -> KVCache:
         """A :class:`KVCache` for ``batch_size`` sequences of up to ``max_length`` tokens, in
-        the model's dtype unless ``dtype`` is given.
+        ``dtype``, else the model's ``kv_cache_dtype``, else the weights' dtype.
 
         Example: ``cache = model.new_cache(1, len(prompt) + max_new_tokens)``
         """
@@ -593,7 +593,8 @@ class LlamaForCausalLM(PreTrainedModel):
         weight = self.model.norm.weight   # always a float parameter (a GGUF embedding may not be)
         c = self.config
         return KVCache(c.num_hidden_layers, batch_size, c.num_key_value_heads, c.head_dim,
-                       max_length, dtype=dtype or weight.dtype, device=weight.device)
+                       max_length, dtype=dtype or self.kv_cache_dtype or weight.dtype,
+                       device=weight.device)
 
 
 def _as_ids(x, name: str) -> Tensor:

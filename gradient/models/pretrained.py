@@ -182,6 +182,10 @@ class PreTrainedModel(Module):
 
     config_class: ClassVar[type] = ModelConfig
     _tied_weights: ClassVar[dict[str, str]] = {}
+    #: The dtype of the KV caches ``new_cache`` makes when none is asked for; None: the
+    #: weights' dtype. ``gradient.float16`` (llama.cpp's default cache) halves what a decode
+    #: step reads at long context; ``gradient.hub.load(..., kv_cache_dtype="float16")`` sets it.
+    kv_cache_dtype = None
 
     def __init__(self, config):
         super().__init__()

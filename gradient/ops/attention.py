@@ -25,6 +25,12 @@ Semantics follow PyTorch 2.13:
   ``h // (Hq // Hk)`` (PyTorch's ``repeat_interleave``). The query is reshaped into groups
   instead of copying key and value.
 
+One extension, for a float16 KV cache (``model.new_cache(..., dtype=float16)``, llama.cpp's
+default): in inference (nothing recorded), a float32 query may attend to float16 key and
+value. They are widened to float32, exactly, and the attention is the float32 one; on the
+CPU the decode kernels widen them as they read the cache, without a float32 copy. PyTorch
+raises for mixed dtypes, so no PyTorch program meets a difference.
+
 Example::
 
     >>> import gradient.nn.functional as F
@@ -44,7 +50,7 @@ from ..autograd import autocast_state as _autocast
 from ..autograd import capture_state
 from ..autograd import is_grad_enabled
 from ..autograd.function import ArrayFunction, check_same_device
-from ..dtypes import bool_, float32, float64, from_numpy_dtype, int64
+from ..dtypes import bool_, float16, float32, float64, from_numpy_dtype, int64
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
 from .causal_bias import CausalBias, RowPrefixBias
@@ -90,7 +96,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     if min(query.ndim, key.ndim, value.ndim) < 2:
         raise ShapeError(f"{fn}: query, key and value must be at least 2-d (..., seq, dim), got "
                          f"shapes {tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}")
-    if not (query.dtype is key.dtype is value.dtype):
+    half_cache = _reads_a_half_cache(query, key, value)
+    if not (query.dtype is key.dtype is value.dtype) and not half_cache:
         raise DTypeError(f"{fn}: query, key and value must have the same dtype, got {query.dtype}, "
                          f"{key.dtype} and {value.dtype}")
     if not query.dtype.is_floating_point:
@@ -184,11 +191,16 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
                                     lower_right)
             if out is not None:
                 return Tensor._make(out, False, query._backend)
+        if half_cache:   # no kernel read the float16 cache in place: widened for what follows
+            key, value = key.to(query.dtype), value.to(query.dtype)
+            half_cache = False
         if fused:
             if grouped:   # the kernels over (..., key heads, groups): see _grouped_views
                 return _merge_heads(FusedAttention.apply(*_grouped_views(query, key, value, k_groups),
                                                          scale, is_causal))
             return FusedAttention.apply(query, key, value, scale, is_causal)
+    if half_cache:
+        key, value = key.to(query.dtype), value.to(query.dtype)
     if lower_right:   # no kernel took it: the composition, under the mask
         attn_mask = bias._materialize(query.device)
     q = query * scale  # scaling (..., L, E) costs less than scaling the (..., L, S) scores
@@ -244,6 +256,13 @@ class FusedAttention(ArrayFunction):
         ds = p * (dp - _sum(dp * p, -1, keepdim=True))
         return (_matmul(ds, k) * ctx.scale, _matmul(transpose(ds, -1, -2), q) * ctx.scale,
                 _matmul(transpose(p, -1, -2), grad), None, None)
+
+
+def _reads_a_half_cache(query: Tensor, key: Tensor, value: Tensor) -> bool:
+    """A float32 query against float16 key and value (a float16 KV cache), nothing
+    recorded: the one mix of dtypes attention takes (see the module's docstring)."""
+    return (query.dtype is float32 and key.dtype is value.dtype is float16
+            and not is_grad_enabled())
 
 
 def attention_arrays(b, q, k, v, scale: float, k_groups: int = 1, v_groups: int = 1,

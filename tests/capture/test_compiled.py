@@ -51,10 +51,11 @@ class Stack(nn.Module):
         return x
 
 
-def run(stack, step, steps=6, seed=0):
-    """Outputs of ``steps`` one-token steps through ``step`` on a fresh cache, and the trace."""
+def run(stack, step, steps=6, seed=0, dtype=gradient.float32):
+    """Outputs of ``steps`` one-token steps through ``step`` on a fresh cache (of ``dtype``),
+    and the trace."""
     xs = np.random.default_rng(seed).normal(size=(steps, 1, 1, 16)).astype(np.float32)
-    cache = KVCache(len(stack.blocks), 1, 2, 8, steps)
+    cache = KVCache(len(stack.blocks), 1, 2, 8, steps, dtype=dtype)
     outs = []
     with gradient.no_grad(), gradient.kernels.trace() as t:
         for x in xs:
@@ -84,6 +85,18 @@ def test_the_blocks_run_as_one_compiled_loop_with_the_module_graph_bits(stack):
     # the kernels inside the loop are counted as the calls they stand for
     assert trace.counts[("rms_norm", "numba")] == 6 * 3
     assert trace.counts[("decode_attention", "numba")] == 6 * 3
+
+
+def test_a_float16_cache_is_written_and_read_inside_the_loop(stack):
+    """The loop writes a float16 cache as its uint16 bits (rounded as NumPy's assignment
+    rounds) and the attention widens them: the module graph's bits."""
+    step = CapturedStep(stack.forward, stack)
+    got, trace = run(stack, step, dtype=gradient.float16)
+    expected, _ = run(stack, stack, dtype=gradient.float16)
+    np.testing.assert_array_equal(got, expected)
+    assert plan_of(step).loop.blocks == 3
+    assert trace.counts[("decode_attention", "numba")] == 6 * 3
+    assert not np.array_equal(got, run(stack, stack)[0])    # float16, not float32, was kept
 
 
 def test_a_loop_compiled_by_a_child_process_takes_over_once_ready(stack, monkeypatch, tmp_path):
