@@ -17,8 +17,10 @@ captures and compiles its decode step, llama.cpp sizes its buffers), then: a pre
 ``--new - 1`` greedy decode steps of one token (argmax of the raw logits, no sampler: no
 repetition penalty). gradient goes through ``gradient.hub.load(path)`` (its default: the
 matrices kept in their GGML types, int8 activations, the decode step captured from the
-module forward and compiled into one loop, :mod:`gradient.capture.compiled`) and its KV cache, as ``model.generate`` does; llama.cpp through ``Llama.eval`` with its default context settings
-(float16 KV cache, ``n_batch=512``), reading the logits with ``llama_get_logits_ith``.
+module forward and compiled into one loop, :mod:`gradient.capture.compiled`) and its KV cache,
+as ``model.generate`` does (float32, or float16 with ``--kv-cache float16``); llama.cpp through
+``Llama.eval`` with its default context settings (float16 KV cache, ``n_batch=512``), reading
+the logits with ``llama_get_logits_ith``.
 
 With ``--context 0,512,2048`` each child runs, per round, one prefill and ``--new`` greedy
 decode steps after each of those prompt lengths (0: a one-token prompt), each in a fresh
@@ -92,11 +94,11 @@ def model_bytes(model) -> int:
     return total
 
 
-def run_gradient(path, prompt, depths, new, rounds, threads):
+def run_gradient(path, prompt, depths, new, rounds, threads, kv_cache=None):
     sys.path.insert(0, ROOT)
     import gradient
     t = time.perf_counter()
-    model, _ = gradient.hub.load(path)
+    model, _ = gradient.hub.load(path, kv_cache_dtype=kv_cache)
     load_s = time.perf_counter() - t
     weight_bytes = model_bytes(model)
     with gradient.no_grad():    # warm-up, untimed: loads the kernels, builds the fused step
@@ -127,7 +129,7 @@ def run_gradient(path, prompt, depths, new, rounds, threads):
             "weight_bytes": int(weight_bytes)}
 
 
-def run_llama_cpp(path, prompt, depths, new, rounds, threads):
+def run_llama_cpp(path, prompt, depths, new, rounds, threads, kv_cache=None):
     import llama_cpp
     t = time.perf_counter()
     llm = llama_cpp.Llama(path, n_ctx=max(max(depths), 1) + new, n_batch=512,
@@ -167,7 +169,8 @@ def run_llama_cpp(path, prompt, depths, new, rounds, threads):
 def worker(args) -> None:
     prompt = json.loads(args.ids)
     run = run_gradient if args.worker == "gradient" else run_llama_cpp
-    result = run(args.model, prompt, depths(args), args.new, args.rounds, args.threads)
+    result = run(args.model, prompt, depths(args), args.new, args.rounds, args.threads,
+                 args.kv_cache)
     result["peak_rss_mib"] = peak_rss_mib()
     print(json.dumps(result))
 
@@ -199,7 +202,8 @@ def plot(line: dict, path: str) -> None:
                 marker="o", label=label)
     ax.set_xlabel("tokens in the KV cache before decoding")
     ax.set_ylabel("decode tokens/s (best round)")
-    ax.set_title(f"{line['model']}, {line['threads']} threads")
+    ax.set_title(f"{line['model']}, {line['threads']} threads, gradient's KV cache "
+                 f"{line['gradient_kv_cache']}", fontsize=9)
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend()
@@ -214,6 +218,9 @@ def main() -> None:
     p.add_argument("--context", help="comma-separated prompt lengths (e.g. 0,512,2048): "
                    "decode speed at each depth of the cache, instead of --prompt")
     p.add_argument("--plot", help="write a PNG of decode tokens/s against depth here")
+    p.add_argument("--kv-cache", choices=["float32", "float16"],
+                   help="gradient's KV cache dtype (default: the model's, float32); "
+                        "llama.cpp keeps its default, float16")
     p.add_argument("--new", type=int, default=128, help="new tokens, greedy")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=3,
@@ -240,10 +247,13 @@ def main() -> None:
                    "--rounds", "1", "--prompt", str(args.prompt)]
             if args.context:
                 cmd += ["--context", args.context]
+            if args.kv_cache:
+                cmd += ["--kv-cache", args.kv_cache]
             run_worker_round(results, lib, cmd, env)
 
     line = {"model": "SmolLM2-135M-Instruct Q4_1 (GGUF)", "new": args.new,
-            "threads": args.threads, "rounds": args.rounds}
+            "threads": args.threads, "rounds": args.rounds,
+            "gradient_kv_cache": args.kv_cache or "float32"}
     if args.context:
         line["context"] = lengths
     else:
