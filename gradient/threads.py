@@ -26,9 +26,11 @@ Example::
 
 from __future__ import annotations
 
+import collections
 import os
+import time
 
-__all__ = ["set_num_threads", "get_num_threads"]
+__all__ = ["set_num_threads", "get_num_threads", "ThreadGovernor"]
 
 #: How long numba's OpenMP threads spin for more work before they sleep (see the module's doc).
 NUMBA_SPIN_COUNT = "10000"
@@ -62,3 +64,86 @@ def get_num_threads() -> int:
         return max(blas)
     import numba
     return numba.get_num_threads()
+
+
+class ThreadGovernor:
+    """Runs a repeated call (a decode step) on all of numba's threads or on one, whichever its
+    own timings say is faster now.
+
+    A parallel kernel waits for its slowest thread. When another process takes one of the
+    cores, that thread runs only in the slices the scheduler leaves it, and every parallel
+    region of a step waits for it. On 2 cores beside one busy process, SmolLM2's decode fell
+    from 210 to 43 tokens/s on 2 threads, where one thread gave 140.
+
+    The governor probes: it runs ``probes`` calls on the other count, and switches if the
+    fastest of them beat the fastest of the last ``probes`` calls on the current count by
+    ``margin`` (the fastest: a page fault or a collection in one call does not decide). It
+    probes after ``first`` calls; at once when a call takes ``jump`` times the fastest recent
+    one (a core just taken: decode slowed five-fold); and otherwise after ``every`` calls,
+    a period that doubles after each probe that changed nothing, up to ``longest`` (on a quiet
+    machine the probes then cost a fraction of a percent), and starts again after a switch.
+
+    Thread counts change no kernel's bits (each splits its work without changing its
+    arithmetic), so the results are the same whichever count runs. numba's count is set for
+    the calling thread only, and restored after each call. BLAS pools are not touched.
+
+    Example::
+
+        >>> governor = ThreadGovernor()
+        >>> out = governor.run(step, x, cache)      # step(x, cache), timed
+    """
+
+    def __init__(self, every: int = 64, longest: int = 1024, probes: int = 2, first: int = 8,
+                 margin: float = 0.1, jump: float = 2.0, clock=time.perf_counter):
+        if not 1 <= probes < min(every, first) or longest < every:
+            raise ValueError(f"ThreadGovernor: need 1 <= probes < every and first, every <= "
+                             f"longest, got probes={probes}, every={every}, first={first}, "
+                             f"longest={longest}")
+        self.shortest, self.longest, self.every = every, longest, every
+        self.probes, self.margin, self.jump, self.clock = probes, margin, jump, clock
+        self.single = False          # running on one thread now
+        self._calls = 0
+        self._next_probe = first     # the call that starts the next probe
+        self._recent = collections.deque(maxlen=probes)   # seconds, at the current count
+        self._probe: list = []                            # seconds, at the other count
+
+    def run(self, fn, *args):
+        """``fn(*args)``, on the thread count chosen for this call."""
+        import numba
+        user = numba.get_num_threads()
+        if user < 2:
+            return fn(*args)
+        probing = self._calls >= self._next_probe
+        self._calls += 1
+        single = self.single != probing
+        if single:
+            numba.set_num_threads(1)
+        start = self.clock()
+        try:
+            out = fn(*args)
+        finally:
+            if single:
+                numba.set_num_threads(user)
+        self._timed(self.clock() - start, probing)
+        return out
+
+    def _timed(self, seconds: float, probing: bool) -> None:
+        if not probing:
+            if len(self._recent) == self.probes and seconds > self.jump * min(self._recent):
+                # a sudden slowdown: probe as soon as the recent calls are all slow ones
+                self._recent.clear()
+                self._next_probe = self._calls + self.probes - 1
+            self._recent.append(seconds)
+            return
+        self._probe.append(seconds)
+        if len(self._probe) < self.probes:
+            return
+        probe, self._probe = self._probe, []
+        if (len(self._recent) == self.probes
+                and min(probe) < (1 - self.margin) * min(self._recent)):
+            self.single = not self.single
+            self._recent = collections.deque(probe, maxlen=self.probes)
+            self.every = self.shortest
+        else:
+            self.every = min(2 * self.every, self.longest)
+        self._next_probe = self._calls + self.every
