@@ -42,7 +42,7 @@ from .cpu_compile import FLOATS as _FLOATS
 from .cpu_compile import compile_kernel as _compile
 from .cpu_compile import compiled_already, in_threads
 from .cpu_compile import usable as _usable
-from .cpu_half import as_bits, widen
+from .cpu_half import as_bits, holds, widen
 from .cpu_reduce import LANES, lane_sum
 from .cpu_layout import empty_like_views, heads_inside_tokens
 from .cpu_lowered import _pointer
@@ -520,10 +520,7 @@ def decode_attention_compiled(q, k, v, scale, max_threads):
 def _takes_cache(q, k, v) -> bool:
     """q, k and v of one float dtype, or float32 queries against a float16 cache (keys and
     values widened exactly as they are read)."""
-    if _usable(q, k, v):
-        return True
-    return (isinstance(q, np.ndarray) and q.dtype == np.float32
-            and all(isinstance(a, np.ndarray) and a.dtype == np.float16 for a in (k, v)))
+    return _usable(q) and holds(k, q.dtype) and holds(v, q.dtype) and k.dtype == v.dtype
 
 
 @register("decode_attention", "cpu", "numba", _FLOATS)

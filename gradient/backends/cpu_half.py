@@ -23,7 +23,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic, overload
 
-__all__ = ["widen", "narrow", "as_bits", "FLOAT16_BITS"]
+__all__ = ["widen", "narrow", "as_bits", "holds", "FLOAT16_BITS"]
 
 #: What a float16 array is viewed as when a compiled kernel takes it.
 FLOAT16_BITS = np.uint16
@@ -78,6 +78,14 @@ def _narrow(x, into):
     if isinstance(into.dtype, types.Float):
         return lambda x, into: x
     return None
+
+
+def holds(array, dtype) -> bool:
+    """Whether kernels can keep values of ``dtype`` in ``array``: a NumPy array of that
+    dtype, or a float16 one for float32 values (read through :func:`widen`, written through
+    :func:`narrow`)."""
+    return isinstance(array, np.ndarray) and (
+        array.dtype == dtype or (array.dtype == np.float16 and dtype == np.float32))
 
 
 def as_bits(a):

@@ -23,7 +23,7 @@ import numpy as np
 from ..kernels.lowering import Derived, Lowered
 from ..kernels.registry import lowers
 from .cpu_compile import FLOATS, compile_kernel
-from .cpu_half import as_bits, narrow
+from .cpu_half import as_bits, holds, narrow
 
 __all__ = ["reshape", "permute", "add", "mul", "unbind3", "linear", "kv_write", "takes"]
 
@@ -181,8 +181,7 @@ def _length(cache):
 def _lower_kv_write(cache, layer, key, value):
     stacked = cache.stacked()
     if (stacked is None or not takes(key, value) or key.ndim != 4
-            or any(type(a) is not np.ndarray or not (a.dtype == key.dtype or (
-                a.dtype == np.float16 and key.dtype == np.float32)) for a in stacked)):
+            or not all(holds(a, key.dtype) for a in stacked)):
         return None
     return Lowered(kv_write, (Derived(cache, _stacked_keys, "keys"),
                               Derived(cache, _stacked_values, "values"),
