@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 
+from ..threads import ThreadGovernor
 from .compiled import LoopFailed, compile_loop
 from .recorder import SEQ, SLOT, Call
 
@@ -51,6 +52,9 @@ class Plan:
         self.n_calls = len(recorder.calls)
         self._tensors = tuple(recorder.tensors_read.values())
         self._watch = watch
+        # all threads or one for the replays, by their own times (a core another process
+        # takes would stall every parallel kernel of a step: see ThreadGovernor)
+        self.threads = ThreadGovernor()
 
     def valid(self) -> bool:
         """No module of the tree changed and no tensor read was replaced or written in place."""

@@ -34,7 +34,6 @@ import itertools
 from .. import kernels
 from ..nn.module import ModuleWatch
 from ..tensor import Tensor
-from ..threads import ThreadGovernor
 from .plan import Plan
 from .recorder import Recorder, ReplayMismatch, flatten, same_ref, unflatten
 
@@ -56,9 +55,6 @@ class CapturedStep:
         self._root = root
         self._compile_loop = compile_loop
         self._entries: dict = {}   # input signature -> Plan | _Recording | _Refused
-        # per signature: all threads or one, by the replays' own times (a core another
-        # process takes would stall every parallel kernel of a step: see ThreadGovernor)
-        self._threads: dict = {}
 
     def __call__(self, *inputs):
         leaves, spec = flatten(inputs)
@@ -68,11 +64,8 @@ class CapturedStep:
         entry = self._entries.get(key)
         if type(entry) is Plan:
             if entry.valid():
-                governor = self._threads.get(key)
-                if governor is None:
-                    governor = self._threads[key] = ThreadGovernor()
                 try:
-                    arrays = governor.run(entry.replay, *values)
+                    arrays = entry.threads.run(entry.replay, *values)
                 except ReplayMismatch:
                     del self._entries[key]   # captured again below; the module graph redoes it
                 else:
