@@ -120,6 +120,21 @@ def test_ops_are_pipelined_without_round_trips():
     np.testing.assert_allclose(b.to_numpy(x), host, rtol=1e-5)
 
 
+def test_uploads_alone_send_the_frees_of_what_the_client_dropped():
+    b = get_backend(REF)
+    session = b._live()
+    sent = []
+    send = session.send
+    session.send = lambda header, payload=b"": (sent.append(header["op"]), send(header, payload))[1]
+    try:
+        for _ in range(200):          # each upload's proxy dies with the next
+            x = b.from_numpy(np.ones(4, np.float32))
+    finally:
+        del session.send
+    assert "free" in sent and len(b._frees) < 100     # the plugin does not keep all 200
+    del x
+
+
 def test_large_arrays_move_through_shared_memory():
     from gradient.backends.plugin.shared import THRESHOLD
     b = get_backend(REF)

@@ -105,6 +105,13 @@ class PluginBackend(Backend):
             self._frees.append(handle)   # sent with the next request once enough are queued
             self._freed_bytes += nbytes
 
+    def _frees_due(self, session) -> None:
+        """Send the queued frees once there are enough of them (by count or by bytes): before
+        any request that makes an array, so that memory freed here is free in the plugin
+        before it holds more."""
+        if len(self._frees) >= _FREE_BATCH or self._freed_bytes >= _FREE_BYTES:
+            self._flush_frees(session)
+
     def _flush_frees(self, session) -> None:
         if self._frees:
             handles, self._frees, self._freed_bytes = self._frees, [], 0
@@ -129,8 +136,7 @@ class PluginBackend(Backend):
 
     def _write(self, session, header: dict, shadows) -> tuple:
         """Send a request that makes arrays with ``shadows``, without waiting: their proxies."""
-        if len(self._frees) >= _FREE_BATCH or self._freed_bytes >= _FREE_BYTES:
-            self._flush_frees(session)
+        self._frees_due(session)
         outs = [next(self._handles) for _ in shadows]
         header["out"] = outs
         session.send(header)
@@ -304,6 +310,7 @@ class PluginBackend(Backend):
         name = dtype_name(array.dtype)
         numpy_dtype(name)   # one the protocol knows (ValueError otherwise)
         session = self._live()
+        self._frees_due(session)
         h = next(self._handles)
         header = {"op": "from_bytes", "shape": list(array.shape), "dtype": name, "out": [h]}
         if self._shares(array.nbytes):   # through the segment, which is free once answered
