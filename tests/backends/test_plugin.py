@@ -18,8 +18,8 @@ import pytest
 import gradient
 import gradient.nn.functional as F
 from gradient.backends import get_backend
-from gradient.backends.plugin.frames import (FrameError, FrameReader, encode_frame, read_frame,
-                                             spin_seconds)
+from gradient.backends.plugin.frames import (FrameError, FrameReader, encode_frame, last_header,
+                                             read_frame, spin_seconds)
 from gradient.errors import DeviceError, PluginError
 
 REF = "plugin:reference"
@@ -75,6 +75,45 @@ def test_frame_reader_times_out_and_sees_a_stream_end_inside_a_frame():
     with pytest.raises(FrameError, match="ended inside a frame"):
         frames.read()
     os.close(r)
+
+
+def test_last_header_is_the_last_whole_frames():
+    a, b = _frame_bytes({"op": "add"}, b"xyz"), _frame_bytes({"op": "sync"})
+    assert last_header(bytearray(a + b)) == {"op": "sync"}
+    assert last_header(bytearray(a + b[:-1])) == {"op": "add"}     # b not whole yet
+    assert last_header(bytearray(a[:5])) is None
+    with pytest.raises(FrameError):
+        last_header(bytearray(a + b"XXXX" + bytes(12)))
+
+
+def test_the_reference_plugin_sees_when_the_client_waits():
+    from gradient.backends.plugin.reference import _Requests
+    r, w = os.pipe()
+    requests = _Requests(r)
+    os.write(w, _frame_bytes({"op": "add"}) + _frame_bytes({"op": "mul"}))
+    assert requests.read()[0]["op"] == "add" and not requests.client_waits
+    os.write(w, _frame_bytes({"op": "add"}) + _frame_bytes({"op": "to_bytes"}))
+    requests.read()
+    requests.read()
+    assert requests.client_waits        # a reply is awaited behind the request it runs next
+    os.close(w)
+    os.close(r)
+
+
+def test_the_reference_plugin_widens_its_blas_pool_while_the_client_waits():
+    from threadpoolctl import threadpool_info, threadpool_limits
+    from gradient.backends.plugin.reference import _BlasThreads
+
+    def widths():
+        return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+    with threadpool_limits(limits=3, user_api="blas"):
+        if widths() != {3}:
+            pytest.skip("no BLAS pool that threadpoolctl can size")
+        blas = _BlasThreads()
+        blas.use_all(False)
+        assert widths() == {2}
+        blas.use_all(True)
+        assert widths() == {3}
 
 
 def test_spin_seconds_follows_the_environment(monkeypatch):

@@ -20,8 +20,8 @@ import struct
 import time
 
 __all__ = ["MAGIC", "FrameError", "TruncatedFrame", "FrameReader", "encode_frame", "read_frame",
-           "write_frame", "parse_frame", "frame_size", "spin_seconds", "encode_float",
-           "decode_float"]
+           "write_frame", "parse_frame", "frame_size", "last_header", "spin_seconds",
+           "encode_float", "decode_float"]
 
 MAGIC = b"GRD1"
 _PREFIX = struct.Struct("<4sIQ")
@@ -65,17 +65,31 @@ def read_frame(stream) -> tuple[dict, bytearray] | None:
     return header, _read_exactly(stream, rest) if rest else bytearray()
 
 
-def frame_size(buffer) -> int | None:
-    """The whole size of the frame that ``buffer`` begins with, once its prefix is there;
-    FrameError if it is not the prefix of a frame."""
-    if len(buffer) < _PREFIX.size:
+def frame_size(buffer, at: int = 0) -> int | None:
+    """The whole size of the frame that begins at ``at`` in ``buffer``, once its prefix is
+    there; FrameError if it is not the prefix of a frame."""
+    if len(buffer) - at < _PREFIX.size:
         return None
-    magic, head_size, payload_size = _PREFIX.unpack_from(buffer)
+    magic, head_size, payload_size = _PREFIX.unpack_from(buffer, at)
     if magic != MAGIC:
-        raise FrameError(f"expected a frame starting with {MAGIC!r}, got {bytes(buffer[:4])!r}")
+        raise FrameError(f"expected a frame starting with {MAGIC!r}, got "
+                         f"{bytes(buffer[at:at + 4])!r}")
     if head_size > MAX_HEADER:
         raise FrameError(f"a frame header of {head_size} bytes (at most {MAX_HEADER})")
     return _PREFIX.size + head_size + payload_size
+
+
+def last_header(buffer) -> dict | None:
+    """The header of the last whole frame in ``buffer`` (which begins with a frame), or None
+    when it holds no whole frame. Only that header is parsed: a reader looks ahead at what
+    the writer sent last without reading the frames before it."""
+    at, last = 0, None
+    while (size := frame_size(buffer, at)) is not None and at + size <= len(buffer):
+        last, at = at, at + size
+    if last is None:
+        return None
+    start = last + _PREFIX.size
+    return _header(buffer[start:start + _PREFIX.unpack_from(buffer, last)[1]])
 
 
 def parse_frame(buffer, copy: bool = True) -> tuple[tuple | None, int]:
@@ -131,6 +145,11 @@ class FrameReader:
                                      "bytes of it)")
                 return None
             self._buffer += chunk
+            self._arrived()
+
+    def _arrived(self) -> None:
+        """Bytes came in: the buffer holds them, after the part of a frame it held before. A
+        subclass looks ahead here."""
 
     def _read_large(self, size: int, deadline) -> tuple[dict, memoryview]:
         buffer = bytearray(size)
