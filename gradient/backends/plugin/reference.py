@@ -194,7 +194,11 @@ class ReferencePlugin:
     def _fresh(result, inputs):
         if not isinstance(result, np.ndarray):
             return result        # a random generator
-        if not result.flags.c_contiguous or any(np.may_share_memory(result, a) for a in inputs):
+        if not result.flags.c_contiguous:
+            return np.array(result, order="C")
+        if result.base is None and all(a is not result and a.base is not result for a in inputs):
+            return result        # memory of its own (most results; may_share_memory is slower)
+        if any(np.may_share_memory(result, a) for a in inputs):
             return np.array(result, order="C")
         return result
 
