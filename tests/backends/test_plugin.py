@@ -18,7 +18,7 @@ import pytest
 import gradient
 import gradient.nn.functional as F
 from gradient.backends import get_backend
-from gradient.backends.plugin.frames import (FrameError, FrameReader, encode_frame, last_header,
+from gradient.backends.plugin.frames import (FrameError, FrameReader, encode_frame, final_header,
                                              read_frame, spin_seconds)
 from gradient.errors import DeviceError, PluginError
 
@@ -77,26 +77,29 @@ def test_frame_reader_times_out_and_sees_a_stream_end_inside_a_frame():
     os.close(r)
 
 
-def test_last_header_is_the_last_whole_frames():
+def test_final_header_is_the_header_of_the_frame_a_buffer_ends_with():
     a, b = _frame_bytes({"op": "add"}, b"xyz"), _frame_bytes({"op": "sync"})
-    assert last_header(bytearray(a + b)) == {"op": "sync"}
-    assert last_header(bytearray(a + b[:-1])) == {"op": "add"}     # b not whole yet
-    assert last_header(bytearray(a[:5])) is None
-    with pytest.raises(FrameError):
-        last_header(bytearray(a + b"XXXX" + bytes(12)))
+    assert final_header(bytearray(a + b)) == {"op": "sync"}
+    assert final_header(bytearray(a)) == {"op": "add"}
+    assert final_header(bytearray(a + b[:-1])) is None         # b not whole yet
+    assert final_header(bytearray(a[:5])) is None
+    assert final_header(bytearray(a + b"GRD1" + bytes(12))) is None
 
 
-def test_the_reference_plugin_sees_when_the_client_waits():
+def test_the_reference_plugin_sees_a_wait_before_it_runs_the_requests_ahead_of_it():
+    import time
     from gradient.backends.plugin.reference import _Requests
     r, w = os.pipe()
     requests = _Requests(r)
     os.write(w, _frame_bytes({"op": "add"}) + _frame_bytes({"op": "mul"}))
     assert requests.read()[0]["op"] == "add" and not requests.client_waits
     os.write(w, _frame_bytes({"op": "add"}) + _frame_bytes({"op": "to_bytes"}))
-    requests.read()
-    requests.read()
-    assert requests.client_waits        # a reply is awaited behind the request it runs next
+    time.sleep(0.01)
+    assert requests.read()[0]["op"] == "mul"
+    assert requests.client_waits        # the client waits behind the two requests still ahead
+    assert [requests.read()[0]["op"] for _ in range(2)] == ["add", "to_bytes"]
     os.close(w)
+    assert requests.read() is None
     os.close(r)
 
 

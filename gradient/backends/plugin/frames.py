@@ -20,7 +20,7 @@ import struct
 import time
 
 __all__ = ["MAGIC", "FrameError", "TruncatedFrame", "FrameReader", "encode_frame", "read_frame",
-           "write_frame", "parse_frame", "frame_size", "last_header", "spin_seconds",
+           "write_frame", "parse_frame", "frame_size", "final_header", "spin_seconds",
            "encode_float", "decode_float"]
 
 MAGIC = b"GRD1"
@@ -79,17 +79,21 @@ def frame_size(buffer, at: int = 0) -> int | None:
     return _PREFIX.size + head_size + payload_size
 
 
-def last_header(buffer) -> dict | None:
-    """The header of the last whole frame in ``buffer`` (which begins with a frame), or None
-    when it holds no whole frame. Only that header is parsed: a reader looks ahead at what
-    the writer sent last without reading the frames before it."""
-    at, last = 0, None
-    while (size := frame_size(buffer, at)) is not None and at + size <= len(buffer):
-        last, at = at, at + size
-    if last is None:
+def final_header(buffer) -> dict | None:
+    """The header of the whole frame that ``buffer`` ends with, or None when it does not end
+    with one. Found from the end, at the last magic, so it costs the same however many frames
+    come before: a reader looks at what the writer sent last without reading the rest. (A
+    frame whose payload holds the magic is not found; only bytes that happened to form a
+    whole frame after a magic in a payload could be mistaken for one.)"""
+    at = buffer.rfind(MAGIC)
+    try:
+        size = frame_size(buffer, at) if at >= 0 else None
+        if size is None or at + size != len(buffer):
+            return None
+        start = at + _PREFIX.size
+        return _header(buffer[start:start + _PREFIX.unpack_from(buffer, at)[1]])
+    except FrameError:
         return None
-    start = last + _PREFIX.size
-    return _header(buffer[start:start + _PREFIX.unpack_from(buffer, last)[1]])
 
 
 def parse_frame(buffer, copy: bool = True) -> tuple[tuple | None, int]:
@@ -147,9 +151,19 @@ class FrameReader:
             self._buffer += chunk
             self._arrived()
 
+    def read_ahead(self) -> None:
+        """Take in what the pipe holds now, without waiting for more."""
+        try:
+            chunk = os.read(self.fd, 1 << 20)
+        except BlockingIOError:
+            return
+        if chunk:      # (the end of the stream is for read to find)
+            self._buffer += chunk
+            self._arrived()
+
     def _arrived(self) -> None:
-        """Bytes came in: the buffer holds them, after the part of a frame it held before. A
-        subclass looks ahead here."""
+        """Bytes came in: the buffer holds them, after the frames not read yet. A subclass
+        looks ahead here."""
 
     def _read_large(self, size: int, deadline) -> tuple[dict, memoryview]:
         buffer = bytearray(size)

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import numpy as np
 
 from ..host_memory import landing_array
-from .frames import FrameReader, decode_float, last_header, spin_seconds, write_frame
+from .frames import FrameReader, decode_float, final_header, spin_seconds, write_frame
 from .shared import attached
 from .wire import (IN_PLACE, PRIMITIVES, PROTOCOL, SIGNATURES, VIEWS, WireDType, decode_index,
                    dtype_name)
@@ -246,21 +247,35 @@ class ReferencePlugin:
 
 class _Requests(FrameReader):
     """The client's requests, and whether the client waits for a reply: when the last frame
-    it wrote is a synchronising request, it sends nothing more until that is answered."""
+    it wrote is a synchronising request, it sends nothing more until that is answered. The
+    pipe is looked at every :data:`_LOOK_AHEAD` seconds while requests are run, so that a
+    wait is seen when it begins, not when the requests before it are done."""
 
     client_waits = False
+    _next_look = 0.0
+
+    def read(self, deadline=None, spin=0.0):
+        if not self.client_waits and (now := time.perf_counter()) >= self._next_look:
+            self._next_look = now + _LOOK_AHEAD
+            self.read_ahead()
+        return super().read(deadline, spin)
 
     def _arrived(self) -> None:
-        last = last_header(self._buffer)
+        last = final_header(self._buffer)
         if last is not None and (last.get("op") in _SYNCHRONISING or last.get("reply", False)):
             self.client_waits = True
+
+
+#: seconds between two looks at the client's pipe while requests are run (each costs a
+#: system call, a few microseconds)
+_LOOK_AHEAD = 200e-6
 
 
 class _BlasThreads:
     """NumPy's BLAS threads: one fewer than it has while the client runs beside this process
     sending requests (a thread of ours on the client's core would wait for it, and the
     products with it), all of them while the client waits for a reply. On 2 cores the char_gpt
-    step took 41-43 ms against 44-46 with one thread throughout (``bench/plugin.py``)."""
+    step took 36-39 ms against 41-43 with one thread throughout (``bench/plugin.py``)."""
 
     def __init__(self):
         from threadpoolctl import ThreadpoolController
