@@ -15,9 +15,11 @@ rounds; the JSON line gives the median ratio and its spread (min, max over the r
 
 ``--threads N`` gives NumPy's BLAS N threads on both sides (the default is the machine's
 cores). In-process the step runs its products with every core; behind the protocol the
-client's Python and the plugin's products run at once and share the cores. With one thread
+client's Python and the plugin's products run at once and share the cores: the plugin uses one
+thread fewer while the client sends, all of them while it waits for a reply. With one thread
 each, both sides do the same arithmetic the same way, and the ratio is what the protocol and
-the second process cost.
+the second process cost. Each block starts after half a second of rest, so that no thread
+pool of the block before it still polls for work on a core the next one needs.
 """
 
 from __future__ import annotations
@@ -139,6 +141,7 @@ def main() -> None:
     times = {dev: [] for dev in devices}
     for _ in range(args.rounds):
         for dev in times:
+            time.sleep(0.5)    # the last block's thread pools go idle (OpenBLAS's poll 0.1 s)
             times[dev].append(train_steps(dev, args.steps, state))
     ratios = [p / c for p, c in zip(times[device], times["primitives"])]
     result.update(step_ms_in_process=round(statistics.median(times["primitives"]), 2),
