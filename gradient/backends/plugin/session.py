@@ -175,7 +175,7 @@ class Session:
         tail = bytes(self._stderr[-4000:]).decode("utf-8", "replace").strip()
         code = self._process.returncode
         status = f" (exit status {code})" if code is not None else ""
-        raise PluginError(f"plugin {self.name!r} {what}{status}; tensors on it are lost, and a "
+        raise PluginError(f"plugin {self.name!r}: {what}{status}; tensors on it are lost, and a "
                           "new tensor on the device starts it again"
                           + (f". The end of its stderr:\n{tail}" if tail else
                              ". It wrote nothing to stderr."))
