@@ -439,6 +439,64 @@ def _ragged_parallel(q, k, v, lengths, scale, f32, out, n_chunks):
         _ragged_items(q, k, v, lengths, scale, f32, out, c, n_chunks)
 
 
+@_compile(inline=True)
+def _weigh_paged_values(e, total, lim, v, blocks, bs, hk, acc):
+    """:func:`_weigh_values` for values kept in blocks of ``bs`` positions: key j in block
+    ``blocks[j // bs]`` of v (n_blocks, Hk, bs, Dv), at ``j % bs``. The same sum in the same
+    order."""
+    acc[:] = 0
+    for j0 in range(0, lim, bs):
+        block = blocks[j0 // bs]
+        for j in range(j0, min(lim, j0 + bs)):
+            p = e[j] / total
+            for d in range(acc.size):
+                acc[d] += p * widen(v[block, hk, j - j0, d])
+
+
+@_compile
+def _attend_paged(q, k, v, blocks, bs, S, scale, f32, b, hk, out):
+    """The query of row ``b`` (q (B, Hq, 1, D)) for the heads key head ``hk`` serves,
+    against the row's first S keys, which blocks ``blocks`` of k and v (n_blocks, Hk, bs, D)
+    hold in order: :func:`_attend`'s arithmetic for one position (the same bits), each tile
+    of keys read from its block (``bs`` is a multiple of the tile)."""
+    Hq, D = q.shape[1], q.shape[3]
+    group = Hq // k.shape[1]
+    dtype = q.dtype
+    qs = np.empty((group, D), dtype)
+    for r in range(group):
+        for d in range(D):
+            qs[r, d] = q[b, hk * group + r, 0, d] * scale
+    scores = np.empty((group, S), dtype)
+    kt = np.empty((D, _KEY_TILE), dtype)
+    wide = np.empty((_KEY_TILE, D), dtype)
+    for j0 in range(0, S, _KEY_TILE):
+        _transpose_keys(k, blocks[j0 // bs], hk, j0 % bs, min(_KEY_TILE, S - j0), kt, wide)
+        _score_tile(qs, kt, min(_KEY_TILE, S - j0), scores, j0)
+    bits = np.empty(S, np.int32)
+    lanes = np.empty(LANES, dtype)
+    acc = np.empty(v.shape[3], dtype)
+    for r in range(group):
+        total = _softmax_numerators(scores[r], S, bits, lanes, f32)
+        _weigh_paged_values(scores[r], total, S, v, blocks, bs, hk, acc)
+        for d in range(acc.size):
+            out[b, 0, hk * group + r, d] = acc[d]
+
+
+@_compile
+def _paged_items(q, k, v, tables, lengths, bs, scale, f32, out, c, n_chunks):
+    """Work items c, c + n_chunks, ... of :func:`paged_decode_attention`: (row, key head)."""
+    B, Hk = q.shape[0], k.shape[1]
+    for t in range(c, B * Hk, n_chunks):
+        b, hk = t // Hk, t % Hk
+        _attend_paged(q, k, v, tables[b], bs, lengths[b], scale, f32, b, hk, out)
+
+
+@_compile(parallel=True)
+def _paged_parallel(q, k, v, tables, lengths, bs, scale, f32, out, n_chunks):
+    for c in numba.prange(n_chunks):
+        _paged_items(q, k, v, tables, lengths, bs, scale, f32, out, c, n_chunks)
+
+
 def _rows(a):
     """A KV cache view (B, H, S, D) as the whole C-contiguous buffer it is the start of (no
     copy), else ``a`` as a C-contiguous array: the kernels take C arrays (with a strided
@@ -557,14 +615,23 @@ def ragged_attend(q, k, v, lengths, scale, n_threads: int | None = None):
     out = np.empty((B, 1, Hq, v.shape[3]), q.dtype)
     args = (np.ascontiguousarray(q), as_bits(_rows(k)), as_bits(_rows(v)), lengths,
             q.dtype.type(scale), q.dtype == np.float32, out)
-    if not compiled_already(_ragged_items, (*args, 0, 1)):
+    if not _run_by_rows(_ragged_items, _ragged_parallel, args, n_threads,
+                        (B, Hq, Hk, 1, int(lengths.max()), D)):
         return None
-    n = _threads_for(B, Hq, Hk, 1, int(lengths.max()), D) if n_threads is None else n_threads
-    if n > 1 and compiled_already(_ragged_parallel, (*args, n)):
-        _ragged_parallel(*args, n)
-    else:
-        in_threads(_ragged_items, args, n, n)
     return out.transpose(0, 2, 1, 3)
+
+
+def _run_by_rows(items, parallel, args, n_threads, work) -> bool:
+    """Run a kernel of (row, key head) items on ``n_threads`` threads (default: by the size
+    of the ``work``, :func:`_threads_for`'s arguments); False where it is not compiled yet."""
+    if not compiled_already(items, (*args, 0, 1)):
+        return False
+    n = _threads_for(*work) if n_threads is None else n_threads
+    if n > 1 and compiled_already(parallel, (*args, n)):
+        parallel(*args, n)
+    else:
+        in_threads(items, args, n, n)
+    return True
 
 
 @register("ragged_decode_attention", "cpu", "numba", _FLOATS)
@@ -587,6 +654,48 @@ def ragged_decode_attention(q, k, v, lengths, scale: float):
             or lengths.shape != (B,) or (lengths < 1).any() or (lengths > S).any()):
         return None
     return ragged_attend(q, k, v, lengths, scale)
+
+
+def paged_attend(q, k, v, tables, lengths, block_size: int, scale,
+                 n_threads: int | None = None):
+    """The kernel of :func:`paged_decode_attention` on ``n_threads`` threads (default: by the
+    size of the work); None where it is not compiled yet."""
+    B, Hq, _, D = q.shape
+    Hk = k.shape[1]
+    out = np.empty((B, 1, Hq, v.shape[3]), q.dtype)
+    args = (np.ascontiguousarray(q), as_bits(k), as_bits(v), tables, lengths,
+            np.int64(block_size), q.dtype.type(scale), q.dtype == np.float32, out)
+    if not _run_by_rows(_paged_items, _paged_parallel, args, n_threads,
+                        (B, Hq, Hk, 1, int(lengths.max()), D)):
+        return None
+    return out.transpose(0, 2, 1, 3)
+
+
+@register("paged_decode_attention", "cpu", "numba", _FLOATS)
+def paged_decode_attention(q, k, v, tables, lengths, block_size: int, scale: float):
+    """A decode step of B sequences whose keys and values lie in blocks of a pool (a paged KV
+    cache): q (B, Hq, 1, D); k and v (n_blocks, Hk, block_size, D), C-contiguous; row b's
+    first ``lengths[b]`` keys in blocks ``tables[b, 0], tables[b, 1], ...``; (B, Hq, 1, D),
+    or None if not handled. Each row is computed as :func:`decode_attention` computes that
+    sequence decoded alone (the same bits). ``block_size`` is a multiple of 64.
+
+    Example: ``out = paged_decode_attention(q, key_pool, value_pool, tables, lengths, 64, s)``
+    """
+    if not (_takes_cache(q, k, v) and q.ndim == k.ndim == v.ndim == 4 and k.flags.c_contiguous
+            and v.flags.c_contiguous and k.shape[:3] == v.shape[:3]):
+        return None
+    B, Hq, L, D = q.shape
+    N, Hk, bs = k.shape[:3]
+    tables = np.asarray(tables, np.int64)
+    lengths = np.asarray(lengths, np.int64)
+    if (L != 1 or bs != block_size or bs % _KEY_TILE or k.shape[3] != D or Hk == 0 or Hq % Hk
+            or tables.ndim != 2 or tables.shape[0] != B or lengths.shape != (B,)
+            or (lengths < 1).any() or (lengths > tables.shape[1] * bs).any()):
+        return None
+    used = tables[np.arange(tables.shape[1])[None, :] * bs < lengths[:, None]]
+    if used.size and (used.min() < 0 or used.max() >= N):
+        return None
+    return paged_attend(q, k, v, np.ascontiguousarray(tables), lengths, bs, scale)
 
 
 @prepares("decode_attention", "cpu")

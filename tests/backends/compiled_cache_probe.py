@@ -102,7 +102,11 @@ def cpu_attention():
     step = a.attend(prompt[0][:, :, -1:].copy(), *prompt[1:], 0.25, 2)   # a decode step, 2 threads
     half = a.attend(prompt[0][:, :, -1:].copy(), *(x.astype(np.float16) for x in prompt[1:]),
                     0.25, 2)                                # the same against a float16 cache
-    return out + [keys, values, *prompt, o, qh, ragged, step, half]
+    pool = _f32(rng, 2, 5, 2, 64, 16)                      # a paged cache's pools of keys, values
+    tables, lengths = np.array([[3, 1], [0, 4]]), np.array([70, 9])
+    paged = [a.paged_attend(qh, pool[0], pool[1], tables, lengths, 64, 0.25, n)
+             for n in (1, 2)]                               # rows through their blocks
+    return out + [keys, values, *prompt, o, qh, ragged, step, half, *paged]
 
 
 def cpu_low_precision():
