@@ -1,7 +1,8 @@
 """Generation: the KV cache, sampling and the generate loop.
 
 * :class:`KVCache` -- keys and values preallocated per layer, filled by prefill and decode;
-  :class:`BatchKVCache` -- the same for sequences decoded together at their own positions.
+  :class:`BatchKVCache` -- the same for sequences decoded together at their own positions;
+  :class:`PagedKVCache` -- those in blocks of a pool, so that memory follows the tokens held.
 * :func:`generate` -- greedy or sampled continuation of a batch of prompts, as transformers'
   ``generate``; :func:`generate_tokens` yields the new ids step by step.
 * :func:`stream` -- the generated text of one prompt, piece by piece, never half a character
@@ -20,6 +21,7 @@ Example::
 from .batch_cache import BatchKVCache
 from .generate import TokenStream, generate, generate_tokens
 from .kv_cache import KVCache
+from .paged_cache import PagedKVCache
 from .prompt_cache import PromptCache
 from .sampling import (LogitsProcessor, LogitsProcessorList, MinPLogitsWarper,
                        RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper,
@@ -28,7 +30,7 @@ from .sampling import (LogitsProcessor, LogitsProcessorList, MinPLogitsWarper,
 from .stopping import StopStrings
 from .streaming import stream
 
-__all__ = ["KVCache", "BatchKVCache", "PromptCache", "generate", "generate_tokens", "TokenStream", "stream",
+__all__ = ["KVCache", "BatchKVCache", "PagedKVCache", "PromptCache", "generate", "generate_tokens", "TokenStream", "stream",
            "StopStrings",
            "LogitsProcessor", "LogitsProcessorList", "RepetitionPenaltyLogitsProcessor",
            "TemperatureLogitsWarper", "TopKLogitsWarper", "TopPLogitsWarper", "MinPLogitsWarper",

@@ -81,6 +81,10 @@ class BatchKVCache:
         self.lengths[row] = n
         return last
 
+    def clear(self) -> None:
+        """Every row leaves."""
+        self.size = 0
+
     def copy_to(self, row: int, cache, length: int) -> None:
         """Copy the first ``length`` positions of ``row`` into the one-sequence ``cache``."""
         with no_grad():

@@ -23,6 +23,7 @@ from ..autograd import is_grad_enabled
 from ..capture import CapturedStep, background
 from ..generation.batch_cache import BatchKVCache
 from ..generation.kv_cache import KVCache
+from ..generation.paged_cache import PagedKVCache
 from ..ops.causal_bias import CausalBias, CausalVariant, RowPrefixBias
 
 __all__ = ["decode_step", "replays_decode_step", "captured_tokens", "CAPTURED_TOKENS"]
@@ -50,9 +51,10 @@ def captured_tokens(T: int, *masks, positions=None) -> bool:
 def replays_decode_step(stack, cache) -> bool:
     """The decoder ``stack`` (``GPT2Model``, ``LlamaModel``) allows it (its ``fused_decode``
     flag), is in evaluation mode, nothing is recorded, no autocast is active and ``cache`` is
-    a :class:`~gradient.generation.KVCache` or a
-    :class:`~gradient.generation.BatchKVCache`."""
-    return (stack.fused_decode and type(cache) in (KVCache, BatchKVCache) and not stack.training
+    a :class:`~gradient.generation.KVCache`, a :class:`~gradient.generation.BatchKVCache` or
+    a :class:`~gradient.generation.PagedKVCache`."""
+    return (stack.fused_decode and type(cache) in (KVCache, BatchKVCache, PagedKVCache)
+            and not stack.training
             and not is_grad_enabled() and not _autocast.any_enabled())
 
 

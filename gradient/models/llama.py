@@ -48,6 +48,7 @@ from ..autograd import no_grad
 from ..dtypes import float32, float64
 from ..errors import ShapeError
 from ..nn import functional as F
+from ..ops.causal_bias import RowPrefixBias
 from ..ops.creation import from_numpy
 from ..ops.reduce import mean
 from ..ops.shape import cat
@@ -568,7 +569,7 @@ class LlamaForCausalLM(PreTrainedModel):
         if input_ids.ndim != 2:
             raise ShapeError(f"LlamaForCausalLM: input_ids must be (batch, seq_len), got shape "
                              f"{tuple(input_ids.shape)}")
-        if attention_mask is not None and not isinstance(attention_mask, Tensor):
+        if attention_mask is not None and not isinstance(attention_mask, (Tensor, RowPrefixBias)):
             attention_mask = from_numpy(np.asarray(attention_mask))   # 1/0 of any dtype
         hidden = self.model(input_ids, attention_mask, position_ids, cache)
         if logits_to_keep:

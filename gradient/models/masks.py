@@ -37,13 +37,20 @@ def decoder_mask(attention_mask: Tensor | None, T: int, past: int = 0,
     causal attention (``past == 0``) or no mask (``T == 1``, nothing hidden) is exact, or
     ``causal_lower_right(T, past + T)`` when causality after the cache is all there is, or a
     :class:`~gradient.ops.causal_bias.RowPrefixBias` for one new token per row whose padding
-    mask is a prefix of each row (sequences at different lengths in one batch).
+    mask is a prefix of each row (sequences at different lengths in one batch). A
+    ``RowPrefixBias`` given as ``attention_mask`` (a paged KV cache's ``PagedRows``) is
+    returned as it is.
 
     ``attention_mask`` is ``(B, past + T)`` of 1 (token) and 0 (padding), as in transformers.
     On the CPU a mask without any 0 is dropped; on an accelerator it is used as given, since
     looking for a 0 would bring a value back to the host (a synchronisation) at every forward:
     pass ``attention_mask=None`` there when nothing is padded (``generate`` does).
     """
+    if isinstance(attention_mask, RowPrefixBias):      # a batch cache's own (PagedRows)
+        if T != 1 or (window is not None and attention_mask.seq_len_kv > window):
+            raise ValueError(f"a {type(attention_mask).__name__} is the mask of one new token "
+                             "per row, with no sliding window reached")
+        return attention_mask
     S = past + T
     padded = attention_mask is not None and (attention_mask._backend.name != "cpu"
                                              or not bool((attention_mask != 0).all()))

@@ -53,7 +53,7 @@ from ..autograd.function import ArrayFunction, check_same_device
 from ..dtypes import bool_, float16, float32, float64, from_numpy_dtype, int64
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
-from .causal_bias import CausalBias, RowPrefixBias
+from .causal_bias import CausalBias, PagedRows, RowPrefixBias
 from .creation import arange
 from .elementwise import where
 from .linalg import matmul as _matmul
@@ -79,6 +79,15 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     """
     fn = "scaled_dot_product_attention"
     bias = rows = None
+    if isinstance(attn_mask, PagedRows) and not is_causal:
+        out = _paged_decode(query, key, value, attn_mask, dropout_p, scale)
+        if out is not None:
+            return out
+        # no kernel took it: each row's keys and values gathered from their blocks, then the
+        # attention of rows at different lengths
+        key, value = (Tensor._make(capture_state.run(paged_rows_arrays, t._backend, t._data,
+                                                     attn_mask), False, t._backend)
+                      for t in (key, value))
     if isinstance(attn_mask, (CausalBias, RowPrefixBias)):
         if is_causal:
             raise ValueError(f"{fn}: a {type(attn_mask).__name__} is already causal; pass "
@@ -308,6 +317,40 @@ def ragged_attention_arrays(b, q, k, v, rows: RowPrefixBias, scale: float):
     ``rows.lengths[b]`` keys): the backend's ``ragged_decode_attention``, or None. A captured
     batched step replays this call with each step's :class:`RowPrefixBias`."""
     return kernels.call("ragged_decode_attention", b, q, k, v, rows.lengths, scale)
+
+
+def paged_attention_arrays(b, q, k, v, rows: PagedRows, scale: float):
+    """A decode step of sequences whose keys and values lie in blocks of the pools ``k`` and
+    ``v`` (see :class:`PagedRows`), on raw arrays: the backend's ``paged_decode_attention``,
+    or None. A captured batched step replays this call with each step's rows."""
+    return kernels.call("paged_decode_attention", b, q, k, v, rows.tables, rows.lengths,
+                        rows.block_size, scale)
+
+
+def paged_rows_arrays(b, pool, rows: PagedRows):
+    """The first ``rows.seq_len_kv`` positions of each row, gathered from its blocks of
+    ``pool`` (n_blocks, heads, block_size, dim): ``(rows, heads, seq_len_kv, dim)``."""
+    n_blocks = -(-rows.seq_len_kv // rows.block_size)
+    blocks = b.getitem(pool, (b.from_numpy(rows.tables[:, :n_blocks]),))   # (B, n, H, bs, D)
+    B, _, H, bs, D = blocks.shape
+    in_order = b.contiguous(b.permute(blocks, (0, 2, 1, 3, 4)))        # (B, H, n, bs, D)
+    return b.getitem(b.reshape(in_order, (B, H, n_blocks * bs, D)),
+                     (slice(None), slice(None), slice(0, rows.seq_len_kv)))
+
+
+def _paged_decode(query: Tensor, key: Tensor, value: Tensor, rows: PagedRows,
+                  dropout_p: float, scale: float | None) -> Tensor | None:
+    """:func:`paged_attention_arrays` where it applies (inference, one query per row, pools
+    of four dimensions): the attention output, else None."""
+    if (dropout_p or is_grad_enabled() or query.ndim != 4 or key.ndim != 4 or value.ndim != 4
+            or query.shape[2] != 1):
+        return None
+    if scale is None:
+        scale = 1.0 / math.sqrt(query.shape[-1]) if query.shape[-1] else math.inf
+    b = query._backend
+    out = capture_state.run(paged_attention_arrays, b, query._data, key._data, value._data,
+                            rows, scale)
+    return None if out is None else Tensor._make(out, False, b)
 
 
 def _host_mask(query: Tensor, key: Tensor, attn_mask: Tensor, rows: int):

@@ -12,7 +12,8 @@ be replayed at every position.
 :class:`RowPrefixBias` is gradient's own: one new token per sequence of a batch whose
 sequences sit at different lengths (a server's continuous batching), row b seeing its first
 ``lengths[b]`` keys. It runs the ragged decode kernel, and its lengths are data, not a shape:
-a captured batched step replays with each step's lengths.
+a captured batched step replays with each step's lengths. :class:`PagedRows` is the same for
+a paged KV cache: the rows' keys and values lie in blocks of a pool, listed by block tables.
 
 Example::
 
@@ -29,7 +30,7 @@ import numpy as np
 from ..errors import ShapeError
 
 __all__ = ["CausalVariant", "CausalBias", "causal_upper_left", "causal_lower_right",
-           "RowPrefixBias"]
+           "RowPrefixBias", "PagedRows"]
 
 
 class CausalVariant(enum.IntEnum):
@@ -127,3 +128,23 @@ class RowPrefixBias:
 
     def __repr__(self) -> str:
         return f"RowPrefixBias(lengths={self.lengths.tolist()}, seq_len_kv={self.seq_len_kv})"
+
+
+class PagedRows(RowPrefixBias):
+    """A :class:`RowPrefixBias` whose rows' keys and values lie in blocks of ``block_size``
+    positions of a pool (a paged KV cache, :class:`~gradient.generation.PagedKVCache`): row
+    b's position j is in block ``tables[b, j // block_size]``, at ``j % block_size``.
+    ``scaled_dot_product_attention`` given it as ``attn_mask`` takes the pools, ``(n_blocks,
+    heads, block_size, head_dim)``, as its key and value; a model's forward passes it through
+    as the attention mask of a one-token step."""
+
+    def __init__(self, lengths, tables, block_size: int):
+        lengths = np.ascontiguousarray(lengths, np.int64)
+        super().__init__(lengths, int(lengths.max()) if lengths.size else 0)
+        self.tables = np.ascontiguousarray(tables, np.int64)
+        self.block_size = int(block_size)
+
+    def __repr__(self) -> str:
+        blocks = [t[:-(-n // self.block_size)].tolist() for t, n in zip(self.tables, self.lengths)]
+        return (f"PagedRows(lengths={self.lengths.tolist()}, block_size={self.block_size}, "
+                f"blocks={blocks})")

@@ -64,17 +64,18 @@ def test_a_batch_step_gives_each_sequences_own_logits(family, gpt2_pair, llama):
     assert batch.lengths[:batch.size].tolist() == [len(s) - 1 for s in sequences]
 
 
-def _batch_run(model, fused):
-    """Logits of 8 batch steps of 2 or 3 sequences (one joins, one leaves), the decoder's
-    captured step allowed or not; the kernel trace."""
+def _batch_run(model, fused, cache_type=BatchKVCache, lengths=(6, 13, 4), max_length=48):
+    """Logits of 8 batch steps of 2 or 3 sequences with prompts of ``lengths`` (one joins,
+    one leaves) in a ``cache_type`` cache, the decoder's captured step allowed or not; the
+    kernel trace."""
     stack = model.transformer if hasattr(model, "transformer") else model.model
     stack.fused_decode = fused
     rng = np.random.default_rng(5)
-    prompts = [rng.integers(3, 250, n).tolist() for n in (6, 13, 4)]
+    prompts = [rng.integers(3, 250, n).tolist() for n in lengths]
     out = []
     try:
         with gradient.kernels.trace() as t:
-            batch = BatchKVCache(model, rows=3, max_length=48)
+            batch = cache_type(model, rows=3, max_length=max_length)
             last = []
             for prompt in prompts[:2]:
                 cache, logits = _prefilled(model, prompt)

@@ -1,0 +1,118 @@
+"""PagedKVCache: sequences whose keys and values lie in blocks of a pool decode in one forward
+with each sequence's own logits (the batch cache's bits), the blocks follow the positions the
+rows hold, and attention reads every row through its blocks."""
+
+import numpy as np
+import pytest
+
+import gradient
+import gradient.nn.functional as F
+from gradient.autograd import no_grad
+from gradient.errors import ShapeError
+from gradient.generation import BatchKVCache, PagedKVCache
+from gradient.ops.causal_bias import PagedRows
+
+from ..hub.conftest import llama_dir  # noqa: F401  (the fixture)
+from .test_batch_cache import _alone, _batch_run, _prefilled, _step
+
+
+@pytest.fixture(scope="module")
+def llama(llama_dir):  # noqa: F811
+    model, _ = gradient.hub.load(str(llama_dir))
+    return model.eval()
+
+
+def test_a_paged_step_gives_each_sequences_own_logits(llama):
+    rng = np.random.default_rng(4)
+    prompts = [rng.integers(3, 250, n).tolist() for n in (63, 20)]
+    paged = PagedKVCache(llama, rows=2, max_length=128)
+    sequences = []
+    for prompt in prompts:
+        one, logits = _prefilled(llama, prompt)
+        paged.add(one, len(prompt))
+        sequences.append(prompt + [int(logits.argmax())])
+    for _ in range(3):
+        logits = _step(llama, paged, [s[-1] for s in sequences])
+        for row, seq in enumerate(sequences):
+            np.testing.assert_allclose(logits[row], _alone(llama, seq), rtol=1e-5, atol=1e-5)
+            seq.append(int(logits[row].argmax()))
+
+
+def test_blocks_follow_the_positions_the_rows_hold(llama):
+    paged = PagedKVCache(llama, rows=3, max_length=256)
+    assert paged.n_blocks == 12 and paged.blocks_in_use == 0
+    one, _ = _prefilled(llama, list(range(3, 103)))           # 100 positions: 2 blocks
+    assert paged.add(one, 100) == 0 and paged.blocks_in_use == 2
+    short, _ = _prefilled(llama, [5, 6, 7])
+    assert paged.add(short, 3) == 1 and paged.blocks_in_use == 3
+    assert paged.tables[0, :2].tolist() == [0, 1] and paged.tables[1, 0] == 2
+    assert paged.remove(0) == 1                                # the short row moves to row 0
+    assert paged.blocks_in_use == 1 and paged.tables[0, 0] == 2
+    paged.add(one, 100)                                        # the lowest free blocks again
+    assert paged.tables[1, :2].tolist() == [0, 1] and paged.blocks_in_use == 3
+    paged.lengths[1] = 128                                     # crossing into a third block
+    paged.step_inputs([1, 1])
+    assert paged.tables[1, 2] == 3 and paged.blocks_in_use == 4
+
+
+def test_a_row_copied_back_continues_alone(llama):
+    rng = np.random.default_rng(1)
+    prompt = rng.integers(3, 250, 62).tolist()
+    paged = PagedKVCache(llama, rows=2, max_length=128)
+    one, logits = _prefilled(llama, prompt)
+    paged.add(one, len(prompt))
+    seq = prompt + [int(logits.argmax())]
+    for _ in range(4):                                         # into the second block
+        seq.append(int(_step(llama, paged, [seq[-1]])[0].argmax()))
+    back = llama.new_cache(1, 128)
+    paged.copy_to(0, back, int(paged.lengths[0]))
+    back.length = int(paged.lengths[0])
+    with no_grad():
+        logits = llama(gradient.tensor([[seq[-1]]]), cache=back).logits[0, -1].numpy()
+    np.testing.assert_allclose(logits, _alone(llama, seq), rtol=1e-5, atol=1e-5)
+
+
+def test_a_full_pool_a_full_row_and_a_bad_block_size_are_clear_errors(llama):
+    one, _ = _prefilled(llama, list(range(3, 103)))
+    paged = PagedKVCache(llama, rows=2, max_length=128, n_blocks=3)
+    paged.add(one, 100)
+    with pytest.raises(ShapeError, match="no free block"):
+        paged.add(one, 100)
+    assert paged.size == 1 and paged.blocks_in_use == 2       # nothing half taken
+    paged.lengths[0] = 128
+    with pytest.raises(ShapeError, match="do not fit in rows of 128"):
+        paged.step_inputs([1])
+    with pytest.raises(ValueError, match="multiple of 64"):
+        PagedKVCache(llama, rows=1, max_length=64, block_size=48)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_paged_decode_attention_is_each_rows_decode_attention(dtype):
+    from gradient.backends import cpu_attention
+    rng = np.random.default_rng(2)
+    B, Hq, Hk, D, bs = 3, 6, 2, 16, 64
+    lengths = np.array([70, 200, 1])
+    q = rng.standard_normal((B, Hq, 1, D)).astype(np.float32)
+    k = rng.standard_normal((B, Hk, 256, D)).astype(dtype)
+    v = rng.standard_normal((B, Hk, 256, D)).astype(dtype)
+    pool_k, pool_v = np.zeros((9, Hk, bs, D), dtype), np.zeros((9, Hk, bs, D), dtype)
+    tables = np.zeros((B, 4), np.int64)
+    free = iter(rng.permutation(9).tolist())                    # blocks in any order
+    for b, n in enumerate(lengths):
+        for m in range(-(-n // bs)):
+            tables[b, m] = block = next(free)
+            span = slice(m * bs, (m + 1) * bs)
+            pool_k[block], pool_v[block] = k[b, :, span], v[b, :, span]
+    out = cpu_attention.paged_decode_attention(q, pool_k, pool_v, tables, lengths, bs, 0.25)
+    for b, n in enumerate(lengths):
+        alone = cpu_attention.decode_attention(q[b:b + 1], k[b:b + 1, :, :n],
+                                               v[b:b + 1, :, :n], 0.25)
+        np.testing.assert_array_equal(out[b:b + 1], alone)        # the same bits
+    # the op: the kernel under no_grad, the rows gathered from their blocks otherwise
+    rows = PagedRows(lengths, tables, bs)
+    args = [gradient.tensor(a) for a in (q, pool_k.astype(np.float32), pool_v.astype(np.float32))]
+    with no_grad():
+        fast = F.scaled_dot_product_attention(*args, attn_mask=rows, enable_gqa=True)
+    composed = F.scaled_dot_product_attention(*[a.requires_grad_() for a in args], attn_mask=rows,
+                                              enable_gqa=True)
+    np.testing.assert_allclose(fast.numpy(), composed.detach().numpy(), rtol=1e-5, atol=1e-6)
