@@ -2,8 +2,9 @@
 running batch between steps.
 
 Each step feeds every running sequence its last token in one forward (a
-:class:`~gradient.generation.BatchKVCache` holds them, each at its own position), so the
-weights are read once per step for the whole batch rather than once per sequence. Between
+:class:`~gradient.generation.PagedKVCache` holds them, each at its own position, in blocks
+taken as the sequence grows and given back when it leaves), so the weights are read once per
+step for the whole batch rather than once per sequence. Between
 steps, finished and cancelled sequences leave, and waiting ones join: a joining sequence's
 prompt is prefilled on its own (in the :class:`~gradient.generation.PromptCache` that shares
 the longest prefix with it, so a shared system prompt or a conversation's earlier turns are not
@@ -33,7 +34,7 @@ import numpy as np
 
 from ..autograd import no_grad
 from ..dtypes import int64
-from ..generation import BatchKVCache, build_processors, select_tokens
+from ..generation import BatchKVCache, PagedKVCache, build_processors, select_tokens
 from ..generation.draft_schedule import DraftSchedule
 from ..ops.creation import randint, tensor
 from ..tokenizers import IncrementalDecoder
@@ -77,7 +78,7 @@ class Scheduler:
 
     def __init__(self, engine, max_batch: int):
         self.engine, self.max_batch = engine, max_batch
-        self._batch: BatchKVCache | None = None  # made when a second sequence first joins
+        self._batch = None  # the batch's cache, made when a second sequence first joins
         self.running: list[_Sequence] = []       # in the batch: sequence i is in row i
         self.solo: _Sequence | None = None       # or the one sequence, in its own cache
         self.waiting: collections.deque = collections.deque()   # (job, choice) not started
@@ -85,11 +86,17 @@ class Scheduler:
         self._left: dict = {}
 
     @property
-    def batch(self) -> BatchKVCache:
-        """The batch's cache, allocated on first use: rows times the context, which on the
-        CPU costs only the pages written, but on a GPU its whole size."""
+    def batch(self) -> PagedKVCache | BatchKVCache:
+        """The batch's cache, made on first use. A :class:`PagedKVCache` where attention reads
+        its blocks in place (on the CPU, a model without a sliding window): its memory follows
+        the positions the sequences hold. Elsewhere a :class:`BatchKVCache`, whose rows hold
+        the whole context each (on the CPU, only pages written cost memory; on a GPU, all)."""
         if self._batch is None:
-            self._batch = BatchKVCache(self.engine.model, self.max_batch, self.engine.context)
+            model, rows, context = self.engine.model, self.max_batch, self.engine.context
+            stack = getattr(model, "model", None) or getattr(model, "transformer", None)
+            on_cpu = all(p.device.type == "cpu" for p in model.parameters())
+            paged = on_cpu and getattr(stack, "window", None) is None
+            self._batch = (PagedKVCache if paged else BatchKVCache)(model, rows, context)
         return self._batch
 
     @property
@@ -110,7 +117,7 @@ class Scheduler:
                 self.waiting.clear()
                 self.solo = None
                 if self._batch is not None:
-                    self._batch.size = 0
+                    self._batch.clear()
             self.engine.running = self.size
 
     # -- joining
