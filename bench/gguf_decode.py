@@ -2,6 +2,7 @@
 
 Run:  python bench/gguf_decode.py [--model PATH] [--prompt 64] [--new 128] [--threads 2] [--rounds 3]
       python bench/gguf_decode.py --context 0,512,2048 --plot depth.png   (speed against depth)
+      python bench/gguf_decode.py --model-shape tinyllama --type Q4_K_M --prompt 512 --new 32
 
 The model is ``--model``, else ``$GRADIENT_SMOLLM2_GGUF``, else
 ``tests/fixtures/models/SmolLM2-135M-Instruct.Q4_1.gguf`` (``.ci/run`` fetches it from the
@@ -28,6 +29,12 @@ cache: decode tokens/s at each depth of the cache (attention over the cache grow
 the weights' cost does not), and the prefill tokens/s of each prompt, the longest among them.
 The JSON line then has ``by_depth`` for each library and the ratios by depth; ``--plot
 PATH`` draws decode tokens/s against depth for both.
+
+With ``--model-shape tinyllama --type Q4_K_M`` (or Q4_0, Q8_0, ...) the file is a model of
+TinyLlama-1.1B's shape with random weights, made at benchmark time (``model_shapes.py``:
+gradient writes it as F16, llama.cpp's quantizer makes the type), where the weights rather
+than the runtime dominate memory; the line adds the file's tensor bytes and the ratio of
+gradient's weights in memory to them.
 
 It prints one JSON line: prefill and decode tokens/s for each library (best of ``--rounds``),
 the ratios gradient / llama.cpp (higher is better for gradient), peak RSS of each and its ratio
@@ -92,6 +99,12 @@ def model_bytes(model) -> int:
         seen.add(id(held))
         total += held.nbytes
     return total
+
+
+def file_tensor_bytes(path: str) -> int:
+    """The bytes of the tensors a GGUF file holds (its data, without the metadata)."""
+    from gguf import GGUFReader
+    return sum(int(t.n_bytes) for t in GGUFReader(path).tensors)
 
 
 def run_gradient(path, prompt, depths, new, rounds, threads, kv_cache=None):
@@ -214,6 +227,10 @@ def plot(line: dict, path: str) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", help=f"the {SMOLLM2_NAME} file")
+    p.add_argument("--model-shape", help="instead of --model: a random-weight model of this "
+                   "shape (tinyllama), made once into --shape-dir")
+    p.add_argument("--type", default="Q4_K_M", help="the file type of --model-shape's file")
+    p.add_argument("--shape-dir", default=None, help="where --model-shape's files are kept")
     p.add_argument("--prompt", type=int, default=64, help="prompt tokens")
     p.add_argument("--context", help="comma-separated prompt lengths (e.g. 0,512,2048): "
                    "decode speed at each depth of the cache, instead of --prompt")
@@ -231,7 +248,13 @@ def main() -> None:
     if args.worker:
         return worker(args)
 
-    path = os.path.abspath(find_model(args.model))
+    if args.model_shape:
+        from model_shapes import DEFAULT_DIR, shape_gguf
+        path = shape_gguf(args.model_shape, args.type, args.shape_dir or DEFAULT_DIR)
+        name = f"{args.model_shape} shape, random weights, {args.type} (GGUF)"
+    else:
+        path = os.path.abspath(find_model(args.model))
+        name = "SmolLM2-135M-Instruct Q4_1 (GGUF)"
     lengths = depths(args)
     prompt = make_prompt(path, max(max(lengths), 1))
     threads = str(args.threads)
@@ -251,7 +274,7 @@ def main() -> None:
                 cmd += ["--kv-cache", args.kv_cache]
             run_worker_round(results, lib, cmd, env)
 
-    line = {"model": "SmolLM2-135M-Instruct Q4_1 (GGUF)", "new": args.new,
+    line = {"model": name, "new": args.new,
             "threads": args.threads, "rounds": args.rounds,
             "gradient_kv_cache": args.kv_cache or "float32"}
     if args.context:
@@ -273,6 +296,9 @@ def main() -> None:
         else:
             line[lib].update(by_depth[str(args.prompt)])
     line["gradient"]["weight_mib"] = round(results["gradient"]["weight_bytes"] / 2 ** 20)
+    tensor_bytes = file_tensor_bytes(path)
+    line["file_tensor_mib"] = round(tensor_bytes / 2 ** 20)
+    line["weight_ratio_to_file"] = round(results["gradient"]["weight_bytes"] / tensor_bytes, 3)
     line["llama_cpp"]["version"] = results["llama_cpp"]["version"]
     g, c = line["gradient"], line["llama_cpp"]
     if args.context:

@@ -1,0 +1,94 @@
+"""GGUF files of a real model's shape with random weights, made at benchmark time: what a
+benchmark of a model whose weights dominate (1.1B parameters) runs on without downloading it.
+
+``shape_gguf("tinyllama", "Q4_K_M")`` writes TinyLlama-1.1B's shape (22 layers, hidden 2048,
+FFN 5632, 32 heads, 4 KV heads, vocabulary 32,000, RoPE theta 10,000) with N(0, 0.02)
+weights as F16 with gradient's writer (``save_gguf``), then has llama.cpp's own quantizer
+(``llama_model_quantize`` through llama-cpp-python) make the type asked for: Q4_K_M is
+llama.cpp's mix (Q6_K for the output and some attention values and FFN downs), not one type.
+The tokenizer is a byte-level BPE of 4,000 tokens trained on a paragraph, padded to the
+vocabulary. Files are kept in ``--shape-dir`` (default ``~/.cache/gradient-bench``) and reused;
+they never belong in the repository.
+
+Example::
+
+    >>> path = shape_gguf("tinyllama", "Q4_0")     # ~640 MB, made once
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from common import ROOT
+
+SHAPES = {
+    "tinyllama": dict(vocab_size=32000, hidden_size=2048, intermediate_size=5632,
+                      num_hidden_layers=22, num_attention_heads=32, num_key_value_heads=4,
+                      rope_theta=10000.0, max_position_embeddings=2048, rms_norm_eps=1e-5),
+}
+#: the llama.cpp file types a shape is made in (llama_ftype)
+FILE_TYPES = {"F16": 1, "Q4_0": 2, "Q8_0": 7, "Q4_K_M": 15, "Q5_K_M": 17, "Q6_K": 18}
+DEFAULT_DIR = os.path.join(os.path.expanduser("~"), ".cache", "gradient-bench")
+_BPE_TOKENS = 4000
+
+
+def shape_gguf(shape: str, file_type: str, directory: str = DEFAULT_DIR) -> str:
+    """The path of a GGUF file of ``shape`` in ``file_type``, made now if it is not there."""
+    if shape not in SHAPES:
+        raise SystemExit(f"unknown model shape {shape!r}: one of {', '.join(SHAPES)}")
+    if file_type not in FILE_TYPES:
+        raise SystemExit(f"unknown file type {file_type!r}: one of {', '.join(FILE_TYPES)}")
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, f"{shape}-random.{file_type}.gguf")
+    if os.path.isfile(path):
+        return path
+    f16 = os.path.join(directory, f"{shape}-random.F16.gguf")
+    if not os.path.isfile(f16):
+        _write_f16(shape, f16, directory)
+    if file_type != "F16":
+        _quantize(f16, path, FILE_TYPES[file_type])
+    return path
+
+
+def _write_f16(shape: str, path: str, directory: str) -> None:
+    sys.path.insert(0, ROOT)
+    import gradient
+    from gradient.models import LlamaConfig, LlamaForCausalLM, save_gguf
+    from gradient.tokenizers import Tokenizer
+
+    print(f"making {path} (random weights, once)", file=sys.stderr)
+    tokenizer = Tokenizer.from_pretrained(_train_tokenizer(os.path.join(directory, shape)))
+    gradient.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(**SHAPES[shape]))
+    save_gguf(model, path + ".part", "F16", tokenizer, name=f"{shape} (random weights)")
+    os.replace(path + ".part", path)
+
+
+def _train_tokenizer(directory: str) -> str:
+    """A byte-level BPE trained on the decode benchmark's paragraph, saved in ``directory``."""
+    from gguf_decode import TEXT
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(vocab_size=_BPE_TOKENS, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator([TEXT] * 8, trainer)
+    os.makedirs(directory, exist_ok=True)
+    tok.save(os.path.join(directory, "tokenizer.json"))
+    return directory
+
+
+def _quantize(source: str, path: str, ftype: int) -> None:
+    import llama_cpp
+    print(f"making {path} with llama_model_quantize", file=sys.stderr)
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = ftype
+    params.nthread = os.cpu_count() or 1
+    if llama_cpp.llama_model_quantize(source.encode(), (path + ".part").encode(), params):
+        raise SystemExit(f"llama_model_quantize failed on {source}")
+    os.replace(path + ".part", path)
