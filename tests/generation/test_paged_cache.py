@@ -22,6 +22,21 @@ def llama(llama_dir):  # noqa: F811
     return model.eval()
 
 
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_paged_steps_give_the_batch_caches_bits_captured_or_not(family, gpt2_pair, llama):
+    """Rows that cross from one block into the next while they decode (60 + 8 > 64, 125 + 8 >
+    128), one joining and one leaving: the paged cache's steps, replayed or through the module
+    graph, give the batch cache's logits bit for bit."""
+    model = gpt2_pair[1].eval() if family == "gpt2" else llama
+    lengths = (60, 125, 9)
+    batch, _ = _batch_run(model, False, BatchKVCache, lengths, 192)
+    for fused in (True, False):
+        paged, counts = _batch_run(model, fused, PagedKVCache, lengths, 192)
+        for a, b in zip(paged, batch):
+            np.testing.assert_array_equal(a, b)
+        assert (counts[("captured_step", "replay")] > 0) == fused
+
+
 def test_a_paged_step_gives_each_sequences_own_logits(llama):
     rng = np.random.default_rng(4)
     prompts = [rng.integers(3, 250, n).tolist() for n in (63, 20)]
