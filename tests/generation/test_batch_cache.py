@@ -1,4 +1,4 @@
-"""BatchKVCache: sequences at different positions decoded in one forward give the logits each
+"""BatchKVCache (and where both caches do it, PagedKVCache): sequences at different positions decoded in one forward give the logits each
 gives alone, on GPT-2 and LLaMA, as sequences join and leave the batch."""
 
 import numpy as np
@@ -7,7 +7,7 @@ import pytest
 import gradient
 from gradient.autograd import no_grad
 from gradient.errors import ShapeError
-from gradient.generation import BatchKVCache
+from gradient.generation import BatchKVCache, PagedKVCache
 
 from ..hub.conftest import llama_dir  # noqa: F401  (the fixture)
 
@@ -112,16 +112,19 @@ def test_batch_steps_are_captured_and_replayed_with_the_module_graphs_bits(famil
     assert steps == {"capture": 4, "replay": 4}, steps
 
 
-def test_a_row_copied_back_continues_alone(llama):
+@pytest.mark.parametrize("cache_type, prompt_length, steps, max_length",
+                         [(BatchKVCache, 11, 3, 32),
+                          (PagedKVCache, 62, 4, 128)])   # the paged row into its second block
+def test_a_row_copied_back_continues_alone(llama, cache_type, prompt_length, steps, max_length):
     rng = np.random.default_rng(1)
-    prompt = rng.integers(3, 250, 11).tolist()
-    batch = BatchKVCache(llama, rows=2, max_length=32)
+    prompt = rng.integers(3, 250, prompt_length).tolist()
+    batch = cache_type(llama, rows=2, max_length=max_length)
     cache, logits = _prefilled(llama, prompt)
     batch.add(cache, len(prompt))
     seq = prompt + [int(logits.argmax())]
-    for _ in range(3):
+    for _ in range(steps):
         seq.append(int(_step(llama, batch, [seq[-1]])[0].argmax()))
-    back = llama.new_cache(1, 32)
+    back = llama.new_cache(1, max_length)
     batch.copy_to(0, back, int(batch.lengths[0]))
     back.length = int(batch.lengths[0])
     with no_grad():

@@ -70,23 +70,6 @@ def test_blocks_follow_the_positions_the_rows_hold(llama):
     assert paged.tables[1, 2] == 3 and paged.blocks_in_use == 4
 
 
-def test_a_row_copied_back_continues_alone(llama):
-    rng = np.random.default_rng(1)
-    prompt = rng.integers(3, 250, 62).tolist()
-    paged = PagedKVCache(llama, rows=2, max_length=128)
-    one, logits = _prefilled(llama, prompt)
-    paged.add(one, len(prompt))
-    seq = prompt + [int(logits.argmax())]
-    for _ in range(4):                                         # into the second block
-        seq.append(int(_step(llama, paged, [seq[-1]])[0].argmax()))
-    back = llama.new_cache(1, 128)
-    paged.copy_to(0, back, int(paged.lengths[0]))
-    back.length = int(paged.lengths[0])
-    with no_grad():
-        logits = llama(gradient.tensor([[seq[-1]]]), cache=back).logits[0, -1].numpy()
-    np.testing.assert_allclose(logits, _alone(llama, seq), rtol=1e-5, atol=1e-5)
-
-
 def test_a_full_pool_a_full_row_and_a_bad_block_size_are_clear_errors(llama):
     one, _ = _prefilled(llama, list(range(3, 103)))
     paged = PagedKVCache(llama, rows=2, max_length=128, n_blocks=3)
