@@ -157,10 +157,11 @@ class PagedKVCache:
                 continue
             with no_grad():
                 for p, c in zip(self.keys + self.values, cache.keys + cache.values):
-                    src, dst = (c, p) if into_blocks else (p, c)
-                    a = src.narrow(2, start, n) if into_blocks else src[block].narrow(1, 0, n)
-                    b = dst[block].narrow(1, 0, n) if into_blocks else dst.narrow(2, start, n)
-                    b.copy_(a.reshape(b.shape))
+                    in_block, in_sequence = p[block].narrow(1, 0, n), c[0].narrow(1, start, n)
+                    if into_blocks:
+                        in_block.copy_(in_sequence)
+                    else:
+                        in_sequence.copy_(in_block)
 
     # -- a decode step
     def step_inputs(self, tokens, device=None):

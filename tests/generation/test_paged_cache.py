@@ -70,6 +70,23 @@ def test_blocks_follow_the_positions_the_rows_hold(llama):
     assert paged.tables[1, 2] == 3 and paged.blocks_in_use == 4
 
 
+@pytest.mark.parametrize("dtype", [gradient.float32, gradient.float64])
+def test_a_sequence_copied_into_blocks_and_back_is_the_same(llama, dtype, monkeypatch):
+    """float32: every layer's block in one copy (stacked caches); float64: layer by layer."""
+    monkeypatch.setattr(llama, "kv_cache_dtype", dtype)
+    paged = PagedKVCache(llama, rows=2, max_length=192)
+    one = llama.new_cache(1, 192)
+    rng = np.random.default_rng(6)
+    for t in one.keys + one.values:
+        t.copy_(gradient.tensor(rng.standard_normal(tuple(t.shape)), dtype=dtype))
+    paged.add(one, 150)                                      # three blocks, the last in part
+    back = llama.new_cache(1, 192)
+    paged.copy_to(0, back, 150)
+    for a, b in zip(one.keys + one.values, back.keys + back.values):
+        np.testing.assert_array_equal(b.numpy()[:, :, :150], a.numpy()[:, :, :150])
+        assert not b.numpy()[:, :, 150:].any()
+
+
 def test_a_full_pool_a_full_row_and_a_bad_block_size_are_clear_errors(llama):
     one, _ = _prefilled(llama, list(range(3, 103)))
     paged = PagedKVCache(llama, rows=2, max_length=128, n_blocks=3)
