@@ -470,8 +470,9 @@ def _attend_paged(q, k, v, blocks, bs, S, scale, f32, b, hk, out):
     kt = np.empty((D, _KEY_TILE), dtype)
     wide = np.empty((_KEY_TILE, D), dtype)
     for j0 in range(0, S, _KEY_TILE):
-        _transpose_keys(k, blocks[j0 // bs], hk, j0 % bs, min(_KEY_TILE, S - j0), kt, wide)
-        _score_tile(qs, kt, min(_KEY_TILE, S - j0), scores, j0)
+        m = min(_KEY_TILE, S - j0)
+        _transpose_keys(k, blocks[j0 // bs], hk, j0 % bs, m, kt, wide)
+        _score_tile(qs, kt, m, scores, j0)
     bits = np.empty(S, np.int32)
     lanes = np.empty(LANES, dtype)
     acc = np.empty(v.shape[3], dtype)
