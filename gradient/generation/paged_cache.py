@@ -28,8 +28,6 @@ Example::
 
 from __future__ import annotations
 
-import heapq
-
 import numpy as np
 
 from ..autograd import capture_state, no_grad
@@ -38,6 +36,7 @@ from ..errors import ShapeError
 from ..ops.causal_bias import PagedRows
 from ..ops.creation import tensor
 from ..tensor import Tensor
+from .block_pool import BlockPool
 
 __all__ = ["PagedKVCache", "BLOCK_SIZE"]
 
@@ -68,7 +67,13 @@ class PagedKVCache:
         self.held = np.zeros(rows, np.int64)                # blocks listed per row
         self.lengths = np.zeros(rows, np.int64)             # positions held, per row
         self.size = 0                                       # rows in use: 0 .. size-1
-        self._free = list(range(n_blocks))                  # a heap: the lowest first
+        self.pool = BlockPool(n_blocks, block_size)
+        # each row's token ids where it was added with them, and how many of its leading
+        # blocks have been offered to the pool's prefix keys
+        self._ids = np.zeros((rows, per_row * block_size), np.int64)
+        self._with_ids = np.zeros(rows, bool)
+        self._keyed = np.zeros(rows, np.int64)
+        self.blocks_shared = 0       # blocks rows took up instead of copies, since made
 
     @property
     def length(self) -> int:
@@ -78,7 +83,13 @@ class PagedKVCache:
     @property
     def blocks_in_use(self) -> int:
         """Blocks that rows hold now: the cache's memory in use is this times a block's."""
-        return self.n_blocks - len(self._free)
+        return self.pool.held
+
+    @property
+    def blocks_idle(self) -> int:
+        """Blocks no row holds that keep a prefix for later sequences (reused for new
+        positions when no block is free)."""
+        return self.pool.idle
 
     # -- blocks
     def _reserve(self, row: int, positions: int) -> None:
@@ -87,17 +98,31 @@ class PagedKVCache:
         if need > self.tables.shape[1]:
             raise ShapeError(f"PagedKVCache: {positions} positions do not fit in rows of "
                              f"{self.max_length}")
-        if need - self.held[row] > len(self._free):
+        if need - self.held[row] > self.pool.available:
             raise ShapeError(f"PagedKVCache: no free block for {positions} positions (all "
                              f"{self.n_blocks} blocks of {self.block_size} are held)")
         while self.held[row] < need:
-            self.tables[row, self.held[row]] = heapq.heappop(self._free)
+            self.tables[row, self.held[row]] = self.pool.take()
             self.held[row] += 1
 
     def _release(self, row: int) -> None:
-        for block in self.tables[row, :self.held[row]]:
-            heapq.heappush(self._free, int(block))
+        # the last blocks first: a sequence's tail is then reused before its head, which
+        # other sequences are likelier to share
+        for block in self.tables[row, :self.held[row]][::-1]:
+            self.pool.release(int(block))
         self.held[row] = 0
+
+    def _key_full_blocks(self, row: int) -> None:
+        """Offer the pool the keys of ``row``'s blocks filled since the last call (rows added
+        with their ids)."""
+        if not self._with_ids[row]:
+            return
+        bs, full = self.block_size, int(self.lengths[row]) // self.block_size
+        for m in range(int(self._keyed[row]), full):
+            parent = int(self.tables[row, m - 1]) if m else -1
+            self.pool.register(parent, int(self.tables[row, m]),
+                               self._ids[row, m * bs:(m + 1) * bs])
+        self._keyed[row] = max(int(self._keyed[row]), full)
 
     def _spans(self, row: int, length: int):
         """``(block, start, n)`` for each block of ``row``'s first ``length`` positions: the
@@ -106,19 +131,64 @@ class PagedKVCache:
         return [(int(self.tables[row, m]), m * bs, min(bs, length - m * bs))
                 for m in range(-(-length // bs))]
 
+    # -- prefixes kept in blocks
+    def prefix_length(self, ids, limit: int | None = None) -> int:
+        """How many leading positions of ``ids`` (at most ``limit``) the pool's blocks hold,
+        held or idle: whole blocks of a sequence added with the same ids."""
+        limit = len(ids) if limit is None else limit
+        return len(self.pool.lookup(ids, limit)) * self.block_size
+
+    def copy_prefix_to(self, ids, cache, start: int = 0, limit: int | None = None) -> int:
+        """Copy the keys and values of the longest prefix of ``ids`` the blocks hold (at most
+        ``limit`` positions) into the one-sequence ``cache``, from the block holding position
+        ``start`` on (the cache holds the ones before); returns the cache's length now, at
+        least ``start``.
+
+        Example: ``first = paged.copy_prefix_to(prompt, cache, first, len(prompt) - 1)``"""
+        limit = len(ids) if limit is None else limit
+        blocks, bs = self.pool.lookup(ids, limit), self.block_size
+        if len(blocks) * bs <= start:
+            return start
+        self._copy(cache, [(int(b), m * bs, bs) for m, b in enumerate(blocks)
+                           if (m + 1) * bs > start], into_blocks=False)
+        cache.length = len(blocks) * bs
+        return cache.length
+
     # -- sequences joining and leaving
-    def add(self, cache, length: int) -> int:
+    def add(self, cache, length: int, ids=None) -> int:
         """Take a sequence whose first ``length`` positions are in ``cache`` (a one-sequence
-        :class:`~gradient.generation.KVCache`, prefilled) into the next free row; the row."""
+        :class:`~gradient.generation.KVCache`, prefilled) into the next free row; the row.
+
+        With the sequence's token ``ids`` (at least ``length``), the row holds the blocks
+        that already hold a prefix of them instead of copies (see :meth:`prefix_length`),
+        and its own full blocks become such prefixes for later sequences."""
         if self.size == self.rows:
             raise ShapeError(f"PagedKVCache: all {self.rows} rows are in use")
         if length >= self.max_length:
             raise ShapeError(f"PagedKVCache: {length} positions leave no room in rows of "
                              f"{self.max_length}")
+        if ids is not None and len(ids) < length:
+            raise ShapeError(f"PagedKVCache.add: {len(ids)} ids for {length} positions")
         row = self.size
-        self._reserve(row, length)
-        self._copy(cache, row, length, into_blocks=True)
+        shared = self.pool.lookup(ids, length) if ids is not None else []
+        for m, block in enumerate(shared):
+            self.pool.share(block)
+            self.tables[row, m] = block
+        self.blocks_shared += len(shared)
+        self.held[row] = len(shared)
+        try:
+            self._reserve(row, length)
+        except ShapeError:
+            self._release(row)
+            raise
+        start = len(shared) * self.block_size
+        self._copy(cache, [s for s in self._spans(row, length) if s[1] >= start],
+                   into_blocks=True)
         self.lengths[row] = length
+        self._with_ids[row], self._keyed[row] = ids is not None, len(shared)
+        if ids is not None:
+            self._ids[row, :length] = np.asarray(ids[:length], np.int64)
+            self._key_full_blocks(row)
         self.size += 1
         return row
 
@@ -132,22 +202,26 @@ class PagedKVCache:
             return None
         self.tables[row], self.held[row] = self.tables[last], self.held[last]
         self.lengths[row], self.held[last] = self.lengths[last], 0
+        self._ids[row], self._with_ids[row] = self._ids[last], self._with_ids[last]
+        self._keyed[row] = self._keyed[last]
         return last
 
     def clear(self) -> None:
-        """Every row leaves, and every block is free."""
+        """Every row leaves, and every block is free (no prefix is kept)."""
         while self.size:
             self.remove(self.size - 1)
+        self.pool.clear()
 
     def copy_to(self, row: int, cache, length: int) -> None:
         """Copy the first ``length`` positions of ``row`` into the one-sequence ``cache``."""
-        self._copy(cache, row, length, into_blocks=False)
+        self._copy(cache, self._spans(row, length), into_blocks=False)
 
-    def _copy(self, cache, row: int, length: int, into_blocks: bool) -> None:
-        """Positions ``0 .. length-1`` between the one-sequence ``cache`` and ``row``'s blocks:
-        on the CPU a block of every layer at a time, elsewhere layer by layer."""
+    def _copy(self, cache, spans, into_blocks: bool) -> None:
+        """Positions between the one-sequence ``cache`` and blocks, ``(block, start, n)`` a
+        block's first ``n`` positions and the sequence's from ``start``: on the CPU a block
+        of every layer at a time, elsewhere layer by layer."""
         pool, one = self._pool.stacked(), cache.stacked()
-        for block, start, n in self._spans(row, length):
+        for block, start, n in spans:
             if pool is not None and one is not None:
                 for p, c in zip(pool, one):
                     if into_blocks:
@@ -171,10 +245,12 @@ class PagedKVCache:
         the new position) as the mask, the positions ``(size, 1)``. Rows that cross into a
         new block take it here."""
         lengths = self.lengths[:self.size]
-        for row in range(self.size):
-            self._reserve(row, int(lengths[row]) + 1)
-        rows = PagedRows(lengths + 1, self.tables[:self.size], self.block_size)
         ids = np.asarray(tokens, np.int64).reshape(self.size, 1)
+        for row in range(self.size):
+            self._key_full_blocks(row)            # the block the last step filled
+            self._reserve(row, int(lengths[row]) + 1)
+            self._ids[row, lengths[row]] = ids[row, 0]
+        rows = PagedRows(lengths + 1, self.tables[:self.size], self.block_size)
         return (tensor(ids, dtype=int64, device=device), rows,
                 tensor(lengths[:, None].copy(), dtype=int64, device=device))
 
@@ -218,4 +294,5 @@ class PagedKVCache:
     def __repr__(self) -> str:
         return (f"PagedKVCache(rows={self.rows}, block_size={self.block_size}, "
                 f"blocks_in_use={self.blocks_in_use}/{self.n_blocks}, "
+                f"blocks_idle={self.blocks_idle}, "
                 f"lengths={self.lengths[:self.size].tolist()})")

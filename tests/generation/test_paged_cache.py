@@ -131,3 +131,90 @@ def test_paged_decode_attention_is_each_rows_decode_attention(dtype):
     composed = F.scaled_dot_product_attention(*[a.requires_grad_() for a in args], attn_mask=rows,
                                               enable_gqa=True)
     np.testing.assert_allclose(fast.numpy(), composed.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_sequences_with_a_common_prefix_share_its_blocks_with_the_same_logits(llama):
+    """Two sequences whose first 130 ids are the same, added with their ids: the second holds
+    the first's two full blocks instead of copies, and every step gives the logits of the
+    same steps without sharing, bit for bit."""
+    rng = np.random.default_rng(7)
+    common = rng.integers(3, 250, 130).tolist()
+    prompts = [common + rng.integers(3, 250, n).tolist() for n in (5, 40)]
+
+    def run(with_ids):
+        paged = PagedKVCache(llama, rows=2, max_length=256)
+        last = []
+        for prompt in prompts:
+            one, logits = _prefilled(llama, prompt)
+            paged.add(one, len(prompt), ids=prompt if with_ids else None)
+            last.append(int(logits.argmax()))
+        held = paged.blocks_in_use
+        out = []
+        for _ in range(4):
+            logits = _step(llama, paged, last)
+            out.append(logits)
+            last = [int(row.argmax()) for row in logits]
+        return paged, held, out
+
+    shared, shared_held, shared_out = run(True)
+    apart, apart_held, apart_out = run(False)
+    assert (apart_held, shared_held) == (6, 4)                   # 3 + 3 blocks, 2 of them shared
+    np.testing.assert_array_equal(shared.tables[0, :2], shared.tables[1, :2])
+    assert shared.pool.refs[shared.tables[0, 0]] == 2
+    for a, b in zip(shared_out, apart_out):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_prefix_outlives_its_row_and_a_decoded_block_becomes_a_prefix(llama):
+    rng = np.random.default_rng(8)
+    prompt = rng.integers(3, 250, 60).tolist()
+    paged = PagedKVCache(llama, rows=2, max_length=192)
+    one, logits = _prefilled(llama, prompt)
+    paged.add(one, 60, ids=prompt)
+    assert paged.prefix_length(prompt + [1] * 10) == 0            # no full block yet
+    sequence, last = list(prompt), int(logits.argmax())
+    for _ in range(6):                                           # positions 60 .. 65
+        sequence.append(last)
+        last = int(_step(llama, paged, [last])[0].argmax())
+    assert paged.prefix_length(sequence) == 64                   # keyed once it filled
+    assert paged.prefix_length(sequence, limit=63) == 0
+    kept = llama.new_cache(1, 192)
+    paged.copy_to(0, kept, 66)
+    paged.remove(0)
+    assert paged.blocks_in_use == 0 and paged.blocks_idle == 1
+    # a later sequence with that prefix: its keys and values from the idle block, as written
+    back = llama.new_cache(1, 192)
+    assert paged.copy_prefix_to(sequence + [5], back, 0, len(sequence)) == 64
+    assert back.length == 64
+    for a, b in zip(kept.keys + kept.values, back.keys + back.values):
+        np.testing.assert_array_equal(b.numpy()[:, :, :64], a.numpy()[:, :, :64])
+    # (decoded one position at a time: a prefill's keys and values up to float rounding)
+    alone, _ = _prefilled(llama, sequence[:64])
+    for a, b in zip(alone.keys + alone.values, back.keys + back.values):
+        np.testing.assert_allclose(b.numpy()[:, :, :64], a.numpy()[:, :, :64], rtol=1e-5,
+                                   atol=1e-5)
+    assert paged.copy_prefix_to(sequence, back, 64) == 64        # nothing more to copy
+    assert paged.add(back, 64, ids=sequence) == 0
+    assert paged.blocks_in_use == 1 and paged.blocks_idle == 0   # the same block, held again
+    assert paged.tables[0, 0] == 0
+
+
+def test_idle_blocks_make_room_when_no_block_is_free(llama):
+    rng = np.random.default_rng(9)
+    paged = PagedKVCache(llama, rows=2, max_length=192, n_blocks=3)
+    first = rng.integers(3, 250, 128).tolist()
+    one, _ = _prefilled(llama, first[:127])
+    paged.add(one, 127, ids=first)                               # blocks 0 (keyed) and 1
+    _step(llama, paged, [first[127]])                            # fills block 1 ...
+    _step(llama, paged, [7])                                     # ... keyed here; block 2
+    paged.remove(0)
+    assert (paged.blocks_idle, paged.prefix_length(first)) == (2, 128)
+    other = list(range(3, 103))
+    one, _ = _prefilled(llama, other)
+    paged.add(one, 100, ids=other)       # the free block 2, then the oldest idle one: 1
+    assert paged.tables[0, :2].tolist() == [2, 1]
+    assert paged.blocks_in_use == 2 and paged.prefix_length(first) == 64
+    with pytest.raises(ShapeError, match="no free block"):
+        paged.add(one, 100)
+    paged.clear()
+    assert paged.blocks_in_use == 0 and paged.blocks_idle == 0 and paged.prefix_length(first) == 0
