@@ -51,9 +51,11 @@ class BatchKVCache:
         return int(self.lengths[:self.size].max()) if self.size else 0
 
     # -- sequences joining and leaving
-    def add(self, cache, length: int) -> int:
+    def add(self, cache, length: int, ids=None) -> int:
         """Take a sequence whose first ``length`` positions are in ``cache`` (a one-sequence
-        :class:`~gradient.generation.KVCache`, prefilled) into the next free row; the row."""
+        :class:`~gradient.generation.KVCache`, prefilled) into the next free row; the row.
+        (``ids``, the sequence's tokens, let a :class:`PagedKVCache` share blocks; a row here
+        holds its whole context, so they are not needed.)"""
         if self.size == self.rows:
             raise ShapeError(f"BatchKVCache: all {self.rows} rows are in use")
         if length >= self.max_length:

@@ -77,7 +77,10 @@ def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
                  f"gradient_time_to_first_token_seconds_sum {s['first_token_seconds']:.6f}",
                  # continuous batching: rows / steps is the mean batch of a decode step
                  f"gradient_decode_steps_total {s['decode_steps']}",
-                 f"gradient_decode_rows_total {s['decode_rows']}"]
+                 f"gradient_decode_rows_total {s['decode_rows']}",
+                 # KV blocks a batch row took from another row or a sequence gone before,
+                 # instead of copying a prefix it shares with them
+                 f"gradient_kv_blocks_shared_total {s['kv_blocks_shared']}"]
         return PlainTextResponse("\n".join(lines) + "\n")
 
     async def chat(request: Request):

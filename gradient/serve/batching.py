@@ -8,8 +8,11 @@ step for the whole batch rather than once per sequence. Between
 steps, finished and cancelled sequences leave, and waiting ones join: a joining sequence's
 prompt is prefilled on its own (in the :class:`~gradient.generation.PromptCache` that shares
 the longest prefix with it, so a shared system prompt or a conversation's earlier turns are not
-run again), then its keys and values are copied into a free row. When it finishes, its row is
-copied back into that prompt cache, so the conversation's next turn finds the reply there too.
+run again), then its keys and values are copied into a free row. In a paged batch, the row
+holds the blocks that already hold a prefix of its ids (another row's system prompt, or blocks
+kept from a sequence that left) instead of copies, and a joining prompt starts from them
+where they hold more than its prompt cache. When a sequence finishes, its row is copied back
+into its prompt cache, so the conversation's next turn finds the reply there too.
 
 A greedy sequence running alone may speculate (a draft model's tokens, or prompt lookup's
 n-gram drafts, checked several per forward: the same text). Every choice (``n``) of a
@@ -157,6 +160,9 @@ class Scheduler:
         P = seq.prompt_length
         prompt_cache = seq.prompt_cache = engine._cache_for(seq.ids[:P])
         cache, first = prompt_cache.take(seq.ids, P, P + max_tokens)
+        if isinstance(self._batch, PagedKVCache):     # a longer prefix in the batch's blocks
+            first = prompt_cache.reused = self._batch.copy_prefix_to(seq.ids, cache, first,
+                                                                     P - 1)
         with no_grad():
             logits = engine.model(tensor(seq.ids[None, first:P], dtype=int64), cache=cache,
                                   logits_to_keep=1).logits
@@ -175,7 +181,10 @@ class Scheduler:
 
     def _into_batch(self, seq: _Sequence) -> None:
         """Move a sequence from its own cache into the next row of the batch."""
-        self.batch.add(seq.cache, seq.cache.length)
+        batch = self.batch
+        shared = getattr(batch, "blocks_shared", 0)      # (a PagedKVCache's count)
+        batch.add(seq.cache, seq.cache.length, ids=seq.ids)
+        self.engine.stats["kv_blocks_shared"] += getattr(batch, "blocks_shared", 0) - shared
         self.running.append(seq)
         if seq is self.solo:
             self.solo = None

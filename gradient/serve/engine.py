@@ -88,7 +88,7 @@ class Engine:
         self.running = 0
         self.stats = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0,
                       "cached_prompt_tokens": 0, "first_token_seconds": 0.0,
-                      "decode_steps": 0, "decode_rows": 0}
+                      "decode_steps": 0, "decode_rows": 0, "kv_blocks_shared": 0}
         # speculative decoding for a greedy sequence running alone: drafts from a small model
         # or from the text itself (prompt lookup), checked several at a time
         if draft is not None and prompt_lookup:
@@ -100,7 +100,8 @@ class Engine:
         window = getattr(getattr(model, "config", None), "sliding_window", None)
         windowed = isinstance(window, int) and window < self.context
         self.max_batch = 1 if windowed else max(1, max_batch)
-        threading.Thread(target=Scheduler(self, self.max_batch).run, daemon=True,
+        self.scheduler = Scheduler(self, self.max_batch)
+        threading.Thread(target=self.scheduler.run, daemon=True,
                          name="gradient serve engine").start()
 
     @property

@@ -335,3 +335,33 @@ def test_more_choices_than_rows_all_finish(server, client):
             break
         time.sleep(0.02)
     assert engine.running == 0 and engine.waiting == 0
+
+
+def test_concurrent_chats_under_one_system_prompt_share_its_kv_blocks(server, client):
+    """Three chats at once under one long system prompt: each reply is greedy generate's on
+    its own ids, and the rows that joined the batch took up the blocks already holding the
+    system prompt instead of copies of it."""
+    from concurrent.futures import ThreadPoolExecutor
+    _, model, tokenizer, app = server
+    engine = app.state.engine
+    # a system turn of 65 ids: the first block of 64 is the same in every prompt
+    system = {"role": "system",
+              "content": "You answer questions about colours. Keep all of your answers short."}
+    questions = ["Hi", "Red?", "Why?"]
+    shared = engine.stats["kv_blocks_shared"]
+    together = threading.Barrier(3)
+
+    def ask(k):
+        messages = [system, {"role": "user", "content": questions[k]}]
+        together.wait()
+        reply = client.chat.completions.create(model=MODEL, messages=messages,
+                                               max_tokens=40, temperature=0)
+        ids = list(tokenizer.apply_chat_template(messages, add_generation_prompt=True))
+        return len(ids), reply.choices[0].message.content, _greedy(model, tokenizer, ids, 40,
+                                                                   chat=True)[0]
+    with ThreadPoolExecutor(3) as pool:
+        for length, got, expected in pool.map(ask, range(3)):
+            assert 64 < length <= 88 and got == expected        # a block in common
+    assert engine.stats["kv_blocks_shared"] - shared >= 2
+    metrics = httpx.get(server[0] + "/metrics").text
+    assert "gradient_kv_blocks_shared_total" in metrics
