@@ -6,10 +6,10 @@ row, a horizontal sum of 32 products before the block's scale applies: SIMD lane
 the 32 values of one row, and numba cannot make LLVM emit the shuffles that llama.cpp writes
 by hand. Repacked so that the lanes hold **32 rows** instead, the same work needs no horizontal
 sum at all: value ``j`` of block ``b`` of rows ``32g .. 32g + 31`` sits in 32 consecutive bytes,
-and each lane accumulates its own row. LLVM vectorises that plainly (measured on SmolLM2's Q4_1
-shapes: 16 billion weights/s on one core, 4 times the row-by-row kernel of
-:mod:`gradient.quant.matmul`). llama.cpp repacks Q4_0 in the same spirit (its "CPU_REPACK"
-buffers).
+and each lane accumulates its own row. The int8 products then run on pmaddubsw/pmaddwd
+(:mod:`gradient.backends.cpu_simd`; measured on SmolLM2's Q4_1 shapes: 37 billion weights/s
+on one core, against 17 for LLVM's own vectorisation of the same loops). llama.cpp repacks
+Q4_0 in the same spirit (its "CPU_REPACK" buffers).
 
 The layout (:class:`InterleavedWeight`), for ``G = LANES`` rows per group:
 
@@ -39,10 +39,10 @@ Two products read the repacked weight, for a few rows of ``x`` (decoding):
 
 Any number of rows of ``x`` (a prompt too) takes the same kernel as one row: a prompt's
 logits are then those of its tokens decoded one at a time, bit for bit, as in llama.cpp,
-whose prompt processing quantizes the activations too. Measured on SmolLM2's Q4_1 shapes:
-int8 at 128 rows within 10% of the time of BLAS on dequantized tiles; float32 prefills of
-128 to 1,024 tokens 5-30% faster than with the tiles, which stay for the backward
-(:func:`interleaved_matmul_t`).
+whose prompt processing quantizes the activations too. Measured on SmolLM2's Q4_1 shapes,
+2 threads: int8 at 128 and 512 rows in 0.9-1.1 times the time of BLAS on weights already
+dequantized to float32; float32 activations in about twice that. Dequantized tiles stay for
+the backward (:func:`interleaved_matmul_t`).
 
 Example::
 
@@ -59,6 +59,11 @@ import numba
 import numpy as np
 
 from ..backends.cpu_compile import compile_kernel, compiled_already, in_threads
+from ..backends.cpu_simd import (add, broadcast_i8_pair, broadcast_i16_pair, dot_i16, dot_u8_i8,
+                                 high_nibbles, join, load_i8x32, load_i16x16, low_nibbles,
+                                 store_i8x32, store_i16x16, store_zipped, widen_i8_high,
+                                 widen_i8_low, widen_i16, zeros_i16x16, zeros_i32x8,
+                                 zeros_i32x16, zip_high, zip_low)
 from ..backends.host_memory import pages_of_their_own
 from ..errors import ShapeError
 from ..kernels.lowering import Lowered
@@ -520,78 +525,191 @@ def _quantized(x):
 
 
 # ----------------------------------------------------------------------------- products
-@compile_kernel
-def _int8_nibble(codes, scale, minimum, has_min, offset, xq, xd, xs, xsum, y, i, g0, g1, n16):
-    """Row ``i`` of y, its columns of groups g0..g1, for nibble codes and int8 activations: per
-    block, 32 lanes (rows) of int32 sums of int16 products, then ``(scale * x_scale) * sum +
-    minimum * x_sum``. Q4_0's offset comes off the sum as ``offset * sum(x_q)``, outside the
-    inner loop."""
-    nb, G = codes.shape[1], LANES
-    m = y.shape[1]
-    isum = np.empty(G, np.int32)
-    acc = np.empty(G, np.float32)
-    low, four = np.int16(15), np.int16(4)
-    for g in range(g0, g1):
-        acc[:] = 0
-        for b in range(nb):
-            isum[:] = 0
-            for jj in range(n16 // 2):
-                # two bytes (four products) per step, summed in int16 before one widening to
-                # int32: |sum| <= 4 * 15 * 128 = 7680 fits (measured: 0.77 of the time of one
-                # byte per step)
-                j = 2 * jj
-                q0, q1 = codes[g, b, j], codes[g, b, j + 1]
-                xa0, xb0 = np.int16(xq[i, b * 32 + j]), np.int16(xq[i, b * 32 + 16 + j])
-                xa1, xb1 = np.int16(xq[i, b * 32 + j + 1]), np.int16(xq[i, b * 32 + 17 + j])
-                for r in range(G):
-                    v0, v1 = np.int16(q0[r]), np.int16(q1[r])
-                    isum[r] += np.int32(np.int16((v0 & low) * xa0 + (v0 >> four) * xb0
-                                                 + (v1 & low) * xa1 + (v1 >> four) * xb1))
-            sx = xd[i, b]
-            sm = xs[i, b]
-            shift = offset * xsum[i, b]
-            for r in range(G):
-                t = (scale[g, b, r] * sx) * np.float32(isum[r] - shift)
-                if has_min:
-                    t += minimum[g, b, r] * sm
-                acc[r] += t
-        for r in range(min(G, m - g * G)):
-            y[i, g * G + r] = acc[r]
+# The int8 products are llama.cpp's: per block of a row of W, the integer sum of its codes
+# times x's int8 values, then ``(scale * x_scale) * sum (+ minimum * x_sum)``. The integer
+# sums run on pmaddubsw/pmaddwd where the CPU has them (gradient.backends.cpu_simd): the 32
+# rows of a group are 32 lanes, and codes j and j+1 of every lane, zipped into pairs, meet
+# the pair x[j], x[j+1]. Every sum is exact, so the results are the bits of the plain loops
+# (the NumPy twin, gradient.quant.int8_numpy) on any CPU.
+#
+# One row of x runs straight from the codes. Several rows (a batch's decode step, a prompt)
+# unzip each block's codes once into ``planes`` and take every row through them: a block is
+# read and unpacked once, not once per row (measured on SmolLM2's Q4_1 shapes: 8 rows in
+# 0.58 of the time of 8 single rows).
+
+#: Rows of x taken through a chunk's weights together: their int8 values stay in the cache
+#: while every block of the chunk meets them.
+ROW_TILE = 32
+
+
+@compile_kernel(inline=True)
+def _block_epilogue(isum, scale, minimum, has_min, g, b, sx, sm, shift, acc):
+    """``acc[r] += (scale * sx) * (isum[r] - shift) (+ minimum * sm)`` for the 32 lanes of
+    block b of group g (the subtraction in int32: LLVM then converts 8 lanes at a time)."""
+    for r in range(LANES):
+        t = (scale[g, b, r] * sx) * np.float32(np.int32(isum[r] - shift))
+        if has_min:
+            t += minimum[g, b, r] * sm
+        acc[r] += t
+
+
+@compile_kernel(inline=True)
+def _nibble_step(low_a, high_a, low_b, high_b, xq, o, sums_a, sums_b):
+    """Codes j, j+1 (low nibbles) and j+16, j+17 (high nibbles) of the 32 lanes, zipped
+    (``_a``: zip_low's lanes, ``_b``: zip_high's), times x's pairs at ``o`` and ``o + 16``,
+    added to the int16 sums of the two halves of the lanes."""
+    x_low = broadcast_i8_pair(xq, o)
+    x_high = broadcast_i8_pair(xq, o + 16)
+    sums_a = add(sums_a, add(dot_u8_i8(low_a, x_low), dot_u8_i8(high_a, x_high)))
+    sums_b = add(sums_b, add(dot_u8_i8(low_b, x_low), dot_u8_i8(high_b, x_high)))
+    return sums_a, sums_b
+
+
+@compile_kernel(inline=True)
+def _byte_step(a_low, a_high, b_low, b_high, xq, o, sums):
+    """Codes j, j+1 of the 32 lanes, zipped and widened to int16 (``a_low``: zip_low's first
+    8 lanes ...), times x's pair at ``o``, added to the four int32 sums."""
+    x = broadcast_i16_pair(xq, o)
+    s0, s1, s2, s3 = sums
+    return (add(s0, dot_i16(a_low, x)), add(s1, dot_i16(a_high, x)),
+            add(s2, dot_i16(b_low, x)), add(s3, dot_i16(b_high, x)))
 
 
 @compile_kernel
-def _int8_byte(codes, scale, minimum, has_min, xq, xd, xs, xs16, y, i, g0, g1, nj):
-    """As _int8_nibble for one-byte codes in blocks of ``nj`` (16 or 32) values."""
-    nb, G = codes.shape[1], LANES
-    m = y.shape[1]
-    isum = np.empty(G, np.int32)
-    acc = np.empty(G, np.float32)
+def _nibble_row(codes, scale, minimum, has_min, offset, xq, xd, xs, xsum, y, i, g0, g1):
+    """Row ``i`` of y, its columns of groups g0..g1, for nibble codes (Q4_0's offset comes
+    off the sums as ``offset * sum(x_q)``)."""
+    nb, k = codes.shape[1], xq.shape[1]
+    isum = np.empty(LANES, np.int32)
+    acc = np.empty(LANES, np.float32)
     for g in range(g0, g1):
         acc[:] = 0
         for b in range(nb):
-            isum[:] = 0
-            for jj in range(nj // 4):
-                # four products per step summed in int32 before one add to the running sums
-                # (measured: 0.77 of the time of two products in int16 per step; LLVM made
-                # those int32 multiplies anyway)
-                j = 4 * jj
-                o = b * nj + j
-                q0, q1 = codes[g, b, j], codes[g, b, j + 1]
-                q2, q3 = codes[g, b, j + 2], codes[g, b, j + 3]
-                x0, x1 = np.int32(xq[i, o]), np.int32(xq[i, o + 1])
-                x2, x3 = np.int32(xq[i, o + 2]), np.int32(xq[i, o + 3])
-                for r in range(G):
-                    isum[r] += (np.int32(q0[r]) * x0 + np.int32(q1[r]) * x1
-                                + np.int32(q2[r]) * x2 + np.int32(q3[r]) * x3)
-            sx = xd[i, (b * nj) // 32]
+            at, o = (g * nb + b) * 16 * LANES, i * k + b * 32
+            low, high = zeros_i32x16(), zeros_i32x16()
+            for half in range(2):      # int16 sums of 16 products: |sum| <= 16 * 15 * 128
+                sums_a, sums_b = zeros_i16x16(), zeros_i16x16()
+                for s in range(4):
+                    j = 8 * half + 2 * s
+                    v0 = load_i8x32(codes, at + j * LANES)
+                    v1 = load_i8x32(codes, at + (j + 1) * LANES)
+                    za, zb = zip_low(v0, v1), zip_high(v0, v1)
+                    sums_a, sums_b = _nibble_step(low_nibbles(za), high_nibbles(za),
+                                                  low_nibbles(zb), high_nibbles(zb),
+                                                  xq, o + j, sums_a, sums_b)
+                low, high = add(low, widen_i16(sums_a)), add(high, widen_i16(sums_b))
+            store_zipped(isum, 0, low, high)
+            _block_epilogue(isum, scale, minimum, has_min, g, b, xd[i, b], xs[i, b],
+                            np.int32(offset * xsum[i, b]), acc)
+        for r in range(min(LANES, y.shape[1] - g * LANES)):
+            y[i, g * LANES + r] = acc[r]
+
+
+@compile_kernel
+def _nibble_rows(codes, scale, minimum, has_min, offset, xq, xd, xs, xsum, y, i0, i1,
+                 g0, g1):
+    """Rows ``i0 .. i1-1`` of y, as :func:`_nibble_row` computes each: every block's
+    nibbles zipped once into ``planes``, then taken through by every row."""
+    nb, k, n = codes.shape[1], xq.shape[1], i1 - i0
+    planes = np.empty(8 * 4 * 32, np.uint8)     # per step of two codes: 4 vectors of 32
+    isum = np.empty((n, LANES), np.int32)
+    acc = np.empty((n, LANES), np.float32)
+    for g in range(g0, g1):
+        acc[:, :] = 0
+        for b in range(nb):
+            at = (g * nb + b) * 16 * LANES
+            for s in range(8):
+                v0 = load_i8x32(codes, at + 2 * s * LANES)
+                v1 = load_i8x32(codes, at + (2 * s + 1) * LANES)
+                za, zb = zip_low(v0, v1), zip_high(v0, v1)
+                store_i8x32(planes, 128 * s, low_nibbles(za))
+                store_i8x32(planes, 128 * s + 32, high_nibbles(za))
+                store_i8x32(planes, 128 * s + 64, low_nibbles(zb))
+                store_i8x32(planes, 128 * s + 96, high_nibbles(zb))
+            for ii in range(n):
+                o = (i0 + ii) * k + b * 32
+                low, high = zeros_i32x16(), zeros_i32x16()
+                for half in range(2):
+                    sums_a, sums_b = zeros_i16x16(), zeros_i16x16()
+                    for t in range(4):
+                        s = 4 * half + t
+                        sums_a, sums_b = _nibble_step(
+                            load_i8x32(planes, 128 * s), load_i8x32(planes, 128 * s + 32),
+                            load_i8x32(planes, 128 * s + 64), load_i8x32(planes, 128 * s + 96),
+                            xq, o + 2 * s, sums_a, sums_b)
+                    low, high = add(low, widen_i16(sums_a)), add(high, widen_i16(sums_b))
+                store_zipped(isum, ii * LANES, low, high)
+            for ii in range(n):
+                i = i0 + ii
+                _block_epilogue(isum[ii], scale, minimum, has_min, g, b, xd[i, b], xs[i, b],
+                                np.int32(offset * xsum[i, b]), acc[ii])
+        for ii in range(n):
+            for r in range(min(LANES, y.shape[1] - g * LANES)):
+                y[i0 + ii, g * LANES + r] = acc[ii, r]
+
+
+@compile_kernel
+def _byte_row(codes, scale, minimum, has_min, xq, xd, xs, xs16, y, i, g0, g1, nj):
+    """As :func:`_nibble_row` for one-byte codes in blocks of ``nj`` (16 or 32) values."""
+    nb, k = codes.shape[1], xq.shape[1]
+    isum = np.empty(LANES, np.int32)
+    acc = np.empty(LANES, np.float32)
+    for g in range(g0, g1):
+        acc[:] = 0
+        for b in range(nb):
+            at, o = (g * nb + b) * nj * LANES, i * k + b * nj
+            sums = (zeros_i32x8(), zeros_i32x8(), zeros_i32x8(), zeros_i32x8())
+            for s in range(nj // 2):
+                v0 = load_i8x32(codes, at + 2 * s * LANES)
+                v1 = load_i8x32(codes, at + (2 * s + 1) * LANES)
+                za, zb = zip_low(v0, v1), zip_high(v0, v1)
+                sums = _byte_step(widen_i8_low(za), widen_i8_high(za), widen_i8_low(zb),
+                                  widen_i8_high(zb), xq, o + 2 * s, sums)
+            store_zipped(isum, 0, join(sums[0], sums[1]), join(sums[2], sums[3]))
             sm = xs[i, b] if nj == 32 else xs16[i, b]
-            for r in range(G):
-                t = (scale[g, b, r] * sx) * np.float32(isum[r])
-                if has_min:
-                    t += minimum[g, b, r] * sm
-                acc[r] += t
-        for r in range(min(G, m - g * G)):
-            y[i, g * G + r] = acc[r]
+            _block_epilogue(isum, scale, minimum, has_min, g, b, xd[i, (b * nj) // 32], sm,
+                            np.int32(0), acc)
+        for r in range(min(LANES, y.shape[1] - g * LANES)):
+            y[i, g * LANES + r] = acc[r]
+
+
+@compile_kernel
+def _byte_rows(codes, scale, minimum, has_min, xq, xd, xs, xs16, y, i0, i1, g0, g1, nj):
+    """Rows ``i0 .. i1-1`` of y, as :func:`_byte_row` computes each, through ``planes`` of
+    every block's codes zipped and widened to int16 once."""
+    nb, k, n = codes.shape[1], xq.shape[1], i1 - i0
+    planes = np.empty(16 * 4 * 16, np.int16)    # per step of two codes: 4 vectors of 16
+    isum = np.empty((n, LANES), np.int32)
+    acc = np.empty((n, LANES), np.float32)
+    for g in range(g0, g1):
+        acc[:, :] = 0
+        for b in range(nb):
+            at = (g * nb + b) * nj * LANES
+            for s in range(nj // 2):
+                v0 = load_i8x32(codes, at + 2 * s * LANES)
+                v1 = load_i8x32(codes, at + (2 * s + 1) * LANES)
+                za, zb = zip_low(v0, v1), zip_high(v0, v1)
+                store_i16x16(planes, 64 * s, widen_i8_low(za))
+                store_i16x16(planes, 64 * s + 16, widen_i8_high(za))
+                store_i16x16(planes, 64 * s + 32, widen_i8_low(zb))
+                store_i16x16(planes, 64 * s + 48, widen_i8_high(zb))
+            for ii in range(n):
+                o = (i0 + ii) * k + b * nj
+                sums = (zeros_i32x8(), zeros_i32x8(), zeros_i32x8(), zeros_i32x8())
+                for s in range(nj // 2):
+                    sums = _byte_step(load_i16x16(planes, 64 * s),
+                                      load_i16x16(planes, 64 * s + 16),
+                                      load_i16x16(planes, 64 * s + 32),
+                                      load_i16x16(planes, 64 * s + 48), xq, o + 2 * s, sums)
+                store_zipped(isum, ii * LANES, join(sums[0], sums[1]), join(sums[2], sums[3]))
+            for ii in range(n):
+                i = i0 + ii
+                sm = xs[i, b] if nj == 32 else xs16[i, b]
+                _block_epilogue(isum[ii], scale, minimum, has_min, g, b,
+                                xd[i, (b * nj) // 32], sm, np.int32(0), acc[ii])
+        for ii in range(n):
+            for r in range(min(LANES, y.shape[1] - g * LANES)):
+                y[i0 + ii, g * LANES + r] = acc[ii, r]
 
 
 @compile_kernel
@@ -637,29 +755,36 @@ def _float_groups(codes, scale, minimum, has_min, offset, nibble, x, y, g0, g1, 
 
 @compile_kernel
 def _product_groups(codes, scale, minimum, has_min, offset, nibble, nj, xq, xd, xs, xs16, xsum,
-                    y, i, lo, hi):
-    """Row i of y, its columns of groups lo..hi (none when lo >= hi), int8 activations."""
+                    y, i0, i1, lo, hi):
+    """Rows i0..i1-1 of y, their columns of groups lo..hi (none when lo >= hi), int8
+    activations."""
     if lo >= hi:
         return
-    if nibble:
-        _int8_nibble(codes, scale, minimum, has_min, offset, xq, xd, xs, xsum, y, i, lo, hi, nj)
+    if i1 - i0 == 1:
+        if nibble:
+            _nibble_row(codes, scale, minimum, has_min, offset, xq, xd, xs, xsum, y, i0, lo, hi)
+        else:
+            _byte_row(codes, scale, minimum, has_min, xq, xd, xs, xs16, y, i0, lo, hi, nj)
+    elif nibble:
+        _nibble_rows(codes, scale, minimum, has_min, offset, xq, xd, xs, xsum, y, i0, i1, lo,
+                     hi)
     else:
-        _int8_byte(codes, scale, minimum, has_min, xq, xd, xs, xs16, y, i, lo, hi, nj)
+        _byte_rows(codes, scale, minimum, has_min, xq, xd, xs, xs16, y, i0, i1, lo, hi, nj)
 
 
 @compile_kernel
 def _int8_chunk(xq, xd, xs, xs16, xsum, codes, scale, minimum, has_min, offset, nibble, y, nj,
                 c, n_chunks):
     """Chunk ``c`` of ``n_chunks`` of an int8 product of the quantized rows (xq, xd, ...): its
-    groups of rows of W, for every row of x one after the other (the chunk's weights, a few
-    hundred KB, stay in the L2 cache between rows, and a lane-per-row loop without an inner
-    loop over x vectorises)."""
+    groups of rows of W, for tiles of ``ROW_TILE`` rows of x one after the other (the chunk's
+    weights, a few hundred KB, stay in the L2 cache between tiles)."""
     groups = codes.shape[0]
     step = (groups + n_chunks - 1) // n_chunks
     g0, g1 = c * step, min(groups, (c + 1) * step)
-    for i in range(xq.shape[0]):
+    n = xq.shape[0]
+    for i0 in range(0, n, ROW_TILE):
         _product_groups(codes, scale, minimum, has_min, offset, nibble, nj, xq, xd, xs, xs16,
-                        xsum, y, i, g0, g1)
+                        xsum, y, i0, min(n, i0 + ROW_TILE), g0, g1)
 
 
 @compile_kernel(parallel=True)
@@ -698,13 +823,14 @@ def _products_chunk(xq, xd, xs, xs16, xsum,
     total = na + nb + nc
     step = (total + n_chunks - 1) // n_chunks
     g0, g1 = c * step, min(total, (c + 1) * step)
-    for i in range(n):
+    for i0 in range(0, n, ROW_TILE):
+        i1 = min(n, i0 + ROW_TILE)
         _product_groups(ac, as_, am, a_min, a_off, a_nib, a_nj, xq, xd, xs, xs16, xsum, ay,
-                        i, g0, min(g1, na))
+                        i0, i1, g0, min(g1, na))
         _product_groups(bc, bs, bm, b_min, b_off, b_nib, b_nj, xq, xd, xs, xs16, xsum, by,
-                        i, max(g0, na) - na, min(g1, na + nb) - na)
+                        i0, i1, max(g0, na) - na, min(g1, na + nb) - na)
         _product_groups(cc, cs, cm, c_min, c_off, c_nib, c_nj, xq, xd, xs, xs16, xsum, cy,
-                        i, max(g0, na + nb) - na - nb, min(g1, total) - na - nb)
+                        i0, i1, max(g0, na + nb) - na - nb, min(g1, total) - na - nb)
 
 
 @compile_kernel(parallel=True)

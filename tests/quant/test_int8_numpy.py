@@ -29,7 +29,7 @@ def test_activations_are_quantized_as_the_kernel_does(n):
 
 
 @pytest.mark.parametrize("qtype", INTERLEAVED_TYPES, ids=lambda t: t.name)
-@pytest.mark.parametrize("n", [1, 6])
+@pytest.mark.parametrize("n", [1, 6, 40])       # 40: two tiles of rows (ROW_TILE)
 def test_products_are_the_kernels_bits(qtype, n, monkeypatch):
     m, k = 150, 512                          # 150 rows: two whole groups and a padded one
     w = InterleavedWeight.from_blocks(random_blocks(qtype, m, k, seed=n), qtype, m, k)
