@@ -35,7 +35,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ..kernels.lowering import Lowered
+from ..kernels.lowering import Derived, Lowered
 from ..kernels.registry import lowers, prepares, register
 from . import cpu_attention_numpy
 from .cpu_compile import FLOATS as _FLOATS
@@ -682,21 +682,65 @@ def paged_decode_attention(q, k, v, tables, lengths, block_size: int, scale: flo
 
     Example: ``out = paged_decode_attention(q, key_pool, value_pool, tables, lengths, 64, s)``
     """
-    if not (_takes_cache(q, k, v) and q.ndim == k.ndim == v.ndim == 4 and k.flags.c_contiguous
-            and v.flags.c_contiguous and k.shape[:3] == v.shape[:3]):
-        return None
-    B, Hq, L, D = q.shape
-    N, Hk, bs = k.shape[:3]
     tables = np.asarray(tables, np.int64)
     lengths = np.asarray(lengths, np.int64)
-    if (L != 1 or bs != block_size or bs % _KEY_TILE or k.shape[3] != D or Hk == 0 or Hq % Hk
-            or tables.ndim != 2 or tables.shape[0] != B or lengths.shape != (B,)
-            or (lengths < 1).any() or (lengths > tables.shape[1] * bs).any()):
+    if not _paged_applies(q, k, v, tables, lengths, block_size):
         return None
+    bs = k.shape[2]
     used = tables[np.arange(tables.shape[1])[None, :] * bs < lengths[:, None]]
-    if used.size and (used.min() < 0 or used.max() >= N):
+    if used.size and (used.min() < 0 or used.max() >= k.shape[0]):
         return None
     return paged_attend(q, k, v, np.ascontiguousarray(tables), lengths, bs, scale)
+
+
+def _paged_applies(q, k, v, tables, lengths, block_size: int) -> bool:
+    """Whether :func:`paged_decode_attention` takes these shapes and dtypes (the block ids are
+    checked apart)."""
+    if not (_takes_cache(q, k, v) and q.ndim == k.ndim == v.ndim == 4 and k.flags.c_contiguous
+            and v.flags.c_contiguous and k.shape[:3] == v.shape[:3]):
+        return False
+    B, Hq, L, D = q.shape
+    Hk, bs = k.shape[1], k.shape[2]
+    return not (L != 1 or bs != block_size or bs % _KEY_TILE or k.shape[3] != D or Hk == 0
+                or Hq % Hk or tables.ndim != 2 or tables.shape[0] != B
+                or lengths.shape != (B,) or (lengths < 1).any()
+                or (lengths > tables.shape[1] * bs).any())
+
+
+@_compile
+def paged_decode_attention_compiled(q, k, v, tables, lengths, bs, scale, max_threads):
+    """:func:`paged_decode_attention` inside a compiled step (see
+    :mod:`gradient.kernels.lowering`): the tables and lengths of a paged KV cache's step, on
+    up to ``max_threads`` threads as :func:`paged_attend` picks them. A C-contiguous (B, Hq,
+    1, Dv) result."""
+    B, Hq, D = q.shape[0], q.shape[1], q.shape[3]
+    out = np.empty((B, 1, Hq, v.shape[3]), q.dtype)
+    threads = _split(B, Hq, k.shape[1], 1, lengths.max(), D, max_threads)
+    args = (np.ascontiguousarray(q), k, v, tables, lengths, bs, scale, q.itemsize == 4, out)
+    if threads > 1:
+        _paged_parallel(*args, threads)
+    else:
+        _paged_items(*args, 0, 1)
+    return out.reshape((B, Hq, 1, v.shape[3]))      # one row: heads inside tokens
+
+
+def _now(value):
+    """A lowering's argument as it is at capture: a Derived value read from its source."""
+    return value.read(value.source) if isinstance(value, Derived) else value
+
+
+@lowers("paged_decode_attention", "cpu")
+def _lower_paged_decode_attention(q, k, v, tables, lengths, block_size, scale):
+    """The compiled form of a paged decode step's attention; ``tables`` and ``lengths`` are
+    the step's (:class:`~gradient.kernels.lowering.Derived` from its rows), read before each
+    replay."""
+    if not _paged_applies(q, k, v, _now(tables), _now(lengths), block_size):
+        return None
+    # k and v are the step's pools as the compiled write returns them (float16 ones as
+    # their bits), not constants
+    return Lowered(paged_decode_attention_compiled,
+                   (q, k, v, tables, lengths, np.int64(block_size), q.dtype.type(scale),
+                    numba.get_num_threads()))
 
 
 @prepares("decode_attention", "cpu")

@@ -25,7 +25,8 @@ from ..kernels.registry import lowers
 from .cpu_compile import FLOATS, compile_kernel
 from .cpu_half import as_bits, holds, narrow
 
-__all__ = ["reshape", "permute", "add", "mul", "unbind3", "linear", "kv_write", "takes"]
+__all__ = ["reshape", "permute", "add", "mul", "unbind3", "linear", "kv_write", "paged_kv_write",
+           "takes"]
 
 _NO_BIAS = {np.dtype(d): np.empty(0, d) for d in FLOATS}   # one constant: the same in every layer
 
@@ -117,6 +118,26 @@ def kv_write(keys, values, length, layer, key, value):
     return keys[layer, :, :, :end], values[layer, :, :, :end]
 
 
+@compile_kernel
+def paged_kv_write(keys, values, tables, lengths, block_size, layer, key, value):
+    """Row b's ``key``/``value`` (rows, kv_heads, 1, head_dim) at its position ``lengths[b]``
+    of layer ``layer`` of a paged KV cache's pools ``keys``/``values`` (layers, n_blocks,
+    kv_heads, block_size, head_dim): in block ``tables[b, lengths[b] // block_size]``, as
+    :meth:`gradient.generation.PagedKVCache.update_arrays` writes it (float16 pools as their
+    uint16 bits); that layer's pools."""
+    B, H, _, D = key.shape
+    for b in range(B):
+        position = lengths[b]
+        if position // block_size >= tables.shape[1]:
+            raise IndexError("PagedKVCache: the position does not fit in the row's blocks")
+        block, at = tables[b, position // block_size], position % block_size
+        for h in range(H):
+            for d in range(D):
+                keys[layer, block, h, at, d] = narrow(key[b, h, 0, d], keys)
+                values[layer, block, h, at, d] = narrow(value[b, h, 0, d], values)
+    return keys[layer], values[layer]
+
+
 # ----------------------------------------------------------------------------- registered
 @lowers("reshape", "cpu")
 def _lower_reshape(x, shape):
@@ -186,6 +207,27 @@ def _lower_kv_write(cache, layer, key, value):
     return Lowered(kv_write, (Derived(cache, _stacked_keys, "keys"),
                               Derived(cache, _stacked_values, "values"),
                               Derived(cache, _length, "length"), layer, key, value))
+
+
+def _rows_tables(cache):
+    return cache.tables[:cache.size]
+
+
+def _rows_lengths(cache):
+    return cache.lengths[:cache.size]
+
+
+@lowers("paged_kv_write", "cpu")
+def _lower_paged_kv_write(cache, layer, key, value):
+    stacked = cache.stacked()
+    if (stacked is None or not takes(key, value) or key.ndim != 4 or key.shape[2] != 1
+            or not all(holds(a, key.dtype) for a in stacked)):
+        return None
+    return Lowered(paged_kv_write, (Derived(cache, _stacked_keys, "keys"),
+                                    Derived(cache, _stacked_values, "values"),
+                                    Derived(cache, _rows_tables, "tables"),
+                                    Derived(cache, _rows_lengths, "lengths"),
+                                    np.int64(cache.block_size), layer, key, value))
 
 
 # ----------------------------------------------------------------------------- layers' arrays

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from ..autograd import capture_state, no_grad
 from ..dtypes import int64
 from ..errors import ShapeError
@@ -220,7 +221,7 @@ class PagedKVCache:
         """Positions between the one-sequence ``cache`` and blocks, ``(block, start, n)`` a
         block's first ``n`` positions and the sequence's from ``start``: on the CPU a block
         of every layer at a time, elsewhere layer by layer."""
-        pool, one = self._pool.stacked(), cache.stacked()
+        pool, one = self.stacked(), cache.stacked()
         for block, start, n in spans:
             if pool is not None and one is not None:
                 for p, c in zip(pool, one):
@@ -291,8 +292,20 @@ class PagedKVCache:
         """The model calls this once per forward: every row in use holds ``n`` more."""
         self.lengths[:self.size] += n
 
+    def stacked(self):
+        """``(keys, values)``: NumPy arrays (layers, n_blocks, n_kv_heads, block_size,
+        head_dim) holding every layer's pools (``keys[l]`` is layer l's), for float32 and
+        float16 pools on the CPU; None otherwise (see :meth:`KVCache.stacked`)."""
+        return self._pool.stacked()
+
     def __repr__(self) -> str:
         return (f"PagedKVCache(rows={self.rows}, block_size={self.block_size}, "
                 f"blocks_in_use={self.blocks_in_use}/{self.n_blocks}, "
                 f"blocks_idle={self.blocks_idle}, "
                 f"lengths={self.lengths[:self.size].tolist()})")
+
+
+# the compiled form of the write in a captured batch step compiled into a loop
+# (gradient.kernels.lowering): the pools, the rows' tables and lengths are read before each step
+PagedKVCache.update_arrays.lower = lambda cache, layer, key, value: kernels.lower(
+    "paged_kv_write", cache.keys[layer]._backend, cache, layer, key, value)

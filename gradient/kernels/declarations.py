@@ -96,3 +96,6 @@ declare("unbind", "(x, dim) -> slices", "the slices of x along dim (views)")
 declare("kv_write", "(cache, layer, key, value) -> (keys, values)",
         "key and value written at a KV cache's next positions of the layer; the filled part "
         "of the layer's buffers")
+declare("paged_kv_write", "(cache, layer, key, value) -> (keys, values)",
+        "each row's one new key and value (rows, heads, 1, head_dim) written at that row's "
+        "next position of a paged KV cache's layer; the layer's pools")

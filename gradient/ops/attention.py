@@ -52,6 +52,7 @@ from ..autograd import is_grad_enabled
 from ..autograd.function import ArrayFunction, check_same_device
 from ..dtypes import bool_, float16, float32, float64, from_numpy_dtype, int64
 from ..errors import DTypeError, ShapeError
+from ..kernels.lowering import Derived
 from ..tensor import Tensor
 from .causal_bias import CausalBias, PagedRows, RowPrefixBias
 from .creation import arange
@@ -325,6 +326,25 @@ def paged_attention_arrays(b, q, k, v, rows: PagedRows, scale: float):
     or None. A captured batched step replays this call with each step's rows."""
     return kernels.call("paged_decode_attention", b, q, k, v, rows.tables, rows.lengths,
                         rows.block_size, scale)
+
+
+def _step_tables(rows: PagedRows):
+    return rows.tables
+
+
+def _step_lengths(rows: PagedRows):
+    return rows.lengths
+
+
+def _lower_paged_attention(b, q, k, v, rows: PagedRows, scale: float):
+    """For a captured batch step compiled into a loop: the ``paged_decode_attention`` kernel's
+    compiled form, reading each replay's tables and lengths from that step's rows."""
+    return kernels.lower("paged_decode_attention", b, q, k, v,
+                         Derived(rows, _step_tables, "tables"),
+                         Derived(rows, _step_lengths, "lengths"), rows.block_size, scale)
+
+
+paged_attention_arrays.lower = _lower_paged_attention
 
 
 def paged_rows_arrays(b, pool, rows: PagedRows):

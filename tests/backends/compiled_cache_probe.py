@@ -106,6 +106,18 @@ def cpu_attention():
     tables, lengths = np.array([[3, 1], [0, 4]]), np.array([70, 9])
     paged = [a.paged_attend(qh, pool[0], pool[1], tables, lengths, 64, 0.25, n)
              for n in (1, 2)]                               # rows through their blocks
+    # the same inside a compiled batch step, after its write of each row's new position,
+    # into float32 pools and float16 ones (as their bits)
+    from gradient.backends.cpu_lowered import paged_kv_write
+    new_k, new_v = _f32(rng, 2, 2, 1, 16), _f32(rng, 2, 2, 1, 16)
+    for pools in (np.zeros((2, 2, 5, 2, 64, 16), np.float32),
+                  np.zeros((2, 2, 5, 2, 64, 16), np.float16).view(np.uint16)):
+        k_pool, v_pool = paged_kv_write(pools[0], pools[1], tables, lengths - 1, np.int64(64),
+                                        1, new_k, new_v)
+        paged += [k_pool, v_pool] + [
+            a.paged_decode_attention_compiled(qh, k_pool, v_pool, tables, lengths,
+                                              np.int64(64), np.float32(0.25), n)
+            for n in (1, 2)]
     return out + [keys, values, *prompt, o, qh, ragged, step, half, *paged]
 
 

@@ -37,6 +37,33 @@ def test_paged_steps_give_the_batch_caches_bits_captured_or_not(family, gpt2_pai
         assert (counts[("captured_step", "replay")] > 0) == fused
 
 
+@pytest.mark.parametrize("kv_dtype", ["float32", "float16"])
+def test_paged_steps_compiled_into_one_loop_give_the_batch_caches_bits(llama, kv_dtype,
+                                                                       monkeypatch):
+    """As `gradient serve` runs them (compiled by a child there, here at once): every call of
+    a paged batch step, the write of each row's position and attention through the blocks
+    included, in one compiled loop over the layers, with the batch cache's bits (float16
+    pools as well)."""
+    from gradient.capture import Plan
+    from gradient.models import decode_step
+    lengths = (60, 125, 9)
+    monkeypatch.setattr(llama, "kv_cache_dtype", getattr(gradient, kv_dtype))
+    batch, _ = _batch_run(llama, False, BatchKVCache, lengths, 192)
+    monkeypatch.setattr(decode_step, "_loop_worth_compiling", lambda *inputs: True)
+    stack = llama.model
+    stack.__dict__.pop("_captured", None)
+    try:
+        paged, counts = _batch_run(llama, True, PagedKVCache, lengths, 192)
+        plans = [e for e in stack.__dict__["_captured"]._entries.values() if type(e) is Plan]
+    finally:
+        stack.__dict__.pop("_captured", None)       # later tests: the step as the policy says
+    assert plans and all(p.loop is not None and p.loop.segments == 1 for p in plans), \
+        [p.why_python or p.loop.segments for p in plans]
+    assert counts[("captured_step", "replay")] > 0
+    for a, b in zip(paged, batch):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_a_paged_step_gives_each_sequences_own_logits(llama):
     rng = np.random.default_rng(4)
     prompts = [rng.integers(3, 250, n).tolist() for n in (63, 20)]
