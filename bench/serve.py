@@ -14,6 +14,11 @@ the ``openai`` client:
   median time to first token, and the aggregate over the single-stream rate. Up to
   ``--max-batch`` sequences are decoded together (continuous batching).
 
+As under ``gradient serve``, the decode loop of each number of rows in the batch is compiled
+by a child process while the first steps of that size replay in Python; a first, untimed
+pass of the concurrencies lets them compile (``--no-warmup`` skips it: then the figures
+include those replays on a machine whose disk cache does not hold the loops yet).
+
 The same concurrency runs against llama-cpp-python's OpenAI server on the same file (the peer,
 ``pip install 'llama-cpp-python[server]'``, 2 threads) where it is installed, after
 gradient's; the JSON line gives gradient's rate over the peer's at each concurrency.
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import statistics
 import sys
@@ -34,6 +40,7 @@ sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from common import find_smollm2  # noqa: E402
 
 import gradient  # noqa: E402
+from gradient.capture import background  # noqa: E402
 
 
 def start_server(path: str, max_batch: int):
@@ -97,10 +104,11 @@ def start_peer(path: str):
     raise SystemExit("llama_cpp.server did not start")
 
 
-def concurrency(client, name, tokens: int) -> dict:
+def concurrency(client, name, tokens: int, first: int = 0) -> dict:
     """Aggregate tokens/s, median time to first token, and the aggregate over one stream's, for
-    1, 4, 8 and 16 clients at once (two rounds of requests each)."""
-    questions = [f"Tell me one fact about the number {i}." for i in range(32)]
+    1, 4, 8 and 16 clients at once (two rounds of requests each), asking about the numbers
+    from ``first`` on."""
+    questions = [f"Tell me one fact about the number {i}." for i in range(first, first + 32)]
     result = {}
     for n in (1, 4, 8, 16):
         with ThreadPoolExecutor(n) as pool:
@@ -124,7 +132,10 @@ def main() -> None:
     p.add_argument("--tokens", type=int, default=64)
     p.add_argument("--max-batch", type=int, default=8)
     p.add_argument("--no-peer", action="store_true", help="skip llama_cpp.server")
+    p.add_argument("--no-warmup", action="store_true",
+                   help="time the concurrencies without a first, untimed pass")
     args = p.parse_args()
+    os.environ.setdefault(background.SWITCH, "1")     # what `gradient serve` sets
     from openai import OpenAI
     path = find_smollm2(args.gguf)
     if path is None:
@@ -132,6 +143,9 @@ def main() -> None:
     url, name, tokenizer = start_server(path, args.max_batch)
     client = OpenAI(base_url=url, api_key="none", max_retries=0)
     stream_chat(client, name, [{"role": "user", "content": "Hello"}], 4)   # warm up
+    if not args.no_warmup:    # every batch size's loop compiled (or found in the disk cache)
+        concurrency(client, name, args.tokens, first=100)   # other prompts: none cached
+        background.wait(1800)
 
     words = ("The assistant answers questions about geography, history and science with "
              "short, precise answers, citing the relevant facts. ")

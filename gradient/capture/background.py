@@ -24,10 +24,11 @@ import pickle
 import subprocess
 import sys
 import tempfile
+import time
 
 from ..backends import cpu_compile
 
-__all__ = ["SWITCH", "enabled", "cached", "Pending", "StillCompiling"]
+__all__ = ["SWITCH", "enabled", "cached", "Pending", "StillCompiling", "wait"]
 
 #: Environment variable: "1" compiles a step's loop in a child process (see the docstring);
 #: the same switch moves the largest kernels' compiling out of the way (cpu_compile).
@@ -73,6 +74,7 @@ class Pending:
         self._child.stdin.write(pickle.dumps(self._types).hex().encode())
         self._child.stdin.close()
         self._function = None
+        _started.append(self._child)
         cpu_compile.compile_noted_in_a_child()   # the kernels the first tokens did without
 
     def wait(self, timeout: float | None = None) -> int:
@@ -92,3 +94,22 @@ class Pending:
                 raise TypeError(f"compiling the loop in a child process failed: {last}")
             self._function = self._compile(self._dispatcher, self._types)
         return self._function(*args)
+
+
+_started: list = []       # the children of Pending loops, for wait()
+
+
+def wait(timeout: float | None = None) -> bool:
+    """Wait (at most ``timeout`` seconds in all) for every child process this process started
+    to compile a loop or kernels; whether all are done. For a benchmark that times the
+    compiled steps, not the Python replays meanwhile.
+
+    Example: ``serve_some_requests(); background.wait(600); time_requests()``
+    """
+    end = None if timeout is None else time.monotonic() + timeout
+    for child in _started + cpu_compile._children:
+        try:
+            child.wait(None if end is None else max(0.0, end - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            return False
+    return True

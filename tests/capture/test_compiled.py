@@ -12,7 +12,7 @@ import pytest
 
 import gradient
 from gradient import nn
-from gradient.capture import CapturedStep
+from gradient.capture import CapturedStep, background
 from gradient.generation import KVCache
 
 pytest.importorskip("numba")
@@ -116,7 +116,7 @@ def test_a_loop_compiled_by_a_child_process_takes_over_once_ready(stack, monkeyp
             if t == 4:
                 pending = plan_of(step).loop.pending
                 assert pending is not None and pending._function is None   # Python so far
-                assert pending.wait(timeout=600) == 0
+                assert background.wait(timeout=600) and pending.wait(timeout=0) == 0
             outs.append(step(gradient.tensor(x), cache).numpy().copy())
             cache.advance(1)
     assert pending._function is not None                                  # the loop, loaded
