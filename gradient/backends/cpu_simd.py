@@ -43,7 +43,8 @@ __all__ = ["i8x32", "i16x16", "i32x8", "i32x16", "load_i8x32", "store_i8x32", "l
            "store_i16x16", "store_i32x16", "broadcast_i8_pair", "broadcast_i16_pair", "zip_low",
            "zip_high", "low_nibbles", "high_nibbles", "widen_i8_low", "widen_i8_high",
            "widen_i16", "dot_u8_i8", "dot_i16", "add", "join", "zeros_i16x16", "zeros_i32x8",
-           "zeros_i32x16", "store_zipped", "uses_avx2"]
+           "zeros_i32x16", "store_zipped", "uses_avx2", "f32x8", "load_f32x8", "store_f32x8",
+           "load_i8_as_f32x8", "mul_f32", "neg_f32"]
 
 
 class IntVector(types.Type):
@@ -274,6 +275,92 @@ def store_zipped(typingctx, array, index, low, high):
                                       value.type), align=4)
         return context.get_dummy_value()
     return types.none(array, index, low, high), codegen
+
+
+# ----------------------------------------------------------------------------- floats
+class FloatVector(types.Type):
+    """A numba type: 8 float32 values held as one LLVM vector (``<8 x float>``)."""
+
+    def __init__(self):
+        super().__init__(name="f32x8")
+
+    def llvm(self) -> ir.VectorType:
+        return ir.VectorType(ir.FloatType(), 8)
+
+
+@register_model(FloatVector)
+class _FloatVectorModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, fe_type.llvm())
+
+
+f32x8 = FloatVector()
+
+
+@intrinsic
+def load_f32x8(typingctx, array, index):
+    """The 8 float32 of a (C-contiguous) from flat index i."""
+    if not (isinstance(array, types.Array) and array.dtype == types.float32
+            and array.layout == "C" and isinstance(index, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        index = context.cast(builder, args[1], signature.args[1], types.intp)
+        return builder.load(_pointer(context, builder, signature.args[0], args[0], index,
+                                     f32x8.llvm()), align=4)
+    return f32x8(array, index), codegen
+
+
+@intrinsic
+def store_f32x8(typingctx, array, index, value):
+    """``value`` into a's float32 elements i .. i+7."""
+    if not (isinstance(array, types.Array) and array.dtype == types.float32
+            and array.layout == "C" and isinstance(index, types.Integer) and value == f32x8):
+        return None
+
+    def codegen(context, builder, signature, args):
+        index = context.cast(builder, args[1], signature.args[1], types.intp)
+        builder.store(args[2], _pointer(context, builder, signature.args[0], args[0], index,
+                                        f32x8.llvm()), align=4)
+        return context.get_dummy_value()
+    return types.none(array, index, value), codegen
+
+
+@intrinsic
+def load_i8_as_f32x8(typingctx, array, index):
+    """The 8 signed bytes of an int8 array from flat index i, as float32 (exact)."""
+    if not (isinstance(array, types.Array) and array.dtype == types.int8
+            and array.layout == "C" and isinstance(index, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        index = context.cast(builder, args[1], signature.args[1], types.intp)
+        v = builder.load(_pointer(context, builder, signature.args[0], args[0], index,
+                                  ir.VectorType(ir.IntType(8), 8)), align=1)
+        return builder.sitofp(v, f32x8.llvm())
+    return f32x8(array, index), codegen
+
+
+@intrinsic
+def mul_f32(typingctx, a, b):
+    """Lane by lane ``a * b`` of two f32x8, rounded as float32 (no contraction)."""
+    if not (a == f32x8 and b == f32x8):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fmul(args[0], args[1])
+    return f32x8(a, b), codegen
+
+
+@intrinsic
+def neg_f32(typingctx, a):
+    """Lane by lane ``-a`` of an f32x8 (the sign flipped, exactly)."""
+    if a != f32x8:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fneg(args[0])
+    return f32x8(a), codegen
 
 
 # ----------------------------------------------------------------------------- arithmetic

@@ -13,10 +13,11 @@ import pytest
 
 from gradient.backends.cpu_compile import compile_kernel
 from gradient.backends.cpu_simd import (add, broadcast_i8_pair, broadcast_i16_pair, dot_i16,
-                                        dot_u8_i8, high_nibbles, join, load_i8x32, load_i16x16,
-                                        low_nibbles, store_i8x32, store_i16x16, store_i32x16,
-                                        store_zipped, widen_i8_high, widen_i8_low, widen_i16,
-                                        zeros_i32x8, zip_high, zip_low)
+                                        dot_u8_i8, high_nibbles, join, load_f32x8,
+                                        load_i8_as_f32x8, load_i8x32, load_i16x16, low_nibbles,
+                                        mul_f32, neg_f32, store_f32x8, store_i8x32,
+                                        store_i16x16, store_i32x16, store_zipped, widen_i8_high,
+                                        widen_i8_low, widen_i16, zeros_i32x8, zip_high, zip_low)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -140,3 +141,24 @@ def test_types_are_checked_when_a_kernel_compiles():
         return load_i16x16(a, 0)          # a byte array: no int16 vector in it
     with pytest.raises(numba.core.errors.TypingError):
         wrong(np.zeros(32, np.uint8))
+
+
+@compile_kernel
+def _scaled(scale, codes, out):
+    for r in range(0, scale.size, 8):
+        product = mul_f32(load_f32x8(scale, r), load_i8_as_f32x8(codes, r))
+        store_f32x8(out, r, product)
+        store_f32x8(out, scale.size + r, neg_f32(product))
+
+
+def test_float_vectors_are_numpys_float32_products():
+    rng = np.random.default_rng(2)
+    scale = (rng.standard_normal(32) * 1e-3).astype(np.float32)
+    scale[:3] = (np.inf, np.float32(1e-40), 0)                # inf, a subnormal, zero
+    codes = rng.integers(-128, 128, 32).astype(np.int8)
+    out = np.empty(64, np.float32)
+    with np.errstate(invalid="ignore"):
+        _scaled(scale, codes, out)
+        expected = scale * codes.astype(np.float32)
+    np.testing.assert_array_equal(out[:32], expected)
+    np.testing.assert_array_equal(out[32:], -expected)
