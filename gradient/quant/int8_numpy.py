@@ -24,7 +24,7 @@ Why NumPy can give the kernels' bits:
 Example::
 
     >>> quantized = quantize_rows(x)                              # x (n, k) float32
-    >>> product(quantized, w.codes, w.scale, w.minimum, w.minimum.size > 0, w.offset,
+    >>> product(quantized, w.codes, w.scale, w.minimum, w.sub, w.minimum.size > 0, w.offset,
     ...         w.kind == "nibble", nj, y)                         # y (n, w.out_features)
 """
 
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["quantize_rows", "product"]
+__all__ = ["quantize_rows", "product", "block_factors"]
 
 #: Rows of the weight multiplied at a time: the codes widened to float32 take 4 bytes a value.
 _ROWS_AT_ONCE = 8192
@@ -61,12 +61,28 @@ def _round_f16(a: np.ndarray) -> np.ndarray:
         return a.astype(np.float16).astype(np.float32)
 
 
-def product(quantized: tuple, codes, scale, minimum, has_min: bool, offset: int, nibble: bool,
-            nj: int, y: np.ndarray) -> None:
+def block_factors(scale, minimum, sub, has_min: bool) -> tuple:
+    """``(scale, minimum)`` of every block, float32 (groups, blocks, lanes), from a repacked
+    weight's arrays: as they are stored (``sub`` None), or for a k-quant each super-block's
+    ``d`` and ``dmin`` times the block's integers, ``d * sc`` and ``-(dmin * m)``: the float32
+    products the kernels form (see :mod:`gradient.quant.interleaved`). ``minimum`` is None
+    without ``has_min``."""
+    if sub is None:
+        return scale, (minimum if has_min else None)
+    per = sub.shape[1] // scale.shape[1]
+    s = np.repeat(scale, per, axis=1) * sub[:, :, 0].astype(np.float32)
+    if not has_min:
+        return s, None
+    return s, -(np.repeat(minimum, per, axis=1) * sub[:, :, 1].astype(np.float32))
+
+
+def product(quantized: tuple, codes, scale, minimum, sub, has_min: bool, offset: int,
+            nibble: bool, nj: int, y: np.ndarray) -> None:
     """``y = x @ W.T`` for the quantized rows of x (:func:`quantize_rows`) and the repacked
     weight's arrays, as the kernel ``_int8_chunk`` computes it (``nj``: bytes of codes per
     block for nibble codes, values per block for byte codes)."""
     xq, xd, xs, xs16, xsum = quantized
+    scale, minimum = block_factors(scale, minimum, sub, has_min)
     n = xq.shape[0]
     groups, blocks, _, lanes = codes.shape
     values = 32 if nibble else nj

@@ -20,12 +20,16 @@ The layout (:class:`InterleavedWeight`), for ``G = LANES`` rows per group:
   blocks): ``codes`` int8 (groups, blocks, block, G), one value per byte.
 * ``scale`` and ``minimum`` float32 (groups, blocks, G): the value of a weight is
   ``scale * (code - offset) + minimum`` with ggml's own rounding (``offset`` is 8 for Q4_0,
-  else 0; ``minimum`` is absent for the types without one). For the k-quants the scale is
-  ggml's ``d * sub_scale`` product and the minimum ``-dmin * sub_min``, so dequantizing the
-  repacked weight is still bit-exact with ``gguf.quants.dequantize``.
+  else 0; ``minimum`` is absent for the types without one).
+* The k-quants keep ggml's two levels: ``scale`` and ``minimum`` hold each super-block's
+  ``d`` and ``dmin`` (groups, super-blocks, G), and ``sub`` int8 (groups, blocks, 2, G) each
+  block's integer scale and min; the kernels form ggml's float32 products ``d * sc`` and
+  ``-(dmin * m)`` as they read a block, so dequantizing the repacked weight is still
+  bit-exact with ``gguf.quants.dequantize``.
 
 Repacking costs some memory over GGML's layout (scales stored as float32, not float16; one
-byte per value for the 5- and 6-bit types): Q4_1 takes 24 bytes per 32 weights instead of 20.
+byte per value for the 5- and 6-bit types): Q4_1 takes 24 bytes per 32 weights instead of 20,
+Q4_K 19 instead of 18, Q6_K 34.5 instead of 26.25.
 
 Two products read the repacked weight, for a few rows of ``x`` (decoding):
 
@@ -57,10 +61,13 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
+from numba.core import types
+from numba.extending import overload
 
 from ..backends.cpu_compile import compile_kernel, compiled_already, in_threads
 from ..backends.cpu_simd import (add, broadcast_i8_pair, broadcast_i16_pair, dot_i16, dot_u8_i8,
-                                 high_nibbles, join, load_i8x32, load_i16x16, low_nibbles,
+                                 high_nibbles, join, load_f32x8, load_i8_as_f32x8, load_i8x32,
+                                 load_i16x16, low_nibbles, mul_f32, neg_f32, store_f32x8,
                                  store_i8x32, store_i16x16, store_zipped, widen_i8_high,
                                  widen_i8_low, widen_i16, zeros_i16x16, zeros_i32x8,
                                  zeros_i32x16, zip_high, zip_low)
@@ -85,18 +92,19 @@ LANES = 32
 #: Values of ``activations=``.
 ACTIVATIONS = ("int8", "float32")
 
-# type -> (kind, values per scale, offset, has a minimum)
+# type -> (kind, values per scale, offset, has a minimum, blocks per super-block: the
+# k-quants' scales are a float16 per super-block times a small integer per block)
 _FORMATS = {
-    GGMLType.Q4_0: ("nibble", 32, 8, False),
-    GGMLType.Q4_1: ("nibble", 32, 0, True),
-    GGMLType.Q4_K: ("nibble", 32, 0, True),
-    GGMLType.Q8_0: ("byte", 32, 0, False),
-    GGMLType.Q5_0: ("byte", 32, 0, False),
-    GGMLType.Q5_1: ("byte", 32, 0, True),
-    GGMLType.Q5_K: ("byte", 32, 0, True),
-    GGMLType.Q2_K: ("byte", 16, 0, True),
-    GGMLType.Q3_K: ("byte", 16, 0, False),
-    GGMLType.Q6_K: ("byte", 16, 0, False),
+    GGMLType.Q4_0: ("nibble", 32, 8, False, 0),
+    GGMLType.Q4_1: ("nibble", 32, 0, True, 0),
+    GGMLType.Q4_K: ("nibble", 32, 0, True, 8),
+    GGMLType.Q8_0: ("byte", 32, 0, False, 0),
+    GGMLType.Q5_0: ("byte", 32, 0, False, 0),
+    GGMLType.Q5_1: ("byte", 32, 0, True, 0),
+    GGMLType.Q5_K: ("byte", 32, 0, True, 8),
+    GGMLType.Q2_K: ("byte", 16, 0, True, 16),
+    GGMLType.Q3_K: ("byte", 16, 0, False, 16),
+    GGMLType.Q6_K: ("byte", 16, 0, False, 16),
 }
 #: The GGML types :class:`InterleavedWeight` repacks (the float types are multiplied as they are).
 INTERLEAVED_TYPES = tuple(_FORMATS)
@@ -111,7 +119,7 @@ _N16, _N32 = 16, 32
 # r % G of group r // G. Offsets are bytes within a block, as in gradient.quant.matmul.
 
 @compile_kernel
-def _pack_q4_0(raw, codes, scale, minimum, n16):
+def _pack_q4_0(raw, codes, scale, minimum, sub, n16):
     G = LANES
     for r in range(raw.shape[0]):
         g, lane, row = r // G, r % G, raw[r]
@@ -123,7 +131,7 @@ def _pack_q4_0(raw, codes, scale, minimum, n16):
 
 
 @compile_kernel
-def _pack_q4_1(raw, codes, scale, minimum, n16):
+def _pack_q4_1(raw, codes, scale, minimum, sub, n16):
     G = LANES
     for r in range(raw.shape[0]):
         g, lane, row = r // G, r % G, raw[r]
@@ -136,7 +144,7 @@ def _pack_q4_1(raw, codes, scale, minimum, n16):
 
 
 @compile_kernel
-def _pack_q4_k(raw, codes, scale, minimum, n16):
+def _pack_q4_k(raw, codes, scale, minimum, sub, n16):
     # sub-block 2q + h of a super-block: nibble h of qs[32q .. 32q + 31]; repacked as Q4_0's
     # nibble order (value j low, value j + 16 high)
     G = LANES
@@ -144,14 +152,13 @@ def _pack_q4_k(raw, codes, scale, minimum, n16):
         g, lane, row = r // G, r % G, raw[r]
         for sb in range(codes.shape[1] // 8):
             o = sb * 144
-            d = _f16(row[o], row[o + 1])
-            dmin = _f16(row[o + 2], row[o + 3])
+            scale[g, sb, lane] = _f16(row[o], row[o + 1])
+            minimum[g, sb, lane] = _f16(row[o + 2], row[o + 3])
             for q in range(4):
                 for h in range(2):
                     b = sb * 8 + 2 * q + h
                     sc, mn = _scale_min_k4(row, o + 4, 2 * q + h)
-                    scale[g, b, lane] = d * np.float32(sc)
-                    minimum[g, b, lane] = -(dmin * np.float32(mn))
+                    sub[g, b, 0, lane], sub[g, b, 1, lane] = sc, mn
                     src = o + 16 + q * 32
                     for j in range(n16):
                         lo = (np.int32(row[src + j]) >> (4 * h)) & 15
@@ -160,7 +167,7 @@ def _pack_q4_k(raw, codes, scale, minimum, n16):
 
 
 @compile_kernel
-def _pack_q8_0(raw, codes, scale, minimum, n16):
+def _pack_q8_0(raw, codes, scale, minimum, sub, n16):
     G = LANES
     for r in range(raw.shape[0]):
         g, lane, row = r // G, r % G, raw[r]
@@ -178,7 +185,7 @@ def _u32(row, k):
 
 
 @compile_kernel
-def _pack_q5_0(raw, codes, scale, minimum, n16):
+def _pack_q5_0(raw, codes, scale, minimum, sub, n16):
     G = LANES
     for r in range(raw.shape[0]):
         g, lane, row = r // G, r % G, raw[r]
@@ -195,7 +202,7 @@ def _pack_q5_0(raw, codes, scale, minimum, n16):
 
 
 @compile_kernel
-def _pack_q5_1(raw, codes, scale, minimum, n16):
+def _pack_q5_1(raw, codes, scale, minimum, sub, n16):
     G = LANES
     for r in range(raw.shape[0]):
         g, lane, row = r // G, r % G, raw[r]
@@ -212,21 +219,20 @@ def _pack_q5_1(raw, codes, scale, minimum, n16):
 
 
 @compile_kernel
-def _pack_q5_k(raw, codes, scale, minimum, n16):
+def _pack_q5_k(raw, codes, scale, minimum, sub, n16):
     G = LANES
     for r in range(raw.shape[0]):
         g, lane, row = r // G, r % G, raw[r]
         for sb in range(codes.shape[1] // 8):
             o = sb * 176
-            d = _f16(row[o], row[o + 1])
-            dmin = _f16(row[o + 2], row[o + 3])
+            scale[g, sb, lane] = _f16(row[o], row[o + 1])
+            minimum[g, sb, lane] = _f16(row[o + 2], row[o + 3])
             for q in range(4):
                 for h in range(2):
                     j = 2 * q + h
                     b = sb * 8 + j
                     sc, mn = _scale_min_k4(row, o + 4, j)
-                    scale[g, b, lane] = d * np.float32(sc)
-                    minimum[g, b, lane] = -(dmin * np.float32(mn))
+                    sub[g, b, 0, lane], sub[g, b, 1, lane] = sc, mn
                     for l in range(2 * n16):
                         v = ((np.int32(row[o + 48 + q * 32 + l]) >> (4 * h)) & 15) | \
                             (((np.int32(row[o + 16 + l]) >> j) & 1) << 4)
@@ -234,35 +240,34 @@ def _pack_q5_k(raw, codes, scale, minimum, n16):
 
 
 @compile_kernel
-def _pack_q2_k(raw, codes, scale, minimum, n16):
+def _pack_q2_k(raw, codes, scale, minimum, sub, n16):
     G = LANES
     for r in range(raw.shape[0]):
         g, lane, row = r // G, r % G, raw[r]
         for sb in range(codes.shape[1] // 16):
             o = sb * 84
-            d = _f16(row[o + 80], row[o + 81])
-            dmin = _f16(row[o + 82], row[o + 83])
+            scale[g, sb, lane] = _f16(row[o + 80], row[o + 81])
+            minimum[g, sb, lane] = _f16(row[o + 82], row[o + 83])
             for q in range(2):
                 for s in range(4):
                     for half in range(2):
                         k = q * 8 + s * 2 + half
                         b = sb * 16 + k
                         sc = np.int32(row[o + k])
-                        scale[g, b, lane] = d * np.float32(sc & 15)
-                        minimum[g, b, lane] = -(dmin * np.float32(sc >> 4))
+                        sub[g, b, 0, lane], sub[g, b, 1, lane] = sc & 15, sc >> 4
                         src = o + 16 + q * 32 + half * 16
                         for l in range(n16):
                             codes[g, b, l, lane] = np.int8((np.int32(row[src + l]) >> (2 * s)) & 3)
 
 
 @compile_kernel
-def _pack_q3_k(raw, codes, scale, minimum, n16):
+def _pack_q3_k(raw, codes, scale, minimum, sub, n16):
     G = LANES
     for r in range(raw.shape[0]):
         g, lane, row = r // G, r % G, raw[r]
         for sb in range(codes.shape[1] // 16):
             o = sb * 110
-            d = _f16(row[o + 108], row[o + 109])
+            scale[g, sb, lane] = _f16(row[o + 108], row[o + 109])
             for q in range(2):
                 for s in range(4):
                     for half in range(2):
@@ -270,7 +275,7 @@ def _pack_q3_k(raw, codes, scale, minimum, n16):
                         b = sb * 16 + k
                         low = (np.int32(row[o + 96 + k % 8]) >> (4 * (k // 8))) & 15
                         high = (np.int32(row[o + 104 + k % 4]) >> (2 * (k // 4))) & 3
-                        scale[g, b, lane] = d * np.float32((low | (high << 4)) - 32)
+                        sub[g, b, 0, lane] = (low | (high << 4)) - 32
                         src = o + 32 + q * 32 + half * 16
                         hsrc = o + half * 16
                         for l in range(n16):
@@ -280,19 +285,19 @@ def _pack_q3_k(raw, codes, scale, minimum, n16):
 
 
 @compile_kernel
-def _pack_q6_k(raw, codes, scale, minimum, n16):
+def _pack_q6_k(raw, codes, scale, minimum, sub, n16):
     G = LANES
     for r in range(raw.shape[0]):
         g, lane, row = r // G, r % G, raw[r]
         for sb in range(codes.shape[1] // 16):
             o = sb * 210
-            d = _f16(row[o + 208], row[o + 209])
+            scale[g, sb, lane] = _f16(row[o + 208], row[o + 209])
             for q in range(2):
                 for s in range(4):
                     for half in range(2):
                         k = q * 8 + s * 2 + half
                         b = sb * 16 + k
-                        scale[g, b, lane] = d * np.float32(np.int8(row[o + 192 + k]))
+                        sub[g, b, 0, lane] = np.int8(row[o + 192 + k])
                         src = o + q * 64 + (s % 2) * 32 + half * 16
                         hsrc = o + 128 + q * 32 + half * 16
                         for l in range(n16):
@@ -326,8 +331,9 @@ class InterleavedWeight:
     block: int                   # values per scale: 32 or 16
     offset: int                  # subtracted from the codes (8 for Q4_0)
     codes: np.ndarray
-    scale: np.ndarray
-    minimum: np.ndarray          # (0, 0, 0) when the type has none
+    scale: np.ndarray            # per block; a k-quant's: per super-block (its d)
+    minimum: np.ndarray          # the same, (0, 0, 0) when the type has none
+    sub: np.ndarray | None       # a k-quant's integer scale and min per block, else None
 
     @classmethod
     def from_blocks(cls, blocks, qtype, out_features: int, in_features: int) -> "InterleavedWeight":
@@ -340,20 +346,23 @@ class InterleavedWeight:
                 f"InterleavedWeight: {qtype.name} is not repacked; types: "
                 f"{', '.join(t.name for t in INTERLEAVED_TYPES)}")
         raw = _as_blocks(blocks, int(qtype), out_features, in_features)
-        kind, block, offset, has_min = _FORMATS[qtype]
+        kind, block, offset, has_min, per_super = _FORMATS[qtype]
         groups = -(-int(out_features) // LANES)
         n_blocks = int(in_features) // block
         per_block = 16 if kind == "nibble" else block
+        n_scales = n_blocks // per_super if per_super else n_blocks
         # long-lived: on pages of their own, outside the heap (see pages_of_their_own)
         codes = pages_of_their_own((groups, n_blocks, per_block, LANES),
                                    np.uint8 if kind == "nibble" else np.int8)
-        scale = pages_of_their_own((groups, n_blocks, LANES), np.float32)
-        minimum = pages_of_their_own((groups, n_blocks, LANES) if has_min else (0, 0, 0),
+        scale = pages_of_their_own((groups, n_scales, LANES), np.float32)
+        minimum = pages_of_their_own((groups, n_scales, LANES) if has_min else (0, 0, 0),
                                      np.float32)
+        sub = pages_of_their_own((groups, n_blocks, 1 + has_min, LANES), np.int8) \
+            if per_super else None
         if raw.size:
-            _PACKERS[qtype](raw, codes, scale, minimum, _N16)
+            _PACKERS[qtype](raw, codes, scale, minimum, sub, _N16)
         return cls(qtype, int(out_features), int(in_features), kind, block, offset,
-                   codes, scale, minimum)
+                   codes, scale, minimum, sub)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -362,7 +371,14 @@ class InterleavedWeight:
     @property
     def nbytes(self) -> int:
         """Bytes held: codes, scales and minimums."""
-        return int(self.codes.nbytes + self.scale.nbytes + self.minimum.nbytes)
+        return int(self.codes.nbytes + self.scale.nbytes + self.minimum.nbytes
+                   + (0 if self.sub is None else self.sub.nbytes))
+
+    def block_factors(self) -> tuple:
+        """``(scale, minimum)`` of every block as float32 (groups, blocks, LANES), the values
+        the kernels multiply by (``minimum`` None for types without one)."""
+        return int8_numpy.block_factors(self.scale, self.minimum, self.sub,
+                                        self.minimum.size > 0)
 
     def dequantize(self, start: int = 0, stop: int | None = None,
                    out: np.ndarray | None = None) -> np.ndarray:
@@ -383,62 +399,96 @@ class InterleavedWeight:
         flat = ids.reshape(-1).astype(np.int64, copy=False)
         out = np.empty((flat.size, self.in_features), np.float32)
         if flat.size:
-            _gather_rows(self.codes, self.scale, self.minimum, self.minimum.size > 0,
+            _gather_rows(self.codes, self.scale, self.minimum, self.sub, self.minimum.size > 0,
                          self.offset, self.kind == "nibble", self.block, flat, out)
         return out.reshape(ids.shape + (self.in_features,))
 
 
 # ----------------------------------------------------------------------------- dequantizing
 @compile_kernel(inline=True)
-def _value(codes, scale, minimum, has_min, offset, nibble, block, g, b, i, lane):
-    """Value ``i`` (0 <= i < block) of block ``b`` of row ``g * G + lane``, as ggml rounds it."""
+def _super_block(b, sub, scale):
+    """The super-block of block ``b`` of a k-quant: 8 blocks of 32 values or 16 of 16 a
+    super-block (a shift: an integer division per block cost as much as the block's sums)."""
+    return b >> 3 if sub.shape[1] == 8 * scale.shape[1] else b >> 4
+
+
+def _factors(scale, minimum, sub, has_min, g, b, lane):
+    """``(scale, minimum)`` of lane ``lane`` of block ``b`` of group ``g``, in compiled kernels:
+    as stored (``sub`` None), or for a k-quant its super-block's ``d`` times the block's
+    integer scale and ``-(dmin * m)``: ggml's own float32 products (the minimum is 0 without
+    ``has_min``). Which of the two is decided when a kernel compiles, by ``sub``'s type."""
+    raise NotImplementedError("_factors runs in compiled kernels only")
+
+
+@overload(_factors, inline="always")
+def _factors_typed(scale, minimum, sub, has_min, g, b, lane):
+    if sub is types.none:
+        def stored(scale, minimum, sub, has_min, g, b, lane):
+            return scale[g, b, lane], (minimum[g, b, lane] if has_min else np.float32(0))
+        return stored
+
+    def two_levels(scale, minimum, sub, has_min, g, b, lane):
+        sb = _super_block(b, sub, scale)
+        s = scale[g, sb, lane] * np.float32(sub[g, b, 0, lane])
+        if not has_min:
+            return s, np.float32(0)
+        return s, -(minimum[g, sb, lane] * np.float32(sub[g, b, 1, lane]))
+    return two_levels
+
+
+@compile_kernel(inline=True)
+def _value(codes, s, m, has_min, offset, nibble, g, b, i, lane):
+    """Value ``i`` of block ``b`` of row ``g * G + lane``, whose block has the scale ``s`` and
+    minimum ``m`` (:func:`_factors`), as ggml rounds it."""
     if nibble:
         c = np.int32(codes[g, b, i % 16, lane])
         q = (c & 15) if i < 16 else (c >> 4)
     else:
         q = np.int32(codes[g, b, i, lane])
-    v = scale[g, b, lane] * np.float32(q - offset)
+    v = s * np.float32(q - offset)
     if has_min:
-        v = v + minimum[g, b, lane]
+        v = v + m
     return v
 
 
 @compile_kernel
-def _dequant_groups(codes, scale, minimum, has_min, offset, nibble, block, r0, r1, out):
+def _dequant_groups(codes, scale, minimum, sub, has_min, offset, nibble, block, r0, r1, out):
     G = LANES
     for r in range(r0, r1):
         g, lane = r // G, r % G
         for b in range(codes.shape[1]):
+            s, m = _factors(scale, minimum, sub, has_min, g, b, lane)
             for i in range(block):
-                out[r - r0, b * block + i] = _value(codes, scale, minimum, has_min, offset,
-                                                    nibble, block, g, b, i, lane)
+                out[r - r0, b * block + i] = _value(codes, s, m, has_min, offset, nibble, g, b,
+                                                    i, lane)
 
 
 @compile_kernel(parallel=True)
-def _dequant_parallel(codes, scale, minimum, has_min, offset, nibble, block, r0, r1, out,
+def _dequant_parallel(codes, scale, minimum, sub, has_min, offset, nibble, block, r0, r1, out,
                       n_chunks):
     step = (r1 - r0 + n_chunks - 1) // n_chunks
     for c in numba.prange(n_chunks):
         a = r0 + c * step
         b = min(r1, a + step)
-        _dequant_groups(codes, scale, minimum, has_min, offset, nibble, block, a, b,
+        _dequant_groups(codes, scale, minimum, sub, has_min, offset, nibble, block, a, b,
                         out[a - r0:b - r0])
 
 
 @compile_kernel
-def _gather_rows(codes, scale, minimum, has_min, offset, nibble, block, ids, out):
+def _gather_rows(codes, scale, minimum, sub, has_min, offset, nibble, block, ids, out):
     G = LANES
     for t in range(ids.size):
         g, lane = ids[t] // G, ids[t] % G
         for b in range(codes.shape[1]):
+            s, m = _factors(scale, minimum, sub, has_min, g, b, lane)
             for i in range(block):
-                out[t, b * block + i] = _value(codes, scale, minimum, has_min, offset, nibble,
-                                               block, g, b, i, lane)
+                out[t, b * block + i] = _value(codes, s, m, has_min, offset, nibble, g, b, i,
+                                               lane)
 
 
 def dequantize_interleaved(w: InterleavedWeight, r0: int, r1: int, out: np.ndarray) -> None:
     """Rows ``r0:r1`` of ``w`` into ``out`` (float32, (r1 - r0, in_features)), bit-exact."""
-    args = (w.codes, w.scale, w.minimum, w.minimum.size > 0, w.offset, w.kind == "nibble",
+    args = (w.codes, w.scale, w.minimum, w.sub, w.minimum.size > 0, w.offset, w.kind == "nibble",
             w.block)
     n_threads = _threads((r1 - r0) * w.in_features)
     if n_threads > 1:
@@ -542,15 +592,85 @@ def _quantized(x):
 ROW_TILE = 32
 
 
-@compile_kernel(inline=True)
-def _block_epilogue(isum, scale, minimum, has_min, g, b, sx, sm, shift, acc):
-    """``acc[r] += (scale * sx) * (isum[r] - shift) (+ minimum * sm)`` for the 32 lanes of
-    block b of group g (the subtraction in int32: LLVM then converts 8 lanes at a time)."""
-    for r in range(LANES):
-        t = (scale[g, b, r] * sx) * np.float32(np.int32(isum[r] - shift))
+def _block_factors(scale, minimum, sub, has_min, g, b, made):
+    """In compiled kernels: ``made[0]``, ``made[1]``, the scales and minimums of the 32 lanes
+    of block b of group g (:func:`_factors`; the minimums only with ``has_min``)."""
+    raise NotImplementedError("_block_factors runs in compiled kernels only")
+
+
+@overload(_block_factors, inline="always")
+def _block_factors_typed(scale, minimum, sub, has_min, g, b, made):
+    if sub is types.none:
+        def stored(scale, minimum, sub, has_min, g, b, made):
+            for r in range(made.shape[1]):
+                made[0, r] = scale[g, b, r]
+            if has_min:
+                for r in range(made.shape[1]):
+                    made[1, r] = minimum[g, b, r]
+        return stored
+
+    # (the trip count read from made's shape: a constant 32 got the loops fully unrolled
+    # into scalar code instead of vectorised)
+    def two_levels(scale, minimum, sub, has_min, g, b, made):
+        # written with cpu_simd's float vectors: as loops, inlined into the products, LLVM
+        # left them scalar (the Q4_K product took three times as long)
+        sb = _super_block(b, sub, scale)
+        lanes = scale.shape[2]
+        at = (g * scale.shape[1] + sb) * lanes
+        sub_at = ((g * sub.shape[1] + b) * sub.shape[2]) * lanes
+        for r in range(0, lanes, 8):
+            store_f32x8(made, r, mul_f32(load_f32x8(scale, at + r),
+                                         load_i8_as_f32x8(sub, sub_at + r)))
         if has_min:
-            t += minimum[g, b, r] * sm
-        acc[r] += t
+            for r in range(0, lanes, 8):
+                store_f32x8(made, lanes + r, neg_f32(mul_f32(
+                    load_f32x8(minimum, at + r), load_i8_as_f32x8(sub, sub_at + lanes + r))))
+    return two_levels
+
+
+def _two_level_factors(scale, minimum, sub, has_min, g, b, made):
+    """In compiled kernels: a k-quant block's scales and minimums into ``made`` (see
+    :func:`_block_factors`), once for every row of x that meets the block; nothing for the
+    types that store them."""
+    raise NotImplementedError("_two_level_factors runs in compiled kernels only")
+
+
+@overload(_two_level_factors, inline="always")
+def _two_level_factors_typed(scale, minimum, sub, has_min, g, b, made):
+    if sub is types.none:
+        return lambda scale, minimum, sub, has_min, g, b, made: None
+    return lambda scale, minimum, sub, has_min, g, b, made: _block_factors(
+        scale, minimum, sub, has_min, g, b, made)
+
+
+def _block_epilogue(isum, scale, minimum, sub, made, has_min, g, b, sx, sm, shift, acc):
+    """``acc[r] += (scale * sx) * (isum[r] - shift) (+ minimum * sm)`` for the 32 lanes of
+    block b of group g, in compiled kernels (the subtraction in int32: LLVM then converts 8
+    lanes at a time): the scales and minimums as stored, or a k-quant's from ``made``
+    (:func:`_two_level_factors`). Which, is chosen by ``sub``'s type when a kernel compiles:
+    with both loops in one kernel behind a branch, LLVM laid out the integer loop before them
+    worse (the single-row Q4_0 product took twice the time)."""
+    raise NotImplementedError("_block_epilogue runs in compiled kernels only")
+
+
+@overload(_block_epilogue, inline="always")
+def _block_epilogue_typed(isum, scale, minimum, sub, made, has_min, g, b, sx, sm, shift, acc):
+    if sub is types.none:
+        def stored(isum, scale, minimum, sub, made, has_min, g, b, sx, sm, shift, acc):
+            for r in range(LANES):
+                t = (scale[g, b, r] * sx) * np.float32(np.int32(isum[r] - shift))
+                if has_min:
+                    t += minimum[g, b, r] * sm
+                acc[r] += t
+        return stored
+
+    def made_here(isum, scale, minimum, sub, made, has_min, g, b, sx, sm, shift, acc):
+        for r in range(LANES):
+            t = (made[0, r] * sx) * np.float32(np.int32(isum[r] - shift))
+            if has_min:
+                t += made[1, r] * sm
+            acc[r] += t
+    return made_here
 
 
 @compile_kernel(inline=True)
@@ -576,12 +696,13 @@ def _byte_step(a_low, a_high, b_low, b_high, xq, o, sums):
 
 
 @compile_kernel
-def _nibble_row(codes, scale, minimum, has_min, offset, xq, xd, xs, xsum, y, i, g0, g1):
+def _nibble_row(codes, scale, minimum, sub, has_min, offset, xq, xd, xs, xsum, y, i, g0, g1):
     """Row ``i`` of y, its columns of groups g0..g1, for nibble codes (Q4_0's offset comes
     off the sums as ``offset * sum(x_q)``)."""
     nb, k = codes.shape[1], xq.shape[1]
     isum = np.empty(LANES, np.int32)
     acc = np.empty(LANES, np.float32)
+    made = np.empty((2, LANES), np.float32)     # a k-quant block's scales, minimums
     for g in range(g0, g1):
         acc[:] = 0
         for b in range(nb):
@@ -599,14 +720,15 @@ def _nibble_row(codes, scale, minimum, has_min, offset, xq, xd, xs, xsum, y, i, 
                                                   xq, o + j, sums_a, sums_b)
                 low, high = add(low, widen_i16(sums_a)), add(high, widen_i16(sums_b))
             store_zipped(isum, 0, low, high)
-            _block_epilogue(isum, scale, minimum, has_min, g, b, xd[i, b], xs[i, b],
+            _two_level_factors(scale, minimum, sub, has_min, g, b, made)
+            _block_epilogue(isum, scale, minimum, sub, made, has_min, g, b, xd[i, b], xs[i, b],
                             np.int32(offset * xsum[i, b]), acc)
         for r in range(min(LANES, y.shape[1] - g * LANES)):
             y[i, g * LANES + r] = acc[r]
 
 
 @compile_kernel
-def _nibble_rows(codes, scale, minimum, has_min, offset, xq, xd, xs, xsum, y, i0, i1,
+def _nibble_rows(codes, scale, minimum, sub, has_min, offset, xq, xd, xs, xsum, y, i0, i1,
                  g0, g1):
     """Rows ``i0 .. i1-1`` of y, as :func:`_nibble_row` computes each: every block's
     nibbles zipped once into ``planes``, then taken through by every row."""
@@ -614,6 +736,7 @@ def _nibble_rows(codes, scale, minimum, has_min, offset, xq, xd, xs, xsum, y, i0
     planes = np.empty(8 * 4 * 32, np.uint8)     # per step of two codes: 4 vectors of 32
     isum = np.empty((n, LANES), np.int32)
     acc = np.empty((n, LANES), np.float32)
+    made = np.empty((2, LANES), np.float32)     # a k-quant block's scales, minimums
     for g in range(g0, g1):
         acc[:, :] = 0
         for b in range(nb):
@@ -639,21 +762,23 @@ def _nibble_rows(codes, scale, minimum, has_min, offset, xq, xd, xs, xsum, y, i0
                             xq, o + 2 * s, sums_a, sums_b)
                     low, high = add(low, widen_i16(sums_a)), add(high, widen_i16(sums_b))
                 store_zipped(isum, ii * LANES, low, high)
+            _two_level_factors(scale, minimum, sub, has_min, g, b, made)
             for ii in range(n):
                 i = i0 + ii
-                _block_epilogue(isum[ii], scale, minimum, has_min, g, b, xd[i, b], xs[i, b],
-                                np.int32(offset * xsum[i, b]), acc[ii])
+                _block_epilogue(isum[ii], scale, minimum, sub, made, has_min, g, b, xd[i, b],
+                                xs[i, b], np.int32(offset * xsum[i, b]), acc[ii])
         for ii in range(n):
             for r in range(min(LANES, y.shape[1] - g * LANES)):
                 y[i0 + ii, g * LANES + r] = acc[ii, r]
 
 
 @compile_kernel
-def _byte_row(codes, scale, minimum, has_min, xq, xd, xs, xs16, y, i, g0, g1, nj):
+def _byte_row(codes, scale, minimum, sub, has_min, xq, xd, xs, xs16, y, i, g0, g1, nj):
     """As :func:`_nibble_row` for one-byte codes in blocks of ``nj`` (16 or 32) values."""
     nb, k = codes.shape[1], xq.shape[1]
     isum = np.empty(LANES, np.int32)
     acc = np.empty(LANES, np.float32)
+    made = np.empty((2, LANES), np.float32)     # a k-quant block's scales, minimums
     for g in range(g0, g1):
         acc[:] = 0
         for b in range(nb):
@@ -667,20 +792,22 @@ def _byte_row(codes, scale, minimum, has_min, xq, xd, xs, xs16, y, i, g0, g1, nj
                                   widen_i8_high(zb), xq, o + 2 * s, sums)
             store_zipped(isum, 0, join(sums[0], sums[1]), join(sums[2], sums[3]))
             sm = xs[i, b] if nj == 32 else xs16[i, b]
-            _block_epilogue(isum, scale, minimum, has_min, g, b, xd[i, (b * nj) // 32], sm,
-                            np.int32(0), acc)
+            _two_level_factors(scale, minimum, sub, has_min, g, b, made)
+            _block_epilogue(isum, scale, minimum, sub, made, has_min, g, b,
+                            xd[i, (b * nj) // 32], sm, np.int32(0), acc)
         for r in range(min(LANES, y.shape[1] - g * LANES)):
             y[i, g * LANES + r] = acc[r]
 
 
 @compile_kernel
-def _byte_rows(codes, scale, minimum, has_min, xq, xd, xs, xs16, y, i0, i1, g0, g1, nj):
+def _byte_rows(codes, scale, minimum, sub, has_min, xq, xd, xs, xs16, y, i0, i1, g0, g1, nj):
     """Rows ``i0 .. i1-1`` of y, as :func:`_byte_row` computes each, through ``planes`` of
     every block's codes zipped and widened to int16 once."""
     nb, k, n = codes.shape[1], xq.shape[1], i1 - i0
     planes = np.empty(16 * 4 * 16, np.int16)    # per step of two codes: 4 vectors of 16
     isum = np.empty((n, LANES), np.int32)
     acc = np.empty((n, LANES), np.float32)
+    made = np.empty((2, LANES), np.float32)     # a k-quant block's scales, minimums
     for g in range(g0, g1):
         acc[:, :] = 0
         for b in range(nb):
@@ -702,10 +829,11 @@ def _byte_rows(codes, scale, minimum, has_min, xq, xd, xs, xs16, y, i0, i1, g0, 
                                       load_i16x16(planes, 64 * s + 32),
                                       load_i16x16(planes, 64 * s + 48), xq, o + 2 * s, sums)
                 store_zipped(isum, ii * LANES, join(sums[0], sums[1]), join(sums[2], sums[3]))
+            _two_level_factors(scale, minimum, sub, has_min, g, b, made)
             for ii in range(n):
                 i = i0 + ii
                 sm = xs[i, b] if nj == 32 else xs16[i, b]
-                _block_epilogue(isum[ii], scale, minimum, has_min, g, b,
+                _block_epilogue(isum[ii], scale, minimum, sub, made, has_min, g, b,
                                 xd[i, (b * nj) // 32], sm, np.int32(0), acc[ii])
         for ii in range(n):
             for r in range(min(LANES, y.shape[1] - g * LANES)):
@@ -713,7 +841,7 @@ def _byte_rows(codes, scale, minimum, has_min, xq, xd, xs, xs16, y, i0, i1, g0, 
 
 
 @compile_kernel
-def _float_groups(codes, scale, minimum, has_min, offset, nibble, x, y, g0, g1, nj):
+def _float_groups(codes, scale, minimum, sub, has_min, offset, nibble, x, y, g0, g1, nj):
     """y[:, rows of groups g0..g1] with float32 activations: each weight decoded exactly
     (``scale * (q - offset) + minimum``), float32 products and sums."""
     n = x.shape[0]
@@ -722,22 +850,24 @@ def _float_groups(codes, scale, minimum, has_min, offset, nibble, x, y, g0, g1, 
     acc = np.empty((n, G), np.float32)
     wa = np.empty(G, np.float32)
     wb = np.empty(G, np.float32)
+    made = np.empty((2, G), np.float32)
     off = np.float32(offset)
     for g in range(g0, g1):
         acc[:, :] = 0
         for b in range(nb):
+            _block_factors(scale, minimum, sub, has_min, g, b, made)
             for j in range(nj):
                 q = codes[g, b, j]
                 for r in range(G):
                     if nibble:
                         c = np.int32(q[r])
-                        wa[r] = scale[g, b, r] * (np.float32(c & 15) - off)
-                        wb[r] = scale[g, b, r] * (np.float32(c >> 4) - off)
+                        wa[r] = made[0, r] * (np.float32(c & 15) - off)
+                        wb[r] = made[0, r] * (np.float32(c >> 4) - off)
                     else:
-                        wa[r] = scale[g, b, r] * np.float32(q[r])
+                        wa[r] = made[0, r] * np.float32(q[r])
                     if has_min:
-                        wa[r] += minimum[g, b, r]
-                        wb[r] += minimum[g, b, r]
+                        wa[r] += made[1, r]
+                        wb[r] += made[1, r]
                 for i in range(n):
                     if nibble:
                         xa = x[i, b * 32 + j]
@@ -754,7 +884,7 @@ def _float_groups(codes, scale, minimum, has_min, offset, nibble, x, y, g0, g1, 
 
 
 @compile_kernel
-def _product_groups(codes, scale, minimum, has_min, offset, nibble, nj, xq, xd, xs, xs16, xsum,
+def _product_groups(codes, scale, minimum, sub, has_min, offset, nibble, nj, xq, xd, xs, xs16, xsum,
                     y, i0, i1, lo, hi):
     """Rows i0..i1-1 of y, their columns of groups lo..hi (none when lo >= hi), int8
     activations."""
@@ -762,18 +892,18 @@ def _product_groups(codes, scale, minimum, has_min, offset, nibble, nj, xq, xd, 
         return
     if i1 - i0 == 1:
         if nibble:
-            _nibble_row(codes, scale, minimum, has_min, offset, xq, xd, xs, xsum, y, i0, lo, hi)
+            _nibble_row(codes, scale, minimum, sub, has_min, offset, xq, xd, xs, xsum, y, i0, lo, hi)
         else:
-            _byte_row(codes, scale, minimum, has_min, xq, xd, xs, xs16, y, i0, lo, hi, nj)
+            _byte_row(codes, scale, minimum, sub, has_min, xq, xd, xs, xs16, y, i0, lo, hi, nj)
     elif nibble:
-        _nibble_rows(codes, scale, minimum, has_min, offset, xq, xd, xs, xsum, y, i0, i1, lo,
+        _nibble_rows(codes, scale, minimum, sub, has_min, offset, xq, xd, xs, xsum, y, i0, i1, lo,
                      hi)
     else:
-        _byte_rows(codes, scale, minimum, has_min, xq, xd, xs, xs16, y, i0, i1, lo, hi, nj)
+        _byte_rows(codes, scale, minimum, sub, has_min, xq, xd, xs, xs16, y, i0, i1, lo, hi, nj)
 
 
 @compile_kernel
-def _int8_chunk(xq, xd, xs, xs16, xsum, codes, scale, minimum, has_min, offset, nibble, y, nj,
+def _int8_chunk(xq, xd, xs, xs16, xsum, codes, scale, minimum, sub, has_min, offset, nibble, y, nj,
                 c, n_chunks):
     """Chunk ``c`` of ``n_chunks`` of an int8 product of the quantized rows (xq, xd, ...): its
     groups of rows of W, for tiles of ``ROW_TILE`` rows of x one after the other (the chunk's
@@ -783,38 +913,38 @@ def _int8_chunk(xq, xd, xs, xs16, xsum, codes, scale, minimum, has_min, offset, 
     g0, g1 = c * step, min(groups, (c + 1) * step)
     n = xq.shape[0]
     for i0 in range(0, n, ROW_TILE):
-        _product_groups(codes, scale, minimum, has_min, offset, nibble, nj, xq, xd, xs, xs16,
+        _product_groups(codes, scale, minimum, sub, has_min, offset, nibble, nj, xq, xd, xs, xs16,
                         xsum, y, i0, min(n, i0 + ROW_TILE), g0, g1)
 
 
 @compile_kernel(parallel=True)
-def _int8_product(x, codes, scale, minimum, has_min, offset, nibble, y, n_chunks, nj):
+def _int8_product(x, codes, scale, minimum, sub, has_min, offset, nibble, y, n_chunks, nj):
     # the rows of x quantized first (one pass, on one thread: a few microseconds for a decode
     # step's row), then the chunks in parallel (numba's threads: in compiled steps)
     xq, xd, xs, xs16, xsum = _quantized(x)
     for c in numba.prange(n_chunks):
-        _int8_chunk(xq, xd, xs, xs16, xsum, codes, scale, minimum, has_min, offset, nibble, y,
+        _int8_chunk(xq, xd, xs, xs16, xsum, codes, scale, minimum, sub, has_min, offset, nibble, y,
                     nj, c, n_chunks)
 
 
-def _int8_threads(x, codes, scale, minimum, has_min, offset, nibble, y, n_chunks, nj):
+def _int8_threads(x, codes, scale, minimum, sub, has_min, offset, nibble, y, n_chunks, nj):
     """:func:`_int8_product` called from Python; where it is not compiled yet (see
     :func:`~gradient.backends.cpu_compile.compiled_already`), its NumPy twin
     (:mod:`.int8_numpy`), so that no int8 kernel is compiled before a first token; the same
     bits."""
-    args = (x, codes, scale, minimum, has_min, offset, nibble, y, n_chunks, nj)
+    args = (x, codes, scale, minimum, sub, has_min, offset, nibble, y, n_chunks, nj)
     if compiled_already(_int8_product, args):
         _int8_product(*args)
     else:
-        int8_numpy.product(int8_numpy.quantize_rows(x), codes, scale, minimum, has_min, offset,
+        int8_numpy.product(int8_numpy.quantize_rows(x), codes, scale, minimum, sub, has_min, offset,
                            nibble, nj, y)
 
 
 @compile_kernel
 def _products_chunk(xq, xd, xs, xs16, xsum,
-                    ac, as_, am, a_min, a_off, a_nib, a_nj, ay,
-                    bc, bs, bm, b_min, b_off, b_nib, b_nj, by,
-                    cc, cs, cm, c_min, c_off, c_nib, c_nj, cy, c, n_chunks):
+                    ac, as_, am, asub, a_min, a_off, a_nib, a_nj, ay,
+                    bc, bs, bm, bsub, b_min, b_off, b_nib, b_nj, by,
+                    cc, cs, cm, csub, c_min, c_off, c_nib, c_nj, cy, c, n_chunks):
     """Chunk ``c`` of ``n_chunks`` of three int8 products of the same quantized rows: the
     groups of rows of the three weights, taken as one list, each computed as
     :func:`_int8_chunk` computes it."""
@@ -825,26 +955,26 @@ def _products_chunk(xq, xd, xs, xs16, xsum,
     g0, g1 = c * step, min(total, (c + 1) * step)
     for i0 in range(0, n, ROW_TILE):
         i1 = min(n, i0 + ROW_TILE)
-        _product_groups(ac, as_, am, a_min, a_off, a_nib, a_nj, xq, xd, xs, xs16, xsum, ay,
+        _product_groups(ac, as_, am, asub, a_min, a_off, a_nib, a_nj, xq, xd, xs, xs16, xsum, ay,
                         i0, i1, g0, min(g1, na))
-        _product_groups(bc, bs, bm, b_min, b_off, b_nib, b_nj, xq, xd, xs, xs16, xsum, by,
+        _product_groups(bc, bs, bm, bsub, b_min, b_off, b_nib, b_nj, xq, xd, xs, xs16, xsum, by,
                         i0, i1, max(g0, na) - na, min(g1, na + nb) - na)
-        _product_groups(cc, cs, cm, c_min, c_off, c_nib, c_nj, xq, xd, xs, xs16, xsum, cy,
+        _product_groups(cc, cs, cm, csub, c_min, c_off, c_nib, c_nj, xq, xd, xs, xs16, xsum, cy,
                         i0, i1, max(g0, na + nb) - na - nb, min(g1, total) - na - nb)
 
 
 @compile_kernel(parallel=True)
 def _int8_products(x, n_chunks,
-                   ac, as_, am, a_min, a_off, a_nib, a_nj, ay,
-                   bc, bs, bm, b_min, b_off, b_nib, b_nj, by,
-                   cc, cs, cm, c_min, c_off, c_nib, c_nj, cy):
+                   ac, as_, am, asub, a_min, a_off, a_nib, a_nj, ay,
+                   bc, bs, bm, bsub, b_min, b_off, b_nib, b_nj, by,
+                   cc, cs, cm, csub, c_min, c_off, c_nib, c_nj, cy):
     # three products of the same rows x (q, k and v; gate and up with an empty third): x
     # quantized once, then one parallel loop over the groups of rows of all three weights
     xq, xd, xs, xs16, xsum = _quantized(x)
     for c in numba.prange(n_chunks):
-        _products_chunk(xq, xd, xs, xs16, xsum, ac, as_, am, a_min, a_off, a_nib, a_nj, ay,
-                        bc, bs, bm, b_min, b_off, b_nib, b_nj, by,
-                        cc, cs, cm, c_min, c_off, c_nib, c_nj, cy, c, n_chunks)
+        _products_chunk(xq, xd, xs, xs16, xsum, ac, as_, am, asub, a_min, a_off, a_nib, a_nj, ay,
+                        bc, bs, bm, bsub, b_min, b_off, b_nib, b_nj, by,
+                        cc, cs, cm, csub, c_min, c_off, c_nib, c_nj, cy, c, n_chunks)
 
 
 def int8_products(x: np.ndarray, weights: list) -> tuple:
@@ -863,7 +993,7 @@ def int8_products(x: np.ndarray, weights: list) -> tuple:
         _, head, (_, nj) = _product_call(w, "int8")
         args += [*head, nj, y]
     if len(weights) == 2:      # no third product: the first weight with no groups
-        args += [a[:0] if isinstance(a, np.ndarray) and a.ndim else a for a in args[:8]]
+        args += [a[:0] if isinstance(a, np.ndarray) and a.ndim else a for a in args[:9]]
     groups = sum(w.codes.shape[0] for w in weights)
     n_chunks = min(groups, _threads(sum(w.out_features for w in weights) * x.shape[1]) * 2)
     if compiled_already(_int8_products, (x, n_chunks, *args)):
@@ -877,58 +1007,58 @@ def int8_products(x: np.ndarray, weights: list) -> tuple:
 
 
 @compile_kernel
-def int8_product_compiled(x, rows, out_shape, codes, scale, minimum, has_min, offset, nibble,
+def int8_product_compiled(x, rows, out_shape, codes, scale, minimum, sub, has_min, offset, nibble,
                           n_chunks, nj):
     """What a :class:`~gradient.quant.QuantizedLinear` with int8 activations computes for a few
     rows, inside a compiled step (see :mod:`gradient.kernels.lowering`): x reshaped to
     ``rows``, times W.T, reshaped to ``out_shape``."""
     x2 = np.ascontiguousarray(x).reshape(rows)
     y = np.empty((rows[0], out_shape[len(out_shape) - 1]), np.float32)
-    _int8_product(x2, codes, scale, minimum, has_min, offset, nibble, y, n_chunks, nj)
+    _int8_product(x2, codes, scale, minimum, sub, has_min, offset, nibble, y, n_chunks, nj)
     return y.reshape(out_shape)
 
 
 @compile_kernel
-def float_product_compiled(x, rows, out_shape, codes, scale, minimum, has_min, offset, nibble,
+def float_product_compiled(x, rows, out_shape, codes, scale, minimum, sub, has_min, offset, nibble,
                            n_chunks, nj):
     """:func:`int8_product_compiled` with float32 activations."""
     x2 = np.ascontiguousarray(x).reshape(rows)
     y = np.empty((rows[0], out_shape[len(out_shape) - 1]), np.float32)
-    _float_product(x2, codes, scale, minimum, has_min, offset, nibble, y, n_chunks, nj)
+    _float_product(x2, codes, scale, minimum, sub, has_min, offset, nibble, y, n_chunks, nj)
     return y.reshape(out_shape)
 
 
 @compile_kernel
 def products_compiled(x, rows, n_chunks,
-                      ac, as_, am, a_min, a_off, a_nib, a_nj, a_shape,
-                      bc, bs, bm, b_min, b_off, b_nib, b_nj, b_shape,
-                      cc, cs, cm, c_min, c_off, c_nib, c_nj, c_shape):
+                      ac, as_, am, asub, a_min, a_off, a_nib, a_nj, a_shape,
+                      bc, bs, bm, bsub, b_min, b_off, b_nib, b_nj, b_shape,
+                      cc, cs, cm, csub, c_min, c_off, c_nib, c_nj, c_shape):
     """:func:`int8_products` of three weights inside a compiled step."""
     x2 = np.ascontiguousarray(x).reshape(rows)
     n = rows[0]
     ay = np.empty((n, a_shape[len(a_shape) - 1]), np.float32)
     by = np.empty((n, b_shape[len(b_shape) - 1]), np.float32)
     cy = np.empty((n, c_shape[len(c_shape) - 1]), np.float32)
-    _int8_products(x2, n_chunks, ac, as_, am, a_min, a_off, a_nib, a_nj, ay,
-                   bc, bs, bm, b_min, b_off, b_nib, b_nj, by,
-                   cc, cs, cm, c_min, c_off, c_nib, c_nj, cy)
+    _int8_products(x2, n_chunks, ac, as_, am, asub, a_min, a_off, a_nib, a_nj, ay,
+                   bc, bs, bm, bsub, b_min, b_off, b_nib, b_nj, by,
+                   cc, cs, cm, csub, c_min, c_off, c_nib, c_nj, cy)
     return ay.reshape(a_shape), by.reshape(b_shape), cy.reshape(c_shape)
 
 
 @compile_kernel
 def two_products_compiled(x, rows, n_chunks,
-                          ac, as_, am, a_min, a_off, a_nib, a_nj, a_shape,
-                          bc, bs, bm, b_min, b_off, b_nib, b_nj, b_shape,
-                          cc, cs, cm, c_min, c_off, c_nib, c_nj):
+                          ac, as_, am, asub, a_min, a_off, a_nib, a_nj, a_shape,
+                          bc, bs, bm, bsub, b_min, b_off, b_nib, b_nj, b_shape,
+                          cc, cs, cm, csub, c_min, c_off, c_nib, c_nj):
     """:func:`int8_products` of two weights inside a compiled step (``c``: a weight with no
     groups, as :func:`int8_products` passes it)."""
     x2 = np.ascontiguousarray(x).reshape(rows)
     n = rows[0]
     ay = np.empty((n, a_shape[len(a_shape) - 1]), np.float32)
     by = np.empty((n, b_shape[len(b_shape) - 1]), np.float32)
-    _int8_products(x2, n_chunks, ac, as_, am, a_min, a_off, a_nib, a_nj, ay,
-                   bc, bs, bm, b_min, b_off, b_nib, b_nj, by,
-                   cc, cs, cm, c_min, c_off, c_nib, c_nj, ay)
+    _int8_products(x2, n_chunks, ac, as_, am, asub, a_min, a_off, a_nib, a_nj, ay,
+                   bc, bs, bm, bsub, b_min, b_off, b_nib, b_nj, by,
+                   cc, cs, cm, csub, c_min, c_off, c_nib, c_nj, ay)
     return ay.reshape(a_shape), by.reshape(b_shape)
 
 
@@ -943,7 +1073,7 @@ def lowered_products(x, rows, weights, out_shapes) -> Lowered:
     groups = sum(w.codes.shape[0] for w in weights)
     n_chunks = min(groups, _threads(sum(w.out_features for w in weights) * rows[1]) * 2)
     if len(weights) == 2:      # no third product: the first weight with no groups
-        args += [a[:0] if isinstance(a, np.ndarray) and a.ndim else a for a in args[:7]]
+        args += [a[:0] if isinstance(a, np.ndarray) and a.ndim else a for a in args[:8]]
     fn = products_compiled if len(weights) == 3 else two_products_compiled
     return Lowered(fn, (x, tuple(rows), n_chunks, *args),
                    trace=("interleaved_matmul", "numba", len(weights)))
@@ -959,27 +1089,27 @@ def lowered_product(x, rows, w, activations, out_shape) -> Lowered:
 
 
 @compile_kernel
-def _float_chunk(x, codes, scale, minimum, has_min, offset, nibble, y, nj, c, n_chunks):
+def _float_chunk(x, codes, scale, minimum, sub, has_min, offset, nibble, y, nj, c, n_chunks):
     """Chunk ``c`` of ``n_chunks`` of a float32-activation product: its groups of rows of W."""
     groups = codes.shape[0]
     step = (groups + n_chunks - 1) // n_chunks
-    _float_groups(codes, scale, minimum, has_min, offset, nibble, x, y, c * step,
+    _float_groups(codes, scale, minimum, sub, has_min, offset, nibble, x, y, c * step,
                   min(groups, (c + 1) * step), nj)
 
 
 @compile_kernel(parallel=True)
-def _float_product(x, codes, scale, minimum, has_min, offset, nibble, y, n_chunks, nj):
+def _float_product(x, codes, scale, minimum, sub, has_min, offset, nibble, y, n_chunks, nj):
     for c in numba.prange(n_chunks):
-        _float_chunk(x, codes, scale, minimum, has_min, offset, nibble, y, nj, c, n_chunks)
+        _float_chunk(x, codes, scale, minimum, sub, has_min, offset, nibble, y, nj, c, n_chunks)
 
 
-def _float_threads(x, codes, scale, minimum, has_min, offset, nibble, y, n_chunks, nj):
+def _float_threads(x, codes, scale, minimum, sub, has_min, offset, nibble, y, n_chunks, nj):
     """:func:`_float_product` called from Python, on Python threads (as :func:`_int8_threads`)."""
-    args = (x, codes, scale, minimum, has_min, offset, nibble, y, n_chunks, nj)
+    args = (x, codes, scale, minimum, sub, has_min, offset, nibble, y, n_chunks, nj)
     if compiled_already(_float_product, args):
         _float_product(*args)
         return
-    in_threads(_float_chunk, (x, codes, scale, minimum, has_min, offset, nibble, y, nj),
+    in_threads(_float_chunk, (x, codes, scale, minimum, sub, has_min, offset, nibble, y, nj),
                n_chunks, _threads(x.shape[0] * y.shape[1] * x.shape[1]))
 
 
@@ -988,7 +1118,7 @@ def _product_call(w: InterleavedWeight, activations: str) -> tuple:
     ``kernel(x, *head, y, *tail)``, one compiled call."""
     nibble = w.kind == "nibble"
     return (_int8_threads if activations == "int8" else _float_threads,
-            (w.codes, w.scale, w.minimum, w.minimum.size > 0, w.offset, nibble),
+            (w.codes, w.scale, w.minimum, w.sub, w.minimum.size > 0, w.offset, nibble),
             (min(w.codes.shape[0], _threads(w.out_features * w.in_features) * 2),
              16 if nibble else w.block))
 
@@ -1028,7 +1158,7 @@ def _prepare(x, w, activations="int8"):
             and w.out_features > 0 and activations in ACTIVATIONS):
         return None
     shape, out_shape = x.shape, (x.shape[0], w.out_features)
-    kernel, (codes, scale, minimum, has_min, offset, nibble), (n_chunks, nj) = \
+    kernel, (codes, scale, minimum, sub, has_min, offset, nibble), (n_chunks, nj) = \
         _product_call(w, activations)
 
     def prepared(x_, w_, activations_="int8"):
@@ -1037,7 +1167,7 @@ def _prepare(x, w, activations="int8"):
                 or not x_.flags.c_contiguous):
             return None
         y = np.empty(out_shape, np.float32)
-        kernel(x_, codes, scale, minimum, has_min, offset, nibble, y, n_chunks, nj)
+        kernel(x_, codes, scale, minimum, sub, has_min, offset, nibble, y, n_chunks, nj)
         return y
     return prepared
 

@@ -52,6 +52,19 @@ def test_repacking_is_lossless(qtype):
     np.testing.assert_array_equal(w.rows(ids), ref[ids])
 
 
+#: Bytes per 32 weights held, by type (codes, scales and minimums; the k-quants keep ggml's
+#: super-block scale and each block's integers): what the module docstring promises.
+HELD_BYTES = {GGMLType.Q4_0: 20, GGMLType.Q4_1: 24, GGMLType.Q4_K: 19, GGMLType.Q8_0: 36,
+              GGMLType.Q5_0: 36, GGMLType.Q5_1: 40, GGMLType.Q5_K: 35, GGMLType.Q2_K: 37,
+              GGMLType.Q3_K: 34.5, GGMLType.Q6_K: 34.5}
+
+
+@pytest.mark.parametrize("qtype", INTERLEAVED_TYPES, ids=lambda t: t.name)
+def test_bytes_held_per_weight(qtype):
+    w = InterleavedWeight.from_blocks(random_blocks(qtype, 64, 512), qtype, 64, 512)
+    assert w.nbytes == HELD_BYTES[qtype] * 64 * 512 // 32
+
+
 @pytest.mark.parametrize("qtype", INTERLEAVED_TYPES, ids=lambda t: t.name)
 @pytest.mark.parametrize("n", [1, 3, SMALL_BATCH + 3])
 def test_float32_products_are_exact_weight_products(qtype, n):
@@ -78,12 +91,13 @@ def emulate_int8(x, w: InterleavedWeight):
     scale = np.empty((w.out_features, w.in_features // block))
     minimum = np.zeros_like(scale)
     codes = np.empty((w.out_features, w.in_features), np.float64)
+    block_scale, block_minimum = w.block_factors()
     for b in range(w.in_features // block):
         cols = slice(b * block, (b + 1) * block)
         g, lane = np.divmod(np.arange(w.out_features), LANES)
-        scale[:, b] = w.scale[g, b, lane]
-        if w.minimum.size:
-            minimum[:, b] = w.minimum[g, b, lane]
+        scale[:, b] = block_scale[g, b, lane]
+        if block_minimum is not None:
+            minimum[:, b] = block_minimum[g, b, lane]
         # the integer codes, recovered from the exact values: (value - minimum) / scale
         with np.errstate(invalid="ignore", divide="ignore"):
             c = (ref[:, cols] - minimum[:, b:b + 1]) / scale[:, b:b + 1]
