@@ -88,18 +88,20 @@ def _pointer(context, builder, array_type, array, index, element: ir.Type):
     return builder.bitcast(builder.gep(data, [index]), element.as_pointer())
 
 
-def _array_of(*itemsizes):
+def _array_of(*itemsizes, kind=types.Integer):
+    """A check of numba array types: C-contiguous, of ``kind`` (integers: a vector of bytes
+    loads from uint8 and int8 alike) with items of one of these sizes."""
     def accepts(array):
         return (isinstance(array, types.Array) and array.layout == "C"
-                and array.dtype.bitwidth // 8 in itemsizes)
+                and isinstance(array.dtype, kind) and array.dtype.bitwidth // 8 in itemsizes)
     return accepts
 
 
 # ----------------------------------------------------------------------------- memory
-def _loader(vector: IntVector, itemsizes):
+def _loader(vector, accepts):
     @intrinsic
     def load(typingctx, array, index):
-        if not (_array_of(*itemsizes)(array) and isinstance(index, types.Integer)):
+        if not (accepts(array) and isinstance(index, types.Integer)):
             return None
 
         def codegen(context, builder, signature, args):
@@ -110,11 +112,10 @@ def _loader(vector: IntVector, itemsizes):
     return load
 
 
-def _storer(vector: IntVector, itemsizes):
+def _storer(vector, accepts):
     @intrinsic
     def store(typingctx, array, index, value):
-        if not (_array_of(*itemsizes)(array) and isinstance(index, types.Integer)
-                and value == vector):
+        if not (accepts(array) and isinstance(index, types.Integer) and value == vector):
             return None
 
         def codegen(context, builder, signature, args):
@@ -127,15 +128,15 @@ def _storer(vector: IntVector, itemsizes):
 
 
 #: ``load_i8x32(a, i)``: the 32 bytes of a (uint8 or int8, C-contiguous) from flat index i.
-load_i8x32 = _loader(i8x32, (1,))
+load_i8x32 = _loader(i8x32, _array_of(1))
 #: ``store_i8x32(a, i, v)``: v into a's bytes i .. i+31.
-store_i8x32 = _storer(i8x32, (1,))
+store_i8x32 = _storer(i8x32, _array_of(1))
 #: ``load_i16x16(a, i)``: 16 int16 of a (int16 or uint16) from flat index i.
-load_i16x16 = _loader(i16x16, (2,))
+load_i16x16 = _loader(i16x16, _array_of(2))
 #: ``store_i16x16(a, i, v)``
-store_i16x16 = _storer(i16x16, (2,))
+store_i16x16 = _storer(i16x16, _array_of(2))
 #: ``store_i32x16(a, i, v)``: v into a's int32 (or uint32) elements i .. i+15.
-store_i32x16 = _storer(i32x16, (4,))
+store_i32x16 = _storer(i32x16, _array_of(4))
 
 
 @intrinsic
@@ -297,33 +298,10 @@ class _FloatVectorModel(models.PrimitiveModel):
 f32x8 = FloatVector()
 
 
-@intrinsic
-def load_f32x8(typingctx, array, index):
-    """The 8 float32 of a (C-contiguous) from flat index i."""
-    if not (isinstance(array, types.Array) and array.dtype == types.float32
-            and array.layout == "C" and isinstance(index, types.Integer)):
-        return None
-
-    def codegen(context, builder, signature, args):
-        index = context.cast(builder, args[1], signature.args[1], types.intp)
-        return builder.load(_pointer(context, builder, signature.args[0], args[0], index,
-                                     f32x8.llvm()), align=4)
-    return f32x8(array, index), codegen
-
-
-@intrinsic
-def store_f32x8(typingctx, array, index, value):
-    """``value`` into a's float32 elements i .. i+7."""
-    if not (isinstance(array, types.Array) and array.dtype == types.float32
-            and array.layout == "C" and isinstance(index, types.Integer) and value == f32x8):
-        return None
-
-    def codegen(context, builder, signature, args):
-        index = context.cast(builder, args[1], signature.args[1], types.intp)
-        builder.store(args[2], _pointer(context, builder, signature.args[0], args[0], index,
-                                        f32x8.llvm()), align=4)
-        return context.get_dummy_value()
-    return types.none(array, index, value), codegen
+#: ``load_f32x8(a, i)``: the 8 float32 of a (C-contiguous) from flat index i.
+load_f32x8 = _loader(f32x8, _array_of(4, kind=types.Float))
+#: ``store_f32x8(a, i, v)``: v into a's float32 elements i .. i+7.
+store_f32x8 = _storer(f32x8, _array_of(4, kind=types.Float))
 
 
 @intrinsic
