@@ -213,6 +213,14 @@ class Tensor:
     def is_cpu(self) -> bool:
         return self._backend.name == "cpu"
 
+    # PyTorch's other device and layout flags: gradient's tensors are dense and strided, on
+    # the CPU, a CUDA GPU or a plugin device, never quantized tensors or nested ones (its
+    # quantized layers keep their weights outside tensors), so these are False; ported code
+    # that tests them (``if x.is_mps: ...``) takes its usual path
+    is_xpu = is_mps = is_meta = is_quantized = is_sparse = is_sparse_csr = is_mkldnn = \
+        is_nested = is_vulkan = is_ipu = is_xla = is_mtia = is_maia = property(
+            lambda self: False, doc="False: gradient has no such devices or layouts.")
+
     @property
     def itemsize(self) -> int:
         """Bytes per element: ``element_size()``."""

@@ -13,6 +13,15 @@ def _both(a):
     return gradient.tensor(np.asarray(a)), torch.tensor(np.asarray(a))
 
 
+def test_every_is_flag_of_torchs_tensors():
+    """``x.is_mps``, ``x.is_quantized`` ...: each flag PyTorch's tensors carry (not the
+    methods), with a CPU tensor's values."""
+    g, t = _both(np.arange(12.0).reshape(3, 4).astype(np.float32))
+    flags = [a for a in dir(torch.Tensor) if a.startswith("is_") and not callable(getattr(t, a))]
+    assert {"is_xpu", "is_mps", "is_meta", "is_quantized", "is_sparse"} <= set(flags)
+    assert {a: getattr(g, a) for a in flags} == {a: getattr(t, a) for a in flags}
+
+
 def test_properties():
     g, t = _both(np.arange(12.0).reshape(3, 4).astype(np.float32))
     assert g.is_cpu and t.is_cpu
