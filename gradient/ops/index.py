@@ -72,8 +72,8 @@ def _convert_index(index, backend):
     Basic means only ints, slices, None and ``...`` (the result is a view). Integer arrays,
     bool masks and Python bools make it advanced.
     """
-    if isinstance(index, list) and any(isinstance(i, (Tensor, list, tuple, slice)) or i is None
-                                       or i is Ellipsis for i in index):
+    if isinstance(index, list) and any(isinstance(i, (Tensor, list, tuple, slice, range))
+                                       or i is None or i is Ellipsis for i in index):
         # PyTorch (2.x) still reads a list holding tensors, sequences or slices as a tuple
         index = tuple(index)
     if not isinstance(index, tuple):
@@ -97,7 +97,7 @@ def _convert_index(index, backend):
         elif isinstance(item, (bool, np.bool_)):
             out.append(bool(item))  # adds a dimension of size 1 (True) or 0 (False)
             basic = False
-        elif isinstance(item, (list, tuple, np.ndarray)):
+        elif isinstance(item, (list, tuple, np.ndarray, range)):   # a range: its ints
             arr = np.asarray(item)
             if arr.size == 0 and arr.dtype.kind == "f":
                 arr = arr.astype(np.int64)  # [] is an empty integer index
@@ -113,8 +113,8 @@ def _convert_index(index, backend):
         elif isinstance(item, (int, np.integer)) or hasattr(item, "__index__"):
             out.append(operator.index(item))
         else:
-            raise IndexError(f"unsupported index {item!r}: use ints, slices, None, ..., or integer/"
-                             "bool tensors")
+            raise IndexError(f"unsupported index {item!r}: use ints, slices, None, ..., ranges, "
+                             "lists of ints or bools, or integer/bool tensors")
     return tuple(out), basic
 
 

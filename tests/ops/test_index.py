@@ -57,6 +57,10 @@ def test_repeated_indices_accumulate_in_backward():
     lambda m, L: (slice(None), L([0, 1]), 0),
     lambda m, L: (L([0, 1]), 0, L([0, 1])),
     lambda m, L: (None, 0, slice(None), L([1, 2]), Ellipsis),
+    lambda m, L: (range(3), L([0, 5, 1])),                    # Python ranges and lists
+    lambda m, L: (slice(1, None), range(2, 5), [0, 6, 6]),
+    lambda m, L: ([4, 0], Ellipsis, range(0, 7, 4)),
+    lambda m, L: range(0),
 ])
 def test_advanced_index_layout_matches_torch(make):
     a = np.arange(210.0).reshape(5, 6, 7)
@@ -164,6 +168,13 @@ _SETITEM_CASES = [
     (lambda m: (slice(None), None, 1), (1, 1, 1, 3)),
     (lambda m: (-1, m.tensor([1, 2]), -1), (2,)),
     (lambda m: (None, 0, slice(None), m.tensor([1, 2])), (5, 2)),
+    # Python ranges and lists, as scripts write them: x[range(n), y] = v, x[[0, 2]] ...
+    (lambda m: (range(4), m.tensor([0, 4, 1, 2])), (4, 3)),
+    (lambda m: ([0, 2],), (2, 5, 3)),
+    (lambda m: ([0, 2], slice(1, None)), (2, 4, 3)),
+    (lambda m: (range(2), slice(None), [0, 2]), (2, 5)),
+    (lambda m: [True, False, True, True], (3, 5, 3)),
+    (lambda m: (slice(None), range(1, 4)), (4, 3, 3)),
 ]
 
 
