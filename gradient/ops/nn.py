@@ -23,6 +23,7 @@ Example::
 from __future__ import annotations
 
 import math
+import warnings
 
 from .. import kernels
 from ..autograd import autocast_state as _autocast
@@ -747,16 +748,27 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     return _dropout_with_mask_shape(input, p, tuple(input.shape), inplace, "dropout")
 
 
-def _feature_dropout(input, p, training, inplace, name, batched_ndim):
+def _feature_dropout(input, p, training, inplace, name, channel_dims):
+    """Zero whole channels with probability ``p``: the mask spans the first ``channel_dims``
+    dimensions (2: (N, C, ...), 1: an unbatched (C, ...)) and is broadcast over the rest."""
     _check_p(p, name)
-    if input.ndim not in (batched_ndim - 1, batched_ndim):
-        raise ShapeError(f"{name}: expected a {batched_ndim - 1}-d (unbatched) or {batched_ndim}-d "
-                         f"(batched) input, got shape {tuple(input.shape)}")
+    if input.ndim < channel_dims or (input.ndim == 1 and channel_dims == 2):
+        raise ShapeError(f"{name}: feature dropout needs at least 2 dimensions with the batch, "
+                         f"got shape {tuple(input.shape)}")
     if not training or p == 0.0:
         return input
-    channel_dims = 2 if input.ndim == batched_ndim else 1  # (N, C, ...) or (C, ...)
     shape = tuple(input.shape[:channel_dims]) + (1,) * (input.ndim - channel_dims)
     return _dropout_with_mask_shape(input, p, shape, inplace, name)
+
+
+def _warn_dims(name: str, ndim: int, spatial: int, expected: str) -> None:
+    """PyTorch's warning for an input of other dimensions than dropout2d/3d are meant for."""
+    warnings.warn(f"{name}: Received a {ndim}-D input to {name}, which is deprecated and will "
+                  f"result in an error in a future release. To retain the behavior and silence "
+                  f"this warning, please use dropout instead. Note that {name} exists to provide "
+                  f"channel-wise dropout on inputs with {spatial} spatial dimensions, a channel "
+                  f"dimension, and an optional batch dimension (i.e. {expected} inputs).",
+                  UserWarning, stacklevel=3)
 
 
 def dropout1d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
@@ -764,27 +776,42 @@ def dropout1d(input: Tensor, p: float = 0.5, training: bool = True, inplace: boo
 
     ``F.dropout1d(x, 0.2, training=model.training)``
     """
-    return _feature_dropout(input, p, training, inplace, "dropout1d", 3)
+    if input.ndim not in (2, 3):
+        raise ShapeError(f"dropout1d: Expected 2D or 3D input, but received a {input.ndim}D "
+                         f"input. Note that dropout1d exists to provide channel-wise dropout on "
+                         f"inputs with 1 spatial dimension, a channel dimension, and an optional "
+                         f"batch dimension (i.e. 2D or 3D inputs).")
+    return _feature_dropout(input, p, training, inplace, "dropout1d", 2 if input.ndim == 3 else 1)
 
 
 def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Zero whole channels of an (N, C, H, W) input with probability ``p``.
 
-    A 3-d input is taken as (N, C, L), as PyTorch does (it warns about it); PyTorch's
-    deprecated 2-d and 5-d inputs are refused. ``F.dropout2d(x, 0.2, training=model.training)``
+    As PyTorch: a 3-d input is taken as (N, C, L), with a warning; other numbers of dimensions
+    warn and drop along their first two (a 2-d (N, C) input: each element alone).
+    ``F.dropout2d(x, 0.2, training=model.training)``
     """
-    _check_p(p, "dropout2d")
+    if input.ndim not in (3, 4):
+        _warn_dims("dropout2d", input.ndim, 2, "3D or 4D")
     if input.ndim == 3:
-        return _feature_dropout(input, p, training, inplace, "dropout2d", 3)
-    return _feature_dropout(input, p, training, inplace, "dropout2d", 4)
+        warnings.warn("dropout2d: Received a 3D input to dropout2d and assuming that channel-wise "
+                      "1D dropout behavior is desired - input is interpreted as shape (N, C, L), "
+                      "where C is the channel dim. This behavior will change in a future release "
+                      "to interpret the input as one without a batch dimension, i.e. shape "
+                      "(C, H, W). To maintain the 1D channel-wise dropout behavior, please switch "
+                      "to using dropout1d instead.", UserWarning, stacklevel=2)
+    return _feature_dropout(input, p, training, inplace, "dropout2d", 2)
 
 
 def dropout3d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Zero whole channels of an (N, C, D, H, W) or (C, D, H, W) input with probability ``p``.
 
+    As PyTorch: other numbers of dimensions warn, and are taken as unbatched (channels first).
     ``F.dropout3d(x, 0.2, training=model.training)``
     """
-    return _feature_dropout(input, p, training, inplace, "dropout3d", 5)
+    if input.ndim not in (4, 5):
+        _warn_dims("dropout3d", input.ndim, 3, "4D or 5D")
+    return _feature_dropout(input, p, training, inplace, "dropout3d", 2 if input.ndim == 5 else 1)
 
 
 # ---------------------------------------------------------------------- embedding and one_hot

@@ -7,6 +7,8 @@ reference throughout.
 
 import math
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -257,8 +259,43 @@ def test_dropout2d_zeroes_whole_channels():
     assert 0 < (per_channel == 0).all(-1).sum() < 8 * 16
     out1d = F.dropout1d(gradient.ones(4, 6), 0.5).numpy()  # unbatched (C, L)
     assert np.all((out1d == 0).all(-1) | (out1d == 2).all(-1))
-    with pytest.raises(gradient.ShapeError, match="dropout3d"):
-        F.dropout3d(gradient.ones(2, 3), 0.5)
+    with pytest.raises(gradient.ShapeError, match="dropout1d: Expected 2D or 3D input"):
+        F.dropout1d(gradient.ones(2, 3, 4, 5), 0.5)
+    with pytest.raises(gradient.ShapeError, match="at least 2 dimensions"), \
+            pytest.warns(UserWarning, match="Received a 1-D input to dropout2d"):
+        F.dropout2d(gradient.ones(6), 0.5)
+
+
+def _mask_dims(out: np.ndarray) -> int:
+    """The fewest leading dimensions a dropout's zeros depend on: the output is constant over
+    the others."""
+    for k in range(out.ndim + 1):
+        rows = out.reshape(int(np.prod(out.shape[:k])), -1)
+        if (rows == rows[:, :1]).all():
+            return k
+    return out.ndim
+
+
+@pytest.mark.parametrize("name, shape", [
+    ("dropout1d", (16, 6)), ("dropout1d", (4, 16, 6)),
+    ("dropout2d", (16, 6)), ("dropout2d", (4, 16, 6)), ("dropout2d", (4, 16, 3, 3)),
+    ("dropout2d", (4, 16, 3, 3, 2)), ("dropout3d", (16, 6)), ("dropout3d", (16, 3, 3, 2)),
+    ("dropout3d", (4, 16, 3, 3, 2)), ("dropout3d", (40,))])
+def test_feature_dropout_of_every_shape_follows_pytorch(name, shape):
+    """Which dimensions a channel spans, and whether PyTorch warns about the shape (its
+    deprecated 2-d and 5-d inputs to dropout2d, ...): the same here."""
+    torch = pytest.importorskip("torch")
+
+    def run(fn, x):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = np.asarray(fn(x, 0.5, training=True).numpy())
+        return _mask_dims(out), sorted({str(w.message)[:40] for w in caught})
+    torch.manual_seed(0)
+    gradient.manual_seed(0)
+    ours = run(getattr(F, name), gradient.ones(*shape))
+    theirs = run(getattr(torch.nn.functional, name), torch.ones(*shape))
+    assert ours == theirs
 
 
 # ---------------------------------------------------------------------- batch_norm
