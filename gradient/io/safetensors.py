@@ -192,15 +192,18 @@ class SafetensorsReader:
         f.seek(0)
         head = f.read(8)
         if len(head) < 8:
-            raise self.error(f"not a safetensors file: it is {size} bytes long, shorter than the 8-byte "
-                             f"header length{_guess_format(head)}")
+            raise self.error(_other_format(head) or f"not a safetensors file: it is {size} bytes "
+                             f"long, shorter than the 8-byte header length")
         n = int.from_bytes(head, "little")
         if n > size - 8 or n > MAX_HEADER_BYTES or n < 2:
+            other = _other_format(head)
+            if other:           # a file of another kind: say what it is, in one line
+                raise self.error(other)
             what = (f"the file is only {size} bytes long (truncated?)" if n > size - 8 else
                     f"the limit is {MAX_HEADER_BYTES}" if n > MAX_HEADER_BYTES else
                     "too short for a JSON object")
-            raise self.error(f"not a valid safetensors file: the header length says {n} bytes but {what}"
-                             f"{_guess_format(head)}")
+            raise self.error(f"not a valid safetensors file: the header length says {n} bytes "
+                             f"but {what}")
         raw = f.read(n)
         if len(raw) != n:
             raise self.error(f"truncated: could read only {len(raw)} of the {n} header bytes")
@@ -230,7 +233,7 @@ class SafetensorsReader:
             raise self.error(f"corrupt safetensors header: {where} must have exactly the fields "
                              f"dtype, shape, data_offsets; got {entry!r}"[:500])
         code, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-        if code not in DTYPES:
+        if not isinstance(code, str) or code not in DTYPES:    # (a list or dict: unhashable)
             if isinstance(code, str) and code.isupper():
                 raise self.error(f"{where} has dtype {code}, which gradient does not support "
                                  f"(supported: {', '.join(DTYPES)})")
@@ -316,16 +319,20 @@ def _no_duplicate_keys(pairs):
     return dict(pairs)
 
 
-def _guess_format(head: bytes) -> str:
-    """A hint for files that are something else, to append to the error message."""
+_CONVERT = ("gradient never unpickles files, because unpickling can run arbitrary code. Convert "
+            "it in PyTorch: safetensors.torch.save_file(torch.load(path, weights_only=True), "
+            "'model.safetensors'), then load that")
+
+
+def _other_format(head: bytes) -> str:
+    """What a file that is not safetensors is, by its first bytes, and what to do: a message,
+    or "" where it is not recognised."""
     if head.startswith(b"PK\x03\x04"):
-        return ("; it looks like a PyTorch zip/pickle checkpoint (torch.save). gradient never unpickles "
-                "files, because unpickling can run arbitrary code: convert it in PyTorch with "
-                "safetensors.torch.save_file(state_dict, 'model.safetensors')")
+        return f"a PyTorch checkpoint (torch.save's zip of pickles), not safetensors: {_CONVERT}"
     if head[:1] == b"\x80":
-        return "; it looks like a Python pickle, which gradient never loads (unpickling can run code)"
+        return f"a Python pickle (torch.save's older format), not safetensors: {_CONVERT}"
     if head.startswith(b"GGUF"):
-        return "; it is a GGUF file, not safetensors"
+        return "a GGUF file, not safetensors: gradient.hub.load(path) reads it"
     return ""
 
 

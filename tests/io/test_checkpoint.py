@@ -488,10 +488,19 @@ def test_not_safetensors(tmp_path, name, content, match):
     assert str(path) in str(e.value)
 
 
-def test_a_torch_pickle_checkpoint_is_refused_with_advice(tmp_path):
-    torch.save({"w": torch.ones(2)}, tmp_path / "model.pt")
-    with pytest.raises(FileFormatError, match="never unpickles.*safetensors.torch.save_file"):
+@pytest.mark.parametrize("zipped", [True, False])
+def test_a_torch_pickle_checkpoint_is_refused_in_one_line_with_advice(tmp_path, zipped):
+    """torch.save's files (the zip, and the older bare pickle): one line that says what the
+    file is, that gradient never unpickles, and how to convert it."""
+    torch.save({"w": torch.ones(2)}, tmp_path / "model.pt",
+               _use_new_zipfile_serialization=zipped)
+    with pytest.raises(FileFormatError) as e:
         load(tmp_path / "model.pt")
+    message = str(e.value)
+    assert "\n" not in message and "header length" not in message
+    assert message.startswith(f"{tmp_path / 'model.pt'}: a P")
+    assert "never unpickles" in message
+    assert "safetensors.torch.save_file(torch.load(path, weights_only=True)" in message
 
 
 @pytest.mark.parametrize("entry, data, match", [
@@ -508,6 +517,8 @@ def test_a_torch_pickle_checkpoint_is_refused_with_advice(tmp_path):
     ({"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, b"\0" * 8, "follow the last"),
     ({"dtype": "U32", "shape": [1], "data_offsets": [0, 4]}, b"\0" * 4, "U32, which gradient does not"),
     ({"dtype": "float", "shape": [1], "data_offsets": [0, 4]}, b"\0" * 4, "unknown dtype"),
+    ({"dtype": ["F32"], "shape": [1], "data_offsets": [0, 4]}, b"\0" * 4, "unknown dtype"),
+    ({"dtype": {"F32": 1}, "shape": [1], "data_offsets": [0, 4]}, b"\0" * 4, "unknown dtype"),
     ({"dtype": "F32", "shape": [1]}, b"\0" * 4, "exactly the fields"),
     ({"dtype": "BOOL", "shape": [2], "data_offsets": [0, 2]}, b"\x01\x07", "bool tensor"),
 ])
