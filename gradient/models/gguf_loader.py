@@ -459,8 +459,20 @@ def _chat_templates(metadata: dict):
     return named
 
 
+def _bpe(where: str, vocab: dict, merges: list, **options):
+    """The ``tokenizers`` library's BPE model of the file's vocabulary and merges; a
+    FileFormatError naming the file where the library refuses them (a merge of a token the
+    vocabulary lacks: it raises a bare Exception)."""
+    from tokenizers import models
+    try:
+        return models.BPE(vocab, merges, **options)
+    except Exception as e:   # noqa: BLE001  (the library's own, untyped)
+        raise FileFormatError(f"{where}: the tokenizer in the GGUF metadata is corrupt: "
+                              f"{e}"[:500]) from None
+
+
 def _byte_level_bpe(metadata: dict, tokens: list, where: str):
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers import Regex, Tokenizer, decoders, pre_tokenizers
 
     merges_raw = metadata.get("tokenizer.ggml.merges")
     if not merges_raw:
@@ -486,8 +498,8 @@ def _byte_level_bpe(metadata: dict, tokens: list, where: str):
     vocab = {}
     for i, t in enumerate(tokens):
         vocab.setdefault(t, i)   # a duplicate keeps its first id, as llama.cpp's lookup does
-    model = models.BPE(vocab, merges, dropout=None, unk_token=None, fuse_unk=False,
-                       byte_fallback=False, ignore_merges=kind == "llama3")
+    model = _bpe(where, vocab, merges, dropout=None, unk_token=None, fuse_unk=False,
+                 byte_fallback=False, ignore_merges=kind == "llama3")
     backend = Tokenizer(model)
     byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=kind.endswith("gpt2"))
     if kind == "gpt2":
@@ -508,7 +520,7 @@ def _sentencepiece_bpe(metadata: dict, tokens: list, types: list, where: str):
     same, so the merges are all splits of each piece into two pieces of the vocabulary, best
     score first (transformers' GGUF and SentencePiece converters build it the same way).
     """
-    from tokenizers import Tokenizer, decoders, models, normalizers
+    from tokenizers import Tokenizer, decoders, normalizers
 
     scores = metadata.get("tokenizer.ggml.scores")
     if scores is None or len(scores) != len(tokens):
@@ -528,8 +540,8 @@ def _sentencepiece_bpe(metadata: dict, tokens: list, types: list, where: str):
         merges.extend(splits)
     unk = metadata.get("tokenizer.ggml.unknown_token_id")
     unk_token = tokens[unk] if isinstance(unk, int) and 0 <= unk < len(tokens) else None
-    model = models.BPE(vocab, merges, dropout=None, unk_token=unk_token, fuse_unk=True,
-                       byte_fallback=True)
+    model = _bpe(where, vocab, merges, dropout=None, unk_token=unk_token, fuse_unk=True,
+                 byte_fallback=True)
     backend = Tokenizer(model)
     add_space = metadata.get("tokenizer.ggml.add_space_prefix", True)
     steps = ([normalizers.Prepend("▁")] if add_space else []) + [normalizers.Replace(" ", "▁")]

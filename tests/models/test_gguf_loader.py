@@ -466,6 +466,11 @@ def test_tokenizer_errors():
         tokenizer_from_gguf({**metadata, "tokenizer.ggml.merges": []})
     with pytest.raises(FileFormatError, match="tokens but 3 token types"):
         tokenizer_from_gguf({**metadata, "tokenizer.ggml.token_type": [1, 1, 1]})
+    # a merge of a token the vocabulary lacks: the tokenizers library's bare Exception, wrapped
+    merges = list(metadata["tokenizer.ggml.merges"]) + ["\u0120zzqq never"]
+    with pytest.raises(FileFormatError, match="m.gguf: the tokenizer in the GGUF metadata is "
+                                              "corrupt: .*out of vocabulary"):
+        tokenizer_from_gguf({**metadata, "tokenizer.ggml.merges": merges}, "m.gguf")
 
 
 # SentencePiece-style ("llama") vocabularies
