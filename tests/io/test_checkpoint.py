@@ -631,3 +631,42 @@ def test_fuzzed_headers_load_or_raise_file_format_error(tmp_path):
             assert str(path) in str(e)
             outcomes["error"] += 1
     assert outcomes["error"] > 300  # most flips break something, and every break is reported cleanly
+
+
+def _random_json(rng, depth=0):
+    """A JSON value of any kind, nested a little."""
+    kind = rng.randrange(8 if depth < 2 else 6)
+    if kind == 6:
+        return [_random_json(rng, depth + 1) for _ in range(rng.randrange(3))]
+    if kind == 7:
+        return {str(rng.randrange(9)): _random_json(rng, depth + 1) for _ in range(rng.randrange(3))}
+    return [None, True, rng.randrange(-2**40, 2**40), rng.random() * 1e3, "F32",
+            "".join(rng.choice("abc_.0") for _ in range(rng.randrange(6)))][kind]
+
+
+def test_headers_with_values_of_other_kinds_load_or_raise_file_format_error(tmp_path):
+    """The fuzzing that found a JSON list as a dtype escaping as TypeError, in the suite:
+    header values (dtype, shape, offsets, metadata, the tree) swapped for JSON of any kind,
+    400 seeded cases. Each loads or raises gradient's FileFormatError naming the file."""
+    raw = good_checkpoint(tmp_path / "good")
+    n = struct.unpack("<Q", raw[:8])[0]
+    header, data = json.loads(raw[8:8 + n]), raw[8 + n:]
+    paths = [(name, field) for name, entry in header.items() if isinstance(entry, dict)
+             for field in entry]
+    rng = random.Random(1)
+    refused = 0
+    for trial in range(400):
+        mutated = json.loads(json.dumps(header))
+        for _ in range(rng.choice([1, 1, 2])):
+            name, field = rng.choice(paths)
+            if field == "__metadata__" or name == "__metadata__":
+                mutated["__metadata__"][field] = _random_json(rng)
+            else:
+                mutated[name][field] = _random_json(rng)
+        path = header_file(tmp_path / f"fuzz{trial % 4}.safetensors", mutated, data)
+        try:
+            load(path)
+        except FileFormatError as e:
+            assert str(path) in str(e)
+            refused += 1
+    assert refused > 300
