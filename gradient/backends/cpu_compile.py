@@ -76,6 +76,7 @@ def usable(*arrays) -> bool:
 
 _pool = None
 _ready: dict = {}
+_declined = 0     # how many times compiled_already has answered False
 
 
 def compiled_already(dispatcher, args: tuple) -> bool:
@@ -85,10 +86,13 @@ def compiled_already(dispatcher, args: tuple) -> bool:
     ``GRADIENT_COMPILE_IN_BACKGROUND=1`` (the ``gradient`` commands, see
     :mod:`gradient.capture.background`) a first token should not wait for it: then, unless the
     kernel is compiled in this process or in numba's disk cache, a child process compiles it
-    into the cache (:func:`compile_noted_in_a_child`) and this answers False until it is there
-    (looked up again every :data:`RECHECK_SECONDS`). Otherwise True: the kernel is compiled
-    here, as any other. Decided per kernel and kind of arguments.
+    into the cache (:func:`compile_noted_in_a_child`: when a decode loop goes to a child, or
+    at the first look-up again, :data:`RECHECK_SECONDS` later, whichever comes first) and this
+    answers False until it is there (looked up again every :data:`RECHECK_SECONDS`).
+    Otherwise True: the kernel is compiled here, as any other. Decided per kernel and kind of
+    arguments.
     """
+    global _declined
     key = (dispatcher, *((a.dtype.char, a.ndim, a.flags.c_contiguous, a.flags.writeable)
                          if isinstance(a, np.ndarray) else type(a) for a in args))
     ready = _ready.get(key)
@@ -99,6 +103,7 @@ def compiled_already(dispatcher, args: tuple) -> bool:
         return True
     now = time.monotonic()
     if ready is not None and now - ready < RECHECK_SECONDS:
+        _declined += 1
         return False
     types = tuple(numba.typeof(a) for a in args)
     if in_disk_cache(dispatcher, types):
@@ -107,8 +112,23 @@ def compiled_already(dispatcher, args: tuple) -> bool:
     if ready is None:
         py = dispatcher.py_func
         _deferred.append((py.__module__, py.__name__, types))
+    elif _deferred:
+        # noted a while ago and still not handed to a child (no decode loop went to one
+        # since: a server's first batch step comes after its first request's loop)
+        compile_noted_in_a_child()
     _ready[key] = now
+    _declined += 1
     return False
+
+
+def declined() -> int:
+    """How many times :func:`compiled_already` has answered False in this process. Something
+    that records which kernels ran (a captured step) compares it before and after: a
+    recording made while a kernel was still compiling holds its stand-in, not the kernel.
+
+    Example: ``before = declined(); run(); stand_ins_ran = declined() != before``
+    """
+    return _declined
 
 
 #: How often a kernel that a child process is compiling is looked for in the disk cache.

@@ -28,7 +28,8 @@ import time
 
 from ..backends import cpu_compile
 
-__all__ = ["SWITCH", "enabled", "cached", "Pending", "StillCompiling", "wait"]
+__all__ = ["SWITCH", "enabled", "cached", "declined", "RECHECK_SECONDS", "Pending",
+           "StillCompiling", "wait"]
 
 #: Environment variable: "1" compiles a step's loop in a child process (see the docstring);
 #: the same switch moves the largest kernels' compiling out of the way (cpu_compile).
@@ -53,6 +54,11 @@ def enabled() -> bool:
 
 #: Whether numba's disk cache holds a dispatcher's machine code for some types.
 cached = cpu_compile.in_disk_cache
+#: How many times a kernel still compiling in a child process has let a stand-in run (a
+#: NumPy twin, or the op's composition) in this process.
+declined = cpu_compile.declined
+#: How often a kernel compiling in a child process is looked for in numba's disk cache.
+RECHECK_SECONDS = cpu_compile.RECHECK_SECONDS
 
 
 class StillCompiling(RuntimeError):

@@ -17,7 +17,11 @@ values among them):
    array at the same version. Otherwise the step is captured again.
 
 A step that cannot be captured runs through the module graph, and is tried again once the
-module tree changes. ``gradient.kernels.trace()`` counts each call under ``("captured_step",
+module tree changes. A recording made while a kernel it calls was still being compiled in a
+child process (:mod:`gradient.capture.background`) holds that kernel's stand-in, whose calls
+may differ from one position to the next (a paged cache's rows gathered at each length): it
+is neither kept nor refused for good, and the step is captured again a little later, until
+the kernels are there. ``gradient.kernels.trace()`` counts each call under ``("captured_step",
 "replay")``, ``("captured_step", "capture")`` or ``("captured_step", "module graph")``;
 :meth:`CapturedStep.status` says why a step is not replayed.
 
@@ -30,10 +34,12 @@ Example::
 from __future__ import annotations
 
 import itertools
+import time
 
 from .. import kernels
 from ..nn.module import ModuleWatch
 from ..tensor import Tensor
+from . import background
 from .plan import Plan
 from .recorder import Recorder, ReplayMismatch, flatten, same_ref, unflatten
 
@@ -75,7 +81,7 @@ class CapturedStep:
                                                  for a, b in zip(arrays, backends)]))
             else:
                 entry = None
-        elif type(entry) is _Refused and not entry.watch.changed:
+        elif type(entry) is _Refused and not entry.watch.changed and not entry.retry_due():
             kernels.record(_OP, "module graph")
             return self._fn(*inputs)
         return self._capture(key, entry, values, inputs)
@@ -93,12 +99,17 @@ class CapturedStep:
         tensors = {id(t._data): t for t in itertools.chain(self._root.parameters(),
                                                             self._root.buffers())}
         recorder = Recorder(values, tensors)
+        declined = background.declined()
         with recorder:
             out = self._fn(*inputs)
         out_leaves, out_spec = flatten(out)
         failure = recorder.failure
         if failure is None and not all(isinstance(t, Tensor) for t in out_leaves):
             failure = "the step returns something other than Tensors"
+        if failure is None and background.declined() != declined:
+            self._entries[key] = _Refused("a kernel it calls is still being compiled in a child "
+                                          "process", watch, background.RECHECK_SECONDS)
+            return out
         if failure is not None:
             self._entries[key] = _Refused(failure, watch)
             return out
@@ -133,10 +144,15 @@ class _Recording:
 
 
 class _Refused:
-    """Why a step runs through the module graph, until the module tree changes."""
+    """Why a step runs through the module graph, until the module tree changes or, for a
+    passing reason, ``retry_after`` seconds have gone by."""
 
-    def __init__(self, reason: str, watch):
+    def __init__(self, reason: str, watch, retry_after: float | None = None):
         self.reason, self.watch = reason, watch
+        self._retry_at = None if retry_after is None else time.monotonic() + retry_after
+
+    def retry_due(self) -> bool:
+        return self._retry_at is not None and time.monotonic() >= self._retry_at
 
 
 def _signature(leaf):

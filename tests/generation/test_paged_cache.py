@@ -37,6 +37,60 @@ def test_paged_steps_give_the_batch_caches_bits_captured_or_not(family, gpt2_pai
         assert (counts[("captured_step", "replay")] > 0) == fused
 
 
+def test_paged_steps_are_captured_once_the_attention_kernel_is_compiled(llama, monkeypatch):
+    """Under `gradient serve` on a machine whose numba cache is empty, the paged attention
+    kernel is compiled by a child process while the first batch steps gather each row from
+    its blocks instead (calls that differ from one length to the next). Those steps run
+    through the module graph; once the kernel is there, the step is captured and replayed,
+    not refused for good, with the module graph's bits throughout."""
+    from gradient.backends import cpu_attention, cpu_compile
+    from gradient.capture import background
+    real = cpu_attention.compiled_already
+    compiling = {"left": True}
+
+    def still_compiling(dispatcher, args):     # what compiled_already answers meanwhile
+        if compiling["left"] and dispatcher in (cpu_attention._paged_items,
+                                                cpu_attention._paged_parallel):
+            cpu_compile._declined += 1
+            return False
+        return real(dispatcher, args)
+
+    monkeypatch.setattr(cpu_attention, "compiled_already", still_compiling)
+    monkeypatch.setattr(background, "RECHECK_SECONDS", 0.0)
+    stack = llama.model
+    stack.__dict__.pop("_captured", None)
+    rng = np.random.default_rng(7)
+    prompts = [rng.integers(3, 250, n).tolist() for n in (11, 30)]
+
+    def run(fused):
+        stack.fused_decode = fused
+        paged, last, out, status = PagedKVCache(llama, rows=2, max_length=64), [], [], []
+        for prompt in prompts:
+            cache, logits = _prefilled(llama, prompt)
+            paged.add(cache, len(prompt))
+            last.append(int(logits.argmax()))
+        with gradient.kernels.trace() as t:
+            for step in range(8):
+                compiling["left"] = step < 3
+                logits = _step(llama, paged, last)
+                out.append(logits)
+                last = [int(row.argmax()) for row in logits]
+                status.append(stack.__dict__["_captured"].status() if fused else None)
+        return out, t.counts, status
+
+    try:
+        graph, _, _ = run(False)
+        got, counts, status = run(True)
+    finally:
+        stack.fused_decode = True
+        stack.__dict__.pop("_captured", None)
+    assert any("still being compiled" in s for s in status[0]), status[0]
+    assert counts[("captured_step", "replay")] >= 3, counts        # steps 5, 6 and 7 at least
+    assert status[-1] == ["replaying"]
+    for a, b in zip(got, graph):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_paged_steps_compiled_into_one_loop_give_the_batch_caches_bits(llama, monkeypatch):
     """As `gradient serve` runs them (compiled by a child there, here at once): every call of
     a paged batch step, the write of each row's position and attention through the blocks
