@@ -70,7 +70,7 @@ class Tensor:
 
     __slots__ = ("_data", "_backend", "_requires_grad", "grad", "grad_fn", "_output_nr", "_version",
                  "_base", "_base_grad_fn", "_accumulator", "_hooks", "_retains_grad", "__weakref__",
-                 "_post_accumulate_hooks")
+                 "_post_accumulate_hooks", "_write_refusal")
     __array_priority__ = 1000  # NumPy scalars and arrays defer to Tensor's reflected operators
 
     def __init__(self, *data, dtype=None, device=None, requires_grad: bool = False):
@@ -110,6 +110,7 @@ class Tensor:
         self._version = _VersionCounter()
         self._base = None  # the tensor whose storage this view shares (set by view ops)
         self._base_grad_fn = None  # the base's grad_fn when the view was taken
+        self._write_refusal = None  # why a recorded in-place write into this view is refused
         self._accumulator = None
         self._hooks = None
         self._retains_grad = False
@@ -519,17 +520,17 @@ class Tensor:
                 f"{op}: a leaf tensor that requires grad cannot be modified in place (its .grad "
                 "would be wrong); do it inside `with gradient.no_grad():`, or on a clone")
         recording = self.requires_grad or any(isinstance(o, Tensor) and o.requires_grad for o in others)
-        base = self._base
-        # A recorded write into a view reaches the base's storage but not the base's graph (PyTorch
-        # rebases the base; gradient does not), so it is refused rather than silently losing the
-        # gradient. A detached alias (same array as its base) is not a differentiable view.
-        if recording and base is not None and (base.requires_grad or self.requires_grad
-                                               or base._data is not self._data):
-            raise AutogradError(
-                f"{op}: in-place modification of a view is not supported when the base or the "
-                "written value requires grad (e.g. x[0][1] = v or x[0].add_(v)); index-assign into "
-                "the base tensor instead (x[0, 1] = v), or use out-of-place ops")
+        if recording and self._write_refusal is not None:
+            raise AutogradError(f"{op}: {self._write_refusal}")
+        if recording and self._writes_through_view():
+            # (refuses, before anything is written, what the base's graph could not follow)
+            _ops.view_write.positions_in_base(op, self, self._base)
         return recording
+
+    def _writes_through_view(self) -> bool:
+        """Whether this tensor is a view of another's storage (a detached alias, the same array
+        as its base, is not a differentiable view)."""
+        return self._base is not None and self._base._data is not self._data
 
     def _write(self, op: str, result: "Tensor") -> "Tensor":
         """Store ``result`` into this tensor's storage and take over its place in the graph."""
@@ -542,9 +543,16 @@ class Tensor:
             raise ShapeError(f"{op}: the result has shape {tuple(result.shape)}, which does not fit "
                              f"in place into a tensor of shape {tuple(self.shape)} (an in-place "
                              "op cannot grow its tensor by broadcasting); use the out-of-place op")
+        base = self._base
+        follow = (grad_mode.is_grad_enabled() and self._writes_through_view()
+                  and (result.requires_grad or base.requires_grad))
+        positions = _ops.view_write.positions_in_base(op, self, base) if follow else None
         if result._data is not self._data:
             self._backend.setitem(self._data, Ellipsis, result._data)
         self._version.bump(op)
+        if follow:     # the base moves on to a graph of its new contents (PyTorch's CopySlices)
+            _ops.view_write.write_through_view(base, result, positions)
+            self._base_grad_fn = base.grad_fn
         if result.requires_grad:
             if result.grad_fn is None:
                 # a leaf (copy_ of a leaf of this shape and dtype): this tensor must not become

@@ -1176,6 +1176,9 @@ def _as_hook_view(new: Tensor, old: Tensor) -> None:
     hooked module's inputs and outputs (the write would bypass the hook's node)."""
     base = old._base if old._base is not None else old
     new._base, new._base_grad_fn, new._version = base, base.grad_fn, old._version
+    new._write_refusal = ("this tensor is an input or output of a module with a full backward "
+                          "hook, and a recorded in-place write into it would bypass the hook's "
+                          "node (PyTorch refuses it too); modify a clone instead (x = x.clone())")
 
 
 class _Side:

@@ -34,6 +34,7 @@ from .aliases import *  # noqa: F401,F403
 from .numpy_style import *  # noqa: F401,F403
 from . import aliases, numpy_style, storage  # (storage: Tensor methods only)
 from . import bits, conversion, inplace_extra, matrices, scatter_into, statistics, strided, windows
+from . import view_write  # (Tensor's in-place ops: a write into a view, followed in its base)
 
 _MODULES = (creation, elementwise, shape, reduce, index, linalg, nn, loss, conv, attention, special,
             linalg_decompositions, statistics, matrices, bits, windows, scatter_into, strided,

@@ -252,25 +252,31 @@ def test_setitem_on_leaf_requiring_grad_refused_but_allowed_under_no_grad():
     assert x.tolist() == [1.0, 0.0, 0.0] and x.is_leaf
 
 
-def test_setitem_into_view_of_plain_tensor_with_grad_value_refused():
-    v = gradient.tensor(1.0, requires_grad=True)
-    out = gradient.zeros(2, 3)
-    with pytest.raises(AutogradError, match=r"index-assign into the base tensor"):
+def test_setitem_into_view_of_plain_tensor_with_grad_value_reaches_the_base():
+    """``out[0][1] = v`` writes through the view ``out[0]``: the base follows it into the
+    graph, as in PyTorch, as ``out[0, 1] = v`` does."""
+    def run(m):
+        v = m.tensor(1.5, requires_grad=True)
+        out = m.zeros(2, 3)
         out[0][1] = v
-    out[0, 1] = v                       # the supported spelling
-    assert out.requires_grad
+        (out * m.arange(6.0).reshape(2, 3)).sum().backward()
+        return out.requires_grad, v.grad.item()
+
+    assert run(gradient) == run(torch) == (True, 1.0)
 
 
-def test_inplace_op_on_view_of_plain_tensor_with_grad_value_refused():
-    # the write would reach the base's storage but not its graph: the base would silently lose
-    # the gradient (PyTorch rebases the base onto the view's graph; gradient refuses)
+def test_inplace_op_on_view_of_plain_tensor_with_grad_value_reaches_the_base():
+    for write in (lambda view, v: view.copy_(v), lambda view, v: view.add_(v),
+                  lambda view, v: view.mul_(v)):
+        def run(m):
+            v = m.tensor([1.0, -2.0, 3.0], requires_grad=True)
+            out = m.ones(2, 3)
+            write(out[0], v * v)
+            (out * m.arange(6.0).reshape(2, 3)).sum().backward()
+            return out.detach().tolist(), v.grad.tolist()
+
+        assert run(gradient) == run(torch)
     v = gradient.ones(3, requires_grad=True)
-    for write in (lambda view: view.copy_(v), lambda view: view.add_(v),
-                  lambda view: view.mul_(v)):
-        out = gradient.zeros(2, 3)
-        with pytest.raises(AutogradError, match=r"index-assign into the base tensor"):
-            write(out[0])
-        assert not out.requires_grad and out.tolist() == [[0.0] * 3] * 2
     d = gradient.zeros(3).detach()          # a detached alias is not a differentiable view
     d.mul_(v)
     assert d.requires_grad

@@ -2,7 +2,8 @@
 them in-place rather than what they compute (the op table compares their values and gradients
 with PyTorch's): they write into the tensor's own storage and return it, bump the version
 counter once (shared with views), refuse a leaf that requires grad, make backward fail when a
-tensor saved for it was overwritten, keep the dtype, and cannot grow a tensor by broadcasting.
+tensor saved for it was overwritten, keep the dtype, and cannot grow a tensor by broadcasting;
+into a view of a tensor in a graph, they give PyTorch's gradients.
 """
 
 import numpy as np
@@ -104,10 +105,21 @@ def test_version_counter_moves_once_per_call_and_is_shared_with_views():
     np.testing.assert_allclose(base.numpy(), [[0, 0, 0, 0], [1, 1, 1, 2], [5, 0, 0, 0]])
 
 
-def test_in_place_on_a_view_of_a_graph_tensor_is_refused():
-    y = gradient.ones(3, 4, requires_grad=True) * 2
-    with pytest.raises(AutogradError, match="view"):
-        y[0].exp_()
+@pytest.mark.parametrize("name,call", CALLS, ids=NAMES)
+def test_in_place_on_a_view_of_a_graph_tensor_gives_torchs_gradients(name, call):
+    """The view's base moves on to its new contents (gradient.ops.view_write), as PyTorch's
+    does: the rows written get their gradient through the in-place op, the others directly."""
+    def run(lib):
+        a = lib.tensor(np.linspace(-2.0, 2.5, 20).reshape(5, 4), dtype=lib.float32,
+                       requires_grad=True)            # (the calls' other tensors are float32)
+        big = a * 1.5
+        call(lib, big[1:4])
+        weights = lib.tensor(np.arange(20.0).reshape(5, 4) / 7, dtype=lib.float32)
+        (big * weights).sum().backward()
+        return big.detach().numpy(), a.grad.numpy()
+
+    for ours, theirs in zip(run(gradient), run(torch)):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-6)
 
 
 def test_in_place_records_the_graph_and_matches_torch_gradients():
