@@ -27,7 +27,7 @@ from .ops.creation import Generator, default_generator  # noqa: F401
 from . import amp, autograd, cuda, io, linalg, nn, ops, optim, testing, utils  # noqa: F401
 from . import special  # noqa: F401  (torch.special)
 from . import plugins  # noqa: F401,E402  (gradient.plugins.list())
-from . import accelerator, onnx  # noqa: F401,E402  (torch.accelerator; torch.onnx, importable)
+from . import accelerator, jit, onnx  # noqa: F401,E402  (torch.accelerator, torch.jit, torch.onnx)
 from .io import load, save  # noqa: F401
 from .amp import autocast  # noqa: F401  (gradient.autocast, like torch.autocast)
 from .threads import get_num_threads, set_num_threads  # noqa: F401

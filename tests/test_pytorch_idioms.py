@@ -35,3 +35,52 @@ def test_train_script_setup_lines(lib):
     with lib.autocast(device_type="cpu", dtype=lib.bfloat16):
         assert model(x).dtype == lib.bfloat16
     assert not lib.backends.cudnn.is_available() or lib is torch
+
+
+@pytest.mark.parametrize("lib", [gradient, torch], ids=["gradient", "torch"])
+def test_the_device_choice_of_current_example_scripts(lib):
+    """PyTorch's examples pick "cuda", then "mps", then "cpu"."""
+    if lib.cuda.is_available():
+        device = "cuda"
+    elif lib.backends.mps.is_available():
+        device = "mps"
+    else:
+        device = "cpu"
+    assert lib.zeros(2, device=device).device.type == device
+    if lib is gradient:
+        assert lib.backends.mps.is_available() is lib.backends.mps.is_built() is False
+
+
+@pytest.mark.parametrize("lib", [gradient, torch], ids=["gradient", "torch"])
+def test_scripted_and_traced_modules_compute_what_the_module_computes(lib):
+    lib.manual_seed(0)
+
+    class Net(lib.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = lib.nn.Linear(3, 2)
+
+        @lib.jit.ignore
+        def helper(self, x):
+            return x * 2
+
+        def forward(self, x):
+            if lib.jit.is_scripting():
+                return self.fc(x)
+            return self.fc(self.helper(x) / 2)
+
+    net, x = Net(), lib.randn(4, 3)
+    expected = net(x)
+    assert lib.jit.is_tracing() is False
+    for made in (lib.jit.script(net), lib.jit.trace(net, (x,)), lib.jit.trace_module(net, {"forward": x})):
+        lib.testing.assert_close(made(x), expected)
+    assert lib.jit.annotate(list, [1]) == [1]
+
+
+def test_a_torchscript_archive_is_refused_with_what_to_do_instead(tmp_path):
+    from gradient.jit import JitError
+    with pytest.raises(JitError, match="state_dict"):
+        gradient.jit.save(gradient.jit.script(gradient.nn.Linear(2, 2)), tmp_path / "m.pt")
+    with pytest.raises(JitError, match="safetensors"):
+        gradient.jit.load(tmp_path / "m.pt")
+    assert isinstance(JitError("x"), RuntimeError)

@@ -32,7 +32,7 @@ from .. import kernels
 from ..errors import DeviceError
 from .base import Backend
 from .numpy_backend import ArrayBackend, cpu_backend
-from . import cudnn  # noqa: F401,E402  (torch.backends.cudnn's flags, for ported scripts)
+from . import cudnn, mps  # noqa: F401,E402  (torch.backends.cudnn's flags, mps's questions)
 
 _BACKENDS: dict[str, Backend] = {"cpu": cpu_backend}  # loaded, by device string: "cpu", "cuda:1"
 _LOADERS: dict[str, Callable[..., Backend]] = {}      # by device type: loader() or loader(index)
