@@ -26,6 +26,7 @@ from .backends import Backend, cpu_backend, get_backend
 from .device import as_device, device
 from .dtypes import DType, as_dtype, from_numpy_dtype, promote_types
 from .errors import AutogradError, DTypeError, ShapeError
+from . import layouts as _layouts
 
 __all__ = ["Tensor", "Size"]
 
@@ -172,8 +173,15 @@ class Tensor:
         strides = tuple(s // self._data.dtype.itemsize for s in self._data.strides)
         return strides if dim is None else strides[self._wrap_dim(dim)]
 
-    def is_contiguous(self) -> bool:
-        return bool(self._data.flags.c_contiguous) if hasattr(self._data, "flags") else True
+    def is_contiguous(self, memory_format=None) -> bool:
+        """Whether the elements lie in storage in ``memory_format``'s order without gaps
+        (row-major by default; see :mod:`gradient.layouts`)."""
+        if memory_format is None or memory_format is _layouts.contiguous_format:
+            return bool(self._data.flags.c_contiguous) if hasattr(self._data, "flags") else True
+        order = _layouts.axis_order(memory_format, self.ndim, "is_contiguous")
+        if not hasattr(self._data, "strides"):
+            return False
+        return _layouts.in_layout(self.shape, self.stride(), order)
 
     def data_ptr(self) -> int:
         return self._data.__array_interface__["data"][0] if hasattr(self._data, "__array_interface__") \
@@ -447,6 +455,7 @@ class Tensor:
         dev = kwargs.pop("device", None)
         kwargs.pop("non_blocking", None)
         copy = kwargs.pop("copy", False)
+        layout = kwargs.pop("memory_format", None)
         if kwargs:
             raise TypeError(f"to(): unexpected arguments {sorted(kwargs)}")
         for a in args:
@@ -461,6 +470,8 @@ class Tensor:
             out = _ops.to_device(out, as_device(dev))  # another device, or another index
         if dtype is not None and as_dtype(dtype) is not out.dtype:
             out = _ops.cast(out, as_dtype(dtype))
+        if layout is not None and layout is not _layouts.preserve_format:
+            out = _ops.shape.in_layout(out, layout)
         if copy and out is self:
             out = self.clone()
         return out

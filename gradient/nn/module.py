@@ -698,14 +698,15 @@ class Module:
 
         ``to(device)``, ``to(dtype)``, ``to(device, dtype)``, ``to(tensor)``, or keywords. A dtype
         must be floating and applies to floating parameters and buffers only (integer buffers
-        such as step counters keep their dtype), as in PyTorch.
+        such as step counters keep their dtype), as in PyTorch; ``memory_format=`` (e.g.
+        ``gradient.channels_last``) lays out the 4-d and 5-d ones (see gradient.layouts).
 
         Example: ``model.to(gradient.bfloat16)``.
         """
         device = kwargs.pop("device", None)
         dtype = kwargs.pop("dtype", None)
         kwargs.pop("non_blocking", None)
-        kwargs.pop("memory_format", None)
+        layout = kwargs.pop("memory_format", None)
         if kwargs:
             raise TypeError(f"to(): unexpected keyword arguments {sorted(kwargs)}")
         for a in args:
@@ -726,7 +727,9 @@ class Module:
             device = as_device(device)
 
         def convert(t: Tensor) -> Tensor:
-            return t.to(device=device, dtype=dtype if t.is_floating_point() else None)
+            # a layout applies to the 4-d and 5-d parameters and buffers, as in PyTorch
+            return t.to(device=device, dtype=dtype if t.is_floating_point() else None,
+                        memory_format=layout if t.ndim in (4, 5) else None)
 
         return self._apply(convert)
 

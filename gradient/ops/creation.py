@@ -20,6 +20,7 @@ import numpy as np
 
 from ..backends import get_backend
 from ..device import as_device
+from .. import layouts
 from .. import settings as _settings
 from ..dtypes import as_dtype, bool_, from_numpy_dtype, get_default_dtype, int64
 from ..errors import DTypeError, ShapeError
@@ -232,23 +233,44 @@ def _like(t: Tensor, dtype, device):
     return (dtype if dtype is not None else t.dtype), (device if device is not None else t.device)
 
 
-def zeros_like(input: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor:
+def _laid_out_like(out: Tensor, input: Tensor, memory_format) -> Tensor:
+    """``out`` (a new leaf of input's shape) in ``memory_format``'s layout, or, for
+    ``preserve_format``, in input's where that is channels last (see gradient.layouts)."""
+    fmt = memory_format
+    if fmt is None or fmt is layouts.preserve_format:
+        fmt = layouts.channels_last_of(
+            tuple(input.shape), input.stride() if hasattr(input._data, "strides") else None)
+    if fmt is None or fmt is layouts.contiguous_format:
+        return out
+    order = layouts.axis_order(fmt, out.ndim, "memory_format")
+    out._data = layouts.relaid(out._backend, out._data, order)
+    return out
+
+
+def zeros_like(input: Tensor, dtype=None, device=None, requires_grad=False, *,
+               memory_format=None) -> Tensor:
     dtype, device = _like(input, dtype, device)
-    return _filled((tuple(input.shape),), 0, dtype, device, requires_grad)
+    return _laid_out_like(_filled((tuple(input.shape),), 0, dtype, device, requires_grad), input,
+                          memory_format)
 
 
-def ones_like(input: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor:
+def ones_like(input: Tensor, dtype=None, device=None, requires_grad=False, *,
+              memory_format=None) -> Tensor:
     dtype, device = _like(input, dtype, device)
-    return _filled((tuple(input.shape),), 1, dtype, device, requires_grad)
+    return _laid_out_like(_filled((tuple(input.shape),), 1, dtype, device, requires_grad), input,
+                          memory_format)
 
 
-def empty_like(input: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return zeros_like(input, dtype, device, requires_grad)
+def empty_like(input: Tensor, dtype=None, device=None, requires_grad=False, *,
+               memory_format=None) -> Tensor:
+    return zeros_like(input, dtype, device, requires_grad, memory_format=memory_format)
 
 
-def full_like(input: Tensor, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+def full_like(input: Tensor, fill_value, dtype=None, device=None, requires_grad=False, *,
+              memory_format=None) -> Tensor:
     dtype, device = _like(input, dtype, device)
-    return _filled((tuple(input.shape),), fill_value, dtype, device, requires_grad)
+    return _laid_out_like(_filled((tuple(input.shape),), fill_value, dtype, device,
+                                  requires_grad), input, memory_format)
 
 
 def new_zeros(self: Tensor, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -364,14 +386,18 @@ def randperm(n: int, generator=None, dtype=None, device=None) -> Tensor:
     return Tensor._make(backend.permutation(_gen(generator), int(n), dtype), False, backend)
 
 
-def rand_like(input: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor:
+def rand_like(input: Tensor, dtype=None, device=None, requires_grad=False, *,
+              memory_format=None) -> Tensor:
     dtype, device = _like(input, dtype, device)
-    return rand(*input.shape, dtype=dtype, device=device, requires_grad=requires_grad)
+    return _laid_out_like(rand(*input.shape, dtype=dtype, device=device,
+                               requires_grad=requires_grad), input, memory_format)
 
 
-def randn_like(input: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor:
+def randn_like(input: Tensor, dtype=None, device=None, requires_grad=False, *,
+               memory_format=None) -> Tensor:
     dtype, device = _like(input, dtype, device)
-    return randn(*input.shape, dtype=dtype, device=device, requires_grad=requires_grad)
+    return _laid_out_like(randn(*input.shape, dtype=dtype, device=device,
+                                requires_grad=requires_grad), input, memory_format)
 
 
 def randint_like(input: Tensor, low, high=None, dtype=None, device=None) -> Tensor:

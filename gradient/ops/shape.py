@@ -28,6 +28,7 @@ from ..autograd.function import ArrayFunction
 from ..autograd.grad_mode import is_grad_enabled
 from ..dtypes import DType, from_numpy_dtype, int64, promote_types
 from ..errors import ShapeError
+from ..layouts import axis_order, channels_last_of, contiguous_format, preserve_format, relaid
 from ..tensor import Size, Tensor
 
 TENSOR_METHODS = (
@@ -1051,9 +1052,20 @@ class Clone(ArrayFunction):
         return grad
 
 
-def clone(input: Tensor, *, memory_format=None) -> Tensor:
-    """A copy with storage of its own; differentiable: ``y = x.clone()``."""
-    return Clone.apply(input)
+def clone(input: Tensor, *, memory_format=preserve_format) -> Tensor:
+    """A copy with storage of its own; differentiable: ``y = x.clone()``. Laid out row-major,
+    or channels last where ``memory_format`` says so or (``preserve_format``, the default)
+    where ``input`` is (see :mod:`gradient.layouts`)."""
+    if memory_format is preserve_format or memory_format is None:
+        memory_format = channels_last_of(input.shape, _strides(input))
+    if memory_format is None:
+        return Clone.apply(input)
+    return InLayout.apply(input, axis_order(memory_format, input.ndim, "clone"))
+
+
+def _strides(input: Tensor):
+    """``input.stride()``, or None on a device whose arrays have no strides."""
+    return input.stride() if hasattr(input._data, "strides") else None
 
 
 class Contiguous(ArrayFunction):
@@ -1066,9 +1078,40 @@ class Contiguous(ArrayFunction):
         return grad
 
 
+class InLayout(ArrayFunction):
+    """A copy of x whose axes lie in storage in ``order`` (outermost first): the same shape
+    and values, other strides."""
+
+    @staticmethod
+    def forward(ctx, x, order):
+        return relaid(ctx.backend, x, order)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
+
+
+def in_layout(input: Tensor, memory_format) -> Tensor:
+    """``input`` if it has exactly ``memory_format``'s strides, else a copy that has them:
+    ``x.to(memory_format=...)`` (see :mod:`gradient.layouts`)."""
+    if memory_format is contiguous_format:
+        return contiguous(input)
+    order = axis_order(memory_format, input.ndim, "to")
+    if channels_last_of(input.shape, _strides(input)) is memory_format:
+        return input
+    return InLayout.apply(input, order)
+
+
 def contiguous(input: Tensor, memory_format=None) -> Tensor:
-    """``input`` itself if its layout is C-contiguous, else a contiguous copy: ``x.T.contiguous()``."""
-    return input if input.is_contiguous() else Contiguous.apply(input)
+    """``input`` itself if it is laid out in ``memory_format`` (row-major by default), else a
+    copy that is: ``x.T.contiguous()``, ``x.contiguous(memory_format=gradient.channels_last)``
+    (see :mod:`gradient.layouts`)."""
+    if memory_format is None or memory_format is preserve_format:
+        return input if input.is_contiguous() else Contiguous.apply(input)
+    order = axis_order(memory_format, input.ndim, "contiguous")
+    if input.is_contiguous(memory_format=memory_format):
+        return input
+    return InLayout.apply(input, order)
 
 
 # ---------------------------------------------------------------------- grids and windows
