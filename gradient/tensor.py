@@ -535,7 +535,7 @@ class Tensor:
             raise AutogradError(f"{op}: {self._write_refusal}")
         if recording and self._writes_through_view():
             # (refuses, before anything is written, what the base's graph could not follow)
-            _ops.view_write.positions_in_base(op, self, self._base)
+            _ops.view_write.check_view_write(op, self, self._base)
         return recording
 
     def _writes_through_view(self) -> bool:
@@ -557,7 +557,9 @@ class Tensor:
         base = self._base
         follow = (grad_mode.is_grad_enabled() and self._writes_through_view()
                   and (result.requires_grad or base.requires_grad))
-        positions = _ops.view_write.positions_in_base(op, self, base) if follow else None
+        if follow:
+            _ops.view_write.check_view_write(op, self, base)    # (a view taken under no_grad)
+            positions = _ops.view_write.positions_in_base(self, base)
         if result._data is not self._data:
             self._backend.setitem(self._data, Ellipsis, result._data)
         self._version.bump(op)
