@@ -24,8 +24,8 @@ from __future__ import annotations
 from .errors import ShapeError
 
 __all__ = ["memory_format", "contiguous_format", "channels_last", "channels_last_3d",
-           "preserve_format", "axis_order", "dense_strides", "in_layout", "channels_last_of",
-           "relaid"]
+           "preserve_format", "axis_order", "dense_strides", "in_layout", "strides_of",
+           "channels_last_of", "relaid"]
 
 
 class memory_format:  # noqa: N801  (torch's name)
@@ -82,6 +82,13 @@ def in_layout(shape, strides, order) -> bool:
     """Whether ``strides`` are those of a dense layout in ``order``, as PyTorch judges it
     (the stride of a dimension of size 1 does not matter)."""
     return all(n == 1 or s == e for n, s, e in zip(shape, strides, dense_strides(shape, order)))
+
+
+def strides_of(array):
+    """A backend array's strides in elements, or None where its arrays have none (a plugin
+    device's handles)."""
+    strides = getattr(array, "strides", None)
+    return None if strides is None else tuple(s // array.dtype.itemsize for s in strides)
 
 
 def channels_last_of(shape, strides):

@@ -179,9 +179,8 @@ class Tensor:
         if memory_format is None or memory_format is _layouts.contiguous_format:
             return bool(self._data.flags.c_contiguous) if hasattr(self._data, "flags") else True
         order = _layouts.axis_order(memory_format, self.ndim, "is_contiguous")
-        if not hasattr(self._data, "strides"):
-            return False
-        return _layouts.in_layout(self.shape, self.stride(), order)
+        strides = _layouts.strides_of(self._data)
+        return strides is not None and _layouts.in_layout(self.shape, strides, order)
 
     def data_ptr(self) -> int:
         return self._data.__array_interface__["data"][0] if hasattr(self._data, "__array_interface__") \
@@ -471,7 +470,7 @@ class Tensor:
         if dtype is not None and as_dtype(dtype) is not out.dtype:
             out = _ops.cast(out, as_dtype(dtype))
         if layout is not None and layout is not _layouts.preserve_format:
-            out = _ops.shape.in_layout(out, layout)
+            out = _ops.shape.to_memory_format(out, layout)
         if copy and out is self:
             out = self.clone()
         return out

@@ -238,8 +238,7 @@ def _laid_out_like(out: Tensor, input: Tensor, memory_format) -> Tensor:
     ``preserve_format``, in input's where that is channels last (see gradient.layouts)."""
     fmt = memory_format
     if fmt is None or fmt is layouts.preserve_format:
-        fmt = layouts.channels_last_of(
-            tuple(input.shape), input.stride() if hasattr(input._data, "strides") else None)
+        fmt = layouts.channels_last_of(tuple(input.shape), layouts.strides_of(input._data))
     if fmt is None or fmt is layouts.contiguous_format:
         return out
     order = layouts.axis_order(fmt, out.ndim, "memory_format")

@@ -28,7 +28,8 @@ from ..autograd.function import ArrayFunction
 from ..autograd.grad_mode import is_grad_enabled
 from ..dtypes import DType, from_numpy_dtype, int64, promote_types
 from ..errors import ShapeError
-from ..layouts import axis_order, channels_last_of, contiguous_format, preserve_format, relaid
+from ..layouts import (axis_order, channels_last_of, contiguous_format, preserve_format, relaid,
+                       strides_of)
 from ..tensor import Size, Tensor
 
 TENSOR_METHODS = (
@@ -1057,15 +1058,10 @@ def clone(input: Tensor, *, memory_format=preserve_format) -> Tensor:
     or channels last where ``memory_format`` says so or (``preserve_format``, the default)
     where ``input`` is (see :mod:`gradient.layouts`)."""
     if memory_format is preserve_format or memory_format is None:
-        memory_format = channels_last_of(input.shape, _strides(input))
+        memory_format = channels_last_of(input.shape, strides_of(input._data))
     if memory_format is None:
         return Clone.apply(input)
     return InLayout.apply(input, axis_order(memory_format, input.ndim, "clone"))
-
-
-def _strides(input: Tensor):
-    """``input.stride()``, or None on a device whose arrays have no strides."""
-    return input.stride() if hasattr(input._data, "strides") else None
 
 
 class Contiguous(ArrayFunction):
@@ -1091,13 +1087,13 @@ class InLayout(ArrayFunction):
         return grad, None
 
 
-def in_layout(input: Tensor, memory_format) -> Tensor:
+def to_memory_format(input: Tensor, memory_format) -> Tensor:
     """``input`` if it has exactly ``memory_format``'s strides, else a copy that has them:
     ``x.to(memory_format=...)`` (see :mod:`gradient.layouts`)."""
     if memory_format is contiguous_format:
         return contiguous(input)
     order = axis_order(memory_format, input.ndim, "to")
-    if channels_last_of(input.shape, _strides(input)) is memory_format:
+    if channels_last_of(input.shape, strides_of(input._data)) is memory_format:
         return input
     return InLayout.apply(input, order)
 
