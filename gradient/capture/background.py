@@ -29,7 +29,7 @@ import time
 from ..backends import cpu_compile
 
 __all__ = ["SWITCH", "enabled", "cached", "declined", "RECHECK_SECONDS", "Pending",
-           "StillCompiling", "wait"]
+           "StillCompiling", "compiling", "wait"]
 
 #: Environment variable: "1" compiles a step's loop in a child process (see the docstring);
 #: the same switch moves the largest kernels' compiling out of the way (cpu_compile).
@@ -103,6 +103,15 @@ class Pending:
 
 
 _started: list = []       # the children of Pending loops, for wait()
+
+
+def compiling() -> int:
+    """How many child processes this process started are still compiling loops or kernels
+    (a server reports it, so that a client can tell a warm server from one still compiling).
+
+    Example: ``while background.compiling(): time.sleep(1)``
+    """
+    return sum(child.poll() is None for child in _started + cpu_compile._children)
 
 
 def wait(timeout: float | None = None) -> bool:

@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.routing import Route
 
+from ..capture import background
 from .engine import Engine, Job, QueueFull
 
 __all__ = ["create_app"]
@@ -80,7 +81,9 @@ def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
                  f"gradient_decode_rows_total {s['decode_rows']}",
                  # KV blocks a batch row took from another row or a sequence gone before,
                  # instead of copying a prefix it shares with them
-                 f"gradient_kv_blocks_shared_total {s['kv_blocks_shared']}"]
+                 f"gradient_kv_blocks_shared_total {s['kv_blocks_shared']}",
+                 # a fresh machine's first steps replay in Python while children compile
+                 f"gradient_kernels_compiling {background.compiling()}"]
         return PlainTextResponse("\n".join(lines) + "\n")
 
     async def chat(request: Request):

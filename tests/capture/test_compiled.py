@@ -116,7 +116,9 @@ def test_a_loop_compiled_by_a_child_process_takes_over_once_ready(stack, monkeyp
             if t == 4:
                 pending = plan_of(step).loop.pending
                 assert pending is not None and pending._function is None   # Python so far
+                assert background.compiling() >= (pending._child.poll() is None)
                 assert background.wait(timeout=600) and pending.wait(timeout=0) == 0
+                assert background.compiling() == 0
             outs.append(step(gradient.tensor(x), cache).numpy().copy())
             cache.advance(1)
     assert pending._function is not None                                  # the loop, loaded

@@ -221,6 +221,9 @@ def test_models_health_and_metrics(server, client):
     assert httpx.get(server[0] + "/health").json() == {"status": "ok"}
     metrics = httpx.get(server[0] + "/metrics").text
     assert "gradient_requests_total" in metrics and "gradient_queue_depth" in metrics
+    compiling = [line for line in metrics.splitlines()
+                 if line.startswith("gradient_kernels_compiling ")]
+    assert compiling and int(compiling[0].split()[1]) >= 0
 
 
 @pytest.mark.parametrize("body,status,says", [
