@@ -3,8 +3,8 @@ prompt, and aggregate decode throughput at 1, 4, 8 and 16 concurrent streams.
 
 Run:  python bench/serve.py [--gguf PATH] [--tokens 64] [--max-batch 8]
 
-It starts ``gradient serve`` in-process on 127.0.0.1 (uvicorn in a thread) and drives it with
-the ``openai`` client:
+It starts ``gradient serve`` on 127.0.0.1 in a process of its own, as a user runs it, and
+drives it with the ``openai`` client from this one:
 
 * ``prefix``: a chat with a system prompt of about 1,000 tokens, then a second chat with the
   same system prompt and another question: time to first token (streamed) of each, and their
@@ -16,54 +16,76 @@ the ``openai`` client:
 
 As under ``gradient serve``, the decode loop of each number of rows in the batch is compiled
 by a child process while the first steps of that size replay in Python; a first, untimed
-pass of the concurrencies lets them compile (``--no-warmup`` skips it: then the figures
+pass of the concurrencies lets them compile, and the timed runs wait until the server's
+``gradient_kernels_compiling`` gauge is 0 (``--no-warmup`` skips both: then the figures
 include those replays on a machine whose disk cache does not hold the loops yet).
 
 The same concurrency runs against llama-cpp-python's OpenAI server on the same file (the peer,
-``pip install 'llama-cpp-python[server]'``, 2 threads) where it is installed, after
-gradient's; the JSON line gives gradient's rate over the peer's at each concurrency.
+``pip install 'llama-cpp-python[server]'``, 2 threads) where it is installed (in this
+interpreter or the one ``--peer-python`` names), after gradient's server has stopped; the JSON line gives gradient's rate over the peer's at each concurrency.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import socket
 import statistics
+import subprocess
 import sys
-import threading
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from common import find_smollm2  # noqa: E402
 
-import gradient  # noqa: E402
-from gradient.capture import background  # noqa: E402
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, process) -> str:
+    """The served model's name once ``url``/models answers; exits if the process ended."""
+    for _ in range(1200):
+        if process.poll() is not None:
+            raise SystemExit(f"the server at {url} exited with status {process.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/models", timeout=1) as r:
+                return json.load(r)["data"][0]["id"]
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit(f"the server at {url} did not start")
 
 
 def start_server(path: str, max_batch: int):
-    import uvicorn
-    from gradient.serve import create_app, model_name
-    model, tokenizer = gradient.hub.load(path)
-    model.eval()
-    name = model_name(path)
-    app = create_app(model, tokenizer, name, max_queue=64, max_batch=max_batch)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
-    return f"http://127.0.0.1:{port}/v1", name, tokenizer
+    """``gradient serve`` on 127.0.0.1 in a process of its own, as a user runs it and as the
+    peer runs (clients in this process would share its interpreter lock):
+    ``(url, model name, process)``."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "gradient", "serve", path, "--port",
+                                str(port), "--max-batch", str(max_batch)],
+                               stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/v1"
+    return url, wait_for(url, process), process
+
+
+def compiling(url: str) -> int:
+    """The server's ``gradient_kernels_compiling`` gauge (its children still compiling)."""
+    with urllib.request.urlopen(url.removesuffix("/v1") + "/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("gradient_kernels_compiling "):
+                return int(line.split()[1])
+    return 0
 
 
 def stream_chat(client, name, messages, tokens):
-    """(time to first token, seconds, tokens generated) of one streamed chat. The tokens are
-    the usage's count, or, from a server that sends no usage in streams (llama_cpp.server),
-    the chunks with text (one token each there)."""
+    """(time to first token, seconds, tokens generated, prompt tokens) of one streamed chat.
+    The tokens generated are the usage's count, or, from a server that sends no usage in
+    streams (llama_cpp.server), the chunks with text (one token each there)."""
     start = time.perf_counter()
     first, usage, pieces = None, None, 0
     for chunk in client.chat.completions.create(model=name, messages=messages, max_tokens=tokens,
@@ -75,33 +97,24 @@ def stream_chat(client, name, messages, tokens):
                 first = time.perf_counter() - start
         if getattr(chunk, "usage", None) is not None:
             usage = chunk.usage
-    return first, time.perf_counter() - start, usage.completion_tokens if usage else pieces
+    return (first, time.perf_counter() - start, usage.completion_tokens if usage else pieces,
+            usage.prompt_tokens if usage else None)
 
 
-def start_peer(path: str):
+def start_peer(path: str, python: str):
     """llama-cpp-python's own OpenAI server on the same file (``python -m llama_cpp.server``,
-    2 threads), or None where llama_cpp is not installed: ``(url, model name, process)``."""
-    import importlib.util
-    import subprocess
-    import urllib.request
-    if importlib.util.find_spec("llama_cpp") is None:
+    2 threads) under the interpreter ``python``, or None where llama_cpp is not installed
+    there: ``(url, model name, process)``. By default a new request interrupts the one
+    streaming (its client gets a cut reply); here they queue, every reply whole."""
+    if subprocess.run([python, "-c", "import llama_cpp.server"], capture_output=True).returncode:
         return None
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", path,
+    port = free_port()
+    process = subprocess.Popen([python, "-m", "llama_cpp.server", "--model", path,
                                 "--port", str(port), "--n_ctx", "4096", "--n_threads", "2",
-                                "--n_threads_batch", "2"],
+                                "--n_threads_batch", "2", "--interrupt_requests", "False"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1"
-    for _ in range(600):
-        try:
-            with urllib.request.urlopen(url + "/models", timeout=1) as r:
-                return url, json.load(r)["data"][0]["id"], process
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise SystemExit("llama_cpp.server did not start")
+    return url, wait_for(url, process), process
 
 
 def concurrency(client, name, tokens: int, first: int = 0) -> dict:
@@ -132,33 +145,40 @@ def main() -> None:
     p.add_argument("--tokens", type=int, default=64)
     p.add_argument("--max-batch", type=int, default=8)
     p.add_argument("--no-peer", action="store_true", help="skip llama_cpp.server")
+    p.add_argument("--peer-python", default=sys.executable, metavar="PATH",
+                   help="the interpreter that has llama-cpp-python[server] (default: this one)")
     p.add_argument("--no-warmup", action="store_true",
                    help="time the concurrencies without a first, untimed pass")
     args = p.parse_args()
-    os.environ.setdefault(background.SWITCH, "1")     # what `gradient serve` sets
     from openai import OpenAI
     path = find_smollm2(args.gguf)
     if path is None:
         raise SystemExit("no SmolLM2 GGUF: pass --gguf PATH (see bench/common.py)")
-    url, name, tokenizer = start_server(path, args.max_batch)
-    client = OpenAI(base_url=url, api_key="none", max_retries=0)
-    stream_chat(client, name, [{"role": "user", "content": "Hello"}], 4)   # warm up
-    if not args.no_warmup:    # every batch size's loop compiled (or found in the disk cache)
-        concurrency(client, name, args.tokens, first=100)   # other prompts: none cached
-        background.wait(1800)
+    url, name, server = start_server(path, args.max_batch)
+    try:
+        client = OpenAI(base_url=url, api_key="none", max_retries=0, timeout=600)
+        stream_chat(client, name, [{"role": "user", "content": "Hello"}], 4)   # warm up
+        if not args.no_warmup:    # every batch size's loop compiled (or in the disk cache)
+            concurrency(client, name, args.tokens, first=100)   # other prompts: none cached
+            while compiling(url):
+                time.sleep(1)
+            time.sleep(3)        # (the server looks for what its children compiled every 2 s)
 
-    words = ("The assistant answers questions about geography, history and science with "
-             "short, precise answers, citing the relevant facts. ")
-    system = {"role": "system", "content": words * 50}
-    n_system = len(tokenizer.apply_chat_template([system], add_generation_prompt=False))
-    first = stream_chat(client, name, [system, {"role": "user", "content":
-                                                "What is the capital of France?"}], 8)[0]
-    second = stream_chat(client, name, [system, {"role": "user", "content":
-                                                 "What is the largest ocean?"}], 8)[0]
-    result = {"system_prompt_tokens": n_system, "ttft_first_s": round(first, 3),
-              "ttft_second_s": round(second, 3), "ttft_ratio": round(second / first, 3),
-              "gradient": concurrency(client, name, args.tokens)}
-    peer = None if args.no_peer else start_peer(path)
+        words = ("The assistant answers questions about geography, history and science with "
+                 "short, precise answers, citing the relevant facts. ")
+        system = {"role": "system", "content": words * 50}
+        first = stream_chat(client, name, [system, {"role": "user", "content":
+                                                    "What is the capital of France?"}], 8)
+        second = stream_chat(client, name, [system, {"role": "user", "content":
+                                                     "What is the largest ocean?"}], 8)
+        result = {"prompt_tokens": first[3], "ttft_first_s": round(first[0], 3),
+                  "ttft_second_s": round(second[0], 3),
+                  "ttft_ratio": round(second[0] / first[0], 3),
+                  "gradient": concurrency(client, name, args.tokens)}
+    finally:
+        server.kill()
+        server.wait()
+    peer = None if args.no_peer else start_peer(path, args.peer_python)
     if peer is not None:       # measured after gradient, with gradient's server idle
         peer_url, peer_name, process = peer
         try:
