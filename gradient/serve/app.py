@@ -24,6 +24,7 @@ import importlib.resources
 import json
 import time
 import uuid
+import weakref
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -32,6 +33,7 @@ from starlette.routing import Route
 
 from ..capture import background
 from .engine import Engine, Job, QueueFull
+from .outbox import Outbox
 
 __all__ = ["create_app"]
 
@@ -58,6 +60,7 @@ def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
     engine = Engine(model, tokenizer, max_queue=max_queue, draft=draft, max_batch=max_batch,
                     prompt_lookup=prompt_lookup)
     created = int(time.time())
+    outboxes = weakref.WeakKeyDictionary()   # a serving event loop -> its Outbox (uvicorn: one)
 
     async def health(request: Request):
         return JSONResponse({"status": "ok"})
@@ -100,7 +103,10 @@ def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
             return e.response()
         events: asyncio.Queue = asyncio.Queue()
         loop = asyncio.get_running_loop()
-        job.emit = lambda event: loop.call_soon_threadsafe(events.put_nowait, event)
+        if loop not in outboxes:
+            outboxes[loop] = Outbox(loop)
+        outbox = outboxes[loop]
+        job.emit = lambda event: outbox.put(events, event)
         try:
             engine.submit(job)
         except QueueFull as e:
