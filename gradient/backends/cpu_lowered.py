@@ -275,16 +275,26 @@ def layer_array4(addresses, shapes, like, layer):
                         (shapes[layer, 0], shapes[layer, 1], shapes[layer, 2], shapes[layer, 3]))
 
 
+@compile_kernel(inline=True)
+def layer_array5(addresses, shapes, like, layer):
+    return numba.carray(_pointer(addresses[layer], like),
+                        (shapes[layer, 0], shapes[layer, 1], shapes[layer, 2], shapes[layer, 3],
+                         shapes[layer, 4]))
+
+
 #: layer_array<ndim>, by ndim
 LAYER_ARRAYS = {0: layer_array0, 1: layer_array1, 2: layer_array2, 3: layer_array3,
-                4: layer_array4}
+                4: layer_array4, 5: layer_array5}
+#: Columns of the shapes array: the most dimensions a layer's array has.
+MAX_DIMS = max(LAYER_ARRAYS)
 
 
 def layer_arrays(weights) -> tuple | None:
     """``(addresses, shapes)`` for :data:`LAYER_ARRAYS` of weights that differ from layer to
     layer (``weights[i]``: weight i's array in each layer): int64 arrays (weights, layers)
-    and (weights, layers, 4); None unless every one is a C-contiguous NumPy array of 0-4
-    dimensions, each weight of one dtype and number of dimensions in every layer."""
+    and (weights, layers, :data:`MAX_DIMS`); None unless every one is a C-contiguous NumPy
+    array of 0 to MAX_DIMS dimensions, each weight of one dtype and number of dimensions in
+    every layer."""
     for arrays in weights:
         first = arrays[0]
         if first.ndim not in LAYER_ARRAYS or not all(
@@ -292,7 +302,7 @@ def layer_arrays(weights) -> tuple | None:
                 and a.flags.c_contiguous for a in arrays):
             return None
     addresses = np.array([[a.ctypes.data for a in arrays] for arrays in weights], np.int64)
-    shapes = np.zeros((len(weights), len(weights[0]), 4), np.int64)
+    shapes = np.zeros((len(weights), len(weights[0]), MAX_DIMS), np.int64)
     for i, arrays in enumerate(weights):
         for j, a in enumerate(arrays):
             shapes[i, j, :a.ndim] = a.shape

@@ -492,7 +492,8 @@ def _build(loop, recorder) -> tuple:
     from ..backends import cpu_lowered
     numba_source, segments, driver = loop.compiled_source()
     weights = cpu_lowered.layer_arrays(loop.layer_weights) if loop.layer_weights else \
-        (np.zeros((0, loop.count), np.int64), np.zeros((0, loop.count, 4), np.int64))
+        (np.zeros((0, loop.count), np.int64),
+         np.zeros((0, loop.count, cpu_lowered.MAX_DIMS), np.int64))
     if weights is None:
         raise _Refusal("a weight differs in type or layout from layer to layer, or is not "
                        "contiguous")
