@@ -1,35 +1,33 @@
-"""Vectors of small integers inside compiled kernels, for the int8 dot products of quantized
-weights.
+"""Vectors inside compiled kernels, for the int8 dot products of quantized weights.
 
 LLVM vectorises numba's loops well, but it does not find the x86 instructions that make
-llama.cpp's quantized products fast: ``pmaddubsw`` multiplies 32 unsigned bytes by 32
-signed bytes and adds neighbouring products into 16 int16 sums, one instruction for 32
-multiply-adds; ``pmaddwd`` does the same for 16 int16 pairs into 8 int32 sums. This module
-gives kernels those operations as functions on LLVM vector values, so that a kernel can be
-written as llama.cpp's are, in numba:
+quantized products fast: ``vpdpbusd`` (AVX-512 VNNI, and AVX-VNNI on 256-bit registers)
+multiplies 64 unsigned bytes by 64 signed bytes and adds each four neighbouring products
+into one of 16 int32 sums: one instruction for 64 multiply-adds. This module gives kernels
+that operation, and the few others around it, as functions on LLVM vector values, so that a
+kernel is written in numba as llama.cpp's are in C:
 
-* ``i8x32`` (32 bytes), ``i16x16``, ``i32x8`` and ``i32x16`` are numba types whose values
-  live in SIMD registers (LLVM's ``<32 x i8>`` ...); they exist only inside compiled code.
-* :func:`dot_u8_i8` and :func:`dot_i16` are the two products. Where the machine has AVX2 the
-  compiled code calls ``pmaddubsw``/``pmaddwd`` themselves; elsewhere (other CPUs, ARM) the
-  same arithmetic is written out in LLVM's generic vector IR. The results are exact integer
-  sums either way (``pmaddubsw`` saturates its int16 sums; the callers keep them in range,
-  so it never does), so a kernel gives the same bits on every machine.
-* Everything else is loads, stores, broadcasts, lane shuffles and adds.
+* ``i8x64`` (64 bytes), ``i32x16`` and ``f32x16`` are numba types whose values live in SIMD
+  registers (LLVM's ``<64 x i8>`` ...); they exist only inside compiled code. On machines
+  with 256-bit registers LLVM holds each in two.
+* :func:`dot4_u8_i8` adds to each int32 lane ``l`` the four products ``u[4l+t] * s[4l+t]``,
+  u's bytes unsigned and s's signed. Where the machine has VNNI it is ``vpdpbusd`` itself;
+  elsewhere ``pmaddubsw`` and ``pmaddwd`` (AVX2, AVX-512BW) or LLVM's generic vector IR (other
+  CPUs, ARM). The sums are exact integers either way, so a kernel gives the same bits on
+  every machine. :func:`dot4_u7_i8` is the same for bytes u below 128, which pmaddubsw
+  multiplies in one step (it saturates sums of two products past int16, which such bytes
+  never reach); with VNNI the two are one instruction.
+* Everything else is loads, stores, broadcasts, nibbles, conversions and lane-by-lane
+  arithmetic, which LLVM writes for any CPU; float arithmetic rounds each operation as
+  float32, in the order written (no fused multiply-add, see :mod:`.cpu_compile`).
 
-Lane order: :func:`zip_low` and :func:`zip_high` pair the bytes of two vectors as x86's
-``unpack`` does, within each 128-bit half: ``zip_low(a, b)`` holds ``a[r], b[r]`` for lanes
-``r`` 0-7 then 16-23, ``zip_high`` for 8-15 then 24-31. Products keep that order;
-:func:`store_zipped` puts 32 sums back in the natural one.
-
-Example (a dot product of 32 unsigned with 32 signed bytes, in a compiled kernel)::
+Example (64 products of nibbles with four signed bytes repeated, in a compiled kernel)::
 
     >>> @compile_kernel
-    ... def dot32(u, s):                      # u uint8 (32,), s int8 (32,)
-    ...     sums = widen_i16(dot_u8_i8(load_i8x32(u, 0), load_i8x32(s, 0)))
-    ...     out = np.empty(16, np.int32)
+    ... def dot64(codes, x, out):             # codes uint8 (64,), x int8 (4,), out int32 (16,)
+    ...     sums = dot4_u7_i8(zeros_i32x16(), low_nibbles(load_i8x64(codes, 0)),
+    ...                       broadcast_4_bytes(x, 0))
     ...     store_i32x16(out, 0, sums)
-    ...     return out.sum()
 """
 
 from __future__ import annotations
@@ -39,33 +37,34 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic, models, register_model
 
-__all__ = ["i8x32", "i16x16", "i32x8", "i32x16", "load_i8x32", "store_i8x32", "load_i16x16",
-           "store_i16x16", "store_i32x16", "broadcast_i8_pair", "broadcast_i16_pair", "zip_low",
-           "zip_high", "low_nibbles", "high_nibbles", "widen_i8_low", "widen_i8_high",
-           "widen_i16", "dot_u8_i8", "dot_i16", "add", "join", "zeros_i16x16", "zeros_i32x8",
-           "zeros_i32x16", "store_zipped", "uses_avx2", "f32x8", "load_f32x8", "store_f32x8",
-           "load_i8_as_f32x8", "mul_f32", "neg_f32"]
+__all__ = ["i8x64", "i32x16", "f32x16", "load_i8x64", "store_i32x16", "broadcast_4_bytes",
+           "low_nibbles", "high_nibbles", "dot4_u8_i8", "dot4_u7_i8", "broadcast_i32x16",
+           "add_i32", "zeros_i32x16", "to_f32", "load_f32x16", "store_f32x16",
+           "load_i8_as_f32x16", "broadcast_f32x16", "zeros_f32x16", "mul_f32", "add_f32",
+           "neg_f32", "largest_magnitude", "rint_f32", "to_i32", "sum_i32",
+           "store_i32_as_i8", "rounded_to_f16", "wide_registers", "features", "prefetch"]
 
 
-class IntVector(types.Type):
-    """A numba type: ``lanes`` integers of ``bits`` bits, held as one LLVM vector value."""
+class _Vector(types.Type):
+    """A numba type: ``lanes`` values of one LLVM scalar type, held as one LLVM vector."""
 
-    def __init__(self, bits: int, lanes: int):
-        self.bits, self.lanes = bits, lanes
-        super().__init__(name=f"i{bits}x{lanes}")
+    def __init__(self, name: str, element: ir.Type, lanes: int):
+        self.element, self.lanes = element, lanes
+        super().__init__(name=name)
 
     def llvm(self) -> ir.VectorType:
-        return ir.VectorType(ir.IntType(self.bits), self.lanes)
+        return ir.VectorType(self.element, self.lanes)
 
 
-@register_model(IntVector)
-class _IntVectorModel(models.PrimitiveModel):
+@register_model(_Vector)
+class _VectorModel(models.PrimitiveModel):
     def __init__(self, dmm, fe_type):
         super().__init__(dmm, fe_type, fe_type.llvm())
 
 
-i8x32, i16x16, i32x8, i32x16 = (IntVector(8, 32), IntVector(16, 16), IntVector(32, 8),
-                                IntVector(32, 16))
+i8x64 = _Vector("i8x64", ir.IntType(8), 64)
+i32x16 = _Vector("i32x16", ir.IntType(32), 16)
+f32x16 = _Vector("f32x16", ir.FloatType(), 16)
 _I32 = ir.IntType(32)
 
 
@@ -73,13 +72,13 @@ def _mask(indices) -> ir.Constant:
     return ir.Constant(ir.VectorType(_I32, len(indices)), list(indices))
 
 
-def uses_avx2(context) -> bool:
-    """Whether code compiled in ``context`` (a numba target context) may use AVX2: the
-    features numba compiles for (the host's, unless ``NUMBA_CPU_FEATURES`` says otherwise)."""
-    features = getattr(context.codegen(), "_tm_features", None)
-    if features is None:
-        features = llvm.get_host_cpu_features().flatten()
-    return "+avx2" in features.split(",")
+def features(context) -> set:
+    """The CPU features code compiled in ``context`` (a numba target context) may use: the
+    ones numba compiles for (the host's, unless ``NUMBA_CPU_FEATURES`` says otherwise)."""
+    found = getattr(context.codegen(), "_tm_features", None)
+    if found is None:
+        found = llvm.get_host_cpu_features().flatten()
+    return set(found.split(","))
 
 
 def _pointer(context, builder, array_type, array, index, element: ir.Type):
@@ -88,17 +87,24 @@ def _pointer(context, builder, array_type, array, index, element: ir.Type):
     return builder.bitcast(builder.gep(data, [index]), element.as_pointer())
 
 
-def _array_of(*itemsizes, kind=types.Integer):
+def _array_of(itemsize, kind=types.Integer):
     """A check of numba array types: C-contiguous, of ``kind`` (integers: a vector of bytes
-    loads from uint8 and int8 alike) with items of one of these sizes."""
+    loads from uint8 and int8 alike) with items of ``itemsize`` bytes."""
     def accepts(array):
         return (isinstance(array, types.Array) and array.layout == "C"
-                and isinstance(array.dtype, kind) and array.dtype.bitwidth // 8 in itemsizes)
+                and isinstance(array.dtype, kind) and array.dtype.bitwidth // 8 == itemsize)
     return accepts
 
 
+def _splat(builder, value, vector: _Vector):
+    """``value`` (a scalar of the vector's element type) in every lane."""
+    one = builder.insert_element(ir.Constant(vector.llvm(), ir.Undefined), value,
+                                 ir.Constant(_I32, 0))
+    return builder.shuffle_vector(one, one, _mask([0] * vector.lanes))
+
+
 # ----------------------------------------------------------------------------- memory
-def _loader(vector, accepts):
+def _loader(vector, accepts, doc):
     @intrinsic
     def load(typingctx, array, index):
         if not (accepts(array) and isinstance(index, types.Integer)):
@@ -109,10 +115,11 @@ def _loader(vector, accepts):
             return builder.load(_pointer(context, builder, signature.args[0], args[0], index,
                                          vector.llvm()), align=1)
         return vector(array, index), codegen
+    load.__doc__ = doc
     return load
 
 
-def _storer(vector, accepts):
+def _storer(vector, accepts, doc):
     @intrinsic
     def store(typingctx, array, index, value):
         if not (accepts(array) and isinstance(index, types.Integer) and value == vector):
@@ -124,189 +131,38 @@ def _storer(vector, accepts):
                                             vector.llvm()), align=1)
             return context.get_dummy_value()
         return types.none(array, index, value), codegen
+    store.__doc__ = doc
     return store
 
 
-#: ``load_i8x32(a, i)``: the 32 bytes of a (uint8 or int8, C-contiguous) from flat index i.
-load_i8x32 = _loader(i8x32, _array_of(1))
-#: ``store_i8x32(a, i, v)``: v into a's bytes i .. i+31.
-store_i8x32 = _storer(i8x32, _array_of(1))
-#: ``load_i16x16(a, i)``: 16 int16 of a (int16 or uint16) from flat index i.
-load_i16x16 = _loader(i16x16, _array_of(2))
-#: ``store_i16x16(a, i, v)``
-store_i16x16 = _storer(i16x16, _array_of(2))
-#: ``store_i32x16(a, i, v)``: v into a's int32 (or uint32) elements i .. i+15.
-store_i32x16 = _storer(i32x16, _array_of(4))
+load_i8x64 = _loader(i8x64, _array_of(1), "``load_i8x64(a, i)``: the 64 bytes of a (uint8 or "
+                     "int8, C-contiguous) from flat index i.")
+store_i32x16 = _storer(i32x16, _array_of(4), "``store_i32x16(a, i, v)``: v into a's int32 (or "
+                       "uint32) elements i .. i+15.")
+load_f32x16 = _loader(f32x16, _array_of(4, types.Float), "``load_f32x16(a, i)``: the 16 "
+                      "float32 of a from flat index i.")
+store_f32x16 = _storer(f32x16, _array_of(4, types.Float), "``store_f32x16(a, i, v)``: v into "
+                       "a's float32 elements i .. i+15.")
 
 
 @intrinsic
-def broadcast_i8_pair(typingctx, array, index):
-    """The bytes ``a[i], a[i+1]`` of a byte array, repeated 16 times (an i8x32)."""
+def broadcast_4_bytes(typingctx, array, index):
+    """The bytes ``a[i] .. a[i+3]`` of a byte array, repeated 16 times (an i8x64): one
+    signed operand of :func:`dot4_u8_i8` for every lane."""
     if not (_array_of(1)(array) and isinstance(index, types.Integer)):
         return None
 
     def codegen(context, builder, signature, args):
         index = context.cast(builder, args[1], signature.args[1], types.intp)
-        pair = builder.load(_pointer(context, builder, signature.args[0], args[0], index,
-                                     ir.IntType(16)), align=1)
-        pairs = builder.insert_element(ir.Constant(ir.VectorType(ir.IntType(16), 16),
-                                                   ir.Undefined), pair, ir.Constant(_I32, 0))
-        pairs = builder.shuffle_vector(pairs, pairs, _mask([0] * 16))
-        return builder.bitcast(pairs, i8x32.llvm())
-    return i8x32(array, index), codegen
+        four = builder.load(_pointer(context, builder, signature.args[0], args[0], index, _I32),
+                            align=1)
+        return builder.bitcast(_splat(builder, four, i32x16), i8x64.llvm())
+    return i8x64(array, index), codegen
 
 
 @intrinsic
-def broadcast_i16_pair(typingctx, array, index):
-    """The signed bytes ``a[i], a[i+1]`` of an int8 array as int16, repeated 8 times (an
-    i16x16)."""
-    if not (isinstance(array, types.Array) and array.dtype == types.int8
-            and array.layout == "C" and isinstance(index, types.Integer)):
-        return None
-
-    def codegen(context, builder, signature, args):
-        index = context.cast(builder, args[1], signature.args[1], types.intp)
-        pair = builder.load(_pointer(context, builder, signature.args[0], args[0], index,
-                                     ir.VectorType(ir.IntType(8), 2)), align=1)
-        pair = builder.sext(pair, ir.VectorType(ir.IntType(16), 2))
-        return builder.shuffle_vector(pair, pair, _mask([0, 1] * 8))
-    return i16x16(array, index), codegen
-
-
-# ----------------------------------------------------------------------------- lanes
-_ZIP_LOW = [h * 16 + r // 2 + (r % 2) * 32 for h in range(2) for r in range(16)]
-_ZIP_HIGH = [h * 16 + 8 + r // 2 + (r % 2) * 32 for h in range(2) for r in range(16)]
-
-
-def _shuffler(indices, doc):
-    @intrinsic
-    def zip_(typingctx, a, b):
-        if not (a == i8x32 and b == i8x32):
-            return None
-
-        def codegen(context, builder, signature, args):
-            return builder.shuffle_vector(args[0], args[1], _mask(indices))
-        return i8x32(a, b), codegen
-    zip_.__doc__ = doc
-    return zip_
-
-
-zip_low = _shuffler(_ZIP_LOW, "``a[r], b[r]`` for lanes r 0-7 then 16-23 (x86's punpcklbw).")
-zip_high = _shuffler(_ZIP_HIGH, "``a[r], b[r]`` for lanes r 8-15 then 24-31 (punpckhbw).")
-
-
-@intrinsic
-def low_nibbles(typingctx, v):
-    """Each byte's low 4 bits (0 .. 15)."""
-    if v != i8x32:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.and_(args[0], ir.Constant(i8x32.llvm(), [15] * 32))
-    return i8x32(v), codegen
-
-
-@intrinsic
-def high_nibbles(typingctx, v):
-    """Each byte's high 4 bits (0 .. 15)."""
-    if v != i8x32:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.lshr(args[0], ir.Constant(i8x32.llvm(), [4] * 32))
-    return i8x32(v), codegen
-
-
-def _widen_half(half):
-    @intrinsic
-    def widen(typingctx, v):
-        if v != i8x32:
-            return None
-
-        def codegen(context, builder, signature, args):
-            part = builder.shuffle_vector(args[0], args[0], _mask(range(16 * half, 16 * half + 16)))
-            return builder.sext(part, i16x16.llvm())
-        return i16x16(v), codegen
-    widen.__doc__ = f"Bytes {16 * half} .. {16 * half + 15}, signed, as int16."
-    return widen
-
-
-widen_i8_low, widen_i8_high = _widen_half(0), _widen_half(1)
-
-
-@intrinsic
-def widen_i16(typingctx, v):
-    """16 int16 as 16 int32 (signed)."""
-    if v != i16x16:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.sext(args[0], i32x16.llvm())
-    return i32x16(v), codegen
-
-
-@intrinsic
-def join(typingctx, a, b):
-    """Two i32x8 as one i32x16: a's lanes, then b's."""
-    if not (a == i32x8 and b == i32x8):
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.shuffle_vector(args[0], args[1], _mask(range(16)))
-    return i32x16(a, b), codegen
-
-
-# where natural lane r of 32 sits in zip_low's 16 lanes followed by zip_high's
-_UNZIP = [r if r < 8 else 8 + r if r < 16 else r - 8 if r < 24 else r for r in range(32)]
-
-
-@intrinsic
-def store_zipped(typingctx, array, index, low, high):
-    """32 int32 sums in natural lane order into ``a[i .. i+31]`` (int32), from ``low`` (lanes
-    in :func:`zip_low`'s order) and ``high`` (:func:`zip_high`'s)."""
-    if not (isinstance(array, types.Array) and array.dtype == types.int32
-            and array.layout == "C" and isinstance(index, types.Integer)
-            and low == i32x16 and high == i32x16):
-        return None
-
-    def codegen(context, builder, signature, args):
-        index = context.cast(builder, args[1], signature.args[1], types.intp)
-        value = builder.shuffle_vector(args[2], args[3], _mask(_UNZIP))
-        builder.store(value, _pointer(context, builder, signature.args[0], args[0], index,
-                                      value.type), align=4)
-        return context.get_dummy_value()
-    return types.none(array, index, low, high), codegen
-
-
-# ----------------------------------------------------------------------------- floats
-class FloatVector(types.Type):
-    """A numba type: 8 float32 values held as one LLVM vector (``<8 x float>``)."""
-
-    def __init__(self):
-        super().__init__(name="f32x8")
-
-    def llvm(self) -> ir.VectorType:
-        return ir.VectorType(ir.FloatType(), 8)
-
-
-@register_model(FloatVector)
-class _FloatVectorModel(models.PrimitiveModel):
-    def __init__(self, dmm, fe_type):
-        super().__init__(dmm, fe_type, fe_type.llvm())
-
-
-f32x8 = FloatVector()
-
-
-#: ``load_f32x8(a, i)``: the 8 float32 of a (C-contiguous) from flat index i.
-load_f32x8 = _loader(f32x8, _array_of(4, kind=types.Float))
-#: ``store_f32x8(a, i, v)``: v into a's float32 elements i .. i+7.
-store_f32x8 = _storer(f32x8, _array_of(4, kind=types.Float))
-
-
-@intrinsic
-def load_i8_as_f32x8(typingctx, array, index):
-    """The 8 signed bytes of an int8 array from flat index i, as float32 (exact)."""
+def load_i8_as_f32x16(typingctx, array, index):
+    """The 16 signed bytes of an int8 array from flat index i, as float32 (exact)."""
     if not (isinstance(array, types.Array) and array.dtype == types.int8
             and array.layout == "C" and isinstance(index, types.Integer)):
         return None
@@ -314,99 +170,315 @@ def load_i8_as_f32x8(typingctx, array, index):
     def codegen(context, builder, signature, args):
         index = context.cast(builder, args[1], signature.args[1], types.intp)
         v = builder.load(_pointer(context, builder, signature.args[0], args[0], index,
-                                  ir.VectorType(ir.IntType(8), 8)), align=1)
-        return builder.sitofp(v, f32x8.llvm())
-    return f32x8(array, index), codegen
+                                  ir.VectorType(ir.IntType(8), 16)), align=1)
+        return builder.sitofp(v, f32x16.llvm())
+    return f32x16(array, index), codegen
 
 
 @intrinsic
-def mul_f32(typingctx, a, b):
-    """Lane by lane ``a * b`` of two f32x8, rounded as float32 (no contraction)."""
-    if not (a == f32x8 and b == f32x8):
+def prefetch(typingctx, array, index):
+    """Ask the CPU to bring the cache line of ``a[i]`` (flat index) into its caches, for a read
+    soon: a hint (llvm.prefetch), no effect on results, never a fault past the array's end."""
+    if not (isinstance(array, types.Array) and array.layout == "C"
+            and isinstance(index, types.Integer)):
         return None
 
     def codegen(context, builder, signature, args):
-        return builder.fmul(args[0], args[1])
-    return f32x8(a, b), codegen
+        index = context.cast(builder, args[1], signature.args[1], types.intp)
+        address = _pointer(context, builder, signature.args[0], args[0], index, ir.IntType(8))
+        _call(builder, "llvm.prefetch.p0", ir.VoidType(), address, ir.Constant(_I32, 0),
+              ir.Constant(_I32, 3), ir.Constant(_I32, 1))
+        return context.get_dummy_value()
+    return types.none(array, index), codegen
 
 
+# ----------------------------------------------------------------------------- integers
 @intrinsic
-def neg_f32(typingctx, a):
-    """Lane by lane ``-a`` of an f32x8 (the sign flipped, exactly)."""
-    if a != f32x8:
+def low_nibbles(typingctx, v):
+    """Each byte's low 4 bits (0 .. 15)."""
+    if v != i8x64:
         return None
 
     def codegen(context, builder, signature, args):
-        return builder.fneg(args[0])
-    return f32x8(a), codegen
+        return builder.and_(args[0], ir.Constant(i8x64.llvm(), [15] * 64))
+    return i8x64(v), codegen
 
 
-# ----------------------------------------------------------------------------- arithmetic
 @intrinsic
-def add(typingctx, a, b):
-    """Lane by lane ``a + b`` (wrapping) of two vectors of one type."""
-    if not (isinstance(a, IntVector) and a == b):
+def high_nibbles(typingctx, v):
+    """Each byte's high 4 bits (0 .. 15)."""
+    if v != i8x64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.lshr(args[0], ir.Constant(i8x64.llvm(), [4] * 64))
+    return i8x64(v), codegen
+
+
+@intrinsic
+def broadcast_i32x16(typingctx, value):
+    """An integer (cast to int32) in all 16 lanes."""
+    if not isinstance(value, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return _splat(builder, context.cast(builder, args[0], signature.args[0], types.int32),
+                      i32x16)
+    return i32x16(value), codegen
+
+
+@intrinsic
+def add_i32(typingctx, a, b):
+    """Lane by lane ``a + b`` (wrapping) of two i32x16."""
+    if not (a == i32x16 and b == i32x16):
         return None
 
     def codegen(context, builder, signature, args):
         return builder.add(args[0], args[1])
-    return a(a, b), codegen
+    return i32x16(a, b), codegen
 
 
-def _zeros(vector):
-    @intrinsic
-    def zeros(typingctx):
+@intrinsic
+def zeros_i32x16(typingctx):
+    """An i32x16 of zeros."""
+    def codegen(context, builder, signature, args):
+        return ir.Constant(i32x16.llvm(), [0] * 16)
+    return i32x16(), codegen
+
+
+def _call(builder, name, result: ir.Type, *args):
+    f = cgutils.get_or_insert_function(builder.module,
+                                       ir.FunctionType(result, [a.type for a in args]), name)
+    return builder.call(f, list(args))
+
+
+def _halves(builder, v, width):
+    """``v`` cut into vectors of ``width`` lanes."""
+    n = v.type.count
+    return [builder.shuffle_vector(v, v, _mask(range(o, o + width))) for o in range(0, n, width)]
+
+
+def _joined(builder, parts):
+    while len(parts) > 1:
+        a, b = parts[0], parts[1]
+        n = a.type.count
+        parts = [builder.shuffle_vector(a, b, _mask(range(2 * n)))] + parts[2:]
+    return parts[0]
+
+
+def _madd(builder, found, u, s, weight: int):
+    """``weight * (u[4l]s[4l] + ... + u[4l+3]s[4l+3])`` per int32 lane, on pmaddubsw and
+    pmaddwd (exact while every u is below 128)."""
+    if "+avx512bw" in found:
+        pieces, suffix, lanes = [(u, s)], "avx512.pmaddubs.w.512", 32
+        pairs = "avx512.pmaddw.d.512"
+    else:
+        pieces = list(zip(_halves(builder, u, 32), _halves(builder, s, 32)))
+        suffix, lanes, pairs = "avx2.pmadd.ub.sw", 16, "avx2.pmadd.wd"
+    i16 = ir.VectorType(ir.IntType(16), lanes)
+    out = []
+    for pu, ps in pieces:
+        products = _call(builder, f"llvm.x86.{suffix}", i16, pu, ps)
+        out.append(_call(builder, f"llvm.x86.{pairs}", ir.VectorType(_I32, lanes // 2),
+                         products, ir.Constant(i16, [weight] * lanes)))
+    return _joined(builder, out)
+
+
+def _generic_dot4(builder, u, s):
+    """The four-product sums in LLVM's generic vector IR (exact for any bytes)."""
+    wide = ir.VectorType(_I32, 64)
+    products = builder.mul(builder.zext(u, wide), builder.sext(s, wide))
+    parts = [builder.shuffle_vector(products, products, _mask(range(t, 64, 4)))
+             for t in range(4)]
+    return builder.add(builder.add(parts[0], parts[1]), builder.add(parts[2], parts[3]))
+
+
+def _vnni(builder, found, acc, u, s):
+    """``vpdpbusd`` on 512-bit registers, or on two 256-bit ones (AVX-VNNI); None without."""
+    if "+avx512vnni" in found and "+avx512f" in found:
+        return _call(builder, "llvm.x86.avx512.vpdpbusd.512", i32x16.llvm(), acc, u, s)
+    if "+avxvnni" in found or ("+avx512vnni" in found and "+avx512vl" in found):
+        parts = [_call(builder, "llvm.x86.avx512.vpdpbusd.256", a.type, a, pu, ps)
+                 for a, pu, ps in zip(_halves(builder, acc, 8), _halves(builder, u, 32),
+                                      _halves(builder, s, 32))]
+        return _joined(builder, parts)
+    return None
+
+
+def _dot4(small: bool):
+    def typer(typingctx, acc, u, s):
+        if not (acc == i32x16 and u == i8x64 and s == i8x64):
+            return None
+
         def codegen(context, builder, signature, args):
-            return ir.Constant(vector.llvm(), [0] * vector.lanes)
-        return vector(), codegen
-    zeros.__doc__ = f"An {vector.name} of zeros."
-    return zeros
+            acc, u, s = args
+            found = features(context)
+            fused = _vnni(builder, found, acc, u, s)
+            if fused is not None:
+                return fused
+            if "+avx2" not in found:
+                return builder.add(acc, _generic_dot4(builder, u, s))
+            if small:
+                return builder.add(acc, _madd(builder, found, u, s, 1))
+            # any byte: its low seven bits, then its top bit (the products of 0/1 times s,
+            # weighted 128 in pmaddwd), each exact in pmaddubsw's int16 pairs
+            low = builder.and_(u, ir.Constant(i8x64.llvm(), [127] * 64))
+            top = builder.lshr(u, ir.Constant(i8x64.llvm(), [7] * 64))
+            return builder.add(acc, builder.add(_madd(builder, found, low, s, 1),
+                                                _madd(builder, found, top, s, 128)))
+        return i32x16(acc, u, s), codegen
+    return typer
 
 
-zeros_i16x16, zeros_i32x8, zeros_i32x16 = _zeros(i16x16), _zeros(i32x8), _zeros(i32x16)
-
-
-def _pairwise(builder, a, b, extend_a, extend_b, wide: ir.VectorType):
-    """``a[2l] * b[2l] + a[2l+1] * b[2l+1]`` in the lanes of ``wide``, in generic IR."""
-    n = wide.count
-    even, odd = _mask(range(0, 2 * n, 2)), _mask(range(1, 2 * n, 2))
-
-    def part(v, mask, extend):
-        return extend(builder.shuffle_vector(v, v, mask), wide)
-    return builder.add(builder.mul(part(a, even, extend_a), part(b, even, extend_b)),
-                       builder.mul(part(a, odd, extend_a), part(b, odd, extend_b)))
-
-
-@intrinsic
-def dot_u8_i8(typingctx, u, s):
-    """``u[2l] * s[2l] + u[2l+1] * s[2l+1]`` for the 16 lanes l of an i16x16: u's bytes
-    unsigned, s's signed (x86's ``pmaddubsw``). The caller keeps each sum within int16 (it
-    is then exact; pmaddubsw would saturate)."""
-    if not (u == i8x32 and s == i8x32):
-        return None
-
-    def codegen(context, builder, signature, args):
-        if uses_avx2(context):
-            f = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(i16x16.llvm(), [i8x32.llvm()] * 2),
-                "llvm.x86.avx2.pmadd.ub.sw")
-            return builder.call(f, list(args))
-        return _pairwise(builder, args[0], args[1], builder.zext, builder.sext, i16x16.llvm())
-    return i16x16(u, s), codegen
+dot4_u8_i8 = intrinsic(_dot4(small=False))
+dot4_u8_i8.__doc__ = """``acc[l] + u[4l]*s[4l] + ... + u[4l+3]*s[4l+3]`` for the 16 int32 lanes l:
+u's bytes unsigned (any), s's signed (VNNI's ``vpdpbusd``; exact)."""
+dot4_u7_i8 = intrinsic(_dot4(small=True))
+dot4_u7_i8.__doc__ = """:func:`dot4_u8_i8` where every byte of u is below 128 (the caller's
+promise: nibbles, 5- and 6-bit codes): one pmaddubsw where the CPU lacks VNNI."""
 
 
 @intrinsic
-def dot_i16(typingctx, a, b):
-    """``a[2l] * b[2l] + a[2l+1] * b[2l+1]`` for the 8 int32 lanes l (x86's ``pmaddwd``;
-    exact)."""
-    if not (a == i16x16 and b == i16x16):
+def wide_registers(typingctx):
+    """Whether the code being compiled has 32 registers of 512 bits (AVX-512), a constant of
+    the compilation: a kernel keeps more sums in registers there than on AVX2's 16 of 256."""
+    def codegen(context, builder, signature, args):
+        return ir.Constant(ir.IntType(1), int("+avx512f" in features(context)))
+    return types.boolean(), codegen
+
+
+# ----------------------------------------------------------------------------- floats
+@intrinsic
+def to_f32(typingctx, v):
+    """An i32x16 as float32 lanes (rounded as float32(int) is)."""
+    if v != i32x16:
         return None
 
     def codegen(context, builder, signature, args):
-        if uses_avx2(context):
-            f = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(i32x8.llvm(), [i16x16.llvm()] * 2),
-                "llvm.x86.avx2.pmadd.wd")
-            return builder.call(f, list(args))
-        return _pairwise(builder, args[0], args[1], builder.sext, builder.sext, i32x8.llvm())
-    return i32x8(a, b), codegen
+        return builder.sitofp(args[0], f32x16.llvm())
+    return f32x16(v), codegen
+
+
+@intrinsic
+def broadcast_f32x16(typingctx, value):
+    """A float32 in all 16 lanes."""
+    if value != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return _splat(builder, args[0], f32x16)
+    return f32x16(value), codegen
+
+
+@intrinsic
+def zeros_f32x16(typingctx):
+    """An f32x16 of zeros."""
+    def codegen(context, builder, signature, args):
+        return ir.Constant(f32x16.llvm(), [0.0] * 16)
+    return f32x16(), codegen
+
+
+def _float_op(name, doc):
+    @intrinsic
+    def op(typingctx, a, b):
+        if not (a == f32x16 and b == f32x16):
+            return None
+
+        def codegen(context, builder, signature, args):
+            return getattr(builder, name)(args[0], args[1])
+        return f32x16(a, b), codegen
+    op.__doc__ = doc
+    return op
+
+
+mul_f32 = _float_op("fmul", "Lane by lane ``a * b`` of two f32x16, rounded as float32.")
+add_f32 = _float_op("fadd", "Lane by lane ``a + b`` of two f32x16, rounded as float32.")
+
+
+@intrinsic
+def largest_magnitude(typingctx, a, b):
+    """The largest ``|lane|`` of two f32x16, as a float32; NaN if any lane is NaN (as NumPy's
+    ``np.abs(v).max()``). Exact in any order: magnitudes compare as their bit patterns do."""
+    if not (a == f32x16 and b == f32x16):
+        return None
+
+    def codegen(context, builder, signature, args):
+        bits = [builder.bitcast(_call(builder, "llvm.fabs.v16f32", f32x16.llvm(), v),
+                                i32x16.llvm()) for v in args]
+        both = _call(builder, "llvm.umax.v16i32", i32x16.llvm(), *bits)
+        return builder.bitcast(_call(builder, "llvm.vector.reduce.umax.v16i32", _I32, both),
+                               ir.FloatType())
+    return types.float32(a, b), codegen
+
+
+@intrinsic
+def rint_f32(typingctx, a):
+    """Lane by lane ``a`` rounded to the nearest integer, ties to even (NumPy's ``rint``)."""
+    if a != f32x16:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return _call(builder, "llvm.rint.v16f32", f32x16.llvm(), args[0])
+    return f32x16(a), codegen
+
+
+@intrinsic
+def to_i32(typingctx, a):
+    """An f32x16 of integral values as i32x16 (truncating, as ``np.int32(value)``)."""
+    if a != f32x16:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fptosi(args[0], i32x16.llvm())
+    return i32x16(a), codegen
+
+
+@intrinsic
+def sum_i32(typingctx, a):
+    """The sum of an i32x16's lanes, as an int32 (wrapping, so exact in any order)."""
+    if a != i32x16:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return _call(builder, "llvm.vector.reduce.add.v16i32", _I32, args[0])
+    return types.int32(a), codegen
+
+
+@intrinsic
+def store_i32_as_i8(typingctx, array, index, value):
+    """The 16 lanes of an i32x16, each cut to its low byte (as NumPy's ``astype(np.int8)``),
+    into ``a[i .. i+15]`` of a byte array."""
+    if not (_array_of(1)(array) and isinstance(index, types.Integer) and value == i32x16):
+        return None
+
+    def codegen(context, builder, signature, args):
+        index = context.cast(builder, args[1], signature.args[1], types.intp)
+        narrow = builder.trunc(args[2], ir.VectorType(ir.IntType(8), 16))
+        builder.store(narrow, _pointer(context, builder, signature.args[0], args[0], index,
+                                       narrow.type), align=1)
+        return context.get_dummy_value()
+    return types.none(array, index, value), codegen
+
+
+@intrinsic
+def rounded_to_f16(typingctx, value):
+    """A float32 rounded to the nearest float16 (ties to even; past float16's range, inf) and
+    widened back, as NumPy's ``astype(np.float16).astype(np.float32)``: F16C's vcvtps2ph where
+    the CPU has it."""
+    if value != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fpext(builder.fptrunc(args[0], ir.HalfType()), ir.FloatType())
+    return types.float32(value), codegen
+
+
+@intrinsic
+def neg_f32(typingctx, a):
+    """Lane by lane ``-a`` of an f32x16 (the sign flipped, exactly)."""
+    if a != f32x16:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fneg(args[0])
+    return f32x16(a), codegen

@@ -12,9 +12,10 @@ Why NumPy can give the kernels' bits:
 * **the activations** are quantized per 32 values with the kernel's float32 operations, one
   rounding each (``max|x|``, a division, ``rint(x * inv)``, the scales rounded to float16:
   NumPy's conversion rounds as the kernel's bit arithmetic does);
-* **each block's sum of integer products is exact**: at most 32 * 127 * 128 < 2**24 in
-  magnitude, so a float32 matrix product of the codes and the quantized activations gives
-  every block's integer exactly, whatever order or FMA BLAS uses;
+* **each block's sum of integer products is exact**: at most 32 * 255 * 128 < 2**24 in
+  magnitude, so a float32 matrix product of the stored codes and the quantized activations
+  gives every block's integer exactly, whatever order or FMA BLAS uses (and so does taking
+  the codes' offset off it, ``offset * sum(x_q)``);
 * **the float epilogue** runs in the kernel's order: per block, in block order,
   ``acc += (scale * x_scale) * sum`` (``+ minimum * x_sum`` for types with a minimum), every
   operation a float32 rounding, without FMA (the kernels are compiled without fastmath).
@@ -24,8 +25,7 @@ Why NumPy can give the kernels' bits:
 Example::
 
     >>> quantized = quantize_rows(x)                              # x (n, k) float32
-    >>> product(quantized, w.codes, w.scale, w.minimum, w.sub, w.minimum.size > 0, w.offset,
-    ...         w.kind == "nibble", nj, y)                         # y (n, w.out_features)
+    >>> product(quantized, *_int8_head(w), y)                     # y (n, w.out_features)
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ _ROWS_AT_ONCE = 8192
 
 
 def quantize_rows(x: np.ndarray) -> tuple:
-    """``(xq, xd, xs, xs16, xsum)`` of contiguous float32 rows ``x`` (n, k): the kernel's
-    ``_quantized`` (see :func:`gradient.quant.interleaved.quantize_activations`)."""
+    """``(xq, xd, xs, xs16, xsum, xsum16)`` of contiguous float32 rows ``x`` (n, k): the
+    kernel's ``_quantized`` (see :func:`gradient.quant.interleaved.quantize_activations`)."""
     n, k = x.shape
     blocks = x.reshape(n, k // 32, 32)
     amax = np.abs(blocks).max(axis=2) if k else np.zeros((n, 0), np.float32)
@@ -52,8 +52,9 @@ def quantize_rows(x: np.ndarray) -> tuple:
     xsum = (s0 + s1).astype(np.int32)
     xs = (s0 + s1).astype(np.float32) * d
     xs16 = np.stack([s0.astype(np.float32) * d, s1.astype(np.float32) * d], axis=2)
+    xsum16 = np.stack([s0, s1], axis=2).astype(np.int32).reshape(n, k // 16)
     return (q.astype(np.int8).reshape(n, k), _round_f16(d), _round_f16(xs),
-            xs16.reshape(n, k // 16), xsum)
+            xs16.reshape(n, k // 16), xsum, xsum16)
 
 
 def _round_f16(a: np.ndarray) -> np.ndarray:
@@ -76,31 +77,36 @@ def block_factors(scale, minimum, sub, has_min: bool) -> tuple:
     return s, -(np.repeat(minimum, per, axis=1) * sub[:, :, 1].astype(np.float32))
 
 
-def product(quantized: tuple, codes, scale, minimum, sub, has_min: bool, offset: int,
-            nibble: bool, nj: int, y: np.ndarray) -> None:
+def product(quantized: tuple, codes, scale, minimum, sub, offset: int, nibble: bool,
+            small: bool, y: np.ndarray) -> None:
     """``y = x @ W.T`` for the quantized rows of x (:func:`quantize_rows`) and the repacked
-    weight's arrays, as the kernel ``_int8_chunk`` computes it (``nj``: bytes of codes per
-    block for nibble codes, values per block for byte codes)."""
-    xq, xd, xs, xs16, xsum = quantized
+    weight's int8 arguments (``gradient.quant.interleaved._int8_head``: ``minimum`` None for
+    the types without one; ``small`` does not matter here), as the kernel ``_int8_chunk``
+    computes it."""
+    xq, xd, xs, xs16, xsum, xsum16 = quantized
+    has_min = minimum is not None
     scale, minimum = block_factors(scale, minimum, sub, has_min)
     n = xq.shape[0]
-    groups, blocks, _, lanes = codes.shape
-    values = 32 if nibble else nj
-    # per block: which activation scale, and which sum of activations the minimum takes
-    x_scale = xd if nibble or nj == 32 else xd[:, (np.arange(blocks) * nj) // 32]
-    x_sum = xs if nibble or nj == 32 else xs16
-    shift = (offset * xsum.astype(np.int64)).astype(np.float32) if nibble and offset else None
+    groups, blocks, quads, lanes, _ = codes.shape
+    values = 32 if nibble else 4 * quads
+    # per block: which activation scale, which sum of activations the minimum takes, and
+    # which integer sum the offset of the stored codes takes off
+    x_scale = xd if values == 32 else xd[:, np.arange(blocks) // 2]
+    x_sum = xs if values == 32 else xs16
+    shift = ((offset * (xsum if values == 32 else xsum16).astype(np.int64)).astype(np.float32)
+             if offset else None)
     x_blocks = xq.reshape(n, blocks, values).transpose(1, 0, 2).astype(np.float32)
     step = max(1, _ROWS_AT_ONCE // lanes)
     for g0 in range(0, groups, step):
         g1 = min(groups, g0 + step)
         rows = slice(g0 * lanes, min(y.shape[1], g1 * lanes))
         width = rows.stop - rows.start
+        # (groups, blocks, values per byte plane, lanes): byte j of a block, natural order
+        c = codes[g0:g1].transpose(0, 1, 2, 4, 3).reshape(g1 - g0, blocks, 4 * quads, lanes)
         if nibble:   # byte j holds value j in its low four bits, value 16 + j in its high
-            c = codes[g0:g1]
             w = np.concatenate([c & np.uint8(15), c >> np.uint8(4)], axis=2)
         else:
-            w = codes[g0:g1]
+            w = c
         # (blocks, values, rows), exact in float32; the sums (blocks, n, rows) exact too
         w = w.transpose(1, 2, 0, 3).reshape(blocks, values, -1).astype(np.float32)
         sums = np.matmul(x_blocks, w)[:, :, :width]

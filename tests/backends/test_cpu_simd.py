@@ -1,6 +1,6 @@
-"""Integer vectors in compiled kernels (gradient.backends.cpu_simd): each operation against
-NumPy's integers, on this machine's instructions and, in a child process that compiles for a
-generic x86-64 (no AVX2), on LLVM's generic vector code: the same bits."""
+"""Vectors in compiled kernels (gradient.backends.cpu_simd): each operation against NumPy, on
+this machine's instructions and, in child processes that compile for other CPUs (AVX2 without
+VNNI: pmaddubsw/pmaddwd; a generic x86-64: LLVM's generic vector code), the same bits."""
 
 import json
 import os
@@ -12,125 +12,123 @@ import numpy as np
 import pytest
 
 from gradient.backends.cpu_compile import compile_kernel
-from gradient.backends.cpu_simd import (add, broadcast_i8_pair, broadcast_i16_pair, dot_i16,
-                                        dot_u8_i8, high_nibbles, join, load_f32x8,
-                                        load_i8_as_f32x8, load_i8x32, load_i16x16, low_nibbles,
-                                        mul_f32, neg_f32, store_f32x8, store_i8x32,
-                                        store_i16x16, store_i32x16, store_zipped, widen_i8_high,
-                                        widen_i8_low, widen_i16, zeros_i32x8, zip_high, zip_low)
+from gradient.backends.cpu_simd import (add_f32, add_i32, broadcast_4_bytes, broadcast_f32x16,
+                                        broadcast_i32x16, dot4_u7_i8, dot4_u8_i8, high_nibbles,
+                                        load_f32x16, load_i8_as_f32x16, load_i8x64, low_nibbles,
+                                        largest_magnitude, mul_f32, neg_f32, rint_f32,
+                                        rounded_to_f16, store_f32x16, store_i32_as_i8,
+                                        store_i32x16, sum_i32, to_f32, to_i32, wide_registers,
+                                        zeros_f32x16, zeros_i32x16)
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @compile_kernel
-def _products(u, s, a, b, out16, out32):
-    """Row r: dot_u8_i8 of u[r], s[r] (widened) and dot_i16 of a[r], b[r], two at a time
-    into one i32x16."""
+def _products(u, s, start, out_u8, out_u7):
+    """Row r: ``start[r] + dot4(u[r], four bytes of s[r] broadcast)`` by both products (the
+    u7 one on u's bytes below 128 only)."""
     for r in range(u.shape[0]):
-        store_i32x16(out16, 16 * r, widen_i16(dot_u8_i8(load_i8x32(u, 32 * r),
-                                                        load_i8x32(s, 32 * r))))
-        low = dot_i16(load_i16x16(a, 32 * r), load_i16x16(b, 32 * r))
-        high = add(zeros_i32x8(), dot_i16(load_i16x16(a, 32 * r + 16), load_i16x16(b, 32 * r + 16)))
-        store_i32x16(out32, 16 * r, join(low, high))
+        x = broadcast_4_bytes(s, 4 * r)
+        acc = broadcast_i32x16(start[r])
+        store_i32x16(out_u8, 16 * r, dot4_u8_i8(acc, load_i8x64(u, 64 * r), x))
+        store_i32x16(out_u7, 16 * r, dot4_u7_i8(acc, load_i8x64(u, 64 * r), x))
 
 
-def _product_cases(seed=0, rows=64):
-    """Random rows, and rows at the ends of the ranges the kernels use: nibbles 0..15 times any
-    int8 in dot_u8_i8; any byte times int8 where the pair sums fit int16; any int16 in dot_i16
-    but the pair (-32768, -32768) twice."""
+def _product_cases(seed=0, rows=32):
+    """Random rows, and rows at the ends of the ranges: bytes 255 and 127 times -128 and 127."""
     rng = np.random.default_rng(seed)
-    u = rng.integers(0, 256, (rows, 32)).astype(np.uint8)
-    s = rng.integers(-128, 128, (rows, 32)).astype(np.int8)
-    u[0], s[0] = 15, -128                                  # the nibble kernels' extremes
-    u[1], s[1] = 15, 127
-    u[2], s[2] = 255, 64                                   # 2 * 255 * 64 = 32640 <= 32767
-    u[3], s[3] = 255, -64
-    big = (u.astype(np.int32) * np.abs(s.astype(np.int32))).reshape(rows, 16, 2).sum(-1) > 32767
-    s[4:] = np.where(np.repeat(big[4:], 2, axis=1), s[4:] // 2, s[4:])   # keep sums in int16
-    a = rng.integers(-32768, 32768, (rows, 32)).astype(np.int16)
-    b = rng.integers(-32768, 32768, (rows, 32)).astype(np.int16)
-    a[0], b[0] = -32768, 32767
-    a[1], b[1] = 32767, 32767
-    return u, s, a, b
+    u = rng.integers(0, 256, (rows, 64)).astype(np.uint8)
+    s = rng.integers(-128, 128, (rows, 4)).astype(np.int8)
+    start = rng.integers(-2 ** 20, 2 ** 20, rows).astype(np.int32)
+    u[0], s[0] = 255, -128
+    u[1], s[1] = 255, 127
+    u[2], s[2] = 127, -128
+    u[3], s[3] = 127, 127
+    return u, s, start
 
 
-def _expected(u, s, a, b):
-    pairs = (u.astype(np.int64) * s.astype(np.int64)).reshape(len(u), 16, 2).sum(-1)
-    assert np.abs(pairs).max() <= 32767, "a case outside dot_u8_i8's range"
-    wide = (a.astype(np.int64) * b.astype(np.int64)).reshape(len(a), 16, 2).sum(-1)
-    return pairs.astype(np.int32), wide.astype(np.int32)
+def _expected(u, s, start):
+    products = u.reshape(len(u), 16, 4).astype(np.int64) * s[:, None, :].astype(np.int64)
+    return (start[:, None] + products.sum(-1)).astype(np.int32)
 
 
-def _run(u, s, a, b):
-    out16 = np.empty((len(u), 16), np.int32)
-    out32 = np.empty((len(u), 16), np.int32)
-    _products(u, s, a, b, out16, out32)
-    return out16, out32
+def _run(u, s, start):
+    out_u8 = np.empty((len(u), 16), np.int32)
+    out_u7 = np.empty((len(u), 16), np.int32)
+    _products(u, s, start, out_u8, out_u7)
+    return out_u8, out_u7
 
 
 def test_products_are_numpys_integer_products():
-    cases = _product_cases()
-    for got, expected in zip(_run(*cases), _expected(*cases)):
-        np.testing.assert_array_equal(got, expected)
+    u, s, start = _product_cases()
+    out_u8, out_u7 = _run(u, s, start)
+    np.testing.assert_array_equal(out_u8, _expected(u, s, start))
+    small = (u < 128).all(axis=1)            # dot4_u7_i8's promise: every byte below 128
+    assert small[2:4].all()
+    np.testing.assert_array_equal(out_u7[small], _expected(u, s, start)[small])
+    low = u & 127                            # the same, on bytes made small
+    np.testing.assert_array_equal(_run(low, s, start)[1], _expected(low, s, start))
 
 
-def test_products_compiled_without_avx2_give_the_same_bits(tmp_path):
-    """The generic vector code that stands in for pmaddubsw/pmaddwd where the CPU lacks
-    them, compiled in a child for numba's generic CPU (its own, empty cache)."""
-    child = ("import json, sys; import numpy as np\n"
+#: CPUs to compile for in a child: AVX2 without VNNI, and numba's generic x86-64.
+OTHER_CPUS = {
+    "avx2": ("haswell", "+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+f16c,+fma,+fxsr,+lzcnt,+mmx,"
+                        "+movbe,+popcnt,+sse,+sse2,+sse3,+sse4.1,+sse4.2,+ssse3,+xsave"),
+    "generic": ("generic", ""),
+}
+
+
+@pytest.mark.parametrize("cpu", sorted(OTHER_CPUS))
+def test_products_compiled_for_other_cpus_give_the_same_bits(cpu, tmp_path):
+    """pmaddubsw/pmaddwd (AVX2) and the generic vector code that stand in for vpdpbusd where
+    the CPU lacks VNNI, compiled in a child (its own, empty cache)."""
+    name, cpu_features = OTHER_CPUS[cpu]
+    child = ("import json; import numpy as np\n"
              "from numba.core.registry import cpu_target\n"
-             "from gradient.backends.cpu_simd import uses_avx2\n"
+             "from gradient.backends.cpu_simd import features\n"
              "from tests.backends.test_cpu_simd import _product_cases, _run\n"
-             "out = _run(*_product_cases())\n"
-             "print(json.dumps({'avx2': uses_avx2(cpu_target.target_context),\n"
+             "u, s, start = _product_cases()\n"
+             "out = _run(u, s, start) + _run(u & 127, s, start)\n"
+             "print(json.dumps({'features': sorted(features(cpu_target.target_context)),\n"
              "                  'out': [o.tolist() for o in out]}))\n")
-    env = dict(os.environ, NUMBA_CPU_NAME="generic", NUMBA_CACHE_DIR=str(tmp_path))
+    env = dict(os.environ, NUMBA_CPU_NAME=name, NUMBA_CPU_FEATURES=cpu_features,
+               NUMBA_CACHE_DIR=str(tmp_path))
     done = subprocess.run([sys.executable, "-c", child], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
-    assert report["avx2"] is False
-    for got, here in zip(report["out"], _run(*_product_cases())):
-        np.testing.assert_array_equal(np.array(got, np.int32), here)
+    assert "+avx512vnni" not in report["features"] and "+avxvnni" not in report["features"]
+    assert ("+avx2" in report["features"]) == (cpu == "avx2")
+    u, s, start = _product_cases()
+    here = _run(u, s, start) + _run(u & 127, s, start)
+    valid = [np.ones(len(u), bool), (u < 128).all(axis=1), np.ones(len(u), bool),
+             np.ones(len(u), bool)]
+    for got, mine, rows in zip(report["out"], here, valid):
+        np.testing.assert_array_equal(np.array(got, np.int32)[rows], mine[rows])
 
 
 @compile_kernel
-def _lanes(a, b, pairs, zipped, nibbles, widened, unzipped):
-    va, vb = load_i8x32(a, 0), load_i8x32(b, 0)
-    store_i8x32(pairs, 0, broadcast_i8_pair(a, 3))
-    store_i16x16(widened, 32, broadcast_i16_pair(b, 5))
-    za, zb = zip_low(va, vb), zip_high(va, vb)
-    store_i8x32(zipped, 0, za)
-    store_i8x32(zipped, 32, zb)
-    store_i8x32(nibbles, 0, low_nibbles(va))
-    store_i8x32(nibbles, 32, high_nibbles(va))
-    store_i16x16(widened, 0, widen_i8_low(vb))
-    store_i16x16(widened, 16, widen_i8_high(vb))
-    # lane r of zip_low/zip_high's order holds r itself: store_zipped puts 0 .. 31 in order
-    ones = load_i8x32(a, 32)             # bytes 1, 0, 1, 0, ...: dot_u8_i8 picks a[2l]
-    store_zipped(unzipped, 0, widen_i16(dot_u8_i8(zip_low(load_i8x32(a, 64), va), ones)),
-                 widen_i16(dot_u8_i8(zip_high(load_i8x32(a, 64), va), ones)))
+def _lanes(a, x, nibbles, broadcast, counts):
+    v = load_i8x64(a, 0)
+    store_i32x16(nibbles, 0, zeros_i32x16())
+    # the nibbles through a product with ones: lane l sums bytes 4l .. 4l+3
+    ones = broadcast_4_bytes(x, 0)
+    store_i32x16(nibbles, 16, dot4_u7_i8(zeros_i32x16(), low_nibbles(v), ones))
+    store_i32x16(nibbles, 32, dot4_u7_i8(zeros_i32x16(), high_nibbles(v), ones))
+    store_i32x16(broadcast, 0, add_i32(broadcast_i32x16(counts[0]), broadcast_i32x16(counts[1])))
+    return wide_registers()
 
 
-def test_loads_broadcasts_zips_nibbles_widening_and_lane_order():
+def test_nibbles_broadcasts_and_lane_order():
     rng = np.random.default_rng(1)
-    a = np.concatenate([rng.integers(0, 256, 32), np.tile([1, 0], 16),
-                        np.arange(32)]).astype(np.uint8)
-    b = rng.integers(-128, 128, 32).astype(np.int8)
-    pairs, zipped, nibbles = (np.empty(n, np.uint8) for n in (32, 64, 64))
-    widened, unzipped = np.empty(48, np.int16), np.empty(32, np.int32)
-    _lanes(a, b, pairs, zipped, nibbles, widened, unzipped)
-    np.testing.assert_array_equal(pairs, np.tile(a[3:5], 16))
-    np.testing.assert_array_equal(widened[32:], np.tile(b[5:7].astype(np.int16), 8))
-    va, vb = a[:32], b.view(np.uint8)
-    order_low = np.r_[0:8, 16:24]
-    order_high = np.r_[8:16, 24:32]
-    np.testing.assert_array_equal(zipped[:32].reshape(16, 2), np.c_[va[order_low], vb[order_low]])
-    np.testing.assert_array_equal(zipped[32:].reshape(16, 2),
-                                  np.c_[va[order_high], vb[order_high]])
-    np.testing.assert_array_equal(nibbles, np.r_[va & 15, va >> 4])
-    np.testing.assert_array_equal(widened[:32], b.astype(np.int16))
-    np.testing.assert_array_equal(unzipped, np.arange(32))
+    a = rng.integers(0, 256, 64).astype(np.uint8)
+    x = np.ones(4, np.int8)
+    nibbles, broadcast = np.empty(48, np.int32), np.empty(16, np.int32)
+    wide = _lanes(a, x, nibbles, broadcast, np.array([5, -7], np.int32))
+    np.testing.assert_array_equal(nibbles[16:32], (a & 15).reshape(16, 4).sum(-1))
+    np.testing.assert_array_equal(nibbles[32:], (a >> 4).reshape(16, 4).sum(-1))
+    np.testing.assert_array_equal(broadcast, np.full(16, -2))
+    assert isinstance(wide, bool)
 
 
 def test_types_are_checked_when_a_kernel_compiles():
@@ -138,27 +136,83 @@ def test_types_are_checked_when_a_kernel_compiles():
 
     @numba.njit
     def wrong(a):
-        return load_i16x16(a, 0)          # a byte array: no int16 vector in it
+        return load_f32x16(a, 0)          # a byte array: no float32 vector in it
     with pytest.raises(numba.core.errors.TypingError):
-        wrong(np.zeros(32, np.uint8))
+        wrong(np.zeros(64, np.uint8))
 
 
 @compile_kernel
-def _scaled(scale, codes, out):
-    for r in range(0, scale.size, 8):
-        product = mul_f32(load_f32x8(scale, r), load_i8_as_f32x8(codes, r))
-        store_f32x8(out, r, product)
-        store_f32x8(out, scale.size + r, neg_f32(product))
+def _scaled(scale, codes, value, out):
+    for r in range(0, scale.size, 16):
+        product = mul_f32(load_f32x16(scale, r), load_i8_as_f32x16(codes, r))
+        store_f32x16(out, r, product)
+        store_f32x16(out, scale.size + r, neg_f32(product))
+        store_f32x16(out, 2 * scale.size + r,
+                     add_f32(to_f32(broadcast_i32x16(codes[r])), broadcast_f32x16(value)))
+        store_f32x16(out, 3 * scale.size + r, add_f32(zeros_f32x16(), product))
 
 
-def test_float_vectors_are_numpys_float32_products():
+def test_float_vectors_are_numpys_float32_arithmetic():
     rng = np.random.default_rng(2)
     scale = (rng.standard_normal(32) * 1e-3).astype(np.float32)
     scale[:3] = (np.inf, np.float32(1e-40), 0)                # inf, a subnormal, zero
     codes = rng.integers(-128, 128, 32).astype(np.int8)
-    out = np.empty(64, np.float32)
+    out = np.empty(128, np.float32)
+    value = np.float32(0.1)
     with np.errstate(invalid="ignore"):
-        _scaled(scale, codes, out)
+        _scaled(scale, codes, value, out)
         expected = scale * codes.astype(np.float32)
     np.testing.assert_array_equal(out[:32], expected)
-    np.testing.assert_array_equal(out[32:], -expected)
+    np.testing.assert_array_equal(out[32:64], -expected)
+    np.testing.assert_array_equal(out[64:96], np.repeat(codes[::16].astype(np.float32) + value, 16))
+    np.testing.assert_array_equal(out[96:], np.float32(0) + expected)
+
+
+@compile_kernel
+def _rounded(a):
+    for i in range(a.size):
+        a[i] = rounded_to_f16(a[i])
+
+
+def test_float16_rounding_matches_numpy():
+    rng = np.random.default_rng(6)
+    v = np.concatenate([rng.standard_normal(2000) * 10.0 ** rng.integers(-9, 6, 2000),
+                        [0.0, -0.0, 65504.0, 65519.0, 65520.0, 1e9, -1e9, 2.0 ** -25,
+                         2.0 ** -24 * 1.5, 2.0 ** -24 * 2.5, 1 + 2.0 ** -11, 1 + 3 * 2.0 ** -11,
+                         np.inf, -np.inf]]).astype(np.float32)
+    a = v.copy()
+    _rounded(a)
+    with np.errstate(over="ignore"):
+        expected = v.astype(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(a, expected)
+
+
+@compile_kernel
+def _quantized_lanes(x, q, sums, largest):
+    for r in range(x.shape[0]):
+        v0, v1 = load_f32x16(x, 32 * r), load_f32x16(x, 32 * r + 16)
+        largest[r] = largest_magnitude(v0, v1)
+        q0 = to_i32(rint_f32(v0))
+        store_i32_as_i8(q, 32 * r, q0)
+        store_i32_as_i8(q, 32 * r + 16, to_i32(rint_f32(v1)))
+        sums[r] = sum_i32(q0)
+
+
+def test_magnitudes_rounding_narrowing_and_sums_are_numpys():
+    """What the activations' quantization uses: the largest |x| (NaN if any lane is NaN, as
+    NumPy's max), rint (ties to even), the low byte of each int32, a lane sum."""
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal((5, 32)) * 100).astype(np.float32)
+    x[0, :4] = (0.5, 1.5, -2.5, 300.0)                  # ties to even; 300 wraps to 44
+    x[1, 7] = -1e4                                      # the largest magnitude, negative
+    x[2, 30] = np.nan
+    x[3] = 0
+    q, sums, largest = np.empty((5, 32), np.int8), np.empty(5, np.int32), np.empty(5, np.float32)
+    _quantized_lanes(x, q, sums, largest)
+    with np.errstate(invalid="ignore"):
+        expected = np.abs(x).max(axis=1)
+    np.testing.assert_array_equal(largest, expected)
+    finite = [0, 1, 3, 4]
+    as_int = np.rint(x[finite]).astype(np.int32)
+    np.testing.assert_array_equal(q[finite], as_int.astype(np.int8))
+    np.testing.assert_array_equal(sums[finite], as_int[:, :16].sum(axis=1))

@@ -23,21 +23,43 @@ def activations(n, k, seed):
 @pytest.mark.parametrize("n", [1, 5])
 def test_activations_are_quantized_as_the_kernel_does(n):
     x = activations(n, 256, seed=n)
-    for ours, kernels in zip(int8_numpy.quantize_rows(x), quantize_activations(x)):
+    x[-1, 200] = np.nan                       # NaN in, NaN out: the block's scale is NaN
+    with np.errstate(invalid="ignore"):
+        ours_all = int8_numpy.quantize_rows(x)
+    for ours, kernels in zip(ours_all, quantize_activations(x)):
         assert ours.dtype == kernels.dtype
         np.testing.assert_array_equal(ours, kernels)
+    assert np.isnan(ours_all[1][-1, 200 // 32])
 
 
 @pytest.mark.parametrize("qtype", INTERLEAVED_TYPES, ids=lambda t: t.name)
-@pytest.mark.parametrize("n", [1, 6, 40])       # 40: two tiles of rows (ROW_TILE)
+@pytest.mark.parametrize("n", [1, 7, 15, 40])   # tiles of 8, 4, 2 and 1 rows
 def test_products_are_the_kernels_bits(qtype, n, monkeypatch):
     m, k = 150, 512                          # 150 rows: two whole groups and a padded one
     w = InterleavedWeight.from_blocks(random_blocks(qtype, m, k, seed=n), qtype, m, k)
     x = activations(n, k, seed=10 + n)
-    _, head, (n_chunks, nj) = _product_call(w, "int8")
+    _, head, (n_chunks,) = _product_call(w, "int8")
     kernels = np.empty((n, m), np.float32)
-    _int8_product(x, *head, kernels, n_chunks, nj)
+    _int8_product(x, *head, kernels, n_chunks)
     monkeypatch.setattr(int8_numpy, "_ROWS_AT_ONCE", 64)    # three passes over the groups
     ours = np.full((n, m), np.nan, np.float32)
-    int8_numpy.product(int8_numpy.quantize_rows(x), *head, nj, ours)
+    int8_numpy.product(int8_numpy.quantize_rows(x), *head, ours)
     np.testing.assert_array_equal(ours, kernels)
+
+
+def test_the_products_before_the_kernels_are_compiled_are_the_twins(monkeypatch, qtype="Q6_K"):
+    """What interleaved_matmul and int8_products compute while the kernels are not compiled
+    (a first run: compiled_already says no): the twin, with the kernels' bits."""
+    from gradient.quant import interleaved
+    from gradient.quant.ggml import GGMLType
+    m, k = 40, 256
+    weights = [InterleavedWeight.from_blocks(random_blocks(GGMLType[qtype], m, k, seed=s),
+                                             GGMLType[qtype], m, k) for s in (1, 2)]
+    x = activations(3, k, seed=3)
+    compiled = [interleaved.interleaved_matmul(x, weights[0]),
+                *interleaved.int8_products(x, weights)]
+    monkeypatch.setattr(interleaved, "compiled_already", lambda dispatcher, args: False)
+    twin = [interleaved.interleaved_matmul(x, weights[0]),
+            *interleaved.int8_products(x, weights)]
+    for a, b in zip(twin, compiled):
+        np.testing.assert_array_equal(a, b)
