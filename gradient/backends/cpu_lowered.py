@@ -210,11 +210,11 @@ def _lower_kv_write(cache, layer, key, value):
 
 
 def _rows_tables(cache):
-    return cache.tables[:cache.size]
+    return cache.tables[:cache.step_rows]
 
 
 def _rows_lengths(cache):
-    return cache.lengths[:cache.size]
+    return cache.lengths[:cache.step_rows]
 
 
 @lowers("paged_kv_write", "cpu")

@@ -16,6 +16,12 @@ length and blocks) that the models pass to attention, which reads every row thro
 blocks (``paged_decode_attention``: each row the bits of that sequence decoded alone). The
 interface is :class:`~gradient.generation.BatchKVCache`'s, so a server may use either.
 
+With ``pad_steps=True`` a step has a power of two of rows (at most ``rows``): the rows in use,
+then padding rows that decode a token at position 0 of a block of their own and are
+forgotten. A captured step is made, and compiled, for each number of rows it sees; padded,
+a server's batch of 5, 6 or 7 sequences replays the step of 8 instead of waiting for three
+more, and every row's logits are the bits they have without padding (rows never mix).
+
 Example::
 
     >>> paged = PagedKVCache(model, rows=8, max_length=2048)
@@ -52,15 +58,18 @@ class PagedKVCache:
     free block is refused with a ShapeError)."""
 
     def __init__(self, model, rows: int, max_length: int, block_size: int = BLOCK_SIZE,
-                 n_blocks: int | None = None):
+                 n_blocks: int | None = None, pad_steps: bool = False):
         if block_size < 1 or block_size % 64:
             raise ValueError(f"PagedKVCache: block_size must be a positive multiple of 64, got "
                              f"{block_size}")
         per_row = -(-max_length // block_size)
         n_blocks = rows * per_row if n_blocks is None else int(n_blocks)
         # the model's own cache of n_blocks "sequences" of block_size positions is the pool:
-        # its dtype, device and layout (every layer in one buffer on the CPU)
-        self._pool = model.new_cache(n_blocks, block_size)
+        # its dtype, device and layout (every layer in one buffer on the CPU); one block more,
+        # never handed out, takes the padding rows' writes
+        self._pool = model.new_cache(n_blocks + 1, block_size)
+        self.pad_steps, self._scratch = pad_steps, n_blocks
+        self.step_rows = 0                                  # rows of the last step, padding too
         self.keys, self.values = self._pool.keys, self._pool.values
         self.rows, self.max_length, self.block_size = rows, max_length, block_size
         self.n_blocks = n_blocks
@@ -239,19 +248,33 @@ class PagedKVCache:
                         in_sequence.copy_(in_block)
 
     # -- a decode step
+    def padded_rows(self, size: int) -> int:
+        """The rows of a step of ``size`` rows in use: ``size``, or with ``pad_steps`` the
+        next power of two, at most ``rows``."""
+        if not self.pad_steps or size == 0:
+            return size
+        return min(self.rows, 1 << (size - 1).bit_length())
+
     def step_inputs(self, tokens, device=None):
         """``(input_ids, attention_mask, position_ids)`` of a step feeding each row in use its
-        next token (``tokens``, one per row): ids ``(size, 1)``, a
+        next token (``tokens``, one per row): ids ``(step_rows, 1)``, a
         :class:`~gradient.ops.causal_bias.PagedRows` (each row's blocks and its length with
-        the new position) as the mask, the positions ``(size, 1)``. Rows that cross into a
-        new block take it here."""
-        lengths = self.lengths[:self.size]
-        ids = np.asarray(tokens, np.int64).reshape(self.size, 1)
-        for row in range(self.size):
+        the new position) as the mask, the positions ``(step_rows, 1)``, where
+        ``step_rows`` is :meth:`padded_rows` of the rows in use (the logits of the padding
+        rows, after those of the rows in use, mean nothing). Rows that cross into a new
+        block take it here."""
+        size, step = self.size, self.padded_rows(self.size)
+        for row in range(size, step):     # padding: position 0 of the block no row holds
+            self.tables[row, 0], self.lengths[row] = self._scratch, 0
+        self.step_rows = step
+        lengths = self.lengths[:step]
+        ids = np.zeros((step, 1), np.int64)
+        ids[:size, 0] = np.asarray(tokens, np.int64).reshape(size)
+        for row in range(size):
             self._key_full_blocks(row)            # the block the last step filled
             self._reserve(row, int(lengths[row]) + 1)
             self._ids[row, lengths[row]] = ids[row, 0]
-        rows = PagedRows(lengths + 1, self.tables[:self.size], self.block_size)
+        rows = PagedRows(lengths + 1, self.tables[:step], self.block_size)
         return (tensor(ids, dtype=int64, device=device), rows,
                 tensor(lengths[:, None].copy(), dtype=int64, device=device))
 
@@ -270,18 +293,19 @@ class PagedKVCache:
 
     def update_arrays(self, layer: int, key, value):
         """:meth:`update` on raw backend arrays: returns the raw pools ``(keys, values)``."""
-        if key.shape[0] != self.size or key.shape[2] != 1:
+        rows = self.step_rows
+        if key.shape[0] != rows or key.shape[2] != 1:
             raise ShapeError(f"PagedKVCache: a step gives one position for each of the "
-                             f"{self.size} rows in use, got keys of shape {tuple(key.shape)}")
-        lengths = self.lengths[:self.size]
-        blocks = self.tables[np.arange(self.size), lengths // self.block_size]
+                             f"{rows} rows of the step, got keys of shape {tuple(key.shape)}")
+        lengths = self.lengths[:rows]
+        blocks = self.tables[np.arange(rows), lengths // self.block_size]
         offsets = lengths % self.block_size
         for pool, new in ((self.keys[layer], key), (self.values[layer], value)):
             b = pool._backend
             if b.name == "cpu":       # every row's position in one write
                 b.setitem(pool._data, (blocks, slice(None), offsets), new[:, :, 0])
             else:
-                for i in range(self.size):
+                for i in range(rows):
                     b.setitem(pool._data, (int(blocks[i]), slice(None),
                                            slice(int(offsets[i]), int(offsets[i]) + 1)),
                               b.getitem(new, (i,)))
@@ -289,7 +313,8 @@ class PagedKVCache:
         return self.keys[layer]._data, self.values[layer]._data
 
     def advance(self, n: int) -> None:
-        """The model calls this once per forward: every row in use holds ``n`` more."""
+        """The model calls this once per forward: every row in use holds ``n`` more (padding
+        rows nothing)."""
         self.lengths[:self.size] += n
 
     def stacked(self):

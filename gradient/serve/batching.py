@@ -99,7 +99,10 @@ class Scheduler:
             stack = getattr(model, "model", None) or getattr(model, "transformer", None)
             on_cpu = all(p.device.type == "cpu" for p in model.parameters())
             paged = on_cpu and getattr(stack, "window", None) is None
-            self._batch = (PagedKVCache if paged else BatchKVCache)(model, rows, context)
+            # padded steps: a batch's step has 2, 4 or 8 ... rows, each a decode loop
+            # compiled once, rather than one for every number of sequences running
+            self._batch = (PagedKVCache(model, rows, context, pad_steps=True) if paged
+                           else BatchKVCache(model, rows, context))
         return self._batch
 
     @property

@@ -117,6 +117,67 @@ def test_paged_steps_compiled_into_one_loop_give_the_batch_caches_bits(llama, mo
         np.testing.assert_array_equal(a, b)
 
 
+def _padded_run(model, fused, pad_steps):
+    """Logits of 8 steps of a paged cache of 8 rows: 3 sequences (a step of 4 rows when
+    padded), two more join (8), one leaves (4); and each step's number of rows."""
+    stack = model.model
+    stack.fused_decode = fused
+    rng = np.random.default_rng(9)
+    prompts = [rng.integers(3, 250, n).tolist() for n in (60, 125, 9, 30, 14)]
+    paged = PagedKVCache(model, rows=8, max_length=192, pad_steps=pad_steps)
+    last, out, rows = [], [], []
+
+    def join(prompt):
+        cache, logits = _prefilled(model, prompt)
+        paged.add(cache, len(prompt))
+        last.append(int(logits.argmax()))
+    try:
+        for prompt in prompts[:3]:
+            join(prompt)
+        for step in range(8):
+            if step == 3:
+                join(prompts[3])
+                join(prompts[4])
+            if step == 6:
+                moved = paged.remove(1)
+                last[1] = last.pop() if moved is not None else last[1]
+            ids, mask, positions = paged.step_inputs(last)
+            rows.append(ids.shape[0])
+            with no_grad():
+                logits = model(ids, attention_mask=mask, position_ids=positions, cache=paged,
+                               logits_to_keep=1).logits[:, -1].numpy()
+            out.append(logits[:paged.size])
+            last = [int(row.argmax()) for row in logits[:paged.size]]
+    finally:
+        stack.fused_decode = True
+    return out, rows
+
+
+@pytest.fixture(scope="module")
+def quantized_llama():
+    """Every product an int8 one (the head too), whose rows never depend on each other: a
+    float model's BLAS products may round a row differently with more rows beside it."""
+    from gradient.quant import QuantizedLinear
+
+    from ..models.test_llama_decode import quantized_model
+    model = quantized_model("llama", ("Q4_1", "Q8_0"), max_position_embeddings=256)
+    model.lm_head = QuantizedLinear.from_linear(model.lm_head, "Q8_0")
+    return model.eval()
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["captured", "module graph"])
+def test_padded_steps_give_every_row_its_own_bits(quantized_llama, fused):
+    """With pad_steps, a step of 3 or 5 sequences runs 4 or 8 rows (the padding rows write
+    into a block no row holds and are forgotten): the sequences' logits are the unpadded
+    steps' bits, step after step (a padding row that wrote into a row's blocks would show)."""
+    plain, plain_rows = _padded_run(quantized_llama, fused, pad_steps=False)
+    padded, padded_rows = _padded_run(quantized_llama, fused, pad_steps=True)
+    assert plain_rows == [3, 3, 3, 5, 5, 5, 4, 4]
+    assert padded_rows == [4, 4, 4, 8, 8, 8, 4, 4]
+    for a, b in zip(padded, plain):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_a_paged_step_gives_each_sequences_own_logits(llama):
     rng = np.random.default_rng(4)
     prompts = [rng.integers(3, 250, n).tolist() for n in (63, 20)]
