@@ -454,28 +454,21 @@ def _weigh_paged_values(e, total, lim, v, blocks, bs, hk, acc):
 
 
 @_compile
-def _attend_paged(q, k, v, blocks, bs, S, scale, f32, b, hk, out):
+def _attend_paged(q, k, v, blocks, bs, S, scale, f32, b, hk, out, qs, scores, kt, wide, bits,
+                  lanes, acc):
     """The query of row ``b`` (q (B, Hq, 1, D)) for the heads key head ``hk`` serves,
     against the row's first S keys, which blocks ``blocks`` of k and v (n_blocks, Hk, bs, D)
     hold in order: :func:`_attend`'s arithmetic for one position (the same bits), each tile
-    of keys read from its block (``bs`` is a multiple of the tile)."""
-    Hq, D = q.shape[1], q.shape[3]
-    group = Hq // k.shape[1]
-    dtype = q.dtype
-    qs = np.empty((group, D), dtype)
+    of keys read from its block (``bs`` is a multiple of the tile). The scratch arrays after
+    ``out`` are the work item's (:func:`_paged_items` makes them once for all its items)."""
+    group = qs.shape[0]
     for r in range(group):
-        for d in range(D):
+        for d in range(qs.shape[1]):
             qs[r, d] = q[b, hk * group + r, 0, d] * scale
-    scores = np.empty((group, S), dtype)
-    kt = np.empty((D, _KEY_TILE), dtype)
-    wide = np.empty((_KEY_TILE, D), dtype)
     for j0 in range(0, S, _KEY_TILE):
         m = min(_KEY_TILE, S - j0)
         _transpose_keys(k, blocks[j0 // bs], hk, j0 % bs, m, kt, wide)
         _score_tile(qs, kt, m, scores, j0)
-    bits = np.empty(S, np.int32)
-    lanes = np.empty(LANES, dtype)
-    acc = np.empty(v.shape[3], dtype)
     for r in range(group):
         total = _softmax_numerators(scores[r], S, bits, lanes, f32)
         _weigh_paged_values(scores[r], total, S, v, blocks, bs, hk, acc)
@@ -485,11 +478,23 @@ def _attend_paged(q, k, v, blocks, bs, S, scale, f32, b, hk, out):
 
 @_compile
 def _paged_items(q, k, v, tables, lengths, bs, scale, f32, out, c, n_chunks):
-    """Work items c, c + n_chunks, ... of :func:`paged_decode_attention`: (row, key head)."""
-    B, Hk = q.shape[0], k.shape[1]
+    """Work items c, c + n_chunks, ... of :func:`paged_decode_attention`: (row, key head),
+    with one set of scratch arrays for all of them (a short row's item is a few microseconds,
+    of which seven allocations took one)."""
+    B, Hq, D = q.shape[0], q.shape[1], q.shape[3]
+    Hk, dtype = k.shape[1], q.dtype
+    longest = lengths.max()
+    qs = np.empty((Hq // Hk, D), dtype)
+    scores = np.empty((Hq // Hk, longest), dtype)
+    kt = np.empty((D, _KEY_TILE), dtype)
+    wide = np.empty((_KEY_TILE, D), dtype)
+    bits = np.empty(longest, np.int32)
+    lanes = np.empty(LANES, dtype)
+    acc = np.empty(v.shape[3], dtype)
     for t in range(c, B * Hk, n_chunks):
         b, hk = t // Hk, t % Hk
-        _attend_paged(q, k, v, tables[b], bs, lengths[b], scale, f32, b, hk, out)
+        _attend_paged(q, k, v, tables[b], bs, lengths[b], scale, f32, b, hk, out, qs, scores,
+                      kt, wide, bits, lanes, acc)
 
 
 @_compile(parallel=True)
