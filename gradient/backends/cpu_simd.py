@@ -40,7 +40,8 @@ from numba.extending import intrinsic, models, register_model
 __all__ = ["i8x64", "i32x16", "f32x16", "load_i8x64", "store_i32x16", "broadcast_4_bytes",
            "low_nibbles", "high_nibbles", "dot4_u8_i8", "dot4_u7_i8", "broadcast_i32x16",
            "add_i32", "zeros_i32x16", "to_f32", "load_f32x16", "store_f32x16",
-           "load_i8_as_f32x16", "broadcast_f32x16", "zeros_f32x16", "mul_f32", "add_f32",
+           "load_i8_as_f32x16", "load_f16_as_f32x16", "broadcast_f32x16", "zeros_f32x16",
+           "mul_f32", "add_f32",
            "neg_f32", "largest_magnitude", "rint_f32", "to_i32", "sum_i32",
            "store_i32_as_i8", "rounded_to_f16", "wide_registers", "features", "prefetch"]
 
@@ -160,19 +161,35 @@ def broadcast_4_bytes(typingctx, array, index):
     return i8x64(array, index), codegen
 
 
-@intrinsic
-def load_i8_as_f32x16(typingctx, array, index):
-    """The 16 signed bytes of an int8 array from flat index i, as float32 (exact)."""
-    if not (isinstance(array, types.Array) and array.dtype == types.int8
-            and array.layout == "C" and isinstance(index, types.Integer)):
-        return None
+def _widening_loader(dtype, element: ir.Type, widen, doc):
+    """A load of 16 ``dtype`` elements of a C-contiguous array from a flat index, each made a
+    float32 by ``widen(builder, vector)``."""
+    @intrinsic
+    def load(typingctx, array, index):
+        if not (isinstance(array, types.Array) and array.dtype == dtype
+                and array.layout == "C" and isinstance(index, types.Integer)):
+            return None
 
-    def codegen(context, builder, signature, args):
-        index = context.cast(builder, args[1], signature.args[1], types.intp)
-        v = builder.load(_pointer(context, builder, signature.args[0], args[0], index,
-                                  ir.VectorType(ir.IntType(8), 16)), align=1)
-        return builder.sitofp(v, f32x16.llvm())
-    return f32x16(array, index), codegen
+        def codegen(context, builder, signature, args):
+            index = context.cast(builder, args[1], signature.args[1], types.intp)
+            v = builder.load(_pointer(context, builder, signature.args[0], args[0], index,
+                                      ir.VectorType(element, 16)), align=1)
+            return widen(builder, v)
+        return f32x16(array, index), codegen
+    load.__doc__ = doc
+    return load
+
+
+load_i8_as_f32x16 = _widening_loader(
+    types.int8, ir.IntType(8), lambda builder, v: builder.sitofp(v, f32x16.llvm()),
+    "``load_i8_as_f32x16(a, i)``: the 16 signed bytes of an int8 array from flat index i, as "
+    "float32 (exact).")
+load_f16_as_f32x16 = _widening_loader(
+    types.uint16, ir.IntType(16),
+    lambda builder, v: builder.fpext(builder.bitcast(v, ir.VectorType(ir.HalfType(), 16)),
+                                     f32x16.llvm()),
+    "``load_f16_as_f32x16(a, i)``: the 16 float16 values whose bits a uint16 array holds from "
+    "flat index i, as float32 (exact): F16C's vcvtph2ps where the CPU has it.")
 
 
 @intrinsic

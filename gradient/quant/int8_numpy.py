@@ -62,14 +62,22 @@ def _round_f16(a: np.ndarray) -> np.ndarray:
         return a.astype(np.float16).astype(np.float32)
 
 
+def _widened(bits: np.ndarray) -> np.ndarray:
+    """Float16 values kept as their uint16 bits, as float32 (exact)."""
+    return bits.view(np.float16).astype(np.float32) if bits.dtype == np.uint16 else bits
+
+
 def block_factors(scale, minimum, sub, has_min: bool) -> tuple:
     """``(scale, minimum)`` of every block, float32 (groups, blocks, lanes), from a repacked
     weight's arrays: as they are stored (``sub`` None), or for a k-quant each super-block's
     ``d`` and ``dmin`` times the block's integers, ``d * sc`` and ``-(dmin * m)``: the float32
     products the kernels form (see :mod:`gradient.quant.interleaved`). ``minimum`` is None
-    without ``has_min``."""
+    without ``has_min``. The stored scales and minimums are float16 bits (uint16), widened
+    exactly."""
+    scale = _widened(scale)
+    minimum = _widened(minimum) if has_min else None
     if sub is None:
-        return scale, (minimum if has_min else None)
+        return scale, minimum
     per = sub.shape[1] // scale.shape[1]
     s = np.repeat(scale, per, axis=1) * sub[:, :, 0].astype(np.float32)
     if not has_min:

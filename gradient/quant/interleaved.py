@@ -20,7 +20,8 @@ The layout (:class:`InterleavedWeight`), for ``G = LANES`` rows per group:
 * ``kind="byte"`` (Q8_0, Q5_0, Q5_1, Q5_K with 32-value blocks; Q2_K, Q3_K, Q6_K with 16-value
   blocks): ``block / 4`` quads, one value per byte, stored unsigned (``code + offset``, see
   below): the unsigned operand of ``vpdpbusd``.
-* ``scale`` and ``minimum`` float32 (groups, blocks, G): the value of a weight is
+* ``scale`` and ``minimum`` float16, kept as their uint16 bits as in the file (groups, blocks,
+  G), widened to float32 as a kernel reads them: the value of a weight is
   ``scale * (code - offset) + minimum`` with ggml's own rounding (``offset`` 8 for Q4_0, 128
   for Q8_0, 16 for Q5_0, 4 for Q3_K, 32 for Q6_K, else 0; ``minimum`` is absent for the types
   without one).
@@ -30,9 +31,10 @@ The layout (:class:`InterleavedWeight`), for ``G = LANES`` rows per group:
   ``-(dmin * m)`` as they read a block, so dequantizing the repacked weight is still
   bit-exact with ``gguf.quants.dequantize``.
 
-Repacking costs some memory over GGML's layout (scales stored as float32, not float16; one
-byte per value for the 5- and 6-bit types): Q4_1 takes 24 bytes per 32 weights instead of 20,
-Q4_K 19 instead of 18, Q6_K 34.5 instead of 26.25.
+Repacking costs memory over GGML's layout only where a type packs codes tighter than a nibble
+or a byte: one byte per value for the 5- and 6-bit types (Q6_K 274 bytes per 256 weights
+instead of 210), and the k-quants' 6-bit block scales and mins as whole bytes (Q4_K 148
+instead of 144). Q4_0, Q4_1 and Q8_0 take exactly their file's bytes.
 
 Two products read the repacked weight:
 
@@ -72,18 +74,20 @@ from numba.extending import overload
 from ..backends.cpu_compile import compile_kernel, compiled_already, in_threads
 from ..backends.cpu_simd import (add_f32, add_i32, broadcast_4_bytes, broadcast_f32x16,
                                  broadcast_i32x16, dot4_u7_i8, dot4_u8_i8, high_nibbles,
-                                 largest_magnitude, load_f32x16, load_i8_as_f32x16,
+                                 largest_magnitude, load_f16_as_f32x16, load_f32x16,
+                                 load_i8_as_f32x16,
                                  load_i8x64, low_nibbles, mul_f32, neg_f32, prefetch,
                                  rint_f32, rounded_to_f16, store_f32x16, store_i32_as_i8,
                                  sum_i32, to_f32, to_i32, wide_registers, zeros_f32x16,
                                  zeros_i32x16)
+from ..backends.cpu_half import widen
 from ..backends.host_memory import pages_of_their_own
 from ..errors import ShapeError
 from ..kernels.lowering import Lowered
 from ..kernels.registry import prepares, register
 from . import int8_numpy
 from .ggml import GGMLType, UnsupportedQuantTypeError
-from .matmul import (SMALL_BATCH, _as_blocks, _f16, _scale_min_k4, _threads, tile_rows,
+from .matmul import (SMALL_BATCH, _as_blocks, _scale_min_k4, _threads, tile_rows,
                      tiled_matmul_t)
 
 __all__ = ["InterleavedWeight", "interleaved_matmul", "int8_products", "quantize_activations",
@@ -120,6 +124,13 @@ INTERLEAVED_TYPES = tuple(_FORMATS)
 _N16, _N32 = 16, 32
 
 # ----------------------------------------------------------------------------- repacking
+@compile_kernel(inline=True)
+def _half_bits(lo, hi):
+    """The float16 stored little-endian in bytes ``lo``, ``hi``: its bits, kept as they are
+    (every scale and minimum of a GGML block is a float16, so it stays one in memory)."""
+    return np.uint16(np.int32(lo) | (np.int32(hi) << 8))
+
+
 # Each packer reads the GGML rows of ``raw`` (rows, row bytes) and writes, for row r, lane
 # r % G of group r // G. Offsets are bytes within a block, as in gradient.quant.matmul.
 
@@ -130,7 +141,7 @@ def _pack_q4_0(raw, codes, scale, minimum, sub, n16):
         g, lane, row = r // G, r % G, raw[r]
         for b in range(codes.shape[1]):
             o = b * 18
-            scale[g, b, lane] = _f16(row[o], row[o + 1])
+            scale[g, b, lane] = _half_bits(row[o], row[o + 1])
             for j in range(n16):
                 codes[g, b, j >> 2, lane, j & 3] = row[o + 2 + j]
 
@@ -142,8 +153,8 @@ def _pack_q4_1(raw, codes, scale, minimum, sub, n16):
         g, lane, row = r // G, r % G, raw[r]
         for b in range(codes.shape[1]):
             o = b * 20
-            scale[g, b, lane] = _f16(row[o], row[o + 1])
-            minimum[g, b, lane] = _f16(row[o + 2], row[o + 3])
+            scale[g, b, lane] = _half_bits(row[o], row[o + 1])
+            minimum[g, b, lane] = _half_bits(row[o + 2], row[o + 3])
             for j in range(n16):
                 codes[g, b, j >> 2, lane, j & 3] = row[o + 4 + j]
 
@@ -157,8 +168,8 @@ def _pack_q4_k(raw, codes, scale, minimum, sub, n16):
         g, lane, row = r // G, r % G, raw[r]
         for sb in range(codes.shape[1] // 8):
             o = sb * 144
-            scale[g, sb, lane] = _f16(row[o], row[o + 1])
-            minimum[g, sb, lane] = _f16(row[o + 2], row[o + 3])
+            scale[g, sb, lane] = _half_bits(row[o], row[o + 1])
+            minimum[g, sb, lane] = _half_bits(row[o + 2], row[o + 3])
             for q in range(4):
                 for h in range(2):
                     b = sb * 8 + 2 * q + h
@@ -178,7 +189,7 @@ def _pack_q8_0(raw, codes, scale, minimum, sub, n16):
         g, lane, row = r // G, r % G, raw[r]
         for b in range(codes.shape[1]):
             o = b * 34
-            scale[g, b, lane] = _f16(row[o], row[o + 1])
+            scale[g, b, lane] = _half_bits(row[o], row[o + 1])
             for j in range(2 * n16):
                 codes[g, b, j >> 2, lane, j & 3] = row[o + 2 + j] ^ np.uint8(128)
 
@@ -196,7 +207,7 @@ def _pack_q5_0(raw, codes, scale, minimum, sub, n16):
         g, lane, row = r // G, r % G, raw[r]
         for b in range(codes.shape[1]):
             o = b * 22
-            scale[g, b, lane] = _f16(row[o], row[o + 1])
+            scale[g, b, lane] = _half_bits(row[o], row[o + 1])
             qh = _u32(row, o + 2)
             for j in range(n16):
                 q = np.int32(row[o + 6 + j])
@@ -213,8 +224,8 @@ def _pack_q5_1(raw, codes, scale, minimum, sub, n16):
         g, lane, row = r // G, r % G, raw[r]
         for b in range(codes.shape[1]):
             o = b * 24
-            scale[g, b, lane] = _f16(row[o], row[o + 1])
-            minimum[g, b, lane] = _f16(row[o + 2], row[o + 3])
+            scale[g, b, lane] = _half_bits(row[o], row[o + 1])
+            minimum[g, b, lane] = _half_bits(row[o + 2], row[o + 3])
             qh = _u32(row, o + 4)
             for j in range(n16):
                 q = np.int32(row[o + 8 + j])
@@ -231,8 +242,8 @@ def _pack_q5_k(raw, codes, scale, minimum, sub, n16):
         g, lane, row = r // G, r % G, raw[r]
         for sb in range(codes.shape[1] // 8):
             o = sb * 176
-            scale[g, sb, lane] = _f16(row[o], row[o + 1])
-            minimum[g, sb, lane] = _f16(row[o + 2], row[o + 3])
+            scale[g, sb, lane] = _half_bits(row[o], row[o + 1])
+            minimum[g, sb, lane] = _half_bits(row[o + 2], row[o + 3])
             for q in range(4):
                 for h in range(2):
                     j = 2 * q + h
@@ -252,8 +263,8 @@ def _pack_q2_k(raw, codes, scale, minimum, sub, n16):
         g, lane, row = r // G, r % G, raw[r]
         for sb in range(codes.shape[1] // 16):
             o = sb * 84
-            scale[g, sb, lane] = _f16(row[o + 80], row[o + 81])
-            minimum[g, sb, lane] = _f16(row[o + 82], row[o + 83])
+            scale[g, sb, lane] = _half_bits(row[o + 80], row[o + 81])
+            minimum[g, sb, lane] = _half_bits(row[o + 82], row[o + 83])
             for q in range(2):
                 for s in range(4):
                     for half in range(2):
@@ -274,7 +285,7 @@ def _pack_q3_k(raw, codes, scale, minimum, sub, n16):
         g, lane, row = r // G, r % G, raw[r]
         for sb in range(codes.shape[1] // 16):
             o = sb * 110
-            scale[g, sb, lane] = _f16(row[o + 108], row[o + 109])
+            scale[g, sb, lane] = _half_bits(row[o + 108], row[o + 109])
             for q in range(2):
                 for s in range(4):
                     for half in range(2):
@@ -298,7 +309,7 @@ def _pack_q6_k(raw, codes, scale, minimum, sub, n16):
         g, lane, row = r // G, r % G, raw[r]
         for sb in range(codes.shape[1] // 16):
             o = sb * 210
-            scale[g, sb, lane] = _f16(row[o + 208], row[o + 209])
+            scale[g, sb, lane] = _half_bits(row[o + 208], row[o + 209])
             for q in range(2):
                 for s in range(4):
                     for half in range(2):
@@ -360,9 +371,9 @@ class InterleavedWeight:
         n_scales = n_blocks // per_super if per_super else n_blocks
         # long-lived: on pages of their own, outside the heap (see pages_of_their_own)
         codes = pages_of_their_own((groups, n_blocks, quads, LANES, 4), np.uint8)
-        scale = pages_of_their_own((groups, n_scales, LANES), np.float32)
+        scale = pages_of_their_own((groups, n_scales, LANES), np.uint16)     # float16 bits
         minimum = pages_of_their_own((groups, n_scales, LANES) if has_min else (0, 0, 0),
-                                     np.float32)
+                                     np.uint16)
         sub = pages_of_their_own((groups, n_blocks, 1 + has_min, LANES), np.int8) \
             if per_super else None
         if raw.size:
@@ -430,15 +441,16 @@ def _factors(scale, minimum, sub, has_min, g, b, lane):
 def _factors_typed(scale, minimum, sub, has_min, g, b, lane):
     if sub is types.none:
         def stored(scale, minimum, sub, has_min, g, b, lane):
-            return scale[g, b, lane], (minimum[g, b, lane] if has_min else np.float32(0))
+            return widen(scale[g, b, lane]), (widen(minimum[g, b, lane]) if has_min
+                                              else np.float32(0))
         return stored
 
     def two_levels(scale, minimum, sub, has_min, g, b, lane):
         sb = _super_block(b, sub, scale)
-        s = scale[g, sb, lane] * np.float32(sub[g, b, 0, lane])
+        s = widen(scale[g, sb, lane]) * np.float32(sub[g, b, 0, lane])
         if not has_min:
             return s, np.float32(0)
-        return s, -(minimum[g, sb, lane] * np.float32(sub[g, b, 1, lane]))
+        return s, -(widen(minimum[g, sb, lane]) * np.float32(sub[g, b, 1, lane]))
     return two_levels
 
 
@@ -608,21 +620,22 @@ def _group_factors_typed(scale, minimum, sub, g, b):
         if with_min:
             def stored(scale, minimum, sub, g, b):
                 at = (g * scale.shape[1] + b) * LANES
-                return load_f32x16(scale, at), load_f32x16(minimum, at)
+                return load_f16_as_f32x16(scale, at), load_f16_as_f32x16(minimum, at)
             return stored
         return lambda scale, minimum, sub, g, b: (
-            load_f32x16(scale, (g * scale.shape[1] + b) * LANES), None)
+            load_f16_as_f32x16(scale, (g * scale.shape[1] + b) * LANES), None)
 
     if with_min:
         def two_levels(scale, minimum, sub, g, b):
             at = (g * scale.shape[1] + _super_block(b, sub, scale)) * LANES
-            return (mul_f32(load_f32x16(scale, at), _sub_integers(sub, g, b, 0)),
-                    neg_f32(mul_f32(load_f32x16(minimum, at), _sub_integers(sub, g, b, 1))))
+            return (mul_f32(load_f16_as_f32x16(scale, at), _sub_integers(sub, g, b, 0)),
+                    neg_f32(mul_f32(load_f16_as_f32x16(minimum, at),
+                                    _sub_integers(sub, g, b, 1))))
         return two_levels
 
     def two_levels_scale(scale, minimum, sub, g, b):
         at = (g * scale.shape[1] + _super_block(b, sub, scale)) * LANES
-        return mul_f32(load_f32x16(scale, at), _sub_integers(sub, g, b, 0)), None
+        return mul_f32(load_f16_as_f32x16(scale, at), _sub_integers(sub, g, b, 0)), None
     return two_levels_scale
 
 
@@ -676,7 +689,7 @@ def _tile(codes, scale, minimum, sub, offset, nibble, small, xq, xd, xs, xs16, x
             at = (g * nb + b) * quads * 4 * LANES
             for line in range(quads):      # the codes a few blocks on (see PREFETCH_BYTES)
                 prefetch(codes, at + PREFETCH_BYTES + 4 * LANES * line)
-            prefetch(scale, (g * scale.shape[1] + b) * LANES + PREFETCH_BYTES // 4)
+            prefetch(scale, (g * scale.shape[1] + b) * LANES + PREFETCH_BYTES // 2)
             sums = zero_i
             for r in range(rows):      # the integer sums start at -offset * sum(x_q)
                 x_sum = xsum[i + r, b] if values == 32 else xsum16[i + r, b]

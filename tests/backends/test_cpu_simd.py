@@ -14,7 +14,8 @@ import pytest
 from gradient.backends.cpu_compile import compile_kernel
 from gradient.backends.cpu_simd import (add_f32, add_i32, broadcast_4_bytes, broadcast_f32x16,
                                         broadcast_i32x16, dot4_u7_i8, dot4_u8_i8, high_nibbles,
-                                        load_f32x16, load_i8_as_f32x16, load_i8x64, low_nibbles,
+                                        load_f16_as_f32x16, load_f32x16, load_i8_as_f32x16,
+                                        load_i8x64, low_nibbles,
                                         largest_magnitude, mul_f32, neg_f32, rint_f32,
                                         rounded_to_f16, store_f32x16, store_i32_as_i8,
                                         store_i32x16, sum_i32, to_f32, to_i32, wide_registers,
@@ -185,6 +186,24 @@ def test_float16_rounding_matches_numpy():
     with np.errstate(over="ignore"):
         expected = v.astype(np.float16).astype(np.float32)
     np.testing.assert_array_equal(a, expected)
+
+
+@compile_kernel
+def _widened(bits, out):
+    for i in range(0, bits.size, 16):
+        store_f32x16(out, i, load_f16_as_f32x16(bits, i))
+
+
+def test_float16_bits_widen_as_numpy_converts_them():
+    """Every float16 (the scales of repacked GGML weights): subnormals, infinities, both
+    zeros; NaNs stay NaNs."""
+    bits = np.arange(2 ** 16, dtype=np.uint16)
+    out = np.empty(bits.size, np.float32)
+    _widened(bits, out)
+    expected = bits.view(np.float16).astype(np.float32)
+    nan = np.isnan(expected)
+    np.testing.assert_array_equal(np.isnan(out), nan)
+    np.testing.assert_array_equal(out[~nan].view(np.uint32), expected[~nan].view(np.uint32))
 
 
 @compile_kernel

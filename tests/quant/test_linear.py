@@ -149,7 +149,7 @@ def test_module_state():
     assert layer.qweight is before and layer.bias.dtype is gradient.bfloat16
     assert not layer.qweight.flags.writeable
     assert repr(layer) == ("QuantizedLinear(in_features=64, out_features=16, qtype=Q4_1, "
-                           "bias=True, activations=int8, 768 B)")       # the repacked copy
+                           "bias=True, activations=int8, 640 B)")   # the blocks' own bytes
     with gradient.no_grad():
         assert layer(gradient.randn(3, 64)).dtype is gradient.float32   # bias cast to the input's
 
