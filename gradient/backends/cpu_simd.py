@@ -38,12 +38,12 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic, models, register_model
 
 __all__ = ["i8x64", "i32x16", "f32x16", "load_i8x64", "store_i32x16", "broadcast_4_bytes",
-           "low_nibbles", "high_nibbles", "dot4_u8_i8", "dot4_u7_i8", "broadcast_i32x16",
-           "add_i32", "zeros_i32x16", "to_f32", "load_f32x16", "store_f32x16",
-           "load_i8_as_f32x16", "load_f16_as_f32x16", "broadcast_f32x16", "zeros_f32x16",
-           "mul_f32", "add_f32",
-           "neg_f32", "largest_magnitude", "rint_f32", "to_i32", "sum_i32",
-           "store_i32_as_i8", "rounded_to_f16", "wide_registers", "features", "prefetch"]
+           "low_nibbles", "high_nibbles", "with_top_bits", "dot4_u8_i8", "dot4_u7_i8",
+           "broadcast_i32x16", "add_i32", "zeros_i32x16", "to_f32", "load_f32x16",
+           "store_f32x16", "load_i8_as_f32x16", "load_f16_as_f32x16", "broadcast_f32x16",
+           "zeros_f32x16", "mul_f32", "add_f32", "neg_f32", "largest_magnitude", "rint_f32",
+           "to_i32", "sum_i32", "store_i32_as_i8", "rounded_to_f16", "wide_registers",
+           "features", "prefetch"]
 
 
 class _Vector(types.Type):
@@ -230,6 +230,24 @@ def high_nibbles(typingctx, v):
     def codegen(context, builder, signature, args):
         return builder.lshr(args[0], ir.Constant(i8x64.llvm(), [4] * 64))
     return i8x64(v), codegen
+
+
+@intrinsic
+def with_top_bits(typingctx, low, top, shift):
+    """``low | ((top >> shift) & 3) << 4`` byte by byte: four low bits (0 .. 15) and two more
+    from ``top`` (bits ``shift`` and ``shift + 1`` of each byte; ``shift`` a literal 0, 2, 4
+    or 6), a 6-bit code (0 .. 63)."""
+    if not (low == i8x64 and top == i8x64 and isinstance(shift, types.IntegerLiteral)
+            and shift.literal_value in (0, 2, 4, 6)):
+        return None
+    by = shift.literal_value
+
+    def codegen(context, builder, signature, args):
+        def splat(value):
+            return ir.Constant(i8x64.llvm(), [value] * 64)
+        bits = builder.and_(builder.lshr(args[1], splat(by)), splat(3))
+        return builder.or_(args[0], builder.shl(bits, splat(4)))
+    return i8x64(low, top, shift), codegen
 
 
 @intrinsic

@@ -96,7 +96,8 @@ def product(quantized: tuple, codes, scale, minimum, sub, offset: int, nibble: b
     scale, minimum = block_factors(scale, minimum, sub, has_min)
     n = xq.shape[0]
     groups, blocks, quads, lanes, _ = codes.shape
-    values = 32 if nibble else 4 * quads
+    six = not nibble and quads == 3              # Q6_K's two planes (gradient.quant.interleaved)
+    values = 32 if nibble else (16 if six else 4 * quads)
     # per block: which activation scale, which sum of activations the minimum takes, and
     # which integer sum the offset of the stored codes takes off
     x_scale = xd if values == 32 else xd[:, np.arange(blocks) // 2]
@@ -113,6 +114,12 @@ def product(quantized: tuple, codes, scale, minimum, sub, offset: int, nibble: b
         c = codes[g0:g1].transpose(0, 1, 2, 4, 3).reshape(g1 - g0, blocks, 4 * quads, lanes)
         if nibble:   # byte j holds value j in its low four bits, value 16 + j in its high
             w = np.concatenate([c & np.uint8(15), c >> np.uint8(4)], axis=2)
+        elif six:    # the same for values j and 8 + j, then byte t of quad 2 the top two bits
+            top = c[:, :, 8:12]     # of values t, t + 4, t + 8, t + 12
+            high = np.concatenate([(top >> np.uint8(2 * u)) & np.uint8(3) for u in range(4)],
+                                  axis=2)
+            w = np.concatenate([c[:, :, :8] & np.uint8(15), c[:, :, :8] >> np.uint8(4)],
+                               axis=2) | (high << np.uint8(4))
         else:
             w = c
         # (blocks, values, rows), exact in float32; the sums (blocks, n, rows) exact too

@@ -17,9 +17,14 @@ The layout (:class:`InterleavedWeight`), for ``G = LANES`` rows per group:
 * ``kind="nibble"`` (Q4_0, Q4_1, Q4_K): 4 quads; byte ``j`` (``quads * 4 + t``) of a 32-value
   block holds value ``j`` in its low nibble and value ``j + 16`` in its high nibble (as in
   Q4_0); a Q4_K super-block becomes its eight 32-value sub-blocks.
-* ``kind="byte"`` (Q8_0, Q5_0, Q5_1, Q5_K with 32-value blocks; Q2_K, Q3_K, Q6_K with 16-value
+* ``kind="byte"`` (Q8_0, Q5_0, Q5_1, Q5_K with 32-value blocks; Q2_K, Q3_K with 16-value
   blocks): ``block / 4`` quads, one value per byte, stored unsigned (``code + offset``, see
   below): the unsigned operand of ``vpdpbusd``.
+* ``kind="six"`` (Q6_K, 16-value blocks of 6-bit codes): 3 quads, 12 bytes a block as in the
+  file. Byte ``j`` of quads 0 and 1 holds the low four bits of value ``j`` in its low nibble and
+  of value ``j + 8`` in its high nibble; byte ``t`` of quad 2 the top two bits of values
+  ``t``, ``t + 4``, ``t + 8``, ``t + 12`` (bits 0-1, 2-3, 4-5, 6-7). A kernel joins them into
+  the byte codes as it reads them (:func:`~gradient.backends.cpu_simd.with_top_bits`).
 * ``scale`` and ``minimum`` float16, kept as their uint16 bits as in the file (groups, blocks,
   G), widened to float32 as a kernel reads them: the value of a weight is
   ``scale * (code - offset) + minimum`` with ggml's own rounding (``offset`` 8 for Q4_0, 128
@@ -32,9 +37,9 @@ The layout (:class:`InterleavedWeight`), for ``G = LANES`` rows per group:
   bit-exact with ``gguf.quants.dequantize``.
 
 Repacking costs memory over GGML's layout only where a type packs codes tighter than a nibble
-or a byte: one byte per value for the 5- and 6-bit types (Q6_K 274 bytes per 256 weights
-instead of 210), and the k-quants' 6-bit block scales and mins as whole bytes (Q4_K 148
-instead of 144). Q4_0, Q4_1 and Q8_0 take exactly their file's bytes.
+or a byte: one byte per value for the 5-bit types and Q2_K, Q3_K, and the k-quants' 6-bit
+block scales and mins as whole bytes (Q4_K 148 bytes per 256 weights instead of 144). Q4_0,
+Q4_1, Q8_0 and Q6_K take exactly their file's bytes.
 
 Two products read the repacked weight:
 
@@ -75,11 +80,10 @@ from ..backends.cpu_compile import compile_kernel, compiled_already, in_threads
 from ..backends.cpu_simd import (add_f32, add_i32, broadcast_4_bytes, broadcast_f32x16,
                                  broadcast_i32x16, dot4_u7_i8, dot4_u8_i8, high_nibbles,
                                  largest_magnitude, load_f16_as_f32x16, load_f32x16,
-                                 load_i8_as_f32x16,
-                                 load_i8x64, low_nibbles, mul_f32, neg_f32, prefetch,
-                                 rint_f32, rounded_to_f16, store_f32x16, store_i32_as_i8,
-                                 sum_i32, to_f32, to_i32, wide_registers, zeros_f32x16,
-                                 zeros_i32x16)
+                                 load_i8_as_f32x16, load_i8x64, low_nibbles, mul_f32, neg_f32,
+                                 prefetch, rint_f32, rounded_to_f16, store_f32x16,
+                                 store_i32_as_i8, sum_i32, to_f32, to_i32, wide_registers,
+                                 with_top_bits, zeros_f32x16, zeros_i32x16)
 from ..backends.cpu_half import widen
 from ..backends.host_memory import pages_of_their_own
 from ..errors import ShapeError
@@ -114,7 +118,7 @@ _FORMATS = {
     GGMLType.Q5_K: ("byte", 32, 0, True, 8),
     GGMLType.Q2_K: ("byte", 16, 0, True, 16),
     GGMLType.Q3_K: ("byte", 16, 4, False, 16),
-    GGMLType.Q6_K: ("byte", 16, 32, False, 16),
+    GGMLType.Q6_K: ("six", 16, 32, False, 16),
 }
 #: The GGML types :class:`InterleavedWeight` repacks (the float types are multiplied as they are).
 INTERLEAVED_TYPES = tuple(_FORMATS)
@@ -304,7 +308,10 @@ def _pack_q3_k(raw, codes, scale, minimum, sub, n16):
 
 @compile_kernel
 def _pack_q6_k(raw, codes, scale, minimum, sub, n16):
+    # the 6-bit code of value l of sub-block k (0 .. 15): 4 low bits from ql, 2 from qh, as
+    # ggml lays them out; stored in the "six" planes (see the module's docstring)
     G = LANES
+    six = np.empty(16, np.int32)
     for r in range(raw.shape[0]):
         g, lane, row = r // G, r % G, raw[r]
         for sb in range(codes.shape[1] // 16):
@@ -321,7 +328,14 @@ def _pack_q6_k(raw, codes, scale, minimum, sub, n16):
                         for l in range(n16):
                             lo = (np.int32(row[src + l]) >> (4 * (s // 2))) & 15
                             hi = (np.int32(row[hsrc + l]) >> (2 * s)) & 3
-                            codes[g, b, l >> 2, lane, l & 3] = np.uint8(lo | (hi << 4))
+                            six[l] = lo | (hi << 4)
+                        for j in range(8):
+                            codes[g, b, j >> 2, lane, j & 3] = np.uint8(
+                                (six[j] & 15) | ((six[j + 8] & 15) << 4))
+                        for t in range(4):
+                            codes[g, b, 2, lane, t] = np.uint8(
+                                (six[t] >> 4) | ((six[t + 4] >> 4) << 2)
+                                | ((six[t + 8] >> 4) << 4) | ((six[t + 12] >> 4) << 6))
 
 
 _PACKERS = {GGMLType.Q4_0: _pack_q4_0, GGMLType.Q4_1: _pack_q4_1, GGMLType.Q4_K: _pack_q4_k,
@@ -345,7 +359,7 @@ class InterleavedWeight:
     qtype: GGMLType
     out_features: int
     in_features: int
-    kind: str                    # "nibble" or "byte"
+    kind: str                    # "nibble", "six" or "byte"
     block: int                   # values per scale: 32 or 16
     offset: int                  # subtracted from the stored codes (see _FORMATS)
     codes: np.ndarray
@@ -367,7 +381,7 @@ class InterleavedWeight:
         kind, block, offset, has_min, per_super = _FORMATS[qtype]
         groups = -(-int(out_features) // LANES)
         n_blocks = int(in_features) // block
-        quads = 4 if kind == "nibble" else block // 4
+        quads = {"nibble": 4, "six": 3}.get(kind, block // 4)
         n_scales = n_blocks // per_super if per_super else n_blocks
         # long-lived: on pages of their own, outside the heap (see pages_of_their_own)
         codes = pages_of_their_own((groups, n_blocks, quads, LANES, 4), np.uint8)
@@ -455,6 +469,15 @@ def _factors_typed(scale, minimum, sub, has_min, g, b, lane):
 
 
 @compile_kernel(inline=True)
+def _six_code(codes, g, b, i, lane):
+    """The 6-bit code of value ``i`` of a "six" block (see the module's docstring)."""
+    j = i & 7
+    c = np.int32(codes[g, b, j >> 2, lane, j & 3])
+    low = (c & 15) if i < 8 else (c >> 4)
+    return low | (((np.int32(codes[g, b, 2, lane, i & 3]) >> (2 * (i >> 2))) & 3) << 4)
+
+
+@compile_kernel(inline=True)
 def _value(codes, s, m, has_min, offset, nibble, g, b, i, lane):
     """Value ``i`` of block ``b`` of row ``g * G + lane``, whose block has the scale ``s`` and
     minimum ``m`` (:func:`_factors`), as ggml rounds it."""
@@ -462,6 +485,8 @@ def _value(codes, s, m, has_min, offset, nibble, g, b, i, lane):
         j = i & 15
         c = np.int32(codes[g, b, j >> 2, lane, j & 3])
         q = (c & 15) if i < 16 else (c >> 4)
+    elif codes.shape[2] == 3:
+        q = _six_code(codes, g, b, i, lane)
     else:
         q = np.int32(codes[g, b, i >> 2, lane, i & 3])
     v = s * np.float32(q - offset)
@@ -653,13 +678,20 @@ def _plus_minimum_typed(t, minimum, x_sum):
 
 
 @compile_kernel(inline=True)
-def _codes(codes, at, s, steps, nibble):
+def _codes(codes, at, s, steps, nibble, six):
     """The two unsigned operands of step ``s`` of a block whose codes start at flat ``at``: a
     nibble block's quad s split into its low and high nibbles (values 4s.. and 16 + 4s..), a
-    byte block's quads s and s + steps (values 4s.. and 4(s + steps)..)."""
+    "six" block's the same of its 16 values (4s.. and 8 + 4s..) with their top bits from
+    quad 2 joined, a byte block's quads s and s + steps (values 4s.. and 4(s + steps)..)."""
     if nibble:
         v = load_i8x64(codes, at + 4 * LANES * s)
         return low_nibbles(v), high_nibbles(v)
+    if six:
+        v = load_i8x64(codes, at + 4 * LANES * s)
+        top = load_i8x64(codes, at + 8 * LANES)
+        if s == 0:       # (the shifts literal: a byte vector's shift by a variable is slow)
+            return with_top_bits(low_nibbles(v), top, 0), with_top_bits(high_nibbles(v), top, 4)
+        return with_top_bits(low_nibbles(v), top, 2), with_top_bits(high_nibbles(v), top, 6)
     return load_i8x64(codes, at + 4 * LANES * s), load_i8x64(codes, at + 4 * LANES * (s + steps))
 
 
@@ -679,7 +711,8 @@ def _tile(codes, scale, minimum, sub, offset, nibble, small, xq, xd, xs, xs16, x
     R i32x16 zeros, or 2R: then each row has two integer sums (its low and high operands), two
     chains of dependent vpdpbusd instead of one, for the tiles of few rows."""
     nb, quads, k, m = codes.shape[1], codes.shape[2], xq.shape[1], y.shape[1]
-    steps = 4 if nibble else quads >> 1
+    six = quads == 3                         # Q6_K's 6-bit codes in two planes
+    steps = 4 if nibble else (2 if six else quads >> 1)
     values = 8 * steps                       # per block: 32, or 16 for the k-quants' 16
     rows = len(zero_f)
     split = len(zero_i) == 2 * rows
@@ -695,7 +728,7 @@ def _tile(codes, scale, minimum, sub, offset, nibble, small, xq, xd, xs, xs16, x
                 x_sum = xsum[i + r, b] if values == 32 else xsum16[i + r, b]
                 sums = tuple_setitem(sums, r, broadcast_i32x16(-offset * x_sum))
             for s in range(steps):
-                low, high = _codes(codes, at, s, steps, nibble)
+                low, high = _codes(codes, at, s, steps, nibble, six)
                 o = i * k + b * values + 4 * s
                 for r in range(rows):
                     x_low = broadcast_4_bytes(xq, o + r * k)
@@ -953,6 +986,7 @@ def _float_groups(codes, scale, minimum, sub, has_min, offset, nibble, x, y, g0,
     wb = np.empty(G, np.float32)
     made = np.empty((2, G), np.float32)
     off = np.float32(offset)
+    six = codes.shape[2] == 3
     for g in range(g0, g1):
         acc[:, :] = 0
         for b in range(nb):
@@ -965,6 +999,8 @@ def _float_groups(codes, scale, minimum, sub, has_min, offset, nibble, x, y, g0,
                         c = np.int32(q[r])
                         wa[r] = made[0, r] * (np.float32(c & 15) - off)
                         wb[r] = made[0, r] * (np.float32(c >> 4) - off)
+                    elif six:
+                        wa[r] = made[0, r] * (np.float32(_six_code(codes, g, b, j, r)) - off)
                     else:
                         wa[r] = made[0, r] * (np.float32(q[r]) - off)
                     if has_min:

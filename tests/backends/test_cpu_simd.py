@@ -17,6 +17,7 @@ from gradient.backends.cpu_simd import (add_f32, add_i32, broadcast_4_bytes, bro
                                         load_f16_as_f32x16, load_f32x16, load_i8_as_f32x16,
                                         load_i8x64, low_nibbles,
                                         largest_magnitude, mul_f32, neg_f32, rint_f32,
+                                        with_top_bits,
                                         rounded_to_f16, store_f32x16, store_i32_as_i8,
                                         store_i32x16, sum_i32, to_f32, to_i32, wide_registers,
                                         zeros_f32x16, zeros_i32x16)
@@ -130,6 +131,31 @@ def test_nibbles_broadcasts_and_lane_order():
     np.testing.assert_array_equal(nibbles[32:], (a >> 4).reshape(16, 4).sum(-1))
     np.testing.assert_array_equal(broadcast, np.full(16, -2))
     assert isinstance(wide, bool)
+
+
+@compile_kernel
+def _six_bit_codes(a, top, one_hot, out):
+    """The bytes of with_top_bits(low nibbles of a, top, shift) for the four shifts, read back
+    through products with one-hot activations (lane l, position p: byte 4l + p)."""
+    low, high = low_nibbles(load_i8x64(a, 0)), load_i8x64(top, 0)
+    codes = (with_top_bits(low, high, 0), with_top_bits(low, high, 2),
+             with_top_bits(low, high, 4), with_top_bits(low, high, 6))
+    for k in range(4):
+        for p in range(4):
+            store_i32x16(out, 64 * k + 16 * p,
+                         dot4_u7_i8(zeros_i32x16(), codes[k], broadcast_4_bytes(one_hot, 4 * p)))
+
+
+def test_six_bit_codes_join_a_nibble_and_two_top_bits():
+    rng = np.random.default_rng(3)
+    a, top = (rng.integers(0, 256, 64).astype(np.uint8) for _ in range(2))
+    one_hot = np.eye(4, dtype=np.int8).reshape(-1)
+    out = np.empty(256, np.int32)
+    _six_bit_codes(a, top, one_hot, out)
+    for k, shift in enumerate((0, 2, 4, 6)):
+        expected = (a & 15) | (((top >> shift) & 3) << 4)
+        got = out[64 * k:64 * (k + 1)].reshape(4, 16).T.reshape(-1)     # byte 4l + p
+        np.testing.assert_array_equal(got, expected)
 
 
 def test_types_are_checked_when_a_kernel_compiles():

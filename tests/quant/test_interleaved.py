@@ -54,10 +54,10 @@ def test_repacking_is_lossless(qtype):
 
 #: Bytes per 32 weights held, by type (codes, scales and minimums; the k-quants keep ggml's
 #: super-block scale and each block's integers): what the module docstring promises.
-# per 32 weights; Q4_0, Q4_1 and Q8_0 exactly their GGML blocks (18, 20 and 34 bytes)
+# per 32 weights; Q4_0, Q4_1, Q8_0 and Q6_K exactly their GGML blocks' bytes
 HELD_BYTES = {GGMLType.Q4_0: 18, GGMLType.Q4_1: 20, GGMLType.Q4_K: 18.5, GGMLType.Q8_0: 34,
               GGMLType.Q5_0: 34, GGMLType.Q5_1: 36, GGMLType.Q5_K: 34.5, GGMLType.Q2_K: 36.5,
-              GGMLType.Q3_K: 34.25, GGMLType.Q6_K: 34.25}
+              GGMLType.Q3_K: 34.25, GGMLType.Q6_K: 26.25}
 
 
 @pytest.mark.parametrize("qtype", INTERLEAVED_TYPES, ids=lambda t: t.name)
