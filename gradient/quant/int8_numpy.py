@@ -64,7 +64,7 @@ def _round_f16(a: np.ndarray) -> np.ndarray:
 
 def _widened(bits: np.ndarray) -> np.ndarray:
     """Float16 values kept as their uint16 bits, as float32 (exact)."""
-    return bits.view(np.float16).astype(np.float32) if bits.dtype == np.uint16 else bits
+    return bits.view(np.float16).astype(np.float32)
 
 
 def block_factors(scale, minimum, sub, has_min: bool) -> tuple:

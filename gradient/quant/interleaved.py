@@ -91,7 +91,7 @@ from ..kernels.lowering import Lowered
 from ..kernels.registry import prepares, register
 from . import int8_numpy
 from .ggml import GGMLType, UnsupportedQuantTypeError
-from .matmul import (SMALL_BATCH, _as_blocks, _scale_min_k4, _threads, tile_rows,
+from .matmul import (SMALL_BATCH, _as_blocks, _half_bits, _scale_min_k4, _threads, tile_rows,
                      tiled_matmul_t)
 
 __all__ = ["InterleavedWeight", "interleaved_matmul", "int8_products", "quantize_activations",
@@ -128,15 +128,9 @@ INTERLEAVED_TYPES = tuple(_FORMATS)
 _N16, _N32 = 16, 32
 
 # ----------------------------------------------------------------------------- repacking
-@compile_kernel(inline=True)
-def _half_bits(lo, hi):
-    """The float16 stored little-endian in bytes ``lo``, ``hi``: its bits, kept as they are
-    (every scale and minimum of a GGML block is a float16, so it stays one in memory)."""
-    return np.uint16(np.int32(lo) | (np.int32(hi) << 8))
-
-
 # Each packer reads the GGML rows of ``raw`` (rows, row bytes) and writes, for row r, lane
-# r % G of group r // G. Offsets are bytes within a block, as in gradient.quant.matmul.
+# r % G of group r // G; every scale and minimum of a block is a float16, kept as its bits.
+# Offsets are bytes within a block, as in gradient.quant.matmul.
 
 @compile_kernel
 def _pack_q4_0(raw, codes, scale, minimum, sub, n16):

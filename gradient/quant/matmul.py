@@ -87,9 +87,15 @@ _F16_POW2 = np.array([2.0 ** -24] + [2.0 ** (e - 25) for e in range(1, 32)], dty
 
 
 @compile_kernel(inline=True)
+def _half_bits(lo, hi):
+    """The float16 stored little-endian in bytes ``lo``, ``hi``: its uint16 bits."""
+    return np.uint16(np.int32(lo) | (np.int32(hi) << 8))
+
+
+@compile_kernel(inline=True)
 def _f16(lo, hi):
     """The float16 stored little-endian in bytes ``lo``, ``hi``, as float32 (exact)."""
-    h = np.int32(lo) | (np.int32(hi) << 8)
+    h = np.int32(_half_bits(lo, hi))
     e = (h >> 10) & 31
     m = h & 1023
     if e == 0:                                      # zero and subnormals: m * 2 ** -24
