@@ -26,8 +26,11 @@ class Ports:
         self.rng = np.random.default_rng(0)
 
     def start(self, name: str, model) -> None:
-        """Make ``model``'s parameters and buffers the torch run's (saved there, loaded here)."""
+        """Make ``model``'s parameters and buffers the torch run's (saved there, loaded here),
+        and seed the library's own generator so what it draws after (dropout masks) is the
+        same in every run of that library."""
         import torch
+        torch.manual_seed(0)
         path = self.dir / f"{self.program}-{name}.npz"
         if self.lib == "torch":
             np.savez(path, **{k: v.detach().cpu().numpy() for k, v in
