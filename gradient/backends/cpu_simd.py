@@ -41,7 +41,7 @@ __all__ = ["i8x64", "i32x16", "f32x16", "load_i8x64", "store_i32x16", "broadcast
            "low_nibbles", "high_nibbles", "with_top_bits", "dot4_u8_i8", "dot4_u7_i8",
            "broadcast_i32x16", "add_i32", "zeros_i32x16", "to_f32", "load_f32x16",
            "store_f32x16", "load_i8_as_f32x16", "load_f16_as_f32x16", "broadcast_f32x16",
-           "zeros_f32x16", "mul_f32", "add_f32", "neg_f32", "largest_magnitude", "rint_f32",
+           "zeros_f32x16", "bytes_as_f32", "mul_f32", "add_f32", "neg_f32", "largest_magnitude", "rint_f32",
            "to_i32", "sum_i32", "store_i32_as_i8", "rounded_to_f16", "wide_registers",
            "features", "prefetch"]
 
@@ -392,6 +392,24 @@ def to_f32(typingctx, v):
     def codegen(context, builder, signature, args):
         return builder.sitofp(args[0], f32x16.llvm())
     return f32x16(v), codegen
+
+
+@intrinsic
+def bytes_as_f32(typingctx, v):
+    """The four bytes of each 32-bit lane of an i8x64, unsigned, as four f32x16: the t-th
+    holds byte t of every lane (bytes t, t + 4, ..., t + 60), exactly. The codes of 16 rows
+    of a repacked weight, four values each, become the float lanes of four values."""
+    if v != i8x64:
+        return None
+    result = types.UniTuple(f32x16, 4)
+
+    def codegen(context, builder, signature, args):
+        parts = []
+        for t in range(4):
+            picked = builder.shuffle_vector(args[0], args[0], _mask(range(t, 64, 4)))
+            parts.append(builder.uitofp(builder.zext(picked, i32x16.llvm()), f32x16.llvm()))
+        return context.make_tuple(builder, result, parts)
+    return result(v), codegen
 
 
 @intrinsic

@@ -48,8 +48,10 @@ Two products read the repacked weight:
   llama.cpp's ``Q8_1``: scale ``max|x| / 127`` stored as float16, and the float16 sum of the
   block), the dot products are integer sums per block, and the scales apply once per block.
   Fast, and close to llama.cpp's own logits; not exact (the activations lose ~1% precision).
-* ``activations="float32"`` -- the weights decoded exactly, float32 activations, float32
-  accumulation: the same numbers as dequantize-then-matmul up to summation order.
+* ``activations="float32"`` -- exact weights times float32 activations: per block, the
+  float32 sum of its codes (minus their offset, small integers) times x, then its scale and
+  minimum applied as the int8 products apply theirs; the same numbers as
+  dequantize-then-matmul up to rounding order.
 
 Any number of rows of ``x`` (a batch's decode step, a prompt) takes the same arithmetic per
 row as one row: a prompt's logits are then those of its tokens decoded one at a time, bit for
@@ -78,6 +80,7 @@ from numba.extending import overload
 
 from ..backends.cpu_compile import compile_kernel, compiled_already, in_threads
 from ..backends.cpu_simd import (add_f32, add_i32, broadcast_4_bytes, broadcast_f32x16,
+                                 bytes_as_f32,
                                  broadcast_i32x16, dot4_u7_i8, dot4_u8_i8, high_nibbles,
                                  largest_magnitude, load_f16_as_f32x16, load_f32x16,
                                  load_i8_as_f32x16, load_i8x64, low_nibbles, mul_f32, neg_f32,
@@ -902,12 +905,12 @@ def int8_product_compiled(x, rows, out_shape, codes, scale, minimum, sub, offset
 
 
 @compile_kernel
-def float_product_compiled(x, rows, out_shape, codes, scale, minimum, sub, has_min, offset, nibble,
-                           n_chunks, nj):
+def float_product_compiled(x, rows, out_shape, codes, scale, minimum, sub, offset, nibble,
+                           n_chunks):
     """:func:`int8_product_compiled` with float32 activations."""
     x2 = np.ascontiguousarray(x).reshape(rows)
     y = np.empty((rows[0], out_shape[len(out_shape) - 1]), np.float32)
-    _float_product(x2, codes, scale, minimum, sub, has_min, offset, nibble, y, n_chunks, nj)
+    _float_product(x2, codes, scale, minimum, sub, offset, nibble, y, n_chunks)
     return y.reshape(out_shape)
 
 
@@ -968,75 +971,136 @@ def lowered_product(x, rows, w, activations, out_shape) -> Lowered:
                    trace=("interleaved_matmul", "numba"))
 
 
+# ----------------------------------------------------------------------------- float32 products
+# With float32 activations a block of a row of W adds ``scale * sum((code - offset) * x) +
+# minimum * sum(x)``: the codes minus their offset are small integers, exact as floats, so the
+# only roundings are the float32 products and sums, and the block's factors apply once, as in
+# the int8 products. The lanes hold 16 rows of W as there; each value's codes become floats
+# once for all the rows of x in a tile.
+
 @compile_kernel
-def _float_groups(codes, scale, minimum, sub, has_min, offset, nibble, x, y, g0, g1, nj):
-    """y[:, rows of groups g0..g1] with float32 activations: each weight decoded exactly
-    (``scale * (q - offset) + minimum``), float32 products and sums."""
-    n = x.shape[0]
-    nb, G = codes.shape[1], LANES
-    m = y.shape[1]
-    acc = np.empty((n, G), np.float32)
-    wa = np.empty(G, np.float32)
-    wb = np.empty(G, np.float32)
-    made = np.empty((2, G), np.float32)
-    off = np.float32(offset)
-    six = codes.shape[2] == 3
+def _block_sums(x, values):
+    """``sum(x)`` over each block of ``values`` values of each row of x, in order: (n, k //
+    values), what a block's minimum multiplies."""
+    n, k = x.shape
+    out = np.empty((n, k // values), np.float32)
+    for i in range(n):
+        for b in range(k // values):
+            total = np.float32(0.0)
+            for j in range(b * values, (b + 1) * values):
+                total += x[i, j]
+            out[i, b] = total
+    return out
+
+
+@compile_kernel(inline=True)
+def _add_value_products(parts, low, high, x, i, c, half):
+    """``parts[r] + (low * x[i + r, c] + high * x[i + r, c + half])`` for each row r."""
+    for r in range(len(parts)):
+        both = add_f32(mul_f32(low, broadcast_f32x16(x[i + r, c])),
+                       mul_f32(high, broadcast_f32x16(x[i + r, c + half])))
+        parts = tuple_setitem(parts, r, add_f32(parts[r], both))
+    return parts
+
+
+@compile_kernel
+def _float_tile(codes, scale, minimum, sub, offset, nibble, x, xsum, y, i, g0, g1, zero_f):
+    """:func:`_tile` with float32 activations: rows ``i .. i + R - 1`` of y (R the length of
+    ``zero_f``), their columns of groups g0..g1. A step's codes (:func:`_codes`) become four
+    values' float lanes each (:func:`~gradient.backends.cpu_simd.bytes_as_f32`), then every
+    row of the tile adds their products with its x."""
+    nb, quads, m = codes.shape[1], codes.shape[2], y.shape[1]
+    six = quads == 3                         # Q6_K's 6-bit codes in two planes
+    steps = 4 if nibble else (2 if six else quads >> 1)
+    values = 8 * steps
+    rows = len(zero_f)
+    minus_offset = broadcast_f32x16(np.float32(-offset))
     for g in range(g0, g1):
-        acc[:, :] = 0
+        acc = zero_f
         for b in range(nb):
-            for r in range(G):
-                made[0, r], made[1, r] = _factors(scale, minimum, sub, has_min, g, b, r)
-            for j in range(nj):
-                q = codes[g, b, j >> 2, :, j & 3]
-                for r in range(G):
-                    if nibble:
-                        c = np.int32(q[r])
-                        wa[r] = made[0, r] * (np.float32(c & 15) - off)
-                        wb[r] = made[0, r] * (np.float32(c >> 4) - off)
-                    elif six:
-                        wa[r] = made[0, r] * (np.float32(_six_code(codes, g, b, j, r)) - off)
-                    else:
-                        wa[r] = made[0, r] * (np.float32(q[r]) - off)
-                    if has_min:
-                        wa[r] += made[1, r]
-                        wb[r] += made[1, r]
-                for i in range(n):
-                    if nibble:
-                        xa = x[i, b * 32 + j]
-                        xb = x[i, b * 32 + 16 + j]
-                        for r in range(G):
-                            acc[i, r] += wa[r] * xa + wb[r] * xb
-                    else:
-                        xa = x[i, b * nj + j]
-                        for r in range(G):
-                            acc[i, r] += wa[r] * xa
-        for i in range(n):
-            for r in range(min(G, m - g * G)):
-                y[i, g * G + r] = acc[i, r]
+            at = (g * nb + b) * quads * 4 * LANES
+            for line in range(quads):      # the codes a few blocks on (see PREFETCH_BYTES)
+                prefetch(codes, at + PREFETCH_BYTES + 4 * LANES * line)
+            parts = zero_f
+            for s in range(steps):
+                low, high = _codes(codes, at, s, steps, nibble, six)
+                lows, highs = bytes_as_f32(low), bytes_as_f32(high)
+                for t in range(4):
+                    parts = _add_value_products(parts, add_f32(lows[t], minus_offset),
+                                                add_f32(highs[t], minus_offset), x, i,
+                                                b * values + 4 * s + t, 4 * steps)
+            w_scale, w_min = _group_factors(scale, minimum, sub, g, b)
+            for r in range(rows):
+                t = mul_f32(w_scale, parts[r])
+                acc = tuple_setitem(acc, r, add_f32(acc[r], _plus_minimum(t, w_min,
+                                                                          xsum[i + r, b])))
+        for r in range(rows):
+            if LANES * (g + 1) <= m:
+                store_f32x16(y, (i + r) * m + LANES * g, acc[r])
+            else:                          # the last rows of W, past which y has no columns
+                last = np.empty(LANES, np.float32)
+                store_f32x16(last, 0, acc[r])
+                for lane in range(m - LANES * g):
+                    y[i + r, LANES * g + lane] = last[lane]
 
 
 @compile_kernel
-def _float_chunk(x, codes, scale, minimum, sub, has_min, offset, nibble, y, nj, c, n_chunks):
+def _float_groups(codes, scale, minimum, sub, offset, nibble, x, xsum, y, g0, g1):
+    """Every row of y, its columns of groups g0..g1, in tiles of rows of x as :func:`_groups`."""
+    n = x.shape[0]
+    f = zeros_f32x16()
+    for first in range(g0, g1, GROUPS_AT_ONCE):
+        last = min(g1, first + GROUPS_AT_ONCE)
+        i = 0
+        if wide_registers():
+            while i + 8 <= n:
+                _float_tile(codes, scale, minimum, sub, offset, nibble, x, xsum, y, i, first,
+                            last, (f, f, f, f, f, f, f, f))
+                i += 8
+        while i + 4 <= n:
+            _float_tile(codes, scale, minimum, sub, offset, nibble, x, xsum, y, i, first, last,
+                        (f, f, f, f))
+            i += 4
+        if i + 2 <= n:
+            _float_tile(codes, scale, minimum, sub, offset, nibble, x, xsum, y, i, first, last,
+                        (f, f))
+            i += 2
+        if i < n:
+            _float_tile(codes, scale, minimum, sub, offset, nibble, x, xsum, y, i, first, last,
+                        (f,))
+
+
+@compile_kernel
+def _float_chunk(x, xsum, codes, scale, minimum, sub, offset, nibble, y, c, n_chunks):
     """Chunk ``c`` of ``n_chunks`` of a float32-activation product: its groups of rows of W."""
     groups = codes.shape[0]
     step = (groups + n_chunks - 1) // n_chunks
-    _float_groups(codes, scale, minimum, sub, has_min, offset, nibble, x, y, c * step,
-                  min(groups, (c + 1) * step), nj)
+    _float_groups(codes, scale, minimum, sub, offset, nibble, x, xsum, y, c * step,
+                  min(groups, (c + 1) * step))
+
+
+@compile_kernel
+def _values_per_block(codes, nibble):
+    """The values of one block of a repacked weight: 32, or 16 for Q6_K, Q2_K and Q3_K."""
+    quads = codes.shape[2]
+    return 32 if nibble else (16 if quads == 3 else 4 * quads)
 
 
 @compile_kernel(parallel=True)
-def _float_product(x, codes, scale, minimum, sub, has_min, offset, nibble, y, n_chunks, nj):
+def _float_product(x, codes, scale, minimum, sub, offset, nibble, y, n_chunks):
+    xsum = _block_sums(x, _values_per_block(codes, nibble))
     for c in numba.prange(n_chunks):
-        _float_chunk(x, codes, scale, minimum, sub, has_min, offset, nibble, y, nj, c, n_chunks)
+        _float_chunk(x, xsum, codes, scale, minimum, sub, offset, nibble, y, c, n_chunks)
 
 
-def _float_threads(x, codes, scale, minimum, sub, has_min, offset, nibble, y, n_chunks, nj):
+def _float_threads(x, codes, scale, minimum, sub, offset, nibble, y, n_chunks):
     """:func:`_float_product` called from Python, on Python threads (as :func:`_int8_threads`)."""
-    args = (x, codes, scale, minimum, sub, has_min, offset, nibble, y, n_chunks, nj)
+    args = (x, codes, scale, minimum, sub, offset, nibble, y, n_chunks)
     if compiled_already(_float_product, args):
         _float_product(*args)
         return
-    in_threads(_float_chunk, (x, codes, scale, minimum, sub, has_min, offset, nibble, y, nj),
+    xsum = _block_sums(x, _values_per_block(codes, nibble))
+    in_threads(_float_chunk, (x, xsum, codes, scale, minimum, sub, offset, nibble, y),
                n_chunks, _threads(x.shape[0] * y.shape[1] * x.shape[1]))
 
 
@@ -1053,11 +1117,8 @@ def _product_call(w: InterleavedWeight, activations: str) -> tuple:
     ``kernel(x, *head, y, *tail)``, one compiled call."""
     if activations == "int8":
         return _int8_threads, _int8_head(w), (_chunks([w], w.in_features),)
-    nibble = w.kind == "nibble"
-    return (_float_threads,
-            (w.codes, w.scale, w.minimum, w.sub, w.minimum.size > 0, w.offset, nibble),
-            (min(w.codes.shape[0], _threads(w.out_features * w.in_features) * 2),
-             16 if nibble else w.block))
+    return (_float_threads, _int8_head(w)[:6],
+            (min(w.codes.shape[0], _threads(w.out_features * w.in_features) * 2),))
 
 
 @register("interleaved_matmul", "cpu", "numba")

@@ -13,6 +13,7 @@ import pytest
 
 from gradient.backends.cpu_compile import compile_kernel
 from gradient.backends.cpu_simd import (add_f32, add_i32, broadcast_4_bytes, broadcast_f32x16,
+                                        bytes_as_f32,
                                         broadcast_i32x16, dot4_u7_i8, dot4_u8_i8, high_nibbles,
                                         load_f16_as_f32x16, load_f32x16, load_i8_as_f32x16,
                                         load_i8x64, low_nibbles,
@@ -156,6 +157,20 @@ def test_six_bit_codes_join_a_nibble_and_two_top_bits():
         expected = (a & 15) | (((top >> shift) & 3) << 4)
         got = out[64 * k:64 * (k + 1)].reshape(4, 16).T.reshape(-1)     # byte 4l + p
         np.testing.assert_array_equal(got, expected)
+
+
+@compile_kernel
+def _bytes_as_floats(a, out):
+    for t in range(4):
+        store_f32x16(out, 16 * t, bytes_as_f32(load_i8x64(a, 0))[t])
+
+
+def test_bytes_of_each_lane_become_its_floats():
+    a = np.random.default_rng(4).integers(0, 256, 64).astype(np.uint8)
+    a[:4] = (0, 255, 128, 127)                    # the ends: unsigned, exact
+    out = np.empty(64, np.float32)
+    _bytes_as_floats(a, out)
+    np.testing.assert_array_equal(out.reshape(4, 16), a.reshape(16, 4).T.astype(np.float32))
 
 
 def test_types_are_checked_when_a_kernel_compiles():
