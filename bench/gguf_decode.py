@@ -107,11 +107,12 @@ def file_tensor_bytes(path: str) -> int:
     return sum(int(t.n_bytes) for t in GGUFReader(path).tensors)
 
 
-def run_gradient(path, prompt, depths, new, rounds, threads, kv_cache=None):
+def run_gradient(path, prompt, depths, new, rounds, threads, kv_cache=None, activations=None):
     sys.path.insert(0, ROOT)
     import gradient
     t = time.perf_counter()
-    model, _ = gradient.hub.load(path, kv_cache_dtype=kv_cache)
+    chosen = {"activations": activations} if activations else {}
+    model, _ = gradient.hub.load(path, kv_cache_dtype=kv_cache, **chosen)
     load_s = time.perf_counter() - t
     weight_bytes = model_bytes(model)
     with gradient.no_grad():    # warm-up, untimed: loads the kernels, builds the fused step
@@ -142,7 +143,7 @@ def run_gradient(path, prompt, depths, new, rounds, threads, kv_cache=None):
             "weight_bytes": int(weight_bytes)}
 
 
-def run_llama_cpp(path, prompt, depths, new, rounds, threads, kv_cache=None):
+def run_llama_cpp(path, prompt, depths, new, rounds, threads, kv_cache=None, activations=None):
     import llama_cpp
     t = time.perf_counter()
     llm = llama_cpp.Llama(path, n_ctx=max(max(depths), 1) + new, n_batch=512,
@@ -183,7 +184,7 @@ def worker(args) -> None:
     prompt = json.loads(args.ids)
     run = run_gradient if args.worker == "gradient" else run_llama_cpp
     result = run(args.model, prompt, depths(args), args.new, args.rounds, args.threads,
-                 args.kv_cache)
+                 args.kv_cache, args.activations)
     result["peak_rss_mib"] = peak_rss_mib()
     print(json.dumps(result))
 
@@ -238,6 +239,9 @@ def main() -> None:
     p.add_argument("--kv-cache", choices=["float32", "float16"],
                    help="gradient's KV cache dtype (default: the model's, float32); "
                         "llama.cpp keeps its default, float16")
+    p.add_argument("--activations", choices=["int8", "float32"],
+                   help="gradient's activations in the quantized products (default: the "
+                        "loader's default)")
     p.add_argument("--new", type=int, default=128, help="new tokens, greedy")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=3,
@@ -272,11 +276,14 @@ def main() -> None:
                 cmd += ["--context", args.context]
             if args.kv_cache:
                 cmd += ["--kv-cache", args.kv_cache]
+            if args.activations:
+                cmd += ["--activations", args.activations]
             run_worker_round(results, lib, cmd, env)
 
     line = {"model": name, "new": args.new,
             "threads": args.threads, "rounds": args.rounds,
-            "gradient_kv_cache": args.kv_cache or "float32"}
+            "gradient_kv_cache": args.kv_cache or "float32",
+            "gradient_activations": args.activations or "default"}
     if args.context:
         line["context"] = lengths
     else:
