@@ -5,7 +5,7 @@ as a GGUF file).
 
     gradient generate MODEL "prompt" [--max-new-tokens N] [--temperature T] [--top-k K]
                                       [--top-p P] [--seed S] [--dtype DTYPE] [--device cuda]
-                                      [--kv-cache float16]
+                                      [--kv-cache float16] [--activations float32]
     gradient chat MODEL [--system "You are ..."] [same sampling options]
     gradient export-gguf MODEL OUT.gguf [--type Q8_0|Q4_0|Q4_K|...]
 
@@ -46,7 +46,11 @@ DTYPES = ("float32", "bfloat16", "float16", "auto")
 EXPORT_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K")
 KV_CACHE_HELP = ("dtype of the keys and values kept while generating: float16 halves their "
                  "memory and speeds up long contexts, as llama.cpp's default cache (default: "
-                 "the weights' dtype)")
+                 "float16 for a GGUF file, as llama.cpp; else the weights' dtype)")
+
+ACTIVATIONS_HELP = ("a .gguf file's quantized products: int8 quantizes the activations as "
+                    "llama.cpp does (default, the fastest), float32 computes exactly, as "
+                    "transformers on the dequantized weights (its KV cache float32 too)")
 
 
 class CLIError(GradientError, ValueError):
@@ -81,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "the fastest on CPU)")
         p.add_argument("--kv-cache", choices=("float32", "float16"), default=None,
                        help=KV_CACHE_HELP)
+        p.add_argument("--activations", choices=("int8", "float32"), default=None,
+                       help=ACTIVATIONS_HELP)
         p.add_argument("--revision", default=None,
                        help="hub branch, tag or commit (default main)")
         p.add_argument("--device", default="cpu",
@@ -127,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="weight dtype (default float32)")
     serve.add_argument("--kv-cache", choices=("float32", "float16"), default=None,
                        help=KV_CACHE_HELP)
+    serve.add_argument("--activations", choices=("int8", "float32"), default=None,
+                       help=ACTIVATIONS_HELP)
     serve.add_argument("--revision", default=None, help="hub branch, tag or commit")
     serve.add_argument("--device", default="cpu", help="where the model runs (default cpu)")
     serve.add_argument("--draft", default=None, metavar="MODEL",
@@ -277,8 +285,14 @@ def _load(args):
     dtype = None if args.dtype == "auto" else args.dtype
     print(f"loading {args.model} ...", file=sys.stderr, flush=True)
     start = time.perf_counter()
+    chosen = {}
+    if args.activations:
+        if not str(args.model).lower().endswith(".gguf"):
+            raise CLIError(f"--activations is for a .gguf file's quantized products; "
+                           f"{args.model} is not one: leave it out")
+        chosen["activations"] = args.activations
     model, tokenizer = load(args.model, dtype=dtype, revision=args.revision,
-                            kv_cache_dtype=args.kv_cache)
+                            kv_cache_dtype=args.kv_cache, **chosen)
     if args.device != "cpu":
         model = model.to(args.device)   # a DeviceError says why when there is no such device
     _settle_notice()

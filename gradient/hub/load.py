@@ -36,11 +36,14 @@ def load(name_or_path, dtype=None, revision=None, token=None, cache_dir=None,
     the hub and where it is cached (defaults: ``"main"``, the stored token, the standard cache);
     other keyword arguments go to :func:`~gradient.hub.download_model` (``local_files_only=True``
     ...). A ``.gguf`` file keeps its matrices in their GGML types (``quantized=False``
-    dequantizes them into a float model; ``activations="float32"`` trades the int8 decode
-    kernels for exact float products). ``kv_cache_dtype="float16"`` makes generation keep its
-    keys and values in float16, as llama.cpp does by default: half the memory, and at long
-    context faster decoding (a step reads the whole cache); None keeps them in the weights'
-    dtype (float32 for a GGUF file). The model is in eval mode; its ``generation_config``
+    dequantizes them into a float model; by default it computes as llama.cpp does, int8
+    activations in the products and a float16 KV cache, and ``activations="float32"`` makes
+    it compute exactly, as transformers does on the dequantized weights, with a float32
+    cache). ``kv_cache_dtype="float16"`` makes generation keep its keys and values in
+    float16, as llama.cpp does by default: half the memory, and at long context faster
+    decoding (a step reads the whole cache); ``"float32"`` keeps them exact; None leaves the
+    model's default (a GGUF file's above, else the weights' dtype). The model is in eval
+    mode; its ``generation_config``
     attribute holds the checkpoint's ``generation_config.json`` (an empty dict when there is
     none).
 

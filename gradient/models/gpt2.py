@@ -213,6 +213,7 @@ class GPT2LMHeadModel(PreTrainedModel):
 
     def forward(self, input_ids, attention_mask=None, position_ids=None, cache=None, labels=None,
                 logits_to_keep: int = 0) -> CausalLMOutput:
+        cache = self._inference_cache(input_ids, cache)
         x = self.transformer(input_ids, attention_mask, position_ids, cache)
         if logits_to_keep > 0:
             x = x[:, -logits_to_keep:]

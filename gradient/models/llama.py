@@ -571,6 +571,7 @@ class LlamaForCausalLM(PreTrainedModel):
                              f"{tuple(input_ids.shape)}")
         if attention_mask is not None and not isinstance(attention_mask, (Tensor, RowPrefixBias)):
             attention_mask = from_numpy(np.asarray(attention_mask))   # 1/0 of any dtype
+        cache = self._inference_cache(input_ids, cache)
         hidden = self.model(input_ids, attention_mask, position_ids, cache)
         if logits_to_keep:
             hidden = hidden[:, -logits_to_keep:]

@@ -29,6 +29,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..autograd import is_grad_enabled
 from ..dtypes import DType, bfloat16, float16, float32, float64
 from ..errors import FileFormatError, UnknownArchitectureError
 from ..io import SafetensorsReader, save_safetensors
@@ -184,7 +185,8 @@ class PreTrainedModel(Module):
     _tied_weights: ClassVar[dict[str, str]] = {}
     #: The dtype of the KV caches ``new_cache`` makes when none is asked for; None: the
     #: weights' dtype. ``gradient.float16`` (llama.cpp's default cache) halves what a decode
-    #: step reads at long context; ``gradient.hub.load(..., kv_cache_dtype="float16")`` sets it.
+    #: step reads at long context; ``gradient.hub.load(..., kv_cache_dtype="float16")`` sets it,
+    #: and a GGUF file loaded with int8 activations (the default) has it.
     kv_cache_dtype = None
 
     def __init__(self, config):
@@ -210,6 +212,16 @@ class PreTrainedModel(Module):
         return dict(self._tied_weights) if getattr(self.config, "tie_word_embeddings", True) else {}
 
     # -- generation
+    def _inference_cache(self, input_ids, cache):
+        """``cache``; or, where none is given, nothing is recorded and the model keeps its keys
+        and values in float16 (``kv_cache_dtype``), a fresh cache for this call: attention
+        then reads them rounded as generation's cache holds them (as llama.cpp, whose prompt
+        attention reads its float16 cache too), so the logits of a forward without a cache are
+        those of a cached one, bit for bit."""
+        if cache is not None or self.kv_cache_dtype != float16 or is_grad_enabled():
+            return cache
+        return self.new_cache(input_ids.shape[0], input_ids.shape[1])
+
     def generate(self, input_ids, max_new_tokens: int = 20, **kwargs):
         """Continue ``input_ids`` by up to ``max_new_tokens`` tokens with the KV cache; see
         :func:`gradient.generation.generate` for the sampling options.

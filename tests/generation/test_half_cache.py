@@ -78,6 +78,19 @@ def test_a_model_decodes_with_a_float16_cache(models):
     assert 0 < difference < 0.05      # float16's rounding of the cache, not another computation
 
 
+def test_a_forward_without_a_cache_reads_keys_and_values_as_the_cache_holds_them(models):
+    wide, half = models
+    ids = np.random.default_rng(2).integers(3, 200, 16).tolist()
+    _, cached = _steps(half, ids, [(0, 16)])
+    with gradient.no_grad():
+        np.testing.assert_array_equal(half(gradient.tensor([ids])).logits.numpy()[0], cached)
+        exact = wide(gradient.tensor([ids])).logits.numpy()[0]
+    assert np.abs(cached - exact).max() > 0          # float16's rounding, not float32's values
+    # recorded for autograd (training), the keys and values stay what the layers computed
+    recorded = half(gradient.tensor([ids])).logits.detach().numpy()[0]
+    np.testing.assert_allclose(recorded, exact, rtol=0, atol=1e-5)
+
+
 def test_generate_keeps_a_float16_cache_in_its_compiled_steps(models):
     _, half = models
     prompt = np.random.default_rng(1).integers(3, 200, 12).tolist()

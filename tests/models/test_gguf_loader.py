@@ -21,6 +21,7 @@ import transformers
 import gradient
 from gradient.errors import FileFormatError, UnknownArchitectureError
 from gradient.models import gguf_loader
+from gradient.quant import QuantizedLinear
 from gradient.models.gguf_loader import (config_from_gguf, hf_name, load_gguf, load_gguf_tokenizer,
                                          permute_qk, tokenizer_from_gguf, unpermute_qk)
 from gradient.tokenizers import ByteLevelBPE, render_chat_template
@@ -331,6 +332,23 @@ def test_hub_load_and_the_cli(converted, capsys):
     out, err = capsys.readouterr()
     assert rc == 0, err
     assert out.startswith("Hello") and "loaded LlamaForCausalLM" in err
+    rc = cli.main(["generate", pair.path, "Hello", "--max-new-tokens", "3", "--temperature", "0",
+                   "--activations", "float32"])
+    assert rc == 0 and capsys.readouterr().out.startswith("Hello")
+
+
+def test_the_default_computes_as_llama_cpp_and_float32_activations_exactly(converted):
+    pair = converted("llama")
+    model, _ = gradient.hub.load(pair.path)      # llama.cpp's: int8 products, float16 cache
+    assert {m.activations for m in model.modules() if isinstance(m, QuantizedLinear)} == {"int8"}
+    assert model.kv_cache_dtype is gradient.float16
+    assert model.new_cache(1, 4).keys[0].dtype is gradient.float16
+    exact, _ = gradient.hub.load(pair.path, activations="float32")
+    assert {m.activations for m in exact.modules() if isinstance(m, QuantizedLinear)} == {
+        "float32"}
+    assert exact.new_cache(1, 4).keys[0].dtype is gradient.float32
+    wide, _ = gradient.hub.load(pair.path, kv_cache_dtype="float32")
+    assert wide.new_cache(1, 4).keys[0].dtype is gradient.float32
 
 
 @pytest.mark.parametrize("change, error, message", [
