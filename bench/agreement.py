@@ -1,16 +1,21 @@
 """How close gradient's logits on a GGUF file are to llama.cpp's and to transformers' on the
-same weights: what the default (int8 activations) and ``activations="float32"`` compute.
+same weights: what the default (llama.cpp's numerics) and ``activations="float32"`` compute.
 
 Run:  python bench/agreement.py [--model PATH] [--new 64]
 
 The model is SmolLM2-135M-Instruct Q4_1 (``--model``, else as ``bench/gguf_decode.py`` finds
 it); the prompts are the eight of ``tests/fixtures/llama_cpp/smollm2_q4_1.json``, as llama.cpp
-tokenized them. Five computations of each:
+tokenized them. Six computations of each:
 
 * gradient, ``gradient.hub.load(path)``: the matrices in their GGML blocks, activations
-  quantized to int8 per 32 values as llama.cpp's Q8_1 (the default);
-* gradient, ``activations="float32"``: the same blocks decoded exactly, float32 products;
-* llama.cpp (llama-cpp-python) with its defaults (float16 KV cache) and with a float32 one;
+  quantized to int8 per 32 values as llama.cpp's Q8_1, the KV cache in float16 (the
+  default, llama.cpp's numerics);
+* gradient, ``activations="float32"``: the same blocks, exact float32 products, a float32
+  KV cache;
+* llama.cpp (llama-cpp-python) with its defaults (float16 KV cache), with a float32 one, and
+  with its defaults but the prompt evaluated one token at a time: llama.cpp against itself.
+  Its int8 products make it chaotic at the last bit: the same computation in another order
+  (a prompt's rows one by one) moves its logits as far as gradient's are from them;
 * transformers 5 in float32 on the dequantized weights (gradient loads the file with
   ``quantized=False`` and writes it with ``save_pretrained``: the same numbers as
   ``gguf.quants.dequantize``).
@@ -55,7 +60,7 @@ def gradient_runs(path, prompts, new, **load):
     return out
 
 
-def llama_cpp_runs(path, prompts, new, kv):
+def llama_cpp_runs(path, prompts, new, kv, one_by_one=False):
     import llama_cpp
     kind = {"float16": 1, "float32": 0}[kv]
     llm = llama_cpp.Llama(path, n_ctx=256, n_threads=2, seed=0, verbose=False,
@@ -68,7 +73,8 @@ def llama_cpp_runs(path, prompts, new, kv):
     out = []
     for ids in prompts:
         llm.reset()
-        llm.eval(ids)
+        for part in ([[t] for t in ids] if one_by_one else [ids]):
+            llm.eval(part)
         last = logits()
         tokens = [int(last.argmax())]
         for _ in range(new - 1):
@@ -129,11 +135,14 @@ def main() -> None:
             "gradient_float32": gradient_runs(path, prompts, args.new, activations="float32"),
             "llama_cpp_f16_kv": llama_cpp_runs(path, prompts, args.new, "float16"),
             "llama_cpp_f32_kv": llama_cpp_runs(path, prompts, args.new, "float32"),
+            "llama_cpp_one_by_one": llama_cpp_runs(path, prompts, args.new, "float16",
+                                                   one_by_one=True),
             "transformers_f32": transformers_runs(path, prompts, args.new)}
     pairs = [("gradient_int8", "llama_cpp_f16_kv"), ("gradient_int8", "llama_cpp_f32_kv"),
              ("gradient_int8", "transformers_f32"), ("gradient_float32", "llama_cpp_f16_kv"),
              ("gradient_float32", "transformers_f32"), ("llama_cpp_f16_kv", "transformers_f32"),
-             ("llama_cpp_f16_kv", "llama_cpp_f32_kv")]
+             ("llama_cpp_f16_kv", "llama_cpp_f32_kv"),
+             ("llama_cpp_f16_kv", "llama_cpp_one_by_one")]
     line = {"model": os.path.basename(path), "prompts": len(prompts), "new": args.new}
     for a, b in pairs:
         line[f"{a}~{b}"] = compare(runs[a], runs[b])
