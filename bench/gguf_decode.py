@@ -19,7 +19,8 @@ captures and compiles its decode step, llama.cpp sizes its buffers), then: a pre
 repetition penalty). gradient goes through ``gradient.hub.load(path)`` (its default: the
 matrices kept in their GGML types, int8 activations, the decode step captured from the
 module forward and compiled into one loop, :mod:`gradient.capture.compiled`) and its KV cache,
-as ``model.generate`` does (float32, or float16 with ``--kv-cache float16``); llama.cpp through
+as ``model.generate`` does (the model's default: float16 for a GGUF file with int8
+activations, as llama.cpp's; ``--kv-cache`` chooses); llama.cpp through
 ``Llama.eval`` with its default context settings (float16 KV cache, ``n_batch=512``), reading
 the logits with ``llama_get_logits_ith``.
 
@@ -140,7 +141,8 @@ def run_gradient(path, prompt, depths, new, rounds, threads, kv_cache=None, acti
             row.append((t1 - t0, t2 - t1))
         timings.append(row)
     return {"timings": timings, "tokens": tokens, "load_s": load_s,
-            "weight_bytes": int(weight_bytes)}
+            "weight_bytes": int(weight_bytes),
+            "kv_cache": str(cache.keys[0].dtype).replace("gradient.", "")}
 
 
 def run_llama_cpp(path, prompt, depths, new, rounds, threads, kv_cache=None, activations=None):
@@ -282,7 +284,6 @@ def main() -> None:
 
     line = {"model": name, "new": args.new,
             "threads": args.threads, "rounds": args.rounds,
-            "gradient_kv_cache": args.kv_cache or "float32",
             "gradient_activations": args.activations or "default"}
     if args.context:
         line["context"] = lengths
@@ -303,6 +304,7 @@ def main() -> None:
         else:
             line[lib].update(by_depth[str(args.prompt)])
     line["gradient"]["weight_mib"] = round(results["gradient"]["weight_bytes"] / 2 ** 20)
+    line["gradient_kv_cache"] = results["gradient"]["kv_cache"]
     tensor_bytes = file_tensor_bytes(path)
     line["file_tensor_mib"] = round(tensor_bytes / 2 ** 20)
     line["weight_ratio_to_file"] = round(results["gradient"]["weight_bytes"] / tensor_bytes, 3)
