@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numba.core import types
+from numba.extending import overload
 
 from ..kernels.lowering import Derived, Lowered
 from ..kernels.registry import lowers, prepares, register
@@ -43,6 +45,8 @@ from .cpu_compile import compile_kernel as _compile
 from .cpu_compile import compiled_already, in_threads
 from .cpu_compile import usable as _usable
 from .cpu_half import as_bits, holds, widen
+from .cpu_simd import (add_f32, broadcast_f32x16, load_f16_as_f32x16, load_f32x16, mul_f32,
+                       store_f32x16, zeros_f32x16)
 from .cpu_reduce import LANES, lane_sum
 from .cpu_layout import empty_like_views, heads_inside_tokens
 from .cpu_lowered import _pointer
@@ -252,10 +256,15 @@ def _transpose_keys(k, b, hk, j0, m, kt, wide):
         _transpose_rows(k[b, hk, j0:j0 + m], m, kt)
 
 
-@_compile(inline=True)
 def _score_tile(qs, kt, m, scores, j0):
     """The scores of keys j0 .. j0+m-1 (transposed in kt) for every scaled query row of qs
-    (R, D), into scores[:, j0:j0+m]: ``q_0 k_0``, then ``+ q_d k_d`` for d = 1 ... in order."""
+    (R, D), into scores[:, j0:j0+m]: ``q_0 k_0``, then ``+ q_d k_d`` for d = 1 ... in order.
+    In compiled kernels only (:func:`_score_tile_typed`)."""
+    raise NotImplementedError("_score_tile runs in compiled kernels only")
+
+
+@_compile(inline=True)
+def _score_tile_scalar(qs, kt, m, scores, j0):
     R, D = qs.shape
     for r in range(R):
         row = scores[r, j0:j0 + m]
@@ -266,6 +275,42 @@ def _score_tile(qs, kt, m, scores, j0):
             qd = qs[r, d]
             for j in range(m):
                 row[j] += qd * kt[d, j]
+
+
+@_compile(inline=True)
+def _score_tile_vectors(qs, kt, m, scores, j0):
+    # a whole float32 tile: its 64 scores in four vectors, in registers for the whole sum
+    # (through memory, each of the head_dim steps loaded and stored them again); the same
+    # operations lane by lane, so the same bits
+    if m != _KEY_TILE:
+        _score_tile_scalar(qs, kt, m, scores, j0)
+        return
+    R, D = qs.shape
+    n = scores.shape[1]
+    for r in range(R):
+        first = broadcast_f32x16(qs[r, 0])
+        a0, a1 = mul_f32(first, load_f32x16(kt, 0)), mul_f32(first, load_f32x16(kt, 16))
+        a2, a3 = mul_f32(first, load_f32x16(kt, 32)), mul_f32(first, load_f32x16(kt, 48))
+        for d in range(1, D):
+            qd, o = broadcast_f32x16(qs[r, d]), d * _KEY_TILE
+            a0 = add_f32(a0, mul_f32(qd, load_f32x16(kt, o)))
+            a1 = add_f32(a1, mul_f32(qd, load_f32x16(kt, o + 16)))
+            a2 = add_f32(a2, mul_f32(qd, load_f32x16(kt, o + 32)))
+            a3 = add_f32(a3, mul_f32(qd, load_f32x16(kt, o + 48)))
+        at = r * n + j0
+        store_f32x16(scores, at, a0)
+        store_f32x16(scores, at + 16, a1)
+        store_f32x16(scores, at + 32, a2)
+        store_f32x16(scores, at + 48, a3)
+
+
+@overload(_score_tile, inline="always")
+def _score_tile_typed(qs, kt, m, scores, j0):
+    vectors = (qs.dtype == kt.dtype == scores.dtype == types.float32
+               and kt.layout == scores.layout == "C")
+    if vectors:
+        return lambda qs, kt, m, scores, j0: _score_tile_vectors(qs, kt, m, scores, j0)
+    return lambda qs, kt, m, scores, j0: _score_tile_scalar(qs, kt, m, scores, j0)
 
 
 @_compile(inline=True)
@@ -281,15 +326,71 @@ def _softmax_numerators(row, lim, bits, lanes, f32):
     return lane_sum(row[:lim], lanes)
 
 
-@_compile(inline=True)
 def _weigh_values(e, total, lim, v, b, hk, acc):
     """``sum_j (e_j / total) v_j`` over keys j < lim in position order, into acc (float16
-    values, as uint16 bits, widened)."""
+    values, as uint16 bits, widened). In compiled kernels only (:func:`_weigh_values_typed`)."""
+    raise NotImplementedError("_weigh_values runs in compiled kernels only")
+
+
+@_compile(inline=True)
+def _weigh_values_scalar(e, total, lim, v, b, hk, acc):
     acc[:] = 0
     for j in range(lim):
         p = e[j] / total
         for d in range(acc.size):
             acc[d] += p * widen(v[b, hk, j, d])
+
+
+@_compile(inline=True)
+def _weigh_values_vectors(e, total, lim, v, b, hk, acc):
+    # float32 sums, 64 values of head_dim at a time in four vectors that stay in registers
+    # over every key (the same operations lane by lane as the scalar loop: the same bits)
+    Dv, H, L = acc.size, v.shape[1], v.shape[2]
+    base = (b * H + hk) * L * Dv
+    d0 = 0
+    while d0 + 64 <= Dv:
+        a0 = a1 = a2 = a3 = zeros_f32x16()
+        for j in range(lim):
+            p, o = broadcast_f32x16(e[j] / total), base + j * Dv + d0
+            a0 = add_f32(a0, mul_f32(p, _load_values(v, o)))
+            a1 = add_f32(a1, mul_f32(p, _load_values(v, o + 16)))
+            a2 = add_f32(a2, mul_f32(p, _load_values(v, o + 32)))
+            a3 = add_f32(a3, mul_f32(p, _load_values(v, o + 48)))
+        store_f32x16(acc, d0, a0)
+        store_f32x16(acc, d0 + 16, a1)
+        store_f32x16(acc, d0 + 32, a2)
+        store_f32x16(acc, d0 + 48, a3)
+        d0 += 64
+    for d in range(d0, Dv):
+        acc[d] = 0
+    for j in range(lim):
+        p = e[j] / total
+        for d in range(d0, Dv):
+            acc[d] += p * widen(v[b, hk, j, d])
+
+
+def _load_values(v, at):
+    """In compiled kernels: 16 values of v from flat index ``at`` as float32 (float16 ones,
+    as uint16 bits, widened)."""
+    raise NotImplementedError("_load_values runs in compiled kernels only")
+
+
+@overload(_load_values, inline="always")
+def _load_values_typed(v, at):
+    if v.dtype == types.uint16:
+        return lambda v, at: load_f16_as_f32x16(v, at)
+    return lambda v, at: load_f32x16(v, at)
+
+
+@overload(_weigh_values, inline="always")
+def _weigh_values_typed(e, total, lim, v, b, hk, acc):
+    vectors = (e.dtype == acc.dtype == types.float32 and v.layout == acc.layout == "C"
+               and v.dtype in (types.float32, types.uint16))
+    if vectors:
+        return lambda e, total, lim, v, b, hk, acc: _weigh_values_vectors(e, total, lim, v, b,
+                                                                          hk, acc)
+    return lambda e, total, lim, v, b, hk, acc: _weigh_values_scalar(e, total, lim, v, b, hk,
+                                                                     acc)
 
 
 @_compile
