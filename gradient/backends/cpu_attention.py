@@ -46,7 +46,7 @@ from .cpu_compile import compiled_already, in_threads
 from .cpu_compile import usable as _usable
 from .cpu_half import as_bits, holds, widen
 from .cpu_simd import (add_f32, broadcast_f32x16, load_f16_as_f32x16, load_f32x16, mul_f32,
-                       store_f32x16, zeros_f32x16)
+                       store_f32x16, transpose_16x16, zeros_f32x16)
 from .cpu_reduce import LANES, lane_sum
 from .cpu_layout import empty_like_views, heads_inside_tokens
 from .cpu_lowered import _pointer
@@ -241,12 +241,17 @@ def _transpose_rows(src, m, kt):
                 kt[d, j] = widen(src[j, d])
 
 
-@_compile(inline=True)
 def _transpose_keys(k, b, hk, j0, m, kt, wide):
     """Keys j0 .. j0+m-1 of key head ``hk`` of k (B, Hk, max_len, D) into kt (D, m): lanes
-    then hold keys. Only data moves, so the scores are the same bits. Float16 keys (uint16
-    bits, :mod:`.cpu_half`) are widened first, key by key into ``wide`` (a (_KEY_TILE, D)
-    scratch), where the conversion runs 8 values to an instruction."""
+    then hold keys. Only data moves, so the scores are the same bits. In compiled kernels only
+    (:func:`_transpose_keys_typed`)."""
+    raise NotImplementedError("_transpose_keys runs in compiled kernels only")
+
+
+@_compile(inline=True)
+def _transpose_keys_scalar(k, b, hk, j0, m, kt, wide):
+    # float16 keys (uint16 bits, .cpu_half) widened first, key by key into ``wide`` (a
+    # (_KEY_TILE, D) scratch), where the conversion runs 8 values to an instruction
     if k.itemsize == 2:
         for j in range(m):
             for d in range(k.shape[3]):
@@ -254,6 +259,31 @@ def _transpose_keys(k, b, hk, j0, m, kt, wide):
         _transpose_rows(wide, m, kt)
     else:
         _transpose_rows(k[b, hk, j0:j0 + m], m, kt)
+
+
+@_compile(inline=True)
+def _transpose_keys_blocks(k, b, hk, j0, m, kt, wide):
+    # a whole tile, head_dim a multiple of 16: blocks of 16 keys x 16 values transposed in
+    # registers (cpu_simd.transpose_16x16, float16 widened as they load); at long context
+    # moving the keys was most of a decode step's attention (SmolLM2 at 2,048 keys: 100 of
+    # 140 us a layer on one thread, moved element by element)
+    D = k.shape[3]
+    if m != _KEY_TILE or D % 16:
+        _transpose_keys_scalar(k, b, hk, j0, m, kt, wide)
+        return
+    base = ((b * k.shape[1] + hk) * k.shape[2] + j0) * D
+    for jb in range(0, _KEY_TILE, 16):
+        for db in range(0, D, 16):
+            transpose_16x16(k, base + jb * D + db, D, kt, db * _KEY_TILE + jb, _KEY_TILE)
+
+
+@overload(_transpose_keys, inline="always")
+def _transpose_keys_typed(k, b, hk, j0, m, kt, wide):
+    if (k.layout == kt.layout == "C" and kt.dtype == types.float32
+            and k.dtype in (types.float32, types.uint16)):
+        return lambda k, b, hk, j0, m, kt, wide: _transpose_keys_blocks(k, b, hk, j0, m, kt,
+                                                                        wide)
+    return lambda k, b, hk, j0, m, kt, wide: _transpose_keys_scalar(k, b, hk, j0, m, kt, wide)
 
 
 def _score_tile(qs, kt, m, scores, j0):

@@ -41,7 +41,7 @@ __all__ = ["i8x64", "i32x16", "f32x16", "load_i8x64", "store_i32x16", "broadcast
            "low_nibbles", "high_nibbles", "with_top_bits", "dot4_u8_i8", "dot4_u7_i8",
            "broadcast_i32x16", "add_i32", "zeros_i32x16", "to_f32", "load_f32x16",
            "store_f32x16", "load_i8_as_f32x16", "load_f16_as_f32x16", "broadcast_f32x16",
-           "zeros_f32x16", "bytes_as_f32", "mul_f32", "add_f32", "neg_f32", "largest_magnitude", "rint_f32",
+           "zeros_f32x16", "bytes_as_f32", "transpose_16x16", "mul_f32", "add_f32", "neg_f32", "largest_magnitude", "rint_f32",
            "to_i32", "sum_i32", "store_i32_as_i8", "rounded_to_f16", "wide_registers",
            "features", "prefetch"]
 
@@ -190,6 +190,65 @@ load_f16_as_f32x16 = _widening_loader(
                                      f32x16.llvm()),
     "``load_f16_as_f32x16(a, i)``: the 16 float16 values whose bits a uint16 array holds from "
     "flat index i, as float32 (exact): F16C's vcvtph2ps where the CPU has it.")
+
+
+def _transposed(builder, rows):
+    """16 vectors of 16 lanes transposed: four stages that each swap the off-diagonal blocks
+    of the 2 x 2 blocks of side 8, 4, 2, 1 (one two-source shuffle per vector a stage:
+    vpermt2ps on AVX-512)."""
+    for b in (8, 4, 2, 1):
+        new = list(rows)
+        for i in range(16):
+            if i & b:
+                continue
+            x, y = rows[i], rows[i + b]
+            new[i] = builder.shuffle_vector(x, y, _mask(
+                [lane if not lane & b else 16 + lane - b for lane in range(16)]))
+            new[i + b] = builder.shuffle_vector(x, y, _mask(
+                [lane + b if not lane & b else 16 + lane for lane in range(16)]))
+        rows = new
+    return rows
+
+
+@intrinsic
+def transpose_16x16(typingctx, src, src_at, src_stride, dst, dst_at, dst_stride):
+    """``dst[dst_at + c * dst_stride + r] = src[src_at + r * src_stride + c]`` for r, c in
+    0 .. 15 (flat indices of C-contiguous arrays): a 16 x 16 block of float32 (or of float16
+    bits, a uint16 array, widened exactly) into float32, transposed in registers. Only data
+    moves: the values are the same bits."""
+    ints = (src_at, src_stride, dst_at, dst_stride)
+    if not (isinstance(src, types.Array) and src.layout == "C"
+            and src.dtype in (types.float32, types.uint16)
+            and isinstance(dst, types.Array) and dst.layout == "C" and dst.dtype == types.float32
+            and all(isinstance(i, types.Integer) for i in ints)):
+        return None
+    half = src.dtype == types.uint16
+
+    def codegen(context, builder, signature, args):
+        a_src, a_at, a_stride, a_dst, b_at, b_stride = args
+        sig = signature.args
+        at, stride = (context.cast(builder, a, t, types.intp) for a, t in
+                      ((a_at, sig[1]), (a_stride, sig[2])))
+        out_at, out_stride = (context.cast(builder, a, t, types.intp) for a, t in
+                              ((b_at, sig[4]), (b_stride, sig[5])))
+        rows = []
+        for r in range(16):
+            index = builder.add(at, builder.mul(stride, ir.Constant(stride.type, r)))
+            if half:
+                v = builder.load(_pointer(context, builder, sig[0], a_src, index,
+                                          ir.VectorType(ir.IntType(16), 16)), align=1)
+                v = builder.fpext(builder.bitcast(v, ir.VectorType(ir.HalfType(), 16)),
+                                  f32x16.llvm())
+            else:
+                v = builder.load(_pointer(context, builder, sig[0], a_src, index,
+                                          f32x16.llvm()), align=1)
+            rows.append(v)
+        for c, column in enumerate(_transposed(builder, rows)):
+            index = builder.add(out_at, builder.mul(out_stride, ir.Constant(out_stride.type, c)))
+            builder.store(column, _pointer(context, builder, sig[3], a_dst, index,
+                                           f32x16.llvm()), align=1)
+        return context.get_dummy_value()
+    return types.none(src, src_at, src_stride, dst, dst_at, dst_stride), codegen
 
 
 @intrinsic

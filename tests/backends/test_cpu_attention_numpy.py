@@ -24,6 +24,24 @@ def test_the_twin_gives_the_kernels_bits(heads, kv_heads, rows, keys):
     np.testing.assert_array_equal(ours.transpose(0, 2, 1, 3), kernel)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("D", [64, 80])
+@pytest.mark.parametrize("rows", [1, 20])
+def test_whole_tiles_and_wide_heads_give_the_twins_bits(dtype, D, rows):
+    # head_dim 64 and 80: the kernel's register sums, 64 values of head_dim at a time (and the
+    # rest one by one); 150 keys: two whole tiles of 64, transposed in blocks of 16, and a part
+    rng = np.random.default_rng(D + rows)
+    B, heads, kv_heads, keys = 1, 6, 2, 150
+    q = rng.standard_normal((B, heads, rows, D)).astype(np.float32)
+    cache_k = (rng.standard_normal((B, kv_heads, keys + 5, D)) * 3).astype(dtype)
+    cache_v = rng.standard_normal((B, kv_heads, keys + 5, D)).astype(dtype)
+    k, v = cache_k[:, :, :keys], cache_v[:, :, :keys]
+    kernel = cpu_attention.attend(q, k, v, 0.3, n_threads=1)
+    ours = np.full((B, rows, heads, D), np.nan, np.float32)
+    cpu_attention_numpy.attend(q, cache_k, cache_v, keys, np.float32(0.3), ours)
+    np.testing.assert_array_equal(ours.transpose(0, 2, 1, 3), kernel)
+
+
 def test_the_twins_running_sums_take_rows_in_parts(monkeypatch):
     monkeypatch.setattr(cpu_attention_numpy, "_BUDGET", 1000)     # a few rows at a time
     rng = np.random.default_rng(0)

@@ -13,7 +13,7 @@ import pytest
 
 from gradient.backends.cpu_compile import compile_kernel
 from gradient.backends.cpu_simd import (add_f32, add_i32, broadcast_4_bytes, broadcast_f32x16,
-                                        bytes_as_f32,
+                                        bytes_as_f32, transpose_16x16,
                                         broadcast_i32x16, dot4_u7_i8, dot4_u8_i8, high_nibbles,
                                         load_f16_as_f32x16, load_f32x16, load_i8_as_f32x16,
                                         load_i8x64, low_nibbles,
@@ -276,3 +276,17 @@ def test_magnitudes_rounding_narrowing_and_sums_are_numpys():
     as_int = np.rint(x[finite]).astype(np.int32)
     np.testing.assert_array_equal(q[finite], as_int.astype(np.int8))
     np.testing.assert_array_equal(sums[finite], as_int[:, :16].sum(axis=1))
+
+
+@compile_kernel
+def _blocks_transposed(src, dst):
+    transpose_16x16(src, 3, 20, dst, 0, 16)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_a_block_of_16_by_16_transposes_exactly(dtype):
+    src = np.random.default_rng(5).standard_normal(3 + 16 * 20).astype(dtype)
+    dst = np.empty(256, np.float32)
+    _blocks_transposed(src.view(np.uint16) if dtype == np.float16 else src, dst)
+    block = src[3:3 + 16 * 20].reshape(16, 20)[:, :16].astype(np.float32)
+    np.testing.assert_array_equal(dst.reshape(16, 16), block.T)
