@@ -31,6 +31,7 @@ import numpy as np
 
 from ..kernels.registry import register
 from .cpu_compile import compile_kernel as _compile
+from .cpu_half import widen
 from .cpu_reduce import LANES, lane_dot
 
 #: Up to this many rows of x the kernel runs; above it, the float32 GEMM of the converted
@@ -40,16 +41,14 @@ MAX_ROWS = 6
 
 _BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
 _FLOAT16 = np.dtype(np.float16)
-_INF, _NAN = np.float32(np.inf), np.float32(np.nan)
-_TWO_POW_112 = np.float32(2.0 ** 112)   # float16's exponent bias (15) to float32's (127)
 
 
 @_compile(inline=True)
 def _widen(bits, scratch, half):
     """``scratch`` (uint32; read as float32) = the 16-bit floats whose bits are ``bits``,
-    widened exactly: bfloat16 is the top half of a float32; a float16's exponent and mantissa
-    are shifted into place and rebiased by one multiplication (exact for normal and subnormal
-    values), infinities and NaNs set apart."""
+    widened exactly: bfloat16 is the top half of a float32; float16 by LLVM's own conversion
+    (:func:`~.cpu_half.widen`: F16C's vcvtph2ps, 8 values an instruction, where the CPU has it;
+    exact for every value, infinities and NaNs included)."""
     n = bits.shape[0]
     if not half:
         for k in range(n):
@@ -57,13 +56,7 @@ def _widen(bits, scratch, half):
         return
     widened = scratch.view(np.float32)
     for k in range(n):
-        scratch[k] = np.uint32(bits[k] & 0x7FFF) << 13
-    for k in range(n):
-        h = bits[k]
-        v = widened[k] * _TWO_POW_112
-        if h & 0x7C00 == 0x7C00:
-            v = _INF if h & 0x3FF == 0 else _NAN
-        widened[k] = -v if h & 0x8000 else v
+        widened[k] = widen(bits[k])
 
 
 @_compile

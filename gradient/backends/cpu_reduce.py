@@ -22,7 +22,12 @@ Example::
 
 from __future__ import annotations
 
+import numpy as np
+from numba.core import types
+from numba.extending import overload
+
 from .cpu_compile import compile_kernel
+from .cpu_simd import add_f32, broadcast_f32x16, fold_halves, load_f32x16, mul_f32
 
 #: Partial sums per row: 64 float32 values fill four 512-bit (eight 256-bit) registers. LLVM
 #: vectorises a lane loop of this many iterations; one of 8, 16 or 32 it unrolls into scalar
@@ -75,9 +80,14 @@ def lane_sum_squares(x, shift, acc):
     return s
 
 
-@compile_kernel(inline=True)
 def lane_dot(a, b, acc):
-    """``sum(a * b)`` of two 1-D arrays of one length, in the precision of ``acc``."""
+    """``sum(a * b)`` of two 1-D arrays of one length, in the precision of ``acc``. In compiled
+    kernels only (:func:`_lane_dot_typed`)."""
+    raise NotImplementedError("lane_dot runs in compiled kernels only")
+
+
+@compile_kernel(inline=True)
+def _lane_dot_loop(a, b, acc):
     n = a.size
     full = n - n % LANES
     acc[:] = -0.0
@@ -88,3 +98,30 @@ def lane_dot(a, b, acc):
     for j in range(full, n):
         s += a[j] * b[j]
     return s
+
+
+@compile_kernel(inline=True)
+def _lane_dot_registers(a, b, acc):
+    # float32: the 64 lanes in four vectors that stay in registers over the whole row
+    # (through ``acc`` in memory, each step loaded and stored them again), folded in
+    # registers in fold_lanes' order, then the tail: the same additions, so the same bits
+    n = a.size
+    full = n - n % LANES
+    a0 = a1 = a2 = a3 = broadcast_f32x16(np.float32(-0.0))
+    for j in range(0, full, LANES):
+        a0 = add_f32(a0, mul_f32(load_f32x16(a, j), load_f32x16(b, j)))
+        a1 = add_f32(a1, mul_f32(load_f32x16(a, j + 16), load_f32x16(b, j + 16)))
+        a2 = add_f32(a2, mul_f32(load_f32x16(a, j + 32), load_f32x16(b, j + 32)))
+        a3 = add_f32(a3, mul_f32(load_f32x16(a, j + 48), load_f32x16(b, j + 48)))
+    s = fold_halves(add_f32(add_f32(a0, a2), add_f32(a1, a3)))   # fold_lanes' order
+    for j in range(full, n):
+        s += a[j] * b[j]
+    return s
+
+
+@overload(lane_dot, inline="always")
+def _lane_dot_typed(a, b, acc):
+    if (a.dtype == b.dtype == acc.dtype == types.float32
+            and a.layout == b.layout == acc.layout == "C"):
+        return lambda a, b, acc: _lane_dot_registers(a, b, acc)
+    return lambda a, b, acc: _lane_dot_loop(a, b, acc)

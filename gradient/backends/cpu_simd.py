@@ -41,7 +41,7 @@ __all__ = ["i8x64", "i32x16", "f32x16", "load_i8x64", "store_i32x16", "broadcast
            "low_nibbles", "high_nibbles", "with_top_bits", "dot4_u8_i8", "dot4_u7_i8",
            "broadcast_i32x16", "add_i32", "zeros_i32x16", "to_f32", "load_f32x16",
            "store_f32x16", "load_i8_as_f32x16", "load_f16_as_f32x16", "broadcast_f32x16",
-           "zeros_f32x16", "bytes_as_f32", "transpose_16x16", "mul_f32", "add_f32", "neg_f32", "largest_magnitude", "rint_f32",
+           "zeros_f32x16", "bytes_as_f32", "transpose_16x16", "fold_halves", "mul_f32", "add_f32", "neg_f32", "largest_magnitude", "rint_f32",
            "to_i32", "sum_i32", "store_i32_as_i8", "rounded_to_f16", "wide_registers",
            "features", "prefetch"]
 
@@ -505,6 +505,25 @@ def _float_op(name, doc):
 
 mul_f32 = _float_op("fmul", "Lane by lane ``a * b`` of two f32x16, rounded as float32.")
 add_f32 = _float_op("fadd", "Lane by lane ``a + b`` of two f32x16, rounded as float32.")
+
+
+@intrinsic
+def fold_halves(typingctx, a):
+    """The 16 lanes of an f32x16 summed by folding halves: lane ``l`` plus lane ``l + 8``,
+    then ``+ l + 4``, ``+ l + 2``, ``+ l + 1``; lane 0 of the result, as a float32 (the order
+    of :func:`~gradient.backends.cpu_reduce.fold_lanes` on 16 lanes)."""
+    if a != f32x16:
+        return None
+
+    def codegen(context, builder, signature, args):
+        v = args[0]
+        width = 16
+        while width > 1:
+            width //= 2
+            low, high = _halves(builder, v, width)[:2]
+            v = builder.fadd(low, high)
+        return builder.extract_element(v, ir.Constant(_I32, 0))
+    return types.float32(a), codegen
 
 
 @intrinsic
