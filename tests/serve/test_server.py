@@ -140,7 +140,10 @@ def test_logprobs_are_the_models_log_softmax(server, client):
         stream=True))
     entries = [e for c in streamed if c.choices and c.choices[0].logprobs
                for e in c.choices[0].logprobs.content]
-    assert [e.logprob for e in entries] == pytest.approx([e.logprob for e in content])
+    # the same tokens and log-probabilities streamed; the prompt may run through a prompt
+    # cache the first request left (fewer rows in its products, which BLAS rounds apart)
+    assert [e.token for e in entries] == [e.token for e in content]
+    assert [e.logprob for e in entries] == pytest.approx([e.logprob for e in content], abs=1e-5)
 
 
 def test_n_choices_are_generated_with_their_own_seeds(server, client):
@@ -340,13 +343,26 @@ def test_more_choices_than_rows_all_finish(server, client):
     assert engine.running == 0 and engine.waiting == 0
 
 
-def test_concurrent_chats_under_one_system_prompt_share_its_kv_blocks(server, client):
+def test_concurrent_chats_under_one_system_prompt_share_its_kv_blocks(server, client,
+                                                                      monkeypatch):
     """Three chats at once under one long system prompt: each reply is greedy generate's on
     its own ids, and the rows that joined the batch took up the blocks already holding the
     system prompt instead of copies of it."""
     from concurrent.futures import ThreadPoolExecutor
     _, model, tokenizer, app = server
     engine = app.state.engine
+    # the three requests reach the engine together: on a loaded machine one request's thread
+    # can otherwise arrive after another has finished, and nothing is left to share
+    held, lock, submit = [], threading.Lock(), engine.submit
+
+    def submit_together(job):
+        with lock:
+            held.append(job)
+            if len(held) < 3:
+                return
+        for each in held:
+            submit(each)
+    monkeypatch.setattr(engine, "submit", submit_together)
     # a system turn of 65 ids: the first block of 64 is the same in every prompt
     system = {"role": "system",
               "content": "You answer questions about colours. Keep all of your answers short."}
