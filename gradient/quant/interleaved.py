@@ -698,6 +698,21 @@ def _dot(z, u, x, small):
     return dot4_u7_i8(z, u, x) if small else dot4_u8_i8(z, u, x)
 
 
+@compile_kernel(inline=True)
+def _store_tile(y, acc, i, g):
+    """A tile's sums ``acc`` (one f32x16 per row of x, rows i ...) into y's columns of group g:
+    16 lanes at once, or the lanes y has past its last whole group."""
+    m = y.shape[1]
+    for r in range(len(acc)):
+        if LANES * (g + 1) <= m:
+            store_f32x16(y, (i + r) * m + LANES * g, acc[r])
+        else:                          # the last rows of W, past which y has no columns
+            last = np.empty(LANES, np.float32)
+            store_f32x16(last, 0, acc[r])
+            for lane in range(m - LANES * g):
+                y[i + r, LANES * g + lane] = last[lane]
+
+
 @compile_kernel
 def _tile(codes, scale, minimum, sub, offset, nibble, small, xq, xd, xs, xs16, xsum, xsum16, y,
           i, g0, g1, zero_f, zero_i):
@@ -707,7 +722,7 @@ def _tile(codes, scale, minimum, sub, offset, nibble, small, xq, xd, xs, xs16, x
     unroll), so a step's codes are loaded and unpacked once for the R rows. ``zero_i`` holds
     R i32x16 zeros, or 2R: then each row has two integer sums (its low and high operands), two
     chains of dependent vpdpbusd instead of one, for the tiles of few rows."""
-    nb, quads, k, m = codes.shape[1], codes.shape[2], xq.shape[1], y.shape[1]
+    nb, quads, k = codes.shape[1], codes.shape[2], xq.shape[1]
     six = quads == 3                         # Q6_K's 6-bit codes in two planes
     steps = 4 if nibble else (2 if six else quads >> 1)
     values = 8 * steps                       # per block: 32, or 16 for the k-quants' 16
@@ -744,14 +759,7 @@ def _tile(codes, scale, minimum, sub, offset, nibble, small, xq, xd, xs, xs16, x
                 x_sum = xs[i + r, b] if values == 32 else xs16[i + r, b]
                 t = mul_f32(mul_f32(w_scale, broadcast_f32x16(x_scale)), to_f32(total))
                 acc = tuple_setitem(acc, r, add_f32(acc[r], _plus_minimum(t, w_min, x_sum)))
-        for r in range(rows):
-            if LANES * (g + 1) <= m:
-                store_f32x16(y, (i + r) * m + LANES * g, acc[r])
-            else:                          # the last rows of W, past which y has no columns
-                last = np.empty(LANES, np.float32)
-                store_f32x16(last, 0, acc[r])
-                for lane in range(m - LANES * g):
-                    y[i + r, LANES * g + lane] = last[lane]
+        _store_tile(y, acc, i, g)
 
 
 @compile_kernel
@@ -1009,7 +1017,7 @@ def _float_tile(codes, scale, minimum, sub, offset, nibble, x, xsum, y, i, g0, g
     ``zero_f``), their columns of groups g0..g1. A step's codes (:func:`_codes`) become four
     values' float lanes each (:func:`~gradient.backends.cpu_simd.bytes_as_f32`), then every
     row of the tile adds their products with its x."""
-    nb, quads, m = codes.shape[1], codes.shape[2], y.shape[1]
+    nb, quads = codes.shape[1], codes.shape[2]
     six = quads == 3                         # Q6_K's 6-bit codes in two planes
     steps = 4 if nibble else (2 if six else quads >> 1)
     values = 8 * steps
@@ -1034,14 +1042,7 @@ def _float_tile(codes, scale, minimum, sub, offset, nibble, x, xsum, y, i, g0, g
                 t = mul_f32(w_scale, parts[r])
                 acc = tuple_setitem(acc, r, add_f32(acc[r], _plus_minimum(t, w_min,
                                                                           xsum[i + r, b])))
-        for r in range(rows):
-            if LANES * (g + 1) <= m:
-                store_f32x16(y, (i + r) * m + LANES * g, acc[r])
-            else:                          # the last rows of W, past which y has no columns
-                last = np.empty(LANES, np.float32)
-                store_f32x16(last, 0, acc[r])
-                for lane in range(m - LANES * g):
-                    y[i + r, LANES * g + lane] = last[lane]
+        _store_tile(y, acc, i, g)
 
 
 @compile_kernel
