@@ -19,7 +19,9 @@ kernel is written in numba as llama.cpp's are in C:
   never reach); with VNNI the two are one instruction.
 * Everything else is loads, stores, broadcasts, nibbles, conversions and lane-by-lane
   arithmetic, which LLVM writes for any CPU; float arithmetic rounds each operation as
-  float32, in the order written (no fused multiply-add, see :mod:`.cpu_compile`).
+  float32, in the order written (LLVM fuses no multiply-add on its own, see
+  :mod:`.cpu_compile`; :func:`fma_f32` is one where a kernel asks for it, the same bits on
+  every CPU).
 
 Example (64 products of nibbles with four signed bytes repeated, in a compiled kernel)::
 
@@ -41,7 +43,7 @@ __all__ = ["i8x64", "i32x16", "f32x16", "load_i8x64", "store_i32x16", "broadcast
            "low_nibbles", "high_nibbles", "with_top_bits", "dot4_u8_i8", "dot4_u7_i8",
            "broadcast_i32x16", "add_i32", "zeros_i32x16", "to_f32", "load_f32x16",
            "store_f32x16", "load_i8_as_f32x16", "load_f16_as_f32x16", "broadcast_f32x16",
-           "zeros_f32x16", "bytes_as_f32", "transpose_16x16", "fold_halves", "mul_f32", "add_f32", "neg_f32", "largest_magnitude", "rint_f32",
+           "zeros_f32x16", "bytes_as_f32", "code_as_f32", "fma_f32", "transpose_16x16", "fold_halves", "mul_f32", "add_f32", "neg_f32", "largest_magnitude", "rint_f32",
            "to_i32", "sum_i32", "store_i32_as_i8", "rounded_to_f16", "wide_registers",
            "features", "prefetch"]
 
@@ -505,6 +507,43 @@ def _float_op(name, doc):
 
 mul_f32 = _float_op("fmul", "Lane by lane ``a * b`` of two f32x16, rounded as float32.")
 add_f32 = _float_op("fadd", "Lane by lane ``a + b`` of two f32x16, rounded as float32.")
+
+
+@intrinsic
+def fma_f32(typingctx, a, b, c):
+    """Lane by lane ``a * b + c`` rounded once (LLVM's ``llvm.fma``: ``vfmadd`` where the CPU
+    has it, a correctly rounded library call where not: the same bits everywhere)."""
+    if not (a == f32x16 and b == f32x16 and c == f32x16):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return _call(builder, "llvm.fma.v16f32", f32x16.llvm(), *args)
+    return f32x16(a, b, c), codegen
+
+
+@intrinsic
+def code_as_f32(typingctx, v, shift, bits, plus):
+    """A code of each 32-bit lane of an i8x64 as an f32x16: bits ``shift .. shift + bits - 1``
+    of the lane, unsigned, plus ``plus`` (a float32; the sum exact for codes and offsets of a
+    few bits). ``bits`` is a literal, 4 (a nibble) or 8 (a byte). With AVX-512 a nibble is
+    the index into a 16-entry table of the sums (``vpermps`` reads the low four bits of each
+    lane): one shift and one permute."""
+    if not (v == i8x64 and isinstance(shift, types.Integer) and plus == types.float32
+            and isinstance(bits, types.IntegerLiteral) and bits.literal_value in (4, 8)):
+        return None
+    width = bits.literal_value
+
+    def codegen(context, builder, signature, args):
+        lanes = builder.bitcast(args[0], i32x16.llvm())
+        by = builder.trunc(args[1], _I32) if args[1].type.width > 32 else args[1]
+        moved = builder.lshr(lanes, _splat(builder, by, i32x16))
+        add = _splat(builder, args[3], f32x16)
+        if width == 4 and "+avx512f" in features(context):
+            table = builder.fadd(ir.Constant(f32x16.llvm(), [float(c) for c in range(16)]), add)
+            return _call(builder, "llvm.x86.avx512.permvar.sf.512", f32x16.llvm(), table, moved)
+        code = builder.and_(moved, ir.Constant(i32x16.llvm(), [(1 << width) - 1] * 16))
+        return builder.fadd(builder.sitofp(code, f32x16.llvm()), add)
+    return f32x16(v, shift, bits, plus), codegen
 
 
 @intrinsic

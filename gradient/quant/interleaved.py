@@ -80,7 +80,7 @@ from numba.extending import overload
 
 from ..backends.cpu_compile import compile_kernel, compiled_already, in_threads
 from ..backends.cpu_simd import (add_f32, add_i32, broadcast_4_bytes, broadcast_f32x16,
-                                 bytes_as_f32,
+                                 bytes_as_f32, code_as_f32, fma_f32,
                                  broadcast_i32x16, dot4_u7_i8, dot4_u8_i8, high_nibbles,
                                  largest_magnitude, load_f16_as_f32x16, load_f32x16,
                                  load_i8_as_f32x16, load_i8x64, low_nibbles, mul_f32, neg_f32,
@@ -702,15 +702,21 @@ def _dot(z, u, x, small):
 def _store_tile(y, acc, i, g):
     """A tile's sums ``acc`` (one f32x16 per row of x, rows i ...) into y's columns of group g:
     16 lanes at once, or the lanes y has past its last whole group."""
-    m = y.shape[1]
     for r in range(len(acc)):
-        if LANES * (g + 1) <= m:
-            store_f32x16(y, (i + r) * m + LANES * g, acc[r])
-        else:                          # the last rows of W, past which y has no columns
-            last = np.empty(LANES, np.float32)
-            store_f32x16(last, 0, acc[r])
-            for lane in range(m - LANES * g):
-                y[i + r, LANES * g + lane] = last[lane]
+        _store_lanes(y, acc[r], i + r, g)
+
+
+@compile_kernel(inline=True)
+def _store_lanes(y, v, row, g):
+    """The 16 sums ``v`` into y's row ``row``, columns of group g (those it has)."""
+    m = y.shape[1]
+    if LANES * (g + 1) <= m:
+        store_f32x16(y, row * m + LANES * g, v)
+    else:                          # the last rows of W, past which y has no columns
+        last = np.empty(LANES, np.float32)
+        store_f32x16(last, 0, v)
+        for lane in range(m - LANES * g):
+            y[row, LANES * g + lane] = last[lane]
 
 
 @compile_kernel
@@ -1002,73 +1008,97 @@ def _block_sums(x, values):
 
 
 @compile_kernel(inline=True)
-def _add_value_products(parts, low, high, x, i, c, half):
-    """``parts[r] + (low * x[i + r, c] + high * x[i + r, c + half])`` for each row r."""
-    for r in range(len(parts)):
-        both = add_f32(mul_f32(low, broadcast_f32x16(x[i + r, c])),
-                       mul_f32(high, broadcast_f32x16(x[i + r, c + half])))
-        parts = tuple_setitem(parts, r, add_f32(parts[r], both))
-    return parts
+def _value_floats(codes, at, s, steps, nibble, six, minus_offset):
+    """Step s of a block whose codes start at flat ``at``, as two tuples of four f32x16, the
+    codes minus the type's offset (exact): its low values ``4s + t`` and its high values
+    ``4s + t + 4 * steps`` (t = 0 .. 3) for the 16 rows of the group."""
+    if nibble:
+        v = load_i8x64(codes, at + 4 * LANES * s)
+        return ((code_as_f32(v, 0, 4, minus_offset), code_as_f32(v, 8, 4, minus_offset),
+                 code_as_f32(v, 16, 4, minus_offset), code_as_f32(v, 24, 4, minus_offset)),
+                (code_as_f32(v, 4, 4, minus_offset), code_as_f32(v, 12, 4, minus_offset),
+                 code_as_f32(v, 20, 4, minus_offset), code_as_f32(v, 28, 4, minus_offset)))
+    low, high = _codes(codes, at, s, steps, nibble, six)
+    lows, highs = bytes_as_f32(low), bytes_as_f32(high)
+    m = broadcast_f32x16(minus_offset)
+    return ((add_f32(lows[0], m), add_f32(lows[1], m), add_f32(lows[2], m),
+             add_f32(lows[3], m)),
+            (add_f32(highs[0], m), add_f32(highs[1], m), add_f32(highs[2], m),
+             add_f32(highs[3], m)))
+
+
+@compile_kernel(inline=True)
+def _step_sum(lows, highs, x, row, c, half):
+    """One row of x times a step's values: two chains of fused multiply-adds, values t = 0, 1
+    and t = 2, 3 (each its low value, then its high one), added."""
+    p01 = fma_f32(highs[1], broadcast_f32x16(x[row, c + half + 1]),
+                  fma_f32(lows[1], broadcast_f32x16(x[row, c + 1]),
+                          fma_f32(highs[0], broadcast_f32x16(x[row, c + half]),
+                                  mul_f32(lows[0], broadcast_f32x16(x[row, c])))))
+    p23 = fma_f32(highs[3], broadcast_f32x16(x[row, c + half + 3]),
+                  fma_f32(lows[3], broadcast_f32x16(x[row, c + 3]),
+                          fma_f32(highs[2], broadcast_f32x16(x[row, c + half + 2]),
+                                  mul_f32(lows[2], broadcast_f32x16(x[row, c + 2])))))
+    return add_f32(p01, p23)
 
 
 @compile_kernel
-def _float_tile(codes, scale, minimum, sub, offset, nibble, x, xsum, y, i, g0, g1, zero_f):
+def _float_tile(codes, scale, minimum, sub, offset, nibble, x, xsum, y, i, g, zero_f):
     """:func:`_tile` with float32 activations: rows ``i .. i + R - 1`` of y (R the length of
-    ``zero_f``), their columns of groups g0..g1. A step's codes (:func:`_codes`) become four
-    values' float lanes each (:func:`~gradient.backends.cpu_simd.bytes_as_f32`), then every
-    row of the tile adds their products with its x."""
+    ``zero_f``, at most 4), the columns of group g. A step's codes become floats once
+    (:func:`_value_floats`) for every row of the tile; each row adds its step's sum
+    (:func:`_step_sum`: two short chains, so that even a tile of one row is not held up by
+    the latency of one long chain) to the block's, and the block's scale and minimum apply
+    to that as in the int8 products. A row's arithmetic is the same in every tile, so a
+    prompt's rows get the bits of its tokens multiplied one at a time. (Eight rows, as the
+    int8 tiles take, ran 2-3x slower: LLVM no longer unrolled the loop over them.)"""
     nb, quads = codes.shape[1], codes.shape[2]
     six = quads == 3                         # Q6_K's 6-bit codes in two planes
     steps = 4 if nibble else (2 if six else quads >> 1)
     values = 8 * steps
     rows = len(zero_f)
-    minus_offset = broadcast_f32x16(np.float32(-offset))
-    for g in range(g0, g1):
-        acc = zero_f
-        for b in range(nb):
-            at = (g * nb + b) * quads * 4 * LANES
-            for line in range(quads):      # the codes a few blocks on (see PREFETCH_BYTES)
-                prefetch(codes, at + PREFETCH_BYTES + 4 * LANES * line)
-            parts = zero_f
-            for s in range(steps):
-                low, high = _codes(codes, at, s, steps, nibble, six)
-                lows, highs = bytes_as_f32(low), bytes_as_f32(high)
-                for t in range(4):
-                    parts = _add_value_products(parts, add_f32(lows[t], minus_offset),
-                                                add_f32(highs[t], minus_offset), x, i,
-                                                b * values + 4 * s + t, 4 * steps)
-            w_scale, w_min = _group_factors(scale, minimum, sub, g, b)
+    minus_offset = np.float32(-offset)
+    acc = zero_f
+    for b in range(nb):
+        at = (g * nb + b) * quads * 4 * LANES
+        for line in range(quads):          # the codes a few blocks on (see PREFETCH_BYTES)
+            prefetch(codes, at + PREFETCH_BYTES + 4 * LANES * line)
+        parts = zero_f
+        for s in range(steps):
+            lows, highs = _value_floats(codes, at, s, steps, nibble, six, minus_offset)
             for r in range(rows):
-                t = mul_f32(w_scale, parts[r])
-                acc = tuple_setitem(acc, r, add_f32(acc[r], _plus_minimum(t, w_min,
-                                                                          xsum[i + r, b])))
-        _store_tile(y, acc, i, g)
+                parts = tuple_setitem(parts, r, add_f32(parts[r], _step_sum(
+                    lows, highs, x, i + r, b * values + 4 * s, 4 * steps)))
+        w_scale, w_min = _group_factors(scale, minimum, sub, g, b)
+        for r in range(rows):
+            acc = tuple_setitem(acc, r, add_f32(acc[r], _plus_minimum(
+                mul_f32(w_scale, parts[r]), w_min, xsum[i + r, b])))
+    _store_tile(y, acc, i, g)
 
 
 @compile_kernel
 def _float_groups(codes, scale, minimum, sub, offset, nibble, x, xsum, y, g0, g1):
-    """Every row of y, its columns of groups g0..g1, in tiles of rows of x as :func:`_groups`."""
+    """Every row of y, its columns of groups g0..g1: tiles of 4 rows of x, 2 and 1 (more rows
+    would not stay in registers), through :data:`GROUPS_AT_ONCE` groups at a time."""
     n = x.shape[0]
     f = zeros_f32x16()
     for first in range(g0, g1, GROUPS_AT_ONCE):
         last = min(g1, first + GROUPS_AT_ONCE)
         i = 0
-        if wide_registers():
-            while i + 8 <= n:
-                _float_tile(codes, scale, minimum, sub, offset, nibble, x, xsum, y, i, first,
-                            last, (f, f, f, f, f, f, f, f))
-                i += 8
         while i + 4 <= n:
-            _float_tile(codes, scale, minimum, sub, offset, nibble, x, xsum, y, i, first, last,
-                        (f, f, f, f))
+            for g in range(first, last):
+                _float_tile(codes, scale, minimum, sub, offset, nibble, x, xsum, y, i, g,
+                            (f, f, f, f))
             i += 4
         if i + 2 <= n:
-            _float_tile(codes, scale, minimum, sub, offset, nibble, x, xsum, y, i, first, last,
-                        (f, f))
+            for g in range(first, last):
+                _float_tile(codes, scale, minimum, sub, offset, nibble, x, xsum, y, i, g,
+                            (f, f))
             i += 2
         if i < n:
-            _float_tile(codes, scale, minimum, sub, offset, nibble, x, xsum, y, i, first, last,
-                        (f,))
+            for g in range(first, last):
+                _float_tile(codes, scale, minimum, sub, offset, nibble, x, xsum, y, i, g,
+                            (f,))
 
 
 @compile_kernel

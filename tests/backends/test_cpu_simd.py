@@ -13,7 +13,7 @@ import pytest
 
 from gradient.backends.cpu_compile import compile_kernel
 from gradient.backends.cpu_simd import (add_f32, add_i32, broadcast_4_bytes, broadcast_f32x16,
-                                        bytes_as_f32, transpose_16x16,
+                                        bytes_as_f32, code_as_f32, fma_f32, transpose_16x16,
                                         broadcast_i32x16, dot4_u7_i8, dot4_u8_i8, high_nibbles,
                                         load_f16_as_f32x16, load_f32x16, load_i8_as_f32x16,
                                         load_i8x64, low_nibbles,
@@ -92,6 +92,11 @@ def test_products_compiled_for_other_cpus_give_the_same_bits(cpu, tmp_path):
              "from tests.backends.test_cpu_simd import _product_cases, _run\n"
              "u, s, start = _product_cases()\n"
              "out = _run(u, s, start) + _run(u & 127, s, start)\n"
+             "from tests.backends.test_cpu_simd import _codes_as_floats, _fused, _fma_cases\n"
+             "a = np.arange(64, dtype=np.uint8) * 37; codes = np.empty(192, np.float32)\n"
+             "_codes_as_floats(a, np.float32(-8), codes); f = np.empty(64, np.float32)\n"
+             "_fused(*_fma_cases(), f)\n"
+             "out = out + (codes.view(np.int32), f.view(np.int32))\n"
              "print(json.dumps({'features': sorted(features(cpu_target.target_context)),\n"
              "                  'out': [o.tolist() for o in out]}))\n")
     env = dict(os.environ, NUMBA_CPU_NAME=name, NUMBA_CPU_FEATURES=cpu_features,
@@ -108,6 +113,14 @@ def test_products_compiled_for_other_cpus_give_the_same_bits(cpu, tmp_path):
              np.ones(len(u), bool)]
     for got, mine, rows in zip(report["out"], here, valid):
         np.testing.assert_array_equal(np.array(got, np.int32)[rows], mine[rows])
+    # the codes as floats (vpermps with AVX-512, shifts and conversions elsewhere), and the
+    # fused multiply-add (vfmadd, or a correctly rounded call without FMA)
+    a = np.arange(64, dtype=np.uint8) * 37
+    np.testing.assert_array_equal(np.array(report["out"][4], np.int32).view(np.float32),
+                                  _codes_expected(a, 8))
+    f = np.empty(64, np.float32)
+    _fused(*_fma_cases(), f)
+    np.testing.assert_array_equal(np.array(report["out"][5], np.int32).view(np.float32), f)
 
 
 @compile_kernel
@@ -171,6 +184,57 @@ def test_bytes_of_each_lane_become_its_floats():
     out = np.empty(64, np.float32)
     _bytes_as_floats(a, out)
     np.testing.assert_array_equal(out.reshape(4, 16), a.reshape(16, 4).T.astype(np.float32))
+
+
+@compile_kernel
+def _codes_as_floats(a, minus_offset, out):
+    """Each nibble (shifts 0, 4, ... 28) and each byte (shifts 0, 8, 16, 24) of the 16 lanes."""
+    v = load_i8x64(a, 0)
+    for j in range(8):
+        store_f32x16(out, 16 * j, code_as_f32(v, 4 * j, 4, minus_offset))
+    for t in range(4):
+        store_f32x16(out, 128 + 16 * t, code_as_f32(v, 8 * t, 8, minus_offset))
+
+
+def _codes_expected(a, offset):
+    lanes = a.view(np.uint32).astype(np.int64)
+    nibbles = [((lanes >> (4 * j)) & 15) - offset for j in range(8)]
+    bytes_ = [((lanes >> (8 * t)) & 255) - offset for t in range(4)]
+    return np.concatenate(nibbles + bytes_).astype(np.float32)
+
+
+@pytest.mark.parametrize("offset", [0, 8, 128])
+def test_codes_of_each_lane_become_floats_minus_an_offset(offset):
+    a = np.random.default_rng(5).integers(0, 256, 64).astype(np.uint8)
+    a[:4] = (0, 255, 15, 240)                      # the ends of nibbles and bytes
+    out = np.empty(192, np.float32)
+    _codes_as_floats(a, np.float32(-offset), out)
+    np.testing.assert_array_equal(out, _codes_expected(a, offset))
+
+
+@compile_kernel
+def _fused(a, b, c, out):
+    for r in range(0, a.size, 16):
+        store_f32x16(out, r, fma_f32(load_f32x16(a, r), load_f32x16(b, r), load_f32x16(c, r)))
+
+
+def _fma_cases():
+    """Random products, and one whose fused sum differs from the separately rounded one:
+    a*b = 1 + 2^-22 + 2^-46 exactly, c = -(1 + 2^-22): fused 2^-46, rounded first 0."""
+    rng = np.random.default_rng(6)
+    a, b, c = (rng.standard_normal(64).astype(np.float32) for _ in range(3))
+    a[0] = b[0] = np.float32(1 + 2.0 ** -23)
+    c[0] = -np.float32(1 + 2.0 ** -22)
+    return a, b, c
+
+
+def test_fused_multiply_add_rounds_once():
+    a, b, c = _fma_cases()
+    out = np.empty(64, np.float32)
+    _fused(a, b, c, out)
+    exact = (a.astype(np.float64) * b + c).astype(np.float32)   # a*b + c exact in double here
+    np.testing.assert_array_equal(out, exact)
+    assert out[0] == 2.0 ** -46 and np.float32(a[0] * b[0]) + c[0] == 0
 
 
 def test_types_are_checked_when_a_kernel_compiles():
