@@ -1,5 +1,6 @@
 """How close gradient's logits on a GGUF file are to llama.cpp's and to transformers' on the
-same weights: what the default (llama.cpp's numerics) and ``activations="float32"`` compute.
+same weights: what the default (exact float32 products) and ``activations="int8"`` (llama.cpp's
+numerics) compute.
 
 Run:  python bench/agreement.py [--model PATH] [--new 64]
 
@@ -7,11 +8,10 @@ The model is SmolLM2-135M-Instruct Q4_1 (``--model``, else as ``bench/gguf_decod
 it); the prompts are the eight of ``tests/fixtures/llama_cpp/smollm2_q4_1.json``, as llama.cpp
 tokenized them. Six computations of each:
 
-* gradient, ``gradient.hub.load(path)``: the matrices in their GGML blocks, activations
-  quantized to int8 per 32 values as llama.cpp's Q8_1, the KV cache in float16 (the
-  default, llama.cpp's numerics);
-* gradient, ``activations="float32"``: the same blocks, exact float32 products, a float32
-  KV cache;
+* gradient, ``gradient.hub.load(path)``: the matrices in their GGML blocks, exact float32
+  products, a float32 KV cache (the default);
+* gradient, ``activations="int8"``: the same blocks, activations quantized to int8 per 32
+  values as llama.cpp's Q8_1, the KV cache in float16 (llama.cpp's numerics);
 * llama.cpp (llama-cpp-python) with its defaults (float16 KV cache), with a float32 one, and
   with its defaults but the prompt evaluated one token at a time: llama.cpp against itself.
   Its int8 products make it chaotic at the last bit: the same computation in another order
@@ -131,7 +131,7 @@ def main() -> None:
     path = os.path.abspath(find_model(args.model))
     with open(FIXTURE, encoding="utf-8") as f:
         prompts = [p["ids"] for p in json.load(f)["prompts"]]
-    runs = {"gradient_int8": gradient_runs(path, prompts, args.new),
+    runs = {"gradient_int8": gradient_runs(path, prompts, args.new, activations="int8"),
             "gradient_float32": gradient_runs(path, prompts, args.new, activations="float32"),
             "llama_cpp_f16_kv": llama_cpp_runs(path, prompts, args.new, "float16"),
             "llama_cpp_f32_kv": llama_cpp_runs(path, prompts, args.new, "float32"),

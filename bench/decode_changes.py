@@ -5,7 +5,7 @@ Run:  python bench/decode_changes.py [--gguf PATH] [--new 48] [--rounds 5]
 
 Without ``--gguf``: a float32 LLaMA-family model of SmolLM2-135M's shape (30 layers, width
 576, random weights). With it: that GGUF file as ``gradient.hub.load`` gives it (the real
-SmolLM2-135M-Instruct Q4_1: int8 activations). Every variant decodes through the step captured
+SmolLM2-135M-Instruct Q4_1: float32 activations). Every variant decodes through the step captured
 from its module forward and compiled into one loop over the layers; ``module_graph`` is the
 plain model with that off (its decoder stack's ``fused_decode``), for reference. The LoRA is a
 user's own ``nn.Module``: ``base(x) + B(A(x)) * scale``, rank 8. Each round times ``--new``

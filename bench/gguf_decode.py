@@ -17,10 +17,11 @@ turns, one child per library per round. Each child loads the file and runs an un
 captures and compiles its decode step, llama.cpp sizes its buffers), then: a prefill of the prompt that returns the last position's logits, then
 ``--new - 1`` greedy decode steps of one token (argmax of the raw logits, no sampler: no
 repetition penalty). gradient goes through ``gradient.hub.load(path)`` (its default: the
-matrices kept in their GGML types, int8 activations, the decode step captured from the
-module forward and compiled into one loop, :mod:`gradient.capture.compiled`) and its KV cache,
-as ``model.generate`` does (the model's default: float16 for a GGUF file with int8
-activations, as llama.cpp's; ``--kv-cache`` chooses); llama.cpp through
+matrices kept in their GGML types, float32 activations, the decode step captured from the
+module forward and compiled into one loop, :mod:`gradient.capture.compiled`; ``--activations
+int8`` for llama.cpp's numerics) and its KV cache, as ``model.generate`` does (the model's
+default: float32, or float16 with int8 activations, as llama.cpp's; ``--kv-cache``
+chooses); llama.cpp through
 ``Llama.eval`` with its default context settings (float16 KV cache, ``n_batch=512``), reading
 the logits with ``llama_get_logits_ith``.
 

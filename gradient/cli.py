@@ -48,9 +48,10 @@ KV_CACHE_HELP = ("dtype of the keys and values kept while generating: float16 ha
                  "memory and speeds up long contexts, as llama.cpp's default cache (default: "
                  "float16 for a GGUF file, as llama.cpp; else the weights' dtype)")
 
-ACTIVATIONS_HELP = ("a .gguf file's quantized products: int8 quantizes the activations as "
-                    "llama.cpp does (default, the fastest), float32 computes exactly, as "
-                    "transformers on the dequantized weights (its KV cache float32 too)")
+ACTIVATIONS_HELP = ("a .gguf file's quantized products: float32 computes exactly, as "
+                    "transformers on the dequantized weights (default); int8 quantizes the "
+                    "activations as llama.cpp does, its KV cache float16 too (prompts about "
+                    "twice as fast)")
 
 
 class CLIError(GradientError, ValueError):

@@ -36,10 +36,9 @@ def load(name_or_path, dtype=None, revision=None, token=None, cache_dir=None,
     the hub and where it is cached (defaults: ``"main"``, the stored token, the standard cache);
     other keyword arguments go to :func:`~gradient.hub.download_model` (``local_files_only=True``
     ...). A ``.gguf`` file keeps its matrices in their GGML types (``quantized=False``
-    dequantizes them into a float model; by default it computes as llama.cpp does, int8
-    activations in the products and a float16 KV cache, and ``activations="float32"`` makes
-    it compute exactly, as transformers does on the dequantized weights, with a float32
-    cache). ``kv_cache_dtype="float16"`` makes generation keep its keys and values in
+    dequantizes them into a float model; by default it computes exactly, as transformers does
+    on the dequantized weights, with a float32 KV cache, and ``activations="int8"`` makes it
+    compute as llama.cpp does, int8 activations in the products and a float16 KV cache). ``kv_cache_dtype="float16"`` makes generation keep its keys and values in
     float16, as llama.cpp does by default: half the memory, and at long context faster
     decoding (a step reads the whole cache); ``"float32"`` keeps them exact; None leaves the
     model's default (a GGUF file's above, else the weights' dtype). The model is in eval
@@ -114,7 +113,7 @@ def locate(name_or_path, revision=None, token=None, cache_dir=None, **hub_kwargs
 # The one place GGUF files enter: gradient.models.gguf_loader builds the model from the file's
 # metadata (llama/qwen2/qwen3 architectures), keeps or dequantizes its tensors, and builds the
 # tokenizer from its tokenizer.ggml.* keys.
-def _load_gguf(path: str, dtype=None, quantized: bool = True, activations: str = "int8"):
+def _load_gguf(path: str, dtype=None, quantized: bool = True, activations: str = "float32"):
     """A ``.gguf`` file (see :func:`gradient.models.gguf_loader.load_gguf`)."""
     if not os.path.isfile(path):
         raise ModelNotFoundError(f"no such GGUF file: {path}")

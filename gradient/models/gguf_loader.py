@@ -210,7 +210,7 @@ _VOCABULARY_LISTS = ("tokenizer.ggml.tokens", "tokenizer.ggml.merges", "tokenize
                      "tokenizer.ggml.token_type")
 
 
-def load_gguf(path, dtype=None, quantized: bool = True, activations: str = "int8"):
+def load_gguf(path, dtype=None, quantized: bool = True, activations: str = "float32"):
     """Load a LLaMA-family GGUF file; returns ``(model, tokenizer)``.
 
     ``quantized=True`` (the default, as llama.cpp): every matrix stored in a GGML type stays in
@@ -219,12 +219,13 @@ def load_gguf(path, dtype=None, quantized: bool = True, activations: str = "int8
     head a ``QuantizedLinear`` (over the embedding's table when they are tied). A 4-bit file
     stays about 4-bit in memory: the blocks are repacked for the int8 kernels (see
     :mod:`gradient.quant.interleaved`) and their pages of the mapped file are released.
-    ``activations`` (``"int8"`` or ``"float32"``) is the layers' product (see
-    :class:`~gradient.quant.QuantizedLinear`). With int8 activations the model computes as
-    llama.cpp does by default, its KV cache in float16 too (``model.kv_cache_dtype``: half
-    the memory, and faster decoding at long context); with ``"float32"`` it computes exactly,
-    its cache in float32. The norms, and tensors stored as floats, are float32 parameters (or
-    ``dtype``).
+    ``activations`` (``"float32"`` or ``"int8"``) is the layers' product (see
+    :class:`~gradient.quant.QuantizedLinear`). With ``"float32"`` (the default) the model
+    computes exactly: the file's weights times float32 activations, as transformers computes
+    on the dequantized weights, its KV cache in float32. With ``"int8"`` it computes as
+    llama.cpp does by default: activations quantized to int8 in the products (about twice as
+    fast a prompt) and its KV cache in float16 (``model.kv_cache_dtype``: half the memory).
+    The norms, and tensors stored as floats, are float32 parameters (or ``dtype``).
 
     ``quantized=False``: every weight dequantized to float32 (``dtype=None``) or to ``dtype``
     (``"bfloat16"``, ``gradient.float16`` ...) one tensor at a time: a plain float model, as
@@ -271,7 +272,7 @@ def load_gguf_tokenizer(path):
 
 
 def _load_model(reader: GGUFReader, config: LlamaConfig, dtype, quantized: bool = True,
-                activations: str = "int8") -> LlamaForCausalLM:
+                activations: str = "float32") -> LlamaForCausalLM:
     metadata, where = reader.metadata, reader.path
     arch = _architecture(metadata, where)
     with _init.skip_init():

@@ -186,7 +186,7 @@ class PreTrainedModel(Module):
     #: The dtype of the KV caches ``new_cache`` makes when none is asked for; None: the
     #: weights' dtype. ``gradient.float16`` (llama.cpp's default cache) halves what a decode
     #: step reads at long context; ``gradient.hub.load(..., kv_cache_dtype="float16")`` sets it,
-    #: and a GGUF file loaded with int8 activations (the default) has it.
+    #: and a GGUF file loaded with ``activations="int8"`` (llama.cpp's numerics) has it.
     kv_cache_dtype = None
 
     def __init__(self, config):

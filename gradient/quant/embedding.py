@@ -104,7 +104,7 @@ class QuantizedEmbedding(Module):
         return kernel(self._device_blocks.on(backend), ids, self.qtype.name,
                       self.num_embeddings, self.embedding_dim)
 
-    def as_linear(self, activations: str = "int8") -> QuantizedLinear:
+    def as_linear(self, activations: str = "float32") -> QuantizedLinear:
         """``x @ table.T`` as a :class:`QuantizedLinear` sharing this table (a tied head)."""
         head = QuantizedLinear(self.qweight, self.qtype, self.embedding_dim, self.num_embeddings,
                                activations=activations, packed=self.packed)

@@ -299,12 +299,13 @@ class QuantizedLinear(_QuantizedLayer):
     ``activations`` chooses the product, for the types that :mod:`gradient.quant.interleaved`
     repacks (Q4_0 ... Q6_K):
 
-    * ``"int8"`` (the default, as llama.cpp): each 32 values of x quantized to int8, integer
-      dot products; fast, and about 0.5% relative error per product on top of the weights' own.
-      Every row of x is computed alone, the same way for a decode step's one row as for a
-      prompt's hundreds, so a prompt's logits are those of its tokens decoded one by one.
-    * ``"float32"``: the exact weights times float32 x (what dequantize-then-matmul gives, up
-      to summation order); each row computed alone too.
+    * ``"float32"`` (the default): the exact weights times float32 x (what
+      dequantize-then-matmul gives, up to summation order). Every row of x is computed alone,
+      the same way for a decode step's one row as for a prompt's hundreds, so a prompt's
+      logits are those of its tokens decoded one by one.
+    * ``"int8"`` (as llama.cpp): each 32 values of x quantized to int8, integer dot
+      products; for many rows (a prompt) about twice as fast, and about 0.5% relative error
+      per product on top of the weights' own; each row computed alone too.
 
     The gradient of x (training through a frozen quantized layer) is always the exact
     ``g @ W``. The float types (F32, F16, BF16) are always exact.
@@ -316,7 +317,7 @@ class QuantizedLinear(_QuantizedLayer):
     """
 
     def __init__(self, blocks, qtype, in_features: int, out_features: int, bias=None,
-                 activations: str = "int8", packed: InterleavedWeight | None = None):
+                 activations: str = "float32", packed: InterleavedWeight | None = None):
         super().__init__()
         qtype = _as_type(qtype)
         if qtype not in _qm.MATMUL_TYPES:
@@ -354,7 +355,7 @@ class QuantizedLinear(_QuantizedLayer):
     # ------------------------------------------------------------------ constructors
     @classmethod
     def from_blocks(cls, blocks, qtype, in_features: int, out_features: int,
-                    bias=None, activations: str = "int8") -> "QuantizedLinear":
+                    bias=None, activations: str = "float32") -> "QuantizedLinear":
         """A layer over the raw bytes of a GGML weight of shape (out_features, in_features).
 
         ``blocks``: any contiguous array of the tensor's bytes (GGUFReader's tensor data, a
@@ -366,7 +367,7 @@ class QuantizedLinear(_QuantizedLayer):
         return cls(blocks, qtype, in_features, out_features, bias, activations)
 
     @classmethod
-    def from_linear(cls, linear, qtype="Q8_0", activations: str = "int8") -> "QuantizedLinear":
+    def from_linear(cls, linear, qtype="Q8_0", activations: str = "float32") -> "QuantizedLinear":
         """Quantize a float :class:`gradient.nn.Linear` (its weight and bias) to ``qtype``,
         one of :data:`QUANTIZABLE` (see :func:`quantize`).
 

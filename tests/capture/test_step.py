@@ -186,14 +186,15 @@ def test_parameters_widened_inside_a_call_are_still_read_from_the_parameter():
 
 class Products(nn.Module):
     """Four quantized products of the same activations (q, k, v and one more), one of each
-    kind of interleaved codes, and one of another input."""
+    kind of interleaved codes, and one of another input; int8 activations (one quantization
+    of x for the products that share it)."""
 
     def __init__(self):
         super().__init__()
         from gradient.quant import QuantizedLinear
         gradient.manual_seed(3)
         self.a, self.b, self.c, self.d, self.e = (
-            QuantizedLinear.from_linear(nn.Linear(64, n), qtype)
+            QuantizedLinear.from_linear(nn.Linear(64, n), qtype, activations="int8")
             for n, qtype in ((96, "Q4_1"), (32, "Q8_0"), (64, "Q4_0"), (32, "Q5_1"), (64, "Q8_0")))
 
     def forward(self, x):

@@ -333,21 +333,21 @@ def test_hub_load_and_the_cli(converted, capsys):
     assert rc == 0, err
     assert out.startswith("Hello") and "loaded LlamaForCausalLM" in err
     rc = cli.main(["generate", pair.path, "Hello", "--max-new-tokens", "3", "--temperature", "0",
-                   "--activations", "float32"])
+                   "--activations", "int8"])
     assert rc == 0 and capsys.readouterr().out.startswith("Hello")
 
 
-def test_the_default_computes_as_llama_cpp_and_float32_activations_exactly(converted):
+def test_the_default_computes_exactly_and_int8_activations_as_llama_cpp(converted):
     pair = converted("llama")
-    model, _ = gradient.hub.load(pair.path)      # llama.cpp's: int8 products, float16 cache
-    assert {m.activations for m in model.modules() if isinstance(m, QuantizedLinear)} == {"int8"}
-    assert model.kv_cache_dtype is gradient.float16
-    assert model.new_cache(1, 4).keys[0].dtype is gradient.float16
-    exact, _ = gradient.hub.load(pair.path, activations="float32")
+    exact, _ = gradient.hub.load(pair.path)      # float32 products, float32 cache
     assert {m.activations for m in exact.modules() if isinstance(m, QuantizedLinear)} == {
         "float32"}
     assert exact.new_cache(1, 4).keys[0].dtype is gradient.float32
-    wide, _ = gradient.hub.load(pair.path, kv_cache_dtype="float32")
+    model, _ = gradient.hub.load(pair.path, activations="int8")   # llama.cpp's numerics
+    assert {m.activations for m in model.modules() if isinstance(m, QuantizedLinear)} == {"int8"}
+    assert model.kv_cache_dtype is gradient.float16
+    assert model.new_cache(1, 4).keys[0].dtype is gradient.float16
+    wide, _ = gradient.hub.load(pair.path, activations="int8", kv_cache_dtype="float32")
     assert wide.new_cache(1, 4).keys[0].dtype is gradient.float32
 
 
@@ -700,7 +700,7 @@ def test_real_file_loads_quantized(smollm2):
     the Q8_0 embedding, and the tied head over the embedding's own table."""
     from gradient.quant import GGMLType, QuantizedEmbedding, QuantizedLinear
     model, tok = smollm2
-    quantized, _ = load_gguf(smollm2_path())
+    quantized, _ = load_gguf(smollm2_path(), activations="int8")
     layers = [m for m in quantized.modules() if isinstance(m, QuantizedLinear)]
     assert len(layers) == 30 * 7 + 1  # every projection of every layer, and the head
     assert {layer.qtype for layer in layers} == {GGMLType.Q4_1, GGMLType.Q8_0}
@@ -713,7 +713,7 @@ def test_real_file_loads_quantized(smollm2):
     held = sum(m.nbytes for m in layers if m is not quantized.lm_head) + embedding.nbytes
     assert held < 0.3 * sum(p.numel() * 4 for p in model.parameters())  # vs float32
     ids = gradient.tensor([tok.encode("The capital of France is")])
-    exact, _ = load_gguf(smollm2_path(), activations="float32")
+    exact, _ = load_gguf(smollm2_path())          # the default: float32 activations
     with gradient.no_grad():
         a = exact(ids).logits.numpy()
         b = model(ids).logits.numpy()

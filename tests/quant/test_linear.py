@@ -71,10 +71,10 @@ def test_from_linear_matches_dequantized_weight(qtype):
     # and the float layer's output, up to the quantization error of the weight
     err = np.abs(y.numpy() - y_float.numpy()).max() / np.abs(y_float.numpy()).max()
     assert err < {"Q4_1": 0.2, "Q5_0": 0.1, "Q8_0": 0.01, "F16": 1e-3}[qtype]
-    # the default int8 activations: the same up to the activations' own rounding (F16 has no
-    # int8 kernel and stays exact)
-    fast = QuantizedLinear.from_linear(linear, qtype)
-    assert fast.activations == "int8"
+    assert QuantizedLinear.from_linear(linear, qtype).activations == "float32"   # the default
+    # int8 activations: the same up to the activations' own rounding (F16 has no int8 kernel
+    # and stays exact)
+    fast = QuantizedLinear.from_linear(linear, qtype, activations="int8")
     with gradient.no_grad():
         y_int8 = fast(x).numpy()
     err = np.abs(y_int8 - expected).max() / np.abs(expected).max()
@@ -149,7 +149,7 @@ def test_module_state():
     assert layer.qweight is before and layer.bias.dtype is gradient.bfloat16
     assert not layer.qweight.flags.writeable
     assert repr(layer) == ("QuantizedLinear(in_features=64, out_features=16, qtype=Q4_1, "
-                           "bias=True, activations=int8, 640 B)")   # the blocks' own bytes
+                           "bias=True, activations=float32, 640 B)")   # the blocks' own bytes
     with gradient.no_grad():
         assert layer(gradient.randn(3, 64)).dtype is gradient.float32   # bias cast to the input's
 
