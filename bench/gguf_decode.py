@@ -3,6 +3,7 @@
 Run:  python bench/gguf_decode.py [--model PATH] [--prompt 64] [--new 128] [--threads 2] [--rounds 3]
       python bench/gguf_decode.py --context 0,512,2048 --plot depth.png   (speed against depth)
       python bench/gguf_decode.py --model-shape tinyllama --type Q4_K_M --prompt 512 --new 32
+      python bench/gguf_decode.py --export BF16 --prompt 16 --new 64   (the file as BF16)
 
 The model is ``--model``, else ``$GRADIENT_SMOLLM2_GGUF``, else
 ``tests/fixtures/models/SmolLM2-135M-Instruct.Q4_1.gguf`` (``.ci/run`` fetches it from the
@@ -96,9 +97,14 @@ def model_bytes(model) -> int:
         held = getattr(m, "packed", None)
         if held is None:
             held = getattr(m, "qweight", None)
-        if held is None or not hasattr(held, "nbytes") or id(held) in seen:
+        if held is None or not hasattr(held, "nbytes"):
             continue
-        seen.add(id(held))
+        # the same memory once: two views of one table (a float type's tied head) are two
+        # arrays with one address
+        key = held.__array_interface__["data"][0] if isinstance(held, np.ndarray) else id(held)
+        if key in seen:
+            continue
+        seen.add(key)
         total += held.nbytes
     return total
 
@@ -228,6 +234,22 @@ def plot(line: dict, path: str) -> None:
     fig.savefig(path, dpi=120)
 
 
+def exported(source: str, qtype: str, directory: str | None) -> str:
+    """``source`` written as ``qtype`` by ``gradient export-gguf``, once, into ``directory``
+    (default: model_shapes' directory)."""
+    from model_shapes import DEFAULT_DIR
+    directory = directory or DEFAULT_DIR
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, f"{os.path.basename(source)[:-5]}.{qtype}.gguf")
+    if not os.path.exists(path):
+        import subprocess
+        part = path[:-5] + ".part.gguf"        # whole or absent: written, then renamed
+        subprocess.run([sys.executable, "-m", "gradient", "export-gguf", source, part,
+                        "--type", qtype], check=True, cwd=ROOT)
+        os.replace(part, path)
+    return path
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", help=f"the {SMOLLM2_NAME} file")
@@ -235,6 +257,10 @@ def main() -> None:
                    "shape (tinyllama), made once into --shape-dir")
     p.add_argument("--type", default="Q4_K_M", help="the file type of --model-shape's file")
     p.add_argument("--shape-dir", default=None, help="where --model-shape's files are kept")
+    p.add_argument("--export", metavar="TYPE",
+                   help="instead of the file itself: the SmolLM2 file written as TYPE (F32, "
+                        "BF16, F16, Q8_0 ...) by `gradient export-gguf`, made once into "
+                        "--shape-dir")
     p.add_argument("--prompt", type=int, default=64, help="prompt tokens")
     p.add_argument("--context", help="comma-separated prompt lengths (e.g. 0,512,2048): "
                    "decode speed at each depth of the cache, instead of --prompt")
@@ -259,6 +285,9 @@ def main() -> None:
         from model_shapes import DEFAULT_DIR, shape_gguf
         path = shape_gguf(args.model_shape, args.type, args.shape_dir or DEFAULT_DIR)
         name = f"{args.model_shape} shape, random weights, {args.type} (GGUF)"
+    elif args.export:
+        path = exported(os.path.abspath(find_model(args.model)), args.export, args.shape_dir)
+        name = f"SmolLM2-135M-Instruct, {args.export} (GGUF written by gradient export-gguf)"
     else:
         path = os.path.abspath(find_model(args.model))
         name = "SmolLM2-135M-Instruct Q4_1 (GGUF)"
@@ -320,6 +349,10 @@ def main() -> None:
             for d in g["by_depth"]}
     else:
         line["decode_ratio"] = round(g["decode_tok_s"] / c["decode_tok_s"], 3)
+        # the weights each library reads per decoded token, per second
+        g["decode_weights_gb_s"] = round(results["gradient"]["weight_bytes"]
+                                         * g["decode_tok_s"] / 1e9, 1)
+        c["decode_weights_gb_s"] = round(tensor_bytes * c["decode_tok_s"] / 1e9, 1)
         line["prefill_ratio"] = round(g["prefill_tok_s"] / c["prefill_tok_s"], 3)
     line["peak_rss_ratio"] = round(g["peak_rss_mib"] / c["peak_rss_mib"], 2)
     # how much of gradient's peak is numba's runtime, which any numba-compiled kernel brings

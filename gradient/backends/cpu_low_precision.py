@@ -4,9 +4,10 @@ NumPy has no half-precision BLAS, so the backend computes a bfloat16 or float16 
 in float32: it converts the whole weight to a float32 copy on every call, then runs a float32
 GEMM. For a few rows of ``x`` (decoding a token) the conversion is the whole cost: it reads
 the weight, writes twice its size and reads that again, once per token (a bfloat16 GPT-2
-decoded 7 times slower than in float32). Here each weight row is widened to float32 in a
-small scratch row (exactly: see :func:`_widen`) and dotted with the rows of ``x`` in float32,
-so the weight is read once, at half the bytes of float32.
+decoded 7 times slower than in float32). Here the weight is read once, at half the bytes of
+float32: a weight stored as rows (out, in) by :mod:`.cpu_float_rows` (widened in registers);
+one stored transposed, (in, out) as GPT-2's Conv1D, input row by input row, each widened into
+a small scratch row (exactly: see :func:`_widen`) and added times x into the output columns.
 
 The arithmetic is the float32 product of the exactly widened values, as the backend's path
 computes it; only the order of the float32 sums differs (as between two BLAS libraries).
@@ -31,8 +32,8 @@ import numpy as np
 
 from ..kernels.registry import register
 from .cpu_compile import compile_kernel as _compile
+from .cpu_float_rows import float_rows_product
 from .cpu_half import widen
-from .cpu_reduce import LANES, lane_dot
 
 #: Up to this many rows of x the kernel runs; above it, the float32 GEMM of the converted
 #: weight, whose conversion is then shared by enough rows (measured on GPT-2's 3072 x 768
@@ -59,19 +60,6 @@ def _widen(bits, scratch, half):
         widened[k] = widen(bits[k])
 
 
-@_compile
-def _rows(x, w_bits, half, out, r0, r1, scratch):
-    """out[:, r] = x @ float32(w[r]) for the weight rows r0..r1 (w_bits: the 16-bit floats'
-    bits; ``half``: float16, else bfloat16), each dot product in lanes (see .cpu_reduce)."""
-    M = x.shape[0]
-    widened = scratch.view(np.float32)
-    acc = np.empty(LANES, np.float32)
-    for r in range(r0, r1):
-        _widen(w_bits[r], scratch, half)
-        for i in range(M):
-            out[i, r] = lane_dot(x[i], widened, acc)
-
-
 @_compile   # the loop over output columns vectorises as it is: each is a lane
 def _columns(x, wt_bits, half, partial, k0, k1, scratch):
     """partial = x[:, k0:k1] @ float32(wt[k0:k1]) for a weight stored transposed, (in, out)
@@ -93,23 +81,17 @@ def _columns(x, wt_bits, half, partial, k0, k1, scratch):
 
 
 @_compile(parallel=True)
-def _parallel(x, w_bits, half, transposed, out, n_chunks):
-    if transposed:   # chunks of input rows, each summed apart, then added in chunk order
-        K, N = w_bits.shape
-        step = (K + n_chunks - 1) // n_chunks
-        partials = np.empty((n_chunks, x.shape[0], N), np.float32)
-        for c in numba.prange(n_chunks):
-            _columns(x, w_bits, half, partials[c], c * step, min(K, (c + 1) * step),
-                     np.empty(N, np.uint32))
-        out[:] = partials[0]
-        for c in range(1, n_chunks):
-            out += partials[c]
-    else:            # chunks of weight rows (output columns)
-        N = w_bits.shape[0]
-        step = (N + n_chunks - 1) // n_chunks
-        for c in numba.prange(n_chunks):
-            _rows(x, w_bits, half, out, c * step, min(N, (c + 1) * step),
-                  np.empty(x.shape[1], np.uint32))
+def _parallel(x, wt_bits, half, out, n_chunks):
+    # chunks of input rows, each summed apart, then added in chunk order
+    K, N = wt_bits.shape
+    step = (K + n_chunks - 1) // n_chunks
+    partials = np.empty((n_chunks, x.shape[0], N), np.float32)
+    for c in numba.prange(n_chunks):
+        _columns(x, wt_bits, half, partials[c], c * step, min(K, (c + 1) * step),
+                 np.empty(N, np.uint32))
+    out[:] = partials[0]
+    for c in range(1, n_chunks):
+        out += partials[c]
 
 
 @register("low_precision_linear", "cpu", "numba")
@@ -121,12 +103,16 @@ def low_precision_linear(x, weight, bias=None):
     not take (the caller then converts the weight and runs the GEMM)."""
     if not _takes(x, weight) or (bias is not None and bias.shape != (weight.shape[0],)):
         return None
-    transposed = not weight.flags.c_contiguous
-    bits = (weight.T if transposed else weight).view(np.uint16)
-    x32 = np.ascontiguousarray(x, dtype=np.float32)
-    out = np.empty((x.shape[0], weight.shape[0]), np.float32)
-    n_chunks = min(bits.shape[0], 2 * numba.get_num_threads())
-    _parallel(x32, bits, weight.dtype == _FLOAT16, transposed, out, n_chunks)
+    if weight.flags.c_contiguous:     # rows of w (out, in): gradient.backends.cpu_float_rows
+        out = float_rows_product(x, weight)
+        if out is None:
+            return None
+    else:                             # (in, out) stored, GPT-2's Conv1D: columns, here
+        bits = weight.T.view(np.uint16)
+        x32 = np.ascontiguousarray(x, dtype=np.float32)
+        out = np.empty((x.shape[0], weight.shape[0]), np.float32)
+        n_chunks = min(bits.shape[0], 2 * numba.get_num_threads())
+        _parallel(x32, bits, weight.dtype == _FLOAT16, out, n_chunks)
     if bias is not None:
         out += bias.astype(np.float32)
     return out

@@ -23,6 +23,7 @@ import numpy as np
 from ..kernels.lowering import Derived, Lowered
 from ..kernels.registry import lowers
 from .cpu_compile import FLOATS, compile_kernel
+from .cpu_float_rows import lowered_float_rows_linear
 from .cpu_half import as_bits, holds, narrow
 
 __all__ = ["reshape", "permute", "add", "mul", "unbind3", "linear", "kv_write", "paged_kv_write",
@@ -182,8 +183,14 @@ def _lower_linear(x, weight, bias):
     if not takes(x, weight, *([] if bias is None else [bias])) or x.ndim == 0 or weight.ndim != 2:
         return None
     lead = x.shape[:-1]
-    return Lowered(linear, (x, weight, _NO_BIAS[x.dtype] if bias is None else bias,
-                            bias is not None, math.prod(lead), lead + (weight.shape[0],)))
+    rows = (math.prod(lead), x.shape[-1])
+    bias_ = _NO_BIAS[x.dtype] if bias is None else bias
+    rows_form = lowered_float_rows_linear(x, rows, weight, bias_, bias is not None,
+                                          lead + (weight.shape[0],))
+    if rows_form is not None:      # a few float32 rows: as the op computes them
+        return rows_form
+    return Lowered(linear, (x, weight, bias_, bias is not None, rows[0],
+                            lead + (weight.shape[0],)))
 
 
 def _stacked_keys(cache):

@@ -41,11 +41,12 @@ from numba.extending import intrinsic, models, register_model
 
 __all__ = ["i8x64", "i32x16", "f32x16", "load_i8x64", "store_i32x16", "broadcast_4_bytes",
            "low_nibbles", "high_nibbles", "with_top_bits", "dot4_u8_i8", "dot4_u7_i8",
-           "broadcast_i32x16", "add_i32", "zeros_i32x16", "to_f32", "load_f32x16",
-           "store_f32x16", "load_i8_as_f32x16", "load_f16_as_f32x16", "broadcast_f32x16",
-           "zeros_f32x16", "bytes_as_f32", "code_as_f32", "fma_f32", "transpose_16x16", "fold_halves", "mul_f32", "add_f32", "neg_f32", "largest_magnitude", "rint_f32",
-           "to_i32", "sum_i32", "store_i32_as_i8", "rounded_to_f16", "wide_registers",
-           "features", "prefetch"]
+           "broadcast_i32x16", "add_i32", "zeros_i32x16", "to_f32", "load_f32x16", "store_f32x16",
+           "load_i8_as_f32x16", "load_f16_as_f32x16", "load_bf16_as_f32x16", "broadcast_f32x16",
+           "zeros_f32x16", "bytes_as_f32", "code_as_f32", "fma_f32", "transpose_16x16",
+           "fold_halves", "mul_f32", "add_f32", "neg_f32", "largest_magnitude", "rint_f32",
+           "to_i32", "sum_i32", "store_i32_as_i8", "rounded_to_f16", "wide_registers", "features",
+           "prefetch"]
 
 
 class _Vector(types.Type):
@@ -192,6 +193,13 @@ load_f16_as_f32x16 = _widening_loader(
                                      f32x16.llvm()),
     "``load_f16_as_f32x16(a, i)``: the 16 float16 values whose bits a uint16 array holds from "
     "flat index i, as float32 (exact): F16C's vcvtph2ps where the CPU has it.")
+load_bf16_as_f32x16 = _widening_loader(
+    types.uint16, ir.IntType(16),
+    lambda builder, v: builder.bitcast(builder.shl(builder.zext(v, i32x16.llvm()),
+                                                   ir.Constant(i32x16.llvm(), [16] * 16)),
+                                       f32x16.llvm()),
+    "``load_bf16_as_f32x16(a, i)``: the 16 bfloat16 values whose bits a uint16 array holds "
+    "from flat index i, as float32 (exact: a bfloat16 is the top half of a float32).")
 
 
 def _transposed(builder, rows):

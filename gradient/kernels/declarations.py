@@ -66,6 +66,9 @@ declare("add_to_rows", "(out, row) -> done",
         "out += row in place, row broadcast over the rows of out: a Linear's bias")
 declare("low_precision_linear", "(x, weight, bias) -> y",
         "x @ weight.T (+ bias) in float32 for a bfloat16/float16 weight read in place")
+declare("float_rows_product", "(x, weight) -> y",
+        "x @ weight.T in float32 for a few rows of x and a float32/bfloat16/float16 weight "
+        "read once, in place (a decode step's product)")
 declare("quant_matmul", "(x, blocks, qtype, out_features, in_features) -> y",
         "x @ W.T for W stored as GGML blocks of type qtype (its name)")
 declare("quant_rows", "(blocks, ids, qtype, num_embeddings, embedding_dim) -> rows",

@@ -44,6 +44,7 @@ from ..nn import Parameter
 from ..nn import init as _init
 from ..ops.creation import from_numpy
 from ..quant.embedding import QuantizedEmbedding
+from ..quant.ggml import GGMLType
 from ..quant.interleaved import INTERLEAVED_TYPES
 from ..quant.linear import QuantizedLinear
 from ..quant.matmul import MATMUL_TYPES
@@ -344,12 +345,14 @@ def _load_model(reader: GGUFReader, config: LlamaConfig, dtype, quantized: bool 
 
 #: float tensors smaller than this are copied out of the map (see _load_model)
 _COPIED_BELOW = 1 << 20
+#: the float GGML types, which a token embedding keeps as they are (its rows widened on lookup)
+_FLOAT_TYPES = (GGMLType.F32, GGMLType.F16, GGMLType.BF16)
 
 
 def _keeps_blocks(target: str, ggml_type: int) -> bool:
     """Whether quantized=True keeps the tensor ``target`` (a Hugging Face name) in its blocks."""
-    if target == _EMBEDDING:
-        return ggml_type in INTERLEAVED_TYPES
+    if target == _EMBEDDING:    # the block types, and the float types in their own precision
+        return ggml_type in INTERLEAVED_TYPES or ggml_type in _FLOAT_TYPES
     return (target.endswith(_PROJECTIONS) or target == _HEAD) and ggml_type in MATMUL_TYPES
 
 

@@ -635,9 +635,13 @@ class Linear(ArrayFunction):
                 y = b.binary_("add", y, _upcast(b, bias))
             if y is not None:
                 return b.cast(b.reshape(y, lead + (weight.shape[0],)), dtype)
-        # one (rows, in) @ (in, out) GEMM: several times faster than a batched matmul over
-        # the leading dimensions
-        y = b.matmul(x2, b.permute(weight, (1, 0)))
+        # a few rows by a large weight (a decode step): the weight read once, in place, at the
+        # memory's speed (a matrix-vector BLAS product streams slower, and its threads spin
+        # against the other kernels' between calls); else one (rows, in) @ (in, out) GEMM:
+        # several times faster than a batched matmul over the leading dimensions
+        y = kernels.call("float_rows_product", b, x2, weight) if dtype is float32 else None
+        if y is None:
+            y = b.matmul(x2, b.permute(weight, (1, 0)))
         y = b.reshape(y, lead + (weight.shape[0],))
         if bias is None:
             return y

@@ -24,6 +24,8 @@ Example::
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import kernels
 from ..errors import DTypeError
 from ..nn.module import Module
@@ -32,7 +34,7 @@ from ..tensor import Tensor
 from .device_blocks import DeviceBlocks
 from .ggml import UnsupportedQuantTypeError
 from .interleaved import INTERLEAVED_TYPES, InterleavedWeight
-from .linear import QuantizedLinear, _as_type, _size
+from .linear import _FLOAT_VIEWS, QuantizedLinear, _as_type, _size
 from .matmul import _as_blocks
 
 __all__ = ["QuantizedEmbedding"]
@@ -48,17 +50,21 @@ class QuantizedEmbedding(Module):
     def __init__(self, blocks, qtype, num_embeddings: int, embedding_dim: int):
         super().__init__()
         qtype = _as_type(qtype)
-        if qtype not in INTERLEAVED_TYPES:
+        if qtype not in INTERLEAVED_TYPES and qtype not in _FLOAT_VIEWS:
             raise UnsupportedQuantTypeError(
                 f"QuantizedEmbedding: GGML type {qtype.name} is not kept quantized; types: "
-                f"{', '.join(t.name for t in INTERLEAVED_TYPES)}. Dequantize it into "
-                f"nn.Embedding instead")
+                f"{', '.join(t.name for t in (*INTERLEAVED_TYPES, *_FLOAT_VIEWS))}. Dequantize "
+                f"it into nn.Embedding instead")
         self.num_embeddings = int(num_embeddings)
         self.embedding_dim = int(embedding_dim)
         self.qtype = qtype
         self.qweight = _as_blocks(blocks, int(qtype), self.num_embeddings, self.embedding_dim)
-        self.packed = InterleavedWeight.from_blocks(self.qweight, qtype, self.num_embeddings,
-                                                    self.embedding_dim)
+        # the block types repacked for their kernels; a float type (F32, F16, BF16) as its
+        # values, a view of the stored bytes, in the file's precision
+        self.packed = (InterleavedWeight.from_blocks(self.qweight, qtype, self.num_embeddings,
+                                                     self.embedding_dim)
+                       if qtype in INTERLEAVED_TYPES else None)
+        self._float = self.qweight.view(_FLOAT_VIEWS[qtype]) if self.packed is None else None
         self._device_blocks = DeviceBlocks(self.qweight)   # uploaded to a device on first use
 
     @classmethod
@@ -91,7 +97,8 @@ class QuantizedEmbedding(Module):
             bad = ids.min() if ids.min() < 0 else ids.max()
             raise IndexError(f"QuantizedEmbedding: id {int(bad)} is out of range for a table "
                              f"of {self.num_embeddings} rows")
-        rows = from_numpy(self.packed.rows(ids))
+        rows = from_numpy(self.packed.rows(ids) if self.packed is not None
+                          else self._float[ids].astype(np.float32))
         return rows if backend.name == "cpu" else rows.to(input.device)
 
     def _device_rows(self, backend, ids):
@@ -113,12 +120,14 @@ class QuantizedEmbedding(Module):
 
     def dequantize(self) -> Tensor:
         """The table as a float32 tensor (a new array)."""
+        if self.packed is None:
+            return from_numpy(self._float.astype(np.float32))
         return from_numpy(self.packed.dequantize())
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the repacked table."""
-        return int(self.packed.nbytes)
+        """Bytes of the table: the repacked blocks, or a float type's values."""
+        return int(self.packed.nbytes if self.packed is not None else self.qweight.nbytes)
 
     def extra_repr(self) -> str:
         return (f"{self.num_embeddings}, {self.embedding_dim}, qtype={self.qtype.name}, "

@@ -33,10 +33,12 @@ from __future__ import annotations
 
 import math
 
+import ml_dtypes
 import numpy as np
 
 from .. import kernels
 from ..autograd.function import ArrayFunction
+from ..backends.cpu_float_rows import lowered_float_rows
 from ..errors import DTypeError, ShapeError
 from ..nn.module import Module
 from ..nn.parameter import Parameter
@@ -50,6 +52,10 @@ from .interleaved import (ACTIVATIONS, INTERLEAVED_TYPES, InterleavedWeight, int
                           interleaved_matmul_t)
 
 __all__ = ["QuantizedLinear", "quantize", "QUANTIZABLE"]
+
+#: The float GGML types, and the NumPy dtype of their values (a view of the stored bytes).
+_FLOAT_VIEWS = {GGMLType.F32: np.dtype(np.float32), GGMLType.BF16: np.dtype(ml_dtypes.bfloat16),
+                GGMLType.F16: np.dtype(np.float16)}
 
 
 # ----------------------------------------------------------------------------- autograd
@@ -103,10 +109,12 @@ class _QuantizedMatmul(ArrayFunction):
                 return _QuantizedMatmul.forward(ctx_, x_, layer_)
             return kernel(x_.reshape(rows), *weight_args).reshape(out_shape)
 
-        packed, activations = weight_args
         forward.lower = lambda ctx_, x_, layer_: (
-            lowered_product(x_, (math.prod(shape[:-1]), shape[-1]), packed, activations,
-                            out_shape) if layer_ is layer and x_.shape == shape else None)
+            layer._lowered_product(x_, (math.prod(shape[:-1]), shape[-1]), out_shape)
+            if layer_ is layer and x_.shape == shape else None)
+        if layer.packed is None:     # a float weight (F32, F16, BF16): nothing to merge
+            return forward
+        packed, activations = weight_args
         if activations == "int8" and x.dtype == np.float32 and x.flags.c_contiguous:
             # products of the same activations (q, k, v; gate, up) run as one in a replayed
             # step (gradient.capture.plan._merged): one quantization, one parallel loop
@@ -335,6 +343,10 @@ class QuantizedLinear(_QuantizedLayer):
         # a read-only (out_features, row bytes) view of the caller's bytes: never copied
         # when contiguous, never converted
         self.qweight = _qm._as_blocks(blocks, int(qtype), self.out_features, self.in_features)
+        # a float type's weight as its (out_features, in_features) values, a view of the bytes:
+        # what the decoding products read in place (gradient.backends.cpu_float_rows)
+        self._float = (self.qweight.view(_FLOAT_VIEWS[qtype]) if qtype in _FLOAT_VIEWS
+                       else None)
         # the repacked copy the products read (a tied embedding shares its own: ``packed``)
         if packed is None and qtype in INTERLEAVED_TYPES:
             packed = InterleavedWeight.from_blocks(self.qweight, qtype, self.out_features,
@@ -383,6 +395,10 @@ class QuantizedLinear(_QuantizedLayer):
         """``x @ W.T`` for a 2-d float array x."""
         if self.packed is not None:
             return kernels.call("interleaved_matmul", "cpu", x, self.packed, self.activations)
+        if self._float is not None:    # a few rows: the weight read once, in place
+            y = kernels.call("float_rows_product", "cpu", x, self._float)
+            if y is not None:
+                return y
         return kernels.call("quant_matmul", "cpu", x, self.qweight, self.qtype.name,
                             self.out_features, self.in_features)
 
@@ -390,10 +406,23 @@ class QuantizedLinear(_QuantizedLayer):
         """:meth:`_product` prepared for later calls on arrays of x's shape (a captured
         step; see ``gradient.kernels.prepare``): ``(kernel, args)`` with ``kernel(x, *args)``
         the product, or None."""
-        if self.packed is None:
-            return None
-        kernel = kernels.prepare("interleaved_matmul", "cpu", x, self.packed, self.activations)
-        return None if kernel is None else (kernel, (self.packed, self.activations))
+        if self.packed is not None:
+            kernel = kernels.prepare("interleaved_matmul", "cpu", x, self.packed,
+                                     self.activations)
+            return None if kernel is None else (kernel, (self.packed, self.activations))
+        if self._float is not None:
+            kernel = kernels.prepare("float_rows_product", "cpu", x, self._float)
+            return None if kernel is None else (kernel, (self._float,))
+        return None
+
+    def _lowered_product(self, x, rows, out_shape):
+        """The compiled form (:mod:`gradient.kernels.lowering`) of :meth:`_product` of x
+        reshaped to ``rows``, reshaped to ``out_shape``; None where there is none."""
+        if self.packed is not None:
+            return lowered_product(x, rows, self.packed, self.activations, out_shape)
+        if self._float is not None:
+            return lowered_float_rows(x, rows, self._float, out_shape)
+        return None
 
     def _product_t(self, g: np.ndarray) -> np.ndarray:
         """``g @ W`` for a 2-d float array g."""

@@ -135,6 +135,29 @@ def cpu_low_precision():
     return out
 
 
+def cpu_float_rows():
+    import ml_dtypes
+
+    from gradient.backends import cpu_float_rows as f
+    rng = _rng(4)
+    out = []
+    for dtype in (np.float32, ml_dtypes.bfloat16, np.float16):
+        # rows past whole tiles, a ragged tail, enough float32 values not to be left to BLAS
+        w = _f32(rng, 1031, 67).astype(dtype)
+        for rows in (1, 2, 3):
+            out.append(f.float_rows_product(_f32(rng, rows, 67), w))
+        x = _f32(rng, 2, 1, 67)
+        out.append(f.float_rows_compiled(x, (2, 67), (2, 1, 1031), f.weight_bits(w), 2))
+    w, bias = _f32(rng, 37, 45), _f32(rng, 37)
+    out.append(f.float_rows_linear_compiled(_f32(rng, 3, 45), (3, 45), (3, 37), w, 2, bias,
+                                            True))
+    # more rows than the decoding product takes: the GEMM's compiled form
+    from gradient.backends.cpu_lowered import linear
+    x = _f32(rng, 2, 9, 45)
+    out.append(linear(x, w, bias, True, 18, (2, 9, 37)))
+    return out
+
+
 # ----------------------------------------------------------------------------- quant
 _QTYPES = ("Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
            "F16", "BF16", "F32")
@@ -279,7 +302,8 @@ def llama_decode():
             if linear.bias is not None:
                 with gradient.no_grad():
                     linear.bias.copy_(gradient.randn(*linear.bias.shape) * 0.1)
-            setattr(block, name, QuantizedLinear.from_linear(linear, qtypes[i % len(qtypes)]))
+            setattr(block, name, QuantizedLinear.from_linear(linear, qtypes[i % len(qtypes)],
+                                                             activations="int8"))
     return _greedy(model.eval(), [5, 17, 42, 8, 99, 3], 6)
 
 
@@ -317,7 +341,8 @@ def llama_float_decode():
     return out
 
 
-CALLS = {f.__name__: f for f in (cpu_kernels, cpu_attention, cpu_low_precision, ggml_dequantize,
+CALLS = {f.__name__: f for f in (cpu_kernels, cpu_attention, cpu_low_precision, cpu_float_rows,
+                                 ggml_dequantize,
                                  quant_matmul, quant_interleaved, quant_weight_only, gpt2_decode,
                                  llama_decode, llama_float_decode)}
 

@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: The probe's families in two groups, each run by a child of its own with a cache of its own,
 #: the two at once (compiling is single-threaded: the machine's second core runs the other).
-GROUPS = (("cpu_kernels", "cpu_attention", "cpu_low_precision", "ggml_dequantize",
+GROUPS = (("cpu_kernels", "cpu_attention", "cpu_low_precision", "cpu_float_rows",
+           "ggml_dequantize",
            "quant_matmul", "quant_interleaved", "quant_weight_only"),
           ("gpt2_decode", "llama_decode", "llama_float_decode"))
 

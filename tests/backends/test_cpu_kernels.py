@@ -559,11 +559,14 @@ def _float32_workload():
                               np.empty_like(q))
         cpu_attention._exp_row(np.zeros(3, np.float32), 3, np.empty(3, np.int32), True)
     # bfloat16 products: the serial kernels themselves (the parallel split is left out below)
+    from gradient.backends import cpu_float_rows as rows
     from gradient.backends import cpu_low_precision as low
     x, out, bits = np.ones((1, 8), np.float32), np.empty((1, 16), np.float32), np.zeros(16, np.uint32)
     for half in (False, True):
-        low._rows(x, np.zeros((16, 8), np.uint16), half, out, 0, 16, bits)
         low._columns(x, np.zeros((8, 16), np.uint16), half, out, 0, 8, bits)
+    for w in (np.zeros((16, 8), np.float32), np.zeros((16, 8), np.uint16),
+              np.zeros((16, 8), np.int16)):
+        rows._rows(x, w, out, 0, 16)
 
 
 def test_float32_kernels_compute_in_float32():
@@ -578,10 +581,10 @@ def test_float32_kernels_compute_in_float32():
     import numba
     from numba.core.registry import CPUDispatcher
 
-    from gradient.backends import cpu_attention, cpu_kernels, cpu_low_precision
+    from gradient.backends import cpu_attention, cpu_float_rows, cpu_kernels, cpu_low_precision
     _float32_workload()
     checked, doubles = [], []
-    for module in (cpu_kernels, cpu_attention, cpu_low_precision):
+    for module in (cpu_kernels, cpu_attention, cpu_low_precision, cpu_float_rows):
         for name, kernel in vars(module).items():
             if not isinstance(kernel, CPUDispatcher) or kernel.__module__ != module.__name__:
                 continue

@@ -1,0 +1,264 @@
+"""Products of float weights with a few rows of x, reading the weight once, in place.
+
+Decoding a token multiplies every weight matrix by one row of activations (or a few: a batch,
+speculative drafts): each weight is read once from memory and used once, so the product can
+only be as fast as the memory. OpenBLAS's matrix-vector product streams float32 weights at
+about 20 GB/s on two cores where the memory gives 30-40, and NumPy has no half-precision
+product at all (a bfloat16 weight was converted to a float32 copy first, on every call). Here
+the weight, float32, bfloat16 or float16, is read row by row as it is stored, 16 values a
+vector, widened to float32 in registers (bfloat16: a 16-bit shift; float16: F16C's vcvtph2ps
+where the CPU has it), and multiplied into float32 sums with fused multiply-adds, on numba's
+threads (chunks of weight rows).
+
+The arithmetic of one output ``y[i, r] = x[i] . w[r]``: lane ``l`` sums, in order, the products
+``w[r, c] * x[i, c]`` for ``c = l, l + 16, ...`` (one fused multiply-add each, from -0.0; a
+last partial vector is read padded), then the 16 lanes are folded by halves
+(:func:`~gradient.backends.cpu_simd.fold_halves`). The same for every row, whatever the number
+of rows of x or of w a call takes, and the same bits on every CPU (a fused multiply-add rounds
+once everywhere).
+
+Example::
+
+    >>> y = float_rows_product(x, w)    # x (1, 576) float32, w (1536, 576) bfloat16 -> (1, 1536)
+"""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numba
+import numpy as np
+from numba.core import types
+from numba.cpython.unsafe.tuple import tuple_setitem
+from numba.extending import overload
+
+from ..kernels.lowering import Lowered
+from ..kernels.registry import prepares, register
+from .cpu_compile import compile_kernel
+from .cpu_simd import (broadcast_f32x16, fma_f32, fold_halves, load_bf16_as_f32x16,
+                       load_f16_as_f32x16, load_f32x16)
+
+__all__ = ["float_rows_product", "lowered_float_rows", "lowered_float_rows_linear", "MAX_ROWS",
+           "MAX_FLOAT32_ROWS", "MIN_FLOAT32_WEIGHTS", "weight_bits"]
+
+#: The most rows of x a call takes with a float32 weight: a decode step of a small batch, or a
+#: few drafted tokens; past that BLAS's GEMM, whose register blocking then pays.
+MAX_FLOAT32_ROWS = 8
+#: The most rows with a bfloat16 or float16 weight, whose alternative converts the whole weight
+#: to float32 first (a short prompt: SmolLM2's BF16 prefill of 16 tokens went from 0.27x to
+#: 0.84x llama.cpp's speed with this at 64 instead of 8).
+MAX_ROWS = 64
+#: float32 weights of fewer values are left to BLAS: their product is no matter of the
+#: memory's speed, and BLAS's order of sums is what the libraries a small layer is checked
+#: against (PyTorch) use too. (bfloat16 and float16 weights of every size come here.)
+MIN_FLOAT32_WEIGHTS = 1 << 16
+
+_BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
+_FLOAT16 = np.dtype(np.float16)
+#: The weight dtypes this module reads, and how a kernel receives each: float32 as it is;
+#: bfloat16's bits as uint16 and float16's as int16 (numba has no 16-bit float arrays; the
+#: integer type tells the kernel, when it compiles, which widening it reads).
+_BITS = {np.dtype(np.float32): np.float32, _BFLOAT16: np.uint16, _FLOAT16: np.int16}
+
+
+def weight_bits(w: np.ndarray) -> np.ndarray:
+    """The array a kernel of this module takes for the weight ``w`` (float32, bfloat16 or
+    float16): a view, never a copy."""
+    return w.view(_BITS[w.dtype])
+
+
+def _widened(w, at):
+    """In compiled kernels: the 16 values of ``w`` from flat index ``at`` as an f32x16."""
+    raise NotImplementedError("_widened runs in compiled kernels only")
+
+
+@overload(_widened, inline="always")
+def _widened_typed(w, at):
+    if w.dtype == types.float32:
+        return lambda w, at: load_f32x16(w, at)
+    if w.dtype == types.uint16:
+        return lambda w, at: load_bf16_as_f32x16(w, at)
+    if w.dtype == types.int16:
+        return lambda w, at: load_f16_as_f32x16(w.view(np.uint16), at)
+    return None
+
+
+# ----------------------------------------------------------------------------- kernels
+# A tile is W_ROWS rows of w by the rows of x a tuple of sums holds (one f32x16 each, sum
+# ``j * rows_x + i`` for weight row r + j and x row i): the weight rows' vectors are loaded once
+# for every row of x, and their sums are independent chains of fused multiply-adds.
+
+#: Weight rows a tile reads side by side: four chains of sums even for one row of x.
+W_ROWS = 4
+
+
+@compile_kernel(inline=True)
+def _tile(x, w, out, r, i, zero, wtail, xtail):
+    """Rows r .. r + J - 1 of w (J = len(zero) // R) times rows i .. i + R - 1 of x (R given by
+    the caller through ``xtail``'s rows), into ``out``."""
+    k = x.shape[1]
+    rows_x = xtail.shape[0]
+    J = len(zero) // rows_x
+    full = k - k % 16
+    acc = zero
+    for c in range(0, full, 16):
+        for j in range(J):
+            wv = _widened(w, (r + j) * k + c)
+            for q in range(rows_x):
+                t = j * rows_x + q
+                acc = tuple_setitem(acc, t, fma_f32(wv, load_f32x16(x, (i + q) * k + c),
+                                                    acc[t]))
+    if full < k:               # the last values, zero-padded to a whole vector
+        for j in range(J):
+            for c in range(full, k):
+                wtail[j, c - full] = w[r + j, c]
+            wv = _widened(wtail, j * 16)
+            for q in range(rows_x):
+                t = j * rows_x + q
+                acc = tuple_setitem(acc, t, fma_f32(wv, load_f32x16(xtail, q * 16), acc[t]))
+    for j in range(J):
+        for q in range(rows_x):
+            out[i + q, r + j] = fold_halves(acc[j * rows_x + q])
+
+
+@compile_kernel
+def _rows(x, w, out, r0, r1):
+    """out[:, r] = x @ w[r] for the weight rows r0 .. r1 - 1: tiles of 4 weight rows (then
+    one) by 2 rows of x (then one)."""
+    n, k = x.shape
+    # the sums start from -0.0, and a last partial vector of x is padded with -0.0: a sum
+    # of products is then +0.0 or -0.0 as IEEE addition of those products in order gives it
+    # (-0 + p is p, for every p); from +0.0 a sum of -0.0 products would be +0.0
+    f = broadcast_f32x16(np.float32(-0.0))
+    wtail = np.zeros((W_ROWS, 16), w.dtype)
+    for i in range(0, n - n % 2, 2):
+        xtail = np.full((2, 16), -0.0, np.float32)
+        for q in range(2):
+            for c in range(k - k % 16, k):
+                xtail[q, c - (k - k % 16)] = x[i + q, c]
+        r = r0
+        while r + W_ROWS <= r1:
+            _tile(x, w, out, r, i, (f, f, f, f, f, f, f, f), wtail, xtail)
+            r += W_ROWS
+        while r < r1:
+            _tile(x, w, out, r, i, (f, f), wtail, xtail)
+            r += 1
+    if n % 2:
+        i = n - 1
+        xtail = np.full((1, 16), -0.0, np.float32)
+        for c in range(k - k % 16, k):
+            xtail[0, c - (k - k % 16)] = x[i, c]
+        r = r0
+        while r + W_ROWS <= r1:
+            _tile(x, w, out, r, i, (f, f, f, f), wtail, xtail)
+            r += W_ROWS
+        while r < r1:
+            _tile(x, w, out, r, i, (f,), wtail, xtail)
+            r += 1
+
+
+@compile_kernel(parallel=True)
+def _parallel(x, w, out, n_chunks):
+    """:func:`_rows` over ``n_chunks`` chunks of weight rows (multiples of 4), on numba's
+    threads."""
+    m = w.shape[0]
+    step = ((m + n_chunks - 1) // n_chunks + W_ROWS - 1) // W_ROWS * W_ROWS
+    for c in numba.prange(n_chunks):
+        _rows(x, w, out, min(m, c * step), min(m, (c + 1) * step))
+
+
+@register("float_rows_product", "cpu", "numba")
+def float_rows_product(x: np.ndarray, w: np.ndarray) -> np.ndarray | None:
+    """``x @ w.T`` in float32 for a C-contiguous weight ``w`` (out, in) of bfloat16 or float16
+    and at most :data:`MAX_ROWS` rows of ``x`` (rows, in), any float dtype (made float32,
+    exactly), or of float32 (:data:`MIN_FLOAT32_WEIGHTS` values or more) and at most
+    :data:`MAX_FLOAT32_ROWS` rows; None for what it does not take (the caller's GEMM then
+    runs).
+
+    Example: ``y = float_rows_product(np.ones((1, 64), np.float32), w)``
+    """
+    if not (isinstance(x, np.ndarray) and x.ndim == 2 and _takes(x.shape, w)):
+        return None
+    x32 = np.ascontiguousarray(x, dtype=np.float32)
+    out = np.empty((x.shape[0], w.shape[0]), np.float32)
+    _parallel(x32, weight_bits(w), out, _chunks(w))
+    return out
+
+
+def _takes(rows, w) -> bool:
+    """Whether a product of x of shape ``rows`` by ``w`` is this module's."""
+    if not (isinstance(w, np.ndarray) and w.dtype in _BITS and w.ndim == 2
+            and w.flags.c_contiguous and rows[1] == w.shape[1] and w.size > 0):
+        return False
+    if w.dtype == np.float32:
+        return 0 < rows[0] <= MAX_FLOAT32_ROWS and w.size >= MIN_FLOAT32_WEIGHTS
+    return 0 < rows[0] <= MAX_ROWS
+
+
+def _chunks(w: np.ndarray) -> int:
+    """Chunks of weight rows for numba's threads: two per thread, at least 4 rows each."""
+    return max(1, min(w.shape[0] // W_ROWS, 2 * numba.get_num_threads()))
+
+
+@prepares("float_rows_product", "cpu")
+def _prepare(x, w):
+    """:func:`float_rows_product` for later calls on float32 rows of x's shape and the same
+    weight (a captured decode step): the compiled call alone."""
+    if (float_rows_product(x, w) is None or type(x) is not np.ndarray
+            or x.dtype != np.float32 or not x.flags.c_contiguous):
+        return None
+    shape, bits, n_chunks = x.shape, weight_bits(w), _chunks(w)
+
+    def prepared(x_, w_):
+        if (x_.shape != shape or w_ is not w or type(x_) is not np.ndarray
+                or x_.dtype != np.float32 or not x_.flags.c_contiguous):
+            return None
+        out = np.empty((shape[0], bits.shape[0]), np.float32)
+        _parallel(x_, bits, out, n_chunks)
+        return out
+    return prepared
+
+
+@compile_kernel
+def float_rows_compiled(x, rows, out_shape, w, n_chunks):
+    """:func:`float_rows_product` inside a compiled step (see :mod:`gradient.kernels.lowering`):
+    x reshaped to ``rows``, times w.T (w as :func:`weight_bits` gives it), reshaped to
+    ``out_shape``."""
+    x2 = np.ascontiguousarray(x).reshape(rows)
+    out = np.empty((rows[0], w.shape[0]), np.float32)
+    _parallel(x2, w, out, n_chunks)
+    return out.reshape(out_shape)
+
+
+@compile_kernel
+def float_rows_linear_compiled(x, rows, out_shape, w, n_chunks, bias, has_bias):
+    """:func:`float_rows_compiled` plus ``bias`` added to every row (a float32
+    :class:`gradient.nn.Linear` of a few rows, as its op computes it)."""
+    x2 = np.ascontiguousarray(x).reshape(rows)
+    out = np.empty((rows[0], w.shape[0]), np.float32)
+    _parallel(x2, w, out, n_chunks)
+    if has_bias:
+        for r in range(rows[0]):
+            for j in range(out.shape[1]):
+                out[r, j] += bias[j]
+    return out.reshape(out_shape)
+
+
+def lowered_float_rows_linear(x, rows, w: np.ndarray, bias, has_bias: bool, out_shape):
+    """The compiled form of a float32 ``Linear`` of ``rows`` rows that runs on
+    :func:`float_rows_product` (see ``gradient.ops.nn.Linear``), or None for one that does
+    not."""
+    if lowered_float_rows(x, rows, w, out_shape) is None or w.dtype != np.float32:
+        return None
+    return Lowered(float_rows_linear_compiled, (x, tuple(rows), tuple(out_shape), w, _chunks(w),
+                                                bias, has_bias),
+                   trace=("float_rows_product", "numba"))
+
+
+def lowered_float_rows(x, rows, w: np.ndarray, out_shape) -> Lowered | None:
+    """The compiled form of ``float_rows_product(x.reshape(rows), w)`` reshaped to
+    ``out_shape``, or None where that product would not take the arguments."""
+    if not (type(x) is np.ndarray and x.dtype == np.float32 and _takes(rows, w)):
+        return None
+    return Lowered(float_rows_compiled, (x, tuple(rows), tuple(out_shape), weight_bits(w),
+                                         _chunks(w)),
+                   trace=("float_rows_product", "numba"))

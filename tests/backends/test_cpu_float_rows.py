@@ -1,0 +1,105 @@
+"""Products of float weights with a few rows of x (gradient.backends.cpu_float_rows): NumPy's
+float64 product on odd shapes for every weight dtype, the same bits for a row whatever the rows
+around it or the threads, and the cases it leaves to the caller's GEMM."""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numba
+import numpy as np
+import pytest
+
+import gradient
+from gradient.backends.cpu_float_rows import (MAX_FLOAT32_ROWS, MAX_ROWS, MIN_FLOAT32_WEIGHTS,
+                                              _chunks, _parallel, float_rows_product,
+                                              weight_bits)
+
+DTYPES = [np.float32, ml_dtypes.bfloat16, np.float16]
+
+
+def _product(x, w):
+    """The kernel itself on any weight (the entry point leaves small float32 ones to BLAS)."""
+    out = np.empty((x.shape[0], w.shape[0]), np.float32)
+    _parallel(np.ascontiguousarray(x, np.float32), weight_bits(w), out, _chunks(w))
+    return out
+
+
+def _case(seed, rows, m, k, dtype):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((rows, k)).astype(np.float32),
+            rng.standard_normal((m, k)).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("m, k", [(1, 1), (3, 15), (5, 16), (7, 17), (33, 100), (130, 257)])
+def test_products_are_numpys_float64_products(dtype, m, k):
+    for rows in (1, 2, 3, MAX_ROWS):
+        x, w = _case(m * k + rows, rows, m, k, dtype)
+        y = _product(x, w)
+        exact = x.astype(np.float64) @ w.astype(np.float64).T     # the weight widened exactly
+        assert y.dtype == np.float32 and y.shape == (rows, m)
+        # float32 sums of k products: a few ulps of the sum of magnitudes
+        bound = 4 * k * np.finfo(np.float32).eps * (np.abs(x) @ np.abs(w.astype(np.float64)).T)
+        assert (np.abs(y - exact) <= bound + 1e-30).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_a_row_gets_the_same_bits_alone_in_a_batch_and_on_any_threads(dtype):
+    x, w = _case(1, MAX_ROWS, 70, 83, dtype)
+    together = _product(x, w)
+    alone = np.concatenate([_product(x[i:i + 1], w) for i in range(MAX_ROWS)])
+    np.testing.assert_array_equal(together, alone)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        np.testing.assert_array_equal(_product(x, w), together)
+    finally:
+        numba.set_num_threads(before)
+
+
+def test_special_values_widen_exactly():
+    """Infinities, signed zeros, subnormals and the largest float16: every product and sum
+    here is exact, so the result is NumPy's float64 one, NaN where inf meets 0."""
+    w = np.array([[np.inf, -0.0, 1.0, 65504.0], [2.0 ** -24, -1.0, 0.5, 3.0]], np.float16)
+    for dtype in DTYPES:
+        ww = w.astype(dtype)
+        for x in ([[1.0, 0.0, 0.0, 0.0]], [[0.0, 0.0, 0.0, 1.0]], [[0.0, 2.0, 4.0, 0.0]]):
+            x = np.array(x, np.float32)
+            with np.errstate(invalid="ignore"):
+                expected = (x.astype(np.float64) @ ww.astype(np.float64).T).astype(np.float32)
+            np.testing.assert_array_equal(_product(x, ww), expected)
+
+
+def test_what_it_leaves_to_the_gemm():
+    x, w = _case(2, 2, 8, 16, np.float32)
+    half = w.astype(np.float16)
+    assert float_rows_product(np.ones((MAX_ROWS + 1, 16), np.float32), half) is None
+    assert float_rows_product(np.ones((MAX_ROWS, 16), np.float32), half) is not None
+    assert float_rows_product(x, w.astype(np.float64)) is None           # no float64 kernel
+    assert float_rows_product(x, np.asfortranarray(w)) is None          # rows not contiguous
+    assert float_rows_product(x[:, :15], w) is None                      # shapes disagree
+    assert float_rows_product(x, w[:0]) is None
+    assert float_rows_product(x, w) is None                              # small: BLAS's
+    big = np.ones((MIN_FLOAT32_WEIGHTS // 16, 16), np.float32)
+    np.testing.assert_array_equal(float_rows_product(x, big), _product(x, big))
+    assert float_rows_product(np.ones((MAX_FLOAT32_ROWS + 1, 16), np.float32), big) is None
+    assert float_rows_product(x.ravel(), w) is None
+    assert float_rows_product(x, w.astype(ml_dtypes.bfloat16)) is not None   # 16-bit: any size
+
+
+def test_a_linear_layer_decodes_through_it_as_a_gemm_would():
+    """A float32 Linear of a few rows runs the kernel (its bias added after), the same values
+    as the GEMM it stands for, up to float32 rounding; many rows still take the GEMM."""
+    gradient.manual_seed(0)
+    layer = gradient.nn.Linear(300, 256)
+    x = gradient.randn(2, 3, 300)
+    with gradient.no_grad(), gradient.kernels.trace() as t:
+        y = layer(x).numpy()
+    assert t.calls("float_rows_product") == {"numba": 1}
+    weight, bias = layer.weight.detach().numpy(), layer.bias.detach().numpy()
+    expected = x.numpy().astype(np.float64) @ weight.T.astype(np.float64) + bias
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+    with gradient.no_grad(), gradient.kernels.trace() as t:
+        layer(gradient.randn(MAX_FLOAT32_ROWS + 1, 300))
+        gradient.nn.Linear(40, 24)(gradient.randn(1, 40))     # a small float32 weight: BLAS
+    assert "numba" not in t.calls("float_rows_product")     # declined: the GEMM ran
