@@ -107,7 +107,7 @@ def _tile(x, w, out, r, i, zero, wtail, xtail):
                 t = j * rows_x + q
                 acc = tuple_setitem(acc, t, fma_f32(wv, load_f32x16(x, (i + q) * k + c),
                                                     acc[t]))
-    if full < k:               # the last values, zero-padded to a whole vector
+    if full < k:               # the last values, padded to a whole vector (w with zeros)
         for j in range(J):
             for c in range(full, k):
                 wtail[j, c - full] = w[r + j, c]
@@ -120,40 +120,47 @@ def _tile(x, w, out, r, i, zero, wtail, xtail):
             out[i + q, r + j] = fold_halves(acc[j * rows_x + q])
 
 
+@compile_kernel(inline=True)
+def _x_tail(x, i, rows):
+    """The last ``k % 16`` values of rows i .. i + rows - 1 of x, padded with -0.0 to a whole
+    vector each: (rows, 16)."""
+    k = x.shape[1]
+    full = k - k % 16
+    tail = np.full((rows, 16), -0.0, np.float32)
+    for q in range(rows):
+        for c in range(full, k):
+            tail[q, c - full] = x[i + q, c]
+    return tail
+
+
+@compile_kernel(inline=True)
+def _row_tiles(x, w, out, r0, r1, i, zero_four, zero_one, wtail, xtail):
+    """Weight rows r0 .. r1 - 1 times the rows of x from i that ``xtail`` holds: tiles of 4
+    weight rows (sums ``zero_four``), then single ones (``zero_one``)."""
+    r = r0
+    while r + W_ROWS <= r1:
+        _tile(x, w, out, r, i, zero_four, wtail, xtail)
+        r += W_ROWS
+    while r < r1:
+        _tile(x, w, out, r, i, zero_one, wtail, xtail)
+        r += 1
+
+
 @compile_kernel
 def _rows(x, w, out, r0, r1):
     """out[:, r] = x @ w[r] for the weight rows r0 .. r1 - 1: tiles of 4 weight rows (then
     one) by 2 rows of x (then one)."""
-    n, k = x.shape
+    n = x.shape[0]
     # the sums start from -0.0, and a last partial vector of x is padded with -0.0: a sum
     # of products is then +0.0 or -0.0 as IEEE addition of those products in order gives it
     # (-0 + p is p, for every p); from +0.0 a sum of -0.0 products would be +0.0
     f = broadcast_f32x16(np.float32(-0.0))
     wtail = np.zeros((W_ROWS, 16), w.dtype)
     for i in range(0, n - n % 2, 2):
-        xtail = np.full((2, 16), -0.0, np.float32)
-        for q in range(2):
-            for c in range(k - k % 16, k):
-                xtail[q, c - (k - k % 16)] = x[i + q, c]
-        r = r0
-        while r + W_ROWS <= r1:
-            _tile(x, w, out, r, i, (f, f, f, f, f, f, f, f), wtail, xtail)
-            r += W_ROWS
-        while r < r1:
-            _tile(x, w, out, r, i, (f, f), wtail, xtail)
-            r += 1
+        _row_tiles(x, w, out, r0, r1, i, (f, f, f, f, f, f, f, f), (f, f), wtail,
+                   _x_tail(x, i, 2))
     if n % 2:
-        i = n - 1
-        xtail = np.full((1, 16), -0.0, np.float32)
-        for c in range(k - k % 16, k):
-            xtail[0, c - (k - k % 16)] = x[i, c]
-        r = r0
-        while r + W_ROWS <= r1:
-            _tile(x, w, out, r, i, (f, f, f, f), wtail, xtail)
-            r += W_ROWS
-        while r < r1:
-            _tile(x, w, out, r, i, (f,), wtail, xtail)
-            r += 1
+        _row_tiles(x, w, out, r0, r1, n - 1, (f, f, f, f), (f,), wtail, _x_tail(x, n - 1, 1))
 
 
 @compile_kernel(parallel=True)
@@ -203,8 +210,8 @@ def _chunks(w: np.ndarray) -> int:
 def _prepare(x, w):
     """:func:`float_rows_product` for later calls on float32 rows of x's shape and the same
     weight (a captured decode step): the compiled call alone."""
-    if (float_rows_product(x, w) is None or type(x) is not np.ndarray
-            or x.dtype != np.float32 or not x.flags.c_contiguous):
+    if not (type(x) is np.ndarray and x.ndim == 2 and x.dtype == np.float32
+            and x.flags.c_contiguous and _takes(x.shape, w)):
         return None
     shape, bits, n_chunks = x.shape, weight_bits(w), _chunks(w)
 
@@ -218,21 +225,17 @@ def _prepare(x, w):
     return prepared
 
 
+#: The bias of a compiled product without one: one constant, so that every such call shares
+#: one compiled signature.
+_NO_BIAS = np.empty(0, np.float32)
+
+
 @compile_kernel
-def float_rows_compiled(x, rows, out_shape, w, n_chunks):
+def float_rows_compiled(x, rows, out_shape, w, n_chunks, bias, has_bias):
     """:func:`float_rows_product` inside a compiled step (see :mod:`gradient.kernels.lowering`):
-    x reshaped to ``rows``, times w.T (w as :func:`weight_bits` gives it), reshaped to
-    ``out_shape``."""
-    x2 = np.ascontiguousarray(x).reshape(rows)
-    out = np.empty((rows[0], w.shape[0]), np.float32)
-    _parallel(x2, w, out, n_chunks)
-    return out.reshape(out_shape)
-
-
-@compile_kernel
-def float_rows_linear_compiled(x, rows, out_shape, w, n_chunks, bias, has_bias):
-    """:func:`float_rows_compiled` plus ``bias`` added to every row (a float32
-    :class:`gradient.nn.Linear` of a few rows, as its op computes it)."""
+    x reshaped to ``rows``, times w.T (w as :func:`weight_bits` gives it), plus ``bias`` added
+    to every row where ``has_bias`` (a float32 :class:`gradient.nn.Linear`, as its op adds it),
+    reshaped to ``out_shape``."""
     x2 = np.ascontiguousarray(x).reshape(rows)
     out = np.empty((rows[0], w.shape[0]), np.float32)
     _parallel(x2, w, out, n_chunks)
@@ -247,18 +250,18 @@ def lowered_float_rows_linear(x, rows, w: np.ndarray, bias, has_bias: bool, out_
     """The compiled form of a float32 ``Linear`` of ``rows`` rows that runs on
     :func:`float_rows_product` (see ``gradient.ops.nn.Linear``), or None for one that does
     not."""
-    if lowered_float_rows(x, rows, w, out_shape) is None or w.dtype != np.float32:
+    if w.dtype != np.float32:
         return None
-    return Lowered(float_rows_linear_compiled, (x, tuple(rows), tuple(out_shape), w, _chunks(w),
-                                                bias, has_bias),
-                   trace=("float_rows_product", "numba"))
+    return lowered_float_rows(x, rows, w, out_shape, bias, has_bias)
 
 
-def lowered_float_rows(x, rows, w: np.ndarray, out_shape) -> Lowered | None:
-    """The compiled form of ``float_rows_product(x.reshape(rows), w)`` reshaped to
-    ``out_shape``, or None where that product would not take the arguments."""
+def lowered_float_rows(x, rows, w: np.ndarray, out_shape, bias=_NO_BIAS,
+                       has_bias: bool = False) -> Lowered | None:
+    """The compiled form of ``float_rows_product(x.reshape(rows), w)`` (plus ``bias`` where
+    ``has_bias``) reshaped to ``out_shape``, or None where that product would not take the
+    arguments."""
     if not (type(x) is np.ndarray and x.dtype == np.float32 and _takes(rows, w)):
         return None
     return Lowered(float_rows_compiled, (x, tuple(rows), tuple(out_shape), weight_bits(w),
-                                         _chunks(w)),
+                                         _chunks(w), bias, has_bias),
                    trace=("float_rows_product", "numba"))

@@ -147,10 +147,10 @@ def cpu_float_rows():
         for rows in (1, 2, 3):
             out.append(f.float_rows_product(_f32(rng, rows, 67), w))
         x = _f32(rng, 2, 1, 67)
-        out.append(f.float_rows_compiled(x, (2, 67), (2, 1, 1031), f.weight_bits(w), 2))
+        out.append(f.float_rows_compiled(x, (2, 67), (2, 1, 1031), f.weight_bits(w), 2,
+                                         f._NO_BIAS, False))
     w, bias = _f32(rng, 37, 45), _f32(rng, 37)
-    out.append(f.float_rows_linear_compiled(_f32(rng, 3, 45), (3, 45), (3, 37), w, 2, bias,
-                                            True))
+    out.append(f.float_rows_compiled(_f32(rng, 3, 45), (3, 45), (3, 37), w, 2, bias, True))
     # more rows than the decoding product takes: the GEMM's compiled form
     from gradient.backends.cpu_lowered import linear
     x = _f32(rng, 2, 9, 45)
