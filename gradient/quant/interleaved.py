@@ -705,21 +705,15 @@ def _dot(z, u, x, small):
 def _store_tile(y, acc, i, g):
     """A tile's sums ``acc`` (one f32x16 per row of x, rows i ...) into y's columns of group g:
     16 lanes at once, or the lanes y has past its last whole group."""
-    for r in range(len(acc)):
-        _store_lanes(y, acc[r], i + r, g)
-
-
-@compile_kernel(inline=True)
-def _store_lanes(y, v, row, g):
-    """The 16 sums ``v`` into y's row ``row``, columns of group g (those it has)."""
     m = y.shape[1]
-    if LANES * (g + 1) <= m:
-        store_f32x16(y, row * m + LANES * g, v)
-    else:                          # the last rows of W, past which y has no columns
-        last = np.empty(LANES, np.float32)
-        store_f32x16(last, 0, v)
-        for lane in range(m - LANES * g):
-            y[row, LANES * g + lane] = last[lane]
+    for r in range(len(acc)):
+        if LANES * (g + 1) <= m:
+            store_f32x16(y, (i + r) * m + LANES * g, acc[r])
+        else:                          # the last rows of W, past which y has no columns
+            last = np.empty(LANES, np.float32)
+            store_f32x16(last, 0, acc[r])
+            for lane in range(m - LANES * g):
+                y[i + r, LANES * g + lane] = last[lane]
 
 
 @compile_kernel
