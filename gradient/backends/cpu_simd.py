@@ -164,12 +164,13 @@ def broadcast_4_bytes(typingctx, array, index):
     return i8x64(array, index), codegen
 
 
-def _widening_loader(dtype, element: ir.Type, widen, doc):
-    """A load of 16 ``dtype`` elements of a C-contiguous array from a flat index, each made a
-    float32 by ``widen(builder, vector)``."""
+def _widening_loader(dtypes, element: ir.Type, widen, doc):
+    """A load of 16 elements of a C-contiguous array of one of ``dtypes`` (a tuple: the types
+    whose elements have these bits) from a flat index, each made a float32 by
+    ``widen(builder, vector)``."""
     @intrinsic
     def load(typingctx, array, index):
-        if not (isinstance(array, types.Array) and array.dtype == dtype
+        if not (isinstance(array, types.Array) and array.dtype in dtypes
                 and array.layout == "C" and isinstance(index, types.Integer)):
             return None
 
@@ -184,17 +185,17 @@ def _widening_loader(dtype, element: ir.Type, widen, doc):
 
 
 load_i8_as_f32x16 = _widening_loader(
-    types.int8, ir.IntType(8), lambda builder, v: builder.sitofp(v, f32x16.llvm()),
+    (types.int8,), ir.IntType(8), lambda builder, v: builder.sitofp(v, f32x16.llvm()),
     "``load_i8_as_f32x16(a, i)``: the 16 signed bytes of an int8 array from flat index i, as "
     "float32 (exact).")
 load_f16_as_f32x16 = _widening_loader(
-    types.uint16, ir.IntType(16),
+    (types.uint16, types.int16), ir.IntType(16),
     lambda builder, v: builder.fpext(builder.bitcast(v, ir.VectorType(ir.HalfType(), 16)),
                                      f32x16.llvm()),
-    "``load_f16_as_f32x16(a, i)``: the 16 float16 values whose bits a uint16 array holds from "
-    "flat index i, as float32 (exact): F16C's vcvtph2ps where the CPU has it.")
+    "``load_f16_as_f32x16(a, i)``: the 16 float16 values whose bits a uint16 (or int16) array "
+    "holds from flat index i, as float32 (exact): F16C's vcvtph2ps where the CPU has it.")
 load_bf16_as_f32x16 = _widening_loader(
-    types.uint16, ir.IntType(16),
+    (types.uint16,), ir.IntType(16),
     lambda builder, v: builder.bitcast(builder.shl(builder.zext(v, i32x16.llvm()),
                                                    ir.Constant(i32x16.llvm(), [16] * 16)),
                                        f32x16.llvm()),

@@ -144,7 +144,7 @@ def cpu_float_rows():
     for dtype in (np.float32, ml_dtypes.bfloat16, np.float16):
         # rows past whole tiles, a ragged tail, enough float32 values not to be left to BLAS
         w = _f32(rng, 1031, 67).astype(dtype)
-        for rows in (1, 2, 3):
+        for rows in (1, 2, 3, 7):       # tiles of 4 rows of x, 2 and 1
             out.append(f.float_rows_product(_f32(rng, rows, 67), w))
         x = _f32(rng, 2, 1, 67)
         out.append(f.float_rows_compiled(x, (2, 67), (2, 1, 1031), f.weight_bits(w), 2,

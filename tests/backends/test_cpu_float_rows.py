@@ -49,6 +49,8 @@ def test_a_row_gets_the_same_bits_alone_in_a_batch_and_on_any_threads(dtype):
     together = _product(x, w)
     alone = np.concatenate([_product(x[i:i + 1], w) for i in range(MAX_ROWS)])
     np.testing.assert_array_equal(together, alone)
+    for n in (2, 3, 5, 6, 7):        # tiles of 4 rows of x, then of 2, then 1
+        np.testing.assert_array_equal(_product(x[:n], w), together[:n])
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
