@@ -692,12 +692,9 @@ def attend(q, k, v, scale, n_threads: int | None = None) -> np.ndarray:
     return out.transpose(0, 2, 1, 3)
 
 
-@_compile
-def decode_attention_compiled(q, k, v, scale, max_threads):
-    """:func:`decode_attention` of one query row per head (a decode step) inside a compiled
-    step (see :mod:`gradient.kernels.lowering`): k and v the filled part of a cache's
-    buffers; up to ``max_threads`` threads (numba's) when the call is large enough (as
-    :func:`_split`). A C-contiguous (B, Hq, 1, Dv) result."""
+@_compile(inline=True)
+def _attention_compiled(q, k, v, scale, max_threads):
+    """:func:`attend` inside a compiled step: (B, L, Hq, Dv), C-contiguous."""
     B, Hq, L, D = q.shape
     Hk, S = k.shape[1], k.shape[2]
     out = np.empty((B, L, Hq, v.shape[3]), q.dtype)
@@ -709,7 +706,25 @@ def decode_attention_compiled(q, k, v, scale, max_threads):
         _attention_parallel(*args, threads)
     else:
         _attention_items(*args, 0, 1)
-    return out.reshape((B, Hq, L, v.shape[3]))     # one row: heads inside tokens is (B, Hq, 1)
+    return out
+
+
+@_compile
+def decode_attention_compiled(q, k, v, scale, max_threads):
+    """:func:`decode_attention` of one query row per head (a decode step) inside a compiled
+    step (see :mod:`gradient.kernels.lowering`): k and v the filled part of a cache's
+    buffers; up to ``max_threads`` threads (numba's) when the call is large enough (as
+    :func:`_split`). A C-contiguous (B, Hq, 1, Dv) result."""
+    out = _attention_compiled(q, k, v, scale, max_threads)
+    return out.reshape((q.shape[0], q.shape[1], 1, v.shape[3]))   # heads inside tokens
+
+
+@_compile
+def rows_attention_compiled(q, k, v, scale, max_threads):
+    """:func:`decode_attention` of L > 1 query rows after a cache (a speculative check of
+    drafted tokens) inside a compiled step: (B, Hq, L, Dv) stored heads inside tokens, the
+    layout :func:`decode_attention` returns."""
+    return _attention_compiled(q, k, v, scale, max_threads).transpose(0, 2, 1, 3)
 
 
 def _takes_cache(q, k, v) -> bool:
@@ -901,7 +916,7 @@ def _prepare_decode_attention(q, k, v, scale: float):
 
 @lowers("decode_attention", "cpu")
 def _lower_decode_attention(q, k, v, scale: float):
-    if q.ndim != 4 or q.shape[2] != 1 or decode_attention(q, k, v, scale) is None:
+    if q.ndim != 4 or decode_attention(q, k, v, scale) is None:
         return None
-    return Lowered(decode_attention_compiled,
+    return Lowered(decode_attention_compiled if q.shape[2] == 1 else rows_attention_compiled,
                    (q, k, v, q.dtype.type(scale), numba.get_num_threads()))

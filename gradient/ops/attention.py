@@ -446,9 +446,10 @@ def _specialize_attention(b, q, k, v, scale, k_groups=1, v_groups=1, is_causal=F
 def _lower_attention(b, q, k, v, scale, k_groups=1, v_groups=1, is_causal=False,
                      lower_right=False):
     """For a captured step compiled into a loop: the ``decode_attention`` kernel's compiled
-    form, for the calls that take that kernel (queries in any layout)."""
-    if not (q.shape[-2] == 1 and not is_causal and q.ndim == 4 and k.ndim == 4
-            and k_groups == v_groups):
+    form, for the calls that take that kernel (queries in any layout): a decode step's one
+    row, or ``lower_right``'s rows after a cache (a speculative check)."""
+    if not ((q.shape[-2] == 1 or lower_right) and not is_causal and q.ndim == 4
+            and k.ndim == 4 and k_groups == v_groups):
         return None
     return kernels.lower("decode_attention", b, q, k, v, scale)
 

@@ -118,7 +118,11 @@ def cpu_attention():
             a.paged_decode_attention_compiled(qh, k_pool, v_pool, tables, lengths,
                                               np.int64(64), np.float32(0.25), n)
             for n in (1, 2)]
-    return out + [keys, values, *prompt, o, qh, ragged, step, half, *paged]
+    # a speculative check's rows after a cache, inside a compiled step (float16 as its bits)
+    checks = [a.rows_attention_compiled(prompt[0][:, :, -3:].copy(), *(x.view(np.uint16) for x
+                                        in (x.astype(np.float16) for x in prompt[1:])),
+                                        np.float32(0.25), n) for n in (1, 2)]
+    return out + [keys, values, *prompt, o, qh, ragged, step, half, *paged, *checks]
 
 
 def cpu_low_precision():

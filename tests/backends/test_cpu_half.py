@@ -70,10 +70,15 @@ def test_a_float16_cache_gives_the_bits_of_the_cache_widened(batch, heads, kv_he
     twin = np.empty((batch, rows, heads, 16), np.float32)      # what a first run computes
     cpu_attention_numpy.attend(q, k_buf, v_buf, keys, np.float32(0.3), twin)
     np.testing.assert_array_equal(twin.transpose(0, 2, 1, 3), expected)
+    # inside a compiled step (the cache as its bits): a decode step's row, or a speculative
+    # check's rows after the cache, in the layout decode_attention returns
+    lowered = cpu_attention._lower_decode_attention(q, k, v, 0.3)
+    compiled = lowered.fn(q, as_bits(k), as_bits(v), *lowered.args[3:])
+    np.testing.assert_array_equal(compiled, expected)
     if rows == 1:
-        compiled = cpu_attention.decode_attention_compiled(q, as_bits(k), as_bits(v),
-                                                           np.float32(0.3), 2)
-        np.testing.assert_array_equal(compiled, expected)
+        assert lowered.fn is cpu_attention.decode_attention_compiled
+    else:                   # what the step's next call (a permute) was recorded on
+        assert compiled.strides == expected.strides
         lengths = np.array([keys] + [max(1, keys - 3)] * (batch - 1))
         np.testing.assert_array_equal(
             cpu_attention.ragged_decode_attention(q, k, v, lengths, 0.3),
