@@ -1,29 +1,39 @@
-"""Speculative decoding with a draft model on SmolLM2-135M: the model in Q8_0 as the target and
-the same model in Q4_0 as the draft (both written from the Q4_1 file by gradient's GGUF
-writer at benchmark time), greedy with and without ``assistant_model``: the same tokens, the
-share of drafts kept, and the decode speed-up.
+"""Speculative decoding with a draft model on SmolLM2-135M: the model in F16 (or Q8_0) as the
+target and the same model in Q4_0 as the draft (both written from the Q4_1 file by gradient's
+GGUF writer at benchmark time), greedy with and without ``assistant_model``: the same tokens,
+the share of drafts kept, and the decode speed-up.
 
-Run:  python bench/speculative.py [--gguf PATH] [--tokens 96] [--rounds 3]
+Run:  python bench/speculative.py [--gguf PATH] [--target F16|Q8_0] [--draft-activations
+      int8|float32] [--drafts 5] [--tokens 96] [--rounds 3]
 
 Two prompts: a chat question, and an input-grounded one (the model asked to rewrite a code
 snippet). Each round times greedy decoding, then speculative decoding, after the first token
 (the prefill is the same for both). ``drafts_kept`` is the share of drafted tokens the target
 kept; ``tokens_per_forward`` the tokens each of the target's forwards gave after the prefill.
+
+As under ``gradient serve``, the steps of several tokens (the target's checks, the draft's
+catching up) are compiled loops: a child process compiles each while it replays in Python
+(:mod:`gradient.capture.background`); the warm-up waits for them, so the rounds time the
+steady state. The draft computes with int8 activations by default: its numbers only decide
+which tokens are proposed, never the text (every token is the target's greedy choice).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from common import find_smollm2  # noqa: E402
 from prompt_lookup import CODE, run  # noqa: E402
 
 import gradient  # noqa: E402
+from gradient.capture import background  # noqa: E402
 from gradient.generation.draft_schedule import DraftSchedule  # noqa: E402
 from gradient.models.gguf_writer import save_gguf  # noqa: E402
 
@@ -57,34 +67,47 @@ class Counted:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--gguf", default=None)
+    p.add_argument("--target", default="F16", choices=("F16", "Q8_0"))
+    p.add_argument("--draft-activations", default="int8", choices=("int8", "float32"))
+    p.add_argument("--drafts", type=int, default=5, help="num_assistant_tokens (at most 7)")
     p.add_argument("--tokens", type=int, default=96)
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args()
     path = find_smollm2(args.gguf)
     if path is None:
         raise SystemExit("no SmolLM2 GGUF: pass --gguf PATH")
+    os.environ[background.SWITCH] = "1"      # as `gradient serve`: loops compiled by children
     source, tok = gradient.hub.load(path)
     with tempfile.TemporaryDirectory() as tmp:
-        files = {q: save_gguf(source, f"{tmp}/smollm2-{q}.gguf", q) for q in ("Q8_0", "Q4_0")}
-        target = gradient.hub.load(files["Q8_0"])[0].eval()
-        draft = gradient.hub.load(files["Q4_0"])[0].eval()
+        files = {q: save_gguf(source, f"{tmp}/smollm2-{q}.gguf", q) for q in (args.target,
+                                                                              "Q4_0")}
+        target = gradient.hub.load(files[args.target])[0].eval()
+        draft = gradient.hub.load(files["Q4_0"], activations=args.draft_activations)[0].eval()
     counted = Counted(target)
-    result = {"target": "Q8_0", "draft": "Q4_0", "tokens": args.tokens}
-    for name, text in PROMPTS.items():
-        ids = list(tok.apply_chat_template([{"role": "user", "content": text}],
-                                           add_generation_prompt=True))
-        run(target, ids, 8)                # warm up both paths
-        run(target, ids, 8, assistant_model=draft)
+    spec = {"assistant_model": draft, "num_assistant_tokens": args.drafts}
+    result = {"target": args.target, "draft": "Q4_0",
+              "draft_activations": args.draft_activations, "drafts": args.drafts,
+              "tokens": args.tokens}
+    prompts = {name: list(tok.apply_chat_template([{"role": "user", "content": text}],
+                                                  add_generation_prompt=True))
+               for name, text in PROMPTS.items()}
+    for _ in range(3):     # every step's loop compiled (children), then found in the cache
+        for ids in prompts.values():
+            run(target, ids, args.tokens)
+            run(target, ids, args.tokens, **spec)
+        background.wait(900)
+        time.sleep(2 * background.RECHECK_SECONDS)
+    for name, ids in prompts.items():
         ratios, plain_speeds, spec_speeds = [], [], []
         for _ in range(args.rounds):
             seconds, n, plain_out = run(target, ids, args.tokens)
             plain = n / seconds
             counted.reset()
-            seconds, n, spec_out = run(target, ids, args.tokens, assistant_model=draft)
-            spec = n / seconds
-            ratios.append(spec / plain)
+            seconds, n, spec_out = run(target, ids, args.tokens, **spec)
+            fast = n / seconds
+            ratios.append(fast / plain)
             plain_speeds.append(plain)
-            spec_speeds.append(spec)
+            spec_speeds.append(fast)
         result[name] = {
             "greedy_tokens_per_s": round(statistics.median(plain_speeds), 1),
             "speculative_tokens_per_s": round(statistics.median(spec_speeds), 1),
