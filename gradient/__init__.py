@@ -11,6 +11,7 @@ Example::
     print(x.grad.shape)
 """
 
+from . import threads  # noqa: F401  (first: the thread pools' waits, read when NumPy loads)
 from . import dtypes
 from .autograd import (enable_grad, inference_mode, is_anomaly_check_nan_enabled,
                        is_anomaly_enabled, is_grad_enabled, is_inference_mode_enabled, no_grad,

@@ -8,14 +8,23 @@ Numba's pool cannot grow past the size it started with (``NUMBA_NUM_THREADS``, b
 number of cores), so a larger request leaves it at that size. The BLAS pool is set through
 ``threadpoolctl``.
 
-The two pools take turns on the same cores, so numba's threads must not hold on to them: after a
-parallel kernel, numba's OpenMP threads spin waiting for the next one, by default for 300,000
-iterations (milliseconds), and a BLAS product started meanwhile ran 3-4x slower beside them (a
-random GPT-2 124M's 128-token prefill, whose attention is a parallel kernel between products:
-0.37 s against 0.22 s). Importing gradient therefore sets ``GOMP_SPINCOUNT=10000`` unless the
-user set it or ``OMP_WAIT_POLICY``: that still bridges the microseconds between the kernels of
-a decode step (SmolLM2's decode and prefill measured the same), and OpenMP reads it when numba
-starts its threads, after this import.
+The two pools take turns on the same cores, so neither may hold on to them long after its work:
+- After a parallel kernel, numba's OpenMP threads spin waiting for the next one, by default for
+  300,000 iterations (milliseconds), and a BLAS product started meanwhile ran 3-4x slower
+  beside them (a random GPT-2 124M's 128-token prefill, whose attention is a parallel kernel
+  between products: 0.37 s against 0.22 s). Importing gradient therefore sets
+  ``GOMP_SPINCOUNT=10000`` unless the user set it or ``OMP_WAIT_POLICY``: that still bridges the
+  microseconds between the kernels of a decode step (SmolLM2's decode and prefill measured the
+  same); OpenMP reads it when numba starts its threads, after this import.
+- After a product, OpenBLAS's threads poll for the next one for 2**28 cycles (a tenth of a
+  second) before they sleep, and numba's kernels started meanwhile share a core with them: a
+  draft model's 122-token prompt (int8 kernels) took 140 ms right after a float16 model's
+  prompt (BLAS products), 70 ms alone. Importing gradient therefore sets
+  ``OPENBLAS_THREAD_TIMEOUT=20`` (2**20 cycles, a few tenths of a millisecond) unless the user
+  set it: the same 70 ms after BLAS, while the gaps between a training step's products are
+  still bridged (``bench/train_gpt.py`` measured the same). OpenBLAS reads it when it loads,
+  with NumPy: ``import gradient`` before NumPy for it to apply (gradient imports NumPy after
+  setting it).
 
 Example::
 
@@ -34,14 +43,17 @@ __all__ = ["set_num_threads", "get_num_threads", "ThreadGovernor"]
 
 #: How long numba's OpenMP threads spin for more work before they sleep (see the module's doc).
 NUMBA_SPIN_COUNT = "10000"
+#: How long OpenBLAS's threads poll for more work before they sleep: 2**this many cycles.
+BLAS_THREAD_TIMEOUT = "20"
 
 
-def _let_numba_threads_yield() -> None:
+def _let_threads_yield() -> None:
     if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
         os.environ["GOMP_SPINCOUNT"] = NUMBA_SPIN_COUNT
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_THREAD_TIMEOUT)
 
 
-_let_numba_threads_yield()
+_let_threads_yield()
 
 
 def set_num_threads(n: int) -> None:

@@ -263,6 +263,23 @@ def test_importing_gradient_lets_numba_threads_yield_to_blas_unless_the_user_cho
     assert spin_count(OMP_WAIT_POLICY="ACTIVE") == "None"
 
 
+def test_importing_gradient_lets_blas_threads_yield_to_numba_unless_the_user_chose():
+    # OpenBLAS's threads poll for a tenth of a second after a product; numba's kernels beside
+    # them ran 2x slower (gradient.threads): set before gradient imports NumPy, which loads
+    # OpenBLAS and reads it then
+    import subprocess
+    import sys
+    show = ("import os, sys, gradient; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'), "
+            "list(sys.modules).index('gradient.threads') < list(sys.modules).index('numpy'))")
+
+    def timeout(**env):
+        clean = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+        return subprocess.run([sys.executable, "-c", show], env={**clean, **env}, check=True,
+                              capture_output=True, text=True).stdout.split()
+    assert timeout() == [gradient.threads.BLAS_THREAD_TIMEOUT, "True"]
+    assert timeout(OPENBLAS_THREAD_TIMEOUT="4")[0] == "4"
+
+
 def test_in_place_ops_cannot_grow_their_tensor():
     for lib in (gradient, torch):
         x = lib.zeros(2, 3)

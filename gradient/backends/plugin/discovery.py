@@ -85,8 +85,10 @@ def environment(name: str) -> dict[str, str]:
     busy sending it requests; its BLAS threads that finished a product poll for the next one
     for 2**16 cycles (tens of microseconds) before they sleep, not OpenBLAS's 2**28 (a tenth
     of a second, measured: the char_gpt step 52-56 ms against 40-41), so that they leave the
-    client its core."""
-    if name != "reference" or "OPENBLAS_THREAD_TIMEOUT" in os.environ:
+    client its core (shorter than the 2**20 :mod:`gradient.threads` gives this process)."""
+    from ...threads import BLAS_THREAD_TIMEOUT
+    if name != "reference" or os.environ.get("OPENBLAS_THREAD_TIMEOUT",
+                                             BLAS_THREAD_TIMEOUT) != BLAS_THREAD_TIMEOUT:
         return {}
     return {"OPENBLAS_THREAD_TIMEOUT": "16"}
 
