@@ -1,7 +1,7 @@
 """The server on SmolLM2-135M Q4_1: time to first token with and without a cached system
 prompt, and aggregate decode throughput at 1, 4, 8 and 16 concurrent streams.
 
-Run:  python bench/serve.py [--gguf PATH] [--tokens 64] [--max-batch 8]
+Run:  python bench/serve.py [--gguf PATH] [--tokens 64] [--max-batch 8] [--activations int8]
 
 It starts ``gradient serve`` on 127.0.0.1 in a process of its own, as a user runs it, and
 drives it with the ``openai`` client from this one:
@@ -61,13 +61,14 @@ def wait_for(url: str, process) -> str:
     raise SystemExit(f"the server at {url} did not start")
 
 
-def start_server(path: str, max_batch: int):
+def start_server(path: str, max_batch: int, activations: str | None = None):
     """``gradient serve`` on 127.0.0.1 in a process of its own, as a user runs it and as the
-    peer runs (clients in this process would share its interpreter lock):
-    ``(url, model name, process)``."""
+    peer runs (clients in this process would share its interpreter lock), with
+    ``--activations`` where given: ``(url, model name, process)``."""
     port = free_port()
+    extra = ["--activations", activations] if activations else []
     process = subprocess.Popen([sys.executable, "-m", "gradient", "serve", path, "--port",
-                                str(port), "--max-batch", str(max_batch)],
+                                str(port), "--max-batch", str(max_batch), *extra],
                                stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1"
     return url, wait_for(url, process), process
@@ -149,12 +150,14 @@ def main() -> None:
                    help="the interpreter that has llama-cpp-python[server] (default: this one)")
     p.add_argument("--no-warmup", action="store_true",
                    help="time the concurrencies without a first, untimed pass")
+    p.add_argument("--activations", choices=("int8", "float32"), default=None,
+                   help="gradient serve's --activations (default: the server's own)")
     args = p.parse_args()
     from openai import OpenAI
     path = find_smollm2(args.gguf)
     if path is None:
         raise SystemExit("no SmolLM2 GGUF: pass --gguf PATH (see bench/common.py)")
-    url, name, server = start_server(path, args.max_batch)
+    url, name, server = start_server(path, args.max_batch, args.activations)
     try:
         client = OpenAI(base_url=url, api_key="none", max_retries=0, timeout=600)
         stream_chat(client, name, [{"role": "user", "content": "Hello"}], 4)   # warm up
