@@ -12,6 +12,11 @@ cannot drift apart:
   (:func:`gguf_name`, the inverse of :func:`~gradient.models.gguf_loader.hf_name`). For the
   ``llama`` architecture the rows of each query and key head are reordered for llama.cpp's
   interleaved rotary embedding (:func:`~gradient.models.gguf_loader.permute_qk`).
+* **GPT-2** -- :class:`~gradient.models.gpt2.GPT2LMHeadModel` is written as llama.cpp's
+  ``gpt2`` architecture (``gpt2.*`` keys; ``transformer.h.3.attn.c_attn.weight`` becomes
+  ``blk.3.attn_qkv.weight``, ``transformer.wpe.weight`` ``position_embd.weight``, kept F32),
+  so GPT-2 runs in llama.cpp on gradient's weights; gradient's own loader reads the LLaMA
+  family only.
 * **tokenizer** -- a byte-level BPE :class:`~gradient.tokenizers.Tokenizer` becomes
   ``tokenizer.ggml.*`` (model ``"gpt2"``: tokens, token types, merges, the llama.cpp name of its
   pre-tokenizer, special token ids, ``add_bos_token``, the chat template).
@@ -73,14 +78,16 @@ from ..quant.weight_only import WeightOnlyLinear, quantize_blocks
 from .gguf_loader import (_LLAMA3_REGEX, _PER_LAYER, _PERMUTED_QK, _QWEN2_REGEX, _TOP_LEVEL,
                           CONTROL, NORMAL, UNUSED, USER_DEFINED, permute_qk,
                           tokenizer_from_gguf)
+from .gpt2 import GPT2Config, GPT2LMHeadModel
 from .llama import LlamaConfig, LlamaForCausalLM, rope_inv_freq
 
 __all__ = ["save_gguf", "gguf_name", "WRITABLE_TYPES", "GGUF_ARCHITECTURE_OF"]
 
 #: The GGML types :func:`save_gguf` writes (``qtype`` and the values of ``tensor_types``).
 WRITABLE_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K")
-#: LlamaConfig.model_type -> GGUF architecture (llama.cpp runs Mistral as "llama").
-GGUF_ARCHITECTURE_OF = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3"}
+#: config.model_type -> GGUF architecture (llama.cpp runs Mistral as "llama").
+GGUF_ARCHITECTURE_OF = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3",
+                        "gpt2": "gpt2"}
 
 # general.file_type (llama.cpp's enum llama_ftype) of a file that is mostly of one type. An
 # all-Q4_K file (with Q5_0 fallbacks) is closest to llama.cpp's "Q4_K - Small".
@@ -95,6 +102,18 @@ _FALLBACK = {"Q4_K": "Q5_0"}
 _HF_TOP_LEVEL = {hf: g for g, hf in _TOP_LEVEL.items()}
 _HF_PER_LAYER = {hf: g for g, hf in _PER_LAYER.items()}
 _HF_LAYER_NAME = re.compile(r"model\.layers\.(\d+)\.(.+)\.(weight|bias)")
+# GPT-2's names, as llama.cpp's converter writes them (its architecture "gpt2": the query, key
+# and value projections in one tensor, LayerNorms with biases, learned positions)
+_GPT2_TOP_LEVEL = {"transformer.wte.weight": "token_embd.weight",
+                   "transformer.wpe.weight": "position_embd.weight",
+                   "transformer.ln_f.weight": "output_norm.weight",
+                   "transformer.ln_f.bias": "output_norm.bias",
+                   "lm_head.weight": "output.weight"}
+_GPT2_PER_LAYER = {"ln_1": "attn_norm", "attn.c_attn": "attn_qkv", "attn.c_proj": "attn_output",
+                   "ln_2": "ffn_norm", "mlp.c_fc": "ffn_up", "mlp.c_proj": "ffn_down"}
+_GPT2_LAYER_NAME = re.compile(r"transformer\.h\.(\d+)\.(.+)\.(weight|bias)")
+#: GPT-2 activations llama.cpp's gpt2 computes: GELU, tanh approximation (ggml_gelu)
+_GPT2_GELU = ("gelu_new", "gelu_pytorch_tanh")
 
 
 def gguf_name(name: str) -> str | None:
@@ -111,11 +130,23 @@ def gguf_name(name: str) -> str | None:
     return None
 
 
+def _gpt2_gguf_name(name: str) -> str | None:
+    """:func:`gguf_name` of a GPT-2 parameter name (``transformer.h.0.attn.c_attn.weight`` ->
+    ``blk.0.attn_qkv.weight``)."""
+    if name in _GPT2_TOP_LEVEL:
+        return _GPT2_TOP_LEVEL[name]
+    m = _GPT2_LAYER_NAME.fullmatch(name)
+    if m and m.group(2) in _GPT2_PER_LAYER:
+        return f"blk.{m.group(1)}.{_GPT2_PER_LAYER[m.group(2)]}.{m.group(3)}"
+    return None
+
+
 # ----------------------------------------------------------------------------- entry point
 def save_gguf(model, path, qtype: str = "Q8_0", tokenizer=None, *,
               tensor_types: dict | None = None, name: str | None = None) -> str:
-    """Write a LLaMA-family model (llama, mistral, qwen2, qwen3) and its tokenizer to a GGUF
-    file that llama.cpp loads; returns ``path``.
+    """Write a LLaMA-family model (llama, mistral, qwen2, qwen3) or GPT-2 and its tokenizer to
+    a GGUF file that llama.cpp loads; returns ``path``. (gradient's own loader reads the
+    LLaMA family; GPT-2 files are for llama.cpp and other GGUF readers.)
 
     * ``qtype``: the GGML type of the 2-d weights, one of :data:`WRITABLE_TYPES` (``"Q8_0"``,
       ``"Q4_K"``, ``"F16"`` ...); 1-d tensors are always F32. A row width that is not a
@@ -190,15 +221,18 @@ def _import_gguf():
 
 
 # ----------------------------------------------------------------------------- checks
-def _check_model(model) -> LlamaConfig:
+def _check_model(model) -> LlamaConfig | GPT2Config:
     if not isinstance(model, Module):
-        raise TypeError(f"save_gguf: expected a gradient model (LlamaForCausalLM), got "
-                        f"{type(model).__name__}")
+        raise TypeError(f"save_gguf: expected a gradient model (LlamaForCausalLM or "
+                        f"GPT2LMHeadModel), got {type(model).__name__}")
     config = getattr(model, "config", None)
+    if isinstance(model, GPT2LMHeadModel) and isinstance(config, GPT2Config):
+        return _check_gpt2(config)
     if not isinstance(model, LlamaForCausalLM) or not isinstance(config, LlamaConfig):
         raise UnknownArchitectureError(
             f"save_gguf: {type(model).__name__} cannot be written to GGUF; supported: "
-            f"LlamaForCausalLM with model_type {', '.join(GGUF_ARCHITECTURE_OF)}")
+            f"LlamaForCausalLM with model_type llama, mistral, qwen2 or qwen3, and "
+            f"GPT2LMHeadModel")
     if config.model_type not in GGUF_ARCHITECTURE_OF:
         raise UnknownArchitectureError(
             f"save_gguf: model_type {config.model_type!r} cannot be written to GGUF; "
@@ -220,6 +254,22 @@ def _check_model(model) -> LlamaConfig:
                       f"no sliding attention window: llama.cpp (and load_gguf) will attend to "
                       f"the whole context, which agrees with this model on sequences of up to "
                       f"{window} tokens", stacklevel=3)
+    return config
+
+
+def _check_gpt2(config: GPT2Config) -> GPT2Config:
+    unsupported = []
+    if config.activation_function not in _GPT2_GELU:
+        unsupported.append(f"activation_function={config.activation_function!r} (llama.cpp's "
+                           f"gpt2 uses GELU with the tanh approximation)")
+    if config.scale_attn_by_inverse_layer_idx:
+        unsupported.append("scale_attn_by_inverse_layer_idx=True (llama.cpp's gpt2 scales by "
+                           "1/sqrt(head_dim) alone)")
+    if not config.scale_attn_weights:
+        unsupported.append("scale_attn_weights=False")
+    if unsupported:
+        raise NotImplementedError(f"save_gguf: this gpt2 model cannot be written to GGUF: "
+                                  f"{'; '.join(unsupported)}")
     return config
 
 
@@ -273,18 +323,21 @@ def _sources(model) -> list[tuple[str, Any]]:
     return out
 
 
-def _tensor_entries(model, config: LlamaConfig, arch: str, qtype: str, overrides) -> list:
+def _tensor_entries(model, config, arch: str, qtype: str, overrides) -> list:
     tied = set(model._tied_weights_in_use())
+    named = _gpt2_gguf_name if arch == "gpt2" else gguf_name
     entries, unknown = [], []
     for hf, source in _sources(model):
         if hf in tied:
             continue
-        name = gguf_name(hf)
+        name = named(hf)
         if name is None:
             unknown.append(hf)
             continue
         shape = _shape_of(source)
-        if len(shape) == 1:
+        if len(shape) == 1 or name == "position_embd.weight":
+            # (learned positions too, as llama.cpp's converter keeps them: a few MB, and
+            # llama.cpp adds them to the token embedding in float32)
             wanted = kind = "F32"
         else:
             wanted = next((t for p, t in overrides if fnmatch.fnmatchcase(name, p)), qtype)
@@ -297,7 +350,10 @@ def _tensor_entries(model, config: LlamaConfig, arch: str, qtype: str, overrides
     if unknown:
         raise UnknownArchitectureError(
             f"save_gguf: these tensors have no GGUF name: {unknown[:10]}; only the parameters "
-            f"of a plain LlamaForCausalLM can be written (merge adapters into the weights first)")
+            f"of a plain {type(model).__name__} can be written (merge adapters into the "
+            f"weights first)")
+    if arch == "gpt2":
+        return entries
     rope = _rope_freqs(model, config, arch)
     if rope is not None:
         entries.insert(1, _Entry("rope_freqs.weight", rope.shape, "F32", "F32", lambda: rope))
@@ -377,7 +433,7 @@ def _warn_about_fallbacks(entries) -> None:
 
 
 # ----------------------------------------------------------------------------- metadata
-def _model_metadata(model, config: LlamaConfig, arch: str, qtype: str, name) -> dict:
+def _model_metadata(model, config, arch: str, qtype: str, name) -> dict:
     """The ``general.*`` and ``<arch>.*`` keys (values tagged with their GGUF type), the ones
     :func:`~gradient.models.gguf_loader.config_from_gguf` reads."""
     if name is None:
@@ -386,7 +442,17 @@ def _model_metadata(model, config: LlamaConfig, arch: str, qtype: str, name) -> 
                 if source else config.model_type)
     md = {"general.name": str(name),
           "general.file_type": _u32(_FILE_TYPES[qtype]),
-          "general.quantization_version": _u32(_QUANT_VERSION),
+          "general.quantization_version": _u32(_QUANT_VERSION)}
+    if arch == "gpt2":      # the keys llama.cpp's gpt2 reads
+        return {**md,
+                "gpt2.vocab_size": _u32(config.vocab_size),
+                "gpt2.context_length": _u32(config.n_positions),
+                "gpt2.embedding_length": _u32(config.n_embd),
+                "gpt2.block_count": _u32(config.n_layer),
+                "gpt2.feed_forward_length": _u32(config.n_inner or 4 * config.n_embd),
+                "gpt2.attention.head_count": _u32(config.n_head),
+                "gpt2.attention.layer_norm_epsilon": _f32(config.layer_norm_epsilon)}
+    md = {**md,
           f"{arch}.vocab_size": _u32(config.vocab_size),
           f"{arch}.context_length": _u32(config.max_position_embeddings),
           f"{arch}.embedding_length": _u32(config.hidden_size),
@@ -478,7 +544,7 @@ def _tokenizer_of(model):
         f"weights alone (llama.cpp and load_gguf then cannot tokenize text)")
 
 
-def _tokenizer_metadata(tokenizer, config: LlamaConfig) -> dict:
+def _tokenizer_metadata(tokenizer, config) -> dict:
     """``tokenizer.ggml.*`` of a byte-level BPE Tokenizer, checked by reading it back."""
     from ..tokenizers import ByteLevelBPE, Tokenizer
 

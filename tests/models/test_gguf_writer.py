@@ -112,6 +112,49 @@ def test_names_are_the_loaders_inverse():
     assert gguf_name("model.layers.0.mlp.act.weight") is None and gguf_name("x") is None
 
 
+def tiny_gpt2(seed=0, std=0.1, **overrides):
+    """A random GPT2LMHeadModel (tied embeddings): weights N(0, std), LayerNorm weights 1 +
+    N(0, 0.1)."""
+    config = dict(vocab_size=VOCAB, n_positions=256, n_embd=64, n_layer=2, n_head=4)
+    model = GPT2LMHeadModel(GPT2Config(**dict(config, **overrides)))
+    rng = np.random.default_rng(seed)
+    state = {name: from_numpy((1 + 0.1 * rng.standard_normal(t.shape)
+                               if ".ln_" in name and name.endswith("weight")
+                               else std * rng.standard_normal(t.shape)).astype(np.float32))
+             for name, t in model.state_dict().items()}
+    model.load_state_dict(state)
+    model.tie_weights()
+    return model.eval()
+
+
+@pytest.mark.parametrize("qtype", ["F32", "Q8_0"])
+def test_gpt2_is_written_as_llama_cpps_gpt2(qtype, tmp_path):
+    model = tiny_gpt2(n_inner=96)
+    path = write(model, tmp_path / "gpt2.gguf", qtype)
+    metadata, tensors = file_metadata(path), file_tensors(path)
+    assert metadata["general.architecture"] == "gpt2"
+    assert {k: metadata[f"gpt2.{k}"] for k in (
+        "context_length", "embedding_length", "block_count", "feed_forward_length",
+        "attention.head_count")} == {"context_length": 256, "embedding_length": 64,
+                                      "block_count": 2, "feed_forward_length": 96,
+                                      "attention.head_count": 4}
+    assert metadata["gpt2.attention.layer_norm_epsilon"] == pytest.approx(1e-5)
+    layer = {f"blk.1.{n}.{k}" for n in ("attn_norm", "attn_qkv", "attn_output", "ffn_norm",
+                                        "ffn_up", "ffn_down") for k in ("weight", "bias")}
+    assert layer <= set(tensors) and "output.weight" not in tensors    # tied: token_embd
+    assert {"token_embd.weight", "position_embd.weight", "output_norm.bias"} <= set(tensors)
+    state = model.state_dict()
+    for name, hf in (("blk.1.attn_qkv.bias", "transformer.h.1.attn.c_attn.bias"),
+                     ("position_embd.weight", "transformer.wpe.weight"),   # F32 in every file
+                     ("blk.0.ffn_norm.weight", "transformer.h.0.ln_2.weight")):
+        assert tensors[name].tensor_type == T.F32
+        np.testing.assert_array_equal(np.asarray(tensors[name].data).reshape(state[hf].shape),
+                                      state[hf].numpy())
+    qkv = tensors["blk.0.attn_qkv.weight"]
+    assert qkv.tensor_type == getattr(T, qtype) and tuple(reversed(qkv.shape.tolist())) == \
+        (192, 64)      # (out, in) rows of in values: nn.Linear's layout
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_f32_round_trip_gives_the_same_logits(case, tmp_path):
     model_type, overrides, arch = CASES[case]
@@ -430,10 +473,12 @@ def test_unsupported_types_and_models(tmp_path):
     with pytest.raises(UnsupportedQuantTypeError, match=r"tensor_types\['output.weight'\]"):
         write(model, tmp_path / "x.gguf", tensor_types={"output.weight": "Q3_K"})
     gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=VOCAB, n_positions=32, n_embd=32, n_layer=1,
-                                      n_head=2))
-    with pytest.raises(UnknownArchitectureError, match="GPT2LMHeadModel cannot be written to "
-                                                       "GGUF; supported: LlamaForCausalLM"):
+                                      n_head=2, activation_function="relu"))
+    with pytest.raises(NotImplementedError, match="llama.cpp's gpt2 uses GELU"):
         write(gpt2, tmp_path / "x.gguf")
+    with pytest.raises(UnknownArchitectureError, match="Linear cannot be written to GGUF; "
+                                                       "supported: LlamaForCausalLM"):
+        write(gradient.nn.Linear(2, 2), tmp_path / "x.gguf")
     with pytest.raises(TypeError, match="expected a gradient model"):
         write({"model.embed_tokens.weight": 0}, tmp_path / "x.gguf")
     with pytest.raises(NotImplementedError, match="mlp_bias"):
@@ -549,6 +594,24 @@ def test_llama_cpp_runs_quantized_files(case, qtype, lc_models, tmp_path):
     clear = top2[:, 1] - top2[:, 0] > 0.5
     assert clear.sum() >= 5
     assert np.array_equal(theirs.argmax(-1)[clear], ours.argmax(-1)[clear])
+
+
+def test_llama_cpp_runs_a_gpt2_file(tmp_path):
+    """GPT-2 written as llama.cpp's gpt2 architecture: its logits are ours (its GELU reads a
+    float16 table, hence the bound) and its greedy tokens too; in Q8_0 as close as the LLaMA
+    files are."""
+    pytest.importorskip("llama_cpp")
+    model, tok = tiny_gpt2(seed=3), chatml_tokenizer()
+    ids = tok.encode(LC_TEXT)
+    ours = logits(model, [ids])[0]
+    theirs, greedy, _ = llama_cpp_run(write(model, tmp_path / "f32.gguf", "F32", tok), ids,
+                                      greedy=12)
+    assert np.abs(theirs - ours).max() < 5e-3
+    assert np.asarray(model.generate([ids], max_new_tokens=12))[0, len(ids):].tolist() == greedy
+    theirs, _, _ = llama_cpp_run(write(model, tmp_path / "q8.gguf", "Q8_0", tok), ids)
+    cosine = (theirs * ours).sum(-1) / (np.linalg.norm(theirs, axis=-1) *
+                                         np.linalg.norm(ours, axis=-1))
+    assert cosine.min() > 0.997, cosine
 
 
 def test_llama_cpp_catches_a_wrong_qk_order(lc_models, tmp_path, monkeypatch):
