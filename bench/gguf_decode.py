@@ -254,7 +254,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", help=f"the {SMOLLM2_NAME} file")
     p.add_argument("--model-shape", help="instead of --model: a random-weight model of this "
-                   "shape (tinyllama), made once into --shape-dir")
+                   "shape (tinyllama, gpt2), made once into --shape-dir")
     p.add_argument("--type", default="Q4_K_M", help="the file type of --model-shape's file")
     p.add_argument("--shape-dir", default=None, help="where --model-shape's files are kept")
     p.add_argument("--export", metavar="TYPE",
@@ -281,10 +281,14 @@ def main() -> None:
     if args.worker:
         return worker(args)
 
+    ours = None       # what gradient loads, where not the GGUF file itself
     if args.model_shape:
-        from model_shapes import DEFAULT_DIR, shape_gguf
+        from model_shapes import DEFAULT_DIR, shape_checkpoint, shape_gguf
         path = shape_gguf(args.model_shape, args.type, args.shape_dir or DEFAULT_DIR)
+        ours = shape_checkpoint(args.model_shape, args.type, args.shape_dir or DEFAULT_DIR)
         name = f"{args.model_shape} shape, random weights, {args.type} (GGUF)"
+        if ours:
+            name += "; gradient on the same weights as a checkpoint directory"
     elif args.export:
         path = exported(os.path.abspath(find_model(args.model)), args.export, args.shape_dir)
         name = f"SmolLM2-135M-Instruct, {args.export} (GGUF written by gradient export-gguf)"
@@ -301,7 +305,8 @@ def main() -> None:
     results = {}
     for _ in range(args.rounds):
         for lib in ("gradient", "llama_cpp"):
-            cmd = [sys.executable, os.path.abspath(__file__), "--worker", lib, "--model", path,
+            model = ours if lib == "gradient" and ours else path
+            cmd = [sys.executable, os.path.abspath(__file__), "--worker", lib, "--model", model,
                    "--ids", json.dumps(prompt), "--new", str(args.new), "--threads", threads,
                    "--rounds", "1", "--prompt", str(args.prompt)]
             if args.context:

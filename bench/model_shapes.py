@@ -10,6 +10,10 @@ The tokenizer is a byte-level BPE of 4,000 tokens trained on a paragraph, padded
 vocabulary. Files are kept in ``--shape-dir`` (default ``~/.cache/gradient-bench``) and reused;
 they never belong in the repository.
 
+``shape_gguf("gpt2", "F32")`` writes GPT-2 124M's shape (llama.cpp's gpt2 architecture) with
+gradient's writer in that type, and keeps the same weights as a checkpoint directory
+(:func:`shape_checkpoint`), which is what gradient runs: it reads no gpt2 GGUF files.
+
 Example::
 
     >>> path = shape_gguf("tinyllama", "Q4_0")     # ~640 MB, made once
@@ -27,6 +31,11 @@ SHAPES = {
                       num_hidden_layers=22, num_attention_heads=32, num_key_value_heads=4,
                       rope_theta=10000.0, max_position_embeddings=2048, rms_norm_eps=1e-5),
 }
+#: GPT-2 shapes (GPT2Config): the file in a type gradient's writer makes (F32, F16, Q8_0 ...),
+#: and, for gradient, the same weights as a checkpoint directory (gradient reads llama.cpp's
+#: gpt2 files with no loader of its own)
+GPT2_SHAPES = {"gpt2": dict(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12,
+                            n_head=12)}
 #: the llama.cpp file types a shape is made in (llama_ftype)
 FILE_TYPES = {"F16": 1, "Q4_0": 2, "Q8_0": 7, "Q4_K_M": 15, "Q5_K_M": 17, "Q6_K": 18}
 DEFAULT_DIR = os.path.join(os.path.expanduser("~"), ".cache", "gradient-bench")
@@ -35,8 +44,11 @@ _BPE_TOKENS = 4000
 
 def shape_gguf(shape: str, file_type: str, directory: str = DEFAULT_DIR) -> str:
     """The path of a GGUF file of ``shape`` in ``file_type``, made now if it is not there."""
+    if shape in GPT2_SHAPES:
+        return _gpt2_files(shape, file_type, directory)[0]
     if shape not in SHAPES:
-        raise SystemExit(f"unknown model shape {shape!r}: one of {', '.join(SHAPES)}")
+        raise SystemExit(f"unknown model shape {shape!r}: one of "
+                         f"{', '.join([*SHAPES, *GPT2_SHAPES])}")
     if file_type not in FILE_TYPES:
         raise SystemExit(f"unknown file type {file_type!r}: one of {', '.join(FILE_TYPES)}")
     os.makedirs(directory, exist_ok=True)
@@ -63,6 +75,41 @@ def _write_f16(shape: str, path: str, directory: str) -> None:
     model = LlamaForCausalLM(LlamaConfig(**SHAPES[shape]))
     save_gguf(model, path + ".part", "F16", tokenizer, name=f"{shape} (random weights)")
     os.replace(path + ".part", path)
+
+
+def shape_checkpoint(shape: str, file_type: str, directory: str = DEFAULT_DIR) -> str | None:
+    """The checkpoint directory holding the weights of ``shape_gguf(shape, file_type)`` for
+    gradient where gradient does not load that GGUF architecture (GPT-2), else None."""
+    return _gpt2_files(shape, file_type, directory)[1] if shape in GPT2_SHAPES else None
+
+
+def _gpt2_files(shape: str, file_type: str, directory: str) -> tuple[str, str]:
+    """(GGUF path, checkpoint directory) of a random GPT-2 of ``shape``: the directory once
+    (float32 safetensors and the tokenizer), the file per type by gradient's writer."""
+    sys.path.insert(0, ROOT)
+    import gradient
+    from gradient.models import GPT2Config, GPT2LMHeadModel, save_gguf
+    from gradient.tokenizers import Tokenizer
+
+    os.makedirs(directory, exist_ok=True)
+    checkpoint = os.path.join(directory, f"{shape}-random")
+    path = os.path.join(directory, f"{shape}-random.{file_type}.gguf")
+    if os.path.isfile(os.path.join(checkpoint, "config.json")) and os.path.isfile(path):
+        return path, checkpoint
+    tokenizer = Tokenizer.from_pretrained(_train_tokenizer(os.path.join(directory, shape)))
+    if os.path.isfile(os.path.join(checkpoint, "config.json")):
+        model = GPT2LMHeadModel.from_pretrained(checkpoint)
+    else:
+        print(f"making {checkpoint} (random weights, once)", file=sys.stderr)
+        gradient.manual_seed(0)
+        model = GPT2LMHeadModel(GPT2Config(**GPT2_SHAPES[shape]))
+        model.save_pretrained(checkpoint + ".part")
+        tokenizer.save_pretrained(checkpoint + ".part")
+        os.replace(checkpoint + ".part", checkpoint)
+    print(f"making {path}", file=sys.stderr)
+    save_gguf(model, path + ".part", file_type, tokenizer, name=f"{shape} (random weights)")
+    os.replace(path + ".part", path)
+    return path, checkpoint
 
 
 def _train_tokenizer(directory: str) -> str:
