@@ -31,7 +31,6 @@ Example::
 
 from __future__ import annotations
 
-import mmap
 import os
 import struct
 import sys
@@ -41,6 +40,7 @@ import numpy as np
 
 from ..errors import FileFormatError
 from ..quant.ggml import BLOCK_SIZES, UnsupportedQuantTypeError, dequantize, type_name
+from .mapped_pages import release
 
 __all__ = ["GGUFReader", "GGUFTensorInfo", "gguf_metadata", "GGUF_MAGIC", "VALUE_TYPES"]
 
@@ -364,14 +364,7 @@ class GGUFReader:
         arrays from :meth:`raw`) pages them back in from the file; nothing is lost, since the
         map is never written. Pages shared with a neighbouring tensor are kept."""
         info = self._info(name)
-        mm = getattr(self._map, "_mmap", None)
-        if mm is None or not hasattr(mm, "madvise") or not hasattr(mmap, "MADV_DONTNEED"):
-            return
-        page = mmap.PAGESIZE
-        start = -(-info.offset // page) * page
-        stop = (info.offset + info.nbytes) // page * page
-        if stop > start:
-            mm.madvise(mmap.MADV_DONTNEED, start, stop - start)
+        release(self._map, info.offset, info.nbytes)
 
     def dequantize(self, name: str) -> np.ndarray:
         """Tensor ``name`` as float32 values of its (NumPy-order) shape.

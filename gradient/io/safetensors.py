@@ -34,6 +34,7 @@ from ..dtypes import (DType, bfloat16, bool_, float16, float32, float64, from_nu
                       int32, int64, uint8)
 from ..errors import FileFormatError
 from .atomic import atomic_write
+from .mapped_pages import release
 
 __all__ = ["save_safetensors", "load_safetensors", "safetensors_metadata", "SafetensorsReader"]
 
@@ -305,6 +306,15 @@ class SafetensorsReader:
         if info.dtype is bool_ and arr.size and arr.view(np.uint8).max() > 1:
             raise self.error(f"corrupt data: bool tensor {name!r} holds bytes other than 0 and 1")
         return arr
+
+
+    def release(self, name: str) -> None:
+        """With ``mmap``: let the operating system drop tensor ``name``'s mapped pages from
+        this process's memory, after a loader copied it (see :mod:`.mapped_pages`; reading it
+        again pages it back in). Without ``mmap``, nothing to do."""
+        info = self.entries.get(name)
+        if self._map is not None and info is not None:
+            release(self._map, self.data_start + info.begin, info.end - info.begin)
 
 
 def _is_count(x) -> bool:
