@@ -268,10 +268,13 @@ class PreTrainedModel(Module):
             for hf_name, path in files.items():
                 if path not in readers:
                     readers[path] = SafetensorsReader(path, mmap=True)
-                mapped = self._from_hf_tensor(hf_name, readers[path].read(hf_name))
+                stored = readers[path].read(hf_name)
+                mapped = self._from_hf_tensor(hf_name, stored)
                 if mapped is None:
                     continue
                 name, array = mapped
+                if not np.may_share_memory(array, stored):   # the hook copied it: the
+                    readers[path].release(hf_name)          # mapped pages can go
                 state[name] = from_numpy(array) if dtype is None else \
                     from_numpy(array).to(dtype)
         finally:

@@ -328,6 +328,9 @@ def test_save_pretrained_round_trip_and_shards(tmp_path, checkpoint, ours):
         again = from_pretrained(tmp_path / name)
         assert again.lm_head.weight is again.transformer.wte.weight
         assert np.abs(_logits(again, ids) - ref).max() < 1e-4
+        # Conv1D weights become rows of their own (what the decoding products read in place)
+        for layer in (again.transformer.h[0].attn.c_attn, again.transformer.h[1].mlp.c_proj):
+            assert layer.weight.detach().numpy().flags.c_contiguous
 
 
 def test_openai_checkpoint_names_load(tmp_path, checkpoint, ours):
