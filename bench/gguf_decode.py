@@ -261,6 +261,9 @@ def main() -> None:
                    help="instead of the file itself: the SmolLM2 file written as TYPE (F32, "
                         "BF16, F16, Q8_0 ...) by `gradient export-gguf`, made once into "
                         "--shape-dir")
+    p.add_argument("--checkpoint", metavar="DIR",
+                   help="gradient runs this checkpoint directory (the same weights, e.g. a "
+                        "bfloat16 safetensors checkpoint) instead of the GGUF file")
     p.add_argument("--prompt", type=int, default=64, help="prompt tokens")
     p.add_argument("--context", help="comma-separated prompt lengths (e.g. 0,512,2048): "
                    "decode speed at each depth of the cache, instead of --prompt")
@@ -295,6 +298,9 @@ def main() -> None:
     else:
         path = os.path.abspath(find_model(args.model))
         name = "SmolLM2-135M-Instruct Q4_1 (GGUF)"
+    if args.checkpoint:
+        ours = os.path.abspath(args.checkpoint)
+        name += f"; gradient on the checkpoint {os.path.basename(ours)}"
     lengths = depths(args)
     prompt = make_prompt(path, max(max(lengths), 1))
     threads = str(args.threads)
