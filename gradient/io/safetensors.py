@@ -307,7 +307,6 @@ class SafetensorsReader:
             raise self.error(f"corrupt data: bool tensor {name!r} holds bytes other than 0 and 1")
         return arr
 
-
     def release(self, name: str) -> None:
         """With ``mmap``: let the operating system drop tensor ``name``'s mapped pages from
         this process's memory, after a loader copied it (see :mod:`.mapped_pages`; reading it
