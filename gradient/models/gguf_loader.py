@@ -87,11 +87,20 @@ def hf_name(gguf_name: str) -> str | None:
 
     Example: ``hf_name("blk.0.attn_q.weight") == "model.layers.0.self_attn.q_proj.weight"``
     """
-    if gguf_name in _TOP_LEVEL:
-        return _TOP_LEVEL[gguf_name]
-    m = _LAYER_NAME.fullmatch(gguf_name)
-    if m and m.group(2) in _PER_LAYER:
-        return f"model.layers.{m.group(1)}.{_PER_LAYER[m.group(2)]}.{m.group(3)}"
+    return renamed(gguf_name, _TOP_LEVEL, _LAYER_NAME, _PER_LAYER, "model.layers")
+
+
+def renamed(name: str, top_level: dict, layer_name, per_layer: dict,
+            layer_prefix: str) -> str | None:
+    """``name`` in another naming (one table each way: Hugging Face's and GGUF's, per
+    architecture): ``top_level[name]``, or, where ``layer_name`` (a compiled pattern of groups
+    layer, part, kind) matches and ``per_layer`` names the part,
+    ``{layer_prefix}.{layer}.{per_layer[part]}.{kind}``; None otherwise."""
+    if name in top_level:
+        return top_level[name]
+    m = layer_name.fullmatch(name)
+    if m and m.group(2) in per_layer:
+        return f"{layer_prefix}.{m.group(1)}.{per_layer[m.group(2)]}.{m.group(3)}"
     return None
 
 

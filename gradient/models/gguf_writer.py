@@ -76,7 +76,7 @@ from ..quant.ggml import BLOCK_SIZES, GGMLType, UnsupportedQuantTypeError, tenso
 from ..quant.linear import QuantizedLinear
 from ..quant.weight_only import WeightOnlyLinear, quantize_blocks
 from .gguf_loader import (_LLAMA3_REGEX, _PER_LAYER, _PERMUTED_QK, _QWEN2_REGEX, _TOP_LEVEL,
-                          CONTROL, NORMAL, UNUSED, USER_DEFINED, permute_qk,
+                          CONTROL, NORMAL, UNUSED, USER_DEFINED, permute_qk, renamed,
                           tokenizer_from_gguf)
 from .gpt2 import GPT2Config, GPT2LMHeadModel
 from .llama import LlamaConfig, LlamaForCausalLM, rope_inv_freq
@@ -122,23 +122,13 @@ def gguf_name(name: str) -> str | None:
 
     Example: ``gguf_name("model.layers.0.self_attn.q_proj.weight") == "blk.0.attn_q.weight"``
     """
-    if name in _HF_TOP_LEVEL:
-        return _HF_TOP_LEVEL[name]
-    m = _HF_LAYER_NAME.fullmatch(name)
-    if m and m.group(2) in _HF_PER_LAYER:
-        return f"blk.{m.group(1)}.{_HF_PER_LAYER[m.group(2)]}.{m.group(3)}"
-    return None
+    return renamed(name, _HF_TOP_LEVEL, _HF_LAYER_NAME, _HF_PER_LAYER, "blk")
 
 
 def _gpt2_gguf_name(name: str) -> str | None:
     """:func:`gguf_name` of a GPT-2 parameter name (``transformer.h.0.attn.c_attn.weight`` ->
     ``blk.0.attn_qkv.weight``)."""
-    if name in _GPT2_TOP_LEVEL:
-        return _GPT2_TOP_LEVEL[name]
-    m = _GPT2_LAYER_NAME.fullmatch(name)
-    if m and m.group(2) in _GPT2_PER_LAYER:
-        return f"blk.{m.group(1)}.{_GPT2_PER_LAYER[m.group(2)]}.{m.group(3)}"
-    return None
+    return renamed(name, _GPT2_TOP_LEVEL, _GPT2_LAYER_NAME, _GPT2_PER_LAYER, "blk")
 
 
 # ----------------------------------------------------------------------------- entry point
