@@ -94,12 +94,14 @@ def _gpt2_files(shape: str, file_type: str, directory: str) -> tuple[str, str]:
     os.makedirs(directory, exist_ok=True)
     checkpoint = os.path.join(directory, f"{shape}-random")
     path = os.path.join(directory, f"{shape}-random.{file_type}.gguf")
-    if os.path.isfile(os.path.join(checkpoint, "config.json")) and os.path.isfile(path):
+    made = os.path.isfile(os.path.join(checkpoint, "config.json"))
+    if made and os.path.isfile(path):
         return path, checkpoint
-    tokenizer = Tokenizer.from_pretrained(_train_tokenizer(os.path.join(directory, shape)))
-    if os.path.isfile(os.path.join(checkpoint, "config.json")):
-        model = GPT2LMHeadModel.from_pretrained(checkpoint)
+    if made:         # the weights exist; this file type of them does not
+        model, tokenizer = (GPT2LMHeadModel.from_pretrained(checkpoint),
+                            Tokenizer.from_pretrained(checkpoint))
     else:
+        tokenizer = Tokenizer.from_pretrained(_train_tokenizer(os.path.join(directory, shape)))
         print(f"making {checkpoint} (random weights, once)", file=sys.stderr)
         gradient.manual_seed(0)
         model = GPT2LMHeadModel(GPT2Config(**GPT2_SHAPES[shape]))
