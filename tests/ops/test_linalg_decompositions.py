@@ -143,7 +143,7 @@ def test_solve_triangular_with_a_zero_on_the_diagonal_gives_inf_like_pytorch():
 
 
 # ---------------------------------------------------------------------- named tuples and old APIs
-@pytest.mark.filterwarnings("ignore:torch\.:UserWarning")  # torch.qr, torch.triangular_solve
+@pytest.mark.filterwarnings(r"ignore:torch\.:UserWarning")  # torch.qr, torch.triangular_solve
 def test_named_tuples_have_pytorchs_fields():
     A = gradient.eye(3) + 0.1 * gradient.randn(3, 3)
     S = A @ A.mT
