@@ -267,8 +267,10 @@ def _transpose_keys_blocks(k, b, hk, j0, m, kt, wide):
     # registers (cpu_simd.transpose_16x16, float16 widened as they load); at long context
     # moving the keys was most of a decode step's attention (SmolLM2 at 2,048 keys: 100 of
     # 140 us a layer on one thread, moved element by element)
+    # a tile of fewer keys (the last of a row) moves whole as well where the buffer holds
+    # the positions after it: kt's columns past m are never scored into what is read
     D = k.shape[3]
-    if m != _KEY_TILE or D % 16:
+    if D % 16 or j0 + _KEY_TILE > k.shape[2]:
         _transpose_keys_scalar(k, b, hk, j0, m, kt, wide)
         return
     base = ((b * k.shape[1] + hk) * k.shape[2] + j0) * D
@@ -311,12 +313,15 @@ def _score_tile_scalar(qs, kt, m, scores, j0):
 def _score_tile_vectors(qs, kt, m, scores, j0):
     # a whole float32 tile: its 64 scores in four vectors, in registers for the whole sum
     # (through memory, each of the head_dim steps loaded and stored them again); the same
-    # operations lane by lane, so the same bits
-    if m != _KEY_TILE:
-        _score_tile_scalar(qs, kt, m, scores, j0)
-        return
+    # operations lane by lane, so the same bits. The last tile of a row, of fewer keys, too
+    # where the scores' rows have room for a whole tile (:func:`_score_width`): its lanes past
+    # m hold scores of no key, which nothing reads (a row of 8 sequences at 60 positions
+    # each was scored key by key: 2.5 times a whole tile's time)
     R, D = qs.shape
     n = scores.shape[1]
+    if m != _KEY_TILE and j0 + _KEY_TILE > n:
+        _score_tile_scalar(qs, kt, m, scores, j0)
+        return
     for r in range(R):
         first = broadcast_f32x16(qs[r, 0])
         a0, a1 = mul_f32(first, load_f32x16(kt, 0)), mul_f32(first, load_f32x16(kt, 16))
@@ -332,6 +337,13 @@ def _score_tile_vectors(qs, kt, m, scores, j0):
         store_f32x16(scores, at + 16, a1)
         store_f32x16(scores, at + 32, a2)
         store_f32x16(scores, at + 48, a3)
+
+
+@_compile(inline=True)
+def _score_width(n):
+    """The length of a row of scores for ``n`` keys: whole tiles of keys, so that the last
+    tile is scored with vectors too (:func:`_score_tile_vectors`)."""
+    return (n + _KEY_TILE - 1) // _KEY_TILE * _KEY_TILE
 
 
 @overload(_score_tile, inline="always")
@@ -444,7 +456,7 @@ def _attend(q, k, v, S, scale, f32, b, hk, i0, i1, out):
         limit[r] = past + i + 1
         for d in range(D):
             qs[r, d] = q[b, h, i, d] * scale       # the query scaled, as the composition does
-    scores = np.empty((R, n), dtype)
+    scores = np.empty((R, _score_width(n)), dtype)
     kt = np.empty((D, _KEY_TILE), dtype)
     wide = np.empty((_KEY_TILE, D), dtype)
     for j0 in range(0, n, _KEY_TILE):
@@ -524,7 +536,7 @@ def _decode_parallel(q, k, v, S, scale, f32, out, n_chunks):
     attention is most of a step (SmolLM2 at 2,048 tokens: 180 us a layer, now 122)."""
     B, Hq = q.shape[0], q.shape[1]
     Hk = k.shape[1]
-    scores = np.empty((B * Hk, Hq // Hk, S), q.dtype)
+    scores = np.empty((B * Hk, Hq // Hk, _score_width(S)), q.dtype)
     totals = np.empty((B * Hk, Hq // Hk), q.dtype)
     for c in numba.prange(n_chunks):
         _decode_scores(q, k, S, scale, scores, c, n_chunks)
@@ -570,11 +582,15 @@ def _ragged_parallel(q, k, v, lengths, scale, f32, out, n_chunks):
         _ragged_items(q, k, v, lengths, scale, f32, out, c, n_chunks)
 
 
-@_compile(inline=True)
 def _weigh_paged_values(e, total, lim, v, blocks, bs, hk, acc):
     """:func:`_weigh_values` for values kept in blocks of ``bs`` positions: key j in block
     ``blocks[j // bs]`` of v (n_blocks, Hk, bs, Dv), at ``j % bs``. The same sum in the same
-    order."""
+    order (the same bits). In compiled kernels only (:func:`_weigh_paged_values_typed`)."""
+    raise NotImplementedError("_weigh_paged_values runs in compiled kernels only")
+
+
+@_compile(inline=True)
+def _weigh_paged_values_scalar(e, total, lim, v, blocks, bs, hk, acc):
     acc[:] = 0
     for j0 in range(0, lim, bs):
         block = blocks[j0 // bs]
@@ -582,6 +598,50 @@ def _weigh_paged_values(e, total, lim, v, blocks, bs, hk, acc):
             p = e[j] / total
             for d in range(acc.size):
                 acc[d] += p * widen(v[block, hk, j - j0, d])
+
+
+@_compile(inline=True)
+def _weigh_paged_values_vectors(e, total, lim, v, blocks, bs, hk, acc):
+    # _weigh_values_vectors with each key's values found through its block: 64 values of
+    # head_dim at a time in four vectors that stay in registers over every key of every
+    # block (the scalar loop widened float16 bits one value at a time: 8 rows of SmolLM2 at
+    # 60 positions took 79 us a layer)
+    Dv, H = acc.size, v.shape[1]
+    d0 = 0
+    while d0 + 64 <= Dv:
+        a0 = a1 = a2 = a3 = zeros_f32x16()
+        for j0 in range(0, lim, bs):
+            base = ((blocks[j0 // bs] * H + hk) * bs - j0) * Dv + d0
+            for j in range(j0, min(lim, j0 + bs)):
+                p, o = broadcast_f32x16(e[j] / total), base + j * Dv
+                a0 = add_f32(a0, mul_f32(p, _load_values(v, o)))
+                a1 = add_f32(a1, mul_f32(p, _load_values(v, o + 16)))
+                a2 = add_f32(a2, mul_f32(p, _load_values(v, o + 32)))
+                a3 = add_f32(a3, mul_f32(p, _load_values(v, o + 48)))
+        store_f32x16(acc, d0, a0)
+        store_f32x16(acc, d0 + 16, a1)
+        store_f32x16(acc, d0 + 32, a2)
+        store_f32x16(acc, d0 + 48, a3)
+        d0 += 64
+    for d in range(d0, Dv):
+        acc[d] = 0
+    for j0 in range(0, lim, bs):
+        block = blocks[j0 // bs]
+        for j in range(j0, min(lim, j0 + bs)):
+            p = e[j] / total
+            for d in range(d0, Dv):
+                acc[d] += p * widen(v[block, hk, j - j0, d])
+
+
+@overload(_weigh_paged_values, inline="always")
+def _weigh_paged_values_typed(e, total, lim, v, blocks, bs, hk, acc):
+    vectors = (e.dtype == acc.dtype == types.float32 and v.layout == acc.layout == "C"
+               and v.dtype in (types.float32, types.uint16))
+    if vectors:
+        return lambda e, total, lim, v, blocks, bs, hk, acc: _weigh_paged_values_vectors(
+            e, total, lim, v, blocks, bs, hk, acc)
+    return lambda e, total, lim, v, blocks, bs, hk, acc: _weigh_paged_values_scalar(
+        e, total, lim, v, blocks, bs, hk, acc)
 
 
 @_compile
@@ -616,7 +676,7 @@ def _paged_items(q, k, v, tables, lengths, bs, scale, f32, out, c, n_chunks):
     Hk, dtype = k.shape[1], q.dtype
     longest = lengths.max()
     qs = np.empty((Hq // Hk, D), dtype)
-    scores = np.empty((Hq // Hk, longest), dtype)
+    scores = np.empty((Hq // Hk, _score_width(longest)), dtype)
     kt = np.empty((D, _KEY_TILE), dtype)
     wide = np.empty((_KEY_TILE, D), dtype)
     bits = np.empty(longest, np.int32)
