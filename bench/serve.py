@@ -1,7 +1,8 @@
 """The server on SmolLM2-135M Q4_1: time to first token with and without a cached system
 prompt, and aggregate decode throughput at 1, 4, 8 and 16 concurrent streams.
 
-Run:  python bench/serve.py [--gguf PATH] [--tokens 64] [--max-batch 8] [--activations int8]
+Run:  python bench/serve.py [--gguf PATH] [--tokens 64] [--max-batch 8] [--rounds 4]
+                             [--activations int8]
 
 It starts ``gradient serve`` on 127.0.0.1 in a process of its own, as a user runs it, and
 drives it with the ``openai`` client from this one:
@@ -10,8 +11,8 @@ drives it with the ``openai`` client from this one:
   same system prompt and another question: time to first token (streamed) of each, and their
   ratio (the issue's goal: the second at most 15% of the first);
 * ``concurrency``: N clients at once, each streaming ``--tokens`` tokens of a short chat with
-  a different question (two rounds of N requests); aggregate generated tokens per second, the
-  median time to first token, and the aggregate over the single-stream rate. Up to
+  a different question (``--rounds`` requests per client); aggregate generated tokens per
+  second, the median time to first token, and the aggregate over the single-stream rate. Up to
   ``--max-batch`` sequences are decoded together (continuous batching).
 
 As under ``gradient serve``, the decode loop of each number of rows in the batch is compiled
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import socket
 import statistics
 import subprocess
@@ -118,18 +120,29 @@ def start_peer(path: str, python: str):
     return url, wait_for(url, process), process
 
 
-def concurrency(client, name, tokens: int, first: int = 0) -> dict:
+def concurrency(client, name, tokens: int, first: int = 10, rounds: int = 4) -> dict:
     """Aggregate tokens/s, median time to first token, and the aggregate over one stream's, for
-    1, 4, 8 and 16 clients at once (two rounds of requests each), asking about the numbers
-    from ``first`` on."""
-    questions = [f"Tell me one fact about the number {i}." for i in range(first, first + 32)]
+    1, 4, 8 and 16 clients at once, asking about the numbers from ``first`` on.
+
+    Each client sends ``rounds`` requests, one after the other (with two, one stream's rate,
+    the ratios' divisor, came from two replies and moved by a third from run to run). The
+    replies are of different lengths, ``tokens / 2`` to ``3 tokens / 2`` (``tokens`` on
+    average, the same lengths for every server): with every reply as long, every stream of a
+    batch ended at the same step, and the server idled while the clients sent their next
+    requests, a lockstep real clients do not keep. The
+    prompts are two-digit numbers: every prompt as many tokens, so that the untimed pass,
+    on other two-digit numbers, has compiled the step of every prompt's tail after the
+    cached prefix, as a server running for a while has."""
+    questions = [f"Tell me one fact about the number {i}." for i in range(first, first + 80)]
+    questions = (questions * (16 * rounds // len(questions) + 1))[:16 * rounds]
+    lengths = random.Random(0).choices(range(tokens // 2, tokens * 3 // 2 + 1), k=16 * rounds)
     result = {}
     for n in (1, 4, 8, 16):
         with ThreadPoolExecutor(n) as pool:
             start = time.perf_counter()
-            runs = list(pool.map(lambda q: stream_chat(client, name, [{"role": "user",
-                                                                       "content": q}],
-                                                       tokens), questions[:n * 2]))
+            runs = list(pool.map(lambda q, m: stream_chat(client, name, [{"role": "user",
+                                                                          "content": q}], m),
+                                 questions[:n * rounds], lengths[:n * rounds]))
             seconds = time.perf_counter() - start
         rate = sum(r[2] for r in runs) / seconds
         single = result["streams_1"]["tokens_per_s"] if n > 1 else rate
@@ -145,6 +158,8 @@ def main() -> None:
     p.add_argument("--gguf", default=None)
     p.add_argument("--tokens", type=int, default=64)
     p.add_argument("--max-batch", type=int, default=8)
+    p.add_argument("--rounds", type=int, default=4, help="requests per client at each "
+                   "concurrency")
     p.add_argument("--no-peer", action="store_true", help="skip llama_cpp.server")
     p.add_argument("--peer-python", default=sys.executable, metavar="PATH",
                    help="the interpreter that has llama-cpp-python[server] (default: this one)")
@@ -162,7 +177,8 @@ def main() -> None:
         client = OpenAI(base_url=url, api_key="none", max_retries=0, timeout=600)
         stream_chat(client, name, [{"role": "user", "content": "Hello"}], 4)   # warm up
         if not args.no_warmup:    # every batch size's loop compiled (or in the disk cache)
-            concurrency(client, name, args.tokens, first=100)   # other prompts: none cached
+            # other prompts (none cached), as many tokens each
+            concurrency(client, name, args.tokens, first=74, rounds=1)
             while compiling(url):
                 time.sleep(1)
             time.sleep(3)        # (the server looks for what its children compiled every 2 s)
@@ -177,7 +193,7 @@ def main() -> None:
         result = {"prompt_tokens": first[3], "ttft_first_s": round(first[0], 3),
                   "ttft_second_s": round(second[0], 3),
                   "ttft_ratio": round(second[0] / first[0], 3),
-                  "gradient": concurrency(client, name, args.tokens)}
+                  "gradient": concurrency(client, name, args.tokens, rounds=args.rounds)}
     finally:
         server.kill()
         server.wait()
@@ -187,7 +203,8 @@ def main() -> None:
         try:
             peer_client = OpenAI(base_url=peer_url, api_key="none", max_retries=0, timeout=600)
             stream_chat(peer_client, peer_name, [{"role": "user", "content": "Hello"}], 4)
-            result["llama_cpp_server"] = concurrency(peer_client, peer_name, args.tokens)
+            result["llama_cpp_server"] = concurrency(peer_client, peer_name, args.tokens,
+                                                     rounds=args.rounds)
         finally:
             process.kill()
         result["gradient_over_peer"] = {
