@@ -297,7 +297,8 @@ def main() -> None:
         name = f"SmolLM2-135M-Instruct, {args.export} (GGUF written by gradient export-gguf)"
     else:
         path = os.path.abspath(find_model(args.model))
-        name = "SmolLM2-135M-Instruct Q4_1 (GGUF)"
+        name = (f"{os.path.basename(path)} (GGUF)" if args.model
+                else "SmolLM2-135M-Instruct Q4_1 (GGUF)")
     if args.checkpoint:
         ours = os.path.abspath(args.checkpoint)
         name += f"; gradient on the checkpoint {os.path.basename(ours)}"
