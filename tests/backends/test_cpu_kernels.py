@@ -296,6 +296,41 @@ def test_decode_attention_reads_the_cache_in_place_and_matches_torch(dtype, batc
     np.testing.assert_allclose(ours.numpy(), theirs, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("length", [70, 100, 127])
+def test_a_last_partial_tile_of_keys_gives_the_same_bits_scored_whole_or_key_by_key(dtype,
+                                                                                       length):
+    """A row's last tile of keys (fewer than 64) is scored with vectors where the cache's
+    buffer holds the positions after it, key by key where it ends with the row: the same
+    bits either way, for float32 and float16 (bits) caches, one row and paged rows."""
+    from gradient.backends import cpu_attention
+    rng = np.random.default_rng(5)
+    B, Hq, Hk, D = 2, 6, 2, 64
+    q = rng.standard_normal((B, Hq, 1, D)).astype(np.float32)
+    long_k = rng.standard_normal((B, Hk, 256, D)).astype(dtype)
+    long_v = rng.standard_normal((B, Hk, 256, D)).astype(dtype)
+    long_k[:, :, length:] = np.nan      # never scored into what is read
+    exact_k = np.ascontiguousarray(long_k[:, :, :length])    # a buffer that ends with the row
+    exact_v = np.ascontiguousarray(long_v[:, :, :length])
+    whole = cpu_attention.decode_attention(q, long_k[:, :, :length], long_v[:, :, :length], 0.2)
+    by_key = cpu_attention.decode_attention(q, exact_k, exact_v, 0.2)
+    assert np.isfinite(whole).all()
+    np.testing.assert_array_equal(whole, by_key)
+    # paged: each row in blocks of 64 (its last block partly written), against the row alone
+    blocks = -(-length // 64)
+    pool_k = np.full((B * blocks, Hk, 64, D), np.nan, dtype)
+    pool_v = np.zeros((B * blocks, Hk, 64, D), dtype)
+    tables = np.arange(B * blocks, dtype=np.int64).reshape(B, blocks)
+    for b in range(B):
+        for m in range(blocks):
+            n = min(64, length - 64 * m)
+            pool_k[tables[b, m], :, :n] = exact_k[b, :, 64 * m:64 * m + n]
+            pool_v[tables[b, m], :, :n] = exact_v[b, :, 64 * m:64 * m + n]
+    paged = cpu_attention.paged_decode_attention(q, pool_k, pool_v, tables,
+                                                 np.full(B, length, np.int64), 64, 0.2)
+    np.testing.assert_array_equal(paged, by_key)
+
+
 def test_decode_attention_reads_any_layout_and_declines_other_shapes():
     from gradient.backends import cpu_attention
     decode = cpu_attention.decode_attention
