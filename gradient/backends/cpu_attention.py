@@ -384,6 +384,31 @@ def _weigh_values_scalar(e, total, lim, v, b, hk, acc):
 
 
 @_compile(inline=True)
+def _no_sums():
+    """Four f32x16 zeros: the sums of 64 values of head_dim (see :func:`_weighted`)."""
+    z = zeros_f32x16()
+    return (z, z, z, z)
+
+
+@_compile(inline=True)
+def _weighted(sums, p, v, o):
+    """``sums`` plus ``p`` times the 64 values of v from flat index ``o``: four independent
+    sums, each the scalar loop's operations on its 16 lanes (the same bits)."""
+    return (add_f32(sums[0], mul_f32(p, _load_values(v, o))),
+            add_f32(sums[1], mul_f32(p, _load_values(v, o + 16))),
+            add_f32(sums[2], mul_f32(p, _load_values(v, o + 32))),
+            add_f32(sums[3], mul_f32(p, _load_values(v, o + 48))))
+
+
+@_compile(inline=True)
+def _store_sums(acc, d0, sums):
+    store_f32x16(acc, d0, sums[0])
+    store_f32x16(acc, d0 + 16, sums[1])
+    store_f32x16(acc, d0 + 32, sums[2])
+    store_f32x16(acc, d0 + 48, sums[3])
+
+
+@_compile(inline=True)
 def _weigh_values_vectors(e, total, lim, v, b, hk, acc):
     # float32 sums, 64 values of head_dim at a time in four vectors that stay in registers
     # over every key (the same operations lane by lane as the scalar loop: the same bits)
@@ -391,17 +416,10 @@ def _weigh_values_vectors(e, total, lim, v, b, hk, acc):
     base = (b * H + hk) * L * Dv
     d0 = 0
     while d0 + 64 <= Dv:
-        a0 = a1 = a2 = a3 = zeros_f32x16()
+        sums = _no_sums()
         for j in range(lim):
-            p, o = broadcast_f32x16(e[j] / total), base + j * Dv + d0
-            a0 = add_f32(a0, mul_f32(p, _load_values(v, o)))
-            a1 = add_f32(a1, mul_f32(p, _load_values(v, o + 16)))
-            a2 = add_f32(a2, mul_f32(p, _load_values(v, o + 32)))
-            a3 = add_f32(a3, mul_f32(p, _load_values(v, o + 48)))
-        store_f32x16(acc, d0, a0)
-        store_f32x16(acc, d0 + 16, a1)
-        store_f32x16(acc, d0 + 32, a2)
-        store_f32x16(acc, d0 + 48, a3)
+            sums = _weighted(sums, broadcast_f32x16(e[j] / total), v, base + j * Dv + d0)
+        _store_sums(acc, d0, sums)
         d0 += 64
     for d in range(d0, Dv):
         acc[d] = 0
@@ -609,19 +627,12 @@ def _weigh_paged_values_vectors(e, total, lim, v, blocks, bs, hk, acc):
     Dv, H = acc.size, v.shape[1]
     d0 = 0
     while d0 + 64 <= Dv:
-        a0 = a1 = a2 = a3 = zeros_f32x16()
+        sums = _no_sums()
         for j0 in range(0, lim, bs):
             base = ((blocks[j0 // bs] * H + hk) * bs - j0) * Dv + d0
             for j in range(j0, min(lim, j0 + bs)):
-                p, o = broadcast_f32x16(e[j] / total), base + j * Dv
-                a0 = add_f32(a0, mul_f32(p, _load_values(v, o)))
-                a1 = add_f32(a1, mul_f32(p, _load_values(v, o + 16)))
-                a2 = add_f32(a2, mul_f32(p, _load_values(v, o + 32)))
-                a3 = add_f32(a3, mul_f32(p, _load_values(v, o + 48)))
-        store_f32x16(acc, d0, a0)
-        store_f32x16(acc, d0 + 16, a1)
-        store_f32x16(acc, d0 + 32, a2)
-        store_f32x16(acc, d0 + 48, a3)
+                sums = _weighted(sums, broadcast_f32x16(e[j] / total), v, base + j * Dv)
+        _store_sums(acc, d0, sums)
         d0 += 64
     for d in range(d0, Dv):
         acc[d] = 0
