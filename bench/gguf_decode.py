@@ -286,12 +286,9 @@ def main() -> None:
 
     ours = None       # what gradient loads, where not the GGUF file itself
     if args.model_shape:
-        from model_shapes import DEFAULT_DIR, shape_checkpoint, shape_gguf
+        from model_shapes import DEFAULT_DIR, shape_gguf
         path = shape_gguf(args.model_shape, args.type, args.shape_dir or DEFAULT_DIR)
-        ours = shape_checkpoint(args.model_shape, args.type, args.shape_dir or DEFAULT_DIR)
         name = f"{args.model_shape} shape, random weights, {args.type} (GGUF)"
-        if ours:
-            name += "; gradient on the same weights as a checkpoint directory"
     elif args.export:
         path = exported(os.path.abspath(find_model(args.model)), args.export, args.shape_dir)
         name = f"SmolLM2-135M-Instruct, {args.export} (GGUF written by gradient export-gguf)"

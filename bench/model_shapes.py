@@ -11,8 +11,8 @@ vocabulary. Files are kept in ``--shape-dir`` (default ``~/.cache/gradient-bench
 they never belong in the repository.
 
 ``shape_gguf("gpt2", "F32")`` writes GPT-2 124M's shape (llama.cpp's gpt2 architecture) with
-gradient's writer in that type, and keeps the same weights as a checkpoint directory
-(:func:`shape_checkpoint`), which is what gradient runs: it reads no gpt2 GGUF files.
+gradient's writer in that type; the weights are kept once as a checkpoint directory
+(``gpt2-random`` beside the files), from which each type's file is written.
 
 Example::
 
@@ -31,9 +31,7 @@ SHAPES = {
                       num_hidden_layers=22, num_attention_heads=32, num_key_value_heads=4,
                       rope_theta=10000.0, max_position_embeddings=2048, rms_norm_eps=1e-5),
 }
-#: GPT-2 shapes (GPT2Config): the file in a type gradient's writer makes (F32, F16, Q8_0 ...),
-#: and, for gradient, the same weights as a checkpoint directory (gradient reads llama.cpp's
-#: gpt2 files with no loader of its own)
+#: GPT-2 shapes (GPT2Config): the file in a type gradient's writer makes (F32, F16, Q8_0 ...)
 GPT2_SHAPES = {"gpt2": dict(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12,
                             n_head=12)}
 #: the llama.cpp file types a shape is made in (llama_ftype)
@@ -75,12 +73,6 @@ def _write_f16(shape: str, path: str, directory: str) -> None:
     model = LlamaForCausalLM(LlamaConfig(**SHAPES[shape]))
     save_gguf(model, path + ".part", "F16", tokenizer, name=f"{shape} (random weights)")
     os.replace(path + ".part", path)
-
-
-def shape_checkpoint(shape: str, file_type: str, directory: str = DEFAULT_DIR) -> str | None:
-    """The checkpoint directory holding the weights of ``shape_gguf(shape, file_type)`` for
-    gradient where gradient does not load that GGUF architecture (GPT-2), else None."""
-    return _gpt2_files(shape, file_type, directory)[1] if shape in GPT2_SHAPES else None
 
 
 def _gpt2_files(shape: str, file_type: str, directory: str) -> tuple[str, str]:

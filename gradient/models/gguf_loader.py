@@ -1,4 +1,5 @@
-"""GGUF files to gradient models: a LLaMA-family model and its tokenizer from one ``.gguf`` file.
+"""GGUF files to gradient models: a LLaMA-family model or GPT-2 and its tokenizer from one
+``.gguf`` file.
 
 A GGUF file (llama.cpp's format, read by :class:`gradient.io.gguf.GGUFReader`) holds what a
 Hugging Face directory spreads over ``config.json``, ``model.safetensors`` and
@@ -6,9 +7,13 @@ Hugging Face directory spreads over ``config.json``, ``model.safetensors`` and
 
 * **config** -- ``llama.block_count``, ``llama.embedding_length``, ``llama.attention.head_count``
   ... become a :class:`~gradient.models.llama.LlamaConfig` (see :func:`config_from_gguf`);
-  ``output.weight`` missing means tied embeddings.
+  ``output.weight`` missing means tied embeddings. llama.cpp's ``gpt2`` architecture (``gpt2.*``
+  keys, what ``gradient export-gguf`` and llama.cpp's converter write for GPT-2) becomes a
+  :class:`~gradient.models.gpt2.GPT2Config`.
 * **weights** -- ``blk.3.attn_q.weight`` becomes ``model.layers.3.self_attn.q_proj.weight``
-  (see :func:`hf_name`), read from the memory-mapped file tensor by tensor.
+  (see :func:`hf_name`), GPT-2's ``blk.3.attn_qkv.weight`` becomes
+  ``transformer.h.3.attn.c_attn.weight`` (:func:`gpt2_hf_name`), read from the memory-mapped
+  file tensor by tensor.
   llama.cpp's converter reorders the rows of each query and key head of ``llama`` models for its
   interleaved rotary layout; :func:`unpermute_qk` puts them back in Hugging Face's half-split
   layout, which :mod:`gradient.models.llama` rotates.
@@ -48,14 +53,15 @@ from ..quant.ggml import GGMLType
 from ..quant.interleaved import INTERLEAVED_TYPES
 from ..quant.linear import QuantizedLinear
 from ..quant.matmul import MATMUL_TYPES
+from .gpt2 import GPT2Config, GPT2LMHeadModel
 from .llama import LlamaConfig, LlamaForCausalLM, RotaryEmbedding, rope_inv_freq
 from .pretrained import _as_dtype
 
 __all__ = ["load_gguf", "load_gguf_tokenizer", "config_from_gguf", "tokenizer_from_gguf",
-           "hf_name", "unpermute_qk", "permute_qk", "GGUF_ARCHITECTURES"]
+           "hf_name", "gpt2_hf_name", "unpermute_qk", "permute_qk", "GGUF_ARCHITECTURES"]
 
-# GGUF architecture -> LlamaConfig model_type. llama.cpp stores Mistral as "llama".
-GGUF_ARCHITECTURES = {"llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3"}
+# GGUF architecture -> the config's model_type. llama.cpp stores Mistral as "llama".
+GGUF_ARCHITECTURES = {"llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gpt2": "gpt2"}
 # architectures whose q/k rows llama.cpp's converter permutes (their rotary embedding is the
 # interleaved "normal" one in llama.cpp; qwen2/qwen3 use the half-split "neox" one, as HF does)
 _PERMUTED_QK = {"llama"}
@@ -80,6 +86,18 @@ _PROJECTIONS = tuple(f"{p}.weight" for p in ("q_proj", "k_proj", "v_proj", "o_pr
 _HEAD = "lm_head.weight"
 _EMBEDDING = "model.embed_tokens.weight"
 
+# GPT-2's GGUF names (llama.cpp's gpt2: queries, keys and values in one tensor, LayerNorms with
+# biases, learned positions) -> gradient's GPT2LMHeadModel names
+_GPT2_TOP_LEVEL = {"token_embd.weight": "transformer.wte.weight",
+                   "position_embd.weight": "transformer.wpe.weight",
+                   "output_norm.weight": "transformer.ln_f.weight",
+                   "output_norm.bias": "transformer.ln_f.bias",
+                   "output.weight": "lm_head.weight"}
+_GPT2_PER_LAYER = {"attn_norm": "ln_1", "attn_qkv": "attn.c_attn", "attn_output": "attn.c_proj",
+                   "ffn_norm": "ln_2", "ffn_up": "mlp.c_fc", "ffn_down": "mlp.c_proj"}
+_GPT2_PROJECTIONS = tuple(f"{p}.weight" for p in ("attn.c_attn", "attn.c_proj", "mlp.c_fc",
+                                                   "mlp.c_proj"))
+
 
 # ----------------------------------------------------------------------------- names and layout
 def hf_name(gguf_name: str) -> str | None:
@@ -88,6 +106,14 @@ def hf_name(gguf_name: str) -> str | None:
     Example: ``hf_name("blk.0.attn_q.weight") == "model.layers.0.self_attn.q_proj.weight"``
     """
     return renamed(gguf_name, _TOP_LEVEL, _LAYER_NAME, _PER_LAYER, "model.layers")
+
+
+def gpt2_hf_name(gguf_name: str) -> str | None:
+    """:func:`hf_name` of a GPT-2 file's tensor.
+
+    Example: ``gpt2_hf_name("blk.0.attn_qkv.weight") == "transformer.h.0.attn.c_attn.weight"``
+    """
+    return renamed(gguf_name, _GPT2_TOP_LEVEL, _LAYER_NAME, _GPT2_PER_LAYER, "transformer.h")
 
 
 def renamed(name: str, top_level: dict, layer_name, per_layer: dict,
@@ -138,9 +164,11 @@ def _architecture(metadata: dict, where: str) -> str:
     return arch
 
 
-def config_from_gguf(metadata: dict, tensor_names=(), where: str = "GGUF file") -> LlamaConfig:
-    """A :class:`LlamaConfig` from GGUF metadata (and the tensor names, which say whether the
-    output projection is tied to the embedding).
+def config_from_gguf(metadata: dict, tensor_names=(), where: str = "GGUF file"
+                     ) -> LlamaConfig | GPT2Config:
+    """A :class:`LlamaConfig` (or, for a ``gpt2`` file, a :class:`GPT2Config`) from GGUF
+    metadata (and the tensor names, which say whether the output projection is tied to the
+    embedding).
 
     Example: ``config_from_gguf(GGUFReader(path).metadata, reader.tensors)``
     """
@@ -152,6 +180,9 @@ def config_from_gguf(metadata: dict, tensor_names=(), where: str = "GGUF file") 
             raise FileFormatError(f"{where}: the metadata has no {arch}.{key}, which a {arch} "
                                   f"model needs")
         return value
+
+    if arch == "gpt2":
+        return _gpt2_config(metadata, get, set(tensor_names))
 
     if get("expert_count", 0):
         raise NotImplementedError(f"{where}: mixture-of-experts {arch} models "
@@ -201,6 +232,26 @@ def config_from_gguf(metadata: dict, tensor_names=(), where: str = "GGUF file") 
     return config
 
 
+def _gpt2_config(metadata: dict, get, tensor_names: set) -> GPT2Config:
+    """llama.cpp's gpt2 keys as a :class:`GPT2Config`: GELU with the tanh approximation and
+    attention scaled by the head size alone, as llama.cpp's gpt2 computes."""
+    hidden = int(get("embedding_length", required=True))
+    tokens = metadata.get("tokenizer.ggml.tokens")
+    vocab = get("vocab_size") or (len(tokens) if tokens else None)
+    if vocab is None:
+        raise FileFormatError(f"the metadata has no gpt2.vocab_size and no "
+                              f"tokenizer.ggml.tokens: the vocabulary size is unknown")
+    special = {k: metadata.get(f"tokenizer.ggml.{k}_token_id") for k in ("bos", "eos")}
+    return GPT2Config(
+        vocab_size=int(vocab), n_positions=int(get("context_length", 1024)), n_embd=hidden,
+        n_layer=int(get("block_count", required=True)),
+        n_head=int(get("attention.head_count", required=True)),
+        n_inner=int(get("feed_forward_length", 4 * hidden)),
+        layer_norm_epsilon=float(str(np.float32(get("attention.layer_norm_epsilon", 1e-5)))),
+        tie_word_embeddings="output.weight" not in tensor_names,
+        **{f"{k}_token_id": int(v) for k, v in special.items() if v is not None})
+
+
 def _rope_scaling(get, where: str) -> dict | None:
     kind = get("rope.scaling.type")
     factor = get("rope.scaling.factor")
@@ -221,7 +272,7 @@ _VOCABULARY_LISTS = ("tokenizer.ggml.tokens", "tokenizer.ggml.merges", "tokenize
 
 
 def load_gguf(path, dtype=None, quantized: bool = True, activations: str = "float32"):
-    """Load a LLaMA-family GGUF file; returns ``(model, tokenizer)``.
+    """Load a LLaMA-family or GPT-2 GGUF file; returns ``(model, tokenizer)``.
 
     ``quantized=True`` (the default, as llama.cpp): every matrix stored in a GGML type stays in
     it -- the projections of every layer become :class:`~gradient.quant.QuantizedLinear`
@@ -281,17 +332,21 @@ def load_gguf_tokenizer(path):
         return tokenizer_from_gguf(reader.metadata, name_or_path=reader.path)
 
 
-def _load_model(reader: GGUFReader, config: LlamaConfig, dtype, quantized: bool = True,
-                activations: str = "float32") -> LlamaForCausalLM:
+def _load_model(reader: GGUFReader, config: LlamaConfig | GPT2Config, dtype,
+                quantized: bool = True, activations: str = "float32"):
     metadata, where = reader.metadata, reader.path
     arch = _architecture(metadata, where)
+    gpt2 = isinstance(config, GPT2Config)
+    named = gpt2_hf_name if gpt2 else hf_name
+    embedding = "transformer.wte.weight" if gpt2 else _EMBEDDING
+    projections = _GPT2_PROJECTIONS if gpt2 else _PROJECTIONS
     with _init.skip_init():
-        model = LlamaForCausalLM(config)
+        model = GPT2LMHeadModel(config) if gpt2 else LlamaForCausalLM(config)
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     tied = model._tied_weights_in_use()
     unknown = [name for name in reader.tensors if name not in _NOT_PARAMETERS
-               and hf_name(name) not in expected]
-    missing = sorted(set(expected) - set(tied) - {hf_name(n) for n in reader.tensors})
+               and named(name) not in expected]
+    missing = sorted(set(expected) - set(tied) - {named(n) for n in reader.tensors})
     if missing or unknown:
         raise FileFormatError(
             f"{where}: the tensors do not match a {arch} model of this configuration"
@@ -300,16 +355,16 @@ def _load_model(reader: GGUFReader, config: LlamaConfig, dtype, quantized: bool 
     for name in reader.tensors:
         if name in _NOT_PARAMETERS:
             continue
-        target = hf_name(name)
+        target = named(name)
         info = reader.tensors[name]
         if info.shape != expected[target]:
             raise FileFormatError(f"{where}: tensor {name!r} has shape {info.shape}, but the "
                                   f"metadata describes {target} of shape {expected[target]}")
         permuted = arch in _PERMUTED_QK and (".attn_q." in name or ".attn_k." in name)
-        n_heads = config.num_attention_heads if ".attn_q." in name else \
-            config.num_key_value_heads
+        n_heads = (config.num_attention_heads if ".attn_q." in name else
+                   config.num_key_value_heads) if permuted else None
         owner, _, attr = target.rpartition(".")
-        if quantized and _keeps_blocks(target, info.ggml_type):
+        if quantized and _keeps_blocks(target, info.ggml_type, embedding, projections):
             # rows are whole blocks, so llama.cpp's q/k row order is undone on the raw bytes
             blocks = reader.raw(name).reshape(info.shape[0], -1)
             if permuted:
@@ -334,8 +389,9 @@ def _load_model(reader: GGUFReader, config: LlamaConfig, dtype, quantized: bool 
                 Parameter(tensor if dtype is None else tensor.to(dtype), requires_grad=False))
         if target in tied.values():
             model.tie_weights()   # lets go of the placeholder the tied head still holds
-    if isinstance(model.model.embed_tokens, QuantizedEmbedding) and tied:
-        model.lm_head = model.model.embed_tokens.as_linear(activations)   # the same table
+    table = model.get_submodule(embedding.rpartition(".")[0])
+    if isinstance(table, QuantizedEmbedding) and tied:
+        model.lm_head = table.as_linear(activations)   # the same table
     else:
         model.tie_weights()
     model.requires_grad_(True)   # as from_pretrained leaves them (fine-tuning works)
@@ -358,11 +414,13 @@ _COPIED_BELOW = 1 << 20
 _FLOAT_TYPES = (GGMLType.F32, GGMLType.F16, GGMLType.BF16)
 
 
-def _keeps_blocks(target: str, ggml_type: int) -> bool:
-    """Whether quantized=True keeps the tensor ``target`` (a Hugging Face name) in its blocks."""
-    if target == _EMBEDDING:    # the block types, and the float types in their own precision
+def _keeps_blocks(target: str, ggml_type: int, embedding: str = _EMBEDDING,
+                  projections: tuple = _PROJECTIONS) -> bool:
+    """Whether quantized=True keeps the tensor ``target`` (a Hugging Face name) in its blocks:
+    the token ``embedding``, a layer's ``projections`` or the head."""
+    if target == embedding:    # the block types, and the float types in their own precision
         return ggml_type in INTERLEAVED_TYPES or ggml_type in _FLOAT_TYPES
-    return (target.endswith(_PROJECTIONS) or target == _HEAD) and ggml_type in MATMUL_TYPES
+    return (target.endswith(projections) or target == _HEAD) and ggml_type in MATMUL_TYPES
 
 
 def _quantized_layer(layer, blocks, ggml_type: int, activations: str):

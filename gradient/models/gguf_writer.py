@@ -15,8 +15,7 @@ cannot drift apart:
 * **GPT-2** -- :class:`~gradient.models.gpt2.GPT2LMHeadModel` is written as llama.cpp's
   ``gpt2`` architecture (``gpt2.*`` keys; ``transformer.h.3.attn.c_attn.weight`` becomes
   ``blk.3.attn_qkv.weight``, ``transformer.wpe.weight`` ``position_embd.weight``, kept F32),
-  so GPT-2 runs in llama.cpp on gradient's weights; gradient's own loader reads the LLaMA
-  family only.
+  so GPT-2 runs in llama.cpp on gradient's weights, and gradient reads the file back.
 * **tokenizer** -- a byte-level BPE :class:`~gradient.tokenizers.Tokenizer` becomes
   ``tokenizer.ggml.*`` (model ``"gpt2"``: tokens, token types, merges, the llama.cpp name of its
   pre-tokenizer, special token ids, ``add_bos_token``, the chat template).
@@ -75,9 +74,9 @@ from ..quant.embedding import QuantizedEmbedding
 from ..quant.ggml import BLOCK_SIZES, GGMLType, UnsupportedQuantTypeError, tensor_nbytes
 from ..quant.linear import QuantizedLinear
 from ..quant.weight_only import WeightOnlyLinear, quantize_blocks
-from .gguf_loader import (_LLAMA3_REGEX, _PER_LAYER, _PERMUTED_QK, _QWEN2_REGEX, _TOP_LEVEL,
-                          CONTROL, NORMAL, UNUSED, USER_DEFINED, permute_qk, renamed,
-                          tokenizer_from_gguf)
+from .gguf_loader import (_GPT2_PER_LAYER, _GPT2_TOP_LEVEL, _LLAMA3_REGEX, _PER_LAYER,
+                          _PERMUTED_QK, _QWEN2_REGEX, _TOP_LEVEL, CONTROL, NORMAL, UNUSED,
+                          USER_DEFINED, permute_qk, renamed, tokenizer_from_gguf)
 from .gpt2 import GPT2Config, GPT2LMHeadModel
 from .llama import LlamaConfig, LlamaForCausalLM, rope_inv_freq
 
@@ -102,15 +101,9 @@ _FALLBACK = {"Q4_K": "Q5_0"}
 _HF_TOP_LEVEL = {hf: g for g, hf in _TOP_LEVEL.items()}
 _HF_PER_LAYER = {hf: g for g, hf in _PER_LAYER.items()}
 _HF_LAYER_NAME = re.compile(r"model\.layers\.(\d+)\.(.+)\.(weight|bias)")
-# GPT-2's names, as llama.cpp's converter writes them (its architecture "gpt2": the query, key
-# and value projections in one tensor, LayerNorms with biases, learned positions)
-_GPT2_TOP_LEVEL = {"transformer.wte.weight": "token_embd.weight",
-                   "transformer.wpe.weight": "position_embd.weight",
-                   "transformer.ln_f.weight": "output_norm.weight",
-                   "transformer.ln_f.bias": "output_norm.bias",
-                   "lm_head.weight": "output.weight"}
-_GPT2_PER_LAYER = {"ln_1": "attn_norm", "attn.c_attn": "attn_qkv", "attn.c_proj": "attn_output",
-                   "ln_2": "ffn_norm", "mlp.c_fc": "ffn_up", "mlp.c_proj": "ffn_down"}
+# GPT-2's names, as llama.cpp's converter writes them: the loader's table turned around
+_GPT2_HF_TOP_LEVEL = {hf: g for g, hf in _GPT2_TOP_LEVEL.items()}
+_GPT2_HF_PER_LAYER = {hf: g for g, hf in _GPT2_PER_LAYER.items()}
 _GPT2_LAYER_NAME = re.compile(r"transformer\.h\.(\d+)\.(.+)\.(weight|bias)")
 #: GPT-2 activations llama.cpp's gpt2 computes: GELU, tanh approximation (ggml_gelu)
 _GPT2_GELU = ("gelu_new", "gelu_pytorch_tanh")
@@ -128,15 +121,15 @@ def gguf_name(name: str) -> str | None:
 def _gpt2_gguf_name(name: str) -> str | None:
     """:func:`gguf_name` of a GPT-2 parameter name (``transformer.h.0.attn.c_attn.weight`` ->
     ``blk.0.attn_qkv.weight``)."""
-    return renamed(name, _GPT2_TOP_LEVEL, _GPT2_LAYER_NAME, _GPT2_PER_LAYER, "blk")
+    return renamed(name, _GPT2_HF_TOP_LEVEL, _GPT2_LAYER_NAME, _GPT2_HF_PER_LAYER, "blk")
 
 
 # ----------------------------------------------------------------------------- entry point
 def save_gguf(model, path, qtype: str = "Q8_0", tokenizer=None, *,
               tensor_types: dict | None = None, name: str | None = None) -> str:
     """Write a LLaMA-family model (llama, mistral, qwen2, qwen3) or GPT-2 and its tokenizer to
-    a GGUF file that llama.cpp loads; returns ``path``. (gradient's own loader reads the
-    LLaMA family; GPT-2 files are for llama.cpp and other GGUF readers.)
+    a GGUF file that llama.cpp (and :func:`~gradient.models.gguf_loader.load_gguf`) loads;
+    returns ``path``.
 
     * ``qtype``: the GGML type of the 2-d weights, one of :data:`WRITABLE_TYPES` (``"Q8_0"``,
       ``"Q4_K"``, ``"F16"`` ...); 1-d tensors are always F32. A row width that is not a

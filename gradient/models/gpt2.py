@@ -233,9 +233,11 @@ class GPT2LMHeadModel(PreTrainedModel):
         else the model's ``kv_cache_dtype``, else the weights' dtype."""
         from ..generation.kv_cache import KVCache
         c = self.config
-        wte = self.transformer.wte.weight  # not the head's: a quantized head has no float weight
+        # the final norm's: always a float parameter (a GGUF file's head and embedding may be
+        # quantized, with no float weight)
+        weight = self.transformer.ln_f.weight
         return KVCache(c.n_layer, batch_size, c.n_head, c.n_embd // c.n_head, max_length,
-                       dtype=dtype or self.kv_cache_dtype or wte.dtype, device=wte.device)
+                       dtype=dtype or self.kv_cache_dtype or weight.dtype, device=weight.device)
 
     # -- the checkpoint's layout
     @classmethod

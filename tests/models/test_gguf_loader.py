@@ -352,7 +352,7 @@ def test_the_default_computes_exactly_and_int8_activations_as_llama_cpp(converte
 
 
 @pytest.mark.parametrize("change, error, message", [
-    ({"arch": "gpt2"}, UnknownArchitectureError, "GGUF architecture 'gpt2' is not one gradient loads"),
+    ({"arch": "falcon"}, UnknownArchitectureError, "GGUF architecture 'falcon' is not one gradient loads"),
     ({"drop": {"blk.1.ffn_up.weight"}}, FileFormatError, r"missing: \['model.layers.1.mlp.up_proj.weight'\]"),
     ({"extra_tensors": [("blk.0.ffn_gate_exps.weight", np.zeros((2, 32)), T.F32)]},
      FileFormatError, r"not understood: \['blk.0.ffn_gate_exps.weight'\]"),

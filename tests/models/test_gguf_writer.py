@@ -20,7 +20,8 @@ import pytest
 import gradient
 from gradient.errors import TokenizerError, UnknownArchitectureError
 from gradient.models import gguf_writer
-from gradient.models.gguf_loader import (_LLAMA3_REGEX, _QWEN2_REGEX, hf_name, load_gguf,
+from gradient.models.gguf_loader import (_LLAMA3_REGEX, _QWEN2_REGEX, gpt2_hf_name, hf_name,
+                                         load_gguf,
                                          load_gguf_tokenizer)
 from gradient.models.gguf_writer import WRITABLE_TYPES, gguf_name, save_gguf
 from gradient.models.gpt2 import GPT2Config, GPT2LMHeadModel
@@ -153,6 +154,46 @@ def test_gpt2_is_written_as_llama_cpps_gpt2(qtype, tmp_path):
     qkv = tensors["blk.0.attn_qkv.weight"]
     assert qkv.tensor_type == getattr(T, qtype) and tuple(reversed(qkv.shape.tolist())) == \
         (192, 64)      # (out, in) rows of in values: nn.Linear's layout
+
+
+def test_gpt2_names_are_the_loaders_inverse():
+    for name in tiny_gpt2(tie_word_embeddings=False).state_dict():
+        assert gpt2_hf_name(gguf_writer._gpt2_gguf_name(name)) == name, name
+    assert gpt2_hf_name("blk.3.attn_qkv.bias") == "transformer.h.3.attn.c_attn.bias"
+    assert gpt2_hf_name("blk.0.attn_q.weight") is None      # a LLaMA name: not GPT-2's
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_gpt2_files_load_back(tied, tmp_path):
+    """A GPT-2 file (gradient's, or llama.cpp's converter's: the same names and keys) loads
+    as a GPT2LMHeadModel: F32 gives the model's logits bit for bit, kept in blocks or not;
+    Q8_0 kept in blocks gives the logits of its weights dequantized; the config, the
+    tokenizer and greedy decoding (the captured decode step) come along."""
+    model, tok = tiny_gpt2(seed=4, n_inner=96, tie_word_embeddings=tied), chatml_tokenizer()
+    ids = prompts()
+    path = write(model, tmp_path / "f32.gguf", "F32", tok)
+    for quantized in (True, False):
+        loaded, loaded_tok = load_gguf(path, quantized=quantized)
+        assert isinstance(loaded, GPT2LMHeadModel)
+        assert isinstance(loaded.transformer.h[1].mlp.c_fc, QuantizedLinear) == quantized
+        np.testing.assert_array_equal(logits(loaded, ids), logits(model, ids))
+    c, d = model.config, loaded.config
+    for field in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "n_inner",
+                  "layer_norm_epsilon", "tie_word_embeddings"):
+        assert getattr(d, field) == getattr(c, field), field
+    assert loaded_tok.encode(LC_TEXT) == tok.encode(LC_TEXT)
+    prompt = tok.encode(LC_TEXT)
+    greedy = np.asarray(load_gguf(path)[0].generate([prompt], max_new_tokens=8))
+    assert greedy.tolist() == np.asarray(model.generate([prompt], max_new_tokens=8)).tolist()
+
+    path = write(model, tmp_path / "q8.gguf", "Q8_0", tok)
+    blocks, _ = load_gguf(path)
+    dequantized, _ = load_gguf(path, quantized=False)
+    assert isinstance(blocks.transformer.wte, QuantizedEmbedding)
+    np.testing.assert_allclose(logits(blocks, ids), logits(dequantized, ids), rtol=0, atol=2e-5)
+    assert np.abs(logits(blocks, ids) - logits(model, ids)).max() > 0    # Q8_0, not F32
+    int8, _ = load_gguf(path, activations="int8")
+    assert np.asarray(int8.generate([prompt], max_new_tokens=4)).shape == (1, len(prompt) + 4)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
