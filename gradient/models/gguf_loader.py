@@ -182,7 +182,7 @@ def config_from_gguf(metadata: dict, tensor_names=(), where: str = "GGUF file"
         return value
 
     if arch == "gpt2":
-        return _gpt2_config(metadata, get, set(tensor_names))
+        return _gpt2_config(metadata, get, set(tensor_names), where)
 
     if get("expert_count", 0):
         raise NotImplementedError(f"{where}: mixture-of-experts {arch} models "
@@ -232,14 +232,14 @@ def config_from_gguf(metadata: dict, tensor_names=(), where: str = "GGUF file"
     return config
 
 
-def _gpt2_config(metadata: dict, get, tensor_names: set) -> GPT2Config:
+def _gpt2_config(metadata: dict, get, tensor_names: set, where: str) -> GPT2Config:
     """llama.cpp's gpt2 keys as a :class:`GPT2Config`: GELU with the tanh approximation and
     attention scaled by the head size alone, as llama.cpp's gpt2 computes."""
     hidden = int(get("embedding_length", required=True))
     tokens = metadata.get("tokenizer.ggml.tokens")
     vocab = get("vocab_size") or (len(tokens) if tokens else None)
     if vocab is None:
-        raise FileFormatError(f"the metadata has no gpt2.vocab_size and no "
+        raise FileFormatError(f"{where}: the metadata has no gpt2.vocab_size and no "
                               f"tokenizer.ggml.tokens: the vocabulary size is unknown")
     special = {k: metadata.get(f"tokenizer.ggml.{k}_token_id") for k in ("bos", "eos")}
     return GPT2Config(
