@@ -20,6 +20,7 @@ import json
 import os
 import pty
 import select
+import signal
 import subprocess
 import sys
 import tempfile
@@ -70,24 +71,40 @@ def run(gguf: str, tokens: int, cache: str) -> dict:
             "stderr": err.decode("utf-8", "replace")}
 
 
-def wait_for_background_compiles(cache: str, timeout: float = 600.0) -> float:
-    """Wait for the child processes a run left compiling its decode loop into ``cache`` (see
-    gradient.capture.background), so that the warm run is what every later run is; seconds
-    waited. Linux: children are found by their environment in /proc."""
-    start = time.perf_counter()
+def _compiling_into(cache: str) -> list[int]:
+    """The processes compiling into ``cache`` (the children runs left behind, see
+    gradient.capture.background). Linux: found by their environment in /proc."""
     marker = f"NUMBA_CACHE_DIR={cache}".encode()
-    while time.perf_counter() - start < timeout:
-        busy = False
-        for pid in filter(str.isdigit, os.listdir("/proc") if os.path.isdir("/proc") else []):
-            try:
-                with open(f"/proc/{pid}/environ", "rb") as f:
-                    busy = busy or marker in f.read().split(b"\0")
-            except OSError:
-                continue
-        if not busy:
-            break
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc") if os.path.isdir("/proc") else []):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if marker in f.read().split(b"\0"):
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+def wait_for_background_compiles(cache: str, timeout: float = 600.0) -> float:
+    """Wait for the child processes a run left compiling its decode loop into ``cache``, so
+    that the warm run is what every later run is; seconds waited."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout and _compiling_into(cache):
         time.sleep(0.5)
     return round(time.perf_counter() - start, 1)
+
+
+def stop_background_compiles(cache: str, timeout: float = 60.0) -> None:
+    """Stop the child processes still compiling into ``cache`` and wait until they are gone:
+    before the cache's directory is removed (a short warm run, too, can leave the decode loop
+    compiling: its cold run ended before the step asked for it)."""
+    for pid in _compiling_into(cache):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    wait_for_background_compiles(cache, timeout)
 
 
 def main():
@@ -99,7 +116,7 @@ def main():
         cold = run(args.gguf, args.tokens, cache)
         waited = wait_for_background_compiles(cache)
         warm = run(args.gguf, args.tokens, cache)
-        wait_for_background_compiles(cache)   # before its directory goes
+        stop_background_compiles(cache)   # before its directory goes
     cold["then_waited_for_background_compile_s"] = waited
     for result in (cold, warm):
         del result["stderr"]
