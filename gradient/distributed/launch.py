@@ -27,7 +27,7 @@ import time
 
 from ..errors import DistributedError
 
-__all__ = ["mpiexec", "run"]
+__all__ = ["mpiexec", "run", "launch_environment"]
 
 
 def mpiexec() -> str:
@@ -50,7 +50,20 @@ def run(n: int, script: str, args: list[str]) -> int:
         raise DistributedError(f"gradient run: no script {script!r}")
     command = [mpiexec(), "-n", str(n), sys.executable, "-m", "gradient.distributed.launch",
                script, *args]
-    return subprocess.call(command)
+    return subprocess.call(command, env=launch_environment())
+
+
+def launch_environment() -> dict:
+    """The environment ``mpiexec`` runs with: this one, and as root Open MPI's consent to run
+    as root. Open MPI's ``mpiexec`` refuses root unless both ``OMPI_ALLOW_RUN_AS_ROOT``
+    variables are 1 (MPICH's does not ask); containers and GPU machines run as root by
+    default, where ``torchrun`` starts and ``gradient run`` stopped. Values the user set are
+    kept."""
+    env = dict(os.environ)
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+    return env
 
 
 def _environment() -> None:

@@ -300,3 +300,19 @@ def test_ddp_buckets_start_with_a_small_one_and_keep_one_dtype_each():
     buckets = _buckets(params, cap_bytes=2 * 2**20, first_cap_bytes=2**20)
     assert [[p.numel() for p in b] for b in buckets] == [
         [210_000], [200_000], [50_000], [200_000, 100_000], [300_000]]
+
+
+@pytest.mark.parametrize("euid, expected", [(0, "1"), (1000, None)])
+def test_the_launcher_lets_open_mpi_run_as_root(monkeypatch, euid, expected):
+    """Open MPI's mpiexec refuses to start as root without its two consent variables (the GPU
+    machines and most containers run as root); the launcher sets them there, keeps a user's
+    own values, and leaves an ordinary user's environment alone."""
+    from gradient.distributed import launch
+    monkeypatch.delenv("OMPI_ALLOW_RUN_AS_ROOT", raising=False)
+    monkeypatch.delenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", raising=False)
+    monkeypatch.setattr(launch.os, "geteuid", lambda: euid)
+    env = launch.launch_environment()
+    assert env.get("OMPI_ALLOW_RUN_AS_ROOT") == expected
+    assert env.get("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM") == expected
+    monkeypatch.setenv("OMPI_ALLOW_RUN_AS_ROOT", "0")
+    assert launch.launch_environment()["OMPI_ALLOW_RUN_AS_ROOT"] == "0"
