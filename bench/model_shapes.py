@@ -43,7 +43,7 @@ _BPE_TOKENS = 4000
 def shape_gguf(shape: str, file_type: str, directory: str = DEFAULT_DIR) -> str:
     """The path of a GGUF file of ``shape`` in ``file_type``, made now if it is not there."""
     if shape in GPT2_SHAPES:
-        return _gpt2_files(shape, file_type, directory)[0]
+        return _gpt2_gguf(shape, file_type, directory)
     if shape not in SHAPES:
         raise SystemExit(f"unknown model shape {shape!r}: one of "
                          f"{', '.join([*SHAPES, *GPT2_SHAPES])}")
@@ -75,9 +75,10 @@ def _write_f16(shape: str, path: str, directory: str) -> None:
     os.replace(path + ".part", path)
 
 
-def _gpt2_files(shape: str, file_type: str, directory: str) -> tuple[str, str]:
-    """(GGUF path, checkpoint directory) of a random GPT-2 of ``shape``: the directory once
-    (float32 safetensors and the tokenizer), the file per type by gradient's writer."""
+def _gpt2_gguf(shape: str, file_type: str, directory: str) -> str:
+    """The GGUF path of a random GPT-2 of ``shape`` in ``file_type``: its weights kept once
+    as a checkpoint directory (float32 safetensors and the tokenizer), each type's file
+    written from it by gradient's writer."""
     sys.path.insert(0, ROOT)
     import gradient
     from gradient.models import GPT2Config, GPT2LMHeadModel, save_gguf
@@ -88,7 +89,7 @@ def _gpt2_files(shape: str, file_type: str, directory: str) -> tuple[str, str]:
     path = os.path.join(directory, f"{shape}-random.{file_type}.gguf")
     made = os.path.isfile(os.path.join(checkpoint, "config.json"))
     if made and os.path.isfile(path):
-        return path, checkpoint
+        return path
     if made:         # the weights exist; this file type of them does not
         model, tokenizer = (GPT2LMHeadModel.from_pretrained(checkpoint),
                             Tokenizer.from_pretrained(checkpoint))
@@ -103,7 +104,7 @@ def _gpt2_files(shape: str, file_type: str, directory: str) -> tuple[str, str]:
     print(f"making {path}", file=sys.stderr)
     save_gguf(model, path + ".part", file_type, tokenizer, name=f"{shape} (random weights)")
     os.replace(path + ".part", path)
-    return path, checkpoint
+    return path
 
 
 def _train_tokenizer(directory: str) -> str:

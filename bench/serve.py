@@ -129,10 +129,10 @@ def concurrency(client, name, tokens: int, first: int = 10, rounds: int = 4) -> 
     replies are of different lengths, ``tokens / 2`` to ``3 tokens / 2`` (``tokens`` on
     average, the same lengths for every server): with every reply as long, every stream of a
     batch ended at the same step, and the server idled while the clients sent their next
-    requests, a lockstep real clients do not keep. The
-    prompts are two-digit numbers: every prompt as many tokens, so that the untimed pass,
-    on other two-digit numbers, has compiled the step of every prompt's tail after the
-    cached prefix, as a server running for a while has."""
+    requests, a lockstep real clients do not keep. The prompts are two-digit numbers: every
+    prompt as many tokens, so that the untimed pass, on other two-digit numbers, has compiled
+    the step of every prompt's tail after the cached prefix, as a server running for a while
+    has."""
     questions = [f"Tell me one fact about the number {i}." for i in range(first, first + 80)]
     questions = (questions * (16 * rounds // len(questions) + 1))[:16 * rounds]
     lengths = random.Random(0).choices(range(tokens // 2, tokens * 3 // 2 + 1), k=16 * rounds)
