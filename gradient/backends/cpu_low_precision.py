@@ -32,12 +32,15 @@ import numpy as np
 
 from ..kernels.registry import register
 from .cpu_compile import compile_kernel as _compile
+from .cpu_float_rows import MAX_ROWS as _ROWS_MAX_ROWS
 from .cpu_float_rows import float_rows_product
 from .cpu_half import widen
 
-#: Up to this many rows of x the kernel runs; above it, the float32 GEMM of the converted
-#: weight, whose conversion is then shared by enough rows (measured on GPT-2's 3072 x 768
-#: matrices: the kernel took 0.5 of the time at 1 row, 0.65-0.8 at 6, as long at 8).
+#: Up to this many rows of x the kernel runs for a weight stored transposed (GPT-2's Conv1D);
+#: above it, the float32 GEMM of the converted weight, whose conversion is then shared by
+#: enough rows (measured on GPT-2's 3072 x 768 matrices: the kernel took 0.5 of the time at 1
+#: row, 0.65-0.8 at 6, as long at 8). A weight stored as rows goes to
+#: :mod:`.cpu_float_rows`, up to its ``MAX_ROWS``.
 MAX_ROWS = 6
 
 _BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
@@ -97,10 +100,11 @@ def _parallel(x, wt_bits, half, out, n_chunks):
 @register("low_precision_linear", "cpu", "numba")
 def low_precision_linear(x, weight, bias=None):
     """``x @ weight.T (+ bias)`` in float32 for a bfloat16 or float16 ``weight`` (out, in),
-    C-contiguous or the transpose of a C-contiguous (in, out) array, and at most
-    :data:`MAX_ROWS` rows of ``x`` (rows, in; widened exactly to float32): a float32 (rows, out)
-    array, the bias (out,) added in float32 after the product, or None for what the kernel does
-    not take (the caller then converts the weight and runs the GEMM)."""
+    C-contiguous (up to ``cpu_float_rows.MAX_ROWS`` rows of x) or the transpose of a
+    C-contiguous (in, out) array (up to :data:`MAX_ROWS`), x (rows, in) widened exactly to
+    float32: a float32 (rows, out) array, the bias (out,) added in float32 after the product,
+    or None for what the kernel does not take (the caller then converts the weight and runs
+    the GEMM)."""
     if not _takes(x, weight) or (bias is not None and bias.shape != (weight.shape[0],)):
         return None
     if weight.flags.c_contiguous:     # rows of w (out, in): gradient.backends.cpu_float_rows
@@ -123,5 +127,6 @@ def _takes(x, weight) -> bool:
             and weight.dtype in (_BFLOAT16, _FLOAT16) and weight.ndim == 2
             and (weight.flags.c_contiguous or weight.T.flags.c_contiguous)
             and weight.shape[0] > 0 and weight.shape[1] > 0
-            and x.ndim == 2 and 0 < x.shape[0] <= MAX_ROWS and x.shape[1] == weight.shape[1]
+            and x.ndim == 2 and x.shape[1] == weight.shape[1]
+            and 0 < x.shape[0] <= (_ROWS_MAX_ROWS if weight.flags.c_contiguous else MAX_ROWS)
             and x.dtype in (_BFLOAT16, _FLOAT16, np.dtype(np.float32)))
