@@ -44,13 +44,18 @@ from .cpu_compile import FLOATS as _FLOATS
 from .cpu_compile import compile_kernel as _compile
 from .cpu_compile import compiled_already, in_threads
 from .cpu_compile import usable as _usable
-from .cpu_half import as_bits, holds, widen
-from .cpu_simd import (add_f32, broadcast_f32x16, load_f16_as_f32x16, load_f32x16, mul_f32,
+from .cpu_half import (HALF_DTYPES, as_bits, holds, load_bits_as_f32x16, narrowed_like, widen,
+                       widened)
+from .cpu_simd import (add_f32, broadcast_f32x16, load_f32x16, mul_f32,
                        store_f32x16, transpose_16x16, zeros_f32x16)
 from .cpu_reduce import LANES, lane_sum
 from .cpu_layout import empty_like_views, heads_inside_tokens
 from .cpu_lowered import _pointer
 from .kv_layout import cache_buffer
+
+#: The query dtypes the inference kernels take: float32 and float64, and float16 and bfloat16
+#: against a cache of their own dtype (computed in float32, :func:`_queries_in_float32`).
+_QUERY_DTYPES = _FLOATS + tuple(HALF_DTYPES)
 
 
 @_compile
@@ -250,7 +255,7 @@ def _transpose_keys(k, b, hk, j0, m, kt, wide):
 
 @_compile(inline=True)
 def _transpose_keys_scalar(k, b, hk, j0, m, kt, wide):
-    # float16 keys (uint16 bits, .cpu_half) widened first, key by key into ``wide`` (a
+    # 16-bit keys (their bits, .cpu_half) widened first, key by key into ``wide`` (a
     # (_KEY_TILE, D) scratch), where the conversion runs 8 values to an instruction
     if k.itemsize == 2:
         for j in range(m):
@@ -282,7 +287,7 @@ def _transpose_keys_blocks(k, b, hk, j0, m, kt, wide):
 @overload(_transpose_keys, inline="always")
 def _transpose_keys_typed(k, b, hk, j0, m, kt, wide):
     if (k.layout == kt.layout == "C" and kt.dtype == types.float32
-            and k.dtype in (types.float32, types.uint16)):
+            and k.dtype in (types.float32, types.uint16, types.int16)):
         return lambda k, b, hk, j0, m, kt, wide: _transpose_keys_blocks(k, b, hk, j0, m, kt,
                                                                         wide)
     return lambda k, b, hk, j0, m, kt, wide: _transpose_keys_scalar(k, b, hk, j0, m, kt, wide)
@@ -369,8 +374,8 @@ def _softmax_numerators(row, lim, bits, lanes, f32):
 
 
 def _weigh_values(e, total, lim, v, b, hk, acc):
-    """``sum_j (e_j / total) v_j`` over keys j < lim in position order, into acc (float16
-    values, as uint16 bits, widened). In compiled kernels only (:func:`_weigh_values_typed`)."""
+    """``sum_j (e_j / total) v_j`` over keys j < lim in position order, into acc (16-bit
+    values, as their bits, widened). In compiled kernels only (:func:`_weigh_values_typed`)."""
     raise NotImplementedError("_weigh_values runs in compiled kernels only")
 
 
@@ -394,10 +399,10 @@ def _no_sums():
 def _weighted(sums, p, v, o):
     """``sums`` plus ``p`` times the 64 values of v from flat index ``o``: four independent
     sums, each the scalar loop's operations on its 16 lanes (the same bits)."""
-    return (add_f32(sums[0], mul_f32(p, _load_values(v, o))),
-            add_f32(sums[1], mul_f32(p, _load_values(v, o + 16))),
-            add_f32(sums[2], mul_f32(p, _load_values(v, o + 32))),
-            add_f32(sums[3], mul_f32(p, _load_values(v, o + 48))))
+    return (add_f32(sums[0], mul_f32(p, load_bits_as_f32x16(v, o))),
+            add_f32(sums[1], mul_f32(p, load_bits_as_f32x16(v, o + 16))),
+            add_f32(sums[2], mul_f32(p, load_bits_as_f32x16(v, o + 32))),
+            add_f32(sums[3], mul_f32(p, load_bits_as_f32x16(v, o + 48))))
 
 
 @_compile(inline=True)
@@ -429,23 +434,10 @@ def _weigh_values_vectors(e, total, lim, v, b, hk, acc):
             acc[d] += p * widen(v[b, hk, j, d])
 
 
-def _load_values(v, at):
-    """In compiled kernels: 16 values of v from flat index ``at`` as float32 (float16 ones,
-    as uint16 bits, widened)."""
-    raise NotImplementedError("_load_values runs in compiled kernels only")
-
-
-@overload(_load_values, inline="always")
-def _load_values_typed(v, at):
-    if v.dtype == types.uint16:
-        return lambda v, at: load_f16_as_f32x16(v, at)
-    return lambda v, at: load_f32x16(v, at)
-
-
 @overload(_weigh_values, inline="always")
 def _weigh_values_typed(e, total, lim, v, b, hk, acc):
     vectors = (e.dtype == acc.dtype == types.float32 and v.layout == acc.layout == "C"
-               and v.dtype in (types.float32, types.uint16))
+               and v.dtype in (types.float32, types.uint16, types.int16))
     if vectors:
         return lambda e, total, lim, v, b, hk, acc: _weigh_values_vectors(e, total, lim, v, b,
                                                                           hk, acc)
@@ -647,7 +639,7 @@ def _weigh_paged_values_vectors(e, total, lim, v, blocks, bs, hk, acc):
 @overload(_weigh_paged_values, inline="always")
 def _weigh_paged_values_typed(e, total, lim, v, blocks, bs, hk, acc):
     vectors = (e.dtype == acc.dtype == types.float32 and v.layout == acc.layout == "C"
-               and v.dtype in (types.float32, types.uint16))
+               and v.dtype in (types.float32, types.uint16, types.int16))
     if vectors:
         return lambda e, total, lim, v, blocks, bs, hk, acc: _weigh_paged_values_vectors(
             e, total, lim, v, blocks, bs, hk, acc)
@@ -745,6 +737,7 @@ def attend(q, k, v, scale, n_threads: int | None = None) -> np.ndarray:
 
     Example: ``out = attend(q, cache_keys[:, :, :n], cache_values[:, :, :n], 0.125)``
     """
+    q, rounded_to = _queries_in_float32(q)
     B, Hq, L, D = q.shape
     Hk, S = k.shape[1], k.shape[2]
     out = np.empty((B, L, Hq, v.shape[3]), q.dtype)
@@ -760,24 +753,26 @@ def attend(q, k, v, scale, n_threads: int | None = None) -> np.ndarray:
         cpu_attention_numpy.attend(args[0], keys, values, S, args[4], out)   # the same bits
     else:
         in_threads(_attention_items, args, n, n)
-    return out.transpose(0, 2, 1, 3)
+    return _rounded(out, rounded_to).transpose(0, 2, 1, 3)
 
 
 @_compile(inline=True)
 def _attention_compiled(q, k, v, scale, max_threads):
-    """:func:`attend` inside a compiled step: (B, L, Hq, Dv), C-contiguous."""
+    """:func:`attend` inside a compiled step: (B, L, Hq, Dv), C-contiguous. 16-bit queries
+    (their bits) are widened and the result rounded to their type (:func:`_queries_in_float32`)."""
     B, Hq, L, D = q.shape
     Hk, S = k.shape[1], k.shape[2]
-    out = np.empty((B, L, Hq, v.shape[3]), q.dtype)
+    wide = widened(np.ascontiguousarray(q))
+    out = np.empty((B, L, Hq, v.shape[3]), wide.dtype)
     threads = _split(B, Hq, Hk, L, S, D, max_threads)
-    args = (np.ascontiguousarray(q), _whole(k), _whole(v), S, scale, q.itemsize == 4, out)
+    args = (wide, _whole(k), _whole(v), S, scale, wide.itemsize == 4, out)
     if threads > 1 and L == 1:
         _decode_parallel(*args, threads)
     elif threads > 1:
         _attention_parallel(*args, threads)
     else:
         _attention_items(*args, 0, 1)
-    return out
+    return narrowed_like(out, q)
 
 
 @_compile
@@ -799,12 +794,31 @@ def rows_attention_compiled(q, k, v, scale, max_threads):
 
 
 def _takes_cache(q, k, v) -> bool:
-    """q, k and v of one float dtype, or float32 queries against a float16 cache (keys and
-    values widened exactly as they are read)."""
+    """q, k and v of one float dtype, or float32 queries against a float16 or bfloat16 cache
+    (keys and values widened exactly as they are read), or 16-bit queries against a cache of
+    their dtype (:func:`_queries_in_float32`)."""
+    if isinstance(q, np.ndarray) and q.dtype in HALF_DTYPES:
+        return isinstance(k, np.ndarray) and k.dtype == v.dtype == q.dtype
     return _usable(q) and holds(k, q.dtype) and holds(v, q.dtype) and k.dtype == v.dtype
 
 
-@register("decode_attention", "cpu", "numba", _FLOATS)
+def _queries_in_float32(q):
+    """``(q in float32, the dtype to round the result to)``. A float16 or bfloat16 model's
+    attention reads its 16-bit queries widened, computes in float32 as float32 queries
+    against a 16-bit cache do, and rounds the output once (as PyTorch's fused CPU attention
+    accumulates 16-bit inputs in float32): the bits of the float32 kernel on the widened
+    inputs, rounded."""
+    if q.dtype in HALF_DTYPES:
+        return q.astype(np.float32), q.dtype
+    return q, None
+
+
+def _rounded(out, dtype):
+    """``out`` (float32) in ``dtype`` (the same layout), or ``out`` for None."""
+    return out if dtype is None else out.astype(dtype)
+
+
+@register("decode_attention", "cpu", "numba", _QUERY_DTYPES)
 def decode_attention(q, k, v, scale: float):
     """Inference attention of queries at the last L of S positions, each seeing the keys up to
     its own position, with grouped heads: q (B, Hq, L, D), k and v (B, Hk, S, D) (views of a
@@ -833,6 +847,7 @@ def ragged_attend(q, k, v, lengths, scale, n_threads: int | None = None):
     """The kernel of :func:`ragged_decode_attention` on ``n_threads`` threads (default: by the
     size of the work); None where it is not compiled yet (see
     :func:`~.cpu_compile.compiled_already`: the caller composes it meanwhile)."""
+    q, rounded_to = _queries_in_float32(q)
     B, Hq, _, D = q.shape
     Hk = k.shape[1]
     out = np.empty((B, 1, Hq, v.shape[3]), q.dtype)
@@ -841,7 +856,7 @@ def ragged_attend(q, k, v, lengths, scale, n_threads: int | None = None):
     if not _run_by_rows(_ragged_items, _ragged_parallel, args, n_threads,
                         (B, Hq, Hk, 1, int(lengths.max()), D)):
         return None
-    return out.transpose(0, 2, 1, 3)
+    return _rounded(out, rounded_to).transpose(0, 2, 1, 3)
 
 
 def _run_by_rows(items, parallel, args, n_threads, work) -> bool:
@@ -857,7 +872,7 @@ def _run_by_rows(items, parallel, args, n_threads, work) -> bool:
     return True
 
 
-@register("ragged_decode_attention", "cpu", "numba", _FLOATS)
+@register("ragged_decode_attention", "cpu", "numba", _QUERY_DTYPES)
 def ragged_decode_attention(q, k, v, lengths, scale: float):
     """A decode step of B sequences at different lengths (a server's batch): q (B, Hq, 1, D),
     k and v (B, Hk, S, D) (a batch cache's views, read in place), row b seeing its first
@@ -883,6 +898,7 @@ def paged_attend(q, k, v, tables, lengths, block_size: int, scale,
                  n_threads: int | None = None):
     """The kernel of :func:`paged_decode_attention` on ``n_threads`` threads (default: by the
     size of the work); None where it is not compiled yet."""
+    q, rounded_to = _queries_in_float32(q)
     B, Hq, _, D = q.shape
     Hk = k.shape[1]
     out = np.empty((B, 1, Hq, v.shape[3]), q.dtype)
@@ -891,10 +907,10 @@ def paged_attend(q, k, v, tables, lengths, block_size: int, scale,
     if not _run_by_rows(_paged_items, _paged_parallel, args, n_threads,
                         (B, Hq, Hk, 1, int(lengths.max()), D)):
         return None
-    return out.transpose(0, 2, 1, 3)
+    return _rounded(out, rounded_to).transpose(0, 2, 1, 3)
 
 
-@register("paged_decode_attention", "cpu", "numba", _FLOATS)
+@register("paged_decode_attention", "cpu", "numba", _QUERY_DTYPES)
 def paged_decode_attention(q, k, v, tables, lengths, block_size: int, scale: float):
     """A decode step of B sequences whose keys and values lie in blocks of a pool (a paged KV
     cache): q (B, Hq, 1, D); k and v (n_blocks, Hk, block_size, D), C-contiguous; row b's
@@ -936,14 +952,15 @@ def paged_decode_attention_compiled(q, k, v, tables, lengths, bs, scale, max_thr
     up to ``max_threads`` threads as :func:`paged_attend` picks them. A C-contiguous (B, Hq,
     1, Dv) result."""
     B, Hq, D = q.shape[0], q.shape[1], q.shape[3]
-    out = np.empty((B, 1, Hq, v.shape[3]), q.dtype)
+    wide = widened(np.ascontiguousarray(q))       # 16-bit queries: as _attention_compiled
+    out = np.empty((B, 1, Hq, v.shape[3]), wide.dtype)
     threads = _split(B, Hq, k.shape[1], 1, lengths.max(), D, max_threads)
-    args = (np.ascontiguousarray(q), k, v, tables, lengths, bs, scale, q.itemsize == 4, out)
+    args = (wide, k, v, tables, lengths, bs, scale, wide.itemsize == 4, out)
     if threads > 1:
         _paged_parallel(*args, threads)
     else:
         _paged_items(*args, 0, 1)
-    return out.reshape((B, Hq, 1, v.shape[3]))      # one row: heads inside tokens
+    return narrowed_like(out, q).reshape((B, Hq, 1, v.shape[3]))   # one row: heads inside tokens
 
 
 def _now(value):
@@ -961,7 +978,7 @@ def _lower_paged_decode_attention(q, k, v, tables, lengths, block_size, scale):
     # k and v are the step's pools as the compiled write returns them (float16 ones as
     # their bits), not constants
     return Lowered(paged_decode_attention_compiled,
-                   (q, k, v, tables, lengths, np.int64(block_size), q.dtype.type(scale),
+                   (q, k, v, tables, lengths, np.int64(block_size), _scale_for(q, scale),
                     numba.get_num_threads()))
 
 
@@ -971,7 +988,8 @@ def _prepare_decode_attention(q, k, v, scale: float):
     shape, keys and values of any length (the kernel call without the checks)."""
     if decode_attention(q, k, v, scale) is None:
         return None
-    shape, dtype, factor, k_dtype = q.shape, q.dtype, q.dtype.type(scale), k.dtype
+    shape, dtype, k_dtype = q.shape, q.dtype, k.dtype
+    factor = _scale_for(q, scale)
     heads, key_dim, value_dim = k.shape[:2], k.shape[3], v.shape[3]   # not k: no cache kept
 
     def prepared(q_, k_, v_, scale_):
@@ -990,4 +1008,9 @@ def _lower_decode_attention(q, k, v, scale: float):
     if q.ndim != 4 or decode_attention(q, k, v, scale) is None:
         return None
     return Lowered(decode_attention_compiled if q.shape[2] == 1 else rows_attention_compiled,
-                   (q, k, v, q.dtype.type(scale), numba.get_num_threads()))
+                   (q, k, v, _scale_for(q, scale), numba.get_num_threads()))
+
+
+def _scale_for(q, scale):
+    """The scale as the kernel multiplies with it: in q's float dtype, float32 for 16-bit q."""
+    return (np.float32 if q.dtype in HALF_DTYPES else q.dtype.type)(scale)

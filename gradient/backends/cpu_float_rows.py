@@ -27,15 +27,13 @@ from __future__ import annotations
 import ml_dtypes
 import numba
 import numpy as np
-from numba.core import types
 from numba.cpython.unsafe.tuple import tuple_setitem
-from numba.extending import overload
 
 from ..kernels.lowering import Lowered
 from ..kernels.registry import prepares, register
 from .cpu_compile import compile_kernel
-from .cpu_simd import (broadcast_f32x16, fma_f32, fold_halves, load_bf16_as_f32x16,
-                       load_f16_as_f32x16, load_f32x16, prefetch)
+from .cpu_half import HALF_DTYPES, as_bits, load_bits_as_f32x16, narrowed_like, widen, widened
+from .cpu_simd import broadcast_f32x16, fma_f32, fold_halves, load_f32x16, prefetch
 
 __all__ = ["float_rows_product", "lowered_float_rows", "lowered_float_rows_linear", "MAX_ROWS",
            "MAX_FLOAT32_ROWS", "MIN_FLOAT32_WEIGHTS", "weight_bits"]
@@ -53,34 +51,15 @@ MAX_ROWS = 64
 #: against (PyTorch) use too. (bfloat16 and float16 weights of every size come here.)
 MIN_FLOAT32_WEIGHTS = 1 << 16
 
-_BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
-_FLOAT16 = np.dtype(np.float16)
-#: The weight dtypes this module reads, and how a kernel receives each: float32 as it is;
-#: bfloat16's bits as uint16 and float16's as int16 (numba has no 16-bit float arrays; the
-#: integer type tells the kernel, when it compiles, which widening it reads).
-_BITS = {np.dtype(np.float32): np.float32, _BFLOAT16: np.uint16, _FLOAT16: np.int16}
+#: The weight dtypes this module reads; a kernel receives float32 as it is and 16-bit floats
+#: as their bits (:func:`~.cpu_half.as_bits`: float16 as uint16, bfloat16 as int16).
+_WEIGHT_DTYPES = (np.dtype(np.float32), np.dtype(ml_dtypes.bfloat16), np.dtype(np.float16))
 
 
 def weight_bits(w: np.ndarray) -> np.ndarray:
     """The array a kernel of this module takes for the weight ``w`` (float32, bfloat16 or
     float16): a view, never a copy."""
-    return w.view(_BITS[w.dtype])
-
-
-def _widened(w, at):
-    """In compiled kernels: the 16 values of ``w`` from flat index ``at`` as an f32x16."""
-    raise NotImplementedError("_widened runs in compiled kernels only")
-
-
-@overload(_widened, inline="always")
-def _widened_typed(w, at):
-    if w.dtype == types.float32:
-        return lambda w, at: load_f32x16(w, at)
-    if w.dtype == types.uint16:
-        return lambda w, at: load_bf16_as_f32x16(w, at)
-    if w.dtype == types.int16:     # read as they are: a view to uint16 in the loop kept
-        return lambda w, at: load_f16_as_f32x16(w, at)    # 2-row tiles 2.7x slower
-    return None
+    return as_bits(w)
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -112,7 +91,7 @@ def _tile(x, w, out, r, i, zero, x_rows, wtail, xtail):
         for j in range(J):
             at = (r + j) * k + c
             prefetch(w, at + W_ROWS * k)     # the next group's line (see above)
-            wv = _widened(w, at)
+            wv = load_bits_as_f32x16(w, at)
             for q in range(R):
                 t = j * R + q
                 acc = tuple_setitem(acc, t, fma_f32(wv, load_f32x16(x, (i + q) * k + c),
@@ -121,7 +100,7 @@ def _tile(x, w, out, r, i, zero, x_rows, wtail, xtail):
         for j in range(J):
             for c in range(full, k):
                 wtail[j, c - full] = w[r + j, c]
-            wv = _widened(wtail, j * 16)
+            wv = load_bits_as_f32x16(wtail, j * 16)
             for q in range(R):
                 t = j * R + q
                 acc = tuple_setitem(acc, t, fma_f32(wv, load_f32x16(xtail, (i + q) * 16),
@@ -212,7 +191,7 @@ def float_rows_product(x: np.ndarray, w: np.ndarray) -> np.ndarray | None:
 
 def _takes(rows, w) -> bool:
     """Whether a product of x of shape ``rows`` by ``w`` is this module's."""
-    if not (isinstance(w, np.ndarray) and w.dtype in _BITS and w.ndim == 2
+    if not (isinstance(w, np.ndarray) and w.dtype in _WEIGHT_DTYPES and w.ndim == 2
             and w.flags.c_contiguous and rows[1] == w.shape[1] and w.size > 0):
         return False
     if w.dtype == np.float32:
@@ -253,25 +232,32 @@ _NO_BIAS = np.empty(0, np.float32)
 def float_rows_compiled(x, rows, out_shape, w, n_chunks, bias, has_bias):
     """:func:`float_rows_product` inside a compiled step (see :mod:`gradient.kernels.lowering`):
     x reshaped to ``rows``, times w.T (w as :func:`weight_bits` gives it), plus ``bias`` added
-    to every row where ``has_bias`` (a float32 :class:`gradient.nn.Linear`, as its op adds it),
-    reshaped to ``out_shape``."""
-    x2 = np.ascontiguousarray(x).reshape(rows)
+    to every row where ``has_bias`` (a :class:`gradient.nn.Linear`, as its op adds it),
+    reshaped to ``out_shape``. x (and the bias) of 16-bit floats, as their bits: widened
+    first, the float32 result rounded to x's type at the end (the op's one rounding)."""
+    x2 = widened(np.ascontiguousarray(x)).reshape(rows)
     out = np.empty((rows[0], w.shape[0]), np.float32)
     _parallel(x2, w, out, n_chunks)
     if has_bias:
         for r in range(rows[0]):
             for j in range(out.shape[1]):
-                out[r, j] += bias[j]
-    return out.reshape(out_shape)
+                out[r, j] += widen(bias[j])
+    return narrowed_like(out, x).reshape(out_shape)
 
 
 def lowered_float_rows_linear(x, rows, w: np.ndarray, bias, has_bias: bool, out_shape):
-    """The compiled form of a float32 ``Linear`` of ``rows`` rows that runs on
-    :func:`float_rows_product` (see ``gradient.ops.nn.Linear``), or None for one that does
-    not."""
-    if w.dtype != np.float32:
+    """The compiled form of a ``Linear`` of ``rows`` rows that runs on
+    :func:`float_rows_product` (see ``gradient.ops.nn.Linear``): float32, or x, weight (and
+    bias) of one 16-bit float dtype (the op's ``low_precision_linear`` kernel); None for one
+    that does not."""
+    if w.dtype == np.float32:
+        return lowered_float_rows(x, rows, w, out_shape, bias, has_bias)
+    if not (type(x) is np.ndarray and x.dtype == w.dtype and w.dtype in HALF_DTYPES
+            and _takes(rows, w) and (not has_bias or bias.dtype == w.dtype)):
         return None
-    return lowered_float_rows(x, rows, w, out_shape, bias, has_bias)
+    return Lowered(float_rows_compiled, (x, tuple(rows), tuple(out_shape), weight_bits(w),
+                                         _chunks(w), bias if has_bias else _NO_BIAS, has_bias),
+                   trace=("low_precision_linear", "numba"))
 
 
 def lowered_float_rows(x, rows, w: np.ndarray, out_shape, bias=_NO_BIAS,

@@ -35,12 +35,20 @@ from ..kernels.registry import lowers, prepares, register
 from .cpu_compile import FLOATS as _FLOATS
 from .cpu_compile import compile_kernel as _compile
 from .cpu_compile import usable as _usable
+from .cpu_half import HALF_DTYPES, as_bits, narrow, widen, widened
 from .cpu_reduce import LANES, fold_lanes, lane_sum, lane_sum_squares
 
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 _GELU_C = 0.044715
 _SQRT1_2 = 1 / math.sqrt(2)
 _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+
+
+def _halves(*arrays) -> bool:
+    """Whether every array is a NumPy array of one 16-bit float dtype (float16, bfloat16)."""
+    dtype = arrays[0].dtype
+    return dtype in HALF_DTYPES and all(isinstance(a, np.ndarray) and a.dtype == dtype
+                                        for a in arrays)
 
 
 def _flat(a):
@@ -358,10 +366,13 @@ def layer_norm_backward(grad, x, mean, rstd, weight):
 # sigmoid, from NumPy's exp of -|gate|): the composition's bits in two passes instead of four.
 @_compile
 def _swiglu_finish(gate, e, up, one, out):
+    # silu(gate) rounded to out's type, then times up, rounded: for floats the two products
+    # as they are; for 16-bit floats (up and out as their bits, gate widened to float32) the
+    # composition's two roundings
     for i in range(gate.size):
         v = gate[i]
-        s = _sigmoid(v, e[i], one)
-        out[i] = (v * s) * up[i]
+        act = widen(narrow(v * _sigmoid(v, e[i], one), out))
+        out[i] = narrow(act * widen(up[i]), out)
 
 
 @_compile
@@ -375,9 +386,19 @@ def _swiglu_grad(g, gate, e, up, one, dgate, dup):
         dup[i] = g[i] * (v * s)
 
 
-@register("swiglu", "cpu", "numba", _FLOATS)
+@register("swiglu", "cpu", "numba", _FLOATS + tuple(HALF_DTYPES))
 def swiglu(gate, up):
-    """``silu(gate) * up`` for ``gate`` and ``up`` of one shape; None if not handled."""
+    """``silu(gate) * up`` for ``gate`` and ``up`` of one shape and dtype; None if not
+    handled. float16 and bfloat16 as their composition computes them: silu in float32,
+    rounded, then the product, rounded."""
+    if (isinstance(gate, np.ndarray) and gate.dtype in HALF_DTYPES
+            and isinstance(up, np.ndarray) and up.dtype == gate.dtype
+            and gate.shape == up.shape):
+        wide = gate.astype(np.float32).reshape(-1)
+        out = np.empty(gate.shape, gate.dtype)
+        _swiglu_finish(wide, _exp_neg_abs(wide), as_bits(_flat(up)), np.float32(1),
+                       as_bits(out).reshape(-1))
+        return out
     if not _usable(gate, up) or gate.shape != up.shape:
         return None
     flat = _flat(gate)
@@ -391,6 +412,8 @@ def _prepare_swiglu(gate, up):
     """:func:`swiglu` for later calls on contiguous arrays of this shape and dtype."""
     if swiglu(gate, up) is None or not (gate.flags.c_contiguous and up.flags.c_contiguous):
         return None
+    if gate.dtype in HALF_DTYPES:
+        return swiglu
     shape, dtype, one = gate.shape, gate.dtype, gate.dtype.type(1)
 
     def prepared(gate_, up_):
@@ -408,7 +431,7 @@ def _prepare_swiglu(gate, up):
 def swiglu_compiled(gate, up, one):
     """:func:`swiglu` inside a compiled step (see :mod:`gradient.kernels.lowering`), with
     NumPy's exp as the eager kernel takes it."""
-    flat = np.ascontiguousarray(gate).reshape(gate.size)
+    flat = widened(np.ascontiguousarray(gate)).reshape(gate.size)   # 16-bit: float32
     e = np.empty_like(flat)
     _neg_abs(flat, e)
     with numba.objmode():
@@ -422,7 +445,8 @@ def swiglu_compiled(gate, up, one):
 def _lower_swiglu(gate, up):
     if swiglu(gate, up) is None:
         return None
-    return Lowered(swiglu_compiled, (gate, up, gate.dtype.type(1)))
+    one = np.float32(1) if gate.dtype in HALF_DTYPES else gate.dtype.type(1)
+    return Lowered(swiglu_compiled, (gate, up, one))
 
 
 @register("swiglu_backward", "cpu", "numba", _FLOATS)
@@ -438,6 +462,16 @@ def swiglu_backward(grad, gate, up):
 
 
 # ---------------------------------------------------------------------- rotary embedding
+@_compile(inline=True)
+def _rotated(a, c, b, s, out):
+    """``a c + b s`` rounded as the composition's three ops round in out's dtype: nothing
+    more for floats; each product and the sum rounded for 16-bit floats (their bits, read
+    and written through .cpu_half)."""
+    ac = widen(narrow(widen(a) * widen(c), out))
+    bs = widen(narrow(widen(b) * widen(s), out))
+    return narrow(ac + bs, out)
+
+
 @_compile
 def _rotary(x, cos, sin, backward, out):
     # x (B, H, T, D) in any layout (a head split's view); cos and sin (B or 1, H or 1, T, D);
@@ -455,18 +489,20 @@ def _rotary(x, cos, sin, backward, out):
                 o = out[b, h, t]
                 if backward:
                     for i in range(half):
-                        o[i] = xr[i] * c[i] + xr[i + half] * s[i + half]
-                        o[i + half] = xr[i + half] * c[i + half] + xr[i] * s[i]
+                        o[i] = _rotated(xr[i], c[i], xr[i + half], s[i + half], out)
+                        o[i + half] = _rotated(xr[i + half], c[i + half], xr[i], s[i], out)
                 else:
                     for i in range(half):
-                        o[i] = xr[i] * c[i] + xr[i + half] * s[i]
-                        o[i + half] = xr[i + half] * c[i + half] + xr[i] * s[i + half]
+                        o[i] = _rotated(xr[i], c[i], xr[i + half], s[i], out)
+                        o[i + half] = _rotated(xr[i + half], c[i + half], xr[i], s[i + half],
+                                               out)
 
 
 def _rotary_shapes(x, cos, sin):
     """``(x's shape, the tables' shape)`` made four-dimensional for :func:`_rotary`, or None
     for what it does not read."""
-    if (not _usable(x, cos, sin) or not 2 <= x.ndim <= 4 or x.shape[-1] % 2
+    if (not (_usable(x, cos, sin) or _halves(x, cos, sin)) or not 2 <= x.ndim <= 4
+            or x.shape[-1] % 2
             or cos.shape != sin.shape or cos.ndim > x.ndim):
         return None
     four = (1,) * (4 - x.ndim) + x.shape
@@ -476,7 +512,7 @@ def _rotary_shapes(x, cos, sin):
     return four, table
 
 
-@register("rotary_embedding", "cpu", "numba", _FLOATS)
+@register("rotary_embedding", "cpu", "numba", _FLOATS + tuple(HALF_DTYPES))
 def rotary_embedding(x, cos, sin, backward: bool):
     """``x * cos + roll(x, half, -1) * sin`` over the last (even) dimension, or with
     ``backward`` its transpose applied to a gradient ``x``: ``x * cos + roll(x * sin, half,
@@ -488,7 +524,8 @@ def rotary_embedding(x, cos, sin, backward: bool):
         return None
     four, table = shapes
     out = np.empty(four, x.dtype)
-    _rotary(x.reshape(four), cos.reshape(table), sin.reshape(table), bool(backward), out)
+    _rotary(as_bits(x.reshape(four)), as_bits(cos.reshape(table)), as_bits(sin.reshape(table)),
+            bool(backward), as_bits(out))
     return out.reshape(x.shape)
 
 
@@ -506,7 +543,8 @@ def _prepare_rotary_embedding(x, cos, sin, backward: bool):
                 or cos_.dtype != layout[5] or sin_.dtype != layout[5]:
             return None
         out = np.empty(four, x_.dtype)
-        _rotary(x_.reshape(four), cos_.reshape(table), sin_.reshape(table), bool(backward_), out)
+        _rotary(as_bits(x_.reshape(four)), as_bits(cos_.reshape(table)),
+                as_bits(sin_.reshape(table)), bool(backward_), as_bits(out))
         return out.reshape(layout[0])
     return prepared
 

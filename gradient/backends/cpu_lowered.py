@@ -6,7 +6,9 @@ same in both; a product goes to NumPy's own BLAS from inside the compiled code (
 ``objmode``), since numba's ``np.dot`` calls another BLAS build that may round otherwise.
 
 Each is registered as the compiled form of its op (``gradient.kernels.lowers``) for float32 or
-float64 NumPy arrays of one dtype.
+float64 NumPy arrays of one dtype, and the elementwise ones (and the views) for float16 and
+bfloat16 arrays too: those reach a compiled loop as their bits (:mod:`.cpu_half`), and each
+operation computes in float32 and rounds once, as NumPy's (ml_dtypes') operations on them do.
 
 Example::
 
@@ -24,18 +26,20 @@ from ..kernels.lowering import Derived, Lowered
 from ..kernels.registry import lowers
 from .cpu_compile import FLOATS, compile_kernel
 from .cpu_float_rows import lowered_float_rows_linear
-from .cpu_half import as_bits, holds, narrow
+from .cpu_half import HALF_DTYPES, as_bits, holds, narrow, widen
 
-__all__ = ["reshape", "permute", "add", "mul", "unbind3", "linear", "kv_write", "paged_kv_write",
-           "takes"]
+__all__ = ["reshape", "permute", "add", "mul", "cast", "unbind3", "linear", "kv_write",
+           "paged_kv_write", "takes"]
 
 _NO_BIAS = {np.dtype(d): np.empty(0, d) for d in FLOATS}   # one constant: the same in every layer
 
 
-def takes(*arrays) -> bool:
-    """Whether the compiled forms here take these arrays: NumPy float32/float64, one dtype."""
+def takes(*arrays, halves: bool = False) -> bool:
+    """Whether the compiled forms here take these arrays: NumPy float32/float64 (or, with
+    ``halves``, float16 or bfloat16), one dtype."""
     dtype = arrays[0].dtype
-    return dtype in FLOATS and all(type(a) is np.ndarray and a.dtype == dtype for a in arrays)
+    return ((dtype in FLOATS or (halves and dtype in HALF_DTYPES))
+            and all(type(a) is np.ndarray and a.dtype == dtype for a in arrays))
 
 
 @compile_kernel
@@ -58,7 +62,7 @@ def add(a, b):
     flat, fa, fb = out.reshape(out.size), a.reshape(a.size), b.reshape(b.size)
     n = fb.size
     for i in range(flat.size):
-        flat[i] = fa[i] + fb[i % n]
+        flat[i] = narrow(widen(fa[i]) + widen(fb[i % n]), flat)
     return out
 
 
@@ -70,7 +74,18 @@ def mul(a, b):
     flat, fa, fb = out.reshape(out.size), a.reshape(a.size), b.reshape(b.size)
     n = fb.size
     for i in range(flat.size):
-        flat[i] = fa[i] * fb[i % n]
+        flat[i] = narrow(widen(fa[i]) * widen(fb[i % n]), flat)
+    return out
+
+
+@compile_kernel
+def cast(x, like):
+    """``x`` (contiguous) in the element type of ``like`` (an empty array): float32 widened
+    from 16-bit floats' bits, or those bits narrowed from float32."""
+    out = np.empty(x.shape, like.dtype)
+    flat, fx = out.reshape(out.size), x.reshape(x.size)
+    for i in range(flat.size):
+        flat[i] = narrow(widen(fx[i]), flat)
     return out
 
 
@@ -103,8 +118,8 @@ def linear(x, weight, bias, has_bias, rows, out_shape):
 def kv_write(keys, values, length, layer, key, value):
     """Write ``key``/``value`` (batch, kv_heads, T, head_dim) at positions ``length ..`` of
     layer ``layer`` of the cache buffers ``keys``/``values`` (layers, batch, kv_heads,
-    max_length, head_dim), float16 ones as their uint16 bits (rounded to nearest even, as
-    NumPy's assignment rounds); the filled part of that layer's buffers, as
+    max_length, head_dim), 16-bit ones as their bits (:mod:`.cpu_half`; rounded to nearest
+    even, as NumPy's assignment rounds); the filled part of that layer's buffers, as
     :meth:`gradient.generation.KVCache.update_arrays` returns it."""
     B, H, T, D = key.shape
     end = length + T
@@ -114,8 +129,9 @@ def kv_write(keys, values, length, layer, key, value):
         for h in range(H):
             for t in range(T):
                 for d in range(D):
-                    keys[layer, b, h, length + t, d] = narrow(key[b, h, t, d], keys)
-                    values[layer, b, h, length + t, d] = narrow(value[b, h, t, d], values)
+                    keys[layer, b, h, length + t, d] = narrow(widen(key[b, h, t, d]), keys)
+                    values[layer, b, h, length + t, d] = narrow(widen(value[b, h, t, d]),
+                                                                values)
     return keys[layer, :, :, :end], values[layer, :, :, :end]
 
 
@@ -124,8 +140,8 @@ def paged_kv_write(keys, values, tables, lengths, block_size, layer, key, value)
     """Row b's ``key``/``value`` (rows, kv_heads, 1, head_dim) at its position ``lengths[b]``
     of layer ``layer`` of a paged KV cache's pools ``keys``/``values`` (layers, n_blocks,
     kv_heads, block_size, head_dim): in block ``tables[b, lengths[b] // block_size]``, as
-    :meth:`gradient.generation.PagedKVCache.update_arrays` writes it (float16 pools as their
-    uint16 bits); that layer's pools."""
+    :meth:`gradient.generation.PagedKVCache.update_arrays` writes it (16-bit pools as their
+    bits); that layer's pools."""
     B, H, _, D = key.shape
     for b in range(B):
         position = lengths[b]
@@ -134,22 +150,22 @@ def paged_kv_write(keys, values, tables, lengths, block_size, layer, key, value)
         block, at = tables[b, position // block_size], position % block_size
         for h in range(H):
             for d in range(D):
-                keys[layer, block, h, at, d] = narrow(key[b, h, 0, d], keys)
-                values[layer, block, h, at, d] = narrow(value[b, h, 0, d], values)
+                keys[layer, block, h, at, d] = narrow(widen(key[b, h, 0, d]), keys)
+                values[layer, block, h, at, d] = narrow(widen(value[b, h, 0, d]), values)
     return keys[layer], values[layer]
 
 
 # ----------------------------------------------------------------------------- registered
 @lowers("reshape", "cpu")
 def _lower_reshape(x, shape):
-    if not takes(x):
+    if not takes(x, halves=True):
         return None
     return Lowered(reshape, (x, tuple(x.reshape(shape).shape)))
 
 
 @lowers("permute", "cpu")
 def _lower_permute(x, axes):
-    if not takes(x):
+    if not takes(x, halves=True):
         return None
     view = x.transpose(axes)
     return Lowered(permute, (x, tuple(view.shape), tuple(view.strides)))
@@ -162,14 +178,38 @@ def _trailing(a, b) -> bool:
             and a.flags.c_contiguous and b.flags.c_contiguous)
 
 
+def _lower_commuting(fn, a, b):
+    """``fn(a, b)``'s compiled form, or ``fn(b, a)``'s where a broadcasts over b (a norm's
+    weight times its input: the operations commute, the bits are the same)."""
+    if not takes(a, b, halves=True):
+        return None
+    if _trailing(a, b):
+        return Lowered(fn, (a, b))
+    return Lowered(fn, (b, a)) if _trailing(b, a) else None
+
+
 @lowers("add", "cpu")
 def _lower_add(a, b):
-    return Lowered(add, (a, b)) if takes(a, b) and _trailing(a, b) else None
+    return _lower_commuting(add, a, b)
 
 
 @lowers("mul", "cpu")
 def _lower_mul(a, b):
-    return Lowered(mul, (a, b)) if takes(a, b) and _trailing(a, b) else None
+    return _lower_commuting(mul, a, b)
+
+
+#: An empty array of each dtype a cast gives (one constant, the same in every layer).
+_EMPTY = {np.dtype(d): np.empty(0, d) for d in (np.float32, *HALF_DTYPES)}
+
+
+@lowers("cast", "cpu")
+def _lower_cast(x, dtype):
+    target = np.dtype(dtype.numpy if hasattr(dtype, "numpy") else dtype)
+    pair = {x.dtype, target} if isinstance(x, np.ndarray) else set()
+    if not (len(pair) == 2 and np.dtype(np.float32) in pair and pair & set(HALF_DTYPES)
+            and x.flags.c_contiguous):
+        return None
+    return Lowered(cast, (x, _EMPTY[target]))
 
 
 @lowers("unbind", "cpu")
@@ -180,10 +220,14 @@ def _lower_unbind(x, dim):
 
 @lowers("linear", "cpu")
 def _lower_linear(x, weight, bias):
-    if not takes(x, weight, *([] if bias is None else [bias])) or x.ndim == 0 or weight.ndim != 2:
+    present = [] if bias is None else [bias]
+    if not takes(x, weight, *present, halves=True) or x.ndim == 0 or weight.ndim != 2:
         return None
     lead = x.shape[:-1]
     rows = (math.prod(lead), x.shape[-1])
+    if x.dtype in HALF_DTYPES:     # the low-precision kernel's rows, or nothing compiled
+        return lowered_float_rows_linear(x, rows, weight, bias, bias is not None,
+                                         lead + (weight.shape[0],))
     bias_ = _NO_BIAS[x.dtype] if bias is None else bias
     rows_form = lowered_float_rows_linear(x, rows, weight, bias_, bias is not None,
                                           lead + (weight.shape[0],))
@@ -208,7 +252,7 @@ def _length(cache):
 @lowers("kv_write", "cpu")
 def _lower_kv_write(cache, layer, key, value):
     stacked = cache.stacked()
-    if (stacked is None or not takes(key, value) or key.ndim != 4
+    if (stacked is None or not takes(key, value, halves=True) or key.ndim != 4
             or not all(holds(a, key.dtype) for a in stacked)):
         return None
     return Lowered(kv_write, (Derived(cache, _stacked_keys, "keys"),
@@ -227,8 +271,8 @@ def _rows_lengths(cache):
 @lowers("paged_kv_write", "cpu")
 def _lower_paged_kv_write(cache, layer, key, value):
     stacked = cache.stacked()
-    if (stacked is None or not takes(key, value) or key.ndim != 4 or key.shape[2] != 1
-            or not all(holds(a, key.dtype) for a in stacked)):
+    if (stacked is None or not takes(key, value, halves=True) or key.ndim != 4
+            or key.shape[2] != 1 or not all(holds(a, key.dtype) for a in stacked)):
         return None
     return Lowered(paged_kv_write, (Derived(cache, _stacked_keys, "keys"),
                                     Derived(cache, _stacked_values, "values"),

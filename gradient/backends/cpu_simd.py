@@ -189,17 +189,19 @@ load_i8_as_f32x16 = _widening_loader(
     "``load_i8_as_f32x16(a, i)``: the 16 signed bytes of an int8 array from flat index i, as "
     "float32 (exact).")
 load_f16_as_f32x16 = _widening_loader(
-    (types.uint16, types.int16), ir.IntType(16),
+    (types.uint16,), ir.IntType(16),
     lambda builder, v: builder.fpext(builder.bitcast(v, ir.VectorType(ir.HalfType(), 16)),
                                      f32x16.llvm()),
-    "``load_f16_as_f32x16(a, i)``: the 16 float16 values whose bits a uint16 (or int16) array "
+    "``load_f16_as_f32x16(a, i)``: the 16 float16 values whose bits a uint16 array "
     "holds from flat index i, as float32 (exact): F16C's vcvtph2ps where the CPU has it.")
+def _bf16_to_f32(builder, v):
+    return builder.bitcast(builder.shl(builder.zext(v, i32x16.llvm()),
+                                       ir.Constant(i32x16.llvm(), [16] * 16)), f32x16.llvm())
+
+
 load_bf16_as_f32x16 = _widening_loader(
-    (types.uint16,), ir.IntType(16),
-    lambda builder, v: builder.bitcast(builder.shl(builder.zext(v, i32x16.llvm()),
-                                                   ir.Constant(i32x16.llvm(), [16] * 16)),
-                                       f32x16.llvm()),
-    "``load_bf16_as_f32x16(a, i)``: the 16 bfloat16 values whose bits a uint16 array holds "
+    (types.int16,), ir.IntType(16), _bf16_to_f32,
+    "``load_bf16_as_f32x16(a, i)``: the 16 bfloat16 values whose bits an int16 array holds "
     "from flat index i, as float32 (exact: a bfloat16 is the top half of a float32).")
 
 
@@ -224,16 +226,16 @@ def _transposed(builder, rows):
 @intrinsic
 def transpose_16x16(typingctx, src, src_at, src_stride, dst, dst_at, dst_stride):
     """``dst[dst_at + c * dst_stride + r] = src[src_at + r * src_stride + c]`` for r, c in
-    0 .. 15 (flat indices of C-contiguous arrays): a 16 x 16 block of float32 (or of float16
-    bits, a uint16 array, widened exactly) into float32, transposed in registers. Only data
-    moves: the values are the same bits."""
+    0 .. 15 (flat indices of C-contiguous arrays): a 16 x 16 block of float32 (or of 16-bit
+    floats' bits, float16 as uint16 and bfloat16 as int16, widened exactly) into float32,
+    transposed in registers. Only data moves: the values are the same bits."""
     ints = (src_at, src_stride, dst_at, dst_stride)
     if not (isinstance(src, types.Array) and src.layout == "C"
-            and src.dtype in (types.float32, types.uint16)
+            and src.dtype in (types.float32, types.uint16, types.int16)
             and isinstance(dst, types.Array) and dst.layout == "C" and dst.dtype == types.float32
             and all(isinstance(i, types.Integer) for i in ints)):
         return None
-    half = src.dtype == types.uint16
+    bits = src.dtype != types.float32
 
     def codegen(context, builder, signature, args):
         a_src, a_at, a_stride, a_dst, b_at, b_stride = args
@@ -245,11 +247,12 @@ def transpose_16x16(typingctx, src, src_at, src_stride, dst, dst_at, dst_stride)
         rows = []
         for r in range(16):
             index = builder.add(at, builder.mul(stride, ir.Constant(stride.type, r)))
-            if half:
+            if bits:
                 v = builder.load(_pointer(context, builder, sig[0], a_src, index,
                                           ir.VectorType(ir.IntType(16), 16)), align=1)
-                v = builder.fpext(builder.bitcast(v, ir.VectorType(ir.HalfType(), 16)),
-                                  f32x16.llvm())
+                v = (_bf16_to_f32(builder, v) if src.dtype == types.int16 else
+                     builder.fpext(builder.bitcast(v, ir.VectorType(ir.HalfType(), 16)),
+                                   f32x16.llvm()))
             else:
                 v = builder.load(_pointer(context, builder, sig[0], a_src, index,
                                           f32x16.llvm()), align=1)

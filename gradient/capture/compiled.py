@@ -129,7 +129,7 @@ class _Item:
                 if type(value) in (tuple, list) and any(id(v) in slots for v in value):
                     raise _Refusal(f"{call.label}: a constant holds a value of the step")
                 self.refs.append(("c", value))
-                kinds.append(("c", numba.typeof(value)))
+                kinds.append(("c", numba.typeof(_bits(value))))
         self.key = (self.fn, tuple(kinds), len(self.outs), self.single, self.pick)
 
 
@@ -296,8 +296,8 @@ class _Loop:
                 raise _Refusal(f"a weight of {ndim} dimensions differs from layer to layer")
             helper = self.functions.setdefault(cpu_lowered.LAYER_ARRAYS[ndim],
                                                f"F{len(self.functions)}")
-            like = self._param(("like", values[0].dtype), ("const", np.empty(0, values[0].dtype)),
-                               "z")
+            like = self._param(("like", values[0].dtype),
+                               ("const", _bits(np.empty(0, values[0].dtype))), "z")
             return f"{helper}(A[{index}], S[{index}], {like}, l)"
         kinds = {type(v) for v in values}
         if len(kinds) == 1 and kinds <= {bool, int, float, np.float32, np.float64, np.int64}:
@@ -491,7 +491,8 @@ def _build(loop, recorder) -> tuple:
     import numba
     from ..backends import cpu_lowered
     numba_source, segments, driver = loop.compiled_source()
-    weights = cpu_lowered.layer_arrays(loop.layer_weights) if loop.layer_weights else \
+    weights = cpu_lowered.layer_arrays([[_bits(a) for a in arrays] for arrays in
+                                        loop.layer_weights]) if loop.layer_weights else \
         (np.zeros((0, loop.count), np.int64),
          np.zeros((0, loop.count, cpu_lowered.MAX_DIMS), np.int64))
     if weights is None:
@@ -500,6 +501,7 @@ def _build(loop, recorder) -> tuple:
     slots = _slots_of(loop)
     readers = {}
     arguments = {}     # the loop's parameters, as the captured values make them
+    halves = set()     # the parameters given as 16-bit floats' bits
     for name, what in loop.params.items():
         if what[0] == "slot":
             arguments[name] = recorder._alive[what[1]]
@@ -508,6 +510,13 @@ def _build(loop, recorder) -> tuple:
             arguments[name] = what[2](recorder._alive[what[1]])
         else:
             arguments[name] = what[1]
+        if _bits(arguments[name]) is not arguments[name]:
+            halves.add(name)
+            arguments[name] = _bits(arguments[name])
+    results = [recorder._alive[slot] for slot, _ in loop.results]
+    half_results = [r.dtype if _bits(r) is not r else None for r in results]
+    if driver and (halves or any(half_results)):
+        raise _Refusal("Python calls between compiled ones would see 16-bit floats as bits")
     arguments["A"], arguments["S"] = weights
     imports, stamps = [], {"numba": numba.__version__}
     for fn, name in loop.functions.items():
@@ -541,7 +550,8 @@ def _build(loop, recorder) -> tuple:
     except Exception as error:   # noqa: BLE001  (numba's errors, or any other: the plan stays Python)
         first = (str(error).splitlines() or [type(error).__name__])[0]
         raise _Refusal(f"numba cannot compile the blocks: {first}") from error
-    run = _driver(loop, function, slots, readers, arguments, segmented=bool(driver))
+    run = _driver(loop, function, slots, readers, arguments, segmented=bool(driver),
+                  halves=halves, half_results=half_results)
     shown = source if not driver else source + "\n\n# run from Python:\n" + driver + "\n"
     pending = function if isinstance(function, background.Pending) else None
     return run, LoopInfo(shown, loop.count, loop.period, segments, pending)
@@ -599,31 +609,53 @@ def _typed_once(dispatcher):
     return call
 
 
-def _driver(loop, function, slots, readers, arguments, segmented):
+def _bits(value):
+    """A float16 or bfloat16 array as a compiled loop takes it, its bits (see
+    :mod:`gradient.backends.cpu_half`); anything else as it is."""
+    from ..backends.cpu_half import HALF_DTYPES, as_bits
+    if isinstance(value, np.ndarray) and value.dtype in HALF_DTYPES:
+        return as_bits(value)
+    return value
+
+
+def _driver(loop, function, slots, readers, arguments, segmented, halves=(),
+            half_results=()):
     """The plan's call of the loop: reads the derived values of its inputs, passes the
     constants, counts the block's kernels in open traces. A failure of the compiled code
-    raises :class:`LoopFailed` (the plan replays in Python)."""
+    raises :class:`LoopFailed` (the plan replays in Python). 16-bit float values go in as
+    their bits (``halves``: those parameters) and the results that are 16-bit floats
+    (``half_results``: their dtypes, or None) come out as views of their dtype again."""
     counted = []    # ((op, implementation), calls per run), from each call's (op, impl[, n])
     for op, implementation, *calls in loop.traces:
         counted.append(((op, implementation), (calls[0] if calls else 1) * loop.count))
     params = []
     for name, what in loop.params.items():
         if what[0] == "slot":
-            params.append(f"v{slots.index(what[1])}")
+            value = f"v{slots.index(what[1])}"
         elif what[0] == "derived":
-            params.append(f"{name}_read(v{slots.index(what[1])})")
+            value = f"{name}_read(v{slots.index(what[1])})"
         else:
-            params.append(name)
+            params.append(name)      # a constant: given as bits already
+            continue
+        params.append(f"_bits({value})" if name in halves else value)
     params += ["A", "S", *loop.python]
     scope = {name: value for name, value in arguments.items()}
     scope.update({f"{name}_read": read for name, read in readers.items()})
     scope.update(loop.python)
-    scope.update(loop=function, _active=_traces_open, _counted=counted, _record=_record)
+    scope.update(loop=function, _active=_traces_open, _counted=counted, _record=_record,
+                 _bits=_bits)
+    call = f"loop({loop.count}, {', '.join(params)})"
+    if any(d is not None for d in half_results):
+        scope.update({f"_dtype{i}": d for i, d in enumerate(half_results)})
+        viewed = "".join(f"r[{i}]{'' if d is None else f'.view(_dtype{i})'}, "
+                         for i, d in enumerate(half_results))
+        call = f"_viewed({call})"
+        exec(f"def _viewed(r):\n    return ({viewed})\n", scope)   # noqa: S102 (our own source)
     source = (f"def drive({', '.join(f'v{i}' for i in range(len(slots)))}):\n"
               f"    if _active:\n"
               f"        for (op, impl), n in _counted:\n"
               f"            _record(op, impl, n)\n"
-              f"    return loop({loop.count}, {', '.join(params)})\n")
+              f"    return {call}\n")
     exec(compile(source, "<compiled loop call>", "exec"), scope)   # noqa: S102 (our own source)
     drive = scope["drive"]
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import kernels
 from ..autograd import capture_state
-from ..dtypes import float16, float32
+from ..dtypes import bfloat16, float16, float32
 from ..errors import ShapeError
 from ..ops.creation import from_numpy, zeros
 from ..tensor import Tensor
@@ -47,7 +47,7 @@ class KVCache:
                  max_length: int, dtype=float32, device=None):
         shape = (batch_size, n_kv_heads, max_length, head_dim)
         self._stacked = None
-        if dtype in (float32, float16) and (device is None or device == "cpu"):
+        if dtype in (float32, float16, bfloat16) and (device is None or device == "cpu"):
             # every layer in one buffer (layer l a view of it), so that a compiled decode step
             # (gradient.capture.compiled) reaches all layers through one array
             self._stacked = (np.zeros((n_layers,) + shape, dtype.numpy),
@@ -111,8 +111,8 @@ class KVCache:
 
     def stacked(self):
         """``(keys, values)``: NumPy arrays (layers, batch, n_kv_heads, max_length, head_dim)
-        holding every layer (``cache.keys[l]`` is a view of ``keys[l]``), for float32 and
-        float16 caches on the CPU; None otherwise. Writers through them call :meth:`advance`
+        holding every layer (``cache.keys[l]`` is a view of ``keys[l]``), for float32, float16
+        and bfloat16 caches on the CPU; None otherwise. Writers through them call :meth:`advance`
         as models do."""
         return self._stacked
 

@@ -319,8 +319,8 @@ class PagedKVCache:
 
     def stacked(self):
         """``(keys, values)``: NumPy arrays (layers, n_blocks, n_kv_heads, block_size,
-        head_dim) holding every layer's pools (``keys[l]`` is layer l's), for float32 and
-        float16 pools on the CPU; None otherwise (see :meth:`KVCache.stacked`)."""
+        head_dim) holding every layer's pools (``keys[l]`` is layer l's), for float32, float16
+        and bfloat16 pools on the CPU; None otherwise (see :meth:`KVCache.stacked`)."""
         return self._pool.stacked()
 
     def __repr__(self) -> str:

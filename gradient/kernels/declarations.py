@@ -94,6 +94,7 @@ declare("reshape", "(x, shape) -> y", "x reshaped (a view of contiguous x)")
 declare("permute", "(x, axes) -> y", "x with its axes permuted (a view)")
 declare("add", "(a, b) -> y", "a + b, broadcast")
 declare("mul", "(a, b) -> y", "a * b, broadcast")
+declare("cast", "(x, dtype) -> y", "x converted to dtype (float32 and 16-bit floats)")
 declare("linear", "(x, weight, bias) -> y", "x @ weight.T (+ bias) over x's last dimension")
 declare("unbind", "(x, dim) -> slices", "the slices of x along dim (views)")
 declare("kv_write", "(cache, layer, key, value) -> (keys, values)",

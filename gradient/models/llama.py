@@ -50,7 +50,6 @@ from ..errors import ShapeError
 from ..nn import functional as F
 from ..ops.causal_bias import RowPrefixBias
 from ..ops.creation import from_numpy
-from ..ops.reduce import mean
 from ..ops.shape import cat
 from ..tensor import Tensor
 from .decode_step import captured_tokens, decode_step, replays_decode_step
@@ -354,8 +353,8 @@ class LlamaRMSNorm(nn.Module):
             # the two orders agree when nothing is rounded to a half type: F.rms_norm is the
             # same arithmetic, with a fast path when no graph is recorded
             return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
-        h = x.to(float32)
-        h = h * (mean(h * h, -1, keepdim=True) + self.eps).rsqrt()
+        # normalised in float32 (the fused kernel's arithmetic), rounded, then the weight
+        h = F.rms_norm(x.to(float32), self.weight.shape, None, self.eps)
         return self.weight * h.to(x.dtype)
 
     def extra_repr(self) -> str:

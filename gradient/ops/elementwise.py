@@ -186,6 +186,9 @@ def _as_tensor(x) -> Tensor:
 
 # ---------------------------------------------------------------------- dtype conversion
 class Cast(ArrayFunction):
+    # the compiled form in a captured step compiled into a loop (gradient.kernels.lowering)
+    lower = staticmethod(lambda ctx, x, dtype: kernels.lower("cast", ctx.backend, x, dtype))
+
     @staticmethod
     def forward(ctx, x, dtype):
         ctx.src_dtype = x.dtype

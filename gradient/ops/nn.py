@@ -1375,13 +1375,17 @@ def swiglu(gate: Tensor, up: Tensor) -> Tensor:
     backward for gate and up of one shape and dtype; elsewhere it is the composition.
     ``F.swiglu(gate_proj(x), up_proj(x))``
     """
-    if isinstance(up, Tensor) and _swiglu_is_fused(gate._backend, gate._data, up._data):
+    if isinstance(up, Tensor) and _swiglu_is_fused(gate._backend, gate._data, up._data) and (
+            kernels.lookup("swiglu_backward", gate._backend, gate._data.dtype) is not None
+            or not (is_grad_enabled() and (gate.requires_grad or up.requires_grad))):
+        # (a dtype with a forward kernel only, the CPU's float16 and bfloat16, takes it
+        # where no backward follows: a graph keeps the composition's gradients)
         return SwiGLU.apply(gate, up)
     return silu(gate) * up
 
 
 def _swiglu_is_fused(b, gate, up) -> bool:
-    """Whether :func:`swiglu` runs backend ``b``'s fused kernels on the raw arrays ``gate`` and
+    """Whether :func:`swiglu` runs backend ``b``'s fused kernel on the raw arrays ``gate`` and
     ``up``: one shape and dtype, not empty, a dtype the kernels take."""
     return (gate.shape == up.shape and gate.dtype == up.dtype and gate.size > 0
             and kernels.lookup("swiglu", b, gate.dtype) is not None)

@@ -345,10 +345,26 @@ def llama_float_decode():
     return out
 
 
+def llama_half_decode():
+    """The compiled decode steps of a bfloat16 and a float16 model (their values as their bits
+    in the loop: casts, sums and products rounded, attention and SwiGLU widened)."""
+    import gradient
+    from gradient.models import LlamaConfig, LlamaForCausalLM
+    out = []
+    for dtype in (gradient.bfloat16, gradient.float16):
+        gradient.manual_seed(3)
+        model = LlamaForCausalLM(LlamaConfig(
+            vocab_size=200, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+            max_position_embeddings=64, model_type="qwen3")).to(dtype)
+        out += [a.astype("float32") for a in _greedy(model.eval(), [5, 17, 42], 6)]
+    return out
+
+
 CALLS = {f.__name__: f for f in (cpu_kernels, cpu_attention, cpu_low_precision, cpu_float_rows,
                                  ggml_dequantize,
                                  quant_matmul, quant_interleaved, quant_weight_only, gpt2_decode,
-                                 llama_decode, llama_float_decode)}
+                                 llama_decode, llama_float_decode, llama_half_decode)}
 
 
 # ----------------------------------------------------------------------------- the report

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 GROUPS = (("cpu_kernels", "cpu_attention", "cpu_low_precision", "cpu_float_rows",
            "ggml_dequantize",
            "quant_matmul", "quant_interleaved", "quant_weight_only"),
-          ("gpt2_decode", "llama_decode", "llama_float_decode"))
+          ("gpt2_decode", "llama_decode", "llama_float_decode", "llama_half_decode"))
 
 
 def _probe(cache_dirs) -> dict:

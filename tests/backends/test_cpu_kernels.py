@@ -5,6 +5,7 @@ Each op that has a fused fast path is run twice, once with the kernels and once 
 to rounding for activations and norms, bit for bit for the optimizer update.
 """
 
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -423,7 +424,7 @@ def test_attention_second_derivatives_through_the_fused_node(causal):
 
 
 # ---------------------------------------------------------------------- SwiGLU, rotary
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16, ml_dtypes.bfloat16])
 def test_swiglu_fused_is_bit_identical_to_the_composition(composed, dtype, monkeypatch):
     """silu rounded, then the product, forward and backward: the composition's bits (a decode
     step replays the kernel where the module graph of a recorded forward composes)."""
@@ -433,13 +434,19 @@ def test_swiglu_fused_is_bit_identical_to_the_composition(composed, dtype, monke
     up = rng.standard_normal((6, 300)).astype(dtype)
     calls = record_kernel_calls(monkeypatch, "swiglu", "swiglu_backward")
     fused = _run(F.swiglu, gate, up)
-    assert calls == ["swiglu", "swiglu_backward"]
+    if np.dtype(dtype).itemsize == 2:   # 16-bit: a forward kernel only, taken without a graph
+        assert calls == []
+        with gradient.no_grad():
+            fused = [F.swiglu(gradient.tensor(gate), gradient.tensor(up)).numpy()]
+        assert calls == ["swiglu"]
+    else:
+        assert calls == ["swiglu", "swiglu_backward"]
     composed()
     for a, b in zip(fused, _run(F.swiglu, gate, up)):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16, ml_dtypes.bfloat16])
 @pytest.mark.parametrize("tables", ["shared", "per sequence"])
 def test_rotary_fused_is_bit_identical_to_the_composition(composed, dtype, tables, monkeypatch):
     """A head split's strided view, tables of (T, D) or (B, 1, T, D): the composition's bits

@@ -8,14 +8,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import ml_dtypes
 import numpy as np
 import pytest
 
 from gradient.backends.cpu_compile import compile_kernel
+from gradient.backends.cpu_half import as_bits
 from gradient.backends.cpu_simd import (add_f32, add_i32, broadcast_4_bytes, broadcast_f32x16,
                                         bytes_as_f32, code_as_f32, fma_f32, transpose_16x16,
                                         broadcast_i32x16, dot4_u7_i8, dot4_u8_i8, high_nibbles,
-                                        load_f16_as_f32x16, load_f32x16, load_i8_as_f32x16,
+                                        load_bf16_as_f32x16, load_f16_as_f32x16, load_f32x16,
+                                        load_i8_as_f32x16,
                                         load_i8x64, low_nibbles,
                                         largest_magnitude, mul_f32, neg_f32, rint_f32,
                                         with_top_bits,
@@ -299,13 +302,21 @@ def _widened(bits, out):
         store_f32x16(out, i, load_f16_as_f32x16(bits, i))
 
 
-def test_float16_bits_widen_as_numpy_converts_them():
-    """Every float16 (the scales of repacked GGML weights): subnormals, infinities, both
-    zeros; NaNs stay NaNs."""
-    bits = np.arange(2 ** 16, dtype=np.uint16)
-    out = np.empty(bits.size, np.float32)
-    _widened(bits, out)
-    expected = bits.view(np.float16).astype(np.float32)
+@compile_kernel
+def _bf16_widened(bits, out):
+    for i in range(0, bits.size, 16):
+        store_f32x16(out, i, load_bf16_as_f32x16(bits, i))
+
+
+@pytest.mark.parametrize("dtype,widened", [(np.float16, _widened),
+                                           (ml_dtypes.bfloat16, _bf16_widened)])
+def test_16_bit_floats_widen_as_numpy_converts_them(dtype, widened):
+    """Every float16 (the scales of repacked GGML weights) and bfloat16: subnormals,
+    infinities, both zeros; NaNs stay NaNs."""
+    values = np.arange(2 ** 16, dtype=np.uint16).view(dtype)
+    out = np.empty(values.size, np.float32)
+    widened(as_bits(values), out)
+    expected = values.astype(np.float32)
     nan = np.isnan(expected)
     np.testing.assert_array_equal(np.isnan(out), nan)
     np.testing.assert_array_equal(out[~nan].view(np.uint32), expected[~nan].view(np.uint32))
@@ -347,10 +358,10 @@ def _blocks_transposed(src, dst):
     transpose_16x16(src, 3, 20, dst, 0, 16)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, ml_dtypes.bfloat16])
 def test_a_block_of_16_by_16_transposes_exactly(dtype):
     src = np.random.default_rng(5).standard_normal(3 + 16 * 20).astype(dtype)
     dst = np.empty(256, np.float32)
-    _blocks_transposed(src.view(np.uint16) if dtype == np.float16 else src, dst)
+    _blocks_transposed(as_bits(src), dst)
     block = src[3:3 + 16 * 20].reshape(16, 20)[:, :16].astype(np.float32)
     np.testing.assert_array_equal(dst.reshape(16, 16), block.T)

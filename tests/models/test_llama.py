@@ -342,6 +342,20 @@ def test_half_precision_checkpoints(pairs, tmp_path, torch_dtype):
         step = kept(gradient.tensor(ids[:, :1]), cache=cache).logits
     assert cache.length == 12 and str(step.dtype) == f"gradient.{name}"
 
+    # decode steps in the half type: captured and compiled into one loop over the layers (its
+    # values as their bits), with the module graph's bits
+    decoded = prompts(2, 12, seed=3)
+    counts = Counter()
+    fused = decode_logits(kept, decoded, counts=counts)
+    assert steps_by_kind(counts) == {"capture": 2, "replay": 4, "module graph": 0}
+    np.testing.assert_array_equal(fused.view(np.uint16),
+                                  decode_logits(kept, decoded, fused=False).view(np.uint16))
+    from gradient.capture import Plan
+    plans = [e for e in kept.model.__dict__["_captured"]._entries.values() if type(e) is Plan]
+    assert plans and all(plan.loop is not None for plan in plans), \
+        [plan.why_python for plan in plans]
+    assert counts[("decode_attention", "numba")] == 7 * len(kept.model.layers)   # and prefill
+
     widened = LlamaForCausalLM.from_pretrained(tmp_path, dtype=gradient.float32)
     assert {str(p.dtype) for p in widened.parameters()} == {"gradient.float32"}
     with gradient.no_grad():
