@@ -23,8 +23,12 @@ The two pools take turns on the same cores, so neither may hold on to them long 
   ``OPENBLAS_THREAD_TIMEOUT=20`` (2**20 cycles, a few tenths of a millisecond) unless the user
   set it: the same 70 ms after BLAS, while the gaps between a training step's products are
   still bridged (``bench/train_gpt.py`` measured the same). OpenBLAS reads it when it loads,
-  with NumPy: ``import gradient`` before NumPy for it to apply (gradient imports NumPy after
-  setting it).
+  with NumPy, and gradient imports NumPy after setting it. Where NumPy was imported first
+  (``import numpy as np`` at the top of a script), OpenBLAS has read its environment already:
+  gradient then has it read it again and stops its idle threads (``openblas_read_env`` and
+  ``blas_thread_shutdown_``, the calls OpenBLAS's own fork handler makes), and the next
+  product starts them with the short wait (SmolLM2's 64-token prompt: its attention took
+  20 ms of the prefill with the long wait, 6 ms with the short one).
 
 Example::
 
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 import collections
 import os
+import sys
 import time
 
 __all__ = ["set_num_threads", "get_num_threads", "ThreadGovernor"]
@@ -50,7 +55,34 @@ BLAS_THREAD_TIMEOUT = "20"
 def _let_threads_yield() -> None:
     if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
         os.environ["GOMP_SPINCOUNT"] = NUMBA_SPIN_COUNT
-    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_THREAD_TIMEOUT)
+    if "OPENBLAS_THREAD_TIMEOUT" not in os.environ:
+        os.environ["OPENBLAS_THREAD_TIMEOUT"] = BLAS_THREAD_TIMEOUT
+        if "numpy" in sys.modules:      # its OpenBLAS read the environment without it
+            _restart_loaded_blas_threads()
+
+
+def _restart_loaded_blas_threads() -> None:
+    """Have each OpenBLAS already loaded (with its own threads, not OpenMP's) read the
+    environment again and stop its idle threads, so that the next product starts them with
+    the wait set above (see the module's doc). Libraries without those calls are left as
+    they are."""
+    import ctypes
+
+    try:
+        from threadpoolctl import threadpool_info
+        pools = threadpool_info()
+    except Exception:   # noqa: BLE001  (no threadpoolctl, or a library it cannot inspect)
+        return
+    for pool in pools:
+        if pool.get("internal_api") != "openblas" or pool.get("threading_layer") != "pthreads":
+            continue
+        try:
+            library = ctypes.CDLL(pool["filepath"])
+            read_env, shutdown = library.openblas_read_env, library.blas_thread_shutdown_
+        except (OSError, AttributeError):
+            continue
+        read_env()
+        shutdown()
 
 
 _let_threads_yield()

@@ -88,3 +88,39 @@ def test_an_error_restores_the_thread_count():
 def test_it_checks_its_settings():
     with pytest.raises(ValueError, match="1 <= probes < every and first"):
         ThreadGovernor(every=2, probes=2)
+
+
+_TIMEOUT = """
+import ctypes, threadpoolctl
+pools = [p for p in threadpoolctl.threadpool_info() if p["internal_api"] == "openblas"]
+if not pools:
+    print("none")
+else:
+    library = ctypes.CDLL(pools[0]["filepath"])
+    library.openblas_thread_timeout.restype = ctypes.c_int
+    print(library.openblas_thread_timeout())
+"""
+
+
+@pytest.mark.parametrize("first", ["numpy", "gradient"])
+def test_openblas_threads_wait_briefly_whichever_was_imported_first(first):
+    """gradient sets OpenBLAS's thread timeout before NumPy loads it, or, where a script
+    imported NumPy first, has it read again (see gradient.threads); a user's value stays."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    order = "import numpy, gradient" if first == "numpy" else "import gradient, numpy"
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+
+    def timeout(extra=None):
+        run = subprocess.run([sys.executable, "-c", order + "\n" + _TIMEOUT], text=True,
+                             capture_output=True, env=dict(env, **(extra or {})), timeout=120,
+                             cwd=Path(__file__).resolve().parents[1])
+        assert run.returncode == 0, run.stderr[-2000:]
+        return run.stdout.strip()
+    found = timeout()
+    if found == "none":
+        pytest.skip("NumPy's BLAS here is not OpenBLAS")
+    assert found == "20"
+    assert timeout({"OPENBLAS_THREAD_TIMEOUT": "25"}) == "25"
