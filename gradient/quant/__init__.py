@@ -19,6 +19,10 @@ matrix products that read the packed weights directly, and measuring what quanti
   it writes GGML blocks (Q8_0/Q4_0/Q4_1/Q5_0/Q5_1 as ggml does, Q4_K as llama.cpp does).
 * :mod:`gradient.quant.quality` -- :func:`~gradient.quant.quality.evaluate`: perplexity, mean
   KL divergence and top-1 agreement of a quantized model against its float original.
+* :mod:`gradient.quant.calibration` -- a model run over calibration token ids one block at a
+  time, with the statistics of each linear layer's inputs (:func:`calibrate_blocks`).
+* :mod:`gradient.quant.gptq` -- :func:`gptq`: 3/4/8-bit weights whose rounding errors are
+  compensated column by column from the calibration inputs (GPTQ).
 
 Example::
 
@@ -39,7 +43,8 @@ from .weight_only import quantize  # noqa: F811
 from .weight_only import (GGML_SCHEMES, SCHEMES, PackedWeight, WeightOnlyLinear, pack_int4,
                           quantize_blocks, quantize_model, quantize_q4_k, quantize_weight,
                           unpack_int4, weight_only_matmul)
-from . import quality
+from . import calibration, quality
+from .gptq import gptq, gptq_quantize
 
 __all__ = ["GGMLType", "BLOCK_SIZES", "DEQUANTIZABLE", "UnsupportedQuantTypeError", "dequantize",
            "tensor_nbytes", "type_name", "QuantizedLinear", "QuantizedEmbedding",
@@ -47,4 +52,4 @@ __all__ = ["GGMLType", "BLOCK_SIZES", "DEQUANTIZABLE", "UnsupportedQuantTypeErro
            "quantized_matmul", "quantized_matmul_t", "dequantize_rows", "MATMUL_TYPES",
            "quantize_model", "quantize_weight", "quantize_blocks", "quantize_q4_k",
            "PackedWeight", "WeightOnlyLinear", "weight_only_matmul", "pack_int4", "unpack_int4",
-           "SCHEMES", "GGML_SCHEMES", "quality"]
+           "SCHEMES", "GGML_SCHEMES", "quality", "calibration", "gptq", "gptq_quantize"]
