@@ -2,6 +2,7 @@
 
 Run:  python bench/quant_quality.py [--model PATH] [--tokens 512] [--new 32] [--rounds 2]
                                     [--schemes int8,int4-g32,...] [--include-head]
+                                    [--calib 128] [--calib-length 256]
 
 The float model is ``--model`` (a GGUF file or a Hugging Face checkpoint directory), else
 ``$GRADIENT_SMOLLM2_GGUF``, else ``tests/fixtures/models/SmolLM2-135M-Instruct.Q4_1.gguf``, loaded
@@ -20,6 +21,12 @@ bfloat16 one; point ``--model`` at the original checkpoint for the usual figures
   ``--rounds``, in tokens/s, and its ratio to the float model's in the same run (these machines
   are shared and noisy: compare ratios, not absolute figures);
 * size: bytes of the quantized layers' weights against their float32 bytes, bits per weight.
+
+The ``gptq*`` schemes quantize with ``gradient.quant.gptq`` from calibration text: ``--calib``
+sequences of ``--calib-length`` tokens of the docstrings of other standard-library modules
+(:data:`CALIBRATION_MODULES`; never argparse, the held-out text), in batches of 8; ``rtn3-g64``
+is the same 3-bit grid rounded to nearest, for comparison (``int4-g64-zp`` is 4-bit's). The
+first round of a new model's decode compiles its step: use ``--rounds 2`` or more for speed.
 
 A scheme that does not fit the model (int4 with group 128: SmolLM2's hidden size 576 is not a
 multiple of 128) prints a line with its ``error`` instead of figures. Q4_K writes the layers
@@ -63,7 +70,21 @@ SCHEMES = {
     "Q4_0": ("Q4_0", {}),
     "Q4_1": ("Q4_1", {}),
     "Q4_K": ("Q4_K", {}),
+    # from calibration text (--calib): GPTQ, and the same grids rounded to nearest
+    "gptq-g64": ("gptq", {"bits": 4, "group_size": 64}),
+    "gptq-g64-act": ("gptq", {"bits": 4, "group_size": 64, "act_order": True}),
+    "gptq-g32": ("gptq", {"bits": 4, "group_size": 32}),
+    "gptq3-g64": ("gptq", {"bits": 3, "group_size": 64}),
+    "rtn3-g64": ("rtn3", {"group_size": 64}),
 }
+
+#: Standard-library modules whose docstrings make the calibration text (none is argparse, the
+#: held-out text): prose about code, like the held-out text, but other prose.
+CALIBRATION_MODULES = ("collections", "inspect", "pathlib", "subprocess", "threading",
+                       "functools", "logging", "dataclasses", "enum", "datetime", "shutil",
+                       "tarfile", "zipfile", "json", "email.message", "http.client",
+                       "unittest.case", "asyncio.tasks", "contextlib", "tempfile", "string",
+                       "textwrap", "random", "statistics", "fractions", "decimal", "csv")
 
 
 def text_ids(tokenizer, n: int) -> np.ndarray:
@@ -72,6 +93,41 @@ def text_ids(tokenizer, n: int) -> np.ndarray:
         raise SystemExit(f"argparse's docstring has {len(ids)} tokens here, fewer than --tokens "
                          f"{n}")
     return np.asarray(ids[:n], dtype=np.int64)
+
+
+def calibration_ids(tokenizer, sequences: int, length: int) -> list:
+    """``sequences`` arrays of ``length`` token ids from the docstrings of
+    :data:`CALIBRATION_MODULES` (modules, classes, functions), in order."""
+    import importlib
+    import inspect
+    texts = []
+    for name in CALIBRATION_MODULES:
+        module = importlib.import_module(name)
+        for obj in [module] + [v for _, v in sorted(vars(module).items())
+                               if getattr(v, "__module__", None) == name]:
+            doc = inspect.getdoc(obj)
+            if doc:
+                texts.append(doc)
+    ids = np.asarray(tokenizer.encode("\n\n".join(texts)), dtype=np.int64)
+    if ids.size < sequences * length:
+        raise SystemExit(f"the calibration text has {ids.size} tokens, fewer than --calib "
+                         f"{sequences} x --calib-length {length}")
+    return list(ids[:sequences * length].reshape(sequences, length))
+
+
+def round_to_nearest_3bit(model, group_size: int):
+    """Every linear layer of the blocks on GPTQ's 3-bit grid, rounded to nearest (GPTQ with
+    an identity Hessian: nothing to compensate), for comparison."""
+    import copy
+    from gradient.quant import gptq_quantize
+    q = copy.deepcopy(model)
+    for name, m in list(q.named_modules()):
+        if type(m) is gradient.nn.Linear and name != "lm_head":
+            w = m.weight.detach().numpy()
+            packed = gptq_quantize(w, np.eye(w.shape[1]), bits=3, group_size=group_size)
+            bias = None if m.bias is None else m.bias.detach().numpy()
+            q.set_submodule(name, WeightOnlyLinear(packed, bias))
+    return q
 
 
 def decode_speed(model, prompt: np.ndarray, new: int, rounds: int) -> float:
@@ -108,6 +164,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--schemes", default=",".join(SCHEMES),
                     help=f"comma-separated, from {', '.join(SCHEMES)}")
+    ap.add_argument("--calib", type=int, default=128,
+                    help="calibration sequences for GPTQ (of --calib-length tokens)")
+    ap.add_argument("--calib-length", type=int, default=256)
     ap.add_argument("--include-head", action="store_true",
                     help="quantize lm_head too (it is tied to the embedding, which stays float)")
     args = ap.parse_args()
@@ -136,6 +195,7 @@ def main() -> None:
                       "decode_tok_s": round(float_tps, 2), "load_s": round(load_s, 2),
                       "eval_s": round(float_eval_s, 2)}), flush=True)
     skip = () if args.include_head else ("lm_head",)
+    calib = None
     for name in args.schemes.split(","):
         scheme, options = SCHEMES[name]
         line = {**common, "scheme": name}
@@ -143,7 +203,16 @@ def main() -> None:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                q = quantize(model, scheme, skip=skip, **options)
+                if scheme == "gptq":
+                    if calib is None:
+                        calib = calibration_ids(tokenizer, args.calib, args.calib_length)
+                    batches = [np.stack(calib[i:i + 8]) for i in range(0, len(calib), 8)]
+                    q = gradient.quant.gptq(model, batches, skip=skip, **options)
+                    line["calibration"] = f"{len(calib)} x {args.calib_length} tokens"
+                elif scheme == "rtn3":
+                    q = round_to_nearest_3bit(model, **options)
+                else:
+                    q = quantize(model, scheme, skip=skip, **options)
         except ValueError as e:                 # ShapeError: the scheme does not fit a layer
             print(json.dumps({**line, "error": str(e)}), flush=True)
             continue
