@@ -67,11 +67,15 @@ from .version import __version__
 
 # The layers above nn (models, tokenizers, generation, the hub) load on first use, so that
 # `import gradient` stays quick for code that only needs tensors: `gradient.hub.load("gpt2")`.
-_LAZY_SUBMODULES = ("models", "generation", "tokenizers", "hub", "quant", "distributions", "func")
+_LAZY_SUBMODULES = ("models", "generation", "tokenizers", "hub", "quant", "distributions", "func",
+                    "ao", "quantization")
 
 
 def __getattr__(name):
     if name in _LAZY_SUBMODULES:
         import importlib
         return importlib.import_module(f".{name}", __name__)
+    if name == "qint8":             # torch.qint8: quantize_dynamic's dtype
+        from .quant.dynamic import qint8
+        return qint8
     raise AttributeError(f"module 'gradient' has no attribute {name!r}")

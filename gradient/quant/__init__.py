@@ -23,6 +23,8 @@ matrix products that read the packed weights directly, and measuring what quanti
   time, with the statistics of each linear layer's inputs (:func:`calibrate_blocks`).
 * :mod:`gradient.quant.gptq` -- :func:`gptq`: 3/4/8-bit weights whose rounding errors are
   compensated column by column from the calibration inputs (GPTQ).
+* :mod:`gradient.quant.dynamic` -- :func:`quantize_dynamic`, PyTorch's dynamic quantization
+  (int8 weights, activations quantized as they arrive).
 
 Example::
 
@@ -45,6 +47,7 @@ from .weight_only import (GGML_SCHEMES, SCHEMES, PackedWeight, WeightOnlyLinear,
                           unpack_int4, weight_only_matmul)
 from . import calibration, quality
 from .gptq import gptq, gptq_quantize
+from .dynamic import qint8, quantize_dynamic
 
 __all__ = ["GGMLType", "BLOCK_SIZES", "DEQUANTIZABLE", "UnsupportedQuantTypeError", "dequantize",
            "tensor_nbytes", "type_name", "QuantizedLinear", "QuantizedEmbedding",
@@ -52,4 +55,5 @@ __all__ = ["GGMLType", "BLOCK_SIZES", "DEQUANTIZABLE", "UnsupportedQuantTypeErro
            "quantized_matmul", "quantized_matmul_t", "dequantize_rows", "MATMUL_TYPES",
            "quantize_model", "quantize_weight", "quantize_blocks", "quantize_q4_k",
            "PackedWeight", "WeightOnlyLinear", "weight_only_matmul", "pack_int4", "unpack_int4",
-           "SCHEMES", "GGML_SCHEMES", "quality", "calibration", "gptq", "gptq_quantize"]
+           "SCHEMES", "GGML_SCHEMES", "quality", "calibration", "gptq", "gptq_quantize",
+           "quantize_dynamic", "qint8"]

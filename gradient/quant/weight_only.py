@@ -871,22 +871,36 @@ def quantize_model(model: Module, scheme: str = "int8", *, group_size: int | Non
     if isinstance(skip, str):
         skip = (skip,)
     fallbacks: list[str] = []
-    replaced = {}                                     # id(float layer) -> quantized layer
-    for name, module in model.named_modules():
+
+    def convert(name, module):
         if type(module) is Linear and not _skipped(name, skip):
-            layer = _convert(module, spec, name, fallbacks)
-            layer.train(module.training)              # the mode of the layer it replaces
-            replaced[id(module)] = layer
+            return _convert(module, spec, name, fallbacks)
+        return None
+    replaced = replace_layers(model, convert, inplace)
     if fallbacks:
         warnings.warn(f"quantize: {len(fallbacks)} layer(s) have in_features not a multiple of "
                       f"256 and were written as Q5_0 instead of Q4_K (as llama-quantize does): "
                       f"{', '.join(fallbacks[:4])}{' ...' if len(fallbacks) > 4 else ''}",
                       stacklevel=3)
-    if id(model) in replaced:                         # the model is itself a Linear
+    return replaced
+
+
+def replace_layers(model: Module, convert, inplace: bool) -> Module:
+    """``model`` with each module for which ``convert(name, module)`` returns a new one replaced
+    by it (None: kept), in ``model`` itself (``inplace``) or in a copy that never copies the
+    replaced modules' weights; the new modules take the training mode of those they replace.
+    A model that is itself replaced is returned as its replacement."""
+    replaced = {}                                     # id(old module) -> its replacement
+    for name, module in model.named_modules():
+        layer = convert(name, module)
+        if layer is not None:
+            layer.train(module.training)
+            replaced[id(module)] = layer
+    if id(model) in replaced:
         return replaced[id(model)]
     if not inplace:
-        # deepcopy finds each replaced layer in its memo and takes the quantized one: the
-        # float weights of those layers are never copied
+        # deepcopy finds each replaced layer in its memo and takes the new one: the float
+        # weights of those layers are never copied
         return copy.deepcopy(model, memo=dict(replaced))
     for name, module in list(model.named_modules(remove_duplicate=False)):
         if id(module) in replaced and name:
