@@ -18,8 +18,8 @@ def test_every_declared_op_has_a_kernel_and_every_kernel_its_declared_arity():
     # (an op that only a compiled step calls has a compiled form and no kernel: a reshape)
     compiled_only = {op for op, _ in registry._LOWERINGS} - {k.op for k in registered}
     assert {k.op for k in registered} | compiled_only == set(kernels.declared())
-    assert compiled_only == {"reshape", "permute", "add", "mul", "linear", "unbind", "kv_write",
-                             "paged_kv_write"}
+    assert compiled_only == {"reshape", "permute", "add", "mul", "cast", "linear", "unbind",
+                             "kv_write", "paged_kv_write"}
     assert {k.backend for k in registered} >= {"cpu", "cuda"}
     for k in registered:      # register() checked it; this checks that nothing bypassed it
         assert k.op in kernels.declared() and callable(k.fn)
