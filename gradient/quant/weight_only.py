@@ -457,6 +457,14 @@ def _dequant_into(p: PackedWeight, r0: int, r1: int, out: np.ndarray) -> None:
         _dequant_rows(bits, qw, sc, zp, zfix, r0, r1, out, g, _qm._N16)
 
 
+#: Weights from which a product of a few rows runs on numba's threads. Lower than the GGML
+#: kernels' :data:`~gradient.quant.matmul.PARALLEL_MIN_WEIGHTS`: these kernels decode about one
+#: code a nanosecond on a thread, far below the memory's speed, so threads pay from small
+#: matrices on (SmolLM2's 576 x 576, one row of x: 43 us on one thread, 25 on two; 1536 x 576
+#: in four chunks on two threads: 122 -> 63 us).
+PARALLEL_MIN_CODES = 1 << 16
+
+
 def _matmul_2d(x, p: PackedWeight) -> np.ndarray:
     """``x @ W.T`` in float32 for x (N, in_features)."""
     m, k = p.out_features, p.in_features
@@ -471,9 +479,10 @@ def _matmul_2d(x, p: PackedWeight) -> np.ndarray:
         bits, qw, sc, zp, zfix = _kernel_args(p)
         y = np.empty((n, m), dtype=np.float32)
         g = p.group_size
-        n_threads = _qm._threads(m * k)
+        n_threads = numba.get_num_threads() if m * k >= PARALLEL_MIN_CODES else 1
         if n_threads > 1:
-            _matvec_parallel(bits, qw, sc, zp, zfix, x, y, min(m, n_threads), g, _qm._N16)
+            _matvec_parallel(bits, qw, sc, zp, zfix, x, y, min(m, 2 * n_threads), g,
+                             _qm._N16)
         else:
             _matvec_rows(bits, qw, sc, zp, zfix, x, y, 0, m, g, _qm._N16)
         return y
