@@ -189,12 +189,13 @@ def gptq_quantize(weight, hessian, bits: int = 4, group_size: int | None = 128,
 
 def gptq(model: Module, calib_ids, bits: int = 4, group_size: int | None = 128,
          sym: bool = False, act_order: bool = False, damp: float = 0.01, *,
-         skip=("lm_head",), inplace: bool = False, progress: bool = False) -> Module:
+         skip=("lm_head",), inplace: bool = False, progress: bool = True) -> Module:
     """The model with every ``nn.Linear`` of its repeated blocks (decoder layers) quantized by
     GPTQ from calibration token ids (a list of (T,) or (B, T) arrays: e.g. 128 sequences of
     256 tokens of text like the model's use), as :class:`~gradient.quant.weight_only.
     WeightOnlyLinear` layers; layers outside the blocks (the head) stay float. ``skip``,
-    ``inplace``: as :func:`gradient.quant.quantize` (``inplace=False`` quantizes a copy).
+    ``inplace``: as :func:`gradient.quant.quantize` (``inplace=False`` quantizes a copy);
+    ``progress`` shows a bar over the blocks (tqdm, on stderr).
 
     Example::
 
