@@ -185,9 +185,9 @@ def _blocks(rng, qtype, rows=64, cols=256):
 
 def _serial_then_parallel():
     """Loop twice: with quant's products on one thread, then on numba's threads."""
-    from gradient.quant import matmul
+    from gradient.quant import matmul, weight_only
     for threshold in (1 << 40, 0):
-        matmul.PARALLEL_MIN_WEIGHTS = threshold
+        matmul.PARALLEL_MIN_WEIGHTS = weight_only.PARALLEL_MIN_CODES = threshold
         yield
 
 

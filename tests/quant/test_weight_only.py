@@ -134,11 +134,17 @@ def test_kernel_matches_dequantize_then_matmul(bits, group, zp, n):
 @pytest.mark.parametrize("n", [1, 2, 20])                  # 1: int4's decode-step kernel
 @pytest.mark.parametrize("bits,group,zp", [(8, None, False), (4, 64, True)], ids=["int8", "int4"])
 def test_parallel_kernels(monkeypatch, bits, group, zp, n):
-    # every matrix runs multi-threaded: the prange drivers give the serial results
-    monkeypatch.setattr(qm, "PARALLEL_MIN_WEIGHTS", 0)
+    # every matrix runs multi-threaded: the prange drivers give the serial results, bit for bit
+    from gradient.quant import weight_only
     p = quantize_weight(random_weight(40, 128), bits, group, zp)
     x = np.random.default_rng(0).standard_normal((n, 128)).astype(np.float32)
-    close(weight_only_matmul(x, p), x @ p.dequantize().astype(np.float64).T)
+    monkeypatch.setattr(qm, "PARALLEL_MIN_WEIGHTS", 1 << 40)
+    monkeypatch.setattr(weight_only, "PARALLEL_MIN_CODES", 1 << 40)
+    serial = weight_only_matmul(x, p)
+    monkeypatch.setattr(qm, "PARALLEL_MIN_WEIGHTS", 0)
+    monkeypatch.setattr(weight_only, "PARALLEL_MIN_CODES", 0)
+    np.testing.assert_array_equal(weight_only_matmul(x, p), serial)
+    close(serial, x @ p.dequantize().astype(np.float64).T)
     layer = WeightOnlyLinear(p)
     np.testing.assert_array_equal(layer.dequantize().numpy(), p.dequantize())
 
