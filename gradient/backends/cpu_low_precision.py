@@ -26,7 +26,6 @@ Example::
 
 from __future__ import annotations
 
-import ml_dtypes
 import numba
 import numpy as np
 
@@ -34,7 +33,7 @@ from ..kernels.registry import register
 from .cpu_compile import compile_kernel as _compile
 from .cpu_float_rows import MAX_ROWS as _ROWS_MAX_ROWS
 from .cpu_float_rows import float_rows_product
-from .cpu_half import widen
+from .cpu_half import HALF_DTYPES, as_bits, widen
 
 #: Up to this many rows of x the kernel runs for a weight stored transposed (GPT-2's Conv1D);
 #: above it, the float32 GEMM of the converted weight, whose conversion is then shared by
@@ -43,39 +42,28 @@ from .cpu_half import widen
 #: :mod:`.cpu_float_rows`, up to its ``MAX_ROWS``.
 MAX_ROWS = 6
 
-_BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
-_FLOAT16 = np.dtype(np.float16)
-
-
 @_compile(inline=True)
-def _widen(bits, scratch, half):
-    """``scratch`` (uint32; read as float32) = the 16-bit floats whose bits are ``bits``,
-    widened exactly: bfloat16 is the top half of a float32; float16 by LLVM's own conversion
-    (:func:`~.cpu_half.widen`: F16C's vcvtph2ps, 8 values an instruction, where the CPU has it;
-    exact for every value, infinities and NaNs included)."""
-    n = bits.shape[0]
-    if not half:
-        for k in range(n):
-            scratch[k] = np.uint32(bits[k]) << 16
-        return
-    widened = scratch.view(np.float32)
-    for k in range(n):
-        widened[k] = widen(bits[k])
+def _widen(bits, scratch):
+    """``scratch`` (float32) = the 16-bit floats whose bits are ``bits`` (float16 as uint16,
+    bfloat16 as int16: :mod:`.cpu_half`), widened exactly: bfloat16 is the top half of a
+    float32; float16 by LLVM's own conversion (F16C's vcvtph2ps, 8 values an instruction,
+    where the CPU has it; exact for every value, infinities and NaNs included)."""
+    for k in range(bits.shape[0]):
+        scratch[k] = widen(bits[k])
 
 
 @_compile   # the loop over output columns vectorises as it is: each is a lane
-def _columns(x, wt_bits, half, partial, k0, k1, scratch):
+def _columns(x, wt_bits, partial, k0, k1, widened):
     """partial = x[:, k0:k1] @ float32(wt[k0:k1]) for a weight stored transposed, (in, out)
     (GPT-2's Conv1D layout): per input k, the widened row k times x[:, k], added. A range of
     whole rows is one contiguous stretch of memory."""
     M = x.shape[0]
     N = wt_bits.shape[1]
-    widened = scratch.view(np.float32)
     for i in range(M):
         for n in range(N):
             partial[i, n] = 0
     for k in range(k0, k1):
-        _widen(wt_bits[k], scratch, half)
+        _widen(wt_bits[k], widened)
         for i in range(M):
             a = x[i, k]
             acc = partial[i]
@@ -84,14 +72,14 @@ def _columns(x, wt_bits, half, partial, k0, k1, scratch):
 
 
 @_compile(parallel=True)
-def _parallel(x, wt_bits, half, out, n_chunks):
+def _parallel(x, wt_bits, out, n_chunks):
     # chunks of input rows, each summed apart, then added in chunk order
     K, N = wt_bits.shape
     step = (K + n_chunks - 1) // n_chunks
     partials = np.empty((n_chunks, x.shape[0], N), np.float32)
     for c in numba.prange(n_chunks):
-        _columns(x, wt_bits, half, partials[c], c * step, min(K, (c + 1) * step),
-                 np.empty(N, np.uint32))
+        _columns(x, wt_bits, partials[c], c * step, min(K, (c + 1) * step),
+                 np.empty(N, np.float32))
     out[:] = partials[0]
     for c in range(1, n_chunks):
         out += partials[c]
@@ -112,11 +100,11 @@ def low_precision_linear(x, weight, bias=None):
         if out is None:
             return None
     else:                             # (in, out) stored, GPT-2's Conv1D: columns, here
-        bits = weight.T.view(np.uint16)
+        bits = as_bits(weight.T)
         x32 = np.ascontiguousarray(x, dtype=np.float32)
         out = np.empty((x.shape[0], weight.shape[0]), np.float32)
         n_chunks = min(bits.shape[0], 2 * numba.get_num_threads())
-        _parallel(x32, bits, weight.dtype == _FLOAT16, out, n_chunks)
+        _parallel(x32, bits, out, n_chunks)
     if bias is not None:
         out += bias.astype(np.float32)
     return out
@@ -124,9 +112,9 @@ def low_precision_linear(x, weight, bias=None):
 
 def _takes(x, weight) -> bool:
     return (isinstance(x, np.ndarray) and isinstance(weight, np.ndarray)
-            and weight.dtype in (_BFLOAT16, _FLOAT16) and weight.ndim == 2
+            and weight.dtype in HALF_DTYPES and weight.ndim == 2
             and (weight.flags.c_contiguous or weight.T.flags.c_contiguous)
             and weight.shape[0] > 0 and weight.shape[1] > 0
             and x.ndim == 2 and x.shape[1] == weight.shape[1]
             and 0 < x.shape[0] <= (_ROWS_MAX_ROWS if weight.flags.c_contiguous else MAX_ROWS)
-            and x.dtype in (_BFLOAT16, _FLOAT16, np.dtype(np.float32)))
+            and (x.dtype in HALF_DTYPES or x.dtype == np.float32))

@@ -603,9 +603,9 @@ def _float32_workload():
     # bfloat16 products: the serial kernels themselves (the parallel split is left out below)
     from gradient.backends import cpu_float_rows as rows
     from gradient.backends import cpu_low_precision as low
-    x, out, bits = np.ones((1, 8), np.float32), np.empty((1, 16), np.float32), np.zeros(16, np.uint32)
-    for half in (False, True):
-        low._columns(x, np.zeros((8, 16), np.uint16), half, out, 0, 8, bits)
+    x, out, scratch = np.ones((1, 8), np.float32), np.empty((1, 16), np.float32), np.zeros(16, np.float32)
+    for bits in (np.uint16, np.int16):        # float16, bfloat16 (cpu_half's convention)
+        low._columns(x, np.zeros((8, 16), bits), out, 0, 8, scratch)
     for w in (np.zeros((16, 8), np.float32), np.zeros((16, 8), np.uint16),
               np.zeros((16, 8), np.int16)):
         rows._rows(x, w, out, 0, 16)
