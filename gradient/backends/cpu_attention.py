@@ -56,6 +56,9 @@ from .kv_layout import cache_buffer
 #: The query dtypes the inference kernels take: float32 and float64, and float16 and bfloat16
 #: against a cache of their own dtype (computed in float32, :func:`_queries_in_float32`).
 _QUERY_DTYPES = _FLOATS + tuple(HALF_DTYPES)
+#: The element types a compiled kernel reads a cache's keys and values as, with vector loads:
+#: float32, and float16 or bfloat16 bits (.cpu_half).
+_CACHE_TYPES = (types.float32, types.uint16, types.int16)
 
 
 @_compile
@@ -287,7 +290,7 @@ def _transpose_keys_blocks(k, b, hk, j0, m, kt, wide):
 @overload(_transpose_keys, inline="always")
 def _transpose_keys_typed(k, b, hk, j0, m, kt, wide):
     if (k.layout == kt.layout == "C" and kt.dtype == types.float32
-            and k.dtype in (types.float32, types.uint16, types.int16)):
+            and k.dtype in _CACHE_TYPES):
         return lambda k, b, hk, j0, m, kt, wide: _transpose_keys_blocks(k, b, hk, j0, m, kt,
                                                                         wide)
     return lambda k, b, hk, j0, m, kt, wide: _transpose_keys_scalar(k, b, hk, j0, m, kt, wide)
@@ -437,7 +440,7 @@ def _weigh_values_vectors(e, total, lim, v, b, hk, acc):
 @overload(_weigh_values, inline="always")
 def _weigh_values_typed(e, total, lim, v, b, hk, acc):
     vectors = (e.dtype == acc.dtype == types.float32 and v.layout == acc.layout == "C"
-               and v.dtype in (types.float32, types.uint16, types.int16))
+               and v.dtype in _CACHE_TYPES)
     if vectors:
         return lambda e, total, lim, v, b, hk, acc: _weigh_values_vectors(e, total, lim, v, b,
                                                                           hk, acc)
@@ -639,7 +642,7 @@ def _weigh_paged_values_vectors(e, total, lim, v, blocks, bs, hk, acc):
 @overload(_weigh_paged_values, inline="always")
 def _weigh_paged_values_typed(e, total, lim, v, blocks, bs, hk, acc):
     vectors = (e.dtype == acc.dtype == types.float32 and v.layout == acc.layout == "C"
-               and v.dtype in (types.float32, types.uint16, types.int16))
+               and v.dtype in _CACHE_TYPES)
     if vectors:
         return lambda e, total, lim, v, blocks, bs, hk, acc: _weigh_paged_values_vectors(
             e, total, lim, v, blocks, bs, hk, acc)
@@ -975,7 +978,7 @@ def _lower_paged_decode_attention(q, k, v, tables, lengths, block_size, scale):
     replay."""
     if not _paged_applies(q, k, v, _now(tables), _now(lengths), block_size):
         return None
-    # k and v are the step's pools as the compiled write returns them (float16 ones as
+    # k and v are the step's pools as the compiled write returns them (16-bit ones as
     # their bits), not constants
     return Lowered(paged_decode_attention_compiled,
                    (q, k, v, tables, lengths, np.int64(block_size), _scale_for(q, scale),
