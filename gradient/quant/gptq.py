@@ -49,6 +49,7 @@ from ..errors import ShapeError
 from ..nn.module import Module
 from ..nn.modules.linear import Linear
 from .calibration import calibrate_blocks, find_blocks
+from .linear import _inverse
 from .weight_only import (PackedWeight, WeightOnlyLinear, _check_groups, _readonly, _skipped,
                           pack_int4)
 
@@ -86,15 +87,14 @@ class _Grid:
         if self.sym:
             self.zeros[:, g] = (self.maxq + 1) // 2
         else:
-            inverse = 1 / scale.astype(np.float32)
-            self.zeros[:, g] = np.clip(np.rint(-low * inverse), 0, self.maxq)
+            self.zeros[:, g] = np.clip(np.rint(-low * _inverse(scale.astype(np.float32))), 0,
+                                       self.maxq)
 
     def round(self, g: int, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(codes, values)`` of a column ``w`` (rows,) in group ``g``: codes as stored, values
         the weights they stand for (float64)."""
         scale = self.scales[:, g].astype(np.float32)
-        inverse = np.where(scale != 0, 1 / np.where(scale != 0, scale, 1), 0).astype(np.float32)
-        x = w.astype(np.float32) * inverse
+        x = w.astype(np.float32) * _inverse(scale)
         if self.bits == 8:
             q = np.clip(np.rint(x), -127, 127)
             return q, q.astype(np.float64) * scale

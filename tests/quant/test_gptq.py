@@ -121,6 +121,18 @@ def test_gptq_moves_the_outputs_less_than_rounding_to_nearest(act_order):
     assert error(ours) < 0.7 * error(rtn)
 
 
+def test_a_group_too_small_for_a_float16_scale_rounds_to_zero():
+    """A range under float16's smallest scale: the scale is 0, and so are the codes' zero
+    point and values, as round-to-nearest has them (no division by zero)."""
+    w = np.zeros((4, 32), np.float32)
+    w[:, 3] = 1e-9
+    with np.errstate(divide="raise", invalid="raise"):
+        packed = gptq_quantize(w, np.eye(32), bits=4, group_size=32)
+    rtn = quantize_weight(w, bits=4, group_size=32, zero_point=True)
+    np.testing.assert_array_equal(packed.zeros, rtn.zeros)
+    np.testing.assert_array_equal(packed.dequantize(), np.zeros_like(w))
+
+
 def test_bad_arguments_are_refused_clearly():
     w, _, h = _layer()
     with pytest.raises(ValueError, match="bits must be 3, 4 or 8"):
