@@ -487,9 +487,10 @@ def _as_blocks(blocks, qtype: int, out_features: int, in_features: int) -> np.nd
     return raw
 
 
-def _threads(weights: int) -> int:
-    """Threads for a kernel touching ``weights`` weights: 1 below PARALLEL_MIN_WEIGHTS."""
-    if weights < PARALLEL_MIN_WEIGHTS:
+def _threads(weights: int, minimum: int | None = None) -> int:
+    """Threads for a kernel touching ``weights`` weights: 1 below ``minimum`` (default
+    PARALLEL_MIN_WEIGHTS)."""
+    if weights < (PARALLEL_MIN_WEIGHTS if minimum is None else minimum):
         return 1
     return numba.get_num_threads()
 

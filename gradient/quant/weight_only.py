@@ -479,7 +479,7 @@ def _matmul_2d(x, p: PackedWeight) -> np.ndarray:
         bits, qw, sc, zp, zfix = _kernel_args(p)
         y = np.empty((n, m), dtype=np.float32)
         g = p.group_size
-        n_threads = numba.get_num_threads() if m * k >= PARALLEL_MIN_CODES else 1
+        n_threads = _qm._threads(m * k, PARALLEL_MIN_CODES)
         if n_threads > 1:
             _matvec_parallel(bits, qw, sc, zp, zfix, x, y, min(m, 2 * n_threads), g,
                              _qm._N16)
