@@ -70,11 +70,13 @@ def _widened(bits: np.ndarray) -> np.ndarray:
 def block_factors(scale, minimum, sub, has_min: bool) -> tuple:
     """``(scale, minimum)`` of every block, float32 (groups, blocks, lanes), from a repacked
     weight's arrays: as they are stored (``sub`` None), or for a k-quant each super-block's
-    ``d`` and ``dmin`` times the block's integers, ``d * sc`` and ``-(dmin * m)``: the float32
-    products the kernels form (see :mod:`gradient.quant.interleaved`). ``minimum`` is None
-    without ``has_min``. The stored scales and minimums are float16 bits (uint16), widened
-    exactly."""
+    ``d`` and ``dmin`` times the block's integers, ``d * sc`` and ``-(dmin * m)``, or with zero
+    points (``sub`` of 3 dimensions) ``-(scale * z)``: the float32 products the kernels form
+    (see :mod:`gradient.quant.interleaved`). ``minimum`` is None without ``has_min``. The
+    stored scales and minimums are float16 bits (uint16), widened exactly."""
     scale = _widened(scale)
+    if sub is not None and sub.ndim == 3:     # zero points: the minimum is -(scale * z)
+        return scale, -(scale * sub.astype(np.float32))
     minimum = _widened(minimum) if has_min else None
     if sub is None:
         return scale, minimum
@@ -92,7 +94,7 @@ def product(quantized: tuple, codes, scale, minimum, sub, offset: int, nibble: b
     the types without one; ``small`` does not matter here), as the kernel ``_int8_chunk``
     computes it."""
     xq, xd, xs, xs16, xsum, xsum16 = quantized
-    has_min = minimum is not None
+    has_min = minimum is not None or (sub is not None and sub.ndim == 3)
     scale, minimum = block_factors(scale, minimum, sub, has_min)
     n = xq.shape[0]
     groups, blocks, quads, lanes, _ = codes.shape

@@ -35,6 +35,11 @@ The layout (:class:`InterleavedWeight`), for ``G = LANES`` rows per group:
   block's integer scale and min; the kernels form ggml's float32 products ``d * sc`` and
   ``-(dmin * m)`` as they read a block, so dequantizing the repacked weight is still
   bit-exact with ``gguf.quants.dequantize``.
+* Weights quantized in groups of consecutive values (gradient's weight-only int4 and int8,
+  GPTQ's; :meth:`InterleavedWeight.from_groups`) take the Q4_0 and Q8_0 layouts with each
+  block's scale its group's, or with zero points Q4_1's codes and ``sub`` int8 (groups,
+  blocks, G) holding each block's zero point z: the minimum is ``-(scale * z)``, formed in
+  float32 as a kernel reads the block (exact, as a float16 minimum would not be).
 
 Repacking costs memory over GGML's layout only where a type packs codes tighter than a nibble
 or a byte: one byte per value for the 5-bit types and Q2_K, Q3_K, and the k-quants' 6-bit
@@ -392,9 +397,107 @@ class InterleavedWeight:
         return cls(qtype, int(out_features), int(in_features), kind, block, offset,
                    codes, scale, minimum, sub)
 
+    @classmethod
+    def from_groups(cls, codes, scales, zeros, bits: int, in_features: int) -> "InterleavedWeight":
+        """Repack a weight quantized in groups of consecutive values along its rows, as
+        :class:`~gradient.quant.weight_only.PackedWeight` holds it (the scheme of GPTQ and AWQ):
+
+        * ``codes``: for ``bits=4`` uint8 (out_features, in_features / 2), two codes a byte in
+          blocks of 32 as Q4_0 packs them (byte j: code j low, code j + 16 high), stored
+          offset by 8 when there are no zero points; for ``bits=8`` int8 (out_features,
+          in_features);
+        * ``scales``: float16 (out_features, groups); ``zeros``: the uint8 zero points of the
+          same shape (4 bits), or None (symmetric).
+
+        A group is a whole number of 32-value blocks, and each block takes its group's scale:
+        a weight ``(q - z) * s`` is then Q4_0's arithmetic (symmetric int4, ``z = 8``), Q8_0's
+        (int8), or, with zero points, Q4_1's with the minimum ``-(s * z)``, which a kernel
+        forms from the block's scale and its zero point (kept in ``sub``, int8 (groups,
+        blocks, LANES)) as it reads the block: exact in float32, as a float16 minimum would
+        not be. The products then read it at the speed of the GGML types, and dequantizing
+        gives ``(q - z) * s`` bit for bit. Bits a weight: 4.5 (symmetric int4), 4.75 (zero
+        points), 8.5 (int8).
+
+        Example: ``InterleavedWeight.from_groups(p.qweight, p.scales, p.zeros, 4, 576)``
+        """
+        if bits not in (4, 8) or (bits == 8 and zeros is not None):
+            raise ValueError(f"InterleavedWeight.from_groups: expected 4 bits (with or without "
+                             f"zero points) or symmetric 8 bits, got bits={bits!r}")
+        k = int(in_features)
+        codes = np.asarray(codes).view(np.uint8)
+        scales = np.asarray(scales, dtype=np.float16)
+        m = codes.shape[0]
+        n_blocks = k // 32
+        if (k % 32 or codes.shape != (m, k * bits // 8) or scales.ndim != 2
+                or scales.shape[0] != m or not scales.shape[1]
+                or n_blocks % scales.shape[1]):
+            raise ShapeError(f"InterleavedWeight.from_groups: codes {codes.shape} and scales "
+                             f"{scales.shape} are not a {bits}-bit ({m}, {k}) weight in groups "
+                             f"of whole 32-value blocks")
+        per = n_blocks // scales.shape[1]           # blocks a group
+        groups = -(-m // LANES)
+        quads = 4 if bits == 4 else 8
+
+        def interleaved(per_row, width, dtype):
+            """(m, ...) rows -> (groups, blocks, [width,] LANES, ...) on pages of their own."""
+            rows = np.zeros((groups * LANES,) + per_row.shape[1:], dtype)
+            rows[:m] = per_row
+            shape = (groups, n_blocks, quads, LANES, 4) if width else (groups, n_blocks, LANES)
+            out = pages_of_their_own(shape, dtype)
+            if width:
+                out[...] = rows.reshape(groups, LANES, n_blocks, quads, 4).transpose(0, 2, 3, 1, 4)
+            else:
+                out[...] = rows.reshape(groups, LANES, n_blocks).transpose(0, 2, 1)
+            return out
+
+        stored = codes if bits == 4 else codes ^ np.uint8(128)      # Q8_0's unsigned codes
+        packed_codes = interleaved(stored.reshape(m, n_blocks, quads * 4), True, np.uint8)
+        scale = interleaved(np.repeat(scales, per, axis=1).view(np.uint16), False, np.uint16)
+        sub = None
+        if zeros is not None:
+            zeros = np.asarray(zeros)
+            if zeros.shape != scales.shape or (zeros.size and zeros.max() > 15):
+                raise ValueError(f"InterleavedWeight.from_groups: expected zero points 0..15 "
+                                 f"of the scales' shape {scales.shape}, got {zeros.shape}")
+            sub = interleaved(np.repeat(zeros.astype(np.int8), per, axis=1), False, np.int8)
+        qtype = (GGMLType.Q8_0 if bits == 8 else GGMLType.Q4_1 if zeros is not None
+                 else GGMLType.Q4_0)
+        kind, block, offset = ("byte", 32, 128) if bits == 8 else ("nibble", 32,
+                                                                    0 if zeros is not None else 8)
+        return cls(qtype, m, k, kind, block, offset, packed_codes, scale,
+                   np.zeros((0, 0, 0), np.uint16), sub)
+
+    def row_blocks(self) -> tuple:
+        """The inverse of the repacking, for the formats that give every 32-value block its
+        own factors (not the k-quants): ``(codes, scales, zero_points)`` with ``codes`` the
+        row-major bytes of each block (uint8 (out_features, blocks, bytes a block): nibbles as
+        in Q4_0, or a byte per code offset by 128), ``scales`` float16 (out_features, blocks)
+        and ``zero_points`` int8 of the same shape (None unless built by
+        :meth:`from_groups` with zero points).
+
+        Example: ``codes, scales, zeros = w.row_blocks()``
+        """
+        if self.kind == "six" or (self.sub is not None and self.sub.ndim != 3):
+            raise UnsupportedQuantTypeError(f"InterleavedWeight.row_blocks: {self.qtype.name}'s "
+                                            f"blocks share super-block scales")
+        m, (groups, n_blocks, quads) = self.out_features, self.codes.shape[:3]
+
+        def rows(a):
+            if a.ndim == 5:
+                return a.transpose(0, 3, 1, 2, 4).reshape(groups * LANES, n_blocks, quads * 4)[:m]
+            return a.transpose(0, 2, 1).reshape(groups * LANES, n_blocks)[:m]
+        return (rows(self.codes), rows(self.scale).view(np.float16),
+                None if self.sub is None else rows(self.sub))
+
     @property
     def shape(self) -> tuple[int, int]:
         return self.out_features, self.in_features
+
+    @property
+    def has_minimum(self) -> bool:
+        """Whether a block's value has a minimum added (``scale * code + minimum``): stored,
+        or formed from a zero point (:meth:`from_groups`)."""
+        return self.minimum.size > 0 or (self.sub is not None and self.sub.ndim == 3)
 
     @property
     def nbytes(self) -> int:
@@ -405,8 +508,7 @@ class InterleavedWeight:
     def block_factors(self) -> tuple:
         """``(scale, minimum)`` of every block as float32 (groups, blocks, LANES), the values
         the kernels multiply by (``minimum`` None for types without one)."""
-        return int8_numpy.block_factors(self.scale, self.minimum, self.sub,
-                                        self.minimum.size > 0)
+        return int8_numpy.block_factors(self.scale, self.minimum, self.sub, self.has_minimum)
 
     def dequantize(self, start: int = 0, stop: int | None = None,
                    out: np.ndarray | None = None) -> np.ndarray:
@@ -427,7 +529,7 @@ class InterleavedWeight:
         flat = ids.reshape(-1).astype(np.int64, copy=False)
         out = np.empty((flat.size, self.in_features), np.float32)
         if flat.size:
-            _gather_rows(self.codes, self.scale, self.minimum, self.sub, self.minimum.size > 0,
+            _gather_rows(self.codes, self.scale, self.minimum, self.sub, self.has_minimum,
                          self.offset, self.kind == "nibble", self.block, flat, out)
         return out.reshape(ids.shape + (self.in_features,))
 
@@ -440,6 +542,12 @@ def _super_block(b, sub, scale):
     return b >> 3 if sub.shape[1] == 8 * scale.shape[1] else b >> 4
 
 
+def _zero_points(sub) -> bool:
+    """Whether the numba type of a weight's ``sub`` is the zero points of
+    :meth:`InterleavedWeight.from_groups` (int8, 3 dimensions; a k-quant's has 4)."""
+    return isinstance(sub, types.Array) and sub.ndim == 3
+
+
 def _factors(scale, minimum, sub, has_min, g, b, lane):
     """``(scale, minimum)`` of lane ``lane`` of block ``b`` of group ``g``, in compiled kernels:
     as stored (``sub`` None), or for a k-quant its super-block's ``d`` times the block's
@@ -450,6 +558,11 @@ def _factors(scale, minimum, sub, has_min, g, b, lane):
 
 @overload(_factors, inline="always")
 def _factors_typed(scale, minimum, sub, has_min, g, b, lane):
+    if _zero_points(sub):
+        def from_zero_point(scale, minimum, sub, has_min, g, b, lane):
+            s = widen(scale[g, b, lane])
+            return s, -(s * np.float32(sub[g, b, lane]))
+        return from_zero_point
     if sub is types.none:
         def stored(scale, minimum, sub, has_min, g, b, lane):
             return widen(scale[g, b, lane]), (widen(minimum[g, b, lane]) if has_min
@@ -529,7 +642,7 @@ def _gather_rows(codes, scale, minimum, sub, has_min, offset, nibble, block, ids
 
 def dequantize_interleaved(w: InterleavedWeight, r0: int, r1: int, out: np.ndarray) -> None:
     """Rows ``r0:r1`` of ``w`` into ``out`` (float32, (r1 - r0, in_features)), bit-exact."""
-    args = (w.codes, w.scale, w.minimum, w.sub, w.minimum.size > 0, w.offset, w.kind == "nibble",
+    args = (w.codes, w.scale, w.minimum, w.sub, w.has_minimum, w.offset, w.kind == "nibble",
             w.block)
     n_threads = _threads((r1 - r0) * w.in_features)
     if n_threads > 1:
@@ -640,6 +753,12 @@ def _group_factors(scale, minimum, sub, g, b):
 
 @overload(_group_factors, inline="always")
 def _group_factors_typed(scale, minimum, sub, g, b):
+    if _zero_points(sub):
+        def from_zero_points(scale, minimum, sub, g, b):
+            at = (g * scale.shape[1] + b) * LANES
+            s = load_f16_as_f32x16(scale, at)
+            return s, neg_f32(mul_f32(s, load_i8_as_f32x16(sub, at)))
+        return from_zero_points
     with_min = minimum is not types.none
     if sub is types.none:
         if with_min:

@@ -24,18 +24,18 @@ for int4: two codes per byte), float16 ``scales`` of shape ``(out, in / group_si
 as GGML, GPTQ and AWQ store them: half the overhead of float32; codes are computed against the
 rounded scale) and, with zero points, uint8 ``zeros`` of the same shape. Int4 codes are packed
 two per byte in blocks of 32 as GGML's Q4_0 (byte ``j`` of a block: code ``j`` in the low
-nibble, code ``j + 16`` in the high one), so int4 group sizes are multiples of 32: decoding
-then writes two contiguous runs at a fixed distance, which the compiler vectorises (an
-even/odd interleave, or a distance known only at run time, it does not). Symmetric codes are
-stored offset by 8 (0..15), so every int4 weight decodes as ``(nibble - z) * scale`` with
-``z = 8`` when there are no zero points.
+nibble, code ``j + 16`` in the high one), so int4 group sizes are multiples of 32. Symmetric
+codes are stored offset by 8 (0..15), so every int4 weight decodes as ``(nibble - z) * scale``
+with ``z = 8`` when there are no zero points.
 
-The products follow :mod:`gradient.quant.matmul` (and reuse its thresholds, thread policy and
-float16 decoder): for up to :data:`~gradient.quant.matmul.SMALL_BATCH` rows of ``x`` (decoding)
-each weight row is decoded into an L1-sized float32 buffer and dotted with the rows of ``x``,
-in parallel over output rows only for matrices of at least
-:data:`~gradient.quant.matmul.PARALLEL_MIN_WEIGHTS` weights; for more rows (prefill), tiles of
-rows are dequantized into a scratch buffer and multiplied with BLAS. Float32 accumulation.
+The products: a :class:`WeightOnlyLinear` repacks its weight once for the kernels of
+:mod:`gradient.quant.interleaved`, which read the GGML types (16 rows interleaved, integer
+dot products with int8 activations or exact float32 ones): symmetric int4 is Q4_0's
+arithmetic, int4 with zero points Q4_1's (the minimum ``-scale * z`` formed exactly from the
+zero point), int8 Q8_0's, each 32-value block with its group's scale. Int8 rows that are
+not whole blocks of 32 (per-channel scales over ``in_features`` = 100, say) have kernels of
+their own here, as :mod:`gradient.quant.matmul`'s: few rows dotted straight from the codes,
+many through dequantized tiles and BLAS. Float32 accumulation.
 
 Example::
 
@@ -56,6 +56,7 @@ import warnings
 import numba
 import numpy as np
 
+from .. import kernels
 from ..backends.cpu_compile import compile_kernel
 from ..backends.cpu_reduce import LANES, fold_lanes
 from ..errors import ShapeError
@@ -67,7 +68,9 @@ from ..tensor import Tensor
 from . import linear as _ql
 from . import matmul as _qm
 from .ggml import GGMLType, UnsupportedQuantTypeError
-from .matmul import _dot_rows, _f16
+from .interleaved import (ACTIVATIONS, InterleavedWeight, interleaved_matmul,
+                          interleaved_matmul_t, lowered_product)
+from .matmul import _f16
 
 __all__ = ["quantize", "quantize_model", "quantize_weight", "quantize_q4_k", "quantize_blocks",
            "PackedWeight", "WeightOnlyLinear", "weight_only_matmul", "pack_int4", "unpack_int4",
@@ -262,124 +265,38 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- kernels
-# The drivers have the structure of gradient.quant.matmul's (see there for why a row buffer);
-# they differ in the decoder, which reads codes, scales and zero points from three arrays.
-# ``zfix``: the constant zero point (0 for int8, 8 for symmetric int4), or -1: read ``zrow``.
+# The products read the weight repacked for gradient.quant.interleaved's kernels (the GGML
+# types' own: int4 as Q4_0, or Q4_1 with the zero points; int8 as Q8_0) wherever its groups
+# are whole 32-value blocks: every int4 weight, and int8 ones whose rows divide into blocks.
+# What is left, int8 rows of another length (per-channel scales over in_features = 100, say),
+# goes through the kernels below, which have the structure of gradient.quant.matmul's.
 
-@compile_kernel
-def _decode_row(bits, qrow, srow, zrow, zfix, w, g, n16):
-    """Decode one weight row (codes ``qrow``, the float16 scales' bytes ``srow``, zero points
-    ``zrow``) into float32 ``w``, ``(q - z) * scale`` group by group.
+def _interleaved(p: PackedWeight) -> bool:
+    """Whether the interleaved kernels take ``p``: its groups are whole 32-value blocks."""
+    return p.group_size % 32 == 0
 
-    int4 goes 32 values at a time, like matmul's Q4_0 decoder: the high nibbles land at the
-    literal offset 16, and the trip count ``n16`` (16) is an argument, which is what lets
-    LLVM vectorise the loop (a runtime offset, or a literal trip count, measured 3 to 5 times
-    slower). ``q - z`` is exact in float32 as in integers."""
-    if bits == 8:
-        for gi in range(w.size // g):
-            s = _f16(srow[2 * gi], srow[2 * gi + 1])
-            codes = qrow[gi * g:gi * g + g]
-            out = w[gi * g:gi * g + g]
-            for j in range(g):
-                out[j] = np.float32(np.int8(codes[j])) * s
-        return
-    # (LLVM's vectoriser is fragile here: a loop over groups with a nested loop over their
-    # blocks, measured, is not vectorised; one flat loop over the blocks is)
-    z = np.float32(zfix)
-    if g == 32:
-        for b in range(w.size // 32):
-            s = _f16(srow[2 * b], srow[2 * b + 1])
-            if zfix < 0:
-                z = np.float32(zrow[b])
-            _decode_block_int4(qrow, w, b, z, s, n16)
-        return
-    blocks_per_group = g // 32
-    s = np.float32(0.0)
-    for b in range(w.size // 32):
-        if b % blocks_per_group == 0:
-            gi = b // blocks_per_group
-            s = _f16(srow[2 * gi], srow[2 * gi + 1])
-            if zfix < 0:
-                z = np.float32(zrow[gi])
-        _decode_block_int4(qrow, w, b, z, s, n16)
+
+def _repacked(p: PackedWeight) -> InterleavedWeight:
+    return InterleavedWeight.from_groups(p.qweight, p.scales, p.zeros, p.bits, p.in_features)
 
 
 @compile_kernel(inline=True)
-def _decode_block_int4(qrow, w, b, z, s, n16):
-    o, base = b * 16, b * 32
-    for j in range(n16):
-        q = qrow[o + j]
-        w[base + j] = (np.float32(q & np.uint8(15)) - z) * s
-        w[base + 16 + j] = (np.float32(q >> np.uint8(4)) - z) * s
+def _decode_row(qrow, srow, w, g):
+    """One int8 weight row (codes ``qrow``, the float16 scales' bytes ``srow``) as float32
+    ``w``, ``q * scale`` group by group."""
+    for gi in range(w.size // g):
+        s = _f16(srow[2 * gi], srow[2 * gi + 1])
+        codes = qrow[gi * g:gi * g + g]
+        out = w[gi * g:gi * g + g]
+        for j in range(g):
+            out[j] = np.float32(np.int8(codes[j])) * s
 
 
 @compile_kernel
-def _matvec_rows(bits, qw, sc, zp, zfix, x, y, r0, r1, g, n16):
-    """y[:, r] = x @ w_r for r0 <= r < r1: int8 rows straight from their codes, int4 rows too
-    for one row of x (a decode step), else each decoded once into a cache-sized buffer."""
-    if bits == 8:
-        _int8_rows(qw, sc, x, y, r0, r1, g)
-        return
-    if x.shape[0] == 1:
-        _int4_rows(qw, sc, zp, zfix, x, y, r0, r1, g, n16)
-        return
-    k = x.shape[1]
-    w = np.empty(k, dtype=np.float32)
-    acc = np.empty(LANES, dtype=np.float32)
-    for r in range(r0, r1):
-        _decode_row(bits, qw[r], sc[r], zp[r] if zfix < 0 else zp[0], zfix, w, g, n16)
-        _dot_rows(w, x, y, r, acc)
-
-
-@compile_kernel(inline=True)
-def _int4_rows(qw, sc, zp, zfix, x, y, r0, r1, g, n16):
-    """One row of ``x`` (a decode step) times int4 rows, without decoding them into a buffer:
-    ``sum_j (q_j - z) s x_j = s sum_j q_j x_j - z s sum_j x_j``, the codes' products with x
-    (one loop over a block's 16 bytes, both nibbles) scaled per block into 16 running lane sums,
-    less the zero points times x's block sums (computed once per call); one horizontal sum per
-    row. Measured on one thread against decoding each row first: 576x576 93 -> 46 us,
-    1536x576 240 -> 126 us, 576x1536 141 -> 113 us; SmolLM2's int4-g32 decode 27 -> 42 tok/s.
-    The sums are in another order than the decoded row's dot product (a few ulps apart)."""
-    k = x.shape[1]
-    nb = k // 32
-    xsum = np.empty(nb, dtype=np.float32)
-    for b in range(nb):
-        t = x[0, b * 32]
-        for j in range(1, 32):
-            t += x[0, b * 32 + j]
-        xsum[b] = t
-    blocks_per_group = g // 32
-    z = np.float32(zfix)
-    lanes = np.empty(n16, dtype=np.float32)   # per-lane sums over the blocks: no horizontal
-    for r in range(r0, r1):                   # sum per block, one per row
-        qrow, srow = qw[r], sc[r]
-        for j in range(n16):
-            lanes[j] = np.float32(0.0)
-        zeros = np.float32(0.0)
-        for b in range(nb):
-            gi = b // blocks_per_group
-            if zfix < 0:
-                z = np.float32(zp[r, gi])
-            s = _f16(srow[2 * gi], srow[2 * gi + 1])
-            o, base = b * 16, b * 32
-            for j in range(n16):
-                q = qrow[o + j]
-                lanes[j] += s * (np.float32(q & np.uint8(15)) * x[0, base + j]
-                                 + np.float32(q >> np.uint8(4)) * x[0, base + 16 + j])
-            zeros += z * s * xsum[b]
-        total = lanes[0]
-        for j in range(1, n16):
-            total += lanes[j]
-        y[0, r] = total - zeros
-
-
-@compile_kernel(inline=True)
-def _int8_rows(qw, sc, x, y, r0, r1, g):
-    """The int8 rows' products without decoding them: per group, the codes' dot product with
-    ``x`` in float32 (in lanes, see :mod:`gradient.backends.cpu_reduce`), times the group's
-    scale. The same products as the decoded row's, with the scale applied once per group
-    rather than once per weight. Measured against decoding each row first: 2.5 times the
-    speed for one row of ``x`` (a decode step), 1.2 times for eight."""
+def _matvec_rows(qw, sc, x, y, r0, r1, g):
+    """``y[:, r] = x @ w_r`` for r0 <= r < r1 without decoding the rows: per group, the codes'
+    dot product with ``x`` in float32 (in lanes, see :mod:`gradient.backends.cpu_reduce`),
+    times the group's scale."""
     n, k = x.shape
     full = g - g % LANES
     acc = np.empty(LANES, np.float32)
@@ -402,41 +319,32 @@ def _int8_rows(qw, sc, x, y, r0, r1, g):
 
 
 @compile_kernel(parallel=True)
-def _matvec_parallel(bits, qw, sc, zp, zfix, x, y, n_chunks, g, n16):
+def _matvec_parallel(qw, sc, x, y, n_chunks, g):
     rows = qw.shape[0]
     step = (rows + n_chunks - 1) // n_chunks
     for c in numba.prange(n_chunks):
-        _matvec_rows(bits, qw, sc, zp, zfix, x, y, c * step, min(rows, (c + 1) * step), g, n16)
+        _matvec_rows(qw, sc, x, y, c * step, min(rows, (c + 1) * step), g)
 
 
 @compile_kernel
-def _dequant_rows(bits, qw, sc, zp, zfix, r0, r1, out, g, n16):
+def _dequant_rows(qw, sc, r0, r1, out, g):
     for r in range(r0, r1):
-        _decode_row(bits, qw[r], sc[r], zp[r] if zfix < 0 else zp[0], zfix, out[r - r0], g,
-                    n16)
+        _decode_row(qw[r], sc[r], out[r - r0], g)
 
 
 @compile_kernel(parallel=True)
-def _dequant_parallel(bits, qw, sc, zp, zfix, r0, r1, out, n_chunks, g, n16):
+def _dequant_parallel(qw, sc, r0, r1, out, n_chunks, g):
     step = (r1 - r0 + n_chunks - 1) // n_chunks
     for c in numba.prange(n_chunks):
         a = r0 + c * step
-        _dequant_rows(bits, qw, sc, zp, zfix, a, min(r1, a + step), out[a - r0:], g, n16)
-
-
-_NO_ZEROS = _readonly(np.zeros((1, 1), np.uint8))
+        _dequant_rows(qw, sc, a, min(r1, a + step), out[a - r0:], g)
 
 
 def _kernel_args(p: PackedWeight) -> tuple:
-    """The arrays and constants the kernels take: read-only uint8 arrays whatever the format,
-    so numba compiles each kernel once (a deep copy of a layer makes its arrays writeable)."""
-    qw = _readonly_view(p.qweight.view(np.uint8))
-    sc = _readonly_view(p.scales.view(np.uint8))   # (out, 2 * groups): the float16 bytes
-    if p.zeros is not None:
-        zp, zfix = _readonly_view(p.zeros), -1
-    else:
-        zp, zfix = _NO_ZEROS, (0 if p.bits == 8 else 8)
-    return p.bits, qw, sc, zp, zfix
+    """The codes and the scales' bytes as the kernels take them: read-only uint8 arrays, so
+    numba compiles each kernel once (a deep copy of a layer makes its arrays writeable)."""
+    return (_readonly_view(p.qweight.view(np.uint8)),
+            _readonly_view(p.scales.view(np.uint8)))      # (out, 2 * groups)
 
 
 def _readonly_view(a: np.ndarray) -> np.ndarray:
@@ -447,26 +355,21 @@ def _readonly_view(a: np.ndarray) -> np.ndarray:
 
 
 def _dequant_into(p: PackedWeight, r0: int, r1: int, out: np.ndarray) -> None:
-    bits, qw, sc, zp, zfix = _kernel_args(p)
-    g = p.group_size
+    qw, sc = _kernel_args(p)
     n_threads = _qm._threads((r1 - r0) * p.in_features)
     if n_threads > 1:
-        _dequant_parallel(bits, qw, sc, zp, zfix, r0, r1, out, min(r1 - r0, n_threads), g,
-                          _qm._N16)
+        _dequant_parallel(qw, sc, r0, r1, out, min(r1 - r0, n_threads), p.group_size)
     else:
-        _dequant_rows(bits, qw, sc, zp, zfix, r0, r1, out, g, _qm._N16)
+        _dequant_rows(qw, sc, r0, r1, out, p.group_size)
 
 
-#: Weights from which a product of a few rows runs on numba's threads. Lower than the GGML
-#: kernels' :data:`~gradient.quant.matmul.PARALLEL_MIN_WEIGHTS`: these kernels decode about one
-#: code a nanosecond on a thread, far below the memory's speed, so threads pay from small
-#: matrices on (SmolLM2's 576 x 576, one row of x: 43 us on one thread, 25 on two; 1536 x 576
-#: in four chunks on two threads: 122 -> 63 us).
+#: Weights from which a product of a few rows runs on numba's threads: these kernels run far
+#: below the memory's speed, so threads pay from small matrices on.
 PARALLEL_MIN_CODES = 1 << 16
 
 
 def _matmul_2d(x, p: PackedWeight) -> np.ndarray:
-    """``x @ W.T`` in float32 for x (N, in_features)."""
+    """``x @ W.T`` in float32 for x (N, in_features), W int8 rows not in 32-value blocks."""
     m, k = p.out_features, p.in_features
     x = np.ascontiguousarray(x, dtype=np.float32)
     if x.flags.writeable:       # one array type for numba
@@ -476,15 +379,13 @@ def _matmul_2d(x, p: PackedWeight) -> np.ndarray:
     if n == 0 or m == 0 or k == 0:
         return np.zeros((n, m), dtype=np.float32)
     if n <= _qm.SMALL_BATCH:
-        bits, qw, sc, zp, zfix = _kernel_args(p)
+        qw, sc = _kernel_args(p)
         y = np.empty((n, m), dtype=np.float32)
-        g = p.group_size
         n_threads = _qm._threads(m * k, PARALLEL_MIN_CODES)
         if n_threads > 1:
-            _matvec_parallel(bits, qw, sc, zp, zfix, x, y, min(m, 2 * n_threads), g,
-                             _qm._N16)
+            _matvec_parallel(qw, sc, x, y, min(m, 2 * n_threads), p.group_size)
         else:
-            _matvec_rows(bits, qw, sc, zp, zfix, x, y, 0, m, g, _qm._N16)
+            _matvec_rows(qw, sc, x, y, 0, m, p.group_size)
         return y
     # prefill: dequantized tiles of rows into BLAS, as quantized_matmul
     return _qm.tiled_matmul(x, m, k, lambda r0, r1, w: _dequant_into(p, r0, r1, w))
@@ -497,9 +398,11 @@ def _matmul_t_2d(g, p: PackedWeight) -> np.ndarray:
                               lambda r0, r1, w: _dequant_into(p, r0, r1, w))
 
 
-def weight_only_matmul(x, packed: PackedWeight) -> np.ndarray:
+def weight_only_matmul(x, packed: PackedWeight, activations: str = "float32") -> np.ndarray:
     """``x @ W.T`` in float32 with ``W`` given by its codes (a :class:`PackedWeight`); ``x``
-    has shape (..., in_features), the result (..., out_features).
+    has shape (..., in_features), the result (..., out_features). ``activations``: as
+    :class:`WeightOnlyLinear`'s. (Each call repacks the codes for the kernels: a layer,
+    :class:`WeightOnlyLinear`, does that once.)
 
     Example: ``y = weight_only_matmul(x, quantize_weight(w, bits=4))``
     """
@@ -507,14 +410,36 @@ def weight_only_matmul(x, packed: PackedWeight) -> np.ndarray:
     if x.ndim == 0 or x.shape[-1] != packed.in_features:
         raise ShapeError(f"weight_only_matmul: x of shape {x.shape} does not match a weight of "
                          f"shape ({packed.out_features}, {packed.in_features})")
-    y = _matmul_2d(x.reshape(-1, x.shape[-1]), packed)
+    x2 = np.ascontiguousarray(x.reshape(-1, x.shape[-1]), dtype=np.float32)
+    if _interleaved(packed):
+        y = interleaved_matmul(x2, _repacked(packed), _activations(activations))
+    else:
+        y = _matmul_2d(x2, packed)
     return y.reshape(x.shape[:-1] + (packed.out_features,))
+
+
+def _activations(activations: str) -> str:
+    if activations not in ACTIVATIONS:
+        raise ValueError(f"activations must be one of {ACTIVATIONS}, got {activations!r}")
+    return activations
 
 
 # ----------------------------------------------------------------------------- the layer
 class WeightOnlyLinear(_ql._QuantizedLayer):
     """``y = x @ W.T + bias`` with ``W`` stored as int8 or packed int4 codes and float16
-    scales (a :class:`PackedWeight`), multiplied by numba kernels that read the codes directly.
+    scales, multiplied by numba kernels that read the codes directly.
+
+    The layer is built from a :class:`PackedWeight` (:func:`quantize_weight`, GPTQ) and keeps
+    only the weight repacked for :mod:`gradient.quant.interleaved`'s kernels (``packed``, an
+    :class:`~gradient.quant.interleaved.InterleavedWeight`: the codes of 16 rows interleaved,
+    each 32-value block with its group's scale and zero point), so it decodes at the speed of
+    the GGML types of the same bits (int4 as Q4_0/Q4_1, int8 as Q8_0); int8 rows that are
+    not whole 32-value blocks keep the :class:`PackedWeight` (``packed`` then is that).
+    :meth:`packed_weight` gives the :class:`PackedWeight` back.
+
+    ``activations``: ``"float32"`` (the default) multiplies the exact weights with float32
+    x; ``"int8"`` quantizes each 32 values of x to int8 first, as llama.cpp does (faster for
+    many rows; see :class:`~gradient.quant.linear.QuantizedLinear`).
 
     As :class:`~gradient.quant.linear.QuantizedLinear`: the weight is frozen and not in
     ``parameters()``/``state_dict()`` (only ``bias`` is); gradients flow to the input (the
@@ -528,13 +453,16 @@ class WeightOnlyLinear(_ql._QuantizedLayer):
         (3, 64)
     """
 
-    def __init__(self, packed: PackedWeight, bias=None):
+    def __init__(self, packed: PackedWeight, bias=None, activations: str = "float32"):
         super().__init__()
         if not isinstance(packed, PackedWeight):
             raise TypeError(f"WeightOnlyLinear: expected a PackedWeight (from quantize_weight), "
                             f"got {type(packed).__name__}")
-        self.packed = packed
         self.in_features, self.out_features = packed.in_features, packed.out_features
+        self.bits, self.group_size = packed.bits, packed.group_size
+        self.zero_point = packed.zeros is not None
+        self.activations = _activations(activations)
+        self.packed = _repacked(packed) if _interleaved(packed) else packed
         if bias is None:
             self.register_parameter("bias", None)
         else:
@@ -548,44 +476,73 @@ class WeightOnlyLinear(_ql._QuantizedLayer):
 
     @classmethod
     def from_linear(cls, linear, bits: int = 8, group_size: int | None = None,
-                    zero_point: bool = False) -> "WeightOnlyLinear":
+                    zero_point: bool = False, activations: str = "float32") -> "WeightOnlyLinear":
         """Quantize a float :class:`gradient.nn.Linear` (see :func:`quantize_weight`).
 
         Example: ``WeightOnlyLinear.from_linear(model.lm_head, bits=8)``
         """
         weight = np.asarray(linear.weight.detach().numpy(), dtype=np.float32)
         bias = linear.bias.detach().numpy() if linear.bias is not None else None
-        return cls(quantize_weight(weight, bits, group_size, zero_point), bias)
+        return cls(quantize_weight(weight, bits, group_size, zero_point), bias, activations)
 
-    @property
-    def bits(self) -> int:
-        return self.packed.bits
+    def packed_weight(self) -> PackedWeight:
+        """The weight as a :class:`PackedWeight` (codes, scales, zero points): what the layer
+        was built from, read back from its repacked form.
 
-    @property
-    def group_size(self) -> int:
-        return self.packed.group_size
-
-    @property
-    def zero_point(self) -> bool:
-        return self.packed.zeros is not None
+        Example: ``layer.packed_weight().dequantize()``
+        """
+        if isinstance(self.packed, PackedWeight):
+            return self.packed
+        codes, scales, zeros = self.packed.row_blocks()
+        per = self.group_size // 32                   # the blocks of a group share factors
+        m = self.out_features
+        qweight = codes.reshape(m, -1)
+        if self.bits == 8:
+            qweight = (qweight ^ np.uint8(128)).view(np.int8)
+        return PackedWeight(_readonly(qweight), _readonly(scales[:, ::per]),
+                            None if zeros is None else _readonly(zeros[:, ::per].view(np.uint8)),
+                            self.bits, self.group_size, self.in_features)
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the quantized weight (codes, scales, zero points)."""
+        """Bytes of the quantized weight as held (codes, scales, zero points)."""
         return self.packed.nbytes
 
-    # the protocol of gradient.quant.linear's autograd Functions
+    # the protocol of gradient.quant.linear's autograd Functions (as QuantizedLinear's)
     def _product(self, x: np.ndarray) -> np.ndarray:
-        return _matmul_2d(x, self.packed)
+        if isinstance(self.packed, PackedWeight):
+            return _matmul_2d(x, self.packed)
+        return kernels.call("interleaved_matmul", "cpu", x, self.packed, self.activations)
+
+    def _prepared_product(self, x: np.ndarray):
+        if isinstance(self.packed, PackedWeight):
+            return None
+        kernel = kernels.prepare("interleaved_matmul", "cpu", x, self.packed, self.activations)
+        return None if kernel is None else (kernel, (self.packed, self.activations))
+
+    def _lowered_product(self, x, rows, out_shape):
+        if isinstance(self.packed, PackedWeight):
+            return None
+        return lowered_product(x, rows, self.packed, self.activations, out_shape)
 
     def _product_t(self, g: np.ndarray) -> np.ndarray:
-        return _matmul_t_2d(g, self.packed)
+        if isinstance(self.packed, PackedWeight):
+            return _matmul_t_2d(g, self.packed)
+        return interleaved_matmul_t(g, self.packed)
 
     def exact(self) -> "WeightOnlyLinear":
-        return self      # its products are exact already (float32 activations)
+        """This layer with ``activations="float32"`` (itself when it already is), sharing
+        the weight."""
+        if self.activations == "float32":
+            return self
+        exact = copy.copy(self)
+        exact.__dict__["activations"] = "float32"
+        return exact
 
     def dequantize(self) -> Tensor:
         """The weight as a float32 (out_features, in_features) tensor (a new array)."""
+        if isinstance(self.packed, InterleavedWeight):
+            return from_numpy(self.packed.dequantize())
         out = np.empty((self.out_features, self.in_features), dtype=np.float32)
         if out.size:
             _dequant_into(self.packed, 0, self.out_features, out)
@@ -593,8 +550,9 @@ class WeightOnlyLinear(_ql._QuantizedLayer):
 
     def extra_repr(self) -> str:
         zp = ", zero_point=True" if self.zero_point else ""
+        act = "" if self.activations == "float32" else f", activations={self.activations}"
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"bits={self.bits}, group_size={self.group_size}{zp}, "
+                f"bits={self.bits}, group_size={self.group_size}{zp}{act}, "
                 f"bias={self.bias is not None}, {_ql._size(self.nbytes)}")
 
 

@@ -47,6 +47,20 @@ def test_products_are_the_kernels_bits(qtype, n, monkeypatch):
     np.testing.assert_array_equal(ours, kernels)
 
 
+@pytest.mark.parametrize("bits,group,zp", [(4, 64, True), (4, 32, False), (8, 128, False)],
+                         ids=str)
+def test_grouped_weights_products_are_the_kernels_bits(bits, group, zp):
+    from .test_interleaved import grouped_weight
+    _, w = grouped_weight(bits, group, zp, m=150, k=512)
+    x = activations(7, 512, seed=5)
+    _, head, (n_chunks,) = _product_call(w, "int8")
+    kernels = np.empty((7, 150), np.float32)
+    _int8_product(x, *head, kernels, n_chunks)
+    ours = np.full((7, 150), np.nan, np.float32)
+    int8_numpy.product(int8_numpy.quantize_rows(x), *head, ours)
+    np.testing.assert_array_equal(ours, kernels)
+
+
 def test_the_products_before_the_kernels_are_compiled_are_the_twins(monkeypatch, qtype="Q6_K"):
     """What interleaved_matmul and int8_products compute while the kernels are not compiled
     (a first run: compiled_already says no): the twin, with the kernels' bits."""

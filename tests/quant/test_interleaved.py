@@ -129,6 +129,62 @@ def test_int8_products_follow_llama_cpp_formula(qtype, n):
     assert 1e-5 < err < 2e-2
 
 
+# (bits, group_size, zero points): weights quantized in groups (weight-only int4/int8, GPTQ)
+GROUPED = [(4, 32, True), (4, 64, True), (4, 128, False), (8, 64, False)]
+
+
+def grouped_weight(bits, group, zp, m=70, k=512, seed=0):
+    """A PackedWeight of random weights and its InterleavedWeight.from_groups."""
+    from gradient.quant.weight_only import quantize_weight
+    w = np.random.default_rng(seed).standard_normal((m, k)).astype(np.float32)
+    w[0, :group] = 0                                    # a zero group
+    w[1, :group] = np.abs(w[1, :group])                 # no negative weight: zero point 0
+    p = quantize_weight(w, bits, group, zp)
+    return p, InterleavedWeight.from_groups(p.qweight, p.scales, p.zeros, bits, k)
+
+
+@pytest.mark.parametrize("bits,group,zp", GROUPED, ids=str)
+@pytest.mark.parametrize("n", [1, 3, 15])
+def test_grouped_weights_multiply_as_the_ggml_types(bits, group, zp, n):
+    p, w = grouped_weight(bits, group, zp, seed=n)
+    ref = p.dequantize()                                # (q - z) * s, in float32
+    np.testing.assert_array_equal(w.dequantize(), ref)  # -(s * z) + s * q: the same bits
+    np.testing.assert_array_equal(w.rows(np.array([69, 0, 17])), ref[[69, 0, 17]])
+    assert w.has_minimum == zp and w.qtype == (GGMLType.Q8_0 if bits == 8 else
+                                               GGMLType.Q4_1 if zp else GGMLType.Q4_0)
+    x = np.random.default_rng(1).standard_normal((n, 512)).astype(np.float32)
+    expected = x @ ref.T.astype(np.float64)
+    y = interleaved_matmul(x, w, "float32")
+    assert np.abs(y - expected).max() <= 1e-5 * np.abs(expected).max()
+    y8 = interleaved_matmul(x, w, "int8")
+    formula = emulate_int8(x, w)
+    assert np.abs(y8 - formula).max() <= 1e-5 * np.abs(formula).max()
+    # row_blocks undoes the repacking: every block's codes, its group's scale and zero point
+    codes, scales, zeros = w.row_blocks()
+    per = group // 32
+    np.testing.assert_array_equal(codes.reshape(70, -1).view(np.uint8),
+                                  p.qweight.view(np.uint8) ^ np.uint8(128 if bits == 8 else 0))
+    np.testing.assert_array_equal(scales, np.repeat(p.scales, per, axis=1))
+    if zp:
+        np.testing.assert_array_equal(zeros, np.repeat(p.zeros, per, axis=1))
+    else:
+        assert zeros is None
+
+
+def test_grouped_weight_errors():
+    p, _ = grouped_weight(4, 64, True, m=4, k=128)
+    with pytest.raises(ValueError, match="symmetric 8 bits"):
+        InterleavedWeight.from_groups(p.qweight, p.scales, p.zeros, 3, 128)
+    with pytest.raises(ShapeError, match="whole 32-value blocks"):
+        InterleavedWeight.from_groups(p.qweight, p.scales[:, :1].repeat(3, axis=1), p.zeros,
+                                      4, 128)
+    with pytest.raises(ValueError, match="zero points 0..15"):
+        InterleavedWeight.from_groups(p.qweight, p.scales, p.zeros + 16, 4, 128)
+    with pytest.raises(UnsupportedQuantTypeError, match="super-block"):
+        InterleavedWeight.from_blocks(random_blocks(GGMLType.Q4_K, 16, 256), "Q4_K", 16,
+                                      256).row_blocks()
+
+
 def test_activations_are_quantized_as_llama_cpp_q8_1():
     rng = np.random.default_rng(5)
     x = rng.standard_normal((2, 96)).astype(np.float32)

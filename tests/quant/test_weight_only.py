@@ -131,13 +131,33 @@ def test_kernel_matches_dequantize_then_matmul(bits, group, zp, n):
     assert y.shape == (1, n, m)
 
 
-@pytest.mark.parametrize("n", [1, 2, 20])                  # 1: int4's decode-step kernel
-@pytest.mark.parametrize("bits,group,zp", [(8, None, False), (4, 64, True)], ids=["int8", "int4"])
-def test_parallel_kernels(monkeypatch, bits, group, zp, n):
+@pytest.mark.parametrize("n", [1, 3, 9, 40])
+@pytest.mark.parametrize("k", [100, 36])
+def test_int8_rows_not_in_blocks_of_32(k, n):
+    # per-channel int8 over in_features that 32 does not divide: the codes' own kernels
+    rng = np.random.default_rng(n)
+    p = quantize_weight(random_weight(40, k), 8)
+    layer = WeightOnlyLinear(p)
+    assert layer.packed is p and layer.packed_weight() is p
+    w = p.dequantize().astype(np.float64)
+    x = rng.standard_normal((n, k)).astype(np.float32)
+    close(weight_only_matmul(x, p), x @ w.T)
+    np.testing.assert_array_equal(layer.dequantize().numpy(), p.dequantize())
+    with gradient.no_grad():
+        close(layer(gradient.tensor(x)).numpy(), x @ w.T)
+    xt = gradient.tensor(x, requires_grad=True)
+    layer(xt).sum().backward()
+    close(xt.grad.numpy(), np.ones((n, 40)) @ w)
+
+
+@pytest.mark.parametrize("n", [1, 2, 20])
+@pytest.mark.parametrize("bits,group,zp,k", [(8, None, False, 100), (4, 64, True, 128)],
+                         ids=["int8-odd-rows", "int4"])
+def test_parallel_kernels(monkeypatch, bits, group, zp, k, n):
     # every matrix runs multi-threaded: the prange drivers give the serial results, bit for bit
     from gradient.quant import weight_only
-    p = quantize_weight(random_weight(40, 128), bits, group, zp)
-    x = np.random.default_rng(0).standard_normal((n, 128)).astype(np.float32)
+    p = quantize_weight(random_weight(40, k), bits, group, zp)
+    x = np.random.default_rng(0).standard_normal((n, k)).astype(np.float32)
     monkeypatch.setattr(qm, "PARALLEL_MIN_WEIGHTS", 1 << 40)
     monkeypatch.setattr(weight_only, "PARALLEL_MIN_CODES", 1 << 40)
     serial = weight_only_matmul(x, p)
@@ -163,7 +183,7 @@ def test_layer_forward_backward_and_state():
     linear = nn.Linear(128, 24)
     layer = WeightOnlyLinear.from_linear(linear, bits=4, group_size=64, zero_point=True)
     w = layer.dequantize().numpy().astype(np.float64)
-    np.testing.assert_array_equal(layer.dequantize().numpy(), layer.packed.dequantize())
+    np.testing.assert_array_equal(layer.dequantize().numpy(), layer.packed_weight().dequantize())
     rng = np.random.default_rng(0)
     x = gradient.tensor(rng.standard_normal((2, 3, 128)).astype(np.float32), requires_grad=True)
     y = layer(x)
@@ -183,12 +203,46 @@ def test_layer_forward_backward_and_state():
     assert list(layer.state_dict()) == ["bias"]
     with gradient.no_grad():
         assert layer(x.detach().to(gradient.bfloat16)).dtype is gradient.bfloat16
+    # held repacked: 24 rows padded to 32 (two groups of 16), 4 blocks of 32 values a row, each
+    # 16 bytes of codes, a float16 scale and a zero point
+    assert layer.nbytes == 32 * 4 * (16 + 2 + 1)
     assert repr(layer) == ("WeightOnlyLinear(in_features=128, out_features=24, bits=4, "
-                           "group_size=64, zero_point=True, bias=True, 1.6 KiB)")
+                           "group_size=64, zero_point=True, bias=True, 2.4 KiB)")
     with pytest.raises(ShapeError, match=r"has 64 features, expected 128"):
         layer(gradient.randn(2, 64))
     with pytest.raises(TypeError, match="PackedWeight"):
         WeightOnlyLinear(np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize("bits,group,zp", FORMATS, ids=FMT_IDS)
+def test_layer_holds_only_the_repacked_weight(bits, group, zp):
+    # the layer keeps the interleaved kernels' form alone, and gives the PackedWeight back
+    p = quantize_weight(random_weight(72, 256), bits, group, zp)
+    layer = WeightOnlyLinear(p)
+    assert isinstance(layer.packed, Q.InterleavedWeight)
+    back = layer.packed_weight()
+    for name in ("qweight", "scales", "zeros"):
+        a, b = getattr(back, name), getattr(p, name)
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(a, b)
+    assert (back.bits, back.group_size, back.in_features) == (bits, p.group_size, 256)
+    # (72 rows padded to 80) x 8 blocks: 16 bytes of codes (32 for int8) + scale (+ zero point)
+    per_block = (16 if bits == 4 else 32) + 2 + (1 if zp else 0)
+    assert layer.nbytes == 80 * 8 * per_block
+    np.testing.assert_array_equal(layer.dequantize().numpy(), p.dequantize())
+    # int8 activations (as llama.cpp), and the exact layer for the gradient's own gradient
+    x = np.random.default_rng(2).standard_normal((3, 256)).astype(np.float32)
+    fast = WeightOnlyLinear(p, activations="int8")
+    with gradient.no_grad():
+        exact, approx = layer(gradient.tensor(x)).numpy(), fast(gradient.tensor(x)).numpy()
+    close(exact, x @ p.dequantize().astype(np.float64).T)
+    assert 0 < np.abs(approx - exact).max() < 0.03 * np.abs(exact).max()
+    assert fast.exact().activations == "float32" and fast.exact().packed is fast.packed
+    assert fast.activations == "int8" and layer.exact() is layer
+    with pytest.raises(ValueError, match="activations must be one of"):
+        WeightOnlyLinear(p, activations="int4")
 
 
 # ----------------------------------------------------------------------------- models
