@@ -53,10 +53,53 @@ from .linear import _inverse
 from .weight_only import (PackedWeight, WeightOnlyLinear, _check_groups, _readonly, _skipped,
                           pack_int4)
 
-__all__ = ["gptq", "gptq_quantize", "BLOCK_SIZE"]
+__all__ = ["gptq", "gptq_quantize", "round_to_nearest", "fit_grid", "round_to_grid",
+           "packed_codes", "BLOCK_SIZE"]
 
 #: Columns per lazy batch (the reference's ``blocksize``); rounded up to a multiple of the group.
 BLOCK_SIZE = 128
+
+
+def fit_grid(w: np.ndarray, bits: int, sym: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The grids of groups of weights ``w`` (rows, groups, values a group): float16 scales and
+    integer zero points (rows, groups). 8 bits: gradient's int8, symmetric, ``max|w| / 127``
+    (zero points 0); else ``[min(w, 0), max(w, 0)]`` over ``2^bits - 1`` steps (``sym``: the
+    range symmetric about 0, the zero point the middle code), as the reference's quantizer."""
+    w = w.astype(np.float32)
+    if bits == 8:
+        return ((np.abs(w).max(axis=-1) / np.float32(127)).astype(np.float16),
+                np.zeros(w.shape[:-1], np.int32))
+    maxq = (1 << bits) - 1
+    low = np.minimum(w.min(axis=-1), 0)
+    high = np.maximum(w.max(axis=-1), 0)
+    if sym:
+        high = np.maximum(-low, high)
+        low = np.where(low < 0, -high, low)
+    flat = (low == 0) & (high == 0)              # an all-zero group: any grid, as GPTQ's
+    low, high = np.where(flat, -1, low), np.where(flat, 1, high)
+    scales = ((high - low) / np.float32(maxq)).astype(np.float16)
+    if sym:
+        zeros = np.full(scales.shape, (maxq + 1) // 2, np.int32)
+    else:
+        zeros = np.clip(np.rint(-low * _inverse(scales.astype(np.float32))), 0,
+                        maxq).astype(np.int32)
+    return scales, zeros
+
+
+def round_to_grid(w: np.ndarray, scales: np.ndarray, zeros: np.ndarray,
+                  bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, values)`` of weights ``w`` (rows, groups, values a group, or (rows,) with
+    one group's grid) on the grids ``scales``, ``zeros``: codes as stored, values the float64
+    weights they stand for."""
+    scale = scales.astype(np.float32)
+    if w.ndim == 3:
+        scale, zeros = scale[..., None], zeros[..., None]
+    x = w.astype(np.float32) * _inverse(scale)
+    if bits == 8:
+        q = np.clip(np.rint(x), -127, 127)
+        return q, q.astype(np.float64) * scale
+    q = np.clip(np.rint(x) + zeros, 0, (1 << bits) - 1)
+    return q, (q - zeros).astype(np.float64) * scale
 
 
 class _Grid:
@@ -64,43 +107,17 @@ class _Grid:
 
     def __init__(self, bits: int, sym: bool, rows: int, groups: int):
         self.bits, self.sym = bits, sym
-        self.maxq = 255 if bits == 8 else (1 << bits) - 1
         self.scales = np.zeros((rows, groups), np.float16)
         self.zeros = np.zeros((rows, groups), np.int32)
 
     def fit(self, g: int, w: np.ndarray) -> None:
         """The grid of group ``g`` from its weights ``w`` (rows, columns of the group)."""
-        w = w.astype(np.float32)
-        if self.bits == 8:            # gradient's int8: symmetric, codes -127..127
-            scale = (np.abs(w).max(axis=1) / np.float32(127)).astype(np.float16)
-            self.scales[:, g] = scale
-            return
-        low = np.minimum(w.min(axis=1), 0)
-        high = np.maximum(w.max(axis=1), 0)
-        if self.sym:
-            high = np.maximum(-low, high)
-            low = np.where(low < 0, -high, low)
-        flat = (low == 0) & (high == 0)              # an all-zero group: any grid, as GPTQ's
-        low, high = np.where(flat, -1, low), np.where(flat, 1, high)
-        scale = ((high - low) / np.float32(self.maxq)).astype(np.float16)
-        self.scales[:, g] = scale
-        if self.sym:
-            self.zeros[:, g] = (self.maxq + 1) // 2
-        else:
-            self.zeros[:, g] = np.clip(np.rint(-low * _inverse(scale.astype(np.float32))), 0,
-                                       self.maxq)
+        scales, zeros = fit_grid(w[:, None, :], self.bits, self.sym)
+        self.scales[:, g], self.zeros[:, g] = scales[:, 0], zeros[:, 0]
 
     def round(self, g: int, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(codes, values)`` of a column ``w`` (rows,) in group ``g``: codes as stored, values
-        the weights they stand for (float64)."""
-        scale = self.scales[:, g].astype(np.float32)
-        x = w.astype(np.float32) * _inverse(scale)
-        if self.bits == 8:
-            q = np.clip(np.rint(x), -127, 127)
-            return q, q.astype(np.float64) * scale
-        z = self.zeros[:, g]
-        q = np.clip(np.rint(x) + z, 0, self.maxq)
-        return q, (q - z).astype(np.float64) * scale
+        """``(codes, values)`` of a column ``w`` (rows,) in group ``g``."""
+        return round_to_grid(w, self.scales[:, g], self.zeros[:, g], self.bits)
 
 
 def _upper_inverse_factor(h: np.ndarray) -> np.ndarray:
@@ -176,15 +193,46 @@ def gptq_quantize(weight, hessian, bits: int = 4, group_size: int | None = 128,
             errors[:, i] = error
         w[:, b1:] -= errors @ u[b0:b1, b1:]
 
+    return packed_codes(codes, grid.scales, grid.zeros, bits, sym)
+
+
+def packed_codes(codes, scales, zeros, bits: int, sym: bool) -> PackedWeight:
+    """Codes (rows, in) on the grids ``scales``, ``zeros`` (rows, groups) of :func:`fit_grid`
+    as a :class:`~gradient.quant.weight_only.PackedWeight`: 3 and 4 bits in the int4 layout
+    (symmetric 4-bit codes are gradient's, offset by 8 with no zero points), 8 bits int8."""
+    k = codes.shape[1]
+    g = k // scales.shape[1]
     if bits == 8:
-        qweight = codes.astype(np.int8)
-        zeros = None
+        qweight, zeros = codes.astype(np.int8), None
     elif sym and bits == 4:          # gradient's symmetric int4: codes offset by 8, no zeros
         qweight, zeros = pack_int4(codes.astype(np.uint8)), None
     else:
-        qweight, zeros = pack_int4(codes.astype(np.uint8)), grid.zeros.astype(np.uint8)
-    return PackedWeight(_readonly(qweight), _readonly(grid.scales),
+        qweight, zeros = pack_int4(codes.astype(np.uint8)), zeros.astype(np.uint8)
+    return PackedWeight(_readonly(qweight), _readonly(scales),
                         None if zeros is None else _readonly(zeros), 8 if bits == 8 else 4, g, k)
+
+
+def round_to_nearest(weight, bits: int = 4, group_size: int | None = 128,
+                     sym: bool = False) -> PackedWeight:
+    """The weight (out, in) rounded to nearest on GPTQ's grid (:func:`fit_grid`): what GPTQ
+    gives with nothing to compensate (an identity Hessian), and what AWQ rounds its scaled
+    weights with.
+
+    Example: ``round_to_nearest(w, bits=3, group_size=64).dequantize()``
+    """
+    w = np.asarray(weight, dtype=np.float32)
+    if bits not in (3, 4, 8) or (bits == 8 and not sym):
+        raise ValueError(f"round_to_nearest: bits must be 3 or 4, or 8 with sym=True; got "
+                         f"bits={bits!r}, sym={sym!r}")
+    g = w.shape[-1] if group_size is None and w.ndim else group_size
+    rows, k = _check_groups(w.shape, g, "round_to_nearest")
+    if bits != 8 and g % 32:
+        raise ValueError(f"round_to_nearest: {bits}-bit group_size must be a multiple of 32, "
+                         f"got {g}")
+    groups = w.reshape(rows, k // g, g)
+    scales, zeros = fit_grid(groups, bits, sym)
+    codes, _ = round_to_grid(groups, scales, zeros, bits)
+    return packed_codes(codes.reshape(rows, k), scales, zeros, bits, sym)
 
 
 def gptq(model: Module, calib_ids, bits: int = 4, group_size: int | None = 128,

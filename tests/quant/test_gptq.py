@@ -11,6 +11,7 @@ from gradient.errors import ShapeError
 from gradient.models import LlamaConfig, LlamaForCausalLM
 from gradient.quant import WeightOnlyLinear, gptq, gptq_quantize, quantize_weight
 from gradient.quant.calibration import InputStatistics, calibrate_blocks
+from gradient.quant.gptq import round_to_nearest
 
 
 # ----------------------------------------------------------------------------- the reference
@@ -107,6 +108,21 @@ def test_the_identity_hessian_rounds_to_nearest():
     np.testing.assert_array_equal(packed.qweight, rtn.qweight)
     np.testing.assert_array_equal(packed.scales, rtn.scales)
     np.testing.assert_array_equal(packed.zeros, rtn.zeros)
+
+
+@pytest.mark.parametrize("bits,sym", [(3, False), (4, True), (4, False), (8, True)])
+def test_round_to_nearest_is_gptq_without_compensation(bits, sym):
+    w, _, _ = _layer(4)
+    w[3, :32] = 0                                   # an all-zero group
+    ours = round_to_nearest(w, bits=bits, group_size=32, sym=sym)
+    theirs = gptq_quantize(w, np.eye(w.shape[1]), bits=bits, group_size=32, sym=sym)
+    for name in ("qweight", "scales", "zeros"):
+        a, b = getattr(ours, name), getattr(theirs, name)
+        assert (a is None) == (b is None)
+        if a is not None:
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="bits must be 3 or 4"):
+        round_to_nearest(w, bits=8)
 
 
 @pytest.mark.parametrize("act_order", [False, True])
