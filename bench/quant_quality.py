@@ -22,8 +22,11 @@ bfloat16 one; point ``--model`` at the original checkpoint for the usual figures
   are shared and noisy: compare ratios, not absolute figures);
 * size: bytes of the quantized layers' weights against their float32 bytes, bits per weight.
 
-The ``gptq*`` schemes quantize with ``gradient.quant.gptq`` from calibration text: ``--calib``
-sequences of ``--calib-length`` tokens of the docstrings of other standard-library modules
+* prefill: the best of two forwards over the ``--tokens`` held-out tokens, in ms.
+
+The ``gptq*`` and ``awq*`` schemes quantize with ``gradient.quant.gptq`` and ``awq`` from
+calibration text: ``--calib`` sequences of
+``--calib-length`` tokens of the docstrings of other standard-library modules
 (:data:`CALIBRATION_MODULES`; never argparse, the held-out text), in batches of 8; ``rtn3-g64``
 is the same 3-bit grid rounded to nearest, for comparison (``int4-g64-zp`` is 4-bit's). The
 first round of a new model's decode compiles its step: use ``--rounds 2`` or more for speed.
@@ -76,6 +79,9 @@ SCHEMES = {
     "gptq-g32": ("gptq", {"bits": 4, "group_size": 32}),
     "gptq3-g64": ("gptq", {"bits": 3, "group_size": 64}),
     "rtn3-g64": ("rtn3", {"group_size": 64}),
+    "awq-g64": ("awq", {"bits": 4, "group_size": 64}),
+    "awq-g32": ("awq", {"bits": 4, "group_size": 32}),
+    "awq3-g64": ("awq", {"bits": 3, "group_size": 64}),
 }
 
 #: Standard-library modules whose docstrings make the calibration text (none is argparse, the
@@ -116,15 +122,14 @@ def calibration_ids(tokenizer, sequences: int, length: int) -> list:
 
 
 def round_to_nearest_3bit(model, group_size: int):
-    """Every linear layer of the blocks on GPTQ's 3-bit grid, rounded to nearest (GPTQ with
-    an identity Hessian: nothing to compensate), for comparison."""
+    """Every linear layer of the blocks on GPTQ's 3-bit grid, rounded to nearest (what GPTQ
+    gives with nothing to compensate), for comparison."""
     import copy
-    from gradient.quant import gptq_quantize
+    from gradient.quant.gptq import round_to_nearest
     q = copy.deepcopy(model)
     for name, m in list(q.named_modules()):
         if type(m) is gradient.nn.Linear and name != "lm_head":
-            w = m.weight.detach().numpy()
-            packed = gptq_quantize(w, np.eye(w.shape[1]), bits=3, group_size=group_size)
+            packed = round_to_nearest(m.weight.detach().numpy(), bits=3, group_size=group_size)
             bias = None if m.bias is None else m.bias.detach().numpy()
             q.set_submodule(name, WeightOnlyLinear(packed, bias))
     return q
@@ -144,6 +149,18 @@ def decode_speed(model, prompt: np.ndarray, new: int, rounds: int) -> float:
         t2 = time.perf_counter()
         best = min(best, (t2 - t1) - (t1 - t0))
     return new / best
+
+
+def prefill_ms(model, ids: np.ndarray) -> float:
+    """Best of two forwards over ``ids`` (one sequence), in milliseconds."""
+    x = gradient.tensor(ids[None])
+    best = float("inf")
+    with gradient.no_grad():
+        for _ in range(2):
+            t = time.perf_counter()
+            model(x)
+            best = min(best, time.perf_counter() - t)
+    return 1e3 * best
 
 
 def layer_bytes(model) -> tuple[int, int]:
@@ -192,7 +209,8 @@ def main() -> None:
     float_tps = decode_speed(model, prompt, args.new, args.rounds)
     ref = quality.evaluate(None, model, ids, float_logits=float_logits)   # the float ppl
     print(json.dumps({**common, "scheme": "float32", "ppl": round(ref["ppl_float"], 4),
-                      "decode_tok_s": round(float_tps, 2), "load_s": round(load_s, 2),
+                      "decode_tok_s": round(float_tps, 2),
+                      "prefill_ms": round(prefill_ms(model, ids), 1), "load_s": round(load_s, 2),
                       "eval_s": round(float_eval_s, 2)}), flush=True)
     skip = () if args.include_head else ("lm_head",)
     calib = None
@@ -203,11 +221,12 @@ def main() -> None:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                if scheme == "gptq":
+                if scheme in ("gptq", "awq"):
                     if calib is None:
                         calib = calibration_ids(tokenizer, args.calib, args.calib_length)
                     batches = [np.stack(calib[i:i + 8]) for i in range(0, len(calib), 8)]
-                    q = gradient.quant.gptq(model, batches, skip=skip, **options)
+                    method = getattr(gradient.quant, scheme)
+                    q = method(model, batches, skip=skip, **options)
                     line["calibration"] = f"{len(calib)} x {args.calib_length} tokens"
                 elif scheme == "rtn3":
                     q = round_to_nearest_3bit(model, **options)
@@ -228,6 +247,7 @@ def main() -> None:
                      "kl_mean": float(f"{r['kl_mean']:.4g}"), "kl_max": round(r["kl_max"], 4),
                      "top1_agreement": round(r["top1_agreement"], 4),
                      "decode_tok_s": round(tps, 2), "decode_vs_float": round(tps / float_tps, 3),
+                     "prefill_ms": round(prefill_ms(q, ids), 1),
                      "layer_MiB": round(qb / 2**20, 2), "float_layer_MiB": round(fb / 2**20, 2),
                      "bits_per_weight": round(8 * qb / max(1, n_weights), 3)})
         print(json.dumps(line), flush=True)

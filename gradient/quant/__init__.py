@@ -15,14 +15,16 @@ matrix products that read the packed weights directly, and measuring what quanti
   (``gradient.hub.load("x.gguf")`` builds models of them).
 * :mod:`gradient.quant.weight_only` -- :func:`quantize`: a model's Linear layers to int8 (per
   output channel), int4 (group-wise, optional zero points) or a GGML type
-  (:class:`WeightOnlyLinear` / :class:`QuantizedLinear`); given an array instead of a model,
-  it writes GGML blocks (Q8_0/Q4_0/Q4_1/Q5_0/Q5_1 as ggml does, Q4_K as llama.cpp does).
+  (:class:`WeightOnlyLinear`, read by the interleaved kernels / :class:`QuantizedLinear`);
+  given an array instead of a model, it writes GGML blocks (Q8_0/Q4_0/Q4_1/Q5_0/Q5_1 as ggml does, Q4_K as llama.cpp does).
 * :mod:`gradient.quant.quality` -- :func:`~gradient.quant.quality.evaluate`: perplexity, mean
   KL divergence and top-1 agreement of a quantized model against its float original.
 * :mod:`gradient.quant.calibration` -- a model run over calibration token ids one block at a
   time, with the statistics of each linear layer's inputs (:func:`calibrate_blocks`).
 * :mod:`gradient.quant.gptq` -- :func:`gptq`: 3/4/8-bit weights whose rounding errors are
   compensated column by column from the calibration inputs (GPTQ).
+* :mod:`gradient.quant.awq` -- :func:`awq`: the weight columns that meet large activations
+  scaled up before rounding, the activations scaled down in the norm or layer before (AWQ).
 * :mod:`gradient.quant.dynamic` -- :func:`quantize_dynamic`, PyTorch's dynamic quantization
   (int8 weights, activations quantized as they arrive).
 
@@ -47,6 +49,7 @@ from .weight_only import (GGML_SCHEMES, SCHEMES, PackedWeight, WeightOnlyLinear,
                           unpack_int4, weight_only_matmul)
 from . import calibration, quality
 from .gptq import gptq, gptq_quantize
+from .awq import awq
 from .dynamic import qint8, quantize_dynamic
 
 __all__ = ["GGMLType", "BLOCK_SIZES", "DEQUANTIZABLE", "UnsupportedQuantTypeError", "dequantize",
@@ -55,5 +58,5 @@ __all__ = ["GGMLType", "BLOCK_SIZES", "DEQUANTIZABLE", "UnsupportedQuantTypeErro
            "quantized_matmul", "quantized_matmul_t", "dequantize_rows", "MATMUL_TYPES",
            "quantize_model", "quantize_weight", "quantize_blocks", "quantize_q4_k",
            "PackedWeight", "WeightOnlyLinear", "weight_only_matmul", "pack_int4", "unpack_int4",
-           "SCHEMES", "GGML_SCHEMES", "quality", "calibration", "gptq", "gptq_quantize",
+           "SCHEMES", "GGML_SCHEMES", "quality", "calibration", "gptq", "gptq_quantize", "awq",
            "quantize_dynamic", "qint8"]
