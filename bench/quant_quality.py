@@ -24,11 +24,12 @@ bfloat16 one; point ``--model`` at the original checkpoint for the usual figures
 
 * prefill: the best of two forwards over the ``--tokens`` held-out tokens, in ms.
 
-The ``gptq*`` and ``awq*`` schemes quantize with ``gradient.quant.gptq`` and ``awq`` from
-calibration text: ``--calib`` sequences of
+The ``gptq*``, ``awq*`` and ``smoothquant`` schemes quantize with ``gradient.quant.gptq``,
+``awq`` and ``smoothquant`` from calibration text: ``--calib`` sequences of
 ``--calib-length`` tokens of the docstrings of other standard-library modules
 (:data:`CALIBRATION_MODULES`; never argparse, the held-out text), in batches of 8; ``rtn3-g64``
-is the same 3-bit grid rounded to nearest, for comparison (``int4-g64-zp`` is 4-bit's). The
+is the same 3-bit grid rounded to nearest, for comparison (``int4-g64-zp`` is 4-bit's), and
+``w8a8`` SmoothQuant's int8 weights and per-token int8 activations without the smoothing. The
 first round of a new model's decode compiles its step: use ``--rounds 2`` or more for speed.
 
 A scheme that does not fit the model (int4 with group 128: SmolLM2's hidden size 576 is not a
@@ -82,6 +83,8 @@ SCHEMES = {
     "awq-g64": ("awq", {"bits": 4, "group_size": 64}),
     "awq-g32": ("awq", {"bits": 4, "group_size": 32}),
     "awq3-g64": ("awq", {"bits": 3, "group_size": 64}),
+    "smoothquant": ("smoothquant", {"alpha": 0.5}),
+    "w8a8": ("w8a8", {}),
 }
 
 #: Standard-library modules whose docstrings make the calibration text (none is argparse, the
@@ -132,6 +135,19 @@ def round_to_nearest_3bit(model, group_size: int):
             packed = round_to_nearest(m.weight.detach().numpy(), bits=3, group_size=group_size)
             bias = None if m.bias is None else m.bias.detach().numpy()
             q.set_submodule(name, WeightOnlyLinear(packed, bias))
+    return q
+
+
+def w8a8_unsmoothed(model):
+    """Every linear layer of the blocks as SmoothQuant quantizes it (int8 weights per channel,
+    int8 activations per token) without the smoothing, for comparison."""
+    import copy
+    q = copy.deepcopy(model)
+    for name, m in list(q.named_modules()):
+        if type(m) is gradient.nn.Linear and name != "lm_head":
+            packed = gradient.quant.quantize_weight(m.weight.detach().numpy(), bits=8)
+            bias = None if m.bias is None else m.bias.detach().numpy()
+            q.set_submodule(name, WeightOnlyLinear(packed, bias, activations="int8_per_token"))
     return q
 
 
@@ -221,13 +237,15 @@ def main() -> None:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                if scheme in ("gptq", "awq"):
+                if scheme in ("gptq", "awq", "smoothquant"):
                     if calib is None:
                         calib = calibration_ids(tokenizer, args.calib, args.calib_length)
                     batches = [np.stack(calib[i:i + 8]) for i in range(0, len(calib), 8)]
                     method = getattr(gradient.quant, scheme)
                     q = method(model, batches, skip=skip, **options)
                     line["calibration"] = f"{len(calib)} x {args.calib_length} tokens"
+                elif scheme == "w8a8":
+                    q = w8a8_unsmoothed(model)
                 elif scheme == "rtn3":
                     q = round_to_nearest_3bit(model, **options)
                 else:

@@ -25,6 +25,8 @@ matrix products that read the packed weights directly, and measuring what quanti
   compensated column by column from the calibration inputs (GPTQ).
 * :mod:`gradient.quant.awq` -- :func:`awq`: the weight columns that meet large activations
   scaled up before rounding, the activations scaled down in the norm or layer before (AWQ).
+* :mod:`gradient.quant.smoothquant` -- :func:`smoothquant`: int8 weights and per-token int8
+  activations (W8A8), the activations' outlying channels moved into the weights first.
 * :mod:`gradient.quant.dynamic` -- :func:`quantize_dynamic`, PyTorch's dynamic quantization
   (int8 weights, activations quantized as they arrive).
 
@@ -50,6 +52,7 @@ from .weight_only import (GGML_SCHEMES, SCHEMES, PackedWeight, WeightOnlyLinear,
 from . import calibration, quality
 from .gptq import gptq, gptq_quantize
 from .awq import awq
+from .smoothquant import smoothquant
 from .dynamic import qint8, quantize_dynamic
 
 __all__ = ["GGMLType", "BLOCK_SIZES", "DEQUANTIZABLE", "UnsupportedQuantTypeError", "dequantize",
@@ -58,5 +61,5 @@ __all__ = ["GGMLType", "BLOCK_SIZES", "DEQUANTIZABLE", "UnsupportedQuantTypeErro
            "quantized_matmul", "quantized_matmul_t", "dequantize_rows", "MATMUL_TYPES",
            "quantize_model", "quantize_weight", "quantize_blocks", "quantize_q4_k",
            "PackedWeight", "WeightOnlyLinear", "weight_only_matmul", "pack_int4", "unpack_int4",
-           "SCHEMES", "GGML_SCHEMES", "quality", "calibration", "gptq", "gptq_quantize", "awq",
+           "SCHEMES", "GGML_SCHEMES", "quality", "calibration", "gptq", "gptq_quantize", "awq", "smoothquant",
            "quantize_dynamic", "qint8"]

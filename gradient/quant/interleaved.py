@@ -110,8 +110,9 @@ __all__ = ["InterleavedWeight", "interleaved_matmul", "int8_products", "quantize
 #: kernels read it as a compile-time constant, not from the arrays' shapes: with the lane
 #: loops' trip count known, LLVM vectorises them whole.
 LANES = 16
-#: Values of ``activations=``.
-ACTIVATIONS = ("int8", "float32")
+#: Values of ``activations=``: int8 per 32 values (llama.cpp's), exact float32, or int8 with
+#: one scale a row (SmoothQuant's dynamic per-token activations).
+ACTIVATIONS = ("int8", "float32", "int8_per_token")
 
 # type -> (kind, values per scale, offset, has a minimum, blocks per super-block: the
 # k-quants' scales are a float16 per super-block times a small integer per block). The offset
@@ -712,6 +713,51 @@ def _quantized(x):
     return xq, xd, xs, xs16, xsum, xsum16
 
 
+@compile_kernel
+def _quantize_tokens(x, xq, xd, xs, xs16, xsum, xsum16):
+    """The rows of x quantized with one scale a row, ``max|x_row| / 127`` (float32, not
+    rounded), into the arrays :func:`_quantize_rows` fills (each block of a row repeats its
+    row's scale): SmoothQuant's dynamic per-token activations."""
+    n, k = x.shape
+    for i in range(n):
+        amax = np.float32(0.0)
+        for b in range(k // 32):
+            o = i * k + b * 32
+            m = largest_magnitude(load_f32x16(x, o), load_f32x16(x, o + 16))
+            if not m <= amax:            # (a NaN stays: NaN in, NaN out)
+                amax = m
+        d = amax / np.float32(127.0)
+        inv = np.float32(127.0) / amax if amax > 0 else np.float32(0.0)
+        for b in range(k // 32):
+            o = i * k + b * 32
+            q0 = to_i32(rint_f32(mul_f32(load_f32x16(x, o), broadcast_f32x16(inv))))
+            q1 = to_i32(rint_f32(mul_f32(load_f32x16(x, o + 16), broadcast_f32x16(inv))))
+            store_i32_as_i8(xq, o, q0)
+            store_i32_as_i8(xq, o + 16, q1)
+            s0, s1 = sum_i32(q0), sum_i32(q1)
+            xd[i, b] = d
+            xsum[i, b] = s0 + s1
+            xsum16[i, 2 * b] = s0
+            xsum16[i, 2 * b + 1] = s1
+            xs[i, b] = np.float32(s0 + s1) * d
+            xs16[i, 2 * b] = np.float32(s0) * d
+            xs16[i, 2 * b + 1] = np.float32(s1) * d
+
+
+@compile_kernel
+def _quantized_tokens(x):
+    """:func:`_quantize_tokens` of contiguous float32 rows, in new arrays."""
+    n, k = x.shape
+    xq = np.empty((n, k), np.int8)
+    xd = np.empty((n, k // 32), np.float32)
+    xs = np.empty((n, k // 32), np.float32)
+    xs16 = np.empty((n, k // 16), np.float32)
+    xsum = np.empty((n, k // 32), np.int32)
+    xsum16 = np.empty((n, k // 16), np.int32)
+    _quantize_tokens(x, xq, xd, xs, xs16, xsum, xsum16)
+    return xq, xd, xs, xs16, xsum, xsum16
+
+
 # ----------------------------------------------------------------------------- products
 # The int8 products are llama.cpp's: per block of a row of W, the integer sum of its codes
 # times x's int8 values, then ``(scale * x_scale) * sum (+ minimum * x_sum)``. A vector of 16
@@ -935,6 +981,15 @@ def _int8_product(x, codes, scale, minimum, sub, offset, nibble, small, y, n_chu
                     xsum16, y, c, n_chunks)
 
 
+@compile_kernel(parallel=True)
+def _token_product(x, codes, scale, minimum, sub, offset, nibble, small, y, n_chunks):
+    # :func:`_int8_product` with each row of x quantized with one scale (``"int8_per_token"``)
+    xq, xd, xs, xs16, xsum, xsum16 = _quantized_tokens(x)
+    for c in numba.prange(n_chunks):
+        _int8_chunk(codes, scale, minimum, sub, offset, nibble, small, xq, xd, xs, xs16, xsum,
+                    xsum16, y, c, n_chunks)
+
+
 def _int8_threads(x, codes, scale, minimum, sub, offset, nibble, small, y, n_chunks):
     """:func:`_int8_product` called from Python; where it is not compiled yet (see
     :func:`~gradient.backends.cpu_compile.compiled_already`), its NumPy twin
@@ -1035,6 +1090,16 @@ def int8_product_compiled(x, rows, out_shape, codes, scale, minimum, sub, offset
 
 
 @compile_kernel
+def token_product_compiled(x, rows, out_shape, codes, scale, minimum, sub, offset, nibble,
+                           small, n_chunks):
+    """:func:`int8_product_compiled` with per-token activations."""
+    x2 = np.ascontiguousarray(x).reshape(rows)
+    y = np.empty((rows[0], out_shape[len(out_shape) - 1]), np.float32)
+    _token_product(x2, codes, scale, minimum, sub, offset, nibble, small, y, n_chunks)
+    return y.reshape(out_shape)
+
+
+@compile_kernel
 def float_product_compiled(x, rows, out_shape, codes, scale, minimum, sub, offset, nibble,
                            n_chunks):
     """:func:`int8_product_compiled` with float32 activations."""
@@ -1096,7 +1161,8 @@ def lowered_product(x, rows, w, activations, out_shape) -> Lowered:
     """The compiled form of ``interleaved_matmul(x.reshape(rows), w, activations)`` reshaped
     to ``out_shape`` (a prepared product: see ``_prepare``)."""
     kernel, head, tail = _product_call(w, activations)
-    fn = int8_product_compiled if kernel is _int8_threads else float_product_compiled
+    fn = {_int8_threads: int8_product_compiled, _token_product: token_product_compiled,
+          _float_threads: float_product_compiled}[kernel]
     return Lowered(fn, (x, tuple(rows), tuple(out_shape), *head, *tail),
                    trace=("interleaved_matmul", "numba"))
 
@@ -1264,6 +1330,8 @@ def _product_call(w: InterleavedWeight, activations: str) -> tuple:
     ``kernel(x, *head, y, *tail)``, one compiled call."""
     if activations == "int8":
         return _int8_threads, _int8_head(w), (_chunks([w], w.in_features),)
+    if activations == "int8_per_token":
+        return _token_product, _int8_head(w), (_chunks([w], w.in_features),)
     return (_float_threads, _int8_head(w)[:6],
             (min(w.codes.shape[0], _threads(w.out_features * w.in_features) * 2),))
 
@@ -1274,8 +1342,10 @@ def interleaved_matmul(x: np.ndarray, w: InterleavedWeight,
     """``x @ W.T`` (float32, shape (n, out_features)) for x (n, in_features).
 
     ``activations="int8"``: the rows of x quantized as llama.cpp does (see the module
-    docstring); ``"float32"``: exact weights times float32 x. Either way each row's result
-    is the same bits whatever the number of rows.
+    docstring); ``"float32"``: exact weights times float32 x; ``"int8_per_token"``: each row
+    of x quantized to int8 with one scale (``max|x_row| / 127``, as SmoothQuant's W8A8), the
+    products then as with ``"int8"``. Each row's result is the same bits whatever the number
+    of rows.
 
     Example: ``y = interleaved_matmul(np.ones((1, 576), np.float32), w)``
     """

@@ -228,10 +228,16 @@ def quant_interleaved():
                      "Q6_K"):
             w = interleaved.InterleavedWeight.from_blocks(_blocks(rng, name), GGMLType[name],
                                                           64, 256)
-            for activations in interleaved.ACTIVATIONS:
+            # per-token int8 activations (SmoothQuant's W8A8) for the int8 weights only
+            for activations in ("int8", "float32") + (
+                    ("int8_per_token",) if name == "Q8_0" else ()):
                 for rows in (1, 3):
                     out.append(interleaved.interleaved_matmul(_f32(rng, rows, 256), w,
                                                               activations))
+            if name == "Q8_0":        # and its compiled form, as a captured step calls it
+                lowered = interleaved.lowered_product(_f32(rng, 3, 256), (3, 256), w,
+                                                      "int8_per_token", (3, 64))
+                out.append(lowered.fn(*lowered.args))
             out += [interleaved.interleaved_matmul(_f32(rng, 20, 256), w),
                     interleaved.interleaved_matmul_t(_f32(rng, 2, 64), w),
                     w.dequantize(), w.rows(np.array([0, 33, 63, 5]))]

@@ -185,6 +185,28 @@ def test_grouped_weight_errors():
                                       256).row_blocks()
 
 
+@pytest.mark.parametrize("qtype", [GGMLType.Q8_0, GGMLType.Q4_1, GGMLType.Q6_K],
+                         ids=lambda t: t.name)
+@pytest.mark.parametrize("n", [1, 15])
+def test_per_token_activations_are_smoothquants(qtype, n):
+    """``int8_per_token``: each row of x as int8 with one scale, max|x_row| / 127, and the
+    integer products scaled once: ``d_row * (q_row @ W.T)``."""
+    m, k = 70, 512
+    w = InterleavedWeight.from_blocks(random_blocks(qtype, m, k, seed=5), qtype, m, k)
+    x = np.random.default_rng(6).standard_normal((n, k)).astype(np.float32)
+    x[0, 100] = 40.0                                 # an outlier sets its row's scale
+    d = np.abs(x).max(axis=1, keepdims=True) / np.float32(127)
+    q = np.rint(x * (np.float32(127) / np.abs(x).max(axis=1, keepdims=True)))
+    expected = d.astype(np.float64) * (q @ w.dequantize().T.astype(np.float64))
+    y = interleaved_matmul(x, w, "int8_per_token")
+    assert np.abs(y - expected).max() <= 1e-5 * np.abs(expected).max()
+    # coarser than llama.cpp's scale per 32 values where a row has an outlier
+    exact = x.astype(np.float64) @ w.dequantize().T.astype(np.float64)
+    per_block = interleaved_matmul(x, w, "int8")
+    assert np.abs(y - exact)[0].max() > np.abs(per_block - exact)[0].max()
+    np.testing.assert_array_equal(interleaved_matmul(x[-1:], w, "int8_per_token"), y[-1:])
+
+
 def test_activations_are_quantized_as_llama_cpp_q8_1():
     rng = np.random.default_rng(5)
     x = rng.standard_normal((2, 96)).astype(np.float32)
