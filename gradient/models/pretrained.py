@@ -254,21 +254,39 @@ class PreTrainedModel(Module):
         config = cls.config_class.from_dict(raw)
         with _init.skip_init():
             model = cls(config)
-        model.load_hf_weights(directory, dtype=_as_dtype(dtype))
+        model.load_hf_weights(directory, dtype=_as_dtype(dtype),
+                              quantization=raw.get("quantization_config"))
         model.eval()
         return model
 
-    def load_hf_weights(self, directory: str, dtype=None) -> None:
+    def load_hf_weights(self, directory: str, dtype=None, quantization=None) -> None:
         """Load the safetensors weights in ``directory`` (single file or sharded) into this
-        model, converting to ``dtype`` when given; lists missing and unexpected tensors."""
+        model, converting to ``dtype`` when given; lists missing and unexpected tensors.
+
+        ``quantization``: ``config.json``'s ``quantization_config``: the layers the checkpoint
+        holds quantized (GPTQ, AWQ, compressed-tensors; :mod:`gradient.quant.formats`)
+        become :class:`~gradient.quant.WeightOnlyLinear` layers, kept quantized."""
         files = _weight_files(directory)
         readers: dict[str, SafetensorsReader] = {}
         state: dict[str, Tensor] = OrderedDict()
+
+        def reader_of(path):
+            if path not in readers:
+                readers[path] = SafetensorsReader(path, mmap=True)
+            return readers[path]
+        consumed: set = set()
         try:
+            if quantization:
+                from ..quant.formats import read_layers
+                # copies: the layers keep their arrays after the files close
+                layers, consumed = read_layers(
+                    quantization, files, lambda n: np.array(reader_of(files[n]).read(n)))
+                for name, layer in layers.items():
+                    self.set_submodule(name, layer)
             for hf_name, path in files.items():
-                if path not in readers:
-                    readers[path] = SafetensorsReader(path, mmap=True)
-                stored = readers[path].read(hf_name)
+                if hf_name in consumed:
+                    continue
+                stored = reader_of(path).read(hf_name)
                 mapped = self._from_hf_tensor(hf_name, stored)
                 if mapped is None:
                     continue
@@ -296,10 +314,16 @@ class PreTrainedModel(Module):
         self.tie_weights()
 
     # -- saving
-    def save_pretrained(self, directory, max_shard_size: int | str = "5GB") -> None:
+    def save_pretrained(self, directory, max_shard_size: int | str = "5GB",
+                        quantization_format: str | None = None) -> None:
         """Write ``config.json`` and the weights in Hugging Face's layout; checkpoints larger
         than ``max_shard_size`` (bytes, or a string like ``"500MB"``) are split into shards
         with a ``model.safetensors.index.json``.
+
+        A model with :class:`~gradient.quant.WeightOnlyLinear` layers (quantized by gradient,
+        or loaded quantized) writes them in ``quantization_format``: ``"compressed-tensors"``
+        (the default: any of gradient's schemes), ``"gptq"`` or ``"awq"``, with the
+        ``quantization_config`` other tools read (:mod:`gradient.quant.formats`).
 
         Example: ``model.save_pretrained("out/")`` then ``transformers`` loads ``out/``.
         """
@@ -312,8 +336,18 @@ class PreTrainedModel(Module):
                 continue
             hf_name, array = self._to_hf_tensor(name, t.detach().numpy())
             tensors[hf_name] = np.ascontiguousarray(array)
-        shards = _shard(tensors, _parse_size(max_shard_size))
         config = self.config.to_dict()
+        config.pop("quantization_config", None)
+        from ..quant.weight_only import WeightOnlyLinear
+        if any(isinstance(m, WeightOnlyLinear) for m in self.modules()):
+            from ..quant.formats import write_layers
+            config["quantization_config"], quantized = write_layers(
+                self, quantization_format or "compressed-tensors")
+            tensors.update(quantized)
+        elif quantization_format is not None:
+            raise ValueError("save_pretrained: quantization_format is for models with "
+                             "quantized layers (gradient.quant.quantize, gptq, awq, ...)")
+        shards = _shard(tensors, _parse_size(max_shard_size))
         config.setdefault("architectures", [type(self).__name__])
         config["dtype"] = str(next(iter(self.parameters())).dtype).replace("gradient.", "")
         _write_json(os.path.join(directory, CONFIG_NAME), config)

@@ -30,9 +30,10 @@ Example::
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 
-__all__ = ["quantize_rows", "product", "block_factors"]
+__all__ = ["quantize_rows", "product", "block_factors", "as_floats"]
 
 #: Rows of the weight multiplied at a time: the codes widened to float32 take 4 bytes a value.
 _ROWS_AT_ONCE = 8192
@@ -62,9 +63,19 @@ def _round_f16(a: np.ndarray) -> np.ndarray:
         return a.astype(np.float16).astype(np.float32)
 
 
+def as_floats(bits: np.ndarray) -> np.ndarray:
+    """A repacked weight's scales as the floats they are: float16 kept as uint16 bits,
+    bfloat16 as int16 (gradient.backends.cpu_half's convention), float32 as it is."""
+    if bits.dtype == np.uint16:
+        return bits.view(np.float16)
+    if bits.dtype == np.int16:
+        return bits.view(ml_dtypes.bfloat16)
+    return bits
+
+
 def _widened(bits: np.ndarray) -> np.ndarray:
-    """Float16 values kept as their uint16 bits, as float32 (exact)."""
-    return bits.view(np.float16).astype(np.float32)
+    """Scales or minimums as float32 (exact)."""
+    return as_floats(bits).astype(np.float32)
 
 
 def block_factors(scale, minimum, sub, has_min: bool) -> tuple:

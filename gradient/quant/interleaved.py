@@ -77,6 +77,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import ml_dtypes
 import numba
 import numpy as np
 from numba.core import types
@@ -92,7 +93,7 @@ from ..backends.cpu_simd import (add_f32, add_i32, broadcast_4_bytes, broadcast_
                                  prefetch, rint_f32, rounded_to_f16, store_f32x16,
                                  store_i32_as_i8, sum_i32, to_f32, to_i32, wide_registers,
                                  with_top_bits, zeros_f32x16, zeros_i32x16)
-from ..backends.cpu_half import widen
+from ..backends.cpu_half import as_bits, load_bits_as_f32x16, widen
 from ..backends.host_memory import pages_of_their_own
 from ..errors import ShapeError
 from ..kernels.lowering import Lowered
@@ -140,6 +141,9 @@ _N16, _N32 = 16, 32
 # Each packer reads the GGML rows of ``raw`` (rows, row bytes) and writes, for row r, lane
 # r % G of group r // G; every scale and minimum of a block is a float16, kept as its bits.
 # Offsets are bytes within a block, as in gradient.quant.matmul.
+
+#: The dtypes a grouped weight's scales keep (:meth:`InterleavedWeight.from_groups`).
+_SCALE_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(ml_dtypes.bfloat16))
 
 @compile_kernel
 def _pack_q4_0(raw, codes, scale, minimum, sub, n16):
@@ -407,8 +411,10 @@ class InterleavedWeight:
           blocks of 32 as Q4_0 packs them (byte j: code j low, code j + 16 high), stored
           offset by 8 when there are no zero points; for ``bits=8`` int8 (out_features,
           in_features);
-        * ``scales``: float16 (out_features, groups); ``zeros``: the uint8 zero points of the
-          same shape (4 bits), or None (symmetric).
+        * ``scales``: float16, bfloat16 or float32 (out_features, groups), kept in their
+          dtype (a checkpoint's scales are read as they are stored); ``zeros``: the uint8
+          zero points of the same shape (4 bits; up to 16, which GPTQ's original format
+          gives a zero point of 0), or None (symmetric).
 
         A group is a whole number of 32-value blocks, and each block takes its group's scale:
         a weight ``(q - z) * s`` is then Q4_0's arithmetic (symmetric int4, ``z = 8``), Q8_0's
@@ -426,7 +432,9 @@ class InterleavedWeight:
                              f"zero points) or symmetric 8 bits, got bits={bits!r}")
         k = int(in_features)
         codes = np.asarray(codes).view(np.uint8)
-        scales = np.asarray(scales, dtype=np.float16)
+        scales = np.asarray(scales)
+        if scales.dtype not in _SCALE_DTYPES:
+            scales = scales.astype(np.float16)
         m = codes.shape[0]
         n_blocks = k // 32
         if (k % 32 or codes.shape != (m, k * bits // 8) or scales.ndim != 2
@@ -453,12 +461,13 @@ class InterleavedWeight:
 
         stored = codes if bits == 4 else codes ^ np.uint8(128)      # Q8_0's unsigned codes
         packed_codes = interleaved(stored.reshape(m, n_blocks, quads * 4), True, np.uint8)
-        scale = interleaved(np.repeat(scales, per, axis=1).view(np.uint16), False, np.uint16)
+        bits_ = as_bits(np.ascontiguousarray(np.repeat(scales, per, axis=1)))
+        scale = interleaved(bits_, False, bits_.dtype)
         sub = None
         if zeros is not None:
             zeros = np.asarray(zeros)
-            if zeros.shape != scales.shape or (zeros.size and zeros.max() > 15):
-                raise ValueError(f"InterleavedWeight.from_groups: expected zero points 0..15 "
+            if zeros.shape != scales.shape or (zeros.size and zeros.max() > 16):
+                raise ValueError(f"InterleavedWeight.from_groups: expected zero points 0..16 "
                                  f"of the scales' shape {scales.shape}, got {zeros.shape}")
             sub = interleaved(np.repeat(zeros.astype(np.int8), per, axis=1), False, np.int8)
         qtype = (GGMLType.Q8_0 if bits == 8 else GGMLType.Q4_1 if zeros is not None
@@ -472,7 +481,8 @@ class InterleavedWeight:
         """The inverse of the repacking, for the formats that give every 32-value block its
         own factors (not the k-quants): ``(codes, scales, zero_points)`` with ``codes`` the
         row-major bytes of each block (uint8 (out_features, blocks, bytes a block): nibbles as
-        in Q4_0, or a byte per code offset by 128), ``scales`` float16 (out_features, blocks)
+        in Q4_0, or a byte per code offset by 128), ``scales`` (out_features, blocks) in
+        their dtype (float16, bfloat16 or float32)
         and ``zero_points`` int8 of the same shape (None unless built by
         :meth:`from_groups` with zero points).
 
@@ -487,7 +497,7 @@ class InterleavedWeight:
             if a.ndim == 5:
                 return a.transpose(0, 3, 1, 2, 4).reshape(groups * LANES, n_blocks, quads * 4)[:m]
             return a.transpose(0, 2, 1).reshape(groups * LANES, n_blocks)[:m]
-        return (rows(self.codes), rows(self.scale).view(np.float16),
+        return (rows(self.codes), int8_numpy.as_floats(rows(self.scale)),
                 None if self.sub is None else rows(self.sub))
 
     @property
@@ -549,21 +559,35 @@ def _zero_points(sub) -> bool:
     return isinstance(sub, types.Array) and sub.ndim == 3
 
 
+def _block_offset(sub, offset, g, b, lane):
+    """In compiled kernels: what the codes of lane ``lane`` of block ``b`` of group ``g`` are
+    offset by, the type's ``offset`` or the block's zero point (:meth:`InterleavedWeight.
+    from_groups`): dequantizing computes ``scale * (q - offset)`` and so ``(q - z) * scale``
+    exactly, whatever the scales' dtype."""
+    raise NotImplementedError("_block_offset runs in compiled kernels only")
+
+
+@overload(_block_offset, inline="always")
+def _block_offset_typed(sub, offset, g, b, lane):
+    if _zero_points(sub):
+        return lambda sub, offset, g, b, lane: np.int32(sub[g, b, lane])
+    return lambda sub, offset, g, b, lane: np.int32(offset)
+
+
 def _factors(scale, minimum, sub, has_min, g, b, lane):
     """``(scale, minimum)`` of lane ``lane`` of block ``b`` of group ``g``, in compiled kernels:
     as stored (``sub`` None), or for a k-quant its super-block's ``d`` times the block's
     integer scale and ``-(dmin * m)``: ggml's own float32 products (the minimum is 0 without
-    ``has_min``). Which of the two is decided when a kernel compiles, by ``sub``'s type."""
+    ``has_min``, and for zero points, which :func:`_block_offset` gives). Which is decided
+    when a kernel compiles, by ``sub``'s type."""
     raise NotImplementedError("_factors runs in compiled kernels only")
 
 
 @overload(_factors, inline="always")
 def _factors_typed(scale, minimum, sub, has_min, g, b, lane):
-    if _zero_points(sub):
-        def from_zero_point(scale, minimum, sub, has_min, g, b, lane):
-            s = widen(scale[g, b, lane])
-            return s, -(s * np.float32(sub[g, b, lane]))
-        return from_zero_point
+    if _zero_points(sub):     # the zero point is the block's offset (see _block_offset)
+        return lambda scale, minimum, sub, has_min, g, b, lane: (widen(scale[g, b, lane]),
+                                                                  np.float32(0))
     if sub is types.none:
         def stored(scale, minimum, sub, has_min, g, b, lane):
             return widen(scale[g, b, lane]), (widen(minimum[g, b, lane]) if has_min
@@ -613,8 +637,9 @@ def _dequant_groups(codes, scale, minimum, sub, has_min, offset, nibble, block, 
         g, lane = r // G, r % G
         for b in range(codes.shape[1]):
             s, m = _factors(scale, minimum, sub, has_min, g, b, lane)
+            off = _block_offset(sub, offset, g, b, lane)
             for i in range(block):
-                out[r - r0, b * block + i] = _value(codes, s, m, has_min, offset, nibble, g, b,
+                out[r - r0, b * block + i] = _value(codes, s, m, has_min, off, nibble, g, b,
                                                     i, lane)
 
 
@@ -636,8 +661,9 @@ def _gather_rows(codes, scale, minimum, sub, has_min, offset, nibble, block, ids
         g, lane = ids[t] // G, ids[t] % G
         for b in range(codes.shape[1]):
             s, m = _factors(scale, minimum, sub, has_min, g, b, lane)
+            off = _block_offset(sub, offset, g, b, lane)
             for i in range(block):
-                out[t, b * block + i] = _value(codes, s, m, has_min, offset, nibble, g, b, i,
+                out[t, b * block + i] = _value(codes, s, m, has_min, off, nibble, g, b, i,
                                                lane)
 
 
@@ -802,7 +828,7 @@ def _group_factors_typed(scale, minimum, sub, g, b):
     if _zero_points(sub):
         def from_zero_points(scale, minimum, sub, g, b):
             at = (g * scale.shape[1] + b) * LANES
-            s = load_f16_as_f32x16(scale, at)
+            s = load_bits_as_f32x16(scale, at)
             return s, neg_f32(mul_f32(s, load_i8_as_f32x16(sub, at)))
         return from_zero_points
     with_min = minimum is not types.none
@@ -813,7 +839,7 @@ def _group_factors_typed(scale, minimum, sub, g, b):
                 return load_f16_as_f32x16(scale, at), load_f16_as_f32x16(minimum, at)
             return stored
         return lambda scale, minimum, sub, g, b: (
-            load_f16_as_f32x16(scale, (g * scale.shape[1] + b) * LANES), None)
+            load_bits_as_f32x16(scale, (g * scale.shape[1] + b) * LANES), None)
 
     if with_min:
         def two_levels(scale, minimum, sub, g, b):

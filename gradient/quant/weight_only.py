@@ -142,8 +142,9 @@ class PackedWeight:
     """A weight of shape (out_features, in_features) quantized by :func:`quantize_weight`.
 
     ``qweight``: int8 (out, in) codes for 8 bits; uint8 (out, in / 2), two codes per byte (see
-    :func:`pack_int4`) for 4 bits. ``scales``: float16 (out, in / group_size). ``zeros``:
-    uint8 zero points of the same shape, or None (symmetric). The arrays are read-only.
+    :func:`pack_int4`) for 4 bits. ``scales``: float16 (out, in / group_size), or bfloat16 or
+    float32 as a checkpoint stores them (:mod:`gradient.quant.formats`). ``zeros``: uint8
+    zero points of the same shape, or None (symmetric). The arrays are read-only.
 
     Example: ``quantize_weight(w, bits=4, group_size=32).dequantize()`` is ``w`` up to rounding
     """
@@ -439,7 +440,12 @@ class WeightOnlyLinear(_ql._QuantizedLayer):
 
     ``activations``: ``"float32"`` (the default) multiplies the exact weights with float32
     x; ``"int8"`` quantizes each 32 values of x to int8 first, as llama.cpp does (faster for
-    many rows; see :class:`~gradient.quant.linear.QuantizedLinear`).
+    many rows; see :class:`~gradient.quant.linear.QuantizedLinear`); ``"int8_per_token"``
+    with one scale a row (SmoothQuant's W8A8).
+
+    ``input_order``: a permutation of the input channels in which the codes hold them (GPTQ's
+    activation order, where a group is not consecutive channels): the product reads
+    ``x[..., input_order]``. Such a layer is not compiled into a captured step.
 
     As :class:`~gradient.quant.linear.QuantizedLinear`: the weight is frozen and not in
     ``parameters()``/``state_dict()`` (only ``bias`` is); gradients flow to the input (the
@@ -453,15 +459,28 @@ class WeightOnlyLinear(_ql._QuantizedLayer):
         (3, 64)
     """
 
-    def __init__(self, packed: PackedWeight, bias=None, activations: str = "float32"):
+    def __init__(self, packed: PackedWeight, bias=None, activations: str = "float32",
+                 input_order=None):
         super().__init__()
         if not isinstance(packed, PackedWeight):
             raise TypeError(f"WeightOnlyLinear: expected a PackedWeight (from quantize_weight), "
                             f"got {type(packed).__name__}")
         self.in_features, self.out_features = packed.in_features, packed.out_features
+        if input_order is not None:
+            input_order = np.asarray(input_order, dtype=np.int64)
+            if not np.array_equal(np.sort(input_order), np.arange(self.in_features)):
+                raise ShapeError(f"WeightOnlyLinear: input_order must be a permutation of the "
+                                 f"{self.in_features} input channels")
+            input_order = _readonly(input_order)
+        self.input_order = input_order
         self.bits, self.group_size = packed.bits, packed.group_size
         self.zero_point = packed.zeros is not None
         self.activations = _activations(activations)
+        if not _interleaved(packed) and packed.scales.dtype != np.float16:
+            # (the kernels of rows not in blocks read float16 scales: a checkpoint's others
+            # are rounded to them)
+            packed = dataclasses.replace(packed, scales=_readonly(packed.scales.astype(
+                np.float16)))
         self.packed = _repacked(packed) if _interleaved(packed) else packed
         if bias is None:
             self.register_parameter("bias", None)
@@ -487,7 +506,8 @@ class WeightOnlyLinear(_ql._QuantizedLayer):
 
     def packed_weight(self) -> PackedWeight:
         """The weight as a :class:`PackedWeight` (codes, scales, zero points): what the layer
-        was built from, read back from its repacked form.
+        was built from, read back from its repacked form (its input channels in
+        ``input_order``, where the layer has one).
 
         Example: ``layer.packed_weight().dequantize()``
         """
@@ -510,25 +530,33 @@ class WeightOnlyLinear(_ql._QuantizedLayer):
 
     # the protocol of gradient.quant.linear's autograd Functions (as QuantizedLinear's)
     def _product(self, x: np.ndarray) -> np.ndarray:
+        if self.input_order is not None:      # the codes hold the channels in this order
+            x = np.ascontiguousarray(np.take(x, self.input_order, axis=-1), dtype=np.float32)
         if isinstance(self.packed, PackedWeight):
             return _matmul_2d(x, self.packed)
         return kernels.call("interleaved_matmul", "cpu", x, self.packed, self.activations)
 
     def _prepared_product(self, x: np.ndarray):
-        if isinstance(self.packed, PackedWeight):
+        if isinstance(self.packed, PackedWeight) or self.input_order is not None:
             return None
         kernel = kernels.prepare("interleaved_matmul", "cpu", x, self.packed, self.activations)
         return None if kernel is None else (kernel, (self.packed, self.activations))
 
     def _lowered_product(self, x, rows, out_shape):
-        if isinstance(self.packed, PackedWeight):
+        if isinstance(self.packed, PackedWeight) or self.input_order is not None:
             return None
         return lowered_product(x, rows, self.packed, self.activations, out_shape)
 
     def _product_t(self, g: np.ndarray) -> np.ndarray:
         if isinstance(self.packed, PackedWeight):
-            return _matmul_t_2d(g, self.packed)
-        return interleaved_matmul_t(g, self.packed)
+            out = _matmul_t_2d(g, self.packed)
+        else:
+            out = interleaved_matmul_t(g, self.packed)
+        if self.input_order is None:
+            return out
+        unordered = np.empty_like(out)
+        unordered[:, self.input_order] = out
+        return unordered
 
     def exact(self) -> "WeightOnlyLinear":
         """This layer with ``activations="float32"`` (itself when it already is), sharing
@@ -540,12 +568,18 @@ class WeightOnlyLinear(_ql._QuantizedLayer):
         return exact
 
     def dequantize(self) -> Tensor:
-        """The weight as a float32 (out_features, in_features) tensor (a new array)."""
+        """The weight as a float32 (out_features, in_features) tensor (a new array), its
+        input channels in the layer's order."""
         if isinstance(self.packed, InterleavedWeight):
-            return from_numpy(self.packed.dequantize())
-        out = np.empty((self.out_features, self.in_features), dtype=np.float32)
-        if out.size:
-            _dequant_into(self.packed, 0, self.out_features, out)
+            out = self.packed.dequantize()
+        else:
+            out = np.empty((self.out_features, self.in_features), dtype=np.float32)
+            if out.size:
+                _dequant_into(self.packed, 0, self.out_features, out)
+        if self.input_order is not None:
+            unordered = np.empty_like(out)
+            unordered[:, self.input_order] = out
+            out = unordered
         return from_numpy(out)
 
     def extra_repr(self) -> str:

@@ -178,8 +178,8 @@ def test_grouped_weight_errors():
     with pytest.raises(ShapeError, match="whole 32-value blocks"):
         InterleavedWeight.from_groups(p.qweight, p.scales[:, :1].repeat(3, axis=1), p.zeros,
                                       4, 128)
-    with pytest.raises(ValueError, match="zero points 0..15"):
-        InterleavedWeight.from_groups(p.qweight, p.scales, p.zeros + 16, 4, 128)
+    with pytest.raises(ValueError, match="zero points 0..16"):
+        InterleavedWeight.from_groups(p.qweight, p.scales, p.zeros + 17, 4, 128)
     with pytest.raises(UnsupportedQuantTypeError, match="super-block"):
         InterleavedWeight.from_blocks(random_blocks(GGMLType.Q4_K, 16, 256), "Q4_K", 16,
                                       256).row_blocks()

@@ -1,0 +1,104 @@
+"""GPTQ checkpoints (``quant_method: "gptq"``, as AutoGPTQ and GPTQModel write them).
+
+A quantized linear layer ``<name>`` is four tensors:
+
+* ``qweight`` int32 (in_features * bits / 32, out_features): the codes packed along the input
+  dimension, 32 / bits to a word, the first in the lowest bits;
+* ``qzeros`` int32 (groups, out_features * bits / 32): the zero points packed along the output
+  dimension the same way; the original format (``checkpoint_format: "gptq"``) stores each
+  zero point less one (a zero point of 0 is stored as 15 and read back as 16, which every
+  reader reproduces), ``"gptq_v2"`` stores it as it is;
+* ``scales`` float16 (groups, out_features);
+* ``g_idx`` int32 (in_features,): the group of each input channel, ``i // group_size``, or,
+  with ``desc_act`` (activation order), a permutation of those.
+
+A weight is ``(q - z) * scale`` with the zero point and scale of its input channel's group.
+``sym: true`` checkpoints have every zero point at the middle code (8 for 4 bits).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import FileFormatError
+from ..weight_only import PackedWeight, _readonly, pack_int4
+from .packing import pack_words, unpack_words
+
+__all__ = ["SUFFIXES", "read_layer", "write_layer", "config"]
+
+#: The tensors of one layer, by suffix.
+SUFFIXES = ("qweight", "qzeros", "scales", "g_idx")
+
+
+def read_layer(config: dict, tensors: dict, name: str) -> tuple:
+    """``(PackedWeight, input_order)`` of a layer from its tensors (see the module
+    docstring); ``input_order`` the permutation of the input channels that makes their groups
+    contiguous (activation order), or None."""
+    bits = int(config.get("bits", 4))
+    if bits not in (4, 8):
+        raise FileFormatError(f"{name}: {bits}-bit GPTQ weights are not read (4 and 8 bits are)")
+    qweight, qzeros = tensors["qweight"], tensors["qzeros"]
+    scales = np.asarray(tensors["scales"]).astype(np.float16)
+    codes = unpack_words(qweight, bits, axis=0).T                # (out, in)
+    zeros = unpack_words(qzeros, bits, axis=1).astype(np.int32)  # (groups, out)
+    if config.get("checkpoint_format", "gptq") != "gptq_v2":
+        zeros = zeros + 1
+    out, k = codes.shape
+    groups = scales.shape[0]
+    if scales.shape != (groups, out) or zeros.shape != (groups, out) or k % groups:
+        raise FileFormatError(f"{name}: GPTQ tensors of mismatched shapes: qweight "
+                              f"{qweight.shape}, qzeros {qzeros.shape}, scales {scales.shape}")
+    size = k // groups
+    g_idx = np.asarray(tensors.get("g_idx", np.arange(k) // size)).astype(np.int64)
+    order = None
+    if not np.array_equal(g_idx, np.arange(k) // size):
+        order = np.argsort(g_idx, kind="stable")
+        if not np.array_equal(g_idx[order], np.arange(k) // size):
+            raise FileFormatError(f"{name}: g_idx does not give each group {size} channels")
+        codes = codes[:, order]
+    middle = 1 << (bits - 1)
+    if bits == 8:
+        if (zeros != middle).any():
+            raise FileFormatError(f"{name}: asymmetric 8-bit GPTQ weights are not read (the "
+                                  f"int8 layout is symmetric)")
+        qweight_ = (codes.astype(np.int16) - middle).astype(np.int8)
+        packed = PackedWeight(_readonly(qweight_), _readonly(scales.T), None, 8, size, k)
+    elif (zeros == middle).all():
+        packed = PackedWeight(_readonly(pack_int4(codes)), _readonly(scales.T), None, 4, size, k)
+    else:
+        packed = PackedWeight(_readonly(pack_int4(codes)), _readonly(scales.T),
+                              _readonly(zeros.T.astype(np.uint8)), 4, size, k)
+    return packed, order
+
+
+def write_layer(packed: PackedWeight, order) -> dict:
+    """The tensors of a layer in the ``gptq_v2``-free original format (``checkpoint_format:
+    "gptq"``, zero points stored less one), ``g_idx`` from the input order."""
+    codes = packed.codes()                                   # (out, in), as stored
+    out, k = codes.shape
+    g = packed.group_size
+    if packed.bits == 8:
+        codes, zeros = codes + 128, np.full((out, k // g), 128)
+    elif packed.zeros is None:
+        zeros = np.full((out, k // g), 8)
+    else:
+        zeros = packed.zeros.astype(np.int64)
+    if (zeros == 0).any():
+        raise FileFormatError("GPTQ's original format cannot store a zero point of 0 (it keeps "
+                              "zero points less one); write compressed-tensors instead")
+    g_idx = np.arange(k) // g
+    if order is not None:          # the stored channel order is the layer's own
+        inverse = np.argsort(order)
+        codes, g_idx = codes[:, inverse], g_idx[inverse]
+    bits = packed.bits
+    return {"qweight": pack_words(codes.T, bits, axis=0),
+            "qzeros": pack_words((zeros - 1).T, bits, axis=1),
+            "scales": np.ascontiguousarray(packed.scales.T),
+            "g_idx": g_idx.astype(np.int32)}
+
+
+def config(packed: PackedWeight, order) -> dict:
+    """The ``quantization_config`` of layers like this one."""
+    return {"quant_method": "gptq", "bits": packed.bits, "group_size": packed.group_size,
+            "desc_act": order is not None, "sym": packed.zeros is None,
+            "checkpoint_format": "gptq"}

@@ -1,0 +1,296 @@
+"""Quantized Hugging Face checkpoints (gradient.quant.formats): compressed-tensors against the
+compressed-tensors library and transformers (the peer writes, gradient reads the same
+dequantized weights bit for bit and the same logits; gradient writes, the peer reads the same
+weights), and GPTQ's and AWQ's packings against transcriptions of their reference packers
+(AutoGPTQ's and AutoAWQ's loops), with GPTQ's activation order."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import gradient
+from gradient.errors import FileFormatError
+from gradient.models import LlamaConfig, LlamaForCausalLM
+from gradient.quant import WeightOnlyLinear, quantize, smoothquant
+from gradient.quant.formats.packing import pack_words, unpack_words
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+LAYERS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+          "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
+IDS = np.array([[1, 5, 9, 20, 33, 7, 64, 2]])
+
+
+def tiny_hf_llama(seed=0):
+    torch.manual_seed(seed)
+    config = transformers.LlamaConfig(
+        vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    return transformers.LlamaForCausalLM(config).eval()
+
+
+# ----------------------------------------------------------------------------- compressed-tensors
+def peer_checkpoint(directory, scheme):
+    """A tiny LLaMA quantized and saved by the compressed-tensors library: ``scheme`` "w4-sym",
+    "w4-asym" (groups of 32) or "w8a8" (int8 per channel, dynamic int8 per token)."""
+    ct = pytest.importorskip("compressed_tensors")
+    from compressed_tensors.compressors import ModelCompressor
+    from compressed_tensors.quantization import (QuantizationArgs, QuantizationConfig,
+                                                 QuantizationScheme, apply_quantization_config)
+    model = tiny_hf_llama()
+    if scheme == "w8a8":
+        weights = QuantizationArgs(num_bits=8, type="int", symmetric=True, strategy="channel")
+        acts = QuantizationArgs(num_bits=8, type="int", symmetric=True, strategy="token",
+                                dynamic=True)
+        fmt = "int-quantized"
+    else:
+        weights = QuantizationArgs(num_bits=4, type="int", symmetric=scheme == "w4-sym",
+                                   strategy="group", group_size=32)
+        acts, fmt = None, "pack-quantized"
+    config = QuantizationConfig(config_groups={"group_0": QuantizationScheme(
+        targets=["Linear"], weights=weights, input_activations=acts)}, ignore=["lm_head"],
+        format=fmt)
+    apply_quantization_config(model, config)
+    for m in model.modules():
+        if not hasattr(m, "weight_scale"):
+            continue
+        w = m.weight.data.float()
+        if scheme == "w8a8":
+            m.weight_scale.data = (w.abs().amax(-1, keepdim=True) / 127).to(m.weight_scale.dtype)
+            continue
+        g = w.reshape(w.shape[0], -1, 32)
+        if scheme == "w4-sym":
+            m.weight_scale.data = (g.abs().amax(-1) / 7.5).to(m.weight_scale.dtype)
+        else:
+            lo, hi = g.amin(-1).clamp(max=0), g.amax(-1).clamp(min=0)
+            s = (hi - lo) / 15
+            m.weight_scale.data = s.to(m.weight_scale.dtype)
+            m.weight_zero_point.data = (-8 - torch.round(lo / s)).clamp(-8, 7).to(
+                m.weight_zero_point.dtype)
+    compressor = ModelCompressor.from_pretrained_model(model, quantization_format=fmt)
+    compressor.compress_model(model)
+    model.save_pretrained(directory)
+    compressor.update_config(directory)
+    assert ct is not None
+
+
+def peer_load(directory):
+    """transformers' own CPU path: the checkpoint decompressed to float32 weights."""
+    config = transformers.CompressedTensorsConfig(run_compressed=False)
+    return transformers.AutoModelForCausalLM.from_pretrained(
+        directory, dtype=torch.float32, quantization_config=config).eval()
+
+
+@pytest.mark.parametrize("scheme", ["w4-sym", "w4-asym", "w8a8"])
+def test_checkpoints_the_peer_wrote_load_with_its_weights_and_logits(tmp_path, scheme):
+    peer_checkpoint(tmp_path, scheme)
+    ours = gradient.models.from_pretrained(tmp_path)
+    peer = peer_load(tmp_path)
+    for i in range(2):
+        for name in LAYERS:
+            layer = ours.get_submodule(f"model.layers.{i}.{name}")
+            assert isinstance(layer, WeightOnlyLinear)
+            assert layer.bits == (8 if scheme == "w8a8" else 4)
+            assert layer.zero_point == (scheme == "w4-asym")
+            assert layer.activations == ("int8_per_token" if scheme == "w8a8" else "float32")
+            theirs = peer.get_submodule(f"model.layers.{i}.{name}").weight.detach().numpy()
+            np.testing.assert_array_equal(layer.dequantize().numpy(), theirs)
+    assert type(ours.lm_head) is gradient.nn.Linear
+    with torch.no_grad():
+        expected = peer(torch.tensor(IDS)).logits.numpy()
+    if scheme == "w8a8":             # the peer's CPU path runs float activations
+        for m in ours.modules():
+            if isinstance(m, WeightOnlyLinear):
+                m.activations = "float32"
+    with gradient.no_grad():
+        got = ours(gradient.tensor(IDS)).logits.numpy()
+    assert np.abs(got - expected).max() <= 1e-4 * max(1.0, np.abs(expected).max())
+
+
+def gradient_model(seed=0):
+    gradient.manual_seed(seed)
+    return LlamaForCausalLM(LlamaConfig(
+        vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)).eval()
+
+
+@pytest.mark.parametrize("how", ["int4-g32-zp", "int4-g64", "int8", "smoothquant"])
+def test_models_gradient_quantized_load_in_the_peer(tmp_path, how):
+    pytest.importorskip("compressed_tensors")
+    model = gradient_model()
+    if how == "smoothquant":
+        q = smoothquant(model, [np.arange(32) % 96, (np.arange(32) * 7) % 96], progress=False)
+    else:
+        bits, group, zp = {"int4-g32-zp": (4, 32, True), "int4-g64": (4, 64, False),
+                           "int8": (8, None, False)}[how]
+        q = quantize(model, f"int{bits}", group_size=group, zero_point=zp)
+    q.save_pretrained(tmp_path)
+    config = json.load(open(os.path.join(tmp_path, "config.json")))["quantization_config"]
+    assert config["quant_method"] == "compressed-tensors" and config["ignore"] == ["lm_head"]
+    peer = peer_load(tmp_path)
+    for i in range(2):
+        for name in LAYERS:
+            layer = q.get_submodule(f"model.layers.{i}.{name}")
+            # the peer computes (q - z) * s in the scales' dtype (gradient's are float16),
+            # gradient in float32: the same values, rounded to float16 on the peer's side
+            ours = layer.dequantize().numpy().astype(layer.packed_weight().scales.dtype)
+            theirs = peer.get_submodule(f"model.layers.{i}.{name}").weight.detach().numpy()
+            np.testing.assert_array_equal(ours.astype(np.float32), theirs)
+    again = gradient.models.from_pretrained(tmp_path)        # and gradient reads it back
+    with gradient.no_grad():
+        np.testing.assert_array_equal(again(gradient.tensor(IDS)).logits.numpy(),
+                                      q(gradient.tensor(IDS)).logits.numpy())
+
+
+# ----------------------------------------------------------------------------- GPTQ, AWQ
+def autogptq_pack(codes, zeros, bits=4):
+    """AutoGPTQ's QuantLinear.pack, its loops written as they are: ``codes`` (out, in) and
+    ``zeros`` (groups, out) as integers; qweight (in * bits / 32, out), qzeros (groups,
+    out * bits / 32), zero points stored less one."""
+    intweight = codes.T.astype(np.uint32)                   # (in, out)
+    qweight = np.zeros((intweight.shape[0] // 32 * bits, intweight.shape[1]), np.uint32)
+    i = row = 0
+    while row < qweight.shape[0]:
+        for j in range(i, i + 32 // bits):
+            qweight[row] |= intweight[j] << (bits * (j - i))
+        i += 32 // bits
+        row += 1
+    z = (zeros - 1).astype(np.uint32) & np.uint32((1 << bits) - 1)
+    qzeros = np.zeros((z.shape[0], z.shape[1] // 32 * bits), np.uint32)
+    i = col = 0
+    while col < qzeros.shape[1]:
+        for j in range(i, i + 32 // bits):
+            qzeros[:, col] |= z[:, j] << (bits * (j - i))
+        i += 32 // bits
+        col += 1
+    return qweight.view(np.int32), qzeros.view(np.int32)
+
+
+def autoawq_pack(codes, zeros):
+    """AutoAWQ's WQLinear_GEMM.from_linear packing, as written: eight 4-bit codes of output
+    columns ``[0, 2, 4, 6, 1, 3, 5, 7]`` of each eight, per word."""
+    order_map = [0, 2, 4, 6, 1, 3, 5, 7]
+    intweight = codes.T.astype(np.uint32)                   # (in, out)
+    qweight = np.zeros((intweight.shape[0], intweight.shape[1] // 8), np.uint32)
+    for col in range(intweight.shape[1] // 8):
+        for i in range(8):
+            qweight[:, col] |= intweight[:, col * 8 + order_map[i]] << (i * 4)
+    z = zeros.astype(np.uint32)
+    qzeros = np.zeros((z.shape[0], z.shape[1] // 8), np.uint32)
+    for col in range(z.shape[1] // 8):
+        for i in range(8):
+            qzeros[:, col] |= z[:, col * 8 + order_map[i]] << (i * 4)
+    return qweight.view(np.int32), qzeros.view(np.int32)
+
+
+def save_checkpoint(directory, model, method, layers, **config):
+    """A gradient model's float tensors plus, per layer, the quantized tensors given."""
+    from gradient.io import save_safetensors
+    tensors = {n: t.detach().numpy() for n, t in model.state_dict().items()
+               if n.rsplit(".", 1)[0] not in layers}
+    for name, arrays in layers.items():
+        tensors.update({f"{name}.{k}": v for k, v in arrays.items()})
+    save_safetensors(tensors, os.path.join(directory, "model.safetensors"), {"format": "pt"})
+    c = model.config.to_dict()
+    c["quantization_config"] = {"quant_method": method, **config}
+    json.dump(c, open(os.path.join(directory, "config.json"), "w"))
+
+
+def random_codes(rng, out, k, group):
+    codes = rng.integers(0, 16, (out, k))
+    zeros = rng.integers(1, 16, (k // group, out))
+    scales = rng.uniform(0.005, 0.02, (k // group, out)).astype(np.float16)
+    return codes, zeros, scales
+
+
+def expected_weight(codes, zeros, scales, g_idx):
+    """``(q - z) * s`` of every weight, its channel's group from g_idx, in float32."""
+    z = zeros[g_idx].T.astype(np.float32)                   # (out, in)
+    s = scales[g_idx].T.astype(np.float32)
+    return (codes.astype(np.float32) - z) * s
+
+
+@pytest.mark.parametrize("method,desc_act", [("gptq", False), ("gptq", True), ("awq", False)])
+def test_gptq_and_awq_checkpoints_load_as_their_packers_wrote_them(tmp_path, method, desc_act):
+    model = gradient_model(1)
+    rng = np.random.default_rng(2)
+    layers, expected = {}, {}
+    for i in range(2):
+        for name in LAYERS:
+            full = f"model.layers.{i}.{name}"
+            linear = model.get_submodule(full)
+            out, k = linear.out_features, linear.in_features
+            codes, zeros, scales = random_codes(rng, out, k, 32)
+            g_idx = np.arange(k) // 32
+            if desc_act:                                       # groups in activation order
+                g_idx = g_idx[rng.permutation(k)]
+            if method == "gptq":
+                qweight, qzeros = autogptq_pack(codes, zeros)
+                layers[full] = {"qweight": qweight, "qzeros": qzeros, "scales": scales,
+                                "g_idx": g_idx.astype(np.int32)}
+            else:
+                qweight, qzeros = autoawq_pack(codes, zeros)
+                layers[full] = {"qweight": qweight, "qzeros": qzeros, "scales": scales}
+            expected[full] = expected_weight(codes, zeros, scales, g_idx)
+    config = ({"bits": 4, "group_size": 32, "desc_act": desc_act, "sym": False}
+              if method == "gptq" else {"bits": 4, "group_size": 32, "zero_point": True,
+                                        "version": "gemm"})
+    save_checkpoint(tmp_path, model, method, layers, **config)
+    ours = gradient.models.from_pretrained(tmp_path)
+    for full, weight in expected.items():
+        layer = ours.get_submodule(full)
+        assert isinstance(layer, WeightOnlyLinear) and layer.zero_point
+        assert (layer.input_order is not None) == desc_act
+        np.testing.assert_array_equal(layer.dequantize().numpy(), weight)
+        # the product reads the channels in the codes' order
+        x = rng.standard_normal((3, layer.in_features)).astype(np.float32)
+        with gradient.no_grad():
+            y = layer(gradient.tensor(x)).numpy()
+        np.testing.assert_allclose(y, x @ weight.T, rtol=1e-5, atol=1e-5)
+    # and written back in the same format, the same tensors
+    out_dir = tmp_path / "again"
+    ours.save_pretrained(out_dir, quantization_format=method)
+    from gradient.io import SafetensorsReader
+    with SafetensorsReader(os.path.join(out_dir, "model.safetensors")) as reader:
+        for full, arrays in layers.items():
+            for suffix, array in arrays.items():
+                np.testing.assert_array_equal(reader.read(f"{full}.{suffix}"), array)
+
+
+def test_gptq_round_trip_of_a_gradient_model_and_its_refusals(tmp_path):
+    model = gradient_model(2)
+    q = quantize(model, "int4", group_size=32)                # symmetric: zero points 8
+    q.save_pretrained(tmp_path, quantization_format="gptq")
+    config = json.load(open(os.path.join(tmp_path, "config.json")))["quantization_config"]
+    assert config == {"quant_method": "gptq", "bits": 4, "group_size": 32, "desc_act": False,
+                      "sym": True, "checkpoint_format": "gptq"}
+    again = gradient.models.from_pretrained(tmp_path)
+    with gradient.no_grad():
+        np.testing.assert_array_equal(again(gradient.tensor(IDS)).logits.numpy(),
+                                      q(gradient.tensor(IDS)).logits.numpy())
+    with pytest.raises(FileFormatError, match="write them as compressed-tensors"):
+        mixed = quantize(model, "int4", group_size=32, skip=("lm_head", "*.down_proj"))
+        mixed.model.layers[0].mlp.down_proj = WeightOnlyLinear.from_linear(
+            model.model.layers[0].mlp.down_proj, bits=8)
+        mixed.save_pretrained(tmp_path / "mixed", quantization_format="gptq")
+    with pytest.raises(FileFormatError, match="AWQ checkpoints hold 4-bit"):
+        quantize(model, "int8").save_pretrained(tmp_path / "awq8", quantization_format="awq")
+    with pytest.raises(gradient.quant.UnsupportedQuantTypeError, match="quant_method 'bnb'"):
+        quantize(model, "int8").save_pretrained(tmp_path / "bnb", quantization_format="bnb")
+
+
+@pytest.mark.parametrize("bits,axis,order", [(4, 0, None), (4, 1, (0, 2, 4, 6, 1, 3, 5, 7)),
+                                             (8, 1, None), (2, 0, None)])
+def test_packing_round_trips(bits, axis, order):
+    rng = np.random.default_rng(bits)
+    shape = [16, 24]
+    shape[axis] = 32
+    codes = rng.integers(0, 1 << bits, shape).astype(np.uint8)
+    words = pack_words(codes, bits, axis, order)
+    assert words.dtype == np.int32 and words.shape[axis] == 32 * bits // 32
+    np.testing.assert_array_equal(unpack_words(words, bits, axis, order), codes)
+    with pytest.raises(ValueError, match="3-bit"):
+        pack_words(codes, 3, axis)
