@@ -294,3 +294,31 @@ def test_packing_round_trips(bits, axis, order):
     np.testing.assert_array_equal(unpack_words(words, bits, axis, order), codes)
     with pytest.raises(ValueError, match="3-bit"):
         pack_words(codes, 3, axis)
+
+
+def test_compressed_tensors_group_activation_order_reads_weight_g_idx():
+    """``actorder: "group"``: the codes in the layer's channel order, each channel's group in
+    ``weight_g_idx``; the layer reads x in the order that makes the groups consecutive."""
+    from gradient.quant.formats import compressed_tensors as ct
+    rng = np.random.default_rng(5)
+    out, k = 16, 64
+    codes, zeros, scales = random_codes(rng, out, k, 32)
+    g_idx = (np.arange(k) // 32)[rng.permutation(k)]
+    config = {"config_groups": {"g": {"targets": ["Linear"], "weights": {
+        "num_bits": 4, "type": "int", "symmetric": False, "strategy": "group",
+        "group_size": 32, "actorder": "group"}}}}
+    tensors = {"weight_packed": pack_words(codes, 4, axis=1),
+               "weight_scale": np.ascontiguousarray(scales.T),
+               "weight_zero_point": pack_words(zeros.T, 4, axis=0),
+               "weight_shape": np.array([out, k]), "weight_g_idx": g_idx.astype(np.int32)}
+    packed, order, activations = ct.read_layer(config, tensors, "layer")
+    layer = WeightOnlyLinear(packed, input_order=order)
+    expected = expected_weight(codes, zeros, scales, g_idx)
+    np.testing.assert_array_equal(layer.dequantize().numpy(), expected)
+    x = rng.standard_normal((2, k)).astype(np.float32)
+    with gradient.no_grad():
+        np.testing.assert_allclose(layer(gradient.tensor(x)).numpy(), x @ expected.T,
+                                   rtol=1e-5, atol=1e-5)
+    tensors["weight_g_idx"] = np.zeros(k, np.int32)           # every channel in group 0
+    with pytest.raises(FileFormatError, match="each group 32 channels"):
+        ct.read_layer(config, tensors, "layer")

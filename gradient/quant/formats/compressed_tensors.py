@@ -10,7 +10,9 @@ and the ``compressed-tensors`` library write them), in the two integer formats:
 * ``"int-quantized"`` (W8A8, W8A16): ``weight`` int8 (out_features, in_features) and
   ``weight_scale`` (out_features, groups), symmetric.
 
-A weight is ``(q - zp) * scale``. The layers' scheme (``config_groups``: ``weights``, and
+A weight is ``(q - zp) * scale``; with ``actorder: "group"`` the input channels' groups are
+given by ``weight_g_idx`` (read as GPTQ's g_idx), with ``"static"`` they are consecutive.
+The layers' scheme (``config_groups``: ``weights``, and
 ``input_activations``: dynamic int8 per token is read as ``activations="int8_per_token"``)
 is matched by the groups' ``targets``: ``"Linear"``, a layer name, or ``"re:<pattern>"``.
 """
@@ -27,7 +29,8 @@ from .packing import pack_words, unpack_words
 
 __all__ = ["SUFFIXES", "read_layer", "write_layer", "config", "scheme_of"]
 
-SUFFIXES = ("weight_packed", "weight_scale", "weight_zero_point", "weight_shape", "weight")
+SUFFIXES = ("weight_packed", "weight_scale", "weight_zero_point", "weight_shape", "weight",
+            "weight_g_idx")
 
 
 def scheme_of(config: dict, name: str) -> dict | None:
@@ -57,10 +60,9 @@ def read_layer(config: dict, tensors: dict, name: str) -> tuple:
         raise FileFormatError(f"{name}: no config group of the checkpoint covers the layer")
     weights = group.get("weights") or {}
     bits = int(weights.get("num_bits", 8))
-    if weights.get("type", "int") != "int" or weights.get("actorder"):
+    if weights.get("type", "int") != "int":
         raise FileFormatError(f"{name}: compressed-tensors weights of type "
-                              f"{weights.get('type')!r} (actorder {weights.get('actorder')}) "
-                              f"are not read (integer weights are)")
+                              f"{weights.get('type')!r} are not read (integer weights are)")
     scales = np.asarray(tensors["weight_scale"])
     scales = scales.reshape(scales.shape[0], -1)
     if "weight_packed" in tensors:
@@ -68,20 +70,29 @@ def read_layer(config: dict, tensors: dict, name: str) -> tuple:
             raise FileFormatError(f"{name}: {bits}-bit packed weights are not read (4 bits are)")
         shape = tuple(int(v) for v in np.asarray(tensors["weight_shape"]).reshape(-1))
         codes = unpack_words(tensors["weight_packed"], 4, axis=1)[:, :shape[1]]
+        size = shape[1] // scales.shape[1]
+        # activation order "group": each input channel's group in weight_g_idx (as GPTQ's
+        # g_idx); "static" kept the groups consecutive, as stored
+        order = _input_order(tensors.get("weight_g_idx"), size, name)
+        if order is not None:
+            codes = codes[:, order]
         if "weight_zero_point" in tensors:
             zeros = unpack_words(tensors["weight_zero_point"], 4, axis=0)[:shape[0]]
             packed = PackedWeight(_readonly(pack_int4(codes)), _readonly(scales),
-                                  _readonly(zeros), 4, shape[1] // scales.shape[1], shape[1])
+                                  _readonly(zeros), 4, size, shape[1])
         else:          # symmetric: the signed codes plus 8 are gradient's symmetric int4
             packed = PackedWeight(_readonly(pack_int4(codes)), _readonly(scales), None, 4,
-                                  shape[1] // scales.shape[1], shape[1])
+                                  size, shape[1])
     elif "weight" in tensors:
         q = np.asarray(tensors["weight"])
         if bits != 8 or q.dtype != np.int8 or "weight_zero_point" in tensors:
             raise FileFormatError(f"{name}: int-quantized weights are read as symmetric int8; "
                                   f"got {bits} bits of {q.dtype}")
-        packed = PackedWeight(_readonly(q), _readonly(scales), None, 8,
-                              q.shape[1] // scales.shape[1], q.shape[1])
+        size = q.shape[1] // scales.shape[1]
+        order = _input_order(tensors.get("weight_g_idx"), size, name)
+        if order is not None:
+            q = q[:, order]
+        packed = PackedWeight(_readonly(q), _readonly(scales), None, 8, size, q.shape[1])
     else:
         raise FileFormatError(f"{name}: neither weight_packed nor an int8 weight")
     acts = group.get("input_activations") or None
@@ -92,13 +103,28 @@ def read_layer(config: dict, tensors: dict, name: str) -> tuple:
             raise FileFormatError(f"{name}: input activations {acts} are not read (dynamic "
                                   f"int8 per token is)")
         activations = "int8_per_token"
-    return packed, None, activations
+    return packed, order, activations
+
+
+def _input_order(g_idx, size: int, name: str):
+    """The permutation that makes each group's channels consecutive, from the group of each
+    channel (``g_idx``); None where they already are (or there is no g_idx)."""
+    if g_idx is None:
+        return None
+    g_idx = np.asarray(g_idx).astype(np.int64).reshape(-1)
+    consecutive = np.arange(g_idx.size) // size
+    if np.array_equal(g_idx, consecutive):
+        return None
+    order = np.argsort(g_idx, kind="stable")
+    if not np.array_equal(g_idx[order], consecutive):
+        raise FileFormatError(f"{name}: weight_g_idx does not give each group {size} channels")
+    return order
 
 
 def write_layer(packed: PackedWeight, order, activations: str = "float32") -> dict:
     if order is not None:
-        raise FileFormatError("compressed-tensors checkpoints keep the layers' channel order; "
-                              "write activation-ordered layers as GPTQ")
+        raise FileFormatError("activation-ordered layers (from a GPTQ checkpoint with "
+                              "desc_act) are written as GPTQ: quantization_format='gptq'")
     if packed.bits == 8:
         return {"weight": np.ascontiguousarray(packed.qweight),
                 "weight_scale": np.ascontiguousarray(packed.scales)}
