@@ -36,10 +36,12 @@ The layout (:class:`InterleavedWeight`), for ``G = LANES`` rows per group:
   ``-(dmin * m)`` as they read a block, so dequantizing the repacked weight is still
   bit-exact with ``gguf.quants.dequantize``.
 * Weights quantized in groups of consecutive values (gradient's weight-only int4 and int8,
-  GPTQ's; :meth:`InterleavedWeight.from_groups`) take the Q4_0 and Q8_0 layouts with each
-  block's scale its group's, or with zero points Q4_1's codes and ``sub`` int8 (groups,
+  GPTQ's, AWQ's; :meth:`InterleavedWeight.from_groups`) take the Q4_0 and Q8_0 layouts with
+  each block's scale its group's, or with zero points Q4_1's codes and ``sub`` int8 (groups,
   blocks, G) holding each block's zero point z: the minimum is ``-(scale * z)``, formed in
-  float32 as a kernel reads the block (exact, as a float16 minimum would not be).
+  float32 as a kernel reads the block (exact, as a float16 minimum would not be). Their
+  scales keep the dtype they come in (a checkpoint's bfloat16 or float32 too, kept as
+  gradient.backends.cpu_half's bits), and dequantizing gives ``(q - z) * scale`` exactly.
 
 Repacking costs memory over GGML's layout only where a type packs codes tighter than a nibble
 or a byte: one byte per value for the 5-bit types and Q2_K, Q3_K, and the k-quants' 6-bit
