@@ -338,7 +338,16 @@ class PreTrainedModel(Module):
             tensors[hf_name] = np.ascontiguousarray(array)
         config = self.config.to_dict()
         config.pop("quantization_config", None)
+        from ..quant import QuantizedEmbedding, QuantizedLinear, UnsupportedQuantTypeError
         from ..quant.weight_only import WeightOnlyLinear
+        ggml = [n for n, m in self.named_modules()
+                if isinstance(m, (QuantizedLinear, QuantizedEmbedding))]
+        if ggml:      # their weights are GGML blocks, which no safetensors checkpoint holds
+            raise UnsupportedQuantTypeError(
+                f"save_pretrained: {len(ggml)} layers ({', '.join(ggml[:3])}"
+                f"{' ...' if len(ggml) > 3 else ''}) hold GGML blocks (a GGUF file's); write "
+                f"them with gradient.models.save_gguf(model, path, qtype), or load the file "
+                f"with quantized=False to save a float checkpoint")
         if any(isinstance(m, WeightOnlyLinear) for m in self.modules()):
             from ..quant.formats import write_layers
             config["quantization_config"], quantized = write_layers(

@@ -322,3 +322,12 @@ def test_compressed_tensors_group_activation_order_reads_weight_g_idx():
     tensors["weight_g_idx"] = np.zeros(k, np.int32)           # every channel in group 0
     with pytest.raises(FileFormatError, match="each group 32 channels"):
         ct.read_layer(config, tensors, "layer")
+
+
+def test_a_model_of_ggml_blocks_is_not_saved_without_its_weights(tmp_path):
+    """GGML layers (a GGUF file's) have no safetensors form: refused, not written half."""
+    model = gradient_model(3)
+    q = quantize(model, "Q4_0")
+    with pytest.raises(gradient.quant.UnsupportedQuantTypeError, match="save_gguf"):
+        q.save_pretrained(tmp_path)
+    assert not os.path.exists(os.path.join(tmp_path, "model.safetensors"))
