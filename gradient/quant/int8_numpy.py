@@ -39,12 +39,15 @@ __all__ = ["quantize_rows", "product", "block_factors", "as_floats"]
 _ROWS_AT_ONCE = 8192
 
 
-def quantize_rows(x: np.ndarray) -> tuple:
+def quantize_rows(x: np.ndarray, per_token: bool = False) -> tuple:
     """``(xq, xd, xs, xs16, xsum, xsum16)`` of contiguous float32 rows ``x`` (n, k): the
-    kernel's ``_quantized`` (see :func:`gradient.quant.interleaved.quantize_activations`)."""
+    kernel's ``_quantized`` (see :func:`gradient.quant.interleaved.quantize_activations`);
+    ``per_token``: one scale a row, kept in float32, as the kernel's per-token quantizer."""
     n, k = x.shape
     blocks = x.reshape(n, k // 32, 32)
     amax = np.abs(blocks).max(axis=2) if k else np.zeros((n, 0), np.float32)
+    if per_token and k:
+        amax = np.repeat(amax.max(axis=1, keepdims=True), k // 32, axis=1)
     d = amax / np.float32(127.0)
     inv = np.zeros_like(amax)
     np.divide(np.float32(127.0), amax, out=inv, where=amax > 0)
@@ -54,8 +57,9 @@ def quantize_rows(x: np.ndarray) -> tuple:
     xs = (s0 + s1).astype(np.float32) * d
     xs16 = np.stack([s0.astype(np.float32) * d, s1.astype(np.float32) * d], axis=2)
     xsum16 = np.stack([s0, s1], axis=2).astype(np.int32).reshape(n, k // 16)
-    return (q.astype(np.int8).reshape(n, k), _round_f16(d), _round_f16(xs),
-            xs16.reshape(n, k // 16), xsum, xsum16)
+    if not per_token:                 # llama.cpp's block scales and sums are float16
+        d, xs = _round_f16(d), _round_f16(xs)
+    return (q.astype(np.int8).reshape(n, k), d, xs, xs16.reshape(n, k // 16), xsum, xsum16)
 
 
 def _round_f16(a: np.ndarray) -> np.ndarray:

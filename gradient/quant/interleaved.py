@@ -682,17 +682,26 @@ def dequantize_interleaved(w: InterleavedWeight, r0: int, r1: int, out: np.ndarr
 
 # ----------------------------------------------------------------------------- activations
 @compile_kernel
-def _quantize_rows(x, xq, xd, xs, xs16, xsum, xsum16):
+def _quantize_rows(x, xq, xd, xs, xs16, xsum, xsum16, per_token):
     """The rows of x (contiguous, k a multiple of 32) quantized per 32 values, 16 lanes at a
     time: each value's operations are the scalar ones (``x * inv``, ``rint``), and a block's
     largest magnitude and integer sums are exact in any order (a NaN makes the block's scale
-    NaN, as in NumPy: NaN in, NaN out)."""
+    NaN, as in NumPy: NaN in, NaN out). ``per_token``: with one scale a row instead,
+    ``max|x_row| / 127`` (SmoothQuant's dynamic per-token activations), kept in float32 (each
+    block of the row repeats it, and its sums are not rounded to float16)."""
     n, k = x.shape
     for i in range(n):
+        row_max = np.float32(0.0)
+        if per_token:
+            for b in range(k // 32):
+                m = largest_magnitude(load_f32x16(x, i * k + b * 32),
+                                      load_f32x16(x, i * k + b * 32 + 16))
+                if m > row_max or m != m:            # (a NaN stays the row's)
+                    row_max = m
         for b in range(k // 32):
             o = i * k + b * 32
             v0, v1 = load_f32x16(x, o), load_f32x16(x, o + 16)
-            amax = largest_magnitude(v0, v1)
+            amax = row_max if per_token else largest_magnitude(v0, v1)
             d = amax / np.float32(127.0)
             inv = np.float32(127.0) / amax if amax > 0 else np.float32(0.0)
             q0 = to_i32(rint_f32(mul_f32(v0, broadcast_f32x16(inv))))
@@ -700,13 +709,17 @@ def _quantize_rows(x, xq, xd, xs, xs16, xsum, xsum16):
             store_i32_as_i8(xq, o, q0)
             store_i32_as_i8(xq, o + 16, q1)
             s0, s1 = sum_i32(q0), sum_i32(q1)
-            xd[i, b] = rounded_to_f16(d)
             xsum[i, b] = s0 + s1
             xsum16[i, 2 * b] = s0
             xsum16[i, 2 * b + 1] = s1
-            xs[i, b] = rounded_to_f16(np.float32(s0 + s1) * d)
             xs16[i, 2 * b] = np.float32(s0) * d
             xs16[i, 2 * b + 1] = np.float32(s1) * d
+            if per_token:
+                xd[i, b] = d
+                xs[i, b] = np.float32(s0 + s1) * d
+            else:
+                xd[i, b] = rounded_to_f16(d)
+                xs[i, b] = rounded_to_f16(np.float32(s0 + s1) * d)
 
 
 def quantize_activations(x: np.ndarray):
@@ -724,12 +737,13 @@ def quantize_activations(x: np.ndarray):
     if k % 32:
         raise ShapeError(f"quantize_activations: rows of {k} values; int8 activations are "
                          f"quantized in blocks of 32, so k must be a multiple of 32")
-    return _quantized(x)
+    return _quantized(x, False)
 
 
 @compile_kernel
-def _quantized(x):
-    """:func:`quantize_activations` of contiguous float32 rows, in new arrays."""
+def _quantized(x, per_token):
+    """:func:`quantize_activations` of contiguous float32 rows, in new arrays (``per_token``:
+    see :func:`_quantize_rows`)."""
     n, k = x.shape
     xq = np.empty((n, k), np.int8)
     xd = np.empty((n, k // 32), np.float32)
@@ -737,52 +751,7 @@ def _quantized(x):
     xs16 = np.empty((n, k // 16), np.float32)
     xsum = np.empty((n, k // 32), np.int32)
     xsum16 = np.empty((n, k // 16), np.int32)
-    _quantize_rows(x, xq, xd, xs, xs16, xsum, xsum16)
-    return xq, xd, xs, xs16, xsum, xsum16
-
-
-@compile_kernel
-def _quantize_tokens(x, xq, xd, xs, xs16, xsum, xsum16):
-    """The rows of x quantized with one scale a row, ``max|x_row| / 127`` (float32, not
-    rounded), into the arrays :func:`_quantize_rows` fills (each block of a row repeats its
-    row's scale): SmoothQuant's dynamic per-token activations."""
-    n, k = x.shape
-    for i in range(n):
-        amax = np.float32(0.0)
-        for b in range(k // 32):
-            o = i * k + b * 32
-            m = largest_magnitude(load_f32x16(x, o), load_f32x16(x, o + 16))
-            if not m <= amax:            # (a NaN stays: NaN in, NaN out)
-                amax = m
-        d = amax / np.float32(127.0)
-        inv = np.float32(127.0) / amax if amax > 0 else np.float32(0.0)
-        for b in range(k // 32):
-            o = i * k + b * 32
-            q0 = to_i32(rint_f32(mul_f32(load_f32x16(x, o), broadcast_f32x16(inv))))
-            q1 = to_i32(rint_f32(mul_f32(load_f32x16(x, o + 16), broadcast_f32x16(inv))))
-            store_i32_as_i8(xq, o, q0)
-            store_i32_as_i8(xq, o + 16, q1)
-            s0, s1 = sum_i32(q0), sum_i32(q1)
-            xd[i, b] = d
-            xsum[i, b] = s0 + s1
-            xsum16[i, 2 * b] = s0
-            xsum16[i, 2 * b + 1] = s1
-            xs[i, b] = np.float32(s0 + s1) * d
-            xs16[i, 2 * b] = np.float32(s0) * d
-            xs16[i, 2 * b + 1] = np.float32(s1) * d
-
-
-@compile_kernel
-def _quantized_tokens(x):
-    """:func:`_quantize_tokens` of contiguous float32 rows, in new arrays."""
-    n, k = x.shape
-    xq = np.empty((n, k), np.int8)
-    xd = np.empty((n, k // 32), np.float32)
-    xs = np.empty((n, k // 32), np.float32)
-    xs16 = np.empty((n, k // 16), np.float32)
-    xsum = np.empty((n, k // 32), np.int32)
-    xsum16 = np.empty((n, k // 16), np.int32)
-    _quantize_tokens(x, xq, xd, xs, xs16, xsum, xsum16)
+    _quantize_rows(x, xq, xd, xs, xs16, xsum, xsum16, per_token)
     return xq, xd, xs, xs16, xsum, xsum16
 
 
@@ -1000,35 +969,28 @@ def _int8_chunk(codes, scale, minimum, sub, offset, nibble, small, xq, xd, xs, x
 
 
 @compile_kernel(parallel=True)
-def _int8_product(x, codes, scale, minimum, sub, offset, nibble, small, y, n_chunks):
+def _int8_product(x, codes, scale, minimum, sub, offset, nibble, small, y, n_chunks, per_token):
     # the rows of x quantized first (one pass, on one thread: a few microseconds for a decode
-    # step's row), then the chunks in parallel (numba's threads: in compiled steps)
-    xq, xd, xs, xs16, xsum, xsum16 = _quantized(x)
+    # step's row; per 32 values, or per row: ``"int8_per_token"``), then the chunks in
+    # parallel (numba's threads: in compiled steps)
+    xq, xd, xs, xs16, xsum, xsum16 = _quantized(x, per_token)
     for c in numba.prange(n_chunks):
         _int8_chunk(codes, scale, minimum, sub, offset, nibble, small, xq, xd, xs, xs16, xsum,
                     xsum16, y, c, n_chunks)
 
 
-@compile_kernel(parallel=True)
-def _token_product(x, codes, scale, minimum, sub, offset, nibble, small, y, n_chunks):
-    # :func:`_int8_product` with each row of x quantized with one scale (``"int8_per_token"``)
-    xq, xd, xs, xs16, xsum, xsum16 = _quantized_tokens(x)
-    for c in numba.prange(n_chunks):
-        _int8_chunk(codes, scale, minimum, sub, offset, nibble, small, xq, xd, xs, xs16, xsum,
-                    xsum16, y, c, n_chunks)
-
-
-def _int8_threads(x, codes, scale, minimum, sub, offset, nibble, small, y, n_chunks):
+def _int8_threads(x, codes, scale, minimum, sub, offset, nibble, small, y, n_chunks,
+                  per_token):
     """:func:`_int8_product` called from Python; where it is not compiled yet (see
     :func:`~gradient.backends.cpu_compile.compiled_already`), its NumPy twin
     (:mod:`.int8_numpy`), so that no int8 kernel is compiled before a first token; the same
     bits."""
-    args = (x, codes, scale, minimum, sub, offset, nibble, small, y, n_chunks)
+    args = (x, codes, scale, minimum, sub, offset, nibble, small, y, n_chunks, per_token)
     if compiled_already(_int8_product, args):
         _int8_product(*args)
     else:
-        int8_numpy.product(int8_numpy.quantize_rows(x), codes, scale, minimum, sub, offset,
-                           nibble, small, y)
+        int8_numpy.product(int8_numpy.quantize_rows(x, per_token), codes, scale, minimum, sub,
+                           offset, nibble, small, y)
 
 
 @compile_kernel
@@ -1058,7 +1020,7 @@ def _int8_products(x, n_chunks,
                    cc, cs, cm, csub, c_off, c_nib, c_small, cy):
     # three products of the same rows x (q, k and v; gate and up with an empty third): x
     # quantized once, then one parallel loop over the groups of all three weights
-    xq, xd, xs, xs16, xsum, xsum16 = _quantized(x)
+    xq, xd, xs, xs16, xsum, xsum16 = _quantized(x, False)
     for c in numba.prange(n_chunks):
         _products_chunk(xq, xd, xs, xs16, xsum, xsum16,
                         ac, as_, am, asub, a_off, a_nib, a_small, ay,
@@ -1107,23 +1069,15 @@ def int8_products(x: np.ndarray, weights: list) -> tuple:
 
 @compile_kernel
 def int8_product_compiled(x, rows, out_shape, codes, scale, minimum, sub, offset, nibble, small,
-                          n_chunks):
-    """What a :class:`~gradient.quant.QuantizedLinear` with int8 activations computes for a few
-    rows, inside a compiled step (see :mod:`gradient.kernels.lowering`): x reshaped to
-    ``rows``, times W.T, reshaped to ``out_shape``."""
+                          n_chunks, per_token):
+    """What a :class:`~gradient.quant.QuantizedLinear` with int8 activations (per 32 values,
+    or ``per_token``) computes for a few rows, inside a compiled step (see
+    :mod:`gradient.kernels.lowering`): x reshaped to ``rows``, times W.T, reshaped to
+    ``out_shape``."""
     x2 = np.ascontiguousarray(x).reshape(rows)
     y = np.empty((rows[0], out_shape[len(out_shape) - 1]), np.float32)
-    _int8_product(x2, codes, scale, minimum, sub, offset, nibble, small, y, n_chunks)
-    return y.reshape(out_shape)
-
-
-@compile_kernel
-def token_product_compiled(x, rows, out_shape, codes, scale, minimum, sub, offset, nibble,
-                           small, n_chunks):
-    """:func:`int8_product_compiled` with per-token activations."""
-    x2 = np.ascontiguousarray(x).reshape(rows)
-    y = np.empty((rows[0], out_shape[len(out_shape) - 1]), np.float32)
-    _token_product(x2, codes, scale, minimum, sub, offset, nibble, small, y, n_chunks)
+    _int8_product(x2, codes, scale, minimum, sub, offset, nibble, small, y, n_chunks,
+                  per_token)
     return y.reshape(out_shape)
 
 
@@ -1189,8 +1143,7 @@ def lowered_product(x, rows, w, activations, out_shape) -> Lowered:
     """The compiled form of ``interleaved_matmul(x.reshape(rows), w, activations)`` reshaped
     to ``out_shape`` (a prepared product: see ``_prepare``)."""
     kernel, head, tail = _product_call(w, activations)
-    fn = {_int8_threads: int8_product_compiled, _token_product: token_product_compiled,
-          _float_threads: float_product_compiled}[kernel]
+    fn = int8_product_compiled if kernel is _int8_threads else float_product_compiled
     return Lowered(fn, (x, tuple(rows), tuple(out_shape), *head, *tail),
                    trace=("interleaved_matmul", "numba"))
 
@@ -1356,10 +1309,9 @@ def _int8_head(w: InterleavedWeight) -> tuple:
 def _product_call(w: InterleavedWeight, activations: str) -> tuple:
     """``(kernel, head, tail)``: y = x @ W.T for contiguous float32 rows x is
     ``kernel(x, *head, y, *tail)``, one compiled call."""
-    if activations == "int8":
-        return _int8_threads, _int8_head(w), (_chunks([w], w.in_features),)
-    if activations == "int8_per_token":
-        return _token_product, _int8_head(w), (_chunks([w], w.in_features),)
+    if activations in ("int8", "int8_per_token"):
+        return (_int8_threads, _int8_head(w),
+                (_chunks([w], w.in_features), activations == "int8_per_token"))
     return (_float_threads, _int8_head(w)[:6],
             (min(w.codes.shape[0], _threads(w.out_features * w.in_features) * 2),))
 

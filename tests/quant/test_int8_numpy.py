@@ -38,9 +38,9 @@ def test_products_are_the_kernels_bits(qtype, n, monkeypatch):
     m, k = 150, 512                          # 150 rows: two whole groups and a padded one
     w = InterleavedWeight.from_blocks(random_blocks(qtype, m, k, seed=n), qtype, m, k)
     x = activations(n, k, seed=10 + n)
-    _, head, (n_chunks,) = _product_call(w, "int8")
+    _, head, tail = _product_call(w, "int8")
     kernels = np.empty((n, m), np.float32)
-    _int8_product(x, *head, kernels, n_chunks)
+    _int8_product(x, *head, kernels, *tail)
     monkeypatch.setattr(int8_numpy, "_ROWS_AT_ONCE", 64)    # three passes over the groups
     ours = np.full((n, m), np.nan, np.float32)
     int8_numpy.product(int8_numpy.quantize_rows(x), *head, ours)
@@ -53,11 +53,29 @@ def test_grouped_weights_products_are_the_kernels_bits(bits, group, zp):
     from .test_interleaved import grouped_weight
     _, w = grouped_weight(bits, group, zp, m=150, k=512)
     x = activations(7, 512, seed=5)
-    _, head, (n_chunks,) = _product_call(w, "int8")
+    _, head, tail = _product_call(w, "int8")
     kernels = np.empty((7, 150), np.float32)
-    _int8_product(x, *head, kernels, n_chunks)
+    _int8_product(x, *head, kernels, *tail)
     ours = np.full((7, 150), np.nan, np.float32)
     int8_numpy.product(int8_numpy.quantize_rows(x), *head, ours)
+    np.testing.assert_array_equal(ours, kernels)
+
+
+def test_per_token_products_are_the_kernels_bits():
+    """``int8_per_token`` (one float32 scale a row): the twin's bits too, a zero row, a tiny
+    and a large one included."""
+    from gradient.quant.ggml import GGMLType
+    m, k = 40, 256
+    w = InterleavedWeight.from_blocks(random_blocks(GGMLType.Q8_0, m, k, seed=3), "Q8_0", m, k)
+    x = activations(5, k, seed=4)
+    x[1] = 0                                       # a zero row: scale 0, codes 0
+    x[2] *= 1e-6
+    _, head, tail = _product_call(w, "int8_per_token")
+    assert tail[-1] is True
+    kernels = np.empty((5, m), np.float32)
+    _int8_product(x, *head, kernels, *tail)
+    ours = np.full((5, m), np.nan, np.float32)
+    int8_numpy.product(int8_numpy.quantize_rows(x, per_token=True), *head, ours)
     np.testing.assert_array_equal(ours, kernels)
 
 
