@@ -36,19 +36,16 @@ Example::
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 
-from ..autograd import no_grad
 from ..nn.module import Module
 from ..nn.modules.linear import Linear
 from ..ops.creation import from_numpy
-from .calibration import InputStatistics, calibrate_blocks, find_blocks
+from .calibration import InputStatistics, quantize_blocks
 from .gptq import fit_grid, round_to_grid, round_to_nearest
-from .weight_only import WeightOnlyLinear, _check_groups, _skipped
+from .weight_only import _check_groups
 
-__all__ = ["awq", "awq_scales", "awq_clip", "FOLDS", "NO_CLIP", "N_GRID"]
+__all__ = ["awq", "awq_scales", "awq_clip", "fold_scales", "FOLDS", "NO_CLIP", "N_GRID"]
 
 #: Candidate ratios of the search: 0, 1/N_GRID, ..., (N_GRID - 1)/N_GRID (the reference's 20).
 N_GRID = 20
@@ -154,6 +151,33 @@ def awq_clip(weight, hessian: np.ndarray, bits: int = 4, group_size: int = 128,
 NO_CLIP = ("q_proj", "k_proj", "c_attn")
 
 
+def fold_scales(block: Module, statistics: dict, names, factors) -> dict:
+    """The folds of :data:`FOLDS` in ``block`` whose consumers are all in ``names`` (the
+    layers being quantized): for each, ``s = factors(weights, statistics)`` of the consumers'
+    float weights and their inputs' statistics, the producer's output channels divided by
+    ``s`` and the consumers' input columns multiplied by it. Returns ``{consumer: s}``.
+
+    Example: ``fold_scales(block, stats, names, lambda ws, st: smoothing_factors(ws, st))``
+    """
+    present = dict(block.named_modules())
+    scaled = {}
+    for producer, consumers in FOLDS:
+        if producer not in present or not all(c in names for c in consumers):
+            continue
+        source = present[producer]
+        if _output_width(source) != statistics[consumers[0]].width:
+            continue                              # (v_proj -> o_proj under GQA: no fold)
+        layers = [block.get_submodule(c) for c in consumers]
+        s = factors([m.weight.detach().float().numpy() for m in layers],
+                    statistics[consumers[0]])
+        _scale_output(source, s)
+        for m in layers:
+            w = m.weight.detach().float().numpy() * s
+            m.weight.copy_(from_numpy(w.astype(np.float32)).to(m.weight.dtype))
+        scaled.update({c: s for c in consumers})
+    return scaled
+
+
 def _output_width(module: Module) -> int | None:
     """The output channels whose scale can change: a linear layer's rows, a norm's weight."""
     if isinstance(module, Linear):
@@ -190,62 +214,27 @@ def awq(model: Module, calib_ids, bits: int = 4, group_size: int = 128, sym: boo
         >>> q = awq(model, calib, bits=4, group_size=64)
         >>> gradient.quant.quality.evaluate(model, q, held_out)["perplexity"]
     """
-    if not isinstance(model, Module):
-        raise TypeError(f"awq: expected a gradient.nn.Module, got {type(model).__name__}")
     if bits not in (3, 4, 8) or (bits == 8 and not sym):
         raise ValueError(f"awq: bits must be 3 or 4, or 8 with sym=True; got bits={bits!r}, "
                          f"sym={sym!r}")
-    if isinstance(skip, str):
-        skip = (skip,)
-    target = model if inplace else copy.deepcopy(model)
-    blocks = find_blocks(target)
-    prefix = next(name for name, m in target.named_modules() if m is blocks)
+    scaled = {}                  # in the block at hand: layer -> the factors of its columns
 
-    def quantize_block(index, block, statistics):
-        def full(name):
-            return f"{prefix}.{index}.{name}" if prefix else f"{index}.{name}"
+    def search_and_fold(block, statistics, names):
+        # every group searched on the float weights, then folded
+        scaled.clear()
+        scaled.update(fold_scales(block, statistics, names, lambda weights, stats: awq_scales(
+            weights, stats, bits, group_size, sym, n_grid, duo_scaling)[0]))
 
-        def kept(name):
-            return (name in statistics and type(block.get_submodule(name)) is Linear
-                    and not _skipped(full(name), skip))
-        present = dict(block.named_modules())
-        scaled = {}                               # layer -> the factors of its columns
-        with no_grad():
-            for producer, consumers in FOLDS:     # every group searched on the float weights
-                if producer not in present or not all(kept(c) for c in consumers):
-                    continue
-                source = present[producer]
-                if _output_width(source) != statistics[consumers[0]].width:
-                    continue                      # (v_proj -> o_proj under GQA: no fold)
-                layers = [block.get_submodule(c) for c in consumers]
-                s, _, _ = awq_scales([m.weight.detach().float().numpy() for m in layers],
-                                     statistics[consumers[0]], bits, group_size, sym, n_grid,
-                                     duo_scaling)
-                _scale_output(source, s)
-                scaled.update({c: s for c in consumers})
-                for m in layers:
-                    w = m.weight.detach().float().numpy() * s
-                    m.weight.copy_(from_numpy(w.astype(np.float32)).to(m.weight.dtype))
-            for name in list(statistics):
-                if not kept(name):
-                    continue
-                linear = block.get_submodule(name)
-                w = linear.weight.detach().float().numpy()
-                if clip and not name.endswith(NO_CLIP):
-                    # the inputs the scaled weight meets are x / s
-                    stats = statistics[name]
-                    h = stats.xtx / max(stats.count, 1)
-                    if name in scaled:
-                        inverse = 1.0 / scaled[name].astype(np.float64)
-                        h = h * np.outer(inverse, inverse)
-                    limit = awq_clip(w, h, bits, group_size, sym, n_grid)
-                    rows, k = w.shape
-                    w = np.clip(w.reshape(rows, -1, group_size), -limit[..., None],
-                                limit[..., None]).reshape(rows, k)
-                packed = round_to_nearest(w, bits, group_size, sym)
-                bias = None if linear.bias is None else linear.bias.detach().float().numpy()
-                layer = WeightOnlyLinear(packed, bias)
-                layer.train(linear.training)
-                block.set_submodule(name, layer)
-    calibrate_blocks(target, calib_ids, quantize_block, progress=progress)
-    return target
+    def clip_and_round(name, w, stats):
+        if clip and not name.endswith(NO_CLIP):
+            h = stats.xtx / max(stats.count, 1)
+            if name in scaled:                    # the inputs the scaled weight meets: x / s
+                inverse = 1.0 / scaled[name].astype(np.float64)
+                h = h * np.outer(inverse, inverse)
+            limit = awq_clip(w, h, bits, group_size, sym, n_grid)
+            rows, k = w.shape
+            w = np.clip(w.reshape(rows, -1, group_size), -limit[..., None],
+                        limit[..., None]).reshape(rows, k)
+        return round_to_nearest(w, bits, group_size, sym)
+    return quantize_blocks(model, calib_ids, clip_and_round, before=search_and_fold,
+                           skip=skip, inplace=inplace, progress=progress, where="awq")

@@ -28,6 +28,8 @@ Example::
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from ..autograd import no_grad
@@ -37,8 +39,9 @@ from ..nn.modules.container import ModuleList
 from ..nn.modules.linear import Linear
 from ..ops.creation import tensor
 from ..tensor import Tensor
+from .weight_only import WeightOnlyLinear, _skipped
 
-__all__ = ["InputStatistics", "calibrate_blocks", "find_blocks"]
+__all__ = ["InputStatistics", "calibrate_blocks", "find_blocks", "quantize_blocks"]
 
 
 class InputStatistics:
@@ -204,3 +207,46 @@ def calibrate_blocks(model: Module, calib_ids, visit, progress: bool = False) ->
                 args, kwargs = calls[index]
                 out = block(hidden[b], *args[1:], **kwargs)
                 hidden[b] = out[0] if isinstance(out, tuple) else out
+
+
+def quantize_blocks(model: Module, calib_ids, quantize_weight, *, before=None,
+                    activations: str = "float32", skip=("lm_head",), inplace: bool = False,
+                    progress: bool = True, where: str = "quantize_blocks") -> Module:
+    """What GPTQ, AWQ and SmoothQuant share: ``model`` (a copy unless ``inplace``) run over
+    ``calib_ids`` one block at a time (:func:`calibrate_blocks`), each block's ``nn.Linear``
+    layers (those not in ``skip``: names, dotted suffixes or patterns, as
+    :func:`gradient.quant.quantize`'s) replaced by :class:`~gradient.quant.weight_only.
+    WeightOnlyLinear` layers of ``activations``, their weights
+    ``quantize_weight(name, weight, statistics)`` (a PackedWeight of the float32 weight).
+    ``before(block, statistics, names)`` runs first in each block, with the names of the
+    layers to be replaced (AWQ's and SmoothQuant's folds). Returns the model.
+
+    Example::
+
+        >>> quantize_blocks(model, calib, lambda name, w, stats: round_to_nearest(w, 4, 64))
+    """
+    if not isinstance(model, Module):
+        raise TypeError(f"{where}: expected a gradient.nn.Module, got {type(model).__name__}")
+    if isinstance(skip, str):
+        skip = (skip,)
+    target = model if inplace else copy.deepcopy(model)
+    blocks = find_blocks(target)
+    prefix = next(name for name, m in target.named_modules() if m is blocks)
+
+    def visit(index, block, statistics):
+        names = [name for name in statistics
+                 if type(block.get_submodule(name)) is Linear
+                 and not _skipped(f"{prefix}.{index}.{name}" if prefix else f"{index}.{name}",
+                                  skip)]
+        if before is not None:
+            before(block, statistics, names)
+        for name in names:
+            linear = block.get_submodule(name)
+            packed = quantize_weight(name, linear.weight.detach().float().numpy(),
+                                     statistics[name])
+            bias = None if linear.bias is None else linear.bias.detach().float().numpy()
+            layer = WeightOnlyLinear(packed, bias, activations=activations)
+            layer.train(linear.training)
+            block.set_submodule(name, layer)
+    calibrate_blocks(target, calib_ids, visit, progress=progress)
+    return target

@@ -40,18 +40,15 @@ Example::
 
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
 
 from ..errors import ShapeError
 from ..nn.module import Module
-from ..nn.modules.linear import Linear
-from .calibration import calibrate_blocks, find_blocks
+from .calibration import quantize_blocks
 from .linear import _inverse
-from .weight_only import (PackedWeight, WeightOnlyLinear, _check_groups, _readonly, _skipped,
-                          pack_int4)
+from .weight_only import PackedWeight, _check_groups, _readonly, pack_int4
 
 __all__ = ["gptq", "gptq_quantize", "round_to_nearest", "fit_grid", "round_to_grid",
            "packed_codes", "BLOCK_SIZE"]
@@ -250,25 +247,7 @@ def gptq(model: Module, calib_ids, bits: int = 4, group_size: int | None = 128,
         >>> q = gptq(model, calib, bits=4, group_size=64)
         >>> gradient.quant.quality.evaluate(model, q, held_out)["perplexity"]
     """
-    if not isinstance(model, Module):
-        raise TypeError(f"gptq: expected a gradient.nn.Module, got {type(model).__name__}")
-    if isinstance(skip, str):
-        skip = (skip,)
-    target = model if inplace else copy.deepcopy(model)
-    blocks = find_blocks(target)
-    prefix = next(name for name, m in target.named_modules() if m is blocks)
-
-    def quantize_block(index, block, statistics):
-        for name, stats in statistics.items():
-            full = f"{prefix}.{index}.{name}" if prefix else f"{index}.{name}"
-            linear = block.get_submodule(name)
-            if type(linear) is not Linear or _skipped(full, skip):
-                continue
-            packed = gptq_quantize(linear.weight.detach().float().numpy(), stats.hessian(),
-                                   bits, group_size, sym, act_order, damp)
-            bias = None if linear.bias is None else linear.bias.detach().float().numpy()
-            layer = WeightOnlyLinear(packed, bias)
-            layer.train(linear.training)
-            block.set_submodule(name, layer)
-    calibrate_blocks(target, calib_ids, quantize_block, progress=progress)
-    return target
+    return quantize_blocks(
+        model, calib_ids, lambda name, weight, stats: gptq_quantize(
+            weight, stats.hessian(), bits, group_size, sym, act_order, damp),
+        skip=skip, inplace=inplace, progress=progress, where="gptq")

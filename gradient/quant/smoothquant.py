@@ -29,17 +29,12 @@ Example::
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 
-from ..autograd import no_grad
 from ..nn.module import Module
-from ..nn.modules.linear import Linear
-from ..ops.creation import from_numpy
-from .awq import FOLDS, _output_width, _scale_output
-from .calibration import InputStatistics, calibrate_blocks, find_blocks
-from .weight_only import WeightOnlyLinear, _skipped, quantize_weight
+from .awq import fold_scales
+from .calibration import InputStatistics, quantize_blocks
+from .weight_only import quantize_weight
 
 __all__ = ["smoothquant", "smoothing_factors"]
 
@@ -73,45 +68,12 @@ def smoothquant(model: Module, calib_ids, alpha: float = 0.5, *, skip=("lm_head"
         >>> q = smoothquant(model, calib, alpha=0.5)
         >>> gradient.quant.quality.evaluate(model, q, held_out)["perplexity"]
     """
-    if not isinstance(model, Module):
-        raise TypeError(f"smoothquant: expected a gradient.nn.Module, got "
-                        f"{type(model).__name__}")
     if not 0 <= alpha <= 1:
         raise ValueError(f"smoothquant: alpha must be in [0, 1], got {alpha!r}")
-    if isinstance(skip, str):
-        skip = (skip,)
-    target = model if inplace else copy.deepcopy(model)
-    blocks = find_blocks(target)
-    prefix = next(name for name, m in target.named_modules() if m is blocks)
-
-    def quantize_block(index, block, statistics):
-        def kept(name):
-            full = f"{prefix}.{index}.{name}" if prefix else f"{index}.{name}"
-            return (name in statistics and type(block.get_submodule(name)) is Linear
-                    and not _skipped(full, skip))
-        present = dict(block.named_modules())
-        with no_grad():
-            for producer, consumers in FOLDS:
-                if producer not in present or not all(kept(c) for c in consumers):
-                    continue
-                source = present[producer]
-                if _output_width(source) != statistics[consumers[0]].width:
-                    continue                      # (v_proj -> o_proj under GQA: no fold)
-                layers = [block.get_submodule(c) for c in consumers]
-                s = smoothing_factors([m.weight.detach().float().numpy() for m in layers],
-                                      statistics[consumers[0]], alpha)
-                _scale_output(source, s)
-                for m in layers:
-                    w = m.weight.detach().float().numpy() * s
-                    m.weight.copy_(from_numpy(w.astype(np.float32)).to(m.weight.dtype))
-            for name in list(statistics):
-                if not kept(name):
-                    continue
-                linear = block.get_submodule(name)
-                packed = quantize_weight(linear.weight.detach().float().numpy(), bits=8)
-                bias = None if linear.bias is None else linear.bias.detach().float().numpy()
-                layer = WeightOnlyLinear(packed, bias, activations="int8_per_token")
-                layer.train(linear.training)
-                block.set_submodule(name, layer)
-    calibrate_blocks(target, calib_ids, quantize_block, progress=progress)
-    return target
+    return quantize_blocks(
+        model, calib_ids, lambda name, weight, stats: quantize_weight(weight, bits=8),
+        before=lambda block, statistics, names: fold_scales(
+            block, statistics, names, lambda weights, stats: smoothing_factors(
+                weights, stats, alpha)),
+        activations="int8_per_token", skip=skip, inplace=inplace, progress=progress,
+        where="smoothquant")
