@@ -16,7 +16,8 @@ matrix products that read the packed weights directly, and measuring what quanti
 * :mod:`gradient.quant.weight_only` -- :func:`quantize`: a model's Linear layers to int8 (per
   output channel), int4 (group-wise, optional zero points) or a GGML type
   (:class:`WeightOnlyLinear`, read by the interleaved kernels / :class:`QuantizedLinear`);
-  given an array instead of a model, it writes GGML blocks (Q8_0/Q4_0/Q4_1/Q5_0/Q5_1 as ggml does, Q4_K as llama.cpp does).
+  given an array instead of a model, it writes GGML blocks (Q8_0/Q4_0/Q4_1/Q5_0/Q5_1 as ggml
+  does, Q4_K as llama.cpp does).
 * :mod:`gradient.quant.quality` -- :func:`~gradient.quant.quality.evaluate`: perplexity, mean
   KL divergence and top-1 agreement of a quantized model against its float original.
 * :mod:`gradient.quant.calibration` -- a model run over calibration token ids one block at a
@@ -61,5 +62,6 @@ __all__ = ["GGMLType", "BLOCK_SIZES", "DEQUANTIZABLE", "UnsupportedQuantTypeErro
            "quantized_matmul", "quantized_matmul_t", "dequantize_rows", "MATMUL_TYPES",
            "quantize_model", "quantize_weight", "quantize_blocks", "quantize_q4_k",
            "PackedWeight", "WeightOnlyLinear", "weight_only_matmul", "pack_int4", "unpack_int4",
-           "SCHEMES", "GGML_SCHEMES", "quality", "calibration", "gptq", "gptq_quantize", "awq", "smoothquant",
+           "SCHEMES", "GGML_SCHEMES", "quality", "calibration", "gptq", "gptq_quantize", "awq",
+           "smoothquant",
            "quantize_dynamic", "qint8"]

@@ -15,9 +15,9 @@ relative to its group's largest, the reference implementation's "duo scaling"; t
 form is ``mean|x| ** ratio``), keeping the ratio whose rounded weights ``Q(W * s) / s`` move
 the layers' outputs on the calibration inputs least. Then each group of each row of the
 scaled weights is clipped to the magnitude, at most halved, that moves its outputs least
-(:func:`awq_clip`; not the query and key projections, as in the reference), and rounded. The outputs' squared error is ``trace((W - W') H (W - W')^T)`` with
-``H = X^T X / count``, the statistics :mod:`.calibration` gathers anyway, so no candidate needs
-a forward pass. (The reference implementation measures the error at the output of the whole
+(:func:`awq_clip`; not the query and key projections, as in the reference), and rounded.
+The outputs' squared error is ``trace((W - W') H (W - W')^T)`` with ``H = X^T X / count``,
+the statistics :mod:`.calibration` gathers anyway, so no candidate needs a forward pass. (The reference implementation measures the error at the output of the whole
 attention or MLP for the q/k/v and gate/up groups; here it is measured at the layers' own
 outputs, as the reference does for o_proj and down_proj.)
 

@@ -4,8 +4,11 @@
 layers (kept quantized: the interleaved kernels read them) and written back from them.
 
 One module per format (:mod:`.gptq`, :mod:`.awq`, :mod:`.compressed_tensors`) says how a
-layer's tensors hold its codes, scales and zero points; :mod:`.packing` packs codes into
-int32 words for all three. :func:`read_layers` and :func:`write_layers` are what
+layer's tensors hold its codes, scales and zero points, each with the same face: ``SUFFIXES``
+(a layer's tensors), ``ACTIVATIONS`` (what the format can say of its inputs),
+``read_layer(config, tensors, name) -> (PackedWeight, input_order, activations)``,
+``write_layer(packed, input_order, activations)`` and ``config(...)`` of the same;
+:mod:`.packing` packs codes into int32 words for all three. :func:`read_layers` and :func:`write_layers` are what
 :meth:`gradient.models.PreTrainedModel.from_pretrained` and ``save_pretrained`` call.
 
 Example::
@@ -65,8 +68,7 @@ def read_layers(config: dict, names, read) -> tuple[dict, set]:
         except KeyError as e:
             raise FileFormatError(f"{prefix}: the checkpoint lacks its {e.args[0]} tensor") \
                 from None
-        packed, order = result[0], result[1]
-        activations = result[2] if len(result) > 2 else "float32"
+        packed, order, activations = result
         bias = (np.zeros(packed.out_features, np.float32) if f"{prefix}.bias" in names
                 else None)
         layers[prefix] = WeightOnlyLinear(packed, bias, activations=activations,
@@ -83,15 +85,14 @@ def write_layers(model, quantization_format: str) -> tuple[dict, dict]:
     layers = [(name, m) for name, m in model.named_modules() if isinstance(m, WeightOnlyLinear)]
     tensors, configs = {}, {}
     for name, layer in layers:
-        packed, order = layer.packed_weight(), layer.input_order
-        extra = (layer.activations,) if codec is compressed_tensors else ()
-        if codec is not compressed_tensors and layer.activations != "float32":
+        packed, order, activations = layer.packed_weight(), layer.input_order, layer.activations
+        if activations not in codec.ACTIVATIONS:
             raise FileFormatError(f"{name}: {quantization_format} checkpoints have float "
                                   f"activations; write layers with activations="
-                                  f"{layer.activations!r} as compressed-tensors")
-        for suffix, array in codec.write_layer(packed, order, *extra).items():
+                                  f"{activations!r} as compressed-tensors")
+        for suffix, array in codec.write_layer(packed, order, activations).items():
             tensors[f"{name}.{suffix}"] = array
-        configs[name] = codec.config(packed, order, *extra)
+        configs[name] = codec.config(packed, order, activations)
     if codec is not compressed_tensors:
         distinct = {tuple(sorted(c.items())) for c in configs.values()}
         if len(distinct) > 1:

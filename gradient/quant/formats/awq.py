@@ -19,15 +19,17 @@ from ...errors import FileFormatError
 from ..weight_only import PackedWeight, _readonly, pack_int4
 from .packing import pack_words, unpack_words
 
-__all__ = ["SUFFIXES", "ORDER", "read_layer", "write_layer", "config"]
+__all__ = ["SUFFIXES", "ACTIVATIONS", "ORDER", "read_layer", "write_layer", "config"]
 
 SUFFIXES = ("qweight", "qzeros", "scales")
+#: The layers' inputs: float (the format has no word for quantized activations).
+ACTIVATIONS = ("float32",)
 #: The order of the codes within a word (the GEMM kernel's).
 ORDER = (0, 2, 4, 6, 1, 3, 5, 7)
 
 
 def read_layer(config: dict, tensors: dict, name: str) -> tuple:
-    """``(PackedWeight, None)`` of a layer from its tensors."""
+    """``(PackedWeight, None, "float32")`` of a layer from its tensors."""
     bits = int(config.get("bits", config.get("w_bit", 4)))
     version = str(config.get("version", "gemm")).lower()
     if bits != 4 or version != "gemm":
@@ -43,10 +45,10 @@ def read_layer(config: dict, tensors: dict, name: str) -> tuple:
                               f"scales {scales.shape}")
     return PackedWeight(_readonly(pack_int4(codes)), _readonly(scales.T),
                         _readonly(np.ascontiguousarray(zeros.T)), 4, k // scales.shape[0],
-                        k), None
+                        k), None, "float32"
 
 
-def write_layer(packed: PackedWeight, order) -> dict:
+def write_layer(packed: PackedWeight, order, activations: str = "float32") -> dict:
     if packed.bits != 4 or order is not None:
         raise FileFormatError("AWQ checkpoints hold 4-bit weights in their own channel order; "
                               "write 8-bit or activation-ordered layers as GPTQ or "
@@ -59,6 +61,6 @@ def write_layer(packed: PackedWeight, order) -> dict:
             "scales": np.ascontiguousarray(packed.scales.T)}
 
 
-def config(packed: PackedWeight, order) -> dict:
+def config(packed: PackedWeight, order, activations: str = "float32") -> dict:
     return {"quant_method": "awq", "bits": 4, "group_size": packed.group_size,
             "zero_point": True, "version": "gemm"}

@@ -27,10 +27,12 @@ from ...errors import FileFormatError
 from ..weight_only import PackedWeight, _readonly, pack_int4
 from .packing import pack_words, unpack_words
 
-__all__ = ["SUFFIXES", "read_layer", "write_layer", "config", "scheme_of"]
+__all__ = ["SUFFIXES", "ACTIVATIONS", "read_layer", "write_layer", "config", "scheme_of"]
 
 SUFFIXES = ("weight_packed", "weight_scale", "weight_zero_point", "weight_shape", "weight",
             "weight_g_idx")
+#: The layers' inputs it can describe: float, or dynamic int8 per token.
+ACTIVATIONS = ("float32", "int8_per_token")
 
 
 def scheme_of(config: dict, name: str) -> dict | None:

@@ -24,14 +24,16 @@ from ...errors import FileFormatError
 from ..weight_only import PackedWeight, _readonly, pack_int4
 from .packing import pack_words, unpack_words
 
-__all__ = ["SUFFIXES", "read_layer", "write_layer", "config"]
+__all__ = ["SUFFIXES", "ACTIVATIONS", "read_layer", "write_layer", "config"]
 
 #: The tensors of one layer, by suffix.
 SUFFIXES = ("qweight", "qzeros", "scales", "g_idx")
+#: The layers' inputs: float (the format has no word for quantized activations).
+ACTIVATIONS = ("float32",)
 
 
 def read_layer(config: dict, tensors: dict, name: str) -> tuple:
-    """``(PackedWeight, input_order)`` of a layer from its tensors (see the module
+    """``(PackedWeight, input_order, "float32")`` of a layer from its tensors (see the module
     docstring); ``input_order`` the permutation of the input channels that makes their groups
     contiguous (activation order), or None."""
     bits = int(config.get("bits", 4))
@@ -68,10 +70,10 @@ def read_layer(config: dict, tensors: dict, name: str) -> tuple:
     else:
         packed = PackedWeight(_readonly(pack_int4(codes)), _readonly(scales.T),
                               _readonly(zeros.T.astype(np.uint8)), 4, size, k)
-    return packed, order
+    return packed, order, "float32"
 
 
-def write_layer(packed: PackedWeight, order) -> dict:
+def write_layer(packed: PackedWeight, order, activations: str = "float32") -> dict:
     """The tensors of a layer in the ``gptq_v2``-free original format (``checkpoint_format:
     "gptq"``, zero points stored less one), ``g_idx`` from the input order."""
     codes = packed.codes()                                   # (out, in), as stored
@@ -97,7 +99,7 @@ def write_layer(packed: PackedWeight, order) -> dict:
             "g_idx": g_idx.astype(np.int32)}
 
 
-def config(packed: PackedWeight, order) -> dict:
+def config(packed: PackedWeight, order, activations: str = "float32") -> dict:
     """The ``quantization_config`` of layers like this one."""
     return {"quant_method": "gptq", "bits": packed.bits, "group_size": packed.group_size,
             "desc_act": order is not None, "sym": packed.zeros is None,
