@@ -73,6 +73,10 @@ declare("quant_matmul", "(x, blocks, qtype, out_features, in_features) -> y",
         "x @ W.T for W stored as GGML blocks of type qtype (its name)")
 declare("quant_rows", "(blocks, ids, qtype, num_embeddings, embedding_dim) -> rows",
         "the rows ids of a table stored as GGML blocks, decoded")
+declare("grouped_matmul", "(x, codes, scales, zeros, bits, group_size, input_order) -> y",
+        "x @ W.T for W as gradient.quant.PackedWeight holds it: int8 or packed int4 codes, a "
+        "scale (and for int4 a zero point, or none) per group of group_size inputs; the codes "
+        "hold x's columns in input_order when it is given")
 declare("interleaved_matmul", "(x, weight, activations) -> y",
         "x @ W.T for W a repacked GGML weight (gradient.quant.InterleavedWeight); activations "
         "'int8' quantizes x as llama.cpp does, 'float32' multiplies exact weights")

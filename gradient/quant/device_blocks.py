@@ -10,6 +10,9 @@ blocks are frozen, so a copy never goes stale. A tied embedding and its output h
 ``Module.to(device)`` does not upload them (they are not parameters): the first forward on the
 device does.
 
+A :class:`~gradient.quant.WeightOnlyLinear` keeps several arrays (codes, scales, zero points)
+in a :class:`DeviceArrays` the same way.
+
 Example::
 
     >>> blocks = DeviceBlocks(layer.qweight)
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DeviceBlocks"]
+__all__ = ["DeviceBlocks", "DeviceArrays"]
 
 
 class DeviceBlocks:
@@ -41,3 +44,27 @@ class DeviceBlocks:
 
     def __repr__(self) -> str:
         return f"DeviceBlocks({self.blocks.nbytes} bytes, on {sorted(self._copies) or 'no device'})"
+
+
+class DeviceArrays:
+    """Per-device copies of a frozen weight's host arrays, made on first use by :meth:`on`
+    (the host arrays are only formed then: a layer that never leaves the CPU pays nothing)."""
+
+    def __init__(self):
+        self._copies: dict = {}   # backend name -> a tuple of that backend's arrays
+
+    def on(self, backend, host) -> tuple:
+        """The arrays ``host()`` returns (a tuple; None entries stay None) as arrays of
+        ``backend``: uploaded on the first call, then reused.
+
+        Example: ``codes, scales = arrays.on(backend, lambda: (layer.codes, layer.scales))``
+        """
+        copy = self._copies.get(backend.name)
+        if copy is None:
+            copy = tuple(None if a is None else backend.from_numpy(np.ascontiguousarray(a))
+                         for a in host())
+            self._copies[backend.name] = copy
+        return copy
+
+    def __repr__(self) -> str:
+        return f"DeviceArrays(on {sorted(self._copies) or 'no device'})"

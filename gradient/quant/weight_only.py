@@ -67,6 +67,7 @@ from ..ops.creation import from_numpy
 from ..tensor import Tensor
 from . import linear as _ql
 from . import matmul as _qm
+from .device_blocks import DeviceArrays
 from .ggml import GGMLType, UnsupportedQuantTypeError
 from .interleaved import (ACTIVATIONS, InterleavedWeight, interleaved_matmul,
                           interleaved_matmul_t, lowered_product)
@@ -447,6 +448,10 @@ class WeightOnlyLinear(_ql._QuantizedLayer):
     activation order, where a group is not consecutive channels): the product reads
     ``x[..., input_order]``. Such a layer is not compiled into a captured step.
 
+    On a GPU (CUDA) the codes, scales and zero points go up once, on the first product there,
+    and the backend's ``grouped_matmul`` multiplies with them (float32 products of the exact
+    weights; many rows of x through the weight dequantized once and cuBLAS).
+
     As :class:`~gradient.quant.linear.QuantizedLinear`: the weight is frozen and not in
     ``parameters()``/``state_dict()`` (only ``bias`` is); gradients flow to the input (the
     backward is ``grad @ W``, tile by tile); the product is computed in float32 whatever the
@@ -482,6 +487,7 @@ class WeightOnlyLinear(_ql._QuantizedLayer):
             packed = dataclasses.replace(packed, scales=_readonly(packed.scales.astype(
                 np.float16)))
         self.packed = _repacked(packed) if _interleaved(packed) else packed
+        self._device_weight = DeviceArrays()    # uploaded by the first product on a GPU
         if bias is None:
             self.register_parameter("bias", None)
         else:
@@ -546,6 +552,22 @@ class WeightOnlyLinear(_ql._QuantizedLayer):
         if isinstance(self.packed, PackedWeight) or self.input_order is not None:
             return None
         return lowered_product(x, rows, self.packed, self.activations, out_shape)
+
+    def _device_product(self, backend, x):
+        """``x @ W.T`` on a GPU backend with a grouped_matmul kernel, from the codes, scales and
+        zero points uploaded there once; None otherwise (the product then runs on the host)."""
+        kernel = kernels.lookup("grouped_matmul", backend)
+        if kernel is None:
+            return None
+        codes, scales, zeros, order = self._device_weight.on(backend, self._device_arrays)
+        return kernel(x, codes, scales, zeros, self.bits, self.group_size, order)
+
+    def _device_arrays(self) -> tuple:
+        """What grouped_matmul reads: the PackedWeight's codes, scales (float16 as stored,
+        any other dtype as float32: exact), zero points, and the input order."""
+        p = self.packed_weight()
+        scales = p.scales if p.scales.dtype == np.float16 else p.scales.astype(np.float32)
+        return p.qweight, scales, p.zeros, self.input_order
 
     def _product_t(self, g: np.ndarray) -> np.ndarray:
         if isinstance(self.packed, PackedWeight):

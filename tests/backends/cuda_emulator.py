@@ -36,7 +36,7 @@ C_SCALARS = {"long long": np.int64, "int": np.int32, "float": np.float32, "doubl
 #: the array dtypes each C pointee accepts
 C_POINTEES = {"float": ("float32",), "__half": ("float16",), "__nv_bfloat16": ("bfloat16",),
               "long long": ("int64",), "int": ("int32",), "double": ("float64",),
-              "unsigned char": ("uint8",)}
+              "unsigned char": ("uint8",), "signed char": ("int8",)}
 _SIGNATURES: dict = {}
 
 

@@ -30,6 +30,10 @@ KERNELS = Path(__file__).resolve().parents[2] / "gradient" / "backends" / "cuda"
 
 EXPECTED = {
     "decode_attention": ["decode_attention_f32", "decode_attention_f16", "decode_attention_bf16"],
+    "grouped_matvec": [f"{kind}_{s}" for kind in ("gmv_int4", "gmv_int4_zp", "gmv_int4_x4",
+                                                  "gmv_int4_zp_x4", "gmv_int8", "gdq_int4",
+                                                  "gdq_int4_zp", "gdq_int8")
+                       for s in ("f16", "f32")],
     "quant_matvec": ["matvec_q8_0", "matvec_q4_0", "matvec_q4_1", "matvec_q5_0", "matvec_q5_1",
                      "matvec_q2_k", "matvec_q3_k", "matvec_q4_k", "matvec_q5_k", "matvec_q6_k"],
 }

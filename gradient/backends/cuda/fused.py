@@ -595,3 +595,53 @@ def quant_rows(blocks, ids, qtype: str, num_embeddings: int, embedding_dim: int)
 
 
 quant_rows.types = frozenset(ROWS_KERNELS)
+
+
+# ---------------------------------------------------------------------- grouped quantized weights
+#: rows of x up to which grouped_matmul multiplies straight from the codes (one pass over the
+#: weight per 8 rows); more rows dequantize the weight once and multiply it with cuBLAS
+GROUPED_MATVEC_ROWS = 8
+#: int4 weights of at least this many rows, multiplied with several rows of x, take the _x4
+#: kernels (4 output rows a warp, x read once for the 4); other products one row a warp, for
+#: more warps in flight. On an H100, 8 rows of x: 49152 x 576 54 against 87 us, 11008 x 4096
+#: 76 against 109 us, but 2048 x 5632 52 against 33 us; one row of x is faster one row a warp
+#: on every shape measured.
+GROUPED_INT4_WIDE_ROWS = 4096
+
+
+@_register("grouped_matmul")
+def grouped_matmul(x, codes, scales, zeros, bits: int, group_size: int, input_order):
+    """``x @ W.T`` for x (n, in_features) and W a weight-only quantized matrix on the device
+    (gradient.quant.PackedWeight's layout, see kernels/grouped_matvec.cu): (n, out_features)
+    float32, products in float32 from the exact weights. ``zeros`` (uint8) or None for int4;
+    ``input_order`` (int64) or None: the codes hold x's columns in that order. None for what
+    the kernels do not take (scales neither float16 nor float32, shapes that do not agree)."""
+    sfx = _SUFFIX.get(scales.dtype)
+    rows, cols = scales.shape[0], x.shape[-1]
+    if (sfx is None or x.ndim != 2 or bits not in (4, 8) or group_size <= 0 or cols % group_size
+            or scales.shape != (rows, cols // group_size) or not 0 < rows < 2 ** 31
+            or not 0 < cols < 2 ** 31
+            or codes.shape != ((rows, cols // 2) if bits == 4 else (rows, cols))
+            or (bits == 4 and group_size % 32) or (bits == 8 and zeros is not None)
+            or (zeros is not None and zeros.shape != scales.shape)):
+        return None
+    cp = _cupy()
+    if input_order is not None:
+        x = cp.take(x, input_order, axis=1)
+    x32 = cp.ascontiguousarray(x, dtype=cp.float32)
+    kind = "int8" if bits == 8 else ("int4_zp" if zeros is not None else "int4")
+    weight = (codes, scales) if zeros is None else (codes, scales, zeros)
+    n = x.shape[0]
+    if n > GROUPED_MATVEC_ROWS:    # many rows: the weight dequantized once, then cuBLAS
+        w = cp.empty((rows, cols), cp.float32)
+        grid, block = _elementwise_launch(codes.size)
+        get_kernel("grouped_matvec", f"gdq_{kind}_{sfx}")(
+            grid, block, (*weight, w, np.int32(rows), np.int32(cols), np.int32(group_size)))
+        return cp.matmul(x32, w.T)
+    y = cp.empty((n, rows), cp.float32)
+    wide = bits == 4 and n > 1 and rows >= GROUPED_INT4_WIDE_ROWS    # 4 output rows a warp
+    if n:
+        get_kernel("grouped_matvec", f"gmv_{kind}{'_x4' if wide else ''}_{sfx}")(
+            (-(-rows // ((4 if wide else 1) * ROWS_PER_BLOCK)),), (32, ROWS_PER_BLOCK),
+            (*weight, x32, y, np.int32(rows), np.int32(cols), np.int32(group_size), np.int32(n)))
+    return y
