@@ -1,6 +1,6 @@
 """GPU benchmarks: gradient's CUDA backend against PyTorch eager CUDA, same weights, same run.
 
-Run:  python bench/cuda.py [--cases decode,prefill,train] [--new 128] [--rounds 3]
+Run:  python bench/cuda.py [--cases decode,prefill,train,quant] [--new 128] [--rounds 3]
 
 Cases (each prints one JSON line with both figures and the ratio gradient / PyTorch):
 
@@ -11,6 +11,13 @@ Cases (each prints one JSON line with both figures and the ratio gradient / PyTo
 * ``prefill``: the same model on a 1024-token prompt (time to the last position's logits).
 * ``train``: the training step of bench/train_gpt.py's medium GPT (4 layers, width 256,
   context 128, batch 16) under float16 autocast with AdamW; median step time.
+* ``quant``: one product ``x @ W.T`` of float32 rows x with W quantized: int4 in groups of 64
+  with zero points as GPTQ/AWQ layers hold it (``WeightOnlyLinear``, the backend's
+  ``grouped_matmul``), GGML Q4_0 (``QuantizedLinear``'s ``quant_matmul``), against PyTorch's
+  float16 ``F.linear`` of the same W; shapes of SmolLM2-135M, TinyLlama-1.1B and a 7B LLaMA,
+  1 to 512 rows. Microseconds a product (best of rounds of 100): up to 8 rows, GPU time of the
+  100 replayed as one CUDA graph; more rows (cuBLAS, which CuPy cannot capture), eager calls
+  from Python. For one row, the weight bytes read per second.
 
 Needs a CUDA GPU, CuPy (``pip install -e ".[cuda]"``) and a CUDA build of PyTorch; without
 them it prints one line saying what is missing and exits 0. A case that fails prints its error
@@ -20,6 +27,7 @@ in its line instead of stopping the others.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import os
@@ -180,9 +188,104 @@ def _train(steps: int) -> dict:
             "ratio": round(times["gradient"] / times["torch"], 3)}
 
 
+#: (out_features, in_features) of the quant case's products
+QUANT_SHAPES = {"smollm2_mlp_up": (1536, 576), "smollm2_head": (49152, 576),
+                "tinyllama_mlp_up": (5632, 2048), "tinyllama_mlp_down": (2048, 5632),
+                "llama7b_mlp_up": (11008, 4096)}
+QUANT_ROWS = (1, 8, 64, 512)
+
+
+def _gpu_us(run, library: str, rounds: int, graph: bool, calls: int = 100) -> float:
+    """GPU microseconds of one ``run()``, best of ``rounds`` of ``calls``: with ``graph`` the
+    calls are captured as one CUDA graph and replayed (Python's launch cost left out, as in a
+    replayed decode step); without, they run eagerly from Python (CuPy cannot capture its
+    cuBLAS calls)."""
+    def eager():
+        for _ in range(calls):
+            run()
+    replay = eager
+    if library == "torch":
+        import torch
+        run()
+        torch.cuda.synchronize()
+        sync = torch.cuda.synchronize
+        if graph:
+            captured = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(captured):
+                for _ in range(calls):
+                    run()
+            replay = captured.replay
+    else:
+        import cupy
+        run()                                   # allocations in the pool before the capture
+        sync = cupy.cuda.Device().synchronize
+        if graph:
+            stream = cupy.cuda.Stream(non_blocking=True)
+            with stream:
+                run()
+                stream.begin_capture()
+                for _ in range(calls):
+                    run()
+                captured = stream.end_capture()
+            replay = lambda: captured.launch(stream)  # noqa: E731
+    replay()
+    sync()
+    best = float("inf")
+    for _ in range(rounds):
+        t = time.perf_counter()
+        replay()
+        sync()
+        best = min(best, time.perf_counter() - t)
+    return best / calls * 1e6
+
+
+@functools.lru_cache(maxsize=1)
+def _quant_weights(shape):
+    """A random (out, in) weight: int4 g64 with zero points, Q4_0 blocks, and float16 on the
+    device (quantized once per shape, on the host)."""
+    import cupy
+    import torch
+
+    from gradient.quant import quantize_weight
+    from gradient.quant.linear import quantize as ggml_quantize
+    w = (np.random.default_rng(0).standard_normal(shape) * 0.02).astype(np.float32)
+    p = quantize_weight(w, 4, 64, zero_point=True)
+    grouped = [cupy.asarray(a) for a in (p.qweight, p.scales, p.zeros)]
+    return (p, grouped, cupy.asarray(ggml_quantize(w, "Q4_0")),
+            torch.tensor(w, device="cuda", dtype=torch.float16))
+
+
+def _quant(shape, rows: int, rounds: int) -> dict:
+    import cupy
+    import torch
+
+    from gradient.backends.cuda import fused
+    p, grouped, q4_0, w16 = _quant_weights(shape)
+    x = cupy.asarray(np.random.default_rng(1).standard_normal((rows, shape[1]))
+                     .astype(np.float32))
+    x16 = torch.tensor(cupy.asnumpy(x), device="cuda", dtype=torch.float16)
+    graph = rows <= fused.GROUPED_MATVEC_ROWS      # more rows: cuBLAS, which CuPy cannot capture
+    us = {"int4_g64_zp": _gpu_us(lambda: fused.grouped_matmul(x, *grouped, 4, 64, None),
+                                 "cupy", rounds, graph),
+          "q4_0": _gpu_us(lambda: fused.quant_matmul(x, q4_0, "Q4_0", *shape), "cupy", rounds,
+                          graph),
+          "torch_f16": _gpu_us(lambda: torch.nn.functional.linear(x16, w16), "torch", rounds,
+                               graph)}
+    line = {"timing": "graph" if graph else "eager"}
+    line.update({f"{k}_us": round(v, 2) for k, v in us.items()})
+    line["ratio_int4_to_torch_f16"] = round(us["int4_g64_zp"] / us["torch_f16"], 3)
+    if rows == 1:
+        line["int4_weight_gbs"] = round(p.nbytes / us["int4_g64_zp"] / 1e3, 1)
+        line["torch_f16_weight_gbs"] = round(w16.numel() * 2 / us["torch_f16"] / 1e3, 1)
+    y = cupy.asnumpy(fused.grouped_matmul(x, *grouped, 4, 64, None))
+    ref = cupy.asnumpy(x).astype(np.float64) @ p.dequantize().astype(np.float64).T
+    line["max_rel_error"] = float(np.abs(y - ref).max() / np.abs(ref).max())
+    return line
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", default="decode,prefill,train")
+    parser.add_argument("--cases", default="decode,prefill,train,quant")
     parser.add_argument("--new", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
@@ -205,6 +308,11 @@ def main() -> None:
         runs.append(("gpt2_prefill_fp16_1024", lambda: _prefill(*pair, 1024, args.rounds)))
     if "train" in cases:
         runs.append(("train_gpt_medium_fp16", lambda: _train(20)))
+    if "quant" in cases:
+        for shape_name, shape in QUANT_SHAPES.items():
+            for rows in QUANT_ROWS:
+                runs.append((f"quant_{shape_name}_rows{rows}",
+                             lambda s=shape, r=rows: _quant(s, r, args.rounds)))
     bandwidth = _bandwidth_gbs()
     weight_bytes = sum(p.numel() * p.element_size() for p in pair[0].parameters()) if pair else 0
     for name, run in runs:
