@@ -396,6 +396,13 @@ def compiled_functions() -> dict:
     return found
 
 
+def policy(dispatcher) -> dict:
+    """What the compile policy asks of a dispatcher: cached, inlined, fastmath flags."""
+    return {"cached": type(dispatcher._cache).__name__ != "NullCache",
+            "inline": dispatcher.targetoptions.get("inline", "never") == "always",
+            "fastmath": bool(dispatcher.targetoptions.get("fastmath"))}
+
+
 def main() -> None:
     chosen = sys.argv[1:] or list(CALLS)      # the families to run (all by default)
     digests = {name: _digest(CALLS[name]()) for name in chosen}
@@ -404,9 +411,7 @@ def main() -> None:
         stats = dispatcher.stats
         functions[name] = {
             "signatures": len(dispatcher.signatures),
-            "cached": type(dispatcher._cache).__name__ != "NullCache",
-            "inline": dispatcher.targetoptions.get("inline", "never") == "always",
-            "fastmath": bool(dispatcher.targetoptions.get("fastmath")),
+            **policy(dispatcher),
             "hits": sum(stats.cache_hits.values()),
             "misses": sum(stats.cache_misses.values()),
         }
