@@ -10,7 +10,7 @@ Three stages, all on the same float32 weights and token ids:
 1. here: SmolLM2-135M (the Q4_1 GGUF, dequantized to float32, as ``bench/quant_quality.py``)
    is written as a float32 Hugging Face checkpoint, with the calibration ids (128 x 256 tokens
    of standard-library docstrings, :func:`quant_quality.calibration_ids`) and the held-out ids
-   (argparse's docstring);
+   (8 x 256 tokens of other docstrings, argparse's first, :func:`quant_quality.held_out_ids`);
 2. in the peer's environment: ``llmcompressor.oneshot`` quantizes it (GPTQ: ``GPTQModifier``,
    4-bit groups of 64 with zero points, dampening 0.01, blocks of 128, ``actorder`` None or
    ``"static"``; AWQ: ``AWQModifier`` then round-to-nearest, which in llm-compressor 0.14
@@ -21,9 +21,9 @@ Three stages, all on the same float32 weights and token ids:
    perplexity as ``quant_quality`` measures gradient's own GPTQ/AWQ on the same ids.
 
 Prints one JSON line per method: the peer's perplexity and mean KL from the float model,
-gradient's, the ratio of the perplexities. (The perplexity of 512 held-out tokens moves by a
-few percent with rounding differences as small as two kernels' summation orders; the KL is
-the steadier measure.)
+gradient's, the ratio of the perplexities. (The perplexity of 512 held-out tokens moved by a
+few percent with rounding differences as small as two kernels' summation orders, hence the
+2,048 tokens; the KL is the steadier measure.)
 """
 
 from __future__ import annotations
@@ -78,6 +78,8 @@ def main() -> None:
                     help="gptq, gptq-act, awq (llm-compressor's AWQ asks for a GPU)")
     ap.add_argument("--calib", type=int, default=128)
     ap.add_argument("--calib-length", type=int, default=256)
+    ap.add_argument("--held-out", type=int, default=8, help="held-out sequences")
+    ap.add_argument("--tokens", type=int, default=256, help="tokens a held-out sequence")
     ap.add_argument("--peer-stage", nargs=2, metavar=("WORK", "METHOD"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.peer_stage:
@@ -85,7 +87,7 @@ def main() -> None:
         return
     sys.path.insert(0, HERE)
     from common import ROOT, find_smollm2
-    from quant_quality import calibration_ids, text_ids
+    from quant_quality import calibration_ids, held_out_ids
     sys.path.insert(0, ROOT)
     import gradient
     from gradient.quant import quality
@@ -95,7 +97,7 @@ def main() -> None:
                           "--peer-python (an environment with llmcompressor)"}))
         return
     model, tokenizer = gradient.hub.load(path, quantized=False)
-    held_out = text_ids(tokenizer, 512)
+    held_out = held_out_ids(tokenizer, args.held_out, args.tokens)
     calib = calibration_ids(tokenizer, args.calib, args.calib_length)
     reference = quality.logits(model, held_out)
     with tempfile.TemporaryDirectory() as work:

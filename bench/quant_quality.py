@@ -1,6 +1,7 @@
 """Quality and decode speed of gradient's quantization schemes on SmolLM2-135M-Instruct.
 
-Run:  python bench/quant_quality.py [--model PATH] [--tokens 512] [--new 32] [--rounds 2]
+Run:  python bench/quant_quality.py [--model PATH] [--held-out 8] [--tokens 256] [--new 32]
+                                    [--rounds 2]
                                     [--schemes int8,int4-g32,...] [--include-head]
                                     [--calib 128] [--calib-length 256]
 
@@ -13,16 +14,18 @@ bfloat16 one; point ``--model`` at the original checkpoint for the usual figures
 (every layer projection; the head, tied to the embedding, stays float unless
 ``--include-head``), then:
 
-* quality, against the float model, with ``gradient.quant.quality.evaluate`` on the first
-  ``--tokens`` tokens of ``argparse``'s module docstring (prose and code, the same text on every
-  machine with the same Python): perplexity of each model, mean and max
-  ``KL(p_float || p_quant)`` per token (nats), top-1 agreement;
+* quality, against the float model, with ``gradient.quant.quality.evaluate`` on ``--held-out``
+  sequences of ``--tokens`` tokens (8 x 256) of standard-library docstrings, ``argparse``'s
+  module docstring first (prose and code, the same text on every machine with the same
+  Python; :func:`held_out_ids`): perplexity of each model, mean and max
+  ``KL(p_float || p_quant)`` per token (nats), top-1 agreement. ``--held-out 1 --tokens 512``
+  is the first 512 tokens of argparse's docstring alone, the text of earlier figures;
 * decode speed: greedy ``model.generate`` of ``--new`` tokens after a 16-token prompt, best of
   ``--rounds``, in tokens/s, and its ratio to the float model's in the same run (these machines
   are shared and noisy: compare ratios, not absolute figures);
 * size: bytes of the quantized layers' weights against their float32 bytes, bits per weight.
 
-* prefill: the best of two forwards over the ``--tokens`` held-out tokens, in ms.
+* prefill: the best of two forwards over the first held-out sequence, in ms.
 
 The ``gptq*``, ``awq*`` and ``smoothquant`` schemes quantize with ``gradient.quant.gptq``,
 ``awq`` and ``smoothquant`` from calibration text: ``--calib`` sequences of
@@ -96,28 +99,45 @@ CALIBRATION_MODULES = ("collections", "inspect", "pathlib", "subprocess", "threa
                        "textwrap", "random", "statistics", "fractions", "decimal", "csv")
 
 
-def text_ids(tokenizer, n: int) -> np.ndarray:
-    ids = tokenizer.encode(argparse.__doc__)
-    if len(ids) < n:
-        raise SystemExit(f"argparse's docstring has {len(ids)} tokens here, fewer than --tokens "
-                         f"{n}")
-    return np.asarray(ids[:n], dtype=np.int64)
+#: Standard-library modules whose docstrings follow argparse's in the held-out text (none is
+#: a calibration module).
+HELD_OUT_MODULES = ("typing", "heapq", "bisect", "queue", "optparse", "difflib", "configparser",
+                    "calendar", "copy", "weakref", "pprint", "tokenize", "pickle", "uuid",
+                    "traceback", "warnings", "doctest", "urllib.parse", "smtplib", "timeit")
 
 
-def calibration_ids(tokenizer, sequences: int, length: int) -> list:
-    """``sequences`` arrays of ``length`` token ids from the docstrings of
-    :data:`CALIBRATION_MODULES` (modules, classes, functions), in order."""
+def _docstrings(modules) -> list:
+    """The docstrings of ``modules`` and of the classes and functions each defines, in order."""
     import importlib
     import inspect
     texts = []
-    for name in CALIBRATION_MODULES:
+    for name in modules:
         module = importlib.import_module(name)
         for obj in [module] + [v for _, v in sorted(vars(module).items())
                                if getattr(v, "__module__", None) == name]:
             doc = inspect.getdoc(obj)
             if doc:
                 texts.append(doc)
-    ids = np.asarray(tokenizer.encode("\n\n".join(texts)), dtype=np.int64)
+    return texts
+
+
+def held_out_ids(tokenizer, sequences: int, length: int) -> np.ndarray:
+    """(sequences, length) token ids of the held-out text: argparse's module docstring as it
+    stands (prose and code), then the docstrings of :data:`HELD_OUT_MODULES`. One sequence of
+    512 is the first 512 tokens of argparse's docstring, the text of earlier figures."""
+    text = "\n\n".join([argparse.__doc__] + _docstrings(HELD_OUT_MODULES))
+    ids = np.asarray(tokenizer.encode(text), dtype=np.int64)
+    if ids.size < sequences * length:
+        raise SystemExit(f"the held-out text has {ids.size} tokens here, fewer than --held-out "
+                         f"{sequences} x --tokens {length}")
+    return ids[:sequences * length].reshape(sequences, length)
+
+
+def calibration_ids(tokenizer, sequences: int, length: int) -> list:
+    """``sequences`` arrays of ``length`` token ids from the docstrings of
+    :data:`CALIBRATION_MODULES` (modules, classes, functions), in order."""
+    ids = np.asarray(tokenizer.encode("\n\n".join(_docstrings(CALIBRATION_MODULES))),
+                     dtype=np.int64)
     if ids.size < sequences * length:
         raise SystemExit(f"the calibration text has {ids.size} tokens, fewer than --calib "
                          f"{sequences} x --calib-length {length}")
@@ -192,7 +212,8 @@ def layer_bytes(model) -> tuple[int, int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model")
-    ap.add_argument("--tokens", type=int, default=512)
+    ap.add_argument("--tokens", type=int, default=256, help="tokens a held-out sequence")
+    ap.add_argument("--held-out", type=int, default=8, help="held-out sequences")
     ap.add_argument("--new", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--schemes", default=",".join(SCHEMES),
@@ -214,10 +235,11 @@ def main() -> None:
     kwargs = {"quantized": False} if path.lower().endswith(".gguf") else {}
     model, tokenizer = gradient.hub.load(path, **kwargs)
     load_s = time.perf_counter() - t
-    ids = text_ids(tokenizer, args.tokens)
-    prompt = ids[:16]
+    ids = held_out_ids(tokenizer, args.held_out, args.tokens)
+    prompt = ids[0, :16]
     common = {"bench": "quant_quality", "model": os.path.basename(path), "tokens": int(ids.size),
-              "text": "argparse.__doc__", "python": platform.python_version(),
+              "text": f"argparse's docstring and more, {args.held_out} x {args.tokens}",
+              "python": platform.python_version(),
               "threads": numba.get_num_threads()}
     t = time.perf_counter()
     float_logits = quality.logits(model, ids)
@@ -226,7 +248,8 @@ def main() -> None:
     ref = quality.evaluate(None, model, ids, float_logits=float_logits)   # the float ppl
     print(json.dumps({**common, "scheme": "float32", "ppl": round(ref["ppl_float"], 4),
                       "decode_tok_s": round(float_tps, 2),
-                      "prefill_ms": round(prefill_ms(model, ids), 1), "load_s": round(load_s, 2),
+                      "prefill_ms": round(prefill_ms(model, ids[0]), 1),
+                      "load_s": round(load_s, 2),
                       "eval_s": round(float_eval_s, 2)}), flush=True)
     skip = () if args.include_head else ("lm_head",)
     calib = None
@@ -265,7 +288,7 @@ def main() -> None:
                      "kl_mean": float(f"{r['kl_mean']:.4g}"), "kl_max": round(r["kl_max"], 4),
                      "top1_agreement": round(r["top1_agreement"], 4),
                      "decode_tok_s": round(tps, 2), "decode_vs_float": round(tps / float_tps, 3),
-                     "prefill_ms": round(prefill_ms(q, ids), 1),
+                     "prefill_ms": round(prefill_ms(q, ids[0]), 1),
                      "layer_MiB": round(qb / 2**20, 2), "float_layer_MiB": round(fb / 2**20, 2),
                      "bits_per_weight": round(8 * qb / max(1, n_weights), 3)})
         print(json.dumps(line), flush=True)
