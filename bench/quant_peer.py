@@ -108,7 +108,7 @@ def main() -> None:
         for method in args.methods.split(","):
             t = time.perf_counter()
             subprocess.run([args.peer_python, os.path.abspath(__file__), "--peer-stage", work,
-                            method], check=True)
+                            method], check=True, stdout=sys.stderr)   # its log: not our lines
             peer_s = time.perf_counter() - t
             theirs = gradient.models.from_pretrained(os.path.join(work, method))
             peer = quality.evaluate(None, theirs, held_out, float_logits=reference)
