@@ -7,9 +7,10 @@ torch==2.13.0 llmcompressor``) and this test runs it in a child process: it quan
 random LLaMA with its GPTQ (4-bit, groups of 32 with zero points; activation order none and
 static), saves the checkpoint compressed, and writes what its own CPU path makes of it
 (transformers' decompressed float weights, and logits). gradient loads the checkpoint and
-must give the same dequantized weights bit for bit and the same logits to 1e-4. Without the
-variable (CI) the test skips; ``tests/quant/test_formats.py`` checks the same format against
-the compressed-tensors library in every run.
+must give the same dequantized weights bit for bit and the same logits to 1e-4. ``.ci/run``
+makes such an environment and runs this file in a pass of its own; without the variable (the
+default run) the test skips, and ``tests/quant/test_formats.py`` checks the same format
+against the compressed-tensors library.
 """
 
 from __future__ import annotations
