@@ -3,16 +3,18 @@
 Run:  python examples/char_gpt.py --steps 3000 --n-layer 4 --n-embd 192 --n-head 6 \\
           --out-dir ~/.cache/gradient-bench/char-gpt            # ~10 minutes on 2 cores
       python bench/quant_char_gpt.py [--checkpoint PATH] [--calib 128] [--held-out 64]
+                                     [--group 64]
 
 The model is read from the example's checkpoint (its ``config`` and ``model``); its corpus and
 vocabulary are the example's (the docstrings of a fixed list of standard-library modules).
 Calibration: ``--calib`` windows of the model's context from the train split (every
 ``len / calib``-th position); held-out: ``--held-out`` consecutive windows of the val split.
 Each scheme quantizes a copy of the model's blocks (the tied embedding and head stay float):
-round-to-nearest with zero points at 4 and 3 bits in groups of 64 (the width 192 is 3 x 64),
-GPTQ, GPTQ with activation order, AWQ, int8 weights with per-token int8 activations with and
-without SmoothQuant. Prints one JSON line per scheme: perplexity of the float and the
-quantized model, the share of round-to-nearest's increase a method recovers, mean KL.
+round-to-nearest with zero points at 4 and 3 bits in groups of ``--group`` (64: the width 192
+is 3 x 64; or 32), GPTQ, GPTQ with activation order, AWQ, int8 weights with per-token int8
+activations with and without SmoothQuant. Prints one JSON line per scheme: perplexity of the
+float and the quantized model, the share of round-to-nearest's increase a method recovers,
+mean KL.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ def main() -> None:
     ap.add_argument("--checkpoint", default=DEFAULT)
     ap.add_argument("--calib", type=int, default=128)
     ap.add_argument("--held-out", type=int, default=64)
+    ap.add_argument("--group", type=int, default=64, help="group size (a divisor of 192)")
     args = ap.parse_args()
     if not os.path.isfile(args.checkpoint):
         print(json.dumps({"bench": "quant_char_gpt", "skipped": f"no checkpoint at "
@@ -101,14 +104,15 @@ def main() -> None:
               "config": state["config"], "step": state["step"], "calibration":
               f"{args.calib} x {n} chars", "held_out": f"{args.held_out} x {n} chars"}
     ppl_rtn = {}
-    schemes = [("rtn-g64", 4, lambda: rounded(model, 4, 64)),
-               ("gptq-g64", 4, lambda: gptq(model, batches, 4, 64, progress=False)),
-               ("gptq-g64-act", 4, lambda: gptq(model, batches, 4, 64, act_order=True,
-                                                 progress=False)),
-               ("awq-g64", 4, lambda: awq(model, batches, 4, 64, progress=False)),
-               ("rtn3-g64", 3, lambda: rounded(model, 3, 64)),
-               ("gptq3-g64", 3, lambda: gptq(model, batches, 3, 64, progress=False)),
-               ("awq3-g64", 3, lambda: awq(model, batches, 3, 64, progress=False)),
+    g = args.group
+    schemes = [(f"rtn-g{g}", 4, lambda: rounded(model, 4, g)),
+               (f"gptq-g{g}", 4, lambda: gptq(model, batches, 4, g, progress=False)),
+               (f"gptq-g{g}-act", 4, lambda: gptq(model, batches, 4, g, act_order=True,
+                                                   progress=False)),
+               (f"awq-g{g}", 4, lambda: awq(model, batches, 4, g, progress=False)),
+               (f"rtn3-g{g}", 3, lambda: rounded(model, 3, g)),
+               (f"gptq3-g{g}", 3, lambda: gptq(model, batches, 3, g, progress=False)),
+               (f"awq3-g{g}", 3, lambda: awq(model, batches, 3, g, progress=False)),
                ("w8a8", 8, lambda: rounded(model, 8, 0, "int8_per_token")),
                ("smoothquant", 8, lambda: smoothquant(model, batches, progress=False))]
     ppl_float = None

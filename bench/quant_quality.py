@@ -82,10 +82,13 @@ SCHEMES = {
     "gptq-g64-act": ("gptq", {"bits": 4, "group_size": 64, "act_order": True}),
     "gptq-g32": ("gptq", {"bits": 4, "group_size": 32}),
     "gptq3-g64": ("gptq", {"bits": 3, "group_size": 64}),
+    "gptq3-g32": ("gptq", {"bits": 3, "group_size": 32}),
     "rtn3-g64": ("rtn3", {"group_size": 64}),
+    "rtn3-g32": ("rtn3", {"group_size": 32}),
     "awq-g64": ("awq", {"bits": 4, "group_size": 64}),
     "awq-g32": ("awq", {"bits": 4, "group_size": 32}),
     "awq3-g64": ("awq", {"bits": 3, "group_size": 64}),
+    "awq3-g32": ("awq", {"bits": 3, "group_size": 32}),
     "smoothquant": ("smoothquant", {"alpha": 0.5}),
     "w8a8": ("w8a8", {}),
 }
