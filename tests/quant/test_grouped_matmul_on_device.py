@@ -10,10 +10,13 @@ backend's own launcher, so launch shapes and argument types are checked too) and
 
 * the products against float64 ones of the dequantized weight, every format (int4 symmetric
   and with zero points, int8 per channel and grouped; float16 and float32 scales), for 1 to
-  11 rows, on both paths (several passes of 8 rows, and dequantize + matmul);
+  11 rows, on both paths (several passes of 8 rows, and dequantize + matmul), int4 one and
+  four output rows a warp;
 * the dequantized weight bit for bit with the CPU's (the emulator's matmul is NumPy's);
 * the layer on an emulated device: the kernel runs, the output stays there, the weight goes
-  up once, an activation-ordered layer and bfloat16 scales give the CPU layer's result.
+  up once, an activation-ordered layer and bfloat16 scales give the CPU layer's result;
+* a quantized LLaMA (int4 with zero points, int8) on the device: the CPU's logits and greedy
+  tokens.
 """
 
 from __future__ import annotations
