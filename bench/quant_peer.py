@@ -2,6 +2,7 @@
 
 Run:  python -m venv /tmp/lc && /tmp/lc/bin/pip install torch==2.13.0 llmcompressor
       python bench/quant_peer.py --peer-python /tmp/lc/bin/python [--methods gptq,gptq-act]
+                                 [--bits 4] [--group 64]
 
 llm-compressor (vLLM's quantization library) pins its own transformers and compressed-tensors,
 so it runs from a virtual environment of its own (``--peer-python``), in a child process.
@@ -12,9 +13,10 @@ Three stages, all on the same float32 weights and token ids:
    of standard-library docstrings, :func:`quant_quality.calibration_ids`) and the held-out ids
    (8 x 256 tokens of other docstrings, argparse's first, :func:`quant_quality.held_out_ids`);
 2. in the peer's environment: ``llmcompressor.oneshot`` quantizes it (GPTQ: ``GPTQModifier``,
-   4-bit groups of 64 with zero points, dampening 0.01, blocks of 128, ``actorder`` None or
-   ``"static"``; AWQ: ``AWQModifier`` then round-to-nearest, which in llm-compressor 0.14
-   pins memory for an accelerator and stops on a machine without one) and saves it compressed
+   ``--bits`` (4) in groups of ``--group`` (64) with zero points, dampening 0.01, blocks of
+   128, ``actorder`` None or ``"static"``; AWQ: ``AWQModifier`` then round-to-nearest, which
+   in llm-compressor 0.14 pins memory for an accelerator and stops on a machine without one)
+   and saves it compressed
    (compressed-tensors' pack-quantized format);
 3. here: gradient loads the peer's checkpoint (``gradient.models.from_pretrained``: the same
    dequantized weights as the peer's, tests/quant/test_formats.py) and measures its held-out
@@ -39,10 +41,7 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-GROUP = 64
-
-
-def peer_stage(work: str, method: str) -> None:
+def peer_stage(work: str, method: str, bits: str, group: str) -> None:
     """Stage 2, in the peer's environment (torch, transformers, llmcompressor only)."""
     import torch
     from datasets import Dataset
@@ -53,8 +52,8 @@ def peer_stage(work: str, method: str) -> None:
                               "attention_mask": [[1] * calib.shape[1]] * len(calib)})
     model = AutoModelForCausalLM.from_pretrained(os.path.join(work, "float"),
                                                  dtype=torch.float32)
-    weights = {"num_bits": 4, "type": "int", "symmetric": False, "strategy": "group",
-               "group_size": GROUP}
+    weights = {"num_bits": int(bits), "type": "int", "symmetric": False, "strategy": "group",
+               "group_size": int(group)}
     groups = {"group_0": {"targets": ["Linear"], "weights": weights}}
     if method.startswith("gptq"):
         from llmcompressor.modifiers.gptq import GPTQModifier
@@ -80,7 +79,10 @@ def main() -> None:
     ap.add_argument("--calib-length", type=int, default=256)
     ap.add_argument("--held-out", type=int, default=8, help="held-out sequences")
     ap.add_argument("--tokens", type=int, default=256, help="tokens a held-out sequence")
-    ap.add_argument("--peer-stage", nargs=2, metavar=("WORK", "METHOD"), help=argparse.SUPPRESS)
+    ap.add_argument("--bits", type=int, default=4)
+    ap.add_argument("--group", type=int, default=64)
+    ap.add_argument("--peer-stage", nargs=4, metavar=("WORK", "METHOD", "BITS", "GROUP"),
+                    help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.peer_stage:
         peer_stage(*args.peer_stage)
@@ -108,19 +110,21 @@ def main() -> None:
         for method in args.methods.split(","):
             t = time.perf_counter()
             subprocess.run([args.peer_python, os.path.abspath(__file__), "--peer-stage", work,
-                            method], check=True, stdout=sys.stderr)   # its log: not our lines
+                            method, str(args.bits), str(args.group)], check=True,
+                           stdout=sys.stderr)   # its log: not our lines
             peer_s = time.perf_counter() - t
             theirs = gradient.models.from_pretrained(os.path.join(work, method))
             peer = quality.evaluate(None, theirs, held_out, float_logits=reference)
             t = time.perf_counter()
             if method == "awq":
-                ours = gradient.quant.awq(model, batches, 4, GROUP, progress=False)
+                ours = gradient.quant.awq(model, batches, args.bits, args.group, progress=False)
             else:
-                ours = gradient.quant.gptq(model, batches, 4, GROUP,
+                ours = gradient.quant.gptq(model, batches, args.bits, args.group,
                                            act_order=method == "gptq-act", progress=False)
             ours_s = time.perf_counter() - t
             r = quality.evaluate(None, ours, held_out, float_logits=reference)
-            print(json.dumps({"bench": "quant_peer", "method": method, "group_size": GROUP,
+            print(json.dumps({"bench": "quant_peer", "method": method, "bits": args.bits,
+                              "group_size": args.group,
                               "calibration": f"{args.calib} x {args.calib_length} tokens",
                               "ppl_float": round(r["ppl_float"], 4),
                               "ppl_peer": round(peer["ppl_quant"], 4),
