@@ -20,7 +20,6 @@ mean KL.
 from __future__ import annotations
 
 import argparse
-import copy
 import importlib.util
 import json
 import os
@@ -29,14 +28,13 @@ import time
 
 import numpy as np
 from common import ROOT
+from quant_quality import rounded
 
 sys.path.insert(0, ROOT)
 
 import gradient  # noqa: E402
 from gradient import nn  # noqa: E402
-from gradient.quant import (WeightOnlyLinear, awq, gptq, quality,  # noqa: E402
-                            quantize_weight, smoothquant)
-from gradient.quant.gptq import round_to_nearest  # noqa: E402
+from gradient.quant import awq, gptq, quality, smoothquant  # noqa: E402
 
 DEFAULT = os.path.expanduser("~/.cache/gradient-bench/char-gpt/ckpt.safetensors")
 
@@ -60,19 +58,6 @@ class Logits(nn.Module):
 
     def forward(self, ids):
         return self.gpt(ids)[0]
-
-
-def rounded(model, bits: int, group: int, activations: str = "float32"):
-    """Every Linear of the blocks rounded to nearest (GPTQ's grid; 8 bits: per channel)."""
-    q = copy.deepcopy(model)
-    for name, m in list(q.named_modules()):
-        if type(m) is nn.Linear:
-            w = m.weight.detach().numpy()
-            packed = (quantize_weight(w, 8) if bits == 8
-                      else round_to_nearest(w, bits=bits, group_size=group))
-            q.set_submodule(name, WeightOnlyLinear(packed, m.bias.detach().numpy(),
-                                                   activations=activations))
-    return q
 
 
 def main() -> None:
@@ -113,7 +98,7 @@ def main() -> None:
                (f"rtn3-g{g}", 3, lambda: rounded(model, 3, g)),
                (f"gptq3-g{g}", 3, lambda: gptq(model, batches, 3, g, progress=False)),
                (f"awq3-g{g}", 3, lambda: awq(model, batches, 3, g, progress=False)),
-               ("w8a8", 8, lambda: rounded(model, 8, 0, "int8_per_token")),
+               ("w8a8", 8, lambda: rounded(model, 8, None, "int8_per_token")),
                ("smoothquant", 8, lambda: smoothquant(model, batches, progress=False))]
     ppl_float = None
     for name, bits, make in schemes:

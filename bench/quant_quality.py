@@ -147,30 +147,21 @@ def calibration_ids(tokenizer, sequences: int, length: int) -> list:
     return list(ids[:sequences * length].reshape(sequences, length))
 
 
-def round_to_nearest_3bit(model, group_size: int):
-    """Every linear layer of the blocks on GPTQ's 3-bit grid, rounded to nearest (what GPTQ
-    gives with nothing to compensate), for comparison."""
+def rounded(model, bits: int, group_size: int | None, activations: str = "float32"):
+    """A copy of ``model`` with every linear layer but ``lm_head`` rounded to nearest on GPTQ's
+    grid (8 bits: gradient's int8, per channel), for comparison with the calibrated methods:
+    what GPTQ gives with nothing to compensate. ``activations="int8_per_token"``: SmoothQuant's
+    W8A8 without the smoothing."""
     import copy
     from gradient.quant.gptq import round_to_nearest
     q = copy.deepcopy(model)
     for name, m in list(q.named_modules()):
         if type(m) is gradient.nn.Linear and name != "lm_head":
-            packed = round_to_nearest(m.weight.detach().numpy(), bits=3, group_size=group_size)
+            w = m.weight.detach().numpy()
+            packed = (gradient.quant.quantize_weight(w, bits=8) if bits == 8
+                      else round_to_nearest(w, bits=bits, group_size=group_size))
             bias = None if m.bias is None else m.bias.detach().numpy()
-            q.set_submodule(name, WeightOnlyLinear(packed, bias))
-    return q
-
-
-def w8a8_unsmoothed(model):
-    """Every linear layer of the blocks as SmoothQuant quantizes it (int8 weights per channel,
-    int8 activations per token) without the smoothing, for comparison."""
-    import copy
-    q = copy.deepcopy(model)
-    for name, m in list(q.named_modules()):
-        if type(m) is gradient.nn.Linear and name != "lm_head":
-            packed = gradient.quant.quantize_weight(m.weight.detach().numpy(), bits=8)
-            bias = None if m.bias is None else m.bias.detach().numpy()
-            q.set_submodule(name, WeightOnlyLinear(packed, bias, activations="int8_per_token"))
+            q.set_submodule(name, WeightOnlyLinear(packed, bias, activations=activations))
     return q
 
 
@@ -271,9 +262,9 @@ def main() -> None:
                     q = method(model, batches, skip=skip, **options)
                     line["calibration"] = f"{len(calib)} x {args.calib_length} tokens"
                 elif scheme == "w8a8":
-                    q = w8a8_unsmoothed(model)
+                    q = rounded(model, 8, None, "int8_per_token")
                 elif scheme == "rtn3":
-                    q = round_to_nearest_3bit(model, **options)
+                    q = rounded(model, 3, **options)
                 else:
                     q = quantize(model, scheme, skip=skip, **options)
         except ValueError as e:                 # ShapeError: the scheme does not fit a layer
