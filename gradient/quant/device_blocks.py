@@ -32,18 +32,14 @@ class DeviceBlocks:
 
     def __init__(self, blocks: np.ndarray):
         self.blocks = blocks
-        self._copies: dict = {}   # backend name -> the blocks in that backend's memory
+        self._copies = DeviceArrays()
 
     def on(self, backend):
         """The blocks as an array of ``backend`` (uploaded on the first call, then reused)."""
-        copy = self._copies.get(backend.name)
-        if copy is None:
-            copy = backend.from_numpy(np.ascontiguousarray(self.blocks))
-            self._copies[backend.name] = copy
-        return copy
+        return self._copies.on(backend, lambda: (self.blocks,))[0]
 
     def __repr__(self) -> str:
-        return f"DeviceBlocks({self.blocks.nbytes} bytes, on {sorted(self._copies) or 'no device'})"
+        return f"DeviceBlocks({self.blocks.nbytes} bytes, on {self._copies.devices()})"
 
 
 class DeviceArrays:
@@ -66,5 +62,9 @@ class DeviceArrays:
             self._copies[backend.name] = copy
         return copy
 
+    def devices(self):
+        """The backends holding a copy (sorted names), or ``"no device"``."""
+        return sorted(self._copies) or "no device"
+
     def __repr__(self) -> str:
-        return f"DeviceArrays(on {sorted(self._copies) or 'no device'})"
+        return f"DeviceArrays(on {self.devices()})"
