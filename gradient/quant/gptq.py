@@ -23,7 +23,8 @@ the reference implementation:
   whose input was always zero is set to zero.
 
 The result is a :class:`~gradient.quant.weight_only.PackedWeight`: 4 and 3 bits in the int4
-layout (3-bit codes 0..7 with their zero points: 4 bits in memory), 8 bits in the int8 layout
+layout (3-bit codes 0..7 with their zero points: 4 bits in memory, ``grid_bits=3`` so that a
+checkpoint writes them in 3), 8 bits in the int8 layout
 (symmetric only: its grid is ``max|w| / 127``). Scales are rounded to float16 before the codes
 are chosen (the stored grid is the one the error is measured on).
 
@@ -206,7 +207,8 @@ def packed_codes(codes, scales, zeros, bits: int, sym: bool) -> PackedWeight:
     else:
         qweight, zeros = pack_int4(codes.astype(np.uint8)), zeros.astype(np.uint8)
     return PackedWeight(_readonly(qweight), _readonly(scales),
-                        None if zeros is None else _readonly(zeros), 8 if bits == 8 else 4, g, k)
+                        None if zeros is None else _readonly(zeros), 8 if bits == 8 else 4, g, k,
+                        bits if bits < 4 else None)
 
 
 def round_to_nearest(weight, bits: int = 4, group_size: int | None = 128,

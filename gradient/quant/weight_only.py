@@ -146,6 +146,8 @@ class PackedWeight:
     :func:`pack_int4`) for 4 bits. ``scales``: float16 (out, in / group_size), or bfloat16 or
     float32 as a checkpoint stores them (:mod:`gradient.quant.formats`). ``zeros``: uint8
     zero points of the same shape, or None (symmetric). The arrays are read-only.
+    ``grid_bits``: 1 to 3 where codes of that width (with their zero points) sit in the int4
+    layout, as GPTQ's 3-bit weights do; None where the codes use the layout's ``bits``.
 
     Example: ``quantize_weight(w, bits=4, group_size=32).dequantize()`` is ``w`` up to rounding
     """
@@ -156,6 +158,12 @@ class PackedWeight:
     bits: int
     group_size: int
     in_features: int
+    grid_bits: int | None = None
+
+    @property
+    def code_bits(self) -> int:
+        """The width of the codes: ``grid_bits`` where set, else ``bits``."""
+        return self.grid_bits or self.bits
 
     @property
     def out_features(self) -> int:
@@ -479,6 +487,7 @@ class WeightOnlyLinear(_ql._QuantizedLayer):
             input_order = _readonly(input_order)
         self.input_order = input_order
         self.bits, self.group_size = packed.bits, packed.group_size
+        self.grid_bits = packed.grid_bits
         self.zero_point = packed.zeros is not None
         self.activations = _activations(activations)
         if not _interleaved(packed) and packed.scales.dtype != np.float16:
@@ -527,7 +536,7 @@ class WeightOnlyLinear(_ql._QuantizedLayer):
             qweight = (qweight ^ np.uint8(128)).view(np.int8)
         return PackedWeight(_readonly(qweight), _readonly(scales[:, ::per]),
                             None if zeros is None else _readonly(zeros[:, ::per].view(np.uint8)),
-                            self.bits, self.group_size, self.in_features)
+                            self.bits, self.group_size, self.in_features, self.grid_bits)
 
     @property
     def nbytes(self) -> int:
@@ -608,7 +617,7 @@ class WeightOnlyLinear(_ql._QuantizedLayer):
         zp = ", zero_point=True" if self.zero_point else ""
         act = "" if self.activations == "float32" else f", activations={self.activations}"
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"bits={self.bits}, group_size={self.group_size}{zp}{act}, "
+                f"bits={self.grid_bits or self.bits}, group_size={self.group_size}{zp}{act}, "
                 f"bias={self.bias is not None}, {_ql._size(self.nbytes)}")
 
 

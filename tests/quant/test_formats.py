@@ -13,7 +13,7 @@ import pytest
 import gradient
 from gradient.errors import FileFormatError
 from gradient.models import LlamaConfig, LlamaForCausalLM
-from gradient.quant import WeightOnlyLinear, quantize, smoothquant
+from gradient.quant import WeightOnlyLinear, gptq, quantize, smoothquant
 from gradient.quant.formats.packing import pack_words, unpack_words
 
 torch = pytest.importorskip("torch")
@@ -35,7 +35,8 @@ def tiny_hf_llama(seed=0):
 # ----------------------------------------------------------------------------- compressed-tensors
 def peer_checkpoint(directory, scheme):
     """A tiny LLaMA quantized and saved by the compressed-tensors library: ``scheme`` "w4-sym",
-    "w4-asym" (groups of 32) or "w8a8" (int8 per channel, dynamic int8 per token)."""
+    "w4-asym", "w3-sym", "w3-asym" (groups of 32, pack-quantized), "w8-packed" (int8 per
+    channel, pack-quantized: W8A16) or "w8a8" (int8 per channel, dynamic int8 per token)."""
     ct = pytest.importorskip("compressed_tensors")
     from compressed_tensors.compressors import ModelCompressor
     from compressed_tensors.quantization import (QuantizationArgs, QuantizationConfig,
@@ -46,8 +47,12 @@ def peer_checkpoint(directory, scheme):
         acts = QuantizationArgs(num_bits=8, type="int", symmetric=True, strategy="token",
                                 dynamic=True)
         fmt = "int-quantized"
+    elif scheme == "w8-packed":
+        weights = QuantizationArgs(num_bits=8, type="int", symmetric=True, strategy="channel")
+        acts, fmt = None, "pack-quantized"
     else:
-        weights = QuantizationArgs(num_bits=4, type="int", symmetric=scheme == "w4-sym",
+        bits = int(scheme[1])
+        weights = QuantizationArgs(num_bits=bits, type="int", symmetric=scheme.endswith("-sym"),
                                    strategy="group", group_size=32)
         acts, fmt = None, "pack-quantized"
     config = QuantizationConfig(config_groups={"group_0": QuantizationScheme(
@@ -58,18 +63,20 @@ def peer_checkpoint(directory, scheme):
         if not hasattr(m, "weight_scale"):
             continue
         w = m.weight.data.float()
-        if scheme == "w8a8":
+        if scheme.startswith("w8"):
             m.weight_scale.data = (w.abs().amax(-1, keepdim=True) / 127).to(m.weight_scale.dtype)
             continue
         g = w.reshape(w.shape[0], -1, 32)
-        if scheme == "w4-sym":
-            m.weight_scale.data = (g.abs().amax(-1) / 7.5).to(m.weight_scale.dtype)
+        levels = 1 << bits
+        if scheme.endswith("-sym"):
+            m.weight_scale.data = (g.abs().amax(-1) / (levels / 2 - 0.5)).to(
+                m.weight_scale.dtype)
         else:
             lo, hi = g.amin(-1).clamp(max=0), g.amax(-1).clamp(min=0)
-            s = (hi - lo) / 15
+            s = (hi - lo) / (levels - 1)
             m.weight_scale.data = s.to(m.weight_scale.dtype)
-            m.weight_zero_point.data = (-8 - torch.round(lo / s)).clamp(-8, 7).to(
-                m.weight_zero_point.dtype)
+            m.weight_zero_point.data = (-levels // 2 - torch.round(lo / s)).clamp(
+                -levels // 2, levels // 2 - 1).to(m.weight_zero_point.dtype)
     compressor = ModelCompressor.from_pretrained_model(model, quantization_format=fmt)
     compressor.compress_model(model)
     model.save_pretrained(directory)
@@ -84,17 +91,21 @@ def peer_load(directory):
         directory, dtype=torch.float32, quantization_config=config).eval()
 
 
-@pytest.mark.parametrize("scheme", ["w4-sym", "w4-asym", "w8a8"])
+@pytest.mark.parametrize("scheme", ["w4-sym", "w4-asym", "w3-sym", "w3-asym", "w8-packed",
+                                    "w8a8"])
 def test_checkpoints_the_peer_wrote_load_with_its_weights_and_logits(tmp_path, scheme):
     peer_checkpoint(tmp_path, scheme)
     ours = gradient.models.from_pretrained(tmp_path)
     peer = peer_load(tmp_path)
+    bits = int(scheme[1])
     for i in range(2):
         for name in LAYERS:
             layer = ours.get_submodule(f"model.layers.{i}.{name}")
             assert isinstance(layer, WeightOnlyLinear)
-            assert layer.bits == (8 if scheme == "w8a8" else 4)
-            assert layer.zero_point == (scheme == "w4-asym")
+            assert layer.bits == (8 if bits == 8 else 4)
+            assert layer.packed_weight().code_bits == bits
+            # 3-bit codes keep their zero points (4 where symmetric) in the int4 layout
+            assert layer.zero_point == (scheme.endswith("-asym") or bits == 3)
             assert layer.activations == ("int8_per_token" if scheme == "w8a8" else "float32")
             theirs = peer.get_submodule(f"model.layers.{i}.{name}").weight.detach().numpy()
             np.testing.assert_array_equal(layer.dequantize().numpy(), theirs)
@@ -117,12 +128,16 @@ def gradient_model(seed=0):
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)).eval()
 
 
-@pytest.mark.parametrize("how", ["int4-g32-zp", "int4-g64", "int8", "smoothquant"])
+@pytest.mark.parametrize("how", ["int4-g32-zp", "int4-g64", "int8", "smoothquant",
+                                 "gptq3-g32"])
 def test_models_gradient_quantized_load_in_the_peer(tmp_path, how):
     pytest.importorskip("compressed_tensors")
     model = gradient_model()
+    calib = [np.arange(32) % 96, (np.arange(32) * 7) % 96]
     if how == "smoothquant":
-        q = smoothquant(model, [np.arange(32) % 96, (np.arange(32) * 7) % 96], progress=False)
+        q = smoothquant(model, calib, progress=False)
+    elif how == "gptq3-g32":
+        q = gptq(model, calib, bits=3, group_size=32, progress=False)
     else:
         bits, group, zp = {"int4-g32-zp": (4, 32, True), "int4-g64": (4, 64, False),
                            "int8": (8, None, False)}[how]
@@ -130,6 +145,8 @@ def test_models_gradient_quantized_load_in_the_peer(tmp_path, how):
     q.save_pretrained(tmp_path)
     config = json.load(open(os.path.join(tmp_path, "config.json")))["quantization_config"]
     assert config["quant_method"] == "compressed-tensors" and config["ignore"] == ["lm_head"]
+    weights = config["config_groups"]["group_0"]["weights"]
+    assert weights["num_bits"] == {"gptq3-g32": 3, "int8": 8, "smoothquant": 8}.get(how, 4)
     peer = peer_load(tmp_path)
     for i in range(2):
         for name in LAYERS:
@@ -149,24 +166,44 @@ def test_models_gradient_quantized_load_in_the_peer(tmp_path, how):
 def autogptq_pack(codes, zeros, bits=4):
     """AutoGPTQ's QuantLinear.pack, its loops written as they are: ``codes`` (out, in) and
     ``zeros`` (groups, out) as integers; qweight (in * bits / 32, out), qzeros (groups,
-    out * bits / 32), zero points stored less one."""
+    out * bits / 32), zero points stored less one. 3 bits: 32 codes in three words, two
+    codes straddling them."""
     intweight = codes.T.astype(np.uint32)                   # (in, out)
     qweight = np.zeros((intweight.shape[0] // 32 * bits, intweight.shape[1]), np.uint32)
-    i = row = 0
-    while row < qweight.shape[0]:
-        for j in range(i, i + 32 // bits):
-            qweight[row] |= intweight[j] << (bits * (j - i))
-        i += 32 // bits
-        row += 1
+    _autogptq_rows(intweight, qweight, bits)
     z = (zeros - 1).astype(np.uint32) & np.uint32((1 << bits) - 1)
     qzeros = np.zeros((z.shape[0], z.shape[1] // 32 * bits), np.uint32)
-    i = col = 0
-    while col < qzeros.shape[1]:
-        for j in range(i, i + 32 // bits):
-            qzeros[:, col] |= z[:, j] << (bits * (j - i))
-        i += 32 // bits
-        col += 1
+    _autogptq_rows(z.T, qzeros.T, bits)                    # the same loop along columns
     return qweight.view(np.int32), qzeros.view(np.int32)
+
+
+def _autogptq_rows(intweight, qweight, bits):
+    i = row = 0
+    while row < qweight.shape[0]:
+        if bits in (2, 4, 8):
+            for j in range(i, i + 32 // bits):
+                qweight[row] |= intweight[j] << (bits * (j - i))
+            i += 32 // bits
+            row += 1
+        else:                                               # bits == 3
+            for j in range(i, i + 10):
+                qweight[row] |= intweight[j] << (3 * (j - i))
+            i += 10
+            qweight[row] |= intweight[i] << 30
+            row += 1
+            qweight[row] |= (intweight[i] >> 2) & 1
+            i += 1
+            for j in range(i, i + 10):
+                qweight[row] |= intweight[j] << (3 * (j - i) + 1)
+            i += 10
+            qweight[row] |= intweight[i] << 31
+            row += 1
+            qweight[row] |= (intweight[i] >> 1) & 0x3
+            i += 1
+            for j in range(i, i + 10):
+                qweight[row] |= intweight[j] << (3 * (j - i) + 2)
+            i += 10
+            row += 1
 
 
 def autoawq_pack(codes, zeros):
@@ -199,9 +236,9 @@ def save_checkpoint(directory, model, method, layers, **config):
     json.dump(c, open(os.path.join(directory, "config.json"), "w"))
 
 
-def random_codes(rng, out, k, group):
-    codes = rng.integers(0, 16, (out, k))
-    zeros = rng.integers(1, 16, (k // group, out))
+def random_codes(rng, out, k, group, bits=4):
+    codes = rng.integers(0, 1 << bits, (out, k))
+    zeros = rng.integers(1, 1 << bits, (k // group, out))
     scales = rng.uniform(0.005, 0.02, (k // group, out)).astype(np.float16)
     return codes, zeros, scales
 
@@ -213,8 +250,11 @@ def expected_weight(codes, zeros, scales, g_idx):
     return (codes.astype(np.float32) - z) * s
 
 
-@pytest.mark.parametrize("method,desc_act", [("gptq", False), ("gptq", True), ("awq", False)])
-def test_gptq_and_awq_checkpoints_load_as_their_packers_wrote_them(tmp_path, method, desc_act):
+@pytest.mark.parametrize("method,desc_act,bits", [("gptq", False, 4), ("gptq", True, 4),
+                                                  ("gptq", False, 3), ("gptq", True, 3),
+                                                  ("gptq", False, 2), ("awq", False, 4)])
+def test_gptq_and_awq_checkpoints_load_as_their_packers_wrote_them(tmp_path, method, desc_act,
+                                                                   bits):
     model = gradient_model(1)
     rng = np.random.default_rng(2)
     layers, expected = {}, {}
@@ -223,19 +263,19 @@ def test_gptq_and_awq_checkpoints_load_as_their_packers_wrote_them(tmp_path, met
             full = f"model.layers.{i}.{name}"
             linear = model.get_submodule(full)
             out, k = linear.out_features, linear.in_features
-            codes, zeros, scales = random_codes(rng, out, k, 32)
+            codes, zeros, scales = random_codes(rng, out, k, 32, bits)
             g_idx = np.arange(k) // 32
             if desc_act:                                       # groups in activation order
                 g_idx = g_idx[rng.permutation(k)]
             if method == "gptq":
-                qweight, qzeros = autogptq_pack(codes, zeros)
+                qweight, qzeros = autogptq_pack(codes, zeros, bits)
                 layers[full] = {"qweight": qweight, "qzeros": qzeros, "scales": scales,
                                 "g_idx": g_idx.astype(np.int32)}
             else:
                 qweight, qzeros = autoawq_pack(codes, zeros)
                 layers[full] = {"qweight": qweight, "qzeros": qzeros, "scales": scales}
             expected[full] = expected_weight(codes, zeros, scales, g_idx)
-    config = ({"bits": 4, "group_size": 32, "desc_act": desc_act, "sym": False}
+    config = ({"bits": bits, "group_size": 32, "desc_act": desc_act, "sym": False}
               if method == "gptq" else {"bits": 4, "group_size": 32, "zero_point": True,
                                         "version": "gemm"})
     save_checkpoint(tmp_path, model, method, layers, **config)
@@ -243,6 +283,7 @@ def test_gptq_and_awq_checkpoints_load_as_their_packers_wrote_them(tmp_path, met
     for full, weight in expected.items():
         layer = ours.get_submodule(full)
         assert isinstance(layer, WeightOnlyLinear) and layer.zero_point
+        assert layer.packed_weight().code_bits == bits
         assert (layer.input_order is not None) == desc_act
         np.testing.assert_array_equal(layer.dequantize().numpy(), weight)
         # the product reads the channels in the codes' order
@@ -271,6 +312,25 @@ def test_gptq_round_trip_of_a_gradient_model_and_its_refusals(tmp_path):
     with gradient.no_grad():
         np.testing.assert_array_equal(again(gradient.tensor(IDS)).logits.numpy(),
                                       q(gradient.tensor(IDS)).logits.numpy())
+    # GPTQ's own 3-bit weights are written in 3 bits, and read back the same
+    q3 = gptq(model, [np.arange(32) % 96], bits=3, group_size=32, progress=False)
+    q3.save_pretrained(tmp_path / "gptq3", quantization_format="gptq")
+    config = json.load(open(tmp_path / "gptq3" / "config.json"))["quantization_config"]
+    assert config["bits"] == 3 and not config["sym"]
+    again = gradient.models.from_pretrained(tmp_path / "gptq3")
+    layer = again.model.layers[0].mlp.down_proj
+    assert "bits=3" in repr(layer) and layer.packed_weight().code_bits == 3
+    np.testing.assert_array_equal(layer.dequantize().numpy(),
+                                  q3.model.layers[0].mlp.down_proj.dequantize().numpy())
+    with gradient.no_grad():
+        np.testing.assert_array_equal(again(gradient.tensor(IDS)).logits.numpy(),
+                                      q3(gradient.tensor(IDS)).logits.numpy())
+    from gradient.quant.formats import gptq as gptq_format
+    from gradient.quant.gptq import round_to_nearest
+    rows_of_48 = round_to_nearest(np.random.default_rng(0).standard_normal((48, 64)), bits=3,
+                                  group_size=32)
+    with pytest.raises(FileFormatError, match="not a multiple of 32 both ways"):
+        gptq_format.write_layer(rows_of_48, None)
     with pytest.raises(FileFormatError, match="write them as compressed-tensors"):
         mixed = quantize(model, "int4", group_size=32, skip=("lm_head", "*.down_proj"))
         mixed.model.layers[0].mlp.down_proj = WeightOnlyLinear.from_linear(
@@ -283,17 +343,40 @@ def test_gptq_round_trip_of_a_gradient_model_and_its_refusals(tmp_path):
 
 
 @pytest.mark.parametrize("bits,axis,order", [(4, 0, None), (4, 1, (0, 2, 4, 6, 1, 3, 5, 7)),
-                                             (8, 1, None), (2, 0, None)])
+                                             (8, 1, None), (2, 0, None), (3, 0, None),
+                                             (3, 1, None)])
 def test_packing_round_trips(bits, axis, order):
     rng = np.random.default_rng(bits)
     shape = [16, 24]
-    shape[axis] = 32
+    shape[axis] = 64
     codes = rng.integers(0, 1 << bits, shape).astype(np.uint8)
     words = pack_words(codes, bits, axis, order)
-    assert words.dtype == np.int32 and words.shape[axis] == 32 * bits // 32
+    assert words.dtype == np.int32 and words.shape[axis] == 64 * bits // 32
     np.testing.assert_array_equal(unpack_words(words, bits, axis, order), codes)
-    with pytest.raises(ValueError, match="3-bit"):
-        pack_words(codes, 3, axis)
+    # compressed-tensors' older packing: 32 // bits codes to a word, the top bits empty
+    old = pack_words(codes, bits, axis, order, dense=False)
+    assert old.shape[axis] == -(-64 // (32 // bits))
+    np.testing.assert_array_equal(unpack_words(old, bits, axis, order, dense=False, count=64),
+                                  codes)
+
+
+@pytest.mark.parametrize("bits", range(1, 9))
+def test_packing_is_the_compressed_tensors_librarys(bits):
+    """Every width against the library's own packer, at counts that leave a word part full;
+    and the reader's refusal of words that do not hold the weight's shape."""
+    helpers = pytest.importorskip("compressed_tensors.compressors.pack_quantized.helpers")
+    rng = np.random.default_rng(bits)
+    for count in (1, 33, 100):
+        for axis in (0, 1):
+            shape = (count, 5) if axis == 0 else (5, count)
+            codes = rng.integers(0, 1 << bits, shape)
+            signed = torch.tensor(codes - (1 << (bits - 1)), dtype=torch.int8)
+            theirs = helpers.pack_to_int32(signed, bits, packed_dim=axis).numpy()
+            ours = pack_words(codes, bits, axis)
+            np.testing.assert_array_equal(ours, theirs)
+            np.testing.assert_array_equal(unpack_words(theirs, bits, axis, count=count), codes)
+    with pytest.raises(gradient.errors.ShapeError, match="do not hold"):
+        unpack_words(np.zeros((5, 4), np.int32), bits, axis=1, count=32 * 4 // bits + 40)
 
 
 def test_compressed_tensors_group_activation_order_reads_weight_g_idx():

@@ -1,17 +1,21 @@
 """compressed-tensors checkpoints (``quant_method: "compressed-tensors"``, as llm-compressor
 and the ``compressed-tensors`` library write them), in the two integer formats:
 
-* ``"pack-quantized"`` (W4A16 and the like): ``weight_packed`` int32 (out_features,
-  in_features * bits / 32), the codes packed along the input dimension, 32 / bits to a word,
-  the first in the lowest bits, each stored as the signed code plus ``2^(bits - 1)``;
-  ``weight_scale`` (out_features, groups) in the model's dtype; for asymmetric weights
-  ``weight_zero_point`` int32 (out_features * bits / 32, groups), the signed zero points
-  packed the same way along the output dimension; ``weight_shape`` int (2,).
+* ``"pack-quantized"`` (W4A16, W3A16, W8A16 and the like): ``weight_packed`` int32
+  (out_features, in_features * bits / 32), the codes packed along the input dimension as a
+  bit stream (:mod:`.packing`; before the library's dense packing, ``32 // bits`` codes to a
+  word: told apart by the words' count), the first in the lowest bits, each stored as the
+  signed code plus ``2^(bits - 1)``; ``weight_scale`` (out_features, groups) in the model's
+  dtype; for asymmetric weights ``weight_zero_point`` int32 (out_features * bits / 32,
+  groups), the signed zero points packed the same way along the output dimension;
+  ``weight_shape`` int (2,).
 * ``"int-quantized"`` (W8A8, W8A16): ``weight`` int8 (out_features, in_features) and
   ``weight_scale`` (out_features, groups), symmetric.
 
 A weight is ``(q - zp) * scale``; with ``actorder: "group"`` the input channels' groups are
 given by ``weight_g_idx`` (read as GPTQ's g_idx), with ``"static"`` they are consecutive.
+Codes of up to 4 bits are held in gradient's int4 layout (2 and 3 bits with their zero
+points, ``grid_bits``), 8-bit ones in its int8 layout (symmetric only).
 The layers' scheme (``config_groups``: ``weights``, and
 ``input_activations``: dynamic int8 per token is read as ``activations="int8_per_token"``)
 is matched by the groups' ``targets``: ``"Linear"``, a layer name, or ``"re:<pattern>"``.
@@ -25,7 +29,7 @@ import numpy as np
 
 from ...errors import FileFormatError
 from ..weight_only import PackedWeight, _readonly, pack_int4
-from .packing import pack_words, unpack_words
+from .packing import pack_words, packed_length, unpack_words
 
 __all__ = ["SUFFIXES", "ACTIVATIONS", "read_layer", "write_layer", "config", "scheme_of"]
 
@@ -68,23 +72,36 @@ def read_layer(config: dict, tensors: dict, name: str) -> tuple:
     scales = np.asarray(tensors["weight_scale"])
     scales = scales.reshape(scales.shape[0], -1)
     if "weight_packed" in tensors:
-        if bits != 4:
-            raise FileFormatError(f"{name}: {bits}-bit packed weights are not read (4 bits are)")
         shape = tuple(int(v) for v in np.asarray(tensors["weight_shape"]).reshape(-1))
-        codes = unpack_words(tensors["weight_packed"], 4, axis=1)[:, :shape[1]]
+        codes = _unpack(tensors["weight_packed"], bits, 1, shape[1], name)
         size = shape[1] // scales.shape[1]
         # activation order "group": each input channel's group in weight_g_idx (as GPTQ's
         # g_idx); "static" kept the groups consecutive, as stored
         order = _input_order(tensors.get("weight_g_idx"), size, name)
         if order is not None:
             codes = codes[:, order]
+        middle = 1 << (bits - 1)
         if "weight_zero_point" in tensors:
-            zeros = unpack_words(tensors["weight_zero_point"], 4, axis=0)[:shape[0]]
-            packed = PackedWeight(_readonly(pack_int4(codes)), _readonly(scales),
-                                  _readonly(zeros), 4, size, shape[1])
-        else:          # symmetric: the signed codes plus 8 are gradient's symmetric int4
+            zeros = _unpack(tensors["weight_zero_point"], bits, 0, shape[0], name)
+            if zeros.shape != scales.shape:
+                raise FileFormatError(f"{name}: weight_zero_point holds {zeros.shape} zero "
+                                      f"points for weight_scale's {scales.shape}")
+        else:
+            zeros = np.full(scales.shape, middle, np.uint8)
+        if bits == 8:
+            if (zeros != middle).any():
+                raise FileFormatError(f"{name}: asymmetric 8-bit weights are not read (the "
+                                      f"int8 layout is symmetric)")
+            q = (codes.astype(np.int16) - middle).astype(np.int8)
+            packed = PackedWeight(_readonly(q), _readonly(scales), None, 8, size, shape[1])
+        elif bits == 4 and "weight_zero_point" not in tensors:
+            # symmetric: the signed codes plus 8 are gradient's symmetric int4
             packed = PackedWeight(_readonly(pack_int4(codes)), _readonly(scales), None, 4,
                                   size, shape[1])
+        else:
+            packed = PackedWeight(_readonly(pack_int4(codes)), _readonly(scales),
+                                  _readonly(zeros), 4, size, shape[1],
+                                  bits if bits < 4 else None)
     elif "weight" in tensors:
         q = np.asarray(tensors["weight"])
         if bits != 8 or q.dtype != np.int8 or "weight_zero_point" in tensors:
@@ -106,6 +123,21 @@ def read_layer(config: dict, tensors: dict, name: str) -> tuple:
                                   f"int8 per token is)")
         activations = "int8_per_token"
     return packed, order, activations
+
+
+def _unpack(words, bits: int, axis: int, count: int, name: str) -> np.ndarray:
+    """``count`` codes along ``axis``, packed densely or (older writers) ``32 // bits`` to a
+    word: whichever the words' count fits (dense where both do)."""
+    if not 1 <= bits <= 4 and bits != 8:
+        raise FileFormatError(f"{name}: {bits}-bit packed weights are not read (1 to 4 and 8 "
+                              f"bits are)")
+    length = np.shape(words)[axis] if np.ndim(words) == 2 else -1
+    for dense in (True, False):
+        if length == packed_length(count, bits, dense):
+            return unpack_words(words, bits, axis, dense=dense, count=count)
+    raise FileFormatError(f"{name}: packed tensor of shape {np.shape(words)} does not hold "
+                          f"{count} {bits}-bit codes along axis {axis} (expected "
+                          f"{packed_length(count, bits)} int32 words)")
 
 
 def _input_order(g_idx, size: int, name: str):
@@ -130,14 +162,12 @@ def write_layer(packed: PackedWeight, order, activations: str = "float32") -> di
     if packed.bits == 8:
         return {"weight": np.ascontiguousarray(packed.qweight),
                 "weight_scale": np.ascontiguousarray(packed.scales)}
-    out = {"weight_packed": pack_words(packed.codes(), 4, axis=1),
+    bits = packed.code_bits
+    out = {"weight_packed": pack_words(packed.codes(), bits, axis=1),
            "weight_scale": np.ascontiguousarray(packed.scales),
            "weight_shape": np.array([packed.out_features, packed.in_features], np.int64)}
     if packed.zeros is not None:
-        if packed.out_features % 8:
-            raise FileFormatError("compressed-tensors packs zero points 8 output rows to a "
-                                  "word; this layer's rows are not a multiple of 8")
-        out["weight_zero_point"] = pack_words(packed.zeros, 4, axis=0)
+        out["weight_zero_point"] = pack_words(packed.zeros, bits, axis=0)
     return out
 
 
@@ -147,7 +177,7 @@ def config(packed: PackedWeight, order, activations: str = "float32") -> dict:
     # (int8 in one group a row is per channel; int4 keeps its group size, which is the
     # layer's width only where the layer is that narrow)
     per_channel = packed.bits == 8 and group_size == packed.in_features
-    weights = {"num_bits": packed.bits, "type": "int", "symmetric": packed.zeros is None,
+    weights = {"num_bits": packed.code_bits, "type": "int", "symmetric": packed.zeros is None,
                "strategy": "channel" if per_channel else "group",
                "group_size": None if per_channel else group_size, "dynamic": False}
     acts = None
