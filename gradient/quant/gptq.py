@@ -15,10 +15,12 @@ the reference implementation:
   of a row, found when the pass reaches the group, from the weights as updated so far;
 * ``sym``: a grid symmetric about zero (zero point at the middle code) instead of one spanning
   ``[min(w, 0), max(w, 0)]``;
+* ``static_groups``: every group's grid found before the pass, from the original weights
+  (the reference's option of that name; llm-compressor's GPTQ always does this);
 * ``act_order``: columns taken in the order of decreasing ``H_jj`` (the inputs that matter
-  most first); the groups then stay the consecutive columns of the layer, their grids found
-  before the pass from the original weights (the reference's ``static_groups``), so that the
-  codes keep gradient's contiguous group layout (no ``g_idx`` permutation at run time);
+  most first); the groups then stay the consecutive columns of the layer, their grids static,
+  so that the codes keep gradient's contiguous group layout (no ``g_idx`` permutation at run
+  time);
 * ``damp``: ``damp * mean(diag(H))`` added to the diagonal before the inversion; a column
   whose input was always zero is set to zero.
 
@@ -128,7 +130,7 @@ def _upper_inverse_factor(h: np.ndarray) -> np.ndarray:
 
 def gptq_quantize(weight, hessian, bits: int = 4, group_size: int | None = 128,
                   sym: bool = False, act_order: bool = False, damp: float = 0.01,
-                  block_size: int = BLOCK_SIZE) -> PackedWeight:
+                  block_size: int = BLOCK_SIZE, static_groups: bool = False) -> PackedWeight:
     """GPTQ of one weight (out, in) given the Hessian (in, in) of its inputs (``2 X X^T``;
     :meth:`~gradient.quant.calibration.InputStatistics.hessian`); see the module docstring.
     ``group_size=None``: one group per row.
@@ -164,12 +166,11 @@ def gptq_quantize(weight, hessian, bits: int = 4, group_size: int | None = 128,
     dead = np.diag(h) == 0
     h[dead, dead] = 1
     w[:, dead] = 0
-    if act_order:
-        for group in range(k // g):           # static groups, from the original weights
+    static = static_groups or act_order
+    if static:
+        for group in range(k // g):           # the grids of the original weights
             grid.fit(group, w[:, group * g:(group + 1) * g])
-        order = np.argsort(-np.diag(h), kind="stable")
-    else:
-        order = np.arange(k)
+    order = np.argsort(-np.diag(h), kind="stable") if act_order else np.arange(k)
     w, h = w[:, order], h[np.ix_(order, order)]
     h[np.diag_indices(k)] += damp * np.mean(np.diag(h))
     u = _upper_inverse_factor(h)
@@ -182,7 +183,7 @@ def gptq_quantize(weight, hessian, bits: int = 4, group_size: int | None = 128,
         u1 = u[b0:b1, b0:b1]
         for i in range(b1 - b0):
             column = order[b0 + i]
-            if not act_order and column % g == 0:
+            if not static and column % g == 0:
                 grid.fit(column // g, w1[:, i:i + g])
             q, value = grid.round(column // g, w1[:, i])
             codes[:, column] = q
@@ -236,7 +237,8 @@ def round_to_nearest(weight, bits: int = 4, group_size: int | None = 128,
 
 def gptq(model: Module, calib_ids, bits: int = 4, group_size: int | None = 128,
          sym: bool = False, act_order: bool = False, damp: float = 0.01, *,
-         skip=("lm_head",), inplace: bool = False, progress: bool = True) -> Module:
+         static_groups: bool = False, skip=("lm_head",), inplace: bool = False,
+         progress: bool = True) -> Module:
     """The model with every ``nn.Linear`` of its repeated blocks (decoder layers) quantized by
     GPTQ from calibration token ids (a list of (T,) or (B, T) arrays: e.g. 128 sequences of
     256 tokens of text like the model's use), as :class:`~gradient.quant.weight_only.
@@ -251,5 +253,6 @@ def gptq(model: Module, calib_ids, bits: int = 4, group_size: int | None = 128,
     """
     return quantize_blocks(
         model, calib_ids, lambda name, weight, stats: gptq_quantize(
-            weight, stats.hessian(), bits, group_size, sym, act_order, damp),
+            weight, stats.hessian(), bits, group_size, sym, act_order, damp,
+            static_groups=static_groups),
         skip=skip, inplace=inplace, progress=progress, where="gptq")

@@ -31,7 +31,8 @@ def _reference_grid(w, bits, sym):
     return scale, zero, maxq
 
 
-def reference_gptq(weight, hessian, bits, group, sym=False, act_order=False, damp=0.01):
+def reference_gptq(weight, hessian, bits, group, sym=False, act_order=False, damp=0.01,
+                   static_groups=False):
     """The published algorithm in float64, written plainly: codes (out, in) and the
     dequantized weight."""
     w, h = weight.astype(np.float64).copy(), hessian.astype(np.float64).copy()
@@ -40,9 +41,11 @@ def reference_gptq(weight, hessian, bits, group, sym=False, act_order=False, dam
     h[dead, dead] = 1
     w[:, dead] = 0
     grids = {}
-    if act_order:
+    static = act_order or static_groups
+    if static:
         for g0 in range(0, k, group):
             grids[g0 // group] = _reference_grid(w[:, g0:g0 + group], bits, sym)
+    if act_order:
         order = np.argsort(-np.diag(h), kind="stable")
     else:
         order = np.arange(k)
@@ -52,7 +55,7 @@ def reference_gptq(weight, hessian, bits, group, sym=False, act_order=False, dam
     codes, values = np.zeros((rows, k)), np.zeros((rows, k))
     for j in range(k):
         column = order[j]
-        if not act_order and column % group == 0:
+        if not static and column % group == 0:
             grids[column // group] = _reference_grid(w[:, j:j + group], bits, sym)
         scale, zero, maxq = grids[column // group]
         q = np.clip(np.rint(w[:, j].astype(np.float32) * (1 / scale)) + zero, 0, maxq)
@@ -74,14 +77,18 @@ def _layer(seed=0, rows=24, k=128, samples=400):
     return w, x, 2 * x.T @ x / samples
 
 
-@pytest.mark.parametrize("bits,group,sym,act_order", [
-    (4, 32, False, False), (4, 64, True, False), (3, 32, False, False), (4, 32, False, True),
-    (3, 64, True, True), (4, 128, False, False)])
-def test_gptq_is_the_published_algorithm(bits, group, sym, act_order):
+@pytest.mark.parametrize("bits,group,sym,act_order,static", [
+    (4, 32, False, False, False), (4, 64, True, False, False), (3, 32, False, False, False),
+    (4, 32, False, True, False), (3, 64, True, True, False), (4, 128, False, False, False),
+    (3, 32, False, False, True)])
+def test_gptq_is_the_published_algorithm(bits, group, sym, act_order, static):
     w, _, h = _layer()
     packed = gptq_quantize(w, h, bits=bits, group_size=group, sym=sym, act_order=act_order,
-                           block_size=64)
-    codes, values = reference_gptq(w, h, bits, group, sym, act_order)
+                           block_size=64, static_groups=static)
+    codes, values = reference_gptq(w, h, bits, group, sym, act_order, static_groups=static)
+    if static:               # the grids of the original weights: not those found on the way
+        dynamic = gptq_quantize(w, h, bits=bits, group_size=group, block_size=64)
+        assert not np.array_equal(dynamic.scales, packed.scales)
     # lazy batches only reorder the float64 sums of the updates: the same codes here
     np.testing.assert_array_equal(packed.codes(), codes)
     np.testing.assert_array_equal(packed.dequantize(), values)
