@@ -39,9 +39,12 @@ __all__ = ["float_rows_product", "lowered_float_rows", "lowered_float_rows_linea
            "MAX_FLOAT32_ROWS", "MIN_FLOAT32_WEIGHTS", "weight_bits"]
 
 #: The most rows of x a call takes with a float32 weight: a decode step of a batch, drafted
-#: tokens, a short prompt; past that BLAS's GEMM, whose register blocking then pays (SmolLM2's
-#: shapes, 2 threads: 16 rows 0.6-0.9x OpenBLAS's time, 32 rows 0.6-1.0x, 64 rows 0.7-1.2x).
-MAX_FLOAT32_ROWS = 32
+#: tokens, a short prompt; past that BLAS's GEMM. SmolLM2's four shapes, 2 threads, this
+#: kernel's time over OpenBLAS 0.3.31's when the limit was 32: 16 rows 0.6-0.9x, 32 rows
+#: 0.6-1.0x, 64 rows 0.7-1.2x; measured again on an AMD EPYC (Zen 5), with OpenBLAS's
+#: threads no longer spinning between calls: 0.55-0.66x, 0.55-0.92x and 0.65-0.87x
+#: (120-180 GFMA/s against OpenBLAS's 80-120; a 64-token F32 prefill 100 -> 74 ms).
+MAX_FLOAT32_ROWS = 64
 #: The most rows with a bfloat16 or float16 weight, whose alternative converts the whole weight
 #: to float32 first (a short prompt: SmolLM2's BF16 prefill of 16 tokens went from 0.27x to
 #: 0.84x llama.cpp's speed with this at 64 instead of 8).
