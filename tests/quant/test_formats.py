@@ -331,6 +331,13 @@ def test_gptq_round_trip_of_a_gradient_model_and_its_refusals(tmp_path):
                                   group_size=32)
     with pytest.raises(FileFormatError, match="not a multiple of 32 both ways"):
         gptq_format.write_layer(rows_of_48, None)
+    from gradient.quant.formats import awq as awq_format
+    with pytest.raises(FileFormatError, match="AWQ checkpoints hold 4-bit"):   # 3-bit codes
+        awq_format.write_layer(rows_of_48, None)
+    rows_of_12 = round_to_nearest(np.random.default_rng(0).standard_normal((12, 64)), bits=4,
+                                  group_size=32)
+    with pytest.raises(FileFormatError, match="not a multiple of 8"):
+        awq_format.write_layer(rows_of_12, None)
     with pytest.raises(FileFormatError, match="write them as compressed-tensors"):
         mixed = quantize(model, "int4", group_size=32, skip=("lm_head", "*.down_proj"))
         mixed.model.layers[0].mlp.down_proj = WeightOnlyLinear.from_linear(

@@ -49,11 +49,14 @@ def read_layer(config: dict, tensors: dict, name: str) -> tuple:
 
 
 def write_layer(packed: PackedWeight, order, activations: str = "float32") -> dict:
-    if packed.bits != 4 or order is not None:
+    if packed.code_bits != 4 or order is not None:
         raise FileFormatError("AWQ checkpoints hold 4-bit weights in their own channel order; "
                               "write 8-bit or activation-ordered layers as GPTQ or "
                               "compressed-tensors")
     out, k = packed.out_features, packed.in_features
+    if out % 8:
+        raise FileFormatError(f"AWQ packs eight output columns to a word: a layer of {out} "
+                              f"rows is not a multiple of 8; write compressed-tensors instead")
     zeros = (packed.zeros if packed.zeros is not None
              else np.full((out, k // packed.group_size), 8, np.uint8))
     return {"qweight": pack_words(packed.codes().T, 4, axis=1, order=ORDER),

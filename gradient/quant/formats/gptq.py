@@ -103,9 +103,9 @@ def write_layer(packed: PackedWeight, order, activations: str = "float32") -> di
                               f"{1 << bits}); write compressed-tensors instead")
     per = 32 // bits if 32 % bits == 0 else 32
     if k % per or out % per:
-        raise FileFormatError(f"GPTQ packs {bits}-bit codes {per} to a whole number of words; "
-                              f"a layer of {out} x {k} is not a multiple of {per} both ways: "
-                              f"write compressed-tensors instead")
+        raise FileFormatError(f"GPTQ packs {bits}-bit codes in whole words along both axes, "
+                              f"{per} codes at a time: a layer of {out} x {k} is not a "
+                              f"multiple of {per} both ways; write compressed-tensors instead")
     g_idx = np.arange(k) // g
     if order is not None:          # the stored channel order is the layer's own
         inverse = np.argsort(order)
