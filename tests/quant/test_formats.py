@@ -421,3 +421,47 @@ def test_a_model_of_ggml_blocks_is_not_saved_without_its_weights(tmp_path):
     with pytest.raises(gradient.quant.UnsupportedQuantTypeError, match="save_gguf"):
         q.save_pretrained(tmp_path)
     assert not os.path.exists(os.path.join(tmp_path, "model.safetensors"))
+
+
+def _malformed(tensors):
+    """Each tensor emptied, cut short, flattened, given a leading axis, made float, dropped."""
+    for name, a in tensors.items():
+        a = np.asarray(a)
+        yield f"{name} empty", {**tensors, name: a[:0]}
+        yield f"{name} cut short", {**tensors, name: a[..., :-1]}
+        yield f"{name} flat", {**tensors, name: a.reshape(-1)}
+        yield f"{name} 3-d", {**tensors, name: a[None]}
+        yield f"{name} float", {**tensors, name: a.astype(np.float32)}
+        yield f"{name} missing", {n: v for n, v in tensors.items() if n != name}
+
+
+def test_malformed_3_bit_layers_are_refused_with_the_formats_error():
+    """A checkpoint's tensors of the wrong shape or type: FileFormatError (or the missing
+    tensor's KeyError, which read_layers words as one), never a crash from deep inside."""
+    from gradient.quant.formats import compressed_tensors as ct
+    from gradient.quant.formats import gptq as gptq_format
+    rng = np.random.default_rng(7)
+    out, k = 64, 128
+    codes, zeros = rng.integers(0, 8, (out, k)), rng.integers(0, 8, (out, 4))
+    scales = rng.uniform(0.01, 0.02, (out, 4)).astype(np.float16)
+    config = {"config_groups": {"g": {"targets": ["Linear"], "weights": {
+        "num_bits": 3, "type": "int", "symmetric": False, "strategy": "group",
+        "group_size": 32}}}}
+    layer = {"weight_packed": pack_words(codes, 3, 1), "weight_scale": scales,
+             "weight_zero_point": pack_words(zeros, 3, 0), "weight_shape": np.array([out, k])}
+    cases = [(ct.read_layer, config, how, t) for how, t in _malformed(layer)]
+    cases += [(ct.read_layer, config, f"weight_shape {s}", {**layer, "weight_shape": s})
+              for s in (np.array([0, 0]), np.array([out, k - 3]), np.array([out, k, 1]))]
+    g_layer = {"qweight": pack_words(codes.T, 3, 0), "qzeros": pack_words(zeros.T, 3, 1),
+               "scales": scales.T.copy(), "g_idx": (np.arange(k) // 32).astype(np.int32)}
+    cases += [(gptq_format.read_layer, {"bits": 3, "group_size": 32}, how, t)
+              for how, t in _malformed(g_layer)]
+    refused = 0
+    for read, cfg, how, tensors in cases:
+        try:
+            read(cfg, tensors, "layer")
+        except (FileFormatError, KeyError):
+            refused += 1
+        except Exception as e:                               # noqa: BLE001
+            pytest.fail(f"{how}: {type(e).__name__}: {e}")
+    assert refused > len(cases) // 2                        # most of them cannot be read

@@ -27,7 +27,7 @@ import re
 
 import numpy as np
 
-from ...errors import FileFormatError
+from ...errors import FileFormatError, ShapeError
 from ..weight_only import PackedWeight, _readonly, pack_int4
 from .packing import pack_words, packed_length, unpack_words
 
@@ -70,9 +70,19 @@ def read_layer(config: dict, tensors: dict, name: str) -> tuple:
         raise FileFormatError(f"{name}: compressed-tensors weights of type "
                               f"{weights.get('type')!r} are not read (integer weights are)")
     scales = np.asarray(tensors["weight_scale"])
+    if scales.ndim not in (1, 2) or not scales.size:
+        raise FileFormatError(f"{name}: weight_scale of shape {scales.shape}: expected "
+                              f"(rows, groups)")
     scales = scales.reshape(scales.shape[0], -1)
     if "weight_packed" in tensors:
         shape = tuple(int(v) for v in np.asarray(tensors["weight_shape"]).reshape(-1))
+        if (len(shape) != 2 or scales.shape[0] != shape[0] or not scales.shape[1]
+                or shape[1] % scales.shape[1] or (bits < 8 and shape[1] % 32)):
+            raise FileFormatError(f"{name}: weight_shape {shape} and weight_scale "
+                                  f"{scales.shape} do not make a layer gradient holds: "
+                                  f"expected (rows, in_features) with a scale per row and "
+                                  f"group, in_features a multiple of the groups (and of 32 "
+                                  f"below 8 bits)")
         codes = _unpack(tensors["weight_packed"], bits, 1, shape[1], name)
         size = shape[1] // scales.shape[1]
         # activation order "group": each input channel's group in weight_g_idx (as GPTQ's
@@ -134,7 +144,10 @@ def _unpack(words, bits: int, axis: int, count: int, name: str) -> np.ndarray:
     length = np.shape(words)[axis] if np.ndim(words) == 2 else -1
     for dense in (True, False):
         if length == packed_length(count, bits, dense):
-            return unpack_words(words, bits, axis, dense=dense, count=count)
+            try:
+                return unpack_words(words, bits, axis, dense=dense, count=count)
+            except ShapeError as e:
+                raise FileFormatError(f"{name}: {e}") from None
     raise FileFormatError(f"{name}: packed tensor of shape {np.shape(words)} does not hold "
                           f"{count} {bits}-bit codes along axis {axis} (expected "
                           f"{packed_length(count, bits)} int32 words)")

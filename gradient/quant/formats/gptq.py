@@ -61,6 +61,8 @@ def read_layer(config: dict, tensors: dict, name: str) -> tuple:
                               f"{qweight.shape}, qzeros {qzeros.shape}, scales {scales.shape}")
     size = k // groups
     g_idx = np.asarray(tensors.get("g_idx", np.arange(k) // size)).astype(np.int64)
+    if g_idx.shape != (k,):
+        raise FileFormatError(f"{name}: g_idx of shape {g_idx.shape} for {k} input channels")
     order = None
     if not np.array_equal(g_idx, np.arange(k) // size):
         order = np.argsort(g_idx, kind="stable")

@@ -62,7 +62,8 @@ def pack_words(codes, bits: int, axis: int, order=None, dense: bool = True) -> n
         words = _pack_stream(c, bits)
     else:
         per = 32 // bits
-        c = _pad(c.astype(np.uint32), per).reshape(rows, -1, per)
+        c = _pad(c.astype(np.uint32), per)
+        c = c.reshape(rows, c.shape[1] // per, per)
         if order is not None:
             c = c[..., list(order)]
         words = np.zeros(c.shape[:2], np.uint32)
@@ -78,7 +79,7 @@ def unpack_words(words, bits: int, axis: int, order=None, dense: bool = True,
     (default: as many as the words hold whole)."""
     _check_bits(bits)
     w = np.asarray(words)
-    if w.ndim != 2 or w.dtype.itemsize != 4:
+    if w.ndim != 2 or w.dtype.kind not in "iu" or w.dtype.itemsize != 4:
         raise ShapeError(f"unpack_words: expected 2-d int32 words, got {w.dtype} {w.shape}")
     w = np.moveaxis(w.view(np.uint32), axis, -1)
     length = w.shape[-1]
@@ -94,7 +95,7 @@ def unpack_words(words, bits: int, axis: int, order=None, dense: bool = True,
         c = ((w[..., None] >> shifts) & np.uint32((1 << bits) - 1)).astype(np.uint8)
         if order is not None:
             c = c[..., np.argsort(order)]
-        c = c.reshape(c.shape[0], -1)
+        c = c.reshape(c.shape[0], length * per)
         whole = length * per
     count = whole if count is None else int(count)
     if not 0 <= count <= whole or packed_length(count, bits, dense) != length:
@@ -111,7 +112,7 @@ def _pad(c: np.ndarray, multiple: int) -> np.ndarray:
 def _pack_stream(c: np.ndarray, bits: int) -> np.ndarray:
     """(rows, count) codes as the dense bit stream: each 32 codes in ``bits`` words."""
     c = _pad(c.astype(np.uint64), 32)
-    c = c.reshape(c.shape[0], -1, 32)
+    c = c.reshape(c.shape[0], c.shape[1] // 32, 32)
     words = np.zeros(c.shape[:2] + (bits,), np.uint64)
     for i in range(32):
         word, shift = divmod(bits * i, 32)
@@ -119,13 +120,13 @@ def _pack_stream(c: np.ndarray, bits: int) -> np.ndarray:
         if shift + bits > 32:                  # the high bits go to the next word's bottom
             words[..., word + 1] |= c[..., i] >> np.uint64(32 - shift)
     words &= np.uint64(0xFFFFFFFF)
-    return words.astype(np.uint32).reshape(c.shape[0], -1)
+    return words.astype(np.uint32).reshape(c.shape[0], c.shape[1] * bits)
 
 
 def _unpack_stream(w: np.ndarray, bits: int) -> np.ndarray:
     """(rows, words) of the dense bit stream as (rows, 32 * words / bits) uint8 codes."""
     w = _pad(w, bits).astype(np.uint64)
-    w = w.reshape(w.shape[0], -1, bits)
+    w = w.reshape(w.shape[0], w.shape[1] // bits, bits)
     codes = np.empty(w.shape[:2] + (32,), np.uint8)
     mask = np.uint64((1 << bits) - 1)
     for i in range(32):
@@ -134,4 +135,4 @@ def _unpack_stream(w: np.ndarray, bits: int) -> np.ndarray:
         if shift + bits > 32:
             code |= w[..., word + 1] << np.uint64(32 - shift)
         codes[..., i] = code & mask
-    return codes.reshape(w.shape[0], -1)
+    return codes.reshape(w.shape[0], w.shape[1] * 32)
