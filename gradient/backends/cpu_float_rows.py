@@ -13,9 +13,12 @@ threads (chunks of weight rows).
 The arithmetic of one output ``y[i, r] = x[i] . w[r]``: lane ``l`` sums, in order, the products
 ``w[r, c] * x[i, c]`` for ``c = l, l + 16, ...`` (one fused multiply-add each, from -0.0; a
 last partial vector is read padded), then the 16 lanes are folded by halves
-(:func:`~gradient.backends.cpu_simd.fold_halves`). The same for every row, whatever the number
-of rows of x or of w a call takes, and the same bits on every CPU (a fused multiply-add rounds
-once everywhere).
+(:func:`~gradient.backends.cpu_simd.fold_halves`). Where x is bfloat16 too (a bfloat16 model's
+activations) lane ``l`` sums pairs instead, ``c = 2l+1`` then ``2l``, ``2l+33`` then ``2l+32``
+..., subnormal values and sums taken as zero: the arithmetic of the CPU's bfloat16 dot product
+(``vdpbf16ps``, twice float32's multiply-adds a cycle), from FMAs where the CPU lacks it. The
+same for every row, whatever the number of rows of x or of w a call takes, and the same bits
+on every CPU (a fused multiply-add rounds once everywhere).
 
 Example::
 
@@ -27,13 +30,16 @@ from __future__ import annotations
 import ml_dtypes
 import numba
 import numpy as np
+from numba.core import types
 from numba.cpython.unsafe.tuple import tuple_setitem
+from numba.extending import overload
 
 from ..kernels.lowering import Lowered
 from ..kernels.registry import prepares, register
 from .cpu_compile import compile_kernel
 from .cpu_half import HALF_DTYPES, as_bits, load_bits_as_f32x16, narrowed_like, widen, widened
-from .cpu_simd import broadcast_f32x16, fma_f32, fold_halves, load_f32x16, prefetch
+from .cpu_simd import (broadcast_f32x16, dot2_bf16, f32x16, fma_f32, fold_halves, i32x16,
+                       load_pairs_i32x16, prefetch)
 
 __all__ = ["float_rows_product", "lowered_float_rows", "lowered_float_rows_linear", "MAX_ROWS",
            "MAX_FLOAT32_ROWS", "MIN_FLOAT32_WEIGHTS", "weight_bits"]
@@ -80,6 +86,63 @@ def weight_bits(w: np.ndarray) -> np.ndarray:
 W_ROWS = 4
 
 
+# Rows of x of bfloat16 (a bfloat16 model's activations, by a bfloat16 weight) take a step of
+# 32 values: lane l sums, pair by pair, w[c+2l+1] * x[c+2l+1] then w[c+2l] * x[c+2l] (products
+# exact in float32, each step a fused multiply-add, subnormals zero: ``vdpbf16ps`` where the
+# CPU has it, twice float32's multiply-adds a cycle, and the same bits from FMAs elsewhere).
+# Every other x is float32 (16-bit x widened exactly first), a step of 16 values, one FMA each.
+
+def _width(x):
+    """In compiled kernels: the values of a row one step of a tile reads (32 or 16)."""
+    raise NotImplementedError
+
+
+@overload(_width, inline="always")
+def _width_typed(x):
+    if x.dtype == types.int16:
+        return lambda x: 32
+    return lambda x: 16
+
+
+def _load(a, at, x):
+    """In compiled kernels: a step's values of ``a`` (a row of w or of x) from flat index
+    ``at``, as the step of x's kind multiplies them."""
+    raise NotImplementedError
+
+
+@overload(_load, inline="always")
+def _load_typed(a, at, x):
+    if x.dtype == types.int16:
+        return lambda a, at, x: load_pairs_i32x16(a, at)
+    return lambda a, at, x: load_bits_as_f32x16(a, at)
+
+
+def _multiply_add(wv, xv, acc):
+    """In compiled kernels: ``acc`` plus the step's products of ``wv`` and ``xv``."""
+    raise NotImplementedError
+
+
+@overload(_multiply_add, inline="always")
+def _multiply_add_typed(wv, xv, acc):
+    if wv == i32x16:
+        return lambda wv, xv, acc: dot2_bf16(acc, wv, xv)
+    if wv == f32x16:
+        return lambda wv, xv, acc: fma_f32(wv, xv, acc)
+    return None
+
+
+def _negative_zero(x):
+    """In compiled kernels: -0.0 in x's element type (bfloat16's bits for int16)."""
+    raise NotImplementedError
+
+
+@overload(_negative_zero, inline="always")
+def _negative_zero_typed(x):
+    if x.dtype == types.int16:
+        return lambda x: np.int16(-32768)
+    return lambda x: np.float32(-0.0)
+
+
 @compile_kernel(inline=True)
 def _tile(x, w, out, r, i, zero, x_rows, wtail, xtail):
     """Rows r .. r + J - 1 of w times rows i .. i + R - 1 of x into ``out``, where
@@ -88,26 +151,27 @@ def _tile(x, w, out, r, i, zero, x_rows, wtail, xtail):
     k = x.shape[1]
     R = len(x_rows)
     J = len(zero) // R
-    full = k - k % 16
+    width = _width(x)
+    full = k - k % width
     acc = zero
-    for c in range(0, full, 16):
+    for c in range(0, full, width):
         for j in range(J):
             at = (r + j) * k + c
             prefetch(w, at + W_ROWS * k)     # the next group's line (see above)
-            wv = load_bits_as_f32x16(w, at)
+            wv = _load(w, at, x)
             for q in range(R):
                 t = j * R + q
-                acc = tuple_setitem(acc, t, fma_f32(wv, load_f32x16(x, (i + q) * k + c),
-                                                    acc[t]))
-    if full < k:               # the last values, padded to a whole vector (w with zeros)
+                acc = tuple_setitem(acc, t, _multiply_add(wv, _load(x, (i + q) * k + c, x),
+                                                          acc[t]))
+    if full < k:               # the last values, padded to a whole step (w with zeros)
         for j in range(J):
             for c in range(full, k):
                 wtail[j, c - full] = w[r + j, c]
-            wv = load_bits_as_f32x16(wtail, j * 16)
+            wv = _load(wtail, j * width, x)
             for q in range(R):
                 t = j * R + q
-                acc = tuple_setitem(acc, t, fma_f32(wv, load_f32x16(xtail, (i + q) * 16),
-                                                    acc[t]))
+                acc = tuple_setitem(acc, t, _multiply_add(wv, _load(xtail, (i + q) * width, x),
+                                                          acc[t]))
     for j in range(J):
         for q in range(R):
             out[i + q, r + j] = fold_halves(acc[j * R + q])
@@ -115,11 +179,12 @@ def _tile(x, w, out, r, i, zero, x_rows, wtail, xtail):
 
 @compile_kernel(inline=True)
 def _x_tail(x):
-    """The last ``k % 16`` values of each row of x, padded with -0.0 to a whole vector:
-    (rows, 16)."""
+    """The last ``k % width`` values of each row of x, padded with -0.0 to a whole step:
+    (rows, width)."""
     n, k = x.shape
-    full = k - k % 16
-    tail = np.full((n, 16), -0.0, np.float32)
+    width = _width(x)
+    full = k - k % width
+    tail = np.full((n, width), _negative_zero(x), x.dtype)
     for q in range(n):
         for c in range(full, k):
             tail[q, c - full] = x[q, c]
@@ -152,7 +217,7 @@ def _rows(x, w, out, r0, r1):
     # of products is then +0.0 or -0.0 as IEEE addition of those products in order gives it
     # (-0 + p is p, for every p); from +0.0 a sum of -0.0 products would be +0.0
     f = broadcast_f32x16(np.float32(-0.0))
-    wtail = np.zeros((W_ROWS, 16), w.dtype)
+    wtail = np.zeros((W_ROWS, _width(x)), w.dtype)
     xtail = _x_tail(x)
     r = r0
     while r + W_ROWS <= r1:
@@ -186,10 +251,29 @@ def float_rows_product(x: np.ndarray, w: np.ndarray) -> np.ndarray | None:
     """
     if not (isinstance(x, np.ndarray) and x.ndim == 2 and _takes(x.shape, w)):
         return None
-    x32 = np.ascontiguousarray(x, dtype=np.float32)
     out = np.empty((x.shape[0], w.shape[0]), np.float32)
-    _parallel(x32, weight_bits(w), out, _chunks(w))
+    _parallel(_operand(x, w), weight_bits(w), out, _chunks(w))
     return out
+
+
+def _operand(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """x as the kernel takes it: bfloat16's bits by a bfloat16 weight (the pairs' step), else
+    float32 (exactly)."""
+    if x.dtype == w.dtype == ml_dtypes.bfloat16:
+        return as_bits(np.ascontiguousarray(x))
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _compiled_operand(x, w):
+    """In compiled kernels: :func:`_operand` of x and w as their bits."""
+    raise NotImplementedError
+
+
+@overload(_compiled_operand, inline="always")
+def _compiled_operand_typed(x, w):
+    if x.dtype == types.int16 and w.dtype == types.int16:
+        return lambda x, w: x
+    return lambda x, w: widened(x)
 
 
 def _takes(rows, w) -> bool:
@@ -238,7 +322,7 @@ def float_rows_compiled(x, rows, out_shape, w, n_chunks, bias, has_bias):
     to every row where ``has_bias`` (a :class:`gradient.nn.Linear`, as its op adds it),
     reshaped to ``out_shape``. x (and the bias) of 16-bit floats, as their bits: widened
     first, the float32 result rounded to x's type at the end (the op's one rounding)."""
-    x2 = widened(np.ascontiguousarray(x)).reshape(rows)
+    x2 = _compiled_operand(np.ascontiguousarray(x), w).reshape(rows)
     out = np.empty((rows[0], w.shape[0]), np.float32)
     _parallel(x2, w, out, n_chunks)
     if has_bias:

@@ -46,7 +46,7 @@ __all__ = ["i8x64", "i32x16", "f32x16", "load_i8x64", "store_i32x16", "broadcast
            "zeros_f32x16", "bytes_as_f32", "code_as_f32", "fma_f32", "transpose_16x16",
            "fold_halves", "mul_f32", "add_f32", "neg_f32", "largest_magnitude", "rint_f32",
            "to_i32", "sum_i32", "store_i32_as_i8", "rounded_to_f16", "wide_registers", "features",
-           "prefetch"]
+           "prefetch", "load_pairs_i32x16", "dot2_bf16", "dot2_bf16_fmas"]
 
 
 class _Vector(types.Type):
@@ -556,6 +556,88 @@ def code_as_f32(typingctx, v, shift, bits, plus):
         code = builder.and_(moved, ir.Constant(i32x16.llvm(), [(1 << width) - 1] * 16))
         return builder.fadd(builder.sitofp(code, f32x16.llvm()), add)
     return f32x16(v, shift, bits, plus), codegen
+
+
+load_pairs_i32x16 = _loader(i32x16, _array_of(2), "``load_pairs_i32x16(a, i)``: the 32 "
+                            "16-bit values of a (their bits: int16 or uint16) from flat index "
+                            "i, two to an int32 lane (value 2l in lane l's low half).")
+
+_SIGN, _EXPONENT = 0x80000000 - (1 << 32), 0x7F800000     # (the sign bit as an int32)
+
+
+def _flushed(builder, bits):
+    """int32 lanes of float32 bits with subnormals made zeros of their sign."""
+    t = i32x16.llvm()
+    subnormal = builder.icmp_signed("==", builder.and_(bits, ir.Constant(t, [_EXPONENT] * 16)),
+                                    ir.Constant(t, [0] * 16))
+    return builder.select(subnormal, builder.and_(bits, ir.Constant(t, [_SIGN] * 16)), bits)
+
+
+def _as_f32(builder, bits):
+    return builder.bitcast(bits, f32x16.llvm())
+
+
+def _dot2_bf16_fmas(builder, acc, a, b):
+    """:func:`dot2_bf16` from fused multiply-adds: the instruction's arithmetic as Intel
+    documents it (each step a float32 FMA, subnormal inputs read as zero, subnormal results
+    written as zero; the odd element first)."""
+    t = i32x16.llvm()
+    high = ir.Constant(t, [-(1 << 16)] * 16)
+    sixteen = ir.Constant(t, [16] * 16)
+
+    def odd(v):
+        return _as_f32(builder, _flushed(builder, builder.and_(v, high)))
+
+    def even(v):
+        return _as_f32(builder, _flushed(builder, builder.shl(v, sixteen)))
+
+    acc = _flushed(builder, builder.bitcast(acc, t))
+    for part in (odd, even):
+        total = _call(builder, "llvm.fma.v16f32", f32x16.llvm(), part(a), part(b),
+                      _as_f32(builder, acc))
+        acc = _flushed(builder, builder.bitcast(total, t))
+    return _as_f32(builder, acc)
+
+
+class _BFloat(ir.types._BaseFloatType):
+    """LLVM's ``bfloat`` type, which llvmlite does not name: the operands of vdpbf16ps."""
+
+    null = "0.0"
+    intrinsic_name = "bf16"
+
+    def __str__(self):
+        return "bfloat"
+
+
+_BFloat._create_instance()
+
+
+def _dot2_bf16(instruction: bool):
+    def typer(typingctx, acc, a, b):
+        if not (acc == f32x16 and a == i32x16 and b == i32x16):
+            return None
+
+        def codegen(context, builder, signature, args):
+            acc, a, b = args
+            found = features(context)
+            if instruction and "+avx512bf16" in found and "+avx512f" in found:
+                pairs = ir.VectorType(_BFloat(), 32)
+                return _call(builder, "llvm.x86.avx512bf16.dpbf16ps.512", f32x16.llvm(), acc,
+                             builder.bitcast(a, pairs), builder.bitcast(b, pairs))
+            return _dot2_bf16_fmas(builder, acc, a, b)
+        return f32x16(acc, a, b), codegen
+    return typer
+
+
+dot2_bf16 = intrinsic(_dot2_bf16(instruction=True))
+dot2_bf16.__doc__ = """``acc[l] + a[2l+1]*b[2l+1] + a[2l]*b[2l]`` for the 16 float32 lanes l, a
+and b holding 32 bfloat16 values' bits two to a lane (:func:`load_pairs_i32x16`): each step a
+float32 fused multiply-add (bfloat16 products are exact in float32), the odd element first,
+subnormal inputs and results zero. ``vdpbf16ps`` where the CPU has AVX512_BF16 (twice the
+multiply-adds of float32's FMA a cycle), the same arithmetic from FMAs elsewhere."""
+dot2_bf16_fmas = intrinsic(_dot2_bf16(instruction=False))
+dot2_bf16_fmas.__doc__ = """:func:`dot2_bf16` from FMAs on every CPU (what tests hold the
+instruction to)."""
 
 
 @intrinsic

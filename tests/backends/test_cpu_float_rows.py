@@ -105,3 +105,47 @@ def test_a_linear_layer_decodes_through_it_as_a_gemm_would():
         layer(gradient.randn(MAX_FLOAT32_ROWS + 1, 300))
         gradient.nn.Linear(40, 24)(gradient.randn(1, 40))     # a small float32 weight: BLAS
     assert "numba" not in t.calls("float_rows_product")     # declined: the GEMM ran
+
+
+def _pairs_reference(x, w):
+    """The bfloat16 pairs' arithmetic in NumPy: lane l sums, 32 values at a time, the product
+    of values 2l+1 then of 2l (each added to the float32 sum and rounded once; bfloat16
+    products are exact), from -0.0, x padded with -0.0 and w with 0; the lanes folded by
+    halves. (Normal values: no subnormal to flush.)"""
+    k = x.shape[1]
+    pad = -k % 32
+    x64 = np.pad(x.astype(np.float64), ((0, 0), (0, pad)), constant_values=-0.0)
+    w64 = np.pad(w.astype(np.float64), ((0, 0), (0, pad)))
+    xs = x64.reshape(len(x), 1, -1, 16, 2)
+    ws = w64.reshape(1, len(w), -1, 16, 2)
+    acc = np.full((len(x), len(w), 16), -0.0, np.float32)
+    for c in range(xs.shape[2]):
+        for part in (1, 0):
+            products = xs[:, :, c, :, part] * ws[:, :, c, :, part]
+            acc = (acc.astype(np.float64) + products).astype(np.float32)
+    width = 16
+    while width > 1:
+        width //= 2
+        acc = acc[..., :width] + acc[..., width:2 * width]
+    return acc[..., 0]
+
+
+@pytest.mark.parametrize("m, k", [(1, 1), (5, 16), (7, 17), (33, 100), (130, 257)])
+def test_bfloat16_rows_by_bfloat16_weights_are_the_pairs_arithmetic(m, k):
+    """A bfloat16 model's products (x bfloat16 too): vdpbf16ps where the CPU has it, FMAs
+    elsewhere, the arithmetic of _pairs_reference either way; and a row's bits do not depend
+    on the rows beside it."""
+    rng = np.random.default_rng(m * k)
+    w = rng.standard_normal((m, k)).astype(ml_dtypes.bfloat16)
+    x = rng.standard_normal((MAX_ROWS, k)).astype(ml_dtypes.bfloat16)
+    together = float_rows_product(x, w)
+    np.testing.assert_array_equal(together, _pairs_reference(x, w))
+    for rows in (1, 2, 3, 5):
+        np.testing.assert_array_equal(float_rows_product(x[:rows], w), together[:rows])
+    exact = x.astype(np.float64) @ w.astype(np.float64).T
+    bound = 4 * k * np.finfo(np.float32).eps * (np.abs(x.astype(np.float64)) @
+                                                 np.abs(w.astype(np.float64)).T)
+    assert (np.abs(together - exact) <= bound + 1e-30).all()
+    # float32 rows by the same weight keep the one-FMA-a-value arithmetic
+    np.testing.assert_array_equal(float_rows_product(x.astype(np.float32), w),
+                                  _product(x.astype(np.float32), w))

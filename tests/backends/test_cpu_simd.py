@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import ml_dtypes
+import numba
 import numpy as np
 import pytest
 
@@ -17,7 +18,9 @@ from gradient.backends.cpu_half import as_bits
 from gradient.backends.cpu_simd import (add_f32, add_i32, broadcast_4_bytes, broadcast_f32x16,
                                         bytes_as_f32, code_as_f32, fma_f32, transpose_16x16,
                                         broadcast_i32x16, dot4_u7_i8, dot4_u8_i8, high_nibbles,
+                                        dot2_bf16, dot2_bf16_fmas, features,
                                         load_bf16_as_f32x16, load_f16_as_f32x16, load_f32x16,
+                                        load_pairs_i32x16,
                                         load_i8_as_f32x16,
                                         load_i8x64, low_nibbles,
                                         largest_magnitude, mul_f32, neg_f32, rint_f32,
@@ -100,6 +103,8 @@ def test_products_compiled_for_other_cpus_give_the_same_bits(cpu, tmp_path):
              "_codes_as_floats(a, np.float32(-8), codes); f = np.empty(64, np.float32)\n"
              "_fused(*_fma_cases(), f)\n"
              "out = out + (codes.view(np.int32), f.view(np.int32))\n"
+             "from tests.backends.test_cpu_simd import _dot2_cases, _dot2\n"
+             "out = out + tuple(o.view(np.int32) for o in _dot2(*_dot2_cases())[:1])\n"
              "print(json.dumps({'features': sorted(features(cpu_target.target_context)),\n"
              "                  'out': [o.tolist() for o in out]}))\n")
     env = dict(os.environ, NUMBA_CPU_NAME=name, NUMBA_CPU_FEATURES=cpu_features,
@@ -124,6 +129,9 @@ def test_products_compiled_for_other_cpus_give_the_same_bits(cpu, tmp_path):
     f = np.empty(64, np.float32)
     _fused(*_fma_cases(), f)
     np.testing.assert_array_equal(np.array(report["out"][5], np.int32).view(np.float32), f)
+    # bfloat16 pairs: FMAs there, vdpbf16ps here where the CPU has AVX512_BF16
+    np.testing.assert_array_equal(np.array(report["out"][6], np.int32),
+                                  _dot2(*_dot2_cases())[0].view(np.int32))
 
 
 @compile_kernel
@@ -365,3 +373,75 @@ def test_a_block_of_16_by_16_transposes_exactly(dtype):
     _blocks_transposed(as_bits(src), dst)
     block = src[3:3 + 16 * 20].reshape(16, 20)[:, :16].astype(np.float32)
     np.testing.assert_array_equal(dst.reshape(16, 16), block.T)
+
+
+@compile_kernel
+def _dot2_kernel(acc, a, b, out, out_fmas):
+    for i in range(0, a.size, 32):
+        start = load_f32x16(acc, i // 2)
+        x, y = load_pairs_i32x16(a, i), load_pairs_i32x16(b, i)
+        store_f32x16(out, i // 2, dot2_bf16(start, x, y))
+        store_f32x16(out_fmas, i // 2, dot2_bf16_fmas(start, x, y))
+
+
+def _dot2(acc, a, b):
+    """``(dot2_bf16, dot2_bf16_fmas)`` of the cases, float32 (16 lanes per 32 pairs' values)."""
+    out, out_fmas = np.empty(acc.size, np.float32), np.empty(acc.size, np.float32)
+    _dot2_kernel(acc, as_bits(a), as_bits(b), out, out_fmas)
+    return out, out_fmas
+
+
+def _dot2_cases(n=32 * 512):
+    """Sums and bfloat16 pairs: normal values; a tie (1 + half an ulp, then a little more:
+    two roundings give 1, one rounding would not); subnormal values and sums; and any bits
+    (infinities and NaNs among them)."""
+    rng = np.random.default_rng(11)
+    q = n // 4
+    a = rng.standard_normal(n).astype(ml_dtypes.bfloat16)
+    b = rng.standard_normal(n).astype(ml_dtypes.bfloat16)
+    acc = rng.standard_normal(n // 2).astype(np.float32)
+    tie = slice(q, 2 * q)
+    a[tie][1::2], b[tie][1::2] = 2.0 ** -12, 2.0 ** -12
+    a[tie][0::2] = 2.0 ** -15
+    b[tie][0::2] = (2.0 ** -15 * rng.uniform(1, 2, q // 2)).astype(ml_dtypes.bfloat16)
+    acc[q // 2:q] = 1.0
+    tiny = slice(2 * q, 3 * q)
+    a[tiny] = (rng.standard_normal(q) * 1e-38).astype(ml_dtypes.bfloat16)
+    acc[q:3 * q // 2] = (rng.standard_normal(q // 2) * 1e-38).astype(np.float32)
+    bits = slice(3 * q, n)
+    a[bits] = rng.integers(0, 1 << 16, q).astype(np.uint16).view(ml_dtypes.bfloat16)
+    b[bits] = rng.integers(0, 1 << 16, q).astype(np.uint16).view(ml_dtypes.bfloat16)
+    acc[3 * q // 2:] = rng.integers(0, 1 << 32, q // 2, dtype=np.uint64).astype(
+        np.uint32).view(np.float32)
+    return acc, a, b
+
+
+def _flush(v):
+    v = np.asarray(v, np.float32)
+    return np.where(np.abs(v) < np.finfo(np.float32).tiny, np.copysign(np.float32(0), v), v)
+
+
+def test_bfloat16_pairs_are_two_fused_multiply_adds_odd_first():
+    """dot2_bf16 (vdpbf16ps where the CPU has AVX512_BF16) and its FMAs agree bit for bit on
+    every case, NaN for NaN; and on normal values both are NumPy's: the odd pair's product
+    added to the sum and rounded to float32, then the even one's (products of bfloat16 are
+    exact, a float64 sum of these rounds once), subnormal inputs and results zero."""
+    acc, a, b = _dot2_cases()
+    out, out_fmas = _dot2(acc, a, b)
+    both_nan = np.isnan(out) & np.isnan(out_fmas)
+    assert ((out.view(np.int32) == out_fmas.view(np.int32)) | both_nan).all()
+    n = acc.size // 2                                       # the normal and tie cases
+    a64, b64 = (_flush(v.astype(np.float32)).astype(np.float64) for v in (a, b))
+    expected = _flush(acc[:n])
+    for part in (1, 0):                                     # the odd element first
+        products = a64[part::2][:n] * b64[part::2][:n]
+        expected = _flush((expected.astype(np.float64) + products).astype(np.float32))
+    np.testing.assert_array_equal(out[:n], expected)
+    assert (out[n // 2:n] == 1.0).all()                     # the ties: two roundings
+    tiny = out[n:n + n // 2]
+    assert not ((tiny != 0) & (np.abs(tiny) < np.finfo(np.float32).tiny)).any()
+    from numba.core.registry import cpu_target
+    if "+avx512bf16" in features(cpu_target.target_context):   # (a fresh compile to read)
+        fresh = numba.njit(_dot2_kernel.py_func)
+        fresh(acc, as_bits(a), as_bits(b), out, out_fmas)
+        assert "vdpbf16ps" in fresh.inspect_asm(fresh.signatures[0])
