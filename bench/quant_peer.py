@@ -44,6 +44,8 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
 def peer_stage(work: str, method: str, bits: str, group: str) -> None:
     """Stage 2, in the peer's environment (torch, transformers, llmcompressor only)."""
     import torch

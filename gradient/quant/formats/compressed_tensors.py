@@ -91,24 +91,25 @@ def read_layer(config: dict, tensors: dict, name: str) -> tuple:
         if order is not None:
             codes = codes[:, order]
         middle = 1 << (bits - 1)
+        zeros = None                     # symmetric: every zero point the middle code
         if "weight_zero_point" in tensors:
             zeros = _unpack(tensors["weight_zero_point"], bits, 0, shape[0], name)
             if zeros.shape != scales.shape:
                 raise FileFormatError(f"{name}: weight_zero_point holds {zeros.shape} zero "
                                       f"points for weight_scale's {scales.shape}")
-        else:
-            zeros = np.full(scales.shape, middle, np.uint8)
         if bits == 8:
-            if (zeros != middle).any():
+            if zeros is not None and (zeros != middle).any():
                 raise FileFormatError(f"{name}: asymmetric 8-bit weights are not read (the "
                                       f"int8 layout is symmetric)")
             q = (codes.astype(np.int16) - middle).astype(np.int8)
             packed = PackedWeight(_readonly(q), _readonly(scales), None, 8, size, shape[1])
-        elif bits == 4 and "weight_zero_point" not in tensors:
-            # symmetric: the signed codes plus 8 are gradient's symmetric int4
+        elif bits == 4 and zeros is None:
+            # the signed codes plus 8 are gradient's symmetric int4
             packed = PackedWeight(_readonly(pack_int4(codes)), _readonly(scales), None, 4,
                                   size, shape[1])
-        else:
+        else:                            # narrower codes keep their zero points in the layout
+            if zeros is None:
+                zeros = np.full(scales.shape, middle, np.uint8)
             packed = PackedWeight(_readonly(pack_int4(codes)), _readonly(scales),
                                   _readonly(zeros), 4, size, shape[1],
                                   bits if bits < 4 else None)
