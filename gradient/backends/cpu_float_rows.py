@@ -79,11 +79,18 @@ def weight_bits(w: np.ndarray) -> np.ndarray:
 # then 1) before the next group: the group comes from memory once, then from the L1 cache,
 # and the next group's lines are asked for while this one is read (a prefetch). SmolLM2's head
 # shape (49,152 x 576), 2 threads: bfloat16, 8 rows of x 4.9 -> 1.5 ms (each pair of rows
-# read the whole weight again); 1 row 1.2 -> 0.8 ms with the prefetch.
+# read the whole weight again); 1 row 1.2 -> 0.8 ms with the prefetch (a Zen 5 EPYC). One or
+# two rows of x take groups of one weight row (see GROUPED_FROM).
 
-#: Weight rows a group (and a tile) reads side by side: four chains of sums even for one row
-#: of x, 16 sums with 4 rows of x (more than LLVM unrolls would leave sums in memory).
+#: Weight rows a group (and a tile) reads side by side: 16 sums with 4 rows of x (more than
+#: LLVM unrolls would leave sums in memory).
 W_ROWS = 4
+#: Rows of x from which the weight rows go in groups of W_ROWS; one or two rows of x (a decode
+#: step) take the weight one row at a time, one stream from memory, which the prefetchers
+#: follow better than four side by side. All of SmolLM2's matrices by one row of x, 2 threads,
+#: an AMD EPYC (Zen 4): float32 25.1 -> 23.1 ms, bfloat16 16.4 -> 14.2 ms (two rows: 27.9 ->
+#: 25.5 and 18.9 -> 15.4); three rows and more are faster in groups.
+GROUPED_FROM = 3
 
 
 # Rows of x of bfloat16 (a bfloat16 model's activations, by a bfloat16 weight) take a step of
@@ -220,7 +227,7 @@ def _rows(x, w, out, r0, r1):
     wtail = np.zeros((W_ROWS, _width(x)), w.dtype)
     xtail = _x_tail(x)
     r = r0
-    while r + W_ROWS <= r1:
+    while x.shape[0] >= GROUPED_FROM and r + W_ROWS <= r1:   # (see GROUPED_FROM)
         _group(x, w, out, r, (f, f, f, f, f, f, f, f, f, f, f, f, f, f, f, f),
                (f, f, f, f, f, f, f, f), (f, f, f, f), wtail, xtail)
         r += W_ROWS
