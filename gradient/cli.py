@@ -51,7 +51,8 @@ KV_CACHE_HELP = ("dtype of the keys and values kept while generating: float16 ha
 ACTIVATIONS_HELP = ("a .gguf file's quantized products: float32 computes exactly, as "
                     "transformers on the dequantized weights (default); int8 quantizes the "
                     "activations as llama.cpp does, its KV cache float16 too (prompts about "
-                    "twice as fast)")
+                    "twice as fast; a BF16 file's products round them to bfloat16, as "
+                    "llama.cpp's)")
 
 
 class CLIError(GradientError, ValueError):

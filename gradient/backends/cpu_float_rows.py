@@ -41,8 +41,9 @@ from .cpu_half import HALF_DTYPES, as_bits, load_bits_as_f32x16, narrowed_like, 
 from .cpu_simd import (broadcast_f32x16, dot2_bf16, f32x16, fma_f32, fold_halves, i32x16,
                        load_pairs_i32x16, prefetch)
 
-__all__ = ["float_rows_product", "lowered_float_rows", "lowered_float_rows_linear", "MAX_ROWS",
-           "MAX_FLOAT32_ROWS", "MIN_FLOAT32_WEIGHTS", "weight_bits"]
+__all__ = ["float_rows_product", "bfloat16_rows_product", "lowered_float_rows",
+           "lowered_float_rows_linear", "lowered_bfloat16_rows", "MAX_ROWS", "MAX_FLOAT32_ROWS",
+           "MIN_FLOAT32_WEIGHTS", "weight_bits"]
 
 #: The most rows of x a call takes with a float32 weight: a decode step of a batch, drafted
 #: tokens, a short prompt; past that BLAS's GEMM. SmolLM2's four shapes, 2 threads, this
@@ -315,6 +316,80 @@ def _prepare(x, w):
         _parallel(x_, bits, out, n_chunks)
         return out
     return prepared
+
+
+# ----------------------------------------------------------------------------- bfloat16 rows
+# llama.cpp's product for a BF16 weight rounds the float32 activations to bfloat16 first (to
+# nearest even) and sums the pairs with the CPU's bfloat16 dot product: about twice float32's
+# multiply-adds a cycle, the difference that decides a short prompt. These are that product:
+# the rounding is a compiled kernel in both forms, so a captured step and the module graph
+# give the same bits.
+
+@compile_kernel
+def _rounded(x, w):
+    """float32 x rounded to bfloat16 (w's bits: int16), as bfloat16's bits."""
+    return narrowed_like(np.ascontiguousarray(x), w)
+
+
+@register("bfloat16_rows_product", "cpu", "numba")
+def bfloat16_rows_product(x: np.ndarray, w: np.ndarray) -> np.ndarray | None:
+    """``round(x) @ w.T`` in float32 for a C-contiguous bfloat16 weight ``w`` (out, in) and at
+    most :data:`MAX_ROWS` float32 rows of ``x`` (rows, in), each value of x rounded to
+    bfloat16 (nearest even) first: the pairs' arithmetic of :func:`float_rows_product` with
+    bfloat16 rows. None for what it does not take.
+
+    Example: ``y = bfloat16_rows_product(np.ones((4, 64), np.float32), w)``
+    """
+    if not (isinstance(x, np.ndarray) and _takes_rounded(x, w)):
+        return None
+    bits = weight_bits(w)
+    out = np.empty((x.shape[0], w.shape[0]), np.float32)
+    _parallel(_rounded(x, bits), bits, out, _chunks(w))
+    return out
+
+
+@prepares("bfloat16_rows_product", "cpu")
+def _prepare_bfloat16(x, w):
+    """:func:`bfloat16_rows_product` for later calls on float32 rows of x's shape and the
+    same weight: the compiled calls alone."""
+    if not (type(x) is np.ndarray and x.flags.c_contiguous and _takes_rounded(x, w)):
+        return None
+    shape, bits, n_chunks = x.shape, weight_bits(w), _chunks(w)
+
+    def prepared(x_, w_):
+        if (x_.shape != shape or w_ is not w or type(x_) is not np.ndarray
+                or x_.dtype != np.float32 or not x_.flags.c_contiguous):
+            return None
+        out = np.empty((shape[0], bits.shape[0]), np.float32)
+        _parallel(_rounded(x_, bits), bits, out, n_chunks)
+        return out
+    return prepared
+
+
+def _takes_rounded(x, w) -> bool:
+    """Whether :func:`bfloat16_rows_product` takes float32 rows of x's shape by ``w``."""
+    return (x.ndim == 2 and x.dtype == np.float32 and isinstance(w, np.ndarray)
+            and w.dtype == ml_dtypes.bfloat16 and _takes(x.shape, w))
+
+
+@compile_kernel
+def bfloat16_rows_compiled(x, rows, out_shape, w, n_chunks):
+    """:func:`bfloat16_rows_product` inside a compiled step: float32 x reshaped to ``rows``,
+    rounded to bfloat16, times w.T (bfloat16's bits), reshaped to ``out_shape``."""
+    out = np.empty((rows[0], w.shape[0]), np.float32)
+    _parallel(_rounded(x, w).reshape(rows), w, out, n_chunks)
+    return out.reshape(out_shape)
+
+
+def lowered_bfloat16_rows(x, rows, w: np.ndarray, out_shape) -> Lowered | None:
+    """The compiled form of ``bfloat16_rows_product(x.reshape(rows), w)`` reshaped to
+    ``out_shape``, or None where that product would not take the arguments."""
+    if not (type(x) is np.ndarray and x.dtype == np.float32 and isinstance(w, np.ndarray)
+            and w.dtype == ml_dtypes.bfloat16 and _takes(rows, w)):
+        return None
+    return Lowered(bfloat16_rows_compiled, (x, tuple(rows), tuple(out_shape), weight_bits(w),
+                                            _chunks(w)),
+                   trace=("bfloat16_rows_product", "numba"))
 
 
 #: The bias of a compiled product without one: one constant, so that every such call shares

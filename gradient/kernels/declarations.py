@@ -69,6 +69,9 @@ declare("low_precision_linear", "(x, weight, bias) -> y",
 declare("float_rows_product", "(x, weight) -> y",
         "x @ weight.T in float32 for a few rows of x and a float32/bfloat16/float16 weight "
         "read once, in place (a decode step's product)")
+declare("bfloat16_rows_product", "(x, weight) -> y",
+        "x @ weight.T in float32 for a few float32 rows of x rounded to bfloat16 first and a "
+        "bfloat16 weight read in place (llama.cpp's product for a BF16 weight)")
 declare("quant_matmul", "(x, blocks, qtype, out_features, in_features) -> y",
         "x @ W.T for W stored as GGML blocks of type qtype (its name)")
 declare("quant_rows", "(blocks, ids, qtype, num_embeddings, embedding_dim) -> rows",

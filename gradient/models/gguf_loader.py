@@ -285,7 +285,9 @@ def load_gguf(path, dtype=None, quantized: bool = True, activations: str = "floa
     computes exactly: the file's weights times float32 activations, as transformers computes
     on the dequantized weights, its KV cache in float32. With ``"int8"`` it computes as
     llama.cpp does by default: activations quantized to int8 in the products (about twice as
-    fast a prompt) and its KV cache in float16 (``model.kv_cache_dtype``: half the memory).
+    fast a prompt) and its KV cache in float16 (``model.kv_cache_dtype``: half the memory); a
+    BF16 file's matrices then take activations rounded to bfloat16, as llama.cpp's do (the
+    CPU's bfloat16 dot product: a short prompt about 1.4 times as fast).
     The norms, and tensors stored as floats, are float32 parameters (or ``dtype``).
 
     ``quantized=False``: every weight dequantized to float32 (``dtype=None``) or to ``dtype``
@@ -391,7 +393,7 @@ def _load_model(reader: GGUFReader, config: LlamaConfig | GPT2Config, dtype,
             model.tie_weights()   # lets go of the placeholder the tied head still holds
     table = model.get_submodule(embedding.rpartition(".")[0])
     if isinstance(table, QuantizedEmbedding) and tied:
-        model.lm_head = table.as_linear(activations)   # the same table
+        model.lm_head = table.as_linear(_layer_activations(table.qtype, activations))
     else:
         model.tie_weights()
     model.requires_grad_(True)   # as from_pretrained leaves them (fine-tuning works)
@@ -430,7 +432,17 @@ def _quantized_layer(layer, blocks, ggml_type: int, activations: str):
                                               layer.embedding_dim)
     bias = layer.bias.detach().numpy() if layer.bias is not None else None
     return QuantizedLinear.from_blocks(blocks, ggml_type, layer.in_features, layer.out_features,
-                                       bias=bias, activations=activations)
+                                       bias=bias,
+                                       activations=_layer_activations(ggml_type, activations))
+
+
+def _layer_activations(ggml_type: int, activations: str) -> str:
+    """A matrix's product for the model's ``activations``: with ``"int8"`` (llama.cpp's
+    numerics) a BF16 matrix takes x rounded to bfloat16, as llama.cpp's product for it does;
+    the other float types multiply float32 x."""
+    if activations == "int8" and ggml_type == GGMLType.BF16:
+        return "bfloat16"
+    return activations
 
 
 # ----------------------------------------------------------------------------- the tokenizer

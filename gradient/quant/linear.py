@@ -38,7 +38,7 @@ import numpy as np
 
 from .. import kernels
 from ..autograd.function import ArrayFunction
-from ..backends.cpu_float_rows import lowered_float_rows
+from ..backends.cpu_float_rows import lowered_bfloat16_rows, lowered_float_rows
 from ..errors import DTypeError, ShapeError
 from ..nn.module import Module
 from ..nn.parameter import Parameter
@@ -315,8 +315,12 @@ class QuantizedLinear(_QuantizedLayer):
       products; for many rows (a prompt) about twice as fast, and about 0.5% relative error
       per product on top of the weights' own; each row computed alone too.
 
+    The float types (F32, F16) are always exact. A BF16 weight is exact with ``"float32"``
+    and takes ``"bfloat16"`` too, llama.cpp's product for it: each value of x rounded to
+    bfloat16 (nearest even), pairs of products summed by the CPU's bfloat16 dot product
+    (a short prompt's products about twice as fast where the CPU has one).
     The gradient of x (training through a frozen quantized layer) is always the exact
-    ``g @ W``. The float types (F32, F16, BF16) are always exact.
+    ``g @ W``.
 
     Example::
 
@@ -333,9 +337,12 @@ class QuantizedLinear(_QuantizedLayer):
                 f"QuantizedLinear: no kernel for GGML type {qtype.name}; supported: "
                 f"{', '.join(t.name for t in _qm.MATMUL_TYPES)}. Dequantize the weight "
                 f"(gradient.quant.dequantize) and use nn.Linear")
-        if activations not in ACTIVATIONS:
-            raise ValueError(f"QuantizedLinear: activations must be one of {ACTIVATIONS}, got "
-                             f"{activations!r}")
+        if activations not in ACTIVATIONS + ("bfloat16",):
+            raise ValueError(f"QuantizedLinear: activations must be one of {ACTIVATIONS} or "
+                             f"'bfloat16' (BF16 weights), got {activations!r}")
+        if activations == "bfloat16" and qtype != GGMLType.BF16:
+            raise ValueError(f"QuantizedLinear: activations='bfloat16' is the product of a BF16 "
+                             f"weight, not of {qtype.name}; use 'float32' or 'int8'")
         self.in_features = int(in_features)
         self.out_features = int(out_features)
         self.qtype = qtype
@@ -395,7 +402,12 @@ class QuantizedLinear(_QuantizedLayer):
         """``x @ W.T`` for a 2-d float array x."""
         if self.packed is not None:
             return kernels.call("interleaved_matmul", "cpu", x, self.packed, self.activations)
-        if self._float is not None:    # a few rows: the weight read once, in place
+        if self.activations == "bfloat16":   # llama.cpp's: x rounded to bfloat16 first
+            y = kernels.call("bfloat16_rows_product", "cpu", x, self._float)
+            if y is not None:
+                return y
+            x = x.astype(ml_dtypes.bfloat16).astype(np.float32)   # many rows: BLAS's GEMM
+        elif self._float is not None:    # a few rows: the weight read once, in place
             y = kernels.call("float_rows_product", "cpu", x, self._float)
             if y is not None:
                 return y
@@ -411,7 +423,9 @@ class QuantizedLinear(_QuantizedLayer):
                                      self.activations)
             return None if kernel is None else (kernel, (self.packed, self.activations))
         if self._float is not None:
-            kernel = kernels.prepare("float_rows_product", "cpu", x, self._float)
+            name = ("bfloat16_rows_product" if self.activations == "bfloat16"
+                    else "float_rows_product")
+            kernel = kernels.prepare(name, "cpu", x, self._float)
             return None if kernel is None else (kernel, (self._float,))
         return None
 
@@ -420,6 +434,8 @@ class QuantizedLinear(_QuantizedLayer):
         reshaped to ``rows``, reshaped to ``out_shape``; None where there is none."""
         if self.packed is not None:
             return lowered_product(x, rows, self.packed, self.activations, out_shape)
+        if self.activations == "bfloat16":
+            return lowered_bfloat16_rows(x, rows, self._float, out_shape)
         if self._float is not None:
             return lowered_float_rows(x, rows, self._float, out_shape)
         return None
@@ -442,7 +458,8 @@ class QuantizedLinear(_QuantizedLayer):
     def exact(self) -> "QuantizedLinear":
         """This layer with ``activations="float32"`` (itself when it already is), sharing
         the weight."""
-        if self.activations == "float32" or self.packed is None:
+        if self.activations == "float32" or (self.packed is None
+                                             and self.activations != "bfloat16"):
             return self
         return QuantizedLinear(self.qweight, self.qtype, self.in_features, self.out_features,
                                activations="float32", packed=self.packed)

@@ -153,6 +153,9 @@ def cpu_float_rows():
         x = _f32(rng, 2, 1, 67)
         out.append(f.float_rows_compiled(x, (2, 67), (2, 1, 1031), f.weight_bits(w), 2,
                                          f._NO_BIAS, False))
+        if dtype is ml_dtypes.bfloat16:    # float32 rows rounded to bfloat16 (llama.cpp's)
+            out.append(f.bfloat16_rows_product(_f32(rng, 7, 67), w))
+            out.append(f.bfloat16_rows_compiled(x, (2, 67), (2, 1, 1031), f.weight_bits(w), 2))
     w, bias = _f32(rng, 37, 45), _f32(rng, 37)
     out.append(f.float_rows_compiled(_f32(rng, 3, 45), (3, 45), (3, 37), w, 2, bias, True))
     # more rows than the decoding product takes: the GEMM's compiled form

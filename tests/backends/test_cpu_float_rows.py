@@ -11,7 +11,8 @@ import pytest
 
 import gradient
 from gradient.backends.cpu_float_rows import (MAX_FLOAT32_ROWS, MAX_ROWS, MIN_FLOAT32_WEIGHTS,
-                                              _chunks, _parallel, float_rows_product,
+                                              _chunks, _parallel, bfloat16_rows_compiled,
+                                              bfloat16_rows_product, float_rows_product,
                                               weight_bits)
 
 DTYPES = [np.float32, ml_dtypes.bfloat16, np.float16]
@@ -149,3 +150,32 @@ def test_bfloat16_rows_by_bfloat16_weights_are_the_pairs_arithmetic(m, k):
     # float32 rows by the same weight keep the one-FMA-a-value arithmetic
     np.testing.assert_array_equal(float_rows_product(x.astype(np.float32), w),
                                   _product(x.astype(np.float32), w))
+
+
+def test_float32_rows_rounded_to_bfloat16_are_a_bfloat16_models_product():
+    """llama.cpp's product for a BF16 weight: x rounded to bfloat16 (nearest even, as ml_dtypes
+    rounds: ties, NaN, infinities, subnormals), then the pairs' arithmetic; the module graph's
+    call, the prepared call and the compiled step's give the same bits."""
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((70, 83)).astype(ml_dtypes.bfloat16)
+    x = rng.standard_normal((MAX_ROWS, 83)).astype(np.float32)
+    bits = x.view(np.uint32)
+    bits[0, :4] = (bits[0, :4] & 0xFFFF0000) | 0x8000            # exact ties: to even
+    x[1, :5] = [np.nan, np.inf, -np.inf, 1e-40, -3e-39]          # special and subnormal values
+    x[2, :2] = [np.finfo(np.float32).max, -np.finfo(np.float32).max]   # round to infinity
+    rounded = x.astype(ml_dtypes.bfloat16)
+    y = bfloat16_rows_product(x, w)
+    np.testing.assert_array_equal(y, float_rows_product(rounded, w))
+    np.testing.assert_array_equal(y[3:], _pairs_reference(rounded[3:], w))
+    for rows in (1, 2, 3, 5):
+        np.testing.assert_array_equal(bfloat16_rows_product(x[:rows], w), y[:rows])
+    compiled = bfloat16_rows_compiled(x.reshape(4, 16, 83), (MAX_ROWS, 83), (4, 16, 70),
+                                      weight_bits(w), _chunks(w))
+    np.testing.assert_array_equal(compiled, y.reshape(4, 16, 70))
+    prepared = gradient.kernels.prepare("bfloat16_rows_product", "cpu", x, w)
+    np.testing.assert_array_equal(prepared(x, w), y)
+    # what it leaves to the caller: another weight dtype, too many rows, other x
+    assert bfloat16_rows_product(x, w.astype(np.float32)) is None
+    assert bfloat16_rows_product(np.ones((MAX_ROWS + 1, 83), np.float32), w) is None
+    assert bfloat16_rows_product(x.astype(np.float64), w) is None
+    assert bfloat16_rows_product(x[:, :80], w) is None

@@ -349,6 +349,20 @@ def test_the_default_computes_exactly_and_int8_activations_as_llama_cpp(converte
     assert model.new_cache(1, 4).keys[0].dtype is gradient.float16
     wide, _ = gradient.hub.load(pair.path, activations="int8", kv_cache_dtype="float32")
     assert wide.new_cache(1, 4).keys[0].dtype is gradient.float32
+    # a BF16 file's matrices (the tied head too) take activations rounded to bfloat16, as
+    # llama.cpp's product for them does; exact float32 ones by default
+    bf16 = converted("llama", T.BF16)
+    model, _ = gradient.hub.load(bf16.path, activations="int8")
+    assert {m.activations for m in model.modules() if isinstance(m, QuantizedLinear)} == {
+        "bfloat16"}
+    exact, _ = gradient.hub.load(bf16.path)
+    assert {m.activations for m in exact.modules() if isinstance(m, QuantizedLinear)} == {
+        "float32"}
+    ids = prompts()
+    with gradient.no_grad():
+        rounded = model(gradient.tensor(ids)).logits.numpy()
+        logits = exact(gradient.tensor(ids)).logits.numpy()
+    assert 0 < np.abs(rounded - logits).max() < 0.3     # bfloat16 rounding, a float16 cache
 
 
 @pytest.mark.parametrize("change, error, message", [

@@ -300,3 +300,22 @@ def test_batches_and_merged_products_give_the_module_graph_bits(model_type, qtyp
     assert loop.blocks == 2
     assert loop.source.count("# _QuantizedMatmul + _QuantizedMatmul + _QuantizedMatmul") == 1
     assert loop.source.count("# _QuantizedMatmul + _QuantizedMatmul\n") == 1
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_bfloat16_activations_decode_through_the_step_with_the_module_graph_bits(batch):
+    """BF16 weights under llama.cpp's numerics (x rounded to bfloat16 in each product): the
+    compiled step rounds as the module graph does, bit for bit, alone and in a batch."""
+    from collections import Counter
+
+    from .decode_step_checks import decode_logits, steps_by_kind
+    model = quantized_model("llama", ("BF16",), activations="bfloat16")
+    ids = np.random.default_rng(batch).integers(0, 300, (batch, 12))
+    counts = Counter()
+    with gradient.kernels.trace() as t:
+        fused = decode_logits(model, ids, counts=counts)
+    np.testing.assert_array_equal(fused, decode_logits(model, ids, fused=False))
+    assert steps_by_kind(counts) == {"capture": 2, "replay": 4, "module graph": 0}
+    assert "numba" in t.calls("bfloat16_rows_product")
+    exact = quantized_model("llama", ("BF16",), activations="float32")
+    assert np.abs(decode_logits(exact, ids) - fused).max() > 0      # not the float32 product

@@ -1,11 +1,13 @@
 """QuantizedLinear: forward against the dequantized weight, gradients through the blocks, the
 reference quantizer against gguf's, and what the layer keeps (no float copy of its weight)."""
 
+import ml_dtypes
 import numpy as np
 import pytest
 
 import gradient
 from gradient import nn
+from gradient.backends.cpu_float_rows import float_rows_product
 from gradient.errors import ShapeError
 from gradient.quant.ggml import GGMLType, UnsupportedQuantTypeError
 from gradient.quant.linear import QUANTIZABLE, QuantizedLinear, quantize
@@ -171,3 +173,34 @@ def test_errors():
         QuantizedLinear.from_blocks(blocks[:4], "Q8_0", 64, 8)
     with pytest.raises(ShapeError, match="in_features=48 is not a multiple of 32"):
         quantize(np.ones((2, 48)), "Q4_0")
+
+
+def test_bfloat16_activations_are_llama_cpps_product_for_a_bf16_weight():
+    """activations="bfloat16" (a BF16 GGUF under llama.cpp's numerics): x rounded to bfloat16,
+    then the bfloat16 products, for a prompt's many rows too (through the GEMM); the gradient
+    of x is still the exact product; only a BF16 weight takes it."""
+    weight = random_weight(48, 96)
+    blocks = quantize(weight, "BF16")
+    layer = QuantizedLinear.from_blocks(blocks, "BF16", 96, 48, activations="bfloat16")
+    exact = QuantizedLinear.from_blocks(blocks, "BF16", 96, 48)
+    assert "activations=bfloat16" in repr(layer)
+    w = blocks.view(ml_dtypes.bfloat16).reshape(48, 96)
+    for rows in (1, 5, 200):
+        x = gradient.randn(rows, 96)
+        rounded = x.numpy().astype(ml_dtypes.bfloat16)
+        with gradient.no_grad():
+            y = layer(x).numpy()
+        reference = rounded.astype(np.float64) @ w.astype(np.float64).T
+        np.testing.assert_allclose(y, reference, rtol=1e-5, atol=1e-5)
+        if rows <= 64:    # the few rows' kernel: the bits of a bfloat16 model's product
+            np.testing.assert_array_equal(y, float_rows_product(rounded, w))
+        with gradient.no_grad():
+            assert np.abs(exact(x).numpy() - y).max() > 0     # not the float32 product
+    x = gradient.randn(3, 96, requires_grad=True)
+    layer(x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.ones((3, 48)) @ w.astype(np.float32),
+                               rtol=1e-5, atol=1e-5)
+    assert layer.exact().activations == "float32"
+    with pytest.raises(ValueError, match="activations='bfloat16' is the product of a BF16"):
+        QuantizedLinear.from_blocks(quantize(weight, "Q8_0"), "Q8_0", 96, 48,
+                                    activations="bfloat16")
