@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 
+import ml_dtypes
 import numba
 import numpy as np
 
@@ -35,7 +36,7 @@ from ..kernels.registry import lowers, prepares, register
 from .cpu_compile import FLOATS as _FLOATS
 from .cpu_compile import compile_kernel as _compile
 from .cpu_compile import usable as _usable
-from .cpu_half import HALF_DTYPES, as_bits, narrow, widen, widened
+from .cpu_half import HALF_DTYPES, as_bits, narrow, narrowed_like, widen, widened
 from .cpu_reduce import LANES, fold_lanes, lane_sum, lane_sum_squares
 
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
@@ -875,3 +876,29 @@ def add_to_rows(out, row) -> bool:
         return False
     _add_to_rows(out.reshape(-1, row.shape[0]), np.ascontiguousarray(row))
     return True
+
+
+# ----------------------------------------------------------------------------- rounding
+#: float32 arrays of fewer values are left to ml_dtypes' astype (this call costs about a
+#: microsecond more; past it the loop is 4-5 times as fast: 64 x 1,536 values 40 -> 9 us).
+ROUND_MIN_VALUES = 4096
+#: What the rounding kernel takes the target type from (bfloat16's bits: int16).
+_BFLOAT16_BITS = np.zeros(1, np.int16)
+
+
+@_compile
+def _rounded_to_bfloat16(x, like):
+    return narrowed_like(x, like)
+
+
+@register("round_to_bfloat16", "cpu", "numba", (np.dtype(np.float32),))
+def round_to_bfloat16(x):
+    """float32 ``x`` rounded to bfloat16 (nearest even; a NaN stays a quiet NaN, overflow gives
+    infinity: ml_dtypes' bits), a new array of x's shape; None for small arrays (the caller's
+    astype). A bfloat16 model rounds every op's float32 result so.
+
+    Example: ``y = round_to_bfloat16(np.ones((64, 1536), np.float32))``
+    """
+    if type(x) is not np.ndarray or x.size < ROUND_MIN_VALUES:
+        return None
+    return _rounded_to_bfloat16(np.ascontiguousarray(x), _BFLOAT16_BITS).view(ml_dtypes.bfloat16)

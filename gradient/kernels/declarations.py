@@ -62,6 +62,8 @@ declare("cross_entropy_backward", "(x, target, lse, scale) -> dx",
         "scale[r] * (softmax(x[r]) - one_hot(target[r]))")
 
 # ----------------------------------------------------------------------------- linear
+declare("round_to_bfloat16", "(x) -> y",
+        "float32 x rounded to bfloat16, nearest even (a bfloat16 model's every result)")
 declare("add_to_rows", "(out, row) -> done",
         "out += row in place, row broadcast over the rows of out: a Linear's bias")
 declare("low_precision_linear", "(x, weight, bias) -> y",

@@ -78,6 +78,7 @@ def cpu_kernels():
     rows = np.zeros((8, 40), np.float32)
     k.index_add_rows(rows, np.array([1, 3, 1, 7, 0, 3]), x)
     k.add_to_rows(rows, b)
+    out.append(k.round_to_bfloat16(_f32(rng, 70, 67) * 1e3).view(np.int16))
     return out + [rows]
 
 

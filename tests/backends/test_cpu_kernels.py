@@ -672,3 +672,32 @@ def test_prepared_decode_attention_reads_later_positions_and_keeps_no_cache_aliv
     del cache, k, v
     gc.collect()
     assert dropped() is None
+
+
+def test_rounding_to_bfloat16_gives_ml_dtypes_bits():
+    """A bfloat16 model's float32 results are rounded by a compiled loop: ml_dtypes' bits on
+    ties, NaN, infinities, overflow and subnormals, any layout; small arrays keep astype."""
+    from gradient.backends.cpu_kernels import ROUND_MIN_VALUES, round_to_bfloat16
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((64, 129)).astype(np.float32)
+    bits = x.view(np.uint32)
+    bits[0, :8] = (bits[0, :8] & 0xFFFF0000) | 0x8000                  # ties to even
+    bits[1, :8] = rng.integers(0, 2 ** 32, 8, dtype=np.uint32)         # any bit pattern
+    x[2, :6] = [np.nan, -np.nan, np.inf, -np.inf, 1e-40, -3e-39]
+    x[3, :2] = [np.finfo(np.float32).max, -np.finfo(np.float32).max]   # round to infinity
+    for a in (x, x[:, ::2], x.T):
+        y = round_to_bfloat16(a)
+        assert y.dtype == ml_dtypes.bfloat16 and y.shape == a.shape
+        with np.errstate(over="ignore"):
+            expected = a.astype(ml_dtypes.bfloat16)
+        np.testing.assert_array_equal(y.view(np.int16), expected.view(np.int16))
+    assert round_to_bfloat16(np.ones(ROUND_MIN_VALUES - 1, np.float32)) is None
+    # a bfloat16 op's result goes through it
+    a = gradient.tensor(x[4:]).to(gradient.bfloat16)
+    with gradient.kernels.trace() as t:
+        out = (a * 3).numpy()
+    assert t.calls("round_to_bfloat16") == {"numba": 1}
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(
+            out.view(np.int16),
+            (a.numpy().astype(np.float32) * 3).astype(ml_dtypes.bfloat16).view(np.int16))
