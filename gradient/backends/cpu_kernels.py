@@ -525,9 +525,16 @@ def rotary_embedding(x, cos, sin, backward: bool):
         return None
     four, table = shapes
     out = np.empty(four, x.dtype)
-    _rotary(as_bits(x.reshape(four)), as_bits(cos.reshape(table)), as_bits(sin.reshape(table)),
-            bool(backward), as_bits(out))
+    _rotary(_contiguous(x.reshape(four)), as_bits(cos.reshape(table)),
+            as_bits(sin.reshape(table)), bool(backward), as_bits(out))
     return out.reshape(x.shape)
+
+
+def _contiguous(x):
+    """x's bits in a C-contiguous array (a copy of a head split's view): the loops over its
+    rows then vectorise, where a strided view's are element by element (a bfloat16 prompt's
+    queries: 138 -> 19 us, the copy included)."""
+    return as_bits(np.ascontiguousarray(x))
 
 
 @prepares("rotary_embedding", "cpu")
@@ -544,7 +551,7 @@ def _prepare_rotary_embedding(x, cos, sin, backward: bool):
                 or cos_.dtype != layout[5] or sin_.dtype != layout[5]:
             return None
         out = np.empty(four, x_.dtype)
-        _rotary(as_bits(x_.reshape(four)), as_bits(cos_.reshape(table)),
+        _rotary(_contiguous(x_.reshape(four)), as_bits(cos_.reshape(table)),
                 as_bits(sin_.reshape(table)), bool(backward_), as_bits(out))
         return out.reshape(layout[0])
     return prepared
@@ -554,8 +561,8 @@ def _prepare_rotary_embedding(x, cos, sin, backward: bool):
 def rotary_compiled(x, cos, sin, table):
     """:func:`rotary_embedding` (forward) inside a compiled step, for a 4-d x."""
     out = np.empty(x.shape, x.dtype)
-    _rotary(x, np.ascontiguousarray(cos).reshape(table), np.ascontiguousarray(sin).reshape(table),
-            False, out)
+    _rotary(np.ascontiguousarray(x), np.ascontiguousarray(cos).reshape(table),
+            np.ascontiguousarray(sin).reshape(table), False, out)   # (see _contiguous)
     return out
 
 
