@@ -331,6 +331,12 @@ def _prepare(x, w):
     if not (type(x) is np.ndarray and x.ndim == 2 and x.dtype == np.float32
             and x.flags.c_contiguous and _takes(x.shape, w)):
         return None
+    return _prepared(x, w, lambda x_, bits: x_)
+
+
+def _prepared(x, w, operand):
+    """The prepared product of C-contiguous float32 rows of x's shape by ``w`` (the checks
+    made once): ``operand(x_, bits)`` is what the kernel takes for the rows x_."""
     shape, bits, n_chunks = x.shape, weight_bits(w), _chunks(w)
 
     def prepared(x_, w_):
@@ -338,7 +344,7 @@ def _prepare(x, w):
                 or x_.dtype != np.float32 or not x_.flags.c_contiguous):
             return None
         out = np.empty((shape[0], bits.shape[0]), np.float32)
-        _parallel(x_, bits, out, n_chunks)
+        _parallel(operand(x_, bits), bits, out, n_chunks)
         return out
     return prepared
 
@@ -379,16 +385,7 @@ def _prepare_bfloat16(x, w):
     same weight: the compiled calls alone."""
     if not (type(x) is np.ndarray and x.flags.c_contiguous and _takes_rounded(x, w)):
         return None
-    shape, bits, n_chunks = x.shape, weight_bits(w), _chunks(w)
-
-    def prepared(x_, w_):
-        if (x_.shape != shape or w_ is not w or type(x_) is not np.ndarray
-                or x_.dtype != np.float32 or not x_.flags.c_contiguous):
-            return None
-        out = np.empty((shape[0], bits.shape[0]), np.float32)
-        _parallel(_rounded(x_, bits), bits, out, n_chunks)
-        return out
-    return prepared
+    return _prepared(x, w, _rounded)
 
 
 def _takes_rounded(x, w) -> bool:
