@@ -39,13 +39,12 @@ def load(name_or_path, dtype=None, revision=None, token=None, cache_dir=None,
     dequantizes them into a float model; by default it computes exactly, as transformers does
     on the dequantized weights, with a float32 KV cache, and ``activations="int8"`` makes it
     compute as llama.cpp does, int8 activations in the products (bfloat16 ones for a BF16
-    file's) and a float16 KV cache). ``kv_cache_dtype="float16"`` makes generation keep its keys and values in
-    float16, as llama.cpp does by default: half the memory, and at long context faster
-    decoding (a step reads the whole cache); ``"float32"`` keeps them exact; None leaves the
-    model's default (a GGUF file's above, else the weights' dtype). The model is in eval
-    mode; its ``generation_config``
-    attribute holds the checkpoint's ``generation_config.json`` (an empty dict when there is
-    none).
+    file's) and a float16 KV cache). ``kv_cache_dtype="float16"`` makes generation keep its
+    keys and values in float16, as llama.cpp does by default: half the memory, and at long
+    context faster decoding (a step reads the whole cache); ``"float32"`` keeps them exact;
+    None leaves the model's default (a GGUF file's above, else the weights' dtype). The model
+    is in eval mode; its ``generation_config`` attribute holds the checkpoint's
+    ``generation_config.json`` (an empty dict when there is none).
 
     Example::
 

@@ -62,8 +62,6 @@ declare("cross_entropy_backward", "(x, target, lse, scale) -> dx",
         "scale[r] * (softmax(x[r]) - one_hot(target[r]))")
 
 # ----------------------------------------------------------------------------- linear
-declare("round_to_bfloat16", "(x) -> y",
-        "float32 x rounded to bfloat16, nearest even (a bfloat16 model's every result)")
 declare("add_to_rows", "(out, row) -> done",
         "out += row in place, row broadcast over the rows of out: a Linear's bias")
 declare("low_precision_linear", "(x, weight, bias) -> y",
@@ -87,6 +85,8 @@ declare("interleaved_matmul", "(x, weight, activations) -> y",
         "'int8' quantizes x as llama.cpp does, 'float32' multiplies exact weights")
 
 # ----------------------------------------------------------------------------- the rest
+declare("round_to_bfloat16", "(x) -> y",
+        "float32 x rounded to bfloat16, nearest even (a bfloat16 model's every result)")
 declare("adam_step", "(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq) -> done",
         "one Adam/AdamW update in place (keyword arguments lr, beta1, beta2, eps, "
         "weight_decay, decoupled_weight_decay, maximize, step)")
