@@ -37,7 +37,8 @@ from numba.extending import overload
 from ..kernels.lowering import Lowered
 from ..kernels.registry import prepares, register
 from .cpu_compile import compile_kernel
-from .cpu_half import HALF_DTYPES, as_bits, load_bits_as_f32x16, narrowed_like, widen, widened
+from .cpu_half import (HALF_DTYPES, as_bits, load_bits_as_f32x16, narrowed, narrowed_like,
+                       widen, widened)
 from .cpu_simd import (broadcast_f32x16, dot2_bf16, f32x16, fma_f32, fold_halves, i32x16,
                        load_pairs_i32x16, prefetch)
 
@@ -353,14 +354,8 @@ def _prepared(x, w, operand):
 # llama.cpp's product for a BF16 weight rounds the float32 activations to bfloat16 first (to
 # nearest even) and sums the pairs with the CPU's bfloat16 dot product: about twice float32's
 # multiply-adds a cycle, the difference that decides a short prompt. These are that product:
-# the rounding is a compiled kernel in both forms, so a captured step and the module graph
-# give the same bits.
-
-@compile_kernel
-def _rounded(x, w):
-    """float32 x rounded to bfloat16 (w's bits: int16), as bfloat16's bits."""
-    return narrowed_like(np.ascontiguousarray(x), w)
-
+# the rounding is one compiled kernel (cpu_half.narrowed) in both forms, so a captured step
+# and the module graph give the same bits.
 
 @register("bfloat16_rows_product", "cpu", "numba")
 def bfloat16_rows_product(x: np.ndarray, w: np.ndarray) -> np.ndarray | None:
@@ -375,7 +370,7 @@ def bfloat16_rows_product(x: np.ndarray, w: np.ndarray) -> np.ndarray | None:
         return None
     bits = weight_bits(w)
     out = np.empty((x.shape[0], w.shape[0]), np.float32)
-    _parallel(_rounded(x, bits), bits, out, _chunks(w))
+    _parallel(narrowed(x, bits), bits, out, _chunks(w))   # x rounded to w's bfloat16
     return out
 
 
@@ -385,7 +380,7 @@ def _prepare_bfloat16(x, w):
     same weight: the compiled calls alone."""
     if not (type(x) is np.ndarray and x.flags.c_contiguous and _takes_rounded(x, w)):
         return None
-    return _prepared(x, w, _rounded)
+    return _prepared(x, w, narrowed)
 
 
 def _takes_rounded(x, w) -> bool:
@@ -399,7 +394,7 @@ def bfloat16_rows_compiled(x, rows, out_shape, w, n_chunks):
     """:func:`bfloat16_rows_product` inside a compiled step: float32 x reshaped to ``rows``,
     rounded to bfloat16, times w.T (bfloat16's bits), reshaped to ``out_shape``."""
     out = np.empty((rows[0], w.shape[0]), np.float32)
-    _parallel(_rounded(x, w).reshape(rows), w, out, n_chunks)
+    _parallel(narrowed(x, w).reshape(rows), w, out, n_chunks)
     return out.reshape(out_shape)
 
 

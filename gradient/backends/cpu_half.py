@@ -32,10 +32,11 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic, overload
 
+from .cpu_compile import compile_kernel
 from .cpu_simd import load_bf16_as_f32x16, load_f16_as_f32x16, load_f32x16
 
 __all__ = ["widen", "narrow", "as_bits", "holds", "load_bits_as_f32x16", "widened",
-           "narrowed_like", "FLOAT16_BITS", "BFLOAT16_BITS", "HALF_DTYPES"]
+           "narrowed_like", "narrowed", "FLOAT16_BITS", "BFLOAT16_BITS", "HALF_DTYPES"]
 
 #: What a float16 array is viewed as when a compiled kernel takes it.
 FLOAT16_BITS = np.uint16
@@ -199,6 +200,14 @@ def _narrowed_like(x, like):
             return out.reshape(x.shape)
         return copy
     return None
+
+
+@compile_kernel
+def narrowed(x, like):
+    """:func:`narrowed_like` of float32 ``x`` in any layout, callable from Python as from
+    compiled kernels: a new C-contiguous array of 16-bit floats' bits (rounded to nearest
+    even) of x's shape where ``like`` holds them."""
+    return narrowed_like(np.ascontiguousarray(x), like)
 
 
 def holds(array, dtype) -> bool:

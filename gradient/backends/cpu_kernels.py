@@ -36,7 +36,7 @@ from ..kernels.registry import lowers, prepares, register
 from .cpu_compile import FLOATS as _FLOATS
 from .cpu_compile import compile_kernel as _compile
 from .cpu_compile import usable as _usable
-from .cpu_half import HALF_DTYPES, as_bits, narrow, narrowed_like, widen, widened
+from .cpu_half import HALF_DTYPES, as_bits, narrow, narrowed, widen, widened
 from .cpu_reduce import LANES, fold_lanes, lane_sum, lane_sum_squares
 
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
@@ -893,11 +893,6 @@ ROUND_MIN_VALUES = 4096
 _BFLOAT16_BITS = np.zeros(1, np.int16)
 
 
-@_compile
-def _rounded_to_bfloat16(x, like):
-    return narrowed_like(x, like)
-
-
 @register("round_to_bfloat16", "cpu", "numba", (np.dtype(np.float32),))
 def round_to_bfloat16(x):
     """float32 ``x`` rounded to bfloat16 (nearest even; a NaN stays a quiet NaN, overflow gives
@@ -908,4 +903,4 @@ def round_to_bfloat16(x):
     """
     if type(x) is not np.ndarray or x.size < ROUND_MIN_VALUES:
         return None
-    return _rounded_to_bfloat16(np.ascontiguousarray(x), _BFLOAT16_BITS).view(ml_dtypes.bfloat16)
+    return narrowed(x, _BFLOAT16_BITS).view(ml_dtypes.bfloat16)
