@@ -473,6 +473,7 @@ def test_chat_in_a_terminal_edits_lines_reads_long_pastes_and_keeps_history(gpt2
     assert prompt_tokens > 2000          # every word of the long line reached the model
 
 
+@pytest.mark.separate      # compiles every kernel of a decode in an empty cache: 45 s
 def test_the_first_run_says_it_compiles_and_writes_the_text_of_every_later_run():
     """A fresh install: numba's cache empty, the first `gradient generate` of a GGUF model
     compiles the CPU kernels for seconds (the decode loop in a child process meanwhile). It

@@ -611,6 +611,7 @@ def _float32_workload():
         rows._rows(x, w, out, 0, 16)
 
 
+@pytest.mark.separate      # compiles every float32 kernel afresh: a minute of one core
 def test_float32_kernels_compute_in_float32():
     """No float32 kernel computes in double: a Python literal in a kernel's arithmetic makes
     numba promote float32 to float64 (see gradient.backends.cpu_compile), which is slower and
