@@ -102,12 +102,14 @@ def block_factors(scale, minimum, sub, has_min: bool) -> tuple:
     return s, -(np.repeat(minimum, per, axis=1) * sub[:, :, 1].astype(np.float32))
 
 
-def product(quantized: tuple, codes, scale, minimum, sub, offset: int, nibble: bool,
-            small: bool, y: np.ndarray) -> None:
+def product(quantized: tuple, codes, scale, minimum, sub, offset: int, layout,
+            y: np.ndarray) -> None:
     """``y = x @ W.T`` for the quantized rows of x (:func:`quantize_rows`) and the repacked
     weight's int8 arguments (``gradient.quant.interleaved._int8_head``: ``minimum`` None for
-    the types without one; ``small`` does not matter here), as the kernel ``_int8_chunk``
+    the types without one, ``layout`` how the codes are read), as the kernel ``_int8_chunk``
     computes it."""
+    from .interleaved import NIBBLES       # (here: that module imports this one)
+    nibble = layout.ndim == NIBBLES
     xq, xd, xs, xs16, xsum, xsum16 = quantized
     has_min = minimum is not None or (sub is not None and sub.ndim == 3)
     scale, minimum = block_factors(scale, minimum, sub, has_min)

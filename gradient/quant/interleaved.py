@@ -139,6 +139,16 @@ INTERLEAVED_TYPES = tuple(_FORMATS)
 # gradient.quant.matmul (_N16): a constant count gets the loop fully unrolled, not vectorised.
 _N16, _N32 = 16, 32
 
+#: How the int8 kernels read a weight's codes, each layout a number: nibbles (Q4_0, Q4_1, Q4_K),
+#: bytes in 32-value blocks below 128 (Q5_0, Q5_1, Q5_K) or whole (Q8_0), bytes in 16-value
+#: blocks (Q2_K, Q3_K), and Q6_K's six bits. The kernels get the layout as a constant of their
+#: compilation, each its own machine code with its trip counts and unpacking fixed (read at run
+#: time, they made 8 rows of a Q8_0 product 1.7x slower, spilling registers), and only the
+#: layouts a model uses are compiled: it travels as an empty array whose number of dimensions is
+#: the layout's number, which numba makes a constant (``layout.ndim``; :func:`_layout`).
+NIBBLES, BYTES, WHOLE_BYTES, BYTES_16, SIX_BITS = 1, 2, 3, 4, 5
+_LAYOUTS = {number: np.empty((0,) * number, np.uint8) for number in range(1, 6)}
+
 # ----------------------------------------------------------------------------- repacking
 # Each packer reads the GGML rows of ``raw`` (rows, row bytes) and writes, for row r, lane
 # r % G of group r // G; every scale and minimum of a block is a float16, kept as its bits.
@@ -878,18 +888,29 @@ def _store_tile(y, acc, i, g):
                 y[i + r, LANES * g + lane] = last[lane]
 
 
+@compile_kernel(inline=True)
+def _reads(layout):
+    """``(nibble, six, small, quads, steps)`` of a layout (:data:`NIBBLES` ...): whether its
+    codes are nibbles or six bits, all below 128, the quads of a block, the steps of a block's
+    sums (two operands each). Constants in a kernel compiled for the layout."""
+    form = layout.ndim
+    quads = 8 if form == BYTES or form == WHOLE_BYTES else (3 if form == SIX_BITS else 4)
+    steps = 4 if form <= WHOLE_BYTES else 2
+    return form == NIBBLES, form == SIX_BITS, form != WHOLE_BYTES, quads, steps
+
+
 @compile_kernel
-def _tile(codes, scale, minimum, sub, offset, nibble, small, xq, xd, xs, xs16, xsum, xsum16, y,
+def _tile(codes, scale, minimum, sub, offset, layout, xq, xd, xs, xs16, xsum, xsum16, y,
           i, g0, g1, zero_f, zero_i):
     """Rows ``i .. i + R - 1`` of y, their columns of groups g0..g1, where R is the length of the
     tuple ``zero_f`` (R f32x16 zeros). Each row's sums are values of tuples that LLVM keeps in
     registers (the loops over them have trip counts known when the kernel compiles, and
     unroll), so a step's codes are loaded and unpacked once for the R rows. ``zero_i`` holds
     R i32x16 zeros, or 2R: then each row has two integer sums (its low and high operands), two
-    chains of dependent vpdpbusd instead of one, for the tiles of few rows."""
-    nb, quads, k = codes.shape[1], codes.shape[2], xq.shape[1]
-    six = quads == 3                         # Q6_K's 6-bit codes in two planes
-    steps = 4 if nibble else (2 if six else quads >> 1)
+    chains of dependent vpdpbusd instead of one, for the tiles of few rows. ``layout``: how
+    the codes are read (see :data:`NIBBLES`), a constant of the compilation."""
+    nb, k = codes.shape[1], xq.shape[1]
+    nibble, six, small, quads, steps = _reads(layout)
     values = 8 * steps                       # per block: 32, or 16 for the k-quants' 16
     rows = len(zero_f)
     split = len(zero_i) == 2 * rows
@@ -928,7 +949,7 @@ def _tile(codes, scale, minimum, sub, offset, nibble, small, xq, xd, xs, xs16, x
 
 
 @compile_kernel
-def _groups(codes, scale, minimum, sub, offset, nibble, small, xq, xd, xs, xs16, xsum, xsum16, y,
+def _groups(codes, scale, minimum, sub, offset, layout, xq, xd, xs, xs16, xsum, xsum16, y,
             g0, g1):
     """Every row of y, its columns of groups g0..g1 (none when g0 >= g1): tiles of 8 rows of x
     (where the machine has 32 vector registers), 4, 2 and 1, through :data:`GROUPS_AT_ONCE`
@@ -940,64 +961,63 @@ def _groups(codes, scale, minimum, sub, offset, nibble, small, xq, xd, xs, xs16,
         i = 0
         if wide_registers():
             while i + 8 <= n:
-                _tile(codes, scale, minimum, sub, offset, nibble, small, xq, xd, xs, xs16, xsum,
+                _tile(codes, scale, minimum, sub, offset, layout, xq, xd, xs, xs16, xsum,
                       xsum16, y, i, first, last, (f, f, f, f, f, f, f, f),
                       (z, z, z, z, z, z, z, z))
                 i += 8
         while i + 4 <= n:
-            _tile(codes, scale, minimum, sub, offset, nibble, small, xq, xd, xs, xs16, xsum,
+            _tile(codes, scale, minimum, sub, offset, layout, xq, xd, xs, xs16, xsum,
                   xsum16, y, i, first, last, (f, f, f, f), (z, z, z, z))
             i += 4
         if i + 2 <= n:
-            _tile(codes, scale, minimum, sub, offset, nibble, small, xq, xd, xs, xs16, xsum,
+            _tile(codes, scale, minimum, sub, offset, layout, xq, xd, xs, xs16, xsum,
                   xsum16, y, i, first, last, (f, f), (z, z, z, z))
             i += 2
         if i < n:
-            _tile(codes, scale, minimum, sub, offset, nibble, small, xq, xd, xs, xs16, xsum,
+            _tile(codes, scale, minimum, sub, offset, layout, xq, xd, xs, xs16, xsum,
                   xsum16, y, i, first, last, (f,), (z, z))
 
 
 @compile_kernel
-def _int8_chunk(codes, scale, minimum, sub, offset, nibble, small, xq, xd, xs, xs16, xsum,
+def _int8_chunk(codes, scale, minimum, sub, offset, layout, xq, xd, xs, xs16, xsum,
                 xsum16, y, c, n_chunks):
     """Chunk ``c`` of ``n_chunks`` of an int8 product of the quantized rows (xq, xd, ...): its
     groups of rows of W."""
     groups = codes.shape[0]
     step = (groups + n_chunks - 1) // n_chunks
-    _groups(codes, scale, minimum, sub, offset, nibble, small, xq, xd, xs, xs16, xsum, xsum16, y,
+    _groups(codes, scale, minimum, sub, offset, layout, xq, xd, xs, xs16, xsum, xsum16, y,
             c * step, min(groups, (c + 1) * step))
 
 
 @compile_kernel(parallel=True)
-def _int8_product(x, codes, scale, minimum, sub, offset, nibble, small, y, n_chunks, per_token):
+def _int8_product(x, codes, scale, minimum, sub, offset, layout, y, n_chunks, per_token):
     # the rows of x quantized first (one pass, on one thread: a few microseconds for a decode
     # step's row; per 32 values, or per row: ``"int8_per_token"``), then the chunks in
     # parallel (numba's threads: in compiled steps)
     xq, xd, xs, xs16, xsum, xsum16 = _quantized(x, per_token)
     for c in numba.prange(n_chunks):
-        _int8_chunk(codes, scale, minimum, sub, offset, nibble, small, xq, xd, xs, xs16, xsum,
+        _int8_chunk(codes, scale, minimum, sub, offset, layout, xq, xd, xs, xs16, xsum,
                     xsum16, y, c, n_chunks)
 
 
-def _int8_threads(x, codes, scale, minimum, sub, offset, nibble, small, y, n_chunks,
-                  per_token):
+def _int8_threads(x, codes, scale, minimum, sub, offset, layout, y, n_chunks, per_token):
     """:func:`_int8_product` called from Python; where it is not compiled yet (see
     :func:`~gradient.backends.cpu_compile.compiled_already`), its NumPy twin
     (:mod:`.int8_numpy`), so that no int8 kernel is compiled before a first token; the same
     bits."""
-    args = (x, codes, scale, minimum, sub, offset, nibble, small, y, n_chunks, per_token)
+    args = (x, codes, scale, minimum, sub, offset, layout, y, n_chunks, per_token)
     if compiled_already(_int8_product, args):
         _int8_product(*args)
     else:
         int8_numpy.product(int8_numpy.quantize_rows(x, per_token), codes, scale, minimum, sub,
-                           offset, nibble, small, y)
+                           offset, layout, y)
 
 
 @compile_kernel
 def _products_chunk(xq, xd, xs, xs16, xsum, xsum16,
-                    ac, as_, am, asub, a_off, a_nib, a_small, ay,
-                    bc, bs, bm, bsub, b_off, b_nib, b_small, by,
-                    cc, cs, cm, csub, c_off, c_nib, c_small, cy, c, n_chunks):
+                    ac, as_, am, asub, a_off, a_layout, ay,
+                    bc, bs, bm, bsub, b_off, b_layout, by,
+                    cc, cs, cm, csub, c_off, c_layout, cy, c, n_chunks):
     """Chunk ``c`` of ``n_chunks`` of three int8 products of the same quantized rows: the
     groups of rows of the three weights, taken as one list, each computed as
     :func:`_int8_chunk` computes it."""
@@ -1005,27 +1025,27 @@ def _products_chunk(xq, xd, xs, xs16, xsum, xsum16,
     total = na + nb + nc
     step = (total + n_chunks - 1) // n_chunks
     g0, g1 = c * step, min(total, (c + 1) * step)
-    _groups(ac, as_, am, asub, a_off, a_nib, a_small, xq, xd, xs, xs16, xsum, xsum16, ay,
+    _groups(ac, as_, am, asub, a_off, a_layout, xq, xd, xs, xs16, xsum, xsum16, ay,
             g0, min(g1, na))
-    _groups(bc, bs, bm, bsub, b_off, b_nib, b_small, xq, xd, xs, xs16, xsum, xsum16, by,
+    _groups(bc, bs, bm, bsub, b_off, b_layout, xq, xd, xs, xs16, xsum, xsum16, by,
             max(g0, na) - na, min(g1, na + nb) - na)
-    _groups(cc, cs, cm, csub, c_off, c_nib, c_small, xq, xd, xs, xs16, xsum, xsum16, cy,
+    _groups(cc, cs, cm, csub, c_off, c_layout, xq, xd, xs, xs16, xsum, xsum16, cy,
             max(g0, na + nb) - na - nb, min(g1, total) - na - nb)
 
 
 @compile_kernel(parallel=True)
 def _int8_products(x, n_chunks,
-                   ac, as_, am, asub, a_off, a_nib, a_small, ay,
-                   bc, bs, bm, bsub, b_off, b_nib, b_small, by,
-                   cc, cs, cm, csub, c_off, c_nib, c_small, cy):
+                   ac, as_, am, asub, a_off, a_layout, ay,
+                   bc, bs, bm, bsub, b_off, b_layout, by,
+                   cc, cs, cm, csub, c_off, c_layout, cy):
     # three products of the same rows x (q, k and v; gate and up with an empty third): x
     # quantized once, then one parallel loop over the groups of all three weights
     xq, xd, xs, xs16, xsum, xsum16 = _quantized(x, False)
     for c in numba.prange(n_chunks):
         _products_chunk(xq, xd, xs, xs16, xsum, xsum16,
-                        ac, as_, am, asub, a_off, a_nib, a_small, ay,
-                        bc, bs, bm, bsub, b_off, b_nib, b_small, by,
-                        cc, cs, cm, csub, c_off, c_nib, c_small, cy, c, n_chunks)
+                        ac, as_, am, asub, a_off, a_layout, ay,
+                        bc, bs, bm, bsub, b_off, b_layout, by,
+                        cc, cs, cm, csub, c_off, c_layout, cy, c, n_chunks)
 
 
 def _chunks(weights, in_features: int) -> int:
@@ -1068,7 +1088,7 @@ def int8_products(x: np.ndarray, weights: list) -> tuple:
 
 
 @compile_kernel
-def int8_product_compiled(x, rows, out_shape, codes, scale, minimum, sub, offset, nibble, small,
+def int8_product_compiled(x, rows, out_shape, codes, scale, minimum, sub, offset, layout,
                           n_chunks, per_token):
     """What a :class:`~gradient.quant.QuantizedLinear` with int8 activations (per 32 values,
     or ``per_token``) computes for a few rows, inside a compiled step (see
@@ -1076,52 +1096,51 @@ def int8_product_compiled(x, rows, out_shape, codes, scale, minimum, sub, offset
     ``out_shape``."""
     x2 = np.ascontiguousarray(x).reshape(rows)
     y = np.empty((rows[0], out_shape[len(out_shape) - 1]), np.float32)
-    _int8_product(x2, codes, scale, minimum, sub, offset, nibble, small, y, n_chunks,
-                  per_token)
+    _int8_product(x2, codes, scale, minimum, sub, offset, layout, y, n_chunks, per_token)
     return y.reshape(out_shape)
 
 
 @compile_kernel
-def float_product_compiled(x, rows, out_shape, codes, scale, minimum, sub, offset, nibble,
+def float_product_compiled(x, rows, out_shape, codes, scale, minimum, sub, offset, layout,
                            n_chunks):
     """:func:`int8_product_compiled` with float32 activations."""
     x2 = np.ascontiguousarray(x).reshape(rows)
     y = np.empty((rows[0], out_shape[len(out_shape) - 1]), np.float32)
-    _float_product(x2, codes, scale, minimum, sub, offset, nibble, y, n_chunks)
+    _float_product(x2, codes, scale, minimum, sub, offset, layout, y, n_chunks)
     return y.reshape(out_shape)
 
 
 @compile_kernel
 def products_compiled(x, rows, n_chunks,
-                      ac, as_, am, asub, a_off, a_nib, a_small, a_shape,
-                      bc, bs, bm, bsub, b_off, b_nib, b_small, b_shape,
-                      cc, cs, cm, csub, c_off, c_nib, c_small, c_shape):
+                      ac, as_, am, asub, a_off, a_layout, a_shape,
+                      bc, bs, bm, bsub, b_off, b_layout, b_shape,
+                      cc, cs, cm, csub, c_off, c_layout, c_shape):
     """:func:`int8_products` of three weights inside a compiled step."""
     x2 = np.ascontiguousarray(x).reshape(rows)
     n = rows[0]
     ay = np.empty((n, a_shape[len(a_shape) - 1]), np.float32)
     by = np.empty((n, b_shape[len(b_shape) - 1]), np.float32)
     cy = np.empty((n, c_shape[len(c_shape) - 1]), np.float32)
-    _int8_products(x2, n_chunks, ac, as_, am, asub, a_off, a_nib, a_small, ay,
-                   bc, bs, bm, bsub, b_off, b_nib, b_small, by,
-                   cc, cs, cm, csub, c_off, c_nib, c_small, cy)
+    _int8_products(x2, n_chunks, ac, as_, am, asub, a_off, a_layout, ay,
+                   bc, bs, bm, bsub, b_off, b_layout, by,
+                   cc, cs, cm, csub, c_off, c_layout, cy)
     return ay.reshape(a_shape), by.reshape(b_shape), cy.reshape(c_shape)
 
 
 @compile_kernel
 def two_products_compiled(x, rows, n_chunks,
-                          ac, as_, am, asub, a_off, a_nib, a_small, a_shape,
-                          bc, bs, bm, bsub, b_off, b_nib, b_small, b_shape,
-                          cc, cs, cm, csub, c_off, c_nib, c_small):
+                          ac, as_, am, asub, a_off, a_layout, a_shape,
+                          bc, bs, bm, bsub, b_off, b_layout, b_shape,
+                          cc, cs, cm, csub, c_off, c_layout):
     """:func:`int8_products` of two weights inside a compiled step (``c``: a weight with no
     groups, as :func:`int8_products` passes it)."""
     x2 = np.ascontiguousarray(x).reshape(rows)
     n = rows[0]
     ay = np.empty((n, a_shape[len(a_shape) - 1]), np.float32)
     by = np.empty((n, b_shape[len(b_shape) - 1]), np.float32)
-    _int8_products(x2, n_chunks, ac, as_, am, asub, a_off, a_nib, a_small, ay,
-                   bc, bs, bm, bsub, b_off, b_nib, b_small, by,
-                   cc, cs, cm, csub, c_off, c_nib, c_small, ay)
+    _int8_products(x2, n_chunks, ac, as_, am, asub, a_off, a_layout, ay,
+                   bc, bs, bm, bsub, b_off, b_layout, by,
+                   cc, cs, cm, csub, c_off, c_layout, ay)
     return ay.reshape(a_shape), by.reshape(b_shape)
 
 
@@ -1206,7 +1225,7 @@ def _step_sum(lows, highs, x, row, c, half):
 
 
 @compile_kernel
-def _float_tile(codes, scale, minimum, sub, offset, nibble, x, xsum, y, i, g, zero_f):
+def _float_tile(codes, scale, minimum, sub, offset, layout, x, xsum, y, i, g, zero_f):
     """:func:`_tile` with float32 activations: rows ``i .. i + R - 1`` of y (R the length of
     ``zero_f``, at most 4), the columns of group g. A step's codes become floats once
     (:func:`_value_floats`) for every row of the tile; each row adds its step's sum
@@ -1215,9 +1234,8 @@ def _float_tile(codes, scale, minimum, sub, offset, nibble, x, xsum, y, i, g, ze
     to that as in the int8 products. A row's arithmetic is the same in every tile, so a
     prompt's rows get the bits of its tokens multiplied one at a time. (Eight rows, as the
     int8 tiles take, ran 2-3x slower: LLVM no longer unrolled the loop over them.)"""
-    nb, quads = codes.shape[1], codes.shape[2]
-    six = quads == 3                         # Q6_K's 6-bit codes in two planes
-    steps = 4 if nibble else (2 if six else quads >> 1)
+    nb = codes.shape[1]
+    nibble, six, _, quads, steps = _reads(layout)
     values = 8 * steps
     rows = len(zero_f)
     minus_offset = np.float32(-offset)
@@ -1240,7 +1258,7 @@ def _float_tile(codes, scale, minimum, sub, offset, nibble, x, xsum, y, i, g, ze
 
 
 @compile_kernel
-def _float_groups(codes, scale, minimum, sub, offset, nibble, x, xsum, y, g0, g1):
+def _float_groups(codes, scale, minimum, sub, offset, layout, x, xsum, y, g0, g1):
     """Every row of y, its columns of groups g0..g1: tiles of 4 rows of x, 2 and 1 (more rows
     would not stay in registers), through :data:`GROUPS_AT_ONCE` groups at a time."""
     n = x.shape[0]
@@ -1250,60 +1268,71 @@ def _float_groups(codes, scale, minimum, sub, offset, nibble, x, xsum, y, g0, g1
         i = 0
         while i + 4 <= n:
             for g in range(first, last):
-                _float_tile(codes, scale, minimum, sub, offset, nibble, x, xsum, y, i, g,
+                _float_tile(codes, scale, minimum, sub, offset, layout, x, xsum, y, i, g,
                             (f, f, f, f))
             i += 4
         if i + 2 <= n:
             for g in range(first, last):
-                _float_tile(codes, scale, minimum, sub, offset, nibble, x, xsum, y, i, g,
+                _float_tile(codes, scale, minimum, sub, offset, layout, x, xsum, y, i, g,
                             (f, f))
             i += 2
         if i < n:
             for g in range(first, last):
-                _float_tile(codes, scale, minimum, sub, offset, nibble, x, xsum, y, i, g,
+                _float_tile(codes, scale, minimum, sub, offset, layout, x, xsum, y, i, g,
                             (f,))
 
 
 @compile_kernel
-def _float_chunk(x, xsum, codes, scale, minimum, sub, offset, nibble, y, c, n_chunks):
+def _float_chunk(x, xsum, codes, scale, minimum, sub, offset, layout, y, c, n_chunks):
     """Chunk ``c`` of ``n_chunks`` of a float32-activation product: its groups of rows of W."""
     groups = codes.shape[0]
     step = (groups + n_chunks - 1) // n_chunks
-    _float_groups(codes, scale, minimum, sub, offset, nibble, x, xsum, y, c * step,
+    _float_groups(codes, scale, minimum, sub, offset, layout, x, xsum, y, c * step,
                   min(groups, (c + 1) * step))
 
 
 @compile_kernel
-def _values_per_block(codes, nibble):
+def _values_per_block(layout):
     """The values of one block of a repacked weight: 32, or 16 for Q6_K, Q2_K and Q3_K."""
-    quads = codes.shape[2]
-    return 32 if nibble else (16 if quads == 3 else 4 * quads)
+    return 8 * _reads(layout)[4]
 
 
 @compile_kernel(parallel=True)
-def _float_product(x, codes, scale, minimum, sub, offset, nibble, y, n_chunks):
-    xsum = _block_sums(x, _values_per_block(codes, nibble))
+def _float_product(x, codes, scale, minimum, sub, offset, layout, y, n_chunks):
+    xsum = _block_sums(x, _values_per_block(layout))
     for c in numba.prange(n_chunks):
-        _float_chunk(x, xsum, codes, scale, minimum, sub, offset, nibble, y, c, n_chunks)
+        _float_chunk(x, xsum, codes, scale, minimum, sub, offset, layout, y, c, n_chunks)
 
 
-def _float_threads(x, codes, scale, minimum, sub, offset, nibble, y, n_chunks):
+def _float_threads(x, codes, scale, minimum, sub, offset, layout, y, n_chunks):
     """:func:`_float_product` called from Python, on Python threads (as :func:`_int8_threads`)."""
-    args = (x, codes, scale, minimum, sub, offset, nibble, y, n_chunks)
+    args = (x, codes, scale, minimum, sub, offset, layout, y, n_chunks)
     if compiled_already(_float_product, args):
         _float_product(*args)
         return
-    xsum = _block_sums(x, _values_per_block(codes, nibble))
-    in_threads(_float_chunk, (x, xsum, codes, scale, minimum, sub, offset, nibble, y),
+    xsum = _block_sums(x, _values_per_block(layout))
+    in_threads(_float_chunk, (x, xsum, codes, scale, minimum, sub, offset, layout, y),
                n_chunks, _threads(x.shape[0] * y.shape[1] * x.shape[1]))
 
 
+def _layout(w: InterleavedWeight) -> np.ndarray:
+    """How the int8 kernels read w's codes (see :data:`NIBBLES`), as the array that carries it
+    to them: every stored code is below 128 but Q8_0's."""
+    if w.kind != "byte":
+        number = NIBBLES if w.kind == "nibble" else SIX_BITS
+    elif w.block == 16:
+        number = BYTES_16
+    else:
+        number = WHOLE_BYTES if w.qtype == GGMLType.Q8_0 else BYTES
+    return _LAYOUTS[number]
+
+
 def _int8_head(w: InterleavedWeight) -> tuple:
-    """The int8 kernels' arguments for the weight w: ``(codes, scale, minimum, sub, offset,
-    nibble, small)``, the minimum None for the types without one (the kernels are compiled
-    without its term), ``small`` whether every stored code is below 128 (all types but Q8_0)."""
+    """The product kernels' arguments for the weight w (int8 and float32 activations alike):
+    ``(codes, scale, minimum, sub, offset, layout)``, the minimum None for the types without one (the kernels are compiled without
+    its term), ``layout`` how its codes are read (:func:`_layout`)."""
     return (w.codes, w.scale, w.minimum if w.minimum.size else None, w.sub, w.offset,
-            w.kind == "nibble", w.qtype != GGMLType.Q8_0)
+            _layout(w))
 
 
 def _product_call(w: InterleavedWeight, activations: str) -> tuple:
@@ -1312,7 +1341,7 @@ def _product_call(w: InterleavedWeight, activations: str) -> tuple:
     if activations in ("int8", "int8_per_token"):
         return (_int8_threads, _int8_head(w),
                 (_chunks([w], w.in_features), activations == "int8_per_token"))
-    return (_float_threads, _int8_head(w)[:6],
+    return (_float_threads, _int8_head(w),
             (min(w.codes.shape[0], _threads(w.out_features * w.in_features) * 2),))
 
 
