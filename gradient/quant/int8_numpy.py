@@ -33,6 +33,8 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 
+from .code_layouts import NIBBLES
+
 __all__ = ["quantize_rows", "product", "block_factors", "as_floats"]
 
 #: Rows of the weight multiplied at a time: the codes widened to float32 take 4 bytes a value.
@@ -108,7 +110,6 @@ def product(quantized: tuple, codes, scale, minimum, sub, offset: int, layout,
     weight's int8 arguments (``gradient.quant.interleaved._int8_head``: ``minimum`` None for
     the types without one, ``layout`` how the codes are read), as the kernel ``_int8_chunk``
     computes it."""
-    from .interleaved import NIBBLES       # (here: that module imports this one)
     nibble = layout.ndim == NIBBLES
     xq, xd, xs, xs16, xsum, xsum16 = quantized
     has_min = minimum is not None or (sub is not None and sub.ndim == 3)

@@ -101,6 +101,7 @@ from ..errors import ShapeError
 from ..kernels.lowering import Lowered
 from ..kernels.registry import prepares, register
 from . import int8_numpy
+from .code_layouts import BYTES, BYTES_16, LAYOUTS, NIBBLES, SIX_BITS, WHOLE_BYTES
 from .ggml import GGMLType, UnsupportedQuantTypeError
 from .matmul import (SMALL_BATCH, _as_blocks, _half_bits, _scale_min_k4, _threads, tile_rows,
                      tiled_matmul_t)
@@ -139,15 +140,6 @@ INTERLEAVED_TYPES = tuple(_FORMATS)
 # gradient.quant.matmul (_N16): a constant count gets the loop fully unrolled, not vectorised.
 _N16, _N32 = 16, 32
 
-#: How the int8 kernels read a weight's codes, each layout a number: nibbles (Q4_0, Q4_1, Q4_K),
-#: bytes in 32-value blocks below 128 (Q5_0, Q5_1, Q5_K) or whole (Q8_0), bytes in 16-value
-#: blocks (Q2_K, Q3_K), and Q6_K's six bits. The kernels get the layout as a constant of their
-#: compilation, each its own machine code with its trip counts and unpacking fixed (read at run
-#: time, they made 8 rows of a Q8_0 product 1.7x slower, spilling registers), and only the
-#: layouts a model uses are compiled: it travels as an empty array whose number of dimensions is
-#: the layout's number, which numba makes a constant (``layout.ndim``; :func:`_layout`).
-NIBBLES, BYTES, WHOLE_BYTES, BYTES_16, SIX_BITS = 1, 2, 3, 4, 5
-_LAYOUTS = {number: np.empty((0,) * number, np.uint8) for number in range(1, 6)}
 
 # ----------------------------------------------------------------------------- repacking
 # Each packer reads the GGML rows of ``raw`` (rows, row bytes) and writes, for row r, lane
@@ -890,7 +882,7 @@ def _store_tile(y, acc, i, g):
 
 @compile_kernel(inline=True)
 def _reads(layout):
-    """``(nibble, six, small, quads, steps)`` of a layout (:data:`NIBBLES` ...): whether its
+    """``(nibble, six, small, quads, steps)`` of a layout (:mod:`.code_layouts`): whether its
     codes are nibbles or six bits, all below 128, the quads of a block, the steps of a block's
     sums (two operands each). Constants in a kernel compiled for the layout."""
     form = layout.ndim
@@ -908,7 +900,7 @@ def _tile(codes, scale, minimum, sub, offset, layout, xq, xd, xs, xs16, xsum, xs
     unroll), so a step's codes are loaded and unpacked once for the R rows. ``zero_i`` holds
     R i32x16 zeros, or 2R: then each row has two integer sums (its low and high operands), two
     chains of dependent vpdpbusd instead of one, for the tiles of few rows. ``layout``: how
-    the codes are read (see :data:`NIBBLES`), a constant of the compilation."""
+    the codes are read (:mod:`.code_layouts`), a constant of the compilation."""
     nb, k = codes.shape[1], xq.shape[1]
     nibble, six, small, quads, steps = _reads(layout)
     values = 8 * steps                       # per block: 32, or 16 for the k-quants' 16
@@ -1316,15 +1308,15 @@ def _float_threads(x, codes, scale, minimum, sub, offset, layout, y, n_chunks):
 
 
 def _layout(w: InterleavedWeight) -> np.ndarray:
-    """How the int8 kernels read w's codes (see :data:`NIBBLES`), as the array that carries it
-    to them: every stored code is below 128 but Q8_0's."""
+    """How the product kernels read w's codes (:mod:`.code_layouts`), as the array that
+    carries it to them: every stored code is below 128 but Q8_0's."""
     if w.kind != "byte":
         number = NIBBLES if w.kind == "nibble" else SIX_BITS
     elif w.block == 16:
         number = BYTES_16
     else:
         number = WHOLE_BYTES if w.qtype == GGMLType.Q8_0 else BYTES
-    return _LAYOUTS[number]
+    return LAYOUTS[number]
 
 
 def _int8_head(w: InterleavedWeight) -> tuple:
