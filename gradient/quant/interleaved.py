@@ -140,7 +140,6 @@ INTERLEAVED_TYPES = tuple(_FORMATS)
 # gradient.quant.matmul (_N16): a constant count gets the loop fully unrolled, not vectorised.
 _N16, _N32 = 16, 32
 
-
 # ----------------------------------------------------------------------------- repacking
 # Each packer reads the GGML rows of ``raw`` (rows, row bytes) and writes, for row r, lane
 # r % G of group r // G; every scale and minimum of a block is a float16, kept as its bits.
@@ -1093,12 +1092,12 @@ def int8_product_compiled(x, rows, out_shape, codes, scale, minimum, sub, offset
 
 
 @compile_kernel
-def float_product_compiled(x, rows, out_shape, codes, scale, minimum, sub, offset, layout,
+def float_product_compiled(x, rows, out_shape, codes, scale, minimum, sub, offset, nibble,
                            n_chunks):
     """:func:`int8_product_compiled` with float32 activations."""
     x2 = np.ascontiguousarray(x).reshape(rows)
     y = np.empty((rows[0], out_shape[len(out_shape) - 1]), np.float32)
-    _float_product(x2, codes, scale, minimum, sub, offset, layout, y, n_chunks)
+    _float_product(x2, codes, scale, minimum, sub, offset, nibble, y, n_chunks)
     return y.reshape(out_shape)
 
 
@@ -1217,7 +1216,7 @@ def _step_sum(lows, highs, x, row, c, half):
 
 
 @compile_kernel
-def _float_tile(codes, scale, minimum, sub, offset, layout, x, xsum, y, i, g, zero_f):
+def _float_tile(codes, scale, minimum, sub, offset, nibble, x, xsum, y, i, g, zero_f):
     """:func:`_tile` with float32 activations: rows ``i .. i + R - 1`` of y (R the length of
     ``zero_f``, at most 4), the columns of group g. A step's codes become floats once
     (:func:`_value_floats`) for every row of the tile; each row adds its step's sum
@@ -1226,8 +1225,9 @@ def _float_tile(codes, scale, minimum, sub, offset, layout, x, xsum, y, i, g, ze
     to that as in the int8 products. A row's arithmetic is the same in every tile, so a
     prompt's rows get the bits of its tokens multiplied one at a time. (Eight rows, as the
     int8 tiles take, ran 2-3x slower: LLVM no longer unrolled the loop over them.)"""
-    nb = codes.shape[1]
-    nibble, six, _, quads, steps = _reads(layout)
+    nb, quads = codes.shape[1], codes.shape[2]
+    six = quads == 3                         # Q6_K's 6-bit codes in two planes
+    steps = 4 if nibble else (2 if six else quads >> 1)
     values = 8 * steps
     rows = len(zero_f)
     minus_offset = np.float32(-offset)
@@ -1250,7 +1250,7 @@ def _float_tile(codes, scale, minimum, sub, offset, layout, x, xsum, y, i, g, ze
 
 
 @compile_kernel
-def _float_groups(codes, scale, minimum, sub, offset, layout, x, xsum, y, g0, g1):
+def _float_groups(codes, scale, minimum, sub, offset, nibble, x, xsum, y, g0, g1):
     """Every row of y, its columns of groups g0..g1: tiles of 4 rows of x, 2 and 1 (more rows
     would not stay in registers), through :data:`GROUPS_AT_ONCE` groups at a time."""
     n = x.shape[0]
@@ -1260,56 +1260,57 @@ def _float_groups(codes, scale, minimum, sub, offset, layout, x, xsum, y, g0, g1
         i = 0
         while i + 4 <= n:
             for g in range(first, last):
-                _float_tile(codes, scale, minimum, sub, offset, layout, x, xsum, y, i, g,
+                _float_tile(codes, scale, minimum, sub, offset, nibble, x, xsum, y, i, g,
                             (f, f, f, f))
             i += 4
         if i + 2 <= n:
             for g in range(first, last):
-                _float_tile(codes, scale, minimum, sub, offset, layout, x, xsum, y, i, g,
+                _float_tile(codes, scale, minimum, sub, offset, nibble, x, xsum, y, i, g,
                             (f, f))
             i += 2
         if i < n:
             for g in range(first, last):
-                _float_tile(codes, scale, minimum, sub, offset, layout, x, xsum, y, i, g,
+                _float_tile(codes, scale, minimum, sub, offset, nibble, x, xsum, y, i, g,
                             (f,))
 
 
 @compile_kernel
-def _float_chunk(x, xsum, codes, scale, minimum, sub, offset, layout, y, c, n_chunks):
+def _float_chunk(x, xsum, codes, scale, minimum, sub, offset, nibble, y, c, n_chunks):
     """Chunk ``c`` of ``n_chunks`` of a float32-activation product: its groups of rows of W."""
     groups = codes.shape[0]
     step = (groups + n_chunks - 1) // n_chunks
-    _float_groups(codes, scale, minimum, sub, offset, layout, x, xsum, y, c * step,
+    _float_groups(codes, scale, minimum, sub, offset, nibble, x, xsum, y, c * step,
                   min(groups, (c + 1) * step))
 
 
 @compile_kernel
-def _values_per_block(layout):
+def _values_per_block(codes, nibble):
     """The values of one block of a repacked weight: 32, or 16 for Q6_K, Q2_K and Q3_K."""
-    return 8 * _reads(layout)[4]
+    quads = codes.shape[2]
+    return 32 if nibble else (16 if quads == 3 else 4 * quads)
 
 
 @compile_kernel(parallel=True)
-def _float_product(x, codes, scale, minimum, sub, offset, layout, y, n_chunks):
-    xsum = _block_sums(x, _values_per_block(layout))
+def _float_product(x, codes, scale, minimum, sub, offset, nibble, y, n_chunks):
+    xsum = _block_sums(x, _values_per_block(codes, nibble))
     for c in numba.prange(n_chunks):
-        _float_chunk(x, xsum, codes, scale, minimum, sub, offset, layout, y, c, n_chunks)
+        _float_chunk(x, xsum, codes, scale, minimum, sub, offset, nibble, y, c, n_chunks)
 
 
-def _float_threads(x, codes, scale, minimum, sub, offset, layout, y, n_chunks):
+def _float_threads(x, codes, scale, minimum, sub, offset, nibble, y, n_chunks):
     """:func:`_float_product` called from Python, on Python threads (as :func:`_int8_threads`)."""
-    args = (x, codes, scale, minimum, sub, offset, layout, y, n_chunks)
+    args = (x, codes, scale, minimum, sub, offset, nibble, y, n_chunks)
     if compiled_already(_float_product, args):
         _float_product(*args)
         return
-    xsum = _block_sums(x, _values_per_block(layout))
-    in_threads(_float_chunk, (x, xsum, codes, scale, minimum, sub, offset, layout, y),
+    xsum = _block_sums(x, _values_per_block(codes, nibble))
+    in_threads(_float_chunk, (x, xsum, codes, scale, minimum, sub, offset, nibble, y),
                n_chunks, _threads(x.shape[0] * y.shape[1] * x.shape[1]))
 
 
 def _layout(w: InterleavedWeight) -> np.ndarray:
-    """How the product kernels read w's codes (:mod:`.code_layouts`), as the array that
-    carries it to them: every stored code is below 128 but Q8_0's."""
+    """How the int8 kernels read w's codes (:mod:`.code_layouts`), as the array that carries
+    it to them: every stored code is below 128 but Q8_0's."""
     if w.kind != "byte":
         number = NIBBLES if w.kind == "nibble" else SIX_BITS
     elif w.block == 16:
@@ -1320,8 +1321,8 @@ def _layout(w: InterleavedWeight) -> np.ndarray:
 
 
 def _int8_head(w: InterleavedWeight) -> tuple:
-    """The product kernels' arguments for the weight w (int8 and float32 activations alike):
-    ``(codes, scale, minimum, sub, offset, layout)``, the minimum None for the types without one (the kernels are compiled without
+    """The int8 kernels' arguments for the weight w: ``(codes, scale, minimum, sub, offset,
+    layout)``, the minimum None for the types without one (the kernels are compiled without
     its term), ``layout`` how its codes are read (:func:`_layout`)."""
     return (w.codes, w.scale, w.minimum if w.minimum.size else None, w.sub, w.offset,
             _layout(w))
@@ -1333,7 +1334,9 @@ def _product_call(w: InterleavedWeight, activations: str) -> tuple:
     if activations in ("int8", "int8_per_token"):
         return (_int8_threads, _int8_head(w),
                 (_chunks([w], w.in_features), activations == "int8_per_token"))
-    return (_float_threads, _int8_head(w),
+    # (the float32 products read the layout at run time: compiled for each layout, they were
+    # 4-8% faster, and compiling every type's took twice as long)
+    return (_float_threads, (*_int8_head(w)[:5], w.kind == "nibble"),
             (min(w.codes.shape[0], _threads(w.out_features * w.in_features) * 2),))
 
 
