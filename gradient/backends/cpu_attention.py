@@ -552,11 +552,11 @@ def _decode_parallel(q, k, v, S, scale, f32, out, n_chunks):
     scores = np.empty((B * Hk, Hq // Hk, _score_width(S)), q.dtype)
     totals = np.empty((B * Hk, Hq // Hk), q.dtype)
     for c in numba.prange(n_chunks):
-        _decode_scores(q, k, S, scale, scores, c, n_chunks)
+        _decode_scores(q, k, S, scale, scores, np.int64(c), n_chunks)
     for c in numba.prange(n_chunks):
-        _decode_softmax(scores, totals, S, f32, c, n_chunks)
+        _decode_softmax(scores, totals, S, f32, np.int64(c), n_chunks)
     for c in numba.prange(n_chunks):
-        _decode_values(scores, totals, v, S, out, c, n_chunks)
+        _decode_values(scores, totals, v, S, out, np.int64(c), n_chunks)
 
 
 @_compile
@@ -576,7 +576,7 @@ def _attention_items(q, k, v, S, scale, f32, out, c, n_chunks):
 @_compile(parallel=True)
 def _attention_parallel(q, k, v, S, scale, f32, out, n_chunks):
     for c in numba.prange(n_chunks):
-        _attention_items(q, k, v, S, scale, f32, out, c, n_chunks)
+        _attention_items(q, k, v, S, scale, f32, out, np.int64(c), n_chunks)
 
 
 @_compile
@@ -592,7 +592,7 @@ def _ragged_items(q, k, v, lengths, scale, f32, out, c, n_chunks):
 @_compile(parallel=True)
 def _ragged_parallel(q, k, v, lengths, scale, f32, out, n_chunks):
     for c in numba.prange(n_chunks):
-        _ragged_items(q, k, v, lengths, scale, f32, out, c, n_chunks)
+        _ragged_items(q, k, v, lengths, scale, f32, out, np.int64(c), n_chunks)
 
 
 def _weigh_paged_values(e, total, lim, v, blocks, bs, hk, acc):
@@ -697,7 +697,8 @@ def _paged_items(q, k, v, tables, lengths, bs, scale, f32, out, c, n_chunks):
 @_compile(parallel=True)
 def _paged_parallel(q, k, v, tables, lengths, bs, scale, f32, out, n_chunks):
     for c in numba.prange(n_chunks):
-        _paged_items(q, k, v, tables, lengths, bs, scale, f32, out, c, n_chunks)
+        _paged_items(q, k, v, tables, lengths, bs, scale, f32, out, np.int64(c),
+                     n_chunks)
 
 
 def _rows(a):

@@ -34,6 +34,16 @@ So kernels take constants as arguments in the arrays' dtype (``one``, ``half``) 
 from its first term; ``tests/backends/test_cpu_kernels.py`` checks the compiled code for it. A
 kernel that accumulates in double on purpose (the norms' statistics) takes a float64 argument.
 
+Types of arguments: a kernel is compiled again for every combination of argument types it is
+called with, and each compile optimises again all the code it calls (numba links a callee's
+code into its caller), so a product kernel's wrappers cost seconds each. Callers keep the types
+few: a ``prange`` loop's index is an int64 where numba types the kernel and a uint64 in the
+parallel body it makes of it, so a kernel given the index takes ``np.int64(c)`` (else it is
+compiled for both); in ``i = 0; while ...: f(i)`` numba types the first call with the literal 0
+(a second compile of f), so a tile's row steps through a ``range``; and numbers that a compiled
+loop's source holds reach its kernels as ordinary int64s (:func:`.cpu_lowered.unliteral`), not
+as literals of one value each.
+
 Example::
 
     >>> @compile_kernel

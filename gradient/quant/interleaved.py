@@ -949,13 +949,16 @@ def _groups(codes, scale, minimum, sub, offset, layout, xq, xd, xs, xs16, xsum, 
     f, z = zeros_f32x16(), zeros_i32x16()
     for first in range(g0, g1, GROUPS_AT_ONCE):
         last = min(g1, first + GROUPS_AT_ONCE)
+        # the 8-row tiles by a range's index, not ``while i + 8 <= n``: numba types a while
+        # loop's first call with i the literal 0, and compiled the largest tile twice
         i = 0
         if wide_registers():
-            while i + 8 <= n:
+            eights = n - n % 8
+            for i in range(0, eights, 8):
                 _tile(codes, scale, minimum, sub, offset, layout, xq, xd, xs, xs16, xsum,
                       xsum16, y, i, first, last, (f, f, f, f, f, f, f, f),
                       (z, z, z, z, z, z, z, z))
-                i += 8
+            i = eights
         while i + 4 <= n:
             _tile(codes, scale, minimum, sub, offset, layout, xq, xd, xs, xs16, xsum,
                   xsum16, y, i, first, last, (f, f, f, f), (z, z, z, z))
@@ -988,7 +991,7 @@ def _int8_product(x, codes, scale, minimum, sub, offset, layout, y, n_chunks, pe
     xq, xd, xs, xs16, xsum, xsum16 = _quantized(x, per_token)
     for c in numba.prange(n_chunks):
         _int8_chunk(codes, scale, minimum, sub, offset, layout, xq, xd, xs, xs16, xsum,
-                    xsum16, y, c, n_chunks)
+                    xsum16, y, np.int64(c), n_chunks)
 
 
 def _int8_threads(x, codes, scale, minimum, sub, offset, layout, y, n_chunks, per_token):
@@ -1036,7 +1039,7 @@ def _int8_products(x, n_chunks,
         _products_chunk(xq, xd, xs, xs16, xsum, xsum16,
                         ac, as_, am, asub, a_off, a_layout, ay,
                         bc, bs, bm, bsub, b_off, b_layout, by,
-                        cc, cs, cm, csub, c_off, c_layout, cy, c, n_chunks)
+                        cc, cs, cm, csub, c_off, c_layout, cy, np.int64(c), n_chunks)
 
 
 def _chunks(weights, in_features: int) -> int:
@@ -1257,12 +1260,12 @@ def _float_groups(codes, scale, minimum, sub, offset, nibble, x, xsum, y, g0, g1
     f = zeros_f32x16()
     for first in range(g0, g1, GROUPS_AT_ONCE):
         last = min(g1, first + GROUPS_AT_ONCE)
-        i = 0
-        while i + 4 <= n:
+        fours = n - n % 4         # (a range's index: see _groups)
+        for i in range(0, fours, 4):
             for g in range(first, last):
                 _float_tile(codes, scale, minimum, sub, offset, nibble, x, xsum, y, i, g,
                             (f, f, f, f))
-            i += 4
+        i = fours
         if i + 2 <= n:
             for g in range(first, last):
                 _float_tile(codes, scale, minimum, sub, offset, nibble, x, xsum, y, i, g,
@@ -1294,7 +1297,8 @@ def _values_per_block(codes, nibble):
 def _float_product(x, codes, scale, minimum, sub, offset, nibble, y, n_chunks):
     xsum = _block_sums(x, _values_per_block(codes, nibble))
     for c in numba.prange(n_chunks):
-        _float_chunk(x, xsum, codes, scale, minimum, sub, offset, nibble, y, c, n_chunks)
+        _float_chunk(x, xsum, codes, scale, minimum, sub, offset, nibble, y, np.int64(c),
+                     n_chunks)
 
 
 def _float_threads(x, codes, scale, minimum, sub, offset, nibble, y, n_chunks):
