@@ -29,7 +29,7 @@ from .cpu_float_rows import lowered_float_rows_linear
 from .cpu_half import HALF_DTYPES, as_bits, holds, narrow, widen
 
 __all__ = ["reshape", "permute", "add", "mul", "cast", "unbind3", "linear", "kv_write",
-           "paged_kv_write", "takes"]
+           "paged_kv_write", "takes", "unliteral"]
 
 _NO_BIAS = {np.dtype(d): np.empty(0, d) for d in FLOATS}   # one constant: the same in every layer
 
@@ -358,3 +358,24 @@ def layer_arrays(weights) -> tuple | None:
         for j, a in enumerate(arrays):
             shapes[i, j, :a.ndim] = a.shape
     return addresses.reshape(len(weights), -1), shapes
+
+
+# ----------------------------------------------------------------------------- constants
+@numba.extending.intrinsic
+def unliteral(typingctx, value):
+    """``value``, a Python number or tuple of numbers written into a compiled loop's source,
+    typed as an ordinary number (int64, bool, a tuple of them) instead of numba's literal of
+    that value. A function given a literal is compiled for that value alone: a product kernel
+    once for every shape a model calls it with, each compile optimising again all the code
+    it calls (seconds each, and again for every batch size a server runs). LLVM still sees
+    the constant.
+
+    Example (in a loop's source)::
+
+        t1_0 = F1(t0_0, unliteral((1, 576)), unliteral(2), ...)
+    """
+    plain = numba.types.unliteral(value)
+
+    def codegen(context, builder, sig, args):
+        return context.cast(builder, args[0], value, plain)
+    return plain(value), codegen

@@ -11,7 +11,8 @@ numba function that loops over the layers::
         c20_0 = i0
         for l in range(n_layers):
             t0_0 = F0(c20_0, F9(A[0], S[0], like_float32, l), 1e-05)[0]     # rms_norm
-            t1_0, t1_1, t1_2 = F1(t0_0, (1, 576), 6, F10(A[1], S[1], like_uint8, l), ...)
+            t1_0, t1_1, t1_2 = F1(t0_0, unliteral((1, 576)), unliteral(6),
+                                  F10(A[1], S[1], like_uint8, l), ...)
             ...
             c20_0 = t20_0       # the residual stream, to the next layer
         return (t20_0,)
@@ -19,9 +20,10 @@ numba function that loops over the layers::
 What differs from layer to layer reaches the loop by the layer's index: numbers from an array;
 weights made in place from their addresses and shapes (``A``, ``S``: see
 :func:`gradient.backends.cpu_lowered.layer_arrays`). Python numbers and tuples of them are
-written into the source. Where a block holds calls that have no compiled form (a user's
-forward hook on every layer: Python that must run at its point), the loop runs in Python and
-each run of compiled calls between them is one numba function.
+written into the source (integers as ``unliteral(...)``: see :func:`_literal`). Where a
+block holds calls that have no compiled form (a user's forward hook on every layer: Python
+that must run at its point), the loop runs in Python and each run of compiled calls between
+them is one numba function.
 
 The loop replaces its calls in the :class:`~gradient.capture.plan.Plan`; what comes before and
 after it (the final norm) stays a Python call. Its source goes to a file under gradient's cache
@@ -416,13 +418,15 @@ def _same(a, b) -> bool:
 
 
 def _literal(value) -> str | None:
-    """``value`` written in source, for Python numbers and tuples of them; else None."""
+    """``value`` written in source, for Python numbers and tuples of them; else None. Integers
+    and booleans go through :func:`~gradient.backends.cpu_lowered.unliteral`, so that the
+    functions given them are compiled once for every value (a shape, a flag), not once each."""
     if type(value) is bool or type(value) is int:
-        return repr(value)
+        return f"unliteral({value!r})"
     if type(value) is float and math.isfinite(value):
-        return repr(value)
+        return repr(value)        # (numba has no literal floats)
     if type(value) is tuple and value and all(type(v) is int for v in value):
-        return repr(value)
+        return f"unliteral({value!r})"
     return None
 
 
@@ -518,15 +522,19 @@ def _build(loop, recorder) -> tuple:
     if driver and (halves or any(half_results)):
         raise _Refusal("Python calls between compiled ones would see 16-bit floats as bits")
     arguments["A"], arguments["S"] = weights
-    imports, stamps = [], {"numba": numba.__version__}
+    imports = [f"from {cpu_lowered.__name__} import unliteral"]     # (see _literal)
+    stamps = {"numba": numba.__version__}
+    modules = [cpu_lowered]
     for fn, name in loop.functions.items():
         py = getattr(fn, "py_func", None)
         module = sys.modules.get(getattr(py, "__module__", None))
         if py is None or module is None or getattr(module, py.__name__, None) is not fn:
             raise _Refusal(f"{fn!r} is not a numba function at the top of a module")
         imports.append(f"from {module.__name__} import {py.__name__} as {name}")
-        stat = os.stat(module.__file__)   # a changed callee makes another file: numba's cache
-        stamps[module.__name__] = f"{stat.st_mtime_ns}:{stat.st_size}"   # would not see it
+        modules.append(module)
+    for module in modules:   # a changed callee makes another file: numba's cache would not see it
+        stat = os.stat(module.__file__)
+        stamps[module.__name__] = f"{stat.st_mtime_ns}:{stat.st_size}"
     types = {name: _type_of(value) for name, value in arguments.items()}
     source = "\n".join([
         "# A captured step's blocks compiled by gradient.capture.compiled; generated, not edited.",
