@@ -87,6 +87,31 @@ def test_the_blocks_run_as_one_compiled_loop_with_the_module_graph_bits(stack):
     assert trace.counts[("decode_attention", "numba")] == 6 * 3
 
 
+def test_numbers_reach_the_loops_kernels_as_int64s_not_literals(stack):
+    """A number in a loop's source (a shape, a flag) reaches its kernels as an int64, a tuple
+    of them or a bool, not as numba's literal of that value, for which each kernel would be
+    compiled again: once for every shape of a model and every batch size."""
+    import numba
+
+    from gradient.backends.cpu_lowered import unliteral
+
+    @numba.njit
+    def kernel(n, shape, flag):
+        return n + shape[0] * shape[1] + flag
+
+    @numba.njit
+    def loop():
+        return (kernel(unliteral(5), unliteral((2, 3)), unliteral(True))
+                + kernel(unliteral(7), unliteral((4, 5)), unliteral(False)))
+
+    assert loop() == (5 + 6 + 1) + (7 + 20 + 0)
+    assert kernel.signatures == [(numba.int64, numba.types.UniTuple(numba.int64, 2),
+                                  numba.boolean)]
+    step = CapturedStep(stack.forward, stack)
+    run(stack, step, steps=3)
+    assert "unliteral((1, 1, 2, 8))" in plan_of(step).loop.source    # the blocks' reshape
+
+
 def test_a_float16_cache_is_written_and_read_inside_the_loop(stack):
     """The loop writes a float16 cache as its uint16 bits (rounded as NumPy's assignment
     rounds) and the attention widens them: the module graph's bits."""
