@@ -83,6 +83,24 @@ def test_float32_products_are_exact_weight_products(qtype, n):
     assert np.abs(interleaved_matmul_t(g, w) - expected_t).max() <= 1e-5 * np.abs(expected_t).max()
 
 
+@pytest.mark.parametrize("qtype", [GGMLType.Q4_1, GGMLType.Q8_0], ids=lambda t: t.name)
+def test_a_first_runs_float32_products_give_the_kernels_bits(qtype, monkeypatch):
+    """While the parallel float32 product compiles in a child process (a first run of the
+    commands), its chunks run a row of x at a time on Python threads: the bits of the
+    kernel's tiles of 4, 2 and 1 rows."""
+    from gradient.quant import interleaved
+    m, k, n = 150, 512, 7
+    w = InterleavedWeight.from_blocks(random_blocks(qtype, m, k, seed=3), qtype, m, k)
+    x = np.random.default_rng(4).standard_normal((n, k)).astype(np.float32)
+    kernel, head, tail = interleaved._product_call(w, "float32")
+    compiled = np.empty((n, m), np.float32)
+    interleaved._float_product(x, *head, compiled, *tail)
+    monkeypatch.setattr(interleaved, "compiled_already", lambda kernel, args: False)
+    first_run = np.full((n, m), np.nan, np.float32)
+    kernel(x, *head, first_run, *tail)
+    np.testing.assert_array_equal(first_run, compiled)
+
+
 def emulate_int8(x, w: InterleavedWeight):
     """llama.cpp's quantized dot product in float64 from the same quantized activations:
     per block ``(scale * x_scale) * sum(q_w * q_x) + minimum * x_sum``."""
