@@ -42,7 +42,8 @@ from numba.extending import intrinsic, models, register_model
 __all__ = ["i8x64", "i32x16", "f32x16", "load_i8x64", "store_i32x16", "broadcast_4_bytes",
            "low_nibbles", "high_nibbles", "with_top_bits", "dot4_u8_i8", "dot4_u7_i8",
            "broadcast_i32x16", "add_i32", "zeros_i32x16", "to_f32", "load_f32x16", "store_f32x16",
-           "load_i8_as_f32x16", "load_f16_as_f32x16", "load_bf16_as_f32x16", "broadcast_f32x16",
+           "load_i8_as_f32x16", "load_f16_as_f32x16", "load_f16_as_f32x16_by_integers",
+           "load_bf16_as_f32x16", "broadcast_f32x16",
            "zeros_f32x16", "bytes_as_f32", "code_as_f32", "fma_f32", "transpose_16x16",
            "fold_halves", "mul_f32", "add_f32", "neg_f32", "largest_magnitude", "rint_f32",
            "to_i32", "sum_i32", "store_i32_as_i8", "rounded_to_f16", "wide_registers", "features",
@@ -194,6 +195,35 @@ load_f16_as_f32x16 = _widening_loader(
                                      f32x16.llvm()),
     "``load_f16_as_f32x16(a, i)``: the 16 float16 values whose bits a uint16 array "
     "holds from flat index i, as float32 (exact): F16C's vcvtph2ps where the CPU has it.")
+def _f16_to_f32_by_integers(builder, v):
+    """float16 bits widened without the CPU's conversion: the sign, exponent and fraction
+    moved into a float32's places (``bits << 13``, sign kept at bit 31) read 2^-112 times the
+    value for a normal or subnormal half (a float32 subnormal for the latter), and one exact
+    multiply by 2^112 scales it back; infinities and NaNs (exponent 31, all that comes out
+    as 2^16 or more, beyond the largest half) take float32's all-ones exponent instead."""
+    i32 = i32x16.llvm()
+
+    def ints(value):
+        return ir.Constant(i32, [value] * 16)
+    # sign-extended, then shifted: bits 31..28 all hold the sign; keep bit 31 only (the mask
+    # 0x8fffffff, as a signed int32)
+    moved = builder.and_(builder.shl(builder.sext(v, i32), ints(13)), ints(-0x70000001))
+    scaled = builder.fmul(builder.bitcast(moved, f32x16.llvm()),
+                          builder.bitcast(ints(0x77800000), f32x16.llvm()))     # 2^112
+    large = builder.icmp_unsigned(">=", builder.and_(moved, ints(0x7fffffff)), ints(0x0f800000))
+    special = builder.bitcast(builder.or_(moved, ints(0x7f800000)), f32x16.llvm())
+    return builder.select(large, special, scaled)
+
+
+load_f16_as_f32x16_by_integers = _widening_loader(
+    (types.uint16,), ir.IntType(16), _f16_to_f32_by_integers,
+    "``load_f16_as_f32x16_by_integers(a, i)``: the values of :func:`load_f16_as_f32x16` "
+    "(exact, every half), from integer operations and one multiply instead of vcvtph2ps: "
+    "a one-row product streaming float16 weights from memory was about 10% faster so on "
+    "an AMD EPYC (Zen 4), whose vcvtph2ps held the loop back; in registers, with many rows "
+    "of x to multiply each widened weight with, the one instruction is the cheaper.")
+
+
 def _bf16_to_f32(builder, v):
     return builder.bitcast(builder.shl(builder.zext(v, i32x16.llvm()),
                                        ir.Constant(i32x16.llvm(), [16] * 16)), f32x16.llvm())

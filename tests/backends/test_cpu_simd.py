@@ -19,7 +19,8 @@ from gradient.backends.cpu_simd import (add_f32, add_i32, broadcast_4_bytes, bro
                                         bytes_as_f32, code_as_f32, fma_f32, transpose_16x16,
                                         broadcast_i32x16, dot4_u7_i8, dot4_u8_i8, high_nibbles,
                                         dot2_bf16, dot2_bf16_fmas, features,
-                                        load_bf16_as_f32x16, load_f16_as_f32x16, load_f32x16,
+                                        load_bf16_as_f32x16, load_f16_as_f32x16,
+                                        load_f16_as_f32x16_by_integers, load_f32x16,
                                         load_pairs_i32x16,
                                         load_i8_as_f32x16,
                                         load_i8x64, low_nibbles,
@@ -311,12 +312,19 @@ def _widened(bits, out):
 
 
 @compile_kernel
+def _widened_by_integers(bits, out):
+    for i in range(0, bits.size, 16):
+        store_f32x16(out, i, load_f16_as_f32x16_by_integers(bits, i))
+
+
+@compile_kernel
 def _bf16_widened(bits, out):
     for i in range(0, bits.size, 16):
         store_f32x16(out, i, load_bf16_as_f32x16(bits, i))
 
 
 @pytest.mark.parametrize("dtype,widened", [(np.float16, _widened),
+                                           (np.float16, _widened_by_integers),
                                            (ml_dtypes.bfloat16, _bf16_widened)])
 def test_16_bit_floats_widen_as_numpy_converts_them(dtype, widened):
     """Every float16 (the scales of repacked GGML weights) and bfloat16: subnormals,
@@ -328,6 +336,17 @@ def test_16_bit_floats_widen_as_numpy_converts_them(dtype, widened):
     nan = np.isnan(expected)
     np.testing.assert_array_equal(np.isnan(out), nan)
     np.testing.assert_array_equal(out[~nan].view(np.uint32), expected[~nan].view(np.uint32))
+
+
+def test_float16_widened_by_integers_keeps_every_bit():
+    """The integer widening is NumPy's conversion bit for bit, NaN payloads included (the
+    CPU's vcvtph2ps sets a signalling NaN's quiet bit: a product makes every NaN quiet, so
+    the products of both are the same bits)."""
+    bits = np.arange(2 ** 16, dtype=np.uint16)
+    out = np.empty(bits.size, np.float32)
+    _widened_by_integers(bits, out)
+    np.testing.assert_array_equal(out.view(np.uint32),
+                                  bits.view(np.float16).astype(np.float32).view(np.uint32))
 
 
 @compile_kernel
