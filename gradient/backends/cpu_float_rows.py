@@ -131,9 +131,8 @@ def _load_typed(a, at, x):
 def _load_streamed(w, at, x):
     """In compiled kernels: :func:`_load` of a weight row that one row of x multiplies, the
     same values: float16 widened by integer operations rather than vcvtph2ps (see
-    :func:`~.cpu_simd.load_f16_as_f32x16_by_integers`; all of SmolLM2's float16 matrices by
-    one row, 2 threads, an AMD EPYC (Zen 4): 15.4 -> 13.1 ms and 16.5 -> 15.1 ms in two
-    runs, against 13.3 and 13.9 for its bfloat16 ones)."""
+    :func:`~.cpu_simd.load_f16_as_f32x16_by_integers`: SmolLM2-135M's F16 decode step on an
+    AMD EPYC (Zen 4), 2 threads, went from 1.11-1.27x its BF16 step's time to 0.95-1.08x)."""
     raise NotImplementedError
 
 

@@ -195,6 +195,8 @@ load_f16_as_f32x16 = _widening_loader(
                                      f32x16.llvm()),
     "``load_f16_as_f32x16(a, i)``: the 16 float16 values whose bits a uint16 array "
     "holds from flat index i, as float32 (exact): F16C's vcvtph2ps where the CPU has it.")
+
+
 def _f16_to_f32_by_integers(builder, v):
     """float16 bits widened without the CPU's conversion: the sign, exponent and fraction
     moved into a float32's places (``bits << 13``, sign kept at bit 31) read 2^-112 times the

@@ -324,7 +324,6 @@ def _bf16_widened(bits, out):
 
 
 @pytest.mark.parametrize("dtype,widened", [(np.float16, _widened),
-                                           (np.float16, _widened_by_integers),
                                            (ml_dtypes.bfloat16, _bf16_widened)])
 def test_16_bit_floats_widen_as_numpy_converts_them(dtype, widened):
     """Every float16 (the scales of repacked GGML weights) and bfloat16: subnormals,
