@@ -194,7 +194,9 @@ def _run(args) -> int:
             from .distributed.launch import run
             return run(args.nproc, args.script, args.script_args)
         if args.command == "serve":
+            from . import threads
             from .serve import model_name, serve
+            threads.keep_workers_spinning()   # before a kernel starts numba's threads
             model, tokenizer = _load(args)
             draft = None
             if args.draft is not None:

@@ -15,7 +15,9 @@ The two pools take turns on the same cores, so neither may hold on to them long 
   between products: 0.37 s against 0.22 s). Importing gradient therefore sets
   ``GOMP_SPINCOUNT=10000`` unless the user set it or ``OMP_WAIT_POLICY``: that still bridges the
   microseconds between the kernels of a decode step (SmolLM2's decode and prefill measured the
-  same); OpenMP reads it when numba starts its threads, after this import.
+  same); OpenMP reads it when numba starts its threads, after this import. ``gradient
+  serve``, where the short wait cost more than it saved, keeps OpenMP's own
+  (:func:`keep_workers_spinning`).
 - After a product, OpenBLAS's threads poll for the next one for 2**28 cycles (a tenth of a
   second) before they sleep, and numba's kernels started meanwhile share a core with them: a
   draft model's 122-token prompt (int8 kernels) took 140 ms right after a float16 model's
@@ -44,17 +46,25 @@ import os
 import sys
 import time
 
-__all__ = ["set_num_threads", "get_num_threads", "ThreadGovernor"]
+__all__ = ["set_num_threads", "get_num_threads", "ThreadGovernor", "keep_workers_spinning"]
 
 #: How long numba's OpenMP threads spin for more work before they sleep (see the module's doc).
 NUMBA_SPIN_COUNT = "10000"
+#: OpenMP's own spin count (GNU libgomp's default), which a server keeps: see
+#: :func:`keep_workers_spinning`.
+SERVER_SPIN_COUNT = "300000"
 #: How long OpenBLAS's threads poll for more work before they sleep: 2**this many cycles.
 BLAS_THREAD_TIMEOUT = "20"
 
 
+_spin_count_is_ours = False     # whether GOMP_SPINCOUNT is the value set below
+
+
 def _let_threads_yield() -> None:
+    global _spin_count_is_ours
     if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
         os.environ["GOMP_SPINCOUNT"] = NUMBA_SPIN_COUNT
+        _spin_count_is_ours = True
     if "OPENBLAS_THREAD_TIMEOUT" not in os.environ:
         os.environ["OPENBLAS_THREAD_TIMEOUT"] = BLAS_THREAD_TIMEOUT
         if "numpy" in sys.modules:      # its OpenBLAS read the environment without it
@@ -86,6 +96,32 @@ def _restart_loaded_blas_threads() -> None:
 
 
 _let_threads_yield()
+
+
+def keep_workers_spinning() -> bool:
+    """Give numba's OpenMP threads OpenMP's own long wait for more work
+    (:data:`SERVER_SPIN_COUNT`) instead of the short one this module sets at import, where the
+    user set neither and the threads have not started (OpenMP reads the setting as numba
+    starts them): True if it did.
+
+    For a server (``gradient serve``): between its decode steps and inside them, the serving
+    thread runs Python (sampling, each token's event, the objmode calls), and its event loop
+    and clients share the cores. With the short wait, numba's other thread slept in those
+    gaps and woke late: ``bench/serve.py --activations int8`` (SmolLM2 Q4_1, 2 cores), five
+    runs of each alternating, gave 8 streams 317-413 tokens/s (355 on average) and 16
+    streams 314-393 (357) with the short wait, 350-440 (400) and 365-488 (418) with
+    OpenMP's. The short wait is for BLAS products run between parallel kernels (training,
+    float prefills), which the spinning threads slowed 3-4x; a server spends its time in
+    decode steps.
+
+    Example: ``threads.keep_workers_spinning()`` before the first parallel kernel runs.
+    """
+    if not _spin_count_is_ours or "numba.np.ufunc.omppool" in sys.modules:
+        return False
+    if os.environ.get("GOMP_SPINCOUNT") != NUMBA_SPIN_COUNT:
+        return False                   # changed since: the user's
+    os.environ["GOMP_SPINCOUNT"] = SERVER_SPIN_COUNT
+    return True
 
 
 def set_num_threads(n: int) -> None:

@@ -263,6 +263,29 @@ def test_importing_gradient_lets_numba_threads_yield_to_blas_unless_the_user_cho
     assert spin_count(OMP_WAIT_POLICY="ACTIVE") == "None"
 
 
+def test_a_server_keeps_openmp_spinning_unless_the_user_chose_or_threads_started():
+    # gradient serve gives numba's threads OpenMP's own long wait (gradient.threads.
+    # keep_workers_spinning): only over gradient's short one, and only before OpenMP reads it
+    import subprocess
+    import sys
+    before = ("import os, gradient.threads as t; kept = t.keep_workers_spinning(); "
+              "print(kept, os.environ.get('GOMP_SPINCOUNT'))")
+    after = ("import os, numba, gradient.threads as t; numba.get_num_threads(); "
+             "print(t.keep_workers_spinning(), numba.threading_layer())")
+
+    def run(code, **env):
+        clean = {k: v for k, v in os.environ.items()
+                 if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+        return subprocess.run([sys.executable, "-c", code], env={**clean, **env}, check=True,
+                              capture_output=True, text=True).stdout.split()
+    assert run(before) == ["True", gradient.threads.SERVER_SPIN_COUNT]
+    assert run(before, GOMP_SPINCOUNT="123") == ["False", "123"]
+    assert run(before, OMP_WAIT_POLICY="ACTIVE") == ["False", "None"]
+    kept, layer = run(after)
+    if layer == "omp":           # (other threading layers do not read it: nothing to keep)
+        assert kept == "False"
+
+
 def test_importing_gradient_lets_blas_threads_yield_to_numba_unless_the_user_chose():
     # OpenBLAS's threads poll for a tenth of a second after a product; numba's kernels beside
     # them ran 2x slower (gradient.threads): set before gradient imports NumPy, which loads
