@@ -246,18 +246,26 @@ def test_set_num_threads_limits_blas_and_numba():
     assert gradient.autocast is gradient.amp.autocast
 
 
+def _fresh_interpreter(code: str, unset: tuple, **env) -> str:
+    """What ``code`` prints in a new Python, with the variables ``unset`` taken out of this
+    process's environment and ``env`` put in (thread settings are read at import and start)."""
+    import subprocess
+    import sys
+    clean = {k: v for k, v in os.environ.items() if k not in unset}
+    return subprocess.run([sys.executable, "-c", code], env={**clean, **env}, check=True,
+                          capture_output=True, text=True).stdout
+
+
+_OPENMP_WAIT = ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")
+
+
 def test_importing_gradient_lets_numba_threads_yield_to_blas_unless_the_user_chose():
     # numba's OpenMP threads spin after a parallel kernel; a BLAS product beside them ran 3-4x
     # slower (gradient.threads): gradient sets a short spin, but never over the user's choice
-    import subprocess
-    import sys
     show = "import os, gradient; print(os.environ.get('GOMP_SPINCOUNT'))"
 
     def spin_count(**env):
-        clean = {k: v for k, v in os.environ.items()
-                 if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
-        return subprocess.run([sys.executable, "-c", show], env={**clean, **env}, check=True,
-                              capture_output=True, text=True).stdout.strip()
+        return _fresh_interpreter(show, _OPENMP_WAIT, **env).strip()
     assert spin_count() == gradient.threads.NUMBA_SPIN_COUNT
     assert spin_count(GOMP_SPINCOUNT="123") == "123"
     assert spin_count(OMP_WAIT_POLICY="ACTIVE") == "None"
@@ -266,18 +274,13 @@ def test_importing_gradient_lets_numba_threads_yield_to_blas_unless_the_user_cho
 def test_a_server_keeps_openmp_spinning_unless_the_user_chose_or_threads_started():
     # gradient serve gives numba's threads OpenMP's own long wait (gradient.threads.
     # keep_workers_spinning): only over gradient's short one, and only before OpenMP reads it
-    import subprocess
-    import sys
     before = ("import os, gradient.threads as t; kept = t.keep_workers_spinning(); "
               "print(kept, os.environ.get('GOMP_SPINCOUNT'))")
     after = ("import os, numba, gradient.threads as t; numba.get_num_threads(); "
              "print(t.keep_workers_spinning(), numba.threading_layer())")
 
     def run(code, **env):
-        clean = {k: v for k, v in os.environ.items()
-                 if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
-        return subprocess.run([sys.executable, "-c", code], env={**clean, **env}, check=True,
-                              capture_output=True, text=True).stdout.split()
+        return _fresh_interpreter(code, _OPENMP_WAIT, **env).split()
     assert run(before) == ["True", gradient.threads.SERVER_SPIN_COUNT]
     assert run(before, GOMP_SPINCOUNT="123") == ["False", "123"]
     assert run(before, OMP_WAIT_POLICY="ACTIVE") == ["False", "None"]
@@ -290,15 +293,11 @@ def test_importing_gradient_lets_blas_threads_yield_to_numba_unless_the_user_cho
     # OpenBLAS's threads poll for a tenth of a second after a product; numba's kernels beside
     # them ran 2x slower (gradient.threads): set before gradient imports NumPy, which loads
     # OpenBLAS and reads it then
-    import subprocess
-    import sys
     show = ("import os, sys, gradient; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'), "
             "list(sys.modules).index('gradient.threads') < list(sys.modules).index('numpy'))")
 
     def timeout(**env):
-        clean = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
-        return subprocess.run([sys.executable, "-c", show], env={**clean, **env}, check=True,
-                              capture_output=True, text=True).stdout.split()
+        return _fresh_interpreter(show, ("OPENBLAS_THREAD_TIMEOUT",), **env).split()
     assert timeout() == [gradient.threads.BLAS_THREAD_TIMEOUT, "True"]
     assert timeout(OPENBLAS_THREAD_TIMEOUT="4")[0] == "4"
 
