@@ -103,7 +103,7 @@ from ..kernels.registry import prepares, register
 from . import int8_numpy
 from .code_layouts import BYTES, BYTES_16, LAYOUTS, NIBBLES, SIX_BITS, WHOLE_BYTES
 from .ggml import GGMLType, UnsupportedQuantTypeError
-from .matmul import (SMALL_BATCH, _as_blocks, _half_bits, _scale_min_k4, _threads, tile_rows,
+from .matmul import (_as_blocks, _half_bits, _scale_min_k4, _threads, tile_rows,
                      tiled_matmul_t)
 
 __all__ = ["InterleavedWeight", "interleaved_matmul", "int8_products", "quantize_activations",
@@ -1393,9 +1393,11 @@ def interleaved_matmul(x: np.ndarray, w: InterleavedWeight,
 @prepares("interleaved_matmul", "cpu")
 def _prepare(x, w, activations="int8"):
     """:func:`interleaved_matmul` for later calls on rows of x's shape and the same weight (a
-    captured decode step): the compiled call alone; None where the general path is needed."""
+    captured step: a decode step's rows, drafts to check, a prompt's tail after a cache): the
+    compiled call alone, the same for any number of rows; None where the general path is
+    needed."""
     if not (type(x) is np.ndarray and x.dtype == np.float32 and x.flags.c_contiguous
-            and x.ndim == 2 and 0 < x.shape[0] <= SMALL_BATCH and x.shape[1] == w.in_features
+            and x.ndim == 2 and x.shape[0] > 0 and x.shape[1] == w.in_features
             and w.out_features > 0 and activations in ACTIVATIONS):
         return None
     shape, out_shape = x.shape, (x.shape[0], w.out_features)

@@ -319,3 +319,34 @@ def test_bfloat16_activations_decode_through_the_step_with_the_module_graph_bits
     np.testing.assert_array_equal(fused, decode_logits(model, ids, fused=False))
     assert steps_by_kind(counts) == {"capture": 2, "replay": 4, "module graph": 0}
     assert "numba" in t.calls("bfloat16_rows_product")   # (not the float32 product's kernel)
+
+
+@pytest.mark.parametrize("activations", ["int8", "float32"])
+def test_prompt_tails_up_to_the_captured_tokens_are_compiled_steps(activations, monkeypatch):
+    """A conversation's next turn, or a request whose prompt shares a cached prefix, runs only
+    its new tokens after the cache: up to ``CAPTURED_TOKENS`` of them are one captured step,
+    compiled into a loop over the layers (the quantized products prepared for that many rows),
+    with the module graph's bits; one token more runs the module graph."""
+    from collections import Counter
+
+    from gradient.capture import Plan
+    from gradient.models import decode_step
+
+    from .decode_step_checks import decode_logits, steps_by_kind
+    # compiled here, as the gradient commands compile it in a child process
+    monkeypatch.setattr(decode_step, "_loop_worth_compiling", lambda *inputs: True)
+    model = quantized_model("llama", ("Q4_1", "Q8_0", "Q4_0", "Q5_1"), activations=activations)
+    most = decode_step.CAPTURED_TOKENS
+    assert most >= 16      # a chat turn's "<|im_end|>\n<|im_start|>assistant\n" and more
+    for chunk, captured in ((most, 2), (most + 1, 0)):
+        ids = np.random.default_rng(chunk).integers(0, 300, (1, 6 + 3 * chunk))
+        counts = Counter()
+        np.testing.assert_array_equal(decode_logits(model, ids, counts=counts, chunk=chunk),
+                                      decode_logits(model, ids, fused=False, chunk=chunk))
+        # three steps: the first two captured (then compiled), the third replayed; or none
+        assert steps_by_kind(counts) == {"capture": captured, "replay": captured // 2,
+                                         "module graph": 0}
+    plans = [e for key, e in model.model.__dict__["_captured"]._entries.items()
+             if type(e) is Plan and key[1][0][0][1] == most]
+    assert plans and all(plan.loop is not None for plan in plans), \
+        [plan.why_python for plan in plans]

@@ -7,9 +7,10 @@ import pytest
 
 from gradient.errors import ShapeError
 from gradient.quant.ggml import BLOCK_SIZES, GGMLType, UnsupportedQuantTypeError
-from gradient.quant.interleaved import (INTERLEAVED_TYPES, LANES, SMALL_BATCH, InterleavedWeight,
+from gradient.quant.interleaved import (INTERLEAVED_TYPES, LANES, InterleavedWeight,
                                         interleaved_matmul, interleaved_matmul_t,
                                         quantize_activations)
+from gradient.quant.matmul import SMALL_BATCH
 
 from .gguf_fixtures import gguf
 
