@@ -37,8 +37,8 @@ CODE = '''def moving_average(values, window):
 
 
 FORWARDS = []
-#: drafts checked per forward: with the last token, 8 rows, the most the quantized products
-#: take through their row kernels (more go through dequantized tiles: slower, other rounding)
+#: drafts checked per forward at most (how many follows how many were kept): with the last
+#: token, checks of up to 8 rows (a captured step takes up to 16)
 LOOKUP = 7
 
 
