@@ -78,7 +78,8 @@ def main() -> None:
     p.add_argument("--gguf", default=None)
     p.add_argument("--target", default="F16", choices=("F16", "Q8_0"))
     p.add_argument("--draft-activations", default="int8", choices=("int8", "float32"))
-    p.add_argument("--drafts", type=int, default=5, help="num_assistant_tokens (at most 7)")
+    p.add_argument("--drafts", type=int, default=5,
+                   help="num_assistant_tokens (a check of up to 15 drafts is a compiled step)")
     p.add_argument("--tokens", type=int, default=96)
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args()
