@@ -32,6 +32,17 @@ def decode_logits(model, ids, prompt=6, fused=True, counts=None, chunk=1):
     return np.concatenate([s.logits.numpy() for s in steps], 1)
 
 
+def assert_steps_compiled(stack, tokens: int) -> None:
+    """Every captured plan of the decoder ``stack`` for steps of ``tokens`` new tokens (there
+    is one at least) compiled its blocks into one numba loop (else: why not)."""
+    from gradient.capture import Plan
+    # a plan's key holds its inputs' signatures: the first input's shape (B, T, hidden)
+    plans = [e for key, e in stack.__dict__["_captured"]._entries.items()
+             if type(e) is Plan and key[1][0][0][1] == tokens]
+    assert plans and all(plan.loop is not None for plan in plans), \
+        [plan.why_python for plan in plans]
+
+
 def steps_by_kind(counts) -> dict:
     """``{"capture": n, "replay": n, "module graph": n}`` of a trace's decode steps."""
     return {kind: counts[("captured_step", kind)] for kind in ("capture", "replay", "module graph")}

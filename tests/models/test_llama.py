@@ -23,7 +23,8 @@ from gradient.models.llama import LlamaConfig, LlamaForCausalLM, rope_inv_freq
 from gradient.models.pretrained import MODEL_TYPES, UnknownArchitectureError, from_pretrained
 
 from ..devices import DEVICES
-from .decode_step_checks import assert_user_changes_keep_the_step, decode_logits, steps_by_kind
+from .decode_step_checks import (assert_steps_compiled, assert_user_changes_keep_the_step,
+                                 decode_logits, steps_by_kind)
 
 VOCAB = 160
 SMALL = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
@@ -239,11 +240,7 @@ def test_captured_decode_step_is_bit_identical_to_the_module_graph(pairs, name, 
     assert steps_by_kind(counts) == expected
     np.testing.assert_array_equal(fused, decode_logits(model, ids, fused=False))
     if name != "mistral" and device == "cpu":    # the blocks, one compiled loop
-        from gradient.capture import Plan
-        plans = [e for key, e in model.model.__dict__["_captured"]._entries.items()
-                 if type(e) is Plan and key[1][0][0][1] == 1]   # one-token steps' plans
-        assert plans and all(plan.loop is not None for plan in plans), \
-            [plan.why_python for plan in plans]
+        assert_steps_compiled(model.model, 1)
 
 
 @pytest.mark.parametrize("name", ["llama", "qwen3", "llama_tied_bias"])

@@ -329,10 +329,9 @@ def test_prompt_tails_up_to_the_captured_tokens_are_compiled_steps(activations, 
     with the module graph's bits; one token more runs the module graph."""
     from collections import Counter
 
-    from gradient.capture import Plan
     from gradient.models import decode_step
 
-    from .decode_step_checks import decode_logits, steps_by_kind
+    from .decode_step_checks import assert_steps_compiled, decode_logits, steps_by_kind
     # compiled here, as the gradient commands compile it in a child process
     monkeypatch.setattr(decode_step, "_loop_worth_compiling", lambda *inputs: True)
     model = quantized_model("llama", ("Q4_1", "Q8_0", "Q4_0", "Q5_1"), activations=activations)
@@ -346,7 +345,4 @@ def test_prompt_tails_up_to_the_captured_tokens_are_compiled_steps(activations, 
         # three steps: the first two captured (then compiled), the third replayed; or none
         assert steps_by_kind(counts) == {"capture": captured, "replay": captured // 2,
                                          "module graph": 0}
-    plans = [e for key, e in model.model.__dict__["_captured"]._entries.items()
-             if type(e) is Plan and key[1][0][0][1] == most]
-    assert plans and all(plan.loop is not None for plan in plans), \
-        [plan.why_python for plan in plans]
+    assert_steps_compiled(model.model, most)
