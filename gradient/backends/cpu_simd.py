@@ -47,7 +47,7 @@ __all__ = ["i8x64", "i32x16", "f32x16", "load_i8x64", "store_i32x16", "broadcast
            "zeros_f32x16", "bytes_as_f32", "code_as_f32", "fma_f32", "transpose_16x16",
            "fold_halves", "mul_f32", "add_f32", "neg_f32", "largest_magnitude", "rint_f32",
            "to_i32", "sum_i32", "store_i32_as_i8", "rounded_to_f16", "wide_registers", "features",
-           "prefetch", "load_pairs_i32x16", "dot2_bf16", "dot2_bf16_fmas"]
+           "prefetch", "prefetch_to_l2", "load_pairs_i32x16", "dot2_bf16", "dot2_bf16_fmas"]
 
 
 class _Vector(types.Type):
@@ -297,21 +297,32 @@ def transpose_16x16(typingctx, src, src_at, src_stride, dst, dst_at, dst_stride)
     return types.none(src, src_at, src_stride, dst, dst_at, dst_stride), codegen
 
 
-@intrinsic
-def prefetch(typingctx, array, index):
-    """Ask the CPU to bring the cache line of ``a[i]`` (flat index) into its caches, for a read
-    soon: a hint (llvm.prefetch), no effect on results, never a fault past the array's end."""
-    if not (isinstance(array, types.Array) and array.layout == "C"
-            and isinstance(index, types.Integer)):
-        return None
+def _prefetcher(name: str, locality: int, doc: str):
+    """An intrinsic ``f(a, i)`` asking for the cache line of ``a[i]`` (flat index of a C array)
+    with llvm.prefetch's ``locality`` (3: every level, L1 included; 2: the L2 cache and
+    beyond): a hint, no effect on results, never a fault past the array's end."""
+    def prefetcher(typingctx, array, index):
+        if not (isinstance(array, types.Array) and array.layout == "C"
+                and isinstance(index, types.Integer)):
+            return None
 
-    def codegen(context, builder, signature, args):
-        index = context.cast(builder, args[1], signature.args[1], types.intp)
-        address = _pointer(context, builder, signature.args[0], args[0], index, ir.IntType(8))
-        _call(builder, "llvm.prefetch.p0", ir.VoidType(), address, ir.Constant(_I32, 0),
-              ir.Constant(_I32, 3), ir.Constant(_I32, 1))
-        return context.get_dummy_value()
-    return types.none(array, index), codegen
+        def codegen(context, builder, signature, args):
+            index = context.cast(builder, args[1], signature.args[1], types.intp)
+            address = _pointer(context, builder, signature.args[0], args[0], index,
+                               ir.IntType(8))
+            _call(builder, "llvm.prefetch.p0", ir.VoidType(), address, ir.Constant(_I32, 0),
+                  ir.Constant(_I32, locality), ir.Constant(_I32, 1))
+            return context.get_dummy_value()
+        return types.none(array, index), codegen
+    prefetcher.__name__ = prefetcher.__qualname__ = name
+    prefetcher.__doc__ = doc
+    return intrinsic(prefetcher)
+
+
+prefetch = _prefetcher("prefetch", 3, """Ask the CPU to bring the cache line of ``a[i]`` (flat index) into its
+    caches, for a read soon (the next few hundred instructions).""")
+prefetch_to_l2 = _prefetcher("prefetch_to_l2", 2, """Ask the CPU to bring the cache line of ``a[i]`` into its L2 cache,
+    not L1: for a read later than :func:`prefetch`'s, of more lines than L1 holds.""")
 
 
 # ----------------------------------------------------------------------------- integers

@@ -23,7 +23,7 @@ from gradient.backends.cpu_simd import (add_f32, add_i32, broadcast_4_bytes, bro
                                         load_f16_as_f32x16_by_integers, load_f32x16,
                                         load_pairs_i32x16,
                                         load_i8_as_f32x16,
-                                        load_i8x64, low_nibbles,
+                                        load_i8x64, low_nibbles, prefetch, prefetch_to_l2,
                                         largest_magnitude, mul_f32, neg_f32, rint_f32,
                                         with_top_bits,
                                         rounded_to_f16, store_f32x16, store_i32_as_i8,
@@ -463,3 +463,19 @@ def test_bfloat16_pairs_are_two_fused_multiply_adds_odd_first():
         fresh = numba.njit(_dot2_kernel.py_func)
         fresh(acc, as_bits(a), as_bits(b), out, out_fmas)
         assert "vdpbf16ps" in fresh.inspect_asm(fresh.signatures[0])
+
+
+def test_prefetches_ask_for_lines_into_their_cache_levels_and_change_nothing():
+    """prefetch asks for a line into every level (llvm.prefetch locality 3: prefetcht0 on
+    x86), prefetch_to_l2 into L2 and beyond (locality 2: prefetcht1); an index past the
+    array's end is only a hint, and the arrays read are unchanged."""
+    def kernel(a, i):
+        prefetch(a, i)
+        prefetch_to_l2(a, i + 1000)
+        return a[i]
+    fresh = numba.njit(kernel)
+    a = np.arange(64, dtype=np.float32)
+    assert fresh(a, 5) == 5.0 and (a == np.arange(64)).all()
+    calls = [line for line in fresh.inspect_llvm(fresh.signatures[0]).splitlines()
+             if "call void @llvm.prefetch" in line]
+    assert [call.split(", ")[2] for call in calls] == ["i32 3", "i32 2"]
