@@ -46,7 +46,7 @@ from .cpu_compile import compiled_already, in_threads
 from .cpu_compile import usable as _usable
 from .cpu_half import (HALF_DTYPES, as_bits, holds, load_bits_as_f32x16, narrowed_like, widen,
                        widened)
-from .cpu_simd import (add_f32, broadcast_f32x16, load_f32x16, mul_f32,
+from .cpu_simd import (add_f32, broadcast_f32x16, load_f32x16, mul_f32, prefetch_to_l2,
                        store_f32x16, transpose_16x16, zeros_f32x16)
 from .cpu_reduce import LANES, lane_sum
 from .cpu_layout import empty_like_views, heads_inside_tokens
@@ -399,13 +399,24 @@ def _no_sums():
 
 
 @_compile(inline=True)
+def _values_64(v, o):
+    """The 64 values of v from flat index ``o`` as four f32x16 (16-bit values widened)."""
+    return (load_bits_as_f32x16(v, o), load_bits_as_f32x16(v, o + 16),
+            load_bits_as_f32x16(v, o + 32), load_bits_as_f32x16(v, o + 48))
+
+
+@_compile(inline=True)
+def _plus_products(sums, p, values):
+    """``sums`` plus ``p`` times ``values`` (:func:`_values_64`): four independent sums, each
+    the scalar loop's operations on its 16 lanes (the same bits)."""
+    return (add_f32(sums[0], mul_f32(p, values[0])), add_f32(sums[1], mul_f32(p, values[1])),
+            add_f32(sums[2], mul_f32(p, values[2])), add_f32(sums[3], mul_f32(p, values[3])))
+
+
+@_compile(inline=True)
 def _weighted(sums, p, v, o):
-    """``sums`` plus ``p`` times the 64 values of v from flat index ``o``: four independent
-    sums, each the scalar loop's operations on its 16 lanes (the same bits)."""
-    return (add_f32(sums[0], mul_f32(p, load_bits_as_f32x16(v, o))),
-            add_f32(sums[1], mul_f32(p, load_bits_as_f32x16(v, o + 16))),
-            add_f32(sums[2], mul_f32(p, load_bits_as_f32x16(v, o + 32))),
-            add_f32(sums[3], mul_f32(p, load_bits_as_f32x16(v, o + 48))))
+    """``sums`` plus ``p`` times the 64 values of v from flat index ``o``."""
+    return _plus_products(sums, p, _values_64(v, o))
 
 
 @_compile(inline=True)
@@ -595,69 +606,98 @@ def _ragged_parallel(q, k, v, lengths, scale, f32, out, n_chunks):
         _ragged_items(q, k, v, lengths, scale, f32, out, np.int64(c), n_chunks)
 
 
-def _weigh_paged_values(e, total, lim, v, blocks, bs, hk, acc):
-    """:func:`_weigh_values` for values kept in blocks of ``bs`` positions: key j in block
-    ``blocks[j // bs]`` of v (n_blocks, Hk, bs, Dv), at ``j % bs``. The same sum in the same
-    order (the same bits). In compiled kernels only (:func:`_weigh_paged_values_typed`)."""
-    raise NotImplementedError("_weigh_paged_values runs in compiled kernels only")
+def _weigh_paged_rows(p, lim, v, blocks, bs, hk, accs):
+    """``sum_j p[r, j] v_j`` over keys j < lim in position order, for every row r of the
+    probabilities ``p``, into ``accs[r]``; key j is in block ``blocks[j // bs]`` of v
+    (n_blocks, Hk, bs, Dv), at ``j % bs`` (16-bit values as their bits, widened). In compiled
+    kernels only (:func:`_weigh_paged_rows_typed`)."""
+    raise NotImplementedError("_weigh_paged_rows runs in compiled kernels only")
 
 
 @_compile(inline=True)
-def _weigh_paged_values_scalar(e, total, lim, v, blocks, bs, hk, acc):
-    acc[:] = 0
-    for j0 in range(0, lim, bs):
-        block = blocks[j0 // bs]
-        for j in range(j0, min(lim, j0 + bs)):
-            p = e[j] / total
-            for d in range(acc.size):
-                acc[d] += p * widen(v[block, hk, j - j0, d])
+def _weigh_paged_rows_scalar(p, lim, v, blocks, bs, hk, accs):
+    for r in range(p.shape[0]):
+        acc = accs[r]
+        acc[:] = 0
+        for j0 in range(0, lim, bs):
+            block = blocks[j0 // bs]
+            for j in range(j0, min(lim, j0 + bs)):
+                for d in range(acc.size):
+                    acc[d] += p[r, j] * widen(v[block, hk, j - j0, d])
 
 
 @_compile(inline=True)
-def _weigh_paged_values_vectors(e, total, lim, v, blocks, bs, hk, acc):
-    # _weigh_values_vectors with each key's values found through its block: 64 values of
-    # head_dim at a time in four vectors that stay in registers over every key of every
-    # block (the scalar loop widened float16 bits one value at a time: 8 rows of SmolLM2 at
-    # 60 positions took 79 us a layer)
-    Dv, H = acc.size, v.shape[1]
+def _weigh_paged_rows_vectors(p, lim, v, blocks, bs, hk, accs):
+    # 64 values of head_dim at a time, each key's found through its block, loaded (and
+    # widened) once for three rows of p (the query heads of a key head: SmolLM2's 3), their
+    # twelve sums in registers over every key; the rows left over one at a time. The same
+    # operations lane by lane as the scalar loop (the same bits). A row at a time read each
+    # key's values once per query head: 8 rows of SmolLM2 at ~185 positions, 128 -> 114 us
+    # a layer on one thread
+    R, Dv, H = p.shape[0], accs.shape[1], v.shape[1]
     d0 = 0
     while d0 + 64 <= Dv:
-        sums = _no_sums()
-        for j0 in range(0, lim, bs):
-            base = ((blocks[j0 // bs] * H + hk) * bs - j0) * Dv + d0
-            for j in range(j0, min(lim, j0 + bs)):
-                sums = _weighted(sums, broadcast_f32x16(e[j] / total), v, base + j * Dv)
-        _store_sums(acc, d0, sums)
+        r = 0
+        while r + 3 <= R:
+            s0 = s1 = s2 = _no_sums()
+            for j0 in range(0, lim, bs):
+                base = ((blocks[j0 // bs] * H + hk) * bs - j0) * Dv + d0
+                for j in range(j0, min(lim, j0 + bs)):
+                    values = _values_64(v, base + j * Dv)
+                    s0 = _plus_products(s0, broadcast_f32x16(p[r, j]), values)
+                    s1 = _plus_products(s1, broadcast_f32x16(p[r + 1, j]), values)
+                    s2 = _plus_products(s2, broadcast_f32x16(p[r + 2, j]), values)
+            _store_sums(accs[r], d0, s0)
+            _store_sums(accs[r + 1], d0, s1)
+            _store_sums(accs[r + 2], d0, s2)
+            r += 3
+        for r in range(r, R):
+            sums = _no_sums()
+            for j0 in range(0, lim, bs):
+                base = ((blocks[j0 // bs] * H + hk) * bs - j0) * Dv + d0
+                for j in range(j0, min(lim, j0 + bs)):
+                    sums = _weighted(sums, broadcast_f32x16(p[r, j]), v, base + j * Dv)
+            _store_sums(accs[r], d0, sums)
         d0 += 64
-    for d in range(d0, Dv):
-        acc[d] = 0
-    for j0 in range(0, lim, bs):
-        block = blocks[j0 // bs]
-        for j in range(j0, min(lim, j0 + bs)):
-            p = e[j] / total
-            for d in range(d0, Dv):
-                acc[d] += p * widen(v[block, hk, j - j0, d])
+    for r in range(R):
+        for d in range(d0, Dv):
+            accs[r, d] = 0
+        for j0 in range(0, lim, bs):
+            block = blocks[j0 // bs]
+            for j in range(j0, min(lim, j0 + bs)):
+                for d in range(d0, Dv):
+                    accs[r, d] += p[r, j] * widen(v[block, hk, j - j0, d])
 
 
-@overload(_weigh_paged_values, inline="always")
-def _weigh_paged_values_typed(e, total, lim, v, blocks, bs, hk, acc):
-    vectors = (e.dtype == acc.dtype == types.float32 and v.layout == acc.layout == "C"
-               and v.dtype in _CACHE_TYPES)
+@overload(_weigh_paged_rows, inline="always")
+def _weigh_paged_rows_typed(p, lim, v, blocks, bs, hk, accs):
+    vectors = (p.dtype == accs.dtype == types.float32 and p.layout == v.layout == accs.layout
+               == "C" and v.dtype in _CACHE_TYPES)
     if vectors:
-        return lambda e, total, lim, v, blocks, bs, hk, acc: _weigh_paged_values_vectors(
-            e, total, lim, v, blocks, bs, hk, acc)
-    return lambda e, total, lim, v, blocks, bs, hk, acc: _weigh_paged_values_scalar(
-        e, total, lim, v, blocks, bs, hk, acc)
+        return lambda p, lim, v, blocks, bs, hk, accs: _weigh_paged_rows_vectors(
+            p, lim, v, blocks, bs, hk, accs)
+    return lambda p, lim, v, blocks, bs, hk, accs: _weigh_paged_rows_scalar(
+        p, lim, v, blocks, bs, hk, accs)
 
 
-@_compile
-def _attend_paged(q, k, v, blocks, bs, S, scale, f32, b, hk, out, qs, scores, kt, wide, bits,
-                  lanes, acc):
-    """The query of row ``b`` (q (B, Hq, 1, D)) for the heads key head ``hk`` serves,
-    against the row's first S keys, which blocks ``blocks`` of k and v (n_blocks, Hk, bs, D)
-    hold in order: :func:`_attend`'s arithmetic for one position (the same bits), each tile
-    of keys read from its block (``bs`` is a multiple of the tile). The scratch arrays after
-    ``out`` are the work item's (:func:`_paged_items` makes them once for all its items)."""
+@_compile(inline=True)
+def _prefetch_positions(a, blocks, bs, S, hk):
+    """Ask for the cache lines (into L2) of the first S positions of key head ``hk`` of ``a``
+    (n_blocks, Hk, bs, D), in blocks ``blocks`` (see :func:`_paged_items`)."""
+    H, D = a.shape[1], a.shape[3]
+    line = 64 // a.itemsize
+    for j0 in range(0, S, bs):
+        base = (blocks[j0 // bs] * H + hk) * bs * D
+        for i in range(0, min(bs, S - j0) * D, line):
+            prefetch_to_l2(a, base + i)
+
+
+@_compile(inline=True)
+def _score_paged(q, k, blocks, bs, S, scale, b, hk, qs, scores, kt, wide):
+    """The scores of row ``b``'s query (q (B, Hq, 1, D)) for the heads key head ``hk`` serves
+    against the row's first S keys, which blocks ``blocks`` of k (n_blocks, Hk, bs, D) hold in
+    order, into ``scores`` (group, width): :func:`_attend`'s arithmetic for one position (the
+    same bits), each tile of keys read from its block (``bs`` is a multiple of the tile)."""
     group = qs.shape[0]
     for r in range(group):
         for d in range(qs.shape[1]):
@@ -666,11 +706,23 @@ def _attend_paged(q, k, v, blocks, bs, S, scale, f32, b, hk, out, qs, scores, kt
         m = min(_KEY_TILE, S - j0)
         _transpose_keys(k, blocks[j0 // bs], hk, j0 % bs, m, kt, wide)
         _score_tile(qs, kt, m, scores, j0)
+
+
+@_compile(inline=True)
+def _finish_paged(v, blocks, bs, S, f32, b, hk, out, scores, bits, lanes, accs):
+    """The output of the query heads key head ``hk`` serves, row ``b``, from their scores
+    (:func:`_score_paged`): each row's softmax (the probabilities in place of the scores, a
+    division each, as :func:`_weigh_values` divides), then the values weighed by them."""
+    group = scores.shape[0]
     for r in range(group):
-        total = _softmax_numerators(scores[r], S, bits, lanes, f32)
-        _weigh_paged_values(scores[r], total, S, v, blocks, bs, hk, acc)
-        for d in range(acc.size):
-            out[b, 0, hk * group + r, d] = acc[d]
+        row = scores[r]
+        total = _softmax_numerators(row, S, bits, lanes, f32)
+        for j in range(S):
+            row[j] = row[j] / total
+    _weigh_paged_rows(scores, S, v, blocks, bs, hk, accs)
+    for r in range(group):
+        for d in range(accs.shape[1]):
+            out[b, 0, hk * group + r, d] = accs[r, d]
 
 
 @_compile
@@ -681,17 +733,28 @@ def _paged_items(q, k, v, tables, lengths, bs, scale, f32, out, c, n_chunks):
     B, Hq, D = q.shape[0], q.shape[1], q.shape[3]
     Hk, dtype = k.shape[1], q.dtype
     longest = lengths.max()
-    qs = np.empty((Hq // Hk, D), dtype)
-    scores = np.empty((Hq // Hk, _score_width(longest)), dtype)
+    group = Hq // Hk
+    qs = np.empty((group, D), dtype)
+    scores = np.empty((group, _score_width(longest)), dtype)
     kt = np.empty((D, _KEY_TILE), dtype)
     wide = np.empty((_KEY_TILE, D), dtype)
     bits = np.empty(longest, np.int32)
     lanes = np.empty(LANES, dtype)
-    acc = np.empty(v.shape[3], dtype)
+    accs = np.empty((group, v.shape[3]), dtype)
     for t in range(c, B * Hk, n_chunks):
         b, hk = t // Hk, t % Hk
-        _attend_paged(q, k, v, tables[b], bs, lengths[b], scale, f32, b, hk, out, qs, scores,
-                      kt, wide, bits, lanes, acc)
+        # the keys of this thread's next item are asked for while this one's are scored, its
+        # values while this one's are weighed: the cache of a batch's layer comes from
+        # memory (8 rows of SmolLM2 at ~185 positions, 30 layers' caches in turn, 2 threads:
+        # 125 -> 100 us a layer; 60 us with every row's cache in L2). Into L2: an item's
+        # keys and values (47 KB there) are more than L1 holds
+        later = t + n_chunks
+        if later < B * Hk:
+            _prefetch_positions(k, tables[later // Hk], bs, lengths[later // Hk], later % Hk)
+        _score_paged(q, k, tables[b], bs, lengths[b], scale, b, hk, qs, scores, kt, wide)
+        if later < B * Hk:
+            _prefetch_positions(v, tables[later // Hk], bs, lengths[later // Hk], later % Hk)
+        _finish_paged(v, tables[b], bs, lengths[b], f32, b, hk, out, scores, bits, lanes, accs)
 
 
 @_compile(parallel=True)
