@@ -55,14 +55,26 @@ def permute(x, shape, strides):
     return np.lib.stride_tricks.as_strided(x, shape, strides)
 
 
+# b is repeated over a's leading dimensions by a loop over its own elements inside one over
+# a's rows (slices, whose indices LLVM sees start at 0: it vectorises the loop), not by
+# ``b[i % b.size]``: an integer division per element, and scalar code (8 rows of SmolLM2's
+# residual adds, 4,608 values: 5.1 -> 1.5 us a call)
+
 @compile_kernel
 def add(a, b):
     """``a + b`` for contiguous arrays, b of a's shape or of its trailing dimensions (a bias)."""
     out = np.empty(a.shape, a.dtype)
     flat, fa, fb = out.reshape(out.size), a.reshape(a.size), b.reshape(b.size)
     n = fb.size
-    for i in range(flat.size):
-        flat[i] = narrow(widen(fa[i]) + widen(fb[i % n]), flat)
+    if n == 1:                                     # one value: a loop over a alone
+        v = widen(fb[0])
+        for i in range(flat.size):
+            flat[i] = narrow(widen(fa[i]) + v, flat)
+        return out
+    for r in range(0, flat.size, max(n, 1)):       # (n is 0 only where a is empty too)
+        row, a_row = flat[r:r + n], fa[r:r + n]
+        for j in range(n):
+            row[j] = narrow(widen(a_row[j]) + widen(fb[j]), flat)
     return out
 
 
@@ -73,8 +85,15 @@ def mul(a, b):
     out = np.empty(a.shape, a.dtype)
     flat, fa, fb = out.reshape(out.size), a.reshape(a.size), b.reshape(b.size)
     n = fb.size
-    for i in range(flat.size):
-        flat[i] = narrow(widen(fa[i]) * widen(fb[i % n]), flat)
+    if n == 1:                                     # one value: a loop over a alone
+        v = widen(fb[0])
+        for i in range(flat.size):
+            flat[i] = narrow(widen(fa[i]) * v, flat)
+        return out
+    for r in range(0, flat.size, max(n, 1)):
+        row, a_row = flat[r:r + n], fa[r:r + n]
+        for j in range(n):
+            row[j] = narrow(widen(a_row[j]) * widen(fb[j]), flat)
     return out
 
 
