@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 
 import ml_dtypes
-import numba
 import numpy as np
 
 from ..kernels.lowering import Lowered
@@ -38,6 +37,7 @@ from .cpu_compile import compile_kernel as _compile
 from .cpu_compile import usable as _usable
 from .cpu_half import HALF_DTYPES, as_bits, narrow, narrowed, widen, widened
 from .cpu_reduce import LANES, fold_lanes, lane_sum, lane_sum_squares
+from .numpy_loops import exp_in_place, tanh_in_place
 
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 _GELU_C = 0.044715
@@ -136,12 +136,12 @@ def gelu(x, approximate: str):
 @_compile
 def gelu_tanh_compiled(x, k0, k1, half, one):
     """:func:`gelu` with the tanh approximation inside a compiled step (see
-    :mod:`gradient.kernels.lowering`), with NumPy's tanh as the eager kernel takes it."""
+    :mod:`gradient.kernels.lowering`), with NumPy's tanh as the eager kernel takes it
+    (:mod:`.numpy_loops`)."""
     flat = np.ascontiguousarray(x).reshape(x.size)
     t = np.empty_like(flat)
     _gelu_tanh_inner(flat, k0, k1, t)
-    with numba.objmode():
-        np.tanh(t, out=t)
+    tanh_in_place(t)
     out = np.empty(x.shape, x.dtype)
     _gelu_tanh_finish(flat, t, half, one, out.reshape(out.size))
     return out
@@ -431,12 +431,11 @@ def _prepare_swiglu(gate, up):
 @_compile
 def swiglu_compiled(gate, up, one):
     """:func:`swiglu` inside a compiled step (see :mod:`gradient.kernels.lowering`), with
-    NumPy's exp as the eager kernel takes it."""
+    NumPy's exp as the eager kernel takes it (:mod:`.numpy_loops`: no interpreter lock)."""
     flat = widened(np.ascontiguousarray(gate)).reshape(gate.size)   # 16-bit: float32
     e = np.empty_like(flat)
     _neg_abs(flat, e)
-    with numba.objmode():
-        np.exp(e, out=e)
+    exp_in_place(e)
     out = np.empty(gate.shape, gate.dtype)
     _swiglu_finish(flat, e, np.ascontiguousarray(up).reshape(up.size), one, out.reshape(out.size))
     return out
