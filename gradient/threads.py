@@ -106,10 +106,10 @@ def keep_workers_spinning() -> bool:
 
     For a server (``gradient serve``): between its decode steps and inside them, the serving
     thread runs Python (sampling, each token's event, a float32 model's BLAS products), and
-    its event loop and clients share the cores. With the short wait, numba's other thread slept in those
-    gaps and woke late: ``bench/serve.py --activations int8`` (SmolLM2 Q4_1, 2 cores), five
-    runs of each alternating, gave 8 streams 317-413 tokens/s (355 on average) and 16
-    streams 314-393 (357) with the short wait, 350-440 (400) and 365-488 (418) with
+    its event loop and clients share the cores. With the short wait, numba's other thread
+    slept in those gaps and woke late: ``bench/serve.py --activations int8`` (SmolLM2 Q4_1, 2
+    cores), five runs of each alternating, gave 8 streams 317-413 tokens/s (355 on average)
+    and 16 streams 314-393 (357) with the short wait, 350-440 (400) and 365-488 (418) with
     OpenMP's. The short wait is for BLAS products run between parallel kernels (training,
     float prefills), which the spinning threads slowed 3-4x; a server spends its time in
     decode steps.

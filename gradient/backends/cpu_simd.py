@@ -319,10 +319,11 @@ def _prefetcher(name: str, locality: int, doc: str):
     return intrinsic(prefetcher)
 
 
-prefetch = _prefetcher("prefetch", 3, """Ask the CPU to bring the cache line of ``a[i]`` (flat index) into its
-    caches, for a read soon (the next few hundred instructions).""")
-prefetch_to_l2 = _prefetcher("prefetch_to_l2", 2, """Ask the CPU to bring the cache line of ``a[i]`` into its L2 cache,
-    not L1: for a read later than :func:`prefetch`'s, of more lines than L1 holds.""")
+prefetch = _prefetcher("prefetch", 3, """Ask the CPU to bring the cache line of ``a[i]`` (flat
+    index) into its caches, for a read soon (the next few hundred instructions).""")
+prefetch_to_l2 = _prefetcher("prefetch_to_l2", 2, """Ask the CPU to bring the cache line of
+    ``a[i]`` into its L2 cache, not L1: for a read later than :func:`prefetch`'s, of more lines
+    than L1 holds.""")
 
 
 # ----------------------------------------------------------------------------- integers
