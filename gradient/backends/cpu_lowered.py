@@ -4,6 +4,8 @@ addition, a float32 ``Linear``) or the KV cache's write computes, as numba funct
 loop calls. Each computes the bits of the NumPy call it stands for: IEEE operations are the
 same in both; a product goes to NumPy's own BLAS from inside the compiled code (numba's
 ``objmode``), since numba's ``np.dot`` calls another BLAS build that may round otherwise.
+The half-precision addition and multiplication serve eager code too (:func:`half_binary`, the
+NumPy backend's kernel for them): one call instead of NumPy's four.
 
 Each is registered as the compiled form of its op (``gradient.kernels.lowers``) for float32 or
 float64 NumPy arrays of one dtype, and the elementwise ones (and the views) for float16 and
@@ -23,13 +25,13 @@ import numba
 import numpy as np
 
 from ..kernels.lowering import Derived, Lowered
-from ..kernels.registry import lowers
+from ..kernels.registry import lowers, register
 from .cpu_compile import FLOATS, compile_kernel
 from .cpu_float_rows import lowered_float_rows_linear
 from .cpu_half import HALF_DTYPES, as_bits, holds, narrow, widen
 
 __all__ = ["reshape", "permute", "add", "mul", "cast", "unbind3", "linear", "kv_write",
-           "paged_kv_write", "takes", "unliteral"]
+           "paged_kv_write", "takes", "unliteral", "half_binary"]
 
 _NO_BIAS = {np.dtype(d): np.empty(0, d) for d in FLOATS}   # one constant: the same in every layer
 
@@ -215,6 +217,36 @@ def _lower_add(a, b):
 @lowers("mul", "cpu")
 def _lower_mul(a, b):
     return _lower_commuting(mul, a, b)
+
+
+_HALF_BINARY = {"add": add, "mul": mul}
+
+
+@register("half_binary", "cpu", "numba")
+def half_binary(op, a, b):
+    """``a + b`` or ``a * b`` (``op``: "add", "mul") of NumPy float16 or bfloat16 arrays of one
+    dtype, contiguous, one of the other's shape or of its trailing dimensions: :func:`add` or
+    :func:`mul` on their bits, NumPy's bits (each value computed in float32 and rounded once);
+    None for anything else (the caller's NumPy operation then runs). Out of a compiled step,
+    one call instead of NumPy's four (two widenings, the operation, a rounding): a bfloat16
+    model's residual additions and norm weights (SmolLM2-135M's prefill of 16 tokens 33.6 ->
+    32.3 ms, of 64 tokens 75.3 -> 73.2). The arrays go in flat, so that four specializations
+    serve every shape.
+
+    Example: ``y = half_binary("add", x, residual)``
+    """
+    fn = _HALF_BINARY.get(op)
+    if fn is None or not (type(a) is np.ndarray and type(b) is np.ndarray
+                          and a.dtype == b.dtype and a.dtype in HALF_DTYPES):
+        return None
+    if _trailing(a, b):
+        first, second = a, b
+    elif _trailing(b, a):       # the operations commute: the same bits
+        first, second = b, a
+    else:
+        return None
+    out = fn(as_bits(first).reshape(-1), as_bits(second).reshape(-1))
+    return out.view(a.dtype).reshape(first.shape)
 
 
 #: An empty array of each dtype a cast gives (one constant, the same in every layer).

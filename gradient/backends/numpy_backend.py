@@ -31,6 +31,8 @@ _SPECIAL_UNARY = ("gammaln", "digamma", "erfc", "erfinv", "ndtri", "log_ndtr", "
                   "i1e")
 _F32 = np.dtype(np.float32)
 _BF16 = np.dtype(ml_dtypes.bfloat16)
+# Binary ops of two half-precision arrays that the CPU's ``half_binary`` kernel may take
+_HALF_KERNEL_OPS = frozenset({"add", "mul"})
 
 
 def _sigmoid(xp, x):
@@ -174,6 +176,10 @@ class ArrayBackend(Backend):
         dtype = a.dtype if a.dtype in _LOW_PRECISION else b.dtype
         low = dtype in _LOW_PRECISION
         if low:
+            if op in _HALF_KERNEL_OPS:    # one compiled call where the CPU has one (same bits)
+                out = kernels.call("half_binary", "cpu", op, a, b)
+                if out is not None:
+                    return out
             a, b = a.astype(_F32), b.astype(_F32)
         if op in _MAY_WARN:
             with np.errstate(all="ignore"):

@@ -87,6 +87,9 @@ declare("interleaved_matmul", "(x, weight, activations) -> y",
 # ----------------------------------------------------------------------------- the rest
 declare("round_to_bfloat16", "(x) -> y",
         "float32 x rounded to bfloat16, nearest even (a bfloat16 model's every result)")
+declare("half_binary", "(op, a, b) -> y",
+        "a + b or a * b (op 'add', 'mul') of two float16 or bfloat16 arrays, computed in "
+        "float32 and rounded once, one repeated over the other's leading dimensions")
 declare("adam_step", "(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq) -> done",
         "one Adam/AdamW update in place (keyword arguments lr, beta1, beta2, eps, "
         "weight_decay, decoupled_weight_decay, maximize, step)")
