@@ -199,14 +199,19 @@ def _trailing(a, b) -> bool:
             and a.flags.c_contiguous and b.flags.c_contiguous)
 
 
-def _lower_commuting(fn, a, b):
-    """``fn(a, b)``'s compiled form, or ``fn(b, a)``'s where a broadcasts over b (a norm's
-    weight times its input: the operations commute, the bits are the same)."""
-    if not takes(a, b, halves=True):
-        return None
+def _repeated_last(a, b):
+    """``(a, b)`` where b has a's shape or its trailing dimensions, ``(b, a)`` where a has
+    b's (a norm's weight times its input: an addition or a product commutes, the bits are
+    the same), else None: the operands as :func:`add` and :func:`mul` take them."""
     if _trailing(a, b):
-        return Lowered(fn, (a, b))
-    return Lowered(fn, (b, a)) if _trailing(b, a) else None
+        return a, b
+    return (b, a) if _trailing(b, a) else None
+
+
+def _lower_commuting(fn, a, b):
+    """``fn(a, b)``'s compiled form, or ``fn(b, a)``'s where a broadcasts over b."""
+    operands = _repeated_last(a, b) if takes(a, b, halves=True) else None
+    return None if operands is None else Lowered(fn, operands)
 
 
 @lowers("add", "cpu")
@@ -236,15 +241,12 @@ def half_binary(op, a, b):
     Example: ``y = half_binary("add", x, residual)``
     """
     fn = _HALF_BINARY.get(op)
-    if fn is None or not (type(a) is np.ndarray and type(b) is np.ndarray
-                          and a.dtype == b.dtype and a.dtype in HALF_DTYPES):
+    if fn is None or not (takes(a, b, halves=True) and a.dtype in HALF_DTYPES):
         return None
-    if _trailing(a, b):
-        first, second = a, b
-    elif _trailing(b, a):       # the operations commute: the same bits
-        first, second = b, a
-    else:
+    operands = _repeated_last(a, b)
+    if operands is None:
         return None
+    first, second = operands
     out = fn(as_bits(first).reshape(-1), as_bits(second).reshape(-1))
     return out.view(a.dtype).reshape(first.shape)
 
