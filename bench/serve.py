@@ -85,6 +85,13 @@ def compiling(url: str) -> int:
     return 0
 
 
+def until_compiled(url: str) -> None:
+    """Wait until the server's children have compiled what they were asked to (its
+    ``gradient_kernels_compiling`` gauge reads 0)."""
+    while compiling(url):
+        time.sleep(1)
+
+
 def stream_chat(client, name, messages, tokens):
     """(time to first token, seconds, tokens generated, prompt tokens) of one streamed chat.
     The tokens generated are the usage's count, or, from a server that sends no usage in
@@ -179,8 +186,7 @@ def main() -> None:
         if not args.no_warmup:    # every batch size's loop compiled (or in the disk cache)
             # other prompts (none cached), as many tokens each
             concurrency(client, name, args.tokens, first=74, rounds=1)
-            while compiling(url):
-                time.sleep(1)
+            until_compiled(url)
             time.sleep(3)        # (the server looks for what its children compiled every 2 s)
 
         words = ("The assistant answers questions about geography, history and science with "
@@ -189,13 +195,11 @@ def main() -> None:
         first = stream_chat(client, name, [system, {"role": "user", "content":
                                                     "What is the capital of France?"}], 8)
         if not args.no_warmup:    # the long prompt's kernels, where they were not cached:
-            while compiling(url):  # a child compiling them takes a core from the second
-                time.sleep(1)
+            until_compiled(url)    # a child compiling them takes a core from the second
         second = stream_chat(client, name, [system, {"role": "user", "content":
                                                      "What is the largest ocean?"}], 8)
         if not args.no_warmup:
-            while compiling(url):
-                time.sleep(1)
+            until_compiled(url)
         result = {"prompt_tokens": first[3], "ttft_first_s": round(first[0], 3),
                   "ttft_second_s": round(second[0], 3),
                   "ttft_ratio": round(second[0] / first[0], 3),
