@@ -54,7 +54,7 @@ from ..dtypes import bool_, float16, float32, float64, from_numpy_dtype, int64
 from ..errors import DTypeError, ShapeError
 from ..kernels.lowering import Derived
 from ..tensor import Tensor
-from .causal_bias import CausalBias, PagedRows, RowPrefixBias
+from .causal_bias import CausalBias, CausalVariant, PagedRows, RowPrefixBias
 from .creation import arange
 from .elementwise import where
 from .linalg import matmul as _matmul
@@ -126,6 +126,10 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
         raise ValueError(f"{fn}: pass either attn_mask or is_causal=True, not both (PyTorch raises "
                          "too); fold the causal mask into attn_mask instead")
     lower_right = False
+    # the flags the raw-array path gets: a lower-right bias's rows as rows after a cache even
+    # when nothing is cached (L == S, what is_causal computes too, with the same kernel), so a
+    # captured step of L tokens records the same call at every position of the cache
+    array_flags = None
     if bias is not None:
         bias.check(L, S, fn)
         seen = bias.keys_seen_by_first_query()
@@ -133,6 +137,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
             attn_mask = bias._materialize(query.device)
         elif seen == 1:                  # upper left, or lower right with L == S
             is_causal = True
+            if L > 1 and bias.variant is CausalVariant.LOWER_RIGHT:
+                array_flags = (False, True)
         elif L > 1:                      # (one query seeing every key needs no mask)
             lower_right = True
     if rows is not None:
@@ -197,8 +203,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
                  and _has_fused(query, "attention_forward") and not lower_right)
         if not recording:
             out = capture_state.run(attention_arrays, query._backend, query._data, key._data,
-                                    value._data, scale, k_groups, v_groups, is_causal,
-                                    lower_right)
+                                    value._data, scale, k_groups, v_groups,
+                                    *(array_flags or (is_causal, lower_right)))
             if out is not None:
                 return Tensor._make(out, False, query._backend)
         if half_cache:   # no kernel read the float16 cache in place: widened for what follows

@@ -127,3 +127,24 @@ def test_row_prefixes_give_the_bits_of_their_mask_and_its_gradients():
     with pytest.raises(ShapeError, match="RowPrefixBias is for one query in each of 2 rows"):
         F.scaled_dot_product_attention(*args, attn_mask=RowPrefixBias(lengths[:2], 9),
                                        enable_gqa=True)
+
+
+@pytest.mark.parametrize("L", [2, 4, 16])
+def test_a_lower_right_square_runs_as_rows_after_a_cache_with_is_causal_bits(L, monkeypatch):
+    """L == S (nothing cached yet): the lower-right bias hides what ``is_causal`` hides, and
+    inference runs it as rows after a cache, the call a captured step of L tokens records at
+    every position of the cache (a short prompt and a prompt's tail share one plan)."""
+    from gradient.ops import attention
+    flags, array_path = [], attention.attention_arrays
+
+    def seen(b, q, k, v, scale, k_groups, v_groups, is_causal, lower_right):
+        flags.append((is_causal, lower_right))
+        return array_path(b, q, k, v, scale, k_groups, v_groups, is_causal, lower_right)
+    q, k, v = (gradient.tensor(a, dtype=gradient.float32) for a in _inputs(L, L, seed=6))
+    with gradient.no_grad():
+        causal = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+        monkeypatch.setattr(attention, "attention_arrays", seen)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.causal_lower_right(L, L),
+                                             enable_gqa=True)
+    assert flags == [(False, True)]
+    np.testing.assert_array_equal(out.numpy(), causal.numpy())
