@@ -32,7 +32,7 @@ import numpy as np
 from .. import nn
 from ..nn import functional as F
 from ..ops.creation import arange
-from .decode_step import captured_tokens, decode_step, replays_decode_step
+from .decode_step import captured_tokens, decode_step, replays_decode_step, step_mask
 from .masks import decoder_mask
 from .pretrained import CausalLMOutput, ModelConfig, PreTrainedModel, register_model
 
@@ -160,7 +160,10 @@ class GPT2Model(nn.Module):
             position_ids = arange(past, past + T, device=input_ids.device).unsqueeze(0)
         x = self.drop(self.wte(input_ids) + self.wpe(position_ids))
         mask = decoder_mask(attention_mask, T, past, device=input_ids.device)
-        if captured_tokens(T, mask) and replays_decode_step(self, cache):
+        replays = replays_decode_step(self, cache)
+        if replays:        # a short prompt into an empty cache: a step too
+            mask = step_mask(mask, T, past)
+        if replays and captured_tokens(T, mask):
             x = decode_step(self, self._blocks)(x, mask, cache)
         else:
             x = self._blocks(x, mask, cache)

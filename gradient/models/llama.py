@@ -52,7 +52,7 @@ from ..ops.causal_bias import RowPrefixBias
 from ..ops.creation import from_numpy
 from ..ops.shape import cat
 from ..tensor import Tensor
-from .decode_step import captured_tokens, decode_step, replays_decode_step
+from .decode_step import captured_tokens, decode_step, replays_decode_step, step_mask
 from .masks import decoder_mask
 from .pretrained import CausalLMOutput, ModelConfig, PreTrainedModel, register_model
 
@@ -480,8 +480,12 @@ class LlamaModel(nn.Module):
         full_mask = decoder_mask(attention_mask, T, past, device=x.device)
         window_mask = (decoder_mask(attention_mask, T, past, window=self.window, device=x.device)
                        if self.window is not None else None)
-        if (captured_tokens(T, full_mask, window_mask, positions=position_ids)
-                and replays_decode_step(self, cache)):
+        replays = replays_decode_step(self, cache)
+        if replays:        # a short prompt into an empty cache: a step too
+            full_mask = step_mask(full_mask, T, past)
+            if self.window is not None:
+                window_mask = step_mask(window_mask, T, past)
+        if replays and captured_tokens(T, full_mask, window_mask, positions=position_ids):
             x = decode_step(self, self._layers_forward)(x, cos, sin, full_mask, window_mask,
                                                         cache)
         else:

@@ -321,6 +321,57 @@ def test_bfloat16_activations_decode_through_the_step_with_the_module_graph_bits
     assert "numba" in t.calls("bfloat16_rows_product")   # (not the float32 product's kernel)
 
 
+@pytest.mark.parametrize("model_type", ["llama", "gpt2"])
+def test_short_prompts_into_an_empty_cache_are_the_tails_steps(model_type, monkeypatch):
+    """Where steps of several tokens are compiled (the gradient commands), a prompt of up to
+    ``CAPTURED_TOKENS`` tokens into an empty cache is a captured step, the plan of a prompt's
+    tail of that length after a cache: captured from two prompts, replayed for a third and
+    for a tail, compiled, with the module graph's bits; in a library call the prompt runs
+    the module graph."""
+    from collections import Counter
+
+    from gradient.models import GPT2Config, GPT2LMHeadModel, decode_step
+
+    from .decode_step_checks import assert_steps_compiled, steps_by_kind
+    if model_type == "gpt2":
+        gradient.manual_seed(1)
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=300, n_positions=32, n_embd=32,
+                                           n_layer=2, n_head=4)).eval()
+    else:
+        model = quantized_model("llama", ("Q4_1", "Q8_0"))
+    stack = model.transformer if model_type == "gpt2" else model.model
+    rng = np.random.default_rng(3)
+    T = 5
+    # three prompts of T tokens, then a prompt of 4 and its tail of T after the cache
+    runs = [(None, rng.integers(0, 300, T)) for _ in range(3)]
+    runs.append((rng.integers(0, 300, 4), rng.integers(0, 300, T)))
+
+    def logits(fused):
+        stack.fused_decode = fused
+        out, counts = [], Counter()
+        try:
+            with gradient.no_grad(), gradient.kernels.trace() as t:
+                for prefix, ids in runs:
+                    cache = model.new_cache(1, 16)
+                    if prefix is not None:
+                        model(gradient.tensor(prefix[None]), cache=cache)
+                    out.append(model(gradient.tensor(ids[None]), cache=cache).logits.numpy())
+        finally:
+            stack.fused_decode = True
+        counts.update(t.counts)
+        return out, steps_by_kind(counts)
+    graph, _ = logits(False)
+    _, library = logits(True)
+    assert library == {"capture": 1, "replay": 0, "module graph": 0}    # the tail alone
+    monkeypatch.setattr(decode_step, "_several_tokens_compiled", lambda: True)
+    fused, counts = logits(True)
+    for a, b in zip(fused, graph):
+        np.testing.assert_array_equal(a, b)
+    # T tokens: captured twice, replayed twice (the tail among them); the prefix of 4: once
+    assert counts == {"capture": 3, "replay": 2, "module graph": 0}
+    assert_steps_compiled(stack, T)
+
+
 @pytest.mark.parametrize("activations", ["int8", "float32"])
 def test_prompt_tails_up_to_the_captured_tokens_are_compiled_steps(activations, monkeypatch):
     """A conversation's next turn, or a request whose prompt shares a cached prefix, runs only
