@@ -128,6 +128,13 @@ def run_gradient(path, prompt, depths, new, rounds, threads, kv_cache=None, acti
         model(gradient.tensor([prompt[:WARMUP]]), cache=cache, logits_to_keep=1)
         for token in prompt[WARMUP:WARMUP + 3]:
             model(gradient.tensor([[token]]), cache=cache)
+        from gradient.capture import background
+        if background.enabled():     # --compile-steps: each prompt's step captured, compiled
+            for _ in range(3):
+                for depth in depths:
+                    model(gradient.tensor([prompt[:max(depth, 1)]]),
+                          cache=model.new_cache(1, max(depth, 1)), logits_to_keep=1)
+                background.wait(900)
     timings, tokens = [], {}
     for _ in range(rounds):
         row = []
@@ -274,6 +281,10 @@ def main() -> None:
     p.add_argument("--activations", choices=["int8", "float32"],
                    help="gradient's activations in the quantized products (default: the "
                         "loader's default)")
+    p.add_argument("--compile-steps", action="store_true",
+                   help="gradient as its commands run (`gradient generate`, `chat`, `serve`): "
+                        "steps of several tokens, a prompt of up to 16, compiled by a child "
+                        "process (the warm-up waits for it) instead of replayed in Python")
     p.add_argument("--new", type=int, default=128, help="new tokens, greedy")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=3,
@@ -301,6 +312,7 @@ def main() -> None:
         name += f"; gradient on the checkpoint {os.path.basename(ours)}"
     lengths = depths(args)
     prompt = make_prompt(path, max(max(lengths), 1))
+    from gradient.backends.cpu_compile import BACKGROUND    # (make_prompt put gradient on the path)
     threads = str(args.threads)
     env = dict(os.environ, OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads,
                MKL_NUM_THREADS=threads, NUMBA_NUM_THREADS=threads)
@@ -319,11 +331,13 @@ def main() -> None:
                 cmd += ["--kv-cache", args.kv_cache]
             if args.activations:
                 cmd += ["--activations", args.activations]
-            run_worker_round(results, lib, cmd, env)
+            run_worker_round(results, lib, cmd,
+                             dict(env, **{BACKGROUND: "1"}) if args.compile_steps else env)
 
     line = {"model": name, "new": args.new,
             "threads": args.threads, "rounds": args.rounds,
-            "gradient_activations": args.activations or "default"}
+            "gradient_activations": args.activations or "default",
+            "gradient_compile_steps": args.compile_steps}
     if args.context:
         line["context"] = lengths
     else:
