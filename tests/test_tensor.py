@@ -17,9 +17,39 @@ def same(ours, theirs):
                                theirs.float().numpy() if theirs.dtype == torch.bfloat16 else theirs.numpy())
 
 
-@pytest.mark.parametrize("data", [1, 2.5, True, [1, 2], [1.0, 2], [[True, False]], [], [[1, 2], [3, 4]]])
+@pytest.mark.parametrize("data", [1, 2.5, True, [1, 2], [1.0, 2], [[True, False]], [], [[1, 2], [3, 4]],
+                                  [True, 2], [True, 2.5], [[]]])
 def test_tensor_infers_dtype_like_torch(data):
     same(gradient.tensor(data), torch.tensor(data))
+
+
+NUMPY_IN_LISTS = [[np.float64(1.5)], [np.float64(1.5), 2.0], [np.int32(3)], [np.int32(3), 4],
+                  [np.float16(1), 2], [np.float32(1.5), np.float64(2)], [1.0, np.float32(2)],
+                  [np.int64(1), 2.5], [np.uint8(3), np.int8(1)], [np.uint8(3), -1],
+                  [np.bool_(True), np.bool_(False)],
+                  [np.array([1, 2], np.int32), np.array([3, 4], np.int32)],
+                  [np.array([1.0, 2.0])], [np.array([1, 2]), [3, 4]], [np.array([True])],
+                  [np.array([1, 2], np.int32), np.array([1.5, 2], np.float32)],
+                  [np.array([], np.int16)]]
+
+
+@pytest.mark.parametrize("data", NUMPY_IN_LISTS, ids=range(len(NUMPY_IN_LISTS)))
+def test_numpy_scalars_and_arrays_in_lists_keep_their_dtypes_like_torch(data):
+    """A ported script's ``torch.tensor([np.float64(x), ...])`` or list of arrays: each
+    element's dtype, promoted together, as PyTorch infers it (not the kind alone)."""
+    import warnings
+    with warnings.catch_warnings():        # torch: a list of ndarrays is slow to convert
+        warnings.simplefilter("ignore")
+        expected = torch.tensor(data)
+    same(gradient.tensor(data), expected)
+
+
+def test_zero_dim_tensors_in_a_list_keep_their_dtype_like_torch():
+    ints = [gradient.tensor(1, dtype=gradient.int32), gradient.tensor(2, dtype=gradient.int32)]
+    same(gradient.tensor(ints), torch.tensor([torch.tensor(1, dtype=torch.int32),
+                                              torch.tensor(2, dtype=torch.int32)]))
+    same(gradient.tensor([gradient.tensor(1.5, dtype=gradient.float64), 2]),
+         torch.tensor([torch.tensor(1.5, dtype=torch.float64), 2]))
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64", "int8", "uint8", "int16",

@@ -22,7 +22,8 @@ from ..backends import get_backend
 from ..device import as_device
 from .. import layouts
 from .. import settings as _settings
-from ..dtypes import as_dtype, bool_, from_numpy_dtype, get_default_dtype, int64
+from ..dtypes import (as_dtype, bool_, from_numpy_dtype, get_default_dtype, int64,
+                      promote_types)
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
 
@@ -103,31 +104,47 @@ def _wrap(array, backend, requires_grad) -> Tensor:
 
 
 def _infer_dtype(data):
-    """PyTorch's dtype for Python data: bool, int64, or the default float."""
-    kinds = set()
+    """``torch.tensor``'s dtype for Python data: every element's own, promoted together
+    (:func:`~gradient.dtypes.promote_types`): a Python float the default float dtype, an int
+    int64, a bool bool; a NumPy scalar or array, or a tensor, its dtype (``[np.float64(x)]``
+    is float64, ``[np.int32(1), 2]`` int64, ``[np.float16(1), 2]`` float16). Nothing at all
+    (an empty list): the default float dtype."""
+    found = None
     stack = [data]
     while stack:
         item = stack.pop()
         if isinstance(item, (list, tuple)):
             stack.extend(item)
-        elif isinstance(item, Tensor):
-            kinds.add(item.dtype)
-        elif isinstance(item, (bool, np.bool_)):
-            kinds.add("bool")
-        elif isinstance(item, (int, np.integer)):
-            kinds.add("int")
-        elif isinstance(item, (float, np.floating)):
-            kinds.add("float")
+            continue
+        if isinstance(item, Tensor):
+            kind = item.dtype
+        elif isinstance(item, (np.ndarray, np.generic)):
+            kind = from_numpy_dtype(item.dtype)
+        elif isinstance(item, bool):
+            kind = bool_
+        elif isinstance(item, int):
+            kind = int64
+        elif isinstance(item, float):
+            kind = get_default_dtype()
         else:
             raise DTypeError(f"tensor(): cannot make a tensor from {type(item).__name__} {item!r}; "
                              "expected numbers, nested lists of numbers, or an array")
-    if "float" in kinds:
-        return get_default_dtype()
-    if "int" in kinds:
-        return int64
-    if "bool" in kinds:
+        found = kind if found is None else promote_types(found, kind)
+    return get_default_dtype() if found is None else found
+
+
+def _scalar_dtype(value):
+    """``torch.full``'s dtype for a fill value, a scalar taken by its kind alone (a NumPy
+    float64 fills the default float dtype, unlike in ``tensor()``): bool, int64 or the
+    default float dtype."""
+    if isinstance(value, (bool, np.bool_)):
         return bool_
-    return get_default_dtype()  # an empty list
+    if isinstance(value, (int, np.integer)):
+        return int64
+    if isinstance(value, (float, np.floating)):
+        return get_default_dtype()
+    raise DTypeError(f"full(): the fill value must be a number, got {type(value).__name__} "
+                     f"{value!r}")
 
 
 def _as_array(data, dtype, backend):
@@ -223,7 +240,7 @@ def empty(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
 def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
     """A tensor filled with ``fill_value``; the dtype follows the value (bool, int64 or float)."""
     if dtype is None:
-        dtype = _infer_dtype(fill_value.item() if isinstance(fill_value, Tensor) else fill_value)
+        dtype = _scalar_dtype(fill_value.item() if isinstance(fill_value, Tensor) else fill_value)
     if isinstance(size, int):
         size = (size,)
     return _filled((tuple(size),), fill_value, dtype, device, requires_grad)
