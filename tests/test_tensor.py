@@ -18,7 +18,7 @@ def same(ours, theirs):
 
 
 @pytest.mark.parametrize("data", [1, 2.5, True, [1, 2], [1.0, 2], [[True, False]], [], [[1, 2], [3, 4]],
-                                  [True, 2], [True, 2.5], [[]]])
+                                  [True, 2], [True, 2.5], [[]], range(3), [range(2), range(2)]])
 def test_tensor_infers_dtype_like_torch(data):
     same(gradient.tensor(data), torch.tensor(data))
 

@@ -113,7 +113,7 @@ def _infer_dtype(data):
     stack = [data]
     while stack:
         item = stack.pop()
-        if isinstance(item, (list, tuple)):
+        if isinstance(item, (list, tuple, range)):
             stack.extend(item)
             continue
         if isinstance(item, Tensor):
