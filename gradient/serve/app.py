@@ -196,6 +196,11 @@ def _job(body: dict, chat: bool, engine: Engine, model_id: str) -> tuple:
             prompt = list(getattr(tokenizer.encode(raw), "ids", tokenizer.encode(raw)))
         elif isinstance(raw, list) and raw and all(type(t) is int for t in raw):
             prompt = raw
+            vocab = engine.vocab_size
+            outside = next((t for t in prompt if not 0 <= t < vocab), None)
+            if outside is not None:
+                raise RequestError(400, f"'prompt' holds the token id {outside}; this model's "
+                                   f"ids run from 0 to {vocab - 1}", "prompt")
         else:
             raise RequestError(400, "'prompt' must be a string (or a list of token ids)",
                                "prompt")

@@ -83,6 +83,7 @@ class Engine:
         # earlier turns): a request runs only what follows its longest shared prefix
         self._caches = [PromptCache(model) for _ in range(prompt_caches)]
         self.context = context_length(model)
+        self.vocab_size = model.config.vocab_size     # a prompt's token ids are below it
         self._stops = {False: stop_ids(model, tokenizer), True: stop_ids(model, tokenizer, True)}
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
         self.running = 0

@@ -242,6 +242,8 @@ def test_models_health_and_metrics(server, client):
     ({"model": MODEL, "prompt": "hi", "logprobs": 6}, 400, "'logprobs'"),
     ({"model": "gpt-4o", "messages": MESSAGES}, 404, "does not exist"),
     ({"model": MODEL, "prompt": ["a", "b"]}, 400, "'prompt'"),
+    ({"model": MODEL, "prompt": [5, -1]}, 400, "the token id -1"),
+    ({"model": MODEL, "prompt": [10 ** 9]}, 400, "the token id 1000000000"),
 ])
 def test_bad_requests_get_openai_errors(server, body, status, says):
     path = "/v1/completions" if "prompt" in body else "/v1/chat/completions"
