@@ -63,7 +63,8 @@ class _Sequence:
         if not greedy:
             seed = job.seed + index if job.seed is not None else \
                 int(randint(0, 2 ** 62, (1,)).item())
-            self.rng = np.random.default_rng(seed)
+            # (OpenAI's seed is any integer; NumPy's generators take non-negative ones)
+            self.rng = np.random.default_rng(seed if seed >= 0 else seed % 2 ** 64)
         self.decoder = IncrementalDecoder(tokenizer, skip_special_tokens=True)
         self.held = StopFilter(job.stop)
         self.generated, self.finish = 0, None

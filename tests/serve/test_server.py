@@ -219,6 +219,14 @@ def test_a_seed_repeats_a_sampled_reply(client):
     assert a.choices[0].message.content == b.choices[0].message.content
 
 
+def test_a_negative_seed_samples_and_repeats(client):
+    """OpenAI's seed is any integer (NumPy's generators take non-negative ones)."""
+    a, b = (client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=6,
+                                           temperature=1.0, seed=-5, n=2)
+            for _ in range(2))
+    assert [c.message.content for c in a.choices] == [c.message.content for c in b.choices]
+
+
 def test_models_health_and_metrics(server, client):
     assert [m.id for m in client.models.list().data] == [MODEL]
     assert httpx.get(server[0] + "/health").json() == {"status": "ok"}
