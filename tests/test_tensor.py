@@ -156,6 +156,17 @@ def test_manual_seed_makes_random_numbers_reproducible():
         assert x.tolist() == y.tolist()
 
 
+def test_a_negative_seed_is_taken_modulo_2_64_as_torch():
+    for seed in (-1, -5, -2 ** 63):
+        torch.manual_seed(seed)
+        assert gradient.manual_seed(seed).initial_seed() == torch.initial_seed()
+        a = gradient.randn(3).tolist()
+        assert gradient.manual_seed(seed).initial_seed() == seed + 2 ** 64
+        assert gradient.randn(3).tolist() == a
+    with pytest.raises(ValueError, match="smallest seed"):
+        gradient.manual_seed(-2 ** 63 - 1)
+
+
 def test_random_distributions_and_dtypes():
     gradient.manual_seed(0)
     u = gradient.rand(10000)

@@ -40,7 +40,12 @@ class Generator:
         self.manual_seed(int(np.random.SeedSequence().entropy % (2 ** 63)))
 
     def manual_seed(self, seed: int) -> "Generator":
-        self._seed = int(seed)
+        seed = int(seed)
+        if seed < 0:       # as torch: a negative seed is its value modulo 2**64 (-1: 2**64 - 1)
+            if seed < -2 ** 63:
+                raise ValueError(f"manual_seed: {seed} is below the smallest seed, -2**63")
+            seed += 2 ** 64
+        self._seed = seed
         self._state = get_backend(self.device).generator(self._seed)
         return self
 
