@@ -847,7 +847,7 @@ def pow(input, exponent) -> Tensor:  # noqa: A001  (PyTorch's name)
     """
     dtype = result_type(input, exponent)
     if not dtype.is_floating_point and not isinstance(exponent, Tensor) and exponent < 0:
-        raise ValueError(f"pow: integers to negative integer powers are not allowed (a {dtype} "
+        raise DTypeError(f"pow: integers to negative integer powers are not allowed (a {dtype} "
                          f"tensor to the power {exponent}); convert the base with .float() first")
     return Pow.apply(*_promote(input, exponent, dtype, op="pow"))
 

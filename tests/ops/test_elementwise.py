@@ -406,8 +406,8 @@ def test_remainder_and_fmod_gradients_match_torch():
 # ---------------------------------------------------------------------- powers
 def test_integer_powers_follow_torch():
     i = gradient.tensor([1, -2, 3])
-    with pytest.raises(ValueError, match="integers to negative integer powers are not allowed"):
-        i ** -1
+    with pytest.raises(RuntimeError, match="integers to negative integer powers are not allowed"):
+        i ** -1                                      # (a DTypeError; torch's RuntimeError)
     base, exps = [1, -1, -1, 2, -2, 0, 3], [-1, -3, -2, -2, -1, 2, 0]
     assert (gradient.tensor(base) ** gradient.tensor(exps)).tolist() == \
         (torch.tensor(base) ** torch.tensor(exps)).tolist()
