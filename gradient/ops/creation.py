@@ -23,7 +23,7 @@ from ..device import as_device
 from .. import layouts
 from .. import settings as _settings
 from ..dtypes import (as_dtype, bool_, from_numpy_dtype, get_default_dtype, int64,
-                      promote_types)
+                      promote_types, result_type)
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
 
@@ -138,20 +138,6 @@ def _infer_dtype(data):
     return get_default_dtype() if found is None else found
 
 
-def _scalar_dtype(value):
-    """``torch.full``'s dtype for a fill value, a scalar taken by its kind alone (a NumPy
-    float64 fills the default float dtype, unlike in ``tensor()``): bool, int64 or the
-    default float dtype."""
-    if isinstance(value, (bool, np.bool_)):
-        return bool_
-    if isinstance(value, (int, np.integer)):
-        return int64
-    if isinstance(value, (float, np.floating)):
-        return get_default_dtype()
-    raise DTypeError(f"full(): the fill value must be a number, got {type(value).__name__} "
-                     f"{value!r}")
-
-
 def _as_array(data, dtype, backend):
     """A new backend array holding ``data`` (a copy, never a view of the caller's data)."""
     if isinstance(data, Tensor):
@@ -245,7 +231,8 @@ def empty(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
 def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
     """A tensor filled with ``fill_value``; the dtype follows the value (bool, int64 or float)."""
     if dtype is None:
-        dtype = _scalar_dtype(fill_value.item() if isinstance(fill_value, Tensor) else fill_value)
+        # a scalar's kind alone, as torch.full (a NumPy float64 fills the default float dtype)
+        dtype = result_type(fill_value.item() if isinstance(fill_value, Tensor) else fill_value)
     if isinstance(size, int):
         size = (size,)
     return _filled((tuple(size),), fill_value, dtype, device, requires_grad)
@@ -620,7 +607,6 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
     if size is not None:
         raise TypeError("normal: size is only taken with a number mean and std; the shape "
                         "comes from the tensors")
-    from ..dtypes import result_type
     from .shape import broadcast_shapes
     for t in tensors:
         if not t.dtype.is_floating_point:
