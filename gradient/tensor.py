@@ -56,8 +56,8 @@ class _VersionCounter:
     def bump(self, op: str) -> None:
         self.value += 1
         self.last_op = op
-        if capture_state.recorder is not None:   # a captured step cannot replay a hidden write
-            capture_state.recorder.wrote_in_place(op)
+        if capture_state.current.recorder is not None:   # a captured step cannot replay a hidden write
+            capture_state.current.recorder.wrote_in_place(op)
 
 
 _DEVICES: dict[str, device] = {}
@@ -286,8 +286,8 @@ class Tensor:
         """
         if self.requires_grad and not force:
             raise AutogradError("numpy(): the tensor requires grad; call tensor.detach().numpy()")
-        if capture_state.recorder is not None:
-            capture_state.recorder.read_to_host("numpy()")
+        if capture_state.current.recorder is not None:
+            capture_state.current.recorder.read_to_host("numpy()")
         return self._backend.to_numpy(self._data)
 
     def __array__(self, dtype=None, copy=None):
@@ -299,14 +299,14 @@ class Tensor:
         if self._data.size != 1:
             raise ValueError(f"item(): only one-element tensors convert to a Python number, this one "
                              f"has {self._data.size} elements (shape {tuple(self.shape)})")
-        if capture_state.recorder is not None:
-            capture_state.recorder.read_to_host("item()")
+        if capture_state.current.recorder is not None:
+            capture_state.current.recorder.read_to_host("item()")
         return self._python_values(self._backend.to_numpy(self._data).reshape(()))
 
     def tolist(self):
         """The data as (nested) Python lists of numbers."""
-        if capture_state.recorder is not None:
-            capture_state.recorder.read_to_host("tolist()")
+        if capture_state.current.recorder is not None:
+            capture_state.current.recorder.read_to_host("tolist()")
         return self._python_values(self._backend.to_numpy(self._data))
 
     def _python_values(self, arr: np.ndarray):

@@ -73,13 +73,13 @@ class Recorder:
 
     # -- the capture state's interface
     def __enter__(self) -> "Recorder":
-        if capture_state.recorder is not None:
+        if capture_state.current.recorder is not None:
             raise RuntimeError("a capture is already in progress")
-        capture_state.recorder = self
+        capture_state.current.recorder = self
         return self
 
     def __exit__(self, *exc) -> None:
-        capture_state.recorder = None
+        capture_state.current.recorder = None
 
     def op(self, op, ctx, raw, out) -> None:
         """An op (an ``ArrayFunction`` class) was applied: ``out = op.forward(ctx, *raw)``."""

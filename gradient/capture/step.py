@@ -73,7 +73,9 @@ class CapturedStep:
                 try:
                     arrays = entry.threads.run(entry.replay, *values)
                 except ReplayMismatch:
-                    del self._entries[key]   # captured again below; the module graph redoes it
+                    # captured again below; pop, not del: another thread running this step
+                    # may have dropped the plan already
+                    self._entries.pop(key, None)
                 else:
                     kernels.record(_OP, "replay")
                     spec, backends = entry.outputs

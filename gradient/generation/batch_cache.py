@@ -111,7 +111,7 @@ class BatchKVCache:
         head_dim)`` at that row's own position; views of every row in use up to the longest.
         A captured batched step (:mod:`gradient.capture`) replays the write with the rows and
         lengths of its own step."""
-        if capture_state.recorder is not None:
+        if capture_state.current.recorder is not None:
             k, v = capture_state.run(BatchKVCache.update_arrays, self, layer, key._data,
                                      value._data)
             return Tensor._make(k, False, key._backend), Tensor._make(v, False, value._backend)

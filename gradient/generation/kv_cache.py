@@ -75,7 +75,7 @@ class KVCache:
         The cache is inference state: the write is not recorded by autograd. A captured step
         (:mod:`gradient.capture`) replays the write at its own position.
         """
-        if capture_state.recorder is not None:
+        if capture_state.current.recorder is not None:
             k, v = capture_state.run(KVCache.update_arrays, self, layer, key._data, value._data)
             return Tensor._make(k, False, key._backend), Tensor._make(v, False, value._backend)
         end = self._write(layer, key._data, value._data)

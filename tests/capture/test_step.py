@@ -73,6 +73,42 @@ def test_replay_gives_the_module_graph_bits(stack):
     np.testing.assert_array_equal(again, expected)
 
 
+def test_a_capture_records_only_the_ops_of_its_own_thread(stack):
+    """A step captured in one thread while another runs ops and captures a step of its own (a
+    server's worker and a caller running the same model): each recording holds its own thread's
+    calls, and both steps replay the module graph's bits."""
+    import threading
+    entered, go_on, gates = threading.Event(), threading.Event(), []
+
+    class Gated(Stack):
+        def forward(self, x, cache):
+            if gates:                       # the first capture waits for the other thread
+                gates.pop()
+                entered.set()
+                assert go_on.wait(30)
+            return super().forward(x, cache)
+    gradient.manual_seed(1)
+    gated = Gated().eval()
+    expected_gated, _ = run(gated, gated)
+    gates.append("closed")
+    results = {}
+    worker = threading.Thread(target=lambda: results.update(
+        gated=run(gated, CapturedStep(gated.forward, gated))))
+    worker.start()
+    try:
+        assert entered.wait(30)              # the worker's first capture is in progress
+        results["plain"] = run(stack, stack)
+        own = CapturedStep(stack.forward, stack)
+        results["own"] = run(stack, own)
+    finally:
+        go_on.set()
+        worker.join(60)
+    np.testing.assert_array_equal(results["own"][0], results["plain"][0])
+    assert own.status() == ["replaying"]
+    np.testing.assert_array_equal(results["gated"][0], expected_gated)
+    assert results["gated"][1]["replay"] >= 4         # its two recordings were the same
+
+
 def test_values_changed_in_place_or_replaced_are_seen(stack):
     step = CapturedStep(stack.forward, stack)
     run(stack, step)
