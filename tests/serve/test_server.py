@@ -312,19 +312,34 @@ def test_a_new_question_does_not_evict_a_long_shared_prompt(server, client):
     assert engine.stats["cached_prompt_tokens"] - cached >= 20
 
 
-def test_concurrent_requests_are_decoded_together(server, client):
+def test_concurrent_requests_are_decoded_together(server, client, monkeypatch):
     """Four chats at once, of different lengths and arriving at different times: each reply is
     greedy generate's on its own ids, and the decode steps ran several sequences at a time."""
     from concurrent.futures import ThreadPoolExecutor
     _, model, tokenizer, app = server
     engine = app.state.engine
     assert engine.max_batch > 1
+    # the first two requests reach the engine together, so that a batch of two runs however
+    # loaded the machine is (one request's thread can otherwise arrive after the other's reply
+    # ended); the last two join that batch while it runs, or start one of their own
+    held, lock, submit = [], threading.Lock(), engine.submit
+
+    def submit_first_two_together(job):
+        with lock:
+            if len(held) < 2:
+                held.append(job)
+                if len(held) < 2:
+                    return
+                job = None
+        for each in held if job is None else [job]:
+            submit(each)
+    monkeypatch.setattr(engine, "submit", submit_first_two_together)
     questions = ["Name a colour.", "Name a fruit, please, and say why you like it.",
                  "Hi", "Count to three."]
     steps, rows = engine.stats["decode_steps"], engine.stats["decode_rows"]
 
     def ask(k):
-        time.sleep(0.01 * k)                   # they join a batch already running
+        time.sleep(0.01 * k)                   # the last two join a batch already running
         messages = [{"role": "user", "content": questions[k]}]
         reply = client.chat.completions.create(model=MODEL, messages=messages,
                                                max_tokens=60 + 8 * k, temperature=0)
