@@ -4,6 +4,8 @@ Run:  python bench/gguf_decode.py [--model PATH] [--prompt 64] [--new 128] [--th
       python bench/gguf_decode.py --context 0,512,2048 --plot depth.png   (speed against depth)
       python bench/gguf_decode.py --model-shape tinyllama --type Q4_K_M --prompt 512 --new 32
       python bench/gguf_decode.py --export BF16 --prompt 16 --new 64   (the file as BF16)
+      python bench/gguf_decode.py --model-shape tinyllama --type BF16 --checkpoint
+          ~/.cache/gradient-bench/tinyllama-random-bf16   (a bfloat16 checkpoint's memory)
 
 The model is ``--model``, else ``$GRADIENT_SMOLLM2_GGUF``, else
 ``tests/fixtures/models/SmolLM2-135M-Instruct.Q4_1.gguf`` (``.ci/run`` fetches it from the

@@ -10,6 +10,12 @@ The tokenizer is a byte-level BPE of 4,000 tokens trained on a paragraph, padded
 vocabulary. Files are kept in ``--shape-dir`` (default ``~/.cache/gradient-bench``) and reused;
 they never belong in the repository.
 
+``shape_gguf("tinyllama", "BF16")`` writes the random model as a bfloat16 safetensors
+checkpoint (``tinyllama-random-bf16``) and, from it, the BF16 file with gradient's writer:
+``gguf_decode.py --model-shape tinyllama --type BF16 --checkpoint
+~/.cache/gradient-bench/tinyllama-random-bf16`` runs gradient on the checkpoint and llama.cpp
+on the file, the peak memory of a bfloat16 checkpoint against llama.cpp's on the same weights.
+
 ``shape_gguf("gpt2", "F32")`` writes GPT-2 124M's shape (llama.cpp's gpt2 architecture) with
 gradient's writer in that type; the weights are kept once as a checkpoint directory
 (``gpt2-random`` beside the files), from which each type's file is written.
@@ -47,8 +53,11 @@ def shape_gguf(shape: str, file_type: str, directory: str = DEFAULT_DIR) -> str:
     if shape not in SHAPES:
         raise SystemExit(f"unknown model shape {shape!r}: one of "
                          f"{', '.join([*SHAPES, *GPT2_SHAPES])}")
+    if file_type == "BF16":
+        return _bfloat16_gguf(shape, directory)
     if file_type not in FILE_TYPES:
-        raise SystemExit(f"unknown file type {file_type!r}: one of {', '.join(FILE_TYPES)}")
+        raise SystemExit(f"unknown file type {file_type!r}: one of "
+                         f"{', '.join([*FILE_TYPES, 'BF16'])}")
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, f"{shape}-random.{file_type}.gguf")
     if os.path.isfile(path):
@@ -73,6 +82,32 @@ def _write_f16(shape: str, path: str, directory: str) -> None:
     model = LlamaForCausalLM(LlamaConfig(**SHAPES[shape]))
     save_gguf(model, path + ".part", "F16", tokenizer, name=f"{shape} (random weights)")
     os.replace(path + ".part", path)
+
+
+def _bfloat16_gguf(shape: str, directory: str) -> str:
+    """The BF16 GGUF path of a random model of ``shape``, written by gradient's writer from a
+    bfloat16 safetensors checkpoint kept beside it (``{shape}-random-bf16``, what
+    ``gguf_decode.py --checkpoint`` gives gradient: the same weights in both libraries)."""
+    sys.path.insert(0, ROOT)
+    import gradient
+    from gradient.models import LlamaConfig, LlamaForCausalLM, save_gguf
+    from gradient.tokenizers import Tokenizer
+
+    os.makedirs(directory, exist_ok=True)
+    checkpoint = os.path.join(directory, f"{shape}-random-bf16")
+    path = os.path.join(directory, f"{shape}-random.BF16.gguf")
+    if os.path.isfile(path) and os.path.isfile(os.path.join(checkpoint, "config.json")):
+        return path
+    print(f"making {checkpoint} and {path} (random weights, once)", file=sys.stderr)
+    tokenizer = Tokenizer.from_pretrained(_train_tokenizer(os.path.join(directory, shape)))
+    gradient.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(**SHAPES[shape])).to(gradient.bfloat16)
+    model.save_pretrained(checkpoint + ".part")
+    tokenizer.save_pretrained(checkpoint + ".part")
+    os.replace(checkpoint + ".part", checkpoint)
+    save_gguf(model, path + ".part", "BF16", tokenizer, name=f"{shape} (random weights)")
+    os.replace(path + ".part", path)
+    return path
 
 
 def _gpt2_gguf(shape: str, file_type: str, directory: str) -> str:
