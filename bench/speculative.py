@@ -62,10 +62,10 @@ class Counted:
                 return out
             return forward(module, input_ids, *a, **k)
 
-        def counted_update(schedule, drafted, kept):
+        def counted_update(schedule, drafted, kept, seconds=None):
             me.drafted += drafted
             me.kept += kept
-            return update(schedule, drafted, kept)
+            return update(schedule, drafted, kept, seconds)
         type(model).forward = counted_forward
         DraftSchedule.update = counted_update
 

@@ -29,6 +29,7 @@ Example::
 
 from __future__ import annotations
 
+import time
 import warnings
 from typing import Iterator
 
@@ -304,7 +305,9 @@ class TokenStream:
     def _run_prompt_lookup(self, cache, scores) -> Iterator[list[int]]:
         """Greedy decoding checking drafted tokens (:mod:`.prompt_lookup`) in one forward."""
         end = self.prompt_length + self.max_new_tokens
-        schedule = DraftSchedule(self._lookup)   # fewer drafts, or none for a while, when they fail
+        # fewer drafts, or none for a while, when they fail or cost more than plain steps
+        schedule = DraftSchedule(self._lookup, timed=True)
+        first_draft = True   # (its time includes a draft model's pass over the prompt)
         tokens = [int(np.argmax(scores[0]))]   # to emit: kept drafts, then the model's choice
         while True:
             for token in tokens:
@@ -316,6 +319,7 @@ class TokenStream:
                 if done or self.length == end:
                     return
             wanted = schedule.next(end - self.length - 1)
+            start = time.perf_counter()
             drafted = (self._draft(self._ids[0, :self.length], wanted) if wanted
                        else np.zeros(0, np.int64))
             # the last token and the drafts in one forward: the choice after each of them
@@ -327,7 +331,9 @@ class TokenStream:
             kept = 0
             while kept < len(drafted) and choices[kept] == drafted[kept]:
                 kept += 1
-            schedule.update(len(drafted), kept)
+            timed = not (first_draft and len(drafted))
+            first_draft = first_draft and not len(drafted)
+            schedule.update(len(drafted), kept, time.perf_counter() - start if timed else None)
             # positions of rejected drafts leave the cache; the kept ones are tokens we emit
             cache.crop(cache.length - (len(drafted) - kept))
             tokens = [int(t) for t in drafted[:kept]] + [int(choices[kept])]

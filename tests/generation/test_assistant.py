@@ -2,6 +2,10 @@
 token, whether the draft model agrees with the model often (itself), or rarely (a smaller
 random one), and the model's forwards are fewer when it agrees."""
 
+import importlib
+import itertools
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -11,6 +15,9 @@ from gradient.generation import generate
 from gradient.models import LlamaConfig, LlamaForCausalLM
 
 from ..hub.conftest import llama_dir  # noqa: F401  (the fixture)
+
+# the module (the package's ``generate`` is the function)
+generate_module = importlib.import_module("gradient.generation.generate")
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +54,19 @@ def test_the_same_tokens_as_greedy(model, draft, monkeypatch, llama_dir):  # noq
     assistant = (gradient.hub.load(str(llama_dir))[0].eval() if draft == "its twin"
                  else small_like(model))
     calls = _counting(model, monkeypatch)
+    if draft == "its twin":
+        # a clock by which every forward takes one second, drafted or not: kept drafts pay
+        # (a real twin costs as much as the model, and its drafts would wait as unpaid ones)
+        clock = itertools.count()
+        monkeypatch.setattr(generate_module, "time", SimpleNamespace(perf_counter=lambda:
+                                                                     next(clock)))
     out = generate(model, [prompt], 20, eos_token_id=[], assistant_model=assistant,
                    num_assistant_tokens=4)
     assert out[0].tolist() == plain
     if draft == "its twin":      # every draft kept: the drafts grow to 4 (DraftSchedule)
-        # the prefill gives token 1; a forward of 3 drafts + 1 gives 4; three of 4 + 1 give 15
-        assert calls == [len(prompt), 4, 5, 5, 5], calls
+        # the prefill gives token 1, a plain step (timed: what plain costs) token 2; a forward
+        # of 3 drafts + 1 gives 4; two of 4 + 1 give 10; the last 3 + 1 the last 4
+        assert calls == [len(prompt), 1, 4, 5, 5, 4], calls
 
 
 def test_a_draft_model_must_share_the_vocabulary_and_decode_greedily(model):
