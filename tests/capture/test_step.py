@@ -1,8 +1,6 @@
 """gradient.capture: a step captured from a module forward, replayed with the module graph's
 bits, kept while nothing it read changed, and refused where replaying could differ."""
 
-from collections import Counter
-
 import numpy as np
 import pytest
 
