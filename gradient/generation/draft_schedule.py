@@ -19,7 +19,8 @@ half its drafts in a chat, where speculative decoding ran at 0.81x the plain spe
 Intel Xeon, ``bench/speculative.py``); with the forwards timed, 0.99x (1.06x without the
 draft model's pass over the prompt), and 1.42x on a prompt whose answer repeats it, as
 before within the noise. A timed schedule starts with one plain step, to know what plain
-costs.
+costs, and leaves out the seconds of its first forward with drafts (a draft model reads the
+prompt at its first draft).
 
 Example::
 
@@ -52,6 +53,7 @@ class DraftSchedule:
         self._misses = 0             # tries in a row that were rejected or did not pay
         self._plain = None           # running average of a plain step's seconds
         self._drafting = None        # of the seconds per token of forwards with drafts
+        self._drafted_before = False     # (the first such forward's seconds are left out)
 
     def next(self, room: int) -> int:
         """How many tokens to draft now (``room``: how many may still be generated after the
@@ -75,7 +77,8 @@ class DraftSchedule:
         else:
             self.size = max(1, self.size // 2)
         pays = kept > 0
-        if seconds is not None:
+        first, self._drafted_before = not self._drafted_before, True
+        if seconds is not None and not first:
             self._drafting = _averaged(self._drafting, seconds / (kept + 1))
             pays = pays and (self._plain is None or self._drafting <= self._plain)
         if pays:

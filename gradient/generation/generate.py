@@ -307,7 +307,6 @@ class TokenStream:
         end = self.prompt_length + self.max_new_tokens
         # fewer drafts, or none for a while, when they fail or cost more than plain steps
         schedule = DraftSchedule(self._lookup, timed=True)
-        first_draft = True   # (its time includes a draft model's pass over the prompt)
         tokens = [int(np.argmax(scores[0]))]   # to emit: kept drafts, then the model's choice
         while True:
             for token in tokens:
@@ -331,9 +330,7 @@ class TokenStream:
             kept = 0
             while kept < len(drafted) and choices[kept] == drafted[kept]:
                 kept += 1
-            timed = not (first_draft and len(drafted))
-            first_draft = first_draft and not len(drafted)
-            schedule.update(len(drafted), kept, time.perf_counter() - start if timed else None)
+            schedule.update(len(drafted), kept, time.perf_counter() - start)
             # positions of rejected drafts leave the cache; the kept ones are tokens we emit
             cache.crop(cache.length - (len(drafted) - kept))
             tokens = [int(t) for t in drafted[:kept]] + [int(choices[kept])]

@@ -254,9 +254,10 @@ class Scheduler:
         the model would have chosen itself are kept, then its own choice after them
         (greedy decoding's text, several tokens per forward when the drafts are good)."""
         engine = self.engine
-        if seq.schedule is None:
-            seq.schedule = DraftSchedule(engine.draft_tokens)
+        if seq.schedule is None:    # (timed: a sequence drafts only while it runs alone)
+            seq.schedule = DraftSchedule(engine.draft_tokens, timed=True)
         wanted = seq.schedule.next(seq.max_tokens - seq.generated - 1)
+        start = time.perf_counter()
         drafted = (engine.drafter(seq.ids[:seq.length], wanted) if wanted > 0
                    else np.zeros(0, np.int64))
         run = np.concatenate([[seq.ids[seq.length - 1]], drafted]).astype(np.int64)[None, :]
@@ -269,7 +270,7 @@ class Scheduler:
         kept = 0
         while kept < len(drafted) and choices[kept] == drafted[kept]:
             kept += 1
-        seq.schedule.update(len(drafted), kept)
+        seq.schedule.update(len(drafted), kept, time.perf_counter() - start)
         seq.cache.crop(seq.cache.length - (len(drafted) - kept))   # the rejected positions
         for j in range(kept + 1):
             self._choose(seq, scores[j:j + 1])

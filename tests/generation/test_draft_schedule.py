@@ -53,6 +53,8 @@ def test_drafts_kept_in_part_that_cost_more_than_plain_steps_wait_as_misses():
     s = DraftSchedule(5, timed=True)
     s.next(100)
     s.update(0, 0, 0.010)                  # a plain step: 10 ms a token
+    s.update(s.next(100), 2, 1.0)          # the first drafts' forward (a draft model reading
+    assert s.next(100) == 3                # the prompt) is left out
     s.update(s.next(100), 2, 0.024)        # 3 tokens for 24 ms: 8 ms a token, it pays
     assert s.next(100) == 3                # no wait
     waits = []
