@@ -56,8 +56,9 @@ class _VersionCounter:
     def bump(self, op: str) -> None:
         self.value += 1
         self.last_op = op
-        if capture_state.current.recorder is not None:   # a captured step cannot replay a hidden write
-            capture_state.current.recorder.wrote_in_place(op)
+        recorder = capture_state.current.recorder
+        if recorder is not None:   # a captured step cannot replay a hidden write
+            recorder.wrote_in_place(op)
 
 
 _DEVICES: dict[str, device] = {}

@@ -227,8 +227,9 @@ class ArrayFunction:
             ctx.needs_input_grad = tuple([isinstance(a, Tensor) and a._requires_grad for a in args])
         out = cls.forward(ctx, *raw)
         if not record:
-            if capture_state.current.recorder is not None:   # a step being captured (gradient.capture)
-                capture_state.current.recorder.op(cls, ctx, raw, out)
+            recorder = capture_state.current.recorder
+            if recorder is not None:   # a step being captured (gradient.capture)
+                recorder.op(cls, ctx, raw, out)
             if type(out) is tuple:
                 return tuple(Tensor._make(o, False, backend) for o in out)
             return Tensor._make(out, False, backend)
