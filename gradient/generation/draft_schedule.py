@@ -77,7 +77,8 @@ class DraftSchedule:
         else:
             self.size = max(1, self.size // 2)
         pays = kept > 0
-        first, self._drafted_before = not self._drafted_before, True
+        first = not self._drafted_before
+        self._drafted_before = True
         if seconds is not None and not first:
             self._drafting = _averaged(self._drafting, seconds / (kept + 1))
             pays = pays and (self._plain is None or self._drafting <= self._plain)
