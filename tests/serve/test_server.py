@@ -326,12 +326,11 @@ def test_concurrent_requests_are_decoded_together(server, client, monkeypatch):
 
     def submit_first_two_together(job):
         with lock:
+            held.append(job)
             if len(held) < 2:
-                held.append(job)
-                if len(held) < 2:
-                    return
-                job = None
-        for each in held if job is None else [job]:
+                return
+            ready = held[:2] if len(held) == 2 else [job]
+        for each in ready:
             submit(each)
     monkeypatch.setattr(engine, "submit", submit_first_two_together)
     questions = ["Name a colour.", "Name a fruit, please, and say why you like it.",
