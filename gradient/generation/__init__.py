@@ -23,7 +23,8 @@ from .generate import TokenStream, generate, generate_tokens
 from .kv_cache import KVCache
 from .paged_cache import PagedKVCache
 from .prompt_cache import PromptCache
-from .sampling import (LogitsProcessor, LogitsProcessorList, MinPLogitsWarper,
+from .sampling import (LogitBiasLogitsProcessor, LogitsProcessor, LogitsProcessorList,
+                       MinPLogitsWarper, PresenceFrequencyPenaltyLogitsProcessor,
                        RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper,
                        TopKLogitsWarper, TopPLogitsWarper, build_processors, check_sampling,
                        select_tokens)
@@ -33,5 +34,6 @@ from .streaming import stream
 __all__ = ["KVCache", "BatchKVCache", "PagedKVCache", "PromptCache", "generate", "generate_tokens", "TokenStream", "stream",
            "StopStrings",
            "LogitsProcessor", "LogitsProcessorList", "RepetitionPenaltyLogitsProcessor",
+           "LogitBiasLogitsProcessor", "PresenceFrequencyPenaltyLogitsProcessor",
            "TemperatureLogitsWarper", "TopKLogitsWarper", "TopPLogitsWarper", "MinPLogitsWarper",
            "build_processors", "check_sampling", "select_tokens"]

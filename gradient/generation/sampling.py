@@ -6,7 +6,11 @@ transformers' order (``GenerationMixin._get_logits_processor``):
 
 1. :class:`RepetitionPenaltyLogitsProcessor` -- every token already in the sequence (prompt and
    generated, left padding excluded) has its logit divided by the penalty (multiplied when
-   negative). Applied in greedy decoding too.
+   negative). Applied in greedy decoding too, as are OpenAI's two settings after it (the
+   server's ``logit_bias``, ``presence_penalty`` and ``frequency_penalty``, which
+   transformers' generate does not have): :class:`LogitBiasLogitsProcessor` adds a fixed bias
+   to chosen tokens, and :class:`PresenceFrequencyPenaltyLogitsProcessor` subtracts a penalty
+   from each token already generated, once and once per occurrence.
 2. :class:`TemperatureLogitsWarper` -- ``scores / temperature``.            \\
 3. :class:`TopKLogitsWarper` -- keep the ``k`` largest logits.              | sampling only
 4. :class:`TopPLogitsWarper` -- keep the smallest set of tokens whose        |
@@ -43,6 +47,7 @@ import numpy as np
 from ..errors import GenerationError
 
 __all__ = ["LogitsProcessor", "LogitsProcessorList", "RepetitionPenaltyLogitsProcessor",
+           "LogitBiasLogitsProcessor", "PresenceFrequencyPenaltyLogitsProcessor",
            "TemperatureLogitsWarper", "TopKLogitsWarper", "TopPLogitsWarper", "MinPLogitsWarper",
            "build_processors", "check_sampling", "select_tokens", "softmax"]
 
@@ -154,6 +159,61 @@ class RepetitionPenaltyLogitsProcessor(LogitsProcessor):
         return out
 
 
+class LogitBiasLogitsProcessor(LogitsProcessor):
+    """Add ``bias[token]`` to each listed token's logit (OpenAI's ``logit_bias``: -100 all but
+    bans a token, 100 all but forces it; transformers' ``SequenceBiasLogitsProcessor`` for
+    sequences of one token). Tokens outside the vocabulary of ``scores`` are ignored.
+
+    Example: ``LogitBiasLogitsProcessor({50256: -100.0})(ids, scores)``
+    """
+
+    def __init__(self, bias: dict):
+        tokens = list(bias)
+        if not all(_integer(t) and t >= 0 for t in tokens):
+            raise GenerationError(f"logit_bias: the tokens must be integer ids >= 0, got "
+                                  f"{tokens!r}")
+        values = list(bias.values())
+        if not all(_number(v) for v in values):
+            raise GenerationError(f"logit_bias: the biases must be finite numbers, got {values!r}")
+        self.tokens = np.asarray(tokens, np.int64)
+        self.values = np.asarray(values, np.float32)
+
+    def __call__(self, input_ids, scores):
+        inside = self.tokens < scores.shape[-1]
+        out = scores.copy()
+        out[:, self.tokens[inside]] += self.values[inside]
+        return out
+
+
+class PresenceFrequencyPenaltyLogitsProcessor(LogitsProcessor):
+    """OpenAI's penalties on the tokens generated so far: a token generated ``c`` times has
+    ``c * frequency + (c > 0) * presence`` subtracted from its logit. Positive values push the
+    text towards new tokens, negative ones towards repeats. The first ``prompt_length``
+    positions of ``input_ids`` (the prompt) are not counted, as in OpenAI's formula and vLLM;
+    ids outside the vocabulary of ``scores`` are ignored.
+
+    Example: ``PresenceFrequencyPenaltyLogitsProcessor(0.5, 0.3, prompt_length=12)(ids, scores)``
+    """
+
+    def __init__(self, presence: float = 0.0, frequency: float = 0.0, prompt_length: int = 0):
+        for name, value in (("presence_penalty", presence), ("frequency_penalty", frequency)):
+            if not _number(value):
+                raise GenerationError(f"{name} must be a finite number, got {value!r}")
+        if not _integer(prompt_length) or prompt_length < 0:
+            raise GenerationError(f"prompt_length must be an integer >= 0, got {prompt_length!r}")
+        self.presence, self.frequency = np.float32(presence), np.float32(frequency)
+        self.prompt_length = int(prompt_length)
+
+    def __call__(self, input_ids, scores):
+        vocab = scores.shape[-1]
+        generated = np.asarray(input_ids)[:, self.prompt_length:]
+        counts = np.zeros(scores.shape, np.float32)
+        for row, ids in enumerate(generated):
+            ids = ids[(ids >= 0) & (ids < vocab)]
+            counts[row] = np.bincount(ids, minlength=vocab)
+        return scores - (counts * self.frequency + (counts > 0) * self.presence)
+
+
 class TemperatureLogitsWarper(LogitsProcessor):
     """``scores / temperature``: below 1 sharpens the distribution, above 1 flattens it.
 
@@ -250,10 +310,14 @@ class MinPLogitsWarper(LogitsProcessor):
 def build_processors(do_sample: bool = False, temperature: float | None = 1.0,
                      top_k: int | None = None, top_p: float | None = None,
                      min_p: float | None = None, repetition_penalty: float | None = None,
-                     prompt_ignore_length=None) -> LogitsProcessorList:
+                     prompt_ignore_length=None, logit_bias: dict | None = None,
+                     presence_penalty: float = 0.0, frequency_penalty: float = 0.0,
+                     prompt_length: int = 0) -> LogitsProcessorList:
     """The processors ``generate`` applies, in transformers' order and with its rules for when
-    each one is active: repetition penalty when given and != 1; then, only when sampling,
-    temperature when != 1, top-k when given and != 0, top-p when < 1, and min-p when given.
+    each one is active: repetition penalty when given and != 1; then OpenAI's ``logit_bias``
+    when not empty and its presence and frequency penalties when not 0 (counting the tokens
+    after the first ``prompt_length``); then, only when sampling, temperature when != 1,
+    top-k when given and != 0, top-p when < 1, and min-p when given.
 
     Example: ``build_processors(do_sample=True, top_k=50, top_p=0.95)``
     """
@@ -261,6 +325,11 @@ def build_processors(do_sample: bool = False, temperature: float | None = 1.0,
     if repetition_penalty is not None and repetition_penalty != 1.0:
         processors.append(RepetitionPenaltyLogitsProcessor(repetition_penalty,
                                                            prompt_ignore_length))
+    if logit_bias:
+        processors.append(LogitBiasLogitsProcessor(logit_bias))
+    if presence_penalty or frequency_penalty:
+        processors.append(PresenceFrequencyPenaltyLogitsProcessor(
+            presence_penalty, frequency_penalty, prompt_length))
     if do_sample:
         if temperature is not None and temperature != 1.0:
             processors.append(TemperatureLogitsWarper(temperature))

@@ -38,6 +38,10 @@ CASES = {
     "top-p-0": (lambda: sampling.TopPLogitsWarper(0.0), lambda: lp.TopPLogitsWarper(0.0)),
     "min-p": (lambda: sampling.MinPLogitsWarper(0.1), lambda: lp.MinPLogitsWarper(0.1)),
     "min-p-1": (lambda: sampling.MinPLogitsWarper(1.0), lambda: lp.MinPLogitsWarper(1.0)),
+    # OpenAI's logit_bias is transformers' sequence bias for sequences of one token
+    "logit-bias": (lambda: sampling.LogitBiasLogitsProcessor({3: -100.0, 499: 7.5, 42: 0.25}),
+                   lambda: lp.SequenceBiasLogitsProcessor({(3,): -100.0, (499,): 7.5,
+                                                           (42,): 0.25})),
 }
 
 
@@ -66,6 +70,26 @@ def test_processors_that_remove_do_remove():
     assert (penalised != scores).sum() == 8
 
 
+def test_presence_and_frequency_penalties_follow_openais_formula():
+    """mu[j] - c[j] * frequency - (c[j] > 0) * presence, c[j] the times token j was generated
+    (the prompt's positions and ids outside the vocabulary not counted), row by row."""
+    scores, ids = _scores(seed=5), _ids(seed=6)
+    for presence, frequency in ((0.6, 0.0), (0.0, 0.45), (-0.5, 1.5), (2.0, -1.5)):
+        out = sampling.PresenceFrequencyPenaltyLogitsProcessor(presence, frequency, 9)(ids,
+                                                                                        scores)
+        expected = scores.astype(np.float64)
+        for row in range(ids.shape[0]):
+            for token in set(ids[row, 9:].tolist()):
+                if token < scores.shape[1]:
+                    c = ids[row, 9:].tolist().count(token)
+                    expected[row, token] -= c * frequency + presence
+        assert out.dtype == np.float32
+        np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
+        changed = {(r, t) for r, t in zip(*np.nonzero(out != scores))}
+        assert changed == {(r, t) for r in range(ids.shape[0]) for t in set(ids[r, 9:].tolist())
+                           if t < scores.shape[1]}
+
+
 def test_chain_in_transformers_order():
     """build_processors applies penalty, temperature, top-k, top-p, min-p, in that order, as
     transformers' generate does (checked on input where the order changes the result)."""
@@ -84,6 +108,14 @@ def test_chain_in_transformers_order():
 
 def test_which_processors_are_active():
     assert len(sampling.build_processors()) == 0
+    # OpenAI's settings apply in greedy decoding too, after the repetition penalty
+    greedy = sampling.build_processors(repetition_penalty=1.1, logit_bias={5: 1.0},
+                                       frequency_penalty=0.5, prompt_length=3)
+    assert [type(p).__name__ for p in greedy] == [
+        "RepetitionPenaltyLogitsProcessor", "LogitBiasLogitsProcessor",
+        "PresenceFrequencyPenaltyLogitsProcessor"]
+    assert len(sampling.build_processors(logit_bias={}, presence_penalty=0.0,
+                                         frequency_penalty=0)) == 0
     # greedy: only the repetition penalty applies
     greedy = sampling.build_processors(do_sample=False, temperature=0.5, top_k=5, top_p=0.5,
                                        repetition_penalty=1.2)
@@ -98,6 +130,11 @@ def test_which_processors_are_active():
     lambda: sampling.TopKLogitsWarper(0), lambda: sampling.TopKLogitsWarper(2.5),
     lambda: sampling.TopPLogitsWarper(1.5), lambda: sampling.MinPLogitsWarper(-0.1),
     lambda: sampling.RepetitionPenaltyLogitsProcessor(0.0),
+    lambda: sampling.LogitBiasLogitsProcessor({-1: 1.0}),
+    lambda: sampling.LogitBiasLogitsProcessor({"5": 1.0}),
+    lambda: sampling.LogitBiasLogitsProcessor({5: float("nan")}),
+    lambda: sampling.PresenceFrequencyPenaltyLogitsProcessor(float("inf")),
+    lambda: sampling.PresenceFrequencyPenaltyLogitsProcessor(0.5, prompt_length=-1),
 ])
 def test_bad_settings_raise(make):
     with pytest.raises(ValueError):
