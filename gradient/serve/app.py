@@ -6,10 +6,19 @@ answer with its response shapes, or with server-sent events (``"stream": true``)
 and ``GET /metrics`` (Prometheus text) tell what is served and how it goes. ``GET /`` is a
 chat page (``chat.html``: streaming, multi-turn, a stop button) over the same API.
 
+Besides OpenAI's sampling fields (``temperature``, ``top_p``, ``seed``, ``stop``,
+``logit_bias``, ``presence_penalty``, ``frequency_penalty``, ``logprobs``, ``n`` ...) a
+request may set ``top_k``, ``min_p`` and ``repetition_penalty``, as vLLM's and llama.cpp's
+servers take them. The completions take several prompts at once (choice ``i`` of prompt
+``p`` is ``choices[p * n + i]``) and ``echo`` (the prompt's text before the completion, with
+its tokens' log-probabilities when ``logprobs`` is set, and ``max_tokens`` may then be 0:
+scoring a text, as evaluation harnesses do).
+
 Bad requests get OpenAI's error body ``{"error": {"message", "type", "param", "code"}}`` with
-400 (malformed JSON, wrong types, a prompt longer than the context), 404 (another model) or
-503 with ``Retry-After`` (the queue is full); a client that disconnects mid-stream frees its
-place at once.
+400 (malformed JSON, wrong types, a prompt longer than the context, what this server does not
+do: calling tools, JSON output, ``suffix``), 404 (another model, another path), 405 (another
+method) or 503 with ``Retry-After`` (the queue is full); a client that disconnects mid-stream
+frees its place at once.
 
 Example::
 
@@ -27,6 +36,7 @@ import uuid
 import weakref
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.routing import Route
@@ -65,9 +75,16 @@ def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
     async def health(request: Request):
         return JSONResponse({"status": "ok"})
 
+    served = {"id": model_id, "object": "model", "created": created, "owned_by": "gradient"}
+
     async def models(request: Request):
-        return JSONResponse({"object": "list", "data": [
-            {"id": model_id, "object": "model", "created": created, "owned_by": "gradient"}]})
+        return JSONResponse({"object": "list", "data": [served]})
+
+    async def model_info(request: Request):
+        name = request.path_params["model"]
+        if name != model_id:
+            return _unknown_model(name, model_id).response()
+        return JSONResponse(served)
 
     async def metrics(request: Request):
         s = engine.stats
@@ -98,7 +115,7 @@ def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
     async def _complete(request: Request, chat: bool):
         try:
             body = await _json(request)
-            job, stream, include_usage = _job(body, chat, engine, model_id)
+            jobs, stream, include_usage, echoes = _jobs(body, chat, engine, model_id)
         except RequestError as e:
             return e.response()
         events: asyncio.Queue = asyncio.Queue()
@@ -106,43 +123,57 @@ def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
         if loop not in outboxes:
             outboxes[loop] = Outbox(loop)
         outbox = outboxes[loop]
-        job.emit = lambda event: outbox.put(events, event)
+        for p, job in enumerate(jobs):       # choice i of prompt p is choice p * n + i
+            job.emit = (lambda event, p=p, n=job.n: outbox.put(events, _numbered(event, p, n)))
         try:
-            engine.submit(job)
+            for submitted, job in enumerate(jobs):
+                engine.submit(job)
         except QueueFull as e:
+            for job in jobs[:submitted]:
+                job.cancel()
             return RequestError(503, f"the server is busy ({e}); retry later", kind="server_error",
                                 code="queue_full", headers={"Retry-After": "1"}).response()
         rid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
         if stream:
-            return StreamingResponse(_events(events, job, rid, chat, model_id, include_usage),
+            return StreamingResponse(_events(events, jobs, rid, chat, model_id, include_usage,
+                                             echoes),
                                      media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache"})
-        texts, tokens, finishes, usage = {}, {}, {}, None
-        while usage is None:
-            event = await events.get()
-            if event[0] == "text":
-                texts.setdefault(event[1], []).append(event[2])
-            elif event[0] == "token":
-                tokens.setdefault(event[1], []).append(event[2])
-            elif event[0] == "done":
-                finishes[event[1]] = event[2]
-            elif event[0] == "error":
-                return RequestError(500, f"generation failed: {event[1]}",
-                                    kind="server_error").response()
-            else:
-                usage = event[1]
+        n = jobs[0].n
+        texts, tokens, finishes, prompts, usages = {}, {}, {}, {}, []
+        try:
+            while len(usages) < len(jobs):
+                event = await events.get()
+                if event[0] == "text":
+                    texts.setdefault(event[1], []).append(event[2])
+                elif event[0] == "token":
+                    tokens.setdefault(event[1], []).append(event[2])
+                elif event[0] == "done":
+                    finishes[event[1]] = event[2]
+                elif event[0] == "prompt":
+                    prompts[event[1]] = event[2]
+                elif event[0] == "error":
+                    return RequestError(500, f"generation failed: {event[1]}",
+                                        kind="server_error").response()
+                else:
+                    usages.append(event[1])
+        finally:
+            for job in jobs:
+                job.cancel()      # (a request that failed: its other prompts stop too)
         choices = []
-        for i in range(job.n):
-            content = "".join(texts.get(i, []))
-            logprobs = (None if job.logprobs is None else
-                        _logprobs_field(tokens.get(i, []), chat, job.logprobs))
+        for i in range(len(jobs) * n):
+            content = echoes[i // n] + "".join(texts.get(i, []))
+            logprobs = None
+            if jobs[0].logprobs is not None:
+                entries = prompts.get(i // n, []) + tokens.get(i, [])
+                logprobs = _logprobs_field(entries, chat, jobs[0].logprobs)
             choices.append({"index": i, "message": {"role": "assistant", "content": content},
                             "logprobs": logprobs, "finish_reason": finishes[i]} if chat else
                            {"index": i, "text": content, "logprobs": logprobs,
                             "finish_reason": finishes[i]})
         return JSONResponse({"id": rid, "object": "chat.completion" if chat else
                              "text_completion", "created": int(time.time()), "model": model_id,
-                             "choices": choices, "usage": usage})
+                             "choices": choices, "usage": _total(usages)})
 
     page = importlib.resources.files(__package__).joinpath("chat.html").read_text("utf-8")
 
@@ -150,10 +181,10 @@ def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
         return HTMLResponse(page)
 
     routes = [Route("/", chat_page), Route("/health", health), Route("/v1/models", models),
-              Route("/metrics", metrics),
+              Route("/v1/models/{model:path}", model_info), Route("/metrics", metrics),
               Route("/v1/chat/completions", chat, methods=["POST"]),
               Route("/v1/completions", completions, methods=["POST"])]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     app.state.engine = engine
     return app
 
@@ -168,15 +199,53 @@ async def _json(request: Request) -> dict:
     return body
 
 
-def _job(body: dict, chat: bool, engine: Engine, model_id: str) -> tuple:
-    """The :class:`Job` a request asks for, ``stream`` and ``include_usage``; RequestError
-    for anything out of place."""
+async def _http_error(request: Request, exc: HTTPException):
+    """Starlette's own refusals (no such path, another method) in OpenAI's error body."""
+    if exc.status_code == 404:
+        message = (f"no such endpoint: {request.method} {request.url.path}; this server answers "
+                   f"POST /v1/chat/completions, POST /v1/completions and GET /v1/models")
+    elif exc.status_code == 405:
+        message = (f"{request.url.path} does not take {request.method}; it takes "
+                   f"{(exc.headers or {}).get('Allow', 'another method')}")
+    else:
+        message = str(exc.detail)
+    return RequestError(exc.status_code, message, headers=exc.headers).response()
+
+
+def _unknown_model(name, model_id: str) -> RequestError:
+    return RequestError(404, f"the model {name!r} does not exist; this server serves "
+                        f"{model_id!r}", "model", code="model_not_found")
+
+
+def _numbered(event: tuple, prompt: int, n: int) -> tuple:
+    """A job's event as the request's: choice ``i`` of prompt ``p`` is choice ``p * n + i``;
+    the prompt's log-probabilities are numbered by prompt."""
+    if event[0] in ("text", "token", "done"):
+        return (event[0], prompt * n + event[1]) + event[2:]
+    if event[0] == "prompt":
+        return ("prompt", prompt, event[1])
+    return event
+
+
+def _total(usages: list) -> dict:
+    """The request's usage: its prompts' (one job each) added up."""
+    total = {key: sum(u[key] for u in usages)
+             for key in ("prompt_tokens", "completion_tokens", "total_tokens")}
+    total["prompt_tokens_details"] = {"cached_tokens": sum(
+        u["prompt_tokens_details"]["cached_tokens"] for u in usages)}
+    return total
+
+
+def _jobs(body: dict, chat: bool, engine: Engine, model_id: str) -> tuple:
+    """The :class:`Job`\\ s a request asks for (one per prompt: the completions take several),
+    ``stream``, ``include_usage`` and the text each prompt's choices begin with (``echo``);
+    RequestError for anything out of place."""
     model = body.get("model")
     if not isinstance(model, str):
         raise RequestError(400, "'model' is required: a string", "model")
     if model != model_id:
-        raise RequestError(404, f"the model {model!r} does not exist; this server serves "
-                           f"{model_id!r}", "model", code="model_not_found")
+        raise _unknown_model(model, model_id)
+    _refuse_unsupported(body, chat)
     tokenizer = engine.tokenizer
     if chat:
         messages = body.get("messages")
@@ -184,63 +253,158 @@ def _job(body: dict, chat: bool, engine: Engine, model_id: str) -> tuple:
             raise RequestError(400, "'messages' must be a non-empty list of messages", "messages")
         turns = [_message(m, i) for i, m in enumerate(messages)]
         try:
-            prompt = list(tokenizer.apply_chat_template(turns, add_generation_prompt=True))
+            prompts = [list(tokenizer.apply_chat_template(turns, add_generation_prompt=True))]
         except Exception as e:   # noqa: BLE001  (no template, a role it refuses ...)
             raise RequestError(400, f"the chat template cannot render these messages: {e}",
                                "messages") from None
+        texts = [None]
     else:
-        raw = body.get("prompt")
-        if isinstance(raw, list) and len(raw) == 1 and isinstance(raw[0], str):
-            raw = raw[0]
-        if isinstance(raw, str):
-            prompt = list(getattr(tokenizer.encode(raw), "ids", tokenizer.encode(raw)))
-        elif isinstance(raw, list) and raw and all(type(t) is int for t in raw):
-            prompt = raw
-            vocab = engine.vocab_size
-            outside = next((t for t in prompt if not 0 <= t < vocab), None)
-            if outside is not None:
-                raise RequestError(400, f"'prompt' holds the token id {outside}; this model's "
-                                   f"ids run from 0 to {vocab - 1}", "prompt")
-        else:
-            raise RequestError(400, "'prompt' must be a string (or a list of token ids)",
-                               "prompt")
-        if not prompt:
-            raise RequestError(400, "the prompt encodes to no tokens", "prompt")
-    if len(prompt) >= engine.context:
-        raise RequestError(400, f"the prompt is {len(prompt)} tokens long; this model's context "
-                           f"holds {engine.context}", "messages" if chat else "prompt",
-                           code="context_length_exceeded")
+        prompts, texts = _prompts(body.get("prompt"), tokenizer, engine.vocab_size)
+    for prompt in prompts:
+        if len(prompt) >= engine.context:
+            raise RequestError(400, f"the prompt is {len(prompt)} tokens long; this model's "
+                               f"context holds {engine.context}",
+                               "messages" if chat else "prompt", code="context_length_exceeded")
     n = _integer("n", body.get("n"), 1, None, 1)
     if n > MAX_CHOICES:
         raise RequestError(400, f"'n' must be at most {MAX_CHOICES}", "n")
+    echo = False if chat else _flag(body, "echo")
     logprobs = _logprobs(body, chat)
-    limit = body.get("max_completion_tokens", body.get("max_tokens"))
-    max_tokens = _integer("max_tokens", limit, 1, engine.context - len(prompt),
-                          engine.context - len(prompt))
+    if not chat:
+        best_of = _integer("best_of", body.get("best_of"), 1, None, n)
+        if best_of != n:
+            raise RequestError(400, "'best_of' other than 'n' is not supported: every choice "
+                               "generated is returned; leave it out", "best_of")
+    # (with echo, 0 new tokens is the prompt alone: its log-probabilities score a text)
+    limit = _integer("max_tokens", body.get("max_completion_tokens", body.get("max_tokens")),
+                     0 if echo else 1, None, None)
     temperature = _number(body, "temperature", 0.0, 2.0, 1.0)
     top_p = _number(body, "top_p", 0.0, 1.0, 1.0)
     if top_p == 0.0:
         raise RequestError(400, "'top_p' must be above 0", "top_p")
     top_k = _integer("top_k", body.get("top_k"), 0, None, 0)
+    min_p = _number(body, "min_p", 0.0, 1.0, None)
+    repetition_penalty = _number(body, "repetition_penalty", 0.0, 100.0, None)
+    if repetition_penalty == 0.0:
+        raise RequestError(400, "'repetition_penalty' must be above 0 (1 turns it off)",
+                           "repetition_penalty")
+    presence_penalty = _number(body, "presence_penalty", -2.0, 2.0, 0.0)
+    frequency_penalty = _number(body, "frequency_penalty", -2.0, 2.0, 0.0)
+    logit_bias = _logit_bias(body.get("logit_bias"), engine.vocab_size)
     seed = _integer("seed", body.get("seed"), None, None, None)
     stop = body.get("stop")
     stop = [] if stop is None else [stop] if isinstance(stop, str) else stop
     if not (isinstance(stop, list) and len(stop) <= 4 and all(isinstance(s, str) for s in stop)):
         raise RequestError(400, "'stop' must be a string or a list of at most 4 strings", "stop")
-    stream = body.get("stream", False)
-    if not isinstance(stream, bool):
-        raise RequestError(400, "'stream' must be true or false", "stream")
+    stream = _flag(body, "stream")
     options = body.get("stream_options") or {}
     if not isinstance(options, dict):
         raise RequestError(400, "'stream_options' must be an object", "stream_options")
-    job = Job(prompt, max_tokens, emit=None, temperature=temperature,
-              top_p=None if top_p >= 1.0 else top_p, top_k=top_k or None, seed=seed, stop=stop,
-              chat=chat, n=n, logprobs=logprobs)
-    return job, stream, bool(options.get("include_usage"))
+    jobs = [Job(prompt, engine.context - len(prompt) if limit is None else
+                min(limit, engine.context - len(prompt)),
+                emit=None, temperature=temperature, top_p=None if top_p >= 1.0 else top_p,
+                top_k=top_k or None, seed=seed, stop=stop, chat=chat, n=n, logprobs=logprobs,
+                prompt_logprobs=logprobs if echo else None, min_p=min_p,
+                repetition_penalty=repetition_penalty, logit_bias=logit_bias,
+                presence_penalty=presence_penalty, frequency_penalty=frequency_penalty)
+            for prompt in prompts]
+    echoes = [text if echo else "" for text in texts]
+    return jobs, stream, bool(options.get("include_usage")), echoes
 
 
-#: The most choices one request may ask for (``n``): they are generated one after another.
+#: The most choices one request may ask for (``n``), and the most prompts it may hold.
 MAX_CHOICES = 16
+MAX_PROMPTS = 32
+
+
+def _prompts(raw, tokenizer, vocab: int) -> tuple:
+    """The token ids of a completions request's prompts and their texts: ``prompt`` is a
+    string, a list of token ids, or a list of several of either."""
+    def token_ids(p):
+        return isinstance(p, list) and p and all(type(t) is int for t in p)
+    if isinstance(raw, str) or token_ids(raw):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw:
+        raise RequestError(400, "'prompt' must be a string, a list of token ids, or a list of "
+                           "several of either", "prompt")
+    if len(raw) > MAX_PROMPTS:
+        raise RequestError(400, f"'prompt' holds {len(raw)} prompts; a request may hold at "
+                           f"most {MAX_PROMPTS}", "prompt")
+    prompts, texts = [], []
+    for p in raw:
+        if isinstance(p, str):
+            ids = list(getattr(tokenizer.encode(p), "ids", tokenizer.encode(p)))
+            text = p
+        elif token_ids(p):
+            outside = next((t for t in p if not 0 <= t < vocab), None)
+            if outside is not None:
+                raise RequestError(400, f"'prompt' holds the token id {outside}; this model's "
+                                   f"ids run from 0 to {vocab - 1}", "prompt")
+            ids, text = list(p), tokenizer.decode(p)
+        else:
+            raise RequestError(400, "'prompt' must be a string, a list of token ids, or a list "
+                               "of several of either", "prompt")
+        if not ids:
+            raise RequestError(400, "the prompt encodes to no tokens", "prompt")
+        prompts.append(ids)
+        texts.append(text)
+    return prompts, texts
+
+
+def _refuse_unsupported(body: dict, chat: bool) -> None:
+    """OpenAI's fields asking for what this server does not do, refused rather than ignored
+    (a reply that silently skips them would look like the model's own choice)."""
+    for field, choice in (("tools", "tool_choice"), ("functions", "function_call")):
+        if body.get(field) and body.get(choice, "auto") != "none":
+            raise RequestError(400, f"this server does not call tools: leave out '{field}' (or "
+                               f"set '{choice}' to \"none\")", field)
+    form = body.get("response_format")
+    if form is not None:
+        kind = form.get("type") if isinstance(form, dict) else None
+        if not isinstance(kind, str):
+            raise RequestError(400, "'response_format' must be an object with a 'type'",
+                               "response_format")
+        if kind != "text":
+            raise RequestError(400, f"'response_format' {kind!r} is not supported: this server "
+                               f"does not constrain its output to JSON; leave it out (or ask "
+                               f"for {{\"type\": \"text\"}})", "response_format")
+    if not chat and body.get("suffix") not in (None, ""):
+        raise RequestError(400, "'suffix' (inserting text) is not supported; leave it out",
+                           "suffix")
+
+
+def _flag(body: dict, name: str) -> bool:
+    value = body.get(name, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise RequestError(400, f"'{name}' must be true or false", name)
+    return value
+
+
+def _logit_bias(raw, vocab: int) -> dict:
+    """``logit_bias``, an object from token ids (JSON's keys are strings) to biases from -100
+    to 100, as ``{id: bias}``."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise RequestError(400, "'logit_bias' must be an object mapping token ids to biases "
+                           "from -100 to 100", "logit_bias")
+    bias = {}
+    for key, value in raw.items():
+        try:
+            token = int(key)
+        except ValueError:
+            raise RequestError(400, f"'logit_bias' has the key {key!r}; its keys are token ids",
+                               "logit_bias") from None
+        if not 0 <= token < vocab:
+            raise RequestError(400, f"'logit_bias' holds the token id {token}; this model's ids "
+                               f"run from 0 to {vocab - 1}", "logit_bias")
+        if type(value) not in (int, float) or not -100 <= value <= 100:
+            raise RequestError(400, f"'logit_bias' gives token {token} the bias {value!r}; a "
+                               f"bias is a number from -100 to 100", "logit_bias")
+        bias[token] = float(value)
+    return bias
 
 
 def _logprobs(body: dict, chat: bool) -> int | None:
@@ -307,27 +471,40 @@ def _logprobs_field(entries: list, chat: bool, top: int, offset: int = 0):
         at += len(e["token"])
     return {"tokens": [e["token"] for e in entries],
             "token_logprobs": [e["logprob"] for e in entries],
-            "top_logprobs": [{t["token"]: t["logprob"] for t in e["top_logprobs"]}
-                             for e in entries] if top else None,
+            "top_logprobs": [_top_by_text(e["top_logprobs"]) for e in entries] if top else None,
             "text_offset": offsets}
 
 
-async def _events(events: asyncio.Queue, job: Job, rid: str, chat: bool, model_id: str,
-                  include_usage: bool):
-    """The server-sent events of a streamed completion (the choices one after another, each
-    token's log-probabilities with the text that follows them); a disconnect cancels the
-    job."""
+def _top_by_text(top: list | None) -> dict | None:
+    """The completions' ``{text: logprob}`` of a token's likeliest tokens, the likeliest kept
+    where two tokens have one text (bytes of a character cut in two); None for a prompt's
+    first token, which nothing predicts."""
+    if top is None:
+        return None
+    by_text: dict = {}
+    for t in top:
+        by_text.setdefault(t["token"], t["logprob"])
+    return by_text
+
+
+async def _events(events: asyncio.Queue, jobs: list, rid: str, chat: bool, model_id: str,
+                  include_usage: bool, echoes: list):
+    """The server-sent events of a streamed completion (each token's log-probabilities with
+    the text that follows them; with ``echo``, a choice's first chunk is its prompt); a
+    disconnect cancels the jobs."""
     created = int(time.time())
     kind = "chat.completion.chunk" if chat else "text_completion"
-    pending: list = []                 # log-probability entries not sent yet
-    offsets = [0] * job.n              # (completions) characters sent so far, per choice
+    n, top = jobs[0].n, jobs[0].logprobs
+    pending: dict = {}                 # choice -> log-probability entries not sent yet
+    offsets = [0] * (len(jobs) * n)    # (completions) characters sent so far, per choice
+    prompts: dict = {}                 # prompt -> its tokens' entries (echo with logprobs)
 
     def chunk(index=0, delta=None, finish=None, usage=None, choices=True):
         logprobs = None
-        if job.logprobs is not None and choices and (pending or finish):
-            logprobs = _logprobs_field(list(pending), chat, job.logprobs, offsets[index])
-            offsets[index] += sum(len(e["token"]) for e in pending)
-            pending.clear()
+        waiting = pending.pop(index, [])
+        if top is not None and choices and (waiting or finish):
+            logprobs = _logprobs_field(waiting, chat, top, offsets[index])
+            offsets[index] += sum(len(e["token"]) for e in waiting)
         if chat:
             choice = {"index": index, "delta": delta or {}, "logprobs": logprobs,
                       "finish_reason": finish}
@@ -341,25 +518,34 @@ async def _events(events: asyncio.Queue, job: Job, rid: str, chat: bool, model_i
         return f"data: {json.dumps(data)}\n\n"
 
     try:
-        started = set()
-        while True:
+        started, usages = set(), []
+        while len(usages) < len(jobs):
             event = await events.get()
-            if event[0] in ("text", "token", "done") and chat and event[1] not in started:
-                started.add(event[1])
-                yield chunk(event[1], {"role": "assistant", "content": ""})
+            if event[0] in ("text", "token", "done") and event[1] not in started:
+                index = event[1]
+                started.add(index)
+                if chat:
+                    yield chunk(index, {"role": "assistant", "content": ""})
+                elif echoes[index // n] or index // n in prompts:
+                    pending[index] = list(prompts.get(index // n, []))
+                    yield chunk(index, {"content": echoes[index // n]})
             if event[0] == "text":
                 yield chunk(event[1], {"content": event[2]})
             elif event[0] == "token":
-                pending.append(event[2])
+                pending.setdefault(event[1], []).append(event[2])
             elif event[0] == "done":
                 yield chunk(event[1], {}, finish=event[2])
+            elif event[0] == "prompt":
+                prompts[event[1]] = event[2]
             elif event[0] == "error":
                 yield f"data: {json.dumps({'error': {'message': str(event[1]), 'type': 'server_error'}})}\n\n"
                 break
             else:
-                if include_usage:
-                    yield chunk(usage=event[1], choices=False)
-                break
+                usages.append(event[1])
+        else:
+            if include_usage:
+                yield chunk(usage=_total(usages), choices=False)
         yield "data: [DONE]\n\n"
     finally:
-        job.cancel()   # a client that went away (or a finished job: nothing to stop)
+        for job in jobs:
+            job.cancel()   # a client that went away (or finished jobs: nothing to stop)

@@ -58,7 +58,11 @@ class _Sequence:
         self.length = len(prompt)
         greedy = job.temperature == 0
         self.do_sample = not greedy
-        self.processors = build_processors(not greedy, job.temperature, job.top_k, job.top_p)
+        self.processors = build_processors(
+            not greedy, job.temperature, job.top_k, job.top_p, job.min_p,
+            job.repetition_penalty, logit_bias=job.logit_bias,
+            presence_penalty=job.presence_penalty, frequency_penalty=job.frequency_penalty,
+            prompt_length=len(prompt))
         self.rng = None
         if not greedy:
             seed = job.seed + index if job.seed is not None else \
@@ -154,6 +158,8 @@ class Scheduler:
         engine = self.engine
         max_tokens = min(job.max_tokens, engine.context - len(job.prompt_ids))
         seq = _Sequence(job, index, max_tokens, engine._stops[job.chat], engine.tokenizer)
+        if index == 0 and job.prompt_logprobs is not None:
+            job.emit(("prompt", engine._prompt_logprobs(job.prompt_ids, job.prompt_logprobs)))
         if max_tokens <= 0:
             seq.finish = "length"
             self._finish(seq)
@@ -179,6 +185,7 @@ class Scheduler:
         if index == 0:
             engine.stats["first_token_seconds"] += time.perf_counter() - start
             engine.stats["cached_prompt_tokens"] += prompt_cache.reused
+            job.cached_tokens = prompt_cache.reused
         self._choose(seq, scores)
         if seq.finish is not None:
             self._retire(seq)

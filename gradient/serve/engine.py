@@ -8,7 +8,9 @@ choice ``i``: ``("text", i, piece)`` as characters complete
 (text that could begin a stop sequence is held back until it is clear), ``("token", i,
 entry)`` per token when log-probabilities are asked for (OpenAI's ``{"token", "logprob",
 "bytes", "top_logprobs"}``), ``("done", i, finish_reason)``; then ``("usage", usage)``, or
-``("error", exception)``. ``job.cancel()`` (a client that went away) stops it at the next
+``("error", exception)``. A job asking for its prompt's log-probabilities (``echo`` with
+``logprobs``) gets ``("prompt", entries)`` first: one entry per prompt token, the first
+token's ``None``. ``job.cancel()`` (a client that went away) stops it at the next
 token.
 
 Example::
@@ -26,10 +28,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..autograd import no_grad
+from ..dtypes import int64
 from ..generation import PromptCache
 from ..generation.assistant import AssistantDrafter
 from ..generation.prompt_lookup import draft as lookup_draft
 from ..generation.limits import context_length, stop_ids
+from ..ops.creation import tensor
 from .batching import Scheduler
 
 __all__ = ["Engine", "Job", "QueueFull", "DRAFT_TOKENS"]
@@ -58,8 +63,16 @@ class Job:
     seed: int | None = None
     stop: list = field(default_factory=list)
     chat: bool = False
-    n: int = 1                        # choices, generated one after the other
+    n: int = 1                        # choices, decoded side by side
     logprobs: int | None = None       # None: none; k: each token's, and the k likeliest
+    prompt_logprobs: int | None = None  # the same for the prompt's tokens (echo)
+    # the sampling settings beyond OpenAI's first ones (gradient.generation.build_processors)
+    min_p: float | None = None
+    repetition_penalty: float | None = None
+    logit_bias: dict = field(default_factory=dict)   # token id -> bias
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    cached_tokens: int = 0            # the prompt's positions a prompt cache held
     cancelled: threading.Event = field(default_factory=threading.Event)
 
     def cancel(self) -> None:
@@ -118,7 +131,8 @@ class Engine:
     def _completed(self, job: Job, generated: int) -> None:
         """Count a request whose choices generated ``generated`` tokens; emit its usage."""
         usage = {"prompt_tokens": len(job.prompt_ids), "completion_tokens": generated,
-                 "total_tokens": len(job.prompt_ids) + generated}
+                 "total_tokens": len(job.prompt_ids) + generated,
+                 "prompt_tokens_details": {"cached_tokens": job.cached_tokens}}
         self.stats["requests"] += 1
         self.stats["prompt_tokens"] += usage["prompt_tokens"]
         self.stats["completion_tokens"] += generated
@@ -138,6 +152,19 @@ class Engine:
         likeliest = np.argpartition(-x, top - 1)[:top] if top else np.zeros(0, np.int64)
         likeliest = likeliest[np.argsort(-x[likeliest], kind="stable")]
         return {**entry(token), "top_logprobs": [entry(t) for t in likeliest]}
+
+    def _prompt_logprobs(self, ids, top: int) -> list:
+        """OpenAI's log-probability entries of the prompt ``ids`` (a forward over all of it):
+        each token's under the logits of the position before it, and the ``top`` likeliest
+        there; the first token, which nothing predicts, has ``None`` for both."""
+        with no_grad():
+            logits = self.model(tensor(np.asarray(ids, np.int64)[None], dtype=int64)).logits
+            x = np.asarray(logits[0].float().numpy(), np.float32)
+        text = self.tokenizer.decode([int(ids[0])])
+        first = {"token": text, "logprob": None, "bytes": list(text.encode("utf-8")),
+                 "top_logprobs": None}
+        return [first] + [self._logprobs(x[t - 1], int(ids[t]), top)
+                          for t in range(1, len(ids))]
 
     def _cache_for(self, prompt) -> PromptCache:
         """The prompt cache for ``prompt``, moved to the front: the one sharing the longest

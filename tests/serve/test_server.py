@@ -249,7 +249,29 @@ def test_models_health_and_metrics(server, client):
      "'top_logprobs'"),
     ({"model": MODEL, "prompt": "hi", "logprobs": 6}, 400, "'logprobs'"),
     ({"model": "gpt-4o", "messages": MESSAGES}, 404, "does not exist"),
-    ({"model": MODEL, "prompt": ["a", "b"]}, 400, "'prompt'"),
+    ({"model": MODEL, "prompt": ["a", 5]}, 400, "'prompt' must be"),
+    ({"model": MODEL, "prompt": [[5], []]}, 400, "'prompt' must be"),
+    ({"model": MODEL, "prompt": ["a"] * 33}, 400, "at most 32"),
+    ({"model": MODEL, "prompt": "hi", "echo": "yes"}, 400, "'echo'"),
+    ({"model": MODEL, "prompt": "hi", "max_tokens": 0}, 400, "'max_tokens'"),
+    ({"model": MODEL, "prompt": "hi", "suffix": "end"}, 400, "'suffix'"),
+    ({"model": MODEL, "prompt": "hi", "n": 2, "best_of": 3}, 400, "'best_of'"),
+    ({"model": MODEL, "messages": MESSAGES, "tools": [{"type": "function", "function": {
+        "name": "f"}}]}, 400, "does not call tools"),
+    ({"model": MODEL, "messages": MESSAGES, "response_format": {"type": "json_object"}}, 400,
+     "does not constrain"),
+    ({"model": MODEL, "messages": MESSAGES, "response_format": "json"}, 400,
+     "'response_format' must be"),
+    ({"model": MODEL, "messages": MESSAGES, "presence_penalty": 2.5}, 400, "'presence_penalty'"),
+    ({"model": MODEL, "messages": MESSAGES, "frequency_penalty": "1"}, 400,
+     "'frequency_penalty'"),
+    ({"model": MODEL, "messages": MESSAGES, "repetition_penalty": 0}, 400,
+     "'repetition_penalty'"),
+    ({"model": MODEL, "messages": MESSAGES, "min_p": 1.5}, 400, "'min_p'"),
+    ({"model": MODEL, "messages": MESSAGES, "logit_bias": [1]}, 400, "'logit_bias' must be"),
+    ({"model": MODEL, "messages": MESSAGES, "logit_bias": {"a": 1}}, 400, "the key 'a'"),
+    ({"model": MODEL, "messages": MESSAGES, "logit_bias": {"-1": 1}}, 400, "token id -1"),
+    ({"model": MODEL, "messages": MESSAGES, "logit_bias": {"3": 101}}, 400, "the bias 101"),
     ({"model": MODEL, "prompt": [5, -1]}, 400, "the token id -1"),
     ({"model": MODEL, "prompt": [10 ** 9]}, 400, "the token id 1000000000"),
 ])
@@ -260,6 +282,121 @@ def test_bad_requests_get_openai_errors(server, body, status, says):
                           headers={"Content-Type": "application/json"})
     assert response.status_code == status
     assert says in response.json()["error"]["message"]
+
+
+def _greedy_by_hand(model, ids, n, adjust):
+    """Greedy decoding with ``adjust(logits, generated)`` applied to each step's float64
+    logits, a forward over the whole sequence per token: the oracle for the server's
+    penalties and biases."""
+    ids, generated = list(ids), []
+    for _ in range(n):
+        with gradient.no_grad():
+            logits = model(gradient.tensor([ids])).logits[0, -1].double().numpy()
+        token = int(adjust(logits, generated).argmax())
+        ids.append(token)
+        generated.append(token)
+    return generated
+
+
+def test_logit_bias_and_penalties_steer_the_greedy_choice(server, client):
+    """OpenAI's logit_bias, presence_penalty and frequency_penalty change greedy decoding as
+    their formulas say, on the model's own logits."""
+    _, model, tokenizer, _ = server
+    ids = list(tokenizer.apply_chat_template(MESSAGES, add_generation_prompt=True))
+    stops = stop_ids(model, tokenizer, True)
+
+    def text(tokens):     # the reply's text: the tokens before the first stop token
+        kept = tokens[:next((i for i, t in enumerate(tokens) if t in stops), len(tokens))]
+        return tokenizer.decode(kept, skip_special_tokens=True)
+
+    def reply(**settings):
+        return client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=8,
+                                              temperature=0, **settings).choices[0].message.content
+    plain = _greedy_by_hand(model, ids, 8, lambda x, g: x)
+    banned = plain[0]
+
+    def bias(x, g):
+        x = x.copy()
+        x[banned] -= 100
+        return x
+    expected = _greedy_by_hand(model, ids, 8, bias)
+    assert expected[0] != banned
+    assert reply(logit_bias={str(banned): -100}) == text(expected)
+
+    def penalties(x, g):   # negative: repeats are favoured, which a random model needs
+        x = x.copy()
+        for t in set(g):
+            x[t] -= g.count(t) * -1.5 + -2.0
+        return x
+    expected = _greedy_by_hand(model, ids, 8, penalties)
+    assert expected != plain, "the penalties must change this reply for the test to mean much"
+    assert reply(frequency_penalty=-1.5, presence_penalty=-2.0) == text(expected)
+
+
+def test_models_retrieve_and_unknown_paths_answer_in_openais_shape(server, client):
+    assert client.models.retrieve(MODEL).id == MODEL
+    with pytest.raises(openai.NotFoundError, match="does not exist"):
+        client.models.retrieve("gpt-4o")
+    missing = httpx.get(server[0] + "/v1/embeddings")
+    assert missing.status_code == 404 and "no such endpoint" in missing.json()["error"]["message"]
+    wrong = httpx.get(server[0] + "/v1/chat/completions")
+    assert wrong.status_code == 405 and "takes POST" in wrong.json()["error"]["message"]
+
+
+def test_several_prompts_in_one_request_and_echo(server, client):
+    """choices[p * n + i] is choice i of prompt p; echo puts each prompt's text first."""
+    _, model, tokenizer, _ = server
+    prompts = ["The quick brown fox", "Colours are"]
+    reply = client.completions.create(model=MODEL, prompt=prompts, max_tokens=6, n=2,
+                                      temperature=0, echo=True)
+    assert [c.index for c in reply.choices] == [0, 1, 2, 3]
+    for p, prompt in enumerate(prompts):
+        ids = list(getattr(tokenizer.encode(prompt), "ids", tokenizer.encode(prompt)))
+        text = _greedy(model, tokenizer, ids, 6, chat=False)[0]
+        assert [c.text for c in reply.choices[2 * p:2 * p + 2]] == [prompt + text] * 2
+    lengths = [len(getattr(tokenizer.encode(p), "ids", tokenizer.encode(p))) for p in prompts]
+    assert reply.usage.prompt_tokens == sum(lengths)
+    assert reply.usage.completion_tokens == sum(
+        _greedy(model, tokenizer, list(getattr(tokenizer.encode(p), "ids",
+                                               tokenizer.encode(p))), 6, chat=False)[1] * 2
+        for p in prompts)
+    streamed = {}
+    for c in client.completions.create(model=MODEL, prompt=prompts, max_tokens=6, n=2,
+                                       temperature=0, echo=True, stream=True):
+        for choice in c.choices:
+            streamed[choice.index] = streamed.get(choice.index, "") + choice.text
+    assert [streamed[i] for i in range(4)] == [c.text for c in reply.choices]
+
+
+def test_echo_with_logprobs_scores_a_prompt(server, client):
+    """echo, logprobs and max_tokens 0 (how evaluation harnesses score a text): each prompt
+    token's log-probability under the model's logits at the position before it."""
+    _, model, tokenizer, _ = server
+    ids = [[5, 17, 40, 9, 33, 71], [12, 4]]
+    reply = client.completions.create(model=MODEL, prompt=ids, max_tokens=0, echo=True,
+                                      logprobs=2, temperature=0)
+    for choice, prompt in zip(reply.choices, ids):
+        with gradient.no_grad():
+            logits = model(gradient.tensor([prompt])).logits[0].double().numpy()
+        expected = logits - logits.max(-1, keepdims=True)
+        expected -= np.log(np.exp(expected).sum(-1, keepdims=True))
+        lp = choice.logprobs
+        assert choice.text == tokenizer.decode(prompt) and choice.finish_reason == "length"
+        assert lp.token_logprobs[0] is None and lp.top_logprobs[0] is None
+        assert lp.token_logprobs[1:] == pytest.approx(
+            [expected[t - 1, prompt[t]] for t in range(1, len(prompt))], abs=1e-5)
+        assert [max(top.values()) for top in lp.top_logprobs[1:]] == pytest.approx(
+            list(expected[:-1].max(-1)), abs=1e-5)
+        assert len(lp.tokens) == len(prompt) and lp.text_offset[0] == 0
+    assert reply.usage.completion_tokens == 0 and reply.usage.prompt_tokens == 8
+    chunks = list(client.completions.create(model=MODEL, prompt=ids, max_tokens=2, echo=True,
+                                            logprobs=1, temperature=0, stream=True))
+    for index, prompt in enumerate(ids):
+        mine = [c.choices[0] for c in chunks if c.choices and c.choices[0].index == index]
+        entries = [v for c in mine if c.logprobs for v in c.logprobs.token_logprobs]
+        assert len(entries) == len(prompt) + 2 and entries[0] is None
+        assert entries[1:len(prompt)] == pytest.approx(
+            reply.choices[index].logprobs.token_logprobs[1:], abs=1e-5)
 
 
 def test_a_prompt_longer_than_the_context_is_refused(server, client):
@@ -288,11 +425,13 @@ def test_a_shared_system_prompt_is_read_once(server, client):
     system = {"role": "system", "content": "You answer questions about colours."}
     cached = engine.stats["cached_prompt_tokens"]
     for question in ("Name a colour.", "Name another colour."):
-        client.chat.completions.create(model=MODEL, messages=[system, {"role": "user",
-                                                                       "content": question}],
-                                       max_tokens=3, temperature=0)
+        reply = client.chat.completions.create(
+            model=MODEL, messages=[system, {"role": "user", "content": question}],
+            max_tokens=3, temperature=0)
     # the second request found the system prompt's keys and values in a prompt cache
     assert engine.stats["cached_prompt_tokens"] - cached >= 20
+    # and says so in its usage, as OpenAI's prompt caching does
+    assert reply.usage.prompt_tokens_details.cached_tokens >= 20
     assert "gradient_prefix_cache_hit_rate" in httpx.get(server[0] + "/metrics").text
 
 
