@@ -10,8 +10,8 @@ many after each further miss (up to :data:`LONGEST_WAIT`): where drafts keep fai
 that does not repeat its input, a draft model that disagrees) decoding runs at nearly plain
 speed; where they are kept, the drafts grow back to the limit within a few forwards.
 
-Given the seconds each forward took (``timed=True``: :func:`~.generate.generate` and the
-server's speculative steps time theirs), drafts kept in part count as a miss too when they
+Given the seconds each forward took (``timed=True``: :func:`~.speculation.speculative_step`,
+the step of :func:`~.generate.generate` and of the server, times its own), drafts kept in part count as a miss too when they
 do not pay: when the tokens of the forwards with drafts (the drafting included) have cost
 more seconds each, on a running average, than plain steps' tokens. A draft model nearly as
 fast as the model it drafts for (SmolLM2-135M in Q4_0 for itself in F16: a draft step about

@@ -29,7 +29,6 @@ Example::
 
 from __future__ import annotations
 
-import time
 import warnings
 from typing import Iterator
 
@@ -44,6 +43,7 @@ from .assistant import AssistantDrafter
 from .draft_schedule import DraftSchedule
 from .prompt_lookup import draft
 from .sampling import build_processors, check_sampling, select_tokens
+from .speculation import speculative_step
 from .stopping import StopStrings
 
 __all__ = ["generate", "generate_tokens", "TokenStream"]
@@ -317,23 +317,11 @@ class TokenStream:
                 yield [token]
                 if done or self.length == end:
                     return
-            wanted = schedule.next(end - self.length - 1)
-            start = time.perf_counter()
-            drafted = (self._draft(self._ids[0, :self.length], wanted) if wanted
-                       else np.zeros(0, np.int64))
-            # the last token and the drafts in one forward: the choice after each of them
-            run = np.concatenate([[token], drafted]).astype(np.int64)[None, :]
-            with no_grad():
-                logits = self.model(tensor(run, dtype=int64, device=self._device), cache=cache,
-                                    logits_to_keep=run.shape[1]).logits
-            choices = np.asarray(logits[0].float().numpy(), dtype=np.float32).argmax(-1)
-            kept = 0
-            while kept < len(drafted) and choices[kept] == drafted[kept]:
-                kept += 1
-            schedule.update(len(drafted), kept, time.perf_counter() - start)
-            # positions of rejected drafts leave the cache; the kept ones are tokens we emit
-            cache.crop(cache.length - (len(drafted) - kept))
-            tokens = [int(t) for t in drafted[:kept]] + [int(choices[kept])]
+            drafted, kept, scores = speculative_step(self.model, cache,
+                                                     self._ids[0, :self.length], self._draft,
+                                                     schedule, end - self.length - 1,
+                                                     self._device)
+            tokens = [int(t) for t in drafted[:kept]] + [int(scores[kept].argmax())]
 
 
 def generate_tokens(model, input_ids, max_new_tokens: int, **kwargs) -> TokenStream:

@@ -39,6 +39,7 @@ from ..autograd import no_grad
 from ..dtypes import int64
 from ..generation import BatchKVCache, PagedKVCache, build_processors, select_tokens
 from ..generation.draft_schedule import DraftSchedule
+from ..generation.speculation import speculative_step
 from ..ops.creation import randint, tensor
 from ..tokenizers import IncrementalDecoder
 from .stops import StopFilter
@@ -263,22 +264,10 @@ class Scheduler:
         engine = self.engine
         if seq.schedule is None:    # (timed: a sequence drafts only while it runs alone)
             seq.schedule = DraftSchedule(engine.draft_tokens, timed=True)
-        wanted = seq.schedule.next(seq.max_tokens - seq.generated - 1)
-        start = time.perf_counter()
-        drafted = (engine.drafter(seq.ids[:seq.length], wanted) if wanted > 0
-                   else np.zeros(0, np.int64))
-        run = np.concatenate([[seq.ids[seq.length - 1]], drafted]).astype(np.int64)[None, :]
-        with no_grad():
-            logits = engine.model(tensor(run, dtype=int64), cache=seq.cache,
-                                  logits_to_keep=run.shape[1]).logits
-            scores = np.array(logits[0].float().numpy(), dtype=np.float32)
+        _, kept, scores = speculative_step(engine.model, seq.cache, seq.ids[:seq.length],
+                                           engine.drafter, seq.schedule,
+                                           seq.max_tokens - seq.generated - 1)
         self._count(1)
-        choices = scores.argmax(-1)
-        kept = 0
-        while kept < len(drafted) and choices[kept] == drafted[kept]:
-            kept += 1
-        seq.schedule.update(len(drafted), kept, time.perf_counter() - start)
-        seq.cache.crop(seq.cache.length - (len(drafted) - kept))   # the rejected positions
         for j in range(kept + 1):
             self._choose(seq, scores[j:j + 1])
             if seq.finish is not None:

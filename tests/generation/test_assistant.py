@@ -17,7 +17,7 @@ from gradient.models import LlamaConfig, LlamaForCausalLM
 from ..hub.conftest import llama_dir  # noqa: F401  (the fixture)
 
 # the module (the package's ``generate`` is the function)
-generate_module = importlib.import_module("gradient.generation.generate")
+speculation = importlib.import_module("gradient.generation.speculation")
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +58,8 @@ def test_the_same_tokens_as_greedy(model, draft, monkeypatch, llama_dir):  # noq
         # a clock by which every forward takes one second, drafted or not: kept drafts pay
         # (a real twin costs as much as the model, and its drafts would wait as unpaid ones)
         clock = itertools.count()
-        monkeypatch.setattr(generate_module, "time", SimpleNamespace(perf_counter=lambda:
-                                                                     next(clock)))
+        monkeypatch.setattr(speculation, "time", SimpleNamespace(perf_counter=lambda:
+                                                                 next(clock)))
     out = generate(model, [prompt], 20, eos_token_id=[], assistant_model=assistant,
                    num_assistant_tokens=4)
     assert out[0].tolist() == plain
