@@ -9,14 +9,15 @@ chat page (``chat.html``: streaming, multi-turn, a stop button) over the same AP
 Besides OpenAI's sampling fields (``temperature``, ``top_p``, ``seed``, ``stop``,
 ``logit_bias``, ``presence_penalty``, ``frequency_penalty``, ``logprobs``, ``n`` ...) a
 request may set ``top_k``, ``min_p`` and ``repetition_penalty``, as vLLM's and llama.cpp's
-servers take them. The completions take several prompts at once (choice ``i`` of prompt
+servers take them. ``response_format={"type": "json_object"}`` holds the text to one JSON
+object (:mod:`gradient.generation.json_output`). The completions take several prompts at once (choice ``i`` of prompt
 ``p`` is ``choices[p * n + i]``) and ``echo`` (the prompt's text before the completion, with
 its tokens' log-probabilities when ``logprobs`` is set, and ``max_tokens`` may then be 0:
 scoring a text, as evaluation harnesses do).
 
 Bad requests get OpenAI's error body ``{"error": {"message", "type", "param", "code"}}`` with
 400 (malformed JSON, wrong types, a prompt longer than the context, what this server does not
-do: calling tools, JSON output, ``suffix``), 404 (another model, another path), 405 (another
+do: calling tools, a JSON schema, ``suffix``), 404 (another model, another path), 405 (another
 method) or 503 with ``Retry-After`` (the queue is full); a client that disconnects mid-stream
 frees its place at once.
 
@@ -291,6 +292,7 @@ def _jobs(body: dict, chat: bool, engine: Engine, model_id: str) -> tuple:
     presence_penalty = _number(body, "presence_penalty", -2.0, 2.0, 0.0)
     frequency_penalty = _number(body, "frequency_penalty", -2.0, 2.0, 0.0)
     logit_bias = _logit_bias(body.get("logit_bias"), engine.vocab_size)
+    json_object = _json_object(body)
     seed = _integer("seed", body.get("seed"), None, None, None)
     stop = body.get("stop")
     stop = [] if stop is None else [stop] if isinstance(stop, str) else stop
@@ -306,7 +308,8 @@ def _jobs(body: dict, chat: bool, engine: Engine, model_id: str) -> tuple:
                 top_k=top_k or None, seed=seed, stop=stop, chat=chat, n=n, logprobs=logprobs,
                 prompt_logprobs=logprobs if echo else None, min_p=min_p,
                 repetition_penalty=repetition_penalty, logit_bias=logit_bias,
-                presence_penalty=presence_penalty, frequency_penalty=frequency_penalty)
+                presence_penalty=presence_penalty, frequency_penalty=frequency_penalty,
+                json_object=json_object)
             for prompt in prompts]
     echoes = [text if echo else "" for text in texts]
     return jobs, stream, bool(options.get("include_usage")), echoes
@@ -358,19 +361,26 @@ def _refuse_unsupported(body: dict, chat: bool) -> None:
         if body.get(field) and body.get(choice, "auto") != "none":
             raise RequestError(400, f"this server does not call tools: leave out '{field}' (or "
                                f"set '{choice}' to \"none\")", field)
-    form = body.get("response_format")
-    if form is not None:
-        kind = form.get("type") if isinstance(form, dict) else None
-        if not isinstance(kind, str):
-            raise RequestError(400, "'response_format' must be an object with a 'type'",
-                               "response_format")
-        if kind != "text":
-            raise RequestError(400, f"'response_format' {kind!r} is not supported: this server "
-                               f"does not constrain its output to JSON; leave it out (or ask "
-                               f"for {{\"type\": \"text\"}})", "response_format")
     if not chat and body.get("suffix") not in (None, ""):
         raise RequestError(400, "'suffix' (inserting text) is not supported; leave it out",
                            "suffix")
+
+
+def _json_object(body: dict) -> bool:
+    """Whether ``response_format`` holds the text to one JSON object (``json_object``);
+    ``text`` (or none) leaves it free, and a JSON schema is refused."""
+    form = body.get("response_format")
+    if form is None:
+        return False
+    kind = form.get("type") if isinstance(form, dict) else None
+    if kind not in ("text", "json_object", "json_schema"):
+        raise RequestError(400, "'response_format' must be an object whose 'type' is \"text\", "
+                           "\"json_object\" or \"json_schema\"", "response_format")
+    if kind == "json_schema":
+        raise RequestError(400, "'response_format' \"json_schema\" is not supported: this "
+                           "server holds output to JSON (\"json_object\") but not to a schema",
+                           "response_format")
+    return kind == "json_object"
 
 
 def _flag(body: dict, name: str) -> bool:

@@ -39,6 +39,7 @@ from ..autograd import no_grad
 from ..dtypes import int64
 from ..generation import BatchKVCache, PagedKVCache, build_processors, select_tokens
 from ..generation.draft_schedule import DraftSchedule
+from ..generation.json_output import JsonObjectOutput
 from ..generation.speculation import speculative_step
 from ..ops.creation import randint, tensor
 from ..tokenizers import IncrementalDecoder
@@ -76,6 +77,7 @@ class _Sequence:
         self.prompt_cache = None
         self.cache = None          # its own one-sequence cache, when it is not in the batch
         self.schedule = None       # how many tokens to draft, when it speculates
+        self.json = None           # its JsonObjectOutput, when its text is held to JSON
 
 
 class Scheduler:
@@ -159,6 +161,8 @@ class Scheduler:
         engine = self.engine
         max_tokens = min(job.max_tokens, engine.context - len(job.prompt_ids))
         seq = _Sequence(job, index, max_tokens, engine._stops[job.chat], engine.tokenizer)
+        if job.json_object:
+            seq.json = JsonObjectOutput(engine.token_texts)
         if index == 0 and job.prompt_logprobs is not None:
             job.emit(("prompt", engine._prompt_logprobs(job.prompt_ids, job.prompt_logprobs)))
         if max_tokens <= 0:
@@ -255,7 +259,7 @@ class Scheduler:
         """Whether drafted tokens can stand in for the sequence's own choices: greedy, with
         nothing processing the scores and no log-probabilities to report."""
         return (self.engine.drafter is not None and not seq.do_sample
-                and not len(seq.processors) and seq.job.logprobs is None)
+                and not len(seq.processors) and seq.job.logprobs is None and seq.json is None)
 
     def _speculative_step(self, seq: _Sequence) -> None:
         """The last token and up to ``draft_tokens`` drafted ones in one forward: the drafts
@@ -282,7 +286,11 @@ class Scheduler:
         job, engine = seq.job, self.engine
         raw = scores[0]
         scores = seq.processors(seq.ids[None, :seq.length], scores)
-        token = int(select_tokens(scores, seq.do_sample, seq.rng)[0])
+        if seq.json is not None:      # the likeliest token, or a draw, among those that fit
+            token = seq.json.choose(scores[0], seq.do_sample, seq.rng)
+            seq.json.advance(token)
+        else:
+            token = int(select_tokens(scores, seq.do_sample, seq.rng)[0])
         seq.generated += 1
         if token in seq.stops:
             seq.finish = "stop"
@@ -294,7 +302,7 @@ class Scheduler:
         piece = seq.held.push(seq.decoder.push(token))
         if piece:
             job.emit(("text", seq.index, piece))
-        if seq.held.stopped:
+        if seq.held.stopped or (seq.json is not None and seq.json.complete):
             seq.finish = "stop"
         elif seq.generated == seq.max_tokens:
             seq.finish = "length"

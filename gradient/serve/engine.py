@@ -32,6 +32,7 @@ from ..autograd import no_grad
 from ..dtypes import int64
 from ..generation import PromptCache
 from ..generation.assistant import AssistantDrafter
+from ..generation.json_output import token_texts
 from ..generation.prompt_lookup import draft as lookup_draft
 from ..generation.limits import context_length, stop_ids
 from ..ops.creation import tensor
@@ -72,6 +73,7 @@ class Job:
     logit_bias: dict = field(default_factory=dict)   # token id -> bias
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
+    json_object: bool = False         # the text held to one JSON object
     cached_tokens: int = 0            # the prompt's positions a prompt cache held
     cancelled: threading.Event = field(default_factory=threading.Event)
 
@@ -97,6 +99,7 @@ class Engine:
         self._caches = [PromptCache(model) for _ in range(prompt_caches)]
         self.context = context_length(model)
         self.vocab_size = model.config.vocab_size     # a prompt's token ids are below it
+        self._token_texts = None
         self._stops = {False: stop_ids(model, tokenizer), True: stop_ids(model, tokenizer, True)}
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
         self.running = 0
@@ -117,6 +120,14 @@ class Engine:
         self.scheduler = Scheduler(self, self.max_batch)
         threading.Thread(target=self.scheduler.run, daemon=True,
                          name="gradient serve engine").start()
+
+    @property
+    def token_texts(self) -> list:
+        """Each token's text alone (:func:`~gradient.generation.json_output.token_texts`),
+        for requests held to JSON; made at the first."""
+        if self._token_texts is None:
+            self._token_texts = token_texts(self.tokenizer, self.vocab_size)
+        return self._token_texts
 
     @property
     def waiting(self) -> int:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import gradient
+from gradient.generation.json_output import json_prefix
 from gradient.generation.limits import stop_ids
 
 from ..hub.conftest import llama_dir  # noqa: F401  (the fixture)
@@ -258,8 +259,9 @@ def test_models_health_and_metrics(server, client):
     ({"model": MODEL, "prompt": "hi", "n": 2, "best_of": 3}, 400, "'best_of'"),
     ({"model": MODEL, "messages": MESSAGES, "tools": [{"type": "function", "function": {
         "name": "f"}}]}, 400, "does not call tools"),
-    ({"model": MODEL, "messages": MESSAGES, "response_format": {"type": "json_object"}}, 400,
-     "does not constrain"),
+    ({"model": MODEL, "messages": MESSAGES, "response_format": {"type": "json_schema",
+                                                                 "json_schema": {}}}, 400,
+     "not to a schema"),
     ({"model": MODEL, "messages": MESSAGES, "response_format": "json"}, 400,
      "'response_format' must be"),
     ({"model": MODEL, "messages": MESSAGES, "presence_penalty": 2.5}, 400, "'presence_penalty'"),
@@ -331,6 +333,51 @@ def test_logit_bias_and_penalties_steer_the_greedy_choice(server, client):
     expected = _greedy_by_hand(model, ids, 8, penalties)
     assert expected != plain, "the penalties must change this reply for the test to mean much"
     assert reply(frequency_penalty=-1.5, presence_penalty=-2.0) == text(expected)
+
+
+def test_json_object_output_is_one_json_object(server, client):
+    """response_format json_object: every reply is a prefix of a JSON object, whole when it
+    stops; greedy, sampled and streamed."""
+    _, model, tokenizer, _ = server
+    close = next(t for t in range(model.config.vocab_size) if tokenizer.decode([t]) == "}")
+    form = {"type": "json_object"}
+    # "}" favoured: the object closes as soon as it may
+    reply = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=40,
+                                           temperature=0, response_format=form,
+                                           logit_bias={str(close): 30})
+    assert json.loads(reply.choices[0].message.content) == {}
+    assert reply.choices[0].finish_reason == "stop"
+    for settings in ({"temperature": 0}, {"temperature": 1.0, "seed": 5},
+                     {"temperature": 1.0, "seed": 6, "top_p": 0.9}):
+        reply = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=48,
+                                               response_format=form, **settings)
+        text, finish = reply.choices[0].message.content, reply.choices[0].finish_reason
+        assert json_prefix(text) is not None, text
+        assert isinstance(json.loads(text), dict) if finish == "stop" else finish == "length"
+        streamed = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
+            model=MODEL, messages=MESSAGES, max_tokens=48, response_format=form, stream=True,
+            **settings) if c.choices)
+        assert streamed == text
+
+
+def test_json_object_output_of_a_real_model(server):
+    from gradient.serve.engine import Engine, Job
+
+    from ..quant.gguf_fixtures import smollm2_path     # (skips where gguf is not installed)
+    if smollm2_path() is None:
+        pytest.skip("the SmolLM2 GGUF file is absent (tests/fixtures/models; CI fetches it)")
+    model, tokenizer = gradient.hub.load(smollm2_path())
+    ids = list(tokenizer.apply_chat_template([{"role": "user", "content": (
+        "Describe a person called Ada, aged 36, as JSON with keys name and age.")}],
+        add_generation_prompt=True))
+    events, done = [], threading.Event()
+    Engine(model.eval(), tokenizer).submit(Job(
+        ids, 64, emit=lambda e: (events.append(e), e[0] in ("usage", "error") and done.set()),
+        temperature=0, chat=True, json_object=True))
+    assert done.wait(120)
+    text = "".join(e[2] for e in events if e[0] == "text")
+    assert ("done", 0, "stop") in events
+    assert json.loads(text)["name"] == "Ada"
 
 
 def test_models_retrieve_and_unknown_paths_answer_in_openais_shape(server, client):

@@ -1,0 +1,149 @@
+"""Output held to JSON: the recognizer against Python's json parser on valid documents and
+on their mutations, and the choice of tokens (greedy and sampled) among those that fit."""
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from gradient.errors import GenerationError
+from gradient.generation import json_output
+from gradient.generation.json_output import (JsonObjectOutput, MAX_WHITESPACE, START,
+                                             json_prefix)
+
+
+def _whole(text) -> bool:
+    state = json_prefix(text)
+    return state is not None and state[0] == "done"
+
+
+def _python_says_object(text) -> bool:
+    """json.loads as the oracle, without its NaN and Infinity (not JSON)."""
+    def refuse(name):
+        raise ValueError(name)
+    try:
+        return isinstance(json.loads(text, parse_constant=refuse), dict)
+    except ValueError:
+        return False
+
+
+def _documents(count, seed=0):
+    rng = random.Random(seed)
+    leaves = [0, -1, 12, 3.5, -0.25e-7, 1e30, 10 ** 20, "", "a b", 'quote"d', "back\\slash",
+              "line\nbreak", "\u00e9\u4e2d\U0001F600", "\x01", True, False, None]
+
+    def value(depth):
+        kind = rng.randrange(6 if depth < 3 else 2)
+        if kind < 2:
+            return rng.choice(leaves)
+        if kind < 4:
+            return [value(depth + 1) for _ in range(rng.randrange(4))]
+        return {f"k{i}": value(depth + 1) for i in range(rng.randrange(4))}
+    for _ in range(count):
+        doc = {f"key {i}": value(0) for i in range(rng.randrange(4))}
+        yield json.dumps(doc, indent=rng.choice([None, 2]), ensure_ascii=rng.random() < 0.5,
+                         separators=rng.choice([None, (",", ":")]))
+
+
+def test_valid_objects_are_whole_and_their_prefixes_are_not():
+    for text in _documents(400):
+        assert _whole(text), text
+        for end in range(len(text)):
+            state = json_prefix(text[:end])
+            assert state is not None and state[0] != "done", (text, end)
+
+
+def test_mutated_texts_agree_with_pythons_parser():
+    rng = random.Random(1)
+    alphabet = '{}[],:"\\ 0123456789.eE+-truefalsnul\n\tab\x00'
+    checked = 0
+    for text in _documents(400, seed=2):
+        for _ in range(8):
+            chars, at = list(text), rng.randrange(len(text) + 1)
+            what = rng.randrange(3)
+            if what == 0:
+                chars.insert(at, rng.choice(alphabet))
+            elif at < len(chars):
+                if what == 1:
+                    del chars[at]
+                else:
+                    chars[at] = rng.choice(alphabet)
+            mutated = "".join(chars)
+            assert _whole(mutated) == _python_says_object(mutated), mutated
+            checked += 1
+    assert checked == 3200
+
+
+@pytest.mark.parametrize("text,whole", [
+    ("{}", True), (' {"a" : [1, -0.5e+3, true, null, {"b": "\\u00e9\\n"}]} ', True),
+    ("[]", False), ('"a"', False), ("1", False),            # an object at the top
+    ('{"a": 01}', False), ('{"a": 1.}', False), ('{"a": .5}', False), ('{"a": +1}', False),
+    ('{"a": 1,}', False), ("{'a': 1}", False), ("{a: 1}", False), ('{"a" 1}', False),
+    ('{"a": tru}', False), ('{"a": "\\x"}', False), ('{"a": "\\u12g4"}', False),
+    ('{"a": "raw\nline"}', False), ('{"a": 1}}', False), ('{"a": [1}', False),
+])
+def test_cases_by_hand(text, whole):
+    assert _whole(text) == whole == _python_says_object(text)
+
+
+def test_whitespace_runs_are_bounded():
+    assert json_prefix("{" + " " * MAX_WHITESPACE) is not None
+    assert json_prefix("{" + " " * (MAX_WHITESPACE + 1)) is None
+    assert json_prefix("{" + " " * MAX_WHITESPACE + '"a":' + "\n" * MAX_WHITESPACE) is not None
+    assert json_prefix('{"' + " " * 100) is not None               # a string's own spaces
+
+
+TEXTS = ["{", "}", '"', "a", '"a"', ":", " ", "1", ",", "[", "]", "", "x}", '"b":', "\n  ",
+         "}}", "true", "0", "-", "\\n", '":1}']
+
+
+def _best_fitting(held, scores):
+    fitting = [t for t in range(len(TEXTS)) if TEXTS[t] and json_prefix(TEXTS[t], held.state)
+               is not None]
+    return max(fitting, key=lambda t: (scores[t], -t))
+
+
+def test_greedy_takes_the_likeliest_token_that_fits():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        held = JsonObjectOutput(TEXTS)
+        for step in range(12):
+            scores = rng.standard_normal(len(TEXTS)).astype(np.float32)
+            token = held.choose(scores)
+            assert token == _best_fitting(held, scores)
+            held.advance(token)
+            if held.complete:
+                break
+    held = JsonObjectOutput(TEXTS)
+    held.advance(0)
+    held.advance(1)
+    assert held.complete and not held.fits(3) and held.fits(6)   # after the object: spaces
+    with pytest.raises(GenerationError, match="does not continue"):
+        held.advance(3)
+
+
+@pytest.mark.parametrize("tries", [64, 1])       # 1: the check of every token after a miss
+def test_sampling_draws_from_the_distribution_of_the_tokens_that_fit(monkeypatch, tries):
+    monkeypatch.setattr(json_output, "SAMPLING_TRIES", tries)
+    logits = np.random.default_rng(3).standard_normal(len(TEXTS)).astype(np.float32)
+    held = JsonObjectOutput(TEXTS)
+    held.advance(0)                                  # after "{": a key, "}" or whitespace
+    rng = np.random.default_rng(4)
+    draws = np.array([held.choose(logits, True, rng) for _ in range(20000)])
+    fitting = [t for t in range(len(TEXTS)) if held.fits(t)]
+    assert sorted(set(draws.tolist())) == fitting == [1, 2, 4, 6, 13, 14, 20]
+    p = np.exp(logits[fitting] - logits[fitting].max())
+    freq = np.bincount(draws, minlength=len(TEXTS))[fitting] / len(draws)
+    np.testing.assert_allclose(freq, p / p.sum(), atol=0.012)
+
+
+def test_nothing_fitting_is_an_error():
+    held = JsonObjectOutput(TEXTS)
+    scores = np.full(len(TEXTS), -np.inf, np.float32)
+    scores[2] = 1.0                                  # only '"', which cannot open the text
+    with pytest.raises(GenerationError, match="no token"):
+        held.choose(scores)
+    with pytest.raises(GenerationError, match="no token"):
+        held.choose(scores, True, np.random.default_rng(0))
+    assert held.state == START
