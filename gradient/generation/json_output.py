@@ -1,80 +1,72 @@
 """Output held to JSON: each token is chosen among those that keep the text a prefix of a JSON
-object, and the text ends where the object does (OpenAI's ``response_format={"type":
-"json_object"}``).
+value that a schema allows, and the text ends where the value does (OpenAI's
+``response_format`` ``{"type": "json_object"}``: any object; ``{"type": "json_schema"}``: the
+schema's instances).
 
-The text so far is tracked by a small pushdown recognizer of RFC 8259's grammar, one
-character at a time: a state is a tuple (what comes next, the open brackets, a detail such as
-the rest of a literal or the part of a number), so trying a token costs only its own
-characters, from the state after the text so far. Whitespace between values is allowed in runs
-of at most :data:`MAX_WHITESPACE` characters (a model held to JSON may otherwise indent for
-ever).
+:class:`JsonGrammar` reads a text one character at a time with a stack of frames, one per value
+being written (an object with the keys it has had, an array with its count, a string, a
+number, a literal, one of an enum's texts), each frame holding the schema node it must match.
+A state is an immutable tuple ``(frames, whitespace)``, so trying a token costs only its own
+characters, from the state after the text so far. Whitespace between values is allowed in
+runs of at most :data:`MAX_WHITESPACE` characters (a model held to JSON may otherwise indent
+for ever).
 
-A token's characters are its text decoded alone (``tokenizer.decode([id])``); special tokens
-(empty then) are never chosen, and the text ends with the object's closing brace. Greedy
-decoding takes the likeliest token that fits; sampling draws from the model's distribution
-and draws again without a token that does not fit, which is drawing from the distribution
-restricted to the tokens that fit (what masking the others would give), at the cost of a few
-tries rather than a check of every token.
+The schema keywords followed are ``type`` (one or a list), ``properties``, ``required``,
+``additionalProperties`` (false, true or a schema), ``items``, ``minItems``, ``maxItems``,
+``enum``, ``const``, ``anyOf``/``oneOf`` whose branches begin with different characters (a
+string or null, an object or an array ...), and ``$ref`` into ``$defs``/``definitions`` (what
+Pydantic writes, recursive models included); annotations (``title``, ``description``,
+``default``, ``format`` ...) are read past. Any other keyword would constrain what this
+grammar cannot see, so a schema holding one is refused (:class:`~gradient.errors.
+GenerationError`) rather than followed in part. An object's properties come in the schema's
+order, as OpenAI's structured outputs and llama.cpp's grammars write them (optional ones may
+be left out), then any other keys it allows, each once; it closes once its required keys are
+there.
+
+:class:`JsonOutput` chooses the tokens: greedy decoding the likeliest token that fits,
+sampling a draw from the model's distribution, drawn again without a token that does not fit
+(drawing from the distribution restricted to the tokens that fit, what masking the others
+would give, at the cost of a few tries rather than a check of every token). A token's
+characters are its text decoded alone (``tokenizer.decode([id])``); special tokens (empty
+then) are never chosen.
 
 Example::
 
-    >>> held = JsonObjectOutput(token_texts(tokenizer, vocab_size))
+    >>> held = JsonOutput(token_texts(tokenizer, vocab_size), JsonGrammar(schema))
     >>> token = held.choose(scores)          # scores: (vocab,) after the sampling processors
     >>> held.advance(token)
-    >>> held.complete                        # True once the object is closed
+    >>> held.complete                        # True once the value is closed
 """
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 
 from ..errors import GenerationError
 from .sampling import select_tokens
 
-__all__ = ["JsonObjectOutput", "token_texts", "json_prefix", "MAX_WHITESPACE"]
+__all__ = ["JsonGrammar", "JsonOutput", "token_texts", "json_prefix", "MAX_WHITESPACE"]
 
 #: the longest run of whitespace between two values (pretty-printed JSON indents by far less)
 MAX_WHITESPACE = 32
 #: draws before sampling gives up trying tokens one by one and checks every token
 SAMPLING_TRIES = 64
-#: greedy decoding's first look: the likeliest tokens, in order, before all of them
+#: greedy decoding's second look, after the likeliest token: this many, in order
 GREEDY_FIRST = 64
 
 _WHITESPACE = " \t\n\r"
 _DIGITS = "0123456789"
 _HEX = "0123456789abcdefABCDEF"
 _ESCAPES = '"\\/bfnrt'
-_LITERALS = {"t": "rue", "f": "alse", "n": "ull"}
-
-# A state is (mode, brackets, detail, whitespace): mode says what may come next; brackets
-# holds the open "{" and "[" in order; detail is the mode's own (a string's "key" or "value",
-# the rest of a literal, the part of a number); whitespace counts the run just written.
-START = ("start", "", None, 0)
-
-
-def _value_ends(brackets: str):
-    """The state after a value is complete."""
-    return ("after", brackets, None, 0) if brackets else ("done", "", None, 0)
-
-
-def _begin_value(brackets: str, ch: str):
-    """The state after ``ch`` where a value must begin; None if no value begins so."""
-    if ch == "{":
-        return ("key}", brackets + "{", None, 0)
-    if ch == "[":
-        return ("value]", brackets + "[", None, 0)
-    if ch == '"':
-        return ("string", brackets, "value", 0)
-    if ch == "-":
-        return ("number", brackets, "-", 0)
-    if ch == "0":
-        return ("number", brackets, "0", 0)
-    if ch in _DIGITS:
-        return ("number", brackets, "int", 0)
-    if ch in _LITERALS:
-        return ("literal", brackets, _LITERALS[ch], 0)
-    return None
-
+_LITERALS = {"t": ("boolean", "rue"), "f": ("boolean", "alse"), "n": ("null", "ull")}
+_TYPES = ("object", "array", "string", "number", "integer", "boolean", "null")
+# what a schema may say: the keywords followed, and annotations that constrain nothing
+_FOLLOWED = {"type", "properties", "required", "additionalProperties", "items", "minItems",
+             "maxItems", "enum", "const", "anyOf", "oneOf", "$ref", "$defs", "definitions"}
+_ANNOTATIONS = {"title", "description", "default", "examples", "format", "$schema", "$id",
+                "$comment", "deprecated", "readOnly", "writeOnly"}
 
 # a number's part -> {character class: next part}; a part in _NUMBER_ENDS may end the number
 _NUMBER = {
@@ -102,71 +94,331 @@ def _number_class(ch: str) -> str | None:
     return "." if ch == "." else None
 
 
-def _step(state, ch: str):
-    """The state after one more character ``ch``, or None where the text stops being a prefix
-    of a JSON object."""
-    mode, brackets, detail, spaces = state
-    if mode == "string":
-        if ch == '"':
-            return ("colon", brackets, None, 0) if detail == "key" else _value_ends(brackets)
+def _escape_step(escape, ch: str):
+    """Inside a string: the escape state after ``ch`` (None: plain text, "\\\\": after a
+    backslash, an int: hex digits of \\\\u left), or False where ``ch`` cannot come."""
+    if escape is None:
         if ch == "\\":
-            return ("escape", brackets, detail, 0)
-        return None if ord(ch) < 0x20 else state      # control characters must be escaped
-    if mode == "escape":
-        if ch == "u":
-            return ("hex", brackets, (detail, 4), 0)
-        return ("string", brackets, detail, 0) if ch in _ESCAPES else None
-    if mode == "hex":
-        if ch not in _HEX:
+            return "\\"
+        return False if ord(ch) < 0x20 else None       # control characters must be escaped
+    if escape == "\\":
+        return 4 if ch == "u" else (None if ch in _ESCAPES else False)
+    if ch not in _HEX:
+        return False
+    return None if escape == 1 else escape - 1
+
+
+class JsonGrammar:
+    """The texts of the JSON values ``schema`` allows (None: any JSON object), read one
+    character at a time: :attr:`start`, :meth:`step`, :meth:`feed`, :meth:`complete`.
+
+    Example: ``JsonGrammar({"type": "object", "properties": {"a": {"type": "integer"}},
+    "required": ["a"]}).feed('{"a": 1')`` is a state; ``.feed('{"b"')`` None.
+    """
+
+    def __init__(self, schema: dict | None = None):
+        if schema is None:
+            schema = {"type": "object"}
+        if not isinstance(schema, (dict, bool)):
+            raise GenerationError(f"JSON schema: a schema is an object, got {schema!r}")
+        self.root = schema
+        self._check(schema, set())
+        self.start = ((("value", schema),), 0)
+
+    # -- the schema
+    def _resolve(self, node):
+        """``node`` with its ``$ref`` followed (within this schema); True/{} for any value."""
+        seen = 0
+        while isinstance(node, dict) and "$ref" in node:
+            ref = node["$ref"]
+            if not isinstance(ref, str) or not ref.startswith("#"):
+                raise GenerationError(f"JSON schema: only references within the schema "
+                                      f"(#/$defs/...) are followed, got {ref!r}")
+            node = self.root
+            for part in [p for p in ref[1:].split("/") if p]:
+                part = part.replace("~1", "/").replace("~0", "~")
+                if not isinstance(node, dict) or part not in node:
+                    raise GenerationError(f"JSON schema: the reference {ref!r} leads nowhere")
+                node = node[part]
+            seen += 1
+            if seen > 64:
+                raise GenerationError(f"JSON schema: the reference {ref!r} never reaches a "
+                                      f"schema")
+        if node is True or node == {}:
+            return {}
+        if node is False:
+            raise GenerationError("JSON schema: `false` allows no value at all")
+        return node
+
+    def _check(self, node, seen: set) -> None:
+        """Refuse what this grammar would not follow, once per node."""
+        node = self._resolve(node)
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        unknown = sorted(set(node) - _FOLLOWED - _ANNOTATIONS)
+        if unknown:
+            raise GenerationError(f"JSON schema: the keyword(s) {', '.join(unknown)} are not "
+                                  f"supported; the output can follow type, properties, "
+                                  f"required, additionalProperties, items, minItems, maxItems, "
+                                  f"enum, const, anyOf/oneOf and $ref")
+        types = self._types(node)
+        if types is not None and not set(types) <= set(_TYPES):
+            raise GenerationError(f"JSON schema: unknown type(s) in {node.get('type')!r}")
+        for value in node.get("properties", {}).values():
+            self._check(value, seen)
+        for key in ("additionalProperties", "items"):
+            if isinstance(node.get(key), dict):
+                self._check(node[key], seen)
+        if isinstance(node.get("items"), list):
+            raise GenerationError("JSON schema: `items` as a list (tuples) is not supported")
+        for key in ("enum", "const"):
+            if key in node:
+                self._candidates(node)
+        branches = node.get("anyOf", node.get("oneOf"))
+        if branches is not None:
+            if not isinstance(branches, list) or not branches:
+                raise GenerationError("JSON schema: anyOf/oneOf must be a non-empty list")
+            starts = []
+            for branch in branches:
+                self._check(branch, seen)
+                starts.append(self._first_characters(branch))
+            for i in range(len(starts)):
+                for j in range(i):
+                    if starts[i] & starts[j]:
+                        raise GenerationError(
+                            "JSON schema: anyOf/oneOf branches that begin alike (two objects, "
+                            "two strings ...) are not supported: which one is being written "
+                            "must show at its first character")
+
+    @staticmethod
+    def _types(node) -> list | None:
+        types = node.get("type")
+        return None if types is None else [types] if isinstance(types, str) else list(types)
+
+    def _candidates(self, node) -> list:
+        """An enum's (or const's) values as JSON texts, compact and spaced, each as written
+        with and without escapes of non-ASCII characters."""
+        values = [node["const"]] if "const" in node else node["enum"]
+        if not isinstance(values, list) or not values:
+            raise GenerationError("JSON schema: enum must be a non-empty list")
+        texts = set()
+        for value in values:
+            for ascii_only in (False, True):
+                for separators in ((", ", ": "), (",", ":")):
+                    texts.add(json.dumps(value, ensure_ascii=ascii_only, separators=separators))
+        return sorted(texts)
+
+    def _first_characters(self, node) -> set:
+        node = self._resolve(node)
+        if "enum" in node or "const" in node:
+            return {t[0] for t in self._candidates(node)}
+        branches = node.get("anyOf", node.get("oneOf"))
+        if branches is not None:
+            return set().union(*(self._first_characters(b) for b in branches))
+        types = self._types(node) or list(_TYPES)
+        first = {"object": "{", "array": "[", "string": '"', "number": "-" + _DIGITS,
+                 "integer": "-" + _DIGITS, "boolean": "tf", "null": "n"}
+        return set("".join(first[t] for t in types))
+
+    # -- reading text
+    def feed(self, text: str, state=None):
+        """The state after ``text`` (from ``state``, default :attr:`start`), or None where
+        ``text`` cannot continue into a value the schema allows."""
+        state = self.start if state is None else state
+        for ch in text:
+            state = self.step(state, ch)
+            if state is None:
+                return None
+        return state
+
+    @staticmethod
+    def complete(state) -> bool:
+        """Whether ``state`` follows a whole value (nothing but whitespace may come)."""
+        return not state[0]
+
+    def step(self, state, ch: str):
+        """The state after one more character ``ch``, or None."""
+        frames, spaces = state
+        if not frames:                                   # the value is whole
+            return self._space(state, ch)
+        top = frames[-1]
+        kind = top[0]
+        if kind == "string":
+            escape = _escape_step(top[2], ch)
+            if escape is False:
+                return None
+            if ch == '"' and top[2] is None:
+                return (frames[:-1], 0)
+            return (frames[:-1] + (("string", top[1], escape),), 0)
+        if kind == "key":
+            return self._key_step(frames, top, ch)
+        if kind == "number":
+            part = _NUMBER[top[2]].get(_number_class(ch))
+            if part is not None and not (top[3] and part in (".", "e")):
+                return (frames[:-1] + (("number", top[1], part, top[3]),), 0)
+            if top[2] not in _NUMBER_ENDS:
+                return None
+            return self.step((frames[:-1], 0), ch)       # the character after the number
+        if kind == "literal":
+            if ch != top[2][0]:
+                return None
+            return (frames[:-1] + ((("literal", top[1], top[2][1:]),) if len(top[2]) > 1
+                                   else ()), 0)
+        if kind == "choice":
+            return self._choice_step(frames, ch)
+        if ch in _WHITESPACE:
+            return self._space(state, ch)
+        if kind == "value":
+            return self._begin(frames[:-1], top[1], ch)
+        if kind == "object":
+            return self._object_step(frames, top, ch)
+        return self._array_step(frames, top, ch)
+
+    @staticmethod
+    def _space(state, ch: str):
+        frames, spaces = state
+        if ch not in _WHITESPACE or spaces == MAX_WHITESPACE:
             return None
-        kind, left = detail
-        return ("string", brackets, kind, 0) if left == 1 else ("hex", brackets, (kind, left - 1),
-                                                                0)
-    if mode == "literal":
-        if ch != detail[0]:
+        return (frames, spaces + 1)
+
+    def _begin(self, below: tuple, node, ch: str):
+        """The state where a value of ``node`` begins with ``ch`` (``below``: the frames
+        under it), or None."""
+        node = self._resolve(node)
+        if "enum" in node or "const" in node:
+            return self._choice_step(below + (("choice", self._candidates(node), ""),), ch)
+        branches = node.get("anyOf", node.get("oneOf"))
+        if branches is not None:     # (checked: at most one branch begins with ch)
+            for branch in branches:
+                state = self._begin(below, branch, ch)
+                if state is not None:
+                    return state
             return None
-        return ("literal", brackets, detail[1:], 0) if len(detail) > 1 else _value_ends(brackets)
-    if mode == "number":
-        part = _NUMBER[detail].get(_number_class(ch))
-        if part is not None:
-            return ("number", brackets, part, 0)
-        if detail not in _NUMBER_ENDS:
-            return None
-        return _step(_value_ends(brackets), ch)           # the character after the number
-    if ch in _WHITESPACE:
-        return None if spaces == MAX_WHITESPACE else (mode, brackets, detail, spaces + 1)
-    if mode == "start":
-        return ("key}", "{", None, 0) if ch == "{" else None
-    if mode in ("value", "value]"):
-        if mode == "value]" and ch == "]":
-            return _value_ends(brackets[:-1])
-        return _begin_value(brackets, ch)
-    if mode in ("key", "key}"):
-        if mode == "key}" and ch == "}":
-            return _value_ends(brackets[:-1])
-        return ("string", brackets, "key", 0) if ch == '"' else None
-    if mode == "colon":
-        return ("value", brackets, None, 0) if ch == ":" else None
-    if mode == "after":
-        if ch == ",":
-            return ("key" if brackets[-1] == "{" else "value", brackets, None, 0)
-        if (ch, brackets[-1]) in (("}", "{"), ("]", "[")):
-            return _value_ends(brackets[:-1])
+        types = self._types(node)
+
+        def allows(*names):
+            return types is None or any(t in types for t in names)
+        if ch == "{" and allows("object"):
+            return (below + (("object", node, (), "open", None),), 0)
+        if ch == "[" and allows("array"):
+            return (below + (("array", node, 0, "open"),), 0)
+        if ch == '"' and allows("string"):
+            return (below + (("string", node, None),), 0)
+        if (ch == "-" or ch in _DIGITS) and allows("number", "integer"):
+            integer = types is not None and "integer" in types and "number" not in types
+            part = "-" if ch == "-" else "0" if ch == "0" else "int"
+            return (below + (("number", node, part, integer),), 0)
+        if ch in _LITERALS and allows(_LITERALS[ch][0]):
+            return (below + (("literal", node, _LITERALS[ch][1]),), 0)
         return None
-    return None       # "done": nothing but whitespace after the object
+
+    def _choice_step(self, frames, ch: str):
+        """One of an enum's texts: ``ch`` extends the text typed so far towards one, or ends
+        a whole one (a number's end is seen at the character after it)."""
+        top = frames[-1]
+        typed = top[2] + ch
+        texts = top[1]
+        if any(t.startswith(typed) for t in texts):
+            if typed in texts and not any(len(t) > len(typed) and t.startswith(typed)
+                                          for t in texts):
+                return (frames[:-1], 0)                  # whole, and nothing longer
+            return (frames[:-1] + (("choice", texts, typed),), 0)
+        if top[2] in texts:                              # a whole number, then ch
+            return self.step((frames[:-1], 0), ch)
+        return None
+
+    # objects
+    def _keys(self, node, done: tuple):
+        """The keys that may come next in an object of ``node`` that has had ``done``, and
+        whether a key outside its properties may: the properties in the schema's order (as
+        OpenAI's structured outputs and llama.cpp's grammars write them), an optional one
+        skipped or not, a required one not; then other keys, where allowed."""
+        properties = list(node.get("properties", {}))
+        required = set(node.get("required", []))
+        named = [k for k in done if k in properties]
+        start = properties.index(named[-1]) + 1 if named else 0
+        if len(named) < len(done):              # another key came: the properties are past
+            start = len(properties)
+        keys = []
+        for key in properties[start:]:
+            keys.append(key)
+            if key in required:
+                break
+        other = node.get("additionalProperties", True) is not False and \
+            not required.intersection(properties[start:])
+        return keys, other
+
+    def _may_close(self, node, done: tuple) -> bool:
+        return all(k in done for k in node.get("required", []))
+
+    def _object_step(self, frames, top, ch: str):
+        _, node, done, phase, value = top
+        below = frames[:-1]
+        if phase in ("open", "after") and ch == "}" and self._may_close(node, done):
+            return (below, 0)
+        if phase == "after" and ch == ",":
+            keys, other = self._keys(node, done)
+            return (below + (("object", node, done, "key", None),), 0) if keys or other \
+                else None
+        if phase in ("open", "key") and ch == '"':
+            keys, other = self._keys(node, done)
+            if not keys and not other:
+                return None
+            return (frames + (("key", node, done, "", None),), 0)
+        if phase == "colon" and ch == ":":
+            return (below + (("object", node, done, "after", None), ("value", value)), 0)
+        return None
+
+    def _key_step(self, frames, top, ch: str):
+        _, node, done, typed, escape = top
+        below = frames[:-1]
+        if ch == '"' and escape is None:                 # the key is whole
+            key = json.loads('"' + typed + '"')
+            keys, other = self._keys(node, done)
+            if key in done or (key not in keys and not other):
+                return None
+            properties = node.get("properties", {})
+            value = properties[key] if key in properties else \
+                node.get("additionalProperties", True)
+            return (below[:-1] + (("object", node, done + (key,), "colon", value),), 0)
+        escape = _escape_step(escape, ch)
+        if escape is False:
+            return None
+        typed += ch
+        keys, other = self._keys(node, done)
+        if not other and not any(
+                t.startswith(typed) for k in keys
+                for t in (json.dumps(k)[1:-1], json.dumps(k, ensure_ascii=False)[1:-1])):
+            return None
+        return (below + (("key", node, done, typed, escape),), 0)
+
+    # arrays
+    def _array_step(self, frames, top, ch: str):
+        _, node, count, phase = top
+        below = frames[:-1]
+        low, high = node.get("minItems", 0), node.get("maxItems")
+        if phase in ("open", "after") and ch == "]" and count >= low:
+            return (below, 0)
+        if phase == "after" and ch == ",":
+            return (below + (("array", node, count, "item"),), 0) if high is None or \
+                count < high else None
+        if phase in ("open", "item") and (high is None or count < high):
+            return self._begin(below + (("array", node, count + 1, "after"),),
+                               node.get("items", True), ch)
+        return None
 
 
-def json_prefix(text: str, state=START):
-    """The recognizer's state after ``text`` (from ``state``), or None where ``text`` cannot
-    continue into a JSON object. ``json_prefix(t)[0] == "done"``: ``t`` is a whole object.
+def json_prefix(text: str, state=None):
+    """The state after ``text`` in :class:`JsonGrammar`'s grammar of any JSON object, or None
+    where ``text`` cannot continue into one; ``JsonGrammar.complete(state)``: a whole object.
 
     Example: ``json_prefix('{"a": [1, tr')`` is a state; ``json_prefix('{"a": 01')`` None.
     """
-    for ch in text:
-        state = _step(state, ch)
-        if state is None:
-            return None
-    return state
+    return _ANY_OBJECT.feed(text, state)
+
+
+_ANY_OBJECT = JsonGrammar()
 
 
 def token_texts(tokenizer, vocab_size: int) -> list:
@@ -181,29 +433,30 @@ def token_texts(tokenizer, vocab_size: int) -> list:
     return texts
 
 
-class JsonObjectOutput:
-    """The choice of each token of a text held to be one JSON object; ``texts[id]`` is token
-    ``id``'s text (:func:`token_texts`)."""
+class JsonOutput:
+    """The choice of each token of a text held to one value of ``grammar`` (default: any
+    JSON object); ``texts[id]`` is token ``id``'s text (:func:`token_texts`)."""
 
-    def __init__(self, texts: list):
+    def __init__(self, texts: list, grammar: JsonGrammar | None = None):
         self.texts = texts
-        self.state = START
+        self.grammar = _ANY_OBJECT if grammar is None else grammar
+        self.state = self.grammar.start
 
     @property
     def complete(self) -> bool:
-        """Whether the object is closed (the text should end here)."""
-        return self.state[0] == "done"
+        """Whether the value is closed (the text should end here)."""
+        return self.grammar.complete(self.state)
 
     def fits(self, token: int) -> bool:
         text = self.texts[token] if 0 <= token < len(self.texts) else ""
-        return bool(text) and json_prefix(text, self.state) is not None
+        return bool(text) and self.grammar.feed(text, self.state) is not None
 
     def advance(self, token: int) -> None:
         """Take ``token`` as the text's next one (it must fit)."""
-        state = json_prefix(self.texts[token], self.state)
+        state = self.grammar.feed(self.texts[token], self.state) if self.texts[token] else None
         if state is None:
             raise GenerationError(f"JSON output: token {token} ({self.texts[token]!r}) does not "
-                                  f"continue the JSON object")
+                                  f"continue the JSON value")
         self.state = state
 
     def choose(self, scores: np.ndarray, do_sample: bool = False, rng=None) -> int:
@@ -219,8 +472,8 @@ class JsonObjectOutput:
                 if self.fits(token):
                     return token
                 tried[token] = -np.inf
-            allowed = self._fitting(np.nonzero(np.isfinite(tried))[0])
-            if not len(allowed):
+            allowed = [t for t in np.nonzero(np.isfinite(tried))[0] if self.fits(int(t))]
+            if not allowed:
                 raise self._nothing_fits()
             masked = np.full_like(scores, -np.inf)
             masked[allowed] = scores[allowed]
@@ -237,9 +490,6 @@ class JsonObjectOutput:
                     return int(token)
         raise self._nothing_fits()
 
-    def _fitting(self, tokens) -> np.ndarray:
-        return np.array([t for t in tokens if self.fits(int(t))], np.int64)
-
     def _nothing_fits(self) -> GenerationError:
         return GenerationError("JSON output: no token the sampling settings leave continues "
-                               "the JSON object; loosen top_k/top_p/min_p or the logit bias")
+                               "the JSON value; loosen top_k/top_p/min_p or the logit bias")

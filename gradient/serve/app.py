@@ -9,15 +9,16 @@ chat page (``chat.html``: streaming, multi-turn, a stop button) over the same AP
 Besides OpenAI's sampling fields (``temperature``, ``top_p``, ``seed``, ``stop``,
 ``logit_bias``, ``presence_penalty``, ``frequency_penalty``, ``logprobs``, ``n`` ...) a
 request may set ``top_k``, ``min_p`` and ``repetition_penalty``, as vLLM's and llama.cpp's
-servers take them. ``response_format={"type": "json_object"}`` holds the text to one JSON
-object (:mod:`gradient.generation.json_output`). The completions take several prompts at once (choice ``i`` of prompt
+servers take them. ``response_format`` holds the text to one JSON object (``json_object``) or
+to an instance of a JSON schema (``json_schema``, :mod:`gradient.generation.json_output`). The
+completions take several prompts at once (choice ``i`` of prompt
 ``p`` is ``choices[p * n + i]``) and ``echo`` (the prompt's text before the completion, with
 its tokens' log-probabilities when ``logprobs`` is set, and ``max_tokens`` may then be 0:
 scoring a text, as evaluation harnesses do).
 
 Bad requests get OpenAI's error body ``{"error": {"message", "type", "param", "code"}}`` with
 400 (malformed JSON, wrong types, a prompt longer than the context, what this server does not
-do: calling tools, a JSON schema, ``suffix``), 404 (another model, another path), 405 (another
+do: calling tools, a schema keyword the grammar cannot follow, ``suffix``), 404 (another model, another path), 405 (another
 method) or 503 with ``Retry-After`` (the queue is full); a client that disconnects mid-stream
 frees its place at once.
 
@@ -43,6 +44,8 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, S
 from starlette.routing import Route
 
 from ..capture import background
+from ..errors import GenerationError
+from ..generation.json_output import JsonGrammar
 from .engine import Engine, Job, QueueFull
 from .outbox import Outbox
 
@@ -292,7 +295,7 @@ def _jobs(body: dict, chat: bool, engine: Engine, model_id: str) -> tuple:
     presence_penalty = _number(body, "presence_penalty", -2.0, 2.0, 0.0)
     frequency_penalty = _number(body, "frequency_penalty", -2.0, 2.0, 0.0)
     logit_bias = _logit_bias(body.get("logit_bias"), engine.vocab_size)
-    json_object = _json_object(body)
+    json_grammar = _json_grammar(body)
     seed = _integer("seed", body.get("seed"), None, None, None)
     stop = body.get("stop")
     stop = [] if stop is None else [stop] if isinstance(stop, str) else stop
@@ -309,7 +312,7 @@ def _jobs(body: dict, chat: bool, engine: Engine, model_id: str) -> tuple:
                 prompt_logprobs=logprobs if echo else None, min_p=min_p,
                 repetition_penalty=repetition_penalty, logit_bias=logit_bias,
                 presence_penalty=presence_penalty, frequency_penalty=frequency_penalty,
-                json_object=json_object)
+                json_grammar=json_grammar)
             for prompt in prompts]
     echoes = [text if echo else "" for text in texts]
     return jobs, stream, bool(options.get("include_usage")), echoes
@@ -366,21 +369,28 @@ def _refuse_unsupported(body: dict, chat: bool) -> None:
                            "suffix")
 
 
-def _json_object(body: dict) -> bool:
-    """Whether ``response_format`` holds the text to one JSON object (``json_object``);
-    ``text`` (or none) leaves it free, and a JSON schema is refused."""
+def _json_grammar(body: dict) -> JsonGrammar | None:
+    """The grammar ``response_format`` holds the text to: any JSON object (``json_object``),
+    the instances of a schema (``json_schema``), or None (``text``, or none given)."""
     form = body.get("response_format")
     if form is None:
-        return False
+        return None
     kind = form.get("type") if isinstance(form, dict) else None
     if kind not in ("text", "json_object", "json_schema"):
         raise RequestError(400, "'response_format' must be an object whose 'type' is \"text\", "
                            "\"json_object\" or \"json_schema\"", "response_format")
-    if kind == "json_schema":
-        raise RequestError(400, "'response_format' \"json_schema\" is not supported: this "
-                           "server holds output to JSON (\"json_object\") but not to a schema",
-                           "response_format")
-    return kind == "json_object"
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return JsonGrammar()
+    spec = form.get("json_schema")
+    if not isinstance(spec, dict) or not isinstance(spec.get("schema", {}), (dict, bool)):
+        raise RequestError(400, "'response_format' json_schema needs 'json_schema': {'name': "
+                           "..., 'schema': {...}}", "response_format")
+    try:
+        return JsonGrammar(spec.get("schema", {}))
+    except GenerationError as e:
+        raise RequestError(400, f"'response_format': {e}", "response_format") from None
 
 
 def _flag(body: dict, name: str) -> bool:

@@ -39,7 +39,7 @@ from ..autograd import no_grad
 from ..dtypes import int64
 from ..generation import BatchKVCache, PagedKVCache, build_processors, select_tokens
 from ..generation.draft_schedule import DraftSchedule
-from ..generation.json_output import JsonObjectOutput
+from ..generation.json_output import JsonOutput
 from ..generation.speculation import speculative_step
 from ..ops.creation import randint, tensor
 from ..tokenizers import IncrementalDecoder
@@ -77,7 +77,7 @@ class _Sequence:
         self.prompt_cache = None
         self.cache = None          # its own one-sequence cache, when it is not in the batch
         self.schedule = None       # how many tokens to draft, when it speculates
-        self.json = None           # its JsonObjectOutput, when its text is held to JSON
+        self.json = None           # its JsonOutput, when its text is held to JSON
 
 
 class Scheduler:
@@ -161,8 +161,8 @@ class Scheduler:
         engine = self.engine
         max_tokens = min(job.max_tokens, engine.context - len(job.prompt_ids))
         seq = _Sequence(job, index, max_tokens, engine._stops[job.chat], engine.tokenizer)
-        if job.json_object:
-            seq.json = JsonObjectOutput(engine.token_texts)
+        if job.json_grammar is not None:
+            seq.json = JsonOutput(engine.token_texts, job.json_grammar)
         if index == 0 and job.prompt_logprobs is not None:
             job.emit(("prompt", engine._prompt_logprobs(job.prompt_ids, job.prompt_logprobs)))
         if max_tokens <= 0:

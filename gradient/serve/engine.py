@@ -73,7 +73,7 @@ class Job:
     logit_bias: dict = field(default_factory=dict)   # token id -> bias
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
-    json_object: bool = False         # the text held to one JSON object
+    json_grammar: object = None       # a JsonGrammar the text is held to, or None
     cached_tokens: int = 0            # the prompt's positions a prompt cache held
     cancelled: threading.Event = field(default_factory=threading.Event)
 

@@ -9,13 +9,12 @@ import pytest
 
 from gradient.errors import GenerationError
 from gradient.generation import json_output
-from gradient.generation.json_output import (JsonObjectOutput, MAX_WHITESPACE, START,
-                                             json_prefix)
+from gradient.generation.json_output import JsonGrammar, JsonOutput, MAX_WHITESPACE, json_prefix
 
 
 def _whole(text) -> bool:
     state = json_prefix(text)
-    return state is not None and state[0] == "done"
+    return state is not None and JsonGrammar.complete(state)
 
 
 def _python_says_object(text) -> bool:
@@ -51,7 +50,7 @@ def test_valid_objects_are_whole_and_their_prefixes_are_not():
         assert _whole(text), text
         for end in range(len(text)):
             state = json_prefix(text[:end])
-            assert state is not None and state[0] != "done", (text, end)
+            assert state is not None and not JsonGrammar.complete(state), (text, end)
 
 
 def test_mutated_texts_agree_with_pythons_parser():
@@ -107,7 +106,7 @@ def _best_fitting(held, scores):
 def test_greedy_takes_the_likeliest_token_that_fits():
     rng = np.random.default_rng(0)
     for _ in range(300):
-        held = JsonObjectOutput(TEXTS)
+        held = JsonOutput(TEXTS)
         for step in range(12):
             scores = rng.standard_normal(len(TEXTS)).astype(np.float32)
             token = held.choose(scores)
@@ -115,7 +114,7 @@ def test_greedy_takes_the_likeliest_token_that_fits():
             held.advance(token)
             if held.complete:
                 break
-    held = JsonObjectOutput(TEXTS)
+    held = JsonOutput(TEXTS)
     held.advance(0)
     held.advance(1)
     assert held.complete and not held.fits(3) and held.fits(6)   # after the object: spaces
@@ -127,7 +126,7 @@ def test_greedy_takes_the_likeliest_token_that_fits():
 def test_sampling_draws_from_the_distribution_of_the_tokens_that_fit(monkeypatch, tries):
     monkeypatch.setattr(json_output, "SAMPLING_TRIES", tries)
     logits = np.random.default_rng(3).standard_normal(len(TEXTS)).astype(np.float32)
-    held = JsonObjectOutput(TEXTS)
+    held = JsonOutput(TEXTS)
     held.advance(0)                                  # after "{": a key, "}" or whitespace
     rng = np.random.default_rng(4)
     draws = np.array([held.choose(logits, True, rng) for _ in range(20000)])
@@ -139,11 +138,149 @@ def test_sampling_draws_from_the_distribution_of_the_tokens_that_fit(monkeypatch
 
 
 def test_nothing_fitting_is_an_error():
-    held = JsonObjectOutput(TEXTS)
+    held = JsonOutput(TEXTS)
     scores = np.full(len(TEXTS), -np.inf, np.float32)
     scores[2] = 1.0                                  # only '"', which cannot open the text
     with pytest.raises(GenerationError, match="no token"):
         held.choose(scores)
     with pytest.raises(GenerationError, match="no token"):
         held.choose(scores, True, np.random.default_rng(0))
-    assert held.state == START
+    assert held.state == JsonGrammar().start
+
+
+# -- schemas: the grammar against the jsonschema package on instances and their mutations
+
+jsonschema = pytest.importorskip("jsonschema")
+
+PERSON = {
+    "$defs": {
+        "Colour": {"enum": ["red", "green", "blue"], "type": "string", "title": "Colour"},
+        "Pet": {"type": "object", "additionalProperties": False, "title": "Pet",
+                "properties": {"name": {"type": "string"}, "legs": {"type": "integer"},
+                               "colour": {"$ref": "#/$defs/Colour"}},
+                "required": ["name", "legs", "colour"]},
+    },
+    "type": "object", "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "description": "a name"},
+        "age": {"type": "integer"},
+        "height": {"type": ["number", "null"]},
+        "nickname": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None},
+        "pets": {"type": "array", "items": {"$ref": "#/$defs/Pet"}, "maxItems": 3},
+        "size": {"const": "small"},
+        "tags": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        "extra": {"type": "object", "additionalProperties": {"type": "boolean"}},
+        "score": {"enum": [1, 10, 2.5, None, "x"]},
+    },
+    "required": ["name", "age", "pets", "size"],
+}
+TREE = {"$ref": "#/definitions/node", "definitions": {"node": {
+    "type": "object", "properties": {"value": {"type": "number"},
+                                     "children": {"type": "array",
+                                                  "items": {"$ref": "#/definitions/node"}}},
+    "required": ["value"]}}}
+OPEN = {"type": "object", "properties": {"id": {"type": "integer"}}, "required": ["id"],
+        "additionalProperties": {"type": ["string", "array"]}}
+
+
+def _instance(schema, node, rng, depth=0):
+    """A random instance of ``node`` (properties in the schema's order)."""
+    grammar = JsonGrammar(schema)
+    node = grammar._resolve(node)
+    if "const" in node:
+        return node["const"]
+    if "enum" in node:
+        return rng.choice(node["enum"])
+    if "anyOf" in node:
+        return _instance(schema, rng.choice(node["anyOf"]), rng, depth)
+    types = node.get("type", ["object", "array", "string", "number", "integer", "boolean",
+                              "null"])
+    kind = rng.choice([types] if isinstance(types, str) else types)
+    if depth > 3 and kind in ("object", "array"):
+        kind = "null" if "null" in (types if isinstance(types, list) else [types]) else kind
+    if kind == "object":
+        out = {}
+        for key, value in node.get("properties", {}).items():
+            if key in node.get("required", []) or rng.random() < 0.5:
+                out[key] = _instance(schema, value, rng, depth + 1)
+        extra = node.get("additionalProperties", True)
+        if extra is not False and rng.random() < 0.5:
+            out["other é"] = _instance(schema, extra if isinstance(extra, dict) else {},
+                                       rng, depth + 1)
+        return out
+    if kind == "array":
+        low, high = node.get("minItems", 0), node.get("maxItems", 3)
+        return [_instance(schema, node.get("items", {}), rng, depth + 1)
+                for _ in range(rng.randint(low, max(low, high) if depth < 3 else low))]
+    return {"string": lambda: rng.choice(["", "Ada", 'say "hi"', "\u00e9\n"]),
+            "number": lambda: rng.choice([0, -2.5, 1e-3, 7]),
+            "integer": lambda: rng.choice([0, -3, 42]),
+            "boolean": lambda: rng.choice([True, False]),
+            "null": lambda: None}[kind]()
+
+
+def _valid(schema, text) -> bool:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return False
+    return jsonschema.Draft202012Validator(schema).is_valid(value)
+
+
+@pytest.mark.parametrize("schema", [PERSON, TREE, OPEN], ids=["person", "tree", "open"])
+def test_a_schemas_instances_are_whole_and_what_it_takes_is_valid(schema):
+    grammar, rng = JsonGrammar(schema), random.Random(5)
+    alphabet = '{}[],:"\\ 0123456789.eE-truefalsnulxy\n'
+    for _ in range(100):
+        value = _instance(schema, schema, rng)
+        text = json.dumps(value, indent=rng.choice([None, 2]), ensure_ascii=rng.random() < 0.5)
+        assert _valid(schema, text), text             # (the generator's own check)
+        state = grammar.feed(text)
+        assert state is not None and JsonGrammar.complete(state), text
+        assert all(not JsonGrammar.complete(grammar.feed(text[:end]))
+                   for end in range(len(text)))
+        for _ in range(6):    # what the grammar takes whole, the schema allows
+            chars, at = list(text), rng.randrange(len(text))
+            chars[at:at + rng.randrange(2)] = rng.choice(alphabet) * rng.randrange(2)
+            mutated = "".join(chars)
+            state = grammar.feed(mutated)
+            if state is not None and JsonGrammar.complete(state):
+                assert _valid(schema, mutated), mutated
+
+
+def test_properties_come_in_order_and_required_ones_are_not_skipped():
+    grammar = JsonGrammar(PERSON)
+    assert grammar.feed('{"name": "a", "age": 1, "pets": [], "size": "small"}') is not None
+    assert grammar.feed('{"age": 1') is None                    # name first
+    assert grammar.feed('{"name": "a", "height": null, "age"') is None   # age before height
+    assert grammar.feed('{"name": "a", "age": 1, "pets": [], "size": "small", "name"') is None
+    assert grammar.feed('{"name": "a", "age": 1, "pets": []}') is None  # size is required
+    assert grammar.feed('{"name": "a", "age": 1.5') is None              # an integer
+    assert grammar.feed('{"name": "a", "age": 1, "pets": [{"name": "b", "legs": 4, '
+                        '"colour": "pink"') is None
+    assert grammar.feed('{"name": "a", "age": 1, "pets": [], "size": "small", "tags": []}'
+                        ) is None                                         # minItems 1
+    pets = ', '.join(['{"name": "b", "legs": 4, "colour": "red"}'] * 4)
+    assert grammar.feed('{"name": "a", "age": 1, "pets": [' + pets) is None   # maxItems 3
+    assert grammar.feed('{"name": "a", "age": 1, "pets": [], "size": "small", "score": 1')\
+        is not None                                                       # 1, or 10 next
+    assert JsonGrammar.complete(grammar.feed(
+        '{"name": "a", "age": 1, "pets": [], "size": "small", "score": 10}'))
+
+
+@pytest.mark.parametrize("schema,says", [
+    ({"type": "string", "pattern": "a+"}, "pattern"),
+    ({"type": "integer", "minimum": 0}, "minimum"),
+    ({"allOf": [{"type": "string"}]}, "allOf"),
+    ({"anyOf": [{"type": "object"}, {"type": "object", "properties": {}}]}, "begin alike"),
+    ({"anyOf": [{"type": "integer"}, {"type": "number"}]}, "begin alike"),
+    ({"$ref": "#/$defs/missing"}, "leads nowhere"),
+    ({"$ref": "other.json#/a"}, "within the schema"),
+    ({"type": "array", "items": [{"type": "string"}]}, "as a list"),
+    ({"type": "text"}, "unknown type"),
+    ({"enum": []}, "non-empty"),
+    ("object", "a schema is an object"),
+])
+def test_what_a_grammar_cannot_follow_is_refused(schema, says):
+    with pytest.raises(GenerationError, match=says):
+        JsonGrammar(schema)
