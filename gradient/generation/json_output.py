@@ -6,16 +6,17 @@ schema's instances).
 :class:`JsonGrammar` reads a text one character at a time with a stack of frames, one per value
 being written (an object with the keys it has had, an array with its count, a string, a
 number, a literal, one of an enum's texts), each frame holding the schema node it must match.
-A state is an immutable tuple ``(frames, whitespace)``, so trying a token costs only its own
-characters, from the state after the text so far. Whitespace between values is allowed in
+A state is an immutable tuple of the ways the text can be read so far (one, or one per branch of
+an ``anyOf`` that still fits), each ``(frames, whitespace)``, so trying a token costs only its
+own characters, from the state after the text so far. Whitespace between values is allowed in
 runs of at most :data:`MAX_WHITESPACE` characters (a model held to JSON may otherwise indent
 for ever).
 
 The schema keywords followed are ``type`` (one or a list), ``properties``, ``required``,
 ``additionalProperties`` (false, true or a schema), ``items``, ``minItems``, ``maxItems``,
-``enum``, ``const``, ``anyOf``/``oneOf`` whose branches begin with different characters (a
-string or null, an object or an array ...), and ``$ref`` into ``$defs``/``definitions`` (what
-Pydantic writes, recursive models included); annotations (``title``, ``description``,
+``enum``, ``const``, ``anyOf`` (each branch followed while the text fits it; ``oneOf`` read
+as ``anyOf``) and ``$ref`` into ``$defs``/``definitions`` (what Pydantic writes, recursive
+models included); annotations (``title``, ``description``,
 ``default``, ``format`` ...) are read past. Any other keyword would constrain what this
 grammar cannot see, so a schema holding one is refused (:class:`~gradient.errors.
 GenerationError`) rather than followed in part. An object's properties come in the schema's
@@ -123,7 +124,7 @@ class JsonGrammar:
             raise GenerationError(f"JSON schema: a schema is an object, got {schema!r}")
         self.root = schema
         self._check(schema, set())
-        self.start = ((("value", schema),), 0)
+        self.start = (((("value", schema),), 0),)
 
     # -- the schema
     def _resolve(self, node):
@@ -179,17 +180,8 @@ class JsonGrammar:
         if branches is not None:
             if not isinstance(branches, list) or not branches:
                 raise GenerationError("JSON schema: anyOf/oneOf must be a non-empty list")
-            starts = []
             for branch in branches:
                 self._check(branch, seen)
-                starts.append(self._first_characters(branch))
-            for i in range(len(starts)):
-                for j in range(i):
-                    if starts[i] & starts[j]:
-                        raise GenerationError(
-                            "JSON schema: anyOf/oneOf branches that begin alike (two objects, "
-                            "two strings ...) are not supported: which one is being written "
-                            "must show at its first character")
 
     @staticmethod
     def _types(node) -> list | None:
@@ -207,19 +199,7 @@ class JsonGrammar:
             for ascii_only in (False, True):
                 for separators in ((", ", ": "), (",", ":")):
                     texts.add(json.dumps(value, ensure_ascii=ascii_only, separators=separators))
-        return sorted(texts)
-
-    def _first_characters(self, node) -> set:
-        node = self._resolve(node)
-        if "enum" in node or "const" in node:
-            return {t[0] for t in self._candidates(node)}
-        branches = node.get("anyOf", node.get("oneOf"))
-        if branches is not None:
-            return set().union(*(self._first_characters(b) for b in branches))
-        types = self._types(node) or list(_TYPES)
-        first = {"object": "{", "array": "[", "string": '"', "number": "-" + _DIGITS,
-                 "integer": "-" + _DIGITS, "boolean": "tf", "null": "n"}
-        return set("".join(first[t] for t in types))
+        return tuple(sorted(texts))
 
     # -- reading text
     def feed(self, text: str, state=None):
@@ -235,13 +215,26 @@ class JsonGrammar:
     @staticmethod
     def complete(state) -> bool:
         """Whether ``state`` follows a whole value (nothing but whitespace may come)."""
-        return not state[0]
+        return any(not frames for frames, _ in state)
 
     def step(self, state, ch: str):
-        """The state after one more character ``ch``, or None."""
-        frames, spaces = state
+        """The state after one more character ``ch``, or None. A state is a tuple of the
+        ways the text so far can be read (anyOf's branches that still fit), each ``(frames,
+        whitespace)``; ways that have come to the same frames are kept once."""
+        ways, seen = [], set()
+        for way in state:
+            for new in _as_list(self._step_one(way, ch)):
+                key = _way_key(new)
+                if key not in seen:
+                    seen.add(key)
+                    ways.append(new)
+        return tuple(ways) or None
+
+    def _step_one(self, way, ch: str):
+        """One way's next ways after ``ch``: None, one ``(frames, whitespace)``, or a list."""
+        frames, spaces = way
         if not frames:                                   # the value is whole
-            return self._space(state, ch)
+            return self._space(way, ch)
         top = frames[-1]
         kind = top[0]
         if kind == "string":
@@ -259,7 +252,7 @@ class JsonGrammar:
                 return (frames[:-1] + (("number", top[1], part, top[3]),), 0)
             if top[2] not in _NUMBER_ENDS:
                 return None
-            return self.step((frames[:-1], 0), ch)       # the character after the number
+            return self._step_one((frames[:-1], 0), ch)  # the character after the number
         if kind == "literal":
             if ch != top[2][0]:
                 return None
@@ -268,7 +261,7 @@ class JsonGrammar:
         if kind == "choice":
             return self._choice_step(frames, ch)
         if ch in _WHITESPACE:
-            return self._space(state, ch)
+            return self._space(way, ch)
         if kind == "value":
             return self._begin(frames[:-1], top[1], ch)
         if kind == "object":
@@ -276,8 +269,8 @@ class JsonGrammar:
         return self._array_step(frames, top, ch)
 
     @staticmethod
-    def _space(state, ch: str):
-        frames, spaces = state
+    def _space(way, ch: str):
+        frames, spaces = way
         if ch not in _WHITESPACE or spaces == MAX_WHITESPACE:
             return None
         return (frames, spaces + 1)
@@ -289,12 +282,9 @@ class JsonGrammar:
         if "enum" in node or "const" in node:
             return self._choice_step(below + (("choice", self._candidates(node), ""),), ch)
         branches = node.get("anyOf", node.get("oneOf"))
-        if branches is not None:     # (checked: at most one branch begins with ch)
-            for branch in branches:
-                state = self._begin(below, branch, ch)
-                if state is not None:
-                    return state
-            return None
+        if branches is not None:     # every branch that can begin so: one way each
+            return [way for branch in branches for way in _as_list(self._begin(below, branch,
+                                                                                 ch))]
         types = self._types(node)
 
         def allows(*names):
@@ -325,7 +315,7 @@ class JsonGrammar:
                 return (frames[:-1], 0)                  # whole, and nothing longer
             return (frames[:-1] + (("choice", texts, typed),), 0)
         if top[2] in texts:                              # a whole number, then ch
-            return self.step((frames[:-1], 0), ch)
+            return self._step_one((frames[:-1], 0), ch)
         return None
 
     # objects
@@ -407,6 +397,17 @@ class JsonGrammar:
             return self._begin(below + (("array", node, count + 1, "after"),),
                                node.get("items", True), ch)
         return None
+
+
+def _as_list(ways) -> list:
+    return [] if ways is None else ways if isinstance(ways, list) else [ways]
+
+
+def _way_key(way) -> tuple:
+    """A way's frames as a key: schema nodes by identity (they are the schema's own)."""
+    frames, spaces = way
+    return tuple(tuple(id(x) if isinstance(x, dict) else x for x in frame)
+                 for frame in frames), spaces
 
 
 def json_prefix(text: str, state=None):
