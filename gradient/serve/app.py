@@ -11,14 +11,15 @@ Besides OpenAI's sampling fields (``temperature``, ``top_p``, ``seed``, ``stop``
 request may set ``top_k``, ``min_p`` and ``repetition_penalty``, as vLLM's and llama.cpp's
 servers take them. ``response_format`` holds the text to one JSON object (``json_object``) or
 to an instance of a JSON schema (``json_schema``, :mod:`gradient.generation.json_output`). The
-completions take several prompts at once (choice ``i`` of prompt
-``p`` is ``choices[p * n + i]``) and ``echo`` (the prompt's text before the completion, with
-its tokens' log-probabilities when ``logprobs`` is set, and ``max_tokens`` may then be 0:
-scoring a text, as evaluation harnesses do).
+chat completions call tools (``tools``, ``tool_choice``: :mod:`.tools`). The completions take
+several prompts at once (choice ``i`` of prompt ``p`` is ``choices[p * n + i]``) and ``echo``
+(the prompt's text before the completion, with its tokens' log-probabilities when
+``logprobs`` is set, and ``max_tokens`` may then be 0: scoring a text, as evaluation harnesses
+do).
 
 Bad requests get OpenAI's error body ``{"error": {"message", "type", "param", "code"}}`` with
 400 (malformed JSON, wrong types, a prompt longer than the context, what this server does not
-do: calling tools, a schema keyword the grammar cannot follow, ``suffix``), 404 (another model, another path), 405 (another
+do: a schema keyword the grammar cannot follow, ``suffix``), 404 (another model, another path), 405 (another
 method) or 503 with ``Retry-After`` (the queue is full); a client that disconnects mid-stream
 frees its place at once.
 
@@ -48,6 +49,7 @@ from ..errors import GenerationError
 from ..generation.json_output import JsonGrammar
 from .engine import Engine, Job, QueueFull
 from .outbox import Outbox
+from .tools import ToolError, ToolUse
 
 __all__ = ["create_app"]
 
@@ -119,7 +121,7 @@ def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
     async def _complete(request: Request, chat: bool):
         try:
             body = await _json(request)
-            jobs, stream, include_usage, echoes = _jobs(body, chat, engine, model_id)
+            jobs, stream, include_usage, echoes, tools = _jobs(body, chat, engine, model_id)
         except RequestError as e:
             return e.response()
         events: asyncio.Queue = asyncio.Queue()
@@ -140,7 +142,7 @@ def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
         rid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
         if stream:
             return StreamingResponse(_events(events, jobs, rid, chat, model_id, include_usage,
-                                             echoes),
+                                             echoes, tools),
                                      media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache"})
         n = jobs[0].n
@@ -171,10 +173,22 @@ def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
             if jobs[0].logprobs is not None:
                 entries = prompts.get(i // n, []) + tokens.get(i, [])
                 logprobs = _logprobs_field(entries, chat, jobs[0].logprobs)
-            choices.append({"index": i, "message": {"role": "assistant", "content": content},
-                            "logprobs": logprobs, "finish_reason": finishes[i]} if chat else
-                           {"index": i, "text": content, "logprobs": logprobs,
-                            "finish_reason": finishes[i]})
+            if not chat:
+                choices.append({"index": i, "text": content, "logprobs": logprobs,
+                                "finish_reason": finishes[i]})
+                continue
+            message, finish = {"role": "assistant", "content": content}, finishes[i]
+            if tools is not None:        # the calls in the text, and the content around them
+                reader = tools.reader()
+                content = reader.push(content)
+                rest, calls = reader.finish()
+                content += rest or ""
+                if calls:
+                    message = {"role": "assistant", "content": content.strip() or None,
+                               "tool_calls": calls}
+                    finish = "tool_calls"
+            choices.append({"index": i, "message": message, "logprobs": logprobs,
+                            "finish_reason": finish})
         return JSONResponse({"id": rid, "object": "chat.completion" if chat else
                              "text_completion", "created": int(time.time()), "model": model_id,
                              "choices": choices, "usage": _total(usages)})
@@ -242,8 +256,9 @@ def _total(usages: list) -> dict:
 
 def _jobs(body: dict, chat: bool, engine: Engine, model_id: str) -> tuple:
     """The :class:`Job`\\ s a request asks for (one per prompt: the completions take several),
-    ``stream``, ``include_usage`` and the text each prompt's choices begin with (``echo``);
-    RequestError for anything out of place."""
+    ``stream``, ``include_usage``, the text each prompt's choices begin with (``echo``) and
+    the request's :class:`~.tools.ToolUse` (or None); RequestError for anything out of
+    place."""
     model = body.get("model")
     if not isinstance(model, str):
         raise RequestError(400, "'model' is required: a string", "model")
@@ -257,12 +272,20 @@ def _jobs(body: dict, chat: bool, engine: Engine, model_id: str) -> tuple:
             raise RequestError(400, "'messages' must be a non-empty list of messages", "messages")
         turns = [_message(m, i) for i, m in enumerate(messages)]
         try:
-            prompts = [list(tokenizer.apply_chat_template(turns, add_generation_prompt=True))]
+            tools = ToolUse.from_request(body.get("tools"), body.get("tool_choice"),
+                                         body.get("parallel_tool_calls", True), tokenizer)
+        except ToolError as e:
+            raise RequestError(400, str(e), e.param) from None
+        try:
+            prompts = [list(tokenizer.apply_chat_template(
+                tools.conversation(turns) if tools else turns,
+                tools=tools.template_tools() if tools else None, add_generation_prompt=True))]
         except Exception as e:   # noqa: BLE001  (no template, a role it refuses ...)
             raise RequestError(400, f"the chat template cannot render these messages: {e}",
                                "messages") from None
         texts = [None]
     else:
+        tools = None
         prompts, texts = _prompts(body.get("prompt"), tokenizer, engine.vocab_size)
     for prompt in prompts:
         if len(prompt) >= engine.context:
@@ -296,6 +319,11 @@ def _jobs(body: dict, chat: bool, engine: Engine, model_id: str) -> tuple:
     frequency_penalty = _number(body, "frequency_penalty", -2.0, 2.0, 0.0)
     logit_bias = _logit_bias(body.get("logit_bias"), engine.vocab_size)
     json_grammar = _json_grammar(body)
+    if tools is not None and tools.mode == "required":
+        if json_grammar is not None:
+            raise RequestError(400, "'response_format' and a required tool call both say what "
+                               "the reply is; give one", "response_format")
+        json_grammar = tools.grammar()     # a JSON list of calls
     seed = _integer("seed", body.get("seed"), None, None, None)
     stop = body.get("stop")
     stop = [] if stop is None else [stop] if isinstance(stop, str) else stop
@@ -315,7 +343,7 @@ def _jobs(body: dict, chat: bool, engine: Engine, model_id: str) -> tuple:
                 json_grammar=json_grammar)
             for prompt in prompts]
     echoes = [text if echo else "" for text in texts]
-    return jobs, stream, bool(options.get("include_usage")), echoes
+    return jobs, stream, bool(options.get("include_usage")), echoes, tools
 
 
 #: The most choices one request may ask for (``n``), and the most prompts it may hold.
@@ -360,10 +388,10 @@ def _prompts(raw, tokenizer, vocab: int) -> tuple:
 def _refuse_unsupported(body: dict, chat: bool) -> None:
     """OpenAI's fields asking for what this server does not do, refused rather than ignored
     (a reply that silently skips them would look like the model's own choice)."""
-    for field, choice in (("tools", "tool_choice"), ("functions", "function_call")):
-        if body.get(field) and body.get(choice, "auto") != "none":
-            raise RequestError(400, f"this server does not call tools: leave out '{field}' (or "
-                               f"set '{choice}' to \"none\")", field)
+    if body.get("functions") and body.get("function_call", "auto") != "none":
+        raise RequestError(400, "'functions' is OpenAI's older form of 'tools': send the "
+                           "functions as 'tools' (and 'function_call' as 'tool_choice')",
+                           "functions")
     if not chat and body.get("suffix") not in (None, ""):
         raise RequestError(400, "'suffix' (inserting text) is not supported; leave it out",
                            "suffix")
@@ -457,9 +485,23 @@ def _message(m, i: int) -> dict:
             raise RequestError(400, f"messages[{i}]: only text content parts are supported",
                                "messages")
         content = "".join(str(p.get("text", "")) for p in content)
+    calls = m.get("tool_calls")
+    if calls is not None:      # an assistant's earlier tool calls
+        if m["role"] != "assistant" or not isinstance(calls, list) or not all(
+                isinstance(c, dict) and isinstance(c.get("function"), dict)
+                and isinstance(c["function"].get("name"), str) for c in calls):
+            raise RequestError(400, f"messages[{i}].tool_calls must be an assistant's list of "
+                               f"{{\"id\", \"type\": \"function\", \"function\": {{\"name\", "
+                               f"\"arguments\"}}}}", "messages")
+        content = content or ""
     if not isinstance(content, str):
         raise RequestError(400, f"messages[{i}].content must be a string", "messages")
-    return {"role": m["role"], "content": content}
+    message = {"role": m["role"], "content": content}
+    if calls:
+        message["tool_calls"] = calls
+    if m["role"] == "tool" and isinstance(m.get("tool_call_id"), str):
+        message["tool_call_id"] = m["tool_call_id"]
+    return message
 
 
 def _integer(name, value, low, high, default):
@@ -508,16 +550,18 @@ def _top_by_text(top: list | None) -> dict | None:
 
 
 async def _events(events: asyncio.Queue, jobs: list, rid: str, chat: bool, model_id: str,
-                  include_usage: bool, echoes: list):
+                  include_usage: bool, echoes: list, tools=None):
     """The server-sent events of a streamed completion (each token's log-probabilities with
-    the text that follows them; with ``echo``, a choice's first chunk is its prompt); a
-    disconnect cancels the jobs."""
+    the text that follows them; with ``echo``, a choice's first chunk is its prompt; with
+    tools, a choice's calls in one chunk at its end, the text they were read from not sent);
+    a disconnect cancels the jobs."""
     created = int(time.time())
     kind = "chat.completion.chunk" if chat else "text_completion"
     n, top = jobs[0].n, jobs[0].logprobs
     pending: dict = {}                 # choice -> log-probability entries not sent yet
     offsets = [0] * (len(jobs) * n)    # (completions) characters sent so far, per choice
     prompts: dict = {}                 # prompt -> its tokens' entries (echo with logprobs)
+    readers: dict = {}                 # choice -> its reader of tool calls
 
     def chunk(index=0, delta=None, finish=None, usage=None, choices=True):
         logprobs = None
@@ -550,11 +594,24 @@ async def _events(events: asyncio.Queue, jobs: list, rid: str, chat: bool, model
                     pending[index] = list(prompts.get(index // n, []))
                     yield chunk(index, {"content": echoes[index // n]})
             if event[0] == "text":
-                yield chunk(event[1], {"content": event[2]})
+                text = event[2]
+                if tools is not None:
+                    text = readers.setdefault(event[1], tools.reader()).push(text)
+                if text:
+                    yield chunk(event[1], {"content": text})
             elif event[0] == "token":
                 pending.setdefault(event[1], []).append(event[2])
             elif event[0] == "done":
-                yield chunk(event[1], {}, finish=event[2])
+                finish = event[2]
+                if tools is not None:
+                    rest, calls = readers.setdefault(event[1], tools.reader()).finish()
+                    if rest:
+                        yield chunk(event[1], {"content": rest})
+                    if calls:
+                        yield chunk(event[1], {"tool_calls": [{"index": k, **call} for k, call
+                                                              in enumerate(calls)]})
+                        finish = "tool_calls"
+                yield chunk(event[1], {}, finish=finish)
             elif event[0] == "prompt":
                 prompts[event[1]] = event[2]
             elif event[0] == "error":

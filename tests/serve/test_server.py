@@ -258,7 +258,12 @@ def test_models_health_and_metrics(server, client):
     ({"model": MODEL, "prompt": "hi", "suffix": "end"}, 400, "'suffix'"),
     ({"model": MODEL, "prompt": "hi", "n": 2, "best_of": 3}, 400, "'best_of'"),
     ({"model": MODEL, "messages": MESSAGES, "tools": [{"type": "function", "function": {
-        "name": "f"}}]}, 400, "does not call tools"),
+        "name": "f"}}], "tool_choice": "always"}, 400, "'tool_choice' must be"),
+    ({"model": MODEL, "messages": MESSAGES, "tools": [{"type": "function"}]}, 400,
+     "tools[0] must be"),
+    ({"model": MODEL, "messages": MESSAGES, "functions": [{"name": "f"}]}, 400, "older form"),
+    ({"model": MODEL, "messages": MESSAGES + [{"role": "user", "tool_calls": "f"}]}, 400,
+     "tool_calls must be"),
     ({"model": MODEL, "messages": MESSAGES, "response_format": {"type": "json_schema"}}, 400,
      "needs 'json_schema'"),
     ({"model": MODEL, "messages": MESSAGES, "response_format": {
@@ -391,6 +396,59 @@ def test_json_schema_output_is_an_instance_of_the_schema(server, client):
         value = json.loads(reply.choices[0].message.content)
         jsonschema.validate(value, CHOICES)
         assert list(value) == ["size", "count", "fresh", "box"]      # the schema's order
+
+
+ORDER = {"type": "function", "function": {
+    "name": "order", "description": "Order a drink",
+    "parameters": {"type": "object", "additionalProperties": False,
+                   "properties": {"drink": {"enum": ["tea", "coffee"]},
+                                  "sugar": {"type": "boolean"}},
+                   "required": ["drink", "sugar"]}}}
+CANCEL = {"type": "function", "function": {"name": "cancel", "parameters": {
+    "type": "object", "properties": {}, "additionalProperties": False}}}
+
+
+def test_a_required_tool_call_comes_back_as_tool_calls(server, client, monkeypatch):
+    """tool_choice "required" or a named function: OpenAI's tool_calls, each a tool's name
+    and arguments of its schema, streamed or not; then a turn with the call and its result."""
+    jsonschema = pytest.importorskip("jsonschema")
+    _, model, tokenizer, _ = server
+    # a template that takes the tools (and says only how many): the tools described in a
+    # system message would not fit this model's 128 positions (tests/serve/test_tools.py
+    # checks that message)
+    monkeypatch.setattr(tokenizer, "chat_template", "{% if tools %}{{ tools | length }} tools"
+                        "\n{% endif %}" + tokenizer.chat_template)
+    spaces = {str(t): -100 for t in range(model.config.vocab_size)
+              if tokenizer.decode([t]) and not tokenizer.decode([t]).strip()}
+    # (one call at a time: this random model would go on adding calls to the list; and as
+    # many tokens as its context leaves: its tokens are about a character each)
+    for choice in ("required", {"type": "function", "function": {"name": "order"}}):
+        reply = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=128,
+                                               temperature=0, tools=[ORDER, CANCEL],
+                                               tool_choice=choice, logit_bias=spaces,
+                                               parallel_tool_calls=False)
+        assert reply.choices[0].finish_reason == "tool_calls"
+        calls = reply.choices[0].message.tool_calls
+        assert calls and reply.choices[0].message.content is None
+        for call in calls:
+            schema = {"order": ORDER, "cancel": CANCEL}[call.function.name]
+            jsonschema.validate(json.loads(call.function.arguments),
+                                schema["function"]["parameters"])
+        if choice != "required":
+            assert [c.function.name for c in calls] == ["order"]
+        streamed = [c for c in client.chat.completions.create(
+            model=MODEL, messages=MESSAGES, max_tokens=128, temperature=0, tools=[ORDER, CANCEL],
+            tool_choice=choice, logit_bias=spaces, parallel_tool_calls=False, stream=True)
+            if c.choices]
+        deltas = [d for c in streamed for d in c.choices[0].delta.tool_calls or []]
+        assert [(d.function.name, d.function.arguments) for d in deltas] == [
+            (c.function.name, c.function.arguments) for c in calls]
+        assert streamed[-1].choices[0].finish_reason == "tool_calls"
+    again = client.chat.completions.create(model=MODEL, max_tokens=4, temperature=0,
+                                           tools=[ORDER], messages=MESSAGES + [
+        {"role": "assistant", "content": None, "tool_calls": [c.model_dump() for c in calls]},
+        {"role": "tool", "tool_call_id": calls[0].id, "content": "ordered"}])
+    assert again.choices[0].finish_reason in ("stop", "length", "tool_calls")
 
 
 def test_json_object_output_of_a_real_model(server):
