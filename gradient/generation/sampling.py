@@ -269,17 +269,39 @@ class TopPLogitsWarper(LogitsProcessor):
         self.top_p, self.min_tokens_to_keep = top_p, min_tokens_to_keep
 
     def __call__(self, input_ids, scores):
-        order = np.argsort(scores, axis=-1, kind="stable")
-        sorted_scores = np.take_along_axis(scores, order, axis=-1)
+        # transformers' steps are: a stable sort of the scores, the softmax of the sorted
+        # row, its cumulative sum. The exponentials of the sorted scores are the sorted
+        # exponentials (exp does not decrease), so sorting the values alone gives the same
+        # softmax, sum for sum, at a quarter of a stable argsort's cost (a row of 49,152: 1.1
+        # against 4.5 ms); the tokens removed are then the k lowest scores, equals by index.
+        e = np.sort(np.exp(scores - scores.max(axis=-1, keepdims=True)), axis=-1)
         # PyTorch's CPU cumsum accumulates in float64 and rounds each sum to float32; so do we,
         # so that the same tokens sit on either side of the threshold.
-        cumulative = np.cumsum(softmax(sorted_scores), axis=-1, dtype=np.float64)
+        cumulative = np.cumsum(e / e.sum(axis=-1, keepdims=True), axis=-1, dtype=np.float64)
         cumulative = cumulative.astype(scores.dtype)
-        remove_sorted = cumulative <= scores.dtype.type(1 - self.top_p)
-        remove_sorted[..., -self.min_tokens_to_keep:] = False
-        remove = np.empty_like(remove_sorted)
-        np.put_along_axis(remove, order, remove_sorted, axis=-1)
-        return np.where(remove, _NEG_INF, scores)
+        # the sums do not decrease: the tokens removed are a prefix of the sorted row
+        removed = (cumulative <= scores.dtype.type(1 - self.top_p)).sum(axis=-1)
+        removed = np.minimum(removed, max(scores.shape[-1] - self.min_tokens_to_keep, 0))
+        out = scores.copy()
+        for row in np.ndindex(scores.shape[:-1]):
+            out[row] = _without_lowest(scores[row], int(removed[row]))
+        return out
+
+
+def _without_lowest(row: np.ndarray, k: int) -> np.ndarray:
+    """``row`` with its ``k`` lowest entries -inf, equal entries taken in index order (what a
+    stable sort puts first)."""
+    finite = row[row != -np.inf]
+    k -= row.size - finite.size                        # (-inf ones stay -inf: the lowest)
+    if k <= 0:
+        return row
+    # the highest score removed (partitioning the -inf ones too would be slow: introselect
+    # does poorly on many equal values, as top-k leaves them)
+    kth = np.partition(finite, k - 1)[k - 1]
+    remove = (row < kth) & (row != -np.inf)
+    equal = np.flatnonzero(row == kth)
+    remove[equal[:k - int(remove.sum())]] = True
+    return np.where(remove, _NEG_INF, row)
 
 
 class MinPLogitsWarper(LogitsProcessor):
@@ -357,13 +379,26 @@ def select_tokens(scores: np.ndarray, do_sample: bool = False,
     if rng is None:
         raise GenerationError("select_tokens: do_sample=True needs a NumPy random Generator "
                               "(rng)")
-    scores = scores.astype(np.float64)
     peak = scores.max(axis=-1, keepdims=True)
     if not np.isfinite(peak).all():
         raise GenerationError("sampling: a row of scores has no finite maximum (all -inf, +inf or "
                               "NaN): check the model's logits and the processors' settings")
-    cdf = np.cumsum(np.exp(scores - peak), axis=-1)
-    u = rng.random(scores.shape[0]) * cdf[:, -1]
-    # The first index whose cumulative weight exceeds u; zero-weight tokens never qualify.
-    picked = (cdf <= u[:, None]).sum(axis=-1)
-    return np.minimum(picked, scores.shape[-1] - 1).astype(np.int64)
+    u = rng.random(scores.shape[0])
+    picked = np.empty(scores.shape[0], np.int64)
+    for row, r in enumerate(u):
+        x = scores[row]
+        # where top-k/top-p left few tokens, only theirs: a -inf token adds 0 to the
+        # cumulative weights, so the weights of the rest, and the token drawn, are the same
+        tokens = np.flatnonzero(x != -np.inf) if _mostly_removed(x) else None
+        if tokens is not None:
+            x = x[tokens]
+        cdf = np.cumsum(np.exp(x.astype(np.float64) - np.float64(peak[row, 0])))
+        # The first index whose cumulative weight exceeds u; zero-weight tokens never qualify.
+        at = min(int((cdf <= r * cdf[-1]).sum()), cdf.size - 1)
+        picked[row] = at if tokens is None else tokens[at]
+    return picked
+
+
+def _mostly_removed(row: np.ndarray) -> bool:
+    """Whether most of ``row`` is -inf (a processor removed those tokens)."""
+    return row.size > 64 and np.count_nonzero(row == -np.inf) > row.size // 2

@@ -60,6 +60,46 @@ def test_processor_equals_transformers(name, seed):
         assert np.isfinite(out).any(axis=-1).all()  # at least one token always stays
 
 
+@pytest.mark.parametrize("top_p", [0.0, 1e-6, 0.3, 0.9, 0.999, 0.99999])
+@pytest.mark.parametrize("keep", [1, 3])
+def test_top_p_equals_transformers_on_rows_a_model_gives(top_p, keep):
+    """A vocabulary of 49,152 with a model's spread of logits, rows with ties (equal scores,
+    and scores whose exponentials round equal) and -inf entries: the same bits."""
+    rng = np.random.default_rng(int(top_p * 1e5) + keep)
+    scores = (rng.standard_normal((6, 49152)) * 2.5).astype(np.float32)
+    scores[1] = np.round(scores[1])                   # many equal scores
+    scores[2, ::3] = -np.inf                          # tokens already removed
+    scores[3] = np.float32(-30) + rng.integers(0, 3, 49152).astype(np.float32) * \
+        np.float32(1e-6)                              # exponentials that round equal
+    scores[4, :] = scores[4, 0]                       # one value throughout
+    scores[5, :100] = np.float32(12.0)                # a flat top
+    ours = sampling.TopPLogitsWarper(top_p, keep)(None, scores)
+    theirs = lp.TopPLogitsWarper(top_p, min_tokens_to_keep=keep)(
+        None, torch.tensor(scores)).numpy()
+    # rows without ties: the same bits; with them, the tokens a stable sort keeps, and as
+    # many as transformers keeps give or take one (torch's sort puts equal scores in an
+    # order of its own, and its softmax adds a row in another order than NumPy's sum: a
+    # token at the threshold may fall on the other side)
+    np.testing.assert_array_equal(ours[[0, 2]], theirs[[0, 2]])
+    assert (abs(np.isfinite(ours).sum(-1) - np.isfinite(theirs).sum(-1)) <= 1).all()
+    np.testing.assert_array_equal(ours, _top_p_by_a_stable_sort(scores, top_p, keep))
+    assert (np.isinf(ours) & ~np.isinf(scores)).any() or top_p > 0.9999
+
+
+def _top_p_by_a_stable_sort(scores, top_p, keep):
+    """transformers' steps on a stable sort, as written: sort, softmax, cumulative sum (in
+    float64, each rounded to float32, as PyTorch's CPU cumsum), remove, scatter back."""
+    order = np.argsort(scores, axis=-1, kind="stable")
+    ordered = np.take_along_axis(scores, order, axis=-1)
+    cumulative = np.cumsum(sampling.softmax(ordered), axis=-1, dtype=np.float64).astype(
+        np.float32)
+    remove = cumulative <= np.float32(1 - top_p)
+    remove[..., -keep:] = False
+    back = np.empty_like(remove)
+    np.put_along_axis(back, order, remove, axis=-1)
+    return np.where(back, np.float32(-np.inf), scores)
+
+
 def test_processors_that_remove_do_remove():
     # Guards the equality test above against comparing two no-ops.
     scores = _scores()
@@ -139,6 +179,21 @@ def test_which_processors_are_active():
 def test_bad_settings_raise(make):
     with pytest.raises(ValueError):
         make()
+
+
+def test_a_draw_among_few_tokens_is_the_draw_among_all():
+    """Where most tokens are -inf, the draw looks at the others only: the same token as the
+    cumulative weights of the whole row give, for the same random number."""
+    rng = np.random.default_rng(7)
+    for trial in range(200):
+        scores = (rng.standard_normal((2, 3000)) * 3).astype(np.float32)
+        scores[:, rng.random(3000) < (0.99 if trial % 2 else 0.3)] = -np.inf
+        scores[:, rng.integers(0, 3000, 2)] = 1.0          # (a finite token or two at least)
+        drawn = sampling.select_tokens(scores, True, np.random.default_rng(trial))
+        u = np.random.default_rng(trial).random(2)
+        x = scores.astype(np.float64)
+        cdf = np.cumsum(np.exp(x - x.max(-1, keepdims=True)), -1)
+        assert drawn.tolist() == (cdf <= (u * cdf[:, -1])[:, None]).sum(-1).tolist()
 
 
 def test_greedy_selection_takes_the_first_maximum():
