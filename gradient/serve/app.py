@@ -265,28 +265,11 @@ def _jobs(body: dict, chat: bool, engine: Engine, model_id: str) -> tuple:
     if model != model_id:
         raise _unknown_model(model, model_id)
     _refuse_unsupported(body, chat)
-    tokenizer = engine.tokenizer
     if chat:
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise RequestError(400, "'messages' must be a non-empty list of messages", "messages")
-        turns = [_message(m, i) for i, m in enumerate(messages)]
-        try:
-            tools = ToolUse.from_request(body.get("tools"), body.get("tool_choice"),
-                                         body.get("parallel_tool_calls", True), tokenizer)
-        except ToolError as e:
-            raise RequestError(400, str(e), e.param) from None
-        try:
-            prompts = [list(tokenizer.apply_chat_template(
-                tools.conversation(turns) if tools else turns,
-                tools=tools.template_tools() if tools else None, add_generation_prompt=True))]
-        except Exception as e:   # noqa: BLE001  (no template, a role it refuses ...)
-            raise RequestError(400, f"the chat template cannot render these messages: {e}",
-                               "messages") from None
-        texts = [None]
+        prompts, texts, tools = _chat_prompt(body, engine.tokenizer)
     else:
+        prompts, texts = _prompts(body.get("prompt"), engine.tokenizer, engine.vocab_size)
         tools = None
-        prompts, texts = _prompts(body.get("prompt"), tokenizer, engine.vocab_size)
     for prompt in prompts:
         if len(prompt) >= engine.context:
             raise RequestError(400, f"the prompt is {len(prompt)} tokens long; this model's "
@@ -305,26 +288,12 @@ def _jobs(body: dict, chat: bool, engine: Engine, model_id: str) -> tuple:
     # (with echo, 0 new tokens is the prompt alone: its log-probabilities score a text)
     limit = _integer("max_tokens", body.get("max_completion_tokens", body.get("max_tokens")),
                      0 if echo else 1, None, None)
-    temperature = _number(body, "temperature", 0.0, 2.0, 1.0)
-    top_p = _number(body, "top_p", 0.0, 1.0, 1.0)
-    if top_p == 0.0:
-        raise RequestError(400, "'top_p' must be above 0", "top_p")
-    top_k = _integer("top_k", body.get("top_k"), 0, None, 0)
-    min_p = _number(body, "min_p", 0.0, 1.0, None)
-    repetition_penalty = _number(body, "repetition_penalty", 0.0, 100.0, None)
-    if repetition_penalty == 0.0:
-        raise RequestError(400, "'repetition_penalty' must be above 0 (1 turns it off)",
-                           "repetition_penalty")
-    presence_penalty = _number(body, "presence_penalty", -2.0, 2.0, 0.0)
-    frequency_penalty = _number(body, "frequency_penalty", -2.0, 2.0, 0.0)
-    logit_bias = _logit_bias(body.get("logit_bias"), engine.vocab_size)
-    json_grammar = _json_grammar(body)
+    settings = _sampling(body, engine.vocab_size)
     if tools is not None and tools.mode == "required":
-        if json_grammar is not None:
+        if settings["json_grammar"] is not None:
             raise RequestError(400, "'response_format' and a required tool call both say what "
                                "the reply is; give one", "response_format")
-        json_grammar = tools.grammar()     # a JSON list of calls
-    seed = _integer("seed", body.get("seed"), None, None, None)
+        settings["json_grammar"] = tools.grammar()     # a JSON list of calls
     stop = body.get("stop")
     stop = [] if stop is None else [stop] if isinstance(stop, str) else stop
     if not (isinstance(stop, list) and len(stop) <= 4 and all(isinstance(s, str) for s in stop)):
@@ -334,16 +303,56 @@ def _jobs(body: dict, chat: bool, engine: Engine, model_id: str) -> tuple:
     if not isinstance(options, dict):
         raise RequestError(400, "'stream_options' must be an object", "stream_options")
     jobs = [Job(prompt, engine.context - len(prompt) if limit is None else
-                min(limit, engine.context - len(prompt)),
-                emit=None, temperature=temperature, top_p=None if top_p >= 1.0 else top_p,
-                top_k=top_k or None, seed=seed, stop=stop, chat=chat, n=n, logprobs=logprobs,
-                prompt_logprobs=logprobs if echo else None, min_p=min_p,
-                repetition_penalty=repetition_penalty, logit_bias=logit_bias,
-                presence_penalty=presence_penalty, frequency_penalty=frequency_penalty,
-                json_grammar=json_grammar)
+                min(limit, engine.context - len(prompt)), emit=None, stop=stop, chat=chat, n=n,
+                logprobs=logprobs, prompt_logprobs=logprobs if echo else None, **settings)
             for prompt in prompts]
     echoes = [text if echo else "" for text in texts]
     return jobs, stream, bool(options.get("include_usage")), echoes, tools
+
+
+def _chat_prompt(body: dict, tokenizer) -> tuple:
+    """A chat request's prompt (its messages through the chat template, with the tools where
+    they may be called), ``[None]`` for its text, and its :class:`~.tools.ToolUse`."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise RequestError(400, "'messages' must be a non-empty list of messages", "messages")
+    turns = [_message(m, i) for i, m in enumerate(messages)]
+    try:
+        tools = ToolUse.from_request(body.get("tools"), body.get("tool_choice"),
+                                     body.get("parallel_tool_calls", True), tokenizer)
+    except ToolError as e:
+        raise RequestError(400, str(e), e.param) from None
+    try:
+        prompt = list(tokenizer.apply_chat_template(
+            tools.conversation(turns) if tools else turns,
+            tools=tools.template_tools() if tools else None, add_generation_prompt=True))
+    except Exception as e:   # noqa: BLE001  (no template, a role it refuses ...)
+        raise RequestError(400, f"the chat template cannot render these messages: {e}",
+                           "messages") from None
+    return [prompt], [None], tools
+
+
+def _sampling(body: dict, vocab: int) -> dict:
+    """The request's sampling settings, as :class:`Job` takes them: OpenAI's, vLLM's and
+    llama.cpp's extras (``top_k``, ``min_p``, ``repetition_penalty``), the grammar of
+    ``response_format``."""
+    top_p = _number(body, "top_p", 0.0, 1.0, 1.0)
+    if top_p == 0.0:
+        raise RequestError(400, "'top_p' must be above 0", "top_p")
+    repetition_penalty = _number(body, "repetition_penalty", 0.0, 100.0, None)
+    if repetition_penalty == 0.0:
+        raise RequestError(400, "'repetition_penalty' must be above 0 (1 turns it off)",
+                           "repetition_penalty")
+    return {"temperature": _number(body, "temperature", 0.0, 2.0, 1.0),
+            "top_p": None if top_p >= 1.0 else top_p,
+            "top_k": _integer("top_k", body.get("top_k"), 0, None, 0) or None,
+            "min_p": _number(body, "min_p", 0.0, 1.0, None),
+            "repetition_penalty": repetition_penalty,
+            "presence_penalty": _number(body, "presence_penalty", -2.0, 2.0, 0.0),
+            "frequency_penalty": _number(body, "frequency_penalty", -2.0, 2.0, 0.0),
+            "logit_bias": _logit_bias(body.get("logit_bias"), vocab),
+            "seed": _integer("seed", body.get("seed"), None, None, None),
+            "json_grammar": _json_grammar(body)}
 
 
 #: The most choices one request may ask for (``n``), and the most prompts it may hold.
