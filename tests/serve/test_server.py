@@ -451,6 +451,38 @@ def test_a_required_tool_call_comes_back_as_tool_calls(server, client, monkeypat
     assert again.choices[0].finish_reason in ("stop", "length", "tool_calls")
 
 
+def test_the_openai_clients_parse_of_a_pydantic_model(server, client):
+    """client.beta.chat.completions.parse(response_format=Model): the client sends the
+    model's strict schema ($defs for the nested model, an enum, a Literal, an Optional) and
+    validates the reply into the model."""
+    pydantic = pytest.importorskip("pydantic")
+    import enum
+    from typing import Literal, Optional
+
+    class Size(str, enum.Enum):
+        small = "small"
+        large = "large"
+
+    class Lid(pydantic.BaseModel):
+        closed: bool
+
+    class Box(pydantic.BaseModel):
+        size: Size
+        lid: Lid
+        shape: Literal["cube", "tube"]
+        note: Optional[bool]
+    _, model, tokenizer, _ = server
+    spaces = {str(t): -100 for t in range(model.config.vocab_size)
+              if tokenizer.decode([t]) and not tokenizer.decode([t]).strip()}
+    reply = client.beta.chat.completions.parse(model=MODEL, messages=MESSAGES, max_tokens=128,
+                                               temperature=0, response_format=Box,
+                                               logit_bias=spaces)
+    assert reply.choices[0].finish_reason == "stop"
+    box = reply.choices[0].message.parsed
+    assert isinstance(box, Box) and isinstance(box.lid, Lid)
+    assert Box.model_validate_json(reply.choices[0].message.content) == box
+
+
 def test_json_object_output_of_a_real_model(server):
     from gradient.serve.engine import Engine, Job
 
