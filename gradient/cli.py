@@ -143,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a smaller model of the same vocabulary that drafts tokens for "
                             "greedy requests (speculative decoding: the same text, fewer "
                             "forwards of MODEL)")
+    serve.add_argument("--api-key", default=os.environ.get("GRADIENT_API_KEY"), metavar="KEY",
+                       help="requests to /v1/ must bring it (Authorization: Bearer KEY, the "
+                            "openai client's api_key); default $GRADIENT_API_KEY, else none")
     serve.add_argument("--prompt-lookup", type=_integer, default=0, metavar="N",
                        help="draft up to N tokens from the text itself for greedy requests "
                             "(prompt lookup decoding: the same text; for replies that repeat "
@@ -204,7 +207,7 @@ def _run(args) -> int:
                 draft, _ = load(args.draft, revision=args.revision)
                 draft = draft.to(args.device) if args.device != "cpu" else draft
             serve(model, tokenizer, model_name(args.model), args.host, args.port, args.max_queue,
-                  draft, args.max_batch, args.prompt_lookup)
+                  draft, args.max_batch, args.prompt_lookup, args.api_key or None)
             return 0
         if args.command == "export-gguf":
             return _export_gguf(args)

@@ -23,12 +23,13 @@ __all__ = ["create_app", "serve", "model_name"]
 
 
 def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
-               max_batch: int = 8, prompt_lookup: int = 0):
+               max_batch: int = 8, prompt_lookup: int = 0, api_key: str | None = None):
     """The ASGI app serving ``model`` as ``model_id`` (see :mod:`.app`); ``max_batch``
     sequences are decoded together; ``draft`` (a smaller model of the same vocabulary) or
-    ``prompt_lookup`` (n-gram drafts from the text) drafts tokens for greedy requests."""
+    ``prompt_lookup`` (n-gram drafts from the text) drafts tokens for greedy requests;
+    ``api_key``: what ``/v1/`` requests must bring (``Authorization: Bearer KEY``)."""
     from .app import create_app as make
-    return make(model, tokenizer, model_id, max_queue, draft, max_batch, prompt_lookup)
+    return make(model, tokenizer, model_id, max_queue, draft, max_batch, prompt_lookup, api_key)
 
 
 def model_name(source: str) -> str:
@@ -39,13 +40,15 @@ def model_name(source: str) -> str:
 
 
 def serve(model, tokenizer, model_id: str, host: str = "127.0.0.1", port: int = 8000,
-          max_queue: int = 64, draft=None, max_batch: int = 8, prompt_lookup: int = 0) -> None:
+          max_queue: int = 64, draft=None, max_batch: int = 8, prompt_lookup: int = 0,
+          api_key: str | None = None) -> None:
     """Serve a loaded ``model`` as ``model_id`` until interrupted (uvicorn)."""
     import uvicorn
 
     model.eval()
     if draft is not None:
         draft.eval()
-    app = create_app(model, tokenizer, model_id, max_queue, draft, max_batch, prompt_lookup)
+    app = create_app(model, tokenizer, model_id, max_queue, draft, max_batch, prompt_lookup,
+                     api_key)
     print(f"gradient serve: {model_id} on http://{host}:{port}/v1 (Ctrl-C stops)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -21,6 +21,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import hmac
 import importlib.resources
 import json
 import time
@@ -29,6 +30,7 @@ import weakref
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.routing import Route
@@ -42,9 +44,11 @@ __all__ = ["create_app"]
 
 
 def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
-               max_batch: int = 8, prompt_lookup: int = 0) -> Starlette:
+               max_batch: int = 8, prompt_lookup: int = 0,
+               api_key: str | None = None) -> Starlette:
     """The app serving ``model`` under the name ``model_id`` (``draft``, ``max_batch`` and
-    ``prompt_lookup``: see :class:`Engine`)."""
+    ``prompt_lookup``: see :class:`Engine`). With ``api_key``, every ``/v1/`` request must
+    bring it as OpenAI's clients do (``Authorization: Bearer KEY``); others get a 401."""
     engine = Engine(model, tokenizer, max_queue=max_queue, draft=draft, max_batch=max_batch,
                     prompt_lookup=prompt_lookup)
     created = int(time.time())
@@ -174,9 +178,28 @@ def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
               Route("/v1/models/{model:path}", model_info), Route("/metrics", metrics),
               Route("/v1/chat/completions", chat, methods=["POST"]),
               Route("/v1/completions", completions, methods=["POST"])]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error},
+                    middleware=[Middleware(_KeyCheck, key=api_key)] if api_key else [])
     app.state.engine = engine
     return app
+
+
+class _KeyCheck:
+    """ASGI middleware: a ``/v1/`` request without ``Authorization: Bearer <key>`` gets
+    OpenAI's 401 (the chat page, ``/health`` and ``/metrics`` stay open)."""
+
+    def __init__(self, app, key: str):
+        self.app, self.expected = app, f"Bearer {key}".encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                response = RequestError(401, "a valid API key is needed: send it as "
+                                        "'Authorization: Bearer KEY' (the openai client's "
+                                        "api_key)", code="invalid_api_key").response()
+                return await response(scope, receive, send)
+        return await self.app(scope, receive, send)
 
 
 async def _http_error(request: Request, exc: HTTPException):

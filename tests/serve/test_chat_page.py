@@ -94,3 +94,34 @@ def test_stop_ends_a_reply(server, browser):  # noqa: F811
           == "idle", seconds=10)
     engine = server[3].state.engine
     _wait(browser, lambda d: engine.running == 0, seconds=10)     # its slot is free
+
+
+def test_a_server_with_an_api_key_has_the_page_ask_for_it(server, browser):  # noqa: F811
+    """gradient serve --api-key: the page's first request gets a 401, it asks its user for
+    the key once (a prompt dialog) and sends it from then on."""
+    from gradient.serve import create_app
+
+    from .test_server import MODEL, _serving
+    _, model, tokenizer, _ = server
+    with _serving(create_app(model, tokenizer, MODEL, api_key="s3cret")) as url:
+        browser.get(url + "/")
+        _wait(browser, lambda d: _alert(d) is not None, seconds=20)
+        _alert(browser).send_keys("s3cret")
+        _alert(browser).accept()
+        _wait(browser, lambda d: d.find_element("id", "model").text == MODEL)
+        tokens = browser.find_element("id", "max-tokens")
+        tokens.clear()
+        tokens.send_keys("4")
+        _type_and_send(browser, "Name a colour.")
+        _wait(browser, lambda d: d.find_element("tag name", "body").get_attribute("data-state")
+              == "idle" and d.find_elements("css selector", ".assistant"))
+        assert "API key" not in browser.find_elements("css selector", ".assistant")[-1].text
+        browser.execute_script("sessionStorage.clear()")
+
+
+def _alert(driver):
+    from selenium.common.exceptions import NoAlertPresentException
+    try:
+        return driver.switch_to.alert
+    except NoAlertPresentException:
+        return None

@@ -3,6 +3,7 @@ a server started on 127.0.0.1, checked against gradient's own generate on the sa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -24,12 +25,9 @@ httpx = pytest.importorskip("httpx")
 MODEL = "tiny-llama"
 
 
-@pytest.fixture(scope="module")
-def server(llama_dir):  # noqa: F811
-    from gradient.serve import create_app
-    model, tokenizer = gradient.hub.load(str(llama_dir))
-    model.eval()
-    app = create_app(model, tokenizer, MODEL, max_queue=4)
+@contextlib.contextmanager
+def _serving(app):
+    """``app`` under uvicorn on a free port of 127.0.0.1, in a thread; its URL."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -41,10 +39,21 @@ def server(llama_dir):  # noqa: F811
         if srv.started:
             break
         time.sleep(0.05)
-    url = f"http://127.0.0.1:{port}"
-    yield url, model, tokenizer, app
-    srv.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(llama_dir):  # noqa: F811
+    from gradient.serve import create_app
+    model, tokenizer = gradient.hub.load(str(llama_dir))
+    model.eval()
+    app = create_app(model, tokenizer, MODEL, max_queue=4)
+    with _serving(app) as url:
+        yield url, model, tokenizer, app
 
 
 @pytest.fixture
@@ -525,6 +534,27 @@ def test_json_object_output_of_a_real_model(server):
     jsonschema = pytest.importorskip("jsonschema")
     jsonschema.validate(value, schema)
     assert value["owner"] == "Alice" and value["fruits"][0]["name"] == "apple"
+
+
+def test_an_api_key_is_asked_of_v1_requests(server):
+    """create_app(api_key=...): the openai client with the key is served, without it or with
+    another one it gets OpenAI's 401; the page, /health and /metrics stay open."""
+    from gradient.serve import create_app
+    _, model, tokenizer, _ = server
+    with _serving(create_app(model, tokenizer, MODEL, api_key="s3cret")) as url:
+        def client(key):
+            return openai.OpenAI(base_url=url + "/v1", api_key=key, max_retries=0)
+        reply = client("s3cret").chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                         max_tokens=2, temperature=0)
+        assert reply.choices[0].message.content is not None
+        for key in ("wrong", "s3cret2"):
+            with pytest.raises(openai.AuthenticationError, match="API key"):
+                client(key).models.list()
+        refused = httpx.get(url + "/v1/models")
+        assert refused.status_code == 401
+        assert refused.json()["error"]["code"] == "invalid_api_key"
+        assert all(httpx.get(url + path).status_code == 200
+                   for path in ("/", "/health", "/metrics"))
 
 
 def test_models_retrieve_and_unknown_paths_answer_in_openais_shape(server, client):
