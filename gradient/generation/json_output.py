@@ -152,11 +152,35 @@ class JsonGrammar:
         return node
 
     def _check(self, node, seen: set) -> None:
-        """Refuse what this grammar would not follow, once per node."""
+        """Refuse what this grammar would not follow, or a schema out of shape, once per
+        node."""
         node = self._resolve(node)
         if id(node) in seen:
             return
         seen.add(id(node))
+        if not isinstance(node, dict):
+            raise GenerationError(f"JSON schema: a schema is an object or true/false, got "
+                                  f"{node!r}")
+        for key, kind, what in (("properties", dict, "an object of schemas"),
+                                ("required", list, "a list of names"),
+                                ("$defs", dict, "an object of schemas"),
+                                ("definitions", dict, "an object of schemas"),
+                                ("additionalProperties", (bool, dict), "true, false or a schema"),
+                                ("items", (bool, dict, list), "a schema"),
+                                ("anyOf", list, "a list of schemas"),
+                                ("oneOf", list, "a list of schemas")):
+            if key in node and not isinstance(node[key], kind):
+                raise GenerationError(f"JSON schema: {key} must be {what}, got {node[key]!r}")
+        for key in ("minItems", "maxItems"):
+            value = node.get(key, 0)
+            if type(value) is not int or value < 0:
+                raise GenerationError(f"JSON schema: {key} must be an integer >= 0, got "
+                                      f"{value!r}")
+        if not all(isinstance(k, str) for k in node.get("required", [])):
+            raise GenerationError("JSON schema: required must be a list of names")
+        if not isinstance(node.get("type", ""), (str, list)):
+            raise GenerationError(f"JSON schema: type must be a name or a list of names, got "
+                                  f"{node['type']!r}")
         unknown = sorted(set(node) - _FOLLOWED - _ANNOTATIONS)
         if unknown:
             raise GenerationError(f"JSON schema: the keyword(s) {', '.join(unknown)} are not "
@@ -164,7 +188,8 @@ class JsonGrammar:
                                   f"required, additionalProperties, items, minItems, maxItems, "
                                   f"enum, const, anyOf/oneOf and $ref")
         types = self._types(node)
-        if types is not None and not set(types) <= set(_TYPES):
+        if types is not None and not (all(isinstance(t, str) for t in types)
+                                      and set(types) <= set(_TYPES)):
             raise GenerationError(f"JSON schema: unknown type(s) in {node.get('type')!r}")
         for value in node.get("properties", {}).values():
             self._check(value, seen)

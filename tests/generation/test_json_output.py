@@ -306,3 +306,32 @@ def test_unions_follow_every_branch_that_fits():
 def test_what_a_grammar_cannot_follow_is_refused(schema, says):
     with pytest.raises(GenerationError, match=says):
         JsonGrammar(schema)
+
+
+def test_schemas_out_of_shape_are_refused_not_crashed_on():
+    """Random schema-like documents (what a fuzzer sends as response_format): a grammar, or
+    a GenerationError saying what is wrong; never another exception."""
+    rng = random.Random(9)
+    atoms = [None, True, False, 0, -1, 2.5, "x", "string", "object", [], {}, ["a"], [1],
+             {"type": "integer"}, "#/$defs/a", "#"]
+    keys = ["type", "properties", "required", "additionalProperties", "items", "minItems",
+            "maxItems", "enum", "const", "anyOf", "oneOf", "$ref", "$defs", "definitions",
+            "title", "pattern"]
+
+    def schema(depth=0):
+        node = {}
+        for key in rng.sample(keys, rng.randrange(4)):
+            node[key] = (schema(depth + 1) if depth < 3 and rng.random() < 0.3 else
+                         {"a": schema(depth + 1)} if depth < 3 and rng.random() < 0.2 else
+                         rng.choice(atoms))
+        return node
+    made = 0
+    for _ in range(3000):
+        try:
+            grammar = JsonGrammar(schema())
+        except GenerationError:
+            continue
+        made += 1
+        for text in ("{}", '{"a": 1}', "[1, 2]", '"x"', "12 ", "null", "true"):
+            grammar.feed(text)
+    assert made > 100

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import socket
 import threading
 import time
@@ -771,3 +772,39 @@ def test_concurrent_chats_under_one_system_prompt_share_its_kv_blocks(server, cl
     assert engine.stats["kv_blocks_shared"] - shared >= 2
     metrics = httpx.get(server[0] + "/metrics").text
     assert "gradient_kv_blocks_shared_total" in metrics
+
+
+def test_random_request_bodies_get_a_request_error_or_jobs(server):
+    """What a fuzzer sends: every field of a request given values of the wrong kinds, alone
+    and together; reading it gives jobs or a RequestError (a 4xx), never another exception
+    (a 500)."""
+    from gradient.serve.request import RequestError, read_request
+    engine = server[3].state.engine
+    rng = random.Random(3)
+    values = [None, True, 0, -1, 1, 2.5, 1e9, "", "x", "none", "auto", "required", [], {},
+              ["x"], [1, 2], [[1]], {"type": "json_object"}, {"type": "json_schema"},
+              {"type": "json_schema", "json_schema": {"schema": {"type": "integer"}}},
+              {"1": 2}, {"x": 1}, {"role": "user"}, [{"role": "user", "content": "hi"}],
+              [{"role": "tool", "content": None}], [{"type": "function"}],
+              [{"type": "function", "function": {"name": "f", "parameters": {"x": 1}}}],
+              {"type": "function", "function": {"name": "f"}}, {"include_usage": True}]
+    fields = ["messages", "prompt", "n", "max_tokens", "max_completion_tokens", "temperature",
+              "top_p", "top_k", "min_p", "seed", "stop", "stream", "stream_options",
+              "logprobs", "top_logprobs", "logit_bias", "presence_penalty",
+              "frequency_penalty", "repetition_penalty", "response_format", "tools",
+              "tool_choice", "parallel_tool_calls", "echo", "suffix", "best_of", "functions"]
+    read = 0
+    for _ in range(1500):
+        chat = rng.random() < 0.5
+        body = {"model": MODEL}
+        body["messages" if chat else "prompt"] = (MESSAGES if chat else "The quick")
+        for field in rng.sample(fields, rng.randrange(1, 4)):
+            body[field] = rng.choice(values)
+        try:
+            jobs = read_request(body, chat, engine, MODEL)[0]
+        except RequestError as e:
+            assert 400 <= e.status < 500, (body, e.message)
+            continue
+        read += 1
+        assert jobs and all(job.prompt_ids for job in jobs)
+    assert read > 100
