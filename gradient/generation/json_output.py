@@ -461,12 +461,22 @@ def token_texts(tokenizer, vocab_size: int) -> list:
 
 class JsonOutput:
     """The choice of each token of a text held to one value of ``grammar`` (default: any
-    JSON object); ``texts[id]`` is token ``id``'s text (:func:`token_texts`)."""
+    JSON object); ``texts[id]`` is token ``id``'s text (:func:`token_texts`). ``ends``: the
+    text ends with the value (a reply in JSON); else free text may follow it (a tool call
+    inside a reply)."""
 
-    def __init__(self, texts: list, grammar: JsonGrammar | None = None):
-        self.texts = texts
+    def __init__(self, texts: list, grammar: JsonGrammar | None = None, ends: bool = True):
+        self.texts, self.ends = texts, ends
         self.grammar = _ANY_OBJECT if grammar is None else grammar
         self.state = self.grammar.start
+
+    def take(self, text: str) -> bool:
+        """Take ``text`` (written already, not chosen here) as the value's beginning, where it
+        can be; whether it could."""
+        state = self.grammar.feed(text, self.state)
+        if state is not None:
+            self.state = state
+        return state is not None
 
     @property
     def complete(self) -> bool:

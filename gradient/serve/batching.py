@@ -44,6 +44,7 @@ from ..generation.speculation import speculative_step
 from ..ops.creation import randint, tensor
 from ..tokenizers import IncrementalDecoder
 from .stops import StopFilter
+from .tools import CALL_OPEN
 
 __all__ = ["Scheduler"]
 
@@ -78,6 +79,7 @@ class _Sequence:
         self.cache = None          # its own one-sequence cache, when it is not in the batch
         self.schedule = None       # how many tokens to draft, when it speculates
         self.json = None           # its JsonOutput, when its text is held to JSON
+        self.recent = ""           # its latest text, watched for a tool call's beginning
 
 
 class Scheduler:
@@ -259,7 +261,8 @@ class Scheduler:
         """Whether drafted tokens can stand in for the sequence's own choices: greedy, with
         nothing processing the scores and no log-probabilities to report."""
         return (self.engine.drafter is not None and not seq.do_sample
-                and not len(seq.processors) and seq.job.logprobs is None and seq.json is None)
+                and not len(seq.processors) and seq.job.logprobs is None and seq.json is None
+                and seq.job.call_grammar is None)
 
     def _speculative_step(self, seq: _Sequence) -> None:
         """The last token and up to ``draft_tokens`` drafted ones in one forward: the drafts
@@ -299,13 +302,31 @@ class Scheduler:
             job.emit(("token", seq.index, engine._logprobs(raw, token, job.logprobs)))
         seq.ids[seq.length] = token
         seq.length += 1
-        piece = seq.held.push(seq.decoder.push(token))
+        text = seq.decoder.push(token)
+        if seq.json is not None and not seq.json.ends and seq.json.complete:
+            seq.json = None                   # a tool call is whole: free text again
+        elif job.call_grammar is not None and seq.json is None:
+            self._watch_for_a_call(seq, text)
+        piece = seq.held.push(text)
         if piece:
             job.emit(("text", seq.index, piece))
         if seq.held.stopped or (seq.json is not None and seq.json.complete):
             seq.finish = "stop"
         elif seq.generated == seq.max_tokens:
             seq.finish = "length"
+
+    def _watch_for_a_call(self, seq: _Sequence, text: str) -> None:
+        """Once the text writes ``<tool_call>``, what follows is held to a call of the tools
+        until its object closes (llama.cpp's lazy grammar: a call is well formed, the rest of
+        the reply free)."""
+        seq.recent = (seq.recent + text)[-4 * len(CALL_OPEN):]
+        at = seq.recent.find(CALL_OPEN)
+        if at < 0:
+            return
+        held = JsonOutput(self.engine.token_texts, seq.job.call_grammar, ends=False)
+        if held.take(seq.recent[at + len(CALL_OPEN):]):    # (a token may run past the marker)
+            seq.json = held
+        seq.recent = ""
 
     # -- leaving
     def _retire(self, seq: _Sequence) -> None:

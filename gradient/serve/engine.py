@@ -74,6 +74,7 @@ class Job:
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
     json_grammar: object = None       # a JsonGrammar the text is held to, or None
+    call_grammar: object = None       # the JsonGrammar of a call after each <tool_call>
     cached_tokens: int = 0            # the prompt's positions a prompt cache held
     cancelled: threading.Event = field(default_factory=threading.Event)
 

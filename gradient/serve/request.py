@@ -112,9 +112,11 @@ def read_request(body: dict, chat: bool, engine, model_id: str) -> tuple:
     options = body.get("stream_options") or {}
     if not isinstance(options, dict):
         raise RequestError(400, "'stream_options' must be an object", "stream_options")
+    calls = tools.call_grammar() if tools is not None else None
     jobs = [Job(prompt, engine.context - len(prompt) if limit is None else
                 min(limit, engine.context - len(prompt)), emit=None, stop=stop, chat=chat, n=n,
-                logprobs=logprobs, prompt_logprobs=logprobs if echo else None, **settings)
+                logprobs=logprobs, prompt_logprobs=logprobs if echo else None,
+                call_grammar=calls, **settings)
             for prompt in prompts]
     echoes = [text if echo else "" for text in texts]
     return jobs, stream, bool(options.get("include_usage")), echoes, tools

@@ -7,7 +7,9 @@ its calls read back as ``tool_calls``, and the calls and their results in later 
 tool's ``parameters`` schema, as vLLM does: a call is always well formed, whatever the model.
 ``"auto"`` (the default with tools): the model writes freely, and its calls are what it writes
 between ``<tool_call>`` and ``</tool_call>``, a JSON object each (the format Hermes's, Qwen's
-and SmolLM3's chat templates teach); text before the first is the reply's content.
+and SmolLM3's chat templates teach), held to a call of the tools from the ``<tool_call>`` on
+until the object closes (:meth:`ToolUse.call_grammar`); text before the first is the reply's
+content.
 
 The tools reach the model through its chat template where the template renders them; one that
 does not is given them in a system message that teaches the format above, and earlier calls
@@ -149,15 +151,26 @@ class ToolUse:
         "auto"."""
         if self.mode != "required":
             return None
+        items = {"type": "array", "minItems": 1, "items": self._call_schema()}
+        if not self.parallel:
+            items["maxItems"] = 1
+        return JsonGrammar(_with_definitions(items, self.tools))
+
+    def call_grammar(self) -> JsonGrammar | None:
+        """What an "auto" reply's text after each ``<tool_call>`` is held to: one call, a
+        tool's name and arguments of its parameters' schema (llama.cpp's "lazy grammar": free
+        text until the model starts a call); None for "required"."""
+        if self.mode != "auto":
+            return None
+        return JsonGrammar(_with_definitions(self._call_schema(), self.tools))
+
+    def _call_schema(self) -> dict:
+        """One call of any of the tools (the parameters' own ``$defs`` resolve against the
+        root: :func:`_with_definitions`)."""
         calls = [{"type": "object", "additionalProperties": False,
                   "properties": {"name": {"const": f["name"]}, "arguments": f["parameters"]},
                   "required": ["name", "arguments"]} for f in self.tools]
-        items = {"type": "array", "minItems": 1,
-                 "items": calls[0] if len(calls) == 1 else {"anyOf": calls}}
-        if not self.parallel:
-            items["maxItems"] = 1
-        # the parameters' own $defs resolve against the tool's schema, not this list's
-        return JsonGrammar(_with_definitions(items, self.tools))
+        return calls[0] if len(calls) == 1 else {"anyOf": calls}
 
     def reader(self):
         """A reader of one choice's text: ``push(piece)`` gives the content to send now,

@@ -808,3 +808,42 @@ def test_random_request_bodies_get_a_request_error_or_jobs(server):
         read += 1
         assert jobs and all(job.prompt_ids for job in jobs)
     assert read > 100
+
+
+def test_an_auto_tool_call_is_held_to_the_tools_from_its_marker_on(server):
+    """tool_choice "auto": free text, until the text writes <tool_call>; then the tokens
+    are held to a call of the tools until its object closes, and free again after it. The
+    model's scores are scripted: each step's favourite is the next token of a text."""
+    from gradient.serve.batching import _Sequence
+    from gradient.serve.engine import Engine, Job
+    from gradient.serve.tools import ToolUse
+    _, model, tokenizer, _ = server
+    scheduler, vocab = Engine(model, tokenizer).scheduler, model.config.vocab_size
+    use = ToolUse.from_request([ORDER], "auto", True, tokenizer)
+
+    def sequence():
+        job = Job([5, 6, 7], 200, emit=lambda e: None, temperature=0,
+                  call_grammar=use.call_grammar())
+        return _Sequence(job, 0, 200, set(), tokenizer)
+
+    def write(seq, text):
+        """Favour, step by step, the tokens of ``text``; what was written."""
+        start = seq.length
+        for token in tokenizer.encode(text, add_special_tokens=False):
+            scores = np.zeros((1, vocab), np.float32)
+            scores[0, token] = 10.0
+            scheduler._choose(seq, scores)
+        return tokenizer.decode(seq.ids[start:seq.length].tolist())
+    held = sequence()
+    assert write(held, "Sure. <tool_call>") == "Sure. <tool_call>" and held.json is not None
+    assert not write(held, "oops").startswith("o")    # held: "o" does not begin a call
+    free = sequence()
+    call = '{"name": "order", "arguments": {"drink": "tea", "sugar": false}}'
+    assert write(free, "Sure. <tool_call>" + call) == "Sure. <tool_call>" + call
+    assert free.json is None                          # the call is whole: free again
+    assert write(free, "</tool_call> oops") == "</tool_call> oops" and free.finish is None
+    reader = use.reader()
+    reader.push(tokenizer.decode(free.ids[3:free.length].tolist()))
+    _, calls = reader.finish()
+    assert [json.loads(c["function"]["arguments"]) for c in calls] == [{"drink": "tea",
+                                                                         "sugar": False}]
