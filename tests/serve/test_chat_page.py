@@ -43,21 +43,28 @@ def _type_and_send(driver, text):
     driver.find_element("id", "send").click()
 
 
+def _set(driver, field, value):
+    box = driver.find_element("id", field)
+    box.clear()
+    box.send_keys(value)
+
+
+def _send_and_wait(driver, text):
+    """Send ``text`` and wait for the page to have streamed its reply."""
+    _type_and_send(driver, text)
+    _wait(driver, lambda d: d.find_element("tag name", "body").get_attribute("data-state")
+          == "idle" and d.find_elements("css selector", ".assistant"))
+
+
 def test_the_chat_page_streams_a_reply_and_keeps_the_conversation(server, browser,  # noqa: F811
                                                                     tmp_path):
     url, model, tokenizer, _ = server
     browser.get(url + "/")
     _wait(browser, lambda d: d.find_element("id", "model").text == "tiny-llama")
-    temperature = browser.find_element("id", "temperature")
-    temperature.clear()
-    temperature.send_keys("0")                     # greedy: the text is known
-    tokens = browser.find_element("id", "max-tokens")
-    tokens.clear()
-    tokens.send_keys("12")
+    _set(browser, "temperature", "0")             # greedy: the text is known
+    _set(browser, "max-tokens", "12")
 
-    _type_and_send(browser, "Name a colour.")
-    _wait(browser, lambda d: d.find_element("tag name", "body").get_attribute("data-state")
-          == "idle" and d.find_elements("css selector", ".assistant"))
+    _send_and_wait(browser, "Name a colour.")
     shown = browser.find_elements("css selector", ".assistant")[-1].text
     messages = [{"role": "user", "content": "Name a colour."}]
     ids = list(tokenizer.apply_chat_template(messages, add_generation_prompt=True))
@@ -83,9 +90,7 @@ def test_stop_ends_a_reply(server, browser):  # noqa: F811
     url = server[0]
     browser.get(url + "/")
     _wait(browser, lambda d: d.find_element("id", "model").text == "tiny-llama")
-    tokens = browser.find_element("id", "max-tokens")
-    tokens.clear()
-    tokens.send_keys("100000")                     # would run to the context's end
+    _set(browser, "max-tokens", "100000")          # would run to the context's end
     _type_and_send(browser, "Tell me a long story.")
     _wait(browser, lambda d: d.find_elements("css selector", ".assistant")
           and d.find_elements("css selector", ".assistant")[-1].text)
@@ -109,12 +114,8 @@ def test_a_server_with_an_api_key_has_the_page_ask_for_it(server, browser):  # n
         _alert(browser).send_keys("s3cret")
         _alert(browser).accept()
         _wait(browser, lambda d: d.find_element("id", "model").text == MODEL)
-        tokens = browser.find_element("id", "max-tokens")
-        tokens.clear()
-        tokens.send_keys("4")
-        _type_and_send(browser, "Name a colour.")
-        _wait(browser, lambda d: d.find_element("tag name", "body").get_attribute("data-state")
-              == "idle" and d.find_elements("css selector", ".assistant"))
+        _set(browser, "max-tokens", "4")
+        _send_and_wait(browser, "Name a colour.")
         assert "API key" not in browser.find_elements("css selector", ".assistant")[-1].text
         browser.execute_script("sessionStorage.clear()")
 
