@@ -2,7 +2,7 @@
 prompt, and aggregate decode throughput at 1, 4, 8 and 16 concurrent streams.
 
 Run:  python bench/serve.py [--gguf PATH] [--tokens 64] [--max-batch 8] [--rounds 4]
-                             [--activations int8]
+                             [--activations int8] [--temperature 0.7 --top-p 0.9]
 
 It starts ``gradient serve`` on 127.0.0.1 in a process of its own, as a user runs it, and
 drives it with the ``openai`` client from this one:
@@ -11,8 +11,10 @@ drives it with the ``openai`` client from this one:
   same system prompt and another question: time to first token (streamed) of each, and their
   ratio (the issue's goal: the second at most 15% of the first);
 * ``concurrency``: N clients at once, each streaming ``--tokens`` tokens of a short chat with
-  a different question (``--rounds`` requests per client); aggregate generated tokens per
-  second, the median time to first token, and the aggregate over the single-stream rate. Up to
+  a different question (``--rounds`` requests per client), greedy or sampled
+  (``--temperature``, ``--top-p``: what a chat client usually sends, whose sampling costs the
+  server per token and per stream); aggregate generated tokens per second, the median time to
+  first token, and the aggregate over the single-stream rate. Up to
   ``--max-batch`` sequences are decoded together (continuous batching).
 
 As under ``gradient serve``, the decode loop of each number of rows in the batch is compiled
@@ -92,15 +94,17 @@ def until_compiled(url: str) -> None:
         time.sleep(1)
 
 
-def stream_chat(client, name, messages, tokens):
-    """(time to first token, seconds, tokens generated, prompt tokens) of one streamed chat.
-    The tokens generated are the usage's count, or, from a server that sends no usage in
-    streams (llama_cpp.server), the chunks with text (one token each there)."""
+def stream_chat(client, name, messages, tokens, sampling=None):
+    """(time to first token, seconds, tokens generated, prompt tokens) of one streamed chat,
+    greedy or with the ``sampling`` settings (temperature, top_p). The tokens generated are
+    the usage's count, or, from a server that sends no usage in streams (llama_cpp.server),
+    the chunks with text (one token each there)."""
     start = time.perf_counter()
     first, usage, pieces = None, None, 0
     for chunk in client.chat.completions.create(model=name, messages=messages, max_tokens=tokens,
-                                                temperature=0, stream=True,
-                                                stream_options={"include_usage": True}):
+                                                stream=True,
+                                                stream_options={"include_usage": True},
+                                                **(sampling or {"temperature": 0})):
         if chunk.choices and chunk.choices[0].delta.content:
             pieces += 1
             if first is None:
@@ -127,7 +131,8 @@ def start_peer(path: str, python: str):
     return url, wait_for(url, process), process
 
 
-def concurrency(client, name, tokens: int, first: int = 10, rounds: int = 4) -> dict:
+def concurrency(client, name, tokens: int, first: int = 10, rounds: int = 4,
+                sampling=None) -> dict:
     """Aggregate tokens/s, median time to first token, and the aggregate over one stream's, for
     1, 4, 8 and 16 clients at once, asking about the numbers from ``first`` on.
 
@@ -148,7 +153,8 @@ def concurrency(client, name, tokens: int, first: int = 10, rounds: int = 4) -> 
         with ThreadPoolExecutor(n) as pool:
             start = time.perf_counter()
             runs = list(pool.map(lambda q, m: stream_chat(client, name, [{"role": "user",
-                                                                          "content": q}], m),
+                                                                          "content": q}], m,
+                                                          sampling),
                                  questions[:n * rounds], lengths[:n * rounds]))
             seconds = time.perf_counter() - start
         rate = sum(r[2] for r in runs) / seconds
@@ -174,7 +180,14 @@ def main() -> None:
                    help="time the concurrencies without a first, untimed pass")
     p.add_argument("--activations", choices=("int8", "float32"), default=None,
                    help="gradient serve's --activations (default: the server's own)")
+    p.add_argument("--temperature", type=float, default=0.0,
+                   help="the concurrency's requests sample at this temperature (default 0: "
+                        "greedy)")
+    p.add_argument("--top-p", type=float, default=None, help="and with this top_p")
     args = p.parse_args()
+    sampling = {"temperature": args.temperature}
+    if args.top_p is not None:
+        sampling["top_p"] = args.top_p
     from openai import OpenAI
     path = find_smollm2(args.gguf)
     if path is None:
@@ -185,7 +198,7 @@ def main() -> None:
         stream_chat(client, name, [{"role": "user", "content": "Hello"}], 4)   # warm up
         if not args.no_warmup:    # every batch size's loop compiled (or in the disk cache)
             # other prompts (none cached), as many tokens each
-            concurrency(client, name, args.tokens, first=74, rounds=1)
+            concurrency(client, name, args.tokens, first=74, rounds=1, sampling=sampling)
             until_compiled(url)
             time.sleep(3)        # (the server looks for what its children compiled every 2 s)
 
@@ -203,7 +216,9 @@ def main() -> None:
         result = {"prompt_tokens": first[3], "ttft_first_s": round(first[0], 3),
                   "ttft_second_s": round(second[0], 3),
                   "ttft_ratio": round(second[0] / first[0], 3),
-                  "gradient": concurrency(client, name, args.tokens, rounds=args.rounds)}
+                  "sampling": sampling,
+                  "gradient": concurrency(client, name, args.tokens, rounds=args.rounds,
+                                          sampling=sampling)}
     finally:
         server.kill()
         server.wait()
@@ -214,7 +229,7 @@ def main() -> None:
             peer_client = OpenAI(base_url=peer_url, api_key="none", max_retries=0, timeout=600)
             stream_chat(peer_client, peer_name, [{"role": "user", "content": "Hello"}], 4)
             result["llama_cpp_server"] = concurrency(peer_client, peer_name, args.tokens,
-                                                     rounds=args.rounds)
+                                                     rounds=args.rounds, sampling=sampling)
         finally:
             process.kill()
         result["gradient_over_peer"] = {
