@@ -188,8 +188,8 @@ def _prompts(raw, tokenizer, vocab: int) -> tuple:
     prompts, texts = [], []
     for p in raw:
         if isinstance(p, str):
-            ids = list(getattr(tokenizer.encode(p), "ids", tokenizer.encode(p)))
-            text = p
+            encoded = tokenizer.encode(p)          # ids, or an Encoding holding them
+            ids, text = list(getattr(encoded, "ids", encoded)), p
         elif token_ids(p):
             outside = next((t for t in p if not 0 <= t < vocab), None)
             if outside is not None:
