@@ -41,6 +41,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -123,6 +124,7 @@ class JsonGrammar:
         if not isinstance(schema, (dict, bool)):
             raise GenerationError(f"JSON schema: a schema is an object, got {schema!r}")
         self.root = schema
+        self._texts: dict = {}       # id of an enum's node -> its texts (_candidates)
         self._check(schema, set())
         self.start = (((("value", schema),), 0),)
 
@@ -213,18 +215,23 @@ class JsonGrammar:
         types = node.get("type")
         return None if types is None else [types] if isinstance(types, str) else list(types)
 
-    def _candidates(self, node) -> list:
+    def _candidates(self, node) -> tuple:
         """An enum's (or const's) values as JSON texts, compact and spaced, each as written
-        with and without escapes of non-ASCII characters."""
+        with and without escapes of non-ASCII characters; made once per node (a value of it
+        begins at every token tried there)."""
+        texts = self._texts.get(id(node))
+        if texts is not None:
+            return texts
         values = [node["const"]] if "const" in node else node["enum"]
         if not isinstance(values, list) or not values:
             raise GenerationError("JSON schema: enum must be a non-empty list")
-        texts = set()
+        found = set()
         for value in values:
             for ascii_only in (False, True):
                 for separators in ((", ", ": "), (",", ":")):
-                    texts.add(json.dumps(value, ensure_ascii=ascii_only, separators=separators))
-        return tuple(sorted(texts))
+                    found.add(json.dumps(value, ensure_ascii=ascii_only, separators=separators))
+        texts = self._texts[id(node)] = tuple(sorted(found))
+        return texts
 
     # -- reading text
     def feed(self, text: str, state=None):
@@ -402,9 +409,7 @@ class JsonGrammar:
             return None
         typed += ch
         keys, other = self._keys(node, done)
-        if not other and not any(
-                t.startswith(typed) for k in keys
-                for t in (json.dumps(k)[1:-1], json.dumps(k, ensure_ascii=False)[1:-1])):
+        if not other and not any(t.startswith(typed) for k in keys for t in _key_forms(k)):
             return None
         return (below + (("key", node, done, typed, escape),), 0)
 
@@ -422,6 +427,13 @@ class JsonGrammar:
             return self._begin(below + (("array", node, count + 1, "after"),),
                                node.get("items", True), ch)
         return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_forms(key: str) -> tuple:
+    """A key as a JSON string's inside, with and without escapes of non-ASCII characters
+    (what a key being typed is checked against, a character at a time)."""
+    return json.dumps(key)[1:-1], json.dumps(key, ensure_ascii=False)[1:-1]
 
 
 def _as_list(ways) -> list:
