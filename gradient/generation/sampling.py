@@ -291,14 +291,15 @@ class TopPLogitsWarper(LogitsProcessor):
 def _without_lowest(row: np.ndarray, k: int) -> np.ndarray:
     """``row`` with its ``k`` lowest entries -inf, equal entries taken in index order (what a
     stable sort puts first)."""
-    finite = row[row != -np.inf]
+    alive = row != -np.inf
+    finite = row[alive]
     k -= row.size - finite.size                        # (-inf ones stay -inf: the lowest)
     if k <= 0:
         return row
     # the highest score removed (partitioning the -inf ones too would be slow: introselect
     # does poorly on many equal values, as top-k leaves them)
     kth = np.partition(finite, k - 1)[k - 1]
-    remove = (row < kth) & (row != -np.inf)
+    remove = (row < kth) & alive
     equal = np.flatnonzero(row == kth)
     remove[equal[:k - int(remove.sum())]] = True
     return np.where(remove, _NEG_INF, row)
@@ -389,7 +390,7 @@ def select_tokens(scores: np.ndarray, do_sample: bool = False,
         x = scores[row]
         # where top-k/top-p left few tokens, only theirs: a -inf token adds 0 to the
         # cumulative weights, so the weights of the rest, and the token drawn, are the same
-        tokens = np.flatnonzero(x != -np.inf) if _mostly_removed(x) else None
+        tokens = _left(x)
         if tokens is not None:
             x = x[tokens]
         cdf = np.cumsum(np.exp(x.astype(np.float64) - np.float64(peak[row, 0])))
@@ -399,6 +400,10 @@ def select_tokens(scores: np.ndarray, do_sample: bool = False,
     return picked
 
 
-def _mostly_removed(row: np.ndarray) -> bool:
-    """Whether most of ``row`` is -inf (a processor removed those tokens)."""
-    return row.size > 64 and np.count_nonzero(row == -np.inf) > row.size // 2
+def _left(row: np.ndarray) -> np.ndarray | None:
+    """The tokens of ``row`` that are not -inf where they are fewer than half (a processor
+    removed the others), else None."""
+    if row.size <= 64:
+        return None
+    tokens = np.flatnonzero(row != -np.inf)
+    return tokens if row.size - tokens.size > row.size // 2 else None
