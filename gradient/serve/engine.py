@@ -156,14 +156,15 @@ class Engine:
         x = logits.astype(np.float64)
         high = x.max()
         log_total = high + np.log(np.exp(x - high).sum())
-
-        def entry(t):
-            text = self.tokenizer.decode([int(t)])
-            return {"token": text, "logprob": float(x[t] - log_total),
-                    "bytes": list(text.encode("utf-8"))}
         likeliest = np.argpartition(-x, top - 1)[:top] if top else np.zeros(0, np.int64)
         likeliest = likeliest[np.argsort(-x[likeliest], kind="stable")]
-        return {**entry(token), "top_logprobs": [entry(t) for t in likeliest]}
+        return {**self._entry(token, float(x[token] - log_total)),
+                "top_logprobs": [self._entry(t, float(x[t] - log_total)) for t in likeliest]}
+
+    def _entry(self, token: int, logprob: float | None) -> dict:
+        """OpenAI's ``{"token", "logprob", "bytes"}`` of one token."""
+        text = self.tokenizer.decode([int(token)])
+        return {"token": text, "logprob": logprob, "bytes": list(text.encode("utf-8"))}
 
     def _prompt_logprobs(self, ids, top: int) -> list:
         """OpenAI's log-probability entries of the prompt ``ids`` (a forward over all of it):
@@ -172,9 +173,7 @@ class Engine:
         with no_grad():
             logits = self.model(tensor(np.asarray(ids, np.int64)[None], dtype=int64)).logits
             x = np.asarray(logits[0].float().numpy(), np.float32)
-        text = self.tokenizer.decode([int(ids[0])])
-        first = {"token": text, "logprob": None, "bytes": list(text.encode("utf-8")),
-                 "top_logprobs": None}
+        first = {**self._entry(ids[0], None), "top_logprobs": None}
         return [first] + [self._logprobs(x[t - 1], int(ids[t]), top)
                           for t in range(1, len(ids))]
 
