@@ -11,16 +11,16 @@ that does not repeat its input, a draft model that disagrees) decoding runs at n
 speed; where they are kept, the drafts grow back to the limit within a few forwards.
 
 Given the seconds each forward took (``timed=True``: :func:`~.speculation.speculative_step`,
-the step of :func:`~.generate.generate` and of the server, times its own), drafts kept in part count as a miss too when they
-do not pay: when the tokens of the forwards with drafts (the drafting included) have cost
-more seconds each, on a running average, than plain steps' tokens. A draft model nearly as
-fast as the model it drafts for (SmolLM2-135M in Q4_0 for itself in F16: a draft step about
-0.4 of a plain one) keeps about half its drafts in a chat, where speculative decoding ran at
-0.81x the plain speed (an Intel Xeon, ``bench/speculative.py``); with the forwards timed,
-0.96-0.99x (1.06-1.07x without the draft model's pass over the prompt), and 1.32-1.53x on a
-prompt whose answer repeats it, as before within the noise. A timed schedule starts with one
-plain step, to know what plain costs, and leaves out the seconds of its first forward with
-drafts (a draft model reads the prompt at its first draft).
+the step of :func:`~.generate.generate` and of the server, times its own), drafts kept in part
+count as a miss too when they do not pay: when the tokens of the forwards with drafts (the
+drafting included) have cost more seconds each, on a running average, than plain steps' tokens.
+A draft model nearly as fast as the model it drafts for (SmolLM2-135M in Q4_0 for itself in
+F16: a draft step about 0.4 of a plain one) keeps about half its drafts in a chat, where
+speculative decoding ran at 0.81x the plain speed (an Intel Xeon, ``bench/speculative.py``);
+with the forwards timed, 0.96-0.99x (1.06-1.07x without the draft model's pass over the
+prompt), and 1.32-1.53x on a prompt whose answer repeats it, as before within the noise. A
+timed schedule starts with one plain step, to know what plain costs, and leaves out the seconds
+of its first forward with drafts (a draft model reads the prompt at its first draft).
 
 Example::
 

@@ -259,7 +259,9 @@ class Scheduler:
 
     def _speculates(self, seq: _Sequence) -> bool:
         """Whether drafted tokens can stand in for the sequence's own choices: greedy, with
-        nothing processing the scores and no log-probabilities to report."""
+        nothing processing the scores, no log-probabilities to report and no grammar holding
+        the text (JSON output, or tool calls that may begin: a draft kept past a
+        ``<tool_call>`` would not be held)."""
         return (self.engine.drafter is not None and not seq.do_sample
                 and not len(seq.processors) and seq.job.logprobs is None and seq.json is None
                 and seq.job.call_grammar is None)

@@ -245,7 +245,7 @@ class _AutoReader:
         rest = self.content.flush()
         if not self.content.stopped:
             return rest, []
-        head, _, tail = self.text.partition(CALL_OPEN)
+        tail = self.text.partition(CALL_OPEN)[2]
         calls = []
         for block in tail.split(CALL_OPEN):
             body = block.split(CALL_CLOSE)[0].strip()
