@@ -270,22 +270,68 @@ class TopPLogitsWarper(LogitsProcessor):
 
     def __call__(self, input_ids, scores):
         # transformers' steps are: a stable sort of the scores, the softmax of the sorted
-        # row, its cumulative sum. The exponentials of the sorted scores are the sorted
-        # exponentials (exp does not decrease), so sorting the values alone gives the same
-        # softmax, sum for sum, at a quarter of a stable argsort's cost (a row of 49,152: 1.1
-        # against 4.5 ms); the tokens removed are then the k lowest scores, equals by index.
-        e = np.sort(np.exp(scores - scores.max(axis=-1, keepdims=True)), axis=-1)
-        # PyTorch's CPU cumsum accumulates in float64 and rounds each sum to float32; so do we,
-        # so that the same tokens sit on either side of the threshold.
-        cumulative = np.cumsum(e / e.sum(axis=-1, keepdims=True), axis=-1, dtype=np.float64)
-        cumulative = cumulative.astype(scores.dtype)
-        # the sums do not decrease: the tokens removed are a prefix of the sorted row
-        removed = (cumulative <= scores.dtype.type(1 - self.top_p)).sum(axis=-1)
-        removed = np.minimum(removed, max(scores.shape[-1] - self.min_tokens_to_keep, 0))
+        # row, its cumulative sum; the tokens removed are the lowest, up to the last whose
+        # cumulative probability is <= 1 - top_p. A model's row has a few likely tokens and
+        # tens of thousands of unlikely ones whose probabilities all lie below the threshold:
+        # those are removed whatever their order, so only the likely ones need sorting
+        # (:meth:`_few`; 0.11 against 1.6 ms for a row of 49,152); a flat row, where they
+        # do not, sorts all (:meth:`_all`).
+        limit = scores.dtype.type(1 - self.top_p)
         out = scores.copy()
         for row in np.ndindex(scores.shape[:-1]):
-            out[row] = _without_lowest(scores[row], int(removed[row]))
+            x = scores[row]
+            e = np.exp(x - x.max())
+            kept = self._few(x, e, limit)
+            out[row] = kept if kept is not None else self._all(x, e, limit)
         return out
+
+    def _all(self, x, e, limit):
+        # The exponentials of the sorted scores are the sorted exponentials (exp does not
+        # decrease), so sorting the values alone gives the same softmax, sum for sum, at a
+        # quarter of a stable argsort's cost; the tokens removed are then the k lowest scores,
+        # equals by index.
+        e = np.sort(e)
+        # PyTorch's CPU cumsum accumulates in float64 and rounds each sum to float32; so do we,
+        # so that the same tokens sit on either side of the threshold.
+        cumulative = np.cumsum(e / e.sum(), dtype=np.float64).astype(x.dtype)
+        # the sums do not decrease: the tokens removed are a prefix of the sorted row
+        removed = int((cumulative <= limit).sum())
+        return _without_lowest(x, min(removed, max(x.size - self.min_tokens_to_keep, 0)))
+
+    def _few(self, x, e, limit):
+        """``x`` with the tokens top-p removes -inf, found by sorting only the tokens whose
+        probability is at least a small fraction of the likeliest's; None where the others'
+        sum is not clearly below the threshold (or they are not few)."""
+        most = x.size - self.min_tokens_to_keep       # the most tokens removed
+        for floor in _CANDIDATE_FLOORS:
+            likely = e >= floor
+            count = int(np.count_nonzero(likely))
+            if 4 * count > x.size or x.size - count > most:
+                return None
+            total = e.sum()
+            tokens = np.flatnonzero(likely)
+            # the unlikely tokens' cumulative probability, as the others' complement (in
+            # float64: it differs from the sorted sum of rounded probabilities by ~1e-10)
+            below = float(e.sum(dtype=np.float64) - e[tokens].sum(dtype=np.float64)) / total
+            if below > float(limit) - _MARGIN:
+                continue
+            order = tokens[np.argsort(x[tokens], kind="stable")]   # equal scores by index
+            probabilities = (e[order] / total).astype(np.float64)
+            cumulative = np.cumsum(np.concatenate(([below], probabilities)))[1:]
+            removed = int((cumulative.astype(x.dtype) <= limit).sum())
+            kept = order[min(removed, most - (x.size - count)):]
+            out = np.full_like(x, _NEG_INF)
+            out[kept] = x[kept]
+            return out
+        return None
+
+
+#: The probabilities, over the likeliest token's, above which top-p sorts the tokens (a
+#: smaller one where the tokens below the first hold too much of the sum).
+_CANDIDATE_FLOORS = (np.float32(1e-4), np.float32(1e-7))
+#: How far below the threshold the unlikely tokens' sum must be for them all to be removed:
+#: the sums above agree with a sorted row's to ~1e-10, a float32 rounding of the total to ~1e-7.
+_MARGIN = 1e-6
 
 
 def _without_lowest(row: np.ndarray, k: int) -> np.ndarray:

@@ -100,6 +100,27 @@ def _top_p_by_a_stable_sort(scores, top_p, keep):
     return np.where(back, np.float32(-np.inf), scores)
 
 
+@pytest.mark.parametrize("top_p", [0.0, 0.5, 0.9, 0.95, 0.99])
+@pytest.mark.parametrize("keep", [1, 3])
+def test_top_p_sorting_only_the_likely_tokens_removes_the_same(top_p, keep):
+    """A model's rows (a few likely tokens, tens of thousands of unlikely ones) take the path
+    that sorts only the likely tokens: the same tokens removed as transformers' steps on a
+    stable sort, ties at the threshold included."""
+    rng = np.random.default_rng(int(top_p * 100) + keep)
+    scores = (rng.standard_normal((40, 49152)) * 2).astype(np.float32)
+    for row in scores:
+        head = rng.integers(0, 49152, 30)
+        row[head] += rng.uniform(4, 18, 30).astype(np.float32)
+    scores[::4, :8] = scores[::4, :8].max(-1, keepdims=True)     # a tie among the likeliest
+    scores[1::4, ::5] = -np.inf
+    warper = sampling.TopPLogitsWarper(top_p, keep)
+    limit = np.float32(1 - top_p)
+    fast = [warper._few(row, np.exp(row - row.max()), limit) is not None for row in scores]
+    assert sum(fast) >= 36          # (the rest sort the whole row)
+    np.testing.assert_array_equal(warper(None, scores),
+                                  _top_p_by_a_stable_sort(scores, top_p, keep))
+
+
 def test_processors_that_remove_do_remove():
     # Guards the equality test above against comparing two no-ops.
     scores = _scores()
