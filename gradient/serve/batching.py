@@ -14,6 +14,11 @@ kept from a sequence that left) instead of copies, and a joining prompt starts f
 where they hold more than its prompt cache. When a sequence finishes, its row is copied back
 into its prompt cache, so the conversation's next turn finds the reply there too.
 
+A long prompt joining while others decode is prefilled :data:`PREFILL_CHUNK` tokens at a
+time, a decode step of the running sequences between its chunks (llama.cpp's server and vLLM
+split long prompts likewise): the streams already running slow down while it is read instead
+of stopping for all of it (SmolLM2 Q4_1: a 1,000-token prompt takes over a second).
+
 A greedy sequence running alone may speculate (a draft model's tokens, or prompt lookup's
 n-gram drafts, checked several per forward: the same text). Every choice (``n``) of a
 request is a sequence of its own. Sampling follows
@@ -46,7 +51,10 @@ from ..tokenizers import IncrementalDecoder
 from .stops import StopFilter
 from .tools import CALL_OPEN
 
-__all__ = ["Scheduler"]
+__all__ = ["Scheduler", "PREFILL_CHUNK"]
+
+#: Prompt tokens a joining sequence runs between two decode steps of the running ones.
+PREFILL_CHUNK = 128
 
 
 class _Sequence:
@@ -77,6 +85,7 @@ class _Sequence:
         self.generated, self.finish = 0, None
         self.prompt_cache = None
         self.cache = None          # its own one-sequence cache, when it is not in the batch
+        self.started = 0.0         # when it started (perf_counter): its first token's wait
         self.schedule = None       # how many tokens to draft, when it speculates
         self.json = None           # its JsonOutput, when its text is held to JSON
         self.recent = ""           # its latest text, watched for a tool call's beginning
@@ -94,6 +103,7 @@ class Scheduler:
         self._batch = None  # the batch's cache, made when a second sequence first joins
         self.running: list[_Sequence] = []       # in the batch: sequence i is in row i
         self.solo: _Sequence | None = None       # or the one sequence, in its own cache
+        self.prefilling: _Sequence | None = None  # a long prompt read a chunk per step
         self.waiting: collections.deque = collections.deque()   # (job, choice) not started
         # id(job) -> [job, its choices not finished, its completion tokens so far]
         self._left: dict = {}
@@ -123,6 +133,8 @@ class Scheduler:
         while True:
             try:
                 self._admit()
+                if self.prefilling is not None:
+                    self._prefill_chunk()
                 if self.size:
                     self._step()
             except Exception as e:   # noqa: BLE001  (the requests fail; the server goes on)
@@ -131,15 +143,16 @@ class Scheduler:
                 self._left.clear()
                 self.running.clear()
                 self.waiting.clear()
-                self.solo = None
+                self.solo = self.prefilling = None
                 if self._batch is not None:
                     self._batch.clear()
             self.engine.running = self.size
 
     # -- joining
     def _admit(self) -> None:
-        """Start waiting choices while rows are free; wait for a request when nothing runs."""
-        while self.size < self.max_batch:
+        """Start waiting choices while rows are free; wait for a request when nothing runs.
+        None starts while a long prompt is being read (they wait for it, in order)."""
+        while self.size < self.max_batch and self.prefilling is None:
             if not self.waiting:
                 try:
                     job = self.engine._queue.get(block=not self.size)
@@ -173,26 +186,62 @@ class Scheduler:
             return
         if self.solo is not None:    # before its prompt cache can be taken by this one
             self._into_batch(self.solo)
-        start = time.perf_counter()
+        seq.started = time.perf_counter()
         P = seq.prompt_length
         prompt_cache = seq.prompt_cache = engine._cache_for(seq.ids[:P])
         cache, first = prompt_cache.take(seq.ids, P, P + max_tokens)
         if isinstance(self._batch, PagedKVCache):     # a longer prefix in the batch's blocks
             first = prompt_cache.reused = self._batch.copy_prefix_to(seq.ids, cache, first,
                                                                      P - 1)
+        seq.cache, seq.length = cache, first
+        if P - first > PREFILL_CHUNK and self.size:   # others decode between its chunks
+            self.prefilling = seq                      # (read from the worker's loop)
+        else:
+            self._joined(seq, self._prefill(seq, P))
+
+    def _prefill(self, seq: _Sequence, end: int) -> np.ndarray:
+        """Run the sequence's prompt from its length to ``end`` in its own cache: the scores
+        of the last position (1, vocab)."""
         with no_grad():
-            logits = engine.model(tensor(seq.ids[None, first:P], dtype=int64), cache=cache,
-                                  logits_to_keep=1).logits
+            logits = self.engine.model(tensor(seq.ids[None, seq.length:end], dtype=int64),
+                                       cache=seq.cache, logits_to_keep=1).logits
             scores = np.array(logits[:, -1].float().numpy(), dtype=np.float32)
-        seq.cache = cache
+        seq.length = end
+        return scores
+
+    def _prefill_chunk(self) -> None:
+        """The next :data:`PREFILL_CHUNK` tokens of the long prompt being read (all the rest
+        once nothing else runs); when it is read, its sequence joins."""
+        seq = self.prefilling
+        if seq.job.cancelled.is_set():         # its prompt cache keeps what was read
+            self.prefilling = None
+            self._left.pop(id(seq.job), None)
+            return
+        P = seq.prompt_length
+        end = min(P, seq.length + PREFILL_CHUNK) if self.size else P
+        try:
+            scores = self._prefill(seq, end)
+        except Exception as e:   # noqa: BLE001  (this request fails, the others go on)
+            self.prefilling = None
+            self._drop(seq.job)
+            seq.job.emit(("error", e))
+            return
+        if end == P:
+            self.prefilling = None
+            self._joined(seq, scores)
+
+    def _joined(self, seq: _Sequence, scores: np.ndarray) -> None:
+        """A sequence whose prompt is read (``scores``: its last position's) joins the
+        batch, or runs alone, with its first token."""
+        job, engine = seq.job, self.engine
         if self.running:
             self._into_batch(seq)
         else:
             self.solo = seq
-        if index == 0:
-            engine.stats["first_token_seconds"] += time.perf_counter() - start
-            engine.stats["cached_prompt_tokens"] += prompt_cache.reused
-            job.cached_tokens = prompt_cache.reused
+        if seq.index == 0:
+            engine.stats["first_token_seconds"] += time.perf_counter() - seq.started
+            engine.stats["cached_prompt_tokens"] += seq.prompt_cache.reused
+            job.cached_tokens = seq.prompt_cache.reused
         self._choose(seq, scores)
         if seq.finish is not None:
             self._retire(seq)
@@ -254,7 +303,8 @@ class Scheduler:
             self._choose(seq, scores[i:i + 1])
         for seq in [s for s in self.running if s.finish is not None]:
             self._retire(seq)
-        if len(self.running) == 1 and not self.waiting and self.engine._queue.empty():
+        if (len(self.running) == 1 and not self.waiting and self.engine._queue.empty()
+                and self.prefilling is None):   # (whose prompt cache may be the last one's)
             self._out_of_batch()
 
     def _speculates(self, seq: _Sequence) -> bool:
@@ -344,7 +394,9 @@ class Scheduler:
         else:
             row = self.running.index(seq)
             held = int(self.batch.lengths[row])
-            if not cancelled and pc.cache is not None and pc.cache.max_length >= held:
+            reading = self.prefilling is not None and self.prefilling.prompt_cache is pc
+            if (not cancelled and not reading and pc.cache is not None
+                    and pc.cache.max_length >= held):
                 self.batch.copy_to(row, pc.cache, held)
                 pc.hold(seq.ids, held)
             self._leave_row(row)
@@ -364,6 +416,8 @@ class Scheduler:
         self._left.pop(id(job), None)
         if self.solo is not None and self.solo.job is job:
             self.solo = None
+        if self.prefilling is not None and self.prefilling.job is job:
+            self.prefilling = None
         for seq in [s for s in self.running if s.job is job]:
             self._leave_row(self.running.index(seq))
 

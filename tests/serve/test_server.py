@@ -847,3 +847,63 @@ def test_an_auto_tool_call_is_held_to_the_tools_from_its_marker_on(server):
     _, calls = reader.finish()
     assert [json.loads(c["function"]["arguments"]) for c in calls] == [{"drink": "tea",
                                                                          "sugar": False}]
+
+
+def test_a_long_prompt_is_read_in_chunks_between_the_running_streams_steps(server,
+                                                                            monkeypatch):
+    """A long prompt that arrives while a stream decodes is read PREFILL_CHUNK tokens at a
+    time, a decode step of the stream between its chunks; its reply is still greedy
+    generate's. A long prompt cancelled while it is read stops there; the stream goes on."""
+    from gradient.serve import batching
+    from gradient.serve.engine import Job
+    _, model, tokenizer, app = server
+    engine = app.state.engine
+    monkeypatch.setattr(batching, "PREFILL_CHUNK", 4)
+    eos = sorted(stop_ids(model, tokenizer, True))
+    words = "apples pears plums cherries grapes melons lemons limes figs dates kiwis".split()
+    long_ids = list(tokenizer.apply_chat_template(
+        [{"role": "user", "content": "List these: " + " ".join(words)}],
+        add_generation_prompt=True))
+    assert 40 < len(long_ids) < model.config.max_position_embeddings - 12
+    cancelled_ids = long_ids[:-1] + [long_ids[0]]      # as long, another prompt
+    reads, prefill = [], batching.Scheduler._prefill
+
+    def counted(self, seq, end):
+        if seq.prompt_length == len(long_ids):
+            reads.append((seq.job, engine.stats["decode_steps"], end - seq.length))
+            if seq.job is jobs["cancelled"]:
+                seq.job.cancel()           # its client leaves while its prompt is read
+        return prefill(self, seq, end)
+    monkeypatch.setattr(batching.Scheduler, "_prefill", counted)
+    events = {name: [] for name in ("stream", "long", "cancelled")}
+    done = {name: threading.Event() for name in events}
+
+    def job(name, ids, max_tokens, **settings):
+        def emit(event):
+            events[name].append(event)
+            if event[0] == "usage":
+                done[name].set()
+        return Job(prompt_ids=ids, max_tokens=max_tokens, emit=emit, chat=True,
+                   temperature=0, **settings)
+    short_ids = list(tokenizer.apply_chat_template(MESSAGES, add_generation_prompt=True))
+    jobs = {"stream": job("stream", short_ids, 120, logit_bias={t: -100.0 for t in eos}),
+            "cancelled": job("cancelled", cancelled_ids, 10), "long": job("long", long_ids, 12)}
+    step = batching.Scheduler._step
+
+    def slower_step(self):          # the stream outlasts the long prompts' chunks
+        time.sleep(0.002)
+        return step(self)
+    monkeypatch.setattr(batching.Scheduler, "_step", slower_step)
+    engine.submit(jobs["stream"])
+    engine.submit(jobs["cancelled"])
+    engine.submit(jobs["long"])
+    assert done["long"].wait(60) and done["stream"].wait(60), events["long"]
+    text = "".join(e[2] for e in events["long"] if e[0] == "text")
+    assert text == _greedy(model, tokenizer, long_ids, 12, chat=True)[0]
+    assert not done["cancelled"].is_set()
+    assert [r[0] for r in reads].count(jobs["cancelled"]) == 1      # it stopped being read
+    chunks = [r for r in reads if r[0] is jobs["long"]]
+    assert len(chunks) >= len(long_ids) // 4 - 2
+    assert all(r[2] <= 4 for r in chunks[:-1])
+    # a decode step of the stream between every two chunks
+    assert all(b[1] > a[1] for a, b in zip(chunks, chunks[1:])), [(r[1], r[2]) for r in chunks]
