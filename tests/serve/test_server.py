@@ -903,7 +903,7 @@ def test_a_long_prompt_is_read_in_chunks_between_the_running_streams_steps(serve
     assert not done["cancelled"].is_set()
     assert [r[0] for r in reads].count(jobs["cancelled"]) == 1      # it stopped being read
     chunks = [r for r in reads if r[0] is jobs["long"]]
-    assert len(chunks) >= len(long_ids) // 4 - 2
+    assert len(chunks) >= 10          # (of 4 tokens: what no prompt cache held)
     assert all(r[2] <= 4 for r in chunks[:-1])
     # a decode step of the stream between every two chunks
     assert all(b[1] > a[1] for a, b in zip(chunks, chunks[1:])), [(r[1], r[2]) for r in chunks]
