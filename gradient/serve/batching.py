@@ -221,14 +221,13 @@ class Scheduler:
         end = min(P, seq.length + PREFILL_CHUNK) if self.size else P
         try:
             scores = self._prefill(seq, end)
+            if end == P:
+                self.prefilling = None
+                self._joined(seq, scores)
         except Exception as e:   # noqa: BLE001  (this request fails, the others go on)
             self.prefilling = None
             self._drop(seq.job)
             seq.job.emit(("error", e))
-            return
-        if end == P:
-            self.prefilling = None
-            self._joined(seq, scores)
 
     def _joined(self, seq: _Sequence, scores: np.ndarray) -> None:
         """A sequence whose prompt is read (``scores``: its last position's) joins the

@@ -853,7 +853,8 @@ def test_a_long_prompt_is_read_in_chunks_between_the_running_streams_steps(serve
                                                                             monkeypatch):
     """A long prompt that arrives while a stream decodes is read PREFILL_CHUNK tokens at a
     time, a decode step of the stream between its chunks; its reply is still greedy
-    generate's. A long prompt cancelled while it is read stops there; the stream goes on."""
+    generate's. A long prompt cancelled while it is read stops there, one whose read fails
+    gets an error; the stream goes on."""
     from gradient.serve import batching
     from gradient.serve.engine import Job
     _, model, tokenizer, app = server
@@ -865,7 +866,8 @@ def test_a_long_prompt_is_read_in_chunks_between_the_running_streams_steps(serve
         [{"role": "user", "content": "List these: " + " ".join(words)}],
         add_generation_prompt=True))
     assert 40 < len(long_ids) < model.config.max_position_embeddings - 12
-    cancelled_ids = long_ids[:-1] + [long_ids[0]]      # as long, another prompt
+    cancelled_ids = long_ids[:-1] + [long_ids[0]]      # as long, other prompts
+    failing_ids = long_ids[:-1] + [long_ids[1]]
     reads, prefill = [], batching.Scheduler._prefill
 
     def counted(self, seq, end):
@@ -873,21 +875,24 @@ def test_a_long_prompt_is_read_in_chunks_between_the_running_streams_steps(serve
             reads.append((seq.job, engine.stats["decode_steps"], end - seq.length))
             if seq.job is jobs["cancelled"]:
                 seq.job.cancel()           # its client leaves while its prompt is read
+            if seq.job is jobs["failing"] and [r[0] for r in reads].count(seq.job) == 2:
+                raise RuntimeError("the second chunk fails")
         return prefill(self, seq, end)
     monkeypatch.setattr(batching.Scheduler, "_prefill", counted)
-    events = {name: [] for name in ("stream", "long", "cancelled")}
+    events = {name: [] for name in ("stream", "long", "cancelled", "failing")}
     done = {name: threading.Event() for name in events}
 
     def job(name, ids, max_tokens, **settings):
         def emit(event):
             events[name].append(event)
-            if event[0] == "usage":
+            if event[0] in ("usage", "error"):
                 done[name].set()
         return Job(prompt_ids=ids, max_tokens=max_tokens, emit=emit, chat=True,
                    temperature=0, **settings)
     short_ids = list(tokenizer.apply_chat_template(MESSAGES, add_generation_prompt=True))
     jobs = {"stream": job("stream", short_ids, 120, logit_bias={t: -100.0 for t in eos}),
-            "cancelled": job("cancelled", cancelled_ids, 10), "long": job("long", long_ids, 12)}
+            "cancelled": job("cancelled", cancelled_ids, 10),
+            "failing": job("failing", failing_ids, 10), "long": job("long", long_ids, 12)}
     step = batching.Scheduler._step
 
     def slower_step(self):          # the stream outlasts the long prompts' chunks
@@ -896,11 +901,14 @@ def test_a_long_prompt_is_read_in_chunks_between_the_running_streams_steps(serve
     monkeypatch.setattr(batching.Scheduler, "_step", slower_step)
     engine.submit(jobs["stream"])
     engine.submit(jobs["cancelled"])
+    engine.submit(jobs["failing"])
     engine.submit(jobs["long"])
     assert done["long"].wait(60) and done["stream"].wait(60), events["long"]
     text = "".join(e[2] for e in events["long"] if e[0] == "text")
     assert text == _greedy(model, tokenizer, long_ids, 12, chat=True)[0]
     assert not done["cancelled"].is_set()
+    assert [e[0] for e in events["failing"]] == ["error"]
+    assert any(e[0] == "usage" for e in events["stream"])
     assert [r[0] for r in reads].count(jobs["cancelled"]) == 1      # it stopped being read
     chunks = [r for r in reads if r[0] is jobs["long"]]
     assert len(chunks) >= 10          # (of 4 tokens: what no prompt cache held)
