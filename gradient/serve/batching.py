@@ -17,7 +17,8 @@ into its prompt cache, so the conversation's next turn finds the reply there too
 A long prompt joining while others decode is prefilled :data:`PREFILL_CHUNK` tokens at a
 time, a decode step of the running sequences between its chunks (llama.cpp's server and vLLM
 split long prompts likewise): the streams already running slow down while it is read instead
-of stopping for all of it (SmolLM2 Q4_1: a 1,000-token prompt takes over a second).
+of stopping for all of it (SmolLM2 Q4_1: a 1,000-token prompt takes over a second), and short
+prompts arriving meanwhile start at once (longer ones wait for it, in order).
 
 A greedy sequence running alone may speculate (a draft model's tokens, or prompt lookup's
 n-gram drafts, checked several per forward: the same text). Every choice (``n``) of a
@@ -151,11 +152,13 @@ class Scheduler:
     # -- joining
     def _admit(self) -> None:
         """Start waiting choices while rows are free; wait for a request when nothing runs.
-        None starts while a long prompt is being read (they wait for it, in order)."""
-        while self.size < self.max_batch and self.prefilling is None:
+        While a long prompt is being read, only prompts short enough to read at once start
+        (the next longer one waits for it, and those behind it too: in order)."""
+        while self.size < self.max_batch:
             if not self.waiting:
                 try:
-                    job = self.engine._queue.get(block=not self.size)
+                    job = self.engine._queue.get(block=not self.size and
+                                                 self.prefilling is None)
                 except queue.Empty:
                     return
                 if job.cancelled.is_set():
@@ -166,6 +169,9 @@ class Scheduler:
             if job.cancelled.is_set() or id(job) not in self._left:
                 self._left.pop(id(job), None)
                 continue
+            if self.prefilling is not None and len(job.prompt_ids) > PREFILL_CHUNK:
+                self.waiting.appendleft((job, index))
+                return
             try:
                 self._start(job, index)
             except Exception as e:   # noqa: BLE001  (this request fails, the others go on)
@@ -188,7 +194,8 @@ class Scheduler:
             self._into_batch(self.solo)
         seq.started = time.perf_counter()
         P = seq.prompt_length
-        prompt_cache = seq.prompt_cache = engine._cache_for(seq.ids[:P])
+        reading = self.prefilling.prompt_cache if self.prefilling is not None else None
+        prompt_cache = seq.prompt_cache = engine._cache_for(seq.ids[:P], busy=reading)
         cache, first = prompt_cache.take(seq.ids, P, P + max_tokens)
         if isinstance(self._batch, PagedKVCache):     # a longer prefix in the batch's blocks
             first = prompt_cache.reused = self._batch.copy_prefix_to(seq.ids, cache, first,
@@ -233,6 +240,8 @@ class Scheduler:
         """A sequence whose prompt is read (``scores``: its last position's) joins the
         batch, or runs alone, with its first token."""
         job, engine = seq.job, self.engine
+        if self.solo is not None:     # (a short prompt that started while this one was read)
+            self._into_batch(self.solo)
         if self.running:
             self._into_batch(seq)
         else:

@@ -177,16 +177,22 @@ class Engine:
         return [first] + [self._logprobs(x[t - 1], int(ids[t]), top)
                           for t in range(1, len(ids))]
 
-    def _cache_for(self, prompt) -> PromptCache:
+    def _cache_for(self, prompt, busy: PromptCache | None = None) -> PromptCache:
         """The prompt cache for ``prompt``, moved to the front: the one sharing the longest
         prefix with it, unless the request would throw away more of what that cache holds
         than it shares (and more than ``BRANCH_POSITIONS``: a conversation's next turn keeps
         its cache). Then the least recently used cache takes a copy of the shared prefix
         and the other keeps its longer sequence, for the request that continues it: copying
-        costs less than what is kept. With nothing shared, the least recently used one."""
-        best = max(self._caches, key=lambda c: c.shared_prefix(prompt))
-        shared, oldest = best.shared_prefix(prompt), self._caches[-1]
-        if shared == 0:
+        costs less than what is kept. With nothing shared, the least recently used one.
+        ``busy`` (a cache a prompt is being read into) is never the one given: what it
+        shares is copied."""
+        caches = [c for c in self._caches if c is not busy]
+        best = max(caches, key=lambda c: c.shared_prefix(prompt))
+        shared, oldest = best.shared_prefix(prompt), caches[-1]
+        if busy is not None and busy.shared_prefix(prompt) > shared:
+            oldest.copy_prefix(busy, busy.shared_prefix(prompt))
+            best = oldest
+        elif shared == 0:
             best = oldest
         elif len(best.ids) - shared > max(BRANCH_POSITIONS, shared) and oldest is not best:
             oldest.copy_prefix(best, shared)

@@ -853,8 +853,9 @@ def test_a_long_prompt_is_read_in_chunks_between_the_running_streams_steps(serve
                                                                             monkeypatch):
     """A long prompt that arrives while a stream decodes is read PREFILL_CHUNK tokens at a
     time, a decode step of the stream between its chunks; its reply is still greedy
-    generate's. A long prompt cancelled while it is read stops there, one whose read fails
-    gets an error; the stream goes on."""
+    generate's. A short prompt that comes meanwhile starts at once, and finishes first. A
+    long prompt cancelled while it is read stops there, one whose read fails gets an error;
+    the stream goes on."""
     from gradient.serve import batching
     from gradient.serve.engine import Job
     _, model, tokenizer, app = server
@@ -879,20 +880,23 @@ def test_a_long_prompt_is_read_in_chunks_between_the_running_streams_steps(serve
                 raise RuntimeError("the second chunk fails")
         return prefill(self, seq, end)
     monkeypatch.setattr(batching.Scheduler, "_prefill", counted)
-    events = {name: [] for name in ("stream", "long", "cancelled", "failing")}
+    events = {name: [] for name in ("stream", "long", "cancelled", "failing", "short")}
+    timeline = []
     done = {name: threading.Event() for name in events}
 
-    def job(name, ids, max_tokens, **settings):
+    def job(name, ids, max_tokens, chat=True, **settings):
         def emit(event):
             events[name].append(event)
+            timeline.append((name, event[0]))
             if event[0] in ("usage", "error"):
                 done[name].set()
-        return Job(prompt_ids=ids, max_tokens=max_tokens, emit=emit, chat=True,
+        return Job(prompt_ids=ids, max_tokens=max_tokens, emit=emit, chat=chat,
                    temperature=0, **settings)
     short_ids = list(tokenizer.apply_chat_template(MESSAGES, add_generation_prompt=True))
     jobs = {"stream": job("stream", short_ids, 120, logit_bias={t: -100.0 for t in eos}),
             "cancelled": job("cancelled", cancelled_ids, 10),
-            "failing": job("failing", failing_ids, 10), "long": job("long", long_ids, 12)}
+            "failing": job("failing", failing_ids, 10), "long": job("long", long_ids, 12),
+            "short": job("short", long_ids[:3], 5, chat=False)}
     step = batching.Scheduler._step
 
     def slower_step(self):          # the stream outlasts the long prompts' chunks
@@ -903,15 +907,42 @@ def test_a_long_prompt_is_read_in_chunks_between_the_running_streams_steps(serve
     engine.submit(jobs["cancelled"])
     engine.submit(jobs["failing"])
     engine.submit(jobs["long"])
-    assert done["long"].wait(60) and done["stream"].wait(60), events["long"]
+    for _ in range(1000):                 # (the server's queue holds 4)
+        if any(r[0] is jobs["long"] for r in reads):
+            break
+        time.sleep(0.005)
+    engine.submit(jobs["short"])
+    assert all(done[name].wait(60) for name in ("long", "stream", "short")), events["long"]
     text = "".join(e[2] for e in events["long"] if e[0] == "text")
     assert text == _greedy(model, tokenizer, long_ids, 12, chat=True)[0]
     assert not done["cancelled"].is_set()
     assert [e[0] for e in events["failing"]] == ["error"]
     assert any(e[0] == "usage" for e in events["stream"])
+    short = "".join(e[2] for e in events["short"] if e[0] == "text")
+    assert short == _greedy(model, tokenizer, long_ids[:3], 5, chat=False)[0]
+    assert timeline.index(("short", "usage")) < timeline.index(("long", "text"))
     assert [r[0] for r in reads].count(jobs["cancelled"]) == 1      # it stopped being read
     chunks = [r for r in reads if r[0] is jobs["long"]]
     assert len(chunks) >= 10          # (of 4 tokens: what no prompt cache held)
     assert all(r[2] <= 4 for r in chunks[:-1])
     # a decode step of the stream between every two chunks
     assert all(b[1] > a[1] for a, b in zip(chunks, chunks[1:])), [(r[1], r[2]) for r in chunks]
+
+
+def test_a_prompt_cache_being_read_into_is_copied_from_not_given(server):
+    """A request starting while a long prompt is read gets another prompt cache, with a copy
+    of what it shares with the one being read, which keeps its own."""
+    from gradient.serve.engine import Engine
+    _, model, tokenizer, _ = server
+    engine = Engine(model, tokenizer, prompt_caches=2)
+    ids = np.array(tokenizer.encode("one two three four five six seven eight"), np.int64)
+    busy = engine._cache_for(ids)
+    cache, _ = busy.take(ids, len(ids), len(ids) + 4)
+    with gradient.no_grad():
+        model(gradient.tensor(ids[None]), cache=cache)
+    got = engine._cache_for(ids[:5], busy=busy)
+    assert got is not busy
+    assert got.ids.tolist() == ids[:5].tolist() and busy.ids.tolist() == ids.tolist()
+    for copied, kept in zip(got.cache.keys + got.cache.values,
+                            busy.cache.keys + busy.cache.values):
+        np.testing.assert_array_equal(copied.numpy()[:, :, :5], kept.numpy()[:, :, :5])
