@@ -11,8 +11,9 @@ drives it with the ``openai`` client from this one:
   same system prompt and another question: time to first token (streamed) of each, and their
   ratio (the issue's goal: the second at most 15% of the first);
 * ``long_prompt_join``: four streams decoding when a chat with a new 1,000-token system
-  prompt arrives: its time to first token, and the longest wait of the four streams between
-  two tokens while it is read (gradient reads a long prompt in chunks between decode steps);
+  prompt arrives, then a short chat: the long one's time to first token, the longest wait of
+  the four streams between two tokens while it is read (gradient reads a long prompt in
+  chunks between decode steps), and the short chat's time to first token;
 * ``concurrency``: N clients at once, each streaming ``--tokens`` tokens of a short chat with
   a different question (``--rounds`` requests per client), greedy or sampled
   (``--temperature``, ``--top-p``: what a chat client usually sends, whose sampling costs the
@@ -136,8 +137,9 @@ def start_peer(path: str, python: str):
 
 def long_prompt_join(client, name, system: dict) -> dict:
     """Four greedy streams of 200 tokens; 0.6 s in, a chat with the long ``system`` prompt
-    (not cached) asks for 8: its time to first token, and the longest time any of the four
-    waited between two tokens (while it was read: their longest wait)."""
+    (not cached) asks for 8, and 0.3 s later a short chat: the long one's time to first
+    token, the longest time any of the four streams waited between two tokens (while it was
+    read: their longest wait), and the short chat's time to first token."""
     def stream(question, arrivals):
         for chunk in client.chat.completions.create(
                 model=name, messages=[{"role": "user", "content": question}], max_tokens=200,
@@ -145,16 +147,20 @@ def long_prompt_join(client, name, system: dict) -> dict:
             if chunk.choices and chunk.choices[0].delta.content:
                 arrivals.append(time.perf_counter())
     arrivals = [[] for _ in range(4)]
-    with ThreadPoolExecutor(4) as pool:
+    with ThreadPoolExecutor(5) as pool:
         streams = [pool.submit(stream, f"Tell me a long story about the number {i}.",
                                arrivals[i]) for i in range(4)]
         time.sleep(0.6)
-        ttft, _, _, _ = stream_chat(client, name, [system, {"role": "user", "content":
-                                                            "What is the capital of Peru?"}], 8)
+        long = pool.submit(stream_chat, client, name, [system, {
+            "role": "user", "content": "What is the capital of Peru?"}], 8)
+        time.sleep(0.3)                  # a short chat while the long prompt is read
+        short = stream_chat(client, name, [{"role": "user", "content": "Hi!"}], 8)
+        ttft = long.result()[0]
         for s in streams:
             s.result()
     gaps = [b - a for times in arrivals for a, b in zip(times, times[1:])]
-    return {"ttft_s": round(ttft, 3), "streams_longest_gap_s": round(max(gaps), 3)}
+    return {"ttft_s": round(ttft, 3), "streams_longest_gap_s": round(max(gaps), 3),
+            "short_chat_meanwhile_ttft_s": round(short[0], 3)}
 
 
 def concurrency(client, name, tokens: int, first: int = 10, rounds: int = 4,
