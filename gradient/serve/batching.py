@@ -153,8 +153,9 @@ class Scheduler:
     def _admit(self) -> None:
         """Start waiting choices while rows are free; wait for a request when nothing runs.
         While a long prompt is being read, only prompts short enough to read at once start
-        (the next longer one waits for it, and those behind it too: in order)."""
-        while self.size < self.max_batch:
+        (the next longer one waits for it, and those behind it too: in order), and a row is
+        kept for it."""
+        while self.size + (self.prefilling is not None) < self.max_batch:
             if not self.waiting:
                 try:
                     job = self.engine._queue.get(block=not self.size and

@@ -946,3 +946,30 @@ def test_a_prompt_cache_being_read_into_is_copied_from_not_given(server):
     for copied, kept in zip(got.cache.keys + got.cache.values,
                             busy.cache.keys + busy.cache.values):
         np.testing.assert_array_equal(copied.numpy()[:, :, :5], kept.numpy()[:, :, :5])
+
+
+def test_a_row_is_kept_for_the_long_prompt_being_read(server, monkeypatch):
+    """With every row but one taken, a short prompt arriving while a long one is read waits
+    for it: the long one joins in the row kept for it, and every request finishes."""
+    from gradient.serve import batching
+    from gradient.serve.engine import Engine, Job
+    _, model, tokenizer, _ = server
+    monkeypatch.setattr(batching, "PREFILL_CHUNK", 4)
+    engine = Engine(model, tokenizer, max_batch=2)
+    ends = {}
+
+    def job(name, ids, max_tokens):
+        def emit(event):
+            if event[0] in ("usage", "error"):
+                ends[name] = event[0]
+        return Job(prompt_ids=ids, max_tokens=max_tokens, emit=emit, temperature=0,
+                   logit_bias={t: -100.0 for t in stop_ids(model, tokenizer)})
+    ids = list(tokenizer.encode("one two three four five six seven eight nine ten " * 3))
+    engine.submit(job("stream", ids[:3], 60))
+    engine.submit(job("long", ids, 4))
+    engine.submit(job("short", ids[:2], 40))     # (still running when the long one joins)
+    for _ in range(3000):
+        if len(ends) == 3:
+            break
+        time.sleep(0.01)
+    assert ends == {"stream": "usage", "long": "usage", "short": "usage"}
