@@ -303,16 +303,16 @@ class TopPLogitsWarper(LogitsProcessor):
         probability is at least a small fraction of the likeliest's; None where the others'
         sum is not clearly below the threshold (or they are not few)."""
         most = x.size - self.min_tokens_to_keep       # the most tokens removed
+        total, total64 = e.sum(), e.sum(dtype=np.float64)
         for floor in _CANDIDATE_FLOORS:
             likely = e >= floor
             count = int(np.count_nonzero(likely))
             if 4 * count > x.size or x.size - count > most:
                 return None
-            total = e.sum()
             tokens = np.flatnonzero(likely)
             # the unlikely tokens' cumulative probability, as the others' complement (in
             # float64: it differs from the sorted sum of rounded probabilities by ~1e-10)
-            below = float(e.sum(dtype=np.float64) - e[tokens].sum(dtype=np.float64)) / total
+            below = float(total64 - e[tokens].sum(dtype=np.float64)) / total
             if below > float(limit) - _MARGIN:
                 continue
             order = tokens[np.argsort(x[tokens], kind="stable")]   # equal scores by index
