@@ -189,8 +189,9 @@ class Engine:
         caches = [c for c in self._caches if c is not busy]
         best = max(caches, key=lambda c: c.shared_prefix(prompt))
         shared, oldest = best.shared_prefix(prompt), caches[-1]
-        if busy is not None and busy.shared_prefix(prompt) > shared:
-            oldest.copy_prefix(busy, busy.shared_prefix(prompt))
+        in_busy = busy.shared_prefix(prompt) if busy is not None else 0
+        if in_busy > shared:
+            oldest.copy_prefix(busy, in_busy)
             best = oldest
         elif shared == 0:
             best = oldest
