@@ -31,7 +31,6 @@ import numpy as np
 
 from ..kernels.registry import register
 from .cpu_compile import compile_kernel as _compile
-from .cpu_float_rows import MAX_ROWS as _ROWS_MAX_ROWS
 from .cpu_float_rows import float_rows_product
 from .cpu_half import HALF_DTYPES, as_bits, widen
 
@@ -39,7 +38,7 @@ from .cpu_half import HALF_DTYPES, as_bits, widen
 #: above it, the float32 GEMM of the converted weight, whose conversion is then shared by
 #: enough rows (measured on GPT-2's 3072 x 768 matrices: the kernel took 0.5 of the time at 1
 #: row, 0.65-0.8 at 6, as long at 8). A weight stored as rows goes to
-#: :mod:`.cpu_float_rows`, up to its ``MAX_ROWS``.
+#: :mod:`.cpu_float_rows` with any number of rows.
 MAX_ROWS = 6
 
 @_compile(inline=True)
@@ -88,8 +87,8 @@ def _parallel(x, wt_bits, out, n_chunks):
 @register("low_precision_linear", "cpu", "numba")
 def low_precision_linear(x, weight, bias=None):
     """``x @ weight.T (+ bias)`` in float32 for a bfloat16 or float16 ``weight`` (out, in),
-    C-contiguous (up to ``cpu_float_rows.MAX_ROWS`` rows of x) or the transpose of a
-    C-contiguous (in, out) array (up to :data:`MAX_ROWS`), x (rows, in) widened exactly to
+    C-contiguous (any rows of x) or the transpose of a C-contiguous (in, out) array (up to
+    :data:`MAX_ROWS`), x (rows, in) widened exactly to
     float32: a float32 (rows, out) array, the bias (out,) added in float32 after the product,
     or None for what the kernel does not take (the caller then converts the weight and runs
     the GEMM)."""
@@ -116,5 +115,5 @@ def _takes(x, weight) -> bool:
             and (weight.flags.c_contiguous or weight.T.flags.c_contiguous)
             and weight.shape[0] > 0 and weight.shape[1] > 0
             and x.ndim == 2 and x.shape[1] == weight.shape[1]
-            and 0 < x.shape[0] <= (_ROWS_MAX_ROWS if weight.flags.c_contiguous else MAX_ROWS)
+            and 0 < x.shape[0] and (weight.flags.c_contiguous or x.shape[0] <= MAX_ROWS)
             and (x.dtype in HALF_DTYPES or x.dtype == np.float32))

@@ -69,11 +69,11 @@ def test_declines_what_it_does_not_take():
     w = rng.standard_normal((8, 6)).astype(BF16)
     x = np.ones((2, 6), np.float32)
     assert low_precision_linear(x, w) is not None
-    # more rows than the kernel reads fast: a GEMM's job (a weight stored transposed, GPT-2's
-    # Conv1D, after MAX_ROWS; one stored as rows after cpu_float_rows' limit)
+    # more rows than the kernel reads fast: a GEMM's job for a weight stored transposed
+    # (GPT-2's Conv1D, after MAX_ROWS); one stored as rows takes any, a block at a time
     assert low_precision_linear(np.ones((MAX_ROWS + 1, 6), np.float32), w.T.copy().T) is None
     assert low_precision_linear(np.ones((MAX_ROWS + 1, 6), np.float32), w) is not None
-    assert low_precision_linear(np.ones((ROWS_LIMIT + 1, 6), np.float32), w) is None
+    assert low_precision_linear(np.ones((3 * ROWS_LIMIT + 1, 6), np.float32), w) is not None
     assert low_precision_linear(x, w.astype(np.float32)) is None      # float32 goes to BLAS
     assert low_precision_linear(x, w[:, ::2]) is None                 # neither layout
     assert low_precision_linear(np.ones((2, 5), np.float32), w) is None
