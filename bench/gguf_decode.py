@@ -17,9 +17,12 @@ tokenized by gradient's GGUF tokenizer, which gives llama.cpp's ids) and starts 
 a child process of its own, so that each reports its own peak memory (VmHWM); the two take
 turns, one child per library per round. Each child loads the file and runs an untimed warm-up
 (a prefill of 8 prompt tokens and 3 decode steps: gradient loads its compiled kernels and
-captures and compiles its decode step, llama.cpp sizes its buffers), then: a prefill of the prompt that returns the last position's logits, then
-``--new - 1`` greedy decode steps of one token (argmax of the raw logits, no sampler: no
-repetition penalty). gradient goes through ``gradient.hub.load(path)`` (its default: the
+captures and compiles its decode step, llama.cpp sizes its buffers), then: a prefill of the
+prompt that returns the last position's logits, then ``--new - 1`` greedy decode steps of one
+token (argmax of the raw logits, no sampler: no repetition penalty), then the same prefill
+again into an empty cache (``prefill_again_tok_s``: what a chat's later turns of that length
+cost, where the first prompt of a new length also loads what it needs, a kernel from numba's
+disk cache for gradient, buffers for llama.cpp). gradient goes through ``gradient.hub.load(path)`` (its default: the
 matrices kept in their GGML types, float32 activations, the decode step captured from the
 module forward and compiled into one loop, :mod:`gradient.capture.compiled`; ``--activations
 int8`` for llama.cpp's numerics) and its KV cache, as ``model.generate`` does (the model's
@@ -154,7 +157,12 @@ def run_gradient(path, prompt, depths, new, rounds, threads, kv_cache=None, acti
                     token = int(logits[0, -1].argmax().item())
                     tokens[depth].append(token)
                 t2 = time.perf_counter()
-            row.append((t1 - t0, t2 - t1))
+                cache = model.new_cache(1, len(ids))       # the same prompt again
+                t3 = time.perf_counter()
+                logits = model(gradient.tensor([ids]), cache=cache, logits_to_keep=1).logits
+                int(logits[0, -1].argmax().item())
+                t4 = time.perf_counter()
+            row.append((t1 - t0, t2 - t1, t4 - t3))
         timings.append(row)
     return {"timings": timings, "tokens": tokens, "load_s": load_s,
             "weight_bytes": int(weight_bytes),
@@ -192,7 +200,12 @@ def run_llama_cpp(path, prompt, depths, new, rounds, threads, kv_cache=None, act
                 token = next_token()
                 tokens[depth].append(token)
             t2 = time.perf_counter()
-            row.append((t1 - t0, t2 - t1))
+            llm.reset()                                   # the same prompt again
+            t3 = time.perf_counter()
+            llm.eval(prompt[:max(depth, 1)])
+            next_token()
+            t4 = time.perf_counter()
+            row.append((t1 - t0, t2 - t1, t4 - t3))
         timings.append(row)
     return {"timings": timings, "tokens": tokens, "load_s": load_s,
             "version": llama_cpp.__version__}
@@ -349,8 +362,10 @@ def main() -> None:
         for k, depth in enumerate(lengths):
             prefill = min(t[k][0] for t in r["timings"])
             decode = [t[k][1] for t in r["timings"]]
+            again = min(t[k][2] for t in r["timings"])
             by_depth[str(depth)] = {
                 "prefill_tok_s": round(max(depth, 1) / prefill, 1),
+                "prefill_again_tok_s": round(max(depth, 1) / again, 1),
                 "decode_tok_s": round((args.new - 1) / min(decode), 2),
                 "decode_median_tok_s": round((args.new - 1) / statistics.median(decode), 2)}
         line[lib] = {"peak_rss_mib": round(r["peak_rss_mib"]), "load_s": round(r["load_s"], 2)}
@@ -379,6 +394,8 @@ def main() -> None:
                                          * g["decode_tok_s"] / 1e9, 1)
         c["decode_weights_gb_s"] = round(tensor_bytes * c["decode_tok_s"] / 1e9, 1)
         line["prefill_ratio"] = round(g["prefill_tok_s"] / c["prefill_tok_s"], 3)
+        line["prefill_again_ratio"] = round(g["prefill_again_tok_s"]
+                                            / c["prefill_again_tok_s"], 3)
     line["peak_rss_ratio"] = round(g["peak_rss_mib"] / c["peak_rss_mib"], 2)
     # how much of gradient's peak is numba's runtime, which any numba-compiled kernel brings
     floor = numba_runtime_mib(env)
