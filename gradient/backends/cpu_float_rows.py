@@ -450,8 +450,7 @@ def bfloat16_rows_compiled(x, rows, out_shape, w, n_chunks):
 def lowered_bfloat16_rows(x, rows, w: np.ndarray, out_shape) -> Lowered | None:
     """The compiled form of ``bfloat16_rows_product(x.reshape(rows), w)`` reshaped to
     ``out_shape``, or None where that product would not take the arguments."""
-    if not (type(x) is np.ndarray and x.dtype == np.float32 and isinstance(w, np.ndarray)
-            and w.dtype == ml_dtypes.bfloat16 and _takes(rows, w)):
+    if not (type(x) is np.ndarray and _takes_rounded(x.dtype, rows, w)):
         return None
     return Lowered(bfloat16_rows_compiled, (x, tuple(rows), tuple(out_shape), weight_bits(w),
                                             _chunks(w)),
