@@ -10,7 +10,8 @@ to an instance of a JSON schema (``json_schema``, :mod:`gradient.generation.json
 Chat requests may call tools (:mod:`.tools`). The completions take several prompts at once
 (choice ``i`` of prompt ``p`` is ``choices[p * n + i]``) and ``echo`` (the prompt's text
 before the completion, with its tokens' log-probabilities when ``logprobs`` is set, and
-``max_tokens`` may then be 0: scoring a text, as evaluation harnesses do). What the server
+``max_tokens`` may then be 0: scoring a text, as evaluation harnesses do); a completion's
+``max_tokens`` is 16 unless given, as OpenAI's is. What the server
 does not do is refused rather than ignored: a schema keyword the grammar cannot follow,
 ``suffix``, ``best_of`` other than ``n``, OpenAI's older ``functions``.
 
@@ -31,7 +32,7 @@ from .engine import Job
 from .tools import ToolError, ToolUse
 
 __all__ = ["RequestError", "read_json", "read_request", "unknown_model", "MAX_CHOICES",
-           "MAX_PROMPTS"]
+           "MAX_PROMPTS", "COMPLETION_TOKENS"]
 
 
 class RequestError(Exception):
@@ -97,7 +98,7 @@ def read_request(body: dict, chat: bool, engine, model_id: str) -> tuple:
                                "generated is returned; leave it out", "best_of")
     # (with echo, 0 new tokens is the prompt alone: its log-probabilities score a text)
     limit = _integer("max_tokens", body.get("max_completion_tokens", body.get("max_tokens")),
-                     0 if echo else 1, None, None)
+                     0 if echo else 1, None, None if chat else COMPLETION_TOKENS)
     settings = _sampling(body, engine.vocab_size)
     if tools is not None and tools.mode == "required":
         if settings["json_grammar"] is not None:
@@ -170,6 +171,9 @@ def _sampling(body: dict, vocab: int) -> dict:
 #: The most choices one request may ask for (``n``), and the most prompts it may hold.
 MAX_CHOICES = 16
 MAX_PROMPTS = 32
+#: New tokens of a completion whose request gives no ``max_tokens``: OpenAI's default for
+#: ``/v1/completions`` (a chat's reply runs to its end or the context, as OpenAI's does).
+COMPLETION_TOKENS = 16
 
 
 def _prompts(raw, tokenizer, vocab: int) -> tuple:

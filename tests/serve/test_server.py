@@ -123,6 +123,23 @@ def test_completions_and_stop_sequences(server, client):
     assert streamed == cut.choices[0].text
 
 
+def test_a_completion_without_max_tokens_writes_openais_default_16(server, client):
+    # OpenAI's /v1/completions stops at 16 new tokens unless told otherwise; a chat's reply
+    # is not capped (it runs to its end or the context)
+    from gradient.serve.request import COMPLETION_TOKENS
+    _, model, tokenizer, _ = server
+    prompt = "The quick brown fox"
+    reply = client.completions.create(model=MODEL, prompt=prompt, temperature=0,
+                                      logit_bias={str(t): -100 for t in stop_ids(
+                                          model, tokenizer, False)})
+    assert reply.usage.completion_tokens == COMPLETION_TOKENS == 16
+    assert reply.choices[0].finish_reason == "length"
+    chat = client.chat.completions.create(model=MODEL, messages=MESSAGES, temperature=0,
+                                          logit_bias={str(t): -100 for t in stop_ids(
+                                              model, tokenizer, True)})
+    assert chat.usage.completion_tokens > COMPLETION_TOKENS
+
+
 def test_logprobs_are_the_models_log_softmax(server, client):
     _, model, tokenizer, _ = server
     reply = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=6,
