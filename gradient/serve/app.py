@@ -10,7 +10,8 @@ What a request may ask for, and how it is checked, is :mod:`.request`'s. Bad req
 OpenAI's error body ``{"error": {"message", "type", "param", "code"}}`` with 400 (malformed
 JSON, wrong types, a prompt longer than the context, what this server does not do), 404
 (another model, another path), 405 (another method) or 503 with ``Retry-After`` (the queue is
-full); a client that disconnects mid-stream frees its place at once.
+full); a client that disconnects, mid-stream or waiting for a whole reply, frees its
+place at once.
 
 Example::
 
@@ -32,7 +33,8 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, StreamingResponse
+from starlette.responses import (HTMLResponse, JSONResponse, PlainTextResponse, Response,
+                                 StreamingResponse)
 from starlette.routing import Route
 
 from ..capture import background
@@ -122,26 +124,22 @@ def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
                                      media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache"})
         n = jobs[0].n
-        texts, tokens, finishes, prompts, usages = {}, {}, {}, {}, []
+        # the reply is gathered while the client is watched: one that leaves (a timeout, a
+        # closed program) stops its jobs at once, as a stream's does, not at max_tokens
+        gathered = asyncio.ensure_future(_gathered(events, len(jobs)))
+        left = asyncio.ensure_future(_disconnected(request))
         try:
-            while len(usages) < len(jobs):
-                event = await events.get()
-                if event[0] == "text":
-                    texts.setdefault(event[1], []).append(event[2])
-                elif event[0] == "token":
-                    tokens.setdefault(event[1], []).append(event[2])
-                elif event[0] == "done":
-                    finishes[event[1]] = event[2]
-                elif event[0] == "prompt":
-                    prompts[event[1]] = event[2]
-                elif event[0] == "error":
-                    return RequestError(500, f"generation failed: {event[1]}",
-                                        kind="server_error").response()
-                else:
-                    usages.append(event[1])
+            await asyncio.wait((gathered, left), return_when=asyncio.FIRST_COMPLETED)
         finally:
+            left.cancel()
+            gathered.cancel()     # (nothing where the reply is whole)
             for job in jobs:
-                job.cancel()      # (a request that failed: its other prompts stop too)
+                job.cancel()      # (a request that failed or was left: its other prompts stop)
+        if gathered.cancelled():
+            return Response(status_code=499)     # nobody reads it (nginx's "client closed")
+        if isinstance(gathered.result(), RequestError):
+            return gathered.result().response()
+        texts, tokens, finishes, prompts, usages = gathered.result()
         choices = []
         for i in range(len(jobs) * n):
             content = echoes[i // n] + "".join(texts.get(i, []))
@@ -259,6 +257,35 @@ def _top_by_text(top: list | None) -> dict | None:
     for t in top:
         by_text.setdefault(t["token"], t["logprob"])
     return by_text
+
+
+async def _gathered(events: asyncio.Queue, prompts: int):
+    """The events of a reply that is not streamed, until the usage of each of its ``prompts``:
+    ``(texts, tokens, finishes, prompts' entries, usages)``, or a RequestError (500) where the
+    generation failed."""
+    texts, tokens, finishes, entries, usages = {}, {}, {}, {}, []
+    while len(usages) < prompts:
+        event = await events.get()
+        if event[0] == "text":
+            texts.setdefault(event[1], []).append(event[2])
+        elif event[0] == "token":
+            tokens.setdefault(event[1], []).append(event[2])
+        elif event[0] == "done":
+            finishes[event[1]] = event[2]
+        elif event[0] == "prompt":
+            entries[event[1]] = event[2]
+        elif event[0] == "error":
+            return RequestError(500, f"generation failed: {event[1]}", kind="server_error")
+        else:
+            usages.append(event[1])
+    return texts, tokens, finishes, entries, usages
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns once the client of ``request``, whose body has been read, closes the
+    connection (the server then has nothing more to receive on it)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _events(events: asyncio.Queue, jobs: list, rid: str, chat: bool, model_id: str,

@@ -662,6 +662,42 @@ def test_a_client_that_leaves_mid_stream_frees_its_place(server, client):
     assert engine.waiting == 0
 
 
+def test_a_client_that_leaves_before_a_whole_reply_frees_its_place(server):
+    # a reply not streamed: the client's timeout closes the connection and its job stops
+    # there, not after max_tokens (each token is made slow here, 30 ms, to be seen leaving)
+    url, model, tokenizer, app = server
+    engine = app.state.engine
+    emitted, jobs, submit = [], [], engine.submit
+
+    def slowly(job):
+        emit = job.emit
+
+        def slow_emit(event):
+            emitted.append(event[0])
+            time.sleep(0.03)
+            emit(event)
+        job.emit = slow_emit
+        jobs.append(job)
+        submit(job)
+
+    engine.submit = slowly
+    try:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(url + "/v1/chat/completions", timeout=httpx.Timeout(30, read=0.3), json={
+                "model": MODEL, "messages": MESSAGES, "max_tokens": 90, "temperature": 1.0,
+                "logit_bias": {str(t): -100 for t in stop_ids(model, tokenizer, True)}})
+        assert jobs[0].cancelled.wait(10)
+        for _ in range(100):                      # the engine drops it at its next step
+            if engine.running == 0:
+                break
+            time.sleep(0.05)
+        assert engine.running == 0
+        made, limit = emitted.count("text"), jobs[0].max_tokens     # (the context's room)
+        assert made < limit / 4, f"{made} of {limit} tokens made for a client that left"
+    finally:
+        del engine.submit
+
+
 def test_a_shared_system_prompt_is_read_once(server, client):
     engine = server[3].state.engine
     system = {"role": "system", "content": "You answer questions about colours."}
