@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["create_app", "serve", "model_name"]
+__all__ = ["create_app", "serve", "model_name", "STOP_SECONDS"]
+
+#: How long a stopped server waits for the replies it is writing before it cancels them.
+STOP_SECONDS = 5
 
 
 def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
@@ -51,4 +54,7 @@ def serve(model, tokenizer, model_id: str, host: str = "127.0.0.1", port: int = 
     app = create_app(model, tokenizer, model_id, max_queue, draft, max_batch, prompt_lookup,
                      api_key)
     print(f"gradient serve: {model_id} on http://{host}:{port}/v1 (Ctrl-C stops)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # stopped (Ctrl-C, SIGTERM), the server lets the replies being written finish for a few
+    # seconds, then cancels them: a reply of thousands of tokens does not hold the stop
+    uvicorn.run(app, host=host, port=port, log_level="warning",
+                timeout_graceful_shutdown=STOP_SECONDS)

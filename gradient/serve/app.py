@@ -130,6 +130,9 @@ def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
         left = asyncio.ensure_future(_disconnected(request))
         try:
             await asyncio.wait((gathered, left), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:   # the server stops and cancels the replies still written
+            return RequestError(503, "the server is stopping; send the request again once it "
+                                "is back", kind="server_error", code="server_stopping").response()
         finally:
             left.cancel()
             gathered.cancel()     # (nothing where the reply is whole)

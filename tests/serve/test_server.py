@@ -698,6 +698,55 @@ def test_a_client_that_leaves_before_a_whole_reply_frees_its_place(server):
         del engine.submit
 
 
+def test_a_stopped_server_ends_a_long_reply_within_its_stop_seconds():
+    # SIGTERM (or Ctrl-C) while a reply of thousands of tokens is written: the server waits
+    # STOP_SECONDS for it, then answers it with a 503 and exits, rather than finishing it
+    import signal
+    import subprocess
+    import sys
+
+    from gradient.serve import STOP_SECONDS, model_name
+
+    from ..quant.gguf_fixtures import smollm2_path     # (a model slow enough to be stopped)
+    if smollm2_path() is None:
+        pytest.skip("the SmolLM2 GGUF file is absent (tests/fixtures/models; CI fetches it)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-m", "gradient", "serve", smollm2_path(),
+                               "--port", str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(600):
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            assert server.poll() is None, "the server exited"
+            time.sleep(0.2)
+        replies = []
+        asking = threading.Thread(target=lambda: replies.append(httpx.post(
+            url + "/v1/completions", timeout=120, json={
+                "model": model_name(smollm2_path()), "prompt": "Once upon a time",
+                "max_tokens": 4000, "logit_bias": {"0": -100, "2": -100}})))
+        asking.start()
+        for _ in range(600):                       # until it decodes
+            if "gradient_decode_steps_total 0" not in httpx.get(url + "/metrics").text:
+                break
+            time.sleep(0.1)
+        server.send_signal(signal.SIGTERM)
+        start = time.monotonic()
+        server.wait(timeout=120)
+        took = time.monotonic() - start
+        asking.join(60)
+        assert took < STOP_SECONDS + 4, f"the server took {took:.1f} s to stop"
+        assert replies[0].status_code == 503
+        assert replies[0].json()["error"]["code"] == "server_stopping"
+    finally:
+        server.kill()
+        server.wait()
+
+
 def test_a_shared_system_prompt_is_read_once(server, client):
     engine = server[3].state.engine
     system = {"role": "system", "content": "You answer questions about colours."}
