@@ -138,7 +138,7 @@ def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
             gathered.cancel()     # (nothing where the reply is whole)
             for job in jobs:
                 job.cancel()      # (a request that failed or was left: its other prompts stop)
-        if gathered.cancelled():
+        if not gathered.done():   # (being cancelled): the client left
             return Response(status_code=499)     # nobody reads it (nginx's "client closed")
         if isinstance(gathered.result(), RequestError):
             return gathered.result().response()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import random
 import socket
 import threading
@@ -681,6 +682,8 @@ def test_a_client_that_leaves_before_a_whole_reply_frees_its_place(server):
         submit(job)
 
     engine.submit = slowly
+    errors = _ErrorsLogged()
+    logging.getLogger("uvicorn.error").addHandler(errors)
     try:
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(url + "/v1/chat/completions", timeout=httpx.Timeout(30, read=0.3), json={
@@ -694,8 +697,21 @@ def test_a_client_that_leaves_before_a_whole_reply_frees_its_place(server):
         assert engine.running == 0
         made, limit = emitted.count("text"), jobs[0].max_tokens     # (the context's room)
         assert made < limit / 4, f"{made} of {limit} tokens made for a client that left"
+        assert not errors.records, errors.records[0].getMessage()   # the handler ended well
     finally:
         del engine.submit
+        logging.getLogger("uvicorn.error").removeHandler(errors)
+
+
+class _ErrorsLogged(logging.Handler):
+    """The error records of a logger (uvicorn's, which does not propagate to pytest's)."""
+
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
 
 
 def test_a_stopped_server_ends_a_long_reply_within_its_stop_seconds():
