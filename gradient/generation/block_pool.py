@@ -8,7 +8,11 @@ block keeps its key while rows hold it and after they leave ("idle"): a later se
 that prefix, a system prompt or a conversation's next turn, takes it up again instead of its
 keys and values being computed or copied. Idle blocks are reused for new ones when no block
 is free, least recently used first; a block losing its key takes its descendants' keys with
-it, since their chains now start nowhere.
+it, since their chains now start nowhere. With ``max_idle``, at most that many blocks stay
+idle (the least recently used beyond it are forgotten and freed): free blocks are handed out
+lowest first, so the blocks ever written, and the pages of memory behind them, stay within the
+blocks held at once plus ``max_idle``, rather than growing with every distinct prompt until
+the whole pool has been written.
 
 Example::
 
@@ -34,10 +38,12 @@ __all__ = ["BlockPool"]
 class BlockPool:
     """``n_blocks`` blocks of ``block_size`` positions: free ones (handed out lowest first, so
     that the pages in use stay at the start of the pool), held ones with a count of the rows
-    holding each, and idle ones, which no row holds but which keep their ids' key."""
+    holding each, and idle ones, which no row holds but which keep their ids' key: at most
+    ``max_idle`` of them (None: any number)."""
 
-    def __init__(self, n_blocks: int, block_size: int):
+    def __init__(self, n_blocks: int, block_size: int, max_idle: int | None = None):
         self.n_blocks, self.block_size = n_blocks, block_size
+        self.max_idle = n_blocks if max_idle is None else max(0, int(max_idle))
         self.refs = np.zeros(n_blocks, np.int64)           # rows holding each block
         self._free = list(range(n_blocks))                 # a heap: the lowest first
         self._block_of: dict = {}                          # (parent, ids bytes) -> block
@@ -86,6 +92,8 @@ class BlockPool:
         if self.refs[block] == 0:
             if block in self._key_of:
                 self._idle[block] = None          # the most recently used
+                while len(self._idle) > self.max_idle:
+                    self._forget(next(iter(self._idle)))   # the least recently used: freed
             else:
                 heapq.heappush(self._free, block)
 

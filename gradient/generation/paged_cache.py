@@ -55,10 +55,15 @@ class PagedKVCache:
     """Keys and values of up to ``rows`` sequences of ``model``, each at most ``max_length``
     positions, in blocks of ``block_size`` positions from a pool of ``n_blocks`` (default:
     enough for every row at ``max_length``; fewer bounds the memory, and a row that finds no
-    free block is refused with a ShapeError)."""
+    free block is refused with a ShapeError). Blocks that no row holds any more keep their
+    prefix for later sequences, up to ``max_idle`` of them (default: one row's
+    ``max_length``), the least recently used forgotten first (see
+    :class:`~gradient.generation.block_pool.BlockPool`): the memory written stays within the
+    rows' blocks and those, instead of growing to the whole pool."""
 
     def __init__(self, model, rows: int, max_length: int, block_size: int = BLOCK_SIZE,
-                 n_blocks: int | None = None, pad_steps: bool = False):
+                 n_blocks: int | None = None, pad_steps: bool = False,
+                 max_idle: int | None = None):
         if block_size < 1 or block_size % 64:
             raise ValueError(f"PagedKVCache: block_size must be a positive multiple of 64, got "
                              f"{block_size}")
@@ -77,7 +82,7 @@ class PagedKVCache:
         self.held = np.zeros(rows, np.int64)                # blocks listed per row
         self.lengths = np.zeros(rows, np.int64)             # positions held, per row
         self.size = 0                                       # rows in use: 0 .. size-1
-        self.pool = BlockPool(n_blocks, block_size)
+        self.pool = BlockPool(n_blocks, block_size, per_row if max_idle is None else max_idle)
         # each row's token ids where it was added with them, and how many of its leading
         # blocks have been offered to the pool's prefix keys
         self._ids = np.zeros((rows, per_row * block_size), np.int64)

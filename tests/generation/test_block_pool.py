@@ -91,3 +91,28 @@ def test_a_second_block_for_the_same_prefix_gets_no_key():
     assert pool.lookup(IDS, 8) == [first]
     pool.release(second)
     assert pool.idle == 0                 # the keyless one is simply free
+
+
+def test_idle_blocks_beyond_max_idle_are_forgotten_least_recently_used_first():
+    pool = BlockPool(8, 8, max_idle=2)
+    chains = [_chain(pool, IDS + 100 * k, 1)[0] for k in range(4)]
+    for block in chains:
+        pool.release(block)
+    assert pool.idle == 2 and pool.available == 8
+    assert [pool.lookup(IDS + 100 * k, 8) for k in range(4)] == [[], [], [chains[2]],
+                                                                 [chains[3]]]
+    assert pool.take() == chains[0]                       # freed, and the lowest again
+
+
+def test_with_max_idle_the_blocks_written_stay_few_whatever_the_prompts():
+    # a server's stream of distinct prompts: without a bound on the idle blocks every one
+    # of the pool's blocks is written sooner or later (and its memory kept)
+    for max_idle, highest in ((4, 2 + 4), (None, 64)):
+        pool = BlockPool(64, 8, max_idle=max_idle)
+        written = set()
+        for k in range(100):
+            blocks = _chain(pool, IDS + 1000 * k, 2)
+            written.update(blocks)
+            for block in reversed(blocks):
+                pool.release(block)
+        assert max(written) + 1 == highest

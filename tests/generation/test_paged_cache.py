@@ -363,3 +363,21 @@ def test_idle_blocks_make_room_when_no_block_is_free(llama):
         paged.add(one, 100)
     paged.clear()
     assert paged.blocks_in_use == 0 and paged.blocks_idle == 0 and paged.prefix_length(first) == 0
+
+
+def test_the_idle_blocks_kept_are_one_rows_worth_so_the_memory_written_stays_bounded(llama):
+    # a server's stream of distinct prompts: each leaves its keyed block idle; past one row's
+    # max_length of idle blocks the oldest are forgotten and written again, not the pool's
+    # untouched blocks (whose pages would otherwise all come to be held)
+    rng = np.random.default_rng(10)
+    paged = PagedKVCache(llama, rows=4, max_length=128)
+    assert paged.n_blocks == 8 and paged.pool.max_idle == 2
+    written, prompts = set(), [rng.integers(3, 250, 64).tolist() for _ in range(8)]
+    for prompt in prompts:
+        one, _ = _prefilled(llama, prompt)
+        paged.add(one, 64, ids=prompt)
+        written.add(int(paged.tables[0, 0]))
+        paged.remove(0)
+        assert paged.blocks_idle <= 2
+    assert written == {0, 1, 2}
+    assert [paged.prefix_length(p) for p in prompts[-3:]] == [0, 64, 64]   # the newest kept
