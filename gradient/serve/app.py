@@ -140,9 +140,10 @@ def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
                 job.cancel()      # (a request that failed or was left: its other prompts stop)
         if not gathered.done():   # (being cancelled): the client left
             return Response(status_code=499)     # nobody reads it (nginx's "client closed")
-        if isinstance(gathered.result(), RequestError):
-            return gathered.result().response()
-        texts, tokens, finishes, prompts, usages = gathered.result()
+        reply = gathered.result()
+        if isinstance(reply, RequestError):
+            return reply.response()
+        texts, tokens, finishes, prompts, usages = reply
         choices = []
         for i in range(len(jobs) * n):
             content = echoes[i // n] + "".join(texts.get(i, []))

@@ -6,8 +6,6 @@ retry what the server refuses with 503 (its queue is kept short here, so that so
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -21,7 +19,7 @@ from ..hub.conftest import llama_dir  # noqa: F401  (the fixture)
 openai = pytest.importorskip("openai")
 uvicorn = pytest.importorskip("uvicorn")
 
-MODEL = "tiny-llama"
+from .test_server import MODEL, _serving  # noqa: E402
 
 
 def _resident_mib() -> float:
@@ -35,18 +33,8 @@ def loaded_server(llama_dir):  # noqa: F811
     model, tokenizer = gradient.hub.load(str(llama_dir))
     model.eval()
     app = create_app(model, tokenizer, MODEL, max_queue=8, max_batch=4)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/v1", app
-    server.should_exit = True
-    thread.join(timeout=10)
+    with _serving(app) as url:
+        yield url + "/v1", app
 
 
 def _one(client, k: int, refused: list) -> str:

@@ -27,12 +27,17 @@ httpx = pytest.importorskip("httpx")
 MODEL = "tiny-llama"
 
 
+def _free_port() -> int:
+    """A port of 127.0.0.1 that nothing listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @contextlib.contextmanager
 def _serving(app):
     """``app`` under uvicorn on a free port of 127.0.0.1, in a thread; its URL."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -726,9 +731,7 @@ def test_a_stopped_server_ends_a_long_reply_within_its_stop_seconds():
     from ..quant.gguf_fixtures import smollm2_path     # (a model slow enough to be stopped)
     if smollm2_path() is None:
         pytest.skip("the SmolLM2 GGUF file is absent (tests/fixtures/models; CI fetches it)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([sys.executable, "-m", "gradient", "serve", smollm2_path(),
                                "--port", str(port)], stdout=subprocess.DEVNULL,
