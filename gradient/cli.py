@@ -46,13 +46,19 @@ DTYPES = ("float32", "bfloat16", "float16", "auto")
 EXPORT_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K")
 KV_CACHE_HELP = ("dtype of the keys and values kept while generating: float16 halves their "
                  "memory and speeds up long contexts, as llama.cpp's default cache (default: "
-                 "float16 for a GGUF file, as llama.cpp; else the weights' dtype)")
+                 "float16 for a GGUF file with int8 activations, as llama.cpp; else the "
+                 "weights' dtype)")
 
 ACTIVATIONS_HELP = ("a .gguf file's quantized products: float32 computes exactly, as "
                     "transformers on the dequantized weights (default); int8 quantizes the "
                     "activations as llama.cpp does, its KV cache float16 too (prompts about "
                     "twice as fast; a BF16 file's products round them to bfloat16, as "
                     "llama.cpp's)")
+SERVE_ACTIVATIONS_HELP = ("a .gguf file's quantized products: int8 quantizes the activations "
+                          "as llama.cpp's server does, its KV cache float16 too (default: a "
+                          "batch of 8 streams decodes about 1.6 times as many tokens a second "
+                          "as with float32); float32 computes exactly, as transformers on the "
+                          "dequantized weights")
 
 
 class CLIError(GradientError, ValueError):
@@ -136,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--kv-cache", choices=("float32", "float16"), default=None,
                        help=KV_CACHE_HELP)
     serve.add_argument("--activations", choices=("int8", "float32"), default=None,
-                       help=ACTIVATIONS_HELP)
+                       help=SERVE_ACTIVATIONS_HELP)
     serve.add_argument("--revision", default=None, help="hub branch, tag or commit")
     serve.add_argument("--device", default="cpu", help="where the model runs (default cpu)")
     serve.add_argument("--draft", default=None, metavar="MODEL",
@@ -204,7 +210,9 @@ def _run(args) -> int:
             draft = None
             if args.draft is not None:
                 from .hub import load
-                draft, _ = load(args.draft, revision=args.revision)
+                # a draft's numbers only choose the tokens proposed, never the text: int8
+                draft, _ = load(args.draft, revision=args.revision,
+                                **({"activations": "int8"} if _is_gguf(args.draft) else {}))
                 draft = draft.to(args.device) if args.device != "cpu" else draft
             serve(model, tokenizer, model_name(args.model), args.host, args.port, args.max_queue,
                   draft, args.max_batch, args.prompt_lookup, args.api_key or None)
@@ -286,20 +294,34 @@ def _check_output_path(path: str) -> None:
 
 
 # ----------------------------------------------------------------------------- commands
+def _is_gguf(model) -> bool:
+    return str(model).lower().endswith(".gguf")
+
+
+def _activations(model, args) -> dict:
+    """The ``activations`` keyword loading ``model`` takes where it is a .gguf file:
+    ``--activations`` where given; for ``serve``, int8, as llama.cpp's server computes: a batch's products of
+    several rows are compute-bound, and int8 ones cost about half the float32 ones (SmolLM2
+    Q4_1, 8 streams: a step of 11 against 18 ms); the other commands decode one sequence,
+    where float32 products run at memory speed too, and keep the exact default."""
+    if not _is_gguf(model):
+        return {}
+    if args.activations:
+        return {"activations": args.activations}
+    return {"activations": "int8"} if args.command == "serve" else {}
+
+
 def _load(args):
     from .hub import load
 
     dtype = None if args.dtype == "auto" else args.dtype
     print(f"loading {args.model} ...", file=sys.stderr, flush=True)
     start = time.perf_counter()
-    chosen = {}
-    if args.activations:
-        if not str(args.model).lower().endswith(".gguf"):
-            raise CLIError(f"--activations is for a .gguf file's quantized products; "
-                           f"{args.model} is not one: leave it out")
-        chosen["activations"] = args.activations
+    if args.activations and not _is_gguf(args.model):
+        raise CLIError(f"--activations is for a .gguf file's quantized products; "
+                       f"{args.model} is not one: leave it out")
     model, tokenizer = load(args.model, dtype=dtype, revision=args.revision,
-                            kv_cache_dtype=args.kv_cache, **chosen)
+                            kv_cache_dtype=args.kv_cache, **_activations(args.model, args))
     if args.device != "cpu":
         model = model.to(args.device)   # a DeviceError says why when there is no such device
     _settle_notice()

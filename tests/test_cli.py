@@ -501,3 +501,34 @@ def test_the_first_run_says_it_compiles_and_writes_the_text_of_every_later_run()
     assert cold["said_compiling"] and not warm["said_compiling"]
     ticks = set(re.findall(r"load them\) \.\.\. (\d+) s", cold["stderr"]))
     assert ticks                     # the seconds counted while compiling, not a silent stall
+
+
+@pytest.mark.parametrize("argv, model_kwargs, draft_kwargs", [
+    # a server computes as llama.cpp's: int8 activations in a GGUF file's products
+    (["serve", "m.gguf", "--draft", "d.gguf"], {"activations": "int8"},
+     {"activations": "int8"}),
+    (["serve", "m.gguf", "--activations", "float32", "--draft", "d.gguf"],
+     {"activations": "float32"}, {"activations": "int8"}),
+    (["serve", "./checkpoint", "--draft", "./small"], {}, {}),
+    # one sequence's decoding keeps the exact default
+    (["generate", "m.gguf", "Hi"], {}, None),
+    (["generate", "m.gguf", "Hi", "--activations", "int8"], {"activations": "int8"}, None)])
+def test_serve_takes_int8_activations_for_a_gguf_file(argv, model_kwargs, draft_kwargs,
+                                                      monkeypatch):
+    import gradient.hub
+    import gradient.serve
+    import gradient.threads
+    loaded = {}
+
+    def load(name, **kwargs):
+        loaded[name] = {k: v for k, v in kwargs.items() if k == "activations"}
+        return object(), object()
+
+    monkeypatch.setattr(gradient.hub, "load", load)
+    monkeypatch.setattr(gradient.serve, "serve", lambda *a, **k: None)
+    monkeypatch.setattr(gradient.threads, "keep_workers_spinning", lambda: False)
+    monkeypatch.setattr(gradient.cli, "_generate", lambda *a: 0)
+    assert main(argv) == 0
+    assert loaded[argv[1]] == model_kwargs
+    if draft_kwargs is not None:
+        assert loaded[argv[argv.index("--draft") + 1]] == draft_kwargs
