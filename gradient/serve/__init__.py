@@ -23,6 +23,9 @@ __all__ = ["create_app", "serve", "model_name", "STOP_SECONDS"]
 
 #: How long a stopped server waits for the replies it is writing before it cancels them.
 STOP_SECONDS = 5
+#: How long before then the replies still written are ended with an error that says the
+#: server stops (a stream's last event; a whole reply's 503), so that they end in order.
+END_REPLIES_BEFORE = 0.5
 
 
 def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
@@ -55,6 +58,30 @@ def serve(model, tokenizer, model_id: str, host: str = "127.0.0.1", port: int = 
                      api_key)
     print(f"gradient serve: {model_id} on http://{host}:{port}/v1 (Ctrl-C stops)", flush=True)
     # stopped (Ctrl-C, SIGTERM), the server lets the replies being written finish for a few
-    # seconds, then cancels them: a reply of thousands of tokens does not hold the stop
-    uvicorn.run(app, host=host, port=port, log_level="warning",
-                timeout_graceful_shutdown=STOP_SECONDS)
+    # seconds, then ends them: a reply of thousands of tokens does not hold the stop
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning",
+                            timeout_graceful_shutdown=STOP_SECONDS)
+    _stopping_server(config, app.state.stop_replies).run()
+
+
+def _stopping_server(config, stop_replies):
+    """uvicorn's server for ``config`` that, once stopped, waits for the replies being written
+    until :data:`END_REPLIES_BEFORE` seconds before :data:`STOP_SECONDS`, then ends them with
+    ``stop_replies()`` (an error event closing each stream). uvicorn's own end for them,
+    cancelling their tasks, closes a stream's connection mid-reply: the ``openai`` client then
+    raises a bare "Connection error.", and a reader of the events that does not check for
+    ``[DONE]`` takes what came for the whole reply."""
+    import asyncio
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets=None):
+            timer = asyncio.get_running_loop().call_later(STOP_SECONDS - END_REPLIES_BEFORE,
+                                                          stop_replies)
+            try:
+                await super().shutdown(sockets)
+            finally:
+                timer.cancel()
+
+    return Server(config)

@@ -11,7 +11,9 @@ OpenAI's error body ``{"error": {"message", "type", "param", "code"}}`` with 400
 JSON, wrong types, a prompt longer than the context, what this server does not do), 404
 (another model, another path), 405 (another method) or 503 with ``Retry-After`` (the queue is
 full); a client that disconnects, mid-stream or waiting for a whole reply, frees its
-place at once.
+place at once. A stopping server ends the replies still being written
+(:func:`stop_replies`, what ``app.state.stop_replies`` calls): a stream with an error event
+(code ``server_stopping``) before ``data: [DONE]``, a whole reply with a 503.
 
 Example::
 
@@ -42,7 +44,20 @@ from .engine import Engine, QueueFull
 from .outbox import Outbox
 from .request import RequestError, read_json, read_request, unknown_model
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "ServerStopping"]
+
+
+class ServerStopping(Exception):
+    """The server stops before the reply is whole (its clients see OpenAI's error with the
+    code ``server_stopping``: send the request again once the server is back)."""
+
+    def __init__(self, message: str = "the server is stopping; send the request again once "
+                                      "it is back"):
+        super().__init__(message)
+
+    def request_error(self) -> RequestError:
+        """The answer to a request not streamed: a 503."""
+        return RequestError(503, str(self), kind="server_error", code="server_stopping")
 
 
 def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
@@ -55,6 +70,7 @@ def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
                     prompt_lookup=prompt_lookup)
     created = int(time.time())
     outboxes = weakref.WeakKeyDictionary()   # a serving event loop -> its Outbox (uvicorn: one)
+    replies = weakref.WeakSet()     # the event queues of the replies being written
 
     async def health(request: Request):
         return JSONResponse({"status": "ok"})
@@ -103,6 +119,7 @@ def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
         except RequestError as e:
             return e.response()
         events: asyncio.Queue = asyncio.Queue()
+        replies.add(events)
         loop = asyncio.get_running_loop()
         if loop not in outboxes:
             outboxes[loop] = Outbox(loop)
@@ -131,8 +148,7 @@ def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
         try:
             await asyncio.wait((gathered, left), return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:   # the server stops and cancels the replies still written
-            return RequestError(503, "the server is stopping; send the request again once it "
-                                "is back", kind="server_error", code="server_stopping").response()
+            return ServerStopping().request_error().response()
         finally:
             left.cancel()
             gathered.cancel()     # (nothing where the reply is whole)
@@ -183,7 +199,17 @@ def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error},
                     middleware=[Middleware(_KeyCheck, key=api_key)] if api_key else [])
     app.state.engine = engine
+    app.state.stop_replies = lambda: stop_replies(replies)
     return app
+
+
+def stop_replies(replies) -> None:
+    """End every reply being written (their event ``replies``) with :class:`ServerStopping`,
+    from the serving event loop: what a server whose stop's time runs out calls, so that a
+    stream's client is told why its reply is cut rather than seeing the connection close
+    mid-reply (which the ``openai`` client reports as a bare "Connection error.")."""
+    for events in list(replies):
+        events.put_nowait(("error", ServerStopping()))
 
 
 class _KeyCheck:
@@ -215,6 +241,11 @@ async def _http_error(request: Request, exc: HTTPException):
     else:
         message = str(exc.detail)
     return RequestError(exc.status_code, message, headers=exc.headers).response()
+
+
+def _error_body(error: Exception, code) -> dict:
+    """OpenAI's error object for a stream's failure (its message: the error's own)."""
+    return {"message": str(error), "type": "server_error", "param": None, "code": code}
 
 
 def _numbered(event: tuple, prompt: int, n: int) -> tuple:
@@ -278,6 +309,8 @@ async def _gathered(events: asyncio.Queue, prompts: int):
             finishes[event[1]] = event[2]
         elif event[0] == "prompt":
             entries[event[1]] = event[2]
+        elif event[0] == "error" and isinstance(event[1], ServerStopping):
+            return event[1].request_error()
         elif event[0] == "error":
             return RequestError(500, f"generation failed: {event[1]}", kind="server_error")
         else:
@@ -358,7 +391,8 @@ async def _events(events: asyncio.Queue, jobs: list, rid: str, chat: bool, model
             elif event[0] == "prompt":
                 prompts[event[1]] = event[2]
             elif event[0] == "error":
-                yield f"data: {json.dumps({'error': {'message': str(event[1]), 'type': 'server_error'}})}\n\n"
+                code = "server_stopping" if isinstance(event[1], ServerStopping) else None
+                yield f"data: {json.dumps({'error': _error_body(event[1], code)})}\n\n"
                 break
             else:
                 usages.append(event[1])

@@ -719,9 +719,11 @@ class _ErrorsLogged(logging.Handler):
         self.records.append(record)
 
 
-def test_a_stopped_server_ends_a_long_reply_within_its_stop_seconds():
-    # SIGTERM (or Ctrl-C) while a reply of thousands of tokens is written: the server waits
-    # STOP_SECONDS for it, then answers it with a 503 and exits, rather than finishing it
+def test_a_stopped_server_ends_long_replies_within_its_stop_seconds():
+    # SIGTERM (or Ctrl-C) while replies of thousands of tokens are written: the server waits
+    # about STOP_SECONDS for them, then ends them with an error that says it stops (a stream's
+    # last event, a whole reply's 503) and exits, rather than finishing them or cutting the
+    # stream's connection (the openai client: a bare "Connection error.")
     import signal
     import subprocess
     import sys
@@ -743,24 +745,39 @@ def test_a_stopped_server_ends_a_long_reply_within_its_stop_seconds():
                     break
             assert server.poll() is None, "the server exited"
             time.sleep(0.2)
-        replies = []
-        asking = threading.Thread(target=lambda: replies.append(httpx.post(
-            url + "/v1/completions", timeout=120, json={
-                "model": model_name(smollm2_path()), "prompt": "Once upon a time",
-                "max_tokens": 4000, "logit_bias": {"0": -100, "2": -100}})))
-        asking.start()
-        for _ in range(600):                       # until it decodes
-            if "gradient_decode_steps_total 0" not in httpx.get(url + "/metrics").text:
+        ask = {"model": model_name(smollm2_path()), "prompt": "Once upon a time",
+               "max_tokens": 4000, "logit_bias": {"0": -100, "2": -100}}
+        replies, streamed, ended = [], [], []
+
+        def stream():
+            client = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0)
+            try:
+                for chunk in client.completions.create(stream=True, **ask):
+                    streamed.append(chunk.choices[0].text)
+                ended.append("whole")
+            except openai.APIError as e:
+                ended.append(e)
+
+        asking = [threading.Thread(target=lambda: replies.append(httpx.post(
+            url + "/v1/completions", timeout=120, json=ask))), threading.Thread(target=stream)]
+        for thread in asking:
+            thread.start()
+        for _ in range(600):                       # until both decode
+            if len(streamed) > 2 and "gradient_batch_size 2" in httpx.get(url + "/metrics").text:
                 break
             time.sleep(0.1)
         server.send_signal(signal.SIGTERM)
         start = time.monotonic()
         server.wait(timeout=120)
         took = time.monotonic() - start
-        asking.join(60)
+        for thread in asking:
+            thread.join(60)
         assert took < STOP_SECONDS + 4, f"the server took {took:.1f} s to stop"
         assert replies[0].status_code == 503
         assert replies[0].json()["error"]["code"] == "server_stopping"
+        assert isinstance(ended[0], openai.APIError), f"the stream ended {ended[0]!r}"
+        assert ended[0].code == "server_stopping" and "stopping" in ended[0].message
+        assert len("".join(streamed)) > 0
     finally:
         server.kill()
         server.wait()
