@@ -126,3 +126,31 @@ def _alert(driver):
         return driver.switch_to.alert
     except NoAlertPresentException:
         return None
+
+
+def test_a_reply_the_server_ends_says_why(server, browser, monkeypatch):  # noqa: F811
+    """A stream that ends with an error event (a stopping server's, a failed generation's)
+    shows the error's message after the text that came, not a script error."""
+    import time
+    url, engine = server[0], server[3].state.engine
+    step, broken = engine.scheduler._step, []
+
+    def slow_then_broken():          # steps slow enough to see text come, then one fails
+        if broken:
+            raise RuntimeError("the model broke down")
+        time.sleep(0.05)
+        step()
+    monkeypatch.setattr(engine.scheduler, "_step", slow_then_broken)
+    browser.get(url + "/")
+    _wait(browser, lambda d: d.find_element("id", "model").text == "tiny-llama")
+    _set(browser, "max-tokens", "100000")
+    _type_and_send(browser, "Tell me a long story.")
+    _wait(browser, lambda d: d.find_elements("css selector", ".assistant")
+          and d.find_elements("css selector", ".assistant")[-1].text)
+    broken.append(True)
+    _wait(browser, lambda d: d.find_element("tag name", "body").get_attribute("data-state")
+          == "idle", seconds=10)
+    monkeypatch.undo()
+    reply = browser.find_elements("css selector", ".turn")[-1]
+    assert "error" in reply.get_attribute("class")
+    assert reply.text.endswith("Error: the model broke down"), reply.text
