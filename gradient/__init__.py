@@ -23,6 +23,7 @@ from .dtypes import (DType, bfloat16, bool_, finfo, float16, float32, float64, g
 from .errors import (AutogradError, DeviceError, DTypeError, FileFormatError, GradientError,
                      PluginError, ShapeError)
 from .tensor import Size, Tensor
+from .tensor_types import *  # noqa: F401,F403  (FloatTensor, LongTensor ...: PyTorch's legacy types)
 from .ops import *  # noqa: F401,F403
 from .ops.creation import Generator, default_generator  # noqa: F401
 from . import amp, autograd, cuda, io, linalg, nn, ops, optim, testing, utils  # noqa: F401

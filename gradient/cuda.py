@@ -27,11 +27,15 @@ from .backends import cuda as _cuda
 from .device import as_device as _as_device
 from .errors import DeviceError
 from .ops.creation import default_generator
+from .tensor_types import cuda_types as _cuda_types
 
 __all__ = ["is_available", "device_count", "current_device", "set_device", "device",
            "get_device_name", "synchronize", "manual_seed", "manual_seed_all", "memory_allocated",
            "max_memory_allocated", "reset_peak_memory_stats", "memory_reserved", "empty_cache",
-           "amp"]
+           "amp", *_cuda_types]
+
+# PyTorch's legacy CUDA tensor types: gradient.cuda.FloatTensor, gradient.cuda.LongTensor ...
+globals().update(_cuda_types)
 
 
 def is_available() -> bool:

@@ -28,7 +28,7 @@ __all__ = [
     "DType", "bool_", "uint8", "int8", "int16", "int32", "int64",
     "float16", "bfloat16", "float32", "float64",
     "get_default_dtype", "set_default_dtype", "promote_types", "result_type", "as_dtype",
-    "finfo", "iinfo",
+    "finfo", "iinfo", "legacy_type_name", "from_legacy_type_name",
 ]
 
 
@@ -119,6 +119,34 @@ def as_dtype(obj) -> DType:
             return found
     known = ", ".join(d.name for d in ALL_DTYPES)
     raise DTypeError(f"unknown dtype {obj!r}: expected one of {known}")
+
+
+#: PyTorch's legacy tensor type names (``torch.FloatTensor``, ``torch.LongTensor`` ...), by
+#: dtype name: what ``x.type()`` says and the classes of :mod:`gradient.tensor_types` are.
+LEGACY_TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor",
+                     "float16": "HalfTensor", "bfloat16": "BFloat16Tensor",
+                     "uint8": "ByteTensor", "int8": "CharTensor", "int16": "ShortTensor",
+                     "int32": "IntTensor", "int64": "LongTensor", "bool": "BoolTensor"}
+_BY_LEGACY_NAME = {legacy: name for name, legacy in LEGACY_TYPE_NAMES.items()}
+
+
+def legacy_type_name(dtype: DType, device_type: str = "cpu") -> str:
+    """PyTorch's legacy name of a tensor type, under gradient's name: ``'gradient.FloatTensor'``
+    for float32 on the CPU, ``'gradient.cuda.LongTensor'`` for int64 on a GPU."""
+    place = "" if device_type == "cpu" else f"{device_type}."
+    return f"gradient.{place}{LEGACY_TYPE_NAMES[dtype.name]}"
+
+
+def from_legacy_type_name(name: str) -> tuple[DType, str]:
+    """``(dtype, device type)`` of a legacy tensor type name: ``'torch.FloatTensor'``,
+    ``'torch.cuda.LongTensor'`` or the same under ``gradient.``."""
+    parts = name.split(".")
+    if (len(parts) in (2, 3) and parts[0] in ("torch", "gradient")
+            and parts[-1] in _BY_LEGACY_NAME):
+        device_type = parts[1] if len(parts) == 3 else "cpu"
+        return _BY_NAME[_BY_LEGACY_NAME[parts[-1]]], device_type
+    raise DTypeError(f"unknown tensor type {name!r}: expected a name such as "
+                     f"'torch.FloatTensor' or 'torch.cuda.LongTensor' (or a dtype)")
 
 
 class finfo:  # noqa: N801  (PyTorch's name)

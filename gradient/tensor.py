@@ -476,10 +476,23 @@ class Tensor:
             out = self.clone()
         return out
 
-    def type(self, dtype=None):
+    def type(self, dtype=None, non_blocking: bool = False, **kwargs):
+        """The tensor's type name as PyTorch's legacy types are named, under gradient's name
+        (``'gradient.FloatTensor'``, ``'gradient.cuda.LongTensor'``); or, given a dtype, a
+        legacy type (``gradient.LongTensor``) or such a name (``'torch.DoubleTensor'``), the
+        tensor converted to it (itself where it is of that type already)."""
+        from .dtypes import from_legacy_type_name, legacy_type_name
         if dtype is None:
-            return f"gradient.{self.dtype.name}"
-        return self.to(dtype)
+            return legacy_type_name(self.dtype, self.device.type)
+        if isinstance(dtype, str) and dtype.endswith("Tensor"):
+            dtype, device_type = from_legacy_type_name(dtype)
+        elif hasattr(dtype, "legacy_device_type"):     # gradient.FloatTensor and the like
+            dtype, device_type = dtype.dtype, dtype.legacy_device_type
+        else:
+            return self.to(dtype)
+        if device_type == self.device.type:
+            return self.to(dtype)
+        return self.to(device_type, dtype)
 
     def type_as(self, other: "Tensor") -> "Tensor":
         return self.to(other.dtype)

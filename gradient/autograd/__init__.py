@@ -8,10 +8,11 @@ from .function import ArrayFunction, Context, Function
 from .gradcheck import gradcheck, gradgradcheck
 from .grad_mode import (enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled,
                         no_grad, set_grad_enabled)
+from .variable import Variable
 from . import functional  # noqa: E402  (its functions import the ops they use when called)
 
 __all__ = ["Function", "ArrayFunction", "Context", "backward", "grad", "no_grad", "enable_grad", "set_grad_enabled",
            "inference_mode", "is_grad_enabled", "is_inference_mode_enabled", "gradcheck",
            "gradgradcheck", "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled",
-           "is_anomaly_check_nan_enabled", "functional"]
+           "is_anomaly_check_nan_enabled", "functional", "Variable"]
 
