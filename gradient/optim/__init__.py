@@ -27,7 +27,8 @@ from .radam import RAdam
 from .rmsprop import RMSprop
 from .rprop import Rprop
 from .sgd import SGD
+from . import swa_utils  # noqa: E402  (torch.optim.swa_utils: averaged weights, EMA)
 
 __all__ = ["Optimizer", "OptimizerError", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad",
            "NAdam", "RAdam", "Adamax", "Adadelta", "ASGD", "Rprop", "LBFGS", "Adafactor",
-           "lr_scheduler"]
+           "lr_scheduler", "swa_utils"]
