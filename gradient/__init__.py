@@ -28,6 +28,7 @@ from .ops import *  # noqa: F401,F403
 from .ops.creation import Generator, default_generator  # noqa: F401
 from . import amp, autograd, cuda, io, linalg, nn, ops, optim, testing, utils  # noqa: F401
 from . import special  # noqa: F401  (torch.special)
+from . import random  # noqa: F401  (torch.random: the generator's functions, fork_rng)
 from . import plugins  # noqa: F401,E402  (gradient.plugins.list())
 from . import accelerator, jit, onnx  # noqa: F401,E402  (torch.accelerator, torch.jit, torch.onnx)
 from .layouts import (channels_last, channels_last_3d, contiguous_format,  # noqa: F401
