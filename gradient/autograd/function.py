@@ -35,6 +35,7 @@ constants taken once, typically a kernel from ``gradient.kernels.prepare``), or 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import weakref
 
@@ -353,6 +354,51 @@ class _FunctionNode(Node):
                                     f"{type(g).__name__} as gradient {i}; return Tensors "
                                     "(or None)")
         return out[:n_inputs]
+
+
+def once_differentiable(backward):
+    """Decorate a :class:`Function`'s backward, as ``torch.autograd.function.
+    once_differentiable``: it runs without recording a graph (so it may compute with NumPy or
+    in place), and where a second derivative is asked (``create_graph=True``) the gradients it
+    returned raise :class:`~gradient.errors.AutogradError` when differentiated, rather than
+    giving a wrong zero.
+
+    Example::
+
+        >>> class Exp(gradient.autograd.Function):
+        ...     @staticmethod
+        ...     def forward(ctx, x): ...
+        ...     @staticmethod
+        ...     @once_differentiable
+        ...     def backward(ctx, grad): ...
+    """
+    @functools.wraps(backward)
+    def wrapper(ctx, *grads):
+        with grad_mode.no_grad():
+            out = backward(ctx, *grads)
+        recorded = [g for g in grads if isinstance(g, Tensor) and g._requires_grad]
+        if not recorded or not grad_mode.is_grad_enabled():
+            return out
+        outs = out if isinstance(out, tuple) else (out,)
+        outs = tuple(_DifferentiatedOnce.apply(g, *recorded) if isinstance(g, Tensor) else g
+                     for g in outs)
+        return outs if isinstance(out, tuple) else outs[0]
+    return wrapper
+
+
+class _DifferentiatedOnce(Function):
+    """A gradient from a backward marked :func:`once_differentiable`, tied to the gradients
+    it was computed from: differentiating it raises."""
+
+    @staticmethod
+    def forward(ctx, gradient, *sources):
+        return gradient.clone()
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise AutogradError("trying to differentiate twice a function whose backward is marked "
+                            "@once_differentiable: its backward is not differentiable; write it "
+                            "with gradient's ops and without the decorator to allow it")
 
 
 def _bind_arguments(cls, args, kwargs) -> tuple:

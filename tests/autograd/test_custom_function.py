@@ -280,3 +280,44 @@ def test_hooks_and_retain_grad_of_an_output_without_gradient():
         return calls, b.grad, x.grad.tolist()
 
     assert run(gradient) == run(torch) == ([None], None, [2.0, 2.0, 0.0])
+
+
+def _square_once(lib):
+    from importlib import import_module
+    once = import_module(f"{lib.__name__}.autograd.function").once_differentiable
+
+    class Square(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * x
+
+        @staticmethod
+        @once
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            assert not lib.is_grad_enabled()       # (torch's too) nothing recorded here
+            return 2 * x * grad
+    return Square
+
+
+def test_once_differentiable_runs_backward_unrecorded_as_torch():
+    import torch
+    got = {}
+    for lib in (gradient, torch):
+        x = lib.tensor([1.0, -2.0, 3.0], requires_grad=True)
+        (gx,) = lib.autograd.grad(_square_once(lib).apply(x).sum(), x, create_graph=True)
+        got[lib.__name__] = (gx.tolist(), gx.requires_grad)
+    assert got["gradient"] == got["torch"] == ([2.0, -4.0, 6.0], False)
+
+
+def test_once_differentiable_refuses_a_second_derivative_as_torch():
+    import torch
+    for lib, error in ((gradient, gradient.errors.AutogradError), (torch, RuntimeError)):
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        y = _square_once(lib).apply(x * 3)
+        (gy,) = lib.autograd.grad(y.sum(), y, create_graph=True)          # ones, recorded
+        (gx,) = lib.autograd.grad(y, x, grad_outputs=gy * y, create_graph=True)
+        assert gx.requires_grad
+        with pytest.raises(error, match="differentiate twice"):
+            gx.sum().backward()
