@@ -5,6 +5,12 @@ Each transform maps ``x`` to ``y = t(x)``, inverts with ``t.inv(y)`` and gives
 scalars: ``event_dim`` 0, except an AffineTransform given ``event_dim``). ``sign`` is +1 for
 increasing maps and -1 for decreasing ones (cdf and icdf use it).
 
+``cache_size=1`` (as PyTorch's) keeps the last pair ``(x, y)``: ``t.inv(y)`` of the very
+``y`` that ``t(x)`` gave returns that ``x`` instead of computing the inverse. A squashed
+Gaussian policy (Soft Actor-Critic: ``TransformedDistribution(Normal(mu, sigma),
+[TanhTransform(cache_size=1)])``) then scores its own samples exactly, where ``atanh`` of a
+sample rounded to +-1 would be infinite.
+
 Example::
 
     >>> t = AffineTransform(loc=1.0, scale=2.0)
@@ -21,16 +27,26 @@ from ..tensor import Tensor
 from . import constraints
 from .utils import clamp_probs, softplus, sum_rightmost
 
-__all__ = ["Transform", "ExpTransform", "AffineTransform", "SigmoidTransform", "TanhTransform"]
+__all__ = ["Transform", "ExpTransform", "AffineTransform", "SigmoidTransform", "TanhTransform",
+           "ComposeTransform"]
 
 
 class Transform:
-    """A bijection with its inverse and the log-determinant of its Jacobian."""
+    """A bijection with its inverse and the log-determinant of its Jacobian; ``cache_size``
+    (0 or 1): see the module's doc."""
     domain = constraints.real
     codomain = constraints.real
     bijective = True
     sign = 1
     event_dim = 0
+    _cache_size = 0
+    _cached = (None, None)
+
+    def __init__(self, cache_size: int = 0):
+        if cache_size not in (0, 1):
+            raise ValueError(f"{type(self).__name__}: cache_size must be 0 or 1, got "
+                             f"{cache_size!r}")
+        self._cache_size = cache_size
 
     @property
     def inv(self) -> "Transform":
@@ -38,7 +54,23 @@ class Transform:
         return _InverseTransform(self)
 
     def __call__(self, x):
-        return self._call(x)
+        if not self._cache_size:
+            return self._call(x)
+        if x is self._cached[0]:
+            return self._cached[1]
+        y = self._call(x)
+        self._cached = (x, y)
+        return y
+
+    def _inverse_call(self, y):
+        """``inv(y)``, the cached ``x`` where ``y`` is the last result."""
+        if not self._cache_size:
+            return self._inverse(y)
+        if y is self._cached[1]:
+            return self._cached[0]
+        x = self._inverse(y)
+        self._cached = (x, y)
+        return x
 
     def _call(self, x):
         raise NotImplementedError
@@ -62,6 +94,12 @@ class _InverseTransform(Transform):
     @property
     def inv(self):
         return self._inv
+
+    def __call__(self, x):
+        return self._inv._inverse_call(x)
+
+    def _inverse_call(self, y):
+        return self._inv(y)
 
     def _call(self, x):
         return self._inv._inverse(x)
@@ -90,7 +128,8 @@ class ExpTransform(Transform):
 class AffineTransform(Transform):
     """``y = loc + scale * x`` (numbers or tensors), over ``event_dim`` rightmost dimensions."""
 
-    def __init__(self, loc, scale, event_dim: int = 0):
+    def __init__(self, loc, scale, event_dim: int = 0, cache_size: int = 0):
+        super().__init__(cache_size)
         self.loc, self.scale, self.event_dim = loc, scale, event_dim
 
     @property
@@ -141,3 +180,43 @@ class TanhTransform(Transform):
     def log_abs_det_jacobian(self, x, y):
         # log(1 - tanh(x)^2) written without cancellation: 2 (log 2 - x - softplus(-2x))
         return 2.0 * (math.log(2.0) - x - softplus(-2.0 * x))
+
+
+class ComposeTransform(Transform):
+    """The ``parts`` applied in order: ``y = parts[-1](... parts[0](x))``; its
+    log-determinant is the sum of theirs at the intermediate values."""
+
+    def __init__(self, parts, cache_size: int = 0):
+        super().__init__(cache_size)
+        self.parts = list(parts)
+        if self.parts:
+            self.domain, self.codomain = self.parts[0].domain, self.parts[-1].codomain
+        self.event_dim = max((t.event_dim for t in self.parts), default=0)
+
+    @property
+    def sign(self):
+        sign = 1
+        for t in self.parts:
+            sign = sign * t.sign
+        return sign
+
+    def _call(self, x):
+        for t in self.parts:
+            x = t(x)
+        return x
+
+    def _inverse(self, y):
+        for t in reversed(self.parts):
+            y = t.inv(y)
+        return y
+
+    def log_abs_det_jacobian(self, x, y):
+        if not self.parts:
+            return x * 0
+        total = 0
+        for t in self.parts:
+            y_t = t(x)
+            term = sum_rightmost(t.log_abs_det_jacobian(x, y_t), self.event_dim - t.event_dim)
+            total = total + term
+            x = y_t
+        return total
