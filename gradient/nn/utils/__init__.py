@@ -1,5 +1,5 @@
 """Utilities for training, as in ``torch.nn.utils``: gradient clipping, parameter vectors,
-parametrizations (weight norm, spectral norm).
+parametrizations (weight norm, spectral norm), pruning (``prune``).
 
 Example::
 
@@ -13,6 +13,7 @@ from .convert_parameters import parameters_to_vector, vector_to_parameters  # no
 # Loaded on first use, which keeps `import gradient` from importing them. The functions shadow
 # their modules' names, as torch.nn.utils.weight_norm does.
 _LAZY = {"parametrize": ("parametrize", None), "parametrizations": ("parametrizations", None),
+         "prune": ("prune", None),
          "stateless": ("stateless", None),
          "weight_norm": ("weight_norm", "weight_norm"),
          "remove_weight_norm": ("weight_norm", "remove_weight_norm"),
