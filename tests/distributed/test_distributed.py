@@ -18,7 +18,7 @@ from gradient.errors import DistributedError
 
 pytest.importorskip("mpi4py", reason="gradient.distributed needs mpi4py (gradient[distributed])")
 
-from .worker import train  # noqa: E402
+from .worker import sync_bn, train  # noqa: E402
 
 WORKER = os.path.join(os.path.dirname(__file__), "worker.py")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -85,6 +85,21 @@ def test_ddp_on_two_ranks_equals_one_process(tmp_path, case, dtype, tol):
         assert rank.keys() == alone.keys()
         for name, value in alone.items():
             np.testing.assert_allclose(rank[name], value, rtol=tol, atol=tol, err_msg=name)
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_sync_batchnorm_on_n_ranks_equals_batchnorm_on_the_whole_batch(tmp_path, n):
+    """Each rank normalises its rows with the whole batch's statistics: outputs and input
+    gradients are the rows of plain BatchNorm's on the whole batch, the affine gradients sum
+    to its, and every rank keeps its running statistics."""
+    whole = sync_bn(0, 1, layer=gradient.nn.BatchNorm1d(3).double())
+    ranks = _results("sync_bn", n, tmp_path)
+    for name in ("y0", "x_grad0", "y1", "x_grad1"):
+        np.testing.assert_allclose(np.concatenate([r[name] for r in ranks]), whole[name],
+                                   rtol=1e-10, atol=1e-12, err_msg=name)
+    for rank in ranks:
+        for name in ("affine_grads", "running_mean", "running_var"):
+            np.testing.assert_allclose(rank[name], whole[name], rtol=1e-10, err_msg=name)
 
 
 def test_zero_on_three_ranks_shards_the_state_and_equals_one_process(tmp_path):

@@ -314,6 +314,39 @@ def zero_checkpoint(rank, size, steps=(2, 2)):
     return out
 
 
+def sync_bn_inputs():
+    """A batch of 6 (N, C, L) rows, the weights of a loss over it, and the layer's affine
+    parameters, in float64."""
+    rng = np.random.default_rng(4)
+    return (rng.standard_normal((6, 3, 5)) * 2 + 1, rng.standard_normal((6, 3, 5)),
+            rng.standard_normal(3), rng.standard_normal(3))
+
+
+def sync_bn(rank, size, layer=None):
+    """Two steps of a SyncBatchNorm (converted from a BatchNorm1d) on this rank's rows of the
+    batch (rows split evenly; one process: all of them), with the loss sum(y * c): the outputs,
+    the input's gradient, the affine parameters' gradients summed over the ranks and the
+    running statistics."""
+    x, c, weight, bias = sync_bn_inputs()
+    rows = slice(rank * len(x) // size, (rank + 1) * len(x) // size)
+    bn = layer or nn.SyncBatchNorm.convert_sync_batchnorm(nn.BatchNorm1d(3).double())
+    with gradient.no_grad():
+        bn.weight.copy_(gradient.tensor(weight))
+        bn.bias.copy_(gradient.tensor(bias))
+    out = {}
+    for step in range(2):
+        xs = gradient.tensor(x[rows] + step, requires_grad=True)
+        y = bn(xs)
+        (y * gradient.tensor(c[rows])).sum().backward()
+        out[f"y{step}"], out[f"x_grad{step}"] = y.detach().numpy(), xs.grad.numpy()
+    grads = gradient.cat([bn.weight.grad, bn.bias.grad])
+    if size > 1:
+        dist.all_reduce(grads)
+    out["affine_grads"] = grads.numpy()
+    out["running_mean"], out["running_var"] = bn.running_mean.numpy(), bn.running_var.numpy()
+    return out
+
+
 CASES = {
     "shard_llama": lambda r, s: shard(r, s, False),
     "shard_llama_tied": lambda r, s: shard(r, s, True),
@@ -329,6 +362,7 @@ CASES = {
     "ddp_unused": lambda r, s: train(r, s, unused=True),
     "zero": lambda r, s: train(r, s, adam=True),
     "zero_checkpoint": zero_checkpoint,
+    "sync_bn": sync_bn,
 }
 
 

@@ -25,6 +25,7 @@ from .upsampling import *  # noqa: F401,F403
 from .adaptive import *  # noqa: F401,F403
 from .channelshuffle import *  # noqa: F401,F403
 from .fold import *  # noqa: F401,F403
+from .sync_batchnorm import *  # noqa: F401,F403
 
 from . import (activation, attention, batchnorm, container, conv, distance, dropout, flatten, lazy,
                linear, loss, normalization, padding, pooling, rnn, sparse, transformer, upsampling)
@@ -35,5 +36,6 @@ from . import (activation, attention, batchnorm, container, conv, distance, drop
 __all__ = [name for mod in (activation, attention, batchnorm, container, conv, distance, dropout,
                             flatten, lazy, linear, loss, normalization, padding, pooling, rnn, sparse,
                             transformer, upsampling) for name in mod.__all__]
-from . import adaptive, channelshuffle, fold  # noqa: E402
-__all__ += adaptive.__all__ + channelshuffle.__all__ + fold.__all__
+from . import adaptive, channelshuffle, fold, sync_batchnorm  # noqa: E402
+__all__ += (adaptive.__all__ + channelshuffle.__all__ + fold.__all__
+            + sync_batchnorm.__all__)
