@@ -30,7 +30,7 @@ from ..tensor import Tensor
 
 __all__ = ["skip_init", "calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_",
            "eye_", "dirac_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
-           "kaiming_normal_", "orthogonal_"]
+           "kaiming_normal_", "orthogonal_", "sparse_"]
 
 
 # ---------------------------------------------------------------------- skipping initialisation
@@ -334,3 +334,25 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
     if rows < cols:
         q = q.T
     return _store_numpy(tensor, (q * gain).reshape(tuple(tensor.shape)))
+
+
+@_skippable
+def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01, generator=None) -> Tensor:
+    """Fill a 2-D tensor as a sparse matrix (Martens, 2010), as ``torch.nn.init.sparse_``: in
+    each column, ``ceil(sparsity * rows)`` entries chosen at random are zero, the others drawn
+    from N(0, std**2).
+
+    >>> nn.init.sparse_(gradient.empty(8, 4), sparsity=0.25)    # two zeros in each column
+    """
+    _check_float("sparse_", tensor)
+    if tensor.ndimension() != 2:
+        raise ValueError("Only tensors with 2 dimensions are supported")
+    if not 0.0 <= sparsity <= 1.0:
+        raise ValueError(f"sparse_: sparsity must be in [0, 1], got {sparsity}")
+    rows, cols = tensor.shape
+    be = tensor._backend
+    values = be.to_numpy(be.normal(_generator(generator), (rows, cols), 0.0, float(std), float64))
+    order = be.to_numpy(be.uniform(_generator(generator), (rows, cols), 0.0, 1.0, float64))
+    zeros = np.argsort(order, axis=0, kind="stable")[:math.ceil(sparsity * rows)]
+    np.put_along_axis(values, zeros, 0.0, axis=0)
+    return _store_numpy(tensor, values)

@@ -191,3 +191,16 @@ def test_zero_element_kaiming_warns_like_torch():
 def test_integer_tensors_are_refused():
     with pytest.raises(TypeError):
         init.normal_(gradient.zeros(3, dtype=gradient.int64))
+
+
+@pytest.mark.parametrize("shape, sparsity", [((8, 5), 0.25), ((7, 3), 0.3), ((4, 4), 0.0),
+                                             ((5, 2), 1.0)])
+def test_sparse_zeros_as_many_per_column_as_torch(shape, sparsity):
+    ours = init.sparse_(gradient.empty(*shape), sparsity, std=0.5)
+    theirs = torch.nn.init.sparse_(torch.empty(*shape), sparsity, std=0.5)
+    np.testing.assert_array_equal((ours.numpy() == 0).sum(axis=0),
+                                  (theirs.numpy() == 0).sum(axis=0))
+    kept = ours.numpy()[ours.numpy() != 0]
+    assert kept.size == 0 or 0.1 < kept.std() < 1.5        # N(0, 0.5**2)
+    with pytest.raises(ValueError, match="2 dimensions"):
+        init.sparse_(gradient.empty(3), 0.5)
