@@ -356,3 +356,30 @@ def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01, generator=None) 
     zeros = np.argsort(order, axis=0, kind="stable")[:math.ceil(sparsity * rows)]
     np.put_along_axis(values, zeros, 0.0, axis=0)
     return _store_numpy(tensor, values)
+
+
+def _deprecated_alias(init_fn):
+    """The name without the underscore that older PyTorch had (``nn.init.xavier_uniform``):
+    the same function, with PyTorch's FutureWarning."""
+    old = init_fn.__name__.rstrip("_")
+
+    @functools.wraps(init_fn)
+    def alias(*args, **kwargs):
+        warnings.warn(f"nn.init.{old} is deprecated, as in PyTorch: use nn.init.{old}_",
+                      FutureWarning, stacklevel=2)
+        return init_fn(*args, **kwargs)
+    alias.__name__ = alias.__qualname__ = old
+    return alias
+
+
+uniform = _deprecated_alias(uniform_)
+normal = _deprecated_alias(normal_)
+constant = _deprecated_alias(constant_)
+eye = _deprecated_alias(eye_)
+dirac = _deprecated_alias(dirac_)
+xavier_uniform = _deprecated_alias(xavier_uniform_)
+xavier_normal = _deprecated_alias(xavier_normal_)
+kaiming_uniform = _deprecated_alias(kaiming_uniform_)
+kaiming_normal = _deprecated_alias(kaiming_normal_)
+orthogonal = _deprecated_alias(orthogonal_)
+sparse = _deprecated_alias(sparse_)

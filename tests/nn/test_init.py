@@ -204,3 +204,18 @@ def test_sparse_zeros_as_many_per_column_as_torch(shape, sparsity):
     assert kept.size == 0 or 0.1 < kept.std() < 1.5        # N(0, 0.5**2)
     with pytest.raises(ValueError, match="2 dimensions"):
         init.sparse_(gradient.empty(3), 0.5)
+
+
+@pytest.mark.parametrize("name", ["uniform", "normal", "constant", "eye", "dirac",
+                                  "xavier_uniform", "xavier_normal", "kaiming_uniform",
+                                  "kaiming_normal", "orthogonal", "sparse"])
+def test_older_names_without_the_underscore_warn_as_torchs(name):
+    args = {"constant": (0.5,), "sparse": (0.5,)}.get(name, ())
+    shape = (2, 3, 3) if name == "dirac" else (3, 3)
+    with pytest.warns(FutureWarning, match=f"{name}_"):
+        torch_result = getattr(torch.nn.init, name)(torch.empty(*shape), *args)
+    with pytest.warns(FutureWarning, match=f"nn.init.{name}_"):
+        ours = getattr(init, name)(gradient.empty(*shape), *args)
+    assert tuple(ours.shape) == tuple(torch_result.shape)
+    if name in ("constant", "eye", "dirac"):
+        np.testing.assert_array_equal(ours.numpy(), torch_result.numpy())
