@@ -35,14 +35,16 @@ Deliberate differences from PyTorch:
   hook (PyTorch gives it the gradients of the last autograd node of ``forward``, which miss some
   of ``grad_input``); and an in-place write into a module's hooked input or output is refused
   with gradient's error for in-place writes into views (PyTorch's words it differently).
-- Global forward hooks, ``_load_from_state_dict`` overrides by subclasses and state-dict hooks are
-  not implemented (the global backward hooks are: :func:`register_module_full_backward_hook`).
+- Global forward hooks and ``_load_from_state_dict`` overrides by subclasses are not
+  implemented (the global backward hooks are: :func:`register_module_full_backward_hook`; the
+  state-dict hooks are, with an empty ``local_metadata``: gradient keeps no version metadata).
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
+import types
 import warnings
 import weakref
 from collections import OrderedDict, namedtuple
@@ -354,6 +356,9 @@ class Module:
     #: compiled decode step over its layers): rebuilt on use, so a deep copy leaves them out
     #: rather than copying them, with the arrays they gather, next to the copied parameters.
     _derived_caches: tuple = ()
+    # state-dict hooks: a module gets its own dicts at its first registration (see _hooks_of)
+    _state_dict_pre_hooks = _state_dict_hooks = types.MappingProxyType({})
+    _load_state_dict_pre_hooks = _load_state_dict_post_hooks = types.MappingProxyType({})
 
     def __init__(self) -> None:
         # object.__setattr__: our __setattr__ reads these dicts, which do not exist yet
@@ -793,6 +798,8 @@ class Module:
             keep_vars = values.get("keep_vars", keep_vars)
         if destination is None:
             destination = OrderedDict()
+        for hook in self._state_dict_pre_hooks.values():
+            hook(self, prefix, keep_vars)
         for name, param in self._parameters.items():
             if param is not None:
                 destination[prefix + name] = param if keep_vars else param.detach()
@@ -805,6 +812,10 @@ class Module:
             if module is not None:
                 module.state_dict(destination=destination, prefix=prefix + name + ".",
                                   keep_vars=keep_vars)
+        for hook in self._state_dict_hooks.values():
+            replaced = hook(self, destination, prefix, {})
+            if replaced is not None:       # (a _register_state_dict_hook's may replace it)
+                destination = replaced
         return destination
 
     def _load_own_state(self, state_dict: dict, prefix: str, strict: bool, assign: bool,
@@ -892,6 +903,9 @@ class Module:
         state_dict = OrderedDict(state_dict)
 
         def load(module: Module, local_state: dict, prefix: str = "") -> None:
+            for hook in module._load_state_dict_pre_hooks.values():
+                hook(module, local_state, prefix, {}, strict, missing_keys, unexpected_keys,
+                     error_msgs)
             # keys are collected whether or not strict (strict only decides whether to raise)
             module._load_own_state(local_state, prefix, True, assign, missing_keys,
                                    unexpected_keys, error_msgs)
@@ -900,6 +914,11 @@ class Module:
                     child_prefix = prefix + name + "."
                     load(child, {k: v for k, v in local_state.items() if k.startswith(child_prefix)},
                          child_prefix)
+            incompatible = _IncompatibleKeys(missing_keys, unexpected_keys)
+            for hook in module._load_state_dict_post_hooks.values():
+                if hook(module, incompatible) is not None:
+                    raise RuntimeError("a load_state_dict post hook must return None; it may "
+                                       "change the missing and unexpected keys in place")
 
         load(self, state_dict)
         if strict:
@@ -913,6 +932,55 @@ class Module:
             raise StateDictError("Error(s) in loading state_dict for {}:\n\t{}".format(
                 type(self).__name__, "\n\t".join(error_msgs)))
         return _IncompatibleKeys(missing_keys, unexpected_keys)
+
+    # ------------------------------------------------------------------ state-dict hooks
+    def _hooks_of(self, kind: str) -> OrderedDict:
+        """This module's own dict of state-dict hooks of ``kind``, made at its first use."""
+        hooks = self.__dict__.get(kind)
+        if hooks is None:
+            hooks = OrderedDict()
+            object.__setattr__(self, kind, hooks)
+        return hooks
+
+    def register_state_dict_pre_hook(self, hook: Callable) -> RemovableHandle:
+        """``hook(module, prefix, keep_vars)`` runs before :meth:`state_dict` collects this
+        module's entries."""
+        return _add_hook(self._hooks_of("_state_dict_pre_hooks"), hook)
+
+    def register_state_dict_post_hook(self, hook: Callable) -> RemovableHandle:
+        """``hook(module, state_dict, prefix, local_metadata)`` runs after :meth:`state_dict`
+        collected this module's entries and its children's; it may change ``state_dict`` in
+        place (``local_metadata`` is empty)."""
+        return _add_hook(self._hooks_of("_state_dict_hooks"), hook)
+
+    def _register_state_dict_hook(self, hook: Callable) -> RemovableHandle:
+        """PyTorch's older form of :meth:`register_state_dict_post_hook`, whose hook may also
+        return a new state dict to use instead."""
+        return _add_hook(self._hooks_of("_state_dict_hooks"), hook)
+
+    def register_load_state_dict_pre_hook(self, hook: Callable) -> RemovableHandle:
+        """``hook(module, state_dict, prefix, local_metadata, strict, missing_keys,
+        unexpected_keys, error_msgs)`` runs before :meth:`load_state_dict` reads this module's
+        entries of ``state_dict`` (the entries under ``prefix``: it may rename or convert them
+        in place, as a layer whose parameters changed names does)."""
+        return _add_hook(self._hooks_of("_load_state_dict_pre_hooks"), hook)
+
+    def _register_load_state_dict_pre_hook(self, hook: Callable,
+                                           with_module: bool = False) -> RemovableHandle:
+        """PyTorch's older form of :meth:`register_load_state_dict_pre_hook`: the hook takes no
+        module unless ``with_module``."""
+        if not with_module:
+            bare = hook
+
+            def hook(module, *args):
+                return bare(*args)
+        return _add_hook(self._hooks_of("_load_state_dict_pre_hooks"), hook)
+
+    def register_load_state_dict_post_hook(self, hook: Callable) -> RemovableHandle:
+        """``hook(module, incompatible_keys)`` runs after :meth:`load_state_dict` loaded this
+        module and its children; it may remove entries of ``incompatible_keys.missing_keys``
+        and ``.unexpected_keys`` (what ``strict`` then checks) and must return None."""
+        return _add_hook(self._hooks_of("_load_state_dict_post_hooks"), hook)
 
     # ------------------------------------------------------------------ hooks and calling
     def register_forward_pre_hook(self, hook: Callable, *, prepend: bool = False,

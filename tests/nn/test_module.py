@@ -2,6 +2,7 @@
 of code (gradient's API mirrors torch's), and names, orders, errors, hooks and reprs are compared."""
 
 import copy
+from collections import OrderedDict
 import math
 import types
 
@@ -642,3 +643,59 @@ def test_a_module_watch_sees_every_change_to_attributes_and_children():
     watch = ModuleWatch(seq.modules())
     twin[0].note = "y"
     assert not watch.changed
+
+
+def _hooked(lib, calls):
+    """A two-layer model whose state-dict hooks leave out the first layer's bias and rename the
+    second layer's weight to 'w' when saving, rename it back when loading and forgive the
+    missing biases, and record what they were called with."""
+    model = lib.nn.Sequential(lib.nn.Linear(2, 3), lib.nn.Linear(3, 1))
+    second = model[1]
+    second.register_state_dict_pre_hook(
+        lambda module, prefix, keep_vars: calls.append(("pre", prefix, keep_vars)))
+
+    def rename(module, state_dict, prefix, local_metadata):
+        state_dict[prefix + "w"] = state_dict.pop(prefix + "weight")
+    second.register_state_dict_post_hook(rename)
+
+    def rename_back(module, state_dict, prefix, local_metadata, strict, missing, unexpected,
+                    errors):
+        calls.append(("load_pre", prefix, strict, sorted(state_dict)))
+        if prefix + "w" in state_dict:
+            state_dict[prefix + "weight"] = state_dict.pop(prefix + "w")
+    second.register_load_state_dict_pre_hook(rename_back)
+
+    def forgive_bias(module, keys):
+        calls.append(("load_post", list(keys.missing_keys), list(keys.unexpected_keys)))
+        for key in ("0.bias", "1.bias"):
+            if key in keys.missing_keys:
+                keys.missing_keys.remove(key)
+    handle = model.register_load_state_dict_post_hook(forgive_bias)
+    model._register_state_dict_hook(
+        lambda module, state_dict, prefix, local_metadata: OrderedDict(
+            (k, v) for k, v in state_dict.items() if k != "0.bias"))
+    return model, handle
+
+
+def test_state_dict_hooks_as_torchs():
+    results = {}
+    for lib in (gradient, torch):
+        calls = []
+        model, handle = _hooked(lib, calls)
+        saved = model.state_dict(keep_vars=False)
+        keys = list(saved)
+        del saved["1.bias"]
+        result = model.load_state_dict(saved, strict=True)     # the biases forgiven
+        handle.remove()
+        results[lib.__name__] = (keys, calls, list(result.missing_keys))
+    assert results["gradient"] == results["torch"]
+    assert results["gradient"][0] == ["0.weight", "1.bias", "1.w"]
+
+
+def test_a_missing_key_no_hook_forgives_is_an_error_as_in_torch():
+    for lib, error in ((gradient, StateDictError), (torch, RuntimeError)):
+        model, handle = _hooked(lib, [])
+        saved = model.state_dict()
+        handle.remove()                       # nothing forgives the missing biases now
+        with pytest.raises(error, match="0.bias"):
+            model.load_state_dict(saved)
