@@ -300,10 +300,11 @@ def _is_gguf(model) -> bool:
 
 def _activations(model, args) -> dict:
     """The ``activations`` keyword loading ``model`` takes where it is a .gguf file:
-    ``--activations`` where given; for ``serve``, int8, as llama.cpp's server computes: a batch's products of
-    several rows are compute-bound, and int8 ones cost about half the float32 ones (SmolLM2
-    Q4_1, 8 streams: a step of 11 against 18 ms); the other commands decode one sequence,
-    where float32 products run at memory speed too, and keep the exact default."""
+    ``--activations`` where given; for ``serve``, int8, as llama.cpp's server computes: a
+    batch's products of several rows are compute-bound, and int8 ones cost about half the
+    float32 ones (SmolLM2 Q4_1, 8 streams: a step of 11 against 18 ms); the other commands
+    decode one sequence, where float32 products run at memory speed too, and keep the exact
+    default."""
     if not _is_gguf(model):
         return {}
     if args.activations:

@@ -26,7 +26,7 @@ from .errors import DTypeError
 from .settings import set_default_device
 from .tensor import Tensor
 
-__all__ = [*LEGACY_TYPE_NAMES.values(), "set_default_tensor_type", "cuda_types"]
+__all__ = [*LEGACY_TYPE_NAMES.values(), "set_default_tensor_type"]   # (and cuda_types)
 
 
 class _TensorType(type):

@@ -129,9 +129,7 @@ class AveragedModel(Module):
             for a, p in zip(mine, theirs):
                 a.copy_(self.avg_fn(a, p, self.n_averaged.to(a.device)))
         else:
-            (self.multi_avg_fn or get_swa_multi_avg_fn())(mine, theirs,
-                                                           self.n_averaged.to(mine[0].device)
-                                                           if mine else n)
+            (self.multi_avg_fn or get_swa_multi_avg_fn())(mine, theirs, self.n_averaged)
         if not self.use_buffers:
             for b_mine, b_theirs in zip(self.module.buffers(), model.buffers()):
                 b_mine.detach().copy_(b_theirs.detach().to(b_mine.device))

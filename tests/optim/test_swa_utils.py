@@ -73,7 +73,8 @@ def test_the_averaged_copy_is_its_own():
     averaged.update_parameters(ours)
     with gradient.no_grad():
         ours[0].weight.add_(1.0)
-    assert not np.allclose(averaged.module[0].weight.detach().numpy(), ours[0].weight.detach().numpy())
+    assert not np.allclose(averaged.module[0].weight.detach().numpy(),
+                           ours[0].weight.detach().numpy())
 
 
 def test_update_bn_as_torchs():
