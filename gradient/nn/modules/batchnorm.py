@@ -85,14 +85,21 @@ class _BatchNorm(_NormBase):
             raise ShapeError(f"{type(self).__name__}: expected {want} input (N, C, ...), got "
                              f"{input.ndim}D input of shape {tuple(input.shape)}")
 
-    def forward(self, input):
-        self._check_input_dim(input)
+    def _momentum_factor(self) -> float:
+        """The weight of this batch's statistics in the running ones: ``momentum``, or, with
+        ``momentum=None``, ``1 / num_batches_tracked`` (a cumulative average); in training the
+        batch is counted first."""
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
             with no_grad():
                 self.num_batches_tracked.add_(1)
             if self.momentum is None:  # cumulative moving average
                 factor = 1.0 / float(self.num_batches_tracked.item())
+        return factor
+
+    def forward(self, input):
+        self._check_input_dim(input)
+        factor = self._momentum_factor()
         # eval mode normalises with the running stats, unless there are none to use
         use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
         track = not self.training or self.track_running_stats

@@ -62,13 +62,7 @@ class SyncBatchNorm(_BatchNorm):
         if not (self.training and dist.is_initialized()
                 and dist.get_world_size(self.process_group) > 1):
             return super().forward(input)
-        factor = 0.0 if self.momentum is None else self.momentum
-        if self.track_running_stats and self.num_batches_tracked is not None:
-            with no_grad():
-                self.num_batches_tracked.add_(1)
-            if self.momentum is None:
-                factor = 1.0 / float(self.num_batches_tracked.item())
-        return self._synced(input, factor)
+        return self._synced(input, self._momentum_factor())
 
     def _synced(self, x, factor: float):
         C, group = x.shape[1], self.process_group

@@ -372,7 +372,7 @@ def global_unstructured(parameters, pruning_method, importance_scores=None, **kw
         from ...ops.shape import cat
         return cat([t.detach().reshape(-1) for t in tensors])
     together = flat([scores.get((m, n), getattr(m, n)) for m, n in parameters])
-    before = flat([m._buffers.get(n + "_mask", None) if n + "_mask" in m._buffers
+    before = flat([m._buffers[n + "_mask"] if n + "_mask" in m._buffers
                    else ones_like(getattr(m, n)) for m, n in parameters])
     with no_grad():
         mask = PruningContainer(method).compute_mask(together, before)
