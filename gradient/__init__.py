@@ -29,10 +29,12 @@ from .ops.creation import Generator, default_generator  # noqa: F401
 from . import amp, autograd, cuda, io, linalg, nn, ops, optim, testing, utils  # noqa: F401
 from . import special  # noqa: F401  (torch.special)
 from . import random  # noqa: F401  (torch.random: the generator's functions, fork_rng)
+from . import sparse  # noqa: F401,E402  (torch.sparse: sparse COO tensors' functions)
+from .sparse import mm as spmm  # noqa: F401,E402  (torch.spmm)
 from . import plugins  # noqa: F401,E402  (gradient.plugins.list())
 from . import accelerator, jit, onnx  # noqa: F401,E402  (torch.accelerator, torch.jit, torch.onnx)
 from .layouts import (channels_last, channels_last_3d, contiguous_format,  # noqa: F401
-                      memory_format, preserve_format)
+                      layout, memory_format, preserve_format, sparse_coo, sparse_csr, strided)
 from .io import load, save  # noqa: F401
 from .amp import autocast  # noqa: F401  (gradient.autocast, like torch.autocast)
 from .threads import get_num_threads, set_num_threads  # noqa: F401

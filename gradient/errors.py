@@ -22,6 +22,12 @@ class DTypeError(GradientError, TypeError, RuntimeError):
     """An unknown dtype, or a dtype an operation does not support."""
 
 
+class LayoutError(GradientError, NotImplementedError):
+    """An operation a sparse tensor does not take (``relu`` of a sparse COO tensor): the
+    message says which, and that ``to_dense()`` gives a tensor every operation takes. A
+    ``NotImplementedError`` (so a ``RuntimeError`` too), as PyTorch raises for such calls."""
+
+
 class DeviceError(GradientError, RuntimeError):
     """An unknown or unavailable device, or tensors on different devices."""
 

@@ -1,5 +1,6 @@
 """Memory formats, as ``torch.memory_format``: the order in which a tensor's elements lie in its
-storage, for scripts that ask for ``channels_last``.
+storage, for scripts that ask for ``channels_last``; and layouts, as ``torch.layout``: a dense
+tensor's ``strided``, a sparse one's ``sparse_coo`` (:class:`layout`).
 
 ``contiguous_format`` is row-major; ``channels_last`` lays a 4-d (N, C, H, W) tensor out as
 (N, H, W, C) (strides ``(H*W*C, 1, W*C, C)``), and ``channels_last_3d`` a 5-d one as (N, D,
@@ -23,13 +24,14 @@ from __future__ import annotations
 
 from .errors import ShapeError
 
-__all__ = ["memory_format", "contiguous_format", "channels_last", "channels_last_3d",
+__all__ = ["layout", "strided", "sparse_coo", "sparse_csr", "memory_format", "contiguous_format", "channels_last", "channels_last_3d",
            "preserve_format", "axis_order", "dense_strides", "in_layout", "strides_of",
            "channels_last_of", "relaid"]
 
 
-class memory_format:  # noqa: N801  (torch's name)
-    """A layout of a tensor's elements in its storage (see the module docstring)."""
+class _Named:
+    """A constant known by its name: shown as ``gradient.<name>``, pickled as that name (the
+    module's attribute, so that it unpickles as the same object)."""
 
     __slots__ = ("name",)
 
@@ -43,10 +45,33 @@ class memory_format:  # noqa: N801  (torch's name)
         return self.name
 
 
+class memory_format(_Named):  # noqa: N801  (torch's name)
+    """A layout of a tensor's elements in its storage (see the module docstring)."""
+
+    __slots__ = ()
+
+
 contiguous_format = memory_format("contiguous_format")
 channels_last = memory_format("channels_last")
 channels_last_3d = memory_format("channels_last_3d")
 preserve_format = memory_format("preserve_format")
+
+
+class layout(_Named):  # noqa: N801  (torch's name)
+    """How a tensor holds its elements, as ``torch.layout``: ``strided`` (every element in
+    memory, a dense tensor) or ``sparse_coo`` (the coordinates and values of the elements
+    present, :mod:`gradient.sparse`). ``sparse_csr`` exists to be compared with: gradient
+    makes no such tensors.
+
+    Example: ``gradient.randn(2, 2).layout is gradient.strided``
+    """
+
+    __slots__ = ()
+
+
+strided = layout("strided")
+sparse_coo = layout("sparse_coo")
+sparse_csr = layout("sparse_csr")
 
 _CHANNELS_LAST_RANK = {channels_last: 4, channels_last_3d: 5}
 

@@ -231,6 +231,12 @@ class Tensor:
             lambda self: False, doc="False: gradient has no such devices or layouts.")
 
     @property
+    def layout(self):
+        """``gradient.strided``: a dense tensor (a sparse one, :mod:`gradient.sparse`, is
+        ``gradient.sparse_coo``)."""
+        return _layouts.strided
+
+    @property
     def itemsize(self) -> int:
         """Bytes per element: ``element_size()``."""
         return self._data.dtype.itemsize

@@ -40,7 +40,8 @@ import itertools
 import weakref
 
 from ..dtypes import ALL_DTYPES
-from ..errors import AutogradError, DeviceError
+from ..errors import AutogradError, DeviceError, LayoutError
+from ..layouts import sparse_coo
 from . import anomaly_mode, capture_state, grad_mode
 
 _sequence = itertools.count()
@@ -203,7 +204,18 @@ def _unwrap_inputs(cls, args) -> tuple:
             raw.append(a._data)
         else:
             raw.append(a)
+    if backend is None:
+        _refuse_sparse(cls, args)
     return backend, record, raw
+
+
+def _refuse_sparse(cls, args) -> None:
+    """A sparse tensor in place of an op's dense ones gets an error that says what to do
+    (where a dense tensor is among the arguments too, its array refuses to be made)."""
+    for a in args:
+        if getattr(type(a), "layout", None) is sparse_coo:
+            raise LayoutError(f"{cls.__name__}: takes dense tensors, got a sparse one; call "
+                              f".to_dense() first")
 
 
 class ArrayFunction:

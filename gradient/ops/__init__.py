@@ -33,12 +33,14 @@ from .conversion import *  # noqa: F401,F403
 from .aliases import *  # noqa: F401,F403
 from .numpy_style import *  # noqa: F401,F403
 from . import aliases, numpy_style, storage  # (storage: Tensor methods only)
+from . import sparse  # (sparse COO tensors: gradient.sparse's face, Tensor.to_sparse)
+from .sparse import sparse_coo_tensor  # noqa: F401
 from . import bits, conversion, inplace_extra, matrices, scatter_into, statistics, strided, windows
 from . import view_write  # (Tensor's in-place ops: a write into a view, followed in its base)
 
 _MODULES = (creation, elementwise, shape, reduce, index, linalg, nn, loss, conv, attention, special,
             linalg_decompositions, statistics, matrices, bits, windows, scatter_into, strided,
-            inplace_extra, aliases, numpy_style, storage)
+            inplace_extra, aliases, numpy_style, storage, sparse)
 #: (module, name) of every function that is also a Tensor method
 TENSOR_METHODS = tuple((m, name) for m in _MODULES for name in m.TENSOR_METHODS)
 

@@ -42,7 +42,7 @@ import types as _types
 
 import ml_dtypes as _ml_dtypes
 
-from .. import kernels
+from .. import kernels, layouts as _layouts
 from ..autograd.function import ArrayFunction
 from ..autograd.grad_mode import no_grad as _no_grad
 from ..dtypes import (DType, bfloat16, bool_, float16, float32, float64, from_numpy_dtype,
@@ -296,8 +296,18 @@ def _times_alpha(op: str, input, other, alpha):
     return mul(other, _constant(alpha, dtype, like, checked=True))
 
 
+def _sparse(x) -> bool:
+    """Whether ``x`` is a sparse COO tensor (:mod:`gradient.ops.sparse`, built on these ops):
+    a dense tensor plus a sparse one is dense, times one sparse, as in PyTorch."""
+    return getattr(type(x), "layout", None) is _layouts.sparse_coo
+
+
 def add(input, other, *, alpha=1) -> Tensor:
     """``input + alpha * other``, broadcasting: ``gradient.add(x, y, alpha=2)``."""
+    if _sparse(input):
+        return input.add(other, alpha=alpha)
+    if _sparse(other):
+        return (other if alpha == 1 else other * alpha).add(input)
     return Add.apply(*_promote(input, _times_alpha("add", input, other, alpha), op="add"))
 
 
@@ -312,11 +322,15 @@ def sub(input, other, *, alpha=1) -> Tensor:
                              "(the ^ operator) instead")
         raise DTypeError("sub: subtraction with a bool tensor is not supported; to invert a mask use "
                          "~mask or logical_not(), otherwise convert it first with .int() or .float()")
+    if _sparse(input) or _sparse(other):
+        return add(input, other, alpha=-alpha)
     return Sub.apply(*_promote(input, _times_alpha("sub", input, other, alpha), op="sub"))
 
 
 def mul(input, other) -> Tensor:
     """Elementwise product, broadcasting: ``gradient.mul(x, 2)``."""
+    if _sparse(input) or _sparse(other):
+        return input.mul(other) if _sparse(input) else other.mul(input)
     # as PyTorch: a scalar multiplier stays float32 on the right, and on the left only if it is
     # a Python number (a 0-d tensor on the left is converted to the tensor's dtype first)
     return Mul.apply(*_promote(input, other, op="mul",

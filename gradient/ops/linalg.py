@@ -30,6 +30,7 @@ from ..autograd.function import ArrayFunction
 from ..dtypes import bfloat16, bool_, float16, float32, from_numpy_dtype
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
+from . import sparse as _sparse
 from .creation import eye
 from .shape import expand, reshape, wrap_dim
 
@@ -123,6 +124,8 @@ def matmul(input: Tensor, other: Tensor) -> Tensor:
 
     ``gradient.matmul(gradient.randn(2, 1, 3, 4), gradient.randn(5, 4, 2)).shape == (2, 5, 3, 2)``
     """
+    if _sparse.is_sparse(input) or _sparse.is_sparse(other):
+        return _sparse.matmul(input, other)
     input, other = _autocast.to_lower_precision(input, other)  # autocast: runs in bf16/fp16
     return _matmul("matmul", input, other)
 
@@ -147,7 +150,10 @@ def _matmul(name: str, input: Tensor, other: Tensor) -> Tensor:
 
 
 def mm(input: Tensor, mat2: Tensor) -> Tensor:
-    """Product of two matrices (2-d only, no broadcasting): ``gradient.mm(a, b)``."""
+    """Product of two matrices (2-d only, no broadcasting): ``gradient.mm(a, b)``. A sparse
+    ``input`` (:mod:`gradient.sparse`) takes :func:`gradient.sparse.mm`."""
+    if _sparse.is_sparse(input) or _sparse.is_sparse(mat2):
+        return _sparse.matmul(input, mat2)
     input, mat2 = _autocast.to_lower_precision(input, mat2)  # autocast: runs in bf16/fp16
     _check_operands("mm", input, mat2)
     _check_ndim("mm", input, 2, "input")
@@ -191,6 +197,9 @@ def vdot(input: Tensor, other: Tensor) -> Tensor:
 
 def mv(input: Tensor, vec: Tensor) -> Tensor:
     """Matrix-vector product of an (n, k) matrix and a (k,) vector: ``gradient.mv(m, v)``."""
+    if _sparse.is_sparse(input):
+        _check_ndim("mv", vec, 1, "vec")
+        return _sparse.sparse_mm(input, vec)
     _check_operands("mv", input, vec)
     _check_ndim("mv", input, 2, "input")
     _check_ndim("mv", vec, 1, "vec")
@@ -274,8 +283,13 @@ def _add_matmul(name: str, input: Tensor, a: Tensor, b: Tensor, beta, alpha) -> 
 def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """``beta * input + alpha * (mat1 @ mat2)`` for matrices; ``input`` broadcasts.
 
-    ``gradient.addmm(bias, x, w.T)`` is a linear layer.
+    ``gradient.addmm(bias, x, w.T)`` is a linear layer. A sparse ``mat1`` takes
+    :func:`gradient.sparse.mm` (:func:`gradient.sparse.addmm`).
     """
+    if _sparse.is_sparse(mat1):
+        product = _sparse.sparse_mm(mat1, mat2)
+        product = product if alpha == 1 else product * alpha
+        return product if beta == 0 else (input if beta == 1 else input * beta) + product
     input, mat1, mat2 = _autocast.to_lower_precision(input, mat1, mat2)  # autocast: bf16/fp16
     _check_operands("addmm", input, mat1, mat2)
     _check_ndim("addmm", mat1, 2, "mat1")
