@@ -1,4 +1,6 @@
-"""Utilities around training: :mod:`gradient.utils.data` (datasets, samplers, DataLoader).
+"""Utilities around training: :mod:`gradient.utils.data` (datasets, samplers, DataLoader),
+:mod:`gradient.utils.checkpoint`, and :mod:`gradient.utils.tensorboard` (SummaryWriter; imported
+on its own, as it needs the ``tensorboard`` package).
 
 Example::
 
