@@ -281,6 +281,15 @@ class Tensor:
         memo[id(self)] = t
         return t
 
+    def __reduce_ex__(self, protocol):
+        """Pickling (for another process: a ``multiprocessing`` queue, ``spawn``'s arguments),
+        as PyTorch's: the values, dtype, device and ``requires_grad``, and the class (a
+        Parameter stays one, its extra attributes with it); a tensor made by an op comes back
+        as a leaf, without ``.grad``. (gradient never loads model files by unpickling.)"""
+        values = self._backend.to_numpy(self._data).copy()
+        return (_unpickled, (type(self), values, str(self.device), self._requires_grad,
+                             getattr(self, "__dict__", None) or None))
+
     def _wrap_dim(self, dim: int) -> int:
         from .ops.shape import wrap_dim
         return wrap_dim(dim, self.ndim)
@@ -858,3 +867,13 @@ from . import ops as _ops  # noqa: E402  (ops import Tensor from this module)
 
 for _module, _name in _ops.TENSOR_METHODS:
     setattr(Tensor, _name, getattr(_module, _name))
+
+
+def _unpickled(cls, values, device_name, requires_grad, attributes):
+    """A tensor of class ``cls`` rebuilt from :meth:`Tensor.__reduce_ex__`'s parts."""
+    backend = get_backend(as_device(device_name))
+    t = object.__new__(cls)
+    t._init(backend.from_numpy(values), requires_grad, backend)
+    if attributes:
+        t.__dict__.update(attributes)
+    return t

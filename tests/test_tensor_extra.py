@@ -160,3 +160,27 @@ def test_register_post_accumulate_grad_hook():
         (x * 2).register_post_accumulate_grad_hook(print)
     with pytest.raises(RuntimeError):
         gradient.ones(1).register_post_accumulate_grad_hook(print)
+
+
+def test_tensors_and_parameters_pickle_as_torchs():
+    """For other processes (multiprocessing queues, spawn's arguments): the values, dtype,
+    device and requires_grad; an op's result comes back a leaf without .grad; a Parameter
+    stays one, with its extra attributes; a module whole."""
+    import pickle
+
+    x = gradient.randn(3, requires_grad=True)
+    x.grad = gradient.ones(3)
+    for t, grad in ((x, True), ((x * 2)[1:], True), (gradient.arange(6)[2:4], False),
+                    (gradient.ones(2, dtype=gradient.bfloat16), False)):
+        back = pickle.loads(pickle.dumps(t))
+        assert type(back) is gradient.Tensor and back.dtype is t.dtype
+        assert back.requires_grad is grad and back.is_leaf and back.grad is None
+        np.testing.assert_array_equal(back.detach().float().numpy(), t.detach().float().numpy())
+    p = gradient.nn.Parameter(gradient.randn(2, 2))
+    p.no_decay = True
+    back = pickle.loads(pickle.dumps(p))
+    assert type(back) is gradient.nn.Parameter and back.requires_grad and back.no_decay
+    model = gradient.nn.Sequential(gradient.nn.Linear(3, 2), gradient.nn.ReLU())
+    again = pickle.loads(pickle.dumps(model))
+    probe = gradient.randn(4, 3)
+    np.testing.assert_array_equal(again(probe).detach().numpy(), model(probe).detach().numpy())
