@@ -13,9 +13,10 @@ reproducible (gamma, Poisson and binomial draws are made by its NumPy state on t
 
 Differences from PyTorch: Gamma, Chi2, Beta, Dirichlet and StudentT have no ``rsample`` (PyTorch
 has implicit reparameterization for them); Gamma has no ``cdf``; Poisson and Binomial have no
-``entropy``; LowRankMultivariateNormal factors its full covariance (same values, O(n^3)).
-Not here: FisherSnedecor, Kumaraswamy, LKJCholesky, Multinomial,
-NegativeBinomial, Wishart and most transforms.
+``entropy``; LowRankMultivariateNormal factors its full covariance (same values, O(n^3));
+FisherSnedecor's samples are not reparameterized (its gammas' are not). Not here:
+LKJCholesky, LogisticNormal, Wishart, and the transforms that change shapes
+(StickBreaking, Softmax, Reshape ...).
 
 Example::
 
@@ -39,17 +40,21 @@ from .continuous_bernoulli import ContinuousBernoulli
 from .dirichlet import Dirichlet
 from .distribution import Distribution
 from .exponential import Exponential
+from .fishersnedecor import FisherSnedecor
 from .gamma import Gamma
 from .geometric import Geometric
 from .gumbel import Gumbel
 from .half_cauchy import HalfCauchy
 from .half_normal import HalfNormal
 from .independent import Independent
+from .kumaraswamy import Kumaraswamy
 from .kl import kl_divergence, register_kl
 from .laplace import Laplace
 from .log_normal import LogNormal
 from .mixture_same_family import MixtureSameFamily
+from .multinomial import Multinomial
 from .multivariate_normal import LowRankMultivariateNormal, MultivariateNormal
+from .negative_binomial import NegativeBinomial
 from .normal import Normal
 from .pareto import Pareto
 from .poisson import Poisson
@@ -57,8 +62,9 @@ from .relaxed_bernoulli import LogitRelaxedBernoulli, RelaxedBernoulli
 from .relaxed_categorical import ExpRelaxedCategorical, RelaxedOneHotCategorical
 from .studentT import StudentT
 from .transformed_distribution import TransformedDistribution
-from .transforms import (AffineTransform, ComposeTransform, ExpTransform, SigmoidTransform,
-                         TanhTransform, Transform)
+from .transforms import (AbsTransform, AffineTransform, ComposeTransform, ExpTransform,
+                         PowerTransform, SigmoidTransform, SoftplusTransform, TanhTransform,
+                         Transform)
 from .uniform import Uniform
 from .von_mises import VonMises
 from .weibull import Weibull
@@ -71,7 +77,8 @@ __all__ = [
     "LogitRelaxedBernoulli", "LowRankMultivariateNormal", "MixtureSameFamily", "MultivariateNormal",
     "Normal", "OneHotCategorical", "Pareto", "Poisson", "RelaxedBernoulli",
     "RelaxedOneHotCategorical", "SigmoidTransform", "StudentT", "TanhTransform", "Transform",
-    "ComposeTransform",
+    "ComposeTransform", "FisherSnedecor", "Kumaraswamy", "Multinomial", "NegativeBinomial",
+    "PowerTransform", "SoftplusTransform", "AbsTransform",
     "TransformedDistribution", "Uniform", "VonMises", "Weibull", "constraints", "kl_divergence",
     "register_kl", "transforms",
 ]

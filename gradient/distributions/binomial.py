@@ -6,8 +6,8 @@ from ..autograd.grad_mode import no_grad
 from ..ops import special as _special
 from . import constraints
 from .distribution import Distribution
-from .utils import (BinaryProbsOrLogits, broadcast_all, from_host, host_array, host_generator,
-                    probs_or_logits)
+from .utils import (BinaryProbsOrLogits, from_host, host_array, host_generator,
+                    store_count_and_probs)
 
 
 class Binomial(BinaryProbsOrLogits, Distribution):
@@ -22,13 +22,7 @@ class Binomial(BinaryProbsOrLogits, Distribution):
     has_enumerate_support = False
 
     def __init__(self, total_count=1, probs=None, logits=None, validate_args=None):
-        probs_or_logits("Binomial", probs, logits)
-        if probs is not None:
-            self.total_count, self.probs = broadcast_all(total_count, probs)
-            self.total_count = self.total_count.to(self.probs.dtype)
-        else:
-            self.total_count, self.logits = broadcast_all(total_count, logits)
-            self.total_count = self.total_count.to(self.logits.dtype)
+        store_count_and_probs(self, total_count, probs, logits)
         super().__init__(self.total_count.shape, validate_args=validate_args)
 
     @constraints.dependent_property(is_discrete=True, event_dim=0)

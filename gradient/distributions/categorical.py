@@ -97,7 +97,24 @@ class Categorical(Distribution):
         return values.expand((self._num_events,) + tuple(self.batch_shape)) if expand else values
 
 
-class OneHotCategorical(Distribution):
+class OfCategorical:
+    """``probs``, ``logits`` and ``param_shape`` of a distribution built on its
+    ``_categorical`` (OneHotCategorical, Multinomial). A mixin, listed before Distribution."""
+
+    @property
+    def probs(self):
+        return self._categorical.probs
+
+    @property
+    def logits(self):
+        return self._categorical.logits
+
+    @property
+    def param_shape(self):
+        return self._categorical.param_shape
+
+
+class OneHotCategorical(OfCategorical, Distribution):
     """:class:`Categorical` with one-hot vectors as values (event shape ``(K,)``).
 
     Example: ``OneHotCategorical(probs=p).sample()`` is a float vector with a single 1.
@@ -117,18 +134,6 @@ class OneHotCategorical(Distribution):
         Distribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
         new._validate_args = self._validate_args
         return new
-
-    @property
-    def probs(self):
-        return self._categorical.probs
-
-    @property
-    def logits(self):
-        return self._categorical.logits
-
-    @property
-    def param_shape(self):
-        return self._categorical.param_shape
 
     @property
     def mean(self):

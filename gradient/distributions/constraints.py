@@ -22,7 +22,7 @@ from ..ops import reduce as _reduce
 __all__ = [
     "Constraint", "boolean", "dependent", "dependent_property", "greater_than", "greater_than_eq",
     "half_open_interval", "independent", "integer_interval", "interval", "is_dependent",
-    "less_than", "lower_cholesky", "nonnegative", "nonnegative_integer", "positive",
+    "less_than", "lower_cholesky", "multinomial", "nonnegative", "nonnegative_integer", "positive",
     "positive_definite", "positive_integer", "real", "real_vector", "simplex", "unit_interval",
 ]
 
@@ -200,6 +200,20 @@ class _PositiveDefinite(Constraint):
         return symmetric & (cholesky_ex(value).info == 0)
 
 
+class _Multinomial(Constraint):
+    """Vectors of nonnegative integers (counts) that sum to at most ``upper_bound``."""
+    is_discrete = True
+    event_dim = 1
+
+    def __init__(self, upper_bound):
+        self.upper_bound = upper_bound
+
+    def check(self, value):
+        whole = _ew.floor(value) == value
+        return _reduce.all((value >= 0) & whole, dim=-1) & \
+            (_reduce.sum(value, -1) <= self.upper_bound)
+
+
 class independent(Constraint):
     """``base_constraint`` over ``reinterpreted_batch_ndims`` more rightmost dimensions."""
 
@@ -246,3 +260,4 @@ half_open_interval = _HalfOpenInterval
 simplex = _Simplex()
 lower_cholesky = _LowerCholesky()
 positive_definite = _PositiveDefinite()
+multinomial = _Multinomial

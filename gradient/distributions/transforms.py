@@ -28,7 +28,7 @@ from . import constraints
 from .utils import clamp_probs, softplus, sum_rightmost
 
 __all__ = ["Transform", "ExpTransform", "AffineTransform", "SigmoidTransform", "TanhTransform",
-           "ComposeTransform"]
+           "ComposeTransform", "PowerTransform", "SoftplusTransform", "AbsTransform"]
 
 
 class Transform:
@@ -151,6 +151,57 @@ class AffineTransform(Transform):
         else:
             result = x * 0 + math.log(abs(self.scale))
         return sum_rightmost(result, self.event_dim)
+
+
+class PowerTransform(Transform):
+    """``y = x ** exponent`` (a number or a tensor) on the positive numbers."""
+    domain = constraints.positive
+    codomain = constraints.positive
+
+    def __init__(self, exponent, cache_size: int = 0):
+        super().__init__(cache_size)
+        self.exponent = exponent
+
+    @property
+    def sign(self):
+        if isinstance(self.exponent, Tensor):
+            return self.exponent.sign()
+        return 1 if self.exponent > 0 else -1 if self.exponent < 0 else 0
+
+    def _call(self, x):
+        return x.pow(self.exponent)
+
+    def _inverse(self, y):
+        return y.pow(1 / self.exponent)
+
+    def log_abs_det_jacobian(self, x, y):
+        return (self.exponent * y / x).abs().log()
+
+
+class SoftplusTransform(Transform):
+    """``y = log(1 + exp(x))``, onto the positive numbers."""
+    codomain = constraints.positive
+
+    def _call(self, x):
+        return softplus(x)
+
+    def _inverse(self, y):
+        return (-y).expm1().neg().log() + y
+
+    def log_abs_det_jacobian(self, x, y):
+        return -softplus(-x)
+
+
+class AbsTransform(Transform):
+    """``y = |x|``: not a bijection (its "inverse" gives ``y`` back, the positive preimage)."""
+    codomain = constraints.positive
+    bijective = False
+
+    def _call(self, x):
+        return x.abs()
+
+    def _inverse(self, y):
+        return y
 
 
 class SigmoidTransform(Transform):

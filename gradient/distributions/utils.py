@@ -29,6 +29,15 @@ def store_probs_or_logits(dist, probs, logits) -> Tensor:
     return tensor
 
 
+def store_count_and_probs(dist, total_count, probs, logits) -> None:
+    """Keep on ``dist`` (a binomial or negative binomial) its ``total_count`` and the one of
+    ``probs``/``logits`` given, broadcast together, the count in the probabilities' dtype."""
+    key, value = probs_or_logits(type(dist).__name__, probs, logits)
+    count, value = broadcast_all(total_count, value)
+    dist.total_count = count.to(value.dtype)
+    setattr(dist, key, value)
+
+
 def broadcast_all(*values):
     """Tensors and numbers broadcast to one shape; numbers become tensors of the tensors' dtype
     (the default float dtype when there are none), as ``torch.distributions.utils.broadcast_all``."""

@@ -66,3 +66,23 @@ def test_compose_transform_as_torchs():
     assert ComposeTransform([AffineTransform(0.0, -1.0), TanhTransform()]).sign == -1
     assert isinstance(TransformedDistribution(Normal(0.0, 1.0), [TanhTransform()]).sample(),
                       gradient.Tensor)
+
+
+@pytest.mark.parametrize("name,args", [("PowerTransform", (0.5,)), ("PowerTransform", ("tensor",)),
+                                       ("SoftplusTransform", ()), ("AbsTransform", ())])
+def test_power_softplus_and_abs_transforms_as_torchs(name, args):
+    """(torch keeps a number exponent as a float32 tensor: 0.5 and its inverse 2 are exact.)"""
+    x = np.random.default_rng(3).uniform(0.2, 3.0, 5)
+    exponent = np.array([0.5, 1.5, -2.0, 3.0, 0.9])
+
+    def make(lib):
+        a = tuple(lib.tensor(exponent) if arg == "tensor" else arg for arg in args)
+        return getattr(lib.distributions.transforms, name)(*a)
+    ours, theirs = make(gradient), make(torch)
+    gx, tx = gradient.tensor(x), torch.tensor(x)
+    gy, ty = ours(gx), theirs(tx)
+    np.testing.assert_allclose(gy.numpy(), ty.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(ours.inv(gy).numpy(), theirs.inv(ty).numpy(), rtol=1e-12)
+    if name != "AbsTransform":         # (not a bijection: torch gives it no Jacobian either)
+        np.testing.assert_allclose(ours.log_abs_det_jacobian(gx, gy).numpy(),
+                                   theirs.log_abs_det_jacobian(tx, ty).numpy(), rtol=1e-12)
