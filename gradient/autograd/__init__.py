@@ -1,5 +1,6 @@
 """Reverse-mode automatic differentiation: Function, the backward engine, grad modes, gradcheck,
-anomaly detection, and ``functional`` (jacobian, hessian, vjp, jvp, hvp, vhp)."""
+anomaly detection, ``functional`` (jacobian, hessian, vjp, jvp, hvp, vhp), and ``profiler`` (each
+op's time: ``torch.autograd.profiler``)."""
 
 from .anomaly_mode import (detect_anomaly, is_anomaly_check_nan_enabled, is_anomaly_enabled,
                            set_detect_anomaly)
@@ -10,9 +11,10 @@ from .grad_mode import (enable_grad, inference_mode, is_grad_enabled, is_inferen
                         no_grad, set_grad_enabled)
 from .variable import Variable
 from . import functional  # noqa: E402  (its functions import the ops they use when called)
+from . import profiler  # noqa: E402  (torch.autograd.profiler)
 
 __all__ = ["Function", "ArrayFunction", "Context", "backward", "grad", "no_grad", "enable_grad", "set_grad_enabled",
            "inference_mode", "is_grad_enabled", "is_inference_mode_enabled", "gradcheck",
            "gradgradcheck", "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled",
-           "is_anomaly_check_nan_enabled", "functional", "Variable"]
+           "is_anomaly_check_nan_enabled", "functional", "profiler", "Variable"]
 

@@ -17,12 +17,13 @@ errors; otherwise the loop pays one boolean test per node.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import sys
 
 from ..dtypes import from_numpy_dtype
 from ..errors import AutogradError, ShapeError
-from . import anomaly_mode, grad_mode
+from . import anomaly_mode, grad_mode, profiler
 from . import function
 from .function import AccumulateGrad
 
@@ -169,6 +170,9 @@ def _execute(roots, targets, retain_graph, create_graph):
     heapq.heapify(ready)
     captured = {}
     anomaly = anomaly_mode._enabled   # read once: a backward runs in one mode throughout
+    run_node = _apply_checked if anomaly else None     # None: node.apply(grads) itself
+    if profiler.active is not None:   # each node an event (gradient.autograd.profiler)
+        run_node = functools.partial(profiler.record_backward, apply=run_node or _apply)
     with grad_mode.set_grad_enabled(create_graph):
         while ready:
             _, node = heapq.heappop(ready)
@@ -196,7 +200,7 @@ def _execute(roots, targets, retain_graph, create_graph):
                 continue
             if node not in run:
                 continue
-            input_grads = _apply_checked(node, grads) if anomaly else node.apply(grads)
+            input_grads = node.apply(grads) if run_node is None else run_node(node, grads)
             if not retain_graph:
                 node.release()
             _send(node, input_grads, buffers, deps, ready)
@@ -211,6 +215,10 @@ def _materializes(node) -> bool:
     # getattr, not ctx.__dict__: utils.checkpoint's stand-in contexts answer it from the
     # recomputed context (AccumulateGrad's ctx is None: materialized)
     return getattr(node.ctx, "_materialize_grads", True)
+
+
+def _apply(node, grads):
+    return node.apply(grads)
 
 
 def _apply_checked(node, grads):

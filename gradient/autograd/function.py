@@ -42,7 +42,7 @@ import weakref
 from ..dtypes import ALL_DTYPES
 from ..errors import AutogradError, DeviceError, LayoutError
 from ..layouts import sparse_coo
-from . import anomaly_mode, capture_state, grad_mode
+from . import anomaly_mode, capture_state, grad_mode, profiler
 
 _sequence = itertools.count()
 
@@ -232,21 +232,29 @@ class ArrayFunction:
 
     @classmethod
     def apply(cls, *args):
-        backend, record, raw = _unwrap_inputs(cls, args)
-        ctx = Context()
-        ctx.backend = backend
-        record = record and grad_mode.is_grad_enabled()
-        if record:
-            ctx.needs_input_grad = tuple([isinstance(a, Tensor) and a._requires_grad for a in args])
-        out = cls.forward(ctx, *raw)
-        if not record:
-            recorder = capture_state.current.recorder
-            if recorder is not None:   # a step being captured (gradient.capture)
-                recorder.op(cls, ctx, raw, out)
-            if type(out) is tuple:
-                return tuple(Tensor._make(o, False, backend) for o in out)
-            return Tensor._make(out, False, backend)
-        return _record(cls, ctx, args, raw, out, backend)
+        # an event around it while a profile records (gradient.autograd.profiler); the body
+        # stays inline: eager code calls this for every op
+        event = profiler.begin(cls.__name__, args) if profiler.active is not None else None
+        try:
+            backend, record, raw = _unwrap_inputs(cls, args)
+            ctx = Context()
+            ctx.backend = backend
+            record = record and grad_mode.is_grad_enabled()
+            if record:
+                ctx.needs_input_grad = tuple([isinstance(a, Tensor) and a._requires_grad
+                                              for a in args])
+            out = cls.forward(ctx, *raw)
+            if not record:
+                recorder = capture_state.current.recorder
+                if recorder is not None:   # a step being captured (gradient.capture)
+                    recorder.op(cls, ctx, raw, out)
+                if type(out) is tuple:
+                    return tuple(Tensor._make(o, False, backend) for o in out)
+                return Tensor._make(out, False, backend)
+            return _record(cls, ctx, args, raw, out, backend)
+        finally:
+            if event is not None:
+                profiler.end(event)
 
 
 class Function:
@@ -299,6 +307,16 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
+        if profiler.active is not None:
+            event = profiler.begin(cls.__name__, args)
+            try:
+                return cls._apply(*args, **kwargs)
+            finally:
+                profiler.end(event)
+        return cls._apply(*args, **kwargs)
+
+    @classmethod
+    def _apply(cls, *args, **kwargs):
         if kwargs:   # as PyTorch: bound to forward's parameters, each an input with a gradient
             args = _bind_arguments(cls, args, kwargs)
         backend, record, raw = _unwrap_inputs(cls, args)
