@@ -184,3 +184,25 @@ def test_tensors_and_parameters_pickle_as_torchs():
     again = pickle.loads(pickle.dumps(model))
     probe = gradient.randn(4, 3)
     np.testing.assert_array_equal(again(probe).detach().numpy(), model(probe).detach().numpy())
+
+
+def test_storages_tell_which_tensors_share_memory_as_torchs():
+    """``untyped_storage()``/``storage()``: a view's storage is its base's (the same
+    data_ptr), a copy's is its own; sizes, items and offsets as torch's."""
+    import warnings
+
+    g, t = gradient.arange(12.0).reshape(3, 4), torch.arange(12.0).reshape(3, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")       # (torch: TypedStorage is deprecated)
+        for view in (lambda x: x[1:], lambda x: x.t(), lambda x: x[:, 2], lambda x: x.view(-1)):
+            gv, tv = view(g), view(t)
+            assert (gv.untyped_storage().data_ptr() == g.untyped_storage().data_ptr()) is \
+                (tv.untyped_storage().data_ptr() == t.untyped_storage().data_ptr()) is True
+            assert gv.untyped_storage().nbytes() == tv.untyped_storage().nbytes() == 48
+            assert gv.storage().size() == tv.storage().size()
+            assert gv.storage().tolist() == tv.storage().tolist()
+            assert gv.storage_offset() == tv.storage_offset()
+            assert gv.storage()[5] == tv.storage()[5]
+        assert g.clone().untyped_storage().data_ptr() != g.untyped_storage().data_ptr()
+        assert g.storage().dtype is gradient.float32 and g.storage().element_size() == 4
+        assert len(g.half().untyped_storage()) == 24

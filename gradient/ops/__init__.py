@@ -32,7 +32,8 @@ from .conversion import *  # noqa: F401,F403
 # other names torch has for existing ops (rsub, split_with_sizes, clamp_ ...); NumPy-born helpers
 from .aliases import *  # noqa: F401,F403
 from .numpy_style import *  # noqa: F401,F403
-from . import aliases, numpy_style, storage  # (storage: Tensor methods only)
+from . import aliases, numpy_style, storage  # (storage: Tensor methods, and the two classes)
+from .storage import TypedStorage, UntypedStorage  # noqa: F401
 from . import sparse  # (sparse COO tensors: gradient.sparse's face, Tensor.to_sparse)
 from .sparse import sparse_coo_tensor  # noqa: F401
 from . import bits, conversion, inplace_extra, matrices, scatter_into, statistics, strided, windows

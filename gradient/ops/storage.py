@@ -1,6 +1,7 @@
 """Tensor methods about memory rather than values: ``resize_``/``resize_as_``, ``apply_``,
-``new_empty_strided``, and the no-ops ``pin_memory``/``is_pinned`` and
-``share_memory_``/``is_shared``.
+``new_empty_strided``, ``untyped_storage``/``storage`` (the memory a tensor and its views share,
+for code that compares ``data_ptr()``s or reads sizes), and the no-ops
+``pin_memory``/``is_pinned`` and ``share_memory_``/``is_shared``.
 
 gradient runs in one process and copies to a GPU from ordinary memory, so there is no pinned or
 shared memory: ``pin_memory()`` and ``share_memory_()`` return the tensor unchanged and
@@ -27,9 +28,9 @@ from ..errors import AutogradError, DeviceError, ShapeError
 from ..tensor import Tensor
 from .creation import _refill, new_empty
 
-__all__ = []
+__all__ = ["UntypedStorage", "TypedStorage"]
 TENSOR_METHODS = ("resize_", "resize_as_", "apply_", "new_empty_strided", "pin_memory",
-                  "is_pinned", "share_memory_", "is_shared")
+                  "is_pinned", "share_memory_", "is_shared", "untyped_storage", "storage")
 
 
 def _sizes(size) -> tuple:
@@ -117,3 +118,101 @@ def share_memory_(input: Tensor) -> Tensor:
 def is_shared(input: Tensor) -> bool:
     """Always False: gradient runs in one process and has no shared-memory tensors."""
     return False
+
+
+class UntypedStorage:
+    """The bytes under a tensor: its base's memory (a view's storage is the tensor it views),
+    as ``torch.UntypedStorage``: ``data_ptr()``, ``nbytes()``, ``size()`` (bytes),
+    ``device``. Two tensors share memory when their storages' ``data_ptr()`` are equal.
+
+    Example: ``x[1:].untyped_storage().data_ptr() == x.untyped_storage().data_ptr()``
+    """
+
+    def __init__(self, owner: Tensor):
+        self._owner = owner            # the tensor that owns the memory (a view's base)
+
+    def data_ptr(self) -> int:
+        return self._owner.data_ptr()
+
+    def nbytes(self) -> int:
+        return self._owner._data.nbytes
+
+    def size(self) -> int:
+        return self.nbytes()
+
+    __len__ = size
+
+    def element_size(self) -> int:
+        return 1
+
+    @property
+    def device(self):
+        return self._owner.device
+
+    @property
+    def is_cuda(self) -> bool:
+        return self._owner.is_cuda
+
+    def is_shared(self) -> bool:
+        return False
+
+    def is_pinned(self, device=None) -> bool:
+        return False
+
+    def tolist(self) -> list:
+        """The bytes, in memory order."""
+        return _in_memory_order(self._owner).view(np.uint8).tolist()
+
+    def __repr__(self) -> str:
+        return f"<UntypedStorage of {self.nbytes()} bytes on {self.device}>"
+
+
+class TypedStorage(UntypedStorage):
+    """The same memory as elements of the tensor's dtype (``torch.TypedStorage``, what
+    ``Tensor.storage()`` gives): ``size()`` counts elements, ``x.storage()[i]`` reads one,
+    ``tolist()`` all, in memory order."""
+
+    @property
+    def dtype(self):
+        return self._owner.dtype
+
+    def size(self) -> int:
+        return self._owner._data.size
+
+    __len__ = size
+
+    def element_size(self) -> int:
+        return self._owner._data.dtype.itemsize
+
+    def untyped(self) -> UntypedStorage:
+        return UntypedStorage(self._owner)
+
+    def __getitem__(self, index):
+        return _in_memory_order(self._owner)[index].tolist()
+
+    def tolist(self) -> list:
+        return _in_memory_order(self._owner).tolist()
+
+    def __repr__(self) -> str:
+        return f"<TypedStorage of {self.size()} {self.dtype} elements on {self.device}>"
+
+
+def _owner(input: Tensor) -> Tensor:
+    while input._base is not None:
+        input = input._base
+    return input
+
+
+def _in_memory_order(owner: Tensor) -> np.ndarray:
+    return np.ravel(owner._backend.to_numpy(owner._data), order="K")
+
+
+def untyped_storage(input: Tensor) -> UntypedStorage:
+    """The memory the tensor's elements live in, shared with its views (see
+    :class:`UntypedStorage`)."""
+    return UntypedStorage(_owner(input))
+
+
+def storage(input: Tensor) -> TypedStorage:
+    """:func:`untyped_storage` as elements of the tensor's dtype (:class:`TypedStorage`)."""
+    return TypedStorage(_owner(input))
