@@ -479,13 +479,17 @@ def _einsum_grad(grad: Tensor, out_sub: str, other_subs: list, others: list, sub
 def einsum(equation: str, *operands) -> Tensor:
     """Einstein summation, with PyTorch's signature and rules.
 
-    ``einsum("bij,bjk->bik", a, b)`` is a batched matmul; operands may also be passed as one list.
+    ``einsum("bij,bjk->bik", a, b)`` is a batched matmul; operands may also be passed as one list,
+    or each followed by its subscripts as a list of integers (0-51, ``...`` as Ellipsis):
+    ``einsum(a, [0, 1], b, [1, 2], [0, 2])``.
     Supports '...' (broadcasting dims), the implicit output (``"ij,jk"``: letters used once, sorted),
     repeated letters within an operand (``"ii->i"`` is the diagonal), and size-1 broadcasting.
     Unlike PyTorch, which may return a view for one-operand equations ('ij->ji', 'ii->i'), the
     result always has storage of its own.
     """
-    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+    if isinstance(equation, Tensor):   # the sublist form: einsum(a, [0, 1], b, [1, 2], [0, 2])
+        equation, operands = _sublist_equation((equation,) + tuple(operands))
+    elif len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
     if not isinstance(equation, str):
         raise TypeError(f"einsum: expected the equation string first, got {type(equation).__name__}")
@@ -494,6 +498,33 @@ def einsum(equation: str, *operands) -> Tensor:
     if _autocast.any_enabled() and _contracts_between_operands(equation, operands):
         operands = _autocast.to_lower_precision(*operands)  # autocast: runs in bf16/fp16
     return _einsum(equation, operands)
+
+
+def _sublist_equation(arguments) -> tuple:
+    """``(equation, operands)`` of einsum's sublist form: operand, subscripts, operand,
+    subscripts ..., then the output's subscripts if given."""
+    def letters(sublist) -> str:
+        out = []
+        for item in sublist:
+            if item is Ellipsis:
+                out.append("...")
+            elif isinstance(item, int) and 0 <= item < 52:
+                out.append(chr(ord("a") + item) if item < 26 else chr(ord("A") + item - 26))
+            else:
+                raise ValueError(f"einsum: subscripts in the sublist form are integers in "
+                                 f"[0, 52) or Ellipsis, got {item!r}")
+        return "".join(out)
+    operands, inputs = arguments[0::2], arguments[1::2]
+    output = None
+    if len(arguments) % 2:                 # an odd count: the last one is the output's
+        operands, output = operands[:-1], operands[-1]
+    if not all(isinstance(o, Tensor) for o in operands) or \
+            not all(isinstance(i, (list, tuple)) for i in inputs):
+        raise TypeError("einsum: the sublist form alternates tensors and lists of subscripts")
+    equation = ",".join(letters(i) for i in inputs)
+    if output is not None:
+        equation += "->" + letters(output)
+    return equation, tuple(operands)
 
 
 def _einsum(equation: str, operands) -> Tensor:

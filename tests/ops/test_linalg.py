@@ -403,3 +403,29 @@ def test_linalg_dtype_argument_and_aliases():
     a = gradient.arange(6.0).reshape(2, 3)
     np.testing.assert_array_equal(gradient.linalg.matmul(a, a.T).numpy(), (a @ a.T).numpy())
     np.testing.assert_array_equal(gradient.linalg.diagonal(a).numpy(), [0.0, 4.0])
+
+
+@pytest.mark.parametrize("arguments", [
+    ((2, 3), [0, 1], (3, 4), [1, 2], [0, 2]),
+    ((2, 3), [0, 1], (3, 4), [1, 2]),                       # implicit output
+    ((5, 2, 3), [Ellipsis, 1], (2, 3), [0, 1], [Ellipsis, 0]),
+    ((3, 3), [27, 27], []),                                 # upper-case letters: the trace
+])
+def test_einsum_sublist_form_matches_torch(arguments):
+    rng = np.random.default_rng(0)
+    shapes = arguments[0::2] if len(arguments) % 2 == 0 else arguments[:-1][0::2]
+    arrays = [rng.standard_normal(s) for s in shapes]
+    def spell(lib):
+        out, it = [], iter(arrays)
+        for i, a in enumerate(arguments):
+            is_operand = i % 2 == 0 and (len(arguments) % 2 == 0 or i < len(arguments) - 1)
+            out.append(lib.tensor(next(it), requires_grad=True) if is_operand else a)
+        return out
+    ours, theirs = spell(gradient), spell(torch)
+    got, want = gradient.einsum(*ours), torch.einsum(*theirs)
+    np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-12)
+    got.sum().backward()
+    want.sum().backward()
+    np.testing.assert_allclose(ours[0].grad.numpy(), theirs[0].grad.numpy(), rtol=1e-12)
+    with pytest.raises(ValueError, match="integers"):
+        gradient.einsum(gradient.ones(2), [60])
