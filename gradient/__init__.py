@@ -37,7 +37,8 @@ from .layouts import (channels_last, channels_last_3d, contiguous_format,  # noq
                       layout, memory_format, preserve_format, sparse_coo, sparse_csr, strided)
 from .io import load, save  # noqa: F401
 from .amp import autocast  # noqa: F401  (gradient.autocast, like torch.autocast)
-from .threads import get_num_threads, set_num_threads  # noqa: F401
+from .threads import (get_num_interop_threads, get_num_threads,  # noqa: F401
+                      set_num_interop_threads, set_num_threads)
 # torch.conv2d, torch.batch_norm, torch.kl_div ... with PyTorch's top-level signatures
 from .ops.torch_functional import *  # noqa: F401,F403,E402
 from .settings import *  # noqa: F401,F403,E402  (default device, determinism)

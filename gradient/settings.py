@@ -21,7 +21,8 @@ from __future__ import annotations
 from .device import as_device
 
 __all__ = ["set_default_device", "get_default_device", "use_deterministic_algorithms",
-           "are_deterministic_algorithms_enabled", "is_deterministic_algorithms_warn_only_enabled"]
+           "are_deterministic_algorithms_enabled", "is_deterministic_algorithms_warn_only_enabled",
+           "set_flush_denormal"]
 
 _default_device = None        # None: the CPU
 _deterministic = {"mode": False, "warn_only": False}
@@ -57,3 +58,10 @@ def are_deterministic_algorithms_enabled() -> bool:
 def is_deterministic_algorithms_warn_only_enabled() -> bool:
     """Whether ``use_deterministic_algorithms(True, warn_only=True)`` is in effect."""
     return _deterministic["mode"] and _deterministic["warn_only"]
+
+
+def set_flush_denormal(mode: bool) -> bool:
+    """Whether flushing subnormal floats to zero could be set: False, as PyTorch answers on a
+    CPU without the control (gradient's kernels do not change the CPU's floating-point
+    state), and nothing changes."""
+    return False

@@ -46,7 +46,8 @@ import os
 import sys
 import time
 
-__all__ = ["set_num_threads", "get_num_threads", "ThreadGovernor", "keep_workers_spinning"]
+__all__ = ["set_num_threads", "get_num_threads", "set_num_interop_threads",
+           "get_num_interop_threads", "ThreadGovernor", "keep_workers_spinning"]
 
 #: How long numba's OpenMP threads spin for more work before they sleep (see the module's doc).
 NUMBA_SPIN_COUNT = "10000"
@@ -144,6 +145,25 @@ def get_num_threads() -> int:
         return max(blas)
     import numba
     return numba.get_num_threads()
+
+
+_interop_threads = 1
+
+
+def set_num_interop_threads(n: int) -> None:
+    """Accepted, as ``torch.set_num_interop_threads``: gradient runs one operation at a time
+    (its parallelism is inside operations, :func:`set_num_threads`), so the number is only
+    kept for :func:`get_num_interop_threads`."""
+    global _interop_threads
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_interop_threads: expected a positive number of threads, "
+                         f"got {n!r}")
+    _interop_threads = n
+
+
+def get_num_interop_threads() -> int:
+    """What :func:`set_num_interop_threads` was given (1 by default)."""
+    return _interop_threads
 
 
 class ThreadGovernor:

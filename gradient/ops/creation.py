@@ -451,6 +451,22 @@ def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
     return Tensor._make(b.cast(hit, input.dtype), False, b)
 
 
+def poisson(input: Tensor, generator=None) -> Tensor:
+    """A Poisson draw per element with rate ``input`` (nonnegative), in its dtype and shape,
+    from gradient's generator (its NumPy state); not differentiable.
+
+    Example: ``gradient.poisson(gradient.full((3,), 2.0))``
+    """
+    if not input.dtype.is_floating_point:
+        raise DTypeError(f"poisson: expected floating-point rates, got {input.dtype}")
+    b = input._backend
+    rates = b.to_numpy(b.cast(input._data, as_dtype("float64")))
+    if (rates < 0).any() or not np.isfinite(rates).all():
+        raise ValueError("poisson: rates must be finite and nonnegative")
+    draws = _gen(generator).poisson(rates)
+    return Tensor._make(b.cast(b.from_numpy(draws), input.dtype), False, b)
+
+
 def _refill(input: Tensor, op: str, values) -> Tensor:
     """Overwrite ``input`` with the array ``values`` (random draws), as an in-place op: the
     version counter moves, a leaf that requires grad is refused (as PyTorch does), and a

@@ -36,7 +36,7 @@ TENSOR_METHODS = (
     "reshape", "view", "view_as", "reshape_as", "flatten", "ravel", "unflatten", "squeeze",
     "unsqueeze", "permute", "transpose", "swapaxes", "swapdims", "movedim", "moveaxis", "t",
     "expand", "expand_as", "broadcast_to", "repeat", "tile", "repeat_interleave",
-    "narrow", "split", "chunk", "tensor_split", "hsplit", "vsplit", "dsplit", "unbind",
+    "narrow", "narrow_copy", "split", "chunk", "tensor_split", "hsplit", "vsplit", "dsplit", "unbind",
     "flip", "fliplr", "flipud", "roll", "tril", "triu", "diagonal", "diag_embed", "diag",
     "clone", "contiguous", "unfold", "is_complex",
 )
@@ -573,6 +573,11 @@ def narrow(input: Tensor, dim: int, start: int, length: int) -> Tensor:
         raise ShapeError(f"narrow: start ({start}) + length ({length}) exceeds the size of "
                          f"dimension {dim} ({n}), or length is negative")
     return _as_view(Narrow.apply(input, dim, start, length), input, shares=True)
+
+
+def narrow_copy(input: Tensor, dim: int, start: int, length: int) -> Tensor:
+    """:func:`narrow`, as a tensor of its own (not a view): ``x.narrow_copy(0, 1, 2)``."""
+    return clone(narrow(input, dim, start, length))
 
 
 class Split(ArrayFunction):

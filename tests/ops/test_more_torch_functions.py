@@ -416,3 +416,39 @@ def test_random_fills_follow_inplace_rules():
         v = x._version.value
         getattr(x, name)(*args)
         assert x._version.value == v + 1
+
+
+def test_poisson_draws_have_the_rate_as_mean_and_variance():
+    rates = gradient.tensor([0.5, 3.0, 20.0], dtype=gradient.float64)
+    gradient.manual_seed(3)
+    draws = gradient.poisson(rates.expand(100_000, 3)).numpy()
+    n = draws.shape[0]
+    assert np.all(np.abs(draws.mean(0) - rates.numpy()) < 5 * np.sqrt(rates.numpy() / n))
+    np.testing.assert_allclose(draws.var(0), rates.numpy(), rtol=0.05)
+    assert (draws == np.round(draws)).all()
+    gradient.manual_seed(3)
+    again = gradient.poisson(rates.expand(100_000, 3)).numpy()
+    np.testing.assert_array_equal(draws, again)
+    with pytest.raises(ValueError, match="nonnegative"):
+        gradient.poisson(gradient.tensor([-1.0]))
+
+
+def test_narrow_copy_is_narrow_of_its_own():
+    x = gradient.arange(12.0).reshape(3, 4).requires_grad_()
+    t = torch.arange(12.0).reshape(3, 4).requires_grad_()
+    got, want = x.narrow_copy(1, 1, 2), t.narrow_copy(1, 1, 2)
+    np.testing.assert_array_equal(got.detach().numpy(), want.detach().numpy())
+    assert got._base is None                      # not a view of x
+    got.sum().backward()
+    want.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), t.grad.numpy())
+
+
+def test_interop_threads_and_flush_denormal_answer_as_torch_can():
+    before = gradient.get_num_interop_threads()
+    gradient.set_num_interop_threads(3)
+    assert gradient.get_num_interop_threads() == 3
+    gradient.set_num_interop_threads(before)
+    with pytest.raises(ValueError, match="positive"):
+        gradient.set_num_interop_threads(0)
+    assert gradient.set_flush_denormal(True) is False     # not changed: said so
