@@ -1,5 +1,6 @@
 """Utilities for training, as in ``torch.nn.utils``: gradient clipping, parameter vectors,
-parametrizations (weight norm, spectral norm), pruning (``prune``).
+parametrizations (weight norm, spectral norm), pruning (``prune``), folding batch norms into
+the layers before them (``fusion``).
 
 Example::
 
@@ -13,6 +14,11 @@ from .convert_parameters import parameters_to_vector, vector_to_parameters  # no
 # Loaded on first use, which keeps `import gradient` from importing them. The functions shadow
 # their modules' names, as torch.nn.utils.weight_norm does.
 _LAZY = {"parametrize": ("parametrize", None), "parametrizations": ("parametrizations", None),
+         "fusion": ("fusion", None),
+         "fuse_conv_bn_eval": ("fusion", "fuse_conv_bn_eval"),
+         "fuse_conv_bn_weights": ("fusion", "fuse_conv_bn_weights"),
+         "fuse_linear_bn_eval": ("fusion", "fuse_linear_bn_eval"),
+         "fuse_linear_bn_weights": ("fusion", "fuse_linear_bn_weights"),
          "prune": ("prune", None),
          "stateless": ("stateless", None),
          "weight_norm": ("weight_norm", "weight_norm"),
