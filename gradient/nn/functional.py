@@ -16,5 +16,6 @@ from ..ops.channels import *  # noqa: F401,F403
 from ..ops.embedding_bag import *  # noqa: F401,F403
 from ..ops.ctc import *  # noqa: F401,F403
 from ..ops.pooling_extra import *  # noqa: F401,F403
+from ..ops.fractional_pool import *  # noqa: F401,F403
 from ..ops.stochastic import *  # noqa: F401,F403
 from ..ops.elementwise import sigmoid, tanh  # noqa: F401  (torch.nn.functional has them too)

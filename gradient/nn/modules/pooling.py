@@ -14,7 +14,7 @@ from .utils import _pair, _single, _triple
 __all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
            "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d",
            "AdaptiveMaxPool2d", "AdaptiveMaxPool3d", "MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d",
-           "LPPool1d", "LPPool2d", "LPPool3d"]
+           "LPPool1d", "LPPool2d", "LPPool3d", "FractionalMaxPool2d", "FractionalMaxPool3d"]
 
 
 class _MaxPoolNd(Module):
@@ -276,3 +276,49 @@ class LPPool2d(_LPPoolNd):
 class LPPool3d(_LPPoolNd):
     """Power-average pooling of (N, C, D, H, W). ``nn.LPPool3d(2, 2)``."""
     _fn = staticmethod(F.lp_pool3d)
+
+
+class _FractionalMaxPoolNd(Module):
+    _fn = None
+    _d = 0
+
+    def __init__(self, kernel_size, output_size=None, output_ratio=None,
+                 return_indices: bool = False, _random_samples=None):
+        super().__init__()
+        if (output_size is None) == (output_ratio is None):
+            raise ValueError(f"{type(self).__name__}: give exactly one of output_size and "
+                             f"output_ratio")
+        if output_ratio is not None:
+            ratios = output_ratio if isinstance(output_ratio, (tuple, list)) else \
+                (output_ratio,) * self._d
+            if not all(0 < r < 1 for r in ratios):
+                raise ValueError(f"{type(self).__name__}: output_ratio must be in (0, 1), got "
+                                 f"{output_ratio!r}")
+        self.kernel_size, self.output_size = kernel_size, output_size
+        self.output_ratio, self.return_indices = output_ratio, return_indices
+        self.register_buffer("_random_samples", _random_samples)
+
+    def forward(self, input):
+        return type(self)._fn(input, self.kernel_size, self.output_size, self.output_ratio,
+                              self.return_indices, _random_samples=self._random_samples)
+
+    def extra_repr(self) -> str:
+        size = f"output_size={self.output_size}" if self.output_size is not None else \
+            f"output_ratio={self.output_ratio}"
+        return f"kernel_size={self.kernel_size}, {size}"
+
+
+class FractionalMaxPool2d(_FractionalMaxPoolNd):
+    """Max pooling over windows of ``kernel_size`` at pseudo-random starts, to ``output_size``
+    or ``output_ratio`` of the input (see :func:`gradient.nn.functional.fractional_max_pool2d`).
+
+    Example: ``nn.FractionalMaxPool2d(3, output_ratio=0.5)(gradient.randn(1, 2, 10, 10))``
+    """
+    _fn = staticmethod(F.fractional_max_pool2d)
+    _d = 2
+
+
+class FractionalMaxPool3d(_FractionalMaxPoolNd):
+    """:class:`FractionalMaxPool2d` over (N, C, T, H, W)."""
+    _fn = staticmethod(F.fractional_max_pool3d)
+    _d = 3
