@@ -15,8 +15,7 @@ Differences from PyTorch: Gamma, Chi2, Beta, Dirichlet and StudentT have no ``rs
 has implicit reparameterization for them); Gamma has no ``cdf``; Poisson and Binomial have no
 ``entropy``; LowRankMultivariateNormal factors its full covariance (same values, O(n^3));
 FisherSnedecor's samples are not reparameterized (its gammas' are not). Not here:
-LKJCholesky, LogisticNormal, Wishart, and the transforms that change shapes
-(StickBreaking, Softmax, Reshape ...).
+LKJCholesky, Wishart, and most transforms (Softmax, Reshape, CorrCholesky ...).
 
 Example::
 
@@ -51,6 +50,7 @@ from .kumaraswamy import Kumaraswamy
 from .kl import kl_divergence, register_kl
 from .laplace import Laplace
 from .log_normal import LogNormal
+from .logistic_normal import LogisticNormal
 from .mixture_same_family import MixtureSameFamily
 from .multinomial import Multinomial
 from .multivariate_normal import LowRankMultivariateNormal, MultivariateNormal
@@ -63,8 +63,8 @@ from .relaxed_categorical import ExpRelaxedCategorical, RelaxedOneHotCategorical
 from .studentT import StudentT
 from .transformed_distribution import TransformedDistribution
 from .transforms import (AbsTransform, AffineTransform, ComposeTransform, ExpTransform,
-                         PowerTransform, SigmoidTransform, SoftplusTransform, TanhTransform,
-                         Transform)
+                         PowerTransform, SigmoidTransform, SoftplusTransform,
+                         StickBreakingTransform, TanhTransform, Transform)
 from .uniform import Uniform
 from .von_mises import VonMises
 from .weibull import Weibull
@@ -78,7 +78,8 @@ __all__ = [
     "Normal", "OneHotCategorical", "Pareto", "Poisson", "RelaxedBernoulli",
     "RelaxedOneHotCategorical", "SigmoidTransform", "StudentT", "TanhTransform", "Transform",
     "ComposeTransform", "FisherSnedecor", "Kumaraswamy", "Multinomial", "NegativeBinomial",
-    "PowerTransform", "SoftplusTransform", "AbsTransform",
+    "PowerTransform", "SoftplusTransform", "AbsTransform", "LogisticNormal",
+    "StickBreakingTransform",
     "TransformedDistribution", "Uniform", "VonMises", "Weibull", "constraints", "kl_divergence",
     "register_kl", "transforms",
 ]

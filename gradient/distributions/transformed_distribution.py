@@ -14,7 +14,8 @@ class TransformedDistribution(Distribution):
 
     ``log_prob(y)`` is the base's at ``x = inverse(y)`` minus the transforms' log-Jacobians;
     ``rsample`` is reparameterized when the base's is; ``cdf``/``icdf`` go through the base's for
-    monotone transforms. The transforms here act elementwise, so the event shape is the base's.
+    monotone transforms. A transform may change the event's shape (StickBreaking: K reals to K
+    + 1 simplex entries): the shapes follow its ``forward_shape``.
 
     Example::
 
@@ -32,8 +33,14 @@ class TransformedDistribution(Distribution):
             raise ValueError("TransformedDistribution: expected a Transform or a list of them")
         self.base_dist = base_distribution
         self.transforms = list(transforms)
-        super().__init__(base_distribution.batch_shape, base_distribution.event_shape,
-                         validate_args=validate_args)
+        base_event = len(base_distribution.event_shape)
+        shape = tuple(base_distribution.batch_shape) + tuple(base_distribution.event_shape)
+        event_dim = base_event
+        for t in self.transforms:
+            shape = t.forward_shape(shape)
+            event_dim = max(event_dim, t.event_dim)
+        cut = len(shape) - event_dim
+        super().__init__(shape[:cut], shape[cut:], validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
         new = _instance if _instance is not None else type(self).__new__(type(self))

@@ -1,8 +1,10 @@
 """Bijective transforms for :class:`~gradient.distributions.TransformedDistribution`.
 
 Each transform maps ``x`` to ``y = t(x)``, inverts with ``t.inv(y)`` and gives
-``log_abs_det_jacobian(x, y)``, the log of ``|dy/dx|`` elementwise (all transforms here act on
-scalars: ``event_dim`` 0, except an AffineTransform given ``event_dim``). ``sign`` is +1 for
+``log_abs_det_jacobian(x, y)``, the log of ``|dy/dx|`` elementwise (the transforms act on
+scalars, ``event_dim`` 0, except an AffineTransform given ``event_dim`` and the
+StickBreakingTransform, which maps vectors of K reals to points of the K-simplex, K + 1
+entries: ``forward_shape``/``inverse_shape`` say how a shape changes). ``sign`` is +1 for
 increasing maps and -1 for decreasing ones (cdf and icdf use it).
 
 ``cache_size=1`` (as PyTorch's) keeps the last pair ``(x, y)``: ``t.inv(y)`` of the very
@@ -22,13 +24,19 @@ from __future__ import annotations
 
 import math
 
+from ..dtypes import finfo
+from ..ops import creation as _creation
+from ..ops import nn as _nn
+from ..ops import shape as _shape
 from ..ops import special as _special
+from ..ops.reduce import sum as _sum
 from ..tensor import Tensor
 from . import constraints
 from .utils import clamp_probs, softplus, sum_rightmost
 
 __all__ = ["Transform", "ExpTransform", "AffineTransform", "SigmoidTransform", "TanhTransform",
-           "ComposeTransform", "PowerTransform", "SoftplusTransform", "AbsTransform"]
+           "ComposeTransform", "PowerTransform", "SoftplusTransform", "AbsTransform",
+           "StickBreakingTransform"]
 
 
 class Transform:
@@ -81,6 +89,14 @@ class Transform:
     def log_abs_det_jacobian(self, x, y):
         raise NotImplementedError
 
+    def forward_shape(self, shape) -> tuple:
+        """The shape of ``t(x)`` for ``x`` of ``shape`` (the same, but for shape-changing maps)."""
+        return tuple(shape)
+
+    def inverse_shape(self, shape) -> tuple:
+        """The shape of ``t.inv(y)`` for ``y`` of ``shape``."""
+        return tuple(shape)
+
     def __repr__(self) -> str:
         return type(self).__name__ + "()"
 
@@ -109,6 +125,12 @@ class _InverseTransform(Transform):
 
     def log_abs_det_jacobian(self, x, y):
         return -self._inv.log_abs_det_jacobian(y, x)
+
+    def forward_shape(self, shape) -> tuple:
+        return self._inv.inverse_shape(shape)
+
+    def inverse_shape(self, shape) -> tuple:
+        return self._inv.forward_shape(shape)
 
 
 class ExpTransform(Transform):
@@ -256,6 +278,16 @@ class ComposeTransform(Transform):
             x = t(x)
         return x
 
+    def forward_shape(self, shape) -> tuple:
+        for t in self.parts:
+            shape = t.forward_shape(shape)
+        return tuple(shape)
+
+    def inverse_shape(self, shape) -> tuple:
+        for t in reversed(self.parts):
+            shape = t.inverse_shape(shape)
+        return tuple(shape)
+
     def _inverse(self, y):
         for t in reversed(self.parts):
             y = t.inv(y)
@@ -271,3 +303,46 @@ class ComposeTransform(Transform):
             total = total + term
             x = y_t
         return total
+
+
+class StickBreakingTransform(Transform):
+    """Vectors of K reals onto the K-simplex (K + 1 nonnegative entries summing to 1) by
+    breaking a stick: entry ``i`` takes the share ``sigmoid(x_i - log(K - i))`` of what the
+    entries before it left (the shift makes ``x = 0`` the simplex's centre), the last entry the
+    rest. ``event_dim`` 1; its log-determinant is over the first K entries."""
+    domain = constraints.real_vector
+    codomain = constraints.simplex
+    event_dim = 1
+
+    @staticmethod
+    def _offsets(x):
+        """``log(K - i)`` for i = 0 .. K - 1, as x's dtype and device."""
+        k = x.shape[-1]
+        return _creation.arange(k, 0, -1, dtype=x.dtype, device=x.device).log()
+
+    def _call(self, x):
+        info = finfo(x.dtype)
+        z = (x - self._offsets(x)).sigmoid().clamp(min=info.tiny, max=1.0 - info.eps)
+        left = (1 - z).cumprod(-1)                     # what is left after each break
+        ones = _creation.ones(tuple(x.shape[:-1]) + (1,), dtype=x.dtype, device=x.device)
+        return _shape.cat([z, ones], -1) * _shape.cat([ones, left], -1)
+
+    def _inverse(self, y):
+        head = y[..., :-1]
+        left = (1 - head.cumsum(-1)).clamp(min=finfo(y.dtype).tiny)
+        return head.log() - left.log() + self._offsets(head)
+
+    def log_abs_det_jacobian(self, x, y):
+        shifted = x - self._offsets(x)
+        return _sum(-shifted + _nn.logsigmoid(shifted) + y[..., :-1].log(), -1)
+
+    def forward_shape(self, shape) -> tuple:
+        if not len(shape):
+            raise ValueError("StickBreakingTransform: needs a vector (at least one dimension)")
+        return tuple(shape[:-1]) + (shape[-1] + 1,)
+
+    def inverse_shape(self, shape) -> tuple:
+        if not len(shape) or shape[-1] < 1:
+            raise ValueError("StickBreakingTransform: the inverse needs a simplex point of at "
+                             "least one entry")
+        return tuple(shape[:-1]) + (shape[-1] - 1,)

@@ -119,6 +119,9 @@ CASES = {
                     {"a": np.array([0.7, 1.5, 2.0, 5.0]), "b": np.array([2.0, 0.8, 3.0, 1.5])},
                     R.uniform(0.05, 0.95, size=(4,)),
                     ["log_prob", "entropy", "mean", "mode", "variance"], 1e-10),
+    "LogisticNormal": (lambda D, p: D.LogisticNormal(p["loc"], p["scale"]),
+                       {"loc": _real(2, 3), "scale": _pos(2, 3)}, _simplex(2, 4), ["log_prob"],
+                       1e-10),
 }
 ICDF = np.array([0.05, 0.3, 0.5, 0.9])
 
@@ -180,6 +183,18 @@ def test_multinomial_entropy_is_the_sum_over_every_count_vector():
         gradient.tensor(counts)).numpy()
     np.testing.assert_allclose(ours, -(np.exp(log_p) * log_p).sum(-1), rtol=1e-12)
     np.testing.assert_allclose(ours, theirs, rtol=1e-7)
+
+
+def test_logistic_normal_samples_are_reparameterized_simplex_points():
+    gradient.manual_seed(4)
+    loc = gradient.zeros(2, 3, dtype=gradient.float64, requires_grad=True)
+    d = gd.LogisticNormal(loc, gradient.ones(2, 3, dtype=gradient.float64))
+    x = d.rsample((7,))
+    assert tuple(x.shape) == (7, 2, 4) and tuple(d.event_shape) == (4,)
+    np.testing.assert_allclose(x.detach().numpy().sum(-1), 1.0, rtol=1e-12)
+    assert (x.detach().numpy() > 0).all()
+    x[..., 0].sum().backward()
+    assert loc.grad is not None and np.abs(loc.grad.numpy()).sum() > 0
 
 
 # ---------------------------------------------------------------------- sampling

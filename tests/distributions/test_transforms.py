@@ -69,10 +69,13 @@ def test_compose_transform_as_torchs():
 
 
 @pytest.mark.parametrize("name,args", [("PowerTransform", (0.5,)), ("PowerTransform", ("tensor",)),
-                                       ("SoftplusTransform", ()), ("AbsTransform", ())])
+                                       ("SoftplusTransform", ()), ("AbsTransform", ()),
+                                       ("StickBreakingTransform", ())])
 def test_power_softplus_and_abs_transforms_as_torchs(name, args):
     """(torch keeps a number exponent as a float32 tensor: 0.5 and its inverse 2 are exact.)"""
     x = np.random.default_rng(3).uniform(0.2, 3.0, 5)
+    if name == "StickBreakingTransform":     # vectors of reals: a batch of 2 of 5
+        x = np.random.default_rng(3).standard_normal((2, 5)) * 2
     exponent = np.array([0.5, 1.5, -2.0, 3.0, 0.9])
 
     def make(lib):
