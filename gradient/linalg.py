@@ -5,7 +5,7 @@ The norms (``vector_norm``, ``matrix_norm``, ``norm``, ``cond``), ``matmul``, ``
 ``inv_ex``, ``det``, ``slogdet``, ``solve``, ``solve_triangular``, ``cholesky``, ``cholesky_ex``,
 ``qr``, ``eigh``, ``eigvalsh``, ``svd``, ``svdvals``, ``pinv``, ``lstsq``, ``matrix_power``,
 ``matrix_exp`` and ``matrix_rank`` (from :mod:`gradient.ops.linalg_decompositions`, where their
-backward formulas are). Everything has first and second derivatives. Functions that return
+backward formulas are), and ``householder_product`` (composed of products, differentiable). Everything has first and second derivatives. Functions that return
 several tensors return named tuples with PyTorch's field names (``Q, R = linalg.qr(A)``,
 ``linalg.eigh(A).eigenvalues``). Real float32/float64 matrices only (no complex dtypes, no
 general ``eig``/``eigvals``); a singular matrix given to ``inv`` or ``solve``, or one that is not
@@ -36,9 +36,10 @@ from .ops.shape import squeeze, wrap_dim
 from .ops.shape import unsqueeze as _unsqueeze
 from .tensor import Tensor
 from .errors import LinAlgError  # noqa: F401  (torch.linalg.LinAlgError)
-from .ops.linalg_decompositions import (cholesky_ex, det, eigh, eigvalsh, inv, inv_ex, lstsq,
-                                        matrix_exp, matrix_power, matrix_rank, multi_dot, pinv,
-                                        solve, solve_triangular, svdvals)
+from .ops.linalg_decompositions import (cholesky_ex, det, eigh, eigvalsh, householder_product,
+                                        inv, inv_ex, lstsq, matrix_exp, matrix_power,
+                                        matrix_rank, multi_dot, pinv, solve, solve_triangular,
+                                        svdvals)
 from .ops.linalg_decompositions import linalg_cholesky as cholesky
 from .ops.linalg_decompositions import linalg_cross as cross
 from .ops.linalg_decompositions import linalg_qr as qr
@@ -48,7 +49,7 @@ from .ops.linalg_decompositions import linalg_svd as svd
 __all__ = ["vector_norm", "matrix_norm", "norm", "cond", "matmul", "vecdot", "diagonal", "cross",
            "multi_dot", "inv", "inv_ex", "det", "slogdet", "solve", "solve_triangular", "cholesky",
            "cholesky_ex", "qr", "eigh", "eigvalsh", "svd", "svdvals", "pinv", "lstsq",
-           "matrix_power", "matrix_exp", "matrix_rank", "LinAlgError"]
+           "matrix_power", "matrix_exp", "matrix_rank", "householder_product", "LinAlgError"]
 
 
 def _floating(fn: str, x, dtype) -> Tensor:
@@ -172,3 +173,4 @@ def cond(A: Tensor, p=None) -> Tensor:
         raise ShapeError(f"linalg.cond: p={p!r} needs square matrices, got shape {tuple(A.shape)}; "
                          "use p=None or 2 for rectangular ones")
     return matrix_norm(A, p) * matrix_norm(inv(A), p)
+

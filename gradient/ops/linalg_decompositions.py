@@ -1014,3 +1014,29 @@ def _chain(mats, split, i, j):
 # top-level name and the Tensor method are the former
 slogdet = _slogdet_tensor
 slogdet.__name__ = slogdet.__qualname__ = "slogdet"
+
+
+def householder_product(A: Tensor, tau: Tensor) -> Tensor:
+    """The first ``k`` columns of ``H_1 H_2 ... H_k``, ``H_i = I - tau_i v_i v_i^T`` with ``v_i``
+    column ``i`` of ``A`` (n x k, n >= k) below its diagonal and 1 on it, as
+    ``torch.linalg.householder_product`` (LAPACK's orgqr): the Q of a QR decomposition stored as
+    reflectors. Batched over leading dimensions; differentiable in ``A`` and ``tau``.
+
+    Example: ``householder_product(gradient.zeros(3, 2), gradient.zeros(2))`` is ``eye(3, 2)``.
+    """
+    if not A.dtype.is_floating_point:
+        raise DTypeError(f"householder_product: expected a floating-point tensor, got {A.dtype}")
+    n, k = A.shape[-2], A.shape[-1]
+    if A.ndim < 2 or n < k:
+        raise ShapeError(f"householder_product: A must be a matrix (or a batch) with at least as "
+                         f"many rows as columns, got shape {tuple(A.shape)}")
+    if tuple(tau.shape) != tuple(A.shape[:-2]) + (min(n, k),):
+        raise ShapeError(f"householder_product: tau must have shape "
+                         f"{tuple(A.shape[:-2]) + (min(n, k),)}, got {tuple(tau.shape)}")
+    identity = eye(n, dtype=A.dtype, device=A.device)
+    V = A.tril(-1) + identity[:, :k]                    # the reflectors, 1 on the diagonal
+    Q = identity.expand(*A.shape[:-2], n, n)
+    for i in range(tau.shape[-1]):
+        v = V[..., i:i + 1]                             # (..., n, 1)
+        Q = Q - tau[..., i, None, None] * matmul(matmul(Q, v), v.mT)
+    return Q[..., :k]

@@ -429,3 +429,20 @@ def test_einsum_sublist_form_matches_torch(arguments):
     np.testing.assert_allclose(ours[0].grad.numpy(), theirs[0].grad.numpy(), rtol=1e-12)
     with pytest.raises(ValueError, match="integers"):
         gradient.einsum(gradient.ones(2), [60])
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (4, 4), (2, 6, 2)])
+def test_householder_product_matches_torch(shape):
+    rng = np.random.default_rng(3)
+    a, tau = rng.standard_normal(shape), rng.standard_normal(shape[:-2] + (shape[-1],))
+    results = []
+    for lib in (gradient, torch):
+        A, T = lib.tensor(a, requires_grad=True), lib.tensor(tau, requires_grad=True)
+        Q = lib.linalg.householder_product(A, T)
+        (Q * Q.detach() + Q).sum().backward()
+        results.append([t.detach().numpy() for t in (Q, A.grad, T.grad)])
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+    A = gradient.tensor(a, requires_grad=True)
+    T = gradient.tensor(tau, requires_grad=True)
+    assert gradient.autograd.gradcheck(gradient.linalg.householder_product, (A, T))
