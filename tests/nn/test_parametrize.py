@@ -197,3 +197,58 @@ def test_parameters_to_vector_round_trip_matches_torch():
     assert_close(vo, vt)
     gnn.utils.vector_to_parameters(vo * 2, ours.parameters())
     assert_close(ours.bias, theirs.bias * 2)
+
+
+def _orthogonal_pair(shape, orthogonal_map, use_trivialization, seed=0):
+    """The same Linear in both libraries with the same weight, made orthogonal."""
+    rng = np.random.default_rng(seed)
+    w, b = rng.standard_normal(shape), rng.standard_normal(shape[0])
+    layers = []
+    for lib in (gradient, torch):
+        layer = lib.nn.Linear(shape[1], shape[0], dtype=lib.float64)
+        with lib.no_grad():
+            layer.weight.copy_(lib.tensor(w))
+            layer.bias.copy_(lib.tensor(b))
+        lib.nn.utils.parametrizations.orthogonal(layer, orthogonal_map=orthogonal_map,
+                                                 use_trivialization=use_trivialization)
+        layers.append(layer)
+    return layers
+
+
+@pytest.mark.parametrize("shape,orthogonal_map,trivial", [
+    ((4, 4), None, True), ((4, 4), "cayley", True), ((4, 4), "householder", True),
+    ((5, 3), None, False), ((3, 5), "householder", False), ((4, 4), "householder", False),
+    ((4, 4), "matrix_exp", False)])
+def test_orthogonal_matches_torch_and_trains_orthogonal(shape, orthogonal_map, trivial):
+    ours, theirs = _orthogonal_pair(shape, orthogonal_map, trivial)
+    np.testing.assert_allclose(ours.weight.detach().numpy(), theirs.weight.detach().numpy(),
+                               atol=1e-12)
+    np.testing.assert_allclose(ours.parametrizations.weight.original.detach().numpy(),
+                               theirs.parametrizations.weight.original.detach().numpy(),
+                               atol=1e-12)
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((6, shape[1])), rng.standard_normal((6, shape[0]))
+    for lib, layer in ((gradient, ours), (torch, theirs)):
+        opt = lib.optim.SGD(layer.parameters(), lr=0.1)
+        for _ in range(5):
+            opt.zero_grad()
+            ((layer(lib.tensor(x)) - lib.tensor(y)) ** 2).mean().backward()
+            opt.step()
+    w = ours.weight.detach().numpy()
+    np.testing.assert_allclose(w, theirs.weight.detach().numpy(), atol=1e-10)
+    gram = w @ w.T if shape[0] < shape[1] else w.T @ w
+    np.testing.assert_allclose(gram, np.eye(min(shape)), atol=1e-12)
+
+
+def test_orthogonal_assignment_resets_the_base_and_errors():
+    layer = gradient.nn.utils.parametrizations.orthogonal(gradient.nn.Linear(4, 6))
+    w = layer.weight.detach().numpy()
+    np.testing.assert_allclose(w.T @ w, np.eye(4), atol=1e-5)     # (completed at random)
+    q = np.linalg.qr(np.random.default_rng(2).standard_normal((6, 4)))[0].astype(np.float32)
+    layer.weight = gradient.tensor(q)
+    np.testing.assert_allclose(layer.weight.detach().numpy(), q, atol=1e-5)
+    with pytest.raises(ValueError, match="matrix"):
+        gradient.nn.utils.parametrizations.orthogonal(gradient.nn.LayerNorm(3))
+    with pytest.raises(ValueError, match="orthogonal_map"):
+        gradient.nn.utils.parametrizations.orthogonal(gradient.nn.Linear(2, 2), orthogonal_map="qr")
+

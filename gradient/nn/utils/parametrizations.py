@@ -8,18 +8,28 @@ Example::
     ['bias', 'parametrizations.weight.original0', 'parametrizations.weight.original1']
 
 ``original0`` is the magnitude ``g`` and ``original1`` the direction ``v``, as in PyTorch.
-``orthogonal`` is not implemented.
+``orthogonal`` keeps a matrix (or a batch) orthogonal: its columns (rows, when wider than tall)
+orthonormal whatever the optimizer does to the unconstrained parameter behind it.
 """
 
 from __future__ import annotations
 
+import numpy as np
+
 from ...autograd.grad_mode import no_grad
+from ...dtypes import finfo
+from ...ops.creation import eye, randn, tensor, zeros, zeros_like
+from ...ops.linalg_decompositions import householder_product, matrix_exp, solve
+from ...ops.linalg_decompositions import linalg_qr as qr
+from ...ops.shape import cat
 from ...tensor import Tensor
 from .. import functional as F
 from ..module import Module
 from . import parametrize
 
-__all__ = ["weight_norm", "spectral_norm"]
+__all__ = ["weight_norm", "spectral_norm", "orthogonal"]
+
+_MAPS = ("matrix_exp", "cayley", "householder")
 
 
 def _norm_except_dim(v: Tensor, dim: int | None) -> Tensor:
@@ -145,4 +155,139 @@ def spectral_norm(module: Module, name: str = "weight", n_power_iterations: int 
         dim = 1 if isinstance(module, (ConvTranspose1d, ConvTranspose2d, ConvTranspose3d)) else 0
     parametrize.register_parametrization(module, name,
                                          _SpectralNorm(weight, n_power_iterations, dim, eps))
+    return module
+
+
+class _Orthogonal(Module):
+    """An unconstrained matrix ``X`` to an orthogonal one: ``matrix_exp`` or ``cayley`` of the
+    skew-symmetric ``A = L - L^T`` (``L`` the lower triangle of ``X``, embedded in a square),
+    or ``householder``: the product of the reflectors stored below ``X``'s diagonal, each
+    column's sign taken from the diagonal. With a ``base`` (the trivialization, the default)
+    the result is ``base @ Q``: registering stores the initial weight, made orthogonal, as
+    ``base``, and an unconstrained parameter that maps to the identity."""
+
+    def __init__(self, weight: Tensor, orthogonal_map: str, use_trivialization: bool = True):
+        super().__init__()
+        self.shape, self.orthogonal_map = tuple(weight.shape), orthogonal_map
+        if use_trivialization:
+            self.register_buffer("base", None)
+
+    def forward(self, X: Tensor) -> Tensor:
+        transposed = X.shape[-2] < X.shape[-1]
+        if transposed:
+            X = X.mT
+        n, k = X.shape[-2], X.shape[-1]
+        if self.orthogonal_map == "householder":
+            V = X.tril(-1)
+            tau = 2.0 / (1.0 + (V * V).sum(-2))
+            # the diagonal holds each column's sign, not learned (cast: no gradient)
+            Q = householder_product(V, tau) * X.diagonal(dim1=-2, dim2=-1).int().unsqueeze(-2)
+        else:
+            L = X.tril()
+            if n != k:
+                L = cat([L, zeros(*L.shape[:-1], n - k, dtype=L.dtype, device=L.device)], -1)
+            A = L - L.mT
+            if self.orthogonal_map == "matrix_exp":
+                Q = matrix_exp(A)
+            else:
+                identity = eye(n, dtype=A.dtype, device=A.device)
+                Q = solve(identity - 0.5 * A, identity + 0.5 * A)
+            Q = Q[..., :k]
+        if getattr(self, "base", None) is not None:
+            Q = self.base @ Q
+        return Q.mT if transposed else Q
+
+    @no_grad()
+    def right_inverse(self, Q: Tensor) -> Tensor:
+        if tuple(Q.shape) != self.shape:
+            raise ValueError(f"orthogonal: expected a matrix of shape {self.shape}, got "
+                             f"{tuple(Q.shape)}")
+        given = Q
+        if Q.shape[-2] < Q.shape[-1]:
+            Q = Q.mT
+        n, k = Q.shape[-2], Q.shape[-1]
+        if not hasattr(self, "base"):
+            if self.orthogonal_map != "householder":
+                raise NotImplementedError(
+                    "orthogonal: assigning a weight without the trivialization is only "
+                    "possible with orthogonal_map='householder' (matrix_exp and cayley cannot "
+                    "be inverted in closed form); use use_trivialization=True")
+            stored = _householder_reflectors(Q)
+            return stored.mT if given.shape[-2] < given.shape[-1] else stored
+        if n != k:        # complete the columns to a square, then orthogonalize
+            Q = cat([Q, randn(*Q.shape[:-1], n - k, dtype=Q.dtype, device=Q.device)], -1)
+        self.base = Q.clone() if n == k and _is_orthogonal(Q) else _orthogonalized(Q)
+        # the parameter that maps to the identity in every map: -1 on the diagonal (the
+        # householder map reads signs there; the others ignore it)
+        identity = zeros_like(given)
+        identity.diagonal(dim1=-2, dim2=-1).fill_(-1.0)
+        return identity
+
+
+def _is_orthogonal(Q: Tensor) -> bool:
+    n, k = Q.shape[-2], Q.shape[-1]
+    eps = 10.0 * n * finfo(Q.dtype).eps
+    gram = (Q.mT @ Q).detach().numpy()
+    return bool(np.all(np.abs(gram - np.eye(k)) <= eps))
+
+
+def _orthogonalized(A: Tensor) -> Tensor:
+    """The Q of A's QR decomposition, its columns' signs made those of R's diagonal positive."""
+    Q, R = qr(A)
+    return Q * R.diagonal(dim1=-2, dim2=-1).sign().unsqueeze(-2)
+
+
+def _householder_reflectors(Q: Tensor) -> Tensor:
+    """A tall orthogonal-ish ``Q`` (..., n, k) as the householder map's parameter: its QR
+    decomposition's reflectors below the diagonal (LAPACK's geqrf), the signs of R's diagonal
+    on it, negated where a column needed no reflection (the map reflects those)."""
+    a = Q.detach().cpu().numpy().astype(np.float64, copy=True)
+    batch = a.reshape((-1,) + a.shape[-2:])
+    for m in batch:
+        n, k = m.shape
+        for j in range(k):
+            alpha, x = m[j, j], m[j + 1:, j].copy()
+            norm = np.linalg.norm(x)
+            if norm == 0.0:
+                m[j, j] = -np.sign(alpha) if alpha != 0 else -1.0   # tau 0: no reflection
+                continue
+            beta = -np.copysign(np.hypot(alpha, norm), alpha)
+            tau = (beta - alpha) / beta
+            v = np.concatenate([[1.0], x / (alpha - beta)])
+            rest = m[j:, j + 1:]
+            rest -= tau * np.outer(v, v @ rest)
+            m[j + 1:, j] = v[1:]
+            m[j, j] = np.sign(beta)
+    return tensor(batch.reshape(a.shape), dtype=Q.dtype, device=Q.device)
+
+
+def orthogonal(module: Module, name: str = "weight", orthogonal_map: str | None = None, *,
+               use_trivialization: bool = True) -> Module:
+    """Keep ``module.<name>`` (a matrix or a batch) orthogonal: orthonormal columns, or rows
+    when it is wider than tall. ``orthogonal_map`` is "matrix_exp" (the default for square
+    matrices), "cayley" or "householder" (the default otherwise). With
+    ``use_trivialization`` (the default) the map's output multiplies a stored orthogonal
+    ``base``; assigning ``module.<name> = Q`` resets the base. Returns ``module``.
+
+    Example::
+
+        >>> rnn = parametrizations.orthogonal(nn.Linear(8, 8))
+        >>> w = rnn.weight
+        >>> (w.T @ w - gradient.eye(8)).abs().max() < 1e-5
+        tensor(True)
+    """
+    weight = getattr(module, name, None)
+    if not isinstance(weight, Tensor):
+        raise ValueError(f"Module '{type(module).__name__}' has no parameter or buffer with name "
+                         f"'{name}'")
+    if weight.ndim < 2:
+        raise ValueError(f"orthogonal: expected a matrix or a batch of matrices, got a tensor of "
+                         f"{weight.ndim} dimensions")
+    if orthogonal_map is None:
+        orthogonal_map = "matrix_exp" if weight.shape[-2] == weight.shape[-1] else "householder"
+    if orthogonal_map not in _MAPS:
+        raise ValueError(f"orthogonal: orthogonal_map must be one of {_MAPS}, got "
+                         f"{orthogonal_map!r}")
+    parametrize.register_parametrization(
+        module, name, _Orthogonal(weight, orthogonal_map, use_trivialization), unsafe=True)
     return module

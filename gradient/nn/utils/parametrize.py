@@ -78,12 +78,16 @@ class ParametrizationList(ModuleList):
         super().__init__(modules)
         self.unsafe = unsafe
         # the stored tensors are what right_inverse makes of the current value, last
-        # parametrization first
+        # parametrization first; one that cannot invert (NotImplementedError) stores the value
+        # as it is, as in PyTorch
         with no_grad():
             new = original
             for module in reversed(list(self)):
                 if hasattr(module, "right_inverse"):
-                    new = module.right_inverse(new)
+                    try:
+                        new = module.right_inverse(new)
+                    except NotImplementedError:
+                        pass
         if isinstance(new, Tensor):
             self.is_tensor, self.ntensors = True, 1
             with no_grad():
