@@ -41,6 +41,7 @@ import math as _math
 import types as _types
 
 import ml_dtypes as _ml_dtypes
+import numpy as _np
 
 from .. import kernels, layouts as _layouts
 from ..autograd.function import ArrayFunction
@@ -162,6 +163,23 @@ def _promote(a, b, dtype: DType | None = None, op: str = "broadcast", *,
     a = _operand(a, b, float32 if low and scalars_in_float32[0] else dtype, dtype, like)
     b = _operand(b, a, float32 if low and scalars_in_float32[1] else dtype, dtype, like)
     return a, b
+
+
+def _numpy_operand(input, other) -> tuple:
+    """``(input, other, dtype)``: a NumPy array beside a tensor made a tensor (its dtype, the
+    tensor's device), and ``dtype`` NumPy's result type, as PyTorch hands such an operation to
+    NumPy (a float32 tensor times a 0-d float64 array is float64); else as given, None."""
+    if not (isinstance(input, _np.ndarray) or isinstance(other, _np.ndarray)):
+        return input, other, None
+    like = input if isinstance(input, Tensor) else other
+    if not isinstance(like, Tensor):
+        return input, other, None
+    from .creation import tensor
+    input, other = (tensor(x, device=like.device) if isinstance(x, _np.ndarray) else x
+                    for x in (input, other))
+    if not isinstance(input, Tensor) or not isinstance(other, Tensor):
+        return input, other, None
+    return input, other, from_numpy_dtype(_np.result_type(input.dtype.numpy, other.dtype.numpy))
 
 
 def _operand(x, other, scalar_dtype: DType, dtype: DType, like: Tensor) -> Tensor:
@@ -296,6 +314,15 @@ def _times_alpha(op: str, input, other, alpha):
     return mul(other, _constant(alpha, dtype, like, checked=True))
 
 
+_PLAIN = (Tensor, int, float)
+
+
+def _unusual(input, other) -> bool:
+    """Whether an operand may be a sparse tensor or a NumPy array (tested only then: the
+    arithmetic of tensors and numbers is every training step's)."""
+    return not (isinstance(input, Tensor) and isinstance(other, _PLAIN))
+
+
 def _sparse(x) -> bool:
     """Whether ``x`` is a sparse COO tensor (:mod:`gradient.ops.sparse`, built on these ops):
     a dense tensor plus a sparse one is dense, times one sparse, as in PyTorch."""
@@ -304,11 +331,14 @@ def _sparse(x) -> bool:
 
 def add(input, other, *, alpha=1) -> Tensor:
     """``input + alpha * other``, broadcasting: ``gradient.add(x, y, alpha=2)``."""
-    if _sparse(input):
-        return input.add(other, alpha=alpha)
-    if _sparse(other):
-        return (other if alpha == 1 else other * alpha).add(input)
-    return Add.apply(*_promote(input, _times_alpha("add", input, other, alpha), op="add"))
+    dtype = None
+    if _unusual(input, other):
+        if _sparse(input):
+            return input.add(other, alpha=alpha)
+        if _sparse(other):
+            return (other if alpha == 1 else other * alpha).add(input)
+        input, other, dtype = _numpy_operand(input, other)
+    return Add.apply(*_promote(input, _times_alpha("add", input, other, alpha), dtype, op="add"))
 
 
 def sub(input, other, *, alpha=1) -> Tensor:
@@ -322,18 +352,24 @@ def sub(input, other, *, alpha=1) -> Tensor:
                              "(the ^ operator) instead")
         raise DTypeError("sub: subtraction with a bool tensor is not supported; to invert a mask use "
                          "~mask or logical_not(), otherwise convert it first with .int() or .float()")
-    if _sparse(input) or _sparse(other):
-        return add(input, other, alpha=-alpha)
-    return Sub.apply(*_promote(input, _times_alpha("sub", input, other, alpha), op="sub"))
+    dtype = None
+    if _unusual(input, other):
+        if _sparse(input) or _sparse(other):
+            return add(input, other, alpha=-alpha)
+        input, other, dtype = _numpy_operand(input, other)
+    return Sub.apply(*_promote(input, _times_alpha("sub", input, other, alpha), dtype, op="sub"))
 
 
 def mul(input, other) -> Tensor:
     """Elementwise product, broadcasting: ``gradient.mul(x, 2)``."""
-    if _sparse(input) or _sparse(other):
-        return input.mul(other) if _sparse(input) else other.mul(input)
+    dtype = None
+    if _unusual(input, other):
+        if _sparse(input) or _sparse(other):
+            return input.mul(other) if _sparse(input) else other.mul(input)
+        input, other, dtype = _numpy_operand(input, other)
     # as PyTorch: a scalar multiplier stays float32 on the right, and on the left only if it is
     # a Python number (a 0-d tensor on the left is converted to the tensor's dtype first)
-    return Mul.apply(*_promote(input, other, op="mul",
+    return Mul.apply(*_promote(input, other, dtype, op="mul",
                                scalars_in_float32=(not isinstance(input, Tensor), True)))
 
 
@@ -342,6 +378,9 @@ def div(input, other, *, rounding_mode: str | None = None) -> Tensor:
 
     Example: ``gradient.div(gradient.tensor([-7, 7]), 2, rounding_mode="trunc")`` is ``tensor([-3, 3])``.
     """
+    numpy_dtype = None
+    if _unusual(input, other):
+        input, other, numpy_dtype = _numpy_operand(input, other)
     if rounding_mode == "floor":
         return floor_divide(input, other)
     if rounding_mode == "trunc":
@@ -354,7 +393,7 @@ def div(input, other, *, rounding_mode: str | None = None) -> Tensor:
         return q + (ne(remainder(a, b), 0) & ne(lt(a, 0), lt(b, 0)))
     if rounding_mode is not None:
         raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
-    dtype = result_type(input, other)
+    dtype = numpy_dtype or result_type(input, other)
     if not dtype.is_floating_point:
         dtype = get_default_dtype()
     # PyTorch keeps a Python-number numerator in float32, but not a 0-d tensor one

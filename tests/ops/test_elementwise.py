@@ -760,3 +760,19 @@ def test_half_precision_with_a_scalar_converts_the_scalar_like_torch(dtype, valu
             r = fns[op](x, s)
             results.append((str(r.dtype).split(".")[-1], r.float().tolist()))
     assert results[:3] == results[3:]
+
+
+def test_a_numpy_array_beside_a_tensor_is_a_tensor_of_its_dtype():
+    """``tensor + ndarray`` as torch computes it: the array a tensor of its own dtype, promoted."""
+    cases = [(lambda L: L.ones(2) + np.ones(2)),
+             (lambda L: L.ones(2, dtype=L.float32) - np.ones(2, dtype=np.float32)),
+             (lambda L: L.ones(2) * np.array(2.0)),
+             (lambda L: L.arange(3) + np.arange(3)),
+             (lambda L: L.ones(2, 3) / np.arange(1, 4, dtype=np.float32))]
+    for f in cases:
+        ours, theirs = f(gradient), f(torch)
+        assert str(ours.dtype).split(".")[-1] == str(theirs.dtype).split(".")[-1]
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    x = gradient.ones(3, requires_grad=True)
+    (x * np.array([1.0, 2.0, 3.0])).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 2.0, 3.0])
