@@ -452,10 +452,12 @@ class Tensor:
         self._post_accumulate_hooks.append(hook)
         return _HookHandle(self._post_accumulate_hooks, hook)
 
-    def backward(self, gradient=None, retain_graph=None, create_graph: bool = False) -> None:
-        """Accumulate the gradient of this tensor into the ``.grad`` of every leaf it depends on."""
+    def backward(self, gradient=None, retain_graph=None, create_graph: bool = False,
+                 inputs=None) -> None:
+        """Accumulate the gradient of this tensor into the ``.grad`` of every leaf it depends on
+        (only into those of ``inputs``, leaves or not, where given)."""
         from .autograd.engine import backward
-        backward(self, gradient, retain_graph, create_graph)
+        backward(self, gradient, retain_graph, create_graph, inputs)
 
     def _edge(self):
         """Where a gradient for this tensor goes: its grad_fn's output, or its leaf accumulator."""

@@ -28,8 +28,20 @@ from . import function
 from .function import AccumulateGrad
 
 
-def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
-    """Accumulate d(tensors)/d(leaf) into every leaf's ``.grad``; see :meth:`Tensor.backward`."""
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
+    """Accumulate d(tensors)/d(leaf) into every leaf's ``.grad``; see :meth:`Tensor.backward`.
+    With ``inputs`` (tensors that require grad, leaves or not), only into theirs, as PyTorch's."""
+    if inputs is not None:
+        single = isinstance(inputs, function.Tensor)
+        inputs = (inputs,) if single else tuple(inputs)
+        if not inputs:
+            raise AutogradError("backward: inputs, when given, must name at least one tensor")
+        grads = grad(tensors, inputs, grad_tensors, retain_graph, create_graph,
+                     allow_unused=True)
+        for t, g in zip(inputs, grads):
+            if g is not None:
+                _accumulate(t, g, create_graph)
+        return
     roots = _roots(tensors, grad_tensors, "backward")
     _execute(roots, targets=None, retain_graph=create_graph if retain_graph is None else retain_graph,
              create_graph=create_graph)

@@ -738,6 +738,16 @@ class Module:
 
         return self._apply(convert)
 
+    def to_empty(self, *, device, recurse: bool = True) -> "Module":
+        """Give every parameter and buffer new, uninitialized memory on ``device`` (their
+        shapes and dtypes kept), as ``torch.nn.Module.to_empty``: what a model built on the
+        meta device, or built only to be overwritten by a checkpoint, is moved with before
+        ``load_state_dict`` or its ``reset_parameters``."""
+        from ..ops.creation import empty
+        target = as_device(device)
+        return self._apply(lambda t: empty(*t.shape, dtype=t.dtype, device=target),
+                           recurse=recurse)
+
     def cpu(self) -> "Module":
         return self._apply(lambda t: t.cpu())
 

@@ -33,14 +33,15 @@ from ..autograd.grad_mode import no_grad as _no_grad
 from ..dtypes import bool_, float64, int32, int64, result_type, uint8
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
-from .creation import default_generator, tensor as _tensor
+from .creation import default_generator, full as _full, tensor as _tensor
 from .elementwise import _inplace_op, floor_divide as _floor_divide, where as _where
-from .shape import _as_view, _reshape_result, broadcast_shapes, clone, expand, reshape, wrap_dim
+from .shape import (_as_view, _reshape_result, broadcast_shapes, cat as _cat, clone, expand,
+                    reshape, wrap_dim)
 
 __all__ = [
     "getitem", "setitem_", "index_put", "select", "gather", "scatter", "scatter_add",
     "take_along_dim", "take", "index_select", "index_add", "index_fill", "masked_select", "nonzero",
-    "argwhere", "sort", "argsort", "topk", "kthvalue", "searchsorted", "bucketize", "multinomial",
+    "nonzero_static", "argwhere", "sort", "argsort", "topk", "kthvalue", "searchsorted", "bucketize", "multinomial",
     "scatter_reduce", "index_copy", "masked_scatter", "put", "unique", "unique_consecutive",
     "bincount", "isin", "index_put_",
 ]
@@ -48,7 +49,8 @@ __all__ = [
 
 TENSOR_METHODS = (
     "select", "index_put", "gather", "scatter", "scatter_add", "index_select", "index_add",
-    "index_fill", "take", "take_along_dim", "masked_select", "nonzero", "argwhere", "topk", "sort",
+    "index_fill", "take", "take_along_dim", "masked_select", "nonzero", "nonzero_static",
+    "argwhere", "topk", "sort",
     "argsort", "kthvalue", "multinomial", "scatter_reduce", "index_copy", "masked_scatter", "put",
     "unique", "unique_consecutive", "bincount", "isin",
     "scatter_", "scatter_add_", "scatter_reduce_", "index_add_", "index_fill_", "index_copy_",
@@ -702,6 +704,23 @@ def masked_select(input: Tensor, mask: Tensor) -> Tensor:
 
 
 # ====================================================================== nonzero
+def nonzero_static(input: Tensor, *, size: int, fill_value: int = -1) -> Tensor:
+    """:func:`nonzero` padded or cut to exactly ``size`` rows (``fill_value`` in the padding),
+    as ``torch.nonzero_static``: a shape known before the values are (for compiled code).
+
+    Example: ``gradient.nonzero_static(gradient.tensor([0, 3, 5]), size=3)`` is
+    ``[[1], [2], [-1]]``.
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ValueError(f"nonzero_static: size must be a nonnegative integer, got {size!r}")
+    found = nonzero(input)
+    count, width = found.shape
+    if count >= size:
+        return found[:size]
+    padding = _full((size - count, width), fill_value, dtype=found.dtype, device=found.device)
+    return _cat([found, padding], 0)
+
+
 def nonzero(input: Tensor, *, as_tuple: bool = False):
     """Indices of the non-zero entries: an int64 tensor of shape (count, ndim), or with
     ``as_tuple=True`` one 1-d tensor per dimension (for use as an index).

@@ -452,3 +452,38 @@ def test_interop_threads_and_flush_denormal_answer_as_torch_can():
     with pytest.raises(ValueError, match="positive"):
         gradient.set_num_interop_threads(0)
     assert gradient.set_flush_denormal(True) is False     # not changed: said so
+
+
+def test_nonzero_static_pads_or_cuts_as_torch():
+    for values, size, fill in (([0, 3, 5], 3, -1), ([[1, 0], [1, 1]], 2, 9), ([0, 0], 2, 7),
+                               ([1, 2, 3], 0, -1)):
+        ours = gradient.nonzero_static(gradient.tensor(values), size=size, fill_value=fill)
+        theirs = torch.nonzero_static(torch.tensor(values), size=size, fill_value=fill)
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    with pytest.raises(ValueError, match="size"):
+        gradient.nonzero_static(gradient.tensor([1]), size=-1)
+
+
+def test_backward_into_named_inputs_only_as_torch():
+    results = []
+    for lib in (gradient, torch):
+        a = lib.tensor([1.0, 2.0], requires_grad=True)
+        b = lib.tensor([3.0, 4.0], requires_grad=True)
+        h = a * b
+        if lib is torch:
+            h.retain_grad()
+        (h * h).sum().backward(inputs=[a, h])
+        (a * b).sum().backward(inputs=a)
+        results.append((a.grad.numpy(), b.grad, h.grad.numpy()))
+    (ga, gb, gh), (ta, tb, th) = results
+    np.testing.assert_array_equal(ga, ta)
+    np.testing.assert_array_equal(gh, th)
+    assert gb is None and tb is None
+
+
+def test_module_to_empty_keeps_shapes_and_parameters():
+    layer = gradient.nn.Linear(3, 4)
+    weight = layer.weight
+    layer.to_empty(device="cpu")
+    assert layer.weight is weight and tuple(weight.shape) == (4, 3)
+    assert weight.requires_grad and weight.dtype is gradient.float32
