@@ -1,5 +1,6 @@
 """Function transforms, as ``torch.func``: ``grad``, ``grad_and_value``, ``vjp``, ``jvp``,
-``jacrev``, ``jacfwd``, ``hessian``, ``vmap`` and ``functional_call``.
+``linearize``, ``jacrev``, ``jacfwd``, ``hessian``, ``vmap`` and ``functional_call``
+(``gradient.vmap`` is ``vmap``, as ``torch.vmap``).
 
 They take a function of tensors (or of pytrees of tensors: tuples, lists, dicts) and return a
 new function, and they compose: ``grad(grad(f))``, ``jacrev(grad(f))``, ``vmap(grad(f))``.
@@ -30,8 +31,8 @@ What differs from PyTorch (each function's docstring says more):
 """
 
 from ..nn.utils.stateless import functional_call
-from ._transforms import grad, grad_and_value, hessian, jacfwd, jacrev, jvp, vjp
+from ._transforms import grad, grad_and_value, hessian, jacfwd, jacrev, jvp, linearize, vjp
 from ._vmap import vmap
 
-__all__ = ["functional_call", "grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd",
-           "hessian", "vmap"]
+__all__ = ["functional_call", "grad", "grad_and_value", "vjp", "jvp", "linearize", "jacrev",
+           "jacfwd", "hessian", "vmap"]

@@ -28,7 +28,7 @@ from ..errors import AutogradError
 from ..tensor import Tensor
 from ._pytree import tree_flatten, tree_unflatten
 
-__all__ = ["grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian"]
+__all__ = ["grad", "grad_and_value", "vjp", "jvp", "linearize", "jacrev", "jacfwd", "hessian"]
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -398,3 +398,22 @@ def hessian(func, argnums=0):
                 [ 0., 12.]])
     """
     return jacfwd(jacrev(func, argnums), argnums)
+
+
+def linearize(func, *primals) -> tuple:
+    """``(func(*primals), jvp_fn)``, where ``jvp_fn(*tangents)`` is the Jacobian of ``func`` at
+    ``primals`` times ``tangents``, as ``torch.func.linearize``. Differs from PyTorch: each
+    ``jvp_fn`` call runs :func:`jvp` again (gradient keeps no linearized graph), so it costs a
+    forward and two backward passes; the values are the same.
+
+    Example::
+
+        >>> out, jvp_fn = linearize(lambda t: t.sin(), gradient.tensor([0.0, 1.0]))
+        >>> jvp_fn(gradient.tensor([1.0, 1.0]))          # cos(x)
+        tensor([1.0000, 0.5403])
+    """
+    output = func(*primals)
+
+    def jvp_fn(*tangents):
+        return jvp(func, primals, tangents)[1]
+    return output, jvp_fn

@@ -39,7 +39,7 @@ from .elementwise import (_constant, _floating, _promote, cast, erf, exp, pow, r
 from .elementwise import abs as _abs
 from .reduce import amax, amin, mean
 from .reduce import sum as _sum
-from .shape import broadcast_shapes, expand, permute, reshape, roll, wrap_dim
+from .shape import broadcast_shapes, expand, permute, reshape, roll, unsqueeze, wrap_dim
 
 __all__ = [
     # activations
@@ -49,7 +49,7 @@ __all__ = [
     # softmax family
     "softmax", "log_softmax", "softmin",
     # layers
-    "linear", "dropout", "dropout1d", "dropout2d", "dropout3d", "embedding", "one_hot",
+    "linear", "bilinear", "dropout", "dropout1d", "dropout2d", "dropout3d", "embedding", "one_hot",
     # normalization and distances
     "layer_norm", "rms_norm", "group_norm", "batch_norm", "normalize", "cosine_similarity",
     "pairwise_distance",
@@ -715,6 +715,30 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         raise ShapeError(f"linear: bias of shape {tuple(bias.shape)} does not broadcast to the "
                          f"output's shape {out_shape} (out_features={weight.shape[0]})")
     return Linear.apply(input, weight, bias)
+
+
+def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``y[..., o] = input1 @ weight[o] @ input2 + bias[o]``; weight (out, in1, in2).
+
+    ``F.bilinear(gradient.randn(8, 3), gradient.randn(8, 5), gradient.randn(4, 3, 5))`` has
+    shape (8, 4).
+    """
+    if weight.ndim != 3:
+        raise ShapeError(f"bilinear: expected a 3-d weight (out_features, in1_features, "
+                         f"in2_features), got shape {tuple(weight.shape)}")
+    o, i, j = weight.shape
+    if (tuple(input1.shape[:-1]) != tuple(input2.shape[:-1]) or input1.shape[-1] != i
+            or input2.shape[-1] != j):
+        raise ShapeError(f"bilinear: expected inputs (*, {i}) and (*, {j}) with the same leading "
+                         f"dimensions, got {tuple(input1.shape)} and {tuple(input2.shape)}")
+    lead = tuple(input1.shape[:-1])
+    x1, x2 = reshape(input1, (-1, i)), reshape(input2, (-1, j))
+    # (n, i) @ (i, o * j): every x1 row against every weight slice, then contract j with x2
+    w = reshape(permute(weight, (1, 0, 2)), (i, o * j))
+    y = (reshape(x1 @ w, (-1, o, j)) * unsqueeze(x2, 1)).sum(-1)
+    if bias is not None:
+        y = y + bias
+    return reshape(y, lead + (o,))
 
 
 # ---------------------------------------------------------------------- dropout

@@ -1,5 +1,6 @@
 """Functions PyTorch took from NumPy and SciPy: ``unravel_index`` (flat indices to coordinates),
-``vander`` (the Vandermonde matrix) and ``cumulative_trapezoid`` (running trapezoidal integrals).
+``vander`` (the Vandermonde matrix), ``cumulative_trapezoid`` (running trapezoidal integrals)
+and ``gradient`` (derivatives of sampled values by finite differences).
 
 Example::
 
@@ -19,9 +20,10 @@ from ..tensor import Tensor
 from .creation import ones_like, tensor
 from .elementwise import cast, floor_divide, remainder
 from .reduce import cumsum, diff
+from .shape import cat as _cat
 from .shape import narrow, reshape, stack, wrap_dim
 
-__all__ = ["unravel_index", "vander", "cumulative_trapezoid"]
+__all__ = ["unravel_index", "vander", "cumulative_trapezoid", "gradient"]
 TENSOR_METHODS = ()
 
 
@@ -106,3 +108,78 @@ def cumulative_trapezoid(y: Tensor, x: Tensor | None = None, *, dx: float | None
     else:
         steps = diff(x, dim=dim)
     return cumsum(pairs * steps / 2, dim)
+
+
+def gradient(input: Tensor, *, spacing=1, dim=None, edge_order: int = 1) -> tuple:
+    """The derivative of ``input``'s values along each dimension in ``dim`` (all by default),
+    estimated by second-order central differences inside and one-sided differences of order
+    ``edge_order`` (1 or 2) at the ends, as ``torch.gradient`` (NumPy's formulas): a tuple of
+    tensors of ``input``'s shape. ``spacing`` is one step for every dimension, one per
+    dimension, or per dimension a 1-d tensor of the sample coordinates (unevenly spaced);
+    differentiable in ``input``.
+
+    Example: ``gradient.gradient(gradient.tensor([1.0, 4.0, 9.0]))`` is ``(tensor([3., 4., 5.]),)``
+    """
+    dims = list(range(input.ndim)) if dim is None else \
+        [dim] if isinstance(dim, int) else list(dim)
+    dims = [wrap_dim(d, input.ndim) for d in dims]
+    if edge_order not in (1, 2):
+        raise ValueError(f"gradient: edge_order must be 1 or 2, got {edge_order}")
+    if isinstance(spacing, (int, float)) or isinstance(spacing, Tensor) and spacing.ndim == 0:
+        spacing = [spacing] * len(dims)
+    spacing = list(spacing)
+    if len(spacing) != len(dims):
+        raise ValueError(f"gradient: expected spacing to be a number or one entry per dimension "
+                         f"({len(dims)}), got {len(spacing)}")
+    values = input if input.dtype.is_floating_point else cast(input, _default_float())
+    return tuple(_along(values, d, h, edge_order) for d, h in zip(dims, spacing))
+
+
+def _default_float():
+    from ..dtypes import get_default_dtype
+    return get_default_dtype()
+
+
+def _along(f: Tensor, d: int, h, edge_order: int) -> Tensor:
+    """One dimension's derivative (see :func:`gradient`)."""
+    n = f.shape[d]
+    if n < edge_order + 1:
+        raise ValueError(f"gradient: each dimension needs at least edge_order + 1 = "
+                         f"{edge_order + 1} samples, dimension {d} has {n}")
+    def part(start, length):
+        return narrow(f, d, start, length)
+    if isinstance(h, Tensor) and h.ndim == 1:
+        if h.shape[0] != n:
+            raise ValueError(f"gradient: the coordinates of dimension {d} must be {n}, got "
+                             f"{h.shape[0]}")
+        steps = reshape(diff(cast(h, f.dtype)), (-1,) + (1,) * (f.ndim - d - 1))
+        return _uneven(part, steps, n, edge_order, d)
+    h = float(h)
+    inner = (part(2, n - 2) - part(0, n - 2)) / (2 * h)
+    if edge_order == 1:
+        first, last = (part(1, 1) - part(0, 1)) / h, (part(n - 1, 1) - part(n - 2, 1)) / h
+    else:
+        first = (-1.5 * part(0, 1) + 2 * part(1, 1) - 0.5 * part(2, 1)) / h
+        last = (0.5 * part(n - 3, 1) - 2 * part(n - 2, 1) + 1.5 * part(n - 1, 1)) / h
+    return _cat([first, inner, last], d)
+
+
+def _uneven(part, steps: Tensor, n: int, edge_order: int, d: int) -> Tensor:
+    """Differences along dimension ``d`` of unevenly spaced samples (``steps[i] = x[i + 1] -
+    x[i]``, shaped to broadcast along that dimension)."""
+    def step(start, length):
+        return narrow(steps, 0, start, length)
+    left, right = step(0, n - 2), step(1, n - 2)
+    inner = (left ** 2 * part(2, n - 2) - right ** 2 * part(0, n - 2)
+             + (right ** 2 - left ** 2) * part(1, n - 2)) / (left * right * (left + right))
+    if edge_order == 1:
+        first = (part(1, 1) - part(0, 1)) / step(0, 1)
+        last = (part(n - 1, 1) - part(n - 2, 1)) / step(n - 2, 1)
+    else:
+        a, b = step(0, 1), step(1, 1)
+        first = (-(2 * a + b) / (a * (a + b)) * part(0, 1) + (a + b) / (a * b) * part(1, 1)
+                 - a / (b * (a + b)) * part(2, 1))
+        a, b = step(n - 3, 1), step(n - 2, 1)
+        last = (b / (a * (a + b)) * part(n - 3, 1) - (a + b) / (a * b) * part(n - 2, 1)
+                + (a + 2 * b) / (b * (a + b)) * part(n - 1, 1))
+    return _cat([first, inner, last], d)

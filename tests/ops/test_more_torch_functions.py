@@ -487,3 +487,46 @@ def test_module_to_empty_keeps_shapes_and_parameters():
     layer.to_empty(device="cpu")
     assert layer.weight is weight and tuple(weight.shape) == (4, 3)
     assert weight.requires_grad and weight.dtype is gradient.float32
+
+
+@pytest.mark.parametrize("kwargs", [
+    {}, {"spacing": 0.5}, {"spacing": [0.5, 2.0]}, {"dim": 1, "edge_order": 2},
+    {"spacing": "coords"}, {"spacing": "coords", "edge_order": 2},
+    {"spacing": "coords1", "dim": -1, "edge_order": 2}])
+def test_gradient_matches_torch(kwargs):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((5, 6))
+    coords = (np.cumsum(rng.uniform(0.5, 2, 5)), np.cumsum(rng.uniform(0.5, 2, 6)))
+    results = []
+    for lib in (gradient, torch):
+        kw = dict(kwargs)
+        if kw.get("spacing") == "coords":
+            kw["spacing"] = tuple(lib.tensor(c) for c in coords)
+        elif kw.get("spacing") == "coords1":
+            kw["spacing"] = (lib.tensor(coords[1]),)
+        x = lib.tensor(a, requires_grad=True)
+        out = lib.gradient(x, **kw)
+        sum(o.sum() * (i + 1) for i, o in enumerate(out)).backward()
+        results.append(([o.detach().numpy() for o in out], x.grad.numpy()))
+    (ours, our_grad), (theirs, their_grad) = results
+    assert len(ours) == len(theirs)
+    for o, t in zip(ours, theirs):
+        np.testing.assert_allclose(o, t, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(our_grad, their_grad, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="samples"):
+        gradient.gradient(gradient.ones(2), edge_order=2)
+
+
+def test_functional_bilinear_linearize_and_top_level_vmap():
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 3, 5))
+    w, bias = rng.standard_normal((6, 4, 5)), rng.standard_normal(6)
+    ours = gradient.nn.functional.bilinear(*(gradient.tensor(v) for v in (a, b, w, bias)))
+    theirs = torch.nn.functional.bilinear(*(torch.tensor(v) for v in (a, b, w, bias)))
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-12)
+    x, t = np.array([0.5, 1.0]), np.array([1.0, 2.0])
+    _, ours_fn = gradient.func.linearize(lambda v: v.sin() * v, gradient.tensor(x))
+    _, theirs_fn = torch.func.linearize(lambda v: v.sin() * v, torch.tensor(x))
+    np.testing.assert_allclose(ours_fn(gradient.tensor(t)).numpy(),
+                               theirs_fn(torch.tensor(t)).numpy(), rtol=1e-12)
+    assert gradient.vmap is gradient.func.vmap

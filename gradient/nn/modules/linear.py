@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 from ... import ops as _ops
-from ...errors import ShapeError
 from .. import functional as F
 from .. import init
 from ..module import Module
@@ -112,21 +111,7 @@ class Bilinear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, input1, input2):
-        if (tuple(input1.shape[:-1]) != tuple(input2.shape[:-1])
-                or input1.shape[-1] != self.in1_features or input2.shape[-1] != self.in2_features):
-            raise ShapeError(f"Bilinear: expected inputs (*, {self.in1_features}) and "
-                             f"(*, {self.in2_features}) with the same leading dimensions, got "
-                             f"{tuple(input1.shape)} and {tuple(input2.shape)}")
-        lead = tuple(input1.shape[:-1])
-        o, i, j = self.out_features, self.in1_features, self.in2_features
-        x1 = input1.reshape(-1, i)
-        x2 = input2.reshape(-1, j)
-        # (n, i) @ (i, o * j): every x1 row against every weight slice, then contract j with x2
-        w = self.weight.permute(1, 0, 2).reshape(i, o * j)
-        y = ((x1 @ w).reshape(-1, o, j) * x2.unsqueeze(1)).sum(-1)
-        if self.bias is not None:
-            y = y + self.bias
-        return y.reshape(*lead, o)
+        return F.bilinear(input1, input2, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
