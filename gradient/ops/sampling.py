@@ -25,7 +25,8 @@ always rounds as PyTorch's 1-D and 3-D kernels do.
 
 Deliberate differences from PyTorch: ``nearest`` modes accept integer and bool inputs (a gather
 needs no arithmetic; PyTorch refuses all but uint8), the interpolating modes refuse integer
-inputs (PyTorch rounds uint8 results), and ``antialias=True`` is not supported (it raises).
+inputs (PyTorch rounds uint8 results). ``antialias=True`` (bilinear and bicubic) filters as PIL
+and PyTorch do when shrinking; ``lanczos`` is not built.
 
 Example::
 
@@ -242,6 +243,37 @@ def _cubic_taps(n_in: int, n_out: int, scale, align_corners: bool) -> list:
     return [(np.clip(i0 - 1 + k, 0, n_in - 1), w) for k, w in enumerate(weights)]
 
 
+def _antialiased_taps(n_in: int, n_out: int, scale, align_corners: bool, bicubic: bool) -> list:
+    """[(indices, weights)] of ``antialias=True`` (PIL's resampling, as PyTorch's): output ``i``
+    averages the input pixels within ``support`` of its centre ``(i + 0.5) * step``, weighted
+    by the triangle (bilinear) or Keys' cubic with A = -0.5 (bicubic) filter stretched by the
+    step when shrinking, the weights normalized to sum to 1. Rows with fewer taps are padded
+    with the zero slot (index ``n_in``)."""
+    step = ((n_in - 1) / (n_out - 1) if n_out > 1 else 0.0) if align_corners else \
+        _step(n_in, n_out, scale)
+    half = 2.0 if bicubic else 1.0                      # half the filter's width
+    support = half * step if step >= 1.0 else half
+    stretch = 1.0 / step if step >= 1.0 else 1.0
+    centre = step * (np.arange(n_out) + 0.5)
+    start = np.maximum((centre - support + 0.5).astype(np.int64), 0)
+    count = np.minimum((centre + support + 0.5).astype(np.int64), n_in) - start
+    width = int(count.max())
+    k = np.arange(width)[:, None]
+    x = np.abs((k + start - centre + 0.5) * stretch)
+    if bicubic:
+        a = -0.5
+        weights = np.where(x < 1, ((a + 2) * x - (a + 3)) * x * x + 1,
+                           np.where(x < 2, (((x - 5) * x + 8) * x - 4) * a, 0.0))
+    else:
+        weights = np.maximum(1.0 - x, 0.0)
+    inside = k < count
+    weights = np.where(inside, weights, 0.0)
+    total = weights.sum(0)
+    weights = weights / np.where(total != 0, total, 1.0)
+    index = np.where(inside, k + start, n_in)
+    return [(index[j], weights[j]) for j in range(width)]
+
+
 # ---------------------------------------------------------------------- the passes
 class _Taps:
     """A linear map along one axis, ``n_in`` -> ``n_out`` positions: output ``i`` is
@@ -381,7 +413,9 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     step is ``(in - 1) / (out - 1)``); False (the default of the interpolating modes) aligns
     the outer edges of the corner pixels. When ``scale_factor`` is given the step is
     ``1 / scale_factor`` rather than ``in / out``, unless ``recompute_scale_factor=True``.
-    ``antialias=True`` is not supported.
+    ``antialias=True`` (bilinear, bicubic; 4-D input) averages every input pixel under the
+    filter stretched to the output's pixel size, as PIL and torchvision resize, so shrinking
+    does not alias.
 
     Example::
 
@@ -421,10 +455,9 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
             raise ValueError("interpolate: lanczos mode does not support align_corners=True")
         if not antialias:
             raise ValueError("interpolate: lanczos mode requires antialias=True")
-    if antialias:
-        raise NotImplementedError(f"interpolate: antialias=True (mode={mode!r}) is not supported by "
-                                  f"gradient; use antialias=False, or blur the input first "
-                                  f"(e.g. F.avg_pool2d) when downsampling")
+    if antialias and mode == "lanczos":
+        raise NotImplementedError("interpolate: mode='lanczos' is not supported by gradient; use "
+                                  "'bilinear' or 'bicubic' with antialias=True")
     _check_sizes(input, sizes, mode)
 
     if mode in ("nearest", "nearest-exact"):
@@ -436,6 +469,9 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     x = cast(input, float32) if input.dtype in _LOW_PRECISION else input
     if mode == "area":
         out = _area(x, sizes)
+    elif antialias:
+        out = _separable(x, sizes, lambda n, o, j: _antialiased_taps(
+            n, o, scales[j], align_corners, bicubic=mode == "bicubic"))
     elif mode == "bicubic":
         out = _separable(x, sizes, lambda n, o, j: _cubic_taps(n, o, scales[j], align_corners))
     else:

@@ -356,9 +356,29 @@ def test_interpolate_errors_match_torch(error, call, match):
     _both_raise(error, call, match)
 
 
-def test_interpolate_antialias_is_refused_clearly():
-    with pytest.raises(NotImplementedError, match="antialias=True .* is not supported"):
-        F.interpolate(gradient.ones(1, 1, 8, 8), size=4, mode="bilinear", antialias=True)
+@pytest.mark.parametrize("kwargs", [
+    {"size": (5, 7), "mode": "bilinear"}, {"size": (5, 7), "mode": "bicubic"},
+    {"scale_factor": 0.37, "mode": "bilinear"}, {"size": (30, 11), "mode": "bicubic"},
+    {"size": (30, 40), "mode": "bilinear"},
+    {"size": (6, 6), "mode": "bilinear", "align_corners": True},
+    {"size": (6, 9), "mode": "bicubic", "align_corners": True}])
+def test_interpolate_antialias_matches_torch(kwargs):
+    """PIL's resampling as torch computes it (its weights in float32: 1e-5 here)."""
+    x = np.random.default_rng(0).standard_normal((2, 3, 17, 23))
+    ours = gradient.tensor(x, requires_grad=True)
+    theirs = torch.tensor(x, requires_grad=True)
+    a = F.interpolate(ours, antialias=True, **kwargs)
+    b = TF.interpolate(theirs, antialias=True, **kwargs)
+    np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-5, atol=1e-5)
+    weights = np.random.default_rng(1).standard_normal(tuple(b.shape))
+    (a * gradient.tensor(weights)).sum().backward()
+    (b * torch.tensor(weights)).sum().backward()
+    np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_interpolate_antialias_lanczos_is_refused_clearly():
+    with pytest.raises(NotImplementedError, match="lanczos"):
+        F.interpolate(gradient.ones(1, 1, 8, 8), size=4, mode="lanczos", antialias=True)
 
 
 def test_area_mode_makes_empty_outputs_like_torch():
