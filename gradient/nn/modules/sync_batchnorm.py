@@ -19,30 +19,12 @@ Example (under ``gradient run -n 2``)::
 from __future__ import annotations
 
 from ...autograd import no_grad
-from ...autograd.function import Function
 from ...distributed import collectives as dist
+from ...distributed.differentiable import summed
 from ...ops.creation import tensor
 from .batchnorm import _BatchNorm
 
 __all__ = ["SyncBatchNorm"]
-
-
-class _SummedOverRanks(Function):
-    """``x`` summed over the group's ranks; the gradient summed likewise (each rank's input
-    reaches every rank's output)."""
-
-    @staticmethod
-    def forward(ctx, x, group):
-        ctx.group = group
-        out = x.clone()
-        dist.all_reduce(out, group=group)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):
-        summed = grad.clone()
-        dist.all_reduce(summed, group=ctx.group)
-        return summed, None
 
 
 class SyncBatchNorm(_BatchNorm):
@@ -74,9 +56,9 @@ class SyncBatchNorm(_BatchNorm):
         if n < 2:
             raise ValueError(f"SyncBatchNorm: expected more than 1 value per channel across "
                              f"the ranks in training, got input of shape {tuple(x.shape)}")
-        mean = _SummedOverRanks.apply(x.sum(dim=dims), group) / n
+        mean = summed(x.sum(dim=dims), group) / n
         centred = x - mean.reshape(shape)
-        var = _SummedOverRanks.apply((centred * centred).sum(dim=dims), group) / n
+        var = summed((centred * centred).sum(dim=dims), group) / n
         y = centred * (var + self.eps).rsqrt().reshape(shape)
         if self.weight is not None:
             y = y * self.weight.reshape(shape)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 
 from ... import distributed as dist
+from ...distributed.differentiable import copy_to_group, reduce_from_group
 from ...autograd import Function, no_grad
 from ...ops.creation import empty
 from .. import functional as F
@@ -38,35 +39,6 @@ from ..module import Module
 from ..parameter import Parameter
 
 __all__ = ["ColumnParallelLinear", "RowParallelLinear", "VocabParallelEmbedding"]
-
-
-class _CopyToGroup(Function):
-    """Identity in forward; the gradient summed over the group in backward."""
-
-    @staticmethod
-    def forward(ctx, x, group):
-        ctx.group = group
-        return x.clone()
-
-    @staticmethod
-    def backward(ctx, grad):
-        grad = grad.clone()
-        dist.all_reduce(grad, group=ctx.group)
-        return grad, None
-
-
-class _ReduceFromGroup(Function):
-    """The sum over the group in forward; identity in backward."""
-
-    @staticmethod
-    def forward(ctx, x, group):
-        y = x.clone()
-        dist.all_reduce(y, group=group)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad, None
 
 
 class _GatherLastDim(Function):
@@ -142,7 +114,7 @@ class ColumnParallelLinear(Module):
         return layer
 
     def forward(self, x):
-        y = F.linear(_CopyToGroup.apply(x, self.group), self.weight, self.bias)
+        y = F.linear(copy_to_group(x, self.group), self.weight, self.bias)
         return _GatherLastDim.apply(y, self.group) if self.gather_output else y
 
 
@@ -176,7 +148,7 @@ class RowParallelLinear(Module):
     def forward(self, x):
         if not self.input_is_parallel:
             x = _SliceLastDim.apply(x, self.group)
-        y = _ReduceFromGroup.apply(F.linear(x, self.weight), self.group)
+        y = reduce_from_group(F.linear(x, self.weight), self.group)
         return y if self.bias is None else y + self.bias
 
 
@@ -214,7 +186,7 @@ class VocabParallelEmbedding(Module):
         if self.padding_idx is not None and self.start <= self.padding_idx < self.end:
             padding = self.padding_idx - self.start
         rows = F.embedding(local, self.weight, padding) * mine.unsqueeze(-1).to(self.weight.dtype)
-        return _ReduceFromGroup.apply(rows, self.group)
+        return reduce_from_group(rows, self.group)
 
 
 def _init_like_linear(weight, bias, fan_in: int) -> None:
