@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from .errors import ShapeError
 
-__all__ = ["layout", "strided", "sparse_coo", "sparse_csr", "memory_format", "contiguous_format", "channels_last", "channels_last_3d",
+__all__ = ["layout", "strided", "sparse_coo", "sparse_csr", "is_sparse", "memory_format", "contiguous_format", "channels_last", "channels_last_3d",
            "preserve_format", "axis_order", "dense_strides", "in_layout", "strides_of",
            "channels_last_of", "relaid"]
 
@@ -72,6 +72,12 @@ class layout(_Named):  # noqa: N801  (torch's name)
 strided = layout("strided")
 sparse_coo = layout("sparse_coo")
 sparse_csr = layout("sparse_csr")
+
+
+def is_sparse(obj) -> bool:
+    """Whether ``obj`` is a sparse COO tensor (read from its class's ``layout``: the class
+    lives above this module, in :mod:`gradient.ops.sparse`)."""
+    return getattr(type(obj), "layout", None) is sparse_coo
 
 _CHANNELS_LAST_RANK = {channels_last: 4, channels_last_3d: 5}
 

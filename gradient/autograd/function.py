@@ -41,7 +41,7 @@ import weakref
 
 from ..dtypes import ALL_DTYPES
 from ..errors import AutogradError, DeviceError, LayoutError
-from ..layouts import sparse_coo
+from ..layouts import is_sparse
 from . import anomaly_mode, capture_state, grad_mode, profiler
 
 _sequence = itertools.count()
@@ -213,7 +213,7 @@ def _refuse_sparse(cls, args) -> None:
     """A sparse tensor in place of an op's dense ones gets an error that says what to do
     (where a dense tensor is among the arguments too, its array refuses to be made)."""
     for a in args:
-        if getattr(type(a), "layout", None) is sparse_coo:
+        if is_sparse(a):
             raise LayoutError(f"{cls.__name__}: takes dense tensors, got a sparse one; call "
                               f".to_dense() first")
 

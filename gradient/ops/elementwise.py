@@ -43,7 +43,8 @@ import types as _types
 import ml_dtypes as _ml_dtypes
 import numpy as _np
 
-from .. import kernels, layouts as _layouts
+from .. import kernels
+from ..layouts import is_sparse as _is_sparse   # (a sparse operand: gradient.ops.sparse's ops)
 from ..autograd.function import ArrayFunction
 from ..autograd.grad_mode import no_grad as _no_grad
 from ..dtypes import (DType, bfloat16, bool_, float16, float32, float64, from_numpy_dtype,
@@ -323,19 +324,13 @@ def _unusual(input, other) -> bool:
     return not (isinstance(input, Tensor) and isinstance(other, _PLAIN))
 
 
-def _sparse(x) -> bool:
-    """Whether ``x`` is a sparse COO tensor (:mod:`gradient.ops.sparse`, built on these ops):
-    a dense tensor plus a sparse one is dense, times one sparse, as in PyTorch."""
-    return getattr(type(x), "layout", None) is _layouts.sparse_coo
-
-
 def add(input, other, *, alpha=1) -> Tensor:
     """``input + alpha * other``, broadcasting: ``gradient.add(x, y, alpha=2)``."""
     dtype = None
     if _unusual(input, other):
-        if _sparse(input):
+        if _is_sparse(input):
             return input.add(other, alpha=alpha)
-        if _sparse(other):
+        if _is_sparse(other):
             return (other if alpha == 1 else other * alpha).add(input)
         input, other, dtype = _numpy_operand(input, other)
     return Add.apply(*_promote(input, _times_alpha("add", input, other, alpha), dtype, op="add"))
@@ -354,7 +349,7 @@ def sub(input, other, *, alpha=1) -> Tensor:
                          "~mask or logical_not(), otherwise convert it first with .int() or .float()")
     dtype = None
     if _unusual(input, other):
-        if _sparse(input) or _sparse(other):
+        if _is_sparse(input) or _is_sparse(other):
             return add(input, other, alpha=-alpha)
         input, other, dtype = _numpy_operand(input, other)
     return Sub.apply(*_promote(input, _times_alpha("sub", input, other, alpha), dtype, op="sub"))
@@ -364,8 +359,8 @@ def mul(input, other) -> Tensor:
     """Elementwise product, broadcasting: ``gradient.mul(x, 2)``."""
     dtype = None
     if _unusual(input, other):
-        if _sparse(input) or _sparse(other):
-            return input.mul(other) if _sparse(input) else other.mul(input)
+        if _is_sparse(input) or _is_sparse(other):
+            return input.mul(other) if _is_sparse(input) else other.mul(input)
         input, other, dtype = _numpy_operand(input, other)
     # as PyTorch: a scalar multiplier stays float32 on the right, and on the left only if it is
     # a Python number (a 0-d tensor on the left is converted to the tensor's dtype first)

@@ -31,6 +31,7 @@ from math import prod
 import numpy as np
 
 from .. import layouts
+from ..layouts import is_sparse
 from ..dtypes import as_dtype, int64
 from ..errors import DTypeError, LayoutError, ShapeError
 from ..tensor import Size, Tensor
@@ -42,11 +43,6 @@ __all__ = ["SparseCOOTensor", "sparse_coo_tensor", "sparse_mm", "sparse_sum", "i
            "matmul"]
 
 TENSOR_METHODS = ("to_sparse", "to_sparse_coo")
-
-
-def is_sparse(obj) -> bool:
-    """Whether ``obj`` is a sparse COO tensor."""
-    return isinstance(obj, SparseCOOTensor)
 
 
 class SparseCOOTensor:
