@@ -101,6 +101,14 @@ class Transform:
         return type(self).__name__ + "()"
 
 
+def _sign_of(value):
+    """The sign of a number (an int) or of a tensor's elements (a tensor): whether a
+    transform scaling or raising by ``value`` increases or decreases."""
+    if isinstance(value, Tensor):
+        return value.sign()
+    return 1 if value > 0 else -1 if value < 0 else 0
+
+
 class _InverseTransform(Transform):
     def __init__(self, transform: Transform):
         self._inv = transform
@@ -156,9 +164,7 @@ class AffineTransform(Transform):
 
     @property
     def sign(self):
-        if isinstance(self.scale, Tensor):
-            return self.scale.sign()
-        return 1 if self.scale > 0 else -1 if self.scale < 0 else 0
+        return _sign_of(self.scale)
 
     def _call(self, x):
         return self.loc + self.scale * x
@@ -186,9 +192,7 @@ class PowerTransform(Transform):
 
     @property
     def sign(self):
-        if isinstance(self.exponent, Tensor):
-            return self.exponent.sign()
-        return 1 if self.exponent > 0 else -1 if self.exponent < 0 else 0
+        return _sign_of(self.exponent)
 
     def _call(self, x):
         return x.pow(self.exponent)

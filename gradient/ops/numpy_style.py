@@ -14,7 +14,7 @@ from __future__ import annotations
 import operator
 
 from ..autograd.grad_mode import no_grad
-from ..dtypes import bool_, int64
+from ..dtypes import bool_, get_default_dtype, int64
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
 from .creation import ones_like, tensor
@@ -131,13 +131,8 @@ def gradient(input: Tensor, *, spacing=1, dim=None, edge_order: int = 1) -> tupl
     if len(spacing) != len(dims):
         raise ValueError(f"gradient: expected spacing to be a number or one entry per dimension "
                          f"({len(dims)}), got {len(spacing)}")
-    values = input if input.dtype.is_floating_point else cast(input, _default_float())
+    values = input if input.dtype.is_floating_point else cast(input, get_default_dtype())
     return tuple(_along(values, d, h, edge_order) for d, h in zip(dims, spacing))
-
-
-def _default_float():
-    from ..dtypes import get_default_dtype
-    return get_default_dtype()
 
 
 def _along(f: Tensor, d: int, h, edge_order: int) -> Tensor:
