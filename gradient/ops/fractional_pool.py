@@ -24,6 +24,7 @@ import numpy as np
 from ..dtypes import int64
 from ..errors import ShapeError
 from ..tensor import Tensor
+from .conv import _ntuple
 from .creation import rand, tensor
 from .reduce import max as _max
 from .shape import reshape
@@ -108,10 +109,10 @@ def _fractional_max_pool(d, input, kernel_size, output_size, output_ratio, retur
 
 
 def _tuple(value, d: int, what: str, name: str) -> tuple:
-    value = tuple(value) if isinstance(value, (tuple, list)) else (value,) * d
-    if len(value) != d or not all(isinstance(v, int) and v > 0 for v in value):
-        raise ValueError(f"{name}: {what} must be a positive integer or {d} of them, got "
-                         f"{value!r}")
+    """:func:`~.conv._ntuple`'s reading of a size, which must also be positive."""
+    value = _ntuple(value, d, what, name)
+    if min(value) < 1:
+        raise ValueError(f"{name}: {what} must be positive, got {value!r}")
     return value
 
 
