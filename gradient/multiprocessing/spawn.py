@@ -131,7 +131,7 @@ def start_processes(fn, args=(), nprocs: int = 1, join: bool = True, daemon: boo
         processes = [subprocess.Popen(command, env=launch_environment())]
     except DistributedError:          # no MPI here: plain processes, one per index
         context = multiprocessing.get_context("spawn")
-        processes = [context.Process(target=_run, args=(i, nprocs, directory), daemon=daemon)
+        processes = [context.Process(target=_run, args=(i, directory), daemon=daemon)
                      for i in range(nprocs)]
         for process in processes:
             process.start()
@@ -168,7 +168,7 @@ def _stop(process) -> None:
         process.join()
 
 
-def _run(index: int, nprocs: int, directory: str) -> None:
+def _run(index: int, directory: str) -> None:
     """In a spawned process: the caller's script as ``__mp_main__``, then ``fn(index, *args)``;
     an exception's traceback goes to ``directory`` for the parent to raise, and the other
     processes of an MPI launch are stopped."""
@@ -201,5 +201,4 @@ def _run(index: int, nprocs: int, directory: str) -> None:
 def _main() -> None:
     from ..distributed.launch import _environment
     _environment()
-    _run(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")),
-         sys.argv[1])
+    _run(int(os.environ.get("RANK", "0")), sys.argv[1])
