@@ -177,9 +177,7 @@ def _numpy_operand(input, other) -> tuple:
         return input, other, None
     from .creation import tensor
     input, other = (tensor(x, device=like.device) if isinstance(x, _np.ndarray) else x
-                    for x in (input, other))
-    if not isinstance(input, Tensor) or not isinstance(other, Tensor):
-        return input, other, None
+                    for x in (input, other))     # (the one not an array is ``like``)
     return input, other, from_numpy_dtype(_np.result_type(input.dtype.numpy, other.dtype.numpy))
 
 
