@@ -37,7 +37,7 @@ from ..errors import DTypeError, LayoutError, ShapeError
 from ..tensor import Size, Tensor
 from .creation import tensor as _tensor, zeros
 from .index import index_add, index_select
-from .shape import cat, reshape
+from .shape import cat, reshape, wrap_dim, wrap_dims
 
 __all__ = ["SparseCOOTensor", "sparse_coo_tensor", "sparse_mm", "sparse_sum", "is_sparse",
            "matmul"]
@@ -72,7 +72,7 @@ class SparseCOOTensor:
         return self._shape
 
     def size(self, dim: int | None = None):
-        return self._shape if dim is None else self._shape[_wrap(dim, len(self._shape))]
+        return self._shape if dim is None else self._shape[wrap_dim(dim, len(self._shape))]
 
     def dim(self) -> int:
         return len(self._shape)
@@ -258,7 +258,7 @@ class SparseCOOTensor:
 
     def transpose(self, dim0: int, dim1: int) -> "SparseCOOTensor":
         """Two sparse dimensions swapped (their coordinates' rows)."""
-        d0, d1 = _wrap(dim0, self.ndim), _wrap(dim1, self.ndim)
+        d0, d1 = wrap_dim(dim0, self.ndim), wrap_dim(dim1, self.ndim)
         if max(d0, d1) >= self.sparse_dim():
             raise LayoutError("transpose(): gradient swaps a sparse tensor's sparse dimensions "
                               "only; call .to_dense() first")
@@ -533,8 +533,7 @@ def sparse_sum(input: SparseCOOTensor, dim=None, dtype=None):
         values = values.to(as_dtype(dtype))
     if dim is None:
         return values.sum()
-    dims = sorted({_wrap(d, input.ndim) for d in (dim if isinstance(dim, (tuple, list))
-                                                  else (dim,))})
+    dims = wrap_dims(dim, input.ndim)
     k = input.sparse_dim()
     dense_dims = tuple(1 + d - k for d in dims if d >= k)
     if dense_dims:
@@ -568,10 +567,3 @@ def _linear(indices: Tensor, sparse_shape: tuple) -> Tensor:
     weights = _tensor(strides.reshape(-1, 1), dtype=int64, device=indices.device)
     return (indices * weights).sum(0) if len(sparse_shape) else \
         zeros(indices.shape[1], dtype=int64, device=indices.device)
-
-
-def _wrap(dim: int, ndim: int) -> int:
-    if not -ndim <= dim < max(ndim, 1):
-        raise IndexError(f"dimension {dim} is out of range for a {ndim}-d tensor")
-    return dim % max(ndim, 1)
-

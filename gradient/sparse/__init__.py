@@ -23,6 +23,7 @@ from ..dtypes import as_dtype, float16, float32, float64, int32, int64
 from ..errors import LayoutError, ShapeError
 from ..ops.creation import tensor as _tensor, zeros
 from ..ops.index import index_add, index_select
+from ..ops.shape import wrap_dim
 from ..ops.sparse import (SparseCOOTensor, is_sparse, sparse_coo_tensor, sparse_mm,
                           sparse_sum, to_sparse)
 
@@ -87,10 +88,7 @@ def _normalised(input, dim, dtype, name):
     _need_sparse(name, input)
     c = input.coalesce()
     values = c._values() if dtype is None else c._values().to(as_dtype(dtype))
-    d = dim % input.ndim if -input.ndim <= dim < input.ndim else None
-    if d is None:
-        raise IndexError(f"sparse.{name}: dimension {dim} is out of range for a "
-                         f"{input.ndim}-d tensor")
+    d = wrap_dim(dim, input.ndim)
     k = input.sparse_dim()
     if d >= k:
         raise LayoutError(f"sparse.{name}: along a dense dimension ({d}) is not supported; "
