@@ -7,6 +7,7 @@ Example::
 """
 
 from ..ops.attention import *  # noqa: F401,F403
+from ..ops.multihead_attention import *  # noqa: F401,F403
 from ..ops.conv import *  # noqa: F401,F403
 from ..ops.loss import *  # noqa: F401,F403
 from ..ops.loss_margin import *  # noqa: F401,F403
