@@ -11,10 +11,12 @@ pair of types (``register_kl`` adds pairs).
 Draws come from gradient's default generator, so ``gradient.manual_seed`` makes them
 reproducible (gamma, Poisson and binomial draws are made by its NumPy state on the host).
 
-Differences from PyTorch: Gamma, Chi2, Beta, Dirichlet and StudentT have no ``rsample`` (PyTorch
-has implicit reparameterization for them); Gamma has no ``cdf``; Poisson and Binomial have no
-``entropy``; LowRankMultivariateNormal factors its full covariance (same values, O(n^3));
-FisherSnedecor's samples are not reparameterized (its gammas' are not). Not here:
+Gamma draws are reparameterized by their implicit gradient, so Gamma, Chi2, Beta, Dirichlet,
+StudentT and FisherSnedecor have ``rsample`` as in PyTorch (for Dirichlet and Beta one draw's
+gradient differs from PyTorch's, their expectations agree).
+
+Differences from PyTorch: Gamma has no ``cdf``; Poisson and Binomial have no ``entropy``;
+LowRankMultivariateNormal factors its full covariance (same values, O(n^3)). Not here:
 LKJCholesky, Wishart, and most transforms (Softmax, Reshape, CorrCholesky ...).
 
 Example::

@@ -14,12 +14,12 @@ class Beta(Distribution):
     """The beta distribution on [0, 1] with ``concentration1`` (alpha) and ``concentration0``
     (beta): a two-category :class:`Dirichlet`'s first coordinate.
 
-    Sampling is *not* reparameterized (``has_rsample = False``; PyTorch's has implicit gradients).
+    Sampling is reparameterized (``rsample``), through the Dirichlet's.
     Example: ``Beta(2.0, 2.0).mean`` is ``tensor(0.5000)``.
     """
     arg_constraints = {"concentration1": constraints.positive, "concentration0": constraints.positive}
     support = constraints.unit_interval
-    has_rsample = False
+    has_rsample = True
 
     def __init__(self, concentration1, concentration0, validate_args=None):
         self.concentration1, self.concentration0 = broadcast_all(concentration1, concentration0)
@@ -43,8 +43,8 @@ class Beta(Distribution):
         total = a + b
         return a * b / (total ** 2 * (total + 1))
 
-    def sample(self, sample_shape=()):
-        return self._dirichlet.sample(sample_shape)[..., 0]
+    def rsample(self, sample_shape=()):
+        return self._dirichlet.rsample(sample_shape)[..., 0]
 
     def log_prob(self, value):
         if self._validate_args:

@@ -10,7 +10,7 @@ from .utils import broadcast_all
 
 class Chi2(Gamma):
     """The chi-squared distribution with ``df`` degrees of freedom: ``Gamma(df / 2, 1 / 2)``.
-    Like :class:`Gamma`, sampling is not reparameterized.
+    Like :class:`Gamma`'s, its samples are reparameterized (``rsample``).
 
     Example::
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ..autograd.grad_mode import no_grad
 from ..ops import reduce as _reduce
 from ..ops import special as _special
 from . import constraints
@@ -14,14 +13,16 @@ class Dirichlet(Distribution):
     """The Dirichlet distribution over the probability simplex, with ``concentration`` (the last
     dimension is the event: ``k`` categories).
 
-    Sampling normalizes gamma draws and is *not* reparameterized (``has_rsample = False``;
-    PyTorch's has implicit gradients).
+    Sampling normalizes gamma draws; it is reparameterized (``rsample``) through their
+    implicit gradients (:func:`~gradient.distributions.gamma.standard_gamma`). The gradient
+    of one draw differs from PyTorch's (which differentiates the Dirichlet's own quantiles);
+    both are unbiased, so expectations of their gradients agree.
 
     Example: ``Dirichlet(gradient.ones(3)).sample()`` is a point of the 2-simplex.
     """
     arg_constraints = {"concentration": constraints.independent(constraints.positive, 1)}
     support = constraints.simplex
-    has_rsample = False
+    has_rsample = True
 
     def __init__(self, concentration, validate_args=None):
         if concentration.ndim < 1:
@@ -49,11 +50,10 @@ class Dirichlet(Distribution):
         total = _reduce.sum(self.concentration, -1, keepdim=True)
         return self.concentration * (total - self.concentration) / (total ** 2 * (total + 1))
 
-    def sample(self, sample_shape=()):
+    def rsample(self, sample_shape=()):
         shape = self._extended_shape(sample_shape)
-        with no_grad():
-            draws = standard_gamma(self.concentration.expand(*shape))
-            return draws / _reduce.sum(draws, -1, keepdim=True)
+        draws = standard_gamma(self.concentration.expand(*shape))
+        return draws / _reduce.sum(draws, -1, keepdim=True)
 
     def log_prob(self, value):
         if self._validate_args:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ..autograd.grad_mode import no_grad
 from ..dtypes import finfo
 from ..ops import elementwise as _ew
 from . import constraints
@@ -14,13 +13,13 @@ from .utils import broadcast_all
 class FisherSnedecor(Distribution):
     """The ratio of two chi-squared variables each divided by its degrees of freedom, ``df1``
     over ``df2``. Mean, mode and variance are NaN where they do not exist (``df2 <= 2``, ``df1
-    <= 2``, ``df2 <= 4``), as in PyTorch. Sampling is not reparameterized (as Gamma's here).
+    <= 2``, ``df2 <= 4``), as in PyTorch. Sampling is reparameterized (``rsample``), as Gamma's.
 
     Example: ``FisherSnedecor(4.0, 6.0).mean`` is ``tensor(1.5000)``.
     """
     arg_constraints = {"df1": constraints.positive, "df2": constraints.positive}
     support = constraints.positive
-    has_rsample = False
+    has_rsample = True
 
     def __init__(self, df1, df2, validate_args=None):
         self.df1, self.df2 = broadcast_all(df1, df2)
@@ -41,13 +40,12 @@ class FisherSnedecor(Distribution):
         df2 = self.df2.masked_fill(self.df2 <= 4, float("nan"))
         return 2 * df2 ** 2 * (self.df1 + df2 - 2) / (self.df1 * (df2 - 2) ** 2 * (df2 - 4))
 
-    def sample(self, sample_shape=()):
+    def rsample(self, sample_shape=()):
         shape = tuple(self._extended_shape(sample_shape))
-        with no_grad():
-            tiny = finfo(self.df1.dtype).tiny
-            x1 = standard_gamma(self.df1.expand(*shape) * 0.5) / (self.df1 * 0.5)
-            x2 = standard_gamma(self.df2.expand(*shape) * 0.5) / (self.df2 * 0.5)
-            return (x1.clamp(min=tiny) / x2.clamp(min=tiny)).clamp(min=tiny)
+        tiny = finfo(self.df1.dtype).tiny
+        x1 = standard_gamma(self.df1.expand(*shape) * 0.5) / (self.df1 * 0.5)
+        x2 = standard_gamma(self.df2.expand(*shape) * 0.5) / (self.df2 * 0.5)
+        return (x1.clamp(min=tiny) / x2.clamp(min=tiny)).clamp(min=tiny)
 
     def log_prob(self, value):
         if self._validate_args:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-from ..autograd.grad_mode import no_grad
 from ..ops import creation as _creation
 from ..ops import elementwise as _ew
 from . import constraints
@@ -16,12 +15,13 @@ from .utils import broadcast_all
 class StudentT(Distribution):
     """Student's t with ``df`` degrees of freedom, location ``loc`` and scale ``scale``.
 
-    Sampling (a normal over the root of a scaled chi-square, from gamma draws) is *not*
-    reparameterized (``has_rsample = False``; PyTorch's is).
+    Sampling (a normal over the root of a scaled chi-square, from gamma draws) is
+    reparameterized (``rsample``), as PyTorch's.
     Example: ``StudentT(3.0).variance`` is ``tensor(3.)``.
     """
     arg_constraints = {"df": constraints.positive, "loc": constraints.real, "scale": constraints.positive}
     support = constraints.real
+    has_rsample = True
 
     def __init__(self, df, loc=0.0, scale=1.0, validate_args=None):
         self.df, self.loc, self.scale = broadcast_all(df, loc, scale)
@@ -40,12 +40,11 @@ class StudentT(Distribution):
         var = self.scale ** 2 * self.df / _ew.where(self.df > 2, self.df - 2, 1.0)
         return _ew.where(self.df > 2, var, _ew.where(self.df > 1, float("inf"), float("nan")))
 
-    def sample(self, sample_shape=()):
+    def rsample(self, sample_shape=()):
         shape = self._extended_shape(sample_shape)
-        with no_grad():
-            x = _creation.randn(*shape, dtype=self.df.dtype, device=self.df.device)
-            chi2 = 2 * standard_gamma((0.5 * self.df).expand(*shape) if shape else 0.5 * self.df)
-            return self.loc + self.scale * x * (self.df / chi2).sqrt()
+        x = _creation.randn(*shape, dtype=self.df.dtype, device=self.df.device)
+        chi2 = 2 * standard_gamma((0.5 * self.df).expand(*shape) if shape else 0.5 * self.df)
+        return self.loc + self.scale * x * (self.df / chi2).sqrt()
 
     def log_prob(self, value):
         if self._validate_args:
