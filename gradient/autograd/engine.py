@@ -253,6 +253,8 @@ def _apply_checked(node, grads):
 
 
 def _has_nan(g) -> bool:
+    if g.is_sparse:
+        g = g._values()
     data = g._data
     if data.dtype not in function._FLOAT_DTYPES:
         return False
@@ -270,10 +272,13 @@ def _send(node, input_grads, buffers, deps, ready):
             continue
         if g is not None:
             shape, dtype = meta
-            if g._data.shape != shape:
-                g = _sum_to_shape(g, shape, node)
-            if g._data.dtype != dtype:
-                g = g.to(from_numpy_dtype(dtype))
+            if g.is_sparse:
+                g = _sparse_matched(g, shape, dtype, node)
+            else:
+                if g._data.shape != shape:
+                    g = _sum_to_shape(g, shape, node)
+                if g._data.dtype != dtype:
+                    g = g.to(from_numpy_dtype(dtype))
             _add_to_buffer(buffers, edge[0], edge[1], g)
         deps[edge[0]] -= 1
         if deps[edge[0]] == 0:
@@ -289,6 +294,16 @@ def _sum_to_shape(g, shape, node):
                          f"of shape {tuple(shape)}, which it does not broadcast to") from None
 
 
+def _sparse_matched(g, shape, dtype, node):
+    """A sparse gradient (``embedding(sparse=True)``'s for its table) for an input of ``shape``:
+    never broadcast, so its shape must be the input's; cast to the input's dtype."""
+    if tuple(g.shape) != tuple(shape):
+        raise ShapeError(f"{node.name()} returned a sparse gradient of shape {tuple(g.shape)} for "
+                         f"an input of shape {tuple(shape)}")
+    dtype = from_numpy_dtype(dtype)
+    return g if g.dtype is dtype else g.to(dtype)
+
+
 def _add_to_buffer(buffers, node, nr, g):
     slots = buffers.get(node)
     if slots is None:
@@ -302,7 +317,7 @@ def _unshared(grads) -> bool:
     ``.grad`` without a copy (PyTorch steals such gradients too). A gradient sent to several
     leaves, kept by a hook, or a view of another array (reshape's backward) is copied."""
     g = grads[0]
-    if g is None or g._base is not None or g.grad_fn is not None:
+    if g is None or g.is_sparse or g._base is not None or g.grad_fn is not None:
         return False
     if getattr(g._data, "base", True) is not None:
         return False
@@ -358,6 +373,8 @@ def _accumulate(tensor, g, create_graph, owned=False):
         # holds it (``owned``), else a copy
         if create_graph or owned:
             tensor.grad = g
+        elif g.is_sparse:     # its values are not written in place: no copy is needed
+            tensor.grad = g.detach()
         else:
             tensor.grad = function.Tensor._make(g._backend.copy(g._data), False, g._backend)
     elif create_graph:

@@ -58,7 +58,7 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None,
     ``offsets`` (with ``include_last_offset`` the last offset is the end of the last bag).
     ``mode`` is ``"sum"``, ``"mean"`` or ``"max"``; ``per_sample_weights`` (same shape as
     ``input``, mode ``"sum"`` only) scales each row first. Entries equal to ``padding_idx`` are
-    left out. ``sparse=True`` raises NotImplementedError (gradient has no sparse gradients).
+    left out. With ``sparse=True`` the table's gradient is sparse, as :func:`embedding`'s.
 
     Example::
 
@@ -69,8 +69,6 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None,
     """
     if mode not in _MODES:
         raise ValueError(f"embedding_bag: mode must be 'sum', 'mean' or 'max', got {mode!r}")
-    if sparse:
-        raise NotImplementedError("embedding_bag: sparse gradients are not supported; use sparse=False")
     if not isinstance(input, Tensor) or input.dtype.is_floating_point:
         raise DTypeError(f"embedding_bag: expected integer ids, got "
                          f"{input.dtype if isinstance(input, Tensor) else type(input).__name__}")
@@ -94,7 +92,7 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None,
         kept = nonzero(ids != padding_idx).reshape(-1)
         ids, bag = index_select(ids, 0, kept), index_select(bag, 0, kept)
         psw = index_select(psw, 0, kept) if psw is not None else None
-    rows = embedding(ids, weight, None, max_norm, norm_type, scale_grad_by_freq)
+    rows = embedding(ids, weight, None, max_norm, norm_type, scale_grad_by_freq, sparse)
     out = zeros(num_bags, weight.shape[1], dtype=weight.dtype, device=weight.device)
     if mode == "max":
         if ids.shape[0] == 0:

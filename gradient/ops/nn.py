@@ -37,9 +37,11 @@ from . import creation
 from .elementwise import (_constant, _floating, _promote, cast, erf, exp, pow, rsqrt, sigmoid, tanh,
                           where)
 from .elementwise import abs as _abs
+from .index import index_add, index_select
 from .reduce import amax, amin, mean
 from .reduce import sum as _sum
 from .shape import broadcast_shapes, expand, permute, reshape, roll, unsqueeze, wrap_dim
+from .sparse import SparseCOOTensor
 
 __all__ = [
     # activations
@@ -844,12 +846,14 @@ def dropout3d(input: Tensor, p: float = 0.5, training: bool = True, inplace: boo
 
 # ---------------------------------------------------------------------- embedding and one_hot
 class Embedding(ArrayFunction):
-    """Rows of ``weight`` picked by integer ``ids`` (any shape): out[...] = weight[ids[...]]."""
+    """Rows of ``weight`` picked by integer ``ids`` (any shape): out[...] = weight[ids[...]].
+    With ``sparse`` the table's gradient is a sparse COO tensor of the rows looked up."""
 
     @staticmethod
-    def forward(ctx, weight, ids, padding_idx, scale_grad_by_freq):
+    def forward(ctx, weight, ids, padding_idx, scale_grad_by_freq, sparse=False):
         ctx.ids, ctx.num_rows = ids, weight.shape[0]
         ctx.padding_idx, ctx.scale_grad_by_freq = padding_idx, scale_grad_by_freq
+        ctx.sparse = sparse
         b = ctx.backend
         if b.name == "cpu":
             return b.getitem(weight, ids)   # ids checked by embedding()
@@ -868,8 +872,34 @@ class Embedding(ArrayFunction):
 
     @staticmethod
     def backward(ctx, grad):
-        return EmbeddingBackward.apply(grad, ctx.ids, ctx.num_rows, ctx.padding_idx,
-                                       ctx.scale_grad_by_freq), None, None, None
+        if ctx.sparse:
+            table = _sparse_table_grad(grad, ctx.ids, ctx.num_rows, ctx.padding_idx,
+                                       ctx.scale_grad_by_freq)
+        else:
+            table = EmbeddingBackward.apply(grad, ctx.ids, ctx.num_rows, ctx.padding_idx,
+                                            ctx.scale_grad_by_freq)
+        return table, None, None, None, None
+
+
+def _sparse_table_grad(grad: Tensor, ids, num_rows: int, padding_idx, scale_grad_by_freq):
+    """The table's gradient as PyTorch's ``sparse=True`` gives it: a sparse COO tensor with one
+    entry per id looked up (uncoalesced: repeated ids repeat), its row of ``grad`` the value;
+    the padding id's entries left out, and each value divided by its id's count in the batch
+    with ``scale_grad_by_freq``. An optimizer then touches only these rows."""
+    b = grad._backend
+    rows = Tensor._make(b.reshape(b.cast(ids, int64), (-1,)), False, b)
+    values = reshape(grad, (-1,) + tuple(grad.shape[ids.ndim:]))
+    if padding_idx is not None:
+        kept = (rows != padding_idx).nonzero().reshape(-1)
+        rows, values = index_select(rows, 0, kept), index_select(values, 0, kept)
+    if scale_grad_by_freq:
+        counts = index_add(creation.zeros(num_rows, dtype=values.dtype, device=values.device), 0,
+                           rows, creation.ones(rows.shape[0], dtype=values.dtype,
+                                               device=values.device))
+        scale = index_select(counts, 0, rows)
+        values = values / reshape(scale, (-1,) + (1,) * (values.ndim - 1))
+    return SparseCOOTensor._make(reshape(rows, (1, -1)), values,
+                                 (num_rows,) + tuple(values.shape[1:]), coalesced=False)
 
 
 class EmbeddingBackward(ArrayFunction):
@@ -927,7 +957,9 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
               scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
     """Look up rows of ``weight`` (num_embeddings, dim) for integer ids of any shape.
 
-    The gradient adds up over repeated ids; the ``padding_idx`` row gets none. On the CPU an
+    The gradient adds up over repeated ids; the ``padding_idx`` row gets none. With
+    ``sparse=True`` the table's gradient is a sparse COO tensor of the rows looked up (for
+    ``optim.SparseAdam``, ``SGD`` or ``Adagrad``, which then update only those rows). On the CPU an
     id out of range raises IndexError; on an accelerator the ids are not brought back to the
     host to check them (a synchronisation per lookup), and such an id gives a row of NaN.
     ``F.embedding(gradient.tensor([[1, 2], [4, 1]]), gradient.randn(10, 3))`` has shape (2, 2, 3).
@@ -938,8 +970,6 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
     if weight.ndim != 2:
         raise ShapeError(f"embedding: expected a 2-d weight (num_embeddings, embedding_dim), got "
                          f"shape {tuple(weight.shape)}")
-    if sparse:
-        raise NotImplementedError("embedding: sparse gradients are not supported; use sparse=False")
     n = weight.shape[0]
     if padding_idx is not None:
         if not -n <= padding_idx < n:
@@ -957,7 +987,7 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
                              f"(expected ids from 0 to {n - 1})")
     if max_norm is not None:
         _embedding_renorm_(weight, ids, max_norm, norm_type)
-    return Embedding.apply(weight, ids, padding_idx, scale_grad_by_freq)
+    return Embedding.apply(weight, ids, padding_idx, scale_grad_by_freq, bool(sparse))
 
 
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:

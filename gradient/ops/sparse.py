@@ -189,6 +189,14 @@ class SparseCOOTensor:
         return SparseCOOTensor._make(self._idx.clone(), self._vals.clone(), self._shape,
                                      self._coalesced)
 
+    def zero_(self) -> "SparseCOOTensor":
+        """No elements left (nnz 0), in place, as PyTorch's (``zero_grad(set_to_none=False)``
+        on a sparse gradient)."""
+        self._idx = self._idx[:, :0]
+        self._vals = self._vals.detach()[:0]
+        self._coalesced = True
+        return self
+
     # ------------------------------------------------------------------ conversion
     def to(self, *args, **kwargs) -> "SparseCOOTensor":
         """``to(device)``, ``to(dtype)``, ``to(device, dtype)``, as a dense tensor's (the

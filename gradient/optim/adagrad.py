@@ -2,7 +2,8 @@
 
 from ..autograd import no_grad
 from ..ops.creation import full_like
-from .optimizer import Optimizer, advance_step, check_unsupported, check_value, step_counter
+from .optimizer import (Optimizer, OptimizerError, advance_step, check_unsupported, check_value,
+                        sparse_rows, step_counter)
 
 
 class Adagrad(Optimizer):
@@ -16,7 +17,8 @@ class Adagrad(Optimizer):
         p = p - clr * g / (sqrt(s) + eps)
 
     State per parameter (created when the optimizer is built, as in PyTorch): ``step`` and
-    ``sum``. Sparse gradients are not supported.
+    ``sum``. A sparse gradient (``nn.Embedding(sparse=True)``) updates only the rows it holds
+    (their ``s`` and ``p``), as in PyTorch, which refuses weight decay with it.
 
     Example::
 
@@ -33,6 +35,8 @@ class Adagrad(Optimizer):
         for group in self.param_groups:
             for p in group["params"]:
                 self._init_state(p, group)
+
+    takes_sparse_grads = True
 
     def _check_hyperparameters(self, group):
         check_unsupported(group)
@@ -64,14 +68,24 @@ class Adagrad(Optimizer):
 
 def adagrad_update(p, grad, state, *, lr, lr_decay, weight_decay, eps, maximize):
     """Update ``p`` in place from ``grad`` and its Adagrad ``state``."""
+    if grad.is_sparse and weight_decay != 0:
+        raise OptimizerError("Adagrad: weight_decay is not compatible with sparse gradients (as "
+                             "in PyTorch); set weight_decay=0 for those parameters")
     if maximize:
         grad = -grad
     step_t = state["step"]
     step = advance_step(step_t)
-    if weight_decay != 0:
-        grad = grad.add(p, alpha=weight_decay)
     clr = lr / (1 + (step - 1) * lr_decay)
     state_sum = state["sum"]
+    if grad.is_sparse:
+        rows, values, table = sparse_rows(p, grad)
+        sums = state_sum.view(tuple(table.shape))
+        sums.index_add_(0, rows, values * values)
+        std = sums.index_select(0, rows).sqrt() + eps
+        table.index_add_(0, rows, values / std, alpha=-clr)
+        return
+    if weight_decay != 0:
+        grad = grad.add(p, alpha=weight_decay)
     state_sum.add_(grad * grad)
     std = state_sum.sqrt() + eps
     p.add_(grad / std * -clr)

@@ -180,12 +180,21 @@ class Optimizer:
         (run with gradients enabled) and its result is returned."""
         raise NotImplementedError(f"{type(self).__name__} does not implement step()")
 
+    # whether step() takes the sparse gradients of nn.Embedding(sparse=True) (SGD, Adagrad
+    # and SparseAdam do, as in PyTorch); the others refuse them with a clear error
+    takes_sparse_grads = False
+
     def _params_with_grad(self):
         """``(group, param)`` for every parameter that has a gradient, group by group, in order:
         what a step updates (parameters without one are skipped, as in PyTorch)."""
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
+                    if p.grad.is_sparse and not self.takes_sparse_grads:
+                        raise OptimizerError(
+                            f"{type(self).__name__} does not support sparse gradients (those of "
+                            f"an nn.Embedding made with sparse=True); use optim.SparseAdam, SGD "
+                            f"or Adagrad for those parameters, or sparse=False")
                     yield group, p
 
     @staticmethod
@@ -280,6 +289,21 @@ def _cast_state(param: Tensor, value, key=None):
 
 
 # ---------------------------------------------------------------------- helpers for subclasses
+def sparse_rows(p: Tensor, grad):
+    """A sparse gradient of ``p`` as ``(rows, values, table)``: ``grad`` coalesced (each element
+    once, repeats added up), the row of ``table`` each element present is in, and its values;
+    ``table`` is ``p`` seen as (rows, *dense_shape), so that ``table.index_add_(0, rows, ...)``
+    updates only the rows the gradient holds (for an embedding's table, ``p`` itself)."""
+    grad = grad.coalesce()
+    indices, values = grad.indices(), grad.values()
+    sparse_shape = tuple(p.shape[:grad.sparse_dim()])
+    rows = indices[0]
+    for d in range(1, len(sparse_shape)):   # row-major linear index over the sparse dimensions
+        rows = rows * sparse_shape[d] + indices[d]
+    table = p if len(sparse_shape) == 1 else p.view((-1,) + tuple(values.shape[1:]))
+    return rows, values, table
+
+
 def step_counter() -> Tensor:
     """A fresh per-parameter ``step`` count: a 0-d CPU float tensor, as in PyTorch (float64 when
     the default dtype is float64, float32 otherwise), so state dicts compare with torch's."""

@@ -1,7 +1,7 @@
 """Stochastic gradient descent, with optional momentum, dampening, Nesterov and weight decay."""
 
 from ..autograd import no_grad
-from .optimizer import Optimizer, OptimizerError, check_unsupported, check_value
+from .optimizer import Optimizer, OptimizerError, check_unsupported, check_value, sparse_rows
 
 
 class SGD(Optimizer):
@@ -14,7 +14,9 @@ class SGD(Optimizer):
         g = g + momentum * b if nesterov else b       (when momentum != 0)
         p = p - lr * g
 
-    State per parameter: ``momentum_buffer`` (only when momentum != 0).
+    State per parameter: ``momentum_buffer`` (only when momentum != 0). A sparse gradient
+    (``nn.Embedding(sparse=True)``) moves only the rows it holds; with momentum or weight decay,
+    which move every row, it is used as the dense gradient of the same values.
 
     Example::
 
@@ -29,6 +31,8 @@ class SGD(Optimizer):
                         differentiable=differentiable, fused=fused)
         self._check_hyperparameters(defaults)
         super().__init__(params, defaults)
+
+    takes_sparse_grads = True
 
     def _check_hyperparameters(self, group):
         check_unsupported(group)
@@ -56,6 +60,13 @@ def sgd_update(p, grad, state, *, lr, momentum, dampening, weight_decay, nestero
     """Update ``p`` in place from ``grad`` (``state`` holds the momentum buffer, if any)."""
     if maximize:
         grad = -grad
+    if grad.is_sparse:
+        if momentum == 0 and weight_decay == 0:
+            rows, values, table = sparse_rows(p, grad)   # only the rows looked up move
+            table.index_add_(0, rows, values, alpha=-lr)
+            return
+        # decay and momentum move every row: the dense gradient of the same values
+        grad = grad.to_dense()
     if weight_decay != 0:
         grad = grad.add(p, alpha=weight_decay)
     if momentum != 0:

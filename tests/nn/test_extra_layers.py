@@ -216,8 +216,6 @@ def test_embedding_bag_errors():
         F.embedding_bag(gradient.tensor([[1, 12]]), w)
     with pytest.raises(ValueError, match="mode"):
         gnn.EmbeddingBag(10, 3, mode="median")
-    with pytest.raises(NotImplementedError):
-        gnn.EmbeddingBag(10, 3, sparse=True)
 
 
 # ---------------------------------------------------------------------- modules

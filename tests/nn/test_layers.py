@@ -311,8 +311,6 @@ def test_embedding_bad_arguments():
         gnn.Embedding(4, 2, padding_idx=4)
     with pytest.raises(TypeError, match="num_embeddings"):
         gnn.Embedding(4.5, 2)
-    with pytest.raises(NotImplementedError, match="sparse"):
-        gnn.Embedding(4, 2, sparse=True)
 
 
 # ---------------------------------------------------------------------- Dropout

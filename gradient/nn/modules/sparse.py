@@ -43,8 +43,9 @@ class Embedding(Module):
 
     ``weight`` starts as N(0, 1), as in PyTorch. With ``padding_idx`` that row starts at zero
     and gets no gradient, so it stays a fixed "padding" vector. ``max_norm`` renormalises the
-    looked-up rows in place. ``sparse=True`` raises NotImplementedError (deliberate difference:
-    gradient has no sparse tensors; the dense gradient of ``sparse=False`` has the same values).
+    looked-up rows in place. With ``sparse=True`` the weight's gradient is a sparse COO tensor of
+    the rows looked up, for ``optim.SparseAdam`` (or ``SGD``, ``Adagrad``), which then update
+    only those rows.
 
     Example::
 
@@ -61,9 +62,6 @@ class Embedding(Module):
         self.num_embeddings = _check_size("Embedding", "num_embeddings", num_embeddings)
         self.embedding_dim = _check_size("Embedding", "embedding_dim", embedding_dim)
         padding_idx = _check_padding_idx("Embedding", padding_idx, num_embeddings)
-        if sparse:
-            raise NotImplementedError("Embedding: sparse=True (sparse gradients) is not supported; "
-                                      "use sparse=False, whose dense gradient has the same values")
         self.padding_idx = padding_idx
         self.max_norm = max_norm
         self.norm_type = norm_type
@@ -126,8 +124,8 @@ class EmbeddingBag(Module):
     ``forward(input, offsets=None, per_sample_weights=None)``: the bags are the rows of a 2-d
     ``input``, or the runs of a 1-d ``input`` starting at ``offsets``; see
     :func:`gradient.nn.functional.embedding_bag`. ``weight`` starts as N(0, 1); the
-    ``padding_idx`` row starts at zero and is left out of every bag. ``sparse=True`` raises
-    NotImplementedError, as in :class:`Embedding`.
+    ``padding_idx`` row starts at zero and is left out of every bag. ``sparse=True`` makes the
+    weight's gradient sparse, as in :class:`Embedding`.
 
     Example::
 
@@ -146,9 +144,6 @@ class EmbeddingBag(Module):
         if mode not in ("sum", "mean", "max"):
             raise ValueError(f"EmbeddingBag: mode must be 'sum', 'mean' or 'max', got {mode!r}")
         padding_idx = _check_padding_idx("EmbeddingBag", padding_idx, num_embeddings)
-        if sparse:
-            raise NotImplementedError("EmbeddingBag: sparse=True (sparse gradients) is not "
-                                      "supported; use sparse=False")
         self.max_norm = max_norm
         self.norm_type = norm_type
         self.scale_grad_by_freq = scale_grad_by_freq
