@@ -32,6 +32,7 @@ from . import random  # noqa: F401  (torch.random: the generator's functions, fo
 from . import sparse  # noqa: F401,E402  (torch.sparse: sparse COO tensors' functions)
 from .sparse import mm as spmm  # noqa: F401,E402  (torch.spmm)
 from .func import vmap  # noqa: F401,E402  (torch.vmap)
+from .utils.dlpack import from_dlpack  # noqa: F401,E402  (torch.from_dlpack)
 from . import plugins  # noqa: F401,E402  (gradient.plugins.list())
 from . import accelerator, jit, onnx  # noqa: F401,E402  (torch.accelerator, torch.jit, torch.onnx)
 from .layouts import (channels_last, channels_last_3d, contiguous_format,  # noqa: F401

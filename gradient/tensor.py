@@ -25,7 +25,7 @@ from .autograd import capture_state, grad_mode
 from .backends import Backend, cpu_backend, get_backend
 from .device import as_device, device
 from .dtypes import DType, as_dtype, from_numpy_dtype, promote_types
-from .errors import AutogradError, DTypeError, ShapeError
+from .errors import AutogradError, DeviceError, DTypeError, ShapeError
 from . import layouts as _layouts
 
 __all__ = ["Tensor", "Size"]
@@ -305,6 +305,24 @@ class Tensor:
         if capture_state.current.recorder is not None:
             capture_state.current.recorder.read_to_host("numpy()")
         return self._backend.to_numpy(self._data)
+
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        """The DLPack capsule of the data, shared, not copied, for another library's
+        ``from_dlpack`` (``numpy.from_dlpack(t)``); refused for a tensor that requires grad,
+        as in PyTorch."""
+        if self.requires_grad:
+            raise AutogradError("__dlpack__: can't export a tensor that requires grad; use "
+                                "tensor.detach()")
+        export = getattr(self._data, "__dlpack__", None)
+        if export is None:
+            raise DeviceError(f"__dlpack__: tensors on {self.device} are not exported by DLPack; "
+                              f"use .cpu() first")
+        options = {"stream": stream, "max_version": max_version, "dl_device": dl_device,
+                   "copy": copy}
+        return export(**{k: v for k, v in options.items() if v is not None})
+
+    def __dlpack_device__(self):
+        return self._data.__dlpack_device__()
 
     def __array__(self, dtype=None, copy=None):
         out = self.detach().numpy()

@@ -1,6 +1,6 @@
 """Utilities around training: :mod:`gradient.utils.data` (datasets, samplers, DataLoader),
 :mod:`gradient.utils.checkpoint`, and :mod:`gradient.utils.tensorboard` (SummaryWriter; imported
-on its own, as it needs the ``tensorboard`` package).
+on its own, as it needs the ``tensorboard`` package), :mod:`gradient.utils.dlpack`.
 
 Example::
 
@@ -8,6 +8,6 @@ Example::
     loader = DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True)
 """
 
-from . import checkpoint, data
+from . import checkpoint, data, dlpack
 
-__all__ = ["checkpoint", "data"]
+__all__ = ["checkpoint", "data", "dlpack"]
