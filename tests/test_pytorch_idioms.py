@@ -32,6 +32,7 @@ def test_train_script_setup_lines(lib):
         assert lib.compile(model) is model
         assert lib.compile(mode="max-autotune")(len) is len
     assert lib.compile(model)(x).shape == (4, 2)
+    assert model.compile() is None and model(x).shape == (4, 2)    # Module.compile, in place
     with lib.autocast(device_type="cpu", dtype=lib.bfloat16):
         assert model(x).dtype == lib.bfloat16
     assert not lib.backends.cudnn.is_available() or lib is torch

@@ -771,6 +771,11 @@ class Module:
     def bfloat16(self) -> "Module":
         return self._apply(lambda t: t.bfloat16() if t.is_floating_point() else t)
 
+    def compile(self, *args, **kwargs) -> None:
+        """``torch.nn.Module.compile``'s place in a ported script: gradient has no graph
+        compiler, so the module stays as it is and runs eagerly (see ``gradient.compile``)."""
+        return None
+
     def share_memory(self) -> "Module":
         """A no-op kept for PyTorch compatibility (there is no multiprocessing tensor sharing)."""
         return self

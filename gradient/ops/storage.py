@@ -29,7 +29,7 @@ from ..tensor import Tensor
 from .creation import _refill, new_empty
 
 __all__ = ["UntypedStorage", "TypedStorage"]
-TENSOR_METHODS = ("resize_", "resize_as_", "apply_", "new_empty_strided", "pin_memory",
+TENSOR_METHODS = ("resize_", "resize_as_", "apply_", "map_", "new_empty_strided", "pin_memory",
                   "is_pinned", "share_memory_", "is_shared", "untyped_storage", "storage")
 
 
@@ -84,6 +84,26 @@ def apply_(input: Tensor, callable) -> Tensor:  # noqa: A002  (PyTorch's argumen
     out = np.array([callable(v) for v in values.tolist()], dtype=values.dtype).reshape(
         tuple(input.shape))
     return _refill(input, "apply_", input._backend.from_numpy(out))
+
+
+def map_(input: Tensor, tensor: Tensor, callable) -> Tensor:  # noqa: A002  (PyTorch's names)
+    """Replace every element ``a`` of a CPU tensor with ``callable(a, b)``, ``b`` the element
+    of ``tensor`` (broadcast to ``input``'s shape) at the same place, in place; slow and not
+    differentiable, as in PyTorch.
+
+    Example: ``gradient.tensor([1, 2]).map_(gradient.tensor([10, 20]), max)`` holds ``[10, 20]``.
+    """
+    if input.device.type != "cpu" or tensor.device.type != "cpu":
+        raise DeviceError("map_ is only implemented on CPU tensors")
+    if input.requires_grad and grad_mode.is_grad_enabled():
+        raise AutogradError("map_: cannot apply a Python function to a tensor that requires "
+                            "grad; do it inside `with gradient.no_grad():` or on a detached copy")
+    values = np.asarray(input.numpy(force=True))
+    others = np.broadcast_to(np.asarray(tensor.numpy(force=True)), values.shape)
+    out = np.array([callable(a, b) for a, b in zip(values.reshape(-1).tolist(),
+                                                     others.reshape(-1).tolist())],
+                   dtype=values.dtype).reshape(values.shape)
+    return _refill(input, "map_", input._backend.from_numpy(out))
 
 
 def new_empty_strided(input: Tensor, size, stride, *, dtype=None, device=None,

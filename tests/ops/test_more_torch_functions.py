@@ -353,6 +353,18 @@ def test_apply_():
         gradient.ones(2, requires_grad=True).apply_(abs)
 
 
+def test_map_():
+    for lib in (gradient, torch):
+        x = lib.tensor([[1.0, 5.0], [3.0, 2.0]])
+        assert x.map_(lib.tensor([2.0, 4.0]), max) is x          # the other broadcasts
+        assert x.tolist() == [[2.0, 5.0], [3.0, 4.0]]
+        i = lib.tensor([1, 2])
+        i.map_(lib.tensor([10, 20]), lambda a, b: a * b + 1)
+        assert i.tolist() == [11, 41] and i.dtype is lib.int64
+    with pytest.raises(RuntimeError):
+        gradient.ones(2, requires_grad=True).map_(gradient.ones(2), max)
+
+
 # ---------------------------------------------------------------------- random fills
 N = 200_000
 
