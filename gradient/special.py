@@ -3,7 +3,7 @@
 The gamma family (``gammaln``, ``digamma``/``psi``, ``polygamma``, ``multigammaln``), the
 error-function family (``erf``, ``erfc``, ``erfinv``, ``ndtr``, ``ndtri``, ``log_ndtr``),
 modified Bessel functions (``i0``, ``i0e``, ``i1``, ``i1e``), ``expit``/``logit``, ``xlogy``,
-``xlog1py``, ``entr``, ``sinc`` and the usual helpers under their ``torch.special`` names. All
+``xlog1py``, ``entr``, ``sinc``, the Hurwitz ``zeta`` and the usual helpers under their ``torch.special`` names. All
 are differentiable ops of :mod:`gradient.ops` (mostly :mod:`gradient.ops.special`), with first
 and second derivatives. Where a function differs from PyTorch's, its docstring says so.
 
@@ -23,12 +23,12 @@ from .ops.nn import log_softmax as _log_softmax
 from .ops.nn import softmax as _softmax
 from .ops.reduce import logsumexp
 from .ops.special import (digamma, entr, erfc, erfinv, i0, i0e, i1, i1e, lgamma, log_ndtr, logit,
-                          mvlgamma, ndtr, ndtri, polygamma, sinc, xlog1py, xlogy)
+                          mvlgamma, ndtr, ndtri, polygamma, sinc, xlog1py, xlogy, zeta)
 
 __all__ = [
     "gammaln", "digamma", "psi", "polygamma", "multigammaln", "erf", "erfc", "erfinv", "expit",
     "logit", "xlogy", "xlog1py", "log_ndtr", "ndtr", "ndtri", "i0", "i0e", "i1", "i1e", "sinc",
-    "entr", "log1p", "expm1", "exp2", "logsumexp", "softmax", "log_softmax", "round",
+    "entr", "log1p", "expm1", "exp2", "logsumexp", "softmax", "log_softmax", "round", "zeta",
 ]
 
 gammaln = lgamma

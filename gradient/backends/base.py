@@ -32,6 +32,7 @@ BINARY_OPS = frozenset({
     "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor",
     "bitwise_and", "bitwise_or", "bitwise_xor",
     "polygamma",  # polygamma(n, x): the order n as an array of x's dtype
+    "zeta",       # the Hurwitz zeta function zeta(x, q) (scipy.special.zeta's)
 })
 REDUCE_OPS = frozenset({"sum", "prod", "max", "min", "argmax", "argmin", "any", "all"})
 

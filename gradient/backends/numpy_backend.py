@@ -94,6 +94,7 @@ class ArrayBackend(Backend):
             "logical_or": xp_.logical_or, "logical_xor": xp_.logical_xor,
             "bitwise_and": xp_.bitwise_and, "bitwise_or": xp_.bitwise_or,
             "bitwise_xor": xp_.bitwise_xor, "polygamma": self._special_function("polygamma"),
+            "zeta": self._special_function("zeta"),
         }
 
     def _special_module(self):

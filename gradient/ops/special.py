@@ -35,7 +35,7 @@ import math as _math
 from ..autograd.function import ArrayFunction
 from ..autograd.grad_mode import no_grad as _no_grad
 from ..dtypes import float64, from_numpy_dtype, get_default_dtype, result_type
-from ..errors import DTypeError, ShapeError
+from ..errors import AutogradError, DTypeError, ShapeError
 from ..tensor import Tensor
 from .elementwise import (_FunctionAndMethod, _floating, _make_inplace, _promote, abs, cast, clamp,
                           eq, exp, gt, isnan, log, log1p, lt, maximum, ne, pow, sign, sin,
@@ -441,6 +441,34 @@ def xlog1py(input, other) -> Tensor:
     is ``tensor([0.0000, 1.3863])``.
     """
     return XLog1pY.apply(*_float_operands("xlog1py", input, other))
+
+
+class Zeta(ArrayFunction):
+    @staticmethod
+    def forward(ctx, x, q):
+        ctx.save_for_backward(x, q)
+        return ctx.backend.binary("zeta", x, q)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, q = ctx.saved_tensors
+        if ctx.needs_input_grad[0]:
+            raise AutogradError("the derivative of zeta(x, q) with respect to x is not "
+                                "implemented (as in PyTorch); only q's is")
+        # d/dq sum_k (k + q)^-x = -x sum_k (k + q)^-(x + 1)
+        return None, grad * -x * zeta(x + 1, q)
+
+
+def zeta(input, other) -> Tensor:
+    """The Hurwitz zeta function ``sum_{k >= 0} (k + other)^-input``, as
+    ``torch.special.zeta`` (the Riemann zeta function at ``other = 1``): inf at ``input = 1``,
+    nan for ``input < 1``. Either operand may be a Python number. Differentiable in ``other``
+    (twice); in ``input`` it raises, as in PyTorch.
+
+    Example: ``gradient.special.zeta(2.0, gradient.tensor([1.0]))`` is ``tensor([1.6449])``
+    (pi^2 / 6).
+    """
+    return Zeta.apply(*_float_operands("zeta", input, other))
 
 
 def entr(input: Tensor) -> Tensor:

@@ -104,6 +104,16 @@ OPS = [
         Sample((1.5, positive(r, 3)), name="scalar-input"),
         Sample((ints(r, 2, 3, low=1, high=4), ints(r, 2, 3, low=1, high=4)), name="int"),
     ]),
+    # zeta(x, q): differentiable in q only (as torch), so x is a number where gradients are checked
+    OpInfo("special.zeta", lambda m, q, x: m.special.zeta(x, q), lambda r: [
+        Sample((positive(r, 3, 4), 3.0), name="x=3"),
+        Sample((_between(0.2, 4.0)(r, 5), 1.5), name="x=1.5"),
+    ]),
+    OpInfo("special.zeta-both-tensors", lambda m, x, q: m.special.zeta(x, q), lambda r: [
+        Sample((_between(1.1, 6.0)(r, 3, 4), positive(r, 4))),
+        Sample((np.array([1.0, 0.5, 2.0, 3.0]), np.array([1.0, 1.0, -2.0, -1.5])), name="edges"),
+        Sample((ints(r, 2, 3, low=2, high=5), ints(r, 2, 3, low=1, high=4)), name="int"),
+    ], grad=False),
     OpInfo("logit", lambda m, a, **kw: m.logit(a, **kw), lambda r: _unary(r, _between(0.1, 0.9)) + [
         Sample((_between(0.05, 0.95)(r, 3, 4),), {"eps": 0.2}, name="eps"),
     ]),
