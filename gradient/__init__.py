@@ -29,6 +29,7 @@ from .ops.creation import Generator, default_generator  # noqa: F401
 from . import amp, autograd, cuda, io, linalg, nn, ops, optim, testing, utils  # noqa: F401
 from . import special  # noqa: F401  (torch.special)
 from . import random  # noqa: F401  (torch.random: the generator's functions, fork_rng)
+from . import quasirandom  # noqa: F401  (torch.quasirandom: SobolEngine)
 from . import sparse  # noqa: F401,E402  (torch.sparse: sparse COO tensors' functions)
 from .sparse import mm as spmm  # noqa: F401,E402  (torch.spmm)
 from .func import vmap  # noqa: F401,E402  (torch.vmap)
