@@ -10,6 +10,7 @@ from .reduce import *  # noqa: F401,F403
 from .index import *  # noqa: F401,F403
 from .linalg import *  # noqa: F401,F403
 from .linalg_decompositions import *  # noqa: F401,F403
+from .lowrank import *  # noqa: F401,F403  (svd_lowrank, pca_lowrank)
 from .nn import *  # noqa: F401,F403
 # losses and conv/pool stay in gradient.nn.functional only (as in PyTorch), so that names like
 # `unfold` and `pad` do not collide with tensor functions of the same name
