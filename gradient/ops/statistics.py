@@ -39,7 +39,7 @@ from .shape import cat, diagonal, movedim, narrow, reshape, squeeze, unsqueeze, 
 from .special import logaddexp
 
 __all__ = ["cummax", "cummin", "logcumsumexp", "quantile", "nanquantile", "nanmedian", "mode",
-           "msort", "histc", "histogram", "cov", "corrcoef"]
+           "msort", "histc", "histogram", "histogramdd", "cov", "corrcoef"]
 TENSOR_METHODS = ("cummax", "cummin", "logcumsumexp", "quantile", "nanquantile", "nanmedian",
                   "mode", "msort", "histc", "histogram", "cov", "corrcoef")
 
@@ -49,6 +49,7 @@ _cummin_result = _namedtuple("cummin", ("values", "indices"))
 _nanmedian_result = _namedtuple("nanmedian", ("values", "indices"))
 _mode_result = _namedtuple("mode", ("values", "indices"))
 _histogram_result = _namedtuple("histogram", ("hist", "bin_edges"))
+_histogramdd_result = _namedtuple("histogramdd", ("hist", "bin_edges"))
 
 
 # ---------------------------------------------------------------------- scans
@@ -295,10 +296,21 @@ def _bin_counts(x: Tensor, edges: Tensor, weight: Tensor | None, dtype) -> Tenso
     """How many elements of ``x`` (or how much ``weight``) fall in each bin ``[e_i, e_i+1)``;
     the last bin includes its right edge and elements outside the edges are left out."""
     bins = edges.numel() - 1
-    flat = reshape(x, (-1,))
+    pos, inside = _bin_positions(reshape(x, (-1,)), edges)
+    return _weighted_counts(pos, inside, weight, bins, dtype)
+
+
+def _bin_positions(flat: Tensor, edges: Tensor):
+    """``(pos, inside)``: the bin of each element of ``flat`` between ``edges`` (the last bin
+    includes its right edge), and whether it falls between the edges at all."""
+    bins = edges.numel() - 1
     pos = searchsorted(edges, flat, right=True) - 1
     inside = logical_and(flat >= narrow(edges, 0, 0, 1), flat <= narrow(edges, 0, bins, 1))
-    pos = where(flat == narrow(edges, 0, bins, 1), bins - 1, pos)   # the last edge belongs in
+    return where(flat == narrow(edges, 0, bins, 1), bins - 1, pos), inside   # the last edge belongs in
+
+
+def _weighted_counts(pos: Tensor, inside: Tensor, weight: Tensor | None, bins: int, dtype):
+    """Counts (or summed ``weight``) per bin ``pos`` of the elements ``inside``, in ``dtype``."""
     w = cast(inside, dtype) if weight is None else where(inside, cast(reshape(weight, (-1,)), dtype), 0)
     counts = bincount(where(inside, pos, 0), cast(w, float64), minlength=bins)
     return cast(counts, dtype)
@@ -367,6 +379,70 @@ def histogram(input: Tensor, bins=100, *, range=None, weight: Tensor | None = No
             widths = narrow(edges, 0, 1, edges.numel() - 1) - narrow(edges, 0, 0, edges.numel() - 1)
             hist = hist / (_sum(hist) * widths)
     return _histogram_result(hist, edges)
+
+
+def histogramdd(input: Tensor, bins=10, *, range=None, weight: Tensor | None = None,  # noqa: A002
+                density: bool = False):
+    """``(hist, bin_edges)`` of the points in the rows of ``input`` (..., D): a D-dimensional
+    histogram, as ``torch.histogramdd``. ``bins`` is one count for every dimension, a count per
+    dimension, or a 1-d tensor of increasing edges per dimension; ``range`` is
+    ``[lo_0, hi_0, lo_1, hi_1, ...]`` (the data's range by default). ``weight`` weighs each
+    point; ``density=True`` scales to a probability density. Not differentiable.
+
+    Example: ``gradient.histogramdd(gradient.rand(100, 2), bins=[3, 4]).hist.shape`` is (3, 4).
+    """
+    if not input.dtype.is_floating_point:
+        raise DTypeError(f"histogramdd: expected a floating input, got {input.dtype}")
+    if input.ndim < 1:
+        raise ShapeError("histogramdd: expected points of at least one dimension (..., D), got a "
+                         "0-d tensor")
+    dims = input.shape[-1]
+    if isinstance(bins, int):
+        bins = [bins] * dims
+    if len(bins) != dims:
+        raise ValueError(f"histogramdd: expected {dims} sequences of bin edges or counts for "
+                         f"points of {dims} dimensions, got {len(bins)}")
+    if range is not None and len(range) != 2 * dims:
+        raise ValueError(f"histogramdd: range must be [lo, hi] for each of the {dims} "
+                         f"dimensions ({2 * dims} numbers), got {len(range)}")
+    if weight is not None and tuple(weight.shape) != tuple(input.shape[:-1]):
+        raise ShapeError(f"histogramdd: weight must have the points' shape "
+                         f"{tuple(input.shape[:-1])}, got {tuple(weight.shape)}")
+    with _no_grad():
+        points = reshape(input.detach(), (-1, dims))
+        edges, linear, inside, sizes = [], None, None, []
+        for d, spec in enumerate(bins):
+            column = points[:, d]
+            if isinstance(spec, Tensor):
+                if spec.ndim != 1 or spec.numel() < 2:
+                    raise ShapeError("histogramdd: bin edges must be 1-d tensors of at least two "
+                                     "edges")
+                edge = cast(spec.detach(), input.dtype)
+            else:
+                if spec <= 0:
+                    raise ValueError(f"histogramdd: bins must be > 0, got {spec}")
+                lo, hi = (0.0, 0.0) if range is None else (float(range[2 * d]),
+                                                           float(range[2 * d + 1]))
+                lo, hi = _range_of(column, lo, hi, 0.5)
+                edge = linspace(lo, hi, int(spec) + 1, dtype=input.dtype, device=input.device)
+            pos, ok = _bin_positions(column, edge)
+            size = edge.numel() - 1
+            # one linear bin number over all dimensions, row-major
+            linear = pos if linear is None else linear * size + pos
+            inside = ok if inside is None else logical_and(inside, ok)
+            edges.append(edge)
+            sizes.append(size)
+        total = _math.prod(sizes)
+        hist = reshape(_weighted_counts(linear, inside, None if weight is None else weight.detach(),
+                                        total, input.dtype), tuple(sizes))
+        if density:
+            volume = None
+            for d, edge in enumerate(edges):
+                width = narrow(edge, 0, 1, sizes[d]) - narrow(edge, 0, 0, sizes[d])
+                width = reshape(width, (1,) * d + (sizes[d],) + (1,) * (dims - d - 1))
+                volume = width if volume is None else volume * width
+            hist = hist / (_sum(hist) * volume)
+    return _histogramdd_result(hist, tuple(edges))
 
 
 # ---------------------------------------------------------------------- covariance

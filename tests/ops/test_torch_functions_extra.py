@@ -159,6 +159,29 @@ def test_histc_histogram():
     assert h.hist is h[0] and h.bin_edges is h[1]
 
 
+def test_histogramdd():
+    pts = R.normal(size=(300, 3)).astype(np.float32)
+    check(lambda m, t: m.histogramdd(t, bins=4), pts)
+    check(lambda m, t: m.histogramdd(t, bins=[2, 3, 5], range=[-1.0, 1.0, 0.0, 2.0, -3.0, 3.0]),
+          pts)
+    check(lambda m, t, w: m.histogramdd(t, bins=[3, 2, 2], weight=w, density=True),
+          pts.astype(np.float64), R.uniform(size=300))
+    check(lambda m, t, a, b: m.histogramdd(t[..., :2], bins=[a, b]), pts,
+          np.array([-2.0, -0.5, 0.0, 3.0], dtype=np.float32), np.array([-1.0, 1.0], dtype=np.float32))
+    check(lambda m, t: m.histogramdd(t, bins=2), R.uniform(size=(2, 5, 2)))    # batched points
+    # the last edge belongs in the last bin; points outside every range are left out
+    check(lambda m, t: m.histogramdd(t, bins=2, range=[0.0, 2.0, 0.0, 2.0]),
+          np.array([[2.0, 2.0], [0.0, 0.0], [2.5, 1.0], [1.0, 1.0]]))
+    h = gradient.histogramdd(gradient.ones(3, 1), 2)
+    assert h.hist is h[0] and len(h.bin_edges) == 1
+    with pytest.raises(ValueError, match="expected 2 sequences"):
+        gradient.histogramdd(gradient.rand(4, 2), bins=[2, 2, 2])
+    with pytest.raises(ValueError, match="range"):
+        gradient.histogramdd(gradient.rand(4, 2), bins=2, range=[0.0, 1.0])
+    with pytest.raises(TypeError):
+        gradient.histogramdd(gradient.ones(4, 2, dtype=gradient.int64))
+
+
 @pytest.mark.parametrize("weights", ["none", "f", "a", "fa"])
 def test_cov_corrcoef(weights):
     x = rnd(3, 6)
