@@ -45,11 +45,15 @@ from .ops.linalg_decompositions import linalg_cross as cross
 from .ops.linalg_decompositions import linalg_qr as qr
 from .ops.linalg_decompositions import linalg_slogdet as slogdet
 from .ops.linalg_decompositions import linalg_svd as svd
+from .ops.lu_factorization import linalg_lu as lu
+from .ops.lu_factorization import linalg_lu_solve as lu_solve
+from .ops.lu_factorization import lu_factor, lu_factor_ex
 
 __all__ = ["vector_norm", "matrix_norm", "norm", "cond", "matmul", "vecdot", "diagonal", "cross",
            "multi_dot", "inv", "inv_ex", "det", "slogdet", "solve", "solve_triangular", "cholesky",
            "cholesky_ex", "qr", "eigh", "eigvalsh", "svd", "svdvals", "pinv", "lstsq",
-           "matrix_power", "matrix_exp", "matrix_rank", "householder_product", "LinAlgError"]
+           "matrix_power", "matrix_exp", "matrix_rank", "householder_product", "lu", "lu_factor",
+           "lu_factor_ex", "lu_solve", "LinAlgError"]
 
 
 def _floating(fn: str, x, dtype) -> Tensor:

@@ -11,6 +11,7 @@ from .index import *  # noqa: F401,F403
 from .linalg import *  # noqa: F401,F403
 from .linalg_decompositions import *  # noqa: F401,F403
 from .lowrank import *  # noqa: F401,F403  (svd_lowrank, pca_lowrank)
+from .lu_factorization import *  # noqa: F401,F403  (torch.lu, lu_solve, lu_unpack)
 from .nn import *  # noqa: F401,F403
 # losses and conv/pool stay in gradient.nn.functional only (as in PyTorch), so that names like
 # `unfold` and `pad` do not collide with tensor functions of the same name
@@ -19,7 +20,7 @@ from .special import *  # noqa: F401,F403  (its __all__: the torch.* names, not 
 from .transfer import to_device  # noqa: F401
 from . import attention, conv, creation, elementwise, index, linalg, loss, nn, reduce, shape
 from . import special
-from . import linalg_decompositions
+from . import linalg_decompositions, lu_factorization
 # order statistics and histograms, matrix builders, number helpers, windows, scatter-style
 # writes, strided views, and the in-place forms PyTorch has beyond elementwise ones
 from .statistics import *  # noqa: F401,F403
@@ -42,7 +43,7 @@ from . import view_write  # (Tensor's in-place ops: a write into a view, followe
 
 _MODULES = (creation, elementwise, shape, reduce, index, linalg, nn, loss, conv, attention, special,
             linalg_decompositions, statistics, matrices, bits, windows, scatter_into, strided,
-            inplace_extra, aliases, numpy_style, storage, sparse)
+            inplace_extra, aliases, numpy_style, storage, sparse, lu_factorization)
 #: (module, name) of every function that is also a Tensor method
 TENSOR_METHODS = tuple((m, name) for m in _MODULES for name in m.TENSOR_METHODS)
 

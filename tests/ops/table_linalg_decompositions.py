@@ -1,5 +1,6 @@
 """Op table entries for the decompositions and solvers (gradient/ops/linalg_decompositions.py):
-inv, det, slogdet, solve, solve_triangular, cholesky, qr, eigh, svd, pinv, lstsq, matrix_exp ...
+inv, det, slogdet, solve, solve_triangular, cholesky, qr, eigh, svd, pinv, lstsq, matrix_exp,
+and LU (gradient/ops/lu_factorization.py) ...
 
 The samples are well-conditioned: near-identity matrices for the solvers, symmetric
 positive-definite ``A Aᵀ + nI`` built inside the op for cholesky (so gradcheck perturbs ``A``
@@ -24,6 +25,19 @@ def well(r, *shape):
 def _orthogonal(r, *shape):
     q, _ = np.linalg.qr(r.standard_normal(shape))
     return q
+
+
+def _permuted(r, *shape):
+    """Near-identity matrices (m, n) with their rows in a random order: LU with partial
+    pivoting swaps them back, each pivot clearly the largest in its column."""
+    m, n = shape[-2:]
+    base = arr(r, *shape, low=-0.2, high=0.2) + np.eye(m, n)
+    return np.ascontiguousarray(base[..., r.permutation(m), :])
+
+
+def _lu_samples(r):
+    return [Sample((_permuted(r, 4, 4),), name="square"), Sample((_permuted(r, 3, 5),), name="wide"),
+            Sample((_permuted(r, 5, 3),), name="tall"), Sample((_permuted(r, 2, 3, 3),), name="batched")]
 
 
 def spaced_symmetric(r, *shape):
@@ -129,6 +143,22 @@ OPS = [
                Sample((well(r, 2, 3, 3), arr(r, 3, 1)), {"upper": True, "unitriangular": True,
                                                           "left": True}, name="broadcast-unit"),
            ], **_TOL),
+    # LU: near-identity matrices with their rows permuted (so that pivoting swaps rows, and no
+    # pivot is close to a tie that a perturbation could flip), square, wide, tall and batched
+    OpInfo("linalg.lu_factor", lambda m, a: m.linalg.lu_factor(a).LU, lambda r: _lu_samples(r),
+           **_TOL),
+    OpInfo("linalg.lu_factor-pivots", lambda m, a: m.linalg.lu_factor(a).pivots,
+           lambda r: _lu_samples(r), grad=False),
+    OpInfo("linalg.lu", lambda m, a: tuple(m.linalg.lu(a)), lambda r: _lu_samples(r), **_TOL),
+    OpInfo("linalg.lu_solve", lambda m, a, b, **k: m.linalg.lu_solve(*m.linalg.lu_factor(a), b, **k),
+           lambda r: [
+               Sample((_permuted(r, 3, 3), arr(r, 3, 2)), name="left"),
+               Sample((_permuted(r, 3, 3), arr(r, 3, 2)), {"adjoint": True}, name="adjoint"),
+               Sample((_permuted(r, 3, 3), arr(r, 2, 3)), {"left": False}, name="right"),
+               Sample((_permuted(r, 2, 3, 3), arr(r, 2, 3, 1)), name="batched"),
+           ], **_TOL),
+    OpInfo("lu_solve", lambda m, b, a: m.lu_solve(b, *m.linalg.lu_factor(a)),
+           lambda r: [Sample((arr(r, 3, 2), _permuted(r, 3, 3)))], **_TOL),
     OpInfo("triangular_solve", lambda m, b, a, **k: tuple(m.triangular_solve(b, a, **k)), lambda r: [
         Sample((arr(r, 3, 2), well(r, 3, 3)), name="upper"),
         Sample((arr(r, 3, 2), well(r, 3, 3)), {"upper": False, "transpose": True}, name="lower-T"),
