@@ -27,6 +27,9 @@ class device:
     ``device("cuda:1")``, ``device("cuda", 1)``, ``device(1)`` (a GPU index) and
     ``device(other_device)`` are accepted. Unlike PyTorch, a device without an index equals
     index 0 (``device("cuda") == device("cuda:0")``); it does not follow the current device.
+
+    As a context manager it is the default device of factory functions for its block, as
+    ``gradient.set_default_device`` is outside: ``with gradient.device("cuda"): model = Net()``.
     """
 
     __slots__ = ("type", "index")
@@ -55,6 +58,21 @@ class device:
 
     def __hash__(self) -> int:
         return hash((self.type, self.index or 0))
+
+    def __enter__(self) -> "device":
+        _entered.append(factory_default[0])
+        factory_default[0] = self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        factory_default[0] = _entered.pop()
+
+
+# The device factory functions (zeros, randn, tensor ...) use when given none, None meaning the
+# CPU: gradient.settings.set_default_device writes it, a ``with device(...)`` block sets it for
+# the block (the defaults it replaced wait in _entered).
+factory_default: list = [None]
+_entered: list = []
 
 
 CPU = device("cpu")

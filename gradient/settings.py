@@ -18,13 +18,13 @@ Example::
 
 from __future__ import annotations
 
+from . import device as _device_module
 from .device import as_device
 
 __all__ = ["set_default_device", "get_default_device", "use_deterministic_algorithms",
            "are_deterministic_algorithms_enabled", "is_deterministic_algorithms_warn_only_enabled",
            "set_flush_denormal"]
 
-_default_device = None        # None: the CPU
 _deterministic = {"mode": False, "warn_only": False}
 
 
@@ -33,13 +33,12 @@ def set_default_device(device) -> None:
 
     Example: ``gradient.set_default_device("cuda")``
     """
-    global _default_device
-    _default_device = None if device is None else as_device(device)
+    _device_module.factory_default[0] = None if device is None else as_device(device)
 
 
 def get_default_device():
     """The device factory functions use when given none: ``device(type='cpu')`` by default."""
-    return as_device(_default_device)
+    return as_device(_device_module.factory_default[0])
 
 
 def use_deterministic_algorithms(mode: bool, *, warn_only: bool = False) -> None:

@@ -388,6 +388,14 @@ def test_global_switches():
     gradient.set_default_device("cpu")
     assert gradient.zeros(2).device.type == "cpu"
     gradient.set_default_device(None)
+    # a device as a context manager: the default for its block, nested blocks restored
+    with gradient.device("plugin:reference") as dev:
+        assert dev == gradient.device("plugin:reference")
+        assert gradient.zeros(2).device == dev and gradient.nn.Linear(2, 2).weight.device == dev
+        with gradient.device("cpu"):
+            assert gradient.ones(1).device.type == "cpu"
+        assert gradient.get_default_device() == dev
+    assert gradient.zeros(2).device.type == "cpu" and gradient.get_default_device().type == "cpu"
     assert not gradient.are_deterministic_algorithms_enabled()
     gradient.use_deterministic_algorithms(True, warn_only=True)
     try:
