@@ -79,11 +79,13 @@ class Tensor:
         """``Tensor(data)`` is ``gradient.tensor(data, dtype=float32)``: like ``torch.Tensor``,
         the class constructor makes a tensor of the default float dtype unless told otherwise.
         ``Tensor(2, 3)`` (sizes) is a (2, 3) tensor of zeros (PyTorch leaves it uninitialised),
-        and ``Tensor()`` an empty one."""
+        and ``Tensor()`` an empty one; a :class:`Size` is sizes too."""
         from .dtypes import get_default_dtype
         from .ops.creation import _as_array
         backend = get_backend(as_device(device))
         dtype = dtype if dtype is not None else get_default_dtype()
+        if len(data) == 1 and isinstance(data[0], Size):
+            data = tuple(data[0])
         if all(type(n) is int for n in data):
             data = np.zeros(data if data else (0,), dtype.numpy)   # sizes, not values
         elif len(data) == 1:
@@ -94,6 +96,12 @@ class Tensor:
         data = _as_array(data, dtype, backend)
         self._init(data, False, backend)
         self.requires_grad_(requires_grad)
+
+    def new(self, *data) -> "Tensor":
+        """PyTorch's legacy ``x.new(...)``: a tensor of ``x``'s dtype and device made as the
+        constructor makes one: from sizes (zeros), a :class:`Size`, or values; ``x.new()`` is
+        empty. Newer code says ``x.new_zeros(2, 3)`` or ``x.new_tensor(values)``."""
+        return Tensor(*data, dtype=self.dtype, device=self.device)
 
     # ------------------------------------------------------------------ construction
     @classmethod

@@ -30,6 +30,20 @@ def test_a_legacy_type_makes_tensors_as_torchs(name):
     assert ours.is_cuda is False and gradient.cuda.__dict__[name].is_cuda is True
 
 
+def test_new_and_a_size_given_to_the_constructor_as_torchs():
+    x, t = gradient.ones(2, dtype=gradient.float64), torch.ones(2, dtype=torch.float64)
+    cases = [((), ()), ((2, 3), (2, 3)), (([1, 2],), ([1, 2],)), (((2, 3),), ((2, 3),)),
+             ((gradient.Size([4, 1]),), (torch.Size([4, 1]),))]
+    for ours_args, theirs_args in cases:
+        made, expected = x.new(*ours_args), t.new(*theirs_args)
+        assert tuple(made.shape) == tuple(expected.shape) and made.dtype is gradient.float64
+        if ours_args and isinstance(ours_args[0], list | tuple) and \
+                not isinstance(ours_args[0], gradient.Size):
+            np.testing.assert_array_equal(made.numpy(), expected.numpy())    # values, not sizes
+    assert tuple(gradient.Tensor(gradient.Size([2, 5])).shape) == (2, 5)
+    assert tuple(torch.Tensor(torch.Size([2, 5])).shape) == (2, 5)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_isinstance_and_type_name_follow_the_dtype(dtype):
     x, t = gradient.zeros(2, dtype=dtype), torch.zeros(2, dtype=getattr(torch, dtype))
