@@ -42,7 +42,7 @@ import weakref
 from ..dtypes import ALL_DTYPES
 from ..errors import AutogradError, DeviceError, LayoutError
 from ..layouts import is_sparse
-from . import anomaly_mode, capture_state, grad_mode, profiler
+from . import anomaly_mode, capture_state, grad_mode, profiler, saved_hooks
 
 _sequence = itertools.count()
 
@@ -147,6 +147,12 @@ class Node:
     def name(self) -> str:
         return self.fn.__name__ + "Backward"
 
+    @property
+    def next_functions(self) -> tuple:
+        """``(node, output_nr)`` per forward input, ``(None, 0)`` for one without a gradient,
+        as ``torch``'s ``grad_fn.next_functions`` (what graph drawers such as torchviz walk)."""
+        return tuple(edge if edge is not None else (None, 0) for edge in self.next_edges)
+
     def __repr__(self) -> str:
         return f"<{self.name()}>"
 
@@ -169,6 +175,11 @@ class AccumulateGrad(Node):
 
     def name(self) -> str:
         return "AccumulateGrad"
+
+    @property
+    def variable(self):
+        """The leaf tensor this node accumulates into, as torch's ``AccumulateGrad.variable``."""
+        return self.tensor
 
     def release(self) -> None:
         pass
@@ -512,6 +523,9 @@ def _record(cls, ctx, args, raw, out, backend, node_type=Node):
     to_save = attrs.get("_to_save")
     ctx._saved = tuple([_resolve_saved(s, args, raw, outs, tensors, backend)
                         for s in to_save]) if to_save else ()
+    if saved_hooks.stack and ctx._saved:   # autograd.graph.saved_tensors_hooks
+        ctx._saved = tuple([_Packed(s, node) if isinstance(s, SavedTensor) else s
+                            for s in ctx._saved])
     ctx._to_save = None
     return tuple(tensors) if multiple else tensors[0]
 
@@ -527,6 +541,26 @@ def _resolve_saved(array, args, raw, outs, tensors, backend):
         if o is array:
             return SavedTensor(tensors[i], output_nr=i)
     return _Constant(Tensor._make(array, False, backend) if hasattr(array, "dtype") else array)
+
+
+class _Packed:
+    """A saved tensor given to the innermost ``saved_tensors_hooks``' pack hook; its unpack
+    hook gives it back to the backward."""
+
+    __slots__ = ("packed", "unpack_hook")
+
+    def __init__(self, saved: SavedTensor, node):
+        stack = saved_hooks.stack
+        pack_hook, self.unpack_hook = stack[-1]
+        # the hook's own ops save nothing through it (no recursion), as in PyTorch
+        saved_hooks.stack = []
+        try:
+            self.packed = pack_hook(saved.unpack(node))
+        finally:
+            saved_hooks.stack = stack
+
+    def unpack(self, node):
+        return self.unpack_hook(self.packed)
 
 
 class _Constant:
