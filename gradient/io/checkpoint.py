@@ -171,7 +171,8 @@ def load(f, map_location=None, *, weights_only: bool = True, mmap: bool | None =
     The signature is ``torch.load``'s less ``pickle_module``. ``map_location`` (None, ``"cpu"``,
     ``"cuda"`` or a :class:`gradient.device`) is where the tensors go; unlike torch, tensors do not
     remember the device they were saved from: without ``map_location`` everything loads on the CPU.
-    Torch's dict and callable ``map_location`` forms are not supported. ``weights_only`` is
+    Torch's dict (``{"cuda:0": "cpu"}``) and callable (``lambda storage, loc: storage``) forms
+    are asked where a CPU tensor goes. ``weights_only`` is
     accepted for torch compatibility and changes nothing: gradient checkpoints hold no code, so
     loading is always as safe as torch's ``weights_only=True``.
     ``mmap=True`` maps the file instead of reading it (copy-on-write; see
@@ -218,14 +219,42 @@ def load(f, map_location=None, *, weights_only: bool = True, mmap: bool | None =
 
 
 def _map_location(map_location):
+    """Where loaded tensors go: None for the CPU, else a device. gradient's files do not record
+    the device a tensor was saved from, so torch's dict and callable forms are asked where a
+    CPU tensor ('cpu') goes."""
     if map_location is None:
         return None
     if isinstance(map_location, (str, _device)):
         dev = as_device(map_location)
         return None if dev.type == "cpu" else dev
-    raise TypeError(f"load: map_location must be None, a device string like 'cpu' or a gradient.device; got "
-                    f"{type(map_location).__name__}. gradient loads onto one device; torch's dict and "
-                    "callable forms are not supported")
+    if isinstance(map_location, dict):
+        return _map_location(map_location.get("cpu"))
+    if callable(map_location):
+        # torch calls it with each storage and its saved location ('cpu' here); what it gives
+        # back says where the storage goes (the storage itself: stay)
+        placed = map_location(_StoragePlace("cpu"), "cpu")
+        return None if placed is None else _map_location(getattr(placed, "device", "cpu"))
+    raise TypeError(f"load: map_location must be None, a device (or its name), a dict of "
+                    f"locations or a function of (storage, location); got "
+                    f"{type(map_location).__name__}")
+
+
+class _StoragePlace:
+    """What a ``map_location`` function is given for a storage: it answers ``cuda()``,
+    ``cpu()`` and ``to()`` with where the storage would go."""
+
+    def __init__(self, device: str):
+        self.device = device
+
+    def cuda(self, device=None, non_blocking: bool = False) -> "_StoragePlace":
+        index = device.index if isinstance(device, _device) else device
+        return _StoragePlace("cuda" if index is None else f"cuda:{index}")
+
+    def cpu(self) -> "_StoragePlace":
+        return _StoragePlace("cpu")
+
+    def to(self, device, *args, **kwargs) -> "_StoragePlace":
+        return _StoragePlace(str(device))
 
 
 def _tensor(array: np.ndarray, target) -> Tensor:

@@ -206,8 +206,18 @@ def test_map_location_and_weights_only(tmp_path):
                    {"weights_only": False}):
         out = load(tmp_path / "c", **kwargs)
         assert out["w"].device == gradient.device("cpu") and same_bits(out["w"], gradient.ones(2))
+    # torch's dict and function forms, asked where a CPU tensor goes
+    elsewhere = gradient.device("plugin:reference")
+    for where, expected in (({"cuda:0": "cpu"}, "cpu"), ({"cpu": "plugin:reference"}, elsewhere),
+                            (lambda storage, loc: storage, "cpu"),
+                            (lambda storage, loc: None, "cpu"),
+                            (lambda storage, loc: storage.to("plugin:reference"), elsewhere),
+                            (lambda storage, loc: storage.cpu(), "cpu")):
+        out = load(tmp_path / "c", map_location=where)
+        assert out["w"].device == gradient.device(expected)
+        assert out["w"].tolist() == [1.0, 1.0]
     with pytest.raises(TypeError, match="map_location"):
-        load(tmp_path / "c", map_location=lambda storage, loc: storage)
+        load(tmp_path / "c", map_location=3.5)
     with pytest.raises(gradient.DeviceError):
         load(tmp_path / "c", map_location="nonesuch")
 
