@@ -162,3 +162,13 @@ def test_the_raw_array_path_gives_the_bits_of_the_tensor_ops(dtype, monkeypatch)
     for a, b in zip(grads(fast), grads(slow)):
         assert a.tobytes() == b.tobytes()
     assert [p.grad._version.value for p in fast if p.grad is not None] == [v + 1 for v in versions]
+
+
+def test_skip_init_builds_the_module_for_a_checkpoint():
+    for lib in (gradient, torch):
+        layer = lib.nn.utils.skip_init(lib.nn.Linear, 3, 4, bias=False)
+        assert tuple(layer.weight.shape) == (4, 3) and layer.bias is None
+        layer.load_state_dict({"weight": lib.ones(4, 3)})
+        assert layer(lib.ones(1, 3)).tolist() == [[3.0] * 4]
+    with pytest.raises(TypeError, match="device"):
+        gradient.nn.utils.skip_init(gradient.nn.ReLU)

@@ -1,6 +1,6 @@
 """Utilities for training, as in ``torch.nn.utils``: gradient clipping, parameter vectors,
 parametrizations (weight norm, spectral norm), pruning (``prune``), folding batch norms into
-the layers before them (``fusion``).
+the layers before them (``fusion``), ``skip_init``.
 
 Example::
 
@@ -20,6 +20,7 @@ _LAZY = {"parametrize": ("parametrize", None), "parametrizations": ("parametriza
          "fuse_linear_bn_eval": ("fusion", "fuse_linear_bn_eval"),
          "fuse_linear_bn_weights": ("fusion", "fuse_linear_bn_weights"),
          "prune": ("prune", None),
+         "skip_init": ("init", "skip_init"),
          "stateless": ("stateless", None),
          "weight_norm": ("weight_norm", "weight_norm"),
          "remove_weight_norm": ("weight_norm", "remove_weight_norm"),
