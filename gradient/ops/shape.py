@@ -27,7 +27,7 @@ from .. import kernels
 from ..autograd.function import ArrayFunction
 from ..autograd.grad_mode import is_grad_enabled
 from ..dtypes import DType, from_numpy_dtype, int64, promote_types
-from ..errors import ShapeError
+from ..errors import DeviceError, ShapeError
 from ..layouts import (axis_order, channels_last_of, contiguous_format, preserve_format, relaid,
                        strides_of)
 from ..tensor import Size, Tensor
@@ -197,11 +197,10 @@ def view(input: Tensor, *shape) -> Tensor:
     """Like :func:`reshape` but never copies: raises ShapeError when the strides of a
     non-contiguous tensor do not allow the new shape, as PyTorch does: ``x.view(-1)``.
 
-    ``view(dtype)`` (the same bits read as another dtype) is not supported.
+    ``view(dtype)`` reads the same bits as another dtype (see :func:`_view_as_dtype`).
     """
     if len(shape) == 1 and isinstance(shape[0], DType):
-        raise TypeError(f"view(dtype): reading the bits as {shape[0]} is not supported; use "
-                        f".to({shape[0]}) to convert the values")
+        return _view_as_dtype(input, shape[0])
     shape = _infer_shape(_size_args(shape), input.numel(), "view", input.shape)
     if not _can_view(input, shape):
         raise ShapeError(f"view: shape {shape} is not compatible with the strides "
@@ -209,6 +208,33 @@ def view(input: Tensor, *shape) -> Tensor:
                          f"{tuple(input.shape)} (a new dimension would span memory that is not "
                          "contiguous); use .reshape(), which copies when it must")
     return _as_view(Reshape.apply(input, shape), input, shares=True)
+
+
+def _view_as_dtype(input: Tensor, dtype: DType) -> Tensor:
+    """The same memory read as ``dtype``, as PyTorch's ``x.view(dtype)``: for a dtype of
+    another element size the last dimension (contiguous, of a size the sizes divide) shrinks or
+    grows, so ``float32 (2, 4) -> float16 (2, 8)``. Writes through either are seen by the
+    other; the result never requires grad (PyTorch's neither). CPU tensors only: elsewhere the
+    backend's memory is not reachable this way."""
+    if dtype is input.dtype:
+        return view(input, tuple(input.shape))
+    if input._backend.name != "cpu":
+        raise DeviceError(f"view(dtype): reading the bits as {dtype} works on CPU tensors; this "
+                          f"one is on {input.device}: use .cpu() first, or .to({dtype}) to "
+                          f"convert the values")
+    old, new = input._data.dtype.itemsize, dtype.numpy.itemsize
+    if old != new:
+        what = f"to view {input.dtype} as {dtype} (different element sizes)"
+        if input.ndim == 0:
+            raise ShapeError(f"view(dtype): a 0-d tensor has no last dimension to resize {what}")
+        if input.stride(-1) != 1:
+            raise ShapeError(f"view(dtype): the last dimension must be contiguous (stride 1) "
+                             f"{what}, but its stride is {input.stride(-1)}")
+        if (input.shape[-1] * old) % new:
+            raise ShapeError(f"view(dtype): the last dimension's size ({input.shape[-1]}) must "
+                             f"hold a whole number of {dtype} elements {what}")
+    data = input.detach()._data.view(dtype.numpy)
+    return _as_view(Tensor._make(data, False, input._backend), input, shares=True)
 
 
 def view_as(input: Tensor, other: Tensor) -> Tensor:

@@ -212,8 +212,49 @@ def test_zero_d_and_dtype_argument_errors():
     assert gradient.tensor(1.0).roll(1).item() == 1.0      # no dims: allowed, as in PyTorch
     with pytest.raises(ShapeError, match="1-d"):
         gradient.repeat_interleave(gradient.tensor(3))
-    with pytest.raises(TypeError, match=r"view\(dtype\)"):
-        gradient.zeros(2, 6).view(gradient.int32)
+
+
+DTYPE_VIEWS = [("float32", "int32", (2, 4)), ("float32", "float16", (2, 4)), ("float32", "float64", (3, 4)),
+         ("float16", "bfloat16", (5,)), ("uint8", "float32", (2, 8)), ("int64", "uint8", (3,)),
+         ("bool", "uint8", (4,)), ("float64", "int16", (1, 2, 3)), ("float32", "float32", (2,))]
+
+
+ITEMSIZE = {"bool": 1, "uint8": 1, "int16": 2, "float16": 2, "bfloat16": 2, "int32": 4,
+            "float32": 4, "int64": 8, "float64": 8}
+
+
+@pytest.mark.parametrize("a,b,shape", DTYPE_VIEWS)
+def test_view_dtype_reads_the_bits_as_torch(a, b, shape):
+    bits = np.random.default_rng(0).integers(0, 256, int(np.prod(shape)) * ITEMSIZE[a],
+                                             dtype=np.uint8)
+    if a == "bool":
+        bits %= 2
+    theirs = torch.from_numpy(bits.copy()).view(getattr(torch, a)).reshape(shape)
+    ours = gradient.from_numpy(bits.copy()).view(getattr(gradient, a)).reshape(shape)
+    viewed, expected = ours.view(getattr(gradient, b)), theirs.view(getattr(torch, b))
+    assert tuple(viewed.shape) == tuple(expected.shape) and viewed.dtype.name == b
+    # the same bytes, read back as bytes by each library
+    np.testing.assert_array_equal(viewed.view(gradient.uint8).numpy(),
+                                  expected.view(torch.uint8).numpy())
+    assert not viewed.requires_grad
+
+
+def test_view_dtype_shares_memory_and_refuses_what_torch_refuses():
+    a = gradient.zeros(2)
+    b = a.view(gradient.int32)
+    b[0] = 1065353216                      # the bits of 1.0f
+    assert a.tolist() == [1.0, 0.0]
+    a.mul_(2)
+    assert b[0].item() == 1073741824       # 2.0f
+    assert not gradient.ones(2, requires_grad=True).view(gradient.int32).requires_grad
+    with pytest.raises(ShapeError, match="stride"):
+        gradient.ones(2, 3).t().view(gradient.float16)
+    with pytest.raises(ShapeError, match="whole number"):
+        gradient.ones(3).view(gradient.float64)
+    with pytest.raises(ShapeError, match="0-d"):
+        gradient.tensor(1.0).view(gradient.int16)
+    with pytest.raises(gradient.DeviceError, match="CPU tensors"):
+        gradient.ones(2, device="plugin:reference").view(gradient.int32)
 
 
 # ---------------------------------------------------------------------- dtypes
