@@ -195,6 +195,24 @@ class Tensor:
         return self._data.__array_interface__["data"][0] if hasattr(self._data, "__array_interface__") \
             else int(self._data.data.ptr)
 
+    const_data_ptr = data_ptr
+
+    def dim_order(self) -> tuple:
+        """The dimensions from outermost to innermost in memory (by decreasing stride), as
+        PyTorch's: ``(0, 1, 2, 3)`` for a contiguous 4-d tensor, ``(0, 2, 3, 1)`` channels last."""
+        strides = self.stride()
+        return tuple(sorted(range(self.ndim), key=lambda d: -strides[d]))
+
+    @property
+    def real(self) -> "Tensor":
+        """The real part: the tensor itself (gradient's tensors are real), as PyTorch's."""
+        return self
+
+    @property
+    def imag(self) -> "Tensor":
+        """The imaginary part, which a real tensor has not: an error, as in PyTorch."""
+        return _ops.imag(self)
+
     @property
     def is_leaf(self) -> bool:
         """True for tensors not made by a recorded op (the ones whose ``.grad`` gets filled)."""

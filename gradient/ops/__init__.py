@@ -34,7 +34,8 @@ from .conversion import *  # noqa: F401,F403
 # other names torch has for existing ops (rsub, split_with_sizes, clamp_ ...); NumPy-born helpers
 from .aliases import *  # noqa: F401,F403
 from .numpy_style import *  # noqa: F401,F403
-from . import aliases, numpy_style, storage  # (storage: Tensor methods, and the two classes)
+from .real_as_complex import *  # noqa: F401,F403  (conj, real, angle ... of real tensors)
+from . import aliases, numpy_style, real_as_complex, storage  # (storage: Tensor methods, and the two classes)
 from .storage import TypedStorage, UntypedStorage  # noqa: F401
 from . import sparse  # (sparse COO tensors: gradient.sparse's face, Tensor.to_sparse)
 from .sparse import sparse_coo_tensor  # noqa: F401
@@ -43,7 +44,8 @@ from . import view_write  # (Tensor's in-place ops: a write into a view, followe
 
 _MODULES = (creation, elementwise, shape, reduce, index, linalg, nn, loss, conv, attention, special,
             linalg_decompositions, statistics, matrices, bits, windows, scatter_into, strided,
-            inplace_extra, aliases, numpy_style, storage, sparse, lu_factorization)
+            inplace_extra, aliases, numpy_style, storage, sparse, lu_factorization,
+            real_as_complex)
 #: (module, name) of every function that is also a Tensor method
 TENSOR_METHODS = tuple((m, name) for m in _MODULES for name in m.TENSOR_METHODS)
 

@@ -25,9 +25,10 @@ from .creation import tensor
 from .elementwise import sub
 from .shape import chunk, split
 
-__all__ = ["rsub", "positive", "split_with_sizes", "unsafe_split", "unsafe_chunk", "range",
-           "typename", "is_storage", "can_cast"]
-TENSOR_METHODS = ("positive", "split_with_sizes", "unsafe_split", "unsafe_chunk")
+__all__ = ["rsub", "positive", "split_with_sizes", "unsafe_split", "unsafe_chunk",
+           "unsafe_split_with_sizes", "range", "typename", "is_storage", "can_cast"]
+TENSOR_METHODS = ("positive", "split_with_sizes", "unsafe_split", "unsafe_chunk",
+                  "unsafe_split_with_sizes")
 
 
 def rsub(input, other, *, alpha=1) -> Tensor:
@@ -64,6 +65,11 @@ def unsafe_split(tensor: Tensor, split_size: int, dim: int = 0) -> tuple:
     """:func:`split` under its other name (PyTorch's skips view tracking; gradient's pieces are
     the same views as ``split``'s). Example: ``gradient.unsafe_split(x, 2)``."""
     return split(tensor, split_size, dim)
+
+
+def unsafe_split_with_sizes(input: Tensor, split_sizes: Sequence[int], dim: int = 0) -> tuple:
+    """:func:`split_with_sizes` under its other name (see :func:`unsafe_split`)."""
+    return split_with_sizes(input, split_sizes, dim)
 
 
 def unsafe_chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:

@@ -42,7 +42,8 @@ from .shape import cat, reshape, wrap_dim, wrap_dims
 __all__ = ["SparseCOOTensor", "sparse_coo_tensor", "sparse_mm", "sparse_sum", "is_sparse",
            "matmul"]
 
-TENSOR_METHODS = ("to_sparse", "to_sparse_coo")
+TENSOR_METHODS = ("to_sparse", "to_sparse_coo", "to_dense", "sparse_dim", "dense_dim",
+                  "sparse_mask")
 
 
 class SparseCOOTensor:
@@ -567,6 +568,42 @@ def _intersection_product(a: SparseCOOTensor, b: SparseCOOTensor) -> SparseCOOTe
     vb = index_select(b._vals, 0, _tensor(at_b, dtype=int64, device=device))
     indices = index_select(a._idx, 1, _tensor(at_a, dtype=int64, device=device))
     return SparseCOOTensor._make(indices, va * vb, a.shape, True)
+
+
+# ---------------------------------------------------------------------- a dense tensor's answers
+def to_dense(input: Tensor, dtype=None, *, masked_grad=None) -> Tensor:
+    """A dense tensor is its own dense form (code that takes either layout calls it), in
+    ``dtype`` if given."""
+    return input if dtype is None else input.to(dtype)
+
+
+def sparse_dim(input: Tensor) -> int:
+    """A dense tensor has no sparse dimensions: 0, as PyTorch answers."""
+    return 0
+
+
+def dense_dim(input: Tensor) -> int:
+    """A dense tensor's dimensions are all dense: its ``ndim``, as PyTorch answers."""
+    return input.ndim
+
+
+def sparse_mask(input: Tensor, mask: SparseCOOTensor) -> SparseCOOTensor:
+    """The elements of ``input`` at ``mask``'s coordinates, as a sparse tensor of them (the
+    mask's values are not used), as ``torch.Tensor.sparse_mask``; differentiable in ``input``.
+
+    Example: ``dense.sparse_mask(grad)`` reads a dense state at the rows a sparse gradient holds.
+    """
+    if not isinstance(mask, SparseCOOTensor):
+        raise LayoutError(f"sparse_mask: the mask must be a sparse COO tensor, got "
+                          f"{type(mask).__name__}")
+    if tuple(mask.shape) != tuple(input.shape):
+        raise ShapeError(f"sparse_mask: the mask's shape {tuple(mask.shape)} differs from the "
+                         f"tensor's {tuple(input.shape)}")
+    mask = mask.coalesce()
+    sparse_shape = tuple(input.shape[:mask.sparse_dim()])
+    rows = reshape(input, (prod(sparse_shape),) + tuple(input.shape[len(sparse_shape):]))
+    values = index_select(rows, 0, _linear(mask._idx, sparse_shape))
+    return SparseCOOTensor._make(mask._idx, values, input.shape, True)
 
 
 def _linear(indices: Tensor, sparse_shape: tuple) -> Tensor:
