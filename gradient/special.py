@@ -3,7 +3,8 @@
 The gamma family (``gammaln``, ``digamma``/``psi``, ``polygamma``, ``multigammaln``), the
 error-function family (``erf``, ``erfc``, ``erfinv``, ``ndtr``, ``ndtri``, ``log_ndtr``),
 modified Bessel functions (``i0``, ``i0e``, ``i1``, ``i1e``), ``expit``/``logit``, ``xlogy``,
-``xlog1py``, ``entr``, ``sinc``, the Hurwitz ``zeta`` and the usual helpers under their ``torch.special`` names. All
+``xlog1py``, ``entr``, ``sinc``, the Hurwitz ``zeta``, the incomplete gamma functions
+(``gammainc``, ``gammaincc``) and the usual helpers under their ``torch.special`` names. All
 are differentiable ops of :mod:`gradient.ops` (mostly :mod:`gradient.ops.special`), with first
 and second derivatives. Where a function differs from PyTorch's, its docstring says so.
 
@@ -24,11 +25,14 @@ from .ops.nn import softmax as _softmax
 from .ops.reduce import logsumexp
 from .ops.special import (digamma, entr, erfc, erfinv, i0, i0e, i1, i1e, lgamma, log_ndtr, logit,
                           mvlgamma, ndtr, ndtri, polygamma, sinc, xlog1py, xlogy, zeta)
+from .ops.special import igamma as gammainc
+from .ops.special import igammac as gammaincc
 
 __all__ = [
     "gammaln", "digamma", "psi", "polygamma", "multigammaln", "erf", "erfc", "erfinv", "expit",
     "logit", "xlogy", "xlog1py", "log_ndtr", "ndtr", "ndtri", "i0", "i0e", "i1", "i1e", "sinc",
     "entr", "log1p", "expm1", "exp2", "logsumexp", "softmax", "log_softmax", "round", "zeta",
+    "gammainc", "gammaincc",
 ]
 
 gammaln = lgamma

@@ -33,6 +33,7 @@ BINARY_OPS = frozenset({
     "bitwise_and", "bitwise_or", "bitwise_xor",
     "polygamma",  # polygamma(n, x): the order n as an array of x's dtype
     "zeta",       # the Hurwitz zeta function zeta(x, q) (scipy.special.zeta's)
+    "gammainc", "gammaincc",   # regularized lower / upper incomplete gamma P(a, x), Q(a, x)
 })
 REDUCE_OPS = frozenset({"sum", "prod", "max", "min", "argmax", "argmin", "any", "all"})
 

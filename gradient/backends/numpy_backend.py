@@ -95,6 +95,8 @@ class ArrayBackend(Backend):
             "bitwise_and": xp_.bitwise_and, "bitwise_or": xp_.bitwise_or,
             "bitwise_xor": xp_.bitwise_xor, "polygamma": self._special_function("polygamma"),
             "zeta": self._special_function("zeta"),
+            "gammainc": self._special_function("gammainc"),
+            "gammaincc": self._special_function("gammaincc"),
         }
 
     def _special_module(self):

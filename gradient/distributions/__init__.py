@@ -15,7 +15,7 @@ Gamma draws are reparameterized by their implicit gradient, so Gamma, Chi2, Beta
 StudentT and FisherSnedecor have ``rsample`` as in PyTorch (for Dirichlet and Beta one draw's
 gradient differs from PyTorch's, their expectations agree).
 
-Differences from PyTorch: Gamma has no ``cdf``; Poisson and Binomial have no ``entropy``;
+Differences from PyTorch: Poisson and Binomial have no ``entropy``;
 LowRankMultivariateNormal factors its full covariance (same values, O(n^3)). Not here:
 LKJCholesky, Wishart, and most transforms (Softmax, Reshape, CorrCholesky ...).
 

@@ -104,8 +104,8 @@ class Gamma(Distribution):
     """The gamma distribution with shape ``concentration`` and ``rate`` (mean ``c / rate``).
 
     Sampling is reparameterized (``rsample``): the draw has the implicit gradient of
-    :func:`standard_gamma` for the concentration, as PyTorch's. ``cdf`` is not provided (it
-    needs the regularized incomplete gamma function).
+    :func:`standard_gamma` for the concentration, as PyTorch's. ``cdf`` is the regularized
+    incomplete gamma function ``P(concentration, rate * value)``.
 
     Example: ``Gamma(2.0, 1.0).log_prob(gradient.tensor(1.0))`` is ``tensor(-1.)``.
     """
@@ -134,6 +134,11 @@ class Gamma(Distribution):
         draws = standard_gamma(self.concentration.expand(*shape) if shape else self.concentration)
         draws = draws / self.rate
         return draws.clamp(min=finfo(draws.dtype).tiny)
+
+    def cdf(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        return _special.igamma(self.concentration, self.rate * value)
 
     def log_prob(self, value):
         if self._validate_args:

@@ -45,14 +45,14 @@ __all__ = [
     "lgamma", "digamma", "polygamma", "mvlgamma", "erfc", "erfinv", "xlogy", "logit", "sinh",
     "cosh", "asinh", "acosh", "atanh", "arcsinh", "arccosh", "arctanh", "sinc", "logaddexp",
     "logaddexp2", "i0", "copysign", "heaviside", "fmax", "fmin", "float_power", "deg2rad",
-    "rad2deg", "signbit", "trapezoid",
+    "rad2deg", "signbit", "trapezoid", "igamma", "igammac",
 ]
 
 TENSOR_METHODS = (
     "lgamma", "digamma", "polygamma", "mvlgamma", "erfc", "erfinv", "xlogy", "logit", "sinh",
     "cosh", "asinh", "acosh", "atanh", "arcsinh", "arccosh", "arctanh", "sinc", "logaddexp",
     "logaddexp2", "i0", "copysign", "heaviside", "fmax", "fmin", "float_power", "deg2rad",
-    "rad2deg", "signbit",
+    "rad2deg", "signbit", "igamma", "igammac",
 )
 
 _SQRT_PI = _math.sqrt(_math.pi)
@@ -457,6 +457,52 @@ class Zeta(ArrayFunction):
                                 "implemented (as in PyTorch); only q's is")
         # d/dq sum_k (k + q)^-x = -x sum_k (k + q)^-(x + 1)
         return None, grad * -x * zeta(x + 1, q)
+
+
+class _IncompleteGamma(ArrayFunction):
+    """The regularized incomplete gamma functions, differentiable in ``x`` only (PyTorch's
+    derivative in ``a`` is not implemented either)."""
+    op, sign = "gammainc", 1.0
+
+    @classmethod
+    def forward(cls, ctx, a, x):
+        ctx.save_for_backward(a, x)
+        return ctx.backend.binary(cls.op, a, x)
+
+    @classmethod
+    def backward(cls, ctx, grad):
+        a, x = ctx.saved_tensors
+        if ctx.needs_input_grad[0]:
+            raise AutogradError(f"the derivative of {cls.op}(a, x) with respect to a is not "
+                                f"implemented (as in PyTorch); only x's is")
+        # dP/dx = x^(a-1) e^-x / Gamma(a), the gamma density; Q = 1 - P
+        density = exp((a - 1) * log(x) - x - lgamma(a))
+        return None, grad * (cls.sign * density)
+
+
+class LowerIncompleteGamma(_IncompleteGamma):
+    op, sign = "gammainc", 1.0
+
+
+class UpperIncompleteGamma(_IncompleteGamma):
+    op, sign = "gammaincc", -1.0
+
+
+def igamma(input, other) -> Tensor:
+    """The regularized lower incomplete gamma function ``P(a, x) = gamma(a, x) / Gamma(a)``
+    of ``a = input`` and ``x = other`` (the gamma distribution's CDF), as ``torch.igamma`` and
+    ``torch.special.gammainc``; differentiable in ``x``.
+
+    Example: ``gradient.igamma(gradient.tensor([1.0]), gradient.tensor([1.0]))`` is
+    ``tensor([0.6321])`` (1 - 1/e).
+    """
+    return LowerIncompleteGamma.apply(*_float_operands("igamma", input, other))
+
+
+def igammac(input, other) -> Tensor:
+    """The regularized upper incomplete gamma function ``Q(a, x) = 1 - P(a, x)``, as
+    ``torch.igammac`` and ``torch.special.gammaincc``; differentiable in ``x``."""
+    return UpperIncompleteGamma.apply(*_float_operands("igammac", input, other))
 
 
 def zeta(input, other) -> Tensor:

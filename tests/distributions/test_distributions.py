@@ -214,3 +214,24 @@ def test_kl_divergence_without_a_formula_raises_and_register_kl_adds_one():
 
     assert float(gd.kl_divergence(MyNormal(0.0, 1.0), gd.Normal(1.0, 1.0))) == 42.0
     assert float(gd.kl_divergence(gd.Normal(0.0, 1.0), gd.Normal(1.0, 1.0))) == pytest.approx(0.5)
+
+
+def test_gamma_and_chi2_cdf_as_torchs():
+    # (values and the gradients torch has: in rate and value; in the concentration neither
+    # library has one)
+    conc, rate = [0.5, 2.0, 7.5], [1.0, 3.0, 0.5]
+    value = [0.3, 0.5, 20.0]
+    results = []
+    for lib in (gradient, torch):
+        D = lib.distributions
+        r = lib.tensor(rate, dtype=lib.float64, requires_grad=True)
+        v = lib.tensor(value, dtype=lib.float64, requires_grad=True)
+        cdf = D.Gamma(lib.tensor(conc, dtype=lib.float64), r).cdf(v)
+        chi2 = D.Chi2(lib.tensor(conc, dtype=lib.float64)).cdf(v)
+        (cdf.sum() + chi2.sum()).backward()
+        results.append([t.detach().numpy() for t in (cdf, chi2, r.grad, v.grad)])
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10)
+    with pytest.raises(gradient.errors.AutogradError, match="with respect to a"):
+        c = gradient.tensor([2.0], requires_grad=True)
+        gradient.distributions.Gamma(c, 1.0).cdf(gradient.tensor([1.0])).sum().backward()

@@ -114,6 +114,14 @@ OPS = [
         Sample((np.array([1.0, 0.5, 2.0, 3.0]), np.array([1.0, 1.0, -2.0, -1.5])), name="edges"),
         Sample((ints(r, 2, 3, low=2, high=5), ints(r, 2, 3, low=1, high=4)), name="int"),
     ], grad=False),
+    # the incomplete gamma functions: differentiable in x only (as torch), so a is made inside
+    OpInfo("igamma", lambda m, x: m.igamma(m.full_like(x, 2.5), x), lambda r: _unary(r, positive)),
+    OpInfo("special.gammaincc", lambda m, x: m.special.gammaincc(m.full_like(x, 0.7), x),
+           lambda r: _unary(r, positive)),
+    OpInfo("igammac-both-tensors", lambda m, a, x: m.igammac(a, x), lambda r: [
+        Sample((positive(r, 3, 4), positive(r, 3, 4))),
+        Sample((np.array([0.0, 1.0, -1.0, 2.0]), np.array([1.0, -1.0, 1.0, 0.0])), name="edges"),
+    ], grad=False),
     OpInfo("logit", lambda m, a, **kw: m.logit(a, **kw), lambda r: _unary(r, _between(0.1, 0.9)) + [
         Sample((_between(0.05, 0.95)(r, 3, 4),), {"eps": 0.2}, name="eps"),
     ]),
