@@ -46,6 +46,15 @@ from .threads import (get_num_interop_threads, get_num_threads,  # noqa: F401
 from .ops.torch_functional import *  # noqa: F401,F403,E402
 from .settings import *  # noqa: F401,F403,E402  (default device, determinism)
 from .amp import get_autocast_dtype  # noqa: F401,E402
+from .amp.autocast_mode import (autocast_decrement_nesting,  # noqa: F401,E402  (torch's names)
+                                autocast_increment_nesting, clear_autocast_cache,
+                                get_autocast_cpu_dtype, get_autocast_gpu_dtype,
+                                is_autocast_cache_enabled, is_autocast_cpu_enabled,
+                                set_autocast_cache_enabled, set_autocast_cpu_dtype,
+                                set_autocast_cpu_enabled, set_autocast_dtype, set_autocast_enabled,
+                                set_autocast_gpu_dtype)
+from .autograd.anomaly_mode import set_detect_anomaly as set_anomaly_enabled  # noqa: F401,E402
+from .control_flow import cond, while_loop  # noqa: F401,E402  (torch.cond, torch.while_loop)
 from .printing import set_printoptions  # noqa: F401,E402
 from .backends.cuda import get_float32_matmul_precision, set_float32_matmul_precision  # noqa: F401
 

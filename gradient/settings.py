@@ -23,7 +23,8 @@ from .device import as_device
 
 __all__ = ["set_default_device", "get_default_device", "use_deterministic_algorithms",
            "are_deterministic_algorithms_enabled", "is_deterministic_algorithms_warn_only_enabled",
-           "set_flush_denormal"]
+           "set_flush_denormal", "set_deterministic_debug_mode", "get_deterministic_debug_mode",
+           "set_warn_always", "is_warn_always_enabled", "init_num_threads"]
 
 _deterministic = {"mode": False, "warn_only": False}
 
@@ -57,6 +58,42 @@ def are_deterministic_algorithms_enabled() -> bool:
 def is_deterministic_algorithms_warn_only_enabled() -> bool:
     """Whether ``use_deterministic_algorithms(True, warn_only=True)`` is in effect."""
     return _deterministic["mode"] and _deterministic["warn_only"]
+
+
+_DEBUG_MODES = {"default": 0, "warn": 1, "error": 2}
+
+
+def set_deterministic_debug_mode(debug_mode) -> None:
+    """``use_deterministic_algorithms`` by another name: 0 or "default" (off), 1 or "warn"
+    (on, warn only), 2 or "error" (on)."""
+    mode = _DEBUG_MODES.get(debug_mode, debug_mode)
+    if mode not in (0, 1, 2):
+        raise ValueError(f"set_deterministic_debug_mode: expected 0, 1, 2 or 'default', 'warn', "
+                         f"'error', got {debug_mode!r}")
+    use_deterministic_algorithms(mode > 0, warn_only=mode == 1)
+
+
+def get_deterministic_debug_mode() -> int:
+    """0 (off), 1 (warn only) or 2 (on), as :func:`set_deterministic_debug_mode` sets it."""
+    if not _deterministic["mode"]:
+        return 0
+    return 1 if _deterministic["warn_only"] else 2
+
+
+_warn_always = [False]
+
+
+def set_warn_always(flag: bool) -> None:
+    """Recorded for PyTorch's API: gradient's warnings follow Python's ``warnings`` filters."""
+    _warn_always[0] = bool(flag)
+
+
+def is_warn_always_enabled() -> bool:
+    return _warn_always[0]
+
+
+def init_num_threads() -> None:
+    """Nothing to do: gradient's thread pools start when first used (``set_num_threads``)."""
 
 
 def set_flush_denormal(mode: bool) -> bool:

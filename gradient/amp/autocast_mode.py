@@ -37,9 +37,13 @@ import warnings
 from ..autograd import autocast_state as _state
 from ..backends import get_backend
 from ..dtypes import DType, as_dtype
-from ..errors import DeviceError
+from ..errors import DeviceError, DTypeError
 
-__all__ = ["autocast", "is_autocast_enabled", "get_autocast_dtype"]
+__all__ = ["autocast", "is_autocast_enabled", "get_autocast_dtype", "set_autocast_enabled",
+           "set_autocast_dtype", "get_autocast_cpu_dtype", "get_autocast_gpu_dtype",
+           "set_autocast_cpu_dtype", "set_autocast_gpu_dtype", "is_autocast_cpu_enabled",
+           "set_autocast_cpu_enabled", "is_autocast_cache_enabled", "set_autocast_cache_enabled",
+           "clear_autocast_cache", "autocast_increment_nesting", "autocast_decrement_nesting"]
 
 # device types PyTorch knows: asking for one whose backend gradient lacks warns and disables
 # autocast, as torch.autocast("cuda") does on a machine without CUDA; other strings are errors
@@ -60,6 +64,67 @@ def is_autocast_enabled(device_type: str | None = None) -> bool:
 def get_autocast_dtype(device_type: str) -> DType:
     """The dtype autocast uses on ``device_type``: bfloat16 for "cpu", float16 for "cuda" by default."""
     return _state.get_dtype(device_type)
+
+
+# ---------------------------------------------------------------------- torch's state functions
+# (what autocast sets on entry and restores on exit; library code reads and sets them directly)
+def set_autocast_enabled(device_type, enabled: bool | None = None) -> None:
+    """``set_autocast_enabled(device_type, enabled)``, or the older
+    ``set_autocast_enabled(enabled)`` for "cuda"."""
+    if enabled is None:
+        device_type, enabled = "cuda", device_type
+    _state.set_enabled(device_type, bool(enabled))
+
+
+def set_autocast_dtype(device_type: str, dtype) -> None:
+    if dtype not in _SUPPORTED_DTYPES:
+        raise DTypeError(f"set_autocast_dtype: autocast computes in one of "
+                         f"{sorted(d.name for d in _SUPPORTED_DTYPES)}, got {dtype}")
+    _state.set_dtype(device_type, dtype)
+
+
+def get_autocast_cpu_dtype() -> DType:
+    return _state.get_dtype("cpu")
+
+
+def get_autocast_gpu_dtype() -> DType:
+    return _state.get_dtype("cuda")
+
+
+def set_autocast_cpu_dtype(dtype) -> None:
+    set_autocast_dtype("cpu", dtype)
+
+
+def set_autocast_gpu_dtype(dtype) -> None:
+    set_autocast_dtype("cuda", dtype)
+
+
+def is_autocast_cpu_enabled() -> bool:
+    return _state.is_enabled("cpu")
+
+
+def set_autocast_cpu_enabled(enabled: bool) -> None:
+    _state.set_enabled("cpu", bool(enabled))
+
+
+def is_autocast_cache_enabled() -> bool:
+    return _state.is_cache_enabled()
+
+
+def set_autocast_cache_enabled(enabled: bool) -> None:
+    _state.set_cache_enabled(enabled)
+
+
+def clear_autocast_cache() -> None:
+    _state.clear_cache()
+
+
+def autocast_increment_nesting() -> int:
+    return _state.increment_nesting()
+
+
+def autocast_decrement_nesting() -> int:
+    return _state.decrement_nesting()
 
 
 class autocast:

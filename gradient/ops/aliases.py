@@ -1,6 +1,7 @@
 """Other names PyTorch has for what gradient already computes, so ported scripts find them:
 ``rsub``, ``positive``, ``split_with_sizes``, ``unsafe_split``/``unsafe_chunk``, the deprecated
-``range``, the top-level in-place forms (``gradient.clamp_(x, 0)`` is ``x.clamp_(0)``), and the
+``range``, ``trapz``, ``frobenius_norm`` and ``nuclear_norm``, ``detach(x)``, the ``*_copy`` forms
+of the views (``permute_copy``, ``view_copy`` ...), the top-level in-place forms (``gradient.clamp_(x, 0)`` is ``x.clamp_(0)``), and the
 type queries ``typename``, ``is_storage`` and ``can_cast``.
 
 Example::
@@ -23,6 +24,8 @@ from ..errors import DTypeError
 from ..tensor import Tensor
 from .creation import tensor
 from .elementwise import sub
+from .linalg_decompositions import svdvals
+from .special import trapezoid
 from .shape import chunk, split
 
 __all__ = ["rsub", "positive", "split_with_sizes", "unsafe_split", "unsafe_chunk",
@@ -149,3 +152,64 @@ _TOP_LEVEL_INPLACE = ("clamp_", "clip_", "acosh_", "arccosh_", "asinh_", "arcsin
                       "deg2rad_", "rad2deg_", "addmv_", "detach_", "resize_as_")
 globals().update({_n: _top_level_inplace(_n) for _n in _TOP_LEVEL_INPLACE})
 __all__ += list(_TOP_LEVEL_INPLACE)
+
+
+# ---------------------------------------------------------------------- deprecated names, copies
+def detach(input: Tensor) -> Tensor:
+    """``torch.detach(x)``: ``x.detach()``."""
+    return input.detach()
+
+
+def trapz(y: Tensor, x: Tensor | None = None, *, dx: float | None = None, dim: int = -1) -> Tensor:
+    """``torch.trapz``, the older name of :func:`trapezoid`."""
+    return trapezoid(y, x, dx=dx, dim=dim)
+
+
+def frobenius_norm(input: Tensor, dim=(-2, -1), keepdim: bool = False) -> Tensor:
+    """``torch.frobenius_norm`` (deprecated there): ``sqrt(sum(x**2))`` over ``dim``."""
+    return (input * input).sum(dim, keepdim=keepdim).sqrt()
+
+
+def nuclear_norm(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    """``torch.nuclear_norm`` (deprecated there): the sum of the singular values of the
+    matrices over ``dim`` (the last two by default); ``nuclear_norm(x, keepdim)`` also works."""
+    if isinstance(dim, bool):            # torch.nuclear_norm(input, keepdim)
+        dim, keepdim = None, dim
+    rows, cols = (-2, -1) if dim is None else dim
+    matrices = input.movedim((rows, cols), (-2, -1))
+    out = svdvals(matrices).sum(-1)
+    if keepdim:
+        for d in sorted(x % input.ndim for x in (rows, cols)):
+            out = out.unsqueeze(d)
+    return out
+
+
+def _copy_of(view: str):
+    """``torch.<view>_copy``: the view ``x.<view>(...)`` as a tensor of its own (a copy), as
+    the functional forms exported graphs use."""
+    def fn(input: Tensor, *args, **kwargs):
+        out = getattr(input, view)(*args, **kwargs)
+        return tuple(t.clone() for t in out) if isinstance(out, (tuple, list)) else out.clone()
+
+    fn.__name__ = fn.__qualname__ = f"{view}_copy"
+    fn.__doc__ = f"``x.{view}(...)``, copied into memory of its own (``torch.{view}_copy``)."
+    return fn
+
+
+def slice_copy(input: Tensor, dim: int = 0, start=None, end=None, step: int = 1) -> Tensor:
+    """``torch.slice_copy``: ``x[..., start:end:step, ...]`` along ``dim``, copied."""
+    index = (slice(None),) * (dim % input.ndim) + (slice(start, end, step),)
+    return input[index].clone()
+
+
+def alias_copy(input: Tensor) -> Tensor:
+    """``torch.alias_copy``: a copy of ``x`` (the alias ``x`` is, in memory of its own)."""
+    return input.clone()
+
+
+_VIEW_COPIES = ("as_strided", "detach", "diagonal", "expand", "permute", "select", "split",
+                "split_with_sizes", "squeeze", "t", "transpose", "unbind", "unfold", "unsqueeze",
+                "view")
+globals().update({f"{_v}_copy": _copy_of(_v) for _v in _VIEW_COPIES})
+__all__ += ["detach", "trapz", "frobenius_norm", "nuclear_norm", "slice_copy", "alias_copy"] + \
+    [f"{_v}_copy" for _v in _VIEW_COPIES]

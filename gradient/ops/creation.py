@@ -467,6 +467,25 @@ def poisson(input: Tensor, generator=None) -> Tensor:
     return Tensor._make(b.cast(b.from_numpy(draws), input.dtype), False, b)
 
 
+def binomial(count: Tensor, prob: Tensor, generator=None) -> Tensor:
+    """A binomial draw per element: successes in ``count`` trials of probability ``prob``
+    (broadcast together), in ``prob``'s dtype, from gradient's generator (its NumPy state); not
+    differentiable, as ``torch.binomial``.
+
+    Example: ``gradient.binomial(gradient.full((3,), 10.0), gradient.full((3,), 0.5))``
+    """
+    if not prob.dtype.is_floating_point or not count.dtype.is_floating_point:
+        raise DTypeError(f"binomial: expected floating-point count and prob, got {count.dtype} "
+                         f"and {prob.dtype}")
+    b = prob._backend
+    n = b.to_numpy(b.cast(count._data, as_dtype("float64")))
+    p = b.to_numpy(b.cast(prob._data, as_dtype("float64")))
+    if (n < 0).any() or not np.isfinite(n).all() or ((p < 0) | (p > 1)).any():
+        raise ValueError("binomial: counts must be finite and nonnegative, probabilities in [0, 1]")
+    draws = _gen(generator).binomial(n.astype(np.int64), p).astype(np.float64)
+    return Tensor._make(b.cast(b.from_numpy(draws), prob.dtype), False, b)
+
+
 def _refill(input: Tensor, op: str, values) -> Tensor:
     """Overwrite ``input`` with the array ``values`` (random draws), as an in-place op: the
     version counter moves, a leaf that requires grad is refused (as PyTorch does), and a

@@ -8,6 +8,7 @@ top-level forms take other arguments than the functional ones, and are adapted h
 (``reduction`` given as PyTorch's enum integer 0 none, 1 mean, 2 sum; the names are accepted
 too), ``adaptive_max_pool1d`` (always ``(output, indices)``), ``max_pool1d_with_indices``.
 ``bilinear`` and ``constant_pad_nd`` have no functional twin in gradient and are composed here.
+The dropouts take ``train`` by position (``torch.dropout(x, 0.1, True)``).
 
 Example::
 
@@ -23,6 +24,8 @@ from . import conv as _conv
 from . import loss as _loss
 from . import loss_margin as _margin
 from . import nn as _nn
+from . import stochastic as _stochastic
+from .stochastic import rrelu, rrelu_  # noqa: F401  (torch.rrelu: F.rrelu's signature)
 from .channels import channel_shuffle  # noqa: F401  (torch.channel_shuffle too)
 from .elementwise import _make_inplace
 from .linalg import einsum
@@ -33,7 +36,9 @@ __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
            "instance_norm", "embedding", "bilinear", "binary_cross_entropy_with_logits", "kl_div",
            "hinge_embedding_loss", "margin_ranking_loss", "cosine_embedding_loss",
            "triplet_margin_loss", "poisson_nll_loss", "constant_pad_nd", "channel_shuffle",
-           "selu_", "celu_"]
+           "selu_", "celu_", "dropout", "dropout_", "feature_dropout", "feature_dropout_",
+           "alpha_dropout", "alpha_dropout_", "feature_alpha_dropout", "feature_alpha_dropout_",
+           "rrelu", "rrelu_"]
 TENSOR_METHODS = ()
 
 conv1d, conv2d, conv3d = _conv.conv1d, _conv.conv2d, _conv.conv3d
@@ -172,3 +177,40 @@ def constant_pad_nd(input: Tensor, pad, value=0) -> Tensor:
 
 selu_ = _make_inplace(_nn.selu, "selu_")
 celu_ = _make_inplace(_nn.celu, "celu_")
+
+
+# ---------------------------------------------------------------------- dropout, with `train`
+def dropout(input: Tensor, p: float, train: bool) -> Tensor:
+    """``torch.dropout(input, p, train)``: ``F.dropout`` with ``training`` given by position."""
+    return _nn.dropout(input, p, train)
+
+
+def dropout_(input: Tensor, p: float, train: bool) -> Tensor:
+    return _nn.dropout(input, p, train, inplace=True)
+
+
+def feature_dropout(input: Tensor, p: float, train: bool) -> Tensor:
+    """``torch.feature_dropout``: whole channels (dimension 1) of an (N, C, ...) input zeroed."""
+    return _nn._feature_dropout(input, p, train, False, "feature_dropout", 2)
+
+
+def feature_dropout_(input: Tensor, p: float, train: bool) -> Tensor:
+    return _nn._feature_dropout(input, p, train, True, "feature_dropout_", 2)
+
+
+def alpha_dropout(input: Tensor, p: float, train: bool) -> Tensor:
+    """``torch.alpha_dropout(input, p, train)`` (``F.alpha_dropout``)."""
+    return _stochastic.alpha_dropout(input, p, train)
+
+
+def alpha_dropout_(input: Tensor, p: float, train: bool) -> Tensor:
+    return _stochastic.alpha_dropout(input, p, train, inplace=True)
+
+
+def feature_alpha_dropout(input: Tensor, p: float, train: bool) -> Tensor:
+    """``torch.feature_alpha_dropout(input, p, train)`` (``F.feature_alpha_dropout``)."""
+    return _stochastic.feature_alpha_dropout(input, p, train)
+
+
+def feature_alpha_dropout_(input: Tensor, p: float, train: bool) -> Tensor:
+    return _stochastic.feature_alpha_dropout(input, p, train, inplace=True)

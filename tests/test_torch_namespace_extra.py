@@ -1,0 +1,137 @@
+"""torch's top-level names ported programs reach for that gradient added late: the dropout
+forms with ``train``, the deprecated norms and ``trapz``, the ``*_copy`` views, ``binomial``,
+autocast's state functions, the determinism and warning switches, and ``cond``/``while_loop``;
+each against torch."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import gradient
+
+LIBS = pytest.mark.parametrize("lib", [gradient, torch], ids=["gradient", "torch"])
+
+
+@LIBS
+def test_dropout_forms_with_train_by_position(lib):
+    x = lib.ones(4, 3, 5)
+    assert lib.dropout(x, 0.5, False) is x or lib.equal(lib.dropout(x, 0.5, False), x)
+    y = lib.feature_dropout(x, 0.5, True)
+    per_channel = y.reshape(4, 3, 5)
+    assert ((per_channel == 0).all(-1) | (per_channel == 2).all(-1)).all()   # whole channels
+    assert lib.alpha_dropout(x, 0.5, False).sum().item() == 60.0
+    assert lib.feature_alpha_dropout(x, 0.3, False).sum().item() == 60.0
+    z = lib.ones(3)
+    assert lib.dropout_(z, 0.0, True) is z
+    assert lib.rrelu(-lib.ones(2)).tolist() == pytest.approx([-(1 / 8 + 1 / 3) / 2] * 2)
+
+
+def test_deprecated_norms_trapz_and_detach_as_torchs():
+    a = np.random.default_rng(0).standard_normal((4, 3, 5))
+    for call in (lambda m, t: m.frobenius_norm(t, (0, 2)), lambda m, t: m.frobenius_norm(t, [1], True),
+                 lambda m, t: m.nuclear_norm(t, (1, 2)), lambda m, t: m.nuclear_norm(t[0], True),
+                 lambda m, t: m.nuclear_norm(t, (0, 2), True), lambda m, t: m.trapz(t, dim=1)):
+        ours = gradient.tensor(a, requires_grad=True)
+        theirs = torch.tensor(a, requires_grad=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")           # torch's deprecation notes
+            o, t = call(gradient, ours), call(torch, theirs)
+        np.testing.assert_allclose(o.detach().numpy(), t.detach().numpy(), rtol=1e-12)
+        o.sum().backward()
+        t.sum().backward()
+        np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-10, atol=1e-12)
+    assert not gradient.detach(gradient.ones(1, requires_grad=True)).requires_grad
+
+
+COPIES = [("permute_copy", ((1, 0, 2),)), ("view_copy", ((6, 2),)), ("t_copy", None),
+          ("transpose_copy", (0, 2)), ("squeeze_copy", None), ("unsqueeze_copy", (1,)),
+          ("diagonal_copy", (0, 0, 1)), ("expand_copy", ((2, 1, 3, 2),)), ("select_copy", (1, 0)),
+          ("split_copy", (1,)), ("split_with_sizes_copy", ([2, 1], 1)), ("unbind_copy", (2,)),
+          ("unfold_copy", (1, 2, 1)), ("detach_copy", ()), ("alias_copy", ()),
+          ("slice_copy", (1, 0, 3, 2)), ("as_strided_copy", ((2, 2), (1, 2)))]
+
+
+@pytest.mark.parametrize("name,args", COPIES, ids=[c[0] for c in COPIES])
+def test_copies_of_views_are_torchs_values_in_memory_of_their_own(name, args):
+    a = np.arange(12.0).reshape(2, 3, 2)
+    if name == "t_copy":
+        a = a[0]
+    if name in ("squeeze_copy", "expand_copy"):
+        a = a[:1]
+    ours, theirs = gradient.tensor(a), torch.tensor(a)
+    o = getattr(gradient, name)(ours, *(args or ()))
+    t = getattr(torch, name)(theirs, *(args or ()))
+    for x, y in zip(o if isinstance(o, tuple) else (o,), t if isinstance(t, tuple) else (t,)):
+        np.testing.assert_array_equal(x.numpy(), y.numpy())
+        x.fill_(-1.0)                                  # a copy: the source is untouched
+    np.testing.assert_array_equal(ours.numpy(), a)
+
+
+def test_binomial_draws_have_the_binomial_moments():
+    gradient.manual_seed(0)
+    n, p = gradient.full((20000,), 12.0), gradient.full((20000,), 0.3)
+    draws = gradient.binomial(n, p).numpy()
+    assert draws.dtype == np.float32 and draws.min() >= 0 and draws.max() <= 12
+    assert abs(draws.mean() - 3.6) < 0.05 and abs(draws.var() - 2.52) < 0.1
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        gradient.binomial(gradient.ones(2), gradient.full((2,), 1.5))
+
+
+@LIBS
+def test_autocast_state_functions(lib):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")      # torch deprecates some of these names
+        assert lib.get_autocast_cpu_dtype() == lib.bfloat16
+        assert lib.get_autocast_gpu_dtype() == lib.float16
+        assert not lib.is_autocast_cpu_enabled()
+        lib.set_autocast_enabled("cpu", True)
+        try:
+            assert lib.is_autocast_enabled("cpu") and lib.is_autocast_cpu_enabled()
+            assert (lib.ones(2, 2) @ lib.ones(2, 2)).dtype == lib.bfloat16
+        finally:
+            lib.set_autocast_enabled("cpu", False)
+        lib.set_autocast_dtype("cpu", lib.float16)
+        assert lib.get_autocast_dtype("cpu") == lib.float16
+        lib.set_autocast_cpu_dtype(lib.bfloat16)
+        assert lib.get_autocast_cpu_dtype() == lib.bfloat16
+        depth = lib.autocast_increment_nesting()
+        assert lib.autocast_decrement_nesting() == depth - 1
+        assert lib.is_autocast_cache_enabled()
+        lib.clear_autocast_cache()
+
+
+@LIBS
+def test_determinism_warning_and_anomaly_switches(lib):
+    assert lib.get_deterministic_debug_mode() == 0
+    lib.set_deterministic_debug_mode("warn")
+    try:
+        assert lib.get_deterministic_debug_mode() == 1
+        assert lib.is_deterministic_algorithms_warn_only_enabled()
+        lib.set_deterministic_debug_mode(2)
+        assert lib.are_deterministic_algorithms_enabled()
+        assert not lib.is_deterministic_algorithms_warn_only_enabled()
+    finally:
+        lib.set_deterministic_debug_mode("default")
+    assert not lib.are_deterministic_algorithms_enabled()
+    assert not lib.is_warn_always_enabled()
+    lib.set_anomaly_enabled(True)
+    try:
+        assert lib.is_anomaly_enabled()
+    finally:
+        lib.set_anomaly_enabled(False)
+    lib.init_num_threads()
+
+
+@LIBS
+def test_cond_and_while_loop_run_eagerly(lib):
+    x = lib.tensor([0.5, -1.0], requires_grad=True)
+    y = lib.cond(x.sum() > 0, lambda t: t.sin(), lambda t: t.cos(), (x,))
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), -np.sin([0.5, -1.0]), rtol=1e-6)
+    i, z = lib.while_loop(lambda i, z: i < 3, lambda i, z: (i + 1, z * 2),
+                          (lib.tensor(0), lib.ones(2)))
+    assert i.item() == 3 and z.tolist() == [8.0, 8.0]
+    with pytest.raises((ValueError, RuntimeError), match="single-element"):
+        lib.cond(lib.ones(2) > 0, lambda: lib.ones(1), lambda: lib.zeros(1))
