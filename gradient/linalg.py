@@ -5,7 +5,9 @@ The norms (``vector_norm``, ``matrix_norm``, ``norm``, ``cond``), ``matmul``, ``
 ``inv_ex``, ``det``, ``slogdet``, ``solve``, ``solve_triangular``, ``cholesky``, ``cholesky_ex``,
 ``qr``, ``eigh``, ``eigvalsh``, ``svd``, ``svdvals``, ``pinv``, ``lstsq``, ``matrix_power``,
 ``matrix_exp`` and ``matrix_rank`` (from :mod:`gradient.ops.linalg_decompositions`, where their
-backward formulas are), and ``householder_product`` (composed of products, differentiable). Everything has first and second derivatives. Functions that return
+backward formulas are), LU (``lu_factor``, ``lu``, ``lu_solve``), ``householder_product``
+(composed of products, differentiable), and the compositions ``solve_ex``, ``tensorinv``,
+``tensorsolve`` and ``vander``. Everything has first and second derivatives. Functions that return
 several tensors return named tuples with PyTorch's field names (``Q, R = linalg.qr(A)``,
 ``linalg.eigh(A).eigenvalues``). Real float32/float64 matrices only (no complex dtypes, no
 general ``eig``/``eigvals``); a singular matrix given to ``inv`` or ``solve``, or one that is not
@@ -30,6 +32,8 @@ from .errors import DTypeError, ShapeError
 from .ops import elementwise as _elementwise
 from .ops import reduce as _reduce
 from .ops.linalg import matmul
+from .ops.creation import ones_like
+from .ops.shape import cat
 from .ops.shape import diagonal as _diagonal
 from .ops.shape import movedim as _movedim
 from .ops.shape import squeeze, wrap_dim
@@ -38,8 +42,8 @@ from .tensor import Tensor
 from .errors import LinAlgError  # noqa: F401  (torch.linalg.LinAlgError)
 from .ops.linalg_decompositions import (cholesky_ex, det, eigh, eigvalsh, householder_product,
                                         inv, inv_ex, lstsq, matrix_exp, matrix_power,
-                                        matrix_rank, multi_dot, pinv, solve, solve_triangular,
-                                        svdvals)
+                                        matrix_rank, multi_dot, pinv, solve, solve_ex,
+                                        solve_triangular, svdvals)
 from .ops.linalg_decompositions import linalg_cholesky as cholesky
 from .ops.linalg_decompositions import linalg_cross as cross
 from .ops.linalg_decompositions import linalg_qr as qr
@@ -53,7 +57,8 @@ __all__ = ["vector_norm", "matrix_norm", "norm", "cond", "matmul", "vecdot", "di
            "multi_dot", "inv", "inv_ex", "det", "slogdet", "solve", "solve_triangular", "cholesky",
            "cholesky_ex", "qr", "eigh", "eigvalsh", "svd", "svdvals", "pinv", "lstsq",
            "matrix_power", "matrix_exp", "matrix_rank", "householder_product", "lu", "lu_factor",
-           "lu_factor_ex", "lu_solve", "LinAlgError"]
+           "lu_factor_ex", "lu_solve", "solve_ex", "tensorinv", "tensorsolve", "vander",
+           "LinAlgError"]
 
 
 def _floating(fn: str, x, dtype) -> Tensor:
@@ -177,4 +182,54 @@ def cond(A: Tensor, p=None) -> Tensor:
         raise ShapeError(f"linalg.cond: p={p!r} needs square matrices, got shape {tuple(A.shape)}; "
                          "use p=None or 2 for rectangular ones")
     return matrix_norm(A, p) * matrix_norm(inv(A), p)
+
+
+def vander(x: Tensor, N: int | None = None) -> Tensor:
+    """The Vandermonde matrix of ``x`` (..., n) with increasing powers ``x**0 .. x**(N-1)`` in
+    its columns (``N`` defaults to n), as ``torch.linalg.vander`` (``gradient.vander`` has
+    decreasing powers by default, as NumPy's).
+
+    Example: ``gradient.linalg.vander(gradient.tensor([1.0, 2.0]), N=3)`` is
+    ``[[1, 1, 1], [1, 2, 4]]``.
+    """
+    if x.ndim < 1:
+        raise ShapeError("linalg.vander: expected x to have at least one dimension, got a 0-d "
+                         "tensor")
+    N = x.shape[-1] if N is None else N
+    if N < 1:
+        raise ValueError(f"linalg.vander: N must be at least 1, got {N}")
+    # 1, x, x*x ... as a running product (as PyTorch computes it: no pow, no 0**0 gradient)
+    column = _unsqueeze(x, -1)
+    factors = [ones_like(column)] + [column] * (N - 1)
+    return _reduce.cumprod(cat(factors, -1), -1)
+
+
+def tensorinv(A: Tensor, ind: int = 2) -> Tensor:
+    """The inverse of ``A`` as a linear map from its last ``A.ndim - ind`` dimensions to its
+    first ``ind``: the result has shape ``A.shape[ind:] + A.shape[:ind]``, as
+    ``torch.linalg.tensorinv``."""
+    if ind <= 0:
+        raise ValueError(f"linalg.tensorinv: ind must be a positive integer, got {ind}")
+    out_shape, in_shape = tuple(A.shape[:ind]), tuple(A.shape[ind:])
+    rows, cols = math.prod(out_shape), math.prod(in_shape)
+    if rows != cols:
+        raise ShapeError(f"linalg.tensorinv: the product of the first {ind} dimensions "
+                         f"({rows}) must equal that of the rest ({cols}); shape "
+                         f"{tuple(A.shape)}")
+    return inv(A.reshape(rows, cols)).reshape(in_shape + out_shape)
+
+
+def tensorsolve(A: Tensor, B: Tensor, dims=None) -> Tensor:
+    """``X`` with ``tensordot(A, X, X.ndim) == B``, as ``torch.linalg.tensorsolve``: ``X`` has
+    shape ``A.shape[B.ndim:]``; ``dims`` first moves those dimensions of ``A`` to the end."""
+    if dims is not None:
+        dims = [d % A.ndim for d in (dims if isinstance(dims, (tuple, list)) else [dims])]
+        A = _movedim(A, dims, list(range(A.ndim - len(dims), A.ndim)))
+    x_shape = tuple(A.shape[B.ndim:])
+    rows, cols = B.numel(), math.prod(x_shape)
+    if tuple(A.shape[:B.ndim]) != tuple(B.shape) or rows != cols:
+        raise ShapeError(f"linalg.tensorsolve: A's leading dimensions must be B's shape "
+                         f"{tuple(B.shape)} and hold as many elements as the rest "
+                         f"{x_shape}; A has shape {tuple(A.shape)}")
+    return solve(A.reshape(rows, cols), B.reshape(rows)).reshape(x_shape)
 

@@ -49,7 +49,7 @@ from . import elementwise as _ew
 from . import reduce as _reduce
 from .creation import eye, zeros
 from .linalg import _broadcast_batch, matmul
-from .shape import cat, diag_embed, diagonal, expand, narrow, reshape, squeeze, stack, tril, triu, \
+from .shape import cat, diag_embed, diagonal, expand, narrow, reshape, squeeze, tril, triu, \
     unsqueeze, wrap_dim
 
 __all__ = ["inverse", "det", "logdet", "slogdet", "cholesky", "cholesky_solve", "cholesky_inverse",
@@ -63,6 +63,7 @@ TENSOR_METHODS = ("inverse", "det", "logdet", "slogdet", "cholesky", "cholesky_s
 LinalgSlogdet = namedtuple("linalg_slogdet", ["sign", "logabsdet"])
 SlogdetResult = namedtuple("slogdet", ["sign", "logabsdet"])
 LinalgInvEx = namedtuple("linalg_inv_ex", ["inverse", "info"])
+LinalgSolveEx = namedtuple("linalg_solve_ex", ["result", "info"])
 LinalgCholeskyEx = namedtuple("linalg_cholesky_ex", ["L", "info"])
 LinalgQR = namedtuple("linalg_qr", ["Q", "R"])
 QRResult = namedtuple("qr", ["Q", "R"])
@@ -207,26 +208,36 @@ def solve(A: Tensor, B: Tensor, *, left: bool = True) -> Tensor:
 
     Example: ``gradient.linalg.solve(A, b)`` is ``inv(A) @ b``, computed without the inverse.
     """
-    _check_matrix("linalg.solve", A)
+    return solve_ex(A, B, left=left, check_errors=True, fn="linalg.solve").result
+
+
+def solve_ex(A: Tensor, B: Tensor, *, left: bool = True, check_errors: bool = False,
+             fn: str = "linalg.solve_ex"):
+    """``(result, info)``, as ``torch.linalg.solve_ex``: :func:`solve` without raising for a
+    singular ``A`` (unless ``check_errors``): ``info`` (int32, one per matrix) is k > 0 where
+    LU's k-th pivot was zero (that result is NaN), else 0."""
+    _check_matrix(fn, A)
     if not isinstance(B, Tensor) or B.ndim < 1:
-        raise ShapeError(f"linalg.solve: expected B to be a vector or matrix Tensor, got "
+        raise ShapeError(f"{fn}: expected B to be a vector or matrix Tensor, got "
                          f"{getattr(B, 'shape', type(B).__name__)}")
-    _check_same_dtype("linalg.solve", A, B)
+    _check_same_dtype(fn, A, B)
     vector = _vector_rhs(A, B)
     if not left:   # X A = B  <=>  Aᵀ Xᵀ = Bᵀ
         if vector:
-            raise ShapeError(f"linalg.solve: with left=False, B must be a matrix (..., k, n), got "
+            raise ShapeError(f"{fn}: with left=False, B must be a matrix (..., k, n), got "
                              f"shape {tuple(B.shape)} for A of shape {tuple(A.shape)}; use "
                              "B.unsqueeze(-2) for a row vector")
-        return solve(A.mT, B.mT).mT
+        X, info = solve_ex(A.mT, B.mT, check_errors=check_errors, fn=fn)
+        return LinalgSolveEx(X.mT, info)
     B2 = unsqueeze(B, -1) if vector else B
     n = A.shape[-1]
     if B2.shape[-2] != n:
-        raise ShapeError(f"linalg.solve: A of shape {tuple(A.shape)} and B of shape "
+        raise ShapeError(f"{fn}: A of shape {tuple(A.shape)} and B of shape "
                          f"{tuple(B.shape)} do not fit: B needs {n} rows")
-    X, info = _solve_ex(A, B2)
-    _raise_on_failure("linalg.solve", info, "singular")
-    return squeeze(X, -1) if vector else X
+    X, info = _solve_ex(A, B2, fn)
+    if check_errors:
+        _raise_on_failure(fn, info, "singular")
+    return LinalgSolveEx(squeeze(X, -1) if vector else X, info)
 
 
 class SolveTriangular(ArrayFunction):

@@ -159,6 +159,22 @@ OPS = [
            ], **_TOL),
     OpInfo("lu_solve", lambda m, b, a: m.lu_solve(b, *m.linalg.lu_factor(a)),
            lambda r: [Sample((arr(r, 3, 2), _permuted(r, 3, 3)))], **_TOL),
+    OpInfo("linalg.solve_ex", lambda m, a, b, **k: tuple(m.linalg.solve_ex(a, b, **k)), lambda r: [
+        Sample((well(r, 3, 3), arr(r, 3)), name="vector"),
+        Sample((well(r, 2, 3, 3), arr(r, 2, 2, 3)), {"left": False}, name="right"),
+    ], **_TOL),
+    OpInfo("linalg.tensorinv", lambda m, a, **k: m.linalg.tensorinv(a, **k), lambda r: [
+        Sample((well(r, 6, 6).reshape(6, 2, 3),), {"ind": 1}, name="ind=1"),
+        Sample((well(r, 4, 4).reshape(2, 2, 2, 2),), name="ind=2"),
+    ], **_TOL),
+    OpInfo("linalg.tensorsolve", lambda m, a, b, **k: m.linalg.tensorsolve(a, b, **k), lambda r: [
+        Sample((well(r, 6, 6).reshape(2, 3, 6), arr(r, 2, 3))),
+        Sample((np.ascontiguousarray(well(r, 6, 6).reshape(2, 3, 6).transpose(2, 0, 1)), arr(r, 2, 3)),
+               {"dims": (0,)}, name="dims"),
+    ], **_TOL),
+    OpInfo("linalg.vander", lambda m, x, **k: m.linalg.vander(x, **k), lambda r: [
+        Sample((arr(r, 4),)), Sample((arr(r, 2, 3),), {"N": 5}, name="N=5"),
+    ], **_TOL),
     OpInfo("triangular_solve", lambda m, b, a, **k: tuple(m.triangular_solve(b, a, **k)), lambda r: [
         Sample((arr(r, 3, 2), well(r, 3, 3)), name="upper"),
         Sample((arr(r, 3, 2), well(r, 3, 3)), {"upper": False, "transpose": True}, name="lower-T"),
