@@ -135,3 +135,42 @@ def test_cond_and_while_loop_run_eagerly(lib):
     assert i.item() == 3 and z.tolist() == [8.0, 8.0]
     with pytest.raises((ValueError, RuntimeError), match="single-element"):
         lib.cond(lib.ones(2) > 0, lambda: lib.ones(1), lambda: lib.zeros(1))
+
+
+POOLS = [("max_pool1d_with_indices", (2, 8), (2,)), ("max_pool2d_with_indices", (1, 2, 6, 6), (3,)),
+         ("max_pool3d_with_indices", (1, 1, 4, 4, 4), (2,)),
+         ("adaptive_max_pool1d_with_indices", (2, 8), (3,)),
+         ("adaptive_max_pool2d_with_indices", (1, 2, 6, 6), (4,)),
+         ("adaptive_max_pool3d_with_indices", (1, 1, 4, 4, 4), (3,))]
+
+
+@pytest.mark.parametrize("name,shape,args", POOLS, ids=[p[0] for p in POOLS])
+def test_functional_pools_with_indices_as_torchs(name, shape, args):
+    x = np.random.default_rng(1).standard_normal(shape)
+    ours = getattr(gradient.nn.functional, name)(gradient.tensor(x), *args)
+    theirs = getattr(torch.nn.functional, name)(torch.tensor(x), *args)
+    for o, t in zip(ours, theirs):
+        np.testing.assert_array_equal(o.numpy(), t.numpy())
+
+
+@LIBS
+def test_functional_and_nn_odds_and_ends(lib):
+    F = lib.nn.functional
+    assert not F.has_torch_function((lib.ones(1),)) and not F.has_torch_function_unary(lib.ones(1))
+    assert not F.has_torch_function_variadic(lib.ones(1), 2)
+    x = lib.ones(2)
+    assert F.selu_(x) is x and F.celu_(lib.ones(1)).item() == 1.0
+    logp = lib.tensor(np.log(np.full((1, 3, 2, 2), 1 / 3)))
+    target = lib.tensor([[[0, 1], [2, 0]]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert lib.nn.NLLLoss2d()(logp, target).item() == pytest.approx(np.log(3))
+    kwargs = lib.nn.factory_kwargs({"dtype": lib.float64, "factory_kwargs": {"device": "cpu"}})
+    assert kwargs == {"dtype": lib.float64, "device": "cpu"}
+    with pytest.raises(TypeError):
+        lib.nn.factory_kwargs({"bias": True})
+    layer = lib.nn.Linear(2, 2)
+    layer(lib.ones(1, 2)).sum().backward()
+    with pytest.warns(FutureWarning):
+        norm = lib.nn.utils.clip_grad_norm(layer.parameters(), 0.1)
+    assert float(norm) == pytest.approx(float(np.sqrt(2 * 2 + 2)))

@@ -11,6 +11,7 @@ from .module import Module  # noqa: F401
 from .modules import *  # noqa: F401,F403
 from .parameter import Buffer, Parameter  # noqa: F401
 from .parameter import UninitializedBuffer, UninitializedParameter  # noqa: F401
+from .factory import factory_kwargs  # noqa: F401  (torch.nn.factory_kwargs)
 
 # after the star import, so that `nn.utils` is gradient.nn.utils (not a layers helper module)
 from . import attention, functional, init, utils  # noqa: F401,E402

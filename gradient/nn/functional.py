@@ -20,3 +20,4 @@ from ..ops.pooling_extra import *  # noqa: F401,F403
 from ..ops.fractional_pool import *  # noqa: F401,F403
 from ..ops.stochastic import *  # noqa: F401,F403
 from ..ops.elementwise import sigmoid, tanh  # noqa: F401  (torch.nn.functional has them too)
+from .functional_extras import *  # noqa: F401,F403

@@ -15,7 +15,7 @@ from ...ops.loss import _legacy_reduction
 from .. import functional as F
 from ..module import Module
 
-__all__ = ["L1Loss", "MSELoss", "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss",
+__all__ = ["L1Loss", "MSELoss", "CrossEntropyLoss", "NLLLoss", "NLLLoss2d", "BCELoss", "BCEWithLogitsLoss",
            "SmoothL1Loss", "HuberLoss", "KLDivLoss"]
 
 
@@ -99,6 +99,11 @@ class NLLLoss(_WeightedLoss):
         return F.nll_loss(input, target, weight=self.weight, ignore_index=self.ignore_index,
                           reduction=self.reduction)
 
+
+
+class NLLLoss2d(NLLLoss):
+    """PyTorch's old name for :class:`NLLLoss` over (N, C, H, W) log-probabilities, which
+    NLLLoss takes itself (PyTorch deprecates the name)."""
 
 class BCELoss(_WeightedLoss):
     """Binary cross entropy of probabilities in [0, 1].

@@ -8,7 +8,8 @@ Example::
 """
 
 from . import clip_grad, convert_parameters, grad, rnn  # noqa: F401
-from .clip_grad import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm  # noqa: F401
+from .clip_grad import (clip_grad_norm, clip_grad_norm_, clip_grad_value_,  # noqa: F401
+                        clip_grads_with_norm_, get_total_norm)
 from .convert_parameters import parameters_to_vector, vector_to_parameters  # noqa: F401
 
 # Loaded on first use, which keeps `import gradient` from importing them. The functions shadow

@@ -9,6 +9,8 @@ Example::
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ...autograd.grad_mode import no_grad
@@ -16,7 +18,8 @@ from ...dtypes import promote_types
 from ...errors import AutogradError
 from ...tensor import Tensor
 
-__all__ = ["clip_grad_norm_", "clip_grad_value_", "get_total_norm", "clip_grads_with_norm_"]
+__all__ = ["clip_grad_norm_", "clip_grad_norm", "clip_grad_value_", "get_total_norm",
+           "clip_grads_with_norm_"]
 
 
 def _as_list(tensors) -> list:
@@ -122,6 +125,14 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
     total_norm = get_total_norm(grads, norm_type, error_if_nonfinite, foreach)
     clip_grads_with_norm_(parameters, max_norm, total_norm, foreach)
     return total_norm
+
+
+def clip_grad_norm(parameters, max_norm: float, norm_type: float = 2.0,
+                   error_if_nonfinite: bool = False, foreach=None) -> Tensor:
+    """PyTorch's deprecated name of :func:`clip_grad_norm_` (it warns, then clips)."""
+    warnings.warn("nn.utils.clip_grad_norm is deprecated in favor of nn.utils.clip_grad_norm_",
+                  FutureWarning, stacklevel=2)
+    return clip_grad_norm_(parameters, max_norm, norm_type, error_if_nonfinite, foreach)
 
 
 @no_grad()
