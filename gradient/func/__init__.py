@@ -1,6 +1,7 @@
 """Function transforms, as ``torch.func``: ``grad``, ``grad_and_value``, ``vjp``, ``jvp``,
 ``linearize``, ``jacrev``, ``jacfwd``, ``hessian``, ``vmap`` and ``functional_call``
-(``gradient.vmap`` is ``vmap``, as ``torch.vmap``).
+(``gradient.vmap`` is ``vmap``, as ``torch.vmap``), and ``stack_module_state`` and
+``replace_all_batch_norm_modules_`` to vmap over an ensemble of models.
 
 They take a function of tensors (or of pytrees of tensors: tuples, lists, dicts) and return a
 new function, and they compose: ``grad(grad(f))``, ``jacrev(grad(f))``, ``vmap(grad(f))``.
@@ -33,6 +34,7 @@ What differs from PyTorch (each function's docstring says more):
 from ..nn.utils.stateless import functional_call
 from ._transforms import grad, grad_and_value, hessian, jacfwd, jacrev, jvp, linearize, vjp
 from ._vmap import vmap
+from ._ensembles import replace_all_batch_norm_modules_, stack_module_state
 
 __all__ = ["functional_call", "grad", "grad_and_value", "vjp", "jvp", "linearize", "jacrev",
-           "jacfwd", "hessian", "vmap"]
+           "jacfwd", "hessian", "vmap", "stack_module_state", "replace_all_batch_norm_modules_"]
