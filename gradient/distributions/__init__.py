@@ -17,7 +17,11 @@ gradient differs from PyTorch's, their expectations agree).
 
 Differences from PyTorch: Poisson and Binomial have no ``entropy``;
 LowRankMultivariateNormal factors its full covariance (same values, O(n^3)). Not here:
-LKJCholesky, Wishart, and most transforms (Softmax, Reshape, CorrCholesky ...).
+LKJCholesky, Wishart, and the CorrCholesky, Cat, Stack and CumulativeDistribution transforms.
+
+``biject_to(constraint)`` and ``transform_to(constraint)`` map the real numbers onto a
+constraint's set (:mod:`~gradient.distributions.constraint_registry`), to optimize constrained
+parameters through unconstrained tensors.
 
 Example::
 
@@ -65,8 +69,12 @@ from .relaxed_categorical import ExpRelaxedCategorical, RelaxedOneHotCategorical
 from .studentT import StudentT
 from .transformed_distribution import TransformedDistribution
 from .transforms import (AbsTransform, AffineTransform, ComposeTransform, ExpTransform,
-                         PowerTransform, SigmoidTransform, SoftplusTransform,
-                         StickBreakingTransform, TanhTransform, Transform)
+                         IndependentTransform, LowerCholeskyTransform, PositiveDefiniteTransform,
+                         PowerTransform, ReshapeTransform, SigmoidTransform, SoftmaxTransform,
+                         SoftplusTransform, StickBreakingTransform, TanhTransform, Transform,
+                         identity_transform)
+from . import constraint_registry
+from .constraint_registry import biject_to, transform_to
 from .uniform import Uniform
 from .von_mises import VonMises
 from .weibull import Weibull
@@ -81,7 +89,9 @@ __all__ = [
     "RelaxedOneHotCategorical", "SigmoidTransform", "StudentT", "TanhTransform", "Transform",
     "ComposeTransform", "FisherSnedecor", "Kumaraswamy", "Multinomial", "NegativeBinomial",
     "PowerTransform", "SoftplusTransform", "AbsTransform", "LogisticNormal",
-    "StickBreakingTransform",
+    "StickBreakingTransform", "IndependentTransform", "ReshapeTransform", "SoftmaxTransform",
+    "LowerCholeskyTransform", "PositiveDefiniteTransform", "identity_transform", "biject_to",
+    "transform_to", "constraint_registry",
     "TransformedDistribution", "Uniform", "VonMises", "Weibull", "constraints", "kl_divergence",
     "register_kl", "transforms",
 ]

@@ -29,6 +29,7 @@ from ..ops import creation as _creation
 from ..ops import nn as _nn
 from ..ops import shape as _shape
 from ..ops import special as _special
+from ..ops.linalg_decompositions import linalg_cholesky
 from ..ops.reduce import sum as _sum
 from ..tensor import Tensor
 from . import constraints
@@ -36,7 +37,9 @@ from .utils import clamp_probs, softplus, sum_rightmost
 
 __all__ = ["Transform", "ExpTransform", "AffineTransform", "SigmoidTransform", "TanhTransform",
            "ComposeTransform", "PowerTransform", "SoftplusTransform", "AbsTransform",
-           "StickBreakingTransform"]
+           "StickBreakingTransform", "IndependentTransform", "ReshapeTransform",
+           "SoftmaxTransform", "LowerCholeskyTransform", "PositiveDefiniteTransform",
+           "identity_transform"]
 
 
 class Transform:
@@ -350,3 +353,132 @@ class StickBreakingTransform(Transform):
             raise ValueError("StickBreakingTransform: the inverse needs a simplex point of at "
                              "least one entry")
         return tuple(shape[:-1]) + (shape[-1] - 1,)
+
+
+class IndependentTransform(Transform):
+    """``base_transform`` with its ``reinterpreted_batch_ndims`` rightmost batch dimensions
+    made part of the event: the same values, log-determinants summed over those dimensions."""
+
+    def __init__(self, base_transform: Transform, reinterpreted_batch_ndims: int,
+                 cache_size: int = 0):
+        super().__init__(cache_size)
+        self.base_transform = base_transform
+        self.reinterpreted_batch_ndims = reinterpreted_batch_ndims
+        self.event_dim = base_transform.event_dim + reinterpreted_batch_ndims
+        self.domain = constraints.independent(base_transform.domain, reinterpreted_batch_ndims)
+        self.codomain = constraints.independent(base_transform.codomain,
+                                                reinterpreted_batch_ndims)
+        self.sign = base_transform.sign
+        self.bijective = base_transform.bijective
+
+    def _call(self, x):
+        return self.base_transform(x)
+
+    def _inverse(self, y):
+        return self.base_transform.inv(y)
+
+    def log_abs_det_jacobian(self, x, y):
+        return sum_rightmost(self.base_transform.log_abs_det_jacobian(x, y),
+                             self.reinterpreted_batch_ndims)
+
+    def forward_shape(self, shape) -> tuple:
+        return self.base_transform.forward_shape(shape)
+
+    def inverse_shape(self, shape) -> tuple:
+        return self.base_transform.inverse_shape(shape)
+
+    def __repr__(self) -> str:
+        return f"IndependentTransform({self.base_transform!r}, {self.reinterpreted_batch_ndims})"
+
+
+class ReshapeTransform(Transform):
+    """The rightmost dimensions of shape ``in_shape`` reshaped to ``out_shape`` (as many
+    elements): a volume-preserving bijection, log-determinant 0."""
+
+    def __init__(self, in_shape, out_shape, cache_size: int = 0):
+        super().__init__(cache_size)
+        self.in_shape, self.out_shape = tuple(in_shape), tuple(out_shape)
+        if math.prod(self.in_shape) != math.prod(self.out_shape):
+            raise ValueError(f"ReshapeTransform: in_shape {self.in_shape} and out_shape "
+                             f"{self.out_shape} hold different numbers of elements")
+        self.event_dim = len(self.in_shape)
+        self.domain = constraints.independent(constraints.real, len(self.in_shape))
+        self.codomain = constraints.independent(constraints.real, len(self.out_shape))
+
+    def _call(self, x):
+        batch = tuple(x.shape[:x.ndim - len(self.in_shape)])
+        return x.reshape(batch + self.out_shape)
+
+    def _inverse(self, y):
+        batch = tuple(y.shape[:y.ndim - len(self.out_shape)])
+        return y.reshape(batch + self.in_shape)
+
+    def log_abs_det_jacobian(self, x, y):
+        batch = tuple(x.shape[:x.ndim - len(self.in_shape)])
+        return _creation.zeros(batch, dtype=x.dtype, device=x.device)
+
+    def forward_shape(self, shape) -> tuple:
+        cut = len(shape) - len(self.in_shape)
+        if cut < 0 or tuple(shape[cut:]) != self.in_shape:
+            raise ValueError(f"ReshapeTransform: shape {tuple(shape)} does not end in "
+                             f"{self.in_shape}")
+        return tuple(shape[:cut]) + self.out_shape
+
+    def inverse_shape(self, shape) -> tuple:
+        cut = len(shape) - len(self.out_shape)
+        if cut < 0 or tuple(shape[cut:]) != self.out_shape:
+            raise ValueError(f"ReshapeTransform: shape {tuple(shape)} does not end in "
+                             f"{self.out_shape}")
+        return tuple(shape[:cut]) + self.in_shape
+
+
+class SoftmaxTransform(Transform):
+    """Vectors of reals onto the simplex by ``softmax`` (``event_dim`` 1). Not a bijection
+    (adding a constant changes nothing), so it has no log-determinant; its ``inv`` is ``log``,
+    one of the preimages. :class:`StickBreakingTransform` is the bijection."""
+    domain = constraints.real_vector
+    codomain = constraints.simplex
+    event_dim = 1
+    bijective = False
+
+    def _call(self, x):
+        return _nn.softmax(x, -1)
+
+    def _inverse(self, y):
+        return y.log()
+
+
+class LowerCholeskyTransform(Transform):
+    """Square matrices onto lower-triangular ones with a positive diagonal (Cholesky factors):
+    the strictly lower triangle kept, the diagonal exponentiated, the rest zero. Not a
+    bijection of the whole space (the upper triangle is dropped)."""
+    domain = constraints.independent(constraints.real, 2)
+    codomain = constraints.lower_cholesky
+    event_dim = 2
+    bijective = False
+
+    def _call(self, x):
+        return x.tril(-1) + x.diagonal(dim1=-2, dim2=-1).exp().diag_embed()
+
+    def _inverse(self, y):
+        return y.tril(-1) + y.diagonal(dim1=-2, dim2=-1).log().diag_embed()
+
+
+class PositiveDefiniteTransform(Transform):
+    """Square matrices onto positive-definite ones: ``L L^T`` of the
+    :class:`LowerCholeskyTransform` ``L`` of the input; the inverse takes the Cholesky factor."""
+    domain = constraints.independent(constraints.real, 2)
+    codomain = constraints.positive_definite
+    event_dim = 2
+    bijective = False
+
+    def _call(self, x):
+        lower = LowerCholeskyTransform()(x)
+        return lower @ lower.mT
+
+    def _inverse(self, y):
+        return LowerCholeskyTransform().inv(linalg_cholesky(y))
+
+
+#: The transform that changes nothing (an empty composition), as PyTorch's.
+identity_transform = ComposeTransform([])
