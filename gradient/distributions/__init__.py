@@ -38,7 +38,7 @@ from . import constraints, transforms
 from .bernoulli import Bernoulli
 from .beta import Beta
 from .binomial import Binomial
-from .categorical import Categorical, OneHotCategorical
+from .categorical import Categorical, OneHotCategorical, OneHotCategoricalStraightThrough
 from .cauchy import Cauchy
 from .chi2 import Chi2
 from .continuous_bernoulli import ContinuousBernoulli
@@ -52,6 +52,7 @@ from .gumbel import Gumbel
 from .half_cauchy import HalfCauchy
 from .half_normal import HalfNormal
 from .independent import Independent
+from .inverse_gamma import InverseGamma
 from .kumaraswamy import Kumaraswamy
 from .kl import kl_divergence, register_kl
 from .laplace import Laplace
@@ -85,7 +86,7 @@ __all__ = [
     "Distribution", "ExpRelaxedCategorical", "ExpTransform", "Exponential", "Gamma", "Geometric",
     "Gumbel", "HalfCauchy", "HalfNormal", "Independent", "Laplace", "LogNormal",
     "LogitRelaxedBernoulli", "LowRankMultivariateNormal", "MixtureSameFamily", "MultivariateNormal",
-    "Normal", "OneHotCategorical", "Pareto", "Poisson", "RelaxedBernoulli",
+    "Normal", "OneHotCategorical", "OneHotCategoricalStraightThrough", "InverseGamma", "Pareto", "Poisson", "RelaxedBernoulli",
     "RelaxedOneHotCategorical", "SigmoidTransform", "StudentT", "TanhTransform", "Transform",
     "ComposeTransform", "FisherSnedecor", "Kumaraswamy", "Multinomial", "NegativeBinomial",
     "PowerTransform", "SoftplusTransform", "AbsTransform", "LogisticNormal",

@@ -169,3 +169,20 @@ class OneHotCategorical(OfCategorical, Distribution):
 def _nan_like(like, shape):
     from ..ops.creation import full
     return full(tuple(shape), float("nan"), dtype=like.dtype, device=like.device)
+
+
+class OneHotCategoricalStraightThrough(OneHotCategorical):
+    """:class:`OneHotCategorical` whose ``rsample`` passes gradients "straight through": the
+    one-hot draw in the forward pass, ``probs``' gradient in the backward (Bengio et al., 2013),
+    as PyTorch's.
+
+    Example: ``OneHotCategoricalStraightThrough(logits=theta).rsample()`` is one-hot, and
+    differentiable in ``theta``.
+    """
+    has_rsample = True
+
+    def rsample(self, sample_shape=()):
+        draws = self.sample(sample_shape)
+        probs = self._categorical.probs
+        return draws + (probs - probs.detach())
+
