@@ -21,6 +21,7 @@ from .adam import Adam, AdamW
 from .adamax import Adamax
 from .asgd import ASGD
 from .lbfgs import LBFGS
+from .muon import Muon
 from .nadam import NAdam
 from .optimizer import Optimizer, OptimizerError
 from .radam import RAdam
@@ -32,5 +33,5 @@ from . import swa_utils  # noqa: E402  (torch.optim.swa_utils: averaged weights,
 
 __all__ = ["Optimizer", "OptimizerError", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad",
            "NAdam", "RAdam", "Adamax", "Adadelta", "ASGD", "Rprop", "LBFGS", "Adafactor",
-           "SparseAdam",
+           "SparseAdam", "Muon",
            "lr_scheduler", "swa_utils"]
