@@ -14,6 +14,6 @@ from .parameter import UninitializedBuffer, UninitializedParameter  # noqa: F401
 from .factory import factory_kwargs  # noqa: F401  (torch.nn.factory_kwargs)
 
 # after the star import, so that `nn.utils` is gradient.nn.utils (not a layers helper module)
-from . import attention, functional, init, utils  # noqa: F401,E402
+from . import attention, functional, grad, init, utils  # noqa: F401,E402
 from . import parallel  # noqa: F401,E402  (torch.nn.parallel.DistributedDataParallel)
 from .parallel import DataParallel  # noqa: F401,E402  (torch.nn.DataParallel)
