@@ -13,9 +13,11 @@ from .variable import Variable
 from . import functional  # noqa: E402  (its functions import the ops they use when called)
 from . import profiler  # noqa: E402  (torch.autograd.profiler)
 from . import graph  # noqa: E402  (torch.autograd.graph: nodes, saved-tensor hooks)
+from . import forward_ad  # noqa: E402  (dual tensors, on the reverse-mode graph)
 
 __all__ = ["Function", "ArrayFunction", "Context", "backward", "grad", "no_grad", "enable_grad", "set_grad_enabled",
            "inference_mode", "is_grad_enabled", "is_inference_mode_enabled", "gradcheck",
            "gradgradcheck", "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled",
-           "is_anomaly_check_nan_enabled", "functional", "profiler", "graph", "Variable"]
+           "is_anomaly_check_nan_enabled", "functional", "profiler", "graph", "forward_ad",
+           "Variable"]
 
