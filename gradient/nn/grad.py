@@ -43,37 +43,27 @@ def _weight_grad(conv, input, weight_size, grad_output, stride, padding, dilatio
     return result
 
 
-def conv1d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1):
-    """The gradient of ``F.conv1d`` with respect to an input of ``input_size``."""
-    return _input_grad(_conv.conv1d, input_size, weight, grad_output, stride, padding,
-                       dilation, groups)
+def _input_function(d: int):
+    conv = getattr(_conv, f"conv{d}d")
+
+    def fn(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1):
+        return _input_grad(conv, input_size, weight, grad_output, stride, padding, dilation,
+                           groups)
+    fn.__name__ = fn.__qualname__ = f"conv{d}d_input"
+    fn.__doc__ = f"The gradient of ``F.conv{d}d`` with respect to an input of ``input_size``."
+    return fn
 
 
-def conv1d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1):
-    """The gradient of ``F.conv1d`` with respect to a weight of ``weight_size``."""
-    return _weight_grad(_conv.conv1d, input, weight_size, grad_output, stride, padding,
-                        dilation, groups)
+def _weight_function(d: int):
+    conv = getattr(_conv, f"conv{d}d")
+
+    def fn(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1):
+        return _weight_grad(conv, input, weight_size, grad_output, stride, padding, dilation,
+                            groups)
+    fn.__name__ = fn.__qualname__ = f"conv{d}d_weight"
+    fn.__doc__ = f"The gradient of ``F.conv{d}d`` with respect to a weight of ``weight_size``."
+    return fn
 
 
-def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1):
-    """The gradient of ``F.conv2d`` with respect to an input of ``input_size``."""
-    return _input_grad(_conv.conv2d, input_size, weight, grad_output, stride, padding,
-                       dilation, groups)
-
-
-def conv2d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1):
-    """The gradient of ``F.conv2d`` with respect to a weight of ``weight_size``."""
-    return _weight_grad(_conv.conv2d, input, weight_size, grad_output, stride, padding,
-                        dilation, groups)
-
-
-def conv3d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1):
-    """The gradient of ``F.conv3d`` with respect to an input of ``input_size``."""
-    return _input_grad(_conv.conv3d, input_size, weight, grad_output, stride, padding,
-                       dilation, groups)
-
-
-def conv3d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1):
-    """The gradient of ``F.conv3d`` with respect to a weight of ``weight_size``."""
-    return _weight_grad(_conv.conv3d, input, weight_size, grad_output, stride, padding,
-                        dilation, groups)
+conv1d_input, conv2d_input, conv3d_input = (_input_function(d) for d in (1, 2, 3))
+conv1d_weight, conv2d_weight, conv3d_weight = (_weight_function(d) for d in (1, 2, 3))
