@@ -4,7 +4,8 @@ The gamma family (``gammaln``, ``digamma``/``psi``, ``polygamma``, ``multigammal
 error-function family (``erf``, ``erfc``, ``erfinv``, ``ndtr``, ``ndtri``, ``log_ndtr``),
 modified Bessel functions (``i0``, ``i0e``, ``i1``, ``i1e``), ``expit``/``logit``, ``xlogy``,
 ``xlog1py``, ``entr``, ``sinc``, the Hurwitz ``zeta``, the incomplete gamma functions
-(``gammainc``, ``gammaincc``) and the usual helpers under their ``torch.special`` names. All
+(``gammainc``, ``gammaincc``), ``erfcx``, the Bessel functions and Airy's Ai
+(:mod:`gradient.ops.bessel`) and the usual helpers under their ``torch.special`` names. All
 are differentiable ops of :mod:`gradient.ops` (mostly :mod:`gradient.ops.special`), with first
 and second derivatives. Where a function differs from PyTorch's, its docstring says so.
 
@@ -25,6 +26,11 @@ from .ops.nn import softmax as _softmax
 from .ops.reduce import logsumexp
 from .ops.special import (digamma, entr, erfc, erfinv, i0, i0e, i1, i1e, lgamma, log_ndtr, logit,
                           mvlgamma, ndtr, ndtri, polygamma, sinc, xlog1py, xlogy, zeta)
+from .ops.bessel import (airy_ai, bessel_j0, bessel_j1, bessel_y0, bessel_y1,  # noqa: F401
+                         modified_bessel_i0, modified_bessel_i1, modified_bessel_k0,
+                         modified_bessel_k1, scaled_modified_bessel_k0,
+                         scaled_modified_bessel_k1, spherical_bessel_j0)
+from .ops.special import erfcx  # noqa: F401
 from .ops.special import igamma as gammainc
 from .ops.special import igammac as gammaincc
 
@@ -32,7 +38,9 @@ __all__ = [
     "gammaln", "digamma", "psi", "polygamma", "multigammaln", "erf", "erfc", "erfinv", "expit",
     "logit", "xlogy", "xlog1py", "log_ndtr", "ndtr", "ndtri", "i0", "i0e", "i1", "i1e", "sinc",
     "entr", "log1p", "expm1", "exp2", "logsumexp", "softmax", "log_softmax", "round", "zeta",
-    "gammainc", "gammaincc",
+    "gammainc", "gammaincc", "erfcx", "bessel_j0", "bessel_j1", "bessel_y0", "bessel_y1",
+    "modified_bessel_i0", "modified_bessel_i1", "modified_bessel_k0", "modified_bessel_k1",
+    "scaled_modified_bessel_k0", "scaled_modified_bessel_k1", "spherical_bessel_j0", "airy_ai",
 ]
 
 gammaln = lgamma

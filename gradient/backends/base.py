@@ -25,7 +25,10 @@ UNARY_OPS = frozenset({
     "isinf", "isfinite", "bitwise_not", "asin", "acos", "atan",
     # hyperbolic and special functions (scipy.special's names; signbit gives bool)
     "sinh", "cosh", "asinh", "acosh", "atanh", "signbit", "gammaln", "digamma", "erfc", "erfinv",
-    "ndtri", "log_ndtr", "i0", "i0e", "i1", "i1e",
+    "ndtri", "log_ndtr", "i0", "i0e", "i1", "i1e", "erfcx",
+    # Bessel functions of the first and second kinds, modified ones of the second kind (and
+    # exponentially scaled), and Airy's Ai: torch.special's, forward only
+    "j0", "j1", "y0", "y1", "k0", "k1", "k0e", "k1e", "airy_ai",
 })
 BINARY_OPS = frozenset({
     "add", "sub", "mul", "div", "floordiv", "mod", "fmod", "pow", "maximum", "minimum", "atan2",

@@ -28,7 +28,7 @@ _MAY_WARN = frozenset({"div", "floordiv", "mod", "fmod", "pow", "atan2", "exp", 
                        "sinh", "cosh", "acosh", "atanh", "polygamma"})
 # The special functions of scipy.special (cupyx.scipy.special on the GPU) behind unary ops
 _SPECIAL_UNARY = ("gammaln", "digamma", "erfc", "erfinv", "ndtri", "log_ndtr", "i0", "i0e", "i1",
-                  "i1e")
+                  "i1e", "erfcx", "j0", "j1", "y0", "y1", "k0", "k1", "k0e", "k1e")
 _F32 = np.dtype(np.float32)
 _BF16 = np.dtype(ml_dtypes.bfloat16)
 # Binary ops of two half-precision arrays that the CPU's ``half_binary`` kernel may take
@@ -85,6 +85,7 @@ class ArrayBackend(Backend):
             "atanh": xp_.arctanh, "signbit": xp_.signbit,
         }
         self._unary.update({name: self._special_function(name) for name in _SPECIAL_UNARY})
+        self._unary["airy_ai"] = self._airy_ai
         self._binary = {
             "add": xp_.add, "sub": xp_.subtract, "mul": xp_.multiply, "div": xp_.true_divide,
             "floordiv": self._floordiv, "mod": self._mod, "fmod": self._fmod, "pow": xp_.power,
@@ -104,6 +105,10 @@ class ArrayBackend(Backend):
         answers cupyx.scipy.special."""
         import scipy.special
         return scipy.special
+
+    def _airy_ai(self, x):
+        """Airy's Ai (the first of the four functions ``scipy.special.airy`` computes)."""
+        return self._special_module().airy(x)[0].astype(x.dtype, copy=False)
 
     def _special_function(self, name):
         """The special function ``name`` keeping its first floating operand's dtype (SciPy

@@ -180,6 +180,15 @@ class Erfc(_Unary):
         return grad * exp(-x * x) * (-2 / _SQRT_PI)
 
 
+class Erfcx(_Unary):
+    op, save = "erfcx", "both"
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved_tensors   # d/dx exp(x^2) erfc(x) = 2 x erfcx(x) - 2 / sqrt(pi)
+        return grad * (2 * x * y - 2 / _SQRT_PI)
+
+
 class Erfinv(_Unary):
     op, save = "erfinv", "output"
 
@@ -211,6 +220,12 @@ class LogNdtr(_Unary):
 def erfc(input: Tensor) -> Tensor:
     """``1 - erf(x)``, accurate where erf is close to 1: ``gradient.erfc(gradient.tensor([3.0]))``."""
     return Erfc.apply(_floating(input))
+
+
+def erfcx(input: Tensor) -> Tensor:
+    """The scaled complementary error function ``exp(x^2) erfc(x)``, without overflow for
+    large x: ``gradient.special.erfcx(gradient.tensor([10.0]))`` is ``tensor([0.0561])``."""
+    return Erfcx.apply(_floating(input))
 
 
 def erfinv(input: Tensor) -> Tensor:

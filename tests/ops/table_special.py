@@ -122,6 +122,15 @@ OPS = [
         Sample((positive(r, 3, 4), positive(r, 3, 4))),
         Sample((np.array([0.0, 1.0, -1.0, 2.0]), np.array([1.0, -1.0, 1.0, 0.0])), name="edges"),
     ], grad=False),
+    _special("erfcx", _between(-2.0, 8.0)),
+    # the Bessel functions and Airy's Ai have no derivatives (PyTorch's neither); PyTorch's
+    # values are 1e-8 off in places (test_special checks SciPy's against mpmath)
+    *[OpInfo(f"special.{name}", (lambda n: lambda m, a: getattr(m.special, n)(a))(name),
+             lambda r: _unary(r, _between(0.2, 12.0)), grad=False, atol=1e-6, rtol=1e-6)
+      for name in ("bessel_j0", "bessel_j1", "bessel_y0", "bessel_y1", "modified_bessel_i0",
+                   "modified_bessel_i1", "modified_bessel_k0", "modified_bessel_k1",
+                   "scaled_modified_bessel_k0", "scaled_modified_bessel_k1",
+                   "spherical_bessel_j0", "airy_ai")],
     OpInfo("logit", lambda m, a, **kw: m.logit(a, **kw), lambda r: _unary(r, _between(0.1, 0.9)) + [
         Sample((_between(0.05, 0.95)(r, 3, 4),), {"eps": 0.2}, name="eps"),
     ]),

@@ -239,3 +239,27 @@ def test_trapezoid_of_an_empty_dimension_is_zero():
 def test_special_namespace_names_match_torch_special():
     for name in gradient.special.__all__:
         assert hasattr(torch.special, name), name
+
+
+def test_bessel_functions_against_mpmath():
+    import mpmath
+    x = np.array([0.3, 1.5, 4.0, 11.0, 35.0])
+    references = {
+        "bessel_j0": lambda v: mpmath.besselj(0, v), "bessel_j1": lambda v: mpmath.besselj(1, v),
+        "bessel_y0": lambda v: mpmath.bessely(0, v), "bessel_y1": lambda v: mpmath.bessely(1, v),
+        "modified_bessel_k0": lambda v: mpmath.besselk(0, v),
+        "modified_bessel_k1": lambda v: mpmath.besselk(1, v),
+        "scaled_modified_bessel_k0": lambda v: mpmath.exp(v) * mpmath.besselk(0, v),
+        "scaled_modified_bessel_k1": lambda v: mpmath.exp(v) * mpmath.besselk(1, v),
+        "spherical_bessel_j0": lambda v: mpmath.sin(v) / v, "airy_ai": mpmath.airyai,
+        "erfcx": lambda v: mpmath.exp(v * v) * mpmath.erfc(v),
+    }
+    for name, ref in references.items():
+        ours = getattr(gradient.special, name)(gradient.tensor(x, dtype=gradient.float64)).numpy()
+        want = np.array([float(ref(mpmath.mpf(v))) for v in x])
+        np.testing.assert_allclose(ours, want, rtol=1e-12, err_msg=name)
+    assert not gradient.special.bessel_j0(gradient.ones(2, requires_grad=True)).requires_grad
+    # the edges, as torch's: -inf / inf at 0, nan below for the second kinds
+    edges = gradient.special.bessel_y0(gradient.tensor([0.0, -1.0])).tolist()
+    assert edges[0] == -np.inf and np.isnan(edges[1])
+    assert gradient.special.spherical_bessel_j0(gradient.tensor([0.0])).item() == 1.0
