@@ -5,7 +5,8 @@ error-function family (``erf``, ``erfc``, ``erfinv``, ``ndtr``, ``ndtri``, ``log
 modified Bessel functions (``i0``, ``i0e``, ``i1``, ``i1e``), ``expit``/``logit``, ``xlogy``,
 ``xlog1py``, ``entr``, ``sinc``, the Hurwitz ``zeta``, the incomplete gamma functions
 (``gammainc``, ``gammaincc``), ``erfcx``, the Bessel functions and Airy's Ai
-(:mod:`gradient.ops.bessel`) and the usual helpers under their ``torch.special`` names. All
+(:mod:`gradient.ops.bessel`), the orthogonal polynomials (Chebyshev, Hermite, Laguerre,
+Legendre: :mod:`gradient.ops.orthogonal_polynomials`) and the usual helpers under their ``torch.special`` names. All
 are differentiable ops of :mod:`gradient.ops` (mostly :mod:`gradient.ops.special`), with first
 and second derivatives. Where a function differs from PyTorch's, its docstring says so.
 
@@ -30,6 +31,8 @@ from .ops.bessel import (airy_ai, bessel_j0, bessel_j1, bessel_y0, bessel_y1,  #
                          modified_bessel_i0, modified_bessel_i1, modified_bessel_k0,
                          modified_bessel_k1, scaled_modified_bessel_k0,
                          scaled_modified_bessel_k1, spherical_bessel_j0)
+from .ops.orthogonal_polynomials import *  # noqa: F401,F403  (Chebyshev, Hermite ...)
+from .ops.orthogonal_polynomials import __all__ as _polynomials
 from .ops.special import erfcx  # noqa: F401
 from .ops.special import igamma as gammainc
 from .ops.special import igammac as gammaincc
@@ -41,6 +44,7 @@ __all__ = [
     "gammainc", "gammaincc", "erfcx", "bessel_j0", "bessel_j1", "bessel_y0", "bessel_y1",
     "modified_bessel_i0", "modified_bessel_i1", "modified_bessel_k0", "modified_bessel_k1",
     "scaled_modified_bessel_k0", "scaled_modified_bessel_k1", "spherical_bessel_j0", "airy_ai",
+    *_polynomials,
 ]
 
 gammaln = lgamma
