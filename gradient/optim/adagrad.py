@@ -78,11 +78,10 @@ def adagrad_update(p, grad, state, *, lr, lr_decay, weight_decay, eps, maximize)
     clr = lr / (1 + (step - 1) * lr_decay)
     state_sum = state["sum"]
     if grad.is_sparse:
-        rows, values, table = sparse_rows(p, grad)
-        sums = state_sum.view(tuple(table.shape))
-        sums.index_add_(0, rows, values * values)
-        std = sums.index_select(0, rows).sqrt() + eps
-        table.index_add_(0, rows, values / std, alpha=-clr)
+        rows, values = sparse_rows(p, grad)
+        state_sum.index_add_(0, rows, values * values)
+        std = state_sum.index_select(0, rows).sqrt() + eps
+        p.index_add_(0, rows, values / std, alpha=-clr)
         return
     if weight_decay != 0:
         grad = grad.add(p, alpha=weight_decay)

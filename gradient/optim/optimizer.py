@@ -290,18 +290,15 @@ def _cast_state(param: Tensor, value, key=None):
 
 # ---------------------------------------------------------------------- helpers for subclasses
 def sparse_rows(p: Tensor, grad):
-    """A sparse gradient of ``p`` as ``(rows, values, table)``: ``grad`` coalesced (each element
-    once, repeats added up), the row of ``table`` each element present is in, and its values;
-    ``table`` is ``p`` seen as (rows, *dense_shape), so that ``table.index_add_(0, rows, ...)``
-    updates only the rows the gradient holds (for an embedding's table, ``p`` itself)."""
+    """A sparse gradient of ``p`` (an embedding table's: one sparse dimension, its rows) as
+    ``(rows, values)``: ``grad`` coalesced (each row once, repeats added up), the rows present
+    and their values, for updates of those rows only (``p.index_add_(0, rows, ...)``)."""
+    if grad.sparse_dim() != 1:
+        raise OptimizerError(f"sparse gradients over their first dimension (an embedding "
+                             f"table's rows) are supported; this one has {grad.sparse_dim()} "
+                             f"sparse dimensions: use its .to_dense()")
     grad = grad.coalesce()
-    indices, values = grad.indices(), grad.values()
-    sparse_shape = tuple(p.shape[:grad.sparse_dim()])
-    rows = indices[0]
-    for d in range(1, len(sparse_shape)):   # row-major linear index over the sparse dimensions
-        rows = rows * sparse_shape[d] + indices[d]
-    table = p if len(sparse_shape) == 1 else p.view((-1,) + tuple(values.shape[1:]))
-    return rows, values, table
+    return grad.indices()[0], grad.values()
 
 
 def step_counter() -> Tensor:

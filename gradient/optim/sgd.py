@@ -62,8 +62,8 @@ def sgd_update(p, grad, state, *, lr, momentum, dampening, weight_decay, nestero
         grad = -grad
     if grad.is_sparse:
         if momentum == 0 and weight_decay == 0:
-            rows, values, table = sparse_rows(p, grad)   # only the rows looked up move
-            table.index_add_(0, rows, values, alpha=-lr)
+            rows, values = sparse_rows(p, grad)   # only the rows looked up move
+            p.index_add_(0, rows, values, alpha=-lr)
             return
         # decay and momentum move every row: the dense gradient of the same values
         grad = grad.to_dense()

@@ -62,9 +62,8 @@ class SparseAdam(Optimizer):
 def sparse_adam_update(p, grad, state, *, lr, beta1, beta2, eps, maximize):
     """Update the rows of ``p`` that the sparse ``grad`` holds, and their moments in ``state``."""
     step = advance_step(state["step"])
-    rows, values, table = sparse_rows(p, -grad if maximize else grad)
-    exp_avg = state["exp_avg"].view(tuple(table.shape))
-    exp_avg_sq = state["exp_avg_sq"].view(tuple(table.shape))
+    rows, values = sparse_rows(p, -grad if maximize else grad)
+    exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
     # PyTorch's order of operations: the moments' increments, then their new values
     old_avg = exp_avg.index_select(0, rows)
     avg_change = (values - old_avg) * (1 - beta1)
@@ -75,4 +74,4 @@ def sparse_adam_update(p, grad, state, *, lr, beta1, beta2, eps, maximize):
     numer = avg_change + old_avg
     denom = (avg_sq_change + old_avg_sq).sqrt() + eps
     step_size = lr * math.sqrt(1 - beta2 ** step) / (1 - beta1 ** step)
-    table.index_add_(0, rows, numer / denom * -step_size)
+    p.index_add_(0, rows, numer / denom * -step_size)

@@ -166,3 +166,13 @@ def test_sparse_adam_state_dict_as_torch():
     ours = gradient.optim.SparseAdam(gnn.Embedding(4, 2, sparse=True).parameters())
     theirs = torch.optim.SparseAdam(torch.nn.Embedding(4, 2, sparse=True).parameters())
     assert ours.state_dict()["param_groups"][0].keys() == theirs.state_dict()["param_groups"][0].keys()
+
+
+def test_a_sparse_gradient_over_more_than_rows_is_refused():
+    p = gradient.nn.Parameter(gradient.zeros(3, 3))
+    p.grad = gradient.ones(3, 3).to_sparse()             # two sparse dimensions
+    with pytest.raises(OptimizerError, match="2 sparse dimensions"):
+        gradient.optim.SGD([p], lr=0.1).step()
+    p.grad = gradient.ones(3, 3).to_sparse(1)             # rows: taken
+    gradient.optim.SGD([p], lr=0.1).step()
+    np.testing.assert_allclose(p.detach().numpy(), -0.1)
