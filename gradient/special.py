@@ -6,9 +6,11 @@ modified Bessel functions (``i0``, ``i0e``, ``i1``, ``i1e``), ``expit``/``logit`
 ``xlog1py``, ``entr``, ``sinc``, the Hurwitz ``zeta``, the incomplete gamma functions
 (``gammainc``, ``gammaincc``), ``erfcx``, the Bessel functions and Airy's Ai
 (:mod:`gradient.ops.bessel`), the orthogonal polynomials (Chebyshev, Hermite, Laguerre,
-Legendre: :mod:`gradient.ops.orthogonal_polynomials`) and the usual helpers under their ``torch.special`` names. All
-are differentiable ops of :mod:`gradient.ops` (mostly :mod:`gradient.ops.special`), with first
-and second derivatives. Where a function differs from PyTorch's, its docstring says so.
+Legendre: :mod:`gradient.ops.orthogonal_polynomials`) and the usual helpers under their
+``torch.special`` names. They are ops of :mod:`gradient.ops` (mostly
+:mod:`gradient.ops.special`), with first and second derivatives where PyTorch has them (the
+Bessel functions, Airy's Ai and the polynomials have none). Where a function differs from
+PyTorch's, its docstring says so.
 
 Example::
 

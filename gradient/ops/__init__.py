@@ -35,7 +35,8 @@ from .conversion import *  # noqa: F401,F403
 from .aliases import *  # noqa: F401,F403
 from .numpy_style import *  # noqa: F401,F403
 from .real_as_complex import *  # noqa: F401,F403  (conj, real, angle ... of real tensors)
-from . import aliases, numpy_style, real_as_complex, storage  # (storage: Tensor methods, and the two classes)
+from . import aliases, numpy_style, real_as_complex
+from . import storage  # (Tensor methods, and the two storage classes)
 from .storage import TypedStorage, UntypedStorage  # noqa: F401
 from . import sparse  # (sparse COO tensors: gradient.sparse's face, Tensor.to_sparse)
 from .sparse import sparse_coo_tensor  # noqa: F401

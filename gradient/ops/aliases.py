@@ -1,8 +1,9 @@
 """Other names PyTorch has for what gradient already computes, so ported scripts find them:
 ``rsub``, ``positive``, ``split_with_sizes``, ``unsafe_split``/``unsafe_chunk``, the deprecated
-``range``, ``trapz``, ``frobenius_norm`` and ``nuclear_norm``, ``detach(x)``, the ``*_copy`` forms
-of the views (``permute_copy``, ``view_copy`` ...), the top-level in-place forms (``gradient.clamp_(x, 0)`` is ``x.clamp_(0)``), and the
-type queries ``typename``, ``is_storage`` and ``can_cast``.
+``range``, ``trapz``, ``frobenius_norm`` and ``nuclear_norm``, ``detach(x)``, the ``*_copy``
+forms of the views (``permute_copy``, ``view_copy`` ...), the top-level in-place forms
+(``gradient.clamp_(x, 0)`` is ``x.clamp_(0)``), and the type queries ``typename``,
+``is_storage`` and ``can_cast``.
 
 Example::
 
