@@ -51,7 +51,7 @@ class Adadelta(Optimizer):
                     state["step"] = step_counter()
                     state["square_avg"] = zeros_like(p)
                     state["acc_delta"] = zeros_like(p)
-                adadelta_update(p, p.grad, state, lr=group["lr"], rho=group["rho"],
+                adadelta_update(p, p.grad, state, lr=float(group["lr"]), rho=group["rho"],
                                 eps=group["eps"], weight_decay=group["weight_decay"],
                                 maximize=group["maximize"])
         return loss

@@ -81,7 +81,7 @@ class Adafactor(Optimizer):
                                                  dtype=p.grad.dtype, device=p.grad.device)
                     else:
                         state["variance"] = zeros_like(p.grad)
-                adafactor_update(p, p.grad, state, lr=group["lr"],
+                adafactor_update(p, p.grad, state, lr=float(group["lr"]),
                                  beta2_decay=group["beta2_decay"],
                                  eps1=finfo(p.dtype).eps if eps1 is None else eps1, eps2=eps2,
                                  d=group["d"], weight_decay=group["weight_decay"],

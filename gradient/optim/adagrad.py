@@ -60,7 +60,7 @@ class Adagrad(Optimizer):
         with no_grad():
             for group, p in self._params_with_grad():
                 self._init_state(p, group)  # groups added later start here
-                adagrad_update(p, p.grad, self.state[p], lr=group["lr"],
+                adagrad_update(p, p.grad, self.state[p], lr=float(group["lr"]),
                                lr_decay=group["lr_decay"], weight_decay=group["weight_decay"],
                                eps=group["eps"], maximize=group["maximize"])
         return loss

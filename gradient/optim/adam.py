@@ -52,7 +52,7 @@ class Adam(Optimizer):
                     state["exp_avg_sq"] = zeros_like(p)
                     if group["amsgrad"]:
                         state["max_exp_avg_sq"] = zeros_like(p)
-                adam_update(p, p.grad, state, lr=group["lr"], beta1=beta1, beta2=beta2,
+                adam_update(p, p.grad, state, lr=float(group["lr"]), beta1=beta1, beta2=beta2,
                             eps=group["eps"], weight_decay=group["weight_decay"],
                             amsgrad=group["amsgrad"], maximize=group["maximize"],
                             decoupled_weight_decay=group["decoupled_weight_decay"])

@@ -47,7 +47,7 @@ class Adamax(Optimizer):
                     state["step"] = step_counter()
                     state["exp_avg"] = zeros_like(p)
                     state["exp_inf"] = zeros_like(p)
-                adamax_update(p, p.grad, state, lr=group["lr"], beta1=beta1, beta2=beta2,
+                adamax_update(p, p.grad, state, lr=float(group["lr"]), beta1=beta1, beta2=beta2,
                               eps=group["eps"], weight_decay=group["weight_decay"],
                               maximize=group["maximize"])
         return loss

@@ -52,10 +52,10 @@ class ASGD(Optimizer):
                 state = self.state[p]
                 if len(state) == 0:
                     state["step"] = step_counter()
-                    state["eta"] = step_counter().fill_(group["lr"])
+                    state["eta"] = step_counter().fill_(float(group["lr"]))
                     state["mu"] = step_counter().fill_(1.0)
                     state["ax"] = zeros_like(p)
-                asgd_update(p, p.grad, state, lr=group["lr"], lambd=group["lambd"],
+                asgd_update(p, p.grad, state, lr=float(group["lr"]), lambd=group["lambd"],
                             alpha=group["alpha"], t0=group["t0"],
                             weight_decay=group["weight_decay"], maximize=group["maximize"])
         return loss

@@ -103,7 +103,7 @@ class LBFGS(Optimizer):
             raise OptimizerError("LBFGS.step needs a closure that zeroes the gradients, computes "
                                  "the loss, calls loss.backward() and returns the loss")
         group = self.param_groups[0]
-        lr, max_iter, max_eval = group["lr"], group["max_iter"], group["max_eval"]
+        lr, max_iter, max_eval = float(group["lr"]), group["max_iter"], group["max_eval"]
         tolerance_grad, tolerance_change = group["tolerance_grad"], group["tolerance_change"]
         history_size = group["history_size"]
 

@@ -31,12 +31,27 @@ from bisect import bisect_right
 from collections import Counter
 
 from ..errors import GradientError
+from ..tensor import Tensor
 from .optimizer import Optimizer, OptimizerError, OptimizerTypeError
 
 __all__ = ["LRScheduler", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR",
            "LinearLR", "ExponentialLR", "PolynomialLR", "CosineAnnealingLR", "OneCycleLR",
            "SequentialLR", "ChainedScheduler", "ReduceLROnPlateau", "CyclicLR",
            "CosineAnnealingWarmRestarts", "warmup_cosine"]
+
+
+def _set_lr(group: dict, lr) -> None:
+    """A group's new learning rate; a tensor lr is filled in place (the optimizer and whoever
+    else holds it see the change), as PyTorch's schedulers do."""
+    if isinstance(group["lr"], Tensor):
+        group["lr"].fill_(float(lr))
+    else:
+        group["lr"] = lr
+
+
+def _copy(lr):
+    """An lr kept as the initial one: a tensor lr is copied (it is filled in place later)."""
+    return lr.clone() if isinstance(lr, Tensor) else lr
 
 
 def _per_group(name: str, optimizer: Optimizer, value) -> list:
@@ -66,7 +81,7 @@ class LRScheduler:
         self.optimizer = optimizer
         if last_epoch == -1:
             for group in optimizer.param_groups:
-                group.setdefault("initial_lr", group["lr"])
+                group.setdefault("initial_lr", _copy(group["lr"]))
         else:
             for i, group in enumerate(optimizer.param_groups):
                 if "initial_lr" not in group:
@@ -122,7 +137,7 @@ class LRScheduler:
             closed_form = getattr(self, "_get_closed_form_lr", None)
             values = closed_form() if closed_form is not None else self.get_lr()
         for group, lr in zip(self.optimizer.param_groups, values):
-            group["lr"] = lr
+            _set_lr(group, lr)
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
     def _current_lrs(self) -> list:
@@ -537,7 +552,7 @@ class SequentialLR(LRScheduler):
         # Building the schedulers already stepped each of them once; undo that, then let the
         # first one set the lr of epoch 0 from the initial lrs.
         for group in optimizer.param_groups:
-            group["lr"] = group["initial_lr"]
+            _set_lr(group, group["initial_lr"])
         self._undo_initial_steps()
         idx = bisect_right(milestones, 0)
         schedulers[idx]._initial_step()
@@ -717,7 +732,7 @@ class ReduceLROnPlateau(LRScheduler):
             old_lr = float(group["lr"])
             new_lr = max(old_lr * self.factor, min_lr)
             if old_lr - new_lr > self.eps:  # too small a change is not worth making
-                group["lr"] = new_lr
+                _set_lr(group, new_lr)
 
     @property
     def in_cooldown(self) -> bool:
@@ -780,7 +795,7 @@ class CyclicLR(LRScheduler):
         base_lrs = _per_group("base_lr", optimizer, base_lr)
         if last_epoch == -1:
             for lr, group in zip(base_lrs, optimizer.param_groups):
-                group["lr"] = lr
+                _set_lr(group, lr)
         self.max_lrs = _per_group("max_lr", optimizer, max_lr)
 
         step_size_up = float(step_size_up)
@@ -937,7 +952,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
                 self.T_cur = epoch
         self.last_epoch = math.floor(epoch)
         for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
-            group["lr"] = lr
+            _set_lr(group, lr)
         self._last_lr = self._current_lrs()
 
 

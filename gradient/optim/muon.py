@@ -71,7 +71,7 @@ class Muon(Optimizer):
                 state = self.state[p]
                 if "momentum_buffer" not in state:
                     state["momentum_buffer"] = zeros_like(p.grad)
-                muon_update(p, p.grad, state["momentum_buffer"], lr=group["lr"],
+                muon_update(p, p.grad, state["momentum_buffer"], lr=float(group["lr"]),
                             weight_decay=group["weight_decay"], momentum=group["momentum"],
                             nesterov=group["nesterov"], ns_coefficients=group["ns_coefficients"],
                             ns_steps=group["ns_steps"], eps=group["eps"],

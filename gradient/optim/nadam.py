@@ -56,7 +56,7 @@ class NAdam(Optimizer):
                     state["mu_product"] = step_counter().fill_(1.0)
                     state["exp_avg"] = zeros_like(p)
                     state["exp_avg_sq"] = zeros_like(p)
-                nadam_update(p, p.grad, state, lr=group["lr"], beta1=beta1, beta2=beta2,
+                nadam_update(p, p.grad, state, lr=float(group["lr"]), beta1=beta1, beta2=beta2,
                              eps=group["eps"], weight_decay=group["weight_decay"],
                              momentum_decay=group["momentum_decay"],
                              decoupled_weight_decay=group["decoupled_weight_decay"],

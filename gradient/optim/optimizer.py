@@ -337,9 +337,8 @@ def check_unsupported(group: dict) -> None:
             raise NotImplementedError(f"{option}=True is not supported by gradient's optimizers; "
                                       f"leave it False")
     lr = group.get("lr")
-    if isinstance(lr, Tensor):
-        raise OptimizerTypeError("lr must be a Python number in gradient (a tensor lr is not "
-                                 "supported); use float(lr)")
+    if isinstance(lr, Tensor) and lr.numel() != 1:
+        raise OptimizerError(f"Tensor lr must be 1-element, got shape {tuple(lr.shape)}")
 
 
 def check_adam_hyperparameters(group: dict) -> None:

@@ -53,7 +53,7 @@ class RAdam(Optimizer):
                     state["step"] = step_counter()
                     state["exp_avg"] = zeros_like(p)
                     state["exp_avg_sq"] = zeros_like(p)
-                radam_update(p, p.grad, state, lr=group["lr"], beta1=beta1, beta2=beta2,
+                radam_update(p, p.grad, state, lr=float(group["lr"]), beta1=beta1, beta2=beta2,
                              eps=group["eps"], weight_decay=group["weight_decay"],
                              decoupled_weight_decay=group["decoupled_weight_decay"],
                              maximize=group["maximize"])

@@ -57,7 +57,7 @@ class RMSprop(Optimizer):
                         state["momentum_buffer"] = zeros_like(p)
                     if group["centered"]:
                         state["grad_avg"] = zeros_like(p)
-                rmsprop_update(p, p.grad, state, lr=group["lr"], alpha=group["alpha"],
+                rmsprop_update(p, p.grad, state, lr=float(group["lr"]), alpha=group["alpha"],
                                eps=group["eps"], weight_decay=group["weight_decay"],
                                momentum=group["momentum"], centered=group["centered"],
                                maximize=group["maximize"])

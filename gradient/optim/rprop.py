@@ -55,7 +55,7 @@ class Rprop(Optimizer):
                 if len(state) == 0:
                     state["step"] = step_counter()
                     state["prev"] = zeros_like(p)
-                    state["step_size"] = full_like(p.grad, group["lr"])
+                    state["step_size"] = full_like(p.grad, float(group["lr"]))
                 rprop_update(p, p.grad, state, etas=group["etas"],
                              step_sizes=group["step_sizes"], maximize=group["maximize"])
         return loss

@@ -50,7 +50,7 @@ class SGD(Optimizer):
         with no_grad():
             for group, p in self._params_with_grad():
                 state = self.state[p] if group["momentum"] != 0 else None
-                sgd_update(p, p.grad, state, lr=group["lr"], momentum=group["momentum"],
+                sgd_update(p, p.grad, state, lr=float(group["lr"]), momentum=group["momentum"],
                            dampening=group["dampening"], weight_decay=group["weight_decay"],
                            nesterov=group["nesterov"], maximize=group["maximize"])
         return loss

@@ -54,7 +54,7 @@ class SparseAdam(Optimizer):
                     state["exp_avg"] = zeros_like(p)
                     state["exp_avg_sq"] = zeros_like(p)
                 beta1, beta2 = group["betas"]
-                sparse_adam_update(p, p.grad, state, lr=group["lr"], beta1=beta1, beta2=beta2,
+                sparse_adam_update(p, p.grad, state, lr=float(group["lr"]), beta1=beta1, beta2=beta2,
                                    eps=group["eps"], maximize=group["maximize"])
         return loss
 

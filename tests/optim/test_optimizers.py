@@ -506,6 +506,27 @@ def test_duplicate_parameter_in_one_group_is_an_error():
 def test_unsupported_options_are_refused_clearly():
     with pytest.raises(NotImplementedError, match="differentiable"):
         optim.Adam([_p(optim)], differentiable=True)
-    with pytest.raises(TypeError, match="Python number"):
-        optim.SGD([_p(optim)], lr=gradient.tensor(0.1))
+    with pytest.raises(ValueError, match="1-element"):
+        optim.SGD([_p(optim)], lr=gradient.tensor([0.1, 0.2]))
     optim.AdamW([_p(optim)], fused=True, foreach=False)  # accepted, as nanoGPT passes them
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "NAdam", "RAdam",
+                                  "Adamax", "Adadelta", "ASGD", "Rprop"])
+def test_a_tensor_lr_trains_and_schedules_as_torchs(name):
+    results = []
+    for lib in (gradient, torch):
+        w = lib.nn.Parameter(lib.tensor([1.0, -2.0, 0.5], dtype=lib.float64))
+        lr = lib.tensor(0.05, dtype=lib.float64)
+        opt = getattr(lib.optim, name)([w], lr=lr)
+        sched = lib.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+        for _ in range(5):
+            opt.zero_grad()
+            ((w - 0.3) ** 2).sum().backward()
+            opt.step()
+            sched.step()
+        assert opt.param_groups[0]["lr"] is lr                 # filled in place, as torch
+        results.append((w.detach().numpy(), float(lr)))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-12)
+    assert results[0][1] == results[1][1]
+
