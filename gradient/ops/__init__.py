@@ -12,6 +12,7 @@ from .linalg import *  # noqa: F401,F403
 from .linalg_decompositions import *  # noqa: F401,F403
 from .lowrank import *  # noqa: F401,F403  (svd_lowrank, pca_lowrank)
 from .lu_factorization import *  # noqa: F401,F403  (torch.lu, lu_solve, lu_unpack)
+from .fake_quantize import *  # noqa: F401,F403  (quantization-aware training)
 from .nn import *  # noqa: F401,F403
 # losses and conv/pool stay in gradient.nn.functional only (as in PyTorch), so that names like
 # `unfold` and `pad` do not collide with tensor functions of the same name
