@@ -19,6 +19,9 @@ their inputs to float32, so the loss and its gradient are float32 as in PyTorch.
 Differences from PyTorch (``torch.autocast("cpu")``):
 
 * ``prelu`` (on PyTorch's CPU list) is not autocast.
+* The linear-algebra decompositions and solvers (``linalg.qr``, ``svd``, ``solve``, ``inv`` ...)
+  are on PyTorch's CPU float32 list; here they are not cast, and a bfloat16 or float16 matrix
+  (the result of an autocast matmul) is refused with an error saying to call ``.float()``.
 * Softmax, log_softmax and the norms are on PyTorch's *CUDA* float32 list only; on the CPU
   both frameworks run them in their input's dtype, and gradient computes their statistics in
   float32 for bfloat16/float16 inputs anyway.
