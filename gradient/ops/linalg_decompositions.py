@@ -109,6 +109,11 @@ def _raise_on_failure(fn: str, info: Tensor, what: str) -> None:
         raise LinAlgError(f"{fn}: {where}The diagonal element {k} is zero, the inversion could not be "
                           "completed because the input matrix is singular. Check the matrix (its "
                           "determinant is 0), or use linalg.pinv or linalg.lstsq")
+    if what == "zero pivot":
+        raise LinAlgError(f"{fn}: {where}U[{k - 1},{k - 1}] is zero and using it on lu_solve "
+                          f"would result in a division by zero. If you still want to perform "
+                          f"the factorization, consider calling linalg.lu(A, pivot) or "
+                          f"linalg.lu_factor_ex(A, pivot)")
     raise LinAlgError(f"{fn}: {where}The factorization could not be completed because the input is "
                       f"not positive-definite (the leading minor of order {k} is not "
                       "positive-definite). Check that the matrix is symmetric positive-definite, or "

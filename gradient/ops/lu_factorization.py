@@ -25,11 +25,11 @@ from collections import namedtuple
 import numpy as np
 
 from ..autograd.function import ArrayFunction
-from ..errors import LinAlgError
 from ..tensor import Tensor
 from .creation import empty, eye, tensor
 from .linalg import matmul
-from .linalg_decompositions import _check_matrix, _check_same_dtype, solve_triangular
+from .linalg_decompositions import (_check_matrix, _check_same_dtype, _raise_on_failure,
+                                     solve_triangular)
 from .shape import cat, tril, triu
 
 __all__ = ["lu", "lu_solve", "lu_unpack"]   # torch.lu, torch.lu_solve (the old forms), lu_unpack
@@ -111,7 +111,7 @@ def lu_factor_ex(A: Tensor, *, pivot: bool = True, check_errors: bool = False):
     matrix) is 0, or k > 0 where ``U[k-1, k-1]`` is exactly zero (the factors are still given)."""
     LU, pivots, info = _factor("linalg.lu_factor_ex", A, pivot)
     if check_errors:
-        _raise_on_zero_pivot("linalg.lu_factor_ex", info)
+        _raise_on_failure("linalg.lu_factor_ex", info, "zero pivot")
     return LinalgLUFactorEx(LU, pivots, info)
 
 
@@ -119,7 +119,7 @@ def lu_factor(A: Tensor, *, pivot: bool = True):
     """``(LU, pivots)``, as ``torch.linalg.lu_factor``; a zero on ``U``'s diagonal raises
     :class:`~gradient.errors.LinAlgError` (``lu_factor_ex`` and ``linalg.lu`` do not)."""
     LU, pivots, info = _factor("linalg.lu_factor", A, pivot)
-    _raise_on_zero_pivot("linalg.lu_factor", info)
+    _raise_on_failure("linalg.lu_factor", info, "zero pivot")
     return LinalgLUFactor(LU, pivots)
 
 
@@ -188,15 +188,3 @@ def lu_solve(b: Tensor, LU_data: Tensor, LU_pivots: Tensor) -> Tensor:
     """``torch.lu_solve(b, LU_data, LU_pivots)`` (and ``b.lu_solve(...)``): the older argument
     order of :func:`linalg_lu_solve`."""
     return linalg_lu_solve(LU_data, LU_pivots, b)
-
-
-def _raise_on_zero_pivot(fn: str, info: Tensor) -> None:
-    codes = np.asarray(info.numpy()).reshape(-1)
-    failed = np.flatnonzero(codes)
-    if failed.size:
-        k = int(codes[failed[0]])
-        where = f"(Batch element {failed[0]}): " if info.ndim > 0 else ""
-        raise LinAlgError(f"{fn}: {where}U[{k - 1},{k - 1}] is zero and using it on lu_solve "
-                          f"would result in a division by zero. If you still want to perform "
-                          f"the factorization, consider calling linalg.lu(A, pivot) or "
-                          f"linalg.lu_factor_ex(A, pivot)")

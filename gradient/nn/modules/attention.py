@@ -15,7 +15,6 @@ from __future__ import annotations
 
 
 from ... import ops as _ops
-from ...errors import ShapeError
 from ...ops.multihead_attention import map_aliased
 from .. import functional as F
 from .. import init
@@ -115,12 +114,6 @@ class MultiheadAttention(Module):
         batched = query.ndim == 3
         if self.batch_first and batched:
             query, key, value = map_aliased(lambda t: t.transpose(0, 1), query, key, value)
-        if query.shape[-1] != self.embed_dim or key.shape[-1] != self.kdim \
-                or value.shape[-1] != self.vdim:
-            raise ShapeError(f"MultiheadAttention: expected the embedding dimensions (last) of "
-                             f"query, key and value to be {self.embed_dim}, {self.kdim} and "
-                             f"{self.vdim} (embed_dim, kdim, vdim), got {tuple(query.shape)}, "
-                             f"{tuple(key.shape)} and {tuple(value.shape)}")
         out, weights = F.multi_head_attention_forward(
             query, key, value, self.embed_dim, self.num_heads, self.in_proj_weight,
             self.in_proj_bias, self.bias_k, self.bias_v, self.add_zero_attn, self.dropout,
