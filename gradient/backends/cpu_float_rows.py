@@ -10,7 +10,9 @@ vector, widened to float32 in registers (bfloat16: a 16-bit shift; float16: F16C
 where the CPU has it), and multiplied into float32 sums with fused multiply-adds, on numba's
 threads (chunks of weight rows). A prompt's many rows by a 16-bit weight go through the same
 kernel, a block of rows at a time (:data:`MAX_ROWS`): faster than converting the weight for
-BLAS, and each row's result is the one it gets alone.
+BLAS, and each row's result is the one it gets alone. (Where the CPU has matrix tiles, Intel's
+AMX, 16 rows and more by a bfloat16 weight go there instead, with sums of their own order:
+:mod:`.cpu_tiles`; never within :func:`gradient.kernels.rows_alone`.)
 
 The arithmetic of one output ``y[i, r] = x[i] . w[r]``: lane ``l`` sums, in order, the products
 ``w[r, c] * x[i, c]`` for ``c = l, l + 16, ...`` (one fused multiply-add each, from -0.0; a
@@ -38,6 +40,8 @@ from numba.extending import overload
 
 from ..kernels.lowering import Lowered
 from ..kernels.registry import prepares, register
+from ..kernels.row_bits import rows_alone_required
+from . import cpu_tiles
 from .cpu_compile import compile_kernel
 from .cpu_half import (HALF_DTYPES, as_bits, load_bits_as_f32x16, narrowed, narrowed_like,
                        widen, widened)
@@ -315,9 +319,7 @@ def float_rows_product(x: np.ndarray, w: np.ndarray) -> np.ndarray | None:
     """
     if not (isinstance(x, np.ndarray) and x.ndim == 2 and _takes(_block(x.shape, w), w)):
         return None
-    out = np.empty((x.shape[0], w.shape[0]), np.float32)
-    _in_blocks(_operand(x, w), weight_bits(w), out, _chunks(w))
-    return out
+    return _product(_operand(x, w), weight_bits(w))
 
 
 def _block(rows: tuple, w) -> tuple:
@@ -326,6 +328,24 @@ def _block(rows: tuple, w) -> tuple:
     if isinstance(w, np.ndarray) and w.dtype != np.float32:
         return (min(rows[0], MAX_ROWS),) + tuple(rows[1:])
     return rows
+
+
+def _product(x: np.ndarray, bits: np.ndarray) -> np.ndarray:
+    """``x @ w.T`` for the kernel's operands (:func:`_operand`, :func:`weight_bits`): a
+    prompt's rows by a bfloat16 weight on the CPU's matrix tiles where it has them
+    (:mod:`.cpu_tiles`: other sums than a row alone gets, so never for fewer than
+    :data:`~.cpu_tiles.TILES_FROM` rows nor within :func:`~gradient.kernels.rows_alone`),
+    else this module's kernel."""
+    if (bits.dtype == np.int16 and cpu_tiles.takes(*x.shape) and not rows_alone_required()
+            and cpu_tiles.available()):
+        if x.dtype == np.int16:
+            return cpu_tiles.bfloat16_tile_product(x, bits)
+        y = cpu_tiles.float32_tile_product(x, bits)
+        if y is not None:
+            return y
+    out = np.empty((x.shape[0], bits.shape[0]), np.float32)
+    _in_blocks(x, bits, out, _chunks(bits))
+    return out
 
 
 def _in_blocks(x: np.ndarray, bits: np.ndarray, out: np.ndarray, n_chunks: int) -> None:
@@ -416,9 +436,7 @@ def bfloat16_rows_product(x: np.ndarray, w: np.ndarray) -> np.ndarray | None:
             and _takes_rounded(x.dtype, _block(x.shape, w), w)):
         return None
     bits = weight_bits(w)
-    out = np.empty((x.shape[0], w.shape[0]), np.float32)
-    _in_blocks(narrowed(x, bits), bits, out, _chunks(w))   # x rounded to w's bfloat16
-    return out
+    return _product(narrowed(x, bits), bits)              # x rounded to w's bfloat16
 
 
 @prepares("bfloat16_rows_product", "cpu")

@@ -37,6 +37,7 @@ import numpy as np
 from ..autograd import no_grad
 from ..dtypes import int64
 from ..errors import GenerationError, ShapeError
+from ..kernels import rows_alone
 from ..ops.creation import randint, tensor
 from ..tensor import Tensor
 from .assistant import AssistantDrafter
@@ -299,7 +300,8 @@ class TokenStream:
             if self._padded:
                 positions = self._next_position[:, None]
                 self._next_position = self._next_position + 1
-            scores = self._forward(cache, next_ids[:, None], positions)
+            with rows_alone():     # a batch's rows continue as each would alone
+                scores = self._forward(cache, next_ids[:, None], positions)
 
 
     def _run_prompt_lookup(self, cache, scores) -> Iterator[list[int]]:

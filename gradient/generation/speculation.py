@@ -23,6 +23,7 @@ import numpy as np
 
 from ..autograd import no_grad
 from ..dtypes import int64
+from ..kernels import rows_alone
 from ..ops.creation import tensor
 
 __all__ = ["speculative_step"]
@@ -42,7 +43,7 @@ def speculative_step(model, cache, ids, drafter, schedule, room: int, device=Non
     start = time.perf_counter()
     drafted = drafter(ids, wanted) if wanted > 0 else np.zeros(0, np.int64)
     run = np.concatenate([[ids[-1]], drafted]).astype(np.int64)[None, :]
-    with no_grad():
+    with no_grad(), rows_alone():      # each position's bits as a decode step gives them
         logits = model(tensor(run, dtype=int64, device=device), cache=cache,
                        logits_to_keep=run.shape[1]).logits
         scores = np.array(logits[0].float().numpy(), dtype=np.float32)

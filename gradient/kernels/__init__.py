@@ -19,8 +19,9 @@ from . import declarations as _declarations  # noqa: F401  (every op declared be
 from .lowering import Derived, Lowered
 from .registry import (Declaration, Kernel, add_loader, call, declared, lookup, lower, lowers,
                        prepare, prepares, register, registered, specialization)
+from .row_bits import rows_alone, rows_alone_required
 from .trace import COMPOSITE, Trace, record, trace
 
 __all__ = ["trace", "Trace", "COMPOSITE", "record", "call", "prepare", "prepares", "specialization",
            "lookup", "register", "add_loader", "declared", "registered", "Declaration", "Kernel",
-           "lower", "lowers", "Lowered", "Derived"]
+           "lower", "lowers", "Lowered", "Derived", "rows_alone", "rows_alone_required"]

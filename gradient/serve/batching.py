@@ -47,6 +47,7 @@ from ..generation import BatchKVCache, PagedKVCache, build_processors, select_to
 from ..generation.draft_schedule import DraftSchedule
 from ..generation.json_output import JsonOutput
 from ..generation.speculation import speculative_step
+from ..kernels import rows_alone
 from ..ops.creation import randint, tensor
 from ..tokenizers import IncrementalDecoder
 from .stops import StopFilter
@@ -303,7 +304,7 @@ class Scheduler:
             return
         last = [seq.ids[seq.length - 1] for seq in self.running]
         ids, mask, positions = self.batch.step_inputs(last)
-        with no_grad():
+        with no_grad(), rows_alone():     # each sequence's bits as it would get alone
             logits = self.engine.model(ids, attention_mask=mask, position_ids=positions,
                                        cache=self.batch, logits_to_keep=1).logits
             scores = np.array(logits[:, -1].float().numpy(), dtype=np.float32)

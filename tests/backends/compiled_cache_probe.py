@@ -157,6 +157,11 @@ def cpu_float_rows():
         if dtype is ml_dtypes.bfloat16:    # float32 rows rounded to bfloat16 (llama.cpp's)
             out.append(f.bfloat16_rows_product(_f32(rng, 7, 67), w))
             out.append(f.bfloat16_rows_compiled(x, (2, 67), (2, 1, 1031), f.weight_bits(w), 2))
+    from gradient.backends import cpu_tiles
+    if cpu_tiles.available():      # a prompt's rows on the matrix tiles: bfloat16, float32
+        w = _f32(rng, 70, 64).astype(ml_dtypes.bfloat16)
+        out.append(f.float_rows_product(_f32(rng, 17, 64).astype(ml_dtypes.bfloat16), w))
+        out.append(f.float_rows_product(_f32(rng, 33, 64), w))
     w, bias = _f32(rng, 37, 45), _f32(rng, 37)
     out.append(f.float_rows_compiled(_f32(rng, 3, 45), (3, 45), (3, 37), w, 2, bias, True))
     # more rows than the decoding product takes: the GEMM's compiled form
@@ -418,11 +423,16 @@ def main() -> None:
     chosen = sys.argv[1:] or list(CALLS)      # the families to run (all by default)
     digests = {name: _digest(CALLS[name]()) for name in chosen}
     functions = {}
+    unavailable = set()
+    from gradient.backends import cpu_tiles
+    if not cpu_tiles.available():           # kernels of instructions this CPU lacks
+        unavailable.add(cpu_tiles.__name__)
     for name, dispatcher in compiled_functions().items():
         stats = dispatcher.stats
         functions[name] = {
             "signatures": len(dispatcher.signatures),
             **policy(dispatcher),
+            "unavailable": dispatcher.py_func.__module__ in unavailable,
             "hits": sum(stats.cache_hits.values()),
             "misses": sum(stats.cache_misses.values()),
         }

@@ -87,7 +87,7 @@ def test_the_first_run_compiled_and_the_second_loaded_every_kernel(fresh_and_cac
     runs inside other kernels is not loaded by itself: its code is in theirs.)"""
     fresh, cached = fresh_and_cached
     fresh_f, cached_f = fresh["functions"], cached["functions"]
-    kernels = [name for name, f in fresh_f.items() if not f["inline"]]
+    kernels = [name for name, f in fresh_f.items() if not f["inline"] and not f["unavailable"]]
     assert [n for n in kernels if cached_f[n]["hits"]], "the second run loaded nothing"
     assert [n for n in kernels if fresh_f[n]["hits"] or fresh_f[n]["misses"] != fresh_f[n]["signatures"]] == []
     assert [n for n in kernels if cached_f[n]["misses"] or cached_f[n]["hits"] != cached_f[n]["signatures"]] == []
@@ -106,9 +106,11 @@ def test_every_kernel_follows_the_compile_policy():
 @pytest.mark.separate
 def test_the_probe_reaches_every_kernel(fresh_and_cached):
     """A new kernel needs a representative call in compiled_cache_probe.py before this
-    passes."""
+    passes (but kernels of instructions this CPU lacks, AMX's tiles, which never compile
+    here)."""
     functions = fresh_and_cached[0]["functions"]
-    unreached = sorted(n for n, f in functions.items() if not f["inline"] and not f["signatures"])
+    unreached = sorted(n for n, f in functions.items()
+                       if not f["inline"] and not f["signatures"] and not f["unavailable"])
     assert unreached == [], f"kernels no call in compiled_cache_probe.py reaches: {unreached}"
 
 
