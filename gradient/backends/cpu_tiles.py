@@ -14,9 +14,8 @@ llama.cpp's numerics for a BF16 file), 16 rows 27.7 -> 20.8 ms, 64 rows 90.3 -> 
 How ``y = x @ w.T`` (x of m rows, w of n rows, k values each) goes onto the tiles:
 
 * w goes in 32 rows at a time, copied first into a buffer where each step of 32 values of
-  16 rows is 1 KB in one piece (:func:`_copy_group`), read row after row as the CPU's
-  prefetchers follow best: tiles loaded from w's rows in place, 16 lines apart, streamed the
-  weights at a third of the speed.
+  16 rows is 1 KB in one piece (:func:`_copy_group`): tiles loaded from w's rows in place,
+  16 lines apart, streamed the weights at a third of the speed.
 * x's rows are the instruction's second operand, which holds pairs of values (row ``p`` of a
   tile: the values ``2p`` and ``2p + 1`` of 16 rows of x side by side), rearranged once per
   call (:func:`_pairs_by_row`, 16 x 16 transpositions of 32-bit pairs in registers).
@@ -204,9 +203,9 @@ def _pairs_by_row(pairs):
 def _copy_group(w, r, group):
     """The 32 weight rows from r (zeros past w's last row) into ``group`` (k / 32, 32, 16),
     int32 pairs: the step s of row j at [s, j], so that a tile of 16 rows is 1 KB in one
-    piece (tiles loaded from the rows in place, 16 lines apart, streamed the weights at a
-    third of the speed). Written in order: rows j of a step side by side (row by row, the
-    writes 2 KB apart fell into two of the L1 cache's 64 sets)."""
+    piece. Written in order, the rows of a step side by side (row by row, the writes 2 KB
+    apart fell into two of the L1 cache's 64 sets: the whole-model product of 16 rows took
+    22 ms instead of 18)."""
     n, k = w.shape
     flat, out = w.ravel(), group.ravel()
     rows = min(32, n - r)
