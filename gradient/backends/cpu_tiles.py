@@ -56,12 +56,13 @@ import sys
 import numba
 import numpy as np
 from llvmlite import ir
-from numba.core import cgutils, types
+from numba.core import types
 from numba.extending import intrinsic
 
 from ..errors import DeviceError, ShapeError
 from .cpu_compile import compile_kernel
 from .cpu_half import narrow, widen
+from .cpu_simd import _call, _pointer  # (the intrinsics' own helpers, shared)
 from .cpu_simd import features, load_pairs_i32x16, store_i32x16, transpose_16x16
 
 __all__ = ["available", "bfloat16_tile_product", "float32_tile_product", "takes", "TILES_FROM"]
@@ -108,22 +109,16 @@ def takes(m: int, k: int) -> bool:
 _I8, _I64, _VOID = ir.IntType(8), ir.IntType(64), ir.VoidType()
 
 
-def _call(builder, name, *args):
-    fn = cgutils.get_or_insert_function(builder.module,
-                                        ir.FunctionType(_VOID, [a.type for a in args]), name)
-    builder.call(fn, args)
-
-
 def _address(context, builder, array_type, array, index):
-    data = context.make_array(array_type)(context, builder, array).data
-    return builder.bitcast(builder.gep(data, [index]), _I8.as_pointer())
+    """A byte pointer at the flat element ``index`` of a C-contiguous array."""
+    return _pointer(context, builder, array_type, array, index, _I8)
 
 
 @intrinsic
 def _configure(typingctx, config):
     """Load the tiles' shapes from the 64-byte ``config`` (``ldtilecfg``)."""
     def codegen(context, builder, signature, args):
-        _call(builder, "llvm.x86.ldtilecfg",
+        _call(builder, "llvm.x86.ldtilecfg", _VOID,
               _address(context, builder, signature.args[0], args[0], ir.Constant(_I64, 0)))
     return types.void(config), codegen
 
@@ -132,7 +127,7 @@ def _configure(typingctx, config):
 def _release(typingctx):
     """Give the tiles back (``tilerelease``): the thread's state is small again."""
     def codegen(context, builder, signature, args):
-        _call(builder, "llvm.x86.tilerelease")
+        _call(builder, "llvm.x86.tilerelease", _VOID)
     return types.void(), codegen
 
 
@@ -141,7 +136,7 @@ def _moving(name: str, tile: int):
     @intrinsic
     def move(typingctx, array, index, stride):
         def codegen(context, builder, signature, args):
-            _call(builder, name, ir.Constant(_I8, tile),
+            _call(builder, name, _VOID, ir.Constant(_I8, tile),
                   _address(context, builder, signature.args[0], args[0], args[1]), args[2])
         return types.void(array, types.int64, types.int64), codegen
     return move
@@ -152,7 +147,7 @@ def _instruction(name: str, *tiles: int):
     @intrinsic
     def instruction(typingctx):
         def codegen(context, builder, signature, args):
-            _call(builder, name, *(ir.Constant(_I8, t) for t in tiles))
+            _call(builder, name, _VOID, *(ir.Constant(_I8, t) for t in tiles))
         return types.void(), codegen
     return instruction
 
