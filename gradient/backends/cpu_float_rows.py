@@ -9,10 +9,10 @@ the weight, float32, bfloat16 or float16, is read row by row as it is stored, 16
 vector, widened to float32 in registers (bfloat16: a 16-bit shift; float16: F16C's vcvtph2ps
 where the CPU has it), and multiplied into float32 sums with fused multiply-adds, on numba's
 threads (chunks of weight rows). A prompt's many rows by a 16-bit weight go through the same
-kernel, a block of rows at a time (:data:`MAX_ROWS`): faster than converting the weight for
-BLAS, and each row's result is the one it gets alone. (Where the CPU has matrix tiles, Intel's
-AMX, 16 rows and more by a bfloat16 weight go there instead, with sums of their own order:
-:mod:`.cpu_tiles`; never within :func:`gradient.kernels.rows_alone`.)
+kernel, a block of rows at a time (:data:`MAX_ROWS`), where each row's result must be the one
+it gets alone (within :func:`gradient.kernels.rows_alone`). Elsewhere 16 rows and more go to
+products with sums of their own order: register-blocked (:mod:`.cpu_float_gemm`), or on the
+matrix tiles of CPUs with Intel's AMX for a bfloat16 weight (:mod:`.cpu_tiles`).
 
 The arithmetic of one output ``y[i, r] = x[i] . w[r]``: lane ``l`` sums, in order, the products
 ``w[r, c] * x[i, c]`` for ``c = l, l + 16, ...`` (one fused multiply-add each, from -0.0; a
@@ -41,7 +41,7 @@ from numba.extending import overload
 from ..kernels.lowering import Lowered
 from ..kernels.registry import prepares, register
 from ..kernels.row_bits import rows_alone_required
-from . import cpu_tiles
+from . import cpu_float_gemm, cpu_tiles
 from .cpu_compile import compile_kernel
 from .cpu_half import (HALF_DTYPES, as_bits, load_bits_as_f32x16, narrowed, narrowed_like,
                        widen, widened)
@@ -332,17 +332,20 @@ def _block(rows: tuple, w) -> tuple:
 
 def _product(x: np.ndarray, bits: np.ndarray) -> np.ndarray:
     """``x @ w.T`` for the kernel's operands (:func:`_operand`, :func:`weight_bits`): a
-    prompt's rows by a bfloat16 weight on the CPU's matrix tiles where it has them
-    (:mod:`.cpu_tiles`: other sums than a row alone gets, so never for fewer than
-    :data:`~.cpu_tiles.TILES_FROM` rows nor within :func:`~gradient.kernels.rows_alone`),
-    else this module's kernel."""
-    if (bits.dtype == np.int16 and cpu_tiles.takes(*x.shape) and not rows_alone_required()
-            and cpu_tiles.available()):
-        if x.dtype == np.int16:
-            return cpu_tiles.bfloat16_tile_product(x, bits)
-        y = cpu_tiles.float32_tile_product(x, bits)
-        if y is not None:
-            return y
+    prompt's rows on the CPU's matrix tiles where it has them and w is bfloat16
+    (:mod:`.cpu_tiles`), else register-blocked (:mod:`.cpu_float_gemm`): both other sums than
+    a row alone gets, so never for fewer than :data:`~.cpu_float_gemm.GEMM_FROM` rows nor
+    within :func:`~gradient.kernels.rows_alone`; else this module's kernel."""
+    if cpu_float_gemm.takes(x.shape[0]) and not rows_alone_required():
+        if bits.dtype == np.int16 and cpu_tiles.takes(*x.shape) and cpu_tiles.available():
+            if x.dtype == np.int16:
+                return cpu_tiles.bfloat16_tile_product(x, bits)
+            y = cpu_tiles.float32_tile_product(x, bits)
+            if y is not None:
+                return y
+        if x.dtype == np.int16:           # bfloat16's bits (the pairs' operand): exactly
+            x = x.view(ml_dtypes.bfloat16).astype(np.float32)
+        return cpu_float_gemm.float_gemm(x, bits)
     out = np.empty((x.shape[0], bits.shape[0]), np.float32)
     _in_blocks(x, bits, out, _chunks(bits))
     return out

@@ -14,6 +14,7 @@ from gradient.backends.cpu_float_rows import (MAX_FLOAT32_ROWS, MAX_ROWS, MIN_FL
                                               _chunks, _parallel, bfloat16_rows_compiled,
                                               bfloat16_rows_product, float_rows_product,
                                               weight_bits)
+from gradient.backends.cpu_float_gemm import float_gemm
 
 DTYPES = [np.float32, ml_dtypes.bfloat16, np.float16]
 
@@ -62,22 +63,31 @@ def test_a_row_gets_the_same_bits_alone_in_a_batch_and_on_any_threads(dtype):
 
 @pytest.mark.parametrize("dtype", [ml_dtypes.bfloat16, np.float16], ids=lambda d: np.dtype(d).name)
 def test_a_16_bit_weight_takes_a_prompts_many_rows_a_block_at_a_time(dtype):
-    """Past MAX_ROWS rows of x (a prompt) a 16-bit weight still goes through the kernel, a
-    block of rows at a time, in place of a float32 copy and BLAS: each row the bits it gets
-    alone, for float32 x, bfloat16 x (a bfloat16 model) and x rounded to bfloat16."""
+    """Past MAX_ROWS rows of x (a prompt) a 16-bit weight still goes through the kernel
+    within rows_alone, a block of rows at a time, in place of a float32 copy and BLAS: each
+    row the bits it gets alone, for float32 x, bfloat16 x (a bfloat16 model) and x rounded to
+    bfloat16. Outside it a prompt's rows go to the register-blocked product (its own sums)."""
     rows = 2 * MAX_ROWS + 3
     x, w = _case(7, rows, 70, 83, dtype)
-    y = float_rows_product(x, w)
+    with gradient.kernels.rows_alone():
+        y = float_rows_product(x, w)
     alone = np.concatenate([_product(x[i:i + 1], w) for i in range(rows)])
     np.testing.assert_array_equal(y, alone)
     exact = x.astype(np.float64) @ w.astype(np.float64).T
     bound = 4 * 83 * np.finfo(np.float32).eps * (np.abs(x) @ np.abs(w.astype(np.float64)).T)
     assert (np.abs(y - exact) <= bound + 1e-30).all()
+    np.testing.assert_array_equal(float_rows_product(x, w), float_gemm(x, weight_bits(w)))
     if dtype is ml_dtypes.bfloat16:
         x16 = x.astype(dtype)
         by_rows = np.concatenate([float_rows_product(x16[i:i + 1], w) for i in range(rows)])
-        np.testing.assert_array_equal(float_rows_product(x16, w), by_rows)
-        np.testing.assert_array_equal(bfloat16_rows_product(x, w), by_rows)
+        with gradient.kernels.rows_alone():
+            np.testing.assert_array_equal(float_rows_product(x16, w), by_rows)
+            np.testing.assert_array_equal(bfloat16_rows_product(x, w), by_rows)
+        widened = x16.astype(np.float32)            # exactly
+        np.testing.assert_array_equal(float_rows_product(x16, w),
+                                      float_gemm(widened, weight_bits(w)))
+        np.testing.assert_array_equal(bfloat16_rows_product(x, w),
+                                      float_gemm(widened, weight_bits(w)))
 
 
 def test_special_values_widen_exactly():
@@ -157,7 +167,8 @@ def test_bfloat16_rows_by_bfloat16_weights_are_the_pairs_arithmetic(m, k):
     rng = np.random.default_rng(m * k)
     w = rng.standard_normal((m, k)).astype(ml_dtypes.bfloat16)
     x = rng.standard_normal((MAX_ROWS, k)).astype(ml_dtypes.bfloat16)
-    together = float_rows_product(x, w)
+    with gradient.kernels.rows_alone():      # (a prompt's rows: the register-blocked product)
+        together = float_rows_product(x, w)
     np.testing.assert_array_equal(together, _pairs_reference(x, w))
     for rows in (1, 2, 3, 5):
         np.testing.assert_array_equal(float_rows_product(x[:rows], w), together[:rows])
@@ -166,8 +177,9 @@ def test_bfloat16_rows_by_bfloat16_weights_are_the_pairs_arithmetic(m, k):
                                                  np.abs(w.astype(np.float64)).T)
     assert (np.abs(together - exact) <= bound + 1e-30).all()
     # float32 rows by the same weight keep the one-FMA-a-value arithmetic
-    np.testing.assert_array_equal(float_rows_product(x.astype(np.float32), w),
-                                  _product(x.astype(np.float32), w))
+    with gradient.kernels.rows_alone():
+        np.testing.assert_array_equal(float_rows_product(x.astype(np.float32), w),
+                                      _product(x.astype(np.float32), w))
 
 
 def test_float32_rows_rounded_to_bfloat16_are_a_bfloat16_models_product():
@@ -182,8 +194,9 @@ def test_float32_rows_rounded_to_bfloat16_are_a_bfloat16_models_product():
     x[1, :5] = [np.nan, np.inf, -np.inf, 1e-40, -3e-39]          # special and subnormal values
     x[2, :2] = [np.finfo(np.float32).max, -np.finfo(np.float32).max]   # round to infinity
     rounded = x.astype(ml_dtypes.bfloat16)
-    y = bfloat16_rows_product(x, w)
-    np.testing.assert_array_equal(y, float_rows_product(rounded, w))
+    with gradient.kernels.rows_alone():      # (a prompt's rows: the register-blocked product)
+        y = bfloat16_rows_product(x, w)
+        np.testing.assert_array_equal(y, float_rows_product(rounded, w))
     np.testing.assert_array_equal(y[3:], _pairs_reference(rounded[3:], w))
     for rows in (1, 2, 3, 5):
         np.testing.assert_array_equal(bfloat16_rows_product(x[:rows], w), y[:rows])

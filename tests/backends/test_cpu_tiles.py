@@ -19,6 +19,7 @@ import pytest
 
 import gradient
 from gradient.backends import cpu_tiles
+from gradient.backends.cpu_float_gemm import float_gemm
 from gradient.backends.cpu_float_rows import (bfloat16_rows_product, float_rows_product,
                                               weight_bits)
 from gradient.backends.cpu_half import as_bits
@@ -90,12 +91,12 @@ def test_three_bfloat16_parts_sum_to_every_float32_exactly():
 
 
 @amx
-def test_values_the_parts_cannot_hold_go_to_the_vector_kernel():
+def test_values_the_parts_cannot_hold_go_to_the_register_blocked_product():
     x, w = _case(5, 20, 9, 64)
     x[4, 7] = np.inf
     x[9, 1] = np.nan
     assert cpu_tiles.float32_tile_product(x, weight_bits(w)) is None
-    np.testing.assert_array_equal(float_rows_product(x, w), _vector(x, w))
+    np.testing.assert_array_equal(float_rows_product(x, w), float_gemm(x, weight_bits(w)))
 
 
 @amx
@@ -130,9 +131,9 @@ def test_products_of_fewer_rows_or_within_rows_alone_are_the_vector_kernels():
 
 
 @amx
-def test_shapes_the_tiles_do_not_take_are_refused_or_left_to_the_vector_kernel():
+def test_shapes_the_tiles_do_not_take_are_refused_or_left_to_the_register_blocked_product():
     x, w = _case(4, 20, 8, 48)                  # 48 values: not whole steps of 32
-    np.testing.assert_array_equal(float_rows_product(x, w), _vector(x, w))
+    np.testing.assert_array_equal(float_rows_product(x, w), float_gemm(x, weight_bits(w)))
     with pytest.raises(ShapeError, match="at least 16 rows"):
         cpu_tiles.bfloat16_tile_product(as_bits(x[:3].astype(ml_dtypes.bfloat16)),
                                         weight_bits(w))
@@ -142,18 +143,21 @@ def test_shapes_the_tiles_do_not_take_are_refused_or_left_to_the_vector_kernel()
                                         weight_bits(w)[:, :32])
 
 
-def test_without_tiles_every_product_is_the_vector_kernels():
+def test_without_tiles_no_product_is_the_tiles():
     """GRADIENT_AMX=0 (as a CPU without AMX): available() says so, and a prompt's product is
-    the vector kernel's, each row its bits alone."""
+    the register-blocked one (each row its bits alone within rows_alone)."""
     code = ("import numpy as np, ml_dtypes\n"
             "from gradient.backends import cpu_tiles\n"
-            "from gradient.backends.cpu_float_rows import float_rows_product\n"
+            "from gradient.backends.cpu_float_gemm import float_gemm\n"
+            "from gradient.backends.cpu_float_rows import float_rows_product, weight_bits\n"
             "assert not cpu_tiles.available()\n"
             "rng = np.random.default_rng(0)\n"
             "x = rng.standard_normal((40, 64)).astype(np.float32)\n"
             "w = rng.standard_normal((9, 64)).astype(ml_dtypes.bfloat16)\n"
             "alone = np.concatenate([float_rows_product(x[i:i + 1], w) for i in range(40)])\n"
-            "assert np.array_equal(float_rows_product(x, w), alone)\n"
+            "with gradient.kernels.rows_alone():\n"
+            "    assert np.array_equal(float_rows_product(x, w), alone)\n"
+            "assert np.array_equal(float_rows_product(x, w), float_gemm(x, weight_bits(w)))\n"
             "try:\n"
             "    cpu_tiles.bfloat16_tile_product(np.zeros((16, 32), np.int16),\n"
             "                                    np.zeros((1, 32), np.int16))\n"
