@@ -15,7 +15,7 @@ FMA peak on its own).
 * w goes GROUP rows at a time: a float32 weight read in place, a bfloat16 or float16 one
   widened into a float32 buffer first (:func:`_copy_group`, once for every row of x), which
   stays in the L2 cache while every block of x's rows goes through it; each step of a tile
-  asks for a line of the rows the next tile reads (a prefetch into L2);
+  asks for a line of the rows the next tile (or group) reads (a prefetch into L2);
 * blocks of 64 rows of x take tiles of 6 weight rows (24 sums), of 48 rows 8, of 32 or 16
   rows 12 (:func:`_group`); weight rows past the last whole tile go one at a time; the sums
   go out through 16 x 16 transpositions in registers (:func:`_block_out`).
@@ -53,7 +53,7 @@ from .cpu_half import load_bits_as_f32x16, widen
 from .cpu_simd import _I32, _call, _pointer  # (the intrinsics' own helpers, shared)
 from .cpu_simd import f32x16, store_f32x16, transpose_16x16
 
-__all__ = ["float_gemm", "takes", "GEMM_FROM", "GROUP", "KC"]
+__all__ = ["float_gemm", "takes", "GEMM_FROM", "HALF_FROM", "GROUP", "KC"]
 
 #: The fewest rows of x a product takes here. Fewer rows are decode steps (one per sequence
 #: of a batch) and speculative drafts, which keep :mod:`.cpu_float_rows`'s bits.
@@ -68,9 +68,20 @@ KC = 128
 _WEIGHT_DTYPES = (np.dtype(np.float32), np.dtype(np.int16), np.dtype(np.uint16))
 
 
-def takes(m: int) -> bool:
-    """Whether a product of ``m`` rows of x goes here."""
-    return m >= GEMM_FROM
+#: The fewest rows of x a product by a 16-bit weight goes here for (:func:`takes`): fewer are
+#: faster in :mod:`.cpu_float_rows`, which widens each weight vector in registers for 4 rows
+#: of x at a time, where this kernel's copy of the weight waits for memory. SmolLM2's
+#: matrices from memory, 2 threads, an Intel Xeon, the same runs: float16 16 rows 24.8
+#: against 22.5 ms, 24 rows 34.6 against 32.2, 32 rows 36.1 against 44.2 (bfloat16 alike;
+#: float32 weights, read in place, faster here at every number of rows: 16 rows 24.9 against
+#: 28.2 ms).
+HALF_FROM = 25
+
+
+def takes(m: int, w_dtype=np.float32) -> bool:
+    """Whether a product of ``m`` rows of x by a weight of ``w_dtype`` (its bits' dtype for
+    16-bit floats) goes here."""
+    return m >= (GEMM_FROM if np.dtype(w_dtype) == np.float32 else HALF_FROM)
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -120,9 +131,10 @@ def _tile(typingctx, xt, i0, wf, g0, held, j0, c0, c1, ahead, a0, J, V):
     -0.0, one fused multiply-add each step (J and V literal integers). Emitted unrolled here
     rather than written as a loop over a tuple of sums in numba: LLVM did not unroll that past
     16 sums (a switch on the index in every step, the sums in memory). Each step asks for a
-    line of the rows of ``ahead`` from a0 (w's rows that the next tile reads) into the L2
-    cache, row (c mod J) at value c: SmolLM2's matrices by 16 rows of x, float32 weights
-    from memory, 36-41 -> 32-34 ms (a group ahead: 36 ms)."""
+    line of the rows of ``ahead`` from a0 (w's rows that the next tile reads, or for a
+    weight widened into a buffer the next group's) into the L2 cache, row (c mod J) at value
+    c: SmolLM2's matrices by 16 rows of x, float32 weights from memory, 36-41 -> 32-34 ms (a
+    group ahead: 36 ms)."""
     if not (isinstance(J, types.IntegerLiteral) and isinstance(V, types.IntegerLiteral)
             and all(isinstance(a, types.Array) and a.dtype == types.float32 and a.layout == "C"
                     for a in (xt, wf, held))
@@ -201,8 +213,10 @@ def _block_out(held, out, r, rows, i0, V):
 
 
 @compile_kernel(inline=True)
-def _group(xt, wf, g0, w, out, r, rows, held):
-    """The ``rows`` weight rows from ``wf``'s row g0 (w's rows from r) by every row of x:
+def _group(xt, wf, g0, ahead, w, out, r, rows, held):
+    """The ``rows`` weight rows from ``wf``'s row g0 (w's rows from r) by every row of x,
+    each tile asking for the lines of w's rows ``max(J, ahead)`` on (``ahead`` 0 where wf is
+    w itself: the next tile's; GROUP where the group was copied: the next group's):
     blocks of 64 rows of x in tiles of 6 weight rows, then one of 48 (tiles of 8) or 32 or 16
     (tiles of 12); weight rows past the last whole tile one at a time. Each block goes through
     k in steps of KC values: x's part of a step stays in the L1 cache while the tiles of
@@ -218,24 +232,24 @@ def _group(xt, wf, g0, w, out, r, rows, held):
             c1 = min(k, c0 + KC)
             if left == 4:
                 for j0 in range(0, whole, 6):
-                    _tile(xt, i0, wf, g0, held, j0, c0, c1, w, r + j0 + 6, 6, 4)
+                    _tile(xt, i0, wf, g0, held, j0, c0, c1, w, r + j0 + max(6, ahead), 6, 4)
                 for j0 in range(whole, rows):
-                    _tile(xt, i0, wf, g0, held, j0, c0, c1, w, r + j0 + 1, 1, 4)
+                    _tile(xt, i0, wf, g0, held, j0, c0, c1, w, r + j0 + max(1, ahead), 1, 4)
             elif left == 3:
                 for j0 in range(0, whole, 8):
-                    _tile(xt, i0, wf, g0, held, j0, c0, c1, w, r + j0 + 8, 8, 3)
+                    _tile(xt, i0, wf, g0, held, j0, c0, c1, w, r + j0 + max(8, ahead), 8, 3)
                 for j0 in range(whole, rows):
-                    _tile(xt, i0, wf, g0, held, j0, c0, c1, w, r + j0 + 1, 1, 3)
+                    _tile(xt, i0, wf, g0, held, j0, c0, c1, w, r + j0 + max(1, ahead), 1, 3)
             elif left == 2:
                 for j0 in range(0, whole, 12):
-                    _tile(xt, i0, wf, g0, held, j0, c0, c1, w, r + j0 + 12, 12, 2)
+                    _tile(xt, i0, wf, g0, held, j0, c0, c1, w, r + j0 + max(12, ahead), 12, 2)
                 for j0 in range(whole, rows):
-                    _tile(xt, i0, wf, g0, held, j0, c0, c1, w, r + j0 + 1, 1, 2)
+                    _tile(xt, i0, wf, g0, held, j0, c0, c1, w, r + j0 + max(1, ahead), 1, 2)
             else:
                 for j0 in range(0, whole, 12):
-                    _tile(xt, i0, wf, g0, held, j0, c0, c1, w, r + j0 + 12, 12, 1)
+                    _tile(xt, i0, wf, g0, held, j0, c0, c1, w, r + j0 + max(12, ahead), 12, 1)
                 for j0 in range(whole, rows):
-                    _tile(xt, i0, wf, g0, held, j0, c0, c1, w, r + j0 + 1, 1, 1)
+                    _tile(xt, i0, wf, g0, held, j0, c0, c1, w, r + j0 + max(1, ahead), 1, 1)
         _block_out(held, out, r, rows, i0, left)
 
 
@@ -249,11 +263,11 @@ def _weight_rows(w, r, rows, group):
 @overload(_weight_rows, inline="always")
 def _weight_rows_typed(w, r, rows, group):
     if w.dtype == types.float32:
-        return lambda w, r, rows, group: (w, r)
+        return lambda w, r, rows, group: (w, r, 0)
 
     def copied(w, r, rows, group):
         _copy_group(w, r, rows, group)
-        return group, 0
+        return group, 0, GROUP
     return copied
 
 
@@ -264,8 +278,8 @@ def _rows(xt, w, out, r0, r1):
     held = np.empty(GROUP * 64, np.float32)
     for r in range(r0, r1, GROUP):
         rows = min(GROUP, r1 - r)
-        wf, g0 = _weight_rows(w, r, rows, group)
-        _group(xt, wf, g0, w, out, r, rows, held)
+        wf, g0, ahead = _weight_rows(w, r, rows, group)
+        _group(xt, wf, g0, ahead, w, out, r, rows, held)
 
 
 @compile_kernel(parallel=True)
@@ -291,7 +305,7 @@ def float_gemm(x: np.ndarray, w_bits: np.ndarray) -> np.ndarray:
     Example: ``y = float_gemm(np.ones((16, 64), np.float32), weight_bits(w))``
     """
     if not (isinstance(x, np.ndarray) and x.ndim == 2 and x.dtype == np.float32
-            and takes(x.shape[0]) and isinstance(w_bits, np.ndarray) and w_bits.ndim == 2
+            and x.shape[0] >= GEMM_FROM and isinstance(w_bits, np.ndarray) and w_bits.ndim == 2
             and w_bits.dtype in _WEIGHT_DTYPES and w_bits.flags.c_contiguous
             and w_bits.shape[1] == x.shape[1] and x.shape[1] > 0):
         raise ShapeError(f"float_gemm takes float32 x of at least {GEMM_FROM} rows and a "

@@ -333,19 +333,21 @@ def _block(rows: tuple, w) -> tuple:
 def _product(x: np.ndarray, bits: np.ndarray) -> np.ndarray:
     """``x @ w.T`` for the kernel's operands (:func:`_operand`, :func:`weight_bits`): a
     prompt's rows on the CPU's matrix tiles where it has them and w is bfloat16
-    (:mod:`.cpu_tiles`), else register-blocked (:mod:`.cpu_float_gemm`): both other sums than
-    a row alone gets, so never for fewer than :data:`~.cpu_float_gemm.GEMM_FROM` rows nor
-    within :func:`~gradient.kernels.rows_alone`; else this module's kernel."""
-    if cpu_float_gemm.takes(x.shape[0]) and not rows_alone_required():
+    (:mod:`.cpu_tiles`), else register-blocked where that is faster
+    (:func:`.cpu_float_gemm.takes`): both other sums than a row alone gets, so never for
+    fewer than :data:`~.cpu_float_gemm.GEMM_FROM` rows nor within
+    :func:`~gradient.kernels.rows_alone`; else this module's kernel."""
+    if cpu_float_gemm.GEMM_FROM <= x.shape[0] and not rows_alone_required():
         if bits.dtype == np.int16 and cpu_tiles.takes(*x.shape) and cpu_tiles.available():
             if x.dtype == np.int16:
                 return cpu_tiles.bfloat16_tile_product(x, bits)
             y = cpu_tiles.float32_tile_product(x, bits)
             if y is not None:
                 return y
-        if x.dtype == np.int16:           # bfloat16's bits (the pairs' operand): exactly
-            x = x.view(ml_dtypes.bfloat16).astype(np.float32)
-        return cpu_float_gemm.float_gemm(x, bits)
+        if cpu_float_gemm.takes(x.shape[0], bits.dtype):
+            if x.dtype == np.int16:       # bfloat16's bits (the pairs' operand): exactly
+                x = x.view(ml_dtypes.bfloat16).astype(np.float32)
+            return cpu_float_gemm.float_gemm(x, bits)
     out = np.empty((x.shape[0], bits.shape[0]), np.float32)
     _in_blocks(x, bits, out, _chunks(bits))
     return out

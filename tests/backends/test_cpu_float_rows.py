@@ -14,7 +14,7 @@ from gradient.backends.cpu_float_rows import (MAX_FLOAT32_ROWS, MAX_ROWS, MIN_FL
                                               _chunks, _parallel, bfloat16_rows_compiled,
                                               bfloat16_rows_product, float_rows_product,
                                               weight_bits)
-from gradient.backends.cpu_float_gemm import float_gemm
+from gradient.backends.cpu_float_gemm import GEMM_FROM, HALF_FROM, float_gemm
 
 DTYPES = [np.float32, ml_dtypes.bfloat16, np.float16]
 
@@ -88,6 +88,22 @@ def test_a_16_bit_weight_takes_a_prompts_many_rows_a_block_at_a_time(dtype):
                                       float_gemm(widened, weight_bits(w)))
         np.testing.assert_array_equal(bfloat16_rows_product(x, w),
                                       float_gemm(widened, weight_bits(w)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_which_rows_go_to_the_register_blocked_product(dtype):
+    """Outside rows_alone a prompt's rows go to cpu_float_gemm: from GEMM_FROM rows by a
+    float32 weight, from HALF_FROM by a 16-bit one (fewer are faster here); fewer rows, and
+    any within rows_alone, get the bits each gets alone. (No matrix tiles: k = 83.)"""
+    first = GEMM_FROM if dtype is np.float32 else HALF_FROM
+    x, w = _case(9, first, 800, 83, dtype)      # enough float32 values not to be BLAS's
+    alone = np.concatenate([_product(x[i:i + 1], w) for i in range(first)])
+    np.testing.assert_array_equal(float_rows_product(x[:first - 1], w), alone[:first - 1])
+    y = float_rows_product(x, w)
+    np.testing.assert_array_equal(y, float_gemm(x, weight_bits(w)))
+    assert not np.array_equal(y, alone)          # (other sums: the test can tell them apart)
+    with gradient.kernels.rows_alone():
+        np.testing.assert_array_equal(float_rows_product(x, w), alone)
 
 
 def test_special_values_widen_exactly():

@@ -92,7 +92,7 @@ def test_three_bfloat16_parts_sum_to_every_float32_exactly():
 
 @amx
 def test_values_the_parts_cannot_hold_go_to_the_register_blocked_product():
-    x, w = _case(5, 20, 9, 64)
+    x, w = _case(5, 30, 9, 64)
     x[4, 7] = np.inf
     x[9, 1] = np.nan
     assert cpu_tiles.float32_tile_product(x, weight_bits(w)) is None
@@ -132,7 +132,7 @@ def test_products_of_fewer_rows_or_within_rows_alone_are_the_vector_kernels():
 
 @amx
 def test_shapes_the_tiles_do_not_take_are_refused_or_left_to_the_register_blocked_product():
-    x, w = _case(4, 20, 8, 48)                  # 48 values: not whole steps of 32
+    x, w = _case(4, 30, 8, 48)                  # 48 values: not whole steps of 32
     np.testing.assert_array_equal(float_rows_product(x, w), float_gemm(x, weight_bits(w)))
     with pytest.raises(ShapeError, match="at least 16 rows"):
         cpu_tiles.bfloat16_tile_product(as_bits(x[:3].astype(ml_dtypes.bfloat16)),
