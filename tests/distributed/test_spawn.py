@@ -66,14 +66,17 @@ def _free_port() -> str:
         return str(s.getsockname()[1])
 
 
-def _run(tmp_path, lib):
+def _run(tmp_path, lib, tries=1):
     script = tmp_path / f"ddp_{lib}.py"
     script.write_text(SCRIPT.format(imports=IMPORTS[lib]))
     out = tmp_path / f"{lib}.npz"
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": _free_port(),
-           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": ROOT}
-    done = subprocess.run([sys.executable, str(script), str(out)], capture_output=True,
-                          text=True, timeout=300, env=env, cwd=tmp_path)
+    for attempt in range(tries):
+        env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": _free_port(),
+               "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": ROOT}
+        done = subprocess.run([sys.executable, str(script), str(out)], capture_output=True,
+                              text=True, timeout=300, env=env, cwd=tmp_path)
+        if done.returncode == 0:
+            break
     assert done.returncode == 0, done.stderr[-3000:]
     with np.load(out) as saved:
         return [saved[k] for k in sorted(saved.files)]
@@ -81,7 +84,10 @@ def _run(tmp_path, lib):
 
 def test_the_ddp_tutorial_script_trains_as_under_torch(tmp_path):
     pytest.importorskip("torch")
-    ours, theirs = _run(tmp_path, "gradient"), _run(tmp_path, "torch")
+    # torch's run is the oracle, not what is tested: its gloo ranks once died by SIGABRT
+    # ("terminate called without an active exception") under a loaded CI run, so it gets a
+    # second try; gradient's gets one
+    ours, theirs = _run(tmp_path, "gradient"), _run(tmp_path, "torch", tries=2)
     assert len(ours) == len(theirs) == 4
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
