@@ -50,7 +50,7 @@ from numba.extending import intrinsic, overload
 from ..errors import ShapeError
 from .cpu_compile import compile_kernel
 from .cpu_half import load_bits_as_f32x16, widen
-from .cpu_simd import _I32, _call, _pointer  # (the intrinsics' own helpers, shared)
+from .cpu_simd import _I32, _call, _pointer, _splat  # (the intrinsics' own helpers, shared)
 from .cpu_simd import f32x16, store_f32x16, transpose_16x16
 
 __all__ = ["float_gemm", "takes", "GEMM_FROM", "HALF_FROM", "GROUP", "KC"]
@@ -124,31 +124,32 @@ def _copy_group(w, r, rows, group):
 
 
 @intrinsic
-def _tile(typingctx, xt, i0, wf, g0, held, j0, c0, c1, ahead, a0, J, V):
+def _tile(typingctx, xt, i0, wf, g0, held, j0, c0, c1, w, w_row, J, V):
     """Rows g0 + j0 .. g0 + j0 + J - 1 of the float32 weight rows ``wf`` by rows i0 .. i0 +
     16 V - 1 of x over the values c0 .. c1 - 1, added to the rows j0 .. j0 + J - 1 of
     ``held`` (GROUP, V, 16): sums of J x V vectors in registers, from
     -0.0, one fused multiply-add each step (J and V literal integers). Emitted unrolled here
     rather than written as a loop over a tuple of sums in numba: LLVM did not unroll that past
     16 sums (a switch on the index in every step, the sums in memory). Each step asks for a
-    line of the rows of ``ahead`` from a0 (w's rows that the next tile reads, or for a
-    weight widened into a buffer the next group's) into the L2 cache, row (c mod J) at value
+    line of w's rows from ``w_row`` (those the next tile reads, or for a weight widened into
+    a buffer the next group's) into the L2 cache, row (c mod J) at value
     c: SmolLM2's matrices by 16 rows of x, float32 weights from memory, 36-41 -> 32-34 ms (a
     group ahead: 36 ms)."""
     if not (isinstance(J, types.IntegerLiteral) and isinstance(V, types.IntegerLiteral)
             and all(isinstance(a, types.Array) and a.dtype == types.float32 and a.layout == "C"
                     for a in (xt, wf, held))
-            and isinstance(ahead, types.Array) and ahead.layout == "C"
-            and all(isinstance(a, types.Integer) for a in (i0, g0, j0, c0, c1, a0))):
+            and isinstance(w, types.Array) and w.layout == "C"
+            and all(isinstance(a, types.Integer) for a in (i0, g0, j0, c0, c1, w_row))):
         return None
     rows, blocks = J.literal_value, V.literal_value
 
     def codegen(context, builder, signature, args):
-        xt_, wf_, held_ = args[0], args[2], args[4]
-        i0_, g0_, j0_, c0_, c1_, a0_ = (context.cast(builder, args[a], signature.args[a],
-                                                     types.intp) for a in (1, 3, 5, 6, 7, 9))
-        xa = context.make_array(signature.args[0])(context, builder, xt_)
-        ga = context.make_array(signature.args[2])(context, builder, wf_)
+        i0_, g0_, j0_, c0_, c1_, w_row_ = (context.cast(builder, args[a], signature.args[a],
+                                                        types.intp) for a in (1, 3, 5, 6, 7, 9))
+
+        def at(a, index, element):      # a pointer into argument a (xt, wf, held, w)
+            return _pointer(context, builder, signature.args[a], args[a], index, element)
+        xa = context.make_array(signature.args[0])(context, builder, args[0])
         k, mp = cgutils.unpack_tuple(builder, xa.shape, 2)
         vector = f32x16.llvm()
         negative_zero = ir.Constant(vector, [-0.0] * 16)
@@ -157,37 +158,29 @@ def _tile(typingctx, xt, i0, wf, g0, held, j0, c0, c1, ahead, a0, J, V):
         w_rows = [builder.mul(builder.add(first, ir.Constant(first.type, j)), k)
                   for j in range(rows)]
         with cgutils.for_range_slice(builder, c0_, c1_, ir.Constant(c0_.type, 1)) as (c, _):
-            row = builder.add(a0_, builder.urem(c, ir.Constant(c.type, rows)))
-            line = _pointer(context, builder, signature.args[8], args[8],
-                            builder.add(builder.mul(row, k), c), ir.IntType(8))
-            _call(builder, "llvm.prefetch.p0", ir.VoidType(), line, ir.Constant(_I32, 0),
-                  ir.Constant(_I32, 2), ir.Constant(_I32, 1))
+            row = builder.add(w_row_, builder.urem(c, ir.Constant(c.type, rows)))
+            _call(builder, "llvm.prefetch.p0", ir.VoidType(),
+                  at(8, builder.add(builder.mul(row, k), c), ir.IntType(8)),
+                  ir.Constant(_I32, 0), ir.Constant(_I32, 2), ir.Constant(_I32, 1))
             x_at = builder.add(builder.mul(c, mp), i0_)
-            xs = [builder.load(builder.bitcast(builder.gep(xa.data, [builder.add(
-                x_at, ir.Constant(x_at.type, 16 * v))]), vector.as_pointer()), align=4)
-                for v in range(blocks)]
+            xs = [builder.load(at(0, builder.add(x_at, ir.Constant(x_at.type, 16 * v)),
+                                  vector), align=4) for v in range(blocks)]
             for j in range(rows):
-                value = builder.load(builder.gep(ga.data, [builder.add(w_rows[j], c)]))
-                b = builder.shuffle_vector(
-                    builder.insert_element(ir.Constant(vector, ir.Undefined), value,
-                                           ir.Constant(ir.IntType(32), 0)),
-                    ir.Constant(vector, ir.Undefined), ir.Constant(
-                        ir.VectorType(ir.IntType(32), 16), [0] * 16))
+                b = _splat(builder, builder.load(at(2, builder.add(w_rows[j], c),
+                                                    ir.FloatType())), f32x16)
                 for v in range(blocks):
                     t = sums[j * blocks + v]
                     builder.store(_call(builder, "llvm.fma.v16f32", vector, b, xs[v],
                                         builder.load(t)), t)
-        out = context.make_array(signature.args[4])(context, builder, held_).data
         for j in range(rows):
             for v in range(blocks):
-                at = builder.mul(builder.add(builder.mul(builder.add(j0_, ir.Constant(
+                place = at(4, builder.mul(builder.add(builder.mul(builder.add(j0_, ir.Constant(
                     j0_.type, j)), ir.Constant(j0_.type, blocks)), ir.Constant(j0_.type, v)),
-                    ir.Constant(j0_.type, 16))
-                place = builder.bitcast(builder.gep(out, [at]), vector.as_pointer())
+                    ir.Constant(j0_.type, 16)), vector)
                 builder.store(builder.fadd(builder.load(place, align=4),
                                            builder.load(sums[j * blocks + v])), place, align=4)
         return context.get_dummy_value()
-    return types.none(xt, i0, wf, g0, held, j0, c0, c1, ahead, a0, J, V), codegen
+    return types.none(xt, i0, wf, g0, held, j0, c0, c1, w, w_row, J, V), codegen
 
 
 @compile_kernel(inline=True)
