@@ -264,10 +264,22 @@ def _weight_rows_typed(w, r, rows, group):
     return copied
 
 
+def _widening_buffer(w):
+    """In compiled kernels: the float32 buffer (GROUP, k) that :func:`_weight_rows` widens a
+    group of w's rows into; no rows for a float32 weight, read in place."""
+    raise NotImplementedError
+
+
+@overload(_widening_buffer, inline="always")
+def _widening_buffer_typed(w):
+    rows = 0 if w.dtype == types.float32 else GROUP
+    return lambda w: np.empty((rows, w.shape[1]), np.float32)
+
+
 @compile_kernel
 def _rows(xt, w, out, r0, r1):
     """``out[:, r] = x @ w[r]`` for the weight rows r0 .. r1 - 1, GROUP at a time."""
-    group = np.empty((GROUP, w.shape[1]), np.float32)
+    group = _widening_buffer(w)
     held = np.empty(GROUP * 64, np.float32)
     for r in range(r0, r1, GROUP):
         rows = min(GROUP, r1 - r)
