@@ -6,13 +6,14 @@ rows share its call or threads, special values, and what it refuses."""
 from __future__ import annotations
 
 import ml_dtypes
-import numba
 import numpy as np
 import pytest
 
 from gradient.backends.cpu_float_gemm import GEMM_FROM, GROUP, KC, float_gemm
 from gradient.backends.cpu_float_rows import weight_bits
 from gradient.errors import ShapeError
+
+from .one_thread import on_one_thread
 
 DTYPES = [np.float32, ml_dtypes.bfloat16, np.float16]
 
@@ -75,12 +76,7 @@ def test_a_row_gets_the_same_bits_whatever_rows_share_its_call_and_on_any_thread
     for start, stop in ((0, 16), (16, 33), (5, 70), (54, 150), (100, 150)):   # any blocks
         np.testing.assert_array_equal(float_gemm(x[start:stop], weight_bits(w)),
                                       together[start:stop])
-    before = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        np.testing.assert_array_equal(float_gemm(x, weight_bits(w)), together)
-    finally:
-        numba.set_num_threads(before)
+    np.testing.assert_array_equal(on_one_thread(float_gemm, x, weight_bits(w)), together)
 
 
 def test_special_values_are_ieee_sums():

@@ -5,16 +5,17 @@ around it or the threads, and the cases it leaves to the caller's GEMM."""
 from __future__ import annotations
 
 import ml_dtypes
-import numba
 import numpy as np
 import pytest
 
 import gradient
+from gradient.backends.cpu_float_gemm import GEMM_FROM, HALF_FROM, float_gemm
 from gradient.backends.cpu_float_rows import (MAX_FLOAT32_ROWS, MAX_ROWS, MIN_FLOAT32_WEIGHTS,
                                               _chunks, _parallel, bfloat16_rows_compiled,
                                               bfloat16_rows_product, float_rows_product,
                                               weight_bits)
-from gradient.backends.cpu_float_gemm import GEMM_FROM, HALF_FROM, float_gemm
+
+from .one_thread import on_one_thread
 
 DTYPES = [np.float32, ml_dtypes.bfloat16, np.float16]
 
@@ -53,12 +54,7 @@ def test_a_row_gets_the_same_bits_alone_in_a_batch_and_on_any_threads(dtype):
     np.testing.assert_array_equal(together, alone)
     for n in (2, 3, 5, 6, 7):        # tiles of 4 rows of x, then of 2, then 1
         np.testing.assert_array_equal(_product(x[:n], w), together[:n])
-    before = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        np.testing.assert_array_equal(_product(x, w), together)
-    finally:
-        numba.set_num_threads(before)
+    np.testing.assert_array_equal(on_one_thread(_product, x, w), together)
 
 
 @pytest.mark.parametrize("dtype", [ml_dtypes.bfloat16, np.float16], ids=lambda d: np.dtype(d).name)

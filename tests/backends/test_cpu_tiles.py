@@ -13,7 +13,6 @@ import subprocess
 import sys
 
 import ml_dtypes
-import numba
 import numpy as np
 import pytest
 
@@ -24,6 +23,8 @@ from gradient.backends.cpu_float_rows import (bfloat16_rows_product, float_rows_
                                               weight_bits)
 from gradient.backends.cpu_half import as_bits
 from gradient.errors import ShapeError
+
+from .one_thread import on_one_thread
 
 amx = pytest.mark.skipif(not cpu_tiles.available(), reason="this CPU lends no AMX tiles")
 EPS = np.finfo(np.float32).eps
@@ -107,12 +108,7 @@ def test_a_row_gets_the_same_bits_whatever_rows_share_its_call_and_on_any_thread
     for start, stop in ((0, 16), (16, 33), (5, 70), (54, 70)):    # blocks cut anywhere
         np.testing.assert_array_equal(float_rows_product(x[start:stop], w),
                                       together[start:stop])
-    before = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        np.testing.assert_array_equal(float_rows_product(x, w), together)
-    finally:
-        numba.set_num_threads(before)
+    np.testing.assert_array_equal(on_one_thread(float_rows_product, x, w), together)
 
 
 @amx
