@@ -2,11 +2,13 @@
 
 A decode step multiplies one row of activations by each weight; a prompt multiplies many at
 once, and there a kernel may sum in another order to go faster (the CPU's matrix tiles,
-:mod:`gradient.backends.cpu_tiles`), so a row's last bits then depend on how many rows share
-its call. Where that must not happen, the caller says so: a batch of sequences decoding side
-by side (each must continue as it would alone) and a speculative step's check of drafted
-tokens (its choices must be greedy decoding's, token for token). Within :func:`rows_alone`
-every product gives each row the bits of a product of that row alone.
+:mod:`gradient.backends.cpu_tiles`; register-blocked products,
+:mod:`gradient.backends.cpu_float_gemm`), so a row's last bits then depend on how many rows
+share its call. Where that must not happen, the caller says so: a batch of sequences decoding
+side by side (each must continue as it would alone), a speculative step's check of drafted
+tokens (its choices must be greedy decoding's, token for token) and a captured step's recorded
+run (its replays' kernels are prepared per row). Within :func:`rows_alone` every product gives
+each row the bits of a product of that row alone.
 
 Example::
 
