@@ -42,8 +42,9 @@ def _reference(x, w):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("m, n, k", [(16, 1, 1), (17, 5, 15), (33, 47, 16), (48, 48, 17),
-                                     (64, 49, 100), (65, 97, 257), (130, 24, 300)])
+@pytest.mark.parametrize("m, n, k", [(16, 1, 1), (16, 50, 131), (17, 5, 15), (33, 47, 16),
+                                     (48, 48, 17), (64, 49, 100), (65, 97, 257),
+                                     (130, 24, 300)])
 def test_the_arithmetic_is_sequential_sums_in_steps_of_kc(dtype, m, n, k):
     rng = np.random.default_rng(m * n * k)
     bits = 11 if dtype is np.float32 else 8      # bfloat16 holds 8, float16 11
