@@ -162,9 +162,20 @@ _children: list = []     # kept so that Python does not warn of children it did 
 
 def in_disk_cache(dispatcher, types) -> bool:
     """Whether numba's disk cache holds ``dispatcher``'s machine code for ``types`` (True where
-    numba's internals moved: then it is compiled where it is called, as without a child)."""
+    numba's internals moved: then it is compiled where it is called, as without a child).
+
+    Read from the cache's index (the entry numba's own look-up finds, fresh for the source)
+    and its data file's presence, not by loading the code: the caller loads it next, by
+    calling the kernel, and loading it here first did that work twice (a captured step's
+    compiled loop: about 60 of the 190 ms its first replay took)."""
     try:
-        return dispatcher._cache.load_overload(tuple(types), dispatcher.targetctx) is not None
+        cache = dispatcher._cache
+        if not getattr(cache, "_enabled", False):
+            return False
+        files = cache._cache_file
+        name = files._load_index().get(
+            cache._index_key(tuple(types), dispatcher.targetctx.codegen()))
+        return name is not None and os.path.exists(files._data_path(name))
     except Exception:   # noqa: BLE001
         return True
 

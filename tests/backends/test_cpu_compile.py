@@ -49,3 +49,37 @@ def test_without_the_switch_a_kernel_compiles_where_it_is_called(monkeypatch):
     before = cpu_compile.declined()
     assert cpu_compile.compiled_already(add_two, (np.zeros(3),))
     assert cpu_compile.declined() == before
+
+
+def test_in_disk_cache_reads_numbas_index_as_numbas_own_look_up_does(tmp_path):
+    """Whether the disk cache holds a kernel's code for some types, answered from the cache's
+    index without loading the code: the same answer as numba's own load, before the kernel is
+    compiled, after (for those types only), and once the code's file is gone."""
+    import importlib.util
+    import os
+    import sys
+
+    source = tmp_path / "cached_kernel_for_test.py"
+    source.write_text("import numba\n\n\n@numba.njit(cache=True)\n"
+                      "def add_three(x):\n    return x + 3\n")
+    spec = importlib.util.spec_from_file_location("cached_kernel_for_test", source)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        kernel = module.add_three
+        floats, ints = (numba.typeof(np.zeros(3)),), (numba.typeof(np.zeros(3, np.int64)),)
+
+        def numbas_own(types):
+            return kernel._cache.load_overload(types, kernel.targetctx) is not None
+
+        assert not cpu_compile.in_disk_cache(kernel, floats) and not numbas_own(floats)
+        kernel(np.zeros(3))                                  # compiled, saved to the cache
+        assert cpu_compile.in_disk_cache(kernel, floats) and numbas_own(floats)
+        assert not cpu_compile.in_disk_cache(kernel, ints) and not numbas_own(ints)
+        for name in os.listdir(tmp_path / "__pycache__"):    # the code gone, the index kept
+            if name.endswith(".nbc"):
+                os.remove(tmp_path / "__pycache__" / name)
+        assert not cpu_compile.in_disk_cache(kernel, floats) and not numbas_own(floats)
+    finally:
+        del sys.modules[spec.name]
