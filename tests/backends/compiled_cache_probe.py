@@ -151,9 +151,9 @@ def cpu_float_rows():
         w = _f32(rng, 1031, 67).astype(dtype)
         for rows in (1, 2, 3, 7):       # tiles of 4 rows of x, 2 and 1
             out.append(f.float_rows_product(_f32(rng, rows, 67), w))
-        # a prompt's: register-blocked, in blocks of 2, 2, 3 and 4 x 16 rows of x (17 rows:
-        # float32 only, 16-bit weights from 25)
-        for rows in (17, 30, 40, 64):
+        # a prompt's: register-blocked, in blocks of 1 (four steps of k a pass), 2, 2, 3 and
+        # 4 x 16 rows of x (16 and 17 rows: float32 only, 16-bit weights from 25)
+        for rows in (16, 17, 30, 40, 64):
             out.append(f.float_rows_product(_f32(rng, rows, 67), w))
         x = _f32(rng, 2, 1, 67)
         out.append(f.float_rows_compiled(x, (2, 67), (2, 1, 1031), f.weight_bits(w), 2,
