@@ -180,14 +180,18 @@ class ToolUse:
 
 def _as_template_call(call: dict) -> dict:
     """An OpenAI tool call with its arguments as an object (chat templates write them with
-    ``tojson``); arguments that are not JSON stay a string."""
+    ``tojson``); arguments that are not JSON (or nest too deeply to read, or hold a lone
+    surrogate escape, which no tokenizer takes as text) stay a string."""
     function = dict(call.get("function") or {})
     arguments = function.get("arguments")
     if isinstance(arguments, str):
         try:
-            function["arguments"] = json.loads(arguments)
-        except ValueError:
+            parsed = json.loads(arguments)
+            json.dumps(parsed, ensure_ascii=False).encode()    # a lone surrogate: not text
+        except (ValueError, RecursionError):    # (UnicodeEncodeError is a ValueError)
             pass
+        else:
+            function["arguments"] = parsed
     return {**call, "type": "function", "function": function}
 
 

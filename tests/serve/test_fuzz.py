@@ -26,6 +26,7 @@ from .test_server import MODEL, _serving  # noqa: E402
 VALUES = [None, True, False, 0, 1, -1, 2, 3.5, -0.5, 1e308, 2 ** 63, -2 ** 63, "", "x", "0",
           [], [1], ["a"], [[1, 2]], {}, {"a": 1}, "\u0000", "a" * 3000, [0] * 3, [-5],
           [10 ** 9], [1.5], {"role": "user"}, {"type": "text"}, 100000, 1e-9, "json_object",
+          "\ud800", ["[" * 5000 + "]" * 5000],
           "auto", "none", "required", {"type": "json_schema", "json_schema": {"schema": {
               "type": "object"}}}, {"include_usage": True}, [{"type": "text", "text": "y"}],
           [{"type": "function", "function": {"name": "f", "parameters": {}}}]]

@@ -273,6 +273,10 @@ def test_models_health_and_metrics(server, client):
 
 @pytest.mark.parametrize("body,status,says", [
     ("{not json", 400, "not valid JSON"),
+    ("[" * 100000 + "]" * 100000, 400, "nests arrays or objects too deeply"),
+    (json.dumps({"model": MODEL, "prompt": "a\ud800b"}), 400, "unpaired surrogate U+D800"),
+    (json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "\udfff"}]}), 400,
+     "unpaired surrogate U+DFFF"),
     ({"model": MODEL, "messages": "hi"}, 400, "'messages' must be"),
     ({"model": MODEL, "messages": MESSAGES, "temperature": 3}, 400, "'temperature'"),
     ({"model": MODEL, "messages": MESSAGES, "max_tokens": "ten"}, 400, "'max_tokens'"),

@@ -152,3 +152,14 @@ def test_a_template_with_tools_gets_them_and_calls_with_object_arguments():
     messages = use.conversation([{"role": "assistant", "content": "", "tool_calls": [call]}])
     assert messages[0]["tool_calls"][0]["function"]["arguments"] == {"a": 1}
     assert call["function"]["arguments"] == '{"a": 1}'             # the request's untouched
+
+
+@pytest.mark.parametrize("arguments", ["[" * 100000 + "]" * 100000, '{"a": "\\ud800"}', "x"])
+def test_arguments_a_template_cannot_take_as_an_object_stay_a_string(arguments):
+    """A call's arguments that are not JSON, nest too deeply for Python's parser (it raised
+    RecursionError: a 500), or hold a lone surrogate escape (no tokenizer takes the parsed
+    text) reach the template as the client's string."""
+    use = _use("auto", tokenizer=WITH_TOOLS)
+    call = {"id": "c", "type": "function", "function": {"name": "add", "arguments": arguments}}
+    messages = use.conversation([{"role": "assistant", "content": "", "tool_calls": [call]}])
+    assert messages[0]["tool_calls"][0]["function"]["arguments"] == arguments
