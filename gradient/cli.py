@@ -156,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="draft up to N tokens from the text itself for greedy requests "
                             "(prompt lookup decoding: the same text; for replies that repeat "
                             "their input)")
+    serve.add_argument("--no-warmup", action="store_true",
+                       help="listen at once instead of answering a short chat first (which "
+                            "loads what a first request needs, as llama.cpp's server does)")
     run = commands.add_parser("run", help="run a training script on N processes (MPI)",
                               description="Run SCRIPT with ARGS on N processes under MPI "
                                           "(mpiexec), for gradient.distributed.")
@@ -215,7 +218,8 @@ def _run(args) -> int:
                                 **({"activations": "int8"} if _is_gguf(args.draft) else {}))
                 draft = draft.to(args.device) if args.device != "cpu" else draft
             serve(model, tokenizer, model_name(args.model), args.host, args.port, args.max_queue,
-                  draft, args.max_batch, args.prompt_lookup, args.api_key or None)
+                  draft, args.max_batch, args.prompt_lookup, args.api_key or None,
+                  warm_up=not args.no_warmup)
             return 0
         if args.command == "export-gguf":
             return _export_gguf(args)

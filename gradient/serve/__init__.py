@@ -47,8 +47,9 @@ def model_name(source: str) -> str:
 
 def serve(model, tokenizer, model_id: str, host: str = "127.0.0.1", port: int = 8000,
           max_queue: int = 64, draft=None, max_batch: int = 8, prompt_lookup: int = 0,
-          api_key: str | None = None) -> None:
-    """Serve a loaded ``model`` as ``model_id`` until interrupted (uvicorn)."""
+          api_key: str | None = None, warm_up: bool = True) -> None:
+    """Serve a loaded ``model`` as ``model_id`` until interrupted (uvicorn); first, with
+    ``warm_up``, answer a short chat of its own (:meth:`Engine.warm_up`)."""
     import uvicorn
 
     model.eval()
@@ -56,6 +57,8 @@ def serve(model, tokenizer, model_id: str, host: str = "127.0.0.1", port: int = 
         draft.eval()
     app = create_app(model, tokenizer, model_id, max_queue, draft, max_batch, prompt_lookup,
                      api_key)
+    if warm_up:
+        app.state.engine.warm_up()
     print(f"gradient serve: {model_id} on http://{host}:{port}/v1 (Ctrl-C stops)", flush=True)
     # stopped (Ctrl-C, SIGTERM), the server lets the replies being written finish for a few
     # seconds, then ends them: a reply of thousands of tokens does not hold the stop

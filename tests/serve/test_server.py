@@ -1115,3 +1115,30 @@ def test_a_row_is_kept_for_the_long_prompt_being_read(server, monkeypatch):
             break
         time.sleep(0.01)
     assert ends == {"stream": "usage", "long": "usage", "short": "usage"}
+
+
+def test_the_warm_up_answers_a_chat_of_its_own_and_counts_nothing(server, monkeypatch):
+    """`gradient serve` answers a short chat before it listens (what a first request loads is
+    then loaded): through the worker like any request, greedy, and left out of /metrics."""
+    url, model, tokenizer, app = server
+    engine = app.state.engine
+    jobs, submit = [], engine.submit
+    monkeypatch.setattr(engine, "submit", lambda job: (jobs.append(job), submit(job)))
+    before = httpx.get(url + "/metrics").text
+    engine.warm_up()
+    assert len(jobs) == 1 and jobs[0].temperature == 0.0
+    assert jobs[0].prompt_ids == list(tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Hello"}], add_generation_prompt=True))
+    assert httpx.get(url + "/metrics").text == before
+
+
+def test_serve_warms_up_unless_told_not_to(monkeypatch):
+    import gradient.serve as serve_module
+    from gradient import cli
+
+    calls = []
+    monkeypatch.setattr(serve_module, "serve", lambda *a, **k: calls.append(k["warm_up"]))
+    monkeypatch.setattr(cli, "_load", lambda args, *a, **k: (None, None))
+    for flags in ([], ["--no-warmup"]):
+        cli.main(["serve", "some-model", *flags])
+    assert calls == [True, False]
