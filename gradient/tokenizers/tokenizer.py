@@ -563,7 +563,7 @@ class Tokenizer:
 
     def tokenize(self, text: str, add_special_tokens: bool = False) -> list[str]:
         """The token strings of ``text`` (``["Hello", "Ġworld"]``)."""
-        return self._tokenizer.encode(text, add_special_tokens=add_special_tokens).tokens
+        return self._encodings([text], add_special_tokens)[0].tokens
 
     # ------------------------------------------------------------------------------------------
     # Encoding
@@ -574,19 +574,34 @@ class Tokenizer:
         """Ids of each text; with ``max_length``, truncated so that the result, special tokens
         included, is at most that long (the special tokens themselves are kept)."""
         if max_length is None:
-            return [e.ids for e in self._tokenizer.encode_batch(texts,
-                                                                add_special_tokens=add_special_tokens)]
+            return [e.ids for e in self._encodings(texts, add_special_tokens)]
         n_special = self._tokenizer.num_special_tokens_to_add(False) if add_special_tokens else 0
         if max_length < n_special:
             raise TokenizerError(f"max_length={max_length} leaves no room: this tokenizer adds "
                                  f"{n_special} special tokens to each sequence")
         out = []
-        for encoding in self._tokenizer.encode_batch(texts, add_special_tokens=False):
+        for encoding in self._encodings(texts, False):
             encoding.truncate(max_length - n_special, direction=self.truncation_side)
             if add_special_tokens:
                 encoding = self._tokenizer.post_process(encoding, add_special_tokens=True)
             out.append(encoding.ids)
         return out
+
+    def _encodings(self, texts: list[str], add_special_tokens: bool) -> list:
+        """The ``tokenizers`` library's encodings of ``texts``; a TokenizerError for a text
+        holding a lone surrogate (``"\\ud800"``: no Unicode character, which the library
+        refuses with a TypeError about its input's type)."""
+        try:
+            return self._tokenizer.encode_batch(texts, add_special_tokens=add_special_tokens)
+        except TypeError:
+            for text in texts:
+                lone = next((c for c in text if "\ud800" <= c <= "\udfff"), None)
+                if lone is not None:
+                    raise TokenizerError(f"the text holds the unpaired surrogate "
+                                         f"U+{ord(lone):04X}, which is no Unicode character: "
+                                         f"decode its bytes as UTF-8 (a character past U+FFFF "
+                                         f"is one str character, not a surrogate pair)") from None
+            raise
 
     def _truncation_length(self, truncation, max_length) -> int | None:
         if not truncation or truncation == "do_not_truncate":

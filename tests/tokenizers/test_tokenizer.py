@@ -408,3 +408,16 @@ def test_model_specific_tokens_and_split_special_tokens(tmp_path):
         assert ours.apply_chat_template(messages, tokenize=False) == "<|reserved_0|>|x"
         assert ours.encode("a<|im_end|>b") == hf.encode("a<|im_end|>b")
         assert (ours.eos_token_id in ours.encode("a<|im_end|>b")) == (not split)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_text_with_a_lone_surrogate_gets_a_tokenizer_error_saying_so(pairs, name):
+    """A str holding an unpaired surrogate ("\\ud800", what a JSON escape or a bad decode can
+    give) is no Unicode text: the tokenizers library refused it with a TypeError about its
+    input's type (transformers' too); gradient says which character and what to do. A character
+    past U+FFFF is one str character and encodes as transformers encodes it."""
+    ours, hf = pairs[name]
+    for call in (lambda t: ours.encode(t), lambda t: ours([t, "fine"]), ours.tokenize):
+        with pytest.raises(TokenizerError, match="unpaired surrogate U\\+D800"):
+            call("a\ud800b")
+    assert ours.encode("emoji \U0001F600") == hf.encode("emoji \U0001F600")
