@@ -388,14 +388,42 @@ def _chat(model, tokenizer, args) -> int:
     if interactive:
         print('chat: /exit or Ctrl-D leaves, /reset starts over, Ctrl-C stops a reply; """ '
               'begins and ends a message of several lines', file=sys.stderr)
+    warmed = _warm_up(model, tokenizer, stops) if interactive else None
     try:
-        return _converse(model, tokenizer, args, messages, system, stops, interactive)
+        return _converse(model, tokenizer, args, messages, system, stops, interactive, warmed)
     finally:
         if history is not None:
             history()
 
 
-def _converse(model, tokenizer, args, messages, system, stops, interactive) -> int:
+def _warm_up(model, tokenizer, stops):
+    """A short greedy chat of the model's own on a thread, while the user types the first
+    message: what the first reply needs (kernels from numba's disk cache, the decode step
+    captured and its loop loaded) is loaded then, as `gradient serve` warms up before it
+    listens. Returns the wait for it: the first reply waits, so the model never runs on two
+    threads at once. A warm-up that fails leaves the first reply to load what it needs."""
+    from .generation import generate_tokens
+
+    def run():
+        try:
+            ids = tokenizer.apply_chat_template([{"role": "user", "content": "Hello"}],
+                                                add_generation_prompt=True)
+            for _ in generate_tokens(model, [list(ids)], WARM_UP_TOKENS,
+                                     eos_token_id=sorted(stops)):
+                pass
+        except Exception:   # noqa: BLE001
+            pass
+    thread = threading.Thread(target=run, daemon=True, name="gradient chat warm-up")
+    thread.start()
+    return thread.join
+
+
+#: Tokens of the warm-up's reply (:func:`_warm_up`): a step is recorded twice, then compiled.
+WARM_UP_TOKENS = 4
+
+
+def _converse(model, tokenizer, args, messages, system, stops, interactive,
+              warmed=None) -> int:
     from .generation import PromptCache
     from .generation.limits import context_length
     conversation = PromptCache(model)   # turn N reads only what follows turn N-1
@@ -418,6 +446,9 @@ def _converse(model, tokenizer, args, messages, system, stops, interactive) -> i
             print(f"gradient: the conversation ({len(ids)} tokens) fills the model's context "
                   f"({context_length(model)} tokens): /reset to start over", file=sys.stderr)
             continue
+        if warmed is not None:
+            warmed()
+            warmed = None
         try:
             stats = _stream_reply(model, tokenizer, ids, args, stops, conversation)
         except KeyboardInterrupt as stop:  # stop this reply, keep the conversation

@@ -251,6 +251,51 @@ def test_the_second_chat_turn_reads_only_the_new_message(llama_dir, monkeypatch,
     assert start1 == 0 and start2 >= total1   # turn 1's prompt (at least) is not read again
 
 
+
+def test_a_chat_in_a_terminal_warms_up_while_the_first_message_is_typed(llama_dir, monkeypatch,
+                                                                        capsys, no_network):
+    """Interactive, `gradient chat` answers a short greedy chat of its own on a thread while
+    the user types (what a first reply loads is loaded then), and the first reply waits for
+    it: the model never runs on two threads at once. Piped input gets no warm-up."""
+    import threading
+
+    import gradient.generation as generation
+    from gradient.generation.limits import stop_ids
+
+    started = []
+    real_warm_up = gradient.cli._warm_up
+    monkeypatch.setattr(gradient.cli, "_warm_up", lambda *a: started.append(a) or (lambda: None))
+    rc, _, _ = _run_chat(monkeypatch, capsys, ["chat", str(llama_dir), "--max-new-tokens", "2"],
+                         "hi\n")
+    assert rc == 0 and started == []                                   # not a terminal
+    monkeypatch.setattr(gradient.cli, "_warm_up", real_warm_up)
+
+    model, tokenizer = gradient.hub.load(str(llama_dir))
+    runs, real = [], generation.generate_tokens
+
+    def record(model_, ids, n, **kwargs):
+        runs.append((threading.current_thread().name, list(ids[0]), n, kwargs))
+        return real(model_, ids, n, **kwargs)
+    monkeypatch.setattr(generation, "generate_tokens", record)
+    wait = gradient.cli._warm_up(model, tokenizer, stop_ids(model, tokenizer, chat=True))
+    wait()
+    (thread, ids, n, kwargs), = runs
+    assert thread == "gradient chat warm-up" and n == gradient.cli.WARM_UP_TOKENS
+    assert ids == list(tokenizer.apply_chat_template([{"role": "user", "content": "Hello"}],
+                                                     add_generation_prompt=True))
+    assert "do_sample" not in kwargs                                   # greedy
+
+    order = []
+    monkeypatch.setattr(gradient.cli, "_read_message",
+                        lambda interactive, _lines=iter(["hi", "and?", None]): next(_lines))
+    monkeypatch.setattr(gradient.cli, "_stream_reply",
+                        lambda *a, **k: order.append("reply") or {"text": "ok"})
+    monkeypatch.setattr(gradient.cli, "_report", lambda stats: None)
+    gradient.cli._converse(model, tokenizer, None, [], [], set(), True,
+                           lambda: order.append("warmed"))
+    assert order == ["warmed", "reply", "reply"]
+
+
 # ----------------------------------------------------------------------------- models by name
 def test_hub_names_through_the_cli(hub_cache, gpt2_dir, capsys):
     add_to_cache(hub_cache, "org/tiny-gpt2", gpt2_dir)
