@@ -446,10 +446,10 @@ def _converse(model, tokenizer, args, messages, system, stops, interactive,
             print(f"gradient: the conversation ({len(ids)} tokens) fills the model's context "
                   f"({context_length(model)} tokens): /reset to start over", file=sys.stderr)
             continue
-        if warmed is not None:
-            warmed()
-            warmed = None
         try:
+            if warmed is not None:   # (a Ctrl-C while it waits stops this reply only)
+                warmed()
+                warmed = None
             stats = _stream_reply(model, tokenizer, ids, args, stops, conversation)
         except KeyboardInterrupt as stop:  # stop this reply, keep the conversation
             stats = stop.args[0] if stop.args and isinstance(stop.args[0], dict) else None
