@@ -23,12 +23,12 @@ Example::
 from __future__ import annotations
 
 import json
-import re
 
 from starlette.responses import JSONResponse
 
 from ..errors import GenerationError
 from ..generation.json_output import JsonGrammar
+from ..tokenizers.surrogates import lone_surrogate
 from .engine import Job
 from .tools import ToolError, ToolUse
 
@@ -61,32 +61,12 @@ async def read_json(request) -> dict:
                            "read") from None
     if not isinstance(body, dict):
         raise RequestError(400, "the request body must be a JSON object")
-    _refuse_lone_surrogates(body)
+    lone = lone_surrogate(body)    # (JSON's "\ud800" escape, alone: no tokenizer takes it)
+    if lone is not None:
+        raise RequestError(400, f"the request holds text that is not Unicode: the unpaired "
+                           f"surrogate U+{ord(lone):04X}; send UTF-8 text (a character past "
+                           f"U+FFFF as its surrogate pair)")
     return body
-
-
-#: A UTF-16 surrogate: JSON's ``\ud800`` escapes one, alone, in a string, which Python reads
-#: as such; it is no character (UTF-8 and the tokenizers refuse it). A pair's two escapes
-#: are read as the one character they stand for.
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _refuse_lone_surrogates(body: dict) -> None:
-    """A 400 for a string of the body (a key too) holding a lone surrogate."""
-    values = [body]
-    while values:
-        value = values.pop()
-        if isinstance(value, str):
-            found = _SURROGATE.search(value)
-            if found:
-                raise RequestError(400, f"the request holds text that is not Unicode: the "
-                                   f"unpaired surrogate U+{ord(found[0]):04X}; send UTF-8 "
-                                   f"text (a character past U+FFFF as its surrogate pair)")
-        elif isinstance(value, dict):
-            values.extend(value)
-            values.extend(value.values())
-        elif isinstance(value, list):
-            values.extend(value)
 
 
 def unknown_model(name, model_id: str) -> RequestError:

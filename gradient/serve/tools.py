@@ -31,6 +31,7 @@ import json
 import uuid
 
 from ..generation.json_output import JsonGrammar
+from ..tokenizers.surrogates import lone_surrogate
 from .stops import StopFilter
 
 __all__ = ["ToolUse", "ToolError", "CALL_OPEN", "CALL_CLOSE"]
@@ -187,11 +188,11 @@ def _as_template_call(call: dict) -> dict:
     if isinstance(arguments, str):
         try:
             parsed = json.loads(arguments)
-            json.dumps(parsed, ensure_ascii=False).encode()    # a lone surrogate: not text
-        except (ValueError, RecursionError):    # (UnicodeEncodeError is a ValueError)
+        except (ValueError, RecursionError):
             pass
         else:
-            function["arguments"] = parsed
+            if lone_surrogate(parsed) is None:
+                function["arguments"] = parsed
     return {**call, "type": "function", "function": function}
 
 

@@ -57,6 +57,7 @@ from ..io.atomic import atomic_write
 from ..ops.creation import tensor as _tensor
 from .chat_template import render_chat_template
 from .errors import TokenizerError, TokenizerFileNotFoundError
+from .surrogates import lone_surrogate
 
 __all__ = ["Tokenizer", "BatchEncoding", "SPECIAL_TOKEN_NAMES"]
 
@@ -594,14 +595,13 @@ class Tokenizer:
         try:
             return self._tokenizer.encode_batch(texts, add_special_tokens=add_special_tokens)
         except TypeError:
-            for text in texts:
-                lone = next((c for c in text if "\ud800" <= c <= "\udfff"), None)
-                if lone is not None:
-                    raise TokenizerError(f"the text holds the unpaired surrogate "
-                                         f"U+{ord(lone):04X}, which is no Unicode character: "
-                                         f"decode its bytes as UTF-8 (a character past U+FFFF "
-                                         f"is one str character, not a surrogate pair)") from None
-            raise
+            lone = lone_surrogate(list(texts))
+            if lone is None:
+                raise
+            raise TokenizerError(f"the text holds the unpaired surrogate U+{ord(lone):04X}, "
+                                 f"which is no Unicode character: decode its bytes as UTF-8 (a "
+                                 f"character past U+FFFF is one str character, not a surrogate "
+                                 f"pair)") from None
 
     def _truncation_length(self, truncation, max_length) -> int | None:
         if not truncation or truncation == "do_not_truncate":
