@@ -403,23 +403,18 @@ def _warm_up(model, tokenizer, stops):
     listens. Returns the wait for it: the first reply waits, so the model never runs on two
     threads at once. A warm-up that fails leaves the first reply to load what it needs."""
     from .generation import generate_tokens
+    from .generation.warm_up import WARM_UP_TOKENS, warm_up_prompt
 
     def run():
         try:
-            ids = tokenizer.apply_chat_template([{"role": "user", "content": "Hello"}],
-                                                add_generation_prompt=True)
-            for _ in generate_tokens(model, [list(ids)], WARM_UP_TOKENS,
-                                     eos_token_id=sorted(stops)):
+            prompt = warm_up_prompt(tokenizer)
+            for _ in generate_tokens(model, [prompt], WARM_UP_TOKENS, eos_token_id=sorted(stops)):
                 pass
         except Exception:   # noqa: BLE001
             pass
     thread = threading.Thread(target=run, daemon=True, name="gradient chat warm-up")
     thread.start()
     return thread.join
-
-
-#: Tokens of the warm-up's reply (:func:`_warm_up`): a step is recorded twice, then compiled.
-WARM_UP_TOKENS = 4
 
 
 def _converse(model, tokenizer, args, messages, system, stops, interactive,

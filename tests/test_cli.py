@@ -251,7 +251,6 @@ def test_the_second_chat_turn_reads_only_the_new_message(llama_dir, monkeypatch,
     assert start1 == 0 and start2 >= total1   # turn 1's prompt (at least) is not read again
 
 
-
 def test_a_chat_in_a_terminal_warms_up_while_the_first_message_is_typed(llama_dir, monkeypatch,
                                                                         capsys, no_network):
     """Interactive, `gradient chat` answers a short greedy chat of its own on a thread while
@@ -261,6 +260,7 @@ def test_a_chat_in_a_terminal_warms_up_while_the_first_message_is_typed(llama_di
 
     import gradient.generation as generation
     from gradient.generation.limits import stop_ids
+    from gradient.generation.warm_up import WARM_UP_TOKENS
 
     started = []
     real_warm_up = gradient.cli._warm_up
@@ -280,7 +280,7 @@ def test_a_chat_in_a_terminal_warms_up_while_the_first_message_is_typed(llama_di
     wait = gradient.cli._warm_up(model, tokenizer, stop_ids(model, tokenizer, chat=True))
     wait()
     (thread, ids, n, kwargs), = runs
-    assert thread == "gradient chat warm-up" and n == gradient.cli.WARM_UP_TOKENS
+    assert thread == "gradient chat warm-up" and n == WARM_UP_TOKENS
     assert ids == list(tokenizer.apply_chat_template([{"role": "user", "content": "Hello"}],
                                                      add_generation_prompt=True))
     assert "do_sample" not in kwargs                                   # greedy

@@ -34,6 +34,7 @@ from ..generation import PromptCache
 from ..generation.assistant import AssistantDrafter
 from ..generation.json_output import token_texts
 from ..generation.prompt_lookup import draft as lookup_draft
+from ..generation.warm_up import WARM_UP_TOKENS, warm_up_prompt
 from ..generation.limits import context_length, stop_ids
 from ..ops.creation import tensor
 from .batching import Scheduler
@@ -42,9 +43,6 @@ __all__ = ["Engine", "Job", "QueueFull", "DRAFT_TOKENS"]
 
 #: tokens a draft model proposes per check (transformers' num_assistant_tokens)
 DRAFT_TOKENS = 5
-#: tokens of :meth:`Engine.warm_up`'s answer: enough decode steps to capture and load the
-#: step's loop (a step is recorded twice, then compiled)
-WARM_UP_TOKENS = 4
 #: A request may drop this many of a prompt cache's last positions and still take the cache
 #: itself (a chat template re-rendering the end of the last reply); see Engine._cache_for.
 BRANCH_POSITIONS = 16
@@ -126,18 +124,13 @@ class Engine:
                          name="gradient serve engine").start()
 
     def warm_up(self, tokens: int = WARM_UP_TOKENS) -> None:
-        """Answer one short greedy chat (a plain prompt where the tokenizer has no chat
-        template) of ``tokens`` tokens through the worker and wait for it, then take it out of
-        the counts: what a first request loads (kernels from numba's disk cache, its decode
-        step captured and its loop loaded) is loaded before a client comes, as llama.cpp's
-        server warms up before it listens. SmolLM2 Q4_1, an Intel Xeon: a first chat's first
+        """Answer one short greedy chat (:mod:`gradient.generation.warm_up`) of ``tokens``
+        tokens through the worker and wait for it, then take it out of the counts: what a
+        first request loads (kernels from numba's disk cache, its decode step captured and its
+        loop loaded) is loaded before a client comes, as llama.cpp's server warms up before
+        it listens. SmolLM2 Q4_1, an Intel Xeon: a first chat's first
         token 0.17 -> 0.09 s, its 8 tokens 0.42 -> 0.13 s; the warm-up about 0.4 s."""
-        try:
-            ids = list(self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": "Hello"}], add_generation_prompt=True))
-        except Exception:   # noqa: BLE001  (no chat template)
-            ids = list(getattr(self.tokenizer.encode("Hello"), "ids", None)
-                       or self.tokenizer.encode("Hello"))
+        ids = warm_up_prompt(self.tokenizer)
         if not ids or len(ids) + tokens >= self.context:
             return
         done = threading.Event()
