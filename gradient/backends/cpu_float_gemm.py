@@ -192,9 +192,9 @@ def _tile(typingctx, xt, i0, wf, g0, held, j0, c0, c1, w, w_row, J, V):
             start = builder.sub(c1_, builder.urem(span, ir.Constant(span.type, 4)))
             with cgutils.for_range_slice(builder, c0_, start, ir.Constant(c0_.type, 4)) as (c, _):
                 q = builder.and_(builder.lshr(c, ir.Constant(c.type, 2)), ir.Constant(c.type, 3))
-                first = builder.mul(q, ir.Constant(c.type, rows // 4))
+                lead = builder.mul(q, ir.Constant(c.type, rows // 4))   # the pass's first row
                 for t in range(rows // 4):
-                    prefetch(builder.add(first, ir.Constant(c.type, t)), c)
+                    prefetch(builder.add(lead, ir.Constant(c.type, t)), c)
                 for after in range(4):
                     step(c, after)
         with cgutils.for_range_slice(builder, start, c1_, ir.Constant(c0_.type, 1)) as (c, _):
