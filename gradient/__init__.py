@@ -81,6 +81,9 @@ def compile(model=None, **options):  # noqa: A001  (torch.compile)
     return model
 
 from .version import __version__
+from .ops.argument_errors import guard_namespace  # noqa: E402
+guard_namespace(globals(), __name__)   # a non-Tensor input: PyTorch's TypeError, naming it
+del guard_namespace
 
 # The layers above nn (models, tokenizers, generation, the hub) load on first use, so that
 # `import gradient` stays quick for code that only needs tensors: `gradient.hub.load("gpt2")`.

@@ -209,6 +209,9 @@ def promote_types(a: DType, b: DType) -> DType:
     """The smallest dtype both ``a`` and ``b`` convert to, by PyTorch's table."""
     if a is b:
         return a
+    if not (isinstance(a, DType) and isinstance(b, DType)):
+        raise DTypeError(f"promote_types: expected two dtypes, got {type(a).__name__} and "
+                         f"{type(b).__name__}")
     if a._kind != b._kind:
         return a if a._kind > b._kind else b
     if a._kind == _FLOAT:

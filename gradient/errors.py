@@ -22,6 +22,11 @@ class DTypeError(GradientError, TypeError, RuntimeError):
     """An unknown dtype, or a dtype an operation does not support."""
 
 
+class ArgumentTypeError(GradientError, TypeError):
+    """An argument of the wrong type where the message names it: ``abs(): argument 'input'
+    (position 1) must be a Tensor, not NoneType``, as PyTorch words it."""
+
+
 class LayoutError(GradientError, NotImplementedError):
     """An operation a sparse tensor does not take (``relu`` of a sparse COO tensor): the
     message says which, and that ``to_dense()`` gives a tensor every operation takes. A

@@ -40,7 +40,7 @@ import itertools
 import weakref
 
 from ..dtypes import ALL_DTYPES
-from ..errors import AutogradError, DeviceError, LayoutError
+from ..errors import ArgumentTypeError, AutogradError, DeviceError, LayoutError
 from ..layouts import is_sparse
 from . import anomaly_mode, capture_state, grad_mode, profiler, saved_hooks
 
@@ -217,6 +217,10 @@ def _unwrap_inputs(cls, args) -> tuple:
             raw.append(a)
     if backend is None:
         _refuse_sparse(cls, args)
+        # no Tensor among them (None, a list or a string given for one): the forward would
+        # fail on the backend's absence, an AttributeError that names neither op nor input
+        raise ArgumentTypeError(f"{cls.__name__}: expected a Tensor input, got "
+                                f"{', '.join(type(a).__name__ for a in args) or 'nothing'}")
     return backend, record, raw
 
 

@@ -21,3 +21,6 @@ from ..ops.fractional_pool import *  # noqa: F401,F403
 from ..ops.stochastic import *  # noqa: F401,F403
 from ..ops.elementwise import sigmoid, tanh  # noqa: F401  (torch.nn.functional has them too)
 from .functional_extras import *  # noqa: F401,F403
+
+from ..ops.argument_errors import guard_namespace as _guard_namespace  # noqa: E402
+_guard_namespace(globals(), __name__)   # a non-Tensor input: PyTorch's TypeError, naming it

@@ -58,6 +58,7 @@ from ..autograd.grad_mode import no_grad
 from ..device import as_device
 from ..dtypes import DType, as_dtype
 from ..errors import AutogradError, GradientError
+from ..ops.argument_errors import wrong_argument
 from ..tensor import Tensor
 from .parameter import Buffer, Parameter, zero_grad_
 
@@ -1105,9 +1106,18 @@ class Module:
         # are summed up in one flag, kept by the register_* methods and the handles' remove():
         # each attribute read costs tens of nanoseconds here, a global one a few. (So a hook
         # put into one of the dicts directly, not through register_*, is not seen.)
-        if not (self._has_hooks or _global_backward_hooks or _global_backward_pre_hooks):
-            return self.forward(*args, **kwargs)
-        return self._call_with_hooks(args, kwargs)
+        try:
+            if not (self._has_hooks or _global_backward_hooks or _global_backward_pre_hooks):
+                return self.forward(*args, **kwargs)
+            return self._call_with_hooks(args, kwargs)
+        except AttributeError as error:
+            # gradient's layers given None or a list where they take a Tensor: PyTorch's
+            # TypeError naming the argument (a layer of the user's own: the error as it is)
+            wrong = (wrong_argument(type(self).__name__, self.forward, args, kwargs, error)
+                     if type(self).__module__.startswith("gradient.") else None)
+            if wrong is None:
+                raise
+            raise wrong from None
 
     def _update_hooks_flag(self) -> None:
         object.__setattr__(self, "_has_hooks", bool(

@@ -24,7 +24,7 @@ from .. import layouts
 from .. import settings as _settings
 from ..dtypes import (as_dtype, bool_, from_numpy_dtype, get_default_dtype, int64,
                       promote_types, result_type)
-from ..errors import DTypeError, ShapeError
+from ..errors import ArgumentTypeError, DTypeError, ShapeError
 from ..tensor import Tensor
 
 TENSOR_METHODS = ("new_zeros", "new_ones", "new_full", "new_empty", "new_tensor", "bernoulli",
@@ -354,6 +354,9 @@ def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad=Fal
 
 # ---------------------------------------------------------------------- random
 def _gen(generator):
+    if generator is not None and not isinstance(generator, Generator):
+        raise ArgumentTypeError(f"generator must be a gradient.Generator, not "
+                                f"{type(generator).__name__}")
     return (generator or default_generator)._state
 
 

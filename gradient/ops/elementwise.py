@@ -49,7 +49,7 @@ from ..autograd.function import ArrayFunction
 from ..autograd.grad_mode import no_grad as _no_grad
 from ..dtypes import (DType, bfloat16, bool_, float16, float32, float64, from_numpy_dtype,
                       get_default_dtype, result_type)
-from ..errors import DTypeError, ShapeError
+from ..errors import ArgumentTypeError, DTypeError, ShapeError
 from ..tensor import Tensor
 
 TENSOR_METHODS = (
@@ -1057,6 +1057,9 @@ def _where_function(condition: Tensor, input=None, other=None):
     """
     if input is None and other is None:
         from .index import nonzero  # (index imports this module)
+        if not isinstance(condition, Tensor):
+            raise ArgumentTypeError(f"where(): argument 'condition' (position 1) must be a "
+                                    f"Tensor, not {type(condition).__name__}")
         return nonzero(condition, as_tuple=True)
     if input is None or other is None:
         raise TypeError("where: expected both input and other, or neither (for the indices where "

@@ -1,0 +1,114 @@
+"""PyTorch's TypeError for a call given something other than a Tensor where it takes one.
+
+gradient's functions read their inputs' attributes (``x.dtype``, ``x.shape``) without testing
+their types first: that check would cost every call. Given None, a list or a string instead,
+they failed with an AttributeError (``'NoneType' object has no attribute 'dtype'``), where
+PyTorch raises a TypeError that names the argument. :func:`tensor_arguments` wraps a public
+function so that such a failure becomes an :class:`~gradient.errors.ArgumentTypeError` (a
+``TypeError``)::
+
+    >>> gradient.abs(None)
+    ArgumentTypeError: abs(): argument 'input' (position 1) must be a Tensor, not NoneType
+
+Only where the object that lacked the attribute is one of the call's arguments (or an item of
+a list or tuple among them) and the attribute is one a Tensor has: any other AttributeError is
+a failure of its own and goes on as it is. Nothing is checked on the way in (a call that works
+costs one Python frame more), and :func:`wrong_argument` serves callers that wrap their own
+calls (``nn.Module.__call__`` for gradient's layers).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+
+from ..errors import ArgumentTypeError
+from ..tensor import Tensor
+
+__all__ = ["tensor_arguments", "wrong_argument", "guard_namespace"]
+
+_MISSING = object()
+_wrapped: dict = {}     # id(function) -> its wrapper, so that aliases stay one object
+
+
+def wrong_argument(name: str, fn, args: tuple, kwargs: dict,
+                   error: AttributeError) -> ArgumentTypeError | None:
+    """The error to raise for ``error``, met by ``fn(*args, **kwargs)`` (reported as ``name``),
+    or None where it does not come from an argument that should have been a Tensor."""
+    obj = getattr(error, "obj", _MISSING)
+    if obj is _MISSING or isinstance(obj, Tensor) or not hasattr(Tensor, error.name or ""):
+        return None
+    names = _parameter_names(fn, args, kwargs)
+    for position, (parameter, value) in enumerate(names):
+        if value is obj:
+            where = f" (position {position + 1})" if position < len(args) else ""
+            return ArgumentTypeError(f"{name}(): argument '{parameter}'{where} must be a Tensor, "
+                                     f"not {type(obj).__name__}")
+    for parameter, value in names:
+        if isinstance(value, (list, tuple, str)):     # (a string: a sequence of its letters)
+            for index, item in enumerate(value):
+                if item is obj:
+                    return ArgumentTypeError(
+                        f"{name}(): argument '{parameter}' must hold Tensors, not "
+                        f"{type(obj).__name__} (at index {index})")
+    return None
+
+
+def _parameter_names(fn, args: tuple, kwargs: dict) -> list:
+    """(parameter name, value) of each argument, positional ones first, in order; the names
+    from ``fn``'s signature where it has one (else ``argument 1`` ...)."""
+    try:
+        parameters = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        parameters = []
+    named = []
+    for i, value in enumerate(args):
+        p = parameters[i] if i < len(parameters) else None
+        if p is None or p.kind is p.VAR_POSITIONAL:
+            named.append((f"{p.name}[{i - parameters.index(p)}]" if p else f"argument {i + 1}",
+                          value))
+            continue
+        named.append((p.name, value))
+    named.extend(kwargs.items())
+    return named
+
+
+def tensor_arguments(fn):
+    """``fn`` raising :class:`~gradient.errors.ArgumentTypeError` for an argument that should
+    have been a Tensor (see the module docstring); the same wrapper for the same function.
+
+    Example: ``abs = tensor_arguments(elementwise.abs)``
+    """
+    found = _wrapped.get(id(fn))
+    if found is not None:
+        return found
+
+    @functools.wraps(fn)
+    def checked(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except AttributeError as error:
+            wrong = wrong_argument(fn.__name__, fn, args, kwargs, error)
+            if wrong is None:
+                raise
+            raise wrong from None
+
+    _wrapped[id(fn)] = checked
+    return checked
+
+
+#: Where the functions :func:`guard_namespace` wraps are defined.
+_OPS = ("gradient.ops.", "gradient.nn.functional")
+
+
+def guard_namespace(namespace: dict, module: str) -> None:
+    """Wraps, in a module's ``namespace`` (its ``globals()``), every public function that
+    gradient's ops define (:func:`tensor_arguments`), those wrappers then belonging to
+    ``module`` (so that pickle finds them there)."""
+    for name, value in list(namespace.items()):
+        if (not name.startswith("_") and inspect.isfunction(value)
+                and value.__module__.startswith(_OPS)):
+            checked = tensor_arguments(value)
+            if checked.__module__ != module and checked.__name__ == name:
+                checked.__module__ = module
+            namespace[name] = checked

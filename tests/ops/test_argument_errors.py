@@ -1,0 +1,119 @@
+"""Calls given something other than a Tensor where they take one: PyTorch's TypeError naming the
+argument, never an AttributeError about an attribute of None (gradient.ops.argument_errors)."""
+
+import inspect
+import json
+import pickle
+import subprocess
+import sys
+
+import pytest
+
+import gradient
+import gradient.nn.functional as F
+from gradient import nn
+from gradient.errors import ArgumentTypeError, GradientError
+from gradient.ops.argument_errors import tensor_arguments
+
+# Every function of the torch and torch.nn.functional namespaces, each given None, a string, a
+# list or a bare object where a Tensor goes, in a process of its own (the functions that set
+# process-wide state, autocast's and the default dtype's among them, get junk too): printed,
+# each call that failed with AttributeError. 287 functions did ("'NoneType' object has no
+# attribute 'dtype'") before.
+_EVERY_FUNCTION = r"""
+import inspect, json, warnings
+import gradient
+import gradient.nn.functional as F
+skip = {"load", "save", "compile", "set_printoptions"}   # files; a printing option's junk
+patterns = [(None,), ("abc",), (object(),), ([1, 2], None), ("x", None), ("x", "abc"),
+            ("x", "x", None)]
+failures = []
+warnings.simplefilter("ignore")
+for space, module in (("gradient", gradient), ("F", F)):
+    for name in sorted(dir(module)):
+        fn = getattr(module, name)
+        if (name.startswith("_") or name in skip or not callable(fn) or inspect.isclass(fn)
+                or inspect.ismodule(fn)):
+            continue
+        for pattern in patterns:
+            args = [gradient.randn(3, 4) if a == "x" else a for a in pattern]
+            try:
+                fn(*args)
+            except AttributeError as e:
+                failures.append(f"{space}.{name}{tuple(pattern)}: {e}")
+            except Exception:
+                pass
+print(json.dumps(failures))
+"""
+
+
+def test_no_public_function_fails_with_an_attribute_error_on_a_wrong_argument():
+    done = subprocess.run([sys.executable, "-c", _EVERY_FUNCTION], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    failures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda x: gradient.abs(None),
+     "abs(): argument 'input' (position 1) must be a Tensor, not NoneType"),
+    (lambda x: F.linear(x, None),
+     "linear(): argument 'weight' (position 2) must be a Tensor, not NoneType"),
+    (lambda x: gradient.mean(input=[1.0, 2.0]),
+     "mean(): argument 'input' must be a Tensor, not list"),
+    (lambda x: gradient.hstack([x, None]),
+     "hstack(): argument 'tensors' must hold Tensors, not NoneType (at index 1)"),
+    (lambda x: F.softmax("abc", 0),
+     "softmax(): argument 'input' (position 1) must be a Tensor, not str"),
+    (lambda x: nn.Linear(4, 2)(None), "argument 'input' (position 1) must be a Tensor, not "
+     "NoneType"),
+    (lambda x: nn.Sequential(nn.LayerNorm(4), nn.ReLU())([1.0] * 4),
+     "must be a Tensor, not list"),
+    (lambda x: gradient.isnan(None), "expected a Tensor input, got NoneType"),
+])
+def test_the_error_names_the_argument(call, message):
+    with pytest.raises(ArgumentTypeError, match=".*".join(map(_escaped, message.split("*")))):
+        call(gradient.randn(3, 4))
+    # a TypeError, as PyTorch's, and one of gradient's own
+    assert issubclass(ArgumentTypeError, TypeError) and issubclass(ArgumentTypeError,
+                                                                  GradientError)
+
+
+def _escaped(text):
+    import re
+    return re.escape(text)
+
+
+def test_other_attribute_errors_go_on_as_they_are():
+    x = gradient.randn(2)
+
+    def reads_a_missing_attribute_of_a_tensor(t):
+        return t.no_such_attribute                  # a Tensor's own failure: a bug, not input
+
+    def reads_an_attribute_tensors_lack(batch):
+        return batch.input_ids                      # not an attribute a Tensor has
+
+    with pytest.raises(AttributeError, match="no_such_attribute"):
+        tensor_arguments(reads_a_missing_attribute_of_a_tensor)(x)
+    with pytest.raises(AttributeError, match="input_ids") as raised:
+        tensor_arguments(reads_an_attribute_tensors_lack)({"input_ids": x})
+    assert not isinstance(raised.value, ArgumentTypeError)
+
+    class Mine(nn.Module):                          # a layer of the user's: left alone
+        def forward(self, x):
+            return x.shape
+
+    with pytest.raises(AttributeError) as raised:
+        Mine()(None)
+    assert not isinstance(raised.value, ArgumentTypeError)
+
+
+def test_wrapped_functions_keep_their_face():
+    assert gradient.abs is gradient.absolute                  # an alias stays one object
+    assert pickle.loads(pickle.dumps(gradient.abs)) is gradient.abs
+    assert pickle.loads(pickle.dumps(F.relu)) is F.relu
+    assert list(inspect.signature(F.linear).parameters)[:2] == ["input", "weight"]
+    assert "Example" in (gradient.tensor.__doc__ or "")
+    x = gradient.tensor([-1.0, 2.0])
+    assert gradient.abs(x).tolist() == [1.0, 2.0]
