@@ -845,9 +845,15 @@ class Tensor:
         return self.bitwise_right_shift_(other)
 
     def __eq__(self, other):
+        if not isinstance(other, _OPERANDS):
+            # as PyTorch: Python then compares identities (``x == None`` is False) or asks
+            # ``other``; a list or a string is no operand of the comparison
+            return NotImplemented
         return _ops.eq(self, other)
 
     def __ne__(self, other):
+        if not isinstance(other, _OPERANDS):
+            return NotImplemented
         return _ops.ne(self, other)
 
     def __lt__(self, other):
@@ -875,6 +881,10 @@ class _HookHandle:
     def remove(self) -> None:
         if self._hook in self._hooks:
             self._hooks.remove(self._hook)
+
+
+#: What ``==`` and ``!=`` compare a Tensor with: tensors, numbers, NumPy arrays and scalars.
+_OPERANDS = (Tensor, bool, int, float, complex, np.ndarray, np.generic)
 
 
 def _copy_into(dst: Tensor, src: Tensor) -> Tensor:

@@ -7,6 +7,7 @@ import pickle
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import gradient
@@ -117,3 +118,16 @@ def test_wrapped_functions_keep_their_face():
     assert "Example" in (gradient.tensor.__doc__ or "")
     x = gradient.tensor([-1.0, 2.0])
     assert gradient.abs(x).tolist() == [1.0, 2.0]
+
+
+def test_comparing_with_what_is_no_operand_falls_back_to_identity():
+    # PyTorch returns NotImplemented: `mask == None` is False (and `x in [None]` works), where
+    # gradient raised DTypeError
+    x = gradient.ones(2)
+    assert (x == None) is False and (x != None) is True  # noqa: E711
+    assert (x == "a") is False and (x == [1.0, 1.0]) is False and (x != object()) is True
+    assert x not in [None, "a"]
+    assert (x == 1).tolist() == [True, True] and (x != x).tolist() == [False, False]
+    assert (x == np.float32(1)).tolist() == [True, True]
+    with pytest.raises(TypeError):
+        x < None  # noqa: B015
