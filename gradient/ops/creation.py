@@ -150,7 +150,9 @@ def _as_array(data, dtype, backend):
         arr = np.asarray(data)
         dtype = as_dtype(dtype) if dtype is not None else from_numpy_dtype(arr.dtype)
     else:
-        dtype = as_dtype(dtype) if dtype is not None else _infer_dtype(data)
+        # the elements are checked with a dtype given too: NumPy would make None a NaN
+        inferred = _infer_dtype(data)
+        dtype = as_dtype(dtype) if dtype is not None else inferred
         if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in _flat(data)):
             data = _nested_values(data)
         try:

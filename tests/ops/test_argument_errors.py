@@ -131,3 +131,16 @@ def test_comparing_with_what_is_no_operand_falls_back_to_identity():
     assert (x == np.float32(1)).tolist() == [True, True]
     with pytest.raises(TypeError):
         x < None  # noqa: B015
+
+
+def test_tensor_of_none_with_a_dtype_is_refused_not_nan():
+    # NumPy makes None a NaN in a float array: tensor(None, dtype=float32) was tensor(nan), and
+    # copy_(None) overwrote a tensor with NaNs
+    for data in (None, [1.0, None], [[1.0], [None]], "abc"):
+        for dtype in (gradient.float32, gradient.int64):
+            with pytest.raises(GradientError, match="cannot make a tensor from"):
+                gradient.tensor(data, dtype=dtype)
+    x = gradient.tensor([1.0, 2.0])
+    with pytest.raises(TypeError):
+        x.copy_(None)
+    assert x.tolist() == [1.0, 2.0]
