@@ -17,10 +17,19 @@ def same(ours, theirs):
                                theirs.float().numpy() if theirs.dtype == torch.bfloat16 else theirs.numpy())
 
 
-@pytest.mark.parametrize("data", [1, 2.5, True, [1, 2], [1.0, 2], [[True, False]], [], [[1, 2], [3, 4]],
+@pytest.mark.parametrize("data", [1, 2.5, True, [1, 2], [1.0, 2], [[True, False]], [True, False],
+                                  (3, 4.5), [], [[1, 2], [3, 4]],
                                   [True, 2], [True, 2.5], [[]], range(3), [range(2), range(2)]])
 def test_tensor_infers_dtype_like_torch(data):
     same(gradient.tensor(data), torch.tensor(data))
+
+
+@pytest.mark.parametrize("data", [[1, 2], (1.5, -2.5), [True, 0], [-3.7, 2], [2**20, 1]])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "int64", "int32", "bool", "float64"])
+def test_tensor_of_a_flat_list_with_a_dtype_like_torch(data, dtype):
+    # (a flat list of Python numbers takes one NumPy conversion, not one check per element)
+    same(gradient.tensor(data, dtype=getattr(gradient, dtype)),
+         torch.tensor(data, dtype=getattr(torch, dtype)))
 
 
 NUMPY_IN_LISTS = [[np.float64(1.5)], [np.float64(1.5), 2.0], [np.int32(3)], [np.int32(3), 4],
