@@ -24,6 +24,29 @@ def test_tensor_infers_dtype_like_torch(data):
     same(gradient.tensor(data), torch.tensor(data))
 
 
+@pytest.mark.parametrize("data, dtype", [
+    ([2**40, 1], "int32"), ([300], "uint8"), ([128], "int8"), ([1e20], "int64"),
+    ([float("nan")], "int64"), ([float("inf")], "int32"), ([127.5], "int8"), ([-256], "uint8"),
+    (300, "uint8"), ([[2**40]], "int32")])
+def test_python_numbers_past_an_integer_dtype_are_refused_like_torch(data, dtype):
+    # NumPy's cast wrapped them: tensor([300], dtype=uint8) was 44, [nan] as int64 its minimum
+    with pytest.raises(RuntimeError, match="overflow"):
+        torch.tensor(data, dtype=getattr(torch, dtype))
+    with pytest.raises(DTypeError, match=f"cannot be converted to {dtype} without overflow"):
+        gradient.tensor(data, dtype=getattr(gradient, dtype))
+
+
+@pytest.mark.parametrize("data, dtype", [([-1], "uint8"), ([-255], "uint8"), ([127], "int8"),
+                                         ([-128.0], "int8"), ([3.7, -3.7], "int16"),
+                                         ([2.0**63], "int64"), ([True, 2], "int8")])
+def test_python_numbers_an_integer_dtype_takes_like_torch(data, dtype):
+    # negatives wrap into an unsigned dtype, fractions are cut, as in PyTorch
+    same(gradient.tensor(data, dtype=getattr(gradient, dtype)),
+         torch.tensor(data, dtype=getattr(torch, dtype)))
+    # arrays are cast without the check (wrapped), as PyTorch casts them
+    assert gradient.tensor(np.array([2**40]), dtype=gradient.int32).tolist() == [0]
+
+
 @pytest.mark.parametrize("data", [[1, 2], (1.5, -2.5), [True, 0], [-3.7, 2], [2**20, 1]])
 @pytest.mark.parametrize("dtype", ["float32", "float16", "int64", "int32", "bool", "float64"])
 def test_tensor_of_a_flat_list_with_a_dtype_like_torch(data, dtype):

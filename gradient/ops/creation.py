@@ -164,7 +164,24 @@ def _as_array(data, dtype, backend):
             raise ShapeError(f"tensor(): nested sequences must be rectangular ({e})") from None
         if arr.dtype == object:
             raise ShapeError("tensor(): nested sequences must be rectangular and hold numbers only")
+    if not isinstance(data, (Tensor, np.ndarray, np.generic)):
+        _check_fits(arr, dtype)
     return backend.from_numpy(np.array(arr, dtype=dtype.numpy, copy=True))
+
+
+def _check_fits(arr: np.ndarray, dtype) -> None:
+    """PyTorch's refusal of Python numbers that an integer dtype cannot hold, where NumPy's
+    cast wraps them (tensor([300], dtype=uint8) was 44, [1e20] as int64 its minimum; NaN
+    too). As in PyTorch, a negative number for an unsigned dtype wraps (-1 is 255), a float
+    in the range loses its fraction, and arrays and tensors are cast without the check."""
+    if not (np.issubdtype(dtype.numpy, np.integer) and arr.size and arr.dtype.kind in "iuf"):
+        return
+    info = np.iinfo(dtype.numpy)
+    low, high = (-int(info.max) if info.min == 0 else int(info.min)), int(info.max)
+    finite = arr.dtype.kind != "f" or bool(np.isfinite(arr).all())
+    if not (finite and arr.min() >= low and arr.max() <= high):
+        raise DTypeError(f"tensor(): a value cannot be converted to {dtype.name} without "
+                         f"overflow: expected numbers from {int(info.min)} to {high}")
 
 
 def _plain_numbers(data):
