@@ -27,6 +27,12 @@ class ArgumentTypeError(GradientError, TypeError):
     (position 1) must be a Tensor, not NoneType``, as PyTorch words it."""
 
 
+class ConfigError(GradientError, ValueError):
+    """A model configuration that describes no model: a size that is no non-negative integer,
+    attention heads that do not divide the width, an unknown activation (a ``config.json``
+    file, or a config's arguments)."""
+
+
 class LayoutError(GradientError, NotImplementedError):
     """An operation a sparse tensor does not take (``relu`` of a sparse COO tensor): the
     message says which, and that ``to_dense()`` gives a tensor every operation takes. A

@@ -30,6 +30,7 @@ import math
 import numpy as np
 
 from .. import nn
+from ..errors import ConfigError
 from ..nn import functional as F
 from ..ops.creation import arange
 from .decode_step import captured_tokens, decode_step, replays_decode_step, step_mask
@@ -47,6 +48,8 @@ class GPT2Config(ModelConfig):
     """GPT-2's hyper-parameters, named as in its ``config.json``; defaults are GPT-2 small."""
 
     model_type = "gpt2"
+    _divisors = ("n_head",)
+    _layer_counts = ("n_layer",)
     vocab_size: int = 50257
     n_positions: int = 1024
     n_embd: int = 768
@@ -67,11 +70,12 @@ class GPT2Config(ModelConfig):
     tie_word_embeddings: bool = True
 
     def __post_init__(self):
+        self.check_sizes()
         if self.n_embd % self.n_head:
-            raise ValueError(f"GPT2Config: n_embd ({self.n_embd}) must be a multiple of n_head "
+            raise ConfigError(f"GPT2Config: n_embd ({self.n_embd}) must be a multiple of n_head "
                              f"({self.n_head})")
         if self.activation_function not in _ACTIVATIONS:
-            raise ValueError(f"GPT2Config: activation_function {self.activation_function!r} is "
+            raise ConfigError(f"GPT2Config: activation_function {self.activation_function!r} is "
                              f"not supported; expected one of {sorted(_ACTIVATIONS)}")
 
 

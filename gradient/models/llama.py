@@ -46,7 +46,7 @@ import numpy as np
 from .. import nn
 from ..autograd import no_grad
 from ..dtypes import float32, float64
-from ..errors import ShapeError
+from ..errors import ConfigError, ShapeError
 from ..nn import functional as F
 from ..ops.causal_bias import RowPrefixBias
 from ..ops.creation import from_numpy
@@ -123,6 +123,8 @@ class LlamaConfig(ModelConfig):
     """
 
     model_type: str = "llama"
+    _divisors = ("num_attention_heads", "num_key_value_heads")    # (not fields: no annotation)
+    _layer_counts = ("num_hidden_layers",)
     vocab_size: int = DEFAULT
     hidden_size: int = DEFAULT
     intermediate_size: int = DEFAULT
@@ -156,15 +158,16 @@ class LlamaConfig(ModelConfig):
         for name, value in _TYPE_DEFAULTS[self.model_type].items():
             if getattr(self, name) is DEFAULT:
                 setattr(self, name, value)
+        self.check_sizes()
         if self.num_key_value_heads is None:
             self.num_key_value_heads = self.num_attention_heads
         if self.head_dim is None:
             self.head_dim = self.hidden_size // self.num_attention_heads
         if self.num_attention_heads % self.num_key_value_heads:
-            raise ValueError(f"LlamaConfig: num_attention_heads ({self.num_attention_heads}) must "
+            raise ConfigError(f"LlamaConfig: num_attention_heads ({self.num_attention_heads}) must "
                              f"be a multiple of num_key_value_heads ({self.num_key_value_heads})")
         if self.head_dim % 2:
-            raise ValueError(f"LlamaConfig: rotary embeddings need an even head_dim, got "
+            raise ConfigError(f"LlamaConfig: rotary embeddings need an even head_dim, got "
                              f"{self.head_dim}")
         self.rope_scaling = _normalized_rope_scaling(self.rope_scaling)
         if self.model_type in ("qwen2", "qwen3"):

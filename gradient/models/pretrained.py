@@ -31,7 +31,7 @@ import numpy as np
 
 from ..autograd import is_grad_enabled
 from ..dtypes import DType, bfloat16, float16, float32, float64
-from ..errors import FileFormatError, UnknownArchitectureError
+from ..errors import ConfigError, FileFormatError, UnknownArchitectureError
 from ..io import SafetensorsReader, save_safetensors
 from ..io.atomic import atomic_write
 from ..nn import Module
@@ -45,6 +45,9 @@ __all__ = ["ModelConfig", "PreTrainedModel", "CausalLMOutput", "from_pretrained"
 WEIGHTS_NAME = "model.safetensors"
 WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
 CONFIG_NAME = "config.json"
+#: The most layers a config may ask for (the largest released models have about 130; llama.cpp
+#: stops at 512): more is a corrupt file, whose model would take minutes and memory to build.
+MAX_LAYERS = 4096
 _DTYPES = {"float32": float32, "float16": float16, "bfloat16": bfloat16, "float64": float64}
 
 
@@ -57,6 +60,33 @@ class ModelConfig:
 
     model_type: ClassVar[str] = ""
     extra: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+    #: integer fields that divide others (attention heads): at least 1
+    _divisors: ClassVar[tuple] = ()
+    #: integer fields that count layers: at most :data:`MAX_LAYERS`
+    _layer_counts: ClassVar[tuple] = ()
+
+    def check_sizes(self) -> None:
+        """Refuses (:class:`~gradient.errors.ConfigError`) an integer field that holds no integer
+        (``"64"``, ``64.5``, ``true``), a negative one (token ids aside), a divisor below 1 and
+        more than :data:`MAX_LAYERS` layers: a ``config.json`` that would otherwise fail deep
+        inside the model's construction (dividing by zero heads) or build a billion layers
+        before its weights are read. The families call it before they derive their sizes."""
+        name = type(self).__name__
+        for field in dataclasses.fields(self):
+            value, kinds = getattr(self, field.name), str(field.type)
+            if (not kinds.startswith("int") or value is None
+                    or isinstance(value, list) and "list" in kinds):
+                continue
+            # (NumPy's integers, from a GGUF file's metadata, are integers too)
+            if isinstance(value, bool) or not hasattr(type(value), "__index__"):
+                raise ConfigError(f"{name}: {field.name} must be an integer, got "
+                                  f"{type(value).__name__} {value!r}")
+            least = 1 if field.name in self._divisors else 0
+            if value < least and not field.name.endswith("_token_id"):
+                raise ConfigError(f"{name}: {field.name} must be at least {least}, got {value}")
+            if field.name in self._layer_counts and value > MAX_LAYERS:
+                raise ConfigError(f"{name}: {field.name} is {value}; gradient builds at most "
+                                  f"{MAX_LAYERS} layers")
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":

@@ -8,6 +8,7 @@ with ours. Models are shared through a module-scoped cache so each is built once
 
 import json
 import os
+import re
 import shutil
 from collections import Counter
 
@@ -17,8 +18,9 @@ import torch
 import transformers
 
 import gradient
-from gradient.errors import FileFormatError
+from gradient.errors import ConfigError, FileFormatError
 from gradient.io import load_safetensors, save_safetensors
+from gradient.models.gpt2 import GPT2Config
 from gradient.models.llama import LlamaConfig, LlamaForCausalLM, rope_inv_freq
 from gradient.models.pretrained import MODEL_TYPES, UnknownArchitectureError, from_pretrained
 
@@ -447,6 +449,34 @@ def test_config_defaults_follow_the_model_type():
         LlamaConfig(model_type="gpt2")
     with pytest.raises(NotImplementedError, match="yarn"):
         LlamaConfig(rope_scaling={"rope_type": "yarn", "factor": 4.0})
+
+
+_SMALL = {"model_type": "llama", "vocab_size": 100, "hidden_size": 64, "intermediate_size": 128,
+          "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"hidden_size": "64"}, "hidden_size must be an integer, got str '64'"),
+    ({"intermediate_size": 128.5}, "intermediate_size must be an integer, got float"),
+    ({"num_hidden_layers": True}, "num_hidden_layers must be an integer, got bool"),
+    ({"vocab_size": -1}, "vocab_size must be at least 0, got -1"),
+    ({"num_attention_heads": 0}, "num_attention_heads must be at least 1, got 0"),
+    ({"num_key_value_heads": 0}, "num_key_value_heads must be at least 1"),
+    ({"num_hidden_layers": 10**9}, "num_hidden_layers is 1000000000; gradient builds at most"),
+    ({"num_attention_heads": 5}, "must be a multiple of num_key_value_heads"),
+])
+def test_a_config_json_that_describes_no_model_gets_a_config_error(change, message):
+    # a ZeroDivisionError, a TypeError from `//` on a string, or a billion layers built before
+    # the weights were read, before
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        LlamaConfig.from_dict({**_SMALL, **change})
+    assert issubclass(ConfigError, ValueError)
+    gpt2 = {"n_embd": 64, "n_head": 4, "n_layer": 2, "vocab_size": 100}
+    for bad in ({"n_head": 0}, {"n_embd": "64"}, {"n_layer": -1}, {"n_layer": 10**9}):
+        with pytest.raises(ConfigError):
+            GPT2Config.from_dict({**gpt2, **bad})
+    # token ids may be negative or lists, and "derive it" stays None
+    LlamaConfig.from_dict({**_SMALL, "pad_token_id": -1, "eos_token_id": [1, 2], "head_dim": None})
 
 
 def test_config_accepts_both_rope_spellings(tmp_path):
