@@ -61,6 +61,11 @@ import warnings
 import numba
 import numpy as np
 
+from . import lazy_linking
+
+# kernels from numba's disk cache load without parsing their bitcode for linking first
+lazy_linking.install()
+
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 # A few kernels call NumPy's BLAS inside ``numba.objmode()`` on purpose (a float product in a
