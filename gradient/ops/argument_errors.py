@@ -11,8 +11,8 @@ function so that such a failure becomes an :class:`~gradient.errors.ArgumentType
     ArgumentTypeError: abs(): argument 'input' (position 1) must be a Tensor, not NoneType
 
 Only where the object that lacked the attribute is one of the call's arguments (or an item of
-a list or tuple among them) and the attribute is one a Tensor has: any other AttributeError is
-a failure of its own and goes on as it is. Nothing is checked on the way in (a call that works
+a list, tuple or string among them) and the attribute is one a Tensor has: any other
+AttributeError is a failure of its own and goes on as it is. Nothing is checked on the way in (a call that works
 costs one Python frame more), and :func:`wrong_argument` serves callers that wrap their own
 calls (``nn.Module.__call__`` for gradient's layers).
 """
