@@ -25,7 +25,7 @@ import inspect
 from ..errors import ArgumentTypeError
 from ..tensor import Tensor
 
-__all__ = ["tensor_arguments", "wrong_argument", "guard_namespace"]
+__all__ = ["tensor_arguments", "wrong_argument", "guard_namespace", "as_ints"]
 
 _MISSING = object()
 _wrapped: dict = {}     # id(function) -> its wrapper, so that aliases stay one object
@@ -52,6 +52,20 @@ def wrong_argument(name: str, fn, args: tuple, kwargs: dict,
                         f"{name}(): argument '{parameter}' must hold Tensors, not "
                         f"{type(obj).__name__} (at index {index})")
     return None
+
+
+def as_ints(values, what: str) -> tuple:
+    """``values`` (an iterable) as a tuple of Python ints by ``int()``, as shapes and dims are
+    read; an :class:`~gradient.errors.ArgumentTypeError` naming ``what`` where an element is no
+    number (``x.reshape("ab")``, ``x.sum(dim=None, keepdim="a")``: Python's "invalid literal for
+    int()" before).
+
+    Example: ``as_ints((2, 3), "reshape: the shape")`` is ``(2, 3)``
+    """
+    try:
+        return tuple(int(v) for v in values)
+    except (TypeError, ValueError):
+        raise ArgumentTypeError(f"{what} must be integers, got {values!r}") from None
 
 
 def _parameter_names(fn, args: tuple, kwargs: dict) -> list:

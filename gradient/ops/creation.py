@@ -26,6 +26,7 @@ from ..dtypes import (as_dtype, bool_, from_numpy_dtype, get_default_dtype, int6
                       promote_types, result_type)
 from ..errors import ArgumentTypeError, DTypeError, ShapeError
 from ..tensor import Tensor
+from .argument_errors import as_ints
 
 TENSOR_METHODS = ("new_zeros", "new_ones", "new_full", "new_empty", "new_tensor", "bernoulli",
                   "bernoulli_", "random_", "exponential_", "log_normal_", "cauchy_", "geometric_")
@@ -91,7 +92,7 @@ def _shape(size) -> tuple:
     """Accept f(2, 3), f((2, 3)) and f([2, 3]) as PyTorch does."""
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
-    shape = tuple(int(s) for s in size)
+    shape = as_ints(size, "the size")
     if any(s < 0 for s in shape):
         raise ShapeError(f"negative dimension in shape {shape}")
     return shape

@@ -31,6 +31,7 @@ from ..errors import DeviceError, ShapeError
 from ..layouts import (axis_order, channels_last_of, contiguous_format, preserve_format, relaid,
                        strides_of)
 from ..tensor import Size, Tensor
+from .argument_errors import as_ints
 
 TENSOR_METHODS = (
     "reshape", "view", "view_as", "reshape_as", "flatten", "ravel", "unflatten", "squeeze",
@@ -59,7 +60,7 @@ def wrap_dims(dim, ndim: int) -> tuple:
         return tuple(range(ndim))
     if isinstance(dim, int) or hasattr(dim, "__index__"):
         dim = (int(dim),)
-    axes = tuple(sorted({wrap_dim(int(d), ndim) for d in dim}))
+    axes = tuple(sorted({wrap_dim(d, ndim) for d in as_ints(dim, "dim")}))
     if ndim == 0:
         return ()
     return axes
@@ -69,7 +70,7 @@ def _dim_list(dims, ndim: int, what: str) -> tuple:
     """``dims`` (an int or a sequence) wrapped, in the order given, refusing repeats."""
     if isinstance(dims, int) or hasattr(dims, "__index__"):
         dims = (int(dims),)
-    out = tuple(wrap_dim(int(d), ndim) for d in dims)
+    out = tuple(wrap_dim(d, ndim) for d in as_ints(dims, f"{what}: dims"))
     if len(set(out)) != len(out):
         raise ShapeError(f"{what}: dimension {tuple(dims)} lists a dimension more than once")
     return out
@@ -113,7 +114,7 @@ def _infer_shape(shape, numel: int, what: str, src_shape=None) -> tuple:
     """``shape`` with its -1 (if any) filled in so that it holds ``numel`` elements."""
     if all(type(s) is int and s >= 0 for s in shape) and _prod(shape) == numel:
         return tuple(shape)  # the common case: every size given, and they fit
-    shape = tuple(int(s) for s in shape)
+    shape = as_ints(shape, f"{what}: the shape")
     src = f"a tensor of shape {tuple(src_shape)} ({numel} elements)" if src_shape is not None \
         else f"a tensor of {numel} elements"
     if shape.count(-1) > 1:
@@ -470,7 +471,7 @@ def broadcast_tensors(*tensors) -> tuple:
 def repeat(input: Tensor, *sizes) -> Tensor:
     """Tile ``input`` ``sizes[i]`` times along each dimension (PyTorch's ``repeat``, which is
     NumPy's ``tile``, not ``numpy.repeat``): ``x.repeat(2, 1)``. Always a copy."""
-    sizes = tuple(int(s) for s in _size_args(sizes))
+    sizes = as_ints(_size_args(sizes), "repeat: sizes")
     if len(sizes) < input.ndim:
         raise ShapeError(f"repeat: the number of repeats ({len(sizes)}) must be at least the "
                          f"number of dimensions of the tensor ({input.ndim})")

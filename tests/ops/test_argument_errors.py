@@ -144,3 +144,18 @@ def test_tensor_of_none_with_a_dtype_is_refused_not_nan():
     with pytest.raises(TypeError):
         x.copy_(None)
     assert x.tolist() == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda x: x.reshape("ab"), "reshape: the shape must be integers, got ('ab',)"),
+    (lambda x: x.view(-1, None), "view: the shape must be integers, got (-1, None)"),
+    (lambda x: x.flip("a"), "flip: dims must be integers"),
+    (lambda x: x.squeeze("a"), "dim must be integers"),
+    (lambda x: x.repeat("a"), "repeat: sizes must be integers"),
+    (lambda x: gradient.zeros(2, None), "the size must be integers, got (2, None)"),
+])
+def test_sizes_and_dims_that_are_no_integers_are_named(call, message):
+    # Python's "invalid literal for int() with base 10: 'a'" (a ValueError) before
+    with pytest.raises(ArgumentTypeError, match=_escaped(message)):
+        call(gradient.ones(2, 3))
+    assert gradient.ones(2, 3).reshape(3.0, 2).shape == (3, 2)    # int() of a float, as before
