@@ -12,9 +12,10 @@ function so that such a failure becomes an :class:`~gradient.errors.ArgumentType
 
 Only where the object that lacked the attribute is one of the call's arguments (or an item of
 a list, tuple or string among them) and the attribute is one a Tensor has: any other
-AttributeError is a failure of its own and goes on as it is. Nothing is checked on the way in (a call that works
-costs one Python frame more), and :func:`wrong_argument` serves callers that wrap their own
-calls (``nn.Module.__call__`` for gradient's layers).
+AttributeError is a failure of its own and goes on as it is. Nothing is checked on the way in
+(a call that works costs one Python frame more), and :func:`wrong_argument` serves callers
+that wrap their own calls (``nn.Module.__call__`` for gradient's layers). Sizes and dims, read
+by ``int()``, name what they are for the same way (:func:`as_ints`).
 """
 
 from __future__ import annotations
@@ -57,8 +58,8 @@ def wrong_argument(name: str, fn, args: tuple, kwargs: dict,
 def as_ints(values, what: str) -> tuple:
     """``values`` (an iterable) as a tuple of Python ints by ``int()``, as shapes and dims are
     read; an :class:`~gradient.errors.ArgumentTypeError` naming ``what`` where an element is no
-    number (``x.reshape("ab")``, ``x.sum(dim=None, keepdim="a")``: Python's "invalid literal for
-    int()" before).
+    number (``x.reshape("ab")``, ``x.flip("a")``: Python's "invalid literal for int()"
+    before).
 
     Example: ``as_ints((2, 3), "reshape: the shape")`` is ``(2, 3)``
     """

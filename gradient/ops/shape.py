@@ -59,7 +59,7 @@ def wrap_dims(dim, ndim: int) -> tuple:
     if dim is None:
         return tuple(range(ndim))
     if isinstance(dim, int) or hasattr(dim, "__index__"):
-        dim = (int(dim),)
+        dim = (dim,)
     axes = tuple(sorted({wrap_dim(d, ndim) for d in as_ints(dim, "dim")}))
     if ndim == 0:
         return ()
@@ -69,7 +69,7 @@ def wrap_dims(dim, ndim: int) -> tuple:
 def _dim_list(dims, ndim: int, what: str) -> tuple:
     """``dims`` (an int or a sequence) wrapped, in the order given, refusing repeats."""
     if isinstance(dims, int) or hasattr(dims, "__index__"):
-        dims = (int(dims),)
+        dims = (dims,)
     out = tuple(wrap_dim(d, ndim) for d in as_ints(dims, f"{what}: dims"))
     if len(set(out)) != len(out):
         raise ShapeError(f"{what}: dimension {tuple(dims)} lists a dimension more than once")
