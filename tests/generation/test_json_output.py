@@ -45,6 +45,7 @@ def _documents(count, seed=0):
                          separators=rng.choice([None, (",", ":")]))
 
 
+@pytest.mark.separate   # heavy: CI runs it in its own pass (-m separate)
 def test_valid_objects_are_whole_and_their_prefixes_are_not():
     for text in _documents(400):
         assert _whole(text), text
@@ -227,6 +228,7 @@ def _valid(schema, text) -> bool:
     return jsonschema.Draft202012Validator(schema).is_valid(value)
 
 
+@pytest.mark.separate   # heavy: CI runs it in its own pass (-m separate)
 @pytest.mark.parametrize("schema", [PERSON, TREE, OPEN], ids=["person", "tree", "open"])
 def test_a_schemas_instances_are_whole_and_what_it_takes_is_valid(schema):
     grammar, rng = JsonGrammar(schema), random.Random(5)

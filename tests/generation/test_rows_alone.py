@@ -29,6 +29,7 @@ def _bfloat16_llama(width=256, seed=0):
     return model.eval().to(gradient.bfloat16)
 
 
+@pytest.mark.separate   # heavy: CI runs it in its own pass (-m separate)
 def test_a_long_check_of_a_bfloat16_model_gives_each_position_a_decode_steps_logits():
     """Twenty drafts make a forward of 21 rows, which a prompt's product would take on the
     CPU's matrix tiles where it has them (other sums than a row alone gets): a check runs as

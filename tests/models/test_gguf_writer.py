@@ -163,6 +163,7 @@ def test_gpt2_names_are_the_loaders_inverse():
     assert gpt2_hf_name("blk.0.attn_q.weight") is None      # a LLaMA name: not GPT-2's
 
 
+@pytest.mark.separate   # heavy: CI runs it in its own pass (-m separate)
 @pytest.mark.parametrize("tied", [True, False])
 def test_gpt2_files_load_back(tied, tmp_path):
     """A GPT-2 file (gradient's, or llama.cpp's converter's: the same names and keys) loads
@@ -598,6 +599,7 @@ def lc_models():
     return {name: tiny(t, seed=3, std=0.1, **dict(LC, **o)) for name, (t, o) in LC_CASES.items()}
 
 
+@pytest.mark.separate   # heavy: CI runs it in its own pass (-m separate)
 @pytest.mark.parametrize("case", sorted(LC_CASES))
 def test_llama_cpp_runs_the_f32_file(case, lc_models, tmp_path):
     pytest.importorskip("llama_cpp")

@@ -61,6 +61,7 @@ def plan_of(model):
     return next(iter(model.model.__dict__["_captured"]._entries.values()))
 
 
+@pytest.mark.separate   # heavy: CI runs it in its own pass (-m separate)
 @pytest.mark.parametrize("model_type, qtypes", [
     ("llama", ("Q8_0",)),
     # nibble and byte kernels, offsets, minimums (the mix the tests below take too: the same
@@ -116,6 +117,7 @@ def test_python_replay_gives_the_compiled_bits(monkeypatch):
     np.testing.assert_array_equal(replayed, compiled)
 
 
+@pytest.mark.separate   # heavy: CI runs it in its own pass (-m separate)
 @pytest.mark.parametrize("change", ["float32 activations", "a float layer", "gelu",
                                     "a hook on every layer", "a LoRA on q and v"])
 def test_changed_models_keep_the_module_graph_bits(change):
@@ -207,6 +209,7 @@ def forced(model, ids, prompt_len, fused):
     return np.stack(out).astype(np.float64)
 
 
+@pytest.mark.separate   # heavy: CI runs it in its own pass (-m separate)
 @requires_smollm2
 def test_smollm2_compiled_steps_are_the_module_graph_and_close_to_exact():
     """On the real model, along fixed continuations: the compiled decode step gives the module
@@ -281,6 +284,7 @@ def test_smollm2_prompts_run_whole_give_the_logits_of_their_tokens_decoded(activ
 
 
 
+@pytest.mark.separate   # heavy: CI runs it in its own pass (-m separate)
 @pytest.mark.parametrize("model_type, qtypes", [
     ("llama", ("Q4_1", "Q8_0", "Q4_0", "Q5_1")),   # q, k, v of three kinds, merged into one call
     ("mistral", ("Q8_0",)),                        # a sliding window
@@ -321,6 +325,7 @@ def test_bfloat16_activations_decode_through_the_step_with_the_module_graph_bits
     assert "numba" in t.calls("bfloat16_rows_product")   # (not the float32 product's kernel)
 
 
+@pytest.mark.separate   # heavy: CI runs it in its own pass (-m separate)
 @pytest.mark.parametrize("model_type", ["llama", "gpt2"])
 def test_short_prompts_into_an_empty_cache_are_the_tails_steps(model_type, monkeypatch):
     """Where steps of several tokens are compiled (the gradient commands), a prompt of up to
@@ -372,6 +377,7 @@ def test_short_prompts_into_an_empty_cache_are_the_tails_steps(model_type, monke
     assert_steps_compiled(stack, T)
 
 
+@pytest.mark.separate   # heavy: CI runs it in its own pass (-m separate)
 @pytest.mark.parametrize("activations", ["int8", "float32"])
 def test_prompt_tails_up_to_the_captured_tokens_are_compiled_steps(activations, monkeypatch):
     """A conversation's next turn, or a request whose prompt shares a cached prefix, runs only

@@ -204,6 +204,7 @@ def model_device(request):
     return "emulated_model_gpu"
 
 
+@pytest.mark.separate   # heavy: CI runs it in its own pass (-m separate)
 @pytest.mark.parametrize("scheme,options", [("int4", {"group_size": 64, "zero_point": True}),
                                             ("int8", {})])
 def test_a_quantized_llama_generates_on_the_device_as_on_the_cpu(model_device, scheme, options):

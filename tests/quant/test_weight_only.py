@@ -271,6 +271,7 @@ def dequantized_copy(model, quantized):
     return ref
 
 
+@pytest.mark.separate   # heavy: CI runs it in its own pass (-m separate)
 @pytest.mark.parametrize("scheme,options", [("int8", {}), ("int4", {"group_size": 64}),
                                             ("int4", {"zero_point": True}), ("Q8_0", {}),
                                             ("Q4_K", {})])
@@ -318,6 +319,7 @@ def test_quantize_model_copy(scheme, options):
     assert out.tolist() == q.generate(ids[:1, :4], max_new_tokens=6, eos_token_id=[]).tolist()
 
 
+@pytest.mark.separate   # heavy: CI runs it in its own pass (-m separate)
 @pytest.mark.parametrize("scheme", ["int8", "int4", "Q8_0"])
 @pytest.mark.parametrize("family", ["llama", "gpt2"])
 def test_quantized_models_replay_their_decode_steps(scheme, family):
