@@ -15,7 +15,7 @@ a list, tuple or string among them) and the attribute is one a Tensor has: any o
 AttributeError is a failure of its own and goes on as it is. Nothing is checked on the way in
 (a call that works costs one Python frame more), and :func:`wrong_argument` serves callers
 that wrap their own calls (``nn.Module.__call__`` for gradient's layers). Sizes and dims, read
-by ``int()``, name what they are for the same way (:func:`as_ints`).
+by ``int()``, name what they are for the same way (:func:`as_ints`, :func:`as_int`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import inspect
 from ..errors import ArgumentTypeError
 from ..tensor import Tensor
 
-__all__ = ["tensor_arguments", "wrong_argument", "guard_namespace", "as_ints"]
+__all__ = ["tensor_arguments", "wrong_argument", "guard_namespace", "as_ints", "as_int"]
 
 _MISSING = object()
 _wrapped: dict = {}     # id(function) -> its wrapper, so that aliases stay one object
@@ -56,17 +56,40 @@ def wrong_argument(name: str, fn, args: tuple, kwargs: dict,
 
 
 def as_ints(values, what: str) -> tuple:
-    """``values`` (an iterable) as a tuple of Python ints by ``int()``, as shapes and dims are
-    read; an :class:`~gradient.errors.ArgumentTypeError` naming ``what`` where an element is no
-    number (``x.reshape("ab")``, ``x.flip("a")``: Python's "invalid literal for int()"
-    before).
+    """``values`` (an iterable) as a tuple of Python ints, each read by :func:`as_int`; an
+    :class:`~gradient.errors.ArgumentTypeError` naming ``what`` where one is no integer
+    (``x.reshape("ab")``, ``x.flip("a")``: Python's "invalid literal for int()" before, and
+    ``x.reshape(2.5, -1)`` was ``x.reshape(2, -1)``).
 
     Example: ``as_ints((2, 3), "reshape: the shape")`` is ``(2, 3)``
     """
     try:
-        return tuple(int(v) for v in values)
-    except (TypeError, ValueError):
+        return tuple(_integer(v) for v in values)
+    except (TypeError, ValueError, OverflowError):
         raise ArgumentTypeError(f"{what} must be integers, got {values!r}") from None
+
+
+def as_int(value, what: str) -> int:
+    """``value`` as a Python int by ``int()`` (so ``3``, ``3.0``, ``numpy.int64(3)`` and a
+    one-element integer Tensor are 3), an :class:`~gradient.errors.ArgumentTypeError` naming
+    ``what`` where it is no integer: a string, None, or a float with a fraction (``int()``
+    would cut ``x.tril(1.5)`` to ``x.tril(1)``; PyTorch refuses it).
+
+    Example: ``as_int(k, "topk: k")``
+    """
+    try:
+        return _integer(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ArgumentTypeError(f"{what} must be an integer, got {value!r}") from None
+
+
+def _integer(value) -> int:
+    if isinstance(value, Tensor):
+        value = value.item()
+    number = int(value)
+    if number != value:
+        raise ValueError("a fraction")           # 2.5, or NaN
+    return number
 
 
 def _parameter_names(fn, args: tuple, kwargs: dict) -> list:

@@ -26,7 +26,7 @@ from ..dtypes import (as_dtype, bool_, from_numpy_dtype, get_default_dtype, int6
                       promote_types, result_type)
 from ..errors import ArgumentTypeError, DTypeError, ShapeError
 from ..tensor import Tensor
-from .argument_errors import as_ints
+from .argument_errors import as_int, as_ints
 
 TENSOR_METHODS = ("new_zeros", "new_ones", "new_full", "new_empty", "new_tensor", "bernoulli",
                   "bernoulli_", "random_", "exponential_", "log_normal_", "cauchy_", "geometric_")
@@ -164,6 +164,12 @@ def _as_array(data, dtype, backend):
         except ValueError as e:
             raise ShapeError(f"tensor(): nested sequences must be rectangular ({e})") from None
         if arr.dtype == object:
+            too_large = next((x for x in _flat([data]) if type(x) is int
+                              and not -2 ** 63 <= x < 2 ** 64), None)
+            if too_large is not None:     # (NumPy keeps ints past 64 bits as objects)
+                raise DTypeError(f"tensor(): {too_large} cannot be converted to an integer "
+                                 f"dtype without overflow (64 bits at most); give "
+                                 f"dtype=gradient.float64 to hold it approximately")
             raise ShapeError("tensor(): nested sequences must be rectangular and hold numbers only")
     if not isinstance(data, (Tensor, np.ndarray, np.generic)):
         _check_fits(arr, dtype)
@@ -357,8 +363,17 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     if end is None:
         start, end = 0, start
     start, end, step = (v.item() if isinstance(v, Tensor) else v for v in (start, end, step))
+    for name, v in (("start", start), ("end", end), ("step", step)):
+        if not isinstance(v, (int, float, np.integer, np.floating)):
+            raise ArgumentTypeError(f"arange: {name} must be a number, got {v!r}")
+    if not (math.isfinite(start) and math.isfinite(end)) or math.isnan(step):
+        raise ShapeError(f"arange: unsupported range {start} -> {end} by {step}: the bounds "
+                         f"must be finite, and the step a number")
     if step == 0:
-        raise ValueError("arange: step must be nonzero")
+        raise ShapeError("arange: step must be nonzero")
+    if (end - start) * step < 0:     # (PyTorch refuses it too, rather than give no values)
+        raise ShapeError(f"arange: the bounds and the step's sign disagree: from {start} to "
+                         f"{end} by {step} never arrives")
     if dtype is None:
         dtype = int64 if all(isinstance(v, (int, np.integer)) for v in (start, end, step)) \
             else get_default_dtype()
@@ -376,22 +391,32 @@ def linspace(start, end, steps: int, dtype=None, device=None, requires_grad=Fals
     """``steps`` evenly spaced values from ``start`` to ``end`` inclusive."""
     backend = _backend(device)
     dtype = as_dtype(dtype) if dtype is not None else get_default_dtype()
-    arr = np.linspace(float(start), float(end), int(steps), dtype=np.float64)
+    arr = np.linspace(float(start), float(end), _steps(steps, "linspace"), dtype=np.float64)
     return _wrap(backend.cast(backend.from_numpy(arr), dtype), backend, requires_grad)
 
 
 def logspace(start, end, steps: int, base: float = 10.0, dtype=None, device=None) -> Tensor:
     backend = _backend(device)
     dtype = as_dtype(dtype) if dtype is not None else get_default_dtype()
-    arr = np.logspace(float(start), float(end), int(steps), base=base, dtype=np.float64)
+    arr = np.logspace(float(start), float(end), _steps(steps, "logspace"), base=base,
+                      dtype=np.float64)
     return Tensor._make(backend.cast(backend.from_numpy(arr), dtype), False, backend)
+
+
+def _steps(value, fn: str, name: str = "steps") -> int:
+    """A count of values (linspace's steps, eye's sizes): an int, at least 0."""
+    count = as_int(value, f"{fn}: {name}")
+    if count < 0:
+        raise ShapeError(f"{fn}: {name} must be non-negative, got {count}")
+    return count
 
 
 def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad=False) -> Tensor:
     """The ``n`` by ``m`` identity matrix."""
     backend = _backend(device)
     dtype = as_dtype(dtype) if dtype is not None else get_default_dtype()
-    arr = np.eye(n, n if m is None else m)
+    n = _steps(n, "eye", "n")
+    arr = np.eye(n, n if m is None else _steps(m, "eye", "m"))
     return _wrap(backend.cast(backend.from_numpy(arr), dtype), backend, requires_grad)
 
 

@@ -33,6 +33,7 @@ from ..autograd.grad_mode import no_grad as _no_grad
 from ..dtypes import bool_, float64, int32, int64, result_type, uint8
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
+from .argument_errors import as_int
 from .creation import default_generator, full as _full, tensor as _tensor
 from .elementwise import _inplace_op, floor_divide as _floor_divide, where as _where
 from .shape import (_as_view, _reshape_result, broadcast_shapes, cat as _cat, clone, expand,
@@ -791,6 +792,7 @@ def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: boo
 
     Example: ``x.topk(2).values``
     """
+    k = as_int(k, "topk: k")
     dim = wrap_dim(dim, input.ndim)
     x = _as_1d(input)
     n = x.shape[dim]

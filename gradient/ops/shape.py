@@ -31,7 +31,7 @@ from ..errors import DeviceError, ShapeError
 from ..layouts import (axis_order, channels_last_of, contiguous_format, preserve_format, relaid,
                        strides_of)
 from ..tensor import Size, Tensor
-from .argument_errors import as_ints
+from .argument_errors import as_int, as_ints
 
 TENSOR_METHODS = (
     "reshape", "view", "view_as", "reshape_as", "flatten", "ravel", "unflatten", "squeeze",
@@ -523,7 +523,7 @@ def repeat_interleave(input: Tensor, repeats=None, dim: int | None = None, *,
         else:
             from .index import getitem
             return getitem(input, (slice(None),) * dim + (_repeated_positions(repeats),))
-    repeats = int(repeats)
+    repeats = as_int(repeats, "repeat_interleave: repeats")
     if repeats < 0:
         raise ShapeError(f"repeat_interleave: repeats must be non-negative, got {repeats}")
     shape = tuple(input.shape)
@@ -590,7 +590,7 @@ def narrow(input: Tensor, dim: int, start: int, length: int) -> Tensor:
         raise ShapeError("narrow: cannot narrow a 0-d tensor")
     dim = wrap_dim(dim, input.ndim)
     n = input.shape[dim]
-    start, length = int(start), int(length)
+    start, length = as_int(start, "narrow: start"), as_int(length, "narrow: length")
     if not -n <= start <= n:
         raise IndexError(f"narrow: start {start} is out of range for dimension {dim} of size {n} "
                          f"(expected {-n} to {n})")
@@ -665,12 +665,12 @@ def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
     dim = wrap_dim(dim, tensor.ndim)
     n = tensor.shape[dim]
     if isinstance(split_size_or_sections, (list, tuple)):
-        sizes = [int(s) for s in split_size_or_sections]
+        sizes = list(as_ints(split_size_or_sections, "split: the sizes"))
         if any(s < 0 for s in sizes) or sum(sizes) != n:
             raise ShapeError(f"split: sizes {sizes} must be non-negative and sum exactly to {n}, "
                              f"the size of dimension {dim}")
     else:
-        size = int(split_size_or_sections)
+        size = as_int(split_size_or_sections, "split: split_size")
         if size < 0 or size == 0 and n != 0:
             raise ShapeError(f"split: split_size must be positive (0 only for an empty dimension), "
                              f"got {size} for dimension {dim} of size {n}")
@@ -680,6 +680,7 @@ def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
 
 def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
     """At most ``chunks`` views of equal size (``ceil(n / chunks)``; the last may be smaller)."""
+    chunks = as_int(chunks, "chunk: chunks")
     if chunks < 1:
         raise ShapeError(f"chunk: chunks must be at least 1, got {chunks}")
     if input.ndim == 0:
@@ -950,12 +951,13 @@ class Roll(ArrayFunction):
 def roll(input: Tensor, shifts, dims=None) -> Tensor:
     """Rotate elements by ``shifts`` along ``dims`` (ints or tuples), or over the flattened
     tensor when ``dims`` is None: ``x.roll(1, 0)``, ``x.roll((1, -2), (0, 1))``. A copy."""
-    shifts = (int(shifts),) if not isinstance(shifts, (tuple, list)) else tuple(int(s) for s in shifts)
+    shifts = (as_int(shifts, "roll: shifts"),) if not isinstance(shifts, (tuple, list)) else \
+        as_ints(shifts, "roll: shifts")
     if dims is None:
         if len(shifts) != 1:
             raise ShapeError(f"roll: with dims=None, shifts must be a single int, got {shifts}")
         return _reshape_result(Roll.apply(flatten(input), shifts, (0,)), tuple(input.shape))
-    dims = (dims,) if not isinstance(dims, (tuple, list)) else tuple(dims)
+    dims = as_ints(dims if isinstance(dims, (tuple, list)) else (dims,), "roll: dims")
     if input.ndim == 0:
         raise IndexError(f"roll: a 0-d tensor has no dimensions to roll along (dims={dims}); call "
                          "roll without dims")
@@ -992,7 +994,7 @@ def _triangle(name: str, input: Tensor, diagonal: int, upper: bool) -> Tensor:
     if input.ndim < 2:
         raise ShapeError(f"{name}: expected a tensor with at least 2 dimensions, got "
                          f"{input.ndim}")
-    return Triangle.apply(input, int(diagonal), upper)
+    return Triangle.apply(input, as_int(diagonal, f"{name}: diagonal"), upper)
 
 
 def tril(input: Tensor, diagonal: int = 0) -> Tensor:
@@ -1017,6 +1019,7 @@ def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Te
     """
     if input.ndim < 2:
         raise ShapeError(f"diagonal: expected a tensor with at least 2 dimensions, got {input.ndim}")
+    offset = as_int(offset, "diagonal: offset")
     d1, d2 = wrap_dim(dim1, input.ndim), wrap_dim(dim2, input.ndim)
     if d1 == d2:
         raise ShapeError(f"diagonal: dim1 and dim2 cannot be the same dimension (both {d1})")
@@ -1242,7 +1245,7 @@ def unfold(input: Tensor, dimension: int, size: int, step: int) -> Tensor:
     ``[4, 5, 6]``. (``gradient.nn.functional.unfold`` is the im2col of images.)
     """
     dim = wrap_dim(dimension, input.ndim)
-    size, step = int(size), int(step)
+    size, step = as_int(size, "unfold: size"), as_int(step, "unfold: step")
     n = input.shape[dim] if input.ndim else 1
     if step <= 0:
         raise ValueError(f"unfold: step must be positive, got {step}")

@@ -9,11 +9,12 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 import gradient
 import gradient.nn.functional as F
 from gradient import nn
-from gradient.errors import ArgumentTypeError, GradientError
+from gradient.errors import ArgumentTypeError, DTypeError, GradientError, ShapeError
 from gradient.ops.argument_errors import tensor_arguments
 
 # Every function of the torch and torch.nn.functional namespaces, each given None, a string, a
@@ -159,3 +160,71 @@ def test_sizes_and_dims_that_are_no_integers_are_named(call, message):
     with pytest.raises(ArgumentTypeError, match=_escaped(message)):
         call(gradient.ones(2, 3))
     assert gradient.ones(2, 3).reshape(3.0, 2).shape == (3, 2)    # int() of a float, as before
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda x: x.split("a"), "split: split_size must be an integer, got 'a'"),
+    (lambda x: x.split([1, "a"]), "split: the sizes must be integers"),
+    (lambda x: x.chunk("a"), "chunk: chunks must be an integer"),
+    (lambda x: x.roll("a"), "roll: shifts must be an integer"),
+    (lambda x: x.roll(1, "a"), "roll: dims must be integers"),
+    (lambda x: x.tril("a"), "tril: diagonal must be an integer"),
+    (lambda x: x.triu(None), "triu: diagonal must be an integer, got None"),
+    (lambda x: x.triu(1.5), "triu: diagonal must be an integer, got 1.5"),   # int() cut it to 1
+    (lambda x: x.narrow(0, "a", 1), "narrow: start must be an integer"),
+    (lambda x: x.topk("a"), "topk: k must be an integer"),
+    (lambda x: x.unfold(0, "a", 1), "unfold: size must be an integer"),
+    (lambda x: x.diagonal("a"), "diagonal: offset must be an integer"),
+    (lambda x: x.repeat_interleave("a"), "repeat_interleave: repeats must be an integer"),
+    (lambda x: x.reshape(2.5, -1), "reshape: the shape must be integers, got (2.5, -1)"),
+    (lambda x: gradient.eye("a"), "eye: n must be an integer"),
+    (lambda x: gradient.linspace(0, 1, "a"), "linspace: steps must be an integer"),
+    (lambda x: gradient.arange("a"), "arange: end must be a number, got 'a'"),
+])
+def test_counts_offsets_and_steps_that_are_no_integers_are_named(call, message):
+    # Python's "invalid literal for int()", "'<' not supported between 'str' and 'int'" or a
+    # silently truncated 1.5 before; PyTorch raises a TypeError for each
+    x = gradient.ones(4, 4)
+    with pytest.raises(ArgumentTypeError, match=_escaped(message)):
+        call(x)
+    # what int() reads as an integer still is one: 2.0, a NumPy integer, a one-element tensor
+    assert x.tril(1.0).sum().item() == x.tril(1).sum().item() == 13
+    assert x.topk(np.int64(2))[0].shape == (4, 2)
+    assert x.narrow(0, gradient.tensor(1), 2).shape == (2, 4)
+
+
+@pytest.mark.parametrize("args", [(0, 5, -1), (5, 0, 1), (0, float("inf")), (float("nan"),),
+                                  (0, 1, -float("inf")), (0, 5, 0)])
+def test_arange_refuses_the_ranges_pytorch_refuses(args):
+    with pytest.raises(RuntimeError):        # PyTorch's class: gradient's ShapeError is one
+        torch.arange(*args)
+    with pytest.raises(ShapeError, match="arange"):
+        gradient.arange(*args)
+
+
+@pytest.mark.parametrize("args", [(5,), (3, 3), (5, 0, -2), (1, 2, 0.25), (True,), (0.5, 3),
+                                  (0, 1, float("inf"))])
+def test_arange_of_the_ranges_pytorch_takes(args):
+    expected = torch.arange(*args)
+    got = gradient.arange(*args)
+    assert got.tolist() == expected.tolist() and str(got.dtype).split(".")[-1] == \
+        str(expected.dtype).split(".")[-1]
+
+
+@pytest.mark.parametrize("call", [lambda m: m.eye(-1), lambda m: m.linspace(0, 1, -1)])
+def test_negative_counts_are_refused(call):
+    with pytest.raises(RuntimeError):
+        call(torch)
+    with pytest.raises(ShapeError, match="must be non-negative, got -1"):
+        call(gradient)
+
+
+@pytest.mark.parametrize("data", [[2 ** 70], 2 ** 70, [[1, 2 ** 64]], [1, -2 ** 70]])
+def test_integers_past_64_bits_are_named_not_called_ragged(data):
+    with pytest.raises(ValueError):          # "Overflow when unpacking long long"
+        torch.tensor(data)
+    # "nested sequences must be rectangular" before
+    with pytest.raises(DTypeError, match="without overflow .*dtype=gradient.float64"):
+        gradient.tensor(data)
+    held = gradient.tensor(data, dtype=gradient.float64)
+    assert held.tolist() == torch.tensor(data, dtype=torch.float64).tolist()
