@@ -13,6 +13,7 @@ Example::
 from __future__ import annotations
 
 from .tensor import Tensor
+from .errors import ArgumentValueError
 
 __all__ = ["cond", "while_loop"]
 
@@ -20,8 +21,9 @@ __all__ = ["cond", "while_loop"]
 def _truth(pred, fn: str) -> bool:
     if isinstance(pred, Tensor):
         if pred.numel() != 1:
-            raise ValueError(f"{fn}: expected pred to be a bool or a single-element tensor, got "
-                             f"a tensor of shape {tuple(pred.shape)}")
+            raise ArgumentValueError(
+                f"{fn}: expected pred to be a bool or a single-element tensor, got "
+                f"a tensor of shape {tuple(pred.shape)}")
         return bool(pred.item())
     if not isinstance(pred, bool):
         raise TypeError(f"{fn}: expected pred to be a bool or a single-element tensor, got "

@@ -27,6 +27,12 @@ class ArgumentTypeError(GradientError, TypeError):
     (position 1) must be a Tensor, not NoneType``, as PyTorch words it."""
 
 
+class ArgumentValueError(GradientError, ValueError, RuntimeError):
+    """An argument of the right type whose value the call cannot take: ``normal: expected std
+    >= 0, got -1.0``, an unknown mode, a probability past 1. A ``ValueError``, and a
+    ``RuntimeError`` as PyTorch raises for most of them."""
+
+
 class ConfigError(GradientError, ValueError):
     """A model configuration that describes no model: a size that is no non-negative integer,
     attention heads that do not divide the width, an unknown activation (a ``config.json``

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 
 from .dtypes import as_dtype
-from .errors import DTypeError, ShapeError
+from .errors import ArgumentValueError, DTypeError, ShapeError
 from .ops import elementwise as _elementwise
 from .ops import reduce as _reduce
 from .ops.linalg import matmul
@@ -124,8 +124,9 @@ def matrix_norm(A: Tensor, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dt
     elif ord in (math.inf, -math.inf):
         summed, across = cols, rows   # row sums, then the extreme row
     else:
-        raise ValueError(f"linalg.matrix_norm: ord must be 'fro', 'nuc', 1, -1, 2, -2, inf or -inf, "
-                         f"got {ord!r}")
+        raise ArgumentValueError(
+            f"linalg.matrix_norm: ord must be 'fro', 'nuc', 1, -1, 2, -2, inf or -inf, "
+            f"got {ord!r}")
     sums = _reduce.sum(_elementwise.abs(A), summed, True)
     extreme = _reduce.amax if ord > 0 else _reduce.amin
     out = extreme(sums, across, True)
@@ -197,7 +198,7 @@ def vander(x: Tensor, N: int | None = None) -> Tensor:
                          "tensor")
     N = x.shape[-1] if N is None else N
     if N < 1:
-        raise ValueError(f"linalg.vander: N must be at least 1, got {N}")
+        raise ArgumentValueError(f"linalg.vander: N must be at least 1, got {N}")
     # 1, x, x*x ... as a running product (as PyTorch computes it: no pow, no 0**0 gradient)
     column = _unsqueeze(x, -1)
     factors = [ones_like(column)] + [column] * (N - 1)
@@ -209,7 +210,7 @@ def tensorinv(A: Tensor, ind: int = 2) -> Tensor:
     first ``ind``: the result has shape ``A.shape[ind:] + A.shape[:ind]``, as
     ``torch.linalg.tensorinv``."""
     if ind <= 0:
-        raise ValueError(f"linalg.tensorinv: ind must be a positive integer, got {ind}")
+        raise ArgumentValueError(f"linalg.tensorinv: ind must be a positive integer, got {ind}")
     out_shape, in_shape = tuple(A.shape[:ind]), tuple(A.shape[ind:])
     rows, cols = math.prod(out_shape), math.prod(in_shape)
     if rows != cols:

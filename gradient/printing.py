@@ -10,6 +10,7 @@ import math
 import sys
 
 import numpy as np
+from .errors import ArgumentValueError
 
 __all__ = ["set_printoptions"]
 
@@ -34,8 +35,9 @@ def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=N
     """
     if profile is not None:
         if profile not in _PROFILES:
-            raise ValueError(f"set_printoptions: profile must be one of {sorted(_PROFILES)}, got "
-                             f"{profile!r}")
+            raise ArgumentValueError(
+                f"set_printoptions: profile must be one of {sorted(_PROFILES)}, got "
+                f"{profile!r}")
         _options.update(_PROFILES[profile])
     for name, value in (("precision", precision), ("threshold", threshold),
                         ("edgeitems", edgeitems), ("linewidth", linewidth)):

@@ -23,6 +23,7 @@ import warnings
 from .dtypes import as_dtype, get_default_dtype
 from .ops.creation import default_generator, tensor
 from .tensor import Tensor
+from .errors import ArgumentValueError
 
 __all__ = ["SobolEngine"]
 
@@ -36,8 +37,9 @@ class SobolEngine:
 
     def __init__(self, dimension: int, scramble: bool = False, seed: int | None = None):
         if not isinstance(dimension, int) or not 1 <= dimension <= self.MAXDIM:
-            raise ValueError(f"SobolEngine: supported range for dimension is [1, {self.MAXDIM}], "
-                             f"got {dimension!r}")
+            raise ArgumentValueError(
+                f"SobolEngine: supported range for dimension is [1, {self.MAXDIM}], "
+                f"got {dimension!r}")
         self.dimension, self.scramble, self.seed = dimension, scramble, seed
         if scramble and seed is None:
             seed = int(default_generator._state.integers(2 ** 63))
@@ -63,10 +65,11 @@ class SobolEngine:
         2, or Sobol' balance is lost (an error, as in PyTorch)."""
         total = self.num_generated + 2 ** m
         if total & (total - 1):
-            raise ValueError(f"The balance properties of Sobol' points require n to be a power "
-                             f"of 2. {self.num_generated} points have been previously generated, "
-                             f"then: n={self.num_generated}+2**{m}={total}. If you still want to "
-                             f"do this, please use 'SobolEngine.draw()' instead.")
+            raise ArgumentValueError(
+                f"The balance properties of Sobol' points require n to be a power "
+                f"of 2. {self.num_generated} points have been previously generated, "
+                f"then: n={self.num_generated}+2**{m}={total}. If you still want to "
+                f"do this, please use 'SobolEngine.draw()' instead.")
         return self.draw(2 ** m, out, dtype)
 
     def reset(self) -> "SobolEngine":

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from . import device as _device_module
 from .device import as_device
+from .errors import ArgumentValueError
 
 __all__ = ["set_default_device", "get_default_device", "use_deterministic_algorithms",
            "are_deterministic_algorithms_enabled", "is_deterministic_algorithms_warn_only_enabled",
@@ -68,8 +69,9 @@ def set_deterministic_debug_mode(debug_mode) -> None:
     (on, warn only), 2 or "error" (on)."""
     mode = _DEBUG_MODES.get(debug_mode, debug_mode)
     if mode not in (0, 1, 2):
-        raise ValueError(f"set_deterministic_debug_mode: expected 0, 1, 2 or 'default', 'warn', "
-                         f"'error', got {debug_mode!r}")
+        raise ArgumentValueError(
+            f"set_deterministic_debug_mode: expected 0, 1, 2 or 'default', 'warn', "
+            f"'error', got {debug_mode!r}")
     use_deterministic_algorithms(mode > 0, warn_only=mode == 1)
 
 

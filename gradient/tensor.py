@@ -25,7 +25,7 @@ from .autograd import capture_state, grad_mode
 from .backends import Backend, cpu_backend, get_backend
 from .device import as_device, device
 from .dtypes import DType, as_dtype, from_numpy_dtype, promote_types
-from .errors import AutogradError, DeviceError, DTypeError, ShapeError
+from .errors import ArgumentValueError, AutogradError, DeviceError, DTypeError, ShapeError
 from . import layouts as _layouts
 
 __all__ = ["Tensor", "Size"]
@@ -357,8 +357,9 @@ class Tensor:
     def item(self):
         """The value of a one-element tensor as a Python number."""
         if self._data.size != 1:
-            raise ValueError(f"item(): only one-element tensors convert to a Python number, this one "
-                             f"has {self._data.size} elements (shape {tuple(self.shape)})")
+            raise ArgumentValueError(
+                f"item(): only one-element tensors convert to a Python number, this one "
+                f"has {self._data.size} elements (shape {tuple(self.shape)})")
         if capture_state.current.recorder is not None:
             capture_state.current.recorder.read_to_host("item()")
         return self._python_values(self._backend.to_numpy(self._data).reshape(()))

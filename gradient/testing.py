@@ -27,6 +27,7 @@ import numpy as np
 from .dtypes import as_dtype, finfo, from_numpy_dtype, get_default_dtype, iinfo, promote_types
 from .tensor import Size, Tensor
 from . import ops
+from .errors import ArgumentValueError
 
 __all__ = ["assert_close", "make_tensor"]
 
@@ -100,8 +101,9 @@ def assert_close(actual, expected, *, allow_subclasses=True, rtol=None, atol=Non
     """
     __tracebackhide__ = True  # pytest shows the caller's line, not this function's
     if (rtol is None) != (atol is None):
-        raise ValueError(f"Both 'rtol' and 'atol' must be either specified or omitted, but got no "
-                         f"{'atol' if atol is None else 'rtol'}.")
+        raise ArgumentValueError(
+            f"Both 'rtol' and 'atol' must be either specified or omitted, but got no "
+            f"{'atol' if atol is None else 'rtol'}.")
     options = dict(allow_subclasses=allow_subclasses, rtol=rtol, atol=atol, equal_nan=equal_nan,
                    check_device=check_device, check_dtype=check_dtype, check_stride=check_stride)
     # Pair everything up first, as PyTorch does: a structure or type mismatch anywhere is
@@ -323,12 +325,14 @@ def make_tensor(*shape, dtype, device, low=None, high=None, requires_grad=False,
     shape = tuple(int(n) for n in shape)
     dtype = as_dtype(dtype)   # a DTypeError (a TypeError, as PyTorch's) for an unknown dtype
     if noncontiguous and memory_format is not None:
-        raise ValueError(f"The parameters `noncontiguous` and `memory_format` are mutually exclusive, "
-                         f"but got noncontiguous={noncontiguous} and memory_format={memory_format}")
+        raise ArgumentValueError(
+            f"The parameters `noncontiguous` and `memory_format` are mutually exclusive, "
+            f"but got noncontiguous={noncontiguous} and memory_format={memory_format}")
     floating = dtype.is_floating_point
     if requires_grad and not floating:
-        raise ValueError(f"`requires_grad=True` is not supported for boolean and integral dtypes, but "
-                         f"got dtype={dtype}; make a floating tensor (or pass requires_grad=False)")
+        raise ArgumentValueError(
+            f"`requires_grad=True` is not supported for boolean and integral dtypes, but "
+            f"got dtype={dtype}; make a floating tensor (or pass requires_grad=False)")
 
     if dtype.name == "bool":
         low, high = _range(dtype, low, high, 0, 2, lowest=0, highest=2)
@@ -389,15 +393,17 @@ def _range(dtype, low, high, default_low, default_high, *, lowest, highest) -> t
     low = default_low if low is None else low
     high = default_high if high is None else high
     if any(isinstance(v, float) and math.isnan(v) for v in (low, high)):
-        raise ValueError(f"`low` and `high` cannot be NaN, but got low={low} and high={high}")
+        raise ArgumentValueError(
+            f"`low` and `high` cannot be NaN, but got low={low} and high={high}")
     if low == high and dtype.is_floating_point:
         warnings.warn("Passing `low==high` to `make_tensor` for floating types gives a constant "
                       "tensor; use gradient.full(...) instead.", FutureWarning, stacklevel=3)
     elif low >= high:
-        raise ValueError(f"`low` must be less than `high`, but got {low} >= {high}")
+        raise ArgumentValueError(f"`low` must be less than `high`, but got {low} >= {high}")
     elif high < lowest or low >= highest:
-        raise ValueError(f"The value interval specified by `low` and `high` is [{low}, {high}), but "
-                         f"{dtype} only supports [{lowest}, {highest})")
+        raise ArgumentValueError(
+            f"The value interval specified by `low` and `high` is [{low}, {high}), but "
+            f"{dtype} only supports [{lowest}, {highest})")
     low, high = min(max(low, lowest), highest), min(max(high, lowest), highest)
     if not dtype.is_floating_point:
         return math.ceil(low), math.ceil(high)

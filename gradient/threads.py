@@ -45,6 +45,7 @@ import collections
 import os
 import sys
 import time
+from .errors import ArgumentValueError
 
 __all__ = ["set_num_threads", "get_num_threads", "set_num_interop_threads",
            "get_num_interop_threads", "ThreadGovernor", "keep_workers_spinning"]
@@ -131,7 +132,8 @@ def set_num_threads(n: int) -> None:
     from threadpoolctl import threadpool_limits
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"set_num_threads: expected a positive number of threads, got {n!r}")
+        raise ArgumentValueError(
+            f"set_num_threads: expected a positive number of threads, got {n!r}")
     threadpool_limits(limits=n, user_api="blas")
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
 
@@ -156,8 +158,9 @@ def set_num_interop_threads(n: int) -> None:
     kept for :func:`get_num_interop_threads`."""
     global _interop_threads
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"set_num_interop_threads: expected a positive number of threads, "
-                         f"got {n!r}")
+        raise ArgumentValueError(
+            f"set_num_interop_threads: expected a positive number of threads, "
+            f"got {n!r}")
     _interop_threads = n
 
 
@@ -196,9 +199,10 @@ class ThreadGovernor:
     def __init__(self, every: int = 64, longest: int = 1024, probes: int = 2, first: int = 8,
                  margin: float = 0.1, jump: float = 2.0, clock=time.perf_counter):
         if not 1 <= probes < min(every, first) or longest < every:
-            raise ValueError(f"ThreadGovernor: need 1 <= probes < every and first, every <= "
-                             f"longest, got probes={probes}, every={every}, first={first}, "
-                             f"longest={longest}")
+            raise ArgumentValueError(
+                f"ThreadGovernor: need 1 <= probes < every and first, every <= "
+                f"longest, got probes={probes}, every={every}, first={first}, "
+                f"longest={longest}")
         self.shortest, self.longest, self.every = every, longest, every
         self.probes, self.margin, self.jump, self.clock = probes, margin, jump, clock
         self.single = False          # running on one thread now

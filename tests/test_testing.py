@@ -108,7 +108,9 @@ def as_torch_words(msg: str) -> str:
 def test_assert_close_agrees_with_torch(name):
     ours = outcome(assert_close, CASES[name], gradient)
     theirs = outcome(torch.testing.assert_close, CASES[name], torch)
-    assert ours[0] is theirs[0], (ours, theirs)
+    # the same class, or gradient's own subclass of it (ArgumentValueError for ValueError)
+    assert ours[0] is theirs[0] or (ours[0] is not None and theirs[0] is not None and
+                                    issubclass(ours[0], theirs[0])), (ours, theirs)
     if ours[0] is not None:
         assert as_torch_words(ours[1]) == theirs[1]
 

@@ -40,7 +40,7 @@ import warnings
 from ..autograd import autocast_state as _state
 from ..backends import get_backend
 from ..dtypes import DType, as_dtype
-from ..errors import DeviceError, DTypeError
+from ..errors import ArgumentValueError, DeviceError, DTypeError
 
 __all__ = ["autocast", "is_autocast_enabled", "get_autocast_dtype", "set_autocast_enabled",
            "set_autocast_dtype", "get_autocast_cpu_dtype", "get_autocast_gpu_dtype",
@@ -164,8 +164,9 @@ class autocast:
                  cache_enabled: bool | None = None):
         if not isinstance(device_type, str):
             # PyTorch raises ValueError here (not TypeError); so do we
-            raise ValueError(f"autocast: expected `device_type` of type `str` ('cpu' or 'cuda'), got "
-                             f"`{type(device_type).__name__}`; pass tensor.device.type")
+            raise ArgumentValueError(
+                f"autocast: expected `device_type` of type `str` ('cpu' or 'cuda'), got "
+                f"`{type(device_type).__name__}`; pass tensor.device.type")
         self.device = device_type
         self.fast_dtype = _state.get_dtype(device_type) if dtype is None else as_dtype(dtype)
         self._cache_enabled = cache_enabled

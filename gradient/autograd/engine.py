@@ -22,7 +22,7 @@ import heapq
 import sys
 
 from ..dtypes import from_numpy_dtype
-from ..errors import AutogradError, ShapeError
+from ..errors import ArgumentValueError, AutogradError, ShapeError
 from . import anomaly_mode, grad_mode, profiler
 from . import function
 from .function import AccumulateGrad
@@ -69,7 +69,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     if allow_unused is None:
         allow_unused = materialize_grads
     elif materialize_grads and not allow_unused:
-        raise ValueError("grad: materialize_grads=True requires allow_unused to be True or None")
+        raise ArgumentValueError(
+            "grad: materialize_grads=True requires allow_unused to be True or None")
     single = isinstance(inputs, Tensor)
     inputs = (inputs,) if single else tuple(inputs)
     for i, t in enumerate(inputs):

@@ -37,7 +37,7 @@ importing autograd).
 
 from __future__ import annotations
 
-from ..errors import AutogradError, ShapeError
+from ..errors import ArgumentValueError, AutogradError, ShapeError
 from . import function, grad_mode
 from .engine import grad as _autograd_grad
 
@@ -201,8 +201,9 @@ def _check_strategy(strategy: str, fn: str, argument: str) -> None:
             f"{fn}: {argument}='forward-mode' is not supported: gradient has no forward-mode "
             f"automatic differentiation. Use {argument}='reverse-mode' (the default), which gives "
             "the same result.")
-    raise ValueError(f'{fn}: expected {argument} to be either "forward-mode" or "reverse-mode", got '
-                     f"{strategy!r}")
+    raise ArgumentValueError(
+        f'{fn}: expected {argument} to be either "forward-mode" or "reverse-mode", got '
+        f"{strategy!r}")
 
 
 def _scalar_output(func, fn: str, strict: bool):

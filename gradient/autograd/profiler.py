@@ -26,6 +26,7 @@ import json
 import os
 import threading
 import time
+from ..errors import ArgumentValueError
 
 __all__ = ["profile", "record_function", "FunctionEvent", "FunctionEventAvg", "EventList"]
 
@@ -168,8 +169,9 @@ class EventList(list):
             rows = [e for e in rows if getattr(e, "parent", None) is None]
         if sort_by is not None:
             if sort_by not in _SORT_KEYS:
-                raise ValueError(f"table: sort_by must be one of {sorted(_SORT_KEYS)}, got "
-                                 f"{sort_by!r}")
+                raise ArgumentValueError(
+                    f"table: sort_by must be one of {sorted(_SORT_KEYS)}, got "
+                    f"{sort_by!r}")
             rows.sort(key=lambda e: getattr(e, sort_by), reverse=True)
         if row_limit is not None and row_limit > 0:
             rows = rows[:row_limit]

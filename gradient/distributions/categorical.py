@@ -10,6 +10,7 @@ from ..ops.shape import broadcast_tensors
 from . import constraints
 from .distribution import Distribution
 from .utils import lazy_property, probs_or_logits, logits_to_probs, probs_to_logits
+from ..errors import ArgumentValueError
 
 
 class Categorical(Distribution):
@@ -29,7 +30,8 @@ class Categorical(Distribution):
     def __init__(self, probs=None, logits=None, validate_args=None):
         _, param = probs_or_logits(type(self).__name__, probs, logits)
         if param.ndim < 1:
-            raise ValueError(f"{type(self).__name__}: the parameter must have at least one dimension")
+            raise ArgumentValueError(
+                f"{type(self).__name__}: the parameter must have at least one dimension")
         if probs is not None:
             self.probs = probs / _reduce.sum(probs, -1, keepdim=True)
         else:

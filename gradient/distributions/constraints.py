@@ -18,6 +18,7 @@ from __future__ import annotations
 from ..autograd.grad_mode import no_grad
 from ..ops import elementwise as _ew
 from ..ops import reduce as _reduce
+from ..errors import ArgumentValueError
 
 __all__ = [
     "Constraint", "boolean", "dependent", "dependent_property", "greater_than", "greater_than_eq",
@@ -62,7 +63,8 @@ class _Dependent(Constraint):
         return _Dependent(is_discrete=is_discrete, event_dim=event_dim)
 
     def check(self, value):
-        raise ValueError("cannot check a dependent constraint: its bounds come from the parameters")
+        raise ArgumentValueError(
+            "cannot check a dependent constraint: its bounds come from the parameters")
 
 
 def is_dependent(constraint) -> bool:

@@ -7,6 +7,7 @@ from ..ops import special as _special
 from . import constraints
 from .distribution import Distribution
 from .gamma import standard_gamma
+from ..errors import ArgumentValueError
 
 
 class Dirichlet(Distribution):
@@ -26,7 +27,8 @@ class Dirichlet(Distribution):
 
     def __init__(self, concentration, validate_args=None):
         if concentration.ndim < 1:
-            raise ValueError("Dirichlet: the concentration must have at least one dimension")
+            raise ArgumentValueError(
+                "Dirichlet: the concentration must have at least one dimension")
         self.concentration = concentration
         super().__init__(concentration.shape[:-1], concentration.shape[-1:], validate_args=validate_args)
 

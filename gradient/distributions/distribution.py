@@ -8,6 +8,7 @@ from ..ops.shape import broadcast_shapes
 from ..tensor import Size, Tensor
 from . import constraints
 from .utils import lazy_property
+from ..errors import ArgumentValueError
 
 
 class Distribution:
@@ -38,7 +39,8 @@ class Distribution:
     def set_default_validate_args(value: bool) -> None:
         """Turn argument (and sample) validation on or off for distributions made afterwards."""
         if value not in (True, False):
-            raise ValueError(f"set_default_validate_args: expected True or False, got {value!r}")
+            raise ArgumentValueError(
+                f"set_default_validate_args: expected True or False, got {value!r}")
         Distribution._validate_args = value
 
     def __init__(self, batch_shape=(), event_shape=(), validate_args=None):
@@ -59,7 +61,8 @@ class Distribution:
             with no_grad():
                 ok = constraint.check(value)
                 if not bool(ok.all()):
-                    raise ValueError(
+                    raise ArgumentValueError(
+                        
                         f"{type(self).__name__}: expected parameter {name} of shape "
                         f"{tuple(value.shape)} to satisfy the constraint {constraint!r}, but found "
                         f"invalid values:\n{value}")
@@ -158,22 +161,26 @@ class Distribution:
     def _validate_sample(self, value) -> None:
         """Check a value given to log_prob (or cdf): a tensor, of a broadcastable shape, in the support."""
         if not isinstance(value, Tensor):
-            raise ValueError(f"{type(self).__name__}: the value must be a Tensor, got {type(value).__name__}")
+            raise ArgumentValueError(
+                f"{type(self).__name__}: the value must be a Tensor, got {type(value).__name__}")
         n = len(self._event_shape)
         if n and tuple(value.shape[value.ndim - n:]) != tuple(self._event_shape):
-            raise ValueError(f"{type(self).__name__}: the value's rightmost dimensions "
-                             f"{tuple(value.shape)} must match the event shape {tuple(self._event_shape)}")
+            raise ArgumentValueError(
+                f"{type(self).__name__}: the value's rightmost dimensions "
+                f"{tuple(value.shape)} must match the event shape {tuple(self._event_shape)}")
         try:
             broadcast_shapes(tuple(value.shape), tuple(self._batch_shape) + tuple(self._event_shape))
         except Exception:
-            raise ValueError(f"{type(self).__name__}: the value of shape {tuple(value.shape)} does not "
-                             f"broadcast with batch_shape + event_shape "
-                             f"{tuple(self._batch_shape) + tuple(self._event_shape)}") from None
+            raise ArgumentValueError(
+                f"{type(self).__name__}: the value of shape {tuple(value.shape)} does not "
+                f"broadcast with batch_shape + event_shape "
+                f"{tuple(self._batch_shape) + tuple(self._event_shape)}") from None
         support = self.support
         with no_grad():
             if not bool(support.check(value).all()):
-                raise ValueError(f"{type(self).__name__}: expected the value to be in the support "
-                                 f"{support!r}, but found invalid values:\n{value}")
+                raise ArgumentValueError(
+                    f"{type(self).__name__}: expected the value to be in the support "
+                    f"{support!r}, but found invalid values:\n{value}")
 
     def __repr__(self) -> str:
         names = [k for k in self.arg_constraints if k in self.__dict__]

@@ -8,6 +8,7 @@ from ..ops import special as _special
 from . import constraints
 from .distribution import Distribution
 from .utils import BinaryProbsOrLogits, broadcast_all, softplus, store_probs_or_logits
+from ..errors import ArgumentValueError
 
 
 class Geometric(BinaryProbsOrLogits, Distribution):
@@ -23,7 +24,7 @@ class Geometric(BinaryProbsOrLogits, Distribution):
         shape = store_probs_or_logits(self, probs, logits).shape
         super().__init__(shape, validate_args=validate_args)
         if self._validate_args and probs is not None and not bool((self.probs > 0).all()):
-            raise ValueError("Geometric: expected probs > 0")
+            raise ArgumentValueError("Geometric: expected probs > 0")
 
     @property
     def mean(self):

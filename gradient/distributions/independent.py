@@ -5,6 +5,7 @@ from __future__ import annotations
 from . import constraints
 from .distribution import Distribution
 from .utils import sum_rightmost
+from ..errors import ArgumentValueError
 
 
 class Independent(Distribution):
@@ -22,8 +23,9 @@ class Independent(Distribution):
     def __init__(self, base_distribution, reinterpreted_batch_ndims: int, validate_args=None):
         n = reinterpreted_batch_ndims
         if n > len(base_distribution.batch_shape):
-            raise ValueError(f"Independent: reinterpreted_batch_ndims must be at most "
-                             f"{len(base_distribution.batch_shape)} (the base's batch dimensions), got {n}")
+            raise ArgumentValueError(
+                f"Independent: reinterpreted_batch_ndims must be at most "
+                f"{len(base_distribution.batch_shape)} (the base's batch dimensions), got {n}")
         shape = tuple(base_distribution.batch_shape) + tuple(base_distribution.event_shape)
         event_dim = n + len(base_distribution.event_shape)
         self.base_dist = base_distribution

@@ -30,6 +30,7 @@ from .normal import Normal
 from .poisson import Poisson
 from .uniform import Uniform
 from .utils import softplus, sum_rightmost
+from ..errors import ArgumentValueError
 
 __all__ = ["register_kl", "kl_divergence"]
 
@@ -177,8 +178,8 @@ def _kl_mvn_mvn(p, q):
     # KL = log(|Σq|/|Σp|)/2 + (tr(Σq⁻¹ Σp) + (μq-μp)ᵀ Σq⁻¹ (μq-μp) - n)/2, all from the Cholesky
     # factors: tr(Σq⁻¹ Σp) is the squared Frobenius norm of Lq⁻¹ Lp (also for the low-rank form)
     if tuple(p.event_shape) != tuple(q.event_shape):
-        raise ValueError(f"kl_divergence: multivariate normals of different sizes "
-                         f"{tuple(p.event_shape)} and {tuple(q.event_shape)}")
+        raise ArgumentValueError(f"kl_divergence: multivariate normals of different sizes "
+                                 f"{tuple(p.event_shape)} and {tuple(q.event_shape)}")
     n = p.event_shape[0]
     Lp, Lq = p._unbroadcasted_scale_tril, q._unbroadcasted_scale_tril
     batch = broadcast_shapes(tuple(p.batch_shape), tuple(q.batch_shape))

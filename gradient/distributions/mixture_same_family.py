@@ -8,6 +8,7 @@ from ..ops import nn as _nn
 from ..ops import reduce as _reduce
 from .categorical import Categorical
 from .distribution import Distribution
+from ..errors import ArgumentValueError
 
 
 class MixtureSameFamily(Distribution):
@@ -31,21 +32,25 @@ class MixtureSameFamily(Distribution):
 
     def __init__(self, mixture_distribution, component_distribution, validate_args=None):
         if not isinstance(mixture_distribution, Categorical):
-            raise ValueError("MixtureSameFamily: mixture_distribution must be a Categorical, got "
-                             f"{type(mixture_distribution).__name__}")
+            raise ArgumentValueError(
+                "MixtureSameFamily: mixture_distribution must be a Categorical, got "
+                f"{type(mixture_distribution).__name__}")
         if not isinstance(component_distribution, Distribution):
-            raise ValueError("MixtureSameFamily: component_distribution must be a Distribution")
+            raise ArgumentValueError(
+                "MixtureSameFamily: component_distribution must be a Distribution")
         mix_batch = tuple(mixture_distribution.batch_shape)
         comp_batch = tuple(component_distribution.batch_shape)
         compatible = len(comp_batch) >= 1 and len(mix_batch) <= len(comp_batch) - 1 and all(
             a == b or a == 1 or b == 1 for a, b in zip(reversed(mix_batch), reversed(comp_batch[:-1])))
         if not compatible:
-            raise ValueError(f"MixtureSameFamily: the mixture's batch shape {mix_batch} must match "
-                             f"the components' batch shape {comp_batch} without its last dimension")
+            raise ArgumentValueError(
+                f"MixtureSameFamily: the mixture's batch shape {mix_batch} must match "
+                f"the components' batch shape {comp_batch} without its last dimension")
         k = mixture_distribution.logits.shape[-1]
         if comp_batch[-1] != k:
-            raise ValueError(f"MixtureSameFamily: the mixture has {k} categories but the components' "
-                             f"last batch dimension is {comp_batch[-1]}")
+            raise ArgumentValueError(
+                f"MixtureSameFamily: the mixture has {k} categories but the components' "
+                f"last batch dimension is {comp_batch[-1]}")
         self._mixture_distribution = mixture_distribution
         self._component_distribution = component_distribution
         self._num_component = k

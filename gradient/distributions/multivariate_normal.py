@@ -12,6 +12,7 @@ from ..ops.shape import broadcast_shapes, diag_embed, diagonal
 from . import constraints
 from .distribution import Distribution
 from .utils import lazy_property
+from ..errors import ArgumentValueError
 
 
 def batch_mahalanobis(L, x):
@@ -58,17 +59,19 @@ class MultivariateNormal(Distribution):
                  validate_args=None):
         given = [m for m in (covariance_matrix, precision_matrix, scale_tril) if m is not None]
         if len(given) != 1:
-            raise ValueError("MultivariateNormal: give exactly one of covariance_matrix, "
-                             "precision_matrix or scale_tril")
+            raise ArgumentValueError("MultivariateNormal: give exactly one of covariance_matrix, "
+                                     "precision_matrix or scale_tril")
         if loc.ndim < 1:
-            raise ValueError("MultivariateNormal: loc must be at least one-dimensional, got a 0-d tensor")
+            raise ArgumentValueError(
+                "MultivariateNormal: loc must be at least one-dimensional, got a 0-d tensor")
         matrix = given[0]
         if matrix.ndim < 2 or matrix.shape[-1] != matrix.shape[-2]:
-            raise ValueError(f"MultivariateNormal: the matrix must be square and at least "
-                             f"two-dimensional, got shape {tuple(matrix.shape)}")
+            raise ArgumentValueError(f"MultivariateNormal: the matrix must be square and at least "
+                                     f"two-dimensional, got shape {tuple(matrix.shape)}")
         if matrix.shape[-1] != loc.shape[-1]:
-            raise ValueError(f"MultivariateNormal: loc of size {loc.shape[-1]} does not match the "
-                             f"matrix of size {matrix.shape[-1]}")
+            raise ArgumentValueError(
+                f"MultivariateNormal: loc of size {loc.shape[-1]} does not match the "
+                f"matrix of size {matrix.shape[-1]}")
         batch_shape = broadcast_shapes(tuple(matrix.shape[:-2]), tuple(loc.shape[:-1]))
         n = loc.shape[-1]
         if scale_tril is not None:
@@ -172,12 +175,14 @@ class LowRankMultivariateNormal(MultivariateNormal):
 
     def __init__(self, loc, cov_factor, cov_diag, validate_args=None):
         if loc.ndim < 1:
-            raise ValueError("LowRankMultivariateNormal: loc must be at least one-dimensional")
+            raise ArgumentValueError(
+                "LowRankMultivariateNormal: loc must be at least one-dimensional")
         n = loc.shape[-1]
         if cov_factor.ndim < 2 or cov_factor.shape[-2] != n or cov_diag.ndim < 1 or cov_diag.shape[-1] != n:
-            raise ValueError(f"LowRankMultivariateNormal: expected cov_factor (..., {n}, rank) and "
-                             f"cov_diag (..., {n}), got {tuple(cov_factor.shape)} and "
-                             f"{tuple(cov_diag.shape)}")
+            raise ArgumentValueError(
+                f"LowRankMultivariateNormal: expected cov_factor (..., {n}, rank) and "
+                f"cov_diag (..., {n}), got {tuple(cov_factor.shape)} and "
+                f"{tuple(cov_diag.shape)}")
         batch_shape = broadcast_shapes(tuple(loc.shape[:-1]), tuple(cov_factor.shape[:-2]),
                                        tuple(cov_diag.shape[:-1]))
         self.loc = loc.expand(*batch_shape, n)

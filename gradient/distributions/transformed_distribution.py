@@ -7,6 +7,7 @@ from ..tensor import Tensor
 from .distribution import Distribution
 from .transforms import Transform
 from .utils import sum_rightmost
+from ..errors import ArgumentValueError
 
 
 class TransformedDistribution(Distribution):
@@ -30,7 +31,8 @@ class TransformedDistribution(Distribution):
         if isinstance(transforms, Transform):
             transforms = [transforms]
         if not all(isinstance(t, Transform) for t in transforms):
-            raise ValueError("TransformedDistribution: expected a Transform or a list of them")
+            raise ArgumentValueError(
+                "TransformedDistribution: expected a Transform or a list of them")
         self.base_dist = base_distribution
         self.transforms = list(transforms)
         base_event = len(base_distribution.event_shape)

@@ -34,6 +34,7 @@ from ..ops.reduce import sum as _sum
 from ..tensor import Tensor
 from . import constraints
 from .utils import clamp_probs, softplus, sum_rightmost
+from ..errors import ArgumentValueError
 
 __all__ = ["Transform", "ExpTransform", "AffineTransform", "SigmoidTransform", "TanhTransform",
            "ComposeTransform", "PowerTransform", "SoftplusTransform", "AbsTransform",
@@ -55,8 +56,8 @@ class Transform:
 
     def __init__(self, cache_size: int = 0):
         if cache_size not in (0, 1):
-            raise ValueError(f"{type(self).__name__}: cache_size must be 0 or 1, got "
-                             f"{cache_size!r}")
+            raise ArgumentValueError(f"{type(self).__name__}: cache_size must be 0 or 1, got "
+                                     f"{cache_size!r}")
         self._cache_size = cache_size
 
     @property
@@ -345,13 +346,15 @@ class StickBreakingTransform(Transform):
 
     def forward_shape(self, shape) -> tuple:
         if not len(shape):
-            raise ValueError("StickBreakingTransform: needs a vector (at least one dimension)")
+            raise ArgumentValueError(
+                "StickBreakingTransform: needs a vector (at least one dimension)")
         return tuple(shape[:-1]) + (shape[-1] + 1,)
 
     def inverse_shape(self, shape) -> tuple:
         if not len(shape) or shape[-1] < 1:
-            raise ValueError("StickBreakingTransform: the inverse needs a simplex point of at "
-                             "least one entry")
+            raise ArgumentValueError(
+                "StickBreakingTransform: the inverse needs a simplex point of at "
+                "least one entry")
         return tuple(shape[:-1]) + (shape[-1] - 1,)
 
 
@@ -399,8 +402,8 @@ class ReshapeTransform(Transform):
         super().__init__(cache_size)
         self.in_shape, self.out_shape = tuple(in_shape), tuple(out_shape)
         if math.prod(self.in_shape) != math.prod(self.out_shape):
-            raise ValueError(f"ReshapeTransform: in_shape {self.in_shape} and out_shape "
-                             f"{self.out_shape} hold different numbers of elements")
+            raise ArgumentValueError(f"ReshapeTransform: in_shape {self.in_shape} and out_shape "
+                                     f"{self.out_shape} hold different numbers of elements")
         self.event_dim = len(self.in_shape)
         self.domain = constraints.independent(constraints.real, len(self.in_shape))
         self.codomain = constraints.independent(constraints.real, len(self.out_shape))
@@ -420,15 +423,15 @@ class ReshapeTransform(Transform):
     def forward_shape(self, shape) -> tuple:
         cut = len(shape) - len(self.in_shape)
         if cut < 0 or tuple(shape[cut:]) != self.in_shape:
-            raise ValueError(f"ReshapeTransform: shape {tuple(shape)} does not end in "
-                             f"{self.in_shape}")
+            raise ArgumentValueError(f"ReshapeTransform: shape {tuple(shape)} does not end in "
+                                     f"{self.in_shape}")
         return tuple(shape[:cut]) + self.out_shape
 
     def inverse_shape(self, shape) -> tuple:
         cut = len(shape) - len(self.out_shape)
         if cut < 0 or tuple(shape[cut:]) != self.out_shape:
-            raise ValueError(f"ReshapeTransform: shape {tuple(shape)} does not end in "
-                             f"{self.out_shape}")
+            raise ArgumentValueError(f"ReshapeTransform: shape {tuple(shape)} does not end in "
+                                     f"{self.out_shape}")
         return tuple(shape[:cut]) + self.in_shape
 
 

@@ -7,6 +7,7 @@ from ..ops import elementwise as _ew
 from . import constraints
 from .distribution import Distribution
 from .utils import broadcast_all
+from ..errors import ArgumentValueError
 
 
 class Uniform(Distribution):
@@ -22,7 +23,7 @@ class Uniform(Distribution):
         self.low, self.high = broadcast_all(low, high)
         super().__init__(self.low.shape, validate_args=validate_args)
         if self._validate_args and not bool((self.low < self.high).all()):
-            raise ValueError("Uniform: expected low < high everywhere")
+            raise ArgumentValueError("Uniform: expected low < high everywhere")
 
     @constraints.dependent_property(is_discrete=False, event_dim=0)
     def support(self):

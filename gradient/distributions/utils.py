@@ -11,12 +11,14 @@ from ..ops import special as _special
 from ..ops.shape import broadcast_tensors
 from ..ops.reduce import logsumexp, sum as _sum
 from ..tensor import Tensor
+from ..errors import ArgumentValueError
 
 
 def probs_or_logits(name: str, probs, logits) -> tuple[str, object]:
     """``("probs", probs)`` or ``("logits", logits)``: the one parameter given (exactly one must be)."""
     if (probs is None) == (logits is None):
-        raise ValueError(f"{name}: give either probs or logits, not both (and not neither)")
+        raise ArgumentValueError(
+            f"{name}: give either probs or logits, not both (and not neither)")
     return ("probs", probs) if probs is not None else ("logits", logits)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..nn.modules.batchnorm import _BatchNorm
 from ..ops.shape import stack
+from ..errors import ArgumentValueError
 
 __all__ = ["stack_module_state", "replace_all_batch_norm_modules_"]
 
@@ -28,15 +29,16 @@ def stack_module_state(models) -> tuple[dict, dict]:
     """
     models = list(models)
     if not models:
-        raise ValueError("stack_module_state: expected at least one model, got none")
+        raise ArgumentValueError("stack_module_state: expected at least one model, got none")
     kind = type(models[0])
     if any(type(m) is not kind for m in models):
-        raise ValueError(f"stack_module_state: expected models of one class, got "
-                         f"{sorted({type(m).__name__ for m in models})}")
+        raise ArgumentValueError(f"stack_module_state: expected models of one class, got "
+                                 f"{sorted({type(m).__name__ for m in models})}")
     training = {m.training for m in models}
     if len(training) > 1:
-        raise ValueError("stack_module_state: expected the models all in training mode or all "
-                         "in evaluation mode")
+        raise ArgumentValueError(
+            "stack_module_state: expected the models all in training mode or all "
+            "in evaluation mode")
 
     def stacked(named):
         names = [n for n, _ in named(models[0])]

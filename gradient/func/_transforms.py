@@ -24,7 +24,7 @@ import functools
 from ..autograd import functional as _functional
 from ..autograd import grad_mode
 from ..autograd.function import AccumulateGrad
-from ..errors import AutogradError
+from ..errors import ArgumentValueError, AutogradError
 from ..tensor import Tensor
 from ._pytree import tree_flatten, tree_unflatten
 
@@ -61,9 +61,10 @@ class _Call:
         self.inputs = []
         for t in leaves:
             if not isinstance(t, Tensor):
-                raise ValueError(f"{fn_name}: the inputs to differentiate with respect to must be "
-                                 f"Tensors, got {type(t)}. Pass the non-Tensor arguments through "
-                                 "positions not named in argnums.")
+                raise ArgumentValueError(
+                    f"{fn_name}: the inputs to differentiate with respect to must be "
+                    f"Tensors, got {type(t)}. Pass the non-Tensor arguments through "
+                    "positions not named in argnums.")
             if not t.is_floating_point():
                 raise AutogradError(f"{fn_name}: only Tensors of floating point dtype can be "
                                     f"differentiated, got {t.dtype}. Convert it with .float().")
@@ -314,7 +315,8 @@ def jvp(func, primals, tangents, *, strict: bool = False, has_aux: bool = False)
 
 def _check_chunk_size(chunk_size) -> None:
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size <= 0):
-        raise ValueError(f"jacrev: `chunk_size` should be greater than 0, got {chunk_size}")
+        raise ArgumentValueError(
+            f"jacrev: `chunk_size` should be greater than 0, got {chunk_size}")
 
 
 def jacrev(func, argnums=0, *, has_aux: bool = False, chunk_size=None, _preallocate_and_copy=False):

@@ -17,6 +17,7 @@ from ..ops.index import select
 from ..ops.shape import stack
 from ..tensor import Tensor
 from ._pytree import broadcast_prefix, tree_flatten, tree_unflatten
+from ..errors import ArgumentValueError
 
 __all__ = ["vmap"]
 
@@ -35,33 +36,39 @@ def _flat_in_dims(func, in_dims, args):
     """One in_dim (int or None) per leaf of ``args``, with PyTorch's errors."""
     where = f"vmap({_name(func)}, in_dims={in_dims}, ...)(<inputs>)"
     if not _is_dim(in_dims) and not isinstance(in_dims, tuple):
-        raise ValueError(f"{where}: expected `in_dims` to be int or a (potentially nested) tuple "
-                         f"matching the structure of inputs, got: {type(in_dims)}.")
+        raise ArgumentValueError(
+            f"{where}: expected `in_dims` to be int or a (potentially nested) tuple "
+            f"matching the structure of inputs, got: {type(in_dims)}.")
     if not args:
-        raise ValueError(f"vmap({_name(func)})(<inputs>): got no inputs. Maybe you forgot to add "
-                         "inputs, or you are trying to vmap over a function with no inputs. The "
-                         "latter is unsupported.")
+        raise ArgumentValueError(
+            f"vmap({_name(func)})(<inputs>): got no inputs. Maybe you forgot to add "
+            "inputs, or you are trying to vmap over a function with no inputs. The "
+            "latter is unsupported.")
     leaves, spec = tree_flatten(args)
     dims = broadcast_prefix(in_dims, args)
     if dims is None:
-        raise ValueError(f"{where}: in_dims is not compatible with the structure of `inputs`. "
-                         f"in_dims has structure {tree_flatten(in_dims)[1]!r} but inputs has "
-                         f"structure {spec!r}.")
+        raise ArgumentValueError(
+            f"{where}: in_dims is not compatible with the structure of `inputs`. "
+            f"in_dims has structure {tree_flatten(in_dims)[1]!r} but inputs has "
+            f"structure {spec!r}.")
     for i, (leaf, d) in enumerate(zip(leaves, dims)):
         if d is None:
             continue
         if not _is_dim(d):
-            raise ValueError(f"{where}: Got in_dim={d} for an input but in_dim must be either an "
-                             "integer dimension or None.")
+            raise ArgumentValueError(
+                f"{where}: Got in_dim={d} for an input but in_dim must be either an "
+                "integer dimension or None.")
         if not isinstance(leaf, Tensor):
-            raise ValueError(f"{where}: Got in_dim={d} for an input but the input is of type "
-                             f"{type(leaf)}. We cannot vmap over non-Tensor arguments, please use "
-                             "None as the respective in_dim")
+            raise ArgumentValueError(
+                f"{where}: Got in_dim={d} for an input but the input is of type "
+                f"{type(leaf)}. We cannot vmap over non-Tensor arguments, please use "
+                "None as the respective in_dim")
         n = leaf.dim()
         if not -n <= d < n:
-            raise ValueError(f"{where}: Got in_dim={d} for some input, but that input is a Tensor "
-                             f"of dimensionality {n} so expected in_dim to satisfy "
-                             f"-{n} <= in_dim < {n}.")
+            raise ArgumentValueError(
+                f"{where}: Got in_dim={d} for some input, but that input is a Tensor "
+                f"of dimensionality {n} so expected in_dim to satisfy "
+                f"-{n} <= in_dim < {n}.")
         dims[i] = d % n
     return leaves, spec, dims
 
@@ -69,10 +76,10 @@ def _flat_in_dims(func, in_dims, args):
 def _batch_size(leaves, dims) -> int:
     sizes = [leaf.shape[d] for leaf, d in zip(leaves, dims) if d is not None]
     if not sizes:
-        raise ValueError("vmap: Expected at least one Tensor to vmap over")
+        raise ArgumentValueError("vmap: Expected at least one Tensor to vmap over")
     if any(s != sizes[0] for s in sizes):
-        raise ValueError("vmap: Expected all tensors to have the same size in the mapped "
-                         f"dimension, got sizes {sizes} for the mapped dimension")
+        raise ArgumentValueError("vmap: Expected all tensors to have the same size in the mapped "
+                                 f"dimension, got sizes {sizes} for the mapped dimension")
     return sizes[0]
 
 
@@ -99,14 +106,16 @@ def _flat_out_dims(func, out_dims, output):
         out_dims = out_dims[0]    # out_dims=(0,) for a single output, as PyTorch allows
     dims = broadcast_prefix(out_dims, output)
     if dims is None:
-        raise ValueError(f"{where}: out_dims is not compatible with the structure of `outputs`. "
-                         f"out_dims has structure {tree_flatten(out_dims)[1]!r} but outputs has "
-                         f"structure {spec!r}.")
+        raise ArgumentValueError(
+            f"{where}: out_dims is not compatible with the structure of `outputs`. "
+            f"out_dims has structure {tree_flatten(out_dims)[1]!r} but outputs has "
+            f"structure {spec!r}.")
     for d in dims:
         if d is not None and not _is_dim(d):
-            raise ValueError(f"vmap({_name(func)}, ..., out_dims={out_dims}): `out_dims` must be an "
-                             "int, None or a python collection of ints representing where in the "
-                             "outputs the vmapped dimension should appear.")
+            raise ArgumentValueError(
+                f"vmap({_name(func)}, ..., out_dims={out_dims}): `out_dims` must be an "
+                "int, None or a python collection of ints representing where in the "
+                "outputs the vmapped dimension should appear.")
     return leaves, spec, dims
 
 
@@ -128,8 +137,9 @@ def _combine(func, per_slice, out_dims, batch_size, empty: bool):
     for out in per_slice[1:]:
         leaves, s = tree_flatten(out)
         if s != spec:
-            raise ValueError(f"vmap({_name(func)}, ...): `{_name(func)}` returned outputs of "
-                             f"different structures for different slices: {spec!r} and {s!r}")
+            raise ArgumentValueError(
+                f"vmap({_name(func)}, ...): `{_name(func)}` returned outputs of "
+                f"different structures for different slices: {spec!r} and {s!r}")
         for column, leaf in zip(columns, leaves):
             column.append(leaf)
     result = []
@@ -137,15 +147,17 @@ def _combine(func, per_slice, out_dims, batch_size, empty: bool):
         first = column[0]
         if d is None:
             if not all(_same_value(first, other) for other in column[1:]):
-                raise ValueError(f"vmap({_name(func)}, ...): `{_name(func)}` can not return a "
-                                 "BatchedTensor when out_dim is None (its value differs between "
-                                 "slices of the mapped dimension)")
+                raise ArgumentValueError(
+                    f"vmap({_name(func)}, ...): `{_name(func)}` can not return a "
+                    "BatchedTensor when out_dim is None (its value differs between "
+                    "slices of the mapped dimension)")
             result.append(first)
             continue
         if not isinstance(first, Tensor):
-            raise ValueError(f"vmap({_name(func)}, ...): `{_name(func)}` must only return Tensors, "
-                             f"got type {type(first)}. Did you mean to set out_dims= to None for "
-                             "output?")
+            raise ArgumentValueError(
+                f"vmap({_name(func)}, ...): `{_name(func)}` must only return Tensors, "
+                f"got type {type(first)}. Did you mean to set out_dims= to None for "
+                "output?")
         n = first.dim() + 1
         if not -n <= d < n:
             raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], "
@@ -153,9 +165,10 @@ def _combine(func, per_slice, out_dims, batch_size, empty: bool):
         d %= n
         for other in column[1:]:
             if tuple(other.shape) != tuple(first.shape):
-                raise ValueError(f"vmap({_name(func)}, ...): `{_name(func)}` returned tensors of "
-                                 f"different shapes for different slices: {tuple(first.shape)} and "
-                                 f"{tuple(other.shape)}; a vmapped function must return one shape")
+                raise ArgumentValueError(
+                    f"vmap({_name(func)}, ...): `{_name(func)}` returned tensors of "
+                    f"different shapes for different slices: {tuple(first.shape)} and "
+                    f"{tuple(other.shape)}; a vmapped function must return one shape")
         if empty:
             shape = list(first.shape)
             shape.insert(d, 0)
@@ -209,7 +222,8 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
         raise RuntimeError("Only allowed values for randomness are 'error', 'different', or "
                            f"'same'. Got {randomness}")
     if chunk_size is not None and (not _is_dim(chunk_size) or chunk_size <= 0):
-        raise ValueError(f"vmap: chunk_size should be None or greater than 0. (got {chunk_size})")
+        raise ArgumentValueError(
+            f"vmap: chunk_size should be None or greater than 0. (got {chunk_size})")
 
     @functools.wraps(func)
     def wrapped(*args, **kwargs):

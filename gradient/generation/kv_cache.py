@@ -30,7 +30,7 @@ import numpy as np
 from .. import kernels
 from ..autograd import capture_state
 from ..dtypes import bfloat16, float16, float32
-from ..errors import ShapeError
+from ..errors import ArgumentValueError, ShapeError
 from ..ops.creation import from_numpy, zeros
 from ..tensor import Tensor
 
@@ -123,8 +123,8 @@ class KVCache:
     def crop(self, length: int) -> None:
         """Forget every position from ``length`` on (for instance rejected draft tokens)."""
         if not 0 <= length <= self.length:
-            raise ValueError(f"KVCache.crop: length must be between 0 and {self.length}, "
-                             f"got {length}")
+            raise ArgumentValueError(f"KVCache.crop: length must be between 0 and {self.length}, "
+                                     f"got {length}")
         self.length = length
 
     def __repr__(self) -> str:

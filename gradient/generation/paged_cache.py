@@ -39,7 +39,7 @@ import numpy as np
 from .. import kernels
 from ..autograd import capture_state, no_grad
 from ..dtypes import int64
-from ..errors import ShapeError
+from ..errors import ArgumentValueError, ShapeError
 from ..ops.causal_bias import PagedRows
 from ..ops.creation import tensor
 from ..tensor import Tensor
@@ -65,8 +65,9 @@ class PagedKVCache:
                  n_blocks: int | None = None, pad_steps: bool = False,
                  max_idle: int | None = None):
         if block_size < 1 or block_size % 64:
-            raise ValueError(f"PagedKVCache: block_size must be a positive multiple of 64, got "
-                             f"{block_size}")
+            raise ArgumentValueError(
+                f"PagedKVCache: block_size must be a positive multiple of 64, got "
+                f"{block_size}")
         per_row = -(-max_length // block_size)
         n_blocks = rows * per_row if n_blocks is None else int(n_blocks)
         # the model's own cache of n_blocks "sequences" of block_size positions is the pool:

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..autograd import no_grad
 from .limits import context_length
+from ..errors import ArgumentValueError
 
 __all__ = ["PromptCache"]
 
@@ -58,8 +59,8 @@ class PromptCache:
         with ``other`` (a system prompt, a conversation's early turns) branches off here
         without cutting ``other``'s longer sequence short."""
         if not 0 <= length <= len(other.ids):
-            raise ValueError(f"PromptCache.copy_prefix: {length} positions, of the "
-                             f"{len(other.ids)} the other cache holds")
+            raise ArgumentValueError(f"PromptCache.copy_prefix: {length} positions, of the "
+                                     f"{len(other.ids)} the other cache holds")
         if self.cache is None or self.cache.max_length < length:
             self.cache = self.model.new_cache(1, other.cache.max_length)
         with no_grad():
@@ -75,8 +76,9 @@ class PromptCache:
         ``sequence`` (someone wrote them: a server decoding the sequence elsewhere and copying
         its positions back)."""
         if not 0 <= length <= min(len(sequence), self.cache.max_length):
-            raise ValueError(f"PromptCache.hold: {length} positions, for {len(sequence)} ids "
-                             f"in a cache of {self.cache.max_length}")
+            raise ArgumentValueError(
+                f"PromptCache.hold: {length} positions, for {len(sequence)} ids "
+                f"in a cache of {self.cache.max_length}")
         self._source = sequence
         self.cache.length = length
 

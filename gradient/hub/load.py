@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 
-from ..errors import ModelNotFoundError
+from ..errors import ArgumentValueError, ModelNotFoundError
 from ..io.download import download_model
 
 __all__ = ["load", "locate"]
@@ -84,8 +84,8 @@ def _cache_dtype(kv_cache_dtype):
     except (TypeError, ValueError):
         dtype = None
     if dtype not in (float16, float32):
-        raise ValueError(f"load: kv_cache_dtype must be 'float16', 'float32' or None (the "
-                         f"weights' dtype), got {kv_cache_dtype!r}")
+        raise ArgumentValueError(f"load: kv_cache_dtype must be 'float16', 'float32' or None (the "
+                                 f"weights' dtype), got {kv_cache_dtype!r}")
     return dtype
 
 

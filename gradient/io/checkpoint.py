@@ -34,7 +34,7 @@ import numpy as np
 
 from ..device import as_device, device as _device
 from ..dtypes import DType, as_dtype, from_numpy_dtype
-from ..errors import DTypeError, FileFormatError
+from ..errors import ArgumentValueError, DTypeError, FileFormatError
 from ..tensor import Tensor
 from .safetensors import SafetensorsReader, write_safetensors
 
@@ -88,8 +88,9 @@ class _Encoder:
             return obj
         if isinstance(obj, Tensor):
             if not obj.is_leaf:  # as torch.save: a graph cannot be stored, and dropping it hides bugs
-                raise ValueError(f"save: {where} is a non-leaf tensor that requires grad (it has a grad_fn); "
-                                 "save tensor.detach() instead")
+                raise ArgumentValueError(
+                    f"save: {where} is a non-leaf tensor that requires grad (it has a grad_fn); "
+                    "save tensor.detach() instead")
             node = {"tensor": self._store(obj, parts)}
             if obj.requires_grad:
                 node["requires_grad"] = True
@@ -106,7 +107,8 @@ class _Encoder:
             return {"dtype": obj.name}
         if isinstance(obj, (dict, list, tuple)):
             if id(obj) in self._active:
-                raise ValueError(f"save: {where} contains itself; checkpoints must be trees")
+                raise ArgumentValueError(
+                    f"save: {where} contains itself; checkpoints must be trees")
             self._active.add(id(obj))
             try:
                 if isinstance(obj, dict):

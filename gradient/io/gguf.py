@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import FileFormatError
+from ..errors import ArgumentValueError, FileFormatError
 from ..quant.ggml import BLOCK_SIZES, UnsupportedQuantTypeError, dequantize, type_name
 from .mapped_pages import release
 
@@ -349,7 +349,7 @@ class GGUFReader:
         if info is None:
             raise KeyError(f"{self.path}: no tensor named {name!r}")
         if self._map is None:
-            raise ValueError(f"{self.path}: the reader is closed")
+            raise ArgumentValueError(f"{self.path}: the reader is closed")
         return info
 
     def raw(self, name: str) -> np.ndarray:

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..dtypes import (DType, bfloat16, bool_, float16, float32, float64, from_numpy_dtype, int8, int16,
                       int32, int64, uint8)
-from ..errors import FileFormatError
+from ..errors import ArgumentValueError, FileFormatError
 from .atomic import atomic_write
 from .mapped_pages import release
 
@@ -83,8 +83,9 @@ def write_safetensors(path, arrays: dict, metadata: dict[str, str] | None) -> No
     entries = []  # (name, source, code, shape, nbytes)
     for name, src in arrays.items():
         if not isinstance(name, str) or name == "__metadata__":
-            raise ValueError(f"safetensors: bad tensor name {name!r}: names are strings other than "
-                             "'__metadata__'")
+            raise ArgumentValueError(
+                f"safetensors: bad tensor name {name!r}: names are strings other than "
+                "'__metadata__'")
         dtype = src.dtype if isinstance(src.dtype, DType) else from_numpy_dtype(src.dtype)
         shape = tuple(int(d) for d in src.shape)
         entries.append((name, src, CODES[dtype], shape, int(np.prod(shape, dtype=object)) * dtype.itemsize))
@@ -160,7 +161,8 @@ class SafetensorsReader:
             self._f = open(self.name, "rb")
         else:
             if mmap:
-                raise ValueError("safetensors: mmap=True needs a file path, not a file object")
+                raise ArgumentValueError(
+                    "safetensors: mmap=True needs a file path, not a file object")
             self.name = str(getattr(source, "name", "<file object>"))
             self._f = source
         self._map = None
@@ -211,7 +213,7 @@ class SafetensorsReader:
         try:
             text = raw.decode("utf-8")
             if not text.startswith("{"):
-                raise ValueError("the header does not start with '{'")
+                raise ArgumentValueError("the header does not start with '{'")
             header = json.loads(text, object_pairs_hook=_no_duplicate_keys)
         except (ValueError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
             raise self.error(f"corrupt safetensors header: {e}"[:500]) from None
@@ -324,7 +326,7 @@ def _no_duplicate_keys(pairs):
     keys = [k for k, _ in pairs]
     if len(set(keys)) != len(keys):
         dup = next(k for k in keys if keys.count(k) > 1)
-        raise ValueError(f"the key {dup!r} appears twice in one JSON object")
+        raise ArgumentValueError(f"the key {dup!r} appears twice in one JSON object")
     return dict(pairs)
 
 

@@ -41,7 +41,7 @@ import warnings
 import numpy as np
 
 from ..dtypes import float16
-from ..errors import FileFormatError, UnknownArchitectureError
+from ..errors import ArgumentValueError, FileFormatError, UnknownArchitectureError
 from ..io.gguf import GGUFReader
 from .. import nn
 from ..backends.host_memory import release_freed_memory
@@ -149,7 +149,8 @@ def unpermute_qk(w: np.ndarray, n_heads: int) -> np.ndarray:
     """
     rows = w.shape[0]
     if rows % (2 * n_heads):
-        raise ValueError(f"unpermute_qk: {rows} rows are not {n_heads} heads of an even size")
+        raise ArgumentValueError(
+            f"unpermute_qk: {rows} rows are not {n_heads} heads of an even size")
     return np.ascontiguousarray(w.reshape(n_heads, rows // n_heads // 2, 2, *w.shape[1:])
                                 .swapaxes(1, 2).reshape(w.shape))
 

@@ -30,7 +30,7 @@ import math
 import numpy as np
 
 from .. import nn
-from ..errors import ConfigError
+from ..errors import ArgumentValueError, ConfigError
 from ..nn import functional as F
 from ..ops.creation import arange
 from .decode_step import captured_tokens, decode_step, replays_decode_step, step_mask
@@ -158,8 +158,8 @@ class GPT2Model(nn.Module):
         T = input_ids.shape[-1]
         past = cache.length if cache is not None else 0
         if past + T > self.wpe.num_embeddings:
-            raise ValueError(f"GPT-2: {past + T} positions exceed the model's n_positions "
-                             f"({self.wpe.num_embeddings})")
+            raise ArgumentValueError(f"GPT-2: {past + T} positions exceed the model's n_positions "
+                                     f"({self.wpe.num_embeddings})")
         if position_ids is None:
             position_ids = arange(past, past + T, device=input_ids.device).unsqueeze(0)
         x = self.drop(self.wte(input_ids) + self.wpe(position_ids))

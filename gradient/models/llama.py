@@ -46,7 +46,7 @@ import numpy as np
 from .. import nn
 from ..autograd import no_grad
 from ..dtypes import float32, float64
-from ..errors import ConfigError, ShapeError
+from ..errors import ArgumentValueError, ConfigError, ShapeError
 from ..nn import functional as F
 from ..ops.causal_bias import RowPrefixBias
 from ..ops.creation import from_numpy
@@ -153,8 +153,8 @@ class LlamaConfig(ModelConfig):
 
     def __post_init__(self):
         if self.model_type not in MODEL_TYPES:
-            raise ValueError(f"LlamaConfig: model_type must be one of {MODEL_TYPES}, got "
-                             f"{self.model_type!r}")
+            raise ArgumentValueError(f"LlamaConfig: model_type must be one of {MODEL_TYPES}, got "
+                                     f"{self.model_type!r}")
         for name, value in _TYPE_DEFAULTS[self.model_type].items():
             if getattr(self, name) is DEFAULT:
                 setattr(self, name, value)
@@ -232,8 +232,9 @@ def _normalized_rope_scaling(scaling: dict | None) -> dict | None:
                 "llama3": ("factor", "low_freq_factor", "high_freq_factor")}[rope_type]
     missing = [k for k in required if k not in scaling]
     if missing:
-        raise ValueError(f"LlamaConfig: rope_scaling of type {rope_type!r} needs {missing}; got "
-                         f"{scaling}")
+        raise ArgumentValueError(
+            f"LlamaConfig: rope_scaling of type {rope_type!r} needs {missing}; got "
+            f"{scaling}")
     return {"rope_type": rope_type, **scaling}
 
 

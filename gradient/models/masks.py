@@ -27,6 +27,7 @@ from ..dtypes import bool_
 from ..ops.causal_bias import CausalBias, RowPrefixBias, causal_lower_right
 from ..ops.creation import arange
 from ..tensor import Tensor
+from ..errors import ArgumentValueError
 
 __all__ = ["decoder_mask"]
 
@@ -48,8 +49,9 @@ def decoder_mask(attention_mask: Tensor | None, T: int, past: int = 0,
     """
     if isinstance(attention_mask, RowPrefixBias):      # a batch cache's own (PagedRows)
         if T != 1 or (window is not None and attention_mask.seq_len_kv > window):
-            raise ValueError(f"a {type(attention_mask).__name__} is the mask of one new token "
-                             "per row, with no sliding window reached")
+            raise ArgumentValueError(
+                f"a {type(attention_mask).__name__} is the mask of one new token "
+                "per row, with no sliding window reached")
         return attention_mask
     S = past + T
     padded = attention_mask is not None and (attention_mask._backend.name != "cpu"
@@ -61,9 +63,10 @@ def decoder_mask(attention_mask: Tensor | None, T: int, past: int = 0,
     if rows is not None:
         return rows
     if attention_mask is not None and tuple(attention_mask.shape[-1:]) != (S,):
-        raise ValueError(f"attention_mask covers {attention_mask.shape[-1]} positions, but the "
-                         f"cache holds {past} and the input adds {T}: pass a mask over all "
-                         f"{S} positions (the cached ones too)")
+        raise ArgumentValueError(
+            f"attention_mask covers {attention_mask.shape[-1]} positions, but the "
+            f"cache holds {past} and the input adds {T}: pass a mask over all "
+            f"{S} positions (the cached ones too)")
     query_pos = arange(past, S, device=device).reshape(T, 1)
     key_pos = arange(S, device=device).reshape(1, S)
     allowed = key_pos <= query_pos

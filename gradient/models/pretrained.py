@@ -31,7 +31,7 @@ import numpy as np
 
 from ..autograd import is_grad_enabled
 from ..dtypes import DType, bfloat16, float16, float32, float64
-from ..errors import ConfigError, FileFormatError, UnknownArchitectureError
+from ..errors import ArgumentValueError, ConfigError, FileFormatError, UnknownArchitectureError
 from ..io import SafetensorsReader, save_safetensors
 from ..io.atomic import atomic_write
 from ..nn import Module
@@ -195,8 +195,9 @@ def _as_dtype(dtype) -> DType | None:
         return dtype
     if dtype in _DTYPES:
         return _DTYPES[dtype]
-    raise ValueError(f"dtype must be a gradient floating dtype or one of {sorted(_DTYPES)}, "
-                     f"got {dtype!r}")
+    raise ArgumentValueError(
+        f"dtype must be a gradient floating dtype or one of {sorted(_DTYPES)}, "
+        f"got {dtype!r}")
 
 
 # ----------------------------------------------------------------------------- the base class
@@ -384,8 +385,8 @@ class PreTrainedModel(Module):
                 self, quantization_format or "compressed-tensors")
             tensors.update(quantized)
         elif quantization_format is not None:
-            raise ValueError("save_pretrained: quantization_format is for models with "
-                             "quantized layers (gradient.quant.quantize, gptq, awq, ...)")
+            raise ArgumentValueError("save_pretrained: quantization_format is for models with "
+                                     "quantized layers (gradient.quant.quantize, gptq, awq, ...)")
         shards = _shard(tensors, _parse_size(max_shard_size))
         config.setdefault("architectures", [type(self).__name__])
         config["dtype"] = str(next(iter(self.parameters())).dtype).replace("gradient.", "")
@@ -417,7 +418,8 @@ def _parse_size(size) -> int:
     for unit, factor in sorted(units.items(), key=lambda u: -len(u[0])):
         if text.endswith(unit):
             return int(float(text[:-len(unit)]) * factor)
-    raise ValueError(f"max_shard_size: expected bytes or a size like '500MB', got {size!r}")
+    raise ArgumentValueError(
+        f"max_shard_size: expected bytes or a size like '500MB', got {size!r}")
 
 
 def _shard(tensors: dict, max_bytes: int) -> list[dict]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from .. import distributed as dist
 from ..nn.parallel import ColumnParallelLinear, RowParallelLinear, VocabParallelEmbedding
+from ..errors import ArgumentValueError
 
 __all__ = ["shard_llama"]
 
@@ -39,8 +40,9 @@ def shard_llama(model, group=None):
                     ("intermediate_size", config.intermediate_size),
                     ("vocab_size", config.vocab_size)):
         if n % g.size:
-            raise ValueError(f"shard_llama: {what} ({n}) must divide evenly among the {g.size} "
-                             f"ranks")
+            raise ArgumentValueError(
+                f"shard_llama: {what} ({n}) must divide evenly among the {g.size} "
+                f"ranks")
     for layer in stack.layers:
         attn, mlp = layer.self_attn, layer.mlp
         for name in ("q_proj", "k_proj", "v_proj"):

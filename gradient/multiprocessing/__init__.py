@@ -17,6 +17,7 @@ from multiprocessing import *  # noqa: F401,F403
 
 from .spawn import (ProcessContext, ProcessExitedException, ProcessRaisedException,
                     spawn, start_processes)
+from ..errors import ArgumentValueError
 
 __all__ = ["spawn", "start_processes", "ProcessContext", "ProcessRaisedException",
            "ProcessExitedException", "get_sharing_strategy", "set_sharing_strategy",
@@ -39,6 +40,7 @@ def set_sharing_strategy(new_strategy: str) -> None:
     copied between processes either way."""
     global _strategy
     if new_strategy not in ("file_system", "file_descriptor"):
-        raise ValueError(f"set_sharing_strategy: {new_strategy!r} is not a sharing strategy "
-                         f"(file_system, file_descriptor)")
+        raise ArgumentValueError(
+            f"set_sharing_strategy: {new_strategy!r} is not a sharing strategy "
+            f"(file_system, file_descriptor)")
     _strategy = new_strategy

@@ -37,7 +37,7 @@ import traceback
 import types
 
 from ..distributed.launch import launch_environment, mpiexec
-from ..errors import DistributedError
+from ..errors import ArgumentValueError, DistributedError
 
 __all__ = ["spawn", "start_processes", "ProcessContext", "ProcessRaisedException",
            "ProcessExitedException"]
@@ -111,7 +111,7 @@ def start_processes(fn, args=(), nprocs: int = 1, join: bool = True, daemon: boo
     if not callable(fn):
         raise TypeError(f"spawn: fn must be callable, got {type(fn).__name__}")
     if not isinstance(nprocs, int) or nprocs < 1:
-        raise ValueError(f"spawn: nprocs must be a positive integer, got {nprocs!r}")
+        raise ArgumentValueError(f"spawn: nprocs must be a positive integer, got {nprocs!r}")
     directory = tempfile.mkdtemp(prefix="gradient-spawn-")
     main = sys.modules.get("__main__")
     main_path = getattr(main, "__file__", None)

@@ -27,6 +27,7 @@ import numpy as np
 from ..backends.host_memory import untouched_zeros
 from ..dtypes import float64
 from ..tensor import Tensor
+from ..errors import ArgumentValueError
 
 __all__ = ["skip_init", "calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_",
            "eye_", "dirac_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
@@ -131,12 +132,12 @@ def calculate_gain(nonlinearity: str, param=None) -> float:
         elif not isinstance(param, bool) and isinstance(param, (int, float)):
             negative_slope = param
         else:
-            raise ValueError(f"negative_slope {param} not a valid number")
+            raise ArgumentValueError(f"negative_slope {param} not a valid number")
         return math.sqrt(2.0 / (1 + negative_slope ** 2))
     if nonlinearity == "selu":
         return 3.0 / 4
     known = linear_fns + ["sigmoid", "tanh", "relu", "leaky_relu", "selu"]
-    raise ValueError(f"Unsupported nonlinearity {nonlinearity}; expected one of {known}")
+    raise ArgumentValueError(f"Unsupported nonlinearity {nonlinearity}; expected one of {known}")
 
 
 def _calculate_fan_in_and_fan_out(tensor: Tensor) -> tuple[int, int]:
@@ -145,8 +146,9 @@ def _calculate_fan_in_and_fan_out(tensor: Tensor) -> tuple[int, int]:
     Layers' ``reset_parameters`` use this private name, as in PyTorch.
     """
     if tensor.dim() < 2:
-        raise ValueError("Fan in and fan out can not be computed for tensor with fewer than 2 "
-                         f"dimensions (got shape {tuple(tensor.shape)})")
+        raise ArgumentValueError(
+            "Fan in and fan out can not be computed for tensor with fewer than 2 "
+            f"dimensions (got shape {tuple(tensor.shape)})")
     receptive_field = 1
     for s in tensor.shape[2:]:
         receptive_field *= s
@@ -159,7 +161,8 @@ calculate_fan_in_and_fan_out = _calculate_fan_in_and_fan_out
 def _calculate_correct_fan(tensor: Tensor, mode: str) -> int:
     mode = mode.lower()
     if mode not in ("fan_in", "fan_out"):
-        raise ValueError(f"Mode {mode} not supported, please use one of ['fan_in', 'fan_out']")
+        raise ArgumentValueError(
+            f"Mode {mode} not supported, please use one of ['fan_in', 'fan_out']")
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     return fan_in if mode == "fan_in" else fan_out
 
@@ -241,7 +244,8 @@ def zeros_(tensor: Tensor) -> Tensor:
 def eye_(tensor: Tensor) -> Tensor:
     """Fill a 2-d tensor with the identity matrix (ones on the diagonal, zeros elsewhere)."""
     if tensor.ndimension() != 2:
-        raise ValueError(f"Only tensors with 2 dimensions are supported (got shape {tuple(tensor.shape)})")
+        raise ArgumentValueError(
+            f"Only tensors with 2 dimensions are supported (got shape {tuple(tensor.shape)})")
     return _store_numpy(tensor, np.eye(*tensor.shape))
 
 
@@ -251,10 +255,11 @@ def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
     (on the first ``min(out, in)`` channels of each of ``groups`` groups)."""
     dims = tensor.ndimension()
     if dims not in (3, 4, 5):
-        raise ValueError(f"Only tensors with 3, 4, or 5 dimensions are supported (got {dims})")
+        raise ArgumentValueError(
+            f"Only tensors with 3, 4, or 5 dimensions are supported (got {dims})")
     sizes = tuple(tensor.shape)
     if sizes[0] % groups != 0:
-        raise ValueError(f"dim 0 ({sizes[0]}) must be divisible by groups ({groups})")
+        raise ArgumentValueError(f"dim 0 ({sizes[0]}) must be divisible by groups ({groups})")
     out_per_group = sizes[0] // groups
     out = np.zeros(sizes)
     centre = tuple(s // 2 for s in sizes[2:])
@@ -320,7 +325,7 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
     computed in float64 with NumPy.
     """
     if tensor.ndimension() < 2:
-        raise ValueError("Only tensors with 2 or more dimensions are supported")
+        raise ArgumentValueError("Only tensors with 2 or more dimensions are supported")
     if tensor.numel() == 0:
         return tensor
     rows = tensor.shape[0]
@@ -346,9 +351,9 @@ def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01, generator=None) 
     """
     _check_float("sparse_", tensor)
     if tensor.ndimension() != 2:
-        raise ValueError("Only tensors with 2 dimensions are supported")
+        raise ArgumentValueError("Only tensors with 2 dimensions are supported")
     if not 0.0 <= sparsity <= 1.0:
-        raise ValueError(f"sparse_: sparsity must be in [0, 1], got {sparsity}")
+        raise ArgumentValueError(f"sparse_: sparsity must be in [0, 1], got {sparsity}")
     rows, cols = tensor.shape
     be = tensor._backend
     values = be.to_numpy(be.normal(_generator(generator), (rows, cols), 0.0, float(std), float64))

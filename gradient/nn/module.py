@@ -57,7 +57,7 @@ from ..autograd.function import Function
 from ..autograd.grad_mode import no_grad
 from ..device import as_device
 from ..dtypes import DType, as_dtype
-from ..errors import AutogradError, GradientError
+from ..errors import ArgumentValueError, AutogradError, GradientError
 from ..ops.argument_errors import wrong_argument
 from ..tensor import Tensor
 from .parameter import Buffer, Parameter, zero_grad_
@@ -399,7 +399,8 @@ class Module:
             raise TypeError(f"cannot assign '{_typename(param)}' object to parameter '{name}' "
                             "(gradient.nn.Parameter or None required)")
         if param is not None and param.grad_fn is not None:
-            raise ValueError(
+            raise ArgumentValueError(
+                
                 f"Cannot assign non-leaf Tensor to parameter '{name}'. Model parameters must be "
                 f"created explicitly. To express '{name}' as a function of another Tensor, compute "
                 "the value in the forward() method.")
@@ -611,7 +612,7 @@ class Module:
     def set_submodule(self, target: str, module: "Module", strict: bool = False) -> None:
         """Replace (or, unless ``strict``, add) the descendant at a dotted path."""
         if target == "":
-            raise ValueError("set_submodule: the target must not be empty")
+            raise ArgumentValueError("set_submodule: the target must not be empty")
         parent_path, _, name = target.rpartition(".")
         parent = self.get_submodule(parent_path)
         if strict and not hasattr(parent, name):
@@ -645,7 +646,7 @@ class Module:
     def train(self, mode: bool = True) -> "Module":
         """Set training mode (dropout active, batch norm updating) here and in every descendant."""
         if not isinstance(mode, bool):
-            raise ValueError(f"training mode is expected to be boolean, got {mode!r}")
+            raise ArgumentValueError(f"training mode is expected to be boolean, got {mode!r}")
         self.training = mode
         for module in self.children():
             module.train(mode)

@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from ..dtypes import as_dtype, bool_, get_default_dtype
-from ..errors import DTypeError
+from ..errors import ArgumentValueError, DTypeError
 from ..tensor import Tensor
 from .creation import tensor
 from .elementwise import sub
@@ -93,9 +93,9 @@ def range(start, end, step=1, *, dtype=None, device=None,  # noqa: A001  (torch.
                   "behavior is inconsistent with Python's range builtin. Instead, use "
                   "torch.arange, which produces values in [start, end).", UserWarning, stacklevel=2)
     if step == 0:
-        raise ValueError("range: step must be nonzero")
+        raise ArgumentValueError("range: step must be nonzero")
     if (end - start) * step < 0:
-        raise ValueError("range: upper bound and lower bound inconsistent with step sign")
+        raise ArgumentValueError("range: upper bound and lower bound inconsistent with step sign")
     n = int(math.floor((end - start) / step)) + 1
     values = start + np.arange(n, dtype=np.float64) * step     # in float64, then one rounding
     dtype = as_dtype(dtype) if dtype is not None else get_default_dtype()

@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import inspect
 
-from ..errors import ArgumentTypeError
+from ..errors import ArgumentTypeError, ArgumentValueError
 from ..tensor import Tensor
 
 __all__ = ["tensor_arguments", "wrong_argument", "guard_namespace", "as_ints", "as_int"]
@@ -88,7 +88,7 @@ def _integer(value) -> int:
         value = value.item()
     number = int(value)
     if number != value:
-        raise ValueError("a fraction")           # 2.5, or NaN
+        raise ArgumentValueError("a fraction")           # 2.5, or NaN
     return number
 
 

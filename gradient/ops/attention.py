@@ -51,7 +51,7 @@ from ..autograd import capture_state
 from ..autograd import is_grad_enabled
 from ..autograd.function import ArrayFunction, check_same_device
 from ..dtypes import bool_, float16, float32, float64, from_numpy_dtype, int64
-from ..errors import DTypeError, ShapeError
+from ..errors import ArgumentValueError, DTypeError, ShapeError
 from ..kernels.lowering import Derived
 from ..tensor import Tensor
 from .causal_bias import CausalBias, CausalVariant, PagedRows, RowPrefixBias
@@ -91,8 +91,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
                       for t in (key, value))
     if isinstance(attn_mask, (CausalBias, RowPrefixBias)):
         if is_causal:
-            raise ValueError(f"{fn}: a {type(attn_mask).__name__} is already causal; pass "
-                             "is_causal=False")
+            raise ArgumentValueError(f"{fn}: a {type(attn_mask).__name__} is already causal; pass "
+                                     "is_causal=False")
         if isinstance(attn_mask, CausalBias):
             bias = attn_mask
         else:
@@ -113,7 +113,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     if not query.dtype.is_floating_point:
         raise DTypeError(f"{fn}: expected floating point query, key and value, got {query.dtype}")
     if not 0.0 <= dropout_p <= 1.0:
-        raise ValueError(f"{fn}: dropout_p must be between 0 and 1, got {dropout_p}")
+        raise ArgumentValueError(f"{fn}: dropout_p must be between 0 and 1, got {dropout_p}")
     L, E = query.shape[-2], query.shape[-1]
     S = key.shape[-2]
     if key.shape[-1] != E:
@@ -123,8 +123,9 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
         raise ShapeError(f"{fn}: key and value must have the same sequence length (dimension -2): "
                          f"key {tuple(key.shape)}, value {tuple(value.shape)}")
     if is_causal and attn_mask is not None:
-        raise ValueError(f"{fn}: pass either attn_mask or is_causal=True, not both (PyTorch raises "
-                         "too); fold the causal mask into attn_mask instead")
+        raise ArgumentValueError(
+            f"{fn}: pass either attn_mask or is_causal=True, not both (PyTorch raises "
+            "too); fold the causal mask into attn_mask instead")
     lower_right = False
     # the flags the raw-array path gets: a lower-right bias's rows as rows after a cache even
     # when nothing is cached (L == S, what is_causal computes too, with the same kernel), so a

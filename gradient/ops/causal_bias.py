@@ -27,7 +27,7 @@ import enum
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import ArgumentValueError, ShapeError
 
 __all__ = ["CausalVariant", "CausalBias", "causal_upper_left", "causal_lower_right",
            "RowPrefixBias", "PagedRows"]
@@ -90,7 +90,7 @@ def _size(size) -> tuple:
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
     if len(size) != 2:
-        raise ValueError(f"a causal bias takes two sizes (queries, keys), got {size!r}")
+        raise ArgumentValueError(f"a causal bias takes two sizes (queries, keys), got {size!r}")
     return size
 
 

@@ -13,7 +13,7 @@ Example::
 
 from __future__ import annotations
 
-from ..errors import ShapeError
+from ..errors import ArgumentValueError, ShapeError
 from ..tensor import Tensor
 from .conv import pad
 from .shape import transpose
@@ -64,11 +64,12 @@ def channel_shuffle(input: Tensor, groups: int) -> Tensor:
         raise ShapeError(f"channel_shuffle: expected an input of at least 3 dimensions (N, C, *), "
                          f"got shape {tuple(input.shape)}")
     if groups <= 0:
-        raise ValueError(f"channel_shuffle: groups must be positive, got {groups}")
+        raise ArgumentValueError(f"channel_shuffle: groups must be positive, got {groups}")
     n, c = input.shape[:2]
     if c % groups:
-        raise ValueError(f"channel_shuffle: the number of channels ({c}) must be divisible by "
-                         f"groups ({groups})")
+        raise ArgumentValueError(
+            f"channel_shuffle: the number of channels ({c}) must be divisible by "
+            f"groups ({groups})")
     rest = tuple(input.shape[2:])
     grouped = input.reshape(n, groups, c // groups, *rest)
     return transpose(grouped, 1, 2).reshape(n, c, *rest)

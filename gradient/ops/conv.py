@@ -35,7 +35,7 @@ import operator
 from ..autograd import autocast_state as _autocast
 from ..autograd.function import ArrayFunction
 from ..dtypes import from_numpy_dtype, int64
-from ..errors import DTypeError, ShapeError
+from ..errors import ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
 from .creation import tensor
 from .index import getitem
@@ -68,7 +68,7 @@ def _ntuple(value, n: int, what: str, fname: str) -> tuple:
 
 def _positive(values: tuple, what: str, fname: str) -> tuple:
     if any(v <= 0 for v in values):
-        raise ValueError(f"{fname}: {what} must be positive, got {values}")
+        raise ArgumentValueError(f"{fname}: {what} must be positive, got {values}")
     return values
 
 
@@ -249,11 +249,12 @@ def pad(input: Tensor, pad, mode: str = "constant", value=None) -> Tensor:
     """
     modes = ("constant", "reflect", "replicate", "circular")
     if mode not in modes:
-        raise ValueError(f"pad: mode must be one of {modes}, got {mode!r}")
+        raise ArgumentValueError(f"pad: mode must be one of {modes}, got {mode!r}")
     widths = _pad_widths(input, pad)
     if mode != "constant":
         if value not in (None, 0, 0.0):
-            raise ValueError(f"pad: value={value!r} is only used with mode='constant', got mode={mode!r}")
+            raise ArgumentValueError(
+                f"pad: value={value!r} is only used with mode='constant', got mode={mode!r}")
         npad = len(pad) // 2
         if npad not in (1, 2, 3) or input.ndim not in (npad + 1, npad + 2):
             raise ShapeError(f"pad: mode={mode!r} pads 1, 2 or 3 trailing dimensions of a batched or "
@@ -312,7 +313,7 @@ def unfold(input: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tenso
     st = _positive(_ntuple(stride, 2, "stride", fname), "stride", fname)
     p = _ntuple(padding, 2, "padding", fname)
     if any(v < 0 for v in p):
-        raise ValueError(f"{fname}: padding must be non-negative, got {p}")
+        raise ArgumentValueError(f"{fname}: padding must be non-negative, got {p}")
     counts = _window_counts(tuple(x.shape[2:]), k, st, p, dl, fname)
     x = pad(x, (p[1], p[1], p[0], p[0]))
     cols = _windows(x, k, st, dl)                                   # (N, C, oh, ow, kh, kw)
@@ -344,7 +345,7 @@ def fold(input: Tensor, output_size, kernel_size, dilation=1, padding=0, stride=
     st = _positive(_ntuple(stride, 2, "stride", fname), "stride", fname)
     p = _ntuple(padding, 2, "padding", fname)
     if any(v < 0 for v in p):
-        raise ValueError(f"{fname}: padding must be non-negative, got {p}")
+        raise ArgumentValueError(f"{fname}: padding must be non-negative, got {p}")
     n, ck, length = x.shape
     if ck % (k[0] * k[1]):
         raise ShapeError(f"{fname}: the input's dimension 1 ({ck}) must be divisible by the product of "
@@ -395,14 +396,16 @@ def _conv_padding(padding, d, k, dl, st, fname) -> list:
             return [(0, 0)] * d
         if padding == "same":
             if any(s != 1 for s in st):
-                raise ValueError(f"{fname}: padding='same' is not supported for strided convolutions "
-                                 f"(stride={st})")
+                raise ArgumentValueError(
+                    f"{fname}: padding='same' is not supported for strided convolutions "
+                    f"(stride={st})")
             # PyTorch puts the odd extra element of an even kernel after (right/bottom)
             return [(dd * (kk - 1) // 2, dd * (kk - 1) - dd * (kk - 1) // 2) for kk, dd in zip(k, dl)]
-        raise ValueError(f"{fname}: padding must be an int, a tuple, 'valid' or 'same', got {padding!r}")
+        raise ArgumentValueError(
+            f"{fname}: padding must be an int, a tuple, 'valid' or 'same', got {padding!r}")
     p = _ntuple(padding, d, "padding", fname)
     if any(v < 0 for v in p):
-        raise ValueError(f"{fname}: padding must be non-negative, got {p}")
+        raise ArgumentValueError(f"{fname}: padding must be non-negative, got {p}")
     return [(v, v) for v in p]
 
 
@@ -417,7 +420,7 @@ def _convnd(d, input, weight, bias, stride, padding, dilation, groups, fname) ->
     dl = _positive(_ntuple(dilation, d, "dilation", fname), "dilation", fname)
     groups = int(groups)
     if groups <= 0:
-        raise ValueError(f"{fname}: groups must be positive, got {groups}")
+        raise ArgumentValueError(f"{fname}: groups must be positive, got {groups}")
     n, c = x.shape[0], x.shape[1]
     out_c, cg = weight.shape[0], weight.shape[1]
     k = tuple(weight.shape[2:])
@@ -504,18 +507,21 @@ def _conv_transposend(d, input, weight, bias, stride, padding, output_padding, g
     st = _positive(_ntuple(stride, d, "stride", fname), "stride", fname)
     dl = _positive(_ntuple(dilation, d, "dilation", fname), "dilation", fname)
     if isinstance(padding, str):
-        raise ValueError(f"{fname}: padding must be an int or a tuple of ints, got {padding!r}")
+        raise ArgumentValueError(
+            f"{fname}: padding must be an int or a tuple of ints, got {padding!r}")
     p = _ntuple(padding, d, "padding", fname)
     op = _ntuple(output_padding, d, "output_padding", fname)
     if any(v < 0 for v in p + op):
-        raise ValueError(f"{fname}: padding and output_padding must be non-negative, got {p} and {op}")
+        raise ArgumentValueError(
+            f"{fname}: padding and output_padding must be non-negative, got {p} and {op}")
     for o, s, dd in zip(op, st, dl):
         if o >= max(s, dd):
-            raise ValueError(f"{fname}: output_padding {op} must be smaller than either stride {st} or "
-                             f"dilation {dl} in each dimension")
+            raise ArgumentValueError(
+                f"{fname}: output_padding {op} must be smaller than either stride {st} or "
+                f"dilation {dl} in each dimension")
     groups = int(groups)
     if groups <= 0:
-        raise ValueError(f"{fname}: groups must be positive, got {groups}")
+        raise ArgumentValueError(f"{fname}: groups must be positive, got {groups}")
     n, c = x.shape[0], x.shape[1]
     in_c, og = weight.shape[0], weight.shape[1]
     k = tuple(weight.shape[2:])
@@ -602,8 +608,9 @@ def _pool_geometry(spatial, k, st, p, dl, ceil_mode, fname) -> tuple:
     """
     for kk, q, dd in zip(k, p, dl):
         if q < 0 or q > kk // 2:
-            raise ValueError(f"{fname}: padding {tuple(p)} must be non-negative and at most half the "
-                             f"kernel size {tuple(k)}")
+            raise ArgumentValueError(
+                f"{fname}: padding {tuple(p)} must be non-negative and at most half the "
+                f"kernel size {tuple(k)}")
     counts, widths = [], []
     for n, kk, s, q, dd in zip(spatial, k, st, p, dl):
         span = dd * (kk - 1) + 1
@@ -721,7 +728,7 @@ def _avg_poolnd(d, input, kernel_size, stride, padding, ceil_mode, count_include
     if not x.dtype.is_floating_point:
         raise DTypeError(f"{fname}: expected a floating-point input, got {x.dtype}")
     if divisor_override is not None and int(divisor_override) == 0:
-        raise ValueError(f"{fname}: divisor_override must be non-zero")
+        raise ArgumentValueError(f"{fname}: divisor_override must be non-zero")
     spatial = tuple(x.shape[2:])
     counts, widths = _pool_geometry(spatial, k, st, p, dl, ceil_mode, fname)
     x = pad(x, _flat(widths))
@@ -805,7 +812,7 @@ def _adaptive_sizes(input: Tensor, output_size, d: int, fname: str) -> tuple:
     spatial = tuple(input.shape[-d:])
     sizes = tuple(n if o is None else int(o) for o, n in zip(output_size, spatial))
     if any(s < 0 for s in sizes):
-        raise ValueError(f"{fname}: output_size must be non-negative, got {output_size}")
+        raise ArgumentValueError(f"{fname}: output_size must be non-negative, got {output_size}")
     for n in spatial:
         if n == 0:
             raise ShapeError(f"{fname}: expected non-empty spatial dimensions, got input shape "

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..dtypes import as_dtype, get_default_dtype
-from ..errors import DTypeError
+from ..errors import ArgumentValueError, DTypeError
 from ..tensor import Tensor
 from .creation import from_numpy, tensor
 
@@ -37,7 +37,8 @@ def asarray(obj, *, dtype=None, device=None, copy: bool | None = None,
         if dtype is not None:
             out = out.to(dtype)
         if out is not obj and copy is False:
-            raise ValueError("asarray: a copy is needed to change the device or dtype, but copy=False")
+            raise ArgumentValueError(
+                "asarray: a copy is needed to change the device or dtype, but copy=False")
         if copy:
             out = out.clone() if out is obj else out
     else:
@@ -50,8 +51,9 @@ def asarray(obj, *, dtype=None, device=None, copy: bool | None = None,
             if device is not None:
                 out = out.to(device)
         elif copy is False:
-            raise ValueError(f"asarray: a {type(obj).__name__} cannot be used without a copy "
-                             "(copy=False)")
+            raise ArgumentValueError(
+                f"asarray: a {type(obj).__name__} cannot be used without a copy "
+                "(copy=False)")
         else:
             if isinstance(obj, np.ndarray) and dtype is None:
                 out = from_numpy(obj.copy())
@@ -72,18 +74,22 @@ def frombuffer(buffer, *, dtype, count: int = -1, offset: int = 0,
     itemsize = dtype.itemsize
     available = raw.nbytes - offset
     if offset < 0 or available < 0:
-        raise ValueError(f"frombuffer: offset ({offset} bytes) must be non-negative and no greater "
-                         f"than the buffer length ({raw.nbytes} bytes) minus 1")
+        raise ArgumentValueError(
+            f"frombuffer: offset ({offset} bytes) must be non-negative and no greater "
+            f"than the buffer length ({raw.nbytes} bytes) minus 1")
     if count == 0 or (count < 0 and available == 0):
-        raise ValueError(f"frombuffer: both buffer length ({raw.nbytes}) and count ({count}) must "
-                         "not be 0")
+        raise ArgumentValueError(
+            f"frombuffer: both buffer length ({raw.nbytes}) and count ({count}) must "
+            "not be 0")
     if count < 0 and available % itemsize:
-        raise ValueError(f"frombuffer: buffer length ({raw.nbytes} bytes) after offset ({offset} "
-                         f"bytes) must be a multiple of element size ({itemsize})")
+        raise ArgumentValueError(
+            f"frombuffer: buffer length ({raw.nbytes} bytes) after offset ({offset} "
+            f"bytes) must be a multiple of element size ({itemsize})")
     if count > 0 and count * itemsize > available:
-        raise ValueError(f"frombuffer: requested buffer length ({count} * {itemsize} bytes) after "
-                         f"offset ({offset} bytes) must not be greater than actual buffer length "
-                         f"({raw.nbytes} bytes)")
+        raise ArgumentValueError(
+            f"frombuffer: requested buffer length ({count} * {itemsize} bytes) after "
+            f"offset ({offset} bytes) must not be greater than actual buffer length "
+            f"({raw.nbytes} bytes)")
     arr = np.frombuffer(raw, dtype=dtype.numpy, count=count, offset=offset)
     out = from_numpy(arr)
     return out.requires_grad_(True) if requires_grad else out

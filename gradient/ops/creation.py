@@ -24,7 +24,7 @@ from .. import layouts
 from .. import settings as _settings
 from ..dtypes import (as_dtype, bool_, from_numpy_dtype, get_default_dtype, int64,
                       promote_types, result_type)
-from ..errors import ArgumentTypeError, DTypeError, ShapeError
+from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
 from .argument_errors import as_int, as_ints
 
@@ -44,7 +44,7 @@ class Generator:
         seed = int(seed)
         if seed < 0:       # as torch: a negative seed is its value modulo 2**64 (-1: 2**64 - 1)
             if seed < -2 ** 63:
-                raise ValueError(f"manual_seed: {seed} is below the smallest seed, -2**63")
+                raise ArgumentValueError(f"manual_seed: {seed} is below the smallest seed, -2**63")
             seed += 2 ** 64
         self._seed = seed
         self._state = get_backend(self.device).generator(self._seed)
@@ -452,7 +452,7 @@ def randint(low, high=None, size=None, generator=None, dtype=None, device=None) 
     if high is None:
         low, high = 0, low
     if high <= low:
-        raise ValueError(f"randint: expected low < high, got low={low}, high={high}")
+        raise ArgumentValueError(f"randint: expected low < high, got low={low}, high={high}")
     backend = _backend(device)
     dtype = as_dtype(dtype) if dtype is not None else int64
     return Tensor._make(backend.randint(_gen(generator), low, high, _shape((size,)), dtype), False, backend)
@@ -502,10 +502,11 @@ def _probabilities(fn: str, p, like: Tensor):
             lo = float(b.to_numpy(b.reduce("min", arr, None, False)))
             hi = float(b.to_numpy(b.reduce("max", arr, None, False)))
             if not 0.0 <= lo <= hi <= 1.0:  # (also catches nan)
-                raise ValueError(f"{fn}: expected probabilities in [0, 1], got values from {lo} to {hi}")
+                raise ArgumentValueError(
+                    f"{fn}: expected probabilities in [0, 1], got values from {lo} to {hi}")
         return arr
     if not 0.0 <= float(p) <= 1.0:
-        raise ValueError(f"{fn}: expected a probability in [0, 1], got {p}")
+        raise ArgumentValueError(f"{fn}: expected a probability in [0, 1], got {p}")
     return b.full((), float(p), as_dtype("float64"))
 
 
@@ -533,7 +534,7 @@ def poisson(input: Tensor, generator=None) -> Tensor:
     b = input._backend
     rates = b.to_numpy(b.cast(input._data, as_dtype("float64")))
     if (rates < 0).any() or not np.isfinite(rates).all():
-        raise ValueError("poisson: rates must be finite and nonnegative")
+        raise ArgumentValueError("poisson: rates must be finite and nonnegative")
     draws = _gen(generator).poisson(rates)
     return Tensor._make(b.cast(b.from_numpy(draws), input.dtype), False, b)
 
@@ -552,7 +553,8 @@ def binomial(count: Tensor, prob: Tensor, generator=None) -> Tensor:
     n = b.to_numpy(b.cast(count._data, as_dtype("float64")))
     p = b.to_numpy(b.cast(prob._data, as_dtype("float64")))
     if (n < 0).any() or not np.isfinite(n).all() or ((p < 0) | (p > 1)).any():
-        raise ValueError("binomial: counts must be finite and nonnegative, probabilities in [0, 1]")
+        raise ArgumentValueError(
+            "binomial: counts must be finite and nonnegative, probabilities in [0, 1]")
     draws = _gen(generator).binomial(n.astype(np.int64), p).astype(np.float64)
     return Tensor._make(b.cast(b.from_numpy(draws), prob.dtype), False, b)
 
@@ -612,12 +614,13 @@ def random_(input: Tensor, from_=0, to=None, *, generator=None) -> Tensor:
     else:
         low, high = operator.index(from_), operator.index(to)
     if low >= high:
-        raise ValueError(f"random_: expected from < to, got from={low}, to={high}")
+        raise ArgumentValueError(f"random_: expected from < to, got from={low}, to={high}")
     if not input.dtype.is_floating_point and input.dtype is not bool_:
         info = np.iinfo(input.dtype.numpy)
         if low < info.min or high - 1 > info.max:
-            raise ValueError(f"random_: the range [{low}, {high}) does not fit in {input.dtype} "
-                             f"({info.min} to {info.max})")
+            raise ArgumentValueError(
+                f"random_: the range [{low}, {high}) does not fit in {input.dtype} "
+                f"({info.min} to {info.max})")
     b = input._backend
     draws = b.randint(_gen(generator), low, high, tuple(input.shape), int64)
     return _refill(input, "random_", draws)
@@ -628,7 +631,7 @@ def exponential_(input: Tensor, lambd: float = 1.0, *, generator=None) -> Tensor
     if not input.dtype.is_floating_point:
         raise DTypeError(f"exponential_: expected a floating tensor, got {input.dtype}")
     if not lambd > 0:
-        raise ValueError(f"exponential_: expected lambd > 0, got {lambd}")
+        raise ArgumentValueError(f"exponential_: expected lambd > 0, got {lambd}")
     b = input._backend
     f64 = as_dtype("float64")
     e = b.unary("neg", b.unary("log1p", b.unary("neg", _uniform64(input, generator))))  # -log(1-u)
@@ -648,7 +651,7 @@ def log_normal_(input: Tensor, mean: float = 1.0, std: float = 2.0, *, generator
     if not input.dtype.is_floating_point:
         raise DTypeError(f"log_normal_: expected a floating tensor, got {input.dtype}")
     if not std > 0:
-        raise ValueError(f"log_normal_ expects std > 0.0, but found std={std}")
+        raise ArgumentValueError(f"log_normal_ expects std > 0.0, but found std={std}")
     b = input._backend
     draws = b.normal(_gen(generator), tuple(input.shape), float(mean), float(std),
                      as_dtype("float64"))
@@ -664,7 +667,7 @@ def cauchy_(input: Tensor, median: float = 0.0, sigma: float = 1.0, *, generator
     if not input.dtype.is_floating_point:
         raise DTypeError(f"cauchy_: expected a floating tensor, got {input.dtype}")
     if not sigma > 0:
-        raise ValueError(f"cauchy_ expects sigma > 0.0, but found sigma={sigma}")
+        raise ArgumentValueError(f"cauchy_ expects sigma > 0.0, but found sigma={sigma}")
     b = input._backend
     angle = b.binary("mul", b.binary("sub", _uniform64(input, generator), _scalar(b, 0.5)),
                      _scalar(b, math.pi))
@@ -681,7 +684,7 @@ def geometric_(input: Tensor, p: float, *, generator=None) -> Tensor:
     Example: ``gradient.empty(5, dtype=gradient.int64).geometric_(0.3)``
     """
     if not 0 < p < 1:
-        raise ValueError(f"geometric_ expects p to be in (0, 1), but got p={p}")
+        raise ArgumentValueError(f"geometric_ expects p to be in (0, 1), but got p={p}")
     if input.dtype is bool_:
         raise DTypeError("geometric_: not supported for bool tensors")
     b = input._backend
@@ -707,7 +710,7 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
             raise TypeError("normal: with a number mean and std, give the size, e.g. "
                             "normal(0.0, 1.0, size=(2, 3))")
         if std < 0:
-            raise ValueError(f"normal: expected std >= 0, got {std}")
+            raise ArgumentValueError(f"normal: expected std >= 0, got {std}")
         return randn(*_shape((size,)), generator=generator, dtype=dtype, device=device,
                      requires_grad=False).mul_(std).add_(mean).requires_grad_(requires_grad)
     if size is not None:
@@ -719,9 +722,9 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
             raise DTypeError(f"normal: expected floating-point mean and std, got {t.dtype}")
     if isinstance(std, Tensor):
         if std.numel() and float(std.detach().min()) < 0:
-            raise ValueError("normal: expected std >= 0, got a negative entry")
+            raise ArgumentValueError("normal: expected std >= 0, got a negative entry")
     elif std < 0:
-        raise ValueError(f"normal: expected std >= 0, got {std}")
+        raise ArgumentValueError(f"normal: expected std >= 0, got {std}")
     like = tensors[0]
     out_dtype = result_type(*tensors)
     shape = tuple(broadcast_shapes(*(tuple(t.shape) for t in tensors)))
@@ -734,7 +737,8 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
 def _triangle_indices(fn: str, np_fn, row: int, col: int, offset: int, dtype, device) -> Tensor:
     row, col, offset = operator.index(row), operator.index(col), operator.index(offset)
     if row < 0 or col < 0:
-        raise ValueError(f"{fn}: row and col must be non-negative, got row={row}, col={col}")
+        raise ArgumentValueError(
+            f"{fn}: row and col must be non-negative, got row={row}, col={col}")
     dtype = as_dtype(dtype) if dtype is not None else int64
     if dtype.is_floating_point or dtype is bool_:
         raise DTypeError(f"{fn}: expected an integer dtype, got {dtype}")

@@ -37,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd.grad_mode import no_grad
-from ..errors import DTypeError, ShapeError
+from ..errors import ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
 from .creation import tensor
 from .elementwise import clamp, exp, isinf, log, where
@@ -136,7 +136,8 @@ def ctc_loss(log_probs: Tensor, targets: Tensor, input_lengths, target_lengths, 
     """
     # (errors about lengths and labels are ShapeErrors: ValueErrors, and RuntimeErrors as in torch)
     if reduction not in ("none", "mean", "sum"):
-        raise ValueError(f"ctc_loss: reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
+        raise ArgumentValueError(
+            f"ctc_loss: reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
     if log_probs.ndim not in (2, 3):
         raise ShapeError(f"ctc_loss: log_probs must be (T, N, C) or unbatched (T, C), got shape "
                          f"{tuple(log_probs.shape)}")

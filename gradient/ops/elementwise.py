@@ -49,7 +49,7 @@ from ..autograd.function import ArrayFunction
 from ..autograd.grad_mode import no_grad as _no_grad
 from ..dtypes import (DType, bfloat16, bool_, float16, float32, float64, from_numpy_dtype,
                       get_default_dtype, result_type)
-from ..errors import ArgumentTypeError, DTypeError, ShapeError
+from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
 
 TENSOR_METHODS = (
@@ -385,7 +385,8 @@ def div(input, other, *, rounding_mode: str | None = None) -> Tensor:
         q = floor_divide(a, b)
         return q + (ne(remainder(a, b), 0) & ne(lt(a, 0), lt(b, 0)))
     if rounding_mode is not None:
-        raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
+        raise ArgumentValueError(
+            f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
     dtype = numpy_dtype or result_type(input, other)
     if not dtype.is_floating_point:
         dtype = get_default_dtype()
@@ -1188,7 +1189,7 @@ def clamp(input: Tensor, min=None, max=None) -> Tensor:  # noqa: A002  (PyTorch'
     Example: ``x.clamp(min=0)``, ``gradient.clamp(x, -1.0, 1.0)``.
     """
     if min is None and max is None:
-        raise ValueError("clamp: at least one of 'min' or 'max' must not be None")
+        raise ArgumentValueError("clamp: at least one of 'min' or 'max' must not be None")
     bounds = [b for b in (min, max) if b is not None]
     dtype = result_type(input, *bounds)
     if dtype is bool_ and not all(isinstance(b, Tensor) for b in bounds):
@@ -1477,7 +1478,8 @@ def isclose(input: Tensor, other: Tensor, rtol: float = 1e-05, atol: float = 1e-
         raise DTypeError(f"isclose: expected both tensors to have the same dtype, got {input.dtype} "
                          f"and {other.dtype}")
     if rtol < 0 or atol < 0:
-        raise ValueError(f"isclose: rtol and atol must be non-negative, got rtol={rtol}, atol={atol}")
+        raise ArgumentValueError(
+            f"isclose: rtol and atol must be non-negative, got rtol={rtol}, atol={atol}")
     _broadcast_shapes("isclose", input._data.shape, other._data.shape)
     with _no_grad():
         close = eq(input, other)

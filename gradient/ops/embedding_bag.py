@@ -9,7 +9,7 @@ nor receive a gradient; an empty bag gives a row of zeros, as in PyTorch.
 
 from __future__ import annotations
 
-from ..errors import DTypeError, ShapeError
+from ..errors import ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
 from .creation import arange, zeros
 from .index import bincount, index_add, index_select, nonzero, scatter_reduce, searchsorted
@@ -25,8 +25,9 @@ def _bags_of(input: Tensor, offsets, include_last_offset: bool):
     """The flat ids, the bag of each id and the number of bags."""
     if input.ndim == 2:
         if offsets is not None:
-            raise ValueError("embedding_bag: offsets must be None for a 2-d input (each row is a bag), "
-                             f"got offsets of shape {tuple(offsets.shape)}")
+            raise ArgumentValueError(
+                "embedding_bag: offsets must be None for a 2-d input (each row is a bag), "
+                f"got offsets of shape {tuple(offsets.shape)}")
         num_bags, length = input.shape
         bag = arange(num_bags, device=input.device).reshape(-1, 1).expand(num_bags, length).reshape(-1)
         return input.reshape(-1), bag, num_bags
@@ -34,13 +35,14 @@ def _bags_of(input: Tensor, offsets, include_last_offset: bool):
         raise ShapeError(f"embedding_bag: expected a 1-d (with offsets) or 2-d input, got shape "
                          f"{tuple(input.shape)}")
     if offsets is None:
-        raise ValueError("embedding_bag: a 1-d input needs offsets (where each bag starts)")
+        raise ArgumentValueError(
+            "embedding_bag: a 1-d input needs offsets (where each bag starts)")
     if offsets.ndim != 1 or offsets.dtype.is_floating_point:
-        raise ValueError(f"embedding_bag: offsets must be a 1-d integer tensor, got shape "
-                         f"{tuple(offsets.shape)} and dtype {offsets.dtype}")
+        raise ArgumentValueError(f"embedding_bag: offsets must be a 1-d integer tensor, got shape "
+                                 f"{tuple(offsets.shape)} and dtype {offsets.dtype}")
     num_bags = offsets.shape[0] - (1 if include_last_offset else 0)
     if offsets.shape[0] and int(offsets[0]) != 0:
-        raise ValueError(f"embedding_bag: offsets[0] has to be 0, got {int(offsets[0])}")
+        raise ArgumentValueError(f"embedding_bag: offsets[0] has to be 0, got {int(offsets[0])}")
     starts = offsets[:num_bags].long()
     # the bag of position i is the last bag starting at or before i
     bag = searchsorted(starts, arange(input.shape[0], device=input.device), right=True) - 1
@@ -68,7 +70,8 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None,
         gradient.Size([2, 3])
     """
     if mode not in _MODES:
-        raise ValueError(f"embedding_bag: mode must be 'sum', 'mean' or 'max', got {mode!r}")
+        raise ArgumentValueError(
+            f"embedding_bag: mode must be 'sum', 'mean' or 'max', got {mode!r}")
     if not isinstance(input, Tensor) or input.dtype.is_floating_point:
         raise DTypeError(f"embedding_bag: expected integer ids, got "
                          f"{input.dtype if isinstance(input, Tensor) else type(input).__name__}")
@@ -79,8 +82,9 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None,
             raise NotImplementedError(f"embedding_bag: per_sample_weights is only supported for "
                                       f"mode='sum', got mode={mode!r}")
         if tuple(per_sample_weights.shape) != tuple(input.shape):
-            raise ValueError(f"embedding_bag: per_sample_weights of shape {tuple(per_sample_weights.shape)} "
-                             f"must have the input's shape {tuple(input.shape)}")
+            raise ArgumentValueError(
+                f"embedding_bag: per_sample_weights of shape {tuple(per_sample_weights.shape)} "
+                f"must have the input's shape {tuple(input.shape)}")
     n = weight.shape[0]
     if padding_idx is not None:
         if not -n <= padding_idx < n:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from ..autograd.function import Function
 from ..dtypes import float32
-from ..errors import ShapeError
+from ..errors import ArgumentValueError, ShapeError
 from ..tensor import Tensor
 from .creation import tensor as _tensor
 
@@ -44,12 +44,13 @@ class _FakeQuantize(Function):
 
 def _check_range(fn: str, quant_min: int, quant_max: int, zero_point) -> None:
     if quant_min > quant_max:
-        raise ValueError(f"{fn}: quant_min ({quant_min}) must not be greater than quant_max "
-                         f"({quant_max})")
+        raise ArgumentValueError(
+            f"{fn}: quant_min ({quant_min}) must not be greater than quant_max "
+            f"({quant_max})")
     points = zero_point.detach() if isinstance(zero_point, Tensor) else _tensor(zero_point)
     if bool(((points < quant_min) | (points > quant_max)).any()):
-        raise ValueError(f"{fn}: zero_point must be between quant_min ({quant_min}) and "
-                         f"quant_max ({quant_max})")
+        raise ArgumentValueError(f"{fn}: zero_point must be between quant_min ({quant_min}) and "
+                                 f"quant_max ({quant_max})")
 
 
 def _as_tensor(value, like: Tensor) -> Tensor:
@@ -72,8 +73,9 @@ def fake_quantize_per_channel_affine(input: Tensor, scale: Tensor, zero_point: T
     ``zero_point`` hold one value per channel."""
     _check_range("fake_quantize_per_channel_affine", quant_min, quant_max, zero_point)
     if not 0 <= axis < input.ndim:
-        raise ValueError(f"fake_quantize_per_channel_affine: axis must be between 0 and the "
-                         f"number of dimensions of the input ({input.ndim}), got {axis}")
+        raise ArgumentValueError(
+            f"fake_quantize_per_channel_affine: axis must be between 0 and the "
+            f"number of dimensions of the input ({input.ndim}), got {axis}")
     channels = input.shape[axis]
     if scale.numel() != channels or zero_point.numel() != channels:
         raise ShapeError(f"fake_quantize_per_channel_affine: expected {channels} scales and zero "

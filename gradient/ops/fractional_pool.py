@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..dtypes import int64
-from ..errors import ShapeError
+from ..errors import ArgumentValueError, ShapeError
 from ..tensor import Tensor
 from .conv import _ntuple
 from .creation import rand, tensor
@@ -57,14 +57,14 @@ def _fractional_max_pool(d, input, kernel_size, output_size, output_ratio, retur
     sizes = tuple(x.shape[2:])
     kernel = _tuple(kernel_size, d, "kernel_size", name)
     if (output_size is None) == (output_ratio is None):
-        raise ValueError(f"{name}: give exactly one of output_size and output_ratio")
+        raise ArgumentValueError(f"{name}: give exactly one of output_size and output_ratio")
     if output_size is not None:
         out = _tuple(output_size, d, "output_size", name)
     else:
         ratio = output_ratio if isinstance(output_ratio, (tuple, list)) else (output_ratio,) * d
         if len(ratio) != d or not all(0 < r < 1 for r in ratio):
-            raise ValueError(f"{name}: output_ratio must be {d} numbers in (0, 1), got "
-                             f"{output_ratio!r}")
+            raise ArgumentValueError(f"{name}: output_ratio must be {d} numbers in (0, 1), got "
+                                     f"{output_ratio!r}")
         out = tuple(int(s * r) for s, r in zip(sizes, ratio))
     for s, m, k in zip(sizes, out, kernel):
         if m + k - 1 > s:
@@ -112,7 +112,7 @@ def _tuple(value, d: int, what: str, name: str) -> tuple:
     """:func:`~.conv._ntuple`'s reading of a size, which must also be positive."""
     value = _ntuple(value, d, what, name)
     if min(value) < 1:
-        raise ValueError(f"{name}: {what} must be positive, got {value!r}")
+        raise ArgumentValueError(f"{name}: {what} must be positive, got {value!r}")
     return value
 
 

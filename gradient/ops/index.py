@@ -31,7 +31,7 @@ import numpy as np
 from ..autograd.function import ArrayFunction
 from ..autograd.grad_mode import no_grad as _no_grad
 from ..dtypes import bool_, float64, int32, int64, result_type, uint8
-from ..errors import DTypeError, ShapeError
+from ..errors import ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
 from .argument_errors import as_int
 from .creation import default_generator, full as _full, tensor as _tensor
@@ -539,8 +539,9 @@ def scatter(input: Tensor, dim: int, index: Tensor, src=None, *, value=None, red
     index = _int_index("scatter", index, input)
     if reduce is not None:
         if reduce not in ("add", "multiply"):
-            raise ValueError(f"scatter: reduce must be 'add' or 'multiply', got {reduce!r} (use "
-                             "scatter_reduce for 'mean', 'amax' and 'amin')")
+            raise ArgumentValueError(
+                f"scatter: reduce must be 'add' or 'multiply', got {reduce!r} (use "
+                "scatter_reduce for 'mean', 'amax' and 'amin')")
         if not isinstance(src, Tensor):  # a number: the same value at every index position
             src = _values_for(input, value if src is None else src)
             if src.ndim:
@@ -713,7 +714,8 @@ def nonzero_static(input: Tensor, *, size: int, fill_value: int = -1) -> Tensor:
     ``[[1], [2], [-1]]``.
     """
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-        raise ValueError(f"nonzero_static: size must be a nonnegative integer, got {size!r}")
+        raise ArgumentValueError(
+            f"nonzero_static: size must be a nonnegative integer, got {size!r}")
     found = nonzero(input)
     count, width = found.shape
     if count >= size:
@@ -842,9 +844,9 @@ def searchsorted(sorted_sequence: Tensor, values, *, out_int32: bool = False, ri
     """
     if side is not None:
         if side not in ("left", "right"):
-            raise ValueError(f"searchsorted: side must be 'left' or 'right', got {side!r}")
+            raise ArgumentValueError(f"searchsorted: side must be 'left' or 'right', got {side!r}")
         if right and side == "left":
-            raise ValueError("searchsorted: side='left' contradicts right=True")
+            raise ArgumentValueError("searchsorted: side='left' contradicts right=True")
         right = side == "right"
     seq = sorted_sequence
     scalar = not isinstance(values, Tensor)
@@ -902,20 +904,21 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *,
     num_samples = operator.index(num_samples)
     n = input.shape[-1]
     if num_samples <= 0:
-        raise ValueError(f"multinomial: num_samples must be positive, got {num_samples}")
+        raise ArgumentValueError(f"multinomial: num_samples must be positive, got {num_samples}")
     if not replacement and num_samples > n:
-        raise ValueError(f"multinomial: cannot draw {num_samples} samples without replacement from "
-                         f"{n} categories")
+        raise ArgumentValueError(
+            f"multinomial: cannot draw {num_samples} samples without replacement from "
+            f"{n} categories")
     b = input._backend
     rows = b.reshape(b.cast(b.contiguous(input._data), float64), (-1, n))
     bad = b.reduce("any", b.binary("logical_or", b.unary("logical_not", b.unary("isfinite", rows)),
                                    b.binary("lt", rows, b.full((), 0.0, float64))), None, False)
     if bool(b.to_numpy(bad)):
-        raise ValueError("multinomial: the weights contain inf, nan or a negative entry")
+        raise ArgumentValueError("multinomial: the weights contain inf, nan or a negative entry")
     sums = b.reduce("sum", rows, 1, False)
     if n == 0 or bool(b.to_numpy(b.reduce("any", b.binary("le", sums, b.full((), 0.0, float64)),
                                            None, False))):
-        raise ValueError("multinomial: invalid distribution: a row of weights sums to 0")
+        raise ArgumentValueError("multinomial: invalid distribution: a row of weights sums to 0")
     gen = (generator if generator is not None else default_generator)._state
     zero = b.full((), 0.0, float64)
     if replacement:
@@ -1037,8 +1040,9 @@ def scatter_reduce(input: Tensor, dim: int, index: Tensor, src: Tensor, reduce: 
         tensor([2., 0., 5.])
     """
     if reduce not in _SCATTER_REDUCTIONS:
-        raise ValueError(f"scatter_reduce: reduce must be one of {', '.join(_SCATTER_REDUCTIONS)}; "
-                         f"got {reduce!r}")
+        raise ArgumentValueError(
+            f"scatter_reduce: reduce must be one of {', '.join(_SCATTER_REDUCTIONS)}; "
+            f"got {reduce!r}")
     if not isinstance(src, Tensor):
         raise TypeError(f"scatter_reduce: expected src to be a tensor, got {type(src).__name__}")
     x1, dim, i1, s1 = _scatter_operands("scatter_reduce", input, dim, index, src)
@@ -1343,11 +1347,11 @@ def bincount(input: Tensor, weights: Tensor | None = None, minlength: int = 0) -
                          f"{tuple(input.shape)}")
     minlength = operator.index(minlength)
     if minlength < 0:
-        raise ValueError(f"bincount: minlength must be non-negative, got {minlength}")
+        raise ArgumentValueError(f"bincount: minlength must be non-negative, got {minlength}")
     b = input._backend
     lo, hi = _minmax(input) if input.numel() else (0, -1)
     if lo < 0:
-        raise ValueError(f"bincount: expected non-negative values, got {lo}")
+        raise ArgumentValueError(f"bincount: expected non-negative values, got {lo}")
     if weights is None:
         dtype, src = int64, b.full(tuple(input.shape), 1, int64)
     else:

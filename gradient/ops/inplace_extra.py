@@ -25,6 +25,7 @@ from .linalg import addmm, addmv, baddbmm
 from .matrices import addbmm, addr, renorm
 from .reduce import cumprod, cumsum
 from .shape import squeeze, t, transpose, tril, triu, unsqueeze
+from ..errors import ArgumentValueError
 
 __all__ = ["fill", "fill_", "zero_", "adjoint", "get_device", "is_inference", "gcd_", "lcm_",
            "ldexp_"]
@@ -66,8 +67,9 @@ def fill(input: Tensor, value) -> Tensor:
     ``value``): ``gradient.fill(x, 2.0)``."""
     if isinstance(value, Tensor):
         if value.ndim != 0:
-            raise ValueError(f"fill only supports 0-dimension value tensor but got tensor with "
-                             f"{value.ndim} dimensions")
+            raise ArgumentValueError(
+                f"fill only supports 0-dimension value tensor but got tensor with "
+                f"{value.ndim} dimensions")
         return value.to(input.dtype).expand(tuple(input.shape)) * 1
     return input.detach().clone().fill_(value)
 
@@ -86,8 +88,9 @@ def adjoint(input: Tensor) -> Tensor:
     """The conjugate transpose of the last two dimensions; gradient has no complex dtypes, so
     this is ``input.mT``: ``gradient.adjoint(x)``."""
     if input.ndim < 2:
-        raise ValueError(f"tensor.adjoint() is only supported on matrices or batches of matrices. "
-                         f"Got {input.ndim}-D tensor.")
+        raise ArgumentValueError(
+            f"tensor.adjoint() is only supported on matrices or batches of matrices. "
+            f"Got {input.ndim}-D tensor.")
     return transpose(input, -2, -1)
 
 

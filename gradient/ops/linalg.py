@@ -28,7 +28,7 @@ import math
 from ..autograd import autocast_state as _autocast
 from ..autograd.function import ArrayFunction
 from ..dtypes import bfloat16, bool_, float16, float32, from_numpy_dtype
-from ..errors import DTypeError, ShapeError
+from ..errors import ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
 from . import sparse as _sparse
 from .creation import eye
@@ -350,14 +350,16 @@ def _parse_einsum(equation: str, shapes: list) -> tuple[list[str], str]:
     inputs = lhs.split(",")
     if len(inputs) != len(shapes):
         few = "fewer" if len(shapes) < len(inputs) else "more"
-        raise ValueError(f"einsum: {few} operands ({len(shapes)}) were given than the equation "
-                         f"{equation!r} specifies ({len(inputs)})")
+        raise ArgumentValueError(
+            f"einsum: {few} operands ({len(shapes)}) were given than the equation "
+            f"{equation!r} specifies ({len(inputs)})")
     for part in inputs + [rhs]:
         bad = set(part.replace("...", "")) - set(_LETTERS)
         if bad or part.count("...") > 1:
             what = f"invalid subscript {sorted(bad)[0]!r}" if bad else "more than one '...'"
-            raise ValueError(f"einsum: {what} in {equation!r}; subscripts are letters a-z, A-Z and "
-                             "at most one '...' per operand")
+            raise ArgumentValueError(
+                f"einsum: {what} in {equation!r}; subscripts are letters a-z, A-Z and "
+                "at most one '...' per operand")
     used = set(eq) & set(_LETTERS)
     spare = [c for c in _LETTERS if c not in used]
 
@@ -376,7 +378,8 @@ def _parse_einsum(equation: str, shapes: list) -> tuple[list[str], str]:
                              f"the number of dimensions ({len(shape)}) of operand {i}, and no '...' "
                              "was given")
     if n_ell > len(spare):
-        raise ValueError(f"einsum: too many dimensions in {equation!r} to name them all with letters")
+        raise ArgumentValueError(
+            f"einsum: too many dimensions in {equation!r} to name them all with letters")
     ell = "".join(spare[:n_ell])
     for i, (sub, shape) in enumerate(zip(inputs, shapes)):
         if "..." in sub:
@@ -391,11 +394,13 @@ def _parse_einsum(equation: str, shapes: list) -> tuple[list[str], str]:
         all_inputs = set("".join(inputs))
         for c in rhs:
             if c in seen:
-                raise ValueError(f"einsum: output subscript {c!r} appears more than once in "
-                                 f"{equation!r}")
+                raise ArgumentValueError(
+                    f"einsum: output subscript {c!r} appears more than once in "
+                    f"{equation!r}")
             if c not in all_inputs:
-                raise ValueError(f"einsum: output subscript {c!r} of {equation!r} does not appear "
-                                 "in any input")
+                raise ArgumentValueError(
+                    f"einsum: output subscript {c!r} of {equation!r} does not appear "
+                    "in any input")
             seen.add(c)
     else:
         # implicit output: the '...' dims, then the letters used exactly once, alphabetically
@@ -465,7 +470,8 @@ def _einsum_grad(grad: Tensor, out_sub: str, other_subs: list, others: list, sub
             if c in seen:
                 fresh = next(spare, None)
                 if fresh is None:
-                    raise ValueError("einsum: too many subscripts to differentiate a repeated one")
+                    raise ArgumentValueError(
+                        "einsum: too many subscripts to differentiate a repeated one")
                 eyes.append(eye(sizes[c], dtype=grad.dtype, device=grad.device))
                 eye_subs.append(c + fresh)
                 full += fresh
@@ -494,7 +500,7 @@ def einsum(equation: str, *operands) -> Tensor:
     if not isinstance(equation, str):
         raise TypeError(f"einsum: expected the equation string first, got {type(equation).__name__}")
     if not operands:
-        raise ValueError("einsum: expected at least one operand")
+        raise ArgumentValueError("einsum: expected at least one operand")
     if _autocast.any_enabled() and _contracts_between_operands(equation, operands):
         operands = _autocast.to_lower_precision(*operands)  # autocast: runs in bf16/fp16
     return _einsum(equation, operands)
@@ -511,8 +517,8 @@ def _sublist_equation(arguments) -> tuple:
             elif isinstance(item, int) and 0 <= item < 52:
                 out.append(chr(ord("a") + item) if item < 26 else chr(ord("A") + item - 26))
             else:
-                raise ValueError(f"einsum: subscripts in the sublist form are integers in "
-                                 f"[0, 52) or Ellipsis, got {item!r}")
+                raise ArgumentValueError(f"einsum: subscripts in the sublist form are integers in "
+                                         f"[0, 52) or Ellipsis, got {item!r}")
         return "".join(out)
     operands, inputs = arguments[0::2], arguments[1::2]
     output = None
@@ -646,6 +652,6 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0,
         raise ShapeError(f"cdist: x1 {tuple(x1.shape)} and x2 {tuple(x2.shape)} must have the same "
                          f"number of features (last dimension): {x1.shape[-1]} != {x2.shape[-1]}")
     if not p >= 0:
-        raise ValueError(f"cdist: p must be non-negative, got {p}")
+        raise ArgumentValueError(f"cdist: p must be non-negative, got {p}")
     _broadcast_batch("cdist", tuple(x1.shape), tuple(x2.shape))
     return norm(unsqueeze(x1, -2) - unsqueeze(x2, -3), p, dim=-1)

@@ -43,7 +43,7 @@ import numpy as np
 
 from ..autograd.function import ArrayFunction
 from ..dtypes import bool_, float32, float64, int64
-from ..errors import AutogradError, DTypeError, LinAlgError, ShapeError
+from ..errors import ArgumentValueError, AutogradError, DTypeError, LinAlgError, ShapeError
 from ..tensor import Tensor
 from . import elementwise as _ew
 from . import reduce as _reduce
@@ -515,7 +515,7 @@ def _qr_backward_square_or_tall(q, r, grad_q, grad_r):
 def _qr(fn: str, A: Tensor, mode: str, result):
     _check_matrix(fn, A, square=False)
     if mode not in ("reduced", "complete", "r"):
-        raise ValueError(f"{fn}: mode must be 'reduced', 'complete' or 'r', got {mode!r}")
+        raise ArgumentValueError(f"{fn}: mode must be 'reduced', 'complete' or 'r', got {mode!r}")
     Q, R = QR.apply(A, mode == "complete")
     if mode == "r":
         # PyTorch returns an empty Q; R keeps its gradient here (PyTorch refuses to differentiate
@@ -566,7 +566,7 @@ class Eigh(ArrayFunction):
 
 def _check_uplo(fn: str, UPLO: str) -> bool:
     if UPLO not in ("L", "U"):
-        raise ValueError(f"{fn}: UPLO must be 'L' or 'U', got {UPLO!r}")
+        raise ArgumentValueError(f"{fn}: UPLO must be 'L' or 'U', got {UPLO!r}")
     return UPLO == "U"
 
 
@@ -784,8 +784,9 @@ def lstsq(A: Tensor, B: Tensor, rcond=None, *, driver=None):
     _check_same_dtype("linalg.lstsq", A, B)
     driver = "gelsy" if driver is None else driver
     if driver not in ("gels", "gelsy", "gelsd", "gelss"):
-        raise ValueError(f"linalg.lstsq: driver must be 'gels', 'gelsy', 'gelsd' or 'gelss', got "
-                         f"{driver!r}")
+        raise ArgumentValueError(
+            f"linalg.lstsq: driver must be 'gels', 'gelsy', 'gelsd' or 'gelss', got "
+            f"{driver!r}")
     if not (A.ndim == B.ndim or A.ndim == B.ndim + 1):
         raise ShapeError(f"linalg.lstsq: expected B to have as many dimensions as A, or one less "
                          f"(a vector), got shapes {tuple(A.shape)} and {tuple(B.shape)}")

@@ -31,7 +31,7 @@ from ..autograd import autocast_state as _autocast
 from ..autograd.function import ArrayFunction
 from ..autograd.grad_mode import is_grad_enabled
 from ..dtypes import from_numpy_dtype, int64, uint8
-from ..errors import DTypeError, ShapeError
+from ..errors import ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
 from .elementwise import _promote, cast, exp, log, log1p, where
 from .elementwise import abs as _abs
@@ -56,7 +56,8 @@ _REDUCTIONS = ("none", "mean", "sum")
 def _check_reduction(reduction: str, fn: str) -> None:
     if reduction not in _REDUCTIONS and not (fn == "kl_div" and reduction == "batchmean"):
         extra = ", 'batchmean'" if fn == "kl_div" else ""
-        raise ValueError(f"{fn}: reduction must be 'none', 'mean', 'sum'{extra}; got {reduction!r}")
+        raise ArgumentValueError(
+            f"{fn}: reduction must be 'none', 'mean', 'sum'{extra}; got {reduction!r}")
 
 
 def _legacy_reduction(size_average, reduce, reduction: str, fn: str) -> str:
@@ -169,7 +170,7 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None
     input, target = _autocast.to_float32(input, target)
     reduction = _legacy_reduction(size_average, reduce, reduction, "smooth_l1_loss")
     if beta < 0:
-        raise ValueError(f"smooth_l1_loss: beta must be non-negative, got {beta}")
+        raise ArgumentValueError(f"smooth_l1_loss: beta must be non-negative, got {beta}")
     a, b = _pointwise_operands(input, target, "smooth_l1_loss")
     z = _abs(a - b)
     if beta == 0:
@@ -191,7 +192,7 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
     input, target, weight = _autocast.to_float32(input, target, weight)
     _check_reduction(reduction, "huber_loss")
     if delta <= 0:
-        raise ValueError(f"huber_loss: delta must be positive, got {delta}")
+        raise ArgumentValueError(f"huber_loss: delta must be positive, got {delta}")
     a, b = _pointwise_operands(input, target, "huber_loss")
     d = a - b
     z = _abs(d)
@@ -450,8 +451,8 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     fn = "cross_entropy"
     _require_float(input, fn)
     if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"{fn}: label_smoothing must be between 0.0 and 1.0, got "
-                         f"{label_smoothing}")
+        raise ArgumentValueError(f"{fn}: label_smoothing must be between 0.0 and 1.0, got "
+                                 f"{label_smoothing}")
     if input.ndim == 0:
         raise ShapeError(f"{fn}: input must have a class dimension: (C,), (N, C) or "
                          f"(N, C, d1, ...); got a 0-d tensor")
@@ -487,8 +488,8 @@ def _cross_entropy_probs(input, target, weight, ignore_index, reduction, label_s
                          f"probabilities and must be floating point, got {target.dtype}; "
                          "class-index targets have no class dimension")
     if ignore_index >= 0:
-        raise ValueError(f"{fn}: ignore_index={ignore_index} is not supported with "
-                         "class-probability targets")
+        raise ArgumentValueError(f"{fn}: ignore_index={ignore_index} is not supported with "
+                                 "class-probability targets")
     class_dim = 0 if input.ndim == 1 else 1
     n_classes = input.shape[class_dim]
     logp = log_softmax(input, class_dim)
@@ -569,8 +570,9 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
                          f"{input.dtype}")
     outside = ~((input >= 0) & (input <= 1))  # nan counts as outside, as in PyTorch
     if outside.numel() and int(_sum(outside).item()):
-        raise ValueError(f"{fn}: all elements of input should be between 0 and 1 (probabilities); "
-                         "use binary_cross_entropy_with_logits for logits")
+        raise ArgumentValueError(
+            f"{fn}: all elements of input should be between 0 and 1 (probabilities); "
+            "use binary_cross_entropy_with_logits for logits")
     loss = BinaryCrossEntropy.apply(input, target)
     if weight is not None:
         loss = loss * _broadcast_weight(weight, input, fn, "weight")

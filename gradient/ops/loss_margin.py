@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 
 from ..dtypes import int64
-from ..errors import DTypeError, ShapeError
+from ..errors import ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
 from .elementwise import _floating, _promote, cast, clamp_min, exp, log, minimum, sqrt, where
 from .index import gather
@@ -176,7 +176,7 @@ def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative
     fn = "triplet_margin_with_distance_loss"
     _check_reduction(reduction, fn)
     if margin <= 0:
-        raise ValueError(f"{fn}: margin must be greater than 0, got {margin}")
+        raise ArgumentValueError(f"{fn}: margin must be greater than 0, got {margin}")
     _check_triplet(anchor, positive, negative, fn)
     distance = pairwise_distance if distance_function is None else distance_function
     return _triplet(anchor, positive, negative, distance, margin, swap, reduction)
@@ -269,7 +269,7 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
     fn = "multi_margin_loss"
     reduction = _legacy_reduction(size_average, reduce, reduction, fn)
     if p not in (1, 2):
-        raise ValueError(f"{fn}: only p == 1 and p == 2 are supported, got p={p!r}")
+        raise ArgumentValueError(f"{fn}: only p == 1 and p == 2 are supported, got p={p!r}")
     x, t, unbatched = _class_targets(input, target, fn, same_shape=False)
     c = x.shape[1]
     _check_range(t, 0, c, fn)
@@ -343,12 +343,12 @@ def gaussian_nll_loss(input: Tensor, target: Tensor, var, full: bool = False, ep
     _tensor(target, fn, "target")
     if isinstance(var, (int, float)) and not isinstance(var, bool):
         if var < 0:
-            raise ValueError(f"{fn}: var has negative entry/entries (var={var})")
+            raise ArgumentValueError(f"{fn}: var has negative entry/entries (var={var})")
         var = input.new_full(_shape(input), float(var))
     else:
         _tensor(var, fn, "var")
         if bool((var < 0).any().item()):
-            raise ValueError(f"{fn}: var has negative entry/entries")
+            raise ArgumentValueError(f"{fn}: var has negative entry/entries")
     if _shape(var) != _shape(input):
         if _shape(input)[:-1] == _shape(var):       # one variance per row: share it along the last dim
             var = reshape(var, _shape(var) + (1,))

@@ -21,7 +21,7 @@ Example::
 
 from __future__ import annotations
 
-from ..errors import ShapeError
+from ..errors import ArgumentValueError, ShapeError
 from ..tensor import Tensor
 from .creation import randn
 from .linalg_decompositions import linalg_qr, linalg_svd
@@ -40,10 +40,10 @@ def svd_lowrank(A: Tensor, q: int | None = 6, niter: int | None = 2, M: Tensor |
                          f"{tuple(A.shape)}")
     m, n = A.shape[-2:]
     if not 0 < q <= min(m, n):
-        raise ValueError(f"svd_lowrank: q={q} must be in 1..min(m, n) = {min(m, n)} for a "
-                         f"matrix of {m} x {n}")
+        raise ArgumentValueError(f"svd_lowrank: q={q} must be in 1..min(m, n) = {min(m, n)} for a "
+                                 f"matrix of {m} x {n}")
     if niter < 0:
-        raise ValueError(f"svd_lowrank: niter must be non-negative, got {niter}")
+        raise ArgumentValueError(f"svd_lowrank: niter must be non-negative, got {niter}")
     if M is not None:
         A = A - M      # (the difference as it is: gradient has no sparse M to keep apart)
     if m < n:
@@ -67,9 +67,9 @@ def pca_lowrank(A: Tensor, q: int | None = None, center: bool = True, niter: int
     m, n = A.shape[-2:]
     q = min(6, m, n) if q is None else q
     if not 0 <= q <= min(m, n):
-        raise ValueError(f"pca_lowrank: q={q} must be in 0..min(m, n) = {min(m, n)}")
+        raise ArgumentValueError(f"pca_lowrank: q={q} must be in 0..min(m, n) = {min(m, n)}")
     if niter < 0:
-        raise ValueError(f"pca_lowrank: niter must be non-negative, got {niter}")
+        raise ArgumentValueError(f"pca_lowrank: niter must be non-negative, got {niter}")
     if center:
         A = A - A.mean(dim=-2, keepdim=True)
     return svd_lowrank(A, q, niter)

@@ -17,7 +17,7 @@ import itertools as _itertools
 import operator as _operator
 
 from ..dtypes import result_type
-from ..errors import ShapeError
+from ..errors import ArgumentValueError, ShapeError
 from ..tensor import Tensor
 from .creation import tensor as _tensor, zeros
 from .elementwise import _floating, where
@@ -77,7 +77,7 @@ def combinations(input: Tensor, r: int = 2, with_replacement: bool = False) -> T
         raise ShapeError(f"Expect a 1D vector, but got shape {list(input.shape)}")
     r = _operator.index(r)
     if r < 0:
-        raise ValueError(f"Expect a non-negative number, but got {r}")
+        raise ArgumentValueError(f"Expect a non-negative number, but got {r}")
     if r == 0:
         return input.new_empty((0,))
     pick = (_itertools.combinations_with_replacement if with_replacement
@@ -96,13 +96,14 @@ def rot90(input: Tensor, k: int = 1, dims=(0, 1)) -> Tensor:
     """
     dims = list(dims)
     if len(dims) != 2:
-        raise ValueError(f"expected total rotation dims == 2, but got dims = {len(dims)}")
+        raise ArgumentValueError(f"expected total rotation dims == 2, but got dims = {len(dims)}")
     if input.ndim < 2:
         raise ShapeError(f"expected total dims >= 2, but got total dims = {input.ndim}")
     d0, d1 = wrap_dim(dims[0], input.ndim), wrap_dim(dims[1], input.ndim)
     if d0 == d1:
-        raise ValueError(f"expected rotation dims to be different, but got dim0 = {d0} and "
-                         f"dim1 = {d1}")
+        raise ArgumentValueError(
+            f"expected rotation dims to be different, but got dim0 = {d0} and "
+            f"dim1 = {d1}")
     k %= 4
     if k == 1:
         return transpose(flip(input, [d1]), d0, d1)
@@ -120,9 +121,9 @@ def renorm(input: Tensor, p, dim: int, maxnorm) -> Tensor:
     Example: ``gradient.renorm(w, p=2, dim=0, maxnorm=1.0)`` caps each row's length at 1.
     """
     if p <= 0:
-        raise ValueError(f"renorm: non-positive-norm not supported, got p={p}")
+        raise ArgumentValueError(f"renorm: non-positive-norm not supported, got p={p}")
     if maxnorm < 0:
-        raise ValueError(f"renorm: non-negative maxnorm expected, got {maxnorm}")
+        raise ArgumentValueError(f"renorm: non-negative maxnorm expected, got {maxnorm}")
     if input.ndim <= 1:
         raise ShapeError(f"renorm: input needs at least 2 dimensions, got {input.ndim} dimensions")
     dim = wrap_dim(dim, input.ndim)
@@ -196,7 +197,7 @@ def chain_matmul(*matrices) -> Tensor:
             raise ShapeError(f"chain_matmul(): Expected 2D tensors, got tensor {i} with shape "
                              f"{tuple(m.shape)}")
     if len(matrices) == 0:
-        raise ValueError("chain_matmul(): Expected one or more matrices")
+        raise ArgumentValueError("chain_matmul(): Expected one or more matrices")
     if len(matrices) == 1:
         return clone(matrices[0])
     return multi_dot(list(matrices))

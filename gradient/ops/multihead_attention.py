@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 
 from ..dtypes import bool_
-from ..errors import DTypeError, ShapeError
+from ..errors import ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
 from .attention import scaled_dot_product_attention
 from .conv import pad
@@ -75,9 +75,10 @@ def multi_head_attention_forward(
 
     key_padding_mask = _additive_mask(key_padding_mask, "key_padding_mask", query.dtype)
     if is_causal and attn_mask is None:
-        raise ValueError(f"{_FN}: is_causal=True is a hint that attn_mask is the causal mask, so "
-                         "attn_mask is needed too (as in PyTorch); pass e.g. "
-                         "gradient.ones(L, L, dtype=gradient.bool).triu(1)")
+        raise ArgumentValueError(
+            f"{_FN}: is_causal=True is a hint that attn_mask is the causal mask, so "
+            "attn_mask is needed too (as in PyTorch); pass e.g. "
+            "gradient.ones(L, L, dtype=gradient.bool).triu(1)")
     if is_causal and key_padding_mask is None and not need_weights:
         attn_mask = None  # PyTorch trusts the hint and lets the attention kernel mask
     else:
@@ -96,13 +97,14 @@ def multi_head_attention_forward(
     if bias_k is not None and bias_v is not None:
         # one learned extra key/value position, which every query may attend to
         if static_k is not None or static_v is not None:
-            raise ValueError(f"{_FN}: bias_k and bias_v cannot be added to static_k/static_v")
+            raise ArgumentValueError(
+                f"{_FN}: bias_k and bias_v cannot be added to static_k/static_v")
         k = cat([k, bias_k.expand(1, N, E)], 0)
         v = cat([v, bias_v.expand(1, N, E)], 0)
         attn_mask = None if attn_mask is None else pad(attn_mask, (0, 1))
         key_padding_mask = None if key_padding_mask is None else pad(key_padding_mask, (0, 1))
     elif (bias_k is None) != (bias_v is None):
-        raise ValueError(f"{_FN}: bias_k and bias_v go together; got only one of them")
+        raise ArgumentValueError(f"{_FN}: bias_k and bias_v go together; got only one of them")
 
     # (len, N, E) -> (N, H, len, D): heads become a batch dimension
     q = q.reshape(L, N, H, D).permute(1, 2, 0, 3)
@@ -186,12 +188,13 @@ def _project(query, key, value, E, in_proj_weight, in_proj_bias, separate, wq, w
     bq, bk, bv = (None, None, None) if b is None else (b[:E], b[E:2 * E], b[2 * E:])
     if separate:
         if wq is None or wk is None or wv is None:
-            raise ValueError(f"{_FN}: use_separate_proj_weight=True needs q_proj_weight, "
-                             "k_proj_weight and v_proj_weight")
+            raise ArgumentValueError(f"{_FN}: use_separate_proj_weight=True needs q_proj_weight, "
+                                     "k_proj_weight and v_proj_weight")
     else:
         if in_proj_weight is None:
-            raise ValueError(f"{_FN}: in_proj_weight is None; pass it, or the three separate "
-                             "weights with use_separate_proj_weight=True")
+            raise ArgumentValueError(
+                f"{_FN}: in_proj_weight is None; pass it, or the three separate "
+                "weights with use_separate_proj_weight=True")
         if query is key and key is value:
             # self-attention: one matmul for the three projections
             return linear(query, in_proj_weight, b).chunk(3, dim=-1)

@@ -31,7 +31,7 @@ from ..autograd import capture_state
 from ..autograd.function import ArrayFunction, check_same_device
 from ..autograd.grad_mode import is_grad_enabled, no_grad
 from ..dtypes import bfloat16, bool_, float16, float32, float64, from_numpy_dtype, int64
-from ..errors import DTypeError, ShapeError
+from ..errors import ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
 from . import creation
 from .elementwise import (_constant, _floating, _promote, cast, erf, exp, pow, rsqrt, sigmoid, tanh,
@@ -165,7 +165,8 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0,
     Integer inputs keep their dtype (the bounds are truncated to integers), as in PyTorch.
     """
     if min_val > max_val:
-        raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})")
+        raise ArgumentValueError(
+            f"hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})")
     if input.dtype is bool_:
         raise DTypeError("hardtanh: bool inputs are not supported; convert with .float()")
     if inplace:
@@ -283,7 +284,8 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     ``F.gelu(x, approximate='tanh')``
     """
     if approximate not in ("none", "tanh"):
-        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+        raise ArgumentValueError(
+            f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
     return GELU.apply(_floating(input), approximate)
 
 
@@ -394,7 +396,7 @@ def selu(input: Tensor, inplace: bool = False) -> Tensor:
 def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """max(0, x) + min(0, alpha * (exp(x / alpha) - 1)). ``F.celu(x, alpha=1.0)``."""
     if alpha == 0:
-        raise ValueError("celu: alpha cannot be 0")
+        raise ArgumentValueError("celu: alpha cannot be 0")
     fn = lambda s: ELU.apply(s, alpha, 1.0, 1.0 / alpha)  # noqa: E731
     return input._inplace("celu_", fn) if inplace else fn(_floating(input))
 
@@ -442,7 +444,7 @@ def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
 def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
     """x - lambd above lambd, x + lambd below -lambd, 0 between. ``F.softshrink(x, 0.5)``."""
     if lambd < 0:
-        raise ValueError(f"softshrink: lambd must be non-negative, got {lambd}")
+        raise ArgumentValueError(f"softshrink: lambd must be non-negative, got {lambd}")
     return where(input > lambd, input - lambd, where(input < -lambd, input + lambd, 0.0))
 
 
@@ -746,7 +748,8 @@ def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None
 # ---------------------------------------------------------------------- dropout
 def _check_p(p: float, what: str) -> None:
     if not 0.0 <= p <= 1.0:
-        raise ValueError(f"{what}: dropout probability has to be between 0 and 1, but got {p}")
+        raise ArgumentValueError(
+            f"{what}: dropout probability has to be between 0 and 1, but got {p}")
 
 
 def _dropout_with_mask_shape(input: Tensor, p: float, mask_shape: tuple, inplace: bool,
@@ -1002,17 +1005,19 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
         lo = int(b.reduce("min", tensor._data, None, False))
         hi = int(b.reduce("max", tensor._data, None, False))
         if lo < 0:
-            raise ValueError(f"one_hot: class values must be non-negative, got {lo}")
+            raise ArgumentValueError(f"one_hot: class values must be non-negative, got {lo}")
         if num_classes == -1:
             num_classes = hi + 1
         elif hi >= num_classes:
-            raise ValueError(f"one_hot: class values must be smaller than num_classes "
-                             f"({num_classes}), got {hi}")
+            raise ArgumentValueError(f"one_hot: class values must be smaller than num_classes "
+                                     f"({num_classes}), got {hi}")
     elif num_classes == -1:
-        raise ValueError("one_hot: cannot infer the number of classes from an empty tensor; "
-                         "pass num_classes")
+        raise ArgumentValueError(
+            "one_hot: cannot infer the number of classes from an empty tensor; "
+            "pass num_classes")
     if num_classes < 0:
-        raise ValueError(f"one_hot: num_classes must be -1 or non-negative, got {num_classes}")
+        raise ArgumentValueError(
+            f"one_hot: num_classes must be -1 or non-negative, got {num_classes}")
     classes = creation.arange(num_classes, device=tensor.device)
     return cast(reshape(tensor, tuple(tensor.shape) + (1,)) == classes, int64)
 
@@ -1268,8 +1273,9 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
         raise ShapeError(f"group_norm: expected an input of shape (N, C, *), got {tuple(input.shape)}")
     n, c = input.shape[0], input.shape[1]
     if num_groups <= 0 or c % num_groups:
-        raise ValueError(f"group_norm: expected the number of channels ({c}) to be divisible by "
-                         f"num_groups ({num_groups})")
+        raise ArgumentValueError(
+            f"group_norm: expected the number of channels ({c}) to be divisible by "
+            f"num_groups ({num_groups})")
     _check_param("weight", "group_norm", weight, (c,))
     _check_param("bias", "group_norm", bias, (c,))
     dtype = _compute_dtype(input)
@@ -1306,8 +1312,9 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     if training:
         count = input.numel() // c if c else 0
         if count <= 1:
-            raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
-                             f"got input of shape {tuple(input.shape)}")
+            raise ArgumentValueError(
+                f"batch_norm: expected more than 1 value per channel when training, "
+                f"got input of shape {tuple(input.shape)}")
         centered = x - mean(x, axes, keepdim=True)
         var = mean(centered * centered, axes, keepdim=True)
         y = centered * rsqrt(var + eps)
@@ -1322,8 +1329,9 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
                                   * momentum)
     else:
         if running_mean is None or running_var is None:
-            raise ValueError("batch_norm: running_mean and running_var must be given in evaluation "
-                             "mode (training=False)")
+            raise ArgumentValueError(
+                "batch_norm: running_mean and running_var must be given in evaluation "
+                "mode (training=False)")
         rm = reshape(cast(running_mean, dtype), stat_shape)
         rv = reshape(cast(running_var, dtype), stat_shape)
         y = (x - rm) * rsqrt(rv + eps)
@@ -1413,7 +1421,7 @@ def pdist(input: Tensor, p: float = 2.0) -> Tensor:
         raise ShapeError(f"pdist: expected a 2-D (N, M) input, got a {input.ndim}-D input of shape "
                          f"{tuple(input.shape)}")
     if p < 0:
-        raise ValueError(f"pdist: p must be non-negative, got {p}")
+        raise ArgumentValueError(f"pdist: p must be non-negative, got {p}")
     x = _floating(input)
     i, j = creation.triu_indices(x.shape[0], x.shape[0], 1, device=x.device)
     # every pair's difference gathered at once: O(N^2 M) memory, simple and differentiable
@@ -1589,16 +1597,18 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None,
         raise ShapeError(f"{fn}: expected an input of shape (N, C, *spatial), got {tuple(input.shape)}")
     spatial = math.prod(input.shape[2:])
     if use_input_stats and spatial == 1:
-        raise ValueError(f"{fn}: expected more than 1 spatial element when training, got input size "
-                         f"{list(input.shape)}; each (sample, channel) is normalized over its own "
-                         f"spatial positions, so it needs at least 2")
+        raise ArgumentValueError(
+            f"{fn}: expected more than 1 spatial element when training, got input size "
+            f"{list(input.shape)}; each (sample, channel) is normalized over its own "
+            f"spatial positions, so it needs at least 2")
     if (running_mean is None) != (running_var is None):
-        raise ValueError(f"{fn}: running_mean and running_var must either both be None or neither be "
-                         f"None, got running_mean={'None' if running_mean is None else 'a tensor'} and "
-                         f"running_var={'None' if running_var is None else 'a tensor'}")
+        raise ArgumentValueError(
+            f"{fn}: running_mean and running_var must either both be None or neither be "
+            f"None, got running_mean={'None' if running_mean is None else 'a tensor'} and "
+            f"running_var={'None' if running_var is None else 'a tensor'}")
     if not use_input_stats and running_mean is None:
-        raise ValueError(f"{fn}: expected running_mean and running_var to be defined when "
-                         f"use_input_stats is False")
+        raise ArgumentValueError(f"{fn}: expected running_mean and running_var to be defined when "
+                                 f"use_input_stats is False")
     c = input.shape[1]
     for name, t in (("running_mean", running_mean), ("running_var", running_var),
                     ("weight", weight), ("bias", bias)):

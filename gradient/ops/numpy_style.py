@@ -15,7 +15,7 @@ import operator
 
 from ..autograd.grad_mode import no_grad
 from ..dtypes import bool_, get_default_dtype, int64
-from ..errors import DTypeError, ShapeError
+from ..errors import ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
 from .creation import ones_like, tensor
 from .elementwise import cast, floor_divide, remainder
@@ -43,7 +43,8 @@ def unravel_index(indices, shape) -> tuple:
     shape = (operator.index(shape),) if not isinstance(shape, (tuple, list)) else tuple(
         operator.index(s) for s in shape)
     if any(s < 0 for s in shape):
-        raise ValueError(f"unravel_index: 'shape' cannot have negative values, got {shape}")
+        raise ArgumentValueError(
+            f"unravel_index: 'shape' cannot have negative values, got {shape}")
     numel = 1
     for s in shape:
         numel *= s
@@ -69,7 +70,7 @@ def vander(x: Tensor, N: int | None = None, increasing: bool = False) -> Tensor:
         raise ShapeError(f"vander: x must be a one-dimensional tensor, got shape {tuple(x.shape)}")
     N = x.shape[0] if N is None else operator.index(N)
     if N < 0:
-        raise ValueError(f"vander: N must be non-negative, got {N}")
+        raise ArgumentValueError(f"vander: N must be non-negative, got {N}")
     if not x.dtype.is_floating_point:
         x = cast(x, int64)
     if N == 0:
@@ -124,13 +125,14 @@ def gradient(input: Tensor, *, spacing=1, dim=None, edge_order: int = 1) -> tupl
         [dim] if isinstance(dim, int) else list(dim)
     dims = [wrap_dim(d, input.ndim) for d in dims]
     if edge_order not in (1, 2):
-        raise ValueError(f"gradient: edge_order must be 1 or 2, got {edge_order}")
+        raise ArgumentValueError(f"gradient: edge_order must be 1 or 2, got {edge_order}")
     if isinstance(spacing, (int, float)) or isinstance(spacing, Tensor) and spacing.ndim == 0:
         spacing = [spacing] * len(dims)
     spacing = list(spacing)
     if len(spacing) != len(dims):
-        raise ValueError(f"gradient: expected spacing to be a number or one entry per dimension "
-                         f"({len(dims)}), got {len(spacing)}")
+        raise ArgumentValueError(
+            f"gradient: expected spacing to be a number or one entry per dimension "
+            f"({len(dims)}), got {len(spacing)}")
     values = input if input.dtype.is_floating_point else cast(input, get_default_dtype())
     return tuple(_along(values, d, h, edge_order) for d, h in zip(dims, spacing))
 
@@ -139,14 +141,15 @@ def _along(f: Tensor, d: int, h, edge_order: int) -> Tensor:
     """One dimension's derivative (see :func:`gradient`)."""
     n = f.shape[d]
     if n < edge_order + 1:
-        raise ValueError(f"gradient: each dimension needs at least edge_order + 1 = "
-                         f"{edge_order + 1} samples, dimension {d} has {n}")
+        raise ArgumentValueError(f"gradient: each dimension needs at least edge_order + 1 = "
+                                 f"{edge_order + 1} samples, dimension {d} has {n}")
     def part(start, length):
         return narrow(f, d, start, length)
     if isinstance(h, Tensor) and h.ndim == 1:
         if h.shape[0] != n:
-            raise ValueError(f"gradient: the coordinates of dimension {d} must be {n}, got "
-                             f"{h.shape[0]}")
+            raise ArgumentValueError(
+                f"gradient: the coordinates of dimension {d} must be {n}, got "
+                f"{h.shape[0]}")
         steps = reshape(diff(cast(h, f.dtype)), (-1,) + (1,) * (f.ndim - d - 1))
         return _uneven(part, steps, n, edge_order, d)
     h = float(h)

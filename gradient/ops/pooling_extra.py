@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 
-from ..errors import DTypeError, ShapeError
+from ..errors import ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
 from .conv import (_adaptive_avg_poolnd, _adaptive_max_poolnd, _ntuple, avg_pool1d, avg_pool2d,
                    avg_pool3d)
@@ -52,11 +52,13 @@ def _max_unpoolnd(d, input, indices, kernel_size, stride, padding, output_size, 
         if len(size) == d + 2 or len(size) == d + 1 and input.ndim == d + 1:
             size = size[-d:]
         if len(size) != d:
-            raise ValueError(f"{fname}: output_size must have {d} (or {d + 2}) elements, got {output_size}")
+            raise ArgumentValueError(
+                f"{fname}: output_size must have {d} (or {d + 2}) elements, got {output_size}")
         for v, lo, s in zip(size, default, st):
             if not lo - s < v < lo + s:
-                raise ValueError(f"{fname}: output_size {tuple(size)} must be within a stride of the "
-                                 f"default size {default}")
+                raise ArgumentValueError(
+                    f"{fname}: output_size {tuple(size)} must be within a stride of the "
+                    f"default size {default}")
     lead = tuple(input.shape[:-d])
     flat_in = input.reshape(*lead, -1)
     flat_idx = indices.reshape(*lead, -1).long()

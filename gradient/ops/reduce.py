@@ -35,7 +35,7 @@ from collections import namedtuple as _namedtuple
 from ..autograd.function import ArrayFunction
 from ..dtypes import as_dtype as _as_dtype
 from ..dtypes import bool_, float32, from_numpy_dtype, int64, uint8
-from ..errors import DTypeError, ShapeError
+from ..errors import ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
 from .elementwise import _floating, cast, isnan, maximum, minimum, pow, where
 from .elementwise import abs as _abs  # (gradient 0 at 0, as PyTorch's norms)
@@ -701,7 +701,8 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) ->
         return cast(norm(cast(input, float32), p, dim, keepdim), input.dtype)
     if isinstance(p, str):
         if p != "fro":
-            raise ValueError(f"norm: p={p!r} is not supported; use a number, inf, -inf or 'fro'")
+            raise ArgumentValueError(
+                f"norm: p={p!r} is not supported; use a number, inf, -inf or 'fro'")
         p = 2
     p = float(p)
     axes = _reduce_axes(dim, input.ndim)
@@ -802,7 +803,7 @@ def diff(input: Tensor, n: int = 1, dim: int = -1, prepend: Tensor | None = None
         raise ShapeError("diff: expected a tensor of at least one dimension, got a 0-d tensor")
     n = _operator.index(n)
     if n < 0:
-        raise ValueError(f"diff: the order n must be non-negative, got {n}")
+        raise ArgumentValueError(f"diff: the order n must be non-negative, got {n}")
     dim = wrap_dim(dim, input.ndim)
     parts = []
     for name, extra in (("prepend", prepend), (None, input), ("append", append)):

@@ -49,7 +49,7 @@ import numpy as np
 
 from ..autograd.function import ArrayFunction
 from ..dtypes import bfloat16, float16, float32, float64, from_numpy_dtype, int64
-from ..errors import DTypeError, ShapeError
+from ..errors import ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
 from .conv import _adaptive_ranges
 from .creation import tensor
@@ -93,15 +93,18 @@ def _output_geometry(input: Tensor, size, scale_factor, recompute_scale_factor, 
     Python layer computes them."""
     spatial = list(input.shape[2:])
     if size is not None and scale_factor is not None:
-        raise ValueError("interpolate: only one of size or scale_factor should be defined, got both "
-                         f"size={size!r} and scale_factor={scale_factor!r}")
+        raise ArgumentValueError(
+            "interpolate: only one of size or scale_factor should be defined, got both "
+            f"size={size!r} and scale_factor={scale_factor!r}")
     if size is not None:
         if recompute_scale_factor:
-            raise ValueError("interpolate: recompute_scale_factor is not meaningful with an explicit "
-                             "size; pass scale_factor instead, or leave recompute_scale_factor None")
+            raise ArgumentValueError(
+                "interpolate: recompute_scale_factor is not meaningful with an explicit "
+                "size; pass scale_factor instead, or leave recompute_scale_factor None")
         if isinstance(size, (list, tuple)):
             if len(size) != d:
-                raise ValueError(
+                raise ArgumentValueError(
+                    
                     f"interpolate: input and output must have the same number of spatial dimensions,"
                     f" but got input with spatial dimensions of {spatial} and output size of {size}. "
                     f"Please provide input tensor in (N, C, d1, d2, ...,dK) format and output size "
@@ -116,10 +119,10 @@ def _output_geometry(input: Tensor, size, scale_factor, recompute_scale_factor, 
                             f"{type(size).__name__} {size!r}")
         return (operator.index(size),) * d, (None,) * d
     if scale_factor is None:
-        raise ValueError("interpolate: either size or scale_factor should be defined")
+        raise ArgumentValueError("interpolate: either size or scale_factor should be defined")
     if isinstance(scale_factor, (list, tuple)):
         if len(scale_factor) != d:
-            raise ValueError(
+            raise ArgumentValueError(
                 f"interpolate: input and scale_factor must have the same number of spatial "
                 f"dimensions, but got input with spatial dimensions of {spatial} and scale_factor "
                 f"of shape {scale_factor}. Please provide input tensor in (N, C, d1, d2, ...,dK) "
@@ -432,18 +435,20 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
                                   f"{', '.join(map(repr, _MODES))}")
     if mode in _NO_ALIGN:
         if align_corners is not None:
-            raise ValueError(f"interpolate: align_corners option can only be set with the "
-                             f"interpolating modes: linear | bilinear | bicubic | trilinear, got "
-                             f"mode={mode!r} and align_corners={align_corners!r}; leave it None")
+            raise ArgumentValueError(
+                f"interpolate: align_corners option can only be set with the "
+                f"interpolating modes: linear | bilinear | bicubic | trilinear, got "
+                f"mode={mode!r} and align_corners={align_corners!r}; leave it None")
     else:
         align_corners = bool(align_corners)
     d = input.ndim - 2
     sizes, scales = _output_geometry(input, size, scale_factor, recompute_scale_factor, d)
     if antialias:
         if mode not in ("bilinear", "bicubic", "lanczos") or input.ndim != 4:
-            raise ValueError(f"interpolate: the anti-alias option is restricted to bilinear, bicubic "
-                             f"and lanczos modes and requires a 4-D tensor as input, got mode={mode!r}"
-                             f" and a {input.ndim}-D input")
+            raise ArgumentValueError(
+                f"interpolate: the anti-alias option is restricted to bilinear, bicubic "
+                f"and lanczos modes and requires a 4-D tensor as input, got mode={mode!r}"
+                f" and a {input.ndim}-D input")
     need = _MODES[mode]
     if d not in (1, 2, 3) or (need is not None and d != need):
         what = (f"{need + 2}-D (N, C, {', '.join(_AXES[3 - need:])}) input" if need
@@ -452,9 +457,10 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
                                   f"input of shape {tuple(input.shape)}")
     if mode == "lanczos":
         if align_corners:
-            raise ValueError("interpolate: lanczos mode does not support align_corners=True")
+            raise ArgumentValueError(
+                "interpolate: lanczos mode does not support align_corners=True")
         if not antialias:
-            raise ValueError("interpolate: lanczos mode requires antialias=True")
+            raise ArgumentValueError("interpolate: lanczos mode requires antialias=True")
     if antialias and mode == "lanczos":
         raise NotImplementedError("interpolate: mode='lanczos' is not supported by gradient; use "
                                   "'bilinear' or 'bicubic' with antialias=True")
@@ -529,7 +535,7 @@ def _shuffle_factor(value, fname: str, what: str) -> int:
         raise TypeError(f"{fname}: {what} must be an int, got {type(value).__name__} {value!r}")
     value = operator.index(value)
     if value <= 0:
-        raise ValueError(f"{fname}: expects a positive {what}, but got {value}")
+        raise ArgumentValueError(f"{fname}: expects a positive {what}, but got {value}")
     return value
 
 
@@ -629,22 +635,25 @@ def affine_grid(theta: Tensor, size, align_corners: bool | None = None) -> Tenso
     if not isinstance(theta, Tensor):
         raise TypeError(f"{fname}: expected a Tensor theta, got {type(theta).__name__}")
     if not theta.dtype.is_floating_point:
-        raise ValueError(f"{fname}: expected theta to have floating point type, but got {theta.dtype}")
+        raise ArgumentValueError(
+            f"{fname}: expected theta to have floating point type, but got {theta.dtype}")
     size = tuple(operator.index(s) for s in size)
     if len(size) not in (4, 5):
         raise NotImplementedError(f"{fname} only supports 4D and 5D sizes, for 2D and 3D affine "
                                   f"transforms, respectively. Got size {list(size)}.")
     d = len(size) - 2
     if theta.ndim != 3 or tuple(theta.shape[1:]) != (d, d + 1):
-        raise ValueError(f"{fname}: expected a batch of {d}D affine matrices of shape Nx{d}x{d + 1} "
-                         f"for size {list(size)}. Got {tuple(theta.shape)}.")
+        raise ArgumentValueError(
+            f"{fname}: expected a batch of {d}D affine matrices of shape Nx{d}x{d + 1} "
+            f"for size {list(size)}. Got {tuple(theta.shape)}.")
     spatial = size[2:]
     if align_corners and min(spatial) == 1:
         warnings.warn("Since version 1.3.0, affine_grid behavior has changed for unit-size grids "
                       "when align_corners=True. This is not an intended use case of affine_grid. "
                       "See the documentation of affine_grid for details.", stacklevel=2)
     elif min(size) <= 0:
-        raise ValueError(f"{fname}: expected non-zero, positive output size. Got {list(size)}")
+        raise ArgumentValueError(
+            f"{fname}: expected non-zero, positive output size. Got {list(size)}")
     if theta.shape[0] != size[0]:
         raise ShapeError(f"{fname}: theta holds {theta.shape[0]} matrices but size asks for a batch "
                          f"of {size[0]}; they must match")
@@ -738,11 +747,13 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
     """
     fname = "grid_sample"
     if mode not in ("bilinear", "nearest", "bicubic"):
-        raise ValueError(f"nn.functional.grid_sample(): expected mode to be 'bilinear', 'nearest' or "
-                         f"'bicubic', but got: '{mode}'")
+        raise ArgumentValueError(
+            f"nn.functional.grid_sample(): expected mode to be 'bilinear', 'nearest' or "
+            f"'bicubic', but got: '{mode}'")
     if padding_mode not in ("zeros", "border", "reflection"):
-        raise ValueError(f"nn.functional.grid_sample(): expected padding_mode to be 'zeros', 'border',"
-                         f" or 'reflection', but got: '{padding_mode}'")
+        raise ArgumentValueError(
+            f"nn.functional.grid_sample(): expected padding_mode to be 'zeros', 'border',"
+            f" or 'reflection', but got: '{padding_mode}'")
     if align_corners is None:
         warnings.warn("Default grid_sample and affine_grid behavior has changed to align_corners="
                       "False since 1.3.0. Please specify align_corners=True if the old behavior is "

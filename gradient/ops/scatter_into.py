@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import operator as _operator
 
-from ..errors import ShapeError
+from ..errors import ArgumentValueError, ShapeError
 from ..tensor import Tensor
 from .creation import arange
 from .elementwise import _make_inplace
@@ -61,7 +61,7 @@ def slice_scatter(input: Tensor, src: Tensor, dim: int = 0, start=None, end=None
     """
     dim = wrap_dim(dim, input.ndim)
     if step <= 0:
-        raise ValueError(f"slice_scatter: slice step must be positive, got {step}")
+        raise ArgumentValueError(f"slice_scatter: slice step must be positive, got {step}")
     return _put("slice_scatter", input, (slice(None),) * dim + (slice(start, end, step),), src)
 
 
@@ -96,8 +96,9 @@ def index_reduce(input: Tensor, dim: int, index: Tensor, source: Tensor, reduce:
     is ``tensor([6., 1., 1.])``.
     """
     if reduce not in ("prod", "mean", "amax", "amin"):
-        raise ValueError(f"index_reduce(): Expected reduce to be one of prod, mean, amax or amin "
-                         f"but got {reduce}.")
+        raise ArgumentValueError(
+            f"index_reduce(): Expected reduce to be one of prod, mean, amax or amin "
+            f"but got {reduce}.")
     if index.ndim > 1:
         raise ShapeError(f"index_reduce_(): Index is supposed to be a vector, got shape "
                          f"{tuple(index.shape)}")

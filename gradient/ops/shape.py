@@ -27,7 +27,7 @@ from .. import kernels
 from ..autograd.function import ArrayFunction
 from ..autograd.grad_mode import is_grad_enabled
 from ..dtypes import DType, from_numpy_dtype, int64, promote_types
-from ..errors import DeviceError, ShapeError
+from ..errors import ArgumentValueError, DeviceError, ShapeError
 from ..layouts import (axis_order, channels_last_of, contiguous_format, preserve_format, relaid,
                        strides_of)
 from ..tensor import Size, Tensor
@@ -1159,7 +1159,7 @@ def meshgrid(*tensors, indexing: str = "ij") -> tuple:
     if not tensors:
         raise ShapeError("meshgrid: expected at least one tensor")
     if indexing not in ("ij", "xy"):
-        raise ValueError(f"meshgrid: indexing must be 'ij' or 'xy', got {indexing!r}")
+        raise ArgumentValueError(f"meshgrid: indexing must be 'ij' or 'xy', got {indexing!r}")
     for i, t in enumerate(tensors):
         if not isinstance(t, Tensor):
             raise TypeError(f"meshgrid: expected tensors, got {type(t).__name__} at position {i}")
@@ -1248,7 +1248,7 @@ def unfold(input: Tensor, dimension: int, size: int, step: int) -> Tensor:
     size, step = as_int(size, "unfold: size"), as_int(step, "unfold: step")
     n = input.shape[dim] if input.ndim else 1
     if step <= 0:
-        raise ValueError(f"unfold: step must be positive, got {step}")
+        raise ArgumentValueError(f"unfold: step must be positive, got {step}")
     if not 0 <= size <= n:
         raise ShapeError(f"unfold: size {size} does not fit dimension {dim} of size {n} "
                          f"(expected 0 <= size <= {n})")

@@ -35,7 +35,7 @@ import math as _math
 from ..autograd.function import ArrayFunction
 from ..autograd.grad_mode import no_grad as _no_grad
 from ..dtypes import float64, from_numpy_dtype, get_default_dtype, result_type
-from ..errors import AutogradError, DTypeError, ShapeError
+from ..errors import ArgumentValueError, AutogradError, DTypeError, ShapeError
 from ..tensor import Tensor
 from .elementwise import (_FunctionAndMethod, _floating, _make_inplace, _promote, abs, cast, clamp,
                           eq, exp, gt, isnan, log, log1p, lt, maximum, ne, pow, sign, sin,
@@ -138,7 +138,8 @@ def _polygamma_function(n: int, input: Tensor) -> Tensor:
     Example: ``gradient.polygamma(1, gradient.tensor([1.0]))`` is ``tensor([1.6449])`` (pi^2/6).
     """
     if isinstance(n, bool) or int(n) != n or n < 0:
-        raise ValueError(f"polygamma: the order n must be a non-negative integer, got {n!r}")
+        raise ArgumentValueError(
+            f"polygamma: the order n must be a non-negative integer, got {n!r}")
     return Polygamma.apply(_floating(input), int(n))
 
 
@@ -164,7 +165,7 @@ def mvlgamma(input: Tensor, p: int) -> Tensor:
     from .shape import unsqueeze
     x = _floating(input)
     if p < 1:
-        raise ValueError(f"mvlgamma: p must be at least 1, got {p}")
+        raise ArgumentValueError(f"mvlgamma: p must be at least 1, got {p}")
     offsets = arange(p, dtype=x.dtype, device=x.device) * 0.5
     terms = lgamma(unsqueeze(x, -1) - offsets)
     return _sum(terms, -1) + p * (p - 1) / 4 * _math.log(_math.pi)

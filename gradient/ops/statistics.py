@@ -27,7 +27,7 @@ from collections import namedtuple as _namedtuple
 
 from ..autograd.grad_mode import no_grad as _no_grad
 from ..dtypes import bool_, float32, float64, int64
-from ..errors import DTypeError, ShapeError
+from ..errors import ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
 from .creation import arange, full, linspace, tensor as _tensor
 from .elementwise import (_floating, cast, ceil, clamp, floor, isnan, lerp, logical_and,
@@ -148,8 +148,9 @@ def _quantile(name: str, input: Tensor, q, dim, keepdim: bool, interpolation: st
         raise DTypeError(f"{name}() input tensor must be either float or double dtype, got "
                          f"{input.dtype}")
     if interpolation not in _INTERPOLATIONS:
-        raise ValueError(f"{name}() interpolation must be one of linear, lower, higher, midpoint "
-                         f"or nearest. Got {interpolation}")
+        raise ArgumentValueError(
+            f"{name}() interpolation must be one of linear, lower, higher, midpoint "
+            f"or nearest. Got {interpolation}")
     if input.numel() == 0:
         raise ShapeError(f"{name}() input tensor must be non-empty")
     scalar_q = not isinstance(q, Tensor)
@@ -164,7 +165,7 @@ def _quantile(name: str, input: Tensor, q, dim, keepdim: bool, interpolation: st
         scalar_q = q.ndim == 0
         qs = cast(reshape(q.detach(), (-1,)), float64)
     if qs.numel() and not bool(((qs >= 0) & (qs <= 1)).all()):
-        raise ValueError(f"{name}() q values must be in the range [0, 1]")
+        raise ArgumentValueError(f"{name}() q values must be in the range [0, 1]")
 
     if dim is None:
         x, axis = reshape(input, (-1,)), None
@@ -325,9 +326,9 @@ def _range_of(x: Tensor, lo, hi, widen: float):
     if lo == hi:
         lo, hi = lo - widen, hi + widen
     if not (_math.isfinite(lo) and _math.isfinite(hi)):
-        raise ValueError(f"range of [{lo}, {hi}] is not finite")
+        raise ArgumentValueError(f"range of [{lo}, {hi}] is not finite")
     if lo > hi:
-        raise ValueError(f"max must be larger than min, got min={lo}, max={hi}")
+        raise ArgumentValueError(f"max must be larger than min, got min={lo}, max={hi}")
     return lo, hi
 
 
@@ -341,7 +342,7 @@ def histc(input: Tensor, bins: int = 100, min=0, max=0) -> Tensor:  # noqa: A002
     if not input.dtype.is_floating_point:
         raise DTypeError(f"histc: expected a floating input, got {input.dtype}")
     if bins <= 0:
-        raise ValueError(f"histc: bins must be > 0, got {bins}")
+        raise ArgumentValueError(f"histc: bins must be > 0, got {bins}")
     with _no_grad():
         x = input.detach()
         lo, hi = _range_of(x, float(min), float(max), 1.0)
@@ -370,7 +371,7 @@ def histogram(input: Tensor, bins=100, *, range=None, weight: Tensor | None = No
             edges = cast(bins.detach(), x.dtype)
         else:
             if bins <= 0:
-                raise ValueError(f"histogram: bins must be > 0, got {bins}")
+                raise ArgumentValueError(f"histogram: bins must be > 0, got {bins}")
             lo, hi = (0.0, 0.0) if range is None else (float(range[0]), float(range[1]))
             lo, hi = _range_of(x, lo, hi, 0.5)
             edges = linspace(lo, hi, int(bins) + 1, dtype=x.dtype, device=x.device)
@@ -400,11 +401,12 @@ def histogramdd(input: Tensor, bins=10, *, range=None, weight: Tensor | None = N
     if isinstance(bins, int):
         bins = [bins] * dims
     if len(bins) != dims:
-        raise ValueError(f"histogramdd: expected {dims} sequences of bin edges or counts for "
-                         f"points of {dims} dimensions, got {len(bins)}")
+        raise ArgumentValueError(
+            f"histogramdd: expected {dims} sequences of bin edges or counts for "
+            f"points of {dims} dimensions, got {len(bins)}")
     if range is not None and len(range) != 2 * dims:
-        raise ValueError(f"histogramdd: range must be [lo, hi] for each of the {dims} "
-                         f"dimensions ({2 * dims} numbers), got {len(range)}")
+        raise ArgumentValueError(f"histogramdd: range must be [lo, hi] for each of the {dims} "
+                                 f"dimensions ({2 * dims} numbers), got {len(range)}")
     if weight is not None and tuple(weight.shape) != tuple(input.shape[:-1]):
         raise ShapeError(f"histogramdd: weight must have the points' shape "
                          f"{tuple(input.shape[:-1])}, got {tuple(weight.shape)}")
@@ -420,7 +422,7 @@ def histogramdd(input: Tensor, bins=10, *, range=None, weight: Tensor | None = N
                 edge = cast(spec.detach(), input.dtype)
             else:
                 if spec <= 0:
-                    raise ValueError(f"histogramdd: bins must be > 0, got {spec}")
+                    raise ArgumentValueError(f"histogramdd: bins must be > 0, got {spec}")
                 lo, hi = (0.0, 0.0) if range is None else (float(range[2 * d]),
                                                            float(range[2 * d + 1]))
                 lo, hi = _range_of(column, lo, hi, 0.5)
@@ -471,7 +473,7 @@ def cov(input: Tensor, *, correction: int = 1, fweights: Tensor | None = None,
         if name == "fweights" and wt.dtype.is_floating_point:
             raise DTypeError(f"cov(): expected fweights to have integral dtype, got {wt.dtype}")
         if bool((wt < 0).any()):
-            raise ValueError(f"cov(): {name} cannot be negative")
+            raise ArgumentValueError(f"cov(): {name} cannot be negative")
         wt = cast(wt, x.dtype)
         w = wt if w is None else w * wt
     if w is None:

@@ -10,7 +10,7 @@ through the arithmetic around it, as in PyTorch.
 from __future__ import annotations
 
 from ..dtypes import float32, float64
-from ..errors import DTypeError, ShapeError
+from ..errors import ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
 from .creation import rand
 from .elementwise import where
@@ -52,7 +52,8 @@ def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, trainin
     """
     _require_float(input, "rrelu")
     if not 0 <= lower <= upper:
-        raise ValueError(f"rrelu: expected 0 <= lower <= upper, got lower={lower}, upper={upper}")
+        raise ArgumentValueError(
+            f"rrelu: expected 0 <= lower <= upper, got lower={lower}, upper={upper}")
     if not training:
         return leaky_relu(input, (lower + upper) / 2, inplace=inplace)
     slope = lower + (upper - lower) * _uniform_like(input, tuple(input.shape))
@@ -82,7 +83,7 @@ def gumbel_softmax(logits: Tensor, tau: float = 1.0, hard: bool = False, eps: fl
     """
     _require_float(logits, "gumbel_softmax")
     if tau <= 0:
-        raise ValueError(f"gumbel_softmax: tau must be positive, got {tau}")
+        raise ArgumentValueError(f"gumbel_softmax: tau must be positive, got {tau}")
     u = _uniform_like(logits, tuple(logits.shape))
     tiny = 1e-20 if logits.dtype is float64 else 1e-30
     gumbels = -(-(u.clamp(min=tiny).log())).log()       # -log(Exponential(1)) is Gumbel(0, 1)
@@ -99,7 +100,8 @@ def gumbel_softmax(logits: Tensor, tau: float = 1.0, hard: bool = False, eps: fl
 def _alpha_dropout(input: Tensor, p: float, training: bool, inplace: bool, mask_shape, fn: str):
     _require_float(input, fn)
     if not 0.0 <= p <= 1.0:
-        raise ValueError(f"{fn}: dropout probability has to be between 0 and 1, but got {p}")
+        raise ArgumentValueError(
+            f"{fn}: dropout probability has to be between 0 and 1, but got {p}")
     if not training or p == 0.0 or input.numel() == 0:
         return input
     if p == 1.0:

@@ -18,7 +18,7 @@ import operator as _operator
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import ArgumentValueError, ShapeError
 from ..tensor import Tensor
 from .creation import empty, from_numpy
 from .index import take
@@ -42,8 +42,9 @@ def as_strided(input: Tensor, size, stride, storage_offset: int | None = None) -
         raise ShapeError(f"mismatch in length of strides and shape: {len(size)} sizes, "
                          f"{len(stride)} strides")
     if any(s < 0 for s in size) or any(s < 0 for s in stride) or offset < 0:
-        raise ValueError(f"as_strided: negative sizes, strides or offset are not supported, got "
-                         f"size={size}, stride={stride}, storage_offset={offset}")
+        raise ArgumentValueError(
+            f"as_strided: negative sizes, strides or offset are not supported, got "
+            f"size={size}, stride={stride}, storage_offset={offset}")
     positions = np.full(size, offset, dtype=np.int64)
     for d, (n, s) in enumerate(zip(size, stride)):
         shape = [1] * len(size)

@@ -18,7 +18,7 @@ Example::
 
 from __future__ import annotations
 
-from ..errors import ShapeError
+from ..errors import ArgumentValueError, ShapeError
 from ..tensor import Tensor
 from . import conv as _conv
 from . import loss as _loss
@@ -54,7 +54,8 @@ def _reduction(reduction) -> str:
     if isinstance(reduction, str):
         return reduction
     if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be 0 (none), 1 (mean) or 2 (sum), got {reduction!r}")
+        raise ArgumentValueError(
+            f"reduction must be 0 (none), 1 (mean) or 2 (sum), got {reduction!r}")
     return _REDUCTIONS[reduction]
 
 

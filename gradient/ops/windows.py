@@ -15,7 +15,7 @@ from __future__ import annotations
 import math as _math
 
 from ..dtypes import as_dtype, get_default_dtype
-from ..errors import DTypeError
+from ..errors import ArgumentValueError, DTypeError
 from ..tensor import Tensor
 from .creation import arange, ones
 from .elementwise import abs as _abs, cos, sqrt
@@ -28,8 +28,8 @@ TENSOR_METHODS = ()
 def _window(name: str, window_length: int, periodic: bool, dtype, device, requires_grad, shape):
     """``shape(n, N)`` at the sample positions n = 0..N-1 of the symmetric window of N points."""
     if window_length < 0:
-        raise ValueError(f"{name} requires non-negative window_length, got window_length="
-                         f"{window_length}")
+        raise ArgumentValueError(f"{name} requires non-negative window_length, got window_length="
+                                 f"{window_length}")
     dtype = as_dtype(dtype) if dtype is not None else get_default_dtype()
     if not dtype.is_floating_point:
         raise DTypeError(f"{name} expects floating point dtypes, got: {dtype}")

@@ -25,6 +25,7 @@ import time
 
 from ..autograd import profiler as _recording
 from ..autograd.profiler import EventList, record_function
+from ..errors import ArgumentValueError
 
 __all__ = ["profile", "record_function", "schedule", "tensorboard_trace_handler",
            "ProfilerActivity", "ProfilerAction", "EventList"]
@@ -56,8 +57,8 @@ def schedule(*, wait: int, warmup: int, active: int, repeat: int = 0, skip_first
     RECORD_AND_SAVE, NONE, WARMUP ...
     """
     if wait < 0 or warmup < 0 or active <= 0 or repeat < 0 or skip_first < 0:
-        raise ValueError("schedule: wait, warmup, repeat and skip_first must be >= 0 and "
-                         "active > 0")
+        raise ArgumentValueError("schedule: wait, warmup, repeat and skip_first must be >= 0 and "
+                                 "active > 0")
     cycle = wait + warmup + active
 
     def action(step: int) -> ProfilerAction:

@@ -44,6 +44,7 @@ from ..ops.creation import from_numpy
 from .calibration import InputStatistics, quantize_blocks
 from .gptq import fit_grid, round_to_grid, round_to_nearest
 from .weight_only import _check_groups
+from ..errors import ArgumentValueError
 
 __all__ = ["awq", "awq_scales", "awq_clip", "fold_scales", "FOLDS", "NO_CLIP", "N_GRID"]
 
@@ -215,8 +216,9 @@ def awq(model: Module, calib_ids, bits: int = 4, group_size: int = 128, sym: boo
         >>> gradient.quant.quality.evaluate(model, q, held_out)["perplexity"]
     """
     if bits not in (3, 4, 8) or (bits == 8 and not sym):
-        raise ValueError(f"awq: bits must be 3 or 4, or 8 with sym=True; got bits={bits!r}, "
-                         f"sym={sym!r}")
+        raise ArgumentValueError(
+            f"awq: bits must be 3 or 4, or 8 with sym=True; got bits={bits!r}, "
+            f"sym={sym!r}")
     scaled = {}                  # in the block at hand: layer -> the factors of its columns
 
     def search_and_fold(block, statistics, names):

@@ -33,6 +33,7 @@ from ..nn.module import Module
 from ..nn.modules.linear import Linear
 from .linear import QuantizedLinear
 from .weight_only import WeightOnlyLinear, replace_layers
+from ..errors import ArgumentValueError
 
 __all__ = ["quantize_dynamic", "qint8", "QuantizedDType", "QConfig", "default_dynamic_qconfig",
            "per_channel_dynamic_qconfig", "float16_dynamic_qconfig"]
@@ -110,8 +111,9 @@ def quantize_dynamic(model: Module, qconfig_spec=None, dtype=qint8, mapping=None
                         "module classes; gradient chooses its own quantized layers, leave it "
                         "out")
     if dtype is not qint8 and dtype is not float16:
-        raise ValueError(f"quantize_dynamic: dtype must be gradient.qint8 or gradient.float16, "
-                         f"got {dtype!r}")
+        raise ArgumentValueError(
+            f"quantize_dynamic: dtype must be gradient.qint8 or gradient.float16, "
+            f"got {dtype!r}")
     chosen = _selected(qconfig_spec, dtype)
     others = sorted(t.__name__ for t in chosen if isinstance(t, type) and t is not Linear)
     if others:

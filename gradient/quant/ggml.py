@@ -50,7 +50,7 @@ import numba
 import numpy as np
 
 from ..backends.cpu_compile import compile_kernel
-from ..errors import FileFormatError
+from ..errors import ArgumentValueError, FileFormatError
 
 __all__ = ["GGMLType", "BLOCK_SIZES", "DEQUANTIZABLE", "UnsupportedQuantTypeError",
            "dequantize", "tensor_nbytes", "type_name"]
@@ -134,12 +134,13 @@ def tensor_nbytes(ggml_type: int, n_elements: int) -> int:
     """
     sizes = BLOCK_SIZES.get(ggml_type)
     if sizes is None:
-        raise ValueError(f"GGML type id {ggml_type} is unknown; known types: "
-                         f"{', '.join(f'{t.name}={int(t)}' for t in BLOCK_SIZES)}")
+        raise ArgumentValueError(f"GGML type id {ggml_type} is unknown; known types: "
+                                 f"{', '.join(f'{t.name}={int(t)}' for t in BLOCK_SIZES)}")
     block, nbytes = sizes
     if n_elements % block:
-        raise ValueError(f"{n_elements} values of {type_name(ggml_type)} are not a whole number of "
-                         f"{block}-value blocks")
+        raise ArgumentValueError(
+            f"{n_elements} values of {type_name(ggml_type)} are not a whole number of "
+            f"{block}-value blocks")
     return n_elements // block * nbytes
 
 
@@ -385,10 +386,11 @@ def dequantize(data, ggml_type: int, shape, name: str = "tensor") -> np.ndarray:
     try:
         expected = tensor_nbytes(ggml_type, n)
     except ValueError as e:
-        raise ValueError(f"{name}: shape {shape}: {e}") from None
+        raise ArgumentValueError(f"{name}: shape {shape}: {e}") from None
     if raw.size != expected:
-        raise ValueError(f"{name}: {type_name(ggml_type)} values of shape {shape} take {expected} "
-                         f"bytes, got {raw.size}")
+        raise ArgumentValueError(
+            f"{name}: {type_name(ggml_type)} values of shape {shape} take {expected} "
+            f"bytes, got {raw.size}")
     ggml_type = GGMLType(ggml_type)
     if ggml_type == GGMLType.F32:
         return raw.view("<f4").astype(np.float32, copy=False).reshape(shape)

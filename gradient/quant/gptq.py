@@ -47,7 +47,7 @@ import math
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import ArgumentValueError, ShapeError
 from ..nn.module import Module
 from .calibration import quantize_blocks
 from .linear import _inverse
@@ -141,25 +141,27 @@ def gptq_quantize(weight, hessian, bits: int = 4, group_size: int | None = 128,
         >>> WeightOnlyLinear(packed, bias)
     """
     if bits not in (3, 4, 8):
-        raise ValueError(f"gptq: bits must be 3, 4 or 8, got {bits!r}")
+        raise ArgumentValueError(f"gptq: bits must be 3, 4 or 8, got {bits!r}")
     if bits == 8 and not sym:
-        raise ValueError("gptq: 8-bit codes use gradient's int8 layout, which is symmetric: "
-                         "pass sym=True")
+        raise ArgumentValueError(
+            "gptq: 8-bit codes use gradient's int8 layout, which is symmetric: "
+            "pass sym=True")
     if not 0 <= damp < 1:
-        raise ValueError(f"gptq: damp must be in [0, 1), got {damp!r}")
+        raise ArgumentValueError(f"gptq: damp must be in [0, 1), got {damp!r}")
     w = np.array(weight, dtype=np.float64)
     h = np.array(hessian, dtype=np.float64)
     if w.ndim != 2 or h.shape != (w.shape[1], w.shape[1]):
         raise ShapeError(f"gptq: expected a weight (out, in) and a Hessian (in, in), got "
                          f"{w.shape} and {h.shape}")
     if not (np.isfinite(w).all() and np.isfinite(h).all()):
-        raise ValueError("gptq: the weight or the Hessian has inf or NaN values")
+        raise ArgumentValueError("gptq: the weight or the Hessian has inf or NaN values")
     rows, k = w.shape
     g = k if group_size is None else int(group_size)
     _check_groups(w.shape, g, "gptq")
     if bits != 8 and g % 32:
-        raise ValueError(f"gptq: {bits}-bit group_size must be a multiple of 32 (codes are "
-                         f"packed in blocks of 32), got {g}")
+        raise ArgumentValueError(
+            f"gptq: {bits}-bit group_size must be a multiple of 32 (codes are "
+            f"packed in blocks of 32), got {g}")
     block = g * math.ceil(block_size / g) if g <= block_size else g   # groups never straddle
     grid = _Grid(bits, sym, rows, k // g)
 
@@ -222,13 +224,14 @@ def round_to_nearest(weight, bits: int = 4, group_size: int | None = 128,
     """
     w = np.asarray(weight, dtype=np.float32)
     if bits not in (3, 4, 8) or (bits == 8 and not sym):
-        raise ValueError(f"round_to_nearest: bits must be 3 or 4, or 8 with sym=True; got "
-                         f"bits={bits!r}, sym={sym!r}")
+        raise ArgumentValueError(f"round_to_nearest: bits must be 3 or 4, or 8 with sym=True; got "
+                                 f"bits={bits!r}, sym={sym!r}")
     g = w.shape[-1] if group_size is None and w.ndim else group_size
     rows, k = _check_groups(w.shape, g, "round_to_nearest")
     if bits != 8 and g % 32:
-        raise ValueError(f"round_to_nearest: {bits}-bit group_size must be a multiple of 32, "
-                         f"got {g}")
+        raise ArgumentValueError(
+            f"round_to_nearest: {bits}-bit group_size must be a multiple of 32, "
+            f"got {g}")
     groups = w.reshape(rows, k // g, g)
     scales, zeros = fit_grid(groups, bits, sym)
     codes, _ = round_to_grid(groups, scales, zeros, bits)

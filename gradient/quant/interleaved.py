@@ -97,7 +97,7 @@ from ..backends.cpu_simd import (add_f32, add_i32, broadcast_4_bytes, broadcast_
                                  with_top_bits, zeros_f32x16, zeros_i32x16)
 from ..backends.cpu_half import as_bits, load_bits_as_f32x16, widen
 from ..backends.host_memory import pages_of_their_own
-from ..errors import ShapeError
+from ..errors import ArgumentValueError, ShapeError
 from ..kernels.lowering import Lowered
 from ..kernels.registry import prepares, register
 from . import int8_numpy
@@ -431,8 +431,9 @@ class InterleavedWeight:
         Example: ``InterleavedWeight.from_groups(p.qweight, p.scales, p.zeros, 4, 576)``
         """
         if bits not in (4, 8) or (bits == 8 and zeros is not None):
-            raise ValueError(f"InterleavedWeight.from_groups: expected 4 bits (with or without "
-                             f"zero points) or symmetric 8 bits, got bits={bits!r}")
+            raise ArgumentValueError(
+                f"InterleavedWeight.from_groups: expected 4 bits (with or without "
+                f"zero points) or symmetric 8 bits, got bits={bits!r}")
         k = int(in_features)
         codes = np.asarray(codes).view(np.uint8)
         scales = np.asarray(scales)
@@ -470,8 +471,9 @@ class InterleavedWeight:
         if zeros is not None:
             zeros = np.asarray(zeros)
             if zeros.shape != scales.shape or (zeros.size and zeros.max() > 16):
-                raise ValueError(f"InterleavedWeight.from_groups: expected zero points 0..16 "
-                                 f"of the scales' shape {scales.shape}, got {zeros.shape}")
+                raise ArgumentValueError(
+                    f"InterleavedWeight.from_groups: expected zero points 0..16 "
+                    f"of the scales' shape {scales.shape}, got {zeros.shape}")
             sub = interleaved(np.repeat(zeros.astype(np.int8), per, axis=1), False, np.int8)
         qtype = (GGMLType.Q8_0 if bits == 8 else GGMLType.Q4_1 if zeros is not None
                  else GGMLType.Q4_0)
@@ -1064,7 +1066,8 @@ def int8_products(x: np.ndarray, weights: list) -> tuple:
     Example: ``q, k, v = int8_products(h, [wq, wk, wv])``
     """
     if not 2 <= len(weights) <= 3:
-        raise ValueError(f"int8_products: expected two or three weights, got {len(weights)}")
+        raise ArgumentValueError(
+            f"int8_products: expected two or three weights, got {len(weights)}")
     ys = [np.empty((x.shape[0], w.out_features), np.float32) for w in weights]
     args = []
     for w, y in zip(weights, ys):
@@ -1376,7 +1379,7 @@ def interleaved_matmul(x: np.ndarray, w: InterleavedWeight,
     Example: ``y = interleaved_matmul(np.ones((1, 576), np.float32), w)``
     """
     if activations not in ACTIVATIONS:
-        raise ValueError(f"activations must be one of {ACTIVATIONS}, got {activations!r}")
+        raise ArgumentValueError(f"activations must be one of {ACTIVATIONS}, got {activations!r}")
     x = np.ascontiguousarray(x, dtype=np.float32)
     if x.ndim != 2 or x.shape[1] != w.in_features:
         raise ShapeError(f"interleaved_matmul: x of shape {x.shape} does not match a weight of "

@@ -39,7 +39,7 @@ import numpy as np
 from .. import kernels
 from ..autograd.function import ArrayFunction
 from ..backends.cpu_float_rows import lowered_bfloat16_rows, lowered_float_rows
-from ..errors import DTypeError, ShapeError
+from ..errors import ArgumentValueError, DTypeError, ShapeError
 from ..nn.module import Module
 from ..nn.parameter import Parameter
 from ..ops.creation import from_numpy
@@ -338,11 +338,13 @@ class QuantizedLinear(_QuantizedLayer):
                 f"{', '.join(t.name for t in _qm.MATMUL_TYPES)}. Dequantize the weight "
                 f"(gradient.quant.dequantize) and use nn.Linear")
         if activations not in ACTIVATIONS + ("bfloat16",):
-            raise ValueError(f"QuantizedLinear: activations must be one of {ACTIVATIONS} or "
-                             f"'bfloat16' (BF16 weights), got {activations!r}")
+            raise ArgumentValueError(
+                f"QuantizedLinear: activations must be one of {ACTIVATIONS} or "
+                f"'bfloat16' (BF16 weights), got {activations!r}")
         if activations == "bfloat16" and qtype != GGMLType.BF16:
-            raise ValueError(f"QuantizedLinear: activations='bfloat16' is the product of a BF16 "
-                             f"weight, not of {qtype.name}; use 'float32' or 'int8'")
+            raise ArgumentValueError(
+                f"QuantizedLinear: activations='bfloat16' is the product of a BF16 "
+                f"weight, not of {qtype.name}; use 'float32' or 'int8'")
         self.in_features = int(in_features)
         self.out_features = int(out_features)
         self.qtype = qtype

@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import no_grad
-from ..errors import ShapeError
+from ..errors import ArgumentValueError, ShapeError
 from ..ops.creation import from_numpy
 from ..tensor import Tensor
 
@@ -125,7 +125,8 @@ def evaluate(model_float, model_quant, token_ids, *, max_length: int | None = No
     max_length = max_length or _context_length(model_quant)
     if float_logits is None:
         if model_float is None:
-            raise ValueError("evaluate: give the float model or its logits (float_logits=)")
+            raise ArgumentValueError(
+                "evaluate: give the float model or its logits (float_logits=)")
         float_logits = logits(model_float, rows, max_length)
     quant_logits = logits(model_quant, rows, max_length)
     targets = [row[a + 1:b] for row in rows for a, b in _windows(row.size, max_length)]

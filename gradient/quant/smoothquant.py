@@ -35,6 +35,7 @@ from ..nn.module import Module
 from .awq import fold_scales
 from .calibration import InputStatistics, quantize_blocks
 from .weight_only import quantize_weight
+from ..errors import ArgumentValueError
 
 __all__ = ["smoothquant", "smoothing_factors"]
 
@@ -48,7 +49,7 @@ def smoothing_factors(weights, statistics: InputStatistics, alpha: float = 0.5) 
     Example: ``s = smoothing_factors([wq, wk, wv], stats["self_attn.q_proj"], 0.5)``
     """
     if not 0 <= alpha <= 1:
-        raise ValueError(f"smoothquant: alpha must be in [0, 1], got {alpha!r}")
+        raise ArgumentValueError(f"smoothquant: alpha must be in [0, 1], got {alpha!r}")
     w_max = np.max([np.abs(np.asarray(w, np.float32)).max(axis=0) for w in weights], axis=0)
     x_max = np.maximum(statistics.abs_max.astype(np.float64), 1e-5)
     s = x_max ** alpha / np.maximum(w_max.astype(np.float64), 1e-5) ** (1 - alpha)
@@ -69,7 +70,7 @@ def smoothquant(model: Module, calib_ids, alpha: float = 0.5, *, skip=("lm_head"
         >>> gradient.quant.quality.evaluate(model, q, held_out)["perplexity"]
     """
     if not 0 <= alpha <= 1:
-        raise ValueError(f"smoothquant: alpha must be in [0, 1], got {alpha!r}")
+        raise ArgumentValueError(f"smoothquant: alpha must be in [0, 1], got {alpha!r}")
     return quantize_blocks(
         model, calib_ids, lambda name, weight, stats: quantize_weight(weight, bits=8),
         before=lambda block, statistics, names: fold_scales(

@@ -59,7 +59,7 @@ import numpy as np
 from .. import kernels
 from ..backends.cpu_compile import compile_kernel
 from ..backends.cpu_reduce import LANES, fold_lanes
-from ..errors import ShapeError
+from ..errors import ArgumentValueError, ShapeError
 from ..nn.module import Module
 from ..nn.modules.linear import Linear
 from ..nn.parameter import Parameter
@@ -100,7 +100,8 @@ def pack_int4(codes: np.ndarray) -> np.ndarray:
         raise ShapeError(f"pack_int4: expected codes of shape (rows, in_features) with "
                          f"in_features a multiple of 32 (the packing block), got {codes.shape}")
     if codes.size and (codes.min() < 0 or codes.max() > 15):
-        raise ValueError(f"pack_int4: codes must lie in 0..15, got {codes.min()}..{codes.max()}")
+        raise ArgumentValueError(
+            f"pack_int4: codes must lie in 0..15, got {codes.min()}..{codes.max()}")
     rows, k = codes.shape
     c = codes.astype(np.uint8).reshape(rows, k // 32, 2, 16)
     return np.ascontiguousarray((c[:, :, 0] | (c[:, :, 1] << 4)).reshape(rows, k // 2))
@@ -127,7 +128,7 @@ def _check_groups(shape, group_size, where: str) -> tuple[int, int]:
                          f"{tuple(shape)}")
     if isinstance(group_size, bool) or not isinstance(group_size, (int, np.integer)) or \
             group_size < 1:
-        raise ValueError(f"{where}: group_size must be a positive int, got {group_size!r}")
+        raise ArgumentValueError(f"{where}: group_size must be a positive int, got {group_size!r}")
     rows, k = shape
     if k % group_size:
         divisors = [g for g in (32, 64, 128, 256) if k % g == 0]
@@ -214,11 +215,12 @@ def quantize_weight(weight, bits: int = 8, group_size: int | None = None,
         ((64, 128), (64, 4), (64, 4))
     """
     if bits not in (8, 4):
-        raise ValueError(f"quantize_weight: bits must be 8 or 4, got {bits!r}")
+        raise ArgumentValueError(f"quantize_weight: bits must be 8 or 4, got {bits!r}")
     if bits == 8 and zero_point:
-        raise ValueError("quantize_weight: int8 is symmetric (its per-channel error is already "
-                         "under 0.4% of the row's largest weight); zero points are for int4: "
-                         "pass zero_point=False")
+        raise ArgumentValueError(
+            "quantize_weight: int8 is symmetric (its per-channel error is already "
+            "under 0.4% of the row's largest weight); zero points are for int4: "
+            "pass zero_point=False")
     w = np.asarray(weight, dtype=np.float32)
     if w.ndim != 2:
         raise ShapeError(f"quantize_weight: expected a 2-d (out_features, in_features) weight, "
@@ -228,11 +230,13 @@ def quantize_weight(weight, bits: int = 8, group_size: int | None = None,
         group_size = max(k, 1) if bits == 8 else DEFAULT_INT4_GROUP
     _check_groups(w.shape, group_size, "quantize_weight")
     if bits == 4 and group_size % 32:
-        raise ValueError(f"quantize_weight: int4 group_size must be a multiple of 32 (codes are "
-                         f"packed in blocks of 32, as GGML's), got {group_size}")
+        raise ArgumentValueError(
+            f"quantize_weight: int4 group_size must be a multiple of 32 (codes are "
+            f"packed in blocks of 32, as GGML's), got {group_size}")
     if not np.isfinite(w).all():
-        raise ValueError("quantize_weight: the weight has inf or NaN values; they cannot be "
-                         "quantized")
+        raise ArgumentValueError(
+            "quantize_weight: the weight has inf or NaN values; they cannot be "
+            "quantized")
     g = w.reshape(m, k // group_size, group_size)
     zeros = None
     if bits == 8:
@@ -248,9 +252,10 @@ def quantize_weight(weight, bits: int = 8, group_size: int | None = None,
         lo, hi = -8, 7
     scales = scale.astype(np.float16)
     if not np.isfinite(scales).all():
-        raise ValueError("quantize_weight: a scale exceeds float16's range (65504): weights "
-                         "of magnitude above ~5e5 (int4) or ~8e6 (int8) cannot be stored; "
-                         "rescale the weight")
+        raise ArgumentValueError(
+            "quantize_weight: a scale exceeds float16's range (65504): weights "
+            "of magnitude above ~5e5 (int4) or ~8e6 (int8) cannot be stored; "
+            "rescale the weight")
     s = scales.astype(np.float32)
     inv = _ql._inverse(s)[..., None]                 # 0 where the scale is 0 (an all-zero group)
     if zero_point:
@@ -430,7 +435,7 @@ def weight_only_matmul(x, packed: PackedWeight, activations: str = "float32") ->
 
 def _activations(activations: str) -> str:
     if activations not in ACTIVATIONS:
-        raise ValueError(f"activations must be one of {ACTIVATIONS}, got {activations!r}")
+        raise ArgumentValueError(f"activations must be one of {ACTIVATIONS}, got {activations!r}")
     return activations
 
 
@@ -774,7 +779,7 @@ def quantize_q4_k(weight) -> np.ndarray:
                          f"in_features={k} is not a multiple of 256 (use Q4_0/Q5_0, which "
                          f"need multiples of 32)")
     if not np.isfinite(w).all():
-        raise ValueError("quantize_q4_k: the weight has inf or NaN values")
+        raise ArgumentValueError("quantize_q4_k: the weight has inf or NaN values")
     x = np.ascontiguousarray(w).reshape(-1, 256)
     nb = x.shape[0]
     L = np.zeros((nb, 256), np.uint8)
@@ -825,12 +830,13 @@ def _parse_scheme(scheme, group_size, zero_point) -> _Scheme:
     if name in SCHEMES:
         bits = 8 if name == "int8" else 4
         if bits == 8 and zero_point:
-            raise ValueError("quantize: int8 is symmetric; zero_point=True is for int4")
+            raise ArgumentValueError("quantize: int8 is symmetric; zero_point=True is for int4")
         return _Scheme(name, bits, group_size, bool(zero_point))
     if scheme.upper() in GGML_SCHEMES:
         if group_size is not None or zero_point:
-            raise ValueError(f"quantize: GGML type {scheme.upper()} has a fixed block layout; "
-                             f"group_size and zero_point apply to 'int8'/'int4' only")
+            raise ArgumentValueError(
+                f"quantize: GGML type {scheme.upper()} has a fixed block layout; "
+                f"group_size and zero_point apply to 'int8'/'int4' only")
         return _Scheme("ggml", qtype=GGMLType[scheme.upper()])
     raise UnsupportedQuantTypeError(
         f"quantize: unknown scheme {scheme!r}; expected one of {', '.join(SCHEMES)} "

@@ -38,6 +38,7 @@ from ..generation.warm_up import WARM_UP_TOKENS, warm_up_prompt
 from ..generation.limits import context_length, stop_ids
 from ..ops.creation import tensor
 from .batching import Scheduler
+from ..errors import ArgumentValueError
 
 __all__ = ["Engine", "Job", "QueueFull", "DRAFT_TOKENS"]
 
@@ -111,7 +112,7 @@ class Engine:
         # speculative decoding for a greedy sequence running alone: drafts from a small model
         # or from the text itself (prompt lookup), checked several at a time
         if draft is not None and prompt_lookup:
-            raise ValueError("Engine: give a draft model or prompt_lookup, not both")
+            raise ArgumentValueError("Engine: give a draft model or prompt_lookup, not both")
         self.draft_tokens = int(prompt_lookup or draft_tokens)
         self.drafter = (AssistantDrafter(draft, model, self.context + self.draft_tokens)
                         if draft is not None else lookup_draft if prompt_lookup else None)

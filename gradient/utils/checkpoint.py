@@ -52,7 +52,7 @@ from ..autograd import function as _function
 from ..autograd.engine import backward as _backward
 from ..autograd.function import AccumulateGrad, Function
 from ..autograd.grad_mode import enable_grad, is_grad_enabled, no_grad
-from ..errors import AutogradError
+from ..errors import ArgumentValueError, AutogradError
 from ..ops.creation import get_rng_state, set_rng_state
 from ..tensor import Tensor
 
@@ -436,11 +436,11 @@ class _Frame:
 def _checkpoint_without_reentrant(function, preserve_rng_state, context_fn, determinism_check,
                                   debug, args, kwargs):
     if determinism_check not in ("default", "none"):
-        raise ValueError("determinism_check should be one of ['default', 'none'], but got "
-                         f"{determinism_check}")
+        raise ArgumentValueError("determinism_check should be one of ['default', 'none'], but got "
+                                 f"{determinism_check}")
     debug = _debug_enabled if _debug_enabled is not None else debug
     if debug and context_fn is not noop_context_fn:
-        raise ValueError("debug=True is incompatible with non-default context_fn")
+        raise ArgumentValueError("debug=True is incompatible with non-default context_fn")
     forward_context, recompute_context = context_fn()
     if not is_grad_enabled():   # nothing is recorded, so there is nothing to recompute
         with forward_context:
@@ -498,11 +498,12 @@ def checkpoint(function, *args, use_reentrant: bool | None = None, context_fn=no
         use_reentrant = True
     if use_reentrant:
         if kwargs:
-            raise ValueError("Unexpected keyword arguments: " + ",".join(kwargs) + " (keyword "
-                             "arguments of the function need use_reentrant=False)")
+            raise ArgumentValueError(
+                "Unexpected keyword arguments: " + ",".join(kwargs) + " (keyword "
+                "arguments of the function need use_reentrant=False)")
         if context_fn is not noop_context_fn or debug is not False:
-            raise ValueError("Passing `context_fn` or `debug` is only supported when "
-                             "use_reentrant=False.")
+            raise ArgumentValueError("Passing `context_fn` or `debug` is only supported when "
+                                     "use_reentrant=False.")
         if not (is_grad_enabled() and any(isinstance(a, Tensor) and a.requires_grad
                                           for a in args)):
             # nothing will be recorded (what CheckpointFunction.apply would find too): just run
@@ -542,14 +543,15 @@ def checkpoint_sequential(functions, segments: int, input, use_reentrant: bool |
         use_reentrant = True
     preserve = kwargs.pop("preserve_rng_state", True)
     if kwargs:
-        raise ValueError("Unexpected keyword arguments: " + ",".join(kwargs))
+        raise ArgumentValueError("Unexpected keyword arguments: " + ",".join(kwargs))
     from ..nn import Sequential   # nn sits below utils; imported here to keep the import light
     if isinstance(functions, Sequential):
         functions = list(functions.children())
     n = len(functions)
     if not isinstance(segments, int) or not 1 <= segments <= max(n, 1):
-        raise ValueError(f"checkpoint_sequential: segments must be an integer from 1 to the number "
-                         f"of functions ({n}), got {segments!r}")
+        raise ArgumentValueError(
+            f"checkpoint_sequential: segments must be an integer from 1 to the number "
+            f"of functions ({n}), got {segments!r}")
 
     def run(start: int, end: int):
         def forward(x):

@@ -16,7 +16,7 @@ Example::
 
 from __future__ import annotations
 
-from ...errors import DeviceError
+from ...errors import ArgumentValueError, DeviceError
 
 
 class _MatmulFlags:
@@ -39,8 +39,9 @@ def set_float32_matmul_precision(precision: str) -> None:
     """PyTorch's ``torch.set_float32_matmul_precision``: "high" and "medium" allow TF32 products
     (:data:`matmul`); gradient's float32 products stay exact at every setting."""
     if precision not in _PRECISIONS:   # (PyTorch warns and ignores it)
-        raise ValueError(f"set_float32_matmul_precision: expected one of {_PRECISIONS}, got "
-                         f"{precision!r}")
+        raise ArgumentValueError(
+            f"set_float32_matmul_precision: expected one of {_PRECISIONS}, got "
+            f"{precision!r}")
     global _precision
     _precision = precision
     matmul.allow_tf32 = precision != "highest"

@@ -29,7 +29,7 @@ import warnings
 
 import numpy as np
 
-from ...errors import PluginError
+from ...errors import ArgumentValueError, PluginError
 from ..base import Backend
 from ..host_memory import landing_array
 from ..numpy_backend import ArrayBackend
@@ -582,8 +582,8 @@ def _matmul_shape(a, b) -> tuple:
     a2 = (1,) + tuple(a) if len(a) == 1 else tuple(a)
     b2 = tuple(b) + (1,) if len(b) == 1 else tuple(b)
     if a2[-1] != b2[-2]:
-        raise ValueError(f"matmul: shapes {tuple(a)} and {tuple(b)} do not align: "
-                         f"{a2[-1]} != {b2[-2]}")
+        raise ArgumentValueError(f"matmul: shapes {tuple(a)} and {tuple(b)} do not align: "
+                                 f"{a2[-1]} != {b2[-2]}")
     batch = np.broadcast_shapes(a2[:-2], b2[:-2])
     out = batch + (a2[-2], b2[-1])
     if len(a) == 1:

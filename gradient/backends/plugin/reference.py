@@ -31,6 +31,7 @@ from .frames import FrameReader, decode_float, final_header, spin_seconds, write
 from .shared import attached
 from .wire import (IN_PLACE, PRIMITIVES, PROTOCOL, SIGNATURES, VIEWS, WireDType, decode_index,
                    dtype_name)
+from ...errors import ArgumentValueError
 
 _SYNCHRONISING = ("hello", "sync", "to_bytes")
 
@@ -209,12 +210,12 @@ class ReferencePlugin:
         try:
             return self.arrays[handle]
         except KeyError:
-            raise ValueError(f"no array has the handle {handle} (freed, or never made)") from None
+            raise ArgumentValueError(f"no array has the handle {handle} (freed, or never made)") from None
 
     def _store(self, request, results) -> None:
         outs = request.get("out", ())
         if len(outs) != len(results):
-            raise ValueError(f"{request.get('op')} makes {len(results)} arrays, the request "
+            raise ArgumentValueError(f"{request.get('op')} makes {len(results)} arrays, the request "
                              f"names {len(outs)}")
         for h, r in zip(outs, results):
             self.arrays[h] = r

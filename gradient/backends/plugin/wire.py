@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ml_dtypes
 import numpy as np
+from ...errors import ArgumentValueError
 
 PROTOCOL = 1
 
@@ -38,7 +39,8 @@ def numpy_dtype(name: str) -> np.dtype:
     try:
         return DTYPES[name]
     except KeyError:
-        raise ValueError(f"unknown dtype {name!r}: expected one of {', '.join(DTYPES)}") from None
+        raise ArgumentValueError(
+            f"unknown dtype {name!r}: expected one of {', '.join(DTYPES)}") from None
 
 
 def dtype_name(dtype) -> str:
@@ -92,7 +94,7 @@ def decode_index(spec: list, array_of) -> tuple:
         elif type(item) is dict and "array" in item:
             index.append(array_of(item["array"]))
         else:
-            raise ValueError(f"not an index spec entry: {item!r}")
+            raise ArgumentValueError(f"not an index spec entry: {item!r}")
     return tuple(index)
 
 

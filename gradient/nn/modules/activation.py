@@ -13,6 +13,7 @@ from .. import functional as F
 from .. import init
 from ..module import Module
 from ..parameter import Parameter
+from ...errors import ArgumentValueError
 
 __all__ = ["ReLU", "ReLU6", "LeakyReLU", "PReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish",
            "Hardtanh", "Hardsigmoid", "Hardswish", "Sigmoid", "Tanh", "LogSigmoid", "Softplus",
@@ -45,8 +46,8 @@ class Hardtanh(Module):
     def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
         super().__init__()
         if max_val <= min_val:
-            raise ValueError(f"Hardtanh: max_val ({max_val}) must be greater than min_val "
-                             f"({min_val})")
+            raise ArgumentValueError(f"Hardtanh: max_val ({max_val}) must be greater than min_val "
+                                     f"({min_val})")
         self.min_val = min_val
         self.max_val = max_val
         self.inplace = inplace
@@ -159,7 +160,8 @@ class GELU(Module):
     def __init__(self, approximate: str = "none"):
         super().__init__()
         if approximate not in ("none", "tanh"):
-            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+            raise ArgumentValueError(
+                f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
         self.approximate = approximate
 
     def forward(self, input):
@@ -394,8 +396,9 @@ class Softmax2d(Module):
 
     def forward(self, input):
         if input.ndim not in (3, 4):
-            raise ValueError(f"Softmax2d: expected a 3-d (C, H, W) or 4-d (N, C, H, W) input, got "
-                             f"{input.ndim}-d")
+            raise ArgumentValueError(
+                f"Softmax2d: expected a 3-d (C, H, W) or 4-d (N, C, H, W) input, got "
+                f"{input.ndim}-d")
         return F.softmax(input, -3)
 
 

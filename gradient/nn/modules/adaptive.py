@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 from ... import ops as _ops
-from ...errors import ShapeError
+from ...errors import ArgumentValueError, ShapeError
 from .. import functional as F
 from ..module import Module
 from .container import ModuleList, Sequential
@@ -44,13 +44,15 @@ class AdaptiveLogSoftmaxWithLoss(Module):
         super().__init__()
         cutoffs = list(cutoffs)
         if len(cutoffs) == 0:
-            raise ValueError("AdaptiveLogSoftmaxWithLoss: cutoffs should be a sequence of length "
-                             "larger than 0")
+            raise ArgumentValueError(
+                "AdaptiveLogSoftmaxWithLoss: cutoffs should be a sequence of length "
+                "larger than 0")
         if (cutoffs != sorted(cutoffs) or min(cutoffs) <= 0 or max(cutoffs) > n_classes - 1
                 or len(set(cutoffs)) != len(cutoffs) or any(int(c) != c for c in cutoffs)):
-            raise ValueError("AdaptiveLogSoftmaxWithLoss: cutoffs should be a sequence of unique, "
-                             "positive integers sorted in an increasing order, where each value is "
-                             f"between 1 and n_classes-1 ({n_classes - 1}), got {cutoffs}")
+            raise ArgumentValueError(
+                "AdaptiveLogSoftmaxWithLoss: cutoffs should be a sequence of unique, "
+                "positive integers sorted in an increasing order, where each value is "
+                f"between 1 and n_classes-1 ({n_classes - 1}), got {cutoffs}")
         factory = {"device": device, "dtype": dtype}
         self.in_features = in_features
         self.n_classes = n_classes

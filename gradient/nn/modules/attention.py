@@ -21,6 +21,7 @@ from .. import init
 from ..module import Module
 from ..parameter import Parameter
 from .linear import NonDynamicallyQuantizableLinear
+from ...errors import ArgumentValueError
 
 __all__ = ["MultiheadAttention"]
 
@@ -47,8 +48,9 @@ class MultiheadAttention(Module):
                  add_bias_kv: bool = False, add_zero_attn: bool = False, kdim: int | None = None,
                  vdim: int | None = None, batch_first: bool = False, device=None, dtype=None):
         if embed_dim <= 0 or num_heads <= 0:
-            raise ValueError(f"MultiheadAttention: embed_dim and num_heads must be greater than 0, "
-                             f"got embed_dim={embed_dim} and num_heads={num_heads}")
+            raise ArgumentValueError(
+                f"MultiheadAttention: embed_dim and num_heads must be greater than 0, "
+                f"got embed_dim={embed_dim} and num_heads={num_heads}")
         super().__init__()
         factory = {"device": device, "dtype": dtype}
         self.embed_dim = embed_dim
@@ -60,8 +62,9 @@ class MultiheadAttention(Module):
         self.batch_first = batch_first
         self.head_dim = embed_dim // num_heads
         if self.head_dim * num_heads != embed_dim:
-            raise ValueError(f"MultiheadAttention: embed_dim ({embed_dim}) must be divisible by "
-                             f"num_heads ({num_heads})")
+            raise ArgumentValueError(
+                f"MultiheadAttention: embed_dim ({embed_dim}) must be divisible by "
+                f"num_heads ({num_heads})")
 
         if self._qkv_same_embed_dim:
             self.in_proj_weight = Parameter(_ops.empty((3 * embed_dim, embed_dim), **factory))

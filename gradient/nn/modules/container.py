@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections import abc as _abc
 from itertools import islice
 
-from ...errors import GradientError
+from ...errors import ArgumentValueError, GradientError
 from ...tensor import Tensor
 from ..module import Module, _addindent
 from ..parameter import Parameter
@@ -88,21 +88,24 @@ class Sequential(Module):
 
     def __add__(self, other) -> Sequential:
         if not isinstance(other, Sequential):
-            raise ValueError(f"add operator supports only objects of Sequential class, but "
-                             f"{type(other)} is given.")
+            raise ArgumentValueError(
+                f"add operator supports only objects of Sequential class, but "
+                f"{type(other)} is given.")
         return Sequential(*self, *other)
 
     def __iadd__(self, other) -> Sequential:
         if not isinstance(other, Sequential):
-            raise ValueError(f"add operator supports only objects of Sequential class, but "
-                             f"{type(other)} is given.")
+            raise ArgumentValueError(
+                f"add operator supports only objects of Sequential class, but "
+                f"{type(other)} is given.")
         return self.extend(list(other))
 
     def __mul__(self, other: int) -> Sequential:
         if not isinstance(other, int):
             raise TypeError(f"unsupported operand type(s) for *: {type(self)} and {type(other)}")
         if other <= 0:
-            raise ValueError(f"Non-positive multiplication factor {other} for {type(self)}")
+            raise ArgumentValueError(
+                f"Non-positive multiplication factor {other} for {type(self)}")
         return Sequential(*(list(self) * other))  # the same modules repeated, as PyTorch
 
     __rmul__ = __mul__
@@ -307,8 +310,9 @@ class ModuleDict(Module):
             pairs = []
             for j, pair in enumerate(modules):
                 if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                    raise ValueError(f"ModuleDict.update: element #{j} should be a (key, module) "
-                                     f"pair, got {pair!r}")
+                    raise ArgumentValueError(
+                        f"ModuleDict.update: element #{j} should be a (key, module) "
+                        f"pair, got {pair!r}")
                 pairs.append(pair)
         for key, module in pairs:
             self[key] = module
@@ -597,8 +601,9 @@ class ParameterDict(Module):
                                     f"(key, value) pair, got {type(pair).__name__}")
                 pair = tuple(pair)
                 if len(pair) != 2:
-                    raise ValueError(f"ParameterDict update sequence element #{j} has length "
-                                     f"{len(pair)}; 2 is required (a (key, value) pair)")
+                    raise ArgumentValueError(
+                        f"ParameterDict update sequence element #{j} has length "
+                        f"{len(pair)}; 2 is required (a (key, value) pair)")
                 pairs.append(pair)
         for key, value in pairs:
             self[key] = value

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from ... import ops as _ops
-from ...errors import ShapeError
+from ...errors import ArgumentValueError, ShapeError
 from .. import functional as F
 from .. import init
 from ..module import Module
@@ -40,25 +40,29 @@ class _ConvNd(Module):
         _check_size(name, "in_channels", in_channels)
         _check_size(name, "out_channels", out_channels)
         if isinstance(groups, bool) or not isinstance(groups, int) or groups <= 0:
-            raise ValueError(f"{name}: groups must be a positive integer, got {groups!r}")
+            raise ArgumentValueError(f"{name}: groups must be a positive integer, got {groups!r}")
         if in_channels % groups != 0:
-            raise ValueError(f"{name}: in_channels ({in_channels}) must be divisible by groups "
-                             f"({groups})")
+            raise ArgumentValueError(
+                f"{name}: in_channels ({in_channels}) must be divisible by groups "
+                f"({groups})")
         if out_channels % groups != 0:
-            raise ValueError(f"{name}: out_channels ({out_channels}) must be divisible by groups "
-                             f"({groups})")
+            raise ArgumentValueError(
+                f"{name}: out_channels ({out_channels}) must be divisible by groups "
+                f"({groups})")
         if padding_mode not in _PADDING_MODES:
-            raise ValueError(f"{name}: padding_mode must be one of {sorted(_PADDING_MODES)}, but "
-                             f"got padding_mode={padding_mode!r}")
+            raise ArgumentValueError(
+                f"{name}: padding_mode must be one of {sorted(_PADDING_MODES)}, but "
+                f"got padding_mode={padding_mode!r}")
         ntuple = type(self)._ntuple
         kernel_size, stride, dilation = ntuple(kernel_size), ntuple(stride), ntuple(dilation)
         if isinstance(padding, str):
             if padding not in _PADDING_STRINGS:
-                raise ValueError(f"{name}: invalid padding string {padding!r}, should be one of "
-                                 f"{sorted(_PADDING_STRINGS)}")
+                raise ArgumentValueError(
+                    f"{name}: invalid padding string {padding!r}, should be one of "
+                    f"{sorted(_PADDING_STRINGS)}")
             if padding == "same" and any(s != 1 for s in stride):
-                raise ValueError(f"{name}: padding='same' is not supported for strided "
-                                 f"convolutions (stride={stride})")
+                raise ArgumentValueError(f"{name}: padding='same' is not supported for strided "
+                                         f"convolutions (stride={stride})")
         else:
             padding = ntuple(padding)
 
@@ -177,11 +181,13 @@ class _ConvTransposeNd(_ConvNd):
                  output_padding=0, groups: int = 1, bias: bool = True, dilation=1,
                  padding_mode: str = "zeros", device=None, dtype=None):
         if padding_mode != "zeros":
-            raise ValueError(f'Only "zeros" padding mode is supported for {type(self).__name__}, '
-                             f"got {padding_mode!r}")
+            raise ArgumentValueError(
+                f'Only "zeros" padding mode is supported for {type(self).__name__}, '
+                f"got {padding_mode!r}")
         if isinstance(padding, str):
-            raise ValueError(f"{type(self).__name__}: padding must be an int or a tuple of ints, "
-                             f"got {padding!r}")
+            raise ArgumentValueError(
+                f"{type(self).__name__}: padding must be an int or a tuple of ints, "
+                f"got {padding!r}")
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, True,
                          output_padding, groups, bias, padding_mode, device, dtype)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .. import functional as F
 from ..module import Module
+from ...errors import ArgumentValueError
 
 __all__ = ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"]
 
@@ -16,8 +17,9 @@ class _DropoutNd(Module):
     def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
         if isinstance(p, bool) or not 0 <= p <= 1:
-            raise ValueError(f"{type(self).__name__}: dropout probability has to be between 0 "
-                             f"and 1, but got {p}")
+            raise ArgumentValueError(
+                f"{type(self).__name__}: dropout probability has to be between 0 "
+                f"and 1, but got {p}")
         self.p = p
         self.inplace = inplace
 

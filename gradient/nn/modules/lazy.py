@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from ...autograd.grad_mode import no_grad
 from ...dtypes import int64
-from ...errors import ShapeError
+from ...errors import ArgumentValueError, ShapeError
 from ... import ops as _ops
 from ..parameter import UninitializedBuffer, UninitializedParameter, is_lazy
 from .batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d
@@ -169,8 +169,9 @@ class _LazyConvMixin(LazyModuleMixin):
                              f"{d + 2}-D (batched) input, got input of shape {tuple(input.shape)}")
         self.in_channels = input.shape[0 if input.ndim == d + 1 else 1]
         if self.in_channels % self.groups != 0:
-            raise ValueError(f"{type(self).__name__}: in_channels ({self.in_channels}, from the "
-                             f"input) must be divisible by groups ({self.groups})")
+            raise ArgumentValueError(
+                f"{type(self).__name__}: in_channels ({self.in_channels}, from the "
+                f"input) must be divisible by groups ({self.groups})")
         if self.transposed:
             shape = (self.in_channels, self.out_channels // self.groups, *self.kernel_size)
         else:

@@ -15,6 +15,7 @@ from .. import init
 from ..module import Module
 from ..parameter import Parameter
 from .utils import _fan_in_uniform_, _optional_parameter
+from ...errors import ArgumentValueError
 
 __all__ = ["Identity", "Linear", "Bilinear"]
 
@@ -24,7 +25,7 @@ def _check_size(cls: str, name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{cls}: {name} must be an int, got {type(value).__name__} {value!r}")
     if value < 0:
-        raise ValueError(f"{cls}: {name} must be non-negative, got {value}")
+        raise ArgumentValueError(f"{cls}: {name} must be non-negative, got {value}")
     return value
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from ...ops.loss import _legacy_reduction
 from .. import functional as F
 from ..module import Module
+from ...errors import ArgumentValueError
 
 __all__ = ["L1Loss", "MSELoss", "CrossEntropyLoss", "NLLLoss", "NLLLoss2d", "BCELoss", "BCEWithLogitsLoss",
            "SmoothL1Loss", "HuberLoss", "KLDivLoss"]
@@ -275,10 +276,11 @@ class MultiMarginLoss(_WeightedLoss):
                  reduce=None, reduction: str = "mean"):
         super().__init__(weight, size_average, reduce, reduction)
         if p not in (1, 2):
-            raise ValueError(f"MultiMarginLoss: only p == 1 and p == 2 are supported, got p={p!r}")
+            raise ArgumentValueError(
+                f"MultiMarginLoss: only p == 1 and p == 2 are supported, got p={p!r}")
         if weight is not None and weight.ndim != 1:
-            raise ValueError(f"MultiMarginLoss: weight must be a 1-D tensor, got shape "
-                             f"{tuple(weight.shape)}")
+            raise ArgumentValueError(f"MultiMarginLoss: weight must be a 1-D tensor, got shape "
+                                     f"{tuple(weight.shape)}")
         self.p = p
         self.margin = margin
 
@@ -311,8 +313,9 @@ class TripletMarginLoss(_Loss):
                  size_average=None, reduce=None, reduction: str = "mean"):
         super().__init__(size_average, reduce, reduction)
         if margin <= 0:
-            raise ValueError(f"TripletMarginLoss: expected margin to be greater than 0, got "
-                             f"{margin} instead")
+            raise ArgumentValueError(
+                f"TripletMarginLoss: expected margin to be greater than 0, got "
+                f"{margin} instead")
         self.margin = margin
         self.p = p
         self.eps = eps
@@ -336,8 +339,9 @@ class TripletMarginWithDistanceLoss(_Loss):
                  reduction: str = "mean"):
         super().__init__(reduction=reduction)
         if margin <= 0:
-            raise ValueError(f"TripletMarginWithDistanceLoss: expected margin to be greater than "
-                             f"0, got {margin} instead")
+            raise ArgumentValueError(
+                f"TripletMarginWithDistanceLoss: expected margin to be greater than "
+                f"0, got {margin} instead")
         from .distance import PairwiseDistance
         self.distance_function = distance_function if distance_function is not None \
             else PairwiseDistance()

@@ -13,7 +13,7 @@ import warnings
 from ... import ops as _ops
 from .. import functional as F
 from .. import init
-from ...errors import ShapeError
+from ...errors import ArgumentValueError, ShapeError
 from ..module import Module
 from ..parameter import Parameter
 from .batchnorm import _NormBase
@@ -116,8 +116,9 @@ class GroupNorm(Module):
                  device=None, dtype=None, *, bias: bool = True):
         super().__init__()
         if num_groups <= 0 or num_channels % num_groups != 0:
-            raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by "
-                             f"num_groups ({num_groups}), and num_groups positive")
+            raise ArgumentValueError(
+                f"GroupNorm: num_channels ({num_channels}) must be divisible by "
+                f"num_groups ({num_groups}), and num_groups positive")
         self.num_groups = num_groups
         self.num_channels = num_channels
         self.eps = eps
@@ -169,9 +170,10 @@ class _InstanceNorm(_NormBase):
         feature_dim = input.ndim - (n - 1)
         if input.shape[feature_dim] != self.num_features:
             if self.affine:
-                raise ValueError(f"{type(self).__name__}: expected input's size at dim={feature_dim} "
-                                 f"to match num_features ({self.num_features}), but got: "
-                                 f"{input.shape[feature_dim]} (input shape {tuple(input.shape)})")
+                raise ArgumentValueError(
+                    f"{type(self).__name__}: expected input's size at dim={feature_dim} "
+                    f"to match num_features ({self.num_features}), but got: "
+                    f"{input.shape[feature_dim]} (input shape {tuple(input.shape)})")
             warnings.warn(f"input's size at dim={feature_dim} does not match num_features. You can "
                           "silence this warning by not passing in num_features, which is not used "
                           "because affine=False", stacklevel=2)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from .. import functional as F
 from ..module import Module
 from .utils import _pair, _single, _triple
+from ...errors import ArgumentValueError
 
 __all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
            "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d",
@@ -286,14 +287,15 @@ class _FractionalMaxPoolNd(Module):
                  return_indices: bool = False, _random_samples=None):
         super().__init__()
         if (output_size is None) == (output_ratio is None):
-            raise ValueError(f"{type(self).__name__}: give exactly one of output_size and "
-                             f"output_ratio")
+            raise ArgumentValueError(f"{type(self).__name__}: give exactly one of output_size and "
+                                     f"output_ratio")
         if output_ratio is not None:
             ratios = output_ratio if isinstance(output_ratio, (tuple, list)) else \
                 (output_ratio,) * self._d
             if not all(0 < r < 1 for r in ratios):
-                raise ValueError(f"{type(self).__name__}: output_ratio must be in (0, 1), got "
-                                 f"{output_ratio!r}")
+                raise ArgumentValueError(
+                    f"{type(self).__name__}: output_ratio must be in (0, 1), got "
+                    f"{output_ratio!r}")
         self.kernel_size, self.output_size = kernel_size, output_size
         self.output_ratio, self.return_indices = output_ratio, return_indices
         self.register_buffer("_random_samples", _random_samples)

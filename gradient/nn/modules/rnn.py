@@ -33,7 +33,7 @@ import warnings
 
 from ... import ops as _ops
 from ...autograd import autocast_state as _autocast
-from ...errors import DTypeError, ShapeError
+from ...errors import ArgumentValueError, DTypeError, ShapeError
 from ...tensor import Tensor
 from .. import functional as F
 from .. import init
@@ -142,12 +142,13 @@ class RNNBase(Module):
         super().__init__()
         name = {"RNN_TANH": "RNN", "RNN_RELU": "RNN"}.get(mode, mode)
         if mode not in _STEPS:
-            raise ValueError(f"RNNBase: unrecognized mode {mode!r}; expected one of "
-                             f"{sorted(_STEPS)} (or use nn.RNN, nn.LSTM, nn.GRU)")
+            raise ArgumentValueError(f"RNNBase: unrecognized mode {mode!r}; expected one of "
+                                     f"{sorted(_STEPS)} (or use nn.RNN, nn.LSTM, nn.GRU)")
         if (not isinstance(dropout, numbers.Number) or isinstance(dropout, bool)
                 or not 0 <= dropout <= 1):
-            raise ValueError(f"{name}: dropout should be a number in range [0, 1] representing "
-                             f"the probability of an element being zeroed, got {dropout!r}")
+            raise ArgumentValueError(
+                f"{name}: dropout should be a number in range [0, 1] representing "
+                f"the probability of an element being zeroed, got {dropout!r}")
         if dropout > 0 and num_layers == 1:
             warnings.warn(f"{name}: dropout option adds dropout after all but last recurrent "
                           "layer, so non-zero dropout expects num_layers greater than 1, but got "
@@ -163,12 +164,13 @@ class RNNBase(Module):
                 raise TypeError(f"{name}: {arg} should be of type int, got "
                                 f"{type(value).__name__} {value!r}")
             if value < least:
-                raise ValueError(f"{name}: {arg} must be "
-                                 f"{'greater than zero' if least else 'zero or positive'}, "
-                                 f"got {value}")
+                raise ArgumentValueError(
+                    f"{name}: {arg} must be "
+                    f"{'greater than zero' if least else 'zero or positive'}, "
+                    f"got {value}")
         if proj_size and proj_size >= hidden_size:
-            raise ValueError(f"{name}: proj_size has to be smaller than hidden_size, got "
-                             f"proj_size={proj_size} and hidden_size={hidden_size}")
+            raise ArgumentValueError(f"{name}: proj_size has to be smaller than hidden_size, got "
+                                     f"proj_size={proj_size} and hidden_size={hidden_size}")
         self.mode = mode
         self.input_size = input_size
         self.hidden_size = hidden_size
@@ -425,8 +427,9 @@ class RNN(RNNBase):
         elif nonlinearity == "relu":
             mode = "RNN_RELU"
         else:
-            raise ValueError(f"RNN: Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' "
-                             "or 'relu'.")
+            raise ArgumentValueError(
+                f"RNN: Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' "
+                "or 'relu'.")
         super().__init__(mode, input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, device=device, dtype=dtype)
         self.nonlinearity = nonlinearity
@@ -496,7 +499,7 @@ class RNNCellBase(Module):
                 raise TypeError(f"{name}: {arg} should be of type int, got "
                                 f"{type(value).__name__} {value!r}")
             if value < 0:
-                raise ValueError(f"{name}: {arg} must be non-negative, got {value}")
+                raise ArgumentValueError(f"{name}: {arg} must be non-negative, got {value}")
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.bias = bias
@@ -594,8 +597,9 @@ class RNNCell(RNNCellBase):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
                  nonlinearity: str = "tanh", device=None, dtype=None):
         if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"RNNCell: Unknown nonlinearity '{nonlinearity}'. Select from "
-                             "'tanh' or 'relu'.")
+            raise ArgumentValueError(
+                f"RNNCell: Unknown nonlinearity '{nonlinearity}'. Select from "
+                "'tanh' or 'relu'.")
         super().__init__(input_size, hidden_size, bias, num_chunks=1, device=device, dtype=dtype)
         self.nonlinearity = nonlinearity
 

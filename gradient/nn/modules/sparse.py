@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ... import ops as _ops
 from ...autograd import no_grad
-from ...errors import ShapeError
+from ...errors import ArgumentValueError, ShapeError
 from .. import functional as F
 from .. import init
 from ..module import Module
@@ -20,8 +20,9 @@ def _check_padding_idx(layer: str, padding_idx, num_embeddings: int):
     if padding_idx is None:
         return None
     if not -num_embeddings <= padding_idx < num_embeddings:
-        raise ValueError(f"{layer}: padding_idx must be within num_embeddings "
-                         f"(-{num_embeddings} <= padding_idx < {num_embeddings}), got {padding_idx}")
+        raise ArgumentValueError(
+            f"{layer}: padding_idx must be within num_embeddings "
+            f"(-{num_embeddings} <= padding_idx < {num_embeddings}), got {padding_idx}")
     return padding_idx % num_embeddings
 
 
@@ -142,7 +143,8 @@ class EmbeddingBag(Module):
         self.num_embeddings = _check_size("EmbeddingBag", "num_embeddings", num_embeddings)
         self.embedding_dim = _check_size("EmbeddingBag", "embedding_dim", embedding_dim)
         if mode not in ("sum", "mean", "max"):
-            raise ValueError(f"EmbeddingBag: mode must be 'sum', 'mean' or 'max', got {mode!r}")
+            raise ArgumentValueError(
+                f"EmbeddingBag: mode must be 'sum', 'mean' or 'max', got {mode!r}")
         padding_idx = _check_padding_idx("EmbeddingBag", padding_idx, num_embeddings)
         self.max_norm = max_norm
         self.norm_type = norm_type

@@ -23,6 +23,7 @@ from ...distributed import collectives as dist
 from ...distributed.differentiable import summed
 from ...ops.creation import tensor
 from .batchnorm import _BatchNorm
+from ...errors import ArgumentValueError
 
 __all__ = ["SyncBatchNorm"]
 
@@ -54,8 +55,9 @@ class SyncBatchNorm(_BatchNorm):
         dist.all_reduce(count, group=group)
         n = float(count.item())
         if n < 2:
-            raise ValueError(f"SyncBatchNorm: expected more than 1 value per channel across "
-                             f"the ranks in training, got input of shape {tuple(x.shape)}")
+            raise ArgumentValueError(
+                f"SyncBatchNorm: expected more than 1 value per channel across "
+                f"the ranks in training, got input of shape {tuple(x.shape)}")
         mean = summed(x.sum(dim=dims), group) / n
         centred = x - mean.reshape(shape)
         var = summed((centred * centred).sum(dim=dims), group) / n

@@ -37,6 +37,7 @@ from .. import functional as F
 from .. import init
 from ..module import Module
 from ..parameter import Parameter
+from ...errors import ArgumentValueError
 
 __all__ = ["ColumnParallelLinear", "RowParallelLinear", "VocabParallelEmbedding"]
 
@@ -82,7 +83,7 @@ def _cat_last(parts):
 
 def _split(n: int, size: int, what: str) -> int:
     if n % size:
-        raise ValueError(f"{what} ({n}) must divide evenly among the {size} ranks")
+        raise ArgumentValueError(f"{what} ({n}) must divide evenly among the {size} ranks")
     return n // size
 
 

@@ -9,6 +9,7 @@ Example::
 from __future__ import annotations
 
 from ...tensor import Tensor
+from ...errors import ArgumentValueError
 
 __all__ = ["parameters_to_vector", "vector_to_parameters"]
 
@@ -48,7 +49,8 @@ def vector_to_parameters(vec: Tensor, parameters) -> None:
         device = _check_same_device(param, device)
         n = param.numel()
         if pointer + n > vec.numel():
-            raise ValueError(f"vector_to_parameters: the vector has {vec.numel()} elements, fewer "
-                             "than the parameters need")
+            raise ArgumentValueError(
+                f"vector_to_parameters: the vector has {vec.numel()} elements, fewer "
+                "than the parameters need")
         param.data = vec[pointer:pointer + n].view_as(param).data
         pointer += n

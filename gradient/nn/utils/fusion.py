@@ -20,6 +20,7 @@ import copy
 from ...autograd.grad_mode import no_grad
 from ...ops.creation import ones_like, zeros_like
 from ..parameter import Parameter
+from ...errors import ArgumentValueError
 
 __all__ = ["fuse_conv_bn_eval", "fuse_conv_bn_weights", "fuse_linear_bn_eval",
            "fuse_linear_bn_weights"]
@@ -68,8 +69,9 @@ def fuse_linear_bn_eval(linear, bn):
     mode) folded in."""
     _in_eval("fuse_linear_bn_eval", linear, bn)
     if linear.out_features != bn.num_features and bn.num_features != 1:
-        raise ValueError(f"fuse_linear_bn_eval: the batch norm normalizes {bn.num_features} "
-                         f"features, the linear layer gives {linear.out_features}")
+        raise ArgumentValueError(
+            f"fuse_linear_bn_eval: the batch norm normalizes {bn.num_features} "
+            f"features, the linear layer gives {linear.out_features}")
     fused = copy.deepcopy(linear)
     fused.weight, fused.bias = fuse_linear_bn_weights(
         fused.weight, fused.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight, bn.bias)

@@ -26,6 +26,7 @@ from ...tensor import Tensor
 from .. import functional as F
 from ..module import Module
 from . import parametrize
+from ...errors import ArgumentValueError
 
 __all__ = ["weight_norm", "spectral_norm", "orthogonal"]
 
@@ -89,8 +90,9 @@ class _SpectralNorm(Module):
         super().__init__()
         ndim = weight.ndim
         if n_power_iterations <= 0:
-            raise ValueError("spectral_norm: expected n_power_iterations to be positive, got "
-                             f"n_power_iterations={n_power_iterations}")
+            raise ArgumentValueError(
+                "spectral_norm: expected n_power_iterations to be positive, got "
+                f"n_power_iterations={n_power_iterations}")
         self.dim = dim if dim >= 0 else dim + ndim
         self.eps = eps
         if ndim > 1:
@@ -148,8 +150,9 @@ def spectral_norm(module: Module, name: str = "weight", n_power_iterations: int 
     """
     weight = getattr(module, name, None)
     if not isinstance(weight, Tensor):
-        raise ValueError(f"Module '{type(module).__name__}' has no parameter or buffer with name "
-                         f"'{name}'")
+        raise ArgumentValueError(
+            f"Module '{type(module).__name__}' has no parameter or buffer with name "
+            f"'{name}'")
     if dim is None:
         from ..modules.conv import ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
         dim = 1 if isinstance(module, (ConvTranspose1d, ConvTranspose2d, ConvTranspose3d)) else 0
@@ -200,8 +203,8 @@ class _Orthogonal(Module):
     @no_grad()
     def right_inverse(self, Q: Tensor) -> Tensor:
         if tuple(Q.shape) != self.shape:
-            raise ValueError(f"orthogonal: expected a matrix of shape {self.shape}, got "
-                             f"{tuple(Q.shape)}")
+            raise ArgumentValueError(f"orthogonal: expected a matrix of shape {self.shape}, got "
+                                     f"{tuple(Q.shape)}")
         given = Q
         if Q.shape[-2] < Q.shape[-1]:
             Q = Q.mT
@@ -278,16 +281,18 @@ def orthogonal(module: Module, name: str = "weight", orthogonal_map: str | None 
     """
     weight = getattr(module, name, None)
     if not isinstance(weight, Tensor):
-        raise ValueError(f"Module '{type(module).__name__}' has no parameter or buffer with name "
-                         f"'{name}'")
+        raise ArgumentValueError(
+            f"Module '{type(module).__name__}' has no parameter or buffer with name "
+            f"'{name}'")
     if weight.ndim < 2:
-        raise ValueError(f"orthogonal: expected a matrix or a batch of matrices, got a tensor of "
-                         f"{weight.ndim} dimensions")
+        raise ArgumentValueError(
+            f"orthogonal: expected a matrix or a batch of matrices, got a tensor of "
+            f"{weight.ndim} dimensions")
     if orthogonal_map is None:
         orthogonal_map = "matrix_exp" if weight.shape[-2] == weight.shape[-1] else "householder"
     if orthogonal_map not in _MAPS:
-        raise ValueError(f"orthogonal: orthogonal_map must be one of {_MAPS}, got "
-                         f"{orthogonal_map!r}")
+        raise ArgumentValueError(f"orthogonal: orthogonal_map must be one of {_MAPS}, got "
+                                 f"{orthogonal_map!r}")
     parametrize.register_parametrization(
         module, name, _Orthogonal(weight, orthogonal_map, use_trivialization), unsafe=True)
     return module

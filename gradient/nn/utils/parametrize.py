@@ -31,6 +31,7 @@ from ...tensor import Tensor
 from ..module import Module, _set_data
 from ..modules.container import ModuleDict, ModuleList
 from ..parameter import Parameter
+from ...errors import ArgumentValueError
 
 __all__ = ["register_parametrization", "remove_parametrizations", "is_parametrized", "cached",
            "ParametrizationList",
@@ -97,8 +98,9 @@ class ParametrizationList(ModuleList):
             _register(self, "original", original, original)
         else:
             if not isinstance(new, (tuple, list)) or not all(isinstance(t, Tensor) for t in new):
-                raise ValueError("'right_inverse' must return a Tensor or a sequence of tensors, "
-                                 f"got {type(new).__name__}")
+                raise ArgumentValueError(
+                    "'right_inverse' must return a Tensor or a sequence of tensors, "
+                    f"got {type(new).__name__}")
             self.is_tensor, self.ntensors = False, len(new)
             for i, t in enumerate(new):
                 _register(self, f"original{i}", t.detach(), original)
@@ -116,13 +118,14 @@ class ParametrizationList(ModuleList):
                 value = module.right_inverse(value)
             if self.is_tensor:
                 if not isinstance(value, Tensor):
-                    raise ValueError(f"right_inverse must return a Tensor, got "
-                                     f"{type(value).__name__}")
+                    raise ArgumentValueError(f"right_inverse must return a Tensor, got "
+                                             f"{type(value).__name__}")
                 self.original.copy_(value)
             else:
                 if len(value) != self.ntensors:
-                    raise ValueError(f"right_inverse must return {self.ntensors} tensors, got "
-                                     f"{len(value)}")
+                    raise ArgumentValueError(
+                        f"right_inverse must return {self.ntensors} tensors, got "
+                        f"{len(value)}")
                 for i, t in enumerate(value):
                     getattr(self, f"original{i}").copy_(t)
 
@@ -140,12 +143,12 @@ def _check_same(original: Tensor, new, what: str, unsafe: bool) -> None:
     if unsafe:
         return
     if not isinstance(new, Tensor):
-        raise ValueError(f"{what} must return a Tensor, got {type(new).__name__} (pass "
-                         "unsafe=True to skip this check)")
+        raise ArgumentValueError(f"{what} must return a Tensor, got {type(new).__name__} (pass "
+                                 "unsafe=True to skip this check)")
     if tuple(new.shape) != tuple(original.shape) or new.dtype != original.dtype:
-        raise ValueError(f"{what} may not change the shape or dtype of the tensor (pass "
-                         f"unsafe=True to allow it): original {tuple(original.shape)} "
-                         f"{original.dtype}, got {tuple(new.shape)} {new.dtype}")
+        raise ArgumentValueError(f"{what} may not change the shape or dtype of the tensor (pass "
+                                 f"unsafe=True to allow it): original {tuple(original.shape)} "
+                                 f"{original.dtype}, got {tuple(new.shape)} {new.dtype}")
 
 
 def _property(name: str):
@@ -203,11 +206,13 @@ def register_parametrization(module: Module, tensor_name: str, parametrization: 
     elif tensor_name in module._buffers:
         original = module._buffers[tensor_name]
     else:
-        raise ValueError(f"Module '{type(module).__name__}' does not have a parameter, a buffer, or "
-                         f"a parametrized element with name '{tensor_name}'")
+        raise ArgumentValueError(
+            f"Module '{type(module).__name__}' does not have a parameter, a buffer, or "
+            f"a parametrized element with name '{tensor_name}'")
     if original is None:
-        raise ValueError(f"register_parametrization: '{tensor_name}' of {type(module).__name__} "
-                         "is None; there is nothing to parametrize")
+        raise ArgumentValueError(
+            f"register_parametrization: '{tensor_name}' of {type(module).__name__} "
+            "is None; there is nothing to parametrize")
     plist = ParametrizationList([parametrization], original, unsafe=unsafe)
     delattr(module, tensor_name)
     if not is_parametrized(module):
@@ -239,8 +244,9 @@ def remove_parametrizations(module: Module, tensor_name: str,
         'Linear'
     """
     if not is_parametrized(module, tensor_name):
-        raise ValueError(f"Module {type(module).__name__} does not have a parametrization on "
-                         f"{tensor_name}")
+        raise ArgumentValueError(
+            f"Module {type(module).__name__} does not have a parametrization on "
+            f"{tensor_name}")
     plist = module.parametrizations[tensor_name]
     if plist.is_tensor:
         original = plist.original
@@ -253,8 +259,9 @@ def remove_parametrizations(module: Module, tensor_name: str,
                     _set_data(original, value.detach())
     else:
         if not leave_parametrized:
-            raise ValueError("Cannot leave unparametrized (`leave_parametrized=False`) a tensor "
-                             "that is parametrized in terms of a sequence of tensors")
+            raise ArgumentValueError(
+                "Cannot leave unparametrized (`leave_parametrized=False`) a tensor "
+                "that is parametrized in terms of a sequence of tensors")
         with no_grad():
             original = getattr(module, tensor_name).detach()
     like = plist.original if plist.is_tensor else plist.original0   # parameter or buffer

@@ -32,6 +32,7 @@ import numpy as np
 from ...autograd import no_grad
 from ...ops.creation import ones_like, rand, tensor
 from ...tensor import Tensor
+from ...errors import ArgumentValueError
 
 __all__ = ["BasePruningMethod", "PruningContainer", "Identity", "RandomUnstructured",
            "L1Unstructured", "RandomStructured", "LnStructured", "CustomFromMask", "identity",
@@ -44,15 +45,17 @@ def _check_amount(amount) -> None:
         raise TypeError(f"prune: amount must be an int or a float, got {amount!r}")
     if (amount < 0 if isinstance(amount, numbers.Integral)
             else not 0.0 <= float(amount) <= 1.0):
-        raise ValueError(f"prune: amount={amount} must be a float in [0, 1] (a fraction) or a "
-                         f"non-negative int (a count)")
+        raise ArgumentValueError(
+            f"prune: amount={amount} must be a float in [0, 1] (a fraction) or a "
+            f"non-negative int (a count)")
 
 
 def _how_many(amount, size: int) -> int:
     """The count ``amount`` means among ``size`` entries (a fraction rounds, half to even)."""
     count = amount if isinstance(amount, numbers.Integral) else round(amount * size)
     if count > size:
-        raise ValueError(f"prune: amount={amount} is more than the {size} entries left to prune")
+        raise ArgumentValueError(
+            f"prune: amount={amount} is more than the {size} entries left to prune")
     return int(count)
 
 
@@ -76,7 +79,8 @@ class BasePruningMethod:
     def apply_mask(self, module):
         """The pruned tensor: ``name_orig * name_mask`` of ``module``."""
         if self._tensor_name is None:
-            raise ValueError(f"{type(self).__name__} has pruned no tensor yet: apply it first")
+            raise ArgumentValueError(
+                f"{type(self).__name__} has pruned no tensor yet: apply it first")
         original = getattr(module, self._tensor_name + "_orig")
         return getattr(module, self._tensor_name + "_mask").to(original.dtype) * original
 
@@ -128,7 +132,8 @@ class BasePruningMethod:
     def remove(self, module) -> None:
         """Make the pruning permanent: the parameter ``name`` holds the pruned values."""
         if self._tensor_name is None:
-            raise ValueError(f"{type(self).__name__} has pruned no tensor: nothing to remove")
+            raise ArgumentValueError(
+                f"{type(self).__name__} has pruned no tensor: nothing to remove")
         name = self._tensor_name
         with no_grad():
             pruned = self.apply_mask(module)
@@ -143,8 +148,9 @@ class BasePruningMethod:
 
 def _same_shape(scores, t, what: str) -> None:
     if tuple(scores.shape) != tuple(t.shape):
-        raise ValueError(f"prune: {what} must have the parameter's shape {tuple(t.shape)}, "
-                         f"got {tuple(scores.shape)}")
+        raise ArgumentValueError(
+            f"prune: {what} must have the parameter's shape {tuple(t.shape)}, "
+            f"got {tuple(scores.shape)}")
 
 
 class PruningContainer(BasePruningMethod):
@@ -162,8 +168,9 @@ class PruningContainer(BasePruningMethod):
         if not isinstance(method, BasePruningMethod):
             raise TypeError(f"PruningContainer takes pruning methods, got {type(method)}")
         if self._tensor_name is not None and method._tensor_name != self._tensor_name:
-            raise ValueError(f"PruningContainer of '{self._tensor_name}' cannot take a pruning "
-                             f"of '{method._tensor_name}'")
+            raise ArgumentValueError(
+                f"PruningContainer of '{self._tensor_name}' cannot take a pruning "
+                f"of '{method._tensor_name}'")
         self._tensor_name = method._tensor_name
         self._pruning_methods += (method,)
 
@@ -189,7 +196,7 @@ class PruningContainer(BasePruningMethod):
         elif method.PRUNING_TYPE == "global":
             kept = (slice(None),) * t.ndim
         else:
-            raise ValueError(f"unknown PRUNING_TYPE {method.PRUNING_TYPE!r}")
+            raise ArgumentValueError(f"unknown PRUNING_TYPE {method.PRUNING_TYPE!r}")
         mask[kept] = method.compute_mask(t[kept], default_mask=mask[kept]).to(mask.dtype)
         return mask
 
@@ -252,8 +259,9 @@ class _Structured(BasePruningMethod):
 
     def compute_mask(self, t, default_mask):
         if t.ndim <= 1:
-            raise ValueError(f"structured pruning takes a tensor of 2 or more dimensions, got "
-                             f"shape {tuple(t.shape)}")
+            raise ArgumentValueError(
+                f"structured pruning takes a tensor of 2 or more dimensions, got "
+                f"shape {tuple(t.shape)}")
         if not -t.ndim <= self.dim < t.ndim:
             raise IndexError(f"prune: dim={self.dim} is out of range for shape {tuple(t.shape)}")
         dim = self.dim % t.ndim
@@ -397,8 +405,9 @@ def remove(module, name: str):
             hook.remove(module)
             del module._forward_pre_hooks[key]
             return module
-    raise ValueError(f"parameter '{name}' of {type(module).__name__} is not pruned: prune it "
-                     f"before removing its pruning")
+    raise ArgumentValueError(
+        f"parameter '{name}' of {type(module).__name__} is not pruned: prune it "
+        f"before removing its pruning")
 
 
 def is_pruned(module) -> bool:

@@ -38,7 +38,7 @@ import numpy as np
 from ... import ops as _ops
 from ...dtypes import (bfloat16, float16, float32, float64, int8, int16, int32, int64,
                        promote_types, uint8)
-from ...errors import ShapeError
+from ...errors import ArgumentValueError, ShapeError
 from ...tensor import Tensor
 
 __all__ = ["PackedSequence", "invert_permutation", "pack_padded_sequence", "pad_packed_sequence",
@@ -98,9 +98,10 @@ class PackedSequence(_PackedSequenceFields):
                                 f"(data, batch_sizes) pair, got {type(data).__name__}")
             data, batch_sizes = data
         if isinstance(batch_sizes, Tensor) and batch_sizes.device.type != "cpu":
-            raise ValueError("PackedSequence: batch_sizes should always be on the CPU, got "
-                             f"{batch_sizes.device}; build packed sequences with pack_sequence "
-                             "or pack_padded_sequence")
+            raise ArgumentValueError(
+                "PackedSequence: batch_sizes should always be on the CPU, got "
+                f"{batch_sizes.device}; build packed sequences with pack_sequence "
+                "or pack_padded_sequence")
         if not isinstance(batch_sizes, Tensor):
             batch_sizes = _ops.tensor(_host_ints(batch_sizes, "PackedSequence: batch_sizes"),
                                       dtype=int64)
@@ -172,8 +173,9 @@ def invert_permutation(permutation: Tensor | None) -> Tensor | None:
         return None
     perm = _host_ints(permutation, "invert_permutation")
     if not np.array_equal(np.sort(perm), np.arange(perm.size)):
-        raise ValueError(f"invert_permutation: expected a permutation of 0..{perm.size - 1}, got "
-                         f"{perm.tolist()}")
+        raise ArgumentValueError(
+            f"invert_permutation: expected a permutation of 0..{perm.size - 1}, got "
+            f"{perm.tolist()}")
     inverse = np.empty_like(perm)
     inverse[perm] = np.arange(perm.size)
     return _index(inverse, permutation.device if isinstance(permutation, Tensor) else None)
@@ -268,9 +270,10 @@ def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False,
         raise ShapeError(f"{fn}: the packed sequence has no time steps (empty batch_sizes)")
     if total_length is not None:
         if total_length < steps:
-            raise ValueError(f"{fn}: expected total_length to be at least the length of the "
-                             f"longest sequence in input, but got total_length={total_length} "
-                             f"and max sequence length being {steps}")
+            raise ArgumentValueError(
+                f"{fn}: expected total_length to be at least the length of the "
+                f"longest sequence in input, but got total_length={total_length} "
+                f"and max sequence length being {steps}")
         steps = total_length
     batch = int(batch_sizes[0])
     n = int(batch_sizes.sum())
@@ -313,8 +316,9 @@ def pad_sequence(sequences, batch_first: bool = False, padding_value: float = 0.
     """
     fn = "pad_sequence"
     if padding_side not in ("left", "right"):
-        raise ValueError(f"{fn}: expected padding_side to be one of left or right, but got "
-                         f"{padding_side!r}")
+        raise ArgumentValueError(
+            f"{fn}: expected padding_side to be one of left or right, but got "
+            f"{padding_side!r}")
     if not isinstance(sequences, (Iterable, Tensor)):
         raise TypeError(f"{fn}: expected an iterable of tensors, got {type(sequences).__name__}")
     sequences = list(sequences.unbind(0) if isinstance(sequences, Tensor) else sequences)

@@ -22,6 +22,7 @@ from ...autograd.grad_mode import no_grad
 from .. import functional as F
 from ..module import Module
 from ..parameter import Parameter, is_lazy
+from ...errors import ArgumentValueError
 
 __all__ = ["spectral_norm", "remove_spectral_norm"]
 
@@ -32,8 +33,9 @@ class SpectralNorm:
     def __init__(self, name: str = "weight", n_power_iterations: int = 1, dim: int = 0,
                  eps: float = 1e-12) -> None:
         if n_power_iterations <= 0:
-            raise ValueError("spectral_norm: expected n_power_iterations to be positive, got "
-                             f"n_power_iterations={n_power_iterations}")
+            raise ArgumentValueError(
+                "spectral_norm: expected n_power_iterations to be positive, got "
+                f"n_power_iterations={n_power_iterations}")
         self.name, self.dim, self.eps = name, dim, eps
         self.n_power_iterations = n_power_iterations
 
@@ -79,12 +81,14 @@ def spectral_norm(module: Module, name: str = "weight", n_power_iterations: int 
         dim = 1 if isinstance(module, (ConvTranspose1d, ConvTranspose2d, ConvTranspose3d)) else 0
     weight = module._parameters.get(name)
     if weight is None:
-        raise ValueError(f"`SpectralNorm` cannot be applied as parameter `{name}` is None or "
-                         f"missing in {type(module).__name__}")
+        raise ArgumentValueError(
+            f"`SpectralNorm` cannot be applied as parameter `{name}` is None or "
+            f"missing in {type(module).__name__}")
     if is_lazy(weight):
-        raise ValueError("The module passed to `SpectralNorm` can't have uninitialized "
-                         "parameters. Make sure to run the dummy forward before applying spectral "
-                         "normalization")
+        raise ArgumentValueError(
+            "The module passed to `SpectralNorm` can't have uninitialized "
+            "parameters. Make sure to run the dummy forward before applying spectral "
+            "normalization")
     fn = SpectralNorm(name, n_power_iterations, dim % weight.ndim, eps)
     with no_grad():
         h, w = fn.reshape_weight_to_matrix(weight).shape
@@ -117,4 +121,4 @@ def remove_spectral_norm(module: Module, name: str = "weight") -> Module:
             del module._buffers[name + "_v"]
             module.register_parameter(name, Parameter(weight))
             return module
-    raise ValueError(f"spectral_norm of '{name}' not found in {module}")
+    raise ArgumentValueError(f"spectral_norm of '{name}' not found in {module}")

@@ -21,6 +21,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from ..module import Module, changed
+from ...errors import ArgumentValueError
 
 __all__ = ["functional_call"]
 
@@ -30,17 +31,20 @@ def _merge_dicts(parameter_and_buffer_dicts) -> dict:
     if isinstance(parameter_and_buffer_dicts, dict):
         return dict(parameter_and_buffer_dicts)
     if not isinstance(parameter_and_buffer_dicts, (list, tuple)):
-        raise ValueError("Expected parameter_and_buffer_dicts to be a dict, or a list/tuple of "
-                         f"dicts, but got {type(parameter_and_buffer_dicts)}")
+        raise ArgumentValueError(
+            "Expected parameter_and_buffer_dicts to be a dict, or a list/tuple of "
+            f"dicts, but got {type(parameter_and_buffer_dicts)}")
     merged: dict = {}
     for d in parameter_and_buffer_dicts:
         if not isinstance(d, dict):
-            raise ValueError("Expected parameter_and_buffer_dicts to be a dict, or a list/tuple "
-                             f"of dicts, but got a sequence holding {type(d)}")
+            raise ArgumentValueError(
+                "Expected parameter_and_buffer_dicts to be a dict, or a list/tuple "
+                f"of dicts, but got a sequence holding {type(d)}")
         repeated = [k for k in d if k in merged]
         if repeated:
-            raise ValueError(f"{repeated} appeared in multiple dictionaries; behavior of functional "
-                             "call is ambiguous")
+            raise ArgumentValueError(
+                f"{repeated} appeared in multiple dictionaries; behavior of functional "
+                "call is ambiguous")
         merged.update(d)
     return merged
 
@@ -63,8 +67,9 @@ def _expand_ties(module: Module, values: dict) -> dict:
             continue
         first = values[given[0]]
         if any(values[n] is not first for n in given[1:]):
-            raise ValueError(f"functional_call got multiple values for keys {given}, which are "
-                             "tied. Consider using tie_weights=False")
+            raise ArgumentValueError(
+                f"functional_call got multiple values for keys {given}, which are "
+                "tied. Consider using tie_weights=False")
         for n in names:
             values[n] = first
     return values

@@ -22,6 +22,7 @@ from ...autograd.grad_mode import no_grad
 from ..module import Module
 from ..parameter import Parameter, is_lazy
 from .parametrizations import _norm_except_dim, _weight_norm_dim
+from ...errors import ArgumentValueError
 
 __all__ = ["weight_norm", "remove_weight_norm"]
 
@@ -56,10 +57,12 @@ def weight_norm(module: Module, name: str = "weight", dim: int | None = 0) -> Mo
             raise RuntimeError(f"Cannot register two weight_norm hooks on the same parameter {name}")
     weight = module._parameters.get(name)
     if weight is None:
-        raise ValueError(f"weight_norm: module {type(module).__name__} has no parameter '{name}'")
+        raise ArgumentValueError(
+            f"weight_norm: module {type(module).__name__} has no parameter '{name}'")
     if is_lazy(weight):
-        raise ValueError("The module passed to `WeightNorm` can't have uninitialized parameters. "
-                         "Make sure to run the dummy forward before applying weight normalization")
+        raise ArgumentValueError(
+            "The module passed to `WeightNorm` can't have uninitialized parameters. "
+            "Make sure to run the dummy forward before applying weight normalization")
     fn = WeightNorm(name, dim)
     del module._parameters[name]
     with no_grad():
@@ -87,4 +90,4 @@ def remove_weight_norm(module: Module, name: str = "weight") -> Module:
             del module._forward_pre_hooks[key]
             module._update_hooks_flag()
             return module
-    raise ValueError(f"weight_norm of '{name}' not found in {module}")
+    raise ArgumentValueError(f"weight_norm of '{name}' not found in {module}")

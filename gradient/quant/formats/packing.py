@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...errors import ShapeError
+from ...errors import ArgumentValueError, ShapeError
 
 __all__ = ["pack_words", "unpack_words", "packed_length"]
 
 
 def _check_bits(bits: int) -> None:
     if not 1 <= bits <= 8:
-        raise ValueError(f"packed checkpoints: codes of 1 to 8 bits are read, got {bits}")
+        raise ArgumentValueError(f"packed checkpoints: codes of 1 to 8 bits are read, got {bits}")
 
 
 def _straddles(bits: int, dense: bool) -> bool:
@@ -57,8 +57,9 @@ def pack_words(codes, bits: int, axis: int, order=None, dense: bool = True) -> n
     rows, count = c.shape
     if _straddles(bits, dense):
         if order is not None:
-            raise ValueError(f"pack_words: {bits}-bit codes straddle words; they have no order "
-                             f"within a word")
+            raise ArgumentValueError(
+                f"pack_words: {bits}-bit codes straddle words; they have no order "
+                f"within a word")
         words = _pack_stream(c, bits)
     else:
         per = 32 // bits
@@ -85,8 +86,9 @@ def unpack_words(words, bits: int, axis: int, order=None, dense: bool = True,
     length = w.shape[-1]
     if _straddles(bits, dense):
         if order is not None:
-            raise ValueError(f"unpack_words: {bits}-bit codes straddle words; they have no "
-                             f"order within a word")
+            raise ArgumentValueError(
+                f"unpack_words: {bits}-bit codes straddle words; they have no "
+                f"order within a word")
         c = _unpack_stream(w, bits)
         whole = length * 32 // bits
     else:

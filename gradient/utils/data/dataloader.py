@@ -27,6 +27,7 @@ from typing import Callable, Iterable
 from .collate import default_collate, default_convert
 from .dataset import Dataset, IterableDataset, Subset, TensorDataset
 from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
+from ...errors import ArgumentValueError
 
 __all__ = ["DataLoader", "get_worker_info"]
 
@@ -92,23 +93,25 @@ class DataLoader:
                  persistent_workers: bool = False, pin_memory_device: str = "",
                  in_order: bool = True) -> None:
         if num_workers < 0:
-            raise ValueError("num_workers option should be non-negative; "
-                             "use num_workers=0 to disable multiprocessing.")
+            raise ArgumentValueError("num_workers option should be non-negative; "
+                                     "use num_workers=0 to disable multiprocessing.")
         if timeout < 0:
-            raise ValueError("timeout option should be non-negative")
+            raise ArgumentValueError("timeout option should be non-negative")
         if num_workers == 0 and prefetch_factor is not None:
-            raise ValueError("prefetch_factor option could only be specified in multiprocessing."
-                             "let num_workers > 0 to enable multiprocessing, otherwise set "
-                             "prefetch_factor to None.")
+            raise ArgumentValueError(
+                "prefetch_factor option could only be specified in multiprocessing."
+                "let num_workers > 0 to enable multiprocessing, otherwise set "
+                "prefetch_factor to None.")
         if num_workers > 0 and prefetch_factor is None:
             prefetch_factor = 2
         elif prefetch_factor is not None and prefetch_factor < 0:
-            raise ValueError("prefetch_factor option should be non-negative")
+            raise ArgumentValueError("prefetch_factor option should be non-negative")
         if persistent_workers and num_workers == 0:
-            raise ValueError("persistent_workers option needs num_workers > 0")
+            raise ArgumentValueError("persistent_workers option needs num_workers > 0")
         if multiprocessing_context is not None and num_workers == 0:
-            raise ValueError("multiprocessing_context can only be used with multi-process "
-                             f"loading (num_workers > 0), but got num_workers={num_workers}")
+            raise ArgumentValueError(
+                "multiprocessing_context can only be used with multi-process "
+                f"loading (num_workers > 0), but got num_workers={num_workers}")
 
         self.dataset = dataset
         self.num_workers = num_workers
@@ -123,28 +126,33 @@ class DataLoader:
         if isinstance(dataset, IterableDataset):
             self._dataset_kind = "iterable"
             if shuffle not in {False, None}:
-                raise ValueError("DataLoader with IterableDataset: expected unspecified shuffle "
-                                 f"option, but got shuffle={shuffle}")
+                raise ArgumentValueError(
+                    "DataLoader with IterableDataset: expected unspecified shuffle "
+                    f"option, but got shuffle={shuffle}")
             if sampler is not None:
-                raise ValueError("DataLoader with IterableDataset: expected unspecified sampler "
-                                 f"option, but got sampler={sampler}")
+                raise ArgumentValueError(
+                    "DataLoader with IterableDataset: expected unspecified sampler "
+                    f"option, but got sampler={sampler}")
             if batch_sampler is not None:
-                raise ValueError("DataLoader with IterableDataset: expected unspecified "
-                                 f"batch_sampler option, but got batch_sampler={batch_sampler}")
+                raise ArgumentValueError(
+                    "DataLoader with IterableDataset: expected unspecified "
+                    f"batch_sampler option, but got batch_sampler={batch_sampler}")
         else:
             self._dataset_kind = "map"
             shuffle = bool(shuffle)
 
         if sampler is not None and shuffle:
-            raise ValueError("sampler option is mutually exclusive with shuffle")
+            raise ArgumentValueError("sampler option is mutually exclusive with shuffle")
         if batch_sampler is not None:
             if batch_size != 1 or shuffle or sampler is not None or drop_last:
-                raise ValueError("batch_sampler option is mutually exclusive with batch_size, "
-                                 "shuffle, sampler, and drop_last")
+                raise ArgumentValueError(
+                    "batch_sampler option is mutually exclusive with batch_size, "
+                    "shuffle, sampler, and drop_last")
             batch_size, drop_last = None, False
         elif batch_size is None and drop_last:
-            raise ValueError("batch_size=None option disables auto-batching and is mutually "
-                             "exclusive with drop_last")
+            raise ArgumentValueError(
+                "batch_size=None option disables auto-batching and is mutually "
+                "exclusive with drop_last")
 
         if sampler is None:
             if self._dataset_kind == "iterable":
@@ -177,8 +185,8 @@ class DataLoader:
         # as in PyTorch: these decide the batches, so they are fixed once the loader exists
         if self._initialized and name in ("batch_size", "batch_sampler", "sampler", "drop_last",
                                           "dataset", "persistent_workers"):
-            raise ValueError(f"{name} attribute should not be set after "
-                             f"{type(self).__name__} is initialized")
+            raise ArgumentValueError(f"{name} attribute should not be set after "
+                                     f"{type(self).__name__} is initialized")
         super().__setattr__(name, value)
 
     @property

@@ -20,7 +20,7 @@ import math
 import warnings
 from typing import Generic, Iterable, Sequence, TypeVar
 
-from ...errors import ShapeError
+from ...errors import ArgumentValueError, ShapeError
 from ...ops.creation import randperm
 from ...tensor import Tensor
 
@@ -94,7 +94,7 @@ class TensorDataset(Dataset):
 
     def __init__(self, *tensors: Tensor) -> None:
         if not tensors:
-            raise ValueError("TensorDataset: expected at least one tensor, got none")
+            raise ArgumentValueError("TensorDataset: expected at least one tensor, got none")
         sizes = []
         for i, t in enumerate(tensors):
             shape = getattr(t, "shape", None)
@@ -137,16 +137,17 @@ class StackDataset(Dataset):
     def __init__(self, *args: Dataset, **kwargs: Dataset) -> None:
         if args:
             if kwargs:
-                raise ValueError("Supported either ``tuple``- (via ``args``) or``dict``- (via "
-                                 "``kwargs``) like input/output, but both types are given.")
+                raise ArgumentValueError(
+                    "Supported either ``tuple``- (via ``args``) or``dict``- (via "
+                    "``kwargs``) like input/output, but both types are given.")
             datasets = args
         elif kwargs:
             datasets = tuple(kwargs.values())
         else:
-            raise ValueError("At least one dataset should be passed")
+            raise ArgumentValueError("At least one dataset should be passed")
         lengths = [len(d) for d in datasets]
         if any(n != lengths[0] for n in lengths):
-            raise ValueError(f"Size mismatch between datasets: lengths {lengths}")
+            raise ArgumentValueError(f"Size mismatch between datasets: lengths {lengths}")
         self._length = lengths[0]
         self.datasets = args if args else kwargs
 
@@ -173,7 +174,7 @@ class ConcatDataset(Dataset[T_co]):
     def __init__(self, datasets: Iterable[Dataset]) -> None:
         self.datasets = list(datasets)
         if not self.datasets:
-            raise ValueError("ConcatDataset: datasets should not be an empty iterable")
+            raise ArgumentValueError("ConcatDataset: datasets should not be an empty iterable")
         for d in self.datasets:
             if isinstance(d, IterableDataset):
                 raise TypeError("ConcatDataset does not support IterableDataset; "
@@ -186,7 +187,8 @@ class ConcatDataset(Dataset[T_co]):
     def __getitem__(self, idx):
         if idx < 0:
             if -idx > len(self):
-                raise ValueError("absolute value of index should not exceed dataset length")
+                raise ArgumentValueError(
+                    "absolute value of index should not exceed dataset length")
             idx = len(self) + idx
         which = bisect.bisect_right(self.cumulative_sizes, idx)
         start = self.cumulative_sizes[which - 1] if which > 0 else 0
@@ -279,7 +281,7 @@ def random_split(dataset: Dataset[T], lengths: Sequence[int | float],
         sizes = []
         for i, frac in enumerate(lengths):
             if frac < 0 or frac > 1:
-                raise ValueError(f"Fraction at index {i} is not between 0 and 1")
+                raise ArgumentValueError(f"Fraction at index {i} is not between 0 and 1")
             sizes.append(int(math.floor(n * frac)))
         for i in range(n - sum(sizes)):  # the remainder, round robin
             sizes[i % len(sizes)] += 1
@@ -289,12 +291,14 @@ def random_split(dataset: Dataset[T], lengths: Sequence[int | float],
                 warnings.warn(f"Length of split at index {i} is 0. "
                               "This might result in an empty dataset.", stacklevel=2)
     if sum(lengths) != len(dataset):
-        raise ValueError("Sum of input lengths does not equal the length of the input dataset! "
-                         f"(lengths {lengths} sum to {sum(lengths)}, the dataset has "
-                         f"{len(dataset)} samples)")
+        raise ArgumentValueError(
+            "Sum of input lengths does not equal the length of the input dataset! "
+            f"(lengths {lengths} sum to {sum(lengths)}, the dataset has "
+            f"{len(dataset)} samples)")
     if any(int(n) != n or n < 0 for n in lengths):
-        raise ValueError(f"random_split: lengths must be non-negative integers or fractions "
-                         f"summing to 1, got {lengths}")
+        raise ArgumentValueError(
+            f"random_split: lengths must be non-negative integers or fractions "
+            f"summing to 1, got {lengths}")
     lengths = [int(n) for n in lengths]
     indices = randperm(sum(lengths), generator=generator).tolist()
     return [Subset(dataset, indices[end - size:end])

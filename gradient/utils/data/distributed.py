@@ -30,6 +30,7 @@ from typing import Iterator
 
 from ...ops.creation import Generator, randperm
 from .sampler import Sampler
+from ...errors import ArgumentValueError
 
 __all__ = ["DistributedSampler"]
 
@@ -56,8 +57,8 @@ class DistributedSampler(Sampler[int]):
         if rank is None:
             rank = int(os.environ.get("RANK", 0))
         if rank >= num_replicas or rank < 0:
-            raise ValueError(f"Invalid rank {rank}, rank should be in the interval "
-                             f"[0, {num_replicas - 1}]")
+            raise ArgumentValueError(f"Invalid rank {rank}, rank should be in the interval "
+                                     f"[0, {num_replicas - 1}]")
         self.dataset = dataset
         self.num_replicas = num_replicas
         self.rank = rank

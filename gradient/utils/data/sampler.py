@@ -18,6 +18,7 @@ from typing import Generic, Iterable, Iterator, Sequence, TypeVar
 from ...dtypes import float64, int64
 from ...ops.creation import Generator, as_tensor, randint, randperm
 from ...ops.index import multinomial
+from ...errors import ArgumentValueError
 
 __all__ = ["Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler",
            "WeightedRandomSampler", "BatchSampler"]
@@ -100,8 +101,8 @@ class RandomSampler(Sampler[int]):
             raise TypeError(f"replacement should be a boolean value, but got "
                             f"replacement={self.replacement}")
         if not isinstance(self.num_samples, int) or self.num_samples <= 0:
-            raise ValueError(f"num_samples should be a positive integer value, but got "
-                             f"num_samples={self.num_samples}")
+            raise ArgumentValueError(f"num_samples should be a positive integer value, but got "
+                                     f"num_samples={self.num_samples}")
 
     @property
     def num_samples(self) -> int:
@@ -163,15 +164,16 @@ class WeightedRandomSampler(Sampler[int]):
     def __init__(self, weights: Sequence[float], num_samples: int, replacement: bool = True,
                  generator: Generator | None = None) -> None:
         if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples <= 0:
-            raise ValueError(f"num_samples should be a positive integer value, but got "
-                             f"num_samples={num_samples}")
+            raise ArgumentValueError(f"num_samples should be a positive integer value, but got "
+                                     f"num_samples={num_samples}")
         if not isinstance(replacement, bool):
-            raise ValueError(f"replacement should be a boolean value, but got "
-                             f"replacement={replacement}")
+            raise ArgumentValueError(f"replacement should be a boolean value, but got "
+                                     f"replacement={replacement}")
         weights = as_tensor(weights, dtype=float64)
         if weights.ndim != 1:
-            raise ValueError(f"weights should be a 1d sequence but given weights have shape "
-                             f"{tuple(weights.shape)}")
+            raise ArgumentValueError(
+                f"weights should be a 1d sequence but given weights have shape "
+                f"{tuple(weights.shape)}")
         self.weights = weights
         self.num_samples = num_samples
         self.replacement = replacement
@@ -199,10 +201,11 @@ class BatchSampler(Sampler[list]):
     def __init__(self, sampler: Sampler[int] | Iterable[int], batch_size: int,
                  drop_last: bool) -> None:
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
-            raise ValueError(f"batch_size should be a positive integer value, but got "
-                             f"batch_size={batch_size}")
+            raise ArgumentValueError(f"batch_size should be a positive integer value, but got "
+                                     f"batch_size={batch_size}")
         if not isinstance(drop_last, bool):
-            raise ValueError(f"drop_last should be a boolean value, but got drop_last={drop_last}")
+            raise ArgumentValueError(
+                f"drop_last should be a boolean value, but got drop_last={drop_last}")
         self.sampler = sampler
         self.batch_size = batch_size
         self.drop_last = drop_last

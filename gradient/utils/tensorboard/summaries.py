@@ -22,6 +22,7 @@ from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
 from tensorboard.plugins.text.plugin_data_pb2 import TextPluginData
 
 from ...tensor import Tensor
+from ...errors import ArgumentValueError
 
 __all__ = ["scalar", "histogram", "histogram_raw", "image", "text", "hparams",
            "as_numpy", "default_bins", "figure_to_image"]
@@ -41,8 +42,8 @@ def scalar(tag: str, value, new_style: bool = False, double_precision: bool = Fa
     """One number (a 0-d or one-element tensor, array or Python number)."""
     array = as_numpy(value).squeeze()
     if array.ndim != 0:
-        raise ValueError(f"add_scalar: expected one number for {tag!r}, got shape "
-                         f"{tuple(array.shape)}")
+        raise ArgumentValueError(f"add_scalar: expected one number for {tag!r}, got shape "
+                                 f"{tuple(array.shape)}")
     number = float(array)
     if not new_style:
         return Summary(value=[Summary.Value(tag=tag, simple_value=number)])
@@ -68,7 +69,7 @@ def histogram(tag: str, values, bins, max_bins: int | None = None) -> Summary:
     the last non-empty one."""
     values = as_numpy(values).astype(float).reshape(-1)
     if values.size == 0:
-        raise ValueError(f"add_histogram: {tag!r} has no values")
+        raise ArgumentValueError(f"add_histogram: {tag!r} has no values")
     counts, edges = np.histogram(values, bins=bins)
     if max_bins is not None and len(counts) > max_bins:
         step = len(counts) // max_bins
@@ -115,9 +116,10 @@ def image(tag: str, picture, dataformats: str = "CHW", rescale: float = 1) -> Su
 def _to_hwc(array: np.ndarray, dataformats: str) -> np.ndarray:
     form = dataformats.upper()
     if len(set(form)) != len(form) or set(form) - set("NCHW") or array.ndim != len(form):
-        raise ValueError(f"add_image: dataformats {dataformats!r} does not name the "
-                         f"{array.ndim} axes of an image of shape {tuple(array.shape)} (use "
-                         f"'CHW', 'HWC', 'HW', or 'NCHW' ... for several images)")
+        raise ArgumentValueError(
+            f"add_image: dataformats {dataformats!r} does not name the "
+            f"{array.ndim} axes of an image of shape {tuple(array.shape)} (use "
+            f"'CHW', 'HWC', 'HW', or 'NCHW' ... for several images)")
     if len(form) == 4:
         return _grid(array.transpose([form.index(c) for c in "NCHW"])).transpose(1, 2, 0)
     if len(form) == 2:
@@ -131,7 +133,7 @@ def _grid(images: np.ndarray, columns: int = 8) -> np.ndarray:
     if images.shape[1] == 1:
         images = np.concatenate([images] * 3, axis=1)
     if images.shape[1] != 3:
-        raise ValueError(f"add_images: expected 1 or 3 channels, got {images.shape[1]}")
+        raise ArgumentValueError(f"add_images: expected 1 or 3 channels, got {images.shape[1]}")
     n, _, h, w = images.shape
     columns = min(n, columns)
     rows = -(-n // columns)
@@ -205,9 +207,10 @@ def hparams(hparam_dict: dict, metric_dict: dict, domains: dict | None = None) -
         elif isinstance(value, str):
             field, kind = "string_value", "DATA_TYPE_STRING"
         else:
-            raise ValueError(f"add_hparams: {name!r} is a {type(value).__name__}; a "
-                             f"hyperparameter is a number, a string, a bool or a one-element "
-                             f"tensor")
+            raise ArgumentValueError(
+                f"add_hparams: {name!r} is a {type(value).__name__}; a "
+                f"hyperparameter is a number, a string, a bool or a one-element "
+                f"tensor")
         setattr(start.hparams[name], field, value)
         domain = None
         if name in domains:

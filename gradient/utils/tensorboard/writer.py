@@ -23,6 +23,7 @@ from tensorboard.compat.proto.event_pb2 import Event, SessionLog
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from . import summaries
+from ...errors import ArgumentValueError
 
 __all__ = ["SummaryWriter", "FileWriter"]
 
@@ -130,8 +131,9 @@ class SummaryWriter:
                           walltime=None) -> None:
         """A histogram whose statistics and buckets were computed elsewhere."""
         if len(bucket_limits) != len(bucket_counts):
-            raise ValueError("add_histogram_raw: bucket_limits and bucket_counts must be as "
-                             "long as each other")
+            raise ArgumentValueError(
+                "add_histogram_raw: bucket_limits and bucket_counts must be as "
+                "long as each other")
         self._get_file_writer().add_summary(
             summaries.histogram_raw(tag, min, max, num, sum, sum_squares, bucket_limits,
                                     bucket_counts), global_step, walltime)

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import shaders
 from .memory import MAXD, WGSL, GPUArray, broadcast_strides, operands_meta, pad, view_of
+from ....errors import ArgumentValueError
 
 __all__ = ["elementwise", "copy", "contiguous", "where", "cast", "full", "write_into",
            "value_apart", "writable", "concatenate", "pad_constant", "reduce", "matmul",
@@ -30,7 +31,7 @@ def elementwise(gpu, expression: str, a: GPUArray, b: GPUArray, dtype=None) -> G
     dtype = a.dtype if dtype is None else np.dtype(dtype)
     shape = np.broadcast_shapes(a.shape, b.shape)
     if len(shape) > MAXD:
-        raise ValueError(f"a shader takes at most {MAXD} dimensions, not {len(shape)}")
+        raise ArgumentValueError(f"a shader takes at most {MAXD} dimensions, not {len(shape)}")
     out = gpu.new(shape, dtype)
     if out.size:
         source = shaders.elementwise(expression, WGSL[a.dtype], WGSL[b.dtype], WGSL[dtype])
@@ -150,7 +151,7 @@ def matmul(gpu, a: GPUArray, b: GPUArray) -> GPUArray:
     b_shape, b_str = (b.shape + (1,), b.elements + (0,)) if b.ndim == 1 else (b.shape, b.elements)
     m, k, n = a_shape[-2], a_shape[-1], b_shape[-1]
     if b_shape[-2] != k:
-        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align")
+        raise ArgumentValueError(f"matmul: shapes {a.shape} and {b.shape} do not align")
     batch = np.broadcast_shapes(a_shape[:-2], b_shape[:-2])
     shape = batch + ((m,) if a.ndim > 1 else ()) + ((n,) if b.ndim > 1 else ())
     out = gpu.new(shape, a.dtype)

@@ -1,0 +1,49 @@
+"""gradient raises its own error classes (gradient/errors.py), each a subclass of the built-in
+one a Python user catches and, where PyTorch raises RuntimeError, of that too."""
+
+import ast
+import pathlib
+import pickle
+
+import pytest
+import torch
+
+import gradient
+from gradient.errors import ArgumentValueError, GradientError
+
+PACKAGE = pathlib.Path(gradient.__file__).parent
+
+
+def _bare_raises(name: str) -> list:
+    """``path:line`` of every ``raise name(...)`` in gradient's own source."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)
+                    and isinstance(node.exc.func, ast.Name) and node.exc.func.id == name):
+                found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
+    return found
+
+
+def test_no_bare_value_error_is_raised():
+    # a caller catching gradient.GradientError catches every refusal of a bad value
+    assert _bare_raises("ValueError") == []
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: m.normal(0.0, -1.0, (2,)),
+    lambda m: m.bernoulli(m.full((2,), 1.5)),
+    lambda m: m.ones(3).div(2, rounding_mode="nearest"),
+    lambda m: m.randint(5, 5, (2,)),
+    lambda m: m.multinomial(m.ones(4), 0),
+])
+def test_bad_values_raise_gradient_errors_where_pytorch_raises_runtime_errors(call):
+    with pytest.raises(RuntimeError):
+        call(torch)
+    with pytest.raises(ArgumentValueError) as caught:
+        call(gradient)
+    error = caught.value
+    assert isinstance(error, GradientError) and isinstance(error, ValueError) \
+        and isinstance(error, RuntimeError)
+    again = pickle.loads(pickle.dumps(error))      # (a rank's or a plugin's error travels)
+    assert type(again) is ArgumentValueError and str(again) == str(error)
