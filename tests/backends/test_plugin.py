@@ -197,6 +197,19 @@ def test_a_failed_primitive_raises_at_the_next_synchronisation():
     np.testing.assert_array_equal(b.to_numpy(a), np.ones((3, 4)))   # the plugin goes on
 
 
+def test_a_plugins_failure_is_named_by_its_built_in_class():
+    # the protocol's "type" is a built-in exception's name, which the client raises too:
+    # gradient's own classes go as the built-in one they are (a ShapeError was sent as
+    # "ShapeError", and the client raised a bare PluginError)
+    from gradient.backends.plugin.reference import _builtin_name
+    from gradient.errors import ArgumentValueError, DTypeError, ShapeError
+    assert _builtin_name(ArgumentValueError("x")) == "ValueError"
+    assert _builtin_name(ShapeError("x")) == "ValueError"
+    assert _builtin_name(DTypeError("x")) == "TypeError"
+    assert _builtin_name(ZeroDivisionError("x")) == "ZeroDivisionError"
+    assert _builtin_name(KeyError("x")) == "KeyError"
+
+
 def test_integer_division_by_zero_is_still_a_zero_division_error():
     x = gradient.tensor([1, 2], device=REF)
     with pytest.raises(ZeroDivisionError):

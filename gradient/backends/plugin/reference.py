@@ -210,13 +210,15 @@ class ReferencePlugin:
         try:
             return self.arrays[handle]
         except KeyError:
-            raise ArgumentValueError(f"no array has the handle {handle} (freed, or never made)") from None
+            raise ArgumentValueError(
+                f"no array has the handle {handle} (freed, or never made)") from None
 
     def _store(self, request, results) -> None:
         outs = request.get("out", ())
         if len(outs) != len(results):
-            raise ArgumentValueError(f"{request.get('op')} makes {len(results)} arrays, the request "
-                             f"names {len(outs)}")
+            raise ArgumentValueError(
+                f"{request.get('op')} makes {len(results)} arrays, the request "
+                f"names {len(outs)}")
         for h, r in zip(outs, results):
             self.arrays[h] = r
 
@@ -242,8 +244,15 @@ class ReferencePlugin:
             if hasattr(a, "shape") and hasattr(a, "dtype"):
                 shapes.append(list(a.shape))
                 dtypes.append(dtype_name(a.dtype))
-        self.error = {"request": request.get("id"), "op": op, "type": type(exc).__name__,
+        self.error = {"request": request.get("id"), "op": op, "type": _builtin_name(exc),
                       "message": str(exc), "shapes": shapes, "dtypes": dtypes}
+
+
+def _builtin_name(exc: BaseException) -> str:
+    """The protocol's ``type`` of a failure: the name of the first built-in exception class
+    ``exc`` is an instance of (a ShapeError or an ArgumentValueError is a ``ValueError``), so
+    that the client raises that class too."""
+    return next(c.__name__ for c in type(exc).__mro__ if c.__module__ == "builtins")
 
 
 class _Requests(FrameReader):
