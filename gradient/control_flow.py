@@ -13,7 +13,7 @@ Example::
 from __future__ import annotations
 
 from .tensor import Tensor
-from .errors import ArgumentValueError
+from .errors import ArgumentTypeError, ArgumentValueError
 
 __all__ = ["cond", "while_loop"]
 
@@ -26,8 +26,9 @@ def _truth(pred, fn: str) -> bool:
                 f"a tensor of shape {tuple(pred.shape)}")
         return bool(pred.item())
     if not isinstance(pred, bool):
-        raise TypeError(f"{fn}: expected pred to be a bool or a single-element tensor, got "
-                        f"{type(pred).__name__}")
+        raise ArgumentTypeError(
+            f"{fn}: expected pred to be a bool or a single-element tensor, got "
+            f"{type(pred).__name__}")
     return pred
 
 

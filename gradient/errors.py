@@ -23,8 +23,8 @@ class DTypeError(GradientError, TypeError, RuntimeError):
 
 
 class ArgumentTypeError(GradientError, TypeError):
-    """An argument of the wrong type where the message names it: ``abs(): argument 'input'
-    (position 1) must be a Tensor, not NoneType``, as PyTorch words it."""
+    """An argument of the wrong type: ``abs(): argument 'input' (position 1) must be a
+    Tensor, not NoneType``, as PyTorch words it; ``topk: k must be an integer, got 'a'``."""
 
 
 class ArgumentValueError(GradientError, ValueError, RuntimeError):

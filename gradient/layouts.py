@@ -22,7 +22,7 @@ Example::
 
 from __future__ import annotations
 
-from .errors import ShapeError
+from .errors import ArgumentTypeError, ShapeError
 
 __all__ = ["layout", "strided", "sparse_coo", "sparse_csr", "is_sparse", "memory_format", "contiguous_format", "channels_last", "channels_last_3d",
            "preserve_format", "axis_order", "dense_strides", "in_layout", "strides_of",
@@ -89,8 +89,8 @@ def axis_order(fmt: memory_format | None, ndim: int, what: str = "memory_format"
     if fmt is None or fmt is contiguous_format:
         return tuple(range(ndim))
     if not isinstance(fmt, memory_format) or fmt is preserve_format:
-        raise TypeError(f"{what}: expected gradient.contiguous_format, channels_last or "
-                        f"channels_last_3d, got {fmt!r}")
+        raise ArgumentTypeError(f"{what}: expected gradient.contiguous_format, channels_last or "
+                                f"channels_last_3d, got {fmt!r}")
     rank = _CHANNELS_LAST_RANK[fmt]
     if ndim != rank:
         raise ShapeError(f"{what}: required rank {rank} tensor to use {fmt.name} format, got "

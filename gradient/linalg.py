@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 
 from .dtypes import as_dtype
-from .errors import ArgumentValueError, DTypeError, ShapeError
+from .errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError
 from .ops import elementwise as _elementwise
 from .ops import reduce as _reduce
 from .ops.linalg import matmul
@@ -63,7 +63,7 @@ __all__ = ["vector_norm", "matrix_norm", "norm", "cond", "matmul", "vecdot", "di
 
 def _floating(fn: str, x, dtype) -> Tensor:
     if not isinstance(x, Tensor):
-        raise TypeError(f"{fn}: expected a Tensor, got {type(x).__name__}")
+        raise ArgumentTypeError(f"{fn}: expected a Tensor, got {type(x).__name__}")
     if dtype is not None:
         x = x.to(as_dtype(dtype))
     if not x.dtype.is_floating_point:
@@ -81,8 +81,9 @@ def vector_norm(x: Tensor, ord=2, dim=None, keepdim: bool = False, *, dtype=None
     """
     x = _floating("linalg.vector_norm", x, dtype)
     if isinstance(ord, str) or isinstance(ord, bool):
-        raise TypeError(f"linalg.vector_norm: ord must be a number (or inf, -inf), got {ord!r}; "
-                        "use linalg.matrix_norm for 'fro' and 'nuc'")
+        raise ArgumentTypeError(
+            f"linalg.vector_norm: ord must be a number (or inf, -inf), got {ord!r}; "
+            "use linalg.matrix_norm for 'fro' and 'nuc'")
     return _reduce.norm(x, float(ord), dim, keepdim)
 
 

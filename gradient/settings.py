@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from . import device as _device_module
 from .device import as_device
-from .errors import ArgumentValueError
+from .errors import ArgumentTypeError, ArgumentValueError
 
 __all__ = ["set_default_device", "get_default_device", "use_deterministic_algorithms",
            "are_deterministic_algorithms_enabled", "is_deterministic_algorithms_warn_only_enabled",
@@ -47,7 +47,8 @@ def use_deterministic_algorithms(mode: bool, *, warn_only: bool = False) -> None
     """Ask for deterministic algorithms. Recorded only: gradient's CPU ops are deterministic
     (see the module docstring). Example: ``gradient.use_deterministic_algorithms(True)``."""
     if not isinstance(mode, bool):
-        raise TypeError(f"use_deterministic_algorithms expects a bool, but got {type(mode).__name__}")
+        raise ArgumentTypeError(
+            f"use_deterministic_algorithms expects a bool, but got {type(mode).__name__}")
     _deterministic["mode"], _deterministic["warn_only"] = mode, bool(warn_only)
 
 

@@ -27,6 +27,7 @@ from .device import as_device, device
 from .dtypes import DType, as_dtype, from_numpy_dtype, promote_types
 from .errors import ArgumentValueError, AutogradError, DeviceError, DTypeError, ShapeError
 from . import layouts as _layouts
+from .errors import ArgumentTypeError
 
 __all__ = ["Tensor", "Size"]
 
@@ -91,8 +92,9 @@ class Tensor:
         elif len(data) == 1:
             data = data[0]
         else:
-            raise TypeError(f"Tensor(): expected one sequence of values or integer sizes, got "
-                            f"{len(data)} arguments ({', '.join(type(d).__name__ for d in data)})")
+            raise ArgumentTypeError(
+                f"Tensor(): expected one sequence of values or integer sizes, got "
+                f"{len(data)} arguments ({', '.join(type(d).__name__ for d in data)})")
         data = _as_array(data, dtype, backend)
         self._init(data, False, backend)
         self.requires_grad_(requires_grad)
@@ -384,7 +386,7 @@ class Tensor:
 
     def __index__(self) -> int:
         if self.dtype.is_floating_point or self._data.size != 1:
-            raise TypeError("only one-element integer tensors can be used as an index")
+            raise ArgumentTypeError("only one-element integer tensors can be used as an index")
         return int(self.item())
 
     def __bool__(self) -> bool:
@@ -395,12 +397,12 @@ class Tensor:
 
     def __len__(self) -> int:
         if self.ndim == 0:
-            raise TypeError("len() of a 0-d tensor")
+            raise ArgumentTypeError("len() of a 0-d tensor")
         return self._data.shape[0]
 
     def __iter__(self):
         if self.ndim == 0:
-            raise TypeError("iteration over a 0-d tensor")
+            raise ArgumentTypeError("iteration over a 0-d tensor")
         return iter(_ops.unbind(self, 0))
 
     __hash__ = object.__hash__
@@ -519,7 +521,7 @@ class Tensor:
         copy = kwargs.pop("copy", False)
         layout = kwargs.pop("memory_format", None)
         if kwargs:
-            raise TypeError(f"to(): unexpected arguments {sorted(kwargs)}")
+            raise ArgumentTypeError(f"to(): unexpected arguments {sorted(kwargs)}")
         for a in args:
             if isinstance(a, Tensor):
                 dtype, dev = a.dtype, a.device

@@ -25,9 +25,10 @@ def _bare_raises(name: str) -> list:
     return found
 
 
-def test_no_bare_value_error_is_raised():
-    # a caller catching gradient.GradientError catches every refusal of a bad value
-    assert _bare_raises("ValueError") == []
+@pytest.mark.parametrize("name", ["ValueError", "TypeError"])
+def test_no_bare_value_or_type_error_is_raised(name):
+    # a caller catching gradient.GradientError catches every refusal of a bad argument
+    assert _bare_raises(name) == []
 
 
 @pytest.mark.parametrize("call", [

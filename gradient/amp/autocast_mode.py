@@ -40,7 +40,7 @@ import warnings
 from ..autograd import autocast_state as _state
 from ..backends import get_backend
 from ..dtypes import DType, as_dtype
-from ..errors import ArgumentValueError, DeviceError, DTypeError
+from ..errors import ArgumentTypeError, ArgumentValueError, DeviceError, DTypeError
 
 __all__ = ["autocast", "is_autocast_enabled", "get_autocast_dtype", "set_autocast_enabled",
            "set_autocast_dtype", "get_autocast_cpu_dtype", "get_autocast_gpu_dtype",
@@ -211,10 +211,11 @@ class autocast:
 
     def __call__(self, func):
         if not callable(func):
-            raise TypeError(f"autocast()(func) requires a callable, but got {type(func).__name__}. "
-                            "Did you mean to use autocast as a context manager? For example:\n"
-                            "    with gradient.amp.autocast(device_type='cpu'):\n"
-                            "        output = model(input)")
+            raise ArgumentTypeError(
+                f"autocast()(func) requires a callable, but got {type(func).__name__}. "
+                "Did you mean to use autocast as a context manager? For example:\n"
+                "    with gradient.amp.autocast(device_type='cpu'):\n"
+                "        output = model(input)")
 
         # a fresh region per call, so the decorated function may recurse or run in several threads
         # (PyTorch reuses one object; its warnings are given once, here at decoration time)

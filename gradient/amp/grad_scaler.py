@@ -30,7 +30,7 @@ import numpy as np
 from ..autograd.grad_mode import no_grad
 from ..backends import get_backend
 from ..dtypes import bfloat16, float16, float32, result_type
-from ..errors import DeviceError, GradientError
+from ..errors import ArgumentTypeError, DeviceError, GradientError
 from ..ops.creation import tensor
 from ..ops.elementwise import isfinite
 from ..tensor import Tensor
@@ -250,8 +250,9 @@ class GradScaler:
             for group in optimizer.param_groups:
                 for param in group["params"]:
                     if not isinstance(param, Tensor):
-                        raise TypeError(f"GradScaler: expected the optimizer's params to be Tensors, "
-                                        f"got {type(param).__name__}")
+                        raise ArgumentTypeError(
+                            f"GradScaler: expected the optimizer's params to be Tensors, "
+                            f"got {type(param).__name__}")
                     g = param.grad
                     if g is None:
                         continue

@@ -37,7 +37,7 @@ importing autograd).
 
 from __future__ import annotations
 
-from ..errors import ArgumentValueError, AutogradError, ShapeError
+from ..errors import ArgumentTypeError, ArgumentValueError, AutogradError, ShapeError
 from . import function, grad_mode
 from .engine import grad as _autograd_grad
 
@@ -53,9 +53,10 @@ def _as_tuple(value, what: str, fn: str):
     for i, item in enumerate(items):
         if not isinstance(item, Tensor):
             where = f"the value at index {i}" if was_tuple else f"the given {what}"
-            raise TypeError(f"The {what} given to {fn} must be either a Tensor or a tuple of Tensors "
-                            f"but {where} has type {type(item)}. Pass a gradient.Tensor (or a tuple "
-                            "of them; a list is not accepted).")
+            raise ArgumentTypeError(
+                f"The {what} given to {fn} must be either a Tensor or a tuple of Tensors "
+                f"but {where} has type {type(item)}. Pass a gradient.Tensor (or a tuple "
+                "of them; a list is not accepted).")
     return was_tuple, items
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import AutogradError
+from ..errors import ArgumentTypeError, AutogradError
 
 
 class GradcheckError(AutogradError):
@@ -99,7 +99,7 @@ def _check_options(name: str, options: dict) -> None:
                 raise GradcheckError(f"{name}: {key}=True is not supported (gradient has no "
                                      "forward-mode AD or vmap); leave it False")
         elif key not in _ACCEPTED:
-            raise TypeError(f"{name}() got an unexpected keyword argument {key!r}")
+            raise ArgumentTypeError(f"{name}() got an unexpected keyword argument {key!r}")
 
 
 def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import warnings
 
 from ..tensor import Tensor
+from ..errors import ArgumentTypeError
 
 __all__ = ["Variable"]
 
@@ -24,8 +25,9 @@ __all__ = ["Variable"]
 class _VariableType(type):
     def __call__(cls, data, requires_grad: bool = False, volatile: bool = False):
         if not isinstance(data, Tensor):
-            raise TypeError(f"Variable(data): expected a tensor, got {type(data).__name__}; "
-                            f"make one with gradient.tensor(data)")
+            raise ArgumentTypeError(
+                f"Variable(data): expected a tensor, got {type(data).__name__}; "
+                f"make one with gradient.tensor(data)")
         if volatile:
             warnings.warn("volatile has no effect, as in PyTorch since 0.4: use "
                           "'with gradient.no_grad():' instead", UserWarning, stacklevel=2)

@@ -27,6 +27,7 @@ import tempfile
 import time
 
 from ..backends import cpu_compile
+from ..errors import ArgumentTypeError
 
 __all__ = ["SWITCH", "enabled", "cached", "declined", "RECHECK_SECONDS", "Pending",
            "StillCompiling", "compiling", "wait"]
@@ -97,7 +98,7 @@ class Pending:
                 self._log.seek(0)
                 last = (self._log.read().decode(errors="replace").strip().splitlines()
                         or [f"exit status {status}"])[-1]
-                raise TypeError(f"compiling the loop in a child process failed: {last}")
+                raise ArgumentTypeError(f"compiling the loop in a child process failed: {last}")
             self._function = self._compile(self._dispatcher, self._types)
         return self._function(*args)
 

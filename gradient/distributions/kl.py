@@ -30,7 +30,7 @@ from .normal import Normal
 from .poisson import Poisson
 from .uniform import Uniform
 from .utils import softplus, sum_rightmost
-from ..errors import ArgumentValueError
+from ..errors import ArgumentTypeError, ArgumentValueError
 
 __all__ = ["register_kl", "kl_divergence"]
 
@@ -46,7 +46,8 @@ def register_kl(type_p, type_q):
         def _kl_mine_normal(p, q): ...
     """
     if not (isinstance(type_p, type) and isinstance(type_q, type)):
-        raise TypeError(f"register_kl: expected two classes, got {type_p!r} and {type_q!r}")
+        raise ArgumentTypeError(
+            f"register_kl: expected two classes, got {type_p!r} and {type_q!r}")
 
     def decorator(fn):
         _KL_REGISTRY[type_p, type_q] = fn

@@ -11,7 +11,7 @@ from ..ops import special as _special
 from ..ops.shape import broadcast_tensors
 from ..ops.reduce import logsumexp, sum as _sum
 from ..tensor import Tensor
-from ..errors import ArgumentValueError
+from ..errors import ArgumentTypeError, ArgumentValueError
 
 
 def probs_or_logits(name: str, probs, logits) -> tuple[str, object]:
@@ -47,7 +47,8 @@ def broadcast_all(*values):
     if len(tensors) < len(values):
         for v in values:
             if not isinstance(v, (Tensor, numbers.Number)):
-                raise TypeError(f"expected tensors or numbers as parameters, got {type(v).__name__}")
+                raise ArgumentTypeError(
+                    f"expected tensors or numbers as parameters, got {type(v).__name__}")
         like = tensors[0] if tensors else None
         dtype = like.dtype if like is not None else dtypes.get_default_dtype()
         device = like.device if like is not None else None

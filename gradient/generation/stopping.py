@@ -25,7 +25,7 @@ from typing import Iterable
 
 import numpy as np
 
-from ..errors import GenerationError
+from ..errors import ArgumentTypeError, GenerationError
 
 __all__ = ["StopStrings", "as_tokenizer"]
 
@@ -47,8 +47,9 @@ def as_tokenizer(tokenizer):
         return tokenizer
     if callable(tokenizer):
         return _DecodeFunction(tokenizer)
-    raise TypeError(f"expected a tokenizer with a decode(ids) method, or a decode(ids) -> str "
-                    f"function, got {type(tokenizer).__name__}")
+    raise ArgumentTypeError(
+        f"expected a tokenizer with a decode(ids) method, or a decode(ids) -> str "
+        f"function, got {type(tokenizer).__name__}")
 
 
 class StopStrings:

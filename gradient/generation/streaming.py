@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from ..errors import GenerationError, ShapeError
+from ..errors import ArgumentTypeError, GenerationError, ShapeError
 from ..tokenizers.streaming import IncrementalDecoder
 from .generate import TokenStream
 from .stopping import as_tokenizer
@@ -23,8 +23,9 @@ __all__ = ["stream"]
 
 def _encode(tokenizer, text: str) -> list[int]:
     if not hasattr(tokenizer, "encode"):
-        raise TypeError("stream: a text prompt needs a tokenizer with encode(text); with only a "
-                        "decode function, pass the prompt as token ids")
+        raise ArgumentTypeError(
+            "stream: a text prompt needs a tokenizer with encode(text); with only a "
+            "decode function, pass the prompt as token ids")
     encoded = tokenizer.encode(text)
     return list(getattr(encoded, "ids", encoded))  # tokenizers.Encoding or a list of ids
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..device import as_device, device as _device
 from ..dtypes import DType, as_dtype, from_numpy_dtype
-from ..errors import ArgumentValueError, DTypeError, FileFormatError
+from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, FileFormatError
 from ..tensor import Tensor
 from .safetensors import SafetensorsReader, write_safetensors
 
@@ -115,8 +115,9 @@ class _Encoder:
                     items = []
                     for key, value in obj.items():
                         if not _is_key(key):
-                            raise TypeError(f"save: {where} has a key {key!r} of type {type(key).__name__}; "
-                                            "dict keys in checkpoints must be str, int, float, bool or None")
+                            raise ArgumentTypeError(
+                                f"save: {where} has a key {key!r} of type {type(key).__name__}; "
+                                "dict keys in checkpoints must be str, int, float, bool or None")
                         items.append([key, self.encode(value, f"{where}[{key!r}]", parts + [str(key)])])
                     return {"odict" if isinstance(obj, OrderedDict) else "dict": items}
                 kind = "tuple" if isinstance(obj, tuple) else "list"
@@ -124,7 +125,8 @@ class _Encoder:
             finally:
                 self._active.discard(id(obj))
         kind = f"{type(obj).__module__}.{type(obj).__qualname__}"
-        raise TypeError(
+        raise ArgumentTypeError(
+            
             f"save: cannot store {where}, a {kind}: checkpoints hold "
             "tensors, NumPy arrays, dicts, lists, tuples, numbers, strings, bools and None, never pickled "
             "objects. Save its state instead (e.g. module.state_dict()) or convert it to one of those.")
@@ -156,9 +158,10 @@ class _Encoder:
         try:
             from_numpy_dtype(obj.dtype)
         except DTypeError:
-            raise TypeError(f"save: {where} is a NumPy {obj.dtype} value; checkpoints hold the dtypes "
-                            "gradient has (bool, uint8, int8-64, float16, bfloat16, float32, float64): "
-                            "convert it first") from None
+            raise ArgumentTypeError(
+                f"save: {where} is a NumPy {obj.dtype} value; checkpoints hold the dtypes "
+                "gradient has (bool, uint8, int8-64, float16, bfloat16, float32, float64): "
+                "convert it first") from None
 
 
 def _is_parameter(t: Tensor) -> bool:
@@ -236,9 +239,9 @@ def _map_location(map_location):
         # back says where the storage goes (the storage itself: stay)
         placed = map_location(_StoragePlace("cpu"), "cpu")
         return None if placed is None else _map_location(getattr(placed, "device", "cpu"))
-    raise TypeError(f"load: map_location must be None, a device (or its name), a dict of "
-                    f"locations or a function of (storage, location); got "
-                    f"{type(map_location).__name__}")
+    raise ArgumentTypeError(f"load: map_location must be None, a device (or its name), a dict of "
+                            f"locations or a function of (storage, location); got "
+                            f"{type(map_location).__name__}")
 
 
 class _StoragePlace:

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..dtypes import (DType, bfloat16, bool_, float16, float32, float64, from_numpy_dtype, int8, int16,
                       int32, int64, uint8)
-from ..errors import ArgumentValueError, FileFormatError
+from ..errors import ArgumentTypeError, ArgumentValueError, FileFormatError
 from .atomic import atomic_write
 from .mapped_pages import release
 
@@ -64,15 +64,18 @@ def save_safetensors(tensors: dict, path, metadata: dict[str, str] | None = None
         >>> gradient.io.save_safetensors(model.state_dict(), "model.safetensors")
     """
     if not isinstance(tensors, dict):
-        raise TypeError(f"save_safetensors: expected a dict of name -> tensor, got {type(tensors).__name__}")
+        raise ArgumentTypeError(
+            f"save_safetensors: expected a dict of name -> tensor, got {type(tensors).__name__}")
     from ..tensor import Tensor
     for name, value in tensors.items():
         if not isinstance(name, str):
-            raise TypeError(f"save_safetensors: tensor names must be str, got {name!r} "
-                            f"({type(name).__name__}); use gradient.save for nested or int-keyed data")
+            raise ArgumentTypeError(
+                f"save_safetensors: tensor names must be str, got {name!r} "
+                f"({type(name).__name__}); use gradient.save for nested or int-keyed data")
         if not isinstance(value, (Tensor, np.ndarray)):
-            raise TypeError(f"save_safetensors: {name!r} is a {type(value).__name__}, expected a Tensor "
-                            "(or a NumPy array); use gradient.save for checkpoints with other values")
+            raise ArgumentTypeError(
+                f"save_safetensors: {name!r} is a {type(value).__name__}, expected a Tensor "
+                "(or a NumPy array); use gradient.save for checkpoints with other values")
     if metadata is None:
         metadata = {"format": "pt"}
     write_safetensors(path, tensors, metadata)
@@ -92,7 +95,8 @@ def write_safetensors(path, arrays: dict, metadata: dict[str, str] | None) -> No
     if metadata is not None:
         bad = [(k, v) for k, v in metadata.items() if not (isinstance(k, str) and isinstance(v, str))]
         if bad:
-            raise TypeError(f"safetensors: metadata keys and values must be str, got {bad[0]!r}")
+            raise ArgumentTypeError(
+                f"safetensors: metadata keys and values must be str, got {bad[0]!r}")
 
     # Larger elements first, as the reference writer does: with the data section starting on an
     # 8-byte boundary every tensor then starts aligned to its element size, which memory-mapped

@@ -67,7 +67,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import TokenizerError, UnknownArchitectureError
+from ..errors import ArgumentTypeError, TokenizerError, UnknownArchitectureError
 from ..io.atomic import atomic_path
 from ..nn.module import Module
 from ..quant.embedding import QuantizedEmbedding
@@ -206,8 +206,8 @@ def _import_gguf():
 # ----------------------------------------------------------------------------- checks
 def _check_model(model) -> LlamaConfig | GPT2Config:
     if not isinstance(model, Module):
-        raise TypeError(f"save_gguf: expected a gradient model (LlamaForCausalLM or "
-                        f"GPT2LMHeadModel), got {type(model).__name__}")
+        raise ArgumentTypeError(f"save_gguf: expected a gradient model (LlamaForCausalLM or "
+                                f"GPT2LMHeadModel), got {type(model).__name__}")
     config = getattr(model, "config", None)
     if isinstance(model, GPT2LMHeadModel) and isinstance(config, GPT2Config):
         return _check_gpt2(config)
@@ -485,8 +485,8 @@ def _add_value(writer, key: str, value) -> None:
     elif isinstance(value, list):
         writer.add_array(key, value)     # str -> STRING, int -> INT32 (token types)
     else:
-        raise TypeError(f"save_gguf: metadata {key} has a value of type "
-                        f"{type(value).__name__}")   # a bug: every value above is tagged
+        raise ArgumentTypeError(f"save_gguf: metadata {key} has a value of type "
+                                f"{type(value).__name__}")   # a bug: every value above is tagged
 
 
 # ----------------------------------------------------------------------------- tokenizer
@@ -536,8 +536,9 @@ def _tokenizer_metadata(tokenizer, config) -> dict:
             "save_gguf: pass a gradient.tokenizers.Tokenizer; a ByteLevelBPE becomes one with "
             "bpe.save(d) then Tokenizer.from_pretrained(d)")
     if not isinstance(tokenizer, Tokenizer):
-        raise TypeError(f"save_gguf: tokenizer must be a gradient.tokenizers.Tokenizer, None or "
-                        f"False, got {type(tokenizer).__name__}")
+        raise ArgumentTypeError(
+            f"save_gguf: tokenizer must be a gradient.tokenizers.Tokenizer, None or "
+            f"False, got {type(tokenizer).__name__}")
     backend = tokenizer.backend_tokenizer
     spec = json.loads(backend.to_str())
     model = spec.get("model") or {}

@@ -46,7 +46,7 @@ import numpy as np
 from .. import nn
 from ..autograd import no_grad
 from ..dtypes import float32, float64
-from ..errors import ArgumentValueError, ConfigError, ShapeError
+from ..errors import ArgumentTypeError, ArgumentValueError, ConfigError, ShapeError
 from ..nn import functional as F
 from ..ops.causal_bias import RowPrefixBias
 from ..ops.creation import from_numpy
@@ -611,5 +611,5 @@ def _as_ids(x, name: str) -> Tensor:
     if not isinstance(x, Tensor):
         x = from_numpy(np.asarray(x, dtype=np.int64))
     if x.dtype.is_floating_point:
-        raise TypeError(f"LlamaForCausalLM: {name} must be integers, got {x.dtype}")
+        raise ArgumentTypeError(f"LlamaForCausalLM: {name} must be integers, got {x.dtype}")
     return x

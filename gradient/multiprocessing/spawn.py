@@ -37,7 +37,7 @@ import traceback
 import types
 
 from ..distributed.launch import launch_environment, mpiexec
-from ..errors import ArgumentValueError, DistributedError
+from ..errors import ArgumentTypeError, ArgumentValueError, DistributedError
 
 __all__ = ["spawn", "start_processes", "ProcessContext", "ProcessRaisedException",
            "ProcessExitedException"]
@@ -109,7 +109,7 @@ def start_processes(fn, args=(), nprocs: int = 1, join: bool = True, daemon: boo
     """:func:`spawn` with a ``start_method`` (taken as "spawn": each process imports the
     calling script afresh)."""
     if not callable(fn):
-        raise TypeError(f"spawn: fn must be callable, got {type(fn).__name__}")
+        raise ArgumentTypeError(f"spawn: fn must be callable, got {type(fn).__name__}")
     if not isinstance(nprocs, int) or nprocs < 1:
         raise ArgumentValueError(f"spawn: nprocs must be a positive integer, got {nprocs!r}")
     directory = tempfile.mkdtemp(prefix="gradient-spawn-")
@@ -119,8 +119,9 @@ def start_processes(fn, args=(), nprocs: int = 1, join: bool = True, daemon: boo
         call = pickle.dumps((fn, tuple(args)))
     except (pickle.PicklingError, TypeError, AttributeError) as e:
         shutil.rmtree(directory, ignore_errors=True)
-        raise TypeError(f"spawn: fn and args must be picklable (a function defined at the top "
-                        f"level of a module or script, not a lambda or a closure): {e}") from e
+        raise ArgumentTypeError(
+            f"spawn: fn and args must be picklable (a function defined at the top "
+            f"level of a module or script, not a lambda or a closure): {e}") from e
     where = (list(sys.path), main_path and os.path.abspath(main_path), list(sys.argv))
     for name, data in ((_WHERE, pickle.dumps(where)), (_CALL, call)):
         with open(os.path.join(directory, name), "wb") as f:

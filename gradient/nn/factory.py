@@ -10,6 +10,7 @@ Example::
 """
 
 from __future__ import annotations
+from ..errors import ArgumentTypeError
 
 __all__ = ["factory_kwargs"]
 
@@ -24,16 +25,16 @@ def factory_kwargs(kwargs) -> dict:
         return {}
     unexpected = set(kwargs) - _KEYS - {"factory_kwargs"}
     if unexpected:
-        raise TypeError(f"factory_kwargs: unexpected keys {sorted(unexpected)}; expected "
-                        f"{sorted(_KEYS)} or 'factory_kwargs'")
+        raise ArgumentTypeError(f"factory_kwargs: unexpected keys {sorted(unexpected)}; expected "
+                                f"{sorted(_KEYS)} or 'factory_kwargs'")
     out = {k: v for k, v in kwargs.items() if k in _KEYS}
     nested = kwargs.get("factory_kwargs") or {}
     for key, value in nested.items():
         if key not in _KEYS:
-            raise TypeError(f"factory_kwargs: unexpected key {key!r} in factory_kwargs; "
-                            f"expected one of {sorted(_KEYS)}")
+            raise ArgumentTypeError(f"factory_kwargs: unexpected key {key!r} in factory_kwargs; "
+                                    f"expected one of {sorted(_KEYS)}")
         if key in out:
-            raise TypeError(f"factory_kwargs: {key!r} given both as an argument and in "
-                            f"factory_kwargs")
+            raise ArgumentTypeError(f"factory_kwargs: {key!r} given both as an argument and in "
+                                    f"factory_kwargs")
         out[key] = value
     return out

@@ -27,7 +27,7 @@ import numpy as np
 from ..backends.host_memory import untouched_zeros
 from ..dtypes import float64
 from ..tensor import Tensor
-from ..errors import ArgumentValueError
+from ..errors import ArgumentTypeError, ArgumentValueError
 
 __all__ = ["skip_init", "calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_",
            "eye_", "dirac_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
@@ -96,9 +96,10 @@ def _store_numpy(tensor: Tensor, array: np.ndarray) -> Tensor:
 
 def _check_float(name: str, tensor: Tensor) -> None:
     if not isinstance(tensor, Tensor):
-        raise TypeError(f"{name}: expected a gradient.Tensor, got {type(tensor).__name__}")
+        raise ArgumentTypeError(f"{name}: expected a gradient.Tensor, got {type(tensor).__name__}")
     if not tensor.is_floating_point():
-        raise TypeError(f"{name}: expected a floating-point tensor, got dtype {tensor.dtype}")
+        raise ArgumentTypeError(
+            f"{name}: expected a floating-point tensor, got dtype {tensor.dtype}")
 
 
 # ---------------------------------------------------------------------- gains and fans

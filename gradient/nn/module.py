@@ -57,7 +57,7 @@ from ..autograd.function import Function
 from ..autograd.grad_mode import no_grad
 from ..device import as_device
 from ..dtypes import DType, as_dtype
-from ..errors import ArgumentValueError, AutogradError, GradientError
+from ..errors import ArgumentTypeError, ArgumentValueError, AutogradError, GradientError
 from ..ops.argument_errors import wrong_argument
 from ..tensor import Tensor
 from .parameter import Buffer, Parameter, zero_grad_
@@ -388,7 +388,7 @@ class Module:
             raise AttributeError("cannot assign parameter before Module.__init__() call; "
                                  "call super().__init__() first in your __init__")
         if not isinstance(name, str):
-            raise TypeError(f"parameter name should be a string, got {_typename(name)}")
+            raise ArgumentTypeError(f"parameter name should be a string, got {_typename(name)}")
         if "." in name:
             raise KeyError(f'parameter name can\'t contain ".", got: {name}')
         if name == "":
@@ -396,8 +396,9 @@ class Module:
         if hasattr(self, name) and name not in self._parameters:
             raise KeyError(f"attribute '{name}' already exists")
         if param is not None and not isinstance(param, Parameter):
-            raise TypeError(f"cannot assign '{_typename(param)}' object to parameter '{name}' "
-                            "(gradient.nn.Parameter or None required)")
+            raise ArgumentTypeError(
+                f"cannot assign '{_typename(param)}' object to parameter '{name}' "
+                "(gradient.nn.Parameter or None required)")
         if param is not None and param.grad_fn is not None:
             raise ArgumentValueError(
                 
@@ -415,7 +416,7 @@ class Module:
             raise AttributeError("cannot assign buffer before Module.__init__() call; "
                                  "call super().__init__() first in your __init__")
         if not isinstance(name, str):
-            raise TypeError(f"buffer name should be a string, got {_typename(name)}")
+            raise ArgumentTypeError(f"buffer name should be a string, got {_typename(name)}")
         if "." in name:
             raise KeyError(f'buffer name can\'t contain ".", got: {name}')
         if name == "":
@@ -423,8 +424,9 @@ class Module:
         if hasattr(self, name) and name not in self._buffers:
             raise KeyError(f"attribute '{name}' already exists")
         if tensor is not None and not isinstance(tensor, Tensor):
-            raise TypeError(f"cannot assign '{_typename(tensor)}' object to buffer '{name}' "
-                            "(gradient.Tensor or None required)")
+            raise ArgumentTypeError(
+                f"cannot assign '{_typename(tensor)}' object to buffer '{name}' "
+                "(gradient.Tensor or None required)")
         self._buffers[name] = tensor
         if persistent:
             self._non_persistent_buffers_set.discard(name)
@@ -434,9 +436,9 @@ class Module:
     def add_module(self, name: str, module: "Module | None") -> None:
         """Add a child module under ``name`` (what ``self.name = module`` does)."""
         if module is not None and not isinstance(module, Module):
-            raise TypeError(f"{_typename(module)} is not a Module subclass")
+            raise ArgumentTypeError(f"{_typename(module)} is not a Module subclass")
         if not isinstance(name, str):
-            raise TypeError(f"module name should be a string, got {_typename(name)}")
+            raise ArgumentTypeError(f"module name should be a string, got {_typename(name)}")
         if "_modules" not in self.__dict__:
             raise AttributeError("cannot assign module before Module.__init__() call; "
                                  "call super().__init__() first in your __init__")
@@ -471,9 +473,10 @@ class Module:
             self.register_parameter(name, value)
         elif params is not None and name in params:
             if value is not None:
-                raise TypeError(f"cannot assign '{_typename(value)}' as parameter '{name}' "
-                                "(gradient.nn.Parameter or None expected); to change its values "
-                                f"in place use `with gradient.no_grad(): module.{name}.copy_(value)`")
+                raise ArgumentTypeError(
+                    f"cannot assign '{_typename(value)}' as parameter '{name}' "
+                    "(gradient.nn.Parameter or None expected); to change its values "
+                    f"in place use `with gradient.no_grad(): module.{name}.copy_(value)`")
             self.register_parameter(name, value)
         else:
             modules = d.get("_modules")
@@ -485,15 +488,17 @@ class Module:
                 modules[name] = value
             elif modules is not None and name in modules:
                 if value is not None:
-                    raise TypeError(f"cannot assign '{_typename(value)}' as child module '{name}' "
-                                    "(gradient.nn.Module or None expected)")
+                    raise ArgumentTypeError(
+                        f"cannot assign '{_typename(value)}' as child module '{name}' "
+                        "(gradient.nn.Module or None expected)")
                 modules[name] = value
             else:
                 buffers = d.get("_buffers")
                 if isinstance(value, Buffer) or (buffers is not None and name in buffers):
                     if value is not None and not isinstance(value, Tensor):
-                        raise TypeError(f"cannot assign '{_typename(value)}' as buffer '{name}' "
-                                        "(gradient.nn.Buffer, gradient.Tensor or None expected)")
+                        raise ArgumentTypeError(
+                            f"cannot assign '{_typename(value)}' as buffer '{name}' "
+                            "(gradient.nn.Buffer, gradient.Tensor or None expected)")
                     if isinstance(value, Buffer):
                         persistent = value.persistent
                     else:
@@ -715,7 +720,7 @@ class Module:
         kwargs.pop("non_blocking", None)
         layout = kwargs.pop("memory_format", None)
         if kwargs:
-            raise TypeError(f"to(): unexpected keyword arguments {sorted(kwargs)}")
+            raise ArgumentTypeError(f"to(): unexpected keyword arguments {sorted(kwargs)}")
         for a in args:
             if isinstance(a, Tensor):
                 device, dtype = a.device, a.dtype
@@ -728,8 +733,9 @@ class Module:
         if dtype is not None:
             dtype = as_dtype(dtype)
             if not dtype.is_floating_point:
-                raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired "
-                                f"dtype={dtype}; cast integer buffers one by one if you mean to")
+                raise ArgumentTypeError(
+                    f"nn.Module.to only accepts floating point dtypes, but got desired "
+                    f"dtype={dtype}; cast integer buffers one by one if you mean to")
         if device is not None:
             device = as_device(device)
 
@@ -913,7 +919,8 @@ class Module:
             ['head.bias']
         """
         if not isinstance(state_dict, Mapping):
-            raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
+            raise ArgumentTypeError(
+                f"Expected state_dict to be dict-like, got {type(state_dict)}.")
         missing_keys: list[str] = []
         unexpected_keys: list[str] = []
         error_msgs: list[str] = []

@@ -20,6 +20,7 @@ from typing import Iterable
 import numpy as np
 
 from ..tensor import Tensor
+from ..errors import ArgumentTypeError
 
 __all__ = ["Parameter", "Buffer"]
 
@@ -34,7 +35,7 @@ def _as_tensor(data) -> Tensor:
     if isinstance(data, np.ndarray) or hasattr(data, "__array__"):
         from ..ops.creation import tensor
         return tensor(data)
-    raise TypeError(f"expected a gradient.Tensor (or an array), got {type(data).__name__}")
+    raise ArgumentTypeError(f"expected a gradient.Tensor (or an array), got {type(data).__name__}")
 
 
 def _share(cls, data: Tensor) -> Tensor:

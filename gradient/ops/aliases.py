@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from ..dtypes import as_dtype, bool_, get_default_dtype
-from ..errors import ArgumentValueError, DTypeError
+from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError
 from ..tensor import Tensor
 from .creation import tensor
 from .elementwise import sub
@@ -60,8 +60,8 @@ def split_with_sizes(input: Tensor, split_sizes: Sequence[int], dim: int = 0) ->
     ``(tensor([0, 1]), tensor([2, 3, 4]))``.
     """
     if not isinstance(split_sizes, (list, tuple)):
-        raise TypeError(f"split_with_sizes(): split_sizes must be a tuple of ints, not "
-                        f"{type(split_sizes).__name__}")
+        raise ArgumentTypeError(f"split_with_sizes(): split_sizes must be a tuple of ints, not "
+                                f"{type(split_sizes).__name__}")
     return split(input, list(split_sizes), dim)
 
 

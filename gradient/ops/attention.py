@@ -51,7 +51,7 @@ from ..autograd import capture_state
 from ..autograd import is_grad_enabled
 from ..autograd.function import ArrayFunction, check_same_device
 from ..dtypes import bool_, float16, float32, float64, from_numpy_dtype, int64
-from ..errors import ArgumentValueError, DTypeError, ShapeError
+from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError
 from ..kernels.lowering import Derived
 from ..tensor import Tensor
 from .causal_bias import CausalBias, CausalVariant, PagedRows, RowPrefixBias
@@ -102,7 +102,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     query, key, value, attn_mask = _autocast.to_lower_precision(query, key, value, attn_mask)
     for name, t in (("query", query), ("key", key), ("value", value)):
         if not isinstance(t, Tensor):
-            raise TypeError(f"{fn}: {name} must be a Tensor, got {type(t).__name__}")
+            raise ArgumentTypeError(f"{fn}: {name} must be a Tensor, got {type(t).__name__}")
     if min(query.ndim, key.ndim, value.ndim) < 2:
         raise ShapeError(f"{fn}: query, key and value must be at least 2-d (..., seq, dim), got "
                          f"shapes {tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}")

@@ -27,7 +27,7 @@ import enum
 
 import numpy as np
 
-from ..errors import ArgumentValueError, ShapeError
+from ..errors import ArgumentTypeError, ArgumentValueError, ShapeError
 
 __all__ = ["CausalVariant", "CausalBias", "causal_upper_left", "causal_lower_right",
            "RowPrefixBias", "PagedRows"]
@@ -45,7 +45,8 @@ class CausalBias:
 
     def __init__(self, variant: CausalVariant, seq_len_q: int, seq_len_kv: int):
         if not isinstance(variant, CausalVariant):
-            raise TypeError(f"CausalBias: variant must be a CausalVariant, got {variant!r}")
+            raise ArgumentTypeError(
+                f"CausalBias: variant must be a CausalVariant, got {variant!r}")
         self.variant, self.seq_len_q, self.seq_len_kv = variant, int(seq_len_q), int(seq_len_kv)
 
     @property

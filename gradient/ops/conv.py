@@ -35,7 +35,7 @@ import operator
 from ..autograd import autocast_state as _autocast
 from ..autograd.function import ArrayFunction
 from ..dtypes import from_numpy_dtype, int64
-from ..errors import ArgumentValueError, DTypeError, ShapeError
+from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
 from .creation import tensor
 from .index import getitem
@@ -62,7 +62,8 @@ def _ntuple(value, n: int, what: str, fname: str) -> tuple:
             raise ShapeError(f"{fname}: {what} must be an int or a tuple of {n} ints, got {value!r}")
         return tuple(int(v) for v in value)
     if isinstance(value, Tensor) or not hasattr(value, "__index__"):
-        raise TypeError(f"{fname}: {what} must be an int or a tuple of {n} ints, got {value!r}")
+        raise ArgumentTypeError(
+            f"{fname}: {what} must be an int or a tuple of {n} ints, got {value!r}")
     return (int(value),) * n
 
 
@@ -75,7 +76,7 @@ def _positive(values: tuple, what: str, fname: str) -> tuple:
 def _batched(input: Tensor, d: int, fname: str):
     """``input`` with a batch dimension, and whether one was added (unbatched input)."""
     if not isinstance(input, Tensor):
-        raise TypeError(f"{fname}: expected a Tensor input, got {type(input).__name__}")
+        raise ArgumentTypeError(f"{fname}: expected a Tensor input, got {type(input).__name__}")
     if input.ndim == d + 2:
         return input, False
     if input.ndim == d + 1:
@@ -207,7 +208,7 @@ def _pad_widths(input: Tensor, pad, fname="pad") -> list:
     try:
         pad = tuple(operator.index(p) for p in pad)
     except TypeError:  # a float width (or a non-sequence) is refused, as PyTorch does
-        raise TypeError(f"{fname}: pad must be a sequence of ints, got {pad!r}") from None
+        raise ArgumentTypeError(f"{fname}: pad must be a sequence of ints, got {pad!r}") from None
     if len(pad) % 2:
         raise ShapeError(f"{fname}: the padding length must be even (pairs of before/after), got "
                          f"{len(pad)} values: {pad}")
@@ -379,12 +380,13 @@ def _window_counts(spatial, k, st, p, dl, fname) -> tuple:
 # ---------------------------------------------------------------------- convolution
 def _check_conv_dtypes(x: Tensor, weight: Tensor, bias, fname: str):
     if not isinstance(weight, Tensor):
-        raise TypeError(f"{fname}: expected a Tensor weight, got {type(weight).__name__}")
+        raise ArgumentTypeError(f"{fname}: expected a Tensor weight, got {type(weight).__name__}")
     if x.dtype is not weight.dtype:
         raise DTypeError(f"{fname}: input ({x.dtype}) and weight ({weight.dtype}) must have the same "
                          "dtype; convert one with .to()")
     if bias is not None and not isinstance(bias, Tensor):
-        raise TypeError(f"{fname}: expected a Tensor bias (or None), got {type(bias).__name__}")
+        raise ArgumentTypeError(
+            f"{fname}: expected a Tensor bias (or None), got {type(bias).__name__}")
     if bias is not None and bias.dtype is not x.dtype:
         raise DTypeError(f"{fname}: bias ({bias.dtype}) must have the dtype of the input ({x.dtype})")
 

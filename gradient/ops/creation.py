@@ -250,7 +250,8 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
 def from_numpy(array: np.ndarray) -> Tensor:
     """A tensor sharing memory with a NumPy array (changes to one show in the other)."""
     if not isinstance(array, np.ndarray):
-        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
+        raise ArgumentTypeError(
+            f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
     from_numpy_dtype(array.dtype)  # clear error for unsupported dtypes
     return Tensor._make(array, False)
 
@@ -448,7 +449,7 @@ def randint(low, high=None, size=None, generator=None, dtype=None, device=None) 
         if isinstance(high, (tuple, list)):
             low, high, size = 0, low, high
         else:
-            raise TypeError("randint: give the size, e.g. randint(10, (3,))")
+            raise ArgumentTypeError("randint: give the size, e.g. randint(10, (3,))")
     if high is None:
         low, high = 0, low
     if high <= low:
@@ -707,15 +708,15 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
     tensors = [t for t in (mean, std) if isinstance(t, Tensor)]
     if not tensors:
         if size is None:
-            raise TypeError("normal: with a number mean and std, give the size, e.g. "
-                            "normal(0.0, 1.0, size=(2, 3))")
+            raise ArgumentTypeError("normal: with a number mean and std, give the size, e.g. "
+                                    "normal(0.0, 1.0, size=(2, 3))")
         if std < 0:
             raise ArgumentValueError(f"normal: expected std >= 0, got {std}")
         return randn(*_shape((size,)), generator=generator, dtype=dtype, device=device,
                      requires_grad=False).mul_(std).add_(mean).requires_grad_(requires_grad)
     if size is not None:
-        raise TypeError("normal: size is only taken with a number mean and std; the shape "
-                        "comes from the tensors")
+        raise ArgumentTypeError("normal: size is only taken with a number mean and std; the shape "
+                                "comes from the tensors")
     from .shape import broadcast_shapes
     for t in tensors:
         if not t.dtype.is_floating_point:

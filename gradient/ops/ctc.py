@@ -37,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd.grad_mode import no_grad
-from ..errors import ArgumentValueError, DTypeError, ShapeError
+from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
 from .creation import tensor
 from .elementwise import clamp, exp, isinf, log, where
@@ -74,7 +74,8 @@ def _padded_targets(targets: Tensor, target_lengths: list, batched: bool) -> np.
     """The targets as an (N, S) int64 array, from the padded (N, S) form or from the
     concatenated 1-d form (batched inputs only, as in PyTorch)."""
     if not isinstance(targets, Tensor):
-        raise TypeError(f"ctc_loss: targets must be a Tensor, got {type(targets).__name__}")
+        raise ArgumentTypeError(
+            f"ctc_loss: targets must be a Tensor, got {type(targets).__name__}")
     if targets.dtype.is_floating_point:
         raise DTypeError(f"ctc_loss: targets must be integers, got {targets.dtype}")
     values = np.asarray(targets.detach().cpu().numpy(), dtype=np.int64)

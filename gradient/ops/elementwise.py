@@ -154,8 +154,9 @@ def _promote(a, b, dtype: DType | None = None, op: str = "broadcast", *,
             _check_broadcast(op, a, b)
         return a, b  # the common case, decided without the promotion table
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
-        raise TypeError(f"{op}: expected at least one tensor operand, got {type(a).__name__} and "
-                        f"{type(b).__name__}")
+        raise ArgumentTypeError(
+            f"{op}: expected at least one tensor operand, got {type(a).__name__} and "
+            f"{type(b).__name__}")
     _check_broadcast(op, a, b)
     if dtype is None:
         dtype = result_type(a, b)
@@ -1033,8 +1034,8 @@ class Where(ArrayFunction):
 
 def _where(condition: Tensor, input, other, op: str = "where") -> Tensor:
     if not isinstance(condition, Tensor):
-        raise TypeError(f"{op}: expected the condition to be a bool tensor, got "
-                        f"{type(condition).__name__}")
+        raise ArgumentTypeError(f"{op}: expected the condition to be a bool tensor, got "
+                                f"{type(condition).__name__}")
     if condition.dtype is not bool_:
         raise DTypeError(f"{op}: expected a bool condition, got a {condition.dtype} tensor; "
                          "compare (x != 0) or convert it with .bool()")
@@ -1063,8 +1064,9 @@ def _where_function(condition: Tensor, input=None, other=None):
                                     f"Tensor, not {type(condition).__name__}")
         return nonzero(condition, as_tuple=True)
     if input is None or other is None:
-        raise TypeError("where: expected both input and other, or neither (for the indices where "
-                        "condition holds)")
+        raise ArgumentTypeError(
+            "where: expected both input and other, or neither (for the indices where "
+            "condition holds)")
     return _where(condition, input, other)
 
 
@@ -1229,7 +1231,8 @@ def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
     """
     for name, t in (("input", input), ("end", end)):
         if not isinstance(t, Tensor):
-            raise TypeError(f"lerp: expected {name} to be a tensor, got {type(t).__name__}")
+            raise ArgumentTypeError(
+                f"lerp: expected {name} to be a tensor, got {type(t).__name__}")
     if not input.dtype.is_floating_point:
         raise DTypeError(f"lerp: expected floating tensors, got {input.dtype}")
     if end.dtype is not input.dtype:
@@ -1472,8 +1475,8 @@ def isclose(input: Tensor, other: Tensor, rtol: float = 1e-05, atol: float = 1e-
     nan only with ``equal_nan=True``. Example: ``gradient.isclose(x, y, atol=1e-6)``.
     """
     if not isinstance(input, Tensor) or not isinstance(other, Tensor):
-        raise TypeError(f"isclose: expected two tensors, got {type(input).__name__} and "
-                        f"{type(other).__name__}")
+        raise ArgumentTypeError(f"isclose: expected two tensors, got {type(input).__name__} and "
+                                f"{type(other).__name__}")
     if input.dtype is not other.dtype:
         raise DTypeError(f"isclose: expected both tensors to have the same dtype, got {input.dtype} "
                          f"and {other.dtype}")
@@ -1530,7 +1533,8 @@ def _inplace_op(input: Tensor, name: str, fn, *others) -> Tensor:
     ``input``'s (``int_tensor.sqrt_()`` raises, as in PyTorch).
     """
     if not isinstance(input, Tensor):
-        raise TypeError(f"{name}: expected a Tensor to modify in place, got {type(input).__name__}")
+        raise ArgumentTypeError(
+            f"{name}: expected a Tensor to modify in place, got {type(input).__name__}")
     return input._inplace(name, fn, *others)   # (Tensor._write refuses a result that grows it)
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from ..autograd.function import ArrayFunction
 from ..autograd.grad_mode import no_grad as _no_grad
 from ..dtypes import bool_, float64, int32, int64, result_type, uint8
-from ..errors import ArgumentValueError, DTypeError, ShapeError
+from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
 from .argument_errors import as_int
 from .creation import default_generator, full as _full, tensor as _tensor
@@ -533,9 +533,9 @@ def scatter(input: Tensor, dim: int, index: Tensor, src=None, *, value=None, red
     Example: ``gradient.zeros(3, 2).scatter(0, gradient.tensor([[2, 0]]), gradient.ones(1, 2))``
     """
     if src is None and value is None:
-        raise TypeError("scatter: give src (a tensor) or value (a number)")
+        raise ArgumentTypeError("scatter: give src (a tensor) or value (a number)")
     if src is not None and value is not None:
-        raise TypeError("scatter: give either src or value, not both")
+        raise ArgumentTypeError("scatter: give either src or value, not both")
     index = _int_index("scatter", index, input)
     if reduce is not None:
         if reduce not in ("add", "multiply"):
@@ -545,7 +545,7 @@ def scatter(input: Tensor, dim: int, index: Tensor, src=None, *, value=None, red
         if not isinstance(src, Tensor):  # a number: the same value at every index position
             src = _values_for(input, value if src is None else src)
             if src.ndim:
-                raise TypeError("scatter: value must be a number; pass a tensor as src")
+                raise ArgumentTypeError("scatter: value must be a number; pass a tensor as src")
             src = expand(src, tuple(index.shape))
         return scatter_reduce(input, dim, index, src, "sum" if reduce == "add" else "prod")
     dim = wrap_dim(dim, input.ndim)
@@ -557,7 +557,7 @@ def scatter(input: Tensor, dim: int, index: Tensor, src=None, *, value=None, red
         _check_gather_shapes("scatter", input, dim, index)
         src = _values_for(input, value if src is None else src)
         if src.ndim:
-            raise TypeError("scatter: value must be a number; pass a tensor as src")
+            raise ArgumentTypeError("scatter: value must be a number; pass a tensor as src")
     x1, i1 = _as_1d(input), _as_1d(index)
     _check_bounds("scatter", i1, x1.shape[dim], dim)
     out = Scatter.apply(x1, dim, i1, src)
@@ -1044,7 +1044,8 @@ def scatter_reduce(input: Tensor, dim: int, index: Tensor, src: Tensor, reduce: 
             f"scatter_reduce: reduce must be one of {', '.join(_SCATTER_REDUCTIONS)}; "
             f"got {reduce!r}")
     if not isinstance(src, Tensor):
-        raise TypeError(f"scatter_reduce: expected src to be a tensor, got {type(src).__name__}")
+        raise ArgumentTypeError(
+            f"scatter_reduce: expected src to be a tensor, got {type(src).__name__}")
     x1, dim, i1, s1 = _scatter_operands("scatter_reduce", input, dim, index, src)
     out = _scatter_reduce(x1, dim, i1, s1, reduce, include_self)
     return _reshape_result(out, ()) if input.ndim == 0 else out
@@ -1094,7 +1095,8 @@ def index_copy(input: Tensor, dim: int, index: Tensor, source: Tensor) -> Tensor
     """
     dim, index, idx = _dim_index("index_copy", input, dim, index)
     if not isinstance(source, Tensor):
-        raise TypeError(f"index_copy: expected source to be a tensor, got {type(source).__name__}")
+        raise ArgumentTypeError(
+            f"index_copy: expected source to be a tensor, got {type(source).__name__}")
     _same_dtype("index_copy", input, source, "source")
     want = list(_as_1d(input).shape)
     want[dim] = index.shape[0]
@@ -1116,7 +1118,8 @@ def masked_scatter(input: Tensor, mask: Tensor, source: Tensor) -> Tensor:
         raise DTypeError(f"masked_scatter: expected a bool mask, got "
                          f"{mask.dtype if isinstance(mask, Tensor) else type(mask).__name__}")
     if not isinstance(source, Tensor):
-        raise TypeError(f"masked_scatter: expected source to be a tensor, got {type(source).__name__}")
+        raise ArgumentTypeError(
+            f"masked_scatter: expected source to be a tensor, got {type(source).__name__}")
     _same_dtype("masked_scatter", input, source, "source")
     shape = _broadcast_shapes("masked_scatter", input.shape, mask.shape)
     x, m = expand(input, shape), expand(mask, shape)
@@ -1139,7 +1142,8 @@ def put(input: Tensor, index: Tensor, source: Tensor, accumulate: bool = False) 
     """
     index = _int_index("put", index, input)
     if not isinstance(source, Tensor):
-        raise TypeError(f"put: expected source to be a tensor, got {type(source).__name__}")
+        raise ArgumentTypeError(
+            f"put: expected source to be a tensor, got {type(source).__name__}")
     _same_dtype("put", input, source, "source")
     if source.numel() != index.numel():
         raise ShapeError(f"put: source must have as many elements as index ({index.numel()}), got "
@@ -1356,7 +1360,8 @@ def bincount(input: Tensor, weights: Tensor | None = None, minlength: int = 0) -
         dtype, src = int64, b.full(tuple(input.shape), 1, int64)
     else:
         if not isinstance(weights, Tensor):
-            raise TypeError(f"bincount: expected weights to be a tensor, got {type(weights).__name__}")
+            raise ArgumentTypeError(
+                f"bincount: expected weights to be a tensor, got {type(weights).__name__}")
         if tuple(weights.shape) != tuple(input.shape):
             raise ShapeError(f"bincount: weights must have the input's shape {tuple(input.shape)}, "
                              f"got {tuple(weights.shape)}")
@@ -1376,8 +1381,8 @@ def isin(elements, test_elements, *, assume_unique: bool = False, invert: bool =
     ``tensor([False, True, False])``.
     """
     if not isinstance(elements, Tensor) and not isinstance(test_elements, Tensor):
-        raise TypeError("isin: expected elements or test_elements to be a tensor, got "
-                        f"{type(elements).__name__} and {type(test_elements).__name__}")
+        raise ArgumentTypeError("isin: expected elements or test_elements to be a tensor, got "
+                                f"{type(elements).__name__} and {type(test_elements).__name__}")
     like = elements if isinstance(elements, Tensor) else test_elements
     if not isinstance(elements, Tensor):
         elements = _tensor(elements, device=like.device)

@@ -28,7 +28,7 @@ import math
 from ..autograd import autocast_state as _autocast
 from ..autograd.function import ArrayFunction
 from ..dtypes import bfloat16, bool_, float16, float32, from_numpy_dtype
-from ..errors import ArgumentValueError, DTypeError, ShapeError
+from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
 from . import sparse as _sparse
 from .creation import eye
@@ -45,7 +45,7 @@ def _check_operands(name: str, *tensors) -> None:
     """Tensors of one dtype that a product supports (PyTorch does not promote in matmul)."""
     for t in tensors:
         if not isinstance(t, Tensor):
-            raise TypeError(f"{name}: expected Tensor operands, got {type(t).__name__}")
+            raise ArgumentTypeError(f"{name}: expected Tensor operands, got {type(t).__name__}")
     first = tensors[0].dtype
     for t in tensors[1:]:
         if t.dtype is not first:
@@ -213,7 +213,7 @@ def outer(input: Tensor, vec2: Tensor) -> Tensor:
     """
     for t, what in ((input, "input"), (vec2, "vec2")):
         if not isinstance(t, Tensor):
-            raise TypeError(f"outer: expected Tensor operands, got {type(t).__name__}")
+            raise ArgumentTypeError(f"outer: expected Tensor operands, got {type(t).__name__}")
         if t.ndim != 1:
             raise ShapeError(f"outer: expected {what} to be 1-d, got shape {tuple(t.shape)}")
     return reshape(input, (input.shape[0], 1)) * vec2
@@ -498,7 +498,8 @@ def einsum(equation: str, *operands) -> Tensor:
     elif len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
     if not isinstance(equation, str):
-        raise TypeError(f"einsum: expected the equation string first, got {type(equation).__name__}")
+        raise ArgumentTypeError(
+            f"einsum: expected the equation string first, got {type(equation).__name__}")
     if not operands:
         raise ArgumentValueError("einsum: expected at least one operand")
     if _autocast.any_enabled() and _contracts_between_operands(equation, operands):
@@ -526,7 +527,8 @@ def _sublist_equation(arguments) -> tuple:
         operands, output = operands[:-1], operands[-1]
     if not all(isinstance(o, Tensor) for o in operands) or \
             not all(isinstance(i, (list, tuple)) for i in inputs):
-        raise TypeError("einsum: the sublist form alternates tensors and lists of subscripts")
+        raise ArgumentTypeError(
+            "einsum: the sublist form alternates tensors and lists of subscripts")
     equation = ",".join(letters(i) for i in inputs)
     if output is not None:
         equation += "->" + letters(output)

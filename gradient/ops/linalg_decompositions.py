@@ -51,6 +51,7 @@ from .creation import eye, zeros
 from .linalg import _broadcast_batch, matmul
 from .shape import cat, diag_embed, diagonal, expand, narrow, reshape, squeeze, tril, triu, \
     unsqueeze, wrap_dim
+from ..errors import ArgumentTypeError
 
 __all__ = ["inverse", "det", "logdet", "slogdet", "cholesky", "cholesky_solve", "cholesky_inverse",
            "qr", "svd", "pinverse", "matrix_power", "matrix_exp", "trace", "kron", "cross",
@@ -78,7 +79,7 @@ TriangularSolveResult = namedtuple("triangular_solve", ["solution", "cloned_coef
 def _check_matrix(fn: str, A, square: bool = True, what: str = "A") -> None:
     """A float32/float64 matrix or batch of matrices (square when ``square``)."""
     if not isinstance(A, Tensor):
-        raise TypeError(f"{fn}: expected {what} to be a Tensor, got {type(A).__name__}")
+        raise ArgumentTypeError(f"{fn}: expected {what} to be a Tensor, got {type(A).__name__}")
     if A.dtype not in (float32, float64):
         raise DTypeError(f"{fn}: expected {what} to be a float32 or float64 tensor, got "
                          f"{A.dtype.name}; convert it with .float() or .double()")
@@ -780,7 +781,7 @@ def lstsq(A: Tensor, B: Tensor, rcond=None, *, driver=None):
     """
     _check_matrix("linalg.lstsq", A, square=False)
     if not isinstance(B, Tensor):
-        raise TypeError(f"linalg.lstsq: expected B to be a Tensor, got {type(B).__name__}")
+        raise ArgumentTypeError(f"linalg.lstsq: expected B to be a Tensor, got {type(B).__name__}")
     _check_same_dtype("linalg.lstsq", A, B)
     driver = "gelsy" if driver is None else driver
     if driver not in ("gels", "gelsy", "gelsd", "gelss"):
@@ -873,12 +874,13 @@ def matrix_power(input: Tensor, n: int) -> Tensor:
     a negative ``n`` the power of the inverse. Example: ``A.matrix_power(3)`` is ``A @ A @ A``.
     """
     if not isinstance(input, Tensor):
-        raise TypeError(f"linalg.matrix_power: expected a Tensor, got {type(input).__name__}")
+        raise ArgumentTypeError(
+            f"linalg.matrix_power: expected a Tensor, got {type(input).__name__}")
     if input.ndim < 2 or input.shape[-1] != input.shape[-2]:
         raise ShapeError(f"linalg.matrix_power: expected a square matrix or a batch of square "
                          f"matrices, got shape {tuple(input.shape)}")
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise TypeError(f"linalg.matrix_power: n must be an int, got {type(n).__name__}")
+        raise ArgumentTypeError(f"linalg.matrix_power: n must be an int, got {type(n).__name__}")
     n = int(n)
     if n == 0:
         identity = eye(input.shape[-1], dtype=input.dtype, device=input.device)
@@ -903,7 +905,7 @@ def matrix_power(input: Tensor, n: int) -> Tensor:
 def trace(input: Tensor) -> Tensor:
     """The sum of the diagonal of a 2-d tensor. Example: ``gradient.eye(3).trace()`` is 3."""
     if not isinstance(input, Tensor):
-        raise TypeError(f"trace: expected a Tensor, got {type(input).__name__}")
+        raise ArgumentTypeError(f"trace: expected a Tensor, got {type(input).__name__}")
     if input.ndim != 2:
         raise ShapeError(f"trace: expected a matrix (2-d), got shape {tuple(input.shape)}; for a "
                          "batch use gradient.diagonal(x, dim1=-2, dim2=-1).sum(-1)")
@@ -918,7 +920,7 @@ def kron(input: Tensor, other: Tensor) -> Tensor:
     """
     for t in (input, other):
         if not isinstance(t, Tensor):
-            raise TypeError(f"kron: expected Tensor operands, got {type(t).__name__}")
+            raise ArgumentTypeError(f"kron: expected Tensor operands, got {type(t).__name__}")
     nd = max(input.ndim, other.ndim)
     a_shape = (1,) * (nd - input.ndim) + tuple(input.shape)
     b_shape = (1,) * (nd - other.ndim) + tuple(other.shape)
@@ -931,7 +933,7 @@ def kron(input: Tensor, other: Tensor) -> Tensor:
 def _cross(fn: str, input: Tensor, other: Tensor, dim: int) -> Tensor:
     for t in (input, other):
         if not isinstance(t, Tensor):
-            raise TypeError(f"{fn}: expected Tensor operands, got {type(t).__name__}")
+            raise ArgumentTypeError(f"{fn}: expected Tensor operands, got {type(t).__name__}")
     try:
         shape = tuple(np.broadcast_shapes(tuple(input.shape), tuple(other.shape)))
     except ValueError:
@@ -979,7 +981,7 @@ def multi_dot(tensors) -> Tensor:
         raise ShapeError(f"linalg.multi_dot: expected at least 2 tensors, got {len(tensors)}")
     for i, t in enumerate(tensors):
         if not isinstance(t, Tensor):
-            raise TypeError(f"linalg.multi_dot: expected Tensors, got {type(t).__name__}")
+            raise ArgumentTypeError(f"linalg.multi_dot: expected Tensors, got {type(t).__name__}")
         allowed = (1, 2) if i in (0, len(tensors) - 1) else (2,)
         if t.ndim not in allowed:
             raise ShapeError(f"linalg.multi_dot: tensor {i} must be "

@@ -31,7 +31,7 @@ from ..autograd import autocast_state as _autocast
 from ..autograd.function import ArrayFunction
 from ..autograd.grad_mode import is_grad_enabled
 from ..dtypes import from_numpy_dtype, int64, uint8
-from ..errors import ArgumentValueError, DTypeError, ShapeError
+from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
 from .elementwise import _promote, cast, exp, log, log1p, where
 from .elementwise import abs as _abs
@@ -95,7 +95,7 @@ def _xlogy_self(t: Tensor) -> Tensor:
 def _check_same_shape_target(input: Tensor, target, fn: str) -> None:
     """The binary cross entropies take a target of exactly the input's shape (no broadcasting)."""
     if not isinstance(target, Tensor):
-        raise TypeError(f"{fn}: target must be a Tensor, got {type(target).__name__}")
+        raise ArgumentTypeError(f"{fn}: target must be a Tensor, got {type(target).__name__}")
     if _shape(target) != _shape(input):
         raise ShapeError(f"{fn}: target of shape {_shape(target)} must have the input's shape "
                          f"{_shape(input)}")
@@ -104,7 +104,7 @@ def _check_same_shape_target(input: Tensor, target, fn: str) -> None:
 def _pointwise_operands(input: Tensor, target, fn: str):
     """input and target as tensors of one dtype; warns like PyTorch when their shapes differ."""
     if not isinstance(target, Tensor):
-        raise TypeError(f"{fn}: target must be a Tensor, got {type(target).__name__}")
+        raise ArgumentTypeError(f"{fn}: target must be a Tensor, got {type(target).__name__}")
     if _shape(target) != _shape(input):
         warnings.warn(f"{fn}: using a target size ({_shape(target)}) that is different to the "
                       f"input size ({_shape(input)}). This will likely lead to incorrect results "
@@ -212,7 +212,7 @@ def _class_setup(input: Tensor, target: Tensor, weight, fn: str):
         raise ShapeError(f"{fn}: input must have a class dimension: (C,), (N, C) or "
                          f"(N, C, d1, ...); got a 0-d tensor")
     if not isinstance(target, Tensor):
-        raise TypeError(f"{fn}: target must be a Tensor, got {type(target).__name__}")
+        raise ArgumentTypeError(f"{fn}: target must be a Tensor, got {type(target).__name__}")
     if target.dtype not in (int64, uint8):
         raise DTypeError(f"{fn}: class-index targets must be int64 (or uint8), got {target.dtype}"
                          + ("; class-probability targets must have the input's shape "

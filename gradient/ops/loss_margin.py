@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 
 from ..dtypes import int64
-from ..errors import ArgumentValueError, DTypeError, ShapeError
+from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
 from .elementwise import _floating, _promote, cast, clamp_min, exp, log, minimum, sqrt, where
 from .index import gather
@@ -46,7 +46,7 @@ TENSOR_METHODS = ()
 
 def _tensor(x, fn: str, what: str) -> Tensor:
     if not isinstance(x, Tensor):
-        raise TypeError(f"{fn}: {what} must be a Tensor, got {type(x).__name__}")
+        raise ArgumentTypeError(f"{fn}: {what} must be a Tensor, got {type(x).__name__}")
     return x
 
 

@@ -31,7 +31,7 @@ from ..autograd import capture_state
 from ..autograd.function import ArrayFunction, check_same_device
 from ..autograd.grad_mode import is_grad_enabled, no_grad
 from ..dtypes import bfloat16, bool_, float16, float32, float64, from_numpy_dtype, int64
-from ..errors import ArgumentValueError, DTypeError, ShapeError
+from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
 from . import creation
 from .elementwise import (_constant, _floating, _promote, cast, erf, exp, pow, rsqrt, sigmoid, tanh,
@@ -1416,7 +1416,7 @@ def pdist(input: Tensor, p: float = 2.0) -> Tensor:
         tensor([ 5., 10.,  5.])
     """
     if not isinstance(input, Tensor):
-        raise TypeError(f"pdist: expected a Tensor input, got {type(input).__name__}")
+        raise ArgumentTypeError(f"pdist: expected a Tensor input, got {type(input).__name__}")
     if input.ndim != 2:
         raise ShapeError(f"pdist: expected a 2-D (N, M) input, got a {input.ndim}-D input of shape "
                          f"{tuple(input.shape)}")

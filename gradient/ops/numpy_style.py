@@ -15,7 +15,7 @@ import operator
 
 from ..autograd.grad_mode import no_grad
 from ..dtypes import bool_, get_default_dtype, int64
-from ..errors import ArgumentValueError, DTypeError, ShapeError
+from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
 from .creation import ones_like, tensor
 from .elementwise import cast, floor_divide, remainder
@@ -92,8 +92,9 @@ def cumulative_trapezoid(y: Tensor, x: Tensor | None = None, *, dx: float | None
     ``tensor([1.5, 4.0])``.
     """
     if x is not None and dx is not None:
-        raise TypeError("cumulative_trapezoid: give either the sample points x or the spacing dx, "
-                        "not both")
+        raise ArgumentTypeError(
+            "cumulative_trapezoid: give either the sample points x or the spacing dx, "
+            "not both")
     dim = wrap_dim(dim, y.ndim)
     n = y.shape[dim]
     if n == 0:

@@ -35,7 +35,7 @@ from collections import namedtuple as _namedtuple
 from ..autograd.function import ArrayFunction
 from ..dtypes import as_dtype as _as_dtype
 from ..dtypes import bool_, float32, from_numpy_dtype, int64, uint8
-from ..errors import ArgumentValueError, DTypeError, ShapeError
+from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
 from .elementwise import _floating, cast, isnan, maximum, minimum, pow, where
 from .elementwise import abs as _abs  # (gradient 0 at 0, as PyTorch's norms)
@@ -63,8 +63,9 @@ def _axis(dim, ndim: int) -> int:
     try:
         dim = _operator.index(dim)
     except TypeError:
-        raise TypeError(f"dim must be an int (or, where the reduction takes several, a tuple of "
-                        f"ints), got {dim!r}") from None
+        raise ArgumentTypeError(
+            f"dim must be an int (or, where the reduction takes several, a tuple of "
+            f"ints), got {dim!r}") from None
     return wrap_dim(dim, ndim)
 
 
@@ -484,7 +485,7 @@ def median(input: Tensor, dim=None, keepdim: bool = False):
 # ---------------------------------------------------------------------- var and std
 def _correction(unbiased, correction) -> float:
     if unbiased is not None and correction is not None:
-        raise TypeError("var/std: pass either unbiased= or correction=, not both")
+        raise ArgumentTypeError("var/std: pass either unbiased= or correction=, not both")
     if correction is not None:
         return correction
     return 1 if unbiased is None or unbiased else 0
@@ -798,7 +799,7 @@ def diff(input: Tensor, n: int = 1, dim: int = -1, prepend: Tensor | None = None
     from .elementwise import logical_xor, sub
     from .shape import cat, narrow
     if not isinstance(input, Tensor):
-        raise TypeError(f"diff: expected a Tensor, got {type(input).__name__}")
+        raise ArgumentTypeError(f"diff: expected a Tensor, got {type(input).__name__}")
     if input.ndim == 0:
         raise ShapeError("diff: expected a tensor of at least one dimension, got a 0-d tensor")
     n = _operator.index(n)
@@ -810,7 +811,8 @@ def diff(input: Tensor, n: int = 1, dim: int = -1, prepend: Tensor | None = None
         if extra is None:
             continue
         if not isinstance(extra, Tensor):
-            raise TypeError(f"diff: expected {name} to be a tensor, got {type(extra).__name__}")
+            raise ArgumentTypeError(
+                f"diff: expected {name} to be a tensor, got {type(extra).__name__}")
         if [size for d, size in enumerate(extra.shape) if d != dim] != \
                 [size for d, size in enumerate(input.shape) if d != dim] or extra.ndim != input.ndim:
             raise ShapeError(f"diff: {name} of shape {tuple(extra.shape)} must match the input's "

@@ -49,7 +49,7 @@ import numpy as np
 
 from ..autograd.function import ArrayFunction
 from ..dtypes import bfloat16, float16, float32, float64, from_numpy_dtype, int64
-from ..errors import ArgumentValueError, DTypeError, ShapeError
+from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
 from .conv import _adaptive_ranges
 from .creation import tensor
@@ -110,13 +110,15 @@ def _output_geometry(input: Tensor, size, scale_factor, recompute_scale_factor, 
                     f"Please provide input tensor in (N, C, d1, d2, ...,dK) format and output size "
                     f"in (o1, o2, ...,oK) format.")
             if not all(_is_int(s) for s in size):
-                raise TypeError(f"interpolate: expected size to be one of int or Tuple[int] or "
-                                f"Tuple[int, int] or Tuple[int, int, int], but got size with types "
-                                f"{[type(s) for s in size]}")
+                raise ArgumentTypeError(
+                    f"interpolate: expected size to be one of int or Tuple[int] or "
+                    f"Tuple[int, int] or Tuple[int, int, int], but got size with types "
+                    f"{[type(s) for s in size]}")
             return tuple(operator.index(s) for s in size), (None,) * d
         if not _is_int(size):
-            raise TypeError(f"interpolate: size must be an int or a tuple of {d} ints, got "
-                            f"{type(size).__name__} {size!r}")
+            raise ArgumentTypeError(
+                f"interpolate: size must be an int or a tuple of {d} ints, got "
+                f"{type(size).__name__} {size!r}")
         return (operator.index(size),) * d, (None,) * d
     if scale_factor is None:
         raise ArgumentValueError("interpolate: either size or scale_factor should be defined")
@@ -131,8 +133,9 @@ def _output_geometry(input: Tensor, size, scale_factor, recompute_scale_factor, 
     else:
         scales = (scale_factor,) * d
     if not all(_is_real(s) for s in scales):
-        raise TypeError(f"interpolate: scale_factor must be a number or a tuple of {d} numbers, got "
-                        f"{scale_factor!r}")
+        raise ArgumentTypeError(
+            f"interpolate: scale_factor must be a number or a tuple of {d} numbers, got "
+            f"{scale_factor!r}")
     scales = tuple(float(s) for s in scales)
     # the output size is the product rounded toward zero (in double precision, as PyTorch)
     sizes = tuple(int(n * s) for n, s in zip(spatial, scales))
@@ -429,7 +432,8 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         gradient.Size([2, 3, 10, 7])
     """
     if not isinstance(input, Tensor):
-        raise TypeError(f"interpolate: expected a Tensor input, got {type(input).__name__}")
+        raise ArgumentTypeError(
+            f"interpolate: expected a Tensor input, got {type(input).__name__}")
     if mode not in _MODES:
         raise NotImplementedError(f"interpolate: unknown mode {mode!r}; expected one of "
                                   f"{', '.join(map(repr, _MODES))}")
@@ -532,7 +536,8 @@ def upsample_bilinear(input: Tensor, size=None, scale_factor=None) -> Tensor:
 # ---------------------------------------------------------------------- pixel shuffle
 def _shuffle_factor(value, fname: str, what: str) -> int:
     if isinstance(value, (float, Tensor)) or not hasattr(value, "__index__"):
-        raise TypeError(f"{fname}: {what} must be an int, got {type(value).__name__} {value!r}")
+        raise ArgumentTypeError(
+            f"{fname}: {what} must be an int, got {type(value).__name__} {value!r}")
     value = operator.index(value)
     if value <= 0:
         raise ArgumentValueError(f"{fname}: expects a positive {what}, but got {value}")
@@ -541,7 +546,7 @@ def _shuffle_factor(value, fname: str, what: str) -> int:
 
 def _shuffle_input(input: Tensor, fname: str) -> None:
     if not isinstance(input, Tensor):
-        raise TypeError(f"{fname}: expected a Tensor input, got {type(input).__name__}")
+        raise ArgumentTypeError(f"{fname}: expected a Tensor input, got {type(input).__name__}")
     if input.ndim < 3:
         raise ShapeError(f"{fname}: expects input to have at least 3 dimensions (*, C, H, W), but got "
                          f"input with {input.ndim} dimension(s) of shape {tuple(input.shape)}")
@@ -633,7 +638,7 @@ def affine_grid(theta: Tensor, size, align_corners: bool | None = None) -> Tenso
                       "desired. See the documentation of grid_sample for details.", stacklevel=2)
         align_corners = False
     if not isinstance(theta, Tensor):
-        raise TypeError(f"{fname}: expected a Tensor theta, got {type(theta).__name__}")
+        raise ArgumentTypeError(f"{fname}: expected a Tensor theta, got {type(theta).__name__}")
     if not theta.dtype.is_floating_point:
         raise ArgumentValueError(
             f"{fname}: expected theta to have floating point type, but got {theta.dtype}")
@@ -761,7 +766,7 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
         align_corners = False
     for what, t in (("input", input), ("grid", grid)):
         if not isinstance(t, Tensor):
-            raise TypeError(f"{fname}: expected a Tensor {what}, got {type(t).__name__}")
+            raise ArgumentTypeError(f"{fname}: expected a Tensor {what}, got {type(t).__name__}")
     if input.ndim not in (4, 5) or grid.ndim != input.ndim:
         raise ShapeError(f"{fname}: expected a 4-D or 5-D input and a grid with the same number of "
                          f"dimensions, but got input of shape {tuple(input.shape)} and grid of shape "

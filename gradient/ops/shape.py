@@ -27,7 +27,7 @@ from .. import kernels
 from ..autograd.function import ArrayFunction
 from ..autograd.grad_mode import is_grad_enabled
 from ..dtypes import DType, from_numpy_dtype, int64, promote_types
-from ..errors import ArgumentValueError, DeviceError, ShapeError
+from ..errors import ArgumentTypeError, ArgumentValueError, DeviceError, ShapeError
 from ..layouts import (axis_order, channels_last_of, contiguous_format, preserve_format, relaid,
                        strides_of)
 from ..tensor import Size, Tensor
@@ -811,8 +811,9 @@ def cat(tensors, dim: int = 0) -> Tensor:
         raise ShapeError("cat: expected a non-empty list of tensors")
     for i, t in enumerate(tensors):
         if not isinstance(t, Tensor):
-            raise TypeError(f"cat: expected a sequence of tensors, got {type(t).__name__} at "
-                            f"position {i}")
+            raise ArgumentTypeError(
+                f"cat: expected a sequence of tensors, got {type(t).__name__} at "
+                f"position {i}")
         if t.ndim == 0:
             raise ShapeError(f"cat: zero-dimensional tensor (at position {i}) cannot be "
                              "concatenated; use stack, or unsqueeze it first")
@@ -845,8 +846,9 @@ def stack(tensors, dim: int = 0) -> Tensor:
         raise ShapeError("stack: expected a non-empty list of tensors")
     for i, t in enumerate(tensors):
         if not isinstance(t, Tensor):   # (as cat says it)
-            raise TypeError(f"stack: expected a sequence of tensors, got {type(t).__name__} at "
-                            f"position {i}")
+            raise ArgumentTypeError(
+                f"stack: expected a sequence of tensors, got {type(t).__name__} at "
+                f"position {i}")
     first = tensors[0]
     shape = tuple(first.shape)
     for i, t in enumerate(tensors):
@@ -1162,7 +1164,8 @@ def meshgrid(*tensors, indexing: str = "ij") -> tuple:
         raise ArgumentValueError(f"meshgrid: indexing must be 'ij' or 'xy', got {indexing!r}")
     for i, t in enumerate(tensors):
         if not isinstance(t, Tensor):
-            raise TypeError(f"meshgrid: expected tensors, got {type(t).__name__} at position {i}")
+            raise ArgumentTypeError(
+                f"meshgrid: expected tensors, got {type(t).__name__} at position {i}")
         if t.ndim > 1:
             raise ShapeError(f"meshgrid: expected 0-d or 1-d tensors, got shape {tuple(t.shape)} "
                              f"at position {i}")
@@ -1261,19 +1264,20 @@ def unfold(input: Tensor, dimension: int, size: int, step: int) -> Tensor:
 def numel(input: Tensor) -> int:
     """The number of elements: ``gradient.numel(x)`` is ``x.numel()``."""
     if not isinstance(input, Tensor):
-        raise TypeError(f"numel: expected a Tensor, got {type(input).__name__}")
+        raise ArgumentTypeError(f"numel: expected a Tensor, got {type(input).__name__}")
     return input.numel()
 
 
 def is_floating_point(input: Tensor) -> bool:
     """Whether the dtype is a floating one (float16, bfloat16, float32, float64)."""
     if not isinstance(input, Tensor):
-        raise TypeError(f"is_floating_point: expected a Tensor, got {type(input).__name__}")
+        raise ArgumentTypeError(
+            f"is_floating_point: expected a Tensor, got {type(input).__name__}")
     return input.is_floating_point()
 
 
 def is_complex(input: Tensor) -> bool:
     """Always False: gradient has no complex dtypes (PyTorch's ``is_complex``, for ported code)."""
     if not isinstance(input, Tensor):
-        raise TypeError(f"is_complex: expected a Tensor, got {type(input).__name__}")
+        raise ArgumentTypeError(f"is_complex: expected a Tensor, got {type(input).__name__}")
     return False

@@ -33,7 +33,7 @@ import numpy as np
 from .. import layouts
 from ..layouts import is_sparse
 from ..dtypes import as_dtype, int64
-from ..errors import DTypeError, LayoutError, ShapeError
+from ..errors import ArgumentTypeError, DTypeError, LayoutError, ShapeError
 from ..tensor import Size, Tensor
 from .creation import tensor as _tensor, zeros
 from .index import index_add, index_select
@@ -58,8 +58,9 @@ class SparseCOOTensor:
     __array_priority__ = 1001   # NumPy defers to its reflected operators, as to Tensor's
 
     def __init__(self, *args, **kwargs):
-        raise TypeError("make a sparse tensor with gradient.sparse_coo_tensor(indices, values, "
-                        "size) or dense.to_sparse()")
+        raise ArgumentTypeError(
+            "make a sparse tensor with gradient.sparse_coo_tensor(indices, values, "
+            "size) or dense.to_sparse()")
 
     @classmethod
     def _make(cls, indices: Tensor, values: Tensor, shape, coalesced: bool) -> "SparseCOOTensor":
@@ -89,7 +90,7 @@ class SparseCOOTensor:
 
     def __len__(self) -> int:
         if not self._shape:
-            raise TypeError("len() of a 0-d tensor")
+            raise ArgumentTypeError("len() of a 0-d tensor")
         return self._shape[0]
 
     @property
@@ -496,7 +497,7 @@ def sparse_mm(sparse: SparseCOOTensor, dense: Tensor) -> Tensor:
         raise LayoutError("sparse.mm: the product of two sparse tensors is not supported; "
                           "make the second one dense with .to_dense()")
     if not isinstance(dense, Tensor):
-        raise TypeError(f"sparse.mm: expected a dense Tensor, got {type(dense).__name__}")
+        raise ArgumentTypeError(f"sparse.mm: expected a dense Tensor, got {type(dense).__name__}")
     if sparse.ndim != 2 or sparse.sparse_dim() != 2:
         raise ShapeError(f"sparse.mm: expected a 2-d sparse matrix, got shape "
                          f"{tuple(sparse.shape)} with {sparse.sparse_dim()} sparse dimensions")

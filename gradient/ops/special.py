@@ -35,7 +35,7 @@ import math as _math
 from ..autograd.function import ArrayFunction
 from ..autograd.grad_mode import no_grad as _no_grad
 from ..dtypes import float64, from_numpy_dtype, get_default_dtype, result_type
-from ..errors import ArgumentValueError, AutogradError, DTypeError, ShapeError
+from ..errors import ArgumentTypeError, ArgumentValueError, AutogradError, DTypeError, ShapeError
 from ..tensor import Tensor
 from .elementwise import (_FunctionAndMethod, _floating, _make_inplace, _promote, abs, cast, clamp,
                           eq, exp, gt, isnan, log, log1p, lt, maximum, ne, pow, sign, sin,
@@ -677,7 +677,8 @@ def trapezoid(y: Tensor, x: Tensor | None = None, *, dx: float | None = None, di
     from .reduce import diff, sum as _sum
     from .shape import narrow, reshape, wrap_dim
     if x is not None and dx is not None:
-        raise TypeError("trapezoid: give either the sample points x or the spacing dx, not both")
+        raise ArgumentTypeError(
+            "trapezoid: give either the sample points x or the spacing dx, not both")
     dim = wrap_dim(dim, y.ndim)
     n = y.shape[dim]
     if n == 0:

@@ -4,6 +4,7 @@ from ..autograd import no_grad
 from ..dtypes import finfo
 from ..ops.creation import zeros, zeros_like
 from .optimizer import Optimizer, advance_step, check_unsupported, check_value, lerp_, step_counter
+from ..errors import ArgumentTypeError
 
 
 class Adafactor(Optimizer):
@@ -67,8 +68,8 @@ class Adafactor(Optimizer):
             for group, p in self._params_with_grad():
                 eps1, eps2 = group["eps"]
                 if not p.is_floating_point():
-                    raise TypeError(f"Adafactor: parameters must be floating point, got "
-                                    f"{p.dtype}")
+                    raise ArgumentTypeError(f"Adafactor: parameters must be floating point, got "
+                                            f"{p.dtype}")
                 state = self.state[p]
                 if len(state) == 0:
                     state["step"] = step_counter()

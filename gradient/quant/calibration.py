@@ -33,7 +33,7 @@ import copy
 import numpy as np
 
 from ..autograd import no_grad
-from ..errors import ShapeError
+from ..errors import ArgumentTypeError, ShapeError
 from ..nn.module import Module
 from ..nn.modules.container import ModuleList
 from ..nn.modules.linear import Linear
@@ -226,7 +226,8 @@ def quantize_blocks(model: Module, calib_ids, quantize_weight, *, before=None,
         >>> quantize_blocks(model, calib, lambda name, w, stats: round_to_nearest(w, 4, 64))
     """
     if not isinstance(model, Module):
-        raise TypeError(f"{where}: expected a gradient.nn.Module, got {type(model).__name__}")
+        raise ArgumentTypeError(
+            f"{where}: expected a gradient.nn.Module, got {type(model).__name__}")
     if isinstance(skip, str):
         skip = (skip,)
     target = model if inplace else copy.deepcopy(model)

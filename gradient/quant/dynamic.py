@@ -33,7 +33,7 @@ from ..nn.module import Module
 from ..nn.modules.linear import Linear
 from .linear import QuantizedLinear
 from .weight_only import WeightOnlyLinear, replace_layers
-from ..errors import ArgumentValueError
+from ..errors import ArgumentTypeError, ArgumentValueError
 
 __all__ = ["quantize_dynamic", "qint8", "QuantizedDType", "QConfig", "default_dynamic_qconfig",
            "per_channel_dynamic_qconfig", "float16_dynamic_qconfig"]
@@ -88,8 +88,9 @@ def _selected(spec, dtype) -> dict:
     chosen = {}
     for key in spec:
         if not isinstance(key, (str, type)):
-            raise TypeError(f"quantize_dynamic: qconfig_spec keys are module types or layer "
-                            f"names, got {key!r}")
+            raise ArgumentTypeError(
+                f"quantize_dynamic: qconfig_spec keys are module types or layer "
+                f"names, got {key!r}")
         value = spec[key] if isinstance(spec, dict) else None
         chosen[key] = value.dtype if isinstance(value, QConfig) else dtype
     return chosen
@@ -104,12 +105,13 @@ def quantize_dynamic(model: Module, qconfig_spec=None, dtype=qint8, mapping=None
     Example: ``quantize_dynamic(model, {nn.Linear}, dtype=gradient.qint8)``
     """
     if not isinstance(model, Module):
-        raise TypeError(f"quantize_dynamic: expected a gradient.nn.Module, got "
-                        f"{type(model).__name__}")
+        raise ArgumentTypeError(f"quantize_dynamic: expected a gradient.nn.Module, got "
+                                f"{type(model).__name__}")
     if mapping is not None:
-        raise TypeError("quantize_dynamic: mapping= maps float modules to PyTorch's quantized "
-                        "module classes; gradient chooses its own quantized layers, leave it "
-                        "out")
+        raise ArgumentTypeError(
+            "quantize_dynamic: mapping= maps float modules to PyTorch's quantized "
+            "module classes; gradient chooses its own quantized layers, leave it "
+            "out")
     if dtype is not qint8 and dtype is not float16:
         raise ArgumentValueError(
             f"quantize_dynamic: dtype must be gradient.qint8 or gradient.float16, "

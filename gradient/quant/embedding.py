@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
-from ..errors import DTypeError
+from ..errors import ArgumentTypeError, DTypeError
 from ..nn.module import Module
 from ..ops.creation import from_numpy
 from ..tensor import Tensor
@@ -83,8 +83,9 @@ class QuantizedEmbedding(Module):
         and the rows decoded there, and the result goes back to the ids' device.
         """
         if not isinstance(input, Tensor):
-            raise TypeError(f"QuantizedEmbedding: expected a gradient.Tensor of token ids, got "
-                            f"{type(input).__name__}")
+            raise ArgumentTypeError(
+                f"QuantizedEmbedding: expected a gradient.Tensor of token ids, got "
+                f"{type(input).__name__}")
         if input.dtype.is_floating_point:
             raise DTypeError(f"QuantizedEmbedding: expected integer ids, got {input.dtype}")
         backend = input._backend

@@ -39,7 +39,7 @@ import numpy as np
 from .. import kernels
 from ..autograd.function import ArrayFunction
 from ..backends.cpu_float_rows import lowered_bfloat16_rows, lowered_float_rows
-from ..errors import ArgumentValueError, DTypeError, ShapeError
+from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError
 from ..nn.module import Module
 from ..nn.parameter import Parameter
 from ..ops.creation import from_numpy
@@ -273,7 +273,7 @@ def check_input(layer, input) -> None:
     ``layer.in_features`` (QuantizedLinear and weight_only.WeightOnlyLinear)."""
     name = type(layer).__name__
     if not isinstance(input, Tensor):
-        raise TypeError(f"{name}: expected a gradient.Tensor, got {type(input).__name__}")
+        raise ArgumentTypeError(f"{name}: expected a gradient.Tensor, got {type(input).__name__}")
     if input.ndim == 0 or input.shape[-1] != layer.in_features:
         raise ShapeError(f"{name}: input of shape {tuple(input.shape)} has "
                          f"{input.shape[-1] if input.ndim else 0} features, expected "

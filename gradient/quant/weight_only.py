@@ -59,7 +59,7 @@ import numpy as np
 from .. import kernels
 from ..backends.cpu_compile import compile_kernel
 from ..backends.cpu_reduce import LANES, fold_lanes
-from ..errors import ArgumentValueError, ShapeError
+from ..errors import ArgumentTypeError, ArgumentValueError, ShapeError
 from ..nn.module import Module
 from ..nn.modules.linear import Linear
 from ..nn.parameter import Parameter
@@ -481,8 +481,9 @@ class WeightOnlyLinear(_ql._QuantizedLayer):
                  input_order=None):
         super().__init__()
         if not isinstance(packed, PackedWeight):
-            raise TypeError(f"WeightOnlyLinear: expected a PackedWeight (from quantize_weight), "
-                            f"got {type(packed).__name__}")
+            raise ArgumentTypeError(
+                f"WeightOnlyLinear: expected a PackedWeight (from quantize_weight), "
+                f"got {type(packed).__name__}")
         self.in_features, self.out_features = packed.in_features, packed.out_features
         if input_order is not None:
             input_order = np.asarray(input_order, dtype=np.int64)
@@ -824,8 +825,9 @@ class _Scheme:
 
 def _parse_scheme(scheme, group_size, zero_point) -> _Scheme:
     if not isinstance(scheme, str):
-        raise TypeError(f"quantize: scheme must be a string ('int8', 'int4' or a GGML type "
-                        f"such as 'Q4_0'), got {type(scheme).__name__}")
+        raise ArgumentTypeError(
+            f"quantize: scheme must be a string ('int8', 'int4' or a GGML type "
+            f"such as 'Q4_0'), got {type(scheme).__name__}")
     name = scheme.lower()
     if name in SCHEMES:
         bits = 8 if name == "int8" else 4
@@ -903,8 +905,8 @@ def quantize_model(model: Module, scheme: str = "int8", *, group_size: int | Non
         >>> q.generate(ids, max_new_tokens=20)
     """
     if not isinstance(model, Module):
-        raise TypeError(f"quantize_model: expected a gradient.nn.Module, got "
-                        f"{type(model).__name__}")
+        raise ArgumentTypeError(f"quantize_model: expected a gradient.nn.Module, got "
+                                f"{type(model).__name__}")
     spec = _parse_scheme(scheme, group_size, zero_point)
     if isinstance(skip, str):
         skip = (skip,)
@@ -966,8 +968,9 @@ def quantize(target, scheme, **options):
     if isinstance(target, Module):
         return quantize_model(target, scheme, **options)
     if options:
-        raise TypeError(f"quantize: {', '.join(sorted(options))} apply to models; an array is "
-                        f"quantized as quantize(weight, qtype)")
+        raise ArgumentTypeError(
+            f"quantize: {', '.join(sorted(options))} apply to models; an array is "
+            f"quantized as quantize(weight, qtype)")
     if isinstance(target, Tensor):
         target = target.detach().numpy()
     return quantize_blocks(target, scheme)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DeviceError
+from ..errors import ArgumentTypeError, DeviceError
 from ..ops.creation import from_numpy
 from ..tensor import Tensor
 
@@ -39,9 +39,10 @@ def from_dlpack(ext_tensor) -> Tensor:
         return ext_tensor.detach()
     if not hasattr(ext_tensor, "__dlpack__"):
         if type(ext_tensor).__name__ != "PyCapsule":
-            raise TypeError(f"from_dlpack: expected an object with __dlpack__ (a NumPy array, a "
-                            f"tensor of another library) or a DLPack capsule, got "
-                            f"{type(ext_tensor).__name__}")
+            raise ArgumentTypeError(
+                f"from_dlpack: expected an object with __dlpack__ (a NumPy array, a "
+                f"tensor of another library) or a DLPack capsule, got "
+                f"{type(ext_tensor).__name__}")
         ext_tensor = _Capsule(ext_tensor)
     device_type, device_id = ext_tensor.__dlpack_device__()
     if device_type != _CPU:

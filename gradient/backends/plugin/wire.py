@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ml_dtypes
 import numpy as np
-from ...errors import ArgumentValueError
+from ...errors import ArgumentTypeError, ArgumentValueError
 
 PROTOCOL = 1
 
@@ -71,7 +71,8 @@ def encode_index(index, handle_of) -> list:
         elif type(item) is slice:
             spec.append({"slice": [item.start, item.stop, item.step]})
         elif isinstance(item, (bool, np.bool_)):
-            raise TypeError("a bool index (x[True]) is not supported over the plugin protocol")
+            raise ArgumentTypeError(
+                "a bool index (x[True]) is not supported over the plugin protocol")
         elif isinstance(item, (int, np.integer)):
             spec.append(int(item))
         else:

@@ -19,6 +19,7 @@ import contextlib
 import enum
 
 from . import bias
+from ...errors import ArgumentTypeError
 
 __all__ = ["SDPBackend", "sdpa_kernel", "bias"]
 
@@ -40,5 +41,5 @@ def sdpa_kernel(backends, set_priority: bool = False):
     chosen = backends if isinstance(backends, (list, tuple)) else [backends]
     for b in chosen:
         if not isinstance(b, SDPBackend):
-            raise TypeError(f"sdpa_kernel: expected SDPBackend values, got {b!r}")
+            raise ArgumentTypeError(f"sdpa_kernel: expected SDPBackend values, got {b!r}")
     yield

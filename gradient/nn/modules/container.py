@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections import abc as _abc
 from itertools import islice
 
-from ...errors import ArgumentValueError, GradientError
+from ...errors import ArgumentTypeError, ArgumentValueError, GradientError
 from ...tensor import Tensor
 from ..module import Module, _addindent
 from ..parameter import Parameter
@@ -34,7 +34,8 @@ def _renumber(modules: dict) -> None:
 
 def _check_module(module, container: str) -> None:
     if not isinstance(module, Module):
-        raise TypeError(f"{container}: expected a gradient.nn.Module, got {type(module).__name__}")
+        raise ArgumentTypeError(
+            f"{container}: expected a gradient.nn.Module, got {type(module).__name__}")
 
 
 class Sequential(Module):
@@ -102,7 +103,8 @@ class Sequential(Module):
 
     def __mul__(self, other: int) -> Sequential:
         if not isinstance(other, int):
-            raise TypeError(f"unsupported operand type(s) for *: {type(self)} and {type(other)}")
+            raise ArgumentTypeError(
+                f"unsupported operand type(s) for *: {type(self)} and {type(other)}")
         if other <= 0:
             raise ArgumentValueError(
                 f"Non-positive multiplication factor {other} for {type(self)}")
@@ -243,8 +245,9 @@ class ModuleList(Module):
     def extend(self, modules) -> ModuleList:
         """Append every module of the iterable ``modules``; returns ``self``."""
         if isinstance(modules, Module) and not isinstance(modules, (ModuleList, Sequential)):
-            raise TypeError("ModuleList.extend should be called with an iterable of modules, "
-                            f"but got {type(modules).__name__}")
+            raise ArgumentTypeError(
+                "ModuleList.extend should be called with an iterable of modules, "
+                f"but got {type(modules).__name__}")
         offset = len(self)
         for i, module in enumerate(modules):
             self.add_module(str(offset + i), module)
@@ -436,8 +439,9 @@ class ParameterList(Module):
         """Append every element of the iterable ``values``; returns ``self``."""
         # a tensor is iterable (over its rows), but extending by one is surely a mistake
         if not isinstance(values, _abc.Iterable) or isinstance(values, Tensor):
-            raise TypeError("ParameterList.extend should be called with an iterable, but got "
-                            f"{type(values).__name__}; to add one tensor use append")
+            raise ArgumentTypeError(
+                "ParameterList.extend should be called with an iterable, but got "
+                f"{type(values).__name__}; to add one tensor use append")
         for value in values:
             self.append(value)
         return self
@@ -482,8 +486,9 @@ class ParameterDict(Module):
     @staticmethod
     def _check_key(key) -> None:
         if not isinstance(key, str):
-            raise TypeError(f"ParameterDict keys must be strings (they become parameter names), "
-                            f"got {key!r} of type {type(key).__name__}; use str(key)")
+            raise ArgumentTypeError(
+                f"ParameterDict keys must be strings (they become parameter names), "
+                f"got {key!r} of type {type(key).__name__}; use str(key)")
 
     def __getitem__(self, key: str):
         self._check_key(key)
@@ -585,8 +590,9 @@ class ParameterDict(Module):
     def update(self, parameters) -> None:
         """Add (or replace) entries from a mapping or an iterable of ``(key, value)`` pairs."""
         if not isinstance(parameters, _abc.Iterable):
-            raise TypeError("ParameterDict.update should be called with a mapping or an iterable "
-                            f"of (key, value) pairs, but got {type(parameters).__name__}")
+            raise ArgumentTypeError(
+                "ParameterDict.update should be called with a mapping or an iterable "
+                f"of (key, value) pairs, but got {type(parameters).__name__}")
         if isinstance(parameters, (OrderedDict, ParameterDict)):
             pairs = list(parameters.items())
         elif isinstance(parameters, _abc.Mapping):
@@ -597,8 +603,9 @@ class ParameterDict(Module):
             pairs = []
             for j, pair in enumerate(parameters):
                 if not isinstance(pair, _abc.Iterable):
-                    raise TypeError(f"ParameterDict update sequence element #{j} should be a "
-                                    f"(key, value) pair, got {type(pair).__name__}")
+                    raise ArgumentTypeError(
+                        f"ParameterDict update sequence element #{j} should be a "
+                        f"(key, value) pair, got {type(pair).__name__}")
                 pair = tuple(pair)
                 if len(pair) != 2:
                     raise ArgumentValueError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..module import Module
+from ...errors import ArgumentTypeError
 
 __all__ = ["Flatten", "Unflatten"]
 
@@ -39,11 +40,13 @@ class Unflatten(Module):
     def __init__(self, dim: int, unflattened_size):
         super().__init__()
         if isinstance(dim, str):
-            raise TypeError("Unflatten: named dimensions are not supported; dim must be an int")
+            raise ArgumentTypeError(
+                "Unflatten: named dimensions are not supported; dim must be an int")
         if not isinstance(unflattened_size, (tuple, list)) or not all(
                 isinstance(s, int) and not isinstance(s, bool) for s in unflattened_size):
-            raise TypeError(f"Unflatten: unflattened_size must be a tuple or list of ints, got "
-                            f"{unflattened_size!r}")
+            raise ArgumentTypeError(
+                f"Unflatten: unflattened_size must be a tuple or list of ints, got "
+                f"{unflattened_size!r}")
         self.dim = dim
         self.unflattened_size = unflattened_size
 

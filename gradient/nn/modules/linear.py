@@ -15,7 +15,7 @@ from .. import init
 from ..module import Module
 from ..parameter import Parameter
 from .utils import _fan_in_uniform_, _optional_parameter
-from ...errors import ArgumentValueError
+from ...errors import ArgumentTypeError, ArgumentValueError
 
 __all__ = ["Identity", "Linear", "Bilinear"]
 
@@ -23,7 +23,8 @@ __all__ = ["Identity", "Linear", "Bilinear"]
 def _check_size(cls: str, name: str, value) -> int:
     """A layer size must be a non-negative int (gradient.empty would truncate a float)."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{cls}: {name} must be an int, got {type(value).__name__} {value!r}")
+        raise ArgumentTypeError(
+            f"{cls}: {name} must be an int, got {type(value).__name__} {value!r}")
     if value < 0:
         raise ArgumentValueError(f"{cls}: {name} must be non-negative, got {value}")
     return value

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from .. import functional as F
 from ..module import Module
+from ...errors import ArgumentTypeError
 
 __all__ = ["ConstantPad1d", "ConstantPad2d", "ConstantPad3d", "ZeroPad1d", "ZeroPad2d", "ZeroPad3d",
            "ReflectionPad1d", "ReflectionPad2d", "ReflectionPad3d", "ReplicationPad1d",
@@ -27,15 +28,17 @@ __all__ = ["ConstantPad1d", "ConstantPad2d", "ConstantPad3d", "ZeroPad1d", "Zero
 def _flat_padding(cls: str, padding, d: int) -> tuple:
     """An int (every side) or a sequence of ``2 * d`` ints, as a tuple of ``2 * d`` ints."""
     if isinstance(padding, bool):
-        raise TypeError(f"{cls}: padding must be an int or a tuple of {2 * d} ints, got {padding!r}")
+        raise ArgumentTypeError(
+            f"{cls}: padding must be an int or a tuple of {2 * d} ints, got {padding!r}")
     if isinstance(padding, int):
         return (padding,) * (2 * d)
     if isinstance(padding, (list, tuple)) and len(padding) == 2 * d \
             and all(isinstance(p, int) and not isinstance(p, bool) for p in padding):
         return tuple(padding)
-    raise TypeError(f"{cls}: padding must be an int or a tuple of {2 * d} ints (last dimension "
-                    f"first: left, right{', top, bottom' if d > 1 else ''}"
-                    f"{', front, back' if d > 2 else ''}), got {padding!r}")
+    raise ArgumentTypeError(
+        f"{cls}: padding must be an int or a tuple of {2 * d} ints (last dimension "
+        f"first: left, right{', top, bottom' if d > 1 else ''}"
+        f"{', front, back' if d > 2 else ''}), got {padding!r}")
 
 
 class _PadNd(Module):

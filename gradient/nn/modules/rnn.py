@@ -33,7 +33,7 @@ import warnings
 
 from ... import ops as _ops
 from ...autograd import autocast_state as _autocast
-from ...errors import ArgumentValueError, DTypeError, ShapeError
+from ...errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError
 from ...tensor import Tensor
 from .. import functional as F
 from .. import init
@@ -156,13 +156,13 @@ class RNNBase(Module):
         for arg, value in (("bias", bias), ("batch_first", batch_first),
                            ("bidirectional", bidirectional)):
             if not isinstance(value, bool):
-                raise TypeError(f"{name}: {arg} should be of type bool, got "
-                                f"{type(value).__name__} {value!r}")
+                raise ArgumentTypeError(f"{name}: {arg} should be of type bool, got "
+                                        f"{type(value).__name__} {value!r}")
         for arg, value, least in (("input_size", input_size, 1), ("hidden_size", hidden_size, 1),
                                   ("num_layers", num_layers, 1), ("proj_size", proj_size, 0)):
             if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name}: {arg} should be of type int, got "
-                                f"{type(value).__name__} {value!r}")
+                raise ArgumentTypeError(f"{name}: {arg} should be of type int, got "
+                                        f"{type(value).__name__} {value!r}")
             if value < least:
                 raise ArgumentValueError(
                     f"{name}: {arg} must be "
@@ -263,8 +263,9 @@ class RNNBase(Module):
 
     def _check_input(self, data: Tensor, what: str) -> None:
         if not isinstance(data, Tensor):
-            raise TypeError(f"{self._name}: expected a gradient.Tensor or a PackedSequence input, "
-                            f"got {type(data).__name__}")
+            raise ArgumentTypeError(
+                f"{self._name}: expected a gradient.Tensor or a PackedSequence input, "
+                f"got {type(data).__name__}")
         if data.shape[-1] != self.input_size:
             raise ShapeError(f"{self._name}: input.size(-1) must be equal to input_size. Expected "
                              f"{self.input_size}, got {data.shape[-1]} ({what} of shape "
@@ -287,13 +288,14 @@ class RNNBase(Module):
         if lstm:
             if not (isinstance(hx, (tuple, list)) and len(hx) == 2
                     and all(isinstance(t, Tensor) for t in hx)):
-                raise TypeError(f"LSTM: hx should be a tuple (h_0, c_0) of two tensors, got "
-                                f"{type(hx).__name__}")
+                raise ArgumentTypeError(
+                    f"LSTM: hx should be a tuple (h_0, c_0) of two tensors, got "
+                    f"{type(hx).__name__}")
             states = tuple(hx)
         else:
             if not isinstance(hx, Tensor):
-                raise TypeError(f"{self._name}: hx should be a tensor (h_0), got "
-                                f"{type(hx).__name__}")
+                raise ArgumentTypeError(f"{self._name}: hx should be a tensor (h_0), got "
+                                        f"{type(hx).__name__}")
             states = (hx,)
         names = ("hx[0] (h_0)", "hx[1] (c_0)") if lstm else ("hx",)
         want = 3 if batched else 2
@@ -336,8 +338,9 @@ class RNNBase(Module):
             batch, batched = batch_sizes[0], True
         else:
             if not isinstance(input, Tensor):
-                raise TypeError(f"{self._name}: expected a gradient.Tensor or a PackedSequence "
-                                f"input, got {type(input).__name__}")
+                raise ArgumentTypeError(
+                    f"{self._name}: expected a gradient.Tensor or a PackedSequence "
+                    f"input, got {type(input).__name__}")
             if input.ndim not in (2, 3):
                 layout = ("(batch, seq_len, input_size)" if self.batch_first
                           else "(seq_len, batch, input_size)")
@@ -496,8 +499,8 @@ class RNNCellBase(Module):
         name = type(self).__name__
         for arg, value in (("input_size", input_size), ("hidden_size", hidden_size)):
             if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name}: {arg} should be of type int, got "
-                                f"{type(value).__name__} {value!r}")
+                raise ArgumentTypeError(f"{name}: {arg} should be of type int, got "
+                                        f"{type(value).__name__} {value!r}")
             if value < 0:
                 raise ArgumentValueError(f"{name}: {arg} must be non-negative, got {value}")
         self.input_size = input_size
@@ -534,7 +537,8 @@ class RNNCellBase(Module):
         tensors, whether the input was batched)."""
         name = type(self).__name__
         if not isinstance(input, Tensor):
-            raise TypeError(f"{name}: expected a gradient.Tensor input, got {type(input).__name__}")
+            raise ArgumentTypeError(
+                f"{name}: expected a gradient.Tensor input, got {type(input).__name__}")
         if input.ndim not in (1, 2):
             raise ShapeError(f"{name}: Expected input to be 1D or 2D, got {input.ndim}D (shape "
                              f"{_shape(input)}); pass (batch, input_size) or (input_size,)")
@@ -555,12 +559,12 @@ class RNNCellBase(Module):
         if count == 2:
             if not (isinstance(hx, (tuple, list)) and len(hx) == 2
                     and all(isinstance(t, Tensor) for t in hx)):
-                raise TypeError(f"{name}: hx should be a tuple (h, c) of two tensors, got "
-                                f"{type(hx).__name__}")
+                raise ArgumentTypeError(f"{name}: hx should be a tuple (h, c) of two tensors, got "
+                                        f"{type(hx).__name__}")
             states, names = tuple(hx), ("hx[0]", "hx[1]")
         else:
             if not isinstance(hx, Tensor):
-                raise TypeError(f"{name}: hx should be a tensor, got {type(hx).__name__}")
+                raise ArgumentTypeError(f"{name}: hx should be a tensor, got {type(hx).__name__}")
             states, names = (hx,), ("hx",)
         out = []
         for state, what in zip(states, names):

@@ -9,7 +9,7 @@ Example::
 from __future__ import annotations
 
 from ...tensor import Tensor
-from ...errors import ArgumentValueError
+from ...errors import ArgumentTypeError, ArgumentValueError
 
 __all__ = ["parameters_to_vector", "vector_to_parameters"]
 
@@ -42,7 +42,7 @@ def vector_to_parameters(vec: Tensor, parameters) -> None:
     views of it).
     """
     if not isinstance(vec, Tensor):
-        raise TypeError(f"expected gradient.Tensor, but got: {type(vec).__name__}")
+        raise ArgumentTypeError(f"expected gradient.Tensor, but got: {type(vec).__name__}")
     device = None
     pointer = 0
     for param in parameters:

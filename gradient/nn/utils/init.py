@@ -4,6 +4,7 @@ initial values its caller overwrites anyway (a checkpoint is loaded next)."""
 from __future__ import annotations
 
 import inspect
+from ...errors import ArgumentTypeError
 
 __all__ = ["skip_init"]
 
@@ -20,6 +21,7 @@ def skip_init(module_cls, *args, **kwargs):
         >>> layer.load_state_dict(weights)
     """
     if "device" not in inspect.signature(module_cls).parameters:
-        raise TypeError(f"skip_init: {module_cls.__name__} must take a 'device' argument (as "
-                        f"PyTorch requires) to be built with skip_init")
+        raise ArgumentTypeError(
+            f"skip_init: {module_cls.__name__} must take a 'device' argument (as "
+            f"PyTorch requires) to be built with skip_init")
     return module_cls(*args, **kwargs)

@@ -32,7 +32,7 @@ import numpy as np
 from ...autograd import no_grad
 from ...ops.creation import ones_like, rand, tensor
 from ...tensor import Tensor
-from ...errors import ArgumentValueError
+from ...errors import ArgumentTypeError, ArgumentValueError
 
 __all__ = ["BasePruningMethod", "PruningContainer", "Identity", "RandomUnstructured",
            "L1Unstructured", "RandomStructured", "LnStructured", "CustomFromMask", "identity",
@@ -42,7 +42,7 @@ __all__ = ["BasePruningMethod", "PruningContainer", "Identity", "RandomUnstructu
 
 def _check_amount(amount) -> None:
     if isinstance(amount, bool) or not isinstance(amount, numbers.Real):
-        raise TypeError(f"prune: amount must be an int or a float, got {amount!r}")
+        raise ArgumentTypeError(f"prune: amount must be an int or a float, got {amount!r}")
     if (amount < 0 if isinstance(amount, numbers.Integral)
             else not 0.0 <= float(amount) <= 1.0):
         raise ArgumentValueError(
@@ -166,7 +166,7 @@ class PruningContainer(BasePruningMethod):
 
     def add_pruning_method(self, method) -> None:
         if not isinstance(method, BasePruningMethod):
-            raise TypeError(f"PruningContainer takes pruning methods, got {type(method)}")
+            raise ArgumentTypeError(f"PruningContainer takes pruning methods, got {type(method)}")
         if self._tensor_name is not None and method._tensor_name != self._tensor_name:
             raise ArgumentValueError(
                 f"PruningContainer of '{self._tensor_name}' cannot take a pruning "
@@ -368,12 +368,13 @@ def global_unstructured(parameters, pruning_method, importance_scores=None, **kw
     parameters = list(parameters)
     scores = importance_scores or {}
     if not isinstance(scores, dict):
-        raise TypeError("global_unstructured: importance_scores must be a dict of (module, "
-                        "name) -> tensor")
+        raise ArgumentTypeError(
+            "global_unstructured: importance_scores must be a dict of (module, "
+            "name) -> tensor")
     method = pruning_method(**kwargs)
     if method.PRUNING_TYPE != "unstructured":
-        raise TypeError(f"global_unstructured takes an unstructured pruning method, got "
-                        f"{pruning_method.__name__} ({method.PRUNING_TYPE})")
+        raise ArgumentTypeError(f"global_unstructured takes an unstructured pruning method, got "
+                                f"{pruning_method.__name__} ({method.PRUNING_TYPE})")
     method._tensor_name = "all"
 
     def flat(tensors):

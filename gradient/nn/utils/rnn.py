@@ -38,7 +38,7 @@ import numpy as np
 from ... import ops as _ops
 from ...dtypes import (bfloat16, float16, float32, float64, int8, int16, int32, int64,
                        promote_types, uint8)
-from ...errors import ArgumentValueError, ShapeError
+from ...errors import ArgumentTypeError, ArgumentValueError, ShapeError
 from ...tensor import Tensor
 
 __all__ = ["PackedSequence", "invert_permutation", "pack_padded_sequence", "pad_packed_sequence",
@@ -54,13 +54,14 @@ def _host_ints(values, what: str) -> np.ndarray:
     """A 1-d int64 NumPy copy of a list, tuple, array or tensor of integers."""
     if isinstance(values, Tensor):
         if values.is_floating_point():
-            raise TypeError(f"{what}: expected integer values, got a {values.dtype} tensor")
+            raise ArgumentTypeError(
+                f"{what}: expected integer values, got a {values.dtype} tensor")
         values = values.tolist()
     arr = np.asarray(values)
     if arr.ndim != 1:
         raise ShapeError(f"{what}: expected a 1-d sequence of integers, got shape {arr.shape}")
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"{what}: expected integers, got {arr.dtype} values {values!r}")
+        raise ArgumentTypeError(f"{what}: expected integers, got {arr.dtype} values {values!r}")
     return arr.astype(np.int64)
 
 
@@ -94,8 +95,8 @@ class PackedSequence(_PackedSequenceFields):
     def __new__(cls, data, batch_sizes=None, sorted_indices=None, unsorted_indices=None):
         if batch_sizes is None:   # PackedSequence((data, batch_sizes)), as PyTorch also allows
             if not (isinstance(data, (list, tuple)) and len(data) == 2):
-                raise TypeError("PackedSequence: expected data and batch_sizes, or one "
-                                f"(data, batch_sizes) pair, got {type(data).__name__}")
+                raise ArgumentTypeError("PackedSequence: expected data and batch_sizes, or one "
+                                        f"(data, batch_sizes) pair, got {type(data).__name__}")
             data, batch_sizes = data
         if isinstance(batch_sizes, Tensor) and batch_sizes.device.type != "cpu":
             raise ArgumentValueError(
@@ -204,7 +205,8 @@ def pack_padded_sequence(input: Tensor, lengths, batch_first: bool = False,
     """
     fn = "pack_padded_sequence"
     if not isinstance(input, Tensor):
-        raise TypeError(f"{fn}: expected a gradient.Tensor input, got {type(input).__name__}")
+        raise ArgumentTypeError(
+            f"{fn}: expected a gradient.Tensor input, got {type(input).__name__}")
     if input.ndim < 2:
         raise ShapeError(f"{fn}: expected a padded input of at least 2 dimensions "
                          f"({'(B, T, *)' if batch_first else '(T, B, *)'}), got shape "
@@ -262,7 +264,7 @@ def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False,
     """
     fn = "pad_packed_sequence"
     if not isinstance(sequence, PackedSequence):
-        raise TypeError(f"{fn}: expected a PackedSequence, got {type(sequence).__name__}")
+        raise ArgumentTypeError(f"{fn}: expected a PackedSequence, got {type(sequence).__name__}")
     data = sequence.data
     batch_sizes = _host_ints(sequence.batch_sizes, f"{fn}: batch_sizes")
     steps = batch_sizes.size
@@ -320,13 +322,15 @@ def pad_sequence(sequences, batch_first: bool = False, padding_value: float = 0.
             f"{fn}: expected padding_side to be one of left or right, but got "
             f"{padding_side!r}")
     if not isinstance(sequences, (Iterable, Tensor)):
-        raise TypeError(f"{fn}: expected an iterable of tensors, got {type(sequences).__name__}")
+        raise ArgumentTypeError(
+            f"{fn}: expected an iterable of tensors, got {type(sequences).__name__}")
     sequences = list(sequences.unbind(0) if isinstance(sequences, Tensor) else sequences)
     if not sequences:
         raise ShapeError(f"{fn}: received an empty list of sequences")
     for i, s in enumerate(sequences):
         if not isinstance(s, Tensor):
-            raise TypeError(f"{fn}: expected tensors, got {type(s).__name__} at position {i}")
+            raise ArgumentTypeError(
+                f"{fn}: expected tensors, got {type(s).__name__} at position {i}")
         if s.ndim == 0:
             raise ShapeError(f"{fn}: sequence {i} is a 0-d tensor; each sequence needs a first "
                              "(time) dimension")

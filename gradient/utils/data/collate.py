@@ -33,6 +33,7 @@ from ...dtypes import float64
 from ...ops.creation import as_tensor, from_numpy, tensor
 from ...ops.shape import stack
 from ...tensor import Tensor
+from ...errors import ArgumentTypeError
 
 __all__ = ["default_collate", "default_convert", "collate", "default_collate_fn_map"]
 
@@ -109,7 +110,7 @@ def collate(batch, *, collate_fn_map: dict | None = None):
         if isinstance(elem, tuple):
             return items  # a list, as PyTorch does (for backward compatibility there)
         return _sequence_like(elem, items)
-    raise TypeError(_ERR.format(elem_type))
+    raise ArgumentTypeError(_ERR.format(elem_type))
 
 
 def _collate_tensor(batch, *, collate_fn_map=None):
@@ -119,7 +120,7 @@ def _collate_tensor(batch, *, collate_fn_map=None):
 def _collate_numpy_array(batch, *, collate_fn_map=None):
     first = batch[0]
     if _STR_OR_OBJECT.search(first.dtype.str) is not None:
-        raise TypeError(_ERR.format(first.dtype))
+        raise ArgumentTypeError(_ERR.format(first.dtype))
     if all(isinstance(a, np.ndarray) and a.dtype == first.dtype and a.shape == first.shape
            for a in batch):
         return from_numpy(np.stack(batch))  # a new array: the batch shares no memory

@@ -20,7 +20,7 @@ import math
 import warnings
 from typing import Generic, Iterable, Sequence, TypeVar
 
-from ...errors import ArgumentValueError, ShapeError
+from ...errors import ArgumentTypeError, ArgumentValueError, ShapeError
 from ...ops.creation import randperm
 from ...tensor import Tensor
 
@@ -99,8 +99,9 @@ class TensorDataset(Dataset):
         for i, t in enumerate(tensors):
             shape = getattr(t, "shape", None)
             if shape is None:
-                raise TypeError(f"TensorDataset: expected tensors, got {type(t).__name__} at "
-                                f"position {i}; convert it with gradient.tensor(...)")
+                raise ArgumentTypeError(
+                    f"TensorDataset: expected tensors, got {type(t).__name__} at "
+                    f"position {i}; convert it with gradient.tensor(...)")
             if len(shape) == 0:
                 raise ShapeError(f"TensorDataset: tensor {i} is 0-d; every tensor needs a first "
                                  "dimension holding one row per sample")
@@ -177,8 +178,8 @@ class ConcatDataset(Dataset[T_co]):
             raise ArgumentValueError("ConcatDataset: datasets should not be an empty iterable")
         for d in self.datasets:
             if isinstance(d, IterableDataset):
-                raise TypeError("ConcatDataset does not support IterableDataset; "
-                                "use ChainDataset to chain iterable datasets")
+                raise ArgumentTypeError("ConcatDataset does not support IterableDataset; "
+                                        "use ChainDataset to chain iterable datasets")
         self.cumulative_sizes = list(itertools.accumulate(len(d) for d in self.datasets))
 
     def __len__(self) -> int:
@@ -210,16 +211,16 @@ class ChainDataset(IterableDataset):
     def __iter__(self):
         for d in self.datasets:
             if not isinstance(d, IterableDataset):
-                raise TypeError(f"ChainDataset only supports IterableDataset, got "
-                                f"{type(d).__name__}")
+                raise ArgumentTypeError(f"ChainDataset only supports IterableDataset, got "
+                                        f"{type(d).__name__}")
             yield from d
 
     def __len__(self) -> int:
         total = 0
         for d in self.datasets:
             if not isinstance(d, IterableDataset):
-                raise TypeError(f"ChainDataset only supports IterableDataset, got "
-                                f"{type(d).__name__}")
+                raise ArgumentTypeError(f"ChainDataset only supports IterableDataset, got "
+                                        f"{type(d).__name__}")
             total += len(d)
         return total
 

@@ -18,7 +18,7 @@ from typing import Generic, Iterable, Iterator, Sequence, TypeVar
 from ...dtypes import float64, int64
 from ...ops.creation import Generator, as_tensor, randint, randperm
 from ...ops.index import multinomial
-from ...errors import ArgumentValueError
+from ...errors import ArgumentTypeError, ArgumentValueError
 
 __all__ = ["Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler",
            "WeightedRandomSampler", "BatchSampler"]
@@ -98,8 +98,8 @@ class RandomSampler(Sampler[int]):
         self._num_samples = num_samples
         self.generator = generator
         if not isinstance(self.replacement, bool):
-            raise TypeError(f"replacement should be a boolean value, but got "
-                            f"replacement={self.replacement}")
+            raise ArgumentTypeError(f"replacement should be a boolean value, but got "
+                                    f"replacement={self.replacement}")
         if not isinstance(self.num_samples, int) or self.num_samples <= 0:
             raise ArgumentValueError(f"num_samples should be a positive integer value, but got "
                                      f"num_samples={self.num_samples}")

@@ -22,7 +22,7 @@ from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
 from tensorboard.plugins.text.plugin_data_pb2 import TextPluginData
 
 from ...tensor import Tensor
-from ...errors import ArgumentValueError
+from ...errors import ArgumentTypeError, ArgumentValueError
 
 __all__ = ["scalar", "histogram", "histogram_raw", "image", "text", "hparams",
            "as_numpy", "default_bins", "figure_to_image"]
@@ -185,15 +185,16 @@ def hparams(hparam_dict: dict, metric_dict: dict, domains: dict | None = None) -
                                                              SessionEndInfo, SessionStartInfo)
 
     if not isinstance(hparam_dict, dict) or not isinstance(metric_dict, dict):
-        raise TypeError("add_hparams: hparam_dict and metric_dict must be dictionaries")
+        raise ArgumentTypeError("add_hparams: hparam_dict and metric_dict must be dictionaries")
     domains = domains or {}
     if not isinstance(domains, dict):
-        raise TypeError("add_hparams: hparam_domain_discrete must be a dictionary")
+        raise ArgumentTypeError("add_hparams: hparam_domain_discrete must be a dictionary")
     for name, choices in domains.items():
         if name not in hparam_dict or not isinstance(choices, list) or not all(
                 isinstance(c, type(hparam_dict[name])) for c in choices):
-            raise TypeError(f"add_hparams: hparam_domain_discrete[{name!r}] must be a list of "
-                            f"values of hparam_dict[{name!r}]'s type")
+            raise ArgumentTypeError(
+                f"add_hparams: hparam_domain_discrete[{name!r}] must be a list of "
+                f"values of hparam_dict[{name!r}]'s type")
     start, infos = SessionStartInfo(), []
     for name, value in hparam_dict.items():
         if value is None:

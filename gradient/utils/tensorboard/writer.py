@@ -23,7 +23,7 @@ from tensorboard.compat.proto.event_pb2 import Event, SessionLog
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from . import summaries
-from ...errors import ArgumentValueError
+from ...errors import ArgumentTypeError, ArgumentValueError
 
 __all__ = ["SummaryWriter", "FileWriter"]
 
@@ -167,7 +167,8 @@ class SummaryWriter:
         """A run's hyperparameters and its final metrics, for TensorBoard's HPARAMS table:
         written to ``log_dir/<run_name>`` (default: the time), the metrics as scalars too."""
         if type(hparam_dict) is not dict or type(metric_dict) is not dict:
-            raise TypeError("add_hparams: hparam_dict and metric_dict must be dictionaries")
+            raise ArgumentTypeError(
+                "add_hparams: hparam_dict and metric_dict must be dictionaries")
         written = summaries.hparams(hparam_dict, metric_dict, hparam_domain_discrete)
         path = os.path.join(self._get_file_writer().get_logdir(), run_name or str(time.time()))
         with SummaryWriter(log_dir=path) as run:
