@@ -463,7 +463,8 @@ def randperm(n: int, generator=None, dtype=None, device=None) -> Tensor:
     """A random permutation of 0 .. n-1."""
     backend = _backend(device)
     dtype = as_dtype(dtype) if dtype is not None else int64
-    return Tensor._make(backend.permutation(_gen(generator), int(n), dtype), False, backend)
+    n = _steps(n, "randperm", "n")
+    return Tensor._make(backend.permutation(_gen(generator), n, dtype), False, backend)
 
 
 def rand_like(input: Tensor, dtype=None, device=None, requires_grad=False, *,

@@ -211,7 +211,8 @@ def test_arange_of_the_ranges_pytorch_takes(args):
         str(expected.dtype).split(".")[-1]
 
 
-@pytest.mark.parametrize("call", [lambda m: m.eye(-1), lambda m: m.linspace(0, 1, -1)])
+@pytest.mark.parametrize("call", [lambda m: m.eye(-1), lambda m: m.linspace(0, 1, -1),
+                                  lambda m: m.randperm(-1)])
 def test_negative_counts_are_refused(call):
     with pytest.raises(RuntimeError):
         call(torch)
