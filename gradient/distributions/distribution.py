@@ -62,7 +62,6 @@ class Distribution:
                 ok = constraint.check(value)
                 if not bool(ok.all()):
                     raise ArgumentValueError(
-                        
                         f"{type(self).__name__}: expected parameter {name} of shape "
                         f"{tuple(value.shape)} to satisfy the constraint {constraint!r}, but found "
                         f"invalid values:\n{value}")

@@ -126,7 +126,6 @@ class _Encoder:
                 self._active.discard(id(obj))
         kind = f"{type(obj).__module__}.{type(obj).__qualname__}"
         raise ArgumentTypeError(
-            
             f"save: cannot store {where}, a {kind}: checkpoints hold "
             "tensors, NumPy arrays, dicts, lists, tuples, numbers, strings, bools and None, never pickled "
             "objects. Save its state instead (e.g. module.state_dict()) or convert it to one of those.")

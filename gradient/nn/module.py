@@ -401,7 +401,6 @@ class Module:
                 "(gradient.nn.Parameter or None required)")
         if param is not None and param.grad_fn is not None:
             raise ArgumentValueError(
-                
                 f"Cannot assign non-leaf Tensor to parameter '{name}'. Model parameters must be "
                 f"created explicitly. To express '{name}' as a function of another Tensor, compute "
                 "the value in the forward() method.")

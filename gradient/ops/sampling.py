@@ -104,7 +104,6 @@ def _output_geometry(input: Tensor, size, scale_factor, recompute_scale_factor, 
         if isinstance(size, (list, tuple)):
             if len(size) != d:
                 raise ArgumentValueError(
-                    
                     f"interpolate: input and output must have the same number of spatial dimensions,"
                     f" but got input with spatial dimensions of {spatial} and output size of {size}. "
                     f"Please provide input tensor in (N, C, d1, d2, ...,dK) format and output size "
