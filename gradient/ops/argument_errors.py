@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import inspect
 
-from ..errors import ArgumentTypeError, ArgumentValueError
+from ..errors import ArgumentTypeError
 from ..tensor import Tensor
 
 __all__ = ["tensor_arguments", "wrong_argument", "guard_namespace", "as_ints", "as_int"]
@@ -56,17 +56,20 @@ def wrong_argument(name: str, fn, args: tuple, kwargs: dict,
 
 
 def as_ints(values, what: str) -> tuple:
-    """``values`` (an iterable) as a tuple of Python ints, each read by :func:`as_int`; an
-    :class:`~gradient.errors.ArgumentTypeError` naming ``what`` where one is no integer
-    (``x.reshape("ab")``, ``x.flip("a")``: Python's "invalid literal for int()" before, and
-    ``x.reshape(2.5, -1)`` was ``x.reshape(2, -1)``).
+    """``values`` (an iterable) as a tuple of Python ints, each read as :func:`as_int` reads
+    one; an :class:`~gradient.errors.ArgumentTypeError` naming ``what`` where one is no
+    integer (``x.reshape("ab")``, ``x.flip("a")``: Python's "invalid literal for int()"
+    before, and ``x.reshape(2.5, -1)`` was ``x.reshape(2, -1)``).
 
     Example: ``as_ints((2, 3), "reshape: the shape")`` is ``(2, 3)``
     """
     try:
-        return tuple(_integer(v) for v in values)
-    except (TypeError, ValueError, OverflowError):
-        raise ArgumentTypeError(f"{what} must be integers, got {values!r}") from None
+        numbers = tuple(_integer(v) for v in values)
+    except TypeError:            # no sequence at all (None, a number)
+        numbers = (None,)
+    if None in numbers:
+        raise ArgumentTypeError(f"{what} must be integers, got {values!r}")
+    return numbers
 
 
 def as_int(value, what: str) -> int:
@@ -77,19 +80,24 @@ def as_int(value, what: str) -> int:
 
     Example: ``as_int(k, "topk: k")``
     """
-    try:
-        return _integer(value)
-    except (TypeError, ValueError, OverflowError):
-        raise ArgumentTypeError(f"{what} must be an integer, got {value!r}") from None
-
-
-def _integer(value) -> int:
-    if isinstance(value, Tensor):
-        value = value.item()
-    number = int(value)
-    if number != value:
-        raise ArgumentValueError("a fraction")           # 2.5, or NaN
+    number = _integer(value)
+    if number is None:
+        raise ArgumentTypeError(f"{what} must be an integer, got {value!r}")
     return number
+
+
+def _integer(value) -> int | None:
+    """``value`` as an int, or None where it is no integer (a string, None, a fraction or NaN,
+    a tensor of several elements)."""
+    if type(value) is int:       # (shapes and dims mostly are: reshape's hot path)
+        return value
+    try:
+        if isinstance(value, Tensor):
+            value = value.item()
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if number == value else None
 
 
 def _parameter_names(fn, args: tuple, kwargs: dict) -> list:
