@@ -217,7 +217,7 @@ class SafetensorsReader:
         try:
             text = raw.decode("utf-8")
             if not text.startswith("{"):
-                raise ArgumentValueError("the header does not start with '{'")
+                raise _CorruptHeader("the header does not start with '{'")
             header = json.loads(text, object_pairs_hook=_no_duplicate_keys)
         except (ValueError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
             raise self.error(f"corrupt safetensors header: {e}"[:500]) from None
@@ -326,11 +326,16 @@ def _is_count(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool) and x >= 0
 
 
+class _CorruptHeader(ValueError):
+    """A header that is no safetensors header, found while it is parsed: a ValueError, as
+    json's own errors are, which the reader raises as its FileFormatError."""
+
+
 def _no_duplicate_keys(pairs):
     keys = [k for k, _ in pairs]
     if len(set(keys)) != len(keys):
         dup = next(k for k in keys if keys.count(k) > 1)
-        raise ArgumentValueError(f"the key {dup!r} appears twice in one JSON object")
+        raise _CorruptHeader(f"the key {dup!r} appears twice in one JSON object")
     return dict(pairs)
 
 
