@@ -392,20 +392,20 @@ def linspace(start, end, steps: int, dtype=None, device=None, requires_grad=Fals
     """``steps`` evenly spaced values from ``start`` to ``end`` inclusive."""
     backend = _backend(device)
     dtype = as_dtype(dtype) if dtype is not None else get_default_dtype()
-    arr = np.linspace(float(start), float(end), _steps(steps, "linspace"), dtype=np.float64)
+    arr = np.linspace(float(start), float(end), _count(steps, "linspace"), dtype=np.float64)
     return _wrap(backend.cast(backend.from_numpy(arr), dtype), backend, requires_grad)
 
 
 def logspace(start, end, steps: int, base: float = 10.0, dtype=None, device=None) -> Tensor:
     backend = _backend(device)
     dtype = as_dtype(dtype) if dtype is not None else get_default_dtype()
-    arr = np.logspace(float(start), float(end), _steps(steps, "logspace"), base=base,
+    arr = np.logspace(float(start), float(end), _count(steps, "logspace"), base=base,
                       dtype=np.float64)
     return Tensor._make(backend.cast(backend.from_numpy(arr), dtype), False, backend)
 
 
-def _steps(value, fn: str, name: str = "steps") -> int:
-    """A count of values (linspace's steps, eye's sizes): an int, at least 0."""
+def _count(value, fn: str, name: str = "steps") -> int:
+    """A count of values (linspace's steps, eye's sizes, randperm's n): an int, at least 0."""
     count = as_int(value, f"{fn}: {name}")
     if count < 0:
         raise ShapeError(f"{fn}: {name} must be non-negative, got {count}")
@@ -416,8 +416,8 @@ def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad=Fal
     """The ``n`` by ``m`` identity matrix."""
     backend = _backend(device)
     dtype = as_dtype(dtype) if dtype is not None else get_default_dtype()
-    n = _steps(n, "eye", "n")
-    arr = np.eye(n, n if m is None else _steps(m, "eye", "m"))
+    n = _count(n, "eye", "n")
+    arr = np.eye(n, n if m is None else _count(m, "eye", "m"))
     return _wrap(backend.cast(backend.from_numpy(arr), dtype), backend, requires_grad)
 
 
@@ -463,7 +463,7 @@ def randperm(n: int, generator=None, dtype=None, device=None) -> Tensor:
     """A random permutation of 0 .. n-1."""
     backend = _backend(device)
     dtype = as_dtype(dtype) if dtype is not None else int64
-    n = _steps(n, "randperm", "n")
+    n = _count(n, "randperm", "n")
     return Tensor._make(backend.permutation(_gen(generator), n, dtype), False, backend)
 
 
