@@ -10,9 +10,11 @@ Two prompts: a chat question, and an input-grounded one (the model asked to rewr
 snippet). Each round times greedy decoding, then speculative decoding, after the first token
 (the prefill is the same for both). ``drafts_kept`` is the share of drafted tokens the target
 kept; ``tokens_per_forward`` the tokens each of the target's forwards gave after the prefill.
-The draft model reads the prompt at its first draft (after the first token): ``draft_prompt_s``
-is that pass, counted in ``speedup``; ``speedup_without_draft_prompt`` is the decode steps'
-alone (what a longer answer, or a draft cache kept across turns, tends to).
+A draft model of another network reads the prompt at its first draft (after the first
+token): ``draft_prompt_s`` is that pass, counted in ``speedup``; ``speedup_without_draft_prompt``
+is the decode steps' alone (what a longer answer, or a draft cache kept across turns, tends
+to). This pair is one network in two precisions, so the draft copies the prompt's keys and
+values from the target's cache instead (:mod:`gradient.generation.assistant`): no pass, 0 s.
 
 As under ``gradient serve``, the steps of several tokens (the target's checks, the draft's
 catching up) are compiled loops: a child process compiles each while it replays in Python

@@ -7,7 +7,11 @@ model agrees often, several tokens come from one forward of the large model.
 
 :class:`AssistantDrafter` keeps the draft model's own KV cache along the sequence: before each
 draft it forgets the positions the large model rejected and reads only the ids it has not
-seen.
+seen. A draft that is the model itself in another precision (a Q4_0 file of the model's F16
+one: the same layers, heads and head size, and every norm's weight equal, which quantizing
+a checkpoint leaves as it is) takes the positions it has not seen from the model's own cache
+instead of reading them: the prompt's keys and values, copied (``bench/speculative.py``: the
+draft's pass over a 122-token prompt took 0.16-0.21 s of the 1.5 s a 96-token reply took).
 
 Example::
 
@@ -39,9 +43,14 @@ class AssistantDrafter:
         self.model = assistant
         self.cache = assistant.new_cache(1, max_length)
         self.held: list[int] = []          # the ids whose keys and values the cache holds
+        #: whether the model's cache can stand in for reading ids (see the module's doc)
+        self.reads_model_cache = (self.cache.stacked() is not None
+                                  and _same_network(assistant, model, self.cache))
 
-    def __call__(self, ids: np.ndarray, k: int) -> np.ndarray:
-        """Up to ``k`` tokens the assistant would add to ``ids`` (a 1-d sequence), greedily."""
+    def __call__(self, ids: np.ndarray, k: int, model_cache=None) -> np.ndarray:
+        """Up to ``k`` tokens the assistant would add to ``ids`` (a 1-d sequence), greedily.
+        ``model_cache``: the model's cache, holding all of ``ids`` but the last, whose
+        positions the assistant has not seen it copies where :attr:`reads_model_cache`."""
         if k <= 0:
             return np.zeros(0, np.int64)
         ids = [int(i) for i in ids]
@@ -51,6 +60,11 @@ class AssistantDrafter:
             common += 1
         self.cache.crop(common)
         self.held = ids[:common]
+        stop = min(getattr(model_cache, "length", 0), len(ids) - 1)
+        if self.reads_model_cache and stop > common and _copy_positions(model_cache,
+                                                                        self.cache, stop):
+            common = stop
+            self.held = ids[:common]
         drafts = []
         with no_grad():
             feed = ids[common:]
@@ -61,3 +75,39 @@ class AssistantDrafter:
                 drafts.append(token)
                 feed = [token]
         return np.array(drafts, np.int64)
+
+
+def _same_network(assistant, model, cache) -> bool:
+    """Whether ``assistant`` is ``model`` in another precision: caches of the same layers,
+    heads and head size, and the same one-dimensional parameters (the norms' weights, any
+    biases) with equal values."""
+    theirs = model.new_cache(1, 1)
+    if (theirs.stacked() is None or theirs.n_layers != cache.n_layers
+            or theirs.keys[0].shape[1::2] != cache.keys[0].shape[1::2]):
+        return False
+    ones = [{name: p for name, p in m.named_parameters() if p.ndim == 1}
+            for m in (assistant, model)]
+    if not ones[0] or ones[0].keys() != ones[1].keys():
+        return False
+    for name, p in ones[0].items():
+        q = ones[1][name]
+        if p.shape != q.shape or not np.array_equal(p.detach().float().numpy(),
+                                                    q.detach().float().numpy()):
+            return False
+    return True
+
+
+def _copy_positions(source, target, stop: int) -> bool:
+    """Positions ``target.length .. stop - 1`` of the cache ``source`` into ``target`` (in its
+    dtype), which then holds ``stop``; False (nothing copied) where ``source`` has no stacked
+    CPU buffers of the same shape."""
+    stacked = getattr(source, "stacked", None)
+    theirs, mine = stacked() if stacked else None, target.stacked()
+    if theirs is None or theirs[0].shape[:3] != mine[0].shape[:3] \
+            or theirs[0].shape[4] != mine[0].shape[4]:
+        return False
+    start = target.length
+    for a, b in zip(theirs, mine):
+        b[:, :, :, start:stop] = a[:, :, :, start:stop]
+    target.advance(stop - start)
+    return True

@@ -32,7 +32,8 @@ __all__ = ["speculative_step"]
 def speculative_step(model, cache, ids, drafter, schedule, room: int, device=None) -> tuple:
     """One check of drafted tokens after the sequence ``ids`` (NumPy int64; its last token is
     the one ``cache`` does not hold yet): ``drafter(ids, k)`` proposes ``k =
-    schedule.next(room)`` tokens (``room``: how many may follow the next one), the model runs
+    schedule.next(room)`` tokens (``room``: how many may follow the next one; a drafter whose
+    ``reads_model_cache`` is true is given ``model_cache=cache`` too), the model runs
     the last token and them in one forward, and the schedule learns how many it kept and what
     the step cost (the drafting included).
 
@@ -41,7 +42,8 @@ def speculative_step(model, cache, ids, drafter, schedule, room: int, device=Non
     and after each draft. The cache holds the last token and the kept drafts."""
     wanted = schedule.next(room)
     start = time.perf_counter()
-    drafted = drafter(ids, wanted) if wanted > 0 else np.zeros(0, np.int64)
+    reads = {"model_cache": cache} if getattr(drafter, "reads_model_cache", False) else {}
+    drafted = drafter(ids, wanted, **reads) if wanted > 0 else np.zeros(0, np.int64)
     run = np.concatenate([[ids[-1]], drafted]).astype(np.int64)[None, :]
     with no_grad(), rows_alone():      # each position's bits as a decode step gives them
         logits = model(tensor(run, dtype=int64, device=device), cache=cache,

@@ -12,6 +12,7 @@ import pytest
 import gradient
 from gradient.errors import GenerationError
 from gradient.generation import generate
+from gradient.generation.assistant import AssistantDrafter
 from gradient.models import LlamaConfig, LlamaForCausalLM
 
 from ..hub.conftest import llama_dir  # noqa: F401  (the fixture)
@@ -80,3 +81,43 @@ def test_a_draft_model_must_share_the_vocabulary_and_decode_greedily(model):
         generate(model, [[1, 2, 3]], 4, do_sample=True, assistant_model=small_like(model))
     with pytest.raises(GenerationError, match="not both"):
         generate(model, [[1, 2, 3]], 4, assistant_model=model, prompt_lookup_num_tokens=3)
+
+
+def test_the_same_network_takes_the_prompt_from_the_model_cache(model, llama_dir,  # noqa: F811
+                                                                 monkeypatch):
+    """A draft that is the model's network (its twin here; a quantized copy keeps its norms)
+    copies the prompt's keys and values from the model's cache instead of reading the prompt:
+    the same cache, the same drafts, and greedy decoding's tokens."""
+    twin = gradient.hub.load(str(llama_dir))[0].eval()
+    prompt = np.random.default_rng(2).integers(3, 200, 11).tolist()
+    ids = np.array(prompt + [7], np.int64)
+    cache = model.new_cache(1, 32)
+    with gradient.no_grad():
+        model(gradient.tensor([prompt]), cache=cache)
+    reading = AssistantDrafter(twin, model, 32)
+    reading.reads_model_cache = False           # reads the prompt itself
+    copying = AssistantDrafter(twin, model, 32)
+    assert copying.reads_model_cache
+    calls = _counting(twin, monkeypatch)   # the twin's forwards
+    drafts = copying(ids, 3, model_cache=cache)
+    assert calls == [1, 1, 1]                   # no pass over the prompt
+    assert reading(ids, 3).tolist() == drafts.tolist()
+    for mine, theirs in zip(copying.cache.stacked(), reading.cache.stacked()):
+        np.testing.assert_allclose(mine[..., :len(ids) + 2, :], theirs[..., :len(ids) + 2, :],
+                                   rtol=1e-5, atol=1e-5)
+    plain = generate(model, [prompt], 12, eos_token_id=[])[0].tolist()
+    calls.clear()
+    out = generate(model, [prompt], 12, eos_token_id=[], assistant_model=twin,
+                   num_assistant_tokens=3)
+    assert out[0].tolist() == plain
+    assert calls and max(calls) < len(prompt)
+
+
+def test_another_network_reads_the_prompt_itself(model, llama_dir):  # noqa: F811
+    """Other norms' weights (another checkpoint of the same shape) or another shape: the
+    draft model keeps its own pass over the prompt."""
+    other = gradient.hub.load(str(llama_dir))[0].eval()
+    with gradient.no_grad():
+        other.model.norm.weight.mul_(1.5)
+    assert not AssistantDrafter(other, model, 16).reads_model_cache
+    assert not AssistantDrafter(small_like(model), model, 16).reads_model_cache
