@@ -1,7 +1,7 @@
 """The server on SmolLM2-135M Q4_1: time to first token with and without a cached system
 prompt, and aggregate decode throughput at 1, 4, 8 and 16 concurrent streams.
 
-Run:  python bench/serve.py [--gguf PATH] [--tokens 64] [--max-batch 8] [--rounds 4]
+Run:  python bench/serve.py [--gguf PATH] [--tokens 64] [--max-batch 8] [--seconds 10]
                              [--activations int8] [--temperature 0.7 --top-p 0.9]
 
 It starts ``gradient serve`` on 127.0.0.1 in a process of its own, as a user runs it, and
@@ -14,11 +14,11 @@ drives it with the ``openai`` client from this one:
   prompt arrives, then a short chat: the long one's time to first token, the longest wait of
   the four streams between two tokens while it is read (gradient reads a long prompt in
   chunks between decode steps), and the short chat's time to first token;
-* ``concurrency``: N clients at once, each streaming ``--tokens`` tokens of a short chat with
-  a different question (``--rounds`` requests per client), greedy or sampled
-  (``--temperature``, ``--top-p``: what a chat client usually sends, whose sampling costs the
-  server per token and per stream); aggregate generated tokens per second, the median time to
-  first token, and the aggregate over the single-stream rate. Up to
+* ``concurrency``: N clients at once for ``--seconds``, each streaming about ``--tokens``
+  tokens of a short chat with a different question, one request after another, greedy or
+  sampled (``--temperature``, ``--top-p``: what a chat client usually sends, whose sampling
+  costs the server per token and per stream); aggregate generated tokens per second, the
+  median time to first token, and the aggregate over the single-stream rate. Up to
   ``--max-batch`` sequences are decoded together (continuous batching).
 
 As under ``gradient serve``, the decode loop of each number of rows in the batch is compiled
@@ -35,12 +35,14 @@ interpreter or the one ``--peer-python`` names), after gradient's server has sto
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -163,39 +165,90 @@ def long_prompt_join(client, name, system: dict) -> dict:
             "short_chat_meanwhile_ttft_s": round(short[0], 3)}
 
 
-def concurrency(client, name, tokens: int, first: int = 10, rounds: int = 4,
+def streams_for(client, name, n: int, seconds: float, requests, sampling=None) -> dict:
+    """``n`` clients at once for ``seconds``: each streams one request after another from
+    ``requests`` (shared, ``(question, max_tokens)`` pairs), and the one streaming when the
+    time is up closes its stream there (the server frees its row). Tokens/s counts the chunks
+    with text that arrived in the window, one token each on both servers (``chunk_share``: the
+    chunks of gradient's whole replies over their usage counts); ``ttft_median_s`` is the
+    median time to first token of the requests that got one."""
+    deadline = time.perf_counter() + seconds
+    records = []
+
+    def one_client():
+        while time.perf_counter() < deadline:
+            question, tokens = next(requests)
+            start, arrivals, usage = time.perf_counter(), [], None
+            with client.chat.completions.create(
+                    model=name, messages=[{"role": "user", "content": question}],
+                    max_tokens=tokens, stream=True, stream_options={"include_usage": True},
+                    **(sampling or {"temperature": 0})) as stream:
+                for chunk in stream:
+                    now = time.perf_counter()
+                    if now >= deadline:
+                        break
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        arrivals.append(now)
+                    if getattr(chunk, "usage", None) is not None:
+                        usage = chunk.usage
+            records.append((start, arrivals, usage))
+    with ThreadPoolExecutor(n) as pool:
+        for future in [pool.submit(one_client) for _ in range(n)]:
+            future.result()
+    tokens = sum(len(arrivals) for _, arrivals, _ in records)
+    whole = [(len(a), u.completion_tokens) for _, a, u in records if u is not None]
+    line = {"tokens_per_s": round(tokens / seconds, 1),
+            "ttft_median_s": round(statistics.median(
+                a[0] - s for s, a, _ in records if a), 3),
+            "requests": len(records)}
+    if whole:
+        line["chunk_share"] = round(sum(c for c, _ in whole) / sum(u for _, u in whole), 3)
+    return line
+
+
+def concurrency(client, name, tokens: int, first: int = 10, seconds: float = 10.0,
                 sampling=None) -> dict:
     """Aggregate tokens/s, median time to first token, and the aggregate over one stream's, for
-    1, 4, 8 and 16 clients at once, asking about the numbers from ``first`` on.
+    1, 4, 8 and 16 clients at once for ``seconds`` each (:func:`streams_for`), asking about
+    the numbers from ``first`` on.
 
-    Each client sends ``rounds`` requests, one after the other (with two, one stream's rate,
-    the ratios' divisor, came from two replies and moved by a third from run to run). The
-    replies are of different lengths, ``tokens / 2`` to ``3 tokens / 2`` (``tokens`` on
-    average, the same lengths for every server): with every reply as long, every stream of a
+    The rates are those of ``n`` streams all running: a window of fixed length that each
+    client fills with requests, not a fixed number of requests each, whose last ones ran with
+    fewer streams than ``n`` and which took one stream's rate from its first four replies, among
+    the longest (alternated on one server, 2026-11-29: one stream 144 and 172 tokens/s that
+    way, 116 and 117 in windows; 8 streams 365 and 405, and 384 and 388).
+    The replies are of different lengths, ``tokens / 2`` to ``3 tokens / 2`` (``tokens`` on
+    average, the same sequence for every server): with every reply as long, every stream of a
     batch ended at the same step, and the server idled while the clients sent their next
     requests, a lockstep real clients do not keep. The prompts are two-digit numbers: every
     prompt as many tokens, so that the untimed pass, on other two-digit numbers, has compiled
     the step of every prompt's tail after the cached prefix, as a server running for a while
-    has."""
+    has. After each window a one-token request waits for the server to drop what the window
+    cut."""
     questions = [f"Tell me one fact about the number {i}." for i in range(first, first + 80)]
-    questions = (questions * (16 * rounds // len(questions) + 1))[:16 * rounds]
-    lengths = random.Random(0).choices(range(tokens // 2, tokens * 3 // 2 + 1), k=16 * rounds)
+    # (a prime number of lengths: the pairs with the 80 questions do not repeat soon)
+    lengths = random.Random(0).choices(range(tokens // 2, tokens * 3 // 2 + 1), k=997)
     result = {}
     for n in (1, 4, 8, 16):
-        with ThreadPoolExecutor(n) as pool:
-            start = time.perf_counter()
-            runs = list(pool.map(lambda q, m: stream_chat(client, name, [{"role": "user",
-                                                                          "content": q}], m,
-                                                          sampling),
-                                 questions[:n * rounds], lengths[:n * rounds]))
-            seconds = time.perf_counter() - start
-        rate = sum(r[2] for r in runs) / seconds
-        single = result["streams_1"]["tokens_per_s"] if n > 1 else rate
-        result[f"streams_{n}"] = {"tokens_per_s": round(rate, 1),
-                                  "ttft_median_s": round(statistics.median(
-                                      r[0] for r in runs if r[0] is not None), 3),
-                                  "vs_single": round(rate / single, 2)}
+        requests = ((questions[i % len(questions)], lengths[i % len(lengths)])
+                    for i in itertools.count())
+        line = streams_for(client, name, n, seconds, _locked(requests), sampling)
+        single = result["streams_1"]["tokens_per_s"] if n > 1 else line["tokens_per_s"]
+        line["vs_single"] = round(line["tokens_per_s"] / single, 2)
+        result[f"streams_{n}"] = line
+        stream_chat(client, name, [{"role": "user", "content": "Hi"}], 1)
     return result
+
+
+def _locked(iterator):
+    """``iterator`` that threads can share: ``next`` under a lock."""
+    lock = threading.Lock()
+
+    class Shared:
+        def __next__(self):
+            with lock:
+                return next(iterator)
+    return Shared()
 
 
 def main() -> None:
@@ -203,7 +256,7 @@ def main() -> None:
     p.add_argument("--gguf", default=None)
     p.add_argument("--tokens", type=int, default=64)
     p.add_argument("--max-batch", type=int, default=8)
-    p.add_argument("--rounds", type=int, default=4, help="requests per client at each "
+    p.add_argument("--seconds", type=float, default=10.0, help="the window of each "
                    "concurrency")
     p.add_argument("--no-peer", action="store_true", help="skip llama_cpp.server")
     p.add_argument("--peer-python", default=sys.executable, metavar="PATH",
@@ -230,7 +283,7 @@ def main() -> None:
         stream_chat(client, name, [{"role": "user", "content": "Hello"}], 4)   # warm up
         if not args.no_warmup:    # every batch size's loop compiled (or in the disk cache)
             # other prompts (none cached), as many tokens each
-            concurrency(client, name, args.tokens, first=74, rounds=1, sampling=sampling)
+            concurrency(client, name, args.tokens, first=74, seconds=3, sampling=sampling)
             until_compiled(url)
             time.sleep(3)        # (the server looks for what its children compiled every 2 s)
 
@@ -254,7 +307,7 @@ def main() -> None:
                   "ttft_ratio": round(second[0] / first[0], 3),
                   "long_prompt_join": joined,
                   "sampling": sampling,
-                  "gradient": concurrency(client, name, args.tokens, rounds=args.rounds,
+                  "gradient": concurrency(client, name, args.tokens, seconds=args.seconds,
                                           sampling=sampling)}
     finally:
         server.kill()
@@ -266,7 +319,7 @@ def main() -> None:
             peer_client = OpenAI(base_url=peer_url, api_key="none", max_retries=0, timeout=600)
             stream_chat(peer_client, peer_name, [{"role": "user", "content": "Hello"}], 4)
             result["llama_cpp_server"] = concurrency(peer_client, peer_name, args.tokens,
-                                                     rounds=args.rounds, sampling=sampling)
+                                                     seconds=args.seconds, sampling=sampling)
         finally:
             process.kill()
         result["gradient_over_peer"] = {
