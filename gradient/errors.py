@@ -62,6 +62,13 @@ class DistributedError(GradientError, RuntimeError):
     failed or never reached it), or ranks that disagree on a tensor's shape."""
 
 
+class UsageError(GradientError, RuntimeError):
+    """An object used in a way, or at a time, it does not allow: a ``ParameterList`` called,
+    a hook that returns what it may not, two ``weight_norm`` hooks on one parameter, a fusion
+    of modules in training mode, a second profiler or capture while one runs. A
+    ``RuntimeError``, as PyTorch raises for these."""
+
+
 class AutogradError(GradientError, RuntimeError):
     """Misuse of autograd: backward twice, modified saved tensors, no grad to compute."""
 

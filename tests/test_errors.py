@@ -25,9 +25,10 @@ def _bare_raises(name: str) -> list:
     return found
 
 
-@pytest.mark.parametrize("name", ["ValueError", "TypeError"])
-def test_no_bare_value_or_type_error_is_raised(name):
-    # a caller catching gradient.GradientError catches every refusal of a bad argument
+@pytest.mark.parametrize("name", ["ValueError", "TypeError", "RuntimeError"])
+def test_no_bare_value_type_or_runtime_error_is_raised(name):
+    # a caller catching gradient.GradientError catches every refusal of a bad argument or
+    # of a call at the wrong time (UsageError, AutogradError: RuntimeErrors too)
     assert _bare_raises(name) == []
 
 
@@ -48,3 +49,17 @@ def test_bad_values_raise_gradient_errors_where_pytorch_raises_runtime_errors(ca
         and isinstance(error, RuntimeError)
     again = pickle.loads(pickle.dumps(error))      # (a rank's or a plugin's error travels)
     assert type(again) is ArgumentValueError and str(again) == str(error)
+
+
+def test_misuse_raises_usage_errors_where_pytorch_raises_runtime_errors():
+    for m in (torch, gradient):
+        with pytest.raises(RuntimeError) as caught:
+            m.nn.ParameterList([m.nn.Parameter(m.ones(2))])()
+        if m is gradient:
+            assert isinstance(caught.value, gradient.errors.UsageError)
+            assert isinstance(caught.value, GradientError)
+        layer = m.nn.Linear(2, 2)
+        m.nn.utils.weight_norm(layer)
+        with pytest.raises(RuntimeError, match="two weight_norm hooks") as caught:
+            m.nn.utils.weight_norm(layer)
+    assert isinstance(caught.value, gradient.errors.UsageError)

@@ -26,7 +26,7 @@ import json
 import os
 import threading
 import time
-from ..errors import ArgumentValueError
+from ..errors import ArgumentValueError, UsageError
 
 __all__ = ["profile", "record_function", "FunctionEvent", "FunctionEventAvg", "EventList"]
 
@@ -237,8 +237,8 @@ class profile:  # noqa: N801  (torch's name)
         if not self.enabled:
             return
         if active is not None and active is not self:
-            raise RuntimeError("profile: another profiler is already recording in this "
-                               "process; stop it first")
+            raise UsageError("profile: another profiler is already recording in this "
+                             "process; stop it first")
         self._events = []
         active = self
 
@@ -258,8 +258,8 @@ class profile:  # noqa: N801  (torch's name)
 
     def _events_or_raise(self) -> EventList:
         if self.function_events is None:
-            raise RuntimeError("profile: no results yet; read them after the profiled block "
-                               "(or stop())")
+            raise UsageError("profile: no results yet; read them after the profiled block "
+                             "(or stop())")
         return self.function_events
 
     def events(self) -> EventList:

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..autograd import capture_state
 from ..autograd.function import Context
+from ..errors import UsageError
 from ..tensor import Tensor
 
 __all__ = ["Recorder", "Call", "ReplayMismatch", "TensorCall", "SLOT", "CONST", "SEQ", "flatten"]
@@ -74,7 +75,7 @@ class Recorder:
     # -- the capture state's interface
     def __enter__(self) -> "Recorder":
         if capture_state.current.recorder is not None:
-            raise RuntimeError("a capture is already in progress")
+            raise UsageError("a capture is already in progress")
         capture_state.current.recorder = self
         return self
 

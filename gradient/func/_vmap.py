@@ -219,8 +219,8 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
                 [ 4., 10.]])
     """
     if randomness not in _RANDOMNESS:
-        raise RuntimeError("Only allowed values for randomness are 'error', 'different', or "
-                           f"'same'. Got {randomness}")
+        raise ArgumentValueError("Only allowed values for randomness are 'error', 'different', or "
+                                 f"'same'. Got {randomness}")
     if chunk_size is not None and (not _is_dim(chunk_size) or chunk_size <= 0):
         raise ArgumentValueError(
             f"vmap: chunk_size should be None or greater than 0. (got {chunk_size})")

@@ -67,7 +67,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import ArgumentTypeError, TokenizerError, UnknownArchitectureError
+from ..errors import ArgumentTypeError, FileFormatError, TokenizerError, UnknownArchitectureError
 from ..io.atomic import atomic_path
 from ..nn.module import Module
 from ..quant.embedding import QuantizedEmbedding
@@ -186,8 +186,8 @@ def save_gguf(model, path, qtype: str = "Q8_0", tokenizer=None, *,
             for e in entries:
                 data = e.data()
                 if data.nbytes != e.nbytes:   # a bug, never a user error: say which tensor
-                    raise RuntimeError(f"save_gguf: {e.name} has {data.nbytes} bytes of "
-                                       f"{e.type}, expected {e.nbytes}")
+                    raise FileFormatError(f"save_gguf: {e.name} has {data.nbytes} bytes of "
+                                          f"{e.type}, expected {e.nbytes}")
                 writer.write_tensor_data(data)
         finally:
             writer.close()   # before the temp file is renamed, or removed on an error

@@ -57,7 +57,8 @@ from ..autograd.function import Function
 from ..autograd.grad_mode import no_grad
 from ..device import as_device
 from ..dtypes import DType, as_dtype
-from ..errors import ArgumentTypeError, ArgumentValueError, AutogradError, GradientError
+from ..errors import (ArgumentTypeError, ArgumentValueError, AutogradError, GradientError,
+                      UsageError)
 from ..ops.argument_errors import wrong_argument
 from ..tensor import Tensor
 from .parameter import Buffer, Parameter, zero_grad_
@@ -235,8 +236,8 @@ def _check_backward_hook_kind(registered, full: bool, where: str) -> None:
     """PyTorch refuses to mix full and deprecated backward hooks: ``registered`` is True once a
     full one is, False once a deprecated one is, None before either."""
     if registered is (not full):
-        raise RuntimeError("Cannot use both regular backward hooks and full backward hooks "
-                           f"{where}. Please use only one of them.")
+        raise UsageError("Cannot use both regular backward hooks and full backward hooks "
+                         f"{where}. Please use only one of them.")
 
 
 # Backward hooks for every module (PyTorch's torch.nn.modules.module globals). They run before each
@@ -790,12 +791,12 @@ class Module:
     # ------------------------------------------------------------------ state dict
     def get_extra_state(self) -> Any:
         """Override (with :meth:`set_extra_state`) to save non-tensor state under ``_extra_state``."""
-        raise RuntimeError("Reached a code path in Module.get_extra_state() that should never be "
-                           "called; override get_extra_state in the subclass")
+        raise UsageError("Reached a code path in Module.get_extra_state() that should never be "
+                         "called; override get_extra_state in the subclass")
 
     def set_extra_state(self, state: Any) -> None:
-        raise RuntimeError("Reached a code path in Module.set_extra_state() that should never be "
-                           "called; override set_extra_state in the subclass")
+        raise UsageError("Reached a code path in Module.set_extra_state() that should never be "
+                         "called; override set_extra_state in the subclass")
 
     def _has_extra_state(self) -> bool:
         return type(self).get_extra_state is not Module.get_extra_state
@@ -940,8 +941,8 @@ class Module:
             incompatible = _IncompatibleKeys(missing_keys, unexpected_keys)
             for hook in module._load_state_dict_post_hooks.values():
                 if hook(module, incompatible) is not None:
-                    raise RuntimeError("a load_state_dict post hook must return None; it may "
-                                       "change the missing and unexpected keys in place")
+                    raise UsageError("a load_state_dict post hook must return None; it may "
+                                     "change the missing and unexpected keys in place")
 
         load(self, state_dict)
         if strict:
@@ -1140,8 +1141,8 @@ class Module:
                     out = capture_state.call(hook, self, args, kwargs)
                     if out is not None:
                         if not (isinstance(out, tuple) and len(out) == 2):
-                            raise RuntimeError("forward pre-hook must return None or a tuple of "
-                                               f"(new_args, new_kwargs), but got {out}.")
+                            raise UsageError("forward pre-hook must return None or a tuple of "
+                                             f"(new_args, new_kwargs), but got {out}.")
                         args, kwargs = out
                 else:
                     out = capture_state.call(hook, self, args)
@@ -1368,8 +1369,8 @@ class _BackwardHook:
                                     f"{type(out).__name__}; return None or a tuple of "
                                     f"{len(grad_outputs)} gradient(s) (None allowed)")
             if len(out) != len(grad_outputs):
-                raise RuntimeError("Backward pre hook returned an invalid number of grad_output, "
-                                   f"got {len(out)}, but expected {len(grad_outputs)}")
+                raise AutogradError("Backward pre hook returned an invalid number of grad_output, "
+                                    f"got {len(out)}, but expected {len(grad_outputs)}")
             for i in side.wrapped:
                 _check_grad(out[i], side.meta[i], hook, "grad_output", i)
             grad_outputs = tuple(out)
@@ -1385,8 +1386,9 @@ class _BackwardHook:
                 out = hook(self.module, grad_inputs, grad_outputs)
                 if out is not None and not (isinstance(out, (tuple, list))
                                             and all(g is None for g in out)):
-                    raise RuntimeError("Backward hook for Modules where no input requires gradient "
-                                       "should always return None or None for all gradients.")
+                    raise AutogradError("Backward hook for Modules where no input requires "
+                                        "gradient should always return None or None for all "
+                                        "gradients.")
             self.grad_outputs = None
         return [grad_outputs[i] for i in side.wrapped]
 
@@ -1421,8 +1423,8 @@ class _BackwardHook:
                                     f"{len(grad_inputs)} gradient(s), one per positional "
                                     "input (None allowed)")
             if len(out) != len(grad_inputs):
-                raise RuntimeError("Backward hook returned an invalid number of grad_input, got "
-                                   f"{len(out)}, but expected {len(grad_inputs)}")
+                raise AutogradError("Backward hook returned an invalid number of grad_input, got "
+                                    f"{len(out)}, but expected {len(grad_inputs)}")
             for i in side.wrapped:
                 _check_grad(out[i], side.meta[i], hook, "grad_input", i)
             grad_inputs = tuple(out)

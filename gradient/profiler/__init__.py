@@ -25,7 +25,7 @@ import time
 
 from ..autograd import profiler as _recording
 from ..autograd.profiler import EventList, record_function
-from ..errors import ArgumentValueError
+from ..errors import ArgumentValueError, UsageError
 
 __all__ = ["profile", "record_function", "schedule", "tensorboard_trace_handler",
            "ProfilerActivity", "ProfilerAction", "EventList"]
@@ -171,8 +171,8 @@ class profile:  # noqa: N801  (torch's name)
     # -- the results of the last cycle
     def _results(self):
         if self._last is None:
-            raise RuntimeError("profile: nothing recorded yet (the schedule has not reached "
-                               "the end of a recorded cycle)")
+            raise UsageError("profile: nothing recorded yet (the schedule has not reached "
+                             "the end of a recorded cycle)")
         return self._last
 
     def events(self) -> EventList:

@@ -52,7 +52,7 @@ from ..autograd import function as _function
 from ..autograd.engine import backward as _backward
 from ..autograd.function import AccumulateGrad, Function
 from ..autograd.grad_mode import enable_grad, is_grad_enabled, no_grad
-from ..errors import ArgumentValueError, AutogradError
+from ..errors import ArgumentValueError, AutogradError, UsageError
 from ..ops.creation import get_rng_state, set_rng_state
 from ..tensor import Tensor
 
@@ -102,8 +102,8 @@ def detach_variable(inputs: tuple) -> tuple:
     Example: ``x2, n = detach_variable((x, 3))`` gives a leaf ``x2`` over ``x``'s storage.
     """
     if not isinstance(inputs, tuple):
-        raise RuntimeError("Only tuple of tensors is supported. Got Unsupported input type: "
-                           f"{type(inputs).__name__}")
+        raise UsageError("Only tuple of tensors is supported. Got Unsupported input type: "
+                         f"{type(inputs).__name__}")
     out = []
     for inp in inputs:
         if isinstance(inp, Tensor):
@@ -234,7 +234,7 @@ class CheckpointFunction(Function):
     @staticmethod
     def backward(ctx, *grads):
         if _called_from_autograd_grad():
-            raise RuntimeError(
+            raise AutogradError(
                 "When use_reentrant=True, gradient.utils.checkpoint is incompatible with "
                 "gradient.autograd.grad() (it accumulates the gradients of the parameters it "
                 "closes over into their .grad). To resolve this error, you can either set "
@@ -250,8 +250,8 @@ class CheckpointFunction(Function):
         pairs = [(o, g) for o, g in zip(outputs, grads)
                  if isinstance(o, Tensor) and o.requires_grad and g is not None]
         if not pairs and not any(isinstance(o, Tensor) and o.requires_grad for o in outputs):
-            raise RuntimeError("none of output has requires_grad=True, this checkpoint() is not "
-                               "necessary")
+            raise AutogradError("none of output has requires_grad=True, this checkpoint() is not "
+                                "necessary")
         if pairs:
             _backward([o for o, _ in pairs], [g for _, g in pairs])
         return (None, None, *[t.grad if isinstance(t, Tensor) else None for t in detached])

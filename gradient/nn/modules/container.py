@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections import abc as _abc
 from itertools import islice
 
-from ...errors import ArgumentTypeError, ArgumentValueError, GradientError
+from ...errors import ArgumentTypeError, ArgumentValueError, GradientError, UsageError
 from ...tensor import Tensor
 from ..module import Module, _addindent
 from ..parameter import Parameter
@@ -451,8 +451,8 @@ class ParameterList(Module):
                          for i, p in enumerate(self))
 
     def __call__(self, *args, **kwargs):
-        raise RuntimeError("ParameterList should not be called: it has no forward; index or "
-                           "iterate over it in your module's forward")
+        raise UsageError("ParameterList should not be called: it has no forward; index or "
+                         "iterate over it in your module's forward")
 
 
 class ParameterDict(Module):
@@ -619,5 +619,5 @@ class ParameterDict(Module):
         return "\n".join(f"  ({k}): " + _describe(p, _legacy_type_name) for k, p in self.items())
 
     def __call__(self, *args, **kwargs):
-        raise RuntimeError("ParameterDict should not be called: it has no forward; look its "
-                           "entries up by key in your module's forward")
+        raise UsageError("ParameterDict should not be called: it has no forward; look its "
+                         "entries up by key in your module's forward")

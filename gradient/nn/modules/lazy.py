@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from ...autograd.grad_mode import no_grad
 from ...dtypes import int64
-from ...errors import ArgumentValueError, ShapeError
+from ...errors import ArgumentValueError, ShapeError, UsageError
 from ... import ops as _ops
 from ..parameter import UninitializedBuffer, UninitializedParameter, is_lazy
 from .batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d
@@ -105,7 +105,7 @@ def _infer_parameters(module, args, kwargs):
     regular layer (and stop being called)."""
     module.initialize_parameters(*args, **kwargs)
     if module.has_uninitialized_params():
-        raise RuntimeError(f"module {type(module).__name__} has not been fully initialized")
+        raise UsageError(f"module {type(module).__name__} has not been fully initialized")
     module._initialize_hook.remove()
     del module._initialize_hook
     if module.cls_to_become is not None:

@@ -33,7 +33,7 @@ from typing import Callable
 
 from ... import ops as _ops
 from ...dtypes import bool_, get_default_dtype
-from ...errors import ArgumentTypeError, DTypeError, ShapeError
+from ...errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError
 from ...tensor import Tensor
 from .. import functional as F
 from .. import init
@@ -105,8 +105,8 @@ def _activation_fn(activation) -> Callable:
             return F.relu
         if activation == "gelu":
             return F.gelu
-        raise RuntimeError(f"activation should be 'relu' or 'gelu' (or a callable such as "
-                           f"nn.SiLU()), not {activation!r}")
+        raise ArgumentValueError(f"activation should be 'relu' or 'gelu' (or a callable such as "
+                                 f"nn.SiLU()), not {activation!r}")
     if not callable(activation):
         raise ArgumentTypeError(f"activation should be 'relu', 'gelu' or a callable, got "
                                 f"{type(activation).__name__}")

@@ -20,7 +20,7 @@ import copy
 from ...autograd.grad_mode import no_grad
 from ...ops.creation import ones_like, zeros_like
 from ..parameter import Parameter
-from ...errors import ArgumentValueError
+from ...errors import ArgumentValueError, UsageError
 
 __all__ = ["fuse_conv_bn_eval", "fuse_conv_bn_weights", "fuse_linear_bn_eval",
            "fuse_linear_bn_weights"]
@@ -28,8 +28,8 @@ __all__ = ["fuse_conv_bn_eval", "fuse_conv_bn_weights", "fuse_linear_bn_eval",
 
 def _in_eval(name: str, *modules) -> None:
     if any(m.training for m in modules):
-        raise RuntimeError(f"{name}: fusion only holds in evaluation mode (the batch norm's "
-                           f"running statistics); call .eval() on both modules first")
+        raise UsageError(f"{name}: fusion only holds in evaluation mode (the batch norm's "
+                         f"running statistics); call .eval() on both modules first")
 
 
 def fuse_conv_bn_eval(conv, bn, transpose: bool = False):
@@ -38,8 +38,8 @@ def fuse_conv_bn_eval(conv, bn, transpose: bool = False):
     _in_eval("fuse_conv_bn_eval", conv, bn)
     fused = copy.deepcopy(conv)
     if bn.running_mean is None or bn.running_var is None:
-        raise RuntimeError("fuse_conv_bn_eval: the batch norm has no running statistics "
-                           "(track_running_stats=False)")
+        raise UsageError("fuse_conv_bn_eval: the batch norm has no running statistics "
+                         "(track_running_stats=False)")
     fused.weight, fused.bias = fuse_conv_bn_weights(
         fused.weight, fused.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight, bn.bias,
         transpose)

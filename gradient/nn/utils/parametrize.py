@@ -31,7 +31,7 @@ from ...tensor import Tensor
 from ..module import Module, _set_data
 from ..modules.container import ModuleDict, ModuleList
 from ..parameter import Parameter
-from ...errors import ArgumentValueError
+from ...errors import ArgumentValueError, UsageError
 
 __all__ = ["register_parametrization", "remove_parametrizations", "is_parametrized", "cached",
            "ParametrizationList",
@@ -113,8 +113,8 @@ class ParametrizationList(ModuleList):
         with no_grad():
             for module in reversed(list(self)):
                 if not hasattr(module, "right_inverse"):
-                    raise RuntimeError(f"parametrization {type(module).__name__} does not "
-                                       "implement right_inverse, so the tensor cannot be assigned")
+                    raise UsageError(f"parametrization {type(module).__name__} does not "
+                                     "implement right_inverse, so the tensor cannot be assigned")
                 value = module.right_inverse(value)
             if self.is_tensor:
                 if not isinstance(value, Tensor):
@@ -171,8 +171,8 @@ def _inject_new_class(module: Module) -> None:
     cls = type(module)
 
     def getstate(self):
-        raise RuntimeError("Serialization of parametrized modules is only supported through "
-                           "state_dict()")
+        raise UsageError("Serialization of parametrized modules is only supported through "
+                         "state_dict()")
 
     new = type(f"Parametrized{cls.__name__}", (cls,), {"__getstate__": getstate,
                                                         "_original_class": cls})

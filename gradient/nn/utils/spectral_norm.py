@@ -22,7 +22,7 @@ from ...autograd.grad_mode import no_grad
 from .. import functional as F
 from ..module import Module
 from ..parameter import Parameter, is_lazy
-from ...errors import ArgumentValueError
+from ...errors import ArgumentValueError, UsageError
 
 __all__ = ["spectral_norm", "remove_spectral_norm"]
 
@@ -74,8 +74,8 @@ def spectral_norm(module: Module, name: str = "weight", n_power_iterations: int 
     """
     for hook in module._forward_pre_hooks.values():
         if isinstance(hook, SpectralNorm) and hook.name == name:
-            raise RuntimeError(f"Cannot register two spectral_norm hooks on the same parameter "
-                               f"{name}")
+            raise UsageError(f"Cannot register two spectral_norm hooks on the same parameter "
+                             f"{name}")
     if dim is None:
         from ..modules.conv import ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
         dim = 1 if isinstance(module, (ConvTranspose1d, ConvTranspose2d, ConvTranspose3d)) else 0

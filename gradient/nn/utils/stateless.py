@@ -86,7 +86,7 @@ def _check_strict(module: Module, values: dict) -> None:
             lines.append("\tUnexpected key(s): " + ", ".join(f"'{k}'" for k in unexpected) + ".")
         if missing:
             lines.append("\tMissing key(s): " + ", ".join(f"'{k}'" for k in sorted(missing)) + ".")
-        raise RuntimeError("\n".join(lines))
+        raise ArgumentValueError("\n".join(lines))
 
 
 _MISSING = object()

@@ -22,7 +22,7 @@ from ...autograd.grad_mode import no_grad
 from ..module import Module
 from ..parameter import Parameter, is_lazy
 from .parametrizations import _norm_except_dim, _weight_norm_dim
-from ...errors import ArgumentValueError
+from ...errors import ArgumentValueError, UsageError
 
 __all__ = ["weight_norm", "remove_weight_norm"]
 
@@ -54,7 +54,7 @@ def weight_norm(module: Module, name: str = "weight", dim: int | None = 0) -> Mo
                   "`gradient.nn.utils.parametrizations.weight_norm`.", FutureWarning, stacklevel=2)
     for hook in module._forward_pre_hooks.values():
         if isinstance(hook, WeightNorm) and hook.name == name:
-            raise RuntimeError(f"Cannot register two weight_norm hooks on the same parameter {name}")
+            raise UsageError(f"Cannot register two weight_norm hooks on the same parameter {name}")
     weight = module._parameters.get(name)
     if weight is None:
         raise ArgumentValueError(

@@ -33,7 +33,7 @@ from ...dtypes import float64
 from ...ops.creation import as_tensor, from_numpy, tensor
 from ...ops.shape import stack
 from ...tensor import Tensor
-from ...errors import ArgumentTypeError
+from ...errors import ArgumentTypeError, ShapeError
 
 __all__ = ["default_collate", "default_convert", "collate", "default_collate_fn_map"]
 
@@ -104,8 +104,8 @@ def collate(batch, *, collate_fn_map: dict | None = None):
     if isinstance(elem, collections.abc.Sequence):
         size = len(elem)
         if any(len(sample) != size for sample in batch):
-            raise RuntimeError("each element in list of batch should be of equal size "
-                               f"(got lengths {[len(sample) for sample in batch]})")
+            raise ShapeError("each element in list of batch should be of equal size "
+                             f"(got lengths {[len(sample) for sample in batch]})")
         items = [again(list(samples)) for samples in zip(*batch)]
         if isinstance(elem, tuple):
             return items  # a list, as PyTorch does (for backward compatibility there)

@@ -22,6 +22,7 @@ import math
 
 import numpy as np
 
+from ....errors import DeviceError
 from ..arrays import shadow_of
 
 #: the dtypes that can live in GPU buffers, and their WGSL element types
@@ -122,8 +123,8 @@ class GPU:
         self.wgpu = wgpu
         self.adapter = wgpu.gpu.request_adapter_sync(power_preference="high-performance")
         if self.adapter is None:
-            raise RuntimeError("no WebGPU adapter (on Linux: install a Vulkan driver, such as "
-                               "Mesa's: apt-get install mesa-vulkan-drivers libvulkan1)")
+            raise DeviceError("no WebGPU adapter (on Linux: install a Vulkan driver, such as "
+                              "Mesa's: apt-get install mesa-vulkan-drivers libvulkan1)")
         half = "shader-f16" in self.adapter.features
         self.device = self.adapter.request_device_sync(
             required_features=["shader-f16"] if half else [])
