@@ -51,6 +51,7 @@ def test_bad_values_raise_gradient_errors_where_pytorch_raises_runtime_errors(ca
     assert type(again) is ArgumentValueError and str(again) == str(error)
 
 
+@pytest.mark.filterwarnings("ignore:.*weight_norm. is deprecated:FutureWarning")
 def test_misuse_raises_usage_errors_where_pytorch_raises_runtime_errors():
     for m in (torch, gradient):
         with pytest.raises(RuntimeError) as caught:
