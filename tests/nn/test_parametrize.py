@@ -4,6 +4,8 @@ state, and the register/remove/assign/cache behaviour."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -117,6 +119,18 @@ class Scale(gnn.Module):
 
     def right_inverse(self, X):
         return X / 2.0
+
+
+def test_the_legacy_functions_stay_the_package_names_whatever_imports_first():
+    # as torch.nn.utils.weight_norm: the function, even after its module was imported by
+    # name first (which binds the module to that name in a package that had not bound it)
+    code = ("import gradient.nn.utils.weight_norm, gradient.nn.utils.spectral_norm\n"
+            "import gradient\n"
+            "u = gradient.nn.utils\n"
+            "assert all(callable(f) for f in (u.weight_norm, u.remove_weight_norm,\n"
+            "                                 u.spectral_norm, u.remove_spectral_norm))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 def test_register_read_assign_and_remove():

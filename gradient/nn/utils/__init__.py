@@ -11,9 +11,13 @@ from . import clip_grad, convert_parameters, grad, rnn  # noqa: F401
 from .clip_grad import (clip_grad_norm, clip_grad_norm_, clip_grad_value_,  # noqa: F401
                         clip_grads_with_norm_, get_total_norm)
 from .convert_parameters import parameters_to_vector, vector_to_parameters  # noqa: F401
+# Bound here, as torch.nn.utils binds them: a function named as its module is the package's
+# attribute only where the package binds it before anything imports the module (a first
+# `import gradient.nn.utils.weight_norm` binds the module to that name).
+from .spectral_norm import remove_spectral_norm, spectral_norm  # noqa: F401
+from .weight_norm import remove_weight_norm, weight_norm  # noqa: F401
 
-# Loaded on first use, which keeps `import gradient` from importing them. The functions shadow
-# their modules' names, as torch.nn.utils.weight_norm does.
+# Loaded on first use, which keeps `import gradient` from importing them.
 _LAZY = {"parametrize": ("parametrize", None), "parametrizations": ("parametrizations", None),
          "fusion": ("fusion", None),
          "fuse_conv_bn_eval": ("fusion", "fuse_conv_bn_eval"),
@@ -22,11 +26,7 @@ _LAZY = {"parametrize": ("parametrize", None), "parametrizations": ("parametriza
          "fuse_linear_bn_weights": ("fusion", "fuse_linear_bn_weights"),
          "prune": ("prune", None),
          "skip_init": ("init", "skip_init"),
-         "stateless": ("stateless", None),
-         "weight_norm": ("weight_norm", "weight_norm"),
-         "remove_weight_norm": ("weight_norm", "remove_weight_norm"),
-         "spectral_norm": ("spectral_norm", "spectral_norm"),
-         "remove_spectral_norm": ("spectral_norm", "remove_spectral_norm")}
+         "stateless": ("stateless", None)}
 
 
 def __getattr__(name: str):
