@@ -42,7 +42,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -165,19 +164,20 @@ def long_prompt_join(client, name, system: dict) -> dict:
             "short_chat_meanwhile_ttft_s": round(short[0], 3)}
 
 
-def streams_for(client, name, n: int, seconds: float, requests, sampling=None) -> dict:
-    """``n`` clients at once for ``seconds``: each streams one request after another from
-    ``requests`` (shared, ``(question, max_tokens)`` pairs), and the one streaming when the
-    time is up closes its stream there (the server frees its row). Tokens/s counts the chunks
-    with text that arrived in the window, one token each on both servers (``chunk_share``: the
-    chunks of gradient's whole replies over their usage counts); ``ttft_median_s`` is the
-    median time to first token of the requests that got one."""
+def streams_for(client, name, n: int, seconds: float, request, sampling=None) -> dict:
+    """``n`` clients at once for ``seconds``: each streams one request after another,
+    ``request(i)`` the ``(question, max_tokens)`` of the window's i-th (numbered by a counter
+    the clients share: ``next`` of an ``itertools.count`` is atomic), and the one streaming
+    when the time is up closes its stream there (the server frees its row). Tokens/s counts
+    the chunks with text that arrived in the window, one token each on both servers
+    (``chunk_share``: the chunks of gradient's whole replies over their usage counts);
+    ``ttft_median_s`` is the median time to first token of the requests that got one."""
     deadline = time.perf_counter() + seconds
-    records = []
+    records, numbers = [], itertools.count()
 
     def one_client():
         while time.perf_counter() < deadline:
-            question, tokens = next(requests)
+            question, tokens = request(next(numbers))
             start, arrivals, usage = time.perf_counter(), [], None
             with client.chat.completions.create(
                     model=name, messages=[{"role": "user", "content": question}],
@@ -230,25 +230,14 @@ def concurrency(client, name, tokens: int, first: int = 10, seconds: float = 10.
     lengths = random.Random(0).choices(range(tokens // 2, tokens * 3 // 2 + 1), k=997)
     result = {}
     for n in (1, 4, 8, 16):
-        requests = ((questions[i % len(questions)], lengths[i % len(lengths)])
-                    for i in itertools.count())
-        line = streams_for(client, name, n, seconds, _locked(requests), sampling)
+        line = streams_for(client, name, n, seconds,
+                           lambda i: (questions[i % len(questions)], lengths[i % len(lengths)]),
+                           sampling)
         single = result["streams_1"]["tokens_per_s"] if n > 1 else line["tokens_per_s"]
         line["vs_single"] = round(line["tokens_per_s"] / single, 2)
         result[f"streams_{n}"] = line
         stream_chat(client, name, [{"role": "user", "content": "Hi"}], 1)
     return result
-
-
-def _locked(iterator):
-    """``iterator`` that threads can share: ``next`` under a lock."""
-    lock = threading.Lock()
-
-    class Shared:
-        def __next__(self):
-            with lock:
-                return next(iterator)
-    return Shared()
 
 
 def main() -> None:
