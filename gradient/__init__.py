@@ -11,6 +11,8 @@ Example::
     print(x.grad.shape)
 """
 
+import math as _math
+
 from . import threads  # noqa: F401  (first: the thread pools' waits, read when NumPy loads)
 from . import dtypes
 from .autograd import (enable_grad, inference_mode, is_anomaly_check_nan_enabled,
@@ -63,6 +65,9 @@ half, float, double = float16, float32, float64  # noqa: A001
 short, int, long = int16, int32, int64  # noqa: A001
 
 is_tensor = lambda obj: isinstance(obj, Tensor)  # noqa: E731
+
+# torch.pi, torch.inf ...: Python numbers, as torch's are (math's), and numpy's newaxis
+pi, e, inf, nan, newaxis = _math.pi, _math.e, _math.inf, _math.nan, None
 
 
 def is_autocast_enabled(device_type=None):

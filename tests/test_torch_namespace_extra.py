@@ -174,3 +174,13 @@ def test_functional_and_nn_odds_and_ends(lib):
     with pytest.warns(FutureWarning):
         norm = lib.nn.utils.clip_grad_norm(layer.parameters(), 0.1)
     assert float(norm) == pytest.approx(float(np.sqrt(2 * 2 + 2)))
+
+
+@LIBS
+def test_constants_as_torchs(lib):
+    assert (lib.pi, lib.e, lib.inf) == (np.pi, np.e, np.inf) and np.isnan(lib.nan)
+    assert all(type(c) is float for c in (lib.pi, lib.e, lib.inf, lib.nan))
+    assert lib.newaxis is None
+    assert lib.arange(3)[:, lib.newaxis].shape == (3, 1)
+    assert lib.full((2,), -lib.inf).isinf().all()
+
