@@ -60,6 +60,8 @@ from .control_flow import cond, while_loop  # noqa: F401,E402  (torch.cond, torc
 from .printing import set_printoptions  # noqa: F401,E402
 from .backends.cuda import get_float32_matmul_precision, set_float32_matmul_precision  # noqa: F401
 
+from . import serialization  # noqa: F401,E402  (torch.serialization)
+
 bool = bool_  # noqa: A001  (gradient.bool, like torch.bool)
 half, float, double = float16, float32, float64  # noqa: A001
 short, int, long = int16, int32, int64  # noqa: A001

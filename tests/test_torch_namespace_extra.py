@@ -184,3 +184,42 @@ def test_constants_as_torchs(lib):
     assert lib.arange(3)[:, lib.newaxis].shape == (3, 1)
     assert lib.full((2,), -lib.inf).isinf().all()
 
+
+class _Config:
+    pass
+
+
+@LIBS
+def test_serialization_allowlist_as_torchs(lib, tmp_path):
+    serialization = lib.serialization
+    before = serialization.get_safe_globals()
+    try:
+        serialization.add_safe_globals([_Config])
+        assert _Config in serialization.get_safe_globals() and _Config not in before
+        pair = (_Config, "tests._Config")
+        with serialization.safe_globals([pair]):
+            assert pair in serialization.get_safe_globals()
+        assert pair not in serialization.get_safe_globals()
+        assert _Config in serialization.get_safe_globals()
+        path = tmp_path / "ckpt"
+        serialization.save({"w": lib.ones(2), "step": 3}, path)
+        with serialization.safe_globals([_Config]):
+            loaded = serialization.load(path, weights_only=True)
+        assert loaded["step"] == 3 and loaded["w"].tolist() == [1.0, 1.0]
+        assert serialization.get_unsafe_globals_in_checkpoint(path) == []
+        if lib is gradient:              # (torch keeps anything it is given)
+            with pytest.raises(TypeError, match="expected classes or functions"):
+                serialization.add_safe_globals([3])
+            with pytest.raises(TypeError, match="module.name"):
+                serialization.add_safe_globals([(_Config, 3)])
+    finally:
+        serialization.clear_safe_globals()
+        serialization.add_safe_globals(before)
+    assert set(map(repr, serialization.get_safe_globals())) == set(map(repr, before))
+
+
+def test_serialization_reaches_the_checkpoint_reader(tmp_path):
+    path = tmp_path / "not-a-checkpoint"
+    path.write_bytes(b"\x80\x02}q\x00.")           # a pickle: never read as one
+    with pytest.raises(gradient.FileFormatError):
+        gradient.serialization.get_unsafe_globals_in_checkpoint(path)
