@@ -45,8 +45,10 @@ See :mod:`gradient.amp.autocast_mode` for the ops autocast casts and the differe
 """
 
 from .autocast_mode import autocast, get_autocast_dtype, is_autocast_enabled
+from .custom_functions import custom_bwd, custom_fwd
 from .grad_scaler import GradScaler, GradScalerError, GradScalerValueError, OptState
 from .master_weights import MasterWeights
 
-__all__ = ["autocast", "is_autocast_enabled", "get_autocast_dtype", "GradScaler", "GradScalerError",
+__all__ = ["autocast", "is_autocast_enabled", "get_autocast_dtype", "custom_fwd", "custom_bwd",
+           "GradScaler", "GradScalerError",
            "GradScalerValueError", "OptState", "MasterWeights"]
