@@ -61,6 +61,9 @@ from .printing import set_printoptions  # noqa: F401,E402
 from .backends.cuda import get_float32_matmul_precision, set_float32_matmul_precision  # noqa: F401
 
 from . import serialization  # noqa: F401,E402  (torch.serialization)
+from . import cpu  # noqa: F401,E402  (torch.cpu)
+from .device import device as _device_type  # noqa: E402
+from .errors import ArgumentTypeError as _ArgumentTypeError  # noqa: E402
 
 bool = bool_  # noqa: A001  (gradient.bool, like torch.bool)
 half, float, double = float16, float32, float64  # noqa: A001
@@ -86,6 +89,24 @@ def compile(model=None, **options):  # noqa: A001  (torch.compile)
     if model is None:
         return lambda fn: fn
     return model
+
+
+def get_device_module(device=None):
+    """``torch.get_device_module``: the module of a device type (:mod:`gradient.cpu`,
+    :mod:`gradient.cuda`) for device-agnostic code; None gives the current accelerator's (CUDA
+    where there is a GPU), else the CPU's. ``gradient.get_device_module("cuda").synchronize()``."""
+    if device is None:
+        kind = "cuda" if cuda.is_available() else "cpu"
+    elif isinstance(device, (str, _device_type)):
+        kind = _device_type(device).type            # "cuda:1" -> "cuda"; a bad name: its error
+    else:
+        raise _ArgumentTypeError(f"get_device_module: expected a device, its name or None, got "
+                                 f"{type(device).__name__}")
+    if kind not in ("cpu", "cuda"):
+        raise DeviceError(f"get_device_module: device {device!r} has no module in gradient; "
+                          f"the device modules are gradient.cpu and gradient.cuda")
+    return cpu if kind == "cpu" else cuda
+
 
 from .version import __version__
 from .ops.argument_errors import guard_namespace  # noqa: E402

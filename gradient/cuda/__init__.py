@@ -22,12 +22,12 @@ Example::
 
 from __future__ import annotations
 
-from . import backends as _backends
-from .backends import cuda as _cuda
-from .device import as_device as _as_device
-from .errors import DeviceError
-from .ops.creation import default_generator
-from .tensor_types import cuda_types as _cuda_types
+from .. import backends as _backends
+from ..backends import cuda as _cuda
+from ..device import as_device as _as_device
+from ..errors import DeviceError
+from ..ops.creation import default_generator
+from ..tensor_types import cuda_types as _cuda_types
 
 __all__ = ["is_available", "device_count", "current_device", "set_device", "device",
            "get_device_name", "synchronize", "manual_seed", "manual_seed_all", "memory_allocated",
@@ -169,17 +169,4 @@ def empty_cache() -> None:
         backend.empty_cache()
 
 
-class amp:  # noqa: N801  (torch.cuda.amp, a namespace)
-    """``torch.cuda.amp``'s aliases, deprecated in PyTorch but common in training scripts
-    (``scaler = gradient.cuda.amp.GradScaler(enabled=use_fp16)``): :class:`gradient.amp.GradScaler`
-    and :class:`gradient.amp.autocast` for device "cuda"."""
-
-    @staticmethod
-    def GradScaler(*args, **kwargs):  # noqa: N802  (PyTorch's name)
-        from .amp import GradScaler
-        return GradScaler("cuda", *args, **kwargs)
-
-    @staticmethod
-    def autocast(*args, **kwargs):
-        from .amp import autocast
-        return autocast("cuda", *args, **kwargs)
+from . import amp  # noqa: E402  (torch.cuda.amp: the deprecated aliases, a module)
