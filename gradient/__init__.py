@@ -61,7 +61,8 @@ from .printing import set_printoptions  # noqa: F401,E402
 from .backends.cuda import get_float32_matmul_precision, set_float32_matmul_precision  # noqa: F401
 
 from . import serialization  # noqa: F401,E402  (torch.serialization)
-from . import cpu  # noqa: F401,E402  (torch.cpu)
+from . import compiler, cpu  # noqa: F401,E402  (torch.compiler, torch.cpu)
+from .compiler import compile  # noqa: F401,E402  (torch.compile: the model back, eager)
 from .device import device as _device_type  # noqa: E402
 from .errors import ArgumentTypeError as _ArgumentTypeError  # noqa: E402
 
@@ -80,15 +81,6 @@ def is_autocast_enabled(device_type=None):
     "cuda" when not given, as in PyTorch (``gradient.amp.is_autocast_enabled()`` asks about any
     device type). ``with gradient.autocast("cpu"): gradient.is_autocast_enabled("cpu")`` is True."""
     return amp.is_autocast_enabled("cuda" if device_type is None else device_type)
-
-
-def compile(model=None, **options):  # noqa: A001  (torch.compile)
-    """``torch.compile``'s place in a ported script: gradient has no graph compiler, so the model
-    (or function) comes back unchanged and runs eagerly, as ``torch.compile(backend="eager")``
-    would. Usable as ``compile(model)`` and as the decorators ``@compile``/``@compile(...)``."""
-    if model is None:
-        return lambda fn: fn
-    return model
 
 
 def get_device_module(device=None):
