@@ -32,7 +32,8 @@ from ..errors import DistributedError
 from ..tensor import Tensor
 
 __all__ = ["ReduceOp", "Work", "ProcessGroup", "init_process_group", "destroy_process_group",
-           "is_initialized", "is_available", "get_rank", "get_world_size", "get_group", "barrier",
+           "is_initialized", "is_available", "get_rank", "get_world_size", "get_group",
+           "get_backend", "group", "barrier",
            "all_reduce", "broadcast", "all_gather", "all_gather_into_tensor",
            "reduce_scatter_tensor", "send", "recv", "isend", "irecv", "new_group"]
 
@@ -197,6 +198,23 @@ def get_rank(group=None) -> int:
 
 def get_world_size(group=None) -> int:
     return get_group(group).size
+
+
+def get_backend(group=None) -> str:
+    """The group's backend: ``"mpi"``, or ``"nccl"`` where CUDA tensors go through NCCL."""
+    return get_group(group).backend
+
+
+class _Groups:
+    """``torch.distributed.group``: ``group.WORLD`` is the default process group (None
+    before :func:`init_process_group`; None means the default wherever a group is taken)."""
+
+    @property
+    def WORLD(self) -> "ProcessGroup | None":  # noqa: N802  (torch's name)
+        return _WORLD
+
+
+group = _Groups()
 
 
 def new_group(ranks=None) -> ProcessGroup | None:

@@ -4,6 +4,7 @@ whole batch, and a rank that fails or hangs making the others stop with an error
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -66,6 +67,56 @@ def _check_collectives(ranks, n):
         if n > 1:
             np.testing.assert_array_equal(got["ring"],
                                           np.full(3, 7.0 + (rank - 1 if rank else n - 1)))
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_rooted_and_object_collectives(tmp_path, n):
+    ranks = _results("rooted_and_objects", n, tmp_path)
+    root = n - 1
+    values = np.array([[r + 1.0, -2.0 * r] for r in range(n)])
+    for rank, got in enumerate(ranks):
+        assert str(got["backend"]) == "mpi"
+        for op, value in (("SUM", values.sum(0)), ("MAX", values.max(0)),
+                          ("AVG", values.mean(0))):
+            expected = value if rank == root else values[rank]    # only the root's changes
+            np.testing.assert_allclose(got[f"reduce_{op}"], expected, rtol=1e-12, err_msg=op)
+        assert ("gather" in got) == (rank == root)
+        np.testing.assert_array_equal(got["scatter"], np.arange(4) + 10 * rank)
+        np.testing.assert_array_equal(got["all_to_all_single"],
+                                      [100 * r + 2 * rank + i for r in range(n) for i in (0, 1)])
+        np.testing.assert_array_equal(got["all_to_all_single_uneven"],
+                                      [[r, rank] for r in range(n) for _ in range(rank + 1)])
+        np.testing.assert_array_equal(got["all_to_all"],
+                                      [r * 10 + rank for r in range(n) for _ in range(r + 1)])
+        assert [json.loads(s) for s in got["all_gather_object"]] == [
+            {"rank": r, "name": "r" * (r + 1)} for r in range(n)]
+        np.testing.assert_array_equal(got["all_gather_object_tensor"], np.ones((n, 2)))
+        assert json.loads(str(got["broadcast_object_list"])) == [f"from {root}", root, None]
+        assert json.loads(str(got["scatter_object_list"])) == {"for": rank}
+    np.testing.assert_array_equal(ranks[root]["gather"],
+                                  np.stack([np.full((2, 3), float(r)) for r in range(n)]))
+    assert json.loads(str(ranks[root]["gather_object"])) == [["rank", r, [r] * r]
+                                                              for r in range(n)]
+
+
+def test_rooted_collectives_refuse_a_list_on_the_wrong_rank():
+    """A group of one (no launcher): the list is the root's, so rank 0 must give it."""
+    dist.init_process_group("mpi")
+    try:
+        with pytest.raises(ValueError, match="must give gather_list"):
+            dist.gather(gradient.ones(2), None, dst=0)
+        with pytest.raises(DistributedError, match="like the rank's tensor"):
+            dist.gather(gradient.ones(2), [gradient.ones(3)], dst=0)
+        with pytest.raises(DistributedError, match="split sizes"):
+            dist.all_to_all_single(gradient.zeros(2), gradient.ones(2), [1], [3])
+        with pytest.raises(DistributedError, match="cannot be pickled"):
+            dist.all_gather_object([None], lambda: 0)
+        found = [None]
+        dist.all_gather_object(found, {"alone": True})
+        assert found == [{"alone": True}] and dist.get_backend() == "mpi"
+        assert dist.group.WORLD is dist.get_group()
+    finally:
+        dist.destroy_process_group()
 
 
 @pytest.mark.parametrize("case,dtype,tol", [

@@ -52,6 +52,61 @@ def collectives(rank, size):
     return out
 
 
+def rooted_and_objects(rank, size):
+    """reduce, gather, scatter, all_to_all(_single) and the object collectives, rooted at the
+    last rank where a root is taken (not rank 0: a root argument that were ignored shows)."""
+    root = size - 1
+    out = {"backend": np.array(dist.get_backend())}
+    for op in ("SUM", "MAX", "AVG"):
+        x = gradient.tensor([rank + 1.0, -2.0 * rank], dtype=gradient.float64, device=DEVICE)
+        dist.reduce(x, dst=root, op=getattr(dist.ReduceOp, op))
+        out[f"reduce_{op}"] = x.numpy()
+    parts = [gradient.zeros(2, 3, device=DEVICE) for _ in range(size)] if rank == root else None
+    dist.gather(gradient.full((2, 3), float(rank), device=DEVICE), parts, dst=root)
+    if rank == root:
+        out["gather"] = np.stack([p.numpy() for p in parts])
+    mine = gradient.zeros(4, dtype=gradient.int64, device=DEVICE)
+    pieces = ([gradient.arange(4, device=DEVICE) + 10 * r for r in range(size)]
+              if rank == root else None)
+    dist.scatter(mine, pieces, src=root)
+    out["scatter"] = mine.numpy()
+    # equal splits: rank r sends rows [2j, 2j+2) (valued 100 r + row) to rank j
+    send = gradient.arange(2 * size, dtype=gradient.float32, device=DEVICE) + 100 * rank
+    got = gradient.zeros(2 * size, dtype=gradient.float32, device=DEVICE)
+    dist.all_to_all_single(got, send)
+    out["all_to_all_single"] = got.numpy()
+    # uneven splits: rank r sends j + 1 rows to rank j; rank j gets j + 1 rows from each
+    send = gradient.tensor([[float(rank), float(j)] for j in range(size) for _ in range(j + 1)],
+                           device=DEVICE)
+    got = gradient.zeros((rank + 1) * size, 2, device=DEVICE)
+    work = dist.all_to_all_single(got, send, [rank + 1] * size, [j + 1 for j in range(size)],
+                                  async_op=True)
+    work.wait()
+    out["all_to_all_single_uneven"] = got.numpy()
+    outs = [gradient.zeros(j + 1, dtype=gradient.int32, device=DEVICE) for j in range(size)]
+    ins = [gradient.full((rank + 1,), rank * 10 + j, dtype=gradient.int32, device=DEVICE)
+           for j in range(size)]
+    dist.all_to_all(outs, ins)
+    out["all_to_all"] = np.concatenate([o.numpy() for o in outs])
+    found = [None] * size
+    dist.all_gather_object(found, {"rank": rank, "name": "r" * (rank + 1), "t": gradient.ones(2)})
+    out["all_gather_object"] = np.array([json.dumps({k: v for k, v in f.items() if k != "t"})
+                                         for f in found])
+    out["all_gather_object_tensor"] = np.stack([f["t"].numpy() for f in found])
+    objects = [f"from {rank}", rank, None] if rank == root else [None, None, None]
+    dist.broadcast_object_list(objects, src=root)
+    out["broadcast_object_list"] = np.array(json.dumps(objects))
+    gathered = [None] * size if rank == root else None
+    dist.gather_object(("rank", rank, [rank] * rank), gathered, dst=root)
+    if rank == root:
+        out["gather_object"] = np.array(json.dumps(gathered))
+    one = [None]
+    dist.scatter_object_list(one, [{"for": r} for r in range(size)] if rank == root else None,
+                             src=root)
+    out["scatter_object_list"] = np.array(json.dumps(one[0]))
+    return out
+
+
 class Net(nn.Module):
     def __init__(self, unused: bool):
         super().__init__()
@@ -355,6 +410,7 @@ CASES = {
     "vocab_parallel": vocab_parallel,
     "tensor_parallel": tensor_parallel,
     "collectives": collectives,
+    "rooted_and_objects": rooted_and_objects,
     "ddp": train,
     "ddp_float32": lambda r, s: train(r, s, gradient.float32),
     "ddp_accumulate": lambda r, s: train(r, s, accumulate=2),
