@@ -1,6 +1,6 @@
 """GPU benchmarks: gradient's CUDA backend against PyTorch eager CUDA, same weights, same run.
 
-Run:  python bench/cuda.py [--cases decode,prefill,train,quant] [--new 128] [--rounds 3]
+Run:  python bench/gpu.py [--cases decode,prefill,train,quant] [--new 128] [--rounds 3]
 
 Cases (each prints one JSON line with both figures and the ratio gradient / PyTorch):
 
@@ -28,22 +28,13 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib.util
 import json
-import os
 import statistics
-import sys
 import tempfile
 import time
 import traceback
 
-# This file's name would shadow the `cuda` namespace package CuPy imports (cuda-pathfinder): a
-# module found anywhere on the path wins over a namespace package, so take the script's folder
-# off the path (its other modules are imported by file below).
-BENCH = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != BENCH]
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def _missing() -> str | None:
@@ -141,17 +132,9 @@ def _prefill(ours, theirs, length: int, rounds: int) -> dict:
             "ratio": round(tok_s["gradient"] / tok_s["torch"], 3)}
 
 
-def _bench_module(name: str):
-    """bench/<name>.py, imported by its path (the folder is not on sys.path, see the top)."""
-    spec = importlib.util.spec_from_file_location(name, os.path.join(BENCH, name + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _train(steps: int) -> dict:
     import torch
-    train_gpt = _bench_module("train_gpt")
+    import train_gpt   # (bench/, this script's folder, is on sys.path)
     SIZES, build_gpt, copy_weights = train_gpt.SIZES, train_gpt.build_gpt, train_gpt.copy_weights
 
     import gradient
