@@ -693,13 +693,10 @@ def rms_norm_backward(grad, x, rstd, weight):
 
 # ---------------------------------------------------------------------- cross entropy
 @_compile
-def _minus_row_max(x, shifted, top):
+def _minus_rows(x, top, shifted):
     rows, n = x.shape
     for r in range(rows):
-        m = x[r, 0]
-        for j in range(1, n):
-            m = max(m, x[r, j])
-        top[r] = m
+        m = top[r]
         for j in range(n):
             shifted[r, j] = x[r, j] - m
 
@@ -761,9 +758,13 @@ def cross_entropy(x, target, ignore_index: int):
         return None
     x = np.ascontiguousarray(x)
     rows = x.shape[0]
-    e, top = np.empty_like(x), np.empty(rows, x.dtype)
-    _minus_row_max(x, e, top)
-    np.exp(e, out=e)   # NumPy's vectorised exp (see the module docstring)
+    # each row's maximum by NumPy's vectorised max (a compiled loop of max(m, x) compares one
+    # value at a time: 256 x 1000 float32 logits, 320 against 37 us; NumPy's broadcast
+    # subtraction took 120 us, the compiled one 55), then NumPy's exp (the module docstring)
+    top = x.max(axis=1)
+    e = np.empty_like(x)
+    _minus_rows(x, top, e)
+    np.exp(e, out=e)
     loss, lse = np.empty(rows, x.dtype), np.empty((rows, 2), x.dtype)
     _cross_entropy_rows(x, e, target.astype(np.int64, copy=False), int(ignore_index), top,
                         x.dtype.type(0), loss, lse)

@@ -646,7 +646,7 @@ def test_float32_kernels_compute_in_float32():
                     doubles.append(name)
     assert {"_attend", "_exp_row", "_normalize_rows", "_shift_rows",
             "_score_gradient", "_gelu_tanh_grad", "_silu_grad", "_adam_step",
-            "_index_add_rows", "_rows", "_columns", "_minus_row_max", "_cross_entropy_rows",
+            "_index_add_rows", "_rows", "_columns", "_minus_rows", "_cross_entropy_rows",
             "_log_softmax_rows", "_scale_rows_less_target", "_add_to_rows", "_swiglu_finish",
             "_swiglu_grad", "_rotary"} <= set(checked), sorted(set(checked))
     assert doubles == [], f"float32 kernels computing in float64: {doubles}"

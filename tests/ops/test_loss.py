@@ -63,6 +63,21 @@ def test_cross_entropy_minus_inf_logit_of_another_class_is_no_nan():
     _close(g.grad, t.grad, atol=1e-7)
 
 
+def test_cross_entropy_rows_with_nan_or_inf_logits_as_torchs():
+    # a nan logit makes its row's loss and gradient nan and leaves the others alone; +inf
+    # somewhere in a row too (inf - inf), a row of -inf as well: every row as PyTorch gives it
+    rows = [[0.5, float("nan"), 1.0], [float("nan"), 0.0, 2.0], [0.5, float("inf"), 1.0],
+            [float("-inf")] * 3, [3.0, -1.0, 0.25]]
+    g, t = _pair(rows, requires_grad=True)
+    target = [0, 2, 1, 0, 2]
+    lg = F.cross_entropy(g, gradient.tensor(target), reduction="none")
+    lt = TF.cross_entropy(t, torch.tensor(target), reduction="none")
+    lg.sum().backward()
+    lt.sum().backward()
+    np.testing.assert_allclose(lg.detach().numpy(), lt.detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(g.grad.numpy(), t.grad.numpy(), rtol=1e-6, atol=1e-7)
+
+
 def test_ignored_row_with_minus_inf_logits_is_no_nan():
     # ignored positions read class 0 internally; a -inf there must not leak into loss or grad
     g, t = _pair([[float("-inf"), 0.0, 1.0], [0.5, 0.0, 1.0]], requires_grad=True)
