@@ -21,10 +21,12 @@ from ..ops import reduce as _reduce
 from ..errors import ArgumentValueError
 
 __all__ = [
-    "Constraint", "boolean", "dependent", "dependent_property", "greater_than", "greater_than_eq",
-    "half_open_interval", "independent", "integer_interval", "interval", "is_dependent",
-    "less_than", "lower_cholesky", "multinomial", "nonnegative", "nonnegative_integer", "positive",
-    "positive_definite", "positive_integer", "real", "real_vector", "simplex", "unit_interval",
+    "Constraint", "boolean", "cat", "corr_cholesky", "dependent", "dependent_property",
+    "greater_than", "greater_than_eq", "half_open_interval", "independent", "integer_interval",
+    "interval", "is_dependent", "less_than", "lower_cholesky", "lower_triangular", "multinomial",
+    "nonnegative", "nonnegative_integer", "one_hot", "positive", "positive_definite",
+    "positive_integer", "positive_semidefinite", "real", "real_vector", "simplex", "square",
+    "stack", "symmetric", "unit_interval",
 ]
 
 
@@ -202,6 +204,130 @@ class _PositiveDefinite(Constraint):
         return symmetric & (cholesky_ex(value).info == 0)
 
 
+class _LowerTriangular(Constraint):
+    """Lower-triangular square matrices."""
+    event_dim = 2
+
+    def check(self, value):
+        from ..ops.shape import tril
+        return _reduce.all(_reduce.all(tril(value) == value, dim=-1), dim=-1)
+
+
+class _CorrCholesky(Constraint):
+    """Cholesky factors of correlation matrices: lower Cholesky factors whose rows have unit
+    length (to ``10 * n * eps`` of their dtype)."""
+    event_dim = 2
+
+    def check(self, value):
+        from ..dtypes import finfo
+        tol = finfo(value.dtype).eps * value.shape[-1] * 10
+        rows = value.detach()
+        row_norm = _ew.sqrt(_reduce.sum(rows * rows, -1))
+        unit_rows = _reduce.all(_ew.abs(row_norm - 1.0) <= tol, dim=-1)
+        return _LowerCholesky().check(value) & unit_rows
+
+
+class _Square(Constraint):
+    """Square matrices (any values)."""
+    event_dim = 2
+
+    def check(self, value):
+        from ..ops.creation import full
+        from ..dtypes import bool_
+        return full(tuple(value.shape[:-2]), value.shape[-2] == value.shape[-1], dtype=bool_,
+                    device=value.device)
+
+
+class _Symmetric(_Square):
+    """Symmetric square matrices (to ``isclose``'s tolerance, ``atol=1e-6``)."""
+
+    def check(self, value):
+        square = super().check(value)
+        if not square.all():
+            return square
+        close = _ew.isclose(value, value.mT, atol=1e-6)
+        return _reduce.all(_reduce.all(close, dim=-2), dim=-1)
+
+
+class _PositiveSemidefinite(_Symmetric):
+    """Symmetric matrices whose eigenvalues are all nonnegative."""
+
+    def check(self, value):
+        from ..ops.linalg_decompositions import eigvalsh
+        symmetric = super().check(value)
+        if not symmetric.all():
+            return symmetric
+        return _reduce.all(eigvalsh(value) >= 0, dim=-1)
+
+
+class _OneHot(Constraint):
+    """Vectors of zeros with a single one (a category as a one-hot vector)."""
+    is_discrete = True
+    event_dim = 1
+
+    def check(self, value):
+        binary = _reduce.all((value == 0) | (value == 1), dim=-1)
+        return binary & (_reduce.sum(value, -1) == 1)
+
+
+class cat(Constraint):
+    """Constraints ``cseq`` on consecutive slices of ``dim``: slice i holds ``lengths[i]``
+    entries (1 each by default)."""
+
+    def __init__(self, cseq, dim: int = 0, lengths=None):
+        self.cseq = list(cseq)
+        self.lengths = [1] * len(self.cseq) if lengths is None else list(lengths)
+        if len(self.lengths) != len(self.cseq):
+            raise ArgumentValueError(f"constraints.cat: {len(self.cseq)} constraints and "
+                                     f"{len(self.lengths)} lengths; give one length each")
+        self.dim = dim
+
+    @property
+    def is_discrete(self):
+        return any(c.is_discrete for c in self.cseq)
+
+    @property
+    def event_dim(self):
+        return max(c.event_dim for c in self.cseq)
+
+    def check(self, value):
+        from ..ops.shape import cat as _cat, narrow
+        if not -value.ndim <= self.dim < value.ndim:
+            raise ArgumentValueError(f"constraints.cat: dim {self.dim} is out of range for a "
+                                     f"value of {value.ndim} dimensions")
+        checks, start = [], 0
+        for constraint, length in zip(self.cseq, self.lengths):
+            checks.append(constraint.check(narrow(value, self.dim, start, length)))
+            start += length
+        return _cat(checks, self.dim)
+
+
+class stack(Constraint):
+    """Constraint ``cseq[i]`` on the value's entry i along ``dim`` (as many as constraints)."""
+
+    def __init__(self, cseq, dim: int = 0):
+        self.cseq, self.dim = list(cseq), dim
+
+    @property
+    def is_discrete(self):
+        return any(c.is_discrete for c in self.cseq)
+
+    @property
+    def event_dim(self):
+        dim = max(c.event_dim for c in self.cseq)
+        return dim + 1 if self.dim + dim < 0 else dim
+
+    def check(self, value):
+        from ..ops.index import select
+        from ..ops.shape import stack as _stack
+        if not -value.ndim <= self.dim < value.ndim or value.shape[self.dim] != len(self.cseq):
+            raise ArgumentValueError(f"constraints.stack: expected {len(self.cseq)} entries "
+                                     f"along dim {self.dim}, got a value of shape "
+                                     f"{tuple(value.shape)}")
+        return _stack([c.check(select(value, self.dim, i)) for i, c in enumerate(self.cseq)],
+                      self.dim)
+
+
 class _Multinomial(Constraint):
     """Vectors of nonnegative integers (counts) that sum to at most ``upper_bound``."""
     is_discrete = True
@@ -261,5 +387,11 @@ interval = _Interval
 half_open_interval = _HalfOpenInterval
 simplex = _Simplex()
 lower_cholesky = _LowerCholesky()
+lower_triangular = _LowerTriangular()
+corr_cholesky = _CorrCholesky()
+square = _Square()
+symmetric = _Symmetric()
+positive_semidefinite = _PositiveSemidefinite()
 positive_definite = _PositiveDefinite()
+one_hot = _OneHot()
 multinomial = _Multinomial
