@@ -35,7 +35,7 @@ import math as _math
 from ..autograd.function import ArrayFunction
 from ..autograd.grad_mode import no_grad as _no_grad
 from ..dtypes import float64, from_numpy_dtype, get_default_dtype, result_type
-from ..errors import ArgumentTypeError, ArgumentValueError, AutogradError, DTypeError, ShapeError
+from ..errors import ArgumentTypeError, ArgumentValueError, AutogradError, ShapeError
 from ..tensor import Tensor
 from .elementwise import (_FunctionAndMethod, _floating, _make_inplace, _promote, abs, cast, clamp,
                           eq, exp, gt, isnan, log, log1p, lt, maximum, ne, pow, sign, sin,
@@ -662,9 +662,11 @@ class Signbit(ArrayFunction):
 
 
 def signbit(input: Tensor) -> Tensor:
-    """Where the sign bit is set (negative numbers and -0.0), as a bool tensor: ``x.signbit()``."""
+    """Where the sign bit is set (negative numbers and -0.0), as a bool tensor: ``x.signbit()``;
+    never for a bool tensor (False everywhere, as PyTorch)."""
     if input.dtype.name == "bool":
-        raise DTypeError("signbit: not supported for bool tensors")
+        from .creation import zeros_like
+        return zeros_like(input)
     return Signbit.apply(input)
 
 

@@ -174,6 +174,9 @@ def test_heaviside_and_signbit():
     v, tv = _both([0.5, 0.5, 0.25, 0.5, 0.5])
     _same(gradient.heaviside(x, v), torch.heaviside(tx, tv))
     assert gradient.signbit(x).numpy().tolist() == torch.signbit(tx).numpy().tolist()
+    flags = [True, False, True]          # a bool tensor has no sign: False everywhere
+    ours, theirs = gradient.signbit(gradient.tensor(flags)), torch.signbit(torch.tensor(flags))
+    assert ours.tolist() == theirs.tolist() and str(ours.dtype) == "gradient.bool"
 
 
 def test_mvlgamma_below_its_domain_computes_like_torch():
