@@ -108,7 +108,7 @@ del guard_namespace
 # The layers above nn (models, tokenizers, generation, the hub) load on first use, so that
 # `import gradient` stays quick for code that only needs tensors: `gradient.hub.load("gpt2")`.
 _LAZY_SUBMODULES = ("models", "generation", "tokenizers", "hub", "quant", "distributions", "func",
-                    "ao", "quantization")
+                    "ao", "quantization", "types")
 
 
 def __getattr__(name):

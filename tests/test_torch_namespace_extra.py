@@ -223,3 +223,47 @@ def test_serialization_reaches_the_checkpoint_reader(tmp_path):
     path.write_bytes(b"\x80\x02}q\x00.")           # a pickle: never read as one
     with pytest.raises(gradient.FileFormatError):
         gradient.serialization.get_unsafe_globals_in_checkpoint(path)
+
+
+@LIBS
+def test_hooks_common_types_and_types_modules(lib):
+    from importlib import import_module
+    hooks_module = import_module(lib.__name__ + ".utils.hooks")
+    common = import_module(lib.__name__ + ".nn.common_types")
+    types_module = import_module(lib.__name__ + ".types")
+    from collections import OrderedDict      # (torch's handles hold their dicts weakly)
+    hooks = OrderedDict()
+    handle = hooks_module.RemovableHandle(hooks)          # a registry of one's own
+    hooks[handle.id] = print
+    extra = OrderedDict({handle.id: len})
+    second = hooks_module.RemovableHandle(OrderedDict(), extra_dict=extra)
+    assert second.id != handle.id
+    with handle:
+        assert list(hooks.values()) == [print]
+    assert not hooks
+    handle2 = hooks_module.RemovableHandle(hooks, extra_dict=[extra])
+    hooks[handle2.id] = print
+    extra[handle2.id] = len
+    handle2.remove()
+    assert handle2.id not in hooks and handle2.id not in extra
+
+    @hooks_module.unserializable_hook
+    def quiet(grad):
+        return grad
+
+    x = lib.ones(2, requires_grad=True)
+    x.register_hook(quiet)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        hooks_module.warn_if_has_hooks(x)                 # the marked hook: no warning
+    x.register_hook(lambda g: g)
+    with pytest.warns(UserWarning, match="will not be serialized"):
+        hooks_module.warn_if_has_hooks(x)
+    for name in ("_size_1_t", "_size_2_t", "_size_3_t", "_size_any_t", "_size_2_opt_t",
+                 "_ratio_2_t", "_ratio_any_t", "_tensor_list_t", "_maybe_indices_t"):
+        assert getattr(common, name) is not None
+    assert int in common._size_2_t.__args__
+    for name in ("Number", "Device", "_size", "_dtype", "_device", "_TensorOrTensors"):
+        assert getattr(types_module, name) is not None
+    assert isinstance(lib.float32, types_module._dtype)
+    assert isinstance(lib.device("cpu"), types_module._device)

@@ -91,7 +91,12 @@ class RemovableHandle:
 
     _next_id = itertools.count()
 
-    def __init__(self, hooks_dict: dict, *, extra_dicts: tuple = (), module=None):
+    def __init__(self, hooks_dict: dict, *, extra_dict=None, extra_dicts: tuple = (),
+                 module=None):
+        # (extra_dict: torch's keyword, a dict or a list of dicts, for code that makes handles)
+        if extra_dict is not None:
+            extra_dicts = (*extra_dicts, *(extra_dict if isinstance(extra_dict, (list, tuple))
+                                           else (extra_dict,)))
         self.id = next(RemovableHandle._next_id)
         self._dicts = (hooks_dict, *extra_dicts)
         # the module whose hooks flag to update on removal (weakly: a handle kept around must
