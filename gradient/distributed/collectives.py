@@ -255,6 +255,13 @@ def _both_on_gpu(group: ProcessGroup, output: Tensor, what: str):
     return out
 
 
+def _by_rank(group: ProcessGroup, buffer: np.ndarray, counts) -> list:
+    """The MPI specification of ``buffer``'s bytes as one part per rank, ``counts[r]`` bytes
+    each, one after the other (what the v-collectives and all-to-all take)."""
+    counts = [int(c) for c in counts]
+    return [buffer, counts, [int(c) for c in np.cumsum([0] + counts[:-1])], group.mpi.BYTE]
+
+
 def _write_back(tensor: Tensor, array, op: str) -> None:
     """Put ``array`` (from :func:`_host` or :func:`_on_gpu`) into the tensor, if it is not its
     own array."""

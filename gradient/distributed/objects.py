@@ -22,7 +22,7 @@ import pickle
 import numpy as np
 
 from ..errors import ArgumentValueError, DistributedError
-from .collectives import Work, get_group
+from .collectives import Work, _by_rank, get_group
 
 __all__ = ["all_gather_object", "broadcast_object_list", "gather_object", "scatter_object_list"]
 
@@ -43,8 +43,10 @@ def _wait(g, request, what: str) -> None:
     Work(g, [request], what).wait()
 
 
-def _offsets(counts) -> list:
-    return [int(c) for c in np.cumsum([0] + list(counts[:-1]))]
+def _each(received: np.ndarray, counts) -> list:
+    """The objects in ``received``, the ranks' pickles one after the other, ``counts`` bytes
+    each."""
+    return [_unpickled(part) for part in np.split(received, np.cumsum(counts)[:-1])]
 
 
 def all_gather_object(object_list: list, obj, group=None) -> None:
@@ -58,10 +60,8 @@ def all_gather_object(object_list: list, obj, group=None) -> None:
     counts = np.empty(g.size, np.int64)
     _wait(g, g.comm.Iallgather(np.array([data.size], np.int64), counts), "all_gather_object")
     received = np.empty(int(counts.sum()), np.uint8)
-    _wait(g, g.comm.Iallgatherv(data, [received, list(counts), _offsets(counts), g.mpi.BYTE]),
-          "all_gather_object")
-    for i, (start, count) in enumerate(zip(_offsets(counts), counts)):
-        object_list[i] = _unpickled(received[start:start + int(count)])
+    _wait(g, g.comm.Iallgatherv(data, _by_rank(g, received, counts)), "all_gather_object")
+    object_list[:] = _each(received, counts)
 
 
 def broadcast_object_list(object_list: list, src: int = 0, group=None, device=None) -> None:
@@ -96,11 +96,10 @@ def gather_object(obj, object_gather_list: list | None = None, dst: int = 0,
     counts = np.empty(g.size, np.int64) if g.rank == dst else None
     _wait(g, g.comm.Igather(np.array([data.size], np.int64), counts, root=dst), "gather_object")
     received = np.empty(int(counts.sum()) if counts is not None else 0, np.uint8)
-    _wait(g, g.comm.Igatherv(data, [received, list(counts), _offsets(counts), g.mpi.BYTE]
-                             if counts is not None else None, root=dst), "gather_object")
+    _wait(g, g.comm.Igatherv(data, None if counts is None else _by_rank(g, received, counts),
+                             root=dst), "gather_object")
     if counts is not None:
-        for i, (start, count) in enumerate(zip(_offsets(counts), counts)):
-            object_gather_list[i] = _unpickled(received[start:start + int(count)])
+        object_gather_list[:] = _each(received, counts)
 
 
 def scatter_object_list(scatter_object_output_list: list, scatter_object_input_list=None,
@@ -122,7 +121,6 @@ def scatter_object_list(scatter_object_output_list: list, scatter_object_input_l
     counts = None if pieces is None else np.array([p.size for p in pieces], np.int64)
     _wait(g, g.comm.Iscatter(counts, count, root=src), "scatter_object_list")
     received = np.empty(int(count[0]), np.uint8)
-    send = None if pieces is None else [np.concatenate(pieces), list(counts), _offsets(counts),
-                                        g.mpi.BYTE]
+    send = None if pieces is None else _by_rank(g, np.concatenate(pieces), counts)
     _wait(g, g.comm.Iscatterv(send, received, root=src), "scatter_object_list")
     scatter_object_output_list[0] = _unpickled(received)

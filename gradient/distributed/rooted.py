@@ -20,8 +20,8 @@ import numpy as np
 
 from ..errors import ArgumentValueError, DistributedError
 from ..tensor import Tensor
-from .collectives import (ReduceOp, Work, _host, _mpi_op, _reducible, _run, _write_back,
-                          get_group)
+from .collectives import (ReduceOp, Work, _by_rank, _host, _mpi_op, _reducible, _run,
+                          _write_back, get_group)
 
 __all__ = ["reduce", "gather", "scatter", "all_to_all", "all_to_all_single"]
 
@@ -102,7 +102,7 @@ def scatter(tensor: Tensor, scatter_list: list | None = None, src: int = 0, grou
     if g.rank == src:
         _same_shapes("scatter", scatter_list, tensor, g.size)
         send = np.stack([_host(t) for t in scatter_list])
-    received = np.empty(tuple(tensor.shape), _host(tensor).dtype)
+    received = np.empty(tuple(tensor.shape), tensor.dtype.numpy)
     request = g.comm.Iscatter(None if send is None else send.view(np.uint8).reshape(g.size, -1),
                               _bytes(received), root=src)
     return _run(Work(g, [request], "scatter",
@@ -142,11 +142,8 @@ def all_to_all_single(output: Tensor, input: Tensor, output_split_sizes=None,
     rows_in = _splits("all_to_all_single", input_split_sizes, send.shape[0], g.size)
     rows_out = _splits("all_to_all_single", output_split_sizes, out.shape[0], g.size)
     row = send.dtype.itemsize * int(np.prod(send.shape[1:], dtype=np.int64))   # bytes a row
-    counts_in = [r * row for r in rows_in]
-    counts_out = [r * row for r in rows_out]
-    request = g.comm.Ialltoallv(
-        [_bytes(send), counts_in, list(np.cumsum([0] + counts_in[:-1])), g.mpi.BYTE],
-        [_bytes(out), counts_out, list(np.cumsum([0] + counts_out[:-1])), g.mpi.BYTE])
+    request = g.comm.Ialltoallv(_by_rank(g, _bytes(send), [r * row for r in rows_in]),
+                                _by_rank(g, _bytes(out), [r * row for r in rows_out]))
     return _run(Work(g, [request], "all_to_all_single",
                      lambda: _write_back(output, out, "all_to_all_single")), async_op)
 
@@ -166,14 +163,11 @@ def all_to_all(output_tensor_list: list, input_tensor_list: list, group=None,
         raise DistributedError(f"all_to_all: the tensors must share one dtype, got "
                                f"{sorted(str(d) for d in dtypes)}")
     sends = [_host(t) for t in input_tensor_list]
-    send = np.concatenate([_bytes(s) for s in sends]) if sends else np.zeros(0, np.uint8)
     outs = [np.empty(tuple(t.shape), sends[0].dtype) for t in output_tensor_list]
-    counts_in = [s.nbytes for s in sends]
-    counts_out = [o.nbytes for o in outs]
-    received = np.empty(sum(counts_out), np.uint8)
+    received = np.empty(sum(o.nbytes for o in outs), np.uint8)
     request = g.comm.Ialltoallv(
-        [send, counts_in, list(np.cumsum([0] + counts_in[:-1])), g.mpi.BYTE],
-        [received, counts_out, list(np.cumsum([0] + counts_out[:-1])), g.mpi.BYTE])
+        _by_rank(g, np.concatenate([_bytes(s) for s in sends]), [s.nbytes for s in sends]),
+        _by_rank(g, received, [o.nbytes for o in outs]))
 
     def finish():
         at = 0
