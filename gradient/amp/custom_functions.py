@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 
+from ..autograd.autocast_state import castable
 from ..dtypes import as_dtype
 from ..errors import ArgumentTypeError
 from ..tensor import Tensor
@@ -44,12 +45,10 @@ def _device_type(device_type, decorator: str) -> str:
 
 
 def _cast(value, device_type: str, dtype):
-    """``value`` with its floating-point tensors on ``device_type`` cast to ``dtype``, inside
-    lists, tuples and dicts too; everything else as it is."""
+    """``value`` with the tensors on ``device_type`` that autocast casts (floating point, not
+    float64) cast to ``dtype``, inside lists, tuples and dicts too; everything else as it is."""
     if isinstance(value, Tensor):
-        if value.is_floating_point() and value.device.type == device_type:
-            return value.to(dtype)
-        return value
+        return value.to(dtype) if value.device.type == device_type and castable(value) else value
     if isinstance(value, (list, tuple)):
         return type(value)(_cast(v, device_type, dtype) for v in value)
     if isinstance(value, dict):

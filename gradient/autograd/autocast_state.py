@@ -132,7 +132,7 @@ def to_lower_precision(*args):
         return args
     Tensor = _tensor_class()
     return tuple(_cast(s, a, get_dtype(a.device.type))
-                 if isinstance(a, Tensor) and a.device.type in s.enabled and _eligible(a) else a
+                 if isinstance(a, Tensor) and a.device.type in s.enabled and castable(a) else a
                  for a in args)
 
 
@@ -142,11 +142,13 @@ def to_float32(*args):
     if not s.enabled:
         return args
     Tensor = _tensor_class()
-    return tuple(a.to(float32) if isinstance(a, Tensor) and a.device.type in s.enabled and _eligible(a)
+    return tuple(a.to(float32) if isinstance(a, Tensor) and a.device.type in s.enabled and castable(a)
                  else a for a in args)
 
 
-def _eligible(t) -> bool:
+def castable(t) -> bool:
+    """Whether autocast casts the tensor ``t``: floating point, not float64 (as PyTorch's
+    autocast and its custom_fwd leave double precision alone)."""
     return t.dtype.is_floating_point and t.dtype is not float64
 
 

@@ -59,3 +59,19 @@ def test_custom_fwd_and_bwd_as_torchs(fwd, in_region):
 def test_custom_fwd_refuses_a_device_type_that_is_not_a_name():
     with pytest.raises(TypeError, match="device_type"):
         gradient.amp.custom_fwd(lambda ctx, x: x, device_type=None)
+
+
+def test_cast_inputs_leaves_double_precision_alone_as_torchs():
+    seen = []
+    for lib in (gradient, torch):
+        class Record(lib.autograd.Function):
+            @staticmethod
+            @lib.amp.custom_fwd(device_type="cpu", cast_inputs=lib.bfloat16)
+            def forward(ctx, first, inputs):
+                seen.append([str(t.dtype).split(".")[1] for t in [first, *inputs["tensors"]]])
+                return first.clone()
+
+        tensors = [lib.ones(2, dtype=dt) for dt in (lib.float32, lib.float64, lib.float16)]
+        with lib.autocast("cpu", dtype=lib.bfloat16):
+            Record.apply(tensors[1], {"tensors": tensors + [lib.ones(2, dtype=lib.int64)]})
+    assert seen[0] == seen[1] == ["float64", "bfloat16", "float64", "bfloat16", "int64"]
