@@ -224,7 +224,7 @@ class _CorrCholesky(Constraint):
         rows = value.detach()
         row_norm = _ew.sqrt(_reduce.sum(rows * rows, -1))
         unit_rows = _reduce.all(_ew.abs(row_norm - 1.0) <= tol, dim=-1)
-        return _LowerCholesky().check(value) & unit_rows
+        return lower_cholesky.check(value) & unit_rows
 
 
 class _Square(Constraint):
