@@ -12,7 +12,8 @@ threads (chunks of weight rows). A prompt's many rows by a 16-bit weight go thro
 kernel, a block of rows at a time (:data:`MAX_ROWS`), where each row's result must be the one
 it gets alone (within :func:`gradient.kernels.rows_alone`). Elsewhere 16 rows and more go to
 products with sums of their own order: register-blocked (:mod:`.cpu_float_gemm`), or on the
-matrix tiles of CPUs with Intel's AMX for a bfloat16 weight (:mod:`.cpu_tiles`).
+matrix tiles of CPUs with Intel's AMX for a bfloat16 weight (:mod:`.cpu_tiles`); bfloat16
+rows stay here where the CPU has the bfloat16 dot product (``_pairs_stay``).
 
 The arithmetic of one output ``y[i, r] = x[i] . w[r]``: lane ``l`` sums, in order, the products
 ``w[r, c] * x[i, c]`` for ``c = l, l + 16, ...`` (one fused multiply-add each, from -0.0; a
@@ -31,6 +32,8 @@ Example::
 
 from __future__ import annotations
 
+import functools
+
 import ml_dtypes
 import numba
 import numpy as np
@@ -45,8 +48,9 @@ from . import cpu_float_gemm, cpu_tiles
 from .cpu_compile import compile_kernel
 from .cpu_half import (HALF_DTYPES, as_bits, load_bits_as_f32x16, narrowed, narrowed_like,
                        widen, widened)
-from .cpu_simd import (broadcast_f32x16, dot2_bf16, f32x16, fma_f32, fold_halves, i32x16,
-                       load_f16_as_f32x16_by_integers, load_pairs_i32x16, prefetch_to_l2)
+from .cpu_simd import (broadcast_f32x16, dot2_bf16, f32x16, fma_f32, fold_halves,
+                       has_dot2_bf16, i32x16, load_f16_as_f32x16_by_integers,
+                       load_pairs_i32x16, prefetch_to_l2)
 
 __all__ = ["float_rows_product", "bfloat16_rows_product", "lowered_float_rows",
            "lowered_float_rows_linear", "lowered_bfloat16_rows", "MAX_ROWS", "MAX_FLOAT32_ROWS",
@@ -334,8 +338,8 @@ def _product(x: np.ndarray, bits: np.ndarray) -> np.ndarray:
     """``x @ w.T`` for the kernel's operands (:func:`_operand`, :func:`weight_bits`): a
     prompt's rows on the CPU's matrix tiles where it has them and w is bfloat16
     (:mod:`.cpu_tiles`), else register-blocked where that is faster
-    (:func:`.cpu_float_gemm.takes`): both other sums than a row alone gets, so never for
-    fewer than :data:`~.cpu_float_gemm.GEMM_FROM` rows nor within
+    (:func:`.cpu_float_gemm.takes`, :func:`_pairs_stay`): both other sums than a row alone
+    gets, so never for fewer than :data:`~.cpu_float_gemm.GEMM_FROM` rows nor within
     :func:`~gradient.kernels.rows_alone`; else this module's kernel."""
     if cpu_float_gemm.GEMM_FROM <= x.shape[0] and not rows_alone_required():
         if bits.dtype == np.int16 and cpu_tiles.takes(*x.shape) and cpu_tiles.available():
@@ -344,13 +348,30 @@ def _product(x: np.ndarray, bits: np.ndarray) -> np.ndarray:
             y = cpu_tiles.float32_tile_product(x, bits)
             if y is not None:
                 return y
-        if cpu_float_gemm.takes(x.shape[0], bits.dtype):
+        if cpu_float_gemm.takes(x.shape[0], bits.dtype) and not _pairs_stay(x):
             if x.dtype == np.int16:       # bfloat16's bits (the pairs' operand): exactly
                 x = x.view(ml_dtypes.bfloat16).astype(np.float32)
             return cpu_float_gemm.float_gemm(x, bits)
     out = np.empty((x.shape[0], bits.shape[0]), np.float32)
     _in_blocks(x, bits, out, _chunks(bits))
     return out
+
+
+def _pairs_stay(x: np.ndarray) -> bool:
+    """Whether bfloat16 rows of x (the pairs' operand) stay in this module's kernel however
+    many they are: where the CPU has ``vdpbf16ps``, which does twice the multiply-adds of the
+    register-blocked float32 product on x widened. SmolLM2's 210 matrices in bfloat16 from
+    memory, 2 threads, an AMD EPYC (Zen 4, AVX512_BF16): 32 rows 23 ms here against 40
+    widened, 64 rows 44 against 75, 128 rows 82 against 144, 512 rows 330 against 561 (a
+    register-blocked product of the pairs was written and measured too, no faster: 44, 88
+    and 182 ms at 64, 128 and 256 rows against this kernel's 45, 88 and 173)."""
+    return x.dtype == np.int16 and _has_pairs_instruction()
+
+
+@functools.cache
+def _has_pairs_instruction() -> bool:
+    from numba.core.registry import cpu_target
+    return has_dot2_bf16(cpu_target.target_context)
 
 
 def _in_blocks(x: np.ndarray, bits: np.ndarray, out: np.ndarray, n_chunks: int) -> None:

@@ -47,7 +47,8 @@ __all__ = ["i8x64", "i32x16", "f32x16", "load_i8x64", "store_i32x16", "broadcast
            "zeros_f32x16", "bytes_as_f32", "code_as_f32", "fma_f32", "transpose_16x16",
            "fold_halves", "mul_f32", "add_f32", "neg_f32", "largest_magnitude", "rint_f32",
            "to_i32", "sum_i32", "store_i32_as_i8", "rounded_to_f16", "wide_registers", "features",
-           "prefetch", "prefetch_to_l2", "load_pairs_i32x16", "dot2_bf16", "dot2_bf16_fmas"]
+           "prefetch", "prefetch_to_l2", "load_pairs_i32x16", "dot2_bf16", "dot2_bf16_fmas",
+           "has_dot2_bf16"]
 
 
 class _Vector(types.Type):
@@ -663,14 +664,20 @@ def _dot2_bf16(instruction: bool):
 
         def codegen(context, builder, signature, args):
             acc, a, b = args
-            found = features(context)
-            if instruction and "+avx512bf16" in found and "+avx512f" in found:
+            if instruction and has_dot2_bf16(context):
                 pairs = ir.VectorType(_BFloat(), 32)
                 return _call(builder, "llvm.x86.avx512bf16.dpbf16ps.512", f32x16.llvm(), acc,
                              builder.bitcast(a, pairs), builder.bitcast(b, pairs))
             return _dot2_bf16_fmas(builder, acc, a, b)
         return f32x16(acc, a, b), codegen
     return typer
+
+
+def has_dot2_bf16(context) -> bool:
+    """Whether code compiled in ``context`` (a numba target context) has ``vdpbf16ps``, which
+    :func:`dot2_bf16` then is."""
+    found = features(context)
+    return "+avx512bf16" in found and "+avx512f" in found
 
 
 dot2_bf16 = intrinsic(_dot2_bf16(instruction=True))
