@@ -334,7 +334,11 @@ class Function:
     def _apply(cls, *args, **kwargs):
         if kwargs:   # as PyTorch: bound to forward's parameters, each an input with a gradient
             args = _bind_arguments(cls, args, kwargs)
-        backend, record, raw = _unwrap_inputs(cls, args)
+        if any(isinstance(a, Tensor) for a in args):
+            backend, record, raw = _unwrap_inputs(cls, args)
+        else:   # no Tensor among them: a plain call, nothing to record (as PyTorch's)
+            _refuse_sparse(cls, args)
+            backend, record, raw = None, False, args
         ctx = Context()
         ctx.backend = backend
         ctx.needs_input_grad = tuple([isinstance(a, Tensor) and a._requires_grad for a in args])

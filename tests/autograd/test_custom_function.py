@@ -165,6 +165,27 @@ def test_a_saved_input_changed_in_place_is_caught():
         y.sum().backward()
 
 
+def test_a_call_without_tensors_is_a_plain_call_as_torch():
+    """No Tensor among the arguments: the forward's result as it returned it, nothing
+    recorded (PyTorch's Function.apply allows this; numbers in, a number out)."""
+    def scaled(lib):
+        class Scaled(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, a, b):
+                ctx.flags = ctx.needs_input_grad
+                return a * b
+
+            @staticmethod
+            def backward(ctx, grad):
+                return grad, grad
+        return Scaled
+    for lib in (torch, gradient):
+        assert scaled(lib).apply(2.0, 3.0) == 6.0
+        assert scaled(lib).apply(b=4, a=2) == 8
+    ours = scaled(gradient).apply(gradient.ones(2, requires_grad=True), 3.0)
+    assert ours.requires_grad and ours.tolist() == [3.0, 3.0]
+
+
 def test_mistakes_get_clear_errors():
     class TooFew(gradient.autograd.Function):
         @staticmethod
