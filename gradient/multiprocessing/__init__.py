@@ -2,9 +2,9 @@
 ``Process``, ``Queue``, ``Pool``, ``set_start_method`` ...) and :func:`spawn`, which starts a
 script's ranks as PyTorch's DistributedDataParallel examples do (over MPI where it is
 installed, see :mod:`.spawn`). Tensors pickle, so they pass through queues and as ``spawn``'s
-arguments, as copies: gradient has no shared-memory tensors (``share_memory_()`` leaves a
-tensor as it is), so training several processes on one model's parameters in place
-(Hogwild) does not share their updates.
+arguments, as copies; a tensor in shared memory (``share_memory_()``, ``model.share_memory()``)
+passes as a handle to that memory instead, and a forked child maps it too, so several
+processes train one model's parameters in place (Hogwild), as with PyTorch.
 
 Example::
 
@@ -27,7 +27,8 @@ _strategy = "file_system"
 
 
 def get_all_sharing_strategies() -> set:
-    """``{"file_system"}``: tensors cross processes by pickling (copies)."""
+    """``{"file_system"}``: shared tensors cross processes as the names of their files in
+    ``/dev/shm``, others by pickling (copies)."""
     return {"file_system"}
 
 
@@ -36,8 +37,8 @@ def get_sharing_strategy() -> str:
 
 
 def set_sharing_strategy(new_strategy: str) -> None:
-    """Accepted for scripts that set it ("file_system" or "file_descriptor"); tensors are
-    copied between processes either way."""
+    """Accepted for scripts that set it ("file_system" or "file_descriptor"); shared tensors
+    cross processes by their files' names either way."""
     global _strategy
     if new_strategy not in ("file_system", "file_descriptor"):
         raise ArgumentValueError(

@@ -790,7 +790,17 @@ class Module:
         return None
 
     def share_memory(self) -> "Module":
-        """A no-op kept for PyTorch compatibility (there is no multiprocessing tensor sharing)."""
+        """Move every parameter, gradient and buffer into shared memory
+        (``Tensor.share_memory_``), so that processes started after it (fork or spawn, see
+        :mod:`gradient.multiprocessing`) train this module's parameters in place together
+        (Hogwild). Returns the module.
+
+        Example: ``model.share_memory(); mp.Process(target=train, args=(model,)).start()``
+        """
+        for t in itertools.chain(self.parameters(), self.buffers()):
+            t.share_memory_()
+            if t.grad is not None:
+                t.grad.share_memory_()
         return self
 
     # ------------------------------------------------------------------ state dict

@@ -1,11 +1,15 @@
 """Tensor methods about memory rather than values: ``resize_``/``resize_as_``, ``apply_``,
 ``new_empty_strided``, ``untyped_storage``/``storage`` (the memory a tensor and its views share,
-for code that compares ``data_ptr()``s or reads sizes), and the no-ops
-``pin_memory``/``is_pinned`` and ``share_memory_``/``is_shared``.
+for code that compares ``data_ptr()``s or reads sizes), ``share_memory_``/``is_shared``, and the
+no-ops ``pin_memory``/``is_pinned``.
 
-gradient runs in one process and copies to a GPU from ordinary memory, so there is no pinned or
-shared memory: ``pin_memory()`` and ``share_memory_()`` return the tensor unchanged and
-``is_pinned()``/``is_shared()`` say False (where PyTorch would say True after the call).
+``share_memory_()`` moves a CPU tensor's values into memory that other processes map too
+(:mod:`gradient.backends.shared_memory`): children made by fork inherit it, and
+``multiprocessing``'s pickler (spawn's arguments, queues) sends such a tensor as a handle to
+that memory, so that in-place writes (an optimizer's step) are seen by every process, as
+PyTorch's Hogwild training needs. Other devices' tensors are left as they are. gradient copies
+to a GPU from ordinary memory, so ``pin_memory()`` returns the tensor unchanged and
+``is_pinned()`` says False (where PyTorch would say True after the call).
 A tensor owns a backend array rather than a storage with strides, so ``new_empty_strided``
 makes a contiguous tensor (PyTorch's ``empty_strided`` strides only change the memory layout),
 and ``resize_`` gives the tensor a new array: views taken before it no longer share its memory.
@@ -24,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import grad_mode
+from ..backends import cpu_backend, shared_memory
 from ..errors import AutogradError, DeviceError, ShapeError
 from ..tensor import Tensor
 from .creation import _refill, new_empty
@@ -130,14 +135,82 @@ def is_pinned(input: Tensor, device=None) -> bool:
 
 
 def share_memory_(input: Tensor) -> Tensor:
-    """The tensor itself, unchanged: gradient runs in one process, so there is nothing to share
-    with (see the module docstring)."""
+    """Move a CPU tensor's values into shared memory, in place (see the module docstring), and
+    return it; a tensor on another device is returned unchanged. Views taken before no longer
+    share its memory (as after ``resize_``).
+
+    Example::
+
+        >>> model.share_memory()      # each parameter's share_memory_(): Hogwild training
+        >>> p = mp.Process(target=train, args=(model,)); p.start()
+    """
+    if _on_host(input):
+        if not shared_memory.is_shared(input._data):
+            base = input._base
+            if base is not None and _on_host(base) and base._data.flags.c_contiguous:
+                # a view: its base's memory, as PyTorch shares the storage, the view in it
+                offset = _offset_in(input._data, base._data)
+                if offset is not None:
+                    base._data = shared_memory.share(base._data)
+                    input._data = np.ndarray(input._data.shape, input._data.dtype,
+                                             buffer=base._data, offset=offset,
+                                             strides=input._data.strides)
+                    _sent_by_handle(type(base))
+            if not shared_memory.is_shared(input._data):
+                input._data = shared_memory.share(input._data)
+        _sent_by_handle(type(input))
     return input
 
 
+def _offset_in(view: np.ndarray, base: np.ndarray) -> int | None:
+    """Where ``view``'s first element lies in C-contiguous ``base``'s bytes, when all of its
+    elements lie there; else None."""
+    if view.size == 0:
+        return None
+    start = view.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+    low = start + sum(s * (n - 1) for s, n in zip(view.strides, view.shape) if s < 0)
+    high = start + sum(s * (n - 1) for s, n in zip(view.strides, view.shape) if s > 0)
+    if low < 0 or high + view.itemsize > base.nbytes:
+        return None
+    return start
+
+
 def is_shared(input: Tensor) -> bool:
-    """Always False: gradient runs in one process and has no shared-memory tensors."""
-    return False
+    """Whether the tensor's values are in shared memory (``share_memory_``)."""
+    return _on_host(input) and shared_memory.is_shared(input._data)
+
+
+def _on_host(t: Tensor) -> bool:
+    return t._backend.name == "cpu" and isinstance(t._data, np.ndarray)
+
+
+_by_handle: set = set()     # the tensor classes multiprocessing's pickler sends by handle
+
+
+def _sent_by_handle(cls) -> None:
+    """Have ``multiprocessing``'s pickler send tensors of class ``cls`` (exactly: its table is
+    by type) in shared memory as a handle to it (others as ever: their values)."""
+    if cls not in _by_handle:
+        from multiprocessing.reduction import ForkingPickler
+        ForkingPickler.register(cls, _reduce_for_a_process)
+        _by_handle.add(cls)
+
+
+def _reduce_for_a_process(t: Tensor):
+    found = shared_memory.handle(t._data) if _on_host(t) else None
+    if found is None:
+        return t.__reduce_ex__(2)
+    return (_attached, (type(t), found, t._requires_grad, getattr(t, "__dict__", None) or None))
+
+
+def _attached(cls, found: tuple, requires_grad: bool, attributes):
+    """A tensor of class ``cls`` over the shared memory of a handle (in another process)."""
+    t = object.__new__(cls)
+    t._init(shared_memory.attach(found), requires_grad, cpu_backend)
+    if attributes:
+        t.__dict__.update(attributes)
+    _sent_by_handle(cls)                 # and sent on from here by handle too
+    return t
 
 
 class UntypedStorage:
@@ -174,7 +247,7 @@ class UntypedStorage:
         return self._owner.is_cuda
 
     def is_shared(self) -> bool:
-        return False
+        return is_shared(self._owner)
 
     def is_pinned(self, device=None) -> bool:
         return False
