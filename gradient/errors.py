@@ -33,6 +33,12 @@ class ArgumentValueError(GradientError, ValueError, RuntimeError):
     ``RuntimeError`` as PyTorch raises for most of them."""
 
 
+class IndexRangeError(GradientError, IndexError, RuntimeError):
+    """An index past the size it indexes: ``gather: index 9 is out of range for dimension 1
+    with size 4 (allowed: 0 to 3)``, a class id past a table, a ModuleList's index. An
+    ``IndexError`` and a ``RuntimeError``: PyTorch raises one or the other, by op."""
+
+
 class ConfigError(GradientError, ValueError):
     """A model configuration that describes no model: a size that is no non-negative integer,
     attention heads that do not divide the width, an unknown activation (a ``config.json``

@@ -32,6 +32,30 @@ def test_no_bare_value_type_or_runtime_error_is_raised(name):
     assert _bare_raises(name) == []
 
 
+def test_index_errors_are_gradients_own_outside_compiled_kernels():
+    # (a compiled kernel's raise ends the compiled step, which is then replayed in Python,
+    # where gradient's own error is raised: gradient.capture.plan)
+    assert [f for f in _bare_raises("IndexError")
+            if not f.startswith("gradient/backends/cpu_lowered.py")] == []
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: m.gather(m.zeros(3, 4), 1, m.tensor([[0, 9]] * 3)),
+    lambda m: m.index_select(m.zeros(3, 4), 0, m.tensor([5])),
+    lambda m: m.nn.functional.embedding(m.tensor([[0, 70]]), m.zeros(10, 4)),
+    lambda m: m.nn.functional.cross_entropy(m.zeros(4, 10), m.tensor([0, 1, 2, 10])),
+    lambda m: m.topk(m.zeros(3), 5),
+    lambda m: m.nn.ModuleList([m.nn.ReLU()])[3],
+])
+def test_indices_out_of_range_raise_what_pytorch_raises_and_gradients_own(call):
+    with pytest.raises((IndexError, RuntimeError)) as theirs:
+        call(torch)
+    with pytest.raises(gradient.errors.IndexRangeError) as ours:
+        call(gradient)
+    assert isinstance(ours.value, type(theirs.value).__mro__[0])
+    assert isinstance(ours.value, GradientError)
+
+
 @pytest.mark.parametrize("call", [
     lambda m: m.normal(0.0, -1.0, (2,)),
     lambda m: m.bernoulli(m.full((2,), 1.5)),

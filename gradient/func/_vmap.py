@@ -17,7 +17,7 @@ from ..ops.index import select
 from ..ops.shape import stack
 from ..tensor import Tensor
 from ._pytree import broadcast_prefix, tree_flatten, tree_unflatten
-from ..errors import ArgumentValueError
+from ..errors import ArgumentValueError, IndexRangeError
 
 __all__ = ["vmap"]
 
@@ -160,8 +160,9 @@ def _combine(func, per_slice, out_dims, batch_size, empty: bool):
                 "output?")
         n = first.dim() + 1
         if not -n <= d < n:
-            raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], "
-                             f"but got {d})")
+            raise IndexRangeError(
+                f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], "
+                f"but got {d})")
         d %= n
         for other in column[1:]:
             if tuple(other.shape) != tuple(first.shape):

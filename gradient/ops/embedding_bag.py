@@ -9,7 +9,7 @@ nor receive a gradient; an empty bag gives a row of zeros, as in PyTorch.
 
 from __future__ import annotations
 
-from ..errors import ArgumentValueError, DTypeError, ShapeError
+from ..errors import ArgumentValueError, DTypeError, IndexRangeError, ShapeError
 from ..tensor import Tensor
 from .creation import arange, zeros
 from .index import bincount, index_add, index_select, nonzero, scatter_reduce, searchsorted
@@ -88,7 +88,8 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None,
     n = weight.shape[0]
     if padding_idx is not None:
         if not -n <= padding_idx < n:
-            raise IndexError(f"embedding_bag: padding_idx {padding_idx} is out of range for {n} embeddings")
+            raise IndexRangeError(
+                f"embedding_bag: padding_idx {padding_idx} is out of range for {n} embeddings")
         padding_idx %= n
     ids, bag, num_bags = _bags_of(input, offsets, include_last_offset)
     psw = per_sample_weights.reshape(-1) if per_sample_weights is not None else None

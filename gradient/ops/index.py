@@ -31,7 +31,7 @@ import numpy as np
 from ..autograd.function import ArrayFunction
 from ..autograd.grad_mode import no_grad as _no_grad
 from ..dtypes import bool_, float64, int32, int64, result_type, uint8
-from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError
+from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, IndexRangeError, ShapeError
 from ..tensor import Tensor
 from .argument_errors import as_int
 from .creation import default_generator, full as _full, tensor as _tensor
@@ -86,7 +86,8 @@ def _convert_index(index, backend):
     for item in index:
         if isinstance(item, Tensor):
             if item.dtype.is_floating_point:
-                raise IndexError(f"tensors used as indices must be integer or bool, got {item.dtype}")
+                raise IndexRangeError(
+                    f"tensors used as indices must be integer or bool, got {item.dtype}")
             if item.dtype is uint8:
                 # PyTorch still reads uint8 index tensors as masks (deprecated, from before bool)
                 warnings.warn("indexing with a uint8 tensor reads it as a mask, as PyTorch does; "
@@ -105,7 +106,8 @@ def _convert_index(index, backend):
             if arr.size == 0 and arr.dtype.kind == "f":
                 arr = arr.astype(np.int64)  # [] is an empty integer index
             if arr.dtype.kind not in "biu":
-                raise IndexError(f"lists used as indices must hold ints or bools, got {item!r}")
+                raise IndexRangeError(
+                    f"lists used as indices must hold ints or bools, got {item!r}")
             out.append(backend.from_numpy(arr if arr.dtype.kind == "b" else arr.astype(np.int64)))
             basic = False
         elif item is None or item is Ellipsis:
@@ -116,8 +118,9 @@ def _convert_index(index, backend):
         elif isinstance(item, (int, np.integer)) or hasattr(item, "__index__"):
             out.append(operator.index(item))
         else:
-            raise IndexError(f"unsupported index {item!r}: use ints, slices, None, ..., ranges, "
-                             "lists of ints or bools, or integer/bool tensors")
+            raise IndexRangeError(
+                f"unsupported index {item!r}: use ints, slices, None, ..., ranges, "
+                "lists of ints or bools, or integer/bool tensors")
     return tuple(out), basic
 
 
@@ -166,10 +169,11 @@ def _plan(index, shape, backend) -> _Plan:
     items, basic = _convert_index(index, backend)
     ndim = len(shape)
     if sum(1 for i in items if i is Ellipsis) > 1:
-        raise IndexError("an index can only have a single ellipsis ('...')")
+        raise IndexRangeError("an index can only have a single ellipsis ('...')")
     used = sum(_dims_used(i) for i in items)
     if used > ndim:
-        raise IndexError(f"too many indices for a tensor of dimension {ndim}: the index uses {used}")
+        raise IndexRangeError(
+            f"too many indices for a tensor of dimension {ndim}: the index uses {used}")
     at = next((k for k, i in enumerate(items) if i is Ellipsis), None)
     if at is not None:
         items = items[:at] + (slice(None),) * (ndim - used) + items[at + 1:]
@@ -189,7 +193,8 @@ def _plan(index, shape, backend) -> _Plan:
         if isinstance(it, int) and not isinstance(it, bool) and not first < k < last:
             n = shape[dim]
             if not -n <= it < n:
-                raise IndexError(f"index {it} is out of bounds for dimension {dim} with size {n}")
+                raise IndexRangeError(
+                    f"index {it} is out of bounds for dimension {dim} with size {n}")
             it = slice(it % n, it % n + 1)
             drop_items.append(k)
         new.append(it)
@@ -269,7 +274,7 @@ def getitem(input: Tensor, index) -> Tensor:
     try:
         out = Index.apply(input, plan.index)
     except IndexError as e:
-        raise IndexError(f"{e} (indexing a tensor of shape {tuple(input.shape)})") from None
+        raise IndexRangeError(f"{e} (indexing a tensor of shape {tuple(input.shape)})") from None
     if plan.basic:
         return _as_view(out, input)
     if plan.drop:
@@ -314,7 +319,7 @@ def index_put(input: Tensor, indices, values, accumulate: bool = False) -> Tenso
             return IndexAccumulate.apply(input, values, plan.index)
         return IndexPut.apply(input, values, plan.index)
     except IndexError as e:
-        raise IndexError(f"{e} (indexing a tensor of shape {tuple(input.shape)})") from None
+        raise IndexRangeError(f"{e} (indexing a tensor of shape {tuple(input.shape)})") from None
     except ValueError as e:
         raise ShapeError(f"index assignment: cannot assign values of shape {tuple(values.shape)} "
                          f"at {indices!r} into a tensor of shape {tuple(input.shape)}: {e}") from None
@@ -344,7 +349,7 @@ def setitem_(input: Tensor, index, value) -> None:
     try:
         input._backend.setitem(input._data, plan.index, values._data)
     except IndexError as e:
-        raise IndexError(f"{e} (indexing a tensor of shape {tuple(input.shape)})") from None
+        raise IndexRangeError(f"{e} (indexing a tensor of shape {tuple(input.shape)})") from None
     except ValueError as e:
         raise ShapeError(f"index assignment: cannot assign values of shape {tuple(values.shape)} "
                          f"at {index!r} into a tensor of shape {tuple(input.shape)}: {e}") from None
@@ -354,11 +359,12 @@ def select(input: Tensor, dim: int, index: int) -> Tensor:
     """The slice at ``index`` along ``dim`` (that dimension removed); a view:
     ``x.select(1, -1)`` is ``x[:, -1]``."""
     if input.ndim == 0:
-        raise IndexError("select: cannot select from a 0-d tensor")
+        raise IndexRangeError("select: cannot select from a 0-d tensor")
     dim = wrap_dim(dim, input.ndim)
     n = input.shape[dim]
     if not -n <= index < n:
-        raise IndexError(f"select: index {index} is out of range for dimension {dim} of size {n}")
+        raise IndexRangeError(
+            f"select: index {index} is out of range for dimension {dim} of size {n}")
     return getitem(input, (slice(None),) * dim + (index,))
 
 
@@ -388,8 +394,9 @@ def _check_bounds(fn: str, index: Tensor, size: int, dim: int, negative: bool = 
     if lo < low or hi >= size:
         bad = lo if lo < low else hi
         allowed = f"{low} to {size - 1}" if size else "none: the dimension is empty"
-        raise IndexError(f"{fn}: index {bad} is out of range for dimension {dim} with size {size} "
-                         f"(allowed: {allowed})")
+        raise IndexRangeError(
+            f"{fn}: index {bad} is out of range for dimension {dim} with size {size} "
+            f"(allowed: {allowed})")
 
 
 def _wrap_negative(index: Tensor, size: int) -> Tensor:
@@ -651,8 +658,9 @@ def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:
     dim, index, idx = _dim_index("index_select", input, dim, index)
     if input.ndim == 0:
         if index.shape[0] != 1:
-            raise IndexError(f"index_select: a 0-d input takes an index with exactly one entry, "
-                             f"got {index.shape[0]}")
+            raise IndexRangeError(
+                f"index_select: a 0-d input takes an index with exactly one entry, "
+                f"got {index.shape[0]}")
         return _reshape_result(Index.apply(reshape(input, (1,)), idx), ())
     return Index.apply(input, idx)
 
@@ -799,8 +807,8 @@ def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: boo
     x = _as_1d(input)
     n = x.shape[dim]
     if not 0 <= k <= n:
-        raise IndexError(f"topk: k={k} is out of range for dimension {dim} of size {n} "
-                         f"(expected 0 <= k <= {n})")
+        raise IndexRangeError(f"topk: k={k} is out of range for dimension {dim} of size {n} "
+                              f"(expected 0 <= k <= {n})")
     idx = _sort_indices(x, dim, largest)
     idx = getitem(idx, (slice(None),) * dim + (slice(0, k),))
     values = Gather.apply(x, dim, idx)
@@ -818,8 +826,8 @@ def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):
     x = _as_1d(input)
     n = x.shape[dim]
     if not 1 <= k <= n:
-        raise IndexError(f"kthvalue: k={k} is out of range for dimension {dim} of size {n} "
-                         f"(expected 1 <= k <= {n})")
+        raise IndexRangeError(f"kthvalue: k={k} is out of range for dimension {dim} of size {n} "
+                              f"(expected 1 <= k <= {n})")
     idx = _sort_indices(x, dim, False)
     idx = getitem(idx, (slice(None),) * dim + (slice(k - 1, k),))
     values = Gather.apply(x, dim, idx)
@@ -1269,7 +1277,7 @@ def _unique(fn: str, input: Tensor, sort: bool, return_inverse: bool, return_cou
         axis = None
     else:
         if input.ndim == 0:
-            raise IndexError(f"{fn}: dim={dim} given for a 0-d tensor; leave dim=None")
+            raise IndexRangeError(f"{fn}: dim={dim} given for a 0-d tensor; leave dim=None")
         axis = wrap_dim(dim, input.ndim)
         moved = b.permute(data, (axis,) + tuple(d for d in range(input.ndim) if d != axis))
         rows = b.reshape(b.contiguous(moved), (data.shape[axis], _prod(moved.shape[1:])))

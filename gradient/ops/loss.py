@@ -31,7 +31,7 @@ from ..autograd import autocast_state as _autocast
 from ..autograd.function import ArrayFunction
 from ..autograd.grad_mode import is_grad_enabled
 from ..dtypes import from_numpy_dtype, int64, uint8
-from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError
+from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, IndexRangeError, ShapeError
 from ..tensor import Tensor
 from .elementwise import _promote, cast, exp, log, log1p, where
 from .elementwise import abs as _abs
@@ -259,9 +259,10 @@ def _check_class_range(target: Tensor, n_classes: int, ignore_index: int, fn: st
         raise _class_range_error(value, n_classes, ignore_index, fn)
 
 
-def _class_range_error(value: int, n_classes: int, ignore_index: int, fn: str) -> IndexError:
-    return IndexError(f"{fn}: target {value} is out of bounds: expected a class index in "
-                      f"[0, {n_classes - 1}] or ignore_index={ignore_index}")
+def _class_range_error(value: int, n_classes: int, ignore_index: int,
+                       fn: str) -> IndexRangeError:
+    return IndexRangeError(f"{fn}: target {value} is out of bounds: expected a class index "
+                           f"in [0, {n_classes - 1}] or ignore_index={ignore_index}")
 
 
 def _pick(logp: Tensor, target: Tensor, weight, class_dim: int, ignore_index: int):

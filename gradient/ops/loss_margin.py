@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 
 from ..dtypes import int64
-from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError
+from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, IndexRangeError, ShapeError
 from ..tensor import Tensor
 from .elementwise import _floating, _promote, cast, clamp_min, exp, log, minimum, sqrt, where
 from .index import gather
@@ -251,8 +251,9 @@ def _check_range(target: Tensor, low: int, high: int, fn: str) -> None:
     if target.numel():
         lo, hi = int(target.min().item()), int(target.max().item())
         if lo < low or hi >= high:
-            raise IndexError(f"{fn}: target values must be in [{low}, {high - 1}], got values in "
-                             f"[{lo}, {hi}]")
+            raise IndexRangeError(
+                f"{fn}: target values must be in [{low}, {high - 1}], got values in "
+                f"[{lo}, {hi}]")
 
 
 def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float = 1.0,

@@ -31,7 +31,7 @@ from ..autograd import capture_state
 from ..autograd.function import ArrayFunction, check_same_device
 from ..autograd.grad_mode import is_grad_enabled, no_grad
 from ..dtypes import bfloat16, bool_, float16, float32, float64, from_numpy_dtype, int64
-from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError
+from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, IndexRangeError, ShapeError
 from ..tensor import Tensor
 from . import creation
 from .elementwise import (_constant, _floating, _promote, cast, erf, exp, pow, rsqrt, sigmoid, tanh,
@@ -976,8 +976,8 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
     n = weight.shape[0]
     if padding_idx is not None:
         if not -n <= padding_idx < n:
-            raise IndexError(f"embedding: padding_idx {padding_idx} is out of range for "
-                             f"{n} embeddings (expected {-n} to {n - 1})")
+            raise IndexRangeError(f"embedding: padding_idx {padding_idx} is out of range for "
+                                  f"{n} embeddings (expected {-n} to {n - 1})")
         padding_idx %= n
     check_same_device("embedding", weight, input)   # the ids go in as a raw array
     ids = input._data
@@ -986,8 +986,9 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
         lo, hi = int(b.reduce("min", ids, None, False)), int(b.reduce("max", ids, None, False))
         if lo < 0 or hi >= n:
             bad = lo if lo < 0 else hi
-            raise IndexError(f"embedding: index {bad} is out of range for a table of {n} embeddings "
-                             f"(expected ids from 0 to {n - 1})")
+            raise IndexRangeError(
+                f"embedding: index {bad} is out of range for a table of {n} embeddings "
+                f"(expected ids from 0 to {n - 1})")
     if max_norm is not None:
         _embedding_renorm_(weight, ids, max_norm, norm_type)
     return Embedding.apply(weight, ids, padding_idx, scale_grad_by_freq, bool(sparse))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 
-from ..errors import ArgumentValueError, DTypeError, ShapeError
+from ..errors import ArgumentValueError, DTypeError, IndexRangeError, ShapeError
 from ..tensor import Tensor
 from .conv import (_adaptive_avg_poolnd, _adaptive_max_poolnd, _ntuple, avg_pool1d, avg_pool2d,
                    avg_pool3d)
@@ -66,8 +66,9 @@ def _max_unpoolnd(d, input, indices, kernel_size, stride, padding, output_size, 
     if flat_idx.numel():
         lo, hi = int(flat_idx.min()), int(flat_idx.max())
         if lo < 0 or hi >= plane:
-            raise IndexError(f"{fname}: index {lo if lo < 0 else hi} is out of range for an output "
-                             f"plane of {plane} elements (output size {tuple(size)})")
+            raise IndexRangeError(
+                f"{fname}: index {lo if lo < 0 else hi} is out of range for an output "
+                f"plane of {plane} elements (output size {tuple(size)})")
     out = zeros(*lead, plane, dtype=input.dtype, device=input.device)
     return scatter(out, -1, flat_idx, flat_in).reshape(*lead, *size)
 

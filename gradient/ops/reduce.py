@@ -35,7 +35,7 @@ from collections import namedtuple as _namedtuple
 from ..autograd.function import ArrayFunction
 from ..dtypes import as_dtype as _as_dtype
 from ..dtypes import bool_, float32, from_numpy_dtype, int64, uint8
-from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError
+from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, IndexRangeError, ShapeError
 from ..tensor import Tensor
 from .elementwise import _floating, cast, isnan, maximum, minimum, pow, where
 from .elementwise import abs as _abs  # (gradient 0 at 0, as PyTorch's norms)
@@ -104,11 +104,13 @@ def _check_nonempty(name: str, input: Tensor, axes) -> None:
     """Reductions without an identity (max, argmax, median with dim) need something to reduce."""
     for a in axes:
         if input.shape[a] == 0:
-            raise IndexError(f"{name}(): expected reduction dim {a} to have non-zero size, got a "
-                             f"tensor of shape {tuple(input.shape)}; this reduction has no identity")
+            raise IndexRangeError(
+                f"{name}(): expected reduction dim {a} to have non-zero size, got a "
+                f"tensor of shape {tuple(input.shape)}; this reduction has no identity")
     if not axes and input.numel() == 0:
-        raise IndexError(f"{name}(): cannot reduce an empty tensor of shape {tuple(input.shape)}; "
-                         "this reduction has no identity")
+        raise IndexRangeError(
+            f"{name}(): cannot reduce an empty tensor of shape {tuple(input.shape)}; "
+            "this reduction has no identity")
 
 
 def _require_float(name: str, input: Tensor) -> None:

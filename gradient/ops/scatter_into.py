@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import operator as _operator
 
-from ..errors import ArgumentValueError, ShapeError
+from ..errors import ArgumentValueError, IndexRangeError, ShapeError
 from ..tensor import Tensor
 from .creation import arange
 from .elementwise import _make_inplace
@@ -48,8 +48,8 @@ def select_scatter(input: Tensor, src: Tensor, dim: int, index: int) -> Tensor:
     index = _operator.index(index)
     size = input.shape[dim]
     if not -size <= index < size:
-        raise IndexError(f"select_scatter(): index {index} out of range for tensor of size "
-                         f"{list(input.shape)} at dimension {dim}")
+        raise IndexRangeError(f"select_scatter(): index {index} out of range for tensor of size "
+                              f"{list(input.shape)} at dimension {dim}")
     return _put("select_scatter", input, (slice(None),) * dim + (index,), src)
 
 

@@ -27,7 +27,8 @@ from .. import kernels
 from ..autograd.function import ArrayFunction
 from ..autograd.grad_mode import is_grad_enabled
 from ..dtypes import DType, from_numpy_dtype, int64, promote_types
-from ..errors import ArgumentTypeError, ArgumentValueError, DeviceError, ShapeError
+from ..errors import (ArgumentTypeError, ArgumentValueError, DeviceError, IndexRangeError,
+                      ShapeError)
 from ..layouts import (axis_order, channels_last_of, contiguous_format, preserve_format, relaid,
                        strides_of)
 from ..tensor import Size, Tensor
@@ -49,8 +50,9 @@ def wrap_dim(dim: int, ndim: int) -> int:
     of range: ``wrap_dim(-1, 3)`` is 2."""
     n = max(ndim, 1)  # a 0-d tensor accepts dim 0 and -1, like PyTorch
     if not -n <= dim < n:
-        raise IndexError(f"dimension {dim} is out of range for a tensor with {ndim} dimensions "
-                         f"(expected {-n} to {n - 1})")
+        raise IndexRangeError(
+            f"dimension {dim} is out of range for a tensor with {ndim} dimensions "
+            f"(expected {-n} to {n - 1})")
     return dim % n if ndim else 0
 
 
@@ -592,8 +594,9 @@ def narrow(input: Tensor, dim: int, start: int, length: int) -> Tensor:
     n = input.shape[dim]
     start, length = as_int(start, "narrow: start"), as_int(length, "narrow: length")
     if not -n <= start <= n:
-        raise IndexError(f"narrow: start {start} is out of range for dimension {dim} of size {n} "
-                         f"(expected {-n} to {n})")
+        raise IndexRangeError(
+            f"narrow: start {start} is out of range for dimension {dim} of size {n} "
+            f"(expected {-n} to {n})")
     if start < 0:
         start += n
     if length < 0 or start + length > n:
@@ -961,8 +964,9 @@ def roll(input: Tensor, shifts, dims=None) -> Tensor:
         return _reshape_result(Roll.apply(flatten(input), shifts, (0,)), tuple(input.shape))
     dims = as_ints(dims if isinstance(dims, (tuple, list)) else (dims,), "roll: dims")
     if input.ndim == 0:
-        raise IndexError(f"roll: a 0-d tensor has no dimensions to roll along (dims={dims}); call "
-                         "roll without dims")
+        raise IndexRangeError(
+            f"roll: a 0-d tensor has no dimensions to roll along (dims={dims}); call "
+            "roll without dims")
     if len(shifts) != len(dims):
         raise ShapeError(f"roll: shifts and dims must have the same length, got {len(shifts)} "
                          f"shifts and {len(dims)} dims")

@@ -33,7 +33,7 @@ import numpy as np
 from .. import layouts
 from ..layouts import is_sparse
 from ..dtypes import as_dtype, int64
-from ..errors import ArgumentTypeError, DTypeError, LayoutError, ShapeError
+from ..errors import ArgumentTypeError, DTypeError, IndexRangeError, LayoutError, ShapeError
 from ..tensor import Size, Tensor
 from .creation import tensor as _tensor, zeros
 from .index import index_add, index_select
@@ -438,8 +438,8 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pi
                          f"{tuple(values.shape)})")
     coords = indices.numpy()
     if nnz and coords.min() < 0:
-        raise IndexError("sparse_coo_tensor: indices must not be negative, found "
-                         f"{int(coords.min())}")
+        raise IndexRangeError("sparse_coo_tensor: indices must not be negative, found "
+                              f"{int(coords.min())}")
     dense_shape = tuple(values.shape[1:])
     if size is None:
         shape = tuple(int(n) for n in (coords.max(axis=1) + 1 if nnz else
@@ -454,8 +454,9 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pi
             top = coords.max(axis=1)
             for d in range(sparse_dim):
                 if top[d] >= shape[d]:
-                    raise IndexError(f"sparse_coo_tensor: index {int(top[d])} in dimension {d} "
-                                     f"is out of bounds for size {shape}")
+                    raise IndexRangeError(
+                        f"sparse_coo_tensor: index {int(top[d])} in dimension {d} "
+                        f"is out of bounds for size {shape}")
     if requires_grad:
         values = values.detach().requires_grad_()
     coalesced = nnz <= 1 if is_coalesced is None else bool(is_coalesced)

@@ -27,7 +27,7 @@ from collections import namedtuple as _namedtuple
 
 from ..autograd.grad_mode import no_grad as _no_grad
 from ..dtypes import bool_, float32, float64, int64
-from ..errors import ArgumentValueError, DTypeError, ShapeError
+from ..errors import ArgumentValueError, DTypeError, IndexRangeError, ShapeError
 from ..tensor import Tensor
 from .creation import arange, full, linspace, tensor as _tensor
 from .elementwise import (_floating, cast, ceil, clamp, floor, isnan, lerp, logical_and,
@@ -246,7 +246,7 @@ def nanmedian(input: Tensor, dim=None, keepdim: bool = False):
     x = reshape(input, (1,)) if scalar else input
     axis = wrap_dim(dim, x.ndim)
     if x.shape[axis] == 0:
-        raise IndexError(f"nanmedian(): expected a non-empty dimension {axis}, got size 0")
+        raise IndexRangeError(f"nanmedian(): expected a non-empty dimension {axis}, got size 0")
     with _no_grad():
         order = sort(x.detach(), dim=axis).indices
         count = _sum(logical_not(isnan(x)), axis, keepdim=True)
@@ -266,7 +266,7 @@ def mode(input: Tensor, dim: int = -1, keepdim: bool = False):
     axis = wrap_dim(dim, x.ndim)
     n = x.shape[axis]
     if n == 0:
-        raise IndexError(f"mode(): expected a non-empty dimension {axis}, got size 0")
+        raise IndexRangeError(f"mode(): expected a non-empty dimension {axis}, got size 0")
     with _no_grad():
         s = sort(x.detach(), dim=axis).values
         # the length of the run of equal values ending at each sorted position: the position minus

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
-from ..errors import ArgumentTypeError, DTypeError
+from ..errors import ArgumentTypeError, DTypeError, IndexRangeError
 from ..nn.module import Module
 from ..ops.creation import from_numpy
 from ..tensor import Tensor
@@ -96,8 +96,8 @@ class QuantizedEmbedding(Module):
         ids = input.numpy()
         if ids.size and (ids.min() < 0 or ids.max() >= self.num_embeddings):
             bad = ids.min() if ids.min() < 0 else ids.max()
-            raise IndexError(f"QuantizedEmbedding: id {int(bad)} is out of range for a table "
-                             f"of {self.num_embeddings} rows")
+            raise IndexRangeError(f"QuantizedEmbedding: id {int(bad)} is out of range for a table "
+                                  f"of {self.num_embeddings} rows")
         rows = from_numpy(self.packed.rows(ids) if self.packed is not None
                           else self._float[ids].astype(np.float32))
         return rows if backend.name == "cpu" else rows.to(input.device)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 from ... import ops as _ops
-from ...errors import ArgumentValueError, ShapeError
+from ...errors import ArgumentValueError, IndexRangeError, ShapeError
 from .. import functional as F
 from ..module import Module
 from .container import ModuleList, Sequential
@@ -104,8 +104,9 @@ class AdaptiveLogSoftmaxWithLoss(Module):
         if target.numel():
             lo, hi = int(target.min()), int(target.max())
             if lo < 0 or hi >= self.n_classes:
-                raise IndexError(f"AdaptiveLogSoftmaxWithLoss: target values should be in "
-                                 f"[0, {self.n_classes - 1}], but values in range [{lo}, {hi}] were found")
+                raise IndexRangeError(
+                    f"AdaptiveLogSoftmaxWithLoss: target values should be in "
+                    f"[0, {self.n_classes - 1}], but values in range [{lo}, {hi}] were found")
         n = target.shape[0]
         output = _ops.zeros(n, dtype=x.dtype, device=x.device)
         # the column of the head each row reads: its class in the shortlist, else its cluster's

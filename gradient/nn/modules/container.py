@@ -16,7 +16,8 @@ from collections import OrderedDict
 from collections import abc as _abc
 from itertools import islice
 
-from ...errors import ArgumentTypeError, ArgumentValueError, GradientError, UsageError
+from ...errors import (ArgumentTypeError, ArgumentValueError, GradientError, IndexRangeError,
+                       UsageError)
 from ...tensor import Tensor
 from ..module import Module, _addindent
 from ..parameter import Parameter
@@ -64,7 +65,7 @@ class Sequential(Module):
         size = len(self)
         idx = operator.index(idx)
         if not -size <= idx < size:
-            raise IndexError(f"Sequential: index {idx} is out of range for {size} modules")
+            raise IndexRangeError(f"Sequential: index {idx} is out of range for {size} modules")
         return next(islice(iter(self._modules), idx % size, None))
 
     def __getitem__(self, idx):
@@ -131,7 +132,8 @@ class Sequential(Module):
         _check_module(module, "Sequential.insert")
         n = len(self._modules)
         if not -n <= index <= n:
-            raise IndexError(f"Sequential.insert: index {index} is out of range for {n} modules")
+            raise IndexRangeError(
+                f"Sequential.insert: index {index} is out of range for {n} modules")
         index = index + n if index < 0 else index
         items = list(self._modules.values())
         items.insert(index, module)
@@ -188,7 +190,7 @@ class ModuleList(Module):
         idx = operator.index(idx)
         n = len(self)
         if not -n <= idx < n:
-            raise IndexError(f"ModuleList: index {idx} is out of range for {n} modules")
+            raise IndexRangeError(f"ModuleList: index {idx} is out of range for {n} modules")
         return str(idx + n if idx < 0 else idx)
 
     def __getitem__(self, idx):
@@ -403,7 +405,7 @@ class ParameterList(Module):
         idx = operator.index(idx)
         n = self._size
         if not -n <= idx < n:
-            raise IndexError(f"ParameterList: index {idx} is out of range for a list of {n}")
+            raise IndexRangeError(f"ParameterList: index {idx} is out of range for a list of {n}")
         return str(idx + n if idx < 0 else idx)
 
     def __getitem__(self, idx):

@@ -32,7 +32,7 @@ import numpy as np
 from ...autograd import no_grad
 from ...ops.creation import ones_like, rand, tensor
 from ...tensor import Tensor
-from ...errors import ArgumentTypeError, ArgumentValueError
+from ...errors import ArgumentTypeError, ArgumentValueError, IndexRangeError
 
 __all__ = ["BasePruningMethod", "PruningContainer", "Identity", "RandomUnstructured",
            "L1Unstructured", "RandomStructured", "LnStructured", "CustomFromMask", "identity",
@@ -263,7 +263,8 @@ class _Structured(BasePruningMethod):
                 f"structured pruning takes a tensor of 2 or more dimensions, got "
                 f"shape {tuple(t.shape)}")
         if not -t.ndim <= self.dim < t.ndim:
-            raise IndexError(f"prune: dim={self.dim} is out of range for shape {tuple(t.shape)}")
+            raise IndexRangeError(
+                f"prune: dim={self.dim} is out of range for shape {tuple(t.shape)}")
         dim = self.dim % t.ndim
         channels = t.shape[dim]
         count = _how_many(self.amount, channels)
