@@ -1527,6 +1527,13 @@ def _rotary_is_fused(b, x, cos, sin) -> bool:
 
 
 def _rotary_composed(b, x, cos, sin):
+    try:
+        broadcast_shapes(tuple(x.shape), tuple(cos.shape), tuple(sin.shape))
+    except ShapeError:
+        raise ShapeError(f"rotary_embedding: tables of shapes {tuple(cos.shape)} and "
+                         f"{tuple(sin.shape)} do not broadcast with the input's "
+                         f"{tuple(x.shape)}; expected (seq, head_dim) tables for an input "
+                         f"(..., seq, head_dim), or (batch, 1, seq, head_dim)") from None
     half = x.shape[-1] // 2
     rolled = b.concatenate([b.getitem(x, (Ellipsis, slice(half, None))),
                             b.getitem(x, (Ellipsis, slice(0, half)))], x.ndim - 1)

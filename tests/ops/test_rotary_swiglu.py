@@ -133,9 +133,14 @@ def test_on_the_cpu_the_ops_are_the_compositions_bit_for_bit():
             np.testing.assert_array_equal(a, b)
 
 
-def test_rotary_embedding_refuses_an_odd_head_dim():
+def test_rotary_embedding_refuses_an_odd_head_dim_and_tables_that_do_not_broadcast():
     with pytest.raises(gradient.errors.ShapeError, match="even head_dim"):
         F.rotary_embedding(gradient.ones(2, 3), gradient.ones(2, 3), gradient.ones(2, 3))
+    for table in ((3, 8), (5, 4), (4, 5, 8)):       # for an input (1, 2, 5, 8)
+        with pytest.raises(gradient.errors.ShapeError, match="do not broadcast with the "
+                                                             r"input's \(1, 2, 5, 8\)"):
+            F.rotary_embedding(gradient.ones(1, 2, 5, 8), gradient.ones(*table),
+                               gradient.ones(*table))
 
 
 def test_swiglu_broadcasts_and_promotes_as_the_composition():
