@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import numbers
 
 from ..errors import ArgumentTypeError
 from ..tensor import Tensor
@@ -84,6 +85,26 @@ def as_int(value, what: str) -> int:
     if number is None:
         raise ArgumentTypeError(f"{what} must be an integer, got {value!r}")
     return number
+
+
+def as_number(value, what: str):
+    """``value`` as a Python number: a number as it is (int, float, bool, a NumPy scalar), a
+    one-element Tensor's ``item()``; an :class:`~gradient.errors.ArgumentTypeError` naming
+    ``what`` for anything else (``F.elu(x, alpha=x)`` of a tensor of several elements was
+    NumPy's "could not broadcast" from deep inside; PyTorch says it "must be Number").
+
+    Example: ``alpha = as_number(alpha, "elu: alpha")``
+    """
+    if type(value) in (float, int, bool):
+        return value
+    if isinstance(value, Tensor):
+        if value.numel() == 1:
+            return value.item()
+        raise ArgumentTypeError(f"{what} must be a number, got a tensor of shape "
+                                f"{tuple(value.shape)}")
+    if isinstance(value, numbers.Real):
+        return value
+    raise ArgumentTypeError(f"{what} must be a number, got {type(value).__name__}")
 
 
 def _integer(value) -> int | None:

@@ -51,6 +51,7 @@ from ..dtypes import (DType, bfloat16, bool_, float16, float32, float64, from_nu
                       get_default_dtype, result_type)
 from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
+from .argument_errors import as_number
 
 TENSOR_METHODS = (
     "add", "sub", "mul", "div", "true_divide", "floor_divide", "remainder", "fmod", "pow", "neg",
@@ -1456,6 +1457,9 @@ def nan_to_num(input: Tensor, nan: float = 0.0, posinf: float | None = None,
 
     Example: ``gradient.tensor([float("nan"), 1.0]).nan_to_num()`` is ``tensor([0., 1.])``.
     """
+    nan = as_number(nan, "nan_to_num: nan")
+    posinf = None if posinf is None else as_number(posinf, "nan_to_num: posinf")
+    neginf = None if neginf is None else as_number(neginf, "nan_to_num: neginf")
     if not input.dtype.is_floating_point:
         return _copy(input)
     info = _ml_dtypes.finfo(input.dtype.numpy)

@@ -34,6 +34,7 @@ from ..dtypes import bfloat16, bool_, float16, float32, float64, from_numpy_dtyp
 from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, IndexRangeError, ShapeError
 from ..tensor import Tensor
 from . import creation
+from .argument_errors import as_number
 from .elementwise import (_constant, _floating, _promote, cast, erf, exp, pow, rsqrt, sigmoid, tanh,
                           where)
 from .elementwise import abs as _abs
@@ -164,6 +165,8 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0,
 
     Integer inputs keep their dtype (the bounds are truncated to integers), as in PyTorch.
     """
+    min_val, max_val = as_number(min_val, "hardtanh: min_val"), as_number(max_val,
+                                                                          "hardtanh: max_val")
     if min_val > max_val:
         raise ArgumentValueError(
             f"hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})")
@@ -176,6 +179,8 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0,
 
 def hardtanh_(input: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
     """In-place :func:`hardtanh`."""
+    min_val, max_val = as_number(min_val, "hardtanh: min_val"), as_number(max_val,
+                                                                          "hardtanh: max_val")
     return input._inplace("hardtanh_", lambda s: Hardtanh.apply(s, min_val, max_val))
 
 
@@ -186,6 +191,7 @@ def relu6(input: Tensor, inplace: bool = False) -> Tensor:
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """x where x > 0, else negative_slope * x. ``F.leaky_relu(x, 0.2)``."""
+    negative_slope = as_number(negative_slope, "leaky_relu: negative_slope")
     if inplace:
         return leaky_relu_(input, negative_slope)
     x = _floating(input)
@@ -199,6 +205,8 @@ def leaky_relu_(input: Tensor, negative_slope: float = 0.01) -> Tensor:
 
 def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
     """x where x > threshold, else ``value`` (in x's dtype). ``F.threshold(x, 0.1, 20.0)``."""
+    threshold, value = as_number(threshold, "threshold: threshold"), as_number(
+        value, "threshold: value")
     if inplace:
         return threshold_(input, threshold, value)
     # the replacement takes the input's dtype (5.5 becomes 5 in an int tensor), as in PyTorch
@@ -343,6 +351,8 @@ class Softplus(ArrayFunction):
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """log(1 + exp(beta * x)) / beta, linear where beta * x > threshold. ``F.softplus(x)``."""
+    beta, threshold = as_number(beta, "softplus: beta"), as_number(threshold,
+                                                                    "softplus: threshold")
     return Softplus.apply(_floating(input), beta, threshold)
 
 
@@ -373,6 +383,7 @@ class ELU(ArrayFunction):
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """x for x > 0, alpha * (exp(x) - 1) otherwise. ``F.elu(x, alpha=1.0)``."""
+    alpha = as_number(alpha, "elu: alpha")
     if inplace:
         return elu_(input, alpha)
     return ELU.apply(_floating(input), alpha, 1.0, 1.0)
@@ -380,6 +391,7 @@ def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
 
 def elu_(input: Tensor, alpha: float = 1.0) -> Tensor:
     """In-place :func:`elu`."""
+    alpha = as_number(alpha, "elu: alpha")
     return input._inplace("elu_", lambda s: ELU.apply(s, alpha, 1.0, 1.0))
 
 
@@ -395,6 +407,7 @@ def selu(input: Tensor, inplace: bool = False) -> Tensor:
 
 def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """max(0, x) + min(0, alpha * (exp(x / alpha) - 1)). ``F.celu(x, alpha=1.0)``."""
+    alpha = as_number(alpha, "celu: alpha")
     if alpha == 0:
         raise ArgumentValueError("celu: alpha cannot be 0")
     fn = lambda s: ELU.apply(s, alpha, 1.0, 1.0 / alpha)  # noqa: E731

@@ -82,6 +82,32 @@ def test_the_error_names_the_argument(call, message):
                                                                   GradientError)
 
 
+@pytest.mark.parametrize("call", [
+    lambda m, x: m.nn.functional.elu(x, alpha=x),
+    lambda m, x: m.nn.functional.celu(x, alpha="a"),
+    lambda m, x: m.nn.functional.softplus(x, beta=x),
+    lambda m, x: m.nn.functional.leaky_relu(x, x),
+    lambda m, x: m.nn.functional.threshold(x, x, 0.0),
+    lambda m, x: m.nan_to_num(x, nan=x),
+])
+def test_a_tensor_of_several_elements_for_a_number_is_a_type_error_as_torchs(call):
+    with pytest.raises(TypeError):
+        call(torch, torch.ones(3))
+    with pytest.raises(ArgumentTypeError, match="must be a number, got"):
+        call(gradient, gradient.ones(3))
+
+
+def test_one_element_tensors_and_numpy_scalars_are_numbers_as_torchs():
+    x = np.array([-2.0, 0.5, 3.0, np.nan], np.float32)
+    for fn, kwargs in ((F.elu, dict(alpha=np.float32(0.5))), (F.leaky_relu, dict(
+            negative_slope=0.25)), (F.hardtanh, dict(min_val=-1.5, max_val=2))):
+        ours = fn(gradient.tensor(x), **{k: gradient.tensor(v) for k, v in kwargs.items()})
+        theirs = getattr(torch.nn.functional, fn.__name__)(torch.tensor(x), **kwargs)
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+    np.testing.assert_array_equal(gradient.nan_to_num(gradient.tensor(x), nan=gradient.tensor(
+        7.0)).numpy(), torch.nan_to_num(torch.tensor(x), nan=7.0).numpy())
+
+
 def _escaped(text):
     import re
     return re.escape(text)
