@@ -113,12 +113,15 @@ def as_dtype(obj) -> DType:
     elif obj is not None:  # np.dtype(None) would be float64
         try:
             found = _BY_NUMPY.get(np.dtype(obj))
-        except TypeError:
+        except (TypeError, ValueError):   # (a Tensor: NumPy reads its .dtype and gives up)
             found = None
         if found is not None:
             return found
     known = ", ".join(d.name for d in ALL_DTYPES)
-    raise DTypeError(f"unknown dtype {obj!r}: expected one of {known}")
+    shown = repr(obj)
+    if len(shown) > 40 or "\n" in shown:
+        shown = f"a {type(obj).__name__}"
+    raise DTypeError(f"unknown dtype {shown}: expected one of {known}")
 
 
 #: PyTorch's legacy tensor type names (``torch.FloatTensor``, ``torch.LongTensor`` ...), by

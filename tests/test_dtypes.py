@@ -169,6 +169,16 @@ def test_as_dtype_unknown(bad):
         dtypes.as_dtype(bad)
 
 
+def test_a_tensor_for_a_dtype_is_a_dtype_error_that_stays_short():
+    # NumPy reads a Tensor's .dtype and raised its own ValueError before
+    for call in (lambda: dtypes.as_dtype(gradient.ones(300)),
+                 lambda: gradient.zeros_like(gradient.ones(3), gradient.ones(3))):
+        with pytest.raises(gradient.DTypeError, match=r"unknown dtype (a Tensor|tensor\(\[1\., "
+                                                      r"1\., 1\.\]\)): expected one of") as e:
+            call()
+        assert len(str(e.value)) < 160
+
+
 def test_from_numpy_dtype_unsupported():
     assert dtypes.from_numpy_dtype(np.dtype(np.float64)) is gradient.float64
     with pytest.raises(gradient.DTypeError, match="complex128 is not supported"):
