@@ -21,13 +21,14 @@ from typing import Sequence
 import numpy as np
 
 from ..dtypes import as_dtype, bool_, get_default_dtype
-from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError
+from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, IndexRangeError
 from ..tensor import Tensor
+from .argument_errors import as_ints
 from .creation import tensor
 from .elementwise import sub
 from .linalg_decompositions import svdvals
 from .special import trapezoid
-from .shape import chunk, split
+from .shape import chunk, split, wrap_dim
 
 __all__ = ["rsub", "positive", "split_with_sizes", "unsafe_split", "unsafe_chunk",
            "unsafe_split_with_sizes", "range", "typename", "is_storage", "can_cast"]
@@ -176,7 +177,11 @@ def nuclear_norm(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     matrices over ``dim`` (the last two by default); ``nuclear_norm(x, keepdim)`` also works."""
     if isinstance(dim, bool):            # torch.nuclear_norm(input, keepdim)
         dim, keepdim = None, dim
-    rows, cols = (-2, -1) if dim is None else dim
+    dim = (-2, -1) if dim is None else as_ints(dim, "nuclear_norm: dim")
+    if len(dim) != 2:
+        raise ArgumentValueError(f"nuclear_norm: dim must name two dimensions (the matrices' "
+                                 f"rows and columns), got {dim}")
+    rows, cols = dim
     matrices = input.movedim((rows, cols), (-2, -1))
     out = svdvals(matrices).sum(-1)
     if keepdim:
@@ -199,7 +204,9 @@ def _copy_of(view: str):
 
 def slice_copy(input: Tensor, dim: int = 0, start=None, end=None, step: int = 1) -> Tensor:
     """``torch.slice_copy``: ``x[..., start:end:step, ...]`` along ``dim``, copied."""
-    index = (slice(None),) * (dim % input.ndim) + (slice(start, end, step),)
+    if input.ndim == 0:
+        raise IndexRangeError("slice_copy: a slice cannot be taken of a 0-d tensor")
+    index = (slice(None),) * wrap_dim(dim, input.ndim) + (slice(start, end, step),)
     return input[index].clone()
 
 

@@ -25,6 +25,7 @@ from collections import namedtuple
 import numpy as np
 
 from ..autograd.function import ArrayFunction
+from ..errors import ShapeError
 from ..tensor import Tensor
 from .creation import empty, eye, tensor
 from .linalg import matmul
@@ -140,8 +141,15 @@ def lu_unpack(LU_data: Tensor, LU_pivots: Tensor, unpack_data: bool = True,
               unpack_pivots: bool = True):
     """``(P, L, U)`` from the packed factors and pivots, as ``torch.lu_unpack``; what is not
     unpacked comes back empty."""
+    _check_matrix("lu_unpack", LU_data, square=False, what="LU_data")
     m, n = LU_data.shape[-2:]
     k = min(m, n)
+    if unpack_pivots and (tuple(LU_pivots.shape) != tuple(LU_data.shape[:-2]) + (k,)
+                          or LU_pivots.dtype.is_floating_point):
+        raise ShapeError(f"lu_unpack: LU_pivots must be integers of shape "
+                         f"{tuple(LU_data.shape[:-2]) + (k,)} (one row index per step of the "
+                         f"factorization of LU_data {tuple(LU_data.shape)}), got "
+                         f"{LU_pivots.dtype} of shape {tuple(LU_pivots.shape)}")
     none = empty(0, dtype=LU_data.dtype, device=LU_data.device)
     if unpack_data:
         L = tril(LU_data, -1)[..., :, :k] + eye(m, k, dtype=LU_data.dtype, device=LU_data.device)

@@ -19,6 +19,7 @@ import operator as _operator
 from ..dtypes import result_type
 from ..errors import ArgumentValueError, ShapeError
 from ..tensor import Tensor
+from .argument_errors import as_ints
 from .creation import tensor as _tensor, zeros
 from .elementwise import _floating, where
 from .linalg import addmm, matmul
@@ -94,7 +95,7 @@ def rot90(input: Tensor, k: int = 1, dims=(0, 1)) -> Tensor:
 
     Example: ``gradient.rot90(gradient.tensor([[1, 2], [3, 4]]))`` is ``[[2, 4], [1, 3]]``.
     """
-    dims = list(dims)
+    dims = as_ints(dims, "rot90: dims")
     if len(dims) != 2:
         raise ArgumentValueError(f"expected total rotation dims == 2, but got dims = {len(dims)}")
     if input.ndim < 2:

@@ -15,7 +15,8 @@ import operator
 
 from ..autograd.grad_mode import no_grad
 from ..dtypes import bool_, get_default_dtype, int64
-from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError
+from ..errors import (ArgumentTypeError, ArgumentValueError, DTypeError, IndexRangeError,
+                      ShapeError)
 from ..tensor import Tensor
 from .creation import ones_like, tensor
 from .elementwise import cast, floor_divide, remainder
@@ -95,6 +96,9 @@ def cumulative_trapezoid(y: Tensor, x: Tensor | None = None, *, dx: float | None
         raise ArgumentTypeError(
             "cumulative_trapezoid: give either the sample points x or the spacing dx, "
             "not both")
+    if y.ndim == 0:
+        raise IndexRangeError(f"cumulative_trapezoid: dimension {dim} is out of range: y has no "
+                              f"dimensions")
     dim = wrap_dim(dim, y.ndim)
     n = y.shape[dim]
     if n == 0:

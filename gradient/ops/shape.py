@@ -272,6 +272,7 @@ def unflatten(input: Tensor, dim: int, sizes) -> Tensor:
     dim = wrap_dim(dim, input.ndim)
     if input.ndim == 0:
         raise ShapeError("unflatten: cannot unflatten a 0-d tensor")
+    sizes = as_ints(sizes, "unflatten: sizes")
     if len(sizes) == 0:
         raise ShapeError("unflatten: sizes must be non-empty")
     shape = tuple(input.shape)
@@ -444,7 +445,7 @@ def expand_as(input: Tensor, other: Tensor) -> Tensor:
 
 def broadcast_to(input: Tensor, size) -> Tensor:
     """``input`` broadcast to ``size`` (a view), like ``expand``."""
-    return expand(input, tuple(size))
+    return expand(input, as_ints(size, "broadcast_to: the size"))
 
 
 def broadcast_shapes(*shapes) -> tuple:
@@ -874,6 +875,11 @@ def stack(tensors, dim: int = 0) -> Tensor:
 def hstack(tensors) -> Tensor:
     """Concatenate along dimension 1 (0 for 1-d tensors); 0-d tensors count as 1-d:
     ``hstack([a, b])``."""
+    if isinstance(tensors, Tensor):
+        raise ArgumentTypeError("hstack: expected a sequence of Tensors, got a Tensor; "
+                                "pass hstack([a, b])")
+    if not tensors:
+        raise ArgumentValueError("hstack: expected a non-empty sequence of Tensors")
     tensors = atleast_1d(*tensors)
     tensors = (tensors,) if isinstance(tensors, Tensor) else tensors
     return cat(tensors, 0 if tensors[0].ndim == 1 else 1)

@@ -35,7 +35,8 @@ import math as _math
 from ..autograd.function import ArrayFunction
 from ..autograd.grad_mode import no_grad as _no_grad
 from ..dtypes import float64, from_numpy_dtype, get_default_dtype, result_type
-from ..errors import ArgumentTypeError, ArgumentValueError, AutogradError, ShapeError
+from ..errors import (ArgumentTypeError, ArgumentValueError, AutogradError, IndexRangeError,
+                      ShapeError)
 from ..tensor import Tensor
 from .elementwise import (_FunctionAndMethod, _floating, _make_inplace, _promote, abs, cast, clamp,
                           eq, exp, gt, isnan, log, log1p, lt, maximum, ne, pow, sign, sin,
@@ -137,7 +138,11 @@ def _polygamma_function(n: int, input: Tensor) -> Tensor:
     The Tensor method takes the order only: ``x.polygamma(1)`` (= ``gradient.polygamma(1, x)``).
     Example: ``gradient.polygamma(1, gradient.tensor([1.0]))`` is ``tensor([1.6449])`` (pi^2/6).
     """
-    if isinstance(n, bool) or int(n) != n or n < 0:
+    if not isinstance(input, Tensor):
+        raise ArgumentTypeError(f"polygamma: input must be a Tensor, got "
+                                f"{type(input).__name__} (the order n comes first: "
+                                f"polygamma(n, input))")
+    if isinstance(n, (bool, Tensor)) or int(n) != n or n < 0:
         raise ArgumentValueError(
             f"polygamma: the order n must be a non-negative integer, got {n!r}")
     return Polygamma.apply(_floating(input), int(n))
@@ -681,6 +686,8 @@ def trapezoid(y: Tensor, x: Tensor | None = None, *, dx: float | None = None, di
     if x is not None and dx is not None:
         raise ArgumentTypeError(
             "trapezoid: give either the sample points x or the spacing dx, not both")
+    if y.ndim == 0:
+        raise IndexRangeError(f"trapezoid: dimension {dim} is out of range: y has no dimensions")
     dim = wrap_dim(dim, y.ndim)
     n = y.shape[dim]
     if n == 0:

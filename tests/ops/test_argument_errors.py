@@ -108,6 +108,28 @@ def test_one_element_tensors_and_numpy_scalars_are_numbers_as_torchs():
         7.0)).numpy(), torch.nan_to_num(torch.tensor(x), nan=7.0).numpy())
 
 
+@pytest.mark.parametrize("call", [
+    lambda m: m.slice_copy(m.tensor(2.0), 1),
+    lambda m: m.trapz(m.tensor(2.0)),
+    lambda m: m.cumulative_trapezoid(m.tensor(2.0)),
+    lambda m: m.broadcast_to(m.ones(2, 3), 1),
+    lambda m: m.polygamma(m.tensor(2.0), 1),
+    lambda m: m.nuclear_norm(m.ones(3, 4), 1),
+    lambda m: m.lu_unpack(m.ones(3, 4), m.ones(3, 4)),
+    lambda m: m.hstack(m.ones(3)),
+    lambda m: m.hstack([]),
+    lambda m: m.rot90(m.ones(2, 3), 1, 1),
+    lambda m: m.unflatten(m.ones(2, 3), 1, 1),
+])
+def test_odd_arguments_get_gradients_own_errors_where_torch_raises(call):
+    """(Found by calling every function with odd arguments: Python's and NumPy's errors from
+    inside before, a ZeroDivisionError among them.)"""
+    with pytest.raises((TypeError, RuntimeError, IndexError, ValueError)):
+        call(torch)
+    with pytest.raises(GradientError):
+        call(gradient)
+
+
 def _escaped(text):
     import re
     return re.escape(text)
