@@ -591,36 +591,47 @@ class LogSoftmaxGrad(ArrayFunction):
         return d_grad, d_y, None
 
 
-def softmax(input: Tensor, dim: int = -1, dtype=None) -> Tensor:
+def softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
     """exp(x) / sum(exp(x)) along ``dim``; stable for large inputs (the maximum is subtracted).
 
-    ``dtype`` casts the input first (e.g. float32 for a float16 input). Unlike PyTorch, which
-    picks a legacy dimension when ``dim`` is omitted, the default is the last dimension.
+    ``dtype`` casts the input first (e.g. float32 for a float16 input). Without ``dim``,
+    PyTorch's legacy choice (dimension 0 of a 0-, 1- or 3-d input, else 1) with its
+    deprecation warning, so that a ported call gives what it gave under PyTorch.
     ``F.softmax(gradient.tensor([1.0, 2.0, 3.0]), dim=-1)`` -> [0.0900, 0.2447, 0.6652]
     """
     x = _floating(input if dtype is None else input.to(dtype))
-    dim = wrap_dim(dim, x.ndim)
+    dim = wrap_dim(_softmax_dim("softmax", dim, x.ndim), x.ndim)
     if x.ndim == 0:
         return x * 0 + 1
     return Softmax.apply(x, dim)
 
 
-def log_softmax(input: Tensor, dim: int = -1, dtype=None) -> Tensor:
+def log_softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
     """log(softmax(x)) along ``dim``, computed stably as x - max - log(sum(exp(x - max))).
 
-    ``F.log_softmax(logits, dim=1)``; ``dtype`` and the default ``dim`` as in :func:`softmax`.
+    ``F.log_softmax(logits, dim=1)``; ``dtype``, and ``dim`` when omitted, as in
+    :func:`softmax`.
     """
     x = _floating(input if dtype is None else input.to(dtype))
-    dim = wrap_dim(dim, x.ndim)
+    dim = wrap_dim(_softmax_dim("log_softmax", dim, x.ndim), x.ndim)
     if x.ndim == 0:
         return x * 0
     return LogSoftmax.apply(x, dim)
 
 
-def softmin(input: Tensor, dim: int = -1, dtype=None) -> Tensor:
-    """softmax(-x) along ``dim`` (the last by default, as :func:`softmax`). ``F.softmin(x, dim=1)``."""
+def softmin(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
+    """softmax(-x) along ``dim`` (when omitted, as :func:`softmax`). ``F.softmin(x, dim=1)``."""
     x = _floating(input if dtype is None else input.to(dtype))
-    return softmax(-x, dim)
+    return softmax(-x, _softmax_dim("softmin", dim, x.ndim))
+
+
+def _softmax_dim(name: str, dim, ndim: int):
+    """``dim``, or where it is None PyTorch's legacy rule (with its deprecation warning)."""
+    if dim is not None:
+        return dim
+    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to "
+                  "include dim=X as an argument.", UserWarning, stacklevel=4)
+    return 0 if ndim in (0, 1, 3) else 1
 
 
 # ---------------------------------------------------------------------- linear

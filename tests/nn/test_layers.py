@@ -348,6 +348,14 @@ def test_softmax_without_dim_warns_and_uses_torchs_legacy_dim():
             warnings.simplefilter("ignore")
             theirs = torch.nn.Softmax()(torch.tensor(x))
         assert_close(ours, theirs)
+        # the functions too (the last dimension before, whatever the input's dimensions)
+        for name in ("softmax", "log_softmax", "softmin"):
+            with pytest.warns(UserWarning, match=f"Implicit dimension choice for {name}"):
+                ours = getattr(gradient.nn.functional, name)(gradient.tensor(x))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                theirs = getattr(torch.nn.functional, name)(torch.tensor(x))
+            assert_close(ours, theirs)
 
 
 def test_inplace_activation_writes_into_input():

@@ -6,7 +6,6 @@ MultiheadAttention, which PyTorch also keeps in its activation.py, lives in atte
 
 from __future__ import annotations
 
-import warnings
 
 from ... import ops as _ops
 from .. import functional as F
@@ -329,15 +328,6 @@ class GLU(Module):
         return f"dim={self.dim}"
 
 
-def _softmax_dim(name: str, dim, ndim: int) -> int:
-    """PyTorch's legacy rule when no ``dim`` is given (with its deprecation warning)."""
-    if dim is not None:
-        return dim
-    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to "
-                  "include dim=X as an argument.", UserWarning, stacklevel=4)
-    return 0 if ndim in (0, 1, 3) else 1
-
-
 class Softmax(Module):
     """exp(x) / sum(exp(x)) along ``dim``.
 
@@ -351,7 +341,7 @@ class Softmax(Module):
         self.dim = dim
 
     def forward(self, input):
-        return F.softmax(input, _softmax_dim("softmax", self.dim, input.ndim))
+        return F.softmax(input, self.dim)          # (None: PyTorch's legacy rule, warned)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
@@ -365,7 +355,7 @@ class LogSoftmax(Module):
         self.dim = dim
 
     def forward(self, input):
-        return F.log_softmax(input, _softmax_dim("log_softmax", self.dim, input.ndim))
+        return F.log_softmax(input, self.dim)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
@@ -379,7 +369,7 @@ class Softmin(Module):
         self.dim = dim
 
     def forward(self, input):
-        return F.softmin(input, _softmax_dim("softmin", self.dim, input.ndim))
+        return F.softmin(input, self.dim)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
