@@ -49,6 +49,8 @@ def wrap_dim(dim: int, ndim: int) -> int:
     """A possibly negative dimension index as a non-negative one, with a clear IndexError if out
     of range: ``wrap_dim(-1, 3)`` is 2."""
     n = max(ndim, 1)  # a 0-d tensor accepts dim 0 and -1, like PyTorch
+    if type(dim) is not int:
+        dim = as_int(dim, "dim")       # (a float, None or a string: PyTorch's TypeError)
     if not -n <= dim < n:
         raise IndexRangeError(
             f"dimension {dim} is out of range for a tensor with {ndim} dimensions "

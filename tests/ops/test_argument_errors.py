@@ -120,6 +120,11 @@ def test_one_element_tensors_and_numpy_scalars_are_numbers_as_torchs():
     lambda m: m.hstack([]),
     lambda m: m.rot90(m.ones(2, 3), 1, 1),
     lambda m: m.unflatten(m.ones(2, 3), 1, 1),
+    lambda m: m.nn.functional.softmax(m.ones(2, 3), 2.5),
+    lambda m: m.nn.functional.glu(m.ones(2, 4), "a"),
+    lambda m: m.ones(2, 3).flip(None),
+    lambda m: m.nn.functional.layer_norm(m.ones(2, 3), "a"),
+    lambda m: m.nn.functional.rms_norm(m.ones(2, 3), 3.0),
 ])
 def test_odd_arguments_get_gradients_own_errors_where_torch_raises(call):
     """(Found by calling every function with odd arguments: Python's and NumPy's errors from
