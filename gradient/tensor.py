@@ -18,6 +18,7 @@ Example::
 from __future__ import annotations
 
 import weakref
+from types import FunctionType as _FunctionType
 
 import numpy as np
 
@@ -25,7 +26,8 @@ from .autograd import capture_state, grad_mode
 from .backends import Backend, cpu_backend, get_backend
 from .device import as_device, device
 from .dtypes import DType, as_dtype, from_numpy_dtype, promote_types
-from .errors import ArgumentValueError, AutogradError, DeviceError, DTypeError, ShapeError
+from .errors import (ArgumentValueError, AutogradError, DeviceError, DTypeError,
+                     IndexRangeError, ShapeError)
 from . import layouts as _layouts
 from .errors import ArgumentTypeError
 
@@ -138,6 +140,9 @@ class Tensor:
         """The shape, or its length along ``dim``."""
         if dim is None:
             return Size(self._data.shape)
+        if self._data.ndim == 0:
+            raise IndexRangeError(f"size: dimension {dim} is out of range: the tensor has no "
+                                  f"dimensions")
         return self._data.shape[self._wrap_dim(dim)]
 
     @property
@@ -182,6 +187,9 @@ class Tensor:
     def stride(self, dim: int | None = None):
         """Strides in elements, like PyTorch's."""
         strides = tuple(s // self._data.dtype.itemsize for s in self._data.strides)
+        if dim is not None and not strides:
+            raise IndexRangeError(f"stride: dimension {dim} is out of range: the tensor has no "
+                                  f"dimensions")
         return strides if dim is None else strides[self._wrap_dim(dim)]
 
     def is_contiguous(self, memory_format=None) -> bool:
@@ -924,8 +932,14 @@ _function.bind_tensor_class(Tensor)
 
 from . import ops as _ops  # noqa: E402  (ops import Tensor from this module)
 
+from .ops.argument_errors import tensor_arguments as _tensor_arguments  # noqa: E402
+
+# each method as the namespace's function is: given None or a number where a Tensor goes
+# (``x.type_as(None)``), PyTorch's TypeError naming the argument, not an AttributeError
 for _module, _name in _ops.TENSOR_METHODS:
-    setattr(Tensor, _name, getattr(_module, _name))
+    _method = getattr(_module, _name)
+    setattr(Tensor, _name, _tensor_arguments(_method) if isinstance(_method, _FunctionType)
+            else _method)
 
 
 def _unpickled(cls, values, device_name, requires_grad, attributes):

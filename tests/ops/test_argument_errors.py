@@ -73,6 +73,10 @@ def test_no_public_function_fails_with_an_attribute_error_on_a_wrong_argument():
     (lambda x: nn.Sequential(nn.LayerNorm(4), nn.ReLU())([1.0] * 4),
      "must be a Tensor, not list"),
     (lambda x: gradient.isnan(None), "expected a Tensor input, got NoneType"),
+    # Tensor methods too
+    (lambda x: x.view_as(3), "view_as(): argument 'other' (position 2) must be a Tensor, not int"),
+    (lambda x: x.reshape_as("a"), "reshape_as(): argument 'other' * must be a Tensor, not str"),
+    (lambda x: x.inner(None), "inner(): argument 'other' * must be a Tensor, not NoneType"),
 ])
 def test_the_error_names_the_argument(call, message):
     with pytest.raises(ArgumentTypeError, match=".*".join(map(_escaped, message.split("*")))):
@@ -125,6 +129,8 @@ def test_one_element_tensors_and_numpy_scalars_are_numbers_as_torchs():
     lambda m: m.ones(2, 3).flip(None),
     lambda m: m.nn.functional.layer_norm(m.ones(2, 3), "a"),
     lambda m: m.nn.functional.rms_norm(m.ones(2, 3), 3.0),
+    lambda m: m.tensor(2.0).size(0),
+    lambda m: m.tensor(2.0).stride(-1),
 ])
 def test_odd_arguments_get_gradients_own_errors_where_torch_raises(call):
     """(Found by calling every function with odd arguments: Python's and NumPy's errors from
