@@ -26,7 +26,7 @@ from ..dtypes import (as_dtype, bool_, from_numpy_dtype, get_default_dtype, int6
                       promote_types, result_type)
 from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
-from .argument_errors import as_int, as_ints
+from .argument_errors import as_int, as_ints, as_number
 
 TENSOR_METHODS = ("new_zeros", "new_ones", "new_full", "new_empty", "new_tensor", "bernoulli",
                   "bernoulli_", "random_", "exponential_", "log_normal_", "cauchy_", "geometric_")
@@ -612,9 +612,9 @@ def random_(input: Tensor, from_=0, to=None, *, generator=None) -> Tensor:
             low, high = _integer_range(input.dtype)
             high += 1
         else:  # random_(to)
-            low, high = 0, operator.index(from_)
+            low, high = 0, as_int(from_, "random_: to")
     else:
-        low, high = operator.index(from_), operator.index(to)
+        low, high = as_int(from_, "random_: from"), as_int(to, "random_: to")
     if low >= high:
         raise ArgumentValueError(f"random_: expected from < to, got from={low}, to={high}")
     if not input.dtype.is_floating_point and input.dtype is not bool_:
@@ -632,6 +632,7 @@ def exponential_(input: Tensor, lambd: float = 1.0, *, generator=None) -> Tensor
     """Fill with draws from the exponential distribution of rate ``lambd``, in place."""
     if not input.dtype.is_floating_point:
         raise DTypeError(f"exponential_: expected a floating tensor, got {input.dtype}")
+    lambd = as_number(lambd, "exponential_: lambd")
     if not lambd > 0:
         raise ArgumentValueError(f"exponential_: expected lambd > 0, got {lambd}")
     b = input._backend
@@ -652,6 +653,7 @@ def log_normal_(input: Tensor, mean: float = 1.0, std: float = 2.0, *, generator
     """
     if not input.dtype.is_floating_point:
         raise DTypeError(f"log_normal_: expected a floating tensor, got {input.dtype}")
+    mean, std = as_number(mean, "log_normal_: mean"), as_number(std, "log_normal_: std")
     if not std > 0:
         raise ArgumentValueError(f"log_normal_ expects std > 0.0, but found std={std}")
     b = input._backend
@@ -668,6 +670,7 @@ def cauchy_(input: Tensor, median: float = 0.0, sigma: float = 1.0, *, generator
     """
     if not input.dtype.is_floating_point:
         raise DTypeError(f"cauchy_: expected a floating tensor, got {input.dtype}")
+    median, sigma = as_number(median, "cauchy_: median"), as_number(sigma, "cauchy_: sigma")
     if not sigma > 0:
         raise ArgumentValueError(f"cauchy_ expects sigma > 0.0, but found sigma={sigma}")
     b = input._backend
@@ -685,6 +688,7 @@ def geometric_(input: Tensor, p: float, *, generator=None) -> Tensor:
     Drawn by inversion: ``floor(log(1 - u) / log(1 - p)) + 1`` for uniform ``u`` in [0, 1).
     Example: ``gradient.empty(5, dtype=gradient.int64).geometric_(0.3)``
     """
+    p = as_number(p, "geometric_: p")
     if not 0 < p < 1:
         raise ArgumentValueError(f"geometric_ expects p to be in (0, 1), but got p={p}")
     if input.dtype is bool_:

@@ -822,6 +822,7 @@ def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):
 
     Example: ``x.kthvalue(2, dim=0).values``
     """
+    k = as_int(k, "kthvalue: k")
     dim = wrap_dim(dim, input.ndim)
     x = _as_1d(input)
     n = x.shape[dim]
@@ -909,7 +910,7 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *,
         raise ShapeError(f"multinomial: the weights must be 1-d or 2-d, got shape {tuple(input.shape)}")
     if not input.dtype.is_floating_point:
         raise DTypeError(f"multinomial: expected floating-point weights, got {input.dtype}")
-    num_samples = operator.index(num_samples)
+    num_samples = as_int(num_samples, "multinomial: num_samples")
     n = input.shape[-1]
     if num_samples <= 0:
         raise ArgumentValueError(f"multinomial: num_samples must be positive, got {num_samples}")

@@ -494,7 +494,7 @@ def repeat(input: Tensor, *sizes) -> Tensor:
 def tile(input: Tensor, dims) -> Tensor:
     """Like :func:`repeat`, but ``dims`` shorter than the tensor is padded with leading 1s:
     ``x.tile((2,))`` repeats only the last dimension."""
-    dims = tuple(dims) if isinstance(dims, (tuple, list)) else (int(dims),)
+    dims = as_ints(dims if isinstance(dims, (tuple, list)) else (dims,), "tile: dims")
     return repeat(input, (1,) * (input.ndim - len(dims)) + dims)
 
 

@@ -38,6 +38,7 @@ from ..dtypes import float64, from_numpy_dtype, get_default_dtype, result_type
 from ..errors import (ArgumentTypeError, ArgumentValueError, AutogradError, IndexRangeError,
                       ShapeError)
 from ..tensor import Tensor
+from .argument_errors import as_number
 from .elementwise import (_FunctionAndMethod, _floating, _make_inplace, _promote, abs, cast, clamp,
                           eq, exp, gt, isnan, log, log1p, lt, maximum, ne, pow, sign, sin,
                           sqrt, where)
@@ -557,6 +558,7 @@ def logit(input: Tensor, eps: float | None = None) -> Tensor:
     """
     p = _floating(input)
     if eps is not None:
+        eps = as_number(eps, "logit: eps")
         p = clamp(p, eps, 1 - eps)
     return log(p / (1 - p))
 

@@ -131,6 +131,14 @@ def test_one_element_tensors_and_numpy_scalars_are_numbers_as_torchs():
     lambda m: m.nn.functional.rms_norm(m.ones(2, 3), 3.0),
     lambda m: m.tensor(2.0).size(0),
     lambda m: m.tensor(2.0).stride(-1),
+    lambda m: m.ones(3).normal_(m.ones(3)),
+    lambda m: m.ones(3).uniform_("a"),
+    lambda m: m.ones(3).random_(2.5),
+    lambda m: m.ones(3).log_normal_("a"),
+    lambda m: m.ones(3).multinomial(2.5),
+    lambda m: m.ones(3).kthvalue(1.5),
+    lambda m: m.ones(3).tile("a"),
+    lambda m: m.ones(3).logit("a"),
 ])
 def test_odd_arguments_get_gradients_own_errors_where_torch_raises(call):
     """(Found by calling every function with odd arguments: Python's and NumPy's errors from
