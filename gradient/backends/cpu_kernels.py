@@ -881,7 +881,8 @@ def add_to_rows(out, row) -> bool:
     if not (_usable(out, row) and out.ndim >= 1 and row.ndim == 1 and out.flags.c_contiguous
             and out.shape[-1] == row.shape[0]):
         return False
-    _add_to_rows(out.reshape(-1, row.shape[0]), np.ascontiguousarray(row))
+    if out.size:      # (nothing to add to no values; reshape(-1, 0) could not say how many rows)
+        _add_to_rows(out.reshape(-1, row.shape[0]), np.ascontiguousarray(row))
     return True
 
 

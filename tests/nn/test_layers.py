@@ -358,6 +358,26 @@ def test_softmax_without_dim_warns_and_uses_torchs_legacy_dim():
             assert_close(ours, theirs)
 
 
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")
+def test_layers_of_zero_width_give_empty_outputs_and_gradients_as_torchs():
+    # (a Linear of no output features raised NumPy's "cannot reshape array of size 0")
+    for make, shape in (((lambda m: m.nn.Linear(3, 0)), (2, 3)), ((lambda m: m.nn.Linear(3, 0)),
+                        (0, 3)), ((lambda m: m.nn.Linear(0, 4)), (2, 0)),
+                        ((lambda m: m.nn.GRUCell(3, 0)), (2, 3)),
+                        ((lambda m: m.nn.LSTMCell(3, 0)), (2, 3))):
+        results = []
+        for m in (torch, gradient):
+            m.manual_seed(0)
+            layer = make(m)
+            x = m.ones(*shape, requires_grad=True)
+            y = layer(x)
+            y = y[0] if isinstance(y, tuple) else y
+            (y.sum() + x.sum()).backward()
+            results.append((tuple(y.shape), tuple(x.grad.shape), x.grad.sum().item(),
+                            [tuple(p.grad.shape) for p in layer.parameters() if p.grad is not None]))
+        assert results[0] == results[1]
+
+
 def test_inplace_activation_writes_into_input():
     x = gradient.tensor([-1.0, 2.0])
     out = gnn.ReLU(inplace=True)(x)
