@@ -607,8 +607,17 @@ class Tensor:
         return self.to("cuda" if device is None else device)
 
     # ------------------------------------------------------------------ in-place operations
-    def _check_inplace(self, op: str, *others) -> bool:
-        """Refuse in-place writes autograd cannot follow; True when the write must be recorded."""
+    def _check_inplace(self, op: str, *others, writes: bool = True) -> bool:
+        """Refuse in-place writes autograd cannot follow, or the memory cannot take (where the
+        op ``writes`` values: an in-place view such as ``unsqueeze_`` does not); True when the
+        write must be recorded."""
+        recording = self._check_recorded_write(op, *others)
+        if writes:
+            self._check_writeable(op)
+        return recording
+
+    def _check_recorded_write(self, op: str, *others) -> bool:
+        """:meth:`_check_inplace`'s refusals of what autograd cannot follow."""
         if not grad_mode.is_grad_enabled():
             return False
         if self.requires_grad and self.is_leaf:
@@ -622,6 +631,15 @@ class Tensor:
             # (refuses, before anything is written, what the base's graph could not follow)
             _ops.view_write.check_view_write(op, self, self._base)
         return recording
+
+    def _check_writeable(self, op: str) -> None:
+        """Refuse an in-place write into memory whose elements are shared (an ``expand()``ed
+        tensor, as PyTorch refuses it; NumPy's "assignment destination is read-only"
+        otherwise) or that is read-only."""
+        if _ops.index._shares_elements(self._data):
+            raise ShapeError(f"{op}: this tensor of shape {tuple(self.shape)} is a broadcast "
+                             f"(expanded) view whose elements share memory, or read-only "
+                             f"memory, and cannot be written in place; call .clone() first")
 
     def _writes_through_view(self) -> bool:
         """Whether this tensor is a view of another's storage (a detached alias, the same array
@@ -736,6 +754,7 @@ class Tensor:
                                                                  self.dtype))
 
     def _fill_random(self, op: str, values) -> "Tensor":
+        self._check_writeable(op)
         if not self.dtype.is_floating_point:
             raise DTypeError(f"{op}: expected a floating tensor, got {self.dtype}")
         if grad_mode.is_grad_enabled() and self.requires_grad and not self.is_leaf:

@@ -43,7 +43,8 @@ globals().update({_name: _make_inplace(_fn, _name) for _name, _fn in _VALUE_INPL
 
 def _make_view_inplace(fn, name: str):
     def method(input: Tensor, *args, **kwargs) -> Tensor:
-        recording = input._check_inplace(name)   # (refuses a leaf that requires grad)
+        # (refuses a leaf that requires grad; writes no values, so an expanded tensor may)
+        recording = input._check_inplace(name, writes=False)
         out = fn(input if recording else input.detach(), *args, **kwargs)
         input._data = out._data
         if recording:

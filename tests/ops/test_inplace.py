@@ -189,3 +189,23 @@ def test_random_fill_of_a_non_leaf_passes_a_zero_gradient_like_torch():
         y.bernoulli_(0.5)
         (y * 2).sum().backward()
         np.testing.assert_array_equal(x.grad.numpy(), np.zeros(5))
+
+
+@pytest.mark.parametrize("write", [
+    lambda x: x.add_(1), lambda x: x.sin_(), lambda x: x.mul_(x), lambda x: x.normal_(),
+    lambda x: x.bernoulli_(0.5), lambda x: x.copy_(x.clone()), lambda x: x.clamp_(0, 1),
+])
+def test_writing_into_an_expanded_tensor_is_refused_as_torch_refuses_it(write):
+    # (NumPy's "assignment destination is read-only" ValueError from inside before)
+    with pytest.raises(RuntimeError):
+        write(torch.ones(1, 3).expand(4, 3))
+    x = gradient.ones(1, 3)
+    with pytest.raises(gradient.errors.ShapeError, match="share memory.*clone"):
+        write(x.expand(4, 3))
+    assert x.tolist() == [[1.0, 1.0, 1.0]]
+
+
+def test_an_expanded_tensor_still_changes_its_shape_in_place():
+    for m in (torch, gradient):
+        y = m.ones(1, 3).expand(4, 3)
+        assert tuple(y.unsqueeze_(0).shape) == (1, 4, 3)
