@@ -23,8 +23,9 @@ from __future__ import annotations
 import functools
 import inspect
 import numbers
+import os
 
-from ..errors import ArgumentTypeError
+from ..errors import ArgumentTypeError, ArgumentValueError
 from ..tensor import Tensor
 
 __all__ = ["tensor_arguments", "wrong_argument", "guard_namespace", "as_ints", "as_int"]
@@ -105,6 +106,24 @@ def as_number(value, what: str):
     if isinstance(value, numbers.Real):
         return value
     raise ArgumentTypeError(f"{what} must be a number, got {type(value).__name__}")
+
+
+def check_fits_in_memory(what: str, n_elements: int, itemsize: int) -> None:
+    """An :class:`~gradient.errors.ArgumentValueError` where ``n_elements`` values of
+    ``itemsize`` bytes would not fit in this machine's memory: for calls that build Python
+    lists as long as their output before allocating it (``adaptive_max_pool1d(x, 10**12)``
+    grew until the system killed the process; an allocation that large fails at once).
+
+    Example: ``check_fits_in_memory("adaptive_avg_pool2d", n * c * h * w, 4)``
+    """
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):     # (no sysconf: Windows)
+        return
+    if n_elements * itemsize > memory:
+        raise ArgumentValueError(f"{what} would hold {n_elements:,} values "
+                                 f"({n_elements * itemsize / 2 ** 30:,.0f} GiB), more than this "
+                                 f"machine's memory ({memory / 2 ** 30:,.0f} GiB)")
 
 
 def _integer(value) -> int | None:

@@ -37,6 +37,7 @@ from ..autograd.function import ArrayFunction
 from ..dtypes import from_numpy_dtype, int64
 from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
+from .argument_errors import check_fits_in_memory
 from .creation import tensor
 from .index import getitem
 from .linalg import matmul
@@ -819,6 +820,9 @@ def _adaptive_sizes(input: Tensor, output_size, d: int, fname: str) -> tuple:
         if n == 0:
             raise ShapeError(f"{fname}: expected non-empty spatial dimensions, got input shape "
                              f"{tuple(input.shape)}")
+    # (the windows are Python lists as long as the output's sides: checked before they grow)
+    check_fits_in_memory(f"{fname}: output_size {sizes}", math.prod(input.shape[:-d]) * max(
+        math.prod(sizes), max(sizes) * max(spatial)), input._data.dtype.itemsize)
     return sizes
 
 

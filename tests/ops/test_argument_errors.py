@@ -14,7 +14,8 @@ import torch
 import gradient
 import gradient.nn.functional as F
 from gradient import nn
-from gradient.errors import ArgumentTypeError, DTypeError, GradientError, ShapeError
+from gradient.errors import (ArgumentTypeError, ArgumentValueError, DTypeError, GradientError,
+                             ShapeError)
 from gradient.ops.argument_errors import tensor_arguments
 
 # Every function of the torch and torch.nn.functional namespaces, each given None, a string, a
@@ -296,3 +297,15 @@ def test_integers_past_64_bits_are_named_not_called_ragged(data):
         gradient.tensor(data)
     held = gradient.tensor(data, dtype=gradient.float64)
     assert held.tolist() == torch.tensor(data, dtype=torch.float64).tolist()
+
+
+@pytest.mark.parametrize("call", [
+    lambda: gradient.adaptive_max_pool1d(gradient.ones(2, 8), 10 ** 12),
+    lambda: F.adaptive_avg_pool1d(gradient.ones(2, 8), 10 ** 12),
+    lambda: F.adaptive_avg_pool2d(gradient.ones(1, 2, 3, 4), (None, 10 ** 12)),
+])
+def test_an_adaptive_pool_far_past_the_memory_is_refused_before_its_windows_grow(call):
+    # (its windows are Python lists as long as the output: they grew until the system killed
+    # the process)
+    with pytest.raises(ArgumentValueError, match="more than this machine's memory"):
+        call()
