@@ -326,9 +326,10 @@ def index_put(input: Tensor, indices, values, accumulate: bool = False) -> Tenso
 
 
 def _shares_elements(data) -> bool:
-    """Whether elements of ``data`` share memory, so that writing one writes others: NumPy marks
-    such views (broadcasts, windows) read-only; CuPy has no such flag, so there a stride of 0
-    along a dimension longer than 1 (a broadcast) tells."""
+    """Whether elements of ``data`` share memory, so that writing one writes others (what
+    ``Tensor._check_writeable`` refuses to write into): NumPy marks such views (broadcasts,
+    windows) read-only; CuPy has no such flag, so there a stride of 0 along a dimension longer
+    than 1 (a broadcast) tells."""
     flags = getattr(data, "flags", None)
     if flags is None:
         return False
@@ -342,10 +343,7 @@ def setitem_(input: Tensor, index, value) -> None:
     """In place ``input[index] = value`` without autograd (used by ``Tensor.__setitem__``)."""
     plan = _plan(index, input.shape, input._backend)
     values = _fit_values(_values_for(input, value), plan, index, input)
-    if _shares_elements(input._data):
-        raise ShapeError(f"index assignment: this tensor of shape {tuple(input.shape)} is a broadcast "
-                         "(expanded) view whose elements share memory and cannot be written; "
-                         "call .clone() first")
+    input._check_writeable("index assignment")    # (a broadcast view's elements share memory)
     try:
         input._backend.setitem(input._data, plan.index, values._data)
     except IndexError as e:

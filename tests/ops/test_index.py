@@ -364,6 +364,8 @@ def test_setitem_into_expanded_view_is_refused():
     x = gradient.zeros(1, 3).expand(2, 3)
     with pytest.raises(ShapeError, match="clone"):
         x[0, 0] = 1.0
+    with pytest.raises(ShapeError, match="index assignment: .*clone"):   # the function too
+        gradient.setitem_(x, (0, 0), 1.0)
 
 
 def test_setitem_out_of_range():
