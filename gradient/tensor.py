@@ -737,18 +737,16 @@ class Tensor:
 
     def uniform_(self, a: float = 0.0, b: float = 1.0, *, generator=None) -> "Tensor":
         """Fill with uniform random numbers in [a, b) (outside autograd, like ``nn.init``)."""
-        from .ops.argument_errors import as_number
         from .ops.creation import default_generator
-        a, b = as_number(a, "uniform_: from"), as_number(b, "uniform_: to")
+        a, b = _as_number(a, "uniform_: from"), _as_number(b, "uniform_: to")
         gen = (generator or default_generator)._state
         return self._fill_random("uniform_", self._backend.uniform(gen, tuple(self.shape), a, b,
                                                                    self.dtype))
 
     def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator=None) -> "Tensor":
         """Fill with normal random numbers (outside autograd, like ``nn.init``)."""
-        from .ops.argument_errors import as_number
         from .ops.creation import default_generator
-        mean, std = as_number(mean, "normal_: mean"), as_number(std, "normal_: std")
+        mean, std = _as_number(mean, "normal_: mean"), _as_number(std, "normal_: std")
         gen = (generator or default_generator)._state
         return self._fill_random("normal_", self._backend.normal(gen, tuple(self.shape), mean, std,
                                                                  self.dtype))
@@ -955,6 +953,7 @@ _function.bind_tensor_class(Tensor)
 
 from . import ops as _ops  # noqa: E402  (ops import Tensor from this module)
 
+from .ops.argument_errors import as_number as _as_number  # noqa: E402
 from .ops.argument_errors import tensor_arguments as _tensor_arguments  # noqa: E402
 
 # each method as the namespace's function is: given None or a number where a Tensor goes
