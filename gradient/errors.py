@@ -34,9 +34,11 @@ class ArgumentValueError(GradientError, ValueError, RuntimeError):
 
 
 class IndexRangeError(GradientError, IndexError, RuntimeError):
-    """An index past the size it indexes: ``gather: index 9 is out of range for dimension 1
-    with size 4 (allowed: 0 to 3)``, a class id past a table, a ModuleList's index. An
-    ``IndexError`` and a ``RuntimeError``: PyTorch raises one or the other, by op."""
+    """An index that does not fit what it indexes: one past the size (``gather: index 9 is out
+    of range for dimension 1 with size 4 (allowed: 0 to 3)``, a class id past a table, a
+    ModuleList's index) or one of a kind that cannot index (a float tensor, a second
+    ``...``), as Python and PyTorch raise ``IndexError`` for both. An ``IndexError`` and a
+    ``RuntimeError``: PyTorch raises one or the other, by op."""
 
 
 class ConfigError(GradientError, ValueError):
