@@ -30,7 +30,7 @@ class Adadelta(Optimizer):
                  capturable=False, maximize=False, differentiable=False):
         defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize,
                         capturable=capturable, foreach=foreach, differentiable=differentiable)
-        self._check_hyperparameters(defaults)
+        self._validate(defaults)
         super().__init__(params, defaults)
 
     def _check_hyperparameters(self, group):

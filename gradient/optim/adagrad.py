@@ -30,7 +30,7 @@ class Adagrad(Optimizer):
         defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
                         initial_accumulator_value=initial_accumulator_value, foreach=foreach,
                         maximize=maximize, differentiable=differentiable, fused=fused)
-        self._check_hyperparameters(defaults)
+        self._validate(defaults)
         super().__init__(params, defaults)
         for group in self.param_groups:
             for p in group["params"]:

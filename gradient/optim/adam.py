@@ -4,9 +4,8 @@ from .. import kernels
 from ..autograd import no_grad
 from ..ops.creation import zeros_like
 from ..ops.elementwise import maximum
-from .optimizer import Optimizer, advance_step, check_adam_hyperparameters, lerp_, step_counter
-
-
+from .optimizer import (Optimizer, advance_step, as_tuple, check_adam_hyperparameters, lerp_,
+                       step_counter)
 class Adam(Optimizer):
     """Adam (Kingma & Ba, 2014) with PyTorch's update rule (``torch.optim.Adam``).
 
@@ -29,11 +28,11 @@ class Adam(Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  amsgrad=False, *, foreach=None, maximize=False, capturable=False,
                  differentiable=False, fused=None, decoupled_weight_decay=False):
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+        defaults = dict(lr=lr, betas=as_tuple(betas), eps=eps, weight_decay=weight_decay,
                         amsgrad=amsgrad, maximize=maximize, foreach=foreach, capturable=capturable,
                         differentiable=differentiable, fused=fused,
                         decoupled_weight_decay=decoupled_weight_decay)
-        self._check_hyperparameters(defaults)
+        self._validate(defaults)
         super().__init__(params, defaults)
 
     def _check_hyperparameters(self, group):

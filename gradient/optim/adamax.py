@@ -3,9 +3,8 @@
 from ..autograd import no_grad
 from ..ops.creation import zeros_like
 from ..ops.elementwise import maximum
-from .optimizer import Optimizer, advance_step, check_adam_hyperparameters, lerp_, step_counter
-
-
+from .optimizer import (Optimizer, advance_step, as_tuple, check_adam_hyperparameters, lerp_,
+                       step_counter)
 class Adamax(Optimizer):
     """Adamax (Kingma & Ba, 2014, section 7) with PyTorch's update rule (``torch.optim.Adamax``).
 
@@ -27,10 +26,10 @@ class Adamax(Optimizer):
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  foreach=None, *, maximize=False, differentiable=False, capturable=False):
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+        defaults = dict(lr=lr, betas=as_tuple(betas), eps=eps, weight_decay=weight_decay,
                         foreach=foreach, maximize=maximize, differentiable=differentiable,
                         capturable=capturable)
-        self._check_hyperparameters(defaults)
+        self._validate(defaults)
         super().__init__(params, defaults)
 
     def _check_hyperparameters(self, group):

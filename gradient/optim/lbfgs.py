@@ -5,9 +5,7 @@ from ..autograd import no_grad
 from ..ops.creation import zeros
 from ..ops.shape import cat
 from ..tensor import Tensor
-from .optimizer import Optimizer, OptimizerError, check_unsupported, check_value
-
-
+from .optimizer import Optimizer, OptimizerError, _is_number, check_unsupported, check_value
 class LBFGS(Optimizer):
     """L-BFGS (Nocedal, 1980; Liu & Nocedal, 1989) as ``torch.optim.LBFGS``, after minFunc.
 
@@ -46,12 +44,12 @@ class LBFGS(Optimizer):
 
     def __init__(self, params, lr=1, max_iter=20, max_eval=None, tolerance_grad=1e-7,
                  tolerance_change=1e-9, history_size=100, line_search_fn=None):
-        if max_eval is None:
-            max_eval = max_iter * 5 // 4
         defaults = dict(lr=lr, max_iter=max_iter, max_eval=max_eval,
                         tolerance_grad=tolerance_grad, tolerance_change=tolerance_change,
                         history_size=history_size, line_search_fn=line_search_fn)
-        self._check_hyperparameters(defaults)
+        if max_eval is None and _is_number(max_iter):   # (else _validate names max_iter)
+            defaults["max_eval"] = max_iter * 5 // 4
+        self._validate(defaults)
         super().__init__(params, defaults)
 
     def _check_hyperparameters(self, group):

@@ -5,7 +5,7 @@ import math
 from ..autograd import no_grad
 from ..dtypes import bfloat16, float32
 from ..ops.creation import zeros_like
-from .optimizer import Optimizer, OptimizerError, check_unsupported, check_value
+from .optimizer import Optimizer, OptimizerError, as_tuple, check_unsupported, check_value
 
 _ADJUSTMENTS = (None, "original", "match_rms_adamw")
 
@@ -37,9 +37,9 @@ class Muon(Optimizer):
                  ns_coefficients=(3.4445, -4.775, 2.0315), eps=1e-7, ns_steps=5,
                  adjust_lr_fn=None):
         defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
-                        ns_coefficients=tuple(ns_coefficients), eps=eps, ns_steps=ns_steps,
+                        ns_coefficients=as_tuple(ns_coefficients), eps=eps, ns_steps=ns_steps,
                         adjust_lr_fn=adjust_lr_fn)
-        self._check_hyperparameters(defaults)
+        self._validate(defaults)
         super().__init__(params, defaults)
         for group in self.param_groups:
             for p in group["params"]:

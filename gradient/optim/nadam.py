@@ -2,8 +2,8 @@
 
 from ..autograd import no_grad
 from ..ops.creation import zeros_like
-from .optimizer import (Optimizer, advance_step, check_adam_hyperparameters, check_value, lerp_,
-                        step_counter)
+from .optimizer import (Optimizer, advance_step, as_tuple, check_adam_hyperparameters, check_value,
+                       lerp_, step_counter)
 
 
 class NAdam(Optimizer):
@@ -32,11 +32,11 @@ class NAdam(Optimizer):
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  momentum_decay=4e-3, decoupled_weight_decay=False, *, foreach=None,
                  maximize=False, capturable=False, differentiable=False):
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+        defaults = dict(lr=lr, betas=as_tuple(betas), eps=eps, weight_decay=weight_decay,
                         momentum_decay=momentum_decay,
                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize,
                         foreach=foreach, capturable=capturable, differentiable=differentiable)
-        self._check_hyperparameters(defaults)
+        self._validate(defaults)
         super().__init__(params, defaults)
 
     def _check_hyperparameters(self, group):

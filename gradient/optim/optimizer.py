@@ -26,6 +26,8 @@ Differences from PyTorch (deliberate):
 """
 
 import functools
+import inspect
+import numbers
 from collections import defaultdict
 from copy import deepcopy
 from itertools import chain
@@ -44,7 +46,8 @@ class OptimizerError(GradientError, ValueError):
 
 
 class OptimizerTypeError(GradientError, TypeError):
-    """Something that is not a tensor (or a group dict) where the optimizer needs one."""
+    """Something of the wrong kind where the optimizer needs a tensor, a group dict or a
+    number."""
 
 
 _SET_MESSAGE = ("optimizer parameters need to be organized in ordered collections, but the ordering "
@@ -110,6 +113,13 @@ class Optimizer:
             cls.step = recorded_step
 
     # ------------------------------------------------------------------ groups
+    def _validate(self, group: dict) -> None:
+        """Check the hyper-parameters of ``group`` (the defaults, or a group being added):
+        numbers where the optimizer's signature has numbers (:func:`check_number_types`),
+        then the subclass's own checks of their values."""
+        check_number_types(type(self), group)
+        self._check_hyperparameters(group)
+
     def _check_hyperparameters(self, group: dict) -> None:
         """Raise OptimizerError for a bad value in ``group`` (subclasses check their own)."""
 
@@ -154,7 +164,7 @@ class Optimizer:
                 raise OptimizerError(f"parameter group didn't specify a value of required "
                                      f"optimization parameter {name}")
             param_group.setdefault(name, default)
-        self._check_hyperparameters(param_group)
+        self._validate(param_group)
 
         ids = {id(p) for p in params}
         if len(ids) != len(params):
@@ -322,6 +332,55 @@ def advance_step(step_t: Tensor) -> float:
     data += 1
     step_t._version.bump("add_")
     return float(data)
+
+
+@functools.cache
+def _number_options(optimizer_class) -> dict:
+    """The options of an optimizer class whose defaults are numbers (``lr``, ``eps`` ...:
+    ``"number"``) or tuples of numbers (``betas``: ``"numbers"``), by name."""
+    kinds = {}
+    for name, parameter in inspect.signature(optimizer_class.__init__).parameters.items():
+        default = parameter.default
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            kinds[name] = "number"
+        elif isinstance(default, tuple) and default and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in default):
+            kinds[name] = "numbers"
+    return kinds
+
+
+def as_tuple(values):
+    """A list of hyper-parameters (``betas=[0.9, 0.99]``) as a tuple, as the groups keep
+    them; anything else as it is, for :func:`check_number_types` to name."""
+    return tuple(values) if isinstance(values, list) else values
+
+
+def _is_number(value) -> bool:
+    """A real number, or a tensor (PyTorch takes a tensor ``lr`` or betas; one of several
+    elements is refused by the value checks, as PyTorch's ValueError)."""
+    return isinstance(value, (numbers.Real, Tensor))
+
+
+def check_number_types(optimizer_class, group: dict) -> None:
+    """An :class:`OptimizerTypeError` naming the option where ``group`` holds no number for
+    an option whose default is one (``SGD(params, lr="0.1")``, ``lr=None``: Python's "'>='
+    not supported between instances of 'str' and 'int'" before), or no sequence of numbers
+    for a tuple of them (``betas``).
+
+    Example: ``check_number_types(SGD, {"lr": 0.1, "momentum": 0.9})``
+    """
+    for name, kind in _number_options(optimizer_class).items():
+        if name not in group:
+            continue
+        value = group[name]
+        if kind == "number":
+            ok = _is_number(value)
+        else:
+            ok = isinstance(value, (tuple, list)) and all(_is_number(v) for v in value)
+        if not ok:
+            what = "a number" if kind == "number" else "a tuple of numbers"
+            raise OptimizerTypeError(f"{optimizer_class.__name__}: {name} must be {what}, "
+                                     f"got {type(value).__name__} {value!r}")
 
 
 def check_value(name: str, value, ok: bool, expected: str) -> None:

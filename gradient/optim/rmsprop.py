@@ -32,7 +32,7 @@ class RMSprop(Optimizer):
         defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
                         weight_decay=weight_decay, capturable=capturable, foreach=foreach,
                         maximize=maximize, differentiable=differentiable)
-        self._check_hyperparameters(defaults)
+        self._validate(defaults)
         super().__init__(params, defaults)
 
     def _check_hyperparameters(self, group):

@@ -31,7 +31,7 @@ class Rprop(Optimizer):
                  capturable=False, foreach=None, maximize=False, differentiable=False):
         defaults = dict(lr=lr, etas=etas, step_sizes=step_sizes, foreach=foreach,
                         maximize=maximize, differentiable=differentiable, capturable=capturable)
-        self._check_hyperparameters(defaults)
+        self._validate(defaults)
         super().__init__(params, defaults)
 
     def _check_hyperparameters(self, group):

@@ -29,7 +29,7 @@ class SGD(Optimizer):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov, maximize=maximize, foreach=foreach,
                         differentiable=differentiable, fused=fused)
-        self._check_hyperparameters(defaults)
+        self._validate(defaults)
         super().__init__(params, defaults)
 
     takes_sparse_grads = True

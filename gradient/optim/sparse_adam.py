@@ -4,8 +4,8 @@ import math
 
 from ..autograd import no_grad
 from ..ops.creation import zeros_like
-from .optimizer import (Optimizer, OptimizerError, advance_step, check_adam_hyperparameters,
-                        sparse_rows, step_counter)
+from .optimizer import (Optimizer, OptimizerError, advance_step, as_tuple,
+                       check_adam_hyperparameters, sparse_rows, step_counter)
 
 
 class SparseAdam(Optimizer):
@@ -31,8 +31,8 @@ class SparseAdam(Optimizer):
     takes_sparse_grads = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, maximize=False):
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, maximize=maximize)
-        self._check_hyperparameters(defaults)
+        defaults = dict(lr=lr, betas=as_tuple(betas), eps=eps, maximize=maximize)
+        self._validate(defaults)
         super().__init__(params, defaults)
 
     def _check_hyperparameters(self, group):

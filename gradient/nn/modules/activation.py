@@ -13,6 +13,7 @@ from .. import init
 from ..module import Module
 from ..parameter import Parameter
 from ...errors import ArgumentValueError
+from ...ops.argument_errors import as_number
 
 __all__ = ["ReLU", "ReLU6", "LeakyReLU", "PReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish",
            "Hardtanh", "Hardsigmoid", "Hardswish", "Sigmoid", "Tanh", "LogSigmoid", "Softplus",
@@ -44,7 +45,7 @@ class Hardtanh(Module):
 
     def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
         super().__init__()
-        if max_val <= min_val:
+        if as_number(max_val, "Hardtanh: max_val") <= as_number(min_val, "Hardtanh: min_val"):
             raise ArgumentValueError(f"Hardtanh: max_val ({max_val}) must be greater than min_val "
                                      f"({min_val})")
         self.min_val = min_val
@@ -92,7 +93,7 @@ class PReLU(Module):
     def __init__(self, num_parameters: int = 1, init: float = 0.25, device=None, dtype=None):
         super().__init__()
         self.num_parameters = num_parameters
-        self.init = init
+        self.init = as_number(init, "PReLU: init")
         self.weight = Parameter(_ops.empty(num_parameters, device=device, dtype=dtype))
         self.reset_parameters()
 

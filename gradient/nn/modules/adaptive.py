@@ -14,10 +14,11 @@ from collections import namedtuple
 
 from ... import ops as _ops
 from ...errors import ArgumentValueError, IndexRangeError, ShapeError
+from ...ops.argument_errors import as_ints, as_number
 from .. import functional as F
 from ..module import Module
 from .container import ModuleList, Sequential
-from .linear import Linear
+from .linear import Linear, _check_size
 
 __all__ = ["AdaptiveLogSoftmaxWithLoss"]
 
@@ -42,7 +43,11 @@ class AdaptiveLogSoftmaxWithLoss(Module):
     def __init__(self, in_features: int, n_classes: int, cutoffs, div_value: float = 4.0,
                  head_bias: bool = False, device=None, dtype=None):
         super().__init__()
-        cutoffs = list(cutoffs)
+        _check_size("AdaptiveLogSoftmaxWithLoss", "in_features", in_features)
+        _check_size("AdaptiveLogSoftmaxWithLoss", "n_classes", n_classes)
+        if isinstance(cutoffs, (str, bytes)):
+            cutoffs = (cutoffs,)
+        cutoffs = list(as_ints(cutoffs, "AdaptiveLogSoftmaxWithLoss: cutoffs"))
         if len(cutoffs) == 0:
             raise ArgumentValueError(
                 "AdaptiveLogSoftmaxWithLoss: cutoffs should be a sequence of length "
@@ -57,7 +62,7 @@ class AdaptiveLogSoftmaxWithLoss(Module):
         self.in_features = in_features
         self.n_classes = n_classes
         self.cutoffs = cutoffs + [n_classes]
-        self.div_value = div_value
+        self.div_value = as_number(div_value, "AdaptiveLogSoftmaxWithLoss: div_value")
         self.head_bias = head_bias
         self.shortlist_size = self.cutoffs[0]
         self.n_clusters = len(self.cutoffs) - 1

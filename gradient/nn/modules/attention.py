@@ -20,7 +20,7 @@ from .. import functional as F
 from .. import init
 from ..module import Module
 from ..parameter import Parameter
-from .linear import NonDynamicallyQuantizableLinear
+from .linear import NonDynamicallyQuantizableLinear, _check_size
 from ...errors import ArgumentValueError
 
 __all__ = ["MultiheadAttention"]
@@ -47,6 +47,8 @@ class MultiheadAttention(Module):
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
                  add_bias_kv: bool = False, add_zero_attn: bool = False, kdim: int | None = None,
                  vdim: int | None = None, batch_first: bool = False, device=None, dtype=None):
+        _check_size("MultiheadAttention", "embed_dim", embed_dim)
+        _check_size("MultiheadAttention", "num_heads", num_heads)
         if embed_dim <= 0 or num_heads <= 0:
             raise ArgumentValueError(
                 f"MultiheadAttention: embed_dim and num_heads must be greater than 0, "

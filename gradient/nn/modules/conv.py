@@ -49,7 +49,7 @@ class _ConvNd(Module):
             raise ArgumentValueError(
                 f"{name}: out_channels ({out_channels}) must be divisible by groups "
                 f"({groups})")
-        if padding_mode not in _PADDING_MODES:
+        if not isinstance(padding_mode, str) or padding_mode not in _PADDING_MODES:
             raise ArgumentValueError(
                 f"{name}: padding_mode must be one of {sorted(_PADDING_MODES)}, but "
                 f"got padding_mode={padding_mode!r}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from .. import functional as F
 from ..module import Module
 from ...errors import ArgumentValueError
+from ...ops.argument_errors import as_number
 
 __all__ = ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"]
 
@@ -16,7 +17,7 @@ __all__ = ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "Fe
 class _DropoutNd(Module):
     def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
-        if isinstance(p, bool) or not 0 <= p <= 1:
+        if isinstance(p, bool) or not 0 <= as_number(p, f"{type(self).__name__}: p") <= 1:
             raise ArgumentValueError(
                 f"{type(self).__name__}: dropout probability has to be between 0 "
                 f"and 1, but got {p}")

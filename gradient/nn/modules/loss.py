@@ -15,6 +15,7 @@ from ...ops.loss import _legacy_reduction
 from .. import functional as F
 from ..module import Module
 from ...errors import ArgumentValueError
+from ...ops.argument_errors import as_number
 
 __all__ = ["L1Loss", "MSELoss", "CrossEntropyLoss", "NLLLoss", "NLLLoss2d", "BCELoss", "BCEWithLogitsLoss",
            "SmoothL1Loss", "HuberLoss", "KLDivLoss"]
@@ -158,7 +159,7 @@ class HuberLoss(_Loss):
 
     def __init__(self, reduction: str = "mean", delta: float = 1.0):
         super().__init__(reduction=reduction)
-        self.delta = delta
+        self.delta = as_number(delta, "HuberLoss: delta")
 
     def forward(self, input, target):
         return F.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
@@ -312,7 +313,7 @@ class TripletMarginLoss(_Loss):
     def __init__(self, margin: float = 1.0, p: float = 2.0, eps: float = 1e-6, swap: bool = False,
                  size_average=None, reduce=None, reduction: str = "mean"):
         super().__init__(size_average, reduce, reduction)
-        if margin <= 0:
+        if as_number(margin, f"{type(self).__name__}: margin") <= 0:
             raise ArgumentValueError(
                 f"TripletMarginLoss: expected margin to be greater than 0, got "
                 f"{margin} instead")
@@ -338,7 +339,7 @@ class TripletMarginWithDistanceLoss(_Loss):
     def __init__(self, *, distance_function=None, margin: float = 1.0, swap: bool = False,
                  reduction: str = "mean"):
         super().__init__(reduction=reduction)
-        if margin <= 0:
+        if as_number(margin, f"{type(self).__name__}: margin") <= 0:
             raise ArgumentValueError(
                 f"TripletMarginWithDistanceLoss: expected margin to be greater than "
                 f"0, got {margin} instead")

@@ -14,19 +14,24 @@ from ... import ops as _ops
 from .. import functional as F
 from .. import init
 from ...errors import ArgumentValueError, ShapeError
+from ...ops.argument_errors import as_ints
 from ..module import Module
 from ..parameter import Parameter
 from .batchnorm import _NormBase
+from .linear import _check_size
 from .utils import _optional_parameter
 
 __all__ = ["LayerNorm", "RMSNorm", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d",
            "InstanceNorm3d", "LocalResponseNorm"]
 
 
-def _shape_tuple(normalized_shape) -> tuple:
-    if isinstance(normalized_shape, numbers.Integral):
+def _shape_tuple(normalized_shape, cls: str) -> tuple:
+    """A norm's ``normalized_shape``, an int or a sequence of them, as a tuple of ints."""
+    if isinstance(normalized_shape, numbers.Integral) and not isinstance(normalized_shape, bool):
         return (int(normalized_shape),)
-    return tuple(normalized_shape)
+    if isinstance(normalized_shape, (str, bytes)):     # (a sequence, of no integers)
+        normalized_shape = (normalized_shape,)
+    return as_ints(normalized_shape, f"{cls}: normalized_shape")
 
 
 class LayerNorm(Module):
@@ -44,7 +49,7 @@ class LayerNorm(Module):
                  bias: bool = True, device=None, dtype=None):
         super().__init__()
         factory = {"device": device, "dtype": dtype}
-        self.normalized_shape = _shape_tuple(normalized_shape)
+        self.normalized_shape = _shape_tuple(normalized_shape, type(self).__name__)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
         _optional_parameter(self, "weight", elementwise_affine, self.normalized_shape, factory)
@@ -79,7 +84,7 @@ class RMSNorm(Module):
     def __init__(self, normalized_shape, eps: float | None = None, elementwise_affine: bool = True,
                  device=None, dtype=None):
         super().__init__()
-        self.normalized_shape = _shape_tuple(normalized_shape)
+        self.normalized_shape = _shape_tuple(normalized_shape, type(self).__name__)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
         if elementwise_affine:
@@ -115,6 +120,8 @@ class GroupNorm(Module):
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
                  device=None, dtype=None, *, bias: bool = True):
         super().__init__()
+        _check_size("GroupNorm", "num_groups", num_groups)
+        _check_size("GroupNorm", "num_channels", num_channels)
         if num_groups <= 0 or num_channels % num_groups != 0:
             raise ArgumentValueError(
                 f"GroupNorm: num_channels ({num_channels}) must be divisible by "

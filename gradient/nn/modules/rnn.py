@@ -140,6 +140,9 @@ class RNNBase(Module):
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, proj_size: int = 0, device=None, dtype=None):
         super().__init__()
+        if not isinstance(mode, str):
+            raise ArgumentTypeError(f"RNNBase: mode must be a string, one of {sorted(_STEPS)}, "
+                                    f"got {type(mode).__name__} {mode!r}")
         name = {"RNN_TANH": "RNN", "RNN_RELU": "RNN"}.get(mode, mode)
         if mode not in _STEPS:
             raise ArgumentValueError(f"RNNBase: unrecognized mode {mode!r}; expected one of "
@@ -497,7 +500,8 @@ class RNNCellBase(Module):
                  device=None, dtype=None):
         super().__init__()
         name = type(self).__name__
-        for arg, value in (("input_size", input_size), ("hidden_size", hidden_size)):
+        for arg, value in (("input_size", input_size), ("hidden_size", hidden_size),
+                           ("num_chunks", num_chunks)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ArgumentTypeError(f"{name}: {arg} should be of type int, got "
                                         f"{type(value).__name__} {value!r}")

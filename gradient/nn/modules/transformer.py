@@ -42,7 +42,7 @@ from .activation import GELU, ReLU
 from .attention import MultiheadAttention
 from .container import ModuleList
 from .dropout import Dropout
-from .linear import Linear
+from .linear import Linear, _check_size
 from .normalization import LayerNorm
 
 __all__ = ["Transformer", "TransformerEncoder", "TransformerDecoder", "TransformerEncoderLayer",
@@ -113,9 +113,10 @@ def _activation_fn(activation) -> Callable:
     return activation
 
 
-def _get_clones(module: Module, n: int) -> ModuleList:
+def _get_clones(module: Module, n: int, stack: str) -> ModuleList:
     """``n`` deep copies of ``module``: the layers of a stack start out equal, as in PyTorch."""
-    return ModuleList([copy.deepcopy(module) for _ in range(n)])
+    return ModuleList([copy.deepcopy(module)
+                       for _ in range(_check_size(stack, "num_layers", n))])
 
 
 # ---------------------------------------------------------------------------- layers
@@ -298,7 +299,7 @@ class TransformerEncoder(Module):
     def __init__(self, encoder_layer: Module, num_layers: int, norm: Module | None = None,
                  enable_nested_tensor: bool = True, mask_check: bool = True) -> None:
         super().__init__()
-        self.layers = _get_clones(encoder_layer, num_layers)
+        self.layers = _get_clones(encoder_layer, num_layers, "TransformerEncoder")
         self.num_layers = num_layers
         self.norm = norm
         self.enable_nested_tensor = enable_nested_tensor
@@ -343,7 +344,7 @@ class TransformerDecoder(Module):
     def __init__(self, decoder_layer: Module, num_layers: int,
                  norm: Module | None = None) -> None:
         super().__init__()
-        self.layers = _get_clones(decoder_layer, num_layers)
+        self.layers = _get_clones(decoder_layer, num_layers, "TransformerDecoder")
         self.num_layers = num_layers
         self.norm = norm
 
