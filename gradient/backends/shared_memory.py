@@ -8,8 +8,11 @@ a ``multiprocessing`` queue) travels as :func:`handle` -- the file's name, and t
 dtype, shape, strides and place in it -- and :func:`attach` maps the same file there. Writes in
 place (an optimizer's step) are then seen by every process. The process that made a file removes
 its name when it exits, normally or by an exception (the memory lives on while any process maps
-it); a process killed outright leaves the file behind, as a ``gradient-<pid>-*`` file in
-``/dev/shm``.
+it). A process killed outright (SIGKILL, the kernel's out-of-memory killer) runs no exit
+handler: its files in ``/dev/shm`` are registered with ``multiprocessing``'s resource tracker,
+the small process that removes shared memory a dead process leaves (Python's
+``SharedMemory`` relies on it too), and is removed by it; without that, each such run left its
+arrays' size of memory held in ``/dev/shm`` until the machine restarted.
 
 Example::
 
@@ -26,6 +29,7 @@ import mmap
 import os
 import tempfile
 import weakref
+from multiprocessing import resource_tracker
 
 import numpy as np
 
@@ -51,6 +55,7 @@ def share(array: np.ndarray) -> np.ndarray:
         atexit.register(_remove_made)
     fd, path = tempfile.mkstemp(prefix=f"gradient-{os.getpid()}-", dir=_DIRECTORY)
     _made.append((os.getpid(), path))
+    _track(path, resource_tracker.register)
     try:
         size = max(array.nbytes, 1)
         os.ftruncate(fd, size)
@@ -117,7 +122,17 @@ def _remove_made() -> None:
     pid = os.getpid()
     for owner, path in _made:
         if owner == pid:
+            _track(path, resource_tracker.unregister)
             try:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
+
+
+def _track(path: str, action) -> None:
+    """Register a file this process made with the resource tracker (``action`` its
+    ``register``), or unregister it, as POSIX shared memory, which the tracker removes by its
+    name in ``/dev/shm`` if this process dies with it registered. Files elsewhere (a system
+    without ``/dev/shm``) are not tracked."""
+    if os.path.dirname(path) == "/dev/shm":
+        action("/" + os.path.basename(path), "shared_memory")

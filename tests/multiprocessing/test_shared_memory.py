@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -140,4 +141,29 @@ def test_the_process_that_made_a_shared_tensor_removes_its_file_at_exit():
     path = queue.get(timeout=120)
     child.join()
     assert child.exitcode == 0 and os.path.basename(path).startswith("gradient-")
+    assert not os.path.exists(path)
+
+
+_KILLED = r"""
+import os, signal, sys
+import gradient
+from gradient.backends import shared_memory
+t = gradient.ones(4).share_memory_()
+print(shared_memory.handle(t._data)[0], flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="no /dev/shm")
+def test_a_process_killed_outright_leaves_no_shared_file_behind():
+    """SIGKILL runs no exit handler: the resource tracker removes the file (before, every such
+    process left its tensors' memory held in /dev/shm)."""
+    done = subprocess.run([sys.executable, "-c", _KILLED], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == -9, done.stderr[-2000:]
+    path = done.stdout.strip()
+    assert os.path.basename(path).startswith("gradient-")
+    deadline = time.monotonic() + 30
+    while os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not os.path.exists(path)
