@@ -31,6 +31,7 @@ from bisect import bisect_right
 from collections import Counter
 
 from ..errors import GradientError
+from ..ops.argument_errors import as_ints, as_number
 from ..tensor import Tensor
 from .optimizer import Optimizer, OptimizerError, OptimizerTypeError
 
@@ -55,14 +56,15 @@ def _copy(lr):
 
 
 def _per_group(name: str, optimizer: Optimizer, value) -> list:
-    """``value`` once per parameter group (a list or tuple must already have one per group)."""
+    """``value``, a number, once per parameter group (a list or tuple must already have one
+    per group)."""
     if isinstance(value, (list, tuple)):
         if len(value) != len(optimizer.param_groups):
             raise OptimizerError(f"{name} must have the same length as optimizer.param_groups. "
                                  f"{name} has {len(value)} values, param_groups has "
                                  f"{len(optimizer.param_groups)}.")
-        return list(value)
-    return [value] * len(optimizer.param_groups)
+        return [as_number(v, name) for v in value]
+    return [as_number(value, name)] * len(optimizer.param_groups)
 
 
 class LRScheduler:
@@ -156,11 +158,17 @@ def _one_per_group(optimizer, lr_lambda) -> list:
     """``lr_lambda`` for each parameter group: one function for all, or a list of one per group."""
     groups = len(optimizer.param_groups)
     if not isinstance(lr_lambda, (list, tuple)):
-        return [lr_lambda] * groups
-    if len(lr_lambda) != groups:
+        functions = [lr_lambda] * groups
+    elif len(lr_lambda) != groups:
         raise OptimizerError(f"Expected {groups} lr_lambdas (one per parameter group), but got "
                              f"{len(lr_lambda)}")
-    return list(lr_lambda)
+    else:
+        functions = list(lr_lambda)
+    for fn in functions:
+        if not callable(fn):
+            raise OptimizerTypeError(f"lr_lambda should be a function of the epoch, but got "
+                                     f"{type(fn).__name__}")
+    return functions
 
 
 class LambdaLR(LRScheduler):
@@ -209,10 +217,6 @@ class MultiplicativeLR(LRScheduler):
     def __init__(self, optimizer, lr_lambda, last_epoch=-1):
         self.optimizer = optimizer
         self.lr_lambdas = _one_per_group(optimizer, lr_lambda)
-        for fn in self.lr_lambdas:
-            if not callable(fn):
-                raise OptimizerTypeError(f"lr_lambda should be a function of the epoch, but got "
-                                         f"{type(fn).__name__}")
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
@@ -252,7 +256,10 @@ class MultiStepLR(LRScheduler):
     """
 
     def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
-        self.milestones = Counter(milestones)  # a repeated milestone multiplies by gamma twice
+        if isinstance(milestones, str):
+            milestones = (milestones,)
+        # a repeated milestone multiplies by gamma twice
+        self.milestones = Counter(as_ints(milestones, "MultiStepLR: milestones"))
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
@@ -274,7 +281,7 @@ class ConstantLR(LRScheduler):
     """
 
     def __init__(self, optimizer, factor=1.0 / 3, total_iters=5, last_epoch=-1):
-        if factor > 1.0 or factor < 0:
+        if as_number(factor, "ConstantLR: factor") > 1.0 or factor < 0:
             raise OptimizerError(f"Constant multiplicative factor expected to be between 0 and 1, "
                                  f"got {factor}")
         self.factor = factor
@@ -302,10 +309,10 @@ class LinearLR(LRScheduler):
 
     def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5,
                  last_epoch=-1):
-        if start_factor > 1.0 or start_factor <= 0:
+        if as_number(start_factor, "LinearLR: start_factor") > 1.0 or start_factor <= 0:
             raise OptimizerError(f"Starting multiplicative factor expected to be greater than 0 and "
                                  f"less or equal to 1, got {start_factor}")
-        if end_factor > 1.0 or end_factor < 0:
+        if as_number(end_factor, "LinearLR: end_factor") > 1.0 or end_factor < 0:
             raise OptimizerError(f"Ending multiplicative factor expected to be between 0 and 1, "
                                  f"got {end_factor}")
         self.start_factor = start_factor
@@ -463,6 +470,8 @@ class OneCycleLR(LRScheduler):
             ]
 
         max_lrs = _per_group("max_lr", optimizer, max_lr)
+        div_factor = as_number(div_factor, "OneCycleLR: div_factor")
+        final_div_factor = as_number(final_div_factor, "OneCycleLR: final_div_factor")
         if last_epoch == -1:
             for group, group_max_lr in zip(optimizer.param_groups, max_lrs):
                 group["initial_lr"] = group_max_lr / div_factor
@@ -661,7 +670,7 @@ class ReduceLROnPlateau(LRScheduler):
 
     def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,
                  threshold_mode="rel", cooldown=0, min_lr=0, eps=1e-8):
-        if factor >= 1.0:
+        if as_number(factor, "ReduceLROnPlateau: factor") >= 1.0:
             raise OptimizerError(f"Factor should be < 1.0 (the lr is multiplied by it), got "
                                  f"{factor}")
         self.factor = factor
@@ -748,9 +757,9 @@ class ReduceLROnPlateau(LRScheduler):
         return a > best + self.threshold
 
     def _init_is_better(self, mode, threshold, threshold_mode) -> None:
-        if mode not in {"min", "max"}:
+        if mode not in ("min", "max"):       # (tuples: a list given is not hashed)
             raise OptimizerError(f"mode {mode} is unknown! Expected 'min' or 'max'")
-        if threshold_mode not in {"rel", "abs"}:
+        if threshold_mode not in ("rel", "abs"):
             raise OptimizerError(f"threshold mode {threshold_mode} is unknown! Expected 'rel' or "
                                  f"'abs'")
         self.mode_worse = math.inf if mode == "min" else -math.inf
@@ -798,8 +807,9 @@ class CyclicLR(LRScheduler):
                 _set_lr(group, lr)
         self.max_lrs = _per_group("max_lr", optimizer, max_lr)
 
-        step_size_up = float(step_size_up)
-        step_size_down = float(step_size_down) if step_size_down is not None else step_size_up
+        step_size_up = float(as_number(step_size_up, "CyclicLR: step_size_up"))
+        step_size_down = (float(as_number(step_size_down, "CyclicLR: step_size_down"))
+                          if step_size_down is not None else step_size_up)
         self.total_size = step_size_up + step_size_down
         self.step_ratio = step_size_up / self.total_size
 

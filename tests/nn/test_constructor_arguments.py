@@ -1,7 +1,7 @@
-"""Modules and optimizers built with an argument of the wrong kind (None, a string, a list, a
-negative number) raise gradient's own error naming the argument wherever PyTorch refuses the
-same call: never Python's "'<=' not supported between instances of 'str' and 'int'" from a
-comparison inside a constructor."""
+"""Modules, optimizers and learning-rate schedulers built with an argument of the wrong kind
+(None, a string, a list, a negative number) raise gradient's own error naming the argument
+wherever PyTorch refuses the same call: never Python's "'<=' not supported between instances
+of 'str' and 'int'" from a comparison inside a constructor."""
 
 import inspect
 import warnings
@@ -106,6 +106,42 @@ def test_every_optimizer_refuses_what_torch_refuses_with_its_own_error():
     assert not found, "\n".join(found)
 
 
+# the leading arguments that make each scheduler
+_SCHEDULERS = {"StepLR": [3], "MultiStepLR": [[2, 4]], "ExponentialLR": [0.9],
+               "CosineAnnealingLR": [10], "CyclicLR": [0.01, 0.1], "OneCycleLR": [0.1],
+               "CosineAnnealingWarmRestarts": [5], "PolynomialLR": [], "ConstantLR": [],
+               "LinearLR": [], "ReduceLROnPlateau": [], "LambdaLR": [lambda epoch: 1.0],
+               "MultiplicativeLR": [lambda epoch: 0.9]}
+
+
+def _scheduler_cases():
+    cases = []
+    for name, first in _SCHEDULERS.items():
+        parameters = list(inspect.signature(
+            getattr(torch.optim.lr_scheduler, name).__init__).parameters.values())[2:]
+        for i, p in enumerate(parameters):
+            if i < len(first):
+                cases.append((name, first, i))
+            elif type(p.default) in (int, float, tuple, str) and p.name != "last_epoch":
+                cases.append((name, first, p.name))
+    return cases
+
+
+def test_every_scheduler_refuses_what_torch_refuses_with_its_own_error():
+    def build(cls, first, change):
+        ours = not cls.__module__.startswith("torch")
+        optimizer = (optim.SGD([nn.Parameter(gradient.ones(2))], lr=0.1, momentum=0.9) if ours
+                     else torch.optim.SGD([torch.nn.Parameter(torch.ones(2))], lr=0.1,
+                                          momentum=0.9))
+        extra = {"total_steps": 10} if cls.__name__ == "OneCycleLR" else {}
+        if change is None:
+            return cls(optimizer, *first, **extra)
+        return _call(lambda *a, **k: cls(optimizer, *a, **k, **extra), first, *change)
+    found = _refusals_not_ours(_scheduler_cases(), torch.optim.lr_scheduler,
+                               optim.lr_scheduler, build)
+    assert not found, "\n".join(found)
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda: nn.GroupNorm("a", 4), "GroupNorm: num_groups must be an int"),
     (lambda: nn.LayerNorm(None), "LayerNorm: normalized_shape must be integers"),
@@ -119,6 +155,10 @@ def test_every_optimizer_refuses_what_torch_refuses_with_its_own_error():
      "Adam: betas must be a tuple of numbers"),
     (lambda: optim.LBFGS([nn.Parameter(gradient.ones(2))], max_iter=None),
      "LBFGS: max_iter must be a number"),
+    (lambda: optim.lr_scheduler.LambdaLR(optim.SGD([nn.Parameter(gradient.ones(2))]), None),
+     "lr_lambda should be a function"),
+    (lambda: optim.lr_scheduler.OneCycleLR(optim.SGD([nn.Parameter(gradient.ones(2))]), "a",
+                                           total_steps=4), "max_lr must be a number"),
 ])
 def test_the_error_names_the_argument(call, message):
     with pytest.raises(GradientError, match=message):
