@@ -16,6 +16,7 @@ import torch.utils.data as tud
 
 import gradient
 import gradient.utils.data as gud
+from gradient.errors import ArgumentTypeError
 from gradient.utils.data import (BatchSampler, ConcatDataset, DataLoader, Dataset,
                                  IterableDataset, RandomSampler, SequentialSampler, Subset,
                                  SubsetRandomSampler, TensorDataset, WeightedRandomSampler,
@@ -519,3 +520,25 @@ def test_training_loop_with_dataloader_decreases_loss():
             opt.step()
     after = val_loss()
     assert after < 0.01 * before and after < 1e-2
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda ds: DataLoader(ds, num_workers="2"), "DataLoader: num_workers must be an integer"),
+    (lambda ds: DataLoader(ds, timeout=None), "DataLoader: timeout must be a number"),
+    (lambda ds: DataLoader(ds, sampler=3), "DataLoader: sampler must be a Sampler"),
+    (lambda ds: DataLoader(ds, batch_sampler=0), "DataLoader: batch_sampler must be a Sampler"),
+    (lambda ds: DataLoader(ds, collate_fn="stack"), "DataLoader: collate_fn must be a function"),
+    (lambda ds: DataLoader(ds, worker_init_fn=1), "DataLoader: worker_init_fn must be a function"),
+    (lambda ds: DataLoader(ds, generator=0), "DataLoader: generator must be a gradient.Generator"),
+    (lambda ds: random_split(ds, 5), "random_split: lengths must be a sequence"),
+    (lambda ds: random_split(ds, ["a", 5]), "random_split: each length must be a number"),
+    (lambda ds: Subset(ds, 3), "Subset: indices must be a sequence of integers"),
+    (lambda ds: Subset(ds, "ab"), "Subset: indices must be a sequence of integers"),
+])
+def test_arguments_of_the_wrong_kind_are_named_where_torch_refuses_them(call, message):
+    """PyTorch raises a TypeError for each (at once, or at the first batch); gradient's
+    messages name the argument (Python's "'int' object is not callable" at the first batch,
+    or "'<' not supported between instances of 'str' and 'int'", before)."""
+    dataset = TensorDataset(gradient.arange(10.0))
+    with pytest.raises(ArgumentTypeError, match=message):
+        list(call(dataset))

@@ -27,7 +27,9 @@ from typing import Callable, Iterable
 from .collate import default_collate, default_convert
 from .dataset import Dataset, IterableDataset, Subset, TensorDataset
 from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
-from ...errors import ArgumentValueError
+from ...errors import ArgumentTypeError, ArgumentValueError
+from ...ops.argument_errors import as_int, as_number
+from ...ops.creation import Generator
 
 __all__ = ["DataLoader", "get_worker_info"]
 
@@ -92,11 +94,22 @@ class DataLoader:
                  generator=None, *, prefetch_factor: int | None = None,
                  persistent_workers: bool = False, pin_memory_device: str = "",
                  in_order: bool = True) -> None:
-        if num_workers < 0:
+        if as_int(num_workers, "DataLoader: num_workers") < 0:
             raise ArgumentValueError("num_workers option should be non-negative; "
                                      "use num_workers=0 to disable multiprocessing.")
-        if timeout < 0:
+        if as_number(timeout, "DataLoader: timeout") < 0:
             raise ArgumentValueError("timeout option should be non-negative")
+        for name, value in (("sampler", sampler), ("batch_sampler", batch_sampler)):
+            if value is not None and not hasattr(value, "__iter__"):
+                raise ArgumentTypeError(f"DataLoader: {name} must be a Sampler or an iterable "
+                                        f"of indices, got {type(value).__name__} {value!r}")
+        for name, value in (("collate_fn", collate_fn), ("worker_init_fn", worker_init_fn)):
+            if value is not None and not callable(value):
+                raise ArgumentTypeError(f"DataLoader: {name} must be a function, got "
+                                        f"{type(value).__name__} {value!r}")
+        if generator is not None and not isinstance(generator, Generator):
+            raise ArgumentTypeError(f"DataLoader: generator must be a gradient.Generator, got "
+                                    f"{type(generator).__name__} {generator!r}")
         if num_workers == 0 and prefetch_factor is not None:
             raise ArgumentValueError(
                 "prefetch_factor option could only be specified in multiprocessing."

@@ -21,6 +21,7 @@ import warnings
 from typing import Generic, Iterable, Sequence, TypeVar
 
 from ...errors import ArgumentTypeError, ArgumentValueError, ShapeError
+from ...ops.argument_errors import as_number
 from ...ops.creation import randperm
 from ...tensor import Tensor
 
@@ -237,6 +238,9 @@ class Subset(Dataset[T_co]):
     """
 
     def __init__(self, dataset: Dataset[T_co], indices: Sequence[int]) -> None:
+        if isinstance(indices, (str, bytes)) or not hasattr(indices, "__getitem__"):
+            raise ArgumentTypeError(f"Subset: indices must be a sequence of integers, got "
+                                    f"{type(indices).__name__} {indices!r}")
         self.dataset = dataset
         self.indices = indices
 
@@ -275,7 +279,10 @@ def random_split(dataset: Dataset[T], lengths: Sequence[int | float],
         >>> len(train), len(val)
         (7, 3)
     """
-    lengths = list(lengths)
+    if isinstance(lengths, (str, bytes)) or not isinstance(lengths, Iterable):
+        raise ArgumentTypeError(f"random_split: lengths must be a sequence of sizes or "
+                                f"fractions, got {type(lengths).__name__} {lengths!r}")
+    lengths = [as_number(n, "random_split: each length") for n in lengths]
     total = sum(lengths)
     if math.isclose(total, 1) and total <= 1:
         n = len(dataset)
