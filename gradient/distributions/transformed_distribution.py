@@ -30,7 +30,8 @@ class TransformedDistribution(Distribution):
     def __init__(self, base_distribution, transforms, validate_args=None):
         if isinstance(transforms, Transform):
             transforms = [transforms]
-        if not all(isinstance(t, Transform) for t in transforms):
+        if not isinstance(transforms, (list, tuple)) or not all(
+                isinstance(t, Transform) for t in transforms):
             raise ArgumentValueError(
                 "TransformedDistribution: expected a Transform or a list of them")
         self.base_dist = base_distribution

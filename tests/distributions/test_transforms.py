@@ -89,3 +89,16 @@ def test_power_softplus_and_abs_transforms_as_torchs(name, args):
     if name != "AbsTransform":         # (not a bijection: torch gives it no Jacobian either)
         np.testing.assert_allclose(ours.log_abs_det_jacobian(gx, gy).numpy(),
                                    theirs.log_abs_det_jacobian(tx, ty).numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("transforms", [None, 3, "ab"])
+def test_transforms_that_are_no_transforms_are_refused_as_torchs(transforms):
+    """PyTorch's ValueError, not "'NoneType' object is not iterable" (a string, iterated
+    character by character, was refused already)."""
+    from gradient.errors import ArgumentValueError
+    base = Normal(gradient.tensor(0.0), gradient.tensor(1.0))
+    with pytest.raises(ArgumentValueError, match="expected a Transform or a list"):
+        TransformedDistribution(base, transforms)
+    with pytest.raises(ValueError):
+        torch.distributions.TransformedDistribution(
+            torch.distributions.Normal(torch.tensor(0.0), torch.tensor(1.0)), transforms)
