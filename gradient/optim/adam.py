@@ -5,7 +5,9 @@ from ..autograd import no_grad
 from ..ops.creation import zeros_like
 from ..ops.elementwise import maximum
 from .optimizer import (Optimizer, advance_step, as_tuple, check_adam_hyperparameters, lerp_,
-                       step_counter)
+                        step_counter)
+
+
 class Adam(Optimizer):
     """Adam (Kingma & Ba, 2014) with PyTorch's update rule (``torch.optim.Adam``).
 

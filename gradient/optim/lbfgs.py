@@ -6,6 +6,8 @@ from ..ops.creation import zeros
 from ..ops.shape import cat
 from ..tensor import Tensor
 from .optimizer import Optimizer, OptimizerError, _is_number, check_unsupported, check_value
+
+
 class LBFGS(Optimizer):
     """L-BFGS (Nocedal, 1980; Liu & Nocedal, 1989) as ``torch.optim.LBFGS``, after minFunc.
 

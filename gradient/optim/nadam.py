@@ -3,7 +3,7 @@
 from ..autograd import no_grad
 from ..ops.creation import zeros_like
 from .optimizer import (Optimizer, advance_step, as_tuple, check_adam_hyperparameters, check_value,
-                       lerp_, step_counter)
+                        lerp_, step_counter)
 
 
 class NAdam(Optimizer):

@@ -3,7 +3,9 @@
 from ..autograd import no_grad
 from ..ops.creation import zeros_like
 from .optimizer import (Optimizer, advance_step, as_tuple, check_adam_hyperparameters, lerp_,
-                       step_counter)
+                        step_counter)
+
+
 class RAdam(Optimizer):
     """RAdam (Liu et al., 2019) with PyTorch's update rule (``torch.optim.RAdam``).
 

@@ -5,7 +5,7 @@ import math
 from ..autograd import no_grad
 from ..ops.creation import zeros_like
 from .optimizer import (Optimizer, OptimizerError, advance_step, as_tuple,
-                       check_adam_hyperparameters, sparse_rows, step_counter)
+                        check_adam_hyperparameters, sparse_rows, step_counter)
 
 
 class SparseAdam(Optimizer):
