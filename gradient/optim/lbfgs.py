@@ -5,7 +5,7 @@ from ..autograd import no_grad
 from ..ops.creation import zeros
 from ..ops.shape import cat
 from ..tensor import Tensor
-from .optimizer import Optimizer, OptimizerError, _is_number, check_unsupported, check_value
+from .optimizer import Optimizer, OptimizerError, check_unsupported, check_value
 
 
 class LBFGS(Optimizer):
@@ -49,9 +49,9 @@ class LBFGS(Optimizer):
         defaults = dict(lr=lr, max_iter=max_iter, max_eval=max_eval,
                         tolerance_grad=tolerance_grad, tolerance_change=tolerance_change,
                         history_size=history_size, line_search_fn=line_search_fn)
-        if max_eval is None and _is_number(max_iter):   # (else _validate names max_iter)
+        self._validate(defaults)        # (before max_iter is used: it may be no number)
+        if max_eval is None:
             defaults["max_eval"] = max_iter * 5 // 4
-        self._validate(defaults)
         super().__init__(params, defaults)
 
     def _check_hyperparameters(self, group):
