@@ -576,15 +576,20 @@ def _lower_rotary_embedding(x, cos, sin, backward: bool):
 # ---------------------------------------------------------------------- RMS norm
 @_compile
 def _rms_norm_fwd(x, w, eps, y, rstd):
-    # x, y: (rows, n); w: (n,) or (0,); the mean square accumulates in float64
+    # x, y: (rows, n); w: (n,) or (0,); floats, or 16-bit floats' bits (.cpu_half): each row
+    # widened exactly into float32, normalised (and weighted) in float32, rounded once. The
+    # mean square accumulates in float64
     rows, n = x.shape
     acc = np.empty(LANES, np.float64)
+    row = np.empty(n, rstd.dtype)
     for r in range(rows):
-        rstd[r] = 1.0 / math.sqrt(lane_sum_squares(x[r], 0.0, acc) / n + eps)
-        iv = rstd[r]  # in the array's dtype from here on
         for j in range(n):
-            v = x[r, j] * iv
-            y[r, j] = v * w[j] if w.size else v
+            row[j] = widen(x[r, j])
+        rstd[r] = 1.0 / math.sqrt(lane_sum_squares(row, 0.0, acc) / n + eps)
+        iv = rstd[r]  # in the computing dtype from here on
+        for j in range(n):
+            v = row[j] * iv
+            y[r, j] = narrow(v * widen(w[j]) if w.size else v, y)
 
 
 @_compile
@@ -618,21 +623,31 @@ def _rms_norm_bwd(g, x, rstd, w, dx, dw):
             dx[r, j] = iv * (gw - xhat * a_mean)
 
 
-@register("rms_norm", "cpu", "numba", _FLOATS)
+@register("rms_norm", "cpu", "numba", _FLOATS + tuple(HALF_DTYPES))
 def rms_norm(x, weight, eps: float):
     """RMS norm over the last dimension: ``(y, rstd)``; None if not handled.
 
     ``rstd`` (1/sqrt(mean(x^2) + eps)) has shape ``x.shape[:-1]`` and feeds
-    :func:`rms_norm_backward`.
+    :func:`rms_norm_backward`. float16 and bfloat16 (x and the weight of one dtype) as
+    PyTorch computes them: in float32, the weight's product included, rounded once; their
+    ``rstd`` is float32. One call where the composition is seven ops (a bfloat16 LLaMA
+    normalises twice a layer).
     """
-    if x.ndim == 0 or not _usable(x, *([] if weight is None else [weight])):
+    if x.ndim == 0 or not (_usable(x, *([] if weight is None else [weight]))
+                           or _halves(x, *([] if weight is None else [weight]))):
         return None
     n = x.shape[-1]
-    x2 = _flat(x).reshape(-1, n)
-    y = np.empty_like(x2)
-    rstd = np.empty(x2.shape[0], x.dtype)
-    _rms_norm_fwd(x2, np.empty(0, x.dtype) if weight is None else _flat(weight), float(eps), y, rstd)
-    return y.reshape(x.shape), rstd.reshape(x.shape[:-1])
+    x2 = as_bits(_flat(x)).reshape(-1, n)
+    y = np.empty(x2.shape, x2.dtype)
+    rstd = np.empty(x2.shape[0], _computed_in(x.dtype))
+    w = np.empty(0, x2.dtype) if weight is None else as_bits(_flat(weight))
+    _rms_norm_fwd(x2, w, float(eps), y, rstd)
+    return y.view(x.dtype).reshape(x.shape), rstd.reshape(x.shape[:-1])
+
+
+def _computed_in(dtype) -> np.dtype:
+    """The dtype a kernel computes ``dtype``'s values in: float32 for the 16-bit floats."""
+    return np.dtype(np.float32) if dtype in HALF_DTYPES else dtype
 
 
 @prepares("rms_norm", "cpu")
@@ -643,26 +658,29 @@ def _prepare_rms_norm(x, weight, eps: float):
         return None
     shape, dtype, n = x.shape, x.dtype, x.shape[-1]
     rows = x.size // n if n else 0
-    w = np.empty(0, dtype) if weight is None else weight.reshape(-1)   # a view of the weight
+    bits = HALF_DTYPES.get(dtype, dtype)
+    w = np.empty(0, bits) if weight is None else as_bits(weight.reshape(-1))   # a view
 
     def prepared(x_, weight_, eps_):
         if (x_.shape != shape or x_.dtype != dtype or not x_.flags.c_contiguous
                 or weight_ is not weight):
             return None
         y = np.empty(shape, dtype)
-        rstd = np.empty(rows, dtype)
-        _rms_norm_fwd(x_.reshape(rows, n), w, float(eps_), y.reshape(rows, n), rstd)
+        rstd = np.empty(rows, _computed_in(dtype))
+        _rms_norm_fwd(as_bits(x_).reshape(rows, n), w, float(eps_),
+                      as_bits(y).reshape(rows, n), rstd)
         return y, rstd.reshape(shape[:-1])
     return prepared
 
 
 @_compile
 def rms_norm_compiled(x, w, eps):
-    """:func:`rms_norm` inside a compiled step: ``(y, rstd)``."""
+    """:func:`rms_norm` inside a compiled step: ``(y, rstd)`` (x and w: floats, or 16-bit
+    floats' bits)."""
     n = x.shape[-1]
     rows = x.size // n
     y = np.empty(x.shape, x.dtype)
-    rstd = np.empty(rows, x.dtype)
+    rstd = np.empty(rows, widened(w[:0]).dtype)
     _rms_norm_fwd(np.ascontiguousarray(x).reshape((rows, n)), w, eps, y.reshape((rows, n)), rstd)
     return y, rstd
 

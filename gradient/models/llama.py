@@ -45,7 +45,7 @@ import numpy as np
 
 from .. import nn
 from ..autograd import no_grad
-from ..dtypes import float32, float64
+from ..dtypes import bfloat16, float16, float32, float64
 from ..errors import ArgumentTypeError, ArgumentValueError, ConfigError, ShapeError
 from ..nn import functional as F
 from ..ops.causal_bias import RowPrefixBias
@@ -357,8 +357,11 @@ class LlamaRMSNorm(nn.Module):
             # the two orders agree when nothing is rounded to a half type: F.rms_norm is the
             # same arithmetic, with a fast path when no graph is recorded
             return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
-        # normalised in float32 (the fused kernel's arithmetic), rounded, then the weight
-        h = F.rms_norm(x.to(float32), self.weight.shape, None, self.eps)
+        if x.dtype in (bfloat16, float16):
+            # F.rms_norm normalises 16-bit floats in float32 and rounds once (one kernel):
+            # rounded, then the weight
+            return self.weight * F.rms_norm(x, self.weight.shape, None, self.eps)
+        h = F.rms_norm(x.to(float32), self.weight.shape, None, self.eps)   # (float64: in float32)
         return self.weight * h.to(x.dtype)
 
     def extra_repr(self) -> str:

@@ -1207,10 +1207,16 @@ def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
     count = math.prod(shape)
     recording = is_grad_enabled() and (input.requires_grad
                                        or (weight is not None and weight.requires_grad))
-    if (recording and len(shape) == 1 and count and _has_fused(input, "rms_norm")
-            and (weight is None or weight.dtype is input.dtype)):
-        return RMSNorm.apply(input, weight, eps)
-    if input.dtype is dtype and count and (weight is None or weight.dtype is dtype) and not recording:
+    if recording and len(shape) == 1 and count and (weight is None or weight.dtype is input.dtype):
+        if input.dtype is dtype or _has_fused(input, "rms_norm_backward"):
+            if _has_fused(input, "rms_norm"):
+                return RMSNorm.apply(input, weight, eps)
+        elif _has_fused(wide := cast(input, dtype), "rms_norm"):
+            # float16/bfloat16 whose gradients the backend's kernel does not take: the float32
+            # kernels, rounded once at the end
+            w = None if weight is None else cast(weight, dtype)
+            return cast(RMSNorm.apply(wide, w, eps), input.dtype)
+    if count and (weight is None or weight.dtype is input.dtype) and not recording:
         check_same_device("rms_norm", input, weight)
         return _rms_norm_arrays(input, shape, weight, eps)
     x = cast(input, dtype)
@@ -1248,9 +1254,9 @@ class RMSNorm(ArrayFunction):
 
 
 def _rms_norm_arrays(input: Tensor, shape: tuple, weight, eps: float) -> Tensor:
-    """:func:`rms_norm` on raw backend arrays, when nothing is recorded (float32 or float64
-    inference): the fused kernel or the composition's primitives, without the Tensor machinery
-    of seven ops (a decoder calls this twice per layer per token)."""
+    """:func:`rms_norm` on raw backend arrays, when nothing is recorded (inference): the fused
+    kernel or the composition's primitives, without the Tensor machinery of seven ops (a
+    decoder calls this twice per layer per token)."""
     b = input._backend
     return Tensor._make(capture_state.run(rms_norm_arrays, b, input._data, shape,
                                           None if weight is None else weight._data, eps),
@@ -1258,15 +1264,20 @@ def _rms_norm_arrays(input: Tensor, shape: tuple, weight, eps: float) -> Tensor:
 
 
 def rms_norm_arrays(b, x, shape: tuple, weight, eps: float):
-    """:func:`rms_norm` over the last ``len(shape)`` dimensions of the float32/float64 raw
-    array ``x`` of backend ``b`` (``weight``: a raw array or None), as it runs when nothing is
-    recorded (what a captured decode step replays): the backend's fused kernel when it has
-    one for a norm over the last dimension, else the composition of primitives."""
+    """:func:`rms_norm` over the last ``len(shape)`` dimensions of the raw floating array
+    ``x`` of backend ``b`` (``weight``: a raw array of x's dtype, or None), as it runs when
+    nothing is recorded (what a captured decode step replays): the backend's fused kernel
+    when it has one for a norm over the last dimension, else the composition of primitives
+    (float16 and bfloat16 in float32, rounded once at the end)."""
     if len(shape) == 1:
         fused = kernels.call("rms_norm", b, x, weight, eps)
         if fused is not None:
             return fused[0]
     dtype = from_numpy_dtype(x.dtype)
+    if dtype in _LOW_PRECISION:
+        y = rms_norm_arrays(b, _upcast(b, x), shape, None if weight is None
+                            else _upcast(b, weight), eps)
+        return b.cast(y, dtype)
     axes = tuple(range(x.ndim - len(shape), x.ndim))
     total = b.reduce("sum", b.binary("mul", x, x), axes, True)
     mean_square = b.binary("div", total, b.full((), math.prod(shape), dtype))

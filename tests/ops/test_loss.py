@@ -582,6 +582,33 @@ def test_rms_norm_inference_path_equals_the_recorded_composition(dtype, affine, 
     np.testing.assert_array_equal(run(False), run(True))
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("affine", [True, False])
+def test_rms_norm_of_16_bit_floats_is_one_kernel_in_float32_rounded_once(dtype, affine):
+    """float16/bfloat16 inference runs the CPU's kernel once (no casts around it): the bits of
+    the float32 norm (weight included) rounded once, as the recorded path computes them, and
+    PyTorch's but for the rare value its float32 mean rounds to the other side."""
+    half = getattr(gradient, dtype)
+    rng = np.random.default_rng(3)
+    x = gradient.tensor(rng.standard_normal((5, 7, 37)).astype(np.float32) * 4).to(half)
+    w = gradient.tensor(rng.standard_normal(37).astype(np.float32)).to(half) if affine else None
+    with gradient.kernels.trace() as t, gradient.no_grad():
+        fast = F.rms_norm(x, (37,), w, 1e-6)
+    assert t.calls("rms_norm") == {"numba": 1} and set(t.counts) == {("rms_norm", "numba")}
+    assert fast.dtype is half
+    wide = F.rms_norm(x.float(), (37,), None if w is None else w.float(), 1e-6)
+    np.testing.assert_array_equal(fast.float().numpy(), wide.to(half).float().numpy())
+    recorded = F.rms_norm(x.detach().requires_grad_(), (37,),
+                          None if w is None else w.detach().requires_grad_(), 1e-6)
+    np.testing.assert_array_equal(fast.float().numpy(), recorded.detach().float().numpy())
+    theirs = torch.nn.functional.rms_norm(
+        torch.tensor(x.float().numpy()).to(getattr(torch, dtype)), (37,),
+        None if w is None else torch.tensor(w.float().numpy()).to(getattr(torch, dtype)), 1e-6)
+    ours = torch.tensor(fast.float().numpy())
+    assert (ours == theirs.float()).float().mean() > 0.995
+    np.testing.assert_allclose(ours, theirs.float(), rtol=2.0 ** -7, atol=0)
+
+
 def test_rms_norm_inference_path_takes_the_kernel_of_the_recorded_path():
     """With the CPU's kernel, inference and a recorded forward run the same kernel: the same
     bits, and the trace says so."""
