@@ -45,6 +45,8 @@ def _f32(rng, *shape):
 
 # ----------------------------------------------------------------------------- backends
 def cpu_kernels():
+    import ml_dtypes
+
     from gradient.backends import cpu_kernels as k
     rng = _rng(1)
     x, g = _f32(rng, 6, 40), _f32(rng, 6, 40)
@@ -59,6 +61,9 @@ def cpu_kernels():
     out += list(y64)
     y, rstd = k.rms_norm(x, w, 1e-6)
     out += [y, rstd, *k.rms_norm_backward(g, x, rstd, w)]
+    for half in (ml_dtypes.bfloat16, np.float16):          # 16-bit floats, as their bits
+        y, rstd = k.rms_norm((x * 3).astype(half), w.astype(half), 1e-6)
+        out += [y.view(np.uint16), rstd]
     target = rng.integers(0, 40, 6)
     target[2] = -100
     loss, lse = k.cross_entropy(x, target, -100)
@@ -129,7 +134,9 @@ def cpu_attention():
 def cpu_low_precision():
     import ml_dtypes
 
+    from gradient.backends.cpu_half import as_bits
     from gradient.backends.cpu_low_precision import low_precision_linear
+    from gradient.backends.cpu_lowered import cast
     rng = _rng(3)
     out = []
     for dtype in (ml_dtypes.bfloat16, np.float16):
@@ -137,6 +144,8 @@ def cpu_low_precision():
         for rows in (1, 5):
             x = _f32(rng, rows, 40)
             out += [low_precision_linear(x, w), low_precision_linear(x, w.T.copy().T)]
+        wide = cast(as_bits(w), np.empty(0, np.float32))     # a compiled step's casts
+        out += [wide, cast(wide * 3, np.empty(0, as_bits(w).dtype)).view(np.uint16)]
     return out
 
 
@@ -378,7 +387,7 @@ def llama_float_decode():
 
 def llama_half_decode():
     """The compiled decode steps of a bfloat16 and a float16 model (their values as their bits
-    in the loop: casts, sums and products rounded, attention and SwiGLU widened)."""
+    in the loop: norms, sums and products rounded, attention and SwiGLU widened)."""
     import gradient
     from gradient.models import LlamaConfig, LlamaForCausalLM
     out = []
