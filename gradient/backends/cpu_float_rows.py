@@ -46,8 +46,8 @@ from ..kernels.registry import prepares, register
 from ..kernels.row_bits import rows_alone_required
 from . import cpu_float_gemm, cpu_tiles
 from .cpu_compile import compile_kernel
-from .cpu_half import (HALF_DTYPES, as_bits, load_bits_as_f32x16, narrowed, narrowed_like,
-                       widen, widened)
+from .cpu_half import (HALF_DTYPES, as_bits, load_bits_as_f32x16, narrow, narrowed,
+                       narrowed_like, widen, widened)
 from .cpu_simd import (broadcast_f32x16, dot2_bf16, f32x16, fma_f32, fold_halves,
                        has_dot2_bf16, i32x16, load_f16_as_f32x16_by_integers,
                        load_pairs_i32x16, prefetch_to_l2)
@@ -223,7 +223,7 @@ def _tile(x, w, out, r, i, zero, x_rows, wtail, xtail):
                                                           acc[t]))
     for j in range(J):
         for q in range(R):
-            out[i + q, r + j] = fold_halves(acc[j * R + q])
+            out[i + q, r + j] = narrow(fold_halves(acc[j * R + q]), out)
 
 
 @compile_kernel(inline=True)
@@ -276,7 +276,7 @@ def _rows_of_one(x, w, out, r0, r1, wtail, xtail):
             for c in range(full, k):
                 wtail[0, c - full] = w[r, c]
             acc = _multiply_add(_load(wtail, 0, x), _load(xtail, 0, x), acc)
-        out[0, r] = fold_halves(acc)
+        out[0, r] = narrow(fold_halves(acc), out)
 
 
 @compile_kernel
@@ -313,17 +313,25 @@ def _parallel(x, w, out, n_chunks):
 
 
 @register("float_rows_product", "cpu", "numba")
-def float_rows_product(x: np.ndarray, w: np.ndarray) -> np.ndarray | None:
+def float_rows_product(x: np.ndarray, w: np.ndarray, *, rounded: bool = False
+                       ) -> np.ndarray | None:
     """``x @ w.T`` in float32 for a C-contiguous weight ``w`` (out, in) of bfloat16 or float16
     and any rows of ``x`` (rows, in), any float dtype (made float32, exactly), or of float32
     (:data:`MIN_FLOAT32_WEIGHTS` values or more) and at most :data:`MAX_FLOAT32_ROWS` rows;
-    None for what it does not take (the caller's GEMM then runs).
+    None for what it does not take (the caller's GEMM then runs). ``rounded`` (x and w of
+    one 16-bit float type): the product in that type, each float32 sum rounded once (to
+    nearest even) as it is stored: the float32 result's bits rounded, without a pass of
+    their own over it (a half-precision model's linear layer, which rounds its output).
 
     Example: ``y = float_rows_product(np.ones((1, 64), np.float32), w)``
     """
     if not (isinstance(x, np.ndarray) and x.ndim == 2 and _takes(_block(x.shape, w), w)):
         return None
-    return _product(_operand(x, w), weight_bits(w))
+    if rounded and x.dtype != w.dtype:
+        return None
+    bits = weight_bits(w)
+    y = _product(_operand(x, w), bits, bits.dtype if rounded else np.float32)
+    return y.view(w.dtype) if rounded else y
 
 
 def _block(rows: tuple, w) -> tuple:
@@ -334,25 +342,28 @@ def _block(rows: tuple, w) -> tuple:
     return rows
 
 
-def _product(x: np.ndarray, bits: np.ndarray) -> np.ndarray:
+def _product(x: np.ndarray, bits: np.ndarray, into=np.float32) -> np.ndarray:
     """``x @ w.T`` for the kernel's operands (:func:`_operand`, :func:`weight_bits`): a
     prompt's rows on the CPU's matrix tiles where it has them and w is bfloat16
     (:mod:`.cpu_tiles`), else register-blocked where that is faster
     (:func:`.cpu_float_gemm.takes`, :func:`_pairs_stay`): both other sums than a row alone
     gets, so never for fewer than :data:`~.cpu_float_gemm.GEMM_FROM` rows nor within
-    :func:`~gradient.kernels.rows_alone`; else this module's kernel."""
+    :func:`~gradient.kernels.rows_alone`; else this module's kernel. ``into``: float32, or
+    the weight's bits' dtype for the result rounded to its 16-bit type (those bits)."""
     if cpu_float_gemm.GEMM_FROM <= x.shape[0] and not rows_alone_required():
+        y = None
         if bits.dtype == np.int16 and cpu_tiles.takes(*x.shape) and cpu_tiles.available():
             if x.dtype == np.int16:
-                return cpu_tiles.bfloat16_tile_product(x, bits)
-            y = cpu_tiles.float32_tile_product(x, bits)
-            if y is not None:
-                return y
-        if cpu_float_gemm.takes(x.shape[0], bits.dtype) and not _pairs_stay(x):
+                y = cpu_tiles.bfloat16_tile_product(x, bits)
+            else:
+                y = cpu_tiles.float32_tile_product(x, bits)
+        if y is None and cpu_float_gemm.takes(x.shape[0], bits.dtype) and not _pairs_stay(x):
             if x.dtype == np.int16:       # bfloat16's bits (the pairs' operand): exactly
                 x = x.view(ml_dtypes.bfloat16).astype(np.float32)
-            return cpu_float_gemm.float_gemm(x, bits)
-    out = np.empty((x.shape[0], bits.shape[0]), np.float32)
+            y = cpu_float_gemm.float_gemm(x, bits)
+        if y is not None:
+            return y if into == np.float32 else narrowed(y, bits)
+    out = np.empty((x.shape[0], bits.shape[0]), into)
     _in_blocks(x, bits, out, _chunks(bits))
     return out
 

@@ -91,13 +91,16 @@ def low_precision_linear(x, weight, bias=None):
     :data:`MAX_ROWS`), x (rows, in) widened exactly to
     float32: a float32 (rows, out) array, the bias (out,) added in float32 after the product,
     or None for what the kernel does not take (the caller then converts the weight and runs
-    the GEMM)."""
+    the GEMM). Without a bias, x of the weight's type and the weight stored as rows: the
+    product already rounded to that type (the op's one rounding, made as each value is
+    stored)."""
     if not _takes(x, weight) or (bias is not None and bias.shape != (weight.shape[0],)):
         return None
     if weight.flags.c_contiguous:     # rows of w (out, in): gradient.backends.cpu_float_rows
-        out = float_rows_product(x, weight)
-        if out is None:
-            return None
+        rounded = bias is None and x.dtype == weight.dtype
+        out = float_rows_product(x, weight, rounded=rounded)
+        if out is None or rounded:
+            return out
     else:                             # (in, out) stored, GPT-2's Conv1D: columns, here
         bits = as_bits(weight.T)
         x32 = np.ascontiguousarray(x, dtype=np.float32)

@@ -65,7 +65,8 @@ declare("cross_entropy_backward", "(x, target, lse, scale) -> dx",
 declare("add_to_rows", "(out, row) -> done",
         "out += row in place, row broadcast over the rows of out: a Linear's bias")
 declare("low_precision_linear", "(x, weight, bias) -> y",
-        "x @ weight.T (+ bias) in float32 for a bfloat16/float16 weight read in place")
+        "x @ weight.T (+ bias) in float32 for a bfloat16/float16 weight read in place, or "
+        "already rounded once to x's 16-bit type")
 declare("float_rows_product", "(x, weight) -> y",
         "x @ weight.T in float32 for a few rows of x and a float32/bfloat16/float16 weight "
         "read once, in place (a decode step's product)")

@@ -143,7 +143,8 @@ def cpu_low_precision():
         w = _f32(rng, 48, 40).astype(dtype)
         for rows in (1, 5):
             x = _f32(rng, rows, 40)
-            out += [low_precision_linear(x, w), low_precision_linear(x, w.T.copy().T)]
+            out += [low_precision_linear(x, w), low_precision_linear(x, w.T.copy().T),
+                    low_precision_linear(x.astype(dtype), w).view(np.uint16)]   # rounded
         wide = cast(as_bits(w), np.empty(0, np.float32))     # a compiled step's casts
         out += [wide, cast(wide * 3, np.empty(0, as_bits(w).dtype)).view(np.uint16)]
     return out

@@ -11,6 +11,7 @@ import gradient.nn.functional as F
 pytest.importorskip("numba")
 from gradient.backends.cpu_low_precision import MAX_ROWS, low_precision_linear  # noqa: E402
 from gradient.backends.cpu_float_rows import MAX_ROWS as ROWS_LIMIT  # noqa: E402
+from gradient.backends.cpu_float_rows import float_rows_product  # noqa: E402
 
 from .kernel_spy import record_kernel_calls, without_kernel  # noqa: E402
 
@@ -50,15 +51,22 @@ def test_matches_the_float32_product_of_the_widened_weight(dtype, layout, rows, 
     scale = np.abs(x).astype(np.float64) @ np.abs(weight.astype(np.float64)).T
     assert np.all(np.abs(y - expected) <= 1e-6 * in_features * scale + 1e-30)
     x16 = x.astype(dtype)   # half-precision rows of x are widened exactly too
+    stored_as_rows = weight.flags.c_contiguous     # (a transposed vector is both)
+    product16 = (float_rows_product(x16, weight) if stored_as_rows
+                 else low_precision_linear(x16, weight))
     if dtype is BF16 and layout == "rows":
         # bfloat16 by bfloat16 rows: the pairs' arithmetic of cpu_float_rows (its tests)
         exact16 = x16.astype(np.float64) @ weight.astype(np.float64).T
         scale16 = np.abs(x16.astype(np.float64)) @ np.abs(weight.astype(np.float64)).T
-        assert np.all(np.abs(low_precision_linear(x16, weight) - exact16)
-                      <= 1e-6 * in_features * scale16 + 1e-30)
+        assert np.all(np.abs(product16 - exact16) <= 1e-6 * in_features * scale16 + 1e-30)
     else:
-        np.testing.assert_array_equal(low_precision_linear(x16, weight),
+        np.testing.assert_array_equal(product16,
                                       low_precision_linear(x16.astype(np.float32), weight))
+    if stored_as_rows:     # without a bias, that product rounded once to x's type, as stored
+        rounded = low_precision_linear(x16, weight)
+        assert rounded.dtype == dtype
+        np.testing.assert_array_equal(rounded.view(np.uint16),
+                                      product16.astype(dtype).view(np.uint16))
     bias = rng.standard_normal(out_features).astype(dtype)   # added in float32 after the product
     np.testing.assert_array_equal(low_precision_linear(x, weight, bias),
                                   y + bias.astype(np.float32))
