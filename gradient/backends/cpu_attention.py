@@ -343,6 +343,12 @@ def _score_tile_vectors(qs, kt, m, scores, j0):
     if m != _KEY_TILE and j0 + _KEY_TILE > n:
         _score_tile_scalar(qs, kt, m, scores, j0)
         return
+    if m <= _KEY_TILE - 16:
+        # a tile of 48 keys or fewer (a short prompt's only one, the last of a longer
+        # sequence): only the vectors that hold keys, each for four rows at once
+        for o in range(0, m, 16):
+            _score_vector(qs, kt, o, scores, j0)
+        return
     for r in range(R):
         first = broadcast_f32x16(qs[r, 0])
         a0, a1 = mul_f32(first, load_f32x16(kt, 0)), mul_f32(first, load_f32x16(kt, 16))
@@ -358,6 +364,40 @@ def _score_tile_vectors(qs, kt, m, scores, j0):
         store_f32x16(scores, at + 16, a1)
         store_f32x16(scores, at + 32, a2)
         store_f32x16(scores, at + 48, a3)
+
+
+@_compile(inline=True)
+def _score_vector(qs, kt, o, scores, j0):
+    """The 16 scores of keys j0 + o ... (lanes o .. o + 15 of the tile in kt) for every row of
+    qs, four rows at a time (four independent sums, one load of the keys for four rows):
+    each lane's operations those of :func:`_score_tile_vectors`, in the same order. A
+    16-token prompt's attention, SmolLM2's 9 heads and 3 key heads, one thread: 29 -> 19 us."""
+    R, D = qs.shape
+    n = scores.shape[1]
+    r = 0
+    while r + 4 <= R:
+        keys = load_f32x16(kt, o)
+        a0 = mul_f32(broadcast_f32x16(qs[r, 0]), keys)
+        a1 = mul_f32(broadcast_f32x16(qs[r + 1, 0]), keys)
+        a2 = mul_f32(broadcast_f32x16(qs[r + 2, 0]), keys)
+        a3 = mul_f32(broadcast_f32x16(qs[r + 3, 0]), keys)
+        for d in range(1, D):
+            keys = load_f32x16(kt, d * _KEY_TILE + o)
+            a0 = add_f32(a0, mul_f32(broadcast_f32x16(qs[r, d]), keys))
+            a1 = add_f32(a1, mul_f32(broadcast_f32x16(qs[r + 1, d]), keys))
+            a2 = add_f32(a2, mul_f32(broadcast_f32x16(qs[r + 2, d]), keys))
+            a3 = add_f32(a3, mul_f32(broadcast_f32x16(qs[r + 3, d]), keys))
+        at = r * n + j0 + o
+        store_f32x16(scores, at, a0)
+        store_f32x16(scores, at + n, a1)
+        store_f32x16(scores, at + 2 * n, a2)
+        store_f32x16(scores, at + 3 * n, a3)
+        r += 4
+    for r in range(r, R):
+        a = mul_f32(broadcast_f32x16(qs[r, 0]), load_f32x16(kt, o))
+        for d in range(1, D):
+            a = add_f32(a, mul_f32(broadcast_f32x16(qs[r, d]), load_f32x16(kt, d * _KEY_TILE + o)))
+        store_f32x16(scores, r * n + j0 + o, a)
 
 
 @_compile(inline=True)
