@@ -321,8 +321,17 @@ def test_half_precision_checkpoints(pairs, tmp_path, torch_dtype):
 
     kept = LlamaForCausalLM.from_pretrained(tmp_path)              # stays in the stored dtype
     assert {str(p.dtype) for p in kept.parameters()} == {f"gradient.{name}"}
-    with gradient.no_grad():
+    with gradient.no_grad(), gradient.kernels.trace() as trace, \
+            gradient.autograd.profiler.profile() as ops:
         logits = kept(gradient.tensor(ids)).logits
+    # each norm one kernel on the half values (Qwen3's per-head q/k norms too), no casts
+    # around it, and each product rounded by the kernel that computes it, not in a pass of
+    # its own (the two casts, and bfloat16 roundings, left are the rotary tables')
+    layers = kept.config.num_hidden_layers
+    assert trace.calls("rms_norm") == {"numba": 4 * layers + 1}
+    assert trace.calls("low_precision_linear") == {"numba": 7 * layers + 1}
+    assert sum(e.name == "Cast" for e in ops.events()) <= 2
+    assert trace.counts.get(("round_to_bfloat16", "numba"), 0) <= 2
     assert str(logits.dtype) == f"gradient.{name}"
     # Every matmul input and every residual sum is rounded to the half type (8 significant bits
     # for bfloat16, 11 for float16) through 2 layers. On these weights (logits up to ~6.5)
