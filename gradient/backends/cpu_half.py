@@ -36,7 +36,7 @@ from .cpu_compile import compile_kernel
 from .cpu_simd import load_bf16_as_f32x16, load_f16_as_f32x16, load_f32x16
 
 __all__ = ["widen", "narrow", "as_bits", "holds", "load_bits_as_f32x16", "widened",
-           "narrowed_like", "narrowed", "FLOAT16_BITS", "BFLOAT16_BITS", "HALF_DTYPES"]
+           "widened_into", "narrowed_like", "narrowed", "FLOAT16_BITS", "BFLOAT16_BITS", "HALF_DTYPES"]
 
 #: What a float16 array is viewed as when a compiled kernel takes it.
 FLOAT16_BITS = np.uint16
@@ -163,6 +163,13 @@ def widened(a):
     raise NotImplementedError("widened runs in compiled kernels only")
 
 
+def widened_into(a, out):
+    """In compiled kernels: ``a`` itself for a float array; for a 1-d array of 16-bit floats'
+    bits, ``out`` (float32, as long) holding them widened: a scratch row a loop reuses, where
+    :func:`widened` would allocate a copy each time."""
+    raise NotImplementedError("widened_into runs in compiled kernels only")
+
+
 def narrowed_like(x, like):
     """In compiled kernels: the float32 array ``x`` in the element type of ``like``: ``x``
     itself where ``like`` holds floats, a new array of 16-bit floats' bits (rounded to nearest
@@ -177,11 +184,21 @@ def _widened(a):
     if a.dtype in (types.uint16, types.int16):
         def copy(a):
             flat = np.ascontiguousarray(a).reshape(a.size)
-            out = np.empty(a.size, np.float32)
-            for i in range(a.size):
-                out[i] = widen(flat[i])
-            return out.reshape(a.shape)
+            return widened_into(flat, np.empty(a.size, np.float32)).reshape(a.shape)
         return copy
+    return None
+
+
+@overload(widened_into, inline="always")
+def _widened_into(a, out):
+    if isinstance(a.dtype, types.Float):
+        return lambda a, out: a
+    if a.dtype in (types.uint16, types.int16):
+        def fill(a, out):
+            for i in range(a.size):
+                out[i] = widen(a[i])
+            return out
+        return fill
     return None
 
 

@@ -35,7 +35,7 @@ from ..kernels.registry import lowers, prepares, register
 from .cpu_compile import FLOATS as _FLOATS
 from .cpu_compile import compile_kernel as _compile
 from .cpu_compile import usable as _usable
-from .cpu_half import HALF_DTYPES, as_bits, narrow, narrowed, widen, widened
+from .cpu_half import HALF_DTYPES, as_bits, narrow, narrowed, widen, widened, widened_into
 from .cpu_reduce import LANES, fold_lanes, lane_sum, lane_sum_squares
 from .numpy_loops import exp_in_place, tanh_in_place
 
@@ -581,10 +581,9 @@ def _rms_norm_fwd(x, w, eps, y, rstd):
     # mean square accumulates in float64
     rows, n = x.shape
     acc = np.empty(LANES, np.float64)
-    row = np.empty(n, rstd.dtype)
+    scratch = np.empty(n, rstd.dtype)
     for r in range(rows):
-        for j in range(n):
-            row[j] = widen(x[r, j])
+        row = widened_into(x[r], scratch)   # (the row itself for floats)
         rstd[r] = 1.0 / math.sqrt(lane_sum_squares(row, 0.0, acc) / n + eps)
         iv = rstd[r]  # in the computing dtype from here on
         for j in range(n):
