@@ -1211,11 +1211,11 @@ def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
         if input.dtype is dtype or _has_fused(input, "rms_norm_backward"):
             if _has_fused(input, "rms_norm"):
                 return RMSNorm.apply(input, weight, eps)
-        elif _has_fused(wide := cast(input, dtype), "rms_norm"):
+        elif kernels.lookup("rms_norm", input._backend, dtype.numpy) is not None:
             # float16/bfloat16 whose gradients the backend's kernel does not take: the float32
             # kernels, rounded once at the end
             w = None if weight is None else cast(weight, dtype)
-            return cast(RMSNorm.apply(wide, w, eps), input.dtype)
+            return cast(RMSNorm.apply(cast(input, dtype), w, eps), input.dtype)
     if count and (weight is None or weight.dtype is input.dtype) and not recording:
         check_same_device("rms_norm", input, weight)
         return _rms_norm_arrays(input, shape, weight, eps)
