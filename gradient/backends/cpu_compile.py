@@ -4,7 +4,9 @@ the project (:mod:`gradient.backends`, :mod:`gradient.quant`, :mod:`gradient.mod
 The policy, and why:
 
 * ``cache=True``: the machine code is kept on disk (numba's cache, ``NUMBA_CACHE_DIR``), so a
-  kernel is compiled once per installation and machine, not in every process.
+  kernel is compiled once per installation and machine, not in every process; stamped with
+  the content of every kernel file (:mod:`.kernel_cache`), not only its own, so that an edited
+  helper in another file is not left out of the kernels compiled with its old code.
 * **No fastmath flags at all.** With ``reassoc``, ``contract`` (FMA) and the like, LLVM may
   change a result's rounding, and numba keeps more than one optimised copy of the same kernel:
   the body of a ``parallel=True`` loop is compiled, loaded and run as a library of its own when
@@ -61,7 +63,7 @@ import warnings
 import numba
 import numpy as np
 
-from . import lazy_linking
+from . import kernel_cache, lazy_linking
 
 # kernels from numba's disk cache load without parsing their bitcode for linking first
 lazy_linking.install()
@@ -79,8 +81,10 @@ def compile_kernel(fn=None, *, parallel: bool = False, inline: bool = False):
     ``@compile_kernel(parallel=True)``. There is deliberately no way to ask for fastmath."""
     if fn is None:
         return lambda f: compile_kernel(f, parallel=parallel, inline=inline)
-    return numba.njit(cache=True, error_model="numpy", parallel=parallel, nogil=True,
-                      inline="always" if inline else "never")(fn)
+    dispatcher = numba.njit(error_model="numpy", parallel=parallel, nogil=True,
+                            inline="always" if inline else "never")(fn)
+    kernel_cache.enable(dispatcher)       # cache=True, fresh for the helpers it calls too
+    return dispatcher
 
 
 def usable(*arrays) -> bool:

@@ -27,10 +27,11 @@ them is one numba function.
 
 The loop replaces its calls in the :class:`~gradient.capture.plan.Plan`; what comes before and
 after it (the final norm) stays a Python call. Its source goes to a file under gradient's cache
-directory, named by a hash of the source, of the types it is compiled for and of the modules it
-calls, so numba's disk cache keeps the machine code between processes; it is compiled for
-exactly the types seen at capture (one specialization). A step whose calls do not repeat with
-compiled forms replays in Python (``Plan.why_python`` says why).
+directory, named by a hash of the source, of the types it is compiled for, of the modules it
+calls and of the kernel tree's content (:mod:`gradient.backends.kernel_cache`), so numba's disk
+cache keeps the machine code between processes, and not past an edit of a kernel it links in;
+it is compiled for exactly the types seen at capture (one specialization). A step whose calls
+do not repeat with compiled forms replays in Python (``Plan.why_python`` says why).
 
 Example::
 
@@ -497,7 +498,7 @@ def _build(loop, recorder) -> tuple:
     """``(run, info)``: the loop's module written, imported and compiled for the types of the
     captured values, and the plan's call of it."""
     import numba
-    from ..backends import cpu_lowered
+    from ..backends import cpu_lowered, kernel_cache
     numba_source, segments, driver = loop.compiled_source()
     weights = cpu_lowered.layer_arrays([[_bits(a) for a in arrays] for arrays in
                                         loop.layer_weights]) if loop.layer_weights else \
@@ -527,7 +528,9 @@ def _build(loop, recorder) -> tuple:
         raise _Refusal("Python calls between compiled ones would see 16-bit floats as bits")
     arguments["A"], arguments["S"] = weights
     imports = [f"from {cpu_lowered.__name__} import unliteral"]     # (see _literal)
-    stamps = {"numba": numba.__version__}
+    # the kernel tree's content: a helper the kernels inline, edited in any of its files,
+    # makes another file too (numba's cache of this one would not see it: kernel_cache)
+    stamps = {"numba": numba.__version__, "kernels": kernel_cache.tree_stamp()[:20]}
     modules = [cpu_lowered]
     for fn, name in loop.functions.items():
         py = getattr(fn, "py_func", None)

@@ -12,6 +12,7 @@ import pytest
 
 import gradient
 from gradient import nn
+from gradient.backends import kernel_cache
 from gradient.capture import CapturedStep, background
 from gradient.generation import KVCache
 
@@ -81,6 +82,8 @@ def test_the_blocks_run_as_one_compiled_loop_with_the_module_graph_bits(stack):
     np.testing.assert_array_equal(got, expected)
     loop = plan_of(step).loop
     assert (loop.blocks, loop.segments) == (3, 1) and "def loop(" in loop.source
+    # named by the kernels' sources too: an edited kernel it links in makes another file
+    assert f"kernels:{kernel_cache.tree_stamp()[:20]}" in loop.source
     assert trace.calls("captured_step") == {"capture": 2, "replay": 4}
     # the kernels inside the loop are counted as the calls they stand for
     assert trace.counts[("rms_norm", "numba")] == 6 * 3

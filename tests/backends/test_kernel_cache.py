@@ -1,0 +1,85 @@
+"""numba's disk cache of gradient's kernels is stamped with the whole kernel tree
+(gradient.backends.kernel_cache): a kernel loaded from it computes what its sources, the
+helpers it calls in other files included, say now."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+from gradient.backends import cpu_kernels, kernel_cache
+
+HELPER = """
+import numba
+
+
+@numba.njit(inline="always")
+def value():
+    return {}
+"""
+
+KERNEL = """
+import os
+
+import numba
+
+from gradient.backends import kernel_cache
+from helper import value
+
+
+def _times_value(n):
+    return value() * n
+
+
+times_value = numba.njit(error_model="numpy")(_times_value)
+kernel_cache.enable(times_value, roots=[os.path.dirname(os.path.abspath(__file__))])
+"""
+
+
+def _run(folder) -> tuple:
+    """``(times_value(3), whether it came from the disk cache)`` in a fresh interpreter."""
+    code = ("import kernel; r = kernel.times_value(3); "
+            "print(r, sum(kernel.times_value.stats.cache_hits.values()))")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(folder), *sys.path]))
+    env.pop("NUMBA_CACHE_DIR", None)           # the cache beside the sources, in folder
+    out = subprocess.run([sys.executable, "-c", code], cwd=folder, env=env, check=True,
+                         capture_output=True, text=True).stdout.split()
+    return int(out[0]), int(out[1])
+
+
+def test_an_edited_helper_in_another_file_is_compiled_into_the_kernel_again(tmp_path):
+    (tmp_path / "helper.py").write_text(HELPER.format(1))
+    (tmp_path / "kernel.py").write_text(textwrap.dedent(KERNEL))
+    assert _run(tmp_path) == (3, 0)            # compiled, written to the cache
+    assert _run(tmp_path) == (3, 1)            # loaded from it
+    # the helper inlined from another file changes: numba's own stamp (kernel.py's content)
+    # would load the old machine code, and give 3
+    (tmp_path / "helper.py").write_text(HELPER.format(2))
+    assert _run(tmp_path) == (6, 0)
+    assert _run(tmp_path) == (6, 1)
+
+
+def test_gradients_kernels_are_stamped_with_the_kernel_tree():
+    kernels = [v for v in vars(cpu_kernels).values() if hasattr(v, "py_func")]
+    assert kernels
+    kernel = kernels[0]
+    own, tree = kernel._cache._impl.locator.get_source_stamp()
+    assert tree == kernel_cache.tree_stamp()
+    assert own       # numba's stamp of the kernel's own file, as without the tree
+
+
+def test_the_tree_stamp_follows_the_content_of_every_file(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "sub" / "b.py").write_text("y = 2\n")
+    (tmp_path / "notes.txt").write_text("not a source")
+    first = kernel_cache._stamp((str(tmp_path),))
+    kernel_cache._stamp.cache_clear()
+    (tmp_path / "notes.txt").write_text("changed, still not a source")
+    assert kernel_cache._stamp((str(tmp_path),)) == first
+    kernel_cache._stamp.cache_clear()
+    (tmp_path / "sub" / "b.py").write_text("y = 3\n")
+    assert kernel_cache._stamp((str(tmp_path),)) != first
+    kernel_cache._stamp.cache_clear()
