@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import os
 
+from .outbox import STREAM_INTERVAL
+
 __all__ = ["create_app", "serve", "model_name", "STOP_SECONDS"]
 
 #: How long a stopped server waits for the replies it is writing before it cancels them.
@@ -29,13 +31,17 @@ END_REPLIES_BEFORE = 0.5
 
 
 def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
-               max_batch: int = 8, prompt_lookup: int = 0, api_key: str | None = None):
+               max_batch: int = 8, prompt_lookup: int = 0, api_key: str | None = None,
+               stream_interval: float = STREAM_INTERVAL):
     """The ASGI app serving ``model`` as ``model_id`` (see :mod:`.app`); ``max_batch``
     sequences are decoded together; ``draft`` (a smaller model of the same vocabulary) or
     ``prompt_lookup`` (n-gram drafts from the text) drafts tokens for greedy requests;
-    ``api_key``: what ``/v1/`` requests must bring (``Authorization: Bearer KEY``)."""
+    ``api_key``: what ``/v1/`` requests must bring (``Authorization: Bearer KEY``); a
+    stream's tokens after its first are written together every ``stream_interval``
+    seconds (0: each as it comes)."""
     from .app import create_app as make
-    return make(model, tokenizer, model_id, max_queue, draft, max_batch, prompt_lookup, api_key)
+    return make(model, tokenizer, model_id, max_queue, draft, max_batch, prompt_lookup, api_key,
+                stream_interval)
 
 
 def model_name(source: str) -> str:
@@ -47,7 +53,8 @@ def model_name(source: str) -> str:
 
 def serve(model, tokenizer, model_id: str, host: str = "127.0.0.1", port: int = 8000,
           max_queue: int = 64, draft=None, max_batch: int = 8, prompt_lookup: int = 0,
-          api_key: str | None = None, warm_up: bool = True) -> None:
+          api_key: str | None = None, warm_up: bool = True,
+          stream_interval: float = STREAM_INTERVAL) -> None:
     """Serve a loaded ``model`` as ``model_id`` until interrupted (uvicorn); first, with
     ``warm_up``, answer a short chat of its own (:meth:`Engine.warm_up`)."""
     import uvicorn
@@ -56,7 +63,7 @@ def serve(model, tokenizer, model_id: str, host: str = "127.0.0.1", port: int = 
     if draft is not None:
         draft.eval()
     app = create_app(model, tokenizer, model_id, max_queue, draft, max_batch, prompt_lookup,
-                     api_key)
+                     api_key, stream_interval)
     if warm_up:
         app.state.engine.warm_up()
     print(f"gradient serve: {model_id} on http://{host}:{port}/v1 (Ctrl-C stops)", flush=True)

@@ -41,7 +41,7 @@ from starlette.routing import Route
 
 from ..capture import background
 from .engine import Engine, QueueFull
-from .outbox import Outbox
+from .outbox import STREAM_INTERVAL, Outbox
 from .request import RequestError, read_json, read_request, unknown_model
 
 __all__ = ["create_app", "ServerStopping"]
@@ -62,10 +62,13 @@ class ServerStopping(Exception):
 
 def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
                max_batch: int = 8, prompt_lookup: int = 0,
-               api_key: str | None = None) -> Starlette:
+               api_key: str | None = None,
+               stream_interval: float = STREAM_INTERVAL) -> Starlette:
     """The app serving ``model`` under the name ``model_id`` (``draft``, ``max_batch`` and
     ``prompt_lookup``: see :class:`Engine`). With ``api_key``, every ``/v1/`` request must
-    bring it as OpenAI's clients do (``Authorization: Bearer KEY``); others get a 401."""
+    bring it as OpenAI's clients do (``Authorization: Bearer KEY``); others get a 401. A
+    stream's tokens after its first are written together every ``stream_interval`` seconds
+    (:class:`~.outbox.Outbox`; 0: each as it comes)."""
     engine = Engine(model, tokenizer, max_queue=max_queue, draft=draft, max_batch=max_batch,
                     prompt_lookup=prompt_lookup)
     created = int(time.time())
@@ -122,10 +125,10 @@ def create_app(model, tokenizer, model_id: str, max_queue: int = 64, draft=None,
         replies.add(events)
         loop = asyncio.get_running_loop()
         if loop not in outboxes:
-            outboxes[loop] = Outbox(loop)
+            outboxes[loop] = Outbox(loop, stream_interval)
         outbox = outboxes[loop]
-        for p, job in enumerate(jobs):       # choice i of prompt p is choice p * n + i
-            job.emit = (lambda event, p=p, n=job.n: outbox.put(events, _numbered(event, p, n)))
+        for p, job in enumerate(jobs):
+            job.emit = _emitter(outbox, events, p, job.n)
         try:
             for submitted, job in enumerate(jobs):
                 engine.submit(job)
@@ -248,6 +251,21 @@ def _error_body(error: Exception, code) -> dict:
     return {"message": str(error), "type": "server_error", "param": None, "code": code}
 
 
+def _emitter(outbox: Outbox, events, prompt: int, n: int):
+    """A job's ``emit``: its events into ``events`` through the outbox, numbered as the
+    request's (:func:`_numbered`); a choice's tokens after its first text are held for the
+    outbox's next delivery (:class:`~.outbox.Outbox`), its first text and the rest not."""
+    speaking = set()        # the choices whose first text went (the engine's thread only)
+
+    def emit(event):
+        event = _numbered(event, prompt, n)
+        hold = event[0] == "token" or (event[0] == "text" and event[1] in speaking)
+        if event[0] == "text":
+            speaking.add(event[1])
+        outbox.put(events, event, hold=hold)
+    return emit
+
+
 def _numbered(event: tuple, prompt: int, n: int) -> tuple:
     """A job's event as the request's: choice ``i`` of prompt ``p`` is choice ``p * n + i``;
     the prompt's log-probabilities are numbered by prompt."""
@@ -359,22 +377,26 @@ async def _events(events: asyncio.Queue, jobs: list, rid: str, chat: bool, model
 
     try:
         started, usages = set(), []
+        out = []       # the chunks of the events taken so far, written together
         while len(usages) < len(jobs):
+            if events.empty() and out:     # (one write for a delivery's tokens)
+                yield "".join(out)
+                out = []
             event = await events.get()
             if event[0] in ("text", "token", "done") and event[1] not in started:
                 index = event[1]
                 started.add(index)
                 if chat:
-                    yield chunk(index, {"role": "assistant", "content": ""})
+                    out.append(chunk(index, {"role": "assistant", "content": ""}))
                 elif echoes[index // n] or index // n in prompts:
                     pending[index] = list(prompts.get(index // n, []))
-                    yield chunk(index, {"content": echoes[index // n]})
+                    out.append(chunk(index, {"content": echoes[index // n]}))
             if event[0] == "text":
                 text = event[2]
                 if tools is not None:
                     text = readers.setdefault(event[1], tools.reader()).push(text)
                 if text:
-                    yield chunk(event[1], {"content": text})
+                    out.append(chunk(event[1], {"content": text}))
             elif event[0] == "token":
                 pending.setdefault(event[1], []).append(event[2])
             elif event[0] == "done":
@@ -382,24 +404,25 @@ async def _events(events: asyncio.Queue, jobs: list, rid: str, chat: bool, model
                 if tools is not None:
                     rest, calls = readers.setdefault(event[1], tools.reader()).finish()
                     if rest:
-                        yield chunk(event[1], {"content": rest})
+                        out.append(chunk(event[1], {"content": rest}))
                     if calls:
-                        yield chunk(event[1], {"tool_calls": [{"index": k, **call} for k, call
-                                                              in enumerate(calls)]})
+                        calls = [{"index": k, **call} for k, call in enumerate(calls)]
+                        out.append(chunk(event[1], {"tool_calls": calls}))
                         finish = "tool_calls"
-                yield chunk(event[1], {}, finish=finish)
+                out.append(chunk(event[1], {}, finish=finish))
             elif event[0] == "prompt":
                 prompts[event[1]] = event[2]
             elif event[0] == "error":
                 code = "server_stopping" if isinstance(event[1], ServerStopping) else None
-                yield f"data: {json.dumps({'error': _error_body(event[1], code)})}\n\n"
+                out.append(f"data: {json.dumps({'error': _error_body(event[1], code)})}\n\n")
                 break
             else:
                 usages.append(event[1])
         else:
             if include_usage:
-                yield chunk(usage=_total(usages), choices=False)
-        yield "data: [DONE]\n\n"
+                out.append(chunk(usage=_total(usages), choices=False))
+        out.append("data: [DONE]\n\n")
+        yield "".join(out)
     finally:
         for job in jobs:
             job.cancel()   # a client that went away (or finished jobs: nothing to stop)
