@@ -728,10 +728,18 @@ class Tensor:
         return self.fill_(0)
 
     def fill_(self, value) -> "Tensor":
-        if self._check_inplace("fill_", value):
+        """Every element set to ``value``; an expanded tensor too, with a number (its elements
+        sharing a place all take the one value), as PyTorch's."""
+        if self._check_inplace("fill_", value, writes=False):
+            self._check_writeable("fill_")
             return self.copy_(value)
+        target = self._data
+        if _ops.index._shares_elements(target):
+            target = None if isinstance(value, Tensor) else _ops.index.broadcast_alias(target)
+            if target is None:
+                self._check_writeable("fill_")     # (raises: a tensor value, read-only memory)
         v = value._data if isinstance(value, Tensor) else value
-        self._backend.setitem(self._data, Ellipsis, v)
+        self._backend.setitem(target, Ellipsis, v)
         self._version.bump("fill_")
         return self
 
@@ -764,10 +772,11 @@ class Tensor:
     def __setitem__(self, index, value) -> None:
         """``self[index] = value``; recorded by autograd when ``self`` or ``value`` requires grad
         (the overwritten entries then get no gradient from ``self``'s old value)."""
-        if self._check_inplace("__setitem__", value):
+        if self._check_inplace("__setitem__", value, writes=False):
+            self._check_writeable("__setitem__")
             self._write("__setitem__", _ops.index_put(self._snapshot(), index, value))
         else:
-            _ops.setitem_(self, index, value)
+            _ops.setitem_(self, index, value)    # (checks what an expanded tensor takes)
             self._version.bump("__setitem__")
 
     def __iadd__(self, other):

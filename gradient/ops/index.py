@@ -336,16 +336,53 @@ def _shares_elements(data) -> bool:
     writeable = getattr(flags, "writeable", None)
     if writeable is not None:
         return not writeable
+    return _broadcast(data)
+
+
+def _broadcast(data) -> bool:
+    """Whether an array has a stride of 0 along a dimension longer than 1 (a broadcast)."""
     return any(stride == 0 and size > 1 for stride, size in zip(data.strides, data.shape))
 
 
+def broadcast_alias(data):
+    """A writable array over the memory of ``data`` where ``data`` is a broadcast view (a
+    stride of 0 along a dimension longer than 1: what ``expand`` makes, read-only in NumPy) of
+    writable memory; None otherwise (no broadcast, or read-only memory underneath: a file
+    mapped read-only). For writes that cannot give two elements sharing a place different
+    values: ``fill_``, or a region of the view in which no elements share memory (PyTorch's
+    rule for expanded tensors)."""
+    if not isinstance(data, np.ndarray) or not _broadcast(data):
+        return None
+    root = data
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    if not root.flags.writeable:
+        return None
+    interface = dict(data.__array_interface__, data=(data.__array_interface__["data"][0], False))
+    return np.asarray(_Memory(interface, data))
+
+
+class _Memory:
+    """An array interface over the memory of ``owner`` (kept alive while an alias lives)."""
+
+    def __init__(self, interface: dict, owner):
+        self.__array_interface__, self.owner = interface, owner
+
+
 def setitem_(input: Tensor, index, value) -> None:
-    """In place ``input[index] = value`` without autograd (used by ``Tensor.__setitem__``)."""
+    """In place ``input[index] = value`` without autograd (used by ``Tensor.__setitem__``).
+    Into an expanded tensor as PyTorch writes: where the indexed region's own elements do not
+    share memory (``x.expand(2, 3)[0, 1] = 5`` writes the one element under it)."""
     plan = _plan(index, input.shape, input._backend)
     values = _fit_values(_values_for(input, value), plan, index, input)
-    input._check_writeable("index assignment")    # (a broadcast view's elements share memory)
     try:
-        input._backend.setitem(input._data, plan.index, values._data)
+        target = input._data
+        if _shares_elements(target):
+            alias = broadcast_alias(target) if plan.basic else None
+            if alias is None or _broadcast(alias[plan.index]):
+                input._check_writeable("index assignment")    # (raises: elements share memory)
+            target = alias
+        input._backend.setitem(target, plan.index, values._data)
     except IndexError as e:
         raise IndexRangeError(f"{e} (indexing a tensor of shape {tuple(input.shape)})") from None
     except ValueError as e:

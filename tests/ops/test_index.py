@@ -360,12 +360,17 @@ def test_setitem_shape_mismatch_raises_shape_error():
         x[:] = gradient.ones(2, 5)
 
 
-def test_setitem_into_expanded_view_is_refused():
-    x = gradient.zeros(1, 3).expand(2, 3)
+def test_setitem_into_expanded_view_writes_only_regions_whose_elements_do_not_share():
+    base = gradient.zeros(1, 3)
+    x = base.expand(2, 3)
+    x[0, 0] = 1.0                         # one element: as torch, it writes the one under it
+    gradient.setitem_(x, (1, 2), 2.0)     # the function too
+    assert base.tolist() == [[1.0, 0.0, 2.0]]
     with pytest.raises(ShapeError, match="clone"):
-        x[0, 0] = 1.0
-    with pytest.raises(ShapeError, match="index assignment: .*clone"):   # the function too
-        gradient.setitem_(x, (0, 0), 1.0)
+        x[:, 0] = 1.0                     # two elements of one place: refused, as torch
+    with pytest.raises(ShapeError, match="index assignment: .*clone"):
+        gradient.setitem_(x, (slice(None), 1), 1.0)
+    assert base.tolist() == [[1.0, 0.0, 2.0]]
 
 
 def test_setitem_out_of_range():

@@ -209,3 +209,40 @@ def test_an_expanded_tensor_still_changes_its_shape_in_place():
     for m in (torch, gradient):
         y = m.ones(1, 3).expand(4, 3)
         assert tuple(y.unsqueeze_(0).shape) == (1, 4, 3)
+
+
+@pytest.mark.parametrize("write", [
+    lambda m, x: x.fill_(2.0), lambda m, x: x.zero_(), lambda m, x: x.__setitem__((0, 1), 5.0),
+    lambda m, x: x.__setitem__((-1, -1), 5.0), lambda m, x: x.__setitem__(1, 4.0),
+    lambda m, x: x.__setitem__(0, m.tensor([7.0, 8.0, 9.0])),
+])
+def test_an_expanded_tensor_takes_the_writes_torch_lets_through(write):
+    """A fill, and a write into a region none of whose elements share memory, go to the
+    memory under the expanded tensor, as torch writes them."""
+    results = []
+    for m in (torch, gradient):
+        base = m.arange(3.0).reshape(1, 3)
+        write(m, base.expand(4, 3))
+        results.append(base.tolist())
+    assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("write", [
+    lambda m, x: x.__setitem__(slice(None), 5.0), lambda m, x: x.__setitem__((slice(None), 1), 5.0),
+    lambda m, x: x.fill_(m.tensor(2.0)),
+])
+def test_an_expanded_tensor_refuses_the_writes_torch_refuses(write):
+    with pytest.raises(RuntimeError):
+        write(torch, torch.ones(1, 3).expand(4, 3))
+    x = gradient.ones(1, 3)
+    with pytest.raises(gradient.errors.ShapeError, match="share memory.*clone"):
+        write(gradient, x.expand(4, 3))
+    assert x.tolist() == [[1.0, 1.0, 1.0]]
+
+
+def test_a_fill_does_not_write_read_only_memory_under_an_expanded_tensor():
+    memory = np.frombuffer(bytes(12), dtype=np.float32)      # read-only
+    x = gradient.from_numpy(memory)
+    with pytest.raises(gradient.errors.ShapeError, match="read-only"):
+        x.expand(2, 3).fill_(1.0)
+    assert memory.tolist() == [0.0, 0.0, 0.0]
