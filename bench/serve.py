@@ -3,6 +3,7 @@ prompt, and aggregate decode throughput at 1, 4, 8 and 16 concurrent streams.
 
 Run:  python bench/serve.py [--gguf PATH] [--tokens 64] [--max-batch 8] [--seconds 10]
                              [--activations int8] [--temperature 0.7 --top-p 0.9]
+                             [--stream-interval 0.02] [--only 1 8]
 
 It starts ``gradient serve`` on 127.0.0.1 in a process of its own, as a user runs it, and
 drives it with the ``openai`` client from this one:
@@ -26,6 +27,10 @@ by a child process while the first steps of that size replay in Python; a first,
 pass of the concurrencies lets them compile, and the timed runs wait until the server's
 ``gradient_kernels_compiling`` gauge is 0 (``--no-warmup`` skips both: then the figures
 include those replays on a machine whose disk cache does not hold the loops yet).
+
+``--only 1 8`` times those concurrencies of gradient's server alone (no prefix, long-prompt
+or peer figures): what alternated runs of two settings need, such as ``--stream-interval 0``
+against the default.
 
 The same concurrency runs against llama-cpp-python's OpenAI server on the same file (the peer,
 ``pip install 'llama-cpp-python[server]'``, 2 threads) where it is installed (in this
@@ -70,12 +75,15 @@ def wait_for(url: str, process) -> str:
     raise SystemExit(f"the server at {url} did not start")
 
 
-def start_server(path: str, max_batch: int, activations: str | None = None):
+def start_server(path: str, max_batch: int, activations: str | None = None,
+                 stream_interval: float | None = None):
     """``gradient serve`` on 127.0.0.1 in a process of its own, as a user runs it and as the
     peer runs (clients in this process would share its interpreter lock), with
-    ``--activations`` where given: ``(url, model name, process)``."""
+    ``--activations`` and ``--stream-interval`` where given: ``(url, model name, process)``."""
     port = free_port()
     extra = ["--activations", activations] if activations else []
+    if stream_interval is not None:
+        extra += ["--stream-interval", str(stream_interval)]
     process = subprocess.Popen([sys.executable, "-m", "gradient", "serve", path, "--port",
                                 str(port), "--max-batch", str(max_batch), *extra],
                                stdout=subprocess.DEVNULL)
@@ -207,10 +215,10 @@ def streams_for(client, name, n: int, seconds: float, request, sampling=None) ->
 
 
 def concurrency(client, name, tokens: int, first: int = 10, seconds: float = 10.0,
-                sampling=None) -> dict:
+                sampling=None, counts=(1, 4, 8, 16)) -> dict:
     """Aggregate tokens/s, median time to first token, and the aggregate over one stream's, for
-    1, 4, 8 and 16 clients at once for ``seconds`` each (:func:`streams_for`), asking about
-    the numbers from ``first`` on.
+    ``counts`` clients at once (1, 4, 8 and 16) for ``seconds`` each (:func:`streams_for`),
+    asking about the numbers from ``first`` on.
 
     The rates are those of ``n`` streams all running: a window of fixed length that each
     client fills with requests, not a fixed number of requests each, whose last ones ran with
@@ -229,12 +237,14 @@ def concurrency(client, name, tokens: int, first: int = 10, seconds: float = 10.
     # (a prime number of lengths: the pairs with the 80 questions do not repeat soon)
     lengths = random.Random(0).choices(range(tokens // 2, tokens * 3 // 2 + 1), k=997)
     result = {}
-    for n in (1, 4, 8, 16):
+    for n in counts:
         line = streams_for(client, name, n, seconds,
                            lambda i: (questions[i % len(questions)], lengths[i % len(lengths)]),
                            sampling)
-        single = result["streams_1"]["tokens_per_s"] if n > 1 else line["tokens_per_s"]
-        line["vs_single"] = round(line["tokens_per_s"] / single, 2)
+        single = result["streams_1"]["tokens_per_s"] if n > 1 and "streams_1" in result else \
+            line["tokens_per_s"] if n == 1 else None
+        if single:
+            line["vs_single"] = round(line["tokens_per_s"] / single, 2)
         result[f"streams_{n}"] = line
         stream_chat(client, name, [{"role": "user", "content": "Hi"}], 1)
     return result
@@ -254,6 +264,12 @@ def main() -> None:
                    help="time the concurrencies without a first, untimed pass")
     p.add_argument("--activations", choices=("int8", "float32"), default=None,
                    help="gradient serve's --activations (default: the server's own)")
+    p.add_argument("--stream-interval", type=float, default=None, metavar="SECONDS",
+                   help="gradient serve's --stream-interval (default: the server's own; 0 "
+                        "writes each token as it comes)")
+    p.add_argument("--only", type=int, nargs="+", default=None, metavar="N",
+                   help="time only these concurrencies (e.g. --only 1 8), without the prefix "
+                        "and long-prompt figures")
     p.add_argument("--temperature", type=float, default=0.0,
                    help="the concurrency's requests sample at this temperature (default 0: "
                         "greedy)")
@@ -266,7 +282,8 @@ def main() -> None:
     path = find_smollm2(args.gguf)
     if path is None:
         raise SystemExit("no SmolLM2 GGUF: pass --gguf PATH (see bench/common.py)")
-    url, name, server = start_server(path, args.max_batch, args.activations)
+    url, name, server = start_server(path, args.max_batch, args.activations,
+                                     args.stream_interval)
     try:
         client = OpenAI(base_url=url, api_key="none", max_retries=0, timeout=600)
         stream_chat(client, name, [{"role": "user", "content": "Hello"}], 4)   # warm up
@@ -276,6 +293,11 @@ def main() -> None:
             until_compiled(url)
             time.sleep(3)        # (the server looks for what its children compiled every 2 s)
 
+        if args.only:          # these concurrencies alone (alternated runs of one setting)
+            print(json.dumps({"sampling": sampling, "gradient": concurrency(
+                client, name, args.tokens, seconds=args.seconds, sampling=sampling,
+                counts=args.only)}))
+            return
         words = ("The assistant answers questions about geography, history and science with "
                  "short, precise answers, citing the relevant facts. ")
         system = {"role": "system", "content": words * 50}
