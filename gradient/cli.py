@@ -160,8 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--stream-interval", type=_number, default=STREAM_INTERVAL,
                        metavar="SECONDS",
                        help="a stream's tokens after its first are written together every "
-                            "SECONDS (fewer writes and client wake-ups: more tokens/s on few "
-                            f"cores); 0 writes each as it comes (default {STREAM_INTERVAL})")
+                            "SECONDS (fewer writes and client wake-ups on the cores the model "
+                            f"runs on); 0 writes each as it comes (default {STREAM_INTERVAL})")
     serve.add_argument("--no-warmup", action="store_true",
                        help="listen at once instead of answering a short chat first (which "
                             "loads what a first request needs, as llama.cpp's server does)")

@@ -12,10 +12,10 @@ wake the loop at all while it delivers on a timer of its own: every ``interval``
 as long as events come, it takes what was put since, and each reply writes its tokens of
 that time in one write (:func:`.app._events`: one server-sent event per token still). Each
 token written to a socket cost the loop a system call whose network path woke the client,
-both on the cores that compute the next step: on 2 cores, 20 ms gave SmolLM2 Q4_1 about 7%
-more tokens/s at one stream and at 8 (medians of five alternated pairs of 10-s windows). A
-reply's first token, its end and errors are never held, and no token waits longer than
-``interval``.
+both on the cores that compute the next step: on 2 cores, 20 ms gave SmolLM2 Q4_1's one
+stream about 5% more tokens/s (medians of ten alternated pairs of 10-s windows), and 8
+streams, a token each a step apart, no change beyond the noise. A reply's first token, its
+end and errors are never held, and no token waits longer than ``interval``.
 
 Example::
 
