@@ -988,18 +988,18 @@ def ragged_attend(q, k, v, lengths, scale, n_threads: int | None = None):
     out = np.empty((B, 1, Hq, v.shape[3]), q.dtype)
     args = (np.ascontiguousarray(q), as_bits(_rows(k)), as_bits(_rows(v)), lengths,
             q.dtype.type(scale), q.dtype == np.float32, out)
-    if not _run_by_rows(_ragged_items, _ragged_parallel, args, n_threads,
-                        (B, Hq, Hk, 1, int(lengths.max()), D)):
+    if n_threads is None:
+        n_threads = _threads_for(B, Hq, Hk, 1, int(lengths.max()), D)
+    if not _run_by_rows(_ragged_items, _ragged_parallel, args, n_threads):
         return None
     return _rounded(out, rounded_to).transpose(0, 2, 1, 3)
 
 
-def _run_by_rows(items, parallel, args, n_threads, work) -> bool:
-    """Run a kernel of (row, key head) items on ``n_threads`` threads (default: by the size
-    of the ``work``, :func:`_threads_for`'s arguments); False where it is not compiled yet."""
+def _run_by_rows(items, parallel, args, n: int) -> bool:
+    """Run a kernel of (row, key head) items on ``n`` threads; False where it is not compiled
+    yet."""
     if not compiled_already(items, (*args, 0, 1)):
         return False
-    n = _threads_for(*work) if n_threads is None else n_threads
     if n > 1 and compiled_already(parallel, (*args, n)):
         parallel(*args, n)
     else:
@@ -1041,7 +1041,7 @@ def paged_attend(q, k, v, tables, lengths, block_size: int, scale,
             np.int64(block_size), q.dtype.type(scale), q.dtype == np.float32, out)
     if n_threads is None:
         n_threads = _paged_split(B, Hq, Hk, int(lengths.max()), D, numba.get_num_threads())
-    if not _run_by_rows(_paged_items, _paged_parallel, args, n_threads, None):
+    if not _run_by_rows(_paged_items, _paged_parallel, args, n_threads):
         return None
     return _rounded(out, rounded_to).transpose(0, 2, 1, 3)
 
