@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -228,3 +229,37 @@ def test_finfo_defaults_to_the_default_dtype():
         assert gradient.finfo().bits == 64
     finally:
         gradient.set_default_dtype(gradient.float32)
+
+
+# float64 -> float16 as PyTorch converts it: through float32, two roundings (NumPy rounds once)
+_PAST_A_MIDPOINT = 1 + 2 ** -11 + 2 ** -40     # float32 rounds it onto the midpoint: 1.0
+
+
+def _many_float64():
+    rng = np.random.default_rng(7)
+    values = rng.standard_normal(200_000) * rng.choice([1e-6, 1e-3, 1.0, 1e3, 6e4, 1e6], 200_000)
+    return np.concatenate([values, [_PAST_A_MIDPOINT, -_PAST_A_MIDPOINT, 1e300, -1e300]])
+
+
+@pytest.mark.parametrize("how", ["to", "half", "tensor", "list"])
+def test_float64_to_float16_rounds_as_torch(how):
+    a = _many_float64()
+    if how == "list":
+        a = a[-2_000:]
+    ours = {"to": lambda: gradient.tensor(a).to(gradient.float16),
+            "half": lambda: gradient.from_numpy(a).half(),
+            "tensor": lambda: gradient.tensor(a, dtype=gradient.float16),
+            "list": lambda: gradient.tensor(a.tolist(), dtype=gradient.float16)}[how]()
+    theirs = torch.tensor(a).to(torch.float16)
+    assert np.array_equal(ours.numpy().view(np.uint16), theirs.numpy().view(np.uint16))
+    assert float(gradient.tensor([_PAST_A_MIDPOINT], dtype=gradient.float16)[0]) == 1.0
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_a_value_past_the_range_becomes_inf_silently(dtype):
+    # (NumPy's cast warns "overflow encountered in cast"; PyTorch does not)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        made = gradient.tensor(np.array([1e300, -1e300]), dtype=getattr(gradient, dtype))
+        cast = gradient.tensor([1e300]).to(getattr(gradient, dtype))
+    assert made.tolist() == [float("inf"), float("-inf")] and cast.tolist() == [float("inf")]

@@ -19,6 +19,7 @@ import operator
 import numpy as np
 
 from ..backends import get_backend
+from ..backends.numpy_backend import as_dtype_of_pytorch as _as_dtype_of_pytorch
 from ..device import as_device
 from .. import layouts
 from .. import settings as _settings
@@ -173,7 +174,7 @@ def _as_array(data, dtype, backend):
             raise ShapeError("tensor(): nested sequences must be rectangular and hold numbers only")
     if not isinstance(data, (Tensor, np.ndarray, np.generic)):
         _check_fits(arr, dtype)
-    return backend.from_numpy(np.array(arr, dtype=dtype.numpy, copy=True))
+    return backend.from_numpy(_as_dtype_of_pytorch(np.asarray(arr), dtype.numpy))
 
 
 def _check_fits(arr: np.ndarray, dtype) -> None:
