@@ -252,12 +252,21 @@ class Sub(ArrayFunction):
         return grad, -grad
 
 
+def _needs(ctx) -> tuple:
+    """Which inputs of a recorded call need a gradient (``ctx.needs_input_grad``); every one
+    where nothing is recorded (nothing is kept then anyway)."""
+    return getattr(ctx, "needs_input_grad", None) or (True, True, True)
+
+
 class Mul(ArrayFunction):
     lower = staticmethod(lambda ctx, a, b: kernels.lower("mul", ctx.backend, a, b))
 
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
+        # each factor is kept only for the other's gradient, as PyTorch keeps them: ``y[0] *
+        # 2`` saves nothing of y, so writing into y afterwards leaves its backward valid
+        needs = _needs(ctx)
+        ctx.save_for_backward(a if needs[1] else None, b if needs[0] else None)
         return ctx.backend.binary("mul", a, b)
 
     @staticmethod
@@ -270,7 +279,7 @@ class Mul(ArrayFunction):
 class Div(ArrayFunction):
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
+        ctx.save_for_backward(a if _needs(ctx)[1] else None, b)   # (a: only for b's gradient)
         return ctx.backend.binary("div", a, b)
 
     @staticmethod

@@ -246,3 +246,24 @@ def test_a_fill_does_not_write_read_only_memory_under_an_expanded_tensor():
     with pytest.raises(gradient.errors.ShapeError, match="read-only"):
         x.expand(2, 3).fill_(1.0)
     assert memory.tolist() == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("op", ["mul", "div"])
+def test_a_product_by_a_constant_keeps_nothing_a_later_write_invalidates(op):
+    """As PyTorch's, a product or quotient keeps a factor only for the other's gradient: ``y[0]
+    = y[-1] * 2`` writes into y after the product read it, and backward still runs (it raised
+    "modified by an in-place operation" before); with both factors needing a gradient the
+    write is refused, as there."""
+    def run(lib, weight_requires_grad):
+        x = lib.tensor(np.linspace(-1.0, 2.0, 12).reshape(3, 4), requires_grad=True)
+        w = lib.tensor(np.full(4, 2.0), requires_grad=weight_requires_grad)
+        y = x * 1.5
+        y[0] = getattr(y[-1], op)(w)
+        (y * lib.tensor(np.arange(12.0).reshape(3, 4))).sum().backward()
+        return x.grad.numpy()
+
+    np.testing.assert_allclose(run(gradient, False), run(torch, False))
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        run(torch, True)
+    with pytest.raises(AutogradError, match="modified by an in-place operation"):
+        run(gradient, True)

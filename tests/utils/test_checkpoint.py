@@ -229,8 +229,10 @@ def test_preserve_rng_state(reentrant):
 def test_activations_inside_are_not_kept(reentrant):
     model = mlp()
     refs = []
-    for layer in (model[1], model[2]):          # the ReLU's output and the dropout's
-        layer.register_forward_hook(lambda m, args, out: refs.append(weakref.ref(out)))
+    # the dropout's output, which the last Linear keeps for its weight's gradient (the ReLU's
+    # output is kept as an array by the ReLU's own backward, and the dropout's product keeps
+    # nothing of its input: its mask needs no gradient)
+    model[2].register_forward_hook(lambda m, args, out: refs.append(weakref.ref(out)))
     x = gradient.randn(6, 4, requires_grad=True)
     y = model(x)
     gc.collect()
@@ -239,7 +241,7 @@ def test_activations_inside_are_not_kept(reentrant):
     refs.clear()
     y = checkpoint(model, x, use_reentrant=reentrant)
     gc.collect()
-    assert len(refs) == 2 and all(r() is None for r in refs)
+    assert len(refs) == 1 and all(r() is None for r in refs)
     y.sum().backward()                          # and the backward still works
     assert model[0].weight.grad is not None
 
