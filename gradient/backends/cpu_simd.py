@@ -44,7 +44,8 @@ __all__ = ["i8x64", "i32x16", "f32x16", "load_i8x64", "store_i32x16", "broadcast
            "broadcast_i32x16", "add_i32", "zeros_i32x16", "to_f32", "load_f32x16", "store_f32x16",
            "load_i8_as_f32x16", "load_f16_as_f32x16", "load_f16_as_f32x16_by_integers",
            "load_bf16_as_f32x16", "broadcast_f32x16",
-           "zeros_f32x16", "bytes_as_f32", "code_as_f32", "fma_f32", "transpose_16x16",
+           "zeros_f32x16", "bytes_as_f32", "code_as_f32", "fma_f32", "fused_multiply_add",
+           "transpose_16x16",
            "fold_halves", "mul_f32", "add_f32", "neg_f32", "largest_magnitude", "rint_f32",
            "to_i32", "sum_i32", "store_i32_as_i8", "rounded_to_f16", "wide_registers", "features",
            "prefetch", "prefetch_to_l2", "load_pairs_i32x16", "dot2_bf16", "dot2_bf16_fmas",
@@ -576,6 +577,19 @@ def fma_f32(typingctx, a, b, c):
     def codegen(context, builder, signature, args):
         return _call(builder, "llvm.fma.v16f32", f32x16.llvm(), *args)
     return f32x16(a, b, c), codegen
+
+
+@intrinsic
+def fused_multiply_add(typingctx, a, b, c):
+    """``a * b + c`` of three float32 or three float64 scalars, rounded once (LLVM's
+    ``llvm.fma``, as :func:`fma_f32`: the same bits on every CPU)."""
+    if not (a == b == c and a in (types.float32, types.float64)):
+        return None
+    name = "llvm.fma.f32" if a == types.float32 else "llvm.fma.f64"
+
+    def codegen(context, builder, signature, args):
+        return _call(builder, name, args[0].type, *args)
+    return a(a, b, c), codegen
 
 
 @intrinsic

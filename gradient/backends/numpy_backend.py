@@ -513,8 +513,8 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 def _load_cpu_kernels():
     """Import the CPU kernel modules, which register themselves: on the first lookup only, since
     numba's import costs a few hundred milliseconds."""
-    from . import (cpu_attention, cpu_kernels, cpu_layout, cpu_low_precision,  # noqa: F401
-                   cpu_lowered)
+    from . import (cpu_attention, cpu_fma, cpu_kernels, cpu_layout,  # noqa: F401
+                   cpu_low_precision, cpu_lowered)
 
 
 kernels.add_loader("cpu", _load_cpu_kernels, needs=("numba", "llvmlite"))

@@ -324,6 +324,54 @@ def _times_alpha(op: str, input, other, alpha):
     return mul(other, _constant(alpha, dtype, like, checked=True))
 
 
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _scaled(op: str, input, other, alpha, dtype):
+    """``(input, other, alpha)`` for :class:`AddScaled` where ``input + alpha * other`` has a
+    floating result and ``alpha`` is a number other than 1 (``sub`` passes ``-alpha``), the
+    operands promoted (the checks of :func:`_times_alpha` made first); None otherwise."""
+    if not _number(alpha) or alpha == 1 or not (isinstance(input, Tensor)
+                                                 or isinstance(other, Tensor)):
+        return None
+    result = dtype or result_type(input, other)
+    if not result.is_floating_point:
+        return None
+    _times_alpha(op, input, other, alpha)    # (its refusals: an alpha too large for the dtype)
+    a, b = _promote(input, other, result, op=op)
+    return a, b, alpha
+
+
+def _fused(backend, a, b, c, dtype: DType):
+    """``a * b + c`` rounded once into ``dtype`` (raw arrays; ``a`` may be a number, taken in
+    the computing type: float64 for float64, else float32), where the backend has the fused
+    kernel; else the product and the sum, each rounded."""
+    if not hasattr(a, "dtype"):
+        a = backend.full((), a, float64 if dtype is float64 else float32)
+    out = kernels.call("fma", backend, a, b, c, dtype.numpy)
+    if out is None:
+        out = backend.binary("add", backend.binary("mul", a, b), c)
+    return out
+
+
+class AddScaled(ArrayFunction):
+    """``a + alpha * b`` of floating tensors (``add``/``sub`` with ``alpha``): one fused
+    multiply-add, ``fma(alpha, b, a)``, as PyTorch's CPU kernel computes it (``alpha`` in the
+    tensors' dtype; two roundings, as NumPy's ``a + alpha * b`` makes them, differ in the last
+    bit for about a quarter of float32 values). Backward: ``grad`` and ``grad * alpha``."""
+
+    @staticmethod
+    def forward(ctx, a, b, alpha):
+        ctx.alpha = alpha
+        dtype = from_numpy_dtype(a.dtype)     # (alpha in the tensors' dtype first, as PyTorch)
+        return _fused(ctx.backend, float(_np.asarray(alpha, dtype.numpy)), b, a, dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, (grad * ctx.alpha if ctx.needs_input_grad[1] else None), None
+
+
 _PLAIN = (Tensor, int, float)
 
 
@@ -342,6 +390,9 @@ def add(input, other, *, alpha=1) -> Tensor:
         if _is_sparse(other):
             return (other if alpha == 1 else other * alpha).add(input)
         input, other, dtype = _numpy_operand(input, other)
+    scaled = _scaled("add", input, other, alpha, dtype)
+    if scaled is not None:
+        return AddScaled.apply(*scaled)
     return Add.apply(*_promote(input, _times_alpha("add", input, other, alpha), dtype, op="add"))
 
 
@@ -361,6 +412,9 @@ def sub(input, other, *, alpha=1) -> Tensor:
         if _is_sparse(input) or _is_sparse(other):
             return add(input, other, alpha=-alpha)
         input, other, dtype = _numpy_operand(input, other)
+    scaled = _scaled("sub", input, other, -alpha, dtype) if _number(alpha) else None
+    if scaled is not None:
+        return AddScaled.apply(*scaled)
     return Sub.apply(*_promote(input, _times_alpha("sub", input, other, alpha), dtype, op="sub"))
 
 
@@ -449,12 +503,15 @@ def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
     """``input + value * tensor1 * tensor2``, broadcasting all three.
 
     Example: ``gradient.addcmul(acc, g, g, value=0.1)``. For integer tensors ``value`` is
-    truncated to an integer, as in PyTorch.
+    truncated to an integer, as in PyTorch. Floating ones take PyTorch's arithmetic:
+    ``fma(value * tensor1, tensor2, input)``, rounded once (16-bit floats in float32).
     """
     dtype = result_type(input, tensor1, tensor2)
     if dtype is bool_:
         raise DTypeError("addcmul: bool tensors are not supported; convert them with .int() first")
     _broadcast_shapes("addcmul", *(t.shape for t in (input, tensor1, tensor2)))
+    if dtype.is_floating_point and _number(value):
+        return Addcmul.apply(*(cast(t, dtype) for t in (input, tensor1, tensor2)), value)
     if not dtype.is_floating_point:
         value = int(value)
     product = mul(cast(tensor1, dtype), cast(tensor2, dtype))
@@ -465,15 +522,75 @@ def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value=1) -> Tens
     """``input + value * tensor1 / tensor2``, broadcasting all three (true division).
 
     Example: ``gradient.addcdiv(p, m, v.sqrt() + 1e-8, value=-lr)``. Like PyTorch, it refuses an
-    integer ``tensor1`` and ``tensor2`` (convert them to float first).
+    integer ``tensor1`` and ``tensor2`` (convert them to float first), and computes
+    ``input + (value * tensor1) / tensor2`` (16-bit floats in float32, rounded once).
     """
     if not tensor1.dtype.is_floating_point and not tensor2.dtype.is_floating_point:
         raise DTypeError(f"addcdiv: integer division is not supported (tensor1 is {tensor1.dtype}, "
                          f"tensor2 is {tensor2.dtype}); convert one of them with .float() first")
     dtype = result_type(input, tensor1, tensor2)
     _broadcast_shapes("addcdiv", *(t.shape for t in (input, tensor1, tensor2)))
+    if dtype.is_floating_point and _number(value):
+        return Addcdiv.apply(*(cast(t, dtype) for t in (input, tensor1, tensor2)), value)
     quotient = div(cast(tensor1, dtype), cast(tensor2, dtype))
     return add(cast(input, dtype), quotient if value == 1 else mul(quotient, value))
+
+
+def _opmath(backend, x):
+    """A floating array in the type PyTorch computes it in: float32 for the 16-bit floats
+    (exact), else as it is."""
+    dtype = from_numpy_dtype(x.dtype)
+    return backend.cast(x, float32) if dtype in (float16, bfloat16) else x
+
+
+class Addcmul(ArrayFunction):
+    """``input + value * tensor1 * tensor2`` of floating tensors of one dtype, as PyTorch's CPU
+    kernel computes it: ``fma(value * tensor1, tensor2, input)``, the product ``value *
+    tensor1`` rounded in float32 (float64 for float64), the fused step rounded once. Backward
+    (PyTorch's formulas): ``grad``, ``grad * (tensor2 * value)``, ``grad * (tensor1 *
+    value)``."""
+
+    @staticmethod
+    def forward(ctx, x, t1, t2, value):
+        ctx.value = value
+        ctx.save_for_backward(t1 if _needs(ctx)[2] else None, t2 if _needs(ctx)[1] else None)
+        b, dtype = ctx.backend, from_numpy_dtype(x.dtype)
+        wide = _opmath(b, t1)
+        scaled = wide if value == 1 else b.binary("mul", wide, b.full((), value, from_numpy_dtype(
+            wide.dtype)))
+        return _fused(b, scaled, t2, x, dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        t1, t2 = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        return (grad, grad * (t2 * ctx.value) if needs[1] else None,
+                grad * (t1 * ctx.value) if needs[2] else None, None)
+
+
+class Addcdiv(ArrayFunction):
+    """``input + (value * tensor1) / tensor2`` of floating tensors of one dtype, as PyTorch's
+    CPU kernel computes it (in float32 for the 16-bit floats, rounded once at the end).
+    Backward (PyTorch's formulas): ``grad``, ``grad * (value / tensor2)``, ``-grad * (value *
+    tensor1 / (tensor2 * tensor2))``."""
+
+    @staticmethod
+    def forward(ctx, x, t1, t2, value):
+        ctx.value = value
+        ctx.save_for_backward(t1 if _needs(ctx)[2] else None, t2)
+        b, dtype = ctx.backend, from_numpy_dtype(x.dtype)
+        wide = _opmath(b, t1)
+        scaled = wide if value == 1 else b.binary("mul", b.full((), value, from_numpy_dtype(
+            wide.dtype)), wide)
+        out = b.binary("add", _opmath(b, x), b.binary("div", scaled, _opmath(b, t2)))
+        return b.cast(out, dtype) if out.dtype != x.dtype else out
+
+    @staticmethod
+    def backward(ctx, grad):
+        t1, t2 = ctx.saved_tensors
+        needs, value = ctx.needs_input_grad, ctx.value
+        return (grad, grad * (value / t2) if needs[1] else None,
+                -grad * (value * t1 / (t2 * t2)) if needs[2] else None, None)
 
 
 # ---------------------------------------------------------------------- math functions
@@ -1257,8 +1374,49 @@ def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
         dtype = result_type(input, end, weight)
         input, end, weight = cast(input, dtype), cast(end, dtype), cast(weight, dtype)
         shapes.append(weight._data.shape)
+    else:
+        weight = float(as_number(weight, "lerp: weight"))
     _broadcast_shapes("lerp", *shapes)
-    return add(input, mul(weight, sub(end, input)))
+    return Lerp.apply(input, end, weight)
+
+
+class Lerp(ArrayFunction):
+    """``input + weight * (end - input)`` as PyTorch's CPU kernel computes it: ``d = end -
+    input`` and then ``fma(weight, d, input)`` where ``|weight| < 0.5``, else ``fma(weight -
+    1, d, end)`` (more accurate near 1), in float32 for the 16-bit floats, rounded once.
+    ``weight`` a number or a tensor of the inputs' dtype. Backward (PyTorch's formulas):
+    ``grad * (1 - weight)``, ``grad * weight`` and, for a tensor weight, ``grad * (end -
+    input)``."""
+
+    @staticmethod
+    def forward(ctx, x, end, weight):
+        ctx.weight = weight
+        if not isinstance(weight, (int, float)):
+            ctx.save_for_backward(x if _needs(ctx)[2] else None, end if _needs(ctx)[2] else None,
+                                  weight)
+        b, dtype = ctx.backend, from_numpy_dtype(x.dtype)
+        start, stop = _opmath(b, x), _opmath(b, end)
+        diff = b.binary("sub", stop, start)
+        if isinstance(weight, (int, float)):     # (in the computing type, as PyTorch's)
+            w = _np.asarray(weight, start.dtype if hasattr(start, "dtype") else _np.float32)
+            if _builtins.abs(float(w)) < 0.5:
+                return _fused(b, float(w), diff, x, dtype)
+            return _fused(b, float(w - w.dtype.type(1)), diff, end, dtype)
+        w = _opmath(b, weight)
+        small = b.binary("lt", b.unary("abs", w), b.full((), 0.5, from_numpy_dtype(w.dtype)))
+        coeff = b.where(small, w, b.binary("sub", w, b.full((), 1, from_numpy_dtype(w.dtype))))
+        return _fused(b, coeff, diff, b.where(small, x, end), dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        needs, weight = ctx.needs_input_grad, ctx.weight
+        if isinstance(weight, (int, float)):
+            return (grad * (1 - weight) if needs[0] else None,
+                    grad * weight if needs[1] else None, None)
+        x, end, weight = ctx.saved_tensors
+        return (grad * (1 - weight) if needs[0] else None,
+                grad * weight if needs[1] else None,
+                grad * (end - x) if needs[2] else None)
 
 
 # ---------------------------------------------------------------------- rounding and sign (zero gradient)
