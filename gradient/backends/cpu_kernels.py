@@ -37,6 +37,7 @@ from .cpu_compile import compile_kernel as _compile
 from .cpu_compile import usable as _usable
 from .cpu_half import HALF_DTYPES, as_bits, narrow, narrowed, widen, widened, widened_into
 from .cpu_reduce import LANES, fold_lanes, lane_sum, lane_sum_squares
+from .cpu_simd import fused_multiply_add
 from .numpy_loops import exp_in_place, tanh_in_place
 
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
@@ -804,27 +805,27 @@ def cross_entropy_backward(x, target, lse, scale):
 
 # ---------------------------------------------------------------------- Adam / AdamW
 @_compile
-def _adam_step(p, g, m, v, vmax, decay, l2, w1, keep1, b2, one_minus_b2, bc2, eps, neg_step,
-               maximize, amsgrad):
-    # The same operations, in the same order and precision, as the single-tensor composition in
-    # gradient.optim.adam (itself PyTorch's order): the two paths give identical bits.
+def _adam_step(p, g, m, v, vmax, decay, l2, w1, w1_minus_one, b2, one_minus_b2, bc2, eps,
+               neg_step, maximize, amsgrad):
+    # The same operations, in the same order and precision, as PyTorch's single-tensor Adam
+    # (and gradient.optim.adam's composition of it): lerp_, mul_ then addcmul_, and addcdiv_,
+    # each fused multiply-add where PyTorch's kernels make one (gradient.backends.cpu_fma)
     for i in range(p.size):
         gi = -g[i] if maximize else g[i]
         pi = p[i] * decay
         if l2 != 0:
-            gi = gi + l2 * p[i]
+            gi = fused_multiply_add(l2, p[i], gi)                       # grad.add(p, alpha=l2)
         diff = gi - m[i]
-        mi = m[i] + diff * w1 if w1 < 0.5 else gi - diff * keep1
-        vi = v[i] * b2 + gi * one_minus_b2 * gi
+        mi = (fused_multiply_add(w1, diff, m[i]) if abs(w1) < 0.5       # m.lerp_(grad, w1)
+              else fused_multiply_add(w1_minus_one, diff, gi))
+        vi = fused_multiply_add(one_minus_b2 * gi, gi, v[i] * b2)       # v*b2 + (1-b2)*g*g
         second = vi
         if amsgrad:
             second = max(vmax[i], vi)
             vmax[i] = second
         m[i] = mi
         v[i] = vi
-        p[i] = pi + mi / (math.sqrt(second) / bc2 + eps) * neg_step
-
-
+        p[i] = pi + (neg_step * mi) / (math.sqrt(second) / bc2 + eps)  # addcdiv_
 
 
 @register("adam_step", "cpu", "numba", _FLOATS)
@@ -848,7 +849,7 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1, be
     vmax = max_exp_avg_sq.reshape(-1) if amsgrad else np.empty(0, param.dtype)
     _adam_step(
         param.reshape(-1), grad.reshape(-1), exp_avg.reshape(-1), exp_avg_sq.reshape(-1), vmax,
-        k(decay), k(l2), k(w1), k(1 - w1), k(beta2), k(1 - beta2), k(bc2), k(eps),
+        k(decay), k(l2), k(w1), k(w1) - k(1), k(beta2), k(1 - beta2), k(bc2), k(eps),
         k(-(lr / (1 - beta1 ** step))), bool(maximize), amsgrad)
     return True
 

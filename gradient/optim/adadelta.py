@@ -65,9 +65,8 @@ def adadelta_update(p, grad, state, *, lr, rho, eps, weight_decay, maximize):
     if weight_decay != 0:
         grad = grad.add(p, alpha=weight_decay)
     square_avg, acc_delta = state["square_avg"], state["acc_delta"]
-    # torch's addcmul_(g, g, value=c) rounds as (c * g) * g
-    square_avg.mul_(rho).add_(grad * (1 - rho) * grad)
+    square_avg.mul_(rho).addcmul_(grad, grad, value=1 - rho)     # (PyTorch's ops, in order)
     std = (square_avg + eps).sqrt()
     delta = (acc_delta + eps).sqrt() / std * grad
-    acc_delta.mul_(rho).add_(delta * (1 - rho) * delta)
+    acc_delta.mul_(rho).addcmul_(delta, delta, value=1 - rho)
     p.add_(delta, alpha=-lr)

@@ -3,7 +3,7 @@
 from ..autograd import no_grad
 from ..dtypes import finfo
 from ..ops.creation import zeros, zeros_like
-from .optimizer import Optimizer, advance_step, check_unsupported, check_value, lerp_, step_counter
+from .optimizer import Optimizer, advance_step, check_unsupported, check_value, step_counter
 from ..errors import ArgumentTypeError
 
 
@@ -110,13 +110,13 @@ def adafactor_update(p, grad, state, *, lr, beta2_decay, eps1, eps2, d, weight_d
     if grad.dim() > 1:
         row_var, col_var = state["row_var"], state["col_var"]
         # mean(g * g) written as norm(g)^2 / n, which is how torch rounds it
-        lerp_(row_var, grad.norm(dim=-1, keepdim=True).square() / grad.shape[-1], beta)
-        lerp_(col_var, grad.norm(dim=-2, keepdim=True).square() / grad.shape[-2], beta)
+        row_var.lerp_(grad.norm(dim=-1, keepdim=True).square() / grad.shape[-1], beta)
+        col_var.lerp_(grad.norm(dim=-2, keepdim=True).square() / grad.shape[-2], beta)
         # the outer product R C over-counts the total by mean(R); dividing makes it unbiased
         var_estimate = (row_var @ col_var) / row_var.mean(dim=-2, keepdim=True).clamp(min=eps1)
     else:
         variance = state["variance"]
-        lerp_(variance, grad * grad, beta)
+        variance.lerp_(grad * grad, beta)
         var_estimate = variance
 
     update = var_estimate.clamp(min=eps1 * eps1).rsqrt() * grad

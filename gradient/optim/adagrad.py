@@ -85,6 +85,6 @@ def adagrad_update(p, grad, state, *, lr, lr_decay, weight_decay, eps, maximize)
         return
     if weight_decay != 0:
         grad = grad.add(p, alpha=weight_decay)
-    state_sum.add_(grad * grad)
-    std = state_sum.sqrt() + eps
-    p.add_(grad / std * -clr)
+    state_sum.addcmul_(grad, grad, value=1)     # (PyTorch's single-tensor ops, in its order)
+    std = state_sum.sqrt().add_(eps)
+    p.addcdiv_(grad, std, value=-clr)

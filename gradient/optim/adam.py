@@ -4,7 +4,7 @@ from .. import kernels
 from ..autograd import no_grad
 from ..ops.creation import zeros_like
 from ..ops.elementwise import maximum
-from .optimizer import (Optimizer, advance_step, as_tuple, check_adam_hyperparameters, lerp_,
+from .optimizer import (Optimizer, advance_step, as_tuple, check_adam_hyperparameters,
                         step_counter)
 
 
@@ -103,8 +103,8 @@ def adam_update(p, grad, state, *, lr, beta1, beta2, eps, weight_decay, amsgrad,
             grad = grad.add(p, alpha=weight_decay)
 
     exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-    lerp_(exp_avg, grad, 1 - beta1)
-    exp_avg_sq.mul_(beta2).add_(grad * (1 - beta2) * grad)
+    exp_avg.lerp_(grad, 1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
 
     # the bias corrections undo the zero start of m and v; they are Python floats (in double)
     bias_correction1 = 1 - beta1 ** step
@@ -116,8 +116,8 @@ def adam_update(p, grad, state, *, lr, beta1, beta2, eps, weight_decay, amsgrad,
         second = max_exp_avg_sq
     else:
         second = exp_avg_sq
-    denom = second.sqrt() / bias_correction2_sqrt + eps
-    p.add_(exp_avg / denom * -step_size)
+    denom = (second.sqrt() / bias_correction2_sqrt).add_(eps)
+    p.addcdiv_(exp_avg, denom, value=-step_size)
 
 
 def _fused_update(p, grad, state, *, amsgrad, **hyper) -> bool:

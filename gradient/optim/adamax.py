@@ -3,7 +3,7 @@
 from ..autograd import no_grad
 from ..ops.creation import zeros_like
 from ..ops.elementwise import maximum
-from .optimizer import (Optimizer, advance_step, as_tuple, check_adam_hyperparameters, lerp_,
+from .optimizer import (Optimizer, advance_step, as_tuple, check_adam_hyperparameters,
                         step_counter)
 
 
@@ -64,8 +64,8 @@ def adamax_update(p, grad, state, *, lr, beta1, beta2, eps, weight_decay, maximi
         grad = grad.add(p, alpha=weight_decay)
 
     exp_avg, exp_inf = state["exp_avg"], state["exp_inf"]
-    lerp_(exp_avg, grad, 1 - beta1)
+    exp_avg.lerp_(grad, 1 - beta1)
     exp_inf.copy_(maximum(exp_inf.mul_(beta2), grad.abs() + eps))
 
     clr = lr / (1 - beta1 ** step)
-    p.add_(exp_avg * -clr / exp_inf)  # torch's addcdiv_(m, u, value=-clr): (-clr * m) / u
+    p.addcdiv_(exp_avg, exp_inf, value=-clr)

@@ -3,7 +3,7 @@
 from ..autograd import no_grad
 from ..ops.creation import zeros_like
 from .optimizer import (Optimizer, advance_step, as_tuple, check_adam_hyperparameters, check_value,
-                        lerp_, step_counter)
+                        step_counter)
 
 
 class NAdam(Optimizer):
@@ -87,11 +87,10 @@ def nadam_update(p, grad, state, *, lr, beta1, beta2, eps, weight_decay, momentu
     mu_product_next = mu_product * mu_next
 
     exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-    lerp_(exp_avg, grad, 1 - beta1)
-    exp_avg_sq.mul_(beta2).add_(grad * (1 - beta2) * grad)
-    denom = (exp_avg_sq / bias_correction2).sqrt() + eps
+    exp_avg.lerp_(grad, 1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    denom = exp_avg_sq.div(bias_correction2).sqrt().add_(eps)
 
-    # Nesterov: part of the step uses the current gradient, part the updated momentum;
-    # torch's addcdiv_(x, d, value=c) is p + (c * x) / d, in that order
-    p.add_(grad * (-lr * (1.0 - mu) / (1.0 - mu_product)) / denom)
-    p.add_(exp_avg * ((-lr * mu_next) / (1.0 - mu_product_next)) / denom)
+    # Nesterov: part of the step uses the current gradient, part the updated momentum
+    p.addcdiv_(grad, denom, value=-lr * (1.0 - mu) / (1.0 - mu_product))
+    p.addcdiv_(exp_avg, denom, value=(-lr * mu_next) / (1.0 - mu_product_next))

@@ -411,13 +411,3 @@ def check_adam_hyperparameters(group: dict) -> None:
     check_value("beta parameter at index 0", betas[0], 0 <= betas[0] < 1, "0 <= beta1 < 1")
     check_value("beta parameter at index 1", betas[1], 0 <= betas[1] < 1, "0 <= beta2 < 1")
     check_value("weight_decay value", wd, wd >= 0, "weight_decay >= 0")
-
-
-def lerp_(t: Tensor, end: Tensor, weight: float) -> None:
-    """``t.lerp_(end, weight)`` with PyTorch's formula (the form it picks for accuracy depends on
-    whether ``weight`` is below one half), so results round as in torch."""
-    diff = end - t
-    if abs(weight) < 0.5:
-        t.add_(diff * weight)
-    else:
-        t.copy_(end - diff * (1 - weight))

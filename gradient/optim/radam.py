@@ -2,7 +2,7 @@
 
 from ..autograd import no_grad
 from ..ops.creation import zeros_like
-from .optimizer import (Optimizer, advance_step, as_tuple, check_adam_hyperparameters, lerp_,
+from .optimizer import (Optimizer, advance_step, as_tuple, check_adam_hyperparameters,
                         step_counter)
 
 
@@ -75,8 +75,8 @@ def radam_update(p, grad, state, *, lr, beta1, beta2, eps, weight_decay, decoupl
             grad = grad.add(p, alpha=weight_decay)
 
     exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-    lerp_(exp_avg, grad, 1 - beta1)
-    exp_avg_sq.mul_(beta2).add_(grad * (1 - beta2) * grad)
+    exp_avg.lerp_(grad, 1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
 
     bias_correction1 = 1 - beta1 ** step
     bias_correction2 = 1 - beta2 ** step

@@ -2,7 +2,7 @@
 
 from ..autograd import no_grad
 from ..ops.creation import zeros_like
-from .optimizer import Optimizer, advance_step, check_unsupported, check_value, lerp_, step_counter
+from .optimizer import Optimizer, advance_step, check_unsupported, check_value, step_counter
 
 
 class RMSprop(Optimizer):
@@ -73,19 +73,19 @@ def rmsprop_update(p, grad, state, *, lr, alpha, eps, weight_decay, momentum, ce
         grad = grad.add(p, alpha=weight_decay)
 
     square_avg = state["square_avg"]
-    square_avg.mul_(alpha).add_(grad * (1 - alpha) * grad)
+    square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)   # (PyTorch's ops, in order)
     if centered:
         # subtracting the squared mean gives a running variance rather than a second moment
         grad_avg = state["grad_avg"]
-        lerp_(grad_avg, grad, 1 - alpha)
-        avg = (square_avg - grad_avg * grad_avg).sqrt()
+        grad_avg.lerp_(grad, 1 - alpha)
+        avg = square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_()
     else:
         avg = square_avg.sqrt()
-    avg = avg + eps
+    avg = avg.add_(eps)
 
     if momentum > 0:
         buf = state["momentum_buffer"]
-        buf.mul_(momentum).add_(grad / avg)
+        buf.mul_(momentum).addcdiv_(grad, avg)
         p.add_(buf, alpha=-lr)
     else:
-        p.add_(grad / avg * -lr)
+        p.addcdiv_(grad, avg, value=-lr)

@@ -18,22 +18,23 @@
 //                                     // 0: Adam (grad += wd * param)
 //       int maximize)                 // 1: ascend (grad = -grad)
 //
-//   Per element, in float32 except where noted:
+//   Per element, in float32 except where noted (fma: one rounding, as PyTorch's CPU kernels
+//   compute add with alpha, lerp and addcmul):
 //     g = maximize ? -grad : grad
 //     if wd != 0:  decoupled ? param = param * (1 - lr * wd)      [the factor computed in double]
-//                            : g = g + wd * param
-//     m = lerp(m, g, 1 - beta1)          PyTorch's lerp: w < 0.5 ? m + w * (g - m)
-//                                                                : g - (g - m) * (1 - w)
-//     v = v * beta2 + (g * (1 - beta2)) * g
+//                            : g = fma(wd, param, g)
+//     m = lerp(m, g, w), w = 1 - beta1   PyTorch's lerp: |w| < 0.5 ? fma(w, g - m, m)
+//                                                                  : fma(w - 1, g - m, g)
+//     v = fma((1 - beta2) * g, g, v * beta2)
 //     vmax = max(vmax, v)                (amsgrad only; the denominator then uses vmax)
 //     denom = sqrt(v) / sqrt(bias_correction2) + eps
-//     param = param + (m / denom) * -(lr / bias_correction1)    [lr / bias_correction1 in double]
+//     param = param + (-(lr / bias_correction1) * m) / denom     [lr / bias_correction1 in double]
 //
 //   The hyperparameters are doubles because PyTorch computes these scalars from Python floats
 //   (doubles) and rounds each to float32 once, where it meets a tensor; doing the same gives the
-//   same bits as PyTorch's CPU single-tensor step and as gradient.optim's composition. Each float
-//   operation is rounded on its own (__fmul_rn & co.): no fused multiply-add contractions, which
-//   would change the bits.
+//   same bits as gradient's CPU step and its composition of tensor ops. Each other float
+//   operation is rounded on its own (__fmul_rn & co.): no contraction the source does not ask
+//   for, which would change the bits.
 //
 // Launch configuration:
 //   grid-stride loop over the n elements.
@@ -65,7 +66,7 @@ __device__ __forceinline__ void adamw_step_elems(T* param, const T* grad, float*
     const float decay_factor = (float)(1.0 - lr * weight_decay);
     const float wd = (float)weight_decay;
     const float w1 = (float)(1.0 - beta1);             // lerp weight
-    const float keep1 = __fsub_rn(1.0f, w1);            // lerp's (1 - weight), in float
+    const float w1_minus_one = __fsub_rn(w1, 1.0f);    // lerp's other coefficient, in float
     const float b2 = (float)beta2;
     const float one_minus_b2 = (float)(1.0 - beta2);
     const float bc2_sqrt = (float)sqrt(bias_correction2);
@@ -78,13 +79,14 @@ __device__ __forceinline__ void adamw_step_elems(T* param, const T* grad, float*
         if (maximize) g = -g;
         float p = ad_load(param + i);
         if (decay) p = __fmul_rn(p, decay_factor);
-        if (l2) g = __fadd_rn(g, __fmul_rn(wd, p));
+        // PyTorch's single-tensor ops, one fused multiply-add where its CPU kernels make one:
+        // grad.add(p, alpha=wd), exp_avg.lerp_(grad, w1), exp_avg_sq.mul_(b2).addcmul_(...)
+        if (l2) g = __fmaf_rn(wd, p, g);
         const float m0 = exp_avg[i];
         const float diff = __fsub_rn(g, m0);
-        const float m = w1 < 0.5f ? __fadd_rn(m0, __fmul_rn(w1, diff))
-                                  : __fsub_rn(g, __fmul_rn(diff, keep1));
-        const float v = __fadd_rn(__fmul_rn(exp_avg_sq[i], b2),
-                                  __fmul_rn(__fmul_rn(g, one_minus_b2), g));
+        const float m = fabsf(w1) < 0.5f ? __fmaf_rn(w1, diff, m0)
+                                         : __fmaf_rn(w1_minus_one, diff, g);
+        const float v = __fmaf_rn(__fmul_rn(one_minus_b2, g), g, __fmul_rn(exp_avg_sq[i], b2));
         float second = v;
         if (max_exp_avg_sq) {
             second = fmaxf(max_exp_avg_sq[i], v);
@@ -93,7 +95,7 @@ __device__ __forceinline__ void adamw_step_elems(T* param, const T* grad, float*
         exp_avg[i] = m;
         exp_avg_sq[i] = v;
         const float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(second), bc2_sqrt), epsf);
-        ad_store(param + i, __fadd_rn(p, __fmul_rn(__fdiv_rn(m, denom), neg_step)));
+        ad_store(param + i, __fadd_rn(p, __fdiv_rn(__fmul_rn(neg_step, m), denom)));  // addcdiv_
     }
 }
 
