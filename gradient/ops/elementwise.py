@@ -344,14 +344,16 @@ def _scaled(op: str, input, other, alpha, dtype):
 
 
 def _fused(backend, a, b, c, dtype: DType):
-    """``a * b + c`` rounded once into ``dtype`` (raw arrays; ``a`` may be a number, taken in
-    the computing type: float64 for float64, else float32), where the backend has the fused
-    kernel; else the product and the sum, each rounded."""
+    """``a * b + c`` rounded once into ``dtype`` (raw arrays; ``a`` may be a number), computed
+    in float64 for float64, else in float32, where the backend has the fused kernel; else the
+    product and the sum in that type, each rounded, then rounded to ``dtype``."""
+    wide = float64 if dtype is float64 else float32
     if not hasattr(a, "dtype"):
-        a = backend.full((), a, float64 if dtype is float64 else float32)
+        a = backend.full((), a, wide)
     out = kernels.call("fma", backend, a, b, c, dtype.numpy)
-    if out is None:
-        out = backend.binary("add", backend.binary("mul", a, b), c)
+    if out is None:       # (a backend without the kernel: its binary ops take one dtype)
+        a, b, c = (backend.cast(x, wide) for x in (a, b, c))
+        out = backend.cast(backend.binary("add", backend.binary("mul", a, b), c), dtype)
     return out
 
 

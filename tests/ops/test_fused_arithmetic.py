@@ -9,6 +9,8 @@ import pytest
 
 import gradient
 
+from ..backends.kernel_spy import without_kernels
+
 torch = pytest.importorskip("torch")
 
 # a multiple of PyTorch's vector width and below its parallel grain: its 16-bit loops compute
@@ -86,3 +88,21 @@ def test_gradcheck(case):
             return CASES[case](gradient, x, y, z, w)
     assert gradient.autograd.gradcheck(f, leaves)
     assert gradient.autograd.gradgradcheck(f, leaves)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_without_the_kernel_the_same_formulas_round_twice(monkeypatch, dtype):
+    """A backend without the fma kernel computes the product and the sum in the computing type
+    (float64 for float64, float32 otherwise), each rounded there, and the result in the
+    tensors' dtype: its binary ops are given operands of one dtype."""
+    x, y, z, w = _operands(gradient, dtype)
+    without_kernels(monkeypatch, keep=lambda name: name != "fma")
+    wide = np.float64 if dtype == "float64" else np.float32
+    xs, ys, zs = (t.to(gradient.float64).numpy().astype(wide) for t in (x, y, z))
+    alpha = wide(gradient.tensor(3.0).to(x.dtype).item())      # (alpha in the dtype first)
+    for ours, expected in ((x.add(y, alpha=3.0), xs + alpha * ys),
+                           (gradient.addcmul(x, y, z, value=0.37), xs + (wide(0.37) * ys) * zs),
+                           (gradient.lerp(x, y, 0.3), xs + wide(0.3) * (ys - xs))):
+        assert ours.dtype is x.dtype
+        theirs = gradient.tensor(expected).to(x.dtype)
+        assert np.array_equal(ours.to(gradient.float64).numpy(), theirs.to(gradient.float64).numpy())
