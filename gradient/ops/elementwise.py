@@ -331,14 +331,15 @@ def _number(x) -> bool:
 def _scaled(op: str, input, other, alpha, dtype):
     """``(input, other, alpha)`` for :class:`AddScaled` where ``input + alpha * other`` has a
     floating result and ``alpha`` is a number other than 1 (``sub`` passes ``-alpha``), the
-    operands promoted (the checks of :func:`_times_alpha` made first); None otherwise."""
+    operands promoted; None otherwise. An alpha the dtype cannot hold is refused as
+    :func:`_times_alpha` refuses it (its other refusals concern bool and integer results)."""
     if not _number(alpha) or alpha == 1 or not (isinstance(input, Tensor)
                                                  or isinstance(other, Tensor)):
         return None
     result = dtype or result_type(input, other)
     if not result.is_floating_point:
         return None
-    _times_alpha(op, input, other, alpha)    # (its refusals: an alpha too large for the dtype)
+    _constant(alpha, result, input if isinstance(input, Tensor) else other, checked=True)
     a, b = _promote(input, other, result, op=op)
     return a, b, alpha
 

@@ -106,3 +106,15 @@ def test_without_the_kernel_the_same_formulas_round_twice(monkeypatch, dtype):
         assert ours.dtype is x.dtype
         theirs = gradient.tensor(expected).to(x.dtype)
         assert np.array_equal(ours.to(gradient.float64).numpy(), theirs.to(gradient.float64).numpy())
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_an_alpha_the_dtype_cannot_hold_is_refused_as_torch(dtype):
+    x = gradient.ones(3, dtype=getattr(gradient, dtype))
+    with pytest.raises(OverflowError, match="does not fit"):
+        x.add(x, alpha=1e300)
+    with pytest.raises(OverflowError, match="does not fit"):
+        x.sub(x, alpha=-1e300)
+    t = torch.ones(3, dtype=getattr(torch, dtype))
+    with pytest.raises(RuntimeError, match="overflow"):
+        t.add(t, alpha=1e300)
