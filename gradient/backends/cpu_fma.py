@@ -28,6 +28,7 @@ from .cpu_simd import fused_multiply_add
 __all__ = ["fma"]
 
 _FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
+_TAKES = frozenset((_FLOAT32, _FLOAT64, *HALF_DTYPES))    # the dtypes of a, b, c and the result
 
 
 @compile_kernel
@@ -75,14 +76,11 @@ def fma(a, b, c, dtype) -> np.ndarray | None:
     """
     dtype = np.dtype(dtype)
     arrays = [np.asarray(x) for x in (a, b, c)]
-    if not (dtype in (_FLOAT32, _FLOAT64) or dtype in HALF_DTYPES):
+    if not all(d in _TAKES for d in (dtype, *(x.dtype for x in arrays))):
         return None
     wide = _FLOAT64 if dtype == _FLOAT64 else _FLOAT32
-    for x in arrays:
-        if not (x.dtype in (_FLOAT32, _FLOAT64) or x.dtype in HALF_DTYPES):
-            return None
-        if x.dtype == _FLOAT64 and wide != _FLOAT64:
-            return None
+    if wide != _FLOAT64 and any(x.dtype == _FLOAT64 for x in arrays):
+        return None
     shape = np.broadcast_shapes(*(x.shape for x in arrays))
     out = np.empty(shape, dtype)
     if out.size:

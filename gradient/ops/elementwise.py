@@ -1401,7 +1401,7 @@ class Lerp(ArrayFunction):
         start, stop = _opmath(b, x), _opmath(b, end)
         diff = b.binary("sub", stop, start)
         if isinstance(weight, (int, float)):     # (in the computing type, as PyTorch's)
-            w = _np.asarray(weight, start.dtype if hasattr(start, "dtype") else _np.float32)
+            w = _np.asarray(weight, start.dtype)
             if _builtins.abs(float(w)) < 0.5:
                 return _fused(b, float(w), diff, x, dtype)
             return _fused(b, float(w - w.dtype.type(1)), diff, end, dtype)
