@@ -57,7 +57,7 @@ from .amp.autocast_mode import (autocast_decrement_nesting,  # noqa: F401,E402  
                                 set_autocast_gpu_dtype)
 from .autograd.anomaly_mode import set_detect_anomaly as set_anomaly_enabled  # noqa: F401,E402
 from .control_flow import cond, while_loop  # noqa: F401,E402  (torch.cond, torch.while_loop)
-from .printing import set_printoptions  # noqa: F401,E402
+from .printing import get_printoptions, printoptions, set_printoptions  # noqa: F401,E402
 from .backends.cuda import get_float32_matmul_precision, set_float32_matmul_precision  # noqa: F401
 
 from . import serialization  # noqa: F401,E402  (torch.serialization)

@@ -369,9 +369,8 @@ def test_printoptions():
         assert "e+00" in repr(x)
         gradient.set_printoptions(threshold=5, edgeitems=2)
         torch.set_printoptions(threshold=5, edgeitems=2)
-        # (torch writes ",  ...," with two spaces; the summary itself is the same)
-        assert repr(gradient.arange(10)) == "tensor([0, 1, ..., 8, 9])"
-        assert repr(torch.arange(10)).replace("  ", " ") == repr(gradient.arange(10))
+        assert repr(gradient.arange(10)) == "tensor([0, 1,  ..., 8, 9])"
+        assert repr(torch.arange(10)) == repr(gradient.arange(10))
         gradient.set_printoptions(profile="full")
         assert "..." not in repr(gradient.arange(2000))
         gradient.set_printoptions(linewidth=30)
@@ -380,7 +379,7 @@ def test_printoptions():
         gradient.set_printoptions(profile="default")
         torch.set_printoptions(profile="default")
     assert repr(x) == "tensor([1.1235, 2.5000])"
-    assert repr(gradient.arange(2000)).replace(" ", "") == repr(torch.arange(2000)).replace(" ", "")
+    assert repr(gradient.arange(2000)) == repr(torch.arange(2000))
 
 
 def test_global_switches():
