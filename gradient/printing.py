@@ -97,9 +97,10 @@ def printoptions(**options):
         set_printoptions(**saved)
 
 
-def tensor_repr(t) -> str:
-    """``repr(t)``: the elements (:func:`_elements_str`) and the suffixes."""
-    from .dtypes import bool_, get_default_dtype, int64
+def tensor_repr(t, show_dtype: bool, show_dtype_if_empty: bool) -> str:
+    """``repr(t)``: the elements (:func:`_elements_str`) and the suffixes, ``dtype=`` among
+    them where the caller says (``show_dtype``, or ``show_dtype_if_empty`` for a tensor
+    without elements)."""
     prefix = "tensor("
     indent = len(prefix)
     arr = t._backend.to_numpy(t._data)
@@ -110,13 +111,13 @@ def tensor_repr(t) -> str:
         # no elements to tell the dtype by: shown unless it is the default
         if arr.ndim != 1:
             suffixes.append(f"size={tuple(arr.shape)}")
-        if t.dtype != get_default_dtype():
+        if show_dtype_if_empty:
             suffixes.append(f"dtype={t.dtype}")
         body = "[]"
     else:
         if not _options["edgeitems"]:
             suffixes.append(f"size={tuple(arr.shape)}")
-        if t.dtype not in (get_default_dtype(), int64, bool_):
+        if show_dtype:
             suffixes.append(f"dtype={t.dtype}")
         body = _elements_str(arr, t.dtype.is_floating_point, indent)
     if t.grad_fn is not None:

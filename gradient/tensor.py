@@ -416,8 +416,12 @@ class Tensor:
     __hash__ = object.__hash__
 
     def __repr__(self) -> str:
+        from .dtypes import bool_, get_default_dtype, int64
         from .printing import tensor_repr
-        return tensor_repr(self)
+        # the dtype goes unsaid where it is the one such values would get: the default float
+        # dtype, int64 and bool (and the default where there are no values to tell)
+        return tensor_repr(self, self.dtype not in (get_default_dtype(), int64, bool_),
+                           self.dtype is not get_default_dtype())
 
     def __format__(self, spec: str) -> str:
         """A 0-d tensor formats as its number, as in PyTorch: ``f"{loss:.4f}"``."""
