@@ -53,6 +53,25 @@ class LayoutError(GradientError, NotImplementedError):
     ``NotImplementedError`` (so a ``RuntimeError`` too), as PyTorch raises for such calls."""
 
 
+class UnsupportedError(GradientError, NotImplementedError):
+    """Something gradient does not do: a mode, an option, a GGUF architecture or tokenizer, a
+    model feature (``interpolate(..., mode="lanczos")``, a mixture-of-experts GGUF file); the
+    message says what it does instead. A ``NotImplementedError`` (so a ``RuntimeError`` too),
+    as PyTorch raises for what it does not support."""
+
+
+class ScalarOverflowError(GradientError, OverflowError, RuntimeError):
+    """A Python number too large for what it must become: an int past 64 bits
+    (``x * 10**20``), a clamp bound or fill value past the dtype's range. An
+    ``OverflowError`` and a ``RuntimeError``, as PyTorch raises one or the other."""
+
+
+class DivisionByZeroError(GradientError, ZeroDivisionError, RuntimeError):
+    """An integer division or remainder by zero (``x // 0``, ``x % 0`` of an integer tensor);
+    floating division gives inf or nan instead, as IEEE 754 and PyTorch do. A
+    ``ZeroDivisionError``, and a ``RuntimeError`` as PyTorch raises."""
+
+
 class DeviceError(GradientError, RuntimeError):
     """An unknown or unavailable device, or tensors on different devices."""
 

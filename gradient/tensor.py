@@ -571,6 +571,9 @@ class Tensor:
         return self.to(device_type, dtype)
 
     def type_as(self, other: "Tensor") -> "Tensor":
+        if not isinstance(other, Tensor):
+            raise ArgumentTypeError(f"type_as(): argument 'other' (position 1) must be a "
+                                    f"Tensor, not {type(other).__name__}")
         return self.to(other.dtype)
 
     def float(self) -> "Tensor":
@@ -742,7 +745,12 @@ class Tensor:
             target = None if isinstance(value, Tensor) else _ops.index.broadcast_alias(target)
             if target is None:
                 self._check_writeable("fill_")     # (raises: a tensor value, read-only memory)
-        v = value._data if isinstance(value, Tensor) else value
+        if isinstance(value, Tensor) and value.ndim != 0:
+            raise ArgumentValueError(f"fill_ only supports 0-dimension value tensor but got "
+                                     f"tensor with {value.ndim} dimensions")
+        # a number must fit the dtype, as PyTorch checks (int64's fill_(1e300) raises)
+        v = (value._data if isinstance(value, Tensor) else _ops.elementwise._constant(
+            _as_number(value, "fill_: value"), self.dtype, self, checked=True)._data)
         self._backend.setitem(target, Ellipsis, v)
         self._version.bump("fill_")
         return self

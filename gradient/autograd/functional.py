@@ -37,7 +37,8 @@ importing autograd).
 
 from __future__ import annotations
 
-from ..errors import ArgumentTypeError, ArgumentValueError, AutogradError, ShapeError
+from ..errors import (ArgumentTypeError, ArgumentValueError, AutogradError, ShapeError,
+                      UnsupportedError)
 from . import function, grad_mode
 from .engine import grad as _autograd_grad
 
@@ -198,7 +199,7 @@ def _check_strategy(strategy: str, fn: str, argument: str) -> None:
     if strategy == "reverse-mode":
         return
     if strategy == "forward-mode":
-        raise NotImplementedError(
+        raise UnsupportedError(
             f"{fn}: {argument}='forward-mode' is not supported: gradient has no forward-mode "
             f"automatic differentiation. Use {argument}='reverse-mode' (the default), which gives "
             "the same result.")

@@ -16,6 +16,7 @@ import ml_dtypes
 import numpy as np
 
 from .. import kernels
+from ..errors import DivisionByZeroError
 from .base import Backend
 from .host_memory import keep_freed_memory, zero_pages
 
@@ -214,17 +215,17 @@ class ArrayBackend(Backend):
 
     def _floordiv(self, a, b):
         if a.dtype.kind in "iu" and not b.all():
-            raise ZeroDivisionError("floor_divide: integer division by zero")
+            raise DivisionByZeroError("floor_divide: integer division by zero")
         return self.xp.floor_divide(a, b)
 
     def _mod(self, a, b):
         if a.dtype.kind in "iu" and not b.all():
-            raise ZeroDivisionError("remainder: integer division by zero")
+            raise DivisionByZeroError("remainder: integer division by zero")
         return self.xp.remainder(a, b)  # sign of the divisor, like torch.remainder
 
     def _fmod(self, a, b):
         if a.dtype.kind in "iu" and not b.all():
-            raise ZeroDivisionError("fmod: integer division by zero")
+            raise DivisionByZeroError("fmod: integer division by zero")
         return self.xp.fmod(a, b)  # sign of the dividend, like torch.fmod
 
     def where(self, cond, a, b):

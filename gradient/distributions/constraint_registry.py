@@ -19,6 +19,7 @@ from __future__ import annotations
 from ..tensor import Tensor
 from . import constraints
 from . import transforms as T
+from ..errors import UnsupportedError
 
 __all__ = ["ConstraintRegistry", "biject_to", "transform_to"]
 
@@ -43,8 +44,8 @@ class ConstraintRegistry:
         for kind in type(constraint).__mro__:
             if kind in self._registry:
                 return self._registry[kind](constraint)
-        raise NotImplementedError(f"cannot transform {type(constraint).__name__} constraints: "
-                                  f"register a transform for it with register()")
+        raise UnsupportedError(f"cannot transform {type(constraint).__name__} constraints: "
+                               f"register a transform for it with register()")
 
 
 biject_to = ConstraintRegistry()

@@ -30,7 +30,7 @@ from .normal import Normal
 from .poisson import Poisson
 from .uniform import Uniform
 from .utils import softplus, sum_rightmost
-from ..errors import ArgumentTypeError, ArgumentValueError
+from ..errors import ArgumentTypeError, ArgumentValueError, UnsupportedError
 
 __all__ = ["register_kl", "kl_divergence"]
 
@@ -73,8 +73,8 @@ def kl_divergence(p, q):
     """
     fn = _lookup(type(p), type(q))
     if fn is None:
-        raise NotImplementedError(f"kl_divergence: no formula registered for {type(p).__name__} and "
-                                  f"{type(q).__name__}; add one with @register_kl")
+        raise UnsupportedError(f"kl_divergence: no formula registered for {type(p).__name__} and "
+                               f"{type(q).__name__}; add one with @register_kl")
     return fn(p, q)
 
 
@@ -169,8 +169,8 @@ def _kl_poisson_poisson(p, q):
 @register_kl(Independent, Independent)
 def _kl_independent_independent(p, q):
     if p.reinterpreted_batch_ndims != q.reinterpreted_batch_ndims:
-        raise NotImplementedError("kl_divergence: Independent distributions reinterpreting different "
-                                  "numbers of batch dimensions")
+        raise UnsupportedError("kl_divergence: Independent distributions reinterpreting different "
+                               "numbers of batch dimensions")
     return sum_rightmost(kl_divergence(p.base_dist, q.base_dist), p.reinterpreted_batch_ndims)
 
 

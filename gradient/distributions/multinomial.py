@@ -12,6 +12,7 @@ from .binomial import Binomial
 from .categorical import Categorical, OfCategorical
 from .distribution import Distribution
 from .utils import from_host, host_array, host_generator, probs_or_logits
+from ..errors import UnsupportedError
 
 
 class Multinomial(OfCategorical, Distribution):
@@ -29,8 +30,8 @@ class Multinomial(OfCategorical, Distribution):
     def __init__(self, total_count=1, probs=None, logits=None, validate_args=None):
         probs_or_logits("Multinomial", probs, logits)
         if not isinstance(total_count, int):
-            raise NotImplementedError("Multinomial: total_count must be a Python integer (one "
-                                      "count for the whole batch, as in PyTorch)")
+            raise UnsupportedError("Multinomial: total_count must be a Python integer (one "
+                                   "count for the whole batch, as in PyTorch)")
         self.total_count = total_count
         self._categorical = Categorical(probs=probs, logits=logits)
         self._binomial = Binomial(total_count=total_count, probs=self._categorical.probs)

@@ -7,7 +7,7 @@ from ..tensor import Tensor
 from .distribution import Distribution
 from .transforms import Transform
 from .utils import sum_rightmost
-from ..errors import ArgumentValueError
+from ..errors import ArgumentValueError, UnsupportedError
 
 
 class TransformedDistribution(Distribution):
@@ -90,7 +90,7 @@ class TransformedDistribution(Distribution):
         for t in self.transforms:
             sign = sign * t.sign
         if isinstance(sign, Tensor):
-            raise NotImplementedError("cdf/icdf need transforms of one known direction (number scales)")
+            raise UnsupportedError("cdf/icdf need transforms of one known direction (number scales)")
         return sign
 
     def cdf(self, value):

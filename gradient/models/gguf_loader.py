@@ -41,7 +41,7 @@ import warnings
 import numpy as np
 
 from ..dtypes import float16
-from ..errors import ArgumentValueError, FileFormatError, UnknownArchitectureError
+from ..errors import ArgumentValueError, FileFormatError, UnknownArchitectureError, UnsupportedError
 from ..io.gguf import GGUFReader
 from .. import nn
 from ..backends.host_memory import release_freed_memory
@@ -186,24 +186,24 @@ def config_from_gguf(metadata: dict, tensor_names=(), where: str = "GGUF file"
         return _gpt2_config(metadata, get, set(tensor_names), where)
 
     if get("expert_count", 0):
-        raise NotImplementedError(f"{where}: mixture-of-experts {arch} models "
-                                  f"({get('expert_count')} experts) are not supported yet")
+        raise UnsupportedError(f"{where}: mixture-of-experts {arch} models "
+                               f"({get('expert_count')} experts) are not supported yet")
     hidden = int(get("embedding_length", required=True))
     heads = int(get("attention.head_count", required=True))
     kv_heads = get("attention.head_count_kv", heads)
     if isinstance(kv_heads, list):   # per-layer counts: only a constant one is supported
         if len(set(kv_heads)) != 1:
-            raise NotImplementedError(f"{where}: per-layer key/value head counts {kv_heads} "
-                                      f"are not supported")
+            raise UnsupportedError(f"{where}: per-layer key/value head counts {kv_heads} "
+                                   f"are not supported")
         kv_heads = kv_heads[0]
     head_dim = int(get("attention.key_length", hidden // heads))
     if int(get("attention.value_length", head_dim)) != head_dim:
-        raise NotImplementedError(f"{where}: key and value heads of different sizes are not "
-                                  f"supported")
+        raise UnsupportedError(f"{where}: key and value heads of different sizes are not "
+                               f"supported")
     rope_dim = int(get("rope.dimension_count", head_dim))
     if rope_dim != head_dim:
-        raise NotImplementedError(f"{where}: rotary embeddings on {rope_dim} of {head_dim} "
-                                  f"head dimensions (partial rotary) are not supported")
+        raise UnsupportedError(f"{where}: rotary embeddings on {rope_dim} of {head_dim} "
+                               f"head dimensions (partial rotary) are not supported")
     tokens = metadata.get("tokenizer.ggml.tokens")
     vocab = get("vocab_size") or (len(tokens) if tokens else None)
     if vocab is None:
@@ -262,8 +262,8 @@ def _rope_scaling(get, where: str) -> dict | None:
         return None
     if kind == "linear":
         return {"rope_type": "linear", "factor": float(factor)}
-    raise NotImplementedError(f"{where}: rope scaling of type {kind!r} is not supported (only "
-                              f"'linear', and llama3's through rope_freqs.weight)")
+    raise UnsupportedError(f"{where}: rope scaling of type {kind!r} is not supported (only "
+                           f"'linear', and llama3's through rope_freqs.weight)")
 
 
 # ----------------------------------------------------------------------------- the model
@@ -500,8 +500,8 @@ def tokenizer_from_gguf(metadata: dict, name_or_path: str | None = None):
         backend = _sentencepiece_bpe(metadata, tokens, types, where)
         default_add_bos = True
     else:
-        raise NotImplementedError(f"{where}: GGUF tokenizer model {kind!r} is not supported "
-                                  f"(supported: 'gpt2' byte-level BPE, 'llama' SentencePiece)")
+        raise UnsupportedError(f"{where}: GGUF tokenizer model {kind!r} is not supported "
+                               f"(supported: 'gpt2' byte-level BPE, 'llama' SentencePiece)")
 
     # control tokens are special (never split, dropped by skip_special_tokens); user-defined
     # ones are matched whole in text, as llama.cpp does
@@ -578,7 +578,7 @@ def _byte_level_bpe(metadata: dict, tokens: list, where: str):
     kind = _PRE_TOKENIZERS.get(pre)
     if kind is None:
         if pre != "default":
-            raise NotImplementedError(
+            raise UnsupportedError(
                 f"{where}: the GGUF pre-tokenizer {pre!r} (tokenizer.ggml.pre) is not supported; "
                 f"supported: {sorted(_PRE_TOKENIZERS)}")
         warnings.warn(f"{where}: no tokenizer.ggml.pre (an old GGUF file): splitting text with "

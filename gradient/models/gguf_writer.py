@@ -67,7 +67,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import ArgumentTypeError, FileFormatError, TokenizerError, UnknownArchitectureError
+from ..errors import (ArgumentTypeError, FileFormatError, TokenizerError, UnknownArchitectureError,
+                      UnsupportedError)
 from ..io.atomic import atomic_path
 from ..nn.module import Module
 from ..quant.embedding import QuantizedEmbedding
@@ -228,8 +229,8 @@ def _check_model(model) -> LlamaConfig | GPT2Config:
     if config.attention_bias and config.model_type == "qwen3":
         unsupported.append("attention_bias=True for qwen3 (llama.cpp's qwen3 has no biases)")
     if unsupported:
-        raise NotImplementedError(f"save_gguf: this {config.model_type} model cannot be "
-                                  f"written to GGUF: {'; '.join(unsupported)}")
+        raise UnsupportedError(f"save_gguf: this {config.model_type} model cannot be "
+                               f"written to GGUF: {'; '.join(unsupported)}")
     window = config.sliding_window if any(t == "sliding_attention"
                                           for t in config.attention_types()) else None
     if window is not None and window < config.max_position_embeddings:
@@ -251,8 +252,8 @@ def _check_gpt2(config: GPT2Config) -> GPT2Config:
     if not config.scale_attn_weights:
         unsupported.append("scale_attn_weights=False")
     if unsupported:
-        raise NotImplementedError(f"save_gguf: this gpt2 model cannot be written to GGUF: "
-                                  f"{'; '.join(unsupported)}")
+        raise UnsupportedError(f"save_gguf: this gpt2 model cannot be written to GGUF: "
+                               f"{'; '.join(unsupported)}")
     return config
 
 
@@ -390,9 +391,9 @@ def _rope_freqs(model, config: LlamaConfig, arch: str) -> np.ndarray | None:
     if np.array_equal(actual, base):
         return None
     if arch != "llama":
-        raise NotImplementedError(f"save_gguf: rotary frequencies other than the config's "
-                                  f"(rope_scaling {config.rope_scaling}) cannot be stored in a "
-                                  f"GGUF {arch} file; only llama files have rope_freqs.weight")
+        raise UnsupportedError(f"save_gguf: rotary frequencies other than the config's "
+                               f"(rope_scaling {config.rope_scaling}) cannot be stored in a "
+                               f"GGUF {arch} file; only llama files have rope_freqs.weight")
     # the loader's base / (base / actual) gives back actual to within an ulp (float32
     # division does not always invert exactly)
     return (base / actual).astype(np.float32)
@@ -532,7 +533,7 @@ def _tokenizer_metadata(tokenizer, config) -> dict:
     from ..tokenizers import ByteLevelBPE, Tokenizer
 
     if isinstance(tokenizer, ByteLevelBPE):
-        raise NotImplementedError(
+        raise UnsupportedError(
             "save_gguf: pass a gradient.tokenizers.Tokenizer; a ByteLevelBPE becomes one with "
             "bpe.save(d) then Tokenizer.from_pretrained(d)")
     if not isinstance(tokenizer, Tokenizer):
@@ -546,16 +547,16 @@ def _tokenizer_metadata(tokenizer, config) -> dict:
             model.get("continuing_subword_prefix") or model.get("end_of_word_suffix"):
         kind = model.get("type")
         detail = " with byte fallback (SentencePiece style)" if model.get("byte_fallback") else ""
-        raise NotImplementedError(
+        raise UnsupportedError(
             f"save_gguf: only byte-level BPE tokenizers (GGUF tokenizer model 'gpt2': GPT-2, "
             f"SmolLM, Llama 3, Qwen2 ...) can be written; this one is a {kind}{detail} model")
     normalizer = spec.get("normalizer")
     if normalizer is not None and normalizer.get("type") != "NFC":
         # NFC (Qwen2) is dropped, as llama.cpp's converter does: it changes nothing on
         # NFC text, which is most text
-        raise NotImplementedError(f"save_gguf: the tokenizer normalizes text "
-                                  f"({normalizer.get('type')}), which llama.cpp's byte-level "
-                                  f"BPE does not do")
+        raise UnsupportedError(f"save_gguf: the tokenizer normalizes text "
+                               f"({normalizer.get('type')}), which llama.cpp's byte-level "
+                               f"BPE does not do")
     pre = _pre_tokenizer_name(spec.get("pre_tokenizer"))
 
     size = max(backend.get_vocab(with_added_tokens=True).values()) + 1
@@ -577,8 +578,8 @@ def _tokenizer_metadata(tokenizer, config) -> dict:
     for m in model.get("merges") or []:
         pair = m if isinstance(m, list) else m.split(" ")
         if len(pair) != 2 or any(" " in p for p in pair):
-            raise NotImplementedError(f"save_gguf: the merge {m!r} has a space in a token, "
-                                      f"which GGUF's 'left right' merges cannot hold")
+            raise UnsupportedError(f"save_gguf: the merge {m!r} has a space in a token, "
+                                   f"which GGUF's 'left right' merges cannot hold")
         merges.append(" ".join(pair))
 
     md: dict[str, Any] = {"tokenizer.ggml.model": "gpt2", "tokenizer.ggml.pre": pre,
@@ -630,7 +631,7 @@ def _pre_tokenizer_name(pre_tokenizer: dict | None) -> str:
             signature.append(json.dumps(step, sort_keys=True))
     name = _PRE_NAMES.get(tuple(signature))
     if name is None:
-        raise NotImplementedError(
+        raise UnsupportedError(
             f"save_gguf: the tokenizer's pre-tokenizer ({json.dumps(pre_tokenizer)[:300]}) is "
             f"not one of those gradient can name for llama.cpp: {', '.join(_PRE_NAMES.values())} "
             f"(ByteLevel without a prefix space, alone or after Digits, or after the Llama 3 or "

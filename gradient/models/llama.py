@@ -46,7 +46,8 @@ import numpy as np
 from .. import nn
 from ..autograd import no_grad
 from ..dtypes import bfloat16, float16, float32, float64
-from ..errors import ArgumentTypeError, ArgumentValueError, ConfigError, ShapeError
+from ..errors import (ArgumentTypeError, ArgumentValueError, ConfigError, ShapeError,
+                      UnsupportedError)
 from ..nn import functional as F
 from ..ops.causal_bias import RowPrefixBias
 from ..ops.creation import from_numpy
@@ -226,8 +227,8 @@ def _normalized_rope_scaling(scaling: dict | None) -> dict | None:
     if rope_type == "default":
         return None
     if rope_type not in _ROPE_TYPES:
-        raise NotImplementedError(f"LlamaConfig: rope_scaling of type {rope_type!r} is not "
-                                  f"implemented; supported types: {list(_ROPE_TYPES)}")
+        raise UnsupportedError(f"LlamaConfig: rope_scaling of type {rope_type!r} is not "
+                               f"implemented; supported types: {list(_ROPE_TYPES)}")
     required = {"linear": ("factor",),
                 "llama3": ("factor", "low_freq_factor", "high_freq_factor")}[rope_type]
     missing = [k for k in required if k not in scaling]
@@ -378,8 +379,8 @@ class LlamaMLP(nn.Module):
         self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=bias)
         self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=bias)
         if config.hidden_act not in _ACTIVATIONS:
-            raise NotImplementedError(f"LlamaMLP: hidden_act {config.hidden_act!r} is not "
-                                      f"implemented; supported: {sorted(_ACTIVATIONS)}")
+            raise UnsupportedError(f"LlamaMLP: hidden_act {config.hidden_act!r} is not "
+                                   f"implemented; supported: {sorted(_ACTIVATIONS)}")
         self.act = _ACTIVATIONS[config.hidden_act]
 
     def forward(self, x: Tensor) -> Tensor:

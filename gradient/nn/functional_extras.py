@@ -13,6 +13,7 @@ from __future__ import annotations
 from ..ops import conv as _conv
 from ..ops import pooling_extra as _pooling
 from ..ops.torch_functional import celu_, selu_  # noqa: F401  (F.celu_, F.selu_ too)
+from ..errors import UnsupportedError
 
 __all__ = ["max_pool1d_with_indices", "max_pool2d_with_indices", "max_pool3d_with_indices",
            "adaptive_max_pool1d_with_indices", "adaptive_max_pool2d_with_indices",
@@ -56,5 +57,5 @@ def has_torch_function_variadic(*args) -> bool:
 
 def handle_torch_function(public_api, relevant_args, *args, **kwargs):
     """Only called after a ``has_torch_function`` that said yes, which never happens here."""
-    raise NotImplementedError("handle_torch_function: gradient tensors do not override torch "
-                              "functions (__torch_function__); has_torch_function is False")
+    raise UnsupportedError("handle_torch_function: gradient tensors do not override torch "
+                           "functions (__torch_function__); has_torch_function is False")

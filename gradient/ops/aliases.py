@@ -23,7 +23,7 @@ import numpy as np
 from ..dtypes import as_dtype, bool_, get_default_dtype
 from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, IndexRangeError
 from ..tensor import Tensor
-from .argument_errors import as_ints
+from .argument_errors import as_ints, as_number
 from .creation import tensor
 from .elementwise import sub
 from .linalg_decompositions import svdvals
@@ -93,6 +93,8 @@ def range(start, end, step=1, *, dtype=None, device=None,  # noqa: A001  (torch.
     warnings.warn("torch.range is deprecated and will be removed in a future release because its "
                   "behavior is inconsistent with Python's range builtin. Instead, use "
                   "torch.arange, which produces values in [start, end).", UserWarning, stacklevel=2)
+    start, end, step = (as_number(v, f"range: {name}")
+                        for v, name in ((start, "start"), (end, "end"), (step, "step")))
     if step == 0:
         raise ArgumentValueError("range: step must be nonzero")
     if (end - start) * step < 0:

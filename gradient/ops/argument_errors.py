@@ -12,7 +12,11 @@ function so that such a failure becomes an :class:`~gradient.errors.ArgumentType
 
 Only where the object that lacked the attribute is one of the call's arguments (or an item of
 a list, tuple or string among them) and the attribute is one a Tensor has: any other
-AttributeError is a failure of its own and goes on as it is. Nothing is checked on the way in
+AttributeError is a failure of its own and goes on as it is. A call that fails with another
+of Python's or NumPy's errors (``'<=' not supported between instances of 'float' and 'tuple'``
+for ``F.dropout(x, (0.5,))``) is looked at the same way, after the fact: where an argument's
+type is not one its parameter's annotation names (:func:`mistyped_argument`), the error says
+so, in PyTorch's words (``dropout(): argument 'p' (position 2) must be float, not tuple``). Nothing is checked on the way in
 (a call that works costs one Python frame more), and :func:`wrong_argument` serves callers
 that wrap their own calls (``nn.Module.__call__`` for gradient's layers). Sizes and dims, read
 by ``int()``, name what they are for the same way (:func:`as_ints`, :func:`as_int`).
@@ -25,10 +29,11 @@ import inspect
 import numbers
 import os
 
-from ..errors import ArgumentTypeError, ArgumentValueError
+from ..errors import ArgumentTypeError, ArgumentValueError, GradientError
 from ..tensor import Tensor
 
-__all__ = ["tensor_arguments", "wrong_argument", "guard_namespace", "as_ints", "as_int"]
+__all__ = ["tensor_arguments", "wrong_argument", "mistyped_argument", "guard_namespace", "as_ints",
+           "as_int"]
 
 _MISSING = object()
 _wrapped: dict = {}     # id(function) -> its wrapper, so that aliases stay one object
@@ -55,6 +60,74 @@ def wrong_argument(name: str, fn, args: tuple, kwargs: dict,
                         f"{name}(): argument '{parameter}' must hold Tensors, not "
                         f"{type(obj).__name__} (at index {index})")
     return None
+
+
+def mistyped_argument(name: str, fn, args: tuple, kwargs: dict) -> ArgumentTypeError | None:
+    """The error to raise where ``fn(*args, **kwargs)`` (reported as ``name``) failed with a
+    Python error of its internals (``'<=' not supported between instances of 'float' and
+    'tuple'`` for ``dropout(x, (0.5,))``), or None: the first argument whose type its
+    parameter rules out, by the parameter's annotation (``p: float``, ``weight: Tensor |
+    None``) or, without one, the type of its default (``inplace=False``). Only a failed call
+    comes here, so the check costs nothing; an argument of a type the annotation does not
+    name (a one-element Tensor for a float) is not blamed.
+
+    Example: ``mistyped_argument("dropout", F.dropout, (x, (0.5,)), {})`` is
+    ``ArgumentTypeError("dropout(): argument 'p' (position 2) must be float, not tuple")``
+    """
+    try:
+        signature = inspect.signature(fn)
+        bound = signature.bind(*args, **kwargs)
+    except (TypeError, ValueError):
+        return None
+    for position, (parameter, value) in enumerate(bound.arguments.items()):
+        expected = _expected_types(signature.parameters[parameter])
+        if expected is None or any(_is_a(value, kind) for kind in expected):
+            continue
+        where = f" (position {position + 1})" if position < len(args) else ""
+        what = " or ".join(expected)
+        hint = ("; convert a NumPy array with gradient.from_numpy(a)"
+                if "Tensor" in expected and type(value).__module__ == "numpy" else "")
+        return ArgumentTypeError(f"{name}(): argument '{parameter}'{where} must be {what}, not "
+                                 f"{type(value).__name__}{hint}")
+    return None
+
+
+#: What a parameter annotated with each of these names takes.
+_KINDS = {"Tensor", "float", "int", "bool", "str", "None"}
+
+
+def _expected_types(parameter) -> tuple | None:
+    """The names of the types ``parameter`` takes (a subset of :data:`_KINDS`), or None where
+    that is not known: an annotation naming other types, or no annotation and a default
+    other than a bool, float or string."""
+    if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+        return None
+    annotation = parameter.annotation
+    if annotation is parameter.empty:
+        default = parameter.default
+        return ((type(default).__name__,) if type(default) in (bool, float, str) else None)
+    if not isinstance(annotation, str):      # (a module without postponed annotations)
+        annotation = getattr(annotation, "__name__", "")
+    kinds = tuple(part.strip() for part in annotation.split("|"))
+    return kinds if all(kind in _KINDS for kind in kinds) else None
+
+
+def _is_a(value, kind: str) -> bool:
+    """Whether ``value`` passes for a ``kind`` argument: numbers of any kind Python or NumPy
+    has, and a Tensor for an int or a float (one element makes a number)."""
+    if kind == "Tensor":
+        return isinstance(value, Tensor)
+    if kind == "None":
+        return value is None
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "bool":
+        return isinstance(value, numbers.Integral) or type(value).__name__ == "bool_"
+    if isinstance(value, Tensor):
+        return True
+    if kind == "int":
+        return isinstance(value, numbers.Integral)
+    return isinstance(value, numbers.Real)        # float
 
 
 def as_ints(values, what: str) -> tuple:
@@ -116,14 +189,26 @@ def check_fits_in_memory(what: str, n_elements: int, itemsize: int) -> None:
 
     Example: ``check_fits_in_memory("adaptive_avg_pool2d", n * c * h * w, 4)``
     """
+    memory = _physical_memory()
+    if memory is not None and n_elements * itemsize > memory:
+        gib = n_elements * itemsize / 2 ** 30
+        raise ArgumentValueError(f"{what} would hold {_readable(n_elements)} values "
+                                 f"({_readable(gib)} GiB), more than this machine's memory "
+                                 f"({memory / 2 ** 30:,.0f} GiB)")
+
+
+@functools.lru_cache(maxsize=None)
+def _physical_memory() -> int | None:
+    """This machine's memory in bytes (None where the system does not say: Windows)."""
     try:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):     # (no sysconf: Windows)
-        return
-    if n_elements * itemsize > memory:
-        raise ArgumentValueError(f"{what} would hold {n_elements:,} values "
-                                 f"({n_elements * itemsize / 2 ** 30:,.0f} GiB), more than this "
-                                 f"machine's memory ({memory / 2 ** 30:,.0f} GiB)")
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _readable(n) -> str:
+    """A count with thousands separators, in scientific notation past 10**15."""
+    return f"{n:,.0f}" if n < 10 ** 15 else f"{float(n):.3g}"
 
 
 def _integer(value) -> int | None:
@@ -173,11 +258,19 @@ def tensor_arguments(fn):
     def checked(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except GradientError:
+            raise
         except AttributeError as error:
-            wrong = wrong_argument(fn.__name__, fn, args, kwargs, error)
+            wrong = (wrong_argument(fn.__name__, fn, args, kwargs, error)
+                     or mistyped_argument(fn.__name__, fn, args, kwargs))
             if wrong is None:
                 raise
             raise wrong from None
+        except (TypeError, ValueError, OverflowError) as error:
+            wrong = mistyped_argument(fn.__name__, fn, args, kwargs)
+            if wrong is None:
+                raise
+            raise wrong from error
 
     _wrapped[id(fn)] = checked
     return checked

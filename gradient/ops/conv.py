@@ -37,7 +37,7 @@ from ..autograd.function import ArrayFunction
 from ..dtypes import from_numpy_dtype, int64
 from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
-from .argument_errors import check_fits_in_memory
+from .argument_errors import as_int, as_ints, check_fits_in_memory
 from .creation import tensor
 from .index import getitem
 from .linalg import matmul
@@ -61,7 +61,7 @@ def _ntuple(value, n: int, what: str, fname: str) -> tuple:
             value = tuple(value) * n
         if len(value) != n:
             raise ShapeError(f"{fname}: {what} must be an int or a tuple of {n} ints, got {value!r}")
-        return tuple(int(v) for v in value)
+        return as_ints(value, f"{fname}: {what}")
     if isinstance(value, Tensor) or not hasattr(value, "__index__"):
         raise ArgumentTypeError(
             f"{fname}: {what} must be an int or a tuple of {n} ints, got {value!r}")
@@ -809,7 +809,11 @@ def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
 def _adaptive_sizes(input: Tensor, output_size, d: int, fname: str) -> tuple:
     if output_size is None or isinstance(output_size, int) or hasattr(output_size, "__index__"):
         output_size = (output_size,) * d
-    output_size = tuple(output_size)
+    if not isinstance(output_size, (tuple, list)):
+        raise ArgumentTypeError(f"{fname}: output_size must be an int or a tuple of {d} ints, "
+                                f"got {output_size!r}")
+    output_size = tuple(None if o is None else as_int(o, f"{fname}: output_size")
+                        for o in output_size)
     if len(output_size) != d:
         raise ShapeError(f"{fname}: output_size must be an int or a tuple of {d}, got {output_size!r}")
     spatial = tuple(input.shape[-d:])
@@ -821,8 +825,9 @@ def _adaptive_sizes(input: Tensor, output_size, d: int, fname: str) -> tuple:
             raise ShapeError(f"{fname}: expected non-empty spatial dimensions, got input shape "
                              f"{tuple(input.shape)}")
     # (the windows are Python lists as long as the output's sides: checked before they grow)
-    check_fits_in_memory(f"{fname}: output_size {sizes}", math.prod(input.shape[:-d]) * max(
-        math.prod(sizes), max(sizes) * max(spatial)), input._data.dtype.itemsize)
+    check_fits_in_memory(f"{fname}: output_size {sizes}", max(math.prod(input.shape[:-d]), 1)
+                         * max(math.prod(sizes), max(sizes) * max(spatial)),
+                         input._data.dtype.itemsize)
     return sizes
 
 

@@ -27,7 +27,7 @@ from ..dtypes import (as_dtype, bool_, from_numpy_dtype, get_default_dtype, int6
                       promote_types, result_type)
 from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
-from .argument_errors import as_int, as_ints, as_number
+from .argument_errors import as_int, as_ints, as_number, check_fits_in_memory
 
 TENSOR_METHODS = ("new_zeros", "new_ones", "new_full", "new_empty", "new_tensor", "bernoulli",
                   "bernoulli_", "random_", "exponential_", "log_normal_", "cauchy_", "geometric_")
@@ -96,7 +96,14 @@ def _shape(size) -> tuple:
     shape = as_ints(size, "the size")
     if any(s < 0 for s in shape):
         raise ShapeError(f"negative dimension in shape {shape}")
+    if any(s > _LARGEST_SIZE for s in shape):     # (one of several sizes, the others 0)
+        raise ArgumentValueError(f"a size of {float(max(shape)):.3g} is past the largest a "
+                                 f"tensor's dimension can have ({_LARGEST_SIZE})")
     return shape
+
+
+#: The largest size of a dimension: what an index (a signed 64-bit integer) reaches.
+_LARGEST_SIZE = 2 ** 63 - 1
 
 
 def _backend(device):
@@ -261,7 +268,10 @@ def from_numpy(array: np.ndarray) -> Tensor:
 def _filled(size, value, dtype, device, requires_grad, default=None) -> Tensor:
     backend = _backend(device)
     dtype = as_dtype(dtype) if dtype is not None else (default or get_default_dtype())
-    return _wrap(backend.full(_shape(size), value, dtype), backend, requires_grad)
+    shape = _shape(size)
+    check_fits_in_memory("a tensor of shape " + str(shape), math.prod(shape), dtype.itemsize)
+    value = as_number(value, "the fill value")     # (a one-element tensor's too)
+    return _wrap(backend.full(shape, value, dtype), backend, requires_grad)
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -284,9 +294,8 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tens
     if dtype is None:
         # a scalar's kind alone, as torch.full (a NumPy float64 fills the default float dtype)
         dtype = result_type(fill_value.item() if isinstance(fill_value, Tensor) else fill_value)
-    if isinstance(size, int):
-        size = (size,)
-    return _filled((tuple(size),), fill_value, dtype, device, requires_grad)
+    size = (size,) if isinstance(size, int) else as_ints(size, "full: the size")
+    return _filled((size,), fill_value, dtype, device, requires_grad)
 
 
 def _like(t: Tensor, dtype, device):
@@ -382,6 +391,7 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     backend = _backend(device)
     dtype = as_dtype(dtype)
     n = max(math.ceil((end - start) / step), 0)
+    check_fits_in_memory(f"arange({start}, {end}, {step})", n, dtype.itemsize)
     if dtype.is_floating_point:
         arr = backend.cast(backend.from_numpy(np.arange(n, dtype=np.float64) * step + start), dtype)
     else:
@@ -393,15 +403,18 @@ def linspace(start, end, steps: int, dtype=None, device=None, requires_grad=Fals
     """``steps`` evenly spaced values from ``start`` to ``end`` inclusive."""
     backend = _backend(device)
     dtype = as_dtype(dtype) if dtype is not None else get_default_dtype()
-    arr = np.linspace(float(start), float(end), _count(steps, "linspace"), dtype=np.float64)
+    arr = np.linspace(float(as_number(start, "linspace: start")),
+                      float(as_number(end, "linspace: end")), _count(steps, "linspace"),
+                      dtype=np.float64)
     return _wrap(backend.cast(backend.from_numpy(arr), dtype), backend, requires_grad)
 
 
 def logspace(start, end, steps: int, base: float = 10.0, dtype=None, device=None) -> Tensor:
     backend = _backend(device)
     dtype = as_dtype(dtype) if dtype is not None else get_default_dtype()
-    arr = np.logspace(float(start), float(end), _count(steps, "logspace"), base=base,
-                      dtype=np.float64)
+    arr = np.logspace(float(as_number(start, "logspace: start")),
+                      float(as_number(end, "logspace: end")), _count(steps, "logspace"),
+                      base=float(as_number(base, "logspace: base")), dtype=np.float64)
     return Tensor._make(backend.cast(backend.from_numpy(arr), dtype), False, backend)
 
 
@@ -410,6 +423,7 @@ def _count(value, fn: str, name: str = "steps") -> int:
     count = as_int(value, f"{fn}: {name}")
     if count < 0:
         raise ShapeError(f"{fn}: {name} must be non-negative, got {count}")
+    check_fits_in_memory(f"{fn}: {name}={count}", count, 1)
     return count
 
 
@@ -453,6 +467,7 @@ def randint(low, high=None, size=None, generator=None, dtype=None, device=None) 
             raise ArgumentTypeError("randint: give the size, e.g. randint(10, (3,))")
     if high is None:
         low, high = 0, low
+    low, high = as_int(low, "randint: low"), as_int(high, "randint: high")
     if high <= low:
         raise ArgumentValueError(f"randint: expected low < high, got low={low}, high={high}")
     backend = _backend(device)
@@ -508,6 +523,7 @@ def _probabilities(fn: str, p, like: Tensor):
                 raise ArgumentValueError(
                     f"{fn}: expected probabilities in [0, 1], got values from {lo} to {hi}")
         return arr
+    p = as_number(p, f"{fn}: p")
     if not 0.0 <= float(p) <= 1.0:
         raise ArgumentValueError(f"{fn}: expected a probability in [0, 1], got {p}")
     return b.full((), float(p), as_dtype("float64"))

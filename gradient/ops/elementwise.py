@@ -38,6 +38,7 @@ from __future__ import annotations
 import builtins as _builtins
 import functools as _functools
 import math as _math
+import numbers as _numbers
 import types as _types
 
 import ml_dtypes as _ml_dtypes
@@ -49,7 +50,8 @@ from ..autograd.function import ArrayFunction
 from ..autograd.grad_mode import no_grad as _no_grad
 from ..dtypes import (DType, bfloat16, bool_, float16, float32, float64, from_numpy_dtype,
                       get_default_dtype, result_type)
-from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError
+from ..errors import (ArgumentTypeError, ArgumentValueError, DTypeError, ScalarOverflowError,
+                      ShapeError)
 from ..tensor import Tensor
 from .argument_errors import as_number
 
@@ -89,15 +91,18 @@ def _constant(value, dtype: DType, like: Tensor, *, checked: bool = False) -> Te
     floating dtypes. Either way, ints that fit in neither int64 nor uint64 raise, and floats given
     to an integer dtype are truncated.
     """
+    if checked and type(value) not in (int, float, bool):
+        value = as_number(value, "a scalar argument")   # (alpha="mean": Python's error before)
     if isinstance(value, int) and value not in _SCALAR_INTS:
-        raise OverflowError(f"int too big to convert: {value} does not fit in 64 bits")
+        raise ScalarOverflowError(f"int too big to convert: {value} does not fit in 64 bits")
     if dtype.is_floating_point:
         if checked and _math.isfinite(value):
             largest = float(_ml_dtypes.finfo(dtype.numpy).max)
             if _builtins.abs(value) > largest:
-                raise OverflowError(f"value {value} does not fit in {dtype} (its largest finite value "
-                                    f"is {largest})")
+                raise ScalarOverflowError(f"value {value} does not fit in {dtype} (its largest "
+                                          f"finite value is {largest})")
     elif dtype is not bool_:
+        given = value
         try:
             value = int(value)
         except (OverflowError, ValueError):
@@ -106,7 +111,8 @@ def _constant(value, dtype: DType, like: Tensor, *, checked: bool = False) -> Te
         if checked:
             low, high = (-(span // 2), span // 2 - 1) if dtype.is_signed else (1 - span, span - 1)
             if not low <= value <= high:
-                raise OverflowError(f"value {value} does not fit in {dtype} (expected {low} to {high})")
+                raise ScalarOverflowError(f"value {given} does not fit in {dtype} (expected {low} "
+                                          f"to {high})")
         value %= span
         if dtype.is_signed and value >= span // 2:
             value -= span
@@ -139,6 +145,10 @@ def _check_broadcast(op: str, a, b) -> None:
             _broadcast_shapes(op, sa, sb)
 
 
+#: What an elementwise op takes for an operand: a Tensor or a number (Python's or NumPy's).
+_OPERAND_TYPES = (Tensor, _numbers.Number, _np.generic)
+
+
 def _promote(a, b, dtype: DType | None = None, op: str = "broadcast", *,
              scalars_in_float32=(False, False)):
     """Both operands as tensors of one dtype: PyTorch's result type unless ``dtype`` is given.
@@ -158,6 +168,12 @@ def _promote(a, b, dtype: DType | None = None, op: str = "broadcast", *,
         raise ArgumentTypeError(
             f"{op}: expected at least one tensor operand, got {type(a).__name__} and "
             f"{type(b).__name__}")
+    for x in (a, b):
+        if not isinstance(x, _OPERAND_TYPES):
+            # (a list or a tuple: NumPy would have broadcast it, or failed deep inside)
+            raise ArgumentTypeError(f"{op}: expected a Tensor or a number as the other "
+                                    f"operand, got {type(x).__name__}; make it a tensor with "
+                                    f"gradient.tensor(...)")
     _check_broadcast(op, a, b)
     if dtype is None:
         dtype = result_type(a, b)

@@ -9,7 +9,7 @@ nor receive a gradient; an empty bag gives a row of zeros, as in PyTorch.
 
 from __future__ import annotations
 
-from ..errors import ArgumentValueError, DTypeError, IndexRangeError, ShapeError
+from ..errors import ArgumentValueError, DTypeError, IndexRangeError, ShapeError, UnsupportedError
 from ..tensor import Tensor
 from .creation import arange, zeros
 from .index import bincount, index_add, index_select, nonzero, scatter_reduce, searchsorted
@@ -79,8 +79,8 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None,
         raise ShapeError(f"embedding_bag: expected a 2-d weight, got shape {tuple(weight.shape)}")
     if per_sample_weights is not None:
         if mode != "sum":
-            raise NotImplementedError(f"embedding_bag: per_sample_weights is only supported for "
-                                      f"mode='sum', got mode={mode!r}")
+            raise UnsupportedError(f"embedding_bag: per_sample_weights is only supported for "
+                                   f"mode='sum', got mode={mode!r}")
         if tuple(per_sample_weights.shape) != tuple(input.shape):
             raise ArgumentValueError(
                 f"embedding_bag: per_sample_weights of shape {tuple(per_sample_weights.shape)} "

@@ -49,8 +49,8 @@ from . import elementwise as _ew
 from . import reduce as _reduce
 from .creation import eye, zeros
 from .linalg import _broadcast_batch, matmul
-from .shape import cat, diag_embed, diagonal, expand, narrow, reshape, squeeze, tril, triu, \
-    unsqueeze, wrap_dim
+from .shape import broadcast_shapes, cat, diag_embed, diagonal, expand, narrow, reshape, squeeze, \
+    tril, triu, unsqueeze, wrap_dim
 from ..errors import ArgumentTypeError
 
 __all__ = ["inverse", "det", "logdet", "slogdet", "cholesky", "cholesky_solve", "cholesky_inverse",
@@ -959,7 +959,7 @@ def cross(input: Tensor, other: Tensor, dim=None) -> Tensor:
     dimension of size 3 (PyTorch's deprecated default; pass ``dim``, as PyTorch's warning says).
     Example: ``gradient.cross(x, y, dim=1)``."""
     if dim is None:
-        shape = tuple(np.broadcast_shapes(tuple(input.shape), tuple(other.shape)))
+        shape = tuple(broadcast_shapes(tuple(input.shape), tuple(other.shape)))
         sizes3 = [i for i, s in enumerate(shape) if s == 3]
         if not sizes3:
             raise ShapeError(f"cross: no dimension of size 3 in shape {shape}")

@@ -20,12 +20,13 @@ Example::
 
 from __future__ import annotations
 
+import math
 from collections import namedtuple
 
 import numpy as np
 
 from ..autograd.function import ArrayFunction
-from ..errors import ShapeError
+from ..errors import ShapeError, UnsupportedError
 from ..tensor import Tensor
 from .creation import empty, eye, tensor
 from .linalg import matmul
@@ -52,11 +53,12 @@ class LUFactor(ArrayFunction):
         b = ctx.backend
         host = b.to_numpy(a)
         m, n = host.shape[-2:]
-        mats = host.reshape((-1, m, n))
+        # (the batch's size spelled out: -1 cannot be inferred where a matrix has no values)
+        mats = host.reshape((math.prod(host.shape[:-2]), m, n))
         lu = np.empty_like(mats)
         pivots = np.empty((len(mats), min(m, n)), np.int32)
         info = np.zeros(len(mats), np.int32)
-        for i, mat in enumerate(mats):
+        for i, mat in enumerate(mats if m and n else ()):   # (an empty matrix: nothing to do)
             (getrf,) = lapack.get_lapack_funcs(("getrf",), (mat,))
             lu[i], piv, info[i] = getrf(mat)
             pivots[i] = piv + 1                       # SciPy's are 0-based, LAPACK's 1-based
@@ -102,8 +104,8 @@ def _square_grad(L: Tensor, U: Tensor, gL: Tensor, gU: Tensor) -> Tensor:
 def _factor(fn: str, A: Tensor, pivot: bool):
     _check_matrix(fn, A, square=False)
     if not pivot:
-        raise NotImplementedError(f"{fn}: LU without pivoting is not implemented on the CPU "
-                                  f"(as in PyTorch); use pivot=True")
+        raise UnsupportedError(f"{fn}: LU without pivoting is not implemented on the CPU "
+                               f"(as in PyTorch); use pivot=True")
     return LUFactor.apply(A)
 
 
@@ -163,7 +165,7 @@ def lu_unpack(LU_data: Tensor, LU_pivots: Tensor, unpack_data: bool = True,
 def _permutation(pivots: Tensor, m: int, like: Tensor) -> Tensor:
     """The matrix ``P`` of LAPACK's row swaps (made on the host: k swaps per matrix)."""
     swaps = pivots.detach().cpu().numpy().astype(np.int64) - 1
-    flat = swaps.reshape((-1, swaps.shape[-1]))
+    flat = swaps.reshape((math.prod(swaps.shape[:-1]), swaps.shape[-1]))
     order = np.tile(np.arange(m), (len(flat), 1))
     for b, row in enumerate(flat):
         for i, j in enumerate(row):

@@ -18,6 +18,7 @@ from ..dtypes import bool_, get_default_dtype, int64
 from ..errors import (ArgumentTypeError, ArgumentValueError, DTypeError, IndexRangeError,
                       ShapeError)
 from ..tensor import Tensor
+from .argument_errors import check_fits_in_memory
 from .creation import ones_like, tensor
 from .elementwise import cast, floor_divide, remainder
 from .reduce import cumsum, diff
@@ -72,6 +73,7 @@ def vander(x: Tensor, N: int | None = None, increasing: bool = False) -> Tensor:
     N = x.shape[0] if N is None else operator.index(N)
     if N < 0:
         raise ArgumentValueError(f"vander: N must be non-negative, got {N}")
+    check_fits_in_memory(f"vander of N={N}", N * x.shape[0], x.dtype.itemsize)
     if not x.dtype.is_floating_point:
         x = cast(x, int64)
     if N == 0:

@@ -37,6 +37,7 @@ from ..dtypes import as_dtype as _as_dtype
 from ..dtypes import bool_, float32, from_numpy_dtype, int64, uint8
 from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, IndexRangeError, ShapeError
 from ..tensor import Tensor
+from .argument_errors import as_number
 from .elementwise import _floating, cast, isnan, maximum, minimum, pow, where
 from .elementwise import abs as _abs  # (gradient 0 at 0, as PyTorch's norms)
 from .elementwise import sign as _sign
@@ -707,7 +708,7 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) ->
             raise ArgumentValueError(
                 f"norm: p={p!r} is not supported; use a number, inf, -inf or 'fro'")
         p = 2
-    p = float(p)
+    p = float(as_number(p, "norm: p"))
     axes = _reduce_axes(dim, input.ndim)
     if p == _math.inf:
         return amax(_abs(input), axes, keepdim)

@@ -49,8 +49,9 @@ import numpy as np
 
 from ..autograd.function import ArrayFunction
 from ..dtypes import bfloat16, float16, float32, float64, from_numpy_dtype, int64
-from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError
+from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError, UnsupportedError
 from ..tensor import Tensor
+from .argument_errors import as_ints
 from .conv import _adaptive_ranges
 from .creation import tensor
 from .elementwise import cast, clamp, floor, where
@@ -434,8 +435,8 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         raise ArgumentTypeError(
             f"interpolate: expected a Tensor input, got {type(input).__name__}")
     if mode not in _MODES:
-        raise NotImplementedError(f"interpolate: unknown mode {mode!r}; expected one of "
-                                  f"{', '.join(map(repr, _MODES))}")
+        raise UnsupportedError(f"interpolate: unknown mode {mode!r}; expected one of "
+                               f"{', '.join(map(repr, _MODES))}")
     if mode in _NO_ALIGN:
         if align_corners is not None:
             raise ArgumentValueError(
@@ -456,8 +457,8 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     if d not in (1, 2, 3) or (need is not None and d != need):
         what = (f"{need + 2}-D (N, C, {', '.join(_AXES[3 - need:])}) input" if need
                 else "a 3-D, 4-D or 5-D (N, C, *spatial) input")
-        raise NotImplementedError(f"interpolate: mode={mode!r} needs {what}, got a {input.ndim}-D "
-                                  f"input of shape {tuple(input.shape)}")
+        raise UnsupportedError(f"interpolate: mode={mode!r} needs {what}, got a {input.ndim}-D "
+                               f"input of shape {tuple(input.shape)}")
     if mode == "lanczos":
         if align_corners:
             raise ArgumentValueError(
@@ -465,8 +466,8 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         if not antialias:
             raise ArgumentValueError("interpolate: lanczos mode requires antialias=True")
     if antialias and mode == "lanczos":
-        raise NotImplementedError("interpolate: mode='lanczos' is not supported by gradient; use "
-                                  "'bilinear' or 'bicubic' with antialias=True")
+        raise UnsupportedError("interpolate: mode='lanczos' is not supported by gradient; use "
+                               "'bilinear' or 'bicubic' with antialias=True")
     _check_sizes(input, sizes, mode)
 
     if mode in ("nearest", "nearest-exact"):
@@ -641,10 +642,10 @@ def affine_grid(theta: Tensor, size, align_corners: bool | None = None) -> Tenso
     if not theta.dtype.is_floating_point:
         raise ArgumentValueError(
             f"{fname}: expected theta to have floating point type, but got {theta.dtype}")
-    size = tuple(operator.index(s) for s in size)
+    size = as_ints(size, f"{fname}: the size")
     if len(size) not in (4, 5):
-        raise NotImplementedError(f"{fname} only supports 4D and 5D sizes, for 2D and 3D affine "
-                                  f"transforms, respectively. Got size {list(size)}.")
+        raise UnsupportedError(f"{fname} only supports 4D and 5D sizes, for 2D and 3D affine "
+                               f"transforms, respectively. Got size {list(size)}.")
     d = len(size) - 2
     if theta.ndim != 3 or tuple(theta.shape[1:]) != (d, d + 1):
         raise ArgumentValueError(
@@ -787,8 +788,8 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
         raise ShapeError(f"{fname}: expected input to have non-empty spatial dimensions, but input "
                          f"has shape {tuple(input.shape)}")
     if mode == "bicubic" and d != 2:
-        raise NotImplementedError(f"{fname}: bicubic interpolation only supports 4D input, got a "
-                                  f"{input.ndim}-D input")
+        raise UnsupportedError(f"{fname}: bicubic interpolation only supports 4D input, got a "
+                               f"{input.ndim}-D input")
 
     sizes = tuple(input.shape[2:])
     out_shape = tuple(grid.shape[1:-1])

@@ -32,7 +32,7 @@ from ..errors import (ArgumentTypeError, ArgumentValueError, DeviceError, IndexR
 from ..layouts import (axis_order, channels_last_of, contiguous_format, preserve_format, relaid,
                        strides_of)
 from ..tensor import Size, Tensor
-from .argument_errors import as_int, as_ints
+from .argument_errors import as_int, as_ints, check_fits_in_memory
 
 TENSOR_METHODS = (
     "reshape", "view", "view_as", "reshape_as", "flatten", "ravel", "unflatten", "squeeze",
@@ -418,7 +418,7 @@ class Expand(ArrayFunction):
 
 def expand(input: Tensor, *sizes) -> Tensor:
     """A broadcast view with ``sizes`` (-1 keeps a dimension): ``x.expand(4, -1)``."""
-    sizes = _size_args(sizes)
+    sizes = as_ints(_size_args(sizes), "expand: the sizes")
     lead = len(sizes) - input.ndim
     if lead < 0:
         raise ShapeError(f"expand: the number of sizes ({len(sizes)}) must be at least the number of "
@@ -452,7 +452,8 @@ def broadcast_to(input: Tensor, size) -> Tensor:
 
 def broadcast_shapes(*shapes) -> tuple:
     """The shape that tensors of ``shapes`` broadcast to: ``broadcast_shapes((2, 1), (3,))``."""
-    shapes = [tuple(s) if isinstance(s, (tuple, list)) else (int(s),) for s in shapes]
+    shapes = [as_ints(s, "broadcast_shapes: a shape") if isinstance(s, (tuple, list))
+              else (as_int(s, "broadcast_shapes: a size"),) for s in shapes]
     ndim = max((len(s) for s in shapes), default=0)
     out = [1] * ndim
     for s in shapes:
@@ -483,6 +484,8 @@ def repeat(input: Tensor, *sizes) -> Tensor:
     if any(s < 0 for s in sizes):
         raise ShapeError(f"repeat: repeats must be non-negative, got {sizes}")
     shape = (1,) * (len(sizes) - input.ndim) + tuple(input.shape)
+    check_fits_in_memory(f"repeat{sizes}", _prod(r * s for r, s in zip(sizes, shape)),
+                         input.dtype.itemsize)
     # (s0, s1) -> (1, s0, 1, s1) -> broadcast (r0, s0, r1, s1) -> (r0*s0, r1*s1)
     x = reshape(input, tuple(v for s in shape for v in (1, s)))
     x = expand(x, tuple(v for r, s in zip(sizes, shape) for v in (r, s)))
@@ -532,6 +535,8 @@ def repeat_interleave(input: Tensor, repeats=None, dim: int | None = None, *,
     if repeats < 0:
         raise ShapeError(f"repeat_interleave: repeats must be non-negative, got {repeats}")
     shape = tuple(input.shape)
+    check_fits_in_memory(f"repeat_interleave of {repeats} repeats",
+                         _prod(shape) * repeats, input.dtype.itemsize)
     x = expand(unsqueeze(input, dim + 1), shape[:dim + 1] + (repeats,) + shape[dim + 1:])
     out = reshape(x, shape[:dim] + (n * repeats,) + shape[dim + 1:])
     return clone(out) if out is input or out._base is not None else out
@@ -712,15 +717,17 @@ def tensor_split(input: Tensor, indices_or_sections, dim: int = 0) -> tuple:
                              f"1-d integer tensor, got {ios.dtype} of shape {tuple(ios.shape)}")
         ios = ios.item() if ios.ndim == 0 else ios.tolist()
     if isinstance(ios, (list, tuple)):
-        bounds = [0] + [int(i) for i in ios] + [n]
+        bounds = [0] + list(as_ints(ios, "tensor_split: the indices")) + [n]
         ranges = []
         for a, b in zip(bounds[:-1], bounds[1:]):
             start, stop, _ = slice(a, b).indices(n)  # Python slicing: negatives wrap, clipped
             ranges.append((start, max(stop - start, 0)))
         return _split_ranges(input, dim, ranges)
-    sections = int(ios)
+    sections = as_int(ios, "tensor_split: indices_or_sections")
     if sections < 1:
         raise ShapeError(f"tensor_split: number of sections must be at least 1, got {sections}")
+    # (as many views as sections, each some hundred bytes)
+    check_fits_in_memory(f"tensor_split into {ios!r} sections", sections, 256)
     q, r = divmod(n, sections)
     return _split_ranges(input, dim, _ranges([q + 1] * r + [q] * (sections - r)))
 
@@ -806,13 +813,22 @@ class Cat(ArrayFunction):
         return tuple(grads)
 
 
+def _tensor_list(tensors, name: str) -> list:
+    """``tensors`` (a tuple, list or other iterable) as a list; PyTorch's TypeError, in
+    gradient's class, for a Tensor or anything else in its place (``cat(3)``)."""
+    if isinstance(tensors, (Tensor, str, bytes, dict)) or not hasattr(tensors, "__iter__"):
+        raise ArgumentTypeError(f"{name}(): argument 'tensors' (position 1) must be a tuple or "
+                                f"list of Tensors, not {type(tensors).__name__}")
+    return list(tensors)
+
+
 def cat(tensors, dim: int = 0) -> Tensor:
     """Join tensors along an existing dimension (a copy): ``cat([a, b], dim=1)``.
 
     Dtypes are promoted like PyTorch's (int32 and float16 give float16), and 1-d empty tensors
     are skipped, as PyTorch does for compatibility with old code.
     """
-    tensors = list(tensors)
+    tensors = _tensor_list(tensors, "cat")
     if not tensors:
         raise ShapeError("cat: expected a non-empty list of tensors")
     for i, t in enumerate(tensors):
@@ -847,7 +863,7 @@ concat = concatenate = cat
 
 def stack(tensors, dim: int = 0) -> Tensor:
     """Join tensors of one shape along a new dimension ``dim``: ``stack([a, b], dim=-1)``."""
-    tensors = list(tensors)
+    tensors = _tensor_list(tensors, "stack")
     if not tensors:
         raise ShapeError("stack: expected a non-empty list of tensors")
     for i, t in enumerate(tensors):
@@ -877,9 +893,7 @@ def stack(tensors, dim: int = 0) -> Tensor:
 def hstack(tensors) -> Tensor:
     """Concatenate along dimension 1 (0 for 1-d tensors); 0-d tensors count as 1-d:
     ``hstack([a, b])``."""
-    if isinstance(tensors, Tensor):
-        raise ArgumentTypeError("hstack: expected a sequence of Tensors, got a Tensor; "
-                                "pass hstack([a, b])")
+    tensors = _tensor_list(tensors, "hstack")
     if not tensors:
         raise ArgumentValueError("hstack: expected a non-empty sequence of Tensors")
     tensors = atleast_1d(*tensors)
@@ -890,7 +904,7 @@ def hstack(tensors) -> Tensor:
 def vstack(tensors) -> Tensor:
     """Concatenate along dimension 0 after making each tensor at least 2-d ((N,) is a row):
     ``vstack([row, matrix])``."""
-    tensors = atleast_2d(*tensors)
+    tensors = atleast_2d(*_tensor_list(tensors, "vstack"))
     return cat((tensors,) if isinstance(tensors, Tensor) else tensors, 0)
 
 
@@ -899,14 +913,15 @@ row_stack = vstack
 
 def dstack(tensors) -> Tensor:
     """Concatenate along dimension 2 after making each tensor at least 3-d: ``dstack([a, b])``."""
-    tensors = atleast_3d(*tensors)
+    tensors = atleast_3d(*_tensor_list(tensors, "dstack"))
     return cat((tensors,) if isinstance(tensors, Tensor) else tensors, 2)
 
 
 def column_stack(tensors) -> Tensor:
     """0-d and 1-d tensors as columns, then concatenated along dimension 1:
     ``column_stack([x, y])`` is (N, 2) for two (N,) tensors."""
-    return cat([reshape(t, (t.numel(), 1)) if t.ndim <= 1 else t for t in tensors], 1)
+    return cat([reshape(t, (t.numel(), 1)) if t.ndim <= 1 else t
+                for t in _tensor_list(tensors, "column_stack")], 1)
 
 
 # ---------------------------------------------------------------------- reordering: flip, roll
@@ -1069,7 +1084,9 @@ def diag_embed(input: Tensor, offset: int = 0, dim1: int = -2, dim2: int = -1) -
     if d1 == d2:
         raise ShapeError(f"diag_embed: dim1 and dim2 cannot be the same dimension (both {d1})")
     length = input.shape[-1]
-    size = length + abs(offset)
+    size = length + abs(as_int(offset, "diag_embed: offset"))
+    check_fits_in_memory(f"diag_embed of offset {offset}", _prod(input.shape[:-1]) * size * size,
+                         input.dtype.itemsize)
     backend = input._backend
     rows = Tensor._make(backend.arange(max(-offset, 0), max(-offset, 0) + length, 1, int64),
                         False, backend)

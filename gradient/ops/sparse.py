@@ -476,12 +476,13 @@ def to_sparse(input: Tensor, sparse_dim: int | None = None, *, layout=None) -> S
     if not 0 < k <= input.ndim:
         raise ShapeError(f"to_sparse: sparse_dim must be 1 .. {input.ndim}, got {sparse_dim}")
     present = input.detach().numpy() != 0
-    if k < input.ndim:
-        present = present.reshape(present.shape[:k] + (-1,)).any(axis=-1)
+    if k < input.ndim:   # (sizes spelled out: -1 cannot be inferred where there are no values)
+        present = present.reshape(present.shape[:k] + (prod(present.shape[k:]),)).any(
+            axis=-1)
     coords = np.stack(np.nonzero(present)).reshape(k, -1).astype(np.int64)
     indices = _tensor(coords, dtype=int64, device=input.device)
     values = input[tuple(indices[d] for d in range(k))] if coords.shape[1] else \
-        reshape(input.detach(), (-1,) + tuple(input.shape[k:]))[:0]
+        reshape(input.detach(), (prod(input.shape[:k]),) + tuple(input.shape[k:]))[:0]
     return SparseCOOTensor._make(indices, values, tuple(input.shape), True)
 
 

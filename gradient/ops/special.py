@@ -31,6 +31,7 @@ Example::
 from __future__ import annotations
 
 import math as _math
+import numbers
 
 from ..autograd.function import ArrayFunction
 from ..autograd.grad_mode import no_grad as _no_grad
@@ -143,7 +144,8 @@ def _polygamma_function(n: int, input: Tensor) -> Tensor:
         raise ArgumentTypeError(f"polygamma: input must be a Tensor, got "
                                 f"{type(input).__name__} (the order n comes first: "
                                 f"polygamma(n, input))")
-    if isinstance(n, (bool, Tensor)) or int(n) != n or n < 0:
+    if (isinstance(n, (bool, Tensor)) or not isinstance(n, numbers.Real) or int(n) != n
+            or n < 0):
         raise ArgumentValueError(
             f"polygamma: the order n must be a non-negative integer, got {n!r}")
     return Polygamma.apply(_floating(input), int(n))
@@ -647,8 +649,10 @@ def fmin(input, other) -> Tensor:
 
 def float_power(input, exponent) -> Tensor:
     """``input ** exponent`` computed in float64, whatever the dtypes: ``gradient.float_power(x, 2)``."""
-    a = cast(input, float64) if isinstance(input, Tensor) else float(input)
-    b = cast(exponent, float64) if isinstance(exponent, Tensor) else float(exponent)
+    a = (cast(input, float64) if isinstance(input, Tensor)
+         else float(as_number(input, "float_power: input")))
+    b = (cast(exponent, float64) if isinstance(exponent, Tensor)
+         else float(as_number(exponent, "float_power: exponent")))
     return pow(a, b)
 
 

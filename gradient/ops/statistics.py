@@ -29,6 +29,7 @@ from ..autograd.grad_mode import no_grad as _no_grad
 from ..dtypes import bool_, float32, float64, int64
 from ..errors import ArgumentValueError, DTypeError, IndexRangeError, ShapeError
 from ..tensor import Tensor
+from .argument_errors import as_int, as_number
 from .creation import arange, full, linspace, tensor as _tensor
 from .elementwise import (_floating, cast, ceil, clamp, floor, isnan, lerp, logical_and,
                           logical_not, logical_or, round as _round, sqrt, where)
@@ -155,7 +156,7 @@ def _quantile(name: str, input: Tensor, q, dim, keepdim: bool, interpolation: st
         raise ShapeError(f"{name}() input tensor must be non-empty")
     scalar_q = not isinstance(q, Tensor)
     if scalar_q:
-        qs = _tensor([float(q)], dtype=float64, device=input.device)
+        qs = _tensor([float(as_number(q, f"{name}(): q"))], dtype=float64, device=input.device)
     else:
         if q.ndim > 1:
             raise ShapeError(f"{name}() q must be a scalar or 1D tensor, got shape {tuple(q.shape)}")
@@ -370,6 +371,7 @@ def histogram(input: Tensor, bins=100, *, range=None, weight: Tensor | None = No
                 raise ShapeError("histogram: bins must be a 1-d tensor of at least two edges")
             edges = cast(bins.detach(), x.dtype)
         else:
+            bins = as_int(bins, "histogram: bins")
             if bins <= 0:
                 raise ArgumentValueError(f"histogram: bins must be > 0, got {bins}")
             lo, hi = (0.0, 0.0) if range is None else (float(range[0]), float(range[1]))

@@ -14,12 +14,11 @@ Example::
 
 from __future__ import annotations
 
-import operator as _operator
-
 import numpy as np
 
 from ..errors import ArgumentValueError, ShapeError
 from ..tensor import Tensor
+from .argument_errors import as_int, as_ints
 from .creation import empty, from_numpy
 from .index import take
 from .shape import permute, reshape
@@ -35,9 +34,9 @@ def as_strided(input: Tensor, size, stride, storage_offset: int | None = None) -
 
     Example: ``gradient.as_strided(gradient.arange(4.0), (2, 2), (1, 2))`` is ``[[0., 2.], [1., 3.]]``.
     """
-    size = tuple(_operator.index(s) for s in size)
-    stride = tuple(_operator.index(s) for s in stride)
-    offset = 0 if storage_offset is None else _operator.index(storage_offset)
+    size = as_ints(size, "as_strided: the size")
+    stride = as_ints(stride, "as_strided: the stride")
+    offset = 0 if storage_offset is None else as_int(storage_offset, "as_strided: storage_offset")
     if len(size) != len(stride):
         raise ShapeError(f"mismatch in length of strides and shape: {len(size)} sizes, "
                          f"{len(stride)} strides")
@@ -68,8 +67,8 @@ def empty_strided(size, stride, *, dtype=None, layout=None, device=None,
 
     Example: ``gradient.empty_strided((2, 3), (1, 2)).stride()`` is ``(1, 2)``.
     """
-    size = tuple(_operator.index(s) for s in size)
-    stride = tuple(_operator.index(s) for s in stride)
+    size = as_ints(size, "empty_strided: the size")
+    stride = as_ints(stride, "empty_strided: the stride")
     if len(size) != len(stride):
         raise ShapeError(f"mismatch in length of strides and shape: {len(size)} sizes, "
                          f"{len(stride)} strides")

@@ -36,7 +36,7 @@ import numpy as np
 
 from ..autograd import enable_grad
 from ..dtypes import float32, float64, get_default_dtype
-from ..errors import GradientError
+from ..errors import GradientError, UnsupportedError
 from ..nn.utils.grad import zero_grad_
 from ..tensor import Tensor
 
@@ -393,8 +393,8 @@ def check_unsupported(group: dict) -> None:
     """Refuse the PyTorch options whose semantics gradient does not implement."""
     for option in ("capturable", "differentiable"):
         if group.get(option):
-            raise NotImplementedError(f"{option}=True is not supported by gradient's optimizers; "
-                                      f"leave it False")
+            raise UnsupportedError(f"{option}=True is not supported by gradient's optimizers; "
+                                   f"leave it False")
     lr = group.get("lr")
     if isinstance(lr, Tensor) and lr.numel() != 1:
         raise OptimizerError(f"Tensor lr must be 1-element, got shape {tuple(lr.shape)}")

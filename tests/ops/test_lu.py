@@ -46,3 +46,14 @@ def test_float32_factors():
     assert ours.LU.dtype is gradient.float32
     np.testing.assert_allclose(ours.LU.numpy(), theirs.LU.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(ours.pivots.numpy(), theirs.pivots.numpy())
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (3, 0), (0, 0), (2, 0, 3), (0, 2, 2)])
+def test_matrices_without_values_factor_as_in_torch(shape):
+    # (NumPy's reshape cannot infer a -1 beside a 0: a ValueError from inside before)
+    ours, theirs = gradient.linalg.lu(gradient.zeros(*shape)), torch.linalg.lu(torch.zeros(*shape))
+    assert [tuple(t.shape) for t in ours] == [tuple(t.shape) for t in theirs]
+    factor, pivots = gradient.linalg.lu_factor(gradient.zeros(*shape))
+    expected = torch.linalg.lu_factor(torch.zeros(*shape))
+    assert (tuple(factor.shape), tuple(pivots.shape)) == (tuple(expected[0].shape),
+                                                          tuple(expected[1].shape))

@@ -250,3 +250,11 @@ def test_bad_input_gets_errors_that_say_what_to_do():
         g.relu()
     with pytest.raises(LayoutError, match="two sparse"):
         g @ g.t()
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (3, 0), (2, 0, 3)])
+def test_a_tensor_without_values_to_sparse_with_dense_dimensions(shape):
+    ours = gradient.zeros(*shape).to_sparse(1)
+    theirs = torch.zeros(*shape).to_sparse(1)
+    assert tuple(ours.shape) == tuple(theirs.shape) and ours._nnz() == theirs._nnz() == 0
+    assert tuple(ours.to_dense().shape) == shape

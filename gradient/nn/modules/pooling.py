@@ -11,6 +11,7 @@ from .. import functional as F
 from ..module import Module
 from .utils import _pair, _single, _triple
 from ...errors import ArgumentValueError
+from ...ops.argument_errors import as_number
 
 __all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
            "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d",
@@ -249,8 +250,8 @@ class _LPPoolNd(Module):
         self.ceil_mode = ceil_mode
 
     def forward(self, input):
-        return type(self)._fn(input, float(self.norm_type), self.kernel_size, self.stride,
-                              self.ceil_mode)
+        norm_type = float(as_number(self.norm_type, f"{type(self).__name__}: norm_type"))
+        return type(self)._fn(input, norm_type, self.kernel_size, self.stride, self.ceil_mode)
 
     def extra_repr(self) -> str:
         return (f"norm_type={self.norm_type}, kernel_size={self.kernel_size}, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ... import ops as _ops
 from ...autograd import no_grad
 from ...errors import ArgumentValueError, ShapeError
+from ...ops.argument_errors import as_int
 from .. import functional as F
 from .. import init
 from ..module import Module
@@ -19,6 +20,7 @@ def _check_padding_idx(layer: str, padding_idx, num_embeddings: int):
     or None; out of range is a ValueError, as in PyTorch."""
     if padding_idx is None:
         return None
+    padding_idx = as_int(padding_idx, f"{layer}: padding_idx")
     if not -num_embeddings <= padding_idx < num_embeddings:
         raise ArgumentValueError(
             f"{layer}: padding_idx must be within num_embeddings "

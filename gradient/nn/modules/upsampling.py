@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .. import functional as F
 from ..module import Module
+from ...ops.argument_errors import as_number
 
 __all__ = ["Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "PixelShuffle",
            "PixelUnshuffle"]
@@ -33,10 +34,11 @@ class Upsample(Module):
         self.name = type(self).__name__
         self.size = size
         # stored as floats, as PyTorch does (a 0 scale_factor counts as none given)
+        what = f"{self.name}: scale_factor"
         if isinstance(scale_factor, tuple):
-            self.scale_factor = tuple(float(factor) for factor in scale_factor)
+            self.scale_factor = tuple(float(as_number(factor, what)) for factor in scale_factor)
         else:
-            self.scale_factor = float(scale_factor) if scale_factor else None
+            self.scale_factor = float(as_number(scale_factor, what)) if scale_factor else None
         self.mode = mode
         self.align_corners = align_corners
         self.recompute_scale_factor = recompute_scale_factor

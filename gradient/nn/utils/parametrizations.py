@@ -26,7 +26,7 @@ from ...tensor import Tensor
 from .. import functional as F
 from ..module import Module
 from . import parametrize
-from ...errors import ArgumentValueError
+from ...errors import ArgumentValueError, UnsupportedError
 
 __all__ = ["weight_norm", "spectral_norm", "orthogonal"]
 
@@ -211,7 +211,7 @@ class _Orthogonal(Module):
         n, k = Q.shape[-2], Q.shape[-1]
         if not hasattr(self, "base"):
             if self.orthogonal_map != "householder":
-                raise NotImplementedError(
+                raise UnsupportedError(
                     "orthogonal: assigning a weight without the trivialization is only "
                     "possible with orthogonal_map='householder' (matrix_exp and cayley cannot "
                     "be inverted in closed form); use use_trivialization=True")
