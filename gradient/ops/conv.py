@@ -32,6 +32,8 @@ import itertools
 import math
 import operator
 
+import numpy as np
+
 from ..autograd import autocast_state as _autocast
 from ..autograd.function import ArrayFunction
 from ..dtypes import from_numpy_dtype, int64
@@ -56,6 +58,8 @@ TENSOR_METHODS = ()
 # ---------------------------------------------------------------------- argument handling
 def _ntuple(value, n: int, what: str, fname: str) -> tuple:
     """An int or a length-``n`` sequence of ints as a tuple of ``n`` ints."""
+    if isinstance(value, np.ndarray) and value.ndim == 1:   # (has __index__, for 0-d only)
+        value = value.tolist()
     if isinstance(value, (list, tuple)):
         if len(value) == 1 and n > 1:
             value = tuple(value) * n

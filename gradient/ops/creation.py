@@ -85,6 +85,9 @@ def get_rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
+    if not isinstance(state, dict):
+        raise ArgumentTypeError(f"set_rng_state: expected the state get_rng_state() gave (a "
+                                f"dict), got {type(state).__name__}")
     default_generator.set_state(state)
 
 
@@ -418,6 +421,13 @@ def logspace(start, end, steps: int, base: float = 10.0, dtype=None, device=None
     return Tensor._make(backend.cast(backend.from_numpy(arr), dtype), False, backend)
 
 
+def _check_int64_range(fn: str, low: int, high: int) -> None:
+    """Draws from [low, high) are int64: the bounds must be within its range."""
+    if low < -2 ** 63 or high - 1 > 2 ** 63 - 1:
+        raise ArgumentValueError(f"{fn}: the range [{low}, {high}) does not fit in int64 "
+                                 f"(-2**63 to 2**63 - 1)")
+
+
 def _count(value, fn: str, name: str = "steps") -> int:
     """A count of values (linspace's steps, eye's sizes, randperm's n): an int, at least 0."""
     count = as_int(value, f"{fn}: {name}")
@@ -470,6 +480,7 @@ def randint(low, high=None, size=None, generator=None, dtype=None, device=None) 
     low, high = as_int(low, "randint: low"), as_int(high, "randint: high")
     if high <= low:
         raise ArgumentValueError(f"randint: expected low < high, got low={low}, high={high}")
+    _check_int64_range("randint", low, high)
     backend = _backend(device)
     dtype = as_dtype(dtype) if dtype is not None else int64
     return Tensor._make(backend.randint(_gen(generator), low, high, _shape((size,)), dtype), False, backend)
@@ -625,7 +636,7 @@ def random_(input: Tensor, from_=0, to=None, *, generator=None) -> Tensor:
     Example: ``gradient.empty(5, dtype=gradient.int64).random_(10)``
     """
     if to is None:
-        if from_ == 0 and not isinstance(from_, bool):
+        if type(from_) is int and from_ == 0:
             low, high = _integer_range(input.dtype)
             high += 1
         else:  # random_(to)
@@ -634,6 +645,7 @@ def random_(input: Tensor, from_=0, to=None, *, generator=None) -> Tensor:
         low, high = as_int(from_, "random_: from"), as_int(to, "random_: to")
     if low >= high:
         raise ArgumentValueError(f"random_: expected from < to, got from={low}, to={high}")
+    _check_int64_range("random_", low, high)
     if not input.dtype.is_floating_point and input.dtype is not bool_:
         info = np.iinfo(input.dtype.numpy)
         if low < info.min or high - 1 > info.max:

@@ -31,6 +31,7 @@ from ..dtypes import bfloat16, bool_, float16, float32, from_numpy_dtype
 from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
 from . import sparse as _sparse
+from .argument_errors import as_int
 from .creation import eye
 from .shape import expand, reshape, wrap_dim
 
@@ -585,6 +586,8 @@ def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
     """Sum of products over ``dims``: the last ``dims`` of ``a`` with the first of ``b`` (an int),
     or the listed dims ``([a dims], [b dims])``: ``gradient.tensordot(a, b, dims=([1, 0], [0, 1]))``.
     """
+    if not isinstance(dims, (list, tuple, Tensor)):
+        dims = as_int(dims, "tensordot: dims")
     if _autocast.any_enabled() and isinstance(a, Tensor) and isinstance(b, Tensor):
         # autocast: PyTorch's tensordot is an mm (cast to bf16/fp16), except when it contracts
         # every dimension of both operands: then it is a dot, which stays float32

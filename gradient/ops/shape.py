@@ -819,7 +819,12 @@ def _tensor_list(tensors, name: str) -> list:
     if isinstance(tensors, (Tensor, str, bytes, dict)) or not hasattr(tensors, "__iter__"):
         raise ArgumentTypeError(f"{name}(): argument 'tensors' (position 1) must be a tuple or "
                                 f"list of Tensors, not {type(tensors).__name__}")
-    return list(tensors)
+    tensors = list(tensors)
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise ArgumentTypeError(f"{name}(): argument 'tensors' must hold Tensors, not "
+                                    f"{type(t).__name__} (at index {i})")
+    return tensors
 
 
 def cat(tensors, dim: int = 0) -> Tensor:
@@ -832,10 +837,6 @@ def cat(tensors, dim: int = 0) -> Tensor:
     if not tensors:
         raise ShapeError("cat: expected a non-empty list of tensors")
     for i, t in enumerate(tensors):
-        if not isinstance(t, Tensor):
-            raise ArgumentTypeError(
-                f"cat: expected a sequence of tensors, got {type(t).__name__} at "
-                f"position {i}")
         if t.ndim == 0:
             raise ShapeError(f"cat: zero-dimensional tensor (at position {i}) cannot be "
                              "concatenated; use stack, or unsqueeze it first")
@@ -866,11 +867,6 @@ def stack(tensors, dim: int = 0) -> Tensor:
     tensors = _tensor_list(tensors, "stack")
     if not tensors:
         raise ShapeError("stack: expected a non-empty list of tensors")
-    for i, t in enumerate(tensors):
-        if not isinstance(t, Tensor):   # (as cat says it)
-            raise ArgumentTypeError(
-                f"stack: expected a sequence of tensors, got {type(t).__name__} at "
-                f"position {i}")
     first = tensors[0]
     shape = tuple(first.shape)
     for i, t in enumerate(tensors):
@@ -1023,7 +1019,11 @@ def _triangle(name: str, input: Tensor, diagonal: int, upper: bool) -> Tensor:
     if input.ndim < 2:
         raise ShapeError(f"{name}: expected a tensor with at least 2 dimensions, got "
                          f"{input.ndim}")
-    return Triangle.apply(input, as_int(diagonal, f"{name}: diagonal"), upper)
+    diagonal = as_int(diagonal, f"{name}: diagonal")
+    # a diagonal past the matrix keeps or clears all of it, as any one past it does (an
+    # int64 constant cannot hold 10**20)
+    edge = input.shape[-2] + input.shape[-1]
+    return Triangle.apply(input, max(-edge, min(edge, diagonal)), upper)
 
 
 def tril(input: Tensor, diagonal: int = 0) -> Tensor:

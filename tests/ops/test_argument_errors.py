@@ -197,6 +197,12 @@ def test_one_element_tensors_and_numpy_scalars_are_numbers_as_torchs():
     lambda m: m.polygamma((0, 1), m.ones(2)),
     lambda m: m.dist(m.ones(2), m.zeros(2), []),
     lambda m: m.linalg.vector_norm(m.ones(2), "a"),
+    lambda m: m.hstack(np.ones(3)),
+    lambda m: m.tensordot(m.ones(2, 2), m.ones(2, 2), "abc"),
+    lambda m: m.ones(3).random_(np.ones(3)),
+    lambda m: m.ones(3).random_(10 ** 20),
+    lambda m: m.randint_like(m.ones(3), 10 ** 20),
+    lambda m: m.set_rng_state(None),
 ])
 def test_odd_arguments_get_gradients_own_errors_where_torch_raises(call):
     """(Found by calling every function with odd arguments: Python's and NumPy's errors from

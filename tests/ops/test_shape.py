@@ -157,7 +157,7 @@ def test_cat_errors():
         gradient.cat([gradient.zeros(2, 3), gradient.zeros(2, 3, 1)])
     with pytest.raises(IndexError, match="out of range"):
         gradient.cat([gradient.zeros(2, 3)], dim=2)
-    with pytest.raises(TypeError, match="position 1"):
+    with pytest.raises(TypeError, match=r"must hold Tensors, not list \(at index 1\)"):
         gradient.cat([gradient.zeros(2), [1.0, 2.0]])
 
 
@@ -448,3 +448,12 @@ def test_numel_is_floating_point_and_is_complex_as_functions():
     for fn in (gradient.numel, gradient.is_floating_point, gradient.is_complex):
         with pytest.raises(TypeError, match="expected a Tensor"):
             fn([1.0])
+
+
+def test_a_diagonal_past_the_matrix_keeps_or_clears_all_of_it():
+    # (an int64 constant cannot hold 10**20: NumPy's OverflowError from inside before)
+    x = gradient.ones(3, 4)
+    assert gradient.tril(x, 10 ** 20).sum().item() == 12
+    assert gradient.triu(x, 10 ** 20).sum().item() == 0
+    assert gradient.triu(x, -10 ** 20).sum().item() == 12
+    assert gradient.tril(x, -10 ** 20).sum().item() == 0
