@@ -33,7 +33,7 @@ from ..errors import ArgumentTypeError, ArgumentValueError, GradientError
 from ..tensor import Tensor
 
 __all__ = ["tensor_arguments", "wrong_argument", "mistyped_argument", "guard_namespace", "as_ints",
-           "as_int"]
+           "as_int", "one_integer"]
 
 _MISSING = object()
 _wrapped: dict = {}     # id(function) -> its wrapper, so that aliases stay one object
@@ -128,6 +128,17 @@ def _is_a(value, kind: str) -> bool:
     if kind == "int":
         return isinstance(value, numbers.Integral)
     return isinstance(value, numbers.Real)        # float
+
+
+def one_integer(value) -> bool:
+    """Whether ``value`` stands for one integer, not a sequence of them: an int, a NumPy
+    integer, a 0-d array or tensor (what has ``__index__``; a NumPy array of any shape has
+    that method, which only the 0-d one honours).
+
+    Example: ``one_integer(np.int64(3))`` is True, ``one_integer(np.array([3]))`` False
+    """
+    return isinstance(value, int) or (hasattr(value, "__index__")
+                                      and getattr(value, "ndim", 0) == 0)
 
 
 def as_ints(values, what: str) -> tuple:

@@ -39,7 +39,7 @@ from ..autograd.function import ArrayFunction
 from ..dtypes import from_numpy_dtype, int64
 from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, ShapeError
 from ..tensor import Tensor
-from .argument_errors import as_int, as_ints, check_fits_in_memory
+from .argument_errors import as_int, as_ints, check_fits_in_memory, one_integer
 from .creation import tensor
 from .index import getitem
 from .linalg import matmul
@@ -58,7 +58,7 @@ TENSOR_METHODS = ()
 # ---------------------------------------------------------------------- argument handling
 def _ntuple(value, n: int, what: str, fname: str) -> tuple:
     """An int or a length-``n`` sequence of ints as a tuple of ``n`` ints."""
-    if isinstance(value, np.ndarray) and value.ndim == 1:   # (has __index__, for 0-d only)
+    if isinstance(value, np.ndarray) and value.ndim == 1:   # a NumPy array of sizes
         value = value.tolist()
     if isinstance(value, (list, tuple)):
         if len(value) == 1 and n > 1:
@@ -66,7 +66,7 @@ def _ntuple(value, n: int, what: str, fname: str) -> tuple:
         if len(value) != n:
             raise ShapeError(f"{fname}: {what} must be an int or a tuple of {n} ints, got {value!r}")
         return as_ints(value, f"{fname}: {what}")
-    if isinstance(value, Tensor) or not hasattr(value, "__index__"):
+    if isinstance(value, Tensor) or not one_integer(value):
         raise ArgumentTypeError(
             f"{fname}: {what} must be an int or a tuple of {n} ints, got {value!r}")
     return (int(value),) * n
@@ -811,7 +811,7 @@ def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
 
 # ---------------------------------------------------------------------- adaptive pooling
 def _adaptive_sizes(input: Tensor, output_size, d: int, fname: str) -> tuple:
-    if output_size is None or isinstance(output_size, int) or hasattr(output_size, "__index__"):
+    if output_size is None or one_integer(output_size):
         output_size = (output_size,) * d
     if not isinstance(output_size, (tuple, list)):
         raise ArgumentTypeError(f"{fname}: output_size must be an int or a tuple of {d} ints, "

@@ -34,7 +34,7 @@ from ..dtypes import bfloat16, bool_, float16, float32, float64, from_numpy_dtyp
 from ..errors import ArgumentTypeError, ArgumentValueError, DTypeError, IndexRangeError, ShapeError
 from ..tensor import Tensor
 from . import creation
-from .argument_errors import as_int, as_ints, as_number
+from .argument_errors import as_int, as_ints, as_number, one_integer
 from .elementwise import (_constant, _floating, _promote, cast, erf, exp, pow, rsqrt, sigmoid, tanh,
                           where)
 from .elementwise import abs as _abs
@@ -1070,8 +1070,7 @@ def _check_param(name: str, fn: str, t, shape: tuple) -> None:
 
 
 def _as_shape(normalized_shape) -> tuple:
-    if isinstance(normalized_shape, int) or (hasattr(normalized_shape, "__index__")
-                                             and getattr(normalized_shape, "ndim", 0) == 0):
+    if one_integer(normalized_shape):
         return (as_int(normalized_shape, "normalized_shape"),)
     return as_ints(normalized_shape, "normalized_shape")
 
