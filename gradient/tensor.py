@@ -737,6 +737,9 @@ class Tensor:
     def fill_(self, value) -> "Tensor":
         """Every element set to ``value``; an expanded tensor too, with a number (its elements
         sharing a place all take the one value), as PyTorch's."""
+        if isinstance(value, Tensor) and value.ndim != 0:    # (recorded or not, as PyTorch)
+            raise ArgumentValueError(f"fill_ only supports 0-dimension value tensor but got "
+                                     f"tensor with {value.ndim} dimensions")
         if self._check_inplace("fill_", value, writes=False):
             self._check_writeable("fill_")
             return self.copy_(value)
@@ -745,9 +748,6 @@ class Tensor:
             target = None if isinstance(value, Tensor) else _ops.index.broadcast_alias(target)
             if target is None:
                 self._check_writeable("fill_")     # (raises: a tensor value, read-only memory)
-        if isinstance(value, Tensor) and value.ndim != 0:
-            raise ArgumentValueError(f"fill_ only supports 0-dimension value tensor but got "
-                                     f"tensor with {value.ndim} dimensions")
         # a number must fit the dtype, as PyTorch checks (int64's fill_(1e300) raises)
         v = (value._data if isinstance(value, Tensor) else _ops.elementwise._constant(
             _as_number(value, "fill_: value"), self.dtype, self, checked=True)._data)

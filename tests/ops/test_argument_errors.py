@@ -188,6 +188,7 @@ def test_one_element_tensors_and_numpy_scalars_are_numbers_as_torchs():
     lambda m: m.nn.functional.adaptive_max_pool1d(m.ones(2, 0, 3), 10 ** 20),
     lambda m: m.ones(2).type_as(-0.5),
     lambda m: m.ones(2, dtype=m.bool).fill_(m.ones(4)),
+    lambda m: m.ones(3, requires_grad=True).clone().fill_(m.ones(3)),   # (recorded, too)
     lambda m: m.ones(3, 4).add_(m.ones(4), alpha="mean"),
     lambda m: m.ones(()).new_ones(0, 1e300, 0),
     lambda m: m.nn.Upsample(None, "relu")(m.ones(1, 1, 2)),
