@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 
 import ml_dtypes
+import numba
 import numpy as np
 
 from ..kernels.lowering import Lowered
@@ -803,7 +804,7 @@ def cross_entropy_backward(x, target, lse, scale):
     return dx
 
 
-# ---------------------------------------------------------------------- Adam / AdamW
+# ---------------------------------------------------------------------- optimizer steps
 @_compile
 def _adam_step(p, g, m, v, vmax, decay, l2, w1, w1_minus_one, b2, one_minus_b2, bc2, eps,
                neg_step, maximize, amsgrad):
@@ -851,6 +852,75 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1, be
         param.reshape(-1), grad.reshape(-1), exp_avg.reshape(-1), exp_avg_sq.reshape(-1), vmax,
         k(decay), k(l2), k(w1), k(w1) - k(1), k(beta2), k(1 - beta2), k(bc2), k(eps),
         k(-(lr / (1 - beta1 ** step))), bool(maximize), amsgrad)
+    return True
+
+
+@_compile
+def _sgd_step(p, g, buf, weight_decay, momentum, keep, neg_lr, first, nesterov, maximize):
+    # The operations of PyTorch's single-tensor SGD (and gradient.optim.sgd's composition of
+    # it), in order and in the parameter's precision: add with alpha a fused multiply-add as
+    # PyTorch's kernels make it, mul_ one rounding. ``buf`` is empty without momentum.
+    for i in range(p.size):
+        gi = -g[i] if maximize else g[i]
+        if weight_decay != 0:
+            gi = fused_multiply_add(weight_decay, p[i], gi)          # grad.add(p, alpha=wd)
+        if buf.size != 0:
+            # the buffer starts at the gradient itself, undamped; then
+            # buf.mul_(momentum).add_(grad, alpha=1 - dampening)
+            bi = gi if first else fused_multiply_add(keep, gi, buf[i] * momentum)
+            buf[i] = bi
+            gi = fused_multiply_add(momentum, bi, gi) if nesterov else bi
+        p[i] = fused_multiply_add(neg_lr, gi, p[i])                  # p.add_(grad, alpha=-lr)
+
+
+@_compile(parallel=True)
+def _sgd_in_chunks(p, g, buf, weight_decay, momentum, keep, neg_lr, first, nesterov, maximize,
+                   n_chunks):
+    """:func:`_sgd_step` over ``n_chunks`` chunks on numba's threads (see
+    :data:`SGD_THREADS_FROM`)."""
+    step = (p.size + n_chunks - 1) // n_chunks
+    for c in numba.prange(n_chunks):
+        a, b = min(p.size, c * step), min(p.size, (c + 1) * step)
+        _sgd_step(p[a:b], g[a:b], buf[a:b] if buf.size != 0 else buf, weight_decay, momentum,
+                  keep, neg_lr, first, nesterov, maximize)
+
+
+#: Parameters of this many values and more are updated on numba's threads, in chunks (an
+#: element's arithmetic does not depend on the chunk: the same bits). The step streams memory
+#: (or L2), which one core does not fill. float32, best of 5, an AMD EPYC (Zen 4), one thread
+#: against two, plain and with momentum: 32,768 values 6.2 / 7.9 against 7.7 / 9.1 us; 65,536
+#: 8.9 / 15.2 against 9.3 / 12.7 us; 147,456 18.7 / 30.8 against 14.6 / 23.5 us; 10M 3.2 / 4.9
+#: against 2.0 / 3.3 ms.
+SGD_THREADS_FROM = 1 << 16
+
+
+@register("sgd_step", "cpu", "numba", _FLOATS)
+def sgd_step(param, grad, momentum_buffer, *, lr, momentum, dampening, weight_decay, nesterov,
+             maximize, first):
+    """One SGD update of raw arrays in place, with PyTorch's rule and bits; with momentum,
+    ``momentum_buffer`` is updated too (``first``: set to the step's gradient, the buffer's
+    start). Returns True when done, None when the arrays are not handled (the caller then
+    composes).
+
+    Example: ``sgd_step(p, g, None, lr=0.1, momentum=0, dampening=0, weight_decay=0,
+    nesterov=False, maximize=False, first=False)``
+    """
+    # (a step per parameter: the checks are written out, as they cost more than a small
+    # parameter's arithmetic)
+    buf = momentum_buffer if momentum != 0 else grad
+    if not (_usable(param, grad, buf) and param.shape == grad.shape == buf.shape
+            and param.flags.c_contiguous and grad.flags.c_contiguous
+            and buf.flags.c_contiguous):              # updated in place: no copies
+        return None
+    k = param.dtype.type
+    buf = buf.reshape(-1) if momentum != 0 else np.empty(0, param.dtype)
+    args = (param.reshape(-1), grad.reshape(-1), buf, k(weight_decay), k(momentum),
+            k(1 - dampening), k(-lr), bool(first), bool(nesterov), bool(maximize))
+    threads = numba.get_num_threads() if param.size >= SGD_THREADS_FROM else 1
+    if threads == 1:
+        _sgd_step(*args)
+    else:
+        _sgd_in_chunks(*args, threads)
     return True
 
 

@@ -97,6 +97,9 @@ declare("half_binary", "(op, a, b) -> y",
 declare("adam_step", "(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq) -> done",
         "one Adam/AdamW update in place (keyword arguments lr, beta1, beta2, eps, "
         "weight_decay, decoupled_weight_decay, maximize, step)")
+declare("sgd_step", "(param, grad, momentum_buffer) -> done",
+        "one SGD update in place, and of the momentum buffer (keyword arguments lr, momentum, "
+        "dampening, weight_decay, nesterov, maximize, first: the buffer starts this step)")
 declare("index_add_rows", "(out, ids, values) -> done",
         "out[ids[i]] += values[i] in order: an embedding table's gradient")
 declare("joined_pieces", "(pieces, shape, dim, ranges) -> joined",

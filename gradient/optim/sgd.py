@@ -1,6 +1,8 @@
 """Stochastic gradient descent, with optional momentum, dampening, Nesterov and weight decay."""
 
+from .. import kernels
 from ..autograd import no_grad
+from ..ops.creation import empty_like
 from .optimizer import Optimizer, OptimizerError, check_unsupported, check_value, sparse_rows
 
 
@@ -58,6 +60,10 @@ class SGD(Optimizer):
 
 def sgd_update(p, grad, state, *, lr, momentum, dampening, weight_decay, nesterov, maximize):
     """Update ``p`` in place from ``grad`` (``state`` holds the momentum buffer, if any)."""
+    if not grad.is_sparse and _fused_update(
+            p, grad, state, lr=lr, momentum=momentum, dampening=dampening,
+            weight_decay=weight_decay, nesterov=nesterov, maximize=maximize):
+        return
     if maximize:
         grad = -grad
     if grad.is_sparse:
@@ -78,3 +84,21 @@ def sgd_update(p, grad, state, *, lr, momentum, dampening, weight_decay, nestero
             buf.mul_(momentum).add_(grad, alpha=1 - dampening)
         grad = grad.add(buf, alpha=momentum) if nesterov else buf
     p.add_(grad, alpha=-lr)
+
+
+def _fused_update(p, grad, state, **hyper) -> bool:
+    """The update above in one pass of the backend's fused kernel (the same operations in the
+    same order: the same bits); False when it has none or declines the arrays."""
+    buf = state.get("momentum_buffer") if state is not None else None
+    first = state is not None and buf is None
+    if first:
+        buf = empty_like(p)     # (C-contiguous where p is: the kernel takes no other)
+    if not kernels.call("sgd_step", p._backend, p._data, grad._data,
+                        None if buf is None else buf._data, first=first, **hyper):
+        return False
+    p._version.bump("sgd_step")
+    if buf is not None:
+        buf._version.bump("sgd_step")
+    if first:
+        state["momentum_buffer"] = buf
+    return True

@@ -74,6 +74,14 @@ def cpu_kernels():
                     beta2=0.999, eps=1e-8, weight_decay=0.01, decoupled_weight_decay=True,
                     maximize=False, step=1)
     out += [p, m, v]
+    b = np.empty_like(p)
+    for first in (True, False):
+        k.sgd_step(p, g.reshape(-1)[:50].copy(), b, lr=1e-2, momentum=0.9, dampening=0.1,
+                   weight_decay=0.01, nesterov=False, maximize=False, first=first)
+    big = _f32(rng, 1 << 16)                          # on threads, in chunks
+    k.sgd_step(big, big[::-1].copy(), None, lr=0.5, momentum=0, dampening=0, weight_decay=0,
+               nesterov=False, maximize=True, first=False)
+    out += [p, b, big]
     up = _f32(rng, 6, 40)
     out += [k.swiglu(x * 4, up), *k.swiglu_backward(g, x * 4, up)]
     heads = _f32(rng, 2, 5, 3, 8).transpose(0, 2, 1, 3)     # a head split's strided view

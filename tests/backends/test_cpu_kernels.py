@@ -149,6 +149,67 @@ def test_adam_fused_update_is_bit_identical_to_the_composition(monkeypatch, opti
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("options", [
+    dict(),
+    dict(momentum=0.9),
+    dict(momentum=0.9, dampening=0.3, weight_decay=0.01),
+    dict(momentum=0.8, nesterov=True, weight_decay=0.1, maximize=True),
+    dict(weight_decay=1.0, lr=1.0),     # alphas of 1: a plain add in the composition
+])
+@pytest.mark.parametrize("size", [(7, 5), (600, 700)])   # the second on threads, in chunks
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sgd_fused_update_is_bit_identical_to_the_composition(monkeypatch, options, size,
+                                                               dtype):
+    """The fused SGD step against its composition of tensor ops (add with alpha: the ``fma``
+    kernel, PyTorch's arithmetic), parameters and momentum buffers, over four steps."""
+    from gradient.backends import cpu_kernels
+    options = dict(dict(lr=0.01), **options)
+    rng = np.random.default_rng(0)
+    start = rng.standard_normal(size).astype(dtype)
+    grads = [rng.standard_normal(size).astype(dtype) for _ in range(4)]
+    assert (start.size >= cpu_kernels.SGD_THREADS_FROM) == (size == (600, 700))
+
+    def train():
+        p = gradient.nn.Parameter(gradient.tensor(start))
+        opt = gradient.optim.SGD([p], **options)
+        for g in grads:
+            p.grad = gradient.tensor(g)
+            opt.step()
+        buffers = [s["momentum_buffer"].numpy() for s in opt.state.values()]
+        return [p.detach().numpy()] + buffers
+
+    results = record_kernel_results(monkeypatch, "sgd_step")
+    fused = train()
+    assert results == [True] * 4
+    without_kernels(monkeypatch, keep=lambda name: name == "fma")
+    reference = train()
+    assert len(fused) == len(reference) == (2 if options.get("momentum") else 1)
+    for a, b in zip(fused, reference):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fused_sgd_bumps_versions_and_declines_what_it_cannot_update_in_place(monkeypatch):
+    """An SGD step is an in-place write (autograd's version counters see it); a parameter
+    whose gradient is laid out otherwise, or of a 16-bit type, is updated by the
+    composition."""
+    p = gradient.nn.Parameter(gradient.ones(3, 4))
+    opt = gradient.optim.SGD([p], lr=0.5, momentum=0.9)
+    p.grad = gradient.ones(3, 4)
+    before = p._version.value
+    opt.step()
+    assert p._version.value > before
+    p.grad = gradient.ones(4, 3).T                         # not C-contiguous
+    results = record_kernel_results(monkeypatch, "sgd_step")
+    opt.step()
+    assert results == [None]
+    np.testing.assert_array_equal(p.detach().numpy(), np.full((3, 4), 1 - 0.5 - 0.5 * 1.9,
+                                                              np.float32))
+    h = gradient.nn.Parameter(gradient.ones(4, dtype=gradient.bfloat16))
+    h.grad = gradient.ones(4, dtype=gradient.bfloat16)
+    gradient.optim.SGD([h], lr=0.25).step()
+    assert h.dtype is gradient.bfloat16 and h.detach().float().tolist() == [0.75] * 4
+
+
 def test_fused_adam_bumps_the_versions_of_what_it_updates():
     p = gradient.nn.Parameter(gradient.ones(3))
     opt = gradient.optim.AdamW([p])
@@ -665,7 +726,7 @@ def test_float32_kernels_compute_in_float32():
                 if re.search(r"fpext [^\n]* to double|= f(?:add|sub|mul|div) [^\n]*double", ir):
                     doubles.append(name)
     assert {"_attend", "_exp_row", "_normalize_rows", "_shift_rows",
-            "_score_gradient", "_gelu_tanh_grad", "_silu_grad", "_adam_step",
+            "_score_gradient", "_gelu_tanh_grad", "_silu_grad", "_adam_step", "_sgd_step",
             "_index_add_rows", "_rows", "_columns", "_minus_rows", "_cross_entropy_rows",
             "_log_softmax_rows", "_scale_rows_less_target", "_add_to_rows", "_swiglu_finish",
             "_swiglu_grad", "_rotary"} <= set(checked), sorted(set(checked))
