@@ -924,6 +924,83 @@ def sgd_step(param, grad, momentum_buffer, *, lr, momentum, dampening, weight_de
     return True
 
 
+@_compile
+def _rmsprop_step(p, g, v, a, buf, l2, alpha, one_minus_alpha, w, w_minus_one, eps, momentum,
+                  neg_lr, maximize):
+    # The operations of PyTorch's single-tensor RMSprop (and gradient.optim.rmsprop's
+    # composition of it), in order and in the parameter's precision: mul_ then addcmul_, lerp_
+    # and addcmul for the centred variance, sqrt, add_, then addcdiv_ (or mul_, addcdiv_ and
+    # add_ with momentum). ``a`` (centred) and ``buf`` (momentum) are empty when not used.
+    for i in range(p.size):
+        gi = -g[i] if maximize else g[i]
+        if l2 != 0:
+            gi = fused_multiply_add(l2, p[i], gi)                       # grad.add(p, alpha=l2)
+        vi = fused_multiply_add(one_minus_alpha * gi, gi, v[i] * alpha)  # v*alpha + (1-alpha)*g*g
+        v[i] = vi
+        if a.size != 0:
+            diff = gi - a[i]
+            ai = (fused_multiply_add(w, diff, a[i]) if abs(w) < 0.5      # a.lerp_(grad, 1-alpha)
+                  else fused_multiply_add(w_minus_one, diff, gi))
+            a[i] = ai
+            vi = fused_multiply_add(-ai, ai, vi)                        # v.addcmul(a, a, value=-1)
+        avg = math.sqrt(vi) + eps
+        if buf.size != 0:
+            bi = buf[i] * momentum + gi / avg                           # buf.mul_().addcdiv_()
+            buf[i] = bi
+            p[i] = fused_multiply_add(neg_lr, bi, p[i])                 # p.add_(buf, alpha=-lr)
+        else:
+            p[i] = p[i] + (neg_lr * gi) / avg                           # p.addcdiv_(g, avg, -lr)
+
+
+@register("rmsprop_step", "cpu", "numba", _FLOATS)
+def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, *, lr, alpha, eps,
+                 weight_decay, momentum, maximize):
+    """One RMSprop update of raw arrays in place (``grad_avg`` None unless centred,
+    ``momentum_buffer`` None without momentum), with the bits of its composition. Returns True
+    when done, None when the arrays are not handled (the caller then composes)."""
+    arrays = [param, grad, square_avg] + [x for x in (grad_avg, momentum_buffer) if x is not None]
+    if (not _usable(*arrays) or len({x.shape for x in arrays}) != 1
+            or not all(x.flags.c_contiguous for x in arrays)):  # updated in place: no copies
+        return None
+    k = param.dtype.type
+    none = np.empty(0, param.dtype)
+    w = k(1 - alpha)
+    _rmsprop_step(param.reshape(-1), grad.reshape(-1), square_avg.reshape(-1),
+                  none if grad_avg is None else grad_avg.reshape(-1),
+                  none if momentum_buffer is None else momentum_buffer.reshape(-1),
+                  k(weight_decay), k(alpha), k(1 - alpha), w, w - k(1), k(eps), k(momentum),
+                  k(-lr), bool(maximize))
+    return True
+
+
+@_compile
+def _adagrad_step(p, g, total, l2, eps, neg_lr, maximize):
+    # PyTorch's single-tensor Adagrad (gradient.optim.adagrad's composition of it): addcmul_
+    # with value 1, sqrt, add_, addcdiv_, in the parameter's precision
+    for i in range(p.size):
+        gi = -g[i] if maximize else g[i]
+        if l2 != 0:
+            gi = fused_multiply_add(l2, p[i], gi)                       # grad.add(p, alpha=l2)
+        ti = fused_multiply_add(gi, gi, total[i])
+        total[i] = ti
+        p[i] = p[i] + (neg_lr * gi) / (math.sqrt(ti) + eps)
+
+
+@register("adagrad_step", "cpu", "numba", _FLOATS)
+def adagrad_step(param, grad, state_sum, *, lr, weight_decay, eps, maximize):
+    """One dense Adagrad update of raw arrays in place, ``lr`` already decayed for this step,
+    with the bits of its composition. Returns True when done, None when the arrays are not
+    handled (the caller then composes)."""
+    if (not _usable(param, grad, state_sum) or not param.shape == grad.shape == state_sum.shape
+            or not (param.flags.c_contiguous and grad.flags.c_contiguous
+                    and state_sum.flags.c_contiguous)):
+        return None
+    k = param.dtype.type
+    _adagrad_step(param.reshape(-1), grad.reshape(-1), state_sum.reshape(-1), k(weight_decay),
+                  k(eps), k(-lr), bool(maximize))
+    return True
+
+
 # ---------------------------------------------------------------------- adding rows
 @_compile
 def _index_add_rows(out, ids, rows):

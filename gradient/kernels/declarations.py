@@ -100,6 +100,13 @@ declare("adam_step", "(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq) -> done
 declare("sgd_step", "(param, grad, momentum_buffer) -> done",
         "one SGD update in place, and of the momentum buffer (keyword arguments lr, momentum, "
         "dampening, weight_decay, nesterov, maximize, first: the buffer starts this step)")
+declare("rmsprop_step", "(param, grad, square_avg, grad_avg, momentum_buffer) -> done",
+        "one RMSprop update in place, and of its state (grad_avg None unless centred, "
+        "momentum_buffer None without momentum; keyword arguments lr, alpha, eps, "
+        "weight_decay, momentum, maximize)")
+declare("adagrad_step", "(param, grad, state_sum) -> done",
+        "one dense Adagrad update in place, and of the sum of squares (keyword arguments lr, "
+        "already decayed, weight_decay, eps, maximize)")
 declare("index_add_rows", "(out, ids, values) -> done",
         "out[ids[i]] += values[i] in order: an embedding table's gradient")
 declare("joined_pieces", "(pieces, shape, dim, ranges) -> joined",

@@ -1,5 +1,6 @@
 """Adagrad: per-coordinate step sizes that shrink with the sum of all past squared gradients."""
 
+from .. import kernels
 from ..autograd import no_grad
 from ..ops.creation import full_like
 from .optimizer import (Optimizer, OptimizerError, advance_step, check_unsupported, check_value,
@@ -71,12 +72,18 @@ def adagrad_update(p, grad, state, *, lr, lr_decay, weight_decay, eps, maximize)
     if grad.is_sparse and weight_decay != 0:
         raise OptimizerError("Adagrad: weight_decay is not compatible with sparse gradients (as "
                              "in PyTorch); set weight_decay=0 for those parameters")
-    if maximize:
-        grad = -grad
-    step_t = state["step"]
-    step = advance_step(step_t)
+    step = advance_step(state["step"])
     clr = lr / (1 + (step - 1) * lr_decay)
     state_sum = state["sum"]
+    if not grad.is_sparse and kernels.call(
+            "adagrad_step", p._backend, p._data, grad._data, state_sum._data, lr=clr,
+            weight_decay=weight_decay, eps=eps, maximize=maximize):
+        # (the same operations in the same order as below: the same bits)
+        p._version.bump("adagrad_step")
+        state_sum._version.bump("adagrad_step")
+        return
+    if maximize:
+        grad = -grad
     if grad.is_sparse:
         rows, values = sparse_rows(p, grad)
         state_sum.index_add_(0, rows, values * values)

@@ -1,5 +1,6 @@
 """RMSprop: divide the gradient by a running root mean square of recent gradients."""
 
+from .. import kernels
 from ..autograd import no_grad
 from ..ops.creation import zeros_like
 from .optimizer import Optimizer, advance_step, check_unsupported, check_value, step_counter
@@ -66,9 +67,12 @@ class RMSprop(Optimizer):
 
 def rmsprop_update(p, grad, state, *, lr, alpha, eps, weight_decay, momentum, centered, maximize):
     """Update ``p`` in place from ``grad`` and its RMSprop ``state``."""
+    advance_step(state["step"])
+    if _fused_update(p, grad, state, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                     momentum=momentum, centered=centered, maximize=maximize):
+        return
     if maximize:
         grad = -grad
-    advance_step(state["step"])
     if weight_decay != 0:
         grad = grad.add(p, alpha=weight_decay)
 
@@ -89,3 +93,18 @@ def rmsprop_update(p, grad, state, *, lr, alpha, eps, weight_decay, momentum, ce
         p.add_(buf, alpha=-lr)
     else:
         p.addcdiv_(grad, avg, value=-lr)
+
+
+def _fused_update(p, grad, state, *, momentum, centered, **hyper) -> bool:
+    """The update above in one pass of the backend's fused kernel (the same operations in the
+    same order: the same bits); False when it has none or declines the arrays."""
+    moments = [state["square_avg"], state["grad_avg"] if centered else None,
+               state["momentum_buffer"] if momentum > 0 else None]
+    if not kernels.call("rmsprop_step", p._backend, p._data, grad._data,
+                        *(None if t is None else t._data for t in moments), momentum=momentum,
+                        **hyper):
+        return False
+    for t in [p] + moments:
+        if t is not None:
+            t._version.bump("rmsprop_step")
+    return True

@@ -82,6 +82,13 @@ def cpu_kernels():
     k.sgd_step(big, big[::-1].copy(), None, lr=0.5, momentum=0, dampening=0, weight_decay=0,
                nesterov=False, maximize=True, first=False)
     out += [p, b, big]
+    v, a = np.zeros_like(p), np.zeros_like(p)
+    for _ in range(2):
+        k.rmsprop_step(p, g.reshape(-1)[:50].copy(), v, a, b, lr=1e-2, alpha=0.9, eps=1e-8,
+                       weight_decay=0.1, momentum=0.5, maximize=False)
+        k.adagrad_step(p, g.reshape(-1)[50:100].copy(), m, lr=1e-2, weight_decay=0.0,
+                       eps=1e-10, maximize=True)
+    out += [p, v, a, b, m]
     up = _f32(rng, 6, 40)
     out += [k.swiglu(x * 4, up), *k.swiglu_backward(g, x * 4, up)]
     heads = _f32(rng, 2, 5, 3, 8).transpose(0, 2, 1, 3)     # a head split's strided view

@@ -150,40 +150,48 @@ def test_adam_fused_update_is_bit_identical_to_the_composition(monkeypatch, opti
 
 
 @pytest.mark.parametrize("options", [
-    dict(),
-    dict(momentum=0.9),
-    dict(momentum=0.9, dampening=0.3, weight_decay=0.01),
-    dict(momentum=0.8, nesterov=True, weight_decay=0.1, maximize=True),
-    dict(weight_decay=1.0, lr=1.0),     # alphas of 1: a plain add in the composition
+    dict(cls="SGD"),
+    dict(cls="SGD", momentum=0.9),
+    dict(cls="SGD", momentum=0.9, dampening=0.3, weight_decay=0.01),
+    dict(cls="SGD", momentum=0.8, nesterov=True, weight_decay=0.1, maximize=True),
+    dict(cls="SGD", weight_decay=1.0, lr=1.0),    # alphas of 1: a plain add in the composition
+    dict(cls="RMSprop"),
+    dict(cls="RMSprop", centered=True, momentum=0.9, weight_decay=0.1),
+    dict(cls="RMSprop", alpha=0.3, centered=True, maximize=True),   # lerp's other branch
+    dict(cls="RMSprop", alpha=0.0, momentum=0.5),  # addcmul's value of 1
+    dict(cls="Adagrad"),
+    dict(cls="Adagrad", lr_decay=0.1, weight_decay=0.2, maximize=True,
+         initial_accumulator_value=0.5),
 ])
-@pytest.mark.parametrize("size", [(7, 5), (600, 700)])   # the second on threads, in chunks
+@pytest.mark.parametrize("size", [(7, 5), (600, 700)])   # the second on threads where split
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_sgd_fused_update_is_bit_identical_to_the_composition(monkeypatch, options, size,
-                                                               dtype):
-    """The fused SGD step against its composition of tensor ops (add with alpha: the ``fma``
-    kernel, PyTorch's arithmetic), parameters and momentum buffers, over four steps."""
-    from gradient.backends import cpu_kernels
-    options = dict(dict(lr=0.01), **options)
+def test_fused_optimizer_steps_are_bit_identical_to_their_compositions(monkeypatch, options,
+                                                                       size, dtype):
+    """The fused SGD, RMSprop and Adagrad steps against their compositions of tensor ops (add
+    with alpha, addcmul, lerp: the ``fma`` kernel, PyTorch's arithmetic), parameters and
+    state, over four steps."""
+    options = dict(options)
+    name = options.pop("cls")
+    options.setdefault("lr", 0.01)
     rng = np.random.default_rng(0)
     start = rng.standard_normal(size).astype(dtype)
     grads = [rng.standard_normal(size).astype(dtype) for _ in range(4)]
-    assert (start.size >= cpu_kernels.SGD_THREADS_FROM) == (size == (600, 700))
 
     def train():
         p = gradient.nn.Parameter(gradient.tensor(start))
-        opt = gradient.optim.SGD([p], **options)
+        opt = getattr(gradient.optim, name)([p], **options)
         for g in grads:
             p.grad = gradient.tensor(g)
             opt.step()
-        buffers = [s["momentum_buffer"].numpy() for s in opt.state.values()]
-        return [p.detach().numpy()] + buffers
+        state = opt.state[p]
+        return [p.detach().numpy()] + [state[k].numpy() for k in sorted(state) if k != "step"]
 
-    results = record_kernel_results(monkeypatch, "sgd_step")
+    results = record_kernel_results(monkeypatch, name.lower() + "_step")
     fused = train()
     assert results == [True] * 4
     without_kernels(monkeypatch, keep=lambda name: name == "fma")
     reference = train()
-    assert len(fused) == len(reference) == (2 if options.get("momentum") else 1)
+    assert len(fused) == len(reference) > (options.get("momentum", 0) > 0)
     for a, b in zip(fused, reference):
         np.testing.assert_array_equal(a, b)
 
@@ -727,6 +735,7 @@ def test_float32_kernels_compute_in_float32():
                     doubles.append(name)
     assert {"_attend", "_exp_row", "_normalize_rows", "_shift_rows",
             "_score_gradient", "_gelu_tanh_grad", "_silu_grad", "_adam_step", "_sgd_step",
+            "_rmsprop_step", "_adagrad_step",
             "_index_add_rows", "_rows", "_columns", "_minus_rows", "_cross_entropy_rows",
             "_log_softmax_rows", "_scale_rows_less_target", "_add_to_rows", "_swiglu_finish",
             "_swiglu_grad", "_rotary"} <= set(checked), sorted(set(checked))
