@@ -25,7 +25,7 @@ import numpy as np
 from .autograd import capture_state, grad_mode
 from .backends import Backend, cpu_backend, get_backend
 from .device import as_device, device
-from .dtypes import DType, as_dtype, from_numpy_dtype, promote_types
+from .dtypes import DType, as_dtype, from_numpy_dtype
 from .errors import (ArgumentValueError, AutogradError, DeviceError, DTypeError,
                      IndexRangeError, ShapeError)
 from . import layouts as _layouts
@@ -656,7 +656,10 @@ class Tensor:
     def _write(self, op: str, result: "Tensor") -> "Tensor":
         """Store ``result`` into this tensor's storage and take over its place in the graph."""
         if result.dtype is not self.dtype:
-            if promote_types(result.dtype, self.dtype) is not self.dtype:
+            # PyTorch's rule: a result of another size of the same kind, or of a lower kind, is
+            # cast (float64 into float32, int64 into int32, int into float), a higher kind is
+            # refused (float into an integer tensor, anything but bool into a bool one)
+            if not _ops.can_cast(result.dtype, self.dtype):
                 raise DTypeError(f"{op}: the result has dtype {result.dtype}, which cannot be stored "
                                  f"in place in a tensor of dtype {self.dtype}")
             result = result.to(self.dtype)

@@ -36,8 +36,8 @@ import numbers
 from ..autograd.function import ArrayFunction
 from ..autograd.grad_mode import no_grad as _no_grad
 from ..dtypes import float64, from_numpy_dtype, get_default_dtype, result_type
-from ..errors import (ArgumentTypeError, ArgumentValueError, AutogradError, IndexRangeError,
-                      ShapeError)
+from ..errors import (ArgumentTypeError, ArgumentValueError, AutogradError, DTypeError,
+                      IndexRangeError, ShapeError)
 from ..tensor import Tensor
 from .argument_errors import as_number
 from .elementwise import (_FunctionAndMethod, _floating, _make_inplace, _promote, abs, cast, clamp,
@@ -715,9 +715,21 @@ _INPLACE_OF = {
     "lgamma_": lgamma, "digamma_": digamma, "erfc_": erfc, "erfinv_": erfinv, "xlogy_": xlogy,
     "logit_": logit, "sinh_": sinh, "cosh_": cosh, "asinh_": asinh, "acosh_": acosh,
     "atanh_": atanh, "arcsinh_": asinh, "arccosh_": acosh, "arctanh_": atanh, "sinc_": sinc,
-    "i0_": i0, "copysign_": copysign, "heaviside_": heaviside, "float_power_": float_power,
+    "i0_": i0, "copysign_": copysign, "heaviside_": heaviside,
     "deg2rad_": deg2rad, "rad2deg_": rad2deg, "mvlgamma_": mvlgamma,
     "polygamma_": _polygamma_method,
 }
 globals().update({_name: _make_inplace(_fn, _name) for _name, _fn in _INPLACE_OF.items()})
-TENSOR_METHODS = TENSOR_METHODS + tuple(_INPLACE_OF)
+_float_power_written = _make_inplace(float_power, "float_power_")
+
+
+def float_power_(input: Tensor, exponent) -> Tensor:
+    """In-place :func:`float_power`: ``x`` must be float64, the dtype of the result (PyTorch
+    refuses any other, where other in-place ops cast their result). ``x.float_power_(2)``."""
+    if isinstance(input, Tensor) and input.dtype is not float64:
+        raise DTypeError(f"float_power_: the base has dtype {input.dtype} but the result has "
+                         f"dtype float64; convert it first with .double(), or use float_power()")
+    return _float_power_written(input, exponent)
+
+
+TENSOR_METHODS = TENSOR_METHODS + tuple(_INPLACE_OF) + ("float_power_",)

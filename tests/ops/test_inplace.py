@@ -154,6 +154,37 @@ def test_a_floating_result_cannot_be_stored_in_an_integer_tensor():
     np.testing.assert_array_equal(gradient.arange(-2, 2).abs_().numpy(), [2, 1, 0, 1])
 
 
+_DTYPES = ["bool", "uint8", "int32", "int64", "float16", "bfloat16", "float32", "float64"]
+
+
+@pytest.mark.parametrize("into", _DTYPES)
+def test_a_result_of_another_dtype_is_stored_in_place_where_torch_casts_it(into):
+    """PyTorch stores an in-place result of another dtype where it is of the same kind or a
+    lower one (float64 into float32, int64 into int32, int into float) and refuses a higher
+    kind (float into int, int into bool): gradient does the same, with the same values."""
+    for other in _DTYPES:
+        for method, args in (("add_", ()), ("mul_", ()), ("sub_", ()), ("copy_", ())):
+            if method == "sub_" and "bool" in (into, other):
+                continue                       # (bool subtraction: refused by both)
+            got = {}
+            for lib in (torch, gradient):
+                x = lib.tensor([1, 0, 3]).to(getattr(lib, into))
+                y = lib.tensor([1 / 3, 1, 2.5]).to(getattr(lib, other))
+                try:
+                    got[lib.__name__] = getattr(x, method)(y, *args)
+                except Exception as error:
+                    got[lib.__name__] = type(error)
+            mine, theirs = got["gradient"], got["torch"]
+            if isinstance(theirs, type):
+                assert isinstance(mine, type) and issubclass(mine, gradient.errors.GradientError), \
+                    (method, into, other, mine)
+                continue
+            assert not isinstance(mine, type), (method, into, other, mine)
+            assert str(mine.dtype).split(".")[-1] == str(theirs.dtype).split(".")[-1] == into
+            np.testing.assert_array_equal(mine.float().numpy(), theirs.float().numpy(),
+                                          err_msg=f"{method} {into} {other}")
+
+
 def test_an_in_place_op_cannot_grow_its_tensor_by_broadcasting():
     x = gradient.zeros(3)
     with pytest.raises(ShapeError, match=r"addcmul_: the result has shape \(2, 3\).*in place"):
@@ -267,3 +298,4 @@ def test_a_product_by_a_constant_keeps_nothing_a_later_write_invalidates(op):
         run(torch, True)
     with pytest.raises(AutogradError, match="modified by an in-place operation"):
         run(gradient, True)
+
