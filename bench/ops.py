@@ -25,6 +25,7 @@ def _cases():
     small = rng.standard_normal(16).astype(np.float32)
     m1, m2 = (rng.standard_normal((512, 512)).astype(np.float32) for _ in range(2))
     logits = rng.standard_normal((256, 1000)).astype(np.float32)
+    big = rng.standard_normal(4_000_000).astype(np.float32)
     targets = rng.integers(0, 1000, 256)
 
     def lib_cases(lib, F):
@@ -36,6 +37,8 @@ def _cases():
         w = lib.tensor(m2, requires_grad=True)
         z = lib.tensor(logits, requires_grad=True)
         t = lib.tensor(targets)
+        p, q = lib.tensor(small), lib.tensor(small)
+        large, other = lib.tensor(big), lib.tensor(big)
 
         def add_16():
             return a + b
@@ -52,9 +55,18 @@ def _cases():
             z.grad = None
             F.cross_entropy(z, t).backward()
 
+        def in_place_16():        # a training loop's bookkeeping: an average, a scaled step
+            with lib.no_grad():
+                p.mul_(0.99).add_(q, alpha=0.01)
+
+        def in_place_4m():
+            with lib.no_grad():
+                large.mul_(0.99).add_(other)
+
         return {"add_16": add_16, "mul_sum_backward_16": mul_sum_backward_16,
                 "matmul_512_fwd_bwd": matmul_512_forward_backward,
-                "cross_entropy_256x1000_fwd_bwd": softmax_cross_entropy_step}
+                "cross_entropy_256x1000_fwd_bwd": softmax_cross_entropy_step,
+                "in_place_mul_add_alpha_16": in_place_16, "in_place_mul_add_4m": in_place_4m}
 
     return lib_cases(gradient, GF), lib_cases(torch, torch.nn.functional)
 

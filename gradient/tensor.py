@@ -704,15 +704,23 @@ class Tensor:
         return self._write(op, fn(src, *others))
 
     def add_(self, other, alpha=1) -> "Tensor":
+        if _ops.elementwise.arithmetic_in_place(self, "add_", other, alpha):
+            return self
         return self._inplace("add_", lambda s, o: _ops.add(s, o, alpha=alpha), other)
 
     def sub_(self, other, alpha=1) -> "Tensor":
+        if _ops.elementwise.arithmetic_in_place(self, "sub_", other, alpha):
+            return self
         return self._inplace("sub_", lambda s, o: _ops.sub(s, o, alpha=alpha), other)
 
     def mul_(self, other) -> "Tensor":
+        if _ops.elementwise.arithmetic_in_place(self, "mul_", other):
+            return self
         return self._inplace("mul_", _ops.mul, other)
 
     def div_(self, other, rounding_mode=None) -> "Tensor":
+        if rounding_mode is None and _ops.elementwise.arithmetic_in_place(self, "div_", other):
+            return self
         return self._inplace("div_", lambda s, o: _ops.div(s, o, rounding_mode=rounding_mode), other)
 
     def pow_(self, exponent) -> "Tensor":

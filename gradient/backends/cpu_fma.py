@@ -62,15 +62,19 @@ def _flat(x: np.ndarray, shape: tuple) -> np.ndarray:
     """``x`` broadcast to ``shape`` as a flat C-contiguous array of bits, or its one value."""
     if x.size == 1:
         return as_bits(np.ascontiguousarray(x).reshape(1))
+    if x.shape == shape and x.flags.c_contiguous:     # (the common case, without a view)
+        return as_bits(x).reshape(-1)
     return as_bits(np.ascontiguousarray(np.broadcast_to(x, shape))).reshape(-1)
 
 
 @register("fma", "cpu", "numba")
-def fma(a, b, c, dtype) -> np.ndarray | None:
+def fma(a, b, c, dtype, *, out=None) -> np.ndarray | None:
     """``a * b + c`` rounded once into a new array of ``dtype`` (float16, bfloat16, float32 or
     float64), broadcasting: NumPy arrays of floats, or NumPy scalars; computed in float64 for
     float64 and in float32 otherwise, where none of a, b, c may be float64. None for anything
-    else (the caller composes the product and the sum).
+    else (the caller composes the product and the sum). ``out``: a C-contiguous array of
+    ``dtype`` and the broadcast shape to write into instead (an in-place ``add_``: it may be
+    ``c`` itself, element for element, but must not overlap ``a`` or ``b``).
 
     Example: ``fma(np.float32(-0.1), grad, param, param.dtype)``
     """
@@ -82,7 +86,11 @@ def fma(a, b, c, dtype) -> np.ndarray | None:
     if wide != _FLOAT64 and any(x.dtype == _FLOAT64 for x in arrays):
         return None
     shape = np.broadcast_shapes(*(x.shape for x in arrays))
-    out = np.empty(shape, dtype)
+    if out is None:
+        out = np.empty(shape, dtype)
+    elif not (out.dtype == dtype and out.shape == shape and out.flags.c_contiguous
+              and out.flags.writeable):
+        return None
     if out.size:
         _fma_flat(*(_flat(x, shape) for x in arrays), as_bits(out).reshape(-1),
                   np.zeros((), wide))

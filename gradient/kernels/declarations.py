@@ -88,7 +88,8 @@ declare("interleaved_matmul", "(x, weight, activations) -> y",
 # ----------------------------------------------------------------------------- the rest
 declare("fma", "(a, b, c, dtype) -> y",
         "a * b + c rounded once into dtype, broadcasting (PyTorch's add with alpha, addcmul "
-        "and lerp), computed in float32 for float32 and the 16-bit floats, float64 for float64")
+        "and lerp), computed in float32 for float32 and the 16-bit floats, float64 for float64; "
+        "the CPU's also takes out= (an array to write y into: an in-place add_)")
 declare("round_to_bfloat16", "(x) -> y",
         "float32 x rounded to bfloat16, nearest even (a bfloat16 model's every result)")
 declare("half_binary", "(op, a, b) -> y",

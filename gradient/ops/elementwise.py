@@ -1712,6 +1712,65 @@ def equal(input: Tensor, other: Tensor) -> bool:
 
 
 # ---------------------------------------------------------------------- in-place variants
+_UFUNC_OF = {"add_": _np.add, "sub_": _np.subtract, "mul_": _np.multiply,
+             "div_": _np.true_divide}
+
+
+def arithmetic_in_place(x: Tensor, op: str, other, alpha=1) -> bool:
+    """``x.add_(other, alpha=...)``, ``x.sub_(...)``, ``x.mul_(other)`` or ``x.div_(other)``
+    written straight into x's storage, where that gives what the out-of-place op written back gives: True when
+    done (the version counter bumped), False to leave it to :meth:`Tensor._inplace`.
+
+    Taken: nothing is recorded, x is a float32 or float64 array on the CPU, and ``other`` a
+    Python number (``alpha`` 1) or a tensor of x's dtype on the CPU whose shape broadcasts to
+    x's. The out-of-place op computes a new array and copies it back: two passes over memory
+    and a few microseconds of dispatch for what is often a step of a training loop (a manual
+    SGD step, an exponential moving average of weights, gradient clipping); here one NumPy
+    ufunc or one fused multiply-add (``alpha``: PyTorch's ``fma(alpha, other, x)``, as
+    :class:`AddScaled`) writes into x. The arithmetic is the same in both: the same bits.
+    """
+    data = x._data
+    if type(data) is not _np.ndarray or data.dtype not in _IN_PLACE_DTYPES \
+            or x._check_inplace(op, other):    # (refusals raised here; True: recorded)
+        return False
+    dtype = x.dtype
+    if isinstance(other, Tensor):
+        value = other._data
+        if type(value) is not _np.ndarray or value.dtype != data.dtype or \
+                (value.shape != data.shape and not _broadcasts_into(value.shape, data.shape)):
+            return False
+    elif type(other) in (int, float) and alpha == 1:
+        value = _constant(other, dtype, x)._data
+    else:
+        return False
+    if op == "div_":
+        with _np.errstate(all="ignore"):      # (x / 0 is inf or nan, as the op gives it)
+            _np.true_divide(data, value, out=data)
+    elif alpha == 1:
+        _UFUNC_OF[op](data, value, out=data)
+    else:
+        if not _number(alpha) or op == "mul_" or (value is not data and _np.may_share_memory(
+                value, data)):
+            return False
+        scale = float(_np.asarray(alpha, data.dtype))     # (checked as AddScaled's alpha)
+        _constant(alpha, dtype, x, checked=True)
+        scale = -scale if op == "sub_" else scale
+        if kernels.call("fma", "cpu", _np.asarray(scale, data.dtype), value, data, data.dtype,
+                        out=data) is None:
+            return False
+    x._version.bump(op)
+    return True
+
+
+_IN_PLACE_DTYPES = (_np.dtype(_np.float32), _np.dtype(_np.float64))
+
+
+def _broadcasts_into(shape: tuple, into: tuple) -> bool:
+    """Whether ``shape`` broadcasts to ``into`` without growing it."""
+    return len(shape) <= len(into) and all(
+        n == 1 or n == m for n, m in zip(reversed(shape), reversed(into)))
+
+
 def _inplace_op(input: Tensor, name: str, fn, *others) -> Tensor:
     """``input`` overwritten with ``fn(input, *others)``: the engine of every ``x.op_()`` here.
 

@@ -299,3 +299,55 @@ def test_a_product_by_a_constant_keeps_nothing_a_later_write_invalidates(op):
     with pytest.raises(AutogradError, match="modified by an in-place operation"):
         run(gradient, True)
 
+
+def _in_place_cases(rng, dtype):
+    """(x, call) pairs: add_, sub_, mul_ and div_ of every operand kind the direct write takes or
+    leaves to the op written back (views, overlaps, broadcasts, numbers, alphas)."""
+    def t(*shape):
+        return gradient.tensor(rng.standard_normal(shape).astype(dtype))
+    cases = []
+    for name in ("add_", "sub_", "mul_", "div_"):
+        alphas = [1] if name in ("mul_", "div_") else [1, 2.5, -1e-3, 3]
+        for alpha in alphas:
+            kw = {} if alpha == 1 else dict(alpha=alpha)
+            cases += [
+                (t(5, 7), lambda x, n=name, kw=kw: getattr(x, n)(t(5, 7), **kw)),
+                (t(5, 7), lambda x, n=name, kw=kw: getattr(x, n)(t(7), **kw)),      # a row
+                (t(5, 7), lambda x, n=name, kw=kw: getattr(x, n)(t(5, 1), **kw)),   # a column
+                (t(5, 7), lambda x, n=name, kw=kw: getattr(x, n)(t(), **kw)),       # 0-d
+                (t(5, 7), lambda x, n=name, kw=kw: getattr(x, n)(x, **kw)),         # itself
+                (t(5, 7), lambda x, n=name, kw=kw: getattr(x[1:], n)(x[:-1], **kw)),  # overlap
+                (t(5, 7), lambda x, n=name, kw=kw: getattr(x.T, n)(t(7, 5), **kw)),   # a view
+                (t(5, 7), lambda x, n=name, kw=kw: getattr(x[:, ::2], n)(t(5, 4), **kw)),
+                (t(5, 7), lambda x, n=name, kw=kw: getattr(x, n)(
+                    t(5, 7).to(gradient.float64 if dtype == np.float32 else gradient.float32),
+                    **kw)),                                                  # another dtype
+            ]
+        for number in (3, -0.1, 1e-30, 2 ** 40, float("inf"), 1e300, 0):
+            cases.append((t(5, 7), lambda x, n=name, v=number: getattr(x, n)(v)))
+    return cases
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_arithmetic_written_straight_into_storage_gives_the_written_back_bits(monkeypatch,
+                                                                              dtype):
+    """add_, sub_, mul_ and div_ write into the tensor's storage directly where nothing is recorded
+    (one pass, no copy back): the same values, to the bit, as the out-of-place op written
+    back, for every kind of operand; views of x see them, and the version moves once."""
+    from gradient.ops import elementwise
+    direct, taken = [], []
+    original = elementwise.arithmetic_in_place
+    monkeypatch.setattr(elementwise, "arithmetic_in_place",
+                        lambda *a, **k: taken.append(original(*a, **k)) or taken[-1])
+    with gradient.no_grad(), np.errstate(all="ignore"):
+        for x, call in _in_place_cases(np.random.default_rng(0), dtype):
+            alias, version = x.view(-1), x._version.value
+            assert call(x) is not None
+            assert x._version.value == version + 1
+            np.testing.assert_array_equal(alias.numpy(), x.numpy().reshape(-1))
+            direct.append(x.numpy().copy())
+        monkeypatch.setattr(elementwise, "arithmetic_in_place", lambda *a, **k: False)
+        for (x, call), mine in zip(_in_place_cases(np.random.default_rng(0), dtype), direct):
+            call(x)
+            np.testing.assert_array_equal(x.numpy(), mine)
+    assert 40 < sum(taken) < len(taken)      # both paths met (overlaps and views write back)
