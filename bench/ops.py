@@ -63,10 +63,19 @@ def _cases():
             with lib.no_grad():
                 large.mul_(0.99).add_(other)
 
+        def blend_in_place_16():   # an Adam-like step's moments, a weight average
+            with lib.no_grad():
+                p.lerp_(q, 0.1).addcmul_(q, q, value=0.001)
+
+        def lerp_4m():
+            with lib.no_grad():
+                large.lerp_(other, 0.001)
+
         return {"add_16": add_16, "mul_sum_backward_16": mul_sum_backward_16,
                 "matmul_512_fwd_bwd": matmul_512_forward_backward,
                 "cross_entropy_256x1000_fwd_bwd": softmax_cross_entropy_step,
-                "in_place_mul_add_alpha_16": in_place_16, "in_place_mul_add_4m": in_place_4m}
+                "in_place_mul_add_alpha_16": in_place_16, "in_place_mul_add_4m": in_place_4m,
+                "in_place_lerp_addcmul_16": blend_in_place_16, "in_place_lerp_4m": lerp_4m}
 
     return lib_cases(gradient, GF), lib_cases(torch, torch.nn.functional)
 

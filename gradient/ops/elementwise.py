@@ -1718,8 +1718,9 @@ _UFUNC_OF = {"add_": _np.add, "sub_": _np.subtract, "mul_": _np.multiply,
 
 def arithmetic_in_place(x: Tensor, op: str, other, alpha=1) -> bool:
     """``x.add_(other, alpha=...)``, ``x.sub_(...)``, ``x.mul_(other)`` or ``x.div_(other)``
-    written straight into x's storage, where that gives what the out-of-place op written back gives: True when
-    done (the version counter bumped), False to leave it to :meth:`Tensor._inplace`.
+    written straight into x's storage where that gives what the out-of-place op written back
+    gives: True when done (the version counter bumped), False to leave it to
+    :meth:`Tensor._inplace`.
 
     Taken: nothing is recorded, x is a float32 or float64 array on the CPU, and ``other`` a
     Python number (``alpha`` 1) or a tensor of x's dtype on the CPU whose shape broadcasts to
@@ -1729,18 +1730,17 @@ def arithmetic_in_place(x: Tensor, op: str, other, alpha=1) -> bool:
     ufunc or one fused multiply-add (``alpha``: PyTorch's ``fma(alpha, other, x)``, as
     :class:`AddScaled`) writes into x. The arithmetic is the same in both: the same bits.
     """
-    data = x._data
-    if type(data) is not _np.ndarray or data.dtype not in _IN_PLACE_DTYPES \
-            or x._check_inplace(op, other):    # (refusals raised here; True: recorded)
-        return False
-    dtype = x.dtype
     if isinstance(other, Tensor):
-        value = other._data
-        if type(value) is not _np.ndarray or value.dtype != data.dtype or \
-                (value.shape != data.shape and not _broadcasts_into(value.shape, data.shape)):
+        arrays = _direct_operands(x, op, other)
+        if arrays is None:
             return False
+        data, value = arrays
     elif type(other) in (int, float) and alpha == 1:
-        value = _constant(other, dtype, x)._data
+        arrays = _direct_operands(x, op)
+        if arrays is None:
+            return False
+        data, = arrays
+        value = _constant(other, x.dtype, x)._data
     else:
         return False
     if op == "div_":
@@ -1749,17 +1749,97 @@ def arithmetic_in_place(x: Tensor, op: str, other, alpha=1) -> bool:
     elif alpha == 1:
         _UFUNC_OF[op](data, value, out=data)
     else:
-        if not _number(alpha) or op == "mul_" or (value is not data and _np.may_share_memory(
-                value, data)):
+        if not _number(alpha) or op == "mul_" or _overlaps(value, data):
             return False
         scale = float(_np.asarray(alpha, data.dtype))     # (checked as AddScaled's alpha)
-        _constant(alpha, dtype, x, checked=True)
-        scale = -scale if op == "sub_" else scale
-        if kernels.call("fma", "cpu", _np.asarray(scale, data.dtype), value, data, data.dtype,
-                        out=data) is None:
+        _constant(alpha, x.dtype, x, checked=True)
+        if not _fma_into(data, -scale if op == "sub_" else scale, value, data):
             return False
     x._version.bump(op)
     return True
+
+
+def blend_in_place(x: Tensor, op: str, tensor1, tensor2, value) -> bool:
+    """``x.addcmul_(tensor1, tensor2, value=...)``, ``x.addcdiv_(...)`` or ``x.lerp_(end,
+    weight)`` (``tensor1`` the end, ``tensor2`` None, ``value`` the weight, a number) written
+    straight into x's storage, as :func:`arithmetic_in_place` does (the same conditions, the
+    arithmetic of :class:`Addcmul`, :class:`Addcdiv` and :class:`Lerp`): True when done,
+    False to leave it to the op written back. The steps of Adam-like optimizers, and a
+    weight average's ``ema.lerp_(w, 1 - decay)``."""
+    if not _number(value):
+        return False
+    others = (tensor1,) if tensor2 is None else (tensor1, tensor2)
+    arrays = _direct_operands(x, op, *others)
+    if arrays is None:
+        return False
+    data, t1 = arrays[0], arrays[1]
+    k = data.dtype.type
+    if op == "lerp_":
+        w = k(float(as_number(value, "lerp: weight")))
+        diff = _np.subtract(t1, data)
+        if _builtins.abs(float(w)) < 0.5:
+            done = _fma_into(data, float(w), diff, data)
+        else:
+            done = not _overlaps(t1, data) and _fma_into(data, float(w - k(1)), diff, t1)
+    elif op == "addcmul_":
+        t2 = arrays[2]
+        scaled = t1 if value == 1 else _np.multiply(t1, k(value))
+        done = not _overlaps(scaled, data) and not _overlaps(t2, data) and \
+            _fma_into(data, scaled, t2, data)
+    else:                                     # addcdiv_: x + (value * t1) / t2, each rounded
+        with _np.errstate(all="ignore"):
+            quotient = _np.true_divide(t1 if value == 1 else _np.multiply(k(value), t1),
+                                       arrays[2])
+        _np.add(data, quotient, out=data)
+        done = True
+    if done:
+        x._version.bump(op)
+    return done
+
+
+def _direct_blend(op: str):
+    """``x.op(tensor1, tensor2, value=...)`` (addcmul_, addcdiv_) or ``x.lerp_(end, weight)``
+    by :func:`blend_in_place`, for calls of those forms (others: False)."""
+    if op == "lerp_":
+        return lambda x, *args, **kwargs: (len(args) == 2 and not kwargs and blend_in_place(
+            x, op, args[0], None, args[1]))
+    return lambda x, *args, **kwargs: (len(args) == 2 and set(kwargs) <= {"value"} and
+                                       blend_in_place(x, op, *args, kwargs.get("value", 1)))
+
+
+#: In-place methods with a direct write to try before the op written back.
+_DIRECT_WRITES = {op: _direct_blend(op) for op in ("lerp_", "addcmul_", "addcdiv_")}
+
+
+def _direct_operands(x: Tensor, op: str, *others):
+    """``[x's array, the others' arrays]`` where an in-place ``op`` may write x's storage
+    directly: nothing recorded (refusals raised as the op raises them), a float32/float64
+    CPU array, operands that are CPU tensors of its dtype broadcasting into its shape; else
+    None."""
+    data = x._data
+    if type(data) is not _np.ndarray or data.dtype not in _IN_PLACE_DTYPES \
+            or x._check_inplace(op, *others):          # (True: the write is recorded)
+        return None
+    arrays = [data]
+    for other in others:
+        value = other._data if isinstance(other, Tensor) else None
+        if type(value) is not _np.ndarray or value.dtype != data.dtype or \
+                (value.shape != data.shape and not _broadcasts_into(value.shape, data.shape)):
+            return None
+        arrays.append(value)
+    return arrays
+
+
+def _overlaps(a, data) -> bool:
+    """Whether ``a`` may share memory with ``data`` other than as the same array (an fma
+    writing ``data`` reads each element of ``data`` itself before writing it, nothing else)."""
+    return a is not data and _np.may_share_memory(a, data)
+
+
+def _fma_into(data, a, b, c) -> bool:
+    """``fma(a, b, c)`` written into ``data`` by the CPU's kernel; False where it declines."""
+    return kernels.call("fma", "cpu", _np.asarray(a, data.dtype), b, c, data.dtype,
+                        out=data) is not None
 
 
 _IN_PLACE_DTYPES = (_np.dtype(_np.float32), _np.dtype(_np.float64))
@@ -1791,11 +1871,15 @@ def _make_inplace(fn, name: str | None = None):
     """The in-place method ``name`` (``fn.__name__ + '_'`` by default) of the out-of-place ``fn``.
 
     Positional and keyword arguments are passed on to ``fn``; tensors among them may require
-    grad (``a.lerp_(b, w)`` with ``b`` requiring grad records the graph).
+    grad (``a.lerp_(b, w)`` with ``b`` requiring grad records the graph). Where
+    :data:`_DIRECT_WRITES` has the method, it is tried first.
     """
     name = name or fn.__name__ + "_"
+    direct = _DIRECT_WRITES.get(name)
 
     def method(input: Tensor, *args, **kwargs) -> Tensor:
+        if direct is not None and isinstance(input, Tensor) and direct(input, *args, **kwargs):
+            return input
         keys, n = tuple(kwargs), len(args)
 
         def apply(s, *values):

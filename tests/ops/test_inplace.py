@@ -301,8 +301,9 @@ def test_a_product_by_a_constant_keeps_nothing_a_later_write_invalidates(op):
 
 
 def _in_place_cases(rng, dtype):
-    """(x, call) pairs: add_, sub_, mul_ and div_ of every operand kind the direct write takes or
-    leaves to the op written back (views, overlaps, broadcasts, numbers, alphas)."""
+    """(x, call) pairs: add_, sub_, mul_, div_, addcmul_, addcdiv_ and lerp_ of every operand
+    kind the direct write takes or leaves to the op written back (views, overlaps,
+    broadcasts, numbers, alphas, values and weights)."""
     def t(*shape):
         return gradient.tensor(rng.standard_normal(shape).astype(dtype))
     cases = []
@@ -325,20 +326,39 @@ def _in_place_cases(rng, dtype):
             ]
         for number in (3, -0.1, 1e-30, 2 ** 40, float("inf"), 1e300, 0):
             cases.append((t(5, 7), lambda x, n=name, v=number: getattr(x, n)(v)))
+    operands = [
+        lambda x: (t(5, 7), t(5, 7)), lambda x: (t(7), t(5, 1)), lambda x: (t(), t(5, 7)),
+        lambda x: (x, t(5, 7)), lambda x: (t(5, 7), x), lambda x: (x, x),
+        lambda x: (x.T.contiguous().T, t(7)),                    # a copy: no overlap
+    ]
+    for value in (1, 0.5, -2, 0.3, 0.75, 1e-3):
+        for pick in operands:
+            cases += [
+                (t(5, 7), lambda x, p=pick, v=value: x.addcmul_(*p(x), value=v)),
+                (t(5, 7), lambda x, p=pick, v=value: x.addcdiv_(*p(x), value=v)),
+                (t(5, 7), lambda x, p=pick, v=value: x.lerp_(p(x)[0], v)),
+            ]
+        cases += [
+            (t(5, 7), lambda x, v=value: x[1:].addcmul_(x[:-1], t(4, 7), value=v)),  # overlaps
+            (t(5, 7), lambda x, v=value: x[1:].lerp_(x[:-1], v)),
+            (t(5, 7), lambda x, v=value: x.T.addcmul_(t(7, 5), t(7, 5), value=v)),   # a view
+            (t(5, 7), lambda x, v=value: x.lerp_(t(5, 7), gradient.tensor(v).to(x.dtype))),
+        ]
     return cases
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_arithmetic_written_straight_into_storage_gives_the_written_back_bits(monkeypatch,
                                                                               dtype):
-    """add_, sub_, mul_ and div_ write into the tensor's storage directly where nothing is recorded
-    (one pass, no copy back): the same values, to the bit, as the out-of-place op written
-    back, for every kind of operand; views of x see them, and the version moves once."""
+    """add_, sub_, mul_, div_, addcmul_, addcdiv_ and lerp_ write into the tensor's storage
+    directly where nothing is recorded (one pass, no copy back): the same values, to the bit,
+    as the out-of-place op written back, for every kind of operand; views of x see them, and
+    the version moves once."""
     from gradient.ops import elementwise
     direct, taken = [], []
-    original = elementwise.arithmetic_in_place
-    monkeypatch.setattr(elementwise, "arithmetic_in_place",
-                        lambda *a, **k: taken.append(original(*a, **k)) or taken[-1])
+    for name in ("arithmetic_in_place", "blend_in_place"):
+        monkeypatch.setattr(elementwise, name, lambda *a, _f=getattr(elementwise, name), **k:
+                            taken.append(_f(*a, **k)) or taken[-1])
     with gradient.no_grad(), np.errstate(all="ignore"):
         for x, call in _in_place_cases(np.random.default_rng(0), dtype):
             alias, version = x.view(-1), x._version.value
@@ -347,7 +367,8 @@ def test_arithmetic_written_straight_into_storage_gives_the_written_back_bits(mo
             np.testing.assert_array_equal(alias.numpy(), x.numpy().reshape(-1))
             direct.append(x.numpy().copy())
         monkeypatch.setattr(elementwise, "arithmetic_in_place", lambda *a, **k: False)
+        monkeypatch.setattr(elementwise, "blend_in_place", lambda *a, **k: False)
         for (x, call), mine in zip(_in_place_cases(np.random.default_rng(0), dtype), direct):
             call(x)
             np.testing.assert_array_equal(x.numpy(), mine)
-    assert 40 < sum(taken) < len(taken)      # both paths met (overlaps and views write back)
+    assert 150 < sum(taken) < len(taken)     # both paths met (overlaps and views write back)
