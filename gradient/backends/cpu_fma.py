@@ -25,7 +25,7 @@ from .cpu_compile import compile_kernel
 from .cpu_half import HALF_DTYPES, as_bits, narrow, widen
 from .cpu_simd import fused_multiply_add
 
-__all__ = ["fma"]
+__all__ = ["fma", "lerp"]
 
 _FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
 _TAKES = frozenset((_FLOAT32, _FLOAT64, *HALF_DTYPES))    # the dtypes of a, b, c and the result
@@ -94,4 +94,45 @@ def fma(a, b, c, dtype, *, out=None) -> np.ndarray | None:
     if out.size:
         _fma_flat(*(_flat(x, shape) for x in arrays), as_bits(out).reshape(-1),
                   np.zeros((), wide))
+    return out
+
+
+@compile_kernel
+def _lerp_flat(x, end, coefficient, out, wide, from_end):
+    """``out[i] = fma(coefficient, end[i] - x[i], end[i] if from_end else x[i])``: a lerp by a
+    number, in the float type of ``wide`` (16-bit floats as their bits, widened exactly, the
+    difference rounded in that type, the result rounded once into ``out``)."""
+    w = _as_type_of(coefficient[0], wide)
+    for i in range(out.size):
+        start = _as_type_of(widen(x[i]), wide)
+        stop = _as_type_of(widen(end[i]), wide)
+        out[i] = narrow(fused_multiply_add(w, stop - start, stop if from_end else start), out)
+
+
+@register("lerp", "cpu", "numba")
+def lerp(x, end, weight: float, dtype, *, out=None) -> np.ndarray | None:
+    """``x + weight * (end - x)`` for a number ``weight``, as PyTorch's CPU kernel computes
+    it, in one pass: ``d = end - x`` and ``fma(weight, d, x)`` where ``|weight| < 0.5``, else
+    ``fma(weight - 1, d, end)``, in float32 for float32 and the 16-bit floats (the weight
+    first rounded to that type), float64 for float64. ``x`` and ``end`` of one shape and of
+    ``dtype``; ``out`` as :func:`fma`'s (it may be ``x`` itself). None for anything else.
+
+    Example: ``lerp(average, weights, 0.001, np.float32)``
+    """
+    dtype = np.dtype(dtype)
+    if not (isinstance(x, np.ndarray) and isinstance(end, np.ndarray) and dtype in _TAKES
+            and x.dtype == end.dtype == dtype and x.shape == end.shape):
+        return None
+    if out is None:
+        out = np.empty(x.shape, dtype)
+    elif not (out.dtype == dtype and out.shape == x.shape and out.flags.c_contiguous
+              and out.flags.writeable):
+        return None
+    wide = _FLOAT64 if dtype == _FLOAT64 else _FLOAT32
+    w = wide.type(weight)
+    from_end = not abs(float(w)) < 0.5
+    coefficient = np.array([w - wide.type(1) if from_end else w], wide)
+    if out.size:
+        _lerp_flat(_flat(x, x.shape), _flat(end, x.shape), coefficient,
+                   as_bits(out).reshape(-1), np.zeros((), wide), from_end)
     return out

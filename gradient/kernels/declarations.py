@@ -90,6 +90,10 @@ declare("fma", "(a, b, c, dtype) -> y",
         "a * b + c rounded once into dtype, broadcasting (PyTorch's add with alpha, addcmul "
         "and lerp), computed in float32 for float32 and the 16-bit floats, float64 for float64; "
         "the CPU's also takes out= (an array to write y into: an in-place add_)")
+declare("lerp", "(x, end, weight, dtype) -> y",
+        "x + weight * (end - x) for a number weight, as PyTorch's CPU kernel computes it "
+        "(the difference, then one fused multiply-add from the nearer end); the CPU's also "
+        "takes out= (an in-place lerp_)")
 declare("round_to_bfloat16", "(x) -> y",
         "float32 x rounded to bfloat16, nearest even (a bfloat16 model's every result)")
 declare("half_binary", "(op, a, b) -> y",

@@ -1414,6 +1414,10 @@ class Lerp(ArrayFunction):
             ctx.save_for_backward(x if _needs(ctx)[2] else None, end if _needs(ctx)[2] else None,
                                   weight)
         b, dtype = ctx.backend, from_numpy_dtype(x.dtype)
+        if isinstance(weight, (int, float)) and x.shape == end.shape:
+            y = kernels.call("lerp", b, x, end, float(weight), x.dtype)   # (one pass)
+            if y is not None:
+                return y
         start, stop = _opmath(b, x), _opmath(b, end)
         diff = b.binary("sub", stop, start)
         if isinstance(weight, (int, float)):     # (in the computing type, as PyTorch's)
@@ -1775,12 +1779,9 @@ def blend_in_place(x: Tensor, op: str, tensor1, tensor2, value) -> bool:
     data, t1 = arrays[0], arrays[1]
     k = data.dtype.type
     if op == "lerp_":
-        w = k(float(as_number(value, "lerp: weight")))
-        diff = _np.subtract(t1, data)
-        if _builtins.abs(float(w)) < 0.5:
-            done = _fma_into(data, float(w), diff, data)
-        else:
-            done = not _overlaps(t1, data) and _fma_into(data, float(w - k(1)), diff, t1)
+        done = t1.shape == data.shape and not _overlaps(t1, data) and kernels.call(
+            "lerp", "cpu", data, t1, float(as_number(value, "lerp: weight")), data.dtype,
+            out=data) is not None
     elif op == "addcmul_":
         t2 = arrays[2]
         scaled = t1 if value == 1 else _np.multiply(t1, k(value))

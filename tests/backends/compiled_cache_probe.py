@@ -99,10 +99,12 @@ def cpu_kernels():
     k.index_add_rows(rows, np.array([1, 3, 1, 7, 0, 3]), x)
     k.add_to_rows(rows, b)
     out.append(k.round_to_bfloat16(_f32(rng, 70, 67) * 1e3).view(np.int16))
-    from gradient.backends.cpu_fma import fma      # one rounding: add with alpha, addcmul, lerp
+    from gradient.backends.cpu_fma import fma, lerp   # one rounding: add with alpha, addcmul
     for dtype in (np.float32, np.float64, ml_dtypes.bfloat16, np.float16):
         out.append(fma(np.asarray(0.3, dtype), x.astype(dtype), up.astype(dtype), dtype)
                    .view(np.uint8))
+        for weight in (0.3, 0.7):
+            out.append(lerp(x.astype(dtype), up.astype(dtype), weight, dtype).view(np.uint8))
     return out + [rows]
 
 

@@ -92,11 +92,12 @@ def test_gradcheck(case):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_without_the_kernel_the_same_formulas_round_twice(monkeypatch, dtype):
-    """A backend without the fma kernel computes the product and the sum in the computing type
-    (float64 for float64, float32 otherwise), each rounded there, and the result in the
-    tensors' dtype: its binary ops are given operands of one dtype."""
+    """A backend without the fma kernel (nor the lerp kernel built on it) computes the product
+    and the sum in the computing type (float64 for float64, float32 otherwise), each rounded
+    there, and the result in the tensors' dtype: its binary ops are given operands of one
+    dtype."""
     x, y, z, w = _operands(gradient, dtype)
-    without_kernels(monkeypatch, keep=lambda name: name != "fma")
+    without_kernels(monkeypatch, keep=lambda name: name not in ("fma", "lerp"))
     wide = np.float64 if dtype == "float64" else np.float32
     xs, ys, zs = (t.to(gradient.float64).numpy().astype(wide) for t in (x, y, z))
     alpha = wide(gradient.tensor(3.0).to(x.dtype).item())      # (alpha in the dtype first)
