@@ -27,6 +27,8 @@ def _cases():
     logits = rng.standard_normal((256, 1000)).astype(np.float32)
     big = rng.standard_normal(4_000_000).astype(np.float32)
     targets = rng.integers(0, 1000, 256)
+    many_logits = rng.standard_normal((4096, 1000)).astype(np.float32)
+    many_targets = rng.integers(0, 1000, 4096)
 
     def lib_cases(lib, F):
         a = lib.tensor(small)
@@ -37,6 +39,8 @@ def _cases():
         w = lib.tensor(m2, requires_grad=True)
         z = lib.tensor(logits, requires_grad=True)
         t = lib.tensor(targets)
+        zz = lib.tensor(many_logits, requires_grad=True)
+        tt = lib.tensor(many_targets)
         p, q = lib.tensor(small), lib.tensor(small)
         large, other = lib.tensor(big), lib.tensor(big)
 
@@ -54,6 +58,10 @@ def _cases():
         def softmax_cross_entropy_step():
             z.grad = None
             F.cross_entropy(z, t).backward()
+
+        def cross_entropy_of_many_rows():
+            zz.grad = None
+            F.cross_entropy(zz, tt).backward()
 
         def in_place_16():        # a training loop's bookkeeping: an average, a scaled step
             with lib.no_grad():
@@ -74,6 +82,7 @@ def _cases():
         return {"add_16": add_16, "mul_sum_backward_16": mul_sum_backward_16,
                 "matmul_512_fwd_bwd": matmul_512_forward_backward,
                 "cross_entropy_256x1000_fwd_bwd": softmax_cross_entropy_step,
+                "cross_entropy_4096x1000_fwd_bwd": cross_entropy_of_many_rows,
                 "in_place_mul_add_alpha_16": in_place_16, "in_place_mul_add_4m": in_place_4m,
                 "in_place_lerp_addcmul_16": blend_in_place_16, "in_place_lerp_4m": lerp_4m}
 

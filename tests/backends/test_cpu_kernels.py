@@ -640,6 +640,30 @@ def test_cross_entropy_fused_matches_composition_and_torch(composed, dtype, redu
         np.testing.assert_allclose(a, c, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("rows", [1, 2, 7, 40])
+def test_cross_entropy_split_over_threads_gives_the_same_bits(monkeypatch, rows):
+    """Large logits have their rows split over threads: the loss, the log-sum-exp parts and
+    the gradient are the one-chunk results, bit for bit, whatever the number of rows per
+    chunk (fewer rows than threads too)."""
+    from gradient.backends import cpu_kernels
+    rng = np.random.default_rng(rows)
+    x = rng.standard_normal((rows, 31)).astype(np.float32) * 5
+    target = rng.integers(0, 31, rows)
+    target[::3] = -100
+    scale = rng.standard_normal(rows).astype(np.float32)
+
+    def run():
+        loss, lse = cpu_kernels.cross_entropy(x, target, -100)
+        return loss, lse, cpu_kernels.cross_entropy_backward(x, target, lse, scale)
+    monkeypatch.setattr(cpu_kernels, "CROSS_ENTROPY_THREADS_FROM", 1 << 62)
+    whole = run()
+    monkeypatch.setattr(cpu_kernels, "CROSS_ENTROPY_THREADS_FROM", 1)
+    monkeypatch.setattr(cpu_kernels.numba, "get_num_threads", lambda: 3)
+    assert cpu_kernels._row_chunks(x) == min(rows, 3)
+    for a, b in zip(run(), whole):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_cross_entropy_kernels_are_used_and_decline_other_shapes(monkeypatch):
     from gradient.backends import cpu_kernels
     calls = record_kernel_calls(monkeypatch, "cross_entropy", "cross_entropy_backward")
