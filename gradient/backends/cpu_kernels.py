@@ -846,6 +846,12 @@ def _cross_entropy_backward_chunk(x, lse, target, scale, dx, c, n_chunks):
 
 
 # ---------------------------------------------------------------------- optimizer steps
+def _writeable(*arrays) -> bool:
+    """Whether the arrays an optimizer step writes may be written (a parameter on read-only
+    memory is the composition's to refuse, with gradient's error)."""
+    return all(a.flags.writeable for a in arrays)
+
+
 @_compile
 def _adam_step(p, g, m, v, vmax, decay, l2, w1, w1_minus_one, b2, one_minus_b2, bc2, eps,
                neg_step, maximize, amsgrad):
@@ -880,7 +886,8 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1, be
     arrays = [param, grad, exp_avg, exp_avg_sq] + ([max_exp_avg_sq] if max_exp_avg_sq is not None
                                                    else [])
     if (not _usable(*arrays) or len({a.shape for a in arrays}) != 1
-            or not all(a.flags.c_contiguous for a in arrays)):  # updated in place: no copies
+            or not all(a.flags.c_contiguous for a in arrays)      # updated in place: no copies
+            or not _writeable(param, *arrays[2:])):
         return None
     k = param.dtype.type
     decay = 1 - lr * weight_decay if weight_decay != 0 and decoupled_weight_decay else 1.0
@@ -951,7 +958,8 @@ def sgd_step(param, grad, momentum_buffer, *, lr, momentum, dampening, weight_de
     buf = momentum_buffer if momentum != 0 else grad
     if not (_usable(param, grad, buf) and param.shape == grad.shape == buf.shape
             and param.flags.c_contiguous and grad.flags.c_contiguous
-            and buf.flags.c_contiguous):              # updated in place: no copies
+            and buf.flags.c_contiguous                # updated in place: no copies
+            and _writeable(param, buf)):
         return None
     k = param.dtype.type
     buf = buf.reshape(-1) if momentum != 0 else np.empty(0, param.dtype)
@@ -1001,7 +1009,8 @@ def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, *, lr, alph
     when done, None when the arrays are not handled (the caller then composes)."""
     arrays = [param, grad, square_avg] + [x for x in (grad_avg, momentum_buffer) if x is not None]
     if (not _usable(*arrays) or len({x.shape for x in arrays}) != 1
-            or not all(x.flags.c_contiguous for x in arrays)):  # updated in place: no copies
+            or not all(x.flags.c_contiguous for x in arrays)      # updated in place: no copies
+            or not _writeable(param, *arrays[2:])):
         return None
     k = param.dtype.type
     none = np.empty(0, param.dtype)
@@ -1034,7 +1043,7 @@ def adagrad_step(param, grad, state_sum, *, lr, weight_decay, eps, maximize):
     handled (the caller then composes)."""
     if (not _usable(param, grad, state_sum) or not param.shape == grad.shape == state_sum.shape
             or not (param.flags.c_contiguous and grad.flags.c_contiguous
-                    and state_sum.flags.c_contiguous)):
+                    and state_sum.flags.c_contiguous) or not _writeable(param, state_sum)):
         return None
     k = param.dtype.type
     _adagrad_step(param.reshape(-1), grad.reshape(-1), state_sum.reshape(-1), k(weight_decay),

@@ -218,6 +218,19 @@ def test_fused_sgd_bumps_versions_and_declines_what_it_cannot_update_in_place(mo
     assert h.dtype is gradient.bfloat16 and h.detach().float().tolist() == [0.75] * 4
 
 
+@pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop", "Adagrad"])
+def test_fused_optimizer_steps_leave_read_only_parameters_to_the_composition(name):
+    """A parameter on read-only memory is not written by a compiled kernel (numba would fail
+    to compile the write): the step composes, and refuses it with gradient's error."""
+    data = np.ones(4, np.float32)
+    data.flags.writeable = False
+    p = gradient.nn.Parameter(gradient.from_numpy(data))
+    p.grad = gradient.ones(4)
+    with pytest.raises(gradient.errors.GradientError, match="read-only"):
+        getattr(gradient.optim, name)([p], lr=0.1).step()
+    np.testing.assert_array_equal(data, np.ones(4, np.float32))
+
+
 def test_fused_adam_bumps_the_versions_of_what_it_updates():
     p = gradient.nn.Parameter(gradient.ones(3))
     opt = gradient.optim.AdamW([p])
