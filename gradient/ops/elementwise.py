@@ -1817,13 +1817,13 @@ def _direct_operands(x: Tensor, op: str, *others):
     directly: nothing recorded (refusals raised as the op raises them), a float32/float64
     CPU array, operands that are CPU tensors of its dtype broadcasting into its shape; else
     None."""
-    data = x._data
-    if type(data) is not _np.ndarray or data.dtype not in _IN_PLACE_DTYPES \
-            or x._check_inplace(op, *others):          # (True: the write is recorded)
+    data, backend = x._data, x._backend
+    if type(data) is not _np.ndarray or backend.name != "cpu" or \
+            data.dtype not in _IN_PLACE_DTYPES or x._check_inplace(op, *others):  # (True: recorded)
         return None
     arrays = [data]
-    for other in others:
-        value = other._data if isinstance(other, Tensor) else None
+    for other in others:     # (on another device: the op written back raises DeviceError)
+        value = other._data if isinstance(other, Tensor) and other._backend is backend else None
         if type(value) is not _np.ndarray or value.dtype != data.dtype or \
                 (value.shape != data.shape and not _broadcasts_into(value.shape, data.shape)):
             return None

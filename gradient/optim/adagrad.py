@@ -75,7 +75,7 @@ def adagrad_update(p, grad, state, *, lr, lr_decay, weight_decay, eps, maximize)
     step = advance_step(state["step"])
     clr = lr / (1 + (step - 1) * lr_decay)
     state_sum = state["sum"]
-    if not grad.is_sparse and kernels.call(
+    if not grad.is_sparse and grad._backend is p._backend and kernels.call(
             "adagrad_step", p._backend, p._data, grad._data, state_sum._data, lr=clr,
             weight_decay=weight_decay, eps=eps, maximize=maximize):
         # (the same operations in the same order as below: the same bits)

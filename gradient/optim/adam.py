@@ -127,6 +127,8 @@ def _fused_update(p, grad, state, *, amsgrad, **hyper) -> bool:
     same bits (tested).
     """
     moments = [state["exp_avg"], state["exp_avg_sq"]] + ([state["max_exp_avg_sq"]] if amsgrad else [])
+    if grad._backend is not p._backend:     # (another device: the composition raises)
+        return False
     if not kernels.call("adam_step", p._backend, p._data, grad._data,
                         *(t._data for t in moments[:2]), moments[2]._data if amsgrad else None,
                         **hyper):

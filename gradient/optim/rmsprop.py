@@ -100,6 +100,8 @@ def _fused_update(p, grad, state, *, momentum, centered, **hyper) -> bool:
     same order: the same bits); False when it has none or declines the arrays."""
     moments = [state["square_avg"], state["grad_avg"] if centered else None,
                state["momentum_buffer"] if momentum > 0 else None]
+    if grad._backend is not p._backend:     # (another device: the composition raises)
+        return False
     if not kernels.call("rmsprop_step", p._backend, p._data, grad._data,
                         *(None if t is None else t._data for t in moments), momentum=momentum,
                         **hyper):

@@ -89,6 +89,8 @@ def sgd_update(p, grad, state, *, lr, momentum, dampening, weight_decay, nestero
 def _fused_update(p, grad, state, **hyper) -> bool:
     """The update above in one pass of the backend's fused kernel (the same operations in the
     same order: the same bits); False when it has none or declines the arrays."""
+    if grad._backend is not p._backend:     # (another device: the composition raises)
+        return False
     buf = state.get("momentum_buffer") if state is not None else None
     first = state is not None and buf is None
     if first:

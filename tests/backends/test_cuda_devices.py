@@ -193,12 +193,37 @@ def test_copy_from_another_index_copies_as_in_pytorch():
     lambda a, b: a + b, lambda a, b: a @ b, lambda a, b: gradient.cat([a, b]),
     lambda a, b: gradient.where(a > 0, a, b), lambda a, b: a.add_(b),
     lambda a, b: gradient.stack([a, b]), lambda a, b: gradient.maximum(a, b),
-], ids=["add", "matmul", "cat", "where", "add_", "stack", "maximum"])
+    lambda a, b: a.mul_(b), lambda a, b: a.sub_(b, alpha=2), lambda a, b: a.lerp_(b, 0.5),
+    lambda a, b: a.addcmul_(b, b, value=0.5),
+], ids=["add", "matmul", "cat", "where", "add_", "stack", "maximum", "mul_", "sub_",
+        "lerp_", "addcmul_"])
 def test_ops_mixing_two_indices_raise(op):
     a, b = host([1.0, 2.0], 0), host([3.0, 4.0], 1)
     with pytest.raises(DeviceError, match="same device, got hostgpu:[01] and hostgpu:[01]"):
         op(a, b)
     np.testing.assert_array_equal(a.numpy(), [1.0, 2.0])  # nothing was written
+
+
+@pytest.mark.parametrize("write", [
+    lambda a, b: a.add_(b), lambda a, b: a.mul_(b), lambda a, b: a.lerp_(b, 0.25),
+    lambda a, b: a.addcdiv_(b, b),
+], ids=["add_", "mul_", "lerp_", "addcdiv_"])
+def test_in_place_writes_into_a_cpu_tensor_refuse_another_device(write):
+    """The direct in-place writes of CPU tensors take CPU operands only: a device's array
+    (here NumPy's too) is refused as the op refuses it, under no_grad as well."""
+    a, b = gradient.tensor([1.0, 2.0]), host([3.0, 4.0], 1)
+    with gradient.no_grad(), pytest.raises(DeviceError, match="same device"):
+        write(a, b)
+    np.testing.assert_array_equal(a.numpy(), [1.0, 2.0])
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop", "Adagrad"])
+def test_an_optimizer_refuses_a_gradient_on_another_device(name):
+    p = gradient.nn.Parameter(gradient.tensor([1.0, 2.0]))
+    p.grad = host([3.0, 4.0], 0)
+    with pytest.raises(DeviceError):
+        getattr(gradient.optim, name)([p], lr=0.1).step()
+    np.testing.assert_array_equal(p.detach().numpy(), [1.0, 2.0])
 
 
 @pytest.mark.parametrize("op", [
