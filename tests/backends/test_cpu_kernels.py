@@ -714,6 +714,13 @@ def _float32_workload():
     loss = F.cross_entropy(out.reshape(-1, 8), gradient.tensor([0, 1, 2, 3] * 6))
     (out.sum() + emb(gradient.tensor([[1, 2, 1]])).sum() + loss).backward()
     gradient.optim.AdamW([x] + list(emb.parameters())).step()
+    optimizers = (lambda ps: gradient.optim.SGD(ps, momentum=0.9, weight_decay=0.1),
+                  lambda ps: gradient.optim.RMSprop(ps, centered=True, momentum=0.5),
+                  gradient.optim.Adagrad)
+    for make in optimizers:                   # the fused steps of the other optimizers
+        p = gradient.nn.Parameter(gradient.ones(4))
+        p.grad = gradient.ones(4)
+        make([p]).step()
     with gradient.no_grad():
         cache = np.zeros((1, 2, 12, 8), np.float32)
         F.scaled_dot_product_attention(gradient.tensor(heads.detach().numpy()[:1, :, :1]),
