@@ -31,6 +31,11 @@ CASES = [
     ("AdamW", dict(weight_decay=0.1)),
     ("RMSprop", {}),
     ("Adagrad", {}),
+    ("Adamax", {}),
+    ("NAdam", {}),
+    ("RAdam", {}),
+    ("Adadelta", {}),
+    ("ASGD", {}),
 ]
 
 

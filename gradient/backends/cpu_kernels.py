@@ -1051,6 +1051,43 @@ def adagrad_step(param, grad, state_sum, *, lr, weight_decay, eps, maximize):
     return True
 
 
+@_compile
+def _adamax_step(p, g, m, u, l2, w, w_minus_one, b2, eps, neg_clr, maximize):
+    # PyTorch's single-tensor Adamax (gradient.optim.adamax's composition of it), in order and
+    # in the parameter's precision: lerp_, mul_, abs and + eps, maximum (NaN wins), addcdiv_
+    for i in range(p.size):
+        gi = -g[i] if maximize else g[i]
+        if l2 != 0:
+            gi = fused_multiply_add(l2, p[i], gi)                       # grad.add(p, alpha=l2)
+        diff = gi - m[i]
+        mi = (fused_multiply_add(w, diff, m[i]) if abs(w) < 0.5         # m.lerp_(grad, w)
+              else fused_multiply_add(w_minus_one, diff, gi))
+        m[i] = mi
+        kept, fresh = u[i] * b2, abs(gi) + eps
+        ui = kept if kept > fresh or kept != kept else fresh            # maximum
+        u[i] = ui
+        p[i] = p[i] + (neg_clr * mi) / ui                               # p.addcdiv_(m, u, -clr)
+
+
+@register("adamax_step", "cpu", "numba", _FLOATS)
+def adamax_step(param, grad, exp_avg, exp_inf, *, lr, beta1, beta2, eps, weight_decay,
+                maximize, step):
+    """One Adamax update of raw arrays in place (``step`` already counts this update), with
+    the bits of its composition. Returns True when done, None when the arrays are not handled
+    (the caller then composes)."""
+    arrays = [param, grad, exp_avg, exp_inf]
+    if (not _usable(*arrays) or len({x.shape for x in arrays}) != 1
+            or not all(x.flags.c_contiguous for x in arrays)      # updated in place: no copies
+            or not _writeable(param, exp_avg, exp_inf)):
+        return None
+    k = param.dtype.type
+    w = k(1 - beta1)
+    _adamax_step(param.reshape(-1), grad.reshape(-1), exp_avg.reshape(-1), exp_inf.reshape(-1),
+                 k(weight_decay), w, w - k(1), k(beta2), k(eps), k(-(lr / (1 - beta1 ** step))),
+                 bool(maximize))
+    return True
+
+
 # ---------------------------------------------------------------------- adding rows
 @_compile
 def _index_add_rows(out, ids, rows):

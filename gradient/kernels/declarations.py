@@ -112,6 +112,9 @@ declare("rmsprop_step", "(param, grad, square_avg, grad_avg, momentum_buffer) ->
 declare("adagrad_step", "(param, grad, state_sum) -> done",
         "one dense Adagrad update in place, and of the sum of squares (keyword arguments lr, "
         "already decayed, weight_decay, eps, maximize)")
+declare("adamax_step", "(param, grad, exp_avg, exp_inf) -> done",
+        "one Adamax update in place, and of its state (keyword arguments lr, beta1, beta2, "
+        "eps, weight_decay, maximize, step)")
 declare("index_add_rows", "(out, ids, values) -> done",
         "out[ids[i]] += values[i] in order: an embedding table's gradient")
 declare("joined_pieces", "(pieces, shape, dim, ranges) -> joined",

@@ -1,5 +1,6 @@
 """Adamax: Adam with the second moment replaced by an exponentially weighted infinity norm."""
 
+from .. import kernels
 from ..autograd import no_grad
 from ..ops.creation import zeros_like
 from ..ops.elementwise import maximum
@@ -56,14 +57,21 @@ class Adamax(Optimizer):
 
 def adamax_update(p, grad, state, *, lr, beta1, beta2, eps, weight_decay, maximize):
     """Update ``p`` in place from ``grad`` and its Adamax ``state`` (PyTorch's single-tensor path)."""
+    step = advance_step(state["step"])
+    exp_avg, exp_inf = state["exp_avg"], state["exp_inf"]
+    if grad._backend is p._backend and kernels.call(
+            "adamax_step", p._backend, p._data, grad._data, exp_avg._data, exp_inf._data,
+            lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+            maximize=maximize, step=step):
+        # (the same operations in the same order as below: the same bits)
+        for t in (p, exp_avg, exp_inf):
+            t._version.bump("adamax_step")
+        return
     if maximize:
         grad = -grad
-    step_t = state["step"]
-    step = advance_step(step_t)
     if weight_decay != 0:
         grad = grad.add(p, alpha=weight_decay)
 
-    exp_avg, exp_inf = state["exp_avg"], state["exp_inf"]
     exp_avg.lerp_(grad, 1 - beta1)
     exp_inf.copy_(maximum(exp_inf.mul_(beta2), grad.abs() + eps))
 

@@ -89,6 +89,10 @@ def cpu_kernels():
         k.adagrad_step(p, g.reshape(-1)[50:100].copy(), m, lr=1e-2, weight_decay=0.0,
                        eps=1e-10, maximize=True)
     out += [p, v, a, b, m]
+    for step in (1, 2):
+        k.adamax_step(p, g.reshape(-1)[100:150].copy(), v, a, lr=1e-2, beta1=0.9, beta2=0.99,
+                      eps=1e-8, weight_decay=0.1, maximize=False, step=step)
+    out += [p, v, a]
     up = _f32(rng, 6, 40)
     out += [k.swiglu(x * 4, up), *k.swiglu_backward(g, x * 4, up)]
     heads = _f32(rng, 2, 5, 3, 8).transpose(0, 2, 1, 3)     # a head split's strided view

@@ -162,14 +162,16 @@ def test_adam_fused_update_is_bit_identical_to_the_composition(monkeypatch, opti
     dict(cls="Adagrad"),
     dict(cls="Adagrad", lr_decay=0.1, weight_decay=0.2, maximize=True,
          initial_accumulator_value=0.5),
+    dict(cls="Adamax"),
+    dict(cls="Adamax", betas=(0.3, 0.5), weight_decay=0.1, maximize=True, eps=1e-3),
 ])
 @pytest.mark.parametrize("size", [(7, 5), (600, 700)])   # the second on threads where split
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_fused_optimizer_steps_are_bit_identical_to_their_compositions(monkeypatch, options,
                                                                        size, dtype):
-    """The fused SGD, RMSprop and Adagrad steps against their compositions of tensor ops (add
-    with alpha, addcmul, lerp: the ``fma`` kernel, PyTorch's arithmetic), parameters and
-    state, over four steps."""
+    """The fused SGD, RMSprop, Adagrad and Adamax steps against their compositions of tensor
+    ops (add with alpha, addcmul, lerp: the ``fma`` kernel, PyTorch's arithmetic), parameters
+    and state, over four steps."""
     options = dict(options)
     name = options.pop("cls")
     options.setdefault("lr", 0.01)
@@ -218,7 +220,7 @@ def test_fused_sgd_bumps_versions_and_declines_what_it_cannot_update_in_place(mo
     assert h.dtype is gradient.bfloat16 and h.detach().float().tolist() == [0.75] * 4
 
 
-@pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop", "Adagrad"])
+@pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop", "Adagrad", "Adamax"])
 def test_fused_optimizer_steps_leave_read_only_parameters_to_the_composition(name):
     """A parameter on read-only memory is not written by a compiled kernel (numba would fail
     to compile the write): the step composes, and refuses it with gradient's error."""
@@ -716,7 +718,7 @@ def _float32_workload():
     gradient.optim.AdamW([x] + list(emb.parameters())).step()
     optimizers = (lambda ps: gradient.optim.SGD(ps, momentum=0.9, weight_decay=0.1),
                   lambda ps: gradient.optim.RMSprop(ps, centered=True, momentum=0.5),
-                  gradient.optim.Adagrad)
+                  gradient.optim.Adagrad, gradient.optim.Adamax)
     for make in optimizers:                   # the fused steps of the other optimizers
         p = gradient.nn.Parameter(gradient.ones(4))
         p.grad = gradient.ones(4)
@@ -779,7 +781,7 @@ def test_float32_kernels_compute_in_float32():
                     doubles.append(name)
     assert {"_attend", "_exp_row", "_normalize_rows", "_shift_rows",
             "_score_gradient", "_gelu_tanh_grad", "_silu_grad", "_adam_step", "_sgd_step",
-            "_rmsprop_step", "_adagrad_step",
+            "_rmsprop_step", "_adagrad_step", "_adamax_step",
             "_index_add_rows", "_rows", "_columns", "_minus_rows", "_cross_entropy_rows",
             "_log_softmax_rows", "_scale_rows_less_target", "_add_to_rows", "_swiglu_finish",
             "_swiglu_grad", "_rotary"} <= set(checked), sorted(set(checked))

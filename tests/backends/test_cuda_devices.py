@@ -217,7 +217,7 @@ def test_in_place_writes_into_a_cpu_tensor_refuse_another_device(write):
     np.testing.assert_array_equal(a.numpy(), [1.0, 2.0])
 
 
-@pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop", "Adagrad"])
+@pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop", "Adagrad", "Adamax"])
 def test_an_optimizer_refuses_a_gradient_on_another_device(name):
     p = gradient.nn.Parameter(gradient.tensor([1.0, 2.0]))
     p.grad = host([3.0, 4.0], 0)
