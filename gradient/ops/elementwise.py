@@ -47,6 +47,7 @@ import numpy as _np
 from .. import kernels
 from ..layouts import is_sparse as _is_sparse   # (a sparse operand: gradient.ops.sparse's ops)
 from ..autograd.function import ArrayFunction
+from ..autograd.grad_mode import is_grad_enabled as _is_grad_enabled
 from ..autograd.grad_mode import no_grad as _no_grad
 from ..dtypes import (DType, bfloat16, bool_, float16, float32, float64, from_numpy_dtype,
                       get_default_dtype, result_type)
@@ -1821,6 +1822,8 @@ def _direct_operands(x: Tensor, op: str, *others):
     if type(data) is not _np.ndarray or backend.name != "cpu" or \
             data.dtype not in _IN_PLACE_DTYPES or x._check_inplace(op, *others):  # (True: recorded)
         return None
+    if _is_grad_enabled() and x._writes_through_view() and x._base.requires_grad:
+        return None          # (a view taken under no_grad: its base's graph follows the write)
     arrays = [data]
     for other in others:     # (on another device: the op written back raises DeviceError)
         value = other._data if isinstance(other, Tensor) and other._backend is backend else None

@@ -372,3 +372,24 @@ def test_arithmetic_written_straight_into_storage_gives_the_written_back_bits(mo
             call(x)
             np.testing.assert_array_equal(x.numpy(), mine)
     assert 150 < sum(taken) < len(taken)     # both paths met (overlaps and views write back)
+
+
+@pytest.mark.parametrize("write", [
+    lambda v: v.mul_(gradient.full((2,), 3.0)), lambda v: v.add_(gradient.ones(2), alpha=2),
+    lambda v: v.lerp_(gradient.zeros(2), 0.25), lambda v: v.addcmul_(v, v, value=0.5),
+], ids=["mul_", "add_", "lerp_", "addcmul_"])
+def test_a_view_taken_under_no_grad_written_with_grad_on_moves_its_base_in_the_graph(write):
+    """The direct in-place write is not taken into a view, taken under no_grad, of a tensor
+    in a graph: the base follows the write (PyTorch refuses the write instead), its written
+    positions constants to the graph, as without the direct write."""
+    leaf = gradient.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    base = leaf * 2
+    with gradient.no_grad():
+        view = base[:2]
+        expected = base.detach().clone()
+        write(expected[:2])
+    write(view)
+    assert base.grad_fn.name() == "_WrittenThroughViewBackward"
+    np.testing.assert_array_equal(base.detach().numpy(), expected.numpy())
+    base.sum().backward()
+    np.testing.assert_array_equal(leaf.grad.numpy(), [0.0, 0.0, 2.0])
