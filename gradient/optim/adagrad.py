@@ -1,10 +1,9 @@
 """Adagrad: per-coordinate step sizes that shrink with the sum of all past squared gradients."""
 
-from .. import kernels
 from ..autograd import no_grad
 from ..ops.creation import full_like
 from .optimizer import (Optimizer, OptimizerError, advance_step, check_unsupported, check_value,
-                        sparse_rows, step_counter)
+                        fused_step, sparse_rows, step_counter)
 
 
 class Adagrad(Optimizer):
@@ -75,13 +74,9 @@ def adagrad_update(p, grad, state, *, lr, lr_decay, weight_decay, eps, maximize)
     step = advance_step(state["step"])
     clr = lr / (1 + (step - 1) * lr_decay)
     state_sum = state["sum"]
-    if not grad.is_sparse and grad._backend is p._backend and kernels.call(
-            "adagrad_step", p._backend, p._data, grad._data, state_sum._data, lr=clr,
-            weight_decay=weight_decay, eps=eps, maximize=maximize):
-        # (the same operations in the same order as below: the same bits)
-        p._version.bump("adagrad_step")
-        state_sum._version.bump("adagrad_step")
-        return
+    if not grad.is_sparse and fused_step("adagrad_step", p, grad, state_sum, lr=clr,
+                                         weight_decay=weight_decay, eps=eps, maximize=maximize):
+        return                        # (the operations below, in their order: the same bits)
     if maximize:
         grad = -grad
     if grad.is_sparse:

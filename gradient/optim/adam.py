@@ -1,11 +1,10 @@
 """Adam and AdamW: adaptive moment estimation, with L2 or decoupled weight decay."""
 
-from .. import kernels
 from ..autograd import no_grad
 from ..ops.creation import zeros_like
 from ..ops.elementwise import maximum
 from .optimizer import (Optimizer, advance_step, as_tuple, check_adam_hyperparameters,
-                        step_counter)
+                        fused_step, step_counter)
 
 
 class Adam(Optimizer):
@@ -121,18 +120,10 @@ def adam_update(p, grad, state, *, lr, beta1, beta2, eps, weight_decay, amsgrad,
 
 
 def _fused_update(p, grad, state, *, amsgrad, **hyper) -> bool:
-    """The update below in one pass of the backend's fused kernel; False when it has none.
+    """The update below by :func:`~.optimizer.fused_step`; False where it does not run.
 
     The kernel performs the same float operations in the same order, so both paths give the
     same bits (tested).
     """
-    moments = [state["exp_avg"], state["exp_avg_sq"]] + ([state["max_exp_avg_sq"]] if amsgrad else [])
-    if grad._backend is not p._backend:     # (another device: the composition raises)
-        return False
-    if not kernels.call("adam_step", p._backend, p._data, grad._data,
-                        *(t._data for t in moments[:2]), moments[2]._data if amsgrad else None,
-                        **hyper):
-        return False
-    for t in [p] + moments:
-        t._version.bump("adam_step")
-    return True
+    return fused_step("adam_step", p, grad, state["exp_avg"], state["exp_avg_sq"],
+                      state["max_exp_avg_sq"] if amsgrad else None, **hyper)

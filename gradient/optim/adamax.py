@@ -1,11 +1,10 @@
 """Adamax: Adam with the second moment replaced by an exponentially weighted infinity norm."""
 
-from .. import kernels
 from ..autograd import no_grad
 from ..ops.creation import zeros_like
 from ..ops.elementwise import maximum
 from .optimizer import (Optimizer, advance_step, as_tuple, check_adam_hyperparameters,
-                        step_counter)
+                        fused_step, step_counter)
 
 
 class Adamax(Optimizer):
@@ -59,14 +58,9 @@ def adamax_update(p, grad, state, *, lr, beta1, beta2, eps, weight_decay, maximi
     """Update ``p`` in place from ``grad`` and its Adamax ``state`` (PyTorch's single-tensor path)."""
     step = advance_step(state["step"])
     exp_avg, exp_inf = state["exp_avg"], state["exp_inf"]
-    if grad._backend is p._backend and kernels.call(
-            "adamax_step", p._backend, p._data, grad._data, exp_avg._data, exp_inf._data,
-            lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
-            maximize=maximize, step=step):
-        # (the same operations in the same order as below: the same bits)
-        for t in (p, exp_avg, exp_inf):
-            t._version.bump("adamax_step")
-        return
+    if fused_step("adamax_step", p, grad, exp_avg, exp_inf, lr=lr, beta1=beta1, beta2=beta2,
+                  eps=eps, weight_decay=weight_decay, maximize=maximize, step=step):
+        return                        # (the operations below, in their order: the same bits)
     if maximize:
         grad = -grad
     if weight_decay != 0:

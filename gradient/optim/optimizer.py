@@ -34,6 +34,7 @@ from itertools import chain
 
 import numpy as np
 
+from .. import kernels
 from ..autograd import enable_grad
 from ..dtypes import float32, float64, get_default_dtype
 from ..errors import GradientError, UnsupportedError
@@ -411,3 +412,21 @@ def check_adam_hyperparameters(group: dict) -> None:
     check_value("beta parameter at index 0", betas[0], 0 <= betas[0] < 1, "0 <= beta1 < 1")
     check_value("beta parameter at index 1", betas[1], 0 <= betas[1] < 1, "0 <= beta2 < 1")
     check_value("weight_decay value", wd, wd >= 0, "weight_decay >= 0")
+
+
+def fused_step(op: str, p, grad, *state, **hyper) -> bool:
+    """Update ``p`` and its ``state`` tensors (None where a variant has none) in place from
+    ``grad`` with the backend's fused kernel ``op`` (keyword arguments: its hyperparameters),
+    the same operations in the same order as the optimizer's composition (the same bits):
+    True when it ran, the versions of what it wrote bumped; False where the backend has no
+    such kernel, it declines the arrays, or ``grad`` is on another device than ``p`` (the
+    composition then raises, as PyTorch does)."""
+    if grad._backend is not p._backend:
+        return False
+    if not kernels.call(op, p._backend, p._data, grad._data,
+                        *(None if t is None else t._data for t in state), **hyper):
+        return False
+    for t in (p, *state):
+        if t is not None:
+            t._version.bump(op)
+    return True

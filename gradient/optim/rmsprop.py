@@ -1,9 +1,9 @@
 """RMSprop: divide the gradient by a running root mean square of recent gradients."""
 
-from .. import kernels
 from ..autograd import no_grad
 from ..ops.creation import zeros_like
-from .optimizer import Optimizer, advance_step, check_unsupported, check_value, step_counter
+from .optimizer import (Optimizer, advance_step, check_unsupported, check_value, fused_step,
+                        step_counter)
 
 
 class RMSprop(Optimizer):
@@ -96,17 +96,8 @@ def rmsprop_update(p, grad, state, *, lr, alpha, eps, weight_decay, momentum, ce
 
 
 def _fused_update(p, grad, state, *, momentum, centered, **hyper) -> bool:
-    """The update above in one pass of the backend's fused kernel (the same operations in the
-    same order: the same bits); False when it has none or declines the arrays."""
-    moments = [state["square_avg"], state["grad_avg"] if centered else None,
-               state["momentum_buffer"] if momentum > 0 else None]
-    if grad._backend is not p._backend:     # (another device: the composition raises)
-        return False
-    if not kernels.call("rmsprop_step", p._backend, p._data, grad._data,
-                        *(None if t is None else t._data for t in moments), momentum=momentum,
-                        **hyper):
-        return False
-    for t in [p] + moments:
-        if t is not None:
-            t._version.bump("rmsprop_step")
-    return True
+    """The update above by :func:`~.optimizer.fused_step`; False where it does not run."""
+    return fused_step("rmsprop_step", p, grad, state["square_avg"],
+                      state["grad_avg"] if centered else None,
+                      state["momentum_buffer"] if momentum > 0 else None, momentum=momentum,
+                      **hyper)

@@ -1,9 +1,9 @@
 """Stochastic gradient descent, with optional momentum, dampening, Nesterov and weight decay."""
 
-from .. import kernels
 from ..autograd import no_grad
 from ..ops.creation import empty_like
-from .optimizer import Optimizer, OptimizerError, check_unsupported, check_value, sparse_rows
+from .optimizer import (Optimizer, OptimizerError, check_unsupported, check_value, fused_step,
+                        sparse_rows)
 
 
 class SGD(Optimizer):
@@ -87,20 +87,15 @@ def sgd_update(p, grad, state, *, lr, momentum, dampening, weight_decay, nestero
 
 
 def _fused_update(p, grad, state, **hyper) -> bool:
-    """The update above in one pass of the backend's fused kernel (the same operations in the
-    same order: the same bits); False when it has none or declines the arrays."""
-    if grad._backend is not p._backend:     # (another device: the composition raises)
-        return False
+    """The update above by :func:`~.optimizer.fused_step`; False where it does not run."""
     buf = state.get("momentum_buffer") if state is not None else None
     first = state is not None and buf is None
     if first:
+        if grad._backend is not p._backend:
+            return False
         buf = empty_like(p)     # (C-contiguous where p is: the kernel takes no other)
-    if not kernels.call("sgd_step", p._backend, p._data, grad._data,
-                        None if buf is None else buf._data, first=first, **hyper):
+    if not fused_step("sgd_step", p, grad, buf, first=first, **hyper):
         return False
-    p._version.bump("sgd_step")
-    if buf is not None:
-        buf._version.bump("sgd_step")
     if first:
         state["momentum_buffer"] = buf
     return True
