@@ -20,8 +20,8 @@ are serial, as the others in :mod:`gradient.backends.cpu_kernels`.
 Inference (nothing recorded) has its own kernel, :func:`decode_attention`: a decode step's
 query rows against a KV cache read in place, and a causal prompt's, with one arithmetic per
 query row (see the comment above :data:`_KEY_TILE`), in parallel over key heads and tiles of
-query positions (a decode step's one position: over tiles of keys, then query rows), without
-building the (L, S) probabilities of every head at once.
+query positions (a decode step with fewer key heads than threads: over tiles of keys, then
+query rows), without building the (L, S) probabilities of every head at once.
 
 Example::
 
@@ -182,6 +182,11 @@ _ROW_TILE = 16
 #: Below this many multiply-adds an attention call runs on one thread (a parallel launch
 #: costs tens of microseconds: more than a short decode step's attention).
 _PARALLEL_MIN_WORK = 1 << 18
+#: The same for a decode step (one query row), whose threads are the decode step's, waiting
+#: between its kernels: SmolLM2 (9 heads, 3 key heads, 2 threads), a layer's cache from
+#: memory, float16, one thread against two: 12.4 against 12.0 us at 128 positions, 19.8
+#: against 17.7 at 176, 30.2 against 24.9 at 300 (AMD EPYC, Zen 4).
+_DECODE_PARALLEL_MIN_WORK = 1 << 16
 #: The same for a batch's paged decode step (:func:`paged_decode_attention`), whose items (a
 #: row and key head each) are many and whose threads come from the step's other parallel
 #: kernels: SmolLM2's 8 rows at 16 to 48 positions took 28-38 us on one thread, 15-21 us on
@@ -422,6 +427,15 @@ def _score_tile_typed(qs, kt, m, scores, j0):
 
 
 @_compile(inline=True)
+def _probabilities(row, lim, bits, lanes, f32):
+    """The first ``lim`` scores of a row made its softmax's probabilities in place: the
+    numerators (:func:`_softmax_numerators`), each divided by their sum."""
+    total = _softmax_numerators(row, lim, bits, lanes, f32)
+    for j in range(lim):
+        row[j] = row[j] / total
+
+
+@_compile(inline=True)
 def _softmax_numerators(row, lim, bits, lanes, f32):
     """The first ``lim`` scores of a row minus their maximum, exponentiated in place; returns
     their sum (:func:`lane_sum`)."""
@@ -432,21 +446,6 @@ def _softmax_numerators(row, lim, bits, lanes, f32):
         row[j] -= top
     _exp_row(row, lim, bits, f32)
     return lane_sum(row[:lim], lanes)
-
-
-def _weigh_values(e, total, lim, v, b, hk, acc):
-    """``sum_j (e_j / total) v_j`` over keys j < lim in position order, into acc (16-bit
-    values, as their bits, widened). In compiled kernels only (:func:`_weigh_values_typed`)."""
-    raise NotImplementedError("_weigh_values runs in compiled kernels only")
-
-
-@_compile(inline=True)
-def _weigh_values_scalar(e, total, lim, v, b, hk, acc):
-    acc[:] = 0
-    for j in range(lim):
-        p = e[j] / total
-        for d in range(acc.size):
-            acc[d] += p * widen(v[b, hk, j, d])
 
 
 @_compile(inline=True)
@@ -485,38 +484,6 @@ def _store_sums(acc, d0, sums):
     store_f32x16(acc, d0 + 48, sums[3])
 
 
-@_compile(inline=True)
-def _weigh_values_vectors(e, total, lim, v, b, hk, acc):
-    # float32 sums, 64 values of head_dim at a time in four vectors that stay in registers
-    # over every key (the same operations lane by lane as the scalar loop: the same bits)
-    Dv, H, L = acc.size, v.shape[1], v.shape[2]
-    base = (b * H + hk) * L * Dv
-    d0 = 0
-    while d0 + 64 <= Dv:
-        sums = _no_sums()
-        for j in range(lim):
-            sums = _weighted(sums, broadcast_f32x16(e[j] / total), v, base + j * Dv + d0)
-        _store_sums(acc, d0, sums)
-        d0 += 64
-    for d in range(d0, Dv):
-        acc[d] = 0
-    for j in range(lim):
-        p = e[j] / total
-        for d in range(d0, Dv):
-            acc[d] += p * widen(v[b, hk, j, d])
-
-
-@overload(_weigh_values, inline="always")
-def _weigh_values_typed(e, total, lim, v, b, hk, acc):
-    vectors = (e.dtype == acc.dtype == types.float32 and v.layout == acc.layout == "C"
-               and v.dtype in _CACHE_TYPES)
-    if vectors:
-        return lambda e, total, lim, v, b, hk, acc: _weigh_values_vectors(e, total, lim, v, b,
-                                                                          hk, acc)
-    return lambda e, total, lim, v, b, hk, acc: _weigh_values_scalar(e, total, lim, v, b, hk,
-                                                                     acc)
-
-
 @_compile
 def _attend(q, k, v, S, scale, f32, b, hk, i0, i1, out):
     """Query positions i0..i1 of the query heads that key head ``hk`` serves, batch ``b``:
@@ -531,11 +498,11 @@ def _attend(q, k, v, S, scale, f32, b, hk, i0, i1, out):
     R = group * per_head
     n = past + i1                                  # keys the last row sees
     dtype = q.dtype
+    # row r is position i0 + r // group of head hk * group + r % group: the rows of one
+    # position see the same keys, and are weighed together (:func:`_weigh_rows`)
     qs = np.empty((R, D), dtype)
-    limit = np.empty(R, np.int64)
     for r in range(R):
-        h, i = hk * group + r // per_head, i0 + r % per_head
-        limit[r] = past + i + 1
+        h, i = hk * group + r % group, i0 + r // group
         for d in range(D):
             qs[r, d] = q[b, h, i, d] * scale       # the query scaled, as the composition does
     scores = np.empty((R, _score_width(n)), dtype)
@@ -547,13 +514,29 @@ def _attend(q, k, v, S, scale, f32, b, hk, i0, i1, out):
         _score_tile(qs, kt, m, scores, j0)
     bits = np.empty(n, np.int32)
     lanes = np.empty(LANES, dtype)
-    acc = np.empty(Dv, dtype)
-    for r in range(R):
-        total = _softmax_numerators(scores[r], limit[r], bits, lanes, f32)
-        _weigh_values(scores[r], total, limit[r], v, b, hk, acc)
-        h, i = hk * group + r // per_head, i0 + r % per_head
-        for d in range(Dv):
-            out[b, i, h, d] = acc[d]
+    accs = np.empty((group, Dv), dtype)
+    for i in range(per_head):
+        lim = past + i0 + i + 1
+        rows = scores[i * group:(i + 1) * group]
+        for r in range(group):
+            _probabilities(rows[r], lim, bits, lanes, f32)
+        _weigh_rows(rows, lim, v, b, hk, accs)
+        for r in range(group):
+            for d in range(Dv):
+                out[b, i0 + i, hk * group + r, d] = accs[r, d]
+
+
+@_compile(inline=True)
+def _weigh_rows(p, lim, v, b, hk, accs):
+    """``sum_j p[r, j] v_j`` over keys j < lim in position order, for every row r of the
+    probabilities ``p`` (the query heads of key head ``hk`` at one position), into accs[r]:
+    :func:`_weigh_paged_rows` with batch row b's positions as one block, so that each value
+    is read and widened once for the rows together. A decode step of SmolLM2 (9 heads, 3 key
+    heads) a row at a time divided by the total once per key and row and read each value
+    three times."""
+    blocks = np.empty(1, np.int64)
+    blocks[0] = b
+    _weigh_paged_rows(p, lim, v, blocks, v.shape[2], hk, accs)
 
 
 @_compile
@@ -583,29 +566,29 @@ def _decode_scores(q, k, S, scale, scores, c, n_chunks):
 
 
 @_compile
-def _decode_softmax(scores, totals, S, f32, c, n_chunks):
-    """Phase 2 of :func:`_decode_parallel`: the softmax numerators of query rows c, c +
-    n_chunks, ... in place, and their sums."""
+def _decode_softmax(scores, S, f32, c, n_chunks):
+    """Phase 2 of :func:`_decode_parallel`: the probabilities of query rows c, c + n_chunks,
+    ... in place of their scores."""
     R = scores.shape[0] * scores.shape[1]
-    flat, sums = scores.reshape((R, scores.shape[2])), totals.reshape(R)
+    flat = scores.reshape((R, scores.shape[2]))
     bits = np.empty(S, np.int32)
     lanes = np.empty(LANES, scores.dtype)
     for r in range(c, R, n_chunks):
-        sums[r] = _softmax_numerators(flat[r], S, bits, lanes, f32)
+        _probabilities(flat[r], S, bits, lanes, f32)
 
 
 @_compile
-def _decode_values(scores, totals, v, S, out, c, n_chunks):
+def _decode_values(scores, v, S, out, c, n_chunks):
     """Phase 3 of :func:`_decode_parallel`: the output of query rows c, c + n_chunks, ..."""
     BHk, group = scores.shape[0], scores.shape[1]
     Hk, Dv = v.shape[1], v.shape[3]
-    acc = np.empty(Dv, scores.dtype)
+    acc = np.empty((1, Dv), scores.dtype)
     for t in range(c, BHk * group, n_chunks):
         bh, r = t // group, t % group
         b, hk = bh // Hk, bh % Hk
-        _weigh_values(scores[bh, r], totals[bh, r], S, v, b, hk, acc)
+        _weigh_rows(scores[bh, r:r + 1], S, v, b, hk, acc)
         for d in range(Dv):
-            out[b, 0, hk * group + r, d] = acc[d]
+            out[b, 0, hk * group + r, d] = acc[0, d]
 
 
 @_compile(parallel=True)
@@ -613,19 +596,21 @@ def _decode_parallel(q, k, v, S, scale, f32, out, n_chunks):
     """A decode step (one query position, L = 1) on ``n_chunks`` threads, with
     :func:`_attend`'s arithmetic for every row (the same bits), in three phases that each
     split evenly: the scores by (batch, key head, tile of keys), the softmax and the
-    weighted values by query row. :func:`_attend` works by (batch, key head): a model with
-    3 key heads kept one of 2 threads idle a third of the time, and at long context
-    attention is most of a step (SmolLM2 at 2,048 tokens: 180 us a layer, now 122)."""
+    weighted values by query row: for fewer (batch, key head) items than threads (one key
+    head, or many threads), which :func:`_attention_parallel` gives one each. Where there
+    are as many, that is faster, even with a thread idle part of the time: its items share
+    each key tile and value among the group's query heads, and it launches threads once,
+    not three times (SmolLM2, 3 key heads on 2 threads, a layer's float16 cache from memory:
+    2,048 positions 155 -> 129 us, 500 positions 38.3 -> 37.5 us)."""
     B, Hq = q.shape[0], q.shape[1]
     Hk = k.shape[1]
     scores = np.empty((B * Hk, Hq // Hk, _score_width(S)), q.dtype)
-    totals = np.empty((B * Hk, Hq // Hk), q.dtype)
     for c in numba.prange(n_chunks):
         _decode_scores(q, k, S, scale, scores, np.int64(c), n_chunks)
     for c in numba.prange(n_chunks):
-        _decode_softmax(scores, totals, S, f32, np.int64(c), n_chunks)
+        _decode_softmax(scores, S, f32, np.int64(c), n_chunks)
     for c in numba.prange(n_chunks):
-        _decode_values(scores, totals, v, S, out, np.int64(c), n_chunks)
+        _decode_values(scores, v, S, out, np.int64(c), n_chunks)
 
 
 @_compile
@@ -635,11 +620,44 @@ def _attention_items(q, k, v, S, scale, f32, out, c, n_chunks):
     positions of a causal prompt spread over the threads."""
     B, L, Hk = q.shape[0], q.shape[2], k.shape[1]
     tiles = (L + _ROW_TILE - 1) // _ROW_TILE
-    for t in range(c, B * Hk * tiles, n_chunks):
+    items = B * Hk * tiles
+    if c < items:
+        _prefetch_item(k, v, S, L, c, B * Hk)
+    for t in range(c, items, n_chunks):
         tile = t // (B * Hk)
         b, hk = (t % (B * Hk)) // Hk, t % Hk
+        if t + n_chunks < items:
+            _prefetch_item(k, v, S, L, t + n_chunks, B * Hk)
         _attend(q, k, v, S, scale, f32, b, hk, tile * _ROW_TILE,
                 min(L, (tile + 1) * _ROW_TILE), out)
+
+
+#: The most bytes of keys and values an item of :func:`_attention_items` asks for ahead.
+_PREFETCH_BYTES = 1 << 17
+
+
+@_compile(inline=True)
+def _prefetch_item(k, v, S, L, t, heads):
+    """Ask for the cache lines (into L2) of the keys and values that item ``t`` of
+    :func:`_attention_items` reads, where they are at most :data:`_PREFETCH_BYTES`: a decode
+    step's attention reads each layer's cache from memory (the weights of the layers between
+    have gone through the caches), and a thread that waits for each line as it reads it
+    took twice its arithmetic's time (SmolLM2, 176 positions, float16 cache: 23 us a layer,
+    13 us with the cache in L2)."""
+    Hk = k.shape[1]
+    b, hk = (t % heads) // Hk, t % Hk
+    n = min(S, S - L + (t // heads + 1) * _ROW_TILE)     # the keys its last row sees
+    D, Dv = k.shape[3], v.shape[3]
+    if n * (D * k.itemsize + Dv * v.itemsize) > _PREFETCH_BYTES:
+        return
+    line = 64 // k.itemsize
+    base = (b * Hk + hk) * k.shape[2] * D
+    for i in range(0, n * D, line):
+        prefetch_to_l2(k, base + i)
+    line = 64 // v.itemsize
+    base = (b * Hk + hk) * v.shape[2] * Dv
+    for i in range(0, n * Dv, line):
+        prefetch_to_l2(v, base + i)
 
 
 @_compile(parallel=True)
@@ -770,13 +788,10 @@ def _score_paged(q, k, blocks, bs, S, scale, b, hk, qs, scores, kt, wide):
 def _finish_paged(v, blocks, bs, S, f32, b, hk, out, scores, bits, lanes, accs):
     """The output of the query heads key head ``hk`` serves, row ``b``, from their scores
     (:func:`_score_paged`): each row's softmax (the probabilities in place of the scores, a
-    division each, as :func:`_weigh_values` divides), then the values weighed by them."""
+    division each), then the values weighed by them."""
     group = scores.shape[0]
     for r in range(group):
-        row = scores[r]
-        total = _softmax_numerators(row, S, bits, lanes, f32)
-        for j in range(S):
-            row[j] = row[j] / total
+        _probabilities(scores[r], S, bits, lanes, f32)
     _weigh_paged_rows(scores, S, v, blocks, bs, hk, accs)
     for r in range(group):
         for d in range(accs.shape[1]):
@@ -835,14 +850,24 @@ def _rows(a):
 
 @_compile(inline=True)
 def _split(B, Hq, Hk, L, S, D, max_threads):
-    """Threads for attention of these sizes: 1 below :data:`_PARALLEL_MIN_WORK`, else up to
-    ``max_threads``, at most one per work item."""
+    """Threads for attention of these sizes: 1 below :data:`_PARALLEL_MIN_WORK` (a decode
+    step's: :data:`_DECODE_PARALLEL_MIN_WORK`), else up to ``max_threads``, at most one per
+    work item."""
     work = B * Hq * D * (L * (S - L) + L * (L + 1) // 2)
     tiles = (S + _KEY_TILE - 1) // _KEY_TILE if L == 1 else (L + _ROW_TILE - 1) // _ROW_TILE
     items = B * Hk * tiles          # a decode step's split by tiles of keys (_decode_parallel)
-    if work < _PARALLEL_MIN_WORK or items < 2:
+    least = _DECODE_PARALLEL_MIN_WORK if L == 1 else _PARALLEL_MIN_WORK
+    if work < least or items < 2:
         return 1
     return min(items, max_threads)
+
+
+@_compile(inline=True)
+def _by_tiles_of_keys(B, Hk, L, threads):
+    """Whether attention on ``threads`` threads (more than one) runs :func:`_decode_parallel`
+    (a decode step with fewer (batch, key head) items than threads) rather than
+    :func:`_attention_parallel`."""
+    return L == 1 and B * Hk < threads
 
 
 def _threads_for(B: int, Hq: int, Hk: int, L: int, S: int, D: int) -> int:
@@ -880,7 +905,8 @@ def attend(q, k, v, scale, n_threads: int | None = None) -> np.ndarray:
     args = (np.ascontiguousarray(q), as_bits(keys), as_bits(values), S, q.dtype.type(scale),
             q.dtype == np.float32, out)
     n = _threads_for(B, Hq, Hk, L, S, D) if n_threads is None else n_threads
-    if n > 1 and L == 1 and compiled_already(_decode_parallel, (*args, n)):
+    if n > 1 and _by_tiles_of_keys(B, Hk, L, n) and compiled_already(_decode_parallel,
+                                                                      (*args, n)):
         _decode_parallel(*args, n)
     elif n > 1 and compiled_already(_attention_parallel, (*args, n)):
         _attention_parallel(*args, n)
@@ -901,7 +927,7 @@ def _attention_compiled(q, k, v, scale, max_threads):
     out = np.empty((B, L, Hq, v.shape[3]), wide.dtype)
     threads = _split(B, Hq, Hk, L, S, D, max_threads)
     args = (wide, _whole(k), _whole(v), S, scale, wide.itemsize == 4, out)
-    if threads > 1 and L == 1:
+    if threads > 1 and _by_tiles_of_keys(B, Hk, L, threads):
         _decode_parallel(*args, threads)
     elif threads > 1:
         _attention_parallel(*args, threads)

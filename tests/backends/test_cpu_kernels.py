@@ -456,10 +456,14 @@ def test_decode_attention_reads_any_layout_and_declines_other_shapes():
                                                        (1, 6, 2, 65), (2, 9, 3, 700)])
 def test_a_decode_step_on_several_threads_gives_the_serial_kernels_bits(dtype, batch, heads,
                                                                         kv_heads, keys):
-    """A decode step's attention split by tiles of keys, then by query rows, over 2 or 3
-    threads (``_decode_parallel``) is the serial kernel's, bit for bit, and so is the last row
-    of the prompt it ends, computed by the prefill's tiles of query positions."""
+    """A decode step's attention over 2 or 3 threads, split by (batch, key head) where there
+    are as many items as threads, else by tiles of keys, then by query rows
+    (``_decode_parallel``), is the serial kernel's, bit for bit, and so is the last row of
+    the prompt it ends, computed by the prefill's tiles of query positions."""
     from gradient.backends import cpu_attention
+    for threads in (2, 3):
+        assert cpu_attention._by_tiles_of_keys(batch, kv_heads, 1, threads) == (
+            batch * kv_heads < threads)
     rng = np.random.default_rng(keys)
     keys_buf = _heads(rng, dtype, batch, kv_heads, keys + 5, 16) * 3   # a cache's buffers
     values_buf = _heads(rng, dtype, batch, kv_heads, keys + 5, 16)
