@@ -29,6 +29,11 @@ def _cases():
     targets = rng.integers(0, 1000, 256)
     many_logits = rng.standard_normal((4096, 1000)).astype(np.float32)
     many_targets = rng.integers(0, 1000, 4096)
+    # a decode step's attention: SmolLM2's 9 query heads on 3 key heads of 64, one query row
+    # against a KV cache's first positions (views of buffers of 2,048)
+    query_row = rng.standard_normal((1, 9, 1, 64)).astype(np.float32)
+    cache_k, cache_v = (rng.standard_normal((1, 3, 2048, 64)).astype(np.float32)
+                        for _ in range(2))
 
     def lib_cases(lib, F):
         a = lib.tensor(small)
@@ -43,6 +48,7 @@ def _cases():
         tt = lib.tensor(many_targets)
         p, q = lib.tensor(small), lib.tensor(small)
         large, other = lib.tensor(big), lib.tensor(big)
+        qr, ck, cv = lib.tensor(query_row), lib.tensor(cache_k), lib.tensor(cache_v)
 
         def add_16():
             return a + b
@@ -79,12 +85,21 @@ def _cases():
             with lib.no_grad():
                 large.lerp_(other, 0.001)
 
+        def decode_attention(positions):
+            def step():
+                with lib.no_grad():
+                    return F.scaled_dot_product_attention(qr, ck[:, :, :positions],
+                                                          cv[:, :, :positions], enable_gqa=True)
+            return step
+
         return {"add_16": add_16, "mul_sum_backward_16": mul_sum_backward_16,
                 "matmul_512_fwd_bwd": matmul_512_forward_backward,
                 "cross_entropy_256x1000_fwd_bwd": softmax_cross_entropy_step,
                 "cross_entropy_4096x1000_fwd_bwd": cross_entropy_of_many_rows,
                 "in_place_mul_add_alpha_16": in_place_16, "in_place_mul_add_4m": in_place_4m,
-                "in_place_lerp_addcmul_16": blend_in_place_16, "in_place_lerp_4m": lerp_4m}
+                "in_place_lerp_addcmul_16": blend_in_place_16, "in_place_lerp_4m": lerp_4m,
+                "decode_attention_176": decode_attention(176),
+                "decode_attention_2048": decode_attention(2048)}
 
     return lib_cases(gradient, GF), lib_cases(torch, torch.nn.functional)
 
