@@ -534,9 +534,16 @@ def _weigh_rows(p, lim, v, b, hk, accs):
     is read and widened once for the rows together. A decode step of SmolLM2 (9 heads, 3 key
     heads) a row at a time divided by the total once per key and row and read each value
     three times."""
+    _weigh_paged_rows(p, lim, v, _one_block(b), v.shape[2], hk, accs)
+
+
+@_compile(inline=True)
+def _one_block(b):
+    """The block table that makes batch row ``b`` of a (B, H, max_len, D) cache buffer one
+    block of max_len positions, for the paged kernels' helpers."""
     blocks = np.empty(1, np.int64)
     blocks[0] = b
-    _weigh_paged_rows(p, lim, v, blocks, v.shape[2], hk, accs)
+    return blocks
 
 
 @_compile
@@ -647,17 +654,11 @@ def _prefetch_item(k, v, S, L, t, heads):
     Hk = k.shape[1]
     b, hk = (t % heads) // Hk, t % Hk
     n = min(S, S - L + (t // heads + 1) * _ROW_TILE)     # the keys its last row sees
-    D, Dv = k.shape[3], v.shape[3]
-    if n * (D * k.itemsize + Dv * v.itemsize) > _PREFETCH_BYTES:
+    if n * (k.shape[3] * k.itemsize + v.shape[3] * v.itemsize) > _PREFETCH_BYTES:
         return
-    line = 64 // k.itemsize
-    base = (b * Hk + hk) * k.shape[2] * D
-    for i in range(0, n * D, line):
-        prefetch_to_l2(k, base + i)
-    line = 64 // v.itemsize
-    base = (b * Hk + hk) * v.shape[2] * Dv
-    for i in range(0, n * Dv, line):
-        prefetch_to_l2(v, base + i)
+    blocks = _one_block(b)
+    _prefetch_positions(k, blocks, k.shape[2], n, hk)
+    _prefetch_positions(v, blocks, v.shape[2], n, hk)
 
 
 @_compile(parallel=True)
