@@ -19,7 +19,9 @@ def same(ours, theirs):
 
 @pytest.mark.parametrize("data", [1, 2.5, True, [1, 2], [1.0, 2], [[True, False]], [True, False],
                                   (3, 4.5), [], [[1, 2], [3, 4]],
-                                  [True, 2], [True, 2.5], [[]], range(3), [range(2), range(2)]])
+                                  [True, 2], [True, 2.5], [[]], range(3), [range(2), range(2)],
+                                  [[], []], [[True, 2]], [(1, 2.5), [3, 4]], [[1], [np.int64(2)]],
+                                  [[1.5], [np.float64(2)]], [[np.int32(1), 2]]])
 def test_tensor_infers_dtype_like_torch(data):
     same(gradient.tensor(data), torch.tensor(data))
 
@@ -47,12 +49,23 @@ def test_python_numbers_an_integer_dtype_takes_like_torch(data, dtype):
     assert gradient.tensor(np.array([2**40]), dtype=gradient.int32).tolist() == [0]
 
 
-@pytest.mark.parametrize("data", [[1, 2], (1.5, -2.5), [True, 0], [-3.7, 2], [2**20, 1]])
+@pytest.mark.parametrize("data", [[1, 2], (1.5, -2.5), [True, 0], [-3.7, 2], [2**20, 1],
+                                  [[5]], [[1, 2], (3, 4)], [[1.5, -2.5]], [[True], [0]],
+                                  [[-3.7], [2]]])
 @pytest.mark.parametrize("dtype", ["float32", "float16", "int64", "int32", "bool", "float64"])
 def test_tensor_of_a_flat_list_with_a_dtype_like_torch(data, dtype):
-    # (a flat list of Python numbers takes one NumPy conversion, not one check per element)
+    # (a flat list of Python numbers, or a list of such rows, takes one NumPy conversion,
+    # not one check per element)
     same(gradient.tensor(data, dtype=getattr(gradient, dtype)),
          torch.tensor(data, dtype=getattr(torch, dtype)))
+
+
+@pytest.mark.parametrize("data", [[[1, 2], [3]], [[1], 2], [[1, 2], [[3], [4]]]])
+def test_ragged_rows_are_refused(data):
+    with pytest.raises((ValueError, TypeError)):
+        torch.tensor(data)
+    with pytest.raises(ShapeError, match="rectangular"):
+        gradient.tensor(data)
 
 
 NUMPY_IN_LISTS = [[np.float64(1.5)], [np.float64(1.5), 2.0], [np.int32(3)], [np.int32(3), 4],
