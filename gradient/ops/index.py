@@ -145,7 +145,9 @@ def _plan_ints_and_slices(index, ndim: int) -> _Plan | None:
     kept = 0
     for i in items:
         if type(i) is slice:
-            if not all(v is None or type(v) is int for v in (i.start, i.stop, i.step)):
+            start, stop, step = i.start, i.stop, i.step
+            if not ((start is None or type(start) is int) and (stop is None or type(stop) is int)
+                    and (step is None or type(step) is int)):
                 return None
             kept += 1
         elif type(i) is not int:
@@ -220,14 +222,13 @@ class Index(ArrayFunction):
     @staticmethod
     def forward(ctx, x, index):
         ctx.shape, ctx.index = x.shape, index
-        # without integer arrays no position is read twice, so backward can write, not add
-        ctx.unique = not any(_is_array(i) and i.dtype.kind != "b" for i in index)
         return ctx.backend.getitem(x, index)
 
     @staticmethod
     def backward(ctx, grad):
         zeros = grad.new_zeros(ctx.shape)
-        if ctx.unique:
+        # without integer arrays no position is read twice, so backward can write, not add
+        if not any(_is_array(i) and i.dtype.kind != "b" for i in ctx.index):
             return IndexPut.apply(zeros, grad, ctx.index), None
         return IndexAccumulate.apply(zeros, grad, ctx.index), None
 
