@@ -46,7 +46,7 @@ from .cpu_compile import compiled_already, in_threads
 from .cpu_compile import usable as _usable
 from .cpu_half import (HALF_DTYPES, as_bits, holds, load_bits_as_f32x16, narrowed_like, widen,
                        widened)
-from .cpu_simd import (add_f32, broadcast_f32x16, load_f32x16, mul_f32, prefetch_to_l2,
+from .cpu_simd import (add_f32, broadcast_f32x16, mul_f32, prefetch_to_l2,
                        store_f32x16, transpose_16x16, zeros_f32x16)
 from .cpu_reduce import LANES, lane_sum
 from .cpu_layout import empty_like_views, heads_inside_tokens
@@ -319,29 +319,35 @@ def _transpose_keys_typed(k, b, hk, j0, m, kt, wide):
     return lambda k, b, hk, j0, m, kt, wide: _transpose_keys_scalar(k, b, hk, j0, m, kt, wide)
 
 
-def _score_tile(qs, kt, m, scores, j0):
-    """The scores of keys j0 .. j0+m-1 (transposed in kt) for every scaled query row of qs
-    (R, D), into scores[:, j0:j0+m]: ``q_0 k_0``, then ``+ q_d k_d`` for d = 1 ... in order.
-    In compiled kernels only (:func:`_score_tile_typed`)."""
+def _score_tile(qs, keys, at, stride, m, scores, j0):
+    """The scores of keys j0 .. j0+m-1 for every scaled query row of qs (R, D), into
+    scores[:, j0:j0+m]: ``q_0 k_0``, then ``+ q_d k_d`` for d = 1 ... in order. The keys are
+    stored transposed, lanes holding keys: value d of key j0 + j at flat index ``at + d *
+    stride + j`` of ``keys`` (a C-contiguous array of float32, or of 16-bit floats' bits,
+    widened as they load): a tile transposed into a scratch (:func:`_transpose_keys`,
+    ``stride`` 64), or a block of a paged cache's keys, which are kept that way. In compiled
+    kernels only (:func:`_score_tile_typed`)."""
     raise NotImplementedError("_score_tile runs in compiled kernels only")
 
 
 @_compile(inline=True)
-def _score_tile_scalar(qs, kt, m, scores, j0):
+def _score_tile_scalar(qs, keys, at, stride, m, scores, j0):
     R, D = qs.shape
+    flat = keys.reshape(keys.size)
     for r in range(R):
         row = scores[r, j0:j0 + m]
         first = qs[r, 0]
         for j in range(m):
-            row[j] = first * kt[0, j]
+            row[j] = first * widen(flat[at + j])
         for d in range(1, D):
             qd = qs[r, d]
+            o = at + d * stride
             for j in range(m):
-                row[j] += qd * kt[d, j]
+                row[j] += qd * widen(flat[o + j])
 
 
 @_compile(inline=True)
-def _score_tile_vectors(qs, kt, m, scores, j0):
+def _score_tile_vectors(qs, keys, at, stride, m, scores, j0):
     # a whole float32 tile: its 64 scores in four vectors, in registers for the whole sum
     # (through memory, each of the head_dim steps loaded and stored them again); the same
     # operations lane by lane, so the same bits. The last tile of a row, of fewer keys, too
@@ -351,63 +357,70 @@ def _score_tile_vectors(qs, kt, m, scores, j0):
     R, D = qs.shape
     n = scores.shape[1]
     if m != _KEY_TILE and j0 + _KEY_TILE > n:
-        _score_tile_scalar(qs, kt, m, scores, j0)
+        _score_tile_scalar(qs, keys, at, stride, m, scores, j0)
         return
-    if m <= _KEY_TILE - 16:
+    if m <= _KEY_TILE - 16 or keys.itemsize == 2:
         # a tile of 48 keys or fewer (a short prompt's only one, the last of a longer
-        # sequence): only the vectors that hold keys, each for four rows at once
+        # sequence): only the vectors that hold keys, each for four rows at once; 16-bit
+        # keys (a paged cache's blocks) so too, each vector widened once for four rows
         for o in range(0, m, 16):
-            _score_vector(qs, kt, o, scores, j0)
+            _score_vector(qs, keys, at + o, stride, scores, j0 + o)
         return
     for r in range(R):
         first = broadcast_f32x16(qs[r, 0])
-        a0, a1 = mul_f32(first, load_f32x16(kt, 0)), mul_f32(first, load_f32x16(kt, 16))
-        a2, a3 = mul_f32(first, load_f32x16(kt, 32)), mul_f32(first, load_f32x16(kt, 48))
+        a0 = mul_f32(first, load_bits_as_f32x16(keys, at))
+        a1 = mul_f32(first, load_bits_as_f32x16(keys, at + 16))
+        a2 = mul_f32(first, load_bits_as_f32x16(keys, at + 32))
+        a3 = mul_f32(first, load_bits_as_f32x16(keys, at + 48))
         for d in range(1, D):
-            qd, o = broadcast_f32x16(qs[r, d]), d * _KEY_TILE
-            a0 = add_f32(a0, mul_f32(qd, load_f32x16(kt, o)))
-            a1 = add_f32(a1, mul_f32(qd, load_f32x16(kt, o + 16)))
-            a2 = add_f32(a2, mul_f32(qd, load_f32x16(kt, o + 32)))
-            a3 = add_f32(a3, mul_f32(qd, load_f32x16(kt, o + 48)))
-        at = r * n + j0
-        store_f32x16(scores, at, a0)
-        store_f32x16(scores, at + 16, a1)
-        store_f32x16(scores, at + 32, a2)
-        store_f32x16(scores, at + 48, a3)
+            qd, o = broadcast_f32x16(qs[r, d]), at + d * stride
+            a0 = add_f32(a0, mul_f32(qd, load_bits_as_f32x16(keys, o)))
+            a1 = add_f32(a1, mul_f32(qd, load_bits_as_f32x16(keys, o + 16)))
+            a2 = add_f32(a2, mul_f32(qd, load_bits_as_f32x16(keys, o + 32)))
+            a3 = add_f32(a3, mul_f32(qd, load_bits_as_f32x16(keys, o + 48)))
+        to = r * n + j0
+        store_f32x16(scores, to, a0)
+        store_f32x16(scores, to + 16, a1)
+        store_f32x16(scores, to + 32, a2)
+        store_f32x16(scores, to + 48, a3)
 
 
 @_compile(inline=True)
-def _score_vector(qs, kt, o, scores, j0):
-    """The 16 scores of keys j0 + o ... (lanes o .. o + 15 of the tile in kt) for every row of
-    qs, four rows at a time (four independent sums, one load of the keys for four rows):
-    each lane's operations those of :func:`_score_tile_vectors`, in the same order. A
-    16-token prompt's attention, SmolLM2's 9 heads and 3 key heads, one thread: 29 -> 19 us."""
+def _score_vector(qs, keys, at, stride, scores, j):
+    """The 16 scores of keys j ... j + 15 (value d of key j + i at flat ``at + d * stride +
+    i`` of ``keys``) for every row of qs, four rows at a time (four independent sums, one
+    load of the keys for four rows): each lane's operations those of
+    :func:`_score_tile_vectors`, in the same order. A 16-token prompt's attention,
+    SmolLM2's 9 heads and 3 key heads, one thread: 29 -> 19 us. Three rows left (a decode
+    step's group of three query heads) go as four, the last twice (its sums stored twice,
+    the same): one load of each key for the three."""
     R, D = qs.shape
     n = scores.shape[1]
     r = 0
-    while r + 4 <= R:
-        keys = load_f32x16(kt, o)
-        a0 = mul_f32(broadcast_f32x16(qs[r, 0]), keys)
-        a1 = mul_f32(broadcast_f32x16(qs[r + 1, 0]), keys)
-        a2 = mul_f32(broadcast_f32x16(qs[r + 2, 0]), keys)
-        a3 = mul_f32(broadcast_f32x16(qs[r + 3, 0]), keys)
+    while r + 3 <= R:
+        r1, r2, r3 = r + 1, r + 2, min(r + 3, R - 1)
+        k = load_bits_as_f32x16(keys, at)
+        a0 = mul_f32(broadcast_f32x16(qs[r, 0]), k)
+        a1 = mul_f32(broadcast_f32x16(qs[r1, 0]), k)
+        a2 = mul_f32(broadcast_f32x16(qs[r2, 0]), k)
+        a3 = mul_f32(broadcast_f32x16(qs[r3, 0]), k)
         for d in range(1, D):
-            keys = load_f32x16(kt, d * _KEY_TILE + o)
-            a0 = add_f32(a0, mul_f32(broadcast_f32x16(qs[r, d]), keys))
-            a1 = add_f32(a1, mul_f32(broadcast_f32x16(qs[r + 1, d]), keys))
-            a2 = add_f32(a2, mul_f32(broadcast_f32x16(qs[r + 2, d]), keys))
-            a3 = add_f32(a3, mul_f32(broadcast_f32x16(qs[r + 3, d]), keys))
-        at = r * n + j0 + o
-        store_f32x16(scores, at, a0)
-        store_f32x16(scores, at + n, a1)
-        store_f32x16(scores, at + 2 * n, a2)
-        store_f32x16(scores, at + 3 * n, a3)
+            k = load_bits_as_f32x16(keys, at + d * stride)
+            a0 = add_f32(a0, mul_f32(broadcast_f32x16(qs[r, d]), k))
+            a1 = add_f32(a1, mul_f32(broadcast_f32x16(qs[r1, d]), k))
+            a2 = add_f32(a2, mul_f32(broadcast_f32x16(qs[r2, d]), k))
+            a3 = add_f32(a3, mul_f32(broadcast_f32x16(qs[r3, d]), k))
+        store_f32x16(scores, r * n + j, a0)
+        store_f32x16(scores, r1 * n + j, a1)
+        store_f32x16(scores, r2 * n + j, a2)
+        store_f32x16(scores, r3 * n + j, a3)
         r += 4
     for r in range(r, R):
-        a = mul_f32(broadcast_f32x16(qs[r, 0]), load_f32x16(kt, o))
+        a = mul_f32(broadcast_f32x16(qs[r, 0]), load_bits_as_f32x16(keys, at))
         for d in range(1, D):
-            a = add_f32(a, mul_f32(broadcast_f32x16(qs[r, d]), load_f32x16(kt, d * _KEY_TILE + o)))
-        store_f32x16(scores, r * n + j0 + o, a)
+            a = add_f32(a, mul_f32(broadcast_f32x16(qs[r, d]),
+                                   load_bits_as_f32x16(keys, at + d * stride)))
+        store_f32x16(scores, r * n + j, a)
 
 
 @_compile(inline=True)
@@ -418,12 +431,14 @@ def _score_width(n):
 
 
 @overload(_score_tile, inline="always")
-def _score_tile_typed(qs, kt, m, scores, j0):
-    vectors = (qs.dtype == kt.dtype == scores.dtype == types.float32
-               and kt.layout == scores.layout == "C")
+def _score_tile_typed(qs, keys, at, stride, m, scores, j0):
+    vectors = (qs.dtype == scores.dtype == types.float32 and keys.dtype in _CACHE_TYPES
+               and keys.layout == scores.layout == "C")
     if vectors:
-        return lambda qs, kt, m, scores, j0: _score_tile_vectors(qs, kt, m, scores, j0)
-    return lambda qs, kt, m, scores, j0: _score_tile_scalar(qs, kt, m, scores, j0)
+        return lambda qs, keys, at, stride, m, scores, j0: _score_tile_vectors(
+            qs, keys, at, stride, m, scores, j0)
+    return lambda qs, keys, at, stride, m, scores, j0: _score_tile_scalar(
+        qs, keys, at, stride, m, scores, j0)
 
 
 @_compile(inline=True)
@@ -511,7 +526,7 @@ def _attend(q, k, v, S, scale, f32, b, hk, i0, i1, out):
     for j0 in range(0, n, _KEY_TILE):
         m = min(_KEY_TILE, n - j0)
         _transpose_keys(k, b, hk, j0, m, kt, wide)
-        _score_tile(qs, kt, m, scores, j0)
+        _score_tile(qs, kt, 0, _KEY_TILE, m, scores, j0)
     bits = np.empty(n, np.int32)
     lanes = np.empty(LANES, dtype)
     accs = np.empty((group, Dv), dtype)
@@ -569,7 +584,7 @@ def _decode_scores(q, k, S, scale, scores, c, n_chunks):
         j0 = tile * _KEY_TILE
         m = min(_KEY_TILE, S - j0)
         _transpose_keys(k, b, hk, j0, m, kt, wide)
-        _score_tile(qs, kt, m, scores[bh], j0)
+        _score_tile(qs, kt, 0, _KEY_TILE, m, scores[bh], j0)
 
 
 @_compile
@@ -770,19 +785,36 @@ def _prefetch_positions(a, blocks, bs, S, hk):
 
 
 @_compile(inline=True)
-def _score_paged(q, k, blocks, bs, S, scale, b, hk, qs, scores, kt, wide):
+def _score_paged(q, k, blocks, bs, S, scale, b, hk, qs, scores):
     """The scores of row ``b``'s query (q (B, Hq, 1, D)) for the heads key head ``hk`` serves
-    against the row's first S keys, which blocks ``blocks`` of k (n_blocks, Hk, bs, D) hold in
-    order, into ``scores`` (group, width): :func:`_attend`'s arithmetic for one position (the
-    same bits), each tile of keys read from its block (``bs`` is a multiple of the tile)."""
-    group = qs.shape[0]
+    against the row's first S keys, which blocks ``blocks`` of k (n_blocks, Hk, D, bs: each
+    block's keys transposed, see :func:`paged_decode_attention`) hold in order, into
+    ``scores`` (group, width): :func:`_attend`'s arithmetic for one position (the same
+    bits), each tile of keys scored where its block holds it (``bs`` is a multiple of the
+    tile)."""
+    group, D = qs.shape
     for r in range(group):
-        for d in range(qs.shape[1]):
+        for d in range(D):
             qs[r, d] = q[b, hk * group + r, 0, d] * scale
+    Hk = k.shape[1]
     for j0 in range(0, S, _KEY_TILE):
-        m = min(_KEY_TILE, S - j0)
-        _transpose_keys(k, blocks[j0 // bs], hk, j0 % bs, m, kt, wide)
-        _score_tile(qs, kt, m, scores, j0)
+        at = (blocks[j0 // bs] * Hk + hk) * D * bs + j0 % bs
+        _score_tile(qs, k, at, bs, min(_KEY_TILE, S - j0), scores, j0)
+
+
+@_compile(inline=True)
+def _prefetch_key_blocks(k, blocks, S, hk):
+    """Ask for the cache lines (into L2) of the first S keys of key head ``hk`` of the
+    transposed blocks of k (n_blocks, Hk, D, bs), blocks ``blocks``: each of the head_dim
+    rows of a block's keys up to the last key held."""
+    H, D, bs = k.shape[1], k.shape[2], k.shape[3]
+    line = 64 // k.itemsize
+    for j0 in range(0, S, bs):
+        base = (blocks[j0 // bs] * H + hk) * D * bs
+        n = min(bs, S - j0)
+        for d in range(D):
+            for i in range(0, n, line):
+                prefetch_to_l2(k, base + d * bs + i)
 
 
 @_compile(inline=True)
@@ -810,8 +842,6 @@ def _paged_items(q, k, v, tables, lengths, bs, scale, f32, out, c, n_chunks):
     group = Hq // Hk
     qs = np.empty((group, D), dtype)
     scores = np.empty((group, _score_width(longest)), dtype)
-    kt = np.empty((D, _KEY_TILE), dtype)
-    wide = np.empty((_KEY_TILE, D), dtype)
     bits = np.empty(longest, np.int32)
     lanes = np.empty(LANES, dtype)
     accs = np.empty((group, v.shape[3]), dtype)
@@ -824,8 +854,8 @@ def _paged_items(q, k, v, tables, lengths, bs, scale, f32, out, c, n_chunks):
         # keys and values (47 KB there) are more than L1 holds
         later = t + n_chunks
         if later < B * Hk:
-            _prefetch_positions(k, tables[later // Hk], bs, lengths[later // Hk], later % Hk)
-        _score_paged(q, k, tables[b], bs, lengths[b], scale, b, hk, qs, scores, kt, wide)
+            _prefetch_key_blocks(k, tables[later // Hk], lengths[later // Hk], later % Hk)
+        _score_paged(q, k, tables[b], bs, lengths[b], scale, b, hk, qs, scores)
         if later < B * Hk:
             _prefetch_positions(v, tables[later // Hk], bs, lengths[later // Hk], later % Hk)
         _finish_paged(v, tables[b], bs, lengths[b], f32, b, hk, out, scores, bits, lanes, accs)
@@ -1076,10 +1106,17 @@ def paged_attend(q, k, v, tables, lengths, block_size: int, scale,
 @register("paged_decode_attention", "cpu", "numba", _QUERY_DTYPES)
 def paged_decode_attention(q, k, v, tables, lengths, block_size: int, scale: float):
     """A decode step of B sequences whose keys and values lie in blocks of a pool (a paged KV
-    cache): q (B, Hq, 1, D); k and v (n_blocks, Hk, block_size, D), C-contiguous; row b's
-    first ``lengths[b]`` keys in blocks ``tables[b, 0], tables[b, 1], ...``; (B, Hq, 1, D),
-    or None if not handled. Each row is computed as :func:`decode_attention` computes that
-    sequence decoded alone (the same bits). ``block_size`` is a multiple of 64.
+    cache): q (B, Hq, 1, D); the pools C-contiguous, k (n_blocks, Hk, D, block_size), each
+    block's keys transposed (value d of its position j at ``k[block, h, d, j]``), v
+    (n_blocks, Hk, block_size, Dv); row b's first ``lengths[b]`` positions in blocks
+    ``tables[b, 0], tables[b, 1], ...``; (B, Hq, 1, Dv), or None if not handled. Each row is
+    computed as :func:`decode_attention` computes that sequence decoded alone (the same
+    bits). ``block_size`` is a multiple of 64.
+
+    The keys are kept transposed so that a step scores them where they lie: in a cache's
+    layout (position by position) every step transposed every tile of keys again, about a
+    quarter of the kernel's time (SmolLM2, 8 rows at 100 positions). A block's positions
+    past the row's length are scored too, in the lanes of its last tile, and never read.
 
     Example: ``out = paged_decode_attention(q, key_pool, value_pool, tables, lengths, 64, s)``
     """
@@ -1087,7 +1124,7 @@ def paged_decode_attention(q, k, v, tables, lengths, block_size: int, scale: flo
     lengths = np.asarray(lengths, np.int64)
     if not _paged_applies(q, k, v, tables, lengths, block_size):
         return None
-    bs = k.shape[2]
+    bs = v.shape[2]
     used = tables[np.arange(tables.shape[1])[None, :] * bs < lengths[:, None]]
     if used.size and (used.min() < 0 or used.max() >= k.shape[0]):
         return None
@@ -1098,12 +1135,12 @@ def _paged_applies(q, k, v, tables, lengths, block_size: int) -> bool:
     """Whether :func:`paged_decode_attention` takes these shapes and dtypes (the block ids are
     checked apart)."""
     if not (_takes_cache(q, k, v) and q.ndim == k.ndim == v.ndim == 4 and k.flags.c_contiguous
-            and v.flags.c_contiguous and k.shape[:3] == v.shape[:3]):
+            and v.flags.c_contiguous and k.shape[:2] == v.shape[:2]):
         return False
     B, Hq, L, D = q.shape
-    Hk, bs = k.shape[1], k.shape[2]
-    return not (L != 1 or bs != block_size or bs % _KEY_TILE or k.shape[3] != D or Hk == 0
-                or Hq % Hk or tables.ndim != 2 or tables.shape[0] != B
+    Hk, bs = v.shape[1], v.shape[2]
+    return not (L != 1 or bs != block_size or bs % _KEY_TILE or k.shape[2:] != (D, bs)
+                or Hk == 0 or Hq % Hk or tables.ndim != 2 or tables.shape[0] != B
                 or lengths.shape != (B,) or (lengths < 1).any()
                 or (lengths > tables.shape[1] * bs).any())
 

@@ -159,7 +159,8 @@ def kv_write(keys, values, length, layer, key, value):
 @compile_kernel
 def paged_kv_write(keys, values, tables, lengths, block_size, layer, key, value):
     """Row b's ``key``/``value`` (rows, kv_heads, 1, head_dim) at its position ``lengths[b]``
-    of layer ``layer`` of a paged KV cache's pools ``keys``/``values`` (layers, n_blocks,
+    of layer ``layer`` of a paged KV cache's pools, ``keys`` (layers, n_blocks, kv_heads,
+    head_dim, block_size: each block's keys transposed) and ``values`` (layers, n_blocks,
     kv_heads, block_size, head_dim): in block ``tables[b, lengths[b] // block_size]``, as
     :meth:`gradient.generation.PagedKVCache.update_arrays` writes it (16-bit pools as their
     bits); that layer's pools."""
@@ -171,7 +172,7 @@ def paged_kv_write(keys, values, tables, lengths, block_size, layer, key, value)
         block, at = tables[b, position // block_size], position % block_size
         for h in range(H):
             for d in range(D):
-                keys[layer, block, h, at, d] = narrow(widen(key[b, h, 0, d]), keys)
+                keys[layer, block, h, d, at] = narrow(widen(key[b, h, 0, d]), keys)
                 values[layer, block, h, at, d] = narrow(widen(value[b, h, 0, d]), values)
     return keys[layer], values[layer]
 

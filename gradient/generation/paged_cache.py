@@ -1,14 +1,17 @@
 """A paged KV cache: the keys and values of sequences decoded together, in fixed-size blocks
 drawn from one pool, so that memory follows the positions the sequences actually hold.
 
-Every layer's keys (and values) live in one pool of ``n_blocks`` blocks of ``block_size``
-positions, ``(n_blocks, n_kv_heads, block_size, head_dim)``. A sequence holds the blocks its
-row of the block table lists, in order: position j of row b is in block ``tables[b, j //
-block_size]``, at ``j % block_size``. A row takes a block from the free ones when it crosses
-into it, and gives its blocks back when it leaves; the lowest free blocks are handed out
-first, so the pool's pages in use stay at its start and the operating system maps only
-those. Rows in use are packed at the front; a row that leaves is replaced by the last one,
-which moves by its block-table row, not by its keys and values.
+Every layer's values live in one pool of ``n_blocks`` blocks of ``block_size`` positions,
+``(n_blocks, n_kv_heads, block_size, head_dim)``, and its keys in one of the same blocks, each
+block's keys transposed, ``(n_blocks, n_kv_heads, head_dim, block_size)``: attention scores
+a block's keys as they lie (vectors across positions), rather than transposing them again
+at every step. A sequence holds the blocks its row of the block table lists, in order:
+position j of row b is in block ``tables[b, j // block_size]``, at ``j % block_size``. A row
+takes a block from the free ones when it crosses into it, and gives its blocks back when it
+leaves; the lowest free blocks are handed out first, so the pool's pages in use stay at its
+start and the operating system maps only those. Rows in use are packed at the front; a row
+that leaves is replaced by the last one, which moves by its block-table row, not by its
+keys and values.
 
 A decode step feeds each row its next token: :meth:`step_inputs` gives the ids, the
 positions, and as the attention mask a :class:`~gradient.ops.causal_bias.PagedRows` (each row's
@@ -76,7 +79,11 @@ class PagedKVCache:
         self._pool = model.new_cache(n_blocks + 1, block_size)
         self.pad_steps, self._scratch = pad_steps, n_blocks
         self.step_rows = 0                                  # rows of the last step, padding too
-        self.keys, self.values = self._pool.keys, self._pool.values
+        # each block's keys transposed, (n_blocks + 1, kv_heads, head_dim, block_size) in the
+        # same memory: attention scores them where they lie (see paged_decode_attention)
+        self.keys = [k.view(k.shape[0], k.shape[1], k.shape[3], k.shape[2])
+                     for k in self._pool.keys]
+        self.values = self._pool.values
         self.rows, self.max_length, self.block_size = rows, max_length, block_size
         self.n_blocks = n_blocks
         self.tables = np.zeros((rows, per_row), np.int64)   # each row's blocks, in order
@@ -234,24 +241,32 @@ class PagedKVCache:
 
     def _copy(self, cache, spans, into_blocks: bool) -> None:
         """Positions between the one-sequence ``cache`` and blocks, ``(block, start, n)`` a
-        block's first ``n`` positions and the sequence's from ``start``: on the CPU a block
-        of every layer at a time, elsewhere layer by layer."""
+        block's first ``n`` positions and the sequence's from ``start`` (keys transposed on
+        the way: the blocks hold them so): on the CPU a block of every layer at a time,
+        elsewhere layer by layer."""
         pool, one = self.stacked(), cache.stacked()
         for block, start, n in spans:
             if pool is not None and one is not None:
-                for p, c in zip(pool, one):
-                    if into_blocks:
-                        p[:, block, :, :n] = c[:, 0, :, start:start + n]
-                    else:
-                        c[:, 0, :, start:start + n] = p[:, block, :, :n]
+                (block_keys, block_values), (keys, values) = pool, one
+                in_sequence = keys[:, 0, :, start:start + n], values[:, 0, :, start:start + n]
+                if into_blocks:
+                    block_keys[:, block, :, :, :n] = in_sequence[0].swapaxes(-1, -2)
+                    block_values[:, block, :, :n] = in_sequence[1]
+                else:
+                    in_sequence[0][...] = block_keys[:, block, :, :, :n].swapaxes(-1, -2)
+                    in_sequence[1][...] = block_values[:, block, :, :n]
                 continue
             with no_grad():
-                for p, c in zip(self.keys + self.values, cache.keys + cache.values):
-                    in_block, in_sequence = p[block].narrow(1, 0, n), c[0].narrow(1, start, n)
-                    if into_blocks:
-                        in_block.copy_(in_sequence)
-                    else:
-                        in_sequence.copy_(in_block)
+                for layer in range(len(self.keys)):
+                    for in_block, in_sequence in (
+                            (self.keys[layer][block].narrow(2, 0, n),
+                             cache.keys[layer][0].narrow(1, start, n).transpose(1, 2)),
+                            (self.values[layer][block].narrow(1, 0, n),
+                             cache.values[layer][0].narrow(1, start, n))):
+                        if into_blocks:
+                            in_block.copy_(in_sequence)
+                        else:
+                            in_sequence.copy_(in_block)
 
     # -- a decode step
     def padded_rows(self, size: int) -> int:
@@ -306,15 +321,18 @@ class PagedKVCache:
         lengths = self.lengths[:rows]
         blocks = self.tables[np.arange(rows), lengths // self.block_size]
         offsets = lengths % self.block_size
-        for pool, new in ((self.keys[layer], key), (self.values[layer], value)):
+        # a key is a column of its block (keys transposed), a value a row
+        for pool, new, keys in ((self.keys[layer], key, True), (self.values[layer], value, False)):
             b = pool._backend
+            at = (slice(None),) * (2 if keys else 1)
             if b.name == "cpu":       # every row's position in one write
-                b.setitem(pool._data, (blocks, slice(None), offsets), new[:, :, 0])
+                b.setitem(pool._data, (blocks, *at, offsets), new[:, :, 0])
             else:
                 for i in range(rows):
-                    b.setitem(pool._data, (int(blocks[i]), slice(None),
+                    row = b.getitem(new, (i,))                      # (heads, 1, head_dim)
+                    b.setitem(pool._data, (int(blocks[i]), *at,
                                            slice(int(offsets[i]), int(offsets[i]) + 1)),
-                              b.getitem(new, (i,)))
+                              b.permute(row, (0, 2, 1)) if keys else row)
             pool._version.bump("PagedKVCache.update")
         return self.keys[layer]._data, self.values[layer]._data
 
@@ -324,10 +342,15 @@ class PagedKVCache:
         self.lengths[:self.size] += n
 
     def stacked(self):
-        """``(keys, values)``: NumPy arrays (layers, n_blocks, n_kv_heads, block_size,
-        head_dim) holding every layer's pools (``keys[l]`` is layer l's), for float32, float16
-        and bfloat16 pools on the CPU; None otherwise (see :meth:`KVCache.stacked`)."""
-        return self._pool.stacked()
+        """``(keys, values)``: NumPy arrays holding every layer's pools (``keys[l]`` is layer
+        l's), keys (layers, n_blocks, n_kv_heads, head_dim, block_size) and values (layers,
+        n_blocks, n_kv_heads, block_size, head_dim), for float32, float16 and bfloat16 pools
+        on the CPU; None otherwise (see :meth:`KVCache.stacked`)."""
+        stacked = self._pool.stacked()
+        if stacked is None:
+            return None
+        keys, values = stacked
+        return keys.reshape(keys.shape[:3] + keys.shape[:2:-1]), values
 
     def __repr__(self) -> str:
         return (f"PagedKVCache(rows={self.rows}, block_size={self.block_size}, "

@@ -48,7 +48,8 @@ declare("ragged_decode_attention", "(q, k, v, lengths, scale) -> out",
         "each row's arithmetic decode_attention's on its own keys")
 declare("paged_decode_attention", "(q, k, v, tables, lengths, block_size, scale) -> out",
         "a decode step of sequences whose keys and values lie in blocks of a pool: query rows "
-        "(B, Hq, 1, D), k, v (n_blocks, Hk, block_size, D), row b seeing its first lengths[b] "
+        "(B, Hq, 1, D), k (n_blocks, Hk, D, block_size: each block's keys transposed), v "
+        "(n_blocks, Hk, block_size, D), row b seeing its first lengths[b] "
         "positions, held in blocks tables[b, 0], tables[b, 1], ...; each row's arithmetic "
         "decode_attention's on its own keys")
 declare("rotary_embedding", "(x, cos, sin, backward) -> y",

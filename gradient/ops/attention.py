@@ -87,8 +87,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
         # no kernel took it: each row's keys and values gathered from their blocks, then the
         # attention of rows at different lengths
         key, value = (Tensor._make(capture_state.run(paged_rows_arrays, t._backend, t._data,
-                                                     attn_mask), False, t._backend)
-                      for t in (key, value))
+                                                     attn_mask, keys), False, t._backend)
+                      for t, keys in ((key, True), (value, False)))
     if isinstance(attn_mask, (CausalBias, RowPrefixBias)):
         if is_causal:
             raise ArgumentValueError(f"{fn}: a {type(attn_mask).__name__} is already causal; pass "
@@ -354,13 +354,17 @@ def _lower_paged_attention(b, q, k, v, rows: PagedRows, scale: float):
 paged_attention_arrays.lower = _lower_paged_attention
 
 
-def paged_rows_arrays(b, pool, rows: PagedRows):
+def paged_rows_arrays(b, pool, rows: PagedRows, keys: bool = False):
     """The first ``rows.seq_len_kv`` positions of each row, gathered from its blocks of
-    ``pool`` (n_blocks, heads, block_size, dim): ``(rows, heads, seq_len_kv, dim)``."""
+    ``pool``, values (n_blocks, heads, block_size, dim) or, with ``keys``, keys
+    (n_blocks, heads, dim, block_size: each block's transposed, as a paged cache keeps
+    them): ``(rows, heads, seq_len_kv, dim)``."""
     n_blocks = -(-rows.seq_len_kv // rows.block_size)
-    blocks = b.getitem(pool, (b.from_numpy(rows.tables[:, :n_blocks]),))   # (B, n, H, bs, D)
-    B, _, H, bs, D = blocks.shape
-    in_order = b.contiguous(b.permute(blocks, (0, 2, 1, 3, 4)))        # (B, H, n, bs, D)
+    blocks = b.getitem(pool, (b.from_numpy(rows.tables[:, :n_blocks]),))   # (B, n, H, ., .)
+    B, _, H = blocks.shape[:3]
+    # (B, H, n, block_size, dim)
+    in_order = b.contiguous(b.permute(blocks, (0, 2, 1, 4, 3) if keys else (0, 2, 1, 3, 4)))
+    bs, D = in_order.shape[3:]
     return b.getitem(b.reshape(in_order, (B, H, n_blocks * bs, D)),
                      (slice(None), slice(None), slice(0, rows.seq_len_kv)))
 

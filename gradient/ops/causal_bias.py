@@ -135,9 +135,10 @@ class PagedRows(RowPrefixBias):
     """A :class:`RowPrefixBias` whose rows' keys and values lie in blocks of ``block_size``
     positions of a pool (a paged KV cache, :class:`~gradient.generation.PagedKVCache`): row
     b's position j is in block ``tables[b, j // block_size]``, at ``j % block_size``.
-    ``scaled_dot_product_attention`` given it as ``attn_mask`` takes the pools, ``(n_blocks,
-    heads, block_size, head_dim)``, as its key and value; a model's forward passes it through
-    as the attention mask of a one-token step."""
+    ``scaled_dot_product_attention`` given it as ``attn_mask`` takes the pools as its key and
+    value: values ``(n_blocks, heads, block_size, head_dim)``, keys ``(n_blocks, heads,
+    head_dim, block_size)`` (each block's keys transposed); a model's forward passes it
+    through as the attention mask of a one-token step."""
 
     def __init__(self, lengths, tables, block_size: int):
         lengths = np.ascontiguousarray(lengths, np.int64)

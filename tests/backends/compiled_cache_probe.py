@@ -133,7 +133,8 @@ def cpu_attention():
     step = a.attend(prompt[0][:, :, -1:].copy(), *prompt[1:], 0.25, 2)   # a decode step, 2 threads
     half = a.attend(prompt[0][:, :, -1:].copy(), *(x.astype(np.float16) for x in prompt[1:]),
                     0.25, 2)                                # the same against a float16 cache
-    pool = _f32(rng, 2, 5, 2, 64, 16)                      # a paged cache's pools of keys, values
+    # a paged cache's pools: keys (each block's transposed), values
+    pool = _f32(rng, 5, 2, 16, 64), _f32(rng, 5, 2, 64, 16)
     tables, lengths = np.array([[3, 1], [0, 4]]), np.array([70, 9])
     paged = [a.paged_attend(qh, pool[0], pool[1], tables, lengths, 64, 0.25, n)
              for n in (1, 2)]                               # rows through their blocks
@@ -141,8 +142,8 @@ def cpu_attention():
     # into float32 pools and float16 ones (as their bits)
     from gradient.backends.cpu_lowered import paged_kv_write
     new_k, new_v = _f32(rng, 2, 2, 1, 16), _f32(rng, 2, 2, 1, 16)
-    for pools in (np.zeros((2, 2, 5, 2, 64, 16), np.float32),
-                  np.zeros((2, 2, 5, 2, 64, 16), np.float16).view(np.uint16)):
+    for dtype in (np.float32, np.uint16):
+        pools = np.zeros((2, 5, 2, 16, 64), dtype), np.zeros((2, 5, 2, 64, 16), dtype)
         k_pool, v_pool = paged_kv_write(pools[0], pools[1], tables, lengths - 1, np.int64(64),
                                         1, new_k, new_v)
         paged += [k_pool, v_pool] + [

@@ -405,13 +405,15 @@ def test_a_last_partial_tile_of_keys_gives_the_same_bits_scored_whole_or_key_by_
     np.testing.assert_array_equal(whole, by_key)
     # paged: each row in blocks of 64 (its last block partly written), against the row alone
     blocks = -(-length // 64)
-    pool_k = np.full((B * blocks, Hk, 64, D), np.nan, dtype)
+    # (each block's keys transposed, as a paged cache keeps them; NaN past the row's length
+    # in the last block: scored in the lanes of its last tile, never read)
+    pool_k = np.full((B * blocks, Hk, D, 64), np.nan, dtype)
     pool_v = np.zeros((B * blocks, Hk, 64, D), dtype)
     tables = np.arange(B * blocks, dtype=np.int64).reshape(B, blocks)
     for b in range(B):
         for m in range(blocks):
             n = min(64, length - 64 * m)
-            pool_k[tables[b, m], :, :n] = exact_k[b, :, 64 * m:64 * m + n]
+            pool_k[tables[b, m], :, :, :n] = exact_k[b, :, 64 * m:64 * m + n].swapaxes(1, 2)
             pool_v[tables[b, m], :, :n] = exact_v[b, :, 64 * m:64 * m + n]
     paged = cpu_attention.paged_decode_attention(q, pool_k, pool_v, tables,
                                                  np.full(B, length, np.int64), 64, 0.2)
@@ -427,7 +429,7 @@ def test_a_batchs_paged_attention_splits_short_rows_across_threads_with_the_same
     rng = np.random.default_rng(3)
     B, Hq, Hk, D = 8, 9, 3, 64
     q = rng.standard_normal((B, Hq, 1, D)).astype(np.float32)
-    pool_k = rng.standard_normal((B, Hk, 64, D)).astype(np.float32)
+    pool_k = rng.standard_normal((B, Hk, D, 64)).astype(np.float32)      # keys transposed
     pool_v = rng.standard_normal((B, Hk, 64, D)).astype(np.float32)
     tables = np.arange(B, dtype=np.int64)[:, None]
     lengths = np.array([16, 3, 64, 40, 1, 17, 33, 16], np.int64)

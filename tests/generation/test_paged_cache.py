@@ -255,14 +255,15 @@ def test_paged_decode_attention_is_each_rows_decode_attention(dtype, Hq, Hk, D):
     q = rng.standard_normal((B, Hq, 1, D)).astype(np.float32)
     k = rng.standard_normal((B, Hk, 256, D)).astype(dtype)
     v = rng.standard_normal((B, Hk, 256, D)).astype(dtype)
-    pool_k, pool_v = np.zeros((9, Hk, bs, D), dtype), np.zeros((9, Hk, bs, D), dtype)
+    # (each block's keys transposed, as PagedKVCache keeps them)
+    pool_k, pool_v = np.zeros((9, Hk, D, bs), dtype), np.zeros((9, Hk, bs, D), dtype)
     tables = np.zeros((B, 4), np.int64)
     free = iter(rng.permutation(9).tolist())                    # blocks in any order
     for b, n in enumerate(lengths):
         for m in range(-(-n // bs)):
             tables[b, m] = block = next(free)
             span = slice(m * bs, (m + 1) * bs)
-            pool_k[block], pool_v[block] = k[b, :, span], v[b, :, span]
+            pool_k[block], pool_v[block] = k[b, :, span].swapaxes(1, 2), v[b, :, span]
     out = cpu_attention.paged_decode_attention(q, pool_k, pool_v, tables, lengths, bs, 0.25)
     for b, n in enumerate(lengths):
         alone = cpu_attention.decode_attention(q[b:b + 1], k[b:b + 1, :, :n],
