@@ -97,10 +97,6 @@ def _cases():
             with lib.no_grad():
                 large.lerp_(other, 0.001)
 
-        def batch_decode_attention():
-            with lib.no_grad():
-                return batch_step()
-
         if lib is gradient:
             from gradient.ops.causal_bias import PagedRows
             rows, keys, values = (PagedRows(np.full(8, 100), tables, 64),
@@ -110,9 +106,10 @@ def _cases():
                                   lib.tensor(batch_v[:, :, :100].astype(np.float32)))
         batch_q = lib.tensor(batch_rows)
 
-        def batch_step():
-            return F.scaled_dot_product_attention(batch_q, keys, values, attn_mask=rows,
-                                                  enable_gqa=True)
+        def batch_decode_attention():
+            with lib.no_grad():
+                return F.scaled_dot_product_attention(batch_q, keys, values, attn_mask=rows,
+                                                      enable_gqa=True)
 
         def decode_attention(positions):
             def step():
