@@ -11,7 +11,8 @@ representative call of every kernel family) in child processes with empty
 
 Compiling every kernel twice more takes minutes of both cores, so the tests of the probe are
 marked ``separate``: the default run leaves them out and CI runs them in a pass of their own
-(``python -m pytest -m separate``). The compile policy itself is checked in every run.
+(``python -m pytest -m separate -n auto --dist loadgroup``). The compile policy itself is
+checked in every run.
 """
 
 import json
@@ -46,10 +47,17 @@ def _probe(cache_dirs) -> dict:
             [sys.executable, "-m", "tests.backends.compiled_cache_probe", *families], cwd=ROOT,
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     reports = []
-    for child in children:
-        out, err = child.communicate(timeout=1200)
-        assert child.returncode == 0, err[-4000:]
-        reports.append(json.loads(out))
+    try:
+        for child in children:
+            # a guard against a hung child only: compiling both groups takes 10-25 minutes
+            # of two loaded cores
+            out, err = child.communicate(timeout=3600)
+            assert child.returncode == 0, err[-4000:]
+            reports.append(json.loads(out))
+    finally:            # a failed or timed-out probe leaves no child compiling behind it
+        for child in children:
+            child.kill()
+            child.wait()
     merged = {"digests": {}, "functions": {}}
     for report in reports:
         merged["digests"].update(report["digests"])
@@ -58,6 +66,12 @@ def _probe(cache_dirs) -> dict:
             for count in ("signatures", "hits", "misses"):
                 seen[count] += f[count]
     return merged
+
+
+#: The probe's tests share one compile (the fixture below): in ``pytest -n`` they stay on one
+#: worker (``--dist loadgroup``), which as the largest group starts them first, the other
+#: worker running the rest of the pass meanwhile.
+PROBE = pytest.mark.xdist_group("compiled_cache_probe")
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +87,7 @@ def test_the_groups_cover_the_probe():
 
 
 @pytest.mark.separate
+@PROBE
 def test_every_kernel_family_gives_the_same_bits_from_the_disk_cache(fresh_and_cached):
     fresh, cached = fresh_and_cached
     assert fresh["digests"].keys() == cached["digests"].keys()
@@ -82,6 +97,7 @@ def test_every_kernel_family_gives_the_same_bits_from_the_disk_cache(fresh_and_c
 
 
 @pytest.mark.separate
+@PROBE
 def test_the_first_run_compiled_and_the_second_loaded_every_kernel(fresh_and_cached):
     """Otherwise the comparison above would compare two fresh compilations. (A kernel that only
     runs inside other kernels is not loaded by itself: its code is in theirs.)"""
@@ -104,6 +120,7 @@ def test_every_kernel_follows_the_compile_policy():
 
 
 @pytest.mark.separate
+@PROBE
 def test_the_probe_reaches_every_kernel(fresh_and_cached):
     """A new kernel needs a representative call in compiled_cache_probe.py before this
     passes (but kernels of instructions this CPU lacks, AMX's tiles, which never compile
