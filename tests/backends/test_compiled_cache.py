@@ -10,9 +10,13 @@ representative call of every kernel family) in child processes with empty
 ``NUMBA_CACHE_DIR``s, then in second children with the caches that the first ones wrote.
 
 Compiling every kernel twice more takes minutes of both cores, so the tests of the probe are
-marked ``separate``: the default run leaves them out and CI runs them in a pass of their own
-(``python -m pytest -m separate -n auto --dist loadgroup``). The compile policy itself is
-checked in every run.
+marked ``separate``: the default run leaves them out and CI runs them in a pass of their own.
+They share one probe (a module fixture), so under pytest-xdist the pass keeps a file's tests
+on one worker and starts the files in their order (``-m separate -n auto --dist loadfile
+--no-loadscope-reorder``): this file, the first, starts at once, and the other worker runs the
+rest of the pass meanwhile. (``--dist loadgroup`` would not keep them together: pytest 9 no
+longer lets xdist 3.8 rename a test after its group.) The compile policy itself is checked in
+every run.
 """
 
 import json
@@ -68,12 +72,6 @@ def _probe(cache_dirs) -> dict:
     return merged
 
 
-#: The probe's tests share one compile (the fixture below): in ``pytest -n`` they stay on one
-#: worker (``--dist loadgroup``), which as the largest group starts them first, the other
-#: worker running the rest of the pass meanwhile.
-PROBE = pytest.mark.xdist_group("compiled_cache_probe")
-
-
 @pytest.fixture(scope="module")
 def fresh_and_cached(tmp_path_factory):
     caches = [tmp_path_factory.mktemp("numba-cache") for _ in GROUPS]
@@ -87,7 +85,6 @@ def test_the_groups_cover_the_probe():
 
 
 @pytest.mark.separate
-@PROBE
 def test_every_kernel_family_gives_the_same_bits_from_the_disk_cache(fresh_and_cached):
     fresh, cached = fresh_and_cached
     assert fresh["digests"].keys() == cached["digests"].keys()
@@ -97,7 +94,6 @@ def test_every_kernel_family_gives_the_same_bits_from_the_disk_cache(fresh_and_c
 
 
 @pytest.mark.separate
-@PROBE
 def test_the_first_run_compiled_and_the_second_loaded_every_kernel(fresh_and_cached):
     """Otherwise the comparison above would compare two fresh compilations. (A kernel that only
     runs inside other kernels is not loaded by itself: its code is in theirs.)"""
@@ -120,7 +116,6 @@ def test_every_kernel_follows_the_compile_policy():
 
 
 @pytest.mark.separate
-@PROBE
 def test_the_probe_reaches_every_kernel(fresh_and_cached):
     """A new kernel needs a representative call in compiled_cache_probe.py before this
     passes (but kernels of instructions this CPU lacks, AMX's tiles, which never compile
