@@ -33,7 +33,8 @@ float32 combined with either is a float64 (``x[i] * 0`` is a float64 zero, ``1 /
 float64 quotient). A float32 kernel holding such a literal computes in double: slower
 (conversions, half-width vectors) and not the arithmetic of the NumPy composition it replaces.
 So kernels take constants as arguments in the arrays' dtype (``one``, ``half``) or start a sum
-from its first term; ``tests/backends/test_cpu_kernels.py`` checks the compiled code for it. A
+from its first term; ``tests/backends/test_compiled_cache.py`` reads the compiled code of
+every float32 kernel for it (the cache probe's first run, which compiles them all). A
 kernel that accumulates in double on purpose (the norms' statistics) takes a float64 argument.
 
 Types of arguments: a kernel is compiled again for every combination of argument types it is

@@ -6,8 +6,9 @@ one JSON object: the SHA-256 of each call's outputs, and for every numba functio
 gradient, the signatures it was compiled for and numba's counts of cache hits and misses.
 ``test_compiled_cache.py`` runs it in a child process with an empty ``NUMBA_CACHE_DIR`` (every
 kernel compiled now), then in a second child with that cache (every kernel loaded from disk),
-and requires the same bits from both. A kernel that none of these calls reaches is reported,
-so a new kernel needs a call here before the test passes.
+and requires the same bits from both. The first run also reads the LLVM IR of the float32
+kernels it compiled for arithmetic in double (``float32_arithmetic``). A kernel that none of
+these calls reaches is reported, so a new kernel needs a call here before the test passes.
 
 The thresholds that choose between the serial and the parallel drivers are lowered so that
 small inputs take both.
@@ -19,6 +20,7 @@ import hashlib
 import importlib
 import json
 import pkgutil
+import re
 import sys
 
 import numpy as np
@@ -101,7 +103,8 @@ def cpu_kernels():
     out.append(k.rotary_embedding(heads, cos[None, None], sin[None, None], False))
     rows = np.zeros((8, 40), np.float32)
     k.index_add_rows(rows, np.array([1, 3, 1, 7, 0, 3]), x)
-    k.add_to_rows(rows, b)
+    # (b is the momentum buffer by now: a bias of the rows' width)
+    assert k.add_to_rows(rows, _f32(rng, 40))
     out.append(k.round_to_bfloat16(_f32(rng, 70, 67) * 1e3).view(np.int16))
     from gradient.backends.cpu_fma import fma, lerp   # one rounding: add with alpha, addcmul
     for dtype in (np.float32, np.float64, ml_dtypes.bfloat16, np.float16):
@@ -459,6 +462,30 @@ def policy(dispatcher) -> dict:
             "fastmath": bool(dispatcher.targetoptions.get("fastmath"))}
 
 
+#: The kernel modules whose float32 kernels must compute in float32 (a Python literal in a
+#: kernel's arithmetic makes numba promote float32 to float64: see gradient.backends.cpu_compile)
+FLOAT32_MODULES = tuple(f"gradient.backends.{m}" for m in
+                        ("cpu_kernels", "cpu_attention", "cpu_low_precision", "cpu_float_rows"))
+# (a float16 cache's values widen with fpext half to float: not a promotion)
+_DOUBLE = re.compile(r"fpext [^\n]* to double|= f(?:add|sub|mul|div) [^\n]*double")
+
+
+def float32_arithmetic(dispatcher) -> dict:
+    """Of a kernel of FLOAT32_MODULES compiled in this process (code loaded from numba's cache
+    cannot be inspected): how many float32 signatures its LLVM IR was read for, and whether one
+    computes in double. Signatures with a float64 argument are left out (kernels accumulating
+    in double on purpose take one: the norms' eps), and so are the thread splits (parallel):
+    no arithmetic of their own."""
+    checked, in_double = 0, False
+    if (dispatcher.py_func.__module__ in FLOAT32_MODULES and not dispatcher.stats.cache_hits
+            and not dispatcher.targetoptions.get("parallel")):
+        for sig in dispatcher.signatures:
+            if "float32" in str(sig) and "float64" not in str(sig):
+                checked += 1
+                in_double |= bool(_DOUBLE.search(dispatcher.inspect_llvm(sig)))
+    return {"float32_checked": checked, "in_double": in_double}
+
+
 def main() -> None:
     chosen = sys.argv[1:] or list(CALLS)      # the families to run (all by default)
     digests = {name: _digest(CALLS[name]()) for name in chosen}
@@ -475,6 +502,7 @@ def main() -> None:
             "unavailable": dispatcher.py_func.__module__ in unavailable,
             "hits": sum(stats.cache_hits.values()),
             "misses": sum(stats.cache_misses.values()),
+            **float32_arithmetic(dispatcher),
         }
     json.dump({"digests": digests, "functions": functions}, sys.stdout)
 

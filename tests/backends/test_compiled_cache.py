@@ -66,9 +66,11 @@ def _probe(cache_dirs) -> dict:
     for report in reports:
         merged["digests"].update(report["digests"])
         for name, f in report["functions"].items():
-            seen = merged["functions"].setdefault(name, dict(f, signatures=0, hits=0, misses=0))
-            for count in ("signatures", "hits", "misses"):
+            seen = merged["functions"].setdefault(
+                name, dict(f, signatures=0, hits=0, misses=0, float32_checked=0, in_double=False))
+            for count in ("signatures", "hits", "misses", "float32_checked"):
                 seen[count] += f[count]
+            seen["in_double"] = seen["in_double"] or f["in_double"]
     return merged
 
 
@@ -103,6 +105,24 @@ def test_the_first_run_compiled_and_the_second_loaded_every_kernel(fresh_and_cac
     assert [n for n in kernels if cached_f[n]["hits"]], "the second run loaded nothing"
     assert [n for n in kernels if fresh_f[n]["hits"] or fresh_f[n]["misses"] != fresh_f[n]["signatures"]] == []
     assert [n for n in kernels if cached_f[n]["misses"] or cached_f[n]["hits"] != cached_f[n]["signatures"]] == []
+
+
+@pytest.mark.separate
+def test_float32_kernels_compute_in_float32(fresh_and_cached):
+    """No float32 kernel computes in double: a Python literal in a kernel's arithmetic makes
+    numba promote float32 to float64 (see gradient.backends.cpu_compile), which is slower and
+    not the arithmetic of the composition. The first probe compiled every kernel afresh and
+    read the LLVM IR of each float32 signature (compiled_cache_probe.float32_arithmetic)."""
+    functions = fresh_and_cached[0]["functions"]
+    checked = {name.rsplit(".", 1)[1] for name, f in functions.items() if f["float32_checked"]}
+    assert {"_attend", "_exp_row", "_normalize_rows", "_shift_rows",
+            "_score_gradient", "_gelu_tanh_grad", "_silu_grad", "_adam_step", "_sgd_step",
+            "_rmsprop_step", "_adagrad_step", "_adamax_step",
+            "_index_add_rows", "_rows", "_columns", "_minus_rows", "_cross_entropy_rows",
+            "_log_softmax_rows", "_scale_rows_less_target", "_add_to_rows", "_swiglu_finish",
+            "_swiglu_grad", "_rotary"} <= checked, sorted(checked)
+    doubles = sorted(name for name, f in functions.items() if f["in_double"])
+    assert doubles == [], f"float32 kernels computing in float64: {doubles}"
 
 
 def test_every_kernel_follows_the_compile_policy():
