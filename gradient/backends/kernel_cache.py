@@ -19,6 +19,15 @@ locators, ``NUMBA_CACHE_DIR`` included); only the freshness test covers more. Co
 steps, whose generated files call kernels of these packages, carry the same stamp in their
 source (:mod:`gradient.capture.compiled`).
 
+Processes that share the cache and start together (a test run's workers, the ranks of a job on
+one machine, a server and the child that compiles for it) need the same kernels at about the
+same time, and each compiled them: seconds to a minute of a core apiece, for one result. So a
+kernel compiles for a signature under a lock of the cache's (a byte of a lock file beside its
+index, ``fcntl`` record locks, which the system drops with a process that dies): a process
+that finds another compiling the same kernel for the same types waits, then loads the machine
+code from the cache. It waits at most :data:`WAIT_SECONDS` (a stopped process must not stop
+the others), then compiles itself.
+
 Example::
 
     >>> dispatcher = numba.njit(error_model="numpy")(fn)
@@ -27,11 +36,27 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import hashlib
 import os
+import threading
+import time
 
-__all__ = ["enable", "tree_stamp", "KERNEL_PACKAGES"]
+from numba.core.compiler_lock import global_compiler_lock
+from numba.core.registry import CPUDispatcher
+from numba.core.sigutils import normalize_signature
+
+try:
+    import fcntl
+except ImportError:       # Windows: there every process compiles for itself
+    fcntl = None
+
+__all__ = ["enable", "tree_stamp", "compile_lock", "KERNEL_PACKAGES", "WAIT_SECONDS"]
+
+#: The longest a process waits for another that compiles the same kernel for the same types.
+WAIT_SECONDS = 600.0
 
 _GRADIENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: The directories whose Python files define gradient's numba kernels and their helpers.
@@ -71,7 +96,88 @@ def enable(dispatcher, roots=KERNEL_PACKAGES) -> bool:
         dispatcher.enable_caching()
         return False
     dispatcher._cache = cache
+    if type(dispatcher) is CPUDispatcher:
+        dispatcher.__class__ = SharedCompileDispatcher
     return True
+
+
+class SharedCompileDispatcher(CPUDispatcher):
+    """numba's CPU dispatcher, compiling each signature under :func:`compile_lock`: a process
+    that finds another compiling the same kernel for the same types loads its result from the
+    disk cache instead of compiling it again."""
+
+    def compile(self, sig):
+        # numba's compiler lock first, the lock file's second, always in that order: a thread
+        # waiting for a lock file never holds one that another thread here needs
+        with global_compiler_lock:
+            args = tuple(normalize_signature(sig)[0])
+            if args in self.overloads:
+                return super().compile(sig)
+            with compile_lock(self, args):
+                return super().compile(sig)
+
+
+_lock_files: dict = {}      # path -> descriptor, open for the process's life (see below)
+_lock_files_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def compile_lock(dispatcher, types: tuple):
+    """Held while this process compiles ``dispatcher`` (a kernel with :func:`enable`'s cache)
+    for the argument ``types``: other processes that want the same wait (up to
+    :data:`WAIT_SECONDS`) and then find it in the disk cache. Gives whether it is held (not
+    where the cache has no lock file or the system no ``fcntl``, or after the wait ran out).
+
+    Example::
+
+        >>> with compile_lock(kernel, (numba.float32[:, ::1],)):
+        ...     kernel.compile((numba.float32[:, ::1],))
+    """
+    where = _lock_of(dispatcher, types)
+    held = where is not None and _acquire(*where)
+    try:
+        yield held
+    finally:
+        if held:
+            fcntl.lockf(where[0], fcntl.LOCK_UN, 1, where[1])
+
+
+def _lock_of(dispatcher, types: tuple):
+    """``(descriptor, byte)``: the byte of the kernel's lock file that stands for ``types``."""
+    if fcntl is None:
+        return None
+    try:
+        path = dispatcher._cache._cache_file._index_path + ".lock"
+    except AttributeError:    # not enable()'s cache, or numba's internals moved
+        return None
+    with _lock_files_guard:
+        fd = _lock_files.get(path)
+        if fd is None:
+            try:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError:
+                return None
+            # never closed: closing any descriptor of a file drops all of this process's
+            # record locks on it
+            _lock_files[path] = fd
+    return fd, int(hashlib.sha256(str(types).encode()).hexdigest()[:7], 16)
+
+
+def _acquire(fd: int, byte: int) -> bool:
+    deadline = time.monotonic() + WAIT_SECONDS
+    pause = 0.01
+    while True:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, byte)
+            return True
+        except OSError as error:
+            # another process holds it; any other error (a file system without record locks):
+            # compile without
+            if error.errno not in (errno.EACCES, errno.EAGAIN) or time.monotonic() >= deadline:
+                return False
+            time.sleep(pause)
+            pause = min(2 * pause, 0.25)
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,6 +1,7 @@
 """numba's disk cache of gradient's kernels is stamped with the whole kernel tree
 (gradient.backends.kernel_cache): a kernel loaded from it computes what its sources, the
-helpers it calls in other files included, say now."""
+helpers it calls in other files included, say now. A process that finds another compiling a
+kernel waits for it and loads its machine code from the cache."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 from gradient.backends import cpu_kernels, kernel_cache
 
@@ -38,15 +40,38 @@ kernel_cache.enable(times_value, roots=[os.path.dirname(os.path.abspath(__file__
 """
 
 
-def _run(folder) -> tuple:
-    """``(times_value(3), whether it came from the disk cache)`` in a fresh interpreter."""
-    code = ("import kernel; r = kernel.times_value(3); "
-            "print(r, sum(kernel.times_value.stats.cache_hits.values()))")
+RUN = ("import kernel; r = kernel.times_value(3); "
+       "print(r, sum(kernel.times_value.stats.cache_hits.values()))")
+
+# holds the compile lock of times_value for an int64 until a line arrives, then compiles it
+HOLD = """
+import sys, numba, kernel
+from gradient.backends import kernel_cache
+with kernel_cache.compile_lock(kernel.times_value, (numba.int64,)) as held:
+    print("held" if held else "not held", flush=True)
+    sys.stdin.readline()
+    kernel.times_value(3)
+"""
+
+
+def _start(folder, code: str, **options) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(folder), *sys.path]))
     env.pop("NUMBA_CACHE_DIR", None)           # the cache beside the sources, in folder
-    out = subprocess.run([sys.executable, "-c", code], cwd=folder, env=env, check=True,
-                         capture_output=True, text=True).stdout.split()
-    return int(out[0]), int(out[1])
+    return subprocess.Popen([sys.executable, "-c", code], cwd=folder, env=env, text=True,
+                            stdout=subprocess.PIPE, **options)
+
+
+def _result(process) -> tuple:
+    """``(times_value(3), whether it came from the disk cache)`` as :data:`RUN` printed it."""
+    out, _ = process.communicate(timeout=120)
+    assert process.returncode == 0
+    value, hits = out.split()[-2:]
+    return int(value), int(hits)
+
+
+def _run(folder) -> tuple:
+    """:data:`RUN` in a fresh interpreter."""
+    return _result(_start(folder, RUN))
 
 
 def test_an_edited_helper_in_another_file_is_compiled_into_the_kernel_again(tmp_path):
@@ -83,3 +108,44 @@ def test_the_tree_stamp_follows_the_content_of_every_file(tmp_path):
     (tmp_path / "sub" / "b.py").write_text("y = 3\n")
     assert kernel_cache._stamp((str(tmp_path),)) != first
     kernel_cache._stamp.cache_clear()
+
+
+def _kernel_folder(tmp_path):
+    (tmp_path / "helper.py").write_text(HELPER.format(1))
+    (tmp_path / "kernel.py").write_text(textwrap.dedent(KERNEL))
+    return tmp_path
+
+
+def test_a_process_waits_for_another_compiling_the_kernel_and_loads_its_code(tmp_path):
+    folder = _kernel_folder(tmp_path)
+    holder = _start(folder, HOLD, stdin=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        waiter = _start(folder, "print('calling', flush=True); " + RUN)
+        assert waiter.stdout.readline().strip() == "calling"
+        # without the lock the waiter, finding the cache empty, compiled the kernel itself
+        # within this second; with it, it is still waiting when the holder compiles
+        time.sleep(1.0)
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+        assert holder.wait(timeout=120) == 0
+        assert _result(waiter) == (3, 1)       # the holder's machine code, from the cache
+    finally:
+        holder.kill()
+
+
+def test_a_process_stops_waiting_after_wait_seconds_and_compiles_itself(tmp_path):
+    folder = _kernel_folder(tmp_path)
+    holder = _start(folder, HOLD, stdin=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        waiter = _start(folder, "from gradient.backends import kernel_cache; "
+                                "kernel_cache.WAIT_SECONDS = 0.5; " + RUN)
+        assert _result(waiter) == (3, 0)       # compiled by itself while the lock was held
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_gradients_kernels_share_their_compiles():
+    assert isinstance(cpu_kernels._neg_abs, kernel_cache.SharedCompileDispatcher)
