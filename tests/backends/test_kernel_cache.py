@@ -74,9 +74,15 @@ def _run(folder) -> tuple:
     return _result(_start(folder, RUN))
 
 
-def test_an_edited_helper_in_another_file_is_compiled_into_the_kernel_again(tmp_path):
+def _kernel_folder(tmp_path):
+    """tmp_path with the kernel and its helper (value 1) written in it."""
     (tmp_path / "helper.py").write_text(HELPER.format(1))
     (tmp_path / "kernel.py").write_text(textwrap.dedent(KERNEL))
+    return tmp_path
+
+
+def test_an_edited_helper_in_another_file_is_compiled_into_the_kernel_again(tmp_path):
+    _kernel_folder(tmp_path)
     assert _run(tmp_path) == (3, 0)            # compiled, written to the cache
     assert _run(tmp_path) == (3, 1)            # loaded from it
     # the helper inlined from another file changes: numba's own stamp (kernel.py's content)
@@ -110,12 +116,6 @@ def test_the_tree_stamp_follows_the_content_of_every_file(tmp_path):
     kernel_cache._stamp.cache_clear()
 
 
-def _kernel_folder(tmp_path):
-    (tmp_path / "helper.py").write_text(HELPER.format(1))
-    (tmp_path / "kernel.py").write_text(textwrap.dedent(KERNEL))
-    return tmp_path
-
-
 def test_a_process_waits_for_another_compiling_the_kernel_and_loads_its_code(tmp_path):
     folder = _kernel_folder(tmp_path)
     holder = _start(folder, HOLD, stdin=subprocess.PIPE)
@@ -132,6 +132,7 @@ def test_a_process_waits_for_another_compiling_the_kernel_and_loads_its_code(tmp
         assert _result(waiter) == (3, 1)       # the holder's machine code, from the cache
     finally:
         holder.kill()
+        holder.wait()
 
 
 def test_a_process_stops_waiting_after_wait_seconds_and_compiles_itself(tmp_path):
