@@ -10,9 +10,9 @@ numba function that loops over the layers::
     def loop(n_layers, i0, g1, g2, d3, d4, d5, k6, A, S, like_float32, like_uint8):
         c20_0 = i0
         for l in range(n_layers):
-            t0_0 = F0(c20_0, F9(A[0], S[0], like_float32, l), 1e-05)[0]     # rms_norm
-            t1_0, t1_1, t1_2 = F1(t0_0, unliteral((1, 576)), unliteral(6),
-                                  F10(A[1], S[1], like_uint8, l), ...)
+            t0_0 = call(F0, c20_0, F9(A[0], S[0], like_float32, l), 1e-05)[0]   # rms_norm
+            t1_0, t1_1, t1_2 = call(F1, t0_0, unliteral((1, 576)), unliteral(6),
+                                    F10(A[1], S[1], like_uint8, l), ...)
             ...
             c20_0 = t20_0       # the residual stream, to the next layer
         return (t20_0,)
@@ -20,7 +20,10 @@ numba function that loops over the layers::
 What differs from layer to layer reaches the loop by the layer's index: numbers from an array;
 weights made in place from their addresses and shapes (``A``, ``S``: see
 :func:`gradient.backends.cpu_lowered.layer_arrays`). Python numbers and tuples of them are
-written into the source (integers as ``unliteral(...)``: see :func:`_literal`). Where a
+written into the source (integers as ``unliteral(...)``: see :func:`_literal`). The loop calls
+the kernels through their compiled code's address (:func:`gradient.backends.kernel_calls.call`),
+so compiling it does not optimize their code again (a test model's loop: 9 s became 2 s);
+the small helpers that make a layer's weights stay linked in. Where a
 block holds calls that have no compiled form (a user's forward hook on every layer: Python
 that must run at its point), the loop runs in Python and each run of compiled calls between
 them is one numba function.
@@ -216,6 +219,9 @@ class _Loop:
             if item.fn is not None:
                 args = [self._argument(column_of(a)) for a in range(len(item.refs))]
                 fname = self.functions.setdefault(item.fn, f"F{len(self.functions)}")
+                if _by_address(item.fn, len(args)):     # (see kernel_calls)
+                    args = [fname, *args]
+                    fname = "call"
                 call = f"{fname}({', '.join(args)})" + ("" if item.pick is None
                                                          else f"[{item.pick}]")
             else:
@@ -407,7 +413,19 @@ class _Loop:
         return "\n\n\n".join(functions), len(functions), driver
 
 
-_NOT_PARAMETERS = {"l", "np", "True", "False", "None"}
+_NOT_PARAMETERS = {"l", "np", "True", "False", "None", "call", "unliteral"}
+
+
+def _by_address(fn, count: int) -> bool:
+    """Whether the loop calls ``fn`` through :func:`~gradient.backends.kernel_calls.call`
+    (its compiled code's address, not its code linked into the loop's): every numba function
+    given all its arguments by position."""
+    import inspect
+    py = getattr(fn, "py_func", None)
+    if py is None:
+        return False
+    params = list(inspect.signature(py).parameters.values())
+    return len(params) == count and all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params)
 
 
 def _local(i, o) -> str:
@@ -498,7 +516,7 @@ def _build(loop, recorder) -> tuple:
     """``(run, info)``: the loop's module written, imported and compiled for the types of the
     captured values, and the plan's call of it."""
     import numba
-    from ..backends import cpu_lowered, kernel_cache
+    from ..backends import cpu_lowered, kernel_cache, kernel_calls
     numba_source, segments, driver = loop.compiled_source()
     weights = cpu_lowered.layer_arrays([[_bits(a) for a in arrays] for arrays in
                                         loop.layer_weights]) if loop.layer_weights else \
@@ -527,7 +545,8 @@ def _build(loop, recorder) -> tuple:
     if driver and (halves or any(half_results)):
         raise _Refusal("Python calls between compiled ones would see 16-bit floats as bits")
     arguments["A"], arguments["S"] = weights
-    imports = [f"from {cpu_lowered.__name__} import unliteral"]     # (see _literal)
+    imports = [f"from {cpu_lowered.__name__} import unliteral",     # (see _literal)
+               f"from {kernel_calls.__name__} import call"]
     # the kernel tree's content: a helper the kernels inline, edited in any of its files,
     # makes another file too (numba's cache of this one would not see it: kernel_cache)
     stamps = {"numba": numba.__version__, "kernels": kernel_cache.tree_stamp()[:20]}
