@@ -5,6 +5,7 @@ through it, and a caller from numba's disk cache in a process that never compile
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -146,6 +147,11 @@ print(json.dumps({"out": out.tolist(), "caller_hits": sum(caller.caller.stats.ca
 """
 
 
+def _run(folder, env) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", RUN], cwd=folder, env=env, text=True,
+                          capture_output=True, timeout=300)
+
+
 def test_a_cached_caller_loads_in_a_process_that_never_compiled_its_callee(tmp_path):
     (tmp_path / "kernels.py").write_text(textwrap.dedent(KERNELS))
     (tmp_path / "caller.py").write_text(textwrap.dedent(CALLER))
@@ -153,15 +159,14 @@ def test_a_cached_caller_loads_in_a_process_that_never_compiled_its_callee(tmp_p
     env.pop("NUMBA_CACHE_DIR", None)       # the caches beside the sources, in tmp_path
     runs = []
     for _ in range(2):
-        child = subprocess.run([sys.executable, "-c", RUN], cwd=tmp_path, env=env, text=True,
-                               capture_output=True, timeout=300)
+        child = _run(tmp_path, env)
         assert child.returncode == 0, child.stderr[-3000:]
-        runs.append(__import__("json").loads(child.stdout))
+        runs.append(json.loads(child.stdout))
     assert runs[0]["out"] == runs[1]["out"] == (np.arange(5.0) * 6).tolist()
     assert runs[0]["caller_hits"] == 0 and runs[1]["caller_hits"] == 1
+    assert runs[1]["kernel_compiled"] == 0     # the callee too came from the cache
     # the callee edited to return another type: the cached caller refuses to run
     (tmp_path / "kernels.py").write_text(textwrap.dedent(KERNELS).replace(
         "return out", "return out.sum()"))
-    child = subprocess.run([sys.executable, "-c", RUN], cwd=tmp_path, env=env, text=True,
-                           capture_output=True, timeout=300)
+    child = _run(tmp_path, env)
     assert child.returncode == 1 and "now returns float64" in child.stderr, child.stderr[-3000:]
